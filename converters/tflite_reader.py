@@ -1,0 +1,262 @@
+"""Read a .tflite flatbuffer into edgeml's graph IR, validating everything first.
+
+Parsing uses the `tflite` package (flatbuffers' generated Python for the TFLite schema, pure Python on
+`flatbuffers` + numpy): every field access is a bounds-checked read of a Python `bytes` object, so a
+hostile offset raises a Python exception — which is turned into `ModelFormatError` here — instead of
+reading outside the file.  What the flatbuffer layer cannot know (tensor sizes against buffer lengths,
+quantization arrays against shapes, tensor indices against the tensor table, vector lengths against the
+file size) is checked explicitly below, before any kernel sees the model.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from edgeml.errors import ModelFormatError
+from edgeml.runtime.graph import Graph, Op, Quantization, Tensor
+
+try:
+    import tflite as _fb
+except ImportError as exc:  # pragma: no cover - the plain install depends on it
+    raise ImportError("edgeml needs the 'tflite' package to read .tflite files: pip install tflite") from exc
+
+# TensorType enum of the schema -> numpy dtype
+TENSOR_TYPES = {
+    0: np.dtype(np.float32), 1: np.dtype(np.float16), 2: np.dtype(np.int32), 3: np.dtype(np.uint8),
+    4: np.dtype(np.int64), 6: np.dtype(np.bool_), 7: np.dtype(np.int16), 9: np.dtype(np.int8),
+    10: np.dtype(np.float64), 12: np.dtype(np.uint64), 15: np.dtype(np.uint32), 16: np.dtype(np.uint16),
+}
+TENSOR_TYPE_NAMES = {v: k for k, v in vars(_fb.TensorType).items() if not k.startswith("_")}
+OPERATOR_NAMES = {v: k for k, v in vars(_fb.BuiltinOperator).items() if not k.startswith("_")}
+OPTIONS_NAMES = {v: k for k, v in vars(_fb.BuiltinOptions).items() if not k.startswith("_")}
+
+MAX_TENSOR_BYTES = 1 << 31
+MAX_RANK = 8
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _read_source(model) -> bytes:
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model)
+    path = os.fspath(model)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read model file '{path}': {exc.strerror or exc}") from exc
+
+
+def _vector_len(n: int, itemsize: int, buf: bytes, what: str) -> int:
+    # A vector claims n items; it cannot hold more than the file has bytes.
+    if n < 0 or n * itemsize > len(buf):
+        raise ModelFormatError(f"{what} claims {n} entries, more than the {len(buf)}-byte file can hold")
+    return n
+
+
+def _options(op_fb, op_name: str) -> dict:
+    """All scalar and vector fields of the op's builtin options table, snake_cased."""
+    kind = op_fb.BuiltinOptionsType()
+    if kind == 0:
+        return {}
+    cls_name = OPTIONS_NAMES.get(kind)
+    cls = getattr(_fb, cls_name, None) if cls_name else None
+    table = op_fb.BuiltinOptions()
+    if cls is None or table is None:
+        raise ModelFormatError(f"{op_name}: unknown builtin options type {kind}")
+    opts = cls()
+    opts.Init(table.Bytes, table.Pos)
+    out = {}
+    for attr in dir(cls):
+        if attr.startswith("_") or attr in ("Init", "GetRootAs") or attr.startswith("GetRootAs") \
+                or attr.endswith(("BufferHasIdentifier", "IsNone", "Length")):
+            continue
+        if attr.endswith("AsNumpy"):
+            value = getattr(opts, attr)()
+            out[_snake(attr[:-len("AsNumpy")])] = np.array(value).reshape(-1) if not isinstance(value, int) else np.zeros(0, np.int32)
+            continue
+        if attr + "AsNumpy" in dir(cls):
+            continue
+        fn = getattr(opts, attr)
+        try:
+            out[_snake(attr)] = fn()
+        except TypeError:       # an accessor that takes an index: a vector of tables, not used by our ops
+            continue
+    return out
+
+
+def _quantization(t_fb, tensor_desc: str, shape: tuple, dtype: np.dtype, buf: bytes):
+    q = t_fb.Quantization()
+    if q is None:
+        return None
+    n_scale = _vector_len(q.ScaleLength(), 4, buf, f"{tensor_desc} quantization scale")
+    n_zp = _vector_len(q.ZeroPointLength(), 8, buf, f"{tensor_desc} quantization zero_point")
+    if n_scale == 0 and n_zp == 0:
+        return None
+    if q.DetailsType() != 0:
+        raise ModelFormatError(f"{tensor_desc}: custom quantization details are not supported")
+    scale = np.array(q.ScaleAsNumpy(), dtype=np.float64).reshape(-1)
+    zp = np.array(q.ZeroPointAsNumpy(), dtype=np.int64).reshape(-1) if n_zp else np.zeros(n_scale, np.int64)
+    if scale.size != n_scale or zp.size != n_zp and n_zp:
+        raise ModelFormatError(f"{tensor_desc}: quantization arrays run past the end of the file")
+    if n_scale == 0:
+        raise ModelFormatError(f"{tensor_desc}: quantization has zero points but no scales")
+    if zp.size != scale.size:
+        raise ModelFormatError(f"{tensor_desc}: {scale.size} quantization scales but {zp.size} zero points")
+    axis = q.QuantizedDimension()
+    if scale.size > 1:
+        if not 0 <= axis < len(shape):
+            raise ModelFormatError(f"{tensor_desc}: quantized_dimension {axis} is outside its rank-{len(shape)} shape")
+        if shape[axis] != scale.size:
+            raise ModelFormatError(f"{tensor_desc}: {scale.size} per-axis scales for dimension {axis} "
+                                   f"of size {shape[axis]}")
+    if not np.all(np.isfinite(scale)) or np.any(scale < 0):
+        raise ModelFormatError(f"{tensor_desc}: quantization scale must be finite and non-negative")
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if np.any(zp < info.min) or np.any(zp > info.max):
+            raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
+    return Quantization(scale=scale, zero_point=zp, axis=int(axis))
+
+
+def _buffer_bytes(model_fb, index: int, buf: bytes):
+    b = model_fb.Buffers(index)
+    if b is None:
+        return None
+    offset, size = b.Offset(), b.Size()
+    if offset > 1:      # large-model layout: data lives after the flatbuffer
+        if offset + size > len(buf):
+            raise ModelFormatError(f"buffer {index}: data at offset {offset} + {size} bytes runs past the "
+                                   f"end of the {len(buf)}-byte file")
+        return buf[offset:offset + size]
+    n = _vector_len(b.DataLength(), 1, buf, f"buffer {index}")
+    if n == 0:
+        return None
+    data = b.DataAsNumpy()
+    if not isinstance(data, np.ndarray) or data.size != n:
+        raise ModelFormatError(f"buffer {index}: {n} bytes claimed, data runs past the end of the file")
+    return data.tobytes()
+
+
+def _parse(buf: bytes, subgraph_index: int) -> Graph:
+    if len(buf) < 8:
+        raise ModelFormatError(f"file is {len(buf)} bytes: too short to be a TFLite model")
+    if buf[4:8] != b"TFL3":
+        raise ModelFormatError("not a TFLite flatbuffer: the 'TFL3' identifier at offset 4 is missing")
+    root = int.from_bytes(buf[0:4], "little")
+    if root + 4 > len(buf):
+        raise ModelFormatError(f"root table offset {root} is past the end of the {len(buf)}-byte file")
+    model_fb = _fb.Model.GetRootAs(buf, 0)
+    if model_fb.Version() != 3:
+        raise ModelFormatError(f"schema version {model_fb.Version()}; only version 3 is understood")
+
+    n_sub = _vector_len(model_fb.SubgraphsLength(), 4, buf, "subgraph table")
+    if n_sub == 0:
+        raise ModelFormatError("model has no subgraph")
+    if not 0 <= subgraph_index < n_sub:
+        raise ModelFormatError(f"subgraph {subgraph_index} requested, model has {n_sub}")
+    n_buffers = _vector_len(model_fb.BuffersLength(), 4, buf, "buffer table")
+    n_codes = _vector_len(model_fb.OperatorCodesLength(), 4, buf, "operator code table")
+    codes = []
+    for i in range(n_codes):
+        c = model_fb.OperatorCodes(i)
+        code = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())
+        name = OPERATOR_NAMES.get(code, f"BUILTIN_{code}")
+        if code == _fb.BuiltinOperator.CUSTOM:
+            cn = c.CustomCode()
+            name = "CUSTOM:" + (cn.decode("utf-8", "replace") if cn else "?")
+        codes.append((name, c.Version()))
+
+    sg = model_fb.Subgraphs(subgraph_index)
+    n_tensors = _vector_len(sg.TensorsLength(), 4, buf, "tensor table")
+    tensors = []
+    buffer_cache = {}
+    for i in range(n_tensors):
+        t_fb = sg.Tensors(i)
+        raw_name = t_fb.Name()
+        name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{i}"
+        desc = f"tensor {i} '{name}'"
+        rank = _vector_len(t_fb.ShapeLength(), 4, buf, f"{desc} shape")
+        if rank > MAX_RANK:
+            raise ModelFormatError(f"{desc}: rank {rank} exceeds the supported maximum {MAX_RANK}")
+        shape = tuple(int(d) for d in np.array(t_fb.ShapeAsNumpy(), dtype=np.int64).reshape(-1)) if rank else ()
+        if len(shape) != rank:
+            raise ModelFormatError(f"{desc}: shape vector runs past the end of the file")
+        if any(d < 0 for d in shape):
+            raise ModelFormatError(f"{desc}: negative dimension in shape {list(shape)}")
+        ttype = t_fb.Type()
+        if ttype not in TENSOR_TYPES:
+            raise ModelFormatError(f"{desc}: tensor type {TENSOR_TYPE_NAMES.get(ttype, ttype)} is not supported")
+        dtype = TENSOR_TYPES[ttype]
+        elements = int(np.prod(shape, dtype=np.float64)) if shape else 1
+        if elements * dtype.itemsize > MAX_TENSOR_BYTES:
+            raise ModelFormatError(f"{desc}: shape {list(shape)} is larger than {MAX_TENSOR_BYTES} bytes")
+        quant = _quantization(t_fb, desc, shape, dtype, buf)
+        b_index = t_fb.Buffer()
+        if not 0 <= b_index < max(n_buffers, 1):
+            raise ModelFormatError(f"{desc}: buffer index {b_index} is outside the {n_buffers}-entry buffer table")
+        if b_index not in buffer_cache:
+            buffer_cache[b_index] = _buffer_bytes(model_fb, b_index, buf) if n_buffers else None
+        raw = buffer_cache[b_index]
+        data = None
+        if raw is not None:
+            need = elements * dtype.itemsize
+            if len(raw) != need:
+                raise ModelFormatError(f"{desc}: buffer {b_index} holds {len(raw)} bytes, shape {list(shape)} "
+                                       f"of {dtype} needs {need}")
+            data = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+        tensors.append(Tensor(index=i, name=name, shape=shape, dtype=dtype, quant=quant, data=data,
+                              is_variable=bool(t_fb.IsVariable())))
+
+    def check_index(idx, what, allow_optional):
+        idx = int(idx)
+        if allow_optional and idx == -1:
+            return idx
+        if not 0 <= idx < n_tensors:
+            raise ModelFormatError(f"{what} refers to tensor {idx}, the subgraph has {n_tensors}")
+        return idx
+
+    n_ops = _vector_len(sg.OperatorsLength(), 4, buf, "operator table")
+    ops = []
+    for i in range(n_ops):
+        op_fb = sg.Operators(i)
+        code_index = op_fb.OpcodeIndex()
+        if not 0 <= code_index < n_codes:
+            raise ModelFormatError(f"op {i}: opcode index {code_index} is outside the {n_codes}-entry code table")
+        op_name, version = codes[code_index]
+        what = f"op {i} ({op_name})"
+        n_in = _vector_len(op_fb.InputsLength(), 4, buf, f"{what} inputs")
+        n_out = _vector_len(op_fb.OutputsLength(), 4, buf, f"{what} outputs")
+        inputs = [check_index(x, f"{what} input", True)
+                  for x in (np.array(op_fb.InputsAsNumpy()).reshape(-1) if n_in else [])]
+        outputs = [check_index(x, f"{what} output", False)
+                   for x in (np.array(op_fb.OutputsAsNumpy()).reshape(-1) if n_out else [])]
+        if len(inputs) != n_in or len(outputs) != n_out:
+            raise ModelFormatError(f"{what}: input/output vectors run past the end of the file")
+        ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs,
+                      options=_options(op_fb, what)))
+
+    n_gin = _vector_len(sg.InputsLength(), 4, buf, "subgraph inputs")
+    n_gout = _vector_len(sg.OutputsLength(), 4, buf, "subgraph outputs")
+    g_in = [check_index(x, "subgraph input", False) for x in (np.array(sg.InputsAsNumpy()).reshape(-1) if n_gin else [])]
+    g_out = [check_index(x, "subgraph output", False) for x in (np.array(sg.OutputsAsNumpy()).reshape(-1) if n_gout else [])]
+    if not g_in or not g_out:
+        raise ModelFormatError("subgraph declares no inputs or no outputs")
+    sg_name = sg.Name()
+    return Graph(tensors=tensors, ops=ops, inputs=g_in, outputs=g_out, source="tflite",
+                 name=sg_name.decode("utf-8", "replace") if sg_name else "")
+
+
+def from_tflite(model, subgraph: int = 0) -> Graph:
+    """Parse and validate a .tflite file (path or bytes) into a `Graph`; raises `ModelFormatError`."""
+    buf = _read_source(model)
+    try:
+        return _parse(buf, subgraph)
+    except ModelFormatError:
+        raise
+    except Exception as exc:  # any flatbuffer read that left the file: report, never crash
+        raise ModelFormatError(f"malformed TFLite flatbuffer ({type(exc).__name__}: {exc})") from exc

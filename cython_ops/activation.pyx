@@ -1,0 +1,36 @@
+# cython: language_level=3
+"""int8 LOGISTIC, TANH (table or fixed point), SOFTMAX, HARD_SWISH (include/em_activations.h)."""
+from libc.stdint cimport uintptr_t, int8_t, int32_t
+from cython_ops.em_params cimport em_params
+
+import numpy as np
+
+cdef extern from "em_activation_steps.h":
+    void em_lut_int8_step(const em_params*) nogil
+    void em_logistic_fixed_int8_step(const em_params*) nogil
+    void em_tanh_fixed_int8_step(const em_params*) nogil
+    void em_softmax_int8_step(const em_params*) nogil
+    void em_hard_swish_int8_step(const em_params*) nogil
+    void em_logistic_int8_lut_init(float, int32_t, float, int32_t, int8_t*) nogil
+    void em_tanh_int8_lut_init(float, int32_t, float, int32_t, int8_t*) nogil
+
+KERNELS = {
+    "lut_int8": <uintptr_t>&em_lut_int8_step,
+    "logistic_fixed_int8": <uintptr_t>&em_logistic_fixed_int8_step,
+    "tanh_fixed_int8": <uintptr_t>&em_tanh_fixed_int8_step,
+    "softmax_int8": <uintptr_t>&em_softmax_int8_step,
+    "hard_swish_int8": <uintptr_t>&em_hard_swish_int8_step,
+}
+
+
+def activation_table(str kind, float input_scale, int input_zero_point, float output_scale, int output_zero_point):
+    """The 256-entry int8 table LiteRT's reference LOGISTIC / TANH build at prepare (indexed by uint8(x))."""
+    table = np.zeros(256, dtype=np.int8)
+    cdef int8_t[::1] t = table
+    if kind == "LOGISTIC":
+        em_logistic_int8_lut_init(input_scale, input_zero_point, output_scale, output_zero_point, &t[0])
+    elif kind == "TANH":
+        em_tanh_int8_lut_init(input_scale, input_zero_point, output_scale, output_zero_point, &t[0])
+    else:
+        raise ValueError(kind)
+    return table

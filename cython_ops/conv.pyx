@@ -1,0 +1,29 @@
+# cython: language_level=3
+"""CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED kernels (include/em_conv.h, em_gemm.h)."""
+from libc.stdint cimport uintptr_t
+from cython_ops.em_params cimport em_params
+
+cdef extern from "em_conv.h":
+    void em_conv2d_int8(const em_params*) nogil
+    void em_conv2d_f32(const em_params*) nogil
+    void em_depthwise_int8(const em_params*) nogil
+    void em_depthwise_f32(const em_params*) nogil
+    void em_fully_connected_int8(const em_params*) nogil
+    void em_fully_connected_f32(const em_params*) nogil
+    int em_isa() nogil
+
+KERNELS = {
+    "conv2d_int8": <uintptr_t>&em_conv2d_int8,
+    "conv2d_f32": <uintptr_t>&em_conv2d_f32,
+    "depthwise_int8": <uintptr_t>&em_depthwise_int8,
+    "depthwise_f32": <uintptr_t>&em_depthwise_f32,
+    "fully_connected_int8": <uintptr_t>&em_fully_connected_int8,
+    "fully_connected_f32": <uintptr_t>&em_fully_connected_f32,
+}
+
+ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512"}
+
+
+def isa():
+    """The instruction-set path the GEMM micro-kernels take on this CPU (EDGEML_ISA may force a lower one)."""
+    return ISA_NAMES[em_isa()]

@@ -1,0 +1,33 @@
+# cython: language_level=3
+"""ADD, SUB, MUL, requantizing activations, QUANTIZE, DEQUANTIZE, float activations (include/em_elementwise.h)."""
+from libc.stdint cimport uintptr_t
+from cython_ops.em_params cimport em_params
+
+cdef extern from "em_elementwise.h":
+    void em_add_int8(const em_params*) nogil
+    void em_mul_int8(const em_params*) nogil
+    void em_add_f32(const em_params*) nogil
+    void em_sub_f32(const em_params*) nogil
+    void em_mul_f32(const em_params*) nogil
+    void em_requantize_int8(const em_params*) nogil
+    void em_leaky_relu_int8(const em_params*) nogil
+    void em_quantize_f32_int8(const em_params*) nogil
+    void em_dequantize_int8_f32(const em_params*) nogil
+    void em_unary_f32(const em_params*) nogil
+    void em_softmax_f32(const em_params*) nogil
+
+KERNELS = {
+    "add_int8": <uintptr_t>&em_add_int8,
+    "mul_int8": <uintptr_t>&em_mul_int8,
+    "add_f32": <uintptr_t>&em_add_f32,
+    "sub_f32": <uintptr_t>&em_sub_f32,
+    "mul_f32": <uintptr_t>&em_mul_f32,
+    "requantize_int8": <uintptr_t>&em_requantize_int8,
+    "leaky_relu_int8": <uintptr_t>&em_leaky_relu_int8,
+    "quantize_f32_int8": <uintptr_t>&em_quantize_f32_int8,
+    "dequantize_int8_f32": <uintptr_t>&em_dequantize_int8_f32,
+    "unary_f32": <uintptr_t>&em_unary_f32,
+    "softmax_f32": <uintptr_t>&em_softmax_f32,
+}
+
+UNARY_F32 = {"clamp": 0, "leaky_relu": 1, "logistic": 2, "tanh": 3, "hard_swish": 4}

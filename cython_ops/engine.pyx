@@ -1,0 +1,71 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Runs a compiled plan: one nogil loop over (kernel, parameters) steps, nothing allocated per invoke."""
+from libc.stdint cimport int64_t, uintptr_t
+from libc.stdlib cimport calloc, free
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
+
+import numpy as np
+
+
+cdef inline int64_t now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef class Engine:
+    """Steps are (kernel address, pointer list, int list, float list); addresses come from a module's KERNELS."""
+    cdef em_params* params
+    cdef em_kernel* kernels
+    cdef Py_ssize_t n
+    cdef object keepalive
+
+    def __cinit__(self, steps, keepalive=None):
+        cdef Py_ssize_t k, j
+        self.n = len(steps)
+        self.params = <em_params*>calloc(max(self.n, 1), sizeof(em_params))
+        self.kernels = <em_kernel*>calloc(max(self.n, 1), sizeof(em_kernel))
+        if self.params == NULL or self.kernels == NULL:
+            raise MemoryError()
+        self.keepalive = keepalive
+        for k, (fn, ptrs, ints, floats) in enumerate(steps):
+            if fn == 0:
+                raise ValueError(f"step {k}: null kernel")
+            if len(ptrs) > EM_MAX_PTRS or len(ints) > EM_MAX_INTS or len(floats) > EM_MAX_FLOATS:
+                raise ValueError(f"step {k}: too many parameters")
+            self.kernels[k] = <em_kernel><uintptr_t>fn
+            for j in range(len(ptrs)):
+                self.params[k].ptr[j] = <void*><uintptr_t>ptrs[j]
+            for j in range(len(ints)):
+                self.params[k].i[j] = ints[j]
+            for j in range(len(floats)):
+                self.params[k].f[j] = floats[j]
+
+    def __dealloc__(self):
+        free(self.params)
+        free(self.kernels)
+
+    @property
+    def num_steps(self):
+        return self.n
+
+    def invoke(self):
+        cdef Py_ssize_t k
+        with nogil:
+            for k in range(self.n):
+                self.kernels[k](&self.params[k])
+
+    def invoke_profiled(self):
+        """Runs once and returns the nanoseconds each step took (int64 array)."""
+        cdef Py_ssize_t k
+        times = np.zeros(self.n, dtype=np.int64)
+        cdef int64_t[::1] t = times
+        cdef int64_t t0
+        with nogil:
+            for k in range(self.n):
+                t0 = now_ns()
+                self.kernels[k](&self.params[k])
+                t[k] = now_ns() - t0
+        return times

@@ -1,0 +1,180 @@
+/* CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, int8 and float32, NHWC. */
+#ifndef EM_CONV_H
+#define EM_CONV_H
+#include "em_params.h"
+#include "em_gemm.h"
+
+/* Shared integer layout of the conv-like kernels (p->i):
+ *  0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW, 13 pad_top, 14 pad_left,
+ *  15 in_zp, 16 out_zp, 17 act_min, 18 act_max, 19 rounding mode, 20 depth multiplier, 21 direct (1x1, no im2col),
+ *  22 rows per im2col chunk
+ * ptr: 0 input, 1 weights, 2 bias (int32 / float, may be NULL for float), 3 output, 4 multipliers, 5 shifts,
+ *      6 scratch
+ * f: 0 act_min, 1 act_max (float kernels) */
+enum { CI_N, CI_IH, CI_IW, CI_IC, CI_OH, CI_OW, CI_OC, CI_KH, CI_KW, CI_SH, CI_SW, CI_DH, CI_DW, CI_PT, CI_PL,
+       CI_INZP, CI_OUTZP, CI_AMIN, CI_AMAX, CI_MODE, CI_DM, CI_DIRECT, CI_CHUNK };
+
+/* Gather the receptive fields of output pixels [first, first+rows) of image b into col (rows x K).
+ * Taps outside the image take the value `pad` (the input zero point for int8: they add nothing). */
+#define EM_IM2COL(T)                                                                                  \
+static void em_im2col_##T(const T* in, const int64_t* d, int64_t b, int64_t first, int64_t rows, T pad, \
+                          T* col) {                                                                   \
+    const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], OW = d[CI_OW];                         \
+    const int64_t KH = d[CI_KH], KW = d[CI_KW];                                                        \
+    const int64_t K = KH * KW * IC;                                                                    \
+    for (int64_t r = 0; r < rows; r++) {                                                               \
+        int64_t pix = first + r, oy = pix / OW, ox = pix % OW;                                         \
+        T* dst = col + r * K;                                                                          \
+        for (int64_t ky = 0; ky < KH; ky++) {                                                          \
+            int64_t iy = oy * d[CI_SH] - d[CI_PT] + ky * d[CI_DH];                                     \
+            for (int64_t kx = 0; kx < KW; kx++, dst += IC) {                                           \
+                int64_t ix = ox * d[CI_SW] - d[CI_PL] + kx * d[CI_DW];                                 \
+                if (iy < 0 || iy >= IH || ix < 0 || ix >= IW) {                                        \
+                    for (int64_t c = 0; c < IC; c++) dst[c] = pad;                                     \
+                } else {                                                                               \
+                    memcpy(dst, in + ((b * IH + iy) * IW + ix) * IC, (size_t)IC * sizeof(T));          \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+    }                                                                                                  \
+}
+EM_IM2COL(int8_t)
+EM_IM2COL(float)
+
+static void em_conv2d_int8(const em_params* p) {
+    const int64_t* d = p->i;
+    const int8_t* in = (const int8_t*)p->ptr[0];
+    const int8_t* w = (const int8_t*)p->ptr[1];
+    int8_t* out = (int8_t*)p->ptr[3];
+    int8_t* col = (int8_t*)p->ptr[6];
+    em_requant_cols rq = {(const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
+                          (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
+    const int64_t K = d[CI_KH] * d[CI_KW] * d[CI_IC], OC = d[CI_OC];
+    const int64_t P = d[CI_OH] * d[CI_OW], chunk = d[CI_CHUNK];
+    const int8_t pad = (int8_t)d[CI_INZP];
+    for (int64_t b = 0; b < d[CI_N]; b++) {
+        if (d[CI_DIRECT]) {
+            em_gemm_s8_requant(in + b * P * K, K, w, P, OC, K, out + b * P * OC, OC, &rq);
+            continue;
+        }
+        for (int64_t first = 0; first < P; first += chunk) {
+            int64_t rows = P - first < chunk ? P - first : chunk;
+            em_im2col_int8_t(in, d, b, first, rows, pad, col);
+            em_gemm_s8_requant(col, K, w, rows, OC, K, out + (b * P + first) * OC, OC, &rq);
+        }
+    }
+}
+
+static void em_conv2d_f32(const em_params* p) {
+    const int64_t* d = p->i;
+    const float* in = (const float*)p->ptr[0];
+    const float* w = (const float*)p->ptr[1];
+    const float* bias = (const float*)p->ptr[2];
+    float* out = (float*)p->ptr[3];
+    float* col = (float*)p->ptr[6];
+    const int64_t K = d[CI_KH] * d[CI_KW] * d[CI_IC], OC = d[CI_OC];
+    const int64_t P = d[CI_OH] * d[CI_OW], chunk = d[CI_CHUNK];
+    for (int64_t b = 0; b < d[CI_N]; b++) {
+        if (d[CI_DIRECT]) {
+            em_gemm_f32(in + b * P * K, K, w, bias, P, OC, K, out + b * P * OC, OC, p->f[0], p->f[1]);
+            continue;
+        }
+        for (int64_t first = 0; first < P; first += chunk) {
+            int64_t rows = P - first < chunk ? P - first : chunk;
+            em_im2col_float(in, d, b, first, rows, 0.0f, col);
+            em_gemm_f32(col, K, w, bias, rows, OC, K, out + (b * P + first) * OC, OC, p->f[0], p->f[1]);
+        }
+    }
+}
+
+/* Depthwise: weights [KH][KW][OC], output channel oc = ic * DM + m; scratch holds OC int32/float sums. */
+static void em_depthwise_int8(const em_params* p) {
+    const int64_t* d = p->i;
+    const int8_t* in = (const int8_t*)p->ptr[0];
+    const int8_t* w = (const int8_t*)p->ptr[1];
+    const int32_t* bias = (const int32_t*)p->ptr[2];
+    int8_t* out = (int8_t*)p->ptr[3];
+    const int32_t* mult = (const int32_t*)p->ptr[4];
+    const int32_t* shift = (const int32_t*)p->ptr[5];
+    int32_t* acc = (int32_t*)p->ptr[6];
+    const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], OH = d[CI_OH], OW = d[CI_OW], OC = d[CI_OC];
+    const int64_t KH = d[CI_KH], KW = d[CI_KW], DM = d[CI_DM];
+    const int32_t in_zp = (int32_t)d[CI_INZP], out_zp = (int32_t)d[CI_OUTZP];
+    const int32_t amin = (int32_t)d[CI_AMIN], amax = (int32_t)d[CI_AMAX];
+    const int mode = (int)d[CI_MODE];
+    for (int64_t b = 0; b < d[CI_N]; b++)
+    for (int64_t oy = 0; oy < OH; oy++)
+    for (int64_t ox = 0; ox < OW; ox++) {
+        for (int64_t c = 0; c < OC; c++) acc[c] = bias[c];
+        for (int64_t ky = 0; ky < KH; ky++) {
+            int64_t iy = oy * d[CI_SH] - d[CI_PT] + ky * d[CI_DH];
+            if (iy < 0 || iy >= IH) continue;
+            for (int64_t kx = 0; kx < KW; kx++) {
+                int64_t ix = ox * d[CI_SW] - d[CI_PL] + kx * d[CI_DW];
+                if (ix < 0 || ix >= IW) continue;
+                const int8_t* x = in + ((b * IH + iy) * IW + ix) * IC;
+                const int8_t* wr = w + (ky * KW + kx) * OC;
+                if (DM == 1) {
+                    for (int64_t c = 0; c < OC; c++) acc[c] += (int32_t)wr[c] * ((int32_t)x[c] - in_zp);
+                } else {
+                    for (int64_t ic = 0; ic < IC; ic++) {
+                        int32_t xv = (int32_t)x[ic] - in_zp;
+                        for (int64_t m = 0; m < DM; m++) acc[ic * DM + m] += (int32_t)wr[ic * DM + m] * xv;
+                    }
+                }
+            }
+        }
+        int8_t* o = out + ((b * OH + oy) * OW + ox) * OC;
+        for (int64_t c = 0; c < OC; c++) {
+            int32_t v = em_mbqm(acc[c], mult[c], (int)shift[c], mode) + out_zp;
+            o[c] = (int8_t)em_clamp_i32(v, amin, amax);
+        }
+    }
+}
+
+static void em_depthwise_f32(const em_params* p) {
+    const int64_t* d = p->i;
+    const float* in = (const float*)p->ptr[0];
+    const float* w = (const float*)p->ptr[1];
+    const float* bias = (const float*)p->ptr[2];
+    float* out = (float*)p->ptr[3];
+    float* acc = (float*)p->ptr[6];
+    const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], OH = d[CI_OH], OW = d[CI_OW], OC = d[CI_OC];
+    const int64_t KH = d[CI_KH], KW = d[CI_KW], DM = d[CI_DM];
+    for (int64_t b = 0; b < d[CI_N]; b++)
+    for (int64_t oy = 0; oy < OH; oy++)
+    for (int64_t ox = 0; ox < OW; ox++) {
+        for (int64_t c = 0; c < OC; c++) acc[c] = 0.0f;
+        for (int64_t ky = 0; ky < KH; ky++) {
+            int64_t iy = oy * d[CI_SH] - d[CI_PT] + ky * d[CI_DH];
+            if (iy < 0 || iy >= IH) continue;
+            for (int64_t kx = 0; kx < KW; kx++) {
+                int64_t ix = ox * d[CI_SW] - d[CI_PL] + kx * d[CI_DW];
+                if (ix < 0 || ix >= IW) continue;
+                const float* x = in + ((b * IH + iy) * IW + ix) * IC;
+                const float* wr = w + (ky * KW + kx) * OC;
+                for (int64_t ic = 0; ic < IC; ic++)
+                    for (int64_t m = 0; m < DM; m++) acc[ic * DM + m] += x[ic] * wr[ic * DM + m];
+            }
+        }
+        float* o = out + ((b * OH + oy) * OW + ox) * OC;
+        for (int64_t c = 0; c < OC; c++) o[c] = em_clamp_f32(acc[c] + (bias ? bias[c] : 0.0f), p->f[0], p->f[1]);
+    }
+}
+
+/* FULLY_CONNECTED: i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode;
+ * ptr: 0 input, 1 weights [N][K], 2 bias, 3 output, 4 mult, 5 shift */
+static void em_fully_connected_int8(const em_params* p) {
+    const int64_t* d = p->i;
+    em_requant_cols rq = {(const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
+                          (int32_t)d[3], (int32_t)d[4], (int32_t)d[5], (int32_t)d[6]};
+    em_gemm_s8_requant((const int8_t*)p->ptr[0], d[1], (const int8_t*)p->ptr[1], d[0], d[2], d[1],
+                       (int8_t*)p->ptr[3], d[2], &rq);
+}
+
+static void em_fully_connected_f32(const em_params* p) {
+    const int64_t* d = p->i;
+    em_gemm_f32((const float*)p->ptr[0], d[1], (const float*)p->ptr[1], (const float*)p->ptr[2], d[0], d[2], d[1],
+                (float*)p->ptr[3], d[2], p->f[0], p->f[1]);
+}
+#endif

@@ -1,0 +1,168 @@
+/* Element-wise ops: binary with broadcasting (ADD, SUB, MUL), unary requantizing activations,
+ * QUANTIZE / DEQUANTIZE and the float activations. */
+#ifndef EM_ELEMENTWISE_H
+#define EM_ELEMENTWISE_H
+#include <math.h>
+#include "em_params.h"
+#include "em_requant.h"
+
+/* Binary ops: i: 0-5 output dims (6-D, leading 1s), 6-11 input-1 strides, 12-17 input-2 strides (0 where
+ * broadcast), then op parameters from 18.  ptr: 0 input 1, 1 input 2, 2 output. */
+#define EM_BINARY_LOOP(T_IN, T_OUT, BODY)                                                        \
+    const int64_t* d = p->i;                                                                       \
+    const T_IN* x1 = (const T_IN*)p->ptr[0];                                                       \
+    const T_IN* x2 = (const T_IN*)p->ptr[1];                                                       \
+    T_OUT* y = (T_OUT*)p->ptr[2];                                                                  \
+    int64_t o = 0;                                                                                 \
+    for (int64_t i0 = 0; i0 < d[0]; i0++)                                                          \
+    for (int64_t i1 = 0; i1 < d[1]; i1++)                                                          \
+    for (int64_t i2 = 0; i2 < d[2]; i2++)                                                          \
+    for (int64_t i3 = 0; i3 < d[3]; i3++)                                                          \
+    for (int64_t i4 = 0; i4 < d[4]; i4++) {                                                        \
+        int64_t b1 = i0 * d[6] + i1 * d[7] + i2 * d[8] + i3 * d[9] + i4 * d[10];                  \
+        int64_t b2 = i0 * d[12] + i1 * d[13] + i2 * d[14] + i3 * d[15] + i4 * d[16];              \
+        const int64_t s1 = d[11], s2 = d[17];                                                      \
+        for (int64_t i5 = 0; i5 < d[5]; i5++, o++) {                                               \
+            const T_IN a = x1[b1 + i5 * s1];                                                       \
+            const T_IN b = x2[b2 + i5 * s2];                                                       \
+            BODY                                                                                   \
+        }                                                                                          \
+    }
+
+/* ADD / SUB int8: 18 zp1, 19 zp2, 20 out_zp, 21 left_shift, 22 m1, 23 s1, 24 m2, 25 s2, 26 m_out, 27 s_out,
+ * 28 act_min, 29 act_max, 30 mode, 31 sign of input 2 (+1 ADD, -1 SUB) */
+static void em_add_int8(const em_params* p) {
+    const int64_t* q = p->i + 18;
+    const int32_t zp1 = (int32_t)q[0], zp2 = (int32_t)q[1], ozp = (int32_t)q[2], ls = (int32_t)q[3];
+    const int32_t m1 = (int32_t)q[4], sh1 = (int32_t)q[5], m2 = (int32_t)q[6], sh2 = (int32_t)q[7];
+    const int32_t mo = (int32_t)q[8], sho = (int32_t)q[9], amin = (int32_t)q[10], amax = (int32_t)q[11];
+    const int mode = (int)q[12];
+    const int sub = q[13] < 0;
+    EM_BINARY_LOOP(int8_t, int8_t, {
+        int32_t v1 = em_mbqm(((int32_t)a - zp1) * (1 << ls), m1, sh1, mode);
+        int32_t v2 = em_mbqm(((int32_t)b - zp2) * (1 << ls), m2, sh2, mode);
+        int32_t s = sub ? v1 - v2 : v1 + v2;
+        int32_t r = em_mbqm(s, mo, sho, mode) + ozp;
+        y[o] = (int8_t)em_clamp_i32(r, amin, amax);
+    })
+}
+
+/* MUL int8: 18 zp1, 19 zp2, 20 out_zp, 21 m, 22 s, 23 act_min, 24 act_max, 25 mode */
+static void em_mul_int8(const em_params* p) {
+    const int64_t* q = p->i + 18;
+    const int32_t zp1 = (int32_t)q[0], zp2 = (int32_t)q[1], ozp = (int32_t)q[2];
+    const int32_t m = (int32_t)q[3], sh = (int32_t)q[4], amin = (int32_t)q[5], amax = (int32_t)q[6];
+    const int mode = (int)q[7];
+    EM_BINARY_LOOP(int8_t, int8_t, {
+        int32_t prod = ((int32_t)a - zp1) * ((int32_t)b - zp2);
+        int32_t r = em_mbqm(prod, m, sh, mode) + ozp;
+        y[o] = (int8_t)em_clamp_i32(r, amin, amax);
+    })
+}
+
+/* float binary: f 0 act_min, 1 act_max */
+static void em_add_f32(const em_params* p) { EM_BINARY_LOOP(float, float, { y[o] = em_clamp_f32(a + b, p->f[0], p->f[1]); }) }
+static void em_sub_f32(const em_params* p) { EM_BINARY_LOOP(float, float, { y[o] = em_clamp_f32(a - b, p->f[0], p->f[1]); }) }
+static void em_mul_f32(const em_params* p) { EM_BINARY_LOOP(float, float, { y[o] = em_clamp_f32(a * b, p->f[0], p->f[1]); }) }
+
+/* Unary int8 -> int8 requantization y = clamp(out_zp + MBQM(x - in_zp, m, s)); RELU family, int8 QUANTIZE.
+ * i: 0 n, 1 in_zp, 2 out_zp, 3 m, 4 s, 5 act_min, 6 act_max, 7 mode; ptr: 0 in, 1 out */
+static void em_requantize_int8(const em_params* p) {
+    const int64_t* q = p->i;
+    const int8_t* x = (const int8_t*)p->ptr[0];
+    int8_t* y = (int8_t*)p->ptr[1];
+    const int32_t izp = (int32_t)q[1], ozp = (int32_t)q[2], m = (int32_t)q[3], sh = (int32_t)q[4];
+    const int32_t amin = (int32_t)q[5], amax = (int32_t)q[6];
+    const int mode = (int)q[7];
+    for (int64_t k = 0; k < q[0]; k++)
+        y[k] = (int8_t)em_clamp_i32(ozp + em_mbqm((int32_t)x[k] - izp, m, sh, mode), amin, amax);
+}
+
+/* LEAKY_RELU int8: i: 0 n, 1 in_zp, 2 out_zp, 3 m_identity, 4 s_identity, 5 m_alpha, 6 s_alpha, 7 mode */
+static void em_leaky_relu_int8(const em_params* p) {
+    const int64_t* q = p->i;
+    const int8_t* x = (const int8_t*)p->ptr[0];
+    int8_t* y = (int8_t*)p->ptr[1];
+    const int mode = (int)q[7];
+    for (int64_t k = 0; k < q[0]; k++) {
+        int32_t v = (int32_t)x[k] - (int32_t)q[1];
+        int32_t r = v >= 0 ? em_mbqm(v, (int32_t)q[3], (int)q[4], mode) : em_mbqm(v, (int32_t)q[5], (int)q[6], mode);
+        y[k] = (int8_t)em_clamp_i32(r + (int32_t)q[2], -128, 127);
+    }
+}
+
+/* QUANTIZE float -> int8: i: 0 n, 1 zp; f: 0 scale.  round half away from zero of x / scale in double. */
+static void em_quantize_f32_int8(const em_params* p) {
+    const float* x = (const float*)p->ptr[0];
+    int8_t* y = (int8_t*)p->ptr[1];
+    const double scale = (double)p->f[0];
+    const int32_t zp = (int32_t)p->i[1];
+    for (int64_t k = 0; k < p->i[0]; k++) {
+        double r = round((double)x[k] / scale);
+        if (r > 1e9) r = 1e9;           /* keep the int conversion defined for inf / huge inputs */
+        if (r < -1e9) r = -1e9;
+        if (r != r) r = 0;              /* NaN */
+        y[k] = (int8_t)em_clamp_i32((int32_t)r + zp, -128, 127);
+    }
+}
+
+/* DEQUANTIZE int8 -> float: i: 0 n, 1 zp; f: 0 scale. */
+static void em_dequantize_int8_f32(const em_params* p) {
+    const int8_t* x = (const int8_t*)p->ptr[0];
+    float* y = (float*)p->ptr[1];
+    const double scale = (double)p->f[0];
+    const int32_t zp = (int32_t)p->i[1];
+    for (int64_t k = 0; k < p->i[0]; k++) y[k] = (float)(scale * (double)((int32_t)x[k] - zp));
+}
+
+/* Float unary activations: i: 0 n, 1 kind; f: 0 act_min, 1 act_max, 2 alpha */
+enum { EM_ACT_CLAMP = 0, EM_ACT_LEAKY = 1, EM_ACT_LOGISTIC = 2, EM_ACT_TANH = 3, EM_ACT_HARD_SWISH = 4 };
+static void em_unary_f32(const em_params* p) {
+    const float* x = (const float*)p->ptr[0];
+    float* y = (float*)p->ptr[1];
+    const int64_t n = p->i[0];
+    switch ((int)p->i[1]) {
+    case EM_ACT_CLAMP:
+        for (int64_t k = 0; k < n; k++) y[k] = em_clamp_f32(x[k], p->f[0], p->f[1]);
+        break;
+    case EM_ACT_LEAKY:
+        for (int64_t k = 0; k < n; k++) y[k] = x[k] > 0.0f ? x[k] : x[k] * p->f[2];
+        break;
+    case EM_ACT_LOGISTIC:
+        for (int64_t k = 0; k < n; k++) {
+            float v = x[k];
+            if (v > 16.619047164916992188f) y[k] = 1.0f;
+            else if (v < -9.0f) y[k] = expf(v);
+            else y[k] = 1.0f / (1.0f + expf(-v));
+        }
+        break;
+    case EM_ACT_TANH:
+        for (int64_t k = 0; k < n; k++) y[k] = tanhf(x[k]);
+        break;
+    case EM_ACT_HARD_SWISH:
+        for (int64_t k = 0; k < n; k++) {
+            float v = x[k], r = v + 3.0f;
+            r = r < 0.0f ? 0.0f : (r > 6.0f ? 6.0f : r);
+            y[k] = v * r / 6.0f;
+        }
+        break;
+    }
+}
+
+/* SOFTMAX float over the last axis: i: 0 rows, 1 depth; f: 0 beta */
+static void em_softmax_f32(const em_params* p) {
+    const float* x = (const float*)p->ptr[0];
+    float* y = (float*)p->ptr[1];
+    const int64_t rows = p->i[0], depth = p->i[1];
+    const float beta = p->f[0];
+    for (int64_t r = 0; r < rows; r++) {
+        const float* xr = x + r * depth;
+        float* yr = y + r * depth;
+        float mx = xr[0];
+        for (int64_t c = 1; c < depth; c++) mx = xr[c] > mx ? xr[c] : mx;
+        float sum = 0.0f;
+        for (int64_t c = 0; c < depth; c++) { yr[c] = expf((xr[c] - mx) * beta); sum += yr[c]; }
+        for (int64_t c = 0; c < depth; c++) yr[c] = yr[c] / sum;
+    }
+}
+#endif

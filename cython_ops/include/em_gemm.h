@@ -1,0 +1,100 @@
+/* int8 GEMM with fused requantization: out[m][n] = requant(sum_k a[m][k] * b[n][k] + bias[n]).
+ * a: M rows of K int8 (activations), b: N rows of K int8 (weights, packed at load), both K-contiguous.
+ * The zero-point correction is folded into bias at load (bias[n] -= zp * sum_k b[n][k]).
+ * The scalar loops are written so that compilers vectorize the K loop; ISA-specific micro-kernels
+ * plug in behind em_gemm_s8_requant. */
+#ifndef EM_GEMM_H
+#define EM_GEMM_H
+#include <stdint.h>
+#include <string.h>
+#include "em_requant.h"
+
+typedef struct {
+    const int32_t* bias;   /* N, zero-point corrected */
+    const int32_t* mult;   /* N */
+    const int32_t* shift;  /* N */
+    int32_t out_zp, act_min, act_max, mode;
+} em_requant_cols;
+
+static inline int8_t em_requant_one(int32_t acc, int n, const em_requant_cols* rq) {
+    int32_t v = em_mbqm(acc + rq->bias[n], rq->mult[n], (int)rq->shift[n], rq->mode) + rq->out_zp;
+    return (int8_t)em_clamp_i32(v, rq->act_min, rq->act_max);
+}
+
+#define EM_GEMM_BODY                                                                          \
+    for (int64_t m = 0; m < M; m++) {                                                         \
+        const int8_t* a = A + m * lda;                                                         \
+        int8_t* c = C + m * ldc;                                                               \
+        int64_t n = 0;                                                                         \
+        for (; n + 4 <= N; n += 4) {                                                           \
+            const int8_t* b0 = B + (n + 0) * K;                                                \
+            const int8_t* b1 = B + (n + 1) * K;                                                \
+            const int8_t* b2 = B + (n + 2) * K;                                                \
+            const int8_t* b3 = B + (n + 3) * K;                                                \
+            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                            \
+            for (int64_t k = 0; k < K; k++) {                                                  \
+                int32_t av = a[k];                                                             \
+                s0 += av * b0[k];                                                              \
+                s1 += av * b1[k];                                                              \
+                s2 += av * b2[k];                                                              \
+                s3 += av * b3[k];                                                              \
+            }                                                                                  \
+            c[n + 0] = em_requant_one(s0, (int)n + 0, rq);                                     \
+            c[n + 1] = em_requant_one(s1, (int)n + 1, rq);                                     \
+            c[n + 2] = em_requant_one(s2, (int)n + 2, rq);                                     \
+            c[n + 3] = em_requant_one(s3, (int)n + 3, rq);                                     \
+        }                                                                                      \
+        for (; n < N; n++) {                                                                   \
+            const int8_t* b0 = B + n * K;                                                      \
+            int32_t s0 = 0;                                                                    \
+            for (int64_t k = 0; k < K; k++) s0 += (int32_t)a[k] * b0[k];                       \
+            c[n] = em_requant_one(s0, (int)n, rq);                                             \
+        }                                                                                      \
+    }
+
+static void em_gemm_s8_requant_scalar(const int8_t* A, int64_t lda, const int8_t* B, int64_t M, int64_t N,
+                                      int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
+    EM_GEMM_BODY
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2")))
+static void em_gemm_s8_requant_avx2(const int8_t* A, int64_t lda, const int8_t* B, int64_t M, int64_t N,
+                                    int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
+    EM_GEMM_BODY
+}
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void em_gemm_s8_requant_avx512(const int8_t* A, int64_t lda, const int8_t* B, int64_t M, int64_t N,
+                                      int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
+    EM_GEMM_BODY
+}
+#endif
+
+#include "em_isa.h"
+
+static inline void em_gemm_s8_requant(const int8_t* A, int64_t lda, const int8_t* B, int64_t M, int64_t N,
+                                      int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    int isa = em_isa();
+    if (isa >= EM_ISA_AVX512) { em_gemm_s8_requant_avx512(A, lda, B, M, N, K, C, ldc, rq); return; }
+    if (isa >= EM_ISA_AVX2) { em_gemm_s8_requant_avx2(A, lda, B, M, N, K, C, ldc, rq); return; }
+#endif
+    em_gemm_s8_requant_scalar(A, lda, B, M, N, K, C, ldc, rq);
+}
+
+/* float GEMM: out[m][n] = act(sum_k a[m][k] * b[n][k] + bias[n]); sums in k order, as the reference does */
+static void em_gemm_f32(const float* A, int64_t lda, const float* B, const float* bias, int64_t M, int64_t N,
+                        int64_t K, float* C, int64_t ldc, float act_min, float act_max) {
+    for (int64_t m = 0; m < M; m++) {
+        const float* a = A + m * lda;
+        float* c = C + m * ldc;
+        for (int64_t n = 0; n < N; n++) {
+            const float* b = B + n * K;
+            float s = 0.0f;
+            for (int64_t k = 0; k < K; k++) s += a[k] * b[k];
+            if (bias) s += bias[n];
+            c[n] = em_clamp_f32(s, act_min, act_max);
+        }
+    }
+}
+#endif

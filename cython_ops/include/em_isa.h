@@ -1,0 +1,36 @@
+/* Which instruction-set path the kernels take, decided once from CPU features.
+ * EDGEML_ISA=scalar|avx2|avx512 forces a path (never one the CPU lacks). */
+#ifndef EM_ISA_H
+#define EM_ISA_H
+#include <stdlib.h>
+#include <string.h>
+
+#define EM_ISA_SCALAR 0
+#define EM_ISA_AVX2 1
+#define EM_ISA_AVX512 2
+
+static int em_isa_detect(void) {
+    int best = EM_ISA_SCALAR;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) best = EM_ISA_AVX2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl")) best = EM_ISA_AVX512;
+#endif
+    const char* forced = getenv("EDGEML_ISA");
+    if (forced) {
+        int want = best;
+        if (strcmp(forced, "scalar") == 0) want = EM_ISA_SCALAR;
+        else if (strcmp(forced, "avx2") == 0) want = EM_ISA_AVX2;
+        else if (strcmp(forced, "avx512") == 0) want = EM_ISA_AVX512;
+        if (want < best) best = want;
+    }
+    return best;
+}
+
+static int em_isa_cached = -1;
+static inline int em_isa(void) {
+    if (em_isa_cached < 0) em_isa_cached = em_isa_detect();
+    return em_isa_cached;
+}
+#endif

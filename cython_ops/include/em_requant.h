@@ -1,0 +1,59 @@
+/* Integer requantization shared by every int8 kernel.
+ *
+ * Formulas follow the TFLite reference arithmetic (see shared NUMERICS.md):
+ * SaturatingRoundingDoublingHighMul + RoundingDivideByPOT ("double rounding",
+ * the default) or the TFLITE_SINGLE_ROUNDING variant.  ONNX float requantization
+ * lives here too so that one kernel serves both formats.
+ */
+#ifndef EM_REQUANT_H
+#define EM_REQUANT_H
+
+#include <stdint.h>
+#include <math.h>
+
+#define EM_ROUND_DOUBLE 0
+#define EM_ROUND_SINGLE 1
+
+static inline int32_t em_srdhm(int32_t a, int32_t b) {
+    if (a == b && a == INT32_MIN) return INT32_MAX;
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
+    /* C division truncates toward zero, as the reference requires. */
+    return (int32_t)((ab + nudge) / (1LL << 31));
+}
+
+static inline int32_t em_rounding_divide_by_pot(int32_t x, int exponent) {
+    int32_t mask = (int32_t)((1LL << exponent) - 1);
+    int32_t remainder = x & mask;
+    int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+static inline int32_t em_mbqm_double(int32_t x, int32_t m, int shift) {
+    int left = shift > 0 ? shift : 0;
+    int right = shift > 0 ? 0 : -shift;
+    /* the reference shifts in int32 arithmetic (wrapping on overflow) */
+    int32_t shifted = (int32_t)((uint32_t)x << left);
+    return em_rounding_divide_by_pot(em_srdhm(shifted, m), right);
+}
+
+static inline int32_t em_mbqm_single(int32_t x, int32_t m, int shift) {
+    int total = 31 - shift;
+    int64_t round = (int64_t)1 << (total - 1);
+    return (int32_t)(((int64_t)x * (int64_t)m + round) >> total);
+}
+
+/* MultiplyByQuantizedMultiplier in the mode chosen at load. */
+static inline int32_t em_mbqm(int32_t x, int32_t m, int shift, int mode) {
+    return mode == EM_ROUND_SINGLE ? em_mbqm_single(x, m, shift) : em_mbqm_double(x, m, shift);
+}
+
+static inline int32_t em_clamp_i32(int32_t v, int32_t lo, int32_t hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static inline float em_clamp_f32(float v, float lo, float hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+#endif

@@ -1,0 +1,194 @@
+"""`Interpreter`: load a model once, then set inputs / invoke / read outputs with no per-op Python."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from edgeml.errors import EdgeMLError, InputError, ModelFormatError
+from edgeml.runtime import quant as Q
+from edgeml.runtime.compiler import compile_graph
+from edgeml.runtime.graph import Graph
+
+
+def _load_graph(model) -> Graph:
+    if isinstance(model, Graph):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if path.lower().endswith(".onnx"):
+            raise EdgeMLError(f"'{path}': ONNX models are not supported by this version of the runtime yet")
+        if not os.path.exists(path):
+            raise ModelFormatError(f"model file '{path}' does not exist")
+    from converters.tflite_reader import from_tflite
+    return from_tflite(model)
+
+
+class Interpreter:
+    """Runs a .tflite model (path, bytes or Graph) with edgeml's kernels.
+
+    rounding: "double" (TFLite's default MultiplyByQuantizedMultiplier) or "single"
+    (TFLITE_SINGLE_ROUNDING builds).
+    """
+
+    def __init__(self, model, *, rounding: str = "double"):
+        if rounding not in Q.ROUNDING_MODES:
+            raise EdgeMLError(f"rounding must be one of {sorted(Q.ROUNDING_MODES)}, got {rounding!r}")
+        self._rounding = Q.ROUNDING_MODES[rounding]
+        self._graph = _load_graph(model)
+        self._input_shapes = {t: tuple(self._graph.tensors[t].shape) for t in self._graph.inputs}
+        self._plan = None
+        self._compile()
+
+    # ----- building --------------------------------------------------------------------------------
+    def _compile(self):
+        self._plan = compile_graph(self._graph, self._input_shapes, self._rounding)
+        self._in_views = [self._plan.view(t) for t in self._graph.inputs]
+        self._out_views = [self._plan.view(t) for t in self._graph.outputs]
+
+    def resize_input(self, index: int, shape: Sequence[int]):
+        """Give input `index` a new shape (usually another batch size) and re-plan the arena."""
+        t = self._input_tensor(index)
+        shape = tuple(int(d) for d in shape)
+        if len(shape) != len(self._graph.tensors[t].shape) or any(d <= 0 for d in shape):
+            raise InputError(f"input {index}: cannot resize {list(self._graph.tensors[t].shape)} to {list(shape)}")
+        if shape == self._input_shapes[t]:
+            return
+        old = dict(self._input_shapes)
+        self._input_shapes[t] = shape
+        try:
+            self._compile()
+        except EdgeMLError as exc:
+            self._input_shapes = old
+            self._compile()
+            raise InputError(f"input {index}: the model cannot run with shape {list(shape)}: {exc}") from exc
+
+    # ----- introspection -------------------------------------------------------------------------
+    def _details(self, t: int, index: int) -> dict:
+        tensor = self._graph.tensors[t]
+        q = tensor.quant
+        scale, zp = (q.scalar() if q is not None and not q.per_axis else (0.0, 0))
+        return {
+            "name": tensor.name, "index": index, "tensor_index": t,
+            "shape": np.array(self._plan.shapes[t], dtype=np.int32), "dtype": tensor.dtype,
+            "scale": float(scale), "zero_point": int(zp),
+            "quantization_parameters": {
+                "scales": np.zeros(0, np.float32) if q is None else q.scale.astype(np.float32),
+                "zero_points": np.zeros(0, np.int32) if q is None else q.zero_point.astype(np.int32),
+                "quantized_dimension": 0 if q is None else q.axis,
+            },
+        }
+
+    def get_input_details(self) -> list:
+        return [self._details(t, i) for i, t in enumerate(self._graph.inputs)]
+
+    def get_output_details(self) -> list:
+        return [self._details(t, i) for i, t in enumerate(self._graph.outputs)]
+
+    @property
+    def arena_bytes(self) -> int:
+        return self._plan.arena_bytes
+
+    @property
+    def graph(self) -> Graph:
+        return self._graph
+
+    @property
+    def plan(self):
+        return self._plan
+
+    # ----- running -------------------------------------------------------------------------------
+    def _input_tensor(self, index: int) -> int:
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self._graph.inputs):
+            raise InputError(f"input index {index!r} out of range: the model has {len(self._graph.inputs)} input(s)")
+        return self._graph.inputs[index]
+
+    def set_input(self, x, index: int = 0):
+        t = self._input_tensor(index)
+        view = self._in_views[index]
+        tensor = self._graph.tensors[t]
+        if not isinstance(x, np.ndarray):
+            raise InputError(f"input {index} ('{tensor.name}'): expected a numpy array, got {type(x).__name__}")
+        if x.dtype != view.dtype:
+            raise InputError(f"input {index} ('{tensor.name}'): expected dtype {view.dtype}, got {x.dtype}")
+        if x.shape != view.shape:
+            raise InputError(f"input {index} ('{tensor.name}'): expected shape {list(view.shape)}, "
+                             f"got {list(x.shape)}")
+        np.copyto(view, x)
+
+    def invoke(self):
+        self._plan.engine.invoke()
+
+    def invoke_profiled(self) -> list:
+        """Runs once; returns [(op index, op type, nanoseconds, MACs)] per step."""
+        times = self._plan.engine.invoke_profiled()
+        return [(s.op.index, s.op.type, int(ns), s.macs) for s, ns in zip(self._plan.steps, times)]
+
+    def get_output(self, index: int = 0) -> np.ndarray:
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self._out_views):
+            raise InputError(f"output index {index!r} out of range: the model has {len(self._out_views)} output(s)")
+        return self._out_views[index].copy()
+
+    def run(self, x):
+        """One call: inputs in, outputs out.
+
+        `x` is an array (one input), a list of arrays (in input order) or a dict by input name.  A float array
+        given to an int8 input is quantized with the input's parameters and the int8 outputs are then returned
+        dequantized to float32; a batch size other than the model's re-plans the model for it.
+        """
+        arrays = self._arrange_inputs(x)
+        float_in = False
+        prepared = []
+        for i, a in enumerate(arrays):
+            t = self._graph.inputs[i]
+            tensor = self._graph.tensors[t]
+            a = np.asarray(a)
+            if tensor.dtype == np.int8 and a.dtype.kind == "f":
+                if tensor.quant is None or tensor.quant.per_axis:
+                    raise InputError(f"input {i} ('{tensor.name}') has no per-tensor quantization to quantize "
+                                     "float data with")
+                s, zp = tensor.quant.scalar()
+                a = Q.quantize_array(a, s, zp)
+                float_in = True
+            elif tensor.dtype == np.float32 and a.dtype.kind == "f" and a.dtype != np.float32:
+                a = a.astype(np.float32)
+            elif a.dtype != tensor.dtype:
+                raise InputError(f"input {i} ('{tensor.name}'): expected dtype {tensor.dtype} (or float), "
+                                 f"got {a.dtype}")
+            want = self._input_shapes[t]
+            if a.shape != want:
+                if a.ndim == len(want) and a.shape[1:] == tuple(want[1:]) and a.shape[0] > 0:
+                    self.resize_input(i, a.shape)
+                else:
+                    raise InputError(f"input {i} ('{tensor.name}'): expected shape {list(want)} "
+                                     f"(any batch size), got {list(a.shape)}")
+            prepared.append(a)
+        for i, a in enumerate(prepared):
+            self.set_input(a, i)
+        self.invoke()
+        outs = []
+        for i, t in enumerate(self._graph.outputs):
+            y = self.get_output(i)
+            tensor = self._graph.tensors[t]
+            if float_in and tensor.dtype == np.int8 and tensor.quant is not None and not tensor.quant.per_axis:
+                s, zp = tensor.quant.scalar()
+                y = Q.dequantize_array(y, s, zp)
+            outs.append(y)
+        return outs[0] if len(outs) == 1 else outs
+
+    def _arrange_inputs(self, x) -> list:
+        n = len(self._graph.inputs)
+        if isinstance(x, dict):
+            names = [self._graph.tensors[t].name for t in self._graph.inputs]
+            missing = [nm for nm in names if nm not in x]
+            if missing:
+                raise InputError(f"missing input(s) {missing}; the model's inputs are {names}")
+            return [x[nm] for nm in names]
+        if isinstance(x, (list, tuple)):
+            if len(x) != n:
+                raise InputError(f"expected {n} input array(s), got {len(x)}")
+            return list(x)
+        if n != 1:
+            raise InputError(f"the model has {n} inputs: pass a list or a dict of arrays")
+        return [x]

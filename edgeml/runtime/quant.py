@@ -1,0 +1,77 @@
+"""Load-time quantization arithmetic: multipliers, activation ranges, float<->int8 conversions.
+
+Each function reproduces the precision LiteRT uses at prepare time (double where it computes in double,
+float32 where it computes in float) because a last-bit difference in a multiplier changes outputs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+F32 = np.float32
+INT8_MIN, INT8_MAX = -128, 127
+FLOAT_MAX = float(np.finfo(np.float32).max)
+
+ROUNDING_MODES = {"double": 0, "single": 1}
+
+
+def round_half_away(x: float) -> float:
+    """std::round: ties away from zero."""
+    return math.copysign(math.floor(abs(x) + 0.5), x)
+
+
+def quantize_multiplier(real: float, rounding: int = 0) -> tuple[int, int]:
+    """QuantizeMultiplier: real = m0 * 2^(shift - 31), m0 in [2^30, 2^31)."""
+    real = float(real)
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = int(round_half_away(q * (1 << 31)))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if rounding == 1 and shift > 30:   # the single-rounding build clamps large multipliers
+        return (1 << 31) - 1, 30
+    return q_fixed, shift
+
+
+def quantize_multipliers(reals, rounding: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [quantize_multiplier(r, rounding) for r in np.asarray(reals, dtype=np.float64).reshape(-1)]
+    return (np.array([p[0] for p in pairs], dtype=np.int32), np.array([p[1] for p in pairs], dtype=np.int32))
+
+
+def activation_range_int8(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for int8 (f / scale in float32, std::round)."""
+    def q(f):
+        return zero_point + int(round_half_away(float(F32(f) / F32(scale))))
+    if activation == "NONE":
+        return INT8_MIN, INT8_MAX
+    if activation == "RELU":
+        return max(INT8_MIN, q(0.0)), INT8_MAX
+    if activation == "RELU6":
+        return max(INT8_MIN, q(0.0)), min(INT8_MAX, q(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(INT8_MIN, q(-1.0)), min(INT8_MAX, q(1.0))
+    raise ValueError(activation)
+
+
+def activation_range_f32(activation: str) -> tuple[float, float]:
+    return {"NONE": (-FLOAT_MAX, FLOAT_MAX), "RELU": (0.0, FLOAT_MAX), "RELU6": (0.0, 6.0),
+            "RELU_N1_TO_1": (-1.0, 1.0)}[activation]
+
+
+def quantize_array(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
+    """float -> int8 as the QUANTIZE op does: round(x / scale) half away from zero, + zp, saturate."""
+    info = np.iinfo(dtype)
+    v = np.asarray(x, dtype=np.float64) / float(F32(scale))
+    r = np.where(np.isnan(v), 0.0, np.sign(v) * np.floor(np.abs(v) + 0.5))
+    r = np.clip(r, -2.0 ** 31, 2.0 ** 31) + zero_point
+    return np.clip(r, info.min, info.max).astype(dtype)
+
+
+def dequantize_array(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """int8 -> float as the DEQUANTIZE op does: float(scale * (q - zp)) in double."""
+    return (float(F32(scale)) * (q.astype(np.float64) - zero_point)).astype(np.float32)
