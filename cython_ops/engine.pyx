@@ -57,6 +57,15 @@ cdef class Engine:
             for k in range(self.n):
                 self.kernels[k](&self.params[k])
 
+    def invoke_range(self, Py_ssize_t start, Py_ssize_t stop):
+        """Runs steps [start, stop) only (debugging: inspect tensors between steps)."""
+        cdef Py_ssize_t k
+        if start < 0 or stop > self.n or start > stop:
+            raise IndexError(f"step range [{start}, {stop}) outside [0, {self.n})")
+        with nogil:
+            for k in range(start, stop):
+                self.kernels[k](&self.params[k])
+
     def invoke_profiled(self):
         """Runs once and returns the nanoseconds each step took (int64 array)."""
         cdef Py_ssize_t k

@@ -48,7 +48,7 @@ static void em_conv2d_int8(const em_params* p) {
     int8_t* out = (int8_t*)p->ptr[3];
     int8_t* col = (int8_t*)p->ptr[6];
     em_requant_cols rq = {(const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
-                          (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
+                          (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE], NULL};
     const int64_t K = d[CI_KH] * d[CI_KW] * d[CI_IC], OC = d[CI_OC];
     const int64_t P = d[CI_OH] * d[CI_OW], chunk = d[CI_CHUNK];
     const int8_t pad = (int8_t)d[CI_INZP];
@@ -163,11 +163,11 @@ static void em_depthwise_f32(const em_params* p) {
 }
 
 /* FULLY_CONNECTED: i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode;
- * ptr: 0 input, 1 weights [N][K], 2 bias, 3 output, 4 mult, 5 shift */
+ * ptr: 0 input, 1 weights [N][K], 2 bias, 3 output, 4 mult, 5 shift, 6 double scales (mode 2) */
 static void em_fully_connected_int8(const em_params* p) {
     const int64_t* d = p->i;
     em_requant_cols rq = {(const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
-                          (int32_t)d[3], (int32_t)d[4], (int32_t)d[5], (int32_t)d[6]};
+                          (int32_t)d[3], (int32_t)d[4], (int32_t)d[5], (int32_t)d[6], (const double*)p->ptr[6]};
     em_gemm_s8_requant((const int8_t*)p->ptr[0], d[1], (const int8_t*)p->ptr[1], d[0], d[2], d[1],
                        (int8_t*)p->ptr[3], d[2], &rq);
 }

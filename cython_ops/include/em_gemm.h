@@ -7,17 +7,30 @@
 #define EM_GEMM_H
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 #include "em_requant.h"
+
+/* mode: EM_ROUND_DOUBLE / EM_ROUND_SINGLE fixed-point multipliers, or EM_REQUANT_DOUBLE_SCALE:
+ * round(acc * scale[n]) in double, half away from zero (LiteRT's reference FULLY_CONNECTED). */
+#define EM_REQUANT_DOUBLE_SCALE 2
 
 typedef struct {
     const int32_t* bias;   /* N, zero-point corrected */
     const int32_t* mult;   /* N */
     const int32_t* shift;  /* N */
     int32_t out_zp, act_min, act_max, mode;
+    const double* scale;   /* N, for EM_REQUANT_DOUBLE_SCALE */
 } em_requant_cols;
 
 static inline int8_t em_requant_one(int32_t acc, int n, const em_requant_cols* rq) {
-    int32_t v = em_mbqm(acc + rq->bias[n], rq->mult[n], (int)rq->shift[n], rq->mode) + rq->out_zp;
+    int32_t v;
+    if (rq->mode == EM_REQUANT_DOUBLE_SCALE) {
+        double r = round((double)(acc + rq->bias[n]) * rq->scale[n]);
+        r = r > 1e9 ? 1e9 : (r < -1e9 ? -1e9 : r);
+        v = (int32_t)r + rq->out_zp;
+    } else {
+        v = em_mbqm(acc + rq->bias[n], rq->mult[n], (int)rq->shift[n], rq->mode) + rq->out_zp;
+    }
     return (int8_t)em_clamp_i32(v, rq->act_min, rq->act_max);
 }
 

@@ -360,10 +360,15 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
         wk = ctx.keep_array(wdata)
         bk = ctx.keep_array(_bias_with_zero_point(op, bias, wdata, in_zp))
         mk, sk = ctx.keep_array(mult), ctx.keep_array(shift)
-        ints = [rows, K, n_out, out_zp, amin, amax, ctx.rounding]
+        # LiteRT's reference FULLY_CONNECTED rescales in double: round(acc * s_in * s_w / s_out)
+        ws = np.broadcast_to(w.quant.scale, (n_out,)).astype(np.float64)
+        scale = ctx.keep_array(np.float64(Q.F32(s_in)) * ws / np.float64(Q.F32(s_out)))
+        mode = Q.REQUANT_DOUBLE_SCALE if ctx.rounding == Q.ROUNDING_MODES["double"] else ctx.rounding
+        ints = [rows, K, n_out, out_zp, amin, amax, mode]
 
         def make(addr):
-            return ([addr(x.index), _addr(wk), _addr(bk), addr(y.index), _addr(mk), _addr(sk)], ints, [])
+            return ([addr(x.index), _addr(wk), _addr(bk), addr(y.index), _addr(mk), _addr(sk), _addr(scale)],
+                    ints, [])
         return Step(op, "fully_connected_int8", make, 0, macs)
     lo, hi = Q.activation_range_f32(act)
     bias = _bias(ctx, op, 2, n_out, np.float32)

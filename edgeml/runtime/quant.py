@@ -14,6 +14,7 @@ INT8_MIN, INT8_MAX = -128, 127
 FLOAT_MAX = float(np.finfo(np.float32).max)
 
 ROUNDING_MODES = {"double": 0, "single": 1}
+REQUANT_DOUBLE_SCALE = 2     # round(acc * scale) in double: LiteRT's reference FULLY_CONNECTED
 
 
 def round_half_away(x: float) -> float:

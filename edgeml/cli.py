@@ -1,0 +1,84 @@
+"""The `edgeml` command: `run`, `inspect`, `demo` (train / export / bench arrive with their issues)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from edgeml.errors import EdgeMLError
+
+
+def _cmd_run(args) -> int:
+    from edgeml.runtime import Interpreter
+    it = Interpreter(args.model, rounding=args.rounding)
+    detail = it.get_input_details()[0]
+    if args.input:
+        x = np.load(args.input)
+    else:
+        rng = np.random.default_rng(args.seed)
+        shape = tuple(detail["shape"])
+        x = (rng.integers(-128, 128, size=shape, dtype=np.int8) if detail["dtype"] == np.int8
+             else rng.standard_normal(shape).astype(np.float32))
+    y = it.run(x)
+    outs = y if isinstance(y, list) else [y]
+    for d, out in zip(it.get_output_details(), outs):
+        print(f"output '{d['name']}' {out.dtype} {list(out.shape)}:")
+        print(np.array2string(out, threshold=64, max_line_width=110))
+    print(f"arena: {it.arena_bytes} bytes")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from edgeml.runtime import Interpreter
+    it = Interpreter(args.model)
+    g = it.graph
+    plan = it.plan
+    print(f"{args.model}: {len(g.ops)} ops, {len(g.tensors)} tensors, arena {it.arena_bytes} bytes")
+    for d in it.get_input_details():
+        print(f"  input  '{d['name']}' {d['dtype']} {d['shape'].tolist()} scale={d['scale']:.6g} zp={d['zero_point']}")
+    for d in it.get_output_details():
+        print(f"  output '{d['name']}' {d['dtype']} {d['shape'].tolist()} scale={d['scale']:.6g} zp={d['zero_point']}")
+    total = 0
+    for s in plan.steps:
+        outs = ", ".join(f"{list(plan.shapes[t])}" for t in s.op.outputs)
+        print(f"  {s.op.index:3d} {s.op.type:18s} -> {outs:24s} kernel {s.kernel:22s} MACs {s.macs}")
+        total += s.macs
+    print(f"  total MACs (element ops counted once per output): {total}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from edgeml.demo import run_demo
+    return run_demo(seed=args.seed)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="edgeml", description="Train, export and run small int8 models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run a .tflite model once on an input (.npy) or seeded random data")
+    p.add_argument("model")
+    p.add_argument("--input", help="a .npy file with the input array")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounding", choices=["double", "single"], default="double")
+    p.set_defaults(fn=_cmd_run)
+    p = sub.add_parser("inspect", help="ops, shapes, kernels, MACs and arena size of a model")
+    p.add_argument("model")
+    p.set_defaults(fn=_cmd_inspect)
+    p = sub.add_parser("demo", help="train a small int8 model on scikit-learn's digits and run it with edgeml")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=_cmd_demo)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except EdgeMLError as exc:
+        print(f"edgeml: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"edgeml: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
