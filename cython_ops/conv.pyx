@@ -11,6 +11,8 @@ cdef extern from "em_conv.h":
     void em_fully_connected_int8(const em_params*) nogil
     void em_fully_connected_f32(const em_params*) nogil
     int em_isa() nogil
+    void em_conv2d_int8_vnni(const em_params*) nogil
+    void em_fully_connected_int8_vnni(const em_params*) nogil
 
 KERNELS = {
     "conv2d_int8": <uintptr_t>&em_conv2d_int8,
@@ -19,9 +21,11 @@ KERNELS = {
     "depthwise_f32": <uintptr_t>&em_depthwise_f32,
     "fully_connected_int8": <uintptr_t>&em_fully_connected_int8,
     "fully_connected_f32": <uintptr_t>&em_fully_connected_f32,
+    "conv2d_int8_vnni": <uintptr_t>&em_conv2d_int8_vnni,
+    "fully_connected_int8_vnni": <uintptr_t>&em_fully_connected_int8_vnni,
 }
 
-ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512"}
+ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512", 3: "avx512vnni"}
 
 
 def isa():

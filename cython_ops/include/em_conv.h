@@ -3,6 +3,7 @@
 #define EM_CONV_H
 #include "em_params.h"
 #include "em_gemm.h"
+#include "em_gemm_vnni.h"
 
 /* Shared integer layout of the conv-like kernels (p->i):
  *  0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW, 13 pad_top, 14 pad_left,
@@ -12,7 +13,7 @@
  *      6 scratch
  * f: 0 act_min, 1 act_max (float kernels) */
 enum { CI_N, CI_IH, CI_IW, CI_IC, CI_OH, CI_OW, CI_OC, CI_KH, CI_KW, CI_SH, CI_SW, CI_DH, CI_DW, CI_PT, CI_PL,
-       CI_INZP, CI_OUTZP, CI_AMIN, CI_AMAX, CI_MODE, CI_DM, CI_DIRECT, CI_CHUNK };
+       CI_INZP, CI_OUTZP, CI_AMIN, CI_AMAX, CI_MODE, CI_DM, CI_DIRECT, CI_CHUNK, CI_KP };
 
 /* Gather the receptive fields of output pixels [first, first+rows) of image b into col (rows x K).
  * Taps outside the image take the value `pad` (the input zero point for int8: they add nothing). */
@@ -161,6 +162,56 @@ static void em_depthwise_f32(const em_params* p) {
         for (int64_t c = 0; c < OC; c++) o[c] = em_clamp_f32(acc[c] + (bias ? bias[c] : 0.0f), p->f[0], p->f[1]);
     }
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* VNNI variants. ptr: 0 input, 1 packed weights (16c4), 2 bias (VNNI-corrected, padded), 3 output, 4 mult,
+ * 5 shift, 6 scratch (im2col rows x K, then packed rows x Kp), 7 double scales (FC) */
+static void em_conv2d_int8_vnni(const em_params* p) {
+    const int64_t* d = p->i;
+    const int8_t* in = (const int8_t*)p->ptr[0];
+    int8_t* out = (int8_t*)p->ptr[3];
+    const int64_t K = d[CI_KH] * d[CI_KW] * d[CI_IC], OC = d[CI_OC], Kp = d[CI_KP];
+    const int64_t P = d[CI_OH] * d[CI_OW], chunk = d[CI_CHUNK];
+    em_vnni_gemm g = {(const int8_t*)p->ptr[1], (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4],
+                      (const int32_t*)p->ptr[5], NULL, OC, Kp, (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN],
+                      (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
+    int8_t* col = (int8_t*)p->ptr[6];
+    uint8_t* packed = (uint8_t*)p->ptr[6] + (d[CI_DIRECT] ? 0 : chunk * K);
+    for (int64_t b = 0; b < d[CI_N]; b++) {
+        for (int64_t first = 0; first < P; first += chunk) {
+            int64_t rows = P - first < chunk ? P - first : chunk;
+            if (d[CI_DIRECT]) {
+                em_pack_rows_u8(in + (b * P + first) * K, K, rows, K, Kp, packed);
+            } else {
+                em_im2col_int8_t(in, d, b, first, rows, (int8_t)d[CI_INZP], col);
+                em_pack_rows_u8(col, K, rows, K, Kp, packed);
+            }
+            em_gemm_u8s8_vnni(packed, rows, &g, out + (b * P + first) * OC, OC);
+        }
+    }
+}
+
+/* i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode, 7 Kp, 8 chunk rows */
+static void em_fully_connected_int8_vnni(const em_params* p) {
+    const int64_t* d = p->i;
+    const int64_t M = d[0], K = d[1], Kp = d[7], chunk = d[8];
+    em_vnni_gemm g = {(const int8_t*)p->ptr[1], (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4],
+                      (const int32_t*)p->ptr[5], (const double*)p->ptr[7], d[2], Kp, (int32_t)d[3],
+                      (int32_t)d[4], (int32_t)d[5], (int32_t)d[6]};
+    const int8_t* in = (const int8_t*)p->ptr[0];
+    int8_t* out = (int8_t*)p->ptr[3];
+    uint8_t* packed = (uint8_t*)p->ptr[6];
+    for (int64_t first = 0; first < M; first += chunk) {
+        int64_t rows = M - first < chunk ? M - first : chunk;
+        em_pack_rows_u8(in + first * K, K, rows, K, Kp, packed);
+        em_gemm_u8s8_vnni(packed, rows, &g, out + first * d[2], d[2]);
+    }
+}
+#else
+/* never selected: the loader picks VNNI kernels only when the CPU reports avx512vnni */
+static void em_conv2d_int8_vnni(const em_params* p) { (void)p; }
+static void em_fully_connected_int8_vnni(const em_params* p) { (void)p; }
+#endif
 
 /* FULLY_CONNECTED: i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode;
  * ptr: 0 input, 1 weights [N][K], 2 bias, 3 output, 4 mult, 5 shift, 6 double scales (mode 2) */

@@ -1,5 +1,5 @@
 /* Which instruction-set path the kernels take, decided once from CPU features.
- * EDGEML_ISA=scalar|avx2|avx512 forces a path (never one the CPU lacks). */
+ * EDGEML_ISA=scalar|avx2|avx512|avx512vnni forces a path (never one the CPU lacks). */
 #ifndef EM_ISA_H
 #define EM_ISA_H
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #define EM_ISA_SCALAR 0
 #define EM_ISA_AVX2 1
 #define EM_ISA_AVX512 2
+#define EM_ISA_AVX512VNNI 3
 
 static int em_isa_detect(void) {
     int best = EM_ISA_SCALAR;
@@ -16,6 +17,8 @@ static int em_isa_detect(void) {
     if (__builtin_cpu_supports("avx2")) best = EM_ISA_AVX2;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl")) best = EM_ISA_AVX512;
+    if (best == EM_ISA_AVX512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512dq"))
+        best = EM_ISA_AVX512VNNI;
 #endif
     const char* forced = getenv("EDGEML_ISA");
     if (forced) {
@@ -23,6 +26,7 @@ static int em_isa_detect(void) {
         if (strcmp(forced, "scalar") == 0) want = EM_ISA_SCALAR;
         else if (strcmp(forced, "avx2") == 0) want = EM_ISA_AVX2;
         else if (strcmp(forced, "avx512") == 0) want = EM_ISA_AVX512;
+        else if (strcmp(forced, "avx512vnni") == 0) want = EM_ISA_AVX512VNNI;
         if (want < best) best = want;
     }
     return best;

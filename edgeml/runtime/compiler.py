@@ -247,6 +247,32 @@ def _bias_with_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> n
     return adj.astype(np.int32)
 
 
+def _isa() -> str:
+    from cython_ops.conv import isa
+    return isa()
+
+
+def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, mult, shift, scale=None) -> dict:
+    """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16."""
+    n, k = w2.shape
+    np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
+    wp = np.zeros((np_, kp), np.int8)
+    wp[:n, :k] = w2
+    packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
+    b = np.zeros(np_, np.int64)
+    b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
+    if np.any(np.abs(b) >= 2 ** 31):
+        raise ModelFormatError("bias and weights overflow the int32 accumulator")
+
+    def pad(a, dtype):
+        out = np.zeros(np_, dtype)
+        out[:n] = np.asarray(a)[:n] if np.ndim(a) else a
+        return ctx.keep_array(out)
+    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)), "mult": pad(mult, np.int32),
+            "shift": pad(shift, np.int32), "scale": pad(scale if scale is not None else 0.0, np.float64),
+            "kp": kp}
+
+
 def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     kind = _types(ctx, op)
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
@@ -305,6 +331,15 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
             scratch = 0 if direct else IM2COL_ROWS * K
         mk, sk = ctx.keep_array(mult), ctx.keep_array(shift)
         ints = dims + [in_zp, out_zp, amin, amax, ctx.rounding, dm, direct, IM2COL_ROWS]
+        if not depthwise and _isa() == "avx512vnni":
+            vp = _vnni_pack(ctx, wdata.reshape(oc, K), bias, in_zp, mult, shift)
+            ints_v = ints + [vp["kp"]]
+            scratch_v = (0 if direct else IM2COL_ROWS * K) + IM2COL_ROWS * vp["kp"]
+
+            def make_v(addr):
+                return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(vp["mult"]),
+                         _addr(vp["shift"]), addr("scratch")], ints_v, [])
+            return Step(op, "conv2d_int8_vnni", make_v, scratch_v, macs)
 
         def make(addr):
             return ([addr(x.index), _addr(wk), _addr(bk), addr(y.index), _addr(mk), _addr(sk),
@@ -365,6 +400,15 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
         scale = ctx.keep_array(np.float64(Q.F32(s_in)) * ws / np.float64(Q.F32(s_out)))
         mode = Q.REQUANT_DOUBLE_SCALE if ctx.rounding == Q.ROUNDING_MODES["double"] else ctx.rounding
         ints = [rows, K, n_out, out_zp, amin, amax, mode]
+        if _isa() == "avx512vnni":
+            vp = _vnni_pack(ctx, wdata, bias, in_zp, mult, shift, scale)
+            chunk = min(rows, IM2COL_ROWS)
+            ints_v = ints + [vp["kp"], chunk]
+
+            def make_v(addr):
+                return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(vp["mult"]),
+                         _addr(vp["shift"]), addr("scratch"), _addr(vp["scale"])], ints_v, [])
+            return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"], macs)
 
         def make(addr):
             return ([addr(x.index), _addr(wk), _addr(bk), addr(y.index), _addr(mk), _addr(sk), _addr(scale)],
