@@ -13,6 +13,7 @@ cdef extern from "em_conv.h":
     int em_isa() nogil
     void em_conv2d_int8_vnni(const em_params*) nogil
     void em_fully_connected_int8_vnni(const em_params*) nogil
+    void em_depthwise_int8_vnni(const em_params*) nogil
 
 KERNELS = {
     "conv2d_int8": <uintptr_t>&em_conv2d_int8,
@@ -23,6 +24,7 @@ KERNELS = {
     "fully_connected_f32": <uintptr_t>&em_fully_connected_f32,
     "conv2d_int8_vnni": <uintptr_t>&em_conv2d_int8_vnni,
     "fully_connected_int8_vnni": <uintptr_t>&em_fully_connected_int8_vnni,
+    "depthwise_int8_vnni": <uintptr_t>&em_depthwise_int8_vnni,
 }
 
 ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512", 3: "avx512vnni"}

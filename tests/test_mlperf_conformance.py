@@ -48,3 +48,42 @@ def test_mlperf_model_matches_litert_reference(shared_models, name):
             np.testing.assert_array_equal(got, expected)
         else:
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+ISA_CHECK = r"""
+import sys, zlib, numpy as np
+import edgeml
+from cython_ops.conv import isa
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+assert isa() == sys.argv[1], (isa(), sys.argv[1])
+for path in sys.argv[2:]:
+    ours = edgeml.Interpreter(path)
+    ref = Interpreter(model_path=path, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    ref.allocate_tensors()
+    d, o = ref.get_input_details()[0], ref.get_output_details()[0]
+    rng = np.random.default_rng(zlib.crc32(path.encode()))
+    for _ in range(20):
+        x = rng.integers(-128, 128, size=tuple(d["shape"]), dtype=np.int8)
+        ref.set_tensor(d["index"], x); ref.invoke(); ours.set_input(x); ours.invoke()
+        np.testing.assert_array_equal(ours.get_output(), ref.get_tensor(o["index"]))
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("forced", ["scalar", "avx2", "avx512", "avx512vnni"])
+def test_every_isa_path_is_bit_exact(shared_models, forced):
+    """EDGEML_ISA forces each code path the CPU supports; all must give LiteRT's exact int8 outputs."""
+    import os
+    import subprocess
+    import sys
+    from cython_ops.conv import isa
+    order = ["scalar", "avx2", "avx512", "avx512vnni"]
+    if order.index(forced) > order.index(isa()):
+        pytest.skip(f"this CPU's best path is {isa()}")
+    pytest.importorskip("ai_edge_litert.interpreter")
+    paths = [str(shared_models / "mlperf_tiny" / f"{m}.tflite") for m in MODELS[:4]]
+    env = dict(os.environ, EDGEML_ISA=forced)
+    done = subprocess.run([sys.executable, "-c", ISA_CHECK, forced] + paths, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")

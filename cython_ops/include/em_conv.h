@@ -164,6 +164,28 @@ static void em_depthwise_f32(const em_params* p) {
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+EM_VNNI_TARGET static inline void em_depthwise_block16(const int8_t* in, const int8_t* w, const int64_t* d,
+        int64_t b, int64_t oy, int64_t ox, int64_t c, __mmask16 cols, int64_t IH, int64_t IW, int64_t IC,
+        int64_t KH, int64_t KW, const em_vnni_gemm* g, int8_t* o) {
+    const int64_t OC = d[CI_OC];
+    const __m512i zp = _mm512_set1_epi32((int32_t)d[CI_INZP]);
+    __m512i acc = _mm512_setzero_si512();
+    for (int64_t ky = 0; ky < KH; ky++) {
+        int64_t iy = oy * d[CI_SH] - d[CI_PT] + ky * d[CI_DH];
+        if (iy < 0 || iy >= IH) continue;
+        for (int64_t kx = 0; kx < KW; kx++) {
+            int64_t ix = ox * d[CI_SW] - d[CI_PL] + kx * d[CI_DW];
+            if (ix < 0 || ix >= IW) continue;
+            const int8_t* x = in + ((b * IH + iy) * IW + ix) * IC + c;
+            const int8_t* wr = w + (ky * KW + kx) * OC + c;
+            __m512i xv = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(cols, x)), zp);
+            __m512i wv = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(cols, wr));
+            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, wv));
+        }
+    }
+    em_vnni_store16(acc, g, c, o, cols);
+}
+
 /* VNNI variants. ptr: 0 input, 1 packed weights (16c4), 2 bias (VNNI-corrected, padded), 3 output, 4 mult,
  * 5 shift, 6 scratch (im2col rows x K, then packed rows x Kp), 7 double scales (FC) */
 static void em_conv2d_int8_vnni(const em_params* p) {
@@ -207,8 +229,30 @@ static void em_fully_connected_int8_vnni(const em_params* p) {
         em_gemm_u8s8_vnni(packed, rows, &g, out + first * d[2], d[2]);
     }
 }
+/* Depthwise on AVX-512: 16 channels per register, sums kept in registers across the taps (DM == 1). */
+static void em_depthwise_int8_vnni(const em_params* p) {
+    const int64_t* d = p->i;
+    const int8_t* in = (const int8_t*)p->ptr[0];
+    const int8_t* w = (const int8_t*)p->ptr[1];
+    int8_t* out = (int8_t*)p->ptr[3];
+    const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], OH = d[CI_OH], OW = d[CI_OW], OC = d[CI_OC];
+    const int64_t KH = d[CI_KH], KW = d[CI_KW];
+    em_vnni_gemm g = {NULL, (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
+                      NULL, OC, 0, (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX],
+                      (int32_t)d[CI_MODE]};
+    for (int64_t b = 0; b < d[CI_N]; b++)
+    for (int64_t oy = 0; oy < OH; oy++)
+    for (int64_t ox = 0; ox < OW; ox++) {
+        int8_t* o = out + ((b * OH + oy) * OW + ox) * OC;
+        for (int64_t c = 0; c < OC; c += 16) {
+            __mmask16 cols = OC - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (OC - c)) - 1);
+            em_depthwise_block16(in, w, d, b, oy, ox, c, cols, IH, IW, IC, KH, KW, &g, o + c);
+        }
+    }
+}
 #else
 /* never selected: the loader picks VNNI kernels only when the CPU reports avx512vnni */
+static void em_depthwise_int8_vnni(const em_params* p) { (void)p; }
 static void em_conv2d_int8_vnni(const em_params* p) { (void)p; }
 static void em_fully_connected_int8_vnni(const em_params* p) { (void)p; }
 #endif

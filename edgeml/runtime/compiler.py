@@ -324,6 +324,15 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
             wk = ctx.keep_array(wdata.reshape(kh * kw, oc))
             bk = ctx.keep_array(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32))
             scratch = oc * 4
+            if dm == 1 and _isa() == "avx512vnni":
+                np_ = -(-oc // 16) * 16
+                bp, mp, sp = (ctx.keep_array(np.pad(a, (0, np_ - oc))) for a in (bk, mult, shift))
+                ints_d = dims + [in_zp, out_zp, amin, amax, ctx.rounding, dm, 0, IM2COL_ROWS]
+
+                def make_d(addr):
+                    return ([addr(x.index), _addr(wk), _addr(bp), addr(y.index), _addr(mp), _addr(sp), 0],
+                            ints_d, [])
+                return Step(op, "depthwise_int8_vnni", make_d, 0, macs)
         else:
             w2 = wdata.reshape(oc, K)
             wk = ctx.keep_array(w2)
@@ -506,6 +515,8 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             ints = dims + [z1, z2, zo, left_shift, m1, sh1, m2, sh2, mo, sho, amin, amax, ctx.rounding,
                            1 if which == "ADD" else -1]
             name = "add_int8"
+            if tuple(sa) == tuple(sb) and ctx.rounding == 0 and _isa() == "avx512vnni":
+                name = "add_int8_avx512"
         else:
             m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
             ints = dims + [z1, z2, zo, m, sh, amin, amax, ctx.rounding]
