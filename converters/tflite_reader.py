@@ -51,10 +51,25 @@ def _read_source(model) -> bytes:
         raise ModelFormatError(f"cannot read model file '{path}': {exc.strerror or exc}") from exc
 
 
-def _vector_len(n: int, itemsize: int, buf: bytes, what: str) -> int:
-    # A vector claims n items; it cannot hold more than the file has bytes.
-    if n < 0 or n * itemsize > len(buf):
-        raise ModelFormatError(f"{what} claims {n} entries, more than the {len(buf)}-byte file can hold")
+# vtable offsets of the vector fields read below (schema field k sits at 4 + 2k)
+VECTOR_FIELDS = {
+    "Model.operator_codes": 6, "Model.subgraphs": 8, "Model.buffers": 12,
+    "SubGraph.tensors": 4, "SubGraph.inputs": 6, "SubGraph.outputs": 8, "SubGraph.operators": 10,
+    "Tensor.shape": 4, "Operator.inputs": 6, "Operator.outputs": 8, "Buffer.data": 4,
+    "QuantizationParameters.scale": 8, "QuantizationParameters.zero_point": 10,
+}
+
+
+def _vector_len(obj, field: str, itemsize: int, buf: bytes, what: str) -> int:
+    """Length of a vector field, checked to lie entirely inside the file from where it starts."""
+    tab = obj._tab
+    o = tab.Offset(VECTOR_FIELDS[field])
+    if o == 0:
+        return 0
+    start, n = tab.Vector(o), tab.VectorLen(o)
+    if n < 0 or start < 0 or start + n * itemsize > len(buf):
+        raise ModelFormatError(f"{what} claims {n} entries of {itemsize} bytes at offset {start}, past the end "
+                               f"of the {len(buf)}-byte file")
     return n
 
 
@@ -93,8 +108,8 @@ def _quantization(t_fb, tensor_desc: str, shape: tuple, dtype: np.dtype, buf: by
     q = t_fb.Quantization()
     if q is None:
         return None
-    n_scale = _vector_len(q.ScaleLength(), 4, buf, f"{tensor_desc} quantization scale")
-    n_zp = _vector_len(q.ZeroPointLength(), 8, buf, f"{tensor_desc} quantization zero_point")
+    n_scale = _vector_len(q, "QuantizationParameters.scale", 4, buf, f"{tensor_desc} quantization scale")
+    n_zp = _vector_len(q, "QuantizationParameters.zero_point", 8, buf, f"{tensor_desc} quantization zero_point")
     if n_scale == 0 and n_zp == 0:
         return None
     if q.DetailsType() != 0:
@@ -133,13 +148,23 @@ def _buffer_bytes(model_fb, index: int, buf: bytes):
             raise ModelFormatError(f"buffer {index}: data at offset {offset} + {size} bytes runs past the "
                                    f"end of the {len(buf)}-byte file")
         return buf[offset:offset + size]
-    n = _vector_len(b.DataLength(), 1, buf, f"buffer {index}")
+    n = _vector_len(b, "Buffer.data", 1, buf, f"buffer {index}")
     if n == 0:
         return None
     data = b.DataAsNumpy()
     if not isinstance(data, np.ndarray) or data.size != n:
         raise ModelFormatError(f"buffer {index}: {n} bytes claimed, data runs past the end of the file")
     return data.tobytes()
+
+
+def _describe_errors(what: str, fn, *args):
+    """Run one read; a flatbuffer access that leaves the file becomes a ModelFormatError naming `what`."""
+    try:
+        return fn(*args)
+    except ModelFormatError:
+        raise
+    except Exception as exc:
+        raise ModelFormatError(f"{what}: malformed flatbuffer data ({type(exc).__name__}: {exc})") from exc
 
 
 def _parse(buf: bytes, subgraph_index: int) -> Graph:
@@ -154,16 +179,21 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
     if model_fb.Version() != 3:
         raise ModelFormatError(f"schema version {model_fb.Version()}; only version 3 is understood")
 
-    n_sub = _vector_len(model_fb.SubgraphsLength(), 4, buf, "subgraph table")
+    n_sub = _vector_len(model_fb, "Model.subgraphs", 4, buf, "subgraph table")
     if n_sub == 0:
         raise ModelFormatError("model has no subgraph")
     if not 0 <= subgraph_index < n_sub:
         raise ModelFormatError(f"subgraph {subgraph_index} requested, model has {n_sub}")
-    n_buffers = _vector_len(model_fb.BuffersLength(), 4, buf, "buffer table")
-    n_codes = _vector_len(model_fb.OperatorCodesLength(), 4, buf, "operator code table")
+    n_buffers = _vector_len(model_fb, "Model.buffers", 4, buf, "buffer table")
+    n_codes = _vector_len(model_fb, "Model.operator_codes", 4, buf, "operator code table")
+    for i in range(n_buffers):
+        _describe_errors(f"buffer {i}", _buffer_bytes, model_fb, i, buf)
+    for i in range(n_sub):
+        _describe_errors(f"subgraph {i}", lambda k: _vector_len(model_fb.Subgraphs(k), "SubGraph.tensors", 4, buf,
+                                                              f"subgraph {k} tensor table"), i)
     codes = []
     for i in range(n_codes):
-        c = model_fb.OperatorCodes(i)
+        c = _describe_errors(f"operator code {i}", model_fb.OperatorCodes, i)
         code = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())
         name = OPERATOR_NAMES.get(code, f"BUILTIN_{code}")
         if code == _fb.BuiltinOperator.CUSTOM:
@@ -172,18 +202,19 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
         codes.append((name, c.Version()))
 
     sg = model_fb.Subgraphs(subgraph_index)
-    n_tensors = _vector_len(sg.TensorsLength(), 4, buf, "tensor table")
+    n_tensors = _vector_len(sg, "SubGraph.tensors", 4, buf, "tensor table")
     tensors = []
     buffer_cache = {}
     for i in range(n_tensors):
-        t_fb = sg.Tensors(i)
-        raw_name = t_fb.Name()
+        t_fb = _describe_errors(f"tensor {i}", sg.Tensors, i)
+        raw_name = _describe_errors(f"tensor {i} name", t_fb.Name)
         name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{i}"
         desc = f"tensor {i} '{name}'"
-        rank = _vector_len(t_fb.ShapeLength(), 4, buf, f"{desc} shape")
+        rank = _vector_len(t_fb, "Tensor.shape", 4, buf, f"{desc} shape")
         if rank > MAX_RANK:
             raise ModelFormatError(f"{desc}: rank {rank} exceeds the supported maximum {MAX_RANK}")
-        shape = tuple(int(d) for d in np.array(t_fb.ShapeAsNumpy(), dtype=np.int64).reshape(-1)) if rank else ()
+        shape = tuple(int(d) for d in np.array(_describe_errors(f"{desc} shape", t_fb.ShapeAsNumpy),
+                                                dtype=np.int64).reshape(-1)) if rank else ()
         if len(shape) != rank:
             raise ModelFormatError(f"{desc}: shape vector runs past the end of the file")
         if any(d < 0 for d in shape):
@@ -195,7 +226,7 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
         elements = int(np.prod(shape, dtype=np.float64)) if shape else 1
         if elements * dtype.itemsize > MAX_TENSOR_BYTES:
             raise ModelFormatError(f"{desc}: shape {list(shape)} is larger than {MAX_TENSOR_BYTES} bytes")
-        quant = _quantization(t_fb, desc, shape, dtype, buf)
+        quant = _describe_errors(f"{desc} quantization", _quantization, t_fb, desc, shape, dtype, buf)
         b_index = t_fb.Buffer()
         if not 0 <= b_index < max(n_buffers, 1):
             raise ModelFormatError(f"{desc}: buffer index {b_index} is outside the {n_buffers}-entry buffer table")
@@ -220,28 +251,30 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
             raise ModelFormatError(f"{what} refers to tensor {idx}, the subgraph has {n_tensors}")
         return idx
 
-    n_ops = _vector_len(sg.OperatorsLength(), 4, buf, "operator table")
+    n_ops = _vector_len(sg, "SubGraph.operators", 4, buf, "operator table")
     ops = []
     for i in range(n_ops):
-        op_fb = sg.Operators(i)
+        op_fb = _describe_errors(f"op {i}", sg.Operators, i)
         code_index = op_fb.OpcodeIndex()
         if not 0 <= code_index < n_codes:
             raise ModelFormatError(f"op {i}: opcode index {code_index} is outside the {n_codes}-entry code table")
         op_name, version = codes[code_index]
         what = f"op {i} ({op_name})"
-        n_in = _vector_len(op_fb.InputsLength(), 4, buf, f"{what} inputs")
-        n_out = _vector_len(op_fb.OutputsLength(), 4, buf, f"{what} outputs")
+        n_in = _vector_len(op_fb, "Operator.inputs", 4, buf, f"{what} inputs")
+        n_out = _vector_len(op_fb, "Operator.outputs", 4, buf, f"{what} outputs")
         inputs = [check_index(x, f"{what} input", True)
-                  for x in (np.array(op_fb.InputsAsNumpy()).reshape(-1) if n_in else [])]
+                  for x in (np.array(_describe_errors(f"{what} inputs", op_fb.InputsAsNumpy)).reshape(-1)
+                            if n_in else [])]
         outputs = [check_index(x, f"{what} output", False)
-                   for x in (np.array(op_fb.OutputsAsNumpy()).reshape(-1) if n_out else [])]
+                   for x in (np.array(_describe_errors(f"{what} outputs", op_fb.OutputsAsNumpy)).reshape(-1)
+                             if n_out else [])]
         if len(inputs) != n_in or len(outputs) != n_out:
             raise ModelFormatError(f"{what}: input/output vectors run past the end of the file")
         ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs,
-                      options=_options(op_fb, what)))
+                      options=_describe_errors(f"{what} options", _options, op_fb, what)))
 
-    n_gin = _vector_len(sg.InputsLength(), 4, buf, "subgraph inputs")
-    n_gout = _vector_len(sg.OutputsLength(), 4, buf, "subgraph outputs")
+    n_gin = _vector_len(sg, "SubGraph.inputs", 4, buf, "subgraph inputs")
+    n_gout = _vector_len(sg, "SubGraph.outputs", 4, buf, "subgraph outputs")
     g_in = [check_index(x, "subgraph input", False) for x in (np.array(sg.InputsAsNumpy()).reshape(-1) if n_gin else [])]
     g_out = [check_index(x, "subgraph output", False) for x in (np.array(sg.OutputsAsNumpy()).reshape(-1) if n_gout else [])]
     if not g_in or not g_out:

@@ -365,7 +365,8 @@ def test_vector_running_past_end_of_file(field):
     value = remaining + 1
     assert value * itemsize <= len(data)
     data = _patched(data, pos, "<I", value)
-    name = fragment.split(" claims")[0]
+    # the entity must be named; for a shape vector the rank check may fire first ("rank 51 exceeds ...")
+    name = fragment.split(" shape claims")[0].split(" claims")[0]
     with pytest.raises(ModelFormatError, match=name):
         edgeml.Interpreter(data)
 
@@ -385,17 +386,6 @@ def test_root_offset_past_end():
 
 def test_large_model_buffer_offset_past_end():
     """Buffer.offset/size (the >2 GB layout) pointing past the end of the file."""
-    b = flatbuffers.Builder(256)
-    spec = base_spec()
-    data = build_model(spec)
-    # Rebuild buffer 1 with offset/size instead of inline data by patching: easiest to build again.
-    b = None
-    spec["buffers"][1] = b""
-    data = build_model(spec)
-    m = _model_fb(data)
-    # The empty buffer table has no offset/size fields to patch, so craft one directly.
-    builder = flatbuffers.Builder(1024)
-    del builder, m
     spec = base_spec()
     spec["buffers"][1] = None
     spec["large_buffer"] = (1, 1 << 40, 12)
@@ -490,16 +480,43 @@ def test_truncated_tiny_lengths_name_the_size(kws_reference):
 FLIPS_PER_MODEL = 60
 
 
-def _mutations(seed: int, size: int, count: int):
-    """[(kind, position, value)]: 'bit' flips bit `value`, 'byte' sets the byte to `value`."""
+def _structure_ranges(data: bytes) -> list:
+    """[(start, end)] byte ranges of the file that are not constant-buffer payload: the tables, vtables,
+    vectors of indices, shapes and quantization -- where a flip exercises the validation."""
+    m = fb.Model.GetRootAs(data, 0)
+    payload = []
+    for i in range(m.BuffersLength()):
+        buf = m.Buffers(i)
+        o = buf._tab.Offset(4)
+        if o:
+            start = buf._tab.Vector(o)
+            payload.append((start, start + buf._tab.VectorLen(o)))
+    ranges, pos = [], 0
+    for start, end in sorted(payload):
+        if start > pos:
+            ranges.append((pos, start))
+        pos = max(pos, end)
+    if pos < len(data):
+        ranges.append((pos, len(data)))
+    return ranges
+
+
+def _mutations(seed: int, data: bytes, count: int):
+    """[(kind, position, value)]: 'bit' flips bit `value`, 'byte' sets the byte to `value`.  Three quarters of
+    the positions fall outside the weight payload (in the flatbuffer structure), the rest anywhere."""
     rng = random.Random(seed)
+    ranges = _structure_ranges(data)
+    weights = [end - start for start, end in ranges]
     out = []
     for _ in range(count):
-        if rng.random() < 0.6:
-            out.append(("bit", rng.randrange(size), rng.randrange(8)))
+        if rng.random() < 0.75:
+            start, end = rng.choices(ranges, weights)[0]
+            pos = rng.randrange(start, end)
         else:
-            # bias half the byte writes to the first 4 KB, where the tables and vtables live
-            pos = rng.randrange(min(size, 4096)) if rng.random() < 0.5 else rng.randrange(size)
+            pos = rng.randrange(len(data))
+        if rng.random() < 0.6:
+            out.append(("bit", pos, rng.randrange(8)))
+        else:
             out.append(("byte", pos, rng.choice([0x00, 0xFF, 0x7F, 0x80, rng.randrange(256)])))
     return out
 
@@ -551,7 +568,7 @@ def test_bit_flip(model_cache, name, seed):
     if name not in model_cache:
         model_cache[name] = _model_bytes(name)
     data = model_cache[name]
-    mutation = _mutations(1000 * FUZZ_MODELS.index(name) + seed, len(data), 1)[0]
+    mutation = _mutations(1000 * FUZZ_MODELS.index(name) + seed, data, 1)[0]
     try:
         _check_mutant(_apply(data, mutation))
     except EdgeMLError:
@@ -568,7 +585,7 @@ SMOKE = textwrap.dedent("""
     counts = collections.Counter()
     for name in T.FUZZ_MODELS:
         data = T._model_bytes(name)
-        for k, mutation in enumerate(T._mutations({seed} + hash(name) % 1000, len(data), {count})):
+        for k, mutation in enumerate(T._mutations({seed} + 17 * T.FUZZ_MODELS.index(name), data, {count})):
             print(name, k, mutation, flush=True, file=sys.stderr)
             try:
                 counts[T._check_mutant(T._apply(data, mutation))] += 1
@@ -584,7 +601,7 @@ def test_bit_flip_smoke_subprocess():
     """A few hundred flips in a child process, so a segfault or abort fails this test instead of pytest."""
     code = SMOKE.format(root=str(ROOT), tests=str(ROOT / "tests"), seed=7919, count=80)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
-                          cwd=str(ROOT), env={**__import__("os").environ, "PYTHONHASHSEED": "0"})
+                          cwd=str(ROOT))
     last = proc.stderr.strip().splitlines()[-1:] if proc.stderr else []
     assert proc.returncode == 0, f"child died with code {proc.returncode}; last case started: {last}"
     assert "CONTRACT" not in proc.stdout, proc.stdout

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from edgeml.runtime.quant import quantize_multiplier, round_half_away as _round_half_away
+
 EM_ROUND_DOUBLE = 0
 EM_ROUND_SINGLE = 1
 
@@ -36,40 +38,9 @@ def _f32(x: float) -> float:
     return float(np.float32(x))
 
 
-def _round_half_away(x: float) -> int:
-    """TfLiteRound / std::round on a double: nearest, ties away from zero."""
-    a = abs(x)
-    f = math.floor(a)
-    r = f + 1 if a - f >= 0.5 else f  # a - f is exact for doubles
-    return int(-r if x < 0 else r)
-
-
 def _wrap_int32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v >= (1 << 31) else v
-
-
-def quantize_multiplier(real: float, rounding_mode: int = EM_ROUND_DOUBLE) -> tuple[int, int]:
-    """tflite::QuantizeMultiplier(double) -> (int32 multiplier, shift)."""
-    real = float(real)
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    q_fixed = _round_half_away(q * float(1 << 31))
-    if abs(q_fixed) > (1 << 31):
-        raise ValueError(f"QuantizeMultiplier: bad multiplier {real!r}")
-    if q_fixed == (1 << 31):
-        q_fixed //= 2
-        shift += 1
-    if q_fixed > _INT32_MAX:
-        raise ValueError(f"QuantizeMultiplier: bad multiplier {real!r}")
-    if shift < -31:
-        shift = 0
-        q_fixed = 0
-    if rounding_mode == EM_ROUND_SINGLE and shift > 30:
-        shift = 30
-        q_fixed = _INT32_MAX
-    return int(q_fixed), int(shift)
 
 
 def calculate_input_radius(input_integer_bits: int, input_left_shift: int,

@@ -17,18 +17,23 @@ ROUNDING_MODES = {"double": 0, "single": 1}
 REQUANT_DOUBLE_SCALE = 2     # round(acc * scale) in double: LiteRT's reference FULLY_CONNECTED
 
 
-def round_half_away(x: float) -> float:
-    """std::round: ties away from zero."""
-    return math.copysign(math.floor(abs(x) + 0.5), x)
+def round_half_away(x: float) -> int:
+    """std::round on a double: nearest, ties away from zero (a - floor(a) is exact, unlike a + 0.5)."""
+    a = abs(x)
+    f = math.floor(a)
+    r = f + 1 if a - f >= 0.5 else f
+    return int(-r if x < 0 else r)
 
 
 def quantize_multiplier(real: float, rounding: int = 0) -> tuple[int, int]:
-    """QuantizeMultiplier: real = m0 * 2^(shift - 31), m0 in [2^30, 2^31)."""
+    """tflite::QuantizeMultiplier: real = m0 * 2^(shift - 31), m0 in [2^30, 2^31)."""
     real = float(real)
     if real == 0.0:
         return 0, 0
+    if not math.isfinite(real) or real < 0:
+        raise ValueError(f"cannot quantize multiplier {real!r}")
     q, shift = math.frexp(real)
-    q_fixed = int(round_half_away(q * (1 << 31)))
+    q_fixed = round_half_away(q * float(1 << 31))
     if q_fixed == (1 << 31):
         q_fixed //= 2
         shift += 1
@@ -36,7 +41,7 @@ def quantize_multiplier(real: float, rounding: int = 0) -> tuple[int, int]:
         return 0, 0
     if rounding == 1 and shift > 30:   # the single-rounding build clamps large multipliers
         return (1 << 31) - 1, 30
-    return q_fixed, shift
+    return int(q_fixed), int(shift)
 
 
 def quantize_multipliers(reals, rounding: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +73,9 @@ def quantize_array(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) 
     """float -> int8 as the QUANTIZE op does: round(x / scale) half away from zero, + zp, saturate."""
     info = np.iinfo(dtype)
     v = np.asarray(x, dtype=np.float64) / float(F32(scale))
-    r = np.where(np.isnan(v), 0.0, np.sign(v) * np.floor(np.abs(v) + 0.5))
+    v = np.where(np.isnan(v), 0.0, np.clip(v, -2.0 ** 40, 2.0 ** 40))
+    t = np.trunc(v)
+    r = t + np.where(np.abs(v - t) >= 0.5, np.sign(v), 0.0)
     r = np.clip(r, -2.0 ** 31, 2.0 ** 31) + zero_point
     return np.clip(r, info.min, info.max).astype(dtype)
 

@@ -1,0 +1,213 @@
+"""Hybrid ("dynamic-range") CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: float32 activations, int8 weights.
+
+LiteRT quantizes the float input to int8 on the fly for every invoke, multiplies in int32 and scales the sums
+back to float.  Which variant runs is decided here, once, exactly as LiteRT's Prepare decides it:
+
+* CONV_2D with one weight scale, or several that are all equal: symmetric input quantization, one scale per
+  batch times the weight scale (EvalHybrid -> optimized_ops::HybridConv, which every kernel type uses).
+* CONV_2D with per-channel scales that differ: asymmetric input quantization (EvalHybridPerChannel ->
+  reference_ops::HybridConvPerChannel).
+* DEPTHWISE_CONV_2D: always per channel, asymmetric (reference_integer_ops::DepthwiseConvHybridPerChannel).
+* FULLY_CONNECTED: symmetric or asymmetric as the op's asymmetric_quantize_inputs option says; per channel when
+  the weights carry more than one scale (EvalHybridDense).
+
+The arithmetic itself is described in cython_ops/include/em_hybrid.h.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+
+CONV_MODE_PER_TENSOR = 0
+CONV_MODE_PER_CHANNEL = 1
+
+
+def _align16(n: int) -> int:
+    return (n + 15) & ~15
+
+
+def _weight_scales(op, w, n_out: int, axis: int, what: str) -> np.ndarray:
+    """The weight scales as the float32 values LiteRT reads; zero points must be 0 (LiteRT ignores them)."""
+    if w.quant is None or w.quant.scale.size == 0:
+        raise ModelFormatError(f"{op.describe()}: int8 {what} {w.describe()} have no quantization parameters")
+    scales = np.asarray(w.quant.scale, dtype=np.float64).astype(np.float32).reshape(-1)
+    if scales.size not in (1, n_out):
+        raise ModelFormatError(f"{op.describe()}: {scales.size} weight scales for {n_out} output channels")
+    if scales.size > 1 and w.quant.axis != axis:
+        raise ModelFormatError(f"{op.describe()}: weights quantized along axis {w.quant.axis}, expected {axis}")
+    if np.any(np.asarray(w.quant.zero_point) != 0):
+        raise UnsupportedOpError(f"{op.describe()}: hybrid int8 weights with a non-zero zero point")
+    if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+        raise ModelFormatError(f"{op.describe()}: weight scales must be positive and finite")
+    return scales
+
+
+def _float_io(ctx, op):
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if x.dtype != np.float32 or y.dtype != np.float32:
+        raise UnsupportedOpError(f"{op.describe()}: hybrid ops need float32 input and output, got {x.dtype} -> "
+                                 f"{y.dtype}")
+    return x, y
+
+
+def _geometry(ctx, op, xs, kh, kw):
+    from edgeml.runtime import compiler as C
+    o = op.options
+    sh, sw = o.get("stride_h", 1), o.get("stride_w", 1)
+    dh, dw = o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)
+    C._positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
+    n, ih, iw, ic = xs
+    oh, pt = C._padding(op, ih, kh, sh, dh)
+    ow, pl = C._padding(op, iw, kw, sw, dw)
+    return [n, ih, iw, ic, oh, ow], [sh, sw, dh, dw, pt, pl]
+
+
+def prepare_conv2d_hybrid(ctx, op):
+    """CONV_2D with float32 input and int8 weights."""
+    from edgeml.runtime import compiler as C
+    x, y = _float_io(ctx, op)
+    w = ctx.tensor(op, 1)
+    xs = ctx.shape(x)
+    wdata = ctx.const(w, f"{op.describe()} weights")
+    if len(xs) != 4 or wdata.ndim != 4:
+        raise ModelFormatError(f"{op.describe()}: expects 4-D input and weights, got {list(xs)} and "
+                               f"{list(wdata.shape)}")
+    if wdata.dtype != np.int8:
+        raise UnsupportedOpError(f"{op.describe()}: hybrid weights of type {wdata.dtype} (int8 supported)")
+    oc, kh, kw, wic = wdata.shape
+    if wic != xs[3]:
+        raise UnsupportedOpError(f"{op.describe()}: weights expect {wic} input channels, input has {xs[3]} "
+                                 "(grouped convolution is not supported)")
+    C._positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
+    (n, ih, iw, ic, oh, ow), (sh, sw, dh, dw, pt, pl) = _geometry(ctx, op, xs, kh, kw)
+    ctx.set_output(op, 0, (n, oh, ow, oc))
+    act = C._activation(op)
+    lo, hi = C.Q.activation_range_f32(act)
+    scales = _weight_scales(op, w, oc, 0, "weights")
+    K = kh * kw * ic
+    w2 = wdata.reshape(oc, K)
+    # LiteRT: per channel only when the scales differ (is_hybrid_per_channel); else the per-tensor path with
+    # scale[0]
+    per_channel = scales.size > 1 and bool(np.any(scales != scales[0]))
+    bias = C._bias(ctx, op, 2, oc, np.float32)
+    wk = ctx.keep_array(w2)
+    bk = ctx.keep_array(bias.astype(np.float32)) if bias is not None else None
+    if per_channel:
+        sk = ctx.keep_array(scales)
+        rk = ctx.keep_array(w2.astype(np.int64).sum(axis=1).astype(np.int32))
+        mode, wscale = CONV_MODE_PER_CHANNEL, 0.0
+    else:
+        sk = rk = None
+        mode, wscale = CONV_MODE_PER_TENSOR, float(scales[0])
+    direct = int(kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0)
+    chunk = C.IM2COL_ROWS
+    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, mode, 1, direct, chunk]
+    scratch = _align16(ih * iw * ic) + (0 if direct else _align16(chunk * K)) + 4 * oc
+    macs = n * oh * ow * oc * K
+
+    def make(addr):
+        return ([addr(x.index), C._addr(wk), C._addr(bk) if bk is not None else 0, addr(y.index),
+                 C._addr(sk) if sk is not None else 0, C._addr(rk) if rk is not None else 0, addr("scratch")],
+                ints, [lo, hi, wscale])
+    return C.Step(op, "conv2d_hybrid", make, scratch, macs)
+
+
+def prepare_depthwise_hybrid(ctx, op):
+    """DEPTHWISE_CONV_2D with float32 input and int8 weights (LiteRT: per-channel, asymmetric inputs)."""
+    from edgeml.runtime import compiler as C
+    x, y = _float_io(ctx, op)
+    w = ctx.tensor(op, 1)
+    xs = ctx.shape(x)
+    wdata = ctx.const(w, f"{op.describe()} weights")
+    if len(xs) != 4 or wdata.ndim != 4:
+        raise ModelFormatError(f"{op.describe()}: expects 4-D input and weights, got {list(xs)} and "
+                               f"{list(wdata.shape)}")
+    if wdata.dtype != np.int8:
+        raise UnsupportedOpError(f"{op.describe()}: hybrid weights of type {wdata.dtype} (int8 supported)")
+    _, kh, kw, oc = wdata.shape
+    ic = xs[3]
+    if wdata.shape[0] != 1 or ic <= 0 or oc % ic:
+        raise ModelFormatError(f"{op.describe()}: weights {list(wdata.shape)} do not fit input channels {ic}")
+    dm = oc // ic
+    if (op.options.get("depth_multiplier", 1) or 1) != dm:
+        # LiteRT's hybrid kernel loops over the option's multiplier, not the shapes' (the others fill
+        # channels the option does not cover with whatever the output held)
+        raise UnsupportedOpError(f"{op.describe()}: depth_multiplier option "
+                                 f"{op.options.get('depth_multiplier')} disagrees with the shapes ({dm})")
+    C._positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
+    (n, ih, iw, ic, oh, ow), (sh, sw, dh, dw, pt, pl) = _geometry(ctx, op, xs, kh, kw)
+    ctx.set_output(op, 0, (n, oh, ow, oc))
+    act = C._activation(op)
+    lo, hi = C.Q.activation_range_f32(act)
+    scales = _weight_scales(op, w, oc, 3, "weights")
+    if scales.size != oc:
+        # LiteRT indexes scale[output_channel]: one scale for several channels reads past the array
+        raise UnsupportedOpError(f"{op.describe()}: hybrid depthwise weights need one scale per output channel "
+                                 f"({scales.size} for {oc}); LiteRT reads past a per-tensor scale")
+    bias = C._bias(ctx, op, 2, oc, np.float32)
+    wk = ctx.keep_array(wdata.reshape(kh * kw, oc))
+    bk = ctx.keep_array(bias.astype(np.float32)) if bias is not None else None
+    sk = ctx.keep_array(scales)
+    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, CONV_MODE_PER_CHANNEL, dm, 0, 0]
+    scratch = _align16(ih * iw * ic) + 4 * oc
+    macs = n * oh * ow * oc * kh * kw
+
+    def make(addr):
+        return ([addr(x.index), C._addr(wk), C._addr(bk) if bk is not None else 0, addr(y.index), C._addr(sk), 0,
+                 addr("scratch")], ints, [lo, hi, 0.0])
+    return C.Step(op, "depthwise_hybrid", make, scratch, macs)
+
+
+def prepare_fully_connected_hybrid(ctx, op):
+    """FULLY_CONNECTED with float32 input and int8 weights."""
+    from edgeml.runtime import compiler as C
+    x, y = _float_io(ctx, op)
+    w = ctx.tensor(op, 1)
+    xs = ctx.shape(x)
+    wdata = ctx.const(w, f"{op.describe()} weights")
+    if wdata.ndim != 2:
+        raise ModelFormatError(f"{op.describe()}: weights must be 2-D, got {list(wdata.shape)}")
+    if wdata.dtype != np.int8:
+        raise UnsupportedOpError(f"{op.describe()}: hybrid weights of type {wdata.dtype} (int8 supported)")
+    if op.options.get("weights_format", 0) != 0:
+        raise UnsupportedOpError(f"{op.describe()}: shuffled weights format is not supported")
+    n_out, K = wdata.shape
+    C._positive(op, units=n_out, depth=K)
+    total = C._count(xs)
+    if total % K:
+        raise ModelFormatError(f"{op.describe()}: input {list(xs)} does not divide into rows of {K}")
+    rows = total // K
+    if op.options.get("keep_num_dims", False):
+        if not xs or xs[-1] != K:
+            raise ModelFormatError(f"{op.describe()}: keep_num_dims needs the last input dim to be {K}")
+        out_shape = tuple(xs[:-1]) + (n_out,)
+    else:
+        out_shape = (rows, n_out)
+    ctx.set_output(op, 0, out_shape)
+    act = C._activation(op)
+    lo, hi = C.Q.activation_range_f32(act)
+    scales = _weight_scales(op, w, n_out, 0, "weights")
+    per_channel = scales.size > 1          # VerifyPerChannelQuantization: more than one scale
+    asym = bool(op.options.get("asymmetric_quantize_inputs", False))
+    bias = C._bias(ctx, op, 2, n_out, np.float32)
+    wk = ctx.keep_array(wdata)
+    bk = ctx.keep_array(bias.astype(np.float32)) if bias is not None else None
+    sk = ctx.keep_array(scales) if per_channel else None
+    rk = ctx.keep_array(wdata.astype(np.int64).sum(axis=1).astype(np.int32)) if asym else None
+    ints = [rows, K, n_out, int(asym), int(per_channel), int(act != "NONE")]
+    floats = [lo, hi, 0.0 if per_channel else float(scales[0])]
+
+    def make(addr):
+        return ([addr(x.index), C._addr(wk), C._addr(bk) if bk is not None else 0, addr(y.index),
+                 C._addr(sk) if sk is not None else 0, C._addr(rk) if rk is not None else 0, addr("scratch")],
+                ints, floats)
+    return C.Step(op, "fully_connected_hybrid", make, K, rows * n_out * K)
+
+
+def is_hybrid(ctx, op) -> bool:
+    """True when op reads float32 activations with int8 constant weights (input 1)."""
+    if len(op.inputs) < 2 or op.inputs[0] < 0 or op.inputs[1] < 0:
+        return False
+    x, w = ctx.tensor(op, 0), ctx.tensor(op, 1)
+    return x.dtype == np.float32 and w.dtype == np.int8
