@@ -15,7 +15,15 @@ cdef extern from "em_conv.h":
     void em_fully_connected_int8_vnni(const em_params*) nogil
     void em_depthwise_int8_vnni(const em_params*) nogil
 
+cdef extern from "em_hybrid.h":
+    void em_conv2d_hybrid(const em_params*) nogil
+    void em_depthwise_hybrid(const em_params*) nogil
+    void em_fully_connected_hybrid(const em_params*) nogil
+
 KERNELS = {
+    "conv2d_hybrid": <uintptr_t>&em_conv2d_hybrid,
+    "depthwise_hybrid": <uintptr_t>&em_depthwise_hybrid,
+    "fully_connected_hybrid": <uintptr_t>&em_fully_connected_hybrid,
     "conv2d_int8": <uintptr_t>&em_conv2d_int8,
     "conv2d_f32": <uintptr_t>&em_conv2d_f32,
     "depthwise_int8": <uintptr_t>&em_depthwise_int8,

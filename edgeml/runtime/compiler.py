@@ -274,6 +274,9 @@ def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, mult, shift, scale=No
 
 
 def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
+    from edgeml.runtime import hybrid as H
+    if H.is_hybrid(ctx, op):
+        return H.prepare_depthwise_hybrid(ctx, op) if depthwise else H.prepare_conv2d_hybrid(ctx, op)
     kind = _types(ctx, op)
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
@@ -369,6 +372,9 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
 
 
 def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
+    from edgeml.runtime import hybrid as H
+    if H.is_hybrid(ctx, op):
+        return H.prepare_fully_connected_hybrid(ctx, op)
     kind = _types(ctx, op)
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)

@@ -1,0 +1,344 @@
+/* Hybrid ("dynamic-range") CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: float32 input / output / bias,
+ * int8 weights.  The input is quantized to int8 on the fly (per batch), multiplied in int32, and the int32 sums
+ * are scaled back to float -- the arithmetic of LiteRT's BUILTIN_REF kernels, step for step:
+ *
+ *  quantization of the input: tensor_utils::{Symmetric,Asymmetric}QuantizeFloats dispatch NEON_OR_PORTABLE,
+ *  and LiteRT's x86 builds define USE_NEON (NEON_2_SSE), so the Neon versions run (checked against the
+ *  installed ai_edge_litert: they, not the portable ones, reproduce its quantized temporaries bit for bit).
+ *  R(t) = (int)(t + (t < 0 ? -0.5f : 0.5f)) (float add, truncate) for the first n & ~7 values, roundf(t) after.
+ *   symmetric:  range = max(|min x|, |max x|); range == 0 -> q = 0, scale = 1;
+ *               else scale = range / 127.f, q = clamp(R(x * (127.f / range)), -127, 127)
+ *   asymmetric: rmin = min(0, min x), rmax = max(0, max x) (float); rmin == rmax -> q = 0, scale 1, zp 0;
+ *               else s = (double)(rmax - rmin) / 255, zero point from min or max (smaller error), nudged
+ *               into [-128, 127] with round() in double; scale = (float)s;
+ *               q = clamp(zp + R(x * (float)(1.0 / scale)), -128, 127)
+ *  CONV_2D per tensor (conv.cc EvalHybrid -> optimized_ops::HybridConv, used by every kernel type):
+ *      symmetric per batch, sf = scale * w_scale (float); im2col with pad 0;
+ *      out = clamp((float)acc * sf + bias)
+ *  CONV_2D per channel (EvalHybridPerChannel -> reference_ops::HybridConvPerChannel; taken when the weight
+ *      scales are not all equal):  asymmetric per batch, acc = sum over in-image taps of w * (q - zp);
+ *      out = clamp(((float)acc * w_scale[c]) * scale + bias[c])
+ *  DEPTHWISE_CONV_2D (EvalHybridPerChannel -> reference_integer_ops::DepthwiseConvHybridPerChannel, always
+ *      per channel): asymmetric per batch, acc as above; out = clamp((float)acc * (w_scale[c] * scale) + bias[c])
+ *  FULLY_CONNECTED (EvalHybridDense): out = bias (or 0); if every input value is 0 -> activation only;
+ *      per row of K inputs: symmetric or asymmetric (option asymmetric_quantize_inputs);
+ *      per tensor: sf = scale * w_scale, row_scale = sf; per channel (> 1 scale): row_scale = w_scale[o] * scale;
+ *      acc = dot(w[o], q) - zp * rowsum(w[o]); out += (float)acc * row_scale; then the activation clamp.
+ *  Integer sums are exact, so their order does not matter; the float steps above are done in that order,
+ *  in float, without contraction (the build uses -ffp-contract=off).
+ *
+ * Layout (p->i) of em_conv2d_hybrid and em_depthwise_hybrid:
+ *   0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW, 13 pad_top, 14 pad_left,
+ *   15 mode (conv only: 0 per-tensor symmetric, 1 per-channel asymmetric), 16 depth multiplier (depthwise),
+ *   17 direct (conv: 1x1, stride 1, no padding -> no im2col), 18 rows per im2col chunk (conv)
+ * ptr: 0 input f32 [N,IH,IW,IC], 1 weights int8 (conv [OC][KH*KW*IC], depthwise [KH*KW][OC]),
+ *      2 bias f32 [OC] or NULL, 3 output f32 [N,OH,OW,OC], 4 per-channel weight scales f32 [OC] (NULL in conv
+ *      mode 0), 5 weight row sums int32 [OC] (conv mode 1; NULL otherwise), 6 scratch
+ * f: 0 act_min, 1 act_max, 2 weight scale (conv mode 0)
+ * scratch bytes: conv      A(IH*IW*IC) + (direct ? 0 : A(chunk * KH*KW*IC)) + 4 * OC
+ *                          (quantized image of one batch, im2col rows, int32 sums of one output pixel)
+ *                depthwise A(IH*IW*IC) + 4 * OC   (quantized image of one batch, int32 sums)
+ *   where A(n) = (n + 15) & ~15; the scratch pointer must be 16-byte aligned (the arena aligns to 64).
+ *
+ * Layout of em_fully_connected_hybrid:
+ *   i: 0 rows (batches), 1 K (depth), 2 units, 3 asymmetric inputs (0/1), 4 per-channel (0/1),
+ *      5 clamp (0 for activation NONE: ApplyActivationToVector leaves the values alone, even +-inf)
+ *   ptr: 0 input f32 [rows][K], 1 weights int8 [units][K], 2 bias f32 [units] or NULL, 3 output f32
+ *        [rows][units], 4 per-channel scales f32 [units] (per-channel only), 5 weight row sums int32 [units]
+ *        (asymmetric only), 6 scratch
+ *   f: 0 act_min, 1 act_max, 2 weight scale (per tensor)
+ *   scratch bytes: K (one quantized row)
+ */
+#ifndef EM_HYBRID_H
+#define EM_HYBRID_H
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include "em_params.h"
+
+enum { HY_N, HY_IH, HY_IW, HY_IC, HY_OH, HY_OW, HY_OC, HY_KH, HY_KW, HY_SH, HY_SW, HY_DH, HY_DW, HY_PT, HY_PL,
+       HY_MODE, HY_DM, HY_DIRECT, HY_CHUNK };
+enum { HYF_ROWS, HYF_K, HYF_UNITS, HYF_ASYM, HYF_PERCH, HYF_CLAMP };
+
+#define EM_HY_ALIGN16(n) (((n) + 15) & ~(int64_t)15)
+
+/* std::min / std::max as LiteRT uses them (they differ from fminf / fmaxf only for NaN). */
+static inline float em_hy_act(float x, float lo, float hi) {
+    float y = x < lo ? lo : x;          /* ActivationFunctionWithMinMax: min(max(x, lo), hi) */
+    return hi < y ? hi : y;
+}
+
+/* NEON RoundToNearest as x86 builds run it (NEON_2_SSE): t + (t < 0 ? -0.5f : 0.5f) in float, truncated. */
+static inline int32_t em_hy_round_vec(float t) {
+    float u = t + (t < 0.0f ? -0.5f : 0.5f);
+    return (int32_t)u;
+}
+
+static inline void em_hy_minmax(const float* x, int64_t n, float* mn, float* mx) {
+    float a = n > 0 ? x[0] : 0.0f, b = a;
+    for (int64_t i = 1; i < n; i++) {
+        if (x[i] < a) a = x[i];
+        if (!(x[i] < b)) b = x[i];
+    }
+    *mn = a;
+    *mx = b;
+}
+
+/* NeonSymmetricQuantizeFloats (LiteRT's x86 builds define USE_NEON through NEON_2_SSE, so NEON_OR_PORTABLE
+ * picks it): the first n & ~7 values round with em_hy_round_vec, the rest with roundf. */
+static void em_hy_quantize_sym(const float* x, int64_t n, int8_t* q, float* scale) {
+    float mn, mx;
+    em_hy_minmax(x, n, &mn, &mx);
+    const float amn = fabsf(mn), amx = fabsf(mx);
+    const float range = amn < amx ? amx : amn;
+    if (range == 0.0f) {
+        if (n > 0) memset(q, 0, (size_t)n);
+        *scale = 1.0f;
+        return;
+    }
+    *scale = range / 127.0f;
+    const float inv = 127.0f / range;
+    const int64_t vec = n & ~(int64_t)7;
+    for (int64_t i = 0; i < n; i++) {
+        const float t = x[i] * inv;
+        int32_t v = i < vec ? em_hy_round_vec(t) : (int32_t)roundf(t);
+        v = v < -127 ? -127 : (v > 127 ? 127 : v);
+        q[i] = (int8_t)v;
+    }
+}
+
+/* NeonAsymmetricQuantizeFloats: range in float, scale and zero point in double, inverse scale
+ * (float)(1.0 / scale), q = round(x * inv) + zp. */
+static void em_hy_quantize_asym(const float* x, int64_t n, int8_t* q, float* scale, int32_t* zp) {
+    float mn, mx;
+    em_hy_minmax(x, n, &mn, &mx);
+    const float rmin = mn < 0.0f ? mn : 0.0f;
+    const float rmax = 0.0f < mx ? mx : 0.0f;
+    const double qmin = -128.0, qmax = 127.0;
+    if (rmin == rmax) {
+        if (n > 0) memset(q, 0, (size_t)n);
+        *scale = 1.0f;
+        *zp = 0;
+        return;
+    }
+    const float span = rmax - rmin;
+    const double s = (double)span / (qmax - qmin);
+    const double zp_from_min = qmin - (double)rmin / s;
+    const double zp_from_max = qmax - (double)rmax / s;
+    const double err_min = fabs(qmin) + fabs((double)rmin / s);
+    const double err_max = fabs(qmax) + fabs((double)rmax / s);
+    const double zpd = err_min < err_max ? zp_from_min : zp_from_max;
+    int32_t nudged;
+    if (zpd <= qmin) nudged = -128;
+    else if (zpd >= qmax) nudged = 127;
+    else nudged = (int32_t)(int8_t)round(zpd);
+    *scale = (float)s;
+    *zp = nudged;
+    const float inv = *scale == 0.0f ? 0.0f : (float)(1.0 / (double)*scale);
+    const int64_t vec = n & ~(int64_t)7;
+    for (int64_t i = 0; i < n; i++) {
+        const float t = x[i] * inv;
+        int32_t v = nudged + (i < vec ? em_hy_round_vec(t) : (int32_t)roundf(t));
+        v = v < -128 ? -128 : (v > 127 ? 127 : v);
+        q[i] = (int8_t)v;
+    }
+}
+
+/* One row of K int8 values against weight rows w[o][K], o in [0, OC): sums into acc[OC]. */
+static inline void em_hy_dot_rows(const int8_t* a, const int8_t* w, int64_t OC, int64_t K, int32_t* acc) {
+    int64_t o = 0;
+    for (; o + 4 <= OC; o += 4) {
+        const int8_t* w0 = w + (o + 0) * K;
+        const int8_t* w1 = w + (o + 1) * K;
+        const int8_t* w2 = w + (o + 2) * K;
+        const int8_t* w3 = w + (o + 3) * K;
+        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int64_t k = 0; k < K; k++) {
+            int32_t av = a[k];
+            s0 += av * w0[k];
+            s1 += av * w1[k];
+            s2 += av * w2[k];
+            s3 += av * w3[k];
+        }
+        acc[o + 0] = s0; acc[o + 1] = s1; acc[o + 2] = s2; acc[o + 3] = s3;
+    }
+    for (; o < OC; o++) {
+        const int8_t* wr = w + o * K;
+        int32_t s = 0;
+        for (int64_t k = 0; k < K; k++) s += (int32_t)a[k] * wr[k];
+        acc[o] = s;
+    }
+}
+
+/* Receptive fields of output pixels [first, first + rows) of the quantized image q (one batch) into col;
+ * taps outside the image take `pad` (0 symmetric, the zero point asymmetric: they then add nothing). */
+static void em_hy_im2col(const int8_t* q, const int64_t* d, int64_t first, int64_t rows, int8_t pad,
+                         int8_t* col) {
+    const int64_t IH = d[HY_IH], IW = d[HY_IW], IC = d[HY_IC], OW = d[HY_OW];
+    const int64_t KH = d[HY_KH], KW = d[HY_KW];
+    const int64_t K = KH * KW * IC;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t pix = first + r, oy = pix / OW, ox = pix % OW;
+        int8_t* dst = col + r * K;
+        for (int64_t ky = 0; ky < KH; ky++) {
+            const int64_t iy = oy * d[HY_SH] - d[HY_PT] + ky * d[HY_DH];
+            for (int64_t kx = 0; kx < KW; kx++, dst += IC) {
+                const int64_t ix = ox * d[HY_SW] - d[HY_PL] + kx * d[HY_DW];
+                if (iy < 0 || iy >= IH || ix < 0 || ix >= IW) memset(dst, (unsigned char)pad, (size_t)IC);
+                else memcpy(dst, q + (iy * IW + ix) * IC, (size_t)IC);
+            }
+        }
+    }
+}
+
+static void em_conv2d_hybrid(const em_params* p) {
+    const int64_t* d = p->i;
+    const float* in = (const float*)p->ptr[0];
+    const int8_t* w = (const int8_t*)p->ptr[1];
+    const float* bias = (const float*)p->ptr[2];
+    float* out = (float*)p->ptr[3];
+    const float* wscale = (const float*)p->ptr[4];
+    const int32_t* rowsum = (const int32_t*)p->ptr[5];
+    const int64_t IH = d[HY_IH], IW = d[HY_IW], IC = d[HY_IC], OC = d[HY_OC];
+    const int64_t K = d[HY_KH] * d[HY_KW] * IC, P = d[HY_OH] * d[HY_OW];
+    const int64_t img = IH * IW * IC, chunk = d[HY_CHUNK] > 0 ? d[HY_CHUNK] : 1;
+    const int per_channel = d[HY_MODE] == 1;
+    const float lo = p->f[0], hi = p->f[1];
+    int8_t* q = (int8_t*)p->ptr[6];
+    int8_t* col = q + EM_HY_ALIGN16(img);
+    int32_t* acc = (int32_t*)(void*)(d[HY_DIRECT] ? col : col + EM_HY_ALIGN16(chunk * K));
+    for (int64_t b = 0; b < d[HY_N]; b++) {
+        float sf;
+        int32_t zp = 0;
+        if (per_channel) {
+            em_hy_quantize_asym(in + b * img, img, q, &sf, &zp);
+        } else {
+            em_hy_quantize_sym(in + b * img, img, q, &sf);
+            sf = sf * p->f[2];
+        }
+        for (int64_t first = 0; first < P; first += chunk) {
+            const int64_t rows = P - first < chunk ? P - first : chunk;
+            const int8_t* a;
+            if (d[HY_DIRECT]) {
+                a = q + first * K;
+            } else {
+                em_hy_im2col(q, d, first, rows, (int8_t)zp, col);
+                a = col;
+            }
+            for (int64_t r = 0; r < rows; r++) {
+                float* o = out + (b * P + first + r) * OC;
+                em_hy_dot_rows(a + r * K, w, OC, K, acc);
+                if (per_channel) {
+                    for (int64_t c = 0; c < OC; c++) {
+                        int32_t s = acc[c] - zp * rowsum[c];
+                        float v = (float)s * wscale[c];
+                        v = v * sf;
+                        if (bias) v = v + bias[c];
+                        o[c] = em_hy_act(v, lo, hi);
+                    }
+                } else {
+                    for (int64_t c = 0; c < OC; c++) {
+                        float v = (float)acc[c] * sf;
+                        if (bias) v = v + bias[c];
+                        o[c] = em_hy_act(v, lo, hi);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Weights [KH*KW][OC], output channel oc = ic * DM + m. */
+static void em_depthwise_hybrid(const em_params* p) {
+    const int64_t* d = p->i;
+    const float* in = (const float*)p->ptr[0];
+    const int8_t* w = (const int8_t*)p->ptr[1];
+    const float* bias = (const float*)p->ptr[2];
+    float* out = (float*)p->ptr[3];
+    const float* wscale = (const float*)p->ptr[4];
+    const int64_t IH = d[HY_IH], IW = d[HY_IW], IC = d[HY_IC], OH = d[HY_OH], OW = d[HY_OW], OC = d[HY_OC];
+    const int64_t KH = d[HY_KH], KW = d[HY_KW], DM = d[HY_DM];
+    const int64_t img = IH * IW * IC;
+    const float lo = p->f[0], hi = p->f[1];
+    int8_t* q = (int8_t*)p->ptr[6];
+    int32_t* acc = (int32_t*)(void*)(q + EM_HY_ALIGN16(img));
+    for (int64_t b = 0; b < d[HY_N]; b++) {
+        float sf;
+        int32_t zp;
+        em_hy_quantize_asym(in + b * img, img, q, &sf, &zp);
+        for (int64_t oy = 0; oy < OH; oy++)
+        for (int64_t ox = 0; ox < OW; ox++) {
+            for (int64_t c = 0; c < OC; c++) acc[c] = 0;
+            for (int64_t ky = 0; ky < KH; ky++) {
+                const int64_t iy = oy * d[HY_SH] - d[HY_PT] + ky * d[HY_DH];
+                if (iy < 0 || iy >= IH) continue;
+                for (int64_t kx = 0; kx < KW; kx++) {
+                    const int64_t ix = ox * d[HY_SW] - d[HY_PL] + kx * d[HY_DW];
+                    if (ix < 0 || ix >= IW) continue;
+                    const int8_t* x = q + (iy * IW + ix) * IC;
+                    const int8_t* wr = w + (ky * KW + kx) * OC;
+                    if (DM == 1) {
+                        for (int64_t c = 0; c < OC; c++) acc[c] += (int32_t)wr[c] * ((int32_t)x[c] - zp);
+                    } else {
+                        for (int64_t ic = 0; ic < IC; ic++) {
+                            const int32_t xv = (int32_t)x[ic] - zp;
+                            for (int64_t m = 0; m < DM; m++) acc[ic * DM + m] += (int32_t)wr[ic * DM + m] * xv;
+                        }
+                    }
+                }
+            }
+            float* o = out + ((b * OH + oy) * OW + ox) * OC;
+            for (int64_t c = 0; c < OC; c++) {
+                const float scale = wscale[c] * sf;
+                float v = (float)acc[c];
+                v = v * scale;
+                if (bias) v = v + bias[c];
+                o[c] = em_hy_act(v, lo, hi);
+            }
+        }
+    }
+}
+
+static void em_fully_connected_hybrid(const em_params* p) {
+    const int64_t* d = p->i;
+    const float* in = (const float*)p->ptr[0];
+    const int8_t* w = (const int8_t*)p->ptr[1];
+    const float* bias = (const float*)p->ptr[2];
+    float* out = (float*)p->ptr[3];
+    const float* wscale = (const float*)p->ptr[4];
+    const int32_t* rowsum = (const int32_t*)p->ptr[5];
+    int8_t* q = (int8_t*)p->ptr[6];
+    const int64_t rows = d[HYF_ROWS], K = d[HYF_K], U = d[HYF_UNITS];
+    const int asym = d[HYF_ASYM] != 0, perch = d[HYF_PERCH] != 0;
+    const float lo = p->f[0], hi = p->f[1];
+    for (int64_t b = 0; b < rows; b++) {
+        float* o = out + b * U;
+        if (bias) memcpy(o, bias, (size_t)U * sizeof(float));
+        else for (int64_t u = 0; u < U; u++) o[u] = 0.0f;
+    }
+    int all_zero = 1;
+    for (int64_t i = 0; i < rows * K && all_zero; i++) all_zero = in[i] == 0.0f;
+    if (!all_zero) {
+        for (int64_t b = 0; b < rows; b++) {
+            float sf;
+            int32_t zp = 0;
+            if (asym) em_hy_quantize_asym(in + b * K, K, q, &sf, &zp);
+            else em_hy_quantize_sym(in + b * K, K, q, &sf);
+            if (!perch) sf = sf * p->f[2];
+            float* o = out + b * U;
+            for (int64_t u = 0; u < U; u++) {
+                const int8_t* wr = w + u * K;
+                int32_t s = 0;
+                for (int64_t k = 0; k < K; k++) s += (int32_t)wr[k] * q[k];
+                if (zp) s -= zp * rowsum[u];
+                const float row_scale = perch ? wscale[u] * sf : sf;
+                float t = (float)s * row_scale;
+                o[u] = o[u] + t;
+            }
+        }
+    }
+    if (d[HYF_CLAMP])
+        for (int64_t i = 0; i < rows * U; i++) out[i] = em_hy_act(out[i], lo, hi);
+}
+
+#endif
