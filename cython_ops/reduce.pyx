@@ -7,4 +7,3 @@ cdef extern from "em_reduce.h":
     void em_mean(const em_params*) nogil
 
 KERNELS = {"mean": <uintptr_t>&em_mean}
-MEAN_VARIANTS = {"int8_multiplier": 0, "int8_same_params": 1, "int8_float": 2, "f32": 3}

@@ -883,6 +883,16 @@ def prepare_concatenation(ctx: Ctx, op: Op) -> Step:
     return Step(op, "concat", make, 0, 0)
 
 
+def _mean_multiplier(real: float, count: int, rounding: int) -> tuple[int, int]:
+    """QuantizeMultiplier(s_in / s_out) with 1/count folded in, as LiteRT's QuantizedMeanOrSum does:
+    shift the multiplier up by floor(log2 count) (at most 32, and not below shift -31), divide by count."""
+    m, sh = Q.quantize_multiplier(real, rounding)
+    up = min(count.bit_length() - 1, 32, 31 + sh)
+    if up < 0:
+        return 0, 0
+    return (m << up) // count, sh - up
+
+
 def prepare_mean(ctx: Ctx, op: Op) -> Step:
     kind = _types(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
@@ -914,27 +924,19 @@ def prepare_mean(ctx: Ctx, op: Op) -> Step:
             k += 1
     in6 = _pad6(xs)
     ost6 = [0] * (6 - rank) + ost
-    from cython_ops.reduce import MEAN_VARIANTS
-    floats = [0.0, 0.0]
     if kind == "f32":
-        variant, zp_in, zp_out, m, sh = MEAN_VARIANTS["f32"], 0, 0, 0, 0
+        is_float, zp_in, zp_out, m, sh = 1, 0, 0, 0, 0
     else:
         s_in, zp_in = _qparams(x, op)
         s_out, zp_out = _qparams(y, op)
-        m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), ctx.rounding)
-        if keep and rank == 4 and len(axes_raw) == 2 and sorted(axes_raw) == [1, 2]:
-            variant = MEAN_VARIANTS["int8_multiplier"]
-        elif (s_in, zp_in) == (s_out, zp_out):
-            variant = MEAN_VARIANTS["int8_same_params"]
-        else:
-            variant = MEAN_VARIANTS["int8_float"]
-            scale = Q.F32(s_in) / Q.F32(s_out)
-            bias = Q.F32(-zp_in) * scale + Q.F32(0.5)
-            floats = [float(scale), float(bias)]
-    ints = in6 + ost6 + [n_out, count, variant, zp_in, zp_out, m, sh, ctx.rounding]
+        if count * 255 >= 2 ** 31:
+            raise UnsupportedOpError(f"{op.describe()}: {count} reduced elements overflow the int32 sum")
+        m, sh = _mean_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), count, ctx.rounding)
+        is_float = 0
+    ints = in6 + ost6 + [n_out, count, is_float, zp_in, zp_out, m, sh, ctx.rounding]
 
     def make(addr):
-        return [addr(x.index), addr(y.index), addr("scratch")], ints, floats
+        return [addr(x.index), addr(y.index), addr("scratch")], ints, []
     return Step(op, "mean", make, max(n_out, 1) * 4, _count(xs))
 
 
