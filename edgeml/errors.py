@@ -15,3 +15,11 @@ class UnsupportedOpError(EdgeMLError):
 
 class InputError(EdgeMLError, ValueError):
     """The caller passed input of the wrong shape, dtype or index."""
+
+
+class DataError(EdgeMLError):
+    """Training data that cannot be used: missing, empty, mismatched or not numeric."""
+
+
+class TrainingError(EdgeMLError):
+    """A model name, model file or optimization option the training front-end cannot use."""

@@ -1,0 +1,1 @@
+"""Model optimization with tensorflow-model-optimization and TFLite conversion (imports TensorFlow lazily)."""
