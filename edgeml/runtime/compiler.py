@@ -46,7 +46,7 @@ class Step:
     kernel: str
     make: Callable           # make(addr) -> (pointers, ints, floats); addr(tensor index | "scratch")
     scratch_bytes: int = 0
-    macs: int = 0
+    macs: int = 0            # multiply-accumulates of CONV / DEPTHWISE / FULLY_CONNECTED; 0 for other ops
 
 
 @dataclass
@@ -473,7 +473,7 @@ def prepare_pool(ctx: Ctx, op: Op, is_max: bool) -> Step:
 
     def make(addr):
         return [addr(x.index), addr(y.index), addr("scratch")], ints, floats
-    return Step(op, name, make, 0 if is_max else c * 4, n * oh * ow * c * kh * kw)
+    return Step(op, name, make, 0 if is_max else c * 4)
 
 
 # ----- element-wise --------------------------------------------------------------------------------
@@ -536,7 +536,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
 
     def make(addr):
         return [addr(a.index), addr(b.index), addr(y.index)], ints, floats
-    return Step(op, name, make, 0, _count(out))
+    return Step(op, name, make, 0)
 
 
 def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
@@ -564,7 +564,7 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
 
         def make_f(addr):
             return [addr(x.index), addr(y.index)], ints, floats
-        return Step(op, name, make_f, 0, n)
+        return Step(op, name, make_f, 0)
 
     s_in, zp_in = _qparams(x, op)
     s_out, zp_out = _qparams(y, op)
@@ -590,7 +590,7 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
 
                 def make_lut(addr):
                     return [addr(x.index), addr(y.index), _addr(table)], [n], []
-                return Step(op, "lut_int8", make_lut, 0, n)
+                return Step(op, "lut_int8", make_lut, 0)
             elif which == "SOFTMAX":
                 AP.check_fixed_output("SOFTMAX", s_out, zp_out)
                 p = AP.softmax_int8_params(s_in, op.options.get("beta", 1.0), ctx.rounding)
@@ -610,7 +610,7 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
 
     def make(addr):
         return [addr(x.index), addr(y.index)], ints, []
-    return Step(op, name, make, 0, n)
+    return Step(op, name, make, 0)
 
 
 def prepare_quantize(ctx: Ctx, op: Op) -> Step:
@@ -624,7 +624,7 @@ def prepare_quantize(ctx: Ctx, op: Op) -> Step:
     if x.dtype == np.float32:
         def make(addr):
             return [addr(x.index), addr(y.index)], [n, zp_out], [s_out]
-        return Step(op, "quantize_f32_int8", make, 0, n)
+        return Step(op, "quantize_f32_int8", make, 0)
     if x.dtype == np.int8:
         s_in, zp_in = _qparams(x, op)
         m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), ctx.rounding)
@@ -632,7 +632,7 @@ def prepare_quantize(ctx: Ctx, op: Op) -> Step:
 
         def make_r(addr):
             return [addr(x.index), addr(y.index)], ints, []
-        return Step(op, "requantize_int8", make_r, 0, n)
+        return Step(op, "requantize_int8", make_r, 0)
     raise UnsupportedOpError(f"{op.describe()}: quantizing from {x.dtype} is not supported")
 
 
@@ -665,7 +665,7 @@ def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
 
     def make(addr):
         return [addr(x.index), addr(y.index)], [n, zp], [s]
-    return Step(op, "dequantize_int8_f32", make, 0, n)
+    return Step(op, "dequantize_int8_f32", make, 0)
 
 
 # ----- data movement ------------------------------------------------------------------------------
@@ -818,6 +818,69 @@ def prepare_strided_slice(ctx: Ctx, op: Op) -> Step:
     return _gather_step(ctx, op, out_shape, start, out_strides)
 
 
+def _split_steps(ctx: Ctx, op: Op, x, axis: int, sizes: list, drop_axis: bool) -> list:
+    """One strided-gather step per output: output k is the slab [start_k, start_k + sizes[k]) along `axis`."""
+    xs = list(ctx.shape(x))
+    if len(sizes) != len(op.outputs):
+        raise ModelFormatError(f"{op.describe()}: {len(sizes)} pieces for {len(op.outputs)} outputs")
+    if sum(sizes) != xs[axis] or any(n < 0 for n in sizes):
+        raise ModelFormatError(f"{op.describe()}: pieces {sizes} do not add up to dimension {axis} of {xs}")
+    if len(xs) > 6:
+        raise UnsupportedOpError(f"{op.describe()}: rank > 6")
+    st = _strides(xs)
+    steps, start = [], 0
+    for k, n in enumerate(sizes):
+        y = ctx.tensor(op, k, "output")
+        if y.dtype != x.dtype or x.dtype.itemsize not in (1, 2, 4, 8):
+            raise UnsupportedOpError(f"{op.describe()}: type {x.dtype} -> {y.dtype} not supported")
+        _same_quant(op, x, y)
+        shape = xs[:axis] + ([] if drop_axis else [n]) + xs[axis + 1:]
+        strides = st[:axis] + ([] if drop_axis else [st[axis]]) + st[axis + 1:]
+        ctx.set_output(op, k, tuple(shape))
+        ints = [x.dtype.itemsize] + [1] * (6 - len(shape)) + shape + [0] * (6 - len(shape)) + strides \
+            + [start * st[axis]]
+
+        def make(addr, ints=ints, y=y):
+            return [addr(x.index), addr(y.index)], ints, []
+        steps.append(Step(op, "gather_strided", make, 0))
+        start += n
+    return steps
+
+
+def _axis(op: Op, axis: int, rank: int) -> int:
+    a = axis + rank if axis < 0 else axis
+    if not 0 <= a < rank:
+        raise ModelFormatError(f"{op.describe()}: axis {axis} outside rank {rank}")
+    return a
+
+
+def prepare_split(ctx: Ctx, op: Op) -> list:
+    x = ctx.tensor(op, 1)
+    xs = ctx.shape(x)
+    axis = _axis(op, int(ctx.const(ctx.tensor(op, 0), f"{op.describe()} axis").reshape(-1)[0]), len(xs))
+    n = len(op.outputs)
+    if n == 0 or xs[axis] % n:
+        raise ModelFormatError(f"{op.describe()}: dimension {axis} of {list(xs)} does not split into {n}")
+    return _split_steps(ctx, op, x, axis, [xs[axis] // n] * n, False)
+
+
+def prepare_split_v(ctx: Ctx, op: Op) -> list:
+    x = ctx.tensor(op, 0)
+    xs = ctx.shape(x)
+    sizes = [int(v) for v in ctx.const(ctx.tensor(op, 1), f"{op.describe()} size_splits").reshape(-1)]
+    axis = _axis(op, int(ctx.const(ctx.tensor(op, 2), f"{op.describe()} axis").reshape(-1)[0]), len(xs))
+    if sizes.count(-1) == 1:
+        sizes[sizes.index(-1)] = xs[axis] - (sum(sizes) + 1)
+    return _split_steps(ctx, op, x, axis, sizes, False)
+
+
+def prepare_unpack(ctx: Ctx, op: Op) -> list:
+    x = ctx.tensor(op, 0)
+    xs = ctx.shape(x)
+    axis = _axis(op, op.options.get("axis", 0), len(xs))
+    return _split_steps(ctx, op, x, axis, [1] * xs[axis], True)
+
+
 def prepare_pad(ctx: Ctx, op: Op) -> Step:
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
@@ -937,7 +1000,7 @@ def prepare_mean(ctx: Ctx, op: Op) -> Step:
 
     def make(addr):
         return [addr(x.index), addr(y.index), addr("scratch")], ints, []
-    return Step(op, "mean", make, max(n_out, 1) * 4, _count(xs))
+    return Step(op, "mean", make, max(n_out, 1) * 4)
 
 
 PREPARE = {
@@ -961,6 +1024,9 @@ PREPARE = {
     "LEAKY_RELU": lambda c, o: prepare_unary(c, o, "LEAKY_RELU"),
     "HARD_SWISH": lambda c, o: prepare_unary(c, o, "HARD_SWISH"),
     "PAD": prepare_pad,
+    "SPLIT": prepare_split,
+    "SPLIT_V": prepare_split_v,
+    "UNPACK": prepare_unpack,
     "PADV2": prepare_pad,
     "MEAN": prepare_mean,
     "CONCATENATION": prepare_concatenation,
@@ -976,7 +1042,7 @@ MAX_VERSION = {
     "ADD": 5, "SUB": 5, "MUL": 7, "RESHAPE": 2, "SQUEEZE": 2, "EXPAND_DIMS": 3, "SOFTMAX": 3, "LOGISTIC": 3,
     "TANH": 3, "RELU": 3, "RELU6": 3, "RELU_N1_TO_1": 2, "LEAKY_RELU": 2, "HARD_SWISH": 1, "PAD": 4,
     "PADV2": 4, "MEAN": 3, "CONCATENATION": 4, "TRANSPOSE": 6, "STRIDED_SLICE": 8, "QUANTIZE": 3,
-    "DEQUANTIZE": 6,
+    "DEQUANTIZE": 6, "SPLIT": 4, "SPLIT_V": 2, "UNPACK": 4,
 }
 
 SUPPORTED_OPS = sorted(PREPARE)
@@ -1026,7 +1092,9 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0) -> Plan:
                 raise UnsupportedOpError(f"{op.describe()}: output {graph.tensors[t].describe()} has type "
                                          f"{graph.tensors[t].dtype} (int8 and float32 are supported)")
         step = prepare(ctx, op)
-        if step is not None:
+        if isinstance(step, list):
+            steps.extend(step)
+        elif step is not None:
             steps.append(step)
     for idx in graph.outputs:
         if idx not in ctx.shapes:
