@@ -125,17 +125,18 @@ static void em_leaky_relu_int8(const em_params* p) {
     }
 }
 
-/* QUANTIZE float -> int8: i: 0 n, 1 zp; f: 0 scale.  round half away from zero of x / scale in double. */
+/* QUANTIZE float -> int8: i: 0 n, 1 zp; f: 0 scale.  x / scale divided in float32 and rounded half away from
+ * zero, as LiteRT's AffineQuantize does. */
 static void em_quantize_f32_int8(const em_params* p) {
     const float* x = (const float*)p->ptr[0];
     int8_t* y = (int8_t*)p->ptr[1];
-    const double scale = (double)p->f[0];
+    const float scale = p->f[0];
     const int32_t zp = (int32_t)p->i[1];
     for (int64_t k = 0; k < p->i[0]; k++) {
-        double r = round((double)x[k] / scale);
-        if (r > 1e9) r = 1e9;           /* keep the int conversion defined for inf / huge inputs */
-        if (r < -1e9) r = -1e9;
-        if (r != r) r = 0;              /* NaN */
+        float r = roundf(x[k] / scale);
+        if (r > 1e9f) r = 1e9f;          /* keep the int conversion defined for inf / huge inputs */
+        if (r < -1e9f) r = -1e9f;
+        if (r != r) r = 0.0f;            /* NaN */
         y[k] = (int8_t)em_clamp_i32((int32_t)r + zp, -128, 127);
     }
 }

@@ -38,31 +38,39 @@ class Interpreter:
         self._rounding = Q.ROUNDING_MODES[rounding]
         self._graph = _load_graph(model)
         self._input_shapes = {t: tuple(self._graph.tensors[t].shape) for t in self._graph.inputs}
+        self._compiled_shapes = None
+        self._resized = False
         self._plan = None
         self._compile()
 
     # ----- building --------------------------------------------------------------------------------
     def _compile(self):
         self._plan = compile_graph(self._graph, self._input_shapes, self._rounding)
+        self._compiled_shapes = dict(self._input_shapes)
         self._in_views = [self._plan.view(t) for t in self._graph.inputs]
         self._out_views = [self._plan.view(t) for t in self._graph.outputs]
 
+    def _ensure_compiled(self):
+        """Re-plans after resize_input calls; several inputs may be resized before the next use, as in LiteRT."""
+        if not self._resized:
+            return
+        self._resized = False
+        wanted = dict(self._input_shapes)
+        try:
+            self._compile()
+        except EdgeMLError as exc:
+            self._input_shapes = dict(self._compiled_shapes)
+            shapes = {self._graph.tensors[t].name: list(s) for t, s in wanted.items()}
+            raise InputError(f"the model cannot run with input shapes {shapes}: {exc}") from exc
+
     def resize_input(self, index: int, shape: Sequence[int]):
-        """Give input `index` a new shape (usually another batch size) and re-plan the arena."""
+        """Give input `index` a new shape (usually another batch size); the arena is re-planned on next use."""
         t = self._input_tensor(index)
         shape = tuple(int(d) for d in shape)
         if len(shape) != len(self._graph.tensors[t].shape) or any(d <= 0 for d in shape):
             raise InputError(f"input {index}: cannot resize {list(self._graph.tensors[t].shape)} to {list(shape)}")
-        if shape == self._input_shapes[t]:
-            return
-        old = dict(self._input_shapes)
         self._input_shapes[t] = shape
-        try:
-            self._compile()
-        except EdgeMLError as exc:
-            self._input_shapes = old
-            self._compile()
-            raise InputError(f"input {index}: the model cannot run with shape {list(shape)}: {exc}") from exc
+        self._resized = self._resized or shape != self._compiled_shapes[t]
 
     # ----- introspection -------------------------------------------------------------------------
     def _details(self, t: int, index: int) -> dict:
@@ -81,13 +89,16 @@ class Interpreter:
         }
 
     def get_input_details(self) -> list:
+        self._ensure_compiled()
         return [self._details(t, i) for i, t in enumerate(self._graph.inputs)]
 
     def get_output_details(self) -> list:
+        self._ensure_compiled()
         return [self._details(t, i) for i, t in enumerate(self._graph.outputs)]
 
     @property
     def arena_bytes(self) -> int:
+        self._ensure_compiled()
         return self._plan.arena_bytes
 
     @property
@@ -96,6 +107,7 @@ class Interpreter:
 
     @property
     def plan(self):
+        self._ensure_compiled()
         return self._plan
 
     # ----- running -------------------------------------------------------------------------------
@@ -106,6 +118,7 @@ class Interpreter:
 
     def set_input(self, x, index: int = 0):
         t = self._input_tensor(index)
+        self._ensure_compiled()
         view = self._in_views[index]
         tensor = self._graph.tensors[t]
         if not isinstance(x, np.ndarray):
@@ -118,14 +131,17 @@ class Interpreter:
         np.copyto(view, x)
 
     def invoke(self):
+        self._ensure_compiled()
         self._plan.engine.invoke()
 
     def invoke_profiled(self) -> list:
         """Runs once; returns [(op index, op type, nanoseconds, MACs)] per step."""
+        self._ensure_compiled()
         times = self._plan.engine.invoke_profiled()
         return [(s.op.index, s.op.type, int(ns), s.macs) for s, ns in zip(self._plan.steps, times)]
 
     def get_output(self, index: int = 0) -> np.ndarray:
+        self._ensure_compiled()
         if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self._out_views):
             raise InputError(f"output index {index!r} out of range: the model has {len(self._out_views)} output(s)")
         return self._out_views[index].copy()

@@ -70,14 +70,14 @@ def activation_range_f32(activation: str) -> tuple[float, float]:
 
 
 def quantize_array(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
-    """float -> int8 as the QUANTIZE op does: round(x / scale) half away from zero, + zp, saturate."""
+    """float -> int8 as the QUANTIZE op does: x / scale in float32, rounded half away from zero, + zp, saturated."""
     info = np.iinfo(dtype)
-    v = np.asarray(x, dtype=np.float64) / float(F32(scale))
-    v = np.where(np.isnan(v), 0.0, np.clip(v, -2.0 ** 40, 2.0 ** 40))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        v = np.asarray(x, dtype=np.float32) / F32(scale)
+    v = np.where(np.isnan(v), F32(0), np.clip(v, F32(-1e9), F32(1e9)))
     t = np.trunc(v)
-    r = t + np.where(np.abs(v - t) >= 0.5, np.sign(v), 0.0)
-    r = np.clip(r, -2.0 ** 31, 2.0 ** 31) + zero_point
-    return np.clip(r, info.min, info.max).astype(dtype)
+    r = t + np.where(np.abs(v - t) >= F32(0.5), np.sign(v), F32(0))    # v - trunc(v) is exact in float32
+    return np.clip(r.astype(np.int64) + zero_point, info.min, info.max).astype(dtype)
 
 
 def dequantize_array(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
