@@ -1,4 +1,4 @@
-"""The `edgeml` command: `run`, `inspect`, `demo` (train / export / bench arrive with their issues)."""
+"""The `edgeml` command: `train`, `run`, `inspect`."""
 from __future__ import annotations
 
 import argparse
@@ -49,9 +49,14 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
-def _cmd_demo(args) -> int:
-    from edgeml.demo import run_demo
-    return run_demo(seed=args.seed)
+def _cmd_train(args) -> int:
+    from edgeml.train.pipeline import TrainConfig, train
+    cfg = TrainConfig(out=args.out, data=args.data, model=args.model, epochs=args.epochs, seed=args.seed,
+                      batch_size=args.batch_size, prune=args.prune, qat=args.qat, cluster=args.cluster,
+                      alpha=args.alpha, verbose=0 if args.quiet else None)
+    train(cfg)
+    print(f"wrote {args.out}/ (report.md, report.json, model_int8.tflite, model_int8.onnx, ...)")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -66,9 +71,28 @@ def main(argv=None) -> int:
     p = sub.add_parser("inspect", help="ops, shapes, kernels, MACs and arena size of a model")
     p.add_argument("model")
     p.set_defaults(fn=_cmd_inspect)
-    p = sub.add_parser("demo", help="train a small int8 model on scikit-learn's digits and run it with edgeml")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(fn=_cmd_demo)
+    p = sub.add_parser(
+        "train", help="train a Keras model, optimize it, export verified int8 .tflite and .onnx with a report",
+        description="Train on built-in or your data, optionally prune / quantization-aware train / cluster, then "
+                    "export model_float.tflite, model_int8.tflite, model_int8.onnx and a report comparing Keras, "
+                    "LiteRT, onnxruntime and edgeml on the test split. Output goes to --out only if the whole run "
+                    "succeeds.")
+    p.add_argument("--data", default="digits",
+                   help="'digits' (scikit-learn's handwritten digits, the default), an image folder with one "
+                        "sub-folder per class, a .npz with arrays x and y, or a .csv with a label column")
+    p.add_argument("--model", default="cnn",
+                   help="mlp, cnn (default), ds_cnn, resnet8, mobilenet_v1, autoencoder, lstm, gru, rnn, or a saved "
+                        "Keras model file")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 15; early stopping applies)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0, help="seed for the data split, initialization and shuffling")
+    p.add_argument("--prune", type=float, metavar="SPARSITY", help="magnitude pruning to this final sparsity")
+    p.add_argument("--qat", action="store_true", help="quantization-aware training")
+    p.add_argument("--cluster", type=int, metavar="N", help="weight clustering to N centroids, then fine-tuning")
+    p.add_argument("--alpha", type=float, default=0.25, help="width multiplier of mobilenet_v1")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", required=True, help="output folder (replaced only when the run succeeds)")
+    p.set_defaults(fn=_cmd_train)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

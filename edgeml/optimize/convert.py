@@ -1,0 +1,381 @@
+"""Keras model -> .tflite, float or full int8, with the TFLite converter running in a child process.
+
+TF 2.21's int8 calibration of GRU / SimpleRNN WHILE loops segfaults (TOOLCHAIN.md), which would kill whatever
+process called it, so the converter never runs in the caller: the model is saved to a temporary directory and
+`python -m edgeml.optimize.convert` loads, rebuilds and converts it.  When that child dies or fails on a model
+with recurrent layers, a second child converts the same model with `unroll=True` recurrent layers, which lowers
+GRU / SimpleRNN / LSTM to plain FULLY_CONNECTED / ADD / MUL / LOGISTIC / TANH / SPLIT ops.
+
+Every model is rebuilt with a batch-1 Input before conversion: RNNs need a static batch to convert at all, and
+batch 1 keeps SHAPE / STRIDED_SLICE / PACK bookkeeping out of every graph.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgeml.errors import TrainingError
+
+MAX_REPRESENTATIVE_SAMPLES = 200
+RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN")
+FLOAT_RETRIES = 1
+QAT_LAYER_CLASSES = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer", "QuantizeAnnotate")
+_ERROR_TAG = "edgeml-convert-error: "
+_NOTE_TAG = "edgeml-convert-note: "
+_REPO_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+# ---------------------------------------------------------------------------------------------- model checks
+
+def require_tf_keras(model, action: str) -> None:
+    """Raises TrainingError unless `model` is a built tf_keras (Keras 2) model, the only kind tfmot handles."""
+    if model is None:
+        raise TrainingError(f"{action} got no model (None); pass a built tf_keras model.")
+    _, keras = _keras()
+    if isinstance(model, keras.Model):
+        if not model.built or not model.inputs:
+            raise TrainingError(f"{action} needs a built model with known inputs; call the model once or give "
+                                f"it an Input layer first.")
+        return
+    cls = type(model)
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__.split(".")[0] == "keras":
+        raise TrainingError(f"{action} needs a tf_keras (Keras 2) model but got a Keras 3 model ({where}); "
+                            f"build it with `import tf_keras as keras`, since tensorflow-model-optimization "
+                            f"does not support Keras 3.")
+    raise TrainingError(f"{action} needs a tf_keras model, not {where}.")
+
+
+def _keras():
+    from edgeml.train import keras_env
+    return keras_env()
+
+
+def is_quantize_aware(model) -> bool:
+    """True when the model carries tfmot fake-quant wrappers (a quantize_aware / quantize_model result)."""
+    return any(type(layer).__name__ in QAT_LAYER_CLASSES for layer in model.layers)
+
+
+def _inner_layers(layer):
+    """The layer itself, then what wrappers (Bidirectional, TimeDistributed, tfmot wrappers) hold."""
+    yield layer
+    for attr in ("layer", "forward_layer", "backward_layer"):
+        inner = getattr(layer, attr, None)
+        if inner is not None and inner is not layer and hasattr(inner, "get_config"):
+            yield from _inner_layers(inner)
+
+
+def recurrent_layer_names(model) -> list[str]:
+    """Names of the LSTM / GRU / SimpleRNN layers, including ones inside Bidirectional or TimeDistributed."""
+    names = []
+    for layer in model.layers:
+        if any(type(inner).__name__ in RECURRENT_LAYERS for inner in _inner_layers(layer)):
+            names.append(layer.name)
+    return names
+
+
+def _unrolled_config(config: dict) -> dict:
+    """A layer config with unroll=True on every recurrent layer config it holds (Bidirectional nests them).
+
+    implementation=1 (one matmul per gate) as well: the fused-gate form slices its matmul with SPLIT / SPLIT_V,
+    and when a slice is dead (GRU reset_after=False, or a zero recurrent bias at the first step) TF 2.21's
+    quantizer leaves that split in float at random; per-gate matmuls have no split to leave behind.
+    """
+    config = dict(config)
+    if "unroll" in config and ("units" in config or "cell" in config):
+        config["unroll"] = True
+        if "implementation" in config:
+            config["implementation"] = 1
+    for key in ("layer", "backward_layer"):
+        nested = config.get(key)
+        if isinstance(nested, dict) and isinstance(nested.get("config"), dict):
+            config[key] = {**nested, "config": _unrolled_config(nested["config"])}
+    return config
+
+
+def rebuild_fixed_batch(model, *, batch_size: int = 1, unroll: bool = False):
+    """Clone of `model` whose Inputs have a fixed batch size, optionally with unrolled RNNs; weights copied.
+
+    Call inside `tfmot.quantization.keras.quantize_scope()` for QAT models (their wrappers are custom classes).
+    """
+    _, keras = _keras()
+    inputs = [keras.Input(batch_shape=(batch_size, *tuple(t.shape)[1:]), dtype=t.dtype, name=t.name.split(":")[0])
+              for t in model.inputs]
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if unroll:
+            config = _unrolled_config(config)
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, input_tensors=inputs if len(inputs) > 1 else inputs[0],
+                                     clone_function=clone_layer)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _strip_training_wrappers(model, notes: list):
+    """Removes pruning / clustering wrappers, which would otherwise convert as mask and centroid ops."""
+    names = {type(layer).__name__ for layer in model.layers}
+    if "PruneLowMagnitude" in names:
+        from edgeml.optimize.prune import strip_pruning
+        model = strip_pruning(model)
+        notes.append("removed the pruning wrappers (strip_pruning) before conversion")
+    if any(name.startswith("ClusterWeights") for name in names):
+        from edgeml.optimize.cluster import strip_clustering
+        model = strip_clustering(model)
+        notes.append("removed the clustering wrappers (strip_clustering) before conversion")
+    return model
+
+
+def _save(model, directory: str, qat: bool) -> str:
+    """Saves to .h5 (fast, loads with quantize_scope), falling back to a SavedModel directory."""
+    path = os.path.join(directory, "model.h5")
+    try:
+        with _custom_object_scope(qat), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*HDF5 file.*")
+            model.save(path, save_format="h5", include_optimizer=False)
+        return path
+    except Exception:  # noqa: BLE001 - custom layers without get_config cannot go to .h5; SavedModel can
+        path = os.path.join(directory, "saved_model")
+        model.save(path, save_format="tf", include_optimizer=False)
+        return path
+
+
+# ---------------------------------------------------------------------------------------------- parent side
+
+def to_tflite(model, out_path, *, int8: bool, representative_x: np.ndarray | None = None,
+              timeout: float = 600) -> dict:
+    """Converts a tf_keras model to a batch-1 .tflite file; returns {"path", "bytes", "route", "notes"}.
+
+    int8=True gives a full-integer model (int8 input and output, TFLITE_BUILTINS_INT8 only) calibrated on up to
+    200 samples of `representative_x` (required, also for quantization-aware models).  `route` is "direct",
+    or "unrolled" when the direct conversion crashed or failed and the recurrent layers were unrolled instead;
+    `notes` says why.  `timeout` bounds each conversion attempt in seconds.
+    """
+    require_tf_keras(model, "to_tflite")
+    if len(model.inputs) != 1 and int8 and representative_x is not None:
+        raise TrainingError(f"to_tflite int8 calibration takes one input array, but the model has "
+                            f"{len(model.inputs)} inputs.")
+    notes: list[str] = []
+    model = _strip_training_wrappers(model, notes)
+    qat = is_quantize_aware(model)
+    out_path = os.fspath(out_path)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix="edgeml-convert-") as tmp:
+        model_path = _save(model, tmp, qat)
+        rep_path = None
+        if int8:
+            if representative_x is not None:
+                rep = np.asarray(representative_x, dtype=np.float32)[:MAX_REPRESENTATIVE_SAMPLES]
+                if rep.ndim == 0 or len(rep) == 0:
+                    raise TrainingError("to_tflite int8 needs at least one representative sample in "
+                                        "representative_x.")
+                rep_path = os.path.join(tmp, "representative.npy")
+                np.save(rep_path, rep)
+            else:
+                raise TrainingError("to_tflite int8 needs representative_x (a few hundred training inputs) to "
+                                    "calibrate activation ranges.")
+
+        def attempt(unroll: bool):
+            return _convert_in_child(model_path, out_path, tmp, int8=int8, rep_path=rep_path, unroll=unroll,
+                                     qat=qat, timeout=timeout)
+
+        ok, why, child_notes = attempt(unroll=False)
+        if ok:
+            return _result(out_path, "direct", notes + child_notes)
+        recurrent = recurrent_layer_names(model)
+        if not recurrent:
+            raise TrainingError(f"TFLite conversion failed: {why}")
+        notes.append(f"direct conversion {why}; converted again with unroll=True on {', '.join(recurrent)}, "
+                     f"which lowers the recurrent layers to plain FULLY_CONNECTED / ADD / SUB / MUL / LOGISTIC / "
+                     f"TANH ops")
+        ok, why_unrolled, child_notes = attempt(unroll=True)
+        if ok:
+            return _result(out_path, "unrolled", notes + child_notes)
+        raise TrainingError(f"TFLite conversion failed directly ({why}) and with unrolled recurrent layers "
+                            f"({why_unrolled}).")
+
+
+def _result(out_path: str, route: str, notes: list) -> dict:
+    return {"path": out_path, "bytes": os.path.getsize(out_path), "route": route, "notes": notes}
+
+
+def tflite_ops(path) -> list[tuple[str, list, list]]:
+    """(builtin op name, input tensor types, output tensor types) of every op in every subgraph of a .tflite."""
+    import tflite
+    from converters.tflite_reader import OPERATOR_NAMES
+    type_names = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
+    with open(path, "rb") as f:
+        model = tflite.Model.GetRootAsModel(f.read(), 0)
+    codes = [OPERATOR_NAMES.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), "CUSTOM")
+             for c in (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))]
+    ops = []
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+
+        def types(indices, graph=graph):
+            return [type_names.get(graph.Tensors(int(t)).Type(), "?") for t in indices if t >= 0]
+
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            inputs = op.InputsAsNumpy() if op.InputsLength() else []
+            outputs = op.OutputsAsNumpy() if op.OutputsLength() else []
+            ops.append((codes[op.OpcodeIndex()], types(inputs), types(outputs)))
+    return ops
+
+
+def float_ops(path) -> list[str]:
+    """Ops of a .tflite that read or write float32 tensors (none in a clean full-int8 model)."""
+    return [name for name, ins, outs in tflite_ops(path) if "FLOAT32" in ins or "FLOAT32" in outs]
+
+
+def _convert_in_child(model_path, out_path, tmp, *, int8, rep_path, unroll, qat, timeout) -> tuple[bool, str, list]:
+    """One conversion route; an int8 result with float ops left in it is converted again (once).
+
+    TF 2.21's MLIR quantizer is not deterministic: an op with a dead output (the reset-gate slice of a
+    fused-gate GRU's first step when the recurrent bias is zero) comes out int8 in some runs and as
+    DEQUANTIZE -> float op -> QUANTIZE in others, from the same saved model.
+    """
+    ok, why, notes = _run_child(model_path, out_path, int8=int8, rep_path=rep_path, unroll=unroll, qat=qat,
+                                timeout=timeout)
+    if not (ok and int8):
+        return ok, why, notes
+    floats = float_ops(out_path)
+    first = sorted(set(floats))
+    retry_path = os.path.join(tmp, "retry.tflite")
+    for _ in range(FLOAT_RETRIES):
+        if not floats:
+            break
+        retried, _, _ = _run_child(model_path, retry_path, int8=int8, rep_path=rep_path, unroll=unroll, qat=qat,
+                                   timeout=timeout)
+        if retried and len(float_ops(retry_path)) < len(floats):
+            os.replace(retry_path, out_path)
+            floats = float_ops(out_path)
+    if first and not floats:
+        notes.append(f"the first int8 conversion left {', '.join(first)} running in float (the quantizer is not "
+                     f"deterministic on ops with a dead output); converting again gave a fully int8 graph")
+    elif floats:
+        notes.append(f"the int8 model still runs {', '.join(sorted(set(floats)))} in float after "
+                     f"{FLOAT_RETRIES + 1} conversions: the quantizer leaves ops with a dead output unquantized "
+                     f"at random")
+    return True, "", notes
+
+
+def _run_child(model_path, out_path, *, int8, rep_path, unroll, qat, timeout) -> tuple[bool, str, list]:
+    """Runs one conversion in a child process; returns (succeeded, what went wrong, notes)."""
+    cmd = [sys.executable, "-m", "edgeml.optimize.convert", model_path, out_path]
+    if qat:
+        cmd.append("--qat")
+    if int8:
+        cmd.append("--int8")
+    if rep_path:
+        cmd += ["--representative", rep_path]
+    if unroll:
+        cmd.append("--unroll")
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO_ROOT, env.get("PYTHONPATH")) if p)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return False, f"timed out after {timeout:g} s", []
+    lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
+    notes = [ln[len(_NOTE_TAG):] for ln in lines if ln.startswith(_NOTE_TAG)]
+    if proc.returncode == 0 and os.path.exists(out_path):
+        return True, "", notes
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        return False, f"crashed the converter process with {name}", notes
+    errors = [ln[len(_ERROR_TAG):] for ln in lines if ln.startswith(_ERROR_TAG)]
+    last = errors[-1] if errors else (lines[-1] if lines else f"exit status {proc.returncode}")
+    return False, f"failed: {last}", notes
+
+
+# ---------------------------------------------------------------------------------------------- child side
+
+def _custom_object_scope(qat: bool):
+    """quantize_scope for QAT models (their wrappers are custom classes); importing tfmot costs ~2 s otherwise."""
+    if not qat:
+        return contextlib.nullcontext()
+    import tensorflow_model_optimization as tfmot
+    return tfmot.quantization.keras.quantize_scope()
+
+
+def _convert(model_path: str, out_path: str, *, int8: bool, rep_path: str | None, unroll: bool,
+             qat: bool) -> None:
+    tf, keras = _keras()
+    with _custom_object_scope(qat):
+        model = keras.models.load_model(model_path, compile=False)
+        try:
+            fixed = rebuild_fixed_batch(model, batch_size=1, unroll=unroll)
+            converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+        except Exception as exc:  # noqa: BLE001 - revived SavedModel layers cannot be cloned; trace instead
+            if unroll:
+                raise
+            print(f"{_NOTE_TAG}could not rebuild the model with a batch-1 Input ({type(exc).__name__}); "
+                  f"converted a batch-1 trace of it instead", file=sys.stderr)
+            spec = [tf.TensorSpec((1, *tuple(t.shape)[1:]), t.dtype) for t in model.inputs]
+            fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*spec)], model)
+    if int8:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if rep_path:
+            rep = np.load(rep_path).astype(np.float32)
+
+            def representative_dataset():
+                for i in range(len(rep)):
+                    yield [rep[i:i + 1]]
+
+            converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    flatbuffer = converter.convert()
+    partial = out_path + ".part"
+    with open(partial, "wb") as f:
+        f.write(flatbuffer)
+    os.replace(partial, out_path)
+
+
+def _error_line(exc: BaseException) -> str:
+    """The most telling line of a converter error (ConverterError messages span many lines)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    flagged = [ln for ln in lines if "error:" in ln.lower()]
+    line = (flagged or lines or [""])[-1 if flagged else 0]
+    return f"{type(exc).__name__}: {line}"[:400]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edgeml.optimize.convert",
+                                     description="Convert a saved tf_keras model to a batch-1 .tflite file.")
+    parser.add_argument("model", help=".h5 file or SavedModel directory")
+    parser.add_argument("out", help="output .tflite path")
+    parser.add_argument("--int8", action="store_true", help="full integer quantization")
+    parser.add_argument("--representative", help=".npy of calibration inputs (float32, batch axis first)")
+    parser.add_argument("--unroll", action="store_true", help="rebuild recurrent layers with unroll=True")
+    parser.add_argument("--qat", action="store_true", help="the model holds tfmot quantize wrappers")
+    args = parser.parse_args(argv)
+    try:
+        _convert(args.model, args.out, int8=args.int8, rep_path=args.representative, unroll=args.unroll,
+                 qat=args.qat)
+    except Exception as exc:  # noqa: BLE001 - the parent reads this line and raises TrainingError
+        print(_ERROR_TAG + _error_line(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""`edgeml train` end to end: exports, report contents, optimizations, RNN export, user models, bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgeml.errors import DataError, TrainingError
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tensorflow_model_optimization")
+
+from edgeml.train.pipeline import TrainConfig, train  # noqa: E402
+
+EXPORTS = ["model_float.h5", "model_float.tflite", "model_int8.tflite", "model_int8.onnx", "labels.txt",
+           "report.json", "report.md", "history.png", "history.csv"]
+
+
+def run(tmp_path, name, **kw):
+    out = str(tmp_path / name)
+    kw.setdefault("epochs", 1)
+    report = train(TrainConfig(out=out, verbose=0, **kw))
+    with open(os.path.join(out, "report.json")) as f:
+        assert json.load(f) == json.loads(json.dumps(report))
+    return out, report
+
+
+def test_mlp_exports_every_file_and_a_complete_report(tmp_path):
+    out, r = run(tmp_path, "mlp", model="mlp", epochs=3)
+    for name in EXPORTS:
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    assert os.path.isdir(os.path.join(out, "logs"))
+    assert not os.path.exists(os.path.join(out, "checkpoints"))
+    for key in ("keras_float", "litert_int8", "onnxruntime_int8", "edgeml_int8"):
+        assert 0.5 < r["accuracy"][key] <= 1.0, (key, r["accuracy"])
+    assert r["agreement"]["edgeml_vs_litert_reference_bit_exact"] == 1.0
+    assert r["agreement"]["edgeml_vs_litert"] >= 0.99
+    assert r["files"]["model_int8.tflite"] == os.path.getsize(os.path.join(out, "model_int8.tflite"))
+    assert r["params"] > 0 and r["macs"] > 0
+    assert set(r["sparsity"]) and all(0.0 <= v <= 1.0 for v in r["sparsity"].values())
+    assert open(os.path.join(out, "labels.txt")).read().split() == [str(d) for d in range(10)]
+    assert "| edgeml_int8 |" in open(os.path.join(out, "report.md")).read()
+
+
+def test_prune_reaches_the_requested_sparsity(tmp_path):
+    _, r = run(tmp_path, "pruned", model="cnn", epochs=2, prune=0.75)
+    assert r["sparsity"], r
+    for layer, value in r["sparsity"].items():
+        assert abs(value - 0.75) <= 0.02, (layer, value)
+    assert r["gzip_bytes"]["model_int8.tflite"] < 0.8 * r["files"]["model_int8.tflite"]
+
+
+@pytest.mark.parametrize("option", [{"qat": True}, {"cluster": 4}])
+def test_qat_and_clustering_run_through_export(tmp_path, option):
+    _, r = run(tmp_path, "opt", model="cnn", **option)
+    assert r["accuracy"]["edgeml_int8"] is not None
+    assert r["agreement"]["edgeml_vs_litert_reference_bit_exact"] == 1.0
+
+
+def test_gru_exports_int8_without_a_crash_and_runs_on_edgeml(tmp_path):
+    _, r = run(tmp_path, "gru", model="gru")
+    assert r["tflite_conversion"]["int8"] == "unrolled"
+    assert any("unroll" in n for n in r["notes"]), r["notes"]
+    assert r["accuracy"]["edgeml_int8"] is not None, r["why"]
+    assert r["agreement"]["edgeml_vs_litert_reference_bit_exact"] == 1.0
+
+
+def test_user_model_file(tmp_path):
+    from edgeml.train import keras_env
+    _, keras = keras_env()
+    model = keras.Sequential([keras.layers.Input((8, 8, 1)), keras.layers.Rescaling(1 / 16.0),
+                              keras.layers.Flatten(), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    path = str(tmp_path / "mine.h5")
+    model.save(path)
+    _, r = run(tmp_path, "user", model=path, epochs=2)
+    assert r["model"] == path and r["accuracy"]["edgeml_int8"] is not None
+
+
+def _image_folder(root, empty_class=False):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        os.makedirs(root / cls)
+        if empty_class and cls == "dog":
+            continue
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).save(root / cls / f"{i}.png")
+
+
+@pytest.mark.parametrize("case,error,fragment", [
+    ("missing_folder", DataError, "does not exist"),
+    ("empty_class", DataError, "dog"),
+    ("mismatched_npz", DataError, "x"),
+    ("non_numeric_csv", DataError, "height"),
+    ("unknown_model", TrainingError, "unknown model 'resnet9000'"),
+])
+def test_bad_input_is_one_sentence_and_writes_nothing(tmp_path, case, error, fragment):
+    data, model = "digits", "mlp"
+    if case == "missing_folder":
+        data = str(tmp_path / "nowhere")
+    elif case == "empty_class":
+        _image_folder(tmp_path / "imgs", empty_class=True)
+        data = str(tmp_path / "imgs")
+    elif case == "mismatched_npz":
+        data = str(tmp_path / "d.npz")
+        np.savez(data, x=np.zeros((10, 3), np.float32), y=np.zeros(9, np.int64))
+    elif case == "non_numeric_csv":
+        data = str(tmp_path / "d.csv")
+        with open(data, "w") as f:
+            f.write("height,width,label\n1.0,2.0,a\ntall,3.0,b\n")
+    else:
+        model = "resnet9000"
+    out = tmp_path / "out"
+    with pytest.raises(error, match=fragment) as info:
+        train(TrainConfig(out=str(out), data=data, model=model, epochs=1, verbose=0))
+    assert "\n" not in str(info.value)
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".edgeml-train-")]
+
+
+def test_cli_bad_argument_exits_2_with_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "edgeml", "train", "--model", "nope", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("edgeml: unknown model 'nope'")
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
