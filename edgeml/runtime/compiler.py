@@ -273,17 +273,23 @@ def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, mult, shift, scale=No
             "kp": kp}
 
 
-def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
-    from edgeml.runtime import hybrid as H
-    if H.is_hybrid(ctx, op):
-        return H.prepare_depthwise_hybrid(ctx, op) if depthwise else H.prepare_conv2d_hybrid(ctx, op)
-    kind = _types(ctx, op)
+def conv_operands(ctx: Ctx, op: Op):
+    """(input, weights, output, input shape, weight array) of a conv-like op, checked to be 4-D."""
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
     wdata = ctx.const(w, f"{op.describe()} weights")
     if len(xs) != 4 or wdata.ndim != 4:
         raise ModelFormatError(f"{op.describe()}: expects 4-D input and weights, got {list(xs)} and "
                                f"{list(wdata.shape)}")
+    return x, w, y, xs, wdata
+
+
+def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
+    from edgeml.runtime import hybrid as H
+    if H.is_hybrid(ctx, op):
+        return H.prepare_depthwise_hybrid(ctx, op) if depthwise else H.prepare_conv2d_hybrid(ctx, op)
+    kind = _types(ctx, op)
+    x, w, y, xs, wdata = conv_operands(ctx, op)
     if wdata.dtype != x.dtype:
         raise UnsupportedOpError(f"{op.describe()}: weights of type {wdata.dtype} with {x.dtype} input "
                                  "(hybrid models are not supported)")

@@ -66,13 +66,8 @@ def _geometry(ctx, op, xs, kh, kw):
 def prepare_conv2d_hybrid(ctx, op):
     """CONV_2D with float32 input and int8 weights."""
     from edgeml.runtime import compiler as C
-    x, y = _float_io(ctx, op)
-    w = ctx.tensor(op, 1)
-    xs = ctx.shape(x)
-    wdata = ctx.const(w, f"{op.describe()} weights")
-    if len(xs) != 4 or wdata.ndim != 4:
-        raise ModelFormatError(f"{op.describe()}: expects 4-D input and weights, got {list(xs)} and "
-                               f"{list(wdata.shape)}")
+    _float_io(ctx, op)
+    x, w, y, xs, wdata = C.conv_operands(ctx, op)
     if wdata.dtype != np.int8:
         raise UnsupportedOpError(f"{op.describe()}: hybrid weights of type {wdata.dtype} (int8 supported)")
     oc, kh, kw, wic = wdata.shape
@@ -116,13 +111,8 @@ def prepare_conv2d_hybrid(ctx, op):
 def prepare_depthwise_hybrid(ctx, op):
     """DEPTHWISE_CONV_2D with float32 input and int8 weights (LiteRT: per-channel, asymmetric inputs)."""
     from edgeml.runtime import compiler as C
-    x, y = _float_io(ctx, op)
-    w = ctx.tensor(op, 1)
-    xs = ctx.shape(x)
-    wdata = ctx.const(w, f"{op.describe()} weights")
-    if len(xs) != 4 or wdata.ndim != 4:
-        raise ModelFormatError(f"{op.describe()}: expects 4-D input and weights, got {list(xs)} and "
-                               f"{list(wdata.shape)}")
+    _float_io(ctx, op)
+    x, w, y, xs, wdata = C.conv_operands(ctx, op)
     if wdata.dtype != np.int8:
         raise UnsupportedOpError(f"{op.describe()}: hybrid weights of type {wdata.dtype} (int8 supported)")
     _, kh, kw, oc = wdata.shape
