@@ -4,6 +4,7 @@
 #include "em_params.h"
 #include "em_gemm.h"
 #include "em_gemm_vnni.h"
+#include "em_depthwise.h"
 
 /* Shared integer layout of the conv-like kernels (p->i):
  *  0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW, 13 pad_top, 14 pad_left,
@@ -107,24 +108,9 @@ static void em_depthwise_int8(const em_params* p) {
     for (int64_t oy = 0; oy < OH; oy++)
     for (int64_t ox = 0; ox < OW; ox++) {
         for (int64_t c = 0; c < OC; c++) acc[c] = bias[c];
-        for (int64_t ky = 0; ky < KH; ky++) {
-            int64_t iy = oy * d[CI_SH] - d[CI_PT] + ky * d[CI_DH];
-            if (iy < 0 || iy >= IH) continue;
-            for (int64_t kx = 0; kx < KW; kx++) {
-                int64_t ix = ox * d[CI_SW] - d[CI_PL] + kx * d[CI_DW];
-                if (ix < 0 || ix >= IW) continue;
-                const int8_t* x = in + ((b * IH + iy) * IW + ix) * IC;
-                const int8_t* wr = w + (ky * KW + kx) * OC;
-                if (DM == 1) {
-                    for (int64_t c = 0; c < OC; c++) acc[c] += (int32_t)wr[c] * ((int32_t)x[c] - in_zp);
-                } else {
-                    for (int64_t ic = 0; ic < IC; ic++) {
-                        int32_t xv = (int32_t)x[ic] - in_zp;
-                        for (int64_t m = 0; m < DM; m++) acc[ic * DM + m] += (int32_t)wr[ic * DM + m] * xv;
-                    }
-                }
-            }
-        }
+        em_depthwise_accumulate_s8(in + b * IH * IW * IC, w, IH, IW, IC, OC, KH, KW, DM,
+                                   oy * d[CI_SH] - d[CI_PT], ox * d[CI_SW] - d[CI_PL], d[CI_DH], d[CI_DW],
+                                   in_zp, acc);
         int8_t* o = out + ((b * OH + oy) * OW + ox) * OC;
         for (int64_t c = 0; c < OC; c++) {
             int32_t v = em_mbqm(acc[c], mult[c], (int)shift[c], mode) + out_zp;

@@ -55,6 +55,7 @@
 #include <string.h>
 #include <math.h>
 #include "em_params.h"
+#include "em_depthwise.h"
 
 enum { HY_N, HY_IH, HY_IW, HY_IC, HY_OH, HY_OW, HY_OC, HY_KH, HY_KW, HY_SH, HY_SW, HY_DH, HY_DW, HY_PT, HY_PL,
        HY_MODE, HY_DM, HY_DIRECT, HY_CHUNK };
@@ -269,24 +270,8 @@ static void em_depthwise_hybrid(const em_params* p) {
         for (int64_t oy = 0; oy < OH; oy++)
         for (int64_t ox = 0; ox < OW; ox++) {
             for (int64_t c = 0; c < OC; c++) acc[c] = 0;
-            for (int64_t ky = 0; ky < KH; ky++) {
-                const int64_t iy = oy * d[HY_SH] - d[HY_PT] + ky * d[HY_DH];
-                if (iy < 0 || iy >= IH) continue;
-                for (int64_t kx = 0; kx < KW; kx++) {
-                    const int64_t ix = ox * d[HY_SW] - d[HY_PL] + kx * d[HY_DW];
-                    if (ix < 0 || ix >= IW) continue;
-                    const int8_t* x = q + (iy * IW + ix) * IC;
-                    const int8_t* wr = w + (ky * KW + kx) * OC;
-                    if (DM == 1) {
-                        for (int64_t c = 0; c < OC; c++) acc[c] += (int32_t)wr[c] * ((int32_t)x[c] - zp);
-                    } else {
-                        for (int64_t ic = 0; ic < IC; ic++) {
-                            const int32_t xv = (int32_t)x[ic] - zp;
-                            for (int64_t m = 0; m < DM; m++) acc[ic * DM + m] += (int32_t)wr[ic * DM + m] * xv;
-                        }
-                    }
-                }
-            }
+            em_depthwise_accumulate_s8(q, w, IH, IW, IC, OC, KH, KW, DM, oy * d[HY_SH] - d[HY_PT],
+                                       ox * d[HY_SW] - d[HY_PL], d[HY_DH], d[HY_DW], zp, acc);
             float* o = out + ((b * OH + oy) * OW + ox) * OC;
             for (int64_t c = 0; c < OC; c++) {
                 const float scale = wscale[c] * sf;

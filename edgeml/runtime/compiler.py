@@ -6,7 +6,7 @@ floats) steps; the Cython side only computes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
@@ -60,7 +60,6 @@ class Plan:
     constants: dict          # tensor index -> array (weights as read, folded constants)
     keep: list               # packed arrays the kernels point into
     engine: object = None
-    scratch_offsets: dict = field(default_factory=dict)
 
     def view(self, t: int) -> np.ndarray:
         """The arena region of tensor t as an array (no copy)."""
@@ -538,8 +537,6 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
         ints = dims
         floats = list(Q.activation_range_f32(act))
         name = which.lower() + "_f32"
-    addr_of = {}
-
     def make(addr):
         return [addr(a.index), addr(b.index), addr(y.index)], ints, floats
     return Step(op, name, make, 0)
@@ -791,7 +788,7 @@ def prepare_strided_slice(ctx: Ctx, op: Op) -> Step:
     bm, em, sm = o.get("begin_mask", 0), o.get("end_mask", 0), o.get("shrink_axis_mask", 0)
     offset = o.get("offset", False)
     in_st = _strides(xs)
-    start, out_full, out_strides, out_shape = 0, [], [], []
+    start, out_strides, out_shape = 0, [], []
     for d in range(rank):
         dim, s = xs[d], strides[d]
         if s == 0:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import gzip
 import importlib.util
-import math
 import os
 from dataclasses import dataclass
 

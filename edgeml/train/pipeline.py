@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from edgeml.errors import DataError, EdgeMLError, TrainingError
+from edgeml.errors import EdgeMLError, TrainingError
 
 DEFAULT_EPOCHS = 15
 
