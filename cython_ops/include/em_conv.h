@@ -11,7 +11,7 @@
  *  15 in_zp, 16 out_zp, 17 act_min, 18 act_max, 19 rounding mode, 20 depth multiplier, 21 direct (1x1, no im2col),
  *  22 rows per im2col chunk
  * ptr: 0 input, 1 weights, 2 bias (int32 / float, may be NULL for float), 3 output, 4 multipliers, 5 shifts,
- *      6 scratch
+ *      6 scratch, 7 double scales (mode EM_REQUANT_DOUBLE_SCALE), 8 float scales (mode EM_REQUANT_FLOAT)
  * f: 0 act_min, 1 act_max (float kernels) */
 enum { CI_N, CI_IH, CI_IW, CI_IC, CI_OH, CI_OW, CI_OC, CI_KH, CI_KW, CI_SH, CI_SW, CI_DH, CI_DW, CI_PT, CI_PL,
        CI_INZP, CI_OUTZP, CI_AMIN, CI_AMAX, CI_MODE, CI_DM, CI_DIRECT, CI_CHUNK, CI_KP };
@@ -50,7 +50,8 @@ static void em_conv2d_int8(const em_params* p) {
     int8_t* out = (int8_t*)p->ptr[3];
     int8_t* col = (int8_t*)p->ptr[6];
     em_requant_cols rq = {(const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
-                          (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE], NULL};
+                          (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE],
+                          (const double*)p->ptr[7], (const float*)p->ptr[8]};
     const int64_t K = d[CI_KH] * d[CI_KW] * d[CI_IC], OC = d[CI_OC];
     const int64_t P = d[CI_OH] * d[CI_OW], chunk = d[CI_CHUNK];
     const int8_t pad = (int8_t)d[CI_INZP];
@@ -94,28 +95,23 @@ static void em_depthwise_int8(const em_params* p) {
     const int64_t* d = p->i;
     const int8_t* in = (const int8_t*)p->ptr[0];
     const int8_t* w = (const int8_t*)p->ptr[1];
-    const int32_t* bias = (const int32_t*)p->ptr[2];
     int8_t* out = (int8_t*)p->ptr[3];
-    const int32_t* mult = (const int32_t*)p->ptr[4];
-    const int32_t* shift = (const int32_t*)p->ptr[5];
     int32_t* acc = (int32_t*)p->ptr[6];
+    em_requant_cols rq = {(const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
+                          (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE],
+                          (const double*)p->ptr[7], (const float*)p->ptr[8]};
     const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], OH = d[CI_OH], OW = d[CI_OW], OC = d[CI_OC];
     const int64_t KH = d[CI_KH], KW = d[CI_KW], DM = d[CI_DM];
-    const int32_t in_zp = (int32_t)d[CI_INZP], out_zp = (int32_t)d[CI_OUTZP];
-    const int32_t amin = (int32_t)d[CI_AMIN], amax = (int32_t)d[CI_AMAX];
-    const int mode = (int)d[CI_MODE];
+    const int32_t in_zp = (int32_t)d[CI_INZP];
     for (int64_t b = 0; b < d[CI_N]; b++)
     for (int64_t oy = 0; oy < OH; oy++)
     for (int64_t ox = 0; ox < OW; ox++) {
-        for (int64_t c = 0; c < OC; c++) acc[c] = bias[c];
+        for (int64_t c = 0; c < OC; c++) acc[c] = 0;
         em_depthwise_accumulate_s8(in + b * IH * IW * IC, w, IH, IW, IC, OC, KH, KW, DM,
                                    oy * d[CI_SH] - d[CI_PT], ox * d[CI_SW] - d[CI_PL], d[CI_DH], d[CI_DW],
                                    in_zp, acc);
         int8_t* o = out + ((b * OH + oy) * OW + ox) * OC;
-        for (int64_t c = 0; c < OC; c++) {
-            int32_t v = em_mbqm(acc[c], mult[c], (int)shift[c], mode) + out_zp;
-            o[c] = (int8_t)em_clamp_i32(v, amin, amax);
-        }
+        for (int64_t c = 0; c < OC; c++) o[c] = em_requant_one(acc[c], (int)c, &rq);
     }
 }
 
@@ -173,7 +169,8 @@ EM_VNNI_TARGET static inline void em_depthwise_block16(const int8_t* in, const i
 }
 
 /* VNNI variants. ptr: 0 input, 1 packed weights (16c4), 2 bias (VNNI-corrected, padded), 3 output, 4 mult,
- * 5 shift, 6 scratch (im2col rows x K, then packed rows x Kp), 7 double scales (FC) */
+ * 5 shift, 6 scratch (im2col rows x K, then packed rows x Kp), 7 double scales, 8 float scales; per-column
+ * arrays padded to a multiple of 16 */
 static void em_conv2d_int8_vnni(const em_params* p) {
     const int64_t* d = p->i;
     const int8_t* in = (const int8_t*)p->ptr[0];
@@ -181,8 +178,8 @@ static void em_conv2d_int8_vnni(const em_params* p) {
     const int64_t K = d[CI_KH] * d[CI_KW] * d[CI_IC], OC = d[CI_OC], Kp = d[CI_KP];
     const int64_t P = d[CI_OH] * d[CI_OW], chunk = d[CI_CHUNK];
     em_vnni_gemm g = {(const int8_t*)p->ptr[1], (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4],
-                      (const int32_t*)p->ptr[5], NULL, OC, Kp, (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN],
-                      (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
+                      (const int32_t*)p->ptr[5], (const double*)p->ptr[7], (const float*)p->ptr[8], OC, Kp,
+                      (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
     int8_t* col = (int8_t*)p->ptr[6];
     uint8_t* packed = (uint8_t*)p->ptr[6] + (d[CI_DIRECT] ? 0 : chunk * K);
     for (int64_t b = 0; b < d[CI_N]; b++) {
@@ -204,8 +201,8 @@ static void em_fully_connected_int8_vnni(const em_params* p) {
     const int64_t* d = p->i;
     const int64_t M = d[0], K = d[1], Kp = d[7], chunk = d[8];
     em_vnni_gemm g = {(const int8_t*)p->ptr[1], (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4],
-                      (const int32_t*)p->ptr[5], (const double*)p->ptr[7], d[2], Kp, (int32_t)d[3],
-                      (int32_t)d[4], (int32_t)d[5], (int32_t)d[6]};
+                      (const int32_t*)p->ptr[5], (const double*)p->ptr[7], (const float*)p->ptr[8], d[2], Kp,
+                      (int32_t)d[3], (int32_t)d[4], (int32_t)d[5], (int32_t)d[6]};
     const int8_t* in = (const int8_t*)p->ptr[0];
     int8_t* out = (int8_t*)p->ptr[3];
     uint8_t* packed = (uint8_t*)p->ptr[6];
@@ -224,8 +221,8 @@ static void em_depthwise_int8_vnni(const em_params* p) {
     const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], OH = d[CI_OH], OW = d[CI_OW], OC = d[CI_OC];
     const int64_t KH = d[CI_KH], KW = d[CI_KW];
     em_vnni_gemm g = {NULL, (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
-                      NULL, OC, 0, (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX],
-                      (int32_t)d[CI_MODE]};
+                      (const double*)p->ptr[7], (const float*)p->ptr[8], OC, 0, (int32_t)d[CI_OUTZP],
+                      (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
     for (int64_t b = 0; b < d[CI_N]; b++)
     for (int64_t oy = 0; oy < OH; oy++)
     for (int64_t ox = 0; ox < OW; ox++) {
@@ -244,11 +241,13 @@ static void em_fully_connected_int8_vnni(const em_params* p) { (void)p; }
 #endif
 
 /* FULLY_CONNECTED: i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode;
- * ptr: 0 input, 1 weights [N][K], 2 bias, 3 output, 4 mult, 5 shift, 6 double scales (mode 2) */
+ * ptr: 0 input, 1 weights [N][K], 2 bias, 3 output, 4 mult, 5 shift, 6 scratch (unused), 7 double scales,
+ * 8 float scales */
 static void em_fully_connected_int8(const em_params* p) {
     const int64_t* d = p->i;
     em_requant_cols rq = {(const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
-                          (int32_t)d[3], (int32_t)d[4], (int32_t)d[5], (int32_t)d[6], (const double*)p->ptr[6]};
+                          (int32_t)d[3], (int32_t)d[4], (int32_t)d[5], (int32_t)d[6], (const double*)p->ptr[7],
+                          (const float*)p->ptr[8]};
     em_gemm_s8_requant((const int8_t*)p->ptr[0], d[1], (const int8_t*)p->ptr[1], d[0], d[2], d[1],
                        (int8_t*)p->ptr[3], d[2], &rq);
 }

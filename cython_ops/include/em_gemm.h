@@ -10,16 +10,14 @@
 #include <math.h>
 #include "em_requant.h"
 
-/* mode: EM_ROUND_DOUBLE / EM_ROUND_SINGLE fixed-point multipliers, or EM_REQUANT_DOUBLE_SCALE:
- * round(acc * scale[n]) in double, half away from zero (LiteRT's reference FULLY_CONNECTED). */
-#define EM_REQUANT_DOUBLE_SCALE 2
-
+/* Per-column requantization; mode is one of em_requant.h's EM_ROUND_* / EM_REQUANT_* (see there). */
 typedef struct {
     const int32_t* bias;   /* N, zero-point corrected */
-    const int32_t* mult;   /* N */
-    const int32_t* shift;  /* N */
+    const int32_t* mult;   /* N, fixed-point modes */
+    const int32_t* shift;  /* N, fixed-point modes */
     int32_t out_zp, act_min, act_max, mode;
     const double* scale;   /* N, for EM_REQUANT_DOUBLE_SCALE */
+    const float* fscale;   /* N, for EM_REQUANT_FLOAT */
 } em_requant_cols;
 
 static inline int8_t em_requant_one(int32_t acc, int n, const em_requant_cols* rq) {
@@ -28,6 +26,8 @@ static inline int8_t em_requant_one(int32_t acc, int n, const em_requant_cols* r
         double r = round((double)(acc + rq->bias[n]) * rq->scale[n]);
         r = r > 1e9 ? 1e9 : (r < -1e9 ? -1e9 : r);
         v = (int32_t)r + rq->out_zp;
+    } else if (rq->mode == EM_REQUANT_FLOAT) {
+        v = em_requant_float(acc + rq->bias[n], rq->fscale[n]) + rq->out_zp;
     } else {
         v = em_mbqm(acc + rq->bias[n], rq->mult[n], (int)rq->shift[n], rq->mode) + rq->out_zp;
     }

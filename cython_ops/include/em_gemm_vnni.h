@@ -17,6 +17,7 @@ typedef struct {
     const int32_t* mult;    /* Np */
     const int32_t* shift;   /* Np */
     const double* scale;    /* Np, EM_REQUANT_DOUBLE_SCALE only */
+    const float* fscale;    /* Np, EM_REQUANT_FLOAT only */
     int64_t N, Kp;
     int32_t out_zp, act_min, act_max, mode;
 } em_vnni_gemm;
@@ -86,6 +87,10 @@ EM_VNNI_TARGET static inline void em_vnni_store16(__m512i acc, const em_vnni_gem
         __m256i lo = em_round_scale_x8(_mm512_castsi512_si256(acc), _mm512_loadu_pd(g->scale + n));
         __m256i hi = em_round_scale_x8(_mm512_extracti64x4_epi64(acc, 1), _mm512_loadu_pd(g->scale + n + 8));
         v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    } else if (g->mode == EM_REQUANT_FLOAT) {
+        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(g->fscale + n));
+        f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(-1e9f)), _mm512_set1_ps(1e9f));
+        v = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     } else {
         int32_t tmp[16];
         _mm512_storeu_si512(tmp, acc);

@@ -11,8 +11,11 @@
 #include <stdint.h>
 #include <math.h>
 
-#define EM_ROUND_DOUBLE 0
-#define EM_ROUND_SINGLE 1
+/* Requantization modes of the int8 GEMM / conv / depthwise kernels (one kernel, several arithmetics). */
+#define EM_ROUND_DOUBLE 0          /* TFLite MultiplyByQuantizedMultiplier, double rounding (default) */
+#define EM_ROUND_SINGLE 1          /* TFLITE_SINGLE_ROUNDING */
+#define EM_REQUANT_DOUBLE_SCALE 2  /* round(acc * scale) in double, ties away: LiteRT reference FULLY_CONNECTED */
+#define EM_REQUANT_FLOAT 3         /* onnxruntime / MLAS: (float)acc * scale in float32, ties to even */
 
 static inline int32_t em_srdhm(int32_t a, int32_t b) {
     if (a == b && a == INT32_MIN) return INT32_MAX;
@@ -46,6 +49,15 @@ static inline int32_t em_mbqm_single(int32_t x, int32_t m, int shift) {
 /* MultiplyByQuantizedMultiplier in the mode chosen at load. */
 static inline int32_t em_mbqm(int32_t x, int32_t m, int shift, int mode) {
     return mode == EM_ROUND_SINGLE ? em_mbqm_single(x, m, shift) : em_mbqm_double(x, m, shift);
+}
+
+/* onnxruntime's requantization of one int32 sum (MLAS MlasRequantizeOutput): float product, rounded to
+ * nearest even.  Clamping the float to +-1e9 first keeps the conversion defined; the caller adds the zero
+ * point and clamps to the activation range, which equals MLAS's clamp-before-round since bounds are integers. */
+static inline int32_t em_requant_float(int32_t acc, float scale) {
+    float f = (float)acc * scale;
+    f = f < -1e9f ? -1e9f : (f > 1e9f ? 1e9f : f);
+    return (int32_t)nearbyintf(f);
 }
 
 static inline int32_t em_clamp_i32(int32_t v, int32_t lo, int32_t hi) {

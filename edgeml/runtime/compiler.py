@@ -206,9 +206,34 @@ def _count(shape) -> int:
 
 # ----- conv-like ops --------------------------------------------------------------------------------
 
-def _per_channel_multipliers(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int):
+@dataclass
+class ColumnRequant:
+    """How a conv-like op turns each output column's int32 sum into int8: the kernels' requantization mode
+    (em_requant.h) and its per-column parameters.  One kernel serves every mode."""
+    mode: int
+    mult: np.ndarray          # int32, fixed-point modes
+    shift: np.ndarray         # int32
+    scale64: np.ndarray       # float64, Q.REQUANT_DOUBLE_SCALE
+    scale32: np.ndarray       # float32, Q.REQUANT_FLOAT
+    out_zp: int
+    act_min: int
+    act_max: int
+
+    def arrays(self, ctx: Ctx, width: Optional[int] = None) -> list:
+        """[mult, shift, scale64, scale32] kept alive for the kernels, zero-padded to `width` columns."""
+        out = []
+        for a in (self.mult, self.shift, self.scale64, self.scale32):
+            if width is not None and width > a.size:
+                a = np.pad(a, (0, width - a.size))
+            out.append(ctx.keep_array(a))
+        return out
+
+
+def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
+                   fully_connected: bool = False) -> ColumnRequant:
+    """Per-column requantization of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED (TFLite contract)."""
     s_in, _ = _qparams(x, op)
-    s_out, _ = _qparams(y, op)
+    s_out, out_zp = _qparams(y, op)
     if w.quant is None:
         raise ModelFormatError(f"{op.describe()}: int8 weights {w.describe()} have no quantization")
     ws = w.quant.scale
@@ -221,7 +246,12 @@ def _per_channel_multipliers(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int):
     ws = np.broadcast_to(ws, (n_out,)).astype(np.float64)
     # effective scale in double: input_scale * filter_scale / output_scale
     real = (np.float64(Q.F32(s_in)) * ws) / np.float64(Q.F32(s_out))
-    return Q.quantize_multipliers(real, ctx.rounding)
+    mult, shift = Q.quantize_multipliers(real, ctx.rounding)
+    mode = ctx.rounding
+    if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
+        mode = Q.REQUANT_DOUBLE_SCALE      # LiteRT's reference FULLY_CONNECTED rescales in double
+    amin, amax = Q.activation_range_int8(act, s_out, out_zp)
+    return ColumnRequant(mode, mult, shift, real, real.astype(np.float32), out_zp, amin, amax)
 
 
 def _bias(ctx: Ctx, op: Op, position: int, n_out: int, dtype) -> Optional[np.ndarray]:
@@ -251,7 +281,7 @@ def _isa() -> str:
     return isa()
 
 
-def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, mult, shift, scale=None) -> dict:
+def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) -> dict:
     """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16."""
     n, k = w2.shape
     np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
@@ -262,14 +292,8 @@ def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, mult, shift, scale=No
     b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
     if np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
-
-    def pad(a, dtype):
-        out = np.zeros(np_, dtype)
-        out[:n] = np.asarray(a)[:n] if np.ndim(a) else a
-        return ctx.keep_array(out)
-    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)), "mult": pad(mult, np.int32),
-            "shift": pad(shift, np.int32), "scale": pad(scale if scale is not None else 0.0, np.float64),
-            "kp": kp}
+    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)),
+            "rq": rq.arrays(ctx, np_), "kp": kp}
 
 
 def conv_operands(ctx: Ctx, op: Op):
@@ -323,44 +347,44 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     direct = int(not depthwise and kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0)
 
     if kind == "int8":
-        s_in, in_zp = _qparams(x, op)
-        s_out, out_zp = _qparams(y, op)
-        mult, shift = _per_channel_multipliers(ctx, op, x, w, y, oc, 3 if depthwise else 0)
-        amin, amax = Q.activation_range_int8(act, s_out, out_zp)
+        _, in_zp = _qparams(x, op)
+        rq = column_requant(ctx, op, x, w, y, oc, 3 if depthwise else 0, act)
         bias = _bias(ctx, op, 2, oc, np.int32)
+        ints = dims + [in_zp, rq.out_zp, rq.act_min, rq.act_max, rq.mode, dm, direct, IM2COL_ROWS]
         if depthwise:
             wk = ctx.keep_array(wdata.reshape(kh * kw, oc))
-            bk = ctx.keep_array(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32))
-            scratch = oc * 4
             if dm == 1 and _isa() == "avx512vnni":
                 np_ = -(-oc // 16) * 16
-                bp, mp, sp = (ctx.keep_array(np.pad(a, (0, np_ - oc))) for a in (bk, mult, shift))
-                ints_d = dims + [in_zp, out_zp, amin, amax, ctx.rounding, dm, 0, IM2COL_ROWS]
+                bp = ctx.keep_array(np.pad(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32),
+                                           (0, np_ - oc)))
+                rqa = rq.arrays(ctx, np_)
 
                 def make_d(addr):
-                    return ([addr(x.index), _addr(wk), _addr(bp), addr(y.index), _addr(mp), _addr(sp), 0],
-                            ints_d, [])
+                    return ([addr(x.index), _addr(wk), _addr(bp), addr(y.index), _addr(rqa[0]), _addr(rqa[1]), 0]
+                            + [_addr(a) for a in rqa[2:]], ints, [])
                 return Step(op, "depthwise_int8_vnni", make_d, 0, macs)
+            bk = ctx.keep_array(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32))
+            scratch = oc * 4
         else:
             w2 = wdata.reshape(oc, K)
+            if _isa() == "avx512vnni":
+                vp = _vnni_pack(ctx, w2, bias, in_zp, rq)
+                rqa = vp["rq"]
+                scratch_v = (0 if direct else IM2COL_ROWS * K) + IM2COL_ROWS * vp["kp"]
+
+                def make_v(addr):
+                    return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
+                             _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]],
+                            ints + [vp["kp"]], [])
+                return Step(op, "conv2d_int8_vnni", make_v, scratch_v, macs)
             wk = ctx.keep_array(w2)
             bk = ctx.keep_array(_bias_with_zero_point(op, bias, w2, in_zp))
             scratch = 0 if direct else IM2COL_ROWS * K
-        mk, sk = ctx.keep_array(mult), ctx.keep_array(shift)
-        ints = dims + [in_zp, out_zp, amin, amax, ctx.rounding, dm, direct, IM2COL_ROWS]
-        if not depthwise and _isa() == "avx512vnni":
-            vp = _vnni_pack(ctx, wdata.reshape(oc, K), bias, in_zp, mult, shift)
-            ints_v = ints + [vp["kp"]]
-            scratch_v = (0 if direct else IM2COL_ROWS * K) + IM2COL_ROWS * vp["kp"]
-
-            def make_v(addr):
-                return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(vp["mult"]),
-                         _addr(vp["shift"]), addr("scratch")], ints_v, [])
-            return Step(op, "conv2d_int8_vnni", make_v, scratch_v, macs)
+        rqa = rq.arrays(ctx)
 
         def make(addr):
-            return ([addr(x.index), _addr(wk), _addr(bk), addr(y.index), _addr(mk), _addr(sk),
-                     addr("scratch")], ints, [])
+            return ([addr(x.index), _addr(wk), _addr(bk), addr(y.index), _addr(rqa[0]), _addr(rqa[1]),
+                     addr("scratch")] + [_addr(a) for a in rqa[2:]], ints, [])
         return Step(op, "depthwise_int8" if depthwise else "conv2d_int8", make, scratch, macs)
 
     lo, hi = Q.activation_range_f32(act)
@@ -407,32 +431,26 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
     act = _activation(op)
     macs = rows * n_out * K
     if kind == "int8":
-        s_in, in_zp = _qparams(x, op)
-        s_out, out_zp = _qparams(y, op)
-        mult, shift = _per_channel_multipliers(ctx, op, x, w, y, n_out, 0)
-        amin, amax = Q.activation_range_int8(act, s_out, out_zp)
+        _, in_zp = _qparams(x, op)
+        rq = column_requant(ctx, op, x, w, y, n_out, 0, act, fully_connected=True)
         bias = _bias(ctx, op, 2, n_out, np.int32)
-        wk = ctx.keep_array(wdata)
-        bk = ctx.keep_array(_bias_with_zero_point(op, bias, wdata, in_zp))
-        mk, sk = ctx.keep_array(mult), ctx.keep_array(shift)
-        # LiteRT's reference FULLY_CONNECTED rescales in double: round(acc * s_in * s_w / s_out)
-        ws = np.broadcast_to(w.quant.scale, (n_out,)).astype(np.float64)
-        scale = ctx.keep_array(np.float64(Q.F32(s_in)) * ws / np.float64(Q.F32(s_out)))
-        mode = Q.REQUANT_DOUBLE_SCALE if ctx.rounding == Q.ROUNDING_MODES["double"] else ctx.rounding
-        ints = [rows, K, n_out, out_zp, amin, amax, mode]
+        ints = [rows, K, n_out, rq.out_zp, rq.act_min, rq.act_max, rq.mode]
         if _isa() == "avx512vnni":
-            vp = _vnni_pack(ctx, wdata, bias, in_zp, mult, shift, scale)
+            vp = _vnni_pack(ctx, wdata, bias, in_zp, rq)
+            rqa = vp["rq"]
             chunk = min(rows, IM2COL_ROWS)
-            ints_v = ints + [vp["kp"], chunk]
 
             def make_v(addr):
-                return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(vp["mult"]),
-                         _addr(vp["shift"]), addr("scratch"), _addr(vp["scale"])], ints_v, [])
+                return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
+                         _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]], ints + [vp["kp"], chunk], [])
             return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"], macs)
+        wk = ctx.keep_array(wdata)
+        bk = ctx.keep_array(_bias_with_zero_point(op, bias, wdata, in_zp))
+        rqa = rq.arrays(ctx)
 
         def make(addr):
-            return ([addr(x.index), _addr(wk), _addr(bk), addr(y.index), _addr(mk), _addr(sk), _addr(scale)],
-                    ints, [])
+            return ([addr(x.index), _addr(wk), _addr(bk), addr(y.index), _addr(rqa[0]), _addr(rqa[1]), 0]
+                    + [_addr(a) for a in rqa[2:]], ints, [])
         return Step(op, "fully_connected_int8", make, 0, macs)
     lo, hi = Q.activation_range_f32(act)
     bias = _bias(ctx, op, 2, n_out, np.float32)

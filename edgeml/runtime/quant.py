@@ -15,6 +15,7 @@ FLOAT_MAX = float(np.finfo(np.float32).max)
 
 ROUNDING_MODES = {"double": 0, "single": 1}
 REQUANT_DOUBLE_SCALE = 2     # round(acc * scale) in double: LiteRT's reference FULLY_CONNECTED
+REQUANT_FLOAT = 3            # (float)acc * scale in float32, ties to even: onnxruntime (MLAS)
 
 
 def round_half_away(x: float) -> int:
