@@ -288,10 +288,12 @@ def profile(plan, runs: int) -> dict:
     nodes = [{"step": k, "op_index": s.op.index, "op": s.op.type, "kernel": s.kernel, "us": float(medians[k]),
               "macs": int(s.macs)} for k, s in enumerate(steps)]
     nodes.sort(key=lambda n: -n["us"])
+    run_us = float(np.median(wall)) / 1e3
     return {"ops": ops, "nodes": nodes,
-            "profile": {"runs": runs, "ops_sum_us": total, "run_us": float(np.median(wall)) / 1e3,
+            "profile": {"runs": runs, "ops_sum_us": total, "run_us": run_us, "overhead_us": run_us - total,
                         "what": "ops[].us: median over profiled runs of the op type's per-run total; run_us: "
-                                "median wall time of the same runs around the engine call"}}
+                                "median wall time of the same runs around the engine call; overhead_us: the "
+                                "part outside the kernels (call, timers, between steps)"}}
 
 
 __all__ = ["BenchOptions", "run_bench", "model_facts", "param_tensors", "peak_rss_bytes", "EdgeMLError"]
