@@ -201,14 +201,14 @@ def test_mlperf_macs_params_and_profile(shared_models, tmp_path, name):
     assert r["params"] == facts["params"]
     p = r["profile"]
     # the whole of the same profiled runs: the op times lie inside each run's wall time
-    assert p["ops_sum_us"] <= p["run_us"] * 1.02
+    assert p["ops_sum_us"] <= p["run_us"] * 1.05      # a sum of per-op medians, so not strictly below
     if name != "ad01_int8":
         assert p["ops_sum_us"] >= 0.9 * p["run_us"]
     else:
         # AD runs in ~4 µs, where the fixed ~1 µs of the profiled call (times array, timers) is 20%
         assert p["overhead_us"] < 2.5
-    # and against an unprofiled inference: nothing missing, nothing counted twice
-    assert p["ops_sum_us"] == pytest.approx(r["latency_us"]["median"], rel=0.10)
+    # and against unprofiled inferences run alternately with them: nothing missing, nothing counted twice
+    assert p["ops_sum_us"] == pytest.approx(p["plain_us"], rel=0.10)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -433,3 +433,46 @@ def test_arena_plan_buffers_that_live_together_do_not_overlap(shared_models):
             for o2, s2, (f2, l2) in buffers[i + 1:]:
                 if not (l1 < f2 or l2 < f1):
                     assert o1 + s1 <= o2 or o2 + s2 <= o1, (name, o1, s1, o2, s2)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Feeding peers and comparing outputs across types
+# ----------------------------------------------------------------------------------------------------
+
+def test_agreement_dequantizes_when_output_types_differ():
+    from edgeml.bench.runners import IOSpec, agreement
+    ours = [np.array([[10, 20, -128]], np.int8)]
+    spec = [IOSpec((1, 3), np.dtype(np.int8), 0.5, -2)]
+    same = agreement(ours, spec, [ours[0].copy()], spec)
+    assert same == {"bit_exact": True, "max_abs_diff": 0.0, "compared": "as stored"}
+    off_by_one = agreement(ours, spec, [np.array([[11, 20, -128]], np.int8)], spec)
+    assert not off_by_one["bit_exact"] and off_by_one["max_abs_diff"] == 1.0
+    real = np.array([6.0, 11.25, -63.0], np.float32)           # (q + 2) * 0.5 = 6, 11, -63
+    mixed = agreement(ours, spec, [real], [IOSpec((3,), np.dtype(np.float32))])
+    assert not mixed["bit_exact"] and mixed["max_abs_diff"] == 0.25 and "dequantized" in mixed["compared"]
+    assert agreement(ours, spec, [np.zeros(4, np.int8)], spec)["max_abs_diff"] is None
+
+
+def test_adapt_inputs_reshapes_and_converts_or_declines():
+    from edgeml.bench.runners import IOSpec, PeerAbsent, adapt_inputs
+    x = np.array([[[-2, 0, 4]]], np.int8)
+    mine = [IOSpec((1, 1, 3), np.dtype(np.int8), 0.25, 2)]
+    got, note = adapt_inputs([x], mine, [IOSpec((1, 3), np.dtype(np.float32))])
+    np.testing.assert_array_equal(got[0], np.array([[-1.0, -0.5, 0.5]], np.float32))
+    assert got[0].shape == (1, 3) and note == "inputs dequantized for it"
+    got, note = adapt_inputs([x], mine, [IOSpec((1, 1, 3), np.dtype(np.int8))])
+    assert got[0] is not None and note is None
+    with pytest.raises(PeerAbsent, match="shape"):
+        adapt_inputs([x], mine, [IOSpec((3, 1, 2), np.dtype(np.int8))])
+    with pytest.raises(PeerAbsent, match="2 input"):
+        adapt_inputs([x], mine, mine * 2)
+
+
+def test_float_model_compares_with_the_reference(shared_models, tmp_path):
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        pytest.skip("ai-edge-litert is not installed")
+    r = bench_json(tmp_path, model(shared_models, "kws_ref_model_float32"), "--num_runs", "3", "--min_secs", "0",
+                   "--compare", "litert_ref")
+    c = r["compare"][0]
+    # float32 agrees with LiteRT's reference within the documented rtol=1e-5/atol=1e-6 (softmax outputs <= 1)
+    assert c["compared"] == "as stored" and c["max_abs_diff"] <= 1e-5

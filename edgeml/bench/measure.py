@@ -246,9 +246,8 @@ def run_bench(opts: BenchOptions, progress: Optional[Callable[[float, int], None
             row["note"] = input_notes[peer.name]
         compare.append(row)
         result["runs_us"][peer.name] = [v / 1e3 for v in times[k]]
-    if opts.compare:
-        result["compare"] = compare
-        result["absent"] = absent
+    result["compare"] = compare        # empty without --compare, so scripts can rely on the keys
+    result["absent"] = absent
 
     if opts.enable_op_profiling:
         n_prof = min(len(times[0]), max(opts.num_runs, 1000))
@@ -258,17 +257,22 @@ def run_bench(opts: BenchOptions, progress: Optional[Callable[[float, int], None
 
 def profile(plan, runs: int) -> dict:
     """Per-op times over `runs` profiled invokes (after the timed ones, so the timer calls do not touch the
-    latency figures).  Each op type's time is the median over runs of its per-run total; `profile.run_us`
+    latency figures), each followed by one unprofiled invoke.  Each op type's time is the median over runs of its per-run total; `profile.run_us`
     is the median wall time of the same profiled invokes, measured around the engine call."""
     engine = plan.engine
     steps = plan.steps
     per_step = np.zeros((runs, len(steps)), dtype=np.int64)
     wall = np.zeros(runs, dtype=np.int64)
+    plain = np.zeros(runs, dtype=np.int64)
     clock = time.perf_counter_ns
+    invoke, invoke_profiled = engine.invoke, engine.invoke_profiled
     for r in range(runs):
         t = clock()
-        per_step[r] = engine.invoke_profiled()
+        per_step[r] = invoke_profiled()
         wall[r] = clock() - t
+        t = clock()         # an unprofiled run alternating with the profiled ones: the same machine state
+        invoke()
+        plain[r] = clock() - t
     types = {}
     for k, s in enumerate(steps):
         row = types.setdefault(s.op.type, {"op": s.op.type, "steps": [], "op_indices": set(), "macs": 0})
@@ -291,9 +295,11 @@ def profile(plan, runs: int) -> dict:
     run_us = float(np.median(wall)) / 1e3
     return {"ops": ops, "nodes": nodes,
             "profile": {"runs": runs, "ops_sum_us": total, "run_us": run_us, "overhead_us": run_us - total,
+                        "plain_us": float(np.median(plain)) / 1e3,
                         "what": "ops[].us: median over profiled runs of the op type's per-run total; run_us: "
                                 "median wall time of the same runs around the engine call; overhead_us: the "
-                                "part outside the kernels (call, timers, between steps)"}}
+                                "part outside the kernels (call, timers, between steps); plain_us: median of "
+                                "unprofiled runs alternating with the profiled ones"}}
 
 
 __all__ = ["BenchOptions", "run_bench", "model_facts", "param_tensors", "peak_rss_bytes", "EdgeMLError"]

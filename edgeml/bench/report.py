@@ -50,14 +50,15 @@ def text_report(r: dict, notes: list) -> str:
     if "ops" in r:
         p = r["profile"]
         add("")
-        add(f"per-op profile ({p['runs']} profiled runs; the ops sum to {fmt_us(p['ops_sum_us'])} µs of "
-            f"{fmt_us(p['run_us'])} µs per run; µs are medians per inference)")
+        add(f"per-op profile ({p['runs']} profiled runs, medians per inference: the ops sum to "
+            f"{fmt_us(p['ops_sum_us'])} µs of {fmt_us(p['run_us'])} µs per profiled run; unprofiled runs in "
+            f"between took {fmt_us(p['plain_us'])} µs)")
         add(f"  {'op':22s} {'count':>5s} {'total µs':>10s} {'%':>6s} {'MACs':>10s} {'GMAC/s':>8s}")
         for o in r["ops"]:
             g = f"{o['gmac_per_s']:.2f}" if o["gmac_per_s"] else "-"
             add(f"  {o['op']:22s} {o['count']:5d} {fmt_us(o['us']):>10s} {o['percent']:6.1f} "
                 f"{o['macs']:10d} {g:>8s}")
-    if "compare" in r:
+    if r["compare"] or r["absent"]:
         add("")
         rounds = r["num_runs"]
         add(f"compare (same inputs; runtimes alternate run by run, {rounds} rounds)")

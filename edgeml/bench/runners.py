@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
@@ -211,8 +212,9 @@ def make_peer(name: str, model: str, num_threads: int, tflite: Optional[str], on
     path = peer_model(name, model, tflite, onnx)
     if not os.path.isfile(path):
         raise PeerAbsent(f"model file '{path}' does not exist")
+    log = []
     try:
-        with quiet_stderr():
+        with quiet_stderr(log):
             if name in ("litert", "litert_ref"):
                 return LiteRTRunner(path, num_threads, reference=name == "litert_ref")
             if name == "tflm":
@@ -221,26 +223,31 @@ def make_peer(name: str, model: str, num_threads: int, tflite: Optional[str], on
     except PeerAbsent:
         raise
     except Exception as exc:  # the peer's own loader rejected the model: reported, not fatal
-        raise PeerAbsent(f"it could not load '{os.path.basename(path)}': {one_line(exc)}") from exc
+        said = [ln.strip() for ln in log if ln.strip() and not ln.startswith("INFO")]
+        why = f" (its log: {said[0][:160]})" if said else ""
+        raise PeerAbsent(f"it could not load '{os.path.basename(path)}': {one_line(exc)}{why}") from exc
 
 
 @contextlib.contextmanager
-def quiet_stderr():
-    """Silences the native log lines peers print while loading (e.g. LiteRT's 'Created ... XNNPACK delegate');
-    their failures still arrive as exceptions."""
+def quiet_stderr(captured: Optional[list] = None):
+    """Keeps the native log lines peers print while loading (e.g. LiteRT's 'Created ... XNNPACK delegate') off
+    the terminal; they are appended to `captured` so a failure can say what the peer logged."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):
         yield
         return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        try:
+            os.dup2(log.fileno(), 2)
             yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if captured is not None:
+                log.seek(0)
+                captured.extend(log.read().decode("utf-8", "replace").splitlines())
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:
