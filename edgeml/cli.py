@@ -88,6 +88,11 @@ def _cmd_inspect(args) -> int:
 def _cmd_bench(args) -> int:
     from edgeml.bench import report
     from edgeml.bench.measure import BenchOptions, run_bench
+    import os
+    for flag, path in (("--json", args.json), ("--csv", args.csv), ("--plot", args.plot)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):     # checked before measuring, not after
+            raise EdgeMLError(f"cannot write {flag} {path}: folder '{folder}' does not exist")
     if args.plot:
         report.check_plot_available()
     opts = BenchOptions(model=args.model, num_runs=args.num_runs, warmup_runs=args.warmup_runs,
