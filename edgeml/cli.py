@@ -104,9 +104,12 @@ def _cmd_bench(args) -> int:
     notes = []
     try:
         result = run_bench(opts, progress=bar, notes=notes)
-    finally:
+    except BaseException:
         if bar is not None:
-            bar.close()
+            bar.close(finished=False)
+        raise
+    if bar is not None:
+        bar.close()
     result["notes"] = notes
     if args.json:
         report.write_json(result, args.json)

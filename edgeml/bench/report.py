@@ -85,8 +85,9 @@ def text_report(r: dict, notes: list) -> str:
 
 
 def write_json(r: dict, path: str):
+    """The summary; the per-run latencies (hundreds of thousands for a fast model) go to --csv instead."""
     with open(path, "w") as f:
-        json.dump(r, f, indent=1)
+        json.dump({k: v for k, v in r.items() if k != "runs_us"}, f, indent=1)
         f.write("\n")
 
 
@@ -152,6 +153,7 @@ class ProgressBar:
         self.after, self.width = after, width
         self.shown = False
         self._last = 0.0
+        self._state = (0.0, 0)
 
     def fraction(self, elapsed: float, rounds: int) -> float:
         # the loop ends at max_secs or once both num_runs and min_secs are reached
@@ -161,6 +163,7 @@ class ProgressBar:
         return max(need, min(elapsed / self.max_secs, 1.0) if self.max_secs > 0 else 0.0)
 
     def __call__(self, elapsed: float, rounds: int):
+        self._state = (elapsed, rounds)
         if elapsed < self.after:
             return
         now = time.monotonic()
@@ -168,13 +171,17 @@ class ProgressBar:
             return
         self._last = now
         self.shown = True
-        frac = self.fraction(elapsed, rounds)
+        self._draw(self.fraction(elapsed, rounds), elapsed, rounds)
+
+    def _draw(self, frac: float, elapsed: float, rounds: int):
         filled = int(round(frac * self.width))
         self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {100 * frac:3.0f}% "
                           f"{rounds} runs {elapsed:.1f} s")
         self.stream.flush()
 
-    def close(self):
+    def close(self, finished: bool = True):
         if self.shown:
+            if finished:
+                self._draw(1.0, *self._state)
             self.stream.write("\n")
             self.stream.flush()
