@@ -10,7 +10,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edgeml.errors import EdgeMLError, InputError, ModelFormatError
+from edgeml.errors import InputError, ModelFormatError
 from edgeml.bench.runners import (PEERS, EdgeMLRunner, PeerAbsent, adapt_inputs, agreement, make_peer,
                                   one_line)
 
@@ -257,8 +257,9 @@ def run_bench(opts: BenchOptions, progress: Optional[Callable[[float, int], None
 
 def profile(plan, runs: int) -> dict:
     """Per-op times over `runs` profiled invokes (after the timed ones, so the timer calls do not touch the
-    latency figures), each followed by one unprofiled invoke.  Each op type's time is the median over runs of its per-run total; `profile.run_us`
-    is the median wall time of the same profiled invokes, measured around the engine call."""
+    latency figures), each followed by one unprofiled invoke.  Each op type's time is the median over runs of
+    its per-run total; `profile.run_us` is the median wall time of the same profiled invokes, measured around
+    the engine call, and `profile.plain_us` that of the unprofiled ones between them."""
     engine = plan.engine
     steps = plan.steps
     per_step = np.zeros((runs, len(steps)), dtype=np.int64)
@@ -302,4 +303,4 @@ def profile(plan, runs: int) -> dict:
                                 "unprofiled runs alternating with the profiled ones"}}
 
 
-__all__ = ["BenchOptions", "run_bench", "model_facts", "param_tensors", "peak_rss_bytes", "EdgeMLError"]
+__all__ = ["BenchOptions", "run_bench", "model_facts", "param_tensors", "peak_rss_bytes"]

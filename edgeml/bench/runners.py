@@ -200,8 +200,8 @@ def peer_model(name: str, model: str, tflite: Optional[str], onnx: Optional[str]
         return explicit
     found = _sibling(model, "." + want)
     if found is None:
-        raise PeerAbsent(f"it needs a .{want} model: pass --{want} FILE or put {os.path.basename(os.path.splitext(model)[0])}"
-                         f".{want} beside the model")
+        stem = os.path.basename(os.path.splitext(model)[0])
+        raise PeerAbsent(f"it needs a .{want} model: pass --{want} FILE or put {stem}.{want} beside the model")
     return found
 
 
