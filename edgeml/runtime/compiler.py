@@ -60,6 +60,8 @@ class Plan:
     constants: dict          # tensor index -> array (weights as read, folded constants)
     keep: list               # packed arrays the kernels point into
     engine: object = None
+    lifetimes: dict = None   # tensor index -> (first step, last step) it is live; inputs/outputs span the invoke
+    scratch: dict = None     # step index -> (byte offset, bytes) of that step's scratch buffer in the arena
 
     def view(self, t: int) -> np.ndarray:
         """The arena region of tensor t as an array (no copy)."""
@@ -1169,7 +1171,9 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0) -> Plan:
         records.append((kernel_address(step.kernel), ptrs, [int(v) for v in ints], [float(v) for v in floats]))
     plan = Plan(graph=graph, shapes=ctx.shapes, steps=steps,
                 offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
-                arena_bytes=total, arena=arena, constants=ctx.constants, keep=ctx.keep + [arena_raw])
+                arena_bytes=total, arena=arena, constants=ctx.constants, keep=ctx.keep + [arena_raw],
+                lifetimes={t: span for t, span in life.items() if not isinstance(t, tuple)},
+                scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple)})
     plan.keep.append(const_arrays)
     plan.engine = Engine(records, keepalive=plan.keep)
     return plan
