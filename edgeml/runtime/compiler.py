@@ -6,6 +6,7 @@ floats) steps; the Cython side only computes.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -23,9 +24,9 @@ PADDING = {0: "SAME", 1: "VALID"}
 
 
 def _load_kernels() -> dict:
-    from cython_ops import activation, conv, elementwise, pool, reduce, shape
+    from cython_ops import activation, conv, elementwise, pool, reduce, rnn, shape
     table = {}
-    for module in (conv, pool, elementwise, shape, reduce, activation):
+    for module in (conv, pool, elementwise, shape, reduce, activation, rnn):
         table.update(module.KERNELS)
     return table
 
@@ -1055,6 +1056,7 @@ PREPARE = {
     "STRIDED_SLICE": prepare_strided_slice,
     "QUANTIZE": prepare_quantize,
     "DEQUANTIZE": prepare_dequantize,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": lambda c, o: importlib.import_module("edgeml.runtime.rnn").prepare_unidirectional_sequence_lstm(c, o),
 }
 
 # Newest op version whose semantics edgeml implements (newer versions add types or options).
@@ -1064,6 +1066,7 @@ MAX_VERSION = {
     "TANH": 3, "RELU": 3, "RELU6": 3, "RELU_N1_TO_1": 2, "LEAKY_RELU": 2, "HARD_SWISH": 1, "PAD": 4,
     "PADV2": 4, "MEAN": 3, "CONCATENATION": 4, "TRANSPOSE": 6, "STRIDED_SLICE": 8, "QUANTIZE": 3,
     "DEQUANTIZE": 6, "SPLIT": 4, "SPLIT_V": 2, "UNPACK": 4,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": 3,
 }
 
 SUPPORTED_OPS = sorted(PREPARE)
@@ -1137,8 +1140,8 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0) -> Plan:
             touch(t, k)
         for t in step.op.outputs:
             touch(t, k)
-    for t in graph.inputs + graph.outputs:
-        life[t] = (0, end)
+    for t in graph.inputs + graph.outputs + [t for t in life if graph.tensors[t].is_variable]:
+        life[t] = (0, end)      # variable (state) tensors persist across invokes: nothing may share their bytes
     sizes = {t: max(_count(ctx.shapes[t]) * graph.tensors[t].dtype.itemsize, 1) for t in life}
     for k, step in enumerate(steps):
         if step.scratch_bytes:
