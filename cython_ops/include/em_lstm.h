@@ -19,6 +19,7 @@
 #include "em_params.h"
 #include "em_requant.h"
 #include "em_isa.h"
+#include "em_gemm_vnni.h"
 
 /* ----- gemmlowp FixedPoint<int16, IntegerBits> helpers (fixedpoint.h, int16 instantiation) ----- */
 
@@ -139,73 +140,242 @@ static inline int16_t em_sat16(int32_t v) {
     return (int16_t)(v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : v));
 }
 
-/* ----- int32 dot products: out[m][n] = sum_k a[m][k] * w[n][k] (a: M x K int8, w: N x K int8) ----- */
+/* ----- int8 dot products with int32 results: out[m][n] = sum_k a[m][k] * w[n][k] --------------------------
+ * Weights are packed at load (rnn.py pack_s8) into blocks of EM_LSTM_COLS columns; within a block, for each pair of
+ * k, the int16 pairs (w[n][2k], w[n][2k+1]) of the 64 columns: one vpmaddwd per 8 columns and k pair.  K is
+ * padded to even, N to a multiple of EM_LSTM_COLS, with zeros; out rows have the padded width. */
+#define EM_LSTM_COLS 64
 
-#define EM_LSTM_DOTS_BODY                                                                     \
-    for (int64_t m = 0; m < M; m++) {                                                         \
-        const int8_t* a = A + m * K;                                                          \
-        int32_t* o = out + m * N;                                                             \
-        int64_t n = 0;                                                                        \
-        for (; n + 4 <= N; n += 4) {                                                          \
-            const int8_t *w0 = W + n * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;           \
-            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                           \
-            for (int64_t k = 0; k < K; k++) {                                                 \
-                int32_t av = a[k];                                                            \
-                s0 += av * w0[k];                                                             \
-                s1 += av * w1[k];                                                             \
-                s2 += av * w2[k];                                                             \
-                s3 += av * w3[k];                                                             \
-            }                                                                                 \
-            o[n] = s0; o[n + 1] = s1; o[n + 2] = s2; o[n + 3] = s3;                           \
-        }                                                                                     \
-        for (; n < N; n++) {                                                                  \
-            const int8_t* w0 = W + n * K;                                                     \
-            int32_t s0 = 0;                                                                   \
-            for (int64_t k = 0; k < K; k++) s0 += (int32_t)a[k] * w0[k];                      \
-            o[n] = s0;                                                                        \
-        }                                                                                     \
+static void em_lstm_dots_scalar(const int8_t* A, int64_t lda, const int16_t* W, int64_t M, int64_t Np, int64_t K,
+                                int32_t* out) {
+    const int64_t K2 = (K + 1) / 2;
+    int64_t m, blk, k2, c;
+    for (m = 0; m < M; m++) {
+        const int8_t* a = A + m * lda;
+        for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {
+            int32_t acc[EM_LSTM_COLS] = {0};
+            const int16_t* w = W + blk * K2 * EM_LSTM_COLS * 2;
+            for (k2 = 0; k2 < K2; k2++, w += EM_LSTM_COLS * 2) {
+                int32_t a0 = a[2 * k2], a1 = 2 * k2 + 1 < K ? a[2 * k2 + 1] : 0;
+                for (c = 0; c < EM_LSTM_COLS; c++) acc[c] += a0 * w[2 * c] + a1 * w[2 * c + 1];
+            }
+            memcpy(out + m * Np + blk * EM_LSTM_COLS, acc, sizeof acc);
+        }
     }
+}
 
-static void em_lstm_dots_scalar(const int8_t* A, const int8_t* W, int64_t M, int64_t N, int64_t K, int32_t* out) {
-    EM_LSTM_DOTS_BODY
-}
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2")))
-static void em_lstm_dots_avx2(const int8_t* A, const int8_t* W, int64_t M, int64_t N, int64_t K, int32_t* out) {
-    EM_LSTM_DOTS_BODY
-}
-__attribute__((target("avx512f,avx512bw,avx512vl")))
-static void em_lstm_dots_avx512(const int8_t* A, const int8_t* W, int64_t M, int64_t N, int64_t K, int32_t* out) {
-    EM_LSTM_DOTS_BODY
-}
+#include <immintrin.h>
+#define EM_LSTM_DOTS_SIMD(NAME, TARGET, MADD_ACC)                                                        \
+    TARGET static void NAME(const int8_t* A, int64_t lda, const int16_t* W, int64_t M, int64_t Np, int64_t K, \
+                            int32_t* out) {                                                              \
+        const int64_t K2 = (K + 1) / 2;                                                                  \
+        int64_t m, blk, k2;                                                                              \
+        for (m = 0; m < M; m++) {                                                                        \
+            const int8_t* a = A + m * lda;                                                               \
+            for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {                                              \
+                __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, \
+                        c7 = c0;                                                                         \
+                const int16_t* w = W + blk * K2 * EM_LSTM_COLS * 2;                                      \
+                for (k2 = 0; k2 < K2; k2++, w += EM_LSTM_COLS * 2) {                                     \
+                    int32_t a0 = a[2 * k2], a1 = 2 * k2 + 1 < K ? a[2 * k2 + 1] : 0;                     \
+                    __m256i b = _mm256_set1_epi32((int32_t)(((uint32_t)(uint16_t)a1 << 16) | (uint16_t)a0)); \
+                    const __m256i* wv = (const __m256i*)w;                                               \
+                    MADD_ACC(c0, _mm256_loadu_si256(wv + 0), b);                                         \
+                    MADD_ACC(c1, _mm256_loadu_si256(wv + 1), b);                                         \
+                    MADD_ACC(c2, _mm256_loadu_si256(wv + 2), b);                                         \
+                    MADD_ACC(c3, _mm256_loadu_si256(wv + 3), b);                                         \
+                    MADD_ACC(c4, _mm256_loadu_si256(wv + 4), b);                                         \
+                    MADD_ACC(c5, _mm256_loadu_si256(wv + 5), b);                                         \
+                    MADD_ACC(c6, _mm256_loadu_si256(wv + 6), b);                                         \
+                    MADD_ACC(c7, _mm256_loadu_si256(wv + 7), b);                                         \
+                }                                                                                        \
+                {                                                                                        \
+                    __m256i* o = (__m256i*)(out + m * Np + blk * EM_LSTM_COLS);                          \
+                    _mm256_storeu_si256(o + 0, c0); _mm256_storeu_si256(o + 1, c1);                      \
+                    _mm256_storeu_si256(o + 2, c2); _mm256_storeu_si256(o + 3, c3);                      \
+                    _mm256_storeu_si256(o + 4, c4); _mm256_storeu_si256(o + 5, c5);                      \
+                    _mm256_storeu_si256(o + 6, c6); _mm256_storeu_si256(o + 7, c7);                      \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+    }
+#define EM_MADD_AVX2(acc, w, b) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(w, b))
+#define EM_MADD_VNNI(acc, w, b) acc = _mm256_dpwssd_epi32(acc, w, b)
+EM_LSTM_DOTS_SIMD(em_lstm_dots_avx2, __attribute__((target("avx2"))), EM_MADD_AVX2)
+EM_LSTM_DOTS_SIMD(em_lstm_dots_vnni, __attribute__((target("avx2,avx512f,avx512vl,avx512vnni"))), EM_MADD_VNNI)
 #endif
 
-static inline void em_lstm_dots(const int8_t* A, const int8_t* W, int64_t M, int64_t N, int64_t K, int32_t* out) {
+static inline void em_lstm_dots(const int8_t* A, int64_t lda, const int16_t* W, int64_t M, int64_t Np, int64_t K,
+                                int32_t* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
     int isa = em_isa();
-    if (isa >= EM_ISA_AVX512) { em_lstm_dots_avx512(A, W, M, N, K, out); return; }
-    if (isa >= EM_ISA_AVX2) { em_lstm_dots_avx2(A, W, M, N, K, out); return; }
+    if (isa >= EM_ISA_AVX512VNNI) { em_lstm_dots_vnni(A, lda, W, M, Np, K, out); return; }
+    if (isa >= EM_ISA_AVX2) { em_lstm_dots_avx2(A, lda, W, M, Np, K, out); return; }
 #endif
-    em_lstm_dots_scalar(A, W, M, N, K, out);
+    em_lstm_dots_scalar(A, lda, W, M, Np, K, out);
 }
+
+/* ----- float dot products, vectorized over columns so each sum still runs in k order (as the scalar loop) -----
+ * Weights packed as blocks of EM_LSTM_COLS columns, k-major inside a block: w[blk][k][c].
+ * out[m][n] = (sum_k a[m][k] * w[n][k] + bias[n]) + add[m][n]  (bias, add optional) */
+static void em_lstm_fdots_scalar(const float* A, const float* W, const float* bias, const float* add, int64_t M,
+                                 int64_t Np, int64_t K, float* out) {
+    int64_t m, blk, k, c;
+    for (m = 0; m < M; m++) {
+        const float* a = A + m * K;
+        for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {
+            float acc[EM_LSTM_COLS];
+            const float* w = W + blk * K * EM_LSTM_COLS;
+            int64_t n0 = blk * EM_LSTM_COLS;
+            for (c = 0; c < EM_LSTM_COLS; c++) acc[c] = 0.0f;
+            for (k = 0; k < K; k++, w += EM_LSTM_COLS)
+                for (c = 0; c < EM_LSTM_COLS; c++) acc[c] = acc[c] + a[k] * w[c];
+            for (c = 0; c < EM_LSTM_COLS; c++) {
+                float v = acc[c];
+                if (bias) v = v + bias[n0 + c];
+                if (add) v = v + add[m * Np + n0 + c];
+                out[m * Np + n0 + c] = v;
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2")))
+static void em_lstm_fdots_avx2(const float* A, const float* W, const float* bias, const float* add, int64_t M,
+                               int64_t Np, int64_t K, float* out) {
+    int64_t m, blk, k, i;
+    for (m = 0; m < M; m++) {
+        const float* a = A + m * K;
+        for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {
+            __m256 c[8];
+            const float* w = W + blk * K * EM_LSTM_COLS;
+            int64_t n0 = blk * EM_LSTM_COLS;
+            for (i = 0; i < 8; i++) c[i] = _mm256_setzero_ps();
+            for (k = 0; k < K; k++, w += EM_LSTM_COLS) {
+                __m256 b = _mm256_set1_ps(a[k]);
+                for (i = 0; i < 8; i++) c[i] = _mm256_add_ps(c[i], _mm256_mul_ps(_mm256_loadu_ps(w + 8 * i), b));
+            }
+            for (i = 0; i < 8; i++) {
+                __m256 v = c[i];
+                if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n0 + 8 * i));
+                if (add) v = _mm256_add_ps(v, _mm256_loadu_ps(add + m * Np + n0 + 8 * i));
+                _mm256_storeu_ps(out + m * Np + n0 + 8 * i, v);
+            }
+        }
+    }
+}
+#endif
+
+static inline void em_lstm_fdots(const float* A, const float* W, const float* bias, const float* add, int64_t M,
+                                 int64_t Np, int64_t K, float* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX2) { em_lstm_fdots_avx2(A, W, bias, add, M, Np, K, out); return; }
+#endif
+    em_lstm_fdots_scalar(A, W, bias, add, M, Np, K, out);
+}
+
+/* ----- the element-wise part of one step, 16 cells per AVX-512 vector (double-rounding mode only) ----------
+ * Same arithmetic as the scalar loop in em_lstm_int8; the int16 tables are read with 32-bit gathers (the tables
+ * carry 2 bytes of padding) and sign-extended. */
+#if defined(__x86_64__) && defined(__GNUC__)
+EM_VNNI_TARGET static inline __m512i em_lstm_sat16_x16(__m512i v) {
+    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(INT16_MIN)), _mm512_set1_epi32(INT16_MAX));
+}
+EM_VNNI_TARGET static inline __m512i em_lstm_lookup_x16(const int16_t* table, __m512i v) {
+    __m512i idx = _mm512_and_si512(v, _mm512_set1_epi32(0xFFFF));
+    __m512i raw = _mm512_i32gather_epi32(idx, (const void*)table, 2);
+    return _mm512_srai_epi32(_mm512_slli_epi32(raw, 16), 16);
+}
+EM_VNNI_TARGET static inline __m512i em_lstm_rdbp_x16(__m512i x, int e) {
+    const __m512i mask = _mm512_set1_epi32((int32_t)((1LL << e) - 1)), one = _mm512_set1_epi32(1);
+    __m512i rem = _mm512_and_si512(x, mask);
+    __m512i thr = _mm512_srai_epi32(mask, 1);
+    thr = _mm512_mask_add_epi32(thr, _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512()), thr, one);
+    __m512i q = _mm512_srai_epi32(x, (unsigned)e);
+    return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one);
+}
+EM_VNNI_TARGET static inline __m512i em_lstm_trunc16_x16(__m512i v) {   /* (int16_t) cast */
+    return _mm512_srai_epi32(_mm512_slli_epi32(v, 16), 16);
+}
+
+EM_VNNI_TARGET static void em_lstm_requant_rows_vnni(const int32_t* acc, int64_t rows, int64_t Gp, int64_t NC,
+                                                     const int32_t* bx, const int32_t* mult, const int32_t* shift,
+                                                     int16_t* pre) {
+    int64_t r, j;
+    int g;
+    for (r = 0; r < rows; r++) {
+        for (g = 0; g < 4; g++) {
+            const __m512i m = _mm512_set1_epi32(mult[g]), sh = _mm512_set1_epi32(shift[g]);
+            for (j = 0; j < NC; j += 16) {
+                __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
+                const int64_t n = g * NC + j;
+                __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, acc + r * Gp + n),
+                                             _mm512_maskz_loadu_epi32(k, bx + n));
+                __m512i v = em_lstm_sat16_x16(em_mbqm_double_x16(a, m, sh));
+                _mm256_mask_storeu_epi16(pre + r * 4 * NC + n, k, _mm512_cvtepi32_epi16(v));
+            }
+        }
+    }
+}
+
+EM_VNNI_TARGET static void em_lstm_cells_vnni(const int32_t* a, const int32_t* bh, const int16_t* px,
+                                              const int32_t* mult, const int32_t* shift, const int16_t* sig,
+                                              const int16_t* tanh_g, const int16_t* tanh_c, int64_t NC,
+                                              int cell_shift, int16_t clip, int32_t hm, int32_t hsh, int32_t hzp,
+                                              int stale_tanh, int16_t* c, int8_t* out) {
+    int64_t j;
+    for (j = 0; j < NC; j += 16) {
+        __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
+        __m512i gate[4], vi, vf, vg, vo, cv, cn, hv;
+        int g;
+        for (g = 0; g < 4; g++) {
+            const int64_t n = g * NC + j;
+            __m512i acc = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, a + n), _mm512_maskz_loadu_epi32(k, bh + n));
+            __m512i v = em_mbqm_double_x16(acc, _mm512_set1_epi32(mult[4 + g]), _mm512_set1_epi32(shift[4 + g]));
+            v = _mm512_add_epi32(v, _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, px + n)));
+            gate[g] = em_lstm_sat16_x16(v);
+        }
+        vi = em_lstm_lookup_x16(sig, gate[0]);
+        vf = em_lstm_lookup_x16(sig, gate[1]);
+        vg = em_lstm_lookup_x16(tanh_g, gate[2]);
+        vo = em_lstm_lookup_x16(sig, gate[3]);
+        cv = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, c + j));
+        cv = em_lstm_trunc16_x16(em_lstm_rdbp_x16(_mm512_mullo_epi32(vf, cv), 15));
+        cn = em_lstm_trunc16_x16(em_lstm_rdbp_x16(_mm512_mullo_epi32(vi, vg), cell_shift));
+        cv = em_lstm_sat16_x16(_mm512_add_epi32(cv, cn));
+        if (clip > 0)
+            cv = _mm512_min_epi32(_mm512_max_epi32(cv, _mm512_set1_epi32(-clip)), _mm512_set1_epi32(clip));
+        _mm256_mask_storeu_epi16(c + j, k, _mm512_cvtepi32_epi16(cv));
+        hv = _mm512_mullo_epi32(vo, stale_tanh ? vi : em_lstm_lookup_x16(tanh_c, cv));
+        hv = _mm512_add_epi32(em_mbqm_double_x16(hv, _mm512_set1_epi32(hm), _mm512_set1_epi32(hsh)),
+                              _mm512_set1_epi32(hzp));
+        hv = _mm512_min_epi32(_mm512_max_epi32(hv, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
+        _mm_mask_storeu_epi8(out + j, k, _mm512_cvtepi32_epi8(hv));
+    }
+}
+#endif
 
 /* ----- the integer kernel ---------------------------------------------------------------------------------
  * ptr: 0 x int8 [B,T,F] (or [T,B,F] when time_major), 1 y int8 [.., n_cell] one row per (b, t),
  *      2 h state int8 [B, n_cell], 3 c state int16 [B, n_cell],
- *      4 Wx int8 [4*n_cell, F], 5 Wh int8 [4*n_cell, n_cell] (gate order i, f, g, o),
+ *      4 Wx [4*n_cell, F], 5 Wh [4*n_cell, n_cell] (gate order i, f, g, o), packed for em_lstm_dots,
  *      6 bias_x int32 [4*n_cell], 7 bias_h int32 [4*n_cell] (zero points folded in),
  *      8 mult int32 [8]: Mx for the 4 gates then Mh, 9 shift int32 [8],
  *      10 sigmoid table (Q3.12 -> Q0.15), 11 tanh table (Q3.12), 12 tanh table for the cell state,
- *      13 scratch: int16 [T*B*4*n_cell] input part, int32 [max(T*B, B) * 4*n_cell] sums
+ *      13 scratch: int16 [T*B*4*n_cell] input part, int32 [T*B * Gp] sums (Gp: 4*n_cell padded)
  * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 cell_shift (30 + cell_scale), 6 cell clip (0: none),
- *       7 hidden mult, 8 hidden shift, 9 hidden zp, 10 rounding mode */
+ *       7 hidden mult, 8 hidden shift, 9 hidden zp, 10 rounding mode,
+ *       11 stale_tanh: LiteRT's ApplyTanh has no variant for the cell state's integer bits (15 + cell_scale
+ *          outside 0..6) and leaves its output buffer, the input gate's scratch, unwritten: h = o * i. */
 static void em_lstm_int8(const em_params* p) {
     const int8_t* x = (const int8_t*)p->ptr[0];
     int8_t* y = (int8_t*)p->ptr[1];
     int8_t* hs = (int8_t*)p->ptr[2];
     int16_t* cs = (int16_t*)p->ptr[3];
-    const int8_t* wx = (const int8_t*)p->ptr[4];
-    const int8_t* wh = (const int8_t*)p->ptr[5];
+    const int16_t* wx = (const int16_t*)p->ptr[4];
+    const int16_t* wh = (const int16_t*)p->ptr[5];
     const int32_t* bx = (const int32_t*)p->ptr[6];
     const int32_t* bh = (const int32_t*)p->ptr[7];
     const int32_t* mult = (const int32_t*)p->ptr[8];
@@ -217,21 +387,24 @@ static void em_lstm_int8(const em_params* p) {
     const int time_major = (int)p->i[4], cell_shift = (int)p->i[5];
     const int16_t clip = (int16_t)p->i[6];
     const int32_t hm = (int32_t)p->i[7], hsh = (int32_t)p->i[8], hzp = (int32_t)p->i[9];
-    const int mode = (int)p->i[10];
-    const int64_t G = 4 * NC;
+    const int mode = (int)p->i[10], stale_tanh = (int)p->i[11];
+    const int64_t G = 4 * NC, Gp = (G + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
     int16_t* pre = (int16_t*)p->ptr[13];
     int32_t* acc = (int32_t*)(pre + T * B * G);
     int64_t r, n, t, b, j;
 
     /* input part of every gate for every (row of x): one GEMM, then per-gate requantization to int16 */
-    em_lstm_dots(x, wx, T * B, G, F, acc);
-    for (r = 0; r < T * B; r++) {
-        const int32_t* a = acc + r * G;
+    const int vec = mode == EM_ROUND_DOUBLE && em_isa() >= EM_ISA_AVX512VNNI;
+    em_lstm_dots(x, F, wx, T * B, Gp, F, acc);
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (vec) em_lstm_requant_rows_vnni(acc, T * B, Gp, NC, bx, mult, shift, pre);
+#endif
+    for (r = 0; r < (vec ? 0 : T * B); r++) {
+        const int32_t* a = acc + r * Gp;
         int16_t* o = pre + r * G;
-        for (n = 0; n < G; n++) {
-            int g = (int)(n / NC);
-            o[n] = em_sat16(em_mbqm(a[n] + bx[n], mult[g], shift[g], mode));
-        }
+        int g;
+        for (g = 0; g < 4; g++)
+            for (n = g * NC; n < (g + 1) * NC; n++) o[n] = em_sat16(em_mbqm(a[n] + bx[n], mult[g], shift[g], mode));
     }
     for (t = 0; t < T; t++) {
         for (b = 0; b < B; b++) {
@@ -241,7 +414,15 @@ static void em_lstm_int8(const em_params* p) {
             const int16_t* px = pre + row * G;
             int32_t* a = acc;
             int8_t* out = y + row * NC;
-            em_lstm_dots(h, wh, 1, G, NC, a);
+            em_lstm_dots(h, NC, wh, 1, Gp, NC, a);
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (vec) {
+                em_lstm_cells_vnni(a, bh, px, mult, shift, sig, tanh_g, tanh_c, NC, cell_shift, clip, hm, hsh, hzp,
+                                   stale_tanh, c, out);
+                memcpy(h, out, (size_t)NC);
+                continue;
+            }
+#endif
             for (j = 0; j < NC; j++) {
                 int16_t gi = em_sat16(em_mbqm(a[j] + bh[j], mult[4], shift[4], mode) + px[j]);
                 int16_t gf = em_sat16(em_mbqm(a[NC + j] + bh[NC + j], mult[5], shift[5], mode) + px[NC + j]);
@@ -257,7 +438,7 @@ static void em_lstm_int8(const em_params* p) {
                 int32_t hv;
                 if (clip > 0) cv = cv > clip ? clip : (cv < -clip ? (int16_t)-clip : cv);
                 c[j] = cv;
-                hv = em_mbqm((int32_t)vo * tanh_c[(uint16_t)cv], hm, hsh, mode) + hzp;
+                hv = em_mbqm((int32_t)vo * (stale_tanh ? vi : tanh_c[(uint16_t)cv]), hm, hsh, mode) + hzp;
                 out[j] = (int8_t)(hv > 127 ? 127 : (hv < -128 ? -128 : hv));
             }
             memcpy(h, out, (size_t)NC);
@@ -267,7 +448,7 @@ static void em_lstm_int8(const em_params* p) {
 
 /* ----- float32 kernel (LiteRT EvalFloat without CIFG / peephole / projection / layer norm) -----------------
  * ptr: 0 x, 1 y, 2 h state [B, n_cell], 3 c state [B, n_cell], 4 Wx [4*n_cell, F], 5 Wh [4*n_cell, n_cell],
- *      6 bias [4*n_cell], 13 scratch float [T*B*4*n_cell + 4*n_cell]
+ *      6 bias [Gp], 13 scratch float [(T*B + 1) * Gp]; weights packed for em_lstm_fdots, Gp = 4*n_cell padded
  * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 activation (4 tanh, 0 none, 1 relu, 3 relu6, 6 sigmoid)
  * floats: 0 cell clip (0: none) */
 static inline float em_lstm_act_f32(float v, int act) {
@@ -278,23 +459,6 @@ static inline float em_lstm_act_f32(float v, int act) {
         case 6: return 1.0f / (1.0f + expf(-v));
         default: return tanhf(v);
     }
-}
-
-#define EM_LSTM_F32_DOTS_BODY                                                                 \
-    for (int64_t m = 0; m < M; m++) {                                                         \
-        const float* a = A + m * K;                                                           \
-        float* o = out + m * N;                                                               \
-        for (int64_t n = 0; n < N; n++) {                                                     \
-            const float* w = W + n * K;                                                       \
-            float s = 0.0f;                                                                   \
-            for (int64_t k = 0; k < K; k++) s += a[k] * w[k];                                 \
-            o[n] = s + (bias ? bias[n] : 0.0f) + (add ? add[m * N + n] : 0.0f);               \
-        }                                                                                     \
-    }
-
-static void em_lstm_f32_dots(const float* A, const float* W, const float* bias, const float* add, int64_t M,
-                             int64_t N, int64_t K, float* out) {
-    EM_LSTM_F32_DOTS_BODY
 }
 
 static void em_lstm_f32(const em_params* p) {
@@ -308,19 +472,19 @@ static void em_lstm_f32(const em_params* p) {
     const int64_t B = p->i[0], T = p->i[1], F = p->i[2], NC = p->i[3];
     const int time_major = (int)p->i[4], act = (int)p->i[5];
     const float clip = p->f[0];
-    const int64_t G = 4 * NC;
+    const int64_t G = 4 * NC, Gp = (G + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
     float* pre = (float*)p->ptr[13];
-    float* gate = pre + T * B * G;
+    float* gate = pre + T * B * Gp;
     int64_t t, b, j;
 
-    em_lstm_f32_dots(x, wx, bias, NULL, T * B, G, F, pre);
+    em_lstm_fdots(x, wx, bias, NULL, T * B, Gp, F, pre);
     for (t = 0; t < T; t++) {
         for (b = 0; b < B; b++) {
             const int64_t row = time_major ? t * B + b : b * T + t;
             float* h = hs + b * NC;
             float* c = cs + b * NC;
             float* out = y + row * NC;
-            em_lstm_f32_dots(h, wh, NULL, pre + row * G, 1, G, NC, gate);
+            em_lstm_fdots(h, wh, NULL, pre + row * Gp, 1, Gp, NC, gate);
             for (j = 0; j < NC; j++) {
                 float vi = 1.0f / (1.0f + expf(-gate[j]));
                 float vf = 1.0f / (1.0f + expf(-gate[NC + j]));

@@ -33,7 +33,29 @@ GATES = ("input", "forget", "cell", "output")
 FLOAT_ACTIVATIONS = {0: 0, 1: 1, 3: 3, 4: 4, 6: 6}     # NONE, RELU, RELU6, TANH, SIGMOID
 GATE_SCALE = float(Q.F32(2.0 ** -12))                  # Q3.12 gate pre-activations without layer norm
 
+COLUMN_BLOCK = 64                                      # em_lstm.h EM_LSTM_COLS
+
 _TABLES: dict = {}
+
+
+def _padded(n: int) -> int:
+    return -(-n // COLUMN_BLOCK) * COLUMN_BLOCK
+
+
+def pack_s8(w: np.ndarray) -> np.ndarray:
+    """int8 [N, K] -> int16 blocks [N/64][K/2][64][2] for em_lstm_dots (zero padding to N % 64, K % 2)."""
+    n, k = w.shape
+    wp = np.zeros((_padded(n), k + k % 2), np.int16)
+    wp[:n, :k] = w
+    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, wp.shape[1] // 2, 2).transpose(0, 2, 1, 3))
+
+
+def pack_f32(w: np.ndarray) -> np.ndarray:
+    """float [N, K] -> blocks [N/64][K][64] for em_lstm_fdots (columns zero-padded)."""
+    n, k = w.shape
+    wp = np.zeros((_padded(n), k), np.float32)
+    wp[:n] = w
+    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, k).transpose(0, 2, 1))
 
 
 def _table(kind: str, integer_bits: int) -> np.ndarray:
@@ -155,9 +177,11 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     if y.dtype != x.dtype:
         raise UnsupportedOpError(f"{what}: output type {y.dtype} differs from input type {x.dtype}")
     ctx.set_output(op, 0, (steps, batch, n_cell) if time_major else (batch, steps, n_cell))
-    wx_all = ctx.keep_array(np.concatenate([d for _, d in wx], axis=0))
-    wh_all = ctx.keep_array(np.concatenate([d for _, d in wh], axis=0))
+    pack = pack_s8 if kind == "int8" else pack_f32
+    wx_all = ctx.keep_array(pack(np.concatenate([d for _, d in wx], axis=0)))
+    wh_all = ctx.keep_array(pack(np.concatenate([d for _, d in wh], axis=0)))
     gates = 4 * n_cell
+    padded = _padded(gates)
     macs = batch * steps * gates * (n_input + n_cell)
     ints = [batch, steps, n_input, n_cell, int(time_major)]
 
@@ -165,8 +189,8 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
         act = FLOAT_ACTIVATIONS.get(o.get("fused_activation_function", 0))
         if act is None:
             raise UnsupportedOpError(f"{what}: activation {o.get('fused_activation_function')} is not supported")
-        bias_all = ctx.keep_array(np.concatenate(biases).astype(np.float32))
-        scratch = (steps * batch * gates + gates) * 4
+        bias_all = ctx.keep_array(np.pad(np.concatenate(biases).astype(np.float32), (0, padded - gates)))
+        scratch = (steps * batch + 1) * padded * 4
 
         def make_f(addr):
             ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
@@ -182,8 +206,10 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     cell_scale = _checked_log2(float(c.quant.scale[0]))
     if cell_scale is None:
         raise ModelFormatError(f"{what}: cell state scale {float(c.quant.scale[0])} is not a power of two")
-    if not 0 <= 15 + cell_scale <= 6 or not 0 <= 30 + cell_scale <= 31:
-        raise UnsupportedOpError(f"{what}: cell state scale 2^{cell_scale} is outside the supported 2^-15..2^-9")
+    if not 0 <= 30 + cell_scale <= 31 or 15 + cell_scale > 6:
+        raise UnsupportedOpError(f"{what}: cell state scale 2^{cell_scale} is outside the supported 2^-30..2^-9")
+    # below 2^-15 LiteRT's tanh of the cell state is a no-op that leaves the input gate in its buffer
+    stale_tanh = int(15 + cell_scale < 0)
     if len(op.intermediates) != 5:
         raise ModelFormatError(f"{what}: an integer LSTM needs 5 intermediate tensors, the op has "
                                f"{len(op.intermediates)}")
@@ -226,11 +252,11 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     clip_q = 0
     if cell_clip > 0:
         clip_q = int(np.clip(Q.F32(cell_clip) / Q.F32(c.quant.scale[0]), -32768.0, 32767.0))   # truncates
-    tables = [_table("logistic", 3), _table("tanh", 3), _table("tanh", 15 + cell_scale)]
+    tables = [_table("logistic", 3), _table("tanh", 3), _table("tanh", max(15 + cell_scale, 0))]
     ctx.keep.extend(tables)
-    ints += [30 + cell_scale, clip_q, hm, hs, zp_hidden, ctx.rounding]
+    ints += [30 + cell_scale, clip_q, hm, hs, zp_hidden, ctx.rounding, stale_tanh]
     rows = steps * batch
-    scratch = rows * gates * 2 + max(rows, 1) * gates * 4
+    scratch = rows * gates * 2 + rows * padded * 4
 
     def make(addr):
         ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
