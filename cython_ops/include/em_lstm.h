@@ -216,6 +216,41 @@ static inline void em_lstm_dots(const int8_t* A, int64_t lda, const int16_t* W, 
     em_lstm_dots_scalar(A, lda, W, M, Np, K, out);
 }
 
+/* u8 x s8 variant for AVX-512 VNNI (vpdpbusd): activations read as a + 128 (uint8), weights packed by rnn.py
+ * pack_u8s8 as [N/64][K/4][64][4] int8; the caller's biases carry -128 * sum_k w[n][k]. */
+#if defined(__x86_64__) && defined(__GNUC__)
+EM_VNNI_TARGET static void em_lstm_dots_u8s8(const int8_t* A, int64_t lda, const int8_t* W, int64_t M, int64_t Np,
+                                             int64_t K, int32_t* out) {
+    const int64_t K4 = (K + 3) / 4;
+    int64_t m, blk, k4;
+    for (m = 0; m < M; m++) {
+        const int8_t* a = A + m * lda;
+        for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {
+            __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+            const int8_t* w = W + blk * K4 * EM_LSTM_COLS * 4;
+            for (k4 = 0; k4 < K4; k4++, w += EM_LSTM_COLS * 4) {
+                uint32_t q = 0x80808080u;
+                int64_t k = 4 * k4, r;
+                if (k + 4 <= K) {
+                    memcpy(&q, a + k, 4);
+                    q ^= 0x80808080u;
+                } else {
+                    for (r = 0; k + r < K; r++) q = (q & ~(0xFFu << (8 * r))) | ((uint32_t)(uint8_t)(a[k + r] ^ 0x80) << (8 * r));
+                }
+                __m512i b = _mm512_set1_epi32((int32_t)q);
+                c0 = _mm512_dpbusd_epi32(c0, b, _mm512_loadu_si512(w));
+                c1 = _mm512_dpbusd_epi32(c1, b, _mm512_loadu_si512(w + 64));
+                c2 = _mm512_dpbusd_epi32(c2, b, _mm512_loadu_si512(w + 128));
+                c3 = _mm512_dpbusd_epi32(c3, b, _mm512_loadu_si512(w + 192));
+            }
+            int32_t* o = out + m * Np + blk * EM_LSTM_COLS;
+            _mm512_storeu_si512(o, c0); _mm512_storeu_si512(o + 16, c1);
+            _mm512_storeu_si512(o + 32, c2); _mm512_storeu_si512(o + 48, c3);
+        }
+    }
+}
+#endif
+
 /* ----- float dot products, vectorized over columns so each sum still runs in k order (as the scalar loop) -----
  * Weights packed as blocks of EM_LSTM_COLS columns, k-major inside a block: w[blk][k][c].
  * out[m][n] = (sum_k a[m][k] * w[n][k] + bias[n]) + add[m][n]  (bias, add optional) */
@@ -367,6 +402,7 @@ EM_VNNI_TARGET static void em_lstm_cells_vnni(const int32_t* a, const int32_t* b
  *      13 scratch: int16 [T*B*4*n_cell] input part, int32 [T*B * Gp] sums (Gp: 4*n_cell padded)
  * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 cell_shift (30 + cell_scale), 6 cell clip (0: none),
  *       7 hidden mult, 8 hidden shift, 9 hidden zp, 10 rounding mode,
+ *       12 weight layout: 0 int16 pairs (em_lstm_dots), 1 u8 x s8 quads (em_lstm_dots_u8s8, AVX-512 VNNI)
  *       11 stale_tanh: LiteRT's ApplyTanh has no variant for the cell state's integer bits (15 + cell_scale
  *          outside 0..6) and leaves its output buffer, the input gate's scratch, unwritten: h = o * i. */
 static void em_lstm_int8(const em_params* p) {
@@ -387,7 +423,7 @@ static void em_lstm_int8(const em_params* p) {
     const int time_major = (int)p->i[4], cell_shift = (int)p->i[5];
     const int16_t clip = (int16_t)p->i[6];
     const int32_t hm = (int32_t)p->i[7], hsh = (int32_t)p->i[8], hzp = (int32_t)p->i[9];
-    const int mode = (int)p->i[10], stale_tanh = (int)p->i[11];
+    const int mode = (int)p->i[10], stale_tanh = (int)p->i[11], quads = (int)p->i[12];
     const int64_t G = 4 * NC, Gp = (G + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
     int16_t* pre = (int16_t*)p->ptr[13];
     int32_t* acc = (int32_t*)(pre + T * B * G);
@@ -395,6 +431,10 @@ static void em_lstm_int8(const em_params* p) {
 
     /* input part of every gate for every (row of x): one GEMM, then per-gate requantization to int16 */
     const int vec = mode == EM_ROUND_DOUBLE && em_isa() >= EM_ISA_AVX512VNNI;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (quads) em_lstm_dots_u8s8(x, F, (const int8_t*)wx, T * B, Gp, F, acc);
+    else
+#endif
     em_lstm_dots(x, F, wx, T * B, Gp, F, acc);
 #if defined(__x86_64__) && defined(__GNUC__)
     if (vec) em_lstm_requant_rows_vnni(acc, T * B, Gp, NC, bx, mult, shift, pre);
@@ -414,6 +454,10 @@ static void em_lstm_int8(const em_params* p) {
             const int16_t* px = pre + row * G;
             int32_t* a = acc;
             int8_t* out = y + row * NC;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (quads) em_lstm_dots_u8s8(h, NC, (const int8_t*)wh, 1, Gp, NC, a);
+            else
+#endif
             em_lstm_dots(h, NC, wh, 1, Gp, NC, a);
 #if defined(__x86_64__) && defined(__GNUC__)
             if (vec) {

@@ -50,6 +50,15 @@ def pack_s8(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, wp.shape[1] // 2, 2).transpose(0, 2, 1, 3))
 
 
+def pack_u8s8(w: np.ndarray) -> np.ndarray:
+    """int8 [N, K] -> blocks [N/64][K/4][64][4] for em_lstm_dots_u8s8 (vpdpbusd; zero padding)."""
+    n, k = w.shape
+    kp = -(-k // 4) * 4
+    wp = np.zeros((_padded(n), kp), np.int8)
+    wp[:n, :k] = w
+    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, kp // 4, 4).transpose(0, 2, 1, 3))
+
+
 def pack_f32(w: np.ndarray) -> np.ndarray:
     """float [N, K] -> blocks [N/64][K][64] for em_lstm_fdots (columns zero-padded)."""
     n, k = w.shape
@@ -177,7 +186,10 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     if y.dtype != x.dtype:
         raise UnsupportedOpError(f"{what}: output type {y.dtype} differs from input type {x.dtype}")
     ctx.set_output(op, 0, (steps, batch, n_cell) if time_major else (batch, steps, n_cell))
-    pack = pack_s8 if kind == "int8" else pack_f32
+    from edgeml.runtime.compiler import _isa
+    # AVX-512 VNNI multiplies uint8 by int8: activations enter as x + 128, the biases take -128 * sum(w)
+    quads = kind == "int8" and _isa() == "avx512vnni"
+    pack = pack_f32 if kind == "f32" else (pack_u8s8 if quads else pack_s8)
     wx_all = ctx.keep_array(pack(np.concatenate([d for _, d in wx], axis=0)))
     wh_all = ctx.keep_array(pack(np.concatenate([d for _, d in wh], axis=0)))
     gates = 4 * n_cell
@@ -239,7 +251,7 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
 
     def folded(w: np.ndarray, bias, zp: int) -> np.ndarray:
         b = np.zeros(n_cell, np.int64) if bias is None else bias.astype(np.int64)
-        v = b + (-zp) * w.astype(np.int64).sum(axis=1)
+        v = b + (-zp - (128 if quads else 0)) * w.astype(np.int64).sum(axis=1)
         if np.any(np.abs(v) >= 2 ** 31):
             raise ModelFormatError(f"{what}: biases and weights overflow the int32 accumulator")
         return v.astype(np.int32)
@@ -254,7 +266,7 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
         clip_q = int(np.clip(Q.F32(cell_clip) / Q.F32(c.quant.scale[0]), -32768.0, 32767.0))   # truncates
     tables = [_table("logistic", 3), _table("tanh", 3), _table("tanh", max(15 + cell_scale, 0))]
     ctx.keep.extend(tables)
-    ints += [30 + cell_scale, clip_q, hm, hs, zp_hidden, ctx.rounding, stale_tanh]
+    ints += [30 + cell_scale, clip_q, hm, hs, zp_hidden, ctx.rounding, stale_tanh, int(quads)]
     rows = steps * batch
     scratch = rows * gates * 2 + rows * padded * 4
 
