@@ -4,6 +4,8 @@ Few models, each covering several properties (conversion costs ~5 s per model an
   seq7    7 steps x 3 features, 16 units, return_sequences=True
   stack28 28 steps x 10 features, LSTM(4, sequences) -> LSTM(33, last step): stacked, two sizes, STRIDED_SLICE
   step1   1 step x 10 features, 16 units, last step
+  fine16  16 steps x 10 features, LSTM(16) -> LSTM(16), Keras's initial biases: the second layer's cell state gets
+          scale 2^-16, where LiteRT's int16 tanh of the cell state has no variant (see em_lstm.h, stale_tanh)
 Fixed batch 1 (RNNs with a dynamic batch do not convert, TOOLCHAIN.md).  Biases are randomized: Keras starts
 them at zero (forget gate at one).
 """
@@ -24,12 +26,14 @@ class LstmSpec:
     features: int
     layers: tuple          # ((units, return_sequences), ...)
     seed: int
+    keras_init: bool = False   # keep Keras's initial biases (small cell states: a cell scale below 2^-15)
 
 
 SPECS = {s.name: s for s in (
     LstmSpec("seq7", 7, 3, ((16, True),), 1),
     LstmSpec("stack28", 28, 10, ((4, True), (33, False)), 2),
     LstmSpec("step1", 1, 10, ((16, False),), 3),
+    LstmSpec("fine16", 16, 10, ((16, True), (16, False)), 0, keras_init=True),
 )}
 KINDS = ("int8", "float")
 REPRESENTATIVE_SAMPLES = 48
@@ -51,7 +55,7 @@ def convert(spec: LstmSpec, kind: str) -> bytes:
     layers += [keras.layers.LSTM(units, return_sequences=seq) for units, seq in spec.layers]
     model = keras.Sequential(layers)
     rng = np.random.default_rng(spec.seed + 7)
-    for layer in model.layers:
+    for layer in model.layers if not spec.keras_init else []:
         layer.set_weights([w if w.ndim > 1 else (0.3 * rng.standard_normal(w.shape)).astype(w.dtype)
                            for w in layer.get_weights()])
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

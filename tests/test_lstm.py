@@ -107,6 +107,8 @@ def test_models_hold_fused_lstms(lstm_models, name, kind):
         assert cell.dtype == (np.int16 if kind == "int8" else np.float32)
         if kind == "int8":
             assert len(op.intermediates) == 5
+    if kind == "int8" and name == "fine16":      # the case LiteRT's tanh of the cell state does not cover
+        assert min(graph.tensors[op.inputs[19]].quant.scale[0] for op in lstms) < 2.0 ** -15
 
 
 @pytest.mark.parametrize("name", sorted(M.SPECS))
