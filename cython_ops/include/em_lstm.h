@@ -491,19 +491,125 @@ static void em_lstm_int8(const em_params* p) {
 }
 
 /* ----- float32 kernel (LiteRT EvalFloat without CIFG / peephole / projection / layer norm) -----------------
- * ptr: 0 x, 1 y, 2 h state [B, n_cell], 3 c state [B, n_cell], 4 Wx [4*n_cell, F], 5 Wh [4*n_cell, n_cell],
- *      6 bias [Gp], 13 scratch float [(T*B + 1) * Gp]; weights packed for em_lstm_fdots, Gp = 4*n_cell padded
+ * ptr: 0 x, 1 y, 2 h state [B, n_cell], 3 c state [B, n_cell], 4 Wx, 5 Wh (packed for em_lstm_fdots),
+ *      6 bias [Gp], 13 scratch float [(T*B + 1) * Gp]; Gp = 4*n_cell padded to the column block
  * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 activation (4 tanh, 0 none, 1 relu, 3 relu6, 6 sigmoid)
- * floats: 0 cell clip (0: none) */
+ * floats: 0 cell clip (0: none)
+ * sigmoid and tanh use one polynomial exp (Cephes expf coefficients, range reduction by ln 2, no FMA) in the
+ * scalar and the 8-lane form alike, so every ISA path gives the same bits; it is within 2 ulp of libm. */
+#define EM_EXP_HI 88.3762626647949f
+#define EM_EXP_LO -87.3365478515625f
+
+static inline float em_lstm_expf(float x) {
+    float n, r, r2, p;
+    union { float f; int32_t i; } e;
+    x = x > EM_EXP_HI ? EM_EXP_HI : (x < EM_EXP_LO ? EM_EXP_LO : x);
+    n = floorf(x * 1.44269504088896341f + 0.5f);
+    r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    r2 = r * r;
+    p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * r2 + r;
+    p = p + 1.0f;
+    e.i = ((int32_t)n + 127) << 23;
+    return p * e.f;
+}
+static inline float em_lstm_sigmoidf(float x) { return 1.0f / (1.0f + em_lstm_expf(-x)); }
+static inline float em_lstm_tanhf(float x) {
+    float a = x < 0.0f ? -x : x, t;
+    if (a < 0.625f) {                      /* odd polynomial near 0, where 1 - 2 / (e^2x + 1) cancels */
+        float z = x * x, q = -5.70498872745E-3f;
+        q = q * z + 2.06390887954E-2f;
+        q = q * z - 5.37397155531E-2f;
+        q = q * z + 1.33314422036E-1f;
+        q = q * z - 3.33332819422E-1f;
+        return x + x * z * q;
+    }
+    t = 1.0f - 2.0f / (em_lstm_expf(2.0f * a) + 1.0f);
+    return x < 0.0f ? -t : t;
+}
+
 static inline float em_lstm_act_f32(float v, int act) {
     switch (act) {
         case 0: return v;
         case 1: return v < 0.0f ? 0.0f : v;
         case 3: return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
-        case 6: return 1.0f / (1.0f + expf(-v));
-        default: return tanhf(v);
+        case 6: return em_lstm_sigmoidf(v);
+        default: return em_lstm_tanhf(v);
     }
 }
+
+static inline void em_lstm_cell_f32(const float* gate, int64_t NC, int64_t j, int act, float clip, float* c,
+                                    float* out) {
+    float vi = em_lstm_sigmoidf(gate[j]);
+    float vf = em_lstm_sigmoidf(gate[NC + j]);
+    float vg = em_lstm_act_f32(gate[2 * NC + j], act);
+    float vo = em_lstm_sigmoidf(gate[3 * NC + j]);
+    float cv = vf * c[j] + vi * vg;
+    if (clip > 0.0f) cv = cv > clip ? clip : (cv < -clip ? -clip : cv);
+    c[j] = cv;
+    out[j] = vo * em_lstm_act_f32(cv, act);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EM_AVX2 __attribute__((target("avx2")))
+EM_AVX2 static inline __m256 em_lstm_expf_x8(__m256 x) {
+    __m256 n, r, r2, p;
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EM_EXP_LO)), _mm256_set1_ps(EM_EXP_HI));
+    n = _mm256_floor_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(0.5f)));
+    r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+    r2 = _mm256_mul_ps(r, r);
+    p = _mm256_set1_ps(1.9875691500E-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507E-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073E-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894E-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459E-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201E-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r2), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+EM_AVX2 static inline __m256 em_lstm_sigmoidf_x8(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, em_lstm_expf_x8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+EM_AVX2 static inline __m256 em_lstm_tanhf_x8(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    __m256 a = _mm256_andnot_ps(sign, x);
+    __m256 z = _mm256_mul_ps(x, x), q = _mm256_set1_ps(-5.70498872745E-3f), small, big;
+    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(2.06390887954E-2f));
+    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(5.37397155531E-2f));
+    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(1.33314422036E-1f));
+    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(3.33332819422E-1f));
+    small = _mm256_add_ps(x, _mm256_mul_ps(_mm256_mul_ps(x, z), q));
+    big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f),
+                                           _mm256_add_ps(em_lstm_expf_x8(_mm256_add_ps(a, a)), one)));
+    big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
+    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+}
+/* cells [0, NC rounded down to 8) of one step, tanh activation only */
+EM_AVX2 static int64_t em_lstm_cells_f32_avx2(const float* gate, int64_t NC, float clip, float* c, float* out) {
+    int64_t j;
+    for (j = 0; j + 8 <= NC; j += 8) {
+        __m256 vi = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + j));
+        __m256 vf = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + NC + j));
+        __m256 vg = em_lstm_tanhf_x8(_mm256_loadu_ps(gate + 2 * NC + j));
+        __m256 vo = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + 3 * NC + j));
+        __m256 cv = _mm256_add_ps(_mm256_mul_ps(vf, _mm256_loadu_ps(c + j)), _mm256_mul_ps(vi, vg));
+        if (clip > 0.0f) cv = _mm256_min_ps(_mm256_max_ps(cv, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
+        _mm256_storeu_ps(c + j, cv);
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(vo, em_lstm_tanhf_x8(cv)));
+    }
+    return j;
+}
+#endif
 
 static void em_lstm_f32(const em_params* p) {
     const float* x = (const float*)p->ptr[0];
@@ -520,6 +626,10 @@ static void em_lstm_f32(const em_params* p) {
     float* pre = (float*)p->ptr[13];
     float* gate = pre + T * B * Gp;
     int64_t t, b, j;
+    int vec = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    vec = act == 4 && em_isa() >= EM_ISA_AVX2;
+#endif
 
     em_lstm_fdots(x, wx, bias, NULL, T * B, Gp, F, pre);
     for (t = 0; t < T; t++) {
@@ -529,16 +639,11 @@ static void em_lstm_f32(const em_params* p) {
             float* c = cs + b * NC;
             float* out = y + row * NC;
             em_lstm_fdots(h, wh, NULL, pre + row * Gp, 1, Gp, NC, gate);
-            for (j = 0; j < NC; j++) {
-                float vi = 1.0f / (1.0f + expf(-gate[j]));
-                float vf = 1.0f / (1.0f + expf(-gate[NC + j]));
-                float vg = em_lstm_act_f32(gate[2 * NC + j], act);
-                float vo = 1.0f / (1.0f + expf(-gate[3 * NC + j]));
-                float cv = vf * c[j] + vi * vg;
-                if (clip > 0.0f) cv = cv > clip ? clip : (cv < -clip ? -clip : cv);
-                c[j] = cv;
-                out[j] = vo * em_lstm_act_f32(cv, act);
-            }
+            j = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (vec) j = em_lstm_cells_f32_avx2(gate, NC, clip, c, out);
+#endif
+            for (; j < NC; j++) em_lstm_cell_f32(gate, NC, j, act, clip, c, out);
             memcpy(h, out, (size_t)NC * sizeof(float));
         }
     }
