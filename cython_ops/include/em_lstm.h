@@ -7,7 +7,8 @@
  *   c      = sat16( RDBP(f*c, 15) + RDBP(i*g, 30 + cell_scale) ), clipped to +-cell_clip
  *   h      = clamp8( MBQM(o * tanh(c as Q(15+cell_scale)), Mhidden) + hidden_zp )
  * The gemmlowp int16 activations are exact functions of one int16, so they are tabulated once at load
- * (em_lstm_fill_table, 65536 entries) and the hot loop only indexes.
+ * (em_lstm_fill_table); gemmlowp's logistic(-x) = 1 - logistic(x) and tanh(-x) = -tanh(x) hold bit for bit, so
+ * the kernel keeps only the half for |x| (up to where it saturates; rnn.py builds and checks it) and indexes it.
  * Speed: Wx.x for every time step is one GEMM before the recurrence (int16 results in scratch); each step
  * then runs one GEMV over the four stacked gates and the fused element-wise update.  The dot-product loops
  * are written for the compiler to vectorize and built per ISA (em_isa.h). */
@@ -138,6 +139,13 @@ static void em_lstm_fill_table(int kind, int ibits, int16_t* table) {
 
 static inline int16_t em_sat16(int32_t v) {
     return (int16_t)(v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : v));
+}
+
+/* f(x) from the |x| half table: H[min(|x|, limit)], mirrored for x < 0 (odd: -y, logistic: 1 - y) */
+static inline int16_t em_lstm_lut(const int16_t* H, int32_t limit, int odd, int16_t x) {
+    int32_t a = x < 0 ? -(int32_t)x : x;
+    int16_t y = H[a > limit ? limit : a];
+    return x < 0 ? (int16_t)(odd ? -y : INT16_MAX - y) : y;
 }
 
 /* ----- int8 dot products with int32 results: out[m][n] = sum_k a[m][k] * w[n][k] --------------------------
@@ -318,10 +326,12 @@ static inline void em_lstm_fdots(const float* A, const float* W, const float* bi
 EM_VNNI_TARGET static inline __m512i em_lstm_sat16_x16(__m512i v) {
     return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(INT16_MIN)), _mm512_set1_epi32(INT16_MAX));
 }
-EM_VNNI_TARGET static inline __m512i em_lstm_lookup_x16(const int16_t* table, __m512i v) {
-    __m512i idx = _mm512_and_si512(v, _mm512_set1_epi32(0xFFFF));
+EM_VNNI_TARGET static inline __m512i em_lstm_lookup_x16(const int16_t* table, int32_t limit, int odd, __m512i v) {
+    __m512i idx = _mm512_min_epi32(_mm512_abs_epi32(v), _mm512_set1_epi32(limit));
     __m512i raw = _mm512_i32gather_epi32(idx, (const void*)table, 2);
-    return _mm512_srai_epi32(_mm512_slli_epi32(raw, 16), 16);
+    __m512i y = _mm512_srai_epi32(_mm512_slli_epi32(raw, 16), 16);
+    __m512i mirrored = _mm512_sub_epi32(_mm512_set1_epi32(odd ? 0 : INT16_MAX), y);
+    return _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(v, _mm512_setzero_si512()), y, mirrored);
 }
 EM_VNNI_TARGET static inline __m512i em_lstm_rdbp_x16(__m512i x, int e) {
     const __m512i mask = _mm512_set1_epi32((int32_t)((1LL << e) - 1)), one = _mm512_set1_epi32(1);
@@ -357,7 +367,8 @@ EM_VNNI_TARGET static void em_lstm_requant_rows_vnni(const int32_t* acc, int64_t
 
 EM_VNNI_TARGET static void em_lstm_cells_vnni(const int32_t* a, const int32_t* bh, const int16_t* px,
                                               const int32_t* mult, const int32_t* shift, const int16_t* sig,
-                                              const int16_t* tanh_g, const int16_t* tanh_c, int64_t NC,
+                                              const int16_t* tanh_g, const int16_t* tanh_c, const int32_t* lim,
+                                              int64_t NC,
                                               int cell_shift, int16_t clip, int32_t hm, int32_t hsh, int32_t hzp,
                                               int stale_tanh, int16_t* c, int8_t* out) {
     int64_t j;
@@ -372,10 +383,10 @@ EM_VNNI_TARGET static void em_lstm_cells_vnni(const int32_t* a, const int32_t* b
             v = _mm512_add_epi32(v, _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, px + n)));
             gate[g] = em_lstm_sat16_x16(v);
         }
-        vi = em_lstm_lookup_x16(sig, gate[0]);
-        vf = em_lstm_lookup_x16(sig, gate[1]);
-        vg = em_lstm_lookup_x16(tanh_g, gate[2]);
-        vo = em_lstm_lookup_x16(sig, gate[3]);
+        vi = em_lstm_lookup_x16(sig, lim[0], 0, gate[0]);
+        vf = em_lstm_lookup_x16(sig, lim[0], 0, gate[1]);
+        vg = em_lstm_lookup_x16(tanh_g, lim[1], 1, gate[2]);
+        vo = em_lstm_lookup_x16(sig, lim[0], 0, gate[3]);
         cv = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, c + j));
         cv = em_lstm_trunc16_x16(em_lstm_rdbp_x16(_mm512_mullo_epi32(vf, cv), 15));
         cn = em_lstm_trunc16_x16(em_lstm_rdbp_x16(_mm512_mullo_epi32(vi, vg), cell_shift));
@@ -383,7 +394,7 @@ EM_VNNI_TARGET static void em_lstm_cells_vnni(const int32_t* a, const int32_t* b
         if (clip > 0)
             cv = _mm512_min_epi32(_mm512_max_epi32(cv, _mm512_set1_epi32(-clip)), _mm512_set1_epi32(clip));
         _mm256_mask_storeu_epi16(c + j, k, _mm512_cvtepi32_epi16(cv));
-        hv = _mm512_mullo_epi32(vo, stale_tanh ? vi : em_lstm_lookup_x16(tanh_c, cv));
+        hv = _mm512_mullo_epi32(vo, stale_tanh ? vi : em_lstm_lookup_x16(tanh_c, lim[2], 1, cv));
         hv = _mm512_add_epi32(em_mbqm_double_x16(hv, _mm512_set1_epi32(hm), _mm512_set1_epi32(hsh)),
                               _mm512_set1_epi32(hzp));
         hv = _mm512_min_epi32(_mm512_max_epi32(hv, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
@@ -398,10 +409,11 @@ EM_VNNI_TARGET static void em_lstm_cells_vnni(const int32_t* a, const int32_t* b
  *      4 Wx [4*n_cell, F], 5 Wh [4*n_cell, n_cell] (gate order i, f, g, o), packed for em_lstm_dots,
  *      6 bias_x int32 [4*n_cell], 7 bias_h int32 [4*n_cell] (zero points folded in),
  *      8 mult int32 [8]: Mx for the 4 gates then Mh, 9 shift int32 [8],
- *      10 sigmoid table (Q3.12 -> Q0.15), 11 tanh table (Q3.12), 12 tanh table for the cell state,
+ *      10 sigmoid, 11 tanh (Q3.12 -> Q0.15), 12 tanh of the cell state: |x| half tables (em_lstm_lut),
  *      13 scratch: int16 [T*B*4*n_cell] input part, int32 [T*B * Gp] sums (Gp: 4*n_cell padded)
  * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 cell_shift (30 + cell_scale), 6 cell clip (0: none),
  *       7 hidden mult, 8 hidden shift, 9 hidden zp, 10 rounding mode,
+ *       13..15 last index of the three half tables (where they saturate),
  *       12 weight layout: 0 int16 pairs (em_lstm_dots), 1 u8 x s8 quads (em_lstm_dots_u8s8, AVX-512 VNNI)
  *       11 stale_tanh: LiteRT's ApplyTanh has no variant for the cell state's integer bits (15 + cell_scale
  *          outside 0..6) and leaves its output buffer, the input gate's scratch, unwritten: h = o * i. */
@@ -419,6 +431,7 @@ static void em_lstm_int8(const em_params* p) {
     const int16_t* sig = (const int16_t*)p->ptr[10];
     const int16_t* tanh_g = (const int16_t*)p->ptr[11];
     const int16_t* tanh_c = (const int16_t*)p->ptr[12];
+    const int32_t lim[3] = {(int32_t)p->i[13], (int32_t)p->i[14], (int32_t)p->i[15]};
     const int64_t B = p->i[0], T = p->i[1], F = p->i[2], NC = p->i[3];
     const int time_major = (int)p->i[4], cell_shift = (int)p->i[5];
     const int16_t clip = (int16_t)p->i[6];
@@ -461,7 +474,7 @@ static void em_lstm_int8(const em_params* p) {
             em_lstm_dots(h, NC, wh, 1, Gp, NC, a);
 #if defined(__x86_64__) && defined(__GNUC__)
             if (vec) {
-                em_lstm_cells_vnni(a, bh, px, mult, shift, sig, tanh_g, tanh_c, NC, cell_shift, clip, hm, hsh, hzp,
+                em_lstm_cells_vnni(a, bh, px, mult, shift, sig, tanh_g, tanh_c, lim, NC, cell_shift, clip, hm, hsh, hzp,
                                    stale_tanh, c, out);
                 memcpy(h, out, (size_t)NC);
                 continue;
@@ -474,15 +487,15 @@ static void em_lstm_int8(const em_params* p) {
                                       px[2 * NC + j]);
                 int16_t go = em_sat16(em_mbqm(a[3 * NC + j] + bh[3 * NC + j], mult[7], shift[7], mode) +
                                       px[3 * NC + j]);
-                int16_t vi = sig[(uint16_t)gi], vf = sig[(uint16_t)gf], vo = sig[(uint16_t)go];
-                int16_t vg = tanh_g[(uint16_t)gg];
+                int16_t vi = em_lstm_lut(sig, lim[0], 0, gi), vf = em_lstm_lut(sig, lim[0], 0, gf);
+                int16_t vo = em_lstm_lut(sig, lim[0], 0, go), vg = em_lstm_lut(tanh_g, lim[1], 1, gg);
                 int16_t c_keep = (int16_t)em_rounding_divide_by_pot((int32_t)vf * c[j], 15);
                 int16_t c_new = (int16_t)em_rounding_divide_by_pot((int32_t)vi * vg, cell_shift);
                 int16_t cv = em_sat16((int32_t)c_keep + c_new);
                 int32_t hv;
                 if (clip > 0) cv = cv > clip ? clip : (cv < -clip ? (int16_t)-clip : cv);
                 c[j] = cv;
-                hv = em_mbqm((int32_t)vo * (stale_tanh ? vi : tanh_c[(uint16_t)cv]), hm, hsh, mode) + hzp;
+                hv = em_mbqm((int32_t)vo * (stale_tanh ? vi : em_lstm_lut(tanh_c, lim[2], 1, cv)), hm, hsh, mode) + hzp;
                 out[j] = (int8_t)(hv > 127 ? 127 : (hv < -128 ? -128 : hv));
             }
             memcpy(h, out, (size_t)NC);

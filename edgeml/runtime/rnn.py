@@ -67,12 +67,28 @@ def pack_f32(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, k).transpose(0, 2, 1))
 
 
-def _table(kind: str, integer_bits: int) -> np.ndarray:
-    """The 65536-entry gemmlowp int16 activation table, built once per process."""
+def _table(kind: str, integer_bits: int) -> tuple[np.ndarray, int]:
+    """gemmlowp's int16 logistic / tanh as a half table over |x| and its last distinct index, built once per
+    process: H[k] = f(k) for k < 32768 and H[32768] from f(-32768); f(x < 0) = 1 - H[-x] (logistic), -H[-x] (tanh).
+    The mirror identity is checked against the full table, entry by entry."""
     key = (kind, integer_bits)
     if key not in _TABLES:
         from cython_ops.rnn import activation_table
-        _TABLES[key] = activation_table(kind, integer_bits)
+        full = activation_table(kind, integer_bits)[:65536].astype(np.int32)     # indexed by uint16(x)
+        odd = kind == "tanh"
+        half = np.empty(32769, np.int32)
+        half[:32768] = full[:32768]
+        half[32768] = -full[32768] if odd else 32767 - full[32768]                # x = -32768
+        x = np.arange(65536, dtype=np.int64)
+        x = np.where(x >= 32768, x - 65536, x)
+        rebuilt = np.where(x < 0, (-half[-x] if odd else 32767 - half[-x]), half[np.abs(x)])
+        if not np.array_equal(rebuilt, full):
+            raise RuntimeError(f"gemmlowp {kind} with {integer_bits} integer bits is not mirror-symmetric")
+        changes = np.nonzero(half != half[-1])[0]
+        limit = int(changes[-1]) + 1 if changes.size else 0
+        table = np.zeros(limit + 1 + 16, np.int16)        # padding: SIMD gathers read 4 bytes at each entry
+        table[:limit + 1] = half[:limit + 1]
+        _TABLES[key] = (table, limit)
     return _TABLES[key]
 
 
@@ -264,9 +280,10 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     clip_q = 0
     if cell_clip > 0:
         clip_q = int(np.clip(Q.F32(cell_clip) / Q.F32(c.quant.scale[0]), -32768.0, 32767.0))   # truncates
-    tables = [_table("logistic", 3), _table("tanh", 3), _table("tanh", max(15 + cell_scale, 0))]
+    halves = [_table("logistic", 3), _table("tanh", 3), _table("tanh", max(15 + cell_scale, 0))]
+    tables = [t for t, _ in halves]
     ctx.keep.extend(tables)
-    ints += [30 + cell_scale, clip_q, hm, hs, zp_hidden, ctx.rounding, stale_tanh, int(quads)]
+    ints += [30 + cell_scale, clip_q, hm, hs, zp_hidden, ctx.rounding, stale_tanh, int(quads)] + [limit for _, limit in halves]
     rows = steps * batch
     scratch = rows * gates * 2 + rows * padded * 4
 
