@@ -308,3 +308,27 @@ def test_hostile_lstm_is_rejected_at_load(lstm_models, case, edit, error):
     with pytest.raises(error) as info:
         edgeml.Interpreter(graph)
     assert isinstance(info.value, EdgeMLError) and len(str(info.value)) > 20, str(info.value)
+
+
+def _intermediates_vector(model: bytes) -> tuple[int, int]:
+    """(byte position of the first LSTM op's intermediates vector data, its length field position)."""
+    import tflite
+    op = tflite.Model.GetRootAs(model, 0).Subgraphs(0).Operators(0)
+    field = op._tab.Offset(20)                  # Operator.intermediates
+    assert field, "the op has no intermediates vector"
+    start = op._tab.Vector(field)
+    return start, start - 4
+
+
+@pytest.mark.parametrize("patch,expected", [("index", "intermediate refers to tensor 99999"),
+                                            ("length", "intermediates claims")])
+def test_hostile_intermediates_in_the_file(lstm_models, patch, expected):
+    import struct
+    model = bytearray(lstm_models.get("seq7", "int8"))
+    start, length_pos = _intermediates_vector(bytes(model))
+    if patch == "index":
+        model[start:start + 4] = struct.pack("<i", 99999)
+    else:
+        model[length_pos:length_pos + 4] = struct.pack("<i", 1 << 28)
+    with pytest.raises(ModelFormatError, match=expected):
+        edgeml.Interpreter(bytes(model))
