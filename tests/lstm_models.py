@@ -6,6 +6,7 @@ Few models, each covering several properties (conversion costs ~5 s per model an
   step1   1 step x 10 features, 16 units, last step
   fine16  16 steps x 10 features, LSTM(16) -> LSTM(16), Keras's initial biases: the second layer's cell state gets
           scale 2^-16, where LiteRT's int16 tanh of the cell state has no variant (see em_lstm.h, stale_tanh)
+  bi7     Bidirectional(LSTM(8, sequences)) on 7 x 3: REVERSE_V2 + two LSTMs + CONCATENATION
 Fixed batch 1 (RNNs with a dynamic batch do not convert, TOOLCHAIN.md).  Biases are randomized: Keras starts
 them at zero (forget gate at one).
 """
@@ -27,6 +28,7 @@ class LstmSpec:
     layers: tuple          # ((units, return_sequences), ...)
     seed: int
     keras_init: bool = False   # keep Keras's initial biases (small cell states: a cell scale below 2^-15)
+    bidirectional: bool = False
 
 
 SPECS = {s.name: s for s in (
@@ -34,6 +36,7 @@ SPECS = {s.name: s for s in (
     LstmSpec("stack28", 28, 10, ((4, True), (33, False)), 2),
     LstmSpec("step1", 1, 10, ((16, False),), 3),
     LstmSpec("fine16", 16, 10, ((16, True), (16, False)), 0, keras_init=True),
+    LstmSpec("bi7", 7, 3, ((8, True),), 6, bidirectional=True),
 )}
 KINDS = ("int8", "float")
 REPRESENTATIVE_SAMPLES = 48
@@ -52,7 +55,8 @@ def convert(spec: LstmSpec, kind: str) -> bytes:
 
     keras.utils.set_random_seed(spec.seed)
     layers = [keras.layers.Input((spec.steps, spec.features), batch_size=1)]
-    layers += [keras.layers.LSTM(units, return_sequences=seq) for units, seq in spec.layers]
+    wrap = keras.layers.Bidirectional if spec.bidirectional else (lambda layer: layer)
+    layers += [wrap(keras.layers.LSTM(units, return_sequences=seq)) for units, seq in spec.layers]
     model = keras.Sequential(layers)
     rng = np.random.default_rng(spec.seed + 7)
     for layer in model.layers if not spec.keras_init else []:

@@ -100,7 +100,10 @@ def float_inputs(name: str, shape, n: int, seed: int) -> list:
 def test_models_hold_fused_lstms(lstm_models, name, kind):
     graph = from_tflite(lstm_models.get(name, kind))
     lstms = [op for op in graph.ops if op.type == LSTM]
-    assert len(lstms) == len(M.SPECS[name].layers), [op.type for op in graph.ops]
+    spec = M.SPECS[name]
+    assert len(lstms) == len(spec.layers) * (2 if spec.bidirectional else 1), [op.type for op in graph.ops]
+    if spec.bidirectional:
+        assert "REVERSE_V2" in {op.type for op in graph.ops}
     for op in lstms:
         cell = graph.tensors[op.inputs[19]]
         assert cell.is_variable and graph.tensors[op.inputs[18]].is_variable

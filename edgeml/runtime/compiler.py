@@ -760,11 +760,12 @@ def prepare_expand_dims(ctx: Ctx, op: Op) -> Step:
     return _copy_step(ctx, op, tuple(xs[:axis] + [1] + xs[axis:]))
 
 
-def _gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list) -> Step:
+def _gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_quant: bool = True) -> Step:
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     if x.dtype != y.dtype or x.dtype.itemsize not in (1, 2, 4, 8):
         raise UnsupportedOpError(f"{op.describe()}: type {x.dtype} -> {y.dtype} not supported")
-    _same_quant(op, x, y)
+    if same_quant:
+        _same_quant(op, x, y)
     ctx.set_output(op, 0, tuple(out_shape))
     pad = 6 - len(out_shape)
     dims = [1] * pad + list(out_shape)
@@ -774,6 +775,19 @@ def _gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list) -> S
     def make(addr):
         return [addr(x.index), addr(y.index)], ints, []
     return Step(op, "gather_strided", make, 0, 0)
+
+
+def prepare_reverse_v2(ctx: Ctx, op: Op) -> Step:
+    """REVERSE_V2 (the backward half of a Bidirectional RNN): a gather with negated strides on the given axes.
+    LiteRT copies the raw values even when the converter gives the output other int8 parameters; so does this."""
+    xs = list(ctx.shape(ctx.tensor(op, 0)))
+    if len(xs) > 6:
+        raise UnsupportedOpError(f"{op.describe()}: rank {len(xs)} > 6")
+    axes = {_axis(op, int(a), len(xs)) for a in ctx.const(ctx.tensor(op, 1), f"{op.describe()} axes").reshape(-1)}
+    st = _strides(xs)
+    start = sum((xs[a] - 1) * st[a] for a in axes if xs[a] > 0)
+    return _gather_step(ctx, op, xs, start, [-st[a] if a in axes else st[a] for a in range(len(xs))],
+                        same_quant=False)
 
 
 def prepare_transpose(ctx: Ctx, op: Op) -> Step:
@@ -1053,6 +1067,7 @@ PREPARE = {
     "MEAN": prepare_mean,
     "CONCATENATION": prepare_concatenation,
     "TRANSPOSE": prepare_transpose,
+    "REVERSE_V2": prepare_reverse_v2,
     "STRIDED_SLICE": prepare_strided_slice,
     "QUANTIZE": prepare_quantize,
     "DEQUANTIZE": prepare_dequantize,
@@ -1066,7 +1081,7 @@ MAX_VERSION = {
     "TANH": 3, "RELU": 3, "RELU6": 3, "RELU_N1_TO_1": 2, "LEAKY_RELU": 2, "HARD_SWISH": 1, "PAD": 4,
     "PADV2": 4, "MEAN": 3, "CONCATENATION": 4, "TRANSPOSE": 6, "STRIDED_SLICE": 8, "QUANTIZE": 3,
     "DEQUANTIZE": 6, "SPLIT": 4, "SPLIT_V": 2, "UNPACK": 4,
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": 3,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": 3, "REVERSE_V2": 3,
 }
 
 SUPPORTED_OPS = sorted(PREPARE)
