@@ -34,6 +34,7 @@ FLOAT_ACTIVATIONS = {0: 0, 1: 1, 3: 3, 4: 4, 6: 6}     # NONE, RELU, RELU6, TANH
 GATE_SCALE = float(Q.F32(2.0 ** -12))                  # Q3.12 gate pre-activations without layer norm
 
 COLUMN_BLOCK = 64                                      # em_lstm.h EM_LSTM_COLS
+MAX_SCRATCH_BYTES = 1 << 31                            # the input projection of every step is kept at once
 
 _TABLES: dict = {}
 
@@ -219,6 +220,9 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
             raise UnsupportedOpError(f"{what}: activation {o.get('fused_activation_function')} is not supported")
         bias_all = ctx.keep_array(np.pad(np.concatenate(biases).astype(np.float32), (0, padded - gates)))
         scratch = (steps * batch + 1) * padded * 4
+        if scratch > MAX_SCRATCH_BYTES:
+            raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {gates} gates need {scratch} "
+                                     f"bytes of scratch (at most {MAX_SCRATCH_BYTES})")
 
         def make_f(addr):
             ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
@@ -286,6 +290,9 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     ints += [30 + cell_scale, clip_q, hm, hs, zp_hidden, ctx.rounding, stale_tanh, int(quads)] + [limit for _, limit in halves]
     rows = steps * batch
     scratch = rows * gates * 2 + rows * padded * 4
+    if scratch > MAX_SCRATCH_BYTES:
+        raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {gates} gates need {scratch} bytes "
+                                 f"of scratch (at most {MAX_SCRATCH_BYTES})")
 
     def make(addr):
         ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
