@@ -128,7 +128,8 @@ def test_pruning_refuses_bad_schedules_and_unprunable_layers():
         prune_model(small_cnn(), 1.0, steps=10)
     with pytest.raises(TrainingError, match="steps > begin_step"):
         prune_model(small_cnn(), 0.5, steps=5, begin_step=5)
-    bidirectional = keras.Sequential([keras.Input((4, 2)), keras.layers.Bidirectional(keras.layers.LSTM(3)),
+    bidirectional = keras.Sequential([keras.Input((4, 2)), keras.layers.Bidirectional(keras.layers.LSTM(3),
+                                                                              name="bidirectional"),
                                       keras.layers.Dense(2)])
     with pytest.raises(TrainingError, match="Cannot prune layer 'bidirectional'.*Bidirectional"):
         prune_model(bidirectional, 0.5, steps=10)
