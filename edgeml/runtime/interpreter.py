@@ -12,21 +12,34 @@ from edgeml.runtime.compiler import compile_graph
 from edgeml.runtime.graph import Graph
 
 
+def _is_onnx_bytes(buf) -> bool:
+    """A serialized ONNX ModelProto starts with a protobuf field tag; a .tflite has 'TFL3' at offset 4."""
+    head = bytes(buf[:8])
+    return head[4:8] != b"TFL3" and len(head) > 0 and head[0] in (0x08, 0x12, 0x1a, 0x22, 0x3a, 0x42)
+
+
 def _load_graph(model) -> Graph:
     if isinstance(model, Graph):
         return model
+    if type(model).__name__ == "ModelProto":
+        from converters.from_onnx import from_onnx
+        return from_onnx(model)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
-        if path.lower().endswith(".onnx"):
-            raise EdgeMLError(f"'{path}': ONNX models are not supported by this version of the runtime yet")
         if not os.path.exists(path):
             raise ModelFormatError(f"model file '{path}' does not exist")
+        if path.lower().endswith(".onnx"):
+            from converters.from_onnx import from_onnx
+            return from_onnx(path)
+    elif isinstance(model, (bytes, bytearray, memoryview)) and _is_onnx_bytes(model):
+        from converters.from_onnx import from_onnx
+        return from_onnx(model)
     from converters.tflite_reader import from_tflite
     return from_tflite(model)
 
 
 class Interpreter:
-    """Runs a .tflite model (path, bytes or Graph) with edgeml's kernels.
+    """Runs a .tflite or .onnx model (path, bytes, onnx.ModelProto or Graph) with edgeml's kernels.
 
     rounding: "double" (TFLite's default MultiplyByQuantizedMultiplier) or "single"
     (TFLITE_SINGLE_ROUNDING builds).
