@@ -356,7 +356,8 @@ class _Translator:
                 if name:
                     self.consumers.setdefault(name, []).append(k)
         # Integer values onnxruntime holds as uint8: uint8 ones, and int8 Q outputs its QDQS8ToU8 transformer
-        # converts (a Q whose only consumer is one DQ, both with the same explicit int8 zero point).  The
+        # converts (a Q whose only consumer is one DQ read by one node, both with the same explicit int8
+        # zero point).  The
         # element type decides which QDQ groups it fuses and the arithmetic of some fused kernels.
         self.u8_names = set()
         for node in self.g.node:
@@ -372,6 +373,10 @@ class _Translator:
                 continue
             dq = self.g.node[cons[0]]
             if dq.op_type != "DequantizeLinear" or len(node.input) != 3 or len(dq.input) != 3:
+                continue
+            # onnxruntime first gives each consumer of a DQ its own copy (EnsureUniqueDQForNodeUnit), so a
+            # DQ read by several nodes leaves its Q with several DQ consumers, which stay int8
+            if len(self.consumers.get(dq.output[0], [])) + (dq.output[0] in self.graph_outputs) > 1:
                 continue
             zq = self._const_input(dq, 2)
             if zp is not None and zq is not None and zp.dtype == zq.dtype == np.int8 and zp.size == zq.size == 1 \
@@ -726,6 +731,8 @@ class _Translator:
         a, b = ins
         if self._fold(node, ins, {}):
             return
+        if ir_type == "ADD" and self._fused_add(node, a, b):
+            return
         for v in (a, b):
             if v.dq_of is None:
                 self.float_input(v)
@@ -987,6 +994,8 @@ class _Translator:
         out_shape = (x.shape[0], oc, oh, ow)
         options = dict(stride_h=strides[0], stride_w=strides[1], dilation_h_factor=dil[0],
                        dilation_w_factor=dil[1], padding=1, explicit_padding=pads)
+        if self._conv_as_onnxruntime_float(node, x, w, b, group, out_shape, options):
+            return
         if self._fused_conv(node, x, w, b, group, out_shape, options):
             return
         wf = self.float_const(w, "weights")
@@ -1285,6 +1294,32 @@ class _Translator:
         self.finish_fusion(fu)
         return True
 
+    def _conv_as_onnxruntime_float(self, node, x, w, b, group, out_shape, options) -> bool:
+        """A QDQ Conv onnxruntime leaves unfused on x86 (its activations are int8, not uint8): run it as it
+        does, a float convolution summed in MLAS's order between DequantizeLinear and QuantizeLinear."""
+        if x.dq_of is None or x.dq_of.quant is None or group != 1 or w.qconst is None:
+            return False
+        fu = self.fusion(node.output[0])
+        yq = self.q_params(fu.q_node) if fu else None
+        if yq is None or (x.dq_of.ort_u8 and fu.q_node.output[0] in self.u8_names):
+            return False
+        if fu.act == "CLIP" or (b is not None and b.const is None):
+            return False
+        oc, icg, kh, kw = w.shape
+        wf = w.const.astype(np.float32).reshape(oc, icg * kh * kw).T      # [K][OC], k in ONNX (c, kh, kw) order
+        xt = self.get_nhwc(x)
+        conv_out = self.tensor(node.output[0], (out_shape[0], out_shape[2], out_shape[3], oc), np.float32)
+        bt = -1 if b is None else self.const_tensor(node.output[0] + "/bias", b.const.astype(np.float32).reshape(-1))
+        opts = {k: v for k, v in options.items() if k != "fused_activation_function"}
+        self.op("ONNX_CONV_MLAS", [xt, self.const_tensor(node.output[0] + "/weights", np.ascontiguousarray(wf)), bt],
+                [conv_out], kernel_h=kh, kernel_w=kw, **opts)
+        # a Relu onnxruntime keeps (Q zero point above the minimum) is the clamp at the zero point
+        out = self.tensor(fu.q_node.output[0], self.tensors[conv_out].shape, np.int8, yq[0])
+        self.op("ONNX_QUANTIZE_LINEAR", [conv_out], [out], relu=fu.act == "RELU")
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, True, yq[0])
+        self.finish_fusion(fu)
+        return True
+
     def _fused_dense(self, node, a, b, c, b_is_nk: bool, alpha: float, beta: float = 1.0) -> bool:
         """DQ(x) -> MatMul/Gemm(DQ(w)) [-> Add(DQ(int32 bias))] [-> Relu] -> Q as one int8 FULLY_CONNECTED."""
         if a.dq_of is None or a.dq_of.quant is None or alpha != 1.0:
@@ -1326,6 +1361,36 @@ class _Translator:
                 [out], keep_num_dims=a.rank != 2, **opts)
         self.new_value(fu.q_node.output[0], out_shape, yq[1], out, False, yq[0])
         self.done.update(skipped)
+        self.finish_fusion(fu)
+        return True
+
+    def _fused_add(self, node, a: Value, b: Value) -> bool:
+        """DQ(a) + DQ(b) -> Q of one integer type: onnxruntime's QLinearAdd (a Relu before the Q only when
+        the Q's zero point is the type's minimum, where onnxruntime drops it)."""
+        if a.dq_of is None or b.dq_of is None or a.dq_of.quant is None or b.dq_of.quant is None:
+            return False
+        fu = self.fusion(node.output[0])
+        yq = self.q_params(fu.q_node) if fu else None
+        if yq is None or fu.act == "CLIP" or (fu.act == "RELU" and int(yq[0].zero_point[0]) != -128):
+            return False
+        y_u8 = fu.q_node.output[0] in self.u8_names
+        if not a.dq_of.ort_u8 == b.dq_of.ort_u8 == y_u8:
+            return False
+        na, nb = int(np.prod(a.shape, dtype=np.int64)), int(np.prod(b.shape, dtype=np.int64))
+        if a.shape != b.shape and na != 1 and nb != 1:
+            return False
+        out_shape = a.shape if na >= nb else b.shape
+        if a.shape == b.shape and a.rank == 4 and any(self.preferred_is_nhwc(v.dq_of) for v in (a, b)):
+            ta, tb, nhwc = self.get_nhwc(a.dq_of), self.get_nhwc(b.dq_of), True
+        else:
+            big = a if na >= nb else b
+            nhwc = self.preferred_is_nhwc(big.dq_of) and big.rank == 4
+            ta = (self.get_nhwc if nhwc and na >= nb else self.get_plain)(a.dq_of)
+            tb = (self.get_nhwc if nhwc and nb > na else self.get_plain)(b.dq_of)
+        ir_shape = tuple(out_shape[p] for p in TO_NHWC) if nhwc else out_shape
+        out = self.tensor(fu.q_node.output[0], ir_shape, np.int8, yq[0])
+        self.op("ONNX_QLINEAR_ADD", [ta, tb], [out], unsigned=(a.dq_of.ort_u8, b.dq_of.ort_u8, y_u8))
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, nhwc, yq[0])
         self.finish_fusion(fu)
         return True
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "em_params.h"
 #include "em_requant.h"
+#include "em_isa.h"
 
 /* QuantizeLinear float -> int8: i: 0 n, 1 zp, 2 lo, 3 hi; f: 0 scale */
 static void em_onnx_quantize_linear(const em_params* p) {
@@ -21,7 +22,7 @@ static void em_onnx_quantize_linear(const em_params* p) {
     for (int64_t k = 0; k < p->i[0]; k++) {
         float r = x[k] / scale;
         r = r < -1e9f ? -1e9f : (r > 1e9f ? 1e9f : r);
-        if (r != r) r = 0.0f;                /* NaN quantizes to the zero point, as MLAS's conversion does */
+        if (r != r) r = -1e9f;               /* NaN: MLAS's max(x, min) returns the minimum */
         y[k] = (int8_t)em_clamp_i32((int32_t)nearbyintf(r) + zp, lo, hi);
     }
 }
@@ -39,6 +40,84 @@ static void em_onnx_clamp_int8(const em_params* p) {
     int8_t* y = (int8_t*)p->ptr[1];
     const int32_t lo = (int32_t)p->i[1], hi = (int32_t)p->i[2];
     for (int64_t k = 0; k < p->i[0]; k++) y[k] = (int8_t)em_clamp_i32(x[k], lo, hi);
+}
+
+/* com.microsoft QLinearAdd as MLAS computes it (AVX2 kernel): in the tensors' own integer domain (uint8
+ * values are x + 128 here), v = fma(a, ratio_a, fma(b, ratio_b, fixed)), rounded to nearest even, saturated.
+ * When one operand is a single element, its term is folded into `fixed` with a separate multiply and add.
+ * ptr: 0 a, 1 b, 2 y (int8 in the IR); i: 0 n, 1 a is one element, 2 b is one element, 3 offset added to
+ * a, 4 to b (128 for uint8), 5 output offset; f: 0 ratio_a, 1 ratio_b, 2 fixed part. */
+static void em_onnx_qlinear_add(const em_params* p) {
+    const int8_t* a = (const int8_t*)p->ptr[0];
+    const int8_t* b = (const int8_t*)p->ptr[1];
+    int8_t* y = (int8_t*)p->ptr[2];
+    const int64_t n = p->i[0];
+    const int a_one = (int)p->i[1], b_one = (int)p->i[2];
+    const int32_t a_off = (int32_t)p->i[3], b_off = (int32_t)p->i[4], y_off = (int32_t)p->i[5];
+    const float ra = p->f[0], rb = p->f[1];
+    float fixed = p->f[2];
+    if (a_one) fixed = fixed + (float)(a[0] + a_off) * ra;
+    if (b_one) fixed = fixed + (float)(b[0] + b_off) * rb;
+    for (int64_t k = 0; k < n; k++) {
+        float v = fixed;
+        if (!b_one) v = fmaf((float)(b[k] + b_off), rb, v);
+        if (!a_one) v = fmaf((float)(a[k] + a_off), ra, v);
+        v = v < -1e9f ? -1e9f : (v > 1e9f ? 1e9f : v);
+        int32_t q = (int32_t)nearbyintf(v) - y_off;
+        y[k] = (int8_t)em_clamp_i32(q, -128, 127);
+    }
+}
+
+/* Float convolution in onnxruntime's order (MLAS im2col + SGEMM), for the QDQ convolutions onnxruntime does
+ * not fuse on x86 (int8 activations) and runs between DequantizeLinear and QuantizeLinear instead:
+ * per output, the taps in ONNX order k = (c * KH + kh) * KW + kw are summed with fused multiply-adds from
+ * zero in blocks of `stride_k`, block sums added in order, then the bias added.
+ * ptr: 0 x (NHWC float), 1 w [K][OC] float, 2 bias float or 0, 3 y (NHWC float), 6 scratch (2 * OC floats);
+ * i: 0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW, 13 PT, 14 PL, 15 stride_k */
+#define EM_CONV_MLAS_BODY                                                                              \
+    const float* x = (const float*)p->ptr[0];                                                          \
+    const float* w = (const float*)p->ptr[1];                                                          \
+    const float* bias = (const float*)p->ptr[2];                                                       \
+    float* y = (float*)p->ptr[3];                                                                      \
+    float* total = (float*)p->ptr[6];                                                                  \
+    float* part = total + p->i[6];                                                                     \
+    const int64_t N = p->i[0], IH = p->i[1], IW = p->i[2], IC = p->i[3], OH = p->i[4], OW = p->i[5];   \
+    const int64_t OC = p->i[6], KH = p->i[7], KW = p->i[8], SH = p->i[9], SW = p->i[10];               \
+    const int64_t DH = p->i[11], DW = p->i[12], PT = p->i[13], PL = p->i[14], SK = p->i[15];            \
+    const int64_t K = IC * KH * KW;                                                                    \
+    for (int64_t b = 0; b < N; b++)                                                                    \
+    for (int64_t oy = 0; oy < OH; oy++)                                                                \
+    for (int64_t ox = 0; ox < OW; ox++) {                                                              \
+        for (int64_t k0 = 0; k0 < K; k0 += SK) {                                                       \
+            const int64_t k1 = k0 + SK < K ? k0 + SK : K;                                              \
+            for (int64_t o = 0; o < OC; o++) part[o] = 0.0f;                                           \
+            for (int64_t k = k0; k < k1; k++) {                                                        \
+                const int64_t c = k / (KH * KW), ky = (k / KW) % KH, kx = k % KW;                      \
+                const int64_t iy = oy * SH - PT + ky * DH, ix = ox * SW - PL + kx * DW;                \
+                if (iy < 0 || iy >= IH || ix < 0 || ix >= IW) continue;   /* im2col zero: adds 0 */    \
+                const float xv = x[((b * IH + iy) * IW + ix) * IC + c];                                \
+                const float* wk = w + k * OC;                                                          \
+                for (int64_t o = 0; o < OC; o++) part[o] = fmaf(xv, wk[o], part[o]);                   \
+            }                                                                                          \
+            if (k0 == 0) for (int64_t o = 0; o < OC; o++) total[o] = part[o];                          \
+            else for (int64_t o = 0; o < OC; o++) total[o] = total[o] + part[o];                       \
+        }                                                                                              \
+        float* out = y + ((b * OH + oy) * OW + ox) * OC;                                               \
+        for (int64_t o = 0; o < OC; o++) out[o] = bias ? total[o] + bias[o] : total[o];                \
+    }
+
+static void em_onnx_conv_f32_mlas_scalar(const em_params* p) { EM_CONV_MLAS_BODY }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* the same loops compiled for FMA hardware: each lane is one output channel, so the order is unchanged */
+__attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_fma(const em_params* p) { EM_CONV_MLAS_BODY }
+#endif
+
+static void em_onnx_conv_f32_mlas(const em_params* p) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX2 && __builtin_cpu_supports("fma")) { em_onnx_conv_f32_mlas_fma(p); return; }
+#endif
+    em_onnx_conv_f32_mlas_scalar(p);
 }
 
 /* com.microsoft QLinearSoftmax over the last axis (onnxruntime's lookup-table arithmetic).

@@ -60,7 +60,8 @@ def prepare_quantize_linear(ctx, op):
         raise ModelFormatError(f"{op.describe()}: output needs per-tensor quantization")
     s, zp = y.quant.scalar()
     n = int(np.prod(xs, dtype=np.int64))
-    ints = [n, zp, Q.INT8_MIN, Q.INT8_MAX]
+    lo, hi = activation_range(op, "RELU" if op.options.get("relu") else "NONE", s, zp)
+    ints = [n, zp, lo, hi]
 
     def make(addr):
         return [addr(x.index), addr(y.index)], ints, [s]
@@ -146,3 +147,96 @@ def prepare_qlinear_softmax(ctx, op):
 
 
 PREPARE["ONNX_QLINEAR_SOFTMAX"] = prepare_qlinear_softmax
+
+
+def qlinear_add_constants(s_a: float, z_a: int, s_b: float, z_b: int, s_y: float, z_y: int) -> tuple:
+    """MLAS QLinearAdd's float constants (zero points in the tensors' own integer domain):
+    ratio_a = s_a / s_y, ratio_b = s_b / s_y, fixed = z_y - fma(ratio_a, z_a, ratio_b * z_b), all float32."""
+    ra, rb = F32(F32(s_a) / F32(s_y)), F32(F32(s_b) / F32(s_y))
+    # the compiler contracts ra * z_a + (rb * z_b) into one fused multiply-add; in double both products and
+    # their sum are exact (a 24-bit times 9-bit product plus a float), so one rounding to float32 is the fma's
+    inner = F32(np.float64(ra) * np.float64(z_a) + np.float64(F32(rb * F32(z_b))))
+    fixed = F32(F32(z_y) - inner)
+    return float(ra), float(rb), float(fixed)
+
+
+def prepare_qlinear_add(ctx, op):
+    from edgeml.runtime.compiler import Step
+    a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    for t in (a, b, y):
+        if t.dtype != np.int8 or t.quant is None or t.quant.per_axis:
+            raise UnsupportedOpError(f"{op.describe()}: QLinearAdd needs per-tensor quantized int8 tensors")
+    sa, sb = ctx.shape(a) if a.index in ctx.shapes else a.shape, ctx.shape(b) if b.index in ctx.shapes else b.shape
+    na, nb = int(np.prod(sa, dtype=np.int64)), int(np.prod(sb, dtype=np.int64))
+    if tuple(sa) != tuple(sb) and na != 1 and nb != 1:
+        raise UnsupportedOpError(f"{op.describe()}: QLinearAdd broadcasting {list(sa)} with {list(sb)} "
+                                 "(equal shapes or a single element are supported)")
+    out = tuple(sa) if na >= nb else tuple(sb)
+    ctx.set_output(op, 0, out)
+    offs = [128 if u else 0 for u in op.options["unsigned"]]     # a, b, y held as uint8 by onnxruntime
+    (s1, z1), (s2, z2), (s3, z3) = a.quant.scalar(), b.quant.scalar(), y.quant.scalar()
+    ra, rb, fixed = qlinear_add_constants(s1, z1 + offs[0], s2, z2 + offs[1], s3, z3 + offs[2])
+    n = max(na, nb)
+    ints = [n, int(na == 1 and n > 1), int(nb == 1 and n > 1), offs[0], offs[1], offs[2]]
+    if n == 1:
+        ints[1] = ints[2] = 0
+
+    def make(addr):
+        return [addr(a.index), addr(b.index), addr(y.index)], ints, [ra, rb, fixed]
+    return Step(op, "onnx_qlinear_add", make, 0)
+
+
+PREPARE["ONNX_QLINEAR_ADD"] = prepare_qlinear_add
+
+
+MLAS_SGEMM_STRIDEN = MLAS_SGEMM_STRIDEK = 128
+
+
+def mlas_conv_stride_k(n_columns: int, depth: int) -> int:
+    """The K block of MLAS's convolution GEMM (MlasConvOperation): the default 128 x 128 panel, widened along
+    N when K is small or along K when N is small."""
+    stride_n, stride_k = MLAS_SGEMM_STRIDEN, MLAS_SGEMM_STRIDEK
+    if n_columns >= depth:
+        while stride_k // 2 >= depth:
+            stride_n, stride_k = stride_n * 2, stride_k // 2
+    else:
+        while stride_n > 16 and stride_n // 2 >= n_columns:
+            stride_k, stride_n = stride_k * 2, stride_n // 2
+    return stride_k
+
+
+def prepare_conv_mlas(ctx, op):
+    """Float Conv between DQ and Q, summed in onnxruntime's order (see em_onnx.h)."""
+    from edgeml.runtime.compiler import Step, _padding, _positive
+    x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    xs = ctx.shape(x)
+    wdata = ctx.const(w, f"{op.describe()} weights")
+    o = op.options
+    kh, kw = int(o["kernel_h"]), int(o["kernel_w"])
+    if len(xs) != 4 or wdata.ndim != 2 or wdata.shape[0] != xs[3] * kh * kw or x.dtype != np.float32:
+        raise ModelFormatError(f"{op.describe()}: weights {list(wdata.shape)} do not fit input {list(xs)}")
+    sh, sw, dh, dw = o["stride_h"], o["stride_w"], o["dilation_h_factor"], o["dilation_w_factor"]
+    _positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw, kernel_h=kh, kernel_w=kw)
+    n, ih, iw, ic = xs
+    oc = wdata.shape[1]
+    oh, pt = _padding(op, ih, kh, sh, dh, 0)
+    ow, pl = _padding(op, iw, kw, sw, dw, 1)
+    ctx.set_output(op, 0, (n, oh, ow, oc))
+    bias = None
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        bias = ctx.const(ctx.tensor(op, 2), f"{op.describe()} bias")
+        if bias.size != oc or bias.dtype != np.float32:
+            raise ModelFormatError(f"{op.describe()}: bias must be {oc} float32 values")
+    wk = ctx.keep_array(wdata.astype(np.float32))
+    bk = None if bias is None else ctx.keep_array(bias.reshape(-1))
+    stride_k = mlas_conv_stride_k(oh * ow, ic * kh * kw)
+    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, stride_k]
+
+    def make(addr):
+        return ([addr(x.index), wk.__array_interface__["data"][0],
+                 0 if bk is None else bk.__array_interface__["data"][0], addr(y.index), 0, 0, addr("scratch")],
+                ints, [])
+    return Step(op, "onnx_conv_f32_mlas", make, 2 * oc * 4, n * oh * ow * oc * ic * kh * kw)
+
+
+PREPARE["ONNX_CONV_MLAS"] = prepare_conv_mlas
