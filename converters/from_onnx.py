@@ -31,7 +31,7 @@ try:
 except ImportError as exc:  # pragma: no cover - optional extra
     raise ImportError("reading .onnx models needs the 'onnx' package: pip install edgeml[onnx]") from exc
 
-MIN_OPSET, MAX_OPSET = 7, 23
+MIN_OPSET, MAX_OPSET = 7, 28
 MS_DOMAIN = "com.microsoft"
 
 ONNX_DTYPES = {
@@ -281,7 +281,7 @@ class _Translator:
                 continue
             inputs.append(self._graph_input(vi))
         if not inputs:
-            raise ModelFormatError("the graph declares no inputs")
+            raise UnsupportedOpError("the graph declares no inputs (a model of constants only is not supported)")
         self._consumers()
         for k, node in enumerate(self.g.node):
             if k in self.done:
@@ -290,6 +290,10 @@ class _Translator:
         outputs = [self._graph_output(o) for o in self.g.output]
         if not outputs:
             raise ModelFormatError("the graph declares no outputs")
+        for t in self.tensors:
+            if t.dtype == np.int8 and t.quant is None:
+                # plain integer data (no Q/DQ): the unit scale only satisfies the int8 data-movement checks
+                t.quant = Quantization(np.ones(1), np.zeros(1, np.int64))
         return Graph(tensors=self.tensors, ops=self.ops, inputs=inputs, outputs=outputs, source="onnx",
                      name=self.g.name)
 
@@ -308,6 +312,9 @@ class _Translator:
         for d, dim in enumerate(tt.shape.dim):
             if dim.HasField("dim_value") and dim.dim_value > 0:
                 shape.append(int(dim.dim_value))
+            elif dim.HasField("dim_value") and dim.dim_value == 0:
+                raise UnsupportedOpError(f"graph input '{vi.name}': dimension {d} is 0 (empty tensors are not "
+                                         "supported)")
             elif d == 0:
                 shape.append(1)       # dynamic batch: fixed to 1 at load, as LiteRT does; resize_input changes it
             else:
@@ -332,8 +339,14 @@ class _Translator:
 
     def _graph_output(self, vo) -> int:
         v = self.value(vo.name, "graph output")
-        if v.const is not None or (v.dq_of is None and v.plain is None and v.nhwc is None):
-            raise UnsupportedOpError(f"graph output '{vo.name}' is a constant")
+        if v.const is not None:
+            if v.const.dtype not in ONNX_DTYPES.values() or v.const.dtype == np.float16:
+                raise UnsupportedOpError(f"graph output '{vo.name}' is a constant of type {v.const.dtype}")
+            src = self.const_tensor(vo.name + "/value", v.const)
+            out = self.tensor(vo.name, v.const.shape, v.const.dtype)
+            self.op("ONNX_CONSTANT_OUTPUT", [src], [out])
+            self.output_tensors.add(out)
+            return out
         t = self.get_plain(v)
         if v.dtype == np.uint8:
             out = self.tensor(vo.name, self.tensors[t].shape, np.uint8)
@@ -447,9 +460,14 @@ class _Translator:
 
     # ----- constants and trivial ops ------------------------------------------------------------
     def op_Constant(self, node, ins, attrs):
-        if "value" not in attrs:
-            self.unsupported(f"Constant with attribute(s) {sorted(attrs)} (only 'value' is supported)")
-        self.const_value(node.output[0], initializer_array(node.attribute[0].t, self.desc + " value"))
+        if "value" in attrs:
+            self.const_value(node.output[0], initializer_array(node.attribute[0].t, self.desc + " value"))
+        elif "value_float" in attrs or "value_floats" in attrs:
+            self.const_value(node.output[0], np.array(attrs.get("value_float", attrs.get("value_floats")), np.float32))
+        elif "value_int" in attrs or "value_ints" in attrs:
+            self.const_value(node.output[0], np.array(attrs.get("value_int", attrs.get("value_ints")), np.int64))
+        else:
+            self.unsupported(f"Constant with attribute(s) {sorted(attrs)}")
 
     def _alias(self, node, v: Value):
         self.values[node.output[0]] = v
@@ -461,6 +479,10 @@ class _Translator:
     def op_Dropout(self, node, ins, attrs):
         if len(node.output) > 1 and node.output[1]:
             self.unsupported("the Dropout mask output is not supported")
+        if len(ins) > 2 and ins[2] is not None:
+            mode = self.const_of(ins[2], "training_mode")
+            if bool(mode.reshape(-1)[0]):
+                self.unsupported("Dropout in training mode is not supported (inference only)")
         self._alias(node, ins[0])
 
     def op_Shape(self, node, ins, attrs):
@@ -818,7 +840,8 @@ class _Translator:
                         lo = val
                     else:
                         hi = val
-        return float(np.float32(lo)), float(np.float32(hi))
+        lo, hi = float(np.float32(lo)), float(np.float32(hi))
+        return min(lo, hi), hi          # min > max sets everything to max
 
     def _unary(self, node, ins, ir_type: str, **options):
         x = ins[0]
@@ -1094,16 +1117,37 @@ class _Translator:
             # ceil_mode: widen the trailing pad so the floor formula gives o (windows still clip to the image)
             pads[d + 2] = max(pads[d + 2], (o - 1) * s + k - size - pads[d])
             sizes.append(o)
-        if not is_max and attrs.get("count_include_pad", 0) and any(pads):
-            self.unsupported("average pooling with count_include_pad=1 and non-zero pads")
+        include_pad = not is_max and attrs.get("count_include_pad", 0) and any(pads)
         out_shape = (x.shape[0], x.shape[1], sizes[0], sizes[1])
         options = dict(filter_height=kh, filter_width=kw, stride_h=strides[0], stride_w=strides[1], padding=1,
                        explicit_padding=tuple(pads), fused_activation_function=0)
         if is_max and self._fused_passthrough(node, x, "MAX_POOL_2D", out_shape, options):
             return
+        if is_max and x.dq_of is None and x.dtype in (np.int8, np.uint8) and x.const is None:
+            # max of integers (uint8 held as x - 128 keeps its order); the unit scale only labels the tensor
+            if x.quant is None:
+                self.quantized(x, Quantization(np.ones(1), np.zeros(1, np.int64)))
+            xt = self.get_nhwc(x)
+            out = self.tensor(node.output[0], (out_shape[0], out_shape[2], out_shape[3], out_shape[1]), np.int8,
+                              self.tensors[xt].quant)
+            self.op("MAX_POOL_2D", [xt], [out], **options)
+            self.new_value(node.output[0], out_shape, x.dtype, out, True, self.tensors[xt].quant, like=x)
+            return
         if x.dq_of is None:
             self.float_input(x)
         xt = self._as_float32(self.get_nhwc(x))
+        if include_pad:
+            # count_include_pad=1: pad the image with zeros first so the padding counts; only the part of a
+            # ceil_mode window past the padded image stays uncounted, as in the ONNX reference
+            orig = self._spatial(attrs, x.shape, (kh, kw), "pool")[2]
+            src = self.tensors[xt]
+            padded_shape = (src.shape[0], src.shape[1] + orig[0] + orig[2], src.shape[2] + orig[1] + orig[3],
+                            src.shape[3])
+            padded = self.tensor(node.output[0] + "/padded", padded_shape, np.float32)
+            pairs = [(0, 0), (orig[0], orig[2]), (orig[1], orig[3]), (0, 0)]
+            self.op("PAD", [xt, self.const_tensor(node.output[0] + "/pads", np.array(pairs, np.int32))], [padded])
+            xt = padded
+            options["explicit_padding"] = (0, 0, pads[2] - orig[2], pads[3] - orig[3])
         act, last = self.float_activation(node.output[0])
         options["fused_activation_function"] = ACT_CODE[act]
         out = self.tensor(last, (out_shape[0], out_shape[2], out_shape[3], out_shape[1]), np.float32)
@@ -1504,8 +1548,8 @@ class _Translator:
         if q is None:
             self.unsupported("only per-tensor quantization to int8 / uint8 with constant float32 scale is "
                              "supported for QuantizeLinear")
-        if attrs.get("saturate", 1) != 1:
-            self.unsupported("saturate=0")
+        if attrs.get("saturate", 1) != 1 or attrs.get("precision", 0) not in (0, 1) or attrs.get("block_size", 0):
+            self.unsupported("saturate=0, a precision other than float32 and blocked quantization are not supported")
         if x.const is not None:
             self.unsupported("quantizing a constant at run time")
         if x.dq_of is not None and x.plain is None and x.nhwc is None and _same_q(x.dq_of.quant, q[0]):
@@ -1516,6 +1560,286 @@ class _Translator:
         out = self.tensor(node.output[0], self.tensors[t].shape, np.int8, q[0])
         self.op("ONNX_QUANTIZE_LINEAR", [t], [out])
         self.new_value(node.output[0], x.shape, q[1], out, nhwc, q[0])
+
+
+    # ----- QOperator models -----------------------------------------------------------------------
+    def _scalar_q(self, scale_v, zp_v, dtype, what: str) -> Quantization:
+        scale = self.const_of(scale_v, f"the {what} scale")
+        zp = np.zeros(1, dtype) if zp_v is None else self.const_of(zp_v, f"the {what} zero point")
+        if scale.size != 1 or zp.size != 1:
+            self.unsupported(f"per-axis quantization of {what}")
+        if scale.dtype != np.float32:
+            self.unsupported(f"{what} scale of type {scale.dtype} (float32 only)")
+        if not (float(scale.reshape(-1)[0]) > 0 and np.isfinite(scale).all()):
+            self.bad(f"{what} scale must be positive and finite")
+        if zp.dtype != dtype:
+            self.bad(f"{what} zero point type {zp.dtype} differs from {dtype}")
+        return Quantization(np.array([float(scale.reshape(-1)[0])], np.float64),
+                            np.array([int(zp.reshape(-1)[0]) - (128 if dtype == np.uint8 else 0)], np.int64))
+
+    def quantized(self, v: Value, q: Quantization) -> Value:
+        """The integer value `v` read with parameters q (labelled in place, or a re-labelled copy)."""
+        if v.dtype not in (np.int8, np.uint8) or v.const is not None:
+            self.unsupported(f"'{v.name}' must be a non-constant int8 / uint8 tensor, got {v.dtype}")
+        if v.quant is None:
+            v.quant = q
+            for t in (v.plain, v.nhwc):
+                if t is not None:
+                    self.label(t, q)
+            return v
+        if _same_q(v.quant, q):
+            return v
+        t, nhwc = self.preferred(v)
+        name = v.name + f"/as{self.k}"
+        relabel = self.like(t, name, quant=q)
+        self.op("RESHAPE", [t, self.const_tensor(name + "/s", np.array([-1] + list(self.tensors[t].shape[1:]),
+                                                                         np.int32))], [relabel])
+        return Value(name=name, shape=v.shape, dtype=v.dtype, quant=q, plain=None if nhwc else relabel,
+                     nhwc=relabel if nhwc else None, ort_u8=v.ort_u8)
+
+    def _int_weights(self, w: Value, zp_v: Optional[Value], axis: int, what: str):
+        """(weights as int16 w - w_zp, or None; int8 weights and per-channel zero-zp flag) of a constant."""
+        data = self.const_of(w, what)
+        if data.dtype not in (np.int8, np.uint8):
+            self.unsupported(f"{what} of type {data.dtype} (int8 / uint8)")
+        n = data.shape[axis]
+        zp = np.zeros(1, data.dtype) if zp_v is None else self.const_of(zp_v, f"{what} zero point")
+        if zp.dtype != data.dtype or zp.size not in (1, n):
+            self.bad(f"{what} zero point of type {zp.dtype} and size {zp.size} for {n} channels")
+        shape = [1] * data.ndim
+        if zp.size > 1:
+            shape[axis] = n
+        diff = data.astype(np.int16) - zp.astype(np.int16).reshape(shape)
+        return diff
+
+    def _qlinear_conv_common(self, node, x: Value, w_diff: np.ndarray, ws: np.ndarray, bias, yq, attrs,
+                             out_dtype, x_zp_ir: int, zp_tensor: int = -1):
+        oc, icg, kh, kw = w_diff.shape
+        group = attrs.get("group", 1)
+        ic = x.shape[1]
+        if x.rank != 4 or group <= 0 or ic != icg * group or oc % group:
+            self.bad(f"weights {list(w_diff.shape)} with group {group} do not fit input {list(x.shape)}")
+        strides, dil, pads = self._spatial(attrs, x.shape, (kh, kw), "conv")
+        oh = (x.shape[2] + pads[0] + pads[2] - (kh - 1) * dil[0] - 1) // strides[0] + 1
+        ow = (x.shape[3] + pads[1] + pads[3] - (kw - 1) * dil[1] - 1) // strides[1] + 1
+        if oh <= 0 or ow <= 0:
+            self.bad(f"output would be {oh}x{ow}")
+        out_shape = (x.shape[0], oc, oh, ow)
+        options = dict(stride_h=strides[0], stride_w=strides[1], dilation_h_factor=dil[0],
+                       dilation_w_factor=dil[1], padding=1, explicit_padding=pads)
+        xt = self.get_nhwc(x)
+        name = node.output[0]
+        symmetric = out_dtype == np.int8 and zp_tensor < 0 and np.all(w_diff >= -128) and np.all(w_diff <= 127)
+        if symmetric:
+            wq = Quantization(np.broadcast_to(ws.astype(np.float64), (oc,)).copy() if ws.size > 1 else
+                              ws.astype(np.float64).reshape(-1), np.zeros(ws.size, np.int64), 0)
+            options["out_quant"] = yq
+            options["fused_activation_function"] = 0
+            out = self._conv_ops(name, xt, w_diff.astype(np.int8), bias, group, out_shape, options, np.int8, wq, None)
+        else:
+            from edgeml.runtime.onnx_semantics import column_scales
+            out = self.tensor(name, (out_shape[0], oh, ow, oc), out_dtype, yq if out_dtype == np.int8 else None)
+            extra = {}
+            if out_dtype == np.int8:
+                extra["requant_scales"] = column_scales(x.quant.scale[0], np.broadcast_to(ws, (oc,)), yq.scale[0])
+            bt = -1 if bias is None else self.const_tensor(name + "/bias", bias.astype(np.int32))
+            self.op("ONNX_CONV_INTEGER", [xt, self.const_tensor(name + "/weights",
+                                                                np.ascontiguousarray(w_diff.transpose(0, 2, 3, 1))),
+                                          bt, zp_tensor], [out], group=group, x_zero_point=x_zp_ir, kernel_h=kh,
+                    kernel_w=kw, **options, **extra)
+        return out, out_shape
+
+    def op_QLinearConv(self, node, ins, attrs):
+        self.need(ins, 8, 9)
+        x, xs, xz, w, wsv, wz, ys, yz = ins[:8]
+        b = ins[8] if len(ins) > 8 else None
+        q = self._scalar_q(xs, xz, x.dtype, "input")
+        x = self.quantized(x, q)
+        yq = self._scalar_q(ys, yz, self.const_of(yz, "output zero point").dtype if yz is not None else np.uint8,
+                            "output")
+        w_diff = self._int_weights(w, wz, 0, "weights")
+        ws = self.const_of(wsv, "weight scale").astype(np.float32).reshape(-1)
+        if ws.size not in (1, w_diff.shape[0]):
+            self.bad(f"{ws.size} weight scales for {w_diff.shape[0]} output channels")
+        bias = None if b is None else self.const_of(b, "bias").reshape(-1)
+        if bias is not None and (bias.dtype != np.int32 or bias.size != w_diff.shape[0]):
+            self.bad("bias must hold one int32 per output channel")
+        out, out_shape = self._qlinear_conv_common(node, x, w_diff, ws, bias, yq, attrs, np.int8,
+                                                   int(q.zero_point[0]))
+        ydt = np.uint8 if yz is None else self.const_of(yz, "output zero point").dtype
+        self.new_value(node.output[0], out_shape, ydt, out, True, yq)
+
+    def op_ConvInteger(self, node, ins, attrs):
+        self.need(ins, 2, 4)
+        x, w = ins[0], ins[1]
+        xz = ins[2] if len(ins) > 2 else None
+        wz = ins[3] if len(ins) > 3 else None
+        if x.dtype not in (np.int8, np.uint8) or x.const is not None:
+            self.unsupported("the input must be a non-constant int8 / uint8 tensor")
+        zp = 0 if xz is None else int(self.const_of(xz, "input zero point").reshape(-1)[0])
+        zp_ir = zp - (128 if x.dtype == np.uint8 else 0)
+        w_diff = self._int_weights(w, wz, 0, "weights")
+        out, out_shape = self._qlinear_conv_common(node, x, w_diff, np.ones(1, np.float32), None, None, attrs,
+                                                   np.int32, zp_ir)
+        self.new_value(node.output[0], out_shape, np.int32, out, True)
+
+    def _integer_dense(self, node, a: Value, b: Value, bz, yq, out_dtype, zp_ir: int, zp_tensor: int = -1,
+                       bscale=None):
+        if b.const is None or b.rank != 2:
+            self.unsupported("the second input must be a constant 2-D matrix")
+        if a.rank < 1 or a.shape[-1] != b.shape[0]:
+            self.bad(f"cannot multiply {list(a.shape)} by {list(b.shape)}")
+        diff = self._int_weights(b, bz, 1, "B")          # [K][N]
+        n_out = diff.shape[1]
+        t = self.get_plain(a)
+        out_shape = tuple(a.shape[:-1]) + (n_out,)
+        name = node.output[0]
+        symmetric = out_dtype == np.int8 and zp_tensor < 0 and np.all(diff >= -128) and np.all(diff <= 127)
+        if symmetric:
+            wq = Quantization(np.broadcast_to(bscale.astype(np.float64), (n_out,)).copy() if bscale.size > 1 else
+                              bscale.astype(np.float64).reshape(-1), np.zeros(bscale.size, np.int64), 0)
+            out = self.tensor(name, out_shape, np.int8, yq)
+            self.op("FULLY_CONNECTED", [t, self.const_tensor(name + "/weights", np.ascontiguousarray(diff.T.astype(np.int8)), wq), -1],
+                    [out], keep_num_dims=a.rank != 2, fused_activation_function=0)
+            return out, out_shape
+        extra = {}
+        if out_dtype == np.int8:
+            from edgeml.runtime.onnx_semantics import column_scales
+            extra["requant_scales"] = column_scales(a.quant.scale[0], np.broadcast_to(bscale, (n_out,)), yq.scale[0])
+        out = self.tensor(name, out_shape, out_dtype, yq)
+        w4 = np.ascontiguousarray(diff.T.reshape(n_out, 1, 1, diff.shape[0]))
+        self.op("ONNX_CONV_INTEGER", [t, self.const_tensor(name + "/weights", w4), -1, zp_tensor], [out], dense=True,
+                x_zero_point=zp_ir, **extra)
+        return out, out_shape
+
+    def op_QLinearMatMul(self, node, ins, attrs):
+        self.need(ins, 8, 8)
+        a, as_, az, b, bs, bz, ys, yz = ins
+        q = self._scalar_q(as_, az, a.dtype, "A")
+        a = self.quantized(a, q)
+        ydt = self.const_of(yz, "output zero point").dtype
+        yq = self._scalar_q(ys, yz, ydt, "output")
+        bscale = self.const_of(bs, "B scale").astype(np.float32).reshape(-1)
+        if bscale.size not in (1, b.shape[-1]):
+            self.bad(f"{bscale.size} B scales for {b.shape[-1]} columns")
+        out, out_shape = self._integer_dense(node, a, b, bz, yq, np.int8, int(q.zero_point[0]), bscale=bscale)
+        self.new_value(node.output[0], out_shape, ydt, out, False, yq)
+
+    def op_MatMulInteger(self, node, ins, attrs):
+        self.need(ins, 2, 4)
+        a, b = ins[0], ins[1]
+        az = ins[2] if len(ins) > 2 else None
+        bz = ins[3] if len(ins) > 3 else None
+        if a.dtype not in (np.int8, np.uint8) or a.const is not None:
+            self.unsupported("A must be a non-constant int8 / uint8 tensor")
+        zp_ir, zp_tensor = 0, -1
+        if az is not None:
+            if az.const is not None:
+                if az.const.size != 1:
+                    self.unsupported("per-row A zero points")
+                zp_ir = int(az.const.reshape(-1)[0]) - (128 if a.dtype == np.uint8 else 0)
+            else:
+                if az.rank > 1 or int(np.prod(az.shape)) != 1 or az.dtype != a.dtype:
+                    self.unsupported("A zero point must be one value of A's type")
+                zp_tensor = self.get_plain(az)      # computed at run time (DynamicQuantizeLinear)
+        elif a.dtype == np.uint8:
+            zp_ir = -128
+        out, out_shape = self._integer_dense(node, a, b, bz, None, np.int32, zp_ir, zp_tensor)
+        self.new_value(node.output[0], out_shape, np.int32, out, False)
+
+    def op_DynamicQuantizeLinear(self, node, ins, attrs):
+        self.need(ins, 1, 1)
+        x = self.float_input(ins[0])
+        t, nhwc = self.preferred(x)
+        outs = [self.tensor(node.output[0], self.tensors[t].shape, np.int8),
+                self.tensor(node.output[1] if len(node.output) > 1 else node.output[0] + "/scale", (), np.float32),
+                self.tensor(node.output[2] if len(node.output) > 2 else node.output[0] + "/zp", (), np.int8)]
+        self.op("ONNX_DYNAMIC_QUANTIZE_LINEAR", [t], outs)
+        self.new_value(node.output[0], x.shape, np.uint8, outs[0], nhwc)
+        for k, (dt, shape) in enumerate(((np.float32, ()), (np.uint8, ())), start=1):
+            if len(node.output) > k and node.output[k]:
+                self.new_value(node.output[k], shape, dt, outs[k], False)
+
+    # com.microsoft quantized ops (onnxruntime's contrib domain)
+    def ms_QLinearAdd(self, node, ins, attrs):
+        self.need(ins, 7, 8)
+        a, as_, az, b, bs, bz, ys = ins[:7]
+        yz = ins[7] if len(ins) > 7 else None
+        dt = a.dtype
+        qa, qb = self._scalar_q(as_, az, dt, "A"), self._scalar_q(bs, bz, b.dtype, "B")
+        yq = self._scalar_q(ys, yz, dt, "C")
+        if b.const is not None:
+            bv = Value(name=b.name + "/q", shape=b.shape, dtype=b.dtype, quant=qb)
+            bv.plain = self.const_tensor(b.name + "/q", (b.const.astype(np.int16) - (128 if dt == np.uint8 else 0)).astype(np.int8), qb)
+            b = bv
+        else:
+            b = self.quantized(b, qb)
+        a = self.quantized(a, qa)
+        na, nb = int(np.prod(a.shape, dtype=np.int64)), int(np.prod(b.shape, dtype=np.int64))
+        if a.shape != b.shape and na != 1 and nb != 1:
+            self.unsupported(f"QLinearAdd broadcasting {list(a.shape)} with {list(b.shape)}")
+        u = dt == np.uint8
+        if a.shape == b.shape and a.rank == 4 and (self.preferred_is_nhwc(a) or self.preferred_is_nhwc(b)):
+            ta, tb, nhwc = self.get_nhwc(a), self.get_nhwc(b), True
+        else:
+            ta, tb, nhwc = self.get_plain(a), self.get_plain(b), False
+        out_shape = a.shape if na >= nb else b.shape
+        ir_shape = tuple(out_shape[p] for p in TO_NHWC) if nhwc else out_shape
+        out = self.tensor(node.output[0], ir_shape, np.int8, yq)
+        self.op("ONNX_QLINEAR_ADD", [ta, tb], [out], unsigned=(u, u, u))
+        self.new_value(node.output[0], out_shape, dt, out, nhwc, yq)
+
+    def ms_QLinearSoftmax(self, node, ins, attrs):
+        self.need(ins, 4, 5)
+        x, xs, xz, ys = ins[:4]
+        yz = ins[4] if len(ins) > 4 else None
+        q = self._scalar_q(xs, xz, x.dtype, "input")
+        x = self.quantized(x, q)
+        yq = self._scalar_q(ys, yz, x.dtype, "output")
+        opset = attrs.get("opset", self.opset)
+        axis = attrs.get("axis", 1 if opset < 13 else -1)
+        axis = axis + x.rank if axis < 0 else axis
+        saved, self.opset = self.opset, opset
+        try:
+            self._softmax(x, axis, node.output[0], "ONNX_QLINEAR_SOFTMAX", (yq, x.dtype), unsigned=x.dtype == np.uint8)
+        finally:
+            self.opset = saved
+
+    def ms_QLinearConcat(self, node, ins, attrs):
+        if len(ins) < 5 or (len(ins) - 2) % 3:
+            self.bad(f"{len(ins)} inputs: expected Y_scale, Y_zero_point and triples (X, X_scale, X_zero_point)")
+        ys, yz = ins[0], ins[1]
+        xs = [ins[k:k + 3] for k in range(2, len(ins), 3)]
+        dt = xs[0][0].dtype
+        yq = self._scalar_q(ys, yz, dt, "output")
+        vals = []
+        for k, (x, s, z) in enumerate(xs):
+            qx = self._scalar_q(s, z, x.dtype, f"input {k}")
+            x = self.quantized(x, qx)
+            if not _same_q(qx, yq):
+                # onnxruntime requantizes through a float table: dequantize then QuantizeLinear, exactly that
+                t, nhwc = self.preferred(x)
+                f = self.tensor(f"{node.output[0]}/f{k}", self.tensors[t].shape, np.float32)
+                self.op("DEQUANTIZE", [t], [f])
+                r = self.tensor(f"{node.output[0]}/r{k}", self.tensors[t].shape, np.int8, yq)
+                self.op("ONNX_QUANTIZE_LINEAR", [f], [r])
+                x = Value(name=f"{node.output[0]}/r{k}", shape=x.shape, dtype=dt, quant=yq,
+                          plain=None if nhwc else r, nhwc=r if nhwc else None)
+            vals.append(x)
+        rank = vals[0].rank
+        axis = attrs.get("axis", 0)
+        axis = axis + rank if axis < 0 else axis
+        if not 0 <= axis < rank or any(v.rank != rank for v in vals):
+            self.bad(f"axis {attrs.get('axis')} for rank {rank}")
+        use_nhwc = rank == 4 and any(self.preferred_is_nhwc(v) for v in vals)
+        ts = [self.get_nhwc(v) if use_nhwc else self.get_plain(v) for v in vals]
+        shape = list(vals[0].shape)
+        shape[axis] = sum(v.shape[axis] for v in vals)
+        ir_shape = [shape[p] for p in TO_NHWC] if use_nhwc else shape
+        out = self.tensor(node.output[0], ir_shape, np.int8, yq)
+        self.op("CONCATENATION", ts, [out], axis=TO_NHWC.index(axis) if use_nhwc else axis,
+                fused_activation_function=0)
+        self.new_value(node.output[0], shape, dt, out, use_nhwc, yq)
 
 
 class _Renamed:
@@ -1537,7 +1861,9 @@ def _same_q(a: Optional[Quantization], b: Optional[Quantization]) -> bool:
 
 
 def supported_ops() -> list:
-    return sorted(n[3:] for n in dir(_Translator) if n.startswith("op_"))
+    """ONNX op types the reader translates ('com.microsoft.' prefixed for onnxruntime's contrib ops)."""
+    return sorted([n[3:] for n in dir(_Translator) if n.startswith("op_")]
+                  + [MS_DOMAIN + "." + n[3:] for n in dir(_Translator) if n.startswith("ms_")])
 
 
 def from_onnx(model) -> Graph:

@@ -10,6 +10,8 @@ cdef extern from "em_onnx.h":
     void em_onnx_qlinear_softmax(const em_params*) nogil
     void em_onnx_qlinear_add(const em_params*) nogil
     void em_onnx_conv_f32_mlas(const em_params*) nogil
+    void em_onnx_conv_integer(const em_params*) nogil
+    void em_onnx_dynamic_quantize_linear(const em_params*) nogil
 
 KERNELS = {
     "onnx_quantize_linear": <uintptr_t>&em_onnx_quantize_linear,
@@ -18,4 +20,6 @@ KERNELS = {
     "onnx_qlinear_softmax": <uintptr_t>&em_onnx_qlinear_softmax,
     "onnx_qlinear_add": <uintptr_t>&em_onnx_qlinear_add,
     "onnx_conv_f32_mlas": <uintptr_t>&em_onnx_conv_f32_mlas,
+    "onnx_conv_integer": <uintptr_t>&em_onnx_conv_integer,
+    "onnx_dynamic_quantize_linear": <uintptr_t>&em_onnx_dynamic_quantize_linear,
 }

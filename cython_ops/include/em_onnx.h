@@ -120,6 +120,72 @@ static void em_onnx_conv_f32_mlas(const em_params* p) {
     em_onnx_conv_f32_mlas_scalar(p);
 }
 
+/* Integer convolution with any weight zero point (ConvInteger, and QLinearConv / QLinearMatMul / QDQ groups
+ * whose weights are not symmetric): acc = bias + sum (x - x_zp) * (w - w_zp), the weight difference
+ * precomputed as int16; padding taps are skipped (they hold x_zp).  Output: int32 (mode 0) or onnxruntime's
+ * float requantization to int8 (mode 1).  A matrix product is the 1x1 case.
+ * ptr: 0 x int8, 1 w int16 [OC][KH][KW][IC/G], 2 bias int32 or 0, 3 y, 7 x zero point (int8, read at run
+ * time) or 0, 8 float32 scales [OC];  i: 0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW,
+ * 11 DH, 12 DW, 13 PT, 14 PL, 15 x zero point, 16 mode, 17 output zero point, 18 act min, 19 act max, 20 G */
+static void em_onnx_conv_integer(const em_params* p) {
+    const int8_t* x = (const int8_t*)p->ptr[0];
+    const int16_t* w = (const int16_t*)p->ptr[1];
+    const int32_t* bias = (const int32_t*)p->ptr[2];
+    const float* scale = (const float*)p->ptr[8];
+    const int64_t N = p->i[0], IH = p->i[1], IW = p->i[2], IC = p->i[3], OH = p->i[4], OW = p->i[5];
+    const int64_t OC = p->i[6], KH = p->i[7], KW = p->i[8], SH = p->i[9], SW = p->i[10];
+    const int64_t DH = p->i[11], DW = p->i[12], PT = p->i[13], PL = p->i[14], G = p->i[20];
+    const int32_t xzp = p->ptr[7] ? (int32_t)*(const int8_t*)p->ptr[7] : (int32_t)p->i[15];
+    const int mode = (int)p->i[16];
+    const int32_t yzp = (int32_t)p->i[17], lo = (int32_t)p->i[18], hi = (int32_t)p->i[19];
+    const int64_t ICg = IC / G, OCg = OC / G;
+    for (int64_t b = 0; b < N; b++)
+    for (int64_t oy = 0; oy < OH; oy++)
+    for (int64_t ox = 0; ox < OW; ox++) {
+        const int64_t pix = (b * OH + oy) * OW + ox;
+        for (int64_t o = 0; o < OC; o++) {
+            const int64_t g = o / OCg;
+            int64_t acc = bias ? bias[o] : 0;
+            const int16_t* wo = w + o * KH * KW * ICg;
+            for (int64_t ky = 0; ky < KH; ky++) {
+                const int64_t iy = oy * SH - PT + ky * DH;
+                if (iy < 0 || iy >= IH) continue;
+                for (int64_t kx = 0; kx < KW; kx++) {
+                    const int64_t ix = ox * SW - PL + kx * DW;
+                    if (ix < 0 || ix >= IW) continue;
+                    const int8_t* xp = x + ((b * IH + iy) * IW + ix) * IC + g * ICg;
+                    const int16_t* wp = wo + (ky * KW + kx) * ICg;
+                    for (int64_t c = 0; c < ICg; c++) acc += (int64_t)((int32_t)xp[c] - xzp) * wp[c];
+                }
+            }
+            const int32_t a32 = (int32_t)acc;       /* int32 accumulation wraps as onnxruntime's does */
+            if (mode == 0) ((int32_t*)p->ptr[3])[pix * OC + o] = a32;
+            else ((int8_t*)p->ptr[3])[pix * OC + o] = (int8_t)em_clamp_i32(em_requant_float(a32, scale[o]) + yzp, lo, hi);
+        }
+    }
+}
+
+/* DynamicQuantizeLinear float -> uint8 (held as int8, x - 128) with its scale and zero point:
+ * range [min(0, min x), max(0, max x)], scale = range / 255, zp = saturate(round(-min / scale)).
+ * ptr: 0 x, 1 y, 2 scale (float), 3 zero point (int8 = uint8 - 128); i: 0 n */
+static void em_onnx_dynamic_quantize_linear(const em_params* p) {
+    const float* x = (const float*)p->ptr[0];
+    int8_t* y = (int8_t*)p->ptr[1];
+    const int64_t n = p->i[0];
+    float lo = 0.0f, hi = 0.0f;
+    for (int64_t k = 0; k < n; k++) { lo = x[k] < lo ? x[k] : lo; hi = x[k] > hi ? x[k] : hi; }
+    float scale = (hi - lo) / 255.0f;
+    float zpf = scale != 0.0f ? nearbyintf(0.0f - lo / scale) : 0.0f;
+    int32_t zp = (int32_t)(zpf < 0.0f ? 0.0f : (zpf > 255.0f ? 255.0f : zpf));
+    *(float*)p->ptr[2] = scale;
+    *(int8_t*)p->ptr[3] = (int8_t)(zp - 128);
+    for (int64_t k = 0; k < n; k++) {
+        float r = scale != 0.0f ? x[k] / scale : 0.0f;
+        r = r < -1e9f ? -1e9f : (r > 1e9f ? 1e9f : r);
+        y[k] = (int8_t)(em_clamp_i32((int32_t)nearbyintf(r) + zp, 0, 255) - 128);
+    }
+}
+
 /* com.microsoft QLinearSoftmax over the last axis (onnxruntime's lookup-table arithmetic).
  * ptr: 0 x (int8; uint8 tensors as x - 128), 1 y, 2 table float[256] with table[255 - (max - x)] = e^(...);
  * i: 0 rows, 1 depth, 2 unsigned (1: the ONNX tensor is uint8), 3 output zero point in the ONNX type;

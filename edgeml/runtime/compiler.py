@@ -1068,6 +1068,7 @@ PREPARE = {
 }
 from edgeml.runtime.onnx_semantics import PREPARE as _ONNX_PREPARE    # noqa: E402  (ops only from_onnx emits)
 PREPARE.update(_ONNX_PREPARE)
+ONNX_INTEGER_MOVES = ("RESHAPE", "TRANSPOSE", "CONCATENATION")    # also move ONNX's int32 / uint8 results
 
 # Newest op version whose semantics edgeml implements (newer versions add types or options).
 MAX_VERSION = {
@@ -1121,7 +1122,8 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0) -> Plan:
             raise UnsupportedOpError(f"{op.describe()}: version {op.version} of {op.type} is not supported "
                                      f"(up to {MAX_VERSION[op.type]})")
         for t in op.outputs:
-            if op.type in _ONNX_PREPARE:
+            if op.type in _ONNX_PREPARE or (graph.source == "onnx" and op.type in ONNX_INTEGER_MOVES
+                                            and graph.tensors[t].dtype in (np.dtype(np.int32), np.dtype(np.uint8))):
                 continue
             if graph.tensors[t].dtype not in (np.dtype(np.int8), np.dtype(np.float32)):
                 raise UnsupportedOpError(f"{op.describe()}: output {graph.tensors[t].describe()} has type "

@@ -240,3 +240,99 @@ def prepare_conv_mlas(ctx, op):
 
 
 PREPARE["ONNX_CONV_MLAS"] = prepare_conv_mlas
+
+
+def prepare_conv_integer(ctx, op):
+    """Integer convolution / matrix product with any weight zero point (em_onnx.h em_onnx_conv_integer)."""
+    from edgeml.runtime.compiler import Step, _padding, _positive
+    x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    xs = list(ctx.shape(x))
+    wdata = ctx.const(w, f"{op.describe()} weights")
+    o = op.options
+    if x.dtype != np.int8 or wdata.dtype != np.int16 or wdata.ndim != 4:
+        raise ModelFormatError(f"{op.describe()}: integer convolution needs int8 input and int16 weights")
+    oc, kh, kw, icg = wdata.shape
+    group = int(o.get("group", 1))
+    if o.get("dense"):
+        if not xs or xs[-1] != icg or group != 1:
+            raise ModelFormatError(f"{op.describe()}: input {xs} does not fit {icg}-deep weights")
+        rows = int(np.prod(xs[:-1], dtype=np.int64))
+        n, ih, iw, ic, oh, ow, pt, pl = rows, 1, 1, icg, 1, 1, 0, 0
+        sh = sw = dh = dw = 1
+        out_shape = tuple(xs[:-1]) + (oc,)
+    else:
+        if len(xs) != 4 or xs[3] != icg * group or oc % group:
+            raise ModelFormatError(f"{op.describe()}: weights {list(wdata.shape)} with group {group} do not "
+                                   f"fit input {xs}")
+        sh, sw, dh, dw = o["stride_h"], o["stride_w"], o["dilation_h_factor"], o["dilation_w_factor"]
+        _positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
+        n, ih, iw, ic = xs
+        oh, pt = _padding(op, ih, kh, sh, dh, 0)
+        ow, pl = _padding(op, iw, kw, sw, dw, 1)
+        out_shape = (n, oh, ow, oc)
+    ctx.set_output(op, 0, out_shape)
+    bias = None
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        bias = ctx.const(ctx.tensor(op, 2), f"{op.describe()} bias")
+        if bias.dtype != np.int32 or bias.size != oc:
+            raise ModelFormatError(f"{op.describe()}: bias must be {oc} int32 values")
+    zp_t = op.inputs[3] if len(op.inputs) > 3 and op.inputs[3] >= 0 else None
+    mode = 1 if y.dtype == np.int8 else 0
+    if mode == 0 and y.dtype != np.int32:
+        raise UnsupportedOpError(f"{op.describe()}: output type {y.dtype}")
+    scales = np.zeros(oc, np.float32)
+    yzp, lo, hi = 0, 0, 0
+    if mode == 1:
+        scales = np.asarray(o["requant_scales"], dtype=np.float32).reshape(-1)
+        if scales.size != oc or y.quant is None:
+            raise ModelFormatError(f"{op.describe()}: {scales.size} output scales for {oc} channels")
+        s_out, yzp = y.quant.scalar()
+        lo, hi = activation_range(op, "RELU" if o.get("relu") else "NONE", s_out, yzp)
+    wk = ctx.keep_array(wdata)
+    bk = None if bias is None else ctx.keep_array(bias.reshape(-1))
+    sk = ctx.keep_array(scales)
+    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, int(o.get("x_zero_point", 0)), mode, yzp,
+            lo, hi, group]
+
+    def make(addr):
+        return ([addr(x.index), wk.__array_interface__["data"][0],
+                 0 if bk is None else bk.__array_interface__["data"][0], addr(y.index), 0, 0, 0,
+                 0 if zp_t is None else addr(zp_t), sk.__array_interface__["data"][0]], ints, [])
+    return Step(op, "onnx_conv_integer", make, 0, n * oh * ow * oc * icg * kh * kw)
+
+
+def prepare_dynamic_quantize_linear(ctx, op):
+    from edgeml.runtime.compiler import Step
+    x = ctx.tensor(op, 0)
+    y, s, z = (ctx.tensor(op, k, "output") for k in range(3))
+    if x.dtype != np.float32 or y.dtype != np.int8 or s.dtype != np.float32 or z.dtype != np.int8:
+        raise UnsupportedOpError(f"{op.describe()}: DynamicQuantizeLinear types")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    ctx.set_output(op, 1, ())
+    ctx.set_output(op, 2, ())
+    n = int(np.prod(xs, dtype=np.int64))
+
+    def make(addr):
+        return [addr(x.index), addr(y.index), addr(s.index), addr(z.index)], [n], []
+    return Step(op, "onnx_dynamic_quantize_linear", make, 0)
+
+
+PREPARE["ONNX_CONV_INTEGER"] = prepare_conv_integer
+PREPARE["ONNX_DYNAMIC_QUANTIZE_LINEAR"] = prepare_dynamic_quantize_linear
+
+
+def prepare_constant_output(ctx, op):
+    """A graph output that is a constant of the model (e.g. Shape of a static tensor): copied on invoke."""
+    from edgeml.runtime.compiler import Step
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    data = ctx.const(x, f"{op.describe()} value")
+    ctx.set_output(op, 0, data.shape)
+    nbytes = int(data.size) * data.dtype.itemsize
+
+    def make(addr):
+        return [addr(x.index), addr(y.index)], [nbytes], []
+    return Step(op, "copy", make, 0)
+
+
+PREPARE["ONNX_CONSTANT_OUTPUT"] = prepare_constant_output
