@@ -1019,7 +1019,7 @@ class _Translator:
                        dilation_w_factor=dil[1], padding=1, explicit_padding=pads)
         if self._conv_as_onnxruntime_float(node, x, w, b, group, out_shape, options):
             return
-        if self._fused_conv(node, x, w, b, group, out_shape, options):
+        if self._fused_conv(node, x, w, b, group, out_shape, options, attrs):
             return
         wf = self.float_const(w, "weights")
         bf = None if b is None else self.float_const(b, "bias").reshape(-1)
@@ -1320,12 +1320,15 @@ class _Translator:
             return dict(fused_activation_function=0, onnx_clip=fu.clip)
         return dict(fused_activation_function=0)
 
-    def _fused_conv(self, node, x, w, b, group, out_shape, options) -> bool:
+    def _fused_conv(self, node, x, w, b, group, out_shape, options, attrs) -> bool:
         if x.dq_of is None or x.dq_of.quant is None:
             return False
         fu = self.fusion(node.output[0])
         if fu is None:
             return False
+        if w.qconst is not None and w.qconst[2] is not None and np.any(w.qconst[2].astype(np.int64)
+                                                                   - (128 if w.qconst[0].dtype == np.uint8 else 0)):
+            return self._fused_conv_asymmetric(node, x, w, b, fu, attrs)
         wq = self._weight_q(w, 0, out_shape[1])
         ok, bias = self._bias_q(b, out_shape[1])
         yq = self.q_params(fu.q_node)
@@ -1360,6 +1363,25 @@ class _Translator:
         # a Relu onnxruntime keeps (Q zero point above the minimum) is the clamp at the zero point
         out = self.tensor(fu.q_node.output[0], self.tensors[conv_out].shape, np.int8, yq[0])
         self.op("ONNX_QUANTIZE_LINEAR", [conv_out], [out], relu=fu.act == "RELU")
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, True, yq[0])
+        self.finish_fusion(fu)
+        return True
+
+    def _fused_conv_asymmetric(self, node, x, w, b, fu, attrs) -> bool:
+        """QDQ Conv whose weights have non-zero zero points: the exact integer kernel (em_onnx_conv_integer)."""
+        data, scale, zp, axis = w.qconst
+        ok, bias = self._bias_q(b, w.shape[0])
+        yq = self.q_params(fu.q_node)
+        if not ok or yq is None or fu.act == "CLIP" or scale.size not in (1, w.shape[0]) or \
+                (scale.size > 1 and axis != 0):
+            return False
+        zv = Value(name=w.name + "/zp", shape=zp.shape, dtype=zp.dtype, const=zp.reshape(-1))
+        w_diff = self._int_weights(Value(name=w.name, shape=data.shape, dtype=data.dtype, const=data), zv, 0,
+                                   "weights")
+        renamed = _Renamed(node, node.input[0], fu.q_node.output[0])
+        out, out_shape = self._qlinear_conv_common(renamed, x.dq_of, w_diff, scale.reshape(-1), bias, yq[0], attrs,
+                                                   np.int8, int(x.dq_of.quant.zero_point[0]),
+                                                   relu=fu.act == "RELU")
         self.new_value(fu.q_node.output[0], out_shape, yq[1], out, True, yq[0])
         self.finish_fusion(fu)
         return True
@@ -1613,7 +1635,7 @@ class _Translator:
         return diff
 
     def _qlinear_conv_common(self, node, x: Value, w_diff: np.ndarray, ws: np.ndarray, bias, yq, attrs,
-                             out_dtype, x_zp_ir: int, zp_tensor: int = -1):
+                             out_dtype, x_zp_ir: int, zp_tensor: int = -1, relu: bool = False):
         oc, icg, kh, kw = w_diff.shape
         group = attrs.get("group", 1)
         ic = x.shape[1]
@@ -1634,7 +1656,7 @@ class _Translator:
             wq = Quantization(np.broadcast_to(ws.astype(np.float64), (oc,)).copy() if ws.size > 1 else
                               ws.astype(np.float64).reshape(-1), np.zeros(ws.size, np.int64), 0)
             options["out_quant"] = yq
-            options["fused_activation_function"] = 0
+            options["fused_activation_function"] = ACT_CODE["RELU" if relu else "NONE"]
             out = self._conv_ops(name, xt, w_diff.astype(np.int8), bias, group, out_shape, options, np.int8, wq, None)
         else:
             from edgeml.runtime.onnx_semantics import column_scales
@@ -1646,7 +1668,7 @@ class _Translator:
             self.op("ONNX_CONV_INTEGER", [xt, self.const_tensor(name + "/weights",
                                                                 np.ascontiguousarray(w_diff.transpose(0, 2, 3, 1))),
                                           bt, zp_tensor], [out], group=group, x_zero_point=x_zp_ir, kernel_h=kh,
-                    kernel_w=kw, **options, **extra)
+                    kernel_w=kw, relu=relu, **options, **extra)
         return out, out_shape
 
     def op_QLinearConv(self, node, ins, attrs):

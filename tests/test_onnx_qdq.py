@@ -169,7 +169,7 @@ def test_qlinear_add_matches_mlas_for_random_parameters(dtype):
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
 def test_qlinear_softmax_table_arithmetic(dtype):
     """DQ -> Softmax -> Q of one type runs as onnxruntime's QLinearSoftmax (table of exponentials,
-    float sum) — including its int8 wrap of a 256/256 probability to the lowest value."""
+    float sum, floor(1 / y_scale) as the output multiplier)."""
     rng = np.random.default_rng(5)
     lo, hi = (0, 255) if dtype == np.uint8 else (-128, 127)
     for sx in (0.02, 0.1, 0.5):

@@ -189,8 +189,7 @@ static void em_onnx_dynamic_quantize_linear(const em_params* p) {
 /* com.microsoft QLinearSoftmax over the last axis (onnxruntime's lookup-table arithmetic).
  * ptr: 0 x (int8; uint8 tensors as x - 128), 1 y, 2 table float[256] with table[255 - (max - x)] = e^(...);
  * i: 0 rows, 1 depth, 2 unsigned (1: the ONNX tensor is uint8), 3 output zero point in the ONNX type;
- * f: 0 floor(1 / y_scale).  Saturation copies onnxruntime: only values above 255 are clipped, and the
- * int8 variant then truncates to 8 bits (so 128 + zp wraps), as its kernel does. */
+ * f: 0 floor(1 / y_scale).  Only the upper end saturates (the quotient is never negative). */
 static void em_onnx_qlinear_softmax(const em_params* p) {
     const int8_t* x = (const int8_t*)p->ptr[0];
     int8_t* y = (int8_t*)p->ptr[1];
@@ -218,8 +217,7 @@ static void em_onnx_qlinear_softmax(const em_params* p) {
                 y[k] = (int8_t)(v - 128u);
             } else {
                 int32_t v = (int32_t)q + zp;
-                v = v > 255 ? 255 : v;
-                y[k] = (int8_t)(uint8_t)(uint32_t)v;
+                y[k] = (int8_t)(v > 127 ? 127 : v);
             }
         }
     }

@@ -118,8 +118,8 @@ PREPARE = {
 
 def softmax_table(x_scale: float, depth: int) -> np.ndarray:
     """onnxruntime's QLinearSoftmax lookup table: e^((i - 255 + shift) * x_scale) in double, stored as float,
-    where the shift keeps the sum of `depth` terms below FLT_MAX (log(FLT_MAX / depth) - 5, over x_scale)."""
-    shift = np.log(np.float64(F32(np.finfo(np.float32).max) / F32(depth)))
+    where the shift keeps the sum of `depth` terms below FLT_MAX (logf(FLT_MAX / depth) - 5, over x_scale)."""
+    shift = np.float64(np.log(F32(np.finfo(np.float32).max) / F32(depth)))     # log of a float is a float
     shift = max(0.0, float(shift) - 5.0) / float(F32(x_scale))
     i = np.arange(256, dtype=np.float64)
     return np.exp((i - 255.0 + shift) * float(F32(x_scale))).astype(np.float32)
