@@ -1908,3 +1908,5 @@ def from_onnx(model) -> Graph:
         raise
     except RecursionError as exc:
         raise ModelFormatError("the ONNX graph is nested too deeply") from exc
+    except Exception as exc:   # a value no check above anticipated: report it, never crash
+        raise ModelFormatError(f"malformed ONNX model ({type(exc).__name__}: {exc})") from exc
