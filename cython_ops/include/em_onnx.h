@@ -71,39 +71,47 @@ static void em_onnx_qlinear_add(const em_params* p) {
 /* Float convolution in onnxruntime's order (MLAS im2col + SGEMM), for the QDQ convolutions onnxruntime does
  * not fuse on x86 (int8 activations) and runs between DequantizeLinear and QuantizeLinear instead:
  * per output, the taps in ONNX order k = (c * KH + kh) * KW + kw are summed with fused multiply-adds from
- * zero in blocks of `stride_k`, block sums added in order, then the bias added.
- * ptr: 0 x (NHWC float), 1 w [K][OC] float, 2 bias float or 0, 3 y (NHWC float), 6 scratch (2 * OC floats);
- * i: 0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW, 13 PT, 14 PL, 15 stride_k */
+ * zero in blocks of `stride_k`, block sums added in order, then the bias added.  Sixteen output channels
+ * are computed together (one register block; each lane keeps that order).
+ * ptr: 0 x (NHWC float), 1 w [K][OCP] float (OCP = OC rounded up to 16, zero-padded), 2 bias float or 0,
+ * 3 y (NHWC float); i: 0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW,
+ * 13 PT, 14 PL, 15 stride_k, 16 OCP */
 #define EM_CONV_MLAS_BODY                                                                              \
     const float* x = (const float*)p->ptr[0];                                                          \
     const float* w = (const float*)p->ptr[1];                                                          \
     const float* bias = (const float*)p->ptr[2];                                                       \
     float* y = (float*)p->ptr[3];                                                                      \
-    float* total = (float*)p->ptr[6];                                                                  \
-    float* part = total + p->i[6];                                                                     \
     const int64_t N = p->i[0], IH = p->i[1], IW = p->i[2], IC = p->i[3], OH = p->i[4], OW = p->i[5];   \
     const int64_t OC = p->i[6], KH = p->i[7], KW = p->i[8], SH = p->i[9], SW = p->i[10];               \
     const int64_t DH = p->i[11], DW = p->i[12], PT = p->i[13], PL = p->i[14], SK = p->i[15];            \
-    const int64_t K = IC * KH * KW;                                                                    \
+    const int64_t OCP = p->i[16], K = IC * KH * KW;                                                    \
     for (int64_t b = 0; b < N; b++)                                                                    \
     for (int64_t oy = 0; oy < OH; oy++)                                                                \
-    for (int64_t ox = 0; ox < OW; ox++) {                                                              \
-        for (int64_t k0 = 0; k0 < K; k0 += SK) {                                                       \
-            const int64_t k1 = k0 + SK < K ? k0 + SK : K;                                              \
-            for (int64_t o = 0; o < OC; o++) part[o] = 0.0f;                                           \
-            for (int64_t k = k0; k < k1; k++) {                                                        \
-                const int64_t c = k / (KH * KW), ky = (k / KW) % KH, kx = k % KW;                      \
-                const int64_t iy = oy * SH - PT + ky * DH, ix = ox * SW - PL + kx * DW;                \
-                if (iy < 0 || iy >= IH || ix < 0 || ix >= IW) continue;   /* im2col zero: adds 0 */    \
+    for (int64_t ox = 0; ox < OW; ox++)                                                                \
+    for (int64_t o0 = 0; o0 < OC; o0 += 16) {                                                          \
+        float part[16], total[16];                                                                     \
+        for (int j = 0; j < 16; j++) part[j] = total[j] = 0.0f;                                        \
+        int64_t k = 0, flush = SK < K ? SK : K;                                                        \
+        int first = 1;                                                                                 \
+        for (int64_t c = 0; c < IC; c++)                                                               \
+        for (int64_t ky = 0; ky < KH; ky++)                                                            \
+        for (int64_t kx = 0; kx < KW; kx++, k++) {                                                     \
+            const int64_t iy = oy * SH - PT + ky * DH, ix = ox * SW - PL + kx * DW;                    \
+            if (iy >= 0 && iy < IH && ix >= 0 && ix < IW) {     /* else im2col's zero: adds nothing */ \
                 const float xv = x[((b * IH + iy) * IW + ix) * IC + c];                                \
-                const float* wk = w + k * OC;                                                          \
-                for (int64_t o = 0; o < OC; o++) part[o] = fmaf(xv, wk[o], part[o]);                   \
+                const float* wk = w + k * OCP + o0;                                                    \
+                for (int j = 0; j < 16; j++) part[j] = fmaf(xv, wk[j], part[j]);                       \
             }                                                                                          \
-            if (k0 == 0) for (int64_t o = 0; o < OC; o++) total[o] = part[o];                          \
-            else for (int64_t o = 0; o < OC; o++) total[o] = total[o] + part[o];                       \
+            if (k + 1 == flush) {                               /* end of a K block: fold it in */     \
+                for (int j = 0; j < 16; j++) total[j] = first ? part[j] : total[j] + part[j];          \
+                for (int j = 0; j < 16; j++) part[j] = 0.0f;                                           \
+                first = 0;                                                                             \
+                flush = flush + SK < K ? flush + SK : K;                                               \
+            }                                                                                          \
         }                                                                                              \
-        float* out = y + ((b * OH + oy) * OW + ox) * OC;                                               \
-        for (int64_t o = 0; o < OC; o++) out[o] = bias ? total[o] + bias[o] : total[o];                \
+        float* out = y + ((b * OH + oy) * OW + ox) * OC + o0;                                          \
+        const int64_t n = OC - o0 < 16 ? OC - o0 : 16;                                                 \
+        for (int64_t j = 0; j < n; j++) out[j] = bias ? total[j] + bias[o0 + j] : total[j];            \
     }
 
 static void em_onnx_conv_f32_mlas_scalar(const em_params* p) { EM_CONV_MLAS_BODY }

@@ -227,16 +227,16 @@ def prepare_conv_mlas(ctx, op):
         bias = ctx.const(ctx.tensor(op, 2), f"{op.describe()} bias")
         if bias.size != oc or bias.dtype != np.float32:
             raise ModelFormatError(f"{op.describe()}: bias must be {oc} float32 values")
-    wk = ctx.keep_array(wdata.astype(np.float32))
+    ocp = -(-oc // 16) * 16
+    wk = ctx.keep_array(np.pad(wdata.astype(np.float32), ((0, 0), (0, ocp - oc))))
     bk = None if bias is None else ctx.keep_array(bias.reshape(-1))
     stride_k = mlas_conv_stride_k(oh * ow, ic * kh * kw)
-    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, stride_k]
+    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, stride_k, ocp]
 
     def make(addr):
         return ([addr(x.index), wk.__array_interface__["data"][0],
-                 0 if bk is None else bk.__array_interface__["data"][0], addr(y.index), 0, 0, addr("scratch")],
-                ints, [])
-    return Step(op, "onnx_conv_f32_mlas", make, 2 * oc * 4, n * oh * ow * oc * ic * kh * kw)
+                 0 if bk is None else bk.__array_interface__["data"][0], addr(y.index)], ints, [])
+    return Step(op, "onnx_conv_f32_mlas", make, 0, n * oh * ow * oc * ic * kh * kw)
 
 
 PREPARE["ONNX_CONV_MLAS"] = prepare_conv_mlas
