@@ -204,3 +204,30 @@ def test_uint8_graph_input_and_output():
     assert it.get_input_details()[0]["dtype"] == np.uint8 and it.get_output_details()[0]["dtype"] == np.uint8
     x = rng.integers(0, 256, (1, 3, 8, 8)).astype(np.uint8)
     np.testing.assert_array_equal(it.run(x), ort_run(m, {"x": x})[0])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("op", ["Mul", "Sigmoid", "AveragePool", "GlobalAveragePool", "LeakyRelu"])
+def test_qdq_groups_edgeml_runs_in_float(op, dtype):
+    """onnxruntime fuses these QDQ groups into com.microsoft QLinearMul / QLinearSigmoid / QLinearAveragePool /
+    QLinearGlobalAveragePool / QLinearLeakyRelu; edgeml runs them in float between DQ and Q, with the same
+    results."""
+    rng = np.random.default_rng(8)
+    lo, hi = (0, 255) if dtype == np.uint8 else (-128, 127)
+    shape = (1, 8, 6, 6)
+    core = {"Mul": helper.make_node("Mul", ["fa", "fb"], ["s"]),
+            "AveragePool": helper.make_node("AveragePool", ["fa"], ["s"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            "LeakyRelu": helper.make_node("LeakyRelu", ["fa"], ["s"], alpha=0.1)}.get(op) or \
+        helper.make_node(op, ["fa"], ["s"])
+    out_shape = (1, 8, 1, 1) if op == "GlobalAveragePool" else shape
+    for _ in range(6):
+        sa, sb, sy = rng.uniform(0.01, 0.1, 3).astype(F)
+        za, zb, zy = (dtype(v) for v in rng.integers(lo, hi + 1, 3))
+        inits = {"sa": np.array(sa), "za": np.array(za), "sb": np.array(sb), "zb": np.array(zb),
+                 "sy": np.array(sy), "zy": np.array(zy)}
+        nodes = [helper.make_node("DequantizeLinear", ["a", "sa", "za"], ["fa"]),
+                 helper.make_node("DequantizeLinear", ["b", "sb", "zb"], ["fb"]), core,
+                 helper.make_node("QuantizeLinear", ["s", "sy", "zy"], ["y"])]
+        m = make_model(nodes, [("a", dtype, shape), ("b", dtype, shape)], [("y", dtype, out_shape)], inits)
+        a, b = (rng.integers(lo, hi + 1, shape).astype(dtype) for _ in range(2))
+        np.testing.assert_array_equal(edgeml.Interpreter(m).run({"a": a, "b": b}), ort_run(m, {"a": a, "b": b})[0])
