@@ -122,3 +122,26 @@ def test_mutated_models_never_crash(shared_models):
             it.run(np.zeros((1, 49, 10, 1), np.int8))
         except edgeml.EdgeMLError:
             pass
+
+
+def test_loading_and_running_onnx_imports_no_heavy_framework(shared_models, tmp_path):
+    """The ONNX reader uses the onnx package only: no onnxruntime, TensorFlow or Keras appear."""
+    import subprocess
+    import sys
+    model = shared_models / "mlperf_tiny_onnx" / "pretrainedResnet_quant.onnx"
+    code = (
+        "import sys, numpy as np, edgeml\n"
+        f"it = edgeml.Interpreter({str(model)!r})\n"
+        "it.run(np.zeros((1, 32, 32, 3), np.int8))\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'tensorflow', 'tf_keras', 'keras')]\n"
+        "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_runs_and_inspects_onnx(shared_models, capsys):
+    from edgeml.cli import main
+    model = str(shared_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx")
+    assert main(["run", model]) == 0
+    assert "output 'Identity' int8 [1, 12]" in capsys.readouterr().out
+    assert main(["inspect", model]) == 0
+    assert "CONV_2D" in capsys.readouterr().out
