@@ -1465,7 +1465,6 @@ class _Translator:
         x = ins[0]
         if x.dq_of is None or x.dq_of.quant is None:
             return False
-        fu = self.fusion(node.input[0]) if False else None
         cons = self.consumers.get(node.output[0], [])
         if node.output[0] in self.graph_outputs or len(cons) != 1:
             return False
@@ -1563,9 +1562,36 @@ class _Translator:
         self.values[node.output[0]] = Value(name=node.output[0], shape=x.shape, dtype=np.dtype(np.float32),
                                             dq_of=x)
 
+    def _fold_quantize(self, node, x: Value, attrs) -> bool:
+        """QuantizeLinear of a constant (weights fake-quantized in the graph): evaluated at load, exactly as
+        the op defines it (float32 division, ties to even, saturation), per tensor or per axis."""
+        scale = self.const_of(self.values.get(node.input[1]), "the scale")
+        zp = self._const_input(node, 2)
+        if zp is None:
+            zp = np.zeros(1, np.uint8)
+        if zp.dtype not in (np.int8, np.uint8) or scale.dtype != np.float32 or attrs.get("block_size", 0):
+            return False
+        shape = [1] * x.rank
+        axis = attrs.get("axis", 1)
+        if scale.size > 1:
+            axis = axis + x.rank if axis < 0 else axis
+            if not 0 <= axis < x.rank or x.shape[axis] != scale.size:
+                self.bad(f"{scale.size} scales along axis {attrs.get('axis', 1)} of shape {list(x.shape)}")
+            shape[axis] = -1
+        info = np.iinfo(zp.dtype)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            r = np.rint(x.const.astype(np.float32) / scale.reshape(shape if scale.size > 1 else ()))
+        r = np.nan_to_num(r, nan=float(info.min), posinf=float(info.max), neginf=float(info.min))
+        q = np.clip(r.astype(np.float64) + zp.astype(np.float64).reshape(shape if zp.size > 1 else ()),
+                    info.min, info.max).astype(zp.dtype)
+        self.const_value(node.output[0], q)
+        return True
+
     def op_QuantizeLinear(self, node, ins, attrs):
         self.need(ins, 2, 3)
         x = ins[0]
+        if x.const is not None and self._fold_quantize(node, x, attrs):
+            return
         q = self.q_params(node)
         if q is None:
             self.unsupported("only per-tensor quantization to int8 / uint8 with constant float32 scale is "
@@ -1826,6 +1852,66 @@ class _Translator:
             self._softmax(x, axis, node.output[0], "ONNX_QLINEAR_SOFTMAX", (yq, x.dtype), unsigned=x.dtype == np.uint8)
         finally:
             self.opset = saved
+
+    def _qlinear_via_float(self, node, float_op, pairs: list, yq, ydtype, attrs, channels_last=False):
+        """A com.microsoft QLinear op that onnxruntime computes as dequantize -> float op -> quantize:
+        translated exactly so (the float translator `float_op` on DQ views, then QuantizeLinear)."""
+        dqs, names = [], []
+        for k, (v, q) in enumerate(pairs):
+            iv = self.quantized(v, q)
+            if channels_last:               # NHWC data: the same bytes are the NHWC copy of an NCHW value
+                n, h, w, c = iv.shape
+                iv = Value(name=iv.name + "/nchw", shape=(n, c, h, w), dtype=iv.dtype, quant=iv.quant,
+                           nhwc=self.get_plain(iv), ort_u8=iv.ort_u8)
+            name = f"{node.output[0]}/dq{k}"
+            dqs.append(Value(name=name, shape=iv.shape, dtype=np.dtype(np.float32), dq_of=iv))
+            names.append(name)
+            self.values[name] = dqs[-1]
+        tmp = node.output[0] + "/float"
+        float_op(_Renamed(node, None, tmp, inputs=names), dqs, attrs)
+        f = self.values[tmp]
+        t, nhwc = self.preferred(f)
+        out = self.tensor(node.output[0], self.tensors[t].shape, np.int8, yq)
+        self.op("ONNX_QUANTIZE_LINEAR", [t], [out])
+        if channels_last:
+            n, c, h, w = f.shape
+            self.new_value(node.output[0], (n, h, w, c), ydtype, out, False, yq)
+        else:
+            self.new_value(node.output[0], f.shape, ydtype, out, nhwc, yq)
+
+    def _ms_unary_qparams(self, node, ins, n_min=4):
+        self.need(ins, n_min, 5)
+        x, xs, xz, ys = ins[:4]
+        yz = ins[4] if len(ins) > 4 else None
+        return x, self._scalar_q(xs, xz, x.dtype, "input"), self._scalar_q(ys, yz, x.dtype, "output")
+
+    def ms_QLinearSigmoid(self, node, ins, attrs):
+        x, qx, yq = self._ms_unary_qparams(node, ins)
+        self._qlinear_via_float(node, self.op_Sigmoid, [(x, qx)], yq, x.dtype, attrs)
+
+    def ms_QLinearLeakyRelu(self, node, ins, attrs):
+        x, qx, yq = self._ms_unary_qparams(node, ins)
+        self._qlinear_via_float(node, self.op_LeakyRelu, [(x, qx)], yq, x.dtype, attrs)
+
+    def ms_QLinearAveragePool(self, node, ins, attrs):
+        x, qx, yq = self._ms_unary_qparams(node, ins)
+        self._qlinear_via_float(node, self.op_AveragePool, [(x, qx)], yq, x.dtype, attrs,
+                                channels_last=bool(attrs.get("channels_last", 0)))
+
+    def ms_QLinearGlobalAveragePool(self, node, ins, attrs):
+        x, qx, yq = self._ms_unary_qparams(node, ins)
+        self._qlinear_via_float(node, self.op_GlobalAveragePool, [(x, qx)], yq, x.dtype, attrs,
+                                channels_last=bool(attrs.get("channels_last", 0)))
+
+    def ms_QLinearMul(self, node, ins, attrs):
+        self.need(ins, 7, 8)
+        a, as_, az, b, bs, bz, ys = ins[:7]
+        yz = ins[7] if len(ins) > 7 else None
+        if b.const is not None:
+            self.unsupported("QLinearMul with a constant operand")
+        self._qlinear_via_float(node, self.op_Mul, [(a, self._scalar_q(as_, az, a.dtype, "A")),
+                                                    (b, self._scalar_q(bs, bz, b.dtype, "B"))],
+                                self._scalar_q(ys, yz, a.dtype, "C"), a.dtype, attrs)
 
     def ms_QLinearConcat(self, node, ins, attrs):
         if len(ins) < 5 or (len(ins) - 2) % 3:

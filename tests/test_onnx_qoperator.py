@@ -131,3 +131,32 @@ def test_com_microsoft_qlinear_ops(dtype):
     for _ in range(5):
         a, b = (rng.integers(lo, hi + 1, (2, 3, 10)).astype(dtype) for _ in range(2))
         np.testing.assert_array_equal(it.run({"a": a, "b": b}), ort_run(m, {"a": a, "b": b})[0])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("op", ["QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool",
+                                "QLinearAveragePool_nhwc", "QLinearGlobalAveragePool",
+                                "QLinearGlobalAveragePool_nhwc"])
+def test_com_microsoft_float_path_ops(op, dtype):
+    """onnxruntime computes these through float (tables or dequantize-compute-quantize); so does edgeml."""
+    rng = np.random.default_rng(9)
+    lo, hi = (0, 255) if dtype == np.uint8 else (-128, 127)
+    nhwc = op.endswith("_nhwc")
+    name = op.replace("_nhwc", "")
+    shape = (1, 6, 7, 8)
+    ins = {"QLinearMul": ["a", "s1", "z1", "b", "s2", "z2", "s3", "z3"]}.get(name, ["a", "s1", "z1", "s3", "z3"])
+    attrs = {"QLinearAveragePool": dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+             "QLinearLeakyRelu": dict(alpha=0.2)}.get(name, {})
+    if nhwc:
+        attrs["channels_last"] = 1
+    node = helper.make_node(name, ins, ["y"], domain="com.microsoft", **attrs)
+    for _ in range(4):
+        s1, s2, s3 = rng.uniform(0.01, 0.1, 3).astype(F)
+        z1, z2, z3 = (dtype(v) for v in rng.integers(lo, hi + 1, 3))
+        inits = q_inits(s1=s1, z1=z1, s2=s2, z2=z2, s3=s3, z3=z3)
+        inputs = [("a", dtype, shape)] + ([("b", dtype, shape)] if name == "QLinearMul" else [])
+        m = make_model([node], inputs, [("y", dtype, None)], {k: v for k, v in inits.items() if k in ins},
+                       extra_opsets=MS)
+        feeds = {n: rng.integers(lo, hi + 1, shape).astype(dtype) for n, _, _ in inputs}
+        np.testing.assert_array_equal(edgeml.Interpreter(m).run(feeds if len(feeds) > 1 else feeds["a"]),
+                                      ort_run(m, feeds)[0])

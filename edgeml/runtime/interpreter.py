@@ -33,7 +33,13 @@ def _load_graph(model) -> Graph:
             return from_onnx(path)
     elif isinstance(model, (bytes, bytearray, memoryview)) and _is_onnx_bytes(model):
         from converters.from_onnx import from_onnx
-        return from_onnx(model)
+        try:
+            return from_onnx(model)
+        except ModelFormatError as exc:
+            if not str(exc).startswith(("not a valid ONNX protobuf", "the ONNX model has no graph")):
+                raise
+            raise ModelFormatError(f"not a TFLite flatbuffer: the 'TFL3' identifier at offset 4 is missing; "
+                                   f"read as ONNX instead: {exc}") from exc
     from converters.tflite_reader import from_tflite
     return from_tflite(model)
 
