@@ -178,7 +178,7 @@ class _Translator:
         t_in = self.get_nhwc(src) if layout == "nhwc" else self.get_plain(src)
         shape = self.tensors[t_in].shape
         out = self.tensor(v.name if layout == "plain" else v.name + "/nhwc", shape, np.float32)
-        self.op("DEQUANTIZE", [t_in], [out])
+        self.op("ONNX_DEQUANTIZE_LINEAR", [t_in], [out])
         return out
 
     def get_plain(self, v: Value) -> int:
@@ -1928,7 +1928,7 @@ class _Translator:
                 # onnxruntime requantizes through a float table: dequantize then QuantizeLinear, exactly that
                 t, nhwc = self.preferred(x)
                 f = self.tensor(f"{node.output[0]}/f{k}", self.tensors[t].shape, np.float32)
-                self.op("DEQUANTIZE", [t], [f])
+                self.op("ONNX_DEQUANTIZE_LINEAR", [t], [f])
                 r = self.tensor(f"{node.output[0]}/r{k}", self.tensors[t].shape, np.int8, yq)
                 self.op("ONNX_QUANTIZE_LINEAR", [f], [r])
                 x = Value(name=f"{node.output[0]}/r{k}", shape=x.shape, dtype=dt, quant=yq,

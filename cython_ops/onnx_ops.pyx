@@ -5,6 +5,7 @@ from cython_ops.em_params cimport em_params
 
 cdef extern from "em_onnx.h":
     void em_onnx_quantize_linear(const em_params*) nogil
+    void em_onnx_dequantize_linear(const em_params*) nogil
     void em_onnx_flip_sign_bit(const em_params*) nogil
     void em_onnx_clamp_int8(const em_params*) nogil
     void em_onnx_qlinear_softmax(const em_params*) nogil
@@ -15,6 +16,7 @@ cdef extern from "em_onnx.h":
 
 KERNELS = {
     "onnx_quantize_linear": <uintptr_t>&em_onnx_quantize_linear,
+    "onnx_dequantize_linear": <uintptr_t>&em_onnx_dequantize_linear,
     "onnx_flip_sign_bit": <uintptr_t>&em_onnx_flip_sign_bit,
     "onnx_clamp_int8": <uintptr_t>&em_onnx_clamp_int8,
     "onnx_qlinear_softmax": <uintptr_t>&em_onnx_qlinear_softmax,

@@ -231,3 +231,26 @@ def test_qdq_groups_edgeml_runs_in_float(op, dtype):
         m = make_model(nodes, [("a", dtype, shape), ("b", dtype, shape)], [("y", dtype, out_shape)], inits)
         a, b = (rng.integers(lo, hi + 1, shape).astype(dtype) for _ in range(2))
         np.testing.assert_array_equal(edgeml.Interpreter(m).run({"a": a, "b": b}), ort_run(m, {"a": a, "b": b})[0])
+
+
+def test_fake_quantized_float_weights_fold_at_load():
+    """Float weights behind QuantizeLinear -> DequantizeLinear (as QAT exporters write them) are quantized at
+    load with QuantizeLinear's own arithmetic and take the int8 kernels."""
+    rng = np.random.default_rng(12)
+    w = (rng.standard_normal((8, 3, 3, 3)) * 0.2).astype(F)
+    ws = (np.abs(w).reshape(8, -1).max(1) / 127).astype(F)
+    inits = {"w": w, "ws": ws, "wz": np.zeros(8, np.int8), "sx": np.array(0.02, F), "zx": np.array(np.int8(3)),
+             "sy": np.array(0.05, F), "zy": np.array(np.int8(-5))}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["qx"]),
+             helper.make_node("DequantizeLinear", ["qx", "sx", "zx"], ["dx"]),
+             helper.make_node("QuantizeLinear", ["w", "ws", "wz"], ["qw"], axis=0),
+             helper.make_node("DequantizeLinear", ["qw", "ws", "wz"], ["dw"], axis=0),
+             helper.make_node("Conv", ["dx", "dw"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "sy", "zy"], ["qy"]),
+             helper.make_node("DequantizeLinear", ["qy", "sy", "zy"], ["y"])]
+    m = make_model(nodes, [("x", F, (1, 3, 8, 8))], [("y", F, (1, 8, 8, 8))], inits)
+    it = edgeml.Interpreter(m)
+    assert "CONV_2D" in [op.type for op in it.graph.ops]
+    for _ in range(5):
+        x = rng.standard_normal((1, 3, 8, 8)).astype(F)
+        np.testing.assert_array_equal(it.run(x), ort_run(m, {"x": x})[0])

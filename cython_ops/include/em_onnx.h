@@ -56,6 +56,35 @@ static void em_onnx_quantize_linear(const em_params* p) {
     em_onnx_quantize_linear_scalar(x, y, p->i[0], p->f[0], zp, lo, hi);
 }
 
+/* DequantizeLinear int8 -> float: (x - zp) * scale in float32 (one rounding, the same value LiteRT's
+ * double-then-float DEQUANTIZE gives); i: 0 n, 1 zp; f: 0 scale */
+static inline void em_onnx_dequantize_linear_scalar(const int8_t* x, float* y, int64_t n, int32_t zp, float scale) {
+    for (int64_t k = 0; k < n; k++) y[k] = (float)((int32_t)x[k] - zp) * scale;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static void em_onnx_dequantize_linear_avx2(const int8_t* x, float* y, int64_t n,
+                                                                           int32_t zp, float scale) {
+    const __m256i vzp = _mm256_set1_epi32(zp);
+    const __m256 vs = _mm256_set1_ps(scale);
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(x + k)));
+        _mm256_storeu_ps(y + k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, vzp)), vs));
+    }
+    em_onnx_dequantize_linear_scalar(x + k, y + k, n - k, zp, scale);
+}
+#endif
+
+static void em_onnx_dequantize_linear(const em_params* p) {
+    const int8_t* x = (const int8_t*)p->ptr[0];
+    float* y = (float*)p->ptr[1];
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX2) { em_onnx_dequantize_linear_avx2(x, y, p->i[0], (int32_t)p->i[1], p->f[0]); return; }
+#endif
+    em_onnx_dequantize_linear_scalar(x, y, p->i[0], (int32_t)p->i[1], p->f[0]);
+}
+
 /* uint8 <-> int8 with zero point - 128: i: 0 n bytes */
 static void em_onnx_flip_sign_bit(const em_params* p) {
     const uint8_t* x = (const uint8_t*)p->ptr[0];
@@ -105,6 +134,44 @@ static void em_onnx_qlinear_add(const em_params* p) {
  * ptr: 0 x (NHWC float), 1 w [K][OCP] float (OCP = OC rounded up to 16, zero-padded), 2 bias float or 0,
  * 3 y (NHWC float); i: 0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW,
  * 13 PT, 14 PL, 15 stride_k, 16 OCP */
+/* NP output pixels of one row (ox0 .. ox0 + NP - 1) x 16 channels from o0: accumulators stay in registers */
+#define EM_CONV_MLAS_BLOCK(NP)                                                                         \
+    {                                                                                                  \
+        float part[NP][16], total[NP][16];                                                             \
+        for (int q = 0; q < NP; q++) for (int j = 0; j < 16; j++) part[q][j] = total[q][j] = 0.0f;     \
+        int64_t k = 0, flush = SK < K ? SK : K;                                                        \
+        int first = 1;                                                                                 \
+        for (int64_t c = 0; c < IC; c++)                                                               \
+        for (int64_t ky = 0; ky < KH; ky++) {                                                          \
+            const int64_t iy = oy * SH - PT + ky * DH;                                                 \
+            const int row_ok = iy >= 0 && iy < IH;                                                     \
+            for (int64_t kx = 0; kx < KW; kx++, k++) {                                                 \
+                const float* wk = w + k * OCP + o0;                                                    \
+                if (row_ok) {                                                                          \
+                    for (int q = 0; q < NP; q++) {                                                     \
+                        const int64_t ix = (ox0 + q) * SW - PL + kx * DW;                              \
+                        if (ix < 0 || ix >= IW) continue;      /* im2col's zero: adds nothing */       \
+                        const float xv = x[((b * IH + iy) * IW + ix) * IC + c];                        \
+                        for (int j = 0; j < 16; j++) part[q][j] = fmaf(xv, wk[j], part[q][j]);         \
+                    }                                                                                  \
+                }                                                                                      \
+                if (k + 1 == flush) {                           /* end of a K block: fold it in */     \
+                    for (int q = 0; q < NP; q++) for (int j = 0; j < 16; j++) {                        \
+                        total[q][j] = first ? part[q][j] : total[q][j] + part[q][j];                   \
+                        part[q][j] = 0.0f;                                                             \
+                    }                                                                                  \
+                    first = 0;                                                                         \
+                    flush = flush + SK < K ? flush + SK : K;                                           \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+        const int64_t n = OC - o0 < 16 ? OC - o0 : 16;                                                 \
+        for (int q = 0; q < NP; q++) {                                                                 \
+            float* out = y + ((b * OH + oy) * OW + ox0 + q) * OC + o0;                                 \
+            for (int64_t j = 0; j < n; j++) out[j] = bias ? total[q][j] + bias[o0 + j] : total[q][j];  \
+        }                                                                                              \
+    }
+
 #define EM_CONV_MLAS_BODY                                                                              \
     const float* x = (const float*)p->ptr[0];                                                          \
     const float* w = (const float*)p->ptr[1];                                                          \
@@ -116,31 +183,10 @@ static void em_onnx_qlinear_add(const em_params* p) {
     const int64_t OCP = p->i[16], K = IC * KH * KW;                                                    \
     for (int64_t b = 0; b < N; b++)                                                                    \
     for (int64_t oy = 0; oy < OH; oy++)                                                                \
-    for (int64_t ox = 0; ox < OW; ox++)                                                                \
     for (int64_t o0 = 0; o0 < OC; o0 += 16) {                                                          \
-        float part[16], total[16];                                                                     \
-        for (int j = 0; j < 16; j++) part[j] = total[j] = 0.0f;                                        \
-        int64_t k = 0, flush = SK < K ? SK : K;                                                        \
-        int first = 1;                                                                                 \
-        for (int64_t c = 0; c < IC; c++)                                                               \
-        for (int64_t ky = 0; ky < KH; ky++)                                                            \
-        for (int64_t kx = 0; kx < KW; kx++, k++) {                                                     \
-            const int64_t iy = oy * SH - PT + ky * DH, ix = ox * SW - PL + kx * DW;                    \
-            if (iy >= 0 && iy < IH && ix >= 0 && ix < IW) {     /* else im2col's zero: adds nothing */ \
-                const float xv = x[((b * IH + iy) * IW + ix) * IC + c];                                \
-                const float* wk = w + k * OCP + o0;                                                    \
-                for (int j = 0; j < 16; j++) part[j] = fmaf(xv, wk[j], part[j]);                       \
-            }                                                                                          \
-            if (k + 1 == flush) {                               /* end of a K block: fold it in */     \
-                for (int j = 0; j < 16; j++) total[j] = first ? part[j] : total[j] + part[j];          \
-                for (int j = 0; j < 16; j++) part[j] = 0.0f;                                           \
-                first = 0;                                                                             \
-                flush = flush + SK < K ? flush + SK : K;                                               \
-            }                                                                                          \
-        }                                                                                              \
-        float* out = y + ((b * OH + oy) * OW + ox) * OC + o0;                                          \
-        const int64_t n = OC - o0 < 16 ? OC - o0 : 16;                                                 \
-        for (int64_t j = 0; j < n; j++) out[j] = bias ? total[j] + bias[o0 + j] : total[j];            \
+        int64_t ox0 = 0;                                                                               \
+        for (; ox0 + 4 <= OW; ox0 += 4) EM_CONV_MLAS_BLOCK(4)                                          \
+        for (; ox0 < OW; ox0++) EM_CONV_MLAS_BLOCK(1)                                                  \
     }
 
 static void em_onnx_conv_f32_mlas_scalar(const em_params* p) { EM_CONV_MLAS_BODY }

@@ -69,6 +69,21 @@ def prepare_quantize_linear(ctx, op):
     return Step(op, "onnx_quantize_linear", make, 0)
 
 
+def prepare_dequantize_linear(ctx, op):
+    from edgeml.runtime.compiler import Step
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if x.dtype != np.int8 or y.dtype != np.float32 or x.quant is None or x.quant.per_axis:
+        raise UnsupportedOpError(f"{op.describe()}: DequantizeLinear needs a per-tensor quantized int8 input")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    s, zp = x.quant.scalar()
+    n = int(np.prod(xs, dtype=np.int64))
+
+    def make(addr):
+        return [addr(x.index), addr(y.index)], [n, zp], [s]
+    return Step(op, "onnx_dequantize_linear", make, 0)
+
+
 def prepare_flip_sign_bit(ctx, op):
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     if {x.dtype, y.dtype} != {np.dtype(np.uint8), np.dtype(np.int8)}:
@@ -111,6 +126,7 @@ def prepare_clip(ctx, op):
 
 PREPARE = {
     "ONNX_QUANTIZE_LINEAR": prepare_quantize_linear,
+    "ONNX_DEQUANTIZE_LINEAR": prepare_dequantize_linear,
     "ONNX_FLIP_SIGN_BIT": prepare_flip_sign_bit,
     "ONNX_CLIP": prepare_clip,
 }
