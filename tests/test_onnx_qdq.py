@@ -254,3 +254,15 @@ def test_fake_quantized_float_weights_fold_at_load():
     for _ in range(5):
         x = rng.standard_normal((1, 3, 8, 8)).astype(F)
         np.testing.assert_array_equal(it.run(x), ort_run(m, {"x": x})[0])
+
+
+def test_run_quantizes_float_input_with_onnx_rounding(shared_models):
+    """run() on an int8-input ONNX model quantizes float data as QuantizeLinear does (ties to even)."""
+    it = edgeml.Interpreter(shared_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx")
+    s, zp = it.get_input_details()[0]["scale"], it.get_input_details()[0]["zero_point"]
+    x = (np.arange(490, dtype=np.float32).reshape(1, 49, 10, 1) - 245.0) * np.float32(s) * np.float32(0.5)
+    q = np.clip(np.rint(x / np.float32(s)) + zp, -128, 127).astype(np.int8)
+    it2 = edgeml.Interpreter(shared_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx")
+    ref = it2.run(q)
+    os_, ozp = it.get_output_details()[0]["scale"], it.get_output_details()[0]["zero_point"]
+    np.testing.assert_array_equal(it.run(x), (np.float32(os_) * (ref.astype(np.float32) - ozp)).astype(np.float32))

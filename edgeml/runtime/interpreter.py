@@ -184,7 +184,11 @@ class Interpreter:
                     raise InputError(f"input {i} ('{tensor.name}') has no per-tensor quantization to quantize "
                                      "float data with")
                 s, zp = tensor.quant.scalar()
-                a = Q.quantize_array(a, s, zp)
+                if self._graph.source == "onnx":       # QuantizeLinear: float division, ties to even
+                    from edgeml.runtime.onnx_semantics import quantize_linear_array
+                    a = quantize_linear_array(a, s, zp)
+                else:
+                    a = Q.quantize_array(a, s, zp)
                 float_in = True
             elif tensor.dtype == np.float32 and a.dtype.kind == "f" and a.dtype != np.float32:
                 a = a.astype(np.float32)

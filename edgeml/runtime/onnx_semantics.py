@@ -26,6 +26,14 @@ def quantized_bound(value: float, scale: float, zero_point: int) -> int:
     return int(np.clip(int(round_half_even_f32(r)) + zero_point, Q.INT8_MIN, Q.INT8_MAX))
 
 
+def quantize_linear_array(x, scale: float, zero_point: int) -> np.ndarray:
+    """ONNX QuantizeLinear to int8 on the host, as the kernel computes it (NaN to the minimum)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = np.asarray(x, dtype=np.float32) / F32(scale)
+    r = np.where(np.isnan(r), F32(-1e9), np.clip(r, F32(-1e9), F32(1e9)))
+    return np.clip(round_half_even_f32(r).astype(np.int64) + zero_point, Q.INT8_MIN, Q.INT8_MAX).astype(np.int8)
+
+
 def activation_range(op, act: str, scale: float, zero_point: int) -> tuple[int, int]:
     """The int8 clamp equal to Relu / Clip followed by QuantizeLinear (exact: rounding is monotone)."""
     clip = op.options.get("onnx_clip")
