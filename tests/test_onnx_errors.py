@@ -1,6 +1,5 @@
 """A malformed or unsupported ONNX model is an EdgeMLError naming the problem, raised at load."""
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 

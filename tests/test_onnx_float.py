@@ -29,7 +29,7 @@ def check(model: bytes, feeds: dict, rtol=1e-5, atol=1e-5):
     return it
 
 
-def single(op, x_shape, out_shape, inits=None, n_inputs=1, extra_inputs=(), **attrs):
+def single(op, x_shape, out_shape, inits=None, extra_inputs=(), **attrs):
     names = ["x"] + list(extra_inputs)
     node = helper.make_node(op, names, ["y"], **attrs)
     return make_model([node], [("x", F, x_shape)], [("y", F, out_shape)], inits or {})
@@ -51,11 +51,9 @@ CONV_CASES = [
 
 @pytest.mark.parametrize("xs, ws, attrs", CONV_CASES, ids=[str(i) for i in range(len(CONV_CASES))])
 def test_conv_matches_onnxruntime(xs, ws, attrs):
-    import onnxruntime  # noqa: F401
     w, b = rand(*ws, scale=0.3), rand(ws[0])
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)
     model = make_model([node], [("x", F, xs)], [("y", F, None)], {"w": w, "b": b})
-    # shape of y: let onnxruntime tell us
     check(model, {"x": rand(*xs)})
 
 
