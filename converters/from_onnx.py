@@ -1344,7 +1344,8 @@ class _Translator:
     def _conv_as_onnxruntime_float(self, node, x, w, b, group, out_shape, options) -> bool:
         """A QDQ Conv onnxruntime leaves unfused on x86 (its activations are int8, not uint8): run it as it
         does, a float convolution summed in MLAS's order between DequantizeLinear and QuantizeLinear."""
-        if x.dq_of is None or x.dq_of.quant is None or group != 1 or w.qconst is None:
+        depthwise = group == x.shape[1] and group > 1 and w.shape[1] == 1
+        if x.dq_of is None or x.dq_of.quant is None or (group != 1 and not depthwise) or w.qconst is None:
             return False
         fu = self.fusion(node.output[0])
         yq = self.q_params(fu.q_node) if fu else None
@@ -1354,6 +1355,8 @@ class _Translator:
             return False
         oc, icg, kh, kw = w.shape
         wf = w.const.astype(np.float32).reshape(oc, icg * kh * kw).T      # [K][OC], k in ONNX (c, kh, kw) order
+        if depthwise:
+            options = dict(options, depth_multiplier=oc // group)
         xt = self.get_nhwc(x)
         conv_out = self.tensor(node.output[0], (out_shape[0], out_shape[2], out_shape[3], oc), np.float32)
         bt = -1 if b is None else self.const_tensor(node.output[0] + "/bias", b.const.astype(np.float32).reshape(-1))

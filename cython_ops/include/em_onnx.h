@@ -130,10 +130,11 @@ static void em_onnx_qlinear_add(const em_params* p) {
  * not fuse on x86 (int8 activations) and runs between DequantizeLinear and QuantizeLinear instead:
  * per output, the taps in ONNX order k = (c * KH + kh) * KW + kw are summed with fused multiply-adds from
  * zero in blocks of `stride_k`, block sums added in order, then the bias added.  Sixteen output channels
- * are computed together (one register block; each lane keeps that order).
+ * are computed together (one register block; each lane keeps that order).  Depthwise (i[17] = depth
+ * multiplier DM > 0): each group is a 1 x (KH * KW) by (KH * KW) x OH * OW product, summed the same way.
  * ptr: 0 x (NHWC float), 1 w [K][OCP] float (OCP = OC rounded up to 16, zero-padded), 2 bias float or 0,
  * 3 y (NHWC float); i: 0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW,
- * 13 PT, 14 PL, 15 stride_k, 16 OCP */
+ * 13 PT, 14 PL, 15 stride_k, 16 OCP, 17 DM (0: not depthwise) */
 /* NP output pixels of one row (ox0 .. ox0 + NP - 1) x 16 channels from o0: accumulators stay in registers */
 #define EM_CONV_MLAS_BLOCK(NP)                                                                         \
     {                                                                                                  \
@@ -141,7 +142,7 @@ static void em_onnx_qlinear_add(const em_params* p) {
         for (int q = 0; q < NP; q++) for (int j = 0; j < 16; j++) part[q][j] = total[q][j] = 0.0f;     \
         int64_t k = 0, flush = SK < K ? SK : K;                                                        \
         int first = 1;                                                                                 \
-        for (int64_t c = 0; c < IC; c++)                                                               \
+        for (int64_t c = 0; c < (DM ? 1 : IC); c++)                                                    \
         for (int64_t ky = 0; ky < KH; ky++) {                                                          \
             const int64_t iy = oy * SH - PT + ky * DH;                                                 \
             const int row_ok = iy >= 0 && iy < IH;                                                     \
@@ -151,8 +152,14 @@ static void em_onnx_qlinear_add(const em_params* p) {
                     for (int q = 0; q < NP; q++) {                                                     \
                         const int64_t ix = (ox0 + q) * SW - PL + kx * DW;                              \
                         if (ix < 0 || ix >= IW) continue;      /* im2col's zero: adds nothing */       \
-                        const float xv = x[((b * IH + iy) * IW + ix) * IC + c];                        \
-                        for (int j = 0; j < 16; j++) part[q][j] = fmaf(xv, wk[j], part[q][j]);         \
+                        const float* xp = x + ((b * IH + iy) * IW + ix) * IC;                          \
+                        if (DM) {        /* depthwise: lane j reads its own channel (o0 + j) / DM */   \
+                            for (int j = 0; j < 16; j++)                                               \
+                                part[q][j] = fmaf(xp[(o0 + j) / DM < IC ? (o0 + j) / DM : IC - 1], wk[j], part[q][j]); \
+                        } else {                                                                       \
+                            const float xv = xp[c];                                                    \
+                            for (int j = 0; j < 16; j++) part[q][j] = fmaf(xv, wk[j], part[q][j]);     \
+                        }                                                                              \
                     }                                                                                  \
                 }                                                                                      \
                 if (k + 1 == flush) {                           /* end of a K block: fold it in */     \
@@ -180,7 +187,7 @@ static void em_onnx_qlinear_add(const em_params* p) {
     const int64_t N = p->i[0], IH = p->i[1], IW = p->i[2], IC = p->i[3], OH = p->i[4], OW = p->i[5];   \
     const int64_t OC = p->i[6], KH = p->i[7], KW = p->i[8], SH = p->i[9], SW = p->i[10];               \
     const int64_t DH = p->i[11], DW = p->i[12], PT = p->i[13], PL = p->i[14], SK = p->i[15];            \
-    const int64_t OCP = p->i[16], K = IC * KH * KW;                                                    \
+    const int64_t OCP = p->i[16], DM = p->i[17], K = (DM ? 1 : IC) * KH * KW;                          \
     for (int64_t b = 0; b < N; b++)                                                                    \
     for (int64_t oy = 0; oy < OH; oy++)                                                                \
     for (int64_t o0 = 0; o0 < OC; o0 += 16) {                                                          \

@@ -237,7 +237,9 @@ def prepare_conv_mlas(ctx, op):
     wdata = ctx.const(w, f"{op.describe()} weights")
     o = op.options
     kh, kw = int(o["kernel_h"]), int(o["kernel_w"])
-    if len(xs) != 4 or wdata.ndim != 2 or wdata.shape[0] != xs[3] * kh * kw or x.dtype != np.float32:
+    dm = int(o.get("depth_multiplier", 0))         # > 0: depthwise, weights [KH * KW][OC]
+    if len(xs) != 4 or wdata.ndim != 2 or wdata.shape[0] != (1 if dm else xs[3]) * kh * kw or \
+            x.dtype != np.float32 or (dm and wdata.shape[1] != xs[3] * dm):
         raise ModelFormatError(f"{op.describe()}: weights {list(wdata.shape)} do not fit input {list(xs)}")
     sh, sw, dh, dw = o["stride_h"], o["stride_w"], o["dilation_h_factor"], o["dilation_w_factor"]
     _positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw, kernel_h=kh, kernel_w=kw)
@@ -254,13 +256,13 @@ def prepare_conv_mlas(ctx, op):
     ocp = -(-oc // 16) * 16
     wk = ctx.keep_array(np.pad(wdata.astype(np.float32), ((0, 0), (0, ocp - oc))))
     bk = None if bias is None else ctx.keep_array(bias.reshape(-1))
-    stride_k = mlas_conv_stride_k(oh * ow, ic * kh * kw)
-    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, stride_k, ocp]
+    stride_k = mlas_conv_stride_k(oh * ow, (1 if dm else ic) * kh * kw)
+    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, stride_k, ocp, dm]
 
     def make(addr):
         return ([addr(x.index), wk.__array_interface__["data"][0],
                  0 if bk is None else bk.__array_interface__["data"][0], addr(y.index)], ints, [])
-    return Step(op, "onnx_conv_f32_mlas", make, 0, n * oh * ow * oc * ic * kh * kw)
+    return Step(op, "onnx_conv_f32_mlas", make, 0, n * oh * ow * oc * (1 if dm else ic) * kh * kw)
 
 
 PREPARE["ONNX_CONV_MLAS"] = prepare_conv_mlas
