@@ -117,9 +117,29 @@ def _mlp(rng):
     return make_model(nodes, [("x", F, (1, 20))], [("y", F, (1, 2, 3))], inits), (1, 20)
 
 
+def _residual(rng):
+    """A residual block (a tensor read by two nodes) and a depthwise conv: exercises onnxruntime's rule that
+    such int8 tensors stay int8 (so their convs run in float) while single-reader pairs become uint8."""
+    def r(*shape, scale=0.3):
+        return _rand(rng, *shape, scale=scale)
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c0"], ["r0"]),
+             helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "wd", "bd"], ["c2"], pads=[1, 1, 1, 1], group=16),
+             helper.make_node("Relu", ["c2"], ["r2"]), helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"]),
+             helper.make_node("Add", ["c3", "r0"], ["a"]), helper.make_node("Relu", ["a"], ["ra"]),
+             helper.make_node("Conv", ["ra", "w4", "b4"], ["c4"], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c4", "c4b"], ["a2"]), helper.make_node("GlobalAveragePool", ["a2"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]), helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1)]
+    inits = {"w0": r(16, 3, 3, 3), "b0": r(16, scale=0.1), "w1": r(16, 16, 3, 3, scale=0.1), "b1": r(16, scale=0.1),
+             "wd": r(16, 1, 3, 3), "bd": r(16, scale=0.1), "w3": r(16, 16, 1, 1), "b3": r(16, scale=0.1),
+             "w4": r(24, 16, 3, 3, scale=0.1), "b4": r(24, scale=0.1), "c4b": r(24, 1, 1), "wf": r(10, 24),
+             "bf": r(10, scale=0.1)}
+    return make_model(nodes, [("x", F, (1, 3, 16, 16))], [("y", F, (1, 10))], inits), (1, 3, 16, 16)
+
+
 @pytest.mark.parametrize("activation", ["QInt8", "QUInt8"])
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
-@pytest.mark.parametrize("build", [_cnn, _mlp], ids=["cnn", "mlp"])
+@pytest.mark.parametrize("build", [_cnn, _mlp, _residual], ids=["cnn", "mlp", "residual"])
 def test_quantize_static_models_match_onnxruntime_exactly(tmp_path, build, per_channel, activation):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     rng = np.random.default_rng(11)
