@@ -203,9 +203,78 @@ static void em_onnx_conv_f32_mlas_scalar(const em_params* p) { EM_CONV_MLAS_BODY
 __attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_fma(const em_params* p) { EM_CONV_MLAS_BODY }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* NP pixels x 16 channels with the partial sums in registers (each lane still sums tap by tap with FMA) */
+#define EM_CONV_MLAS_AVX2_BLOCK(NP)                                                                    \
+    {                                                                                                  \
+        __m256 pa[NP][2];                                                                              \
+        float total[NP][16];                                                                           \
+        for (int q = 0; q < NP; q++) { pa[q][0] = pa[q][1] = _mm256_setzero_ps(); }                   \
+        int64_t k = 0, flush = SK < K ? SK : K;                                                        \
+        int first = 1;                                                                                 \
+        for (int64_t c = 0; c < IC; c++)                                                               \
+        for (int64_t ky = 0; ky < KH; ky++) {                                                          \
+            const int64_t iy = oy * SH - PT + ky * DH;                                                 \
+            const int row_ok = iy >= 0 && iy < IH;                                                     \
+            const float* xrow = x + (b * IH + iy) * IW * IC + c;                                       \
+            for (int64_t kx = 0; kx < KW; kx++, k++) {                                                 \
+                if (row_ok) {                                                                          \
+                    const __m256 w0 = _mm256_loadu_ps(w + k * OCP + o0);                               \
+                    const __m256 w1 = _mm256_loadu_ps(w + k * OCP + o0 + 8);                           \
+                    for (int q = 0; q < NP; q++) {                                                     \
+                        const int64_t ix = (ox0 + q) * SW - PL + kx * DW;                              \
+                        if (ix < 0 || ix >= IW) continue;      /* im2col's zero: adds nothing */       \
+                        const __m256 xv = _mm256_broadcast_ss(xrow + ix * IC);                         \
+                        pa[q][0] = _mm256_fmadd_ps(xv, w0, pa[q][0]);                                  \
+                        pa[q][1] = _mm256_fmadd_ps(xv, w1, pa[q][1]);                                  \
+                    }                                                                                  \
+                }                                                                                      \
+                if (k + 1 == flush) {                           /* end of a K block: fold it in */     \
+                    for (int q = 0; q < NP; q++) {                                                     \
+                        float t[16];                                                                   \
+                        _mm256_storeu_ps(t, pa[q][0]);                                                 \
+                        _mm256_storeu_ps(t + 8, pa[q][1]);                                             \
+                        for (int j = 0; j < 16; j++) total[q][j] = first ? t[j] : total[q][j] + t[j];  \
+                        pa[q][0] = pa[q][1] = _mm256_setzero_ps();                                     \
+                    }                                                                                  \
+                    first = 0;                                                                         \
+                    flush = flush + SK < K ? flush + SK : K;                                           \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+        const int64_t n = OC - o0 < 16 ? OC - o0 : 16;                                                 \
+        for (int q = 0; q < NP; q++) {                                                                 \
+            float* out = y + ((b * OH + oy) * OW + ox0 + q) * OC + o0;                                 \
+            for (int64_t j = 0; j < n; j++) out[j] = bias ? total[q][j] + bias[o0 + j] : total[q][j];  \
+        }                                                                                              \
+    }
+
+__attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_avx2(const em_params* p) {
+    const float* x = (const float*)p->ptr[0];
+    const float* w = (const float*)p->ptr[1];
+    const float* bias = (const float*)p->ptr[2];
+    float* y = (float*)p->ptr[3];
+    const int64_t N = p->i[0], IH = p->i[1], IW = p->i[2], IC = p->i[3], OH = p->i[4], OW = p->i[5];
+    const int64_t OC = p->i[6], KH = p->i[7], KW = p->i[8], SH = p->i[9], SW = p->i[10];
+    const int64_t DH = p->i[11], DW = p->i[12], PT = p->i[13], PL = p->i[14], SK = p->i[15];
+    const int64_t OCP = p->i[16], K = IC * KH * KW;
+    for (int64_t b = 0; b < N; b++)
+    for (int64_t oy = 0; oy < OH; oy++)
+    for (int64_t o0 = 0; o0 < OC; o0 += 16) {
+        int64_t ox0 = 0;
+        for (; ox0 + 4 <= OW; ox0 += 4) EM_CONV_MLAS_AVX2_BLOCK(4)
+        for (; ox0 < OW; ox0++) EM_CONV_MLAS_AVX2_BLOCK(1)
+    }
+}
+#endif
+
 static void em_onnx_conv_f32_mlas(const em_params* p) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (em_isa() >= EM_ISA_AVX2 && __builtin_cpu_supports("fma")) { em_onnx_conv_f32_mlas_fma(p); return; }
+    if (em_isa() >= EM_ISA_AVX2 && __builtin_cpu_supports("fma")) {
+        if (p->i[17]) em_onnx_conv_f32_mlas_fma(p);       /* depthwise: the generic loops */
+        else em_onnx_conv_f32_mlas_avx2(p);
+        return;
+    }
 #endif
     em_onnx_conv_f32_mlas_scalar(p);
 }
