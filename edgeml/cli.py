@@ -63,8 +63,11 @@ def _cmd_run(args) -> int:
     else:
         rng = np.random.default_rng(args.seed)
         shape = tuple(detail["shape"])
-        x = (rng.integers(-128, 128, size=shape, dtype=np.int8) if detail["dtype"] == np.int8
-             else rng.standard_normal(shape).astype(np.float32))
+        if detail["dtype"] in (np.int8, np.uint8):
+            info = np.iinfo(detail["dtype"])
+            x = rng.integers(info.min, info.max + 1, size=shape).astype(detail["dtype"])
+        else:
+            x = rng.standard_normal(shape).astype(np.float32)
     y = it.run(x)
     outs = y if isinstance(y, list) else [y]
     for d, out in zip(it.get_output_details(), outs):
@@ -138,7 +141,7 @@ def _cmd_train(args) -> int:
 def main(argv=None) -> int:
     parser = _Parser(prog="edgeml", description="Train, export and run small int8 models.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="run a .tflite model once on an input (.npy) or seeded random data")
+    p = sub.add_parser("run", help="run a .tflite or .onnx model once on an input (.npy) or seeded random data")
     p.add_argument("model")
     p.add_argument("--input", help="a .npy file with the input array")
     p.add_argument("--seed", type=int, default=0)

@@ -24,9 +24,9 @@ PADDING = {0: "SAME", 1: "VALID"}
 
 
 def _load_kernels() -> dict:
-    from cython_ops import activation, conv, elementwise, pool, reduce, rnn, shape
+    from cython_ops import activation, conv, elementwise, onnx_ops, pool, reduce, rnn, shape
     table = {}
-    for module in (conv, pool, elementwise, shape, reduce, activation, rnn):
+    for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn):
         table.update(module.KERNELS)
     return table
 
@@ -167,8 +167,12 @@ def _types(ctx: Ctx, op: Op, n_in: int = 1) -> str:
     return kind
 
 
-def _padding(op: Op, in_size: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
-    """(output size, leading pad) as TFLite computes them."""
+def _padding(op: Op, in_size: int, k: int, stride: int, dilation: int, axis: Optional[int] = None) -> tuple[int, int]:
+    """(output size, leading pad) as TFLite computes them, or from ONNX's explicit pads on spatial `axis`."""
+    explicit = op.options.get("explicit_padding")
+    if explicit is not None and axis is not None:
+        lead, trail = int(explicit[axis]), int(explicit[axis + 2])
+        return max((in_size + lead + trail - ((k - 1) * dilation + 1)) // stride + 1, 0), lead
     mode = PADDING.get(op.options.get("padding", 0))
     if mode is None:
         raise ModelFormatError(f"{op.describe()}: unknown padding {op.options.get('padding')}")
@@ -247,6 +251,12 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
     if np.any(w.quant.zero_point != 0):
         raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
     ws = np.broadcast_to(ws, (n_out,)).astype(np.float64)
+    if ctx.graph.source == "onnx":        # onnxruntime: float32 scales, float requantization
+        from edgeml.runtime import onnx_semantics as OS
+        scale32 = OS.column_scales(s_in, ws, s_out)
+        amin, amax = OS.activation_range(op, act, s_out, out_zp)
+        zeros = np.zeros(n_out, np.int32)
+        return ColumnRequant(Q.REQUANT_FLOAT, zeros, zeros, scale32.astype(np.float64), scale32, out_zp, amin, amax)
     # effective scale in double: input_scale * filter_scale / output_scale
     real = (np.float64(Q.F32(s_in)) * ws) / np.float64(Q.F32(s_out))
     mult, shift = Q.quantize_multipliers(real, ctx.rounding)
@@ -340,8 +350,8 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
                                      "(grouped convolution is not supported)")
         dm = 1
     _positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
-    oh, pt = _padding(op, ih, kh, sh, dh)
-    ow, pl = _padding(op, iw, kw, sw, dw)
+    oh, pt = _padding(op, ih, kh, sh, dh, 0)
+    ow, pl = _padding(op, iw, kw, sw, dw, 1)
     ctx.set_output(op, 0, (n, oh, ow, oc))
     act = _activation(op)
     macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
@@ -479,8 +489,8 @@ def prepare_pool(ctx: Ctx, op: Op, is_max: bool) -> Step:
     sh, sw = o.get("stride_h", 0), o.get("stride_w", 0)
     _positive(op, filter_height=kh, filter_width=kw, stride_h=sh, stride_w=sw)
     n, ih, iw, c = xs
-    oh, pt = _padding(op, ih, kh, sh, 1)
-    ow, pl = _padding(op, iw, kw, sw, 1)
+    oh, pt = _padding(op, ih, kh, sh, 1, 0)
+    ow, pl = _padding(op, iw, kw, sw, 1, 1)
     ctx.set_output(op, 0, (n, oh, ow, c))
     act = _activation(op)
     ints = [n, ih, iw, c, oh, ow, kh, kw, sh, sw, pt, pl]
@@ -1075,6 +1085,9 @@ PREPARE = {
     "DEQUANTIZE": prepare_dequantize,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": lambda c, o: importlib.import_module("edgeml.runtime.rnn").prepare_unidirectional_sequence_lstm(c, o),
 }
+from edgeml.runtime.onnx_semantics import PREPARE as _ONNX_PREPARE    # noqa: E402  (ops only from_onnx emits)
+PREPARE.update(_ONNX_PREPARE)
+ONNX_INTEGER_MOVES = ("RESHAPE", "TRANSPOSE", "CONCATENATION")    # also move ONNX's int32 / uint8 results
 
 # Newest op version whose semantics edgeml implements (newer versions add types or options).
 MAX_VERSION = {
@@ -1129,6 +1142,9 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0) -> Plan:
             raise UnsupportedOpError(f"{op.describe()}: version {op.version} of {op.type} is not supported "
                                      f"(up to {MAX_VERSION[op.type]})")
         for t in op.outputs:
+            if op.type in _ONNX_PREPARE or (graph.source == "onnx" and op.type in ONNX_INTEGER_MOVES
+                                            and graph.tensors[t].dtype in (np.dtype(np.int32), np.dtype(np.uint8))):
+                continue
             if graph.tensors[t].dtype not in (np.dtype(np.int8), np.dtype(np.float32)):
                 raise UnsupportedOpError(f"{op.describe()}: output {graph.tensors[t].describe()} has type "
                                          f"{graph.tensors[t].dtype} (int8 and float32 are supported)")

@@ -12,21 +12,40 @@ from edgeml.runtime.compiler import compile_graph
 from edgeml.runtime.graph import Graph
 
 
+def _is_onnx_bytes(buf) -> bool:
+    """A serialized ONNX ModelProto starts with a protobuf field tag; a .tflite has 'TFL3' at offset 4."""
+    head = bytes(buf[:8])
+    return head[4:8] != b"TFL3" and len(head) > 0 and head[0] in (0x08, 0x12, 0x1a, 0x22, 0x3a, 0x42)
+
+
 def _load_graph(model) -> Graph:
     if isinstance(model, Graph):
         return model
+    if type(model).__name__ == "ModelProto":
+        from converters.from_onnx import from_onnx
+        return from_onnx(model)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
-        if path.lower().endswith(".onnx"):
-            raise EdgeMLError(f"'{path}': ONNX models are not supported by this version of the runtime yet")
         if not os.path.exists(path):
             raise ModelFormatError(f"model file '{path}' does not exist")
+        if path.lower().endswith(".onnx"):
+            from converters.from_onnx import from_onnx
+            return from_onnx(path)
+    elif isinstance(model, (bytes, bytearray, memoryview)) and _is_onnx_bytes(model):
+        from converters.from_onnx import from_onnx
+        try:
+            return from_onnx(model)
+        except ModelFormatError as exc:
+            if not str(exc).startswith(("not a valid ONNX protobuf", "the ONNX model has no graph")):
+                raise
+            raise ModelFormatError(f"not a TFLite flatbuffer: the 'TFL3' identifier at offset 4 is missing; "
+                                   f"read as ONNX instead: {exc}") from exc
     from converters.tflite_reader import from_tflite
     return from_tflite(model)
 
 
 class Interpreter:
-    """Runs a .tflite model (path, bytes or Graph) with edgeml's kernels.
+    """Runs a .tflite or .onnx model (path, bytes, onnx.ModelProto or Graph) with edgeml's kernels.
 
     rounding: "double" (TFLite's default MultiplyByQuantizedMultiplier) or "single"
     (TFLITE_SINGLE_ROUNDING builds).
@@ -177,7 +196,11 @@ class Interpreter:
                     raise InputError(f"input {i} ('{tensor.name}') has no per-tensor quantization to quantize "
                                      "float data with")
                 s, zp = tensor.quant.scalar()
-                a = Q.quantize_array(a, s, zp)
+                if self._graph.source == "onnx":       # QuantizeLinear: float division, ties to even
+                    from edgeml.runtime.onnx_semantics import quantize_linear_array
+                    a = quantize_linear_array(a, s, zp)
+                else:
+                    a = Q.quantize_array(a, s, zp)
                 float_in = True
             elif tensor.dtype == np.float32 and a.dtype.kind == "f" and a.dtype != np.float32:
                 a = a.astype(np.float32)

@@ -1,0 +1,364 @@
+"""Prepare functions for what only ONNX models need, with onnxruntime's arithmetic (NUMERICS.md "ONNX int8").
+
+The ops here are emitted by converters.from_onnx only (type names start with ONNX_); the requantization of
+conv-like ops for ONNX graphs (`column_requant`) is reached from compiler.column_requant.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.runtime import quant as Q
+
+F32 = np.float32
+
+
+def round_half_even_f32(x) -> np.ndarray:
+    """nearbyintf on float32 values (numpy's rint rounds ties to even)."""
+    return np.rint(np.asarray(x, dtype=np.float32))
+
+
+def quantized_bound(value: float, scale: float, zero_point: int) -> int:
+    """QuantizeLinear of one float bound (float32 division, ties to even), saturated to int8."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        r = F32(value) / F32(scale)
+    r = float(np.clip(r, -1e9, 1e9))
+    return int(np.clip(int(round_half_even_f32(r)) + zero_point, Q.INT8_MIN, Q.INT8_MAX))
+
+
+def quantize_linear_array(x, scale: float, zero_point: int) -> np.ndarray:
+    """ONNX QuantizeLinear to int8 on the host, as the kernel computes it (NaN to the minimum)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = np.asarray(x, dtype=np.float32) / F32(scale)
+    r = np.where(np.isnan(r), F32(-1e9), np.clip(r, F32(-1e9), F32(1e9)))
+    return np.clip(round_half_even_f32(r).astype(np.int64) + zero_point, Q.INT8_MIN, Q.INT8_MAX).astype(np.int8)
+
+
+def activation_range(op, act: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """The int8 clamp equal to Relu / Clip followed by QuantizeLinear (exact: rounding is monotone)."""
+    clip = op.options.get("onnx_clip")
+    if clip is not None:
+        lo, hi = clip
+        return max(Q.INT8_MIN, quantized_bound(lo, scale, zero_point)), \
+            min(Q.INT8_MAX, quantized_bound(hi, scale, zero_point))
+    if act == "NONE":
+        return Q.INT8_MIN, Q.INT8_MAX
+    if act == "RELU":
+        return max(Q.INT8_MIN, zero_point), Q.INT8_MAX
+    if act == "RELU6":
+        return max(Q.INT8_MIN, zero_point), min(Q.INT8_MAX, quantized_bound(6.0, scale, zero_point))
+    if act == "RELU_N1_TO_1":
+        return max(Q.INT8_MIN, quantized_bound(-1.0, scale, zero_point)), \
+            min(Q.INT8_MAX, quantized_bound(1.0, scale, zero_point))
+    raise UnsupportedOpError(f"{op.describe()}: activation {act}")
+
+
+def column_scales(s_in: float, w_scales: np.ndarray, s_out: float) -> np.ndarray:
+    """onnxruntime's per-column output scale, in float32: (x_scale * w_scale[c]) / y_scale."""
+    return (F32(s_in) * np.asarray(w_scales, dtype=np.float32)) / F32(s_out)
+
+
+def prepare_quantize_linear(ctx, op):
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if x.dtype != np.float32 or y.dtype != np.int8:
+        raise UnsupportedOpError(f"{op.describe()}: QuantizeLinear from {x.dtype} to {y.dtype}")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    if y.quant is None or y.quant.per_axis:
+        raise ModelFormatError(f"{op.describe()}: output needs per-tensor quantization")
+    s, zp = y.quant.scalar()
+    n = int(np.prod(xs, dtype=np.int64))
+    lo, hi = activation_range(op, "RELU" if op.options.get("relu") else "NONE", s, zp)
+    ints = [n, zp, lo, hi]
+
+    def make(addr):
+        return [addr(x.index), addr(y.index)], ints, [s]
+    from edgeml.runtime.compiler import Step
+    return Step(op, "onnx_quantize_linear", make, 0)
+
+
+def prepare_dequantize_linear(ctx, op):
+    from edgeml.runtime.compiler import Step
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if x.dtype != np.int8 or y.dtype != np.float32 or x.quant is None or x.quant.per_axis:
+        raise UnsupportedOpError(f"{op.describe()}: DequantizeLinear needs a per-tensor quantized int8 input")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    s, zp = x.quant.scalar()
+    n = int(np.prod(xs, dtype=np.int64))
+
+    def make(addr):
+        return [addr(x.index), addr(y.index)], [n, zp], [s]
+    return Step(op, "onnx_dequantize_linear", make, 0)
+
+
+def prepare_flip_sign_bit(ctx, op):
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if {x.dtype, y.dtype} != {np.dtype(np.uint8), np.dtype(np.int8)}:
+        raise UnsupportedOpError(f"{op.describe()}: sign-bit flip between {x.dtype} and {y.dtype}")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    n = int(np.prod(xs, dtype=np.int64))
+
+    def make(addr):
+        return [addr(x.index), addr(y.index)], [n], []
+    from edgeml.runtime.compiler import Step
+    return Step(op, "onnx_flip_sign_bit", make, 0)
+
+
+def prepare_clip(ctx, op):
+    from edgeml.runtime.compiler import Step
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    n = int(np.prod(xs, dtype=np.int64))
+    lo, hi = op.options["clip"]
+    if x.dtype == np.float32 and y.dtype == np.float32:
+        from cython_ops.elementwise import UNARY_F32
+
+        def make_f(addr):
+            return [addr(x.index), addr(y.index)], [n, UNARY_F32["clamp"]], [lo, hi, 0.0]
+        return Step(op, "unary_f32", make_f, 0)
+    if x.dtype == np.int8 and y.dtype == np.int8:
+        if x.quant is None or y.quant is None or x.quant.scalar() != y.quant.scalar():
+            raise UnsupportedOpError(f"{op.describe()}: int8 Clip needs equal input and output quantization")
+        s, zp = y.quant.scalar()
+        qlo = max(Q.INT8_MIN, quantized_bound(lo, s, zp))
+        qhi = min(Q.INT8_MAX, quantized_bound(hi, s, zp))
+
+        def make_q(addr):
+            return [addr(x.index), addr(y.index)], [n, qlo, qhi], []
+        return Step(op, "onnx_clamp_int8", make_q, 0)
+    raise UnsupportedOpError(f"{op.describe()}: Clip from {x.dtype} to {y.dtype}")
+
+
+PREPARE = {
+    "ONNX_QUANTIZE_LINEAR": prepare_quantize_linear,
+    "ONNX_DEQUANTIZE_LINEAR": prepare_dequantize_linear,
+    "ONNX_FLIP_SIGN_BIT": prepare_flip_sign_bit,
+    "ONNX_CLIP": prepare_clip,
+}
+
+
+def softmax_table(x_scale: float, depth: int) -> np.ndarray:
+    """onnxruntime's QLinearSoftmax lookup table: e^((i - 255 + shift) * x_scale) in double, stored as float,
+    where the shift keeps the sum of `depth` terms below FLT_MAX (logf(FLT_MAX / depth) - 5, over x_scale)."""
+    shift = np.float64(np.log(F32(np.finfo(np.float32).max) / F32(depth)))     # log of a float is a float
+    shift = max(0.0, float(shift) - 5.0) / float(F32(x_scale))
+    i = np.arange(256, dtype=np.float64)
+    return np.exp((i - 255.0 + shift) * float(F32(x_scale))).astype(np.float32)
+
+
+def prepare_qlinear_softmax(ctx, op):
+    from edgeml.runtime.compiler import Step
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if x.dtype != np.int8 or y.dtype != np.int8 or x.quant is None or y.quant is None:
+        raise UnsupportedOpError(f"{op.describe()}: QLinearSoftmax needs quantized int8 input and output")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    depth = int(xs[-1]) if xs else 1
+    rows = int(np.prod(xs, dtype=np.int64)) // max(depth, 1)
+    s_in, _ = x.quant.scalar()
+    s_out, zp = y.quant.scalar()
+    unsigned = bool(op.options.get("unsigned", False))
+    table = ctx.keep_array(softmax_table(s_in, depth))
+    y_scale = float(np.floor(F32(1.0) / F32(s_out)))
+    ints = [rows, depth, int(unsigned), zp + (128 if unsigned else 0)]
+
+    def make(addr):
+        return [addr(x.index), addr(y.index), table.__array_interface__["data"][0]], ints, [y_scale]
+    return Step(op, "onnx_qlinear_softmax", make, 0)
+
+
+PREPARE["ONNX_QLINEAR_SOFTMAX"] = prepare_qlinear_softmax
+
+
+def qlinear_add_constants(s_a: float, z_a: int, s_b: float, z_b: int, s_y: float, z_y: int) -> tuple:
+    """MLAS QLinearAdd's float constants (zero points in the tensors' own integer domain):
+    ratio_a = s_a / s_y, ratio_b = s_b / s_y, fixed = z_y - fma(ratio_a, z_a, ratio_b * z_b), all float32."""
+    ra, rb = F32(F32(s_a) / F32(s_y)), F32(F32(s_b) / F32(s_y))
+    # the compiler contracts ra * z_a + (rb * z_b) into one fused multiply-add; in double both products and
+    # their sum are exact (a 24-bit times 9-bit product plus a float), so one rounding to float32 is the fma's
+    inner = F32(np.float64(ra) * np.float64(z_a) + np.float64(F32(rb * F32(z_b))))
+    fixed = F32(F32(z_y) - inner)
+    return float(ra), float(rb), float(fixed)
+
+
+def prepare_qlinear_add(ctx, op):
+    from edgeml.runtime.compiler import Step
+    a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    for t in (a, b, y):
+        if t.dtype != np.int8 or t.quant is None or t.quant.per_axis:
+            raise UnsupportedOpError(f"{op.describe()}: QLinearAdd needs per-tensor quantized int8 tensors")
+    sa, sb = ctx.shape(a) if a.index in ctx.shapes else a.shape, ctx.shape(b) if b.index in ctx.shapes else b.shape
+    na, nb = int(np.prod(sa, dtype=np.int64)), int(np.prod(sb, dtype=np.int64))
+    if tuple(sa) != tuple(sb) and na != 1 and nb != 1:
+        raise UnsupportedOpError(f"{op.describe()}: QLinearAdd broadcasting {list(sa)} with {list(sb)} "
+                                 "(equal shapes or a single element are supported)")
+    out = tuple(sa) if na >= nb else tuple(sb)
+    ctx.set_output(op, 0, out)
+    offs = [128 if u else 0 for u in op.options["unsigned"]]     # a, b, y held as uint8 by onnxruntime
+    (s1, z1), (s2, z2), (s3, z3) = a.quant.scalar(), b.quant.scalar(), y.quant.scalar()
+    ra, rb, fixed = qlinear_add_constants(s1, z1 + offs[0], s2, z2 + offs[1], s3, z3 + offs[2])
+    n = max(na, nb)
+    ints = [n, int(na == 1 and n > 1), int(nb == 1 and n > 1), offs[0], offs[1], offs[2]]
+    if n == 1:
+        ints[1] = ints[2] = 0
+
+    def make(addr):
+        return [addr(a.index), addr(b.index), addr(y.index)], ints, [ra, rb, fixed]
+    return Step(op, "onnx_qlinear_add", make, 0)
+
+
+PREPARE["ONNX_QLINEAR_ADD"] = prepare_qlinear_add
+
+
+MLAS_SGEMM_STRIDEN = MLAS_SGEMM_STRIDEK = 128
+
+
+def mlas_conv_stride_k(n_columns: int, depth: int) -> int:
+    """The K block of MLAS's convolution GEMM (MlasConvOperation): the default 128 x 128 panel, widened along
+    N when K is small or along K when N is small."""
+    stride_n, stride_k = MLAS_SGEMM_STRIDEN, MLAS_SGEMM_STRIDEK
+    if n_columns >= depth:
+        while stride_k // 2 >= depth:
+            stride_n, stride_k = stride_n * 2, stride_k // 2
+    else:
+        while stride_n > 16 and stride_n // 2 >= n_columns:
+            stride_k, stride_n = stride_k * 2, stride_n // 2
+    return stride_k
+
+
+def prepare_conv_mlas(ctx, op):
+    """Float Conv between DQ and Q, summed in onnxruntime's order (see em_onnx.h)."""
+    from edgeml.runtime.compiler import Step, _padding, _positive
+    x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    xs = ctx.shape(x)
+    wdata = ctx.const(w, f"{op.describe()} weights")
+    o = op.options
+    kh, kw = int(o["kernel_h"]), int(o["kernel_w"])
+    dm = int(o.get("depth_multiplier", 0))         # > 0: depthwise, weights [KH * KW][OC]
+    if len(xs) != 4 or wdata.ndim != 2 or wdata.shape[0] != (1 if dm else xs[3]) * kh * kw or \
+            x.dtype != np.float32 or (dm and wdata.shape[1] != xs[3] * dm):
+        raise ModelFormatError(f"{op.describe()}: weights {list(wdata.shape)} do not fit input {list(xs)}")
+    sh, sw, dh, dw = o["stride_h"], o["stride_w"], o["dilation_h_factor"], o["dilation_w_factor"]
+    _positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw, kernel_h=kh, kernel_w=kw)
+    n, ih, iw, ic = xs
+    oc = wdata.shape[1]
+    oh, pt = _padding(op, ih, kh, sh, dh, 0)
+    ow, pl = _padding(op, iw, kw, sw, dw, 1)
+    ctx.set_output(op, 0, (n, oh, ow, oc))
+    bias = None
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        bias = ctx.const(ctx.tensor(op, 2), f"{op.describe()} bias")
+        if bias.size != oc or bias.dtype != np.float32:
+            raise ModelFormatError(f"{op.describe()}: bias must be {oc} float32 values")
+    ocp = -(-oc // 16) * 16
+    wk = ctx.keep_array(np.pad(wdata.astype(np.float32), ((0, 0), (0, ocp - oc))))
+    bk = None if bias is None else ctx.keep_array(bias.reshape(-1))
+    stride_k = mlas_conv_stride_k(oh * ow, (1 if dm else ic) * kh * kw)
+    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, stride_k, ocp, dm]
+
+    def make(addr):
+        return ([addr(x.index), wk.__array_interface__["data"][0],
+                 0 if bk is None else bk.__array_interface__["data"][0], addr(y.index)], ints, [])
+    return Step(op, "onnx_conv_f32_mlas", make, 0, n * oh * ow * oc * (1 if dm else ic) * kh * kw)
+
+
+PREPARE["ONNX_CONV_MLAS"] = prepare_conv_mlas
+
+
+def prepare_conv_integer(ctx, op):
+    """Integer convolution / matrix product with any weight zero point (em_onnx.h em_onnx_conv_integer)."""
+    from edgeml.runtime.compiler import Step, _padding, _positive
+    x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    xs = list(ctx.shape(x))
+    wdata = ctx.const(w, f"{op.describe()} weights")
+    o = op.options
+    if x.dtype != np.int8 or wdata.dtype != np.int16 or wdata.ndim != 4:
+        raise ModelFormatError(f"{op.describe()}: integer convolution needs int8 input and int16 weights")
+    oc, kh, kw, icg = wdata.shape
+    group = int(o.get("group", 1))
+    if o.get("dense"):
+        if not xs or xs[-1] != icg or group != 1:
+            raise ModelFormatError(f"{op.describe()}: input {xs} does not fit {icg}-deep weights")
+        rows = int(np.prod(xs[:-1], dtype=np.int64))
+        n, ih, iw, ic, oh, ow, pt, pl = rows, 1, 1, icg, 1, 1, 0, 0
+        sh = sw = dh = dw = 1
+        out_shape = tuple(xs[:-1]) + (oc,)
+    else:
+        if len(xs) != 4 or xs[3] != icg * group or oc % group:
+            raise ModelFormatError(f"{op.describe()}: weights {list(wdata.shape)} with group {group} do not "
+                                   f"fit input {xs}")
+        sh, sw, dh, dw = o["stride_h"], o["stride_w"], o["dilation_h_factor"], o["dilation_w_factor"]
+        _positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
+        n, ih, iw, ic = xs
+        oh, pt = _padding(op, ih, kh, sh, dh, 0)
+        ow, pl = _padding(op, iw, kw, sw, dw, 1)
+        out_shape = (n, oh, ow, oc)
+    ctx.set_output(op, 0, out_shape)
+    bias = None
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        bias = ctx.const(ctx.tensor(op, 2), f"{op.describe()} bias")
+        if bias.dtype != np.int32 or bias.size != oc:
+            raise ModelFormatError(f"{op.describe()}: bias must be {oc} int32 values")
+    zp_t = op.inputs[3] if len(op.inputs) > 3 and op.inputs[3] >= 0 else None
+    mode = 1 if y.dtype == np.int8 else 0
+    if mode == 0 and y.dtype != np.int32:
+        raise UnsupportedOpError(f"{op.describe()}: output type {y.dtype}")
+    scales = np.zeros(oc, np.float32)
+    yzp, lo, hi = 0, 0, 0
+    if mode == 1:
+        scales = np.asarray(o["requant_scales"], dtype=np.float32).reshape(-1)
+        if scales.size != oc or y.quant is None:
+            raise ModelFormatError(f"{op.describe()}: {scales.size} output scales for {oc} channels")
+        s_out, yzp = y.quant.scalar()
+        lo, hi = activation_range(op, "RELU" if o.get("relu") else "NONE", s_out, yzp)
+    wk = ctx.keep_array(wdata)
+    bk = None if bias is None else ctx.keep_array(bias.reshape(-1))
+    sk = ctx.keep_array(scales)
+    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, int(o.get("x_zero_point", 0)), mode, yzp,
+            lo, hi, group]
+
+    def make(addr):
+        return ([addr(x.index), wk.__array_interface__["data"][0],
+                 0 if bk is None else bk.__array_interface__["data"][0], addr(y.index), 0, 0, 0,
+                 0 if zp_t is None else addr(zp_t), sk.__array_interface__["data"][0]], ints, [])
+    return Step(op, "onnx_conv_integer", make, 0, n * oh * ow * oc * icg * kh * kw)
+
+
+def prepare_dynamic_quantize_linear(ctx, op):
+    from edgeml.runtime.compiler import Step
+    x = ctx.tensor(op, 0)
+    y, s, z = (ctx.tensor(op, k, "output") for k in range(3))
+    if x.dtype != np.float32 or y.dtype != np.int8 or s.dtype != np.float32 or z.dtype != np.int8:
+        raise UnsupportedOpError(f"{op.describe()}: DynamicQuantizeLinear types")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    ctx.set_output(op, 1, ())
+    ctx.set_output(op, 2, ())
+    n = int(np.prod(xs, dtype=np.int64))
+
+    def make(addr):
+        return [addr(x.index), addr(y.index), addr(s.index), addr(z.index)], [n], []
+    return Step(op, "onnx_dynamic_quantize_linear", make, 0)
+
+
+PREPARE["ONNX_CONV_INTEGER"] = prepare_conv_integer
+PREPARE["ONNX_DYNAMIC_QUANTIZE_LINEAR"] = prepare_dynamic_quantize_linear
+
+
+def prepare_constant_output(ctx, op):
+    """A graph output that is a constant of the model (e.g. Shape of a static tensor): copied on invoke."""
+    from edgeml.runtime.compiler import Step
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    data = ctx.const(x, f"{op.describe()} value")
+    ctx.set_output(op, 0, data.shape)
+    nbytes = int(data.size) * data.dtype.itemsize
+
+    def make(addr):
+        return [addr(x.index), addr(y.index)], [nbytes], []
+    return Step(op, "copy", make, 0)
+
+
+PREPARE["ONNX_CONSTANT_OUTPUT"] = prepare_constant_output
