@@ -275,25 +275,18 @@ def test_peer_without_its_model_or_package_is_absent_not_an_error(shared_models,
                             "reason": "not installed (pip install tflite-micro)"}]
 
 
-def test_onnx_model_goes_through_edgemls_interpreter(shared_models, tmp_path, capsys):
-    """edgeml's ONNX loader is optional here: its error is reported cleanly, or the run succeeds."""
-    path = onnx_model(shared_models, "ad01_int8")
-    try:
-        edgeml.Interpreter(path)
-        loads = True
-    except edgeml.EdgeMLError as exc:
-        loads, message = False, str(exc)
-    args = ["bench", path, "--num_runs", "2", "--min_secs", "0", "--json", str(tmp_path / "o.json"), "--quiet",
-            "--compare", "onnxruntime,litert", "--tflite", model(shared_models, "ad01_int8")]
-    rc = main(args)
-    err = capsys.readouterr().err.strip()
-    if loads:
-        assert rc == 0
-        r = json.loads((tmp_path / "o.json").read_text())
-        assert {c["runtime"] for c in r["compare"]} | {a["runtime"] for a in r["absent"]} == {"onnxruntime",
-                                                                                             "litert"}
-    else:
-        assert rc == 2 and err == f"edgeml: {message}"
+@pytest.mark.parametrize("name", ["ad01_int8", "kws_ref_model"])
+def test_onnx_model_is_benchmarked_against_onnxruntime_and_litert(shared_models, tmp_path, name):
+    """An .onnx model runs on edgeml's ONNX front-end: onnxruntime agrees bit for bit (its contract), the
+    matching .tflite given by --tflite runs on LiteRT, and the MAC count equals the .tflite model's."""
+    pytest.importorskip("onnxruntime")
+    r = bench_json(tmp_path, onnx_model(shared_models, name), "--num_runs", "3", "--min_secs", "0",
+                   "--compare", "onnxruntime,litert", "--tflite", model(shared_models, name))
+    rows = {c["runtime"]: c for c in r["compare"]}
+    assert rows["onnxruntime"]["bit_exact"] is True and rows["onnxruntime"]["max_abs_diff"] == 0
+    if importlib.util.find_spec("ai_edge_litert") is not None:
+        assert rows["litert"]["model_file"] == model(shared_models, name)
+    assert r["macs"] == tflite_file_facts(model(shared_models, name))["macs"]
 
 
 def test_num_threads_note_when_edgeml_runs_one_thread(shared_models, tmp_path):
