@@ -15,13 +15,13 @@ as onnxruntime does.  The graph's source is "onnx", which selects onnxruntime's 
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
+from converters.tflite_reader import read_model_bytes as _read_source
 from edgeml.runtime.graph import Graph, Op, Quantization, Tensor
 
 try:
@@ -48,17 +48,6 @@ FLOAT_MAX = float(np.finfo(np.float32).max)
 
 # fused activation codes of the IR (as in the TFLite schema)
 ACT_CODE = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
-
-
-def _read_source(model) -> bytes:
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model)
-    path = os.fspath(model)
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read model file '{path}': {exc.strerror or exc}") from exc
 
 
 def initializer_array(tp, what: str) -> np.ndarray:
@@ -965,6 +954,21 @@ class _Translator:
         self.new_value(node.output[0], shape, np.float32, out, out_nhwc)
 
     # ----- conv, pool, dense --------------------------------------------------------------------
+    def _conv_geometry(self, x: Value, wshape, group: int, attrs) -> tuple:
+        """(NCHW output shape, IR conv options) of a 2-D convolution, its weights checked against the input."""
+        oc, icg, kh, kw = wshape
+        ic = x.shape[1]
+        if group <= 0 or ic != icg * group or oc % group:
+            self.bad(f"weights {list(wshape)} with group {group} do not fit {ic} input channels")
+        strides, dil, pads = self._spatial(attrs, x.shape, (kh, kw), "conv")
+        oh = (x.shape[2] + pads[0] + pads[2] - (kh - 1) * dil[0] - 1) // strides[0] + 1
+        ow = (x.shape[3] + pads[1] + pads[3] - (kw - 1) * dil[1] - 1) // strides[1] + 1
+        if oh <= 0 or ow <= 0:
+            self.bad(f"output would be {oh}x{ow}")
+        options = dict(stride_h=strides[0], stride_w=strides[1], dilation_h_factor=dil[0],
+                       dilation_w_factor=dil[1], padding=1, explicit_padding=pads)
+        return (x.shape[0], oc, oh, ow), options
+
     def _spatial(self, attrs, x_shape, k_shape, what: str):
         """(strides, dilations, (top, left, bottom, right)) of a 2-D conv / pool, auto_pad resolved."""
         strides = list(attrs.get("strides", [1, 1]))
@@ -1002,21 +1006,11 @@ class _Translator:
         if len(wshape) != 4:
             self.bad(f"weights of shape {list(wshape)} for a 4-D input")
         group = attrs.get("group", 1)
+        ks = attrs.get("kernel_shape", list(wshape[2:]))
+        if list(ks) != list(wshape[2:]):
+            self.bad(f"kernel_shape {list(ks)} differs from the weights' {list(wshape[2:])}")
         oc, icg, kh, kw = wshape
-        ic = x.shape[1]
-        if group <= 0 or ic != icg * group or oc % group:
-            self.bad(f"weights {list(wshape)} with group {group} do not fit {ic} input channels")
-        ks = attrs.get("kernel_shape", [kh, kw])
-        if list(ks) != [kh, kw]:
-            self.bad(f"kernel_shape {list(ks)} differs from the weights' {[kh, kw]}")
-        strides, dil, pads = self._spatial(attrs, x.shape, (kh, kw), "conv")
-        oh = (x.shape[2] + pads[0] + pads[2] - (kh - 1) * dil[0] - 1) // strides[0] + 1
-        ow = (x.shape[3] + pads[1] + pads[3] - (kw - 1) * dil[1] - 1) // strides[1] + 1
-        if oh <= 0 or ow <= 0:
-            self.bad(f"output would be {oh}x{ow}")
-        out_shape = (x.shape[0], oc, oh, ow)
-        options = dict(stride_h=strides[0], stride_w=strides[1], dilation_h_factor=dil[0],
-                       dilation_w_factor=dil[1], padding=1, explicit_padding=pads)
+        out_shape, options = self._conv_geometry(x, wshape, group, attrs)
         if self._conv_as_onnxruntime_float(node, x, w, b, group, out_shape, options):
             return
         if self._fused_conv(node, x, w, b, group, out_shape, options, attrs):
@@ -1667,17 +1661,9 @@ class _Translator:
                              out_dtype, x_zp_ir: int, zp_tensor: int = -1, relu: bool = False):
         oc, icg, kh, kw = w_diff.shape
         group = attrs.get("group", 1)
-        ic = x.shape[1]
-        if x.rank != 4 or group <= 0 or ic != icg * group or oc % group:
+        if x.rank != 4:
             self.bad(f"weights {list(w_diff.shape)} with group {group} do not fit input {list(x.shape)}")
-        strides, dil, pads = self._spatial(attrs, x.shape, (kh, kw), "conv")
-        oh = (x.shape[2] + pads[0] + pads[2] - (kh - 1) * dil[0] - 1) // strides[0] + 1
-        ow = (x.shape[3] + pads[1] + pads[3] - (kw - 1) * dil[1] - 1) // strides[1] + 1
-        if oh <= 0 or ow <= 0:
-            self.bad(f"output would be {oh}x{ow}")
-        out_shape = (x.shape[0], oc, oh, ow)
-        options = dict(stride_h=strides[0], stride_w=strides[1], dilation_h_factor=dil[0],
-                       dilation_w_factor=dil[1], padding=1, explicit_padding=pads)
+        out_shape, options = self._conv_geometry(x, w_diff.shape, group, attrs)
         xt = self.get_nhwc(x)
         name = node.output[0]
         symmetric = out_dtype == np.int8 and zp_tensor < 0 and np.all(w_diff >= -128) and np.all(w_diff <= 127)
@@ -1689,7 +1675,8 @@ class _Translator:
             out = self._conv_ops(name, xt, w_diff.astype(np.int8), bias, group, out_shape, options, np.int8, wq, None)
         else:
             from edgeml.runtime.onnx_semantics import column_scales
-            out = self.tensor(name, (out_shape[0], oh, ow, oc), out_dtype, yq if out_dtype == np.int8 else None)
+            out = self.tensor(name, (out_shape[0], out_shape[2], out_shape[3], oc), out_dtype,
+                              yq if out_dtype == np.int8 else None)
             extra = {}
             if out_dtype == np.int8:
                 extra["requant_scales"] = column_scales(x.quant.scale[0], np.broadcast_to(ws, (oc,)), yq.scale[0])

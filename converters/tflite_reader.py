@@ -40,7 +40,8 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _read_source(model) -> bytes:
+def read_model_bytes(model) -> bytes:
+    """The bytes of a model given as bytes or a path; an unreadable path is a ModelFormatError."""
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model)
     path = os.fspath(model)
@@ -294,7 +295,7 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
 
 def from_tflite(model, subgraph: int = 0) -> Graph:
     """Parse and validate a .tflite file (path or bytes) into a `Graph`; raises `ModelFormatError`."""
-    buf = _read_source(model)
+    buf = read_model_bytes(model)
     try:
         return _parse(buf, subgraph)
     except ModelFormatError:
