@@ -168,9 +168,39 @@ EM_VNNI_TARGET static inline void em_depthwise_block16(const int8_t* in, const i
     em_vnni_store16(acc, g, c, o, cols);
 }
 
+/* Receptive fields of output pixels [first, first + rows) of image b gathered straight into the VNNI layout:
+ * rows of Kp uint8 (x + 128), padding taps = in_zp + 128 (they cancel against the bias, as in the reference).
+ * With dilation 1 a window row inside the image is KW * IC contiguous bytes, copied at once.  Bytes K .. Kp of
+ * a row are left as they are: their weights are zero.  col needs 64 bytes of slack. */
+EM_VNNI_TARGET static void em_im2col_u8(const int8_t* in, const int64_t* d, int64_t b, int64_t first, int64_t rows,
+                                        int64_t Kp, uint8_t* col) {
+    const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], OW = d[CI_OW], KH = d[CI_KH], KW = d[CI_KW];
+    const int64_t DW = d[CI_DW], span = KW * IC;
+    const __m512i pad = _mm512_set1_epi8((char)(uint8_t)(d[CI_INZP] + 128));
+    const int8_t* img = in + b * IH * IW * IC;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t pix = first + r, oy = pix / OW, ox = pix % OW;
+        const int64_t ix0 = ox * d[CI_SW] - d[CI_PL];
+        const int whole = DW == 1 && ix0 >= 0 && ix0 + KW <= IW;
+        uint8_t* dst = col + r * Kp;
+        for (int64_t ky = 0; ky < KH; ky++, dst += span) {
+            const int64_t iy = oy * d[CI_SH] - d[CI_PT] + ky * d[CI_DH];
+            if (iy < 0 || iy >= IH) { em_fill_u8(dst, pad, span); continue; }
+            const int8_t* row = img + iy * IW * IC;
+            if (whole) { em_copy_flip(dst, row + ix0 * IC, span); continue; }
+            for (int64_t kx = 0; kx < KW; kx++) {
+                const int64_t ix = ix0 + kx * DW;
+                if (ix < 0 || ix >= IW) em_fill_u8(dst + kx * IC, pad, IC);
+                else em_copy_flip(dst + kx * IC, row + ix * IC, IC);
+            }
+        }
+    }
+}
+
 /* VNNI variants. ptr: 0 input, 1 packed weights (16c4), 2 bias (VNNI-corrected, padded), 3 output, 4 mult,
- * 5 shift, 6 scratch (im2col rows x K, then packed rows x Kp), 7 double scales, 8 float scales; per-column
- * arrays padded to a multiple of 16 */
+ * 5 shift, 6 scratch (packed rows x Kp + 64), 7 double scales, 8 float scales; per-column arrays padded to a
+ * multiple of 16.  CI_DIRECT: 1 = 1x1 stride-1 conv read in place (int8, flipped in registers; needs K % 4 == 0),
+ * 2 = 1x1 stride-1 conv whose rows are repacked (K % 4 != 0), 0 = im2col. */
 static void em_conv2d_int8_vnni(const em_params* p) {
     const int64_t* d = p->i;
     const int8_t* in = (const int8_t*)p->ptr[0];
@@ -180,23 +210,23 @@ static void em_conv2d_int8_vnni(const em_params* p) {
     em_vnni_gemm g = {(const int8_t*)p->ptr[1], (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4],
                       (const int32_t*)p->ptr[5], (const double*)p->ptr[7], (const float*)p->ptr[8], OC, Kp,
                       (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
-    int8_t* col = (int8_t*)p->ptr[6];
-    uint8_t* packed = (uint8_t*)p->ptr[6] + (d[CI_DIRECT] ? 0 : chunk * K);
+    uint8_t* packed = (uint8_t*)p->ptr[6];
     for (int64_t b = 0; b < d[CI_N]; b++) {
+        if (d[CI_DIRECT] == 1) {
+            em_gemm_u8s8_vnni_ex((const uint8_t*)(in + b * P * K), K, P, &g, out + b * P * OC, OC, 1);
+            continue;
+        }
         for (int64_t first = 0; first < P; first += chunk) {
             int64_t rows = P - first < chunk ? P - first : chunk;
-            if (d[CI_DIRECT]) {
-                em_pack_rows_u8(in + (b * P + first) * K, K, rows, K, Kp, packed);
-            } else {
-                em_im2col_int8_t(in, d, b, first, rows, (int8_t)d[CI_INZP], col);
-                em_pack_rows_u8(col, K, rows, K, Kp, packed);
-            }
+            if (d[CI_DIRECT]) em_pack_rows_u8(in + (b * P + first) * K, K, rows, K, Kp, packed);
+            else em_im2col_u8(in, d, b, first, rows, Kp, packed);
             em_gemm_u8s8_vnni(packed, rows, &g, out + (b * P + first) * OC, OC);
         }
     }
 }
 
-/* i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode, 7 Kp, 8 chunk rows */
+/* i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode, 7 Kp, 8 chunk rows (0: K % 4 == 0, the input is
+ * read in place) */
 static void em_fully_connected_int8_vnni(const em_params* p) {
     const int64_t* d = p->i;
     const int64_t M = d[0], K = d[1], Kp = d[7], chunk = d[8];
@@ -206,6 +236,10 @@ static void em_fully_connected_int8_vnni(const em_params* p) {
     const int8_t* in = (const int8_t*)p->ptr[0];
     int8_t* out = (int8_t*)p->ptr[3];
     uint8_t* packed = (uint8_t*)p->ptr[6];
+    if (chunk == 0) {
+        em_gemm_u8s8_vnni_ex((const uint8_t*)in, K, M, &g, out, d[2], 1);
+        return;
+    }
     for (int64_t first = 0; first < M; first += chunk) {
         int64_t rows = M - first < chunk ? M - first : chunk;
         em_pack_rows_u8(in + first * K, K, rows, K, Kp, packed);

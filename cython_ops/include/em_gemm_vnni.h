@@ -9,6 +9,7 @@
 #ifndef EM_GEMM_VNNI_H
 #define EM_GEMM_VNNI_H
 #include <stdint.h>
+#include <string.h>
 #include "em_gemm.h"
 
 typedef struct {
@@ -26,42 +27,31 @@ typedef struct {
 #include <immintrin.h>
 #define EM_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
-/* TFLite's MultiplyByQuantizedMultiplier (double rounding) on 16 lanes. */
+/* TFLite's MultiplyByQuantizedMultiplier (double rounding) on 16 lanes, in 64-bit lanes (even / odd halves).
+ * With m > 0 (no saturation case) SRDHM's nudge-then-truncate equals floor((x*m + 2^30) / 2^31) for either sign,
+ * and RoundingDivideByPOT(v, r) equals floor((v + 2^(r-1) - [v < 0]) / 2^r) for r > 0; in 64 bits neither
+ * addition can overflow. */
+EM_VNNI_TARGET static inline __m512i em_rdbpot_x8(__m512i p, __m512i right, __m512i nudge, __m512i neg_fix) {
+    p = _mm512_srai_epi64(_mm512_add_epi64(p, _mm512_set1_epi64(1LL << 30)), 31);
+    p = _mm512_add_epi64(_mm512_add_epi64(p, nudge), _mm512_and_si512(_mm512_srai_epi64(p, 63), neg_fix));
+    return _mm512_srav_epi64(p, right);
+}
+
 EM_VNNI_TARGET static inline __m512i em_mbqm_double_x16(__m512i x, __m512i m, __m512i shift) {
     const __m512i zero = _mm512_setzero_si512();
-    __m512i left = _mm512_max_epi32(shift, zero);
+    x = _mm512_sllv_epi32(x, _mm512_max_epi32(shift, zero));
     __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-    x = _mm512_sllv_epi32(x, left);
-    /* SRDHM: (x*m + nudge) / 2^31 truncating; m > 0 so no saturation case */
-    __m512i p_even = _mm512_mul_epi32(x, m);
-    __m512i p_odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32));
-    const __m512i pos_nudge = _mm512_set1_epi64(1LL << 30);
-    const __m512i neg_nudge = _mm512_set1_epi64(1 - (1LL << 30));
-    const __m512i bias_neg = _mm512_set1_epi64((1LL << 31) - 1);
-    __mmask8 ne = _mm512_cmplt_epi64_mask(p_even, _mm512_setzero_si512());
-    __mmask8 no = _mm512_cmplt_epi64_mask(p_odd, _mm512_setzero_si512());
-    p_even = _mm512_add_epi64(p_even, _mm512_mask_blend_epi64(ne, pos_nudge, neg_nudge));
-    p_odd = _mm512_add_epi64(p_odd, _mm512_mask_blend_epi64(no, pos_nudge, neg_nudge));
-    /* truncating division by 2^31: add 2^31 - 1 to negative numerators before the arithmetic shift */
-    ne = _mm512_cmplt_epi64_mask(p_even, _mm512_setzero_si512());
-    no = _mm512_cmplt_epi64_mask(p_odd, _mm512_setzero_si512());
-    p_even = _mm512_mask_add_epi64(p_even, ne, p_even, bias_neg);
-    p_odd = _mm512_mask_add_epi64(p_odd, no, p_odd, bias_neg);
-    p_even = _mm512_srai_epi64(p_even, 31);
-    p_odd = _mm512_srai_epi64(p_odd, 31);
+    /* per lane: 2^(r-1) for r > 0 else 0, and the -1 for negative v only when r > 0 */
+    __m512i nudge32 = _mm512_srli_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), right), 1);
+    __m512i fix32 = _mm512_maskz_set1_epi32(_mm512_cmpgt_epi32_mask(right, zero), -1);
+    const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFFLL);
+    __m512i even = em_rdbpot_x8(_mm512_mul_epi32(x, m), _mm512_and_si512(right, lo32),
+                                _mm512_and_si512(nudge32, lo32), _mm512_srai_epi64(_mm512_slli_epi64(fix32, 32), 32));
+    __m512i odd = em_rdbpot_x8(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32)),
+                               _mm512_srli_epi64(right, 32), _mm512_srli_epi64(nudge32, 32),
+                               _mm512_srai_epi64(fix32, 32));
     /* even results in the low halves, odd in the high halves */
-    __m512i hi = _mm512_slli_epi64(p_odd, 32);
-    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, p_even, hi);
-    /* RoundingDivideByPOT(v, right) */
-    __m512i one = _mm512_set1_epi32(1);
-    __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
-    __m512i rem = _mm512_and_si512(v, mask);
-    __m512i thr = _mm512_srai_epi32(mask, 1);
-    __mmask16 negv = _mm512_cmplt_epi32_mask(v, zero);
-    thr = _mm512_mask_add_epi32(thr, negv, thr, one);
-    v = _mm512_srav_epi32(v, right);
-    __mmask16 up = _mm512_cmpgt_epi32_mask(rem, thr);
-    return _mm512_mask_add_epi32(v, up, v, one);
+    return _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
 /* round(acc * scale) in double, half away from zero, exactly: trunc, then compare the exact remainder. */
@@ -103,52 +93,89 @@ EM_VNNI_TARGET static inline void em_vnni_store16(__m512i acc, const em_vnni_gem
     _mm_mask_storeu_epi8(c, cols, _mm512_cvtepi32_epi8(v));
 }
 
+/* One MR x (16 NB) register tile of C: rows m .. m + rows - 1 (rows <= MR; missing rows repeat the last one and
+ * are not stored), columns n .. n + 16 NB - 1.  MR, NB and flip are compile-time constants at every call site,
+ * so the accumulators stay in registers.  flip: A holds int8 and the +128 is applied after the broadcast. */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
+        const uint8_t* A, int64_t lda, int64_t m, int64_t rows, const em_vnni_gemm* g, int64_t n, int8_t* C,
+        int64_t ldc, const int MR, const int NB, const int flip) {
+    const int64_t Kp = g->Kp, kg = Kp / 4;
+    const uint8_t* a[8];
+    for (int r = 0; r < MR; r++) a[r] = A + (m + (r < rows ? r : rows - 1)) * lda;
+    const int8_t* w = g->w + n * Kp;
+    const __m512i sign = _mm512_set1_epi8((char)0x80);
+    __m512i acc[8][4];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NB; j++) acc[r][j] = _mm512_setzero_si512();
+    for (int64_t k = 0; k < kg; k++) {
+        __m512i b[4];
+        for (int j = 0; j < NB; j++) b[j] = _mm512_loadu_si512(w + j * 16 * Kp + k * 64);
+        for (int r = 0; r < MR; r++) {
+            int32_t four;
+            memcpy(&four, a[r] + 4 * k, 4);
+            __m512i av = _mm512_set1_epi32(four);
+            if (flip) av = _mm512_xor_si512(av, sign);
+            for (int j = 0; j < NB; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, b[j]);
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
+        for (int j = 0; j < NB; j++) {
+            const int64_t c = n + 16 * j;
+            if (c >= g->N) break;
+            __mmask16 cols = g->N - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (g->N - c)) - 1);
+            em_vnni_store16(acc[r][j], g, c, C + (m + r) * ldc + c, cols);
+        }
+    }
+}
+
+/* All row tiles of one column panel of 16 NB columns; the panel's weights stay in L1 across the rows. */
+#define EM_VNNI_PANEL(MR, NB, FLIP)                                                                        \
+    do {                                                                                                   \
+        int64_t m = 0;                                                                                     \
+        for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, lda, m, (MR), g, n, C, ldc, (MR), (NB), (FLIP)); \
+        if (m < M) em_vnni_tile(A, lda, m, M - m, g, n, C, ldc, (MR), (NB), (FLIP));                     \
+    } while (0)
+
+/* C[M][N] (row stride ldc) = requant(A[M][Kp] . W); A rows lda bytes apart, uint8 (x + 128), or int8 when flip.
+ * Panels of 64 columns (3 rows per tile), then 32 (6 rows), then 16 (8 rows): 8 to 12 accumulators, each weight
+ * load feeding several rows.  Few rows (a GEMV) take 1-row tiles of the widest panel. */
+EM_VNNI_TARGET static void em_gemm_u8s8_vnni_ex(const uint8_t* A, int64_t lda, int64_t M, const em_vnni_gemm* g,
+                                               int8_t* C, int64_t ldc, int flip) {
+    const int64_t Np = (g->N + 15) / 16 * 16;
+    int64_t n = 0;
+    if (flip) {
+        if (M < 3) { for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(1, 4, 1); }
+        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(3, 4, 1);
+        for (; n + 32 <= Np; n += 32) EM_VNNI_PANEL(6, 2, 1);
+        for (; n < Np; n += 16) EM_VNNI_PANEL(8, 1, 1);
+    } else {
+        if (M < 3) { for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(1, 4, 0); }
+        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(3, 4, 0);
+        for (; n + 32 <= Np; n += 32) EM_VNNI_PANEL(6, 2, 0);
+        for (; n < Np; n += 16) EM_VNNI_PANEL(8, 1, 0);
+    }
+}
+
 /* C[M][N] (row stride ldc) = requant(A[M][Kp] (uint8, x + 128) . W). */
 EM_VNNI_TARGET static void em_gemm_u8s8_vnni(const uint8_t* A, int64_t M, const em_vnni_gemm* g, int8_t* C,
                                             int64_t ldc) {
-    const int64_t Kp = g->Kp, N = g->N, kg = Kp / 4;
-    int64_t m = 0;
-    for (; m + 4 <= M; m += 4) {
-        const uint8_t* a0 = A + (m + 0) * Kp;
-        const uint8_t* a1 = A + (m + 1) * Kp;
-        const uint8_t* a2 = A + (m + 2) * Kp;
-        const uint8_t* a3 = A + (m + 3) * Kp;
-        for (int64_t n = 0; n < N; n += 16) {
-            const int8_t* w = g->w + n * Kp;
-            __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
-            for (int64_t k = 0; k < kg; k++) {
-                __m512i b = _mm512_loadu_si512(w + k * 64);
-                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(*(const int32_t*)(a0 + 4 * k)), b);
-                c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(*(const int32_t*)(a1 + 4 * k)), b);
-                c2 = _mm512_dpbusd_epi32(c2, _mm512_set1_epi32(*(const int32_t*)(a2 + 4 * k)), b);
-                c3 = _mm512_dpbusd_epi32(c3, _mm512_set1_epi32(*(const int32_t*)(a3 + 4 * k)), b);
-            }
-            __mmask16 cols = N - n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N - n)) - 1);
-            em_vnni_store16(c0, g, n, C + (m + 0) * ldc + n, cols);
-            em_vnni_store16(c1, g, n, C + (m + 1) * ldc + n, cols);
-            em_vnni_store16(c2, g, n, C + (m + 2) * ldc + n, cols);
-            em_vnni_store16(c3, g, n, C + (m + 3) * ldc + n, cols);
-        }
+    em_gemm_u8s8_vnni_ex(A, g->Kp, M, g, C, ldc, 0);
+}
+
+/* Copy n int8 as uint8 (x + 128); stores whole 64-byte vectors, so dst needs 64 bytes of slack past n. */
+EM_VNNI_TARGET static inline void em_copy_flip(uint8_t* dst, const int8_t* src, int64_t n) {
+    const __m512i sign = _mm512_set1_epi8((char)0x80);
+    for (; n >= 64; n -= 64, src += 64, dst += 64)
+        _mm512_storeu_si512(dst, _mm512_xor_si512(_mm512_loadu_si512(src), sign));
+    if (n > 0) {
+        __mmask64 mk = ((__mmask64)-1) >> (64 - n);
+        _mm512_storeu_si512(dst, _mm512_xor_si512(_mm512_maskz_loadu_epi8(mk, src), sign));
     }
-    for (; m < M; m++) {
-        const uint8_t* a0 = A + m * Kp;
-        for (int64_t n = 0; n < N; n += 16) {
-            const int8_t* w = g->w + n * Kp;
-            __m512i c0 = _mm512_setzero_si512(), c1 = c0;
-            int64_t k = 0;
-            for (; k + 2 <= kg; k += 2) {   /* two chains so the dependency latency overlaps */
-                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(*(const int32_t*)(a0 + 4 * k)),
-                                         _mm512_loadu_si512(w + k * 64));
-                c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(*(const int32_t*)(a0 + 4 * k + 4)),
-                                         _mm512_loadu_si512(w + k * 64 + 64));
-            }
-            for (; k < kg; k++)
-                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(*(const int32_t*)(a0 + 4 * k)),
-                                         _mm512_loadu_si512(w + k * 64));
-            __mmask16 cols = N - n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N - n)) - 1);
-            em_vnni_store16(_mm512_add_epi32(c0, c1), g, n, C + m * ldc + n, cols);
-        }
-    }
+}
+
+EM_VNNI_TARGET static inline void em_fill_u8(uint8_t* dst, __m512i value, int64_t n) {
+    for (; n > 0; n -= 64, dst += 64) _mm512_storeu_si512(dst, value);
 }
 
 /* Rows of int8 (row stride lda, K used) -> uint8 rows of Kp (x + 128), zero-filled tail. */

@@ -296,6 +296,17 @@ def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) ->
             "rq": rq.arrays(ctx, np_), "kp": kp}
 
 
+CI_DIRECT = 21            # index of the direct flag in the conv kernels' integer layout (em_conv.h)
+VNNI_SLACK = 64           # the VNNI gathers store whole 64-byte vectors past a row's end
+VNNI_CHUNK_BYTES = 16384  # packed rows gathered per GEMM call: they stay in L1 while every column panel reads them
+
+
+def _vnni_chunk(kp: int, rows: int) -> int:
+    """Rows per packed chunk: a multiple of 24 (the 3-, 6- and 8-row tiles) that keeps the chunk in L1."""
+    chunk = max(24, VNNI_CHUNK_BYTES // kp // 24 * 24)
+    return max(1, min(chunk, rows))
+
+
 def conv_operands(ctx: Ctx, op: Op):
     """(input, weights, output, input shape, weight array) of a conv-like op, checked to be 4-D."""
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
@@ -370,12 +381,15 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
             if _isa() == "avx512vnni":
                 vp = _vnni_pack(ctx, w2, bias, in_zp, rq)
                 rqa = vp["rq"]
-                scratch_v = (0 if direct else IM2COL_ROWS * K) + IM2COL_ROWS * vp["kp"]
+                # 1: 1x1 read in place, 2: 1x1 rows repacked to Kp, 0: im2col gathered into the packed layout
+                direct_v = (1 if K % 4 == 0 else 2) if direct else 0
+                chunk = _vnni_chunk(vp["kp"], oh * ow)
+                ints_v = ints[:CI_DIRECT] + [direct_v, chunk, vp["kp"]]
+                scratch_v = 0 if direct_v == 1 else chunk * vp["kp"] + VNNI_SLACK
 
                 def make_v(addr):
                     return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
-                             _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]],
-                            ints + [vp["kp"]], [])
+                             _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]], ints_v, [])
                 return Step(op, "conv2d_int8_vnni", make_v, scratch_v, macs)
             wk = ctx.keep_array(w2)
             bk = ctx.keep_array(_bias_with_zero_point(op, bias, w2, in_zp))
@@ -438,12 +452,13 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
         if _isa() == "avx512vnni":
             vp = _vnni_pack(ctx, wdata, bias, in_zp, rq)
             rqa = vp["rq"]
-            chunk = min(rows, IM2COL_ROWS)
+            chunk = 0 if K % 4 == 0 else _vnni_chunk(vp["kp"], rows)   # 0: rows read in place
 
             def make_v(addr):
                 return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
                          _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]], ints + [vp["kp"], chunk], [])
-            return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"], macs)
+            return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"] + (VNNI_SLACK if chunk else 0),
+                        macs)
         wk = ctx.keep_array(wdata)
         bk = ctx.keep_array(_bias_with_zero_point(op, bias, wdata, in_zp))
         rqa = rq.arrays(ctx)
