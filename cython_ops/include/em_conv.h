@@ -197,36 +197,65 @@ EM_VNNI_TARGET static void em_im2col_u8(const int8_t* in, const int64_t* d, int6
     }
 }
 
+/* The image a conv reads as uint8 (x + 128), padded with in_zp + 128 to the rows and columns its windows touch
+ * (top-left at (-pad_top, -pad_left)): IHp x IWp x IC with 64 bytes of slack after it. */
+EM_VNNI_TARGET static void em_pad_image_u8(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
+                                           uint8_t* out) {
+    const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], PT = d[CI_PT], PL = d[CI_PL];
+    const __m512i pad = _mm512_set1_epi8((char)(uint8_t)(d[CI_INZP] + 128));
+    const int64_t x0 = PL < IWp ? PL : IWp, x1 = IW + PL < IWp ? IW + PL : IWp;   /* columns holding pixels */
+    for (int64_t r = 0; r < IHp; r++) {
+        uint8_t* o = out + r * IWp * IC;
+        const int64_t iy = r - PT;
+        if (iy < 0 || iy >= IH || x1 <= x0) { em_fill_u8(o, pad, IWp * IC); continue; }
+        em_fill_u8(o, pad, x0 * IC);
+        em_copy_flip(o + x0 * IC, img + iy * IW * IC, (x1 - x0) * IC);
+        em_fill_u8(o + x1 * IC, pad, (IWp - x1) * IC);
+    }
+    em_fill_u8(out + IHp * IWp * IC, pad, 64);
+}
+
 /* VNNI variants. ptr: 0 input, 1 packed weights (16c4), 2 bias (VNNI-corrected, padded), 3 output, 4 mult,
- * 5 shift, 6 scratch (packed rows x Kp + 64), 7 double scales, 8 float scales; per-column arrays padded to a
- * multiple of 16.  CI_DIRECT: 1 = 1x1 stride-1 conv read in place (int8, flipped in registers; needs K % 4 == 0),
- * 2 = 1x1 stride-1 conv whose rows are repacked (K % 4 != 0), 0 = im2col. */
+ * 5 shift, 6 scratch, 7 double scales, 8 float scales; per-column arrays padded to a multiple of 16.
+ * CI_DIRECT says how the GEMM reads its rows (all as uint8 x + 128 in scratch):
+ *   1 1x1 stride-1 conv: the input's rows repacked to Kp
+ *   4 implicit GEMM over a padded copy of the input (dilation_w 1); the weights are packed per window row,
+ *     KW * IC rounded up to 4 (CI_KP = KH * that)
+ *   0 im2col in chunks of CI_CHUNK rows (dilation_w > 1) */
 static void em_conv2d_int8_vnni(const em_params* p) {
     const int64_t* d = p->i;
     const int8_t* in = (const int8_t*)p->ptr[0];
     int8_t* out = (int8_t*)p->ptr[3];
-    const int64_t K = d[CI_KH] * d[CI_KW] * d[CI_IC], OC = d[CI_OC], Kp = d[CI_KP];
-    const int64_t P = d[CI_OH] * d[CI_OW], chunk = d[CI_CHUNK];
+    const int64_t K = d[CI_KH] * d[CI_KW] * d[CI_IC], OC = d[CI_OC], Kp = d[CI_KP], IC = d[CI_IC];
+    const int64_t P = d[CI_OH] * d[CI_OW], chunk = d[CI_CHUNK], mode = d[CI_DIRECT];
+    const int64_t IHp = (d[CI_OH] - 1) * d[CI_SH] + (d[CI_KH] - 1) * d[CI_DH] + 1;
+    const int64_t IWp = (d[CI_OW] - 1) * d[CI_SW] + (d[CI_KW] - 1) * d[CI_DW] + 1;
     em_vnni_gemm g = {(const int8_t*)p->ptr[1], (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4],
                       (const int32_t*)p->ptr[5], (const double*)p->ptr[7], (const float*)p->ptr[8], OC, Kp,
                       (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
-    uint8_t* packed = (uint8_t*)p->ptr[6];
+    uint8_t* scratch = (uint8_t*)p->ptr[6];
     for (int64_t b = 0; b < d[CI_N]; b++) {
-        if (d[CI_DIRECT] == 1) {
-            em_gemm_u8s8_vnni_ex((const uint8_t*)(in + b * P * K), K, P, &g, out + b * P * OC, OC, 1);
-            continue;
-        }
-        for (int64_t first = 0; first < P; first += chunk) {
-            int64_t rows = P - first < chunk ? P - first : chunk;
-            if (d[CI_DIRECT]) em_pack_rows_u8(in + (b * P + first) * K, K, rows, K, Kp, packed);
-            else em_im2col_u8(in, d, b, first, rows, Kp, packed);
-            em_gemm_u8s8_vnni(packed, rows, &g, out + (b * P + first) * OC, OC);
+        const int8_t* img = in + b * d[CI_IH] * d[CI_IW] * IC;
+        int8_t* o = out + b * P * OC;
+        if (mode == 1) {
+            em_pack_rows_u8(img, K, P, K, Kp, scratch);
+            em_gemm_u8s8_vnni(scratch, P, &g, o, OC);
+        } else if (mode == 4) {
+            em_pad_image_u8(img, d, IHp, IWp, scratch);
+            em_vnni_rows rows = {scratch, 0, d[CI_OW], d[CI_SH] * IWp * IC, d[CI_SW] * IC,
+                                 d[CI_KH], d[CI_DH] * IWp * IC, Kp / d[CI_KH] / 4};
+            em_gemm_vnni_rows(&rows, P, &g, o, OC);
+        } else {
+            for (int64_t first = 0; first < P; first += chunk) {
+                int64_t rows = P - first < chunk ? P - first : chunk;
+                em_im2col_u8(in, d, b, first, rows, Kp, scratch);
+                em_gemm_u8s8_vnni(scratch, rows, &g, o + first * OC, OC);
+            }
         }
     }
 }
 
-/* i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode, 7 Kp, 8 chunk rows (0: K % 4 == 0, the input is
- * read in place) */
+/* i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode, 7 Kp, 8 chunk rows */
 static void em_fully_connected_int8_vnni(const em_params* p) {
     const int64_t* d = p->i;
     const int64_t M = d[0], K = d[1], Kp = d[7], chunk = d[8];
@@ -236,10 +265,6 @@ static void em_fully_connected_int8_vnni(const em_params* p) {
     const int8_t* in = (const int8_t*)p->ptr[0];
     int8_t* out = (int8_t*)p->ptr[3];
     uint8_t* packed = (uint8_t*)p->ptr[6];
-    if (chunk == 0) {
-        em_gemm_u8s8_vnni_ex((const uint8_t*)in, K, M, &g, out, d[2], 1);
-        return;
-    }
     for (int64_t first = 0; first < M; first += chunk) {
         int64_t rows = M - first < chunk ? M - first : chunk;
         em_pack_rows_u8(in + first * K, K, rows, K, Kp, packed);

@@ -93,29 +93,50 @@ EM_VNNI_TARGET static inline void em_vnni_store16(__m512i acc, const em_vnni_gem
     _mm_mask_storeu_epi8(c, cols, _mm512_cvtepi32_epi8(v));
 }
 
+/* Where the GEMM finds row m of A and how its K bytes are laid out.  Plain GEMM (OW == 0): row m at
+ * base + m * lda.  Implicit convolution (OW > 0): output pixel m = (oy, ox) reads the window at
+ * base + oy * row_step + ox * col_step of an image already padded as the conv needs.  K is nseg segments (window
+ * rows) of seg_groups 4-byte groups, seg_stride bytes apart; the weights follow the same order. */
+#define EM_VNNI_L1_WEIGHTS 16384   /* bytes of packed weights a column panel may take */
+
+typedef struct {
+    const uint8_t* base;
+    int64_t lda, OW, row_step, col_step;
+    int64_t nseg, seg_stride, seg_groups;
+} em_vnni_rows;
+
 /* One MR x (16 NB) register tile of C: rows m .. m + rows - 1 (rows <= MR; missing rows repeat the last one and
- * are not stored), columns n .. n + 16 NB - 1.  MR, NB and flip are compile-time constants at every call site,
- * so the accumulators stay in registers.  flip: A holds int8 and the +128 is applied after the broadcast. */
+ * are not stored), columns n .. n + 16 NB - 1.  MR and NB are compile-time constants at every call site, so the
+ * accumulators stay in registers. */
 EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
-        const uint8_t* A, int64_t lda, int64_t m, int64_t rows, const em_vnni_gemm* g, int64_t n, int8_t* C,
-        int64_t ldc, const int MR, const int NB, const int flip) {
-    const int64_t Kp = g->Kp, kg = Kp / 4;
+        const em_vnni_rows* A, int64_t m, int64_t rows, const em_vnni_gemm* g, int64_t n, int8_t* C,
+        int64_t ldc, const int MR, const int NB) {
+    const int64_t Kp = g->Kp;
     const uint8_t* a[8];
-    for (int r = 0; r < MR; r++) a[r] = A + (m + (r < rows ? r : rows - 1)) * lda;
+    if (A->OW == 0) {
+        for (int r = 0; r < MR; r++) a[r] = A->base + (m + (r < rows ? r : rows - 1)) * A->lda;
+    } else {
+        int64_t oy = m / A->OW, ox = m % A->OW;
+        for (int r = 0; r < MR; r++) {
+            a[r] = A->base + oy * A->row_step + ox * A->col_step;
+            if (r + 1 < rows && ++ox == A->OW) { ox = 0; oy++; }
+        }
+    }
     const int8_t* w = g->w + n * Kp;
-    const __m512i sign = _mm512_set1_epi8((char)0x80);
     __m512i acc[8][4];
     for (int r = 0; r < MR; r++)
         for (int j = 0; j < NB; j++) acc[r][j] = _mm512_setzero_si512();
-    for (int64_t k = 0; k < kg; k++) {
-        __m512i b[4];
-        for (int j = 0; j < NB; j++) b[j] = _mm512_loadu_si512(w + j * 16 * Kp + k * 64);
-        for (int r = 0; r < MR; r++) {
-            int32_t four;
-            memcpy(&four, a[r] + 4 * k, 4);
-            __m512i av = _mm512_set1_epi32(four);
-            if (flip) av = _mm512_xor_si512(av, sign);
-            for (int j = 0; j < NB; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, b[j]);
+    for (int64_t sg = 0; sg < A->nseg; sg++) {
+        const int64_t off = sg * A->seg_stride;
+        for (int64_t k = 0; k < A->seg_groups; k++, w += 64) {
+            __m512i b[4];
+            for (int j = 0; j < NB; j++) b[j] = _mm512_loadu_si512(w + j * 16 * Kp);
+            for (int r = 0; r < MR; r++) {
+                int32_t four;
+                memcpy(&four, a[r] + off + 4 * k, 4);
+                __m512i av = _mm512_set1_epi32(four);
+                for (int j = 0; j < NB; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, b[j]);
+            }
         }
     }
     for (int r = 0; r < MR; r++) {
@@ -129,38 +150,43 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
     }
 }
 
-/* All row tiles of one column panel of 16 NB columns; the panel's weights stay in L1 across the rows. */
-#define EM_VNNI_PANEL(MR, NB, FLIP)                                                                        \
+/* All row tiles of one column panel of 16 NB columns; the panel's weights stay in cache across the rows. */
+#define EM_VNNI_PANEL(MR, NB)                                                                              \
     do {                                                                                                   \
         int64_t m = 0;                                                                                     \
-        for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, lda, m, (MR), g, n, C, ldc, (MR), (NB), (FLIP)); \
-        if (m < M) em_vnni_tile(A, lda, m, M - m, g, n, C, ldc, (MR), (NB), (FLIP));                     \
+        for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NB));              \
+        if (m < M) em_vnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NB));                                  \
     } while (0)
 
-/* C[M][N] (row stride ldc) = requant(A[M][Kp] . W); A rows lda bytes apart, uint8 (x + 128), or int8 when flip.
- * Panels of 64 columns (3 rows per tile), then 32 (6 rows), then 16 (8 rows): 8 to 12 accumulators, each weight
- * load feeding several rows.  Few rows (a GEMV) take 1-row tiles of the widest panel. */
-EM_VNNI_TARGET static void em_gemm_u8s8_vnni_ex(const uint8_t* A, int64_t lda, int64_t M, const em_vnni_gemm* g,
-                                               int8_t* C, int64_t ldc, int flip) {
-    const int64_t Np = (g->N + 15) / 16 * 16;
+/* C[M][N] (row stride ldc) = requant(A . W), A (uint8, x + 128) described by em_vnni_rows.  Column panels of
+ * 64 (3-row tiles), 32 (6 rows) or 16 (8 rows): 8 to 12 accumulators, each weight load feeding several rows.
+ * Wide panels only while a panel's weights fit in L1 (they are read once per row tile); a GEMV (M < 3) takes
+ * 1-row tiles of 64 columns. */
+EM_VNNI_TARGET static void em_gemm_vnni_rows(const em_vnni_rows* A, int64_t M, const em_vnni_gemm* g, int8_t* C,
+                                             int64_t ldc) {
+    const int64_t Np = (g->N + 15) / 16 * 16, panel_bytes = 16 * g->Kp;
     int64_t n = 0;
-    if (flip) {
-        if (M < 3) { for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(1, 4, 1); }
-        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(3, 4, 1);
-        for (; n + 32 <= Np; n += 32) EM_VNNI_PANEL(6, 2, 1);
-        for (; n < Np; n += 16) EM_VNNI_PANEL(8, 1, 1);
-    } else {
-        if (M < 3) { for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(1, 4, 0); }
-        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(3, 4, 0);
-        for (; n + 32 <= Np; n += 32) EM_VNNI_PANEL(6, 2, 0);
-        for (; n < Np; n += 16) EM_VNNI_PANEL(8, 1, 0);
+    if (M < 3) {
+        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(1, 4);
     }
+    if (4 * panel_bytes <= EM_VNNI_L1_WEIGHTS)
+        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(3, 4);
+    if (2 * panel_bytes <= EM_VNNI_L1_WEIGHTS)
+        for (; n + 32 <= Np; n += 32) EM_VNNI_PANEL(6, 2);
+    for (; n < Np; n += 16) EM_VNNI_PANEL(8, 1);
+}
+
+/* Plain GEMM: rows lda bytes apart, Kp bytes each. */
+EM_VNNI_TARGET static void em_gemm_u8s8_vnni_ex(const uint8_t* A, int64_t lda, int64_t M, const em_vnni_gemm* g,
+                                               int8_t* C, int64_t ldc) {
+    em_vnni_rows rows = {A, lda, 0, 0, 0, 1, 0, g->Kp / 4};
+    em_gemm_vnni_rows(&rows, M, g, C, ldc);
 }
 
 /* C[M][N] (row stride ldc) = requant(A[M][Kp] (uint8, x + 128) . W). */
 EM_VNNI_TARGET static void em_gemm_u8s8_vnni(const uint8_t* A, int64_t M, const em_vnni_gemm* g, int8_t* C,
                                             int64_t ldc) {
-    em_gemm_u8s8_vnni_ex(A, g->Kp, M, g, C, ldc, 0);
+    em_gemm_u8s8_vnni_ex(A, g->Kp, M, g, C, ldc);
 }
 
 /* Copy n int8 as uint8 (x + 128); stores whole 64-byte vectors, so dst needs 64 bytes of slack past n. */

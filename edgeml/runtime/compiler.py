@@ -379,13 +379,22 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
         else:
             w2 = wdata.reshape(oc, K)
             if _isa() == "avx512vnni":
-                vp = _vnni_pack(ctx, w2, bias, in_zp, rq)
+                # how the kernel reads its GEMM rows (em_conv2d_int8_vnni): 1 1x1 rows repacked, 4 implicit GEMM
+                # over a padded copy, 0 im2col
+                span4 = -(-(kw * ic) // 4) * 4
+                ihp, iwp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+                direct_v = 1 if direct else (4 if dw == 1 else 0)
+                if direct_v == 4:     # K ordered by window row, each row padded to a multiple of 4
+                    w2v = np.zeros((oc, kh, span4), np.int8)
+                    w2v[:, :, :kw * ic] = wdata.reshape(oc, kh, kw * ic)
+                    w2v = w2v.reshape(oc, kh * span4)
+                else:
+                    w2v = w2
+                vp = _vnni_pack(ctx, w2v, bias, in_zp, rq)
                 rqa = vp["rq"]
-                # 1: 1x1 read in place, 2: 1x1 rows repacked to Kp, 0: im2col gathered into the packed layout
-                direct_v = (1 if K % 4 == 0 else 2) if direct else 0
                 chunk = _vnni_chunk(vp["kp"], oh * ow)
                 ints_v = ints[:CI_DIRECT] + [direct_v, chunk, vp["kp"]]
-                scratch_v = 0 if direct_v == 1 else chunk * vp["kp"] + VNNI_SLACK
+                scratch_v = VNNI_SLACK + {1: oh * ow * vp["kp"], 4: ihp * iwp * ic}.get(direct_v, chunk * vp["kp"])
 
                 def make_v(addr):
                     return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
@@ -452,13 +461,12 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
         if _isa() == "avx512vnni":
             vp = _vnni_pack(ctx, wdata, bias, in_zp, rq)
             rqa = vp["rq"]
-            chunk = 0 if K % 4 == 0 else _vnni_chunk(vp["kp"], rows)   # 0: rows read in place
+            chunk = _vnni_chunk(vp["kp"], rows)
 
             def make_v(addr):
                 return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
                          _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]], ints + [vp["kp"], chunk], [])
-            return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"] + (VNNI_SLACK if chunk else 0),
-                        macs)
+            return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"] + VNNI_SLACK, macs)
         wk = ctx.keep_array(wdata)
         bk = ctx.keep_array(_bias_with_zero_point(op, bias, wdata, in_zp))
         rqa = rq.arrays(ctx)
