@@ -146,26 +146,25 @@ static void em_depthwise_f32(const em_params* p) {
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-EM_VNNI_TARGET static inline void em_depthwise_block16(const int8_t* in, const int8_t* w, const int64_t* d,
-        int64_t b, int64_t oy, int64_t ox, int64_t c, __mmask16 cols, int64_t IH, int64_t IW, int64_t IC,
-        int64_t KH, int64_t KW, const em_vnni_gemm* g, int8_t* o) {
-    const int64_t OC = d[CI_OC];
-    const __m512i zp = _mm512_set1_epi32((int32_t)d[CI_INZP]);
+/* One output vector of the depthwise kernel below: 16 lanes, TG groups of 4 taps at px + off[t]. */
+EM_VNNI_TARGET static inline void em_depthwise_vector16(const uint8_t* px, const int64_t* off, const int8_t* w,
+                                                        int64_t TG, const em_vnni_gemm* g, int64_t lane0,
+                                                        int8_t* o, int64_t lanes) {
+    /* dword 4L + t <- dword 4t + L: lane L gets bytes 4L..4L+3 of each tap; then byte 4i + t <- byte 4t + i */
+    const __m512i gather = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    const __m512i interleave = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
     __m512i acc = _mm512_setzero_si512();
-    for (int64_t ky = 0; ky < KH; ky++) {
-        int64_t iy = oy * d[CI_SH] - d[CI_PT] + ky * d[CI_DH];
-        if (iy < 0 || iy >= IH) continue;
-        for (int64_t kx = 0; kx < KW; kx++) {
-            int64_t ix = ox * d[CI_SW] - d[CI_PL] + kx * d[CI_DW];
-            if (ix < 0 || ix >= IW) continue;
-            const int8_t* x = in + ((b * IH + iy) * IW + ix) * IC + c;
-            const int8_t* wr = w + (ky * KW + kx) * OC + c;
-            __m512i xv = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(cols, x)), zp);
-            __m512i wv = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(cols, wr));
-            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, wv));
-        }
+    for (int64_t tg = 0; tg < TG; tg++, off += 4, w += 64) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i*)(px + off[0])));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(px + off[1])), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(px + off[2])), 2);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(px + off[3])), 3);
+        v = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(gather, v), interleave);
+        acc = _mm512_dpbusd_epi32(acc, v, _mm512_loadu_si512(w));
     }
-    em_vnni_store16(acc, g, c, o, cols);
+    __mmask16 cols = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+    em_vnni_store16(acc, g, lane0, o, cols);
 }
 
 /* Receptive fields of output pixels [first, first + rows) of image b gathered straight into the VNNI layout:
@@ -271,24 +270,43 @@ static void em_fully_connected_int8_vnni(const em_params* p) {
         em_gemm_u8s8_vnni(packed, rows, &g, out + first * d[2], d[2]);
     }
 }
-/* Depthwise on AVX-512: 16 channels per register, sums kept in registers across the taps (DM == 1). */
+/* Depthwise (depth multiplier 1) with vpdpbusd over 4 taps at a time.  The input is first copied to a padded
+ * uint8 image (em_pad_image_u8), so every tap is a plain load and padding taps cancel against the bias.  A vector
+ * holds 16 lanes: 16 channels of one output pixel, or, when stride_w is 1 and C divides 16, all C channels of
+ * PV = 16 / C neighbouring pixels (their taps are 16 contiguous bytes).  Four taps' 16 bytes go into the four
+ * 128-bit lanes, then a dword permute and an in-lane byte shuffle put each lane's 4 taps in one dword.
+ * i: conv layout, then 23 PV, 24 channel blocks CB, 25 tap groups TG (taps rounded up to 4, at most
+ * EM_DW_MAX_TAPS); ptr: 0 input, 1 weights [CB][TG][16 lanes][4 taps], 2 bias per lane (includes
+ * -(zp + 128) sum w), 3 output, 4 mult, 5 shift (per lane), 6 scratch (padded image + 64), 7 double scales,
+ * 8 float scales (per lane). */
+#define EM_DW_MAX_TAPS 64
 static void em_depthwise_int8_vnni(const em_params* p) {
     const int64_t* d = p->i;
     const int8_t* in = (const int8_t*)p->ptr[0];
     const int8_t* w = (const int8_t*)p->ptr[1];
     int8_t* out = (int8_t*)p->ptr[3];
-    const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], OH = d[CI_OH], OW = d[CI_OW], OC = d[CI_OC];
-    const int64_t KH = d[CI_KH], KW = d[CI_KW];
+    uint8_t* img = (uint8_t*)p->ptr[6];
+    const int64_t C = d[CI_OC], OH = d[CI_OH], OW = d[CI_OW], KW = d[CI_KW];
+    const int64_t PV = d[23], CB = d[24], TG = d[25];
+    const int64_t IHp = (OH - 1) * d[CI_SH] + (d[CI_KH] - 1) * d[CI_DH] + 1;
+    const int64_t IWp = (OW - 1) * d[CI_SW] + (KW - 1) * d[CI_DW] + 1;
     em_vnni_gemm g = {NULL, (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
-                      (const double*)p->ptr[7], (const float*)p->ptr[8], OC, 0, (int32_t)d[CI_OUTZP],
+                      (const double*)p->ptr[7], (const float*)p->ptr[8], 16 * CB, 0, (int32_t)d[CI_OUTZP],
                       (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
-    for (int64_t b = 0; b < d[CI_N]; b++)
-    for (int64_t oy = 0; oy < OH; oy++)
-    for (int64_t ox = 0; ox < OW; ox++) {
-        int8_t* o = out + ((b * OH + oy) * OW + ox) * OC;
-        for (int64_t c = 0; c < OC; c += 16) {
-            __mmask16 cols = OC - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (OC - c)) - 1);
-            em_depthwise_block16(in, w, d, b, oy, ox, c, cols, IH, IW, IC, KH, KW, &g, o + c);
+    int64_t off[EM_DW_MAX_TAPS];
+    for (int64_t t = 0; t < 4 * TG; t++)
+        off[t] = t < d[CI_KH] * KW ? ((t / KW) * d[CI_DH] * IWp + (t % KW) * d[CI_DW]) * C : 0;
+    for (int64_t b = 0; b < d[CI_N]; b++) {
+        em_pad_image_u8(in + b * d[CI_IH] * d[CI_IW] * C, d, IHp, IWp, img);
+        for (int64_t oy = 0; oy < OH; oy++)
+        for (int64_t ox = 0; ox < OW; ox += PV) {
+            const uint8_t* px = img + (oy * d[CI_SH] * IWp + ox * d[CI_SW]) * C;
+            int8_t* o = out + ((b * OH + oy) * OW + ox) * C;
+            const int64_t lanes = PV > 1 ? (OW - ox < PV ? OW - ox : PV) * C : C;
+            for (int64_t cb = 0; cb < CB; cb++) {
+                em_depthwise_vector16(px + 16 * cb, off, w + cb * TG * 64, TG, &g, 16 * cb, o + 16 * cb,
+                                      lanes - 16 * cb);
+            }
         }
     }
 }

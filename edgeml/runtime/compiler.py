@@ -307,6 +307,30 @@ def _vnni_chunk(kp: int, rows: int) -> int:
     return max(1, min(chunk, rows))
 
 
+DW_MAX_TAPS = 64          # EM_DW_MAX_TAPS in em_conv.h
+CI_KP = 23
+
+
+def _depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnRequant, stride_w: int) -> dict:
+    """Depthwise weights [taps][C] -> the lanes of em_depthwise_int8_vnni: [channel block][tap group][16][4].
+    With stride_w 1 and C dividing 16, a vector holds 16 / C pixels, so lane l is channel l % C."""
+    taps, c = w.shape
+    pv = 16 // c if stride_w == 1 and c < 16 and 16 % c == 0 else 1
+    cb = 1 if pv > 1 else -(-c // 16)
+    tg = -(-taps // 4)
+    lane_ch = np.arange(16 * cb) % c if pv > 1 else np.minimum(np.arange(16 * cb), c - 1)
+    used = np.ones(16 * cb, bool) if pv > 1 else np.arange(16 * cb) < c
+    wl = np.zeros((4 * tg, 16 * cb), np.int8)
+    wl[:taps] = np.where(used, w[:, lane_ch], 0)
+    packed = wl.reshape(tg, 4, cb, 16).transpose(2, 0, 3, 1)
+    b = (np.zeros(c, np.int64) if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w.astype(np.int64).sum(0)
+    if np.any(np.abs(b) >= 2 ** 31):
+        raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
+    lanes = [ctx.keep_array(np.where(used, a[lane_ch], 0).astype(a.dtype))
+             for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
+    return {"w": ctx.keep_array(packed), "bias": lanes[0], "rq": lanes[1:], "pv": pv, "cb": cb, "tg": tg}
+
+
 def conv_operands(ctx: Ctx, op: Op):
     """(input, weights, output, input shape, weight array) of a conv-like op, checked to be 4-D."""
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
@@ -364,16 +388,16 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
         ints = dims + [in_zp, rq.out_zp, rq.act_min, rq.act_max, rq.mode, dm, direct, IM2COL_ROWS]
         if depthwise:
             wk = ctx.keep_array(wdata.reshape(kh * kw, oc))
-            if dm == 1 and _isa() == "avx512vnni":
-                np_ = -(-oc // 16) * 16
-                bp = ctx.keep_array(np.pad(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32),
-                                           (0, np_ - oc)))
-                rqa = rq.arrays(ctx, np_)
+            if dm == 1 and kh * kw <= DW_MAX_TAPS and _isa() == "avx512vnni":
+                dv = _depthwise_vnni_pack(ctx, wdata.reshape(kh * kw, oc), bias, in_zp, rq, sw)
+                ihp, iwp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+                ints_d = ints[:CI_KP] + [dv["pv"], dv["cb"], dv["tg"]]
 
                 def make_d(addr):
-                    return ([addr(x.index), _addr(wk), _addr(bp), addr(y.index), _addr(rqa[0]), _addr(rqa[1]), 0]
-                            + [_addr(a) for a in rqa[2:]], ints, [])
-                return Step(op, "depthwise_int8_vnni", make_d, 0, macs)
+                    return ([addr(x.index), _addr(dv["w"]), _addr(dv["bias"]), addr(y.index)]
+                            + [_addr(dv["rq"][0]), _addr(dv["rq"][1]), addr("scratch")]
+                            + [_addr(a) for a in dv["rq"][2:]], ints_d, [])
+                return Step(op, "depthwise_int8_vnni", make_d, ihp * iwp * ic + VNNI_SLACK, macs)
             bk = ctx.keep_array(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32))
             scratch = oc * 4
         else:
