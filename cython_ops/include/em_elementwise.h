@@ -49,8 +49,8 @@ static void em_add_int8(const em_params* p) {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "em_gemm_vnni.h"
-/* ADD / SUB int8 on equal shapes, 16 lanes at a time (double rounding only); same i layout as em_add_int8,
- * the element count is the product of the output dims. */
+/* ADD / SUB int8 on equal shapes, 16 lanes at a time, either rounding mode; same i layout as em_add_int8, the
+ * element count is the product of the output dims.  The multiplier constants are derived once per call. */
 EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     const int64_t* q = p->i + 18;
     const int8_t* x1 = (const int8_t*)p->ptr[0];
@@ -63,18 +63,24 @@ EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     const __m512i m2 = _mm512_set1_epi32((int32_t)q[6]), sh2 = _mm512_set1_epi32((int32_t)q[7]);
     const __m512i mo = _mm512_set1_epi32((int32_t)q[8]), sho = _mm512_set1_epi32((int32_t)q[9]);
     const __m512i amin = _mm512_set1_epi32((int32_t)q[10]), amax = _mm512_set1_epi32((int32_t)q[11]);
+    const em_mbqm16 c1 = em_mbqm_consts(m1, sh1), c2 = em_mbqm_consts(m2, sh2), co = em_mbqm_consts(mo, sho);
     const int ls = (int)q[3];
+    const int single = q[12] == EM_ROUND_SINGLE;
     const int sub = q[13] < 0;
     for (int64_t k = 0; k < n; k += 16) {
         __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
         __m512i a = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, x1 + k));
         __m512i b = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, x2 + k));
-        __m512i v1 = em_mbqm_double_x16(_mm512_slli_epi32(_mm512_sub_epi32(a, zp1), ls), m1, sh1);
-        __m512i v2 = em_mbqm_double_x16(_mm512_slli_epi32(_mm512_sub_epi32(b, zp2), ls), m2, sh2);
+        a = _mm512_slli_epi32(_mm512_sub_epi32(a, zp1), ls);
+        b = _mm512_slli_epi32(_mm512_sub_epi32(b, zp2), ls);
+        __m512i v1 = single ? em_mbqm_single_x16(a, m1, sh1) : em_mbqm_apply_x16(a, &c1);
+        __m512i v2 = single ? em_mbqm_single_x16(b, m2, sh2) : em_mbqm_apply_x16(b, &c2);
         __m512i s = sub ? _mm512_sub_epi32(v1, v2) : _mm512_add_epi32(v1, v2);
-        __m512i r = _mm512_add_epi32(em_mbqm_double_x16(s, mo, sho), ozp);
-        r = _mm512_min_epi32(_mm512_max_epi32(r, amin), amax);
-        _mm_mask_storeu_epi8(y + k, m, _mm512_cvtepi32_epi8(r));
+        __m512i r = single ? em_mbqm_single_x16(s, mo, sho) : em_mbqm_apply_x16(s, &co);
+        r = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, ozp), amin), amax);
+        __m128i bytes = _mm512_cvtepi32_epi8(r);
+        if (m == 0xFFFF) _mm_storeu_si128((__m128i*)(y + k), bytes);
+        else _mm_mask_storeu_epi8(y + k, m, bytes);
     }
 }
 #else

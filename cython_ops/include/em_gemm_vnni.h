@@ -27,31 +27,40 @@ typedef struct {
 #include <immintrin.h>
 #define EM_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
-/* TFLite's MultiplyByQuantizedMultiplier (double rounding) on 16 lanes, in 64-bit lanes (even / odd halves).
- * With m > 0 (no saturation case) SRDHM's nudge-then-truncate equals floor((x*m + 2^30) / 2^31) for either sign,
- * and RoundingDivideByPOT(v, r) equals floor((v + 2^(r-1) - [v < 0]) / 2^r) for r > 0; in 64 bits neither
- * addition can overflow. */
-EM_VNNI_TARGET static inline __m512i em_rdbpot_x8(__m512i p, __m512i right, __m512i nudge, __m512i neg_fix) {
-    p = _mm512_srai_epi64(_mm512_add_epi64(p, _mm512_set1_epi64(1LL << 30)), 31);
-    p = _mm512_add_epi64(_mm512_add_epi64(p, nudge), _mm512_and_si512(_mm512_srai_epi64(p, 63), neg_fix));
-    return _mm512_srav_epi64(p, right);
+/* TFLite's MultiplyByQuantizedMultiplier (double rounding) on 16 lanes, with the per-lane constants derived
+ * from (multiplier, shift) once (em_mbqm_consts) and reused for every row.  With m > 0 (no saturation case)
+ * SRDHM's nudge-then-truncate equals floor((x*m + 2^30) / 2^31) for either sign, computed in 64-bit even / odd
+ * halves; RoundingDivideByPOT then runs on 16 lanes as the reference writes it (remainder against threshold). */
+typedef struct { __m512i m, m_odd, left, right, mask, half; } em_mbqm16;
+
+EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) {
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    em_mbqm16 q;
+    q.m = m;
+    q.m_odd = _mm512_srli_epi64(m, 32);
+    q.left = _mm512_max_epi32(shift, zero);
+    q.right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    q.mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, q.right), one);
+    q.half = _mm512_srli_epi32(q.mask, 1);
+    return q;
+}
+
+EM_VNNI_TARGET static inline __m512i em_mbqm_apply_x16(__m512i x, const em_mbqm16* q) {
+    const __m512i round = _mm512_set1_epi64(1LL << 30);
+    x = _mm512_sllv_epi32(x, q->left);
+    __m512i even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, q->m), round), 31);
+    __m512i odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->m_odd), round), 31);
+    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    /* RoundingDivideByPOT: (v >> r) + (remainder > (mask >> 1) + (v < 0)) */
+    __m512i threshold = _mm512_add_epi32(q->half, _mm512_srli_epi32(v, 31));
+    __mmask16 up = _mm512_cmpgt_epi32_mask(_mm512_and_si512(v, q->mask), threshold);
+    v = _mm512_srav_epi32(v, q->right);
+    return _mm512_mask_add_epi32(v, up, v, _mm512_set1_epi32(1));
 }
 
 EM_VNNI_TARGET static inline __m512i em_mbqm_double_x16(__m512i x, __m512i m, __m512i shift) {
-    const __m512i zero = _mm512_setzero_si512();
-    x = _mm512_sllv_epi32(x, _mm512_max_epi32(shift, zero));
-    __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-    /* per lane: 2^(r-1) for r > 0 else 0, and the -1 for negative v only when r > 0 */
-    __m512i nudge32 = _mm512_srli_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), right), 1);
-    __m512i fix32 = _mm512_maskz_set1_epi32(_mm512_cmpgt_epi32_mask(right, zero), -1);
-    const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFFLL);
-    __m512i even = em_rdbpot_x8(_mm512_mul_epi32(x, m), _mm512_and_si512(right, lo32),
-                                _mm512_and_si512(nudge32, lo32), _mm512_srai_epi64(_mm512_slli_epi64(fix32, 32), 32));
-    __m512i odd = em_rdbpot_x8(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32)),
-                               _mm512_srli_epi64(right, 32), _mm512_srli_epi64(nudge32, 32),
-                               _mm512_srai_epi64(fix32, 32));
-    /* even results in the low halves, odd in the high halves */
-    return _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    em_mbqm16 q = em_mbqm_consts(m, shift);
+    return em_mbqm_apply_x16(x, &q);
 }
 
 /* round(acc * scale) in double, half away from zero, exactly: trunc, then compare the exact remainder. */
@@ -67,12 +76,27 @@ EM_VNNI_TARGET static inline __m256i em_round_scale_x8(__m256i acc, __m512d scal
     return _mm512_cvttpd_epi32(t);
 }
 
-EM_VNNI_TARGET static inline void em_vnni_store16(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
-                                                  __mmask16 cols) {
+/* TFLITE_SINGLE_ROUNDING on 16 lanes: (x * m + 2^(30 - shift)) >> (31 - shift) in 64-bit halves, exact. */
+EM_VNNI_TARGET static inline __m512i em_mbqm_single_x16(__m512i x, __m512i m, __m512i shift) {
+    const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFFLL), one = _mm512_set1_epi64(1);
+    __m512i total = _mm512_sub_epi32(_mm512_set1_epi32(31), shift);
+    __m512i t_even = _mm512_and_si512(total, lo32), t_odd = _mm512_srli_epi64(total, 32);
+    __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, m), _mm512_sllv_epi64(one, _mm512_sub_epi64(t_even, one)));
+    __m512i odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32)),
+                                   _mm512_sllv_epi64(one, _mm512_sub_epi64(t_odd, one)));
+    even = _mm512_srav_epi64(even, t_even);
+    odd = _mm512_srav_epi64(odd, t_odd);
+    return _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+/* Requantize 16 int32 sums of columns n .. n + 15 and store the int8 lanes in cols.  q: the double-rounding
+ * constants of these columns (em_mbqm_consts), computed once per column block by the caller. */
+EM_VNNI_TARGET static inline void em_vnni_store16_q(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
+                                                    __mmask16 cols, const em_mbqm16* q) {
     acc = _mm512_add_epi32(acc, _mm512_loadu_si512(g->bias + n));
     __m512i v;
     if (g->mode == EM_ROUND_DOUBLE) {
-        v = em_mbqm_double_x16(acc, _mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
+        v = em_mbqm_apply_x16(acc, q);
     } else if (g->mode == EM_REQUANT_DOUBLE_SCALE) {
         __m256i lo = em_round_scale_x8(_mm512_castsi512_si256(acc), _mm512_loadu_pd(g->scale + n));
         __m256i hi = em_round_scale_x8(_mm512_extracti64x4_epi64(acc, 1), _mm512_loadu_pd(g->scale + n + 8));
@@ -82,15 +106,25 @@ EM_VNNI_TARGET static inline void em_vnni_store16(__m512i acc, const em_vnni_gem
         f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(-1e9f)), _mm512_set1_ps(1e9f));
         v = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     } else {
-        int32_t tmp[16];
-        _mm512_storeu_si512(tmp, acc);
-        for (int j = 0; j < 16; j++) tmp[j] = em_mbqm_single(tmp[j], g->mult[n + j], (int)g->shift[n + j]);
-        v = _mm512_loadu_si512(tmp);
+        v = em_mbqm_single_x16(acc, _mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
     }
     v = _mm512_add_epi32(v, _mm512_set1_epi32(g->out_zp));
     v = _mm512_max_epi32(v, _mm512_set1_epi32(g->act_min));
     v = _mm512_min_epi32(v, _mm512_set1_epi32(g->act_max));
-    _mm_mask_storeu_epi8(c, cols, _mm512_cvtepi32_epi8(v));
+    __m128i bytes = _mm512_cvtepi32_epi8(v);
+    if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)c, bytes);
+    else _mm_mask_storeu_epi8(c, cols, bytes);
+}
+
+/* The double-rounding constants of columns n .. n + 15 (unused in the other modes). */
+EM_VNNI_TARGET static inline em_mbqm16 em_vnni_consts(const em_vnni_gemm* g, int64_t n) {
+    return em_mbqm_consts(_mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
+}
+
+EM_VNNI_TARGET static inline void em_vnni_store16(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
+                                                  __mmask16 cols) {
+    em_mbqm16 q = em_vnni_consts(g, n);
+    em_vnni_store16_q(acc, g, n, c, cols, &q);
 }
 
 /* Where the GEMM finds row m of A and how its K bytes are laid out.  Plain GEMM (OW == 0): row m at
@@ -139,13 +173,14 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
             }
         }
     }
-    for (int r = 0; r < MR; r++) {
-        if (r >= rows) break;
-        for (int j = 0; j < NB; j++) {
-            const int64_t c = n + 16 * j;
-            if (c >= g->N) break;
-            __mmask16 cols = g->N - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (g->N - c)) - 1);
-            em_vnni_store16(acc[r][j], g, c, C + (m + r) * ldc + c, cols);
+    for (int j = 0; j < NB; j++) {
+        const int64_t c = n + 16 * j;
+        if (c >= g->N) break;
+        __mmask16 cols = g->N - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (g->N - c)) - 1);
+        const em_mbqm16 q = em_vnni_consts(g, c);
+        for (int r = 0; r < MR; r++) {
+            if (r >= rows) break;
+            em_vnni_store16_q(acc[r][j], g, c, C + (m + r) * ldc + c, cols, &q);
         }
     }
 }

@@ -591,7 +591,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             ints = dims + [z1, z2, zo, left_shift, m1, sh1, m2, sh2, mo, sho, amin, amax, ctx.rounding,
                            1 if which == "ADD" else -1]
             name = "add_int8"
-            if tuple(sa) == tuple(sb) and ctx.rounding == 0 and _isa() == "avx512vnni":
+            if tuple(sa) == tuple(sb) and ctx.rounding in (0, 1) and _isa() == "avx512vnni":
                 name = "add_int8_avx512"
         else:
             m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
