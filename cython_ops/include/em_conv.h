@@ -147,9 +147,9 @@ static void em_depthwise_f32(const em_params* p) {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 /* One output vector of the depthwise kernel below: 16 lanes, TG groups of 4 taps at px + off[t]. */
-EM_VNNI_TARGET static inline void em_depthwise_vector16(const uint8_t* px, const int64_t* off, const int8_t* w,
-                                                        int64_t TG, const em_vnni_gemm* g, int64_t lane0,
-                                                        int8_t* o, int64_t lanes) {
+EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_depthwise_vector16(
+        const uint8_t* px, const int64_t* off, const int8_t* w, int64_t TG, const em_vnni_gemm* g, int64_t lane0,
+        int8_t* o, int64_t lanes, const em_mbqm16* q) {
     /* dword 4L + t <- dword 4t + L: lane L gets bytes 4L..4L+3 of each tap; then byte 4i + t <- byte 4t + i */
     const __m512i gather = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     const __m512i interleave = _mm512_broadcast_i32x4(
@@ -164,7 +164,7 @@ EM_VNNI_TARGET static inline void em_depthwise_vector16(const uint8_t* px, const
         acc = _mm512_dpbusd_epi32(acc, v, _mm512_loadu_si512(w));
     }
     __mmask16 cols = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
-    em_vnni_store16(acc, g, lane0, o, cols);
+    em_vnni_store16_q(acc, g, lane0, o, cols, q);
 }
 
 /* Receptive fields of output pixels [first, first + rows) of image b gathered straight into the VNNI layout:
@@ -280,7 +280,7 @@ static void em_fully_connected_int8_vnni(const em_params* p) {
  * -(zp + 128) sum w), 3 output, 4 mult, 5 shift (per lane), 6 scratch (padded image + 64), 7 double scales,
  * 8 float scales (per lane). */
 #define EM_DW_MAX_TAPS 64
-static void em_depthwise_int8_vnni(const em_params* p) {
+EM_VNNI_TARGET static void em_depthwise_int8_vnni(const em_params* p) {
     const int64_t* d = p->i;
     const int8_t* in = (const int8_t*)p->ptr[0];
     const int8_t* w = (const int8_t*)p->ptr[1];
@@ -298,14 +298,14 @@ static void em_depthwise_int8_vnni(const em_params* p) {
         off[t] = t < d[CI_KH] * KW ? ((t / KW) * d[CI_DH] * IWp + (t % KW) * d[CI_DW]) * C : 0;
     for (int64_t b = 0; b < d[CI_N]; b++) {
         em_pad_image_u8(in + b * d[CI_IH] * d[CI_IW] * C, d, IHp, IWp, img);
-        for (int64_t oy = 0; oy < OH; oy++)
-        for (int64_t ox = 0; ox < OW; ox += PV) {
-            const uint8_t* px = img + (oy * d[CI_SH] * IWp + ox * d[CI_SW]) * C;
-            int8_t* o = out + ((b * OH + oy) * OW + ox) * C;
-            const int64_t lanes = PV > 1 ? (OW - ox < PV ? OW - ox : PV) * C : C;
-            for (int64_t cb = 0; cb < CB; cb++) {
-                em_depthwise_vector16(px + 16 * cb, off, w + cb * TG * 64, TG, &g, 16 * cb, o + 16 * cb,
-                                      lanes - 16 * cb);
+        for (int64_t cb = 0; cb < CB; cb++) {     /* channel blocks outermost: requant constants derived once */
+            const em_mbqm16 q = em_vnni_consts(&g, 16 * cb);
+            for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox = 0; ox < OW; ox += PV) {
+                const uint8_t* px = img + (oy * d[CI_SH] * IWp + ox * d[CI_SW]) * C + 16 * cb;
+                int8_t* o = out + ((b * OH + oy) * OW + ox) * C + 16 * cb;
+                const int64_t lanes = PV > 1 ? (OW - ox < PV ? OW - ox : PV) * C : C - 16 * cb;
+                em_depthwise_vector16(px, off, w + cb * TG * 64, TG, &g, 16 * cb, o, lanes, &q);
             }
         }
     }

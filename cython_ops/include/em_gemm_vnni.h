@@ -158,8 +158,29 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
     }
     const int8_t* w = g->w + n * Kp;
     __m512i acc[8][4];
-    for (int r = 0; r < MR; r++)
+    for (int r = 0; r < (MR > 1 ? MR : 2); r++)
         for (int j = 0; j < NB; j++) acc[r][j] = _mm512_setzero_si512();
+    if (MR == 1 && A->nseg == 1) {   /* GEMV: even and odd k-groups in separate chains to hide the latency */
+        int64_t k = 0;
+        for (; k + 2 <= A->seg_groups; k += 2, w += 128) {
+            int32_t four0, four1;
+            memcpy(&four0, a[0] + 4 * k, 4);
+            memcpy(&four1, a[0] + 4 * k + 4, 4);
+            const __m512i a0 = _mm512_set1_epi32(four0), a1 = _mm512_set1_epi32(four1);
+            for (int j = 0; j < NB; j++) {
+                acc[0][j] = _mm512_dpbusd_epi32(acc[0][j], a0, _mm512_loadu_si512(w + j * 16 * Kp));
+                acc[1][j] = _mm512_dpbusd_epi32(acc[1][j], a1, _mm512_loadu_si512(w + j * 16 * Kp + 64));
+            }
+        }
+        if (k < A->seg_groups) {
+            int32_t four0;
+            memcpy(&four0, a[0] + 4 * k, 4);
+            const __m512i a0 = _mm512_set1_epi32(four0);
+            for (int j = 0; j < NB; j++)
+                acc[0][j] = _mm512_dpbusd_epi32(acc[0][j], a0, _mm512_loadu_si512(w + j * 16 * Kp));
+        }
+        for (int j = 0; j < NB; j++) acc[0][j] = _mm512_add_epi32(acc[0][j], acc[1][j]);
+    } else
     for (int64_t sg = 0; sg < A->nseg; sg++) {
         const int64_t off = sg * A->seg_stride;
         for (int64_t k = 0; k < A->seg_groups; k++, w += 64) {
