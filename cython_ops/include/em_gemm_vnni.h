@@ -58,6 +58,21 @@ EM_VNNI_TARGET static inline __m512i em_mbqm_apply_x16(__m512i x, const em_mbqm1
     return _mm512_mask_add_epi32(v, up, v, _mm512_set1_epi32(1));
 }
 
+/* RoundingDivideByPOT alone, on the SRDHM result v. */
+EM_VNNI_TARGET static inline __m512i em_rdbpot_x16(__m512i v, const em_mbqm16* q) {
+    __m512i threshold = _mm512_add_epi32(q->half, _mm512_srli_epi32(v, 31));
+    __mmask16 up = _mm512_cmpgt_epi32_mask(_mm512_and_si512(v, q->mask), threshold);
+    v = _mm512_srav_epi32(v, q->right);
+    return _mm512_mask_add_epi32(v, up, v, _mm512_set1_epi32(1));
+}
+
+/* SRDHM(d << 20, m) for |d| <= 255 (ADD's input stage) in 32-bit lanes: with m = mh 2^16 + ml it equals
+ * floor((d m + 2^10) / 2^11) = 32 d mh + floor((d ml + 2^10) / 2^11), every term below 2^29. */
+EM_VNNI_TARGET static inline __m512i em_srdhm_shifted20_x16(__m512i d, __m512i mh, __m512i ml) {
+    __m512i low = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(d, ml), _mm512_set1_epi32(1 << 10)), 11);
+    return _mm512_add_epi32(_mm512_slli_epi32(_mm512_mullo_epi32(d, mh), 5), low);
+}
+
 EM_VNNI_TARGET static inline __m512i em_mbqm_double_x16(__m512i x, __m512i m, __m512i shift) {
     em_mbqm16 q = em_mbqm_consts(m, shift);
     return em_mbqm_apply_x16(x, &q);
