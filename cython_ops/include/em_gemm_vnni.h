@@ -209,6 +209,15 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
             }
         }
     }
+    if (NB == 1 && g->N == 8 && ldc == 8) {   /* two rows per vector; the packer repeats lanes 0-7 in 8-15 */
+        const em_mbqm16 q = em_vnni_consts(g, 0);
+        for (int r = 0; r < MR; r += 2) {
+            if (r >= rows) break;
+            __m512i pair = _mm512_inserti64x4(acc[r][0], _mm512_castsi512_si256(acc[r + 1 < MR ? r + 1 : r][0]), 1);
+            em_vnni_store16_q(pair, g, 0, C + (m + r) * 8, r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF, &q);
+        }
+        return;
+    }
     for (int j = 0; j < NB; j++) {
         const int64_t c = n + 16 * j;
         if (c >= g->N) break;

@@ -292,8 +292,11 @@ def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) ->
     b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
     if np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
-    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)),
-            "rq": rq.arrays(ctx, np_), "kp": kp}
+    rqa = rq.arrays(ctx, np_)
+    if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel requantizes two 8-column rows in one vector
+        b[8:] = b[:8]
+        rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
+    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
 
 
 CI_DIRECT = 21            # index of the direct flag in the conv kernels' integer layout (em_conv.h)
