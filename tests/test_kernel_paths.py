@@ -233,6 +233,10 @@ def test_every_kernel_path_and_requant_mode_is_exact(forced):
         lines = done.stdout.strip().splitlines()
         assert lines[-1] == "ok", "\n".join(lines[-20:])
         kernels = lines[0]
-        if forced == "avx512vnni":   # the VNNI kernels really ran
-            for name in ("conv2d_int8_vnni", "depthwise_int8_vnni", "fully_connected_int8_vnni", "add_int8_avx512"):
-                assert name in kernels, kernels
+        expected = {"avx512vnni": ("conv2d_int8_vnni", "depthwise_int8_vnni", "fully_connected_int8_vnni",
+                                   "add_int8_avx512"),
+                    "avx512": ("conv2d_int8_avx2", "fully_connected_int8_avx2"),
+                    "avx2": ("conv2d_int8_avx2", "fully_connected_int8_avx2"),
+                    "scalar": ("conv2d_int8", "depthwise_int8", "fully_connected_int8", "add_int8")}[forced]
+        for name in expected:   # the path's own kernels really ran
+            assert name in kernels.split(), kernels

@@ -4,6 +4,7 @@
 #include "em_params.h"
 #include "em_gemm.h"
 #include "em_gemm_vnni.h"
+#include "em_gemm_avx2.h"
 #include "em_depthwise.h"
 
 /* Shared integer layout of the conv-like kernels (p->i):
@@ -310,8 +311,55 @@ EM_VNNI_TARGET static void em_depthwise_int8_vnni(const em_params* p) {
         }
     }
 }
+/* AVX2 variants (CPUs without VNNI).  ptr: 0 input, 1 packed int16 weights (em_gemm_avx2.h), 2 bias
+ * (bias - zp sum w, padded to a multiple of 8), 3 output, 4 mult, 5 shift, 6 scratch, 7 double scales,
+ * 8 float scales (padded).  Conv: i as em_conv2d_int8 plus CI_KP; scratch = CI_CHUNK rows of K int8 (im2col,
+ * unless direct) then CI_CHUNK rows of Kp int16. */
+static void em_conv2d_int8_avx2(const em_params* p) {
+    const int64_t* d = p->i;
+    const int8_t* in = (const int8_t*)p->ptr[0];
+    int8_t* out = (int8_t*)p->ptr[3];
+    const int64_t K = d[CI_KH] * d[CI_KW] * d[CI_IC], OC = d[CI_OC], Kp = d[CI_KP];
+    const int64_t P = d[CI_OH] * d[CI_OW], chunk = d[CI_CHUNK];
+    em_avx2_gemm g = {(const int16_t*)p->ptr[1], (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4],
+                      (const int32_t*)p->ptr[5], (const double*)p->ptr[7], (const float*)p->ptr[8], OC, Kp,
+                      (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
+    int8_t* col = (int8_t*)p->ptr[6];
+    int16_t* rows16 = (int16_t*)((uint8_t*)p->ptr[6] + (d[CI_DIRECT] ? 0 : (chunk * K + 31) / 32 * 32));
+    for (int64_t b = 0; b < d[CI_N]; b++) {
+        for (int64_t first = 0; first < P; first += chunk) {
+            int64_t rows = P - first < chunk ? P - first : chunk;
+            if (d[CI_DIRECT]) {
+                em_pack_rows_s16(in + (b * P + first) * K, K, rows, K, Kp, rows16);
+            } else {
+                em_im2col_int8_t(in, d, b, first, rows, (int8_t)d[CI_INZP], col);
+                em_pack_rows_s16(col, K, rows, K, Kp, rows16);
+            }
+            em_gemm_s16_avx2(rows16, Kp, rows, &g, out + (b * P + first) * OC, OC);
+        }
+    }
+}
+
+/* i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode, 7 Kp, 8 chunk rows; scratch chunk x Kp int16 */
+static void em_fully_connected_int8_avx2(const em_params* p) {
+    const int64_t* d = p->i;
+    const int64_t M = d[0], K = d[1], Kp = d[7], chunk = d[8];
+    em_avx2_gemm g = {(const int16_t*)p->ptr[1], (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4],
+                      (const int32_t*)p->ptr[5], (const double*)p->ptr[7], (const float*)p->ptr[8], d[2], Kp,
+                      (int32_t)d[3], (int32_t)d[4], (int32_t)d[5], (int32_t)d[6]};
+    const int8_t* in = (const int8_t*)p->ptr[0];
+    int8_t* out = (int8_t*)p->ptr[3];
+    int16_t* rows16 = (int16_t*)p->ptr[6];
+    for (int64_t first = 0; first < M; first += chunk) {
+        int64_t rows = M - first < chunk ? M - first : chunk;
+        em_pack_rows_s16(in + first * K, K, rows, K, Kp, rows16);
+        em_gemm_s16_avx2(rows16, Kp, rows, &g, out + first * d[2], d[2]);
+    }
+}
 #else
-/* never selected: the loader picks VNNI kernels only when the CPU reports avx512vnni */
+/* never selected: the loader picks these kernels only when the CPU reports the ISA */
+static void em_conv2d_int8_avx2(const em_params* p) { (void)p; }
+static void em_fully_connected_int8_avx2(const em_params* p) { (void)p; }
 static void em_depthwise_int8_vnni(const em_params* p) { (void)p; }
 static void em_conv2d_int8_vnni(const em_params* p) { (void)p; }
 static void em_fully_connected_int8_vnni(const em_params* p) { (void)p; }

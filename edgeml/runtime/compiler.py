@@ -334,6 +334,18 @@ def _depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnRe
     return {"w": ctx.keep_array(packed), "bias": lanes[0], "rq": lanes[1:], "pv": pv, "cb": cb, "tg": tg}
 
 
+def _avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) -> dict:
+    """Weights [N][K] -> int16 panels of 8 columns x 4-deep groups for vpmaddwd (em_gemm_avx2.h); bias (already
+    zero-point corrected) and per-column arrays padded to 8."""
+    n, k = w2.shape
+    np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
+    wp = np.zeros((np_, kp), np.int16)
+    wp[:n, :k] = w2
+    packed = wp.reshape(np_ // 8, 8, kp // 4, 4).transpose(0, 2, 1, 3)
+    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))),
+            "rq": rq.arrays(ctx, np_), "kp": kp}
+
+
 def conv_operands(ctx: Ctx, op: Op):
     """(input, weights, output, input shape, weight array) of a conv-like op, checked to be 4-D."""
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
@@ -427,6 +439,17 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
                     return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
                              _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]], ints_v, [])
                 return Step(op, "conv2d_int8_vnni", make_v, scratch_v, macs)
+            if _isa() in ("avx2", "avx512"):
+                ap = _avx2_pack(ctx, w2, _bias_with_zero_point(op, bias, w2, in_zp), rq)
+                rqa2 = ap["rq"]
+                chunk2 = min(oh * ow, IM2COL_ROWS)
+                ints_a = ints[:CI_DIRECT + 1] + [chunk2, ap["kp"]]
+                scratch_a = (0 if direct else -(-chunk2 * K // 32) * 32) + chunk2 * ap["kp"] * 2
+
+                def make_a(addr):
+                    return ([addr(x.index), _addr(ap["w"]), _addr(ap["bias"]), addr(y.index), _addr(rqa2[0]),
+                             _addr(rqa2[1]), addr("scratch")] + [_addr(a) for a in rqa2[2:]], ints_a, [])
+                return Step(op, "conv2d_int8_avx2", make_a, scratch_a, macs)
             wk = ctx.keep_array(w2)
             bk = ctx.keep_array(_bias_with_zero_point(op, bias, w2, in_zp))
             scratch = 0 if direct else IM2COL_ROWS * K
@@ -494,6 +517,15 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
                 return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
                          _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]], ints + [vp["kp"], chunk], [])
             return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"] + VNNI_SLACK, macs)
+        if _isa() in ("avx2", "avx512"):
+            ap = _avx2_pack(ctx, wdata, _bias_with_zero_point(op, bias, wdata, in_zp), rq)
+            rqa2 = ap["rq"]
+            chunk2 = min(rows, IM2COL_ROWS)
+
+            def make_a(addr):
+                return ([addr(x.index), _addr(ap["w"]), _addr(ap["bias"]), addr(y.index), _addr(rqa2[0]),
+                         _addr(rqa2[1]), addr("scratch")] + [_addr(a) for a in rqa2[2:]], ints + [ap["kp"], chunk2], [])
+            return Step(op, "fully_connected_int8_avx2", make_a, chunk2 * ap["kp"] * 2, macs)
         wk = ctx.keep_array(wdata)
         bk = ctx.keep_array(_bias_with_zero_point(op, bias, wdata, in_zp))
         rqa = rq.arrays(ctx)
