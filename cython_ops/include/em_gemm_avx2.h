@@ -104,36 +104,41 @@ EM_AVX2_TARGET static inline void em_avx2_store8(__m256i acc, const em_avx2_gemm
     memcpy(c, tmp, (size_t)(cols < 8 ? cols : 8));
 }
 
-/* C[M][N] (row stride ldc) = requant(A[M][Kp] (int16, row stride lda) . W). */
+/* One MR x 8 tile (rows <= MR; missing rows repeat the last one and are not stored). */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
+        const int16_t* A, int64_t lda, int64_t m, int64_t rows, const em_avx2_gemm* g, int64_t n, int8_t* C,
+        int64_t ldc, const int MR) {
+    const int64_t kg = g->Kp / 4;
+    const int16_t* w = g->w + (n / 8) * kg * 32;
+    const int16_t* a[4];
+    for (int r = 0; r < MR; r++) a[r] = A + (m + (r < rows ? r : rows - 1)) * lda;
+    __m256i acc[4][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int64_t k = 0; k < kg; k++) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i*)(w + k * 32));
+        const __m256i b1 = _mm256_loadu_si256((const __m256i*)(w + k * 32 + 16));
+        for (int r = 0; r < MR; r++) {
+            int64_t four;
+            memcpy(&four, a[r] + 4 * k, 8);
+            const __m256i av = _mm256_set1_epi64x(four);
+            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+        }
+    }
+    for (int r = 0; r < MR && r < rows; r++) {
+        /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order */
+        __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
+        em_avx2_store8(s, g, n, C + (m + r) * ldc + n, g->N - n);
+    }
+}
+
+/* C[M][N] (row stride ldc) = requant(A[M][Kp] (int16, row stride lda) . W); 4-row tiles, 1-row for a GEMV. */
 EM_AVX2_TARGET static void em_gemm_s16_avx2(const int16_t* A, int64_t lda, int64_t M, const em_avx2_gemm* g,
                                            int8_t* C, int64_t ldc) {
-    const int64_t Kp = g->Kp, kg = Kp / 4, N = g->N;
-    for (int64_t n = 0; n < N; n += 8) {
-        const int16_t* w = g->w + (n / 8) * kg * 32;
-        const int64_t cols = N - n;
-        for (int64_t m = 0; m < M; m += 4) {
-            const int64_t rows = M - m < 4 ? M - m : 4;
-            const int16_t* a[4];
-            for (int r = 0; r < 4; r++) a[r] = A + (m + (r < rows ? r : rows - 1)) * lda;
-            __m256i acc[4][2];
-            for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-            for (int64_t k = 0; k < kg; k++) {
-                const __m256i b0 = _mm256_loadu_si256((const __m256i*)(w + k * 32));
-                const __m256i b1 = _mm256_loadu_si256((const __m256i*)(w + k * 32 + 16));
-                for (int r = 0; r < 4; r++) {
-                    int64_t four;
-                    memcpy(&four, a[r] + 4 * k, 8);
-                    const __m256i av = _mm256_set1_epi64x(four);
-                    acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
-                    acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
-                }
-            }
-            for (int r = 0; r < rows; r++) {
-                /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order */
-                __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
-                em_avx2_store8(s, g, n, C + (m + r) * ldc + n, cols);
-            }
-        }
+    for (int64_t n = 0; n < g->N; n += 8) {
+        int64_t m = 0;
+        for (; m + 4 <= M; m += 4) em_avx2_tile(A, lda, m, 4, g, n, C, ldc, 4);
+        for (; m < M; m++) em_avx2_tile(A, lda, m, 1, g, n, C, ldc, 1);
     }
 }
 
