@@ -39,7 +39,7 @@ KERNELS = {
     "fully_connected_int8_avx2": <uintptr_t>&em_fully_connected_int8_avx2,
 }
 
-ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512", 3: "avx512vnni"}
+ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512", 3: "avx512vnni", 4: "neon"}
 
 
 def isa():
