@@ -88,7 +88,7 @@ def tensor(idx, shape, dtype, scale=None, zp=0, data=None, axis=0):
     return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(dtype), q, data)
 
 
-def run(graph, x, rounding, mode):
+def run(graph, x, rounding, mode, num_threads=1):
     original = C.column_requant
     captured = []
 
@@ -100,7 +100,7 @@ def run(graph, x, rounding, mode):
         return rq
     C.column_requant = forced
     try:
-        plan = C.compile_graph(graph, {}, rounding)
+        plan = C.compile_graph(graph, {}, rounding, num_threads)
     finally:
         C.column_requant = original
     plan.view(graph.inputs[0])[...] = x
@@ -108,7 +108,7 @@ def run(graph, x, rounding, mode):
     return plan.view(graph.outputs[0]).copy(), captured, [s.kernel for s in plan.steps]
 
 
-def case_conv(rng, kind):
+def case_conv(rng, kind, big=False):
     n = 1 if rng.random() < 0.8 else 2
     ih, iw = rng.integers(1, 12, 2)
     ic = int(rng.choice([1, 2, 3, 5, 8, 16, 19]))
@@ -116,10 +116,12 @@ def case_conv(rng, kind):
     sh, sw = (int(v) for v in rng.choice([1, 2], 2))
     dh, dw = (int(v) for v in rng.choice([1, 1, 2], 2))
     padding = int(rng.integers(0, 2))
+    if big:   # past the threading threshold (C.THREAD_MIN_MACS)
+        n, ih, iw, ic, kh, kw, sh, sw, dh, dw = 2, 37, 35, 16, 3, 3, 1, 1, 1, int(rng.choice([1, 2]))
     if kind == "depthwise":
         oc = ic
     else:
-        oc = int(rng.choice([1, 7, 8, 8, 16, 17, 33, 64, 70]))
+        oc = int(rng.choice([1, 7, 8, 8, 16, 17, 33, 64, 70])) if not big else 40
     if kind == "1x1":
         kh = kw = sh = sw = 1
         padding = 1
@@ -203,6 +205,12 @@ def main():
             if not np.array_equal(got, want):
                 bad = np.argwhere(got != want)[:3].tolist()
                 failures.append(f"{desc} mode {rq.mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
+    for _ in range(2):   # a conv big enough to be split over threads: identical for 1, 2 and 3 threads
+        g, x, acc, desc = case_conv(rng, "general", big=True)
+        for threads in (1, 2, 3):
+            got, rqs, names = run(g, x, 0, 0, threads)
+            if not np.array_equal(got, requant(acc, rqs[0], 0)):
+                failures.append(f"{desc} with {threads} threads differs")
     for j in range(6):   # small ADDs run their kernel, large ones (>= 4096 elements) the 64 KB table
         shape = tuple(int(v) for v in rng.integers(1, 6, 3)) + (int(rng.choice([1, 3, 16, 21])),)
         if j >= 4:
@@ -252,3 +260,33 @@ def test_every_kernel_path_and_requant_mode_is_exact(forced):
                     "neon": ("conv2d_int8", "fully_connected_int8")}[forced]
         for name in expected:   # the path's own kernels really ran
             assert name in kernels.split(), kernels
+
+
+@pytest.mark.parametrize("bad", [0, -1, 65, 1.5, True, "2", None])
+def test_num_threads_is_validated(shared_models, bad):
+    import edgeml
+    with pytest.raises(edgeml.EdgeMLError, match="num_threads"):
+        edgeml.Interpreter(str(shared_models / "mlperf_tiny" / "ad01_int8.tflite"), num_threads=bad)
+
+
+def test_num_threads_gives_identical_outputs_on_resnet(shared_models):
+    """ResNet-8's big convs are split over threads; every thread count gives the same bytes."""
+    import numpy as np
+    import edgeml
+    path = str(shared_models / "mlperf_tiny" / "pretrainedResnet_quant.tflite")
+    its = [edgeml.Interpreter(path, num_threads=n) for n in (1, 2, 3)]
+    threaded = [s for s in its[1].plan.steps if s.kernel == "conv2d_int8_vnni" and s.make(lambda t: 0)[1][24] > 1]
+    from cython_ops.conv import isa
+    if isa() == "avx512vnni":
+        assert threaded, "no conv of ResNet-8 was split over threads"
+    rng = np.random.default_rng(0)
+    shape = its[0].get_input_details()[0]["shape"]
+    for _ in range(4):
+        x = rng.integers(-128, 128, size=shape).astype(np.int8)
+        outs = []
+        for it in its:
+            it.set_input(x)
+            it.invoke()
+            outs.append(it.get_output().copy())
+        for o in outs[1:]:
+            np.testing.assert_array_equal(o, outs[0])

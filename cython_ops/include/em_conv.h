@@ -5,6 +5,7 @@
 #include "em_gemm.h"
 #include "em_gemm_vnni.h"
 #include "em_gemm_avx2.h"
+#include "em_threads.h"
 #include "em_depthwise.h"
 
 /* Shared integer layout of the conv-like kernels (p->i):
@@ -221,8 +222,11 @@ EM_VNNI_TARGET static void em_pad_image_u8(const int8_t* img, const int64_t* d, 
  *   1 1x1 stride-1 conv: the input's rows repacked to Kp
  *   4 implicit GEMM over a padded copy of the input (dilation_w 1); the weights are packed per window row,
  *     KW * IC rounded up to 4 (CI_KP = KH * that)
- *   0 im2col in chunks of CI_CHUNK rows (dilation_w > 1) */
-static void em_conv2d_int8_vnni(const em_params* p) {
+ *   0 im2col in chunks of CI_CHUNK rows (dilation_w > 1)
+ * i[24] threads: the output pixels of each image are split into that many slices (em_threads.h), each with its
+ * own scratch of i[25] bytes. */
+static void em_conv2d_vnni_slice(const void* ctx, int64_t slice, int64_t nslices) {
+    const em_params* p = (const em_params*)ctx;
     const int64_t* d = p->i;
     const int8_t* in = (const int8_t*)p->ptr[0];
     int8_t* out = (int8_t*)p->ptr[3];
@@ -230,29 +234,35 @@ static void em_conv2d_int8_vnni(const em_params* p) {
     const int64_t P = d[CI_OH] * d[CI_OW], chunk = d[CI_CHUNK], mode = d[CI_DIRECT];
     const int64_t IHp = (d[CI_OH] - 1) * d[CI_SH] + (d[CI_KH] - 1) * d[CI_DH] + 1;
     const int64_t IWp = (d[CI_OW] - 1) * d[CI_SW] + (d[CI_KW] - 1) * d[CI_DW] + 1;
+    const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     em_vnni_gemm g = {(const int8_t*)p->ptr[1], (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4],
                       (const int32_t*)p->ptr[5], (const double*)p->ptr[7], (const float*)p->ptr[8], OC, Kp,
                       (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
-    uint8_t* scratch = (uint8_t*)p->ptr[6];
+    uint8_t* scratch = (uint8_t*)p->ptr[6] + slice * d[25];
+    if (r1 <= r0) return;
     for (int64_t b = 0; b < d[CI_N]; b++) {
         const int8_t* img = in + b * d[CI_IH] * d[CI_IW] * IC;
         int8_t* o = out + b * P * OC;
         if (mode == 1) {
-            em_pack_rows_u8(img, K, P, K, Kp, scratch);
-            em_gemm_u8s8_vnni(scratch, P, &g, o, OC);
+            em_pack_rows_u8(img + r0 * K, K, r1 - r0, K, Kp, scratch);
+            em_gemm_u8s8_vnni(scratch, r1 - r0, &g, o + r0 * OC, OC);
         } else if (mode == 4) {
             em_pad_image_u8(img, d, IHp, IWp, scratch);
             em_vnni_rows rows = {scratch, 0, d[CI_OW], d[CI_SH] * IWp * IC, d[CI_SW] * IC,
-                                 d[CI_KH], d[CI_DH] * IWp * IC, Kp / d[CI_KH] / 4};
-            em_gemm_vnni_rows(&rows, P, &g, o, OC);
+                                 d[CI_KH], d[CI_DH] * IWp * IC, Kp / d[CI_KH] / 4, r0};
+            em_gemm_vnni_rows(&rows, r1 - r0, &g, o + r0 * OC, OC);
         } else {
-            for (int64_t first = 0; first < P; first += chunk) {
-                int64_t rows = P - first < chunk ? P - first : chunk;
+            for (int64_t first = r0; first < r1; first += chunk) {
+                int64_t rows = r1 - first < chunk ? r1 - first : chunk;
                 em_im2col_u8(in, d, b, first, rows, Kp, scratch);
                 em_gemm_u8s8_vnni(scratch, rows, &g, o + first * OC, OC);
             }
         }
     }
+}
+
+static void em_conv2d_int8_vnni(const em_params* p) {
+    em_parallel_run(p->i[24] > 1 ? p->i[24] : 1, em_conv2d_vnni_slice, p);
 }
 
 /* i: 0 rows, 1 K, 2 N, 3 out_zp, 4 act_min, 5 act_max, 6 mode, 7 Kp, 8 chunk rows */

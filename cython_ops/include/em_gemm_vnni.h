@@ -152,6 +152,7 @@ typedef struct {
     const uint8_t* base;
     int64_t lda, OW, row_step, col_step;
     int64_t nseg, seg_stride, seg_groups;
+    int64_t first;          /* implicit convolution: GEMM row m is output pixel first + m */
 } em_vnni_rows;
 
 /* One MR x (16 NB) register tile of C: rows m .. m + rows - 1 (rows <= MR; missing rows repeat the last one and
@@ -165,7 +166,7 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
     if (A->OW == 0) {
         for (int r = 0; r < MR; r++) a[r] = A->base + (m + (r < rows ? r : rows - 1)) * A->lda;
     } else {
-        int64_t oy = m / A->OW, ox = m % A->OW;
+        int64_t oy = (A->first + m) / A->OW, ox = (A->first + m) % A->OW;
         for (int r = 0; r < MR; r++) {
             a[r] = A->base + oy * A->row_step + ox * A->col_step;
             if (r + 1 < rows && ++ox == A->OW) { ox = 0; oy++; }
@@ -259,7 +260,7 @@ EM_VNNI_TARGET static void em_gemm_vnni_rows(const em_vnni_rows* A, int64_t M, c
 /* Plain GEMM: rows lda bytes apart, Kp bytes each. */
 EM_VNNI_TARGET static void em_gemm_u8s8_vnni_ex(const uint8_t* A, int64_t lda, int64_t M, const em_vnni_gemm* g,
                                                int8_t* C, int64_t ldc) {
-    em_vnni_rows rows = {A, lda, 0, 0, 0, 1, 0, g->Kp / 4};
+    em_vnni_rows rows = {A, lda, 0, 0, 0, 1, 0, g->Kp / 4, 0};
     em_gemm_vnni_rows(&rows, M, g, C, ldc);
 }
 

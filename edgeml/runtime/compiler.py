@@ -304,6 +304,16 @@ VNNI_SLACK = 64           # the VNNI gathers store whole 64-byte vectors past a 
 VNNI_CHUNK_BYTES = 16384  # packed rows gathered per GEMM call: they stay in L1 while every column panel reads them
 
 
+THREAD_MIN_MACS = 2_000_000   # a conv is split over threads only from this size (a slice costs a wake-up)
+
+
+def _op_threads(ctx: Ctx, macs: int, rows: int) -> int:
+    """Threads for one conv: the interpreter's num_threads from THREAD_MIN_MACS on, 16+ rows each."""
+    if macs < THREAD_MIN_MACS:
+        return 1
+    return max(1, min(getattr(ctx, "num_threads", 1), rows // 16))
+
+
 def _vnni_chunk(kp: int, rows: int) -> int:
     """Rows per packed chunk: a multiple of 24 (the 3-, 6- and 8-row tiles) that keeps the chunk in L1."""
     chunk = max(24, VNNI_CHUNK_BYTES // kp // 24 * 24)
@@ -432,8 +442,13 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
                 vp = _vnni_pack(ctx, w2v, bias, in_zp, rq)
                 rqa = vp["rq"]
                 chunk = _vnni_chunk(vp["kp"], oh * ow)
-                ints_v = ints[:CI_DIRECT] + [direct_v, chunk, vp["kp"]]
-                scratch_v = VNNI_SLACK + {1: oh * ow * vp["kp"], 4: ihp * iwp * ic}.get(direct_v, chunk * vp["kp"])
+                threads = _op_threads(ctx, macs, oh * ow)
+                slice_rows = -(-oh * ow // threads)
+                scratch_v = VNNI_SLACK + {1: slice_rows * vp["kp"], 4: ihp * iwp * ic}.get(direct_v,
+                                                                                          chunk * vp["kp"])
+                scratch_v = -(-scratch_v // ALIGN) * ALIGN
+                ints_v = ints[:CI_DIRECT] + [direct_v, chunk, vp["kp"], threads, scratch_v]
+                scratch_v *= threads
 
                 def make_v(addr):
                     return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
@@ -1195,9 +1210,10 @@ def _plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
     return offsets, total
 
 
-def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0) -> Plan:
+def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1) -> Plan:
     from cython_ops.engine import Engine
     ctx = Ctx(graph, rounding)
+    ctx.num_threads = num_threads     # big convs split their output pixels over this many threads
     for idx in graph.inputs:
         t = graph.tensors[idx]
         shape = tuple(input_shapes.get(idx, t.shape))
