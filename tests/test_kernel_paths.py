@@ -253,8 +253,8 @@ def test_every_kernel_path_and_requant_mode_is_exact(forced):
         kernels = lines[0]
         expected = {"avx512vnni": ("conv2d_int8_vnni", "depthwise_int8_vnni", "fully_connected_int8_vnni",
                                    "add_int8_avx512", "binary_int8_table"),
-                    "avx512": ("conv2d_int8_avx2", "fully_connected_int8_avx2"),
-                    "avx2": ("conv2d_int8_avx2", "fully_connected_int8_avx2"),
+                    "avx512": ("conv2d_int8_avx2", "fully_connected_int8_avx2", "binary_int8_table"),
+                    "avx2": ("conv2d_int8_avx2", "fully_connected_int8_avx2", "binary_int8_table"),
                     "scalar": ("conv2d_int8", "depthwise_int8", "fully_connected_int8", "add_int8",
                                "binary_int8_table"),
                     "neon": ("conv2d_int8", "fully_connected_int8")}[forced]

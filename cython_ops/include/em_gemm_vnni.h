@@ -106,9 +106,9 @@ EM_VNNI_TARGET static inline __m512i em_mbqm_single_x16(__m512i x, __m512i m, __
 
 /* Requantize 16 int32 sums of columns n .. n + 15 and store the int8 lanes in cols.  q: the double-rounding
  * constants of these columns (em_mbqm_consts), computed once per column block by the caller. */
-EM_VNNI_TARGET static inline void em_vnni_store16_q(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
-                                                    __mmask16 cols, const em_mbqm16* q) {
-    acc = _mm512_add_epi32(acc, _mm512_loadu_si512(g->bias + n));
+/* Requantize 16 int32 sums that already include the bias (see em_vnni_store16_q). */
+EM_VNNI_TARGET static inline void em_vnni_requant_store16(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
+                                                          __mmask16 cols, const em_mbqm16* q) {
     __m512i v;
     if (g->mode == EM_ROUND_DOUBLE) {
         v = em_mbqm_apply_x16(acc, q);
@@ -129,6 +129,12 @@ EM_VNNI_TARGET static inline void em_vnni_store16_q(__m512i acc, const em_vnni_g
     __m128i bytes = _mm512_cvtepi32_epi8(v);
     if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)c, bytes);
     else _mm_mask_storeu_epi8(c, cols, bytes);
+}
+
+EM_VNNI_TARGET static inline void em_vnni_store16_q(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
+                                                    __mmask16 cols, const em_mbqm16* q) {
+    acc = _mm512_add_epi32(acc, _mm512_loadu_si512(g->bias + n));
+    em_vnni_requant_store16(acc, g, n, c, cols, q);
 }
 
 /* The double-rounding constants of columns n .. n + 15 (unused in the other modes). */
@@ -174,8 +180,11 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
     }
     const int8_t* w = g->w + n * Kp;
     __m512i acc[8][4];
-    for (int r = 0; r < (MR > 1 ? MR : 2); r++)
-        for (int j = 0; j < NB; j++) acc[r][j] = _mm512_setzero_si512();
+    for (int j = 0; j < NB; j++) {   /* the sums start from the bias (padded columns hold 0) */
+        const __m512i bias = _mm512_loadu_si512(g->bias + n + 16 * j);
+        for (int r = 0; r < MR; r++) acc[r][j] = bias;
+        if (MR == 1) acc[1][j] = _mm512_setzero_si512();
+    }
     if (MR == 1 && A->nseg == 1) {   /* GEMV: even and odd k-groups in separate chains to hide the latency */
         int64_t k = 0;
         for (; k + 2 <= A->seg_groups; k += 2, w += 128) {
@@ -215,7 +224,8 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         for (int r = 0; r < MR; r += 2) {
             if (r >= rows) break;
             __m512i pair = _mm512_inserti64x4(acc[r][0], _mm512_castsi512_si256(acc[r + 1 < MR ? r + 1 : r][0]), 1);
-            em_vnni_store16_q(pair, g, 0, C + (m + r) * 8, r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF, &q);
+            em_vnni_requant_store16(pair, g, 0, C + (m + r) * 8, r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF,
+                                    &q);
         }
         return;
     }
@@ -226,7 +236,7 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         const em_mbqm16 q = em_vnni_consts(g, c);
         for (int r = 0; r < MR; r++) {
             if (r >= rows) break;
-            em_vnni_store16_q(acc[r][j], g, c, C + (m + r) * ldc + c, cols, &q);
+            em_vnni_requant_store16(acc[r][j], g, c, C + (m + r) * ldc + c, cols, &q);
         }
     }
 }
