@@ -169,6 +169,31 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_depthwise_ve
     em_vnni_store16_q(acc, g, lane0, o, cols, q);
 }
 
+/* Depthwise on 64 channels at once (C % 64 == 0): four taps' 64-byte rows are interleaved by two rounds of
+ * in-lane unpacks, which leave accumulator k holding channels 16 L + 4 k + i in dword i of 128-bit lane L; the
+ * weights and per-lane requantization are packed in that order, and saturating packs of the four requantized
+ * vectors (already in [-128, 127]) restore channel order for one 64-byte store. */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_depthwise_vector64(
+        const uint8_t* px, const int64_t* off, const int8_t* w, int64_t TG, const em_vnni_gemm* g, int64_t lane0,
+        int8_t* o, const em_mbqm16* q) {
+    __m512i acc[4];
+    for (int k = 0; k < 4; k++) acc[k] = _mm512_loadu_si512(g->bias + lane0 + 16 * k);
+    for (int64_t tg = 0; tg < TG; tg++, off += 4, w += 256) {
+        const __m512i t0 = _mm512_loadu_si512(px + off[0]), t1 = _mm512_loadu_si512(px + off[1]);
+        const __m512i t2 = _mm512_loadu_si512(px + off[2]), t3 = _mm512_loadu_si512(px + off[3]);
+        const __m512i lo01 = _mm512_unpacklo_epi8(t0, t1), hi01 = _mm512_unpackhi_epi8(t0, t1);
+        const __m512i lo23 = _mm512_unpacklo_epi8(t2, t3), hi23 = _mm512_unpackhi_epi8(t2, t3);
+        acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_unpacklo_epi16(lo01, lo23), _mm512_loadu_si512(w));
+        acc[1] = _mm512_dpbusd_epi32(acc[1], _mm512_unpackhi_epi16(lo01, lo23), _mm512_loadu_si512(w + 64));
+        acc[2] = _mm512_dpbusd_epi32(acc[2], _mm512_unpacklo_epi16(hi01, hi23), _mm512_loadu_si512(w + 128));
+        acc[3] = _mm512_dpbusd_epi32(acc[3], _mm512_unpackhi_epi16(hi01, hi23), _mm512_loadu_si512(w + 192));
+    }
+    __m512i v[4];
+    for (int k = 0; k < 4; k++) v[k] = em_vnni_requant16(acc[k], g, lane0 + 16 * k, &q[k]);
+    const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
+    _mm512_storeu_si512(o, bytes);
+}
+
 /* Receptive fields of output pixels [first, first + rows) of image b gathered straight into the VNNI layout:
  * rows of Kp uint8 (x + 128), padding taps = in_zp + 128 (they cancel against the bias, as in the reference).
  * With dilation 1 a window row inside the image is KW * IC contiguous bytes, copied at once.  Bytes K .. Kp of
@@ -287,7 +312,8 @@ static void em_fully_connected_int8_vnni(const em_params* p) {
  * PV = 16 / C neighbouring pixels (their taps are 16 contiguous bytes).  Four taps' 16 bytes go into the four
  * 128-bit lanes, then a dword permute and an in-lane byte shuffle put each lane's 4 taps in one dword.
  * i: conv layout, then 23 PV, 24 channel blocks CB, 25 tap groups TG (taps rounded up to 4, at most
- * EM_DW_MAX_TAPS); ptr: 0 input, 1 weights [CB][TG][16 lanes][4 taps], 2 bias per lane (includes
+ * EM_DW_MAX_TAPS), 26 wide: C % 64 == 0, 64 channels per step (em_depthwise_vector64) with weights
+ * [C/64][TG][4 accumulators][16 lanes][4 taps]; ptr: 0 input, 1 weights [CB][TG][16 lanes][4 taps], 2 bias per lane (includes
  * -(zp + 128) sum w), 3 output, 4 mult, 5 shift (per lane), 6 scratch (padded image + 64), 7 double scales,
  * 8 float scales (per lane). */
 #define EM_DW_MAX_TAPS 64
@@ -309,6 +335,19 @@ EM_VNNI_TARGET static void em_depthwise_int8_vnni(const em_params* p) {
         off[t] = t < d[CI_KH] * KW ? ((t / KW) * d[CI_DH] * IWp + (t % KW) * d[CI_DW]) * C : 0;
     for (int64_t b = 0; b < d[CI_N]; b++) {
         em_pad_image_u8(in + b * d[CI_IH] * d[CI_IW] * C, d, IHp, IWp, img);
+        if (d[26]) {   /* 64-channel blocks (em_depthwise_vector64) */
+            for (int64_t cb = 0; cb < C / 64; cb++) {
+                em_mbqm16 q[4];
+                for (int k = 0; k < 4; k++) q[k] = em_vnni_consts(&g, 64 * cb + 16 * k);
+                for (int64_t oy = 0; oy < OH; oy++)
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    const uint8_t* px = img + (oy * d[CI_SH] * IWp + ox * d[CI_SW]) * C + 64 * cb;
+                    em_depthwise_vector64(px, off, w + cb * TG * 256, TG, &g, 64 * cb,
+                                          out + ((b * OH + oy) * OW + ox) * C + 64 * cb, q);
+                }
+            }
+            continue;
+        }
         for (int64_t cb = 0; cb < CB; cb++) {     /* channel blocks outermost: requant constants derived once */
             const em_mbqm16 q = em_vnni_consts(&g, 16 * cb);
             for (int64_t oy = 0; oy < OH; oy++)

@@ -106,9 +106,9 @@ EM_VNNI_TARGET static inline __m512i em_mbqm_single_x16(__m512i x, __m512i m, __
 
 /* Requantize 16 int32 sums of columns n .. n + 15 and store the int8 lanes in cols.  q: the double-rounding
  * constants of these columns (em_mbqm_consts), computed once per column block by the caller. */
-/* Requantize 16 int32 sums that already include the bias (see em_vnni_store16_q). */
-EM_VNNI_TARGET static inline void em_vnni_requant_store16(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
-                                                          __mmask16 cols, const em_mbqm16* q) {
+/* Requantize 16 int32 sums that already include the bias (see em_vnni_store16_q), clamped, as int32. */
+EM_VNNI_TARGET static inline __m512i em_vnni_requant16(__m512i acc, const em_vnni_gemm* g, int64_t n,
+                                                     const em_mbqm16* q) {
     __m512i v;
     if (g->mode == EM_ROUND_DOUBLE) {
         v = em_mbqm_apply_x16(acc, q);
@@ -125,8 +125,12 @@ EM_VNNI_TARGET static inline void em_vnni_requant_store16(__m512i acc, const em_
     }
     v = _mm512_add_epi32(v, _mm512_set1_epi32(g->out_zp));
     v = _mm512_max_epi32(v, _mm512_set1_epi32(g->act_min));
-    v = _mm512_min_epi32(v, _mm512_set1_epi32(g->act_max));
-    __m128i bytes = _mm512_cvtepi32_epi8(v);
+    return _mm512_min_epi32(v, _mm512_set1_epi32(g->act_max));
+}
+
+EM_VNNI_TARGET static inline void em_vnni_requant_store16(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
+                                                          __mmask16 cols, const em_mbqm16* q) {
+    __m128i bytes = _mm512_cvtepi32_epi8(em_vnni_requant16(acc, g, n, q));
     if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)c, bytes);
     else _mm_mask_storeu_epi8(c, cols, bytes);
 }

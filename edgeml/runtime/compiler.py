@@ -331,17 +331,26 @@ def _depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnRe
     pv = 16 // c if stride_w == 1 and c < 16 and 16 % c == 0 else 1
     cb = 1 if pv > 1 else -(-c // 16)
     tg = -(-taps // 4)
-    lane_ch = np.arange(16 * cb) % c if pv > 1 else np.minimum(np.arange(16 * cb), c - 1)
-    used = np.ones(16 * cb, bool) if pv > 1 else np.arange(16 * cb) < c
+    wide = int(c % 64 == 0)
+    if wide:   # lane j = 16 k + 4 L + i of a 64-block holds channel 16 L + 4 k + i (em_depthwise_vector64)
+        j = np.arange(c)
+        lane_ch = (j // 64) * 64 + ((j % 64) // 4 % 4) * 16 + (j % 64) // 16 * 4 + j % 4
+    else:
+        lane_ch = np.arange(16 * cb) % c if pv > 1 else np.minimum(np.arange(16 * cb), c - 1)
+    used = np.ones(lane_ch.size, bool) if pv > 1 or wide else np.arange(16 * cb) < c
     wl = np.zeros((4 * tg, 16 * cb), np.int8)
     wl[:taps] = np.where(used, w[:, lane_ch], 0)
-    packed = wl.reshape(tg, 4, cb, 16).transpose(2, 0, 3, 1)
+    if wide:   # [64-block][tap group][accumulator][16 lanes][4 taps]
+        packed = wl.reshape(tg, 4, c // 64, 4, 16).transpose(2, 0, 3, 4, 1)
+    else:      # [16-block][tap group][16 lanes][4 taps]
+        packed = wl.reshape(tg, 4, cb, 16).transpose(2, 0, 3, 1)
     b = (np.zeros(c, np.int64) if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w.astype(np.int64).sum(0)
     if np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
     lanes = [ctx.keep_array(np.where(used, a[lane_ch], 0).astype(a.dtype))
              for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
-    return {"w": ctx.keep_array(packed), "bias": lanes[0], "rq": lanes[1:], "pv": pv, "cb": cb, "tg": tg}
+    return {"w": ctx.keep_array(packed), "bias": lanes[0], "rq": lanes[1:], "pv": pv, "cb": cb, "tg": tg,
+            "wide": wide}
 
 
 def _avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) -> dict:
@@ -416,7 +425,7 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
             if dm == 1 and kh * kw <= DW_MAX_TAPS and _isa() == "avx512vnni":
                 dv = _depthwise_vnni_pack(ctx, wdata.reshape(kh * kw, oc), bias, in_zp, rq, sw)
                 ihp, iwp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-                ints_d = ints[:CI_KP] + [dv["pv"], dv["cb"], dv["tg"]]
+                ints_d = ints[:CI_KP] + [dv["pv"], dv["cb"], dv["tg"], dv["wide"]]
 
                 def make_d(addr):
                     return ([addr(x.index), _addr(dv["w"]), _addr(dv["bias"]), addr(y.index)]
