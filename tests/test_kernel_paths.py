@@ -111,7 +111,7 @@ def run(graph, x, rounding, mode, num_threads=1):
 def case_conv(rng, kind, big=False):
     n = 1 if rng.random() < 0.8 else 2
     ih, iw = rng.integers(1, 12, 2)
-    ic = int(rng.choice([1, 2, 3, 5, 8, 16, 19, 64, 128] if kind == "depthwise" else [1, 2, 3, 5, 8, 16, 19]))
+    ic = int(rng.choice([1, 2, 3, 5, 8, 16, 19, 32, 64, 128] if kind == "depthwise" else [1, 2, 3, 5, 8, 16, 19]))
     kh, kw = (int(v) for v in rng.integers(1, 4, 2))
     sh, sw = (int(v) for v in rng.choice([1, 2], 2))
     dh, dw = (int(v) for v in rng.choice([1, 1, 2], 2))

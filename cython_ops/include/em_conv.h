@@ -175,7 +175,7 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_depthwise_ve
  * vectors (already in [-128, 127]) restore channel order for one 64-byte store. */
 EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_depthwise_vector64(
         const uint8_t* px, const int64_t* off, const int8_t* w, int64_t TG, const em_vnni_gemm* g, int64_t lane0,
-        int8_t* o, const em_mbqm16* q) {
+        int8_t* o, const em_mbqm16* q, int64_t nbytes) {
     __m512i acc[4];
     for (int k = 0; k < 4; k++) acc[k] = _mm512_loadu_si512(g->bias + lane0 + 16 * k);
     for (int64_t tg = 0; tg < TG; tg++, off += 4, w += 256) {
@@ -191,7 +191,8 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_depthwise_ve
     __m512i v[4];
     for (int k = 0; k < 4; k++) v[k] = em_vnni_requant16(acc[k], g, lane0 + 16 * k, &q[k]);
     const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
-    _mm512_storeu_si512(o, bytes);
+    if (nbytes >= 64) _mm512_storeu_si512(o, bytes);
+    else _mm512_mask_storeu_epi8(o, ((__mmask64)-1) >> (64 - nbytes), bytes);
 }
 
 /* Receptive fields of output pixels [first, first + rows) of image b gathered straight into the VNNI layout:
@@ -312,8 +313,9 @@ static void em_fully_connected_int8_vnni(const em_params* p) {
  * PV = 16 / C neighbouring pixels (their taps are 16 contiguous bytes).  Four taps' 16 bytes go into the four
  * 128-bit lanes, then a dword permute and an in-lane byte shuffle put each lane's 4 taps in one dword.
  * i: conv layout, then 23 PV, 24 channel blocks CB, 25 tap groups TG (taps rounded up to 4, at most
- * EM_DW_MAX_TAPS), 26 wide: C % 64 == 0, 64 channels per step (em_depthwise_vector64) with weights
- * [C/64][TG][4 accumulators][16 lanes][4 taps]; ptr: 0 input, 1 weights [CB][TG][16 lanes][4 taps], 2 bias per lane (includes
+ * EM_DW_MAX_TAPS), 26 wide: pixels per 64-byte step (em_depthwise_vector64; 1 when C % 64 == 0, 64 / C when
+ * stride_w is 1 and C divides 64; 0: 16-lane steps) with weights [blocks][TG][4 accumulators][16 lanes][4 taps];
+ * ptr: 0 input, 1 weights [CB][TG][16 lanes][4 taps], 2 bias per lane (includes
  * -(zp + 128) sum w), 3 output, 4 mult, 5 shift (per lane), 6 scratch (padded image + 64), 7 double scales,
  * 8 float scales (per lane). */
 #define EM_DW_MAX_TAPS 64
@@ -335,15 +337,17 @@ EM_VNNI_TARGET static void em_depthwise_int8_vnni(const em_params* p) {
         off[t] = t < d[CI_KH] * KW ? ((t / KW) * d[CI_DH] * IWp + (t % KW) * d[CI_DW]) * C : 0;
     for (int64_t b = 0; b < d[CI_N]; b++) {
         em_pad_image_u8(in + b * d[CI_IH] * d[CI_IW] * C, d, IHp, IWp, img);
-        if (d[26]) {   /* 64-channel blocks (em_depthwise_vector64) */
-            for (int64_t cb = 0; cb < C / 64; cb++) {
+        if (d[26]) {   /* 64-byte steps (em_depthwise_vector64): C / 64 channel blocks, or 64 / C pixels */
+            const int64_t step = d[26], blocks = C >= 64 ? C / 64 : 1;
+            for (int64_t cb = 0; cb < blocks; cb++) {
                 em_mbqm16 q[4];
                 for (int k = 0; k < 4; k++) q[k] = em_vnni_consts(&g, 64 * cb + 16 * k);
                 for (int64_t oy = 0; oy < OH; oy++)
-                for (int64_t ox = 0; ox < OW; ox++) {
+                for (int64_t ox = 0; ox < OW; ox += step) {
                     const uint8_t* px = img + (oy * d[CI_SH] * IWp + ox * d[CI_SW]) * C + 64 * cb;
+                    const int64_t nbytes = step > 1 ? (OW - ox < step ? OW - ox : step) * C : 64;
                     em_depthwise_vector64(px, off, w + cb * TG * 256, TG, &g, 64 * cb,
-                                          out + ((b * OH + oy) * OW + ox) * C + 64 * cb, q);
+                                          out + ((b * OH + oy) * OW + ox) * C + 64 * cb, q, nbytes);
                 }
             }
             continue;

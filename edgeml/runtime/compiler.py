@@ -331,17 +331,19 @@ def _depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnRe
     pv = 16 // c if stride_w == 1 and c < 16 and 16 % c == 0 else 1
     cb = 1 if pv > 1 else -(-c // 16)
     tg = -(-taps // 4)
-    wide = int(c % 64 == 0)
-    if wide:   # lane j = 16 k + 4 L + i of a 64-block holds channel 16 L + 4 k + i (em_depthwise_vector64)
-        j = np.arange(c)
-        lane_ch = (j // 64) * 64 + ((j % 64) // 4 % 4) * 16 + (j % 64) // 16 * 4 + j % 4
+    # wide: pixels per 64-byte step of em_depthwise_vector64 (0: 16-lane steps)
+    wide = 1 if c % 64 == 0 else (64 // c if stride_w == 1 and 64 % c == 0 and c >= 8 else 0)
+    if wide:   # lane j = 16 k + 4 L + i of a 64-byte block holds byte 16 L + 4 k + i, channel (that) % C
+        j = np.arange(max(c, 64))
+        lane_ch = ((j // 64) * 64 + ((j % 64) // 4 % 4) * 16 + (j % 64) // 16 * 4 + j % 4) % c
+        cb = lane_ch.size // 16
     else:
         lane_ch = np.arange(16 * cb) % c if pv > 1 else np.minimum(np.arange(16 * cb), c - 1)
     used = np.ones(lane_ch.size, bool) if pv > 1 or wide else np.arange(16 * cb) < c
     wl = np.zeros((4 * tg, 16 * cb), np.int8)
     wl[:taps] = np.where(used, w[:, lane_ch], 0)
-    if wide:   # [64-block][tap group][accumulator][16 lanes][4 taps]
-        packed = wl.reshape(tg, 4, c // 64, 4, 16).transpose(2, 0, 3, 4, 1)
+    if wide:   # [64-byte block][tap group][accumulator][16 lanes][4 taps]
+        packed = wl.reshape(tg, 4, cb // 4, 4, 16).transpose(2, 0, 3, 4, 1)
     else:      # [16-block][tap group][16 lanes][4 taps]
         packed = wl.reshape(tg, 4, cb, 16).transpose(2, 0, 3, 1)
     b = (np.zeros(c, np.int64) if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w.astype(np.int64).sum(0)
