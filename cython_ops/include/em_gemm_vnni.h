@@ -1,5 +1,6 @@
-/* qs8 GEMM micro-kernel for AVX-512 VNNI: 4 rows x 16 columns, K in groups of 4 (vpdpbusd), requantization
- * vectorized and exact.
+/* qs8 GEMM micro-kernels for AVX-512 VNNI: register tiles of 8x16, 6x32, 3x64 and 1x64 outputs, K in groups of
+ * 4 (vpdpbusd), rows read plainly or as an implicit convolution (em_vnni_rows); requantization vectorized and
+ * exact in every em_requant.h mode.
  *
  * vpdpbusd multiplies unsigned by signed bytes, so activations are stored as x + 128 (uint8); the extra
  * 128 * sum(w) is folded into the bias at load, as is the input zero point:
@@ -146,11 +147,6 @@ EM_VNNI_TARGET static inline em_mbqm16 em_vnni_consts(const em_vnni_gemm* g, int
     return em_mbqm_consts(_mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
 }
 
-EM_VNNI_TARGET static inline void em_vnni_store16(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
-                                                  __mmask16 cols) {
-    em_mbqm16 q = em_vnni_consts(g, n);
-    em_vnni_store16_q(acc, g, n, c, cols, &q);
-}
 
 /* Where the GEMM finds row m of A and how its K bytes are laid out.  Plain GEMM (OW == 0): row m at
  * base + m * lda.  Implicit convolution (OW > 0): output pixel m = (oy, ox) reads the window at
