@@ -103,17 +103,6 @@ EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
 static void em_add_int8_avx512(const em_params* p) { em_add_int8(p); }
 #endif
 
-/* Same-shape int8 binary op through its full table: y = table[(uint8)a << 8 | (uint8)b].  The table is the
- * op's exact kernel run on all 65536 input pairs at load.  i: 0 element count; ptr: 0 a, 1 b, 2 y, 3 table. */
-static void em_binary_int8_table(const em_params* p) {
-    const uint8_t* a = (const uint8_t*)p->ptr[0];
-    const uint8_t* b = (const uint8_t*)p->ptr[1];
-    int8_t* y = (int8_t*)p->ptr[2];
-    const int8_t* table = (const int8_t*)p->ptr[3];
-    const int64_t n = p->i[0];
-    for (int64_t k = 0; k < n; k++) y[k] = table[((uint32_t)a[k] << 8) | b[k]];
-}
-
 /* MUL int8: 18 zp1, 19 zp2, 20 out_zp, 21 m, 22 s, 23 act_min, 24 act_max, 25 mode */
 static void em_mul_int8(const em_params* p) {
     const int64_t* q = p->i + 18;

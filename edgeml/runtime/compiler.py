@@ -663,32 +663,9 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
         ints = dims
         floats = list(Q.activation_range_f32(act))
         name = which.lower() + "_f32"
-    if kind == "int8" and tuple(sa) == tuple(sb) and _count(out) >= BINARY_TABLE_MIN:
-        table = ctx.keep_array(_binary_table(name, ints))
-
-        def make_t(addr):
-            return [addr(a.index), addr(b.index), addr(y.index), _addr(table)], [_count(out)], []
-        return Step(op, "binary_int8_table", make_t, 0)
-
     def make(addr):
         return [addr(a.index), addr(b.index), addr(y.index)], ints, floats
     return Step(op, name, make, 0)
-
-
-BINARY_TABLE_MIN = 4096   # elements from which a same-shape int8 ADD / SUB / MUL runs through its 64 KB table
-
-
-def _binary_table(kernel: str, ints: list) -> np.ndarray:
-    """The int8 binary op on all 65536 (a, b) pairs, computed by its own exact kernel: y[(uint8)a << 8 | (uint8)b]."""
-    from cython_ops.engine import Engine
-    pairs = np.arange(65536, dtype=np.uint32)
-    a = (pairs >> 8).astype(np.uint8).view(np.int8)
-    b = (pairs & 255).astype(np.uint8).view(np.int8)
-    y = np.empty(65536, np.int8)
-    flat = _pad6((65536,))
-    flat_ints = flat + _strides(flat) + _strides(flat) + list(ints[18:])
-    Engine([(kernel_address(kernel), [_addr(a), _addr(b), _addr(y)], [int(v) for v in flat_ints], [])]).invoke()
-    return y
 
 
 def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
