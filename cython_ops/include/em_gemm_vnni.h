@@ -107,7 +107,8 @@ EM_VNNI_TARGET static inline __m512i em_mbqm_single_x16(__m512i x, __m512i m, __
 
 /* Requantize 16 int32 sums of columns n .. n + 15 and store the int8 lanes in cols.  q: the double-rounding
  * constants of these columns (em_mbqm_consts), computed once per column block by the caller. */
-/* Requantize 16 int32 sums that already include the bias (see em_vnni_store16_q), clamped, as int32. */
+/* Requantize 16 int32 sums that already include the bias (see em_vnni_store16_q), as int32 to be narrowed with
+ * signed saturation. */
 EM_VNNI_TARGET static inline __m512i em_vnni_requant16(__m512i acc, const em_vnni_gemm* g, int64_t n,
                                                      const em_mbqm16* q) {
     __m512i v;
@@ -125,13 +126,15 @@ EM_VNNI_TARGET static inline __m512i em_vnni_requant16(__m512i acc, const em_vnn
         v = em_mbqm_single_x16(acc, _mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
     }
     v = _mm512_add_epi32(v, _mm512_set1_epi32(g->out_zp));
-    v = _mm512_max_epi32(v, _mm512_set1_epi32(g->act_min));
-    return _mm512_min_epi32(v, _mm512_set1_epi32(g->act_max));
+    /* only the bounds inside [-128, 127]: callers narrow with signed saturation, which clamps to int8 */
+    if (g->act_min > -128) v = _mm512_max_epi32(v, _mm512_set1_epi32(g->act_min));
+    if (g->act_max < 127) v = _mm512_min_epi32(v, _mm512_set1_epi32(g->act_max));
+    return v;
 }
 
 EM_VNNI_TARGET static inline void em_vnni_requant_store16(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
                                                           __mmask16 cols, const em_mbqm16* q) {
-    __m128i bytes = _mm512_cvtepi32_epi8(em_vnni_requant16(acc, g, n, q));
+    __m128i bytes = _mm512_cvtsepi32_epi8(em_vnni_requant16(acc, g, n, q));
     if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)c, bytes);
     else _mm_mask_storeu_epi8(c, cols, bytes);
 }
