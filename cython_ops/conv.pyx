@@ -14,6 +14,8 @@ cdef extern from "em_conv.h":
     void em_conv2d_int8_vnni(const em_params*) nogil
     void em_fully_connected_int8_vnni(const em_params*) nogil
     void em_depthwise_int8_vnni(const em_params*) nogil
+    void em_conv2d_int8_avx2(const em_params*) nogil
+    void em_fully_connected_int8_avx2(const em_params*) nogil
 
 cdef extern from "em_hybrid.h":
     void em_conv2d_hybrid(const em_params*) nogil
@@ -33,9 +35,11 @@ KERNELS = {
     "conv2d_int8_vnni": <uintptr_t>&em_conv2d_int8_vnni,
     "fully_connected_int8_vnni": <uintptr_t>&em_fully_connected_int8_vnni,
     "depthwise_int8_vnni": <uintptr_t>&em_depthwise_int8_vnni,
+    "conv2d_int8_avx2": <uintptr_t>&em_conv2d_int8_avx2,
+    "fully_connected_int8_avx2": <uintptr_t>&em_fully_connected_int8_avx2,
 }
 
-ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512", 3: "avx512vnni"}
+ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512", 3: "avx512vnni", 4: "neon"}
 
 
 def isa():

@@ -49,8 +49,8 @@ static void em_add_int8(const em_params* p) {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "em_gemm_vnni.h"
-/* ADD / SUB int8 on equal shapes, 16 lanes at a time (double rounding only); same i layout as em_add_int8,
- * the element count is the product of the output dims. */
+/* ADD / SUB int8 on equal shapes, 16 lanes at a time, either rounding mode; same i layout as em_add_int8, the
+ * element count is the product of the output dims.  The multiplier constants are derived once per call. */
 EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     const int64_t* q = p->i + 18;
     const int8_t* x1 = (const int8_t*)p->ptr[0];
@@ -63,19 +63,41 @@ EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     const __m512i m2 = _mm512_set1_epi32((int32_t)q[6]), sh2 = _mm512_set1_epi32((int32_t)q[7]);
     const __m512i mo = _mm512_set1_epi32((int32_t)q[8]), sho = _mm512_set1_epi32((int32_t)q[9]);
     const __m512i amin = _mm512_set1_epi32((int32_t)q[10]), amax = _mm512_set1_epi32((int32_t)q[11]);
+    const em_mbqm16 c1 = em_mbqm_consts(m1, sh1), c2 = em_mbqm_consts(m2, sh2), co = em_mbqm_consts(mo, sho);
     const int ls = (int)q[3];
+    const int single = q[12] == EM_ROUND_SINGLE;
+    /* double rounding with the reference's left shift of 20 and no multiplier left shift: the input stages in
+     * 32-bit lanes (em_srdhm_shifted20_x16) */
+    const int small = !single && ls == 20 && q[5] <= 0 && q[7] <= 0;
+    const __m512i m1h = _mm512_srli_epi32(m1, 16), m1l = _mm512_and_si512(m1, _mm512_set1_epi32(0xFFFF));
+    const __m512i m2h = _mm512_srli_epi32(m2, 16), m2l = _mm512_and_si512(m2, _mm512_set1_epi32(0xFFFF));
     const int sub = q[13] < 0;
-    for (int64_t k = 0; k < n; k += 16) {
-        __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
-        __m512i a = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, x1 + k));
-        __m512i b = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, x2 + k));
-        __m512i v1 = em_mbqm_double_x16(_mm512_slli_epi32(_mm512_sub_epi32(a, zp1), ls), m1, sh1);
-        __m512i v2 = em_mbqm_double_x16(_mm512_slli_epi32(_mm512_sub_epi32(b, zp2), ls), m2, sh2);
-        __m512i s = sub ? _mm512_sub_epi32(v1, v2) : _mm512_add_epi32(v1, v2);
-        __m512i r = _mm512_add_epi32(em_mbqm_double_x16(s, mo, sho), ozp);
-        r = _mm512_min_epi32(_mm512_max_epi32(r, amin), amax);
-        _mm_mask_storeu_epi8(y + k, m, _mm512_cvtepi32_epi8(r));
+#define EM_ADD16(K, M)                                                                                     \
+    do {                                                                                                   \
+        __m512i a = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x1 + (K))), zp1);    \
+        __m512i b = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x2 + (K))), zp2);    \
+        __m512i v1, v2;                                                                                    \
+        if (small) {                                                                                       \
+            v1 = em_rdbpot_x16(em_srdhm_shifted20_x16(a, m1h, m1l), &c1);                                  \
+            v2 = em_rdbpot_x16(em_srdhm_shifted20_x16(b, m2h, m2l), &c2);                                  \
+        } else {                                                                                           \
+            a = _mm512_slli_epi32(a, ls);                                                                  \
+            b = _mm512_slli_epi32(b, ls);                                                                  \
+            v1 = single ? em_mbqm_single_x16(a, m1, sh1) : em_mbqm_apply_x16(a, &c1);                      \
+            v2 = single ? em_mbqm_single_x16(b, m2, sh2) : em_mbqm_apply_x16(b, &c2);                      \
+        }                                                                                                  \
+        __m512i s = sub ? _mm512_sub_epi32(v1, v2) : _mm512_add_epi32(v1, v2);                            \
+        __m512i r = single ? em_mbqm_single_x16(s, mo, sho) : em_mbqm_apply_x16(s, &co);                  \
+        r = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, ozp), amin), amax);                     \
+        _mm_mask_storeu_epi8(y + (K), (M), _mm512_cvtepi32_epi8(r));                                       \
+    } while (0)
+    int64_t k = 0;
+    for (; k + 32 <= n; k += 32) {     /* two independent 16-lane chains per iteration */
+        EM_ADD16(k, (__mmask16)0xFFFF);
+        EM_ADD16(k + 16, (__mmask16)0xFFFF);
     }
+    for (; k < n; k += 16) EM_ADD16(k, n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1));
+#undef EM_ADD16
 }
 #else
 static void em_add_int8_avx512(const em_params* p) { em_add_int8(p); }

@@ -1,5 +1,6 @@
-/* qs8 GEMM micro-kernel for AVX-512 VNNI: 4 rows x 16 columns, K in groups of 4 (vpdpbusd), requantization
- * vectorized and exact.
+/* qs8 GEMM micro-kernels for AVX-512 VNNI: register tiles of 8x16, 6x32, 3x64 and 1x64 outputs, K in groups of
+ * 4 (vpdpbusd), rows read plainly or as an implicit convolution (em_vnni_rows); requantization vectorized and
+ * exact in every em_requant.h mode.
  *
  * vpdpbusd multiplies unsigned by signed bytes, so activations are stored as x + 128 (uint8); the extra
  * 128 * sum(w) is folded into the bias at load, as is the input zero point:
@@ -9,6 +10,7 @@
 #ifndef EM_GEMM_VNNI_H
 #define EM_GEMM_VNNI_H
 #include <stdint.h>
+#include <string.h>
 #include "em_gemm.h"
 
 typedef struct {
@@ -26,42 +28,55 @@ typedef struct {
 #include <immintrin.h>
 #define EM_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
-/* TFLite's MultiplyByQuantizedMultiplier (double rounding) on 16 lanes. */
+/* TFLite's MultiplyByQuantizedMultiplier (double rounding) on 16 lanes, with the per-lane constants derived
+ * from (multiplier, shift) once (em_mbqm_consts) and reused for every row.  With m > 0 (no saturation case)
+ * SRDHM's nudge-then-truncate equals floor((x*m + 2^30) / 2^31) for either sign, computed in 64-bit even / odd
+ * halves; RoundingDivideByPOT then runs on 16 lanes as the reference writes it (remainder against threshold). */
+typedef struct { __m512i m, m_odd, left, right, mask, half; } em_mbqm16;
+
+EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) {
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+    em_mbqm16 q;
+    q.m = m;
+    q.m_odd = _mm512_srli_epi64(m, 32);
+    q.left = _mm512_max_epi32(shift, zero);
+    q.right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    q.mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, q.right), one);
+    q.half = _mm512_srli_epi32(q.mask, 1);
+    return q;
+}
+
+EM_VNNI_TARGET static inline __m512i em_mbqm_apply_x16(__m512i x, const em_mbqm16* q) {
+    const __m512i round = _mm512_set1_epi64(1LL << 30);
+    x = _mm512_sllv_epi32(x, q->left);
+    __m512i even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, q->m), round), 31);
+    __m512i odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->m_odd), round), 31);
+    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    /* RoundingDivideByPOT: (v >> r) + (remainder > (mask >> 1) + (v < 0)) */
+    __m512i threshold = _mm512_add_epi32(q->half, _mm512_srli_epi32(v, 31));
+    __mmask16 up = _mm512_cmpgt_epi32_mask(_mm512_and_si512(v, q->mask), threshold);
+    v = _mm512_srav_epi32(v, q->right);
+    return _mm512_mask_add_epi32(v, up, v, _mm512_set1_epi32(1));
+}
+
+/* RoundingDivideByPOT alone, on the SRDHM result v. */
+EM_VNNI_TARGET static inline __m512i em_rdbpot_x16(__m512i v, const em_mbqm16* q) {
+    __m512i threshold = _mm512_add_epi32(q->half, _mm512_srli_epi32(v, 31));
+    __mmask16 up = _mm512_cmpgt_epi32_mask(_mm512_and_si512(v, q->mask), threshold);
+    v = _mm512_srav_epi32(v, q->right);
+    return _mm512_mask_add_epi32(v, up, v, _mm512_set1_epi32(1));
+}
+
+/* SRDHM(d << 20, m) for |d| <= 255 (ADD's input stage) in 32-bit lanes: with m = mh 2^16 + ml it equals
+ * floor((d m + 2^10) / 2^11) = 32 d mh + floor((d ml + 2^10) / 2^11), every term below 2^29. */
+EM_VNNI_TARGET static inline __m512i em_srdhm_shifted20_x16(__m512i d, __m512i mh, __m512i ml) {
+    __m512i low = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(d, ml), _mm512_set1_epi32(1 << 10)), 11);
+    return _mm512_add_epi32(_mm512_slli_epi32(_mm512_mullo_epi32(d, mh), 5), low);
+}
+
 EM_VNNI_TARGET static inline __m512i em_mbqm_double_x16(__m512i x, __m512i m, __m512i shift) {
-    const __m512i zero = _mm512_setzero_si512();
-    __m512i left = _mm512_max_epi32(shift, zero);
-    __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-    x = _mm512_sllv_epi32(x, left);
-    /* SRDHM: (x*m + nudge) / 2^31 truncating; m > 0 so no saturation case */
-    __m512i p_even = _mm512_mul_epi32(x, m);
-    __m512i p_odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32));
-    const __m512i pos_nudge = _mm512_set1_epi64(1LL << 30);
-    const __m512i neg_nudge = _mm512_set1_epi64(1 - (1LL << 30));
-    const __m512i bias_neg = _mm512_set1_epi64((1LL << 31) - 1);
-    __mmask8 ne = _mm512_cmplt_epi64_mask(p_even, _mm512_setzero_si512());
-    __mmask8 no = _mm512_cmplt_epi64_mask(p_odd, _mm512_setzero_si512());
-    p_even = _mm512_add_epi64(p_even, _mm512_mask_blend_epi64(ne, pos_nudge, neg_nudge));
-    p_odd = _mm512_add_epi64(p_odd, _mm512_mask_blend_epi64(no, pos_nudge, neg_nudge));
-    /* truncating division by 2^31: add 2^31 - 1 to negative numerators before the arithmetic shift */
-    ne = _mm512_cmplt_epi64_mask(p_even, _mm512_setzero_si512());
-    no = _mm512_cmplt_epi64_mask(p_odd, _mm512_setzero_si512());
-    p_even = _mm512_mask_add_epi64(p_even, ne, p_even, bias_neg);
-    p_odd = _mm512_mask_add_epi64(p_odd, no, p_odd, bias_neg);
-    p_even = _mm512_srai_epi64(p_even, 31);
-    p_odd = _mm512_srai_epi64(p_odd, 31);
-    /* even results in the low halves, odd in the high halves */
-    __m512i hi = _mm512_slli_epi64(p_odd, 32);
-    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, p_even, hi);
-    /* RoundingDivideByPOT(v, right) */
-    __m512i one = _mm512_set1_epi32(1);
-    __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
-    __m512i rem = _mm512_and_si512(v, mask);
-    __m512i thr = _mm512_srai_epi32(mask, 1);
-    __mmask16 negv = _mm512_cmplt_epi32_mask(v, zero);
-    thr = _mm512_mask_add_epi32(thr, negv, thr, one);
-    v = _mm512_srav_epi32(v, right);
-    __mmask16 up = _mm512_cmpgt_epi32_mask(rem, thr);
-    return _mm512_mask_add_epi32(v, up, v, one);
+    em_mbqm16 q = em_mbqm_consts(m, shift);
+    return em_mbqm_apply_x16(x, &q);
 }
 
 /* round(acc * scale) in double, half away from zero, exactly: trunc, then compare the exact remainder. */
@@ -77,12 +92,28 @@ EM_VNNI_TARGET static inline __m256i em_round_scale_x8(__m256i acc, __m512d scal
     return _mm512_cvttpd_epi32(t);
 }
 
-EM_VNNI_TARGET static inline void em_vnni_store16(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
-                                                  __mmask16 cols) {
-    acc = _mm512_add_epi32(acc, _mm512_loadu_si512(g->bias + n));
+/* TFLITE_SINGLE_ROUNDING on 16 lanes: (x * m + 2^(30 - shift)) >> (31 - shift) in 64-bit halves, exact. */
+EM_VNNI_TARGET static inline __m512i em_mbqm_single_x16(__m512i x, __m512i m, __m512i shift) {
+    const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFFLL), one = _mm512_set1_epi64(1);
+    __m512i total = _mm512_sub_epi32(_mm512_set1_epi32(31), shift);
+    __m512i t_even = _mm512_and_si512(total, lo32), t_odd = _mm512_srli_epi64(total, 32);
+    __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, m), _mm512_sllv_epi64(one, _mm512_sub_epi64(t_even, one)));
+    __m512i odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32)),
+                                   _mm512_sllv_epi64(one, _mm512_sub_epi64(t_odd, one)));
+    even = _mm512_srav_epi64(even, t_even);
+    odd = _mm512_srav_epi64(odd, t_odd);
+    return _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+/* Requantize 16 int32 sums of columns n .. n + 15 and store the int8 lanes in cols.  q: the double-rounding
+ * constants of these columns (em_mbqm_consts), computed once per column block by the caller. */
+/* Requantize 16 int32 sums that already include the bias (see em_vnni_store16_q), as int32 to be narrowed with
+ * signed saturation. */
+EM_VNNI_TARGET static inline __m512i em_vnni_requant16(__m512i acc, const em_vnni_gemm* g, int64_t n,
+                                                     const em_mbqm16* q) {
     __m512i v;
     if (g->mode == EM_ROUND_DOUBLE) {
-        v = em_mbqm_double_x16(acc, _mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
+        v = em_mbqm_apply_x16(acc, q);
     } else if (g->mode == EM_REQUANT_DOUBLE_SCALE) {
         __m256i lo = em_round_scale_x8(_mm512_castsi512_si256(acc), _mm512_loadu_pd(g->scale + n));
         __m256i hi = em_round_scale_x8(_mm512_extracti64x4_epi64(acc, 1), _mm512_loadu_pd(g->scale + n + 8));
@@ -92,63 +123,179 @@ EM_VNNI_TARGET static inline void em_vnni_store16(__m512i acc, const em_vnni_gem
         f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(-1e9f)), _mm512_set1_ps(1e9f));
         v = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     } else {
-        int32_t tmp[16];
-        _mm512_storeu_si512(tmp, acc);
-        for (int j = 0; j < 16; j++) tmp[j] = em_mbqm_single(tmp[j], g->mult[n + j], (int)g->shift[n + j]);
-        v = _mm512_loadu_si512(tmp);
+        v = em_mbqm_single_x16(acc, _mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
     }
     v = _mm512_add_epi32(v, _mm512_set1_epi32(g->out_zp));
-    v = _mm512_max_epi32(v, _mm512_set1_epi32(g->act_min));
-    v = _mm512_min_epi32(v, _mm512_set1_epi32(g->act_max));
-    _mm_mask_storeu_epi8(c, cols, _mm512_cvtepi32_epi8(v));
+    /* only the bounds inside [-128, 127]: callers narrow with signed saturation, which clamps to int8 */
+    if (g->act_min > -128) v = _mm512_max_epi32(v, _mm512_set1_epi32(g->act_min));
+    if (g->act_max < 127) v = _mm512_min_epi32(v, _mm512_set1_epi32(g->act_max));
+    return v;
+}
+
+EM_VNNI_TARGET static inline void em_vnni_requant_store16(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
+                                                          __mmask16 cols, const em_mbqm16* q) {
+    __m128i bytes = _mm512_cvtsepi32_epi8(em_vnni_requant16(acc, g, n, q));
+    if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)c, bytes);
+    else _mm_mask_storeu_epi8(c, cols, bytes);
+}
+
+EM_VNNI_TARGET static inline void em_vnni_store16_q(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
+                                                    __mmask16 cols, const em_mbqm16* q) {
+    acc = _mm512_add_epi32(acc, _mm512_loadu_si512(g->bias + n));
+    em_vnni_requant_store16(acc, g, n, c, cols, q);
+}
+
+/* The double-rounding constants of columns n .. n + 15 (unused in the other modes). */
+EM_VNNI_TARGET static inline em_mbqm16 em_vnni_consts(const em_vnni_gemm* g, int64_t n) {
+    return em_mbqm_consts(_mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
+}
+
+
+/* Where the GEMM finds row m of A and how its K bytes are laid out.  Plain GEMM (OW == 0): row m at
+ * base + m * lda.  Implicit convolution (OW > 0): output pixel m = (oy, ox) reads the window at
+ * base + oy * row_step + ox * col_step of an image already padded as the conv needs.  K is nseg segments (window
+ * rows) of seg_groups 4-byte groups, seg_stride bytes apart; the weights follow the same order. */
+#define EM_VNNI_L1_WEIGHTS 16384   /* bytes of packed weights a column panel may take */
+
+typedef struct {
+    const uint8_t* base;
+    int64_t lda, OW, row_step, col_step;
+    int64_t nseg, seg_stride, seg_groups;
+    int64_t first;          /* implicit convolution: GEMM row m is output pixel first + m */
+} em_vnni_rows;
+
+/* One MR x (16 NB) register tile of C: rows m .. m + rows - 1 (rows <= MR; missing rows repeat the last one and
+ * are not stored), columns n .. n + 16 NB - 1.  MR and NB are compile-time constants at every call site, so the
+ * accumulators stay in registers. */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
+        const em_vnni_rows* A, int64_t m, int64_t rows, const em_vnni_gemm* g, int64_t n, int8_t* C,
+        int64_t ldc, const int MR, const int NB) {
+    const int64_t Kp = g->Kp;
+    const uint8_t* a[8];
+    if (A->OW == 0) {
+        for (int r = 0; r < MR; r++) a[r] = A->base + (m + (r < rows ? r : rows - 1)) * A->lda;
+    } else {
+        int64_t oy = (A->first + m) / A->OW, ox = (A->first + m) % A->OW;
+        for (int r = 0; r < MR; r++) {
+            a[r] = A->base + oy * A->row_step + ox * A->col_step;
+            if (r + 1 < rows && ++ox == A->OW) { ox = 0; oy++; }
+        }
+    }
+    const int8_t* w = g->w + n * Kp;
+    __m512i acc[8][4];
+    for (int j = 0; j < NB; j++) {   /* the sums start from the bias (padded columns hold 0) */
+        const __m512i bias = _mm512_loadu_si512(g->bias + n + 16 * j);
+        for (int r = 0; r < MR; r++) acc[r][j] = bias;
+        if (MR == 1) acc[1][j] = _mm512_setzero_si512();
+    }
+    if (MR == 1 && A->nseg == 1) {   /* GEMV: even and odd k-groups in separate chains to hide the latency */
+        int64_t k = 0;
+        for (; k + 2 <= A->seg_groups; k += 2, w += 128) {
+            int32_t four0, four1;
+            memcpy(&four0, a[0] + 4 * k, 4);
+            memcpy(&four1, a[0] + 4 * k + 4, 4);
+            const __m512i a0 = _mm512_set1_epi32(four0), a1 = _mm512_set1_epi32(four1);
+            for (int j = 0; j < NB; j++) {
+                acc[0][j] = _mm512_dpbusd_epi32(acc[0][j], a0, _mm512_loadu_si512(w + j * 16 * Kp));
+                acc[1][j] = _mm512_dpbusd_epi32(acc[1][j], a1, _mm512_loadu_si512(w + j * 16 * Kp + 64));
+            }
+        }
+        if (k < A->seg_groups) {
+            int32_t four0;
+            memcpy(&four0, a[0] + 4 * k, 4);
+            const __m512i a0 = _mm512_set1_epi32(four0);
+            for (int j = 0; j < NB; j++)
+                acc[0][j] = _mm512_dpbusd_epi32(acc[0][j], a0, _mm512_loadu_si512(w + j * 16 * Kp));
+        }
+        for (int j = 0; j < NB; j++) acc[0][j] = _mm512_add_epi32(acc[0][j], acc[1][j]);
+    } else
+    for (int64_t sg = 0; sg < A->nseg; sg++) {
+        const int64_t off = sg * A->seg_stride;
+        for (int64_t k = 0; k < A->seg_groups; k++, w += 64) {
+            __m512i b[4];
+            for (int j = 0; j < NB; j++) b[j] = _mm512_loadu_si512(w + j * 16 * Kp);
+            for (int r = 0; r < MR; r++) {
+                int32_t four;
+                memcpy(&four, a[r] + off + 4 * k, 4);
+                __m512i av = _mm512_set1_epi32(four);
+                for (int j = 0; j < NB; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, b[j]);
+            }
+        }
+    }
+    if (NB == 1 && g->N == 8 && ldc == 8) {   /* two rows per vector; the packer repeats lanes 0-7 in 8-15 */
+        const em_mbqm16 q = em_vnni_consts(g, 0);
+        for (int r = 0; r < MR; r += 2) {
+            if (r >= rows) break;
+            __m512i pair = _mm512_inserti64x4(acc[r][0], _mm512_castsi512_si256(acc[r + 1 < MR ? r + 1 : r][0]), 1);
+            em_vnni_requant_store16(pair, g, 0, C + (m + r) * 8, r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF,
+                                    &q);
+        }
+        return;
+    }
+    for (int j = 0; j < NB; j++) {
+        const int64_t c = n + 16 * j;
+        if (c >= g->N) break;
+        __mmask16 cols = g->N - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (g->N - c)) - 1);
+        const em_mbqm16 q = em_vnni_consts(g, c);
+        for (int r = 0; r < MR; r++) {
+            if (r >= rows) break;
+            em_vnni_requant_store16(acc[r][j], g, c, C + (m + r) * ldc + c, cols, &q);
+        }
+    }
+}
+
+/* All row tiles of one column panel of 16 NB columns; the panel's weights stay in cache across the rows. */
+#define EM_VNNI_PANEL(MR, NB)                                                                              \
+    do {                                                                                                   \
+        int64_t m = 0;                                                                                     \
+        for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NB));              \
+        if (m < M) em_vnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NB));                                  \
+    } while (0)
+
+/* C[M][N] (row stride ldc) = requant(A . W), A (uint8, x + 128) described by em_vnni_rows.  Column panels of
+ * 64 (3-row tiles), 32 (6 rows) or 16 (8 rows): 8 to 12 accumulators, each weight load feeding several rows.
+ * Wide panels only while a panel's weights fit in L1 (they are read once per row tile); a GEMV (M < 3) takes
+ * 1-row tiles of 64 columns. */
+EM_VNNI_TARGET static void em_gemm_vnni_rows(const em_vnni_rows* A, int64_t M, const em_vnni_gemm* g, int8_t* C,
+                                             int64_t ldc) {
+    const int64_t Np = (g->N + 15) / 16 * 16, panel_bytes = 16 * g->Kp;
+    int64_t n = 0;
+    if (M < 3) {
+        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(1, 4);
+    }
+    if (4 * panel_bytes <= EM_VNNI_L1_WEIGHTS)
+        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(3, 4);
+    if (2 * panel_bytes <= EM_VNNI_L1_WEIGHTS)
+        for (; n + 32 <= Np; n += 32) EM_VNNI_PANEL(6, 2);
+    for (; n < Np; n += 16) EM_VNNI_PANEL(8, 1);
+}
+
+/* Plain GEMM: rows lda bytes apart, Kp bytes each. */
+EM_VNNI_TARGET static void em_gemm_u8s8_vnni_ex(const uint8_t* A, int64_t lda, int64_t M, const em_vnni_gemm* g,
+                                               int8_t* C, int64_t ldc) {
+    em_vnni_rows rows = {A, lda, 0, 0, 0, 1, 0, g->Kp / 4, 0};
+    em_gemm_vnni_rows(&rows, M, g, C, ldc);
 }
 
 /* C[M][N] (row stride ldc) = requant(A[M][Kp] (uint8, x + 128) . W). */
 EM_VNNI_TARGET static void em_gemm_u8s8_vnni(const uint8_t* A, int64_t M, const em_vnni_gemm* g, int8_t* C,
                                             int64_t ldc) {
-    const int64_t Kp = g->Kp, N = g->N, kg = Kp / 4;
-    int64_t m = 0;
-    for (; m + 4 <= M; m += 4) {
-        const uint8_t* a0 = A + (m + 0) * Kp;
-        const uint8_t* a1 = A + (m + 1) * Kp;
-        const uint8_t* a2 = A + (m + 2) * Kp;
-        const uint8_t* a3 = A + (m + 3) * Kp;
-        for (int64_t n = 0; n < N; n += 16) {
-            const int8_t* w = g->w + n * Kp;
-            __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
-            for (int64_t k = 0; k < kg; k++) {
-                __m512i b = _mm512_loadu_si512(w + k * 64);
-                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(*(const int32_t*)(a0 + 4 * k)), b);
-                c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(*(const int32_t*)(a1 + 4 * k)), b);
-                c2 = _mm512_dpbusd_epi32(c2, _mm512_set1_epi32(*(const int32_t*)(a2 + 4 * k)), b);
-                c3 = _mm512_dpbusd_epi32(c3, _mm512_set1_epi32(*(const int32_t*)(a3 + 4 * k)), b);
-            }
-            __mmask16 cols = N - n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N - n)) - 1);
-            em_vnni_store16(c0, g, n, C + (m + 0) * ldc + n, cols);
-            em_vnni_store16(c1, g, n, C + (m + 1) * ldc + n, cols);
-            em_vnni_store16(c2, g, n, C + (m + 2) * ldc + n, cols);
-            em_vnni_store16(c3, g, n, C + (m + 3) * ldc + n, cols);
-        }
+    em_gemm_u8s8_vnni_ex(A, g->Kp, M, g, C, ldc);
+}
+
+/* Copy n int8 as uint8 (x + 128); stores whole 64-byte vectors, so dst needs 64 bytes of slack past n. */
+EM_VNNI_TARGET static inline void em_copy_flip(uint8_t* dst, const int8_t* src, int64_t n) {
+    const __m512i sign = _mm512_set1_epi8((char)0x80);
+    for (; n >= 64; n -= 64, src += 64, dst += 64)
+        _mm512_storeu_si512(dst, _mm512_xor_si512(_mm512_loadu_si512(src), sign));
+    if (n > 0) {
+        __mmask64 mk = ((__mmask64)-1) >> (64 - n);
+        _mm512_storeu_si512(dst, _mm512_xor_si512(_mm512_maskz_loadu_epi8(mk, src), sign));
     }
-    for (; m < M; m++) {
-        const uint8_t* a0 = A + m * Kp;
-        for (int64_t n = 0; n < N; n += 16) {
-            const int8_t* w = g->w + n * Kp;
-            __m512i c0 = _mm512_setzero_si512(), c1 = c0;
-            int64_t k = 0;
-            for (; k + 2 <= kg; k += 2) {   /* two chains so the dependency latency overlaps */
-                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(*(const int32_t*)(a0 + 4 * k)),
-                                         _mm512_loadu_si512(w + k * 64));
-                c1 = _mm512_dpbusd_epi32(c1, _mm512_set1_epi32(*(const int32_t*)(a0 + 4 * k + 4)),
-                                         _mm512_loadu_si512(w + k * 64 + 64));
-            }
-            for (; k < kg; k++)
-                c0 = _mm512_dpbusd_epi32(c0, _mm512_set1_epi32(*(const int32_t*)(a0 + 4 * k)),
-                                         _mm512_loadu_si512(w + k * 64));
-            __mmask16 cols = N - n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N - n)) - 1);
-            em_vnni_store16(_mm512_add_epi32(c0, c1), g, n, C + m * ldc + n, cols);
-        }
-    }
+}
+
+EM_VNNI_TARGET static inline void em_fill_u8(uint8_t* dst, __m512i value, int64_t n) {
+    for (; n > 0; n -= 64, dst += 64) _mm512_storeu_si512(dst, value);
 }
 
 /* Rows of int8 (row stride lda, K used) -> uint8 rows of Kp (x + 128), zero-filled tail. */

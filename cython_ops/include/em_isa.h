@@ -1,5 +1,5 @@
 /* Which instruction-set path the kernels take, decided once from CPU features.
- * EDGEML_ISA=scalar|avx2|avx512|avx512vnni forces a path (never one the CPU lacks). */
+ * EDGEML_ISA=scalar|avx2|avx512|avx512vnni forces a path (never one the CPU lacks); aarch64 has scalar and neon. */
 #ifndef EM_ISA_H
 #define EM_ISA_H
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #define EM_ISA_AVX2 1
 #define EM_ISA_AVX512 2
 #define EM_ISA_AVX512VNNI 3
+#define EM_ISA_NEON 4       /* aarch64: Advanced SIMD is part of the base architecture */
 
 static int em_isa_detect(void) {
     int best = EM_ISA_SCALAR;
@@ -19,15 +20,20 @@ static int em_isa_detect(void) {
         __builtin_cpu_supports("avx512vl")) best = EM_ISA_AVX512;
     if (best == EM_ISA_AVX512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512dq"))
         best = EM_ISA_AVX512VNNI;
+#elif defined(__aarch64__)
+    best = EM_ISA_NEON;
 #endif
     const char* forced = getenv("EDGEML_ISA");
     if (forced) {
-        int want = best;
-        if (strcmp(forced, "scalar") == 0) want = EM_ISA_SCALAR;
-        else if (strcmp(forced, "avx2") == 0) want = EM_ISA_AVX2;
-        else if (strcmp(forced, "avx512") == 0) want = EM_ISA_AVX512;
-        else if (strcmp(forced, "avx512vnni") == 0) want = EM_ISA_AVX512VNNI;
-        if (want < best) best = want;
+        /* only a path this build and CPU have: x86 names below the best x86 path, "scalar" anywhere */
+        if (strcmp(forced, "scalar") == 0) best = EM_ISA_SCALAR;
+        else if (best != EM_ISA_NEON) {
+            int want = best;
+            if (strcmp(forced, "avx2") == 0) want = EM_ISA_AVX2;
+            else if (strcmp(forced, "avx512") == 0) want = EM_ISA_AVX512;
+            else if (strcmp(forced, "avx512vnni") == 0) want = EM_ISA_AVX512VNNI;
+            if (want < best) best = want;
+        }
     }
     return best;
 }

@@ -305,7 +305,78 @@ def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) ->
     b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
     if np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
-    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)),
+    rqa = rq.arrays(ctx, np_)
+    if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel requantizes two 8-column rows in one vector
+        b[8:] = b[:8]
+        rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
+    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
+
+
+CI_DIRECT = 21            # index of the direct flag in the conv kernels' integer layout (em_conv.h)
+VNNI_SLACK = 64           # the VNNI gathers store whole 64-byte vectors past a row's end
+VNNI_CHUNK_BYTES = 16384  # packed rows gathered per GEMM call: they stay in L1 while every column panel reads them
+
+
+THREAD_MIN_MACS = 2_000_000   # a conv is split over threads only from this size (a slice costs a wake-up)
+
+
+def _op_threads(ctx: Ctx, macs: int, rows: int) -> int:
+    """Threads for one conv: the interpreter's num_threads from THREAD_MIN_MACS on, 16+ rows each."""
+    if macs < THREAD_MIN_MACS:
+        return 1
+    return max(1, min(getattr(ctx, "num_threads", 1), rows // 16))
+
+
+def _vnni_chunk(kp: int, rows: int) -> int:
+    """Rows per packed chunk: a multiple of 24 (the 3-, 6- and 8-row tiles) that keeps the chunk in L1."""
+    chunk = max(24, VNNI_CHUNK_BYTES // kp // 24 * 24)
+    return max(1, min(chunk, rows))
+
+
+DW_MAX_TAPS = 64          # EM_DW_MAX_TAPS in em_conv.h
+CI_KP = 23
+
+
+def _depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnRequant, stride_w: int) -> dict:
+    """Depthwise weights [taps][C] -> the lanes of em_depthwise_int8_vnni: [channel block][tap group][16][4].
+    With stride_w 1 and C dividing 16, a vector holds 16 / C pixels, so lane l is channel l % C."""
+    taps, c = w.shape
+    pv = 16 // c if stride_w == 1 and c < 16 and 16 % c == 0 else 1
+    cb = 1 if pv > 1 else -(-c // 16)
+    tg = -(-taps // 4)
+    # wide: pixels per 64-byte step of em_depthwise_vector64 (0: 16-lane steps)
+    wide = 1 if c % 64 == 0 else (64 // c if stride_w == 1 and 64 % c == 0 and c >= 8 else 0)
+    if wide:   # lane j = 16 k + 4 L + i of a 64-byte block holds byte 16 L + 4 k + i, channel (that) % C
+        j = np.arange(max(c, 64))
+        lane_ch = ((j // 64) * 64 + ((j % 64) // 4 % 4) * 16 + (j % 64) // 16 * 4 + j % 4) % c
+        cb = lane_ch.size // 16
+    else:
+        lane_ch = np.arange(16 * cb) % c if pv > 1 else np.minimum(np.arange(16 * cb), c - 1)
+    used = np.ones(lane_ch.size, bool) if pv > 1 or wide else np.arange(16 * cb) < c
+    wl = np.zeros((4 * tg, 16 * cb), np.int8)
+    wl[:taps] = np.where(used, w[:, lane_ch], 0)
+    if wide:   # [64-byte block][tap group][accumulator][16 lanes][4 taps]
+        packed = wl.reshape(tg, 4, cb // 4, 4, 16).transpose(2, 0, 3, 4, 1)
+    else:      # [16-block][tap group][16 lanes][4 taps]
+        packed = wl.reshape(tg, 4, cb, 16).transpose(2, 0, 3, 1)
+    b = (np.zeros(c, np.int64) if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w.astype(np.int64).sum(0)
+    if np.any(np.abs(b) >= 2 ** 31):
+        raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
+    lanes = [ctx.keep_array(np.where(used, a[lane_ch], 0).astype(a.dtype))
+             for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
+    return {"w": ctx.keep_array(packed), "bias": lanes[0], "rq": lanes[1:], "pv": pv, "cb": cb, "tg": tg,
+            "wide": wide}
+
+
+def _avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) -> dict:
+    """Weights [N][K] -> int16 panels of 8 columns x 4-deep groups for vpmaddwd (em_gemm_avx2.h); bias (already
+    zero-point corrected) and per-column arrays padded to 8."""
+    n, k = w2.shape
+    np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
+    wp = np.zeros((np_, kp), np.int16)
+    wp[:n, :k] = w2
+    packed = wp.reshape(np_ // 8, 8, kp // 4, 4).transpose(0, 2, 1, 3)
+    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))),
             "rq": rq.arrays(ctx, np_), "kp": kp}
 
 
@@ -366,30 +437,58 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
         ints = dims + [in_zp, rq.out_zp, rq.act_min, rq.act_max, rq.mode, dm, direct, IM2COL_ROWS]
         if depthwise:
             wk = ctx.keep_array(wdata.reshape(kh * kw, oc))
-            if dm == 1 and _isa() == "avx512vnni":
-                np_ = -(-oc // 16) * 16
-                bp = ctx.keep_array(np.pad(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32),
-                                           (0, np_ - oc)))
-                rqa = rq.arrays(ctx, np_)
+            if dm == 1 and kh * kw <= DW_MAX_TAPS and _isa() == "avx512vnni":
+                dv = _depthwise_vnni_pack(ctx, wdata.reshape(kh * kw, oc), bias, in_zp, rq, sw)
+                ihp, iwp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+                ints_d = ints[:CI_KP] + [dv["pv"], dv["cb"], dv["tg"], dv["wide"]]
 
                 def make_d(addr):
-                    return ([addr(x.index), _addr(wk), _addr(bp), addr(y.index), _addr(rqa[0]), _addr(rqa[1]), 0]
-                            + [_addr(a) for a in rqa[2:]], ints, [])
-                return Step(op, "depthwise_int8_vnni", make_d, 0, macs)
+                    return ([addr(x.index), _addr(dv["w"]), _addr(dv["bias"]), addr(y.index)]
+                            + [_addr(dv["rq"][0]), _addr(dv["rq"][1]), addr("scratch")]
+                            + [_addr(a) for a in dv["rq"][2:]], ints_d, [])
+                return Step(op, "depthwise_int8_vnni", make_d, ihp * iwp * ic + VNNI_SLACK, macs)
             bk = ctx.keep_array(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32))
             scratch = oc * 4
         else:
             w2 = wdata.reshape(oc, K)
             if _isa() == "avx512vnni":
-                vp = _vnni_pack(ctx, w2, bias, in_zp, rq)
+                # how the kernel reads its GEMM rows (em_conv2d_int8_vnni): 1 1x1 rows repacked, 4 implicit GEMM
+                # over a padded copy, 0 im2col
+                span4 = -(-(kw * ic) // 4) * 4
+                ihp, iwp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+                direct_v = 1 if direct else (4 if dw == 1 else 0)
+                if direct_v == 4:     # K ordered by window row, each row padded to a multiple of 4
+                    w2v = np.zeros((oc, kh, span4), np.int8)
+                    w2v[:, :, :kw * ic] = wdata.reshape(oc, kh, kw * ic)
+                    w2v = w2v.reshape(oc, kh * span4)
+                else:
+                    w2v = w2
+                vp = _vnni_pack(ctx, w2v, bias, in_zp, rq)
                 rqa = vp["rq"]
-                scratch_v = (0 if direct else IM2COL_ROWS * K) + IM2COL_ROWS * vp["kp"]
+                chunk = _vnni_chunk(vp["kp"], oh * ow)
+                threads = _op_threads(ctx, macs, oh * ow)
+                slice_rows = -(-oh * ow // threads)
+                scratch_v = VNNI_SLACK + {1: slice_rows * vp["kp"], 4: ihp * iwp * ic}.get(direct_v,
+                                                                                          chunk * vp["kp"])
+                scratch_v = -(-scratch_v // ALIGN) * ALIGN
+                ints_v = ints[:CI_DIRECT] + [direct_v, chunk, vp["kp"], threads, scratch_v]
+                scratch_v *= threads
 
                 def make_v(addr):
                     return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
-                             _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]],
-                            ints + [vp["kp"]], [])
+                             _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]], ints_v, [])
                 return Step(op, "conv2d_int8_vnni", make_v, scratch_v, macs)
+            if _isa() in ("avx2", "avx512"):
+                ap = _avx2_pack(ctx, w2, _bias_with_zero_point(op, bias, w2, in_zp), rq)
+                rqa2 = ap["rq"]
+                chunk2 = min(oh * ow, IM2COL_ROWS)
+                ints_a = ints[:CI_DIRECT + 1] + [chunk2, ap["kp"]]
+                scratch_a = (0 if direct else -(-chunk2 * K // 32) * 32) + chunk2 * ap["kp"] * 2
+
+                def make_a(addr):
+                    return ([addr(x.index), _addr(ap["w"]), _addr(ap["bias"]), addr(y.index), _addr(rqa2[0]),
+                             _addr(rqa2[1]), addr("scratch")] + [_addr(a) for a in rqa2[2:]], ints_a, [])
+                return Step(op, "conv2d_int8_avx2", make_a, scratch_a, macs)
             wk = ctx.keep_array(w2)
             bk = ctx.keep_array(_bias_with_zero_point(op, bias, w2, in_zp))
             scratch = 0 if direct else IM2COL_ROWS * K
@@ -451,12 +550,21 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
         if _isa() == "avx512vnni":
             vp = _vnni_pack(ctx, wdata, bias, in_zp, rq)
             rqa = vp["rq"]
-            chunk = min(rows, IM2COL_ROWS)
+            chunk = _vnni_chunk(vp["kp"], rows)
 
             def make_v(addr):
                 return ([addr(x.index), _addr(vp["w"]), _addr(vp["bias"]), addr(y.index), _addr(rqa[0]),
                          _addr(rqa[1]), addr("scratch")] + [_addr(a) for a in rqa[2:]], ints + [vp["kp"], chunk], [])
-            return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"], macs)
+            return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"] + VNNI_SLACK, macs)
+        if _isa() in ("avx2", "avx512"):
+            ap = _avx2_pack(ctx, wdata, _bias_with_zero_point(op, bias, wdata, in_zp), rq)
+            rqa2 = ap["rq"]
+            chunk2 = min(rows, IM2COL_ROWS)
+
+            def make_a(addr):
+                return ([addr(x.index), _addr(ap["w"]), _addr(ap["bias"]), addr(y.index), _addr(rqa2[0]),
+                         _addr(rqa2[1]), addr("scratch")] + [_addr(a) for a in rqa2[2:]], ints + [ap["kp"], chunk2], [])
+            return Step(op, "fully_connected_int8_avx2", make_a, chunk2 * ap["kp"] * 2, macs)
         wk = ctx.keep_array(wdata)
         bk = ctx.keep_array(_bias_with_zero_point(op, bias, wdata, in_zp))
         rqa = rq.arrays(ctx)
@@ -557,7 +665,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             ints = dims + [z1, z2, zo, left_shift, m1, sh1, m2, sh2, mo, sho, amin, amax, ctx.rounding,
                            1 if which == "ADD" else -1]
             name = "add_int8"
-            if tuple(sa) == tuple(sb) and ctx.rounding == 0 and _isa() == "avx512vnni":
+            if tuple(sa) == tuple(sb) and ctx.rounding in (0, 1) and _isa() == "avx512vnni":
                 name = "add_int8_avx512"
         else:
             m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
@@ -1123,9 +1231,10 @@ def _plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
     return offsets, total
 
 
-def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0) -> Plan:
+def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1) -> Plan:
     from cython_ops.engine import Engine
     ctx = Ctx(graph, rounding)
+    ctx.num_threads = num_threads     # big convs split their output pixels over this many threads
     for idx in graph.inputs:
         t = graph.tensors[idx]
         shape = tuple(input_shapes.get(idx, t.shape))

@@ -49,11 +49,16 @@ class Interpreter:
 
     rounding: "double" (TFLite's default MultiplyByQuantizedMultiplier) or "single"
     (TFLITE_SINGLE_ROUNDING builds).
+    num_threads: threads a big int8 convolution may split its output pixels over (results are identical for
+    any count; small ops always run on one).
     """
 
-    def __init__(self, model, *, rounding: str = "double"):
+    def __init__(self, model, *, rounding: str = "double", num_threads: int = 1):
         if rounding not in Q.ROUNDING_MODES:
             raise EdgeMLError(f"rounding must be one of {sorted(Q.ROUNDING_MODES)}, got {rounding!r}")
+        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or not 1 <= num_threads <= 64:
+            raise EdgeMLError(f"num_threads must be an integer from 1 to 64, got {num_threads!r}")
+        self._num_threads = int(num_threads)
         self._rounding = Q.ROUNDING_MODES[rounding]
         self._graph = _load_graph(model)
         self._input_shapes = {t: tuple(self._graph.tensors[t].shape) for t in self._graph.inputs}
@@ -64,7 +69,7 @@ class Interpreter:
 
     # ----- building --------------------------------------------------------------------------------
     def _compile(self):
-        self._plan = compile_graph(self._graph, self._input_shapes, self._rounding)
+        self._plan = compile_graph(self._graph, self._input_shapes, self._rounding, self._num_threads)
         self._compiled_shapes = dict(self._input_shapes)
         self._in_views = [self._plan.view(t) for t in self._graph.inputs]
         self._out_views = [self._plan.view(t) for t in self._graph.outputs]

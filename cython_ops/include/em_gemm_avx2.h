@@ -1,0 +1,159 @@
+/* qs8 GEMM micro-kernel for AVX2 CPUs without VNNI: 4 rows x 8 columns, exact.
+ *
+ * vpmaddubsw would saturate its int16 pair sums (255 * 127 * 2 > 32767), so both operands are sign-extended
+ * to int16 at pack time and vpmaddwd forms exact int32 pair sums (|x w| <= 2^14).  The input zero point is
+ * folded into the bias at load (bias - zp sum w), as on the scalar path; padding taps hold zp and cancel.
+ * Weights are packed at load into panels of 8 columns: for each group of 4 k, 8 columns x 4 int16 (64 bytes);
+ * each accumulator lane holds one column's sum over half of the group, and a final hadd joins the halves.
+ * Requantization in every em_requant.h mode, 8 lanes at a time. */
+#ifndef EM_GEMM_AVX2_H
+#define EM_GEMM_AVX2_H
+#include <stdint.h>
+#include <string.h>
+#include "em_requant.h"
+
+typedef struct {
+    const int16_t* w;       /* packed, Np/8 panels x Kp/4 groups x 32 int16 */
+    const int32_t* bias;    /* Np, includes -zp * sum w */
+    const int32_t* mult;    /* Np */
+    const int32_t* shift;   /* Np */
+    const double* scale;    /* Np, EM_REQUANT_DOUBLE_SCALE */
+    const float* fscale;    /* Np, EM_REQUANT_FLOAT */
+    int64_t N, Kp;
+    int32_t out_zp, act_min, act_max, mode;
+} em_avx2_gemm;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define EM_AVX2_TARGET __attribute__((target("avx2")))
+
+/* MultiplyByQuantizedMultiplier, double rounding, 8 lanes (m > 0).  SRDHM = floor((x m + 2^30) / 2^31) in
+ * 64-bit halves; a logical shift gives the same low 32 bits as an arithmetic one because the result fits int32. */
+EM_AVX2_TARGET static inline __m256i em_mbqm_double_x8(__m256i x, __m256i m, __m256i shift) {
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    const __m256i round = _mm256_set1_epi64x(1LL << 30);
+    __m256i left = _mm256_max_epi32(shift, zero);
+    __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    x = _mm256_sllv_epi32(x, left);
+    __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), round), 31);
+    __m256i odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32),
+                                                                      _mm256_srli_epi64(m, 32)), round), 31);
+    __m256i v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    __m256i threshold = _mm256_add_epi32(_mm256_srli_epi32(mask, 1), _mm256_srli_epi32(v, 31));
+    __m256i up = _mm256_cmpgt_epi32(_mm256_and_si256(v, mask), threshold);   /* -1 where rounding up */
+    return _mm256_sub_epi32(_mm256_srav_epi32(v, right), up);
+}
+
+/* TFLITE_SINGLE_ROUNDING, 8 lanes: (x m + 2^(t-1)) >> t with t = 31 - shift up to 62.  AVX2 has no 64-bit
+ * arithmetic shift: offset by 2^62 (the sum stays in [0, 2^63)), shift logically, subtract 2^62 >> t. */
+EM_AVX2_TARGET static inline __m256i em_mbqm_single_x8(__m256i x, __m256i m, __m256i shift) {
+    const __m256i lo32 = _mm256_set1_epi64x(0xFFFFFFFFLL), one = _mm256_set1_epi64x(1);
+    const __m256i offset = _mm256_set1_epi64x(1LL << 62);
+    __m256i total = _mm256_sub_epi32(_mm256_set1_epi32(31), shift);
+    __m256i t_even = _mm256_and_si256(total, lo32), t_odd = _mm256_srli_epi64(total, 32);
+    __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, m), _mm256_sllv_epi64(one, _mm256_sub_epi64(t_even, one)));
+    __m256i odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32)),
+                                   _mm256_sllv_epi64(one, _mm256_sub_epi64(t_odd, one)));
+    even = _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_add_epi64(even, offset), t_even), _mm256_srlv_epi64(offset, t_even));
+    odd = _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_add_epi64(odd, offset), t_odd), _mm256_srlv_epi64(offset, t_odd));
+    return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+/* round(acc * scale) in double, half away from zero, 4 lanes. */
+EM_AVX2_TARGET static inline __m128i em_round_scale_x4(__m128i acc, __m256d scale) {
+    __m256d x = _mm256_mul_pd(_mm256_cvtepi32_pd(acc), scale);
+    __m256d t = _mm256_round_pd(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256d frac = _mm256_sub_pd(x, t);
+    const __m256d one = _mm256_set1_pd(1.0);
+    t = _mm256_add_pd(t, _mm256_and_pd(_mm256_cmp_pd(frac, _mm256_set1_pd(0.5), _CMP_GE_OQ), one));
+    t = _mm256_sub_pd(t, _mm256_and_pd(_mm256_cmp_pd(frac, _mm256_set1_pd(-0.5), _CMP_LE_OQ), one));
+    t = _mm256_min_pd(_mm256_max_pd(t, _mm256_set1_pd(-1e9)), _mm256_set1_pd(1e9));
+    return _mm256_cvttpd_epi32(t);
+}
+
+/* Requantize 8 int32 sums of columns n .. n + 7 and store the first `cols` of them. */
+EM_AVX2_TARGET static inline void em_avx2_store8(__m256i acc, const em_avx2_gemm* g, int64_t n, int8_t* c,
+                                                 int64_t cols) {
+    acc = _mm256_add_epi32(acc, _mm256_loadu_si256((const __m256i*)(g->bias + n)));
+    __m256i v;
+    if (g->mode == EM_ROUND_DOUBLE) {
+        v = em_mbqm_double_x8(acc, _mm256_loadu_si256((const __m256i*)(g->mult + n)),
+                              _mm256_loadu_si256((const __m256i*)(g->shift + n)));
+    } else if (g->mode == EM_ROUND_SINGLE) {
+        v = em_mbqm_single_x8(acc, _mm256_loadu_si256((const __m256i*)(g->mult + n)),
+                              _mm256_loadu_si256((const __m256i*)(g->shift + n)));
+    } else if (g->mode == EM_REQUANT_DOUBLE_SCALE) {
+        __m128i lo = em_round_scale_x4(_mm256_castsi256_si128(acc), _mm256_loadu_pd(g->scale + n));
+        __m128i hi = em_round_scale_x4(_mm256_extracti128_si256(acc, 1), _mm256_loadu_pd(g->scale + n + 4));
+        v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    } else {
+        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(g->fscale + n));
+        f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(-1e9f)), _mm256_set1_ps(1e9f));
+        v = _mm256_cvtps_epi32(f);   /* MXCSR default: round to nearest even */
+    }
+    v = _mm256_add_epi32(v, _mm256_set1_epi32(g->out_zp));
+    v = _mm256_max_epi32(v, _mm256_set1_epi32(g->act_min));
+    v = _mm256_min_epi32(v, _mm256_set1_epi32(g->act_max));
+    /* values are already in [-128, 127], so the saturating packs are plain narrowing */
+    __m256i p16 = _mm256_packs_epi32(v, v);
+    __m256i p8 = _mm256_packs_epi16(p16, p16);
+    __m256i bytes = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+    int8_t tmp[32];
+    _mm256_storeu_si256((__m256i*)tmp, bytes);
+    memcpy(c, tmp, (size_t)(cols < 8 ? cols : 8));
+}
+
+/* One MR x 8 tile (rows <= MR; missing rows repeat the last one and are not stored). */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
+        const int16_t* A, int64_t lda, int64_t m, int64_t rows, const em_avx2_gemm* g, int64_t n, int8_t* C,
+        int64_t ldc, const int MR) {
+    const int64_t kg = g->Kp / 4;
+    const int16_t* w = g->w + (n / 8) * kg * 32;
+    const int16_t* a[4];
+    for (int r = 0; r < MR; r++) a[r] = A + (m + (r < rows ? r : rows - 1)) * lda;
+    __m256i acc[4][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int64_t k = 0; k < kg; k++) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i*)(w + k * 32));
+        const __m256i b1 = _mm256_loadu_si256((const __m256i*)(w + k * 32 + 16));
+        for (int r = 0; r < MR; r++) {
+            int64_t four;
+            memcpy(&four, a[r] + 4 * k, 8);
+            const __m256i av = _mm256_set1_epi64x(four);
+            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+        }
+    }
+    for (int r = 0; r < MR && r < rows; r++) {
+        /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order */
+        __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
+        em_avx2_store8(s, g, n, C + (m + r) * ldc + n, g->N - n);
+    }
+}
+
+/* C[M][N] (row stride ldc) = requant(A[M][Kp] (int16, row stride lda) . W); 4-row tiles, 1-row for a GEMV. */
+EM_AVX2_TARGET static void em_gemm_s16_avx2(const int16_t* A, int64_t lda, int64_t M, const em_avx2_gemm* g,
+                                           int8_t* C, int64_t ldc) {
+    for (int64_t n = 0; n < g->N; n += 8) {
+        int64_t m = 0;
+        for (; m + 4 <= M; m += 4) em_avx2_tile(A, lda, m, 4, g, n, C, ldc, 4);
+        for (; m < M; m++) em_avx2_tile(A, lda, m, 1, g, n, C, ldc, 1);
+    }
+}
+
+/* Rows of int8 (row stride lda, K used) -> int16 rows of Kp, zero-filled tail. */
+EM_AVX2_TARGET static void em_pack_rows_s16(const int8_t* X, int64_t lda, int64_t M, int64_t K, int64_t Kp,
+                                           int16_t* out) {
+    for (int64_t m = 0; m < M; m++) {
+        const int8_t* x = X + m * lda;
+        int16_t* o = out + m * Kp;
+        int64_t k = 0;
+        for (; k + 16 <= K; k += 16)
+            _mm256_storeu_si256((__m256i*)(o + k), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(x + k))));
+        for (; k < K; k++) o[k] = x[k];
+        for (; k < Kp; k++) o[k] = 0;
+    }
+}
+#endif
+#endif

@@ -1,0 +1,291 @@
+"""Every int8 conv / depthwise / FC / ADD kernel path (EDGEML_ISA forces each one the CPU has) in every
+requantization mode (em_requant.h 0-3) on random shapes -- odd channel counts, K not a multiple of 4, SAME and
+VALID padding, stride 2, dilation, several pixels per depthwise vector -- against exact NumPy expectations
+written from the formulas (not from the kernels).
+
+The ISA path is fixed per process, so each path runs the check in a subprocess."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+PATHS = ["scalar", "avx2", "avx512", "avx512vnni", "neon"]
+
+
+def available_paths(best: str) -> list:
+    """The paths EDGEML_ISA can force on a CPU whose best path is `best`."""
+    if best == "neon":
+        return ["scalar", "neon"]
+    x86 = PATHS[:4]
+    return x86[:x86.index(best) + 1]
+
+CHECK = r'''
+import dataclasses, sys
+import numpy as np
+from edgeml.runtime import compiler as C, quant as Q
+from edgeml.runtime.graph import Graph, Op, Quantization, Tensor
+
+I32 = np.int64
+
+
+def mbqm_double(x, m, shift):
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    x = ((x.astype(I32) << left) + 2 ** 31) % 2 ** 32 - 2 ** 31          # int32 wrap of x << left
+    ab = x * m
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    t = ab + nudge
+    v = np.where(t >= 0, t >> 31, -((-t) >> 31))                         # division truncating toward zero
+    mask = (np.ones_like(right) << right) - 1
+    rem, thr = v & mask, (mask >> 1) + (v < 0)
+    return (v >> right) + (rem > thr)
+
+
+def mbqm_single(x, m, shift):
+    total = 31 - shift
+    r = (x.astype(I32) * m + (np.ones_like(total) << (total - 1))) >> total
+    return (r + 2 ** 31) % 2 ** 32 - 2 ** 31
+
+
+def requant(acc, rq, mode):
+    if mode == 0:
+        v = mbqm_double(acc, rq.mult.astype(I32), rq.shift.astype(I32))
+    elif mode == 1:
+        v = mbqm_single(acc, rq.mult.astype(I32), rq.shift.astype(I32))
+    elif mode == 2:
+        p = acc.astype(np.float64) * rq.scale64
+        v = np.clip(np.sign(p) * np.floor(np.abs(p) + 0.5), -1e9, 1e9).astype(I32)
+    else:
+        p = acc.astype(np.float32) * rq.scale32
+        v = np.rint(np.clip(p, np.float32(-1e9), np.float32(1e9))).astype(I32)
+    return np.clip(v + rq.out_zp, rq.act_min, rq.act_max).astype(np.int8)
+
+
+def conv_acc(x, w, bias, zp, stride, dil, pads, out_hw, depthwise):
+    """int64 sums over the taps inside the image; w: [OC, KH, KW, IC] or [1, KH, KW, C] (depthwise)."""
+    n, ih, iw, ic = x.shape
+    kh, kw = w.shape[1:3]
+    oh, ow = out_hw
+    xp = np.full((n, ih + 2 * kh * dil[0] + oh * stride[0], iw + 2 * kw * dil[1] + ow * stride[1], ic), zp, I32)
+    xp[:, pads[0]:pads[0] + ih, pads[1]:pads[1] + iw] = x
+    xp -= zp
+    oc = w.shape[3] if depthwise else w.shape[0]
+    acc = np.zeros((n, oh, ow, oc), I32)
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * dil[0], kx * dil[1]
+            patch = xp[:, y0:y0 + oh * stride[0]:stride[0], x0:x0 + ow * stride[1]:stride[1]]
+            if depthwise:
+                acc += patch * w[0, ky, kx].astype(I32)
+            else:
+                acc += patch @ w[:, ky, kx].astype(I32).T
+    return acc + (0 if bias is None else bias.astype(I32))
+
+
+def tensor(idx, shape, dtype, scale=None, zp=0, data=None, axis=0):
+    q = None if scale is None else Quantization(np.atleast_1d(np.asarray(scale, np.float64)),
+                                                np.zeros(np.size(scale), np.int64) + zp, axis)
+    return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(dtype), q, data)
+
+
+def run(graph, x, rounding, mode, num_threads=1):
+    original = C.column_requant
+    captured = []
+
+    def forced(*args, **kw):
+        rq = original(*args, **kw)
+        if mode in (2, 3):
+            rq = dataclasses.replace(rq, mode=mode)
+        captured.append(rq)
+        return rq
+    C.column_requant = forced
+    try:
+        plan = C.compile_graph(graph, {}, rounding, num_threads)
+    finally:
+        C.column_requant = original
+    plan.view(graph.inputs[0])[...] = x
+    plan.engine.invoke()
+    return plan.view(graph.outputs[0]).copy(), captured, [s.kernel for s in plan.steps]
+
+
+def case_conv(rng, kind, big=False):
+    n = 1 if rng.random() < 0.8 else 2
+    ih, iw = rng.integers(1, 12, 2)
+    ic = int(rng.choice([1, 2, 3, 5, 8, 16, 19, 32, 64, 128] if kind == "depthwise" else [1, 2, 3, 5, 8, 16, 19]))
+    kh, kw = (int(v) for v in rng.integers(1, 4, 2))
+    sh, sw = (int(v) for v in rng.choice([1, 2], 2))
+    dh, dw = (int(v) for v in rng.choice([1, 1, 2], 2))
+    padding = int(rng.integers(0, 2))
+    if big:   # past the threading threshold (C.THREAD_MIN_MACS)
+        n, ih, iw, ic, kh, kw, sh, sw, dh, dw = 2, 37, 35, 16, 3, 3, 1, 1, 1, int(rng.choice([1, 2]))
+    if kind == "depthwise":
+        oc = ic
+    else:
+        oc = int(rng.choice([1, 7, 8, 8, 16, 17, 33, 64, 70])) if not big else 40
+    if kind == "1x1":
+        kh = kw = sh = sw = 1
+        padding = 1
+    if padding == 1:
+        ih, iw = max(ih, (kh - 1) * dh + 1), max(iw, (kw - 1) * dw + 1)
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(n, ih, iw, ic)).astype(np.int8)
+    if kind == "depthwise":
+        w = rng.integers(-127, 128, size=(1, kh, kw, oc)).astype(np.int8)
+        axis = 3
+    else:
+        w = rng.integers(-127, 128, size=(oc, kh, kw, ic)).astype(np.int8)
+        axis = 0
+    wscale = rng.uniform(0.002, 0.02, oc)
+    bias = rng.integers(-5000, 5000, oc).astype(np.int32)
+    xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.05, 0.5))
+    act = int(rng.choice([0, 1, 3]))
+    if rng.random() < 0.3:   # effective scale 0.5 and small sums: half the products are rounding ties
+        w = np.clip(w, -1, 1)
+        wscale[:], xs, ys = 0.5, 1.0, 1.0
+        bias = rng.integers(-3, 4, oc).astype(np.int32)
+    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, axis),
+          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
+    opts = {"padding": padding, "stride_h": sh, "stride_w": sw, "dilation_h_factor": dh,
+            "dilation_w_factor": dw, "fused_activation_function": act, "depth_multiplier": 1}
+    op = Op(0, "DEPTHWISE_CONV_2D" if kind == "depthwise" else "CONV_2D", 1, [0, 1, 2], [3], opts)
+    g = Graph(ts, [op], [0], [3])
+    oh, pt = C._padding(op, ih, kh, sh, dh)
+    ow, pl = C._padding(op, iw, kw, sw, dw)
+    acc = conv_acc(x, w, bias, x_zp, (sh, sw), (dh, dw), (pt, pl), (oh, ow), kind == "depthwise")
+    desc = f"{kind} x{list(x.shape)} w{list(w.shape)} s{sh}{sw} d{dh}{dw} pad{padding}"
+    return g, x, acc, desc
+
+
+def case_fc(rng):
+    rows, k, n_out = int(rng.choice([1, 2, 5])), int(rng.choice([1, 3, 8, 13, 64, 130])), int(rng.choice([1, 8, 10, 16, 50, 65]))
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(rows, k)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(n_out, k)).astype(np.int8)
+    wscale = rng.uniform(0.002, 0.02, n_out)
+    bias = rng.integers(-5000, 5000, n_out).astype(np.int32)
+    xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.05, 0.5))
+    if rng.random() < 0.3:   # rounding ties, as in case_conv
+        w = np.clip(w, -1, 1)
+        wscale[:], xs, ys = 0.5, 1.0, 1.0
+        bias = rng.integers(-3, 4, n_out).astype(np.int32)
+    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w),
+          tensor(2, (n_out,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
+    op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], {"fused_activation_function": int(rng.choice([0, 1]))})
+    acc = (x.astype(I32) - x_zp) @ w.astype(I32).T + bias
+    return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)}"
+
+
+def add_expect(a, b, za, zb, zo, sa, sb, so, rounding):
+    f1, f2, fo = (np.float64(np.float32(v)) for v in (sa, sb, so))
+    twice = 2.0 * max(f1, f2)
+    m1, s1 = Q.quantize_multiplier(f1 / twice, rounding)
+    m2, s2 = Q.quantize_multiplier(f2 / twice, rounding)
+    mo, s_o = Q.quantize_multiplier(twice / ((1 << 20) * fo), rounding)
+    f = mbqm_single if rounding == 1 else mbqm_double
+    v1 = f((a.astype(I32) - za) << 20, np.int64(m1), np.int64(s1))
+    v2 = f((b.astype(I32) - zb) << 20, np.int64(m2), np.int64(s2))
+    return np.clip(f(v1 + v2, np.int64(mo), np.int64(s_o)) + zo, -128, 127).astype(np.int8)
+
+
+def main():
+    rng = np.random.default_rng(int(sys.argv[1]))
+    failures, kernels = [], set()
+    cases = [case_conv(rng, k) for k in ["general"] * 14 + ["1x1"] * 4 + ["depthwise"] * 14] + \
+            [case_fc(rng) for _ in range(8)]
+    for g, x, acc, desc in cases:
+        for mode in (0, 1, 2, 3):
+            rounding = 1 if mode == 1 else 0
+            got, rqs, names = run(g, x, rounding, mode)
+            kernels.update(names)
+            rq = rqs[0]
+            if rq.mode != mode and not (mode == 0 and rq.mode == 2):      # FC's double rounding is mode 2
+                failures.append(f"{desc}: asked for mode {mode}, prepared {rq.mode}")
+                continue
+            want = requant(acc, rq, rq.mode)
+            if not np.array_equal(got, want):
+                bad = np.argwhere(got != want)[:3].tolist()
+                failures.append(f"{desc} mode {rq.mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
+    for _ in range(2):   # a conv big enough to be split over threads: identical for 1, 2 and 3 threads
+        g, x, acc, desc = case_conv(rng, "general", big=True)
+        for threads in (1, 2, 3):
+            got, rqs, names = run(g, x, 0, 0, threads)
+            if not np.array_equal(got, requant(acc, rqs[0], 0)):
+                failures.append(f"{desc} with {threads} threads differs")
+    for j in range(6):
+        shape = tuple(int(v) for v in rng.integers(1, 9, 3)) + (int(rng.choice([1, 3, 16, 21])),)
+        if j >= 4:   # a few thousand elements: the vector loop's main body and tail
+            shape = (1, 16, int(rng.integers(16, 20)), int(rng.choice([16, 21])))
+        za, zb, zo = (int(v) for v in rng.integers(-128, 128, 3))
+        sa, sb, so = (float(v) for v in rng.uniform(0.01, 0.2, 3))
+        a = rng.integers(-128, 128, size=shape).astype(np.int8)
+        b = rng.integers(-128, 128, size=shape).astype(np.int8)
+        ts = [tensor(0, shape, np.int8, sa, za), tensor(1, shape, np.int8, sb, zb), tensor(2, (), np.int8, so, zo)]
+        for rounding in (0, 1):
+            g = Graph(ts, [Op(0, "ADD", 1, [0, 1], [2], {})], [0, 1], [2])
+            plan = C.compile_graph(g, {}, rounding)
+            plan.view(0)[...] = a
+            plan.view(1)[...] = b
+            plan.engine.invoke()
+            kernels.update(s.kernel for s in plan.steps)
+            want = add_expect(a, b, za, zb, zo, sa, sb, so, rounding)
+            if not np.array_equal(plan.view(2), want):
+                failures.append(f"ADD {shape} rounding {rounding}: {int((plan.view(2) != want).sum())} differ")
+    print("kernels", " ".join(sorted(kernels)))
+    print("\n".join(failures) if failures else "ok")
+
+
+main()
+'''
+
+
+@pytest.mark.parametrize("forced", PATHS)
+def test_every_kernel_path_and_requant_mode_is_exact(forced):
+    from cython_ops.conv import isa
+    if forced not in available_paths(isa()):
+        pytest.skip(f"this CPU's paths are {available_paths(isa())}")
+    env = dict(os.environ, EDGEML_ISA=forced)
+    for seed in (1, 2):
+        done = subprocess.run([sys.executable, "-c", CHECK, str(seed)], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        lines = done.stdout.strip().splitlines()
+        assert lines[-1] == "ok", "\n".join(lines[-20:])
+        kernels = lines[0]
+        expected = {"avx512vnni": ("conv2d_int8_vnni", "depthwise_int8_vnni", "fully_connected_int8_vnni",
+                                   "add_int8_avx512"),
+                    "avx512": ("conv2d_int8_avx2", "fully_connected_int8_avx2"),
+                    "avx2": ("conv2d_int8_avx2", "fully_connected_int8_avx2"),
+                    "scalar": ("conv2d_int8", "depthwise_int8", "fully_connected_int8", "add_int8"),
+                    "neon": ("conv2d_int8", "fully_connected_int8")}[forced]
+        for name in expected:   # the path's own kernels really ran
+            assert name in kernels.split(), kernels
+
+
+@pytest.mark.parametrize("bad", [0, -1, 65, 1.5, True, "2", None])
+def test_num_threads_is_validated(shared_models, bad):
+    import edgeml
+    with pytest.raises(edgeml.EdgeMLError, match="num_threads"):
+        edgeml.Interpreter(str(shared_models / "mlperf_tiny" / "ad01_int8.tflite"), num_threads=bad)
+
+
+def test_num_threads_gives_identical_outputs_on_resnet(shared_models):
+    """ResNet-8's big convs are split over threads; every thread count gives the same bytes."""
+    import numpy as np
+    import edgeml
+    path = str(shared_models / "mlperf_tiny" / "pretrainedResnet_quant.tflite")
+    its = [edgeml.Interpreter(path, num_threads=n) for n in (1, 2, 3)]
+    threaded = [s for s in its[1].plan.steps if s.kernel == "conv2d_int8_vnni" and s.make(lambda t: 0)[1][24] > 1]
+    from cython_ops.conv import isa
+    if isa() == "avx512vnni":
+        assert threaded, "no conv of ResNet-8 was split over threads"
+    rng = np.random.default_rng(0)
+    shape = its[0].get_input_details()[0]["shape"]
+    for _ in range(4):
+        x = rng.integers(-128, 128, size=shape).astype(np.int8)
+        outs = []
+        for it in its:
+            it.set_input(x)
+            it.invoke()
+            outs.append(it.get_output().copy())
+        for o in outs[1:]:
+            np.testing.assert_array_equal(o, outs[0])
