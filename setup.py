@@ -3,6 +3,7 @@
 No -march=native: a wheel built here must run on any x86-64 / aarch64. ISA-specific code paths are
 compiled per function (target attributes) and chosen at run time from CPU features.
 """
+import glob
 import os
 
 from Cython.Build import cythonize
@@ -14,11 +15,15 @@ FAMILIES = ["engine", "conv", "pool", "elementwise", "shape", "reduce", "activat
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 
+# every kernel header: a change to any of them rebuilds the extensions (they include each other freely)
+HEADERS = sorted(glob.glob(os.path.join(INCLUDE, "*.h"))) + [os.path.join("cython_ops", "em_params.pxd")]
+
 extensions = [
     Extension(
         f"cython_ops.{name}",
         [os.path.join("cython_ops", f"{name}.pyx")],
         include_dirs=[INCLUDE, "cython_ops"],
+        depends=HEADERS,
         extra_compile_args=COMPILE_ARGS,
     )
     for name in FAMILIES
