@@ -142,13 +142,14 @@ def benchmark_input(path: Path, seed: int) -> np.ndarray:
     return rng.uniform(-1.0, 1.0, size=t.shape).astype(t.dtype)
 
 
-def measure(model: str, args) -> dict:
+def measure(model: str, args, make=None) -> dict:
+    """`make(kind, tflite, onnx_dir)` builds a runner (default make_runner); other benchmarks pass their own."""
     path = Path(args.models) / f"{model}.tflite"
     x = benchmark_input(path, args.seed)
     runners, errors = {}, {}
     for kind in RUNTIMES:
         try:
-            r = make_runner(kind, path, Path(args.onnx))
+            r = (make or make_runner)(kind, path, Path(args.onnx))
             r.prepare(x)
             r.invoke()
             runners[kind] = r

@@ -55,7 +55,7 @@ def _read_source(model) -> bytes:
 VECTOR_FIELDS = {
     "Model.operator_codes": 6, "Model.subgraphs": 8, "Model.buffers": 12,
     "SubGraph.tensors": 4, "SubGraph.inputs": 6, "SubGraph.outputs": 8, "SubGraph.operators": 10,
-    "Tensor.shape": 4, "Operator.inputs": 6, "Operator.outputs": 8, "Buffer.data": 4,
+    "Tensor.shape": 4, "Operator.inputs": 6, "Operator.outputs": 8, "Operator.intermediates": 20, "Buffer.data": 4,
     "QuantizationParameters.scale": 8, "QuantizationParameters.zero_point": 10,
 }
 
@@ -270,8 +270,16 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
                              if n_out else [])]
         if len(inputs) != n_in or len(outputs) != n_out:
             raise ModelFormatError(f"{what}: input/output vectors run past the end of the file")
+        # intermediates: tensors an op uses internally (the LSTM's gate and hidden quantization)
+        n_mid = _vector_len(op_fb, "Operator.intermediates", 4, buf, f"{what} intermediates")
+        intermediates = [check_index(x, f"{what} intermediate", False)
+                         for x in (np.array(_describe_errors(f"{what} intermediates", op_fb.IntermediatesAsNumpy))
+                                   .reshape(-1) if n_mid else [])]
+        if len(intermediates) != n_mid:
+            raise ModelFormatError(f"{what}: intermediates vector runs past the end of the file")
         ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs,
-                      options=_describe_errors(f"{what} options", _options, op_fb, what)))
+                      options=_describe_errors(f"{what} options", _options, op_fb, what),
+                      intermediates=intermediates))
 
     n_gin = _vector_len(sg, "SubGraph.inputs", 4, buf, "subgraph inputs")
     n_gout = _vector_len(sg, "SubGraph.outputs", 4, buf, "subgraph outputs")

@@ -1,15 +1,60 @@
-"""The `edgeml` command: `train`, `run`, `inspect`."""
+"""The `edgeml` command: `train`, `run`, `inspect`, `bench`.
+
+Import-light on purpose: numpy, the runtime and any peer are imported by the subcommand that needs them.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-import numpy as np
-
 from edgeml.errors import EdgeMLError
 
 
+class UsageError(Exception):
+    """A bad command line; main() prints it as one sentence and returns 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {v}")
+        return v
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text}")
+    return v
+
+
+def _peers(text: str) -> list:
+    from edgeml.bench.runners import PEERS
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return list(PEERS)
+    unknown = [n for n in names if n not in PEERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown runtime {', '.join(map(repr, unknown)) or repr(text)}; "
+                                         f"choose from {', '.join(PEERS)} or all")
+    return list(dict.fromkeys(names))
+
+
 def _cmd_run(args) -> int:
+    import numpy as np
     from edgeml.runtime import Interpreter
     it = Interpreter(args.model, rounding=args.rounding)
     detail = it.get_input_details()[0]
@@ -33,21 +78,53 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
+    import os
+    from edgeml.errors import ModelFormatError
     from edgeml.runtime import Interpreter
-    it = Interpreter(args.model)
-    g = it.graph
-    plan = it.plan
-    print(f"{args.model}: {len(g.ops)} ops, {len(g.tensors)} tensors, arena {it.arena_bytes} bytes")
-    for d in it.get_input_details():
-        print(f"  input  '{d['name']}' {d['dtype']} {d['shape'].tolist()} scale={d['scale']:.6g} zp={d['zero_point']}")
-    for d in it.get_output_details():
-        print(f"  output '{d['name']}' {d['dtype']} {d['shape'].tolist()} scale={d['scale']:.6g} zp={d['zero_point']}")
-    total = 0
-    for s in plan.steps:
-        outs = ", ".join(f"{list(plan.shapes[t])}" for t in s.op.outputs)
-        print(f"  {s.op.index:3d} {s.op.type:18s} -> {outs:24s} kernel {s.kernel:22s} MACs {s.macs}")
-        total += s.macs
-    print(f"  total MACs (element ops counted once per output): {total}")
+    from edgeml.bench.inspect import inspect_report
+    if not os.path.isfile(args.model):
+        raise ModelFormatError(f"model file '{args.model}' does not exist")
+    print(inspect_report(Interpreter(args.model), args.model))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from edgeml.bench import report
+    from edgeml.bench.measure import BenchOptions, run_bench
+    import os
+    for flag, path in (("--json", args.json), ("--csv", args.csv), ("--plot", args.plot)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):     # checked before measuring, not after
+            raise EdgeMLError(f"cannot write {flag} {path}: folder '{folder}' does not exist")
+    if args.plot:
+        report.check_plot_available()
+    opts = BenchOptions(model=args.model, num_runs=args.num_runs, warmup_runs=args.warmup_runs,
+                        min_secs=args.min_secs, max_secs=args.max_secs, num_threads=args.num_threads,
+                        enable_op_profiling=args.enable_op_profiling, inputs=args.input or [], seed=args.seed,
+                        compare=args.compare or [], tflite=args.tflite, onnx=args.onnx)
+    bar = None if args.quiet or not sys.stderr.isatty() else report.ProgressBar(
+        args.num_runs, args.min_secs, args.max_secs)
+    notes = []
+    try:
+        result = run_bench(opts, progress=bar, notes=notes)
+    except BaseException:
+        if bar is not None:
+            bar.close(finished=False)
+        raise
+    if bar is not None:
+        bar.close()
+    result["notes"] = notes
+    if args.json:
+        report.write_json(result, args.json)
+    if args.csv:
+        report.write_csv(result, args.csv)
+    if args.plot:
+        report.write_plot(result, args.plot)
+    if not args.quiet:
+        print(report.text_report(result, notes))
+        for what, path in (("JSON", args.json), ("CSV", args.csv), ("plot", args.plot)):
+            if path:
+                print(f"wrote {what} to {path}")
     return 0
 
 
@@ -62,7 +139,7 @@ def _cmd_train(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="edgeml", description="Train, export and run small int8 models.")
+    parser = _Parser(prog="edgeml", description="Train, export and run small int8 models.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a .tflite or .onnx model once on an input (.npy) or seeded random data")
     p.add_argument("model")
@@ -70,9 +147,40 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounding", choices=["double", "single"], default="double")
     p.set_defaults(fn=_cmd_run)
-    p = sub.add_parser("inspect", help="ops, shapes, kernels, MACs and arena size of a model")
+    p = sub.add_parser("inspect", help="ops, tensors, shapes, quantization, MACs per op and the arena plan",
+                       description="What to check before deploying a model: its inputs and outputs, every op "
+                                   "with its kernel, shapes and MACs, every tensor with its quantization, and "
+                                   "the arena plan (offset, size and lifetime of each buffer).")
     p.add_argument("model")
     p.set_defaults(fn=_cmd_inspect)
+    p = sub.add_parser(
+        "bench", help="latency, memory and per-op profile of a model, side by side with other runtimes",
+        description="Times edgeml on a model (flags as in LiteRT's benchmark_model); with --compare the peers run "
+                    "the same inputs, alternating run by run, and their outputs are checked against edgeml's. "
+                    "Timed runs stop at --max_secs, or once both --num_runs and --min_secs are reached.")
+    p.add_argument("model", help="a .tflite or .onnx model")
+    p.add_argument("--num_runs", type=_count(1), default=50, help="fewest timed runs (default 50)")
+    p.add_argument("--warmup_runs", type=_count(0), default=1, help="untimed runs first (default 1)")
+    p.add_argument("--min_secs", type=_seconds, default=1.0, help="fewest seconds of timed runs (default 1)")
+    p.add_argument("--max_secs", type=_seconds, default=150.0, help="most seconds of timed runs (default 150)")
+    p.add_argument("--num_threads", type=_count(1), default=1, help="threads for each runtime (default 1)")
+    p.add_argument("--enable_op_profiling", action="store_true", help="per-op time table")
+    p.add_argument("--input", action="append", metavar="FILE.npy",
+                   help="input array (repeat once per model input; default: seeded random data over the "
+                        "input's range)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    p.add_argument("--compare", type=_peers, metavar="RUNTIMES",
+                   help="comma-separated peers: litert (XNNPACK), litert_ref (reference kernels), tflm, "
+                        "onnxruntime, or all; one that is not installed or cannot run the model is listed absent")
+    p.add_argument("--tflite", metavar="FILE", help="the .tflite model the LiteRT / TFLite Micro peers run for an "
+                                                    ".onnx model (default: a sibling file with the same stem)")
+    p.add_argument("--onnx", metavar="FILE", help="the .onnx model onnxruntime runs for a .tflite model "
+                                                  "(default: a sibling file with the same stem)")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write every timed run (runtime, run, latency_us) as CSV")
+    p.add_argument("--plot", metavar="FILE.png", help="latency histogram and per-run trace (needs matplotlib)")
+    p.add_argument("--quiet", action="store_true", help="print nothing (files are still written)")
+    p.set_defaults(fn=_cmd_bench)
     p = sub.add_parser(
         "train", help="train a Keras model, optimize it, export verified int8 .tflite and .onnx with a report",
         description="Train on built-in or your data, optionally prune / quantization-aware train / cluster, then "
@@ -95,14 +203,18 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, help="output folder (replaced only when the run succeeds)")
     p.set_defaults(fn=_cmd_train)
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         return args.fn(args)
+    except UsageError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 2
     except EdgeMLError as exc:
         print(f"edgeml: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
-        print(f"edgeml: {exc}", file=sys.stderr)
+    except OSError as exc:
+        where = f" '{exc.filename}'" if exc.filename else ""
+        print(f"edgeml: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
 
 

@@ -72,6 +72,7 @@ def op_names(interpreter) -> set:
 
 def run_int8(interpreter, x_int8):
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.reset_all_variables()      # a fused LSTM keeps its state across invokes; each sample starts fresh
     interpreter.set_tensor(inp["index"], x_int8)
     interpreter.invoke()
     return interpreter.get_tensor(out["index"])
@@ -240,6 +241,14 @@ def test_lstm_int8_converts_directly_to_the_fused_op(converted):
     interpreter = litert(result["path"])
     assert op_names(interpreter) == {"UNIDIRECTIONAL_SEQUENCE_LSTM", "STRIDED_SLICE", "FULLY_CONNECTED"}
     assert_tracks_keras(interpreter, result["keras_model"], result["representative_x"][:8], max_lsb=32)  # fused int8 LSTM: ~20 LSB seen; float route exact
+    import edgeml
+    ours = edgeml.Interpreter(str(result["path"]))
+    for x in result["representative_x"][:8]:
+        xq = quantize_input(interpreter, x[None])
+        ours.reset_variables()
+        ours.set_input(xq)
+        ours.invoke()
+        np.testing.assert_array_equal(ours.get_output(), run_int8(interpreter, xq))
 
 
 def test_to_tflite_int8_without_representative_data_is_a_training_error(tmp_path):

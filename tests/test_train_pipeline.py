@@ -67,6 +67,15 @@ def test_gru_exports_int8_without_a_crash_and_runs_on_edgeml(tmp_path):
     assert r["agreement"]["edgeml_vs_litert_reference_bit_exact"] == 1.0
 
 
+def test_lstm_exports_the_fused_int8_op_and_edgeml_runs_it_bit_exactly(tmp_path):
+    _, r = run(tmp_path, "lstm", model="lstm")
+    assert r["tflite_conversion"]["int8"] == "direct"
+    assert r["accuracy"]["edgeml_int8"] is not None, r["why"]
+    assert "edgeml_int8" not in r["why"]
+    assert r["agreement"]["edgeml_vs_litert_reference_bit_exact"] == 1.0
+    assert r["accuracy"]["edgeml_int8"] == r["accuracy"]["litert_reference_int8"]
+
+
 def test_user_model_file(tmp_path):
     from edgeml.train import keras_env
     _, keras = keras_env()

@@ -6,6 +6,7 @@ floats) steps; the Cython side only computes.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -23,9 +24,9 @@ PADDING = {0: "SAME", 1: "VALID"}
 
 
 def _load_kernels() -> dict:
-    from cython_ops import activation, conv, elementwise, onnx_ops, pool, reduce, shape
+    from cython_ops import activation, conv, elementwise, onnx_ops, pool, reduce, rnn, shape
     table = {}
-    for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops):
+    for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn):
         table.update(module.KERNELS)
     return table
 
@@ -60,6 +61,8 @@ class Plan:
     constants: dict          # tensor index -> array (weights as read, folded constants)
     keep: list               # packed arrays the kernels point into
     engine: object = None
+    lifetimes: dict = None   # tensor index -> (first step, last step) it is live; inputs/outputs span the invoke
+    scratch: dict = None     # step index -> (byte offset, bytes) of that step's scratch buffer in the arena
 
     def view(self, t: int) -> np.ndarray:
         """The arena region of tensor t as an array (no copy)."""
@@ -769,11 +772,12 @@ def prepare_expand_dims(ctx: Ctx, op: Op) -> Step:
     return _copy_step(ctx, op, tuple(xs[:axis] + [1] + xs[axis:]))
 
 
-def _gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list) -> Step:
+def _gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_quant: bool = True) -> Step:
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     if x.dtype != y.dtype or x.dtype.itemsize not in (1, 2, 4, 8):
         raise UnsupportedOpError(f"{op.describe()}: type {x.dtype} -> {y.dtype} not supported")
-    _same_quant(op, x, y)
+    if same_quant:
+        _same_quant(op, x, y)
     ctx.set_output(op, 0, tuple(out_shape))
     pad = 6 - len(out_shape)
     dims = [1] * pad + list(out_shape)
@@ -783,6 +787,19 @@ def _gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list) -> S
     def make(addr):
         return [addr(x.index), addr(y.index)], ints, []
     return Step(op, "gather_strided", make, 0, 0)
+
+
+def prepare_reverse_v2(ctx: Ctx, op: Op) -> Step:
+    """REVERSE_V2 (the backward half of a Bidirectional RNN): a gather with negated strides on the given axes.
+    LiteRT copies the raw values even when the converter gives the output other int8 parameters; so does this."""
+    xs = list(ctx.shape(ctx.tensor(op, 0)))
+    if len(xs) > 6:
+        raise UnsupportedOpError(f"{op.describe()}: rank {len(xs)} > 6")
+    axes = {_axis(op, int(a), len(xs)) for a in ctx.const(ctx.tensor(op, 1), f"{op.describe()} axes").reshape(-1)}
+    st = _strides(xs)
+    start = sum((xs[a] - 1) * st[a] for a in axes if xs[a] > 0)
+    return _gather_step(ctx, op, xs, start, [-st[a] if a in axes else st[a] for a in range(len(xs))],
+                        same_quant=False)
 
 
 def prepare_transpose(ctx: Ctx, op: Op) -> Step:
@@ -1062,9 +1079,11 @@ PREPARE = {
     "MEAN": prepare_mean,
     "CONCATENATION": prepare_concatenation,
     "TRANSPOSE": prepare_transpose,
+    "REVERSE_V2": prepare_reverse_v2,
     "STRIDED_SLICE": prepare_strided_slice,
     "QUANTIZE": prepare_quantize,
     "DEQUANTIZE": prepare_dequantize,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": lambda c, o: importlib.import_module("edgeml.runtime.rnn").prepare_unidirectional_sequence_lstm(c, o),
 }
 from edgeml.runtime.onnx_semantics import PREPARE as _ONNX_PREPARE    # noqa: E402  (ops only from_onnx emits)
 PREPARE.update(_ONNX_PREPARE)
@@ -1077,6 +1096,7 @@ MAX_VERSION = {
     "TANH": 3, "RELU": 3, "RELU6": 3, "RELU_N1_TO_1": 2, "LEAKY_RELU": 2, "HARD_SWISH": 1, "PAD": 4,
     "PADV2": 4, "MEAN": 3, "CONCATENATION": 4, "TRANSPOSE": 6, "STRIDED_SLICE": 8, "QUANTIZE": 3,
     "DEQUANTIZE": 6, "SPLIT": 4, "SPLIT_V": 2, "UNPACK": 4,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": 3, "REVERSE_V2": 3,
 }
 
 SUPPORTED_OPS = sorted(PREPARE)
@@ -1153,8 +1173,8 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0) -> Plan:
             touch(t, k)
         for t in step.op.outputs:
             touch(t, k)
-    for t in graph.inputs + graph.outputs:
-        life[t] = (0, end)
+    for t in graph.inputs + graph.outputs + [t for t in life if graph.tensors[t].is_variable]:
+        life[t] = (0, end)      # variable (state) tensors persist across invokes: nothing may share their bytes
     sizes = {t: max(_count(ctx.shapes[t]) * graph.tensors[t].dtype.itemsize, 1) for t in life}
     for k, step in enumerate(steps):
         if step.scratch_bytes:
@@ -1185,7 +1205,9 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0) -> Plan:
         records.append((kernel_address(step.kernel), ptrs, [int(v) for v in ints], [float(v) for v in floats]))
     plan = Plan(graph=graph, shapes=ctx.shapes, steps=steps,
                 offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
-                arena_bytes=total, arena=arena, constants=ctx.constants, keep=ctx.keep + [arena_raw])
+                arena_bytes=total, arena=arena, constants=ctx.constants, keep=ctx.keep + [arena_raw],
+                lifetimes={t: span for t, span in life.items() if not isinstance(t, tuple)},
+                scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple)})
     plan.keep.append(const_arrays)
     plan.engine = Engine(records, keepalive=plan.keep)
     return plan

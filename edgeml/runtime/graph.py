@@ -52,6 +52,7 @@ class Op:
     inputs: list                 # tensor indices, -1 for an omitted optional input
     outputs: list
     options: dict = field(default_factory=dict)
+    intermediates: list = field(default_factory=list)   # tensor indices used inside the op (TFLite LSTM)
 
     def describe(self) -> str:
         return f"op {self.index} ({self.type} v{self.version})"

@@ -68,6 +68,18 @@ class Interpreter:
         self._compiled_shapes = dict(self._input_shapes)
         self._in_views = [self._plan.view(t) for t in self._graph.inputs]
         self._out_views = [self._plan.view(t) for t in self._graph.outputs]
+        self._variable_views = [(self._graph.tensors[t], self._plan.view(t)) for t in self._plan.offsets
+                                if self._graph.tensors[t].is_variable]
+        self.reset_variables()
+
+    def reset_variables(self):
+        """Sets the state (variable) tensors, e.g. an LSTM's h and c, back to zero: the zero point for int8,
+        as LiteRT's reset_all_variables().  They otherwise persist across invokes, as in LiteRT; a re-plan
+        (resize_input) also resets them."""
+        for tensor, view in self._variable_views:
+            zp = tensor.quant.scalar()[1] if tensor.dtype == np.int8 and tensor.quant is not None \
+                and not tensor.quant.per_axis else 0
+            view.fill(zp)
 
     def _ensure_compiled(self):
         """Re-plans after resize_input calls; several inputs may be resized before the next use, as in LiteRT."""

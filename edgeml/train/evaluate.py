@@ -72,6 +72,7 @@ def run_edgeml(tflite_path: str, xq: np.ndarray) -> np.ndarray:
         it = edgeml.Interpreter(tflite_path)
     outs = []
     for i in range(len(xq)):
+        it.reset_variables()            # each sample is a sequence of its own: no LSTM state from the last one
         it.set_input(np.ascontiguousarray(xq[i:i + 1].reshape(shape)))
         it.invoke()
         outs.append(it.get_output())
@@ -87,6 +88,7 @@ def run_litert(tflite_path: str, xq: np.ndarray, reference: bool = False) -> np.
     d, o = it.get_input_details()[0], it.get_output_details()[0]
     outs = []
     for i in range(len(xq)):
+        it.reset_all_variables()        # LiteRT keeps a fused LSTM's state across invokes; samples are independent
         it.set_tensor(d["index"], xq[i:i + 1].reshape(d["shape"]))
         it.invoke()
         outs.append(it.get_tensor(o["index"]).copy())

@@ -1,0 +1,664 @@
+/* UNIDIRECTIONAL_SEQUENCE_LSTM kernels: the integer 8x8_16 path and float32.
+ *
+ * Integer arithmetic written from LiteRT's lstm_eval.cc (EvalInteger8x8_16, CalculateLstmGateInteger8x8_16,
+ * UpdateLstmCellInteger, CalculateLstmOutputInteger8x8_16) and the portable tensor_utils it runs:
+ *   gate   = sat16( MBQM(Wh.h + bh, Mh) + sat16( MBQM(Wx.x + bx, Mx) ) )     (bx, bh: zero points folded)
+ *   i, f, o = logistic(gate as Q3.12) as Q0.15;  g = tanh(gate as Q3.12)     (gemmlowp int16 fixed point)
+ *   c      = sat16( RDBP(f*c, 15) + RDBP(i*g, 30 + cell_scale) ), clipped to +-cell_clip
+ *   h      = clamp8( MBQM(o * tanh(c as Q(15+cell_scale)), Mhidden) + hidden_zp )
+ * The gemmlowp int16 activations are exact functions of one int16, so they are tabulated once at load
+ * (em_lstm_fill_table); gemmlowp's logistic(-x) = 1 - logistic(x) and tanh(-x) = -tanh(x) hold bit for bit, so
+ * the kernel keeps only the half for |x| (up to where it saturates; rnn.py builds and checks it) and indexes it.
+ * Speed: Wx.x for every time step is one GEMM before the recurrence (int16 results in scratch); each step
+ * then runs one GEMV over the four stacked gates and the fused element-wise update.  The dot-product loops
+ * are written for the compiler to vectorize and built per ISA (em_isa.h). */
+#ifndef EM_LSTM_H
+#define EM_LSTM_H
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include "em_params.h"
+#include "em_requant.h"
+#include "em_isa.h"
+#include "em_gemm_vnni.h"
+
+/* ----- gemmlowp FixedPoint<int16, IntegerBits> helpers (fixedpoint.h, int16 instantiation) ----- */
+
+static inline int16_t em_q16_wrap(int32_t v) { return (int16_t)(uint16_t)(uint32_t)v; }
+static inline int16_t em_q16_add(int16_t a, int16_t b) { return em_q16_wrap((int32_t)a + b); }
+static inline int16_t em_q16_sub(int16_t a, int16_t b) { return em_q16_wrap((int32_t)a - b); }
+static inline int16_t em_q16_neg(int16_t a) { return em_q16_wrap(-(int32_t)a); }
+static inline int16_t em_q16_sat_add(int16_t a, int16_t b) {
+    int32_t s = (int32_t)a + b;
+    return (int16_t)(s > INT16_MAX ? INT16_MAX : (s < INT16_MIN ? INT16_MIN : s));
+}
+static inline int16_t em_q16_mul(int16_t a, int16_t b) {   /* SaturatingRoundingDoublingHighMul */
+    int32_t ab, nudge;
+    if (a == INT16_MIN && b == INT16_MIN) return INT16_MAX;
+    ab = (int32_t)a * (int32_t)b;
+    nudge = ab >= 0 ? (1 << 14) : (1 - (1 << 14));
+    return (int16_t)((ab + nudge) / (1 << 15));
+}
+static inline int16_t em_q16_rdbp(int16_t x, int e) {      /* RoundingDivideByPOT */
+    int16_t mask = (int16_t)((1 << e) - 1);
+    int16_t rem = (int16_t)(x & mask);
+    int16_t thr = em_q16_add((int16_t)(mask >> 1), (int16_t)(x < 0 ? 1 : 0));
+    return em_q16_add((int16_t)(x >> e), (int16_t)(rem > thr ? 1 : 0));
+}
+static inline int16_t em_q16_mul_pot(int16_t x, int e) {   /* SaturatingRoundingMultiplyByPOT<e> */
+    int32_t thr;
+    if (e == 0) return x;
+    if (e < 0) return em_q16_rdbp(x, -e);
+    thr = (1 << (15 - e)) - 1;
+    if (x > thr) return INT16_MAX;
+    if (x < -thr) return INT16_MIN;
+    return em_q16_wrap((int32_t)((uint32_t)(int32_t)x << e));
+}
+/* an int32 gemmlowp constant rescaled to int16 (RescaleConstantInitializer) */
+static inline int16_t em_q16_const(int32_t v) { return (int16_t)em_rounding_divide_by_pot(v, 16); }
+
+static int16_t em_q16_exp_neg_quarter(int16_t a) {          /* exp(a), a in [-1/4, 0), Q0.15 */
+    const int16_t c = em_q16_const(1895147668), third = em_q16_const(715827883);
+    int16_t x = em_q16_add(a, (int16_t)(1 << 12));
+    int16_t x2 = em_q16_mul(x, x), x3 = em_q16_mul(x2, x), x4 = em_q16_mul(x2, x2);
+    int16_t x4_4 = em_q16_mul_pot(x4, -2);
+    int16_t poly = em_q16_mul_pot(em_q16_add(em_q16_mul(em_q16_add(x4_4, x3), third), x2), -1);
+    return em_q16_sat_add(c, em_q16_mul(c, em_q16_add(x, poly)));
+}
+
+static int16_t em_q16_exp_on_negative(int16_t a, int ibits) {
+    static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+    const int fbits = 15 - ibits;
+    const int16_t quarter = (int16_t)(1 << (fbits - 2));
+    const int16_t mask = (int16_t)(quarter - 1);
+    int16_t amq = em_q16_sub((int16_t)(a & mask), quarter);
+    int16_t result = em_q16_exp_neg_quarter(em_q16_mul_pot(amq, ibits));
+    int16_t rem = em_q16_sub(amq, a);
+    int k;
+    for (k = -2; k <= 4; k++) {
+        if (ibits > k) {
+            int sh = fbits + k;
+            if (rem & (int16_t)(1 << sh)) result = em_q16_mul(result, em_q16_const(barrel[k + 2]));
+        }
+    }
+    if (ibits > 5) {
+        int16_t clamp = (int16_t)-(1 << (36 - ibits - 16));  /* -32.0 rescaled to int16 */
+        if (a < clamp) result = 0;
+    }
+    if (a == 0) result = INT16_MAX;
+    return result;
+}
+
+static int16_t em_q16_newton(int16_t half_den) {            /* x ~ 1 / half_den, Q2.13 */
+    const int16_t c48 = em_q16_const(1515870810), cm32 = em_q16_const(-1010580540);
+    const int16_t one2 = (int16_t)(1 << 13);
+    int16_t x = em_q16_add(c48, em_q16_mul(half_den, cm32));
+    int i;
+    for (i = 0; i < 3; i++) {
+        int16_t hdx = em_q16_mul(half_den, x);
+        int16_t om = em_q16_sub(one2, hdx);
+        x = em_q16_add(x, em_q16_mul_pot(em_q16_mul(x, om), 2));
+    }
+    return x;
+}
+
+static inline int16_t em_q16_half_sum(int16_t a, int16_t b) {
+    int32_t s = (int32_t)a + b;
+    return (int16_t)((s + (s >= 0 ? 1 : -1)) / 2);
+}
+
+/* gemmlowp::logistic on FixedPoint<int16, ibits> -> Q0.15 */
+static int16_t em_q16_logistic(int16_t a, int ibits) {
+    int16_t abs_a, e, pos;
+    if (a == 0) return em_q16_const(1 << 30);
+    abs_a = a > 0 ? a : em_q16_neg(a);
+    e = em_q16_exp_on_negative(em_q16_neg(abs_a), ibits);
+    pos = em_q16_mul_pot(em_q16_newton(em_q16_half_sum(e, INT16_MAX)), 1);
+    return a > 0 ? pos : em_q16_sub(INT16_MAX, pos);
+}
+
+/* gemmlowp::tanh on FixedPoint<int16, ibits> -> Q0.15 */
+static int16_t em_q16_tanh(int16_t a, int ibits) {
+    int16_t n, e, t;
+    if (a == 0) return 0;
+    n = a < 0 ? a : em_q16_neg(a);
+    e = em_q16_exp_on_negative(n, ibits + 1);              /* exp(2n): same raw value, one more integer bit */
+    t = em_q16_mul_pot(em_q16_sub(em_q16_newton(em_q16_half_sum(e, INT16_MAX)), (int16_t)(1 << 13)), 2);
+    return a < 0 ? em_q16_neg(t) : t;
+}
+
+#define EM_LSTM_TABLE_LOGISTIC 0
+#define EM_LSTM_TABLE_TANH 1
+/* table[(uint16)x] = f(x) for every int16 x; f is logistic or tanh read with `ibits` integer bits */
+static void em_lstm_fill_table(int kind, int ibits, int16_t* table) {
+    int32_t v;
+    for (v = INT16_MIN; v <= INT16_MAX; v++)
+        table[(uint16_t)(int16_t)v] = kind == EM_LSTM_TABLE_LOGISTIC ? em_q16_logistic((int16_t)v, ibits)
+                                                                     : em_q16_tanh((int16_t)v, ibits);
+}
+
+static inline int16_t em_sat16(int32_t v) {
+    return (int16_t)(v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : v));
+}
+
+/* f(x) from the |x| half table: H[min(|x|, limit)], mirrored for x < 0 (odd: -y, logistic: 1 - y) */
+static inline int16_t em_lstm_lut(const int16_t* H, int32_t limit, int odd, int16_t x) {
+    int32_t a = x < 0 ? -(int32_t)x : x;
+    int16_t y = H[a > limit ? limit : a];
+    return x < 0 ? (int16_t)(odd ? -y : INT16_MAX - y) : y;
+}
+
+/* ----- int8 dot products with int32 results: out[m][n] = sum_k a[m][k] * w[n][k] --------------------------
+ * Weights are packed at load (rnn.py pack_s8) into blocks of EM_LSTM_COLS columns; within a block, for each pair of
+ * k, the int16 pairs (w[n][2k], w[n][2k+1]) of the 64 columns: one vpmaddwd per 8 columns and k pair.  K is
+ * padded to even, N to a multiple of EM_LSTM_COLS, with zeros; out rows have the padded width. */
+#define EM_LSTM_COLS 64
+
+static void em_lstm_dots_scalar(const int8_t* A, int64_t lda, const int16_t* W, int64_t M, int64_t Np, int64_t K,
+                                int32_t* out) {
+    const int64_t K2 = (K + 1) / 2;
+    int64_t m, blk, k2, c;
+    for (m = 0; m < M; m++) {
+        const int8_t* a = A + m * lda;
+        for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {
+            int32_t acc[EM_LSTM_COLS] = {0};
+            const int16_t* w = W + blk * K2 * EM_LSTM_COLS * 2;
+            for (k2 = 0; k2 < K2; k2++, w += EM_LSTM_COLS * 2) {
+                int32_t a0 = a[2 * k2], a1 = 2 * k2 + 1 < K ? a[2 * k2 + 1] : 0;
+                for (c = 0; c < EM_LSTM_COLS; c++) acc[c] += a0 * w[2 * c] + a1 * w[2 * c + 1];
+            }
+            memcpy(out + m * Np + blk * EM_LSTM_COLS, acc, sizeof acc);
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define EM_LSTM_DOTS_SIMD(NAME, TARGET, MADD_ACC)                                                        \
+    TARGET static void NAME(const int8_t* A, int64_t lda, const int16_t* W, int64_t M, int64_t Np, int64_t K, \
+                            int32_t* out) {                                                              \
+        const int64_t K2 = (K + 1) / 2;                                                                  \
+        int64_t m, blk, k2;                                                                              \
+        for (m = 0; m < M; m++) {                                                                        \
+            const int8_t* a = A + m * lda;                                                               \
+            for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {                                              \
+                __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, \
+                        c7 = c0;                                                                         \
+                const int16_t* w = W + blk * K2 * EM_LSTM_COLS * 2;                                      \
+                for (k2 = 0; k2 < K2; k2++, w += EM_LSTM_COLS * 2) {                                     \
+                    int32_t a0 = a[2 * k2], a1 = 2 * k2 + 1 < K ? a[2 * k2 + 1] : 0;                     \
+                    __m256i b = _mm256_set1_epi32((int32_t)(((uint32_t)(uint16_t)a1 << 16) | (uint16_t)a0)); \
+                    const __m256i* wv = (const __m256i*)w;                                               \
+                    MADD_ACC(c0, _mm256_loadu_si256(wv + 0), b);                                         \
+                    MADD_ACC(c1, _mm256_loadu_si256(wv + 1), b);                                         \
+                    MADD_ACC(c2, _mm256_loadu_si256(wv + 2), b);                                         \
+                    MADD_ACC(c3, _mm256_loadu_si256(wv + 3), b);                                         \
+                    MADD_ACC(c4, _mm256_loadu_si256(wv + 4), b);                                         \
+                    MADD_ACC(c5, _mm256_loadu_si256(wv + 5), b);                                         \
+                    MADD_ACC(c6, _mm256_loadu_si256(wv + 6), b);                                         \
+                    MADD_ACC(c7, _mm256_loadu_si256(wv + 7), b);                                         \
+                }                                                                                        \
+                {                                                                                        \
+                    __m256i* o = (__m256i*)(out + m * Np + blk * EM_LSTM_COLS);                          \
+                    _mm256_storeu_si256(o + 0, c0); _mm256_storeu_si256(o + 1, c1);                      \
+                    _mm256_storeu_si256(o + 2, c2); _mm256_storeu_si256(o + 3, c3);                      \
+                    _mm256_storeu_si256(o + 4, c4); _mm256_storeu_si256(o + 5, c5);                      \
+                    _mm256_storeu_si256(o + 6, c6); _mm256_storeu_si256(o + 7, c7);                      \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+    }
+#define EM_MADD_AVX2(acc, w, b) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(w, b))
+#define EM_MADD_VNNI(acc, w, b) acc = _mm256_dpwssd_epi32(acc, w, b)
+EM_LSTM_DOTS_SIMD(em_lstm_dots_avx2, __attribute__((target("avx2"))), EM_MADD_AVX2)
+EM_LSTM_DOTS_SIMD(em_lstm_dots_vnni, __attribute__((target("avx2,avx512f,avx512vl,avx512vnni"))), EM_MADD_VNNI)
+#endif
+
+static inline void em_lstm_dots(const int8_t* A, int64_t lda, const int16_t* W, int64_t M, int64_t Np, int64_t K,
+                                int32_t* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    int isa = em_isa();
+    if (isa >= EM_ISA_AVX512VNNI) { em_lstm_dots_vnni(A, lda, W, M, Np, K, out); return; }
+    if (isa >= EM_ISA_AVX2) { em_lstm_dots_avx2(A, lda, W, M, Np, K, out); return; }
+#endif
+    em_lstm_dots_scalar(A, lda, W, M, Np, K, out);
+}
+
+/* u8 x s8 variant for AVX-512 VNNI (vpdpbusd): activations read as a + 128 (uint8), weights packed by rnn.py
+ * pack_u8s8 as [N/64][K/4][64][4] int8; the caller's biases carry -128 * sum_k w[n][k]. */
+#if defined(__x86_64__) && defined(__GNUC__)
+EM_VNNI_TARGET static void em_lstm_dots_u8s8(const int8_t* A, int64_t lda, const int8_t* W, int64_t M, int64_t Np,
+                                             int64_t K, int32_t* out) {
+    const int64_t K4 = (K + 3) / 4;
+    int64_t m, blk, k4;
+    for (m = 0; m < M; m++) {
+        const int8_t* a = A + m * lda;
+        for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {
+            __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+            const int8_t* w = W + blk * K4 * EM_LSTM_COLS * 4;
+            for (k4 = 0; k4 < K4; k4++, w += EM_LSTM_COLS * 4) {
+                uint32_t q = 0x80808080u;
+                int64_t k = 4 * k4, r;
+                if (k + 4 <= K) {
+                    memcpy(&q, a + k, 4);
+                    q ^= 0x80808080u;
+                } else {
+                    for (r = 0; k + r < K; r++) q = (q & ~(0xFFu << (8 * r))) | ((uint32_t)(uint8_t)(a[k + r] ^ 0x80) << (8 * r));
+                }
+                __m512i b = _mm512_set1_epi32((int32_t)q);
+                c0 = _mm512_dpbusd_epi32(c0, b, _mm512_loadu_si512(w));
+                c1 = _mm512_dpbusd_epi32(c1, b, _mm512_loadu_si512(w + 64));
+                c2 = _mm512_dpbusd_epi32(c2, b, _mm512_loadu_si512(w + 128));
+                c3 = _mm512_dpbusd_epi32(c3, b, _mm512_loadu_si512(w + 192));
+            }
+            int32_t* o = out + m * Np + blk * EM_LSTM_COLS;
+            _mm512_storeu_si512(o, c0); _mm512_storeu_si512(o + 16, c1);
+            _mm512_storeu_si512(o + 32, c2); _mm512_storeu_si512(o + 48, c3);
+        }
+    }
+}
+#endif
+
+/* ----- float dot products, vectorized over columns so each sum still runs in k order (as the scalar loop) -----
+ * Weights packed as blocks of EM_LSTM_COLS columns, k-major inside a block: w[blk][k][c].
+ * out[m][n] = (sum_k a[m][k] * w[n][k] + bias[n]) + add[m][n]  (bias, add optional) */
+static void em_lstm_fdots_scalar(const float* A, const float* W, const float* bias, const float* add, int64_t M,
+                                 int64_t Np, int64_t K, float* out) {
+    int64_t m, blk, k, c;
+    for (m = 0; m < M; m++) {
+        const float* a = A + m * K;
+        for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {
+            float acc[EM_LSTM_COLS];
+            const float* w = W + blk * K * EM_LSTM_COLS;
+            int64_t n0 = blk * EM_LSTM_COLS;
+            for (c = 0; c < EM_LSTM_COLS; c++) acc[c] = 0.0f;
+            for (k = 0; k < K; k++, w += EM_LSTM_COLS)
+                for (c = 0; c < EM_LSTM_COLS; c++) acc[c] = acc[c] + a[k] * w[c];
+            for (c = 0; c < EM_LSTM_COLS; c++) {
+                float v = acc[c];
+                if (bias) v = v + bias[n0 + c];
+                if (add) v = v + add[m * Np + n0 + c];
+                out[m * Np + n0 + c] = v;
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2")))
+static void em_lstm_fdots_avx2(const float* A, const float* W, const float* bias, const float* add, int64_t M,
+                               int64_t Np, int64_t K, float* out) {
+    int64_t m, blk, k, i;
+    for (m = 0; m < M; m++) {
+        const float* a = A + m * K;
+        for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {
+            __m256 c[8];
+            const float* w = W + blk * K * EM_LSTM_COLS;
+            int64_t n0 = blk * EM_LSTM_COLS;
+            for (i = 0; i < 8; i++) c[i] = _mm256_setzero_ps();
+            for (k = 0; k < K; k++, w += EM_LSTM_COLS) {
+                __m256 b = _mm256_set1_ps(a[k]);
+                for (i = 0; i < 8; i++) c[i] = _mm256_add_ps(c[i], _mm256_mul_ps(_mm256_loadu_ps(w + 8 * i), b));
+            }
+            for (i = 0; i < 8; i++) {
+                __m256 v = c[i];
+                if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n0 + 8 * i));
+                if (add) v = _mm256_add_ps(v, _mm256_loadu_ps(add + m * Np + n0 + 8 * i));
+                _mm256_storeu_ps(out + m * Np + n0 + 8 * i, v);
+            }
+        }
+    }
+}
+#endif
+
+static inline void em_lstm_fdots(const float* A, const float* W, const float* bias, const float* add, int64_t M,
+                                 int64_t Np, int64_t K, float* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX2) { em_lstm_fdots_avx2(A, W, bias, add, M, Np, K, out); return; }
+#endif
+    em_lstm_fdots_scalar(A, W, bias, add, M, Np, K, out);
+}
+
+/* ----- the element-wise part of one step, 16 cells per AVX-512 vector (double-rounding mode only) ----------
+ * Same arithmetic as the scalar loop in em_lstm_int8; the int16 tables are read with 32-bit gathers (the tables
+ * carry 2 bytes of padding) and sign-extended. */
+#if defined(__x86_64__) && defined(__GNUC__)
+EM_VNNI_TARGET static inline __m512i em_lstm_sat16_x16(__m512i v) {
+    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(INT16_MIN)), _mm512_set1_epi32(INT16_MAX));
+}
+EM_VNNI_TARGET static inline __m512i em_lstm_lookup_x16(const int16_t* table, int32_t limit, int odd, __m512i v) {
+    __m512i idx = _mm512_min_epi32(_mm512_abs_epi32(v), _mm512_set1_epi32(limit));
+    __m512i raw = _mm512_i32gather_epi32(idx, (const void*)table, 2);
+    __m512i y = _mm512_srai_epi32(_mm512_slli_epi32(raw, 16), 16);
+    __m512i mirrored = _mm512_sub_epi32(_mm512_set1_epi32(odd ? 0 : INT16_MAX), y);
+    return _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(v, _mm512_setzero_si512()), y, mirrored);
+}
+EM_VNNI_TARGET static inline __m512i em_lstm_rdbp_x16(__m512i x, int e) {
+    const __m512i mask = _mm512_set1_epi32((int32_t)((1LL << e) - 1)), one = _mm512_set1_epi32(1);
+    __m512i rem = _mm512_and_si512(x, mask);
+    __m512i thr = _mm512_srai_epi32(mask, 1);
+    thr = _mm512_mask_add_epi32(thr, _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512()), thr, one);
+    __m512i q = _mm512_srai_epi32(x, (unsigned)e);
+    return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one);
+}
+EM_VNNI_TARGET static inline __m512i em_lstm_trunc16_x16(__m512i v) {   /* (int16_t) cast */
+    return _mm512_srai_epi32(_mm512_slli_epi32(v, 16), 16);
+}
+
+EM_VNNI_TARGET static void em_lstm_requant_rows_vnni(const int32_t* acc, int64_t rows, int64_t Gp, int64_t NC,
+                                                     const int32_t* bx, const int32_t* mult, const int32_t* shift,
+                                                     int16_t* pre) {
+    int64_t r, j;
+    int g;
+    for (r = 0; r < rows; r++) {
+        for (g = 0; g < 4; g++) {
+            const __m512i m = _mm512_set1_epi32(mult[g]), sh = _mm512_set1_epi32(shift[g]);
+            for (j = 0; j < NC; j += 16) {
+                __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
+                const int64_t n = g * NC + j;
+                __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, acc + r * Gp + n),
+                                             _mm512_maskz_loadu_epi32(k, bx + n));
+                __m512i v = em_lstm_sat16_x16(em_mbqm_double_x16(a, m, sh));
+                _mm256_mask_storeu_epi16(pre + r * 4 * NC + n, k, _mm512_cvtepi32_epi16(v));
+            }
+        }
+    }
+}
+
+EM_VNNI_TARGET static void em_lstm_cells_vnni(const int32_t* a, const int32_t* bh, const int16_t* px,
+                                              const int32_t* mult, const int32_t* shift, const int16_t* sig,
+                                              const int16_t* tanh_g, const int16_t* tanh_c, const int32_t* lim,
+                                              int64_t NC,
+                                              int cell_shift, int16_t clip, int32_t hm, int32_t hsh, int32_t hzp,
+                                              int stale_tanh, int16_t* c, int8_t* out) {
+    int64_t j;
+    for (j = 0; j < NC; j += 16) {
+        __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
+        __m512i gate[4], vi, vf, vg, vo, cv, cn, hv;
+        int g;
+        for (g = 0; g < 4; g++) {
+            const int64_t n = g * NC + j;
+            __m512i acc = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, a + n), _mm512_maskz_loadu_epi32(k, bh + n));
+            __m512i v = em_mbqm_double_x16(acc, _mm512_set1_epi32(mult[4 + g]), _mm512_set1_epi32(shift[4 + g]));
+            v = _mm512_add_epi32(v, _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, px + n)));
+            gate[g] = em_lstm_sat16_x16(v);
+        }
+        vi = em_lstm_lookup_x16(sig, lim[0], 0, gate[0]);
+        vf = em_lstm_lookup_x16(sig, lim[0], 0, gate[1]);
+        vg = em_lstm_lookup_x16(tanh_g, lim[1], 1, gate[2]);
+        vo = em_lstm_lookup_x16(sig, lim[0], 0, gate[3]);
+        cv = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, c + j));
+        cv = em_lstm_trunc16_x16(em_lstm_rdbp_x16(_mm512_mullo_epi32(vf, cv), 15));
+        cn = em_lstm_trunc16_x16(em_lstm_rdbp_x16(_mm512_mullo_epi32(vi, vg), cell_shift));
+        cv = em_lstm_sat16_x16(_mm512_add_epi32(cv, cn));
+        if (clip > 0)
+            cv = _mm512_min_epi32(_mm512_max_epi32(cv, _mm512_set1_epi32(-clip)), _mm512_set1_epi32(clip));
+        _mm256_mask_storeu_epi16(c + j, k, _mm512_cvtepi32_epi16(cv));
+        hv = _mm512_mullo_epi32(vo, stale_tanh ? vi : em_lstm_lookup_x16(tanh_c, lim[2], 1, cv));
+        hv = _mm512_add_epi32(em_mbqm_double_x16(hv, _mm512_set1_epi32(hm), _mm512_set1_epi32(hsh)),
+                              _mm512_set1_epi32(hzp));
+        hv = _mm512_min_epi32(_mm512_max_epi32(hv, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
+        _mm_mask_storeu_epi8(out + j, k, _mm512_cvtepi32_epi8(hv));
+    }
+}
+#endif
+
+/* ----- the integer kernel ---------------------------------------------------------------------------------
+ * ptr: 0 x int8 [B,T,F] (or [T,B,F] when time_major), 1 y int8 [.., n_cell] one row per (b, t),
+ *      2 h state int8 [B, n_cell], 3 c state int16 [B, n_cell],
+ *      4 Wx [4*n_cell, F], 5 Wh [4*n_cell, n_cell] (gate order i, f, g, o), packed for em_lstm_dots,
+ *      6 bias_x int32 [4*n_cell], 7 bias_h int32 [4*n_cell] (zero points folded in),
+ *      8 mult int32 [8]: Mx for the 4 gates then Mh, 9 shift int32 [8],
+ *      10 sigmoid, 11 tanh (Q3.12 -> Q0.15), 12 tanh of the cell state: |x| half tables (em_lstm_lut),
+ *      13 scratch: int16 [T*B*4*n_cell] input part, int32 [T*B * Gp] sums (Gp: 4*n_cell padded)
+ * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 cell_shift (30 + cell_scale), 6 cell clip (0: none),
+ *       7 hidden mult, 8 hidden shift, 9 hidden zp, 10 rounding mode,
+ *       13..15 last index of the three half tables (where they saturate),
+ *       12 weight layout: 0 int16 pairs (em_lstm_dots), 1 u8 x s8 quads (em_lstm_dots_u8s8, AVX-512 VNNI)
+ *       11 stale_tanh: LiteRT's ApplyTanh has no variant for the cell state's integer bits (15 + cell_scale
+ *          outside 0..6) and leaves its output buffer, the input gate's scratch, unwritten: h = o * i. */
+static void em_lstm_int8(const em_params* p) {
+    const int8_t* x = (const int8_t*)p->ptr[0];
+    int8_t* y = (int8_t*)p->ptr[1];
+    int8_t* hs = (int8_t*)p->ptr[2];
+    int16_t* cs = (int16_t*)p->ptr[3];
+    const int16_t* wx = (const int16_t*)p->ptr[4];
+    const int16_t* wh = (const int16_t*)p->ptr[5];
+    const int32_t* bx = (const int32_t*)p->ptr[6];
+    const int32_t* bh = (const int32_t*)p->ptr[7];
+    const int32_t* mult = (const int32_t*)p->ptr[8];
+    const int32_t* shift = (const int32_t*)p->ptr[9];
+    const int16_t* sig = (const int16_t*)p->ptr[10];
+    const int16_t* tanh_g = (const int16_t*)p->ptr[11];
+    const int16_t* tanh_c = (const int16_t*)p->ptr[12];
+    const int32_t lim[3] = {(int32_t)p->i[13], (int32_t)p->i[14], (int32_t)p->i[15]};
+    const int64_t B = p->i[0], T = p->i[1], F = p->i[2], NC = p->i[3];
+    const int time_major = (int)p->i[4], cell_shift = (int)p->i[5];
+    const int16_t clip = (int16_t)p->i[6];
+    const int32_t hm = (int32_t)p->i[7], hsh = (int32_t)p->i[8], hzp = (int32_t)p->i[9];
+    const int mode = (int)p->i[10], stale_tanh = (int)p->i[11], quads = (int)p->i[12];
+    const int64_t G = 4 * NC, Gp = (G + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
+    int16_t* pre = (int16_t*)p->ptr[13];
+    int32_t* acc = (int32_t*)(pre + T * B * G);
+    int64_t r, n, t, b, j;
+
+    /* input part of every gate for every (row of x): one GEMM, then per-gate requantization to int16 */
+    const int vec = mode == EM_ROUND_DOUBLE && em_isa() >= EM_ISA_AVX512VNNI;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (quads) em_lstm_dots_u8s8(x, F, (const int8_t*)wx, T * B, Gp, F, acc);
+    else
+#endif
+    em_lstm_dots(x, F, wx, T * B, Gp, F, acc);
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (vec) em_lstm_requant_rows_vnni(acc, T * B, Gp, NC, bx, mult, shift, pre);
+#endif
+    for (r = 0; r < (vec ? 0 : T * B); r++) {
+        const int32_t* a = acc + r * Gp;
+        int16_t* o = pre + r * G;
+        int g;
+        for (g = 0; g < 4; g++)
+            for (n = g * NC; n < (g + 1) * NC; n++) o[n] = em_sat16(em_mbqm(a[n] + bx[n], mult[g], shift[g], mode));
+    }
+    for (t = 0; t < T; t++) {
+        for (b = 0; b < B; b++) {
+            const int64_t row = time_major ? t * B + b : b * T + t;
+            int8_t* h = hs + b * NC;
+            int16_t* c = cs + b * NC;
+            const int16_t* px = pre + row * G;
+            int32_t* a = acc;
+            int8_t* out = y + row * NC;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (quads) em_lstm_dots_u8s8(h, NC, (const int8_t*)wh, 1, Gp, NC, a);
+            else
+#endif
+            em_lstm_dots(h, NC, wh, 1, Gp, NC, a);
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (vec) {
+                em_lstm_cells_vnni(a, bh, px, mult, shift, sig, tanh_g, tanh_c, lim, NC, cell_shift, clip, hm, hsh, hzp,
+                                   stale_tanh, c, out);
+                memcpy(h, out, (size_t)NC);
+                continue;
+            }
+#endif
+            for (j = 0; j < NC; j++) {
+                int16_t gi = em_sat16(em_mbqm(a[j] + bh[j], mult[4], shift[4], mode) + px[j]);
+                int16_t gf = em_sat16(em_mbqm(a[NC + j] + bh[NC + j], mult[5], shift[5], mode) + px[NC + j]);
+                int16_t gg = em_sat16(em_mbqm(a[2 * NC + j] + bh[2 * NC + j], mult[6], shift[6], mode) +
+                                      px[2 * NC + j]);
+                int16_t go = em_sat16(em_mbqm(a[3 * NC + j] + bh[3 * NC + j], mult[7], shift[7], mode) +
+                                      px[3 * NC + j]);
+                int16_t vi = em_lstm_lut(sig, lim[0], 0, gi), vf = em_lstm_lut(sig, lim[0], 0, gf);
+                int16_t vo = em_lstm_lut(sig, lim[0], 0, go), vg = em_lstm_lut(tanh_g, lim[1], 1, gg);
+                int16_t c_keep = (int16_t)em_rounding_divide_by_pot((int32_t)vf * c[j], 15);
+                int16_t c_new = (int16_t)em_rounding_divide_by_pot((int32_t)vi * vg, cell_shift);
+                int16_t cv = em_sat16((int32_t)c_keep + c_new);
+                int32_t hv;
+                if (clip > 0) cv = cv > clip ? clip : (cv < -clip ? (int16_t)-clip : cv);
+                c[j] = cv;
+                hv = em_mbqm((int32_t)vo * (stale_tanh ? vi : em_lstm_lut(tanh_c, lim[2], 1, cv)), hm, hsh, mode) + hzp;
+                out[j] = (int8_t)(hv > 127 ? 127 : (hv < -128 ? -128 : hv));
+            }
+            memcpy(h, out, (size_t)NC);
+        }
+    }
+}
+
+/* ----- float32 kernel (LiteRT EvalFloat without CIFG / peephole / projection / layer norm) -----------------
+ * ptr: 0 x, 1 y, 2 h state [B, n_cell], 3 c state [B, n_cell], 4 Wx, 5 Wh (packed for em_lstm_fdots),
+ *      6 bias [Gp], 13 scratch float [(T*B + 1) * Gp]; Gp = 4*n_cell padded to the column block
+ * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 activation (4 tanh, 0 none, 1 relu, 3 relu6, 6 sigmoid)
+ * floats: 0 cell clip (0: none)
+ * sigmoid and tanh use one polynomial exp (Cephes expf coefficients, range reduction by ln 2, no FMA) in the
+ * scalar and the 8-lane form alike, so every ISA path gives the same bits; it is within 2 ulp of libm. */
+#define EM_EXP_HI 88.3762626647949f
+#define EM_EXP_LO -87.3365478515625f
+
+static inline float em_lstm_expf(float x) {
+    float n, r, r2, p;
+    union { float f; int32_t i; } e;
+    x = x > EM_EXP_HI ? EM_EXP_HI : (x < EM_EXP_LO ? EM_EXP_LO : x);
+    n = floorf(x * 1.44269504088896341f + 0.5f);
+    r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    r2 = r * r;
+    p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * r2 + r;
+    p = p + 1.0f;
+    e.i = ((int32_t)n + 127) << 23;
+    return p * e.f;
+}
+static inline float em_lstm_sigmoidf(float x) { return 1.0f / (1.0f + em_lstm_expf(-x)); }
+static inline float em_lstm_tanhf(float x) {
+    float a = x < 0.0f ? -x : x, t;
+    if (a < 0.625f) {                      /* odd polynomial near 0, where 1 - 2 / (e^2x + 1) cancels */
+        float z = x * x, q = -5.70498872745E-3f;
+        q = q * z + 2.06390887954E-2f;
+        q = q * z - 5.37397155531E-2f;
+        q = q * z + 1.33314422036E-1f;
+        q = q * z - 3.33332819422E-1f;
+        return x + x * z * q;
+    }
+    t = 1.0f - 2.0f / (em_lstm_expf(2.0f * a) + 1.0f);
+    return x < 0.0f ? -t : t;
+}
+
+static inline float em_lstm_act_f32(float v, int act) {
+    switch (act) {
+        case 0: return v;
+        case 1: return v < 0.0f ? 0.0f : v;
+        case 3: return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
+        case 6: return em_lstm_sigmoidf(v);
+        default: return em_lstm_tanhf(v);
+    }
+}
+
+static inline void em_lstm_cell_f32(const float* gate, int64_t NC, int64_t j, int act, float clip, float* c,
+                                    float* out) {
+    float vi = em_lstm_sigmoidf(gate[j]);
+    float vf = em_lstm_sigmoidf(gate[NC + j]);
+    float vg = em_lstm_act_f32(gate[2 * NC + j], act);
+    float vo = em_lstm_sigmoidf(gate[3 * NC + j]);
+    float cv = vf * c[j] + vi * vg;
+    if (clip > 0.0f) cv = cv > clip ? clip : (cv < -clip ? -clip : cv);
+    c[j] = cv;
+    out[j] = vo * em_lstm_act_f32(cv, act);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EM_AVX2 __attribute__((target("avx2")))
+EM_AVX2 static inline __m256 em_lstm_expf_x8(__m256 x) {
+    __m256 n, r, r2, p;
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EM_EXP_LO)), _mm256_set1_ps(EM_EXP_HI));
+    n = _mm256_floor_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(0.5f)));
+    r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+    r2 = _mm256_mul_ps(r, r);
+    p = _mm256_set1_ps(1.9875691500E-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507E-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073E-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894E-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459E-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201E-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r2), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+EM_AVX2 static inline __m256 em_lstm_sigmoidf_x8(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, em_lstm_expf_x8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+EM_AVX2 static inline __m256 em_lstm_tanhf_x8(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    __m256 a = _mm256_andnot_ps(sign, x);
+    __m256 z = _mm256_mul_ps(x, x), q = _mm256_set1_ps(-5.70498872745E-3f), small, big;
+    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(2.06390887954E-2f));
+    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(5.37397155531E-2f));
+    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(1.33314422036E-1f));
+    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(3.33332819422E-1f));
+    small = _mm256_add_ps(x, _mm256_mul_ps(_mm256_mul_ps(x, z), q));
+    big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f),
+                                           _mm256_add_ps(em_lstm_expf_x8(_mm256_add_ps(a, a)), one)));
+    big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
+    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+}
+/* cells [0, NC rounded down to 8) of one step, tanh activation only */
+EM_AVX2 static int64_t em_lstm_cells_f32_avx2(const float* gate, int64_t NC, float clip, float* c, float* out) {
+    int64_t j;
+    for (j = 0; j + 8 <= NC; j += 8) {
+        __m256 vi = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + j));
+        __m256 vf = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + NC + j));
+        __m256 vg = em_lstm_tanhf_x8(_mm256_loadu_ps(gate + 2 * NC + j));
+        __m256 vo = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + 3 * NC + j));
+        __m256 cv = _mm256_add_ps(_mm256_mul_ps(vf, _mm256_loadu_ps(c + j)), _mm256_mul_ps(vi, vg));
+        if (clip > 0.0f) cv = _mm256_min_ps(_mm256_max_ps(cv, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
+        _mm256_storeu_ps(c + j, cv);
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(vo, em_lstm_tanhf_x8(cv)));
+    }
+    return j;
+}
+#endif
+
+static void em_lstm_f32(const em_params* p) {
+    const float* x = (const float*)p->ptr[0];
+    float* y = (float*)p->ptr[1];
+    float* hs = (float*)p->ptr[2];
+    float* cs = (float*)p->ptr[3];
+    const float* wx = (const float*)p->ptr[4];
+    const float* wh = (const float*)p->ptr[5];
+    const float* bias = (const float*)p->ptr[6];
+    const int64_t B = p->i[0], T = p->i[1], F = p->i[2], NC = p->i[3];
+    const int time_major = (int)p->i[4], act = (int)p->i[5];
+    const float clip = p->f[0];
+    const int64_t G = 4 * NC, Gp = (G + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
+    float* pre = (float*)p->ptr[13];
+    float* gate = pre + T * B * Gp;
+    int64_t t, b, j;
+    int vec = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    vec = act == 4 && em_isa() >= EM_ISA_AVX2;
+#endif
+
+    em_lstm_fdots(x, wx, bias, NULL, T * B, Gp, F, pre);
+    for (t = 0; t < T; t++) {
+        for (b = 0; b < B; b++) {
+            const int64_t row = time_major ? t * B + b : b * T + t;
+            float* h = hs + b * NC;
+            float* c = cs + b * NC;
+            float* out = y + row * NC;
+            em_lstm_fdots(h, wh, NULL, pre + row * Gp, 1, Gp, NC, gate);
+            j = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (vec) j = em_lstm_cells_f32_avx2(gate, NC, clip, c, out);
+#endif
+            for (; j < NC; j++) em_lstm_cell_f32(gate, NC, j, act, clip, c, out);
+            memcpy(h, out, (size_t)NC * sizeof(float));
+        }
+    }
+}
+#endif

@@ -1,0 +1,29 @@
+# cython: language_level=3
+"""UNIDIRECTIONAL_SEQUENCE_LSTM kernels, integer 8x8_16 and float32 (include/em_lstm.h)."""
+from libc.stdint cimport uintptr_t, int16_t
+from cython_ops.em_params cimport em_params
+
+import numpy as np
+
+cdef extern from "em_lstm.h":
+    void em_lstm_int8(const em_params*) nogil
+    void em_lstm_f32(const em_params*) nogil
+    void em_lstm_fill_table(int kind, int ibits, int16_t* table) nogil
+
+KERNELS = {
+    "lstm_int8": <uintptr_t>&em_lstm_int8,
+    "lstm_f32": <uintptr_t>&em_lstm_f32,
+}
+
+TABLE_KINDS = {"logistic": 0, "tanh": 1}
+
+
+def activation_table(str kind, int integer_bits):
+    """int16 table of gemmlowp's logistic / tanh on FixedPoint<int16, integer_bits> (result Q0.15),
+    indexed by the input's bits read as uint16 (65536 entries, then padding)."""
+    if kind not in TABLE_KINDS or not 0 <= integer_bits <= 6:
+        raise ValueError(f"no {kind} table with {integer_bits} integer bits")
+    table = np.zeros(65536 + 16, dtype=np.int16)      # padding: SIMD gathers read 4 bytes at each entry
+    cdef int16_t[::1] t = table
+    em_lstm_fill_table(TABLE_KINDS[kind], integer_bits, &t[0])
+    return table

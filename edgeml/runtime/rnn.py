@@ -1,0 +1,302 @@
+"""Prepare of the recurrent ops: UNIDIRECTIONAL_SEQUENCE_LSTM (integer 8x8_16 and float32).
+
+Everything LiteRT's lstm.cc / unidirectional_sequence_lstm.cc precomputes at Prepare is done here once: the
+effective gate scales (float32 products, then QuantizeMultiplier), the zero-point-folded int32 biases, the
+quantized cell clip, the power-of-two cell scale, and the gemmlowp int16 sigmoid / tanh tables.  The kernel
+(cython_ops/include/em_lstm.h) only computes.
+
+State: the op's output-state (h) and cell-state (c) inputs are variable tensors.  As in LiteRT they persist
+across invokes (a second invoke continues the sequence) and start at "zero": 0.0 for float, the zero point
+for int8 h, 0 for int16 c.  `Interpreter.reset_variables()` puts them back, as LiteRT's reset_all_variables().
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.runtime import quant as Q
+from edgeml.runtime.compiler import Ctx, Step, _addr, _qparams
+from edgeml.runtime.graph import Op
+
+# UNIDIRECTIONAL_SEQUENCE_LSTM input positions (TFLite lstm_shared.h)
+INPUT = 0
+INPUT_WEIGHTS = (1, 2, 3, 4)          # input-to-{input, forget, cell, output}
+RECURRENT_WEIGHTS = (5, 6, 7, 8)
+PEEPHOLE_WEIGHTS = (9, 10, 11)
+GATE_BIASES = (12, 13, 14, 15)
+PROJECTION_WEIGHTS, PROJECTION_BIAS = 16, 17
+OUTPUT_STATE, CELL_STATE = 18, 19
+LAYER_NORM = (20, 21, 22, 23)
+GATES = ("input", "forget", "cell", "output")
+FLOAT_ACTIVATIONS = {0: 0, 1: 1, 3: 3, 4: 4, 6: 6}     # NONE, RELU, RELU6, TANH, SIGMOID
+GATE_SCALE = float(Q.F32(2.0 ** -12))                  # Q3.12 gate pre-activations without layer norm
+
+COLUMN_BLOCK = 64                                      # em_lstm.h EM_LSTM_COLS
+MAX_SCRATCH_BYTES = 1 << 31                            # the input projection of every step is kept at once
+
+_TABLES: dict = {}
+
+
+def _padded(n: int) -> int:
+    return -(-n // COLUMN_BLOCK) * COLUMN_BLOCK
+
+
+def pack_s8(w: np.ndarray) -> np.ndarray:
+    """int8 [N, K] -> int16 blocks [N/64][K/2][64][2] for em_lstm_dots (zero padding to N % 64, K % 2)."""
+    n, k = w.shape
+    wp = np.zeros((_padded(n), k + k % 2), np.int16)
+    wp[:n, :k] = w
+    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, wp.shape[1] // 2, 2).transpose(0, 2, 1, 3))
+
+
+def pack_u8s8(w: np.ndarray) -> np.ndarray:
+    """int8 [N, K] -> blocks [N/64][K/4][64][4] for em_lstm_dots_u8s8 (vpdpbusd; zero padding)."""
+    n, k = w.shape
+    kp = -(-k // 4) * 4
+    wp = np.zeros((_padded(n), kp), np.int8)
+    wp[:n, :k] = w
+    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, kp // 4, 4).transpose(0, 2, 1, 3))
+
+
+def pack_f32(w: np.ndarray) -> np.ndarray:
+    """float [N, K] -> blocks [N/64][K][64] for em_lstm_fdots (columns zero-padded)."""
+    n, k = w.shape
+    wp = np.zeros((_padded(n), k), np.float32)
+    wp[:n] = w
+    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, k).transpose(0, 2, 1))
+
+
+def _table(kind: str, integer_bits: int) -> tuple[np.ndarray, int]:
+    """gemmlowp's int16 logistic / tanh as a half table over |x| and its last distinct index, built once per
+    process: H[k] = f(k) for k < 32768 and H[32768] from f(-32768); f(x < 0) = 1 - H[-x] (logistic), -H[-x] (tanh).
+    The mirror identity is checked against the full table, entry by entry."""
+    key = (kind, integer_bits)
+    if key not in _TABLES:
+        from cython_ops.rnn import activation_table
+        full = activation_table(kind, integer_bits)[:65536].astype(np.int32)     # indexed by uint16(x)
+        odd = kind == "tanh"
+        half = np.empty(32769, np.int32)
+        half[:32768] = full[:32768]
+        half[32768] = -full[32768] if odd else 32767 - full[32768]                # x = -32768
+        x = np.arange(65536, dtype=np.int64)
+        x = np.where(x >= 32768, x - 65536, x)
+        rebuilt = np.where(x < 0, (-half[-x] if odd else 32767 - half[-x]), half[np.abs(x)])
+        if not np.array_equal(rebuilt, full):
+            raise RuntimeError(f"gemmlowp {kind} with {integer_bits} integer bits is not mirror-symmetric")
+        changes = np.nonzero(half != half[-1])[0]
+        limit = int(changes[-1]) + 1 if changes.size else 0
+        table = np.zeros(limit + 1 + 16, np.int16)        # padding: SIMD gathers read 4 bytes at each entry
+        table[:limit + 1] = half[:limit + 1]
+        _TABLES[key] = (table, limit)
+    return _TABLES[key]
+
+
+def _present(op: Op, position: int) -> bool:
+    return position < len(op.inputs) and op.inputs[position] >= 0
+
+
+def _checked_log2(scale: float):
+    """LiteRT's CheckedLog2 in float: the rounded log2 if scale is a power of two within 1e-3, else None."""
+    x = float(Q.F32(math.log(float(Q.F32(scale))))) * float(Q.F32(1.0 / math.log(2.0)))
+    r = round(x)
+    return int(r) if abs(x - r) < 1e-3 else None
+
+
+def _weights(ctx: Ctx, op: Op, position: int, rows: int, cols: int, dtype, what: str) -> tuple:
+    t = ctx.tensor(op, position)
+    data = ctx.const(t, f"{op.describe()} {what}")
+    if data.dtype != dtype:
+        raise UnsupportedOpError(f"{op.describe()}: {what} {t.describe()} has type {data.dtype}, expected "
+                                 f"{np.dtype(dtype)}")
+    if data.shape != (rows, cols):
+        raise ModelFormatError(f"{op.describe()}: {what} {t.describe()} has shape {list(data.shape)}, expected "
+                               f"{[rows, cols]}")
+    return t, data
+
+
+def _vector(ctx: Ctx, op: Op, position: int, n: int, dtype, what: str) -> tuple:
+    t = ctx.tensor(op, position)
+    data = ctx.const(t, f"{op.describe()} {what}")
+    if data.dtype != dtype:
+        raise UnsupportedOpError(f"{op.describe()}: {what} {t.describe()} has type {data.dtype}, expected "
+                                 f"{np.dtype(dtype)}")
+    if data.shape != (n,):
+        raise ModelFormatError(f"{op.describe()}: {what} {t.describe()} has shape {list(data.shape)}, expected [{n}]")
+    return t, data
+
+
+def _state(ctx: Ctx, op: Op, position: int, batch: int, n: int, dtype, what: str):
+    if not _present(op, position):
+        raise ModelFormatError(f"{op.describe()}: the {what} input is missing")
+    t = ctx.tensor(op, position)
+    if not t.is_variable or t.index in ctx.constants:
+        raise UnsupportedOpError(f"{op.describe()}: {what} {t.describe()} must be a variable tensor without "
+                                 "initial data")
+    if t.dtype != dtype:
+        raise UnsupportedOpError(f"{op.describe()}: {what} {t.describe()} has type {t.dtype}, expected "
+                                 f"{np.dtype(dtype)}")
+    declared = int(np.prod(t.shape, dtype=np.int64))
+    # after a batch resize the state takes one row per sequence (the file declares it for its own batch)
+    if declared != batch * n and not (ctx.batch_changed and declared > 0 and declared % n == 0):
+        raise ModelFormatError(f"{op.describe()}: {what} {t.describe()} has shape {list(t.shape)}, expected "
+                               f"{batch * n} elements ({batch} x {n})")
+    ctx.shapes[t.index] = (batch, n)
+    return t
+
+
+def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
+    what = op.describe()
+    if len(op.inputs) not in (20, 24):
+        raise ModelFormatError(f"{what}: {len(op.inputs)} inputs, expected 20 or 24")
+    for position in (INPUT,) + INPUT_WEIGHTS[1:] + RECURRENT_WEIGHTS[1:] + GATE_BIASES[1:]:
+        if not _present(op, position):
+            raise ModelFormatError(f"{what}: required input {position} is missing")
+    if not _present(op, INPUT_WEIGHTS[0]) or not _present(op, RECURRENT_WEIGHTS[0]):
+        raise UnsupportedOpError(f"{what}: CIFG LSTM (no input gate) is not supported; TensorFlow's converter "
+                                 "does not emit it for Keras layers")
+    if any(_present(op, k) for k in PEEPHOLE_WEIGHTS):
+        raise UnsupportedOpError(f"{what}: peephole connections are not supported")
+    if _present(op, PROJECTION_WEIGHTS) or _present(op, PROJECTION_BIAS):
+        raise UnsupportedOpError(f"{what}: LSTM with projection is not supported")
+    if any(_present(op, k) for k in LAYER_NORM):
+        raise UnsupportedOpError(f"{what}: layer-norm LSTM is not supported")
+    o = op.options
+    if o.get("diagonal_recurrent_tensors", False):
+        raise UnsupportedOpError(f"{what}: diagonal recurrent weights are not supported")
+    cell_clip, proj_clip = float(o.get("cell_clip", 0.0)), float(o.get("proj_clip", 0.0))
+    if not (math.isfinite(cell_clip) and cell_clip >= 0 and math.isfinite(proj_clip) and proj_clip >= 0):
+        raise ModelFormatError(f"{what}: cell_clip {cell_clip} and proj_clip {proj_clip} must be finite and >= 0")
+    time_major = bool(o.get("time_major", False))
+
+    x, y = ctx.tensor(op, INPUT), ctx.tensor(op, 0, "output")
+    xs = ctx.shape(x)
+    if len(xs) != 3:
+        raise UnsupportedOpError(f"{what}: input {x.describe()} has shape {list(xs)}; a 3-D sequence is supported")
+    steps, batch = (xs[0], xs[1]) if time_major else (xs[1], xs[0])
+    n_input = xs[2]
+    wf = ctx.tensor(op, INPUT_WEIGHTS[1])
+    if wf.data is None or wf.data.ndim != 2:
+        raise ModelFormatError(f"{what}: input-to-forget weights must be a constant 2-D tensor")
+    n_cell = int(wf.data.shape[0])
+    if n_cell <= 0 or n_input <= 0 or steps <= 0 or batch <= 0:
+        raise ModelFormatError(f"{what}: empty LSTM (cells {n_cell}, input {list(xs)})")
+    if x.dtype == np.int8:
+        kind = "int8"
+    elif x.dtype == np.float32:
+        kind = "f32"
+    else:
+        raise UnsupportedOpError(f"{what}: input type {x.dtype} is not supported (int8, float32)")
+    wdtype = np.int8 if kind == "int8" else np.float32
+    if kind == "f32" and wf.data.dtype != np.float32:
+        raise UnsupportedOpError(f"{what}: hybrid LSTM (float input, {wf.data.dtype} weights) is not supported")
+    wx = [_weights(ctx, op, k, n_cell, n_input, wdtype, f"input-to-{g} weights")
+          for k, g in zip(INPUT_WEIGHTS, GATES)]
+    wh = [_weights(ctx, op, k, n_cell, n_cell, wdtype, f"recurrent-to-{g} weights")
+          for k, g in zip(RECURRENT_WEIGHTS, GATES)]
+    bias_dtype = np.int32 if kind == "int8" else np.float32
+    biases = [_vector(ctx, op, k, n_cell, bias_dtype, f"{g} gate bias")[1] for k, g in zip(GATE_BIASES, GATES)]
+    state_dtype = x.dtype
+    h = _state(ctx, op, OUTPUT_STATE, batch, n_cell, state_dtype, "output state")
+    c = _state(ctx, op, CELL_STATE, batch, n_cell, np.int16 if kind == "int8" else np.float32, "cell state")
+    if y.dtype != x.dtype:
+        raise UnsupportedOpError(f"{what}: output type {y.dtype} differs from input type {x.dtype}")
+    ctx.set_output(op, 0, (steps, batch, n_cell) if time_major else (batch, steps, n_cell))
+    from edgeml.runtime.compiler import _isa
+    # AVX-512 VNNI multiplies uint8 by int8: activations enter as x + 128, the biases take -128 * sum(w)
+    quads = kind == "int8" and _isa() == "avx512vnni"
+    pack = pack_f32 if kind == "f32" else (pack_u8s8 if quads else pack_s8)
+    wx_all = ctx.keep_array(pack(np.concatenate([d for _, d in wx], axis=0)))
+    wh_all = ctx.keep_array(pack(np.concatenate([d for _, d in wh], axis=0)))
+    gates = 4 * n_cell
+    padded = _padded(gates)
+    macs = batch * steps * gates * (n_input + n_cell)
+    ints = [batch, steps, n_input, n_cell, int(time_major)]
+
+    if kind == "f32":
+        act = FLOAT_ACTIVATIONS.get(o.get("fused_activation_function", 0))
+        if act is None:
+            raise UnsupportedOpError(f"{what}: activation {o.get('fused_activation_function')} is not supported")
+        bias_all = ctx.keep_array(np.pad(np.concatenate(biases).astype(np.float32), (0, padded - gates)))
+        scratch = (steps * batch + 1) * padded * 4
+        if scratch > MAX_SCRATCH_BYTES:
+            raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {gates} gates need {scratch} "
+                                     f"bytes of scratch (at most {MAX_SCRATCH_BYTES})")
+
+        def make_f(addr):
+            ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
+                    _addr(bias_all)] + [0] * 6 + [addr("scratch")]
+            return ptrs, ints + [act], [float(Q.F32(cell_clip))]
+        return Step(op, "lstm_f32", make_f, scratch, macs)
+
+    # ----- integer 8x8_16 ------------------------------------------------------------------------------------
+    s_in, zp_in = _qparams(x, op)
+    s_h, zp_h = _qparams(h, op)
+    if c.quant is None or c.quant.per_axis or not c.quant.scale[0] > 0:
+        raise ModelFormatError(f"{what}: cell state {c.describe()} needs a per-tensor quantization scale")
+    cell_scale = _checked_log2(float(c.quant.scale[0]))
+    if cell_scale is None:
+        raise ModelFormatError(f"{what}: cell state scale {float(c.quant.scale[0])} is not a power of two")
+    if not 0 <= 30 + cell_scale <= 31 or 15 + cell_scale > 6:
+        raise UnsupportedOpError(f"{what}: cell state scale 2^{cell_scale} is outside the supported 2^-30..2^-9")
+    # below 2^-15 LiteRT's tanh of the cell state is a no-op that leaves the input gate in its buffer
+    stale_tanh = int(15 + cell_scale < 0)
+    if len(op.intermediates) != 5:
+        raise ModelFormatError(f"{what}: an integer LSTM needs 5 intermediate tensors, the op has "
+                               f"{len(op.intermediates)}")
+    hidden = ctx.graph.tensors[op.intermediates[4]]
+    if hidden.quant is None or hidden.quant.per_axis:
+        raise ModelFormatError(f"{what}: the hidden-state intermediate {hidden.describe()} has no per-tensor "
+                               "quantization")
+    s_hidden, zp_hidden = hidden.quant.scalar()
+    if not (s_hidden > 0 and math.isfinite(s_hidden)) or not -128 <= zp_hidden <= 127:
+        raise ModelFormatError(f"{what}: hidden-state intermediate quantization ({s_hidden}, {zp_hidden}) is "
+                               "invalid")
+
+    def weight_scale(t):
+        if t.quant is None or t.quant.per_axis:
+            raise ModelFormatError(f"{what}: int8 weights {t.describe()} need a per-tensor quantization scale")
+        s, zp = t.quant.scalar()
+        if zp != 0 or not s > 0:
+            raise UnsupportedOpError(f"{what}: weights {t.describe()} must be symmetric (zero point 0, scale > 0)")
+        return Q.F32(s)
+
+    f_in, f_h, gate_scale = Q.F32(s_in), Q.F32(s_h), Q.F32(GATE_SCALE)
+    # float32 arithmetic, in the reference's order: weight_scale * state_scale / intermediate_scale
+    reals = [weight_scale(t) * f_in / gate_scale for t, _ in wx] + [weight_scale(t) * f_h / gate_scale for t, _ in wh]
+    hidden_real = Q.F32(2.0 ** -15) / Q.F32(s_hidden) * Q.F32(2.0 ** -15)
+    mult, shift = Q.quantize_multipliers([float(r) for r in reals], ctx.rounding)
+    hm, hs = Q.quantize_multiplier(float(hidden_real), ctx.rounding)
+
+    def folded(w: np.ndarray, bias, zp: int) -> np.ndarray:
+        b = np.zeros(n_cell, np.int64) if bias is None else bias.astype(np.int64)
+        v = b + (-zp - (128 if quads else 0)) * w.astype(np.int64).sum(axis=1)
+        if np.any(np.abs(v) >= 2 ** 31):
+            raise ModelFormatError(f"{what}: biases and weights overflow the int32 accumulator")
+        return v.astype(np.int32)
+    bias_x = ctx.keep_array(np.concatenate([folded(d, b, zp_in) for (_, d), b in zip(wx, biases)]))
+    bias_h = ctx.keep_array(np.concatenate([folded(d, None, zp_h) for _, d in wh]))
+    # worst-case |sum| must fit int32 like the reference's accumulator
+    if 128 * 128 * max(n_input, n_cell) + 2 ** 30 >= 2 ** 31:
+        raise UnsupportedOpError(f"{what}: {max(n_input, n_cell)}-deep dot products may overflow int32")
+    mult_a, shift_a = ctx.keep_array(mult), ctx.keep_array(shift)
+    clip_q = 0
+    if cell_clip > 0:
+        clip_q = int(np.clip(Q.F32(cell_clip) / Q.F32(c.quant.scale[0]), -32768.0, 32767.0))   # truncates
+    halves = [_table("logistic", 3), _table("tanh", 3), _table("tanh", max(15 + cell_scale, 0))]
+    tables = [t for t, _ in halves]
+    ctx.keep.extend(tables)
+    ints += [30 + cell_scale, clip_q, hm, hs, zp_hidden, ctx.rounding, stale_tanh, int(quads)] + [limit for _, limit in halves]
+    rows = steps * batch
+    scratch = rows * gates * 2 + rows * padded * 4
+    if scratch > MAX_SCRATCH_BYTES:
+        raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {gates} gates need {scratch} bytes "
+                                 f"of scratch (at most {MAX_SCRATCH_BYTES})")
+
+    def make(addr):
+        ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
+                _addr(bias_x), _addr(bias_h), _addr(mult_a), _addr(shift_a)] + [_addr(t) for t in tables] \
+            + [addr("scratch")]
+        return ptrs, ints, []
+    return Step(op, "lstm_int8", make, scratch, macs)
