@@ -23,6 +23,7 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime.graph import Graph, Op, Quantization, Tensor
+from converters.onnx_recurrent import RecurrentOps
 
 try:
     import onnx
@@ -121,7 +122,7 @@ class _Fusion:
     skipped: list = field(default_factory=list)
 
 
-class _Translator:
+class _Translator(RecurrentOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph

@@ -1,0 +1,162 @@
+/* ONNX LSTM / GRU / RNN, float32, with onnxruntime's semantics (deep_cpu_lstm.cc, deep_cpu_gru.cc, rnn.cc):
+ *   LSTM (gates i o f c):  i = s(Xi + Hi + Pi.c), f = s(Xf + Hf + Pf.c) (input_forget: 1 - i), g = tanh(Xc + Hc),
+ *                          c' = f.c + i.g, o = s(Xo + Ho + Po.c'), h' = o.tanh(c')
+ *   GRU  (gates z r h):    z, r = s(X + H);  h~ = tanh(Xh + Rh.(r.h) + Rbh)  or, linear_before_reset,
+ *                          h~ = tanh(Xh + r.(Rh.h + Rbh));  h' = (1 - z).h~ + z.h
+ *   RNN:                   h' = tanh(X + R.h)
+ * (s = sigmoid; X = W.x + the biases, H = R.h; clip, when > 0, bounds every gate's activation input.)
+ * Speed: W.x of every time step and direction is one GEMM (em_lstm_fdots) before the recurrence; each step is
+ * one GEMV over the stacked gates (GRU without linear_before_reset: two, r.h needs r first) and element-wise
+ * passes; sigmoid / tanh are em_lstm.h's polynomial forms, whose 8-lane AVX2 versions give the scalar bits, so
+ * every ISA path computes the same floats (sums in k order, -ffp-contract=off).
+ *
+ * ptr: 0 X, 1 Y, 2 Y_h, 3 Y_c (LSTM), 4 W packed [D][Gp x F], 5 R packed [D][Rp x H] (GRU: z and r rows),
+ *      6 input bias [D][Gp], 7 GRU: Rh packed [D][Hp x H], 8 GRU: Rbh [D][Hp] (linear_before_reset),
+ *      9 initial_h or 0, 10 initial_c or 0, 11 P [D][3H] or 0, 12 sequence lengths int32 [B] or 0, 13 scratch
+ * ints: 0 cell (0 LSTM, 1 GRU, 2 RNN), 1 T, 2 B, 3 F, 4 H, 5 D, 6 reverse (D = 1), 7 layout, 8 input_forget,
+ *       9 linear_before_reset
+ * floats: 0 clip (0: none).  Y and Y_h are always given (the reader allocates the unused ones).
+ * Layout 0: X [T, B, F], Y [T, D, B, H], states [D, B, H]; layout 1: X [B, T, F], Y [B, T, D, H], states
+ * [B, D, H].  Steps past a sequence's length give zeros in Y; Y_h / Y_c hold the state after its last step. */
+#ifndef EM_ONNX_RNN_H
+#define EM_ONNX_RNN_H
+#include "em_lstm.h"
+
+#define EM_RNN_LSTM 0
+#define EM_RNN_GRU 1
+#define EM_RNN_RNN 2
+#define EM_RNN_PAD(n) (((n) + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS)
+
+static inline float em_rnn_clip(float v, float clip) {
+    return clip > 0.0f ? (v > clip ? clip : (v < -clip ? -clip : v)) : v;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+EM_AVX2 static int64_t em_rnn_sigmoid_avx2(float* v, int64_t n, float clip) {
+    int64_t j;
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 x = _mm256_loadu_ps(v + j);
+        if (clip > 0.0f) x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
+        _mm256_storeu_ps(v + j, em_lstm_sigmoidf_x8(x));
+    }
+    return j;
+}
+EM_AVX2 static int64_t em_rnn_tanh_avx2(float* v, int64_t n, float clip) {
+    int64_t j;
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 x = _mm256_loadu_ps(v + j);
+        if (clip > 0.0f) x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
+        _mm256_storeu_ps(v + j, em_lstm_tanhf_x8(x));
+    }
+    return j;
+}
+#endif
+
+/* v[j] = sigmoid(clip(v[j])) (tanh when odd) in place */
+static void em_rnn_activate(float* v, int64_t n, float clip, int odd) {
+    int64_t j = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX2) j = odd ? em_rnn_tanh_avx2(v, n, clip) : em_rnn_sigmoid_avx2(v, n, clip);
+#endif
+    for (; j < n; j++) {
+        float x = em_rnn_clip(v[j], clip);
+        v[j] = odd ? em_lstm_tanhf(x) : em_lstm_sigmoidf(x);
+    }
+}
+
+static void em_onnx_rnn_f32(const em_params* p) {
+    const float* X = (const float*)p->ptr[0];
+    float* Y = (float*)p->ptr[1];
+    float* Yh = (float*)p->ptr[2];
+    float* Yc = (float*)p->ptr[3];
+    const float* W = (const float*)p->ptr[4];
+    const float* R = (const float*)p->ptr[5];
+    const float* bias = (const float*)p->ptr[6];
+    const float* Rh = (const float*)p->ptr[7];
+    const float* Rbh = (const float*)p->ptr[8];
+    const float* h0 = (const float*)p->ptr[9];
+    const float* c0 = (const float*)p->ptr[10];
+    const float* P = (const float*)p->ptr[11];
+    const int32_t* lens = (const int32_t*)p->ptr[12];
+    const int cell = (int)p->i[0];
+    const int64_t T = p->i[1], B = p->i[2], F = p->i[3], H = p->i[4], D = p->i[5];
+    const int reverse = (int)p->i[6], layout = (int)p->i[7], input_forget = (int)p->i[8], lbr = (int)p->i[9];
+    const float clip = p->f[0];
+    const int64_t G = cell == EM_RNN_LSTM ? 4 : (cell == EM_RNN_GRU ? 3 : 1);
+    const int64_t Gp = EM_RNN_PAD(G * H), Rp = cell == EM_RNN_GRU ? EM_RNN_PAD(2 * H) : Gp, Hp = EM_RNN_PAD(H);
+    float* pre = (float*)p->ptr[13];                  /* [D][T*B][Gp] */
+    float* gate = pre + D * T * B * Gp;               /* [Gp] */
+    float* hh = gate + Gp;                            /* [Hp] GRU: Rh.(r.h) or Rh.h + Rbh */
+    float* rh = hh + Hp;                              /* [Hp] GRU: r.h; LSTM: tanh(c') */
+    float* hs = rh + Hp;                              /* [H] */
+    float* cs = hs + Hp;                              /* [H] */
+    int64_t d, b, s, t, j;
+
+    for (d = 0; d < D; d++)
+        em_lstm_fdots(X, W + d * Gp * F, bias + d * Gp, NULL, T * B, Gp, F, pre + d * T * B * Gp);
+    for (d = 0; d < D; d++) {
+        const int back = D == 2 ? (int)d : reverse;
+        const float* Rd = R + d * Rp * H;
+        const float* Pd = P ? P + d * 3 * H : NULL;
+        for (b = 0; b < B; b++) {
+            const int64_t len = lens ? lens[b] : T;
+            const int64_t state = layout ? (b * D + d) * H : (d * B + b) * H;
+            if (h0) memcpy(hs, h0 + state, (size_t)H * sizeof(float));
+            else memset(hs, 0, (size_t)H * sizeof(float));
+            if (c0) memcpy(cs, c0 + state, (size_t)H * sizeof(float));
+            else memset(cs, 0, (size_t)H * sizeof(float));
+            for (s = 0; s < T; s++) {
+                t = back ? len - 1 - s : s;
+                if (s >= len) {                        /* past the sequence: zeros (onnxruntime) */
+                    t = s;
+                    memset(Y + (layout ? (b * T + t) * D + d : (t * D + d) * B + b) * H, 0, (size_t)H * sizeof(float));
+                    continue;
+                }
+                {
+                    const int64_t row = layout ? b * T + t : t * B + b;
+                    const float* xr = pre + (d * T * B + row) * Gp;
+                    em_lstm_fdots(hs, Rd, NULL, xr, 1, Rp, H, gate);
+                    if (cell == EM_RNN_LSTM) {
+                        float *gi = gate, *go = gate + H, *gf = gate + 2 * H, *gc = gate + 3 * H;
+                        if (Pd)
+                            for (j = 0; j < H; j++) {
+                                gi[j] = gi[j] + Pd[j] * cs[j];
+                                gf[j] = gf[j] + Pd[2 * H + j] * cs[j];
+                            }
+                        em_rnn_activate(gi, H, clip, 0);
+                        if (input_forget) for (j = 0; j < H; j++) gf[j] = 1.0f - gi[j];
+                        else em_rnn_activate(gf, H, clip, 0);
+                        em_rnn_activate(gc, H, clip, 1);
+                        for (j = 0; j < H; j++) cs[j] = gf[j] * cs[j] + gi[j] * gc[j];
+                        if (Pd) for (j = 0; j < H; j++) go[j] = go[j] + Pd[H + j] * cs[j];
+                        em_rnn_activate(go, H, clip, 0);
+                        memcpy(rh, cs, (size_t)H * sizeof(float));
+                        em_rnn_activate(rh, H, 0.0f, 1);
+                        for (j = 0; j < H; j++) hs[j] = go[j] * rh[j];
+                    } else if (cell == EM_RNN_GRU) {
+                        float *gz = gate, *gr = gate + H;
+                        const float* xh = xr + 2 * H;
+                        em_rnn_activate(gate, 2 * H, clip, 0);
+                        if (lbr) {
+                            em_lstm_fdots(hs, Rh + d * Hp * H, Rbh + d * Hp, NULL, 1, Hp, H, hh);
+                            for (j = 0; j < H; j++) hh[j] = xh[j] + gr[j] * hh[j];
+                        } else {
+                            for (j = 0; j < H; j++) rh[j] = gr[j] * hs[j];
+                            em_lstm_fdots(rh, Rh + d * Hp * H, NULL, NULL, 1, Hp, H, hh);
+                            for (j = 0; j < H; j++) hh[j] = xh[j] + hh[j];
+                        }
+                        em_rnn_activate(hh, H, clip, 1);
+                        for (j = 0; j < H; j++) hs[j] = (1.0f - gz[j]) * hh[j] + gz[j] * hs[j];
+                    } else {
+                        em_rnn_activate(gate, H, clip, 1);
+                        memcpy(hs, gate, (size_t)H * sizeof(float));
+                    }
+                    memcpy(Y + (layout ? (b * T + t) * D + d : (t * D + d) * B + b) * H, hs, (size_t)H * sizeof(float));
+                }
+            }
+            memcpy(Yh + state, hs, (size_t)H * sizeof(float));
+            if (cell == EM_RNN_LSTM) memcpy(Yc + state, cs, (size_t)H * sizeof(float));
+        }
+    }
+}
+#endif
