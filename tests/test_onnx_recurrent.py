@@ -152,3 +152,46 @@ def test_node_cases_of_the_recurrent_ops_are_collected():
     names = {c.name for c in candidate_cases()}
     recurrent = {n for n in names if n.startswith(("test_lstm", "test_gru", "test_rnn", "test_simple_rnn"))}
     assert len(recurrent) >= 18, sorted(recurrent)
+
+
+KERAS_CASES = [("LSTM", False), ("LSTM", True), ("GRU", False), ("GRU", True),  ("BiLSTM", False), ("Stacked", True)]
+
+
+@pytest.fixture(scope="module")
+def keras_onnx():
+    """tf2onnx conversions (from_keras, batch 1) of small seeded Keras recurrent models, with Keras's outputs.
+    (tf2onnx turns SimpleRNN and GRU(reset_after=False) into Loop graphs, not RNN / GRU ops: not covered here.)"""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    tf = pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("tf_keras")
+    tf2onnx = pytest.importorskip("tf2onnx")
+    out = {}
+    for kind, rs in KERAS_CASES:
+        keras.utils.set_random_seed(7)
+        L = keras.layers
+        if kind == "BiLSTM":
+            body = [L.Bidirectional(L.LSTM(12, return_sequences=rs))]
+        elif kind == "Stacked":
+            body = [L.GRU(16, return_sequences=True), L.LSTM(10, return_sequences=rs)]
+        else:
+            body = [getattr(L, kind)(20, return_sequences=rs)]
+        m = keras.Sequential([keras.Input((15, 6), batch_size=1)] + body + [L.Dense(3)])
+        proto, _ = tf2onnx.convert.from_keras(m, input_signature=(tf.TensorSpec((1, 15, 6), tf.float32, name="x"),),
+                                              opset=15)
+        x = np.random.default_rng(1).standard_normal((1, 15, 6)).astype(np.float32)
+        out[(kind, rs)] = (proto, x, m(x).numpy())
+    return out
+
+
+@pytest.mark.parametrize("kind,return_sequences", KERAS_CASES)
+def test_tf2onnx_keras_conversions(keras_onnx, kind, return_sequences):
+    import onnxruntime as ort
+    proto, x, keras_out = keras_onnx[(kind, return_sequences)]
+    ops = {n.op_type for n in proto.graph.node}
+    assert ops & {"LSTM", "GRU"}, ops
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    ref = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = edgeml.Interpreter(proto.SerializeToString()).run([x])
+    np.testing.assert_allclose(got, ref, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(got, keras_out, rtol=RTOL, atol=ATOL)
