@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from edgeml.runtime.graph import Quantization
+
 DEFAULT_ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh"), "RNN": ("tanh",)}
 ATTRIBUTES = {"activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size", "layout"}
 CELL_ATTRIBUTES = {"LSTM": {"input_forget"}, "GRU": {"linear_before_reset"}, "RNN": set()}
@@ -82,8 +84,19 @@ class RecurrentOps:
         def optional(position: int):
             return ins[position] if len(ins) > position and ins[position] is not None else None
 
-        inputs = [self._as_float32(self.get_plain(x)), self.const_tensor(name + "/W", w),
-                  self.const_tensor(name + "/R", self.float_const(ins[2], "R"))]
+        wq, rq = self._int8_weights(ins[1]), self._int8_weights(ins[2])
+        xq = x.dq_of.quant if x.dq_of is not None else None
+        if wq is not None and rq is not None and xq is not None and not xq.per_axis:
+            # int8 X, W and R (QDQ): the int8 kernel (edgeml/runtime/onnx_rnn.py describes the scheme)
+            xt = self.get_plain(x.dq_of)
+            if self.tensors[xt].dtype != np.int8:
+                self.unsupported(f"quantized X of type {self.tensors[xt].dtype} (int8 / uint8 supported)")
+            if self.tensors[xt].quant is None:
+                self.label(xt, xq)
+            inputs = [xt, self.const_tensor(name + "/W", wq[0], wq[1]), self.const_tensor(name + "/R", rq[0], rq[1])]
+        else:
+            inputs = [self._as_float32(self.get_plain(x)), self.const_tensor(name + "/W", w),
+                      self.const_tensor(name + "/R", self.float_const(ins[2], "R"))]
         b = optional(3)
         inputs.append(-1 if b is None else self.const_tensor(name + "/B", self.float_const(b, "B")))
         lens = optional(4)
@@ -127,6 +140,21 @@ class RecurrentOps:
         if cell == "GRU":
             options["linear_before_reset"] = lbr
         self.op("ONNX_RNN", inputs, outputs, **options)
+
+    def _int8_weights(self, v):
+        """(int8 data, Quantization along the gate rows) of a DequantizeLinear'd int8 constant W / R with zero
+        points 0, per tensor or per row (axis 1); None otherwise (then the op runs on the dequantized floats)."""
+        if v is None or v.qconst is None:
+            return None
+        data, scale, zp, axis = v.qconst
+        if data.dtype != np.int8 or data.ndim != 3 or (zp is not None and np.any(zp != 0)):
+            return None
+        scale = np.asarray(scale, np.float64).reshape(-1)
+        if scale.size > 1 and (axis != 1 or scale.size != data.shape[1]):
+            return None
+        if not np.all(scale > 0):
+            return None
+        return data, Quantization(scale, np.zeros(scale.size, np.int64), axis=1)
 
     def op_Slice(self, node, ins, attrs):
         """Slice with constant starts / ends / axes / steps (tf2onnx takes an RNN's last step with it), as a

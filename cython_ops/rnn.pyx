@@ -13,11 +13,13 @@ cdef extern from "em_lstm.h":
 
 cdef extern from "em_onnx_rnn.h":
     void em_onnx_rnn_f32(const em_params*) nogil
+    void em_onnx_rnn_s8(const em_params*) nogil
 
 KERNELS = {
     "lstm_int8": <uintptr_t>&em_lstm_int8,
     "lstm_f32": <uintptr_t>&em_lstm_f32,
     "onnx_rnn_f32": <uintptr_t>&em_onnx_rnn_f32,
+    "onnx_rnn_s8": <uintptr_t>&em_onnx_rnn_s8,
 }
 
 TABLE_KINDS = {"logistic": 0, "tanh": 1}

@@ -48,8 +48,10 @@ def recurrent_model(cell, T, B, F, H, direction="forward", layout=0, bias=True, 
         attrs["activations"] = activations
     node = helper.make_node(cell, names, onames, **attrs)
     xs = (B, T, F) if layout else (T, B, F)
+    shapes = [(B, T, D, H) if layout else (T, D, B, H), st, st]
     graph = helper.make_graph([node], "rnn", [helper.make_tensor_value_info("X", TensorProto.FLOAT, xs)],
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in onames if n],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[k])
+                               for k, n in enumerate(onames) if n],
                               [numpy_helper.from_array(v, k) for k, v in inits.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
@@ -57,11 +59,15 @@ def recurrent_model(cell, T, B, F, H, direction="forward", layout=0, bias=True, 
     return model, x
 
 
+def _recurrent_node(model):
+    return [n for n in model.graph.node if n.op_type in GATES][0]
+
+
 def _as_layout0(model):
     """The same node with layout 0 (onnxruntime implements only that): X, Y and the states transposed."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
-    for a in m.graph.node[0].attribute:
+    for a in _recurrent_node(m).attribute:
         if a.name == "layout":
             a.i = 0
     for init in m.graph.initializer:
@@ -76,7 +82,7 @@ def ort_reference(model, x) -> list:
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    layout = [a.i for a in model.graph.node[0].attribute if a.name == "layout"]
+    layout = [a.i for a in _recurrent_node(model).attribute if a.name == "layout"]
     if layout and layout[0] == 1:
         sess = ort.InferenceSession(_as_layout0(model).SerializeToString(), so, providers=["CPUExecutionProvider"])
         ref = sess.run(None, {"X": x.transpose(1, 0, 2).copy()})

@@ -64,40 +64,89 @@ static void em_rnn_activate(float* v, int64_t n, float clip, int odd) {
     }
 }
 
-static void em_onnx_rnn_f32(const em_params* p) {
+/* int8 path: h (or r.h) to int8 with the fixed scale 1/127 (|h| < 1: tanh-bounded cells), round half to even */
+static void em_rnn_quantize_state(const float* h, int64_t n, int8_t* q) {
+    int64_t j;
+    for (j = 0; j < n; j++) {
+        float v = nearbyintf(h[j] * 127.0f);
+        q[j] = (int8_t)(v > 127.0f ? 127 : (v < -127.0f ? -127 : (int)v));
+    }
+}
+
+/* out[0..Np) = R.h (+ bias) (+ add): float weights, or int8 weights on h quantized (int32 sums, then
+ * (float)acc * scale[n] in place of the float sum) */
+static void em_rnn_gemv(int quantized, const float* h, const void* Wd, int64_t Np, int64_t K, const float* scale,
+                        const float* bias, const float* add, float* out, int8_t* h8) {
+    int64_t n;
+    if (!quantized) { em_lstm_fdots(h, (const float*)Wd, bias, add, 1, Np, K, out); return; }
+    em_rnn_quantize_state(h, K, h8);
+    em_lstm_dots(h8, K, (const int16_t*)Wd, 1, Np, K, (int32_t*)out);
+    for (n = 0; n < Np; n++) {
+        float v = (float)((int32_t*)out)[n] * scale[n];
+        if (bias) v = v + bias[n];
+        if (add) v = v + add[n];
+        out[n] = v;
+    }
+}
+
+/* quantized: ptr 0 X int8, 4 / 5 / 7 packed int16 (rnn.py pack_s8), 14 float scales [D*Gp s_x*s_w | D*Rp
+ * s_r/127 | D*Hp s_rh/127], 15 int32 [D*Gp] -zp_x * sum_k w (the input zero point, folded) */
+static void em_onnx_rnn_run(const em_params* p, int quantized) {
     const float* X = (const float*)p->ptr[0];
     float* Y = (float*)p->ptr[1];
     float* Yh = (float*)p->ptr[2];
     float* Yc = (float*)p->ptr[3];
-    const float* W = (const float*)p->ptr[4];
-    const float* R = (const float*)p->ptr[5];
+    const char* W = (const char*)p->ptr[4];
+    const char* R = (const char*)p->ptr[5];
     const float* bias = (const float*)p->ptr[6];
-    const float* Rh = (const float*)p->ptr[7];
+    const char* Rh = (const char*)p->ptr[7];
     const float* Rbh = (const float*)p->ptr[8];
     const float* h0 = (const float*)p->ptr[9];
     const float* c0 = (const float*)p->ptr[10];
     const float* P = (const float*)p->ptr[11];
     const int32_t* lens = (const int32_t*)p->ptr[12];
+    const float* qscale = (const float*)p->ptr[14];
+    const int32_t* qcorr = (const int32_t*)p->ptr[15];
     const int cell = (int)p->i[0];
     const int64_t T = p->i[1], B = p->i[2], F = p->i[3], H = p->i[4], D = p->i[5];
     const int reverse = (int)p->i[6], layout = (int)p->i[7], input_forget = (int)p->i[8], lbr = (int)p->i[9];
     const float clip = p->f[0];
     const int64_t G = cell == EM_RNN_LSTM ? 4 : (cell == EM_RNN_GRU ? 3 : 1);
     const int64_t Gp = EM_RNN_PAD(G * H), Rp = cell == EM_RNN_GRU ? EM_RNN_PAD(2 * H) : Gp, Hp = EM_RNN_PAD(H);
+    /* bytes of one direction's packed matrices: float [Np x K], or int16 [Np x K rounded up to even] */
+    const int64_t wbytes = quantized ? Gp * (F + F % 2) * 2 : Gp * F * 4;
+    const int64_t rbytes = quantized ? Rp * (H + H % 2) * 2 : Rp * H * 4;
+    const int64_t hbytes = quantized ? Hp * (H + H % 2) * 2 : Hp * H * 4;
+    const float* rscale = quantized ? qscale + D * Gp : NULL;
+    const float* hscale = quantized ? rscale + D * Rp : NULL;
     float* pre = (float*)p->ptr[13];                  /* [D][T*B][Gp] */
     float* gate = pre + D * T * B * Gp;               /* [Gp] */
     float* hh = gate + Gp;                            /* [Hp] GRU: Rh.(r.h) or Rh.h + Rbh */
     float* rh = hh + Hp;                              /* [Hp] GRU: r.h; LSTM: tanh(c') */
     float* hs = rh + Hp;                              /* [H] */
     float* cs = hs + Hp;                              /* [H] */
+    int8_t* h8 = (int8_t*)(cs + Hp);                  /* [Hp] int8 path: the quantized state */
     int64_t d, b, s, t, j;
 
-    for (d = 0; d < D; d++)
-        em_lstm_fdots(X, W + d * Gp * F, bias + d * Gp, NULL, T * B, Gp, F, pre + d * T * B * Gp);
+    for (d = 0; d < D; d++) {
+        float* pd = pre + d * T * B * Gp;
+        if (!quantized) {
+            em_lstm_fdots(X, (const float*)(W + d * wbytes), bias + d * Gp, NULL, T * B, Gp, F, pd);
+            continue;
+        }
+        em_lstm_dots((const int8_t*)X, F, (const int16_t*)(W + d * wbytes), T * B, Gp, F, (int32_t*)pd);
+        for (j = 0; j < T * B * Gp; j++) {
+            const int64_t n = d * Gp + j % Gp;
+            pd[j] = (float)(((int32_t*)pd)[j] + qcorr[n]) * qscale[n] + bias[n];
+        }
+    }
     for (d = 0; d < D; d++) {
         const int back = D == 2 ? (int)d : reverse;
-        const float* Rd = R + d * Rp * H;
+        const void* Rd = R + d * rbytes;
+        const void* Rhd = Rh + d * hbytes;
         const float* Pd = P ? P + d * 3 * H : NULL;
+        const float* rsd = quantized ? rscale + d * Rp : NULL;
+        const float* hsd = quantized ? hscale + d * Hp : NULL;
         for (b = 0; b < B; b++) {
             const int64_t len = lens ? lens[b] : T;
             const int64_t state = layout ? (b * D + d) * H : (d * B + b) * H;
@@ -115,7 +164,7 @@ static void em_onnx_rnn_f32(const em_params* p) {
                 {
                     const int64_t row = layout ? b * T + t : t * B + b;
                     const float* xr = pre + (d * T * B + row) * Gp;
-                    em_lstm_fdots(hs, Rd, NULL, xr, 1, Rp, H, gate);
+                    em_rnn_gemv(quantized, hs, Rd, Rp, H, rsd, NULL, xr, gate, h8);
                     if (cell == EM_RNN_LSTM) {
                         float *gi = gate, *go = gate + H, *gf = gate + 2 * H, *gc = gate + 3 * H;
                         if (Pd)
@@ -138,11 +187,11 @@ static void em_onnx_rnn_f32(const em_params* p) {
                         const float* xh = xr + 2 * H;
                         em_rnn_activate(gate, 2 * H, clip, 0);
                         if (lbr) {
-                            em_lstm_fdots(hs, Rh + d * Hp * H, Rbh + d * Hp, NULL, 1, Hp, H, hh);
+                            em_rnn_gemv(quantized, hs, Rhd, Hp, H, hsd, Rbh + d * Hp, NULL, hh, h8);
                             for (j = 0; j < H; j++) hh[j] = xh[j] + gr[j] * hh[j];
                         } else {
                             for (j = 0; j < H; j++) rh[j] = gr[j] * hs[j];
-                            em_lstm_fdots(rh, Rh + d * Hp * H, NULL, NULL, 1, Hp, H, hh);
+                            em_rnn_gemv(quantized, rh, Rhd, Hp, H, hsd, NULL, NULL, hh, h8);
                             for (j = 0; j < H; j++) hh[j] = xh[j] + hh[j];
                         }
                         em_rnn_activate(hh, H, clip, 1);
@@ -159,4 +208,7 @@ static void em_onnx_rnn_f32(const em_params* p) {
         }
     }
 }
+
+static void em_onnx_rnn_f32(const em_params* p) { em_onnx_rnn_run(p, 0); }
+static void em_onnx_rnn_s8(const em_params* p) { em_onnx_rnn_run(p, 1); }
 #endif

@@ -8,6 +8,18 @@ At load: W and R are split per direction and packed for em_lstm_fdots in ONNX's 
 GRU z r h); the biases Wb + Rb are added once (GRU with linear_before_reset keeps Rbh apart, as the formula
 needs it inside r * (.)).  Unlike TFLite's LSTM, the state does not persist: every invoke starts from
 initial_h / initial_c (or zeros), as onnxruntime does.
+
+int8 (kernel onnx_rnn_s8; the reader picks it when X comes from a per-tensor int8 / uint8 DequantizeLinear and W,
+R from DequantizeLinear of int8 constants with zero point 0, per tensor or per gate row; anything else runs in
+float on the dequantized values).  The scheme:
+  * input projection: int8 x_q times int8 W in int32 for all steps at once (one GEMM), the zero point folded as
+    -zp_x * sum_k w in int32; then (float)acc * (s_x * s_w[row]) + (Wb + Rb) in float32;
+  * recurrence: h (GRU without linear_before_reset: r * h) is quantized to int8 as round_half_even(127 h),
+    clamped to +-127 - the full range, since every cell's h lies in (-1, 1) (o * tanh, convex mixes of tanh values,
+    tanh; an initial_h beyond +-1 saturates in this product only); R.h_q in int32, scaled by s_r[row] / 127;
+  * gates, sigmoid / tanh (em_lstm.h polynomials), cell state and outputs in float32.
+So the weights are stored and multiplied as int8 (a quarter of the float bytes, int8 dot-product
+instructions); against onnxruntime on the same QDQ model the only extra rounding is h's 1/127 step.
 """
 from __future__ import annotations
 
@@ -16,9 +28,12 @@ import math
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime.compiler import Ctx, Step, _addr
+from edgeml.runtime.compiler import Ctx, Step, _addr, _qparams
 from edgeml.runtime.graph import Op
-from edgeml.runtime.rnn import MAX_SCRATCH_BYTES, _padded, pack_f32
+from edgeml.runtime.rnn import MAX_SCRATCH_BYTES, _padded, pack_f32, pack_s8
+
+F32 = np.float32
+STATE_LEVELS = 127          # the int8 path quantizes h (and GRU's r * h), all within (-1, 1), as round(127 h)
 
 GATE_COUNT = {"LSTM": 4, "GRU": 3, "RNN": 1}
 CELL_CODE = {"LSTM": 0, "GRU": 1, "RNN": 2}
@@ -40,6 +55,22 @@ def _const_f32(ctx: Ctx, op: Op, position: int, shape: tuple, what: str) -> np.n
     if not np.all(np.isfinite(data)):
         raise ModelFormatError(f"{op.describe()}: {what} {t.describe()} holds NaN or infinity")
     return data
+
+
+def _const_s8(ctx: Ctx, op: Op, position: int, shape: tuple, what: str) -> tuple:
+    """int8 weights with symmetric scales per tensor or per gate row (axis 1), as float32 [rows]."""
+    t = ctx.tensor(op, position)
+    data = ctx.const(t, f"{op.describe()} {what}")
+    if data.dtype != np.int8 or tuple(data.shape) != tuple(shape):
+        raise ModelFormatError(f"{op.describe()}: {what} {t.describe()} must be int8 of shape {list(shape)}")
+    q = t.quant
+    if q is None or np.any(q.zero_point != 0) or (q.per_axis and (q.axis != 1 or q.scale.size != shape[1])):
+        raise UnsupportedOpError(f"{op.describe()}: int8 {what} {t.describe()} needs symmetric scales per tensor "
+                                 "or per gate row")
+    scale = np.broadcast_to(q.scale.astype(np.float32), (shape[1],)).copy()
+    if not np.all((scale > 0) & np.isfinite(scale)):
+        raise ModelFormatError(f"{op.describe()}: {what} scales must be positive and finite")
+    return data, scale
 
 
 def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
@@ -68,8 +99,9 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
 
     x = ctx.tensor(op, X)
     xs = ctx.shape(x)
-    if x.dtype != np.float32:
-        raise UnsupportedOpError(f"{what}: input {x.describe()} has type {x.dtype}; float32 is supported")
+    if x.dtype not in (np.float32, np.int8):
+        raise UnsupportedOpError(f"{what}: input {x.describe()} has type {x.dtype}; float32 and int8 are supported")
+    quantized = x.dtype == np.int8
     if len(xs) != 3:
         raise ModelFormatError(f"{what}: input {x.describe()} has shape {list(xs)}; a 3-D sequence is needed")
     steps, batch = (xs[1], xs[0]) if layout else (xs[0], xs[1])
@@ -83,8 +115,15 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
     if int(o.get("hidden_size", hidden)) != hidden:
         raise ModelFormatError(f"{what}: hidden_size {o.get('hidden_size')} does not match W's {hidden}")
     gh = n_gates * hidden
-    w = _const_f32(ctx, op, W, (n_dir, gh, n_in), "W")
-    r = _const_f32(ctx, op, R, (n_dir, gh, hidden), "R")
+    if quantized:
+        w, w_scale = _const_s8(ctx, op, W, (n_dir, gh, n_in), "W")
+        r, r_scale = _const_s8(ctx, op, R, (n_dir, gh, hidden), "R")
+        s_x, zp_x = _qparams(x, op)
+        if not (s_x > 0 and math.isfinite(s_x)) or max(n_in, hidden) >= 1 << 16:
+            raise UnsupportedOpError(f"{what}: input scale {s_x} or {max(n_in, hidden)}-deep sums are not supported")
+    else:
+        w = _const_f32(ctx, op, W, (n_dir, gh, n_in), "W")
+        r = _const_f32(ctx, op, R, (n_dir, gh, hidden), "R")
     bias = _const_f32(ctx, op, B, (n_dir, 2 * gh), "B") if _present(op, B) else np.zeros((n_dir, 2 * gh), np.float32)
     lens = None
     if _present(op, SEQUENCE_LENS):
@@ -111,24 +150,37 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
 
     gp, hp = _padded(gh), _padded(hidden)
     rows_r = 2 * hidden if cell == "GRU" else gh          # GRU: z and r rows; Rh is separate
-    wx = ctx.keep_array(np.concatenate([pack_f32(w[d]).reshape(-1) for d in range(n_dir)]))
-    wh = ctx.keep_array(np.concatenate([pack_f32(r[d, :rows_r]).reshape(-1) for d in range(n_dir)]))
+    pack = pack_s8 if quantized else pack_f32
+    wx = ctx.keep_array(np.concatenate([pack(w[d]).reshape(-1) for d in range(n_dir)]))
+    wh = ctx.keep_array(np.concatenate([pack(r[d, :rows_r]).reshape(-1) for d in range(n_dir)]))
     wb, rb = bias[:, :gh], bias[:, gh:]
     folded = (wb + rb).astype(np.float32)
     rh = rbh = np.zeros(1, np.float32)
     if cell == "GRU":
-        rh = ctx.keep_array(np.concatenate([pack_f32(r[d, 2 * hidden:]).reshape(-1) for d in range(n_dir)]))
+        rh = ctx.keep_array(np.concatenate([pack(r[d, 2 * hidden:]).reshape(-1) for d in range(n_dir)]))
         if lbr:
             folded[:, 2 * hidden:] = wb[:, 2 * hidden:]
             rbh = ctx.keep_array(np.pad(rb[:, 2 * hidden:], ((0, 0), (0, hp - hidden))).reshape(-1))
     bias_in = ctx.keep_array(np.pad(folded, ((0, 0), (0, gp - gh))).reshape(-1))
+    qscale = qcorr = np.zeros(1, np.float32)
+    if quantized:
+        # float32 scales: s_x * s_w per projection row, s_r / 127 per recurrent row (h is int8 at 1/127)
+        def rows(scale, lo, hi, padded, factor):
+            v = (F32(factor[0]) * scale[lo:hi] / F32(factor[1])).astype(np.float32)
+            return np.tile(np.pad(v, (0, padded - (hi - lo))), n_dir)
+        parts = [rows(w_scale, 0, gh, gp, (s_x, 1)), rows(r_scale, 0, rows_r, _padded(rows_r), (1, STATE_LEVELS))]
+        if cell == "GRU":
+            parts.append(rows(r_scale, 2 * hidden, gh, hp, (1, STATE_LEVELS)))
+        qscale = ctx.keep_array(np.concatenate(parts))
+        corr = -int(zp_x) * w.astype(np.int64).sum(axis=2)                    # [n_dir, gh]
+        qcorr = ctx.keep_array(np.pad(corr, ((0, 0), (0, gp - gh))).astype(np.int32).reshape(-1))
 
     y_shape = (batch, steps, n_dir, hidden) if layout else (steps, n_dir, batch, hidden)
     ctx.set_output(op, 0, y_shape)
     ctx.set_output(op, 1, state_shape)
     if cell == "LSTM":
         ctx.set_output(op, 2, state_shape)
-    scratch = 4 * (n_dir * steps * batch * gp + gp + 4 * hp)
+    scratch = 4 * (n_dir * steps * batch * gp + gp + 5 * hp)
     if scratch > MAX_SCRATCH_BYTES:
         raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {gp} gates need {scratch} bytes of "
                                  f"scratch (at most {MAX_SCRATCH_BYTES})")
@@ -142,6 +194,7 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
                 _addr(wx), _addr(wh), _addr(bias_in), _addr(rh), _addr(rbh),
                 addr(states[0].index) if states[0] is not None else 0,
                 addr(states[1].index) if states[1] is not None else 0,
-                _addr(peep) if peep is not None else 0, _addr(lens) if lens is not None else 0, addr("scratch")]
+                _addr(peep) if peep is not None else 0, _addr(lens) if lens is not None else 0, addr("scratch"),
+                _addr(qscale), _addr(qcorr)]
         return ptrs, ints, [clip]
-    return Step(op, "onnx_rnn_f32", make, scratch, macs)
+    return Step(op, "onnx_rnn_s8" if quantized else "onnx_rnn_f32", make, scratch, macs)
