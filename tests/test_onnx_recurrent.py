@@ -160,7 +160,8 @@ KERAS_CASES = [("LSTM", False), ("LSTM", True), ("GRU", False), ("GRU", True),  
 @pytest.fixture(scope="module")
 def keras_onnx():
     """tf2onnx conversions (from_keras, batch 1) of small seeded Keras recurrent models, with Keras's outputs.
-    (tf2onnx turns SimpleRNN and GRU(reset_after=False) into Loop graphs, not RNN / GRU ops: not covered here.)"""
+    (tf2onnx turns SimpleRNN and GRU(reset_after=False) into Loop graphs; SimpleRNN goes through edgeml's GRU-twin
+    rewrite, edgeml/train/onnx_recurrent.py; GRU(reset_after=False) is not covered.)"""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     tf = pytest.importorskip("tensorflow")
     keras = pytest.importorskip("tf_keras")
@@ -176,8 +177,16 @@ def keras_onnx():
         else:
             body = [getattr(L, kind)(20, return_sequences=rs)]
         m = keras.Sequential([keras.Input((15, 6), batch_size=1)] + body + [L.Dense(3)])
-        proto, _ = tf2onnx.convert.from_keras(m, input_signature=(tf.TensorSpec((1, 15, 6), tf.float32, name="x"),),
-                                              opset=15)
+        simple = []
+        if kind == "SimpleRNN":        # edgeml's export route: a GRU twin, its GRU node rewritten as an ONNX RNN
+            from edgeml.train.onnx_recurrent import _gru_nodes_to_rnn, _gru_twin
+            convert, simple = _gru_twin(m)
+        else:
+            convert = m
+        proto, _ = tf2onnx.convert.from_keras(convert, input_signature=(tf.TensorSpec((1, 15, 6), tf.float32,
+                                                                                      name="x"),), opset=15)
+        if simple:
+            _gru_nodes_to_rnn(proto, simple)
         x = np.random.default_rng(1).standard_normal((1, 15, 6)).astype(np.float32)
         out[(kind, rs)] = (proto, x, m(x).numpy())
     return out
@@ -188,7 +197,8 @@ def test_tf2onnx_keras_conversions(keras_onnx, kind, return_sequences):
     import onnxruntime as ort
     proto, x, keras_out = keras_onnx[(kind, return_sequences)]
     ops = {n.op_type for n in proto.graph.node}
-    assert ops & {"LSTM", "GRU"}, ops
+    assert ops & {"LSTM", "GRU", "RNN"}, ops
+    assert kind != "SimpleRNN" or ops & {"RNN", "GRU"} == {"RNN"}
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     ref = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
