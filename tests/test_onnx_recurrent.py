@@ -154,7 +154,8 @@ def test_node_cases_of_the_recurrent_ops_are_collected():
     assert len(recurrent) >= 18, sorted(recurrent)
 
 
-KERAS_CASES = [("LSTM", False), ("LSTM", True), ("GRU", False), ("GRU", True),  ("BiLSTM", False), ("Stacked", True)]
+KERAS_CASES = [("LSTM", False), ("LSTM", True), ("GRU", False), ("GRU", True), ("BiLSTM", False), ("Stacked", True),
+               ("SimpleRNN", False), ("SimpleRNN", True)]
 
 
 @pytest.fixture(scope="module")
