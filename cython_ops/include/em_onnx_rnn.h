@@ -68,8 +68,10 @@ static void em_rnn_activate(float* v, int64_t n, float clip, int odd) {
 static void em_rnn_quantize_state(const float* h, int64_t n, int8_t* q) {
     int64_t j;
     for (j = 0; j < n; j++) {
-        float v = nearbyintf(h[j] * 127.0f);
-        q[j] = (int8_t)(v > 127.0f ? 127 : (v < -127.0f ? -127 : (int)v));
+        float v = h[j] * 127.0f;
+        v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : (v == v ? v : 0.0f));     /* NaN: 0 */
+        v = (v + 12582912.0f) - 12582912.0f;       /* 1.5 * 2^23: rounds half to even, no libm call */
+        q[j] = (int8_t)(int)v;
     }
 }
 
@@ -135,9 +137,12 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
             continue;
         }
         em_lstm_dots((const int8_t*)X, F, (const int16_t*)(W + d * wbytes), T * B, Gp, F, (int32_t*)pd);
-        for (j = 0; j < T * B * Gp; j++) {
-            const int64_t n = d * Gp + j % Gp;
-            pd[j] = (float)(((int32_t*)pd)[j] + qcorr[n]) * qscale[n] + bias[n];
+        for (s = 0; s < T * B; s++) {
+            float* row = pd + s * Gp;
+            const int32_t* corr = qcorr + d * Gp;
+            const float* sc = qscale + d * Gp;
+            const float* bi = bias + d * Gp;
+            for (j = 0; j < Gp; j++) row[j] = (float)(((int32_t*)row)[j] + corr[j]) * sc[j] + bi[j];
         }
     }
     for (d = 0; d < D; d++) {
