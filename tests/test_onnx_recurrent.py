@@ -190,6 +190,7 @@ def keras_onnx():
             _gru_nodes_to_rnn(proto, simple)
         x = np.random.default_rng(1).standard_normal((1, 15, 6)).astype(np.float32)
         out[(kind, rs)] = (proto, x, m(x).numpy())
+    keras.backend.clear_session()      # fresh layer-name counters: other tests match auto-generated layer names
     return out
 
 
@@ -206,3 +207,23 @@ def test_tf2onnx_keras_conversions(keras_onnx, kind, return_sequences):
     got = edgeml.Interpreter(proto.SerializeToString()).run([x])
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(got, keras_out, rtol=RTOL, atol=ATOL)
+
+
+def test_initial_state_as_a_graph_input():
+    """initial_h / initial_c fed at run time (not constants) are read by the kernel on every invoke."""
+    from onnx import TensorProto, helper, numpy_helper
+    model, x = recurrent_model("LSTM", 6, 2, 4, 7, "bidirectional", init=True, seed=11)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for name in ("h0", "c0"):
+        idx = [k for k, t in enumerate(model.graph.initializer) if t.name == name][0]
+        del model.graph.initializer[idx]
+        model.graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, inits[name].shape))
+    import onnxruntime as ort
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    it = edgeml.Interpreter(model.SerializeToString())
+    for scale in (1.0, -0.5):
+        feeds = {"X": x, "h0": inits["h0"] * scale, "c0": inits["c0"] * scale}
+        ref = sess.run(None, feeds)
+        got = it.run([feeds["X"], feeds["h0"], feeds["c0"]])
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, rtol=RTOL, atol=ATOL)

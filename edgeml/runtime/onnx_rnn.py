@@ -30,7 +30,7 @@ import numpy as np
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime.compiler import Ctx, Step, _addr, _qparams
 from edgeml.runtime.graph import Op
-from edgeml.runtime.rnn import MAX_SCRATCH_BYTES, _padded, pack_f32, pack_s8
+from edgeml.runtime.rnn import MAX_SCRATCH_BYTES, _padded, pack_f32, pack_s8, pack_u8s8
 
 F32 = np.float32
 STATE_LEVELS = 127          # the int8 path quantizes h (and GRU's r * h), all within (-1, 1), as round(127 h)
@@ -150,7 +150,10 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
 
     gp, hp = _padded(gh), _padded(hidden)
     rows_r = 2 * hidden if cell == "GRU" else gh          # GRU: z and r rows; Rh is separate
-    pack = pack_s8 if quantized else pack_f32
+    from edgeml.runtime.compiler import _isa
+    # AVX-512 VNNI multiplies uint8 by int8: activations enter as a + 128, the corrections take -128 * sum(w)
+    quads = quantized and _isa() == "avx512vnni"
+    pack = (pack_u8s8 if quads else pack_s8) if quantized else pack_f32
     wx = ctx.keep_array(np.concatenate([pack(w[d]).reshape(-1) for d in range(n_dir)]))
     wh = ctx.keep_array(np.concatenate([pack(r[d, :rows_r]).reshape(-1) for d in range(n_dir)]))
     wb, rb = bias[:, :gh], bias[:, gh:]
@@ -172,8 +175,16 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
         if cell == "GRU":
             parts.append(rows(r_scale, 2 * hidden, gh, hp, (1, STATE_LEVELS)))
         qscale = ctx.keep_array(np.concatenate(parts))
-        corr = -int(zp_x) * w.astype(np.int64).sum(axis=2)                    # [n_dir, gh]
-        qcorr = ctx.keep_array(np.pad(corr, ((0, 0), (0, gp - gh))).astype(np.int32).reshape(-1))
+        shift = 128 if quads else 0
+        corr = (-int(zp_x) - shift) * w.astype(np.int64).sum(axis=2)          # [n_dir, gh]
+        rsum = -shift * r.astype(np.int64).sum(axis=2)
+        corrs = [np.pad(corr, ((0, 0), (0, gp - gh))), np.pad(rsum[:, :rows_r], ((0, 0), (0, _padded(rows_r) - rows_r)))]
+        if cell == "GRU":
+            corrs.append(np.pad(rsum[:, 2 * hidden:], ((0, 0), (0, hp - hidden))))
+        corr_all = np.concatenate([c.reshape(-1) for c in corrs])
+        if np.any(np.abs(corr_all) >= 2 ** 31 - 2 ** 24):
+            raise UnsupportedOpError(f"{what}: weights and zero point overflow the int32 sums")
+        qcorr = ctx.keep_array(corr_all.astype(np.int32))
 
     y_shape = (batch, steps, n_dir, hidden) if layout else (steps, n_dir, batch, hidden)
     ctx.set_output(op, 0, y_shape)
@@ -186,7 +197,7 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
                                  f"scratch (at most {MAX_SCRATCH_BYTES})")
     outs = op.outputs
     ints = [CELL_CODE[cell], steps, batch, n_in, hidden, n_dir, int(direction == "reverse"), layout, input_forget,
-            lbr]
+            lbr, int(quantized and quads)]
     macs = n_dir * batch * steps * gh * (n_in + hidden)
 
     def make(addr):
