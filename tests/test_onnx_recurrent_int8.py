@@ -115,3 +115,19 @@ def test_quantizer_refuses_models_without_recurrent_nodes():
                                                [("y", np.float32, [2])]))
     with pytest.raises(ValueError):
         quantize_recurrent(m, [np.zeros(2, np.float32)])
+
+
+def test_uint8_input_quantization():
+    """X quantized to uint8 (zero point + 128, same real values) runs the int8 kernel with the same results."""
+    from onnx import numpy_helper
+    _, q, x = _quantized("GRU", "bidirectional", dict(lbr=1), True)
+    got_int8 = edgeml.Interpreter(q.SerializeToString()).run([x])
+    for t in q.graph.initializer:
+        if t.name.endswith("q_zero_point"):
+            zp = int(numpy_helper.to_array(t))
+            t.CopyFrom(numpy_helper.from_array(np.array(zp + 128, np.uint8), t.name))
+    assert "onnx_rnn_s8" in _kernels(q)
+    got = edgeml.Interpreter(q.SerializeToString()).run([x])
+    for g, r, a in zip(got, ort_reference(q, x), got_int8):
+        np.testing.assert_allclose(g, r, rtol=0, atol=ATOL)
+        np.testing.assert_array_equal(g, a)
