@@ -10,7 +10,15 @@ and onnxruntime on tf2onnx's conversion of the same Keras model: the float ONNX 
 int8 row, onnxruntime's int8 form of an LSTM, quantize_dynamic (DynamicQuantizeLSTM, float input; onnxruntime has
 no static int8 LSTM).
 
-    python benchmarks/bench_rnn.py [--float] [--json out.json]
+ONNX recurrent rows (--onnx): onnx_kws_gru (28 x 40 -> GRU(64) -> Dense(12)) and onnx_kws_lstm (same with
+LSTM(64)), each as tf2onnx's float ONNX model and its int8 QDQ form from edgeml.optimize.quantize_onnx_rnn, run by
+edgeml from the .onnx file.  Peers: onnxruntime on the float ONNX model (float row) and, for the int8 row,
+quantize_dynamic's DynamicQuantizeLSTM (LSTM; onnxruntime has no int8 GRU, so it runs the QDQ GRU file, which it
+computes in float after dequantizing); LiteRT / TFLite Micro on edgeml.optimize.convert's TFLite files of the
+same Keras model (float; int8 - fused LSTM, unrolled GRU, the only int8 GRU route TensorFlow has).  Inputs: the
+int8 rows' int8 benchmark input is dequantized (untimed) for the float-input ONNX models.
+
+    python benchmarks/bench_rnn.py [--float] [--onnx] [--json out.json]
 """
 from __future__ import annotations
 
@@ -80,6 +88,64 @@ class ORTFloatInput(B.ORT):
         super().prepare(x)
 
 
+ONNX_MODELS = {"onnx_kws_gru": "GRU", "onnx_kws_lstm": "LSTM"}
+
+
+def build_onnx_models(out: Path, name: str, layer: str):
+    """<name>_{float,int8}.tflite, <name>_float.onnx, <name>_int8.onnx (QDQ) and, for LSTM, <name>_ortint8.onnx."""
+    wanted = [out / f"{name}_{k}" for k in ("float.tflite", "int8.tflite", "float.onnx", "int8.onnx")]
+    if all(p.is_file() for p in wanted):
+        return
+    import onnx
+    import tensorflow as tf
+    import tf_keras as keras
+    import tf2onnx
+    from edgeml.optimize import convert
+    from edgeml.optimize.quantize_onnx_rnn import quantize_recurrent
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Input((28, 40), batch_size=1, name="x"),
+                              getattr(keras.layers, layer)(64), keras.layers.Dense(12, activation="softmax")])
+    rng = np.random.default_rng(1)
+    samples = rng.uniform(-1, 1, (200, 28, 40)).astype(np.float32)
+    convert.to_tflite(model, str(wanted[0]), int8=False)
+    convert.to_tflite(model, str(wanted[1]), int8=True, representative_x=samples)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=(tf.TensorSpec((1, 28, 40), tf.float32, name="x"),),
+                                          opset=17)
+    onnx.save(proto, str(wanted[2]))
+    onnx.save(quantize_recurrent(proto, [s[None] for s in samples[:64]]), str(wanted[3]))
+    if layer == "LSTM":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        quantize_dynamic(str(wanted[2]), str(out / f"{name}_ortint8.onnx"), weight_type=QuantType.QInt8)
+
+
+class EdgeMLOnnx(B.EdgeML):
+    """edgeml on a float-input ONNX model, given the int8 benchmark input dequantized (untimed)."""
+
+    def __init__(self, path: Path, in_scale: float, in_zp: int):
+        super().__init__(path)
+        self.in_scale, self.in_zp = in_scale, in_zp
+
+    def prepare(self, x):
+        if x.dtype == np.int8:
+            x = ((x.astype(np.float32) - self.in_zp) * self.in_scale).astype(np.float32)
+        super().prepare(x)
+
+
+def make_onnx_runner(kind: str, tflite: Path, onnx_dir: Path):
+    if kind not in ("edgeml", "onnxruntime"):
+        return B.make_runner(kind, tflite, onnx_dir)
+    base, precision = tflite.stem.rsplit("_", 1)
+    from converters import from_tflite
+    g = from_tflite(str(tflite))
+    q = g.tensors[g.inputs[0]].quant
+    scale, zp = q.scalar() if q is not None else (1.0, 0)
+    if kind == "edgeml":
+        return EdgeMLOnnx(onnx_dir / f"{base}_{precision}.onnx", scale, zp)
+    dynamic = onnx_dir / f"{base}_ortint8.onnx"
+    path = dynamic if precision == "int8" and dynamic.is_file() else onnx_dir / f"{base}_{precision}.onnx"
+    return ORTFloatInput(path, scale, zp)
+
+
 def make_runner(kind: str, tflite: Path, onnx_dir: Path):
     if kind != "onnxruntime":
         return B.make_runner(kind, tflite, onnx_dir)
@@ -102,6 +168,9 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--float", action="store_true", help="also the float32 models")
+    ap.add_argument("--onnx-models", action="store_true", dest="onnx_models",
+                    help="also the ONNX GRU / LSTM rows (edgeml runs the .onnx files)")
+    ap.add_argument("--only-onnx", action="store_true", help="only the ONNX rows")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--profile-runs", type=int, default=50)
     ap.add_argument("--json", default=None)
@@ -109,21 +178,34 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     args.models = args.onnx = str(out)
-    for name, spec in MODELS.items():
-        build_models(out, name, spec)
+    if not args.only_onnx:
+        for name, spec in MODELS.items():
+            build_models(out, name, spec)
+    onnx_rows = args.onnx_models or args.only_onnx
+    if onnx_rows:
+        for name, layer in ONNX_MODELS.items():
+            build_onnx_models(out, name, layer)
     print(f"# edgeml LSTM benchmark\n\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}")
     results = []
-    for name in MODELS:
-        for kind in ("int8",) + (("float",) if args.float else ()):
+    rows = [] if args.only_onnx else [(f"{n}_{k}", make_runner) for n in MODELS
+                                      for k in ("int8",) + (("float",) if args.float else ())]
+    if onnx_rows:
+        rows += [(f"{n}_{k}", make_onnx_runner) for n in ONNX_MODELS for k in ("int8", "float")]
+    for row, make in rows:
+        if True:
             t0 = time.perf_counter()
-            r = B.measure(f"{name}_{kind}", args, make=make_runner)
+            r = B.measure(row, args, make=make)
             results.append(r)
             print(f"  {r['model']}: " + ", ".join(f"{k} {B.fmt_us(v)} µs" for k, v in r["median_us"].items())
                   + f"  [{time.perf_counter() - t0:.1f} s]", flush=True)
     B.print_table(results)
     print("\nonnxruntime: the int8 rows run quantize_dynamic's DynamicQuantizeLSTM (float input, int8 weights), "
           "the float rows the float ONNX LSTM; onnxruntime outputs are float, so they are not compared bit-wise.")
+    if onnx_rows:
+        print("onnx_* rows: edgeml runs the .onnx files (float, and the QDQ int8 form: int8 weights / input, float "
+              "gates), so its output is compared with LiteRT ref's only loosely; onnxruntime int8: "
+              "DynamicQuantizeLSTM for the LSTM, the QDQ file (float after DequantizeLinear) for the GRU.")
     if args.profile:
         B.print_profiles(results, 8)
     if args.json:

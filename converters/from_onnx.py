@@ -23,6 +23,7 @@ import numpy as np
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from converters.tflite_reader import read_model_bytes as _read_source
 from edgeml.runtime.graph import Graph, Op, Quantization, Tensor
+from converters.onnx_recurrent import RecurrentOps
 
 try:
     import onnx
@@ -110,7 +111,7 @@ class _Fusion:
     skipped: list = field(default_factory=list)
 
 
-class _Translator:
+class _Translator(RecurrentOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph

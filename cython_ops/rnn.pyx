@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""UNIDIRECTIONAL_SEQUENCE_LSTM kernels, integer 8x8_16 and float32 (include/em_lstm.h)."""
+"""Recurrent kernels: UNIDIRECTIONAL_SEQUENCE_LSTM, integer 8x8_16 and float32 (include/em_lstm.h); ONNX LSTM /
+GRU / RNN float32 (include/em_onnx_rnn.h)."""
 from libc.stdint cimport uintptr_t, int16_t
 from cython_ops.em_params cimport em_params
 
@@ -10,9 +11,15 @@ cdef extern from "em_lstm.h":
     void em_lstm_f32(const em_params*) nogil
     void em_lstm_fill_table(int kind, int ibits, int16_t* table) nogil
 
+cdef extern from "em_onnx_rnn.h":
+    void em_onnx_rnn_f32(const em_params*) nogil
+    void em_onnx_rnn_s8(const em_params*) nogil
+
 KERNELS = {
     "lstm_int8": <uintptr_t>&em_lstm_int8,
     "lstm_f32": <uintptr_t>&em_lstm_f32,
+    "onnx_rnn_f32": <uintptr_t>&em_onnx_rnn_f32,
+    "onnx_rnn_s8": <uintptr_t>&em_onnx_rnn_s8,
 }
 
 TABLE_KINDS = {"logistic": 0, "tanh": 1}

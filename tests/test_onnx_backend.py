@@ -15,6 +15,7 @@ NOT_IMPLEMENTED = {
     r"has element type (INT16|UINT16|UINT32|UINT64|INT32|FLOAT8\w*|U?INT[24]|FLOAT4E2M1|BOOL)": "tensor type",
     r"input '\w+' has type u?int8; this op runs on float32": "integer arithmetic without quantization",
     r"only 2-D pooling": "1-D / 3-D pooling",
+    r"only 2-D convolution": "1-D / 3-D convolution",
     r"pooling with dilations": "dilated pooling",
     r"MaxPool indices output": "MaxPool indices",
     r"Dropout mask output|Dropout in training mode": "training-mode Dropout",

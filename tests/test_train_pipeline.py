@@ -60,11 +60,28 @@ def test_qat_and_clustering_run_through_export(tmp_path, option):
 
 
 def test_gru_exports_int8_without_a_crash_and_runs_on_edgeml(tmp_path):
-    _, r = run(tmp_path, "gru", model="gru")
+    out, r = run(tmp_path, "gru", model="gru")
     assert r["tflite_conversion"]["int8"] == "unrolled"
+    _check_onnx_recurrent_route(out, r)
     assert any("unroll" in n for n in r["notes"]), r["notes"]
     assert r["accuracy"]["edgeml_int8"] is not None, r["why"]
     assert r["agreement"]["edgeml_vs_litert_reference_bit_exact"] == 1.0
+
+
+def _check_onnx_recurrent_route(out, r):
+    """The int8 recurrent ONNX route: within 1 point of the float model (issue 7)."""
+    acc = r["accuracy"]
+    assert acc["edgeml_onnx_int8"] is not None, r["why"]
+    assert abs(acc["onnxruntime_onnx_float"] - acc["keras_float"]) <= 0.005, acc
+    assert abs(acc["edgeml_onnx_int8"] - acc["keras_float"]) <= 0.01, acc
+    assert r["agreement"]["edgeml_onnx_int8_vs_onnx_float"] >= 0.97
+    assert os.path.getsize(os.path.join(out, "model_int8_recurrent.onnx")) > 0
+
+
+def test_simple_rnn_exports_the_int8_onnx_route(tmp_path):
+    out, r = run(tmp_path, "rnn", model="rnn", epochs=2)
+    assert r["tflite_conversion"]["int8"] == "unrolled"
+    _check_onnx_recurrent_route(out, r)
 
 
 def test_lstm_exports_the_fused_int8_op_and_edgeml_runs_it_bit_exactly(tmp_path):

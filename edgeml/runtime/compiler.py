@@ -1192,6 +1192,7 @@ PREPARE = {
     "QUANTIZE": prepare_quantize,
     "DEQUANTIZE": prepare_dequantize,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": lambda c, o: importlib.import_module("edgeml.runtime.rnn").prepare_unidirectional_sequence_lstm(c, o),
+    "ONNX_RNN": lambda c, o: importlib.import_module("edgeml.runtime.onnx_rnn").prepare_onnx_rnn(c, o),
 }
 from edgeml.runtime.onnx_semantics import PREPARE as _ONNX_PREPARE    # noqa: E402  (ops only from_onnx emits)
 PREPARE.update(_ONNX_PREPARE)

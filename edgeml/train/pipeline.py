@@ -19,6 +19,7 @@ import numpy as np
 from edgeml.errors import EdgeMLError, TrainingError
 
 DEFAULT_EPOCHS = 15
+RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN", "Bidirectional")
 
 
 @dataclass
@@ -194,6 +195,10 @@ def _run(cfg: TrainConfig, work: str) -> dict:
         else:
             accuracy[name] = _accuracy(outputs[name], y_test)
 
+    recurrent = any(type(layer).__name__ in RECURRENT_LAYERS for layer in model.layers) and task != "reconstruction"
+    if recurrent:
+        _onnx_recurrent_route(model, ds, work, notes, accuracy, why, outputs)
+
     def agree(a, b):
         if a not in outputs or b not in outputs:
             return None
@@ -212,6 +217,8 @@ def _run(cfg: TrainConfig, work: str) -> dict:
         "edgeml_vs_litert_reference_bit_exact": bit_exact("edgeml_int8", "litert_reference_int8"),
         "edgeml_vs_litert_bit_exact": bit_exact("edgeml_int8", "litert_int8"),
     }
+    if recurrent:
+        agreement["edgeml_onnx_int8_vs_onnx_float"] = agree("edgeml_onnx_int8", "onnxruntime_onnx_float")
     files, gz = E.file_table(work)
     report = {
         "data": ds.source, "model": cfg.model, "task": task, "seed": cfg.seed, "epochs_trained": sum(
@@ -237,6 +244,31 @@ def _run(cfg: TrainConfig, work: str) -> dict:
         f.write(render_markdown(report))
     _say(cfg, render_summary(report))
     return report
+
+
+def _onnx_recurrent_route(model, ds, work, notes, accuracy, why, outputs):
+    """Float ONNX (tf2onnx) and its int8 recurrent QDQ form: onnxruntime on the float model, edgeml int8."""
+    from edgeml.train import onnx_recurrent as R
+    from edgeml.train import evaluate as E
+    names = ("onnxruntime_onnx_float", "edgeml_onnx_int8")
+    try:
+        files = R.export(model, ds.x_train, work)
+    except Exception as exc:  # tf2onnx refusing or lowering the layer to a Loop is a result, not a crash
+        for name in names:
+            accuracy[name], why[name] = None, f"no recurrent ONNX model: {type(exc).__name__}: {exc}"
+        notes.append(f"ONNX recurrent route unavailable: {exc}")
+        return
+    notes.append(f"ONNX recurrent route: tf2onnx float model ({', '.join(files['ops'])}), int8 W / R / input by "
+                 "edgeml.optimize.quantize_onnx_rnn, run by edgeml's int8 recurrent kernel")
+    runners = {"onnxruntime_onnx_float": lambda: E.run_onnxruntime(files["float"], ds.x_test, ds.x_test),
+               "edgeml_onnx_int8": lambda: R.run_edgeml(files["int8"], ds.x_test)}
+    for name, run in runners.items():
+        try:
+            outputs[name] = run()
+        except Exception as exc:
+            accuracy[name], why[name] = None, f"{type(exc).__name__}: {exc}"
+            continue
+        accuracy[name] = _accuracy(outputs[name], ds.y_test)
 
 
 def _save_keras(model, path: str, qat: bool):

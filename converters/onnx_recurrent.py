@@ -1,0 +1,209 @@
+"""ONNX LSTM, GRU and RNN for converters.from_onnx (mixed into its _Translator): one IR op ONNX_RNN per node,
+prepared by edgeml/runtime/onnx_rnn.py, run by cython_ops/include/em_onnx_rnn.h in float32.
+
+Supported as onnxruntime supports them: direction forward / reverse / bidirectional, layout 0 and 1, clip,
+input_forget (LSTM), linear_before_reset (GRU, both values), hidden_size, the optional inputs B,
+sequence_lens (constant), initial_h, initial_c and P (LSTM peepholes), and any subset of the outputs.
+Only the default activations (LSTM Sigmoid/Tanh/Tanh, GRU Sigmoid/Tanh, RNN Tanh) are implemented; other
+activation lists are refused.  W, R, B, P may come from DequantizeLinear of constants (the float values
+onnxruntime computes with); X from a DequantizeLinear runs on its dequantized floats.
+Uses the `onnx` package only (through from_onnx).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgeml.runtime.graph import Quantization
+
+DEFAULT_ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh"), "RNN": ("tanh",)}
+ATTRIBUTES = {"activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size", "layout"}
+CELL_ATTRIBUTES = {"LSTM": {"input_forget"}, "GRU": {"linear_before_reset"}, "RNN": set()}
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+class RecurrentOps:
+    """op_LSTM / op_GRU / op_RNN; uses the host translator's helpers (need, const_of, get_plain, op, ...)."""
+
+    def op_LSTM(self, node, ins, attrs):
+        self._recurrent(node, ins, attrs, "LSTM")
+
+    def op_GRU(self, node, ins, attrs):
+        self._recurrent(node, ins, attrs, "GRU")
+
+    def op_RNN(self, node, ins, attrs):
+        self._recurrent(node, ins, attrs, "RNN")
+
+    def _recurrent(self, node, ins, attrs, cell: str):
+        n_inputs = 8 if cell == "LSTM" else 6
+        self.need(ins, 3, n_inputs)
+        unknown = set(attrs) - ATTRIBUTES - CELL_ATTRIBUTES[cell]
+        if unknown:
+            self.unsupported(f"{cell} attribute(s) {sorted(unknown)} are not supported")
+        direction = attrs.get("direction", "forward")
+        if direction not in ("forward", "reverse", "bidirectional"):
+            self.bad(f"direction '{direction}' is not forward, reverse or bidirectional")
+        n_dir = 2 if direction == "bidirectional" else 1
+        if "activation_alpha" in attrs or "activation_beta" in attrs:
+            self.unsupported("activation_alpha / activation_beta (only the default activations are supported)")
+        if "activations" in attrs:
+            names = tuple((a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a)).lower()
+                          for a in attrs["activations"])
+            if names != DEFAULT_ACTIVATIONS[cell] * n_dir:
+                self.unsupported(f"activations {[n.capitalize() for n in names]}; only the defaults "
+                                 f"{[a.capitalize() for a in DEFAULT_ACTIVATIONS[cell]] * n_dir} are supported")
+        clip = attrs.get("clip")
+        if clip is not None:
+            clip = float(clip)
+            if not (math.isfinite(clip) and clip > 0):
+                self.bad(f"clip {clip} must be a positive finite number")
+        layout = int(attrs.get("layout", 0))
+        if layout not in (0, 1):
+            self.bad(f"layout {layout} is not 0 or 1")
+        input_forget = int(attrs.get("input_forget", 0))
+        lbr = int(attrs.get("linear_before_reset", 0))
+        if input_forget not in (0, 1) or lbr not in (0, 1):
+            self.bad("input_forget / linear_before_reset must be 0 or 1")
+
+        x = ins[0]
+        if x.dq_of is None:
+            self.float_input(x)
+        if x.rank != 3:
+            self.bad(f"X has shape {list(x.shape)}; a 3-D sequence is needed")
+        steps, batch = (x.shape[1], x.shape[0]) if layout else (x.shape[0], x.shape[1])
+        w = self.float_const(ins[1], "W")
+        if w.ndim != 3 or w.shape[0] != n_dir or w.shape[2] != x.shape[2] or w.shape[1] % GATES[cell] \
+                or w.shape[1] == 0:
+            self.bad(f"W has shape {list(w.shape)}; expected [{n_dir}, {GATES[cell]} * hidden, {x.shape[2]}]")
+        hidden = w.shape[1] // GATES[cell]
+        if int(attrs.get("hidden_size", hidden)) != hidden:
+            self.bad(f"hidden_size {attrs['hidden_size']} does not match W of shape {list(w.shape)}")
+        name = node.output[0] or f"{cell.lower()}{self.k}"
+
+        def optional(position: int):
+            return ins[position] if len(ins) > position and ins[position] is not None else None
+
+        wq, rq = self._int8_weights(ins[1]), self._int8_weights(ins[2])
+        xq = x.dq_of.quant if x.dq_of is not None else None
+        if wq is not None and rq is not None and xq is not None and not xq.per_axis:
+            # int8 X, W and R (QDQ): the int8 kernel (edgeml/runtime/onnx_rnn.py describes the scheme)
+            xt = self.get_plain(x.dq_of)
+            if self.tensors[xt].dtype != np.int8:
+                self.unsupported(f"quantized X of type {self.tensors[xt].dtype} (int8 / uint8 supported)")
+            if self.tensors[xt].quant is None:
+                self.label(xt, xq)
+            inputs = [xt, self.const_tensor(name + "/W", wq[0], wq[1]), self.const_tensor(name + "/R", rq[0], rq[1])]
+        else:
+            inputs = [self._as_float32(self.get_plain(x)), self.const_tensor(name + "/W", w),
+                      self.const_tensor(name + "/R", self.float_const(ins[2], "R"))]
+        b = optional(3)
+        inputs.append(-1 if b is None else self.const_tensor(name + "/B", self.float_const(b, "B")))
+        lens = optional(4)
+        if lens is None:
+            inputs.append(-1)
+        else:
+            data = self.const_of(lens, "sequence_lens")
+            if data.dtype.kind not in "iu":
+                self.bad(f"sequence_lens has type {data.dtype}")
+            inputs.append(self.const_tensor(name + "/sequence_lens", data.astype(np.int64)))
+        for position, what in ((5, "initial_h"), (6, "initial_c")):
+            v = optional(position)
+            if v is None:
+                inputs.append(-1)
+            elif v.const is not None:
+                inputs.append(self.const_tensor(name + "/" + what, self.float_const(v, what)))
+            else:
+                if v.dq_of is None:
+                    self.float_input(v)
+                inputs.append(self._as_float32(self.get_plain(v)))
+        p = optional(7)
+        inputs.append(-1 if p is None else self.const_tensor(name + "/P", self.float_const(p, "P")))
+        while inputs[-1] == -1:
+            inputs.pop()
+
+        state = (batch, n_dir, hidden) if layout else (n_dir, batch, hidden)
+        shapes = [(batch, steps, n_dir, hidden) if layout else (steps, n_dir, batch, hidden), state, state]
+        n_out = 3 if cell == "LSTM" else 2
+        if len(node.output) > n_out:
+            self.bad(f"{len(node.output)} outputs; {cell} has at most {n_out}")
+        outputs = []
+        for k in range(n_out):
+            out_name = node.output[k] if k < len(node.output) and node.output[k] else f"{name}/unused{k}"
+            t = self.tensor(out_name, shapes[k], np.float32)
+            outputs.append(t)
+            if k < len(node.output) and node.output[k]:
+                self.new_value(out_name, shapes[k], np.float32, t, False)
+        options = dict(cell=cell, direction=direction, hidden_size=hidden, layout=layout, clip=clip or 0.0)
+        if cell == "LSTM":
+            options["input_forget"] = input_forget
+        if cell == "GRU":
+            options["linear_before_reset"] = lbr
+        self.op("ONNX_RNN", inputs, outputs, **options)
+
+    def _int8_weights(self, v):
+        """(int8 data, Quantization along the gate rows) of a DequantizeLinear'd int8 constant W / R with zero
+        points 0, per tensor or per row (axis 1); None otherwise (then the op runs on the dequantized floats)."""
+        if v is None or v.qconst is None:
+            return None
+        data, scale, zp, axis = v.qconst
+        if data.dtype != np.int8 or data.ndim != 3 or (zp is not None and np.any(zp != 0)):
+            return None
+        scale = np.asarray(scale, np.float64).reshape(-1)
+        if scale.size > 1 and (axis != 1 or scale.size != data.shape[1]):
+            return None
+        if not np.all(scale > 0):
+            return None
+        return data, Quantization(scale, np.zeros(scale.size, np.int64), axis=1)
+
+    def op_Slice(self, node, ins, attrs):
+        """Slice with constant starts / ends / axes / steps (tf2onnx takes an RNN's last step with it), as a
+        STRIDED_SLICE on the ONNX-order tensor with ONNX's clamping done here."""
+        x = ins[0]
+        if self.opset < 10:
+            self.need(ins, 1, 1)
+            starts, ends = attrs.get("starts"), attrs.get("ends")
+            axes, steps = attrs.get("axes"), None
+            if starts is None or ends is None:
+                self.bad("Slice needs starts and ends")
+        else:
+            self.need(ins, 3, 5)
+            starts = self.const_of(ins[1], "starts").reshape(-1).tolist()
+            ends = self.const_of(ins[2], "ends").reshape(-1).tolist()
+            axes = self.const_of(ins[3], "axes").reshape(-1).tolist() if len(ins) > 3 and ins[3] is not None \
+                else None
+            steps = self.const_of(ins[4], "steps").reshape(-1).tolist() if len(ins) > 4 and ins[4] is not None \
+                else None
+        rank = x.rank
+        axes = list(range(len(starts))) if axes is None else [int(a) + rank if int(a) < 0 else int(a) for a in axes]
+        steps = [1] * len(starts) if steps is None else [int(s) for s in steps]
+        if not len(starts) == len(ends) == len(axes) == len(steps) or len(set(axes)) != len(axes) \
+                or any(not 0 <= a < rank for a in axes) or any(s == 0 for s in steps):
+            self.bad(f"starts {starts} / ends {ends} / axes {axes} / steps {steps} do not fit rank {rank}")
+        begin, end, stride, shape, end_mask = [0] * rank, list(x.shape), [1] * rank, list(x.shape), 0
+        for a, s0, e0, st in zip(axes, starts, ends, steps):
+            dim = x.shape[a]
+            s0, e0 = int(max(min(s0, 2 ** 62), -2 ** 62)), int(max(min(e0, 2 ** 62), -2 ** 62))
+            s0, e0 = s0 + dim if s0 < 0 else s0, e0 + dim if e0 < 0 else e0
+            if st > 0:
+                s0, e0 = min(max(s0, 0), dim), min(max(e0, 0), dim)
+                n = max(0, -(-(e0 - s0) // st))
+            else:
+                s0, e0 = min(max(s0, 0), dim - 1), min(max(e0, -1), dim - 1)
+                n = max(0, -(-(s0 - e0) // -st))
+                if e0 < 0:
+                    end_mask |= 1 << a                 # through index 0 (STRIDED_SLICE reads -1 as the last)
+            begin[a], end[a], stride[a], shape[a] = s0, e0, st, n
+        if any(d == 0 for d in shape):
+            self.unsupported("Slice to an empty tensor (empty tensors are not supported)")
+        if x.const is not None:
+            index = tuple(slice(begin[d], None if end_mask >> d & 1 else end[d], stride[d]) for d in range(rank))
+            self.const_value(node.output[0], np.ascontiguousarray(x.const[index]))
+            return
+        t = self.get_plain(x)
+        out = self.like(t, node.output[0], tuple(shape))
+        self.op("STRIDED_SLICE", [t, self.const_tensor(node.output[0] + "/begin", np.array(begin, np.int32)),
+                                  self.const_tensor(node.output[0] + "/end", np.array(end, np.int32)),
+                                  self.const_tensor(node.output[0] + "/strides", np.array(stride, np.int32))],
+                [out], begin_mask=0, end_mask=end_mask, shrink_axis_mask=0, ellipsis_mask=0, new_axis_mask=0)
+        self.new_value(node.output[0], tuple(shape), x.dtype, out, False, x.quant, like=x)

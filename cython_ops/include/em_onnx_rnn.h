@@ -1,0 +1,342 @@
+/* ONNX LSTM / GRU / RNN, float32, with onnxruntime's semantics (deep_cpu_lstm.cc, deep_cpu_gru.cc, rnn.cc):
+ *   LSTM (gates i o f c):  i = s(Xi + Hi + Pi.c), f = s(Xf + Hf + Pf.c) (input_forget: 1 - i), g = tanh(Xc + Hc),
+ *                          c' = f.c + i.g, o = s(Xo + Ho + Po.c'), h' = o.tanh(c')
+ *   GRU  (gates z r h):    z, r = s(X + H);  h~ = tanh(Xh + Rh.(r.h) + Rbh)  or, linear_before_reset,
+ *                          h~ = tanh(Xh + r.(Rh.h + Rbh));  h' = (1 - z).h~ + z.h
+ *   RNN:                   h' = tanh(X + R.h)
+ * (s = sigmoid; X = W.x + the biases, H = R.h; clip, when > 0, bounds every gate's activation input.)
+ * Speed: W.x of every time step and direction is one GEMM (em_lstm_fdots, or its AVX-512 form here) before the recurrence; each step is
+ * one GEMV over the stacked gates (GRU without linear_before_reset: two, r.h needs r first) and element-wise
+ * passes; sigmoid / tanh are em_lstm.h's polynomial forms, whose 8-lane AVX2 versions give the scalar bits, so
+ * every ISA path computes the same floats (sums in k order, -ffp-contract=off).
+ *
+ * ptr: 0 X, 1 Y, 2 Y_h, 3 Y_c (LSTM), 4 W packed [D][Gp x F], 5 R packed [D][Rp x H] (GRU: z and r rows),
+ *      6 input bias [D][Gp], 7 GRU: Rh packed [D][Hp x H], 8 GRU: Rbh [D][Hp] (linear_before_reset),
+ *      9 initial_h or 0, 10 initial_c or 0, 11 P [D][3H] or 0, 12 sequence lengths int32 [B] or 0, 13 scratch
+ * ints: 0 cell (0 LSTM, 1 GRU, 2 RNN), 1 T, 2 B, 3 F, 4 H, 5 D, 6 reverse (D = 1), 7 layout, 8 input_forget,
+ *       9 linear_before_reset
+ * floats: 0 clip (0: none).  Y and Y_h are always given (the reader allocates the unused ones).
+ * Layout 0: X [T, B, F], Y [T, D, B, H], states [D, B, H]; layout 1: X [B, T, F], Y [B, T, D, H], states
+ * [B, D, H].  Steps past a sequence's length give zeros in Y; Y_h / Y_c hold the state after its last step. */
+#ifndef EM_ONNX_RNN_H
+#define EM_ONNX_RNN_H
+#include "em_lstm.h"
+
+#define EM_RNN_LSTM 0
+#define EM_RNN_GRU 1
+#define EM_RNN_RNN 2
+#define EM_RNN_PAD(n) (((n) + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS)
+
+static inline float em_rnn_clip(float v, float clip) {
+    return clip > 0.0f ? (v > clip ? clip : (v < -clip ? -clip : v)) : v;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+EM_AVX2 static int64_t em_rnn_sigmoid_avx2(float* v, int64_t n, float clip) {
+    int64_t j;
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 x = _mm256_loadu_ps(v + j);
+        if (clip > 0.0f) x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
+        _mm256_storeu_ps(v + j, em_lstm_sigmoidf_x8(x));
+    }
+    return j;
+}
+EM_AVX2 static int64_t em_rnn_tanh_avx2(float* v, int64_t n, float clip) {
+    int64_t j;
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 x = _mm256_loadu_ps(v + j);
+        if (clip > 0.0f) x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
+        _mm256_storeu_ps(v + j, em_lstm_tanhf_x8(x));
+    }
+    return j;
+}
+#endif
+
+/* em_lstm_fdots with 16-lane AVX-512 vectors, four column blocks at a time (16 independent sums hide the add
+ * latency): each column's sum still runs k by k, so the bits are the scalar loop's */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f")))
+static void em_rnn_fdots_avx512(const float* A, const float* W, const float* bias, const float* add, int64_t M,
+                                int64_t Np, int64_t K, float* out) {
+    const int64_t nblk = Np / EM_LSTM_COLS, bstride = K * EM_LSTM_COLS;
+    int64_t m, blk, k, i;
+    for (m = 0; m < M; m++) {
+        const float* a = A + m * K;
+        for (blk = 0; blk < nblk; ) {
+            const int64_t nb = nblk - blk >= 4 ? 4 : 1;
+            const float* w = W + blk * bstride;
+            int64_t n0 = blk * EM_LSTM_COLS;
+            __m512 c[16];
+            for (i = 0; i < 16; i++) c[i] = _mm512_setzero_ps();
+            if (nb == 4) {
+                for (k = 0; k < K; k++, w += EM_LSTM_COLS) {
+                    __m512 b = _mm512_set1_ps(a[k]);
+                    for (i = 0; i < 16; i++)
+                        c[i] = _mm512_add_ps(c[i], _mm512_mul_ps(_mm512_loadu_ps(w + (i >> 2) * bstride + 16 * (i & 3)), b));
+                }
+            } else {
+                for (k = 0; k < K; k++, w += EM_LSTM_COLS) {
+                    __m512 b = _mm512_set1_ps(a[k]);
+                    for (i = 0; i < 4; i++) c[i] = _mm512_add_ps(c[i], _mm512_mul_ps(_mm512_loadu_ps(w + 16 * i), b));
+                }
+            }
+            for (i = 0; i < 4 * nb; i++) {
+                __m512 v = c[i];
+                if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + n0 + 16 * i));
+                if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(add + m * Np + n0 + 16 * i));
+                _mm512_storeu_ps(out + m * Np + n0 + 16 * i, v);
+            }
+            blk += nb;
+        }
+    }
+}
+#endif
+
+static inline void em_rnn_fdots(const float* A, const float* W, const float* bias, const float* add, int64_t M,
+                                int64_t Np, int64_t K, float* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512) { em_rnn_fdots_avx512(A, W, bias, add, M, Np, K, out); return; }
+#endif
+    em_lstm_fdots(A, W, bias, add, M, Np, K, out);
+}
+
+/* 16-lane forms of em_lstm.h's polynomial exp / sigmoid / tanh: the same operations in the same order */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EM_AVX512F __attribute__((target("avx512f")))
+EM_AVX512F static inline __m512 em_rnn_expf_x16(__m512 x) {
+    __m512 n, r, r2, p;
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EM_EXP_LO)), _mm512_set1_ps(EM_EXP_HI));
+    n = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                           _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+    r2 = _mm512_mul_ps(r, r);
+    p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201E-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r2), r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    {
+        __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+        return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    }
+}
+EM_AVX512F static inline __m512 em_rnn_sigmoidf_x16(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, em_rnn_expf_x16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+EM_AVX512F static inline __m512 em_rnn_tanhf_x16(__m512 x) {
+    const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
+    __m512 z = _mm512_mul_ps(x, x), q = _mm512_set1_ps(-5.70498872745E-3f), small, big;
+    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(2.06390887954E-2f));
+    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(5.37397155531E-2f));
+    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(1.33314422036E-1f));
+    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(3.33332819422E-1f));
+    small = _mm512_add_ps(x, _mm512_mul_ps(_mm512_mul_ps(x, z), q));
+    big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(em_rnn_expf_x16(_mm512_add_ps(a, a)),
+                                                                               one)));
+    big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big),
+                                              _mm512_and_si512(_mm512_castps_si512(x), sign)));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(0.625f), _CMP_LT_OQ), big, small);
+}
+EM_AVX512F static int64_t em_rnn_activate_avx512(float* v, int64_t n, float clip, int odd) {
+    int64_t j;
+    for (j = 0; j + 16 <= n; j += 16) {
+        __m512 x = _mm512_loadu_ps(v + j);
+        if (clip > 0.0f) x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-clip)), _mm512_set1_ps(clip));
+        _mm512_storeu_ps(v + j, odd ? em_rnn_tanhf_x16(x) : em_rnn_sigmoidf_x16(x));
+    }
+    return j;
+}
+#endif
+
+/* v[j] = sigmoid(clip(v[j])) (tanh when odd) in place */
+static void em_rnn_activate(float* v, int64_t n, float clip, int odd) {
+    int64_t j = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512) j = em_rnn_activate_avx512(v, n, clip, odd);
+    if (em_isa() >= EM_ISA_AVX2) j += odd ? em_rnn_tanh_avx2(v + j, n - j, clip) : em_rnn_sigmoid_avx2(v + j, n - j, clip);
+#endif
+    for (; j < n; j++) {
+        float x = em_rnn_clip(v[j], clip);
+        v[j] = odd ? em_lstm_tanhf(x) : em_lstm_sigmoidf(x);
+    }
+}
+
+/* int8 path: h (or r.h) to int8 with the fixed scale 1/127 (|h| < 1: tanh-bounded cells), round half to even */
+static void em_rnn_quantize_state(const float* h, int64_t n, int8_t* q) {
+    int64_t j;
+    for (j = 0; j < n; j++) {
+        float v = h[j] * 127.0f;
+        v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : (v == v ? v : 0.0f));     /* NaN: 0 */
+        v = (v + 12582912.0f) - 12582912.0f;       /* 1.5 * 2^23: rounds half to even, no libm call */
+        q[j] = (int8_t)(int)v;
+    }
+}
+
+/* out[0..Np) = R.h (+ bias) (+ add): float weights, or int8 weights on h quantized (int32 sums, then
+ * (float)acc * scale[n] in place of the float sum) */
+/* int8 sums: quads = AVX-512 VNNI u8 x s8 form (weights packed by rnn.py pack_u8s8, activations read as a + 128,
+ * corr carries -128 * sum_k w), else the int16-pair form (pack_s8) */
+static inline void em_rnn_int8_dots(int quads, const int8_t* A, int64_t lda, const void* W, int64_t M, int64_t Np,
+                                    int64_t K, int32_t* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (quads) { em_lstm_dots_u8s8(A, lda, (const int8_t*)W, M, Np, K, out); return; }
+#endif
+    (void)quads;
+    em_lstm_dots(A, lda, (const int16_t*)W, M, Np, K, out);
+}
+
+static void em_rnn_gemv(int quantized, const float* h, const void* Wd, int64_t Np, int64_t K, const float* scale,
+                        const int32_t* corr, const float* bias, const float* add, float* out, int8_t* h8) {
+    int64_t n;
+    if (!quantized) { em_rnn_fdots(h, (const float*)Wd, bias, add, 1, Np, K, out); return; }
+    em_rnn_quantize_state(h, K, h8);
+    em_rnn_int8_dots(quantized == 2, h8, K, Wd, 1, Np, K, (int32_t*)out);
+    for (n = 0; n < Np; n++) {
+        float v = (float)(((int32_t*)out)[n] + corr[n]) * scale[n];
+        if (bias) v = v + bias[n];
+        if (add) v = v + add[n];
+        out[n] = v;
+    }
+}
+
+/* quantized: ptr 0 X int8, 4 / 5 / 7 packed (rnn.py pack_s8, or pack_u8s8 when ints 10 = 1: AVX-512 VNNI),
+ * 14 float scales [D*Gp s_x*s_w | D*Rp s_r/127 | D*Hp s_rh/127], 15 int32 corrections in the same layout:
+ * -zp_x * sum_k w for the input (its zero point folded), and -128 * sum_k w everywhere in the VNNI form */
+static void em_onnx_rnn_run(const em_params* p, int quantized) {
+    const float* X = (const float*)p->ptr[0];
+    float* Y = (float*)p->ptr[1];
+    float* Yh = (float*)p->ptr[2];
+    float* Yc = (float*)p->ptr[3];
+    const char* W = (const char*)p->ptr[4];
+    const char* R = (const char*)p->ptr[5];
+    const float* bias = (const float*)p->ptr[6];
+    const char* Rh = (const char*)p->ptr[7];
+    const float* Rbh = (const float*)p->ptr[8];
+    const float* h0 = (const float*)p->ptr[9];
+    const float* c0 = (const float*)p->ptr[10];
+    const float* P = (const float*)p->ptr[11];
+    const int32_t* lens = (const int32_t*)p->ptr[12];
+    const float* qscale = (const float*)p->ptr[14];
+    const int32_t* qcorr = (const int32_t*)p->ptr[15];
+    const int cell = (int)p->i[0];
+    const int64_t T = p->i[1], B = p->i[2], F = p->i[3], H = p->i[4], D = p->i[5];
+    const int reverse = (int)p->i[6], layout = (int)p->i[7], input_forget = (int)p->i[8], lbr = (int)p->i[9];
+    const float clip = p->f[0];
+    const int64_t G = cell == EM_RNN_LSTM ? 4 : (cell == EM_RNN_GRU ? 3 : 1);
+    const int64_t Gp = EM_RNN_PAD(G * H), Rp = cell == EM_RNN_GRU ? EM_RNN_PAD(2 * H) : Gp, Hp = EM_RNN_PAD(H);
+    const int quads = quantized && (int)p->i[10];
+    /* bytes of one direction's packed matrices: float [Np x K]; int16 [Np x K rounded up to even]; or, quads,
+     * int8 [Np x K rounded up to 4] */
+#define EM_RNN_PACKED(Np, K) (!quantized ? (Np) * (K) * 4 : (quads ? (Np) * (((K) + 3) / 4 * 4) : (Np) * ((K) + (K) % 2) * 2))
+    const int64_t wbytes = EM_RNN_PACKED(Gp, F), rbytes = EM_RNN_PACKED(Rp, H), hbytes = EM_RNN_PACKED(Hp, H);
+#undef EM_RNN_PACKED
+    const float* rscale = quantized ? qscale + D * Gp : NULL;
+    const float* hscale = quantized ? rscale + D * Rp : NULL;
+    const int32_t* rcorr = quantized ? qcorr + D * Gp : NULL;
+    const int32_t* hcorr = quantized ? rcorr + D * Rp : NULL;
+    float* pre = (float*)p->ptr[13];                  /* [D][T*B][Gp] */
+    float* gate = pre + D * T * B * Gp;               /* [Gp] */
+    float* hh = gate + Gp;                            /* [Hp] GRU: Rh.(r.h) or Rh.h + Rbh */
+    float* rh = hh + Hp;                              /* [Hp] GRU: r.h; LSTM: tanh(c') */
+    float* hs = rh + Hp;                              /* [H] */
+    float* cs = hs + Hp;                              /* [H] */
+    int8_t* h8 = (int8_t*)(cs + Hp);                  /* [Hp] int8 path: the quantized state */
+    int64_t d, b, s, t, j;
+
+    for (d = 0; d < D; d++) {
+        float* pd = pre + d * T * B * Gp;
+        if (!quantized) {
+            em_rnn_fdots(X, (const float*)(W + d * wbytes), bias + d * Gp, NULL, T * B, Gp, F, pd);
+            continue;
+        }
+        em_rnn_int8_dots(quads, (const int8_t*)X, F, W + d * wbytes, T * B, Gp, F, (int32_t*)pd);
+        for (s = 0; s < T * B; s++) {
+            float* row = pd + s * Gp;
+            const int32_t* corr = qcorr + d * Gp;
+            const float* sc = qscale + d * Gp;
+            const float* bi = bias + d * Gp;
+            for (j = 0; j < Gp; j++) row[j] = (float)(((int32_t*)row)[j] + corr[j]) * sc[j] + bi[j];
+        }
+    }
+    for (d = 0; d < D; d++) {
+        const int back = D == 2 ? (int)d : reverse;
+        const void* Rd = R + d * rbytes;
+        const void* Rhd = Rh + d * hbytes;
+        const float* Pd = P ? P + d * 3 * H : NULL;
+        const float* rsd = quantized ? rscale + d * Rp : NULL;
+        const float* hsd = quantized ? hscale + d * Hp : NULL;
+        const int32_t* rcd = quantized ? rcorr + d * Rp : NULL;
+        const int32_t* hcd = quantized ? hcorr + d * Hp : NULL;
+        const int mode = quads ? 2 : quantized;
+        for (b = 0; b < B; b++) {
+            const int64_t len = lens ? lens[b] : T;
+            const int64_t state = layout ? (b * D + d) * H : (d * B + b) * H;
+            if (h0) memcpy(hs, h0 + state, (size_t)H * sizeof(float));
+            else memset(hs, 0, (size_t)H * sizeof(float));
+            if (c0) memcpy(cs, c0 + state, (size_t)H * sizeof(float));
+            else memset(cs, 0, (size_t)H * sizeof(float));
+            for (s = 0; s < T; s++) {
+                t = back ? len - 1 - s : s;
+                if (s >= len) {                        /* past the sequence: zeros (onnxruntime) */
+                    t = s;
+                    memset(Y + (layout ? (b * T + t) * D + d : (t * D + d) * B + b) * H, 0, (size_t)H * sizeof(float));
+                    continue;
+                }
+                {
+                    const int64_t row = layout ? b * T + t : t * B + b;
+                    const float* xr = pre + (d * T * B + row) * Gp;
+                    em_rnn_gemv(mode, hs, Rd, Rp, H, rsd, rcd, NULL, xr, gate, h8);
+                    if (cell == EM_RNN_LSTM) {
+                        float *gi = gate, *go = gate + H, *gf = gate + 2 * H, *gc = gate + 3 * H;
+                        if (Pd)
+                            for (j = 0; j < H; j++) {
+                                gi[j] = gi[j] + Pd[j] * cs[j];
+                                gf[j] = gf[j] + Pd[2 * H + j] * cs[j];
+                            }
+                        em_rnn_activate(gi, H, clip, 0);
+                        if (input_forget) for (j = 0; j < H; j++) gf[j] = 1.0f - gi[j];
+                        else em_rnn_activate(gf, H, clip, 0);
+                        em_rnn_activate(gc, H, clip, 1);
+                        for (j = 0; j < H; j++) cs[j] = gf[j] * cs[j] + gi[j] * gc[j];
+                        if (Pd) for (j = 0; j < H; j++) go[j] = go[j] + Pd[H + j] * cs[j];
+                        em_rnn_activate(go, H, clip, 0);
+                        memcpy(rh, cs, (size_t)H * sizeof(float));
+                        em_rnn_activate(rh, H, 0.0f, 1);
+                        for (j = 0; j < H; j++) hs[j] = go[j] * rh[j];
+                    } else if (cell == EM_RNN_GRU) {
+                        float *gz = gate, *gr = gate + H;
+                        const float* xh = xr + 2 * H;
+                        em_rnn_activate(gate, 2 * H, clip, 0);
+                        if (lbr) {
+                            em_rnn_gemv(mode, hs, Rhd, Hp, H, hsd, hcd, Rbh + d * Hp, NULL, hh, h8);
+                            for (j = 0; j < H; j++) hh[j] = xh[j] + gr[j] * hh[j];
+                        } else {
+                            for (j = 0; j < H; j++) rh[j] = gr[j] * hs[j];
+                            em_rnn_gemv(mode, rh, Rhd, Hp, H, hsd, hcd, NULL, NULL, hh, h8);
+                            for (j = 0; j < H; j++) hh[j] = xh[j] + hh[j];
+                        }
+                        em_rnn_activate(hh, H, clip, 1);
+                        for (j = 0; j < H; j++) hs[j] = (1.0f - gz[j]) * hh[j] + gz[j] * hs[j];
+                    } else {
+                        em_rnn_activate(gate, H, clip, 1);
+                        memcpy(hs, gate, (size_t)H * sizeof(float));
+                    }
+                    memcpy(Y + (layout ? (b * T + t) * D + d : (t * D + d) * B + b) * H, hs, (size_t)H * sizeof(float));
+                }
+            }
+            memcpy(Yh + state, hs, (size_t)H * sizeof(float));
+            if (cell == EM_RNN_LSTM) memcpy(Yc + state, cs, (size_t)H * sizeof(float));
+        }
+    }
+}
+
+static void em_onnx_rnn_f32(const em_params* p) { em_onnx_rnn_run(p, 0); }
+static void em_onnx_rnn_s8(const em_params* p) { em_onnx_rnn_run(p, 1); }
+#endif
