@@ -207,6 +207,28 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         for (int r = 0; r < MR; r++) acc[r][j] = bias;
         if (MR == 1) acc[1][j] = _mm512_setzero_si512();
     }
+    const int pairs = NB == 1 && MR % 2 == 0 && g->N == 8 && ldc == 8;
+    if (pairs) {   /* N = 8: rows r (lanes 0-7) and r + 1 (lanes 8-15) share a vector; the packer repeats the
+                    * 8 columns' weights, bias and requantization in lanes 8-15 */
+        for (int64_t sg = 0; sg < A->nseg; sg++) {
+            const int64_t off = sg * A->seg_stride;
+            for (int64_t k = 0; k < A->seg_groups; k++, w += 64) {
+                const __m512i b = _mm512_loadu_si512(w);
+                for (int r = 0; r < MR; r += 2) {
+                    int32_t four0, four1;
+                    memcpy(&four0, a[r] + off + 4 * k, 4);
+                    memcpy(&four1, a[r + 1] + off + 4 * k, 4);
+                    const __m512i av = _mm512_mask_set1_epi32(_mm512_set1_epi32(four0), (__mmask16)0xFF00, four1);
+                    acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, b);
+                }
+            }
+        }
+        const em_mbqm16 q = em_vnni_consts(g, 0);
+        for (int r = 0; r < MR && r < rows; r += 2)
+            em_vnni_requant_store16(acc[r][0], g, 0, C + (m + r) * 8, r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF,
+                                    &q);
+        return;
+    }
     if (MR == 1 && A->nseg == 1) {   /* GEMV: even and odd k-groups in separate chains to hide the latency */
         int64_t k = 0;
         for (; k + 2 <= A->seg_groups; k += 2, w += 128) {
@@ -240,16 +262,6 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
                 for (int j = 0; j < NB; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, b[j]);
             }
         }
-    }
-    if (NB == 1 && g->N == 8 && ldc == 8) {   /* two rows per vector; the packer repeats lanes 0-7 in 8-15 */
-        const em_mbqm16 q = em_vnni_consts(g, 0);
-        for (int r = 0; r < MR; r += 2) {
-            if (r >= rows) break;
-            __m512i pair = _mm512_inserti64x4(acc[r][0], _mm512_castsi512_si256(acc[r + 1 < MR ? r + 1 : r][0]), 1);
-            em_vnni_requant_store16(pair, g, 0, C + (m + r) * 8, r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF,
-                                    &q);
-        }
-        return;
     }
     for (int j = 0; j < NB; j++) {
         const int64_t c = n + 16 * j;

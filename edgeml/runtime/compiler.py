@@ -306,7 +306,9 @@ def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) ->
     if np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
     rqa = rq.arrays(ctx, np_)
-    if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel requantizes two 8-column rows in one vector
+    if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector
+        wp[8:, :k] = w2
+        packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
         b[8:] = b[:8]
         rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
     return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
