@@ -329,9 +329,14 @@ EM_VNNI_TARGET static inline void em_fill_u8(uint8_t* dst, __m512i value, int64_
     for (; n > 0; n -= 64, dst += 64) _mm512_storeu_si512(dst, value);
 }
 
-/* Rows of int8 (row stride lda, K used) -> uint8 rows of Kp (x + 128), zero-filled tail. */
+/* Rows of int8 (row stride lda, K used) -> uint8 rows of Kp (x + 128), zero-filled tail; out needs 64 bytes of
+ * slack (em_copy_flip). */
 EM_VNNI_TARGET static void em_pack_rows_u8(const int8_t* X, int64_t lda, int64_t M, int64_t K, int64_t Kp,
                                           uint8_t* out) {
+    if (K == Kp && lda == K) {   /* rows already contiguous (K % 4 == 0): one flat copy */
+        em_copy_flip(out, X, M * K);
+        return;
+    }
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     for (int64_t m = 0; m < M; m++) {
         const int8_t* x = X + m * lda;
