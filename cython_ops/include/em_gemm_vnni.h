@@ -39,6 +39,7 @@ typedef struct {
     __m512i m, m_odd, left;           /* multiplier (and its odd lanes moved low), left shift */
     __m512i right, hpos, corr;        /* 32-bit RoundingDivideByPOT: e, 2^(e-1) or 0, -1 or 0 (e > 0) */
     __m512i add_e, add_o, neg_e, neg_o, sh_e, sh_o;   /* 64-bit even / odd lanes: 2^30 + 2^(30+e), -2^31, 31 + e */
+    int any_left;                     /* some lane shifts left (most models: none, so the shift is skipped) */
 } em_mbqm16;
 
 EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) {
@@ -48,6 +49,7 @@ EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) 
     q.m_odd = _mm512_srli_epi64(m, 32);
     q.left = _mm512_max_epi32(shift, zero);
     q.right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    q.any_left = _mm512_test_epi32_mask(q.left, q.left) != 0;
     const __mmask16 e32 = _mm512_cmpgt_epi32_mask(q.right, zero);
     q.hpos = _mm512_maskz_sllv_epi32(e32, one, _mm512_sub_epi32(q.right, one));
     q.corr = _mm512_maskz_mov_epi32(e32, _mm512_set1_epi32(-1));
@@ -66,7 +68,7 @@ EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) 
 
 EM_VNNI_TARGET static inline __m512i em_mbqm_apply_x16(__m512i x, const em_mbqm16* q) {
     const __m512i below = _mm512_set1_epi64(-(1LL << 30));
-    x = _mm512_sllv_epi32(x, q->left);
+    if (q->any_left) x = _mm512_sllv_epi32(x, q->left);
     __m512i even = _mm512_mul_epi32(x, q->m);
     __m512i odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->m_odd);
     const __mmask8 neg_even = _mm512_cmpgt_epi64_mask(below, even), neg_odd = _mm512_cmpgt_epi64_mask(below, odd);
