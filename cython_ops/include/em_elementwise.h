@@ -49,46 +49,131 @@ static void em_add_int8(const em_params* p) {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "em_gemm_vnni.h"
+#define EM_VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi")))
+
+/* ADD's per-input constants: rounding mode, left shift, multiplier / shift and the double-rounding constants. */
+typedef struct { __m512i zp, m, sh, mh, ml; em_mbqm16 c; int single, small, ls; } em_add_input16;
+
+EM_VNNI_TARGET static inline em_add_input16 em_add_input_consts(int64_t zp, int64_t m, int64_t sh, int64_t ls,
+                                                                int64_t mode) {
+    em_add_input16 q;
+    q.zp = _mm512_set1_epi32((int32_t)zp);
+    q.m = _mm512_set1_epi32((int32_t)m);
+    q.sh = _mm512_set1_epi32((int32_t)sh);
+    q.mh = _mm512_srli_epi32(q.m, 16);
+    q.ml = _mm512_and_si512(q.m, _mm512_set1_epi32(0xFFFF));
+    q.c = em_mbqm_consts(q.m, q.sh);
+    q.ls = (int)ls;
+    q.single = mode == EM_ROUND_SINGLE;
+    /* double rounding with the reference's left shift of 20 and no multiplier left shift: 32-bit lanes
+     * (em_srdhm_shifted20_x16) */
+    q.small = !q.single && ls == 20 && sh <= 0;
+    return q;
+}
+
+/* One input's stage MBQM((x - zp) << ls, m, shift) on 16 int8 values widened to int32. */
+EM_VNNI_TARGET static inline __m512i em_add_input_x16(__m512i x, const em_add_input16* q) {
+    __m512i d = _mm512_sub_epi32(x, q->zp);
+    if (q->small) return em_rdbpot_x16(em_srdhm_shifted20_x16(d, q->mh, q->ml), &q->c);
+    d = _mm512_slli_epi32(d, q->ls);
+    return q->single ? em_mbqm_single_x16(d, q->m, q->sh) : em_mbqm_apply_x16(d, &q->c);
+}
+
+/* Output stage: MBQM(s, m_out, s_out) + out_zp, clamped to the activation range. */
+EM_VNNI_TARGET static inline __m512i em_add_output_x16(__m512i s, int single, __m512i mo, __m512i sho,
+                                                       const em_mbqm16* co, __m512i ozp, __m512i amin,
+                                                       __m512i amax) {
+    __m512i r = single ? em_mbqm_single_x16(s, mo, sho) : em_mbqm_apply_x16(s, co);
+    return _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, ozp), amin), amax);
+}
+
+/* An int8 input has 256 values, so each input stage is a 256-entry int32 table, built per call by the very
+ * functions the arithmetic loop runs (identical results by construction) and stored as four 256-byte planes
+ * (byte k of every entry), for byte permutes (vpermi2b) over 64 elements at a time. */
+EM_VNNI_TARGET static void em_add_build_table(const em_add_input16* q, uint8_t* planes) {
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int j = 0; j < 256; j += 16) {
+        /* entry j holds the value for the int8 whose byte is j */
+        __m512i x = _mm512_srai_epi32(_mm512_slli_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(j)), 24), 24);
+        __m512i v = em_add_input_x16(x, q);
+        for (int k = 0; k < 4; k++)
+            _mm_storeu_si128((__m128i*)(planes + 256 * k + j), _mm512_cvtepi32_epi8(_mm512_srli_epi32(v, 8 * k)));
+    }
+}
+
+/* 64 table lookups: the four byte planes of the entries at the bytes of idx, interleaved into int32 vectors.
+ * The in-lane unpacks leave v[k] holding elements 16 L + 4 k + i in dword i of 128-bit lane L; the saturating
+ * packs of the output restore element order (as em_depthwise_vector64). */
+EM_VBMI_TARGET static inline void em_add_lookup64(__m512i idx, const uint8_t* planes, __m512i v[4]) {
+    const __mmask64 high = _mm512_movepi8_mask(idx);
+    __m512i b[4];
+    for (int k = 0; k < 4; k++) {
+        const uint8_t* t = planes + 256 * k;
+        __m512i lo = _mm512_permutex2var_epi8(_mm512_loadu_si512(t), idx, _mm512_loadu_si512(t + 64));
+        __m512i hi = _mm512_permutex2var_epi8(_mm512_loadu_si512(t + 128), idx, _mm512_loadu_si512(t + 192));
+        b[k] = _mm512_mask_blend_epi8(high, lo, hi);
+    }
+    const __m512i lo01 = _mm512_unpacklo_epi8(b[0], b[1]), hi01 = _mm512_unpackhi_epi8(b[0], b[1]);
+    const __m512i lo23 = _mm512_unpacklo_epi8(b[2], b[3]), hi23 = _mm512_unpackhi_epi8(b[2], b[3]);
+    v[0] = _mm512_unpacklo_epi16(lo01, lo23);
+    v[1] = _mm512_unpackhi_epi16(lo01, lo23);
+    v[2] = _mm512_unpacklo_epi16(hi01, hi23);
+    v[3] = _mm512_unpackhi_epi16(hi01, hi23);
+}
+
+/* The table variant of the loop below (CPUs with AVX-512 VBMI); scratch holds the two tables (2 KB). */
+EM_VBMI_TARGET static void em_add_int8_tables(const em_params* p, int64_t n, const em_add_input16* in1,
+                                              const em_add_input16* in2, int single, __m512i mo, __m512i sho,
+                                              const em_mbqm16* co, __m512i ozp, __m512i amin, __m512i amax,
+                                              int sub) {
+    const int8_t* x1 = (const int8_t*)p->ptr[0];
+    const int8_t* x2 = (const int8_t*)p->ptr[1];
+    int8_t* y = (int8_t*)p->ptr[2];
+    uint8_t* t1 = (uint8_t*)p->ptr[3];
+    uint8_t* t2 = t1 + 1024;
+    em_add_build_table(in1, t1);
+    em_add_build_table(in2, t2);
+    for (int64_t k = 0; k < n; k += 64) {
+        const __mmask64 m = n - k >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (n - k)) - 1;
+        __m512i a[4], b[4], r[4];
+        em_add_lookup64(_mm512_maskz_loadu_epi8(m, x1 + k), t1, a);
+        em_add_lookup64(_mm512_maskz_loadu_epi8(m, x2 + k), t2, b);
+        for (int j = 0; j < 4; j++)
+            r[j] = em_add_output_x16(sub ? _mm512_sub_epi32(a[j], b[j]) : _mm512_add_epi32(a[j], b[j]), single,
+                                     mo, sho, co, ozp, amin, amax);
+        const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(r[0], r[1]), _mm512_packs_epi32(r[2], r[3]));
+        _mm512_mask_storeu_epi8(y + k, m, bytes);
+    }
+}
+
 /* ADD / SUB int8 on equal shapes, 16 lanes at a time, either rounding mode; same i layout as em_add_int8, the
- * element count is the product of the output dims.  The multiplier constants are derived once per call. */
+ * element count is the product of the output dims; ptr 3: scratch of 2 KB for the tables (EM_ADD_TABLE_MIN
+ * elements and more, with VBMI).  The multiplier constants are derived once per call. */
+#define EM_ADD_TABLE_MIN 1024
 EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     const int64_t* q = p->i + 18;
     const int8_t* x1 = (const int8_t*)p->ptr[0];
     const int8_t* x2 = (const int8_t*)p->ptr[1];
     int8_t* y = (int8_t*)p->ptr[2];
     const int64_t n = p->i[0] * p->i[1] * p->i[2] * p->i[3] * p->i[4] * p->i[5];
-    const __m512i zp1 = _mm512_set1_epi32((int32_t)q[0]), zp2 = _mm512_set1_epi32((int32_t)q[1]);
+    const em_add_input16 in1 = em_add_input_consts(q[0], q[4], q[5], q[3], q[12]);
+    const em_add_input16 in2 = em_add_input_consts(q[1], q[6], q[7], q[3], q[12]);
     const __m512i ozp = _mm512_set1_epi32((int32_t)q[2]);
-    const __m512i m1 = _mm512_set1_epi32((int32_t)q[4]), sh1 = _mm512_set1_epi32((int32_t)q[5]);
-    const __m512i m2 = _mm512_set1_epi32((int32_t)q[6]), sh2 = _mm512_set1_epi32((int32_t)q[7]);
     const __m512i mo = _mm512_set1_epi32((int32_t)q[8]), sho = _mm512_set1_epi32((int32_t)q[9]);
     const __m512i amin = _mm512_set1_epi32((int32_t)q[10]), amax = _mm512_set1_epi32((int32_t)q[11]);
-    const em_mbqm16 c1 = em_mbqm_consts(m1, sh1), c2 = em_mbqm_consts(m2, sh2), co = em_mbqm_consts(mo, sho);
-    const int ls = (int)q[3];
+    const em_mbqm16 co = em_mbqm_consts(mo, sho);
     const int single = q[12] == EM_ROUND_SINGLE;
-    /* double rounding with the reference's left shift of 20 and no multiplier left shift: the input stages in
-     * 32-bit lanes (em_srdhm_shifted20_x16) */
-    const int small = !single && ls == 20 && q[5] <= 0 && q[7] <= 0;
-    const __m512i m1h = _mm512_srli_epi32(m1, 16), m1l = _mm512_and_si512(m1, _mm512_set1_epi32(0xFFFF));
-    const __m512i m2h = _mm512_srli_epi32(m2, 16), m2l = _mm512_and_si512(m2, _mm512_set1_epi32(0xFFFF));
     const int sub = q[13] < 0;
+    if (n >= EM_ADD_TABLE_MIN && p->ptr[3] != NULL && __builtin_cpu_supports("avx512vbmi")) {
+        em_add_int8_tables(p, n, &in1, &in2, single, mo, sho, &co, ozp, amin, amax, sub);
+        return;
+    }
 #define EM_ADD16(K, M)                                                                                     \
     do {                                                                                                   \
-        __m512i a = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x1 + (K))), zp1);    \
-        __m512i b = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x2 + (K))), zp2);    \
-        __m512i v1, v2;                                                                                    \
-        if (small) {                                                                                       \
-            v1 = em_rdbpot_x16(em_srdhm_shifted20_x16(a, m1h, m1l), &c1);                                  \
-            v2 = em_rdbpot_x16(em_srdhm_shifted20_x16(b, m2h, m2l), &c2);                                  \
-        } else {                                                                                           \
-            a = _mm512_slli_epi32(a, ls);                                                                  \
-            b = _mm512_slli_epi32(b, ls);                                                                  \
-            v1 = single ? em_mbqm_single_x16(a, m1, sh1) : em_mbqm_apply_x16(a, &c1);                      \
-            v2 = single ? em_mbqm_single_x16(b, m2, sh2) : em_mbqm_apply_x16(b, &c2);                      \
-        }                                                                                                  \
+        __m512i v1 = em_add_input_x16(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x1 + (K))), &in1);    \
+        __m512i v2 = em_add_input_x16(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x2 + (K))), &in2);    \
         __m512i s = sub ? _mm512_sub_epi32(v1, v2) : _mm512_add_epi32(v1, v2);                            \
-        __m512i r = single ? em_mbqm_single_x16(s, mo, sho) : em_mbqm_apply_x16(s, &co);                  \
-        r = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, ozp), amin), amax);                     \
+        __m512i r = em_add_output_x16(s, single, mo, sho, &co, ozp, amin, amax);                          \
         _mm_mask_storeu_epi8(y + (K), (M), _mm512_cvtepi32_epi8(r));                                       \
     } while (0)
     int64_t k = 0;

@@ -29,10 +29,18 @@ typedef struct {
 #define EM_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
 /* TFLite's MultiplyByQuantizedMultiplier (double rounding) on 16 lanes, with the per-lane constants derived
- * from (multiplier, shift) once (em_mbqm_consts) and reused for every row.  With m > 0 (no saturation case)
- * SRDHM's nudge-then-truncate equals floor((x*m + 2^30) / 2^31) for either sign, computed in 64-bit even / odd
- * halves; RoundingDivideByPOT then runs on 16 lanes as the reference writes it (remainder against threshold). */
-typedef struct { __m512i m, m_odd, left, right, mask, half; } em_mbqm16;
+ * from (multiplier, shift) once (em_mbqm_consts) and reused for every row.  With m >= 0 (no saturation case)
+ * SRDHM's nudge-then-truncate equals v = floor((P + 2^30) / 2^31), P = x*m, for either sign, and
+ * RoundingDivideByPOT(v, e) = floor((v + 2^(e-1) - [v < 0]) / 2^e) for e >= 1 (v for e = 0).  Since
+ * floor(floor(A / 2^31) / 2^e) = floor(A / 2^(31+e)) and v < 0 exactly when P < -2^30, both roundings fold into
+ * one 64-bit add and one shift:  (P + 2^30 + [e > 0] (2^(30+e) - 2^31 [P < -2^30])) >> (31 + e)
+ * (|P| <= 2^62, so no overflow; e <= 31 as quantize_multiplier guarantees). */
+typedef struct {
+    __m512i m, m_odd, left;           /* multiplier (and its odd lanes moved low), left shift */
+    __m512i right, hpos, corr;        /* 32-bit RoundingDivideByPOT: e, 2^(e-1) or 0, -1 or 0 (e > 0) */
+    __m512i add_e, add_o, neg_e, neg_o, sh_e, sh_o;   /* 64-bit even / odd lanes: 2^30 + 2^(30+e), -2^31, 31 + e */
+    int any_left;                     /* some lane shifts left (most models: none, so the shift is skipped) */
+} em_mbqm16;
 
 EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) {
     const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
@@ -41,30 +49,43 @@ EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) 
     q.m_odd = _mm512_srli_epi64(m, 32);
     q.left = _mm512_max_epi32(shift, zero);
     q.right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-    q.mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, q.right), one);
-    q.half = _mm512_srli_epi32(q.mask, 1);
+    q.any_left = _mm512_test_epi32_mask(q.left, q.left) != 0;
+    const __mmask16 e32 = _mm512_cmpgt_epi32_mask(q.right, zero);
+    q.hpos = _mm512_maskz_sllv_epi32(e32, one, _mm512_sub_epi32(q.right, one));
+    q.corr = _mm512_maskz_mov_epi32(e32, _mm512_set1_epi32(-1));
+    const __m512i e_even = _mm512_and_si512(q.right, _mm512_set1_epi64(0xFFFFFFFFLL));
+    const __m512i e_odd = _mm512_srli_epi64(q.right, 32);
+    const __m512i base = _mm512_set1_epi64(1LL << 30), e30 = _mm512_set1_epi64(30), e31 = _mm512_set1_epi64(31);
+    const __mmask8 ke = _mm512_cmpgt_epi64_mask(e_even, zero), ko = _mm512_cmpgt_epi64_mask(e_odd, zero);
+    q.add_e = _mm512_mask_add_epi64(base, ke, base, _mm512_sllv_epi64(_mm512_set1_epi64(1), _mm512_add_epi64(e_even, e30)));
+    q.add_o = _mm512_mask_add_epi64(base, ko, base, _mm512_sllv_epi64(_mm512_set1_epi64(1), _mm512_add_epi64(e_odd, e30)));
+    q.neg_e = _mm512_maskz_mov_epi64(ke, _mm512_set1_epi64(-(1LL << 31)));
+    q.neg_o = _mm512_maskz_mov_epi64(ko, _mm512_set1_epi64(-(1LL << 31)));
+    q.sh_e = _mm512_add_epi64(e_even, e31);
+    q.sh_o = _mm512_add_epi64(e_odd, e31);
     return q;
 }
 
 EM_VNNI_TARGET static inline __m512i em_mbqm_apply_x16(__m512i x, const em_mbqm16* q) {
-    const __m512i round = _mm512_set1_epi64(1LL << 30);
-    x = _mm512_sllv_epi32(x, q->left);
-    __m512i even = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, q->m), round), 31);
-    __m512i odd = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->m_odd), round), 31);
-    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
-    /* RoundingDivideByPOT: (v >> r) + (remainder > (mask >> 1) + (v < 0)) */
-    __m512i threshold = _mm512_add_epi32(q->half, _mm512_srli_epi32(v, 31));
-    __mmask16 up = _mm512_cmpgt_epi32_mask(_mm512_and_si512(v, q->mask), threshold);
-    v = _mm512_srav_epi32(v, q->right);
-    return _mm512_mask_add_epi32(v, up, v, _mm512_set1_epi32(1));
+    const __m512i below = _mm512_set1_epi64(-(1LL << 30));
+    if (q->any_left) x = _mm512_sllv_epi32(x, q->left);
+    __m512i even = _mm512_mul_epi32(x, q->m);
+    __m512i odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->m_odd);
+    const __mmask8 neg_even = _mm512_cmpgt_epi64_mask(below, even), neg_odd = _mm512_cmpgt_epi64_mask(below, odd);
+    even = _mm512_add_epi64(even, q->add_e);
+    odd = _mm512_add_epi64(odd, q->add_o);
+    even = _mm512_srav_epi64(_mm512_mask_add_epi64(even, neg_even, even, q->neg_e), q->sh_e);
+    odd = _mm512_srav_epi64(_mm512_mask_add_epi64(odd, neg_odd, odd, q->neg_o), q->sh_o);
+    /* odd results' low dwords into the odd dword slots */
+    return _mm512_mask_shuffle_epi32(even, (__mmask16)0xAAAA, odd, _MM_PERM_CCAA);
 }
 
-/* RoundingDivideByPOT alone, on the SRDHM result v. */
+/* RoundingDivideByPOT alone, on a 32-bit v with |v| < 2^30 (no overflow in v + 2^(e-1)). */
 EM_VNNI_TARGET static inline __m512i em_rdbpot_x16(__m512i v, const em_mbqm16* q) {
-    __m512i threshold = _mm512_add_epi32(q->half, _mm512_srli_epi32(v, 31));
-    __mmask16 up = _mm512_cmpgt_epi32_mask(_mm512_and_si512(v, q->mask), threshold);
-    v = _mm512_srav_epi32(v, q->right);
-    return _mm512_mask_add_epi32(v, up, v, _mm512_set1_epi32(1));
+    const __mmask16 neg = _mm512_movepi32_mask(v);
+    __m512i t = _mm512_add_epi32(v, q->hpos);
+    t = _mm512_mask_add_epi32(t, neg, t, q->corr);
+    return _mm512_srav_epi32(t, q->right);
 }
 
 /* SRDHM(d << 20, m) for |d| <= 255 (ADD's input stage) in 32-bit lanes: with m = mh 2^16 + ml it equals
@@ -188,6 +209,28 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         for (int r = 0; r < MR; r++) acc[r][j] = bias;
         if (MR == 1) acc[1][j] = _mm512_setzero_si512();
     }
+    const int pairs = NB == 1 && MR % 2 == 0 && g->N == 8 && ldc == 8;
+    if (pairs) {   /* N = 8: rows r (lanes 0-7) and r + 1 (lanes 8-15) share a vector; the packer repeats the
+                    * 8 columns' weights, bias and requantization in lanes 8-15 */
+        for (int64_t sg = 0; sg < A->nseg; sg++) {
+            const int64_t off = sg * A->seg_stride;
+            for (int64_t k = 0; k < A->seg_groups; k++, w += 64) {
+                const __m512i b = _mm512_loadu_si512(w);
+                for (int r = 0; r < MR; r += 2) {
+                    int32_t four0, four1;
+                    memcpy(&four0, a[r] + off + 4 * k, 4);
+                    memcpy(&four1, a[r + 1] + off + 4 * k, 4);
+                    const __m512i av = _mm512_mask_set1_epi32(_mm512_set1_epi32(four0), (__mmask16)0xFF00, four1);
+                    acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, b);
+                }
+            }
+        }
+        const em_mbqm16 q = em_vnni_consts(g, 0);
+        for (int r = 0; r < MR && r < rows; r += 2)
+            em_vnni_requant_store16(acc[r][0], g, 0, C + (m + r) * 8, r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF,
+                                    &q);
+        return;
+    }
     if (MR == 1 && A->nseg == 1) {   /* GEMV: even and odd k-groups in separate chains to hide the latency */
         int64_t k = 0;
         for (; k + 2 <= A->seg_groups; k += 2, w += 128) {
@@ -221,16 +264,6 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
                 for (int j = 0; j < NB; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, b[j]);
             }
         }
-    }
-    if (NB == 1 && g->N == 8 && ldc == 8) {   /* two rows per vector; the packer repeats lanes 0-7 in 8-15 */
-        const em_mbqm16 q = em_vnni_consts(g, 0);
-        for (int r = 0; r < MR; r += 2) {
-            if (r >= rows) break;
-            __m512i pair = _mm512_inserti64x4(acc[r][0], _mm512_castsi512_si256(acc[r + 1 < MR ? r + 1 : r][0]), 1);
-            em_vnni_requant_store16(pair, g, 0, C + (m + r) * 8, r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF,
-                                    &q);
-        }
-        return;
     }
     for (int j = 0; j < NB; j++) {
         const int64_t c = n + 16 * j;
@@ -298,9 +331,14 @@ EM_VNNI_TARGET static inline void em_fill_u8(uint8_t* dst, __m512i value, int64_
     for (; n > 0; n -= 64, dst += 64) _mm512_storeu_si512(dst, value);
 }
 
-/* Rows of int8 (row stride lda, K used) -> uint8 rows of Kp (x + 128), zero-filled tail. */
+/* Rows of int8 (row stride lda, K used) -> uint8 rows of Kp (x + 128), zero-filled tail; out needs 64 bytes of
+ * slack (em_copy_flip). */
 EM_VNNI_TARGET static void em_pack_rows_u8(const int8_t* X, int64_t lda, int64_t M, int64_t K, int64_t Kp,
                                           uint8_t* out) {
+    if (K == Kp && lda == K) {   /* rows already contiguous (K % 4 == 0): one flat copy */
+        em_copy_flip(out, X, M * K);
+        return;
+    }
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     for (int64_t m = 0; m < M; m++) {
         const int8_t* x = X + m * lda;

@@ -306,7 +306,9 @@ def _vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) ->
     if np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
     rqa = rq.arrays(ctx, np_)
-    if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel requantizes two 8-column rows in one vector
+    if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector
+        wp[8:, :k] = w2
+        packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
         b[8:] = b[:8]
         rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
     return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
@@ -639,6 +641,9 @@ def _broadcast_strides(shape: tuple, out: tuple) -> list:
     return [0 if (d == 1 and od != 1) else s for d, od, s in zip(s6, o6, st)]
 
 
+ADD_TABLE_BYTES = 2048    # em_add_int8_avx512: each input stage as a 256-entry int32 table
+
+
 def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
     kind = _types(ctx, op, 2)
     a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
@@ -650,6 +655,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
     ctx.set_output(op, 0, out)
     act = _activation(op)
     dims = _pad6(out) + _broadcast_strides(sa, out) + _broadcast_strides(sb, out)
+    scratch = 0
     if kind == "int8":
         s1, z1 = _qparams(a, op)
         s2, z2 = _qparams(b, op)
@@ -667,6 +673,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             name = "add_int8"
             if tuple(sa) == tuple(sb) and ctx.rounding in (0, 1) and _isa() == "avx512vnni":
                 name = "add_int8_avx512"
+                scratch = ADD_TABLE_BYTES
         else:
             m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
             ints = dims + [z1, z2, zo, m, sh, amin, amax, ctx.rounding]
@@ -677,8 +684,8 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
         floats = list(Q.activation_range_f32(act))
         name = which.lower() + "_f32"
     def make(addr):
-        return [addr(a.index), addr(b.index), addr(y.index)], ints, floats
-    return Step(op, name, make, 0)
+        return [addr(a.index), addr(b.index), addr(y.index)] + ([addr("scratch")] if scratch else []), ints, floats
+    return Step(op, name, make, scratch)
 
 
 def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
