@@ -12,10 +12,8 @@ them at zero (forget gate at one).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -71,15 +69,3 @@ def convert(spec: LstmSpec, kind: str) -> bytes:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     return converter.convert()
-
-
-def cache_key() -> str:
-    """Changes with this file or the TensorFlow version, so a persisted cache never goes stale."""
-    import importlib.metadata as md
-    h = hashlib.sha256(Path(__file__).read_bytes())
-    for dist in ("tensorflow", "tf_keras"):
-        try:
-            h.update(md.version(dist).encode())
-        except md.PackageNotFoundError:
-            h.update(b"?")
-    return h.hexdigest()[:16]

@@ -18,6 +18,7 @@ import pytest
 
 import edgeml
 import lstm_models as M
+import model_cache
 from converters import from_tflite
 from edgeml import EdgeMLError, ModelFormatError, UnsupportedOpError
 from edgeml.runtime.graph import Quantization
@@ -27,31 +28,9 @@ INVOKES = 6
 LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 
 
-class Store:
-    def __init__(self, directory):
-        self.directory = directory
-        self.memory = {}
-
-    def get(self, name: str, kind: str) -> bytes:
-        key = (name, kind)
-        if key not in self.memory:
-            path = self.directory / f"{name}.{kind}.tflite"
-            if not path.exists():
-                pytest.importorskip("tensorflow")
-                pytest.importorskip("tf_keras")
-                tmp = path.with_suffix(".partial")
-                tmp.write_bytes(M.convert(M.SPECS[name], kind))
-                tmp.replace(path)
-            self.memory[key] = path.read_bytes()
-        return self.memory[key]
-
-
 @pytest.fixture(scope="session")
-def lstm_models(request, tmp_path_factory) -> Store:
-    cache = getattr(request.config, "cache", None)
-    directory = cache.mkdir(f"edgeml_lstm_models_{M.cache_key()}") if cache is not None \
-        else tmp_path_factory.mktemp("lstm_models")
-    return Store(directory)
+def lstm_models(request, tmp_path_factory) -> model_cache.ConvertedModels:
+    return model_cache.converted_models(request, tmp_path_factory, "lstm_models", M)
 
 
 def reference(model: bytes):

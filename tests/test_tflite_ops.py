@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import edgeml
+import model_cache
 import tflite_models as M
 from converters import from_tflite
 
@@ -26,36 +27,9 @@ FUSED_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5
 
 # ----- fixtures ---------------------------------------------------------------------------------------------
 
-class ModelStore:
-    """Converted .tflite bytes by (spec name, kind): memory, then disk, then TensorFlow's converter."""
-
-    def __init__(self, directory):
-        self.directory = directory
-        self.memory = {}
-
-    def get(self, name: str, kind: str) -> bytes:
-        key = (name, kind)
-        if key not in self.memory:
-            path = self.directory / f"{name}.{kind}.tflite"
-            if not path.exists():
-                pytest.importorskip("tensorflow")
-                pytest.importorskip("tf_keras")
-                data = M.convert(M.SPECS[name], kind)
-                tmp = path.with_suffix(".partial")
-                tmp.write_bytes(data)
-                tmp.replace(path)
-            self.memory[key] = path.read_bytes()
-        return self.memory[key]
-
-
 @pytest.fixture(scope="session")
-def models(request, tmp_path_factory) -> ModelStore:
-    cache = getattr(request.config, "cache", None)
-    if cache is not None:
-        directory = cache.mkdir(f"edgeml_tflite_models_{M.cache_key()}")
-    else:
-        directory = tmp_path_factory.mktemp("tflite_models")
-    return ModelStore(directory)
+def models(request, tmp_path_factory) -> model_cache.ConvertedModels:
+    return model_cache.converted_models(request, tmp_path_factory, "tflite_models", M)
 
 
 def reference(model: bytes, shapes=None, preserve_all_tensors=False):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -443,15 +442,3 @@ def convert(spec: ModelSpec, kind: str) -> bytes:
             converter.inference_output_type = tf.int8
     model_bytes = converter.convert()
     return spec.rewrite(model_bytes) if spec.rewrite is not None else model_bytes
-
-
-def cache_key() -> str:
-    """Changes whenever this file or the TensorFlow version changes, so a persisted cache never goes stale."""
-    import importlib.metadata as md
-    h = hashlib.sha256(Path(__file__).read_bytes())
-    for dist in ("tensorflow", "tf_keras"):
-        try:
-            h.update(md.version(dist).encode())
-        except md.PackageNotFoundError:
-            h.update(b"?")
-    return h.hexdigest()[:16]
