@@ -75,8 +75,8 @@ def build_models(out: Path, name: str, spec: dict):
         print(f"  no ONNX models for {name}: {type(exc).__name__}: {exc}")
 
 
-class ORTFloatInput(B.ORT):
-    """onnxruntime on a float-input ONNX model, given the int8 benchmark input dequantized (untimed)."""
+class DequantizedInput:
+    """A runner of a float-input ONNX model, given the int8 benchmark input dequantized (untimed)."""
 
     def __init__(self, path: Path, in_scale: float, in_zp: int):
         super().__init__(path)
@@ -86,6 +86,10 @@ class ORTFloatInput(B.ORT):
         if x.dtype == np.int8:
             x = ((x.astype(np.float32) - self.in_zp) * self.in_scale).astype(np.float32)
         super().prepare(x)
+
+
+class ORTFloatInput(DequantizedInput, B.ORT):
+    """onnxruntime on a float-input ONNX model."""
 
 
 ONNX_MODELS = {"onnx_kws_gru": "GRU", "onnx_kws_lstm": "LSTM"}
@@ -118,17 +122,8 @@ def build_onnx_models(out: Path, name: str, layer: str):
         quantize_dynamic(str(wanted[2]), str(out / f"{name}_ortint8.onnx"), weight_type=QuantType.QInt8)
 
 
-class EdgeMLOnnx(B.EdgeML):
-    """edgeml on a float-input ONNX model, given the int8 benchmark input dequantized (untimed)."""
-
-    def __init__(self, path: Path, in_scale: float, in_zp: int):
-        super().__init__(path)
-        self.in_scale, self.in_zp = in_scale, in_zp
-
-    def prepare(self, x):
-        if x.dtype == np.int8:
-            x = ((x.astype(np.float32) - self.in_zp) * self.in_scale).astype(np.float32)
-        super().prepare(x)
+class EdgeMLOnnx(DequantizedInput, B.EdgeML):
+    """edgeml on a float-input ONNX model."""
 
 
 def make_onnx_runner(kind: str, tflite: Path, onnx_dir: Path):

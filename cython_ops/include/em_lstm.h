@@ -510,6 +510,22 @@ static void em_lstm_int8(const em_params* p) {
  * floats: 0 cell clip (0: none)
  * sigmoid and tanh use one polynomial exp (Cephes expf coefficients, range reduction by ln 2, no FMA) in the
  * scalar and the 8-lane form alike, so every ISA path gives the same bits; it is within 2 ulp of libm. */
+/* the polynomial's constants, shared by every ISA form (em_onnx_rnn.h has the 16-lane one) */
+#define EM_EXP_LOG2E (1.44269504088896341f)
+#define EM_EXP_LN2_HI (0.693359375f)
+#define EM_EXP_LN2_LO (-2.12194440e-4f)
+#define EM_EXP_P0 (1.9875691500E-4f)
+#define EM_EXP_P1 (1.3981999507E-3f)
+#define EM_EXP_P2 (8.3334519073E-3f)
+#define EM_EXP_P3 (4.1665795894E-2f)
+#define EM_EXP_P4 (1.6666665459E-1f)
+#define EM_EXP_P5 (5.0000001201E-1f)
+#define EM_TANH_Q0 (-5.70498872745E-3f)
+#define EM_TANH_Q1 (2.06390887954E-2f)
+#define EM_TANH_Q2 (5.37397155531E-2f)
+#define EM_TANH_Q3 (1.33314422036E-1f)
+#define EM_TANH_Q4 (3.33332819422E-1f)
+#define EM_TANH_SMALL (0.625f)
 #define EM_EXP_HI 88.3762626647949f
 #define EM_EXP_LO -87.3365478515625f
 
@@ -517,16 +533,16 @@ static inline float em_lstm_expf(float x) {
     float n, r, r2, p;
     union { float f; int32_t i; } e;
     x = x > EM_EXP_HI ? EM_EXP_HI : (x < EM_EXP_LO ? EM_EXP_LO : x);
-    n = floorf(x * 1.44269504088896341f + 0.5f);
-    r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
+    n = floorf(x * EM_EXP_LOG2E + 0.5f);
+    r = x - n * EM_EXP_LN2_HI;
+    r = r - n * EM_EXP_LN2_LO;
     r2 = r * r;
-    p = 1.9875691500E-4f;
-    p = p * r + 1.3981999507E-3f;
-    p = p * r + 8.3334519073E-3f;
-    p = p * r + 4.1665795894E-2f;
-    p = p * r + 1.6666665459E-1f;
-    p = p * r + 5.0000001201E-1f;
+    p = EM_EXP_P0;
+    p = p * r + EM_EXP_P1;
+    p = p * r + EM_EXP_P2;
+    p = p * r + EM_EXP_P3;
+    p = p * r + EM_EXP_P4;
+    p = p * r + EM_EXP_P5;
     p = p * r2 + r;
     p = p + 1.0f;
     e.i = ((int32_t)n + 127) << 23;
@@ -535,12 +551,12 @@ static inline float em_lstm_expf(float x) {
 static inline float em_lstm_sigmoidf(float x) { return 1.0f / (1.0f + em_lstm_expf(-x)); }
 static inline float em_lstm_tanhf(float x) {
     float a = x < 0.0f ? -x : x, t;
-    if (a < 0.625f) {                      /* odd polynomial near 0, where 1 - 2 / (e^2x + 1) cancels */
-        float z = x * x, q = -5.70498872745E-3f;
-        q = q * z + 2.06390887954E-2f;
-        q = q * z - 5.37397155531E-2f;
-        q = q * z + 1.33314422036E-1f;
-        q = q * z - 3.33332819422E-1f;
+    if (a < EM_TANH_SMALL) {               /* odd polynomial near 0, where 1 - 2 / (e^2x + 1) cancels */
+        float z = x * x, q = EM_TANH_Q0;
+        q = q * z + EM_TANH_Q1;
+        q = q * z - EM_TANH_Q2;
+        q = q * z + EM_TANH_Q3;
+        q = q * z - EM_TANH_Q4;
         return x + x * z * q;
     }
     t = 1.0f - 2.0f / (em_lstm_expf(2.0f * a) + 1.0f);
@@ -574,16 +590,16 @@ static inline void em_lstm_cell_f32(const float* gate, int64_t NC, int64_t j, in
 EM_AVX2 static inline __m256 em_lstm_expf_x8(__m256 x) {
     __m256 n, r, r2, p;
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EM_EXP_LO)), _mm256_set1_ps(EM_EXP_HI));
-    n = _mm256_floor_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(0.5f)));
-    r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
-    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+    n = _mm256_floor_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(EM_EXP_LOG2E)), _mm256_set1_ps(0.5f)));
+    r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(EM_EXP_LN2_HI)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(EM_EXP_LN2_LO)));
     r2 = _mm256_mul_ps(r, r);
-    p = _mm256_set1_ps(1.9875691500E-4f);
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201E-1f));
+    p = _mm256_set1_ps(EM_EXP_P0);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P1));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P2));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P3));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P4));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P5));
     p = _mm256_add_ps(_mm256_mul_ps(p, r2), r);
     p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
@@ -596,16 +612,16 @@ EM_AVX2 static inline __m256 em_lstm_sigmoidf_x8(__m256 x) {
 EM_AVX2 static inline __m256 em_lstm_tanhf_x8(__m256 x) {
     const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
     __m256 a = _mm256_andnot_ps(sign, x);
-    __m256 z = _mm256_mul_ps(x, x), q = _mm256_set1_ps(-5.70498872745E-3f), small, big;
-    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(2.06390887954E-2f));
-    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(5.37397155531E-2f));
-    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(1.33314422036E-1f));
-    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(3.33332819422E-1f));
+    __m256 z = _mm256_mul_ps(x, x), q = _mm256_set1_ps(EM_TANH_Q0), small, big;
+    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q1));
+    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q2));
+    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q3));
+    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q4));
     small = _mm256_add_ps(x, _mm256_mul_ps(_mm256_mul_ps(x, z), q));
     big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f),
                                            _mm256_add_ps(em_lstm_expf_x8(_mm256_add_ps(a, a)), one)));
     big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
-    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ));
 }
 /* cells [0, NC rounded down to 8) of one step, tanh activation only */
 EM_AVX2 static int64_t em_lstm_cells_f32_avx2(const float* gate, int64_t NC, float clip, float* c, float* out) {

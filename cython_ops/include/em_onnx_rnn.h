@@ -106,17 +106,17 @@ static inline void em_rnn_fdots(const float* A, const float* W, const float* bia
 EM_AVX512F static inline __m512 em_rnn_expf_x16(__m512 x) {
     __m512 n, r, r2, p;
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EM_EXP_LO)), _mm512_set1_ps(EM_EXP_HI));
-    n = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    n = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(EM_EXP_LOG2E)),
                                            _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+    r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(EM_EXP_LN2_HI)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(EM_EXP_LN2_LO)));
     r2 = _mm512_mul_ps(r, r);
-    p = _mm512_set1_ps(1.9875691500E-4f);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507E-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073E-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894E-2f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459E-1f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201E-1f));
+    p = _mm512_set1_ps(EM_EXP_P0);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P1));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P2));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P3));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P4));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P5));
     p = _mm512_add_ps(_mm512_mul_ps(p, r2), r);
     p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
     {
@@ -132,17 +132,17 @@ EM_AVX512F static inline __m512 em_rnn_tanhf_x16(__m512 x) {
     const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
     const __m512 one = _mm512_set1_ps(1.0f);
     __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
-    __m512 z = _mm512_mul_ps(x, x), q = _mm512_set1_ps(-5.70498872745E-3f), small, big;
-    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(2.06390887954E-2f));
-    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(5.37397155531E-2f));
-    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(1.33314422036E-1f));
-    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(3.33332819422E-1f));
+    __m512 z = _mm512_mul_ps(x, x), q = _mm512_set1_ps(EM_TANH_Q0), small, big;
+    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q1));
+    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q2));
+    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q3));
+    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q4));
     small = _mm512_add_ps(x, _mm512_mul_ps(_mm512_mul_ps(x, z), q));
     big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(em_rnn_expf_x16(_mm512_add_ps(a, a)),
                                                                                one)));
     big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big),
                                               _mm512_and_si512(_mm512_castps_si512(x), sign)));
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(0.625f), _CMP_LT_OQ), big, small);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ), big, small);
 }
 EM_AVX512F static int64_t em_rnn_activate_avx512(float* v, int64_t n, float clip, int odd) {
     int64_t j;

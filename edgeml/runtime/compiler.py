@@ -148,15 +148,19 @@ def _activation(op: Op) -> str:
     return act
 
 
+def arithmetic_kind(dtype, what: str) -> str:
+    """'int8' or 'f32': the kernels' arithmetic for an input of `dtype`."""
+    if dtype == np.int8:
+        return "int8"
+    if dtype == np.float32:
+        return "f32"
+    raise UnsupportedOpError(f"{what}: input type {dtype} is not supported (int8, float32)")
+
+
 def _types(ctx: Ctx, op: Op, n_in: int = 1) -> str:
     """The op's arithmetic type ('int8' or 'f32'), checking its data inputs and outputs agree."""
     x = ctx.tensor(op, 0)
-    if x.dtype == np.int8:
-        kind = "int8"
-    elif x.dtype == np.float32:
-        kind = "f32"
-    else:
-        raise UnsupportedOpError(f"{op.describe()}: input type {x.dtype} is not supported (int8, float32)")
+    kind = arithmetic_kind(x.dtype, op.describe())
     for k in range(1, n_in):
         other = ctx.tensor(op, k)
         if other.dtype != x.dtype:

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import quant as Q
-from edgeml.runtime.compiler import Ctx, Step, _addr, _qparams
+from edgeml.runtime.compiler import Ctx, Step, _addr, _qparams, arithmetic_kind
 from edgeml.runtime.graph import Op
 
 # UNIDIRECTIONAL_SEQUENCE_LSTM input positions (TFLite lstm_shared.h)
@@ -182,12 +182,7 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     n_cell = int(wf.data.shape[0])
     if n_cell <= 0 or n_input <= 0 or steps <= 0 or batch <= 0:
         raise ModelFormatError(f"{what}: empty LSTM (cells {n_cell}, input {list(xs)})")
-    if x.dtype == np.int8:
-        kind = "int8"
-    elif x.dtype == np.float32:
-        kind = "f32"
-    else:
-        raise UnsupportedOpError(f"{what}: input type {x.dtype} is not supported (int8, float32)")
+    kind = arithmetic_kind(x.dtype, what)
     wdtype = np.int8 if kind == "int8" else np.float32
     if kind == "f32" and wf.data.dtype != np.float32:
         raise UnsupportedOpError(f"{what}: hybrid LSTM (float input, {wf.data.dtype} weights) is not supported")
