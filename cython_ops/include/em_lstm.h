@@ -6,9 +6,10 @@
  *   i, f, o = logistic(gate as Q3.12) as Q0.15;  g = tanh(gate as Q3.12)     (gemmlowp int16 fixed point)
  *   c      = sat16( RDBP(f*c, 15) + RDBP(i*g, 30 + cell_scale) ), clipped to +-cell_clip
  *   h      = clamp8( MBQM(o * tanh(c as Q(15+cell_scale)), Mhidden) + hidden_zp )
- * The gemmlowp int16 activations are exact functions of one int16, so they are tabulated once at load
- * (em_lstm_fill_table); gemmlowp's logistic(-x) = 1 - logistic(x) and tanh(-x) = -tanh(x) hold bit for bit, so
- * the kernel keeps only the half for |x| (up to where it saturates; rnn.py builds and checks it) and indexes it.
+ * The gemmlowp int16 activations are exact functions of one int16.  The portable path tabulates them once at
+ * load (em_lstm_fill_table); gemmlowp's logistic(-x) = 1 - logistic(x) and tanh(-x) = -tanh(x) hold bit for bit,
+ * so it keeps only the half for |x| (up to where it saturates; rnn.py builds and checks it) and indexes it.  The
+ * AVX-512 path computes them 32 lanes at a time instead (em_q16x_*: no gathers from 100+ KB of tables).
  * Speed: Wx.x for every time step is one GEMM before the recurrence (int16 results in scratch); each step
  * then runs one GEMV over the four stacked gates and the fused element-wise update.  The dot-product loops
  * are written for the compiler to vectorize and built per ISA (em_isa.h). */
@@ -319,89 +320,208 @@ static inline void em_lstm_fdots(const float* A, const float* W, const float* bi
     em_lstm_fdots_scalar(A, W, bias, add, M, Np, K, out);
 }
 
-/* ----- the element-wise part of one step, 16 cells per AVX-512 vector (double-rounding mode only) ----------
- * Same arithmetic as the scalar loop in em_lstm_int8; the int16 tables are read with 32-bit gathers (the tables
- * carry 2 bytes of padding) and sign-extended. */
+/* ----- the element-wise part of one step on AVX-512 (double-rounding mode only) ---------------------------
+ * Same arithmetic as the scalar loop in em_lstm_int8.  The gemmlowp int16 logistic / tanh are computed, not
+ * looked up, 32 lanes per vector: their int16 SaturatingRoundingDoublingHighMul is vpmulhrsw, since
+ * trunc((ab + 1 - 2^14) / 2^15) for ab < 0 and floor((ab + 2^14) / 2^15) for ab >= 0 are both
+ * floor((ab + 2^14) / 2^15); the one case where they differ, INT16_MIN * INT16_MIN, cannot occur (every product
+ * below has one factor >= 0 or both within [-2^12, 2^12]).  rnn.pyx's activation_table_simd runs these
+ * functions over all 65536 inputs so that tests compare them with the scalar ones. */
 #if defined(__x86_64__) && defined(__GNUC__)
 EM_VNNI_TARGET static inline __m512i em_lstm_sat16_x16(__m512i v) {
     return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(INT16_MIN)), _mm512_set1_epi32(INT16_MAX));
-}
-EM_VNNI_TARGET static inline __m512i em_lstm_lookup_x16(const int16_t* table, int32_t limit, int odd, __m512i v) {
-    __m512i idx = _mm512_min_epi32(_mm512_abs_epi32(v), _mm512_set1_epi32(limit));
-    __m512i raw = _mm512_i32gather_epi32(idx, (const void*)table, 2);
-    __m512i y = _mm512_srai_epi32(_mm512_slli_epi32(raw, 16), 16);
-    __m512i mirrored = _mm512_sub_epi32(_mm512_set1_epi32(odd ? 0 : INT16_MAX), y);
-    return _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(v, _mm512_setzero_si512()), y, mirrored);
 }
 EM_VNNI_TARGET static inline __m512i em_lstm_rdbp_x16(__m512i x, int e) {
     const __m512i mask = _mm512_set1_epi32((int32_t)((1LL << e) - 1)), one = _mm512_set1_epi32(1);
     __m512i rem = _mm512_and_si512(x, mask);
     __m512i thr = _mm512_srai_epi32(mask, 1);
     thr = _mm512_mask_add_epi32(thr, _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512()), thr, one);
-    __m512i q = _mm512_srai_epi32(x, (unsigned)e);
+    __m512i q = _mm512_sra_epi32(x, _mm_cvtsi32_si128(e));
     return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one);
 }
 EM_VNNI_TARGET static inline __m512i em_lstm_trunc16_x16(__m512i v) {   /* (int16_t) cast */
     return _mm512_srai_epi32(_mm512_slli_epi32(v, 16), 16);
 }
 
+/* gemmlowp FixedPoint<int16> on 32 lanes: the em_q16_* helpers above, operation for operation */
+/* RoundingDivideByPOT (rounds half away from zero), e >= 1: (x + 2^(e-1) - [x < 0]) >> e, valid while
+ * x + 2^(e-1) does not wrap, as for every value it is given here (|x| < 2^13) */
+EM_VNNI_TARGET static inline __m512i em_q16x_rdbp(__m512i x, int e) {
+    __m512i t = _mm512_add_epi16(_mm512_add_epi16(x, _mm512_set1_epi16((int16_t)(1 << (e - 1)))), _mm512_srai_epi16(x, 15));
+    return _mm512_sra_epi16(t, _mm_cvtsi32_si128(e));
+}
+/* SaturatingRoundingMultiplyByPOT<1> and <2>: saturating doublings (once 2x saturates, 4x does, same sign) */
+EM_VNNI_TARGET static inline __m512i em_q16x_times2(__m512i x) { return _mm512_adds_epi16(x, x); }
+EM_VNNI_TARGET static inline __m512i em_q16x_times4(__m512i x) { return em_q16x_times2(em_q16x_times2(x)); }
+EM_VNNI_TARGET static inline __m512i em_q16x_exp_neg_quarter(__m512i a) {
+    const __m512i c = _mm512_set1_epi16(em_q16_const(1895147668)), third = _mm512_set1_epi16(em_q16_const(715827883));
+    __m512i x = _mm512_add_epi16(a, _mm512_set1_epi16(1 << 12));
+    __m512i x2 = _mm512_mulhrs_epi16(x, x), x3 = _mm512_mulhrs_epi16(x2, x), x4 = _mm512_mulhrs_epi16(x2, x2);
+    __m512i poly = _mm512_add_epi16(_mm512_mulhrs_epi16(_mm512_add_epi16(em_q16x_rdbp(x4, 2), x3), third), x2);
+    poly = em_q16x_rdbp(poly, 1);
+    return _mm512_adds_epi16(c, _mm512_mulhrs_epi16(c, _mm512_add_epi16(x, poly)));
+}
+EM_VNNI_TARGET static inline __m512i em_q16x_exp_on_negative(__m512i a, int ibits) {
+    static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+    const int fbits = 15 - ibits;
+    const __m512i quarter = _mm512_set1_epi16((int16_t)(1 << (fbits - 2)));
+    __m512i amq = _mm512_sub_epi16(_mm512_and_si512(a, _mm512_set1_epi16((int16_t)((1 << (fbits - 2)) - 1))), quarter);
+    /* amq in [-1/4, 0): shifting it up by ibits cannot saturate */
+    __m512i result = em_q16x_exp_neg_quarter(ibits ? _mm512_sll_epi16(amq, _mm_cvtsi32_si128(ibits)) : amq);
+    __m512i rem = _mm512_sub_epi16(amq, a);
+    int k;
+    for (k = -2; k <= 4; k++) {
+        if (ibits > k) {
+            __mmask32 bit = _mm512_test_epi16_mask(rem, _mm512_set1_epi16((int16_t)(1 << (fbits + k))));
+            result = _mm512_mask_mulhrs_epi16(result, bit, result, _mm512_set1_epi16(em_q16_const(barrel[k + 2])));
+        }
+    }
+    if (ibits > 5)
+        result = _mm512_mask_mov_epi16(result, _mm512_cmpgt_epi16_mask(_mm512_set1_epi16((int16_t)-(1 << (20 - ibits))), a),
+                                       _mm512_setzero_si512());
+    return result;           /* exp(0) = 1 is left out: logistic and tanh set their a = 0 results themselves */
+}
+EM_VNNI_TARGET static inline __m512i em_q16x_newton(__m512i half_den) {          /* half_den in [1/2, 1] */
+    const __m512i one2 = _mm512_set1_epi16(1 << 13);
+    __m512i x = _mm512_add_epi16(_mm512_set1_epi16(em_q16_const(1515870810)),
+                                 _mm512_mulhrs_epi16(half_den, _mm512_set1_epi16(em_q16_const(-1010580540))));
+    int i;
+    for (i = 0; i < 3; i++) {
+        __m512i om = _mm512_sub_epi16(one2, _mm512_mulhrs_epi16(half_den, x));
+        x = _mm512_add_epi16(x, em_q16x_times4(_mm512_mulhrs_epi16(x, om)));
+    }
+    return x;
+}
+/* RoundingHalfSum(e, 1) for e in [0, 1]: (e + 32767 + 1) >> 1, which is vpavgw */
+EM_VNNI_TARGET static inline __m512i em_q16x_logistic(__m512i a, int ibits) {
+    const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi16(INT16_MAX);
+    __m512i e = em_q16x_exp_on_negative(_mm512_sub_epi16(zero, _mm512_abs_epi16(a)), ibits);
+    __m512i pos = em_q16x_times2(em_q16x_newton(_mm512_avg_epu16(e, top)));
+    __m512i y = _mm512_mask_sub_epi16(pos, _mm512_cmpgt_epi16_mask(zero, a), top, pos);
+    return _mm512_mask_mov_epi16(y, _mm512_cmpeq_epi16_mask(a, zero), _mm512_set1_epi16(em_q16_const(1 << 30)));
+}
+EM_VNNI_TARGET static inline __m512i em_q16x_tanh(__m512i a, int ibits) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i e = em_q16x_exp_on_negative(_mm512_sub_epi16(zero, _mm512_abs_epi16(a)), ibits + 1);
+    __m512i t = em_q16x_newton(_mm512_avg_epu16(e, _mm512_set1_epi16(INT16_MAX)));
+    t = em_q16x_times4(_mm512_sub_epi16(t, _mm512_set1_epi16(1 << 13)));
+    t = _mm512_mask_sub_epi16(t, _mm512_cmpgt_epi16_mask(zero, a), zero, t);
+    return _mm512_maskz_mov_epi16(_mm512_cmpneq_epi16_mask(a, zero), t);
+}
+
+/* 32 int32 lanes (two vectors) -> 32 int16 lanes, saturating */
+EM_VNNI_TARGET static inline __m512i em_lstm_pack16(__m512i lo, __m512i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtsepi32_epi16(lo)), _mm512_cvtsepi32_epi16(hi), 1);
+}
+EM_VNNI_TARGET static inline __m512i em_lstm_half32(__m512i v, int half) {     /* int16 lanes -> int32 */
+    return _mm512_cvtepi16_epi32(half ? _mm512_extracti64x4_epi64(v, 1) : _mm512_castsi512_si256(v));
+}
+
+/* the input part of every gate: pre[r][n] = sat16(MBQM(acc[r][n] + bx[n], gate multiplier)) */
 EM_VNNI_TARGET static void em_lstm_requant_rows_vnni(const int32_t* acc, int64_t rows, int64_t Gp, int64_t NC,
                                                      const int32_t* bx, const int32_t* mult, const int32_t* shift,
                                                      int16_t* pre) {
     int64_t r, j;
     int g;
-    for (r = 0; r < rows; r++) {
-        for (g = 0; g < 4; g++) {
-            const __m512i m = _mm512_set1_epi32(mult[g]), sh = _mm512_set1_epi32(shift[g]);
+    for (g = 0; g < 4; g++) {
+        const em_mbqm16 q = em_mbqm_consts(_mm512_set1_epi32(mult[g]), _mm512_set1_epi32(shift[g]));
+        for (r = 0; r < rows; r++) {
             for (j = 0; j < NC; j += 16) {
                 __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
                 const int64_t n = g * NC + j;
                 __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, acc + r * Gp + n),
                                              _mm512_maskz_loadu_epi32(k, bx + n));
-                __m512i v = em_lstm_sat16_x16(em_mbqm_double_x16(a, m, sh));
-                _mm256_mask_storeu_epi16(pre + r * 4 * NC + n, k, _mm512_cvtepi32_epi16(v));
+                _mm256_mask_storeu_epi16(pre + r * 4 * NC + n, k, _mm512_cvtsepi32_epi16(em_mbqm_apply_x16(a, &q)));
             }
         }
     }
 }
 
+EM_VNNI_TARGET static void em_lstm_step_consts(const int32_t* mult, const int32_t* shift, int32_t hm, int32_t hsh,
+                                               em_mbqm16* q) {
+    int g;
+    for (g = 0; g < 5; g++)
+        q[g] = em_mbqm_consts(_mm512_set1_epi32(g < 4 ? mult[4 + g] : hm), _mm512_set1_epi32(g < 4 ? shift[4 + g] : hsh));
+}
+
+/* one step's cells, 32 at a time; q: the recurrent multipliers of the 4 gates, then the hidden one */
 EM_VNNI_TARGET static void em_lstm_cells_vnni(const int32_t* a, const int32_t* bh, const int16_t* px,
-                                              const int32_t* mult, const int32_t* shift, const int16_t* sig,
-                                              const int16_t* tanh_g, const int16_t* tanh_c, const int32_t* lim,
-                                              int64_t NC,
-                                              int cell_shift, int16_t clip, int32_t hm, int32_t hsh, int32_t hzp,
-                                              int stale_tanh, int16_t* c, int8_t* out) {
+                                              const em_mbqm16* q, int64_t NC, int cell_shift, int cell_ibits,
+                                              int16_t clip, int32_t hzp, int stale_tanh, int16_t* c, int8_t* out) {
     int64_t j;
-    for (j = 0; j < NC; j += 16) {
-        __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
-        __m512i gate[4], vi, vf, vg, vo, cv, cn, hv;
-        int g;
+    for (j = 0; j < NC; j += 32) {
+        const int64_t left = NC - j;
+        const __mmask32 k32 = left >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << left) - 1);
+        __mmask16 k16[2];
+        __m512i gate[4], vi, vf, vg, vo, c16, th16, cnew[2];
+        int g, h;
+        k16[0] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        k16[1] = left >= 32 ? (__mmask16)0xFFFF : (left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0);
         for (g = 0; g < 4; g++) {
             const int64_t n = g * NC + j;
-            __m512i acc = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, a + n), _mm512_maskz_loadu_epi32(k, bh + n));
-            __m512i v = em_mbqm_double_x16(acc, _mm512_set1_epi32(mult[4 + g]), _mm512_set1_epi32(shift[4 + g]));
-            v = _mm512_add_epi32(v, _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, px + n)));
-            gate[g] = em_lstm_sat16_x16(v);
+            __m512i part[2];
+            for (h = 0; h < 2; h++) {
+                __m512i acc = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k16[h], a + n + 16 * h),
+                                               _mm512_maskz_loadu_epi32(k16[h], bh + n + 16 * h));
+                part[h] = em_mbqm_apply_x16(acc, q + g);
+            }
+            /* sat16(MBQM(..) + sat16-ed input part): both terms fit int32, the pack saturates */
+            __m512i x16 = _mm512_maskz_loadu_epi16(k32, px + n);
+            gate[g] = em_lstm_pack16(_mm512_add_epi32(part[0], em_lstm_half32(x16, 0)),
+                                     _mm512_add_epi32(part[1], em_lstm_half32(x16, 1)));
         }
-        vi = em_lstm_lookup_x16(sig, lim[0], 0, gate[0]);
-        vf = em_lstm_lookup_x16(sig, lim[0], 0, gate[1]);
-        vg = em_lstm_lookup_x16(tanh_g, lim[1], 1, gate[2]);
-        vo = em_lstm_lookup_x16(sig, lim[0], 0, gate[3]);
-        cv = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, c + j));
-        cv = em_lstm_trunc16_x16(em_lstm_rdbp_x16(_mm512_mullo_epi32(vf, cv), 15));
-        cn = em_lstm_trunc16_x16(em_lstm_rdbp_x16(_mm512_mullo_epi32(vi, vg), cell_shift));
-        cv = em_lstm_sat16_x16(_mm512_add_epi32(cv, cn));
-        if (clip > 0)
-            cv = _mm512_min_epi32(_mm512_max_epi32(cv, _mm512_set1_epi32(-clip)), _mm512_set1_epi32(clip));
-        _mm256_mask_storeu_epi16(c + j, k, _mm512_cvtepi32_epi16(cv));
-        hv = _mm512_mullo_epi32(vo, stale_tanh ? vi : em_lstm_lookup_x16(tanh_c, lim[2], 1, cv));
-        hv = _mm512_add_epi32(em_mbqm_double_x16(hv, _mm512_set1_epi32(hm), _mm512_set1_epi32(hsh)),
-                              _mm512_set1_epi32(hzp));
-        hv = _mm512_min_epi32(_mm512_max_epi32(hv, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
-        _mm_mask_storeu_epi8(out + j, k, _mm512_cvtepi32_epi8(hv));
+        vi = em_q16x_logistic(gate[0], 3);
+        vf = em_q16x_logistic(gate[1], 3);
+        vg = em_q16x_tanh(gate[2], 3);
+        vo = em_q16x_logistic(gate[3], 3);
+        c16 = _mm512_maskz_loadu_epi16(k32, c + j);
+        for (h = 0; h < 2; h++) {
+            __m512i keep = em_lstm_trunc16_x16(em_lstm_rdbp_x16(
+                _mm512_mullo_epi32(em_lstm_half32(vf, h), em_lstm_half32(c16, h)), 15));
+            __m512i add = em_lstm_trunc16_x16(em_lstm_rdbp_x16(
+                _mm512_mullo_epi32(em_lstm_half32(vi, h), em_lstm_half32(vg, h)), cell_shift));
+            __m512i cv = em_lstm_sat16_x16(_mm512_add_epi32(keep, add));
+            if (clip > 0)
+                cv = _mm512_min_epi32(_mm512_max_epi32(cv, _mm512_set1_epi32(-clip)), _mm512_set1_epi32(clip));
+            cnew[h] = cv;
+        }
+        c16 = em_lstm_pack16(cnew[0], cnew[1]);
+        _mm512_mask_storeu_epi16(c + j, k32, c16);
+        th16 = stale_tanh ? vi : em_q16x_tanh(c16, cell_ibits);
+        for (h = 0; h < 2; h++) {
+            __m512i hv = _mm512_mullo_epi32(em_lstm_half32(vo, h), em_lstm_half32(th16, h));
+            hv = _mm512_add_epi32(em_mbqm_apply_x16(hv, q + 4), _mm512_set1_epi32(hzp));
+            hv = _mm512_min_epi32(_mm512_max_epi32(hv, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
+            _mm_mask_storeu_epi8(out + j + 16 * h, k16[h], _mm512_cvtepi32_epi8(hv));
+        }
     }
 }
+
+/* f(x) for every int16 x (indexed by uint16(x)) with the 32-lane forms: for tests against em_lstm_fill_table */
+EM_VNNI_TARGET static void em_lstm_fill_table_simd(int kind, int ibits, int16_t* table) {
+    int32_t v;
+    for (v = INT16_MIN; v <= INT16_MAX; v += 32) {
+        __m512i x = _mm512_add_epi16(_mm512_set1_epi16((int16_t)v),
+                                     _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+                                                      15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
+        __m512i y = kind == EM_LSTM_TABLE_LOGISTIC ? em_q16x_logistic(x, ibits) : em_q16x_tanh(x, ibits);
+        int16_t tmp[32];
+        int i;
+        _mm512_storeu_si512(tmp, y);
+        for (i = 0; i < 32; i++) table[(uint16_t)(int16_t)(v + i)] = tmp[i];
+    }
+}
+#else
+static void em_lstm_fill_table_simd(int kind, int ibits, int16_t* table) { (void)kind; (void)ibits; (void)table; }
 #endif
+/* 1 when em_lstm_fill_table_simd can run here */
+static int em_lstm_simd_tables(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    return em_isa() >= EM_ISA_AVX512VNNI;
+#else
+    return 0;
+#endif
+}
 
 /* ----- the integer kernel ---------------------------------------------------------------------------------
  * ptr: 0 x int8 [B,T,F] (or [T,B,F] when time_major), 1 y int8 [.., n_cell] one row per (b, t),
@@ -445,6 +565,12 @@ static void em_lstm_int8(const em_params* p) {
     /* input part of every gate for every (row of x): one GEMM, then per-gate requantization to int16 */
     const int vec = mode == EM_ROUND_DOUBLE && em_isa() >= EM_ISA_AVX512VNNI;
 #if defined(__x86_64__) && defined(__GNUC__)
+    /* the vector path's multiplier constants, derived once: the 4 recurrent gate multipliers, then the hidden one */
+    const int cell_ibits = stale_tanh ? 0 : cell_shift - 15;
+    em_mbqm16 qh[5];
+    if (vec) em_lstm_step_consts(mult, shift, hm, hsh, qh);
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
     if (quads) em_lstm_dots_u8s8(x, F, (const int8_t*)wx, T * B, Gp, F, acc);
     else
 #endif
@@ -474,8 +600,7 @@ static void em_lstm_int8(const em_params* p) {
             em_lstm_dots(h, NC, wh, 1, Gp, NC, a);
 #if defined(__x86_64__) && defined(__GNUC__)
             if (vec) {
-                em_lstm_cells_vnni(a, bh, px, mult, shift, sig, tanh_g, tanh_c, lim, NC, cell_shift, clip, hm, hsh, hzp,
-                                   stale_tanh, c, out);
+                em_lstm_cells_vnni(a, bh, px, qh, NC, cell_shift, cell_ibits, clip, hzp, stale_tanh, c, out);
                 memcpy(h, out, (size_t)NC);
                 continue;
             }
