@@ -228,33 +228,47 @@ static inline void em_lstm_dots(const int8_t* A, int64_t lda, const int16_t* W, 
 /* u8 x s8 variant for AVX-512 VNNI (vpdpbusd): activations read as a + 128 (uint8), weights packed by rnn.py
  * pack_u8s8 as [N/64][K/4][64][4] int8; the caller's biases carry -128 * sum_k w[n][k]. */
 #if defined(__x86_64__) && defined(__GNUC__)
+/* the sums of NB consecutive column blocks for one row: 4 * NB independent accumulators (NB is a constant at
+ * every call, so the loops unroll) */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_lstm_u8s8_blocks(
+        const int8_t* a, int64_t K, const int8_t* W, int64_t bstride, const int NB, int32_t* o) {
+    const int64_t K4 = (K + 3) / 4;
+    __m512i c[16];
+    int64_t k4;
+    int i;
+    for (i = 0; i < 4 * NB; i++) c[i] = _mm512_setzero_si512();
+    for (k4 = 0; k4 < K4; k4++) {
+        uint32_t q = 0x80808080u;
+        const int64_t k = 4 * k4;
+        const int8_t* w = W + k4 * EM_LSTM_COLS * 4;
+        if (k + 4 <= K) {
+            memcpy(&q, a + k, 4);
+            q ^= 0x80808080u;
+        } else {
+            int64_t r;
+            for (r = 0; k + r < K; r++) q = (q & ~(0xFFu << (8 * r))) | ((uint32_t)(uint8_t)(a[k + r] ^ 0x80) << (8 * r));
+        }
+        const __m512i b = _mm512_set1_epi32((int32_t)q);
+        for (i = 0; i < 4 * NB; i++)
+            c[i] = _mm512_dpbusd_epi32(c[i], b, _mm512_loadu_si512(w + (i >> 2) * bstride + 64 * (i & 3)));
+    }
+    for (i = 0; i < 4 * NB; i++) _mm512_storeu_si512(o + 16 * i, c[i]);
+}
+
 EM_VNNI_TARGET static void em_lstm_dots_u8s8(const int8_t* A, int64_t lda, const int8_t* W, int64_t M, int64_t Np,
                                              int64_t K, int32_t* out) {
-    const int64_t K4 = (K + 3) / 4;
-    int64_t m, blk, k4;
+    const int64_t nblk = Np / EM_LSTM_COLS, bstride = (K + 3) / 4 * EM_LSTM_COLS * 4;
+    int64_t m, blk;
     for (m = 0; m < M; m++) {
         const int8_t* a = A + m * lda;
-        for (blk = 0; blk < Np / EM_LSTM_COLS; blk++) {
-            __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
-            const int8_t* w = W + blk * K4 * EM_LSTM_COLS * 4;
-            for (k4 = 0; k4 < K4; k4++, w += EM_LSTM_COLS * 4) {
-                uint32_t q = 0x80808080u;
-                int64_t k = 4 * k4, r;
-                if (k + 4 <= K) {
-                    memcpy(&q, a + k, 4);
-                    q ^= 0x80808080u;
-                } else {
-                    for (r = 0; k + r < K; r++) q = (q & ~(0xFFu << (8 * r))) | ((uint32_t)(uint8_t)(a[k + r] ^ 0x80) << (8 * r));
-                }
-                __m512i b = _mm512_set1_epi32((int32_t)q);
-                c0 = _mm512_dpbusd_epi32(c0, b, _mm512_loadu_si512(w));
-                c1 = _mm512_dpbusd_epi32(c1, b, _mm512_loadu_si512(w + 64));
-                c2 = _mm512_dpbusd_epi32(c2, b, _mm512_loadu_si512(w + 128));
-                c3 = _mm512_dpbusd_epi32(c3, b, _mm512_loadu_si512(w + 192));
-            }
+        for (blk = 0; blk < nblk;) {
+            const int64_t left = nblk - blk;
+            const int8_t* w = W + blk * bstride;
             int32_t* o = out + m * Np + blk * EM_LSTM_COLS;
-            _mm512_storeu_si512(o, c0); _mm512_storeu_si512(o + 16, c1);
-            _mm512_storeu_si512(o + 32, c2); _mm512_storeu_si512(o + 48, c3);
+            if (left >= 4) { em_lstm_u8s8_blocks(a, K, w, bstride, 4, o); blk += 4; }
+            else if (left == 3) { em_lstm_u8s8_blocks(a, K, w, bstride, 3, o); blk += 3; }
+            else if (left == 2) { em_lstm_u8s8_blocks(a, K, w, bstride, 2, o); blk += 2; }
+            else { em_lstm_u8s8_blocks(a, K, w, bstride, 1, o); blk += 1; }
         }
     }
 }
