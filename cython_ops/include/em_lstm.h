@@ -326,9 +326,96 @@ static void em_lstm_fdots_avx2(const float* A, const float* W, const float* bias
 }
 #endif
 
+/* AVX-512 with fused multiply-adds (float results are allclose, not bit-exact, across paths: DESIGN.md).
+ * One row (the recurrent GEMV): NB column blocks at once, each column's sum split over PH interleaved k phases
+ * so that at least 8 chains are in flight (one block alone would wait on the FMA latency for every k); the
+ * phases are added at the end.  Four or more rows (the input projection of every step): 4 rows x one block,
+ * the block's weights staying in L1 while the row groups go by. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EM_FMA512 __attribute__((target("avx512f,fma")))
+EM_FMA512 static inline __attribute__((always_inline)) void em_lstm_fdots_row(
+        const float* a, const float* W, int64_t bstride, int64_t K, const int NB, const int PH, const float* bias,
+        const float* add, float* o) {
+    __m512 c[16];
+    int64_t k;
+    int i, ph;
+    for (i = 0; i < 4 * NB * PH; i++) c[i] = _mm512_setzero_ps();
+    for (k = 0; k + PH <= K; k += PH)
+        for (ph = 0; ph < PH; ph++) {
+            const __m512 b = _mm512_set1_ps(a[k + ph]);
+            const float* w = W + (k + ph) * EM_LSTM_COLS;
+            for (i = 0; i < 4 * NB; i++)
+                c[ph * 4 * NB + i] = _mm512_fmadd_ps(_mm512_loadu_ps(w + (i >> 2) * bstride + 16 * (i & 3)), b,
+                                                     c[ph * 4 * NB + i]);
+        }
+    for (; k < K; k++) {
+        const __m512 b = _mm512_set1_ps(a[k]);
+        const float* w = W + k * EM_LSTM_COLS;
+        for (i = 0; i < 4 * NB; i++)
+            c[i] = _mm512_fmadd_ps(_mm512_loadu_ps(w + (i >> 2) * bstride + 16 * (i & 3)), b, c[i]);
+    }
+    for (i = 0; i < 4 * NB; i++) {
+        __m512 v = c[i];
+        for (ph = 1; ph < PH; ph++) v = _mm512_add_ps(v, c[ph * 4 * NB + i]);
+        if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + 16 * i));
+        if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(add + 16 * i));
+        _mm512_storeu_ps(o + 16 * i, v);
+    }
+}
+
+EM_FMA512 static void em_lstm_fdots_avx512(const float* A, const float* W, const float* bias, const float* add,
+                                          int64_t M, int64_t Np, int64_t K, float* out) {
+    const int64_t nblk = Np / EM_LSTM_COLS, bstride = K * EM_LSTM_COLS;
+    int64_t m = 0, blk, k;
+    int i, r;
+    for (blk = 0; M >= 4 && blk < nblk; blk++) {
+        const float* wb = W + blk * bstride;
+        const int64_t n0 = blk * EM_LSTM_COLS;
+        for (m = 0; m + 4 <= M; m += 4) {
+            __m512 c[16];
+            for (i = 0; i < 16; i++) c[i] = _mm512_setzero_ps();
+            for (k = 0; k < K; k++) {
+                const float* w = wb + k * EM_LSTM_COLS;
+                const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16), w2 = _mm512_loadu_ps(w + 32),
+                             w3 = _mm512_loadu_ps(w + 48);
+                for (r = 0; r < 4; r++) {
+                    const __m512 b = _mm512_set1_ps(A[(m + r) * K + k]);
+                    c[4 * r + 0] = _mm512_fmadd_ps(w0, b, c[4 * r + 0]);
+                    c[4 * r + 1] = _mm512_fmadd_ps(w1, b, c[4 * r + 1]);
+                    c[4 * r + 2] = _mm512_fmadd_ps(w2, b, c[4 * r + 2]);
+                    c[4 * r + 3] = _mm512_fmadd_ps(w3, b, c[4 * r + 3]);
+                }
+            }
+            for (r = 0; r < 4; r++)
+                for (i = 0; i < 4; i++) {
+                    __m512 v = c[4 * r + i];
+                    if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + n0 + 16 * i));
+                    if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(add + (m + r) * Np + n0 + 16 * i));
+                    _mm512_storeu_ps(out + (m + r) * Np + n0 + 16 * i, v);
+                }
+        }
+    }
+    for (; m < M; m++) {                      /* single rows: the recurrent GEMV, and the rows left over */
+        const float* a = A + m * K;
+        for (blk = 0; blk < nblk;) {
+            const int64_t left = nblk - blk, n0 = blk * EM_LSTM_COLS;
+            const float* w = W + blk * bstride;
+            const float* bi = bias ? bias + n0 : NULL;
+            const float* ad = add ? add + m * Np + n0 : NULL;
+            float* o = out + m * Np + n0;
+            if (left >= 4) { em_lstm_fdots_row(a, w, bstride, K, 4, 1, bi, ad, o); blk += 4; }
+            else if (left == 3) { em_lstm_fdots_row(a, w, bstride, K, 3, 1, bi, ad, o); blk += 3; }
+            else if (left == 2) { em_lstm_fdots_row(a, w, bstride, K, 2, 2, bi, ad, o); blk += 2; }
+            else { em_lstm_fdots_row(a, w, bstride, K, 1, 4, bi, ad, o); blk += 1; }
+        }
+    }
+}
+#endif
+
 static inline void em_lstm_fdots(const float* A, const float* W, const float* bias, const float* add, int64_t M,
                                  int64_t Np, int64_t K, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512) { em_lstm_fdots_avx512(A, W, bias, add, M, Np, K, out); return; }
     if (em_isa() >= EM_ISA_AVX2) { em_lstm_fdots_avx2(A, W, bias, add, M, Np, K, out); return; }
 #endif
     em_lstm_fdots_scalar(A, W, bias, add, M, Np, K, out);

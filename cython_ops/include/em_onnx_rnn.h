@@ -52,51 +52,8 @@ EM_AVX2 static int64_t em_rnn_tanh_avx2(float* v, int64_t n, float clip) {
 }
 #endif
 
-/* em_lstm_fdots with 16-lane AVX-512 vectors, four column blocks at a time (16 independent sums hide the add
- * latency): each column's sum still runs k by k, so the bits are the scalar loop's */
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx512f")))
-static void em_rnn_fdots_avx512(const float* A, const float* W, const float* bias, const float* add, int64_t M,
-                                int64_t Np, int64_t K, float* out) {
-    const int64_t nblk = Np / EM_LSTM_COLS, bstride = K * EM_LSTM_COLS;
-    int64_t m, blk, k, i;
-    for (m = 0; m < M; m++) {
-        const float* a = A + m * K;
-        for (blk = 0; blk < nblk; ) {
-            const int64_t nb = nblk - blk >= 4 ? 4 : 1;
-            const float* w = W + blk * bstride;
-            int64_t n0 = blk * EM_LSTM_COLS;
-            __m512 c[16];
-            for (i = 0; i < 16; i++) c[i] = _mm512_setzero_ps();
-            if (nb == 4) {
-                for (k = 0; k < K; k++, w += EM_LSTM_COLS) {
-                    __m512 b = _mm512_set1_ps(a[k]);
-                    for (i = 0; i < 16; i++)
-                        c[i] = _mm512_add_ps(c[i], _mm512_mul_ps(_mm512_loadu_ps(w + (i >> 2) * bstride + 16 * (i & 3)), b));
-                }
-            } else {
-                for (k = 0; k < K; k++, w += EM_LSTM_COLS) {
-                    __m512 b = _mm512_set1_ps(a[k]);
-                    for (i = 0; i < 4; i++) c[i] = _mm512_add_ps(c[i], _mm512_mul_ps(_mm512_loadu_ps(w + 16 * i), b));
-                }
-            }
-            for (i = 0; i < 4 * nb; i++) {
-                __m512 v = c[i];
-                if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + n0 + 16 * i));
-                if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(add + m * Np + n0 + 16 * i));
-                _mm512_storeu_ps(out + m * Np + n0 + 16 * i, v);
-            }
-            blk += nb;
-        }
-    }
-}
-#endif
-
 static inline void em_rnn_fdots(const float* A, const float* W, const float* bias, const float* add, int64_t M,
                                 int64_t Np, int64_t K, float* out) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (em_isa() >= EM_ISA_AVX512) { em_rnn_fdots_avx512(A, W, bias, add, M, Np, K, out); return; }
-#endif
     em_lstm_fdots(A, W, bias, add, M, Np, K, out);
 }
 
