@@ -421,6 +421,35 @@ static inline void em_lstm_fdots(const float* A, const float* W, const float* bi
     em_lstm_fdots_scalar(A, W, bias, add, M, Np, K, out);
 }
 
+/* The recurrent GEMV, out = W.h (+ bias) (+ add), for step parity `odd`.  Wide recurrent matrices (64 units:
+ * 64 KB of float weights) do not fit L1, and a GEMV that reads them in the same order every step finds none of
+ * them there.  On AVX-512 the column blocks go in pairs (each column's sum is unchanged by the order of the
+ * pairs), first to last on even steps and last to first on odd ones: each step starts on the pair the step
+ * before ended on, which is still in L1. */
+#if defined(__x86_64__) && defined(__GNUC__)
+EM_FMA512 static void em_lstm_fgemv_avx512(const float* h, const float* W, const float* bias, const float* add,
+                                          int64_t Np, int64_t K, float* out, int odd) {
+    const int64_t nblk = Np / EM_LSTM_COLS, bstride = K * EM_LSTM_COLS, npair = (nblk + 1) / 2;
+    int64_t q;
+    for (q = 0; q < npair; q++) {
+        const int64_t blk = 2 * (odd ? npair - 1 - q : q), n0 = blk * EM_LSTM_COLS;
+        const float* bi = bias ? bias + n0 : NULL;
+        const float* ad = add ? add + n0 : NULL;
+        if (blk + 2 <= nblk) em_lstm_fdots_row(h, W + blk * bstride, bstride, K, 2, 2, bi, ad, out + n0);
+        else em_lstm_fdots_row(h, W + blk * bstride, bstride, K, 1, 4, bi, ad, out + n0);
+    }
+}
+#endif
+
+static inline void em_lstm_fgemv(const float* h, const float* W, const float* bias, const float* add, int64_t Np,
+                                 int64_t K, float* out, int odd) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512) { em_lstm_fgemv_avx512(h, W, bias, add, Np, K, out, odd); return; }
+#endif
+    (void)odd;
+    em_lstm_fdots(h, W, bias, add, 1, Np, K, out);
+}
+
 /* ----- the element-wise part of one step on AVX-512 (double-rounding mode only) ---------------------------
  * Same arithmetic as the scalar loop in em_lstm_int8.  The gemmlowp int16 logistic / tanh are computed, not
  * looked up, 32 lanes per vector: their int16 SaturatingRoundingDoublingHighMul is vpmulhrsw, since
@@ -864,6 +893,61 @@ EM_AVX2 static int64_t em_lstm_cells_f32_avx2(const float* gate, int64_t NC, flo
     }
     return j;
 }
+
+/* 16-lane forms of the same polynomials: the same operations in the same order, so the same bits */
+#define EM_AVX512F __attribute__((target("avx512f")))
+EM_AVX512F static inline __m512 em_lstm_expf_x16(__m512 x) {
+    __m512 n, r, r2, p;
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EM_EXP_LO)), _mm512_set1_ps(EM_EXP_HI));
+    n = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(EM_EXP_LOG2E)), _mm512_set1_ps(0.5f)),
+                             _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(EM_EXP_LN2_HI)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(EM_EXP_LN2_LO)));
+    r2 = _mm512_mul_ps(r, r);
+    p = _mm512_set1_ps(EM_EXP_P0);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P1));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P2));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P3));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P4));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P5));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r2), r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(
+        _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23)));
+}
+EM_AVX512F static inline __m512 em_lstm_sigmoidf_x16(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, em_lstm_expf_x16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+EM_AVX512F static inline __m512 em_lstm_tanhf_x16(__m512 x) {
+    const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
+    __m512 z = _mm512_mul_ps(x, x), q = _mm512_set1_ps(EM_TANH_Q0), small, big;
+    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q1));
+    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q2));
+    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q3));
+    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q4));
+    small = _mm512_add_ps(x, _mm512_mul_ps(_mm512_mul_ps(x, z), q));
+    big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(em_lstm_expf_x16(_mm512_add_ps(a, a)), one)));
+    big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big), _mm512_and_si512(_mm512_castps_si512(x), sign)));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ), big, small);
+}
+/* every cell of one step, 16 at a time (masked tail), tanh activation only */
+EM_AVX512F static void em_lstm_cells_f32_avx512(const float* gate, int64_t NC, float clip, float* c, float* out) {
+    int64_t j;
+    for (j = 0; j < NC; j += 16) {
+        const __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
+        __m512 vi = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gate + j));
+        __m512 vf = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gate + NC + j));
+        __m512 vg = em_lstm_tanhf_x16(_mm512_maskz_loadu_ps(k, gate + 2 * NC + j));
+        __m512 vo = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gate + 3 * NC + j));
+        __m512 cv = _mm512_add_ps(_mm512_mul_ps(vf, _mm512_maskz_loadu_ps(k, c + j)), _mm512_mul_ps(vi, vg));
+        if (clip > 0.0f) cv = _mm512_min_ps(_mm512_max_ps(cv, _mm512_set1_ps(-clip)), _mm512_set1_ps(clip));
+        _mm512_mask_storeu_ps(c + j, k, cv);
+        _mm512_mask_storeu_ps(out + j, k, _mm512_mul_ps(vo, em_lstm_tanhf_x16(cv)));
+    }
+}
 #endif
 
 static void em_lstm_f32(const em_params* p) {
@@ -883,7 +967,7 @@ static void em_lstm_f32(const em_params* p) {
     int64_t t, b, j;
     int vec = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-    vec = act == 4 && em_isa() >= EM_ISA_AVX2;
+    vec = act != 4 ? 0 : (em_isa() >= EM_ISA_AVX512 ? 2 : em_isa() >= EM_ISA_AVX2);
 #endif
 
     em_lstm_fdots(x, wx, bias, NULL, T * B, Gp, F, pre);
@@ -893,10 +977,11 @@ static void em_lstm_f32(const em_params* p) {
             float* h = hs + b * NC;
             float* c = cs + b * NC;
             float* out = y + row * NC;
-            em_lstm_fdots(h, wh, NULL, pre + row * Gp, 1, Gp, NC, gate);
+            em_lstm_fgemv(h, wh, NULL, pre + row * Gp, Gp, NC, gate, (int)(t & 1));
             j = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-            if (vec) j = em_lstm_cells_f32_avx2(gate, NC, clip, c, out);
+            if (vec == 2) { em_lstm_cells_f32_avx512(gate, NC, clip, c, out); j = NC; }
+            else if (vec) j = em_lstm_cells_f32_avx2(gate, NC, clip, c, out);
 #endif
             for (; j < NC; j++) em_lstm_cell_f32(gate, NC, j, act, clip, c, out);
             memcpy(h, out, (size_t)NC * sizeof(float));
