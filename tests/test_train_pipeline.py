@@ -84,6 +84,39 @@ def test_simple_rnn_exports_the_int8_onnx_route(tmp_path):
     _check_onnx_recurrent_route(out, r)
 
 
+def test_user_gru_without_reset_after_gets_the_int8_onnx_columns(tmp_path):
+    """A user's GRU(reset_after=False) model file (tf2onnx alone lowers the layer to a Loop) through the pipeline's
+    ONNX recurrent step: its two report columns are real and int8 lies within 1 point of float.  The step itself,
+    not a whole `train` run, to keep the test short (the TFLite conversions are covered by the zoo GRU test)."""
+    from edgeml.train import keras_env
+    from edgeml.train.data import load_dataset
+    from edgeml.train.fit import compile_model
+    from edgeml.train.pipeline import _accuracy, _onnx_recurrent_route
+    from edgeml.train.zoo import load_user_model
+    _, keras = keras_env()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Input((8, 8, 1)), keras.layers.Reshape((8, 8)),
+                              keras.layers.Rescaling(1 / 8.0, offset=-1.0), keras.layers.GRU(32, reset_after=False),
+                              keras.layers.Dense(10, activation="softmax")])
+    path = str(tmp_path / "gru_v1.h5")
+    model.save(path)
+    model = load_user_model(path)
+    ds = load_dataset("digits", seed=0)
+    compile_model(model, "classification")
+    model.fit(ds.x_train, ds.y_train, epochs=3, batch_size=32, verbose=0)
+    notes, accuracy, why, outputs = [], {}, {}, {}
+    _onnx_recurrent_route(model, ds, str(tmp_path), notes, accuracy, why, outputs)
+    assert not why, why
+    import onnx
+    grus = [n for n in onnx.load(str(tmp_path / "model_float.onnx")).graph.node if n.op_type == "GRU"]
+    assert [onnx.helper.get_attribute_value(a) for n in grus for a in n.attribute
+            if a.name == "linear_before_reset"] == [0], notes
+    accuracy["keras_float"] = _accuracy(model.predict(ds.x_test, verbose=0), ds.y_test)
+    agreement = np.mean(np.argmax(outputs["edgeml_onnx_int8"], 1) == np.argmax(outputs["onnxruntime_onnx_float"], 1))
+    _check_onnx_recurrent_route(str(tmp_path), {"accuracy": accuracy, "why": why,
+                                                "agreement": {"edgeml_onnx_int8_vs_onnx_float": agreement}})
+
+
 def test_lstm_exports_the_fused_int8_op_and_edgeml_runs_it_bit_exactly(tmp_path):
     _, r = run(tmp_path, "lstm", model="lstm")
     assert r["tflite_conversion"]["int8"] == "direct"
