@@ -179,6 +179,13 @@ def test_rnn_reads_the_first_of_two_activations_for_one_direction():
     _compare(model, x)
 
 
+def test_lstm_and_gru_read_names_in_any_case():
+    """onnxruntime lower-cases LSTM / GRU activation names (RNN's must be spelt as ONNX spells them)."""
+    for cell, names in (("LSTM", ["sigmoid", "RELU", "tanh"]), ("GRU", ["HARDSIGMOID", "softsign"])):
+        model, x = recurrent_model(cell, 5, 2, 3, 6, activations=names, seed=4)
+        _compare(model, x)
+
+
 def test_refuses_activations_onnxruntime_refuses():
     for cell, names, alpha in (("LSTM", ["Sigmoid", "Swish", "Tanh"], None), ("GRU", ["Sigmoid"], None),
                                ("LSTM", ["Sigmoid", "Tanh"] * 2, None), ("RNN", ["relu"], None),
