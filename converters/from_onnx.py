@@ -292,10 +292,14 @@ class _Translator(RecurrentOps):
         if tt is None:
             raise UnsupportedOpError(f"graph input '{vi.name}' is not a tensor")
         dtype = ONNX_DTYPES.get(tt.elem_type)
-        if dtype not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)):
+        users = [n for n in self.g.node if vi.name in n.input]
+        lens_only = dtype == np.int32 and bool(users) and all(      # int32: only an RNN's sequence_lens
+            n.op_type in ("LSTM", "GRU", "RNN") and n.domain in ("", "ai.onnx") and list(n.input).index(vi.name) == 4
+            and list(n.input).count(vi.name) == 1 for n in users)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)) and not lens_only:
             raise UnsupportedOpError(f"graph input '{vi.name}' has element type "
                                      f"{onnx.TensorProto.DataType.Name(tt.elem_type) if tt.elem_type in onnx.TensorProto.DataType.values() else tt.elem_type}"
-                                     " (float32, int8 and uint8 are supported)")
+                                     " (float32, int8 and uint8 are supported; int32 as the sequence_lens of LSTM / GRU / RNN)")
         if not tt.HasField("shape"):
             raise ModelFormatError(f"graph input '{vi.name}' declares no shape")
         shape = []

@@ -3,10 +3,13 @@ prepared by edgeml/runtime/onnx_rnn.py, run by cython_ops/include/em_onnx_rnn.h 
 
 Supported as onnxruntime supports them: direction forward / reverse / bidirectional, layout 0 and 1, clip,
 input_forget (LSTM), linear_before_reset (GRU, both values), hidden_size, the optional inputs B,
-sequence_lens (constant), initial_h, initial_c and P (LSTM peepholes), and any subset of the outputs.
-Only the default activations (LSTM Sigmoid/Tanh/Tanh, GRU Sigmoid/Tanh, RNN Tanh) are implemented; other
-activation lists are refused.  W, R, B, P may come from DequantizeLinear of constants (the float values
-onnxruntime computes with); X from a DequantizeLinear runs on its dequantized floats.
+sequence_lens (a constant, or an int32 graph input read at run time: a length outside 0..seq_length raises
+InputError at invoke), initial_h, initial_c and P (LSTM peepholes), and any subset of the outputs; the
+activations, activation_alpha and activation_beta attributes with all eleven of onnxruntime's functions, per
+direction, read as it reads them (_activations).  W, R, B, P may come from DequantizeLinear of constants (the
+float values onnxruntime computes with); X from a DequantizeLinear runs on its dequantized floats.  The int8
+kernel runs a QDQ node only when its activations keep h within [-1, 1] (onnx_rnn.state_within_one: e.g. the
+defaults, HardSigmoid, Softsign); other lists run in float on the dequantized values.
 Uses the `onnx` package only (through from_onnx).
 """
 from __future__ import annotations
@@ -16,8 +19,14 @@ import math
 import numpy as np
 
 from edgeml.runtime.graph import Quantization
+from edgeml.runtime.onnx_rnn import ACTIVATION_CODES, DEFAULT_ACTIVATIONS, state_within_one
 
-DEFAULT_ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh"), "RNN": ("tanh",)}
+# the activations reading alpha / beta, and onnxruntime's defaults when the lists run out (rnn_helpers.cc)
+USES_ALPHA_BETA = {"affine": (True, True), "leakyrelu": (True, False), "thresholdedrelu": (True, False),
+                   "scaledtanh": (True, True), "hardsigmoid": (True, True), "elu": (True, False)}
+ALPHA_BETA_DEFAULTS = {"leakyrelu": (0.01, 0.0), "hardsigmoid": (0.2, 0.5), "elu": (1.0, 0.0)}
+RNN_SPELLING = {n.lower(): n for n in ("Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu",
+                                       "ScaledTanh", "HardSigmoid", "Elu", "Softsign", "Softplus")}
 ATTRIBUTES = {"activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size", "layout"}
 CELL_ATTRIBUTES = {"LSTM": {"input_forget"}, "GRU": {"linear_before_reset"}, "RNN": set()}
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -45,14 +54,7 @@ class RecurrentOps:
         if direction not in ("forward", "reverse", "bidirectional"):
             self.bad(f"direction '{direction}' is not forward, reverse or bidirectional")
         n_dir = 2 if direction == "bidirectional" else 1
-        if "activation_alpha" in attrs or "activation_beta" in attrs:
-            self.unsupported("activation_alpha / activation_beta (only the default activations are supported)")
-        if "activations" in attrs:
-            names = tuple((a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a)).lower()
-                          for a in attrs["activations"])
-            if names != DEFAULT_ACTIVATIONS[cell] * n_dir:
-                self.unsupported(f"activations {[n.capitalize() for n in names]}; only the defaults "
-                                 f"{[a.capitalize() for a in DEFAULT_ACTIVATIONS[cell]] * n_dir} are supported")
+        names, alphas, betas = self._activations(attrs, cell, n_dir)
         clip = attrs.get("clip")
         if clip is not None:
             clip = float(clip)
@@ -86,7 +88,8 @@ class RecurrentOps:
 
         wq, rq = self._int8_weights(ins[1]), self._int8_weights(ins[2])
         xq = x.dq_of.quant if x.dq_of is not None else None
-        if wq is not None and rq is not None and xq is not None and not xq.per_axis:
+        if wq is not None and rq is not None and xq is not None and not xq.per_axis \
+                and state_within_one(cell, names, alphas):
             # int8 X, W and R (QDQ): the int8 kernel (edgeml/runtime/onnx_rnn.py describes the scheme)
             xt = self.get_plain(x.dq_of)
             if self.tensors[xt].dtype != np.int8:
@@ -102,11 +105,15 @@ class RecurrentOps:
         lens = optional(4)
         if lens is None:
             inputs.append(-1)
-        else:
-            data = self.const_of(lens, "sequence_lens")
-            if data.dtype.kind not in "iu":
-                self.bad(f"sequence_lens has type {data.dtype}")
-            inputs.append(self.const_tensor(name + "/sequence_lens", data.astype(np.int64)))
+        elif lens.const is not None:
+            if lens.const.dtype.kind not in "iu":
+                self.bad(f"sequence_lens has type {lens.const.dtype}")
+            inputs.append(self.const_tensor(name + "/sequence_lens", lens.const.astype(np.int64)))
+        else:                  # a graph input, read by the kernel at run time
+            if lens.dtype != np.int32 or tuple(lens.shape) != (batch,):
+                self.bad(f"sequence_lens '{lens.name}' is {lens.dtype} of shape {list(lens.shape)}; int32 of "
+                         f"shape [{batch}] is needed")
+            inputs.append(self.get_plain(lens))
         for position, what in ((5, "initial_h"), (6, "initial_c")):
             v = optional(position)
             if v is None:
@@ -134,12 +141,52 @@ class RecurrentOps:
             outputs.append(t)
             if k < len(node.output) and node.output[k]:
                 self.new_value(out_name, shapes[k], np.float32, t, False)
-        options = dict(cell=cell, direction=direction, hidden_size=hidden, layout=layout, clip=clip or 0.0)
+        options = dict(cell=cell, direction=direction, hidden_size=hidden, layout=layout, clip=clip or 0.0,
+                       activations=names, activation_alpha=alphas, activation_beta=betas)
         if cell == "LSTM":
             options["input_forget"] = input_forget
         if cell == "GRU":
             options["linear_before_reset"] = lbr
         self.op("ONNX_RNN", inputs, outputs, **options)
+
+    def _activations(self, attrs, cell: str, n_dir: int) -> tuple:
+        """(names, alphas, betas), one entry per activation function and direction (f, g[, h] of the forward
+        direction, then of the backward one), as onnxruntime reads the attributes.  LSTM / GRU
+        (rnn_helpers.cc ActivationFuncs) take names in any case, 3 / 2 per direction; RNN (rnn.h) names spelt
+        as ONNX spells them, one per direction (two given for one direction: the first, as the ONNX default
+        lists Tanh twice).  activation_alpha / _beta are consumed in order by the functions that read them
+        (Affine, ScaledTanh, HardSigmoid both; LeakyRelu, ThresholdedRelu, Elu alpha), a function finding its
+        list exhausted takes its default (LeakyRelu 0.01, HardSigmoid 0.2 / 0.5, Elu 1, else 0); this is what
+        onnxruntime 1.32 computes for RNN too (checked against it in tests/test_onnx_recurrent.py)."""
+        default = DEFAULT_ACTIVATIONS[cell] * n_dir
+        given = attrs.get("activations")
+        raw = [a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a) for a in given] \
+            if given is not None else None
+        alpha_list = [float(np.float32(a)) for a in attrs.get("activation_alpha", [])]
+        beta_list = [float(np.float32(b)) for b in attrs.get("activation_beta", [])]
+        if cell == "RNN":
+            if raw is not None and len(raw) == 2 and n_dir == 1:
+                raw = raw[:1]
+            if raw is not None and any(RNN_SPELLING.get(n.lower()) != n for n in raw):
+                self.unsupported(f"activations {raw}: RNN takes {sorted(RNN_SPELLING.values())} spelt so "
+                                 "(as onnxruntime)")
+        names = tuple(n.lower() for n in raw) if raw is not None else default
+        if len(names) != len(default) or any(n not in ACTIVATION_CODES for n in names):
+            self.unsupported(f"activations {raw}: {cell} takes {len(default) // n_dir} per direction of Affine, Relu, "
+                             "LeakyRelu, ThresholdedRelu, Tanh, ScaledTanh, Sigmoid, HardSigmoid, Elu, Softsign, "
+                             "Softplus (as onnxruntime)")
+        alphas, betas, ka, kb = [], [], 0, 0
+        for n in names:
+            uses_alpha, uses_beta = USES_ALPHA_BETA.get(n, (False, False))
+            da, db = ALPHA_BETA_DEFAULTS.get(n, (0.0, 0.0))
+            alpha, beta = 0.0, 0.0
+            if uses_alpha:
+                alpha, ka = (alpha_list[ka], ka + 1) if ka < len(alpha_list) else (da, ka)
+            if uses_beta:
+                beta, kb = (beta_list[kb], kb + 1) if kb < len(beta_list) else (db, kb)
+            alphas.append(alpha)
+            betas.append(beta)
+        return names, alphas, betas
 
     def _int8_weights(self, v):
         """(int8 data, Quantization along the gate rows) of a DequantizeLinear'd int8 constant W / R with zero

@@ -9,9 +9,11 @@ GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
 def recurrent_model(cell, T, B, F, H, direction="forward", layout=0, bias=True, init=False, lens=None, peep=False,
-                    clip=None, input_forget=0, lbr=0, outs=(1, 1, 1), activations=None, seed=0, opset=14):
+                    clip=None, input_forget=0, lbr=0, outs=(1, 1, 1), activations=None, alpha=None, beta=None,
+                    lens_input=False, seed=0, opset=14):
     """One recurrent node on input X; weights scaled by 1/sqrt(fan-in) as trained models have them (a recurrence
-    with larger weights is chaotic: float rounding differences grow step by step, in any two implementations)."""
+    with larger weights is chaotic: float rounding differences grow step by step, in any two implementations).
+    lens_input: sequence_lens is a second graph input "L" (int32 [B]) instead of the constant `lens`."""
     rng = np.random.default_rng(seed)
     D = 2 if direction == "bidirectional" else 1
     G = GATES[cell]
@@ -20,7 +22,7 @@ def recurrent_model(cell, T, B, F, H, direction="forward", layout=0, bias=True, 
     names = ["X", "W", "R"]
     st = (B, D, H) if layout else (D, B, H)
     optional = [("B", rng.uniform(-0.5, 0.5, (D, 2 * G * H)).astype(np.float32) if bias else None),
-                ("L", None if lens is None else np.array(lens, np.int32)),
+                ("L", np.zeros(B, np.int32) if lens_input else None if lens is None else np.array(lens, np.int32)),
                 ("h0", rng.uniform(-1, 1, st).astype(np.float32) if init else None)]
     if cell == "LSTM":
         optional += [("c0", rng.uniform(-1, 1, st).astype(np.float32) if init else None),
@@ -46,10 +48,18 @@ def recurrent_model(cell, T, B, F, H, direction="forward", layout=0, bias=True, 
         attrs["linear_before_reset"] = lbr
     if activations is not None:
         attrs["activations"] = activations
+    if alpha is not None:
+        attrs["activation_alpha"] = alpha
+    if beta is not None:
+        attrs["activation_beta"] = beta
+    graph_inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, (B, T, F) if layout else (T, B, F))]
+    if lens_input:
+        del inits["L"]
+        graph_inputs.append(helper.make_tensor_value_info("L", TensorProto.INT32, (B,)))
     node = helper.make_node(cell, names, onames, **attrs)
     xs = (B, T, F) if layout else (T, B, F)
     shapes = [(B, T, D, H) if layout else (T, D, B, H), st, st]
-    graph = helper.make_graph([node], "rnn", [helper.make_tensor_value_info("X", TensorProto.FLOAT, xs)],
+    graph = helper.make_graph([node], "rnn", graph_inputs,
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[k])
                                for k, n in enumerate(onames) if n],
                               [numpy_helper.from_array(v, k) for k, v in inits.items()])
@@ -78,15 +88,20 @@ def _as_layout0(model):
     return m
 
 
-def ort_reference(model, x) -> list:
+def ort_reference(model, x, lens=None) -> list:
+    """onnxruntime's outputs for input X = x (and L = lens when sequence_lens is a graph input)."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     layout = [a.i for a in _recurrent_node(model).attribute if a.name == "layout"]
     if layout and layout[0] == 1:
         sess = ort.InferenceSession(_as_layout0(model).SerializeToString(), so, providers=["CPUExecutionProvider"])
-        ref = sess.run(None, {"X": x.transpose(1, 0, 2).copy()})
+        ref = sess.run(None, _feeds(x.transpose(1, 0, 2).copy(), lens))
         names = [o.name for o in model.graph.output]
         return [r.transpose(2, 0, 1, 3) if n == "Y" else r.transpose(1, 0, 2) for n, r in zip(names, ref)]
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"X": x})
+    return sess.run(None, _feeds(x, lens))
+
+
+def _feeds(x, lens) -> dict:
+    return {"X": x} if lens is None else {"X": x, "L": np.asarray(lens, np.int32)}

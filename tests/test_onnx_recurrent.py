@@ -2,7 +2,8 @@
 
 Tolerance rtol 1e-5, atol 1e-6: edgeml sums the dot products in k order without FMA and uses its own
 polynomial sigmoid / tanh (em_lstm.h); onnxruntime uses MLAS's blocked FMA GEMM and its own approximations, so
-the two differ by float rounding (worst seen 4e-7 over these models)."""
+the two differ by float rounding (worst seen 5e-7 over these models, also with the other activations: those
+run element by element here, with libm expf / logf for Elu / Softplus as onnxruntime)."""
 import json
 import os
 import subprocess
@@ -67,7 +68,9 @@ import json, sys, numpy as np, edgeml
 sys.path.insert(0, {root!r})
 from tests.onnx_rnn_models import recurrent_model
 out = []
-for cell, extra in [("LSTM", dict(peep=True, clip=0.9)), ("GRU", dict()), ("GRU", dict(lbr=1)), ("RNN", dict())]:
+for cell, extra in [("LSTM", dict(peep=True, clip=0.9)), ("GRU", dict()), ("GRU", dict(lbr=1)), ("RNN", dict()),
+                    ("LSTM", dict(activations=["HardSigmoid", "Elu", "Softsign", "Tanh", "Softplus", "Sigmoid"])),
+                    ("GRU", dict(activations=["Sigmoid", "ScaledTanh", "Tanh", "Relu"], alpha=[0.9], beta=[1.1]))]:
     m, x = recurrent_model(cell, 9, 2, 11, 37, "bidirectional", init=True, seed=3, **extra)
     got = edgeml.Interpreter(m.SerializeToString()).run([x])
     out.append([g.tobytes().hex() for g in (got if isinstance(got, list) else [got])])
@@ -76,8 +79,9 @@ print(json.dumps(out))
 
 
 def test_every_isa_path_agrees():
-    """The scalar and AVX2 paths (8-lane polynomials, k-ordered sums, no FMA) compute identical floats; the
-    AVX-512 path sums with fused multiply-adds (and split k phases), so it agrees within the float tolerance."""
+    """The scalar and AVX2 paths (8-lane polynomials, k-ordered sums, no FMA) compute identical floats, with
+    default and other activations; the AVX-512 path sums with fused multiply-adds (and split k phases), so it
+    agrees within the float tolerance."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     results = {}
     for isa in ("scalar", "avx2", "auto"):
@@ -109,23 +113,100 @@ def _error(model) -> Exception:
     return info.value
 
 
-def test_refuses_other_activations():
-    model, _ = recurrent_model("LSTM", 4, 1, 3, 5, activations=["Sigmoid", "Relu", "Tanh"])
-    e = _error(model)
-    assert isinstance(e, edgeml.UnsupportedOpError) and "activations" in str(e)
-    model, _ = recurrent_model("RNN", 4, 1, 3, 5)
-    from onnx import helper
-    model.graph.node[0].attribute.append(helper.make_attribute("activation_alpha", [0.5]))
-    assert isinstance(_error(model), edgeml.UnsupportedOpError)
+ACTIVATIONS = ["Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh", "HardSigmoid",
+               "Elu", "Softsign", "Softplus"]
+DEFAULT_NAMES = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}
 
 
-def test_refuses_bad_sequence_lengths_and_shapes():
+def _activation_cases():
+    """Every activation in every function slot of every cell (GRU with both linear_before_reset), alternately
+    with explicit alpha / beta and with onnxruntime's defaults (Affine / ScaledTanh then give 0: still its
+    semantics)."""
+    cases = []
+    for cell, lbr in (("LSTM", 0), ("GRU", 0), ("GRU", 1), ("RNN", 0)):
+        for slot in range(len(DEFAULT_NAMES[cell])):
+            for k, name in enumerate(ACTIVATIONS):
+                names = list(DEFAULT_NAMES[cell])
+                names[slot] = name
+                explicit = (k + slot) % 2 == 0
+                cases.append((cell, lbr, names, [0.7] if explicit else None, [0.3] if explicit else None))
+    return cases
+
+
+def _compare(model, x, lens=None, rtol=RTOL, atol=ATOL):
+    ref = ort_reference(model, x, lens)
+    got = _run(model, x if lens is None else [x, np.asarray(lens, np.int32)])
+    assert len(got) == len(ref)
+    for g, r in zip(got, ref):
+        assert g.shape == r.shape and g.dtype == np.float32
+        np.testing.assert_allclose(g, r, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("cell,lbr,names,alpha,beta", _activation_cases(), ids=str)
+def test_every_activation_matches_onnxruntime(cell, lbr, names, alpha, beta):
+    model, x = recurrent_model(cell, 6, 2, 5, 9, "forward", init=True, lbr=lbr, activations=names, alpha=alpha,
+                               beta=beta, seed=zlib.crc32(f"{cell}{names}".encode()) % 1000)
+    _compare(model, x)
+
+
+PER_DIRECTION = [
+    # LSTM: alpha / beta consumed in order across both directions: HardSigmoid (0.3, 0.45), Elu 0.8,
+    # LeakyRelu 0.05, ScaledTanh (0.9, 0.7), Affine (alpha list exhausted: 0, beta 0.1)
+    ("LSTM", 0, ["HardSigmoid", "Elu", "Softsign", "LeakyRelu", "ScaledTanh", "Affine"], [0.3, 0.8, 0.05, 0.9],
+     [0.45, 0.7, 0.1], dict()),
+    ("LSTM", 0, ["Sigmoid", "Relu", "Tanh", "Tanh", "Softplus", "Softsign"], None, None,
+     dict(peep=True, clip=0.6, layout=1, lens="ragged")),
+    ("LSTM", 0, ["HardSigmoid", "Tanh", "ThresholdedRelu", "Sigmoid", "Tanh", "Tanh"], [0.25], None,
+     dict(input_forget=1)),
+    ("GRU", 0, ["Sigmoid", "Relu", "HardSigmoid", "ScaledTanh"], [0.2, 1.5], [0.4, 0.6], dict(clip=0.8)),
+    ("GRU", 1, ["HardSigmoid", "Softsign", "Sigmoid", "Elu"], None, None, dict(layout=1, lens="ragged")),
+    # RNN: consumed in order as well (LeakyRelu reads 0.2; onnxruntime 1.32)
+    ("RNN", 0, ["Relu", "LeakyRelu"], [0.2, 0.1], None, dict()),
+    ("RNN", 0, ["Softsign", "ThresholdedRelu"], [1.0, 0.3], [0.5, 0.5], dict(layout=1, clip=0.9)),
+    ("RNN", 0, ["Affine", "ScaledTanh"], [0.8, 1.3], [0.1, 0.9], dict(lens="ragged")),
+]
+
+
+@pytest.mark.parametrize("cell,lbr,names,alpha,beta,extra", PER_DIRECTION, ids=str)
+def test_per_direction_activations_match_onnxruntime(cell, lbr, names, alpha, beta, extra):
+    extra = dict(extra)
+    T, B = 7, 3
+    if extra.get("lens") == "ragged":
+        extra["lens"] = [T, 2, 5]
+    model, x = recurrent_model(cell, T, B, 4, 10, "bidirectional", init=True, lbr=lbr, activations=names,
+                               alpha=alpha, beta=beta, seed=5, **extra)
+    _compare(model, x)
+
+
+def test_rnn_reads_the_first_of_two_activations_for_one_direction():
+    """onnxruntime takes the first name when a one-direction RNN lists two (the ONNX default lists Tanh twice)."""
+    model, x = recurrent_model("RNN", 5, 1, 3, 6, activations=["Relu", "Tanh"], seed=2)
+    _compare(model, x)
+
+
+def test_lstm_and_gru_read_names_in_any_case():
+    """onnxruntime lower-cases LSTM / GRU activation names (RNN's must be spelt as ONNX spells them)."""
+    for cell, names in (("LSTM", ["sigmoid", "RELU", "tanh"]), ("GRU", ["HARDSIGMOID", "softsign"])):
+        model, x = recurrent_model(cell, 5, 2, 3, 6, activations=names, seed=4)
+        _compare(model, x)
+
+
+def test_refuses_activations_onnxruntime_refuses():
+    for cell, names, alpha in (("LSTM", ["Sigmoid", "Swish", "Tanh"], None), ("GRU", ["Sigmoid"], None),
+                               ("LSTM", ["Sigmoid", "Tanh"] * 2, None), ("RNN", ["relu"], None),
+                               ("RNN", ["Tanh", "Relu", "Tanh"], None)):
+        model, _ = recurrent_model(cell, 4, 1, 3, 5, activations=names)
+        e = _error(model)
+        assert isinstance(e, edgeml.UnsupportedOpError) and "activations" in str(e), e
+
+
+def test_refuses_bad_constant_sequence_lengths_and_shapes():
     from onnx import numpy_helper
     model, _ = recurrent_model("GRU", 4, 2, 3, 5, lens=[4, 5])
     e = _error(model)
-    assert isinstance(e, edgeml.UnsupportedOpError) and "sequence_lens" in str(e)
-    model, _ = recurrent_model("GRU", 4, 2, 3, 5, lens=[4, 0])
-    assert isinstance(_error(model), edgeml.UnsupportedOpError)
+    assert isinstance(e, edgeml.ModelFormatError) and "sequence_lens" in str(e)
+    model, _ = recurrent_model("GRU", 4, 2, 3, 5, lens=[4, -1])
+    assert isinstance(_error(model), edgeml.ModelFormatError)
     model, _ = recurrent_model("LSTM", 4, 1, 3, 5)
     w = model.graph.initializer[0]
     w.CopyFrom(numpy_helper.from_array(np.zeros((1, 19, 3), np.float32), "W"))      # not 4 * hidden rows
@@ -133,6 +214,54 @@ def test_refuses_bad_sequence_lengths_and_shapes():
     assert isinstance(e, edgeml.ModelFormatError) and "W" in str(e)
     model, _ = recurrent_model("RNN", 4, 1, 3, 5, direction="sideways")
     assert isinstance(_error(model), edgeml.ModelFormatError)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_zero_constant_sequence_lengths_match_onnxruntime(cell):
+    """onnxruntime accepts length 0: zeros in Y, Y_h and Y_c, whatever initial_h / initial_c hold."""
+    for direction in ("forward", "bidirectional"):
+        model, x = recurrent_model(cell, 5, 3, 4, 6, direction, init=True, lens=[0, 5, 2], seed=8)
+        _compare(model, x)
+
+
+LENGTHS = [[7, 7, 7, 7], [1, 7, 0, 4], [3, 0, 0, 6], [0, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("cell,direction,layout", [(c, d, l) for c in ("LSTM", "GRU", "RNN")
+                                                   for d in ("forward", "reverse", "bidirectional") for l in (0, 1)])
+def test_sequence_lens_as_a_graph_input(cell, direction, layout):
+    """sequence_lens fed at run time: one loaded model, several length vectors, each as onnxruntime; a length
+    outside 0..T raises InputError at invoke (the kernel writes zeros and never reads or writes past its
+    tensors) and the next good run is right again."""
+    T, B = 7, 4
+    model, x = recurrent_model(cell, T, B, 5, 8, direction, layout, init=True, lbr=int(cell == "GRU"),
+                               lens_input=True, seed=zlib.crc32(f"{cell}{direction}{layout}".encode()) % 1000)
+    it = edgeml.Interpreter(model.SerializeToString())
+    for lens in LENGTHS + [[-1, 3, 3, 3], [2, T + 1, 3, 3], [np.iinfo(np.int32).min, 1, 1, 1]] + LENGTHS[1:2]:
+        lens = np.array(lens, np.int32)
+        if np.all((lens >= 0) & (lens <= T)):
+            got = it.run([x, lens])
+            for g, r in zip(got, ort_reference(model, x, lens)):
+                np.testing.assert_allclose(g, r, rtol=RTOL, atol=ATOL)
+        else:
+            with pytest.raises(edgeml.InputError, match="sequence_lens"):
+                it.run([x, lens])
+            assert all(not np.any(it.get_output(k)) for k in range(len(model.graph.output)))
+
+
+def test_sequence_lens_graph_input_must_be_int32_of_batch_shape():
+    from onnx import TensorProto, helper
+    model, _ = recurrent_model("GRU", 4, 2, 3, 5, lens_input=True)
+    model.graph.input[1].CopyFrom(helper.make_tensor_value_info("L", TensorProto.INT32, (3,)))
+    e = _error(model)
+    assert isinstance(e, edgeml.ModelFormatError) and "sequence_lens" in str(e)
+    model, x = recurrent_model("GRU", 4, 2, 3, 5, lens_input=True)
+    with pytest.raises(edgeml.InputError):
+        edgeml.Interpreter(model.SerializeToString()).run([x, np.array([4, 4], np.int64)])
+    model.graph.node.append(helper.make_node("Relu", ["L"], ["L2"]))        # int32 used elsewhere: refused
+    model.graph.output.append(helper.make_tensor_value_info("L2", TensorProto.INT32, (2,)))
+    e = _error(model)
+    assert isinstance(e, edgeml.UnsupportedOpError) and "INT32" in str(e)
 
 
 def test_refuses_non_constant_weights():

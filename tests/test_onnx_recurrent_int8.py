@@ -3,7 +3,8 @@ QDQ model (which computes in float on the dequantized X, W, R).
 
 Tolerance: atol 2e-2 on Y / Y_h / Y_c.  edgeml's scheme (edgeml/runtime/onnx_rnn.py) also quantizes the hidden
 state to int8 (step 1/127) before each recurrent product; that rounding (<= 1/254 per element and step, damped by
-the gates) is the whole difference - the int8 x int8 sums are exact; the largest seen over these models is 7e-3."""
+the gates) is the whole difference - the int8 x int8 sums are exact; the largest seen over these models is 8e-3
+(HardSigmoid / Softsign / ScaledTanh cells included)."""
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from edgeml.optimize.quantize_onnx_rnn import quantize_recurrent
 from tests.onnx_rnn_models import ort_reference, recurrent_model
 
 ATOL = 2e-2
+FLOAT_RTOL, FLOAT_ATOL = 1e-5, 1e-6      # the float kernel on the dequantized values (tests/test_onnx_recurrent.py)
 CASES = [(cell, direction, extra, per_channel)
          for cell in ("LSTM", "GRU", "RNN")
          for direction in ("forward", "reverse", "bidirectional")
@@ -30,10 +32,19 @@ def _quantized(cell, direction, extra, per_channel, T=16, B=2, F=12, H=24, seed=
     extra = dict(extra)
     if extra.get("lens") == "ragged":
         extra["lens"] = [T, T - 5]
+    # activation attributes go on after quantizing: the quantizer's calibration (onnx.reference) knows few
+    acts = {k: extra.pop(k) for k in ("activations", "alpha", "beta") if k in extra}
     model, x = recurrent_model(cell, T, B, F, H, direction, seed=seed, **extra)
     rng = np.random.default_rng(seed + 1)
     calibration = [rng.uniform(-1, 1, x.shape).astype(np.float32) for _ in range(4)]
-    return model, quantize_recurrent(model, calibration, per_channel=per_channel), x
+    q = quantize_recurrent(model, calibration, per_channel=per_channel)
+    if acts:
+        from onnx import helper
+        node = [n for n in q.graph.node if n.op_type == cell][0]
+        for key, name in (("activations", "activations"), ("alpha", "activation_alpha"), ("beta", "activation_beta")):
+            if key in acts:
+                node.attribute.append(helper.make_attribute(name, acts[key]))
+    return model, q, x
 
 
 def _kernels(model) -> list:
@@ -131,3 +142,48 @@ def test_uint8_input_quantization():
     for g, r, a in zip(got, ort_reference(q, x), got_int8):
         np.testing.assert_allclose(g, r, rtol=0, atol=ATOL)
         np.testing.assert_array_equal(g, a)
+
+
+# activations keeping h within [-1, 1] (onnx_rnn.state_within_one) run the int8 kernel; the rest run in float
+BOUNDED = [("LSTM", dict(activations=["HardSigmoid", "Softsign", "Softsign", "Sigmoid", "Tanh", "ScaledTanh"],
+                         alpha=[0.3, 0.9], beta=[0.5, 1.2])),
+           ("LSTM", dict(activations=["Sigmoid", "Relu", "Tanh"] * 2, peep=True)),      # g is free: c may grow
+           ("GRU", dict(activations=["HardSigmoid", "Softsign", "Sigmoid", "ScaledTanh"], alpha=[0.25, 0.8])),
+           ("GRU", dict(activations=["Sigmoid", "Softsign", "HardSigmoid", "Tanh"], lbr=1)),
+           ("RNN", dict(activations=["Softsign", "ScaledTanh"], alpha=[1.0], beta=[1.7]))]
+UNBOUNDED = [("LSTM", dict(activations=["Sigmoid", "Tanh", "Relu"] * 2)),
+             ("LSTM", dict(activations=["Softplus", "Tanh", "Tanh"] * 2)),
+             ("GRU", dict(activations=["Tanh", "Tanh"] * 2)),                           # z outside [0, 1]
+             ("GRU", dict(activations=["Sigmoid", "Elu"] * 2, lbr=1)),
+             ("RNN", dict(activations=["Relu", "ScaledTanh"], alpha=[1.5], beta=[1.0]))]
+
+
+@pytest.mark.parametrize("cell,extra", BOUNDED, ids=str)
+def test_bounded_activations_run_int8(cell, extra):
+    _, q, x = _quantized(cell, "bidirectional", extra, True, T=10)
+    assert "onnx_rnn_s8" in _kernels(q)
+    for g, r in zip(edgeml.Interpreter(q.SerializeToString()).run([x]), ort_reference(q, x)):
+        np.testing.assert_allclose(g, r, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("cell,extra", UNBOUNDED, ids=str)
+def test_unbounded_activations_run_in_float(cell, extra):
+    _, q, x = _quantized(cell, "bidirectional", extra, True, T=10)
+    assert "onnx_rnn_f32" in _kernels(q) and "onnx_rnn_s8" not in _kernels(q)
+    for g, r in zip(edgeml.Interpreter(q.SerializeToString()).run([x]), ort_reference(q, x)):
+        np.testing.assert_allclose(g, r, rtol=FLOAT_RTOL, atol=FLOAT_ATOL)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_sequence_lens_as_a_graph_input(cell):
+    """The int8 kernel reads sequence_lens at run time as the float one does (tests/test_onnx_recurrent.py)."""
+    T = 9
+    _, q, x = _quantized(cell, "bidirectional", dict(lens_input=True, layout=1), True, T=T, B=3)
+    assert "onnx_rnn_s8" in _kernels(q)
+    it = edgeml.Interpreter(q.SerializeToString())
+    for lens in ([T, 0, 4], [1, T, T - 1]):
+        lens = np.array(lens, np.int32)
+        for g, r in zip(it.run([x, lens]), ort_reference(q, x, lens)):
+            np.testing.assert_allclose(g, r, rtol=0, atol=ATOL)
+    with pytest.raises(edgeml.InputError, match="sequence_lens"):
+        it.run([x, np.array([T, T + 1, 2], np.int32)])

@@ -1,20 +1,26 @@
 /* ONNX LSTM / GRU / RNN, float32, with onnxruntime's semantics (deep_cpu_lstm.cc, deep_cpu_gru.cc, rnn.cc):
- *   LSTM (gates i o f c):  i = s(Xi + Hi + Pi.c), f = s(Xf + Hf + Pf.c) (input_forget: 1 - i), g = tanh(Xc + Hc),
- *                          c' = f.c + i.g, o = s(Xo + Ho + Po.c'), h' = o.tanh(c')
- *   GRU  (gates z r h):    z, r = s(X + H);  h~ = tanh(Xh + Rh.(r.h) + Rbh)  or, linear_before_reset,
- *                          h~ = tanh(Xh + r.(Rh.h + Rbh));  h' = (1 - z).h~ + z.h
- *   RNN:                   h' = tanh(X + R.h)
- * (s = sigmoid; X = W.x + the biases, H = R.h; clip, when > 0, bounds every gate's activation input.)
- * Speed: W.x of every time step and direction is one GEMM (em_lstm_fdots, or its AVX-512 form here) before the recurrence; each step is
- * one GEMV over the stacked gates (GRU without linear_before_reset: two, r.h needs r first) and element-wise
- * passes; sigmoid / tanh are em_lstm.h's polynomial forms, whose 8-lane AVX2 versions give the scalar bits, so
- * every ISA path computes the same floats (sums in k order, -ffp-contract=off).
+ *   LSTM (gates i o f c):  i = f(Xi + Hi + Pi.c), f = f(Xf + Hf + Pf.c) (input_forget: 1 - i), g = g(Xc + Hc),
+ *                          c' = f.c + i.g, o = f(Xo + Ho + Po.c'), h' = o.h(c')
+ *   GRU  (gates z r h):    z, r = f(X + H);  h~ = g(Xh + Rh.(r.h) + Rbh)  or, linear_before_reset,
+ *                          h~ = g(Xh + r.(Rh.h + Rbh));  h' = (1 - z).h~ + z.h
+ *   RNN:                   h' = f(X + R.h)
+ * (X = W.x + the biases, H = R.h; clip, when > 0, bounds the input of every activation but LSTM's h.)  The
+ * activations f, g, h default to sigmoid, tanh, tanh (RNN's f to tanh); any of onnxruntime's eleven may be
+ * chosen per direction (em_rnn_act1).
+ * Speed: W.x of every time step and direction is one GEMM (em_lstm_fdots) before the recurrence; each step is
+ * one GEMV over the stacked gates (em_lstm_fgemv; GRU without linear_before_reset: two, r.h needs r first) and
+ * element-wise passes.  sigmoid / tanh are em_lstm.h's polynomial forms, whose 8- and 16-lane versions give the
+ * scalar bits; the other activations run one element at a time on every ISA.  The scalar and AVX2 paths
+ * compute the same floats (sums in k order, -ffp-contract=off); the AVX-512 dots use fused multiply-adds, so
+ * that path agrees within float tolerance (DESIGN.md: float32 is allclose).
  *
  * ptr: 0 X, 1 Y, 2 Y_h, 3 Y_c (LSTM), 4 W packed [D][Gp x F], 5 R packed [D][Rp x H] (GRU: z and r rows),
- *      6 input bias [D][Gp], 7 GRU: Rh packed [D][Hp x H], 8 GRU: Rbh [D][Hp] (linear_before_reset),
- *      9 initial_h or 0, 10 initial_c or 0, 11 P [D][3H] or 0, 12 sequence lengths int32 [B] or 0, 13 scratch
+ *      6 input bias [D][Gp] followed by (alpha, beta) [D][NF][2] of the NF activations (f, g, h),
+ *      7 GRU: Rh packed [D][Hp x H], 8 GRU: Rbh [D][Hp] (linear_before_reset), 9 initial_h or 0,
+ *      10 initial_c or 0, 11 P [D][3H] or 0, 12 sequence lengths int32 [B] or 0, 13 scratch,
+ *      14 int8 scales and corrections (below), 15 int32 status word (with ptr 12)
  * ints: 0 cell (0 LSTM, 1 GRU, 2 RNN), 1 T, 2 B, 3 F, 4 H, 5 D, 6 reverse (D = 1), 7 layout, 8 input_forget,
- *       9 linear_before_reset
+ *       9 linear_before_reset, 10 VNNI packing, 11.. activation kinds EM_RNN_SIGMOID.. [D][NF]
  * floats: 0 clip (0: none).  Y and Y_h are always given (the reader allocates the unused ones).
  * Layout 0: X [T, B, F], Y [T, D, B, H], states [D, B, H]; layout 1: X [B, T, F], Y [B, T, D, H], states
  * [B, D, H].  Steps past a sequence's length give zeros in Y; Y_h / Y_c hold the state after its last step. */
@@ -52,76 +58,71 @@ EM_AVX2 static int64_t em_rnn_tanh_avx2(float* v, int64_t n, float clip) {
 }
 #endif
 
-static inline void em_rnn_fdots(const float* A, const float* W, const float* bias, const float* add, int64_t M,
-                                int64_t Np, int64_t K, float* out) {
-    em_lstm_fdots(A, W, bias, add, M, Np, K, out);
-}
-
-/* 16-lane forms of em_lstm.h's polynomial exp / sigmoid / tanh: the same operations in the same order */
+/* the AVX-512 activation pass uses em_lstm.h's 16-lane polynomial forms */
 #if defined(__x86_64__) && defined(__GNUC__)
-#define EM_AVX512F __attribute__((target("avx512f")))
-EM_AVX512F static inline __m512 em_rnn_expf_x16(__m512 x) {
-    __m512 n, r, r2, p;
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EM_EXP_LO)), _mm512_set1_ps(EM_EXP_HI));
-    n = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(EM_EXP_LOG2E)),
-                                           _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(EM_EXP_LN2_HI)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(EM_EXP_LN2_LO)));
-    r2 = _mm512_mul_ps(r, r);
-    p = _mm512_set1_ps(EM_EXP_P0);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P1));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P2));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P3));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P4));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P5));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r2), r);
-    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    {
-        __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-        return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-    }
-}
-EM_AVX512F static inline __m512 em_rnn_sigmoidf_x16(__m512 x) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    return _mm512_div_ps(one, _mm512_add_ps(one, em_rnn_expf_x16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-}
-EM_AVX512F static inline __m512 em_rnn_tanhf_x16(__m512 x) {
-    const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
-    __m512 z = _mm512_mul_ps(x, x), q = _mm512_set1_ps(EM_TANH_Q0), small, big;
-    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q1));
-    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q2));
-    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q3));
-    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q4));
-    small = _mm512_add_ps(x, _mm512_mul_ps(_mm512_mul_ps(x, z), q));
-    big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(em_rnn_expf_x16(_mm512_add_ps(a, a)),
-                                                                               one)));
-    big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big),
-                                              _mm512_and_si512(_mm512_castps_si512(x), sign)));
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ), big, small);
-}
 EM_AVX512F static int64_t em_rnn_activate_avx512(float* v, int64_t n, float clip, int odd) {
     int64_t j;
     for (j = 0; j + 16 <= n; j += 16) {
         __m512 x = _mm512_loadu_ps(v + j);
         if (clip > 0.0f) x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-clip)), _mm512_set1_ps(clip));
-        _mm512_storeu_ps(v + j, odd ? em_rnn_tanhf_x16(x) : em_rnn_sigmoidf_x16(x));
+        _mm512_storeu_ps(v + j, odd ? em_lstm_tanhf_x16(x) : em_lstm_sigmoidf_x16(x));
     }
     return j;
 }
 #endif
 
-/* v[j] = sigmoid(clip(v[j])) (tanh when odd) in place */
-static void em_rnn_activate(float* v, int64_t n, float clip, int odd) {
+/* activation kinds (ints 11..): onnxruntime's names, with alpha / beta as it reads them (onnx_rnn.py) */
+#define EM_RNN_SIGMOID 0
+#define EM_RNN_TANH 1
+#define EM_RNN_RELU 2
+#define EM_RNN_AFFINE 3
+#define EM_RNN_LEAKY_RELU 4
+#define EM_RNN_THRESHOLDED_RELU 5
+#define EM_RNN_SCALED_TANH 6
+#define EM_RNN_HARD_SIGMOID 7
+#define EM_RNN_ELU 8
+#define EM_RNN_SOFTSIGN 9
+#define EM_RNN_SOFTPLUS 10
+
+/* one element of the other kinds (onnxruntime's formulas; Elu and Softplus with libm's expf / logf as its
+ * std::exp / std::log, ScaledTanh with em_lstm.h's tanh) */
+static inline float em_rnn_act1(int kind, float x, float alpha, float beta) {
+    switch (kind) {
+        case EM_RNN_RELU: return x > 0.0f ? x : 0.0f;
+        case EM_RNN_AFFINE: return alpha * x + beta;
+        case EM_RNN_LEAKY_RELU: return x >= 0.0f ? x : alpha * x;
+        case EM_RNN_THRESHOLDED_RELU: return x > alpha ? x : 0.0f;
+        case EM_RNN_SCALED_TANH: return alpha * em_lstm_tanhf(beta * x);
+        case EM_RNN_HARD_SIGMOID: {
+            float v = alpha * x + beta;
+            return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+        }
+        case EM_RNN_ELU: return x >= 0.0f ? x : alpha * (expf(x) - 1.0f);
+        case EM_RNN_SOFTSIGN: return x / (1.0f + fabsf(x));
+        case EM_RNN_SOFTPLUS: return logf(1.0f + expf(x));
+        case EM_RNN_TANH: return em_lstm_tanhf(x);
+        default: return em_lstm_sigmoidf(x);
+    }
+}
+
+/* v[j] = act(clip(v[j])) in place; sigmoid and tanh (every default) take the vector paths, the other kinds
+ * one element at a time */
+static void em_rnn_activate(float* v, int64_t n, float clip, int kind, float alpha, float beta) {
     int64_t j = 0;
+    if (kind != EM_RNN_SIGMOID && kind != EM_RNN_TANH) {
+        for (; j < n; j++) v[j] = em_rnn_act1(kind, em_rnn_clip(v[j], clip), alpha, beta);
+        return;
+    }
+    {
+        const int odd = kind == EM_RNN_TANH;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (em_isa() >= EM_ISA_AVX512) j = em_rnn_activate_avx512(v, n, clip, odd);
-    if (em_isa() >= EM_ISA_AVX2) j += odd ? em_rnn_tanh_avx2(v + j, n - j, clip) : em_rnn_sigmoid_avx2(v + j, n - j, clip);
+        if (em_isa() >= EM_ISA_AVX512) j = em_rnn_activate_avx512(v, n, clip, odd);
+        if (em_isa() >= EM_ISA_AVX2) j += odd ? em_rnn_tanh_avx2(v + j, n - j, clip) : em_rnn_sigmoid_avx2(v + j, n - j, clip);
 #endif
-    for (; j < n; j++) {
-        float x = em_rnn_clip(v[j], clip);
-        v[j] = odd ? em_lstm_tanhf(x) : em_lstm_sigmoidf(x);
+        for (; j < n; j++) {
+            float x = em_rnn_clip(v[j], clip);
+            v[j] = odd ? em_lstm_tanhf(x) : em_lstm_sigmoidf(x);
+        }
     }
 }
 
@@ -149,10 +150,10 @@ static inline void em_rnn_int8_dots(int quads, const int8_t* A, int64_t lda, con
     em_lstm_dots(A, lda, (const int16_t*)W, M, Np, K, out);
 }
 
-static void em_rnn_gemv(int quantized, const float* h, const void* Wd, int64_t Np, int64_t K, const float* scale,
+static void em_rnn_gemv(int quantized, int odd, const float* h, const void* Wd, int64_t Np, int64_t K, const float* scale,
                         const int32_t* corr, const float* bias, const float* add, float* out, int8_t* h8) {
     int64_t n;
-    if (!quantized) { em_rnn_fdots(h, (const float*)Wd, bias, add, 1, Np, K, out); return; }
+    if (!quantized) { em_lstm_fgemv(h, (const float*)Wd, bias, add, Np, K, out, odd); return; }
     em_rnn_quantize_state(h, K, h8);
     em_rnn_int8_dots(quantized == 2, h8, K, Wd, 1, Np, K, (int32_t*)out);
     for (n = 0; n < Np; n++) {
@@ -164,8 +165,12 @@ static void em_rnn_gemv(int quantized, const float* h, const void* Wd, int64_t N
 }
 
 /* quantized: ptr 0 X int8, 4 / 5 / 7 packed (rnn.py pack_s8, or pack_u8s8 when ints 10 = 1: AVX-512 VNNI),
- * 14 float scales [D*Gp s_x*s_w | D*Rp s_r/127 | D*Hp s_rh/127], 15 int32 corrections in the same layout:
- * -zp_x * sum_k w for the input (its zero point folded), and -128 * sum_k w everywhere in the VNNI form */
+ * 14 float scales [D*Gp s_x*s_w | D*Rp s_r/127 | D*Hp s_rh/127 (GRU)] followed by int32 corrections in the
+ * same layout: -zp_x * sum_k w for the input (its zero point folded), and -128 * sum_k w everywhere in the VNNI
+ * form.
+ * Sequence lengths (ptr 12) are checked on every run, whether constant or a graph input: a value outside 0..T
+ * leaves every output zero and is stored in the status word (ptr 15), which Interpreter.invoke reports; a
+ * length of 0 gives zeros in Y, Y_h and Y_c (onnxruntime). */
 static void em_onnx_rnn_run(const em_params* p, int quantized) {
     const float* X = (const float*)p->ptr[0];
     float* Y = (float*)p->ptr[1];
@@ -181,7 +186,7 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
     const float* P = (const float*)p->ptr[11];
     const int32_t* lens = (const int32_t*)p->ptr[12];
     const float* qscale = (const float*)p->ptr[14];
-    const int32_t* qcorr = (const int32_t*)p->ptr[15];
+    int32_t* status = (int32_t*)p->ptr[15];
     const int cell = (int)p->i[0];
     const int64_t T = p->i[1], B = p->i[2], F = p->i[3], H = p->i[4], D = p->i[5];
     const int reverse = (int)p->i[6], layout = (int)p->i[7], input_forget = (int)p->i[8], lbr = (int)p->i[9];
@@ -189,6 +194,9 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
     const int64_t G = cell == EM_RNN_LSTM ? 4 : (cell == EM_RNN_GRU ? 3 : 1);
     const int64_t Gp = EM_RNN_PAD(G * H), Rp = cell == EM_RNN_GRU ? EM_RNN_PAD(2 * H) : Gp, Hp = EM_RNN_PAD(H);
     const int quads = quantized && (int)p->i[10];
+    const int64_t NF = cell == EM_RNN_LSTM ? 3 : (cell == EM_RNN_GRU ? 2 : 1);   /* activation functions */
+    const float* ab = bias + D * Gp;                  /* [D][NF] (alpha, beta) after the input bias */
+    const int32_t* qcorr = quantized ? (const int32_t*)(qscale + D * (Gp + Rp + (cell == EM_RNN_GRU ? Hp : 0))) : NULL;
     /* bytes of one direction's packed matrices: float [Np x K]; int16 [Np x K rounded up to even]; or, quads,
      * int8 [Np x K rounded up to 4] */
 #define EM_RNN_PACKED(Np, K) (!quantized ? (Np) * (K) * 4 : (quads ? (Np) * (((K) + 3) / 4 * 4) : (Np) * ((K) + (K) % 2) * 2))
@@ -207,10 +215,21 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
     int8_t* h8 = (int8_t*)(cs + Hp);                  /* [Hp] int8 path: the quantized state */
     int64_t d, b, s, t, j;
 
+    if (lens) {
+        *status = 0;
+        for (b = 0; b < B; b++)
+            if (lens[b] < 0 || lens[b] > T) {
+                *status = lens[b];                    /* never 0: the reader names it */
+                memset(Y, 0, (size_t)(T * D * B * H) * sizeof(float));
+                memset(Yh, 0, (size_t)(D * B * H) * sizeof(float));
+                if (cell == EM_RNN_LSTM) memset(Yc, 0, (size_t)(D * B * H) * sizeof(float));
+                return;
+            }
+    }
     for (d = 0; d < D; d++) {
         float* pd = pre + d * T * B * Gp;
         if (!quantized) {
-            em_rnn_fdots(X, (const float*)(W + d * wbytes), bias + d * Gp, NULL, T * B, Gp, F, pd);
+            em_lstm_fdots(X, (const float*)(W + d * wbytes), bias + d * Gp, NULL, T * B, Gp, F, pd);
             continue;
         }
         em_rnn_int8_dots(quads, (const int8_t*)X, F, W + d * wbytes, T * B, Gp, F, (int32_t*)pd);
@@ -232,6 +251,8 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
         const int32_t* rcd = quantized ? rcorr + d * Rp : NULL;
         const int32_t* hcd = quantized ? hcorr + d * Hp : NULL;
         const int mode = quads ? 2 : quantized;
+        const int64_t* kind = p->i + 11 + d * NF;     /* f, g, h of this direction */
+        const float* fab = ab + d * NF * 2, *gab = fab + 2, *hab = fab + 4;
         for (b = 0; b < B; b++) {
             const int64_t len = lens ? lens[b] : T;
             const int64_t state = layout ? (b * D + d) * H : (d * B + b) * H;
@@ -249,7 +270,7 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
                 {
                     const int64_t row = layout ? b * T + t : t * B + b;
                     const float* xr = pre + (d * T * B + row) * Gp;
-                    em_rnn_gemv(mode, hs, Rd, Rp, H, rsd, rcd, NULL, xr, gate, h8);
+                    em_rnn_gemv(mode, (int)(s & 1), hs, Rd, Rp, H, rsd, rcd, NULL, xr, gate, h8);
                     if (cell == EM_RNN_LSTM) {
                         float *gi = gate, *go = gate + H, *gf = gate + 2 * H, *gc = gate + 3 * H;
                         if (Pd)
@@ -257,36 +278,40 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
                                 gi[j] = gi[j] + Pd[j] * cs[j];
                                 gf[j] = gf[j] + Pd[2 * H + j] * cs[j];
                             }
-                        em_rnn_activate(gi, H, clip, 0);
+                        em_rnn_activate(gi, H, clip, (int)kind[0], fab[0], fab[1]);
                         if (input_forget) for (j = 0; j < H; j++) gf[j] = 1.0f - gi[j];
-                        else em_rnn_activate(gf, H, clip, 0);
-                        em_rnn_activate(gc, H, clip, 1);
+                        else em_rnn_activate(gf, H, clip, (int)kind[0], fab[0], fab[1]);
+                        em_rnn_activate(gc, H, clip, (int)kind[1], gab[0], gab[1]);
                         for (j = 0; j < H; j++) cs[j] = gf[j] * cs[j] + gi[j] * gc[j];
                         if (Pd) for (j = 0; j < H; j++) go[j] = go[j] + Pd[H + j] * cs[j];
-                        em_rnn_activate(go, H, clip, 0);
+                        em_rnn_activate(go, H, clip, (int)kind[0], fab[0], fab[1]);
                         memcpy(rh, cs, (size_t)H * sizeof(float));
-                        em_rnn_activate(rh, H, 0.0f, 1);
+                        em_rnn_activate(rh, H, 0.0f, (int)kind[2], hab[0], hab[1]);
                         for (j = 0; j < H; j++) hs[j] = go[j] * rh[j];
                     } else if (cell == EM_RNN_GRU) {
                         float *gz = gate, *gr = gate + H;
                         const float* xh = xr + 2 * H;
-                        em_rnn_activate(gate, 2 * H, clip, 0);
+                        em_rnn_activate(gate, 2 * H, clip, (int)kind[0], fab[0], fab[1]);
                         if (lbr) {
-                            em_rnn_gemv(mode, hs, Rhd, Hp, H, hsd, hcd, Rbh + d * Hp, NULL, hh, h8);
+                            em_rnn_gemv(mode, (int)(s & 1), hs, Rhd, Hp, H, hsd, hcd, Rbh + d * Hp, NULL, hh, h8);
                             for (j = 0; j < H; j++) hh[j] = xh[j] + gr[j] * hh[j];
                         } else {
                             for (j = 0; j < H; j++) rh[j] = gr[j] * hs[j];
-                            em_rnn_gemv(mode, rh, Rhd, Hp, H, hsd, hcd, NULL, NULL, hh, h8);
+                            em_rnn_gemv(mode, (int)(s & 1), rh, Rhd, Hp, H, hsd, hcd, NULL, NULL, hh, h8);
                             for (j = 0; j < H; j++) hh[j] = xh[j] + hh[j];
                         }
-                        em_rnn_activate(hh, H, clip, 1);
+                        em_rnn_activate(hh, H, clip, (int)kind[1], gab[0], gab[1]);
                         for (j = 0; j < H; j++) hs[j] = (1.0f - gz[j]) * hh[j] + gz[j] * hs[j];
                     } else {
-                        em_rnn_activate(gate, H, clip, 1);
+                        em_rnn_activate(gate, H, clip, (int)kind[0], fab[0], fab[1]);
                         memcpy(hs, gate, (size_t)H * sizeof(float));
                     }
                     memcpy(Y + (layout ? (b * T + t) * D + d : (t * D + d) * B + b) * H, hs, (size_t)H * sizeof(float));
                 }
+            }
+            if (len == 0) {                            /* no step: zero states (onnxruntime) */
+                memset(hs, 0, (size_t)H * sizeof(float));
+                memset(cs, 0, (size_t)H * sizeof(float));
             }
             memcpy(Yh + state, hs, (size_t)H * sizeof(float));
             if (cell == EM_RNN_LSTM) memcpy(Yc + state, cs, (size_t)H * sizeof(float));

@@ -63,6 +63,7 @@ class Plan:
     engine: object = None
     lifetimes: dict = None   # tensor index -> (first step, last step) it is live; inputs/outputs span the invoke
     scratch: dict = None     # step index -> (byte offset, bytes) of that step's scratch buffer in the arena
+    checks: list = None      # (int32 status word a kernel sets on bad run-time input, message(value)); Ctx.run_check
 
     def view(self, t: int) -> np.ndarray:
         """The arena region of tensor t as an array (no copy)."""
@@ -82,6 +83,7 @@ class Ctx:
         self.shapes = {}
         self.constants = {}
         self.keep = []
+        self.run_checks = []
         self.batch_changed = False
         for t in graph.tensors:
             if t.data is not None:
@@ -121,6 +123,12 @@ class Ctx:
         a = np.ascontiguousarray(a)
         self.keep.append(a)
         return a
+
+    def run_check(self, status: np.ndarray, message: Callable):
+        """A kept int32 word the kernel sets to a nonzero value when an input it reads at run time is out of
+        range (the kernel then writes zeros, never out of bounds); Interpreter.invoke raises InputError with
+        message(value)."""
+        self.run_checks.append((status, message))
 
 
 def _addr(a: np.ndarray) -> int:
@@ -1328,7 +1336,8 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
                 offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
                 arena_bytes=total, arena=arena, constants=ctx.constants, keep=ctx.keep + [arena_raw],
                 lifetimes={t: span for t, span in life.items() if not isinstance(t, tuple)},
-                scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple)})
+                scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple)},
+                checks=ctx.run_checks)
     plan.keep.append(const_arrays)
     plan.engine = Engine(records, keepalive=plan.keep)
     return plan

@@ -169,12 +169,20 @@ class Interpreter:
     def invoke(self):
         self._ensure_compiled()
         self._plan.engine.invoke()
+        self._raise_run_errors()
 
     def invoke_profiled(self) -> list:
         """Runs once; returns [(op index, op type, nanoseconds, MACs)] per step."""
         self._ensure_compiled()
         times = self._plan.engine.invoke_profiled()
+        self._raise_run_errors()
         return [(s.op.index, s.op.type, int(ns), s.macs) for s, ns in zip(self._plan.steps, times)]
+
+    def _raise_run_errors(self):
+        """Input values a kernel found out of range at run time (e.g. ONNX sequence_lens): InputError."""
+        for status, message in self._plan.checks:
+            if status[0]:
+                raise InputError(message(int(status[0])))
 
     def get_output(self, index: int = 0) -> np.ndarray:
         self._ensure_compiled()

@@ -2,12 +2,17 @@
 converters/onnx_recurrent.py), with onnxruntime's semantics; the kernel is cython_ops/include/em_onnx_rnn.h.
 
 IR op ONNX_RNN: inputs [X, W, R, B, sequence_lens, initial_h, initial_c, P] in ONNX order (-1 when absent;
-W, R, B, P, sequence_lens constant), outputs [Y, Y_h] (+ [Y_c] for LSTM); options cell ("LSTM" | "GRU" |
-"RNN"), direction, layout, clip (0: none), input_forget, linear_before_reset.
+W, R, B, P constant; sequence_lens constant or an int32 [batch] graph input), outputs [Y, Y_h] (+ [Y_c] for
+LSTM); options cell ("LSTM" | "GRU" | "RNN"), direction, layout, clip (0: none), input_forget,
+linear_before_reset, and activations / activation_alpha / activation_beta: one lower-case name of
+ACTIVATION_CODES and its alpha, beta per function and direction (f, g[, h] forward, then backward), as the reader
+resolved them from onnxruntime's rules (default: DEFAULT_ACTIVATIONS).
 At load: W and R are split per direction and packed for em_lstm_fdots in ONNX's gate order (LSTM i o f c,
 GRU z r h); the biases Wb + Rb are added once (GRU with linear_before_reset keeps Rbh apart, as the formula
 needs it inside r * (.)).  Unlike TFLite's LSTM, the state does not persist: every invoke starts from
-initial_h / initial_c (or zeros), as onnxruntime does.
+initial_h / initial_c (or zeros), as onnxruntime does.  Sequence lengths must lie in 0..T (0: zero outputs, as
+onnxruntime); constant ones are checked here, graph-input ones by the kernel on every run, which reports a bad
+value through a status word (Ctx.run_check) that Interpreter.invoke raises as InputError.
 
 int8 (kernel onnx_rnn_s8; the reader picks it when X comes from a per-tensor int8 / uint8 DequantizeLinear and W,
 R from DequantizeLinear of int8 constants with zero point 0, per tensor or per gate row; anything else runs in
@@ -15,9 +20,10 @@ float on the dequantized values).  The scheme:
   * input projection: int8 x_q times int8 W in int32 for all steps at once (one GEMM), the zero point folded as
     -zp_x * sum_k w in int32; then (float)acc * (s_x * s_w[row]) + (Wb + Rb) in float32;
   * recurrence: h (GRU without linear_before_reset: r * h) is quantized to int8 as round_half_even(127 h),
-    clamped to +-127 - the full range, since every cell's h lies in (-1, 1) (o * tanh, convex mixes of tanh values,
-    tanh; an initial_h beyond +-1 saturates in this product only); R.h_q in int32, scaled by s_r[row] / 127;
-  * gates, sigmoid / tanh (em_lstm.h polynomials), cell state and outputs in float32.
+    clamped to +-127 - the full range, since the cell's h lies in [-1, 1] (o * tanh, convex mixes of tanh values,
+    tanh, and the like for other activations: state_within_one; the reader runs other lists in float; an
+    initial_h beyond +-1 saturates in this product only); R.h_q in int32, scaled by s_r[row] / 127;
+  * gates, activations (sigmoid / tanh: em_lstm.h polynomials), cell state and outputs in float32.
 So the weights are stored and multiplied as int8 (a quarter of the float bytes, int8 dot-product
 instructions); against onnxruntime on the same QDQ model the only extra rounding is h's 1/127 step.
 """
@@ -38,6 +44,30 @@ STATE_LEVELS = 127          # the int8 path quantizes h (and GRU's r * h), all w
 GATE_COUNT = {"LSTM": 4, "GRU": 3, "RNN": 1}
 CELL_CODE = {"LSTM": 0, "GRU": 1, "RNN": 2}
 X, W, R, B, SEQUENCE_LENS, INITIAL_H, INITIAL_C, P = range(8)
+# onnxruntime's activations, lower case, with the kernel's codes (em_onnx_rnn.h EM_RNN_SIGMOID..)
+ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "affine": 3, "leakyrelu": 4, "thresholdedrelu": 5,
+                    "scaledtanh": 6, "hardsigmoid": 7, "elu": 8, "softsign": 9, "softplus": 10}
+DEFAULT_ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh"), "RNN": ("tanh",)}
+
+
+def state_within_one(cell: str, names, alphas) -> bool:
+    """Whether every h the cell makes lies in [-1, 1] (an initial_h aside), as the int8 scheme's 1/127 state
+    step needs: LSTM's o and h(c) and RNN's f within [-1, 1]; GRU's z in [0, 1] (h' a convex mix) and g
+    within [-1, 1].  Per direction; `names` / `alphas` hold D x (f, g[, h])."""
+    unit = ("sigmoid", "hardsigmoid")
+
+    def within_one(name, alpha):
+        return name in unit + ("tanh", "softsign") or (name == "scaledtanh" and abs(alpha) <= 1)
+    n = len(DEFAULT_ACTIVATIONS[cell])
+    for d in range(len(names) // n):
+        f, fa = names[d * n], alphas[d * n]
+        if cell == "LSTM" and not (within_one(f, fa) and within_one(names[d * n + 2], alphas[d * n + 2])):
+            return False
+        if cell == "GRU" and not (f in unit and within_one(names[d * n + 1], alphas[d * n + 1])):
+            return False
+        if cell == "RNN" and not within_one(f, fa):
+            return False
+    return True
 
 
 def _present(op: Op, position: int) -> bool:
@@ -125,15 +155,33 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
         w = _const_f32(ctx, op, W, (n_dir, gh, n_in), "W")
         r = _const_f32(ctx, op, R, (n_dir, gh, hidden), "R")
     bias = _const_f32(ctx, op, B, (n_dir, 2 * gh), "B") if _present(op, B) else np.zeros((n_dir, 2 * gh), np.float32)
-    lens = None
+    n_act = len(DEFAULT_ACTIVATIONS[cell]) * n_dir
+    names = tuple(o.get("activations", DEFAULT_ACTIVATIONS[cell] * n_dir))
+    alphas = [float(a) for a in o.get("activation_alpha", [0.0] * n_act)]
+    betas = [float(b) for b in o.get("activation_beta", [0.0] * n_act)]
+    if len(names) != n_act or len(alphas) != n_act or len(betas) != n_act \
+            or any(n not in ACTIVATION_CODES for n in names) or not np.all(np.isfinite(alphas + betas)):
+        raise ModelFormatError(f"{what}: activations {list(names)} (alpha {alphas}, beta {betas}) are not "
+                               f"{n_act} of {sorted(ACTIVATION_CODES)} with finite alpha and beta")
+    if quantized and not state_within_one(cell, names, alphas):
+        raise UnsupportedOpError(f"{what}: activations {list(names)} let h leave [-1, 1]; the int8 kernel "
+                                 "needs it within (run the op in float)")
+    lens = lens_input = status = None
     if _present(op, SEQUENCE_LENS):
         lt = ctx.tensor(op, SEQUENCE_LENS)
-        lens = ctx.const(lt, f"{what} sequence_lens")
-        if lens.dtype.kind not in "iu" or lens.shape != (batch,):
-            raise ModelFormatError(f"{what}: sequence_lens {lt.describe()} must be {batch} integers")
-        if np.any(lens < 1) or np.any(lens > steps):
-            raise UnsupportedOpError(f"{what}: sequence_lens {lens.tolist()} must lie in 1..{steps}")
-        lens = ctx.keep_array(lens.astype(np.int32))
+        if lt.index in ctx.constants:
+            lens = ctx.const(lt, f"{what} sequence_lens")
+            if lens.dtype.kind not in "iu" or lens.shape != (batch,):
+                raise ModelFormatError(f"{what}: sequence_lens {lt.describe()} must be {batch} integers")
+            if np.any(lens < 0) or np.any(lens > steps):
+                raise ModelFormatError(f"{what}: sequence_lens {lens.tolist()} must lie in 0..{steps}")
+            lens = ctx.keep_array(lens.astype(np.int32))
+        else:        # read at run time: the kernel checks each value and reports a bad one in `status`
+            if lt.dtype != np.int32 or tuple(ctx.shape(lt)) != (batch,):
+                raise ModelFormatError(f"{what}: sequence_lens {lt.describe()} must be int32 of shape [{batch}]")
+            lens_input = lt
+        status = ctx.keep_array(np.zeros(1, np.int32))
+        ctx.run_check(status, lambda v: f"{what}: sequence_lens holds {v}; every length must lie in 0..{steps}")
     state_shape = (batch, n_dir, hidden) if layout else (n_dir, batch, hidden)
     states = []
     for position, name in ((INITIAL_H, "initial_h"), (INITIAL_C, "initial_c")):
@@ -164,8 +212,9 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
         if lbr:
             folded[:, 2 * hidden:] = wb[:, 2 * hidden:]
             rbh = ctx.keep_array(np.pad(rb[:, 2 * hidden:], ((0, 0), (0, hp - hidden))).reshape(-1))
-    bias_in = ctx.keep_array(np.pad(folded, ((0, 0), (0, gp - gh))).reshape(-1))
-    qscale = qcorr = np.zeros(1, np.float32)
+    bias_in = ctx.keep_array(np.concatenate([np.pad(folded, ((0, 0), (0, gp - gh))).reshape(-1),
+                                             np.array([alphas, betas], np.float32).T.reshape(-1)]))
+    qblock = np.zeros(1, np.float32)
     if quantized:
         # float32 scales: s_x * s_w per projection row, s_r / 127 per recurrent row (h is int8 at 1/127)
         def rows(scale, lo, hi, padded, factor):
@@ -174,7 +223,7 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
         parts = [rows(w_scale, 0, gh, gp, (s_x, 1)), rows(r_scale, 0, rows_r, _padded(rows_r), (1, STATE_LEVELS))]
         if cell == "GRU":
             parts.append(rows(r_scale, 2 * hidden, gh, hp, (1, STATE_LEVELS)))
-        qscale = ctx.keep_array(np.concatenate(parts))
+        qscale = np.concatenate(parts)
         shift = 128 if quads else 0
         corr = (-int(zp_x) - shift) * w.astype(np.int64).sum(axis=2)          # [n_dir, gh]
         rsum = -shift * r.astype(np.int64).sum(axis=2)
@@ -184,7 +233,7 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
         corr_all = np.concatenate([c.reshape(-1) for c in corrs])
         if np.any(np.abs(corr_all) >= 2 ** 31 - 2 ** 24):
             raise UnsupportedOpError(f"{what}: weights and zero point overflow the int32 sums")
-        qcorr = ctx.keep_array(corr_all.astype(np.int32))
+        qblock = ctx.keep_array(np.concatenate([qscale.view(np.int32), corr_all.astype(np.int32)]))
 
     y_shape = (batch, steps, n_dir, hidden) if layout else (steps, n_dir, batch, hidden)
     ctx.set_output(op, 0, y_shape)
@@ -197,7 +246,7 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
                                  f"scratch (at most {MAX_SCRATCH_BYTES})")
     outs = op.outputs
     ints = [CELL_CODE[cell], steps, batch, n_in, hidden, n_dir, int(direction == "reverse"), layout, input_forget,
-            lbr, int(quantized and quads)]
+            lbr, int(quantized and quads)] + [ACTIVATION_CODES[n] for n in names]
     macs = n_dir * batch * steps * gh * (n_in + hidden)
 
     def make(addr):
@@ -205,7 +254,8 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
                 _addr(wx), _addr(wh), _addr(bias_in), _addr(rh), _addr(rbh),
                 addr(states[0].index) if states[0] is not None else 0,
                 addr(states[1].index) if states[1] is not None else 0,
-                _addr(peep) if peep is not None else 0, _addr(lens) if lens is not None else 0, addr("scratch"),
-                _addr(qscale), _addr(qcorr)]
+                _addr(peep) if peep is not None else 0,
+                _addr(lens) if lens is not None else (addr(lens_input.index) if lens_input is not None else 0),
+                addr("scratch"), _addr(qblock), _addr(status) if status is not None else 0]
         return ptrs, ints, [clip]
     return Step(op, "onnx_rnn_s8" if quantized else "onnx_rnn_f32", make, scratch, macs)
