@@ -685,7 +685,11 @@ static void em_lstm_int8(const em_params* p) {
     int64_t r, n, t, b, j;
 
     /* input part of every gate for every (row of x): one GEMM, then per-gate requantization to int16 */
+#if defined(__x86_64__) && defined(__GNUC__)
     const int vec = mode == EM_ROUND_DOUBLE && em_isa() >= EM_ISA_AVX512VNNI;
+#else
+    const int vec = 0;                        /* (em_isa() is EM_ISA_NEON here, numerically above the x86 paths) */
+#endif
 #if defined(__x86_64__) && defined(__GNUC__)
     /* the vector path's multiplier constants, derived once: the 4 recurrent gate multipliers, then the hidden one */
     const int cell_ibits = stale_tanh ? 0 : cell_shift - 15;
@@ -925,15 +929,18 @@ EM_AVX512F static inline __m512 em_lstm_tanhf_x16(__m512 x) {
     big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big), _mm512_and_si512(_mm512_castps_si512(x), sign)));
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ), big, small);
 }
-/* every cell of one step, 16 at a time (masked tail), tanh activation only */
-EM_AVX512F static void em_lstm_cells_f32_avx512(const float* gate, int64_t NC, float clip, float* c, float* out) {
+/* every cell of one step, 16 at a time (masked tail), sigmoid gates and tanh: c = f.c + i.g (clipped to
+ * +-clip when clip > 0), out = o.tanh(c); the gates' pre-activations at gi, gf, gg, go (ONNX orders them
+ * differently from TFLite) */
+EM_AVX512F static void em_lstm_cells_f32_avx512(const float* gi, const float* gf, const float* gg, const float* go,
+                                               int64_t NC, float clip, float* c, float* out) {
     int64_t j;
     for (j = 0; j < NC; j += 16) {
         const __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
-        __m512 vi = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gate + j));
-        __m512 vf = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gate + NC + j));
-        __m512 vg = em_lstm_tanhf_x16(_mm512_maskz_loadu_ps(k, gate + 2 * NC + j));
-        __m512 vo = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gate + 3 * NC + j));
+        __m512 vi = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gi + j));
+        __m512 vf = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gf + j));
+        __m512 vg = em_lstm_tanhf_x16(_mm512_maskz_loadu_ps(k, gg + j));
+        __m512 vo = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, go + j));
         __m512 cv = _mm512_add_ps(_mm512_mul_ps(vf, _mm512_maskz_loadu_ps(k, c + j)), _mm512_mul_ps(vi, vg));
         if (clip > 0.0f) cv = _mm512_min_ps(_mm512_max_ps(cv, _mm512_set1_ps(-clip)), _mm512_set1_ps(clip));
         _mm512_mask_storeu_ps(c + j, k, cv);
@@ -972,7 +979,10 @@ static void em_lstm_f32(const em_params* p) {
             em_lstm_fgemv(h, wh, NULL, pre + row * Gp, Gp, NC, gate, (int)(t & 1));
             j = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-            if (vec == 2) { em_lstm_cells_f32_avx512(gate, NC, clip, c, out); j = NC; }
+            if (vec == 2) {
+                em_lstm_cells_f32_avx512(gate, gate + NC, gate + 2 * NC, gate + 3 * NC, NC, clip, c, out);
+                j = NC;
+            }
             else if (vec) j = em_lstm_cells_f32_avx2(gate, NC, clip, c, out);
 #endif
             for (; j < NC; j++) em_lstm_cell_f32(gate, NC, j, act, clip, c, out);

@@ -253,6 +253,14 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
         const int mode = quads ? 2 : quantized;
         const int64_t* kind = p->i + 11 + d * NF;     /* f, g, h of this direction */
         const float* fab = ab + d * NF * 2, *gab = fab + 2, *hab = fab + 4;
+        /* the plain LSTM cell (default activations, no clip / peepholes / coupled forget gate) in one AVX-512
+         * pass, the same operations in the same order as the separate passes below */
+#if defined(__x86_64__) && defined(__GNUC__)
+        const int fused = cell == EM_RNN_LSTM && em_isa() >= EM_ISA_AVX512 && !Pd && clip == 0.0f && !input_forget &&
+                          kind[0] == EM_RNN_SIGMOID && kind[1] == EM_RNN_TANH && kind[2] == EM_RNN_TANH;
+#else
+        const int fused = 0;
+#endif
         for (b = 0; b < B; b++) {
             const int64_t len = lens ? lens[b] : T;
             const int64_t state = layout ? (b * D + d) * H : (d * B + b) * H;
@@ -271,7 +279,11 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
                     const int64_t row = layout ? b * T + t : t * B + b;
                     const float* xr = pre + (d * T * B + row) * Gp;
                     em_rnn_gemv(mode, (int)(s & 1), hs, Rd, Rp, H, rsd, rcd, NULL, xr, gate, h8);
-                    if (cell == EM_RNN_LSTM) {
+                    if (cell == EM_RNN_LSTM && fused) {
+#if defined(__x86_64__) && defined(__GNUC__)
+                        em_lstm_cells_f32_avx512(gate, gate + 2 * H, gate + 3 * H, gate + H, H, 0.0f, cs, hs);
+#endif
+                    } else if (cell == EM_RNN_LSTM) {
                         float *gi = gate, *go = gate + H, *gf = gate + 2 * H, *gc = gate + 3 * H;
                         if (Pd)
                             for (j = 0; j < H; j++) {
