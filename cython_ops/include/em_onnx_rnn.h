@@ -150,13 +150,47 @@ static inline void em_rnn_int8_dots(int quads, const int8_t* A, int64_t lda, con
     em_lstm_dots(A, lda, (const int16_t*)W, M, Np, K, out);
 }
 
+/* AVX-512 forms of the state quantization and of the int32 -> float step below: the same float operations in
+ * the same order (cvtps rounds half to even like the 1.5 * 2^23 trick), so the same bits */
+#if defined(__x86_64__) && defined(__GNUC__)
+EM_AVX512F static int64_t em_rnn_quantize_state_avx512(const float* h, int64_t n, int8_t* q) {
+    int64_t j;
+    for (j = 0; j + 16 <= n; j += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(h + j), _mm512_set1_ps(127.0f));
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);                     /* NaN: 0 */
+        v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+        _mm_storeu_si128((__m128i*)(q + j), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+    }
+    return j;
+}
+EM_AVX512F static int64_t em_rnn_dequantize_sums_avx512(float* out, int64_t Np, const int32_t* corr, const float* scale,
+                                                        const float* bias, const float* add) {
+    int64_t n;
+    for (n = 0; n + 16 <= Np; n += 16) {
+        __m512i acc = _mm512_add_epi32(_mm512_loadu_si512(out + n), _mm512_loadu_si512(corr + n));
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale + n));
+        if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + n));
+        if (add) v = _mm512_add_ps(v, _mm512_loadu_ps(add + n));
+        _mm512_storeu_ps(out + n, v);
+    }
+    return n;
+}
+#endif
+
 static void em_rnn_gemv(int quantized, int odd, const float* h, const void* Wd, int64_t Np, int64_t K, const float* scale,
                         const int32_t* corr, const float* bias, const float* add, float* out, int8_t* h8) {
-    int64_t n;
+    int64_t n = 0, j = 0;
     if (!quantized) { em_lstm_fgemv(h, (const float*)Wd, bias, add, Np, K, out, odd); return; }
-    em_rnn_quantize_state(h, K, h8);
+#if defined(__x86_64__) && defined(__GNUC__)
+    const int v512 = em_isa() >= EM_ISA_AVX512;
+    if (v512) j = em_rnn_quantize_state_avx512(h, K, h8);
+#endif
+    em_rnn_quantize_state(h + j, K - j, h8 + j);
     em_rnn_int8_dots(quantized == 2, h8, K, Wd, 1, Np, K, (int32_t*)out);
-    for (n = 0; n < Np; n++) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (v512) n = em_rnn_dequantize_sums_avx512(out, Np, corr, scale, bias, add);
+#endif
+    for (; n < Np; n++) {
         float v = (float)(((int32_t*)out)[n] + corr[n]) * scale[n];
         if (bias) v = v + bias[n];
         if (add) v = v + add[n];
