@@ -71,6 +71,25 @@ EM_AVX512F static int64_t em_rnn_activate_avx512(float* v, int64_t n, float clip
 }
 #endif
 
+/* the GRU cell with linear_before_reset and default activations in one pass, the same operations in the same
+ * order as the separate passes of em_onnx_rnn_run: z, r = s(gates); h~ = tanh(xh + r.hh); h' = (1 - z).h~ + z.h */
+#if defined(__x86_64__) && defined(__GNUC__)
+EM_AVX512F static void em_rnn_gru_cells_avx512(const float* gz, const float* gr, const float* xh, const float* hh,
+                                              int64_t H, float* hs) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    int64_t j;
+    for (j = 0; j < H; j += 16) {
+        const __mmask16 k = H - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (H - j)) - 1);
+        __m512 z = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gz + j));
+        __m512 r = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gr + j));
+        __m512 c = em_lstm_tanhf_x16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, xh + j),
+                                                   _mm512_mul_ps(r, _mm512_maskz_loadu_ps(k, hh + j))));
+        __m512 h = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(one, z), c), _mm512_mul_ps(z, _mm512_maskz_loadu_ps(k, hs + j)));
+        _mm512_mask_storeu_ps(hs + j, k, h);
+    }
+}
+#endif
+
 /* activation kinds (ints 11..): onnxruntime's names, with alpha / beta as it reads them (onnx_rnn.py) */
 #define EM_RNN_SIGMOID 0
 #define EM_RNN_TANH 1
@@ -287,11 +306,14 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
         const int mode = quads ? 2 : quantized;
         const int64_t* kind = p->i + 11 + d * NF;     /* f, g, h of this direction */
         const float* fab = ab + d * NF * 2, *gab = fab + 2, *hab = fab + 4;
-        /* the plain LSTM cell (default activations, no clip / peepholes / coupled forget gate) in one AVX-512
-         * pass, the same operations in the same order as the separate passes below */
+        /* the plain LSTM cell (default activations, no clip / peepholes / coupled forget gate) and the GRU cell
+         * with linear_before_reset (default activations, no clip) in one AVX-512 pass each, the same operations
+         * in the same order as the separate passes below */
 #if defined(__x86_64__) && defined(__GNUC__)
-        const int fused = cell == EM_RNN_LSTM && em_isa() >= EM_ISA_AVX512 && !Pd && clip == 0.0f && !input_forget &&
-                          kind[0] == EM_RNN_SIGMOID && kind[1] == EM_RNN_TANH && kind[2] == EM_RNN_TANH;
+        const int fused = em_isa() >= EM_ISA_AVX512 && clip == 0.0f && kind[0] == EM_RNN_SIGMOID &&
+                          kind[1] == EM_RNN_TANH &&
+                          ((cell == EM_RNN_LSTM && !Pd && !input_forget && kind[2] == EM_RNN_TANH) ||
+                           (cell == EM_RNN_GRU && lbr));
 #else
         const int fused = 0;
 #endif
@@ -334,6 +356,11 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
                         memcpy(rh, cs, (size_t)H * sizeof(float));
                         em_rnn_activate(rh, H, 0.0f, (int)kind[2], hab[0], hab[1]);
                         for (j = 0; j < H; j++) hs[j] = go[j] * rh[j];
+                    } else if (cell == EM_RNN_GRU && fused) {
+#if defined(__x86_64__) && defined(__GNUC__)
+                        em_rnn_gemv(mode, (int)(s & 1), hs, Rhd, Hp, H, hsd, hcd, Rbh + d * Hp, NULL, hh, h8);
+                        em_rnn_gru_cells_avx512(gate, gate + H, xr + 2 * H, hh, H, hs);
+#endif
                     } else if (cell == EM_RNN_GRU) {
                         float *gz = gate, *gr = gate + H;
                         const float* xh = xr + 2 * H;
