@@ -539,31 +539,26 @@ EM_VNNI_TARGET static inline __m512i em_lstm_half32(__m512i v, int half) {     /
     return _mm512_cvtepi16_epi32(half ? _mm512_extracti64x4_epi64(v, 1) : _mm512_castsi512_si256(v));
 }
 
-/* the input part of every gate: pre[r][n] = sat16(MBQM(acc[r][n] + bx[n], gate multiplier)) */
-EM_VNNI_TARGET static void em_lstm_requant_rows_vnni(const int32_t* acc, int64_t rows, int64_t Gp, int64_t NC,
-                                                     const int32_t* bx, const int32_t* mult, const int32_t* shift,
-                                                     int16_t* pre) {
-    int64_t r, j;
+/* the input part of every gate for one row: pre[n] = sat16(MBQM(acc[n] + bx[n], gate multiplier)) */
+EM_VNNI_TARGET static void em_lstm_requant_row_vnni(const int32_t* acc, int64_t NC, const int32_t* bx,
+                                                    const em_mbqm16* q, int16_t* pre) {
+    int64_t j;
     int g;
-    for (g = 0; g < 4; g++) {
-        const em_mbqm16 q = em_mbqm_consts(_mm512_set1_epi32(mult[g]), _mm512_set1_epi32(shift[g]));
-        for (r = 0; r < rows; r++) {
-            for (j = 0; j < NC; j += 16) {
-                __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
-                const int64_t n = g * NC + j;
-                __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, acc + r * Gp + n),
-                                             _mm512_maskz_loadu_epi32(k, bx + n));
-                _mm256_mask_storeu_epi16(pre + r * 4 * NC + n, k, _mm512_cvtsepi32_epi16(em_mbqm_apply_x16(a, &q)));
-            }
+    for (g = 0; g < 4; g++)
+        for (j = 0; j < NC; j += 16) {
+            const __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
+            const int64_t n = g * NC + j;
+            __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, acc + n), _mm512_maskz_loadu_epi32(k, bx + n));
+            _mm256_mask_storeu_epi16(pre + n, k, _mm512_cvtsepi32_epi16(em_mbqm_apply_x16(a, q + g)));
         }
-    }
 }
 
 EM_VNNI_TARGET static void em_lstm_step_consts(const int32_t* mult, const int32_t* shift, int32_t hm, int32_t hsh,
-                                               em_mbqm16* q) {
+                                               em_mbqm16* qx, em_mbqm16* qh) {
     int g;
+    for (g = 0; g < 4; g++) qx[g] = em_mbqm_consts(_mm512_set1_epi32(mult[g]), _mm512_set1_epi32(shift[g]));
     for (g = 0; g < 5; g++)
-        q[g] = em_mbqm_consts(_mm512_set1_epi32(g < 4 ? mult[4 + g] : hm), _mm512_set1_epi32(g < 4 ? shift[4 + g] : hsh));
+        qh[g] = em_mbqm_consts(_mm512_set1_epi32(g < 4 ? mult[4 + g] : hm), _mm512_set1_epi32(g < 4 ? shift[4 + g] : hsh));
 }
 
 /* one step's cells, 32 at a time; q: the recurrent multipliers of the 4 gates, then the hidden one */
@@ -652,7 +647,7 @@ static int em_lstm_simd_tables(void) {
  *      6 bias_x int32 [4*n_cell], 7 bias_h int32 [4*n_cell] (zero points folded in),
  *      8 mult int32 [8]: Mx for the 4 gates then Mh, 9 shift int32 [8],
  *      10 sigmoid, 11 tanh (Q3.12 -> Q0.15), 12 tanh of the cell state: |x| half tables (em_lstm_lut),
- *      13 scratch: int16 [T*B*4*n_cell] input part, int32 [T*B * Gp] sums (Gp: 4*n_cell padded)
+ *      13 scratch: int16 [T*B*4*n_cell] input part, int32 [Gp] sums (Gp: 4*n_cell padded)
  * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 cell_shift (30 + cell_scale), 6 cell clip (0: none),
  *       7 hidden mult, 8 hidden shift, 9 hidden zp, 10 rounding mode,
  *       13..15 last index of the three half tables (where they saturate),
@@ -684,32 +679,33 @@ static void em_lstm_int8(const em_params* p) {
     int32_t* acc = (int32_t*)(pre + T * B * G);
     int64_t r, n, t, b, j;
 
-    /* input part of every gate for every (row of x): one GEMM, then per-gate requantization to int16 */
+    /* input part of every gate for every row of x (all steps), requantized to int16 row by row, so the int32
+     * sums need one row of scratch */
 #if defined(__x86_64__) && defined(__GNUC__)
     const int vec = mode == EM_ROUND_DOUBLE && em_isa() >= EM_ISA_AVX512VNNI;
 #else
     const int vec = 0;                        /* (em_isa() is EM_ISA_NEON here, numerically above the x86 paths) */
 #endif
 #if defined(__x86_64__) && defined(__GNUC__)
-    /* the vector path's multiplier constants, derived once: the 4 recurrent gate multipliers, then the hidden one */
+    /* the vector path's multiplier constants, derived once: the input part's 4 gates, the recurrent part's 4
+     * gates and the hidden one */
     const int cell_ibits = stale_tanh ? 0 : cell_shift - 15;
-    em_mbqm16 qh[5];
-    if (vec) em_lstm_step_consts(mult, shift, hm, hsh, qh);
+    em_mbqm16 qx[4], qh[5];
+    if (vec) em_lstm_step_consts(mult, shift, hm, hsh, qx, qh);
 #endif
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (quads) em_lstm_dots_u8s8(x, F, (const int8_t*)wx, T * B, Gp, F, acc);
-    else
-#endif
-    em_lstm_dots(x, F, wx, T * B, Gp, F, acc);
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (vec) em_lstm_requant_rows_vnni(acc, T * B, Gp, NC, bx, mult, shift, pre);
-#endif
-    for (r = 0; r < (vec ? 0 : T * B); r++) {
-        const int32_t* a = acc + r * Gp;
+    for (r = 0; r < T * B; r++) {
         int16_t* o = pre + r * G;
         int g;
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (quads) em_lstm_dots_u8s8(x + r * F, F, (const int8_t*)wx, 1, Gp, F, acc);
+        else
+#endif
+        em_lstm_dots(x + r * F, F, wx, 1, Gp, F, acc);
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (vec) { em_lstm_requant_row_vnni(acc, NC, bx, qx, o); continue; }
+#endif
         for (g = 0; g < 4; g++)
-            for (n = g * NC; n < (g + 1) * NC; n++) o[n] = em_sat16(em_mbqm(a[n] + bx[n], mult[g], shift[g], mode));
+            for (n = g * NC; n < (g + 1) * NC; n++) o[n] = em_sat16(em_mbqm(acc[n] + bx[n], mult[g], shift[g], mode));
     }
     for (t = 0; t < T; t++) {
         for (b = 0; b < B; b++) {

@@ -284,7 +284,7 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     ctx.keep.extend(tables)
     ints += [30 + cell_scale, clip_q, hm, hs, zp_hidden, ctx.rounding, stale_tanh, int(quads)] + [limit for _, limit in halves]
     rows = steps * batch
-    scratch = rows * gates * 2 + rows * padded * 4
+    scratch = rows * gates * 2 + padded * 4
     if scratch > MAX_SCRATCH_BYTES:
         raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {gates} gates need {scratch} bytes "
                                  f"of scratch (at most {MAX_SCRATCH_BYTES})")
