@@ -1,5 +1,5 @@
 /* Data movement: copy (RESHAPE, SQUEEZE, EXPAND_DIMS), strided gather (TRANSPOSE, STRIDED_SLICE, SLICE),
- * PAD and CONCATENATION.  Element size is a parameter: one kernel serves every dtype. */
+ * PAD and CONCATENATION (also PACK).  Element size is a parameter: one kernel serves every dtype. */
 #ifndef EM_SHAPE_H
 #define EM_SHAPE_H
 #include <string.h>
