@@ -63,6 +63,7 @@ class Plan:
     engine: object = None
     lifetimes: dict = None   # tensor index -> (first step, last step) it is live; inputs/outputs span the invoke
     scratch: dict = None     # step index -> (byte offset, bytes) of that step's scratch buffer in the arena
+    input_ranges: dict = None    # graph input index -> (lowest, highest, what): values set_input accepts
 
     def view(self, t: int) -> np.ndarray:
         """The arena region of tensor t as an array (no copy)."""
@@ -83,6 +84,7 @@ class Ctx:
         self.constants = {}
         self.keep = []
         self.batch_changed = False
+        self.input_ranges = {}
         for t in graph.tensors:
             if t.data is not None:
                 self.constants[t.index] = t.data
@@ -921,6 +923,35 @@ def prepare_reverse_v2(ctx: Ctx, op: Op) -> Step:
                         same_quant=False)
 
 
+def prepare_reverse_sequence(ctx: Ctx, op: Op) -> Step:
+    """ONNX ReverseSequence: in batch row b the first lens[b] steps along time_axis in reverse order, the others
+    copied.  The int64 lengths are a constant (from_onnx checked them) or a graph input, whose values
+    Interpreter.set_input checks against [0, time steps] as onnxruntime checks them at run time; the kernel also
+    clamps them, so no length reads or writes out of bounds."""
+    x, lens, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    xs = list(ctx.shape(x))
+    batch_axis, time_axis = op.options["batch_axis"], op.options["time_axis"]
+    if x.dtype != y.dtype:
+        raise ModelFormatError(f"{op.describe()}: input {x.dtype} and output {y.dtype} differ")
+    if tuple(ctx.shape(lens)) != (xs[batch_axis],):
+        raise UnsupportedOpError(f"{op.describe()}: {list(ctx.shape(lens))} sequence lengths for batch "
+                                 f"{xs[batch_axis]}")
+    if lens.index in ctx.constants:
+        lens_ptr = _addr(ctx.keep_array(ctx.constants[lens.index].astype(np.int64)))
+    elif lens.index in ctx.graph.inputs and lens.dtype == np.int64:
+        ctx.input_ranges[lens.index] = (0, xs[time_axis], f"sequence lengths of {op.describe()}")
+        lens_ptr = None
+    else:
+        raise UnsupportedOpError(f"{op.describe()}: sequence_lens must be a constant or an int64 graph input")
+    ctx.set_output(op, 0, tuple(xs))
+    st, isz = _strides(xs), x.dtype.itemsize
+    ints = [xs[batch_axis], xs[time_axis], st[batch_axis] * isz, st[time_axis] * isz, _count(xs[2:]) * isz]
+
+    def make(addr):
+        return [addr(x.index), addr(y.index), lens_ptr or addr(lens.index)], ints, []
+    return Step(op, "reverse_sequence", make, 0, 0)
+
+
 def prepare_transpose(ctx: Ctx, op: Op) -> Step:
     xs = ctx.shape(ctx.tensor(op, 0))
     perm = [int(p) for p in ctx.const(ctx.tensor(op, 1), f"{op.describe()} permutation").reshape(-1)]
@@ -1242,6 +1273,7 @@ PREPARE = {
     "CONCATENATION": prepare_concatenation,
     "TRANSPOSE": prepare_transpose,
     "REVERSE_V2": prepare_reverse_v2,
+    "ONNX_REVERSE_SEQUENCE": prepare_reverse_sequence,
     "STRIDED_SLICE": prepare_strided_slice,
     "QUANTIZE": prepare_quantize,
     "DEQUANTIZE": prepare_dequantize,
@@ -1371,7 +1403,8 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
                 offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
                 arena_bytes=total, arena=arena, constants=ctx.constants, keep=ctx.keep + [arena_raw],
                 lifetimes={t: span for t, span in life.items() if not isinstance(t, tuple)},
-                scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple)})
+                scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple)},
+                input_ranges=ctx.input_ranges)
     plan.keep.append(const_arrays)
     plan.engine = Engine(records, keepalive=plan.keep)
     return plan
