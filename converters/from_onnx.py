@@ -292,8 +292,9 @@ class _Translator(RecurrentOps):
         if tt is None:
             raise UnsupportedOpError(f"graph input '{vi.name}' is not a tensor")
         dtype = ONNX_DTYPES.get(tt.elem_type)
-        lengths_only = all(n.op_type == "ReverseSequence" and list(n.input).index(vi.name) == 1
-                           for n in self.g.node if vi.name in n.input)
+        users = [n for n in self.g.node if vi.name in n.input]
+        lengths_only = bool(users) and all(n.op_type == "ReverseSequence" and list(n.input).index(vi.name) == 1
+                                           for n in users)
         if dtype not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)) \
                 and not (dtype == np.int64 and lengths_only):
             raise UnsupportedOpError(f"graph input '{vi.name}' has element type "

@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""Data movement: copy, strided gather (TRANSPOSE / STRIDED_SLICE), PAD, CONCATENATION, ReverseSequence (include/em_shape.h)."""
+"""Data movement: copy, strided gather (TRANSPOSE / STRIDED_SLICE), PAD, CONCATENATION, ReverseSequence
+(include/em_shape.h)."""
 from libc.stdint cimport uintptr_t
 from cython_ops.em_params cimport em_params
 

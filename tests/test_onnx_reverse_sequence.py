@@ -156,3 +156,10 @@ def test_tf2onnx_go_backwards_matches_onnxruntime(backward_models, kind):
         got = ours.run(x)
         np.testing.assert_allclose(got, ort_run(model, {"x": x})[0], rtol=RTOL, atol=ATOL)
         np.testing.assert_allclose(got, k, rtol=RTOL, atol=ATOL)
+
+
+def test_int64_graph_input_other_than_lengths_is_refused():
+    node = helper.make_node("Add", ["x", "x"], ["y"])
+    model = make_model([node], [("x", np.int64, (3,))], [("y", np.int64, (3,))])
+    with pytest.raises(edgeml.UnsupportedOpError, match="int64 for ReverseSequence lengths"):
+        edgeml.Interpreter(model)

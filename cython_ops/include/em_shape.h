@@ -1,5 +1,6 @@
 /* Data movement: copy (RESHAPE, SQUEEZE, EXPAND_DIMS), strided gather (TRANSPOSE, STRIDED_SLICE, SLICE),
- * PAD, CONCATENATION (also PACK) and ONNX ReverseSequence.  Element size is a parameter: one kernel serves every dtype. */
+ * PAD, CONCATENATION (also PACK) and ONNX ReverseSequence.  Element size is a parameter: one kernel serves every
+ * dtype. */
 #ifndef EM_SHAPE_H
 #define EM_SHAPE_H
 #include <string.h>
