@@ -296,10 +296,13 @@ class _Translator(RecurrentOps):
         lens_only = dtype == np.int32 and bool(users) and all(      # int32: only an RNN's sequence_lens
             n.op_type in ("LSTM", "GRU", "RNN") and n.domain in ("", "ai.onnx") and list(n.input).index(vi.name) == 4
             and list(n.input).count(vi.name) == 1 for n in users)
-        if dtype not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)) and not lens_only:
+        lengths_only = dtype == np.int64 and bool(users) and all(   # int64: only ReverseSequence's lengths
+            n.op_type == "ReverseSequence" and list(n.input).index(vi.name) == 1 for n in users)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)) and not (lens_only or lengths_only):
             raise UnsupportedOpError(f"graph input '{vi.name}' has element type "
                                      f"{onnx.TensorProto.DataType.Name(tt.elem_type) if tt.elem_type in onnx.TensorProto.DataType.values() else tt.elem_type}"
-                                     " (float32, int8 and uint8 are supported; int32 as the sequence_lens of LSTM / GRU / RNN)")
+                                     " (float32, int8 and uint8 are supported; int32 as the sequence_lens of LSTM / GRU / "
+                                     "RNN, int64 as ReverseSequence's lengths)")
         if not tt.HasField("shape"):
             raise ModelFormatError(f"graph input '{vi.name}' declares no shape")
         shape = []
@@ -635,6 +638,78 @@ class _Translator(RecurrentOps):
             self.op("TRANSPOSE", [t, self.const_tensor(node.output[0] + "/perm", np.array(ir_perm, np.int32))],
                     [out])
         self.new_value(node.output[0], shape, x.dtype, out, out_nhwc, x.quant, like=x)
+
+    def op_ReverseSequence(self, node, ins, attrs):
+        """The first sequence_lens[b] steps of batch row b in reverse order along time_axis, the rest as they are
+        (tf2onnx's reversal of a go_backwards recurrent layer's input).  Data movement only: a DequantizeLinear
+        output has its integers moved and the float view follows, exactly DQ then ReverseSequence.  Constant
+        lengths that all equal the time dimension become a REVERSE_V2 of that axis (any batch size)."""
+        self.need(ins, 2, 2)
+        x, lens = ins
+        batch_axis, time_axis = attrs.get("batch_axis", 1), attrs.get("time_axis", 0)
+        if x.rank < 2 or sorted((batch_axis, time_axis)) != [0, 1]:
+            self.bad(f"batch_axis {batch_axis} and time_axis {time_axis} must be 0 and 1 (input rank {x.rank})")
+        steps = x.shape[time_axis]
+        if lens.dtype != np.int64 or lens.shape != (x.shape[batch_axis],):
+            self.bad(f"sequence_lens must be int64 of shape [{x.shape[batch_axis]}], not {lens.dtype} "
+                     f"{list(lens.shape)}")
+        if lens.const is not None and (np.any(lens.const < 0) or np.any(lens.const > steps)):
+            self.bad(f"sequence_lens {lens.const.tolist()} outside [0, {steps}]")
+        if self._fold(node, ins, attrs):
+            return
+        if x.dq_of is not None and x.plain is None and x.nhwc is None:
+            self.op_ReverseSequence(_Renamed(node, x.dq_of.name, node.output[0] + "/q"), [x.dq_of, lens], attrs)
+            self.values[node.output[0]] = Value(name=node.output[0], shape=x.shape, dtype=np.dtype(np.float32),
+                                                dq_of=self.values[node.output[0] + "/q"])
+            return
+        t = self.get_plain(x)
+        out = self.like(t, node.output[0])
+        if lens.const is not None and np.all(lens.const == steps):
+            self.op("REVERSE_V2", [t, self.const_tensor(node.output[0] + "/axis", np.array([time_axis], np.int32))],
+                    [out])
+        else:
+            self.op("ONNX_REVERSE_SEQUENCE", [t, self.get_plain(lens)], [out], batch_axis=batch_axis,
+                    time_axis=time_axis)
+        self.new_value(node.output[0], x.shape, x.dtype, out, False, x.quant, like=x)
+
+    def op_Gather(self, node, ins, attrs):
+        """Constant indices: folded on constant data (tf2onnx's shape arithmetic); on other data, a scalar index or
+        evenly spaced indices along one axis are a STRIDED_SLICE (the axis dropped for a scalar index)."""
+        self.need(ins, 2, 2)
+        if self._fold(node, ins, attrs):
+            return
+        x = ins[0]
+        rank = x.rank
+        axis = attrs.get("axis", 0)
+        axis = axis + rank if axis < 0 else axis
+        if not 0 <= axis < rank:
+            self.bad(f"axis {attrs.get('axis')} outside rank {rank}")
+        idx = self.const_of(ins[1], "the indices input").astype(np.int64)
+        dim = x.shape[axis]
+        if idx.size == 0 or np.any(idx < -dim) or np.any(idx >= dim):
+            self.bad(f"indices {idx.tolist()} outside [-{dim}, {dim}) or empty")
+        flat = np.where(idx < 0, idx + dim, idx).reshape(-1)
+        step = int(flat[1] - flat[0]) if flat.size > 1 else 1
+        if idx.ndim > 1 or step == 0 or np.any(np.diff(flat) != step):
+            self.unsupported(f"indices {idx.tolist()} (a scalar or evenly spaced 1-D indices are supported)")
+        x = self.float_input(x)
+        begin, end, stride = [0] * rank, list(x.shape), [1] * rank
+        begin[axis], stride[axis] = int(flat[0]), step
+        end[axis] = int(flat[-1]) + (1 if step > 0 else -1)
+        shape = list(x.shape)
+        shape[axis:axis + 1] = [] if idx.ndim == 0 else [flat.size]
+        t = self.get_plain(x)
+        out = self.like(t, node.output[0], tuple(shape))
+        self.op("STRIDED_SLICE", [t] + [self.const_tensor(f"{node.output[0]}/{what}", np.array(v, np.int32))
+                                        for what, v in (("begin", begin), ("end", end), ("strides", stride))],
+                [out], begin_mask=0, end_mask=(1 << axis) if end[axis] < 0 else 0,
+                shrink_axis_mask=(1 << axis) if idx.ndim == 0 else 0, ellipsis_mask=0, new_axis_mask=0)
+        self.new_value(node.output[0], tuple(shape), x.dtype, out, False)
+
+    def op_Expand(self, node, ins, attrs):
+        self.need(ins, 2, 2)
+        if not self._fold(node, ins, attrs):
+            self.unsupported("Expand of a non-constant input (only constant inputs are folded)")
 
     def op_Concat(self, node, ins, attrs):
         if not ins or any(v is None for v in ins):

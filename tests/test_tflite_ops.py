@@ -10,6 +10,7 @@ version), so TensorFlow is only imported when a model is missing.
 """
 from __future__ import annotations
 
+import copy
 import zlib
 
 import numpy as np
@@ -19,6 +20,7 @@ import edgeml
 import model_cache
 import tflite_models as M
 from converters import from_tflite
+from edgeml.runtime.graph import Quantization
 
 N_INPUTS = 20
 RTOL, ATOL = 1e-5, 1e-6
@@ -296,3 +298,43 @@ def test_run_resizes_every_input_of_a_multi_input_model(models):
     for xs in int8_full_range_inputs(shapes, 3, 17):
         got = ours.run(list(xs))
         assert_outputs_match([got], run_reference(ref, xs), f"{name} run() at batch 3")
+
+
+def _pack_op(graph):
+    (op,) = [op for op in graph.ops if op.type == "PACK"]
+    return op
+
+
+def _set_pack_option(name, value):
+    def mutate(graph):
+        _pack_op(graph).options[name] = value
+    return mutate
+
+
+def _reshape_third_input(graph):
+    t = graph.tensors[_pack_op(graph).inputs[2]]
+    t.shape = (1, 4, 2)
+
+
+def _requantize_third_input(graph):
+    t = graph.tensors[_pack_op(graph).inputs[2]]
+    scale, zp = t.quant.scalar()
+    t.quant = Quantization(np.array([scale]), np.array([zp + 1]))
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (_set_pack_option("axis", 4), "axis 4 outside the output rank 4"),
+    (_set_pack_option("axis", -5), "axis -5 outside the output rank 4"),
+    (_set_pack_option("values_count", 2), "values_count 2 but 3 inputs"),
+    (_reshape_third_input, "cannot be stacked"),
+    (_requantize_third_input, "must be equal"),
+], ids=["axis_too_large", "axis_too_negative", "values_count", "shapes_differ", "input_zero_point_differs"])
+def test_malformed_pack_raises_model_format_error(models, mutate, message):
+    """PACK's attributes and inputs are checked as LiteRT's Prepare checks them (it refuses an int8 input whose
+    scale / zero point differ from the output's rather than requantizing); each case is one edit of a valid
+    converter-made model."""
+    graph = copy.deepcopy(from_tflite(models.get("pack_axis1_three_inputs", "int8")))
+    edgeml.Interpreter(graph)
+    mutate(graph)
+    with pytest.raises(edgeml.ModelFormatError, match=message):
+        edgeml.Interpreter(graph)

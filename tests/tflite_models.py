@@ -28,6 +28,7 @@ class ModelSpec:
     spread: float = 1.0              # standard deviation of the representative / float test inputs
     kinds: tuple = ("int8", "float")
     rewrite: Callable = None         # rewrite(model_bytes) -> model_bytes, for ops the converter never emits
+    isolated: bool = False           # convert in a child process (TF 2.21 can crash converting recurrent layers)
 
 
 def _seed(name: str) -> int:
@@ -355,6 +356,22 @@ _add(ModelSpec("concat_channels_two_inputs", [(5, 6, 3), (5, 6, 4)],
 _add(ModelSpec("concat_rows_three_inputs", [(2, 6, 3), (5, 6, 3), (1, 6, 3)],
                lambda k, tf, xs: [k.layers.Concatenate(axis=1)(xs)], **_both({"CONCATENATION"})))
 
+# PACK (tf.stack); the int8 converter gives every input the output's scale and zero point
+_add(ModelSpec("pack_axis0_two_inputs", [(5, 3), (5, 3)],
+               lambda k, tf, xs: [k.layers.Lambda(lambda t: tf.stack([t[0], 2.0 * t[1]], axis=0))(xs)],
+               **_both({"PACK"})))
+_add(ModelSpec("pack_axis1_three_inputs", [(4, 3), (4, 3), (4, 3)],
+               lambda k, tf, xs: [k.layers.Lambda(lambda t: tf.stack(t, axis=1))(xs)], **_both({"PACK"})))
+_add(ModelSpec("pack_last_axis_four_inputs", [(3, 5)],
+               _single(lambda k, tf, x: k.layers.Lambda(
+                   lambda t: tf.stack([t, tf.nn.relu(t), t + 1.0, 0.5 * t], axis=-1))(x)),
+               **_both({"PACK"})))
+# an unrolled GRU returning its sequence: one PACK of 16 time steps (more inputs than one concat step takes)
+_add(ModelSpec("gru_unrolled_sequences", [(16, 5)],
+               _single(lambda k, tf, x: k.layers.GRU(6, return_sequences=True, unroll=True)(
+                   k.layers.GRU(8, return_sequences=True, unroll=True)(x))),
+               int8_ops=frozenset({"PACK", "FULLY_CONNECTED", "LOGISTIC", "TANH"}), kinds=("int8",), isolated=True))
+
 # TRANSPOSE
 _add(ModelSpec("transpose_hw", [(5, 6, 3)],
                _single(lambda k, tf, x: k.layers.Lambda(lambda t: tf.transpose(t, [0, 2, 1, 3]))(x)),
@@ -421,6 +438,8 @@ def build_keras(spec: ModelSpec, keras, tf):
 
 def convert(spec: ModelSpec, kind: str) -> bytes:
     """The spec's model as a .tflite flatbuffer: "int8" (full int8, int8 I/O), "float", or "int8_float_io"."""
+    if spec.isolated:
+        return _convert_in_child(spec, kind)
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -442,3 +461,21 @@ def convert(spec: ModelSpec, kind: str) -> bytes:
             converter.inference_output_type = tf.int8
     model_bytes = converter.convert()
     return spec.rewrite(model_bytes) if spec.rewrite is not None else model_bytes
+
+
+def _convert_in_child(spec: ModelSpec, kind: str) -> bytes:
+    """convert() in a fresh Python process, so a converter crash fails one test instead of the session."""
+    import subprocess
+    import sys
+    import tempfile
+    code = ("import sys, dataclasses, pathlib, tflite_models as M; pathlib.Path(sys.argv[3]).write_bytes("
+            "M.convert(dataclasses.replace(M.SPECS[sys.argv[1]], isolated=False), sys.argv[2]))")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.tflite")
+        done = subprocess.run([sys.executable, "-c", code, spec.name, kind, path],
+                              cwd=os.path.dirname(os.path.abspath(__file__)), capture_output=True)
+        if done.returncode != 0 or not os.path.exists(path):
+            raise RuntimeError(f"converting {spec.name} ({kind}) failed with exit code {done.returncode}:\n"
+                               f"{done.stderr.decode(errors='replace')[-2000:]}")
+        with open(path, "rb") as f:
+            return f.read()

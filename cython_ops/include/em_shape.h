@@ -1,5 +1,6 @@
 /* Data movement: copy (RESHAPE, SQUEEZE, EXPAND_DIMS), strided gather (TRANSPOSE, STRIDED_SLICE, SLICE),
- * PAD and CONCATENATION.  Element size is a parameter: one kernel serves every dtype. */
+ * PAD, CONCATENATION (also PACK) and ONNX ReverseSequence.  Element size is a parameter: one kernel serves every
+ * dtype. */
 #ifndef EM_SHAPE_H
 #define EM_SHAPE_H
 #include <string.h>
@@ -71,6 +72,23 @@ static void em_concat(const em_params* p) {
             const int64_t rb = d[3 + k];
             memcpy(dst, (const uint8_t*)p->ptr[1 + k] + o * rb, (size_t)rb);
             dst += rb;
+        }
+    }
+}
+
+/* ONNX ReverseSequence on [d0, d1, inner] with batch and time on axes 0 / 1: y[b, t] = x[b, n - 1 - t] for
+ * t < n = lens[b] (clamped to [0, steps]), else x[b, t].  i: 0 batch, 1 steps, 2 batch stride bytes,
+ * 3 time stride bytes, 4 inner bytes; ptr: 0 in, 1 out, 2 lens (int64, one per batch row) */
+static void em_reverse_sequence(const em_params* p) {
+    const int64_t* d = p->i;
+    const int64_t* lens = (const int64_t*)p->ptr[2];
+    const uint8_t* x = (const uint8_t*)p->ptr[0];
+    uint8_t* y = (uint8_t*)p->ptr[1];
+    for (int64_t b = 0; b < d[0]; b++) {
+        const int64_t n = lens[b] < 0 ? 0 : lens[b] > d[1] ? d[1] : lens[b];
+        for (int64_t t = 0; t < d[1]; t++) {
+            const int64_t src = t < n ? n - 1 - t : t;
+            memcpy(y + b * d[2] + t * d[3], x + b * d[2] + src * d[3], (size_t)d[4]);
         }
     }
 }

@@ -64,6 +64,7 @@ class Plan:
     lifetimes: dict = None   # tensor index -> (first step, last step) it is live; inputs/outputs span the invoke
     scratch: dict = None     # step index -> (byte offset, bytes) of that step's scratch buffer in the arena
     checks: list = None      # (int32 status word a kernel sets on bad run-time input, message(value)); Ctx.run_check
+    input_ranges: dict = None    # graph input index -> (lowest, highest, what): values set_input accepts
 
     def view(self, t: int) -> np.ndarray:
         """The arena region of tensor t as an array (no copy)."""
@@ -85,6 +86,7 @@ class Ctx:
         self.keep = []
         self.run_checks = []
         self.batch_changed = False
+        self.input_ranges = {}
         for t in graph.tensors:
             if t.data is not None:
                 self.constants[t.index] = t.data
@@ -929,6 +931,35 @@ def prepare_reverse_v2(ctx: Ctx, op: Op) -> Step:
                         same_quant=False)
 
 
+def prepare_reverse_sequence(ctx: Ctx, op: Op) -> Step:
+    """ONNX ReverseSequence: in batch row b the first lens[b] steps along time_axis in reverse order, the others
+    copied.  The int64 lengths are a constant (from_onnx checked them) or a graph input, whose values
+    Interpreter.set_input checks against [0, time steps] as onnxruntime checks them at run time; the kernel also
+    clamps them, so no length reads or writes out of bounds."""
+    x, lens, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    xs = list(ctx.shape(x))
+    batch_axis, time_axis = op.options["batch_axis"], op.options["time_axis"]
+    if x.dtype != y.dtype:
+        raise ModelFormatError(f"{op.describe()}: input {x.dtype} and output {y.dtype} differ")
+    if tuple(ctx.shape(lens)) != (xs[batch_axis],):
+        raise UnsupportedOpError(f"{op.describe()}: {list(ctx.shape(lens))} sequence lengths for batch "
+                                 f"{xs[batch_axis]}")
+    if lens.index in ctx.constants:
+        lens_ptr = _addr(ctx.keep_array(ctx.constants[lens.index].astype(np.int64)))
+    elif lens.index in ctx.graph.inputs and lens.dtype == np.int64:
+        ctx.input_ranges[lens.index] = (0, xs[time_axis], f"sequence lengths of {op.describe()}")
+        lens_ptr = None
+    else:
+        raise UnsupportedOpError(f"{op.describe()}: sequence_lens must be a constant or an int64 graph input")
+    ctx.set_output(op, 0, tuple(xs))
+    st, isz = _strides(xs), x.dtype.itemsize
+    ints = [xs[batch_axis], xs[time_axis], st[batch_axis] * isz, st[time_axis] * isz, _count(xs[2:]) * isz]
+
+    def make(addr):
+        return [addr(x.index), addr(y.index), lens_ptr or addr(lens.index)], ints, []
+    return Step(op, "reverse_sequence", make, 0, 0)
+
+
 def prepare_transpose(ctx: Ctx, op: Op) -> Step:
     xs = ctx.shape(ctx.tensor(op, 0))
     perm = [int(p) for p in ctx.const(ctx.tensor(op, 1), f"{op.describe()} permutation").reshape(-1)]
@@ -1089,11 +1120,31 @@ def prepare_pad(ctx: Ctx, op: Op) -> Step:
     return Step(op, "pad", make, 0, 0)
 
 
-def prepare_concatenation(ctx: Ctx, op: Op) -> Step:
+CONCAT_INPUTS = 14      # inputs one em_concat step takes (its pointer and integer slots)
+
+
+def _concat_steps(op: Op, y, ins: list, outer: int, rows: list) -> list:
+    """y = [outer] rows, each the concatenation of one row of every input (rows[k] bytes of input k).
+    Up to CONCAT_INPUTS inputs per em_concat step; a later step writes its inputs' columns of every output row
+    (the output pointer advanced past the earlier columns, the output row length unchanged)."""
+    out_row = sum(rows)
+    steps = []
+    for first in range(0, len(ins), CONCAT_INPUTS):
+        part = ins[first:first + CONCAT_INPUTS]
+        ints = [len(part), outer, out_row] + rows[first:first + len(part)]
+        column = sum(rows[:first])
+
+        def make(addr, part=part, ints=ints, column=column):
+            return [addr(y.index) + column] + [addr(t.index) for t in part], ints, []
+        steps.append(Step(op, "concat", make, 0, 0))
+    return steps
+
+
+def prepare_concatenation(ctx: Ctx, op: Op) -> list:
     y = ctx.tensor(op, 0, "output")
     ins = [ctx.tensor(op, k) for k in range(len(op.inputs))]
-    if not 1 <= len(ins) <= 14:
-        raise UnsupportedOpError(f"{op.describe()}: {len(ins)} inputs (1 to 14 supported)")
+    if not ins:
+        raise ModelFormatError(f"{op.describe()}: no inputs")
     shapes = [list(ctx.shape(t)) for t in ins]
     rank = len(shapes[0])
     axis = op.options.get("axis", 0)
@@ -1111,14 +1162,36 @@ def prepare_concatenation(ctx: Ctx, op: Op) -> Step:
     out = list(shapes[0])
     out[axis] = sum(s[axis] for s in shapes)
     ctx.set_output(op, 0, tuple(out))
-    outer = _count(out[:axis])
     isz = y.dtype.itemsize
-    rows = [_count(s[axis:]) * isz for s in shapes]
-    ints = [len(ins), outer, _count(out[axis:]) * isz] + rows
+    return _concat_steps(op, y, ins, _count(out[:axis]), [_count(s[axis:]) * isz for s in shapes])
 
-    def make(addr):
-        return [addr(y.index)] + [addr(t.index) for t in ins], ints, []
-    return Step(op, "concat", make, 0, 0)
+
+def prepare_pack(ctx: Ctx, op: Op) -> list:
+    """PACK (tf.stack): values_count equal-shaped inputs stacked on a new output axis; a CONCATENATION of the
+    inputs each viewed with a unit dimension at that axis.  The values are copied, not requantized: LiteRT's
+    Prepare refuses int8 inputs whose scale or zero point differ from the output's, and so does this."""
+    y = ctx.tensor(op, 0, "output")
+    ins = [ctx.tensor(op, k) for k in range(len(op.inputs))]
+    count = op.options.get("values_count", 0)
+    if count != len(ins) or not ins:
+        raise ModelFormatError(f"{op.describe()}: values_count {count} but {len(ins)} inputs")
+    shape = list(ctx.shape(ins[0]))
+    for t in ins:
+        if list(ctx.shape(t)) != shape:
+            raise ModelFormatError(f"{op.describe()}: inputs of shapes {[list(ctx.shape(t)) for t in ins]} "
+                                   "cannot be stacked (they must all be equal)")
+        if t.dtype != y.dtype:
+            raise ModelFormatError(f"{op.describe()}: input {t.describe()} has type {t.dtype}, the output {y.dtype}")
+        if y.dtype == np.int8 and _qparams(t, op) != _qparams(y, op):
+            raise ModelFormatError(f"{op.describe()}: int8 input {t.describe()} has scale / zero point "
+                                   f"{_qparams(t, op)}, the output {_qparams(y, op)}; PACK copies values, so "
+                                   "they must be equal (LiteRT refuses the model too)")
+    axis = op.options.get("axis", 0)
+    a = axis + len(shape) + 1 if axis < 0 else axis
+    if not 0 <= a <= len(shape):
+        raise ModelFormatError(f"{op.describe()}: axis {axis} outside the output rank {len(shape) + 1}")
+    ctx.set_output(op, 0, tuple(shape[:a] + [count] + shape[a:]))
+    return _concat_steps(op, y, ins, _count(shape[:a]), [_count(shape[a:]) * y.dtype.itemsize] * count)
 
 
 def _mean_multiplier(real: float, count: int, rounding: int) -> tuple[int, int]:
@@ -1202,11 +1275,13 @@ PREPARE = {
     "SPLIT": prepare_split,
     "SPLIT_V": prepare_split_v,
     "UNPACK": prepare_unpack,
+    "PACK": prepare_pack,
     "PADV2": prepare_pad,
     "MEAN": prepare_mean,
     "CONCATENATION": prepare_concatenation,
     "TRANSPOSE": prepare_transpose,
     "REVERSE_V2": prepare_reverse_v2,
+    "ONNX_REVERSE_SEQUENCE": prepare_reverse_sequence,
     "STRIDED_SLICE": prepare_strided_slice,
     "QUANTIZE": prepare_quantize,
     "DEQUANTIZE": prepare_dequantize,
@@ -1223,7 +1298,7 @@ MAX_VERSION = {
     "ADD": 5, "SUB": 5, "MUL": 7, "RESHAPE": 2, "SQUEEZE": 2, "EXPAND_DIMS": 3, "SOFTMAX": 3, "LOGISTIC": 3,
     "TANH": 3, "RELU": 3, "RELU6": 3, "RELU_N1_TO_1": 2, "LEAKY_RELU": 2, "HARD_SWISH": 1, "PAD": 4,
     "PADV2": 4, "MEAN": 3, "CONCATENATION": 4, "TRANSPOSE": 6, "STRIDED_SLICE": 8, "QUANTIZE": 3,
-    "DEQUANTIZE": 6, "SPLIT": 4, "SPLIT_V": 2, "UNPACK": 4,
+    "DEQUANTIZE": 6, "SPLIT": 4, "SPLIT_V": 2, "UNPACK": 4, "PACK": 4,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": 3, "REVERSE_V2": 3,
 }
 
@@ -1337,7 +1412,7 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
                 arena_bytes=total, arena=arena, constants=ctx.constants, keep=ctx.keep + [arena_raw],
                 lifetimes={t: span for t, span in life.items() if not isinstance(t, tuple)},
                 scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple)},
-                checks=ctx.run_checks)
+                checks=ctx.run_checks, input_ranges=ctx.input_ranges)
     plan.keep.append(const_arrays)
     plan.engine = Engine(records, keepalive=plan.keep)
     return plan

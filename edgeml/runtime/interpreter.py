@@ -164,6 +164,10 @@ class Interpreter:
         if x.shape != view.shape:
             raise InputError(f"input {index} ('{tensor.name}'): expected shape {list(view.shape)}, "
                              f"got {list(x.shape)}")
+        lo, hi, what = self._plan.input_ranges.get(t, (None, None, None))
+        if what is not None and x.size and (x.min() < lo or x.max() > hi):
+            raise InputError(f"input {index} ('{tensor.name}'): values {x.min()}..{x.max()} outside [{lo}, {hi}] "
+                             f"({what})")
         np.copyto(view, x)
 
     def invoke(self):
