@@ -296,7 +296,7 @@ KERAS_CASES = [("LSTM", False), ("LSTM", True), ("GRU", False), ("GRU", True), (
 def keras_onnx():
     """tf2onnx conversions (from_keras, batch 1) of small seeded Keras recurrent models, with Keras's outputs.
     (tf2onnx turns SimpleRNN and GRU(reset_after=False) into Loop graphs; SimpleRNN goes through edgeml's GRU-twin
-    rewrite, edgeml/train/onnx_recurrent.py; GRU(reset_after=False) is not covered.)"""
+    rewrite, edgeml/train/onnx_recurrent.py; GRU(reset_after=False) is covered by test_onnx_recurrent_export.py.)"""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     tf = pytest.importorskip("tensorflow")
     keras = pytest.importorskip("tf_keras")
