@@ -12,7 +12,8 @@ CASES = candidate_cases()
 
 # What edgeml does not implement within the supported ops, as the UnsupportedOpError says it.
 NOT_IMPLEMENTED = {
-    r"has element type (INT16|UINT16|UINT32|UINT64|INT32|FLOAT8\w*|U?INT[24]|FLOAT4E2M1|BOOL)": "tensor type",
+    r"has element type (INT16|UINT16|UINT32|UINT64|INT32|INT64|BFLOAT16|FLOAT8\w*|U?INT[24]|FLOAT4E2M1|BOOL)":
+        "tensor type",
     r"input '\w+' has type u?int8; this op runs on float32": "integer arithmetic without quantization",
     r"only 2-D pooling": "1-D / 3-D pooling",
     r"only 2-D convolution": "1-D / 3-D convolution",
@@ -26,6 +27,8 @@ NOT_IMPLEMENTED = {
         "per-axis activations, blocked or 16-bit QuantizeLinear",
     r"declares no inputs": "models without inputs",
     r"empty tensors": "zero-size tensors",
+    r"Expand of a non-constant input": "Expand of non-constant data",
+    r"\(Gather\): indices .*\(a scalar or evenly spaced": "Gather with irregular indices",
 }
 
 
