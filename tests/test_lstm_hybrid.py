@@ -1,0 +1,235 @@
+"""Hybrid UNIDIRECTIONAL_SEQUENCE_LSTM (float input and state, int8 weights) against LiteRT's reference kernels.
+
+What is exact and what is not: the on-the-fly quantization of x and h, the integer products and every float
+step of the gates and the cell follow LiteRT's EvalHybrid operation for operation (em_lstm_hybrid.h), but LiteRT
+computes sigmoid and tanh with Eigen's vectorized approximations (array().logistic() / .tanh()), whose
+per-element formula depends on the Eigen version, on the SIMD width LiteRT was built with and on which elements
+Eigen's traversal takes in packets or one by one (buffer alignment); edgeml uses libm's expf / tanhf.  The two
+differ by a few ulp (|error| ~1e-7 for values up to 1).  Usually that is all, but when such a difference moves
+an element of h across a rounding boundary of the next step's on-the-fly quantization, that element's int8 code
+changes by one and the next gates move by up to scale_h * scale_w * 127 = max|h| * max|w| / 127 (~3e-3 for these
+weights).  Hence two bounds: every output within FLIP_ATOL, and all but FLIP_SHARE of the outputs within
+ULP_ATOL -- a wrong gate, scale, zero point or state update breaks the second bound everywhere.
+"""
+from __future__ import annotations
+
+import copy
+import zlib
+
+import numpy as np
+import pytest
+
+import edgeml
+import lstm_hybrid_models as M
+import model_cache
+from converters import from_tflite
+from edgeml import EdgeMLError, ModelFormatError, UnsupportedOpError
+from edgeml.runtime.graph import Quantization
+
+ULP_ATOL = 2e-6          # a few ulp of sigmoid / tanh, carried through the steps
+FLIP_ATOL = 5e-3         # one quantization step of one h element (bound above)
+FLIP_SHARE = 0.01        # outputs allowed past ULP_ATOL (seen: below 0.1%)
+INVOKES = 6
+LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+TANH, RELU, NONE = 4, 1, 0
+
+
+@pytest.fixture(scope="session")
+def hybrid_models(request, tmp_path_factory) -> model_cache.ConvertedModels:
+    return model_cache.converted_models(request, tmp_path_factory, "lstm_hybrid_models", M)
+
+
+def reference(model: bytes):
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    ref = litert.Interpreter(model_content=model, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
+    ref.allocate_tensors()
+    return ref
+
+
+def run_ref(ref, x):
+    ref.set_tensor(ref.get_input_details()[0]["index"], x)
+    ref.invoke()
+    return ref.get_tensor(ref.get_output_details()[0]["index"])
+
+
+def run_ours(ours, x):
+    ours.set_input(x)
+    ours.invoke()
+    return ours.get_output()
+
+
+def inputs(name: str, shape, n: int, seed: int) -> list:
+    """Normal data at three spreads (tiny, unit, large) and one all-zero input (LiteRT skips the products)."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()) + seed)
+    out = [(rng.standard_normal(tuple(shape)) * (1.0, 0.01, 20.0)[k % 3]).astype(np.float32) for k in range(n)]
+    out[min(3, n - 1)][:] = 0.0
+    return out
+
+
+def assert_close(got, want):
+    np.testing.assert_allclose(got, want, rtol=0, atol=FLIP_ATOL)
+    past = np.abs(got.astype(np.float64) - want) > ULP_ATOL
+    assert past.mean() <= FLIP_SHARE, f"{past.sum()} of {past.size} outputs differ by more than {ULP_ATOL}"
+
+
+def compare_invokes(model: bytes, name: str, seed: int = 0):
+    """INVOKES back-to-back invokes (the state carries over in both), then a reset of both and one more."""
+    ref, ours = reference(model), edgeml.Interpreter(model)
+    xs = inputs(name, ref.get_input_details()[0]["shape"], INVOKES, seed)
+    outputs = []
+    for x in xs:
+        want = run_ref(ref, x)
+        assert_close(run_ours(ours, x), want)
+        outputs.append(want)
+    assert len(np.unique(np.concatenate([o.ravel() for o in outputs]))) > 16, "outputs are degenerate"
+    ref.reset_all_variables()
+    ours.reset_variables()
+    assert_close(run_ours(ours, xs[0]), run_ref(ref, xs[0]))
+
+
+def lstm_ops(graph):
+    return [op for op in graph.ops if op.type == LSTM]
+
+
+# ----- the converter's models ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(M.SPECS))
+def test_models_hold_hybrid_lstms(hybrid_models, name):
+    graph = from_tflite(hybrid_models.get(name, "dynamic"))
+    ops = lstm_ops(graph)
+    assert len(ops) == len(M.SPECS[name].layers), [op.type for op in graph.ops]
+    for op in ops:
+        assert graph.tensors[op.inputs[0]].dtype == np.float32
+        assert graph.tensors[op.inputs[19]].dtype == np.float32 and graph.tensors[op.inputs[19]].is_variable
+        assert op.options["asymmetric_quantize_inputs"]
+        for position in M.WEIGHT_INPUTS:
+            w = graph.tensors[op.inputs[position]]
+            assert w.dtype == np.int8 and w.quant.scale.size == 1, (position, w.describe())
+
+
+def test_converter_quantizes_large_lstms_per_tensor_even_with_per_channel_on(hybrid_models):
+    """big28 is the converter's own output (per-channel quantization is on by default), so the file format the
+    kernel reads -- one scale per weight tensor, asymmetric inputs -- is the converter's, not the test's."""
+    graph = from_tflite(hybrid_models.get("big28", "dynamic"))
+    (op,) = lstm_ops(graph)
+    scales = [graph.tensors[op.inputs[k]].quant.scale for k in M.WEIGHT_INPUTS]
+    assert all(s.size == 1 for s in scales) and len({float(s[0]) for s in scales}) > 1
+
+
+@pytest.mark.parametrize("asymmetric", [True, False], ids=["asymmetric", "symmetric"])
+@pytest.mark.parametrize("name", sorted(M.SPECS))
+def test_hybrid_lstm_matches_reference_across_invokes(hybrid_models, name, asymmetric):
+    model = hybrid_models.get(name, "dynamic")
+    if not asymmetric:
+        model = M.edit_lstm_options(model, asymmetric_inputs=False)
+    compare_invokes(model, name)
+
+
+def test_state_persists_until_reset_like_litert(hybrid_models):
+    model = hybrid_models.get("seq7", "dynamic")
+    ref, ours = reference(model), edgeml.Interpreter(model)
+    x = inputs("state", ref.get_input_details()[0]["shape"], 1, 5)[0]
+    first, second = run_ref(ref, x), run_ref(ref, x)
+    assert np.abs(first - second).max() > 1e-3, "LiteRT's LSTM state should carry over to the next invoke"
+    assert_close(run_ours(ours, x), first)
+    assert_close(run_ours(ours, x), second)
+    ours.reset_variables()
+    assert_close(run_ours(ours, x), first)
+
+
+def test_time_major_batch_of_three(hybrid_models):
+    """time_major: LiteRT runs all three sequences of a step at once (one zero test, three quantized rows)."""
+    model = M.edit_lstm_options(hybrid_models.get("batch3", "dynamic"), time_major=True)
+    assert lstm_ops(from_tflite(model))[0].options["time_major"]
+    compare_invokes(model, "batch3-time-major", seed=3)
+
+
+@pytest.mark.parametrize("activation", [RELU, NONE], ids=["relu", "none"])
+def test_other_cell_activations(hybrid_models, activation):
+    """RELU, and NONE, where LiteRT's output step leaves its buffer (the cell gate's) unwritten: h = o * g."""
+    compare_invokes(M.edit_lstm_options(hybrid_models.get("seq7", "dynamic"), activation=activation), "act")
+
+
+def test_batch_resize_matches_one_by_one(hybrid_models):
+    """Batch 3 re-planned from the file's batch 1: each row equals LiteRT running that sequence alone."""
+    model = hybrid_models.get("stack16", "dynamic")
+    ref, ours = reference(model), edgeml.Interpreter(model)
+    shape = ref.get_input_details()[0]["shape"]
+    x1, x2 = (np.concatenate(inputs("resize", shape, 3, s)[:3]) for s in (0, 1))
+    ours.resize_input(0, x1.shape)
+    run_ours(ours, x1)
+    got = run_ours(ours, x2)
+    for b in range(3):
+        ref.reset_all_variables()
+        run_ref(ref, x1[b:b + 1])
+        assert_close(got[b:b + 1], run_ref(ref, x2[b:b + 1]))
+
+
+# ----- hostile models ------------------------------------------------------------------------------------------
+
+def _edited(model: bytes, edit):
+    graph = copy.deepcopy(from_tflite(model))
+    edit(graph, lstm_ops(graph)[0])
+    return graph
+
+
+def _weight_quant(position, quant):
+    def edit(g, op):
+        g.tensors[op.inputs[position]].quant = quant
+    return edit
+
+
+def _float_weights(position):
+    def edit(g, op):
+        t = g.tensors[op.inputs[position]]
+        t.data = t.data.astype(np.float32)
+        t.dtype = np.dtype(np.float32)
+        t.quant = None
+    return edit
+
+
+def _state_dtype(g, op):
+    t = g.tensors[op.inputs[19]]
+    t.dtype = np.dtype(np.int16)
+
+
+def _bias_dtype(g, op):
+    t = g.tensors[op.inputs[13]]
+    t.data = t.data.astype(np.int32)
+    t.dtype = np.dtype(np.int32)
+
+
+HOSTILE = [
+    ("weights without quantization", _weight_quant(3, None), ModelFormatError),
+    ("weights with an empty scale list", _weight_quant(3, Quantization(np.array([]), np.array([]))),
+     ModelFormatError),
+    ("five scales for 16 rows", _weight_quant(6, Quantization(np.full(5, 0.01), np.zeros(5, np.int64), axis=0)),
+     ModelFormatError),
+    ("scale zero", _weight_quant(2, Quantization(np.array([0.0]), np.array([0]))), ModelFormatError),
+    ("non-zero weight zero point", _weight_quant(2, Quantization(np.array([0.01]), np.array([3]))),
+     UnsupportedOpError),
+    ("per-channel scales", _weight_quant(7, Quantization(np.full(16, 0.01), np.zeros(16, np.int64), axis=0)),
+     UnsupportedOpError),
+    ("float and int8 weights mixed", _float_weights(6), UnsupportedOpError),
+    ("int16 cell state", _state_dtype, UnsupportedOpError),
+    ("int32 gate bias", _bias_dtype, UnsupportedOpError),
+]
+
+
+@pytest.mark.parametrize("case,edit,error", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_hybrid_lstm_is_rejected_at_load(hybrid_models, case, edit, error):
+    graph = _edited(hybrid_models.get("seq7", "dynamic"), edit)
+    with pytest.raises(error) as info:
+        edgeml.Interpreter(graph)
+    assert isinstance(info.value, EdgeMLError) and len(str(info.value)) > 20, str(info.value)
+
+
+def test_per_channel_file_is_refused_because_litert_drops_it(hybrid_models):
+    """A real per-channel file: LiteRT's hybrid LSTM reads no scale from it and its products vanish (its output
+    equals the same model with all weights zero), so edgeml refuses it instead of disagreeing."""
+    model = M.quantize_lstm_weights(hybrid_models.get("seq7", "dynamic"), per_channel=True)
+    with pytest.raises(UnsupportedOpError, match="per-channel"):
+        edgeml.Interpreter(model)
+    graph = from_tflite(model)
+    w = graph.tensors[lstm_ops(graph)[0].inputs[1]]
+    assert w.quant.scale.size == w.shape[0]
