@@ -10,9 +10,12 @@
  *   gate = bias
  *   gate = gate + (float)(Wx_g . x_q - zx * rowsum(Wx_g)) * (sx * wscale_x[g])   skipped if the group's x is 0
  *   gate = gate + (float)(Wh_g . h_q - zh * rowsum(Wh_g)) * (sh * wscale_h[g])   skipped if the group's h is 0
- *   i, f, o = 1.0f / (1.0f + expf(-gate));  g = act(gate)                       (libm expf / tanhf, as LiteRT)
- *   c = f * c;  c = c + g * i;  clipped to +-cell_clip when cell_clip > 0
+ *   i, f, o = sigmoid(gate);  g = act(gate)
+ *   c = f * c + g * i, clipped to +-cell_clip when cell_clip > 0
  *   h = o * act(c)   -- act NONE leaves its output buffer, the cell gate's, unwritten in LiteRT: h = o * g
+ * The cell update is the float LSTM's (em_lstm.h em_lstm_cell_f32 / em_lstm_cells_f32_avx2), with its sigmoid
+ * and tanh: one polynomial in every ISA form, within 2 ulp of libm.  LiteRT takes sigmoid and tanh from Eigen's
+ * vectorized approximations, whose bits depend on its build (tests/test_lstm_hybrid.py says what follows).
  * The integer sums are exact (in any order), so Wx.x_q of every row is one GEMM before the recurrence
  * (em_lstm_dots, weights packed by rnn.py pack_s8) and becomes bias + input term in float right away; each step
  * then adds the recurrent term.  Every float operation is the reference's, in its order, without contraction.
@@ -59,19 +62,6 @@ static inline void em_lstm_hybrid_quantize(const float* x, int64_t n, int asym, 
     else em_hy_quantize_sym(x, n, q, scale);
 }
 
-static inline float em_lstm_hybrid_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-/* tensor_utils::ApplyActivationToVector for the cell gate and the cell state (NONE is handled by the caller) */
-static inline float em_lstm_hybrid_act(float v, int act) {
-    switch (act) {
-        case 1: return 0.0f < v ? v : 0.0f;                                    /* std::max(0, v) */
-        case 3: { float m = 6.0f < v ? 6.0f : v; return 0.0f < m ? m : 0.0f; } /* std::max(0, std::min(v, 6)) */
-        case 6: return em_lstm_hybrid_sigmoid(v);
-        case 4: return tanhf(v);
-        default: return v;
-    }
-}
-
 static void em_lstm_hybrid(const em_params* p) {
     const float* x = (const float*)p->ptr[0];
     float* y = (float*)p->ptr[1];
@@ -98,7 +88,10 @@ static void em_lstm_hybrid(const em_params* p) {
     int32_t* zh = (int32_t*)(sh + B);
     int32_t* acc = zh + B;
     int64_t grp, r, j;
-    int g;
+    int g, vec = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    vec = act == 4 && em_isa() >= EM_ISA_AVX2;
+#endif
 
     /* input term of every row: quantize, one GEMM (int32 in pre's memory), then bias + term in float in place */
     for (r = 0; r < rows; r++) em_lstm_hybrid_quantize(x + r * F, F, asym, qx + r * F, sx + r, zx + r);
@@ -142,19 +135,22 @@ static void em_lstm_hybrid(const em_params* p) {
                     for (j = g * NC; j < (g + 1) * NC; j++) gate[j] = gate[j] + (float)(a[j] - zh[r] * rsh[j]) * scale;
                 }
             }
-            for (j = 0; j < NC; j++) {
-                const float vi = em_lstm_hybrid_sigmoid(gate[j]);
-                const float vf = em_lstm_hybrid_sigmoid(gate[NC + j]);
-                const float vg = act == 0 ? gate[2 * NC + j] : em_lstm_hybrid_act(gate[2 * NC + j], act);
-                const float vo = em_lstm_hybrid_sigmoid(gate[3 * NC + j]);
-                float cv = vf * cr[j];
-                cv = cv + vg * vi;
-                if (clip > 0.0f) {                   /* CwiseClipping: std::max(std::min(clip, c), -clip) */
-                    cv = cv < clip ? cv : clip;
-                    cv = cv < -clip ? -clip : cv;
+            j = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (vec) j = em_lstm_cells_f32_avx2(gate, NC, clip, cr, out);
+#endif
+            for (; j < NC; j++) {
+                if (act != 0) {
+                    em_lstm_cell_f32(gate, NC, j, act, clip, cr, out);
+                    continue;
                 }
+                /* NONE: LiteRT's output step multiplies o by the cell gate left in its buffer, not by c */
+                const float vi = em_lstm_sigmoidf(gate[j]), vf = em_lstm_sigmoidf(gate[NC + j]);
+                const float vg = gate[2 * NC + j], vo = em_lstm_sigmoidf(gate[3 * NC + j]);
+                float cv = vf * cr[j] + vi * vg;
+                if (clip > 0.0f) cv = cv > clip ? clip : (cv < -clip ? -clip : cv);
                 cr[j] = cv;
-                out[j] = vo * (act == 0 ? vg : em_lstm_hybrid_act(cv, act));
+                out[j] = vo * vg;
             }
             memcpy(hr, out, (size_t)NC * sizeof(float));
         }
