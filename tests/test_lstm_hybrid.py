@@ -16,6 +16,9 @@ ULP_ATOL -- a wrong gate, scale, zero point or state update breaks the second bo
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -165,6 +168,44 @@ def test_batch_resize_matches_one_by_one(hybrid_models):
         ref.reset_all_variables()
         run_ref(ref, x1[b:b + 1])
         assert_close(got[b:b + 1], run_ref(ref, x2[b:b + 1]))
+
+
+SCALAR_RUN = """
+import sys, numpy as np
+import edgeml
+from cython_ops.conv import isa
+assert isa() == "scalar", isa()
+data = dict(np.load(sys.argv[1]))
+out = {}
+for key in sorted(k for k in data if k.startswith("x_")):
+    name = key[2:]
+    ours = edgeml.Interpreter(sys.argv[2] + "/" + name)
+    for k in range(data[key].shape[0]):
+        ours.set_input(data[key][k])
+        ours.invoke()
+        out[f"{name}_{k}"] = ours.get_output()
+np.savez(sys.argv[3], **out)
+print("ok")
+"""
+
+
+def test_scalar_path_gives_the_same_bits(hybrid_models, tmp_path):
+    """EDGEML_ISA=scalar (plain C dot products and cell loop) against the default path: identical outputs."""
+    xs = {}
+    for name in ("seq7", "stack16", "big28"):
+        model = M.edit_lstm_options(hybrid_models.get(name, "dynamic"), asymmetric_inputs=name != "stack16")
+        (tmp_path / name).write_bytes(model)
+        xs[name] = np.stack(inputs(name, reference(model).get_input_details()[0]["shape"], 4, 7))
+    np.savez(tmp_path / "x.npz", **{f"x_{k}": v for k, v in xs.items()})
+    env = dict(os.environ, EDGEML_ISA="scalar")
+    done = subprocess.run([sys.executable, "-c", SCALAR_RUN, str(tmp_path / "x.npz"), str(tmp_path),
+                           str(tmp_path / "y.npz")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+    scalar = np.load(tmp_path / "y.npz")
+    for name, x in xs.items():
+        ours = edgeml.Interpreter(str(tmp_path / name))
+        for k in range(x.shape[0]):
+            np.testing.assert_array_equal(run_ours(ours, x[k]), scalar[f"{name}_{k}"])
 
 
 # ----- hostile models ------------------------------------------------------------------------------------------
