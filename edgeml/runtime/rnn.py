@@ -297,6 +297,31 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     return Step(op, "lstm_int8", make, scratch, macs)
 
 
+EIGEN_PACKET_FLOATS = 4          # LiteRT's x86 wheel vectorizes Eigen with SSE: 4-float packets, 16-byte aligned
+HYBRID_GATE_SLOTS = (0, 2, 3, 1)  # EvalHybrid's scratch: input, cell, forget, output gate; here i, f, o, cell
+
+
+def eigen_scalar_lanes(n_cell: int, batch: int, time_major: bool) -> np.ndarray:
+    """uint8 [4, batch, n_cell]: 1 where LiteRT's sigmoid of the input, forget and output gates (and of the cell
+    gate's buffer, for a sigmoid cell activation) runs Eigen's one-element path, whose logistic is
+    e / (1 + e) with libm's exp instead of the packet polynomial.  Eigen's linear traversal of a vector takes
+    single elements up to the first 16-byte boundary of the buffer and after its last whole packet; LiteRT calls
+    it per (batch, step) row of n_cell in batch-major order and on all batch rows at once in time-major order,
+    on gate buffers at slot * n_cell * batch floats of a 64-byte aligned scratch tensor."""
+    lanes = np.zeros((4, batch, n_cell), np.uint8)
+    for k, slot in enumerate(HYBRID_GATE_SLOTS):
+        calls = [(slot * n_cell * batch, batch, slice(None))] if time_major else \
+            [(slot * n_cell * batch + b * n_cell, 1, slice(b, b + 1)) for b in range(batch)]
+        for offset, rows, where in calls:
+            n = rows * n_cell
+            start = min(n, -offset % EIGEN_PACKET_FLOATS)
+            end = start + (n - start) // EIGEN_PACKET_FLOATS * EIGEN_PACKET_FLOATS
+            single = np.ones(n, np.uint8)
+            single[start:end] = 0
+            lanes[k, where] = single.reshape(rows, n_cell)
+    return lanes
+
+
 def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, n_cell: int, time_major: bool,
                         cell_clip: float) -> Step:
     """Hybrid ("dynamic-range") LSTM: float32 input, output and state, int8 weights with one scale per tensor,
@@ -344,6 +369,7 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
     rows_h = keep(wh_cat.astype(np.int64).sum(axis=1).astype(np.int32))
     scale_all = keep(np.array(scales, np.float32))
     bias_all = keep(np.concatenate(biases).astype(np.float32))
+    lanes = keep(eigen_scalar_lanes(n_cell, batch, time_major))
     scratch = int(lstm_hybrid_scratch(batch, steps, n_input, n_cell))
     if scratch > MAX_SCRATCH_BYTES:
         raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {4 * n_cell} gates need {scratch} "
@@ -353,6 +379,6 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
 
     def make(addr):
         ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
-                _addr(bias_all), _addr(rows_x), _addr(rows_h), _addr(scale_all), addr("scratch")]
+                _addr(bias_all), _addr(rows_x), _addr(rows_h), _addr(scale_all), addr("scratch"), _addr(lanes)]
         return ptrs, ints, [float(Q.F32(cell_clip))]
     return Step(op, "lstm_hybrid", make, scratch, macs)
