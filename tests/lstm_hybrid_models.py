@@ -10,6 +10,7 @@ per tensor) on the converter's own model, so every model below is a converter-ma
   step1   1 step x 10 features, LSTM(8, last step)
   stack16 16 steps x 10 features, LSTM(33, sequences) -> LSTM(8, last step): stacked, STRIDED_SLICE
   batch3  7 steps x 3 features, LSTM(16, sequences), fixed batch 3 (the converter accepts a fixed batch)
+  odd13   5 steps x 3 features, LSTM(13, sequences), batch 2: gate buffers off 16-byte boundaries in LiteRT
   big28   28 steps x 40 features, LSTM(64, last step): quantized by the converter itself
 Biases are randomized (Keras starts them at zero, forget gate at one).
 """
@@ -39,6 +40,7 @@ SPECS = {s.name: s for s in (
     HybridSpec("step1", 1, 10, ((8, False),), 12),
     HybridSpec("stack16", 16, 10, ((33, True), (8, False)), 13),
     HybridSpec("batch3", 7, 3, ((16, True),), 14, batch=3),
+    HybridSpec("odd13", 5, 3, ((13, True),), 16, batch=2),
     HybridSpec("big28", 28, 40, ((64, False),), 15, by_converter=True),
 )}
 KINDS = ("dynamic",)

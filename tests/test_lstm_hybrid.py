@@ -132,11 +132,13 @@ def test_state_persists_until_reset_like_litert(hybrid_models):
     assert_close(run_ours(ours, x), first)
 
 
-def test_time_major_batch_of_three(hybrid_models):
-    """time_major: LiteRT runs all three sequences of a step at once (one zero test, three quantized rows)."""
-    model = M.edit_lstm_options(hybrid_models.get("batch3", "dynamic"), time_major=True)
+@pytest.mark.parametrize("name", ["batch3", "odd13"])
+def test_time_major(hybrid_models, name):
+    """time_major: LiteRT runs all sequences of a step at once (one zero test, one quantized row each, one
+    Eigen traversal over all of them)."""
+    model = M.edit_lstm_options(hybrid_models.get(name, "dynamic"), time_major=True)
     assert lstm_ops(from_tflite(model))[0].options["time_major"]
-    compare_invokes(model, "batch3-time-major", seed=3)
+    compare_invokes(model, f"{name}-time-major", seed=3)
 
 
 @pytest.mark.parametrize("activation", [RELU, NONE], ids=["relu", "none"])
