@@ -91,6 +91,7 @@ static inline float em_lstm_hybrid_logistic(float x0) {
     float x = x0 < EM_LH_EXP_HI ? x0 : EM_LH_EXP_HI;
     float m, r, r2, p, e;
     union { float f; int32_t i; } two_m;
+    if (!(x0 >= EM_LH_EXP_LO)) return x0 < EM_LH_EXP_LO ? 0.0f : x0;   /* 0, or NaN: no out-of-range (int) m */
     x = x * 0.5f;                                        /* exp(x) = exp(x / 2)^2: no denormal 2^m */
     m = floorf(x * EM_LH_LOG2E + 0.5f);
     r = m * EM_LH_LN2_C1 + x;
@@ -101,7 +102,7 @@ static inline float em_lstm_hybrid_logistic(float x0) {
     two_m.i = ((int32_t)m + 127) << 23;
     e = p * two_m.f;
     e = e * e;
-    return x0 < EM_LH_EXP_LO ? 0.0f : e / (1.0f + e);
+    return e / (1.0f + e);
 }
 
 /* the same function as Eigen evaluates it one element at a time (scalar_logistic_op<float>::operator()) */

@@ -7,7 +7,8 @@ quantized cell clip, the power-of-two cell scale, and the gemmlowp int16 sigmoid
 
 State: the op's output-state (h) and cell-state (c) inputs are variable tensors.  As in LiteRT they persist
 across invokes (a second invoke continues the sequence) and start at "zero": 0.0 for float (and hybrid), the
-zero point for int8 h, 0 for int16 c.  `Interpreter.reset_variables()` puts them back, as LiteRT's reset_all_variables().
+zero point for int8 h, 0 for int16 c.  `Interpreter.reset_variables()` puts them back, as LiteRT's
+reset_all_variables().
 """
 from __future__ import annotations
 
@@ -325,8 +326,8 @@ def eigen_scalar_lanes(n_cell: int, batch: int, time_major: bool) -> np.ndarray:
 def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, n_cell: int, time_major: bool,
                         cell_clip: float) -> Step:
     """Hybrid ("dynamic-range") LSTM: float32 input, output and state, int8 weights with one scale per tensor,
-    float32 biases (LiteRT's EvalHybrid; arithmetic in cython_ops/include/em_lstm_hybrid.h).  The inputs
-    common to every variant were checked by prepare_unidirectional_sequence_lstm.
+    float32 biases, bit-identical to LiteRT's EvalHybrid (arithmetic in cython_ops/include/em_lstm_hybrid.h).
+    The inputs common to every variant were checked by prepare_unidirectional_sequence_lstm.
 
     LiteRT reads each weight tensor's single (legacy) scale: a tensor with per-channel scales has none, so
     LiteRT multiplies its products by 0.  Such models are refused rather than run differently from it.  The
