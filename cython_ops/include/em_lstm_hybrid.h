@@ -234,9 +234,9 @@ static void em_lstm_hybrid(const em_params* p) {
     int32_t* zh = (int32_t*)(sh + B);
     int32_t* acc = zh + B;
     int64_t grp, r, j;
-    int g, vec = 0;
+    int g;
 #if defined(__x86_64__) && defined(__GNUC__)
-    vec = act == 4 && em_isa() >= EM_ISA_AVX2;
+    const int vec = act == 4 && em_isa() >= EM_ISA_AVX2;
 #endif
 
     /* input term of every row: quantize, one GEMM (int32 in pre's memory), then bias + term in float in place */
