@@ -28,9 +28,10 @@
  *      3 c state f32 [B,NC], 4 Wx, 5 Wh ([4*NC, F] and [4*NC, NC], gate order i, f, g, o; pack_s8),
  *      6 bias f32 [4*NC], 7 row sums int32 [4*NC] of Wx, 8 row sums int32 [4*NC] of Wh,
  *      9 weight scales f32 [8] (Wx gates i, f, g, o, then Wh gates), 10 scratch,
- *      11 uint8 [4][B][NC]: 1 where LiteRT's sigmoid of i, f, o (and of the cell buffer) takes Eigen's
- *         one-element path (rnn.py eigen_scalar_lanes)
- * ints: 0 B, 1 T, 2 F, 3 NC, 4 time_major, 5 cell activation (0 none, 1 relu, 3 relu6, 4 tanh, 6 sigmoid),
+ *      11 uint8 [3][B][NC]: 1 where LiteRT's sigmoid of i, f, o takes Eigen's one-element path
+ *         (rnn.py eigen_scalar_lanes)
+ * ints: 0 B, 1 T, 2 F, 3 NC, 4 time_major, 5 cell activation (TFLite's: 0 none, 1 relu, 2 relu_n1_to_1,
+ *       3 relu6, 4 tanh, 5 sign_bit),
  *       6 asymmetric input quantization (0/1)
  * floats: 0 cell clip (0: none)
  * scratch bytes (em_lstm_hybrid_scratch): the input term of every row (T*B * Gp floats, Gp = 4*NC padded to
@@ -126,23 +127,24 @@ static inline float em_lstm_hybrid_sigmoid(float x, int single) {
 }
 
 /* tensor_utils::ApplyActivationToVector for the cell gate and the cell state (NONE is handled by the caller) */
-static inline float em_lstm_hybrid_act(float v, int act, int single) {
+static inline float em_lstm_hybrid_act(float v, int act) {
+    float m;
     switch (act) {
-        case 1: return 0.0f < v ? v : 0.0f;                                    /* std::max(0, v) */
-        case 3: { float m = 6.0f < v ? 6.0f : v; return 0.0f < m ? m : 0.0f; } /* std::max(0, std::min(v, 6)) */
-        case 6: return em_lstm_hybrid_sigmoid(v, single);
+        case 1: return 0.0f < v ? v : 0.0f;                                   /* std::max(0, v) */
+        case 2: m = 1.0f < v ? 1.0f : v; return -1.0f < m ? m : -1.0f;        /* std::max(-1, std::min(v, 1)) */
+        case 3: m = 6.0f < v ? 6.0f : v; return 0.0f < m ? m : 0.0f;          /* std::max(0, std::min(v, 6)) */
+        case 5: return signbit(v) ? 1.0f : 0.0f;                              /* std::signbit */
         default: return em_lstm_hybrid_tanh(v);
     }
 }
 
 /* cell j of one row: gate holds the 4 pre-activations [i | f | g | o] of NC each; lanes[k * lstride + j] says
- * whether LiteRT's sigmoid k (i, f, o, cell buffer) takes Eigen's one-element path there */
+ * whether LiteRT's sigmoid k (i, f, o) takes Eigen's one-element path there */
 static inline void em_lstm_hybrid_cell(const float* gate, int64_t NC, int64_t j, int act, float clip, float* c,
                                        float* out, const uint8_t* lanes, int64_t lstride) {
     const float vi = em_lstm_hybrid_sigmoid(gate[j], lanes[j]);
     const float vf = em_lstm_hybrid_sigmoid(gate[NC + j], lanes[lstride + j]);
-    const int sc = lanes[3 * lstride + j];
-    const float vg = act == 0 ? gate[2 * NC + j] : em_lstm_hybrid_act(gate[2 * NC + j], act, sc);
+    const float vg = act == 0 ? gate[2 * NC + j] : em_lstm_hybrid_act(gate[2 * NC + j], act);
     const float vo = em_lstm_hybrid_sigmoid(gate[3 * NC + j], lanes[2 * lstride + j]);
     float cv = vf * c[j];
     cv = cv + vg * vi;
@@ -151,7 +153,7 @@ static inline void em_lstm_hybrid_cell(const float* gate, int64_t NC, int64_t j,
         cv = cv < -clip ? -clip : cv;
     }
     c[j] = cv;
-    out[j] = vo * (act == 0 ? vg : em_lstm_hybrid_act(cv, act, sc));
+    out[j] = vo * (act == 0 ? vg : em_lstm_hybrid_act(cv, act));
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -299,17 +299,18 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
 
 
 EIGEN_PACKET_FLOATS = 4          # LiteRT's x86 wheel vectorizes Eigen with SSE: 4-float packets, 16-byte aligned
-HYBRID_GATE_SLOTS = (0, 2, 3, 1)  # EvalHybrid's scratch: input, cell, forget, output gate; here i, f, o, cell
+HYBRID_GATE_SLOTS = (0, 2, 3)     # EvalHybrid's scratch: input, cell, forget, output gate; here i, f, o
+# the schema's fused activations (NONE, RELU, RELU_N1_TO_1, RELU6, TANH, SIGN_BIT); LiteRT reads others as NONE
+HYBRID_ACTIVATIONS = (0, 1, 2, 3, 4, 5)
 
 
 def eigen_scalar_lanes(n_cell: int, batch: int, time_major: bool) -> np.ndarray:
-    """uint8 [4, batch, n_cell]: 1 where LiteRT's sigmoid of the input, forget and output gates (and of the cell
-    gate's buffer, for a sigmoid cell activation) runs Eigen's one-element path, whose logistic is
-    e / (1 + e) with libm's exp instead of the packet polynomial.  Eigen's linear traversal of a vector takes
+    """uint8 [3, batch, n_cell]: 1 where LiteRT's sigmoid of the input, forget and output gates runs Eigen's
+    one-element path, whose logistic is e / (1 + e) with libm's exp instead of the packet polynomial.  Eigen's linear traversal of a vector takes
     single elements up to the first 16-byte boundary of the buffer and after its last whole packet; LiteRT calls
     it per (batch, step) row of n_cell in batch-major order and on all batch rows at once in time-major order,
     on gate buffers at slot * n_cell * batch floats of a 64-byte aligned scratch tensor."""
-    lanes = np.zeros((4, batch, n_cell), np.uint8)
+    lanes = np.zeros((len(HYBRID_GATE_SLOTS), batch, n_cell), np.uint8)
     for k, slot in enumerate(HYBRID_GATE_SLOTS):
         calls = [(slot * n_cell * batch, batch, slice(None))] if time_major else \
             [(slot * n_cell * batch + b * n_cell, 1, slice(b, b + 1)) for b in range(batch)]
@@ -337,9 +338,9 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
     from edgeml.runtime.hybrid import _weight_scales
     what = op.describe()
     o = op.options
-    act = FLOAT_ACTIVATIONS.get(o.get("fused_activation_function", 0))
-    if act is None:
-        raise UnsupportedOpError(f"{what}: activation {o.get('fused_activation_function')} is not supported")
+    act = o.get("fused_activation_function", 0)
+    if act not in HYBRID_ACTIVATIONS:
+        raise UnsupportedOpError(f"{what}: fused activation {act} is not one of TFLite's (0..5)")
     x, y = ctx.tensor(op, INPUT), ctx.tensor(op, 0, "output")
     wx = [_weights(ctx, op, k, n_cell, n_input, np.int8, f"input-to-{g} weights")
           for k, g in zip(INPUT_WEIGHTS, GATES)]
