@@ -1,7 +1,7 @@
 # cython: language_level=3
-"""Recurrent kernels: UNIDIRECTIONAL_SEQUENCE_LSTM, integer 8x8_16 and float32 (include/em_lstm.h); ONNX LSTM /
-GRU / RNN float32 (include/em_onnx_rnn.h)."""
-from libc.stdint cimport uintptr_t, int16_t
+"""Recurrent kernels: UNIDIRECTIONAL_SEQUENCE_LSTM, integer 8x8_16 and float32 (include/em_lstm.h), hybrid
+(include/em_lstm_hybrid.h); ONNX LSTM / GRU / RNN float32 (include/em_onnx_rnn.h)."""
+from libc.stdint cimport uintptr_t, int16_t, int64_t
 from cython_ops.em_params cimport em_params
 
 import numpy as np
@@ -13,6 +13,10 @@ cdef extern from "em_lstm.h":
     void em_lstm_fill_table_simd(int kind, int ibits, int16_t* table) nogil
     int em_lstm_simd_tables() nogil
 
+cdef extern from "em_lstm_hybrid.h":
+    void em_lstm_hybrid(const em_params*) nogil
+    int64_t em_lstm_hybrid_scratch(int64_t B, int64_t T, int64_t F, int64_t NC) nogil
+
 cdef extern from "em_onnx_rnn.h":
     void em_onnx_rnn_f32(const em_params*) nogil
     void em_onnx_rnn_s8(const em_params*) nogil
@@ -20,6 +24,7 @@ cdef extern from "em_onnx_rnn.h":
 KERNELS = {
     "lstm_int8": <uintptr_t>&em_lstm_int8,
     "lstm_f32": <uintptr_t>&em_lstm_f32,
+    "lstm_hybrid": <uintptr_t>&em_lstm_hybrid,
     "onnx_rnn_f32": <uintptr_t>&em_onnx_rnn_f32,
     "onnx_rnn_s8": <uintptr_t>&em_onnx_rnn_s8,
 }
@@ -40,8 +45,7 @@ def activation_table(str kind, int integer_bits):
 
 def activation_table_simd(str kind, int integer_bits):
     """The same table computed by the kernels' 32-lane AVX-512 forms (em_q16x_*), or None where they cannot run;
-    tests compare it with activation_table entry by entry (integer_bits up to 7 for the logistic: tanh uses
-    one bit more inside)."""
+    tests compare it with activation_table entry by entry."""
     if kind not in TABLE_KINDS or not 0 <= integer_bits <= 6:
         raise ValueError(f"no {kind} table with {integer_bits} integer bits")
     if not em_lstm_simd_tables():
@@ -50,3 +54,8 @@ def activation_table_simd(str kind, int integer_bits):
     cdef int16_t[::1] t = table
     em_lstm_fill_table_simd(TABLE_KINDS[kind], integer_bits, &t[0])
     return table
+
+
+def lstm_hybrid_scratch(int64_t batch, int64_t steps, int64_t n_input, int64_t n_cell):
+    """Scratch bytes em_lstm_hybrid needs (its layout is defined once, in the header)."""
+    return em_lstm_hybrid_scratch(batch, steps, n_input, n_cell)

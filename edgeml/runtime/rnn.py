@@ -1,4 +1,4 @@
-"""Prepare of the recurrent ops: UNIDIRECTIONAL_SEQUENCE_LSTM (integer 8x8_16 and float32).
+"""Prepare of the recurrent ops: UNIDIRECTIONAL_SEQUENCE_LSTM (integer 8x8_16, float32 and hybrid).
 
 Everything LiteRT's lstm.cc / unidirectional_sequence_lstm.cc precomputes at Prepare is done here once: the
 effective gate scales (float32 products, then QuantizeMultiplier), the zero-point-folded int32 biases, the
@@ -6,8 +6,9 @@ quantized cell clip, the power-of-two cell scale, and the gemmlowp int16 sigmoid
 (cython_ops/include/em_lstm.h) only computes.
 
 State: the op's output-state (h) and cell-state (c) inputs are variable tensors.  As in LiteRT they persist
-across invokes (a second invoke continues the sequence) and start at "zero": 0.0 for float, the zero point
-for int8 h, 0 for int16 c.  `Interpreter.reset_variables()` puts them back, as LiteRT's reset_all_variables().
+across invokes (a second invoke continues the sequence) and start at "zero": 0.0 for float (and hybrid), the
+zero point for int8 h, 0 for int16 c.  `Interpreter.reset_variables()` puts them back, as LiteRT's
+reset_all_variables().
 """
 from __future__ import annotations
 
@@ -185,7 +186,7 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     kind = arithmetic_kind(x.dtype, what)
     wdtype = np.int8 if kind == "int8" else np.float32
     if kind == "f32" and wf.data.dtype != np.float32:
-        raise UnsupportedOpError(f"{what}: hybrid LSTM (float input, {wf.data.dtype} weights) is not supported")
+        return prepare_hybrid_lstm(ctx, op, steps, batch, n_input, n_cell, time_major, cell_clip)
     wx = [_weights(ctx, op, k, n_cell, n_input, wdtype, f"input-to-{g} weights")
           for k, g in zip(INPUT_WEIGHTS, GATES)]
     wh = [_weights(ctx, op, k, n_cell, n_cell, wdtype, f"recurrent-to-{g} weights")
@@ -295,3 +296,91 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
             + [addr("scratch")]
         return ptrs, ints, []
     return Step(op, "lstm_int8", make, scratch, macs)
+
+
+EIGEN_PACKET_FLOATS = 4          # LiteRT's x86 wheel vectorizes Eigen with SSE: 4-float packets, 16-byte aligned
+HYBRID_GATE_SLOTS = (0, 2, 3)     # EvalHybrid's scratch: input, cell, forget, output gate; here i, f, o
+# the schema's fused activations (NONE, RELU, RELU_N1_TO_1, RELU6, TANH, SIGN_BIT); LiteRT reads others as NONE
+HYBRID_ACTIVATIONS = (0, 1, 2, 3, 4, 5)
+
+
+def eigen_scalar_lanes(n_cell: int, batch: int, time_major: bool) -> np.ndarray:
+    """uint8 [3, batch, n_cell]: 1 where LiteRT's sigmoid of the input, forget and output gates runs Eigen's
+    one-element path, whose logistic is e / (1 + e) with libm's exp instead of the packet polynomial.  Eigen's linear traversal of a vector takes
+    single elements up to the first 16-byte boundary of the buffer and after its last whole packet; LiteRT calls
+    it per (batch, step) row of n_cell in batch-major order and on all batch rows at once in time-major order,
+    on gate buffers at slot * n_cell * batch floats of a 64-byte aligned scratch tensor."""
+    lanes = np.zeros((len(HYBRID_GATE_SLOTS), batch, n_cell), np.uint8)
+    for k, slot in enumerate(HYBRID_GATE_SLOTS):
+        calls = [(slot * n_cell * batch, batch, slice(None))] if time_major else \
+            [(slot * n_cell * batch + b * n_cell, 1, slice(b, b + 1)) for b in range(batch)]
+        for offset, rows, where in calls:
+            n = rows * n_cell
+            start = min(n, -offset % EIGEN_PACKET_FLOATS)
+            end = start + (n - start) // EIGEN_PACKET_FLOATS * EIGEN_PACKET_FLOATS
+            single = np.ones(n, np.uint8)
+            single[start:end] = 0
+            lanes[k, where] = single.reshape(rows, n_cell)
+    return lanes
+
+
+def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, n_cell: int, time_major: bool,
+                        cell_clip: float) -> Step:
+    """Hybrid ("dynamic-range") LSTM: float32 input, output and state, int8 weights with one scale per tensor,
+    float32 biases, bit-identical to LiteRT's EvalHybrid (arithmetic in cython_ops/include/em_lstm_hybrid.h).
+    The inputs common to every variant were checked by prepare_unidirectional_sequence_lstm.
+
+    LiteRT reads each weight tensor's single (legacy) scale: a tensor with per-channel scales has none, so
+    LiteRT multiplies its products by 0.  Such models are refused rather than run differently from it.  The
+    asymmetric_quantize_inputs option picks how x and h are quantized on the fly (em_hybrid.h's quantizers);
+    with it the products take -zero_point * row sum of the weights, summed here once."""
+    from cython_ops.rnn import lstm_hybrid_scratch
+    from edgeml.runtime.hybrid import _weight_scales
+    what = op.describe()
+    o = op.options
+    act = o.get("fused_activation_function", 0)
+    if act not in HYBRID_ACTIVATIONS:
+        raise UnsupportedOpError(f"{what}: fused activation {act} is not one of TFLite's (0..5)")
+    x, y = ctx.tensor(op, INPUT), ctx.tensor(op, 0, "output")
+    wx = [_weights(ctx, op, k, n_cell, n_input, np.int8, f"input-to-{g} weights")
+          for k, g in zip(INPUT_WEIGHTS, GATES)]
+    wh = [_weights(ctx, op, k, n_cell, n_cell, np.int8, f"recurrent-to-{g} weights")
+          for k, g in zip(RECURRENT_WEIGHTS, GATES)]
+    scales = []
+    for t, _ in wx + wh:
+        s = _weight_scales(op, t, n_cell, 0, "weights")
+        if s.size != 1:
+            raise UnsupportedOpError(f"{what}: weights {t.describe()} have {s.size} per-channel scales; LiteRT's "
+                                     "hybrid LSTM reads one scale per weight tensor (none for per-channel ones, "
+                                     "so it drops their products): quantize the LSTM weights per tensor")
+        scales.append(s[0])
+    biases = [_vector(ctx, op, k, n_cell, np.float32, f"{g} gate bias")[1] for k, g in zip(GATE_BIASES, GATES)]
+    h = _state(ctx, op, OUTPUT_STATE, batch, n_cell, np.float32, "output state")
+    c = _state(ctx, op, CELL_STATE, batch, n_cell, np.float32, "cell state")
+    if y.dtype != np.float32:
+        raise UnsupportedOpError(f"{what}: hybrid LSTM output {y.describe()} has type {y.dtype}, expected float32")
+    # |int8 * int8| sums and the zero-point term must fit LiteRT's int32 accumulator
+    if 2 * 128 * 128 * max(n_input, n_cell) >= 2 ** 31:
+        raise UnsupportedOpError(f"{what}: {max(n_input, n_cell)}-deep dot products may overflow int32")
+    ctx.set_output(op, 0, (steps, batch, n_cell) if time_major else (batch, steps, n_cell))
+    wx_cat = np.concatenate([d for _, d in wx], axis=0)
+    wh_cat = np.concatenate([d for _, d in wh], axis=0)
+    keep = ctx.keep_array
+    wx_all, wh_all = keep(pack_s8(wx_cat)), keep(pack_s8(wh_cat))
+    rows_x = keep(wx_cat.astype(np.int64).sum(axis=1).astype(np.int32))
+    rows_h = keep(wh_cat.astype(np.int64).sum(axis=1).astype(np.int32))
+    scale_all = keep(np.array(scales, np.float32))
+    bias_all = keep(np.concatenate(biases).astype(np.float32))
+    lanes = keep(eigen_scalar_lanes(n_cell, batch, time_major))
+    scratch = int(lstm_hybrid_scratch(batch, steps, n_input, n_cell))
+    if scratch > MAX_SCRATCH_BYTES:
+        raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {4 * n_cell} gates need {scratch} "
+                                 f"bytes of scratch (at most {MAX_SCRATCH_BYTES})")
+    ints = [batch, steps, n_input, n_cell, int(time_major), act, int(bool(o.get("asymmetric_quantize_inputs")))]
+    macs = batch * steps * 4 * n_cell * (n_input + n_cell)
+
+    def make(addr):
+        ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
+                _addr(bias_all), _addr(rows_x), _addr(rows_h), _addr(scale_all), addr("scratch"), _addr(lanes)]
+        return ptrs, ints, [float(Q.F32(cell_clip))]
+    return Step(op, "lstm_hybrid", make, scratch, macs)
