@@ -117,6 +117,48 @@ def test_float_lstm_matches_reference(lstm_models, name):
         np.testing.assert_allclose(run_ours(ours, x), run_ref(ref, x), rtol=RTOL, atol=ATOL)
 
 
+def _with_activation(model: bytes, value: int) -> bytes:
+    """The model with every LSTM's fused_activation_function byte set to `value` (TensorFlow's converter fuses
+    only tanh LSTMs, so other activations come from edited files)."""
+    import tflite
+    buf = bytearray(model)
+    m = tflite.Model.GetRootAs(buf, 0)
+    g = m.Subgraphs(0)
+    patched = 0
+    for i in range(g.OperatorsLength()):
+        op = g.Operators(i)
+        code = m.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != tflite.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM:
+            continue
+        table = op.BuiltinOptions()
+        options = tflite.UnidirectionalSequenceLSTMOptions()
+        options.Init(table.Bytes, table.Pos)
+        offset = options._tab.Offset(4)
+        assert offset, "the converter writes the (non-default) tanh activation explicitly"
+        buf[options._tab.Pos + offset] = value
+        patched += 1
+    assert patched
+    return bytes(buf)
+
+
+@pytest.mark.parametrize("activation", [0, 1, 2, 3])
+@pytest.mark.parametrize("name", ["seq7", "stack28"])
+def test_float_lstm_other_activations_match_reference(lstm_models, name, activation):
+    """NONE, RELU, RELU_N1_TO_1 and RELU6 as LiteRT computes them; with NONE its output activation writes
+    nothing, so h = o * (the cell gate's scratch) rather than o * c."""
+    model = _with_activation(lstm_models.get(name, "float"), activation)
+    assert from_tflite(model).ops[0].options["fused_activation_function"] == activation
+    ref, ours = reference(model), edgeml.Interpreter(model)
+    for x in float_inputs(name, ref.get_input_details()[0]["shape"], INVOKES, 2):
+        np.testing.assert_allclose(run_ours(ours, x), run_ref(ref, x), rtol=RTOL, atol=ATOL)
+
+
+def test_float_lstm_refuses_activation_codes_outside_the_schema(lstm_models):
+    """6 is not a TFLite activation (LiteRT silently reads it as NONE); edgeml refuses it."""
+    with pytest.raises(UnsupportedOpError, match="activation 6"):
+        edgeml.Interpreter(_with_activation(lstm_models.get("seq7", "float"), 6))
+
+
 def test_state_persists_until_reset_like_litert(lstm_models):
     model = lstm_models.get("seq7", "int8")
     ref, ours = reference(model), edgeml.Interpreter(model)

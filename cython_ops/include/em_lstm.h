@@ -753,7 +753,8 @@ static void em_lstm_int8(const em_params* p) {
 /* ----- float32 kernel (LiteRT EvalFloat without CIFG / peephole / projection / layer norm) -----------------
  * ptr: 0 x, 1 y, 2 h state [B, n_cell], 3 c state [B, n_cell], 4 Wx, 5 Wh (packed for em_lstm_fdots),
  *      6 bias [Gp], 13 scratch float [(T*B + 1) * Gp]; Gp = 4*n_cell padded to the column block
- * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 activation (4 tanh, 0 none, 1 relu, 3 relu6, 6 sigmoid)
+ * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 activation (4 tanh, 0 none: h = o * g as in LiteRT, 1 relu,
+ *       2 relu_n1_to_1, 3 relu6)
  * floats: 0 cell clip (0: none)
  * sigmoid and tanh use one polynomial exp (Cephes expf coefficients, range reduction by ln 2, no FMA) in the
  * scalar and the 8-lane form alike, so every ISA path gives the same bits; it is within 2 ulp of libm. */
@@ -814,8 +815,8 @@ static inline float em_lstm_act_f32(float v, int act) {
     switch (act) {
         case 0: return v;
         case 1: return v < 0.0f ? 0.0f : v;
+        case 2: return v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
         case 3: return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
-        case 6: return em_lstm_sigmoidf(v);
         default: return em_lstm_tanhf(v);
     }
 }
@@ -829,7 +830,9 @@ static inline void em_lstm_cell_f32(const float* gate, int64_t NC, int64_t j, in
     float cv = vf * c[j] + vi * vg;
     if (clip > 0.0f) cv = cv > clip ? clip : (cv < -clip ? -clip : cv);
     c[j] = cv;
-    out[j] = vo * em_lstm_act_f32(cv, act);
+    /* NONE: LiteRT's ApplyActivationToVector writes nothing, and its output product reads the scratch that still
+     * holds the cell gate: h = o * g */
+    out[j] = vo * (act == 0 ? vg : em_lstm_act_f32(cv, act));
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)

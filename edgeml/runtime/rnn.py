@@ -31,7 +31,8 @@ PROJECTION_WEIGHTS, PROJECTION_BIAS = 16, 17
 OUTPUT_STATE, CELL_STATE = 18, 19
 LAYER_NORM = (20, 21, 22, 23)
 GATES = ("input", "forget", "cell", "output")
-FLOAT_ACTIVATIONS = {0: 0, 1: 1, 3: 3, 4: 4, 6: 6}     # NONE, RELU, RELU6, TANH, SIGMOID
+# NONE, RELU, RELU_N1_TO_1, RELU6, TANH (the schema has no sigmoid: LiteRT reads a 6 as NONE; it is refused here)
+FLOAT_ACTIVATIONS = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4}
 GATE_SCALE = float(Q.F32(2.0 ** -12))                  # Q3.12 gate pre-activations without layer norm
 
 COLUMN_BLOCK = 64                                      # em_lstm.h EM_LSTM_COLS
