@@ -757,7 +757,8 @@ static void em_lstm_int8(const em_params* p) {
  *       2 relu_n1_to_1, 3 relu6)
  * floats: 0 cell clip (0: none)
  * sigmoid and tanh use one polynomial exp (Cephes expf coefficients, range reduction by ln 2, no FMA) in the
- * scalar and the 8-lane form alike, so every ISA path gives the same bits; it is within 2 ulp of libm. */
+ * scalar, 8- and 16-lane forms alike, so they give the same bits on every path (within 2 ulp of libm); the
+ * AVX-512 dot products use FMA, so that path's results agree within float tolerance. */
 /* the polynomial's constants, shared by every ISA form (em_onnx_rnn.h has the 16-lane one) */
 #define EM_EXP_LOG2E (1.44269504088896341f)
 #define EM_EXP_LN2_HI (0.693359375f)
