@@ -5,7 +5,7 @@ process, interleaved runs, medians and ratios (the timing loop of bench_mlperf.p
 Models, made here with TensorFlow's converter (cached in --out):
   kws_lstm   28 steps x 40 features -> LSTM(64) -> Dense(12) softmax   (keyword-spotting-like)
   small_lstm 16 steps x 10 features -> LSTM(16, return_sequences) -> LSTM(16) -> Dense(4) softmax
-each as full int8 (int8 I/O) and float32.  Peers: LiteRT (XNNPACK default resolver, and BUILTIN_REF), TFLite Micro,
+each as full int8 (int8 I/O), dynamic-range "hybrid" (int8 weights, float activations) and float32.  Peers: LiteRT (XNNPACK default resolver, and BUILTIN_REF), TFLite Micro,
 and onnxruntime on tf2onnx's conversion of the same Keras model: the float ONNX LSTM for the float row and, for the
 int8 row, onnxruntime's int8 form of an LSTM, quantize_dynamic (DynamicQuantizeLSTM, float input; onnxruntime has
 no static int8 LSTM).
@@ -37,14 +37,15 @@ import bench_mlperf as B  # noqa: E402  (sets the one-thread environment first)
 import numpy as np  # noqa: E402
 
 MODELS = {
-    "kws_lstm": dict(steps=28, features=40, layers=((64, False),), classes=12),
+    "kws_lstm": dict(steps=28, features=40, layers=((64, False),), classes=12, hybrid=True),
     "small_lstm": dict(steps=16, features=10, layers=((16, True), (16, False)), classes=4),
 }
 
 
 def build_models(out: Path, name: str, spec: dict):
     """<name>_int8.tflite, <name>_float.tflite, <name>_float.onnx and <name>_int8.onnx (dynamic) in `out`."""
-    wanted = [out / f"{name}_{k}" for k in ("int8.tflite", "float.tflite", "float.onnx", "int8.onnx")]
+    wanted = [out / f"{name}_{k}" for k in ("int8.tflite", "float.tflite", "float.onnx", "int8.onnx", "hybrid.tflite",
+                                            "hybrid.onnx")]
     if all(p.is_file() for p in wanted):
         return
     import tensorflow as tf
@@ -65,12 +66,16 @@ def build_models(out: Path, name: str, spec: dict):
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
     wanted[0].write_bytes(conv.convert())
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)       # dynamic range: int8 weights, float activations
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    wanted[4].write_bytes(conv.convert())
     try:
         import tf2onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
         sig = (tf.TensorSpec((1, spec["steps"], spec["features"]), tf.float32, name="x"),)
         tf2onnx.convert.from_keras(model, input_signature=sig, opset=17, output_path=str(wanted[2]))
         quantize_dynamic(str(wanted[2]), str(wanted[3]), weight_type=QuantType.QInt8)
+        wanted[5].write_bytes(wanted[3].read_bytes())      # the hybrid row's peer: the same DynamicQuantizeLSTM
     except Exception as exc:  # onnxruntime is an optional peer
         print(f"  no ONNX models for {name}: {type(exc).__name__}: {exc}")
 
@@ -183,8 +188,10 @@ def main(argv=None):
     print(f"# edgeml LSTM benchmark\n\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}")
     results = []
+    # hybrid: only where the converter quantizes the weights (tensors of 1024+ elements; small_lstm stays float)
     rows = [] if args.only_onnx else [(f"{n}_{k}", make_runner) for n in MODELS
-                                      for k in ("int8",) + (("float",) if args.float else ())]
+                                      for k in ("int8",) + (("hybrid",) if MODELS[n].get("hybrid") else ())
+                                      + (("float",) if args.float else ())]
     if onnx_rows:
         rows += [(f"{n}_{k}", make_onnx_runner) for n in ONNX_MODELS for k in ("int8", "float")]
     for row, make in rows:
@@ -196,7 +203,7 @@ def main(argv=None):
         print(f"  {r['model']}: " + ", ".join(f"{k} {B.fmt_us(v)} µs" for k, v in r["median_us"].items())
               + f"  [{time.perf_counter() - t0:.1f} s]", flush=True)
     B.print_table(results)
-    print("\nonnxruntime: the int8 rows run quantize_dynamic's DynamicQuantizeLSTM (float input, int8 weights), "
+    print("\nonnxruntime: the int8 and hybrid rows run quantize_dynamic's DynamicQuantizeLSTM (float input, int8 weights), "
           "the float rows the float ONNX LSTM; onnxruntime outputs are float, so they are not compared bit-wise.")
     if onnx_rows:
         print("onnx_* rows: edgeml runs the .onnx files (float, and the QDQ int8 form: int8 weights / input, float "

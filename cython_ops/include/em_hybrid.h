@@ -56,6 +56,7 @@
 #include <math.h>
 #include "em_params.h"
 #include "em_depthwise.h"
+#include "em_isa.h"
 
 enum { HY_N, HY_IH, HY_IW, HY_IC, HY_OH, HY_OW, HY_OC, HY_KH, HY_KW, HY_SH, HY_SW, HY_DH, HY_DW, HY_PT, HY_PL,
        HY_MODE, HY_DM, HY_DIRECT, HY_CHUNK };
@@ -75,8 +76,54 @@ static inline int32_t em_hy_round_vec(float t) {
     return (int32_t)u;
 }
 
+/* AVX-512 forms of the two loops below (exact: min / max are, and the rounding is the same operations) */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define EM_HY_AVX512 __attribute__((target("avx512f")))
+/* min and max of x[0..n) when n >= 16 and no value is NaN (return 1), else 0 and nothing is written */
+EM_HY_AVX512 static int em_hy_minmax_avx512(const float* x, int64_t n, float* mn, float* mx) {
+    __m512 a, b;
+    int64_t i;
+    if (n < 16) return 0;
+    a = b = _mm512_loadu_ps(x);
+    for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        if (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)) return 0;
+        a = _mm512_min_ps(a, v);
+        b = _mm512_max_ps(b, v);
+    }
+    if (i < n) {                               /* the last 16 values again: min / max do not mind */
+        const __m512 v = _mm512_loadu_ps(x + n - 16);
+        if (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)) return 0;
+        a = _mm512_min_ps(a, v);
+        b = _mm512_max_ps(b, v);
+    }
+    *mn = _mm512_reduce_min_ps(a);
+    *mx = _mm512_reduce_max_ps(b);
+    return 1;
+}
+/* q[i] = clamp(zp + R(x[i] * inv), lo, hi) for i < n rounded down to 16, R = em_hy_round_vec; returns that count */
+EM_HY_AVX512 static int64_t em_hy_round_avx512(const float* x, int64_t n, float inv, int32_t zp, int32_t lo,
+                                              int32_t hi, int8_t* q) {
+    const __m512 vinv = _mm512_set1_ps(inv), pos = _mm512_set1_ps(0.5f), neg = _mm512_set1_ps(-0.5f);
+    int64_t i;
+    for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 t = _mm512_mul_ps(_mm512_loadu_ps(x + i), vinv);
+        const __m512 u = _mm512_add_ps(t, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_LT_OQ),
+                                                               pos, neg));
+        __m512i v = _mm512_add_epi32(_mm512_set1_epi32(zp), _mm512_cvttps_epi32(u));
+        v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
+        _mm_storeu_si128((__m128i*)(q + i), _mm512_cvtepi32_epi8(v));
+    }
+    return i;
+}
+#endif
+
 static inline void em_hy_minmax(const float* x, int64_t n, float* mn, float* mx) {
     float a = n > 0 ? x[0] : 0.0f, b = a;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512 && em_hy_minmax_avx512(x, n, mn, mx)) return;
+#endif
     for (int64_t i = 1; i < n; i++) {
         if (x[i] < a) a = x[i];
         if (!(x[i] < b)) b = x[i];
@@ -100,7 +147,11 @@ static void em_hy_quantize_sym(const float* x, int64_t n, int8_t* q, float* scal
     *scale = range / 127.0f;
     const float inv = 127.0f / range;
     const int64_t vec = n & ~(int64_t)7;
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512) i = em_hy_round_avx512(x, vec, inv, 0, -127, 127, q);
+#endif
+    for (; i < n; i++) {
         const float t = x[i] * inv;
         int32_t v = i < vec ? em_hy_round_vec(t) : (int32_t)roundf(t);
         v = v < -127 ? -127 : (v > 127 ? 127 : v);
@@ -137,7 +188,11 @@ static void em_hy_quantize_asym(const float* x, int64_t n, int8_t* q, float* sca
     *zp = nudged;
     const float inv = *scale == 0.0f ? 0.0f : (float)(1.0 / (double)*scale);
     const int64_t vec = n & ~(int64_t)7;
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512) i = em_hy_round_avx512(x, vec, inv, nudged, -128, 127, q);
+#endif
+    for (; i < n; i++) {
         const float t = x[i] * inv;
         int32_t v = nudged + (i < vec ? em_hy_round_vec(t) : (int32_t)roundf(t));
         v = v < -128 ? -128 : (v > 127 ? 127 : v);

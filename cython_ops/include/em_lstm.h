@@ -274,6 +274,17 @@ EM_VNNI_TARGET static void em_lstm_dots_u8s8(const int8_t* A, int64_t lda, const
 }
 #endif
 
+/* the int8 sums in either packing: quads = the AVX-512 VNNI u8 x s8 form (pack_u8s8: activations read as a + 128,
+ * so the caller subtracts 128 * sum_k w), else the int16 pairs (pack_s8) */
+static inline void em_lstm_dots_packed(int quads, const int8_t* A, int64_t lda, const void* W, int64_t M, int64_t Np,
+                                       int64_t K, int32_t* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (quads) { em_lstm_dots_u8s8(A, lda, (const int8_t*)W, M, Np, K, out); return; }
+#endif
+    (void)quads;
+    em_lstm_dots(A, lda, (const int16_t*)W, M, Np, K, out);
+}
+
 /* ----- float dot products, vectorized over columns so each sum still runs in k order (as the scalar loop) -----
  * Weights packed as blocks of EM_LSTM_COLS columns, k-major inside a block: w[blk][k][c].
  * out[m][n] = (sum_k a[m][k] * w[n][k] + bias[n]) + add[m][n]  (bias, add optional) */
@@ -696,11 +707,7 @@ static void em_lstm_int8(const em_params* p) {
     for (r = 0; r < T * B; r++) {
         int16_t* o = pre + r * G;
         int g;
-#if defined(__x86_64__) && defined(__GNUC__)
-        if (quads) em_lstm_dots_u8s8(x + r * F, F, (const int8_t*)wx, 1, Gp, F, acc);
-        else
-#endif
-        em_lstm_dots(x + r * F, F, wx, 1, Gp, F, acc);
+        em_lstm_dots_packed(quads, x + r * F, F, wx, 1, Gp, F, acc);
 #if defined(__x86_64__) && defined(__GNUC__)
         if (vec) { em_lstm_requant_row_vnni(acc, NC, bx, qx, o); continue; }
 #endif
@@ -715,11 +722,7 @@ static void em_lstm_int8(const em_params* p) {
             const int16_t* px = pre + row * G;
             int32_t* a = acc;
             int8_t* out = y + row * NC;
-#if defined(__x86_64__) && defined(__GNUC__)
-            if (quads) em_lstm_dots_u8s8(h, NC, (const int8_t*)wh, 1, Gp, NC, a);
-            else
-#endif
-            em_lstm_dots(h, NC, wh, 1, Gp, NC, a);
+            em_lstm_dots_packed(quads, h, NC, wh, 1, Gp, NC, a);
 #if defined(__x86_64__) && defined(__GNUC__)
             if (vec) {
                 em_lstm_cells_vnni(a, bh, px, qh, NC, cell_shift, cell_ibits, clip, hzp, stale_tanh, c, out);

@@ -21,7 +21,7 @@
  * with every multiply-add rounded twice (checked on the installed ai_edge_litert: bit for bit).  The scalar
  * and the 8-lane forms below are the same operations, so every ISA path gives the same bits.
  * The integer sums are exact (in any order), so Wx.x_q of every row is one GEMM before the recurrence
- * (em_lstm_dots, weights packed by rnn.py pack_s8) and becomes bias + input term in float right away; each step
+ * (em_lstm_dots_packed, weights packed by rnn.py pack_s8 or, on AVX-512 VNNI, pack_u8s8) and becomes bias + input term in float right away; each step
  * then adds the recurrent term.  Every float operation is the reference's, in its order, without contraction.
  *
  * ptr: 0 x f32 [B,T,F] (or [T,B,F] when time_major), 1 y f32 [.., NC] one row per (b, t), 2 h state f32 [B,NC],
@@ -32,7 +32,8 @@
  *         (rnn.py eigen_scalar_lanes)
  * ints: 0 B, 1 T, 2 F, 3 NC, 4 time_major, 5 cell activation (TFLite's: 0 none, 1 relu, 2 relu_n1_to_1,
  *       3 relu6, 4 tanh, 5 sign_bit),
- *       6 asymmetric input quantization (0/1)
+ *       6 asymmetric input quantization (0/1), 7 weight packing: 0 int16 pairs (pack_s8), 1 u8 x s8 quads
+ *       (pack_u8s8, AVX-512 VNNI)
  * floats: 0 cell clip (0: none)
  * scratch bytes (em_lstm_hybrid_scratch): the input term of every row (T*B * Gp floats, Gp = 4*NC padded to
  *   EM_LSTM_COLS), the quantized rows of x (T*B * F), of h (B * NC), their scales and zero points, the recurrent
@@ -209,20 +210,100 @@ EM_LH_AVX2 static int64_t em_lstm_hybrid_cells_avx2(const float* gate, int64_t N
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* 16-lane forms of the same three functions and of the cell loop: the same operations, so the same bits */
+#define EM_LH_AVX512 __attribute__((target("avx512f")))
+EM_LH_AVX512 static inline __m512 em_lstm_hybrid_logistic_x16(__m512 x0) {
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    __m512 x = _mm512_mul_ps(_mm512_min_ps(x0, _mm512_set1_ps(EM_LH_EXP_HI)), half);
+    __m512 m = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(EM_LH_LOG2E)), half),
+                                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_add_ps(_mm512_mul_ps(m, _mm512_set1_ps(EM_LH_LN2_C1)), x);
+    r = _mm512_add_ps(_mm512_mul_ps(m, _mm512_set1_ps(EM_LH_LN2_C2)), r);
+    __m512 r2 = _mm512_mul_ps(r, r);
+    __m512 pe = _mm512_add_ps(_mm512_mul_ps(r2, _mm512_set1_ps(EM_LH_P4)), _mm512_set1_ps(EM_LH_P2));
+    __m512 po = _mm512_add_ps(_mm512_mul_ps(r2, _mm512_set1_ps(EM_LH_P5)), _mm512_set1_ps(EM_LH_P3));
+    __m512 p = _mm512_add_ps(_mm512_mul_ps(r, po), pe);
+    p = _mm512_add_ps(_mm512_mul_ps(r2, p), _mm512_add_ps(r, one));
+    __m512i e2 = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(m), _mm512_set1_epi32(127)), 23);
+    __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(e2));
+    e = _mm512_mul_ps(e, e);
+    __m512 y = _mm512_div_ps(e, _mm512_add_ps(one, e));
+    return _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(x0, _mm512_set1_ps(EM_LH_EXP_LO), _CMP_LT_OQ), y);
+}
+EM_LH_AVX512 static inline __m512 em_lstm_hybrid_tanh_x16(__m512 a) {
+    __m512 x = _mm512_min_ps(a, _mm512_set1_ps(EM_LH_TANH_CLAMP));
+    x = _mm512_max_ps(x, _mm512_set1_ps(-EM_LH_TANH_CLAMP));
+    __m512 x2 = _mm512_mul_ps(x, x), x3 = _mm512_mul_ps(x2, x);
+    __m512 p = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(EM_LH_TA0), x2), _mm512_set1_ps(EM_LH_TA1));
+    __m512 q = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(EM_LH_TB0), x2), _mm512_set1_ps(EM_LH_TB1));
+    p = _mm512_add_ps(_mm512_mul_ps(p, x2), _mm512_set1_ps(EM_LH_TA2));
+    q = _mm512_add_ps(_mm512_mul_ps(q, x2), _mm512_set1_ps(EM_LH_TB2));
+    p = _mm512_add_ps(_mm512_mul_ps(p, x2), _mm512_set1_ps(EM_LH_TA3));
+    q = _mm512_add_ps(_mm512_mul_ps(q, x2), _mm512_set1_ps(EM_LH_TB3));
+    q = _mm512_add_ps(_mm512_mul_ps(q, x2), _mm512_set1_ps(1.0f));
+    return _mm512_div_ps(_mm512_add_ps(_mm512_mul_ps(x3, p), x), q);
+}
+/* cells [0, NC rounded down to 16) of one row, tanh activation only */
+EM_LH_AVX512 static int64_t em_lstm_hybrid_cells_avx512(const float* gate, int64_t NC, float clip, float* c,
+                                                       float* out) {
+    int64_t j;
+    for (j = 0; j + 16 <= NC; j += 16) {
+        __m512 vi = em_lstm_hybrid_logistic_x16(_mm512_loadu_ps(gate + j));
+        __m512 vf = em_lstm_hybrid_logistic_x16(_mm512_loadu_ps(gate + NC + j));
+        __m512 vg = em_lstm_hybrid_tanh_x16(_mm512_loadu_ps(gate + 2 * NC + j));
+        __m512 vo = em_lstm_hybrid_logistic_x16(_mm512_loadu_ps(gate + 3 * NC + j));
+        __m512 cv = _mm512_add_ps(_mm512_mul_ps(vf, _mm512_loadu_ps(c + j)), _mm512_mul_ps(vg, vi));
+        if (clip > 0.0f) {
+            cv = _mm512_min_ps(cv, _mm512_set1_ps(clip));
+            cv = _mm512_max_ps(cv, _mm512_set1_ps(-clip));
+        }
+        _mm512_storeu_ps(c + j, cv);
+        _mm512_storeu_ps(out + j, _mm512_mul_ps(vo, em_lstm_hybrid_tanh_x16(cv)));
+    }
+    return j;
+}
+#endif
+
+/* out[j] = base[j] + (float)(a[j] - z * rs[j]) * scale: an integer sum rescaled onto a float term, in this order
+ * (16 lanes at a time on AVX-512, the same operations, so the same bits) */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) static int64_t em_lstm_hybrid_scaled_add_avx512(
+        const float* base, const int32_t* a, int32_t z, const int32_t* rs, float scale, int64_t n, float* out) {
+    const __m512i vz = _mm512_set1_epi32(z);
+    const __m512 vs = _mm512_set1_ps(scale);
+    int64_t j;
+    for (j = 0; j + 16 <= n; j += 16) {
+        __m512i s = _mm512_sub_epi32(_mm512_loadu_si512(a + j), _mm512_mullo_epi32(vz, _mm512_loadu_si512(rs + j)));
+        _mm512_storeu_ps(out + j, _mm512_add_ps(_mm512_loadu_ps(base + j), _mm512_mul_ps(_mm512_cvtepi32_ps(s), vs)));
+    }
+    return j;
+}
+#endif
+static inline void em_lstm_hybrid_scaled_add(const float* base, const int32_t* a, int32_t z, const int32_t* rs,
+                                             float scale, int64_t n, float* out) {
+    int64_t j = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512) j = em_lstm_hybrid_scaled_add_avx512(base, a, z, rs, scale, n, out);
+#endif
+    for (; j < n; j++) out[j] = base[j] + (float)(a[j] - z * rs[j]) * scale;
+}
+
 static void em_lstm_hybrid(const em_params* p) {
     const float* x = (const float*)p->ptr[0];
     float* y = (float*)p->ptr[1];
     float* hs = (float*)p->ptr[2];
     float* cs = (float*)p->ptr[3];
-    const int16_t* wx = (const int16_t*)p->ptr[4];
-    const int16_t* wh = (const int16_t*)p->ptr[5];
+    const void* wx = p->ptr[4];
+    const void* wh = p->ptr[5];
     const float* bias = (const float*)p->ptr[6];
     const int32_t* rsx = (const int32_t*)p->ptr[7];
     const int32_t* rsh = (const int32_t*)p->ptr[8];
     const float* wscale = (const float*)p->ptr[9];
     const uint8_t* lanes = (const uint8_t*)p->ptr[11];
     const int64_t B = p->i[0], T = p->i[1], F = p->i[2], NC = p->i[3];
-    const int time_major = (int)p->i[4], act = (int)p->i[5], asym = (int)p->i[6];
+    const int time_major = (int)p->i[4], act = (int)p->i[5], asym = (int)p->i[6], quads = (int)p->i[7];
+    const int32_t zq = quads ? 128 : 0;          /* the u8 x s8 sums read every quantized value as q + 128 */
     const float clip = p->f[0];
     const int64_t Gp = em_lstm_hybrid_gp(NC), rows = T * B;
     /* one LiteRT step: R rows of x (and of h), groups in the order LiteRT runs them */
@@ -243,19 +324,16 @@ static void em_lstm_hybrid(const em_params* p) {
 
     /* input term of every row: quantize, one GEMM (int32 in pre's memory), then bias + term in float in place */
     for (r = 0; r < rows; r++) em_lstm_hybrid_quantize(x + r * F, F, asym, qx + r * F, sx + r, zx + r);
-    em_lstm_dots(qx, F, wx, rows, Gp, F, (int32_t*)(void*)pre);
+    em_lstm_dots_packed(quads, qx, F, wx, rows, Gp, F, (int32_t*)(void*)pre);
     for (grp = 0; grp < groups; grp++) {
         const int skip = em_lstm_hybrid_all_zero(x + grp * R * F, R * F);
         for (r = grp * R; r < (grp + 1) * R; r++) {
             const int32_t* a = (const int32_t*)(const void*)(pre + r * Gp);
             float* o = pre + r * Gp;
             for (g = 0; g < 4; g++) {
-                const float scale = sx[r] * wscale[g];
-                for (j = g * NC; j < (g + 1) * NC; j++) {
-                    float v = bias[j];
-                    if (!skip) v = v + (float)(a[j] - zx[r] * rsx[j]) * scale;
-                    o[j] = v;
-                }
+                if (skip) memcpy(o + g * NC, bias + g * NC, (size_t)NC * sizeof(float));
+                else em_lstm_hybrid_scaled_add(bias + g * NC, a + g * NC, zx[r] + zq, rsx + g * NC, sx[r] * wscale[g],
+                                               NC, o + g * NC);
             }
         }
     }
@@ -268,7 +346,7 @@ static void em_lstm_hybrid(const em_params* p) {
         const int rec = !em_lstm_hybrid_all_zero(h, R * NC);
         if (rec) {
             for (r = 0; r < R; r++) em_lstm_hybrid_quantize(h + r * NC, NC, asym, qh + r * NC, sh + r, zh + r);
-            em_lstm_dots(qh, NC, wh, R, Gp, NC, acc);
+            em_lstm_dots_packed(quads, qh, NC, wh, R, Gp, NC, acc);
         }
         for (r = 0; r < R; r++) {
             const int64_t row = grp * R + r;
@@ -277,18 +355,17 @@ static void em_lstm_hybrid(const em_params* p) {
             float* hr = h + r * NC;
             float* cr = c + r * NC;
             float* out = y + row * NC;
-            if (rec) {
-                for (g = 0; g < 4; g++) {
-                    const float scale = sh[r] * wscale[4 + g];
-                    for (j = g * NC; j < (g + 1) * NC; j++) gate[j] = gate[j] + (float)(a[j] - zh[r] * rsh[j]) * scale;
-                }
-            }
+            if (rec)
+                for (g = 0; g < 4; g++)
+                    em_lstm_hybrid_scaled_add(gate + g * NC, a + g * NC, zh[r] + zq, rsh + g * NC, sh[r] * wscale[4 + g],
+                                              NC, gate + g * NC);
             const uint8_t* ln = lanes + (s0 + r) * NC;
             j = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
             if (vec && !memchr(ln, 1, (size_t)NC) && !memchr(ln + B * NC, 1, (size_t)NC)
                 && !memchr(ln + 2 * B * NC, 1, (size_t)NC))
-                j = em_lstm_hybrid_cells_avx2(gate, NC, clip, cr, out);
+                j = em_isa() >= EM_ISA_AVX512 ? em_lstm_hybrid_cells_avx512(gate, NC, clip, cr, out)
+                                              : em_lstm_hybrid_cells_avx2(gate, NC, clip, cr, out);
 #endif
             for (; j < NC; j++) em_lstm_hybrid_cell(gate, NC, j, act, clip, cr, out, ln, B * NC);
             memcpy(hr, out, (size_t)NC * sizeof(float));

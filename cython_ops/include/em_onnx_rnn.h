@@ -156,19 +156,6 @@ static void em_rnn_quantize_state(const float* h, int64_t n, int8_t* q) {
     }
 }
 
-/* out[0..Np) = R.h (+ bias) (+ add): float weights, or int8 weights on h quantized (int32 sums, then
- * (float)acc * scale[n] in place of the float sum) */
-/* int8 sums: quads = AVX-512 VNNI u8 x s8 form (weights packed by rnn.py pack_u8s8, activations read as a + 128,
- * corr carries -128 * sum_k w), else the int16-pair form (pack_s8) */
-static inline void em_rnn_int8_dots(int quads, const int8_t* A, int64_t lda, const void* W, int64_t M, int64_t Np,
-                                    int64_t K, int32_t* out) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (quads) { em_lstm_dots_u8s8(A, lda, (const int8_t*)W, M, Np, K, out); return; }
-#endif
-    (void)quads;
-    em_lstm_dots(A, lda, (const int16_t*)W, M, Np, K, out);
-}
-
 /* AVX-512 forms of the state quantization and of the int32 -> float step below: the same float operations in
  * the same order (cvtps rounds half to even like the 1.5 * 2^23 trick), so the same bits */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -196,6 +183,8 @@ EM_AVX512F static int64_t em_rnn_dequantize_sums_avx512(float* out, int64_t Np, 
 }
 #endif
 
+/* out[0..Np) = R.h (+ bias) (+ add): float weights, or int8 weights on h quantized (int32 sums, then
+ * (float)acc * scale[n] in place of the float sum); quantized: 1 int16-pair packing, 2 the VNNI u8 x s8 one */
 static void em_rnn_gemv(int quantized, int odd, const float* h, const void* Wd, int64_t Np, int64_t K, const float* scale,
                         const int32_t* corr, const float* bias, const float* add, float* out, int8_t* h8) {
     int64_t n = 0, j = 0;
@@ -205,7 +194,7 @@ static void em_rnn_gemv(int quantized, int odd, const float* h, const void* Wd, 
     if (v512) j = em_rnn_quantize_state_avx512(h, K, h8);
 #endif
     em_rnn_quantize_state(h + j, K - j, h8 + j);
-    em_rnn_int8_dots(quantized == 2, h8, K, Wd, 1, Np, K, (int32_t*)out);
+    em_lstm_dots_packed(quantized == 2, h8, K, Wd, 1, Np, K, (int32_t*)out);
 #if defined(__x86_64__) && defined(__GNUC__)
     if (v512) n = em_rnn_dequantize_sums_avx512(out, Np, corr, scale, bias, add);
 #endif
@@ -285,7 +274,7 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
             em_lstm_fdots(X, (const float*)(W + d * wbytes), bias + d * Gp, NULL, T * B, Gp, F, pd);
             continue;
         }
-        em_rnn_int8_dots(quads, (const int8_t*)X, F, W + d * wbytes, T * B, Gp, F, (int32_t*)pd);
+        em_lstm_dots_packed(quads, (const int8_t*)X, F, W + d * wbytes, T * B, Gp, F, (int32_t*)pd);
         for (s = 0; s < T * B; s++) {
             float* row = pd + s * Gp;
             const int32_t* corr = qcorr + d * Gp;

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import quant as Q
-from edgeml.runtime.compiler import Ctx, Step, _addr, _qparams, arithmetic_kind
+from edgeml.runtime.compiler import Ctx, Step, _addr, _isa, _qparams, arithmetic_kind
 from edgeml.runtime.graph import Op
 
 # UNIDIRECTIONAL_SEQUENCE_LSTM input positions (TFLite lstm_shared.h)
@@ -200,7 +200,6 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     if y.dtype != x.dtype:
         raise UnsupportedOpError(f"{what}: output type {y.dtype} differs from input type {x.dtype}")
     ctx.set_output(op, 0, (steps, batch, n_cell) if time_major else (batch, steps, n_cell))
-    from edgeml.runtime.compiler import _isa
     # AVX-512 VNNI multiplies uint8 by int8: activations enter as x + 128, the biases take -128 * sum(w)
     quads = kind == "int8" and _isa() == "avx512vnni"
     pack = pack_f32 if kind == "f32" else (pack_u8s8 if quads else pack_s8)
@@ -367,7 +366,9 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
     wx_cat = np.concatenate([d for _, d in wx], axis=0)
     wh_cat = np.concatenate([d for _, d in wh], axis=0)
     keep = ctx.keep_array
-    wx_all, wh_all = keep(pack_s8(wx_cat)), keep(pack_s8(wh_cat))
+    quads = _isa() == "avx512vnni"
+    pack = pack_u8s8 if quads else pack_s8
+    wx_all, wh_all = keep(pack(wx_cat)), keep(pack(wh_cat))
     rows_x = keep(wx_cat.astype(np.int64).sum(axis=1).astype(np.int32))
     rows_h = keep(wh_cat.astype(np.int64).sum(axis=1).astype(np.int32))
     scale_all = keep(np.array(scales, np.float32))
@@ -377,7 +378,8 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
     if scratch > MAX_SCRATCH_BYTES:
         raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {4 * n_cell} gates need {scratch} "
                                  f"bytes of scratch (at most {MAX_SCRATCH_BYTES})")
-    ints = [batch, steps, n_input, n_cell, int(time_major), act, int(bool(o.get("asymmetric_quantize_inputs")))]
+    ints = [batch, steps, n_input, n_cell, int(time_major), act, int(bool(o.get("asymmetric_quantize_inputs"))),
+            int(quads)]
     macs = batch * steps * 4 * n_cell * (n_input + n_cell)
 
     def make(addr):
