@@ -10,7 +10,7 @@ cdef extern from "em_lstm.h":
     void em_lstm_int8(const em_params*) nogil
     void em_lstm_f32(const em_params*) nogil
     void em_lstm_fill_table(int kind, int ibits, int16_t* table) nogil
-    void em_lstm_fill_table_simd(int kind, int ibits, int16_t* table) nogil
+    void em_lstm_fill_table_simd(int kind, int ibits, int lanes, int16_t* table) nogil
     int em_lstm_simd_tables() nogil
 
 cdef extern from "em_lstm_hybrid.h":
@@ -43,16 +43,16 @@ def activation_table(str kind, int integer_bits):
     return table
 
 
-def activation_table_simd(str kind, int integer_bits):
-    """The same table computed by the kernels' 32-lane AVX-512 forms (em_q16x_*), or None where they cannot run;
-    tests compare it with activation_table entry by entry."""
-    if kind not in TABLE_KINDS or not 0 <= integer_bits <= 6:
-        raise ValueError(f"no {kind} table with {integer_bits} integer bits")
+def activation_table_simd(str kind, int integer_bits, int lanes=32):
+    """The same table computed by the kernels' AVX-512 forms, 32 lanes (em_q16x_*) or 16 (em_q16y_*), or None
+    where they cannot run; tests compare it with activation_table entry by entry."""
+    if kind not in TABLE_KINDS or not 0 <= integer_bits <= 6 or lanes not in (16, 32):
+        raise ValueError(f"no {lanes}-lane {kind} table with {integer_bits} integer bits")
     if not em_lstm_simd_tables():
         return None
     table = np.zeros(65536 + 16, dtype=np.int16)
     cdef int16_t[::1] t = table
-    em_lstm_fill_table_simd(TABLE_KINDS[kind], integer_bits, &t[0])
+    em_lstm_fill_table_simd(TABLE_KINDS[kind], integer_bits, lanes, &t[0])
     return table
 
 

@@ -20,8 +20,12 @@ ALL_HEADERS = r'''
 #include "em_activations.h"
 #include "em_activation_steps.h"
 #include "em_hybrid.h"
+#include "em_onnx.h"
+#include "em_onnx_rnn.h"
+#include "em_lstm_hybrid.h"
 em_kernel em_neon_check_kernels[] = {em_conv2d_int8, em_fully_connected_int8, em_depthwise_int8, em_add_int8,
-                                     em_conv2d_hybrid, em_fully_connected_hybrid, em_depthwise_hybrid};
+                                     em_conv2d_hybrid, em_fully_connected_hybrid, em_depthwise_hybrid,
+                                     em_lstm_int8, em_lstm_f32, em_onnx_rnn_f32, em_onnx_rnn_s8, em_lstm_hybrid};
 '''
 
 # NEON GEMM against the scalar GEMM on random shapes (K not a multiple of 16, odd N) in modes 0-3.

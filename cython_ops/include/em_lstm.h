@@ -476,71 +476,33 @@ EM_VNNI_TARGET static inline __m512i em_lstm_trunc16_x16(__m512i v) {   /* (int1
     return _mm512_srai_epi32(_mm512_slli_epi32(v, 16), 16);
 }
 
-/* gemmlowp FixedPoint<int16> on 32 lanes: the em_q16_* helpers above, operation for operation */
-/* RoundingDivideByPOT (rounds half away from zero), e >= 1: (x + 2^(e-1) - [x < 0]) >> e, valid while
- * x + 2^(e-1) does not wrap, as for every value it is given here (|x| < 2^13) */
-EM_VNNI_TARGET static inline __m512i em_q16x_rdbp(__m512i x, int e) {
-    __m512i t = _mm512_add_epi16(_mm512_add_epi16(x, _mm512_set1_epi16((int16_t)(1 << (e - 1)))), _mm512_srai_epi16(x, 15));
-    return _mm512_sra_epi16(t, _mm_cvtsi32_si128(e));
-}
-/* SaturatingRoundingMultiplyByPOT<1> and <2>: saturating doublings (once 2x saturates, 4x does, same sign) */
-EM_VNNI_TARGET static inline __m512i em_q16x_times2(__m512i x) { return _mm512_adds_epi16(x, x); }
-EM_VNNI_TARGET static inline __m512i em_q16x_times4(__m512i x) { return em_q16x_times2(em_q16x_times2(x)); }
-EM_VNNI_TARGET static inline __m512i em_q16x_exp_neg_quarter(__m512i a) {
-    const __m512i c = _mm512_set1_epi16(em_q16_const(1895147668)), third = _mm512_set1_epi16(em_q16_const(715827883));
-    __m512i x = _mm512_add_epi16(a, _mm512_set1_epi16(1 << 12));
-    __m512i x2 = _mm512_mulhrs_epi16(x, x), x3 = _mm512_mulhrs_epi16(x2, x), x4 = _mm512_mulhrs_epi16(x2, x2);
-    __m512i poly = _mm512_add_epi16(_mm512_mulhrs_epi16(_mm512_add_epi16(em_q16x_rdbp(x4, 2), x3), third), x2);
-    poly = em_q16x_rdbp(poly, 1);
-    return _mm512_adds_epi16(c, _mm512_mulhrs_epi16(c, _mm512_add_epi16(x, poly)));
-}
-EM_VNNI_TARGET static inline __m512i em_q16x_exp_on_negative(__m512i a, int ibits) {
-    static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
-    const int fbits = 15 - ibits;
-    const __m512i quarter = _mm512_set1_epi16((int16_t)(1 << (fbits - 2)));
-    __m512i amq = _mm512_sub_epi16(_mm512_and_si512(a, _mm512_set1_epi16((int16_t)((1 << (fbits - 2)) - 1))), quarter);
-    /* amq in [-1/4, 0): shifting it up by ibits cannot saturate */
-    __m512i result = em_q16x_exp_neg_quarter(ibits ? _mm512_sll_epi16(amq, _mm_cvtsi32_si128(ibits)) : amq);
-    __m512i rem = _mm512_sub_epi16(amq, a);
-    int k;
-    for (k = -2; k <= 4; k++) {
-        if (ibits > k) {
-            __mmask32 bit = _mm512_test_epi16_mask(rem, _mm512_set1_epi16((int16_t)(1 << (fbits + k))));
-            result = _mm512_mask_mulhrs_epi16(result, bit, result, _mm512_set1_epi16(em_q16_const(barrel[k + 2])));
-        }
-    }
-    if (ibits > 5)
-        result = _mm512_mask_mov_epi16(result, _mm512_cmpgt_epi16_mask(_mm512_set1_epi16((int16_t)-(1 << (20 - ibits))), a),
-                                       _mm512_setzero_si512());
-    return result;           /* exp(0) = 1 is left out: logistic and tanh set their a = 0 results themselves */
-}
-EM_VNNI_TARGET static inline __m512i em_q16x_newton(__m512i half_den) {          /* half_den in [1/2, 1] */
-    const __m512i one2 = _mm512_set1_epi16(1 << 13);
-    __m512i x = _mm512_add_epi16(_mm512_set1_epi16(em_q16_const(1515870810)),
-                                 _mm512_mulhrs_epi16(half_den, _mm512_set1_epi16(em_q16_const(-1010580540))));
-    int i;
-    for (i = 0; i < 3; i++) {
-        __m512i om = _mm512_sub_epi16(one2, _mm512_mulhrs_epi16(half_den, x));
-        x = _mm512_add_epi16(x, em_q16x_times4(_mm512_mulhrs_epi16(x, om)));
-    }
-    return x;
-}
-/* RoundingHalfSum(e, 1) for e in [0, 1]: (e + 32767 + 1) >> 1, which is vpavgw */
-EM_VNNI_TARGET static inline __m512i em_q16x_logistic(__m512i a, int ibits) {
-    const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi16(INT16_MAX);
-    __m512i e = em_q16x_exp_on_negative(_mm512_sub_epi16(zero, _mm512_abs_epi16(a)), ibits);
-    __m512i pos = em_q16x_times2(em_q16x_newton(_mm512_avg_epu16(e, top)));
-    __m512i y = _mm512_mask_sub_epi16(pos, _mm512_cmpgt_epi16_mask(zero, a), top, pos);
-    return _mm512_mask_mov_epi16(y, _mm512_cmpeq_epi16_mask(a, zero), _mm512_set1_epi16(em_q16_const(1 << 30)));
-}
-EM_VNNI_TARGET static inline __m512i em_q16x_tanh(__m512i a, int ibits) {
-    const __m512i zero = _mm512_setzero_si512();
-    __m512i e = em_q16x_exp_on_negative(_mm512_sub_epi16(zero, _mm512_abs_epi16(a)), ibits + 1);
-    __m512i t = em_q16x_newton(_mm512_avg_epu16(e, _mm512_set1_epi16(INT16_MAX)));
-    t = em_q16x_times4(_mm512_sub_epi16(t, _mm512_set1_epi16(1 << 13)));
-    t = _mm512_mask_sub_epi16(t, _mm512_cmpgt_epi16_mask(zero, a), zero, t);
-    return _mm512_maskz_mov_epi16(_mm512_cmpneq_epi16_mask(a, zero), t);
-}
+/* gemmlowp FixedPoint<int16> on 32 lanes (em_q16x_*) and 16 lanes (em_q16y_*): em_lstm_q16x.h */
+#define EMQ_V __m512i
+#define EMQ_M __mmask32
+#define EMQ(op) _mm512##op
+#define EMQ_ZERO _mm512_setzero_si512()
+#define EMQ_AND _mm512_and_si512
+#define EMQ_FN(name) em_q16x_##name
+#include "em_lstm_q16x.h"
+#undef EMQ_V
+#undef EMQ_M
+#undef EMQ
+#undef EMQ_ZERO
+#undef EMQ_AND
+#undef EMQ_FN
+#define EMQ_V __m256i
+#define EMQ_M __mmask16
+#define EMQ(op) _mm256##op
+#define EMQ_ZERO _mm256_setzero_si256()
+#define EMQ_AND _mm256_and_si256
+#define EMQ_FN(name) em_q16y_##name
+#include "em_lstm_q16x.h"
+#undef EMQ_V
+#undef EMQ_M
+#undef EMQ
+#undef EMQ_ZERO
+#undef EMQ_AND
+#undef EMQ_FN
 
 /* 32 int32 lanes (two vectors) -> 32 int16 lanes, saturating */
 EM_VNNI_TARGET static inline __m512i em_lstm_pack16(__m512i lo, __m512i hi) {
@@ -625,22 +587,67 @@ EM_VNNI_TARGET static void em_lstm_cells_vnni(const int32_t* a, const int32_t* b
     }
 }
 
-/* f(x) for every int16 x (indexed by uint16(x)) with the 32-lane forms: for tests against em_lstm_fill_table */
-EM_VNNI_TARGET static void em_lstm_fill_table_simd(int kind, int ibits, int16_t* table) {
+/* the same for at most 16 cells: one vector of 16 int32 lanes, the activations on 16 int16 lanes (em_q16y_*),
+ * so small layers do not pay for 32 */
+EM_VNNI_TARGET static void em_lstm_cells16_vnni(const int32_t* a, const int32_t* bh, const int16_t* px,
+                                                const em_mbqm16* q, int64_t NC, int cell_shift, int cell_ibits,
+                                                int16_t clip, int32_t hzp, int stale_tanh, int16_t* c, int8_t* out) {
+    const __mmask16 k = NC >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << NC) - 1);
+    __m256i gate[4], vi, vf, vg, vo, c16, th16;
+    __m512i keep, add, cv, hv;
+    int g;
+    for (g = 0; g < 4; g++) {
+        const int64_t n = g * NC;
+        __m512i acc = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, a + n), _mm512_maskz_loadu_epi32(k, bh + n));
+        gate[g] = _mm512_cvtsepi32_epi16(_mm512_add_epi32(em_mbqm_apply_x16(acc, q + g),
+                                                          _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, px + n))));
+    }
+    vi = em_q16y_logistic(gate[0], 3);
+    vf = em_q16y_logistic(gate[1], 3);
+    vg = em_q16y_tanh(gate[2], 3);
+    vo = em_q16y_logistic(gate[3], 3);
+    c16 = _mm256_maskz_loadu_epi16(k, c);
+    keep = em_lstm_trunc16_x16(em_lstm_rdbp_x16(_mm512_mullo_epi32(_mm512_cvtepi16_epi32(vf), _mm512_cvtepi16_epi32(c16)), 15));
+    add = em_lstm_trunc16_x16(em_lstm_rdbp_x16(_mm512_mullo_epi32(_mm512_cvtepi16_epi32(vi), _mm512_cvtepi16_epi32(vg)),
+                                               cell_shift));
+    cv = em_lstm_sat16_x16(_mm512_add_epi32(keep, add));
+    if (clip > 0) cv = _mm512_min_epi32(_mm512_max_epi32(cv, _mm512_set1_epi32(-clip)), _mm512_set1_epi32(clip));
+    c16 = _mm512_cvtsepi32_epi16(cv);
+    _mm256_mask_storeu_epi16(c, k, c16);
+    th16 = stale_tanh ? vi : em_q16y_tanh(c16, cell_ibits);
+    hv = _mm512_mullo_epi32(_mm512_cvtepi16_epi32(vo), _mm512_cvtepi16_epi32(th16));
+    hv = _mm512_add_epi32(em_mbqm_apply_x16(hv, q + 4), _mm512_set1_epi32(hzp));
+    hv = _mm512_min_epi32(_mm512_max_epi32(hv, _mm512_set1_epi32(-128)), _mm512_set1_epi32(127));
+    _mm_mask_storeu_epi8(out, k, _mm512_cvtepi32_epi8(hv));
+}
+
+/* f(x) for every int16 x (indexed by uint16(x)) with the 32-lane (lanes = 32) or 16-lane forms: for tests against
+ * em_lstm_fill_table */
+EM_VNNI_TARGET static void em_lstm_fill_table_simd(int kind, int ibits, int lanes, int16_t* table) {
     int32_t v;
     for (v = INT16_MIN; v <= INT16_MAX; v += 32) {
         __m512i x = _mm512_add_epi16(_mm512_set1_epi16((int16_t)v),
                                      _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
                                                       15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
-        __m512i y = kind == EM_LSTM_TABLE_LOGISTIC ? em_q16x_logistic(x, ibits) : em_q16x_tanh(x, ibits);
+        __m512i y;
         int16_t tmp[32];
         int i;
+        if (lanes == 32) {
+            y = kind == EM_LSTM_TABLE_LOGISTIC ? em_q16x_logistic(x, ibits) : em_q16x_tanh(x, ibits);
+        } else {
+            __m256i lo = _mm512_castsi512_si256(x), hi = _mm512_extracti64x4_epi64(x, 1);
+            lo = kind == EM_LSTM_TABLE_LOGISTIC ? em_q16y_logistic(lo, ibits) : em_q16y_tanh(lo, ibits);
+            hi = kind == EM_LSTM_TABLE_LOGISTIC ? em_q16y_logistic(hi, ibits) : em_q16y_tanh(hi, ibits);
+            y = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        }
         _mm512_storeu_si512(tmp, y);
         for (i = 0; i < 32; i++) table[(uint16_t)(int16_t)(v + i)] = tmp[i];
     }
 }
 #else
-static void em_lstm_fill_table_simd(int kind, int ibits, int16_t* table) { (void)kind; (void)ibits; (void)table; }
+static void em_lstm_fill_table_simd(int kind, int ibits, int lanes, int16_t* table) {
+    (void)kind; (void)ibits; (void)lanes; (void)table;
+}
 #endif
 /* 1 when em_lstm_fill_table_simd can run here */
 static int em_lstm_simd_tables(void) {
@@ -725,7 +732,8 @@ static void em_lstm_int8(const em_params* p) {
             em_lstm_dots_packed(quads, h, NC, wh, 1, Gp, NC, a);
 #if defined(__x86_64__) && defined(__GNUC__)
             if (vec) {
-                em_lstm_cells_vnni(a, bh, px, qh, NC, cell_shift, cell_ibits, clip, hzp, stale_tanh, c, out);
+                if (NC <= 16) em_lstm_cells16_vnni(a, bh, px, qh, NC, cell_shift, cell_ibits, clip, hzp, stale_tanh, c, out);
+                else em_lstm_cells_vnni(a, bh, px, qh, NC, cell_shift, cell_ibits, clip, hzp, stale_tanh, c, out);
                 memcpy(h, out, (size_t)NC);
                 continue;
             }
