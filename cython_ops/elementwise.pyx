@@ -7,6 +7,7 @@ cdef extern from "em_elementwise.h":
     void em_add_int8(const em_params*) nogil
     void em_mul_int8(const em_params*) nogil
     void em_add_int8_avx512(const em_params*) nogil
+    void em_mul_int8_avx512(const em_params*) nogil
     void em_add_f32(const em_params*) nogil
     void em_sub_f32(const em_params*) nogil
     void em_mul_f32(const em_params*) nogil
@@ -21,6 +22,7 @@ KERNELS = {
     "add_int8": <uintptr_t>&em_add_int8,
     "mul_int8": <uintptr_t>&em_mul_int8,
     "add_int8_avx512": <uintptr_t>&em_add_int8_avx512,
+    "mul_int8_avx512": <uintptr_t>&em_mul_int8_avx512,
     "add_f32": <uintptr_t>&em_add_f32,
     "sub_f32": <uintptr_t>&em_sub_f32,
     "mul_f32": <uintptr_t>&em_mul_f32,

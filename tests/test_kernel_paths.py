@@ -232,6 +232,38 @@ def main():
             want = add_expect(a, b, za, zb, zo, sa, sb, so, rounding, -1 if which == "SUB" else 1)
             if not np.array_equal(plan.view(2), want):
                 failures.append(f"{which} {shape} rounding {rounding}: {int((plan.view(2) != want).sum())} differ")
+    for j in range(6):    # one input of a single element (the unrolled GRU's 1 - z), and MUL
+        shape = (1, int(rng.integers(1, 4)), int(rng.choice([16, 21, 64, 70])))
+        za, zb, zo = (int(v) for v in rng.integers(-128, 128, 3))
+        sa, sb, so = (float(v) for v in rng.uniform(0.01, 0.2, 3))
+        a = rng.integers(-128, 128, size=shape).astype(np.int8)
+        b = rng.integers(-128, 128, size=shape).astype(np.int8)
+        one = (1,) * len(shape)
+        if j % 3 == 1:
+            a = a.reshape(-1)[:1].reshape(one)
+        elif j % 3 == 2:
+            b = b.reshape(-1)[:1].reshape(one)
+        for rounding, which in ((0, "SUB" if j % 2 else "ADD"), (1, "ADD"), (0, "MUL"), (1, "MUL")):
+            ts = [tensor(0, a.shape, np.int8, sa, za), tensor(1, b.shape, np.int8, sb, zb),
+                  tensor(2, (), np.int8, so, zo)]
+            g = Graph(ts, [Op(0, which, 1, [0, 1], [2], {})], [0, 1], [2])
+            plan = C.compile_graph(g, {}, rounding)
+            plan.view(0)[...] = a
+            plan.view(1)[...] = b
+            plan.engine.invoke()
+            kernels.update(s.kernel for s in plan.steps)
+            A, B = np.broadcast_arrays(a, b)
+            if which == "MUL":
+                f1, f2, fo = (np.float64(np.float32(v)) for v in (sa, sb, so))
+                m, sh = Q.quantize_multiplier(f1 * f2 / fo, rounding)
+                f = mbqm_single if rounding == 1 else mbqm_double
+                prod = (A.astype(I32) - za) * (B.astype(I32) - zb)
+                want = np.clip(f(prod, np.int64(m), np.int64(sh)) + zo, -128, 127).astype(np.int8)
+            else:
+                want = add_expect(A, B, za, zb, zo, sa, sb, so, rounding, -1 if which == "SUB" else 1)
+            if not np.array_equal(plan.view(2), want):
+                failures.append(f"{which} {a.shape} x {b.shape} rounding {rounding}: "
+                                f"{int((plan.view(2) != want).sum())} differ")
     print("kernels", " ".join(sorted(kernels)))
     print("\n".join(failures) if failures else "ok")
 
@@ -254,10 +286,10 @@ def test_every_kernel_path_and_requant_mode_is_exact(forced):
         assert lines[-1] == "ok", "\n".join(lines[-20:])
         kernels = lines[0]
         expected = {"avx512vnni": ("conv2d_int8_vnni", "depthwise_int8_vnni", "fully_connected_int8_vnni",
-                                   "add_int8_avx512"),
+                                   "add_int8_avx512", "mul_int8_avx512"),
                     "avx512": ("conv2d_int8_avx2", "fully_connected_int8_avx2"),
                     "avx2": ("conv2d_int8_avx2", "fully_connected_int8_avx2"),
-                    "scalar": ("conv2d_int8", "depthwise_int8", "fully_connected_int8", "add_int8"),
+                    "scalar": ("conv2d_int8", "depthwise_int8", "fully_connected_int8", "add_int8", "mul_int8"),
                     "neon": ("conv2d_int8", "fully_connected_int8")}[forced]
         for name in expected:   # the path's own kernels really ran
             assert name in kernels.split(), kernels

@@ -51,6 +51,16 @@ static void em_add_int8(const em_params* p) {
 #include "em_gemm_vnni.h"
 #define EM_VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi")))
 
+/* 1 when binary input k (0 or 1) is one element broadcast to the output: its stride is 0 wherever the output
+ * dim is not 1 */
+static inline int em_binary_scalar_input(const em_params* p, int k) {
+    const int64_t* st = p->i + 6 + 6 * k;
+    int j;
+    for (j = 0; j < 6; j++)
+        if (st[j] != 0 && p->i[j] != 1) return 0;
+    return 1;
+}
+
 /* ADD's per-input constants: rounding mode, left shift, multiplier / shift and the double-rounding constants. */
 typedef struct { __m512i zp, m, sh, mh, ml; em_mbqm16 c; int single, small, ls; } em_add_input16;
 
@@ -146,8 +156,8 @@ EM_VBMI_TARGET static void em_add_int8_tables(const em_params* p, int64_t n, con
     }
 }
 
-/* ADD / SUB int8 on equal shapes, 16 lanes at a time, either rounding mode; same i layout as em_add_int8, the
- * element count is the product of the output dims; ptr 3: scratch of 2 KB for the tables (EM_ADD_TABLE_MIN
+/* ADD / SUB int8 on equal shapes (or one input of a single element), 16 lanes at a time, either rounding mode;
+ * same i layout as em_add_int8, the element count is the product of the output dims; ptr 3: scratch of 2 KB for the tables (EM_ADD_TABLE_MIN
  * elements and more, with VBMI).  The multiplier constants are derived once per call. */
 #define EM_ADD_TABLE_MIN 1024
 EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
@@ -164,14 +174,17 @@ EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     const em_mbqm16 co = em_mbqm_consts(mo, sho);
     const int single = q[12] == EM_ROUND_SINGLE;
     const int sub = q[13] < 0;
-    if (n >= EM_ADD_TABLE_MIN && p->ptr[3] != NULL && __builtin_cpu_supports("avx512vbmi")) {
+    /* an input of one element (every stride 0) is broadcast: its stage is computed once */
+    const int one1 = em_binary_scalar_input(p, 0), one2 = em_binary_scalar_input(p, 1);
+    const __m512i c1 = em_add_input_x16(_mm512_set1_epi32(x1[0]), &in1), c2 = em_add_input_x16(_mm512_set1_epi32(x2[0]), &in2);
+    if (!one1 && !one2 && n >= EM_ADD_TABLE_MIN && p->ptr[3] != NULL && __builtin_cpu_supports("avx512vbmi")) {
         em_add_int8_tables(p, n, &in1, &in2, single, mo, sho, &co, ozp, amin, amax, sub);
         return;
     }
 #define EM_ADD16(K, M)                                                                                     \
     do {                                                                                                   \
-        __m512i v1 = em_add_input_x16(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x1 + (K))), &in1);    \
-        __m512i v2 = em_add_input_x16(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x2 + (K))), &in2);    \
+        __m512i v1 = one1 ? c1 : em_add_input_x16(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x1 + (K))), &in1); \
+        __m512i v2 = one2 ? c2 : em_add_input_x16(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x2 + (K))), &in2); \
         __m512i s = sub ? _mm512_sub_epi32(v1, v2) : _mm512_add_epi32(v1, v2);                            \
         __m512i r = em_add_output_x16(s, single, mo, sho, &co, ozp, amin, amax);                          \
         _mm_mask_storeu_epi8(y + (K), (M), _mm512_cvtepi32_epi8(r));                                       \
@@ -184,8 +197,35 @@ EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     for (; k < n; k += 16) EM_ADD16(k, n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1));
 #undef EM_ADD16
 }
+/* MUL int8 on equal shapes (or one input of a single element), 16 lanes at a time, either rounding mode; the
+ * i layout of em_mul_int8 below */
+EM_VNNI_TARGET static void em_mul_int8_avx512(const em_params* p) {
+    const int64_t* q = p->i + 18;
+    const int8_t* x1 = (const int8_t*)p->ptr[0];
+    const int8_t* x2 = (const int8_t*)p->ptr[1];
+    int8_t* y = (int8_t*)p->ptr[2];
+    const int64_t n = p->i[0] * p->i[1] * p->i[2] * p->i[3] * p->i[4] * p->i[5];
+    const __m512i zp1 = _mm512_set1_epi32((int32_t)q[0]), zp2 = _mm512_set1_epi32((int32_t)q[1]);
+    const __m512i ozp = _mm512_set1_epi32((int32_t)q[2]), m = _mm512_set1_epi32((int32_t)q[3]);
+    const __m512i sh = _mm512_set1_epi32((int32_t)q[4]);
+    const __m512i amin = _mm512_set1_epi32((int32_t)q[5]), amax = _mm512_set1_epi32((int32_t)q[6]);
+    const em_mbqm16 c = em_mbqm_consts(m, sh);
+    const int single = q[7] == EM_ROUND_SINGLE;
+    const int one1 = em_binary_scalar_input(p, 0), one2 = em_binary_scalar_input(p, 1);
+    for (int64_t k = 0; k < n; k += 16) {
+        const __mmask16 mk = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        __m512i a = _mm512_cvtepi8_epi32(one1 ? _mm_set1_epi8(x1[0]) : _mm_maskz_loadu_epi8(mk, x1 + k));
+        __m512i b = _mm512_cvtepi8_epi32(one2 ? _mm_set1_epi8(x2[0]) : _mm_maskz_loadu_epi8(mk, x2 + k));
+        __m512i prod = _mm512_mullo_epi32(_mm512_sub_epi32(a, zp1), _mm512_sub_epi32(b, zp2));
+        __m512i r = single ? em_mbqm_single_x16(prod, m, sh) : em_mbqm_apply_x16(prod, &c);
+        r = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, ozp), amin), amax);
+        _mm_mask_storeu_epi8(y + k, mk, _mm512_cvtepi32_epi8(r));
+    }
+}
 #else
 static void em_add_int8_avx512(const em_params* p) { em_add_int8(p); }
+static void em_mul_int8(const em_params* p);
+static void em_mul_int8_avx512(const em_params* p) { em_mul_int8(p); }
 #endif
 
 /* MUL int8: 18 zp1, 19 zp2, 20 out_zp, 21 m, 22 s, 23 act_min, 24 act_max, 25 mode */

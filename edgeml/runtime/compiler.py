@@ -671,6 +671,9 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
     dims = _pad6(out) + _broadcast_strides(sa, out) + _broadcast_strides(sb, out)
     scratch = 0
     if kind == "int8":
+        # the vector kernels take equal shapes, or one input of a single element broadcast to the other's shape
+        vector_shapes = tuple(sa) == tuple(sb) or (_count(sa) == 1 and tuple(sb) == tuple(out)) or \
+            (_count(sb) == 1 and tuple(sa) == tuple(out))
         s1, z1 = _qparams(a, op)
         s2, z2 = _qparams(b, op)
         so, zo = _qparams(y, op)
@@ -685,13 +688,15 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             ints = dims + [z1, z2, zo, left_shift, m1, sh1, m2, sh2, mo, sho, amin, amax, ctx.rounding,
                            1 if which == "ADD" else -1]
             name = "add_int8"
-            if tuple(sa) == tuple(sb) and ctx.rounding in (0, 1) and _isa() == "avx512vnni":
+            if vector_shapes and ctx.rounding in (0, 1) and _isa() == "avx512vnni":
                 name = "add_int8_avx512"
                 scratch = ADD_TABLE_BYTES
         else:
             m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
             ints = dims + [z1, z2, zo, m, sh, amin, amax, ctx.rounding]
             name = "mul_int8"
+            if vector_shapes and ctx.rounding in (0, 1) and sh >= -31 and _isa() == "avx512vnni":
+                name = "mul_int8_avx512"
         floats = []
     else:
         ints = dims
