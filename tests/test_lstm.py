@@ -19,6 +19,7 @@ import pytest
 import edgeml
 import lstm_models as M
 import model_cache
+from litert_reference import reference, run_ours, run_ref
 from converters import from_tflite
 from edgeml import EdgeMLError, ModelFormatError, UnsupportedOpError
 from edgeml.runtime.graph import Quantization
@@ -31,25 +32,6 @@ LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 @pytest.fixture(scope="session")
 def lstm_models(request, tmp_path_factory) -> model_cache.ConvertedModels:
     return model_cache.converted_models(request, tmp_path_factory, "lstm_models", M)
-
-
-def reference(model: bytes):
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
-    ref = litert.Interpreter(model_content=model, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    ref.allocate_tensors()
-    return ref
-
-
-def run_ref(ref, x):
-    ref.set_tensor(ref.get_input_details()[0]["index"], x)
-    ref.invoke()
-    return ref.get_tensor(ref.get_output_details()[0]["index"])
-
-
-def run_ours(ours, x):
-    ours.set_input(x)
-    ours.invoke()
-    return ours.get_output()
 
 
 def int8_inputs(name: str, detail: dict, n: int, seed: int) -> list:

@@ -22,6 +22,7 @@ import pytest
 import edgeml
 import lstm_hybrid_models as M
 import model_cache
+from litert_reference import reference, run_ours, run_ref
 from converters import from_tflite
 from edgeml import EdgeMLError, ModelFormatError, UnsupportedOpError
 from edgeml.runtime.graph import Quantization
@@ -34,25 +35,6 @@ NONE, RELU, RELU_N1_TO_1, RELU6, SIGN_BIT = 0, 1, 2, 3, 5
 @pytest.fixture(scope="session")
 def hybrid_models(request, tmp_path_factory) -> model_cache.ConvertedModels:
     return model_cache.converted_models(request, tmp_path_factory, "lstm_hybrid_models", M)
-
-
-def reference(model: bytes):
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
-    ref = litert.Interpreter(model_content=model, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    ref.allocate_tensors()
-    return ref
-
-
-def run_ref(ref, x):
-    ref.set_tensor(ref.get_input_details()[0]["index"], x)
-    ref.invoke()
-    return ref.get_tensor(ref.get_output_details()[0]["index"])
-
-
-def run_ours(ours, x):
-    ours.set_input(x)
-    ours.invoke()
-    return ours.get_output()
 
 
 def inputs(name: str, shape, n: int, seed: int) -> list:

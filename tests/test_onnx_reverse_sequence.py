@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import helper
 
 import edgeml
 from tests.onnx_models import make_model, ort_run
