@@ -323,6 +323,9 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
                 {
                     const int64_t row = layout ? b * T + t : t * B + b;
                     const float* xr = pre + (d * T * B + row) * Gp;
+                    /* the fused GRU on odd steps: Rh.h first, so each step starts on the matrix the last one ended on */
+                    const int gru_swap = cell == EM_RNN_GRU && fused && (s & 1);
+                    if (gru_swap) em_rnn_gemv(mode, 1, hs, Rhd, Hp, H, hsd, hcd, Rbh + d * Hp, NULL, hh, h8);
                     em_rnn_gemv(mode, (int)(s & 1), hs, Rd, Rp, H, rsd, rcd, NULL, xr, gate, h8);
                     if (cell == EM_RNN_LSTM && fused) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -347,7 +350,7 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
                         for (j = 0; j < H; j++) hs[j] = go[j] * rh[j];
                     } else if (cell == EM_RNN_GRU && fused) {
 #if defined(__x86_64__) && defined(__GNUC__)
-                        em_rnn_gemv(mode, (int)(s & 1), hs, Rhd, Hp, H, hsd, hcd, Rbh + d * Hp, NULL, hh, h8);
+                        if (!gru_swap) em_rnn_gemv(mode, 0, hs, Rhd, Hp, H, hsd, hcd, Rbh + d * Hp, NULL, hh, h8);
                         em_rnn_gru_cells_avx512(gate, gate + H, xr + 2 * H, hh, H, hs);
 #endif
                     } else if (cell == EM_RNN_GRU) {
