@@ -28,8 +28,8 @@
  *      3 c state f32 [B,NC], 4 Wx, 5 Wh ([4*NC, F] and [4*NC, NC], gate order i, f, g, o; pack_s8),
  *      6 bias f32 [4*NC], 7 row sums int32 [4*NC] of Wx, 8 row sums int32 [4*NC] of Wh,
  *      9 weight scales f32 [8] (Wx gates i, f, g, o, then Wh gates), 10 scratch,
- *      11 uint8 [3][B][NC]: 1 where LiteRT's sigmoid of i, f, o takes Eigen's one-element path
- *         (rnn.py eigen_scalar_lanes)
+ *      11 uint8 [3][B][NC]: 1 where LiteRT's sigmoid of i, f, o takes Eigen's one-element path, then [B]: 1
+ *         where state row b has any such lane, so the vector cells cannot serve it (rnn.py eigen_scalar_lanes)
  * ints: 0 B, 1 T, 2 F, 3 NC, 4 time_major, 5 cell activation (TFLite's: 0 none, 1 relu, 2 relu_n1_to_1,
  *       3 relu6, 4 tanh, 5 sign_bit),
  *       6 asymmetric input quantization (0/1), 7 weight packing: 0 int16 pairs (pack_s8), 1 u8 x s8 quads
@@ -362,8 +362,7 @@ static void em_lstm_hybrid(const em_params* p) {
             const uint8_t* ln = lanes + (s0 + r) * NC;
             j = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-            if (vec && !memchr(ln, 1, (size_t)NC) && !memchr(ln + B * NC, 1, (size_t)NC)
-                && !memchr(ln + 2 * B * NC, 1, (size_t)NC))
+            if (vec && !lanes[3 * B * NC + s0 + r])
                 j = em_isa() >= EM_ISA_AVX512 ? em_lstm_hybrid_cells_avx512(gate, NC, clip, cr, out)
                                               : em_lstm_hybrid_cells_avx2(gate, NC, clip, cr, out);
 #endif

@@ -38,21 +38,13 @@ static inline float em_rnn_clip(float v, float clip) {
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-EM_AVX2 static int64_t em_rnn_sigmoid_avx2(float* v, int64_t n, float clip) {
+/* v[j] = sigmoid (tanh when odd) of clip(v[j]) for j below n rounded down to 8; returns that count */
+EM_AVX2 static int64_t em_rnn_activate_avx2(float* v, int64_t n, float clip, int odd) {
     int64_t j;
     for (j = 0; j + 8 <= n; j += 8) {
         __m256 x = _mm256_loadu_ps(v + j);
         if (clip > 0.0f) x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
-        _mm256_storeu_ps(v + j, em_lstm_sigmoidf_x8(x));
-    }
-    return j;
-}
-EM_AVX2 static int64_t em_rnn_tanh_avx2(float* v, int64_t n, float clip) {
-    int64_t j;
-    for (j = 0; j + 8 <= n; j += 8) {
-        __m256 x = _mm256_loadu_ps(v + j);
-        if (clip > 0.0f) x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
-        _mm256_storeu_ps(v + j, em_lstm_tanhf_x8(x));
+        _mm256_storeu_ps(v + j, odd ? em_lstm_tanhf_x8(x) : em_lstm_sigmoidf_x8(x));
     }
     return j;
 }
@@ -136,7 +128,7 @@ static void em_rnn_activate(float* v, int64_t n, float clip, int kind, float alp
         const int odd = kind == EM_RNN_TANH;
 #if defined(__x86_64__) && defined(__GNUC__)
         if (em_isa() >= EM_ISA_AVX512) j = em_rnn_activate_avx512(v, n, clip, odd);
-        if (em_isa() >= EM_ISA_AVX2) j += odd ? em_rnn_tanh_avx2(v + j, n - j, clip) : em_rnn_sigmoid_avx2(v + j, n - j, clip);
+        if (em_isa() >= EM_ISA_AVX2) j += em_rnn_activate_avx2(v + j, n - j, clip, odd);
 #endif
         for (; j < n; j++) {
             float x = em_rnn_clip(v[j], clip);

@@ -373,7 +373,8 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
     rows_h = keep(wh_cat.astype(np.int64).sum(axis=1).astype(np.int32))
     scale_all = keep(np.array(scales, np.float32))
     bias_all = keep(np.concatenate(biases).astype(np.float32))
-    lanes = keep(eigen_scalar_lanes(n_cell, batch, time_major))
+    single = eigen_scalar_lanes(n_cell, batch, time_major)
+    lanes = keep(np.concatenate([single.ravel(), single.any(axis=(0, 2)).astype(np.uint8)]))
     scratch = int(lstm_hybrid_scratch(batch, steps, n_input, n_cell))
     if scratch > MAX_SCRATCH_BYTES:
         raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {4 * n_cell} gates need {scratch} "
