@@ -12,6 +12,7 @@ cdef extern from "em_lstm.h":
     void em_lstm_fill_table(int kind, int ibits, int16_t* table) nogil
     void em_lstm_fill_table_simd(int kind, int ibits, int lanes, int16_t* table) nogil
     int em_lstm_simd_tables() nogil
+    void em_lstm_activate_f32(const float* x, int64_t n, int odd, float* y) nogil
 
 cdef extern from "em_lstm_hybrid.h":
     void em_lstm_hybrid(const em_params*) nogil
@@ -54,6 +55,18 @@ def activation_table_simd(str kind, int integer_bits, int lanes=32):
     cdef int16_t[::1] t = table
     em_lstm_fill_table_simd(TABLE_KINDS[kind], integer_bits, lanes, &t[0])
     return table
+
+
+def float_activation(str kind, x):
+    """sigmoid or tanh of a float32 array as the float recurrent kernels compute it on this machine's path."""
+    if kind not in ("sigmoid", "tanh"):
+        raise ValueError(f"no float activation {kind!r}")
+    cdef float[::1] xv = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+    y = np.empty(xv.shape[0], dtype=np.float32)
+    cdef float[::1] yv = y
+    if xv.shape[0]:
+        em_lstm_activate_f32(&xv[0], xv.shape[0], kind == "tanh", &yv[0])
+    return y
 
 
 def lstm_hybrid_scratch(int64_t batch, int64_t steps, int64_t n_input, int64_t n_cell):

@@ -68,7 +68,7 @@ import json, sys, numpy as np, edgeml
 sys.path.insert(0, {root!r})
 from tests.onnx_rnn_models import recurrent_model
 out = []
-for cell, extra in [("LSTM", dict(peep=True, clip=0.9)), ("GRU", dict()), ("GRU", dict(lbr=1)), ("RNN", dict()),
+for cell, extra in [("LSTM", dict()), ("LSTM", dict(peep=True, clip=0.9)), ("GRU", dict()), ("GRU", dict(lbr=1)), ("RNN", dict()),
                     ("LSTM", dict(activations=["HardSigmoid", "Elu", "Softsign", "Tanh", "Softplus", "Sigmoid"])),
                     ("GRU", dict(activations=["Sigmoid", "ScaledTanh", "Tanh", "Relu"], alpha=[0.9], beta=[1.1]))]:
     m, x = recurrent_model(cell, 9, 2, 11, 37, "bidirectional", init=True, seed=3, **extra)
@@ -96,6 +96,14 @@ def test_every_isa_path_agrees():
         for a, b, c in zip(case_scalar, case_avx2, case_auto):
             np.testing.assert_array_equal(a, b)
             np.testing.assert_allclose(c, a, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("layout", [0, 1])
+def test_wide_lstm_matches_onnxruntime(layout):
+    """130 units, both directions: on AVX-512, nine 16-unit blocks of em_lstm_fstep_avx512 (264 KB of recurrent
+    weights per direction, far more than L1), the last block with two units."""
+    model, x = recurrent_model("LSTM", 6, 2, 9, 130, "bidirectional", layout, init=True, seed=5)
+    _compare(model, x)
 
 
 def test_state_does_not_persist_between_runs():

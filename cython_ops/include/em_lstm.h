@@ -941,8 +941,9 @@ EM_AVX512F static inline __m512 em_lstm_tanhf_x16(__m512 x) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ), big, small);
 }
 /* every cell of one step, 16 at a time (masked tail), sigmoid gates and tanh: c = f.c + i.g (clipped to
- * +-clip when clip > 0), out = o.tanh(c); the gates' pre-activations at gi, gf, gg, go (ONNX orders them
- * differently from TFLite) */
+ * +-clip when clip > 0), out = o.tanh(c); the gates' pre-activations at gi, gf, gg, go.  ONNX's int8 LSTM: its
+ * float gates then give the scalar path's bits, and so does the int8 state quantized from them (the float
+ * LSTMs run em_lstm_fstep_avx512 instead) */
 EM_AVX512F static void em_lstm_cells_f32_avx512(const float* gi, const float* gf, const float* gg, const float* go,
                                                int64_t NC, float clip, float* c, float* out) {
     int64_t j;
@@ -958,6 +959,107 @@ EM_AVX512F static void em_lstm_cells_f32_avx512(const float* gi, const float* gf
         _mm512_mask_storeu_ps(out + j, k, _mm512_mul_ps(vo, em_lstm_tanhf_x16(cv)));
     }
 }
+
+/* ----- the AVX-512 float activations ------------------------------------------------------------------------
+ * The polynomials of em_lstm_expf / em_lstm_tanhf evaluated with fused multiply-adds, 2^n applied by vscalefps,
+ * and 1 / d as a 14-bit reciprocal estimate refined by one Newton step (y' = y + y (1 - d y)): about half the
+ * instructions and no division.  A few ulp from the exact functions (tests/test_lstm.py measures them on every
+ * float step of 2^-12 in [-20, 20] and at the extremes); this ISA's float path is allclose, not bit-exact, to
+ * the others (DESIGN.md). */
+EM_FMA512 static inline __m512 em_lstm_expf_fma16(__m512 x) {
+    __m512 n, r, p;
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EM_EXP_LO)), _mm512_set1_ps(EM_EXP_HI));
+    n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EM_EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EM_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EM_EXP_LN2_LO), r);
+    p = _mm512_fmadd_ps(_mm512_set1_ps(EM_EXP_P0), r, _mm512_set1_ps(EM_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EM_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EM_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EM_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EM_EXP_P5));
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+EM_FMA512 static inline __m512 em_lstm_recip_fma16(__m512 d) {        /* d in [1, 2.5e38] */
+    const __m512 y = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(_mm512_fnmadd_ps(d, y, _mm512_set1_ps(1.0f)), y, y);
+}
+EM_FMA512 static inline __m512 em_lstm_sigmoidf_fma16(__m512 x) {
+    return em_lstm_recip_fma16(_mm512_add_ps(_mm512_set1_ps(1.0f), em_lstm_expf_fma16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+EM_FMA512 static inline __m512 em_lstm_tanhf_fma16(__m512 x) {
+    const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
+    const __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
+    const __m512 z = _mm512_mul_ps(x, x);
+    __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(EM_TANH_Q0), z, _mm512_set1_ps(EM_TANH_Q1)), small, big;
+    q = _mm512_fmsub_ps(q, z, _mm512_set1_ps(EM_TANH_Q2));
+    q = _mm512_fmadd_ps(q, z, _mm512_set1_ps(EM_TANH_Q3));
+    q = _mm512_fmsub_ps(q, z, _mm512_set1_ps(EM_TANH_Q4));
+    small = _mm512_fmadd_ps(_mm512_mul_ps(x, z), q, x);
+    big = em_lstm_recip_fma16(_mm512_add_ps(em_lstm_expf_fma16(_mm512_add_ps(a, a)), _mm512_set1_ps(1.0f)));
+    big = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), big, _mm512_set1_ps(1.0f));
+    big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big), _mm512_and_si512(_mm512_castps_si512(x), sign)));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ), big, small);
+}
+/* sigmoid (odd = 0) or tanh (odd = 1) of n floats, 16 at a time (masked tail): tests measure the forms above */
+EM_FMA512 static void em_lstm_activate_fma16(const float* x, int64_t n, int odd, float* y) {
+    int64_t j;
+    for (j = 0; j < n; j += 16) {
+        const __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(k, x + j);
+        _mm512_mask_storeu_ps(y + j, k, odd ? em_lstm_tanhf_fma16(v) : em_lstm_sigmoidf_fma16(v));
+    }
+}
+
+/* ----- one float LSTM step with the gates interleaved by unit (AVX-512) ------------------------------------
+ * The recurrent GEMV and the cells in one pass over column blocks.  Weights packed by rnn.py's
+ * interleave_gates: column block b (64 columns, k-major as for em_lstm_fdots) holds the i, f, g, o columns of
+ * units 16b..16b+15, so a block's cells run as soon as its 64 sums exist, among the loads of the next block,
+ * instead of in a pass of their own after the whole GEMV.  A 64-unit layer's recurrent matrix (64 KB of
+ * float32) does not fit L1; odd steps take the blocks last to first, so each step starts on the blocks the one
+ * before ended on, still in L1.  Sums: two k phases of fused multiply-adds, added, then pre (W.x + bias of this
+ * step, in the same interleaved order); allclose to the scalar path (DESIGN.md).  Units past NC (the last
+ * block's padding) are computed on zero weights and never stored.  h (the previous state, NC floats) must not
+ * alias hout. */
+EM_FMA512 static void em_lstm_fstep_avx512(const float* h, const float* W, const float* pre, int64_t NC, float clip,
+                                          float* c, float* hout, int odd) {
+    const int64_t nb = (NC + 15) / 16;
+    int64_t s, k;
+    for (s = 0; s < nb; s++) {
+        const int64_t blk = odd ? nb - 1 - s : s, j = 16 * blk;
+        const float* w = W + blk * NC * EM_LSTM_COLS;
+        const float* x = pre + blk * EM_LSTM_COLS;
+        const __mmask16 m = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+        __m512 vi, vf, vg, vo, cv;
+        for (k = 0; k + 2 <= NC; k += 2, w += 2 * EM_LSTM_COLS) {
+            const __m512 b0 = _mm512_set1_ps(h[k]), b1 = _mm512_set1_ps(h[k + 1]);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w), b0, a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 16), b0, a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 32), b0, a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 48), b0, a3);
+            e0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 64), b1, e0);
+            e1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 80), b1, e1);
+            e2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 96), b1, e2);
+            e3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 112), b1, e3);
+        }
+        if (k < NC) {
+            const __m512 b0 = _mm512_set1_ps(h[k]);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w), b0, a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 16), b0, a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 32), b0, a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 48), b0, a3);
+        }
+        vi = em_lstm_sigmoidf_fma16(_mm512_add_ps(_mm512_add_ps(a0, e0), _mm512_loadu_ps(x)));
+        vf = em_lstm_sigmoidf_fma16(_mm512_add_ps(_mm512_add_ps(a1, e1), _mm512_loadu_ps(x + 16)));
+        vg = em_lstm_tanhf_fma16(_mm512_add_ps(_mm512_add_ps(a2, e2), _mm512_loadu_ps(x + 32)));
+        vo = em_lstm_sigmoidf_fma16(_mm512_add_ps(_mm512_add_ps(a3, e3), _mm512_loadu_ps(x + 48)));
+        cv = _mm512_fmadd_ps(vf, _mm512_maskz_loadu_ps(m, c + j), _mm512_mul_ps(vi, vg));
+        if (clip > 0.0f) cv = _mm512_min_ps(_mm512_max_ps(cv, _mm512_set1_ps(-clip)), _mm512_set1_ps(clip));
+        _mm512_mask_storeu_ps(c + j, m, cv);
+        _mm512_mask_storeu_ps(hout + j, m, _mm512_mul_ps(vo, em_lstm_tanhf_fma16(cv)));
+    }
+}
 #endif
 
 static void em_lstm_f32(const em_params* p) {
@@ -969,7 +1071,7 @@ static void em_lstm_f32(const em_params* p) {
     const float* wh = (const float*)p->ptr[5];
     const float* bias = (const float*)p->ptr[6];
     const int64_t B = p->i[0], T = p->i[1], F = p->i[2], NC = p->i[3];
-    const int time_major = (int)p->i[4], act = (int)p->i[5];
+    const int time_major = (int)p->i[4], act = (int)p->i[5], interleaved = (int)p->i[6];
     const float clip = p->f[0];
     const int64_t G = 4 * NC, Gp = (G + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
     float* pre = (float*)p->ptr[13];
@@ -977,7 +1079,7 @@ static void em_lstm_f32(const em_params* p) {
     int64_t t, b, j;
     int vec = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-    vec = act != 4 ? 0 : (em_isa() >= EM_ISA_AVX512 ? 2 : em_isa() >= EM_ISA_AVX2);
+    vec = act == 4 && em_isa() >= EM_ISA_AVX2;
 #endif
 
     em_lstm_fdots(x, wx, bias, NULL, T * B, Gp, F, pre);
@@ -987,18 +1089,31 @@ static void em_lstm_f32(const em_params* p) {
             float* h = hs + b * NC;
             float* c = cs + b * NC;
             float* out = y + row * NC;
-            em_lstm_fgemv(h, wh, NULL, pre + row * Gp, Gp, NC, gate, (int)(t & 1));
             j = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-            if (vec == 2) {
-                em_lstm_cells_f32_avx512(gate, gate + NC, gate + 2 * NC, gate + 3 * NC, NC, clip, c, out);
-                j = NC;
+            if (interleaved) {                /* rnn.py interleaves only for tanh on AVX-512 */
+                em_lstm_fstep_avx512(h, wh, pre + row * Gp, NC, clip, c, out, (int)(t & 1));
+                memcpy(h, out, (size_t)NC * sizeof(float));
+                continue;
             }
-            else if (vec) j = em_lstm_cells_f32_avx2(gate, NC, clip, c, out);
+#endif
+            em_lstm_fgemv(h, wh, NULL, pre + row * Gp, Gp, NC, gate, (int)(t & 1));
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (vec) j = em_lstm_cells_f32_avx2(gate, NC, clip, c, out);
 #endif
             for (; j < NC; j++) em_lstm_cell_f32(gate, NC, j, act, clip, c, out);
             memcpy(h, out, (size_t)NC * sizeof(float));
         }
     }
+}
+
+/* sigmoid (odd = 0) or tanh (odd = 1) of n floats by the forms the float kernels use on this machine's path
+ * (the AVX-512 FMA forms, or the scalar / AVX2 ones with the scalar bits); tests measure their accuracy */
+static void em_lstm_activate_f32(const float* x, int64_t n, int odd, float* y) {
+    int64_t j;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512) { em_lstm_activate_fma16(x, n, odd, y); return; }
+#endif
+    for (j = 0; j < n; j++) y[j] = odd ? em_lstm_tanhf(x[j]) : em_lstm_sigmoidf(x[j]);
 }
 #endif

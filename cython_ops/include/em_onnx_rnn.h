@@ -20,7 +20,9 @@
  *      10 initial_c or 0, 11 P [D][3H] or 0, 12 sequence lengths int32 [B] or 0, 13 scratch,
  *      14 int8 scales and corrections (below), 15 int32 status word (with ptr 12)
  * ints: 0 cell (0 LSTM, 1 GRU, 2 RNN), 1 T, 2 B, 3 F, 4 H, 5 D, 6 reverse (D = 1), 7 layout, 8 input_forget,
- *       9 linear_before_reset, 10 VNNI packing, 11.. activation kinds EM_RNN_SIGMOID.. [D][NF]
+ *       9 linear_before_reset, 10 VNNI packing, 11.. activation kinds EM_RNN_SIGMOID.. [D][NF], then 1 when W,
+ *       R and the bias are packed with the LSTM gates interleaved by unit (rnn.py interleave_gates, for
+ *       em_lstm_fstep_avx512)
  * floats: 0 clip (0: none).  Y and Y_h are always given (the reader allocates the unused ones).
  * Layout 0: X [T, B, F], Y [T, D, B, H], states [D, B, H]; layout 1: X [B, T, F], Y [B, T, D, H], states
  * [B, D, H].  Steps past a sequence's length give zeros in Y; Y_h / Y_c hold the state after its last step. */
@@ -50,32 +52,38 @@ EM_AVX2 static int64_t em_rnn_activate_avx2(float* v, int64_t n, float clip, int
 }
 #endif
 
-/* the AVX-512 activation pass uses em_lstm.h's 16-lane polynomial forms */
+/* The AVX-512 passes: fast = 1 (float models) uses em_lstm.h's FMA forms; fast = 0 (int8 models, whose int8
+ * state is quantized from these floats) the 16-lane forms with the scalar bits, so that every ISA gives the
+ * same int8 state and outputs. */
 #if defined(__x86_64__) && defined(__GNUC__)
-EM_AVX512F static int64_t em_rnn_activate_avx512(float* v, int64_t n, float clip, int odd) {
+EM_FMA512 static inline __m512 em_rnn_sigmoid16(__m512 x, int fast) {
+    return fast ? em_lstm_sigmoidf_fma16(x) : em_lstm_sigmoidf_x16(x);
+}
+EM_FMA512 static inline __m512 em_rnn_tanh16(__m512 x, int fast) {
+    return fast ? em_lstm_tanhf_fma16(x) : em_lstm_tanhf_x16(x);
+}
+EM_FMA512 static int64_t em_rnn_activate_avx512(float* v, int64_t n, float clip, int odd, int fast) {
     int64_t j;
     for (j = 0; j + 16 <= n; j += 16) {
         __m512 x = _mm512_loadu_ps(v + j);
         if (clip > 0.0f) x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-clip)), _mm512_set1_ps(clip));
-        _mm512_storeu_ps(v + j, odd ? em_lstm_tanhf_x16(x) : em_lstm_sigmoidf_x16(x));
+        _mm512_storeu_ps(v + j, odd ? em_rnn_tanh16(x, fast) : em_rnn_sigmoid16(x, fast));
     }
     return j;
 }
-#endif
 
-/* the GRU cell with linear_before_reset and default activations in one pass, the same operations in the same
- * order as the separate passes of em_onnx_rnn_run: z, r = s(gates); h~ = tanh(xh + r.hh); h' = (1 - z).h~ + z.h */
-#if defined(__x86_64__) && defined(__GNUC__)
-EM_AVX512F static void em_rnn_gru_cells_avx512(const float* gz, const float* gr, const float* xh, const float* hh,
-                                              int64_t H, float* hs) {
+/* the GRU cell with linear_before_reset and default activations in one pass, in the order of the separate
+ * passes of em_onnx_rnn_run: z, r = s(gates); h~ = tanh(xh + r.hh); h' = (1 - z).h~ + z.h */
+EM_FMA512 static void em_rnn_gru_cells_avx512(const float* gz, const float* gr, const float* xh, const float* hh,
+                                              int64_t H, float* hs, int fast) {
     const __m512 one = _mm512_set1_ps(1.0f);
     int64_t j;
     for (j = 0; j < H; j += 16) {
         const __mmask16 k = H - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (H - j)) - 1);
-        __m512 z = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gz + j));
-        __m512 r = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gr + j));
-        __m512 c = em_lstm_tanhf_x16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, xh + j),
-                                                   _mm512_mul_ps(r, _mm512_maskz_loadu_ps(k, hh + j))));
+        __m512 z = em_rnn_sigmoid16(_mm512_maskz_loadu_ps(k, gz + j), fast);
+        __m512 r = em_rnn_sigmoid16(_mm512_maskz_loadu_ps(k, gr + j), fast);
+        __m512 c = em_rnn_tanh16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, xh + j),
+                                               _mm512_mul_ps(r, _mm512_maskz_loadu_ps(k, hh + j))), fast);
         __m512 h = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(one, z), c), _mm512_mul_ps(z, _mm512_maskz_loadu_ps(k, hs + j)));
         _mm512_mask_storeu_ps(hs + j, k, h);
     }
@@ -118,7 +126,7 @@ static inline float em_rnn_act1(int kind, float x, float alpha, float beta) {
 
 /* v[j] = act(clip(v[j])) in place; sigmoid and tanh (every default) take the vector paths, the other kinds
  * one element at a time */
-static void em_rnn_activate(float* v, int64_t n, float clip, int kind, float alpha, float beta) {
+static void em_rnn_activate(float* v, int64_t n, float clip, int kind, float alpha, float beta, int fast) {
     int64_t j = 0;
     if (kind != EM_RNN_SIGMOID && kind != EM_RNN_TANH) {
         for (; j < n; j++) v[j] = em_rnn_act1(kind, em_rnn_clip(v[j], clip), alpha, beta);
@@ -126,8 +134,9 @@ static void em_rnn_activate(float* v, int64_t n, float clip, int kind, float alp
     }
     {
         const int odd = kind == EM_RNN_TANH;
+        (void)fast;
 #if defined(__x86_64__) && defined(__GNUC__)
-        if (em_isa() >= EM_ISA_AVX512) j = em_rnn_activate_avx512(v, n, clip, odd);
+        if (em_isa() >= EM_ISA_AVX512) j = em_rnn_activate_avx512(v, n, clip, odd, fast);
         if (em_isa() >= EM_ISA_AVX2) j += em_rnn_activate_avx2(v + j, n - j, clip, odd);
 #endif
         for (; j < n; j++) {
@@ -288,13 +297,15 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
         const int64_t* kind = p->i + 11 + d * NF;     /* f, g, h of this direction */
         const float* fab = ab + d * NF * 2, *gab = fab + 2, *hab = fab + 4;
         /* the plain LSTM cell (default activations, no clip / peepholes / coupled forget gate) and the GRU cell
-         * with linear_before_reset (default activations, no clip) in one AVX-512 pass each, the same operations
-         * in the same order as the separate passes below */
+         * with linear_before_reset (default activations, no clip) in one AVX-512 pass each, in the order of the
+         * separate passes below; the float LSTM then comes with its gates interleaved (onnx_rnn.py, ints
+         * 11 + D * NF) and runs em_lstm_fstep_avx512, GEMV and cells in one */
 #if defined(__x86_64__) && defined(__GNUC__)
         const int fused = em_isa() >= EM_ISA_AVX512 && clip == 0.0f && kind[0] == EM_RNN_SIGMOID &&
                           kind[1] == EM_RNN_TANH &&
                           ((cell == EM_RNN_LSTM && !Pd && !input_forget && kind[2] == EM_RNN_TANH) ||
                            (cell == EM_RNN_GRU && lbr));
+        const int fstep = (int)p->i[11 + D * NF];
 #else
         const int fused = 0;
 #endif
@@ -317,6 +328,14 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
                     const float* xr = pre + (d * T * B + row) * Gp;
                     /* the fused GRU on odd steps: Rh.h first, so each step starts on the matrix the last one ended on */
                     const int gru_swap = cell == EM_RNN_GRU && fused && (s & 1);
+#if defined(__x86_64__) && defined(__GNUC__)
+                    if (fstep) {
+                        em_lstm_fstep_avx512(hs, (const float*)Rd, xr, H, 0.0f, cs, rh, (int)(s & 1));
+                        memcpy(hs, rh, (size_t)H * sizeof(float));
+                        memcpy(Y + (layout ? (b * T + t) * D + d : (t * D + d) * B + b) * H, hs, (size_t)H * sizeof(float));
+                        continue;
+                    }
+#endif
                     if (gru_swap) em_rnn_gemv(mode, 1, hs, Rhd, Hp, H, hsd, hcd, Rbh + d * Hp, NULL, hh, h8);
                     em_rnn_gemv(mode, (int)(s & 1), hs, Rd, Rp, H, rsd, rcd, NULL, xr, gate, h8);
                     if (cell == EM_RNN_LSTM && fused) {
@@ -330,25 +349,25 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
                                 gi[j] = gi[j] + Pd[j] * cs[j];
                                 gf[j] = gf[j] + Pd[2 * H + j] * cs[j];
                             }
-                        em_rnn_activate(gi, H, clip, (int)kind[0], fab[0], fab[1]);
+                        em_rnn_activate(gi, H, clip, (int)kind[0], fab[0], fab[1], !quantized);
                         if (input_forget) for (j = 0; j < H; j++) gf[j] = 1.0f - gi[j];
-                        else em_rnn_activate(gf, H, clip, (int)kind[0], fab[0], fab[1]);
-                        em_rnn_activate(gc, H, clip, (int)kind[1], gab[0], gab[1]);
+                        else em_rnn_activate(gf, H, clip, (int)kind[0], fab[0], fab[1], !quantized);
+                        em_rnn_activate(gc, H, clip, (int)kind[1], gab[0], gab[1], !quantized);
                         for (j = 0; j < H; j++) cs[j] = gf[j] * cs[j] + gi[j] * gc[j];
                         if (Pd) for (j = 0; j < H; j++) go[j] = go[j] + Pd[H + j] * cs[j];
-                        em_rnn_activate(go, H, clip, (int)kind[0], fab[0], fab[1]);
+                        em_rnn_activate(go, H, clip, (int)kind[0], fab[0], fab[1], !quantized);
                         memcpy(rh, cs, (size_t)H * sizeof(float));
-                        em_rnn_activate(rh, H, 0.0f, (int)kind[2], hab[0], hab[1]);
+                        em_rnn_activate(rh, H, 0.0f, (int)kind[2], hab[0], hab[1], !quantized);
                         for (j = 0; j < H; j++) hs[j] = go[j] * rh[j];
                     } else if (cell == EM_RNN_GRU && fused) {
 #if defined(__x86_64__) && defined(__GNUC__)
                         if (!gru_swap) em_rnn_gemv(mode, 0, hs, Rhd, Hp, H, hsd, hcd, Rbh + d * Hp, NULL, hh, h8);
-                        em_rnn_gru_cells_avx512(gate, gate + H, xr + 2 * H, hh, H, hs);
+                        em_rnn_gru_cells_avx512(gate, gate + H, xr + 2 * H, hh, H, hs, !quantized);
 #endif
                     } else if (cell == EM_RNN_GRU) {
                         float *gz = gate, *gr = gate + H;
                         const float* xh = xr + 2 * H;
-                        em_rnn_activate(gate, 2 * H, clip, (int)kind[0], fab[0], fab[1]);
+                        em_rnn_activate(gate, 2 * H, clip, (int)kind[0], fab[0], fab[1], !quantized);
                         if (lbr) {
                             em_rnn_gemv(mode, (int)(s & 1), hs, Rhd, Hp, H, hsd, hcd, Rbh + d * Hp, NULL, hh, h8);
                             for (j = 0; j < H; j++) hh[j] = xh[j] + gr[j] * hh[j];
@@ -357,10 +376,10 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
                             em_rnn_gemv(mode, (int)(s & 1), rh, Rhd, Hp, H, hsd, hcd, NULL, NULL, hh, h8);
                             for (j = 0; j < H; j++) hh[j] = xh[j] + hh[j];
                         }
-                        em_rnn_activate(hh, H, clip, (int)kind[1], gab[0], gab[1]);
+                        em_rnn_activate(hh, H, clip, (int)kind[1], gab[0], gab[1], !quantized);
                         for (j = 0; j < H; j++) hs[j] = (1.0f - gz[j]) * hh[j] + gz[j] * hs[j];
                     } else {
-                        em_rnn_activate(gate, H, clip, (int)kind[0], fab[0], fab[1]);
+                        em_rnn_activate(gate, H, clip, (int)kind[0], fab[0], fab[1], !quantized);
                         memcpy(hs, gate, (size_t)H * sizeof(float));
                     }
                     memcpy(Y + (layout ? (b * T + t) * D + d : (t * D + d) * B + b) * H, hs, (size_t)H * sizeof(float));

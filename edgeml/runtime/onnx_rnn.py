@@ -36,7 +36,7 @@ import numpy as np
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime.compiler import Ctx, Step, _addr, _qparams
 from edgeml.runtime.graph import Op
-from edgeml.runtime.rnn import MAX_SCRATCH_BYTES, _padded, pack_f32, pack_s8, pack_u8s8
+from edgeml.runtime.rnn import MAX_SCRATCH_BYTES, _padded, interleave_gates, pack_f32, pack_s8, pack_u8s8
 
 F32 = np.float32
 STATE_LEVELS = 127          # the int8 path quantizes h (and GRU's r * h), all within (-1, 1), as round(127 h)
@@ -202,17 +202,30 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
     # AVX-512 VNNI multiplies uint8 by int8: activations enter as a + 128, the corrections take -128 * sum(w)
     quads = quantized and _isa() == "avx512vnni"
     pack = (pack_u8s8 if quads else pack_s8) if quantized else pack_f32
-    wx = ctx.keep_array(np.concatenate([pack(w[d]).reshape(-1) for d in range(n_dir)]))
-    wh = ctx.keep_array(np.concatenate([pack(r[d, :rows_r]).reshape(-1) for d in range(n_dir)]))
+    # the plain float LSTM on AVX-512 (em_onnx_rnn_run's fused case) runs em_lstm_fstep_avx512, which wants the
+    # gates interleaved by unit in TFLite's order i, f, g, o (ONNX stacks them i, o, f, c)
+    fstep = (cell == "LSTM" and not quantized and clip == 0.0 and peep is None and not input_forget
+             and all(names[3 * d:3 * d + 3] == ("sigmoid", "tanh", "tanh") for d in range(n_dir))
+             and _isa() in ("avx512", "avx512vnni"))
+
+    def order(a: np.ndarray) -> np.ndarray:         # [n_gates * hidden, ...] of one direction, packing order
+        if not fstep:
+            return a
+        i, o_, f, c = (a[g * hidden:(g + 1) * hidden] for g in range(4))
+        return interleave_gates([i, f, c, o_])
+    wx = ctx.keep_array(np.concatenate([pack(order(w[d])).reshape(-1) for d in range(n_dir)]))
+    wh = ctx.keep_array(np.concatenate([pack(order(r[d, :rows_r])).reshape(-1) for d in range(n_dir)]))
     wb, rb = bias[:, :gh], bias[:, gh:]
     folded = (wb + rb).astype(np.float32)
+    if fstep:
+        folded = np.stack([order(folded[d]) for d in range(n_dir)])
     rh = rbh = np.zeros(1, np.float32)
     if cell == "GRU":
         rh = ctx.keep_array(np.concatenate([pack(r[d, 2 * hidden:]).reshape(-1) for d in range(n_dir)]))
         if lbr:
             folded[:, 2 * hidden:] = wb[:, 2 * hidden:]
             rbh = ctx.keep_array(np.pad(rb[:, 2 * hidden:], ((0, 0), (0, hp - hidden))).reshape(-1))
-    bias_in = ctx.keep_array(np.concatenate([np.pad(folded, ((0, 0), (0, gp - gh))).reshape(-1),
+    bias_in = ctx.keep_array(np.concatenate([np.pad(folded, ((0, 0), (0, gp - folded.shape[1]))).reshape(-1),
                                              np.array([alphas, betas], np.float32).T.reshape(-1)]))
     qblock = np.zeros(1, np.float32)
     if quantized:
@@ -246,7 +259,7 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
                                  f"scratch (at most {MAX_SCRATCH_BYTES})")
     outs = op.outputs
     ints = [CELL_CODE[cell], steps, batch, n_in, hidden, n_dir, int(direction == "reverse"), layout, input_forget,
-            lbr, int(quantized and quads)] + [ACTIVATION_CODES[n] for n in names]
+            lbr, int(quantized and quads)] + [ACTIVATION_CODES[n] for n in names] + [int(fstep)]
     macs = n_dir * batch * steps * gh * (n_in + hidden)
 
     def make(addr):

@@ -70,6 +70,22 @@ def pack_f32(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, k).transpose(0, 2, 1))
 
 
+UNIT_BLOCK = 16                                        # units per column block when gates are interleaved
+
+
+def interleave_gates(parts: list) -> np.ndarray:
+    """Four per-gate arrays [NC, ...] (i, f, g, o) -> one [64 * ceil(NC / 16), ...] array whose every 64 rows are
+    the four gates of 16 units (em_lstm_fstep_avx512's column blocks), zero rows for the units past NC."""
+    n = parts[0].shape[0]
+    nb = -(-n // UNIT_BLOCK)
+    out = np.zeros((nb, len(parts), UNIT_BLOCK) + parts[0].shape[1:], parts[0].dtype)
+    for g, part in enumerate(parts):
+        full = np.zeros((nb * UNIT_BLOCK,) + part.shape[1:], part.dtype)
+        full[:n] = part
+        out[:, g] = full.reshape((nb, UNIT_BLOCK) + part.shape[1:])
+    return out.reshape((nb * len(parts) * UNIT_BLOCK,) + parts[0].shape[1:])
+
+
 def _table(kind: str, integer_bits: int) -> tuple[np.ndarray, int]:
     """gemmlowp's int16 logistic / tanh as a half table over |x| and its last distinct index, built once per
     process: H[k] = f(k) for k < 32768 and H[32768] from f(-32768); f(x < 0) = 1 - H[-x] (logistic), -H[-x] (tanh).
@@ -203,18 +219,22 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     # AVX-512 VNNI multiplies uint8 by int8: activations enter as x + 128, the biases take -128 * sum(w)
     quads = kind == "int8" and _isa() == "avx512vnni"
     pack = pack_f32 if kind == "f32" else (pack_u8s8 if quads else pack_s8)
-    wx_all = ctx.keep_array(pack(np.concatenate([d for _, d in wx], axis=0)))
-    wh_all = ctx.keep_array(pack(np.concatenate([d for _, d in wh], axis=0)))
+    # float, tanh, AVX-512: the step fuses the recurrent GEMV with the cells and wants the gates interleaved
+    act = FLOAT_ACTIVATIONS.get(o.get("fused_activation_function", 0)) if kind == "f32" else None
+    interleaved = act == 4 and _isa() in ("avx512", "avx512vnni")
+    stack = interleave_gates if interleaved else (lambda parts: np.concatenate(parts, axis=0))
+    wx_all = ctx.keep_array(pack(stack([d for _, d in wx])))
+    wh_all = ctx.keep_array(pack(stack([d for _, d in wh])))
     gates = 4 * n_cell
     padded = _padded(gates)
     macs = batch * steps * gates * (n_input + n_cell)
     ints = [batch, steps, n_input, n_cell, int(time_major)]
 
     if kind == "f32":
-        act = FLOAT_ACTIVATIONS.get(o.get("fused_activation_function", 0))
         if act is None:
             raise UnsupportedOpError(f"{what}: activation {o.get('fused_activation_function')} is not supported")
-        bias_all = ctx.keep_array(np.pad(np.concatenate(biases).astype(np.float32), (0, padded - gates)))
+        bias_all = ctx.keep_array(np.pad(stack([np.asarray(v, np.float32) for v in biases]), (0, padded - gates))
+                                  if not interleaved else stack([np.asarray(v, np.float32) for v in biases]))
         scratch = (steps * batch + 1) * padded * 4
         if scratch > MAX_SCRATCH_BYTES:
             raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {gates} gates need {scratch} "
@@ -223,7 +243,7 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
         def make_f(addr):
             ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
                     _addr(bias_all)] + [0] * 6 + [addr("scratch")]
-            return ptrs, ints + [act], [float(Q.F32(cell_clip))]
+            return ptrs, ints + [act, int(interleaved)], [float(Q.F32(cell_clip))]
         return Step(op, "lstm_f32", make_f, scratch, macs)
 
     # ----- integer 8x8_16 ------------------------------------------------------------------------------------
