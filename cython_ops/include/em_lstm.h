@@ -1092,8 +1092,10 @@ static void em_lstm_f32(const em_params* p) {
             j = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
             if (interleaved) {                /* rnn.py interleaves only for tanh on AVX-512 */
-                em_lstm_fstep_avx512(h, wh, pre + row * Gp, NC, clip, c, out, (int)(t & 1));
-                memcpy(h, out, (size_t)NC * sizeof(float));
+                /* the state is the output row of the step before; the h tensor is written after the last */
+                const float* hp = t == 0 ? h : y + (time_major ? (t - 1) * B + b : b * T + t - 1) * NC;
+                em_lstm_fstep_avx512(hp, wh, pre + row * Gp, NC, clip, c, out, (int)(t & 1));
+                if (t == T - 1) memcpy(h, out, (size_t)NC * sizeof(float));
                 continue;
             }
 #endif

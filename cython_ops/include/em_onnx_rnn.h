@@ -257,6 +257,8 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
     float* cs = hs + Hp;                              /* [H] */
     int8_t* h8 = (int8_t*)(cs + Hp);                  /* [Hp] int8 path: the quantized state */
     int64_t d, b, s, t, j;
+    const float* hp = NULL;                           /* the fused float LSTM's previous state */
+    (void)hp;
 
     if (lens) {
         *status = 0;
@@ -316,6 +318,7 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
             else memset(hs, 0, (size_t)H * sizeof(float));
             if (c0) memcpy(cs, c0 + state, (size_t)H * sizeof(float));
             else memset(cs, 0, (size_t)H * sizeof(float));
+            hp = hs;
             for (s = 0; s < T; s++) {
                 t = back ? len - 1 - s : s;
                 if (s >= len) {                        /* past the sequence: zeros (onnxruntime) */
@@ -329,10 +332,11 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
                     /* the fused GRU on odd steps: Rh.h first, so each step starts on the matrix the last one ended on */
                     const int gru_swap = cell == EM_RNN_GRU && fused && (s & 1);
 #if defined(__x86_64__) && defined(__GNUC__)
-                    if (fstep) {
-                        em_lstm_fstep_avx512(hs, (const float*)Rd, xr, H, 0.0f, cs, rh, (int)(s & 1));
-                        memcpy(hs, rh, (size_t)H * sizeof(float));
-                        memcpy(Y + (layout ? (b * T + t) * D + d : (t * D + d) * B + b) * H, hs, (size_t)H * sizeof(float));
+                    if (fstep) {                   /* h from the Y row of the step before; hs after the last */
+                        float* yrow = Y + (layout ? (b * T + t) * D + d : (t * D + d) * B + b) * H;
+                        em_lstm_fstep_avx512(hp, (const float*)Rd, xr, H, 0.0f, cs, yrow, (int)(s & 1));
+                        hp = yrow;
+                        if (s == len - 1) memcpy(hs, yrow, (size_t)H * sizeof(float));
                         continue;
                     }
 #endif
