@@ -248,12 +248,13 @@ def test_vector_gemmlowp_activations_equal_the_scalar_ones_on_every_input(kind, 
     np.testing.assert_array_equal(simd[:65536], activation_table(kind, integer_bits)[:65536])
 
 
-@pytest.mark.parametrize("kind", ["sigmoid", "tanh"])
-def test_float_activations_are_within_3_ulp(kind):
+@pytest.mark.parametrize("kind,ulps", [("sigmoid", 3.0), ("tanh", 5.0)])
+def test_float_activations_are_accurate(kind, ulps):
     """The float recurrent kernels' sigmoid and tanh on this machine's path (on AVX-512: fused multiply-adds,
-    vscalefps, a refined reciprocal estimate instead of a division) against float64, on every step of 2^-12 in
-    [-20, 20] and at the extremes: within 3 ulp of the exact value (the portable forms reach 2.4), and within
-    1e-37 where the exact value is below 1e-30 (sigmoid of very negative inputs); never NaN."""
+    vscalefps and a refined reciprocal estimate for sigmoid, a rational approximation for tanh) against float64,
+    on every step of 2^-12 in [-20, 20] and at the extremes: sigmoid within 3 ulp of the exact value (measured
+    2.4 on every path), tanh within 5 (measured 1.3 on the portable paths, 4.8 on AVX-512), and within 1e-37
+    where the exact value is below 1e-30 (sigmoid of very negative inputs); never NaN."""
     from cython_ops.rnn import float_activation
     x = np.concatenate([np.arange(-20 * 4096, 20 * 4096 + 1) / 4096,
                         [-1e30, -100, -88.5, -87.5, -50, -30, 30, 50, 87.5, 88.5, 100, 1e30, -np.inf, np.inf,
@@ -264,8 +265,8 @@ def test_float_activations_are_within_3_ulp(kind):
     assert not np.isnan(got).any()
     err = np.abs(got - exact)
     normal = np.abs(exact) > 1e-30
-    ulps = err[normal] / np.spacing(np.abs(exact[normal]).astype(np.float32)).astype(np.float64)
-    assert ulps.max() <= 3.0, (ulps.max(), x[normal][np.argmax(ulps)])
+    err_ulps = err[normal] / np.spacing(np.abs(exact[normal]).astype(np.float32)).astype(np.float64)
+    assert err_ulps.max() <= ulps, (err_ulps.max(), x[normal][np.argmax(err_ulps)])
     assert err[~normal].max(initial=0.0) <= 1e-37
 
 
