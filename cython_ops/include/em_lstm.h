@@ -942,8 +942,8 @@ EM_AVX512F static inline __m512 em_lstm_tanhf_x16(__m512 x) {
 }
 /* every cell of one step, 16 at a time (masked tail), sigmoid gates and tanh: c = f.c + i.g (clipped to
  * +-clip when clip > 0), out = o.tanh(c); the gates' pre-activations at gi, gf, gg, go.  ONNX's int8 LSTM: its
- * float gates then give the scalar path's bits, and so does the int8 state quantized from them (the float
- * LSTMs run em_lstm_fstep_avx512 instead) */
+ * float gates then give the scalar path's bits, and so does the int8 state quantized from them (float LSTMs run
+ * em_lstm_fstep_avx512 instead, unless only one of two directions has the default activations) */
 EM_AVX512F static void em_lstm_cells_f32_avx512(const float* gi, const float* gf, const float* gg, const float* go,
                                                int64_t NC, float clip, float* c, float* out) {
     int64_t j;

@@ -233,8 +233,8 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     if kind == "f32":
         if act is None:
             raise UnsupportedOpError(f"{what}: activation {o.get('fused_activation_function')} is not supported")
-        bias_all = ctx.keep_array(np.pad(stack([np.asarray(v, np.float32) for v in biases]), (0, padded - gates))
-                                  if not interleaved else stack([np.asarray(v, np.float32) for v in biases]))
+        stacked = stack([np.asarray(v, np.float32) for v in biases])
+        bias_all = ctx.keep_array(np.pad(stacked, (0, padded - stacked.shape[0])))
         scratch = (steps * batch + 1) * padded * 4
         if scratch > MAX_SCRATCH_BYTES:
             raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {gates} gates need {scratch} "
