@@ -2,6 +2,6 @@
 
 `from_tflite` / `from_onnx` are runtime-side and never import TensorFlow or onnxruntime.
 """
-from converters.tflite_reader import from_tflite
+from converters.tflite import from_tflite
 
 __all__ = ["from_tflite"]

@@ -11,7 +11,7 @@ with their axes permuted, and a conversion op is emitted only where a value is n
 Quantized (QDQ) models: DequantizeLinear -> op -> QuantizeLinear groups are fused at load into one int8 IR
 op whose tensors carry the Q/DQ parameters (uint8 tensors become int8 with zero point - 128, exact for
 every linear op); what cannot be fused runs in float between a DEQUANTIZE and an ONNX QuantizeLinear,
-as onnxruntime does.  The graph's source is "onnx", which selects onnxruntime's requantization contract.
+as onnxruntime does.  Every op carries requant="float": onnxruntime's requantization contract.
 """
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from typing import Optional
 
 import numpy as np
 
-from edgeml.errors import ModelFormatError, UnsupportedOpError
-from converters.tflite_reader import read_model_bytes as _read_source
-from edgeml.runtime.graph import Graph, Op, Quantization, Tensor
 from converters.onnx_recurrent import RecurrentOps
+from converters.source import read_model_bytes
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.ir import REQUANT_FLOAT, ROUND_HALF_EVEN, Graph, Op, Quantization, Tensor
+from edgeml.numerics import column_scales
 
 try:
     import onnx
@@ -138,6 +139,7 @@ class _Translator(RecurrentOps):
         return self.tensor(name, data.shape, data.dtype, quant=quant, data=data)
 
     def op(self, type_: str, inputs: list, outputs: list, **options):
+        options.setdefault("requant", REQUANT_FLOAT)         # onnxruntime's arithmetic for every int8 sum
         op = Op(index=len(self.ops), type=type_, version=1, inputs=list(inputs), outputs=list(outputs),
                 options=options)
         self.ops.append(op)
@@ -285,7 +287,7 @@ class _Translator(RecurrentOps):
                 # plain integer data (no Q/DQ): the unit scale only satisfies the int8 data-movement checks
                 t.quant = Quantization(np.ones(1), np.zeros(1, np.int64))
         return Graph(tensors=self.tensors, ops=self.ops, inputs=inputs, outputs=outputs, source="onnx",
-                     name=self.g.name)
+                     name=self.g.name, input_rounding=ROUND_HALF_EVEN)
 
     def _graph_input(self, vi) -> int:
         tt = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
@@ -1754,7 +1756,6 @@ class _Translator(RecurrentOps):
             options["fused_activation_function"] = ACT_CODE["RELU" if relu else "NONE"]
             out = self._conv_ops(name, xt, w_diff.astype(np.int8), bias, group, out_shape, options, np.int8, wq, None)
         else:
-            from edgeml.runtime.onnx_semantics import column_scales
             out = self.tensor(name, (out_shape[0], out_shape[2], out_shape[3], oc), out_dtype,
                               yq if out_dtype == np.int8 else None)
             extra = {}
@@ -1822,7 +1823,6 @@ class _Translator(RecurrentOps):
             return out, out_shape
         extra = {}
         if out_dtype == np.int8:
-            from edgeml.runtime.onnx_semantics import column_scales
             extra["requant_scales"] = column_scales(a.quant.scale[0], np.broadcast_to(bscale, (n_out,)), yq.scale[0])
         out = self.tensor(name, out_shape, out_dtype, yq)
         w4 = np.ascontiguousarray(diff.T.reshape(n_out, 1, 1, diff.shape[0]))
@@ -2049,7 +2049,7 @@ def from_onnx(model) -> Graph:
     if isinstance(model, onnx.ModelProto):
         proto = model
     else:
-        buf = _read_source(model)
+        buf = read_model_bytes(model)
         if not buf:
             raise ModelFormatError("the ONNX model is empty (0 bytes)")
         try:

@@ -8,7 +8,7 @@ InputError at invoke), initial_h, initial_c and P (LSTM peepholes), and any subs
 activations, activation_alpha and activation_beta attributes with all eleven of onnxruntime's functions, per
 direction, read as it reads them (_activations).  W, R, B, P may come from DequantizeLinear of constants (the
 float values onnxruntime computes with); X from a DequantizeLinear runs on its dequantized floats.  The int8
-kernel runs a QDQ node only when its activations keep h within [-1, 1] (onnx_rnn.state_within_one: e.g. the
+kernel runs a QDQ node only when its activations keep h within [-1, 1] (edgeml.ir.rnn_state_within_one: e.g. the
 defaults, HardSigmoid, Softsign); other lists run in float on the dequantized values.
 Uses the `onnx` package only (through from_onnx).
 """
@@ -18,8 +18,7 @@ import math
 
 import numpy as np
 
-from edgeml.runtime.graph import Quantization
-from edgeml.runtime.onnx_rnn import ACTIVATION_CODES, DEFAULT_ACTIVATIONS, state_within_one
+from edgeml.ir import RNN_ACTIVATIONS, RNN_DEFAULT_ACTIVATIONS, Quantization, rnn_state_within_one
 
 # the activations reading alpha / beta, and onnxruntime's defaults when the lists run out (rnn_helpers.cc)
 USES_ALPHA_BETA = {"affine": (True, True), "leakyrelu": (True, False), "thresholdedrelu": (True, False),
@@ -89,7 +88,7 @@ class RecurrentOps:
         wq, rq = self._int8_weights(ins[1]), self._int8_weights(ins[2])
         xq = x.dq_of.quant if x.dq_of is not None else None
         if wq is not None and rq is not None and xq is not None and not xq.per_axis \
-                and state_within_one(cell, names, alphas):
+                and rnn_state_within_one(cell, names, alphas):
             # int8 X, W and R (QDQ): the int8 kernel (edgeml/runtime/onnx_rnn.py describes the scheme)
             xt = self.get_plain(x.dq_of)
             if self.tensors[xt].dtype != np.int8:
@@ -158,7 +157,7 @@ class RecurrentOps:
         (Affine, ScaledTanh, HardSigmoid both; LeakyRelu, ThresholdedRelu, Elu alpha), a function finding its
         list exhausted takes its default (LeakyRelu 0.01, HardSigmoid 0.2 / 0.5, Elu 1, else 0); this is what
         onnxruntime 1.32 computes for RNN too (checked against it in tests/test_onnx_recurrent.py)."""
-        default = DEFAULT_ACTIVATIONS[cell] * n_dir
+        default = RNN_DEFAULT_ACTIVATIONS[cell] * n_dir
         given = attrs.get("activations")
         raw = [a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a) for a in given] \
             if given is not None else None
@@ -171,7 +170,7 @@ class RecurrentOps:
                 self.unsupported(f"activations {raw}: RNN takes {sorted(RNN_SPELLING.values())} spelt so "
                                  "(as onnxruntime)")
         names = tuple(n.lower() for n in raw) if raw is not None else default
-        if len(names) != len(default) or any(n not in ACTIVATION_CODES for n in names):
+        if len(names) != len(default) or any(n not in RNN_ACTIVATIONS for n in names):
             self.unsupported(f"activations {raw}: {cell} takes {len(default) // n_dir} per direction of Affine, Relu, "
                              "LeakyRelu, ThresholdedRelu, Tanh, ScaledTanh, Sigmoid, HardSigmoid, Elu, Softsign, "
                              "Softplus (as onnxruntime)")

@@ -1,6 +1,14 @@
 """edgeml: train, quantize, export and run small neural networks on CPUs and devices."""
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError, UnsupportedOpError
-from edgeml.runtime.interpreter import Interpreter
 
 __version__ = "0.1.0"
 __all__ = ["Interpreter", "EdgeMLError", "InputError", "ModelFormatError", "UnsupportedOpError", "__version__"]
+
+
+def __getattr__(name):
+    # The runtime loads on first use of edgeml.Interpreter, so that the readers (which import edgeml.ir) and
+    # the training front-end import without it and the package graph has no circle.
+    if name == "Interpreter":
+        from edgeml.runtime.interpreter import Interpreter
+        return Interpreter
+    raise AttributeError(f"module 'edgeml' has no attribute {name!r}")

@@ -23,8 +23,9 @@ def available_paths(best: str) -> list:
 CHECK = r'''
 import dataclasses, sys
 import numpy as np
-from edgeml.runtime import compiler as C, quant as Q
-from edgeml.runtime.graph import Graph, Op, Quantization, Tensor
+from edgeml.runtime import compiler as C
+from edgeml import numerics as Q
+from edgeml.ir import Graph, Op, Quantization, Tensor
 
 I32 = np.int64
 

@@ -22,7 +22,7 @@ import model_cache
 from litert_reference import reference, run_ours, run_ref
 from converters import from_tflite
 from edgeml import EdgeMLError, ModelFormatError, UnsupportedOpError
-from edgeml.runtime.graph import Quantization
+from edgeml.ir import Quantization
 
 RTOL, ATOL = 1e-5, 1e-6
 INVOKES = 6

@@ -25,7 +25,7 @@ import model_cache
 from litert_reference import reference, run_ours, run_ref
 from converters import from_tflite
 from edgeml import EdgeMLError, ModelFormatError, UnsupportedOpError
-from edgeml.runtime.graph import Quantization
+from edgeml.ir import Quantization
 
 INVOKES = 6
 LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"

@@ -20,7 +20,7 @@ import edgeml
 import model_cache
 import tflite_models as M
 from converters import from_tflite
-from edgeml.runtime.graph import Quantization
+from edgeml.ir import Quantization
 
 N_INPUTS = 20
 RTOL, ATOL = 1e-5, 1e-6

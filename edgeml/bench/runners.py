@@ -108,7 +108,7 @@ class TFLMRunner:
 
     def __init__(self, path: str):
         from tflite_micro.python.tflite_micro import runtime
-        from converters.tflite_reader import from_tflite
+        from converters.tflite import from_tflite
         graph = from_tflite(path)       # TFLite Micro's Python API has no input/output count
         self.it = runtime.Interpreter.from_file(path)
         self.path = path

@@ -214,7 +214,7 @@ def _result(out_path: str, route: str, notes: list) -> dict:
 def tflite_ops(path) -> list[tuple[str, list, list]]:
     """(builtin op name, input tensor types, output tensor types) of every op in every subgraph of a .tflite."""
     import tflite
-    from converters.tflite_reader import OPERATOR_NAMES
+    from converters.tflite import OPERATOR_NAMES
     type_names = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
     with open(path, "rb") as f:
         model = tflite.Model.GetRootAsModel(f.read(), 0)

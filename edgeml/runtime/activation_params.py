@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from edgeml.runtime.quant import quantize_multiplier, round_half_away as _round_half_away
+from edgeml.numerics import quantize_multiplier, round_half_away as _round_half_away
 
 EM_ROUND_DOUBLE = 0
 EM_ROUND_SINGLE = 1

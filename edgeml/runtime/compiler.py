@@ -13,9 +13,11 @@ from typing import Callable, Optional
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime.graph import Graph, Op
-from edgeml.runtime import quant as Q
+from edgeml import numerics as Q
+from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Graph, Op
 
+REQUANT_DOUBLE_SCALE = 2     # round(acc * scale) in double: LiteRT's reference FULLY_CONNECTED
+REQUANT_FLOAT = 3            # (float)acc * scale in float32, ties to even: onnxruntime (MLAS)
 ALIGN = 64
 IM2COL_ROWS = 64      # output pixels gathered per im2col chunk (scratch = rows x K bytes)
 
@@ -275,18 +277,18 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
     if np.any(w.quant.zero_point != 0):
         raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
     ws = np.broadcast_to(ws, (n_out,)).astype(np.float64)
-    if ctx.graph.source == "onnx":        # onnxruntime: float32 scales, float requantization
+    if op.options.get("requant") == IR_REQUANT_FLOAT:        # onnxruntime: float32 scales, float requantization
         from edgeml.runtime import onnx_semantics as OS
         scale32 = OS.column_scales(s_in, ws, s_out)
         amin, amax = OS.activation_range(op, act, s_out, out_zp)
         zeros = np.zeros(n_out, np.int32)
-        return ColumnRequant(Q.REQUANT_FLOAT, zeros, zeros, scale32.astype(np.float64), scale32, out_zp, amin, amax)
+        return ColumnRequant(REQUANT_FLOAT, zeros, zeros, scale32.astype(np.float64), scale32, out_zp, amin, amax)
     # effective scale in double: input_scale * filter_scale / output_scale
     real = (np.float64(Q.F32(s_in)) * ws) / np.float64(Q.F32(s_out))
     mult, shift = Q.quantize_multipliers(real, ctx.rounding)
     mode = ctx.rounding
     if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
-        mode = Q.REQUANT_DOUBLE_SCALE      # LiteRT's reference FULLY_CONNECTED rescales in double
+        mode = REQUANT_DOUBLE_SCALE      # LiteRT's reference FULLY_CONNECTED rescales in double
     amin, amax = Q.activation_range_int8(act, s_out, out_zp)
     return ColumnRequant(mode, mult, shift, real, real.astype(np.float32), out_zp, amin, amax)
 
@@ -1361,7 +1363,7 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
             raise UnsupportedOpError(f"{op.describe()}: version {op.version} of {op.type} is not supported "
                                      f"(up to {MAX_VERSION[op.type]})")
         for t in op.outputs:
-            if op.type in _ONNX_PREPARE or (graph.source == "onnx" and op.type in ONNX_INTEGER_MOVES
+            if op.type in _ONNX_PREPARE or (op.type in ONNX_INTEGER_MOVES
                                             and graph.tensors[t].dtype in (np.dtype(np.int32), np.dtype(np.uint8))):
                 continue
             if graph.tensors[t].dtype not in (np.dtype(np.int8), np.dtype(np.float32)):

@@ -7,9 +7,9 @@ from typing import Sequence
 import numpy as np
 
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError
-from edgeml.runtime import quant as Q
+from edgeml import numerics as Q
+from edgeml.ir import ROUND_HALF_EVEN, Graph
 from edgeml.runtime.compiler import compile_graph
-from edgeml.runtime.graph import Graph
 
 
 def _is_onnx_bytes(buf) -> bool:
@@ -40,7 +40,7 @@ def _load_graph(model) -> Graph:
                 raise
             raise ModelFormatError(f"not a TFLite flatbuffer: the 'TFL3' identifier at offset 4 is missing; "
                                    f"read as ONNX instead: {exc}") from exc
-    from converters.tflite_reader import from_tflite
+    from converters.tflite import from_tflite
     return from_tflite(model)
 
 
@@ -213,9 +213,8 @@ class Interpreter:
                     raise InputError(f"input {i} ('{tensor.name}') has no per-tensor quantization to quantize "
                                      "float data with")
                 s, zp = tensor.quant.scalar()
-                if self._graph.source == "onnx":       # QuantizeLinear: float division, ties to even
-                    from edgeml.runtime.onnx_semantics import quantize_linear_array
-                    a = quantize_linear_array(a, s, zp)
+                if self._graph.input_rounding == ROUND_HALF_EVEN:       # ONNX QuantizeLinear
+                    a = Q.quantize_linear_array(a, s, zp)
                 else:
                     a = Q.quantize_array(a, s, zp)
                 float_in = True

@@ -35,7 +35,7 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime.compiler import Ctx, Step, _addr, _qparams
-from edgeml.runtime.graph import Op
+from edgeml.ir import Op
 from edgeml.runtime.rnn import MAX_SCRATCH_BYTES, _padded, interleave_gates, pack_f32, pack_s8, pack_u8s8
 
 F32 = np.float32

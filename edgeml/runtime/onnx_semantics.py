@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime import quant as Q
+from edgeml import numerics as Q
 
 F32 = np.float32
 

@@ -17,9 +17,9 @@ import math
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime import quant as Q
+from edgeml import numerics as Q
 from edgeml.runtime.compiler import Ctx, Step, _addr, _isa, _qparams, arithmetic_kind
-from edgeml.runtime.graph import Op
+from edgeml.ir import Op
 
 # UNIDIRECTIONAL_SEQUENCE_LSTM input positions (TFLite lstm_shared.h)
 INPUT = 0

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from edgeml.runtime import quant as Q
+from edgeml import numerics as Q
 
 
 def count_macs(tflite_path: str) -> int:

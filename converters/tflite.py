@@ -9,13 +9,13 @@ file size) is checked explicitly below, before any kernel sees the model.
 """
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 
+from converters.source import read_model_bytes
 from edgeml.errors import ModelFormatError
-from edgeml.runtime.graph import Graph, Op, Quantization, Tensor
+from edgeml.ir import Graph, Op, Quantization, Tensor
 
 try:
     import tflite as _fb
@@ -38,18 +38,6 @@ MAX_RANK = 8
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def read_model_bytes(model) -> bytes:
-    """The bytes of a model given as bytes or a path; an unreadable path is a ModelFormatError."""
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model)
-    path = os.fspath(model)
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read model file '{path}': {exc.strerror or exc}") from exc
 
 
 # vtable offsets of the vector fields read below (schema field k sits at 4 + 2k)

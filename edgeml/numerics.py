@@ -1,6 +1,7 @@
-"""Load-time quantization arithmetic: multipliers, activation ranges, float<->int8 conversions.
+"""Load-time quantization arithmetic shared by the readers and the runtime: multipliers, activation ranges,
+float <-> int8 conversions, in LiteRT's precision and in onnxruntime's.
 
-Each function reproduces the precision LiteRT uses at prepare time (double where it computes in double,
+Each function reproduces the precision its peer uses at prepare time (double where it computes in double,
 float32 where it computes in float) because a last-bit difference in a multiplier changes outputs.
 """
 from __future__ import annotations
@@ -13,9 +14,8 @@ F32 = np.float32
 INT8_MIN, INT8_MAX = -128, 127
 FLOAT_MAX = float(np.finfo(np.float32).max)
 
+# MultiplyByQuantizedMultiplier's two builds (TFLite's default and TFLITE_SINGLE_ROUNDING)
 ROUNDING_MODES = {"double": 0, "single": 1}
-REQUANT_DOUBLE_SCALE = 2     # round(acc * scale) in double: LiteRT's reference FULLY_CONNECTED
-REQUANT_FLOAT = 3            # (float)acc * scale in float32, ties to even: onnxruntime (MLAS)
 
 
 def round_half_away(x: float) -> int:
@@ -84,3 +84,31 @@ def quantize_array(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) 
 def dequantize_array(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """int8 -> float as the DEQUANTIZE op does: float(scale * (q - zp)) in double."""
     return (float(F32(scale)) * (q.astype(np.float64) - zero_point)).astype(np.float32)
+
+
+# ----- onnxruntime's arithmetic (x86-64 CPU provider) -------------------------------------------------------
+
+def round_half_even_f32(x) -> np.ndarray:
+    """nearbyintf on float32 values (numpy's rint rounds ties to even)."""
+    return np.rint(np.asarray(x, dtype=np.float32))
+
+
+def quantized_bound(value: float, scale: float, zero_point: int) -> int:
+    """QuantizeLinear of one float bound (float32 division, ties to even), saturated to int8."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        r = F32(value) / F32(scale)
+    r = float(np.clip(r, -1e9, 1e9))
+    return int(np.clip(int(round_half_even_f32(r)) + zero_point, INT8_MIN, INT8_MAX))
+
+
+def quantize_linear_array(x, scale: float, zero_point: int) -> np.ndarray:
+    """ONNX QuantizeLinear to int8 on the host, as the kernel computes it (NaN to the minimum)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = np.asarray(x, dtype=np.float32) / F32(scale)
+    r = np.where(np.isnan(r), F32(-1e9), np.clip(r, F32(-1e9), F32(1e9)))
+    return np.clip(round_half_even_f32(r).astype(np.int64) + zero_point, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def column_scales(s_in: float, w_scales: np.ndarray, s_out: float) -> np.ndarray:
+    """onnxruntime's per-column output scale, in float32: (x_scale * w_scale[c]) / y_scale."""
+    return (F32(s_in) * np.asarray(w_scales, dtype=np.float32)) / F32(s_out)
