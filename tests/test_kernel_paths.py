@@ -23,7 +23,9 @@ def available_paths(best: str) -> list:
 CHECK = r'''
 import dataclasses, sys
 import numpy as np
-from edgeml.runtime import compiler as C
+from edgeml.runtime import requant as R
+from edgeml.runtime.compile import compile_graph
+from edgeml.runtime.ops.common import spatial_padding
 from edgeml import numerics as Q
 from edgeml.ir import Graph, Op, Quantization, Tensor
 
@@ -90,7 +92,7 @@ def tensor(idx, shape, dtype, scale=None, zp=0, data=None, axis=0):
 
 
 def run(graph, x, rounding, mode, num_threads=1):
-    original = C.column_requant
+    original = R.column_requant
     captured = []
 
     def forced(*args, **kw):
@@ -99,11 +101,11 @@ def run(graph, x, rounding, mode, num_threads=1):
             rq = dataclasses.replace(rq, mode=mode)
         captured.append(rq)
         return rq
-    C.column_requant = forced
+    R.column_requant = forced
     try:
-        plan = C.compile_graph(graph, {}, rounding, num_threads)
+        plan = compile_graph(graph, {}, rounding, num_threads)
     finally:
-        C.column_requant = original
+        R.column_requant = original
     plan.view(graph.inputs[0])[...] = x
     plan.engine.invoke()
     return plan.view(graph.outputs[0]).copy(), captured, [s.kernel for s in plan.steps]
@@ -117,7 +119,7 @@ def case_conv(rng, kind, big=False):
     sh, sw = (int(v) for v in rng.choice([1, 2], 2))
     dh, dw = (int(v) for v in rng.choice([1, 1, 2], 2))
     padding = int(rng.integers(0, 2))
-    if big:   # past the threading threshold (C.THREAD_MIN_MACS)
+    if big:   # past the threading threshold (ops.conv.THREAD_MIN_MACS)
         n, ih, iw, ic, kh, kw, sh, sw, dh, dw = 2, 37, 35, 16, 3, 3, 1, 1, 1, int(rng.choice([1, 2]))
     if kind == "depthwise":
         oc = ic
@@ -150,8 +152,8 @@ def case_conv(rng, kind, big=False):
             "dilation_w_factor": dw, "fused_activation_function": act, "depth_multiplier": 1}
     op = Op(0, "DEPTHWISE_CONV_2D" if kind == "depthwise" else "CONV_2D", 1, [0, 1, 2], [3], opts)
     g = Graph(ts, [op], [0], [3])
-    oh, pt = C._padding(op, ih, kh, sh, dh)
-    ow, pl = C._padding(op, iw, kw, sw, dw)
+    oh, pt = spatial_padding(op, ih, kh, sh, dh)
+    ow, pl = spatial_padding(op, iw, kw, sw, dw)
     acc = conv_acc(x, w, bias, x_zp, (sh, sw), (dh, dw), (pt, pl), (oh, ow), kind == "depthwise")
     desc = f"{kind} x{list(x.shape)} w{list(w.shape)} s{sh}{sw} d{dh}{dw} pad{padding}"
     return g, x, acc, desc
@@ -225,7 +227,7 @@ def main():
         ts = [tensor(0, shape, np.int8, sa, za), tensor(1, shape, np.int8, sb, zb), tensor(2, (), np.int8, so, zo)]
         for rounding, which in ((0, "ADD"), (1, "ADD"), (0, "SUB" if j % 2 else "ADD")):
             g = Graph(ts, [Op(0, which, 1, [0, 1], [2], {})], [0, 1], [2])
-            plan = C.compile_graph(g, {}, rounding)
+            plan = compile_graph(g, {}, rounding)
             plan.view(0)[...] = a
             plan.view(1)[...] = b
             plan.engine.invoke()
@@ -248,7 +250,7 @@ def main():
             ts = [tensor(0, a.shape, np.int8, sa, za), tensor(1, b.shape, np.int8, sb, zb),
                   tensor(2, (), np.int8, so, zo)]
             g = Graph(ts, [Op(0, which, 1, [0, 1], [2], {})], [0, 1], [2])
-            plan = C.compile_graph(g, {}, rounding)
+            plan = compile_graph(g, {}, rounding)
             plan.view(0)[...] = a
             plan.view(1)[...] = b
             plan.engine.invoke()

@@ -1,6 +1,6 @@
-"""The embedded inference library: graph IR, compile, Interpreter.  Imports numpy, cython_ops and converters.
+"""The embedded inference library: compile a graph into a plan of kernel calls and run it (Interpreter).
 
-It never imports TensorFlow, tf_keras or onnxruntime.
+Imports numpy, cython_ops, the IR and the readers in converters/; never TensorFlow, tf_keras or onnxruntime.
 """
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError, UnsupportedOpError
 from edgeml.runtime.interpreter import Interpreter

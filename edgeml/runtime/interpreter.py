@@ -6,10 +6,11 @@ from typing import Sequence
 
 import numpy as np
 
-from edgeml.errors import EdgeMLError, InputError, ModelFormatError
+from converters.tflite import from_tflite
 from edgeml import numerics as Q
+from edgeml.errors import EdgeMLError, InputError, ModelFormatError
 from edgeml.ir import ROUND_HALF_EVEN, Graph
-from edgeml.runtime.compiler import compile_graph
+from edgeml.runtime.compile import compile_graph
 
 
 def _is_onnx_bytes(buf) -> bool:
@@ -40,7 +41,6 @@ def _load_graph(model) -> Graph:
                 raise
             raise ModelFormatError(f"not a TFLite flatbuffer: the 'TFL3' identifier at offset 4 is missing; "
                                    f"read as ONNX instead: {exc}") from exc
-    from converters.tflite import from_tflite
     return from_tflite(model)
 
 

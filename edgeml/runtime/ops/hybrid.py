@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.runtime.plan import Step, address
+from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, element_count, fused_activation,
+                                       require_positive, spatial_padding)
+
 
 CONV_MODE_PER_TENSOR = 0
 CONV_MODE_PER_CHANNEL = 1
@@ -27,7 +32,7 @@ def _align16(n: int) -> int:
     return (n + 15) & ~15
 
 
-def _weight_scales(op, w, n_out: int, axis: int, what: str) -> np.ndarray:
+def hybrid_weight_scales(op, w, n_out: int, axis: int, what: str) -> np.ndarray:
     """The weight scales as the float32 values LiteRT reads; zero points must be 0 (LiteRT ignores them)."""
     if w.quant is None or w.quant.scale.size == 0:
         raise ModelFormatError(f"{op.describe()}: int8 {what} {w.describe()} have no quantization parameters")
@@ -52,40 +57,38 @@ def _float_io(ctx, op):
 
 
 def _geometry(ctx, op, xs, kh, kw):
-    from edgeml.runtime import compiler as C
     o = op.options
     sh, sw = o.get("stride_h", 1), o.get("stride_w", 1)
     dh, dw = o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)
-    C._positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
+    require_positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
     n, ih, iw, ic = xs
-    oh, pt = C._padding(op, ih, kh, sh, dh)
-    ow, pl = C._padding(op, iw, kw, sw, dw)
+    oh, pt = spatial_padding(op, ih, kh, sh, dh)
+    ow, pl = spatial_padding(op, iw, kw, sw, dw)
     return [n, ih, iw, ic, oh, ow], [sh, sw, dh, dw, pt, pl]
 
 
 def prepare_conv2d_hybrid(ctx, op):
     """CONV_2D with float32 input and int8 weights."""
-    from edgeml.runtime import compiler as C
     _float_io(ctx, op)
-    x, w, y, xs, wdata = C.conv_operands(ctx, op)
+    x, w, y, xs, wdata = conv_operands(ctx, op)
     if wdata.dtype != np.int8:
         raise UnsupportedOpError(f"{op.describe()}: hybrid weights of type {wdata.dtype} (int8 supported)")
     oc, kh, kw, wic = wdata.shape
     if wic != xs[3]:
         raise UnsupportedOpError(f"{op.describe()}: weights expect {wic} input channels, input has {xs[3]} "
                                  "(grouped convolution is not supported)")
-    C._positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
+    require_positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
     (n, ih, iw, ic, oh, ow), (sh, sw, dh, dw, pt, pl) = _geometry(ctx, op, xs, kh, kw)
     ctx.set_output(op, 0, (n, oh, ow, oc))
-    act = C._activation(op)
-    lo, hi = C.Q.activation_range_f32(act)
-    scales = _weight_scales(op, w, oc, 0, "weights")
+    act = fused_activation(op)
+    lo, hi = Q.activation_range_f32(act)
+    scales = hybrid_weight_scales(op, w, oc, 0, "weights")
     K = kh * kw * ic
     w2 = wdata.reshape(oc, K)
     # LiteRT: per channel only when the scales differ (is_hybrid_per_channel); else the per-tensor path with
     # scale[0]
     per_channel = scales.size > 1 and bool(np.any(scales != scales[0]))
-    bias = C._bias(ctx, op, 2, oc, np.float32)
+    bias = bias_vector(ctx, op, 2, oc, np.float32)
     wk = ctx.keep_array(w2)
     bk = ctx.keep_array(bias.astype(np.float32)) if bias is not None else None
     if per_channel:
@@ -96,23 +99,22 @@ def prepare_conv2d_hybrid(ctx, op):
         sk = rk = None
         mode, wscale = CONV_MODE_PER_TENSOR, float(scales[0])
     direct = int(kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0)
-    chunk = C.IM2COL_ROWS
+    chunk = IM2COL_ROWS
     ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, mode, 1, direct, chunk]
     scratch = _align16(ih * iw * ic) + (0 if direct else _align16(chunk * K)) + 4 * oc
     macs = n * oh * ow * oc * K
 
     def make(addr):
-        return ([addr(x.index), C._addr(wk), C._addr(bk) if bk is not None else 0, addr(y.index),
-                 C._addr(sk) if sk is not None else 0, C._addr(rk) if rk is not None else 0, addr("scratch")],
+        return ([addr(x.index), address(wk), address(bk) if bk is not None else 0, addr(y.index),
+                 address(sk) if sk is not None else 0, address(rk) if rk is not None else 0, addr("scratch")],
                 ints, [lo, hi, wscale])
-    return C.Step(op, "conv2d_hybrid", make, scratch, macs)
+    return Step(op, "conv2d_hybrid", make, scratch, macs)
 
 
 def prepare_depthwise_hybrid(ctx, op):
     """DEPTHWISE_CONV_2D with float32 input and int8 weights (LiteRT: per-channel, asymmetric inputs)."""
-    from edgeml.runtime import compiler as C
     _float_io(ctx, op)
-    x, w, y, xs, wdata = C.conv_operands(ctx, op)
+    x, w, y, xs, wdata = conv_operands(ctx, op)
     if wdata.dtype != np.int8:
         raise UnsupportedOpError(f"{op.describe()}: hybrid weights of type {wdata.dtype} (int8 supported)")
     _, kh, kw, oc = wdata.shape
@@ -125,17 +127,17 @@ def prepare_depthwise_hybrid(ctx, op):
         # channels the option does not cover with whatever the output held)
         raise UnsupportedOpError(f"{op.describe()}: depth_multiplier option "
                                  f"{op.options.get('depth_multiplier')} disagrees with the shapes ({dm})")
-    C._positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
+    require_positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
     (n, ih, iw, ic, oh, ow), (sh, sw, dh, dw, pt, pl) = _geometry(ctx, op, xs, kh, kw)
     ctx.set_output(op, 0, (n, oh, ow, oc))
-    act = C._activation(op)
-    lo, hi = C.Q.activation_range_f32(act)
-    scales = _weight_scales(op, w, oc, 3, "weights")
+    act = fused_activation(op)
+    lo, hi = Q.activation_range_f32(act)
+    scales = hybrid_weight_scales(op, w, oc, 3, "weights")
     if scales.size != oc:
         # LiteRT indexes scale[output_channel]: one scale for several channels reads past the array
         raise UnsupportedOpError(f"{op.describe()}: hybrid depthwise weights need one scale per output channel "
                                  f"({scales.size} for {oc}); LiteRT reads past a per-tensor scale")
-    bias = C._bias(ctx, op, 2, oc, np.float32)
+    bias = bias_vector(ctx, op, 2, oc, np.float32)
     wk = ctx.keep_array(wdata.reshape(kh * kw, oc))
     bk = ctx.keep_array(bias.astype(np.float32)) if bias is not None else None
     sk = ctx.keep_array(scales)
@@ -144,14 +146,13 @@ def prepare_depthwise_hybrid(ctx, op):
     macs = n * oh * ow * oc * kh * kw
 
     def make(addr):
-        return ([addr(x.index), C._addr(wk), C._addr(bk) if bk is not None else 0, addr(y.index), C._addr(sk), 0,
+        return ([addr(x.index), address(wk), address(bk) if bk is not None else 0, addr(y.index), address(sk), 0,
                  addr("scratch")], ints, [lo, hi, 0.0])
-    return C.Step(op, "depthwise_hybrid", make, scratch, macs)
+    return Step(op, "depthwise_hybrid", make, scratch, macs)
 
 
 def prepare_fully_connected_hybrid(ctx, op):
     """FULLY_CONNECTED with float32 input and int8 weights."""
-    from edgeml.runtime import compiler as C
     x, y = _float_io(ctx, op)
     w = ctx.tensor(op, 1)
     xs = ctx.shape(x)
@@ -163,8 +164,8 @@ def prepare_fully_connected_hybrid(ctx, op):
     if op.options.get("weights_format", 0) != 0:
         raise UnsupportedOpError(f"{op.describe()}: shuffled weights format is not supported")
     n_out, K = wdata.shape
-    C._positive(op, units=n_out, depth=K)
-    total = C._count(xs)
+    require_positive(op, units=n_out, depth=K)
+    total = element_count(xs)
     if total % K:
         raise ModelFormatError(f"{op.describe()}: input {list(xs)} does not divide into rows of {K}")
     rows = total // K
@@ -175,12 +176,12 @@ def prepare_fully_connected_hybrid(ctx, op):
     else:
         out_shape = (rows, n_out)
     ctx.set_output(op, 0, out_shape)
-    act = C._activation(op)
-    lo, hi = C.Q.activation_range_f32(act)
-    scales = _weight_scales(op, w, n_out, 0, "weights")
+    act = fused_activation(op)
+    lo, hi = Q.activation_range_f32(act)
+    scales = hybrid_weight_scales(op, w, n_out, 0, "weights")
     per_channel = scales.size > 1          # VerifyPerChannelQuantization: more than one scale
     asym = bool(op.options.get("asymmetric_quantize_inputs", False))
-    bias = C._bias(ctx, op, 2, n_out, np.float32)
+    bias = bias_vector(ctx, op, 2, n_out, np.float32)
     wk = ctx.keep_array(wdata)
     bk = ctx.keep_array(bias.astype(np.float32)) if bias is not None else None
     sk = ctx.keep_array(scales) if per_channel else None
@@ -189,10 +190,10 @@ def prepare_fully_connected_hybrid(ctx, op):
     floats = [lo, hi, 0.0 if per_channel else float(scales[0])]
 
     def make(addr):
-        return ([addr(x.index), C._addr(wk), C._addr(bk) if bk is not None else 0, addr(y.index),
-                 C._addr(sk) if sk is not None else 0, C._addr(rk) if rk is not None else 0, addr("scratch")],
+        return ([addr(x.index), address(wk), address(bk) if bk is not None else 0, addr(y.index),
+                 address(sk) if sk is not None else 0, address(rk) if rk is not None else 0, addr("scratch")],
                 ints, floats)
-    return C.Step(op, "fully_connected_hybrid", make, K, rows * n_out * K)
+    return Step(op, "fully_connected_hybrid", make, K, rows * n_out * K)
 
 
 def is_hybrid(ctx, op) -> bool:
@@ -201,3 +202,4 @@ def is_hybrid(ctx, op) -> bool:
         return False
     x, w = ctx.tensor(op, 0), ctx.tensor(op, 1)
     return x.dtype == np.float32 and w.dtype == np.int8
+

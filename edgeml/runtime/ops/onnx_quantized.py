@@ -1,61 +1,18 @@
-"""Prepare functions for what only ONNX models need, with onnxruntime's arithmetic (NUMERICS.md "ONNX int8").
-
-The ops here are emitted by converters.from_onnx only (type names start with ONNX_); the requantization of
-conv-like ops for ONNX graphs (`column_requant`) is reached from compiler.column_requant.
-"""
+"""Ops only ONNX models need, with onnxruntime's arithmetic (NUMERICS.md "ONNX int8"): QuantizeLinear,
+DequantizeLinear, the uint8 <-> int8 sign flip, int8 Clip, QLinearSoftmax, QLinearAdd, the MLAS-order float
+convolution, integer convolution with weight zero points, DynamicQuantizeLinear, constant graph outputs.
+The IR ops are emitted by the ONNX reader (type names start with ONNX_); kernels: cython_ops/include/em_onnx.h."""
 from __future__ import annotations
 
 import numpy as np
 
-from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml import numerics as Q
-
-F32 = np.float32
-
-
-def round_half_even_f32(x) -> np.ndarray:
-    """nearbyintf on float32 values (numpy's rint rounds ties to even)."""
-    return np.rint(np.asarray(x, dtype=np.float32))
-
-
-def quantized_bound(value: float, scale: float, zero_point: int) -> int:
-    """QuantizeLinear of one float bound (float32 division, ties to even), saturated to int8."""
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        r = F32(value) / F32(scale)
-    r = float(np.clip(r, -1e9, 1e9))
-    return int(np.clip(int(round_half_even_f32(r)) + zero_point, Q.INT8_MIN, Q.INT8_MAX))
-
-
-def quantize_linear_array(x, scale: float, zero_point: int) -> np.ndarray:
-    """ONNX QuantizeLinear to int8 on the host, as the kernel computes it (NaN to the minimum)."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        r = np.asarray(x, dtype=np.float32) / F32(scale)
-    r = np.where(np.isnan(r), F32(-1e9), np.clip(r, F32(-1e9), F32(1e9)))
-    return np.clip(round_half_even_f32(r).astype(np.int64) + zero_point, Q.INT8_MIN, Q.INT8_MAX).astype(np.int8)
-
-
-def activation_range(op, act: str, scale: float, zero_point: int) -> tuple[int, int]:
-    """The int8 clamp equal to Relu / Clip followed by QuantizeLinear (exact: rounding is monotone)."""
-    clip = op.options.get("onnx_clip")
-    if clip is not None:
-        lo, hi = clip
-        return max(Q.INT8_MIN, quantized_bound(lo, scale, zero_point)), \
-            min(Q.INT8_MAX, quantized_bound(hi, scale, zero_point))
-    if act == "NONE":
-        return Q.INT8_MIN, Q.INT8_MAX
-    if act == "RELU":
-        return max(Q.INT8_MIN, zero_point), Q.INT8_MAX
-    if act == "RELU6":
-        return max(Q.INT8_MIN, zero_point), min(Q.INT8_MAX, quantized_bound(6.0, scale, zero_point))
-    if act == "RELU_N1_TO_1":
-        return max(Q.INT8_MIN, quantized_bound(-1.0, scale, zero_point)), \
-            min(Q.INT8_MAX, quantized_bound(1.0, scale, zero_point))
-    raise UnsupportedOpError(f"{op.describe()}: activation {act}")
-
-
-def column_scales(s_in: float, w_scales: np.ndarray, s_out: float) -> np.ndarray:
-    """onnxruntime's per-column output scale, in float32: (x_scale * w_scale[c]) / y_scale."""
-    return (F32(s_in) * np.asarray(w_scales, dtype=np.float32)) / F32(s_out)
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.runtime.plan import OpSpec, Step
+from edgeml.numerics import F32, quantized_bound
+from edgeml.runtime.ops.common import require_positive, spatial_padding
+from edgeml.runtime.requant import float_activation_range
+from cython_ops.elementwise import UNARY_F32
 
 
 def prepare_quantize_linear(ctx, op):
@@ -68,17 +25,15 @@ def prepare_quantize_linear(ctx, op):
         raise ModelFormatError(f"{op.describe()}: output needs per-tensor quantization")
     s, zp = y.quant.scalar()
     n = int(np.prod(xs, dtype=np.int64))
-    lo, hi = activation_range(op, "RELU" if op.options.get("relu") else "NONE", s, zp)
+    lo, hi = float_activation_range(op, "RELU" if op.options.get("relu") else "NONE", s, zp)
     ints = [n, zp, lo, hi]
 
     def make(addr):
         return [addr(x.index), addr(y.index)], ints, [s]
-    from edgeml.runtime.compiler import Step
     return Step(op, "onnx_quantize_linear", make, 0)
 
 
 def prepare_dequantize_linear(ctx, op):
-    from edgeml.runtime.compiler import Step
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     if x.dtype != np.int8 or y.dtype != np.float32 or x.quant is None or x.quant.per_axis:
         raise UnsupportedOpError(f"{op.describe()}: DequantizeLinear needs a per-tensor quantized int8 input")
@@ -102,19 +57,16 @@ def prepare_flip_sign_bit(ctx, op):
 
     def make(addr):
         return [addr(x.index), addr(y.index)], [n], []
-    from edgeml.runtime.compiler import Step
     return Step(op, "onnx_flip_sign_bit", make, 0)
 
 
 def prepare_clip(ctx, op):
-    from edgeml.runtime.compiler import Step
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
     ctx.set_output(op, 0, xs)
     n = int(np.prod(xs, dtype=np.int64))
     lo, hi = op.options["clip"]
     if x.dtype == np.float32 and y.dtype == np.float32:
-        from cython_ops.elementwise import UNARY_F32
 
         def make_f(addr):
             return [addr(x.index), addr(y.index)], [n, UNARY_F32["clamp"]], [lo, hi, 0.0]
@@ -132,14 +84,6 @@ def prepare_clip(ctx, op):
     raise UnsupportedOpError(f"{op.describe()}: Clip from {x.dtype} to {y.dtype}")
 
 
-PREPARE = {
-    "ONNX_QUANTIZE_LINEAR": prepare_quantize_linear,
-    "ONNX_DEQUANTIZE_LINEAR": prepare_dequantize_linear,
-    "ONNX_FLIP_SIGN_BIT": prepare_flip_sign_bit,
-    "ONNX_CLIP": prepare_clip,
-}
-
-
 def softmax_table(x_scale: float, depth: int) -> np.ndarray:
     """onnxruntime's QLinearSoftmax lookup table: e^((i - 255 + shift) * x_scale) in double, stored as float,
     where the shift keeps the sum of `depth` terms below FLT_MAX (logf(FLT_MAX / depth) - 5, over x_scale)."""
@@ -150,7 +94,6 @@ def softmax_table(x_scale: float, depth: int) -> np.ndarray:
 
 
 def prepare_qlinear_softmax(ctx, op):
-    from edgeml.runtime.compiler import Step
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     if x.dtype != np.int8 or y.dtype != np.int8 or x.quant is None or y.quant is None:
         raise UnsupportedOpError(f"{op.describe()}: QLinearSoftmax needs quantized int8 input and output")
@@ -170,9 +113,6 @@ def prepare_qlinear_softmax(ctx, op):
     return Step(op, "onnx_qlinear_softmax", make, 0)
 
 
-PREPARE["ONNX_QLINEAR_SOFTMAX"] = prepare_qlinear_softmax
-
-
 def qlinear_add_constants(s_a: float, z_a: int, s_b: float, z_b: int, s_y: float, z_y: int) -> tuple:
     """MLAS QLinearAdd's float constants (zero points in the tensors' own integer domain):
     ratio_a = s_a / s_y, ratio_b = s_b / s_y, fixed = z_y - fma(ratio_a, z_a, ratio_b * z_b), all float32."""
@@ -185,7 +125,6 @@ def qlinear_add_constants(s_a: float, z_a: int, s_b: float, z_b: int, s_y: float
 
 
 def prepare_qlinear_add(ctx, op):
-    from edgeml.runtime.compiler import Step
     a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     for t in (a, b, y):
         if t.dtype != np.int8 or t.quant is None or t.quant.per_axis:
@@ -210,9 +149,6 @@ def prepare_qlinear_add(ctx, op):
     return Step(op, "onnx_qlinear_add", make, 0)
 
 
-PREPARE["ONNX_QLINEAR_ADD"] = prepare_qlinear_add
-
-
 MLAS_SGEMM_STRIDEN = MLAS_SGEMM_STRIDEK = 128
 
 
@@ -231,7 +167,6 @@ def mlas_conv_stride_k(n_columns: int, depth: int) -> int:
 
 def prepare_conv_mlas(ctx, op):
     """Float Conv between DQ and Q, summed in onnxruntime's order (see em_onnx.h)."""
-    from edgeml.runtime.compiler import Step, _padding, _positive
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
     wdata = ctx.const(w, f"{op.describe()} weights")
@@ -242,11 +177,11 @@ def prepare_conv_mlas(ctx, op):
             x.dtype != np.float32 or (dm and wdata.shape[1] != xs[3] * dm):
         raise ModelFormatError(f"{op.describe()}: weights {list(wdata.shape)} do not fit input {list(xs)}")
     sh, sw, dh, dw = o["stride_h"], o["stride_w"], o["dilation_h_factor"], o["dilation_w_factor"]
-    _positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw, kernel_h=kh, kernel_w=kw)
+    require_positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw, kernel_h=kh, kernel_w=kw)
     n, ih, iw, ic = xs
     oc = wdata.shape[1]
-    oh, pt = _padding(op, ih, kh, sh, dh, 0)
-    ow, pl = _padding(op, iw, kw, sw, dw, 1)
+    oh, pt = spatial_padding(op, ih, kh, sh, dh, 0)
+    ow, pl = spatial_padding(op, iw, kw, sw, dw, 1)
     ctx.set_output(op, 0, (n, oh, ow, oc))
     bias = None
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
@@ -265,12 +200,8 @@ def prepare_conv_mlas(ctx, op):
     return Step(op, "onnx_conv_f32_mlas", make, 0, n * oh * ow * oc * (1 if dm else ic) * kh * kw)
 
 
-PREPARE["ONNX_CONV_MLAS"] = prepare_conv_mlas
-
-
 def prepare_conv_integer(ctx, op):
     """Integer convolution / matrix product with any weight zero point (em_onnx.h em_onnx_conv_integer)."""
-    from edgeml.runtime.compiler import Step, _padding, _positive
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     wdata = ctx.const(w, f"{op.describe()} weights")
@@ -291,10 +222,10 @@ def prepare_conv_integer(ctx, op):
             raise ModelFormatError(f"{op.describe()}: weights {list(wdata.shape)} with group {group} do not "
                                    f"fit input {xs}")
         sh, sw, dh, dw = o["stride_h"], o["stride_w"], o["dilation_h_factor"], o["dilation_w_factor"]
-        _positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
+        require_positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
         n, ih, iw, ic = xs
-        oh, pt = _padding(op, ih, kh, sh, dh, 0)
-        ow, pl = _padding(op, iw, kw, sw, dw, 1)
+        oh, pt = spatial_padding(op, ih, kh, sh, dh, 0)
+        ow, pl = spatial_padding(op, iw, kw, sw, dw, 1)
         out_shape = (n, oh, ow, oc)
     ctx.set_output(op, 0, out_shape)
     bias = None
@@ -313,7 +244,7 @@ def prepare_conv_integer(ctx, op):
         if scales.size != oc or y.quant is None:
             raise ModelFormatError(f"{op.describe()}: {scales.size} output scales for {oc} channels")
         s_out, yzp = y.quant.scalar()
-        lo, hi = activation_range(op, "RELU" if o.get("relu") else "NONE", s_out, yzp)
+        lo, hi = float_activation_range(op, "RELU" if o.get("relu") else "NONE", s_out, yzp)
     wk = ctx.keep_array(wdata)
     bk = None if bias is None else ctx.keep_array(bias.reshape(-1))
     sk = ctx.keep_array(scales)
@@ -328,7 +259,6 @@ def prepare_conv_integer(ctx, op):
 
 
 def prepare_dynamic_quantize_linear(ctx, op):
-    from edgeml.runtime.compiler import Step
     x = ctx.tensor(op, 0)
     y, s, z = (ctx.tensor(op, k, "output") for k in range(3))
     if x.dtype != np.float32 or y.dtype != np.int8 or s.dtype != np.float32 or z.dtype != np.int8:
@@ -344,13 +274,8 @@ def prepare_dynamic_quantize_linear(ctx, op):
     return Step(op, "onnx_dynamic_quantize_linear", make, 0)
 
 
-PREPARE["ONNX_CONV_INTEGER"] = prepare_conv_integer
-PREPARE["ONNX_DYNAMIC_QUANTIZE_LINEAR"] = prepare_dynamic_quantize_linear
-
-
 def prepare_constant_output(ctx, op):
     """A graph output that is a constant of the model (e.g. Shape of a static tensor): copied on invoke."""
-    from edgeml.runtime.compiler import Step
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     data = ctx.const(x, f"{op.describe()} value")
     ctx.set_output(op, 0, data.shape)
@@ -361,4 +286,16 @@ def prepare_constant_output(ctx, op):
     return Step(op, "copy", make, 0)
 
 
-PREPARE["ONNX_CONSTANT_OUTPUT"] = prepare_constant_output
+# these ops check their own input and output types (int32, uint8 and scale outputs among them)
+OPS = {
+    "ONNX_QUANTIZE_LINEAR": OpSpec(prepare_quantize_linear, output_types=None),
+    "ONNX_DEQUANTIZE_LINEAR": OpSpec(prepare_dequantize_linear, output_types=None),
+    "ONNX_FLIP_SIGN_BIT": OpSpec(prepare_flip_sign_bit, output_types=None),
+    "ONNX_CLIP": OpSpec(prepare_clip, output_types=None),
+    "ONNX_QLINEAR_SOFTMAX": OpSpec(prepare_qlinear_softmax, output_types=None),
+    "ONNX_QLINEAR_ADD": OpSpec(prepare_qlinear_add, output_types=None),
+    "ONNX_CONV_MLAS": OpSpec(prepare_conv_mlas, output_types=None),
+    "ONNX_CONV_INTEGER": OpSpec(prepare_conv_integer, output_types=None),
+    "ONNX_DYNAMIC_QUANTIZE_LINEAR": OpSpec(prepare_dynamic_quantize_linear, output_types=None),
+    "ONNX_CONSTANT_OUTPUT": OpSpec(prepare_constant_output, output_types=None),
+}

@@ -5,8 +5,8 @@ IR op ONNX_RNN: inputs [X, W, R, B, sequence_lens, initial_h, initial_c, P] in O
 W, R, B, P constant; sequence_lens constant or an int32 [batch] graph input), outputs [Y, Y_h] (+ [Y_c] for
 LSTM); options cell ("LSTM" | "GRU" | "RNN"), direction, layout, clip (0: none), input_forget,
 linear_before_reset, and activations / activation_alpha / activation_beta: one lower-case name of
-ACTIVATION_CODES and its alpha, beta per function and direction (f, g[, h] forward, then backward), as the reader
-resolved them from onnxruntime's rules (default: DEFAULT_ACTIVATIONS).
+edgeml.ir.RNN_ACTIVATIONS and its alpha, beta per function and direction (f, g[, h] forward, then backward), as the
+reader resolved them from onnxruntime's rules (default: RNN_DEFAULT_ACTIVATIONS).
 At load: W and R are split per direction and packed for em_lstm_fdots in ONNX's gate order (LSTM i o f c,
 GRU z r h); the biases Wb + Rb are added once (GRU with linear_before_reset keeps Rbh apart, as the formula
 needs it inside r * (.)).  Unlike TFLite's LSTM, the state does not persist: every invoke starts from
@@ -21,7 +21,7 @@ float on the dequantized values).  The scheme:
     -zp_x * sum_k w in int32; then (float)acc * (s_x * s_w[row]) + (Wb + Rb) in float32;
   * recurrence: h (GRU without linear_before_reset: r * h) is quantized to int8 as round_half_even(127 h),
     clamped to +-127 - the full range, since the cell's h lies in [-1, 1] (o * tanh, convex mixes of tanh values,
-    tanh, and the like for other activations: state_within_one; the reader runs other lists in float; an
+    tanh, and the like for other activations: edgeml.ir.rnn_state_within_one; the reader runs other lists in float; an
     initial_h beyond +-1 saturates in this product only); R.h_q in int32, scaled by s_r[row] / 127;
   * gates, activations (sigmoid / tanh: em_lstm.h polynomials), cell state and outputs in float32.
 So the weights are stored and multiplied as int8 (a quarter of the float bytes, int8 dot-product
@@ -34,40 +34,22 @@ import math
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime.compiler import Ctx, Step, _addr, _qparams
 from edgeml.ir import Op
-from edgeml.runtime.rnn import MAX_SCRATCH_BYTES, _padded, interleave_gates, pack_f32, pack_s8, pack_u8s8
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.ir import RNN_ACTIVATIONS, RNN_DEFAULT_ACTIVATIONS, rnn_state_within_one
+from edgeml.runtime.kernels import CONFIG
+from edgeml.runtime.ops.common import qparams
+from edgeml.runtime.ops.lstm import MAX_SCRATCH_BYTES
+from edgeml.runtime.packing import interleave_gates, pack_f32, pack_s8, pack_u8s8, padded_columns
+
 
 F32 = np.float32
 STATE_LEVELS = 127          # the int8 path quantizes h (and GRU's r * h), all within (-1, 1), as round(127 h)
-
 GATE_COUNT = {"LSTM": 4, "GRU": 3, "RNN": 1}
 CELL_CODE = {"LSTM": 0, "GRU": 1, "RNN": 2}
 X, W, R, B, SEQUENCE_LENS, INITIAL_H, INITIAL_C, P = range(8)
-# onnxruntime's activations, lower case, with the kernel's codes (em_onnx_rnn.h EM_RNN_SIGMOID..)
-ACTIVATION_CODES = {"sigmoid": 0, "tanh": 1, "relu": 2, "affine": 3, "leakyrelu": 4, "thresholdedrelu": 5,
-                    "scaledtanh": 6, "hardsigmoid": 7, "elu": 8, "softsign": 9, "softplus": 10}
-DEFAULT_ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh"), "RNN": ("tanh",)}
-
-
-def state_within_one(cell: str, names, alphas) -> bool:
-    """Whether every h the cell makes lies in [-1, 1] (an initial_h aside), as the int8 scheme's 1/127 state
-    step needs: LSTM's o and h(c) and RNN's f within [-1, 1]; GRU's z in [0, 1] (h' a convex mix) and g
-    within [-1, 1].  Per direction; `names` / `alphas` hold D x (f, g[, h])."""
-    unit = ("sigmoid", "hardsigmoid")
-
-    def within_one(name, alpha):
-        return name in unit + ("tanh", "softsign") or (name == "scaledtanh" and abs(alpha) <= 1)
-    n = len(DEFAULT_ACTIVATIONS[cell])
-    for d in range(len(names) // n):
-        f, fa = names[d * n], alphas[d * n]
-        if cell == "LSTM" and not (within_one(f, fa) and within_one(names[d * n + 2], alphas[d * n + 2])):
-            return False
-        if cell == "GRU" and not (f in unit and within_one(names[d * n + 1], alphas[d * n + 1])):
-            return False
-        if cell == "RNN" and not within_one(f, fa):
-            return False
-    return True
+# the kernel's activation codes (em_onnx_rnn.h EM_RNN_SIGMOID..), in the IR's order
+ACTIVATION_CODES = {name: code for code, name in enumerate(RNN_ACTIVATIONS)}
 
 
 def _present(op: Op, position: int) -> bool:
@@ -148,22 +130,22 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
     if quantized:
         w, w_scale = _const_s8(ctx, op, W, (n_dir, gh, n_in), "W")
         r, r_scale = _const_s8(ctx, op, R, (n_dir, gh, hidden), "R")
-        s_x, zp_x = _qparams(x, op)
+        s_x, zp_x = qparams(x, op)
         if not (s_x > 0 and math.isfinite(s_x)) or max(n_in, hidden) >= 1 << 16:
             raise UnsupportedOpError(f"{what}: input scale {s_x} or {max(n_in, hidden)}-deep sums are not supported")
     else:
         w = _const_f32(ctx, op, W, (n_dir, gh, n_in), "W")
         r = _const_f32(ctx, op, R, (n_dir, gh, hidden), "R")
     bias = _const_f32(ctx, op, B, (n_dir, 2 * gh), "B") if _present(op, B) else np.zeros((n_dir, 2 * gh), np.float32)
-    n_act = len(DEFAULT_ACTIVATIONS[cell]) * n_dir
-    names = tuple(o.get("activations", DEFAULT_ACTIVATIONS[cell] * n_dir))
+    n_act = len(RNN_DEFAULT_ACTIVATIONS[cell]) * n_dir
+    names = tuple(o.get("activations", RNN_DEFAULT_ACTIVATIONS[cell] * n_dir))
     alphas = [float(a) for a in o.get("activation_alpha", [0.0] * n_act)]
     betas = [float(b) for b in o.get("activation_beta", [0.0] * n_act)]
     if len(names) != n_act or len(alphas) != n_act or len(betas) != n_act \
             or any(n not in ACTIVATION_CODES for n in names) or not np.all(np.isfinite(alphas + betas)):
         raise ModelFormatError(f"{what}: activations {list(names)} (alpha {alphas}, beta {betas}) are not "
                                f"{n_act} of {sorted(ACTIVATION_CODES)} with finite alpha and beta")
-    if quantized and not state_within_one(cell, names, alphas):
+    if quantized and not rnn_state_within_one(cell, names, alphas):
         raise UnsupportedOpError(f"{what}: activations {list(names)} let h leave [-1, 1]; the int8 kernel "
                                  "needs it within (run the op in float)")
     lens = lens_input = status = None
@@ -196,17 +178,16 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
     if _present(op, P):
         peep = ctx.keep_array(_const_f32(ctx, op, P, (n_dir, 3 * hidden), "P"))
 
-    gp, hp = _padded(gh), _padded(hidden)
+    gp, hp = padded_columns(gh), padded_columns(hidden)
     rows_r = 2 * hidden if cell == "GRU" else gh          # GRU: z and r rows; Rh is separate
-    from edgeml.runtime.compiler import _isa
     # AVX-512 VNNI multiplies uint8 by int8: activations enter as a + 128, the corrections take -128 * sum(w)
-    quads = quantized and _isa() == "avx512vnni"
+    quads = quantized and CONFIG.lstm_u8s8
     pack = (pack_u8s8 if quads else pack_s8) if quantized else pack_f32
     # the plain float LSTM on AVX-512 (em_onnx_rnn_run's fused case) runs em_lstm_fstep_avx512, which wants the
     # gates interleaved by unit in TFLite's order i, f, g, o (ONNX stacks them i, o, f, c)
     fstep = (cell == "LSTM" and not quantized and clip == 0.0 and peep is None and not input_forget
              and all(names[3 * d:3 * d + 3] == ("sigmoid", "tanh", "tanh") for d in range(n_dir))
-             and _isa() in ("avx512", "avx512vnni"))
+             and CONFIG.float_lstm_fused)
 
     def order(a: np.ndarray) -> np.ndarray:         # [n_gates * hidden, ...] of one direction, packing order
         if not fstep:
@@ -233,14 +214,14 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
         def rows(scale, lo, hi, padded, factor):
             v = (F32(factor[0]) * scale[lo:hi] / F32(factor[1])).astype(np.float32)
             return np.tile(np.pad(v, (0, padded - (hi - lo))), n_dir)
-        parts = [rows(w_scale, 0, gh, gp, (s_x, 1)), rows(r_scale, 0, rows_r, _padded(rows_r), (1, STATE_LEVELS))]
+        parts = [rows(w_scale, 0, gh, gp, (s_x, 1)), rows(r_scale, 0, rows_r, padded_columns(rows_r), (1, STATE_LEVELS))]
         if cell == "GRU":
             parts.append(rows(r_scale, 2 * hidden, gh, hp, (1, STATE_LEVELS)))
         qscale = np.concatenate(parts)
         shift = 128 if quads else 0
         corr = (-int(zp_x) - shift) * w.astype(np.int64).sum(axis=2)          # [n_dir, gh]
         rsum = -shift * r.astype(np.int64).sum(axis=2)
-        corrs = [np.pad(corr, ((0, 0), (0, gp - gh))), np.pad(rsum[:, :rows_r], ((0, 0), (0, _padded(rows_r) - rows_r)))]
+        corrs = [np.pad(corr, ((0, 0), (0, gp - gh))), np.pad(rsum[:, :rows_r], ((0, 0), (0, padded_columns(rows_r) - rows_r)))]
         if cell == "GRU":
             corrs.append(np.pad(rsum[:, 2 * hidden:], ((0, 0), (0, hp - hidden))))
         corr_all = np.concatenate([c.reshape(-1) for c in corrs])
@@ -264,11 +245,14 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
 
     def make(addr):
         ptrs = [addr(x.index), addr(outs[0]), addr(outs[1]), addr(outs[2]) if cell == "LSTM" else 0,
-                _addr(wx), _addr(wh), _addr(bias_in), _addr(rh), _addr(rbh),
+                address(wx), address(wh), address(bias_in), address(rh), address(rbh),
                 addr(states[0].index) if states[0] is not None else 0,
                 addr(states[1].index) if states[1] is not None else 0,
-                _addr(peep) if peep is not None else 0,
-                _addr(lens) if lens is not None else (addr(lens_input.index) if lens_input is not None else 0),
-                addr("scratch"), _addr(qblock), _addr(status) if status is not None else 0]
+                address(peep) if peep is not None else 0,
+                address(lens) if lens is not None else (addr(lens_input.index) if lens_input is not None else 0),
+                addr("scratch"), address(qblock), address(status) if status is not None else 0]
         return ptrs, ints, [clip]
     return Step(op, "onnx_rnn_s8" if quantized else "onnx_rnn_f32", make, scratch, macs)
+
+
+OPS = {"ONNX_RNN": OpSpec(prepare_onnx_rnn)}

@@ -16,10 +16,16 @@ import math
 
 import numpy as np
 
-from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml import numerics as Q
-from edgeml.runtime.compiler import Ctx, Step, _addr, _isa, _qparams, arithmetic_kind
+from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.runtime.kernels import CONFIG
+from edgeml.runtime.ops.common import arithmetic_kind, qparams
+from edgeml.runtime.ops.hybrid import hybrid_weight_scales
+from edgeml.runtime.packing import interleave_gates, pack_f32, pack_s8, pack_u8s8, padded_columns
+from cython_ops.rnn import activation_table, lstm_hybrid_scratch
+
 
 # UNIDIRECTIONAL_SEQUENCE_LSTM input positions (TFLite lstm_shared.h)
 INPUT = 0
@@ -34,56 +40,8 @@ GATES = ("input", "forget", "cell", "output")
 # NONE, RELU, RELU_N1_TO_1, RELU6, TANH (the schema has no sigmoid: LiteRT reads a 6 as NONE; it is refused here)
 FLOAT_ACTIVATIONS = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4}
 GATE_SCALE = float(Q.F32(2.0 ** -12))                  # Q3.12 gate pre-activations without layer norm
-
-COLUMN_BLOCK = 64                                      # em_lstm.h EM_LSTM_COLS
 MAX_SCRATCH_BYTES = 1 << 31                            # the input projection of every step is kept at once
-
 _TABLES: dict = {}
-
-
-def _padded(n: int) -> int:
-    return -(-n // COLUMN_BLOCK) * COLUMN_BLOCK
-
-
-def pack_s8(w: np.ndarray) -> np.ndarray:
-    """int8 [N, K] -> int16 blocks [N/64][K/2][64][2] for em_lstm_dots (zero padding to N % 64, K % 2)."""
-    n, k = w.shape
-    wp = np.zeros((_padded(n), k + k % 2), np.int16)
-    wp[:n, :k] = w
-    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, wp.shape[1] // 2, 2).transpose(0, 2, 1, 3))
-
-
-def pack_u8s8(w: np.ndarray) -> np.ndarray:
-    """int8 [N, K] -> blocks [N/64][K/4][64][4] for em_lstm_dots_u8s8 (vpdpbusd; zero padding)."""
-    n, k = w.shape
-    kp = -(-k // 4) * 4
-    wp = np.zeros((_padded(n), kp), np.int8)
-    wp[:n, :k] = w
-    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, kp // 4, 4).transpose(0, 2, 1, 3))
-
-
-def pack_f32(w: np.ndarray) -> np.ndarray:
-    """float [N, K] -> blocks [N/64][K][64] for em_lstm_fdots (columns zero-padded)."""
-    n, k = w.shape
-    wp = np.zeros((_padded(n), k), np.float32)
-    wp[:n] = w
-    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, k).transpose(0, 2, 1))
-
-
-UNIT_BLOCK = 16                                        # units per column block when gates are interleaved
-
-
-def interleave_gates(parts: list) -> np.ndarray:
-    """Four per-gate arrays [NC, ...] (i, f, g, o) -> one [64 * ceil(NC / 16), ...] array whose every 64 rows are
-    the four gates of 16 units (em_lstm_fstep_avx512's column blocks), zero rows for the units past NC."""
-    n = parts[0].shape[0]
-    nb = -(-n // UNIT_BLOCK)
-    out = np.zeros((nb, len(parts), UNIT_BLOCK) + parts[0].shape[1:], parts[0].dtype)
-    for g, part in enumerate(parts):
-        full = np.zeros((nb * UNIT_BLOCK,) + part.shape[1:], part.dtype)
-        full[:n] = part
-        out[:, g] = full.reshape((nb, UNIT_BLOCK) + part.shape[1:])
-    return out.reshape((nb * len(parts) * UNIT_BLOCK,) + parts[0].shape[1:])
 
 
 def _table(kind: str, integer_bits: int) -> tuple[np.ndarray, int]:
@@ -92,7 +50,6 @@ def _table(kind: str, integer_bits: int) -> tuple[np.ndarray, int]:
     The mirror identity is checked against the full table, entry by entry."""
     key = (kind, integer_bits)
     if key not in _TABLES:
-        from cython_ops.rnn import activation_table
         full = activation_table(kind, integer_bits)[:65536].astype(np.int32)     # indexed by uint16(x)
         odd = kind == "tanh"
         half = np.empty(32769, np.int32)
@@ -217,16 +174,16 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
         raise UnsupportedOpError(f"{what}: output type {y.dtype} differs from input type {x.dtype}")
     ctx.set_output(op, 0, (steps, batch, n_cell) if time_major else (batch, steps, n_cell))
     # AVX-512 VNNI multiplies uint8 by int8: activations enter as x + 128, the biases take -128 * sum(w)
-    quads = kind == "int8" and _isa() == "avx512vnni"
+    quads = kind == "int8" and CONFIG.lstm_u8s8
     pack = pack_f32 if kind == "f32" else (pack_u8s8 if quads else pack_s8)
     # float, tanh, AVX-512: the step fuses the recurrent GEMV with the cells and wants the gates interleaved
     act = FLOAT_ACTIVATIONS.get(o.get("fused_activation_function", 0)) if kind == "f32" else None
-    interleaved = act == 4 and _isa() in ("avx512", "avx512vnni")
+    interleaved = act == 4 and CONFIG.float_lstm_fused
     stack = interleave_gates if interleaved else (lambda parts: np.concatenate(parts, axis=0))
     wx_all = ctx.keep_array(pack(stack([d for _, d in wx])))
     wh_all = ctx.keep_array(pack(stack([d for _, d in wh])))
     gates = 4 * n_cell
-    padded = _padded(gates)
+    padded = padded_columns(gates)
     macs = batch * steps * gates * (n_input + n_cell)
     ints = [batch, steps, n_input, n_cell, int(time_major)]
 
@@ -241,14 +198,14 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
                                      f"bytes of scratch (at most {MAX_SCRATCH_BYTES})")
 
         def make_f(addr):
-            ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
-                    _addr(bias_all)] + [0] * 6 + [addr("scratch")]
+            ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), address(wx_all), address(wh_all),
+                    address(bias_all)] + [0] * 6 + [addr("scratch")]
             return ptrs, ints + [act, int(interleaved)], [float(Q.F32(cell_clip))]
         return Step(op, "lstm_f32", make_f, scratch, macs)
 
     # ----- integer 8x8_16 ------------------------------------------------------------------------------------
-    s_in, zp_in = _qparams(x, op)
-    s_h, zp_h = _qparams(h, op)
+    s_in, zp_in = qparams(x, op)
+    s_h, zp_h = qparams(h, op)
     if c.quant is None or c.quant.per_axis or not c.quant.scale[0] > 0:
         raise ModelFormatError(f"{what}: cell state {c.describe()} needs a per-tensor quantization scale")
     cell_scale = _checked_log2(float(c.quant.scale[0]))
@@ -311,8 +268,8 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
                                  f"of scratch (at most {MAX_SCRATCH_BYTES})")
 
     def make(addr):
-        ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
-                _addr(bias_x), _addr(bias_h), _addr(mult_a), _addr(shift_a)] + [_addr(t) for t in tables] \
+        ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), address(wx_all), address(wh_all),
+                address(bias_x), address(bias_h), address(mult_a), address(shift_a)] + [address(t) for t in tables] \
             + [addr("scratch")]
         return ptrs, ints, []
     return Step(op, "lstm_int8", make, scratch, macs)
@@ -354,8 +311,6 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
     LiteRT multiplies its products by 0.  Such models are refused rather than run differently from it.  The
     asymmetric_quantize_inputs option picks how x and h are quantized on the fly (em_hybrid.h's quantizers);
     with it the products take -zero_point * row sum of the weights, summed here once."""
-    from cython_ops.rnn import lstm_hybrid_scratch
-    from edgeml.runtime.hybrid import _weight_scales
     what = op.describe()
     o = op.options
     act = o.get("fused_activation_function", 0)
@@ -368,7 +323,7 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
           for k, g in zip(RECURRENT_WEIGHTS, GATES)]
     scales = []
     for t, _ in wx + wh:
-        s = _weight_scales(op, t, n_cell, 0, "weights")
+        s = hybrid_weight_scales(op, t, n_cell, 0, "weights")
         if s.size != 1:
             raise UnsupportedOpError(f"{what}: weights {t.describe()} have {s.size} per-channel scales; LiteRT's "
                                      "hybrid LSTM reads one scale per weight tensor (none for per-channel ones, "
@@ -386,7 +341,7 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
     wx_cat = np.concatenate([d for _, d in wx], axis=0)
     wh_cat = np.concatenate([d for _, d in wh], axis=0)
     keep = ctx.keep_array
-    quads = _isa() == "avx512vnni"
+    quads = CONFIG.lstm_u8s8
     pack = pack_u8s8 if quads else pack_s8
     wx_all, wh_all = keep(pack(wx_cat)), keep(pack(wh_cat))
     rows_x = keep(wx_cat.astype(np.int64).sum(axis=1).astype(np.int32))
@@ -404,7 +359,10 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
     macs = batch * steps * 4 * n_cell * (n_input + n_cell)
 
     def make(addr):
-        ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), _addr(wx_all), _addr(wh_all),
-                _addr(bias_all), _addr(rows_x), _addr(rows_h), _addr(scale_all), addr("scratch"), _addr(lanes)]
+        ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), address(wx_all), address(wh_all),
+                address(bias_all), address(rows_x), address(rows_h), address(scale_all), addr("scratch"), address(lanes)]
         return ptrs, ints, [float(Q.F32(cell_clip))]
     return Step(op, "lstm_hybrid", make, scratch, macs)
+
+
+OPS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": OpSpec(prepare_unidirectional_sequence_lstm, max_version=3)}

@@ -1,0 +1,55 @@
+"""The arena: one buffer for every intermediate tensor and scratch area, planned once per input shape."""
+from __future__ import annotations
+
+import numpy as np
+
+ALIGN = 64
+
+
+def lifetimes(steps: list, graph, constants: dict) -> dict:
+    """Tensor index -> (first step, last step) it is live.  Graph inputs and outputs and variable (state) tensors
+    live for the whole invoke: nothing may share their bytes."""
+    end = len(steps)
+    life = {}
+
+    def touch(t, k):
+        if t in constants or t < 0:
+            return
+        f, l = life.get(t, (k, k))
+        life[t] = (min(f, k), max(l, k))
+    for k, step in enumerate(steps):
+        for t in step.op.inputs:
+            touch(t, k)
+        for t in step.op.outputs:
+            touch(t, k)
+    for t in graph.inputs + graph.outputs + [t for t in life if graph.tensors[t].is_variable]:
+        life[t] = (0, end)
+    return life
+
+
+def plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
+    """Greedy by size (as TFLite Micro's planner): biggest first, each at the lowest offset that does not
+    overlap a placed buffer whose lifetime intersects its own."""
+    placed = []      # (offset, size, first, last)
+    offsets = {}
+    order = sorted(sizes, key=lambda k: (-sizes[k], str(k)))
+    for key in order:
+        size = (sizes[key] + ALIGN - 1) // ALIGN * ALIGN
+        first, last = lifetimes[key]
+        conflicts = sorted((o, s) for o, s, f, l in placed if not (l < first or f > last))
+        offset = 0
+        for o, s in conflicts:
+            if offset + size <= o:
+                break
+            offset = max(offset, o + s)
+        placed.append((offset, size, first, last))
+        offsets[key] = offset
+    total = max((o + s for o, s, _, _ in placed), default=0)
+    return offsets, total
+
+
+def allocate(total: int) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, arena): `total` zeroed bytes starting on an ALIGN boundary, and the array that owns them."""
+    raw = np.zeros(total + ALIGN, dtype=np.uint8)
+    shift = (-raw.__array_interface__["data"][0]) % ALIGN
+    return raw, (raw[shift:shift + total] if total else raw[:0])

@@ -1,0 +1,51 @@
+"""The kernel table and the instruction-set path, chosen once per process (as XNNPACK's init-time configs).
+
+cython_ops/include/em_isa.h decides the path from the CPU's features (EDGEML_ISA may force a lower one) and caches
+it; the C kernels' inner dispatch reads that same decision.  Here it is read once and turned into the choice
+each op family makes at load: which kernel runs and which weight packing it reads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cython_ops import activation, conv, elementwise, engine, onnx_ops, pool, reduce, rnn, shape
+
+ISA = conv.isa()            # "scalar", "avx2", "avx512", "avx512vnni" or "neon"
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    isa: str
+    conv2d_int8: str             # conv2d_int8_vnni (u8 x s8 vpdpbusd tiles), conv2d_int8_avx2 (int16 panels), conv2d_int8
+    fully_connected_int8: str    # the same three forms
+    depthwise_int8_vnni: bool    # depth multiplier 1 and at most DW_MAX_TAPS taps take depthwise_int8_vnni
+    binary_int8_avx512: bool     # ADD / SUB / MUL with equal shapes or a single-element input
+    lstm_u8s8: bool              # int8 recurrent sums in the u8 x s8 packing (packing.pack_u8s8)
+    float_lstm_fused: bool       # the AVX-512 fused float LSTM step (gates interleaved by 16-unit block)
+
+
+def config_for(isa: str) -> KernelConfig:
+    vnni = isa == "avx512vnni"
+    int16_panels = isa in ("avx2", "avx512")
+    gemm = "vnni" if vnni else ("avx2" if int16_panels else "")
+    return KernelConfig(
+        isa=isa,
+        conv2d_int8="conv2d_int8" + (f"_{gemm}" if gemm else ""),
+        fully_connected_int8="fully_connected_int8" + (f"_{gemm}" if gemm else ""),
+        depthwise_int8_vnni=vnni,
+        binary_int8_avx512=vnni,
+        lstm_u8s8=vnni,
+        float_lstm_fused=isa in ("avx512", "avx512vnni"),
+    )
+
+
+CONFIG = config_for(ISA)
+
+KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn)
+           for name, address in module.KERNELS.items()}
+
+Engine = engine.Engine
+
+
+def kernel_address(name: str) -> int:
+    return KERNELS[name]

@@ -1,0 +1,216 @@
+"""SOFTMAX, LOGISTIC, TANH, RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU and HARD_SWISH, int8 and float32
+(cython_ops/include/em_activations.h, em_elementwise.h).
+
+The int8 parameters reproduce LiteRT's Prepare step by step, in the precision it uses (float32 where its code
+keeps the stored float scales, double where it widens them; TfLiteRound is std::round, ties away from zero):
+LOGISTIC and TANH are the 256-entry tables LiteRT's reference resolver builds (LUTPopulate), SOFTMAX is
+gemmlowp's fixed-point reference kernel, HARD_SWISH reference_ops::HardSwish in int16 fixed point.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import math
+
+import numpy as np
+
+from edgeml import numerics as Q
+from edgeml.errors import UnsupportedOpError
+from edgeml.ir import Op
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.numerics import quantize_multiplier
+from edgeml.runtime.ops.common import element_count, io_kind, qparams
+from cython_ops.activation import activation_table
+from cython_ops.elementwise import UNARY_F32
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def _f32(x: float) -> float:
+    """Round a Python float to float32 and return it as a Python float (exact widening)."""
+    return float(np.float32(x))
+
+
+def calculate_input_radius(input_integer_bits: int, input_left_shift: int,
+                           total_signed_bits: int = 31) -> int:
+    """tflite::CalculateInputRadius (double arithmetic, floor)."""
+    max_input_rescaled = (1.0 * ((1 << input_integer_bits) - 1)
+                          * float(1 << (total_signed_bits - input_integer_bits))
+                          / math.ldexp(1.0, input_left_shift))
+    return int(math.floor(max_input_rescaled))
+
+
+def _downscale_int32_to_int16_multiplier(m: int) -> int:
+    """tflite::DownScaleInt32ToInt16Multiplier."""
+    if m < 0:
+        raise ValueError("DownScaleInt32ToInt16Multiplier: negative multiplier")
+    rounding = 1 << 15
+    if m >= _INT32_MAX - rounding:
+        return 32767
+    return (m + rounding) >> 16
+
+
+# (scale, zero_point, scale tolerance) the reference kernels assume for their output.
+_FIXED_OUTPUTS = {
+    # LiteRT SigmoidPrepare: TF_LITE_ENSURE(output->params.scale == 1. / 256) (exact);
+    # TFLite Micro: zero point must be -128.
+    "LOGISTIC": (1.0 / 256, -128, 0.0),
+    # LiteRT SoftmaxPrepare: zero point -128, |scale - 1/256| <= 0.001/256.
+    "SOFTMAX": (1.0 / 256, -128, 0.001 / 256),
+    # LiteRT's TANH reference path checks nothing (its LUT uses whatever output quantization the
+    # model carries); the fixed-point kernel assumes 1/128, 0.  Same tolerance as SOFTMAX.
+    "TANH": (1.0 / 128, 0, 0.001 / 128),
+}
+
+
+def check_fixed_output(op_name: str, scale: float, zero_point: int) -> None:
+    """Raise ValueError unless (scale, zero_point) is the output quantization ``op_name``
+    requires (LOGISTIC/SOFTMAX: 1/256, -128; TANH: 1/128, 0)."""
+    key = op_name.upper()
+    if key not in _FIXED_OUTPUTS:
+        raise ValueError(f"check_fixed_output: unknown op {op_name!r}")
+    want_scale, want_zp, tol = _FIXED_OUTPUTS[key]
+    s = _f32(scale)
+    if int(zero_point) != want_zp or abs(s - want_scale) > tol:
+        raise ValueError(
+            f"{key} int8 output must be quantized with scale {want_scale!r} and zero point "
+            f"{want_zp} (got scale {float(scale)!r}, zero point {int(zero_point)})")
+
+
+def softmax_int8_params(input_scale: float, beta: float,
+                        rounding_mode: int = Q.ROUNDING_MODES["double"]) -> dict:
+    """LiteRT SoftmaxPrepare<kReference> for int8: PreprocessSoftmaxScaling(double(beta),
+    double(input_scale), 5) and diff_min = -CalculateInputRadius(5, left_shift).
+
+    ``rounding_mode`` single (1) mirrors a TFLITE_SINGLE_ROUNDING build (different cap on
+    the multiplier); pass the same mode to ``em_softmax_int8``.
+    """
+    k_scaled_diff_integer_bits = 5
+    max_real = float((1 << 30) - 1) if rounding_mode == Q.ROUNDING_MODES["single"] else float((1 << 31) - 1)
+    real = min(_f32(beta) * _f32(input_scale) * float(1 << (31 - k_scaled_diff_integer_bits)),
+               max_real)
+    if not real > 1.0:
+        raise ValueError(
+            f"SOFTMAX: beta * input_scale * 2^26 must exceed 1 (got {real!r}); "
+            "LiteRT's QuantizeMultiplierGreaterThanOne rejects this model")
+    multiplier, left_shift = quantize_multiplier(real, rounding_mode)
+    if left_shift < 0:
+        raise ValueError("SOFTMAX: negative input left shift")
+    diff_min = int(-1.0 * calculate_input_radius(k_scaled_diff_integer_bits, left_shift))
+    return {
+        "input_multiplier": int(multiplier),
+        "input_left_shift": int(left_shift),
+        "diff_min": diff_min,
+    }
+
+
+def hard_swish_int8_params(input_scale: float, input_zero_point: int,
+                           output_scale: float, output_zero_point: int) -> dict:
+    """LiteRT HardSwishPrepare for int8 (float32 arithmetic, then QuantizeMultiplier on the
+    widened float and DownScaleInt32ToInt16Multiplier)."""
+    f32 = np.float32
+    in_s = f32(input_scale)
+    out_s = f32(output_scale)
+    hires_input_scale = f32(f32(1.0) / f32(128.0)) * in_s
+    reluish_scale = f32(3.0) / f32(32768.0)
+    output_multiplier = f32(hires_input_scale / out_s)
+    reluish_multiplier = f32(hires_input_scale / reluish_scale)
+
+    out_m32, out_exp = quantize_multiplier(float(output_multiplier))
+    if out_exp > 0:
+        raise ValueError(
+            "HARD_SWISH: input_scale / (128 * output_scale) must be < 1 "
+            f"(output multiplier exponent {out_exp} > 0)")
+    rel_m32, rel_exp = quantize_multiplier(float(reluish_multiplier))
+    return {
+        "input_zero_point": int(input_zero_point),
+        "output_zero_point": int(output_zero_point),
+        "reluish_multiplier_fixedpoint_int16": _downscale_int32_to_int16_multiplier(rel_m32),
+        "reluish_multiplier_exponent": int(rel_exp),
+        "output_multiplier_fixedpoint_int16": _downscale_int32_to_int16_multiplier(out_m32),
+        "output_multiplier_exponent": int(out_exp),
+    }
+
+
+def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
+    kind = io_kind(ctx, op)
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    n = element_count(xs)
+
+    if kind == "f32":
+        if which == "SOFTMAX":
+            depth = xs[-1] if xs else 1
+            ints, floats, name = [n // max(depth, 1), depth], [op.options.get("beta", 1.0)], "softmax_f32"
+        else:
+            lo, hi, alpha = -Q.FLOAT_MAX, Q.FLOAT_MAX, 0.0
+            code = UNARY_F32["clamp"]
+            if which in ("RELU", "RELU6", "RELU_N1_TO_1"):
+                lo, hi = Q.activation_range_f32(which)
+            elif which == "LEAKY_RELU":
+                code, alpha = UNARY_F32["leaky_relu"], op.options.get("alpha", 0.2)
+            else:
+                code = UNARY_F32[{"LOGISTIC": "logistic", "TANH": "tanh", "HARD_SWISH": "hard_swish"}[which]]
+            ints, floats, name = [n, code], [lo, hi, alpha], "unary_f32"
+
+        def make_f(addr):
+            return [addr(x.index), addr(y.index)], ints, floats
+        return Step(op, name, make_f, 0)
+
+    s_in, zp_in = qparams(x, op)
+    s_out, zp_out = qparams(y, op)
+    if which in ("RELU", "RELU6", "RELU_N1_TO_1"):
+        # ReluPrepare divides in float; QuantizedReluX rounds act_min/scale with roundf in float
+        m, sh = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), ctx.rounding)
+        lo_f, hi_f = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}[which]
+        amin = max(-128, zp_out + int(Q.round_half_away(float(Q.F32(lo_f) / Q.F32(s_out)))))
+        amax = 127 if hi_f is None else min(127, zp_out + int(Q.round_half_away(float(Q.F32(hi_f) / Q.F32(s_out)))))
+        ints, name = [n, zp_in, zp_out, m, sh, amin, amax, ctx.rounding], "requantize_int8"
+    elif which == "LEAKY_RELU":
+        alpha = Q.F32(op.options.get("alpha", 0.2))
+        ma, sa = Q.quantize_multiplier(float(Q.F32(s_in) * alpha / Q.F32(s_out)), ctx.rounding)
+        mi, si = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), ctx.rounding)
+        ints, name = [n, zp_in, zp_out, mi, si, ma, sa, ctx.rounding], "leaky_relu_int8"
+    else:
+        try:
+            if which in ("LOGISTIC", "TANH"):
+                check_fixed_output(which, s_out, zp_out)
+                table = ctx.keep_array(activation_table(which, s_in, zp_in, s_out, zp_out))
+
+                def make_lut(addr):
+                    return [addr(x.index), addr(y.index), address(table)], [n], []
+                return Step(op, "lut_int8", make_lut, 0)
+            elif which == "SOFTMAX":
+                check_fixed_output("SOFTMAX", s_out, zp_out)
+                p = softmax_int8_params(s_in, op.options.get("beta", 1.0), ctx.rounding)
+                depth = xs[-1] if xs else 1
+                ints, name = [n // max(depth, 1), depth, p["input_multiplier"], p["input_left_shift"],
+                              p["diff_min"], ctx.rounding], "softmax_int8"
+            elif which == "HARD_SWISH":
+                p = hard_swish_int8_params(s_in, zp_in, s_out, zp_out)
+                ints, name = [n, p["input_zero_point"], p["output_zero_point"],
+                              p["reluish_multiplier_fixedpoint_int16"], p["reluish_multiplier_exponent"],
+                              p["output_multiplier_fixedpoint_int16"], p["output_multiplier_exponent"]], \
+                    "hard_swish_int8"
+            else:
+                raise UnsupportedOpError(f"{op.describe()}: not supported for int8")
+        except ValueError as exc:
+            raise UnsupportedOpError(f"{op.describe()}: {exc}") from exc
+
+    def make(addr):
+        return [addr(x.index), addr(y.index)], ints, []
+    return Step(op, name, make, 0)
+
+
+OPS = {
+    "SOFTMAX": OpSpec(partial(prepare_unary, which="SOFTMAX"), max_version=3),
+    "LOGISTIC": OpSpec(partial(prepare_unary, which="LOGISTIC"), max_version=3),
+    "TANH": OpSpec(partial(prepare_unary, which="TANH"), max_version=3),
+    "RELU": OpSpec(partial(prepare_unary, which="RELU"), max_version=3),
+    "RELU6": OpSpec(partial(prepare_unary, which="RELU6"), max_version=3),
+    "RELU_N1_TO_1": OpSpec(partial(prepare_unary, which="RELU_N1_TO_1"), max_version=2),
+    "LEAKY_RELU": OpSpec(partial(prepare_unary, which="LEAKY_RELU"), max_version=2),
+    "HARD_SWISH": OpSpec(partial(prepare_unary, which="HARD_SWISH"), max_version=1),
+}

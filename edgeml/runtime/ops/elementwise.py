@@ -1,0 +1,89 @@
+"""ADD, SUB and MUL with broadcasting, int8 and float32 (cython_ops/include/em_elementwise.h)."""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from edgeml import numerics as Q
+from edgeml.errors import ModelFormatError
+from edgeml.ir import Op
+from edgeml.runtime.plan import Ctx, OpSpec, Step
+from edgeml.runtime.kernels import CONFIG
+from edgeml.runtime.ops.common import element_count, fused_activation, io_kind, pad6, qparams, row_major_strides
+
+
+def broadcast_shape(op: Op, a: tuple, b: tuple) -> tuple:
+    rank = max(len(a), len(b))
+    a6, b6 = [1] * (rank - len(a)) + list(a), [1] * (rank - len(b)) + list(b)
+    out = []
+    for da, db in zip(a6, b6):
+        if da != db and 1 not in (da, db):
+            raise ModelFormatError(f"{op.describe()}: shapes {list(a)} and {list(b)} do not broadcast")
+        out.append(max(da, db) if 0 not in (da, db) else 0)
+    return tuple(out)
+
+
+def broadcast_strides(shape: tuple, out: tuple) -> list:
+    s6, o6 = pad6(shape), pad6(out)
+    st = row_major_strides(s6)
+    return [0 if (d == 1 and od != 1) else s for d, od, s in zip(s6, o6, st)]
+
+
+ADD_TABLE_BYTES = 2048    # em_add_int8_avx512: each input stage as a 256-entry int32 table
+
+
+def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
+    kind = io_kind(ctx, op, 2)
+    a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    for t in (a, b):
+        if t.index in ctx.constants and t.index not in ctx.shapes:
+            ctx.shapes[t.index] = t.shape
+    sa, sb = ctx.shape(a), ctx.shape(b)
+    out = broadcast_shape(op, sa, sb)
+    ctx.set_output(op, 0, out)
+    act = fused_activation(op)
+    dims = pad6(out) + broadcast_strides(sa, out) + broadcast_strides(sb, out)
+    scratch = 0
+    if kind == "int8":
+        # the vector kernels take equal shapes, or one input of a single element broadcast to the other's shape
+        vector_shapes = tuple(sa) == tuple(sb) or (element_count(sa) == 1 and tuple(sb) == tuple(out)) or \
+            (element_count(sb) == 1 and tuple(sa) == tuple(out))
+        s1, z1 = qparams(a, op)
+        s2, z2 = qparams(b, op)
+        so, zo = qparams(y, op)
+        amin, amax = Q.activation_range_int8(act, so, zo)
+        f1, f2, fo = (np.float64(Q.F32(v)) for v in (s1, s2, so))
+        if which in ("ADD", "SUB"):
+            left_shift = 20
+            twice_max = 2.0 * max(f1, f2)
+            m1, sh1 = Q.quantize_multiplier(f1 / twice_max, ctx.rounding)
+            m2, sh2 = Q.quantize_multiplier(f2 / twice_max, ctx.rounding)
+            mo, sho = Q.quantize_multiplier(twice_max / ((1 << left_shift) * fo), ctx.rounding)
+            ints = dims + [z1, z2, zo, left_shift, m1, sh1, m2, sh2, mo, sho, amin, amax, ctx.rounding,
+                           1 if which == "ADD" else -1]
+            name = "add_int8"
+            if vector_shapes and ctx.rounding in (0, 1) and CONFIG.binary_int8_avx512:
+                name = "add_int8_avx512"
+                scratch = ADD_TABLE_BYTES
+        else:
+            m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
+            ints = dims + [z1, z2, zo, m, sh, amin, amax, ctx.rounding]
+            name = "mul_int8"
+            if vector_shapes and ctx.rounding in (0, 1) and sh >= -31 and CONFIG.binary_int8_avx512:
+                name = "mul_int8_avx512"
+        floats = []
+    else:
+        ints = dims
+        floats = list(Q.activation_range_f32(act))
+        name = which.lower() + "_f32"
+    def make(addr):
+        return [addr(a.index), addr(b.index), addr(y.index)] + ([addr("scratch")] if scratch else []), ints, floats
+    return Step(op, name, make, scratch)
+
+
+OPS = {
+    "ADD": OpSpec(partial(prepare_binary, which="ADD"), max_version=5),
+    "SUB": OpSpec(partial(prepare_binary, which="SUB"), max_version=5),
+    "MUL": OpSpec(partial(prepare_binary, which="MUL"), max_version=7),
+}

@@ -1,0 +1,90 @@
+"""FULLY_CONNECTED: int8 (VNNI / AVX2 / portable GEMM) and float32; hybrid weights go to ops.hybrid.
+Kernels: cython_ops/include/em_conv.h."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeml import numerics as Q
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.ir import Op
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.runtime import requant
+from edgeml.runtime.kernels import CONFIG
+from edgeml.runtime.ops import hybrid
+from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, element_count, fused_activation, io_kind, qparams,
+                                       require_positive)
+from edgeml.runtime.packing import VNNI_SLACK, avx2_pack, fold_input_zero_point, vnni_chunk, vnni_pack
+
+
+def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
+    if hybrid.is_hybrid(ctx, op):
+        return hybrid.prepare_fully_connected_hybrid(ctx, op)
+    kind = io_kind(ctx, op)
+    x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    xs = ctx.shape(x)
+    wdata = ctx.const(w, f"{op.describe()} weights")
+    if wdata.ndim != 2:
+        raise ModelFormatError(f"{op.describe()}: weights must be 2-D, got {list(wdata.shape)}")
+    if wdata.dtype != x.dtype:
+        raise UnsupportedOpError(f"{op.describe()}: weights of type {wdata.dtype} with {x.dtype} input "
+                                 "(hybrid models are not supported)")
+    if op.options.get("weights_format", 0) != 0:
+        raise UnsupportedOpError(f"{op.describe()}: shuffled weights format is not supported")
+    n_out, K = wdata.shape
+    require_positive(op, units=n_out, depth=K)
+    total = element_count(xs)
+    if total % K:
+        raise ModelFormatError(f"{op.describe()}: input {list(xs)} does not divide into rows of {K}")
+    rows = total // K
+    if op.options.get("keep_num_dims", False):
+        if xs[-1] != K:
+            raise ModelFormatError(f"{op.describe()}: keep_num_dims needs the last input dim to be {K}")
+        out_shape = tuple(xs[:-1]) + (n_out,)
+    else:
+        out_shape = (rows, n_out)
+    ctx.set_output(op, 0, out_shape)
+    act = fused_activation(op)
+    macs = rows * n_out * K
+    if kind == "int8":
+        _, in_zp = qparams(x, op)
+        rq = requant.column_requant(ctx, op, x, w, y, n_out, 0, act, fully_connected=True)
+        bias = bias_vector(ctx, op, 2, n_out, np.int32)
+        ints = [rows, K, n_out, rq.out_zp, rq.act_min, rq.act_max, rq.mode]
+        if CONFIG.fully_connected_int8 == "fully_connected_int8_vnni":
+            vp = vnni_pack(ctx, wdata, bias, in_zp, rq)
+            rqa = vp["rq"]
+            chunk = vnni_chunk(vp["kp"], rows)
+
+            def make_v(addr):
+                return ([addr(x.index), address(vp["w"]), address(vp["bias"]), addr(y.index), address(rqa[0]),
+                         address(rqa[1]), addr("scratch")] + [address(a) for a in rqa[2:]], ints + [vp["kp"], chunk], [])
+            return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"] + VNNI_SLACK, macs)
+        if CONFIG.fully_connected_int8 == "fully_connected_int8_avx2":
+            ap = avx2_pack(ctx, wdata, fold_input_zero_point(op, bias, wdata, in_zp), rq)
+            rqa2 = ap["rq"]
+            chunk2 = min(rows, IM2COL_ROWS)
+
+            def make_a(addr):
+                return ([addr(x.index), address(ap["w"]), address(ap["bias"]), addr(y.index), address(rqa2[0]),
+                         address(rqa2[1]), addr("scratch")] + [address(a) for a in rqa2[2:]], ints + [ap["kp"], chunk2], [])
+            return Step(op, "fully_connected_int8_avx2", make_a, chunk2 * ap["kp"] * 2, macs)
+        wk = ctx.keep_array(wdata)
+        bk = ctx.keep_array(fold_input_zero_point(op, bias, wdata, in_zp))
+        rqa = rq.arrays(ctx)
+
+        def make(addr):
+            return ([addr(x.index), address(wk), address(bk), addr(y.index), address(rqa[0]), address(rqa[1]), 0]
+                    + [address(a) for a in rqa[2:]], ints, [])
+        return Step(op, "fully_connected_int8", make, 0, macs)
+    lo, hi = Q.activation_range_f32(act)
+    bias = bias_vector(ctx, op, 2, n_out, np.float32)
+    wk = ctx.keep_array(wdata)
+    bk = ctx.keep_array(bias) if bias is not None else None
+
+    def make_f(addr):
+        return ([addr(x.index), address(wk), address(bk) if bk is not None else 0, addr(y.index)],
+                [rows, K, n_out], [lo, hi])
+    return Step(op, "fully_connected_f32", make_f, 0, macs)
+
+
+OPS = {"FULLY_CONNECTED": OpSpec(prepare_fully_connected, max_version=13)}

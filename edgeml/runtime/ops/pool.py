@@ -1,0 +1,50 @@
+"""AVERAGE_POOL_2D and MAX_POOL_2D, int8 and float32 (cython_ops/include/em_pool.h)."""
+from __future__ import annotations
+
+from functools import partial
+
+from edgeml import numerics as Q
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.ir import Op
+from edgeml.runtime.plan import Ctx, OpSpec, Step
+from edgeml.runtime.ops.common import fused_activation, io_kind, qparams, require_positive, spatial_padding
+
+
+def prepare_pool(ctx: Ctx, op: Op, is_max: bool) -> Step:
+    kind = io_kind(ctx, op)
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    xs = ctx.shape(x)
+    if len(xs) != 4:
+        raise ModelFormatError(f"{op.describe()}: expects a 4-D input, got {list(xs)}")
+    o = op.options
+    kh, kw = o.get("filter_height", 0), o.get("filter_width", 0)
+    sh, sw = o.get("stride_h", 0), o.get("stride_w", 0)
+    require_positive(op, filter_height=kh, filter_width=kw, stride_h=sh, stride_w=sw)
+    n, ih, iw, c = xs
+    oh, pt = spatial_padding(op, ih, kh, sh, 1, 0)
+    ow, pl = spatial_padding(op, iw, kw, sw, 1, 1)
+    ctx.set_output(op, 0, (n, oh, ow, c))
+    act = fused_activation(op)
+    ints = [n, ih, iw, c, oh, ow, kh, kw, sh, sw, pt, pl]
+    if kind == "int8":
+        s_in, zp_in = qparams(x, op)
+        s_out, zp_out = qparams(y, op)
+        if (s_in, zp_in) != (s_out, zp_out):
+            raise UnsupportedOpError(f"{op.describe()}: int8 pooling needs equal input and output quantization")
+        amin, amax = Q.activation_range_int8(act, s_out, zp_out)
+        ints = ints + [amin, amax]
+        floats = []
+    else:
+        ints = ints + [0, 0]
+        floats = list(Q.activation_range_f32(act))
+    name = ("max_pool_" if is_max else "avg_pool_") + kind
+
+    def make(addr):
+        return [addr(x.index), addr(y.index), addr("scratch")], ints, floats
+    return Step(op, name, make, 0 if is_max else c * 4)
+
+
+OPS = {
+    "AVERAGE_POOL_2D": OpSpec(partial(prepare_pool, is_max=False), max_version=3),
+    "MAX_POOL_2D": OpSpec(partial(prepare_pool, is_max=True), max_version=3),
+}

@@ -1,0 +1,73 @@
+"""QUANTIZE (float -> int8, int8 -> int8 requantize) and DEQUANTIZE (int8 -> float; constants folded at load)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from edgeml import numerics as Q
+from edgeml.errors import UnsupportedOpError
+from edgeml.ir import Op
+from edgeml.runtime.plan import Ctx, OpSpec, Step
+from edgeml.runtime.ops.common import element_count, qparams
+
+
+def prepare_quantize(ctx: Ctx, op: Op) -> Step:
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    n = element_count(xs)
+    if y.dtype != np.int8:
+        raise UnsupportedOpError(f"{op.describe()}: quantizing to {y.dtype} is not supported (int8 only)")
+    s_out, zp_out = qparams(y, op)
+    if x.dtype == np.float32:
+        def make(addr):
+            return [addr(x.index), addr(y.index)], [n, zp_out], [s_out]
+        return Step(op, "quantize_f32_int8", make, 0)
+    if x.dtype == np.int8:
+        s_in, zp_in = qparams(x, op)
+        m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), ctx.rounding)
+        ints = [n, zp_in, zp_out, m, sh, -128, 127, ctx.rounding]
+
+        def make_r(addr):
+            return [addr(x.index), addr(y.index)], ints, []
+        return Step(op, "requantize_int8", make_r, 0)
+    raise UnsupportedOpError(f"{op.describe()}: quantizing from {x.dtype} is not supported")
+
+
+def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if y.dtype != np.float32:
+        raise UnsupportedOpError(f"{op.describe()}: dequantizing to {y.dtype} is not supported")
+    if x.index in ctx.constants:         # e.g. float16 or int8 weights: fold at load
+        data = ctx.constants[x.index]
+        if data.dtype == np.float16:
+            folded = data.astype(np.float32)
+        elif data.dtype == np.int8 and x.quant is not None:
+            q = x.quant
+            shape = [1] * data.ndim
+            if q.per_axis:
+                shape[q.axis] = -1
+            folded = (q.scale.astype(np.float32).astype(np.float64).reshape(shape)
+                      * (data.astype(np.float64) - q.zero_point.reshape(shape))).astype(np.float32)
+        else:
+            raise UnsupportedOpError(f"{op.describe()}: dequantizing constant {data.dtype} is not supported")
+        ctx.set_output(op, 0, data.shape)
+        ctx.constants[y.index] = folded
+        return None
+    if x.dtype != np.int8:
+        raise UnsupportedOpError(f"{op.describe()}: dequantizing {x.dtype} is not supported (int8 only)")
+    xs = ctx.shape(x)
+    ctx.set_output(op, 0, xs)
+    s, zp = qparams(x, op)
+    n = element_count(xs)
+
+    def make(addr):
+        return [addr(x.index), addr(y.index)], [n, zp], [s]
+    return Step(op, "dequantize_int8_f32", make, 0)
+
+
+OPS = {
+    "QUANTIZE": OpSpec(prepare_quantize, max_version=3),
+    "DEQUANTIZE": OpSpec(prepare_dequantize, max_version=6),
+}

@@ -1,0 +1,70 @@
+"""MEAN over any set of axes, int8 (LiteRT's QuantizedMeanOrSum) and float32 (cython_ops/include/em_reduce.h)."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeml import numerics as Q
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.ir import Op
+from edgeml.runtime.plan import Ctx, OpSpec, Step
+from edgeml.runtime.ops.common import element_count, io_kind, pad6, qparams, row_major_strides
+
+
+def mean_multiplier(real: float, count: int, rounding: int) -> tuple[int, int]:
+    """QuantizeMultiplier(s_in / s_out) with 1/count folded in, as LiteRT's QuantizedMeanOrSum does:
+    shift the multiplier up by floor(log2 count) (at most 32, and not below shift -31), divide by count."""
+    m, sh = Q.quantize_multiplier(real, rounding)
+    up = min(count.bit_length() - 1, 32, 31 + sh)
+    if up < 0:
+        return 0, 0
+    return (m << up) // count, sh - up
+
+
+def prepare_mean(ctx: Ctx, op: Op) -> Step:
+    kind = io_kind(ctx, op)
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    xs = list(ctx.shape(x))
+    rank = len(xs)
+    axes_raw = [int(a) for a in ctx.const(ctx.tensor(op, 1), f"{op.describe()} axes").reshape(-1)]
+    axes = []
+    for a in axes_raw:
+        a2 = a + rank if a < 0 else a
+        if not 0 <= a2 < rank:
+            raise ModelFormatError(f"{op.describe()}: axis {a} outside rank {rank}")
+        if a2 not in axes:
+            axes.append(a2)
+    keep = bool(op.options.get("keep_dims", False))
+    out = [1 if d in axes else s for d, s in enumerate(xs)] if keep else [s for d, s in enumerate(xs) if d not in axes]
+    ctx.set_output(op, 0, tuple(out))
+    if rank > 6:
+        raise UnsupportedOpError(f"{op.describe()}: rank > 6")
+    count = element_count([xs[a] for a in axes])
+    n_out = element_count(out)
+    kept = [s for d, s in enumerate(xs) if d not in axes]
+    kst = row_major_strides(kept)
+    ost, k = [], 0
+    for d in range(rank):
+        if d in axes:
+            ost.append(0)
+        else:
+            ost.append(kst[k])
+            k += 1
+    in6 = pad6(xs)
+    ost6 = [0] * (6 - rank) + ost
+    if kind == "f32":
+        is_float, zp_in, zp_out, m, sh = 1, 0, 0, 0, 0
+    else:
+        s_in, zp_in = qparams(x, op)
+        s_out, zp_out = qparams(y, op)
+        if count * 255 >= 2 ** 31:
+            raise UnsupportedOpError(f"{op.describe()}: {count} reduced elements overflow the int32 sum")
+        m, sh = mean_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), count, ctx.rounding)
+        is_float = 0
+    ints = in6 + ost6 + [n_out, count, is_float, zp_in, zp_out, m, sh, ctx.rounding]
+
+    def make(addr):
+        return [addr(x.index), addr(y.index), addr("scratch")], ints, []
+    return Step(op, "mean", make, max(n_out, 1) * 4)
+
+
+OPS = {"MEAN": OpSpec(prepare_mean, max_version=3)}

@@ -1,0 +1,378 @@
+"""Data movement: RESHAPE, SQUEEZE, EXPAND_DIMS, TRANSPOSE, STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK, PACK,
+CONCATENATION, PAD, PADV2, REVERSE_V2 and ONNX ReverseSequence (cython_ops/include/em_shape.h)."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.ir import Op
+from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
+from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qparams, require_same_quant,
+                                       resolve_axis, row_major_strides)
+
+
+def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if x.dtype != y.dtype:
+        raise ModelFormatError(f"{op.describe()}: input {x.dtype} and output {y.dtype} differ")
+    require_same_quant(op, x, y)
+    if element_count(out_shape) != element_count(ctx.shape(x)):
+        raise ModelFormatError(f"{op.describe()}: cannot reshape {list(ctx.shape(x))} to {list(out_shape)}")
+    ctx.set_output(op, 0, out_shape)
+    nbytes = element_count(out_shape) * x.dtype.itemsize
+
+    def make(addr):
+        return [addr(x.index), addr(y.index)], [nbytes], []
+    return Step(op, "copy", make, 0, 0)
+
+
+def prepare_reshape(ctx: Ctx, op: Op) -> Step:
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    xs = ctx.shape(x)
+    new = None
+    if len(op.inputs) > 1 and op.inputs[1] >= 0 and op.inputs[1] in ctx.constants:
+        new = [int(v) for v in ctx.constants[op.inputs[1]].reshape(-1)]
+    elif "new_shape" in op.options and len(op.options["new_shape"]):
+        new = [int(v) for v in op.options["new_shape"]]
+    if new is None:
+        new = list(y.shape)
+    if ctx.batch_changed and new and new[0] not in (-1,) and -1 not in new and element_count(new) != element_count(xs) \
+            and xs and new[0] == y.shape[0]:
+        new[0] = -1     # the file's batch was baked into the shape: let it follow the input's batch
+    if new.count(-1) > 1:
+        raise ModelFormatError(f"{op.describe()}: more than one -1 in new shape {new}")
+    if -1 in new:
+        known = element_count([d for d in new if d != -1])
+        if known == 0 or element_count(xs) % known:
+            raise ModelFormatError(f"{op.describe()}: cannot reshape {list(xs)} to {new}")
+        new[new.index(-1)] = element_count(xs) // known
+    return copy_step(ctx, op, tuple(new))
+
+
+def prepare_squeeze(ctx: Ctx, op: Op) -> Step:
+    xs = ctx.shape(ctx.tensor(op, 0))
+    dims = [int(d) for d in op.options.get("squeeze_dims", [])]
+    rank = len(xs)
+    dims = [d + rank if d < 0 else d for d in dims]
+    if any(not 0 <= d < rank for d in dims):
+        raise ModelFormatError(f"{op.describe()}: squeeze_dims {dims} outside rank {rank}")
+    if dims and any(xs[d] != 1 for d in dims):
+        raise ModelFormatError(f"{op.describe()}: cannot squeeze non-1 dims {dims} of {list(xs)}")
+    out = [d for i, d in enumerate(xs) if (i not in dims if dims else d != 1)]
+    return copy_step(ctx, op, tuple(out))
+
+
+def prepare_expand_dims(ctx: Ctx, op: Op) -> Step:
+    xs = list(ctx.shape(ctx.tensor(op, 0)))
+    axis = int(ctx.const(ctx.tensor(op, 1), f"{op.describe()} axis").reshape(-1)[0])
+    if axis < 0:
+        axis += len(xs) + 1
+    if not 0 <= axis <= len(xs):
+        raise ModelFormatError(f"{op.describe()}: axis out of range")
+    return copy_step(ctx, op, tuple(xs[:axis] + [1] + xs[axis:]))
+
+
+def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_quant: bool = True) -> Step:
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if x.dtype != y.dtype or x.dtype.itemsize not in (1, 2, 4, 8):
+        raise UnsupportedOpError(f"{op.describe()}: type {x.dtype} -> {y.dtype} not supported")
+    if same_quant:
+        require_same_quant(op, x, y)
+    ctx.set_output(op, 0, tuple(out_shape))
+    pad = 6 - len(out_shape)
+    dims = [1] * pad + list(out_shape)
+    strides = [0] * pad + list(in_strides)
+    ints = [x.dtype.itemsize] + dims + strides + [start]
+
+    def make(addr):
+        return [addr(x.index), addr(y.index)], ints, []
+    return Step(op, "gather_strided", make, 0, 0)
+
+
+def prepare_reverse_v2(ctx: Ctx, op: Op) -> Step:
+    """REVERSE_V2 (the backward half of a Bidirectional RNN): a gather with negated strides on the given axes.
+    LiteRT copies the raw values even when the converter gives the output other int8 parameters; so does this."""
+    xs = list(ctx.shape(ctx.tensor(op, 0)))
+    if len(xs) > 6:
+        raise UnsupportedOpError(f"{op.describe()}: rank {len(xs)} > 6")
+    axes = {resolve_axis(op, int(a), len(xs)) for a in ctx.const(ctx.tensor(op, 1), f"{op.describe()} axes").reshape(-1)}
+    st = row_major_strides(xs)
+    start = sum((xs[a] - 1) * st[a] for a in axes if xs[a] > 0)
+    return gather_step(ctx, op, xs, start, [-st[a] if a in axes else st[a] for a in range(len(xs))],
+                        same_quant=False)
+
+
+def prepare_reverse_sequence(ctx: Ctx, op: Op) -> Step:
+    """ONNX ReverseSequence: in batch row b the first lens[b] steps along time_axis in reverse order, the others
+    copied.  The int64 lengths are a constant (from_onnx checked them) or a graph input, whose values
+    Interpreter.set_input checks against [0, time steps] as onnxruntime checks them at run time; the kernel also
+    clamps them, so no length reads or writes out of bounds."""
+    x, lens, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    xs = list(ctx.shape(x))
+    batch_axis, time_axis = op.options["batch_axis"], op.options["time_axis"]
+    if x.dtype != y.dtype:
+        raise ModelFormatError(f"{op.describe()}: input {x.dtype} and output {y.dtype} differ")
+    if tuple(ctx.shape(lens)) != (xs[batch_axis],):
+        raise UnsupportedOpError(f"{op.describe()}: {list(ctx.shape(lens))} sequence lengths for batch "
+                                 f"{xs[batch_axis]}")
+    if lens.index in ctx.constants:
+        lens_ptr = address(ctx.keep_array(ctx.constants[lens.index].astype(np.int64)))
+    elif lens.index in ctx.graph.inputs and lens.dtype == np.int64:
+        ctx.input_ranges[lens.index] = (0, xs[time_axis], f"sequence lengths of {op.describe()}")
+        lens_ptr = None
+    else:
+        raise UnsupportedOpError(f"{op.describe()}: sequence_lens must be a constant or an int64 graph input")
+    ctx.set_output(op, 0, tuple(xs))
+    st, isz = row_major_strides(xs), x.dtype.itemsize
+    ints = [xs[batch_axis], xs[time_axis], st[batch_axis] * isz, st[time_axis] * isz, element_count(xs[2:]) * isz]
+
+    def make(addr):
+        return [addr(x.index), addr(y.index), lens_ptr or addr(lens.index)], ints, []
+    return Step(op, "reverse_sequence", make, 0, 0)
+
+
+def prepare_transpose(ctx: Ctx, op: Op) -> Step:
+    xs = ctx.shape(ctx.tensor(op, 0))
+    perm = [int(p) for p in ctx.const(ctx.tensor(op, 1), f"{op.describe()} permutation").reshape(-1)]
+    if sorted(perm) != list(range(len(xs))):
+        raise ModelFormatError(f"{op.describe()}: {perm} is not a permutation of {len(xs)} axes")
+    if len(xs) > 6:
+        raise UnsupportedOpError(f"{op.describe()}: rank {len(xs)} > 6")
+    st = row_major_strides(xs)
+    return gather_step(ctx, op, [xs[p] for p in perm], 0, [st[p] for p in perm])
+
+
+def prepare_strided_slice(ctx: Ctx, op: Op) -> Step:
+    xs = list(ctx.shape(ctx.tensor(op, 0)))
+    rank = len(xs)
+    what = op.describe()
+    begin = [int(v) for v in ctx.const(ctx.tensor(op, 1), f"{what} begin").reshape(-1)]
+    end = [int(v) for v in ctx.const(ctx.tensor(op, 2), f"{what} end").reshape(-1)]
+    strides = [int(v) for v in ctx.const(ctx.tensor(op, 3), f"{what} strides").reshape(-1)]
+    o = op.options
+    if o.get("ellipsis_mask", 0) or o.get("new_axis_mask", 0):
+        raise UnsupportedOpError(f"{what}: ellipsis_mask / new_axis_mask are not supported")
+    if not (len(begin) == len(end) == len(strides)) or len(begin) > rank:
+        raise ModelFormatError(f"{what}: begin/end/strides lengths {len(begin)}/{len(end)}/{len(strides)} "
+                               f"for rank {rank}")
+    n = len(begin)
+    begin += [0] * (rank - n)
+    end += xs[n:]
+    strides += [1] * (rank - n)
+    bm, em, sm = o.get("begin_mask", 0), o.get("end_mask", 0), o.get("shrink_axis_mask", 0)
+    offset = o.get("offset", False)
+    in_st = row_major_strides(xs)
+    start, out_strides, out_shape = 0, [], []
+    for d in range(rank):
+        dim, s = xs[d], strides[d]
+        if s == 0:
+            raise ModelFormatError(f"{what}: stride 0 on axis {d}")
+        b, e = begin[d], end[d]
+        if offset:
+            e = b + e
+        if sm >> d & 1:
+            b = b + dim if b < 0 else b
+            if not 0 <= b < dim:
+                raise ModelFormatError(f"{what}: index {begin[d]} out of range on axis {d}")
+            start += b * in_st[d]
+            continue
+        lo, hi = (0, dim) if s > 0 else (-1, dim - 1)
+
+        def clampi(v, masked, default):
+            if masked:
+                return default
+            v = v + dim if v < 0 else v
+            return min(max(v, lo), hi)
+        b = clampi(b, bm >> d & 1 and d < n, 0 if s > 0 else dim - 1)
+        e = clampi(e, em >> d & 1 and d < n, dim if s > 0 else -1)
+        size = max(0, (e - b + (s - (1 if s > 0 else -1))) // s)
+        if size:
+            start += b * in_st[d]
+        out_shape.append(size)
+        out_strides.append(in_st[d] * s)
+    if len(out_shape) > 6:
+        raise UnsupportedOpError(f"{what}: output rank > 6")
+    return gather_step(ctx, op, out_shape, start, out_strides)
+
+
+def split_steps(ctx: Ctx, op: Op, x, axis: int, sizes: list, drop_axis: bool) -> list:
+    """One strided-gather step per output: output k is the slab [start_k, start_k + sizes[k]) along `axis`."""
+    xs = list(ctx.shape(x))
+    if len(sizes) != len(op.outputs):
+        raise ModelFormatError(f"{op.describe()}: {len(sizes)} pieces for {len(op.outputs)} outputs")
+    if sum(sizes) != xs[axis] or any(n < 0 for n in sizes):
+        raise ModelFormatError(f"{op.describe()}: pieces {sizes} do not add up to dimension {axis} of {xs}")
+    if len(xs) > 6:
+        raise UnsupportedOpError(f"{op.describe()}: rank > 6")
+    st = row_major_strides(xs)
+    steps, start = [], 0
+    for k, n in enumerate(sizes):
+        y = ctx.tensor(op, k, "output")
+        if y.dtype != x.dtype or x.dtype.itemsize not in (1, 2, 4, 8):
+            raise UnsupportedOpError(f"{op.describe()}: type {x.dtype} -> {y.dtype} not supported")
+        require_same_quant(op, x, y)
+        shape = xs[:axis] + ([] if drop_axis else [n]) + xs[axis + 1:]
+        strides = st[:axis] + ([] if drop_axis else [st[axis]]) + st[axis + 1:]
+        ctx.set_output(op, k, tuple(shape))
+        ints = [x.dtype.itemsize] + [1] * (6 - len(shape)) + shape + [0] * (6 - len(shape)) + strides \
+            + [start * st[axis]]
+
+        def make(addr, ints=ints, y=y):
+            return [addr(x.index), addr(y.index)], ints, []
+        steps.append(Step(op, "gather_strided", make, 0))
+        start += n
+    return steps
+
+
+def prepare_split(ctx: Ctx, op: Op) -> list:
+    x = ctx.tensor(op, 1)
+    xs = ctx.shape(x)
+    axis = resolve_axis(op, int(ctx.const(ctx.tensor(op, 0), f"{op.describe()} axis").reshape(-1)[0]), len(xs))
+    n = len(op.outputs)
+    if n == 0 or xs[axis] % n:
+        raise ModelFormatError(f"{op.describe()}: dimension {axis} of {list(xs)} does not split into {n}")
+    return split_steps(ctx, op, x, axis, [xs[axis] // n] * n, False)
+
+
+def prepare_split_v(ctx: Ctx, op: Op) -> list:
+    x = ctx.tensor(op, 0)
+    xs = ctx.shape(x)
+    sizes = [int(v) for v in ctx.const(ctx.tensor(op, 1), f"{op.describe()} size_splits").reshape(-1)]
+    axis = resolve_axis(op, int(ctx.const(ctx.tensor(op, 2), f"{op.describe()} axis").reshape(-1)[0]), len(xs))
+    if sizes.count(-1) == 1:
+        sizes[sizes.index(-1)] = xs[axis] - (sum(sizes) + 1)
+    return split_steps(ctx, op, x, axis, sizes, False)
+
+
+def prepare_unpack(ctx: Ctx, op: Op) -> list:
+    x = ctx.tensor(op, 0)
+    xs = ctx.shape(x)
+    axis = resolve_axis(op, op.options.get("axis", 0), len(xs))
+    return split_steps(ctx, op, x, axis, [1] * xs[axis], True)
+
+
+def prepare_pad(ctx: Ctx, op: Op) -> Step:
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    xs = list(ctx.shape(x))
+    pads = ctx.const(ctx.tensor(op, 1), f"{op.describe()} paddings").astype(np.int64)
+    if pads.shape != (len(xs), 2) or np.any(pads < 0):
+        raise ModelFormatError(f"{op.describe()}: paddings {pads.tolist()} do not fit input rank {len(xs)}")
+    if len(xs) > 6:
+        raise UnsupportedOpError(f"{op.describe()}: rank > 6")
+    if x.dtype != y.dtype:
+        raise ModelFormatError(f"{op.describe()}: input and output types differ")
+    require_same_quant(op, x, y)
+    out = [d + int(p[0]) + int(p[1]) for d, p in zip(xs, pads)]
+    ctx.set_output(op, 0, tuple(out))
+    value = np.zeros(1, x.dtype)
+    if x.dtype == np.int8:
+        value[0] = qparams(x, op)[1]
+    if op.type == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        cv = ctx.const(ctx.tensor(op, 2), f"{op.describe()} constant value")
+        if cv.dtype != x.dtype or cv.size != 1:
+            raise ModelFormatError(f"{op.describe()}: constant value must be one {x.dtype}")
+        value[0] = cv.reshape(-1)[0]
+    vk = ctx.keep_array(value)
+    in6, out6 = pad6(xs), pad6(out)
+    lead6 = [0] * (6 - len(xs)) + [int(p[0]) for p in pads]
+    ost = row_major_strides(out6)
+    origin = sum(p * s for p, s in zip(lead6, ost))
+    ints = [x.dtype.itemsize] + in6 + ost[:5] + [0] + [origin, element_count(out)]
+
+    def make(addr):
+        return [addr(x.index), addr(y.index), address(vk)], ints, []
+    return Step(op, "pad", make, 0, 0)
+
+
+CONCAT_INPUTS = 14      # inputs one em_concat step takes (its pointer and integer slots)
+
+
+def concat_steps(op: Op, y, ins: list, outer: int, rows: list) -> list:
+    """y = [outer] rows, each the concatenation of one row of every input (rows[k] bytes of input k).
+    Up to CONCAT_INPUTS inputs per em_concat step; a later step writes its inputs' columns of every output row
+    (the output pointer advanced past the earlier columns, the output row length unchanged)."""
+    out_row = sum(rows)
+    steps = []
+    for first in range(0, len(ins), CONCAT_INPUTS):
+        part = ins[first:first + CONCAT_INPUTS]
+        ints = [len(part), outer, out_row] + rows[first:first + len(part)]
+        column = sum(rows[:first])
+
+        def make(addr, part=part, ints=ints, column=column):
+            return [addr(y.index) + column] + [addr(t.index) for t in part], ints, []
+        steps.append(Step(op, "concat", make, 0, 0))
+    return steps
+
+
+def prepare_concatenation(ctx: Ctx, op: Op) -> list:
+    y = ctx.tensor(op, 0, "output")
+    ins = [ctx.tensor(op, k) for k in range(len(op.inputs))]
+    if not ins:
+        raise ModelFormatError(f"{op.describe()}: no inputs")
+    shapes = [list(ctx.shape(t)) for t in ins]
+    rank = len(shapes[0])
+    axis = op.options.get("axis", 0)
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank:
+        raise ModelFormatError(f"{op.describe()}: axis {op.options.get('axis')} outside rank {rank}")
+    for t, s in zip(ins, shapes):
+        if t.dtype != y.dtype:
+            raise UnsupportedOpError(f"{op.describe()}: input types differ")
+        if len(s) != rank or any(s[d] != shapes[0][d] for d in range(rank) if d != axis):
+            raise ModelFormatError(f"{op.describe()}: shapes {shapes} do not concatenate on axis {axis}")
+        require_same_quant(op, t, y)
+    if fused_activation(op) != "NONE":
+        raise UnsupportedOpError(f"{op.describe()}: fused activation on CONCATENATION")
+    out = list(shapes[0])
+    out[axis] = sum(s[axis] for s in shapes)
+    ctx.set_output(op, 0, tuple(out))
+    isz = y.dtype.itemsize
+    return concat_steps(op, y, ins, element_count(out[:axis]), [element_count(s[axis:]) * isz for s in shapes])
+
+
+def prepare_pack(ctx: Ctx, op: Op) -> list:
+    """PACK (tf.stack): values_count equal-shaped inputs stacked on a new output axis; a CONCATENATION of the
+    inputs each viewed with a unit dimension at that axis.  The values are copied, not requantized: LiteRT's
+    Prepare refuses int8 inputs whose scale or zero point differ from the output's, and so does this."""
+    y = ctx.tensor(op, 0, "output")
+    ins = [ctx.tensor(op, k) for k in range(len(op.inputs))]
+    count = op.options.get("values_count", 0)
+    if count != len(ins) or not ins:
+        raise ModelFormatError(f"{op.describe()}: values_count {count} but {len(ins)} inputs")
+    shape = list(ctx.shape(ins[0]))
+    for t in ins:
+        if list(ctx.shape(t)) != shape:
+            raise ModelFormatError(f"{op.describe()}: inputs of shapes {[list(ctx.shape(t)) for t in ins]} "
+                                   "cannot be stacked (they must all be equal)")
+        if t.dtype != y.dtype:
+            raise ModelFormatError(f"{op.describe()}: input {t.describe()} has type {t.dtype}, the output {y.dtype}")
+        if y.dtype == np.int8 and qparams(t, op) != qparams(y, op):
+            raise ModelFormatError(f"{op.describe()}: int8 input {t.describe()} has scale / zero point "
+                                   f"{qparams(t, op)}, the output {qparams(y, op)}; PACK copies values, so "
+                                   "they must be equal (LiteRT refuses the model too)")
+    axis = op.options.get("axis", 0)
+    a = axis + len(shape) + 1 if axis < 0 else axis
+    if not 0 <= a <= len(shape):
+        raise ModelFormatError(f"{op.describe()}: axis {axis} outside the output rank {len(shape) + 1}")
+    ctx.set_output(op, 0, tuple(shape[:a] + [count] + shape[a:]))
+    return concat_steps(op, y, ins, element_count(shape[:a]), [element_count(shape[a:]) * y.dtype.itemsize] * count)
+
+
+# byte moves: ONNX graphs also move int32 (ConvInteger / MatMulInteger sums) and uint8 values with them
+MOVED_TYPES = INT8_FLOAT32 + (np.dtype(np.int32), np.dtype(np.uint8))
+OPS = {
+    "RESHAPE": OpSpec(prepare_reshape, max_version=2, output_types=MOVED_TYPES),
+    "SQUEEZE": OpSpec(prepare_squeeze, max_version=2),
+    "EXPAND_DIMS": OpSpec(prepare_expand_dims, max_version=3),
+    "TRANSPOSE": OpSpec(prepare_transpose, max_version=6, output_types=MOVED_TYPES),
+    "STRIDED_SLICE": OpSpec(prepare_strided_slice, max_version=8),
+    "SPLIT": OpSpec(prepare_split, max_version=4),
+    "SPLIT_V": OpSpec(prepare_split_v, max_version=2),
+    "UNPACK": OpSpec(prepare_unpack, max_version=4),
+    "PACK": OpSpec(prepare_pack, max_version=4),
+    "CONCATENATION": OpSpec(prepare_concatenation, max_version=4, output_types=MOVED_TYPES),
+    "PAD": OpSpec(prepare_pad, max_version=4),
+    "PADV2": OpSpec(prepare_pad, max_version=4),
+    "REVERSE_V2": OpSpec(prepare_reverse_v2, max_version=3),
+    "ONNX_REVERSE_SEQUENCE": OpSpec(prepare_reverse_sequence),
+}

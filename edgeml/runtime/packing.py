@@ -1,0 +1,141 @@
+"""Weights packed once at load into the layouts the micro-kernels read (cython_ops/include)."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeml.errors import ModelFormatError
+from edgeml.ir import Op
+from edgeml.runtime.plan import Ctx
+from edgeml.runtime.requant import ColumnRequant
+
+
+def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> np.ndarray:
+    """bias - in_zp * sum_k w[n, k]: padding taps hold in_zp, so they cancel exactly."""
+    n_out = weights_2d.shape[0]
+    b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int64)
+    adj = b - in_zp * weights_2d.astype(np.int64).sum(axis=1)
+    if np.any(np.abs(adj) >= 2 ** 31):
+        raise ModelFormatError(f"{op.describe()}: bias and weights overflow the int32 accumulator")
+    return adj.astype(np.int32)
+
+
+VNNI_SLACK = 64           # the VNNI gathers store whole 64-byte vectors past a row's end
+VNNI_CHUNK_BYTES = 16384  # packed rows gathered per GEMM call: they stay in L1 while every column panel reads them
+
+
+def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) -> dict:
+    """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16."""
+    n, k = w2.shape
+    np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
+    wp = np.zeros((np_, kp), np.int8)
+    wp[:n, :k] = w2
+    packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
+    b = np.zeros(np_, np.int64)
+    b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
+    if np.any(np.abs(b) >= 2 ** 31):
+        raise ModelFormatError("bias and weights overflow the int32 accumulator")
+    rqa = rq.arrays(ctx, np_)
+    if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector
+        wp[8:, :k] = w2
+        packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
+        b[8:] = b[:8]
+        rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
+    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
+
+
+def vnni_chunk(kp: int, rows: int) -> int:
+    """Rows per packed chunk: a multiple of 24 (the 3-, 6- and 8-row tiles) that keeps the chunk in L1."""
+    chunk = max(24, VNNI_CHUNK_BYTES // kp // 24 * 24)
+    return max(1, min(chunk, rows))
+
+
+def depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnRequant, stride_w: int) -> dict:
+    """Depthwise weights [taps][C] -> the lanes of em_depthwise_int8_vnni: [channel block][tap group][16][4].
+    With stride_w 1 and C dividing 16, a vector holds 16 / C pixels, so lane l is channel l % C."""
+    taps, c = w.shape
+    pv = 16 // c if stride_w == 1 and c < 16 and 16 % c == 0 else 1
+    cb = 1 if pv > 1 else -(-c // 16)
+    tg = -(-taps // 4)
+    # wide: pixels per 64-byte step of em_depthwise_vector64 (0: 16-lane steps)
+    wide = 1 if c % 64 == 0 else (64 // c if stride_w == 1 and 64 % c == 0 and c >= 8 else 0)
+    if wide:   # lane j = 16 k + 4 L + i of a 64-byte block holds byte 16 L + 4 k + i, channel (that) % C
+        j = np.arange(max(c, 64))
+        lane_ch = ((j // 64) * 64 + ((j % 64) // 4 % 4) * 16 + (j % 64) // 16 * 4 + j % 4) % c
+        cb = lane_ch.size // 16
+    else:
+        lane_ch = np.arange(16 * cb) % c if pv > 1 else np.minimum(np.arange(16 * cb), c - 1)
+    used = np.ones(lane_ch.size, bool) if pv > 1 or wide else np.arange(16 * cb) < c
+    wl = np.zeros((4 * tg, 16 * cb), np.int8)
+    wl[:taps] = np.where(used, w[:, lane_ch], 0)
+    if wide:   # [64-byte block][tap group][accumulator][16 lanes][4 taps]
+        packed = wl.reshape(tg, 4, cb // 4, 4, 16).transpose(2, 0, 3, 4, 1)
+    else:      # [16-block][tap group][16 lanes][4 taps]
+        packed = wl.reshape(tg, 4, cb, 16).transpose(2, 0, 3, 1)
+    b = (np.zeros(c, np.int64) if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w.astype(np.int64).sum(0)
+    if np.any(np.abs(b) >= 2 ** 31):
+        raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
+    lanes = [ctx.keep_array(np.where(used, a[lane_ch], 0).astype(a.dtype))
+             for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
+    return {"w": ctx.keep_array(packed), "bias": lanes[0], "rq": lanes[1:], "pv": pv, "cb": cb, "tg": tg,
+            "wide": wide}
+
+
+def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) -> dict:
+    """Weights [N][K] -> int16 panels of 8 columns x 4-deep groups for vpmaddwd (em_gemm_avx2.h); bias (already
+    zero-point corrected) and per-column arrays padded to 8."""
+    n, k = w2.shape
+    np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
+    wp = np.zeros((np_, kp), np.int16)
+    wp[:n, :k] = w2
+    packed = wp.reshape(np_ // 8, 8, kp // 4, 4).transpose(0, 2, 1, 3)
+    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))),
+            "rq": rq.arrays(ctx, np_), "kp": kp}
+
+
+COLUMN_BLOCK = 64                                      # em_lstm.h EM_LSTM_COLS
+
+
+def padded_columns(n: int) -> int:
+    return -(-n // COLUMN_BLOCK) * COLUMN_BLOCK
+
+
+def pack_s8(w: np.ndarray) -> np.ndarray:
+    """int8 [N, K] -> int16 blocks [N/64][K/2][64][2] for em_lstm_dots (zero padding to N % 64, K % 2)."""
+    n, k = w.shape
+    wp = np.zeros((padded_columns(n), k + k % 2), np.int16)
+    wp[:n, :k] = w
+    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, wp.shape[1] // 2, 2).transpose(0, 2, 1, 3))
+
+
+def pack_u8s8(w: np.ndarray) -> np.ndarray:
+    """int8 [N, K] -> blocks [N/64][K/4][64][4] for em_lstm_dots_u8s8 (vpdpbusd; zero padding)."""
+    n, k = w.shape
+    kp = -(-k // 4) * 4
+    wp = np.zeros((padded_columns(n), kp), np.int8)
+    wp[:n, :k] = w
+    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, kp // 4, 4).transpose(0, 2, 1, 3))
+
+
+def pack_f32(w: np.ndarray) -> np.ndarray:
+    """float [N, K] -> blocks [N/64][K][64] for em_lstm_fdots (columns zero-padded)."""
+    n, k = w.shape
+    wp = np.zeros((padded_columns(n), k), np.float32)
+    wp[:n] = w
+    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, k).transpose(0, 2, 1))
+
+
+UNIT_BLOCK = 16                                        # units per column block when gates are interleaved
+
+
+def interleave_gates(parts: list) -> np.ndarray:
+    """Four per-gate arrays [NC, ...] (i, f, g, o) -> one [64 * ceil(NC / 16), ...] array whose every 64 rows are
+    the four gates of 16 units (em_lstm_fstep_avx512's column blocks), zero rows for the units past NC."""
+    n = parts[0].shape[0]
+    nb = -(-n // UNIT_BLOCK)
+    out = np.zeros((nb, len(parts), UNIT_BLOCK) + parts[0].shape[1:], parts[0].dtype)
+    for g, part in enumerate(parts):
+        full = np.zeros((nb * UNIT_BLOCK,) + part.shape[1:], part.dtype)
+        full[:n] = part
+        out[:, g] = full.reshape((nb, UNIT_BLOCK) + part.shape[1:])
+    return out.reshape((nb * len(parts) * UNIT_BLOCK,) + parts[0].shape[1:])
+

@@ -1,0 +1,92 @@
+"""How conv-like ops turn int32 sums into int8: the kernels' requantization modes (em_requant.h) and the
+per-column parameters of each contract (TFLite's fixed-point multipliers, onnxruntime's float scales)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from edgeml import numerics as Q
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
+from edgeml.runtime.plan import Ctx
+from edgeml.runtime.ops.common import qparams
+
+
+REQUANT_DOUBLE_SCALE = 2     # round(acc * scale) in double: LiteRT's reference FULLY_CONNECTED
+REQUANT_FLOAT = 3            # (float)acc * scale in float32, ties to even: onnxruntime (MLAS)
+
+
+@dataclass
+class ColumnRequant:
+    """How a conv-like op turns each output column's int32 sum into int8: the kernels' requantization mode
+    (em_requant.h) and its per-column parameters.  One kernel serves every mode."""
+    mode: int
+    mult: np.ndarray          # int32, fixed-point modes
+    shift: np.ndarray         # int32
+    scale64: np.ndarray       # float64, REQUANT_DOUBLE_SCALE
+    scale32: np.ndarray       # float32, REQUANT_FLOAT
+    out_zp: int
+    act_min: int
+    act_max: int
+
+    def arrays(self, ctx: Ctx, width: Optional[int] = None) -> list:
+        """[mult, shift, scale64, scale32] kept alive for the kernels, zero-padded to `width` columns."""
+        out = []
+        for a in (self.mult, self.shift, self.scale64, self.scale32):
+            if width is not None and width > a.size:
+                a = np.pad(a, (0, width - a.size))
+            out.append(ctx.keep_array(a))
+        return out
+
+
+def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
+                   fully_connected: bool = False) -> ColumnRequant:
+    """Per-column requantization of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED: TFLite's contract, or
+    onnxruntime's where the reader marked the op requant="float"."""
+    s_in, _ = qparams(x, op)
+    s_out, out_zp = qparams(y, op)
+    if w.quant is None:
+        raise ModelFormatError(f"{op.describe()}: int8 weights {w.describe()} have no quantization")
+    ws = w.quant.scale
+    if ws.size not in (1, n_out):
+        raise ModelFormatError(f"{op.describe()}: {ws.size} weight scales for {n_out} output channels")
+    if ws.size > 1 and w.quant.axis != axis:
+        raise ModelFormatError(f"{op.describe()}: weights quantized along axis {w.quant.axis}, expected {axis}")
+    if np.any(w.quant.zero_point != 0):
+        raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
+    ws = np.broadcast_to(ws, (n_out,)).astype(np.float64)
+    if op.options.get("requant") == IR_REQUANT_FLOAT:        # onnxruntime: float32 scales, float requantization
+        scale32 = Q.column_scales(s_in, ws, s_out)
+        amin, amax = float_activation_range(op, act, s_out, out_zp)
+        zeros = np.zeros(n_out, np.int32)
+        return ColumnRequant(REQUANT_FLOAT, zeros, zeros, scale32.astype(np.float64), scale32, out_zp, amin, amax)
+    # effective scale in double: input_scale * filter_scale / output_scale
+    real = (np.float64(Q.F32(s_in)) * ws) / np.float64(Q.F32(s_out))
+    mult, shift = Q.quantize_multipliers(real, ctx.rounding)
+    mode = ctx.rounding
+    if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
+        mode = REQUANT_DOUBLE_SCALE      # LiteRT's reference FULLY_CONNECTED rescales in double
+    amin, amax = Q.activation_range_int8(act, s_out, out_zp)
+    return ColumnRequant(mode, mult, shift, real, real.astype(np.float32), out_zp, amin, amax)
+
+
+def float_activation_range(op, act: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """The int8 clamp equal to Relu / Clip followed by QuantizeLinear (exact: rounding is monotone)."""
+    clip = op.options.get("onnx_clip")
+    if clip is not None:
+        lo, hi = clip
+        return max(Q.INT8_MIN, Q.quantized_bound(lo, scale, zero_point)), \
+            min(Q.INT8_MAX, Q.quantized_bound(hi, scale, zero_point))
+    if act == "NONE":
+        return Q.INT8_MIN, Q.INT8_MAX
+    if act == "RELU":
+        return max(Q.INT8_MIN, zero_point), Q.INT8_MAX
+    if act == "RELU6":
+        return max(Q.INT8_MIN, zero_point), min(Q.INT8_MAX, Q.quantized_bound(6.0, scale, zero_point))
+    if act == "RELU_N1_TO_1":
+        return max(Q.INT8_MIN, Q.quantized_bound(-1.0, scale, zero_point)), \
+            min(Q.INT8_MAX, Q.quantized_bound(1.0, scale, zero_point))
+    raise UnsupportedOpError(f"{op.describe()}: activation {act}")
+
