@@ -281,7 +281,7 @@ def print_profiles(results: list, top: int):
 
 
 def main(argv=None):
-    default_models = ROOT.parent / "shared" / "models" / "mlperf_tiny"
+    default_models = ROOT / "tests" / "models" / "mlperf_tiny"
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=str(default_models), help="folder of the .tflite models")
     ap.add_argument("--onnx", default=None, help="folder of the .onnx models (default: MODELS/../mlperf_tiny_onnx)")

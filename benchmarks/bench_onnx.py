@@ -27,7 +27,7 @@ MODELS = ["ad01_int8", "kws_ref_model", "vww_96_int8", "pretrainedResnet_quant"]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=str(ROOT.parent / "shared" / "models" / "mlperf_tiny_onnx"))
+    ap.add_argument("--models", default=str(ROOT / "tests" / "models" / "mlperf_tiny_onnx"))
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--json")
     args = ap.parse_args()

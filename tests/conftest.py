@@ -7,11 +7,19 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MODELS = REPO.parent / "shared" / "models"
+REFERENCE_MODELS = REPO / "tests" / "models"            # MLPerf Tiny, kept in the repository (see its README)
+PUBLIC_MODELS = REPO.parent / "shared" / "models" / "public"
 
 
 @pytest.fixture(scope="session")
-def shared_models() -> Path:
-    if not (SHARED_MODELS / "mlperf_tiny").is_dir():
-        pytest.skip(f"reference models not found at {SHARED_MODELS} (../shared/models beside the repo)")
-    return SHARED_MODELS
+def reference_models() -> Path:
+    """mlperf_tiny/*.tflite and mlperf_tiny_onnx/*.onnx: every clone has them."""
+    return REFERENCE_MODELS
+
+
+@pytest.fixture(scope="session")
+def public_models() -> Path:
+    """The larger corpus of other projects' models, kept outside the repository in ../shared/models/public."""
+    if not PUBLIC_MODELS.is_dir():
+        pytest.skip(f"the public model corpus is not at {PUBLIC_MODELS} (../shared/models/public beside the repo)")
+    return PUBLIC_MODELS

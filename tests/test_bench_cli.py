@@ -26,12 +26,12 @@ PUBLISHED_MACS = {"kws_ref_model": 2.66e6, "vww_96_int8": 7.49e6, "pretrainedRes
 STATS = ("min", "median", "mean", "p90", "p99", "max", "std")
 
 
-def model(shared_models, name: str) -> str:
-    return str(shared_models / "mlperf_tiny" / f"{name}.tflite")
+def model(reference_models, name: str) -> str:
+    return str(reference_models / "mlperf_tiny" / f"{name}.tflite")
 
 
-def onnx_model(shared_models, name: str) -> str:
-    return str(shared_models / "mlperf_tiny_onnx" / f"{name}.onnx")
+def onnx_model(reference_models, name: str) -> str:
+    return str(reference_models / "mlperf_tiny_onnx" / f"{name}.onnx")
 
 
 def read_runs(path) -> dict:
@@ -101,12 +101,12 @@ def tflite_file_facts(path: str) -> dict:
 # ----------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def kws_run(shared_models, tmp_path_factory):
+def kws_run(reference_models, tmp_path_factory):
     d = tmp_path_factory.mktemp("bench_kws")
     files = {"json": d / "r.json", "csv": d / "r.csv", "plot": d / "r.png"}
-    args = ["bench", model(shared_models, "kws_ref_model"), "--num_runs", "40", "--warmup_runs", "2",
+    args = ["bench", model(reference_models, "kws_ref_model"), "--num_runs", "40", "--warmup_runs", "2",
             "--min_secs", "0", "--enable_op_profiling", "--compare", "litert,onnxruntime,tflm,litert_ref",
-            "--onnx", onnx_model(shared_models, "kws_ref_model"), "--json", str(files["json"]),
+            "--onnx", onnx_model(reference_models, "kws_ref_model"), "--json", str(files["json"]),
             "--csv", str(files["csv"]), "--quiet"]
     if importlib.util.find_spec("matplotlib") is not None:
         args += ["--plot", str(files["plot"])]
@@ -114,9 +114,9 @@ def kws_run(shared_models, tmp_path_factory):
     return json.loads(files["json"].read_text()), files
 
 
-def test_json_has_the_documented_fields(kws_run, shared_models):
+def test_json_has_the_documented_fields(kws_run, reference_models):
     r, _ = kws_run
-    path = model(shared_models, "kws_ref_model")
+    path = model(reference_models, "kws_ref_model")
     for key in ("model", "file_bytes", "params", "macs", "arena_bytes", "peak_rss_bytes", "load_us", "first_us",
                 "latency_us", "ops", "compare"):
         assert key in r, key
@@ -148,9 +148,9 @@ def test_latency_statistics_are_ordered_and_match_the_runs(kws_run):
     assert r["inferences_per_s"] == pytest.approx(1e6 / s["mean"], rel=1e-6)
 
 
-def test_op_table_accounts_for_every_op_and_mac(kws_run, shared_models):
+def test_op_table_accounts_for_every_op_and_mac(kws_run, reference_models):
     r, _ = kws_run
-    facts = tflite_file_facts(model(shared_models, "kws_ref_model"))
+    facts = tflite_file_facts(model(reference_models, "kws_ref_model"))
     assert sum(o["count"] for o in r["ops"]) == facts["n_ops"] == r["n_ops"]
     assert sum(o["macs"] for o in r["ops"]) == r["macs"]
     assert sum(o["percent"] for o in r["ops"]) == pytest.approx(100.0, abs=0.01)
@@ -207,8 +207,8 @@ def test_plot_is_a_png(kws_run):
 # ----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", list(PUBLISHED_MACS))
-def test_mlperf_macs_params_and_profile(shared_models, tmp_path, name):
-    path = model(shared_models, name)
+def test_mlperf_macs_params_and_profile(reference_models, tmp_path, name):
+    path = model(reference_models, name)
     r = bench_json(tmp_path, path, "--num_runs", "300", "--min_secs", "0", "--enable_op_profiling")
     facts = tflite_file_facts(path)
     assert facts["macs"] == pytest.approx(PUBLISHED_MACS[name], rel=0.01)
@@ -230,8 +230,8 @@ def test_mlperf_macs_params_and_profile(shared_models, tmp_path, name):
 # Inputs, run-count rules, peers that are absent
 # ----------------------------------------------------------------------------------------------------
 
-def test_input_file_is_used_and_real_values_are_quantized(shared_models, tmp_path):
-    path = model(shared_models, "kws_ref_model")
+def test_input_file_is_used_and_real_values_are_quantized(reference_models, tmp_path):
+    path = model(reference_models, "kws_ref_model")
     it = edgeml.Interpreter(path)
     d = it.get_input_details()[0]
     x = np.random.default_rng(3).integers(-128, 128, size=tuple(d["shape"]), dtype=np.int8)
@@ -247,8 +247,8 @@ def test_input_file_is_used_and_real_values_are_quantized(shared_models, tmp_pat
                  "--quiet"]) == 0
 
 
-def test_run_count_follows_num_runs_min_and_max_secs(shared_models, tmp_path):
-    path = model(shared_models, "ad01_int8")
+def test_run_count_follows_num_runs_min_and_max_secs(reference_models, tmp_path):
+    path = model(reference_models, "ad01_int8")
     assert bench_json(tmp_path, path, "--num_runs", "7", "--min_secs", "0")["num_runs"] == 7
     assert bench_json(tmp_path, path, "--num_runs", "100000", "--max_secs", "0")["num_runs"] == 1
     r = bench_json(tmp_path, path, "--num_runs", "1", "--min_secs", "0.2", "--csv", tmp_path / "runs.csv")
@@ -256,15 +256,15 @@ def test_run_count_follows_num_runs_min_and_max_secs(shared_models, tmp_path):
     assert r["num_runs"] == runs.size > 1 and runs.sum() < 0.2e6      # the loop's wall time includes the runs
 
 
-def test_peer_without_its_model_or_package_is_absent_not_an_error(shared_models, tmp_path, monkeypatch):
-    src = model(shared_models, "kws_ref_model")
+def test_peer_without_its_model_or_package_is_absent_not_an_error(reference_models, tmp_path, monkeypatch):
+    src = model(reference_models, "kws_ref_model")
     alone = tmp_path / "kws.tflite"
     shutil.copy(src, alone)
     r = bench_json(tmp_path, alone, "--num_runs", "2", "--min_secs", "0", "--compare", "onnxruntime")
     assert r["compare"] == [] and r["absent"][0]["runtime"] == "onnxruntime"
     assert "--onnx" in r["absent"][0]["reason"]
     if importlib.util.find_spec("onnxruntime") is not None:
-        shutil.copy(onnx_model(shared_models, "kws_ref_model"), tmp_path / "kws.onnx")     # a sibling is found
+        shutil.copy(onnx_model(reference_models, "kws_ref_model"), tmp_path / "kws.onnx")     # a sibling is found
         r = bench_json(tmp_path, alone, "--num_runs", "2", "--min_secs", "0", "--compare", "onnxruntime")
         assert [c["runtime"] for c in r["compare"]] == ["onnxruntime"]
         assert r["compare"][0]["model_file"] == str(tmp_path / "kws.onnx")
@@ -276,22 +276,22 @@ def test_peer_without_its_model_or_package_is_absent_not_an_error(shared_models,
 
 
 @pytest.mark.parametrize("name", ["ad01_int8", "kws_ref_model"])
-def test_onnx_model_is_benchmarked_against_onnxruntime_and_litert(shared_models, tmp_path, name):
+def test_onnx_model_is_benchmarked_against_onnxruntime_and_litert(reference_models, tmp_path, name):
     """An .onnx model runs on edgeml's ONNX front-end: onnxruntime agrees bit for bit (its contract), the
     matching .tflite given by --tflite runs on LiteRT, and the MAC count equals the .tflite model's."""
     pytest.importorskip("onnxruntime")
-    r = bench_json(tmp_path, onnx_model(shared_models, name), "--num_runs", "3", "--min_secs", "0",
-                   "--compare", "onnxruntime,litert", "--tflite", model(shared_models, name))
+    r = bench_json(tmp_path, onnx_model(reference_models, name), "--num_runs", "3", "--min_secs", "0",
+                   "--compare", "onnxruntime,litert", "--tflite", model(reference_models, name))
     rows = {c["runtime"]: c for c in r["compare"]}
     assert rows["onnxruntime"]["bit_exact"] is True and rows["onnxruntime"]["max_abs_diff"] == 0
     if importlib.util.find_spec("ai_edge_litert") is not None:
-        assert rows["litert"]["model_file"] == model(shared_models, name)
-    assert r["macs"] == tflite_file_facts(model(shared_models, name))["macs"]
+        assert rows["litert"]["model_file"] == model(reference_models, name)
+    assert r["macs"] == tflite_file_facts(model(reference_models, name))["macs"]
 
 
-def test_num_threads_note_when_edgeml_runs_one_thread(shared_models, tmp_path):
+def test_num_threads_note_when_edgeml_runs_one_thread(reference_models, tmp_path):
     import inspect
-    r = bench_json(tmp_path, model(shared_models, "ad01_int8"), "--num_runs", "2", "--min_secs", "0",
+    r = bench_json(tmp_path, model(reference_models, "ad01_int8"), "--num_runs", "2", "--min_secs", "0",
                    "--num_threads", "2")
     if "num_threads" in inspect.signature(edgeml.Interpreter).parameters:
         assert r["num_threads"] == 2
@@ -299,8 +299,8 @@ def test_num_threads_note_when_edgeml_runs_one_thread(shared_models, tmp_path):
         assert r["num_threads"] == 1 and any("edgeml ran one thread" in n for n in r["notes"])
 
 
-def test_text_report_has_every_figure(shared_models, capsys):
-    assert main(["bench", model(shared_models, "ad01_int8"), "--num_runs", "3", "--min_secs", "0",
+def test_text_report_has_every_figure(reference_models, capsys):
+    assert main(["bench", model(reference_models, "ad01_int8"), "--num_runs", "3", "--min_secs", "0",
                  "--enable_op_profiling", "--compare", "litert_ref"]) == 0
     out = capsys.readouterr().out
     for fragment in ("model file", "parameters", "MACs", "arena", "peak RSS", "load", "first inference",
@@ -326,7 +326,7 @@ def test_progress_bar_appears_only_after_a_second():
 # Import hygiene: the runtime install is enough; TensorFlow is never imported
 # ----------------------------------------------------------------------------------------------------
 
-def test_bench_never_imports_tensorflow(shared_models, tmp_path):
+def test_bench_never_imports_tensorflow(reference_models, tmp_path):
     code = textwrap.dedent(f"""
         import sys
         from edgeml.cli import main
@@ -335,12 +335,12 @@ def test_bench_never_imports_tensorflow(shared_models, tmp_path):
         tf = ('tensorflow', 'tf_keras', 'keras')
         peers = ('onnxruntime', 'ai_edge_litert', 'tflite_micro', 'matplotlib')
         assert not loaded(tf + peers), loaded(tf + peers)
-        assert main(['bench', {model(shared_models, 'kws_ref_model')!r}, '--num_runs', '3', '--min_secs', '0',
+        assert main(['bench', {model(reference_models, 'kws_ref_model')!r}, '--num_runs', '3', '--min_secs', '0',
                      '--enable_op_profiling', '--quiet']) == 0
         assert not loaded(tf + peers), loaded(tf + peers)
-        assert main(['inspect', {model(shared_models, 'kws_ref_model')!r}]) == 0
-        assert main(['bench', {model(shared_models, 'kws_ref_model')!r}, '--num_runs', '2', '--min_secs', '0',
-                     '--compare', 'all', '--onnx', {onnx_model(shared_models, 'kws_ref_model')!r},
+        assert main(['inspect', {model(reference_models, 'kws_ref_model')!r}]) == 0
+        assert main(['bench', {model(reference_models, 'kws_ref_model')!r}, '--num_runs', '2', '--min_secs', '0',
+                     '--compare', 'all', '--onnx', {onnx_model(reference_models, 'kws_ref_model')!r},
                      '--plot', {str(tmp_path / 'p.png')!r}, '--quiet']) == 0
         assert not loaded(tf), loaded(tf)
         print('TF-FREE')
@@ -357,8 +357,8 @@ def test_bench_never_imports_tensorflow(shared_models, tmp_path):
 # Errors: one sentence on stderr, exit code 2
 # ----------------------------------------------------------------------------------------------------
 
-def _error_cases(shared_models, tmp_path) -> dict:
-    kws = model(shared_models, "kws_ref_model")
+def _error_cases(reference_models, tmp_path) -> dict:
+    kws = model(reference_models, "kws_ref_model")
     (tmp_path / "corrupt.tflite").write_bytes(np.random.default_rng(0).bytes(4000))
     (tmp_path / "short.tflite").write_bytes(open(kws, "rb").read()[:20000])
     np.save(tmp_path / "wrong.npy", np.zeros((1, 49, 11, 1), np.int8))
@@ -392,8 +392,8 @@ def _error_cases(shared_models, tmp_path) -> dict:
     }
 
 
-def test_errors_are_one_sentence_and_exit_2(shared_models, tmp_path, capsys):
-    for case, (argv, fragment) in _error_cases(shared_models, tmp_path).items():
+def test_errors_are_one_sentence_and_exit_2(reference_models, tmp_path, capsys):
+    for case, (argv, fragment) in _error_cases(reference_models, tmp_path).items():
         rc = main(argv)
         captured = capsys.readouterr()
         err = captured.err.strip()
@@ -415,8 +415,8 @@ def test_error_exit_code_from_the_command_line(tmp_path):
 # inspect
 # ----------------------------------------------------------------------------------------------------
 
-def test_inspect_shows_ops_tensors_quantization_and_arena_plan(shared_models, capsys):
-    path = model(shared_models, "kws_ref_model")
+def test_inspect_shows_ops_tensors_quantization_and_arena_plan(reference_models, capsys):
+    path = model(reference_models, "kws_ref_model")
     assert main(["inspect", path]) == 0
     out = capsys.readouterr().out
     it = edgeml.Interpreter(path)
@@ -432,9 +432,9 @@ def test_inspect_shows_ops_tensors_quantization_and_arena_plan(shared_models, ca
         assert any(line.split()[:1] == [str(t)] and str(off) in line.split() for line in out.splitlines())
 
 
-def test_arena_plan_buffers_that_live_together_do_not_overlap(shared_models):
+def test_arena_plan_buffers_that_live_together_do_not_overlap(reference_models):
     for name in PUBLISHED_MACS:
-        plan = edgeml.Interpreter(model(shared_models, name)).plan
+        plan = edgeml.Interpreter(model(reference_models, name)).plan
         g = plan.graph
         buffers = [(off, int(np.prod(plan.shapes[t])) * g.tensors[t].dtype.itemsize, plan.lifetimes[t])
                    for t, off in plan.offsets.items()]
@@ -479,10 +479,10 @@ def test_adapt_inputs_reshapes_and_converts_or_declines():
         adapt_inputs([x], mine, mine * 2)
 
 
-def test_float_model_compares_with_the_reference(shared_models, tmp_path):
+def test_float_model_compares_with_the_reference(reference_models, tmp_path):
     if importlib.util.find_spec("ai_edge_litert") is None:
         pytest.skip("ai-edge-litert is not installed")
-    r = bench_json(tmp_path, model(shared_models, "kws_ref_model_float32"), "--num_runs", "3", "--min_secs", "0",
+    r = bench_json(tmp_path, model(reference_models, "kws_ref_model_float32"), "--num_runs", "3", "--min_secs", "0",
                    "--compare", "litert_ref")
     c = r["compare"][0]
     # float32 agrees with LiteRT's reference within the documented rtol=1e-5/atol=1e-6 (softmax outputs <= 1)

@@ -24,11 +24,10 @@ import edgeml
 from edgeml import EdgeMLError, ModelFormatError, UnsupportedOpError
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT.parent / "shared" / "models" / "mlperf_tiny"
+MODELS = ROOT / "tests" / "models" / "mlperf_tiny"
 KWS = MODELS / "kws_ref_model.tflite"
 FUZZ_MODELS = ["kws_ref_model", "ad01_int8", "pretrainedResnet_quant", "vww_96_int8", "ad01_fp32"]
 
-needs_models = pytest.mark.skipif(not MODELS.is_dir(), reason=f"reference models not found at {MODELS}")
 
 
 def _model_bytes(name: str) -> bytes:
@@ -440,8 +439,6 @@ TRUNC_LENGTHS = sorted({0, 4, 7, 8, 12, 16, 100} | set(range(0, 53936, TRUNC_STR
 
 @pytest.fixture(scope="module")
 def kws_reference():
-    if not KWS.is_file():
-        pytest.skip(f"reference models not found at {MODELS}")
     data = KWS.read_bytes()
     it = edgeml.Interpreter(data)
     x = np.random.default_rng(1).integers(-128, 128, size=tuple(it.get_input_details()[0]["shape"]),
@@ -449,7 +446,6 @@ def kws_reference():
     return data, x, it.run(x)
 
 
-@needs_models
 @pytest.mark.parametrize("length", TRUNC_LENGTHS)
 def test_truncated_kws(kws_reference, length):
     """A prefix of the file either fails with ModelFormatError or -- if everything the runtime reads lies in
@@ -463,7 +459,6 @@ def test_truncated_kws(kws_reference, length):
     np.testing.assert_array_equal(it.run(x), want)
 
 
-@needs_models
 def test_truncated_tiny_lengths_name_the_size(kws_reference):
     data = kws_reference[0]
     for n in (0, 4, 7):
@@ -562,7 +557,6 @@ def model_cache():
     return {}
 
 
-@needs_models
 @pytest.mark.parametrize("name,seed", FLIP_CASES, ids=[f"{n}-{s}" for n, s in FLIP_CASES])
 def test_bit_flip(model_cache, name, seed):
     if name not in model_cache:
@@ -596,7 +590,6 @@ SMOKE = textwrap.dedent("""
 """)
 
 
-@needs_models
 def test_bit_flip_smoke_subprocess():
     """A few hundred flips in a child process, so a segfault or abort fails this test instead of pytest."""
     code = SMOKE.format(root=str(ROOT), tests=str(ROOT / "tests"), seed=7919, count=80)

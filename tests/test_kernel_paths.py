@@ -299,17 +299,17 @@ def test_every_kernel_path_and_requant_mode_is_exact(forced):
 
 
 @pytest.mark.parametrize("bad", [0, -1, 65, 1.5, True, "2", None])
-def test_num_threads_is_validated(shared_models, bad):
+def test_num_threads_is_validated(reference_models, bad):
     import edgeml
     with pytest.raises(edgeml.EdgeMLError, match="num_threads"):
-        edgeml.Interpreter(str(shared_models / "mlperf_tiny" / "ad01_int8.tflite"), num_threads=bad)
+        edgeml.Interpreter(str(reference_models / "mlperf_tiny" / "ad01_int8.tflite"), num_threads=bad)
 
 
-def test_num_threads_gives_identical_outputs_on_resnet(shared_models):
+def test_num_threads_gives_identical_outputs_on_resnet(reference_models):
     """ResNet-8's big convs are split over threads; every thread count gives the same bytes."""
     import numpy as np
     import edgeml
-    path = str(shared_models / "mlperf_tiny" / "pretrainedResnet_quant.tflite")
+    path = str(reference_models / "mlperf_tiny" / "pretrainedResnet_quant.tflite")
     its = [edgeml.Interpreter(path, num_threads=n) for n in (1, 2, 3)]
     threaded = [s for s in its[1].plan.steps if s.kernel == "conv2d_int8_vnni" and s.make(lambda t: 0)[1][24] > 1]
     from cython_ops.conv import isa

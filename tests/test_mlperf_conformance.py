@@ -30,8 +30,8 @@ def seeded_inputs(detail, n, seed):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_mlperf_model_matches_litert_reference(shared_models, name):
-    path = shared_models / "mlperf_tiny" / f"{name}.tflite"
+def test_mlperf_model_matches_litert_reference(reference_models, name):
+    path = reference_models / "mlperf_tiny" / f"{name}.tflite"
     ours = edgeml.Interpreter(path)
     ref = reference_interpreter(path)
     detail, out = ref.get_input_details()[0], ref.get_output_details()[0]
@@ -71,7 +71,7 @@ print("ok")
 
 
 @pytest.mark.parametrize("forced", ["scalar", "avx2", "avx512", "avx512vnni", "neon"])
-def test_every_isa_path_is_bit_exact(shared_models, forced):
+def test_every_isa_path_is_bit_exact(reference_models, forced):
     """EDGEML_ISA forces each code path the CPU supports; all must give LiteRT's exact int8 outputs."""
     import os
     import subprocess
@@ -81,7 +81,7 @@ def test_every_isa_path_is_bit_exact(shared_models, forced):
     if forced not in available_paths(isa()):
         pytest.skip(f"this CPU's paths are {available_paths(isa())}")
     pytest.importorskip("ai_edge_litert.interpreter")
-    paths = [str(shared_models / "mlperf_tiny" / f"{m}.tflite") for m in MODELS[:4]]
+    paths = [str(reference_models / "mlperf_tiny" / f"{m}.tflite") for m in MODELS[:4]]
     env = dict(os.environ, EDGEML_ISA=forced)
     done = subprocess.run([sys.executable, "-c", ISA_CHECK, forced] + paths, env=env, capture_output=True,
                           text=True, timeout=600)

@@ -108,9 +108,9 @@ def test_wrong_input_at_run_time():
         it.run(np.zeros((1, 5), F))
 
 
-def test_mutated_models_never_crash(shared_models):
+def test_mutated_models_never_crash(reference_models):
     """Random byte flips of a real model either load and run or raise an EdgeMLError."""
-    data = (shared_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx").read_bytes()
+    data = (reference_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx").read_bytes()
     rng = np.random.default_rng(0)
     for _ in range(100):
         b = bytearray(data)
@@ -123,11 +123,11 @@ def test_mutated_models_never_crash(shared_models):
             pass
 
 
-def test_loading_and_running_onnx_imports_no_heavy_framework(shared_models, tmp_path):
+def test_loading_and_running_onnx_imports_no_heavy_framework(reference_models, tmp_path):
     """The ONNX reader uses the onnx package only: no onnxruntime, TensorFlow or Keras appear."""
     import subprocess
     import sys
-    model = shared_models / "mlperf_tiny_onnx" / "pretrainedResnet_quant.onnx"
+    model = reference_models / "mlperf_tiny_onnx" / "pretrainedResnet_quant.onnx"
     code = (
         "import sys, numpy as np, edgeml\n"
         f"it = edgeml.Interpreter({str(model)!r})\n"
@@ -137,9 +137,9 @@ def test_loading_and_running_onnx_imports_no_heavy_framework(shared_models, tmp_
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_cli_runs_and_inspects_onnx(shared_models, capsys):
+def test_cli_runs_and_inspects_onnx(reference_models, capsys):
     from edgeml.cli import main
-    model = str(shared_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx")
+    model = str(reference_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx")
     assert main(["run", model]) == 0
     assert "output 'Identity' int8 [1, 12]" in capsys.readouterr().out
     assert main(["inspect", model]) == 0

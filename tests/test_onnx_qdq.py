@@ -34,8 +34,8 @@ def image_like(rng, shape):
 
 
 @pytest.mark.parametrize("name", MLPERF)
-def test_mlperf_tiny_onnx_matches_onnxruntime_exactly(shared_models, name):
-    path = shared_models / "mlperf_tiny_onnx" / f"{name}.onnx"
+def test_mlperf_tiny_onnx_matches_onnxruntime_exactly(reference_models, name):
+    path = reference_models / "mlperf_tiny_onnx" / f"{name}.onnx"
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -49,18 +49,18 @@ def test_mlperf_tiny_onnx_matches_onnxruntime_exactly(shared_models, name):
         np.testing.assert_array_equal(it.run(x), sess.run(None, {inp.name: x})[0])
 
 
-def test_mlperf_batch_of_three_matches(shared_models):
-    path = shared_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx"
+def test_mlperf_batch_of_three_matches(reference_models):
+    path = reference_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx"
     it = edgeml.Interpreter(path)
     x = np.random.default_rng(1).integers(-128, 128, (3, 49, 10, 1)).astype(np.int8)
     np.testing.assert_array_equal(it.run(x), ort_run(path.read_bytes(), {"input_1": x})[0])
 
 
-def test_scalar_kernels_give_the_same_bits(shared_models):
+def test_scalar_kernels_give_the_same_bits(reference_models):
     """The float requantization mode and the ONNX kernels give the same bits on every ISA path."""
     code = (
         "import numpy as np, edgeml, sys\n"
-        f"it = edgeml.Interpreter({str(shared_models / 'mlperf_tiny_onnx' / 'vww_96_int8.onnx')!r})\n"
+        f"it = edgeml.Interpreter({str(reference_models / 'mlperf_tiny_onnx' / 'vww_96_int8.onnx')!r})\n"
         "x = np.random.default_rng(2).integers(-128, 128, (1, 96, 96, 3)).astype(np.int8)\n"
         "np.save(sys.argv[1], it.run(x))\n")
     outs = []
@@ -278,13 +278,13 @@ def test_fake_quantized_float_weights_fold_at_load():
         np.testing.assert_array_equal(it.run(x), ort_run(m, {"x": x})[0])
 
 
-def test_run_quantizes_float_input_with_onnx_rounding(shared_models):
+def test_run_quantizes_float_input_with_onnx_rounding(reference_models):
     """run() on an int8-input ONNX model quantizes float data as QuantizeLinear does (ties to even)."""
-    it = edgeml.Interpreter(shared_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx")
+    it = edgeml.Interpreter(reference_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx")
     s, zp = it.get_input_details()[0]["scale"], it.get_input_details()[0]["zero_point"]
     x = (np.arange(490, dtype=np.float32).reshape(1, 49, 10, 1) - 245.0) * np.float32(s) * np.float32(0.5)
     q = np.clip(np.rint(x / np.float32(s)) + zp, -128, 127).astype(np.int8)
-    it2 = edgeml.Interpreter(shared_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx")
+    it2 = edgeml.Interpreter(reference_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx")
     ref = it2.run(q)
     os_, ozp = it.get_output_details()[0]["scale"], it.get_output_details()[0]["zero_point"]
     np.testing.assert_array_equal(it.run(x), (np.float32(os_) * (ref.astype(np.float32) - ozp)).astype(np.float32))

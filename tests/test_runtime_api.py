@@ -14,14 +14,12 @@ import edgeml
 from edgeml import EdgeMLError, InputError, UnsupportedOpError
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "models"
-MODELS = SHARED / "mlperf_tiny"
-ONNX_MODELS = SHARED / "mlperf_tiny_onnx"
+MODELS = ROOT / "tests" / "models" / "mlperf_tiny"
+ONNX_MODELS = ROOT / "tests" / "models" / "mlperf_tiny_onnx"
 INT8_MODELS = ["ad01_int8", "kws_ref_model", "vww_96_int8", "pretrainedResnet_quant"]
 FLOAT_MODELS = ["ad01_fp32", "vww_96_float"]
 ALL_MODELS = INT8_MODELS + FLOAT_MODELS
 
-needs_models = pytest.mark.skipif(not MODELS.is_dir(), reason=f"reference models not found at {MODELS}")
 
 
 def model_path(name: str) -> Path:
@@ -76,8 +74,6 @@ def test_runtime_import_is_tensorflow_free():
 
 @pytest.fixture(scope="module")
 def kws():
-    if not MODELS.is_dir():
-        pytest.skip(f"reference models not found at {MODELS}")
     return edgeml.Interpreter(model_path("kws_ref_model"))
 
 
@@ -85,7 +81,6 @@ def test_input_error_is_value_error():
     assert issubclass(InputError, EdgeMLError) and issubclass(InputError, ValueError)
 
 
-@needs_models
 def test_wrong_dtype_names_expected_and_got(kws):
     x = np.zeros((1, 49, 10, 1), np.float32)
     with pytest.raises(InputError, match=r"expected dtype int8, got float32"):
@@ -96,7 +91,6 @@ def test_wrong_dtype_names_expected_and_got(kws):
         kws.run(x.astype(np.int32))
 
 
-@needs_models
 def test_wrong_shape_names_expected_and_got(kws):
     with pytest.raises(InputError, match=r"expected shape \[1, 49, 10, 1\], got \[1, 49, 10\]"):
         kws.set_input(np.zeros((1, 49, 10), np.int8))
@@ -106,7 +100,6 @@ def test_wrong_shape_names_expected_and_got(kws):
         kws.run(np.zeros((1, 10, 49, 1), np.int8))
 
 
-@needs_models
 def test_wrong_index(kws):
     x = np.zeros((1, 49, 10, 1), np.int8)
     for bad in (1, -1, 7):
@@ -120,7 +113,6 @@ def test_wrong_index(kws):
         kws.resize_input(2, (1, 49, 10, 1))
 
 
-@needs_models
 def test_other_input_errors(kws):
     with pytest.raises(InputError, match=r"expected a numpy array, got list"):
         kws.set_input([[0] * 10] * 49)
@@ -136,7 +128,6 @@ def test_other_input_errors(kws):
     assert kws.run(np.zeros((1, 49, 10, 1), np.int8)).shape == (1, 12)
 
 
-@needs_models
 def test_resize_to_impossible_shape_keeps_old_plan():
     it = edgeml.Interpreter(model_path("kws_ref_model"))
     x = np.random.default_rng(3).integers(-128, 128, size=(1, 49, 10, 1), dtype=np.int8)
@@ -159,7 +150,6 @@ def test_bad_rounding_mode():
 # Batching
 # ----------------------------------------------------------------------------------------------------
 
-@needs_models
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_resize_to_batch_4_matches_single_runs(name):
     single = edgeml.Interpreter(model_path(name))
@@ -181,7 +171,6 @@ def test_resize_to_batch_4_matches_single_runs(name):
         np.testing.assert_array_equal(y[b:b + 1], single.get_output(), err_msg=f"{name} batch row {b}")
 
 
-@needs_models
 def test_run_with_batch_replans_and_back():
     it = edgeml.Interpreter(model_path("ad01_int8"))
     rng = np.random.default_rng(5)
@@ -207,7 +196,6 @@ def dequantize(q, scale, zp):
     return (float(np.float32(scale)) * (q.astype(np.float64) - zp)).astype(np.float32)
 
 
-@needs_models
 @pytest.mark.parametrize("name", INT8_MODELS)
 def test_run_float_on_int8_model(name):
     it = edgeml.Interpreter(model_path(name))
@@ -229,7 +217,6 @@ def test_run_float_on_int8_model(name):
 # Details
 # ----------------------------------------------------------------------------------------------------
 
-@needs_models
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_details_fields(name):
     it = edgeml.Interpreter(model_path(name))
@@ -253,7 +240,6 @@ def test_details_fields(name):
             assert d["scale"] == 0.0 and d["zero_point"] == 0
 
 
-@needs_models
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_details_match_litert(name):
     litert = pytest.importorskip("ai_edge_litert.interpreter")
@@ -278,7 +264,6 @@ def test_details_match_litert(name):
 # Arena
 # ----------------------------------------------------------------------------------------------------
 
-@needs_models
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_arena_reuses_memory(name):
     it = edgeml.Interpreter(model_path(name))
@@ -289,7 +274,6 @@ def test_arena_reuses_memory(name):
     assert it.arena_bytes > max(sizes), (it.arena_bytes, max(sizes))
 
 
-@needs_models
 def test_arena_grows_with_batch():
     it = edgeml.Interpreter(model_path("kws_ref_model"))
     one = it.arena_bytes
@@ -302,7 +286,6 @@ def test_arena_grows_with_batch():
 # Persistence
 # ----------------------------------------------------------------------------------------------------
 
-@needs_models
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_invoke_twice_same_output(name):
     it = edgeml.Interpreter(model_path(name))
@@ -321,7 +304,6 @@ def test_invoke_twice_same_output(name):
     np.testing.assert_array_equal(it.get_output(), first)
 
 
-@needs_models
 def test_get_output_is_a_copy():
     it = edgeml.Interpreter(model_path("kws_ref_model"))
     y = it.run(np.ones((1, 49, 10, 1), np.int8))
@@ -330,7 +312,6 @@ def test_get_output_is_a_copy():
     assert not np.array_equal(it.get_output(), y)
 
 
-@needs_models
 def test_set_input_copies():
     it = edgeml.Interpreter(model_path("ad01_int8"))
     x = np.random.default_rng(8).integers(-128, 128, size=(1, 640), dtype=np.int8)
@@ -390,11 +371,10 @@ def test_supported_float_model_from_tf_runs():
 def test_onnx_path_loads_and_a_broken_onnx_file_is_a_model_format_error(tmp_path):
     """A .onnx path goes to the ONNX reader: a real model runs, a truncated protobuf is a ModelFormatError."""
     real = ONNX_MODELS / "kws_ref_model.onnx"
-    if real.is_file():
-        for p in (real, str(real)):
-            it = edgeml.Interpreter(p)
-            assert it.graph.source == "onnx"
-            assert it.run(np.zeros((1, 49, 10, 1), np.int8)).shape == (1, 12)
+    for p in (real, str(real)):
+        it = edgeml.Interpreter(p)
+        assert it.graph.source == "onnx"
+        assert it.run(np.zeros((1, 49, 10, 1), np.int8)).shape == (1, 12)
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"\x08\x07\x12\xff\xff\xff\x0ftf2onnx")
     with pytest.raises(edgeml.ModelFormatError, match="not a valid ONNX protobuf"):
@@ -404,8 +384,6 @@ def test_onnx_path_loads_and_a_broken_onnx_file_is_a_model_format_error(tmp_path
 def test_onnx_bytes_are_read_as_onnx():
     """Bytes of an ONNX model (no 'TFL3' identifier, a protobuf tag first) load as ONNX, as a path would."""
     real = ONNX_MODELS / "kws_ref_model.onnx"
-    if not real.is_file():
-        pytest.skip("shared ONNX models not found")
     x = np.random.default_rng(3).integers(-128, 128, (1, 49, 10, 1)).astype(np.int8)
     np.testing.assert_array_equal(edgeml.Interpreter(real.read_bytes()).run(x), edgeml.Interpreter(real).run(x))
     with pytest.raises(edgeml.ModelFormatError, match="TFL3"):
