@@ -1,13 +1,23 @@
 """The `edgeml` command: `train`, `run`, `inspect`, `bench`.
 
-Import-light on purpose: numpy, the runtime and any peer are imported by the subcommand that needs them.
+TensorFlow and every peer runtime are imported only by the subcommand that needs them (inside the modules it
+calls), so `edgeml bench` and `edgeml run` work with the runtime alone.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from edgeml.errors import EdgeMLError
+import numpy as np
+
+from edgeml.bench import report
+from edgeml.bench.inspect import inspect_report
+from edgeml.bench.measure import BenchOptions, run_bench
+from edgeml.bench.runners import PEERS
+from edgeml.errors import EdgeMLError, ModelFormatError
+from edgeml.runtime import Interpreter
+from edgeml.train.pipeline import TrainConfig, train
 
 
 class UsageError(Exception):
@@ -42,7 +52,6 @@ def _seconds(text: str) -> float:
 
 
 def _peers(text: str) -> list:
-    from edgeml.bench.runners import PEERS
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     if names == ["all"]:
         return list(PEERS)
@@ -54,8 +63,6 @@ def _peers(text: str) -> list:
 
 
 def _cmd_run(args) -> int:
-    import numpy as np
-    from edgeml.runtime import Interpreter
     it = Interpreter(args.model, rounding=args.rounding)
     detail = it.get_input_details()[0]
     if args.input:
@@ -78,10 +85,6 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    import os
-    from edgeml.errors import ModelFormatError
-    from edgeml.runtime import Interpreter
-    from edgeml.bench.inspect import inspect_report
     if not os.path.isfile(args.model):
         raise ModelFormatError(f"model file '{args.model}' does not exist")
     print(inspect_report(Interpreter(args.model), args.model))
@@ -89,9 +92,6 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from edgeml.bench import report
-    from edgeml.bench.measure import BenchOptions, run_bench
-    import os
     for flag, path in (("--json", args.json), ("--csv", args.csv), ("--plot", args.plot)):
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         if folder and not os.path.isdir(folder):     # checked before measuring, not after
@@ -129,7 +129,6 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from edgeml.train.pipeline import TrainConfig, train
     cfg = TrainConfig(out=args.out, data=args.data, model=args.model, epochs=args.epochs, seed=args.seed,
                       batch_size=args.batch_size, prune=args.prune, qat=args.qat, cluster=args.cluster,
                       alpha=args.alpha, verbose=0 if args.quiet else None)

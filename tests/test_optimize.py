@@ -1,4 +1,4 @@
-"""edgeml.optimize (pruning, QAT, clustering, TFLite conversion) and converters.to_onnx on tiny tf_keras models."""
+"""edgeml.optimize (pruning, QAT, clustering, TFLite conversion) and edgeml.optimize.export_onnx on tiny tf_keras models."""
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,7 +15,7 @@ from edgeml.train import keras_env  # noqa: E402
 
 tf, keras = keras_env()
 
-from converters.to_onnx import keras_to_onnx, tflite_to_onnx  # noqa: E402
+from edgeml.optimize.export_onnx import keras_to_onnx, tflite_to_onnx  # noqa: E402
 from edgeml.optimize.cluster import cluster_model, strip_clustering  # noqa: E402
 from edgeml.optimize.convert import float_ops, to_tflite  # noqa: E402
 from edgeml.optimize.prune import layer_sparsity, prune_model, strip_pruning  # noqa: E402

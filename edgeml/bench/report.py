@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import sys
 import time
+
+import numpy as np
+
+from edgeml.errors import EdgeMLError
 
 STAT_KEYS = ("min", "median", "mean", "p90", "p99", "max", "std")
 
@@ -103,8 +108,6 @@ def write_csv(r: dict, path: str):
 
 def check_plot_available():
     """--plot needs matplotlib; checked before measuring so a missing package fails fast."""
-    import importlib.util
-    from edgeml.errors import EdgeMLError
     if importlib.util.find_spec("matplotlib") is None:
         raise EdgeMLError("--plot needs matplotlib, which is not installed (pip install matplotlib)")
 
@@ -115,7 +118,6 @@ def write_plot(r: dict, path: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (hist, trace) = plt.subplots(1, 2, figsize=(11, 4))
-    import numpy as np
     every = np.concatenate([np.asarray(v, dtype=np.float64) for v in r["runs_us"].values()])
     many = len(r["runs_us"]) > 1
     lo, hi = max(float(every.min()), 1e-3), max(float(every.max()), 1e-3)

@@ -17,6 +17,9 @@ from typing import Optional
 
 import numpy as np
 
+from converters.tflite import from_tflite
+from edgeml.runtime import Interpreter
+
 PEERS = {
     "litert": "LiteRT (XNNPACK)",
     "litert_ref": "LiteRT reference kernels",
@@ -46,7 +49,6 @@ class EdgeMLRunner:
     label = "edgeml"
 
     def __init__(self, path: str, num_threads: int = 1):
-        from edgeml.runtime import Interpreter
         self.threads_used = 1
         kwargs = {}
         if num_threads != 1 and "num_threads" in inspect.signature(Interpreter).parameters:
@@ -108,7 +110,6 @@ class TFLMRunner:
 
     def __init__(self, path: str):
         from tflite_micro.python.tflite_micro import runtime
-        from converters.tflite import from_tflite
         graph = from_tflite(path)       # TFLite Micro's Python API has no input/output count
         self.it = runtime.Interpreter.from_file(path)
         self.path = path

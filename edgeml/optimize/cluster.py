@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from edgeml.errors import TrainingError
-from edgeml.optimize.convert import require_tf_keras
+from edgeml.optimize.keras_model import require_tf_keras
+from edgeml.train import keras_env
 
 
 def cluster_model(model, n_clusters: int):
@@ -11,7 +12,7 @@ def cluster_model(model, n_clusters: int):
     Fine-tune it (compile again first) so the centroids adapt, then `strip_clustering`.  A Conv2D with fewer
     weights than clusters is left unclustered by tfmot.
     """
-    _env()
+    keras_env()
     import tensorflow_model_optimization as tfmot
     require_tf_keras(model, "cluster_model")
     if int(n_clusters) != n_clusters or n_clusters < 2:
@@ -31,12 +32,7 @@ def cluster_model(model, n_clusters: int):
 
 def strip_clustering(model):
     """The model without clustering wrappers: plain layers whose kernels hold only the centroid values."""
-    _env()
+    keras_env()
     import tensorflow_model_optimization as tfmot
     require_tf_keras(model, "strip_clustering")
     return tfmot.clustering.keras.strip_clustering(model)
-
-
-def _env():
-    from edgeml.train import keras_env
-    return keras_env()

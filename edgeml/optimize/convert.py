@@ -23,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+import tflite
+
+from converters.tflite import OPERATOR_NAMES
 from edgeml.errors import TrainingError
+from edgeml.optimize.cluster import strip_clustering
+from edgeml.optimize.keras_model import require_tf_keras
+from edgeml.optimize.prune import strip_pruning
+from edgeml.train import keras_env
 
 MAX_REPRESENTATIVE_SAMPLES = 200
 RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN")
@@ -35,30 +42,6 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 # ---------------------------------------------------------------------------------------------- model checks
-
-def require_tf_keras(model, action: str) -> None:
-    """Raises TrainingError unless `model` is a built tf_keras (Keras 2) model, the only kind tfmot handles."""
-    if model is None:
-        raise TrainingError(f"{action} got no model (None); pass a built tf_keras model.")
-    _, keras = _keras()
-    if isinstance(model, keras.Model):
-        if not model.built or not model.inputs:
-            raise TrainingError(f"{action} needs a built model with known inputs; call the model once or give "
-                                f"it an Input layer first.")
-        return
-    cls = type(model)
-    where = f"{cls.__module__}.{cls.__qualname__}"
-    if cls.__module__.split(".")[0] == "keras":
-        raise TrainingError(f"{action} needs a tf_keras (Keras 2) model but got a Keras 3 model ({where}); "
-                            f"build it with `import tf_keras as keras`, since tensorflow-model-optimization "
-                            f"does not support Keras 3.")
-    raise TrainingError(f"{action} needs a tf_keras model, not {where}.")
-
-
-def _keras():
-    from edgeml.train import keras_env
-    return keras_env()
-
 
 def is_quantize_aware(model) -> bool:
     """True when the model carries tfmot fake-quant wrappers (a quantize_aware / quantize_model result)."""
@@ -107,7 +90,7 @@ def rebuild_fixed_batch(model, *, batch_size: int = 1, unroll: bool = False):
 
     Call inside `tfmot.quantization.keras.quantize_scope()` for QAT models (their wrappers are custom classes).
     """
-    _, keras = _keras()
+    _, keras = keras_env()
     inputs = [keras.Input(batch_shape=(batch_size, *tuple(t.shape)[1:]), dtype=t.dtype, name=t.name.split(":")[0])
               for t in model.inputs]
 
@@ -127,11 +110,9 @@ def _strip_training_wrappers(model, notes: list):
     """Removes pruning / clustering wrappers, which would otherwise convert as mask and centroid ops."""
     names = {type(layer).__name__ for layer in model.layers}
     if "PruneLowMagnitude" in names:
-        from edgeml.optimize.prune import strip_pruning
         model = strip_pruning(model)
         notes.append("removed the pruning wrappers (strip_pruning) before conversion")
     if any(name.startswith("ClusterWeights") for name in names):
-        from edgeml.optimize.cluster import strip_clustering
         model = strip_clustering(model)
         notes.append("removed the clustering wrappers (strip_clustering) before conversion")
     return model
@@ -213,8 +194,6 @@ def _result(out_path: str, route: str, notes: list) -> dict:
 
 def tflite_ops(path) -> list[tuple[str, list, list]]:
     """(builtin op name, input tensor types, output tensor types) of every op in every subgraph of a .tflite."""
-    import tflite
-    from converters.tflite import OPERATOR_NAMES
     type_names = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
     with open(path, "rb") as f:
         model = tflite.Model.GetRootAsModel(f.read(), 0)
@@ -316,7 +295,7 @@ def _custom_object_scope(qat: bool):
 
 def _convert(model_path: str, out_path: str, *, int8: bool, rep_path: str | None, unroll: bool,
              qat: bool) -> None:
-    tf, keras = _keras()
+    tf, keras = keras_env()
     with _custom_object_scope(qat):
         model = keras.models.load_model(model_path, compile=False)
         try:

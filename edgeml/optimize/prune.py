@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgeml.errors import TrainingError
-from edgeml.optimize.convert import require_tf_keras
+from edgeml.optimize.keras_model import require_tf_keras
+from edgeml.train import keras_env
 
 KERNEL_NAMES = ("kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel")
 
@@ -17,7 +18,7 @@ def prune_model(model, target_sparsity: float, *, steps: int, begin_step: int = 
     steps - begin_step so the last update reaches the target).  Train the result with the returned callbacks (they include
     UpdatePruningStep, without which fit fails), then call `strip_pruning`.  Compile the returned model again.
     """
-    tf, keras = _env()
+    tf, keras = keras_env()
     import tensorflow_model_optimization as tfmot
     require_tf_keras(model, "prune_model")
     if not 0.0 <= target_sparsity < 1.0:
@@ -66,7 +67,7 @@ def _check_prunable(model, keras) -> None:
 
 def strip_pruning(model):
     """The model without pruning wrappers: the plain layers, with the pruned (zeroed) weights."""
-    _env()
+    keras_env()
     import tensorflow_model_optimization as tfmot
     require_tf_keras(model, "strip_pruning")
     return tfmot.sparsity.keras.strip_pruning(model)
@@ -91,8 +92,3 @@ def layer_sparsity(model) -> dict:
 
 def _weight_basename(weight) -> str:
     return weight.name.split("/")[-1].split(":")[0]
-
-
-def _env():
-    from edgeml.train import keras_env
-    return keras_env()

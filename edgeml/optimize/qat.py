@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 
 from edgeml.errors import TrainingError
-from edgeml.optimize.convert import require_tf_keras
+from edgeml.optimize.keras_model import require_tf_keras
+from edgeml.train import keras_env
 
 # Input preprocessing that QAT's registry has no config for, left in float rather than refused
 PREPROCESSING_LAYERS = ("Normalization", "Rescaling")
@@ -36,7 +37,7 @@ def quantize_aware(model):
     Conv1D, LayerNormalization, Embedding, a BatchNormalization not right after a conv) raises TrainingError
     naming the layer and why.  Compile the returned model before training it.
     """
-    _, keras = _env()
+    _, keras = keras_env()
     import tensorflow_model_optimization as tfmot
     require_tf_keras(model, "quantize_aware")
     if not isinstance(model, keras.Sequential) and not getattr(model, "_is_graph_network", False):
@@ -78,8 +79,3 @@ def _explain(exc: Exception, model) -> TrainingError:
     layer_name, cls = match.group(1), match.group(2).rsplit(".", 1)[-1]
     why = _WHY_UNSUPPORTED.get(cls, f"tfmot's default 8-bit QAT registry has no quantize config for {cls}")
     return TrainingError(f"Cannot train layer '{layer_name}' ({cls}) quantization-aware: {why}.")
-
-
-def _env():
-    from edgeml.train import keras_env
-    return keras_env()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeml.errors import DataError
+from edgeml.train import keras_env
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 LABEL_COLUMN_NAMES = ("label", "class", "target")
@@ -159,7 +160,6 @@ def _load_image_folder(path: str, image_size, color_mode: str):
     if len(classes) < 2:
         raise DataError(f"folder '{path}' has only one class sub-folder ('{classes[0]}'); classification needs at "
                         "least 2 classes")
-    from edgeml.train import keras_env
     tf, keras = keras_env()
     ds = keras.utils.image_dataset_from_directory(
         path, labels="inferred", label_mode="int", class_names=classes, color_mode=color_mode,

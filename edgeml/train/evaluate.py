@@ -6,12 +6,14 @@ import os
 
 import numpy as np
 
+from converters import from_tflite
 from edgeml import numerics as Q
+from edgeml.errors import InputError
+from edgeml.runtime import Interpreter
 
 
 def count_macs(tflite_path: str) -> int:
     """Multiply-accumulates of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED from the file's declared shapes."""
-    from converters import from_tflite
     g = from_tflite(tflite_path)
     total = 0
     for op in g.ops:
@@ -37,7 +39,6 @@ class Int8Model:
     """Input/output quantization of an int8 .tflite, read without TensorFlow."""
 
     def __init__(self, tflite_path: str):
-        from converters import from_tflite
         g = from_tflite(tflite_path)
         tin, tout = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
         self.in_dtype, self.out_dtype = tin.dtype, tout.dtype
@@ -59,9 +60,7 @@ class Int8Model:
 def run_edgeml(tflite_path: str, xq: np.ndarray) -> np.ndarray:
     """The whole split as one batch where the model allows it; else sample by sample at the file's batch size
     (models whose batch 1 is baked into reshapes, such as unrolled RNNs)."""
-    import edgeml
-    from edgeml.errors import InputError
-    it = edgeml.Interpreter(tflite_path)
+    it = Interpreter(tflite_path)
     shape = tuple(it.get_input_details()[0]["shape"])
     try:
         it.resize_input(0, (len(xq),) + shape[1:])
@@ -69,7 +68,7 @@ def run_edgeml(tflite_path: str, xq: np.ndarray) -> np.ndarray:
         it.invoke()
         return it.get_output()
     except InputError:
-        it = edgeml.Interpreter(tflite_path)
+        it = Interpreter(tflite_path)
     outs = []
     for i in range(len(xq)):
         it.reset_variables()            # each sample is a sequence of its own: no LSTM state from the last one
@@ -81,9 +80,9 @@ def run_edgeml(tflite_path: str, xq: np.ndarray) -> np.ndarray:
 
 def run_litert(tflite_path: str, xq: np.ndarray, reference: bool = False) -> np.ndarray:
     """LiteRT as users run it (XNNPACK), or its reference kernels: edgeml's bit-exactness contract."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter, OpResolverType
     resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
-    it = Interpreter(model_path=tflite_path, num_threads=1, experimental_op_resolver_type=resolver)
+    it = LiteRTInterpreter(model_path=tflite_path, num_threads=1, experimental_op_resolver_type=resolver)
     it.allocate_tensors()
     d, o = it.get_input_details()[0], it.get_output_details()[0]
     outs = []

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from edgeml.train import keras_env
+from edgeml.train.zoo import normalized_target
 
 
 def compile_model(model, task: str, learning_rate: float = 1e-3):
@@ -23,7 +24,6 @@ def targets(model, task: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """What the model learns to output: class indices, or its own normalized input for an autoencoder."""
     if task != "reconstruction":
         return y
-    from edgeml.train.zoo import normalized_target
     return normalized_target(model, x)
 
 

@@ -22,6 +22,10 @@ import os
 import numpy as np
 
 from edgeml.errors import UnsupportedOpError
+from edgeml.optimize.convert import rebuild_fixed_batch
+from edgeml.optimize.quantize_onnx_rnn import RECURRENT_OPS, quantize_recurrent
+from edgeml.runtime import Interpreter
+from edgeml.train import keras_env
 
 FLOAT_FILE, INT8_FILE = "model_float.onnx", "model_int8_recurrent.onnx"
 CALIBRATION_SAMPLES = 100
@@ -32,7 +36,6 @@ def export(model, x_train: np.ndarray, work: str) -> dict:
     Raises UnsupportedOpError for a layer the route cannot express and RuntimeError with a sentence when a step
     cannot be done."""
     import onnx
-    from edgeml.optimize.quantize_onnx_rnn import RECURRENT_OPS, quantize_recurrent
     proto, shape = float_onnx(model)
     ops = sorted({n.op_type for n in proto.graph.node})
     if not set(ops) & set(RECURRENT_OPS):
@@ -49,8 +52,6 @@ def export(model, x_train: np.ndarray, work: str) -> dict:
 def float_onnx(model) -> tuple:
     """(float ONNX ModelProto of the batch-1 `model`, its input shape): tf2onnx on the GRU twin, twin nodes
     rewritten."""
-    from edgeml.train import keras_env
-    from edgeml.optimize.convert import rebuild_fixed_batch
     tf, _ = keras_env()
     import tf2onnx
     twin, replaced = _gru_twin(rebuild_fixed_batch(model, batch_size=1))
@@ -64,8 +65,7 @@ def float_onnx(model) -> tuple:
 
 def run_edgeml(onnx_path: str, x: np.ndarray) -> np.ndarray:
     """edgeml on the batch-1 ONNX model, sample by sample (float input)."""
-    import edgeml
-    it = edgeml.Interpreter(onnx_path)
+    it = Interpreter(onnx_path)
     shape = tuple(it.get_input_details()[0]["shape"])
     outs = []
     for i in range(len(x)):
@@ -130,7 +130,6 @@ def _gru_twin(model):
     """(model with every SimpleRNN and GRU(reset_after=False), also inside Bidirectional, replaced by a
     GRU(reset_after=True) twin, [(kind, twin kernel, twin recurrent kernel, twin bias) of each replaced layer]);
     the model itself when it has none.  Raises UnsupportedOpError for activations the route cannot express."""
-    from edgeml.train import keras_env
     _, keras = keras_env()
     kinds = {id(cell): _kind(cell) for layer in model.layers for cell in _cells(layer)}
     if not any(kinds.values()):

@@ -17,6 +17,13 @@ from typing import Optional
 import numpy as np
 
 from edgeml.errors import EdgeMLError, TrainingError
+from edgeml.optimize import convert
+from edgeml.optimize.cluster import cluster_model, strip_clustering
+from edgeml.optimize.export_onnx import tflite_to_onnx
+from edgeml.optimize.prune import layer_sparsity, prune_model, strip_pruning
+from edgeml.optimize.qat import quantize_aware
+from edgeml.train import evaluate as E, fit as F, keras_env, onnx_recurrent as R, zoo
+from edgeml.train.data import load_dataset
 
 DEFAULT_EPOCHS = 15
 RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN", "Bidirectional")
@@ -46,9 +53,8 @@ def _say(cfg: TrainConfig, msg: str):
 
 def validate(cfg: TrainConfig):
     """Checks the arguments before anything is trained or written."""
-    from edgeml.train.zoo import MODEL_NAMES
-    if cfg.model not in MODEL_NAMES and not os.path.exists(cfg.model):
-        raise TrainingError(f"unknown model '{cfg.model}': use one of {', '.join(MODEL_NAMES)} or a saved Keras "
+    if cfg.model not in zoo.MODEL_NAMES and not os.path.exists(cfg.model):
+        raise TrainingError(f"unknown model '{cfg.model}': use one of {', '.join(zoo.MODEL_NAMES)} or a saved Keras "
                             "model file")
     if cfg.prune is not None and not 0.0 < cfg.prune < 1.0:
         raise TrainingError(f"--prune takes a sparsity between 0 and 1 (exclusive), got {cfg.prune}")
@@ -61,7 +67,6 @@ def validate(cfg: TrainConfig):
 
 
 def _task(model_name: str) -> str:
-    from edgeml.train import zoo
     return getattr(zoo, "MODEL_TASKS", {}).get(model_name, "classification")
 
 
@@ -87,12 +92,6 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def _run(cfg: TrainConfig, work: str) -> dict:
-    from edgeml.train import keras_env
-    from edgeml.train.data import load_dataset
-    from edgeml.train import fit as F
-    from edgeml.train import zoo
-    from edgeml.train import evaluate as E
-    from edgeml.optimize import convert
     t_start = time.time()
     tf, keras = keras_env()
     keras.utils.set_random_seed(cfg.seed)
@@ -115,11 +114,9 @@ def _run(cfg: TrainConfig, work: str) -> dict:
 
     extra = []
     if cfg.prune is not None:
-        from edgeml.optimize.prune import prune_model
         model, extra = prune_model(model, cfg.prune, steps=max(1, epochs * steps_per_epoch - steps_per_epoch))
         notes.append(f"pruned to {cfg.prune:.2f} sparsity (polynomial decay over training)")
     if cfg.qat:
-        from edgeml.optimize.qat import quantize_aware
         model = quantize_aware(model)
         notes.append("quantization-aware training")
     F.compile_model(model, task)
@@ -127,11 +124,9 @@ def _run(cfg: TrainConfig, work: str) -> dict:
     histories.append(F.fit(model, ds, task, epochs=epochs, batch_size=cfg.batch_size, workdir=work,
                            extra_callbacks=extra, verbose=cfg.verbose))
     if cfg.prune is not None:
-        from edgeml.optimize.prune import strip_pruning
         model = strip_pruning(model)
         F.compile_model(model, task)
     if cfg.cluster is not None:
-        from edgeml.optimize.cluster import cluster_model, strip_clustering
         model = cluster_model(model, cfg.cluster)
         F.compile_model(model, task, learning_rate=1e-4)
         histories.append(F.fit(model, ds, task, epochs=cfg.finetune_epochs, batch_size=cfg.batch_size,
@@ -142,7 +137,6 @@ def _run(cfg: TrainConfig, work: str) -> dict:
     F.plot_history(histories, os.path.join(work, "history.png"), f"{cfg.model} on {ds.source}")
 
     # ---- export ----------------------------------------------------------------------------------------
-    from edgeml.optimize.prune import layer_sparsity
     sparsity = layer_sparsity(model)
     keras_path = os.path.join(work, "model_float.h5")
     _save_keras(model, keras_path, cfg.qat)
@@ -153,7 +147,6 @@ def _run(cfg: TrainConfig, work: str) -> dict:
     onnx_path = os.path.join(work, "model_int8.onnx")
     onnx_error = None
     try:
-        from converters.to_onnx import tflite_to_onnx
         tflite_to_onnx(int8_path, onnx_path)
     except EdgeMLError as exc:
         onnx_error = str(exc)
@@ -248,8 +241,6 @@ def _run(cfg: TrainConfig, work: str) -> dict:
 
 def _onnx_recurrent_route(model, ds, work, notes, accuracy, why, outputs):
     """Float ONNX (tf2onnx) and its int8 recurrent QDQ form: onnxruntime on the float model, edgeml int8."""
-    from edgeml.train import onnx_recurrent as R
-    from edgeml.train import evaluate as E
     names = ("onnxruntime_onnx_float", "edgeml_onnx_int8")
     try:
         files = R.export(model, ds.x_train, work)

@@ -32,6 +32,7 @@ import zipfile
 import numpy as np
 
 from edgeml.errors import TrainingError
+from edgeml.train import keras_env
 
 MODEL_NAMES = ("mlp", "cnn", "ds_cnn", "resnet8", "mobilenet_v1", "autoencoder", "lstm", "gru", "rnn")
 MODEL_TASKS = {name: ("reconstruction" if name == "autoencoder" else "classification") for name in MODEL_NAMES}
@@ -125,7 +126,6 @@ def build_model(name: str, input_shape: tuple, num_classes: int, *, x_train: np.
     unroll: unroll the recurrent layer (lstm / gru / rnn): the only int8 TFLite route for GRU and SimpleRNN.
     """
     shape = _check_args(name, input_shape, num_classes, x_train, alpha, batch_size)
-    from edgeml.train import keras_env
     tf, keras = keras_env()
     keras.utils.set_random_seed(int(seed))
     mean, var = normalization_stats(x_train, shape)
@@ -343,7 +343,6 @@ def load_user_model(path: str):
     else:
         raise TrainingError(f"cannot load a Keras model from '{path}': use a .h5 file, a SavedModel folder or a "
                             "tf_keras .keras file")
-    from edgeml.train import keras_env
     tf, keras = keras_env()
     try:
         model = _load(keras, path)

@@ -8,7 +8,9 @@ import collections
 import os
 
 from edgeml.errors import TrainingError
-from edgeml.optimize.convert import require_tf_keras, tflite_ops
+from edgeml.optimize.convert import tflite_ops
+from edgeml.optimize.keras_model import require_tf_keras
+from edgeml.train import keras_env
 
 # tf2onnx has no handler for these .tflite ops when they are quantized: the conversion fails on them
 _INT8_OPS_TF2ONNX_CANNOT_TAKE = {
@@ -33,7 +35,7 @@ def tflite_to_onnx(tflite_path, onnx_path, *, opset: int = 17) -> dict:
         if op in _INT8_OPS_TF2ONNX_CANNOT_TAKE and input_types[:1] in (["INT8"], ["INT16"], ["UINT8"]):
             raise TrainingError(f"Cannot export {os.path.basename(tflite_path)} to ONNX: it contains a quantized "
                                 f"{op} and {_INT8_OPS_TF2ONNX_CANNOT_TAKE[op]}.")
-    _quiet_env()
+    keras_env()
     import tf2onnx
     os.makedirs(os.path.dirname(os.path.abspath(onnx_path)), exist_ok=True)
     try:
@@ -47,7 +49,7 @@ def tflite_to_onnx(tflite_path, onnx_path, *, opset: int = 17) -> dict:
 def keras_to_onnx(model, onnx_path, *, opset: int = 17) -> dict:
     """Converts a float tf_keras model with tf2onnx's from_keras (batch size kept as the model has it)."""
     require_tf_keras(model, "keras_to_onnx")
-    tf, _ = _quiet_env()
+    tf, _ = keras_env()
     import tf2onnx
     onnx_path = os.fspath(onnx_path)
     os.makedirs(os.path.dirname(os.path.abspath(onnx_path)), exist_ok=True)
@@ -63,8 +65,3 @@ def keras_to_onnx(model, onnx_path, *, opset: int = 17) -> dict:
 def _result(onnx_path: str, model_proto, opset: int) -> dict:
     ops = collections.Counter(node.op_type for node in model_proto.graph.node)
     return {"path": onnx_path, "bytes": os.path.getsize(onnx_path), "opset": opset, "ops": dict(sorted(ops.items()))}
-
-
-def _quiet_env():
-    from edgeml.train import keras_env
-    return keras_env()
