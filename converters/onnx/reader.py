@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from converters.onnx_recurrent import RecurrentOps
+from converters.onnx.recurrent import RecurrentOps
 from converters.source import read_model_bytes
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT, ROUND_HALF_EVEN, Graph, Op, Quantization, Tensor
