@@ -6,7 +6,7 @@ import onnx
 from onnx import numpy_helper
 
 import edgeml
-from converters.from_onnx import supported_ops
+from converters.onnx import supported_ops
 
 
 def op_names(model) -> set:

@@ -23,17 +23,17 @@ def _load_graph(model) -> Graph:
     if isinstance(model, Graph):
         return model
     if type(model).__name__ == "ModelProto":
-        from converters.from_onnx import from_onnx
+        from converters.onnx import from_onnx
         return from_onnx(model)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if not os.path.exists(path):
             raise ModelFormatError(f"model file '{path}' does not exist")
         if path.lower().endswith(".onnx"):
-            from converters.from_onnx import from_onnx
+            from converters.onnx import from_onnx
             return from_onnx(path)
     elif isinstance(model, (bytes, bytearray, memoryview)) and _is_onnx_bytes(model):
-        from converters.from_onnx import from_onnx
+        from converters.onnx import from_onnx
         try:
             return from_onnx(model)
         except ModelFormatError as exc:

@@ -1,16 +1,6 @@
-"""ONNX LSTM, GRU and RNN for converters.from_onnx (mixed into its _Translator): one IR op ONNX_RNN per node,
-prepared by edgeml/runtime/onnx_rnn.py, run by cython_ops/include/em_onnx_rnn.h in float32.
-
-Supported as onnxruntime supports them: direction forward / reverse / bidirectional, layout 0 and 1, clip,
-input_forget (LSTM), linear_before_reset (GRU, both values), hidden_size, the optional inputs B,
-sequence_lens (a constant, or an int32 graph input read at run time: a length outside 0..seq_length raises
-InputError at invoke), initial_h, initial_c and P (LSTM peepholes), and any subset of the outputs; the
-activations, activation_alpha and activation_beta attributes with all eleven of onnxruntime's functions, per
-direction, read as it reads them (_activations).  W, R, B, P may come from DequantizeLinear of constants (the
-float values onnxruntime computes with); X from a DequantizeLinear runs on its dequantized floats.  The int8
-kernel runs a QDQ node only when its activations keep h within [-1, 1] (edgeml.ir.rnn_state_within_one: e.g. the
-defaults, HardSigmoid, Softsign); other lists run in float on the dequantized values.
-Uses the `onnx` package only (through from_onnx).
+"""ONNX LSTM, GRU and RNN for the ONNX reader (the RecurrentOps mixin): one IR op ONNX_RNN per node, prepared by
+edgeml/runtime/onnx_rnn.py, run by cython_ops/include/em_onnx_rnn.h in float32 or, for some QDQ nodes, in int8
+(RecurrentOps says which).
 """
 from __future__ import annotations
 
@@ -32,7 +22,18 @@ GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
 class RecurrentOps:
-    """op_LSTM / op_GRU / op_RNN; uses the host translator's helpers (need, const_of, get_plain, op, ...)."""
+    """op_LSTM / op_GRU / op_RNN; uses the host translator's helpers (need, const_of, get_plain, op, ...).
+
+    Supported as onnxruntime supports them: direction forward / reverse / bidirectional, layout 0 and 1, clip,
+    input_forget (LSTM), linear_before_reset (GRU, both values), hidden_size, the optional inputs B,
+    sequence_lens (a constant, or an int32 graph input read at run time: a length outside 0..seq_length raises
+    InputError at invoke), initial_h, initial_c and P (LSTM peepholes), and any subset of the outputs; the
+    activations, activation_alpha and activation_beta attributes with all eleven of onnxruntime's functions, per
+    direction, read as it reads them (_activations).  W, R, B, P may come from DequantizeLinear of constants (the
+    float values onnxruntime computes with); X from a DequantizeLinear runs on its dequantized floats.  The int8
+    kernel runs a QDQ node only when its activations keep h within [-1, 1] (edgeml.ir.rnn_state_within_one: e.g. the
+    defaults, HardSigmoid, Softsign); other lists run in float on the dequantized values.
+    """
 
     def op_LSTM(self, node, ins, attrs):
         self._recurrent(node, ins, attrs, "LSTM")
@@ -201,55 +202,3 @@ class RecurrentOps:
         if not np.all(scale > 0):
             return None
         return data, Quantization(scale, np.zeros(scale.size, np.int64), axis=1)
-
-    def op_Slice(self, node, ins, attrs):
-        """Slice with constant starts / ends / axes / steps (tf2onnx takes an RNN's last step with it), as a
-        STRIDED_SLICE on the ONNX-order tensor with ONNX's clamping done here."""
-        x = ins[0]
-        if self.opset < 10:
-            self.need(ins, 1, 1)
-            starts, ends = attrs.get("starts"), attrs.get("ends")
-            axes, steps = attrs.get("axes"), None
-            if starts is None or ends is None:
-                self.bad("Slice needs starts and ends")
-        else:
-            self.need(ins, 3, 5)
-            starts = self.const_of(ins[1], "starts").reshape(-1).tolist()
-            ends = self.const_of(ins[2], "ends").reshape(-1).tolist()
-            axes = self.const_of(ins[3], "axes").reshape(-1).tolist() if len(ins) > 3 and ins[3] is not None \
-                else None
-            steps = self.const_of(ins[4], "steps").reshape(-1).tolist() if len(ins) > 4 and ins[4] is not None \
-                else None
-        rank = x.rank
-        axes = list(range(len(starts))) if axes is None else [int(a) + rank if int(a) < 0 else int(a) for a in axes]
-        steps = [1] * len(starts) if steps is None else [int(s) for s in steps]
-        if not len(starts) == len(ends) == len(axes) == len(steps) or len(set(axes)) != len(axes) \
-                or any(not 0 <= a < rank for a in axes) or any(s == 0 for s in steps):
-            self.bad(f"starts {starts} / ends {ends} / axes {axes} / steps {steps} do not fit rank {rank}")
-        begin, end, stride, shape, end_mask = [0] * rank, list(x.shape), [1] * rank, list(x.shape), 0
-        for a, s0, e0, st in zip(axes, starts, ends, steps):
-            dim = x.shape[a]
-            s0, e0 = int(max(min(s0, 2 ** 62), -2 ** 62)), int(max(min(e0, 2 ** 62), -2 ** 62))
-            s0, e0 = s0 + dim if s0 < 0 else s0, e0 + dim if e0 < 0 else e0
-            if st > 0:
-                s0, e0 = min(max(s0, 0), dim), min(max(e0, 0), dim)
-                n = max(0, -(-(e0 - s0) // st))
-            else:
-                s0, e0 = min(max(s0, 0), dim - 1), min(max(e0, -1), dim - 1)
-                n = max(0, -(-(s0 - e0) // -st))
-                if e0 < 0:
-                    end_mask |= 1 << a                 # through index 0 (STRIDED_SLICE reads -1 as the last)
-            begin[a], end[a], stride[a], shape[a] = s0, e0, st, n
-        if any(d == 0 for d in shape):
-            self.unsupported("Slice to an empty tensor (empty tensors are not supported)")
-        if x.const is not None:
-            index = tuple(slice(begin[d], None if end_mask >> d & 1 else end[d], stride[d]) for d in range(rank))
-            self.const_value(node.output[0], np.ascontiguousarray(x.const[index]))
-            return
-        t = self.get_plain(x)
-        out = self.like(t, node.output[0], tuple(shape))
-        self.op("STRIDED_SLICE", [t, self.const_tensor(node.output[0] + "/begin", np.array(begin, np.int32)),
-                                  self.const_tensor(node.output[0] + "/end", np.array(end, np.int32)),
-                                  self.const_tensor(node.output[0] + "/strides", np.array(stride, np.int32))],
-                [out], begin_mask=0, end_mask=end_mask, shrink_axis_mask=0, ellipsis_mask=0, new_axis_mask=0)
-        self.new_value(node.output[0], tuple(shape), x.dtype, out, False, x.quant, like=x)

@@ -1,0 +1,408 @@
+"""QDQ models for the ONNX reader: QuantizeLinear, DequantizeLinear, and the fusion of DequantizeLinear -> op ->
+QuantizeLinear groups into one int8 IR op (or onnxruntime's float emulation where it leaves a group unfused)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from onnx import helper as _helper
+
+from converters.onnx.common import ACT_CODE, FLOAT_MAX, TO_NHWC, Renamed, Value, same_q
+from edgeml.errors import ModelFormatError
+from edgeml.ir import Quantization
+
+
+@dataclass
+class _Fusion:
+    q_node: object
+    act: str = "NONE"
+    clip: Optional[tuple] = None
+    skipped: list = field(default_factory=list)
+
+
+class QDQOps:
+    """QuantizeLinear / DequantizeLinear and the QDQ fusions; uses the host translator's helpers (consumers,
+    get_nhwc, op, ...)."""
+
+    # ----- quantization -------------------------------------------------------------------------
+    def q_params(self, qnode) -> Optional[tuple]:
+        """(Quantization in the IR's int8 sense, ONNX dtype) of a per-tensor QuantizeLinear, or None."""
+        ins = [self.values.get(n) if n else None for n in qnode.input]
+        if len(ins) < 2 or ins[1] is None or ins[1].const is None:
+            return None
+        scale = ins[1].const
+        zp = ins[2].const if len(ins) > 2 and ins[2] is not None else None
+        if zp is not None and zp.dtype not in (np.int8, np.uint8):
+            return None
+        if zp is None:
+            attrs = {a.name: _helper.get_attribute_value(a) for a in qnode.attribute}
+            odt = attrs.get("output_dtype", 0)
+            if odt not in (0, 2):
+                return None
+            zp = np.zeros(1, np.uint8)
+        if scale.size != 1 or zp.size != 1 or scale.dtype != np.float32:
+            return None
+        s = float(scale.reshape(-1)[0])
+        if not (s > 0 and np.isfinite(s)):
+            raise ModelFormatError(f"{qnode.op_type} '{qnode.name}': scale {s} must be positive and finite")
+        z = int(zp.reshape(-1)[0]) - (128 if zp.dtype == np.uint8 else 0)
+        return Quantization(np.array([s], np.float64), np.array([z], np.int64)), zp.dtype
+
+    def fusion(self, out_name: str, allow_act: bool = True) -> Optional[_Fusion]:
+        """The QuantizeLinear (optionally after a Relu / Clip) that alone consumes `out_name`."""
+        cur, act, clip, skipped = out_name, "NONE", None, []
+        for _ in range(2):
+            cons = self.consumers.get(cur, [])
+            if cur in self.graph_outputs or len(cons) != 1:
+                return None
+            k = cons[0]
+            n = self.g.node[k]
+            if n.domain not in ("", "ai.onnx"):
+                return None
+            if n.op_type == "QuantizeLinear":
+                if self.q_params(n) is None or n.input[0] != cur:
+                    return None
+                return _Fusion(n, act, clip, skipped + [k])
+            if not allow_act or act != "NONE" or n.op_type not in ("Relu", "Clip"):
+                return None
+            if n.op_type == "Relu":
+                act = "RELU"
+            else:
+                lo, hi = self._clip_bounds(n)
+                if lo is None:
+                    return None
+                act, clip = "CLIP", (lo, hi)
+            skipped.append(k)
+            cur = n.output[0]
+        return None
+
+    def finish_fusion(self, fu: _Fusion):
+        self.done.update(fu.skipped)
+
+    def _weight_q(self, w: Value, axis_expected: int, n_out: int):
+        """(int8 weights, Quantization) of a DequantizeLinear'd constant, or None when it is not usable."""
+        if w.qconst is None:
+            return None
+        data, scale, zp, axis = w.qconst
+        if data.dtype not in (np.int8, np.uint8) or scale.dtype != np.float32:
+            return None
+        if scale.size > 1 and (axis != axis_expected or scale.size != n_out):
+            return None
+        zp = np.broadcast_to(zp.reshape(-1) if zp is not None else np.zeros(1, data.dtype), scale.reshape(-1).shape)
+        if data.dtype == np.uint8:
+            data = (data.astype(np.int16) - 128).astype(np.int8)
+            zp = zp.astype(np.int64) - 128
+        if np.any(zp != 0):
+            self.unsupported("quantized weights with a non-zero zero point are not supported yet")
+        return data, Quantization(scale.reshape(-1).astype(np.float64), np.zeros(scale.size, np.int64),
+                                  axis_expected)
+
+    def _bias_q(self, b: Optional[Value], n_out: int):
+        if b is None:
+            return True, None
+        if b.qconst is None:
+            return False, None
+        data, scale, zp, _ = b.qconst
+        if data.dtype != np.int32 or (zp is not None and np.any(zp != 0)) or data.size != n_out:
+            return False, None
+        return True, data.reshape(-1).astype(np.int32)
+
+    def _act_options(self, fu: _Fusion) -> dict:
+        if fu.act == "RELU":
+            return dict(fused_activation_function=ACT_CODE["RELU"])
+        if fu.act == "CLIP":
+            return dict(fused_activation_function=0, onnx_clip=fu.clip)
+        return dict(fused_activation_function=0)
+
+    def _fused_conv(self, node, x, w, b, group, out_shape, options, attrs) -> bool:
+        if x.dq_of is None or x.dq_of.quant is None:
+            return False
+        fu = self.fusion(node.output[0])
+        if fu is None:
+            return False
+        if w.qconst is not None and w.qconst[2] is not None and np.any(w.qconst[2].astype(np.int64)
+                                                                   - (128 if w.qconst[0].dtype == np.uint8 else 0)):
+            return self._fused_conv_asymmetric(node, x, w, b, fu, attrs)
+        wq = self._weight_q(w, 0, out_shape[1])
+        ok, bias = self._bias_q(b, out_shape[1])
+        yq = self.q_params(fu.q_node)
+        if wq is None or not ok or yq is None:
+            return False
+        xt = self.get_nhwc(x.dq_of)
+        options = dict(options, out_quant=yq[0], **self._act_options(fu))
+        out = self._conv_ops(fu.q_node.output[0], xt, wq[0], bias, group, out_shape, options, np.int8, wq[1], None)
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, True, yq[0])
+        self.finish_fusion(fu)
+        return True
+
+    def _conv_as_onnxruntime_float(self, node, x, w, b, group, out_shape, options) -> bool:
+        """A QDQ Conv onnxruntime leaves unfused on x86 (its activations are int8, not uint8): run it as it
+        does, a float convolution summed in MLAS's order between DequantizeLinear and QuantizeLinear."""
+        depthwise = group == x.shape[1] and group > 1 and w.shape[1] == 1
+        if x.dq_of is None or x.dq_of.quant is None or (group != 1 and not depthwise) or w.qconst is None:
+            return False
+        fu = self.fusion(node.output[0])
+        yq = self.q_params(fu.q_node) if fu else None
+        if yq is None or (x.dq_of.ort_u8 and fu.q_node.output[0] in self.u8_names):
+            return False
+        if fu.act == "CLIP" or (b is not None and b.const is None):
+            return False
+        oc, icg, kh, kw = w.shape
+        wf = w.const.astype(np.float32).reshape(oc, icg * kh * kw).T      # [K][OC], k in ONNX (c, kh, kw) order
+        if depthwise:
+            options = dict(options, depth_multiplier=oc // group)
+        xt = self.get_nhwc(x)
+        conv_out = self.tensor(node.output[0], (out_shape[0], out_shape[2], out_shape[3], oc), np.float32)
+        bt = -1 if b is None else self.const_tensor(node.output[0] + "/bias", b.const.astype(np.float32).reshape(-1))
+        opts = {k: v for k, v in options.items() if k != "fused_activation_function"}
+        self.op("ONNX_CONV_MLAS", [xt, self.const_tensor(node.output[0] + "/weights", np.ascontiguousarray(wf)), bt],
+                [conv_out], kernel_h=kh, kernel_w=kw, **opts)
+        # a Relu onnxruntime keeps (Q zero point above the minimum) is the clamp at the zero point
+        out = self.tensor(fu.q_node.output[0], self.tensors[conv_out].shape, np.int8, yq[0])
+        self.op("ONNX_QUANTIZE_LINEAR", [conv_out], [out], relu=fu.act == "RELU")
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, True, yq[0])
+        self.finish_fusion(fu)
+        return True
+
+    def _fused_conv_asymmetric(self, node, x, w, b, fu, attrs) -> bool:
+        """QDQ Conv whose weights have non-zero zero points: the exact integer kernel (em_onnx_conv_integer)."""
+        data, scale, zp, axis = w.qconst
+        ok, bias = self._bias_q(b, w.shape[0])
+        yq = self.q_params(fu.q_node)
+        if not ok or yq is None or fu.act == "CLIP" or scale.size not in (1, w.shape[0]) or \
+                (scale.size > 1 and axis != 0):
+            return False
+        zv = Value(name=w.name + "/zp", shape=zp.shape, dtype=zp.dtype, const=zp.reshape(-1))
+        w_diff = self._int_weights(Value(name=w.name, shape=data.shape, dtype=data.dtype, const=data), zv, 0,
+                                   "weights")
+        renamed = Renamed(node, node.input[0], fu.q_node.output[0])
+        out, out_shape = self._qlinear_conv_common(renamed, x.dq_of, w_diff, scale.reshape(-1), bias, yq[0], attrs,
+                                                   np.int8, int(x.dq_of.quant.zero_point[0]),
+                                                   relu=fu.act == "RELU")
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, True, yq[0])
+        self.finish_fusion(fu)
+        return True
+
+    def _fused_dense(self, node, a, b, c, b_is_nk: bool, alpha: float, beta: float = 1.0) -> bool:
+        """DQ(x) -> MatMul/Gemm(DQ(w)) [-> Add(DQ(int32 bias))] [-> Relu] -> Q as one int8 FULLY_CONNECTED."""
+        if a.dq_of is None or a.dq_of.quant is None or alpha != 1.0:
+            return False
+        n_out = b.shape[0] if b_is_nk else b.shape[1]
+        wq = self._weight_q(b, 0 if b_is_nk else 1, n_out)
+        if wq is None:
+            return False
+        skipped = []
+        bias_v = c if beta == 1.0 else None
+        if c is not None and beta != 1.0:
+            return False
+        out_name = node.output[0]
+        if bias_v is None:
+            cons = self.consumers.get(out_name, [])
+            if len(cons) == 1 and out_name not in self.graph_outputs:
+                n = self.g.node[cons[0]]
+                if n.op_type == "Add" and n.domain in ("", "ai.onnx"):
+                    other = n.input[1] if n.input[0] == out_name else n.input[0]
+                    ov = self.values.get(other)
+                    if ov is not None and ov.qconst is not None:
+                        bias_v, out_name = ov, n.output[0]
+                        skipped.append(cons[0])
+        ok, bias = self._bias_q(bias_v, n_out)
+        fu = self.fusion(out_name)
+        if not ok or fu is None:
+            return False
+        yq = self.q_params(fu.q_node)
+        if yq is None:
+            return False
+        data = wq[0] if b_is_nk else wq[0].T
+        wquant = Quantization(wq[1].scale, wq[1].zero_point, 0)
+        t = self.get_plain(a.dq_of)
+        out_shape = tuple(a.shape[:-1]) + (n_out,)
+        out = self.tensor(fu.q_node.output[0], out_shape, np.int8, yq[0])
+        bt = -1 if bias is None else self.const_tensor(out_name + "/bias", bias)
+        opts = self._act_options(fu)
+        self.op("FULLY_CONNECTED", [t, self.const_tensor(out_name + "/weights", np.ascontiguousarray(data), wquant), bt],
+                [out], keep_num_dims=a.rank != 2, **opts)
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, False, yq[0])
+        self.done.update(skipped)
+        self.finish_fusion(fu)
+        return True
+
+    def _fused_add(self, node, a: Value, b: Value) -> bool:
+        """DQ(a) + DQ(b) -> Q of one integer type: onnxruntime's QLinearAdd (a Relu before the Q only when
+        the Q's zero point is the type's minimum, where onnxruntime drops it)."""
+        if a.dq_of is None or b.dq_of is None or a.dq_of.quant is None or b.dq_of.quant is None:
+            return False
+        fu = self.fusion(node.output[0])
+        yq = self.q_params(fu.q_node) if fu else None
+        if yq is None or fu.act == "CLIP" or (fu.act == "RELU" and int(yq[0].zero_point[0]) != -128):
+            return False
+        y_u8 = fu.q_node.output[0] in self.u8_names
+        if not a.dq_of.ort_u8 == b.dq_of.ort_u8 == y_u8:
+            return False
+        na, nb = int(np.prod(a.shape, dtype=np.int64)), int(np.prod(b.shape, dtype=np.int64))
+        if a.shape != b.shape and na != 1 and nb != 1:
+            return False
+        out_shape = a.shape if na >= nb else b.shape
+        if a.shape == b.shape and a.rank == 4 and any(self.preferred_is_nhwc(v.dq_of) for v in (a, b)):
+            ta, tb, nhwc = self.get_nhwc(a.dq_of), self.get_nhwc(b.dq_of), True
+        else:
+            big = a if na >= nb else b
+            nhwc = self.preferred_is_nhwc(big.dq_of) and big.rank == 4
+            ta = (self.get_nhwc if nhwc and na >= nb else self.get_plain)(a.dq_of)
+            tb = (self.get_nhwc if nhwc and nb > na else self.get_plain)(b.dq_of)
+        ir_shape = tuple(out_shape[p] for p in TO_NHWC) if nhwc else out_shape
+        out = self.tensor(fu.q_node.output[0], ir_shape, np.int8, yq[0])
+        self.op("ONNX_QLINEAR_ADD", [ta, tb], [out], unsigned=(a.dq_of.ort_u8, b.dq_of.ort_u8, y_u8))
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, nhwc, yq[0])
+        self.finish_fusion(fu)
+        return True
+
+    def _fused_unary(self, node, ins) -> bool:
+        """DQ -> Relu/Clip -> Q with equal parameters: a clamp of the integers (exact)."""
+        x = ins[0]
+        if x.dq_of is None or x.dq_of.quant is None:
+            return False
+        cons = self.consumers.get(node.output[0], [])
+        if node.output[0] in self.graph_outputs or len(cons) != 1:
+            return False
+        qn = self.g.node[cons[0]]
+        if qn.op_type != "QuantizeLinear" or qn.domain not in ("", "ai.onnx"):
+            return False
+        yq = self.q_params(qn)
+        if yq is None or not same_q(x.dq_of.quant, yq[0]):
+            return False
+        if node.op_type == "Relu":
+            lo, hi = 0.0, FLOAT_MAX
+        else:
+            lo, hi = self._clip_bounds(node)
+            if lo is None:
+                return False
+        t, nhwc = self.preferred(x.dq_of)
+        out = self.tensor(qn.output[0], self.tensors[t].shape, np.int8, yq[0])
+        self.op("ONNX_CLIP", [t], [out], clip=(lo, hi))
+        self.new_value(qn.output[0], x.shape, yq[1], out, nhwc, yq[0])
+        self.done.add(cons[0])
+        return True
+
+    def _fused_passthrough(self, node, x, ir_type, out_shape, options) -> bool:
+        """Max pooling on integers with equal Q/DQ parameters (order-preserving, so exact)."""
+        if x.dq_of is None or x.dq_of.quant is None:
+            return False
+        fu = self.fusion(node.output[0], allow_act=False)
+        if fu is None:
+            return False
+        yq = self.q_params(fu.q_node)
+        if yq is None or not same_q(x.dq_of.quant, yq[0]):
+            return False
+        xt = self.get_nhwc(x.dq_of)
+        out = self.tensor(fu.q_node.output[0], (out_shape[0], out_shape[2], out_shape[3], out_shape[1]),
+                          np.int8, yq[0])
+        self.op(ir_type, [xt], [out], **options)
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, True, yq[0])
+        self.finish_fusion(fu)
+        return True
+
+    def op_DequantizeLinear(self, node, ins, attrs):
+        self.need(ins, 2, 3)
+        x, s = ins[0], ins[1]
+        zp = ins[2] if len(ins) > 2 else None
+        scale = self.const_of(s, "the scale")
+        zpa = None if zp is None else self.const_of(zp, "the zero point")
+        if scale.dtype != np.float32:
+            self.unsupported(f"scale of type {scale.dtype} (float32 only)")
+        if zpa is not None and zpa.dtype != x.dtype:
+            self.bad(f"zero point type {zpa.dtype} differs from input type {x.dtype}")
+        if x.dtype not in (np.int8, np.uint8, np.int32):
+            self.unsupported(f"dequantizing {x.dtype} (int8, uint8, int32 supported)")
+        axis = attrs.get("axis", 1)
+        if attrs.get("block_size", 0):
+            self.unsupported("blocked quantization is not supported")
+        if scale.size > 1:
+            axis = axis + x.rank if axis < 0 else axis
+            if not 0 <= axis < x.rank or x.shape[axis] != scale.size or scale.ndim != 1:
+                self.bad(f"{scale.size} scales along axis {attrs.get('axis', 1)} of shape {list(x.shape)}")
+        if zpa is not None and zpa.size != scale.size:
+            self.bad(f"{scale.size} scales but {zpa.size} zero points")
+        if not np.all(np.isfinite(scale)):
+            self.bad("scale must be finite")
+        if x.const is not None:
+            shape = [1] * x.rank
+            if scale.size > 1:
+                shape[axis] = -1
+            z = 0 if zpa is None else zpa.astype(np.float32).reshape(shape)
+            sc = scale.reshape(shape) if scale.size > 1 else scale.reshape(())
+            folded = ((x.const.astype(np.float32) - z) * sc).astype(np.float32)
+            v = self.const_value(node.output[0], folded)
+            v.qconst = (x.const, scale.reshape(-1), None if zpa is None else zpa.reshape(-1), axis)
+            return
+        if scale.size != 1:
+            self.unsupported("per-axis dequantization of a non-constant tensor")
+        if x.dtype == np.int32:
+            self.unsupported("dequantizing a non-constant int32 tensor")
+        z = 0 if zpa is None else int(zpa.reshape(-1)[0])
+        q = Quantization(np.array([float(scale.reshape(-1)[0])], np.float64),
+                         np.array([z - (128 if x.dtype == np.uint8 else 0)], np.int64))
+        if x.quant is None:
+            x.quant = q
+            for t in (x.plain, x.nhwc):
+                if t is not None:
+                    self.label(t, q)
+        elif not same_q(x.quant, q):
+            # the integer tensor is read with other parameters: give it a re-labelled copy
+            t, nhwc = self.preferred(x)
+            relabel = self.like(t, x.name + f"/as{self.k}", quant=q)
+            self.op("RESHAPE", [t, self.const_tensor(x.name + f"/as{self.k}/s",
+                                                     np.array([-1] + list(self.tensors[t].shape[1:]), np.int32))],
+                    [relabel])
+            x = Value(name=x.name + f"/as{self.k}", shape=x.shape, dtype=x.dtype, quant=q,
+                      plain=None if nhwc else relabel, nhwc=relabel if nhwc else None, ort_u8=x.ort_u8)
+        self.values[node.output[0]] = Value(name=node.output[0], shape=x.shape, dtype=np.dtype(np.float32),
+                                            dq_of=x)
+
+    def _fold_quantize(self, node, x: Value, attrs) -> bool:
+        """QuantizeLinear of a constant (weights fake-quantized in the graph): evaluated at load, exactly as
+        the op defines it (float32 division, ties to even, saturation), per tensor or per axis."""
+        scale = self.const_of(self.values.get(node.input[1]), "the scale")
+        zp = self._const_input(node, 2)
+        if zp is None:
+            zp = np.zeros(1, np.uint8)
+        if zp.dtype not in (np.int8, np.uint8) or scale.dtype != np.float32 or attrs.get("block_size", 0):
+            return False
+        shape = [1] * x.rank
+        axis = attrs.get("axis", 1)
+        if scale.size > 1:
+            axis = axis + x.rank if axis < 0 else axis
+            if not 0 <= axis < x.rank or x.shape[axis] != scale.size:
+                self.bad(f"{scale.size} scales along axis {attrs.get('axis', 1)} of shape {list(x.shape)}")
+            shape[axis] = -1
+        info = np.iinfo(zp.dtype)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            r = np.rint(x.const.astype(np.float32) / scale.reshape(shape if scale.size > 1 else ()))
+        r = np.nan_to_num(r, nan=float(info.min), posinf=float(info.max), neginf=float(info.min))
+        q = np.clip(r.astype(np.float64) + zp.astype(np.float64).reshape(shape if zp.size > 1 else ()),
+                    info.min, info.max).astype(zp.dtype)
+        self.const_value(node.output[0], q)
+        return True
+
+    def op_QuantizeLinear(self, node, ins, attrs):
+        self.need(ins, 2, 3)
+        x = ins[0]
+        if x.const is not None and self._fold_quantize(node, x, attrs):
+            return
+        q = self.q_params(node)
+        if q is None:
+            self.unsupported("only per-tensor quantization to int8 / uint8 with constant float32 scale is "
+                             "supported for QuantizeLinear")
+        if attrs.get("saturate", 1) != 1 or attrs.get("precision", 0) not in (0, 1) or attrs.get("block_size", 0):
+            self.unsupported("saturate=0, a precision other than float32 and blocked quantization are not supported")
+        if x.const is not None:
+            self.unsupported("quantizing a constant at run time")
+        if x.dq_of is not None and x.plain is None and x.nhwc is None and same_q(x.dq_of.quant, q[0]):
+            self._alias(node, x.dq_of)        # Q(DQ(x)) with the same parameters is x
+            return
+        self.float_input(x)
+        t, nhwc = self.preferred(x)
+        out = self.tensor(node.output[0], self.tensors[t].shape, np.int8, q[0])
+        self.op("ONNX_QUANTIZE_LINEAR", [t], [out])
+        self.new_value(node.output[0], x.shape, q[1], out, nhwc, q[0])

@@ -1,0 +1,346 @@
+"""QOperator models for the ONNX reader: QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger,
+DynamicQuantizeLinear, and onnxruntime's com.microsoft QLinear ops."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from converters.onnx.common import ACT_CODE, TO_NHWC, Renamed, Value, same_q
+from edgeml.ir import Quantization
+from edgeml.numerics import column_scales
+
+
+class QOperatorOps:
+    """The integer-operator ops (default domain and com.microsoft); uses the host translator's helpers (need,
+    const_of, get_nhwc, op, ...)."""
+
+    # ----- QOperator models -----------------------------------------------------------------------
+    def _scalar_q(self, scale_v, zp_v, dtype, what: str) -> Quantization:
+        scale = self.const_of(scale_v, f"the {what} scale")
+        zp = np.zeros(1, dtype) if zp_v is None else self.const_of(zp_v, f"the {what} zero point")
+        if scale.size != 1 or zp.size != 1:
+            self.unsupported(f"per-axis quantization of {what}")
+        if scale.dtype != np.float32:
+            self.unsupported(f"{what} scale of type {scale.dtype} (float32 only)")
+        if not (float(scale.reshape(-1)[0]) > 0 and np.isfinite(scale).all()):
+            self.bad(f"{what} scale must be positive and finite")
+        if zp.dtype != dtype:
+            self.bad(f"{what} zero point type {zp.dtype} differs from {dtype}")
+        return Quantization(np.array([float(scale.reshape(-1)[0])], np.float64),
+                            np.array([int(zp.reshape(-1)[0]) - (128 if dtype == np.uint8 else 0)], np.int64))
+
+    def quantized(self, v: Value, q: Quantization) -> Value:
+        """The integer value `v` read with parameters q (labelled in place, or a re-labelled copy)."""
+        if v.dtype not in (np.int8, np.uint8) or v.const is not None:
+            self.unsupported(f"'{v.name}' must be a non-constant int8 / uint8 tensor, got {v.dtype}")
+        if v.quant is None:
+            v.quant = q
+            for t in (v.plain, v.nhwc):
+                if t is not None:
+                    self.label(t, q)
+            return v
+        if same_q(v.quant, q):
+            return v
+        t, nhwc = self.preferred(v)
+        name = v.name + f"/as{self.k}"
+        relabel = self.like(t, name, quant=q)
+        self.op("RESHAPE", [t, self.const_tensor(name + "/s", np.array([-1] + list(self.tensors[t].shape[1:]),
+                                                                         np.int32))], [relabel])
+        return Value(name=name, shape=v.shape, dtype=v.dtype, quant=q, plain=None if nhwc else relabel,
+                     nhwc=relabel if nhwc else None, ort_u8=v.ort_u8)
+
+    def _int_weights(self, w: Value, zp_v: Optional[Value], axis: int, what: str):
+        """(weights as int16 w - w_zp, or None; int8 weights and per-channel zero-zp flag) of a constant."""
+        data = self.const_of(w, what)
+        if data.dtype not in (np.int8, np.uint8):
+            self.unsupported(f"{what} of type {data.dtype} (int8 / uint8)")
+        n = data.shape[axis]
+        zp = np.zeros(1, data.dtype) if zp_v is None else self.const_of(zp_v, f"{what} zero point")
+        if zp.dtype != data.dtype or zp.size not in (1, n):
+            self.bad(f"{what} zero point of type {zp.dtype} and size {zp.size} for {n} channels")
+        shape = [1] * data.ndim
+        if zp.size > 1:
+            shape[axis] = n
+        diff = data.astype(np.int16) - zp.astype(np.int16).reshape(shape)
+        return diff
+
+    def _qlinear_conv_common(self, node, x: Value, w_diff: np.ndarray, ws: np.ndarray, bias, yq, attrs,
+                             out_dtype, x_zp_ir: int, zp_tensor: int = -1, relu: bool = False):
+        oc, icg, kh, kw = w_diff.shape
+        group = attrs.get("group", 1)
+        if x.rank != 4:
+            self.bad(f"weights {list(w_diff.shape)} with group {group} do not fit input {list(x.shape)}")
+        out_shape, options = self._conv_geometry(x, w_diff.shape, group, attrs)
+        xt = self.get_nhwc(x)
+        name = node.output[0]
+        symmetric = out_dtype == np.int8 and zp_tensor < 0 and np.all(w_diff >= -128) and np.all(w_diff <= 127)
+        if symmetric:
+            wq = Quantization(np.broadcast_to(ws.astype(np.float64), (oc,)).copy() if ws.size > 1 else
+                              ws.astype(np.float64).reshape(-1), np.zeros(ws.size, np.int64), 0)
+            options["out_quant"] = yq
+            options["fused_activation_function"] = ACT_CODE["RELU" if relu else "NONE"]
+            out = self._conv_ops(name, xt, w_diff.astype(np.int8), bias, group, out_shape, options, np.int8, wq, None)
+        else:
+            out = self.tensor(name, (out_shape[0], out_shape[2], out_shape[3], oc), out_dtype,
+                              yq if out_dtype == np.int8 else None)
+            extra = {}
+            if out_dtype == np.int8:
+                extra["requant_scales"] = column_scales(x.quant.scale[0], np.broadcast_to(ws, (oc,)), yq.scale[0])
+            bt = -1 if bias is None else self.const_tensor(name + "/bias", bias.astype(np.int32))
+            self.op("ONNX_CONV_INTEGER", [xt, self.const_tensor(name + "/weights",
+                                                                np.ascontiguousarray(w_diff.transpose(0, 2, 3, 1))),
+                                          bt, zp_tensor], [out], group=group, x_zero_point=x_zp_ir, kernel_h=kh,
+                    kernel_w=kw, relu=relu, **options, **extra)
+        return out, out_shape
+
+    def op_QLinearConv(self, node, ins, attrs):
+        self.need(ins, 8, 9)
+        x, xs, xz, w, wsv, wz, ys, yz = ins[:8]
+        b = ins[8] if len(ins) > 8 else None
+        q = self._scalar_q(xs, xz, x.dtype, "input")
+        x = self.quantized(x, q)
+        yq = self._scalar_q(ys, yz, self.const_of(yz, "output zero point").dtype if yz is not None else np.uint8,
+                            "output")
+        w_diff = self._int_weights(w, wz, 0, "weights")
+        ws = self.const_of(wsv, "weight scale").astype(np.float32).reshape(-1)
+        if ws.size not in (1, w_diff.shape[0]):
+            self.bad(f"{ws.size} weight scales for {w_diff.shape[0]} output channels")
+        bias = None if b is None else self.const_of(b, "bias").reshape(-1)
+        if bias is not None and (bias.dtype != np.int32 or bias.size != w_diff.shape[0]):
+            self.bad("bias must hold one int32 per output channel")
+        out, out_shape = self._qlinear_conv_common(node, x, w_diff, ws, bias, yq, attrs, np.int8,
+                                                   int(q.zero_point[0]))
+        ydt = np.uint8 if yz is None else self.const_of(yz, "output zero point").dtype
+        self.new_value(node.output[0], out_shape, ydt, out, True, yq)
+
+    def op_ConvInteger(self, node, ins, attrs):
+        self.need(ins, 2, 4)
+        x, w = ins[0], ins[1]
+        xz = ins[2] if len(ins) > 2 else None
+        wz = ins[3] if len(ins) > 3 else None
+        if x.dtype not in (np.int8, np.uint8) or x.const is not None:
+            self.unsupported("the input must be a non-constant int8 / uint8 tensor")
+        zp = 0 if xz is None else int(self.const_of(xz, "input zero point").reshape(-1)[0])
+        zp_ir = zp - (128 if x.dtype == np.uint8 else 0)
+        w_diff = self._int_weights(w, wz, 0, "weights")
+        out, out_shape = self._qlinear_conv_common(node, x, w_diff, np.ones(1, np.float32), None, None, attrs,
+                                                   np.int32, zp_ir)
+        self.new_value(node.output[0], out_shape, np.int32, out, True)
+
+    def _integer_dense(self, node, a: Value, b: Value, bz, yq, out_dtype, zp_ir: int, zp_tensor: int = -1,
+                       bscale=None):
+        if b.const is None or b.rank != 2:
+            self.unsupported("the second input must be a constant 2-D matrix")
+        if a.rank < 1 or a.shape[-1] != b.shape[0]:
+            self.bad(f"cannot multiply {list(a.shape)} by {list(b.shape)}")
+        diff = self._int_weights(b, bz, 1, "B")          # [K][N]
+        n_out = diff.shape[1]
+        t = self.get_plain(a)
+        out_shape = tuple(a.shape[:-1]) + (n_out,)
+        name = node.output[0]
+        symmetric = out_dtype == np.int8 and zp_tensor < 0 and np.all(diff >= -128) and np.all(diff <= 127)
+        if symmetric:
+            wq = Quantization(np.broadcast_to(bscale.astype(np.float64), (n_out,)).copy() if bscale.size > 1 else
+                              bscale.astype(np.float64).reshape(-1), np.zeros(bscale.size, np.int64), 0)
+            out = self.tensor(name, out_shape, np.int8, yq)
+            self.op("FULLY_CONNECTED", [t, self.const_tensor(name + "/weights", np.ascontiguousarray(diff.T.astype(np.int8)), wq), -1],
+                    [out], keep_num_dims=a.rank != 2, fused_activation_function=0)
+            return out, out_shape
+        extra = {}
+        if out_dtype == np.int8:
+            extra["requant_scales"] = column_scales(a.quant.scale[0], np.broadcast_to(bscale, (n_out,)), yq.scale[0])
+        out = self.tensor(name, out_shape, out_dtype, yq)
+        w4 = np.ascontiguousarray(diff.T.reshape(n_out, 1, 1, diff.shape[0]))
+        self.op("ONNX_CONV_INTEGER", [t, self.const_tensor(name + "/weights", w4), -1, zp_tensor], [out], dense=True,
+                x_zero_point=zp_ir, **extra)
+        return out, out_shape
+
+    def op_QLinearMatMul(self, node, ins, attrs):
+        self.need(ins, 8, 8)
+        a, as_, az, b, bs, bz, ys, yz = ins
+        q = self._scalar_q(as_, az, a.dtype, "A")
+        a = self.quantized(a, q)
+        ydt = self.const_of(yz, "output zero point").dtype
+        yq = self._scalar_q(ys, yz, ydt, "output")
+        bscale = self.const_of(bs, "B scale").astype(np.float32).reshape(-1)
+        if bscale.size not in (1, b.shape[-1]):
+            self.bad(f"{bscale.size} B scales for {b.shape[-1]} columns")
+        out, out_shape = self._integer_dense(node, a, b, bz, yq, np.int8, int(q.zero_point[0]), bscale=bscale)
+        self.new_value(node.output[0], out_shape, ydt, out, False, yq)
+
+    def op_MatMulInteger(self, node, ins, attrs):
+        self.need(ins, 2, 4)
+        a, b = ins[0], ins[1]
+        az = ins[2] if len(ins) > 2 else None
+        bz = ins[3] if len(ins) > 3 else None
+        if a.dtype not in (np.int8, np.uint8) or a.const is not None:
+            self.unsupported("A must be a non-constant int8 / uint8 tensor")
+        zp_ir, zp_tensor = 0, -1
+        if az is not None:
+            if az.const is not None:
+                if az.const.size != 1:
+                    self.unsupported("per-row A zero points")
+                zp_ir = int(az.const.reshape(-1)[0]) - (128 if a.dtype == np.uint8 else 0)
+            else:
+                if az.rank > 1 or int(np.prod(az.shape)) != 1 or az.dtype != a.dtype:
+                    self.unsupported("A zero point must be one value of A's type")
+                zp_tensor = self.get_plain(az)      # computed at run time (DynamicQuantizeLinear)
+        elif a.dtype == np.uint8:
+            zp_ir = -128
+        out, out_shape = self._integer_dense(node, a, b, bz, None, np.int32, zp_ir, zp_tensor)
+        self.new_value(node.output[0], out_shape, np.int32, out, False)
+
+    def op_DynamicQuantizeLinear(self, node, ins, attrs):
+        self.need(ins, 1, 1)
+        x = self.float_input(ins[0])
+        t, nhwc = self.preferred(x)
+        outs = [self.tensor(node.output[0], self.tensors[t].shape, np.int8),
+                self.tensor(node.output[1] if len(node.output) > 1 else node.output[0] + "/scale", (), np.float32),
+                self.tensor(node.output[2] if len(node.output) > 2 else node.output[0] + "/zp", (), np.int8)]
+        self.op("ONNX_DYNAMIC_QUANTIZE_LINEAR", [t], outs)
+        self.new_value(node.output[0], x.shape, np.uint8, outs[0], nhwc)
+        for k, (dt, shape) in enumerate(((np.float32, ()), (np.uint8, ())), start=1):
+            if len(node.output) > k and node.output[k]:
+                self.new_value(node.output[k], shape, dt, outs[k], False)
+
+    # com.microsoft quantized ops (onnxruntime's contrib domain)
+    def ms_QLinearAdd(self, node, ins, attrs):
+        self.need(ins, 7, 8)
+        a, as_, az, b, bs, bz, ys = ins[:7]
+        yz = ins[7] if len(ins) > 7 else None
+        dt = a.dtype
+        qa, qb = self._scalar_q(as_, az, dt, "A"), self._scalar_q(bs, bz, b.dtype, "B")
+        yq = self._scalar_q(ys, yz, dt, "C")
+        if b.const is not None:
+            bv = Value(name=b.name + "/q", shape=b.shape, dtype=b.dtype, quant=qb)
+            bv.plain = self.const_tensor(b.name + "/q", (b.const.astype(np.int16) - (128 if dt == np.uint8 else 0)).astype(np.int8), qb)
+            b = bv
+        else:
+            b = self.quantized(b, qb)
+        a = self.quantized(a, qa)
+        na, nb = int(np.prod(a.shape, dtype=np.int64)), int(np.prod(b.shape, dtype=np.int64))
+        if a.shape != b.shape and na != 1 and nb != 1:
+            self.unsupported(f"QLinearAdd broadcasting {list(a.shape)} with {list(b.shape)}")
+        u = dt == np.uint8
+        if a.shape == b.shape and a.rank == 4 and (self.preferred_is_nhwc(a) or self.preferred_is_nhwc(b)):
+            ta, tb, nhwc = self.get_nhwc(a), self.get_nhwc(b), True
+        else:
+            ta, tb, nhwc = self.get_plain(a), self.get_plain(b), False
+        out_shape = a.shape if na >= nb else b.shape
+        ir_shape = tuple(out_shape[p] for p in TO_NHWC) if nhwc else out_shape
+        out = self.tensor(node.output[0], ir_shape, np.int8, yq)
+        self.op("ONNX_QLINEAR_ADD", [ta, tb], [out], unsigned=(u, u, u))
+        self.new_value(node.output[0], out_shape, dt, out, nhwc, yq)
+
+    def ms_QLinearSoftmax(self, node, ins, attrs):
+        self.need(ins, 4, 5)
+        x, xs, xz, ys = ins[:4]
+        yz = ins[4] if len(ins) > 4 else None
+        q = self._scalar_q(xs, xz, x.dtype, "input")
+        x = self.quantized(x, q)
+        yq = self._scalar_q(ys, yz, x.dtype, "output")
+        opset = attrs.get("opset", self.opset)
+        axis = attrs.get("axis", 1 if opset < 13 else -1)
+        axis = axis + x.rank if axis < 0 else axis
+        saved, self.opset = self.opset, opset
+        try:
+            self._softmax(x, axis, node.output[0], "ONNX_QLINEAR_SOFTMAX", (yq, x.dtype), unsigned=x.dtype == np.uint8)
+        finally:
+            self.opset = saved
+
+    def _qlinear_via_float(self, node, float_op, pairs: list, yq, ydtype, attrs, channels_last=False):
+        """A com.microsoft QLinear op that onnxruntime computes as dequantize -> float op -> quantize:
+        translated exactly so (the float translator `float_op` on DQ views, then QuantizeLinear)."""
+        dqs, names = [], []
+        for k, (v, q) in enumerate(pairs):
+            iv = self.quantized(v, q)
+            if channels_last:               # NHWC data: the same bytes are the NHWC copy of an NCHW value
+                n, h, w, c = iv.shape
+                iv = Value(name=iv.name + "/nchw", shape=(n, c, h, w), dtype=iv.dtype, quant=iv.quant,
+                           nhwc=self.get_plain(iv), ort_u8=iv.ort_u8)
+            name = f"{node.output[0]}/dq{k}"
+            dqs.append(Value(name=name, shape=iv.shape, dtype=np.dtype(np.float32), dq_of=iv))
+            names.append(name)
+            self.values[name] = dqs[-1]
+        tmp = node.output[0] + "/float"
+        float_op(Renamed(node, None, tmp, inputs=names), dqs, attrs)
+        f = self.values[tmp]
+        t, nhwc = self.preferred(f)
+        out = self.tensor(node.output[0], self.tensors[t].shape, np.int8, yq)
+        self.op("ONNX_QUANTIZE_LINEAR", [t], [out])
+        if channels_last:
+            n, c, h, w = f.shape
+            self.new_value(node.output[0], (n, h, w, c), ydtype, out, False, yq)
+        else:
+            self.new_value(node.output[0], f.shape, ydtype, out, nhwc, yq)
+
+    def _ms_unary_qparams(self, node, ins, n_min=4):
+        self.need(ins, n_min, 5)
+        x, xs, xz, ys = ins[:4]
+        yz = ins[4] if len(ins) > 4 else None
+        return x, self._scalar_q(xs, xz, x.dtype, "input"), self._scalar_q(ys, yz, x.dtype, "output")
+
+    def ms_QLinearSigmoid(self, node, ins, attrs):
+        x, qx, yq = self._ms_unary_qparams(node, ins)
+        self._qlinear_via_float(node, self.op_Sigmoid, [(x, qx)], yq, x.dtype, attrs)
+
+    def ms_QLinearLeakyRelu(self, node, ins, attrs):
+        x, qx, yq = self._ms_unary_qparams(node, ins)
+        self._qlinear_via_float(node, self.op_LeakyRelu, [(x, qx)], yq, x.dtype, attrs)
+
+    def ms_QLinearAveragePool(self, node, ins, attrs):
+        x, qx, yq = self._ms_unary_qparams(node, ins)
+        self._qlinear_via_float(node, self.op_AveragePool, [(x, qx)], yq, x.dtype, attrs,
+                                channels_last=bool(attrs.get("channels_last", 0)))
+
+    def ms_QLinearGlobalAveragePool(self, node, ins, attrs):
+        x, qx, yq = self._ms_unary_qparams(node, ins)
+        self._qlinear_via_float(node, self.op_GlobalAveragePool, [(x, qx)], yq, x.dtype, attrs,
+                                channels_last=bool(attrs.get("channels_last", 0)))
+
+    def ms_QLinearMul(self, node, ins, attrs):
+        self.need(ins, 7, 8)
+        a, as_, az, b, bs, bz, ys = ins[:7]
+        yz = ins[7] if len(ins) > 7 else None
+        if b.const is not None:
+            self.unsupported("QLinearMul with a constant operand")
+        self._qlinear_via_float(node, self.op_Mul, [(a, self._scalar_q(as_, az, a.dtype, "A")),
+                                                    (b, self._scalar_q(bs, bz, b.dtype, "B"))],
+                                self._scalar_q(ys, yz, a.dtype, "C"), a.dtype, attrs)
+
+    def ms_QLinearConcat(self, node, ins, attrs):
+        if len(ins) < 5 or (len(ins) - 2) % 3:
+            self.bad(f"{len(ins)} inputs: expected Y_scale, Y_zero_point and triples (X, X_scale, X_zero_point)")
+        ys, yz = ins[0], ins[1]
+        xs = [ins[k:k + 3] for k in range(2, len(ins), 3)]
+        dt = xs[0][0].dtype
+        yq = self._scalar_q(ys, yz, dt, "output")
+        vals = []
+        for k, (x, s, z) in enumerate(xs):
+            qx = self._scalar_q(s, z, x.dtype, f"input {k}")
+            x = self.quantized(x, qx)
+            if not same_q(qx, yq):
+                # onnxruntime requantizes through a float table: dequantize then QuantizeLinear, exactly that
+                t, nhwc = self.preferred(x)
+                f = self.tensor(f"{node.output[0]}/f{k}", self.tensors[t].shape, np.float32)
+                self.op("ONNX_DEQUANTIZE_LINEAR", [t], [f])
+                r = self.tensor(f"{node.output[0]}/r{k}", self.tensors[t].shape, np.int8, yq)
+                self.op("ONNX_QUANTIZE_LINEAR", [f], [r])
+                x = Value(name=f"{node.output[0]}/r{k}", shape=x.shape, dtype=dt, quant=yq,
+                          plain=None if nhwc else r, nhwc=r if nhwc else None)
+            vals.append(x)
+        rank = vals[0].rank
+        axis = attrs.get("axis", 0)
+        axis = axis + rank if axis < 0 else axis
+        if not 0 <= axis < rank or any(v.rank != rank for v in vals):
+            self.bad(f"axis {attrs.get('axis')} for rank {rank}")
+        use_nhwc = rank == 4 and any(self.preferred_is_nhwc(v) for v in vals)
+        ts = [self.get_nhwc(v) if use_nhwc else self.get_plain(v) for v in vals]
+        shape = list(vals[0].shape)
+        shape[axis] = sum(v.shape[axis] for v in vals)
+        ir_shape = [shape[p] for p in TO_NHWC] if use_nhwc else shape
+        out = self.tensor(node.output[0], ir_shape, np.int8, yq)
+        self.op("CONCATENATION", ts, [out], axis=TO_NHWC.index(axis) if use_nhwc else axis,
+                fused_activation_function=0)
+        self.new_value(node.output[0], shape, dt, out, use_nhwc, yq)

@@ -1,0 +1,52 @@
+"""ONNX tensor decoding for the reader: element types, and `initializer_array` (a TensorProto as a numpy array,
+its stored size checked against its shape and type first)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper as _nph
+
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+
+ONNX_DTYPES = {
+    1: np.dtype(np.float32), 2: np.dtype(np.uint8), 3: np.dtype(np.int8), 4: np.dtype(np.uint16),
+    5: np.dtype(np.int16), 6: np.dtype(np.int32), 7: np.dtype(np.int64), 9: np.dtype(np.bool_),
+    10: np.dtype(np.float16), 11: np.dtype(np.float64), 12: np.dtype(np.uint32), 13: np.dtype(np.uint64),
+}
+TYPED_FIELD = {1: "float_data", 2: "int32_data", 3: "int32_data", 4: "int32_data", 5: "int32_data",
+               6: "int32_data", 7: "int64_data", 9: "int32_data", 10: "int32_data", 11: "double_data",
+               12: "uint64_data", 13: "uint64_data"}
+MAX_TENSOR_BYTES = 1 << 31
+
+
+def initializer_array(tp, what: str) -> np.ndarray:
+    """A TensorProto as a numpy array, after checking its stored size against its shape and type."""
+    if tp.data_location == onnx.TensorProto.EXTERNAL or len(tp.external_data):
+        raise ModelFormatError(f"{what} keeps its data in an external file; save the model with "
+                               "all tensors inside it (onnx.save_model(..., save_as_external_data=False))")
+    if tp.HasField("segment"):
+        raise ModelFormatError(f"{what}: segmented tensors are not supported")
+    dtype = ONNX_DTYPES.get(tp.data_type)
+    if dtype is None:
+        raise UnsupportedOpError(f"{what}: tensor type "
+                                 f"{onnx.TensorProto.DataType.Name(tp.data_type) if tp.data_type in onnx.TensorProto.DataType.values() else tp.data_type} "
+                                 "is not supported")
+    dims = [int(d) for d in tp.dims]
+    if any(d < 0 for d in dims):
+        raise ModelFormatError(f"{what}: negative dimension in shape {dims}")
+    count = int(np.prod(dims, dtype=np.float64)) if dims else 1
+    if count * dtype.itemsize > MAX_TENSOR_BYTES:
+        raise ModelFormatError(f"{what}: shape {dims} is larger than {MAX_TENSOR_BYTES} bytes")
+    if len(tp.raw_data):
+        if len(tp.raw_data) != count * dtype.itemsize:
+            raise ModelFormatError(f"{what}: holds {len(tp.raw_data)} bytes of raw data, shape {dims} of "
+                                   f"{dtype} needs {count * dtype.itemsize}")
+        return np.frombuffer(tp.raw_data, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
+    field_name = TYPED_FIELD[tp.data_type]
+    n = len(getattr(tp, field_name))
+    if n != count:
+        raise ModelFormatError(f"{what}: holds {n} values in {field_name}, shape {dims} needs {count}")
+    try:
+        return np.asarray(_nph.to_array(tp)).astype(dtype).reshape(dims)
+    except Exception as exc:
+        raise ModelFormatError(f"{what}: cannot decode tensor data ({type(exc).__name__}: {exc})") from exc
