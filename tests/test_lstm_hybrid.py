@@ -4,7 +4,7 @@ bit-identical float outputs.
 The on-the-fly quantization of x and h, the integer products and every float step of the gates and the cell
 follow LiteRT's EvalHybrid operation for operation (em_lstm_hybrid.h), including its sigmoid and tanh (Eigen's
 logistic and tanh as LiteRT's SSE build evaluates them, and the one-element logistic Eigen falls back to at
-unaligned buffer edges: rnn.py eigen_scalar_lanes).  One ulp anywhere would also move later steps: an h element
+unaligned buffer edges: edgeml/runtime/ops/lstm.py eigen_scalar_lanes).  One ulp anywhere would also move later steps: an h element
 next to a rounding boundary of the next step's quantization changes its int8 code.  The h / c state persists
 across invokes in LiteRT, so the comparisons run several invokes back to back without a reset, then reset both.
 """

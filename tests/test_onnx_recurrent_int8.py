@@ -1,7 +1,7 @@
 """int8 ONNX LSTM / GRU / RNN (QDQ around X, W and R) in edgeml's int8 kernel, against onnxruntime on the same
 QDQ model (which computes in float on the dequantized X, W, R).
 
-Tolerance: atol 2e-2 on Y / Y_h / Y_c.  edgeml's scheme (edgeml/runtime/onnx_rnn.py) also quantizes the hidden
+Tolerance: atol 2e-2 on Y / Y_h / Y_c.  edgeml's scheme (edgeml/runtime/ops/onnx_rnn.py) also quantizes the hidden
 state to int8 (step 1/127) before each recurrent product; that rounding (<= 1/254 per element and step, damped by
 the gates) is the whole difference - the int8 x int8 sums are exact; the largest seen over these models is 8e-3
 (HardSigmoid / Softsign / ScaledTanh cells included)."""

@@ -1,5 +1,5 @@
 """ONNX LSTM, GRU and RNN for the ONNX reader (the RecurrentOps mixin): one IR op ONNX_RNN per node, prepared by
-edgeml/runtime/onnx_rnn.py, run by cython_ops/include/em_onnx_rnn.h in float32 or, for some QDQ nodes, in int8
+edgeml/runtime/ops/onnx_rnn.py, run by cython_ops/include/em_onnx_rnn.h in float32 or, for some QDQ nodes, in int8
 (RecurrentOps says which).
 """
 from __future__ import annotations
@@ -90,7 +90,7 @@ class RecurrentOps:
         xq = x.dq_of.quant if x.dq_of is not None else None
         if wq is not None and rq is not None and xq is not None and not xq.per_axis \
                 and rnn_state_within_one(cell, names, alphas):
-            # int8 X, W and R (QDQ): the int8 kernel (edgeml/runtime/onnx_rnn.py describes the scheme)
+            # int8 X, W and R (QDQ): the int8 kernel (edgeml/runtime/ops/onnx_rnn.py describes the scheme)
             xt = self.get_plain(x.dq_of)
             if self.tensors[xt].dtype != np.int8:
                 self.unsupported(f"quantized X of type {self.tensors[xt].dtype} (int8 / uint8 supported)")

@@ -7,7 +7,7 @@ For every LSTM / GRU / RNN node with constant W and R:
     zero included: scale = (max - min) / 255, zero point = round(-128 - min / scale));
   * B, P, initial states and the outputs stay float.
 onnxruntime runs the result in float on the dequantized values (the reference the tests compare with); edgeml runs
-the node with its int8 kernel (edgeml/runtime/onnx_rnn.py: int8 x int8 sums in int32, h quantized at 1/127 for the
+the node with its int8 kernel (edgeml/runtime/ops/onnx_rnn.py: int8 x int8 sums in int32, h quantized at 1/127 for the
 recurrent sums, gates and cell state in float32).
 Calibration runs the float model with onnx's reference evaluator (the `onnx` package only, no onnxruntime).
 """

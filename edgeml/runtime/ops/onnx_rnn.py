@@ -1,5 +1,5 @@
 """Prepare of the ONNX recurrent ops LSTM / GRU / RNN in float32 (IR op ONNX_RNN, emitted by
-converters/onnx_recurrent.py), with onnxruntime's semantics; the kernel is cython_ops/include/em_onnx_rnn.h.
+converters/onnx/recurrent.py), with onnxruntime's semantics; the kernel is cython_ops/include/em_onnx_rnn.h.
 
 IR op ONNX_RNN: inputs [X, W, R, B, sequence_lens, initial_h, initial_c, P] in ONNX order (-1 when absent;
 W, R, B, P constant; sequence_lens constant or an int32 [batch] graph input), outputs [Y, Y_h] (+ [Y_c] for
