@@ -16,7 +16,7 @@ ISA = conv.isa()            # "scalar", "avx2", "avx512", "avx512vnni" or "neon"
 @dataclass(frozen=True)
 class KernelConfig:
     isa: str
-    conv2d_int8: str             # conv2d_int8_vnni (u8 x s8 vpdpbusd tiles), conv2d_int8_avx2 (int16 panels), conv2d_int8
+    conv2d_int8: str             # conv2d_int8_vnni (u8 x s8 vpdpbusd), conv2d_int8_avx2 (int16 panels), conv2d_int8
     fully_connected_int8: str    # the same three forms
     depthwise_int8_vnni: bool    # depth multiplier 1 and at most DW_MAX_TAPS taps take depthwise_int8_vnni
     binary_int8_avx512: bool     # ADD / SUB / MUL with equal shapes or a single-element input

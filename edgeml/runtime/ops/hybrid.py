@@ -1,18 +1,6 @@
-"""Hybrid ("dynamic-range") CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: float32 activations, int8 weights.
-
-LiteRT quantizes the float input to int8 on the fly for every invoke, multiplies in int32 and scales the sums
-back to float.  Which variant runs is decided here, once, exactly as LiteRT's Prepare decides it:
-
-* CONV_2D with one weight scale, or several that are all equal: symmetric input quantization, one scale per
-  batch times the weight scale (EvalHybrid -> optimized_ops::HybridConv, which every kernel type uses).
-* CONV_2D with per-channel scales that differ: asymmetric input quantization (EvalHybridPerChannel ->
-  reference_ops::HybridConvPerChannel).
-* DEPTHWISE_CONV_2D: always per channel, asymmetric (reference_integer_ops::DepthwiseConvHybridPerChannel).
-* FULLY_CONNECTED: symmetric or asymmetric as the op's asymmetric_quantize_inputs option says; per channel when
-  the weights carry more than one scale (EvalHybridDense).
-
-The arithmetic itself is described in cython_ops/include/em_hybrid.h.
-"""
+"""Hybrid ("dynamic-range") CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: float32 activations, int8 weights,
+the input quantized on the fly each invoke as LiteRT does; which variant runs is decided at load, as LiteRT's Prepare
+decides it (see each prepare).  Arithmetic: cython_ops/include/em_hybrid.h."""
 from __future__ import annotations
 
 import numpy as np
@@ -68,7 +56,10 @@ def _geometry(ctx, op, xs, kh, kw):
 
 
 def prepare_conv2d_hybrid(ctx, op):
-    """CONV_2D with float32 input and int8 weights."""
+    """CONV_2D with float32 input and int8 weights.  One weight scale, or several that are all equal: symmetric
+    input quantization, one scale per batch times the weight scale (EvalHybrid -> optimized_ops::HybridConv, which
+    every kernel type uses); per-channel scales that differ: asymmetric input quantization (EvalHybridPerChannel
+    -> reference_ops::HybridConvPerChannel)."""
     _float_io(ctx, op)
     x, w, y, xs, wdata = conv_operands(ctx, op)
     if wdata.dtype != np.int8:
@@ -112,7 +103,8 @@ def prepare_conv2d_hybrid(ctx, op):
 
 
 def prepare_depthwise_hybrid(ctx, op):
-    """DEPTHWISE_CONV_2D with float32 input and int8 weights (LiteRT: per-channel, asymmetric inputs)."""
+    """DEPTHWISE_CONV_2D with float32 input and int8 weights: always per channel with asymmetric inputs, as
+    LiteRT's reference_integer_ops::DepthwiseConvHybridPerChannel."""
     _float_io(ctx, op)
     x, w, y, xs, wdata = conv_operands(ctx, op)
     if wdata.dtype != np.int8:
@@ -152,7 +144,9 @@ def prepare_depthwise_hybrid(ctx, op):
 
 
 def prepare_fully_connected_hybrid(ctx, op):
-    """FULLY_CONNECTED with float32 input and int8 weights."""
+    """FULLY_CONNECTED with float32 input and int8 weights: symmetric or asymmetric input quantization as the
+    op's asymmetric_quantize_inputs option says, per channel when the weights carry more than one scale
+    (EvalHybridDense)."""
     x, y = _float_io(ctx, op)
     w = ctx.tensor(op, 1)
     xs = ctx.shape(x)

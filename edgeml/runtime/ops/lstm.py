@@ -1,15 +1,5 @@
-"""Prepare of the recurrent ops: UNIDIRECTIONAL_SEQUENCE_LSTM (integer 8x8_16, float32 and hybrid).
-
-Everything LiteRT's lstm.cc / unidirectional_sequence_lstm.cc precomputes at Prepare is done here once: the
-effective gate scales (float32 products, then QuantizeMultiplier), the zero-point-folded int32 biases, the
-quantized cell clip, the power-of-two cell scale, and the gemmlowp int16 sigmoid / tanh tables.  The kernel
-(cython_ops/include/em_lstm.h) only computes.
-
-State: the op's output-state (h) and cell-state (c) inputs are variable tensors.  As in LiteRT they persist
-across invokes (a second invoke continues the sequence) and start at "zero": 0.0 for float (and hybrid), the
-zero point for int8 h, 0 for int16 c.  `Interpreter.reset_variables()` puts them back, as LiteRT's
-reset_all_variables().
-"""
+"""UNIDIRECTIONAL_SEQUENCE_LSTM as LiteRT runs it: integer 8x8_16, float32 and hybrid (float state, int8 weights);
+kernels: cython_ops/include/em_lstm.h, em_lstm_hybrid.h."""
 from __future__ import annotations
 
 import math
@@ -122,6 +112,14 @@ def _state(ctx: Ctx, op: Op, position: int, batch: int, n: int, dtype, what: str
 
 
 def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
+    """Everything LiteRT's lstm.cc / unidirectional_sequence_lstm.cc precomputes at Prepare, done once: the
+    effective gate scales (float32 products, then QuantizeMultiplier), the zero-point-folded int32 biases, the
+    quantized cell clip, the power-of-two cell scale, and the gemmlowp int16 sigmoid / tanh tables.
+
+    State: the op's output-state (h) and cell-state (c) inputs are variable tensors.  As in LiteRT they persist
+    across invokes (a second invoke continues the sequence) and start at "zero": 0.0 for float (and hybrid), the
+    zero point for int8 h, 0 for int16 c.  `Interpreter.reset_variables()` puts them back, as LiteRT's
+    reset_all_variables()."""
     what = op.describe()
     if len(op.inputs) not in (20, 24):
         raise ModelFormatError(f"{what}: {len(op.inputs)} inputs, expected 20 or 24")

@@ -1,32 +1,5 @@
-"""Prepare of the ONNX recurrent ops LSTM / GRU / RNN in float32 (IR op ONNX_RNN, emitted by
-converters/onnx/recurrent.py), with onnxruntime's semantics; the kernel is cython_ops/include/em_onnx_rnn.h.
-
-IR op ONNX_RNN: inputs [X, W, R, B, sequence_lens, initial_h, initial_c, P] in ONNX order (-1 when absent;
-W, R, B, P constant; sequence_lens constant or an int32 [batch] graph input), outputs [Y, Y_h] (+ [Y_c] for
-LSTM); options cell ("LSTM" | "GRU" | "RNN"), direction, layout, clip (0: none), input_forget,
-linear_before_reset, and activations / activation_alpha / activation_beta: one lower-case name of
-edgeml.ir.RNN_ACTIVATIONS and its alpha, beta per function and direction (f, g[, h] forward, then backward), as the
-reader resolved them from onnxruntime's rules (default: RNN_DEFAULT_ACTIVATIONS).
-At load: W and R are split per direction and packed for em_lstm_fdots in ONNX's gate order (LSTM i o f c,
-GRU z r h); the biases Wb + Rb are added once (GRU with linear_before_reset keeps Rbh apart, as the formula
-needs it inside r * (.)).  Unlike TFLite's LSTM, the state does not persist: every invoke starts from
-initial_h / initial_c (or zeros), as onnxruntime does.  Sequence lengths must lie in 0..T (0: zero outputs, as
-onnxruntime); constant ones are checked here, graph-input ones by the kernel on every run, which reports a bad
-value through a status word (Ctx.run_check) that Interpreter.invoke raises as InputError.
-
-int8 (kernel onnx_rnn_s8; the reader picks it when X comes from a per-tensor int8 / uint8 DequantizeLinear and W,
-R from DequantizeLinear of int8 constants with zero point 0, per tensor or per gate row; anything else runs in
-float on the dequantized values).  The scheme:
-  * input projection: int8 x_q times int8 W in int32 for all steps at once (one GEMM), the zero point folded as
-    -zp_x * sum_k w in int32; then (float)acc * (s_x * s_w[row]) + (Wb + Rb) in float32;
-  * recurrence: h (GRU without linear_before_reset: r * h) is quantized to int8 as round_half_even(127 h),
-    clamped to +-127 - the full range, since the cell's h lies in [-1, 1] (o * tanh, convex mixes of tanh values,
-    tanh, and the like for other activations: edgeml.ir.rnn_state_within_one; the reader runs other lists in float; an
-    initial_h beyond +-1 saturates in this product only); R.h_q in int32, scaled by s_r[row] / 127;
-  * gates, activations (sigmoid / tanh: em_lstm.h polynomials), cell state and outputs in float32.
-So the weights are stored and multiplied as int8 (a quarter of the float bytes, int8 dot-product
-instructions); against onnxruntime on the same QDQ model the only extra rounding is h's 1/127 step.
-"""
+"""ONNX_RNN (ONNX LSTM / GRU / RNN as converters/onnx/recurrent.py emits them) with onnxruntime's semantics, in
+float32 or int8; kernels: cython_ops/include/em_onnx_rnn.h."""
 from __future__ import annotations
 
 import math
@@ -86,6 +59,35 @@ def _const_s8(ctx: Ctx, op: Op, position: int, shape: tuple, what: str) -> tuple
 
 
 def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
+    """Validates, packs and schedules one ONNX_RNN op.
+
+    IR op ONNX_RNN: inputs [X, W, R, B, sequence_lens, initial_h, initial_c, P] in ONNX order (-1 when absent;
+    W, R, B, P constant; sequence_lens constant or an int32 [batch] graph input), outputs [Y, Y_h] (+ [Y_c] for
+    LSTM); options cell ("LSTM" | "GRU" | "RNN"), direction, layout, clip (0: none), input_forget,
+    linear_before_reset, and activations / activation_alpha / activation_beta: one lower-case name of
+    edgeml.ir.RNN_ACTIVATIONS and its alpha, beta per function and direction (f, g[, h] forward, then
+    backward), as the reader resolved them from onnxruntime's rules (default: RNN_DEFAULT_ACTIVATIONS).
+    At load: W and R are split per direction and packed for em_lstm_fdots in ONNX's gate order (LSTM i o f c,
+    GRU z r h); the biases Wb + Rb are added once (GRU with linear_before_reset keeps Rbh apart, as the formula
+    needs it inside r * (.)).  Unlike TFLite's LSTM, the state does not persist: every invoke starts from
+    initial_h / initial_c (or zeros), as onnxruntime does.  Sequence lengths must lie in 0..T (0: zero outputs, as
+    onnxruntime); constant ones are checked here, graph-input ones by the kernel on every run, which reports a bad
+    value through a status word (Ctx.run_check) that Interpreter.invoke raises as InputError.
+
+    int8 (kernel onnx_rnn_s8; the reader picks it when X comes from a per-tensor int8 / uint8 DequantizeLinear and W,
+    R from DequantizeLinear of int8 constants with zero point 0, per tensor or per gate row; anything else runs in
+    float on the dequantized values).  The scheme:
+      * input projection: int8 x_q times int8 W in int32 for all steps at once (one GEMM), the zero point folded as
+        -zp_x * sum_k w in int32; then (float)acc * (s_x * s_w[row]) + (Wb + Rb) in float32;
+      * recurrence: h (GRU without linear_before_reset: r * h) is quantized to int8 as round_half_even(127 h),
+        clamped to +-127 - the full range, since the cell's h lies in [-1, 1] (o * tanh, convex mixes of tanh
+        values, tanh, and the like for other activations: edgeml.ir.rnn_state_within_one; the reader runs other
+        lists in float; an initial_h beyond +-1 saturates in this product only); R.h_q in int32, scaled by
+        s_r[row] / 127;
+      * gates, activations (sigmoid / tanh: em_lstm.h polynomials), cell state and outputs in float32.
+    So the weights are stored and multiplied as int8 (a quarter of the float bytes, int8 dot-product
+    instructions); against onnxruntime on the same QDQ model the only extra rounding is h's 1/127 step.
+    """
     what = op.describe()
     o = op.options
     cell = o.get("cell")
