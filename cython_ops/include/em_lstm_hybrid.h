@@ -44,8 +44,9 @@
 #include <string.h>
 #include <math.h>
 #include "em_params.h"
+#include "em_isa.h"
 #include "em_hybrid.h"
-#include "em_lstm.h"
+#include "em_lstm_dots.h"
 
 static inline int64_t em_lstm_hybrid_gp(int64_t NC) {
     return (4 * NC + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;

@@ -9,7 +9,7 @@
  * chosen per direction (em_rnn_act1).
  * Speed: W.x of every time step and direction is one GEMM (em_lstm_fdots) before the recurrence; each step is
  * one GEMV over the stacked gates (em_lstm_fgemv; GRU without linear_before_reset: two, r.h needs r first) and
- * element-wise passes.  sigmoid / tanh are em_lstm.h's polynomial forms, whose 8- and 16-lane versions give the
+ * element-wise passes.  sigmoid / tanh are em_lstm_f32.h's polynomial forms, whose 8- and 16-lane versions give the
  * scalar bits; the other activations run one element at a time on every ISA.  The scalar and AVX2 paths
  * compute the same floats (sums in k order, -ffp-contract=off); the AVX-512 dots use fused multiply-adds, so
  * that path agrees within float tolerance (DESIGN.md: float32 is allclose).
@@ -28,7 +28,13 @@
  * [B, D, H].  Steps past a sequence's length give zeros in Y; Y_h / Y_c hold the state after its last step. */
 #ifndef EM_ONNX_RNN_H
 #define EM_ONNX_RNN_H
-#include "em_lstm.h"
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include "em_params.h"
+#include "em_isa.h"
+#include "em_lstm_dots.h"
+#include "em_lstm_f32.h"
 
 #define EM_RNN_LSTM 0
 #define EM_RNN_GRU 1
@@ -52,7 +58,7 @@ EM_AVX2 static int64_t em_rnn_activate_avx2(float* v, int64_t n, float clip, int
 }
 #endif
 
-/* The AVX-512 passes: fast = 1 (float models) uses em_lstm.h's FMA forms; fast = 0 (int8 models, whose int8
+/* The AVX-512 passes: fast = 1 (float models) uses em_lstm_f32.h's FMA forms; fast = 0 (int8 models, whose int8
  * state is quantized from these floats) the 16-lane forms with the scalar bits, so that every ISA gives the
  * same int8 state and outputs. */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -104,7 +110,7 @@ EM_FMA512 static void em_rnn_gru_cells_avx512(const float* gz, const float* gr, 
 #define EM_RNN_SOFTPLUS 10
 
 /* one element of the other kinds (onnxruntime's formulas; Elu and Softplus with libm's expf / logf as its
- * std::exp / std::log, ScaledTanh with em_lstm.h's tanh) */
+ * std::exp / std::log, ScaledTanh with em_lstm_f32.h's tanh) */
 static inline float em_rnn_act1(int kind, float x, float alpha, float beta) {
     switch (kind) {
         case EM_RNN_RELU: return x > 0.0f ? x : 0.0f;
