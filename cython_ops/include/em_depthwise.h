@@ -1,5 +1,6 @@
 /* DEPTHWISE_CONV_2D, int8 and float32, NHWC, and the integer heart shared by the int8 and hybrid kernels
- * (em_depthwise_accumulate_s8); the AVX-512 VNNI kernel reads a padded uint8 copy of the image (em_im2col.h). */
+ * (em_depthwise_accumulate_s8); the AVX-512 VNNI kernel reads a padded uint8 copy of the image (em_im2col.h).
+ * em_depthwise_int8 / em_depthwise_f32 read the conv layout EM_CONV (em_im2col.h). */
 #ifndef EM_DEPTHWISE_H
 #define EM_DEPTHWISE_H
 #include <stdint.h>
@@ -7,6 +8,16 @@
 #include "em_gemm.h"
 #include "em_gemm_vnni.h"
 #include "em_im2col.h"
+
+/* VNNI depthwise (em_depthwise_int8_vnni, below): the conv layout's pointers, with 1 the weights
+ * [CB][TG][16 lanes][4 taps] (or, for 64-byte steps, [blocks][TG][4 accumulators][16 lanes][4 taps]), 2 the bias
+ * per lane (includes -(zp + 128) sum w), 4 / 5 / 7 / 8 the requantization per lane, 6 the scratch (padded image
+ * + 64); its integers, then PV (pixels per 16-lane vector), CB (channel blocks of 16), TG (tap groups: taps
+ * rounded up to 4, at most EM_DW_MAX_TAPS) and wide (pixels per 64-byte step, em_depthwise_vector64: 1 when
+ * C % 64 == 0, 64 / C when stride_w is 1 and C divides 64; 0: 16-lane steps). */
+enum { EM_DEPTHWISE_VNNI_I_PV = EM_CONV_I_CHUNK + 1, EM_DEPTHWISE_VNNI_I_CB, EM_DEPTHWISE_VNNI_I_TG,
+       EM_DEPTHWISE_VNNI_I_WIDE, EM_DEPTHWISE_VNNI_I_COUNT };
+enum { EM_DEPTHWISE_VNNI_P_COUNT = EM_CONV_P_COUNT, EM_DEPTHWISE_VNNI_F_COUNT = 0 };
 
 /* acc[oc] += sum over the taps of one output pixel that fall inside the image of w[tap][oc] * (x - zp).
  * img: one NHWC image (IH x IW x IC); w: [KH*KW][OC] with oc = ic * DM + m; (y0, x0): the window's top-left
@@ -38,22 +49,25 @@ static inline void em_depthwise_accumulate_s8(const int8_t* img, const int8_t* w
 /* Depthwise: weights [KH][KW][OC], output channel oc = ic * DM + m; scratch holds OC int32/float sums. */
 static void em_depthwise_int8(const em_params* p) {
     const int64_t* d = p->i;
-    const int8_t* in = (const int8_t*)p->ptr[0];
-    const int8_t* w = (const int8_t*)p->ptr[1];
-    int8_t* out = (int8_t*)p->ptr[3];
-    int32_t* acc = (int32_t*)p->ptr[6];
-    em_requant_cols rq = {(const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
-                          (int32_t)d[CI_OUTZP], (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE],
-                          (const double*)p->ptr[7], (const float*)p->ptr[8]};
-    const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], OH = d[CI_OH], OW = d[CI_OW], OC = d[CI_OC];
-    const int64_t KH = d[CI_KH], KW = d[CI_KW], DM = d[CI_DM];
-    const int32_t in_zp = (int32_t)d[CI_INZP];
-    for (int64_t b = 0; b < d[CI_N]; b++)
+    const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
+    const int8_t* w = (const int8_t*)p->ptr[EM_CONV_P_WEIGHTS];
+    int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
+    int32_t* acc = (int32_t*)p->ptr[EM_CONV_P_SCRATCH];
+    em_requant_cols rq = {(const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
+                          (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (int32_t)d[EM_CONV_I_OUT_ZP],
+                          (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE],
+                          (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES], (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES]};
+    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OH = d[EM_CONV_I_OH];
+    const int64_t OW = d[EM_CONV_I_OW], OC = d[EM_CONV_I_OC];
+    const int64_t KH = d[EM_CONV_I_KH], KW = d[EM_CONV_I_KW], DM = d[EM_CONV_I_DM];
+    const int32_t in_zp = (int32_t)d[EM_CONV_I_IN_ZP];
+    for (int64_t b = 0; b < d[EM_CONV_I_N]; b++)
     for (int64_t oy = 0; oy < OH; oy++)
     for (int64_t ox = 0; ox < OW; ox++) {
         for (int64_t c = 0; c < OC; c++) acc[c] = 0;
         em_depthwise_accumulate_s8(in + b * IH * IW * IC, w, IH, IW, IC, OC, KH, KW, DM,
-                                   oy * d[CI_SH] - d[CI_PT], ox * d[CI_SW] - d[CI_PL], d[CI_DH], d[CI_DW],
+                                   oy * d[EM_CONV_I_SH] - d[EM_CONV_I_PAD_TOP],
+                                   ox * d[EM_CONV_I_SW] - d[EM_CONV_I_PAD_LEFT], d[EM_CONV_I_DH], d[EM_CONV_I_DW],
                                    in_zp, acc);
         int8_t* o = out + ((b * OH + oy) * OW + ox) * OC;
         for (int64_t c = 0; c < OC; c++) o[c] = em_requant_one(acc[c], (int)c, &rq);
@@ -62,22 +76,23 @@ static void em_depthwise_int8(const em_params* p) {
 
 static void em_depthwise_f32(const em_params* p) {
     const int64_t* d = p->i;
-    const float* in = (const float*)p->ptr[0];
-    const float* w = (const float*)p->ptr[1];
-    const float* bias = (const float*)p->ptr[2];
-    float* out = (float*)p->ptr[3];
-    float* acc = (float*)p->ptr[6];
-    const int64_t IH = d[CI_IH], IW = d[CI_IW], IC = d[CI_IC], OH = d[CI_OH], OW = d[CI_OW], OC = d[CI_OC];
-    const int64_t KH = d[CI_KH], KW = d[CI_KW], DM = d[CI_DM];
-    for (int64_t b = 0; b < d[CI_N]; b++)
+    const float* in = (const float*)p->ptr[EM_CONV_P_INPUT];
+    const float* w = (const float*)p->ptr[EM_CONV_P_WEIGHTS];
+    const float* bias = (const float*)p->ptr[EM_CONV_P_BIAS];
+    float* out = (float*)p->ptr[EM_CONV_P_OUTPUT];
+    float* acc = (float*)p->ptr[EM_CONV_P_SCRATCH];
+    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OH = d[EM_CONV_I_OH];
+    const int64_t OW = d[EM_CONV_I_OW], OC = d[EM_CONV_I_OC];
+    const int64_t KH = d[EM_CONV_I_KH], KW = d[EM_CONV_I_KW], DM = d[EM_CONV_I_DM];
+    for (int64_t b = 0; b < d[EM_CONV_I_N]; b++)
     for (int64_t oy = 0; oy < OH; oy++)
     for (int64_t ox = 0; ox < OW; ox++) {
         for (int64_t c = 0; c < OC; c++) acc[c] = 0.0f;
         for (int64_t ky = 0; ky < KH; ky++) {
-            int64_t iy = oy * d[CI_SH] - d[CI_PT] + ky * d[CI_DH];
+            int64_t iy = oy * d[EM_CONV_I_SH] - d[EM_CONV_I_PAD_TOP] + ky * d[EM_CONV_I_DH];
             if (iy < 0 || iy >= IH) continue;
             for (int64_t kx = 0; kx < KW; kx++) {
-                int64_t ix = ox * d[CI_SW] - d[CI_PL] + kx * d[CI_DW];
+                int64_t ix = ox * d[EM_CONV_I_SW] - d[EM_CONV_I_PAD_LEFT] + kx * d[EM_CONV_I_DW];
                 if (ix < 0 || ix >= IW) continue;
                 const float* x = in + ((b * IH + iy) * IW + ix) * IC;
                 const float* wr = w + (ky * KW + kx) * OC;
@@ -86,7 +101,8 @@ static void em_depthwise_f32(const em_params* p) {
             }
         }
         float* o = out + ((b * OH + oy) * OW + ox) * OC;
-        for (int64_t c = 0; c < OC; c++) o[c] = em_clamp_f32(acc[c] + (bias ? bias[c] : 0.0f), p->f[0], p->f[1]);
+        for (int64_t c = 0; c < OC; c++)
+            o[c] = em_clamp_f32(acc[c] + (bias ? bias[c] : 0.0f), p->f[EM_CONV_F_ACT_MIN], p->f[EM_CONV_F_ACT_MAX]);
     }
 }
 
@@ -143,39 +159,36 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_depthwise_ve
  * holds 16 lanes: 16 channels of one output pixel, or, when stride_w is 1 and C divides 16, all C channels of
  * PV = 16 / C neighbouring pixels (their taps are 16 contiguous bytes).  Four taps' 16 bytes go into the four
  * 128-bit lanes, then a dword permute and an in-lane byte shuffle put each lane's 4 taps in one dword.
- * i: conv layout, then 23 PV, 24 channel blocks CB, 25 tap groups TG (taps rounded up to 4, at most
- * EM_DW_MAX_TAPS), 26 wide: pixels per 64-byte step (em_depthwise_vector64; 1 when C % 64 == 0, 64 / C when
- * stride_w is 1 and C divides 64; 0: 16-lane steps) with weights [blocks][TG][4 accumulators][16 lanes][4 taps];
- * ptr: 0 input, 1 weights [CB][TG][16 lanes][4 taps], 2 bias per lane (includes
- * -(zp + 128) sum w), 3 output, 4 mult, 5 shift (per lane), 6 scratch (padded image + 64), 7 double scales,
- * 8 float scales (per lane). */
+ * Parameters: layout EM_DEPTHWISE_VNNI (top of this file). */
 #define EM_DW_MAX_TAPS 64
 EM_VNNI_TARGET static void em_depthwise_int8_vnni(const em_params* p) {
     const int64_t* d = p->i;
-    const int8_t* in = (const int8_t*)p->ptr[0];
-    const int8_t* w = (const int8_t*)p->ptr[1];
-    int8_t* out = (int8_t*)p->ptr[3];
-    uint8_t* img = (uint8_t*)p->ptr[6];
-    const int64_t C = d[CI_OC], OH = d[CI_OH], OW = d[CI_OW], KW = d[CI_KW];
-    const int64_t PV = d[23], CB = d[24], TG = d[25];
-    const int64_t IHp = (OH - 1) * d[CI_SH] + (d[CI_KH] - 1) * d[CI_DH] + 1;
-    const int64_t IWp = (OW - 1) * d[CI_SW] + (KW - 1) * d[CI_DW] + 1;
-    em_vnni_gemm g = {NULL, (const int32_t*)p->ptr[2], (const int32_t*)p->ptr[4], (const int32_t*)p->ptr[5],
-                      (const double*)p->ptr[7], (const float*)p->ptr[8], 16 * CB, 0, (int32_t)d[CI_OUTZP],
-                      (int32_t)d[CI_AMIN], (int32_t)d[CI_AMAX], (int32_t)d[CI_MODE]};
+    const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
+    const int8_t* w = (const int8_t*)p->ptr[EM_CONV_P_WEIGHTS];
+    int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
+    uint8_t* img = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH];
+    const int64_t C = d[EM_CONV_I_OC], OH = d[EM_CONV_I_OH], OW = d[EM_CONV_I_OW], KW = d[EM_CONV_I_KW];
+    const int64_t PV = d[EM_DEPTHWISE_VNNI_I_PV], CB = d[EM_DEPTHWISE_VNNI_I_CB], TG = d[EM_DEPTHWISE_VNNI_I_TG];
+    const int64_t IHp = (OH - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
+    const int64_t IWp = (OW - 1) * d[EM_CONV_I_SW] + (KW - 1) * d[EM_CONV_I_DW] + 1;
+    em_vnni_gemm g = {NULL, (const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
+                      (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES],
+                      (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES], 16 * CB, 0, (int32_t)d[EM_CONV_I_OUT_ZP],
+                      (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE]};
     int64_t off[EM_DW_MAX_TAPS];
     for (int64_t t = 0; t < 4 * TG; t++)
-        off[t] = t < d[CI_KH] * KW ? ((t / KW) * d[CI_DH] * IWp + (t % KW) * d[CI_DW]) * C : 0;
-    for (int64_t b = 0; b < d[CI_N]; b++) {
-        em_pad_image_u8(in + b * d[CI_IH] * d[CI_IW] * C, d, IHp, IWp, img);
-        if (d[26]) {   /* 64-byte steps (em_depthwise_vector64): C / 64 channel blocks, or 64 / C pixels */
-            const int64_t step = d[26], blocks = C >= 64 ? C / 64 : 1;
+        off[t] = t < d[EM_CONV_I_KH] * KW ? ((t / KW) * d[EM_CONV_I_DH] * IWp + (t % KW) * d[EM_CONV_I_DW]) * C : 0;
+    for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
+        em_pad_image_u8(in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * C, d, IHp, IWp, img);
+        if (d[EM_DEPTHWISE_VNNI_I_WIDE]) {   /* 64-byte steps (em_depthwise_vector64): C / 64 channel blocks, or
+                                              * 64 / C pixels */
+            const int64_t step = d[EM_DEPTHWISE_VNNI_I_WIDE], blocks = C >= 64 ? C / 64 : 1;
             for (int64_t cb = 0; cb < blocks; cb++) {
                 em_mbqm16 q[4];
                 for (int k = 0; k < 4; k++) q[k] = em_vnni_consts(&g, 64 * cb + 16 * k);
                 for (int64_t oy = 0; oy < OH; oy++)
                 for (int64_t ox = 0; ox < OW; ox += step) {
-                    const uint8_t* px = img + (oy * d[CI_SH] * IWp + ox * d[CI_SW]) * C + 64 * cb;
+                    const uint8_t* px = img + (oy * d[EM_CONV_I_SH] * IWp + ox * d[EM_CONV_I_SW]) * C + 64 * cb;
                     const int64_t nbytes = step > 1 ? (OW - ox < step ? OW - ox : step) * C : 64;
                     em_depthwise_vector64(px, off, w + cb * TG * 256, TG, &g, 64 * cb,
                                           out + ((b * OH + oy) * OW + ox) * C + 64 * cb, q, nbytes);
@@ -187,7 +200,7 @@ EM_VNNI_TARGET static void em_depthwise_int8_vnni(const em_params* p) {
             const em_mbqm16 q = em_vnni_consts(&g, 16 * cb);
             for (int64_t oy = 0; oy < OH; oy++)
             for (int64_t ox = 0; ox < OW; ox += PV) {
-                const uint8_t* px = img + (oy * d[CI_SH] * IWp + ox * d[CI_SW]) * C + 16 * cb;
+                const uint8_t* px = img + (oy * d[EM_CONV_I_SH] * IWp + ox * d[EM_CONV_I_SW]) * C + 16 * cb;
                 int8_t* o = out + ((b * OH + oy) * OW + ox) * C + 16 * cb;
                 const int64_t lanes = PV > 1 ? (OW - ox < PV ? OW - ox : PV) * C : C - 16 * cb;
                 em_depthwise_vector16(px, off, w + cb * TG * 64, TG, &g, 16 * cb, o, lanes, &q);

@@ -10,14 +10,23 @@
 #include "em_lstm_dots.h"
 
 /* ----- float32 kernel (LiteRT EvalFloat without CIFG / peephole / projection / layer norm) -----------------
- * ptr: 0 x, 1 y, 2 h state [B, n_cell], 3 c state [B, n_cell], 4 Wx, 5 Wh (packed for em_lstm_fdots),
- *      6 bias [Gp], 13 scratch float [(T*B + 1) * Gp]; Gp = 4*n_cell padded to the column block
- * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 activation (4 tanh, 0 none: h = o * g as in LiteRT, 1 relu,
- *       2 relu_n1_to_1, 3 relu6)
- * floats: 0 cell clip (0: none)
+ * ptr: x, y, h state [B, n_cell], c state [B, n_cell], Wx, Wh (packed for em_lstm_fdots, or with the gates
+ *      interleaved by unit for em_lstm_fstep_avx512), bias [Gp], 6 reserved slots (NULL), scratch float
+ *      [(T*B + 1) * Gp]; Gp = 4*n_cell padded to the column block
+ * ints: B, T, F, n_cell, time_major, activation (4 tanh, 0 none: h = o * g as in LiteRT, 1 relu,
+ *       2 relu_n1_to_1, 3 relu6), interleaved (1: Wx, Wh and bias interleaved by unit, em_lstm_fstep_avx512;
+ *       rnn.py sets it only for tanh on AVX-512)
+ * floats: cell clip (0: none)
  * sigmoid and tanh use one polynomial exp (Cephes expf coefficients, range reduction by ln 2, no FMA) in the
  * scalar, 8- and 16-lane forms alike, so they give the same bits on every path (within 2 ulp of libm); the
  * AVX-512 dot products use FMA, so that path's results agree within float tolerance. */
+enum { EM_LSTM_F32_P_X, EM_LSTM_F32_P_Y, EM_LSTM_F32_P_H_STATE, EM_LSTM_F32_P_C_STATE, EM_LSTM_F32_P_WX,
+       EM_LSTM_F32_P_WH, EM_LSTM_F32_P_BIAS, EM_LSTM_F32_P_RESERVED,
+       EM_LSTM_F32_P_RESERVED_LAST = EM_LSTM_F32_P_RESERVED + 5, EM_LSTM_F32_P_SCRATCH, EM_LSTM_F32_P_COUNT };
+enum { EM_LSTM_F32_I_BATCH, EM_LSTM_F32_I_STEPS, EM_LSTM_F32_I_INPUTS, EM_LSTM_F32_I_CELLS, EM_LSTM_F32_I_TIME_MAJOR,
+       EM_LSTM_F32_I_ACTIVATION, EM_LSTM_F32_I_INTERLEAVED, EM_LSTM_F32_I_COUNT };
+enum { EM_LSTM_F32_F_CELL_CLIP, EM_LSTM_F32_F_COUNT };
+
 /* the polynomial's constants, shared by every ISA form (em_onnx_rnn.h has the 16-lane one) */
 #define EM_EXP_LOG2E (1.44269504088896341f)
 #define EM_EXP_LN2_HI (0.693359375f)
@@ -329,18 +338,20 @@ EM_FMA512 static void em_lstm_fstep_avx512(const float* h, const float* W, const
 #endif
 
 static void em_lstm_f32(const em_params* p) {
-    const float* x = (const float*)p->ptr[0];
-    float* y = (float*)p->ptr[1];
-    float* hs = (float*)p->ptr[2];
-    float* cs = (float*)p->ptr[3];
-    const float* wx = (const float*)p->ptr[4];
-    const float* wh = (const float*)p->ptr[5];
-    const float* bias = (const float*)p->ptr[6];
-    const int64_t B = p->i[0], T = p->i[1], F = p->i[2], NC = p->i[3];
-    const int time_major = (int)p->i[4], act = (int)p->i[5], interleaved = (int)p->i[6];
-    const float clip = p->f[0];
+    const float* x = (const float*)p->ptr[EM_LSTM_F32_P_X];
+    float* y = (float*)p->ptr[EM_LSTM_F32_P_Y];
+    float* hs = (float*)p->ptr[EM_LSTM_F32_P_H_STATE];
+    float* cs = (float*)p->ptr[EM_LSTM_F32_P_C_STATE];
+    const float* wx = (const float*)p->ptr[EM_LSTM_F32_P_WX];
+    const float* wh = (const float*)p->ptr[EM_LSTM_F32_P_WH];
+    const float* bias = (const float*)p->ptr[EM_LSTM_F32_P_BIAS];
+    const int64_t B = p->i[EM_LSTM_F32_I_BATCH], T = p->i[EM_LSTM_F32_I_STEPS], F = p->i[EM_LSTM_F32_I_INPUTS];
+    const int64_t NC = p->i[EM_LSTM_F32_I_CELLS];
+    const int time_major = (int)p->i[EM_LSTM_F32_I_TIME_MAJOR], act = (int)p->i[EM_LSTM_F32_I_ACTIVATION];
+    const int interleaved = (int)p->i[EM_LSTM_F32_I_INTERLEAVED];
+    const float clip = p->f[EM_LSTM_F32_F_CELL_CLIP];
     const int64_t G = 4 * NC, Gp = (G + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
-    float* pre = (float*)p->ptr[13];
+    float* pre = (float*)p->ptr[EM_LSTM_F32_P_SCRATCH];
     float* gate = pre + T * B * Gp;
     int64_t t, b, j;
     int vec = 0;

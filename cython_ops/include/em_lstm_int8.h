@@ -159,41 +159,57 @@ EM_VNNI_TARGET static void em_lstm_cells16_vnni(const int32_t* a, const int32_t*
 #endif
 
 /* ----- the integer kernel ---------------------------------------------------------------------------------
- * ptr: 0 x int8 [B,T,F] (or [T,B,F] when time_major), 1 y int8 [.., n_cell] one row per (b, t),
- *      2 h state int8 [B, n_cell], 3 c state int16 [B, n_cell],
- *      4 Wx [4*n_cell, F], 5 Wh [4*n_cell, n_cell] (gate order i, f, g, o), packed for em_lstm_dots,
- *      6 bias_x int32 [4*n_cell], 7 bias_h int32 [4*n_cell] (zero points folded in),
- *      8 mult int32 [8]: Mx for the 4 gates then Mh, 9 shift int32 [8],
- *      10 sigmoid, 11 tanh (Q3.12 -> Q0.15), 12 tanh of the cell state: |x| half tables (em_lstm_lut),
- *      13 scratch: int16 [T*B*4*n_cell] input part, int32 [Gp] sums (Gp: 4*n_cell padded)
- * ints: 0 B, 1 T, 2 F, 3 n_cell, 4 time_major, 5 cell_shift (30 + cell_scale), 6 cell clip (0: none),
- *       7 hidden mult, 8 hidden shift, 9 hidden zp, 10 rounding mode,
- *       13..15 last index of the three half tables (where they saturate),
- *       12 weight layout: 0 int16 pairs (em_lstm_dots), 1 u8 x s8 quads (em_lstm_dots_u8s8, AVX-512 VNNI)
- *       11 stale_tanh: LiteRT's ApplyTanh has no variant for the cell state's integer bits (15 + cell_scale
- *          outside 0..6) and leaves its output buffer, the input gate's scratch, unwritten: h = o * i. */
+ * ptr: x int8 [B,T,F] (or [T,B,F] when time_major), y int8 [.., n_cell] one row per (b, t),
+ *      h state int8 [B, n_cell], c state int16 [B, n_cell],
+ *      Wx [4*n_cell, F], Wh [4*n_cell, n_cell] (gate order i, f, g, o), packed for em_lstm_dots,
+ *      bias_x int32 [4*n_cell], bias_h int32 [4*n_cell] (zero points folded in),
+ *      mult int32 [8]: Mx for the 4 gates then Mh, shift int32 [8],
+ *      tables (3 slots): sigmoid, tanh (Q3.12 -> Q0.15), tanh of the cell state: |x| half tables (em_lstm_lut),
+ *      scratch: int16 [T*B*4*n_cell] input part, int32 [Gp] sums (Gp: 4*n_cell padded)
+ * ints: B, T, F, n_cell, time_major, cell_shift (30 + cell_scale), cell clip (0: none),
+ *       hidden mult, hidden shift, hidden zp, rounding mode,
+ *       stale_tanh: LiteRT's ApplyTanh has no variant for the cell state's integer bits (15 + cell_scale
+ *          outside 0..6) and leaves its output buffer, the input gate's scratch, unwritten: h = o * i,
+ *       weight layout (quads): 0 int16 pairs (em_lstm_dots), 1 u8 x s8 quads (em_lstm_dots_u8s8, AVX-512 VNNI),
+ *       table limits (3 slots): last index of the three half tables (where they saturate) */
+enum { EM_LSTM_INT8_P_X, EM_LSTM_INT8_P_Y, EM_LSTM_INT8_P_H_STATE, EM_LSTM_INT8_P_C_STATE, EM_LSTM_INT8_P_WX,
+       EM_LSTM_INT8_P_WH, EM_LSTM_INT8_P_BIAS_X, EM_LSTM_INT8_P_BIAS_H, EM_LSTM_INT8_P_MULT, EM_LSTM_INT8_P_SHIFT,
+       EM_LSTM_INT8_P_TABLES, EM_LSTM_INT8_P_TABLES_LAST = EM_LSTM_INT8_P_TABLES + 2, EM_LSTM_INT8_P_SCRATCH,
+       EM_LSTM_INT8_P_COUNT };
+enum { EM_LSTM_INT8_I_BATCH, EM_LSTM_INT8_I_STEPS, EM_LSTM_INT8_I_INPUTS, EM_LSTM_INT8_I_CELLS,
+       EM_LSTM_INT8_I_TIME_MAJOR, EM_LSTM_INT8_I_CELL_SHIFT, EM_LSTM_INT8_I_CELL_CLIP, EM_LSTM_INT8_I_HIDDEN_MULT,
+       EM_LSTM_INT8_I_HIDDEN_SHIFT, EM_LSTM_INT8_I_HIDDEN_ZP, EM_LSTM_INT8_I_MODE, EM_LSTM_INT8_I_STALE_TANH,
+       EM_LSTM_INT8_I_QUADS, EM_LSTM_INT8_I_TABLE_LIMITS,
+       EM_LSTM_INT8_I_TABLE_LIMITS_LAST = EM_LSTM_INT8_I_TABLE_LIMITS + 2, EM_LSTM_INT8_I_COUNT };
+enum { EM_LSTM_INT8_F_COUNT = 0 };
+
 static void em_lstm_int8(const em_params* p) {
-    const int8_t* x = (const int8_t*)p->ptr[0];
-    int8_t* y = (int8_t*)p->ptr[1];
-    int8_t* hs = (int8_t*)p->ptr[2];
-    int16_t* cs = (int16_t*)p->ptr[3];
-    const int16_t* wx = (const int16_t*)p->ptr[4];
-    const int16_t* wh = (const int16_t*)p->ptr[5];
-    const int32_t* bx = (const int32_t*)p->ptr[6];
-    const int32_t* bh = (const int32_t*)p->ptr[7];
-    const int32_t* mult = (const int32_t*)p->ptr[8];
-    const int32_t* shift = (const int32_t*)p->ptr[9];
-    const int16_t* sig = (const int16_t*)p->ptr[10];
-    const int16_t* tanh_g = (const int16_t*)p->ptr[11];
-    const int16_t* tanh_c = (const int16_t*)p->ptr[12];
-    const int32_t lim[3] = {(int32_t)p->i[13], (int32_t)p->i[14], (int32_t)p->i[15]};
-    const int64_t B = p->i[0], T = p->i[1], F = p->i[2], NC = p->i[3];
-    const int time_major = (int)p->i[4], cell_shift = (int)p->i[5];
-    const int16_t clip = (int16_t)p->i[6];
-    const int32_t hm = (int32_t)p->i[7], hsh = (int32_t)p->i[8], hzp = (int32_t)p->i[9];
-    const int mode = (int)p->i[10], stale_tanh = (int)p->i[11], quads = (int)p->i[12];
+    const int8_t* x = (const int8_t*)p->ptr[EM_LSTM_INT8_P_X];
+    int8_t* y = (int8_t*)p->ptr[EM_LSTM_INT8_P_Y];
+    int8_t* hs = (int8_t*)p->ptr[EM_LSTM_INT8_P_H_STATE];
+    int16_t* cs = (int16_t*)p->ptr[EM_LSTM_INT8_P_C_STATE];
+    const int16_t* wx = (const int16_t*)p->ptr[EM_LSTM_INT8_P_WX];
+    const int16_t* wh = (const int16_t*)p->ptr[EM_LSTM_INT8_P_WH];
+    const int32_t* bx = (const int32_t*)p->ptr[EM_LSTM_INT8_P_BIAS_X];
+    const int32_t* bh = (const int32_t*)p->ptr[EM_LSTM_INT8_P_BIAS_H];
+    const int32_t* mult = (const int32_t*)p->ptr[EM_LSTM_INT8_P_MULT];
+    const int32_t* shift = (const int32_t*)p->ptr[EM_LSTM_INT8_P_SHIFT];
+    const int16_t* sig = (const int16_t*)p->ptr[EM_LSTM_INT8_P_TABLES + 0];
+    const int16_t* tanh_g = (const int16_t*)p->ptr[EM_LSTM_INT8_P_TABLES + 1];
+    const int16_t* tanh_c = (const int16_t*)p->ptr[EM_LSTM_INT8_P_TABLES + 2];
+    const int32_t lim[3] = {(int32_t)p->i[EM_LSTM_INT8_I_TABLE_LIMITS + 0],
+                            (int32_t)p->i[EM_LSTM_INT8_I_TABLE_LIMITS + 1],
+                            (int32_t)p->i[EM_LSTM_INT8_I_TABLE_LIMITS + 2]};
+    const int64_t B = p->i[EM_LSTM_INT8_I_BATCH], T = p->i[EM_LSTM_INT8_I_STEPS], F = p->i[EM_LSTM_INT8_I_INPUTS];
+    const int64_t NC = p->i[EM_LSTM_INT8_I_CELLS];
+    const int time_major = (int)p->i[EM_LSTM_INT8_I_TIME_MAJOR], cell_shift = (int)p->i[EM_LSTM_INT8_I_CELL_SHIFT];
+    const int16_t clip = (int16_t)p->i[EM_LSTM_INT8_I_CELL_CLIP];
+    const int32_t hm = (int32_t)p->i[EM_LSTM_INT8_I_HIDDEN_MULT], hsh = (int32_t)p->i[EM_LSTM_INT8_I_HIDDEN_SHIFT];
+    const int32_t hzp = (int32_t)p->i[EM_LSTM_INT8_I_HIDDEN_ZP];
+    const int mode = (int)p->i[EM_LSTM_INT8_I_MODE], stale_tanh = (int)p->i[EM_LSTM_INT8_I_STALE_TANH];
+    const int quads = (int)p->i[EM_LSTM_INT8_I_QUADS];
     const int64_t G = 4 * NC, Gp = (G + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
-    int16_t* pre = (int16_t*)p->ptr[13];
+    int16_t* pre = (int16_t*)p->ptr[EM_LSTM_INT8_P_SCRATCH];
     int32_t* acc = (int32_t*)(pre + T * B * G);
     int64_t r, n, t, b, j;
 

@@ -16,11 +16,19 @@
  * not fuse on x86 (int8 activations) and runs between DequantizeLinear and QuantizeLinear instead:
  * per output, the taps in ONNX order k = (c * KH + kh) * KW + kw are summed with fused multiply-adds from
  * zero in blocks of `stride_k`, block sums added in order, then the bias added.  Sixteen output channels
- * are computed together (one register block; each lane keeps that order).  Depthwise (i[17] = depth
- * multiplier DM > 0): each group is a 1 x (KH * KW) by (KH * KW) x OH * OW product, summed the same way.
- * ptr: 0 x (NHWC float), 1 w [K][OCP] float (OCP = OC rounded up to 16, zero-padded), 2 bias float or 0,
- * 3 y (NHWC float); i: 0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW,
- * 13 PT, 14 PL, 15 stride_k, 16 OCP, 17 DM (0: not depthwise) */
+ * are computed together (one register block; each lane keeps that order).  Depthwise (depth multiplier DM > 0):
+ * each group is a 1 x (KH * KW) by (KH * KW) x OH * OW product, summed the same way.
+ * ptr: input (NHWC float), weights [K][OCP] float (OCP = OC rounded up to 16, zero-padded), bias float or NULL,
+ *      output (NHWC float)
+ * i:   N, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, DH, DW, pad_top, pad_left, stride_k, OCP, DM (0: not
+ *      depthwise) */
+enum { EM_MLAS_CONV_P_INPUT, EM_MLAS_CONV_P_WEIGHTS, EM_MLAS_CONV_P_BIAS, EM_MLAS_CONV_P_OUTPUT, EM_MLAS_CONV_P_COUNT };
+enum { EM_MLAS_CONV_I_N, EM_MLAS_CONV_I_IH, EM_MLAS_CONV_I_IW, EM_MLAS_CONV_I_IC, EM_MLAS_CONV_I_OH, EM_MLAS_CONV_I_OW,
+       EM_MLAS_CONV_I_OC, EM_MLAS_CONV_I_KH, EM_MLAS_CONV_I_KW, EM_MLAS_CONV_I_SH, EM_MLAS_CONV_I_SW, EM_MLAS_CONV_I_DH,
+       EM_MLAS_CONV_I_DW, EM_MLAS_CONV_I_PAD_TOP, EM_MLAS_CONV_I_PAD_LEFT, EM_MLAS_CONV_I_STRIDE_K, EM_MLAS_CONV_I_OCP,
+       EM_MLAS_CONV_I_DM, EM_MLAS_CONV_I_COUNT };
+enum { EM_MLAS_CONV_F_COUNT = 0 };
+
 /* NP output pixels of one row (ox0 .. ox0 + NP - 1) x 16 channels from o0: accumulators stay in registers */
 #define EM_CONV_MLAS_BLOCK(NP)                                                                         \
     {                                                                                                  \
@@ -65,21 +73,24 @@
         }                                                                                              \
     }
 
-#define EM_CONV_MLAS_BODY                                                                              \
-    const float* x = (const float*)p->ptr[0];                                                          \
-    const float* w = (const float*)p->ptr[1];                                                          \
-    const float* bias = (const float*)p->ptr[2];                                                       \
-    float* y = (float*)p->ptr[3];                                                                      \
-    const int64_t N = p->i[0], IH = p->i[1], IW = p->i[2], IC = p->i[3], OH = p->i[4], OW = p->i[5];   \
-    const int64_t OC = p->i[6], KH = p->i[7], KW = p->i[8], SH = p->i[9], SW = p->i[10];               \
-    const int64_t DH = p->i[11], DW = p->i[12], PT = p->i[13], PL = p->i[14], SK = p->i[15];            \
-    const int64_t OCP = p->i[16], DM = p->i[17], K = (DM ? 1 : IC) * KH * KW;                          \
-    for (int64_t b = 0; b < N; b++)                                                                    \
-    for (int64_t oy = 0; oy < OH; oy++)                                                                \
-    for (int64_t o0 = 0; o0 < OC; o0 += 16) {                                                          \
-        int64_t ox0 = 0;                                                                               \
-        for (; ox0 + 4 <= OW; ox0 += 4) EM_CONV_MLAS_BLOCK(4)                                          \
-        for (; ox0 < OW; ox0++) EM_CONV_MLAS_BLOCK(1)                                                  \
+#define EM_CONV_MLAS_BODY                                                                                        \
+    const float* x = (const float*)p->ptr[EM_MLAS_CONV_P_INPUT];                                                 \
+    const float* w = (const float*)p->ptr[EM_MLAS_CONV_P_WEIGHTS];                                               \
+    const float* bias = (const float*)p->ptr[EM_MLAS_CONV_P_BIAS];                                               \
+    float* y = (float*)p->ptr[EM_MLAS_CONV_P_OUTPUT];                                                            \
+    const int64_t N = p->i[EM_MLAS_CONV_I_N], IH = p->i[EM_MLAS_CONV_I_IH], IW = p->i[EM_MLAS_CONV_I_IW];        \
+    const int64_t IC = p->i[EM_MLAS_CONV_I_IC], OH = p->i[EM_MLAS_CONV_I_OH], OW = p->i[EM_MLAS_CONV_I_OW];      \
+    const int64_t OC = p->i[EM_MLAS_CONV_I_OC], KH = p->i[EM_MLAS_CONV_I_KH], KW = p->i[EM_MLAS_CONV_I_KW];      \
+    const int64_t SH = p->i[EM_MLAS_CONV_I_SH], SW = p->i[EM_MLAS_CONV_I_SW];                                    \
+    const int64_t DH = p->i[EM_MLAS_CONV_I_DH], DW = p->i[EM_MLAS_CONV_I_DW], PT = p->i[EM_MLAS_CONV_I_PAD_TOP]; \
+    const int64_t PL = p->i[EM_MLAS_CONV_I_PAD_LEFT], SK = p->i[EM_MLAS_CONV_I_STRIDE_K];                        \
+    const int64_t OCP = p->i[EM_MLAS_CONV_I_OCP], DM = p->i[EM_MLAS_CONV_I_DM], K = (DM ? 1 : IC) * KH * KW;     \
+    for (int64_t b = 0; b < N; b++)                                                                              \
+    for (int64_t oy = 0; oy < OH; oy++)                                                                          \
+    for (int64_t o0 = 0; o0 < OC; o0 += 16) {                                                                    \
+        int64_t ox0 = 0;                                                                                         \
+        for (; ox0 + 4 <= OW; ox0 += 4) EM_CONV_MLAS_BLOCK(4)                                                    \
+        for (; ox0 < OW; ox0++) EM_CONV_MLAS_BLOCK(1)                                                            \
     }
 
 static void em_onnx_conv_f32_mlas_scalar(const em_params* p) { EM_CONV_MLAS_BODY }
@@ -136,14 +147,17 @@ __attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_fma(const 
     }
 
 __attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_avx2(const em_params* p) {
-    const float* x = (const float*)p->ptr[0];
-    const float* w = (const float*)p->ptr[1];
-    const float* bias = (const float*)p->ptr[2];
-    float* y = (float*)p->ptr[3];
-    const int64_t N = p->i[0], IH = p->i[1], IW = p->i[2], IC = p->i[3], OH = p->i[4], OW = p->i[5];
-    const int64_t OC = p->i[6], KH = p->i[7], KW = p->i[8], SH = p->i[9], SW = p->i[10];
-    const int64_t DH = p->i[11], DW = p->i[12], PT = p->i[13], PL = p->i[14], SK = p->i[15];
-    const int64_t OCP = p->i[16], K = IC * KH * KW;
+    const float* x = (const float*)p->ptr[EM_MLAS_CONV_P_INPUT];
+    const float* w = (const float*)p->ptr[EM_MLAS_CONV_P_WEIGHTS];
+    const float* bias = (const float*)p->ptr[EM_MLAS_CONV_P_BIAS];
+    float* y = (float*)p->ptr[EM_MLAS_CONV_P_OUTPUT];
+    const int64_t N = p->i[EM_MLAS_CONV_I_N], IH = p->i[EM_MLAS_CONV_I_IH], IW = p->i[EM_MLAS_CONV_I_IW];
+    const int64_t IC = p->i[EM_MLAS_CONV_I_IC], OH = p->i[EM_MLAS_CONV_I_OH], OW = p->i[EM_MLAS_CONV_I_OW];
+    const int64_t OC = p->i[EM_MLAS_CONV_I_OC], KH = p->i[EM_MLAS_CONV_I_KH], KW = p->i[EM_MLAS_CONV_I_KW];
+    const int64_t SH = p->i[EM_MLAS_CONV_I_SH], SW = p->i[EM_MLAS_CONV_I_SW];
+    const int64_t DH = p->i[EM_MLAS_CONV_I_DH], DW = p->i[EM_MLAS_CONV_I_DW], PT = p->i[EM_MLAS_CONV_I_PAD_TOP];
+    const int64_t PL = p->i[EM_MLAS_CONV_I_PAD_LEFT], SK = p->i[EM_MLAS_CONV_I_STRIDE_K];
+    const int64_t OCP = p->i[EM_MLAS_CONV_I_OCP], K = IC * KH * KW;
     for (int64_t b = 0; b < N; b++)
     for (int64_t oy = 0; oy < OH; oy++)
     for (int64_t o0 = 0; o0 < OC; o0 += 16) {
@@ -157,7 +171,7 @@ __attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_avx2(const
 static void em_onnx_conv_f32_mlas(const em_params* p) {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX2 && __builtin_cpu_supports("fma")) {
-        if (p->i[17]) em_onnx_conv_f32_mlas_fma(p);       /* depthwise: the generic loops */
+        if (p->i[EM_MLAS_CONV_I_DM]) em_onnx_conv_f32_mlas_fma(p);       /* depthwise: the generic loops */
         else em_onnx_conv_f32_mlas_avx2(p);
         return;
     }
@@ -169,20 +183,37 @@ static void em_onnx_conv_f32_mlas(const em_params* p) {
  * whose weights are not symmetric): acc = bias + sum (x - x_zp) * (w - w_zp), the weight difference
  * precomputed as int16; padding taps are skipped (they hold x_zp).  Output: int32 (mode 0) or onnxruntime's
  * float requantization to int8 (mode 1).  A matrix product is the 1x1 case.
- * ptr: 0 x int8, 1 w int16 [OC][KH][KW][IC/G], 2 bias int32 or 0, 3 y, 7 x zero point (int8, read at run
- * time) or 0, 8 float32 scales [OC];  i: 0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW,
- * 11 DH, 12 DW, 13 PT, 14 PL, 15 x zero point, 16 mode, 17 output zero point, 18 act min, 19 act max, 20 G */
+ * ptr: input int8, weights int16 [OC][KH][KW][IC/G], bias int32 or NULL, output, 3 reserved slots (NULL), x zero
+ *      point (int8, read at run time) or NULL, float32 scales [OC]
+ * i:   N, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, DH, DW, pad_top, pad_left, x zero point (when no pointer), mode,
+ *      output zero point, act min, act max, groups */
+enum { EM_CONV_INTEGER_P_INPUT, EM_CONV_INTEGER_P_WEIGHTS, EM_CONV_INTEGER_P_BIAS, EM_CONV_INTEGER_P_OUTPUT,
+       EM_CONV_INTEGER_P_RESERVED, EM_CONV_INTEGER_P_RESERVED_LAST = EM_CONV_INTEGER_P_RESERVED + 2,
+       EM_CONV_INTEGER_P_X_ZP, EM_CONV_INTEGER_P_SCALES, EM_CONV_INTEGER_P_COUNT };
+enum { EM_CONV_INTEGER_I_N, EM_CONV_INTEGER_I_IH, EM_CONV_INTEGER_I_IW, EM_CONV_INTEGER_I_IC, EM_CONV_INTEGER_I_OH,
+       EM_CONV_INTEGER_I_OW, EM_CONV_INTEGER_I_OC, EM_CONV_INTEGER_I_KH, EM_CONV_INTEGER_I_KW, EM_CONV_INTEGER_I_SH,
+       EM_CONV_INTEGER_I_SW, EM_CONV_INTEGER_I_DH, EM_CONV_INTEGER_I_DW, EM_CONV_INTEGER_I_PAD_TOP,
+       EM_CONV_INTEGER_I_PAD_LEFT, EM_CONV_INTEGER_I_X_ZP, EM_CONV_INTEGER_I_MODE, EM_CONV_INTEGER_I_OUT_ZP,
+       EM_CONV_INTEGER_I_ACT_MIN, EM_CONV_INTEGER_I_ACT_MAX, EM_CONV_INTEGER_I_GROUPS, EM_CONV_INTEGER_I_COUNT };
+enum { EM_CONV_INTEGER_F_COUNT = 0 };
+
 static void em_onnx_conv_integer(const em_params* p) {
-    const int8_t* x = (const int8_t*)p->ptr[0];
-    const int16_t* w = (const int16_t*)p->ptr[1];
-    const int32_t* bias = (const int32_t*)p->ptr[2];
-    const float* scale = (const float*)p->ptr[8];
-    const int64_t N = p->i[0], IH = p->i[1], IW = p->i[2], IC = p->i[3], OH = p->i[4], OW = p->i[5];
-    const int64_t OC = p->i[6], KH = p->i[7], KW = p->i[8], SH = p->i[9], SW = p->i[10];
-    const int64_t DH = p->i[11], DW = p->i[12], PT = p->i[13], PL = p->i[14], G = p->i[20];
-    const int32_t xzp = p->ptr[7] ? (int32_t)*(const int8_t*)p->ptr[7] : (int32_t)p->i[15];
-    const int mode = (int)p->i[16];
-    const int32_t yzp = (int32_t)p->i[17], lo = (int32_t)p->i[18], hi = (int32_t)p->i[19];
+    const int8_t* x = (const int8_t*)p->ptr[EM_CONV_INTEGER_P_INPUT];
+    const int16_t* w = (const int16_t*)p->ptr[EM_CONV_INTEGER_P_WEIGHTS];
+    const int32_t* bias = (const int32_t*)p->ptr[EM_CONV_INTEGER_P_BIAS];
+    const float* scale = (const float*)p->ptr[EM_CONV_INTEGER_P_SCALES];
+    const int64_t N = p->i[EM_CONV_INTEGER_I_N], IH = p->i[EM_CONV_INTEGER_I_IH], IW = p->i[EM_CONV_INTEGER_I_IW];
+    const int64_t IC = p->i[EM_CONV_INTEGER_I_IC], OH = p->i[EM_CONV_INTEGER_I_OH], OW = p->i[EM_CONV_INTEGER_I_OW];
+    const int64_t OC = p->i[EM_CONV_INTEGER_I_OC], KH = p->i[EM_CONV_INTEGER_I_KH], KW = p->i[EM_CONV_INTEGER_I_KW];
+    const int64_t SH = p->i[EM_CONV_INTEGER_I_SH], SW = p->i[EM_CONV_INTEGER_I_SW];
+    const int64_t DH = p->i[EM_CONV_INTEGER_I_DH], DW = p->i[EM_CONV_INTEGER_I_DW];
+    const int64_t PT = p->i[EM_CONV_INTEGER_I_PAD_TOP], PL = p->i[EM_CONV_INTEGER_I_PAD_LEFT];
+    const int64_t G = p->i[EM_CONV_INTEGER_I_GROUPS];
+    const int32_t xzp = p->ptr[EM_CONV_INTEGER_P_X_ZP] ? (int32_t)*(const int8_t*)p->ptr[EM_CONV_INTEGER_P_X_ZP]
+                                                       : (int32_t)p->i[EM_CONV_INTEGER_I_X_ZP];
+    const int mode = (int)p->i[EM_CONV_INTEGER_I_MODE];
+    const int32_t yzp = (int32_t)p->i[EM_CONV_INTEGER_I_OUT_ZP], lo = (int32_t)p->i[EM_CONV_INTEGER_I_ACT_MIN];
+    const int32_t hi = (int32_t)p->i[EM_CONV_INTEGER_I_ACT_MAX];
     const int64_t ICg = IC / G, OCg = OC / G;
     for (int64_t b = 0; b < N; b++)
     for (int64_t oy = 0; oy < OH; oy++)
@@ -204,8 +235,9 @@ static void em_onnx_conv_integer(const em_params* p) {
                 }
             }
             const int32_t a32 = (int32_t)acc;       /* int32 accumulation wraps as onnxruntime's does */
-            if (mode == 0) ((int32_t*)p->ptr[3])[pix * OC + o] = a32;
-            else ((int8_t*)p->ptr[3])[pix * OC + o] = (int8_t)em_clamp_i32(em_requant_float(a32, scale[o]) + yzp, lo, hi);
+            if (mode == 0) ((int32_t*)p->ptr[EM_CONV_INTEGER_P_OUTPUT])[pix * OC + o] = a32;
+            else ((int8_t*)p->ptr[EM_CONV_INTEGER_P_OUTPUT])[pix * OC + o] =
+                     (int8_t)em_clamp_i32(em_requant_float(a32, scale[o]) + yzp, lo, hi);
         }
     }
 }

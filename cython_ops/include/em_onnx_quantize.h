@@ -14,7 +14,12 @@
 #include "em_requant.h"
 #include "em_isa.h"
 
-/* QuantizeLinear float -> int8: i: 0 n, 1 zp, 2 lo, 3 hi; f: 0 scale */
+/* QuantizeLinear float -> int8: ptr: input, output; i: n, zp, lo, hi (the output type's range); f: scale */
+enum { EM_ONNX_QUANTIZE_P_INPUT, EM_ONNX_QUANTIZE_P_OUTPUT, EM_ONNX_QUANTIZE_P_COUNT };
+enum { EM_ONNX_QUANTIZE_I_N, EM_ONNX_QUANTIZE_I_ZP, EM_ONNX_QUANTIZE_I_LO, EM_ONNX_QUANTIZE_I_HI,
+       EM_ONNX_QUANTIZE_I_COUNT };
+enum { EM_ONNX_QUANTIZE_F_SCALE, EM_ONNX_QUANTIZE_F_COUNT };
+
 static inline void em_onnx_quantize_linear_scalar(const float* x, int8_t* y, int64_t n, float scale, int32_t zp,
                                                   int32_t lo, int32_t hi) {
     for (int64_t k = 0; k < n; k++) {
@@ -48,17 +53,25 @@ __attribute__((target("avx2"))) static void em_onnx_quantize_linear_avx2(const f
 #endif
 
 static void em_onnx_quantize_linear(const em_params* p) {
-    const float* x = (const float*)p->ptr[0];
-    int8_t* y = (int8_t*)p->ptr[1];
-    const int32_t zp = (int32_t)p->i[1], lo = (int32_t)p->i[2], hi = (int32_t)p->i[3];
+    const float* x = (const float*)p->ptr[EM_ONNX_QUANTIZE_P_INPUT];
+    int8_t* y = (int8_t*)p->ptr[EM_ONNX_QUANTIZE_P_OUTPUT];
+    const int32_t zp = (int32_t)p->i[EM_ONNX_QUANTIZE_I_ZP], lo = (int32_t)p->i[EM_ONNX_QUANTIZE_I_LO];
+    const int32_t hi = (int32_t)p->i[EM_ONNX_QUANTIZE_I_HI];
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (em_isa() >= EM_ISA_AVX2) { em_onnx_quantize_linear_avx2(x, y, p->i[0], p->f[0], zp, lo, hi); return; }
+    if (em_isa() >= EM_ISA_AVX2) {
+        em_onnx_quantize_linear_avx2(x, y, p->i[EM_ONNX_QUANTIZE_I_N], p->f[EM_ONNX_QUANTIZE_F_SCALE], zp, lo, hi);
+        return;
+    }
 #endif
-    em_onnx_quantize_linear_scalar(x, y, p->i[0], p->f[0], zp, lo, hi);
+    em_onnx_quantize_linear_scalar(x, y, p->i[EM_ONNX_QUANTIZE_I_N], p->f[EM_ONNX_QUANTIZE_F_SCALE], zp, lo, hi);
 }
 
 /* DequantizeLinear int8 -> float: (x - zp) * scale in float32 (one rounding, the same value LiteRT's
- * double-then-float DEQUANTIZE gives); i: 0 n, 1 zp; f: 0 scale */
+ * double-then-float DEQUANTIZE gives); ptr: input, output; i: n, zp; f: scale */
+enum { EM_ONNX_DEQUANTIZE_P_INPUT, EM_ONNX_DEQUANTIZE_P_OUTPUT, EM_ONNX_DEQUANTIZE_P_COUNT };
+enum { EM_ONNX_DEQUANTIZE_I_N, EM_ONNX_DEQUANTIZE_I_ZP, EM_ONNX_DEQUANTIZE_I_COUNT };
+enum { EM_ONNX_DEQUANTIZE_F_SCALE, EM_ONNX_DEQUANTIZE_F_COUNT };
+
 static inline void em_onnx_dequantize_linear_scalar(const int8_t* x, float* y, int64_t n, int32_t zp, float scale) {
     for (int64_t k = 0; k < n; k++) y[k] = (float)((int32_t)x[k] - zp) * scale;
 }
@@ -78,43 +91,61 @@ __attribute__((target("avx2"))) static void em_onnx_dequantize_linear_avx2(const
 #endif
 
 static void em_onnx_dequantize_linear(const em_params* p) {
-    const int8_t* x = (const int8_t*)p->ptr[0];
-    float* y = (float*)p->ptr[1];
+    const int8_t* x = (const int8_t*)p->ptr[EM_ONNX_DEQUANTIZE_P_INPUT];
+    float* y = (float*)p->ptr[EM_ONNX_DEQUANTIZE_P_OUTPUT];
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (em_isa() >= EM_ISA_AVX2) { em_onnx_dequantize_linear_avx2(x, y, p->i[0], (int32_t)p->i[1], p->f[0]); return; }
+    if (em_isa() >= EM_ISA_AVX2) {
+        em_onnx_dequantize_linear_avx2(x, y, p->i[EM_ONNX_DEQUANTIZE_I_N], (int32_t)p->i[EM_ONNX_DEQUANTIZE_I_ZP],
+                                       p->f[EM_ONNX_DEQUANTIZE_F_SCALE]);
+        return;
+    }
 #endif
-    em_onnx_dequantize_linear_scalar(x, y, p->i[0], (int32_t)p->i[1], p->f[0]);
+    em_onnx_dequantize_linear_scalar(x, y, p->i[EM_ONNX_DEQUANTIZE_I_N], (int32_t)p->i[EM_ONNX_DEQUANTIZE_I_ZP],
+                                     p->f[EM_ONNX_DEQUANTIZE_F_SCALE]);
 }
 
-/* uint8 <-> int8 with zero point - 128: i: 0 n bytes */
+/* uint8 <-> int8 with zero point - 128: ptr: input, output; i: n bytes */
+enum { EM_ONNX_FLIP_P_INPUT, EM_ONNX_FLIP_P_OUTPUT, EM_ONNX_FLIP_P_COUNT };
+enum { EM_ONNX_FLIP_I_N, EM_ONNX_FLIP_I_COUNT };
+enum { EM_ONNX_FLIP_F_COUNT = 0 };
+
 static void em_onnx_flip_sign_bit(const em_params* p) {
-    const uint8_t* x = (const uint8_t*)p->ptr[0];
-    uint8_t* y = (uint8_t*)p->ptr[1];
-    for (int64_t k = 0; k < p->i[0]; k++) y[k] = x[k] ^ 0x80u;
+    const uint8_t* x = (const uint8_t*)p->ptr[EM_ONNX_FLIP_P_INPUT];
+    uint8_t* y = (uint8_t*)p->ptr[EM_ONNX_FLIP_P_OUTPUT];
+    for (int64_t k = 0; k < p->i[EM_ONNX_FLIP_I_N]; k++) y[k] = x[k] ^ 0x80u;
 }
 
-/* Clamp int8: i: 0 n, 1 lo, 2 hi */
+/* Clamp int8: ptr: input, output; i: n, lo, hi */
+enum { EM_ONNX_CLAMP_P_INPUT, EM_ONNX_CLAMP_P_OUTPUT, EM_ONNX_CLAMP_P_COUNT };
+enum { EM_ONNX_CLAMP_I_N, EM_ONNX_CLAMP_I_LO, EM_ONNX_CLAMP_I_HI, EM_ONNX_CLAMP_I_COUNT };
+enum { EM_ONNX_CLAMP_F_COUNT = 0 };
+
 static void em_onnx_clamp_int8(const em_params* p) {
-    const int8_t* x = (const int8_t*)p->ptr[0];
-    int8_t* y = (int8_t*)p->ptr[1];
-    const int32_t lo = (int32_t)p->i[1], hi = (int32_t)p->i[2];
-    for (int64_t k = 0; k < p->i[0]; k++) y[k] = (int8_t)em_clamp_i32(x[k], lo, hi);
+    const int8_t* x = (const int8_t*)p->ptr[EM_ONNX_CLAMP_P_INPUT];
+    int8_t* y = (int8_t*)p->ptr[EM_ONNX_CLAMP_P_OUTPUT];
+    const int32_t lo = (int32_t)p->i[EM_ONNX_CLAMP_I_LO], hi = (int32_t)p->i[EM_ONNX_CLAMP_I_HI];
+    for (int64_t k = 0; k < p->i[EM_ONNX_CLAMP_I_N]; k++) y[k] = (int8_t)em_clamp_i32(x[k], lo, hi);
 }
 
 /* DynamicQuantizeLinear float -> uint8 (held as int8, x - 128) with its scale and zero point:
  * range [min(0, min x), max(0, max x)], scale = range / 255, zp = saturate(round(-min / scale)).
- * ptr: 0 x, 1 y, 2 scale (float), 3 zero point (int8 = uint8 - 128); i: 0 n */
+ * ptr: input, output, scale (float), zero point (int8 = uint8 - 128); i: n */
+enum { EM_ONNX_DYNAMIC_QUANTIZE_P_INPUT, EM_ONNX_DYNAMIC_QUANTIZE_P_OUTPUT, EM_ONNX_DYNAMIC_QUANTIZE_P_SCALE,
+       EM_ONNX_DYNAMIC_QUANTIZE_P_ZERO_POINT, EM_ONNX_DYNAMIC_QUANTIZE_P_COUNT };
+enum { EM_ONNX_DYNAMIC_QUANTIZE_I_N, EM_ONNX_DYNAMIC_QUANTIZE_I_COUNT };
+enum { EM_ONNX_DYNAMIC_QUANTIZE_F_COUNT = 0 };
+
 static void em_onnx_dynamic_quantize_linear(const em_params* p) {
-    const float* x = (const float*)p->ptr[0];
-    int8_t* y = (int8_t*)p->ptr[1];
-    const int64_t n = p->i[0];
+    const float* x = (const float*)p->ptr[EM_ONNX_DYNAMIC_QUANTIZE_P_INPUT];
+    int8_t* y = (int8_t*)p->ptr[EM_ONNX_DYNAMIC_QUANTIZE_P_OUTPUT];
+    const int64_t n = p->i[EM_ONNX_DYNAMIC_QUANTIZE_I_N];
     float lo = 0.0f, hi = 0.0f;
     for (int64_t k = 0; k < n; k++) { lo = x[k] < lo ? x[k] : lo; hi = x[k] > hi ? x[k] : hi; }
     float scale = (hi - lo) / 255.0f;
     float zpf = scale != 0.0f ? nearbyintf(0.0f - lo / scale) : 0.0f;
     int32_t zp = (int32_t)(zpf < 0.0f ? 0.0f : (zpf > 255.0f ? 255.0f : zpf));
-    *(float*)p->ptr[2] = scale;
-    *(int8_t*)p->ptr[3] = (int8_t)(zp - 128);
+    *(float*)p->ptr[EM_ONNX_DYNAMIC_QUANTIZE_P_SCALE] = scale;
+    *(int8_t*)p->ptr[EM_ONNX_DYNAMIC_QUANTIZE_P_ZERO_POINT] = (int8_t)(zp - 128);
     for (int64_t k = 0; k < n; k++) {
         float r = scale != 0.0f ? x[k] / scale : 0.0f;
         r = r < -1e9f ? -1e9f : (r > 1e9f ? 1e9f : r);
