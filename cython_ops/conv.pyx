@@ -1,20 +1,27 @@
 # cython: language_level=3
-"""CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED kernels (include/em_conv.h, em_gemm.h)."""
+"""CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED kernels (include/em_conv.h, em_depthwise.h, em_fully_connected.h,
+hybrid: em_hybrid.h; GEMMs: em_gemm*.h)."""
 from libc.stdint cimport uintptr_t
 from cython_ops.em_params cimport em_params
+
+cdef extern from "em_isa.h":
+    int em_isa() nogil
 
 cdef extern from "em_conv.h":
     void em_conv2d_int8(const em_params*) nogil
     void em_conv2d_f32(const em_params*) nogil
+    void em_conv2d_int8_vnni(const em_params*) nogil
+    void em_conv2d_int8_avx2(const em_params*) nogil
+
+cdef extern from "em_depthwise.h":
     void em_depthwise_int8(const em_params*) nogil
     void em_depthwise_f32(const em_params*) nogil
+    void em_depthwise_int8_vnni(const em_params*) nogil
+
+cdef extern from "em_fully_connected.h":
     void em_fully_connected_int8(const em_params*) nogil
     void em_fully_connected_f32(const em_params*) nogil
-    int em_isa() nogil
-    void em_conv2d_int8_vnni(const em_params*) nogil
     void em_fully_connected_int8_vnni(const em_params*) nogil
-    void em_depthwise_int8_vnni(const em_params*) nogil
-    void em_conv2d_int8_avx2(const em_params*) nogil
     void em_fully_connected_int8_avx2(const em_params*) nogil
 
 cdef extern from "em_hybrid.h":

@@ -1,17 +1,22 @@
 # cython: language_level=3
-"""Recurrent kernels: UNIDIRECTIONAL_SEQUENCE_LSTM, integer 8x8_16 and float32 (include/em_lstm.h), hybrid
-(include/em_lstm_hybrid.h); ONNX LSTM / GRU / RNN float32 (include/em_onnx_rnn.h)."""
+"""Recurrent kernels: UNIDIRECTIONAL_SEQUENCE_LSTM, integer 8x8_16 (include/em_lstm_int8.h, its int16 activations
+em_q16.h) and float32 (include/em_lstm_f32.h), hybrid (include/em_lstm_hybrid.h); ONNX LSTM / GRU / RNN float32 and
+int8 (include/em_onnx_rnn.h).  Dot products: include/em_lstm_dots.h."""
 from libc.stdint cimport uintptr_t, int16_t, int64_t
 from cython_ops.em_params cimport em_params
 
 import numpy as np
 
-cdef extern from "em_lstm.h":
-    void em_lstm_int8(const em_params*) nogil
-    void em_lstm_f32(const em_params*) nogil
+cdef extern from "em_q16.h":
     void em_lstm_fill_table(int kind, int ibits, int16_t* table) nogil
     void em_lstm_fill_table_simd(int kind, int ibits, int lanes, int16_t* table) nogil
     int em_lstm_simd_tables() nogil
+
+cdef extern from "em_lstm_int8.h":
+    void em_lstm_int8(const em_params*) nogil
+
+cdef extern from "em_lstm_f32.h":
+    void em_lstm_f32(const em_params*) nogil
     void em_lstm_activate_f32(const float* x, int64_t n, int odd, float* y) nogil
 
 cdef extern from "em_lstm_hybrid.h":

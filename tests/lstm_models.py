@@ -5,7 +5,7 @@ Few models, each covering several properties (conversion costs ~5 s per model an
   stack28 28 steps x 10 features, LSTM(4, sequences) -> LSTM(33, last step): stacked, two sizes, STRIDED_SLICE
   step1   1 step x 10 features, 16 units, last step
   fine16  16 steps x 10 features, LSTM(16) -> LSTM(16), Keras's initial biases: the second layer's cell state gets
-          scale 2^-16, where LiteRT's int16 tanh of the cell state has no variant (see em_lstm.h, stale_tanh)
+          scale 2^-16, where LiteRT's int16 tanh of the cell state has no variant (see em_lstm_int8.h, stale_tanh)
   bi7     Bidirectional(LSTM(8, sequences)) on 7 x 3: REVERSE_V2 + two LSTMs + CONCATENATION
 Fixed batch 1 (RNNs with a dynamic batch do not convert, TOOLCHAIN.md).  Biases are randomized: Keras starts
 them at zero (forget gate at one).

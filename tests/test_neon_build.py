@@ -12,7 +12,10 @@ CC = "aarch64-linux-gnu-gcc"
 FLAGS = ["-O2", "-ffp-contract=off", "-fno-strict-aliasing", "-Wall", "-Werror=implicit-function-declaration"]
 
 ALL_HEADERS = r'''
+#include "em_im2col.h"
 #include "em_conv.h"
+#include "em_depthwise.h"
+#include "em_fully_connected.h"
 #include "em_elementwise.h"
 #include "em_pool.h"
 #include "em_reduce.h"
@@ -20,7 +23,13 @@ ALL_HEADERS = r'''
 #include "em_activations.h"
 #include "em_activation_steps.h"
 #include "em_hybrid.h"
-#include "em_onnx.h"
+#include "em_onnx_quantize.h"
+#include "em_onnx_qlinear.h"
+#include "em_onnx_conv.h"
+#include "em_q16.h"
+#include "em_lstm_dots.h"
+#include "em_lstm_int8.h"
+#include "em_lstm_f32.h"
 #include "em_onnx_rnn.h"
 #include "em_lstm_hybrid.h"
 em_kernel em_neon_check_kernels[] = {em_conv2d_int8, em_fully_connected_int8, em_depthwise_int8, em_add_int8,

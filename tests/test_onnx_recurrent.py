@@ -1,7 +1,7 @@
 """ONNX LSTM / GRU / RNN (float32) against onnxruntime.
 
 Tolerance rtol 1e-5, atol 1e-6: edgeml sums the dot products in k order without FMA and uses its own
-polynomial sigmoid / tanh (em_lstm.h); onnxruntime uses MLAS's blocked FMA GEMM and its own approximations, so
+polynomial sigmoid / tanh (em_lstm_f32.h); onnxruntime uses MLAS's blocked FMA GEMM and its own approximations, so
 the two differ by float rounding (worst seen 5e-7 over these models, also with the other activations: those
 run element by element here, with libm expf / logf for Elu / Softplus as onnxruntime)."""
 import json

@@ -1,33 +1,64 @@
 /* Plan-step adapters for the int8 activations of em_activations.h.
- * LOGISTIC / TANH as LiteRT's reference kernels run them: a 256-entry table built at load.
- *   lut: i: 0 n; ptr: 0 in, 1 out, 2 table
- * LOGISTIC / TANH in gemmlowp fixed point (TFLite Micro's arithmetic):
- *   i: 0 n, 1 input_zero_point, 2 input_range_radius, 3 input_multiplier, 4 input_left_shift, 5 mode
- * SOFTMAX: i: 0 rows, 1 depth, 2 input_multiplier, 3 input_left_shift, 4 diff_min, 5 mode
- * HARD_SWISH: i: 0 n, 1 in_zp, 2 out_zp, 3 reluish mult, 4 reluish exponent, 5 output mult, 6 output exponent
- * ptr: 0 in, 1 out */
+ * LOGISTIC / TANH as LiteRT's reference kernels run them: a 256-entry table built at load (layout EM_LUT).
+ * LOGISTIC / TANH in gemmlowp fixed point (TFLite Micro's arithmetic, layout EM_FIXED_ACT), SOFTMAX
+ * (EM_SOFTMAX_INT8), HARD_SWISH (EM_HARD_SWISH).  Every one reads an int8 input and writes an int8 output. */
 #ifndef EM_ACTIVATION_STEPS_H
 #define EM_ACTIVATION_STEPS_H
 #include "em_params.h"
 #include "em_activations.h"
 
+/* ptr: input, output, table (256 int8); i: n */
+enum { EM_LUT_P_INPUT, EM_LUT_P_OUTPUT, EM_LUT_P_TABLE, EM_LUT_P_COUNT };
+enum { EM_LUT_I_N, EM_LUT_I_COUNT };
+enum { EM_LUT_F_COUNT = 0 };
+
+/* ptr: input, output; i: n, input_zero_point, input_range_radius, input_multiplier, input_left_shift, mode */
+enum { EM_FIXED_ACT_P_INPUT, EM_FIXED_ACT_P_OUTPUT, EM_FIXED_ACT_P_COUNT };
+enum { EM_FIXED_ACT_I_N, EM_FIXED_ACT_I_IN_ZP, EM_FIXED_ACT_I_IN_RANGE_RADIUS, EM_FIXED_ACT_I_IN_MULT,
+       EM_FIXED_ACT_I_IN_LEFT_SHIFT, EM_FIXED_ACT_I_MODE, EM_FIXED_ACT_I_COUNT };
+enum { EM_FIXED_ACT_F_COUNT = 0 };
+
+/* ptr: input, output; i: rows, depth, input_multiplier, input_left_shift, diff_min, mode */
+enum { EM_SOFTMAX_INT8_P_INPUT, EM_SOFTMAX_INT8_P_OUTPUT, EM_SOFTMAX_INT8_P_COUNT };
+enum { EM_SOFTMAX_INT8_I_ROWS, EM_SOFTMAX_INT8_I_DEPTH, EM_SOFTMAX_INT8_I_IN_MULT, EM_SOFTMAX_INT8_I_IN_LEFT_SHIFT,
+       EM_SOFTMAX_INT8_I_DIFF_MIN, EM_SOFTMAX_INT8_I_MODE, EM_SOFTMAX_INT8_I_COUNT };
+enum { EM_SOFTMAX_INT8_F_COUNT = 0 };
+
+/* ptr: input, output; i: n, in_zp, out_zp, reluish multiplier, reluish exponent, output multiplier, output
+ * exponent */
+enum { EM_HARD_SWISH_P_INPUT, EM_HARD_SWISH_P_OUTPUT, EM_HARD_SWISH_P_COUNT };
+enum { EM_HARD_SWISH_I_N, EM_HARD_SWISH_I_IN_ZP, EM_HARD_SWISH_I_OUT_ZP, EM_HARD_SWISH_I_RELUISH_MULT,
+       EM_HARD_SWISH_I_RELUISH_EXPONENT, EM_HARD_SWISH_I_OUT_MULT, EM_HARD_SWISH_I_OUT_EXPONENT,
+       EM_HARD_SWISH_I_COUNT };
+enum { EM_HARD_SWISH_F_COUNT = 0 };
+
 static void em_lut_int8_step(const em_params* p) {
-    em_lut_int8_apply((const int8_t*)p->ptr[0], (int8_t*)p->ptr[1], p->i[0], (const int8_t*)p->ptr[2]);
+    em_lut_int8_apply((const int8_t*)p->ptr[EM_LUT_P_INPUT], (int8_t*)p->ptr[EM_LUT_P_OUTPUT], p->i[EM_LUT_I_N],
+                      (const int8_t*)p->ptr[EM_LUT_P_TABLE]);
 }
 static void em_logistic_fixed_int8_step(const em_params* p) {
-    em_logistic_int8((const int8_t*)p->ptr[0], (int8_t*)p->ptr[1], p->i[0], (int32_t)p->i[1], (int32_t)p->i[2],
-                     (int32_t)p->i[3], (int32_t)p->i[4], (int32_t)p->i[5]);
+    em_logistic_int8((const int8_t*)p->ptr[EM_FIXED_ACT_P_INPUT], (int8_t*)p->ptr[EM_FIXED_ACT_P_OUTPUT],
+                     p->i[EM_FIXED_ACT_I_N], (int32_t)p->i[EM_FIXED_ACT_I_IN_ZP],
+                     (int32_t)p->i[EM_FIXED_ACT_I_IN_RANGE_RADIUS], (int32_t)p->i[EM_FIXED_ACT_I_IN_MULT],
+                     (int32_t)p->i[EM_FIXED_ACT_I_IN_LEFT_SHIFT], (int32_t)p->i[EM_FIXED_ACT_I_MODE]);
 }
 static void em_tanh_fixed_int8_step(const em_params* p) {
-    em_tanh_int8((const int8_t*)p->ptr[0], (int8_t*)p->ptr[1], p->i[0], (int32_t)p->i[1], (int32_t)p->i[2],
-                 (int32_t)p->i[3], (int32_t)p->i[4], (int32_t)p->i[5]);
+    em_tanh_int8((const int8_t*)p->ptr[EM_FIXED_ACT_P_INPUT], (int8_t*)p->ptr[EM_FIXED_ACT_P_OUTPUT],
+                 p->i[EM_FIXED_ACT_I_N], (int32_t)p->i[EM_FIXED_ACT_I_IN_ZP],
+                 (int32_t)p->i[EM_FIXED_ACT_I_IN_RANGE_RADIUS], (int32_t)p->i[EM_FIXED_ACT_I_IN_MULT],
+                 (int32_t)p->i[EM_FIXED_ACT_I_IN_LEFT_SHIFT], (int32_t)p->i[EM_FIXED_ACT_I_MODE]);
 }
 static void em_softmax_int8_step(const em_params* p) {
-    em_softmax_int8((const int8_t*)p->ptr[0], (int8_t*)p->ptr[1], p->i[0], p->i[1], (int32_t)p->i[2],
-                    (int32_t)p->i[3], (int32_t)p->i[4], (int32_t)p->i[5]);
+    em_softmax_int8((const int8_t*)p->ptr[EM_SOFTMAX_INT8_P_INPUT], (int8_t*)p->ptr[EM_SOFTMAX_INT8_P_OUTPUT],
+                    p->i[EM_SOFTMAX_INT8_I_ROWS], p->i[EM_SOFTMAX_INT8_I_DEPTH], (int32_t)p->i[EM_SOFTMAX_INT8_I_IN_MULT],
+                    (int32_t)p->i[EM_SOFTMAX_INT8_I_IN_LEFT_SHIFT], (int32_t)p->i[EM_SOFTMAX_INT8_I_DIFF_MIN],
+                    (int32_t)p->i[EM_SOFTMAX_INT8_I_MODE]);
 }
 static void em_hard_swish_int8_step(const em_params* p) {
-    em_hard_swish_int8((const int8_t*)p->ptr[0], (int8_t*)p->ptr[1], p->i[0], (int32_t)p->i[1], (int32_t)p->i[2],
-                       (int32_t)p->i[3], (int32_t)p->i[4], (int32_t)p->i[5], (int32_t)p->i[6]);
+    em_hard_swish_int8((const int8_t*)p->ptr[EM_HARD_SWISH_P_INPUT], (int8_t*)p->ptr[EM_HARD_SWISH_P_OUTPUT],
+                       p->i[EM_HARD_SWISH_I_N], (int32_t)p->i[EM_HARD_SWISH_I_IN_ZP],
+                       (int32_t)p->i[EM_HARD_SWISH_I_OUT_ZP], (int32_t)p->i[EM_HARD_SWISH_I_RELUISH_MULT],
+                       (int32_t)p->i[EM_HARD_SWISH_I_RELUISH_EXPONENT], (int32_t)p->i[EM_HARD_SWISH_I_OUT_MULT],
+                       (int32_t)p->i[EM_HARD_SWISH_I_OUT_EXPONENT]);
 }
 #endif

@@ -6,38 +6,66 @@
 #include "em_params.h"
 #include "em_requant.h"
 
-/* Binary ops: i: 0-5 output dims (6-D, leading 1s), 6-11 input-1 strides, 12-17 input-2 strides (0 where
- * broadcast), then op parameters from 18.  ptr: 0 input 1, 1 input 2, 2 output. */
-#define EM_BINARY_LOOP(T_IN, T_OUT, BODY)                                                        \
-    const int64_t* d = p->i;                                                                       \
-    const T_IN* x1 = (const T_IN*)p->ptr[0];                                                       \
-    const T_IN* x2 = (const T_IN*)p->ptr[1];                                                       \
-    T_OUT* y = (T_OUT*)p->ptr[2];                                                                  \
+/* Binary ops, layout EM_BINARY (the float kernels; ADD / MUL int8 extend it below):
+ * ptr: input 1, input 2, output
+ * i:   output dims (6-D, leading 1s), input-1 strides, input-2 strides (6 each, 0 where broadcast)
+ * f:   act_min, act_max (float kernels) */
+enum { EM_BINARY_P_INPUT1, EM_BINARY_P_INPUT2, EM_BINARY_P_OUTPUT, EM_BINARY_P_COUNT };
+enum { EM_BINARY_I_DIMS, EM_BINARY_I_DIMS_LAST = EM_BINARY_I_DIMS + 5, EM_BINARY_I_STRIDES1,
+       EM_BINARY_I_STRIDES1_LAST = EM_BINARY_I_STRIDES1 + 5, EM_BINARY_I_STRIDES2,
+       EM_BINARY_I_STRIDES2_LAST = EM_BINARY_I_STRIDES2 + 5, EM_BINARY_I_COUNT };
+enum { EM_BINARY_F_ACT_MIN, EM_BINARY_F_ACT_MAX, EM_BINARY_F_COUNT };
+
+/* ADD / SUB int8, layout EM_ADD: the binary pointers, then tables (scratch of 2 KB for em_add_int8_avx512's
+ * tables, or NULL); the binary integers, then zp1, zp2, out_zp, left_shift, m1, s1, m2, s2, m_out, s_out,
+ * act_min, act_max, mode, sign of input 2 (+1 ADD, -1 SUB) */
+enum { EM_ADD_P_TABLES = EM_BINARY_P_OUTPUT + 1, EM_ADD_P_COUNT };
+enum { EM_ADD_I_ZP1 = EM_BINARY_I_COUNT, EM_ADD_I_ZP2, EM_ADD_I_OUT_ZP, EM_ADD_I_LEFT_SHIFT, EM_ADD_I_MULT1,
+       EM_ADD_I_SHIFT1, EM_ADD_I_MULT2, EM_ADD_I_SHIFT2, EM_ADD_I_OUT_MULT, EM_ADD_I_OUT_SHIFT, EM_ADD_I_ACT_MIN,
+       EM_ADD_I_ACT_MAX, EM_ADD_I_MODE, EM_ADD_I_SIGN, EM_ADD_I_COUNT };
+enum { EM_ADD_F_COUNT = 0 };
+
+/* MUL int8, layout EM_MUL: the binary pointers; the binary integers, then zp1, zp2, out_zp, m, s, act_min,
+ * act_max, mode */
+enum { EM_MUL_P_COUNT = EM_BINARY_P_COUNT };
+enum { EM_MUL_I_ZP1 = EM_BINARY_I_COUNT, EM_MUL_I_ZP2, EM_MUL_I_OUT_ZP, EM_MUL_I_MULT, EM_MUL_I_SHIFT,
+       EM_MUL_I_ACT_MIN, EM_MUL_I_ACT_MAX, EM_MUL_I_MODE, EM_MUL_I_COUNT };
+enum { EM_MUL_F_COUNT = 0 };
+
+#define EM_BINARY_LOOP(T_IN, T_OUT, BODY)                                                          \
+    const int64_t* dims = p->i + EM_BINARY_I_DIMS;                                                 \
+    const int64_t* st1 = p->i + EM_BINARY_I_STRIDES1;                                              \
+    const int64_t* st2 = p->i + EM_BINARY_I_STRIDES2;                                              \
+    const T_IN* x1 = (const T_IN*)p->ptr[EM_BINARY_P_INPUT1];                                      \
+    const T_IN* x2 = (const T_IN*)p->ptr[EM_BINARY_P_INPUT2];                                      \
+    T_OUT* y = (T_OUT*)p->ptr[EM_BINARY_P_OUTPUT];                                                 \
     int64_t o = 0;                                                                                 \
-    for (int64_t i0 = 0; i0 < d[0]; i0++)                                                          \
-    for (int64_t i1 = 0; i1 < d[1]; i1++)                                                          \
-    for (int64_t i2 = 0; i2 < d[2]; i2++)                                                          \
-    for (int64_t i3 = 0; i3 < d[3]; i3++)                                                          \
-    for (int64_t i4 = 0; i4 < d[4]; i4++) {                                                        \
-        int64_t b1 = i0 * d[6] + i1 * d[7] + i2 * d[8] + i3 * d[9] + i4 * d[10];                  \
-        int64_t b2 = i0 * d[12] + i1 * d[13] + i2 * d[14] + i3 * d[15] + i4 * d[16];              \
-        const int64_t s1 = d[11], s2 = d[17];                                                      \
-        for (int64_t i5 = 0; i5 < d[5]; i5++, o++) {                                               \
+    for (int64_t i0 = 0; i0 < dims[0]; i0++)                                                       \
+    for (int64_t i1 = 0; i1 < dims[1]; i1++)                                                       \
+    for (int64_t i2 = 0; i2 < dims[2]; i2++)                                                       \
+    for (int64_t i3 = 0; i3 < dims[3]; i3++)                                                       \
+    for (int64_t i4 = 0; i4 < dims[4]; i4++) {                                                     \
+        int64_t b1 = i0 * st1[0] + i1 * st1[1] + i2 * st1[2] + i3 * st1[3] + i4 * st1[4];          \
+        int64_t b2 = i0 * st2[0] + i1 * st2[1] + i2 * st2[2] + i3 * st2[3] + i4 * st2[4];          \
+        const int64_t s1 = st1[5], s2 = st2[5];                                                    \
+        for (int64_t i5 = 0; i5 < dims[5]; i5++, o++) {                                            \
             const T_IN a = x1[b1 + i5 * s1];                                                       \
             const T_IN b = x2[b2 + i5 * s2];                                                       \
             BODY                                                                                   \
         }                                                                                          \
     }
 
-/* ADD / SUB int8: 18 zp1, 19 zp2, 20 out_zp, 21 left_shift, 22 m1, 23 s1, 24 m2, 25 s2, 26 m_out, 27 s_out,
- * 28 act_min, 29 act_max, 30 mode, 31 sign of input 2 (+1 ADD, -1 SUB) */
+/* ADD / SUB int8 (layout EM_ADD) */
 static void em_add_int8(const em_params* p) {
-    const int64_t* q = p->i + 18;
-    const int32_t zp1 = (int32_t)q[0], zp2 = (int32_t)q[1], ozp = (int32_t)q[2], ls = (int32_t)q[3];
-    const int32_t m1 = (int32_t)q[4], sh1 = (int32_t)q[5], m2 = (int32_t)q[6], sh2 = (int32_t)q[7];
-    const int32_t mo = (int32_t)q[8], sho = (int32_t)q[9], amin = (int32_t)q[10], amax = (int32_t)q[11];
-    const int mode = (int)q[12];
-    const int sub = q[13] < 0;
+    const int64_t* q = p->i;
+    const int32_t zp1 = (int32_t)q[EM_ADD_I_ZP1], zp2 = (int32_t)q[EM_ADD_I_ZP2], ozp = (int32_t)q[EM_ADD_I_OUT_ZP];
+    const int32_t ls = (int32_t)q[EM_ADD_I_LEFT_SHIFT];
+    const int32_t m1 = (int32_t)q[EM_ADD_I_MULT1], sh1 = (int32_t)q[EM_ADD_I_SHIFT1];
+    const int32_t m2 = (int32_t)q[EM_ADD_I_MULT2], sh2 = (int32_t)q[EM_ADD_I_SHIFT2];
+    const int32_t mo = (int32_t)q[EM_ADD_I_OUT_MULT], sho = (int32_t)q[EM_ADD_I_OUT_SHIFT];
+    const int32_t amin = (int32_t)q[EM_ADD_I_ACT_MIN], amax = (int32_t)q[EM_ADD_I_ACT_MAX];
+    const int mode = (int)q[EM_ADD_I_MODE];
+    const int sub = q[EM_ADD_I_SIGN] < 0;
     EM_BINARY_LOOP(int8_t, int8_t, {
         int32_t v1 = em_mbqm(((int32_t)a - zp1) * (1 << ls), m1, sh1, mode);
         int32_t v2 = em_mbqm(((int32_t)b - zp2) * (1 << ls), m2, sh2, mode);
@@ -54,10 +82,11 @@ static void em_add_int8(const em_params* p) {
 /* 1 when binary input k (0 or 1) is one element broadcast to the output: its stride is 0 wherever the output
  * dim is not 1 */
 static inline int em_binary_scalar_input(const em_params* p, int k) {
-    const int64_t* st = p->i + 6 + 6 * k;
+    const int64_t* st = p->i + (k ? EM_BINARY_I_STRIDES2 : EM_BINARY_I_STRIDES1);
+    const int64_t* dims = p->i + EM_BINARY_I_DIMS;
     int j;
     for (j = 0; j < 6; j++)
-        if (st[j] != 0 && p->i[j] != 1) return 0;
+        if (st[j] != 0 && dims[j] != 1) return 0;
     return 1;
 }
 
@@ -136,10 +165,10 @@ EM_VBMI_TARGET static void em_add_int8_tables(const em_params* p, int64_t n, con
                                               const em_add_input16* in2, int single, __m512i mo, __m512i sho,
                                               const em_mbqm16* co, __m512i ozp, __m512i amin, __m512i amax,
                                               int sub) {
-    const int8_t* x1 = (const int8_t*)p->ptr[0];
-    const int8_t* x2 = (const int8_t*)p->ptr[1];
-    int8_t* y = (int8_t*)p->ptr[2];
-    uint8_t* t1 = (uint8_t*)p->ptr[3];
+    const int8_t* x1 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT1];
+    const int8_t* x2 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT2];
+    int8_t* y = (int8_t*)p->ptr[EM_BINARY_P_OUTPUT];
+    uint8_t* t1 = (uint8_t*)p->ptr[EM_ADD_P_TABLES];
     uint8_t* t2 = t1 + 1024;
     em_add_build_table(in1, t1);
     em_add_build_table(in2, t2);
@@ -157,27 +186,33 @@ EM_VBMI_TARGET static void em_add_int8_tables(const em_params* p, int64_t n, con
 }
 
 /* ADD / SUB int8 on equal shapes (or one input of a single element), 16 lanes at a time, either rounding mode;
- * same i layout as em_add_int8, the element count is the product of the output dims; ptr 3: scratch of 2 KB for the tables (EM_ADD_TABLE_MIN
- * elements and more, with VBMI).  The multiplier constants are derived once per call. */
+ * layout EM_ADD as em_add_int8, the element count is the product of the output dims; tables: scratch of 2 KB for
+ * the tables (EM_ADD_TABLE_MIN elements and more, with VBMI).  The multiplier constants are derived once per call. */
 #define EM_ADD_TABLE_MIN 1024
 EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
-    const int64_t* q = p->i + 18;
-    const int8_t* x1 = (const int8_t*)p->ptr[0];
-    const int8_t* x2 = (const int8_t*)p->ptr[1];
-    int8_t* y = (int8_t*)p->ptr[2];
-    const int64_t n = p->i[0] * p->i[1] * p->i[2] * p->i[3] * p->i[4] * p->i[5];
-    const em_add_input16 in1 = em_add_input_consts(q[0], q[4], q[5], q[3], q[12]);
-    const em_add_input16 in2 = em_add_input_consts(q[1], q[6], q[7], q[3], q[12]);
-    const __m512i ozp = _mm512_set1_epi32((int32_t)q[2]);
-    const __m512i mo = _mm512_set1_epi32((int32_t)q[8]), sho = _mm512_set1_epi32((int32_t)q[9]);
-    const __m512i amin = _mm512_set1_epi32((int32_t)q[10]), amax = _mm512_set1_epi32((int32_t)q[11]);
+    const int64_t* q = p->i;
+    const int64_t* dims = p->i + EM_BINARY_I_DIMS;
+    const int8_t* x1 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT1];
+    const int8_t* x2 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT2];
+    int8_t* y = (int8_t*)p->ptr[EM_BINARY_P_OUTPUT];
+    const int64_t n = dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5];
+    const em_add_input16 in1 = em_add_input_consts(q[EM_ADD_I_ZP1], q[EM_ADD_I_MULT1], q[EM_ADD_I_SHIFT1],
+                                                   q[EM_ADD_I_LEFT_SHIFT], q[EM_ADD_I_MODE]);
+    const em_add_input16 in2 = em_add_input_consts(q[EM_ADD_I_ZP2], q[EM_ADD_I_MULT2], q[EM_ADD_I_SHIFT2],
+                                                   q[EM_ADD_I_LEFT_SHIFT], q[EM_ADD_I_MODE]);
+    const __m512i ozp = _mm512_set1_epi32((int32_t)q[EM_ADD_I_OUT_ZP]);
+    const __m512i mo = _mm512_set1_epi32((int32_t)q[EM_ADD_I_OUT_MULT]);
+    const __m512i sho = _mm512_set1_epi32((int32_t)q[EM_ADD_I_OUT_SHIFT]);
+    const __m512i amin = _mm512_set1_epi32((int32_t)q[EM_ADD_I_ACT_MIN]);
+    const __m512i amax = _mm512_set1_epi32((int32_t)q[EM_ADD_I_ACT_MAX]);
     const em_mbqm16 co = em_mbqm_consts(mo, sho);
-    const int single = q[12] == EM_ROUND_SINGLE;
-    const int sub = q[13] < 0;
+    const int single = q[EM_ADD_I_MODE] == EM_ROUND_SINGLE;
+    const int sub = q[EM_ADD_I_SIGN] < 0;
     /* an input of one element (every stride 0) is broadcast: its stage is computed once */
     const int one1 = em_binary_scalar_input(p, 0), one2 = em_binary_scalar_input(p, 1);
     const __m512i c1 = em_add_input_x16(_mm512_set1_epi32(x1[0]), &in1), c2 = em_add_input_x16(_mm512_set1_epi32(x2[0]), &in2);
-    if (!one1 && !one2 && n >= EM_ADD_TABLE_MIN && p->ptr[3] != NULL && __builtin_cpu_supports("avx512vbmi")) {
+    if (!one1 && !one2 && n >= EM_ADD_TABLE_MIN && p->ptr[EM_ADD_P_TABLES] != NULL &&
+        __builtin_cpu_supports("avx512vbmi")) {
         em_add_int8_tables(p, n, &in1, &in2, single, mo, sho, &co, ozp, amin, amax, sub);
         return;
     }
@@ -197,20 +232,23 @@ EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     for (; k < n; k += 16) EM_ADD16(k, n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1));
 #undef EM_ADD16
 }
-/* MUL int8 on equal shapes (or one input of a single element), 16 lanes at a time, either rounding mode; the
- * i layout of em_mul_int8 below */
+/* MUL int8 on equal shapes (or one input of a single element), 16 lanes at a time, either rounding mode; layout
+ * EM_MUL as em_mul_int8 below */
 EM_VNNI_TARGET static void em_mul_int8_avx512(const em_params* p) {
-    const int64_t* q = p->i + 18;
-    const int8_t* x1 = (const int8_t*)p->ptr[0];
-    const int8_t* x2 = (const int8_t*)p->ptr[1];
-    int8_t* y = (int8_t*)p->ptr[2];
-    const int64_t n = p->i[0] * p->i[1] * p->i[2] * p->i[3] * p->i[4] * p->i[5];
-    const __m512i zp1 = _mm512_set1_epi32((int32_t)q[0]), zp2 = _mm512_set1_epi32((int32_t)q[1]);
-    const __m512i ozp = _mm512_set1_epi32((int32_t)q[2]), m = _mm512_set1_epi32((int32_t)q[3]);
-    const __m512i sh = _mm512_set1_epi32((int32_t)q[4]);
-    const __m512i amin = _mm512_set1_epi32((int32_t)q[5]), amax = _mm512_set1_epi32((int32_t)q[6]);
+    const int64_t* q = p->i;
+    const int64_t* dims = p->i + EM_BINARY_I_DIMS;
+    const int8_t* x1 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT1];
+    const int8_t* x2 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT2];
+    int8_t* y = (int8_t*)p->ptr[EM_BINARY_P_OUTPUT];
+    const int64_t n = dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5];
+    const __m512i zp1 = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ZP1]), zp2 = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ZP2]);
+    const __m512i ozp = _mm512_set1_epi32((int32_t)q[EM_MUL_I_OUT_ZP]);
+    const __m512i m = _mm512_set1_epi32((int32_t)q[EM_MUL_I_MULT]);
+    const __m512i sh = _mm512_set1_epi32((int32_t)q[EM_MUL_I_SHIFT]);
+    const __m512i amin = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ACT_MIN]);
+    const __m512i amax = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ACT_MAX]);
     const em_mbqm16 c = em_mbqm_consts(m, sh);
-    const int single = q[7] == EM_ROUND_SINGLE;
+    const int single = q[EM_MUL_I_MODE] == EM_ROUND_SINGLE;
     const int one1 = em_binary_scalar_input(p, 0), one2 = em_binary_scalar_input(p, 1);
     for (int64_t k = 0; k < n; k += 16) {
         const __mmask16 mk = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
@@ -228,12 +266,13 @@ static void em_mul_int8(const em_params* p);
 static void em_mul_int8_avx512(const em_params* p) { em_mul_int8(p); }
 #endif
 
-/* MUL int8: 18 zp1, 19 zp2, 20 out_zp, 21 m, 22 s, 23 act_min, 24 act_max, 25 mode */
+/* MUL int8 (layout EM_MUL) */
 static void em_mul_int8(const em_params* p) {
-    const int64_t* q = p->i + 18;
-    const int32_t zp1 = (int32_t)q[0], zp2 = (int32_t)q[1], ozp = (int32_t)q[2];
-    const int32_t m = (int32_t)q[3], sh = (int32_t)q[4], amin = (int32_t)q[5], amax = (int32_t)q[6];
-    const int mode = (int)q[7];
+    const int64_t* q = p->i;
+    const int32_t zp1 = (int32_t)q[EM_MUL_I_ZP1], zp2 = (int32_t)q[EM_MUL_I_ZP2], ozp = (int32_t)q[EM_MUL_I_OUT_ZP];
+    const int32_t m = (int32_t)q[EM_MUL_I_MULT], sh = (int32_t)q[EM_MUL_I_SHIFT];
+    const int32_t amin = (int32_t)q[EM_MUL_I_ACT_MIN], amax = (int32_t)q[EM_MUL_I_ACT_MAX];
+    const int mode = (int)q[EM_MUL_I_MODE];
     EM_BINARY_LOOP(int8_t, int8_t, {
         int32_t prod = ((int32_t)a - zp1) * ((int32_t)b - zp2);
         int32_t r = em_mbqm(prod, m, sh, mode) + ozp;
@@ -241,45 +280,69 @@ static void em_mul_int8(const em_params* p) {
     })
 }
 
-/* float binary: f 0 act_min, 1 act_max */
-static void em_add_f32(const em_params* p) { EM_BINARY_LOOP(float, float, { y[o] = em_clamp_f32(a + b, p->f[0], p->f[1]); }) }
-static void em_sub_f32(const em_params* p) { EM_BINARY_LOOP(float, float, { y[o] = em_clamp_f32(a - b, p->f[0], p->f[1]); }) }
-static void em_mul_f32(const em_params* p) { EM_BINARY_LOOP(float, float, { y[o] = em_clamp_f32(a * b, p->f[0], p->f[1]); }) }
+/* float binary (layout EM_BINARY) */
+static void em_add_f32(const em_params* p) {
+    EM_BINARY_LOOP(float, float, { y[o] = em_clamp_f32(a + b, p->f[EM_BINARY_F_ACT_MIN], p->f[EM_BINARY_F_ACT_MAX]); })
+}
+static void em_sub_f32(const em_params* p) {
+    EM_BINARY_LOOP(float, float, { y[o] = em_clamp_f32(a - b, p->f[EM_BINARY_F_ACT_MIN], p->f[EM_BINARY_F_ACT_MAX]); })
+}
+static void em_mul_f32(const em_params* p) {
+    EM_BINARY_LOOP(float, float, { y[o] = em_clamp_f32(a * b, p->f[EM_BINARY_F_ACT_MIN], p->f[EM_BINARY_F_ACT_MAX]); })
+}
 
 /* Unary int8 -> int8 requantization y = clamp(out_zp + MBQM(x - in_zp, m, s)); RELU family, int8 QUANTIZE.
- * i: 0 n, 1 in_zp, 2 out_zp, 3 m, 4 s, 5 act_min, 6 act_max, 7 mode; ptr: 0 in, 1 out */
+ * ptr: input, output; i: n, in_zp, out_zp, m, s, act_min, act_max, mode */
+enum { EM_REQUANTIZE_P_INPUT, EM_REQUANTIZE_P_OUTPUT, EM_REQUANTIZE_P_COUNT };
+enum { EM_REQUANTIZE_I_N, EM_REQUANTIZE_I_IN_ZP, EM_REQUANTIZE_I_OUT_ZP, EM_REQUANTIZE_I_MULT, EM_REQUANTIZE_I_SHIFT,
+       EM_REQUANTIZE_I_ACT_MIN, EM_REQUANTIZE_I_ACT_MAX, EM_REQUANTIZE_I_MODE, EM_REQUANTIZE_I_COUNT };
+enum { EM_REQUANTIZE_F_COUNT = 0 };
+
 static void em_requantize_int8(const em_params* p) {
     const int64_t* q = p->i;
-    const int8_t* x = (const int8_t*)p->ptr[0];
-    int8_t* y = (int8_t*)p->ptr[1];
-    const int32_t izp = (int32_t)q[1], ozp = (int32_t)q[2], m = (int32_t)q[3], sh = (int32_t)q[4];
-    const int32_t amin = (int32_t)q[5], amax = (int32_t)q[6];
-    const int mode = (int)q[7];
-    for (int64_t k = 0; k < q[0]; k++)
+    const int8_t* x = (const int8_t*)p->ptr[EM_REQUANTIZE_P_INPUT];
+    int8_t* y = (int8_t*)p->ptr[EM_REQUANTIZE_P_OUTPUT];
+    const int32_t izp = (int32_t)q[EM_REQUANTIZE_I_IN_ZP], ozp = (int32_t)q[EM_REQUANTIZE_I_OUT_ZP];
+    const int32_t m = (int32_t)q[EM_REQUANTIZE_I_MULT], sh = (int32_t)q[EM_REQUANTIZE_I_SHIFT];
+    const int32_t amin = (int32_t)q[EM_REQUANTIZE_I_ACT_MIN], amax = (int32_t)q[EM_REQUANTIZE_I_ACT_MAX];
+    const int mode = (int)q[EM_REQUANTIZE_I_MODE];
+    for (int64_t k = 0; k < q[EM_REQUANTIZE_I_N]; k++)
         y[k] = (int8_t)em_clamp_i32(ozp + em_mbqm((int32_t)x[k] - izp, m, sh, mode), amin, amax);
 }
 
-/* LEAKY_RELU int8: i: 0 n, 1 in_zp, 2 out_zp, 3 m_identity, 4 s_identity, 5 m_alpha, 6 s_alpha, 7 mode */
+/* LEAKY_RELU int8: ptr: input, output; i: n, in_zp, out_zp, m_identity, s_identity, m_alpha, s_alpha, mode */
+enum { EM_LEAKY_RELU_P_INPUT, EM_LEAKY_RELU_P_OUTPUT, EM_LEAKY_RELU_P_COUNT };
+enum { EM_LEAKY_RELU_I_N, EM_LEAKY_RELU_I_IN_ZP, EM_LEAKY_RELU_I_OUT_ZP, EM_LEAKY_RELU_I_MULT_IDENTITY,
+       EM_LEAKY_RELU_I_SHIFT_IDENTITY, EM_LEAKY_RELU_I_MULT_ALPHA, EM_LEAKY_RELU_I_SHIFT_ALPHA, EM_LEAKY_RELU_I_MODE,
+       EM_LEAKY_RELU_I_COUNT };
+enum { EM_LEAKY_RELU_F_COUNT = 0 };
+
 static void em_leaky_relu_int8(const em_params* p) {
     const int64_t* q = p->i;
-    const int8_t* x = (const int8_t*)p->ptr[0];
-    int8_t* y = (int8_t*)p->ptr[1];
-    const int mode = (int)q[7];
-    for (int64_t k = 0; k < q[0]; k++) {
-        int32_t v = (int32_t)x[k] - (int32_t)q[1];
-        int32_t r = v >= 0 ? em_mbqm(v, (int32_t)q[3], (int)q[4], mode) : em_mbqm(v, (int32_t)q[5], (int)q[6], mode);
-        y[k] = (int8_t)em_clamp_i32(r + (int32_t)q[2], -128, 127);
+    const int8_t* x = (const int8_t*)p->ptr[EM_LEAKY_RELU_P_INPUT];
+    int8_t* y = (int8_t*)p->ptr[EM_LEAKY_RELU_P_OUTPUT];
+    const int mode = (int)q[EM_LEAKY_RELU_I_MODE];
+    for (int64_t k = 0; k < q[EM_LEAKY_RELU_I_N]; k++) {
+        int32_t v = (int32_t)x[k] - (int32_t)q[EM_LEAKY_RELU_I_IN_ZP];
+        int32_t r = v >= 0
+            ? em_mbqm(v, (int32_t)q[EM_LEAKY_RELU_I_MULT_IDENTITY], (int)q[EM_LEAKY_RELU_I_SHIFT_IDENTITY], mode)
+            : em_mbqm(v, (int32_t)q[EM_LEAKY_RELU_I_MULT_ALPHA], (int)q[EM_LEAKY_RELU_I_SHIFT_ALPHA], mode);
+        y[k] = (int8_t)em_clamp_i32(r + (int32_t)q[EM_LEAKY_RELU_I_OUT_ZP], -128, 127);
     }
 }
 
-/* QUANTIZE float -> int8: i: 0 n, 1 zp; f: 0 scale.  x / scale divided in float32 and rounded half away from
- * zero, as LiteRT's AffineQuantize does. */
+/* QUANTIZE float -> int8: ptr: input, output; i: n, zp; f: scale.  x / scale divided in float32 and rounded half
+ * away from zero, as LiteRT's AffineQuantize does. */
+enum { EM_QUANTIZE_P_INPUT, EM_QUANTIZE_P_OUTPUT, EM_QUANTIZE_P_COUNT };
+enum { EM_QUANTIZE_I_N, EM_QUANTIZE_I_ZP, EM_QUANTIZE_I_COUNT };
+enum { EM_QUANTIZE_F_SCALE, EM_QUANTIZE_F_COUNT };
+
 static void em_quantize_f32_int8(const em_params* p) {
-    const float* x = (const float*)p->ptr[0];
-    int8_t* y = (int8_t*)p->ptr[1];
-    const float scale = p->f[0];
-    const int32_t zp = (int32_t)p->i[1];
-    for (int64_t k = 0; k < p->i[0]; k++) {
+    const float* x = (const float*)p->ptr[EM_QUANTIZE_P_INPUT];
+    int8_t* y = (int8_t*)p->ptr[EM_QUANTIZE_P_OUTPUT];
+    const float scale = p->f[EM_QUANTIZE_F_SCALE];
+    const int32_t zp = (int32_t)p->i[EM_QUANTIZE_I_ZP];
+    for (int64_t k = 0; k < p->i[EM_QUANTIZE_I_N]; k++) {
         float r = roundf(x[k] / scale);
         if (r > 1e9f) r = 1e9f;          /* keep the int conversion defined for inf / huge inputs */
         if (r < -1e9f) r = -1e9f;
@@ -288,27 +351,36 @@ static void em_quantize_f32_int8(const em_params* p) {
     }
 }
 
-/* DEQUANTIZE int8 -> float: i: 0 n, 1 zp; f: 0 scale. */
+/* DEQUANTIZE int8 -> float: ptr: input, output; i: n, zp; f: scale. */
+enum { EM_DEQUANTIZE_P_INPUT, EM_DEQUANTIZE_P_OUTPUT, EM_DEQUANTIZE_P_COUNT };
+enum { EM_DEQUANTIZE_I_N, EM_DEQUANTIZE_I_ZP, EM_DEQUANTIZE_I_COUNT };
+enum { EM_DEQUANTIZE_F_SCALE, EM_DEQUANTIZE_F_COUNT };
+
 static void em_dequantize_int8_f32(const em_params* p) {
-    const int8_t* x = (const int8_t*)p->ptr[0];
-    float* y = (float*)p->ptr[1];
-    const double scale = (double)p->f[0];
-    const int32_t zp = (int32_t)p->i[1];
-    for (int64_t k = 0; k < p->i[0]; k++) y[k] = (float)(scale * (double)((int32_t)x[k] - zp));
+    const int8_t* x = (const int8_t*)p->ptr[EM_DEQUANTIZE_P_INPUT];
+    float* y = (float*)p->ptr[EM_DEQUANTIZE_P_OUTPUT];
+    const double scale = (double)p->f[EM_DEQUANTIZE_F_SCALE];
+    const int32_t zp = (int32_t)p->i[EM_DEQUANTIZE_I_ZP];
+    for (int64_t k = 0; k < p->i[EM_DEQUANTIZE_I_N]; k++) y[k] = (float)(scale * (double)((int32_t)x[k] - zp));
 }
 
-/* Float unary activations: i: 0 n, 1 kind; f: 0 act_min, 1 act_max, 2 alpha */
+/* Float unary activations: ptr: input, output; i: n, kind (EM_ACT_*); f: act_min, act_max, alpha */
+enum { EM_UNARY_F32_P_INPUT, EM_UNARY_F32_P_OUTPUT, EM_UNARY_F32_P_COUNT };
+enum { EM_UNARY_F32_I_N, EM_UNARY_F32_I_KIND, EM_UNARY_F32_I_COUNT };
+enum { EM_UNARY_F32_F_ACT_MIN, EM_UNARY_F32_F_ACT_MAX, EM_UNARY_F32_F_ALPHA, EM_UNARY_F32_F_COUNT };
+
 enum { EM_ACT_CLAMP = 0, EM_ACT_LEAKY = 1, EM_ACT_LOGISTIC = 2, EM_ACT_TANH = 3, EM_ACT_HARD_SWISH = 4 };
 static void em_unary_f32(const em_params* p) {
-    const float* x = (const float*)p->ptr[0];
-    float* y = (float*)p->ptr[1];
-    const int64_t n = p->i[0];
-    switch ((int)p->i[1]) {
+    const float* x = (const float*)p->ptr[EM_UNARY_F32_P_INPUT];
+    float* y = (float*)p->ptr[EM_UNARY_F32_P_OUTPUT];
+    const int64_t n = p->i[EM_UNARY_F32_I_N];
+    switch ((int)p->i[EM_UNARY_F32_I_KIND]) {
     case EM_ACT_CLAMP:
-        for (int64_t k = 0; k < n; k++) y[k] = em_clamp_f32(x[k], p->f[0], p->f[1]);
+        for (int64_t k = 0; k < n; k++)
+            y[k] = em_clamp_f32(x[k], p->f[EM_UNARY_F32_F_ACT_MIN], p->f[EM_UNARY_F32_F_ACT_MAX]);
         break;
     case EM_ACT_LEAKY:
-        for (int64_t k = 0; k < n; k++) y[k] = x[k] > 0.0f ? x[k] : x[k] * p->f[2];
+        for (int64_t k = 0; k < n; k++) y[k] = x[k] > 0.0f ? x[k] : x[k] * p->f[EM_UNARY_F32_F_ALPHA];
         break;
     case EM_ACT_LOGISTIC:
         for (int64_t k = 0; k < n; k++) {
@@ -331,12 +403,16 @@ static void em_unary_f32(const em_params* p) {
     }
 }
 
-/* SOFTMAX float over the last axis: i: 0 rows, 1 depth; f: 0 beta */
+/* SOFTMAX float over the last axis: ptr: input, output; i: rows, depth; f: beta */
+enum { EM_SOFTMAX_F32_P_INPUT, EM_SOFTMAX_F32_P_OUTPUT, EM_SOFTMAX_F32_P_COUNT };
+enum { EM_SOFTMAX_F32_I_ROWS, EM_SOFTMAX_F32_I_DEPTH, EM_SOFTMAX_F32_I_COUNT };
+enum { EM_SOFTMAX_F32_F_BETA, EM_SOFTMAX_F32_F_COUNT };
+
 static void em_softmax_f32(const em_params* p) {
-    const float* x = (const float*)p->ptr[0];
-    float* y = (float*)p->ptr[1];
-    const int64_t rows = p->i[0], depth = p->i[1];
-    const float beta = p->f[0];
+    const float* x = (const float*)p->ptr[EM_SOFTMAX_F32_P_INPUT];
+    float* y = (float*)p->ptr[EM_SOFTMAX_F32_P_OUTPUT];
+    const int64_t rows = p->i[EM_SOFTMAX_F32_I_ROWS], depth = p->i[EM_SOFTMAX_F32_I_DEPTH];
+    const float beta = p->f[EM_SOFTMAX_F32_F_BETA];
     for (int64_t r = 0; r < rows; r++) {
         const float* xr = x + r * depth;
         float* yr = y + r * depth;

@@ -27,26 +27,25 @@
  *  Integer sums are exact, so their order does not matter; the float steps above are done in that order,
  *  in float, without contraction (the build uses -ffp-contract=off).
  *
- * Layout (p->i) of em_conv2d_hybrid and em_depthwise_hybrid:
- *   0 N, 1 IH, 2 IW, 3 IC, 4 OH, 5 OW, 6 OC, 7 KH, 8 KW, 9 SH, 10 SW, 11 DH, 12 DW, 13 pad_top, 14 pad_left,
- *   15 mode (conv only: 0 per-tensor symmetric, 1 per-channel asymmetric), 16 depth multiplier (depthwise),
- *   17 direct (conv: 1x1, stride 1, no padding -> no im2col), 18 rows per im2col chunk (conv)
- * ptr: 0 input f32 [N,IH,IW,IC], 1 weights int8 (conv [OC][KH*KW*IC], depthwise [KH*KW][OC]),
- *      2 bias f32 [OC] or NULL, 3 output f32 [N,OH,OW,OC], 4 per-channel weight scales f32 [OC] (NULL in conv
- *      mode 0), 5 weight row sums int32 [OC] (conv mode 1; NULL otherwise), 6 scratch
- * f: 0 act_min, 1 act_max, 2 weight scale (conv mode 0)
- * scratch bytes: conv      A(IH*IW*IC) + (direct ? 0 : A(chunk * KH*KW*IC)) + 4 * OC
- *                          (quantized image of one batch, im2col rows, int32 sums of one output pixel)
- *                depthwise A(IH*IW*IC) + 4 * OC   (quantized image of one batch, int32 sums)
+ * Layout EM_HY_CONV of em_conv2d_hybrid and em_depthwise_hybrid:
+ *   i: N, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, DH, DW, pad_top, pad_left, mode (conv only: 0 per-tensor
+ *      symmetric, 1 per-channel asymmetric), depth multiplier (depthwise), direct (conv: 1x1, stride 1, no
+ *      padding -> no im2col), rows per im2col chunk (conv)
+ *   ptr: input f32 [N,IH,IW,IC], weights int8 (conv [OC][KH*KW*IC], depthwise [KH*KW][OC]), bias f32 [OC] or NULL,
+ *        output f32 [N,OH,OW,OC], per-channel weight scales f32 [OC] (NULL in conv mode 0), weight row sums int32
+ *        [OC] (conv mode 1; NULL otherwise), scratch
+ *   f: act_min, act_max, weight scale (conv mode 0)
+ *   scratch bytes: conv      A(IH*IW*IC) + (direct ? 0 : A(chunk * KH*KW*IC)) + 4 * OC
+ *                            (quantized image of one batch, im2col rows, int32 sums of one output pixel)
+ *                  depthwise A(IH*IW*IC) + 4 * OC   (quantized image of one batch, int32 sums)
  *   where A(n) = (n + 15) & ~15; the scratch pointer must be 16-byte aligned (the arena aligns to 64).
  *
- * Layout of em_fully_connected_hybrid:
- *   i: 0 rows (batches), 1 K (depth), 2 units, 3 asymmetric inputs (0/1), 4 per-channel (0/1),
- *      5 clamp (0 for activation NONE: ApplyActivationToVector leaves the values alone, even +-inf)
- *   ptr: 0 input f32 [rows][K], 1 weights int8 [units][K], 2 bias f32 [units] or NULL, 3 output f32
- *        [rows][units], 4 per-channel scales f32 [units] (per-channel only), 5 weight row sums int32 [units]
- *        (asymmetric only), 6 scratch
- *   f: 0 act_min, 1 act_max, 2 weight scale (per tensor)
+ * Layout EM_HY_FC of em_fully_connected_hybrid:
+ *   i: rows (batches), depth (K), units, asymmetric inputs (0/1), per-channel (0/1), clamp (0 for activation
+ *      NONE: ApplyActivationToVector leaves the values alone, even +-inf)
+ *   ptr: input f32 [rows][K], weights int8 [units][K], bias f32 [units] or NULL, output f32 [rows][units],
+ *        per-channel scales f32 [units] (per-channel only), weight row sums int32 [units] (asymmetric only), scratch
+ *   f: act_min, act_max, weight scale (per tensor)
  *   scratch bytes: K (one quantized row)
  */
 #ifndef EM_HYBRID_H
@@ -58,9 +57,18 @@
 #include "em_depthwise.h"
 #include "em_isa.h"
 
-enum { HY_N, HY_IH, HY_IW, HY_IC, HY_OH, HY_OW, HY_OC, HY_KH, HY_KW, HY_SH, HY_SW, HY_DH, HY_DW, HY_PT, HY_PL,
-       HY_MODE, HY_DM, HY_DIRECT, HY_CHUNK };
-enum { HYF_ROWS, HYF_K, HYF_UNITS, HYF_ASYM, HYF_PERCH, HYF_CLAMP };
+enum { EM_HY_CONV_P_INPUT, EM_HY_CONV_P_WEIGHTS, EM_HY_CONV_P_BIAS, EM_HY_CONV_P_OUTPUT, EM_HY_CONV_P_CHANNEL_SCALES,
+       EM_HY_CONV_P_ROW_SUMS, EM_HY_CONV_P_SCRATCH, EM_HY_CONV_P_COUNT };
+enum { EM_HY_CONV_I_N, EM_HY_CONV_I_IH, EM_HY_CONV_I_IW, EM_HY_CONV_I_IC, EM_HY_CONV_I_OH, EM_HY_CONV_I_OW,
+       EM_HY_CONV_I_OC, EM_HY_CONV_I_KH, EM_HY_CONV_I_KW, EM_HY_CONV_I_SH, EM_HY_CONV_I_SW, EM_HY_CONV_I_DH,
+       EM_HY_CONV_I_DW, EM_HY_CONV_I_PAD_TOP, EM_HY_CONV_I_PAD_LEFT, EM_HY_CONV_I_MODE, EM_HY_CONV_I_DM,
+       EM_HY_CONV_I_DIRECT, EM_HY_CONV_I_CHUNK, EM_HY_CONV_I_COUNT };
+enum { EM_HY_CONV_F_ACT_MIN, EM_HY_CONV_F_ACT_MAX, EM_HY_CONV_F_WEIGHT_SCALE, EM_HY_CONV_F_COUNT };
+enum { EM_HY_FC_P_INPUT, EM_HY_FC_P_WEIGHTS, EM_HY_FC_P_BIAS, EM_HY_FC_P_OUTPUT, EM_HY_FC_P_CHANNEL_SCALES,
+       EM_HY_FC_P_ROW_SUMS, EM_HY_FC_P_SCRATCH, EM_HY_FC_P_COUNT };
+enum { EM_HY_FC_I_ROWS, EM_HY_FC_I_DEPTH, EM_HY_FC_I_UNITS, EM_HY_FC_I_ASYMMETRIC, EM_HY_FC_I_PER_CHANNEL,
+       EM_HY_FC_I_CLAMP, EM_HY_FC_I_COUNT };
+enum { EM_HY_FC_F_ACT_MIN, EM_HY_FC_F_ACT_MAX, EM_HY_FC_F_WEIGHT_SCALE, EM_HY_FC_F_COUNT };
 
 #define EM_HY_ALIGN16(n) (((n) + 15) & ~(int64_t)15)
 
@@ -230,16 +238,16 @@ static inline void em_hy_dot_rows(const int8_t* a, const int8_t* w, int64_t OC, 
  * taps outside the image take `pad` (0 symmetric, the zero point asymmetric: they then add nothing). */
 static void em_hy_im2col(const int8_t* q, const int64_t* d, int64_t first, int64_t rows, int8_t pad,
                          int8_t* col) {
-    const int64_t IH = d[HY_IH], IW = d[HY_IW], IC = d[HY_IC], OW = d[HY_OW];
-    const int64_t KH = d[HY_KH], KW = d[HY_KW];
+    const int64_t IH = d[EM_HY_CONV_I_IH], IW = d[EM_HY_CONV_I_IW], IC = d[EM_HY_CONV_I_IC], OW = d[EM_HY_CONV_I_OW];
+    const int64_t KH = d[EM_HY_CONV_I_KH], KW = d[EM_HY_CONV_I_KW];
     const int64_t K = KH * KW * IC;
     for (int64_t r = 0; r < rows; r++) {
         const int64_t pix = first + r, oy = pix / OW, ox = pix % OW;
         int8_t* dst = col + r * K;
         for (int64_t ky = 0; ky < KH; ky++) {
-            const int64_t iy = oy * d[HY_SH] - d[HY_PT] + ky * d[HY_DH];
+            const int64_t iy = oy * d[EM_HY_CONV_I_SH] - d[EM_HY_CONV_I_PAD_TOP] + ky * d[EM_HY_CONV_I_DH];
             for (int64_t kx = 0; kx < KW; kx++, dst += IC) {
-                const int64_t ix = ox * d[HY_SW] - d[HY_PL] + kx * d[HY_DW];
+                const int64_t ix = ox * d[EM_HY_CONV_I_SW] - d[EM_HY_CONV_I_PAD_LEFT] + kx * d[EM_HY_CONV_I_DW];
                 if (iy < 0 || iy >= IH || ix < 0 || ix >= IW) memset(dst, (unsigned char)pad, (size_t)IC);
                 else memcpy(dst, q + (iy * IW + ix) * IC, (size_t)IC);
             }
@@ -249,33 +257,33 @@ static void em_hy_im2col(const int8_t* q, const int64_t* d, int64_t first, int64
 
 static void em_conv2d_hybrid(const em_params* p) {
     const int64_t* d = p->i;
-    const float* in = (const float*)p->ptr[0];
-    const int8_t* w = (const int8_t*)p->ptr[1];
-    const float* bias = (const float*)p->ptr[2];
-    float* out = (float*)p->ptr[3];
-    const float* wscale = (const float*)p->ptr[4];
-    const int32_t* rowsum = (const int32_t*)p->ptr[5];
-    const int64_t IH = d[HY_IH], IW = d[HY_IW], IC = d[HY_IC], OC = d[HY_OC];
-    const int64_t K = d[HY_KH] * d[HY_KW] * IC, P = d[HY_OH] * d[HY_OW];
-    const int64_t img = IH * IW * IC, chunk = d[HY_CHUNK] > 0 ? d[HY_CHUNK] : 1;
-    const int per_channel = d[HY_MODE] == 1;
-    const float lo = p->f[0], hi = p->f[1];
-    int8_t* q = (int8_t*)p->ptr[6];
+    const float* in = (const float*)p->ptr[EM_HY_CONV_P_INPUT];
+    const int8_t* w = (const int8_t*)p->ptr[EM_HY_CONV_P_WEIGHTS];
+    const float* bias = (const float*)p->ptr[EM_HY_CONV_P_BIAS];
+    float* out = (float*)p->ptr[EM_HY_CONV_P_OUTPUT];
+    const float* wscale = (const float*)p->ptr[EM_HY_CONV_P_CHANNEL_SCALES];
+    const int32_t* rowsum = (const int32_t*)p->ptr[EM_HY_CONV_P_ROW_SUMS];
+    const int64_t IH = d[EM_HY_CONV_I_IH], IW = d[EM_HY_CONV_I_IW], IC = d[EM_HY_CONV_I_IC], OC = d[EM_HY_CONV_I_OC];
+    const int64_t K = d[EM_HY_CONV_I_KH] * d[EM_HY_CONV_I_KW] * IC, P = d[EM_HY_CONV_I_OH] * d[EM_HY_CONV_I_OW];
+    const int64_t img = IH * IW * IC, chunk = d[EM_HY_CONV_I_CHUNK] > 0 ? d[EM_HY_CONV_I_CHUNK] : 1;
+    const int per_channel = d[EM_HY_CONV_I_MODE] == 1;
+    const float lo = p->f[EM_HY_CONV_F_ACT_MIN], hi = p->f[EM_HY_CONV_F_ACT_MAX];
+    int8_t* q = (int8_t*)p->ptr[EM_HY_CONV_P_SCRATCH];
     int8_t* col = q + EM_HY_ALIGN16(img);
-    int32_t* acc = (int32_t*)(void*)(d[HY_DIRECT] ? col : col + EM_HY_ALIGN16(chunk * K));
-    for (int64_t b = 0; b < d[HY_N]; b++) {
+    int32_t* acc = (int32_t*)(void*)(d[EM_HY_CONV_I_DIRECT] ? col : col + EM_HY_ALIGN16(chunk * K));
+    for (int64_t b = 0; b < d[EM_HY_CONV_I_N]; b++) {
         float sf;
         int32_t zp = 0;
         if (per_channel) {
             em_hy_quantize_asym(in + b * img, img, q, &sf, &zp);
         } else {
             em_hy_quantize_sym(in + b * img, img, q, &sf);
-            sf = sf * p->f[2];
+            sf = sf * p->f[EM_HY_CONV_F_WEIGHT_SCALE];
         }
         for (int64_t first = 0; first < P; first += chunk) {
             const int64_t rows = P - first < chunk ? P - first : chunk;
             const int8_t* a;
-            if (d[HY_DIRECT]) {
+            if (d[EM_HY_CONV_I_DIRECT]) {
                 a = q + first * K;
             } else {
                 em_hy_im2col(q, d, first, rows, (int8_t)zp, col);
@@ -307,26 +315,29 @@ static void em_conv2d_hybrid(const em_params* p) {
 /* Weights [KH*KW][OC], output channel oc = ic * DM + m. */
 static void em_depthwise_hybrid(const em_params* p) {
     const int64_t* d = p->i;
-    const float* in = (const float*)p->ptr[0];
-    const int8_t* w = (const int8_t*)p->ptr[1];
-    const float* bias = (const float*)p->ptr[2];
-    float* out = (float*)p->ptr[3];
-    const float* wscale = (const float*)p->ptr[4];
-    const int64_t IH = d[HY_IH], IW = d[HY_IW], IC = d[HY_IC], OH = d[HY_OH], OW = d[HY_OW], OC = d[HY_OC];
-    const int64_t KH = d[HY_KH], KW = d[HY_KW], DM = d[HY_DM];
+    const float* in = (const float*)p->ptr[EM_HY_CONV_P_INPUT];
+    const int8_t* w = (const int8_t*)p->ptr[EM_HY_CONV_P_WEIGHTS];
+    const float* bias = (const float*)p->ptr[EM_HY_CONV_P_BIAS];
+    float* out = (float*)p->ptr[EM_HY_CONV_P_OUTPUT];
+    const float* wscale = (const float*)p->ptr[EM_HY_CONV_P_CHANNEL_SCALES];
+    const int64_t IH = d[EM_HY_CONV_I_IH], IW = d[EM_HY_CONV_I_IW], IC = d[EM_HY_CONV_I_IC], OH = d[EM_HY_CONV_I_OH];
+    const int64_t OW = d[EM_HY_CONV_I_OW], OC = d[EM_HY_CONV_I_OC];
+    const int64_t KH = d[EM_HY_CONV_I_KH], KW = d[EM_HY_CONV_I_KW], DM = d[EM_HY_CONV_I_DM];
     const int64_t img = IH * IW * IC;
-    const float lo = p->f[0], hi = p->f[1];
-    int8_t* q = (int8_t*)p->ptr[6];
+    const float lo = p->f[EM_HY_CONV_F_ACT_MIN], hi = p->f[EM_HY_CONV_F_ACT_MAX];
+    int8_t* q = (int8_t*)p->ptr[EM_HY_CONV_P_SCRATCH];
     int32_t* acc = (int32_t*)(void*)(q + EM_HY_ALIGN16(img));
-    for (int64_t b = 0; b < d[HY_N]; b++) {
+    for (int64_t b = 0; b < d[EM_HY_CONV_I_N]; b++) {
         float sf;
         int32_t zp;
         em_hy_quantize_asym(in + b * img, img, q, &sf, &zp);
         for (int64_t oy = 0; oy < OH; oy++)
         for (int64_t ox = 0; ox < OW; ox++) {
             for (int64_t c = 0; c < OC; c++) acc[c] = 0;
-            em_depthwise_accumulate_s8(q, w, IH, IW, IC, OC, KH, KW, DM, oy * d[HY_SH] - d[HY_PT],
-                                       ox * d[HY_SW] - d[HY_PL], d[HY_DH], d[HY_DW], zp, acc);
+            em_depthwise_accumulate_s8(q, w, IH, IW, IC, OC, KH, KW, DM,
+                                       oy * d[EM_HY_CONV_I_SH] - d[EM_HY_CONV_I_PAD_TOP],
+                                       ox * d[EM_HY_CONV_I_SW] - d[EM_HY_CONV_I_PAD_LEFT], d[EM_HY_CONV_I_DH],
+                                       d[EM_HY_CONV_I_DW], zp, acc);
             float* o = out + ((b * OH + oy) * OW + ox) * OC;
             for (int64_t c = 0; c < OC; c++) {
                 const float scale = wscale[c] * sf;
@@ -341,16 +352,16 @@ static void em_depthwise_hybrid(const em_params* p) {
 
 static void em_fully_connected_hybrid(const em_params* p) {
     const int64_t* d = p->i;
-    const float* in = (const float*)p->ptr[0];
-    const int8_t* w = (const int8_t*)p->ptr[1];
-    const float* bias = (const float*)p->ptr[2];
-    float* out = (float*)p->ptr[3];
-    const float* wscale = (const float*)p->ptr[4];
-    const int32_t* rowsum = (const int32_t*)p->ptr[5];
-    int8_t* q = (int8_t*)p->ptr[6];
-    const int64_t rows = d[HYF_ROWS], K = d[HYF_K], U = d[HYF_UNITS];
-    const int asym = d[HYF_ASYM] != 0, perch = d[HYF_PERCH] != 0;
-    const float lo = p->f[0], hi = p->f[1];
+    const float* in = (const float*)p->ptr[EM_HY_FC_P_INPUT];
+    const int8_t* w = (const int8_t*)p->ptr[EM_HY_FC_P_WEIGHTS];
+    const float* bias = (const float*)p->ptr[EM_HY_FC_P_BIAS];
+    float* out = (float*)p->ptr[EM_HY_FC_P_OUTPUT];
+    const float* wscale = (const float*)p->ptr[EM_HY_FC_P_CHANNEL_SCALES];
+    const int32_t* rowsum = (const int32_t*)p->ptr[EM_HY_FC_P_ROW_SUMS];
+    int8_t* q = (int8_t*)p->ptr[EM_HY_FC_P_SCRATCH];
+    const int64_t rows = d[EM_HY_FC_I_ROWS], K = d[EM_HY_FC_I_DEPTH], U = d[EM_HY_FC_I_UNITS];
+    const int asym = d[EM_HY_FC_I_ASYMMETRIC] != 0, perch = d[EM_HY_FC_I_PER_CHANNEL] != 0;
+    const float lo = p->f[EM_HY_FC_F_ACT_MIN], hi = p->f[EM_HY_FC_F_ACT_MAX];
     for (int64_t b = 0; b < rows; b++) {
         float* o = out + b * U;
         if (bias) memcpy(o, bias, (size_t)U * sizeof(float));
@@ -364,7 +375,7 @@ static void em_fully_connected_hybrid(const em_params* p) {
             int32_t zp = 0;
             if (asym) em_hy_quantize_asym(in + b * K, K, q, &sf, &zp);
             else em_hy_quantize_sym(in + b * K, K, q, &sf);
-            if (!perch) sf = sf * p->f[2];
+            if (!perch) sf = sf * p->f[EM_HY_FC_F_WEIGHT_SCALE];
             float* o = out + b * U;
             for (int64_t u = 0; u < U; u++) {
                 const int8_t* wr = w + u * K;
@@ -377,7 +388,7 @@ static void em_fully_connected_hybrid(const em_params* p) {
             }
         }
     }
-    if (d[HYF_CLAMP])
+    if (d[EM_HY_FC_I_CLAMP])
         for (int64_t i = 0; i < rows * U; i++) out[i] = em_hy_act(out[i], lo, hi);
 }
 

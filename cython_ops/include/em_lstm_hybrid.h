@@ -24,17 +24,17 @@
  * (em_lstm_dots_packed, weights packed by rnn.py pack_s8 or, on AVX-512 VNNI, pack_u8s8) and becomes bias + input term in float right away; each step
  * then adds the recurrent term.  Every float operation is the reference's, in its order, without contraction.
  *
- * ptr: 0 x f32 [B,T,F] (or [T,B,F] when time_major), 1 y f32 [.., NC] one row per (b, t), 2 h state f32 [B,NC],
- *      3 c state f32 [B,NC], 4 Wx, 5 Wh ([4*NC, F] and [4*NC, NC], gate order i, f, g, o; pack_s8),
- *      6 bias f32 [4*NC], 7 row sums int32 [4*NC] of Wx, 8 row sums int32 [4*NC] of Wh,
- *      9 weight scales f32 [8] (Wx gates i, f, g, o, then Wh gates), 10 scratch,
- *      11 uint8 [3][B][NC]: 1 where LiteRT's sigmoid of i, f, o takes Eigen's one-element path, then [B]: 1
+ * Layout EM_LSTM_HYBRID:
+ * ptr: x f32 [B,T,F] (or [T,B,F] when time_major), y f32 [.., NC] one row per (b, t), h state f32 [B,NC],
+ *      c state f32 [B,NC], Wx, Wh ([4*NC, F] and [4*NC, NC], gate order i, f, g, o; pack_s8),
+ *      bias f32 [4*NC], row sums int32 [4*NC] of Wx, row sums int32 [4*NC] of Wh,
+ *      weight scales f32 [8] (Wx gates i, f, g, o, then Wh gates), scratch,
+ *      lanes: uint8 [3][B][NC]: 1 where LiteRT's sigmoid of i, f, o takes Eigen's one-element path, then [B]: 1
  *         where state row b has any such lane, so the vector cells cannot serve it (rnn.py eigen_scalar_lanes)
- * ints: 0 B, 1 T, 2 F, 3 NC, 4 time_major, 5 cell activation (TFLite's: 0 none, 1 relu, 2 relu_n1_to_1,
- *       3 relu6, 4 tanh, 5 sign_bit),
- *       6 asymmetric input quantization (0/1), 7 weight packing: 0 int16 pairs (pack_s8), 1 u8 x s8 quads
- *       (pack_u8s8, AVX-512 VNNI)
- * floats: 0 cell clip (0: none)
+ * ints: B, T, F, NC, time_major, cell activation (TFLite's: 0 none, 1 relu, 2 relu_n1_to_1, 3 relu6, 4 tanh,
+ *       5 sign_bit), asymmetric input quantization (0/1), weight packing (quads): 0 int16 pairs (pack_s8), 1 u8 x s8
+ *       quads (pack_u8s8, AVX-512 VNNI)
+ * floats: cell clip (0: none)
  * scratch bytes (em_lstm_hybrid_scratch): the input term of every row (T*B * Gp floats, Gp = 4*NC padded to
  *   EM_LSTM_COLS), the quantized rows of x (T*B * F), of h (B * NC), their scales and zero points, the recurrent
  *   sums of one group (B * Gp int32). */
@@ -44,8 +44,17 @@
 #include <string.h>
 #include <math.h>
 #include "em_params.h"
+#include "em_isa.h"
 #include "em_hybrid.h"
-#include "em_lstm.h"
+#include "em_lstm_dots.h"
+
+enum { EM_LSTM_HYBRID_P_X, EM_LSTM_HYBRID_P_Y, EM_LSTM_HYBRID_P_H_STATE, EM_LSTM_HYBRID_P_C_STATE, EM_LSTM_HYBRID_P_WX,
+       EM_LSTM_HYBRID_P_WH, EM_LSTM_HYBRID_P_BIAS, EM_LSTM_HYBRID_P_ROW_SUMS_X, EM_LSTM_HYBRID_P_ROW_SUMS_H,
+       EM_LSTM_HYBRID_P_WEIGHT_SCALES, EM_LSTM_HYBRID_P_SCRATCH, EM_LSTM_HYBRID_P_LANES, EM_LSTM_HYBRID_P_COUNT };
+enum { EM_LSTM_HYBRID_I_BATCH, EM_LSTM_HYBRID_I_STEPS, EM_LSTM_HYBRID_I_INPUTS, EM_LSTM_HYBRID_I_CELLS,
+       EM_LSTM_HYBRID_I_TIME_MAJOR, EM_LSTM_HYBRID_I_ACTIVATION, EM_LSTM_HYBRID_I_ASYMMETRIC, EM_LSTM_HYBRID_I_QUADS,
+       EM_LSTM_HYBRID_I_COUNT };
+enum { EM_LSTM_HYBRID_F_CELL_CLIP, EM_LSTM_HYBRID_F_COUNT };
 
 static inline int64_t em_lstm_hybrid_gp(int64_t NC) {
     return (4 * NC + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
@@ -290,25 +299,27 @@ static inline void em_lstm_hybrid_scaled_add(const float* base, const int32_t* a
 }
 
 static void em_lstm_hybrid(const em_params* p) {
-    const float* x = (const float*)p->ptr[0];
-    float* y = (float*)p->ptr[1];
-    float* hs = (float*)p->ptr[2];
-    float* cs = (float*)p->ptr[3];
-    const void* wx = p->ptr[4];
-    const void* wh = p->ptr[5];
-    const float* bias = (const float*)p->ptr[6];
-    const int32_t* rsx = (const int32_t*)p->ptr[7];
-    const int32_t* rsh = (const int32_t*)p->ptr[8];
-    const float* wscale = (const float*)p->ptr[9];
-    const uint8_t* lanes = (const uint8_t*)p->ptr[11];
-    const int64_t B = p->i[0], T = p->i[1], F = p->i[2], NC = p->i[3];
-    const int time_major = (int)p->i[4], act = (int)p->i[5], asym = (int)p->i[6], quads = (int)p->i[7];
+    const float* x = (const float*)p->ptr[EM_LSTM_HYBRID_P_X];
+    float* y = (float*)p->ptr[EM_LSTM_HYBRID_P_Y];
+    float* hs = (float*)p->ptr[EM_LSTM_HYBRID_P_H_STATE];
+    float* cs = (float*)p->ptr[EM_LSTM_HYBRID_P_C_STATE];
+    const void* wx = p->ptr[EM_LSTM_HYBRID_P_WX];
+    const void* wh = p->ptr[EM_LSTM_HYBRID_P_WH];
+    const float* bias = (const float*)p->ptr[EM_LSTM_HYBRID_P_BIAS];
+    const int32_t* rsx = (const int32_t*)p->ptr[EM_LSTM_HYBRID_P_ROW_SUMS_X];
+    const int32_t* rsh = (const int32_t*)p->ptr[EM_LSTM_HYBRID_P_ROW_SUMS_H];
+    const float* wscale = (const float*)p->ptr[EM_LSTM_HYBRID_P_WEIGHT_SCALES];
+    const uint8_t* lanes = (const uint8_t*)p->ptr[EM_LSTM_HYBRID_P_LANES];
+    const int64_t B = p->i[EM_LSTM_HYBRID_I_BATCH], T = p->i[EM_LSTM_HYBRID_I_STEPS];
+    const int64_t F = p->i[EM_LSTM_HYBRID_I_INPUTS], NC = p->i[EM_LSTM_HYBRID_I_CELLS];
+    const int time_major = (int)p->i[EM_LSTM_HYBRID_I_TIME_MAJOR], act = (int)p->i[EM_LSTM_HYBRID_I_ACTIVATION];
+    const int asym = (int)p->i[EM_LSTM_HYBRID_I_ASYMMETRIC], quads = (int)p->i[EM_LSTM_HYBRID_I_QUADS];
     const int32_t zq = quads ? 128 : 0;          /* the u8 x s8 sums read every quantized value as q + 128 */
-    const float clip = p->f[0];
+    const float clip = p->f[EM_LSTM_HYBRID_F_CELL_CLIP];
     const int64_t Gp = em_lstm_hybrid_gp(NC), rows = T * B;
     /* one LiteRT step: R rows of x (and of h), groups in the order LiteRT runs them */
     const int64_t R = time_major ? B : 1, groups = rows / R;
-    float* pre = (float*)p->ptr[10];
+    float* pre = (float*)p->ptr[EM_LSTM_HYBRID_P_SCRATCH];
     int8_t* qx = (int8_t*)(pre + rows * Gp);
     int8_t* qh = qx + EM_HY_ALIGN16(rows * F);
     float* sx = (float*)(void*)(qh + EM_HY_ALIGN16(B * NC));

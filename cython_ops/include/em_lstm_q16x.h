@@ -1,5 +1,5 @@
-/* gemmlowp FixedPoint<int16> on one vector of int16 lanes: the em_q16_* helpers of em_lstm.h, operation for
- * operation.  Included twice by em_lstm.h, for 32 lanes (zmm: em_q16x_*) and 16 lanes (ymm, AVX-512VL:
+/* gemmlowp FixedPoint<int16> on one vector of int16 lanes: the em_q16_* helpers of em_q16.h, operation for
+ * operation.  Included twice by em_q16.h, for 32 lanes (zmm: em_q16x_*) and 16 lanes (ymm, AVX-512VL:
  * em_q16y_*), with EMQ_V / EMQ_M the vector and mask types, EMQ(_op) the intrinsic _mm512_op or _mm256_op,
  * EMQ_ZERO, EMQ_AND, and EMQ_FN(name) the function's name.  No include guard, on purpose. */
 /* RoundingDivideByPOT (rounds half away from zero), e >= 1: (x + 2^(e-1) - [x < 0]) >> e, valid while

@@ -9,30 +9,50 @@
  * chosen per direction (em_rnn_act1).
  * Speed: W.x of every time step and direction is one GEMM (em_lstm_fdots) before the recurrence; each step is
  * one GEMV over the stacked gates (em_lstm_fgemv; GRU without linear_before_reset: two, r.h needs r first) and
- * element-wise passes.  sigmoid / tanh are em_lstm.h's polynomial forms, whose 8- and 16-lane versions give the
+ * element-wise passes.  sigmoid / tanh are em_lstm_f32.h's polynomial forms, whose 8- and 16-lane versions give the
  * scalar bits; the other activations run one element at a time on every ISA.  The scalar and AVX2 paths
  * compute the same floats (sums in k order, -ffp-contract=off); the AVX-512 dots use fused multiply-adds, so
  * that path agrees within float tolerance (DESIGN.md: float32 is allclose).
  *
- * ptr: 0 X, 1 Y, 2 Y_h, 3 Y_c (LSTM), 4 W packed [D][Gp x F], 5 R packed [D][Rp x H] (GRU: z and r rows),
- *      6 input bias [D][Gp] followed by (alpha, beta) [D][NF][2] of the NF activations (f, g, h),
- *      7 GRU: Rh packed [D][Hp x H], 8 GRU: Rbh [D][Hp] (linear_before_reset), 9 initial_h or 0,
- *      10 initial_c or 0, 11 P [D][3H] or 0, 12 sequence lengths int32 [B] or 0, 13 scratch,
- *      14 int8 scales and corrections (below), 15 int32 status word (with ptr 12)
- * ints: 0 cell (0 LSTM, 1 GRU, 2 RNN), 1 T, 2 B, 3 F, 4 H, 5 D, 6 reverse (D = 1), 7 layout, 8 input_forget,
- *       9 linear_before_reset, 10 VNNI packing, 11.. activation kinds EM_RNN_SIGMOID.. [D][NF], then 1 when W,
- *       R and the bias are packed with the LSTM gates interleaved by unit (rnn.py interleave_gates, for
- *       em_lstm_fstep_avx512)
- * floats: 0 clip (0: none).  Y and Y_h are always given (the reader allocates the unused ones).
+ * Layout EM_ONNX_RNN (both kernels):
+ * ptr: X, Y, Y_h, Y_c (LSTM), W packed [D][Gp x F], R packed [D][Rp x H] (GRU: z and r rows),
+ *      input bias [D][Gp] followed by (alpha, beta) [D][NF][2] of the NF activations (f, g, h),
+ *      GRU: Rh packed [D][Hp x H], GRU: Rbh [D][Hp] (linear_before_reset), initial_h or 0,
+ *      initial_c or 0, P [D][3H] or 0, sequence lengths int32 [B] or 0, scratch,
+ *      int8 scales and corrections (quant, below), int32 status word (with the sequence lengths)
+ * ints: cell (0 LSTM, 1 GRU, 2 RNN), T, B, F, H, D, reverse (D = 1), layout, input_forget, linear_before_reset,
+ *       VNNI packing (quads), activation kinds EM_RNN_SIGMOID.. [D][NF] in a block of EM_ONNX_RNN_MAX_ACTS slots
+ *       (the unused ones 0), then fused_step: 1 when W, R and the bias are packed with the LSTM gates interleaved
+ *       by unit (rnn.py interleave_gates, for em_lstm_fstep_avx512)
+ * floats: clip (0: none).  Y and Y_h are always given (the reader allocates the unused ones).
  * Layout 0: X [T, B, F], Y [T, D, B, H], states [D, B, H]; layout 1: X [B, T, F], Y [B, T, D, H], states
  * [B, D, H].  Steps past a sequence's length give zeros in Y; Y_h / Y_c hold the state after its last step. */
 #ifndef EM_ONNX_RNN_H
 #define EM_ONNX_RNN_H
-#include "em_lstm.h"
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include "em_params.h"
+#include "em_isa.h"
+#include "em_lstm_dots.h"
+#include "em_lstm_f32.h"
 
 #define EM_RNN_LSTM 0
 #define EM_RNN_GRU 1
 #define EM_RNN_RNN 2
+#define EM_ONNX_RNN_MAX_ACTS 6            /* activation kinds: 2 directions x 3 functions (LSTM) at most */
+
+enum { EM_ONNX_RNN_P_X, EM_ONNX_RNN_P_Y, EM_ONNX_RNN_P_Y_H, EM_ONNX_RNN_P_Y_C, EM_ONNX_RNN_P_W, EM_ONNX_RNN_P_R,
+       EM_ONNX_RNN_P_BIAS, EM_ONNX_RNN_P_RH, EM_ONNX_RNN_P_RBH, EM_ONNX_RNN_P_INITIAL_H, EM_ONNX_RNN_P_INITIAL_C,
+       EM_ONNX_RNN_P_PEEPHOLES, EM_ONNX_RNN_P_SEQUENCE_LENS, EM_ONNX_RNN_P_SCRATCH, EM_ONNX_RNN_P_QUANT,
+       EM_ONNX_RNN_P_STATUS, EM_ONNX_RNN_P_COUNT };
+enum { EM_ONNX_RNN_I_CELL, EM_ONNX_RNN_I_STEPS, EM_ONNX_RNN_I_BATCH, EM_ONNX_RNN_I_INPUTS, EM_ONNX_RNN_I_HIDDEN,
+       EM_ONNX_RNN_I_DIRECTIONS, EM_ONNX_RNN_I_REVERSE, EM_ONNX_RNN_I_LAYOUT, EM_ONNX_RNN_I_INPUT_FORGET,
+       EM_ONNX_RNN_I_LINEAR_BEFORE_RESET, EM_ONNX_RNN_I_QUADS, EM_ONNX_RNN_I_ACTIVATIONS,
+       EM_ONNX_RNN_I_ACTIVATIONS_LAST = EM_ONNX_RNN_I_ACTIVATIONS + EM_ONNX_RNN_MAX_ACTS - 1, EM_ONNX_RNN_I_FUSED_STEP,
+       EM_ONNX_RNN_I_COUNT };
+enum { EM_ONNX_RNN_F_CLIP, EM_ONNX_RNN_F_COUNT };
+
 #define EM_RNN_PAD(n) (((n) + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS)
 
 static inline float em_rnn_clip(float v, float clip) {
@@ -52,7 +72,7 @@ EM_AVX2 static int64_t em_rnn_activate_avx2(float* v, int64_t n, float clip, int
 }
 #endif
 
-/* The AVX-512 passes: fast = 1 (float models) uses em_lstm.h's FMA forms; fast = 0 (int8 models, whose int8
+/* The AVX-512 passes: fast = 1 (float models) uses em_lstm_f32.h's FMA forms; fast = 0 (int8 models, whose int8
  * state is quantized from these floats) the 16-lane forms with the scalar bits, so that every ISA gives the
  * same int8 state and outputs. */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -90,7 +110,8 @@ EM_FMA512 static void em_rnn_gru_cells_avx512(const float* gz, const float* gr, 
 }
 #endif
 
-/* activation kinds (ints 11..): onnxruntime's names, with alpha / beta as it reads them (onnx_rnn.py) */
+/* activation kinds (ints EM_ONNX_RNN_I_ACTIVATIONS..): onnxruntime's names, with alpha / beta as it reads them
+ * (onnx_rnn.py) */
 #define EM_RNN_SIGMOID 0
 #define EM_RNN_TANH 1
 #define EM_RNN_RELU 2
@@ -104,7 +125,7 @@ EM_FMA512 static void em_rnn_gru_cells_avx512(const float* gz, const float* gr, 
 #define EM_RNN_SOFTPLUS 10
 
 /* one element of the other kinds (onnxruntime's formulas; Elu and Softplus with libm's expf / logf as its
- * std::exp / std::log, ScaledTanh with em_lstm.h's tanh) */
+ * std::exp / std::log, ScaledTanh with em_lstm_f32.h's tanh) */
 static inline float em_rnn_act1(int kind, float x, float alpha, float beta) {
     switch (kind) {
         case EM_RNN_RELU: return x > 0.0f ? x : 0.0f;
@@ -207,36 +228,38 @@ static void em_rnn_gemv(int quantized, int odd, const float* h, const void* Wd, 
     }
 }
 
-/* quantized: ptr 0 X int8, 4 / 5 / 7 packed (rnn.py pack_s8, or pack_u8s8 when ints 10 = 1: AVX-512 VNNI),
- * 14 float scales [D*Gp s_x*s_w | D*Rp s_r/127 | D*Hp s_rh/127 (GRU)] followed by int32 corrections in the
+/* quantized: X int8, W / R / Rh packed (rnn.py pack_s8, or pack_u8s8 when quads = 1: AVX-512 VNNI),
+ * quant: float scales [D*Gp s_x*s_w | D*Rp s_r/127 | D*Hp s_rh/127 (GRU)] followed by int32 corrections in the
  * same layout: -zp_x * sum_k w for the input (its zero point folded), and -128 * sum_k w everywhere in the VNNI
  * form.
- * Sequence lengths (ptr 12) are checked on every run, whether constant or a graph input: a value outside 0..T
- * leaves every output zero and is stored in the status word (ptr 15), which Interpreter.invoke reports; a
+ * Sequence lengths are checked on every run, whether constant or a graph input: a value outside 0..T
+ * leaves every output zero and is stored in the status word, which Interpreter.invoke reports; a
  * length of 0 gives zeros in Y, Y_h and Y_c (onnxruntime). */
 static void em_onnx_rnn_run(const em_params* p, int quantized) {
-    const float* X = (const float*)p->ptr[0];
-    float* Y = (float*)p->ptr[1];
-    float* Yh = (float*)p->ptr[2];
-    float* Yc = (float*)p->ptr[3];
-    const char* W = (const char*)p->ptr[4];
-    const char* R = (const char*)p->ptr[5];
-    const float* bias = (const float*)p->ptr[6];
-    const char* Rh = (const char*)p->ptr[7];
-    const float* Rbh = (const float*)p->ptr[8];
-    const float* h0 = (const float*)p->ptr[9];
-    const float* c0 = (const float*)p->ptr[10];
-    const float* P = (const float*)p->ptr[11];
-    const int32_t* lens = (const int32_t*)p->ptr[12];
-    const float* qscale = (const float*)p->ptr[14];
-    int32_t* status = (int32_t*)p->ptr[15];
-    const int cell = (int)p->i[0];
-    const int64_t T = p->i[1], B = p->i[2], F = p->i[3], H = p->i[4], D = p->i[5];
-    const int reverse = (int)p->i[6], layout = (int)p->i[7], input_forget = (int)p->i[8], lbr = (int)p->i[9];
-    const float clip = p->f[0];
+    const float* X = (const float*)p->ptr[EM_ONNX_RNN_P_X];
+    float* Y = (float*)p->ptr[EM_ONNX_RNN_P_Y];
+    float* Yh = (float*)p->ptr[EM_ONNX_RNN_P_Y_H];
+    float* Yc = (float*)p->ptr[EM_ONNX_RNN_P_Y_C];
+    const char* W = (const char*)p->ptr[EM_ONNX_RNN_P_W];
+    const char* R = (const char*)p->ptr[EM_ONNX_RNN_P_R];
+    const float* bias = (const float*)p->ptr[EM_ONNX_RNN_P_BIAS];
+    const char* Rh = (const char*)p->ptr[EM_ONNX_RNN_P_RH];
+    const float* Rbh = (const float*)p->ptr[EM_ONNX_RNN_P_RBH];
+    const float* h0 = (const float*)p->ptr[EM_ONNX_RNN_P_INITIAL_H];
+    const float* c0 = (const float*)p->ptr[EM_ONNX_RNN_P_INITIAL_C];
+    const float* P = (const float*)p->ptr[EM_ONNX_RNN_P_PEEPHOLES];
+    const int32_t* lens = (const int32_t*)p->ptr[EM_ONNX_RNN_P_SEQUENCE_LENS];
+    const float* qscale = (const float*)p->ptr[EM_ONNX_RNN_P_QUANT];
+    int32_t* status = (int32_t*)p->ptr[EM_ONNX_RNN_P_STATUS];
+    const int cell = (int)p->i[EM_ONNX_RNN_I_CELL];
+    const int64_t T = p->i[EM_ONNX_RNN_I_STEPS], B = p->i[EM_ONNX_RNN_I_BATCH], F = p->i[EM_ONNX_RNN_I_INPUTS];
+    const int64_t H = p->i[EM_ONNX_RNN_I_HIDDEN], D = p->i[EM_ONNX_RNN_I_DIRECTIONS];
+    const int reverse = (int)p->i[EM_ONNX_RNN_I_REVERSE], layout = (int)p->i[EM_ONNX_RNN_I_LAYOUT];
+    const int input_forget = (int)p->i[EM_ONNX_RNN_I_INPUT_FORGET], lbr = (int)p->i[EM_ONNX_RNN_I_LINEAR_BEFORE_RESET];
+    const float clip = p->f[EM_ONNX_RNN_F_CLIP];
     const int64_t G = cell == EM_RNN_LSTM ? 4 : (cell == EM_RNN_GRU ? 3 : 1);
     const int64_t Gp = EM_RNN_PAD(G * H), Rp = cell == EM_RNN_GRU ? EM_RNN_PAD(2 * H) : Gp, Hp = EM_RNN_PAD(H);
-    const int quads = quantized && (int)p->i[10];
+    const int quads = quantized && (int)p->i[EM_ONNX_RNN_I_QUADS];
     const int64_t NF = cell == EM_RNN_LSTM ? 3 : (cell == EM_RNN_GRU ? 2 : 1);   /* activation functions */
     const float* ab = bias + D * Gp;                  /* [D][NF] (alpha, beta) after the input bias */
     const int32_t* qcorr = quantized ? (const int32_t*)(qscale + D * (Gp + Rp + (cell == EM_RNN_GRU ? Hp : 0))) : NULL;
@@ -249,7 +272,7 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
     const float* hscale = quantized ? rscale + D * Rp : NULL;
     const int32_t* rcorr = quantized ? qcorr + D * Gp : NULL;
     const int32_t* hcorr = quantized ? rcorr + D * Rp : NULL;
-    float* pre = (float*)p->ptr[13];                  /* [D][T*B][Gp] */
+    float* pre = (float*)p->ptr[EM_ONNX_RNN_P_SCRATCH];                  /* [D][T*B][Gp] */
     float* gate = pre + D * T * B * Gp;               /* [Gp] */
     float* hh = gate + Gp;                            /* [Hp] GRU: Rh.(r.h) or Rh.h + Rbh */
     float* rh = hh + Hp;                              /* [Hp] GRU: r.h; LSTM: tanh(c') */
@@ -296,18 +319,18 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
         const int32_t* rcd = quantized ? rcorr + d * Rp : NULL;
         const int32_t* hcd = quantized ? hcorr + d * Hp : NULL;
         const int mode = quads ? 2 : quantized;
-        const int64_t* kind = p->i + 11 + d * NF;     /* f, g, h of this direction */
+        const int64_t* kind = p->i + EM_ONNX_RNN_I_ACTIVATIONS + d * NF;   /* f, g, h of this direction */
         const float* fab = ab + d * NF * 2, *gab = fab + 2, *hab = fab + 4;
         /* the plain LSTM cell (default activations, no clip / peepholes / coupled forget gate) and the GRU cell
          * with linear_before_reset (default activations, no clip) in one AVX-512 pass each, in the order of the
-         * separate passes below; the float LSTM then comes with its gates interleaved (onnx_rnn.py, ints
-         * 11 + D * NF) and runs em_lstm_fstep_avx512, GEMV and cells in one */
+         * separate passes below; the float LSTM then comes with its gates interleaved (onnx_rnn.py,
+         * EM_ONNX_RNN_I_FUSED_STEP) and runs em_lstm_fstep_avx512, GEMV and cells in one */
 #if defined(__x86_64__) && defined(__GNUC__)
         const int fused = em_isa() >= EM_ISA_AVX512 && clip == 0.0f && kind[0] == EM_RNN_SIGMOID &&
                           kind[1] == EM_RNN_TANH &&
                           ((cell == EM_RNN_LSTM && !Pd && !input_forget && kind[2] == EM_RNN_TANH) ||
                            (cell == EM_RNN_GRU && lbr));
-        const int fstep = (int)p->i[11 + D * NF];
+        const int fstep = (int)p->i[EM_ONNX_RNN_I_FUSED_STEP];
 #else
         const int fused = 0;
 #endif

@@ -1,26 +1,32 @@
-/* AVERAGE_POOL_2D and MAX_POOL_2D, int8 and float32, NHWC.
- * i: 0 N, 1 IH, 2 IW, 3 C, 4 OH, 5 OW, 6 KH, 7 KW, 8 SH, 9 SW, 10 pad_top, 11 pad_left, 12 act_min, 13 act_max
- * ptr: 0 input, 1 output, 2 scratch (C int32 / float sums); f: 0 act_min, 1 act_max */
+/* AVERAGE_POOL_2D and MAX_POOL_2D, int8 and float32, NHWC.  Layout EM_POOL:
+ * i: N, IH, IW, C, OH, OW, KH, KW, SH, SW, pad_top, pad_left, act_min, act_max (int8)
+ * ptr: input, output, scratch (C int32 / float sums); f: act_min, act_max (float) */
 #ifndef EM_POOL_H
 #define EM_POOL_H
 #include "em_params.h"
 #include "em_requant.h"
 
-#define EM_POOL_WINDOW                                                                   \
-    const int64_t* d = p->i;                                                             \
-    const int64_t N = d[0], IH = d[1], IW = d[2], C = d[3], OH = d[4], OW = d[5];        \
-    const int64_t KH = d[6], KW = d[7];
+enum { EM_POOL_P_INPUT, EM_POOL_P_OUTPUT, EM_POOL_P_SCRATCH, EM_POOL_P_COUNT };
+enum { EM_POOL_I_N, EM_POOL_I_IH, EM_POOL_I_IW, EM_POOL_I_C, EM_POOL_I_OH, EM_POOL_I_OW, EM_POOL_I_KH, EM_POOL_I_KW,
+       EM_POOL_I_SH, EM_POOL_I_SW, EM_POOL_I_PAD_TOP, EM_POOL_I_PAD_LEFT, EM_POOL_I_ACT_MIN, EM_POOL_I_ACT_MAX,
+       EM_POOL_I_COUNT };
+enum { EM_POOL_F_ACT_MIN, EM_POOL_F_ACT_MAX, EM_POOL_F_COUNT };
 
-#define EM_POOL_CLIP                                                                     \
-    int64_t y0 = oy * d[8] - d[10], x0 = ox * d[9] - d[11];                              \
-    int64_t ky0 = y0 < 0 ? -y0 : 0, ky1 = KH < IH - y0 ? KH : IH - y0;                   \
+#define EM_POOL_WINDOW                                                                                    \
+    const int64_t* d = p->i;                                                                              \
+    const int64_t N = d[EM_POOL_I_N], IH = d[EM_POOL_I_IH], IW = d[EM_POOL_I_IW], C = d[EM_POOL_I_C];     \
+    const int64_t OH = d[EM_POOL_I_OH], OW = d[EM_POOL_I_OW], KH = d[EM_POOL_I_KH], KW = d[EM_POOL_I_KW];
+
+#define EM_POOL_CLIP                                                                                             \
+    int64_t y0 = oy * d[EM_POOL_I_SH] - d[EM_POOL_I_PAD_TOP], x0 = ox * d[EM_POOL_I_SW] - d[EM_POOL_I_PAD_LEFT]; \
+    int64_t ky0 = y0 < 0 ? -y0 : 0, ky1 = KH < IH - y0 ? KH : IH - y0;                                           \
     int64_t kx0 = x0 < 0 ? -x0 : 0, kx1 = KW < IW - x0 ? KW : IW - x0;
 
 static void em_avg_pool_int8(const em_params* p) {
     EM_POOL_WINDOW
-    const int8_t* in = (const int8_t*)p->ptr[0];
-    int8_t* out = (int8_t*)p->ptr[1];
-    int32_t* acc = (int32_t*)p->ptr[2];
+    const int8_t* in = (const int8_t*)p->ptr[EM_POOL_P_INPUT];
+    int8_t* out = (int8_t*)p->ptr[EM_POOL_P_OUTPUT];
+    int32_t* acc = (int32_t*)p->ptr[EM_POOL_P_SCRATCH];
     for (int64_t b = 0; b < N; b++)
     for (int64_t oy = 0; oy < OH; oy++)
     for (int64_t ox = 0; ox < OW; ox++) {
@@ -37,16 +43,16 @@ static void em_avg_pool_int8(const em_params* p) {
             int32_t a = acc[c], v;
             if (count == 0) v = 0;
             else v = a > 0 ? (a + count / 2) / count : (a - count / 2) / count;
-            o[c] = (int8_t)em_clamp_i32(v, (int32_t)d[12], (int32_t)d[13]);
+            o[c] = (int8_t)em_clamp_i32(v, (int32_t)d[EM_POOL_I_ACT_MIN], (int32_t)d[EM_POOL_I_ACT_MAX]);
         }
     }
 }
 
 static void em_avg_pool_f32(const em_params* p) {
     EM_POOL_WINDOW
-    const float* in = (const float*)p->ptr[0];
-    float* out = (float*)p->ptr[1];
-    float* acc = (float*)p->ptr[2];
+    const float* in = (const float*)p->ptr[EM_POOL_P_INPUT];
+    float* out = (float*)p->ptr[EM_POOL_P_OUTPUT];
+    float* acc = (float*)p->ptr[EM_POOL_P_SCRATCH];
     for (int64_t b = 0; b < N; b++)
     for (int64_t oy = 0; oy < OH; oy++)
     for (int64_t ox = 0; ox < OW; ox++) {
@@ -60,14 +66,14 @@ static void em_avg_pool_f32(const em_params* p) {
             }
         float* o = out + ((b * OH + oy) * OW + ox) * C;
         for (int64_t c = 0; c < C; c++)
-            o[c] = em_clamp_f32(count ? acc[c] / (float)count : 0.0f, p->f[0], p->f[1]);
+            o[c] = em_clamp_f32(count ? acc[c] / (float)count : 0.0f, p->f[EM_POOL_F_ACT_MIN], p->f[EM_POOL_F_ACT_MAX]);
     }
 }
 
 static void em_max_pool_int8(const em_params* p) {
     EM_POOL_WINDOW
-    const int8_t* in = (const int8_t*)p->ptr[0];
-    int8_t* out = (int8_t*)p->ptr[1];
+    const int8_t* in = (const int8_t*)p->ptr[EM_POOL_P_INPUT];
+    int8_t* out = (int8_t*)p->ptr[EM_POOL_P_OUTPUT];
     for (int64_t b = 0; b < N; b++)
     for (int64_t oy = 0; oy < OH; oy++)
     for (int64_t ox = 0; ox < OW; ox++) {
@@ -79,14 +85,15 @@ static void em_max_pool_int8(const em_params* p) {
                 const int8_t* x = in + ((b * IH + y0 + ky) * IW + x0 + kx) * C;
                 for (int64_t c = 0; c < C; c++) o[c] = x[c] > o[c] ? x[c] : o[c];
             }
-        for (int64_t c = 0; c < C; c++) o[c] = (int8_t)em_clamp_i32(o[c], (int32_t)d[12], (int32_t)d[13]);
+        for (int64_t c = 0; c < C; c++)
+            o[c] = (int8_t)em_clamp_i32(o[c], (int32_t)d[EM_POOL_I_ACT_MIN], (int32_t)d[EM_POOL_I_ACT_MAX]);
     }
 }
 
 static void em_max_pool_f32(const em_params* p) {
     EM_POOL_WINDOW
-    const float* in = (const float*)p->ptr[0];
-    float* out = (float*)p->ptr[1];
+    const float* in = (const float*)p->ptr[EM_POOL_P_INPUT];
+    float* out = (float*)p->ptr[EM_POOL_P_OUTPUT];
     for (int64_t b = 0; b < N; b++)
     for (int64_t oy = 0; oy < OH; oy++)
     for (int64_t ox = 0; ox < OW; ox++) {
@@ -98,7 +105,7 @@ static void em_max_pool_f32(const em_params* p) {
                 const float* x = in + ((b * IH + y0 + ky) * IW + x0 + kx) * C;
                 for (int64_t c = 0; c < C; c++) o[c] = x[c] > o[c] ? x[c] : o[c];
             }
-        for (int64_t c = 0; c < C; c++) o[c] = em_clamp_f32(o[c], p->f[0], p->f[1]);
+        for (int64_t c = 0; c < C; c++) o[c] = em_clamp_f32(o[c], p->f[EM_POOL_F_ACT_MIN], p->f[EM_POOL_F_ACT_MAX]);
     }
 }
 #endif

@@ -6,31 +6,43 @@
 #include <string.h>
 #include "em_params.h"
 
-/* i: 0 bytes; ptr: 0 in, 1 out */
+/* ptr: input, output; i: bytes */
+enum { EM_COPY_P_INPUT, EM_COPY_P_OUTPUT, EM_COPY_P_COUNT };
+enum { EM_COPY_I_BYTES, EM_COPY_I_COUNT };
+enum { EM_COPY_F_COUNT = 0 };
+
 static void em_copy(const em_params* p) {
-    if (p->ptr[0] != p->ptr[1]) memmove(p->ptr[1], p->ptr[0], (size_t)p->i[0]);
+    if (p->ptr[EM_COPY_P_INPUT] != p->ptr[EM_COPY_P_OUTPUT])
+        memmove(p->ptr[EM_COPY_P_OUTPUT], p->ptr[EM_COPY_P_INPUT], (size_t)p->i[EM_COPY_I_BYTES]);
 }
 
-#define EM_GATHER_LOOP(T)                                                                        \
-    {                                                                                            \
-        const T* x = (const T*)p->ptr[0];                                                        \
-        T* y = (T*)p->ptr[1];                                                                    \
-        int64_t o = 0;                                                                           \
-        for (int64_t i0 = 0; i0 < d[1]; i0++)                                                    \
-        for (int64_t i1 = 0; i1 < d[2]; i1++)                                                    \
-        for (int64_t i2 = 0; i2 < d[3]; i2++)                                                    \
-        for (int64_t i3 = 0; i3 < d[4]; i3++)                                                    \
-        for (int64_t i4 = 0; i4 < d[5]; i4++) {                                                  \
-            int64_t base = d[13] + i0 * d[7] + i1 * d[8] + i2 * d[9] + i3 * d[10] + i4 * d[11];   \
-            for (int64_t i5 = 0; i5 < d[6]; i5++) y[o++] = x[base + i5 * d[12]];                 \
-        }                                                                                        \
+/* y[o] = x[start + sum idx_k * stride_k] over the 6-D output index, in output order.
+ * ptr: input, output; i: itemsize, output dims (6), input strides (6, elements, may be negative), start */
+enum { EM_GATHER_P_INPUT, EM_GATHER_P_OUTPUT, EM_GATHER_P_COUNT };
+enum { EM_GATHER_I_ITEMSIZE, EM_GATHER_I_DIMS, EM_GATHER_I_DIMS_LAST = EM_GATHER_I_DIMS + 5, EM_GATHER_I_STRIDES,
+       EM_GATHER_I_STRIDES_LAST = EM_GATHER_I_STRIDES + 5, EM_GATHER_I_START, EM_GATHER_I_COUNT };
+enum { EM_GATHER_F_COUNT = 0 };
+
+#define EM_GATHER_LOOP(T)                                                                                         \
+    {                                                                                                             \
+        const T* x = (const T*)p->ptr[EM_GATHER_P_INPUT];                                                         \
+        T* y = (T*)p->ptr[EM_GATHER_P_OUTPUT];                                                                    \
+        int64_t o = 0;                                                                                            \
+        for (int64_t i0 = 0; i0 < dims[0]; i0++)                                                                  \
+        for (int64_t i1 = 0; i1 < dims[1]; i1++)                                                                  \
+        for (int64_t i2 = 0; i2 < dims[2]; i2++)                                                                  \
+        for (int64_t i3 = 0; i3 < dims[3]; i3++)                                                                  \
+        for (int64_t i4 = 0; i4 < dims[4]; i4++) {                                                                \
+            int64_t base = d[EM_GATHER_I_START] + i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3] + i4 * st[4]; \
+            for (int64_t i5 = 0; i5 < dims[5]; i5++) y[o++] = x[base + i5 * st[5]];                               \
+        }                                                                                                         \
     }
 
-/* y[o] = x[start + sum idx_k * stride_k] over the 6-D output index, in output order.
- * i: 0 itemsize, 1-6 output dims, 7-12 input strides (elements, may be negative), 13 start; ptr 0 in, 1 out */
 static void em_gather_strided(const em_params* p) {
     const int64_t* d = p->i;
-    switch (d[0]) {
+    const int64_t* dims = d + EM_GATHER_I_DIMS;
+    const int64_t* st = d + EM_GATHER_I_STRIDES;
+    switch (d[EM_GATHER_I_ITEMSIZE]) {
     case 1: EM_GATHER_LOOP(uint8_t) break;
     case 2: EM_GATHER_LOOP(uint16_t) break;
     case 4: EM_GATHER_LOOP(uint32_t) break;
@@ -39,56 +51,78 @@ static void em_gather_strided(const em_params* p) {
 }
 
 /* PAD: fill the output with the pad value, then copy each contiguous input row into place.
- * i: 0 itemsize, 1-6 input dims (6-D), 7-12 output strides (elements), 13 offset of input origin in output,
- *    14 output elements; ptr: 0 in, 1 out, 2 pad value (one element) */
+ * ptr: input, output, pad value (one element)
+ * i:   itemsize, input dims (6-D), output strides (6, elements; the last one is not read), offset of the input
+ *      origin in the output, output elements */
+enum { EM_PAD_P_INPUT, EM_PAD_P_OUTPUT, EM_PAD_P_VALUE, EM_PAD_P_COUNT };
+enum { EM_PAD_I_ITEMSIZE, EM_PAD_I_DIMS, EM_PAD_I_DIMS_LAST = EM_PAD_I_DIMS + 5, EM_PAD_I_OUT_STRIDES,
+       EM_PAD_I_OUT_STRIDES_LAST = EM_PAD_I_OUT_STRIDES + 5, EM_PAD_I_ORIGIN, EM_PAD_I_OUT_COUNT, EM_PAD_I_COUNT };
+enum { EM_PAD_F_COUNT = 0 };
+
 static void em_pad(const em_params* p) {
     const int64_t* d = p->i;
-    const int64_t isz = d[0];
-    uint8_t* y = (uint8_t*)p->ptr[1];
-    const uint8_t* x = (const uint8_t*)p->ptr[0];
-    const uint8_t* pv = (const uint8_t*)p->ptr[2];
-    if (isz == 1) memset(y, pv[0], (size_t)d[14]);
-    else for (int64_t k = 0; k < d[14]; k++) memcpy(y + k * isz, pv, (size_t)isz);
-    const size_t row = (size_t)(d[6] * isz);
+    const int64_t* dims = d + EM_PAD_I_DIMS;
+    const int64_t* ost = d + EM_PAD_I_OUT_STRIDES;
+    const int64_t isz = d[EM_PAD_I_ITEMSIZE];
+    uint8_t* y = (uint8_t*)p->ptr[EM_PAD_P_OUTPUT];
+    const uint8_t* x = (const uint8_t*)p->ptr[EM_PAD_P_INPUT];
+    const uint8_t* pv = (const uint8_t*)p->ptr[EM_PAD_P_VALUE];
+    if (isz == 1) memset(y, pv[0], (size_t)d[EM_PAD_I_OUT_COUNT]);
+    else for (int64_t k = 0; k < d[EM_PAD_I_OUT_COUNT]; k++) memcpy(y + k * isz, pv, (size_t)isz);
+    const size_t row = (size_t)(dims[5] * isz);
     int64_t src = 0;
-    for (int64_t i0 = 0; i0 < d[1]; i0++)
-    for (int64_t i1 = 0; i1 < d[2]; i1++)
-    for (int64_t i2 = 0; i2 < d[3]; i2++)
-    for (int64_t i3 = 0; i3 < d[4]; i3++)
-    for (int64_t i4 = 0; i4 < d[5]; i4++, src += (int64_t)row) {
-        int64_t dst = d[13] + i0 * d[7] + i1 * d[8] + i2 * d[9] + i3 * d[10] + i4 * d[11];
+    for (int64_t i0 = 0; i0 < dims[0]; i0++)
+    for (int64_t i1 = 0; i1 < dims[1]; i1++)
+    for (int64_t i2 = 0; i2 < dims[2]; i2++)
+    for (int64_t i3 = 0; i3 < dims[3]; i3++)
+    for (int64_t i4 = 0; i4 < dims[4]; i4++, src += (int64_t)row) {
+        int64_t dst = d[EM_PAD_I_ORIGIN] + i0 * ost[0] + i1 * ost[1] + i2 * ost[2] + i3 * ost[3] + i4 * ost[4];
         memcpy(y + dst * isz, x + src, row);
     }
 }
 
-/* CONCATENATION: i: 0 inputs (<= 14), 1 outer count, 2 output row bytes, 3.. row bytes of each input;
- * ptr: 0 out, 1.. inputs */
+/* CONCATENATION: ptr: output, inputs (EM_CONCAT_MAX_INPUTS slots, the first n used); i: n (inputs, at most
+ * EM_CONCAT_MAX_INPUTS), outer count, output row bytes, row bytes of each input (EM_CONCAT_MAX_INPUTS slots) */
+#define EM_CONCAT_MAX_INPUTS 14
+enum { EM_CONCAT_P_OUTPUT, EM_CONCAT_P_INPUTS, EM_CONCAT_P_INPUTS_LAST = EM_CONCAT_P_INPUTS + EM_CONCAT_MAX_INPUTS - 1,
+       EM_CONCAT_P_COUNT };
+enum { EM_CONCAT_I_N, EM_CONCAT_I_OUTER, EM_CONCAT_I_OUT_ROW_BYTES, EM_CONCAT_I_ROW_BYTES,
+       EM_CONCAT_I_ROW_BYTES_LAST = EM_CONCAT_I_ROW_BYTES + EM_CONCAT_MAX_INPUTS - 1, EM_CONCAT_I_COUNT };
+enum { EM_CONCAT_F_COUNT = 0 };
+
 static void em_concat(const em_params* p) {
     const int64_t* d = p->i;
-    uint8_t* y = (uint8_t*)p->ptr[0];
-    for (int64_t o = 0; o < d[1]; o++) {
-        uint8_t* dst = y + o * d[2];
-        for (int64_t k = 0; k < d[0]; k++) {
-            const int64_t rb = d[3 + k];
-            memcpy(dst, (const uint8_t*)p->ptr[1 + k] + o * rb, (size_t)rb);
+    uint8_t* y = (uint8_t*)p->ptr[EM_CONCAT_P_OUTPUT];
+    for (int64_t o = 0; o < d[EM_CONCAT_I_OUTER]; o++) {
+        uint8_t* dst = y + o * d[EM_CONCAT_I_OUT_ROW_BYTES];
+        for (int64_t k = 0; k < d[EM_CONCAT_I_N]; k++) {
+            const int64_t rb = d[EM_CONCAT_I_ROW_BYTES + k];
+            memcpy(dst, (const uint8_t*)p->ptr[EM_CONCAT_P_INPUTS + k] + o * rb, (size_t)rb);
             dst += rb;
         }
     }
 }
 
 /* ONNX ReverseSequence on [d0, d1, inner] with batch and time on axes 0 / 1: y[b, t] = x[b, n - 1 - t] for
- * t < n = lens[b] (clamped to [0, steps]), else x[b, t].  i: 0 batch, 1 steps, 2 batch stride bytes,
- * 3 time stride bytes, 4 inner bytes; ptr: 0 in, 1 out, 2 lens (int64, one per batch row) */
+ * t < n = lens[b] (clamped to [0, steps]), else x[b, t].  ptr: input, output, lens (int64, one per batch row);
+ * i: batch, steps, batch stride bytes, time stride bytes, inner bytes */
+enum { EM_REVSEQ_P_INPUT, EM_REVSEQ_P_OUTPUT, EM_REVSEQ_P_LENS, EM_REVSEQ_P_COUNT };
+enum { EM_REVSEQ_I_BATCH, EM_REVSEQ_I_STEPS, EM_REVSEQ_I_BATCH_STRIDE, EM_REVSEQ_I_TIME_STRIDE, EM_REVSEQ_I_INNER_BYTES,
+       EM_REVSEQ_I_COUNT };
+enum { EM_REVSEQ_F_COUNT = 0 };
+
 static void em_reverse_sequence(const em_params* p) {
     const int64_t* d = p->i;
-    const int64_t* lens = (const int64_t*)p->ptr[2];
-    const uint8_t* x = (const uint8_t*)p->ptr[0];
-    uint8_t* y = (uint8_t*)p->ptr[1];
-    for (int64_t b = 0; b < d[0]; b++) {
-        const int64_t n = lens[b] < 0 ? 0 : lens[b] > d[1] ? d[1] : lens[b];
-        for (int64_t t = 0; t < d[1]; t++) {
+    const int64_t* lens = (const int64_t*)p->ptr[EM_REVSEQ_P_LENS];
+    const uint8_t* x = (const uint8_t*)p->ptr[EM_REVSEQ_P_INPUT];
+    uint8_t* y = (uint8_t*)p->ptr[EM_REVSEQ_P_OUTPUT];
+    for (int64_t b = 0; b < d[EM_REVSEQ_I_BATCH]; b++) {
+        const int64_t n = lens[b] < 0 ? 0 : lens[b] > d[EM_REVSEQ_I_STEPS] ? d[EM_REVSEQ_I_STEPS] : lens[b];
+        for (int64_t t = 0; t < d[EM_REVSEQ_I_STEPS]; t++) {
             const int64_t src = t < n ? n - 1 - t : t;
-            memcpy(y + b * d[2] + t * d[3], x + b * d[2] + src * d[3], (size_t)d[4]);
+            memcpy(y + b * d[EM_REVSEQ_I_BATCH_STRIDE] + t * d[EM_REVSEQ_I_TIME_STRIDE],
+                   x + b * d[EM_REVSEQ_I_BATCH_STRIDE] + src * d[EM_REVSEQ_I_TIME_STRIDE],
+                   (size_t)d[EM_REVSEQ_I_INNER_BYTES]);
         }
     }
 }

@@ -241,8 +241,10 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
         raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {gp} gates need {scratch} bytes of "
                                  f"scratch (at most {MAX_SCRATCH_BYTES})")
     outs = op.outputs
+    # the activation kinds fill a block of 6 slots (EM_ONNX_RNN_MAX_ACTS), the fused-step flag follows it
     ints = [CELL_CODE[cell], steps, batch, n_in, hidden, n_dir, int(direction == "reverse"), layout, input_forget,
-            lbr, int(quantized and quads)] + [ACTIVATION_CODES[n] for n in names] + [int(fstep)]
+            lbr, int(quantized and quads)] + [ACTIVATION_CODES[n] for n in names] + [0] * (6 - len(names)) \
+        + [int(fstep)]
     macs = n_dir * batch * steps * gh * (n_in + hidden)
 
     def make(addr):

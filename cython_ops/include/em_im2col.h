@@ -1,0 +1,104 @@
+/* Receptive-field gathers of the conv-like kernels (CONV_2D, DEPTHWISE_CONV_2D) and the parameter layout they share:
+ * im2col into int8 / float rows (taps outside the image take a pad value), and for AVX-512 VNNI the uint8 (x + 128)
+ * im2col and the padded copy of one image that the implicit GEMM and the VNNI depthwise kernel read. */
+#ifndef EM_IM2COL_H
+#define EM_IM2COL_H
+#include <stdint.h>
+#include <string.h>
+#include "em_params.h"
+#include "em_gemm_vnni.h"
+
+/* The layout of the conv-like kernels (em_params slots), shared by em_conv2d_int8 / _f32 and em_depthwise_int8 /
+ * _f32, extended by the VNNI and AVX2 kernels (em_conv.h EM_CONV_VNNI / EM_CONV_AVX2, em_depthwise.h
+ * EM_DEPTHWISE_VNNI) and read by the gathers below:
+ * ptr: input, weights, bias (int32 / float, may be NULL for float), output, per-channel multipliers and shifts,
+ *      scratch, double scales (mode EM_REQUANT_DOUBLE_SCALE), float scales (mode EM_REQUANT_FLOAT)
+ * i:   N, IH, IW, IC, OH, OW, OC, KH, KW, strides SH SW, dilations DH DW, pad_top, pad_left, in_zp, out_zp,
+ *      act_min, act_max, requantization mode (em_requant.h), depth multiplier, direct (1x1 stride 1 unpadded:
+ *      no im2col), rows per im2col chunk
+ * f:   act_min, act_max (float kernels) */
+enum { EM_CONV_P_INPUT, EM_CONV_P_WEIGHTS, EM_CONV_P_BIAS, EM_CONV_P_OUTPUT, EM_CONV_P_MULT, EM_CONV_P_SHIFT,
+       EM_CONV_P_SCRATCH, EM_CONV_P_DOUBLE_SCALES, EM_CONV_P_FLOAT_SCALES, EM_CONV_P_COUNT };
+enum { EM_CONV_I_N, EM_CONV_I_IH, EM_CONV_I_IW, EM_CONV_I_IC, EM_CONV_I_OH, EM_CONV_I_OW, EM_CONV_I_OC, EM_CONV_I_KH,
+       EM_CONV_I_KW, EM_CONV_I_SH, EM_CONV_I_SW, EM_CONV_I_DH, EM_CONV_I_DW, EM_CONV_I_PAD_TOP, EM_CONV_I_PAD_LEFT,
+       EM_CONV_I_IN_ZP, EM_CONV_I_OUT_ZP, EM_CONV_I_ACT_MIN, EM_CONV_I_ACT_MAX, EM_CONV_I_MODE, EM_CONV_I_DM,
+       EM_CONV_I_DIRECT, EM_CONV_I_CHUNK, EM_CONV_I_COUNT };
+enum { EM_CONV_F_ACT_MIN, EM_CONV_F_ACT_MAX, EM_CONV_F_COUNT };
+
+/* Gather the receptive fields of output pixels [first, first+rows) of image b into col (rows x K).
+ * Taps outside the image take the value `pad` (the input zero point for int8: they add nothing). */
+#define EM_IM2COL(T)                                                                                      \
+static void em_im2col_##T(const T* in, const int64_t* d, int64_t b, int64_t first, int64_t rows, T pad,   \
+                          T* col) {                                                                       \
+    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OW = d[EM_CONV_I_OW]; \
+    const int64_t KH = d[EM_CONV_I_KH], KW = d[EM_CONV_I_KW];                                             \
+    const int64_t K = KH * KW * IC;                                                                       \
+    for (int64_t r = 0; r < rows; r++) {                                                                  \
+        int64_t pix = first + r, oy = pix / OW, ox = pix % OW;                                            \
+        T* dst = col + r * K;                                                                             \
+        for (int64_t ky = 0; ky < KH; ky++) {                                                             \
+            int64_t iy = oy * d[EM_CONV_I_SH] - d[EM_CONV_I_PAD_TOP] + ky * d[EM_CONV_I_DH];              \
+            for (int64_t kx = 0; kx < KW; kx++, dst += IC) {                                              \
+                int64_t ix = ox * d[EM_CONV_I_SW] - d[EM_CONV_I_PAD_LEFT] + kx * d[EM_CONV_I_DW];         \
+                if (iy < 0 || iy >= IH || ix < 0 || ix >= IW) {                                           \
+                    for (int64_t c = 0; c < IC; c++) dst[c] = pad;                                        \
+                } else {                                                                                  \
+                    memcpy(dst, in + ((b * IH + iy) * IW + ix) * IC, (size_t)IC * sizeof(T));             \
+                }                                                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+    }                                                                                                     \
+}
+EM_IM2COL(int8_t)
+EM_IM2COL(float)
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* Receptive fields of output pixels [first, first + rows) of image b gathered straight into the VNNI layout:
+ * rows of Kp uint8 (x + 128), padding taps = in_zp + 128 (they cancel against the bias, as in the reference).
+ * With dilation 1 a window row inside the image is KW * IC contiguous bytes, copied at once.  Bytes K .. Kp of
+ * a row are left as they are: their weights are zero.  col needs 64 bytes of slack. */
+EM_VNNI_TARGET static void em_im2col_u8(const int8_t* in, const int64_t* d, int64_t b, int64_t first, int64_t rows,
+                                        int64_t Kp, uint8_t* col) {
+    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OW = d[EM_CONV_I_OW];
+    const int64_t KH = d[EM_CONV_I_KH], KW = d[EM_CONV_I_KW], DW = d[EM_CONV_I_DW], span = KW * IC;
+    const __m512i pad = _mm512_set1_epi8((char)(uint8_t)(d[EM_CONV_I_IN_ZP] + 128));
+    const int8_t* img = in + b * IH * IW * IC;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t pix = first + r, oy = pix / OW, ox = pix % OW;
+        const int64_t ix0 = ox * d[EM_CONV_I_SW] - d[EM_CONV_I_PAD_LEFT];
+        const int whole = DW == 1 && ix0 >= 0 && ix0 + KW <= IW;
+        uint8_t* dst = col + r * Kp;
+        for (int64_t ky = 0; ky < KH; ky++, dst += span) {
+            const int64_t iy = oy * d[EM_CONV_I_SH] - d[EM_CONV_I_PAD_TOP] + ky * d[EM_CONV_I_DH];
+            if (iy < 0 || iy >= IH) { em_fill_u8(dst, pad, span); continue; }
+            const int8_t* row = img + iy * IW * IC;
+            if (whole) { em_copy_flip(dst, row + ix0 * IC, span); continue; }
+            for (int64_t kx = 0; kx < KW; kx++) {
+                const int64_t ix = ix0 + kx * DW;
+                if (ix < 0 || ix >= IW) em_fill_u8(dst + kx * IC, pad, IC);
+                else em_copy_flip(dst + kx * IC, row + ix * IC, IC);
+            }
+        }
+    }
+}
+
+/* The image a conv reads as uint8 (x + 128), padded with in_zp + 128 to the rows and columns its windows touch
+ * (top-left at (-pad_top, -pad_left)): IHp x IWp x IC with 64 bytes of slack after it. */
+EM_VNNI_TARGET static void em_pad_image_u8(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
+                                           uint8_t* out) {
+    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC];
+    const int64_t PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
+    const __m512i pad = _mm512_set1_epi8((char)(uint8_t)(d[EM_CONV_I_IN_ZP] + 128));
+    const int64_t x0 = PL < IWp ? PL : IWp, x1 = IW + PL < IWp ? IW + PL : IWp;   /* columns holding pixels */
+    for (int64_t r = 0; r < IHp; r++) {
+        uint8_t* o = out + r * IWp * IC;
+        const int64_t iy = r - PT;
+        if (iy < 0 || iy >= IH || x1 <= x0) { em_fill_u8(o, pad, IWp * IC); continue; }
+        em_fill_u8(o, pad, x0 * IC);
+        em_copy_flip(o + x0 * IC, img + iy * IW * IC, (x1 - x0) * IC);
+        em_fill_u8(o + x1 * IC, pad, (IWp - x1) * IC);
+    }
+    em_fill_u8(out + IHp * IWp * IC, pad, 64);
+}
+#endif
+#endif

@@ -1,0 +1,398 @@
+/* UNIDIRECTIONAL_SEQUENCE_LSTM, float32: the kernel, the sigmoid / tanh forms every float recurrent kernel uses
+ * (scalar, 8- and 16-lane with the scalar bits, and the AVX-512 FMA forms) and the fused AVX-512 step. */
+#ifndef EM_LSTM_F32_H
+#define EM_LSTM_F32_H
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include "em_params.h"
+#include "em_isa.h"
+#include "em_lstm_dots.h"
+
+/* ----- float32 kernel (LiteRT EvalFloat without CIFG / peephole / projection / layer norm) -----------------
+ * ptr: x, y, h state [B, n_cell], c state [B, n_cell], Wx, Wh (packed for em_lstm_fdots, or with the gates
+ *      interleaved by unit for em_lstm_fstep_avx512), bias [Gp], 6 reserved slots (NULL), scratch float
+ *      [(T*B + 1) * Gp]; Gp = 4*n_cell padded to the column block
+ * ints: B, T, F, n_cell, time_major, activation (4 tanh, 0 none: h = o * g as in LiteRT, 1 relu,
+ *       2 relu_n1_to_1, 3 relu6), interleaved (1: Wx, Wh and bias interleaved by unit, em_lstm_fstep_avx512;
+ *       rnn.py sets it only for tanh on AVX-512)
+ * floats: cell clip (0: none)
+ * sigmoid and tanh use one polynomial exp (Cephes expf coefficients, range reduction by ln 2, no FMA) in the
+ * scalar, 8- and 16-lane forms alike, so they give the same bits on every path (within 2 ulp of libm); the
+ * AVX-512 dot products use FMA, so that path's results agree within float tolerance. */
+enum { EM_LSTM_F32_P_X, EM_LSTM_F32_P_Y, EM_LSTM_F32_P_H_STATE, EM_LSTM_F32_P_C_STATE, EM_LSTM_F32_P_WX,
+       EM_LSTM_F32_P_WH, EM_LSTM_F32_P_BIAS, EM_LSTM_F32_P_RESERVED,
+       EM_LSTM_F32_P_RESERVED_LAST = EM_LSTM_F32_P_RESERVED + 5, EM_LSTM_F32_P_SCRATCH, EM_LSTM_F32_P_COUNT };
+enum { EM_LSTM_F32_I_BATCH, EM_LSTM_F32_I_STEPS, EM_LSTM_F32_I_INPUTS, EM_LSTM_F32_I_CELLS, EM_LSTM_F32_I_TIME_MAJOR,
+       EM_LSTM_F32_I_ACTIVATION, EM_LSTM_F32_I_INTERLEAVED, EM_LSTM_F32_I_COUNT };
+enum { EM_LSTM_F32_F_CELL_CLIP, EM_LSTM_F32_F_COUNT };
+
+/* the polynomial's constants, shared by every ISA form (em_onnx_rnn.h has the 16-lane one) */
+#define EM_EXP_LOG2E (1.44269504088896341f)
+#define EM_EXP_LN2_HI (0.693359375f)
+#define EM_EXP_LN2_LO (-2.12194440e-4f)
+#define EM_EXP_P0 (1.9875691500E-4f)
+#define EM_EXP_P1 (1.3981999507E-3f)
+#define EM_EXP_P2 (8.3334519073E-3f)
+#define EM_EXP_P3 (4.1665795894E-2f)
+#define EM_EXP_P4 (1.6666665459E-1f)
+#define EM_EXP_P5 (5.0000001201E-1f)
+#define EM_TANH_Q0 (-5.70498872745E-3f)
+#define EM_TANH_Q1 (2.06390887954E-2f)
+#define EM_TANH_Q2 (5.37397155531E-2f)
+#define EM_TANH_Q3 (1.33314422036E-1f)
+#define EM_TANH_Q4 (3.33332819422E-1f)
+#define EM_TANH_SMALL (0.625f)
+#define EM_EXP_HI 88.3762626647949f
+#define EM_EXP_LO -87.3365478515625f
+
+static inline float em_lstm_expf(float x) {
+    float n, r, r2, p;
+    union { float f; int32_t i; } e;
+    x = x > EM_EXP_HI ? EM_EXP_HI : (x < EM_EXP_LO ? EM_EXP_LO : x);
+    n = floorf(x * EM_EXP_LOG2E + 0.5f);
+    r = x - n * EM_EXP_LN2_HI;
+    r = r - n * EM_EXP_LN2_LO;
+    r2 = r * r;
+    p = EM_EXP_P0;
+    p = p * r + EM_EXP_P1;
+    p = p * r + EM_EXP_P2;
+    p = p * r + EM_EXP_P3;
+    p = p * r + EM_EXP_P4;
+    p = p * r + EM_EXP_P5;
+    p = p * r2 + r;
+    p = p + 1.0f;
+    e.i = ((int32_t)n + 127) << 23;
+    return p * e.f;
+}
+static inline float em_lstm_sigmoidf(float x) { return 1.0f / (1.0f + em_lstm_expf(-x)); }
+static inline float em_lstm_tanhf(float x) {
+    float a = x < 0.0f ? -x : x, t;
+    if (a < EM_TANH_SMALL) {               /* odd polynomial near 0, where 1 - 2 / (e^2x + 1) cancels */
+        float z = x * x, q = EM_TANH_Q0;
+        q = q * z + EM_TANH_Q1;
+        q = q * z - EM_TANH_Q2;
+        q = q * z + EM_TANH_Q3;
+        q = q * z - EM_TANH_Q4;
+        return x + x * z * q;
+    }
+    t = 1.0f - 2.0f / (em_lstm_expf(2.0f * a) + 1.0f);
+    return x < 0.0f ? -t : t;
+}
+
+static inline float em_lstm_act_f32(float v, int act) {
+    switch (act) {
+        case 0: return v;
+        case 1: return v < 0.0f ? 0.0f : v;
+        case 2: return v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
+        case 3: return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
+        default: return em_lstm_tanhf(v);
+    }
+}
+
+static inline void em_lstm_cell_f32(const float* gate, int64_t NC, int64_t j, int act, float clip, float* c,
+                                    float* out) {
+    float vi = em_lstm_sigmoidf(gate[j]);
+    float vf = em_lstm_sigmoidf(gate[NC + j]);
+    float vg = em_lstm_act_f32(gate[2 * NC + j], act);
+    float vo = em_lstm_sigmoidf(gate[3 * NC + j]);
+    float cv = vf * c[j] + vi * vg;
+    if (clip > 0.0f) cv = cv > clip ? clip : (cv < -clip ? -clip : cv);
+    c[j] = cv;
+    /* NONE: LiteRT's ApplyActivationToVector writes nothing, and its output product reads the scratch that still
+     * holds the cell gate: h = o * g */
+    out[j] = vo * (act == 0 ? vg : em_lstm_act_f32(cv, act));
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EM_AVX2 __attribute__((target("avx2")))
+EM_AVX2 static inline __m256 em_lstm_expf_x8(__m256 x) {
+    __m256 n, r, r2, p;
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EM_EXP_LO)), _mm256_set1_ps(EM_EXP_HI));
+    n = _mm256_floor_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(EM_EXP_LOG2E)), _mm256_set1_ps(0.5f)));
+    r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(EM_EXP_LN2_HI)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(EM_EXP_LN2_LO)));
+    r2 = _mm256_mul_ps(r, r);
+    p = _mm256_set1_ps(EM_EXP_P0);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P1));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P2));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P3));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P4));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P5));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r2), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+EM_AVX2 static inline __m256 em_lstm_sigmoidf_x8(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, em_lstm_expf_x8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+EM_AVX2 static inline __m256 em_lstm_tanhf_x8(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    __m256 a = _mm256_andnot_ps(sign, x);
+    __m256 z = _mm256_mul_ps(x, x), q = _mm256_set1_ps(EM_TANH_Q0), small, big;
+    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q1));
+    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q2));
+    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q3));
+    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q4));
+    small = _mm256_add_ps(x, _mm256_mul_ps(_mm256_mul_ps(x, z), q));
+    big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f),
+                                           _mm256_add_ps(em_lstm_expf_x8(_mm256_add_ps(a, a)), one)));
+    big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
+    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ));
+}
+/* cells [0, NC rounded down to 8) of one step, tanh activation only */
+EM_AVX2 static int64_t em_lstm_cells_f32_avx2(const float* gate, int64_t NC, float clip, float* c, float* out) {
+    int64_t j;
+    for (j = 0; j + 8 <= NC; j += 8) {
+        __m256 vi = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + j));
+        __m256 vf = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + NC + j));
+        __m256 vg = em_lstm_tanhf_x8(_mm256_loadu_ps(gate + 2 * NC + j));
+        __m256 vo = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + 3 * NC + j));
+        __m256 cv = _mm256_add_ps(_mm256_mul_ps(vf, _mm256_loadu_ps(c + j)), _mm256_mul_ps(vi, vg));
+        if (clip > 0.0f) cv = _mm256_min_ps(_mm256_max_ps(cv, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
+        _mm256_storeu_ps(c + j, cv);
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(vo, em_lstm_tanhf_x8(cv)));
+    }
+    return j;
+}
+
+/* 16-lane forms of the same polynomials: the same operations in the same order, so the same bits */
+#define EM_AVX512F __attribute__((target("avx512f")))
+EM_AVX512F static inline __m512 em_lstm_expf_x16(__m512 x) {
+    __m512 n, r, r2, p;
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EM_EXP_LO)), _mm512_set1_ps(EM_EXP_HI));
+    n = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(EM_EXP_LOG2E)), _mm512_set1_ps(0.5f)),
+                             _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(EM_EXP_LN2_HI)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(EM_EXP_LN2_LO)));
+    r2 = _mm512_mul_ps(r, r);
+    p = _mm512_set1_ps(EM_EXP_P0);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P1));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P2));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P3));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P4));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P5));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r2), r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(
+        _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23)));
+}
+EM_AVX512F static inline __m512 em_lstm_sigmoidf_x16(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, em_lstm_expf_x16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+EM_AVX512F static inline __m512 em_lstm_tanhf_x16(__m512 x) {
+    const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
+    __m512 z = _mm512_mul_ps(x, x), q = _mm512_set1_ps(EM_TANH_Q0), small, big;
+    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q1));
+    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q2));
+    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q3));
+    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q4));
+    small = _mm512_add_ps(x, _mm512_mul_ps(_mm512_mul_ps(x, z), q));
+    big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(em_lstm_expf_x16(_mm512_add_ps(a, a)), one)));
+    big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big), _mm512_and_si512(_mm512_castps_si512(x), sign)));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ), big, small);
+}
+/* every cell of one step, 16 at a time (masked tail), sigmoid gates and tanh: c = f.c + i.g (clipped to
+ * +-clip when clip > 0), out = o.tanh(c); the gates' pre-activations at gi, gf, gg, go.  ONNX's int8 LSTM: its
+ * float gates then give the scalar path's bits, and so does the int8 state quantized from them (float LSTMs run
+ * em_lstm_fstep_avx512 instead, unless only one of two directions has the default activations) */
+EM_AVX512F static void em_lstm_cells_f32_avx512(const float* gi, const float* gf, const float* gg, const float* go,
+                                               int64_t NC, float clip, float* c, float* out) {
+    int64_t j;
+    for (j = 0; j < NC; j += 16) {
+        const __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
+        __m512 vi = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gi + j));
+        __m512 vf = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gf + j));
+        __m512 vg = em_lstm_tanhf_x16(_mm512_maskz_loadu_ps(k, gg + j));
+        __m512 vo = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, go + j));
+        __m512 cv = _mm512_add_ps(_mm512_mul_ps(vf, _mm512_maskz_loadu_ps(k, c + j)), _mm512_mul_ps(vi, vg));
+        if (clip > 0.0f) cv = _mm512_min_ps(_mm512_max_ps(cv, _mm512_set1_ps(-clip)), _mm512_set1_ps(clip));
+        _mm512_mask_storeu_ps(c + j, k, cv);
+        _mm512_mask_storeu_ps(out + j, k, _mm512_mul_ps(vo, em_lstm_tanhf_x16(cv)));
+    }
+}
+
+/* ----- the AVX-512 float activations ------------------------------------------------------------------------
+ * sigmoid: em_lstm_expf's polynomial evaluated with fused multiply-adds, 2^n applied by vscalefps, and 1 / d as
+ * a 14-bit reciprocal estimate refined by one Newton step (y' = y + y (1 - d y)): half the instructions and no
+ * division.  tanh: the odd / even rational approximation x P(x^2) / Q(x^2) on x clamped to +-7.9988 (the
+ * coefficients of Eigen's fast float tanh), with the same reciprocal: no exp, about half the dependent steps
+ * of 1 - 2 / (e^2x + 1), which matters in an LSTM where c' = f.c + i.tanh(g) and h = o.tanh(c') lie on the
+ * chain from one step to the next (fused 64-unit step: 555 -> 507 ns).  Accuracy, measured by
+ * tests/test_lstm.py on every float step of 2^-12 in [-20, 20] and at the extremes: sigmoid within 3 ulp,
+ * tanh within 5 (4.8 ulp, 2.8e-7 absolute, near |x| = 6.85; em_lstm_tanhf is within 1.3 ulp).  This ISA's float path
+ * is allclose, not bit-exact, to the others (DESIGN.md). */
+#define EM_TANH_RAT_CLAMP 7.99881172180175781f
+#define EM_TANH_A1 4.89352455891786e-03f
+#define EM_TANH_A3 6.37261928875436e-04f
+#define EM_TANH_A5 1.48572235717979e-05f
+#define EM_TANH_A7 5.12229709037114e-08f
+#define EM_TANH_A9 -8.60467152213735e-11f
+#define EM_TANH_A11 2.00018790482477e-13f
+#define EM_TANH_A13 -2.76076847742355e-16f
+#define EM_TANH_B0 4.89352518554385e-03f
+#define EM_TANH_B2 2.26843463243900e-03f
+#define EM_TANH_B4 1.18534705686654e-04f
+#define EM_TANH_B6 1.19825839466702e-06f
+EM_FMA512 static inline __m512 em_lstm_expf_fma16(__m512 x) {
+    __m512 n, r, p;
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EM_EXP_LO)), _mm512_set1_ps(EM_EXP_HI));
+    n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EM_EXP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EM_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EM_EXP_LN2_LO), r);
+    p = _mm512_fmadd_ps(_mm512_set1_ps(EM_EXP_P0), r, _mm512_set1_ps(EM_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EM_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EM_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EM_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EM_EXP_P5));
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+EM_FMA512 static inline __m512 em_lstm_recip_fma16(__m512 d) {        /* d in [1, 2.5e38] */
+    const __m512 y = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(_mm512_fnmadd_ps(d, y, _mm512_set1_ps(1.0f)), y, y);
+}
+EM_FMA512 static inline __m512 em_lstm_sigmoidf_fma16(__m512 x) {
+    return em_lstm_recip_fma16(_mm512_add_ps(_mm512_set1_ps(1.0f), em_lstm_expf_fma16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+EM_FMA512 static inline __m512 em_lstm_tanhf_fma16(__m512 x) {
+    const __m512 lim = _mm512_set1_ps(EM_TANH_RAT_CLAMP);
+    const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim);
+    const __m512 z = _mm512_mul_ps(xc, xc);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(EM_TANH_A13), z, _mm512_set1_ps(EM_TANH_A11)), q, y;
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(EM_TANH_A9));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(EM_TANH_A7));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(EM_TANH_A5));
+    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(EM_TANH_A3));
+    p = _mm512_mul_ps(_mm512_fmadd_ps(p, z, _mm512_set1_ps(EM_TANH_A1)), xc);
+    q = _mm512_fmadd_ps(_mm512_set1_ps(EM_TANH_B6), z, _mm512_set1_ps(EM_TANH_B4));
+    q = _mm512_fmadd_ps(q, z, _mm512_set1_ps(EM_TANH_B2));
+    q = _mm512_fmadd_ps(q, z, _mm512_set1_ps(EM_TANH_B0));
+    y = _mm512_rcp14_ps(q);
+    return _mm512_mul_ps(p, _mm512_fmadd_ps(_mm512_fnmadd_ps(q, y, _mm512_set1_ps(1.0f)), y, y));
+}
+/* sigmoid (odd = 0) or tanh (odd = 1) of n floats, 16 at a time (masked tail): tests measure the forms above */
+EM_FMA512 static void em_lstm_activate_fma16(const float* x, int64_t n, int odd, float* y) {
+    int64_t j;
+    for (j = 0; j < n; j += 16) {
+        const __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(k, x + j);
+        _mm512_mask_storeu_ps(y + j, k, odd ? em_lstm_tanhf_fma16(v) : em_lstm_sigmoidf_fma16(v));
+    }
+}
+
+/* ----- one float LSTM step with the gates interleaved by unit (AVX-512) ------------------------------------
+ * The recurrent GEMV and the cells in one pass over column blocks.  Weights packed by rnn.py's
+ * interleave_gates: column block b (64 columns, k-major as for em_lstm_fdots) holds the i, f, g, o columns of
+ * units 16b..16b+15, so a block's cells run as soon as its 64 sums exist, among the loads of the next block,
+ * instead of in a pass of their own after the whole GEMV.  A 64-unit layer's recurrent matrix (64 KB of
+ * float32) does not fit L1; odd steps take the blocks last to first, so each step starts on the blocks the one
+ * before ended on, still in L1.  Sums: two k phases of fused multiply-adds, added, then pre (W.x + bias of this
+ * step, in the same interleaved order); allclose to the scalar path (DESIGN.md).  Units past NC (the last
+ * block's padding) are computed on zero weights and never stored.  h (the previous state, NC floats) must not
+ * alias hout. */
+EM_FMA512 static void em_lstm_fstep_avx512(const float* h, const float* W, const float* pre, int64_t NC, float clip,
+                                          float* c, float* hout, int odd) {
+    const int64_t nb = (NC + 15) / 16;
+    int64_t s, k;
+    for (s = 0; s < nb; s++) {
+        const int64_t blk = odd ? nb - 1 - s : s, j = 16 * blk;
+        const float* w = W + blk * NC * EM_LSTM_COLS;
+        const float* x = pre + blk * EM_LSTM_COLS;
+        const __mmask16 m = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+        __m512 vi, vf, vg, vo, cv;
+        for (k = 0; k + 2 <= NC; k += 2, w += 2 * EM_LSTM_COLS) {
+            const __m512 b0 = _mm512_set1_ps(h[k]), b1 = _mm512_set1_ps(h[k + 1]);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w), b0, a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 16), b0, a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 32), b0, a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 48), b0, a3);
+            e0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 64), b1, e0);
+            e1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 80), b1, e1);
+            e2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 96), b1, e2);
+            e3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 112), b1, e3);
+        }
+        if (k < NC) {
+            const __m512 b0 = _mm512_set1_ps(h[k]);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w), b0, a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 16), b0, a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 32), b0, a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 48), b0, a3);
+        }
+        vi = em_lstm_sigmoidf_fma16(_mm512_add_ps(_mm512_add_ps(a0, e0), _mm512_loadu_ps(x)));
+        vf = em_lstm_sigmoidf_fma16(_mm512_add_ps(_mm512_add_ps(a1, e1), _mm512_loadu_ps(x + 16)));
+        vg = em_lstm_tanhf_fma16(_mm512_add_ps(_mm512_add_ps(a2, e2), _mm512_loadu_ps(x + 32)));
+        vo = em_lstm_sigmoidf_fma16(_mm512_add_ps(_mm512_add_ps(a3, e3), _mm512_loadu_ps(x + 48)));
+        cv = _mm512_fmadd_ps(vf, _mm512_maskz_loadu_ps(m, c + j), _mm512_mul_ps(vi, vg));
+        if (clip > 0.0f) cv = _mm512_min_ps(_mm512_max_ps(cv, _mm512_set1_ps(-clip)), _mm512_set1_ps(clip));
+        _mm512_mask_storeu_ps(c + j, m, cv);
+        _mm512_mask_storeu_ps(hout + j, m, _mm512_mul_ps(vo, em_lstm_tanhf_fma16(cv)));
+    }
+}
+#endif
+
+static void em_lstm_f32(const em_params* p) {
+    const float* x = (const float*)p->ptr[EM_LSTM_F32_P_X];
+    float* y = (float*)p->ptr[EM_LSTM_F32_P_Y];
+    float* hs = (float*)p->ptr[EM_LSTM_F32_P_H_STATE];
+    float* cs = (float*)p->ptr[EM_LSTM_F32_P_C_STATE];
+    const float* wx = (const float*)p->ptr[EM_LSTM_F32_P_WX];
+    const float* wh = (const float*)p->ptr[EM_LSTM_F32_P_WH];
+    const float* bias = (const float*)p->ptr[EM_LSTM_F32_P_BIAS];
+    const int64_t B = p->i[EM_LSTM_F32_I_BATCH], T = p->i[EM_LSTM_F32_I_STEPS], F = p->i[EM_LSTM_F32_I_INPUTS];
+    const int64_t NC = p->i[EM_LSTM_F32_I_CELLS];
+    const int time_major = (int)p->i[EM_LSTM_F32_I_TIME_MAJOR], act = (int)p->i[EM_LSTM_F32_I_ACTIVATION];
+    const int interleaved = (int)p->i[EM_LSTM_F32_I_INTERLEAVED];
+    const float clip = p->f[EM_LSTM_F32_F_CELL_CLIP];
+    const int64_t G = 4 * NC, Gp = (G + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
+    float* pre = (float*)p->ptr[EM_LSTM_F32_P_SCRATCH];
+    float* gate = pre + T * B * Gp;
+    int64_t t, b, j;
+    int vec = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    vec = act == 4 && em_isa() >= EM_ISA_AVX2;
+#endif
+
+    em_lstm_fdots(x, wx, bias, NULL, T * B, Gp, F, pre);
+    for (t = 0; t < T; t++) {
+        for (b = 0; b < B; b++) {
+            const int64_t row = time_major ? t * B + b : b * T + t;
+            float* h = hs + b * NC;
+            float* c = cs + b * NC;
+            float* out = y + row * NC;
+            j = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (interleaved) {                /* rnn.py interleaves only for tanh on AVX-512 */
+                /* the state is the output row of the step before; the h tensor is written after the last */
+                const float* hp = t == 0 ? h : y + (time_major ? (t - 1) * B + b : b * T + t - 1) * NC;
+                em_lstm_fstep_avx512(hp, wh, pre + row * Gp, NC, clip, c, out, (int)(t & 1));
+                if (t == T - 1) memcpy(h, out, (size_t)NC * sizeof(float));
+                continue;
+            }
+#endif
+            em_lstm_fgemv(h, wh, NULL, pre + row * Gp, Gp, NC, gate, (int)(t & 1));
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (vec) j = em_lstm_cells_f32_avx2(gate, NC, clip, c, out);
+#endif
+            for (; j < NC; j++) em_lstm_cell_f32(gate, NC, j, act, clip, c, out);
+            memcpy(h, out, (size_t)NC * sizeof(float));
+        }
+    }
+}
+
+/* sigmoid (odd = 0) or tanh (odd = 1) of n floats by the forms the float kernels use on this machine's path
+ * (the AVX-512 FMA forms, or the scalar / AVX2 ones with the scalar bits); tests measure their accuracy */
+static void em_lstm_activate_f32(const float* x, int64_t n, int odd, float* y) {
+    int64_t j;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512) { em_lstm_activate_fma16(x, n, odd, y); return; }
+#endif
+    for (j = 0; j < n; j++) y[j] = odd ? em_lstm_tanhf(x[j]) : em_lstm_sigmoidf(x[j]);
+}
+#endif

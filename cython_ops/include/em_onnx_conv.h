@@ -1,0 +1,245 @@
+/* ONNX convolutions with onnxruntime's arithmetic: the float convolution in MLAS's order (QDQ convolutions
+ * onnxruntime runs in float), and the integer convolution with any weight zero point (ConvInteger, QLinearConv). */
+#ifndef EM_ONNX_CONV_H
+#define EM_ONNX_CONV_H
+
+#include <math.h>
+#include <stdint.h>
+#include "em_params.h"
+#include "em_requant.h"
+#include "em_isa.h"
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+/* Float convolution in onnxruntime's order (MLAS im2col + SGEMM), for the QDQ convolutions onnxruntime does
+ * not fuse on x86 (int8 activations) and runs between DequantizeLinear and QuantizeLinear instead:
+ * per output, the taps in ONNX order k = (c * KH + kh) * KW + kw are summed with fused multiply-adds from
+ * zero in blocks of `stride_k`, block sums added in order, then the bias added.  Sixteen output channels
+ * are computed together (one register block; each lane keeps that order).  Depthwise (depth multiplier DM > 0):
+ * each group is a 1 x (KH * KW) by (KH * KW) x OH * OW product, summed the same way.
+ * ptr: input (NHWC float), weights [K][OCP] float (OCP = OC rounded up to 16, zero-padded), bias float or NULL,
+ *      output (NHWC float)
+ * i:   N, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, DH, DW, pad_top, pad_left, stride_k, OCP, DM (0: not
+ *      depthwise) */
+enum { EM_MLAS_CONV_P_INPUT, EM_MLAS_CONV_P_WEIGHTS, EM_MLAS_CONV_P_BIAS, EM_MLAS_CONV_P_OUTPUT, EM_MLAS_CONV_P_COUNT };
+enum { EM_MLAS_CONV_I_N, EM_MLAS_CONV_I_IH, EM_MLAS_CONV_I_IW, EM_MLAS_CONV_I_IC, EM_MLAS_CONV_I_OH, EM_MLAS_CONV_I_OW,
+       EM_MLAS_CONV_I_OC, EM_MLAS_CONV_I_KH, EM_MLAS_CONV_I_KW, EM_MLAS_CONV_I_SH, EM_MLAS_CONV_I_SW, EM_MLAS_CONV_I_DH,
+       EM_MLAS_CONV_I_DW, EM_MLAS_CONV_I_PAD_TOP, EM_MLAS_CONV_I_PAD_LEFT, EM_MLAS_CONV_I_STRIDE_K, EM_MLAS_CONV_I_OCP,
+       EM_MLAS_CONV_I_DM, EM_MLAS_CONV_I_COUNT };
+enum { EM_MLAS_CONV_F_COUNT = 0 };
+
+/* NP output pixels of one row (ox0 .. ox0 + NP - 1) x 16 channels from o0: accumulators stay in registers */
+#define EM_CONV_MLAS_BLOCK(NP)                                                                         \
+    {                                                                                                  \
+        float part[NP][16], total[NP][16];                                                             \
+        for (int q = 0; q < NP; q++) for (int j = 0; j < 16; j++) part[q][j] = total[q][j] = 0.0f;     \
+        int64_t k = 0, flush = SK < K ? SK : K;                                                        \
+        int first = 1;                                                                                 \
+        for (int64_t c = 0; c < (DM ? 1 : IC); c++)                                                    \
+        for (int64_t ky = 0; ky < KH; ky++) {                                                          \
+            const int64_t iy = oy * SH - PT + ky * DH;                                                 \
+            const int row_ok = iy >= 0 && iy < IH;                                                     \
+            for (int64_t kx = 0; kx < KW; kx++, k++) {                                                 \
+                const float* wk = w + k * OCP + o0;                                                    \
+                if (row_ok) {                                                                          \
+                    for (int q = 0; q < NP; q++) {                                                     \
+                        const int64_t ix = (ox0 + q) * SW - PL + kx * DW;                              \
+                        if (ix < 0 || ix >= IW) continue;      /* im2col's zero: adds nothing */       \
+                        const float* xp = x + ((b * IH + iy) * IW + ix) * IC;                          \
+                        if (DM) {        /* depthwise: lane j reads its own channel (o0 + j) / DM */   \
+                            for (int j = 0; j < 16; j++)                                               \
+                                part[q][j] = fmaf(xp[(o0 + j) / DM < IC ? (o0 + j) / DM : IC - 1], wk[j], part[q][j]); \
+                        } else {                                                                       \
+                            const float xv = xp[c];                                                    \
+                            for (int j = 0; j < 16; j++) part[q][j] = fmaf(xv, wk[j], part[q][j]);     \
+                        }                                                                              \
+                    }                                                                                  \
+                }                                                                                      \
+                if (k + 1 == flush) {                           /* end of a K block: fold it in */     \
+                    for (int q = 0; q < NP; q++) for (int j = 0; j < 16; j++) {                        \
+                        total[q][j] = first ? part[q][j] : total[q][j] + part[q][j];                   \
+                        part[q][j] = 0.0f;                                                             \
+                    }                                                                                  \
+                    first = 0;                                                                         \
+                    flush = flush + SK < K ? flush + SK : K;                                           \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+        const int64_t n = OC - o0 < 16 ? OC - o0 : 16;                                                 \
+        for (int q = 0; q < NP; q++) {                                                                 \
+            float* out = y + ((b * OH + oy) * OW + ox0 + q) * OC + o0;                                 \
+            for (int64_t j = 0; j < n; j++) out[j] = bias ? total[q][j] + bias[o0 + j] : total[q][j];  \
+        }                                                                                              \
+    }
+
+#define EM_CONV_MLAS_BODY                                                                                        \
+    const float* x = (const float*)p->ptr[EM_MLAS_CONV_P_INPUT];                                                 \
+    const float* w = (const float*)p->ptr[EM_MLAS_CONV_P_WEIGHTS];                                               \
+    const float* bias = (const float*)p->ptr[EM_MLAS_CONV_P_BIAS];                                               \
+    float* y = (float*)p->ptr[EM_MLAS_CONV_P_OUTPUT];                                                            \
+    const int64_t N = p->i[EM_MLAS_CONV_I_N], IH = p->i[EM_MLAS_CONV_I_IH], IW = p->i[EM_MLAS_CONV_I_IW];        \
+    const int64_t IC = p->i[EM_MLAS_CONV_I_IC], OH = p->i[EM_MLAS_CONV_I_OH], OW = p->i[EM_MLAS_CONV_I_OW];      \
+    const int64_t OC = p->i[EM_MLAS_CONV_I_OC], KH = p->i[EM_MLAS_CONV_I_KH], KW = p->i[EM_MLAS_CONV_I_KW];      \
+    const int64_t SH = p->i[EM_MLAS_CONV_I_SH], SW = p->i[EM_MLAS_CONV_I_SW];                                    \
+    const int64_t DH = p->i[EM_MLAS_CONV_I_DH], DW = p->i[EM_MLAS_CONV_I_DW], PT = p->i[EM_MLAS_CONV_I_PAD_TOP]; \
+    const int64_t PL = p->i[EM_MLAS_CONV_I_PAD_LEFT], SK = p->i[EM_MLAS_CONV_I_STRIDE_K];                        \
+    const int64_t OCP = p->i[EM_MLAS_CONV_I_OCP], DM = p->i[EM_MLAS_CONV_I_DM], K = (DM ? 1 : IC) * KH * KW;     \
+    for (int64_t b = 0; b < N; b++)                                                                              \
+    for (int64_t oy = 0; oy < OH; oy++)                                                                          \
+    for (int64_t o0 = 0; o0 < OC; o0 += 16) {                                                                    \
+        int64_t ox0 = 0;                                                                                         \
+        for (; ox0 + 4 <= OW; ox0 += 4) EM_CONV_MLAS_BLOCK(4)                                                    \
+        for (; ox0 < OW; ox0++) EM_CONV_MLAS_BLOCK(1)                                                            \
+    }
+
+static void em_onnx_conv_f32_mlas_scalar(const em_params* p) { EM_CONV_MLAS_BODY }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* the same loops compiled for FMA hardware: each lane is one output channel, so the order is unchanged */
+__attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_fma(const em_params* p) { EM_CONV_MLAS_BODY }
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* NP pixels x 16 channels with the partial sums in registers (each lane still sums tap by tap with FMA) */
+#define EM_CONV_MLAS_AVX2_BLOCK(NP)                                                                    \
+    {                                                                                                  \
+        __m256 pa[NP][2];                                                                              \
+        float total[NP][16];                                                                           \
+        for (int q = 0; q < NP; q++) { pa[q][0] = pa[q][1] = _mm256_setzero_ps(); }                   \
+        int64_t k = 0, flush = SK < K ? SK : K;                                                        \
+        int first = 1;                                                                                 \
+        for (int64_t c = 0; c < IC; c++)                                                               \
+        for (int64_t ky = 0; ky < KH; ky++) {                                                          \
+            const int64_t iy = oy * SH - PT + ky * DH;                                                 \
+            const int row_ok = iy >= 0 && iy < IH;                                                     \
+            const float* xrow = x + (b * IH + iy) * IW * IC + c;                                       \
+            for (int64_t kx = 0; kx < KW; kx++, k++) {                                                 \
+                if (row_ok) {                                                                          \
+                    const __m256 w0 = _mm256_loadu_ps(w + k * OCP + o0);                               \
+                    const __m256 w1 = _mm256_loadu_ps(w + k * OCP + o0 + 8);                           \
+                    for (int q = 0; q < NP; q++) {                                                     \
+                        const int64_t ix = (ox0 + q) * SW - PL + kx * DW;                              \
+                        if (ix < 0 || ix >= IW) continue;      /* im2col's zero: adds nothing */       \
+                        const __m256 xv = _mm256_broadcast_ss(xrow + ix * IC);                         \
+                        pa[q][0] = _mm256_fmadd_ps(xv, w0, pa[q][0]);                                  \
+                        pa[q][1] = _mm256_fmadd_ps(xv, w1, pa[q][1]);                                  \
+                    }                                                                                  \
+                }                                                                                      \
+                if (k + 1 == flush) {                           /* end of a K block: fold it in */     \
+                    for (int q = 0; q < NP; q++) {                                                     \
+                        float t[16];                                                                   \
+                        _mm256_storeu_ps(t, pa[q][0]);                                                 \
+                        _mm256_storeu_ps(t + 8, pa[q][1]);                                             \
+                        for (int j = 0; j < 16; j++) total[q][j] = first ? t[j] : total[q][j] + t[j];  \
+                        pa[q][0] = pa[q][1] = _mm256_setzero_ps();                                     \
+                    }                                                                                  \
+                    first = 0;                                                                         \
+                    flush = flush + SK < K ? flush + SK : K;                                           \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+        const int64_t n = OC - o0 < 16 ? OC - o0 : 16;                                                 \
+        for (int q = 0; q < NP; q++) {                                                                 \
+            float* out = y + ((b * OH + oy) * OW + ox0 + q) * OC + o0;                                 \
+            for (int64_t j = 0; j < n; j++) out[j] = bias ? total[q][j] + bias[o0 + j] : total[q][j];  \
+        }                                                                                              \
+    }
+
+__attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_avx2(const em_params* p) {
+    const float* x = (const float*)p->ptr[EM_MLAS_CONV_P_INPUT];
+    const float* w = (const float*)p->ptr[EM_MLAS_CONV_P_WEIGHTS];
+    const float* bias = (const float*)p->ptr[EM_MLAS_CONV_P_BIAS];
+    float* y = (float*)p->ptr[EM_MLAS_CONV_P_OUTPUT];
+    const int64_t N = p->i[EM_MLAS_CONV_I_N], IH = p->i[EM_MLAS_CONV_I_IH], IW = p->i[EM_MLAS_CONV_I_IW];
+    const int64_t IC = p->i[EM_MLAS_CONV_I_IC], OH = p->i[EM_MLAS_CONV_I_OH], OW = p->i[EM_MLAS_CONV_I_OW];
+    const int64_t OC = p->i[EM_MLAS_CONV_I_OC], KH = p->i[EM_MLAS_CONV_I_KH], KW = p->i[EM_MLAS_CONV_I_KW];
+    const int64_t SH = p->i[EM_MLAS_CONV_I_SH], SW = p->i[EM_MLAS_CONV_I_SW];
+    const int64_t DH = p->i[EM_MLAS_CONV_I_DH], DW = p->i[EM_MLAS_CONV_I_DW], PT = p->i[EM_MLAS_CONV_I_PAD_TOP];
+    const int64_t PL = p->i[EM_MLAS_CONV_I_PAD_LEFT], SK = p->i[EM_MLAS_CONV_I_STRIDE_K];
+    const int64_t OCP = p->i[EM_MLAS_CONV_I_OCP], K = IC * KH * KW;
+    for (int64_t b = 0; b < N; b++)
+    for (int64_t oy = 0; oy < OH; oy++)
+    for (int64_t o0 = 0; o0 < OC; o0 += 16) {
+        int64_t ox0 = 0;
+        for (; ox0 + 4 <= OW; ox0 += 4) EM_CONV_MLAS_AVX2_BLOCK(4)
+        for (; ox0 < OW; ox0++) EM_CONV_MLAS_AVX2_BLOCK(1)
+    }
+}
+#endif
+
+static void em_onnx_conv_f32_mlas(const em_params* p) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX2 && __builtin_cpu_supports("fma")) {
+        if (p->i[EM_MLAS_CONV_I_DM]) em_onnx_conv_f32_mlas_fma(p);       /* depthwise: the generic loops */
+        else em_onnx_conv_f32_mlas_avx2(p);
+        return;
+    }
+#endif
+    em_onnx_conv_f32_mlas_scalar(p);
+}
+
+/* Integer convolution with any weight zero point (ConvInteger, and QLinearConv / QLinearMatMul / QDQ groups
+ * whose weights are not symmetric): acc = bias + sum (x - x_zp) * (w - w_zp), the weight difference
+ * precomputed as int16; padding taps are skipped (they hold x_zp).  Output: int32 (mode 0) or onnxruntime's
+ * float requantization to int8 (mode 1).  A matrix product is the 1x1 case.
+ * ptr: input int8, weights int16 [OC][KH][KW][IC/G], bias int32 or NULL, output, 3 reserved slots (NULL), x zero
+ *      point (int8, read at run time) or NULL, float32 scales [OC]
+ * i:   N, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, DH, DW, pad_top, pad_left, x zero point (when no pointer), mode,
+ *      output zero point, act min, act max, groups */
+enum { EM_CONV_INTEGER_P_INPUT, EM_CONV_INTEGER_P_WEIGHTS, EM_CONV_INTEGER_P_BIAS, EM_CONV_INTEGER_P_OUTPUT,
+       EM_CONV_INTEGER_P_RESERVED, EM_CONV_INTEGER_P_RESERVED_LAST = EM_CONV_INTEGER_P_RESERVED + 2,
+       EM_CONV_INTEGER_P_X_ZP, EM_CONV_INTEGER_P_SCALES, EM_CONV_INTEGER_P_COUNT };
+enum { EM_CONV_INTEGER_I_N, EM_CONV_INTEGER_I_IH, EM_CONV_INTEGER_I_IW, EM_CONV_INTEGER_I_IC, EM_CONV_INTEGER_I_OH,
+       EM_CONV_INTEGER_I_OW, EM_CONV_INTEGER_I_OC, EM_CONV_INTEGER_I_KH, EM_CONV_INTEGER_I_KW, EM_CONV_INTEGER_I_SH,
+       EM_CONV_INTEGER_I_SW, EM_CONV_INTEGER_I_DH, EM_CONV_INTEGER_I_DW, EM_CONV_INTEGER_I_PAD_TOP,
+       EM_CONV_INTEGER_I_PAD_LEFT, EM_CONV_INTEGER_I_X_ZP, EM_CONV_INTEGER_I_MODE, EM_CONV_INTEGER_I_OUT_ZP,
+       EM_CONV_INTEGER_I_ACT_MIN, EM_CONV_INTEGER_I_ACT_MAX, EM_CONV_INTEGER_I_GROUPS, EM_CONV_INTEGER_I_COUNT };
+enum { EM_CONV_INTEGER_F_COUNT = 0 };
+
+static void em_onnx_conv_integer(const em_params* p) {
+    const int8_t* x = (const int8_t*)p->ptr[EM_CONV_INTEGER_P_INPUT];
+    const int16_t* w = (const int16_t*)p->ptr[EM_CONV_INTEGER_P_WEIGHTS];
+    const int32_t* bias = (const int32_t*)p->ptr[EM_CONV_INTEGER_P_BIAS];
+    const float* scale = (const float*)p->ptr[EM_CONV_INTEGER_P_SCALES];
+    const int64_t N = p->i[EM_CONV_INTEGER_I_N], IH = p->i[EM_CONV_INTEGER_I_IH], IW = p->i[EM_CONV_INTEGER_I_IW];
+    const int64_t IC = p->i[EM_CONV_INTEGER_I_IC], OH = p->i[EM_CONV_INTEGER_I_OH], OW = p->i[EM_CONV_INTEGER_I_OW];
+    const int64_t OC = p->i[EM_CONV_INTEGER_I_OC], KH = p->i[EM_CONV_INTEGER_I_KH], KW = p->i[EM_CONV_INTEGER_I_KW];
+    const int64_t SH = p->i[EM_CONV_INTEGER_I_SH], SW = p->i[EM_CONV_INTEGER_I_SW];
+    const int64_t DH = p->i[EM_CONV_INTEGER_I_DH], DW = p->i[EM_CONV_INTEGER_I_DW];
+    const int64_t PT = p->i[EM_CONV_INTEGER_I_PAD_TOP], PL = p->i[EM_CONV_INTEGER_I_PAD_LEFT];
+    const int64_t G = p->i[EM_CONV_INTEGER_I_GROUPS];
+    const int32_t xzp = p->ptr[EM_CONV_INTEGER_P_X_ZP] ? (int32_t)*(const int8_t*)p->ptr[EM_CONV_INTEGER_P_X_ZP]
+                                                       : (int32_t)p->i[EM_CONV_INTEGER_I_X_ZP];
+    const int mode = (int)p->i[EM_CONV_INTEGER_I_MODE];
+    const int32_t yzp = (int32_t)p->i[EM_CONV_INTEGER_I_OUT_ZP], lo = (int32_t)p->i[EM_CONV_INTEGER_I_ACT_MIN];
+    const int32_t hi = (int32_t)p->i[EM_CONV_INTEGER_I_ACT_MAX];
+    const int64_t ICg = IC / G, OCg = OC / G;
+    for (int64_t b = 0; b < N; b++)
+    for (int64_t oy = 0; oy < OH; oy++)
+    for (int64_t ox = 0; ox < OW; ox++) {
+        const int64_t pix = (b * OH + oy) * OW + ox;
+        for (int64_t o = 0; o < OC; o++) {
+            const int64_t g = o / OCg;
+            int64_t acc = bias ? bias[o] : 0;
+            const int16_t* wo = w + o * KH * KW * ICg;
+            for (int64_t ky = 0; ky < KH; ky++) {
+                const int64_t iy = oy * SH - PT + ky * DH;
+                if (iy < 0 || iy >= IH) continue;
+                for (int64_t kx = 0; kx < KW; kx++) {
+                    const int64_t ix = ox * SW - PL + kx * DW;
+                    if (ix < 0 || ix >= IW) continue;
+                    const int8_t* xp = x + ((b * IH + iy) * IW + ix) * IC + g * ICg;
+                    const int16_t* wp = wo + (ky * KW + kx) * ICg;
+                    for (int64_t c = 0; c < ICg; c++) acc += (int64_t)((int32_t)xp[c] - xzp) * wp[c];
+                }
+            }
+            const int32_t a32 = (int32_t)acc;       /* int32 accumulation wraps as onnxruntime's does */
+            if (mode == 0) ((int32_t*)p->ptr[EM_CONV_INTEGER_P_OUTPUT])[pix * OC + o] = a32;
+            else ((int8_t*)p->ptr[EM_CONV_INTEGER_P_OUTPUT])[pix * OC + o] =
+                     (int8_t)em_clamp_i32(em_requant_float(a32, scale[o]) + yzp, lo, hi);
+        }
+    }
+}
+
+#endif

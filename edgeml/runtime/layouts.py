@@ -1,0 +1,298 @@
+"""Named parameter layouts of the kernels: which em_params slot (ptr[], i[], f[]) holds what.
+
+Every kernel `void em_xxx(const em_params* p)` reads its parameters through names defined once, as C enums, in
+its family header under cython_ops/include/: for a layout with prefix EM_CONV, EM_CONV_P_<NAME> (pointer slots),
+EM_CONV_I_<NAME> (integer slots) and EM_CONV_F_<NAME> (float slots), each enum ending with a _COUNT member; a run
+of consecutive slots is <NAME> .. <NAME>_LAST.  A variant that extends a base layout keeps the base's names for
+the slots it shares and continues its own from there (EM_CONV_VNNI_I_KP = EM_CONV_I_CHUNK + 1).
+
+This module mirrors those enums: one Layout per C prefix, with the slot names in slot order (lower case, without
+the prefix; runs with their length), KERNEL_LAYOUTS (every name of every cython_ops module's KERNELS -> its
+layout), and the positional lists a plan step passes to the Engine, built from keywords:
+
+    L = layout_of("fully_connected_f32")
+    ptrs = L.ptrs(input=x, weights=w, bias=b, output=y)
+    ints = L.ints(rows=m, depth=k, units=n)
+    floats = L.floats(act_min=lo, act_max=hi)
+
+Every slot must be given (a run as a sequence of exactly its length); slots named "reserved" are not read by the
+kernel and are filled with 0.  tests/test_layouts.py compiles the headers and checks every index against this file.
+"""
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
+
+MAX_PTRS, MAX_INTS, MAX_FLOATS = 16, 64, 8           # em_params.h: EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
+RESERVED = "reserved"                                 # slots a kernel does not read (0 / NULL)
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str            # lower case, without the prefix
+    length: int          # 1, or the length of a run of consecutive slots
+    prefix: str          # the C prefix that names it (a variant's inherited slots keep the base's)
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    header: str          # the header under cython_ops/include that defines the enums
+    prefix: str          # C prefix: <prefix>_P_<NAME>, <prefix>_I_<NAME>, <prefix>_F_<NAME>, <prefix>_{P,I,F}_COUNT
+    ptr_slots: Tuple[Slot, ...]
+    int_slots: Tuple[Slot, ...]
+    float_slots: Tuple[Slot, ...]
+
+    def __post_init__(self):
+        for kind, slots, limit in self.sections():
+            names = [s.name for s in slots]
+            for s in slots:
+                if not s.name.isidentifier() or s.name != s.name.lower() or s.name == "count" \
+                        or s.name.endswith("_last") or s.length < 1:
+                    raise ValueError(f"{self.name}: bad {kind} slot {s}")
+            if len(set(names)) != len(names):
+                raise ValueError(f"{self.name}: {kind} slot names repeat: {names}")
+            if sum(s.length for s in slots) > limit:
+                raise ValueError(f"{self.name}: more than {limit} {kind} slots")
+
+    def sections(self):
+        """(kind, slots, em_params limit) for ptrs, ints, floats."""
+        return (("ptrs", self.ptr_slots, MAX_PTRS), ("ints", self.int_slots, MAX_INTS),
+                ("floats", self.float_slots, MAX_FLOATS))
+
+    def count(self, kind: str) -> int:
+        """Slots of one kind ("ptrs", "ints" or "floats"): the C enum's _COUNT."""
+        return sum(s.length for s in self._slots(kind))
+
+    def index(self, kind: str, name: str) -> int:
+        """The position of a slot (the first of a run)."""
+        pos = 0
+        for s in self._slots(kind):
+            if s.name == name:
+                return pos
+            pos += s.length
+        raise ValueError(f"layout {self.name}: no {kind} slot {name!r}")
+
+    def ptrs(self, **values) -> list:
+        return self._build("ptrs", values)
+
+    def ints(self, **values) -> list:
+        return self._build("ints", values)
+
+    def floats(self, **values) -> list:
+        return self._build("floats", values)
+
+    def _slots(self, kind: str) -> Tuple[Slot, ...]:
+        for k, slots, _ in self.sections():
+            if k == kind:
+                return slots
+        raise ValueError(f"no slot kind {kind!r} (ptrs, ints, floats)")
+
+    def _build(self, kind: str, values: dict) -> list:
+        slots = self._slots(kind)
+        names = [s.name for s in slots if s.name != RESERVED]
+        for key in values:
+            if key not in names:
+                raise ValueError(f"layout {self.name}: no {kind} slot {key!r} "
+                                 f"(its {kind}: {', '.join(names) or 'none'})")
+        out = []
+        for s in slots:
+            if s.name == RESERVED:
+                out.extend([0] * s.length)
+                continue
+            if s.name not in values:
+                raise ValueError(f"layout {self.name}: {kind} slot {s.name!r} is missing")
+            v = values[s.name]
+            is_seq = hasattr(v, "__len__") and not isinstance(v, (str, bytes))
+            if s.length == 1:
+                if is_seq:
+                    raise ValueError(f"layout {self.name}: {kind} slot {s.name!r} takes one value, not a sequence")
+                out.append(v)
+            else:
+                if not is_seq or len(v) != s.length:
+                    got = f"{len(v)} values" if is_seq else "one value"
+                    raise ValueError(f"layout {self.name}: {kind} run {s.name!r} takes {s.length} values, got {got}")
+                out.extend(v)
+        return out
+
+
+ALL = None
+
+
+def _slots(prefix: str, names: Sequence) -> Tuple[Slot, ...]:
+    return tuple(Slot(n, 1, prefix) if isinstance(n, str) else Slot(n[0], n[1], prefix) for n in names)
+
+
+def _layout(name: str, header: str, prefix: str, ptrs: Sequence = (), ints: Sequence = (), floats: Sequence = (),
+            base: Optional[Layout] = None, keep: Tuple[Optional[int], Optional[int], Optional[int]] = (0, 0, 0)):
+    """A layout; with a base, it starts with the base's first keep[k] ptr / int / float slots (ALL: every one,
+    runs counted as one), named by the base's prefix, and continues with its own."""
+    own = (_slots(prefix, ptrs), _slots(prefix, ints), _slots(prefix, floats))
+    if base is None:
+        return Layout(name, header, prefix, *own)
+    inherited = [b if k is ALL else b[:k] for b, k in zip((base.ptr_slots, base.int_slots, base.float_slots), keep)]
+    return Layout(name, header, prefix, *(i + o for i, o in zip(inherited, own)))
+
+
+_GEOMETRY = ("n", "ih", "iw", "ic", "oh", "ow", "oc", "kh", "kw", "sh", "sw", "dh", "dw", "pad_top", "pad_left")
+_REQUANT_PTRS = ("input", "weights", "bias", "output", "mult", "shift", "scratch", "double_scales", "float_scales")
+
+# ----- CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED ------------------------------------------------------------
+CONV = _layout("conv", "em_im2col.h", "EM_CONV", ptrs=_REQUANT_PTRS,
+               ints=_GEOMETRY + ("in_zp", "out_zp", "act_min", "act_max", "mode", "dm", "direct", "chunk"),
+               floats=("act_min", "act_max"))
+CONV_VNNI = _layout("conv_vnni", "em_conv.h", "EM_CONV_VNNI", base=CONV, keep=(ALL, ALL, 0),
+                    ints=("kp", "threads", "slice_bytes"))
+CONV_AVX2 = _layout("conv_avx2", "em_conv.h", "EM_CONV_AVX2", base=CONV, keep=(ALL, ALL, 0), ints=("kp",))
+DEPTHWISE_VNNI = _layout("depthwise_vnni", "em_depthwise.h", "EM_DEPTHWISE_VNNI", base=CONV, keep=(ALL, ALL, 0),
+                         ints=("pv", "cb", "tg", "wide"))
+FC = _layout("fc", "em_fully_connected.h", "EM_FC", ptrs=_REQUANT_PTRS,
+             ints=("rows", "depth", "units", "out_zp", "act_min", "act_max", "mode"))
+FC_PACKED = _layout("fc_packed", "em_fully_connected.h", "EM_FC_PACKED", base=FC, keep=(ALL, ALL, 0),
+                    ints=("kp", "chunk"))
+FC_F32 = _layout("fc_f32", "em_fully_connected.h", "EM_FC_F32", base=FC, keep=(4, 3, 0), floats=("act_min", "act_max"))
+_HYBRID_PTRS = ("input", "weights", "bias", "output", "channel_scales", "row_sums", "scratch")
+_HYBRID_FLOATS = ("act_min", "act_max", "weight_scale")
+HY_CONV = _layout("hybrid_conv", "em_hybrid.h", "EM_HY_CONV", ptrs=_HYBRID_PTRS,
+                  ints=_GEOMETRY + ("mode", "dm", "direct", "chunk"), floats=_HYBRID_FLOATS)
+HY_FC = _layout("hybrid_fc", "em_hybrid.h", "EM_HY_FC", ptrs=_HYBRID_PTRS,
+                ints=("rows", "depth", "units", "asymmetric", "per_channel", "clamp"), floats=_HYBRID_FLOATS)
+
+# ----- element-wise ----------------------------------------------------------------------------------------------
+BINARY = _layout("binary", "em_elementwise.h", "EM_BINARY", ptrs=("input1", "input2", "output"),
+                 ints=(("dims", 6), ("strides1", 6), ("strides2", 6)), floats=("act_min", "act_max"))
+ADD = _layout("add", "em_elementwise.h", "EM_ADD", base=BINARY, keep=(ALL, ALL, 0), ptrs=("tables",),
+              ints=("zp1", "zp2", "out_zp", "left_shift", "mult1", "shift1", "mult2", "shift2", "out_mult",
+                    "out_shift", "act_min", "act_max", "mode", "sign"))
+MUL = _layout("mul", "em_elementwise.h", "EM_MUL", base=BINARY, keep=(ALL, ALL, 0),
+              ints=("zp1", "zp2", "out_zp", "mult", "shift", "act_min", "act_max", "mode"))
+_IN_OUT = ("input", "output")
+REQUANTIZE = _layout("requantize", "em_elementwise.h", "EM_REQUANTIZE", ptrs=_IN_OUT,
+                     ints=("n", "in_zp", "out_zp", "mult", "shift", "act_min", "act_max", "mode"))
+LEAKY_RELU = _layout("leaky_relu", "em_elementwise.h", "EM_LEAKY_RELU", ptrs=_IN_OUT,
+                     ints=("n", "in_zp", "out_zp", "mult_identity", "shift_identity", "mult_alpha", "shift_alpha",
+                           "mode"))
+QUANTIZE = _layout("quantize", "em_elementwise.h", "EM_QUANTIZE", ptrs=_IN_OUT, ints=("n", "zp"), floats=("scale",))
+DEQUANTIZE = _layout("dequantize", "em_elementwise.h", "EM_DEQUANTIZE", ptrs=_IN_OUT, ints=("n", "zp"),
+                     floats=("scale",))
+UNARY_F32 = _layout("unary_f32", "em_elementwise.h", "EM_UNARY_F32", ptrs=_IN_OUT, ints=("n", "kind"),
+                    floats=("act_min", "act_max", "alpha"))
+SOFTMAX_F32 = _layout("softmax_f32", "em_elementwise.h", "EM_SOFTMAX_F32", ptrs=_IN_OUT, ints=("rows", "depth"),
+                      floats=("beta",))
+
+# ----- int8 activations ------------------------------------------------------------------------------------------
+LUT = _layout("lut", "em_activation_steps.h", "EM_LUT", ptrs=("input", "output", "table"), ints=("n",))
+FIXED_ACT = _layout("fixed_act", "em_activation_steps.h", "EM_FIXED_ACT", ptrs=_IN_OUT,
+                    ints=("n", "in_zp", "in_range_radius", "in_mult", "in_left_shift", "mode"))
+SOFTMAX_INT8 = _layout("softmax_int8", "em_activation_steps.h", "EM_SOFTMAX_INT8", ptrs=_IN_OUT,
+                       ints=("rows", "depth", "in_mult", "in_left_shift", "diff_min", "mode"))
+HARD_SWISH = _layout("hard_swish", "em_activation_steps.h", "EM_HARD_SWISH", ptrs=_IN_OUT,
+                     ints=("n", "in_zp", "out_zp", "reluish_mult", "reluish_exponent", "out_mult", "out_exponent"))
+
+# ----- pooling, MEAN, data movement ------------------------------------------------------------------------------
+POOL = _layout("pool", "em_pool.h", "EM_POOL", ptrs=("input", "output", "scratch"),
+               ints=("n", "ih", "iw", "c", "oh", "ow", "kh", "kw", "sh", "sw", "pad_top", "pad_left", "act_min",
+                     "act_max"),
+               floats=("act_min", "act_max"))
+MEAN = _layout("mean", "em_reduce.h", "EM_MEAN", ptrs=("input", "output", "scratch"),
+               ints=(("dims", 6), ("out_strides", 6), "outputs", "reduced", "is_float", "in_zp", "out_zp", "mult",
+                     "shift", "mode"))
+COPY = _layout("copy", "em_shape.h", "EM_COPY", ptrs=_IN_OUT, ints=("bytes",))
+GATHER = _layout("gather", "em_shape.h", "EM_GATHER", ptrs=_IN_OUT,
+                 ints=("itemsize", ("dims", 6), ("strides", 6), "start"))
+PAD = _layout("pad", "em_shape.h", "EM_PAD", ptrs=("input", "output", "value"),
+              ints=("itemsize", ("dims", 6), ("out_strides", 6), "origin", "out_count"))
+CONCAT_MAX_INPUTS = 14                               # EM_CONCAT_MAX_INPUTS: unused input slots are 0
+CONCAT = _layout("concat", "em_shape.h", "EM_CONCAT", ptrs=("output", ("inputs", CONCAT_MAX_INPUTS)),
+                 ints=("n", "outer", "out_row_bytes", ("row_bytes", CONCAT_MAX_INPUTS)))
+REVSEQ = _layout("reverse_sequence", "em_shape.h", "EM_REVSEQ", ptrs=("input", "output", "lens"),
+                 ints=("batch", "steps", "batch_stride", "time_stride", "inner_bytes"))
+
+# ----- ONNX-only ops ---------------------------------------------------------------------------------------------
+ONNX_QUANTIZE = _layout("onnx_quantize", "em_onnx_quantize.h", "EM_ONNX_QUANTIZE", ptrs=_IN_OUT,
+                        ints=("n", "zp", "lo", "hi"), floats=("scale",))
+ONNX_DEQUANTIZE = _layout("onnx_dequantize", "em_onnx_quantize.h", "EM_ONNX_DEQUANTIZE", ptrs=_IN_OUT,
+                          ints=("n", "zp"), floats=("scale",))
+ONNX_FLIP = _layout("onnx_flip", "em_onnx_quantize.h", "EM_ONNX_FLIP", ptrs=_IN_OUT, ints=("n",))
+ONNX_CLAMP = _layout("onnx_clamp", "em_onnx_quantize.h", "EM_ONNX_CLAMP", ptrs=_IN_OUT, ints=("n", "lo", "hi"))
+ONNX_DYNAMIC_QUANTIZE = _layout("onnx_dynamic_quantize", "em_onnx_quantize.h", "EM_ONNX_DYNAMIC_QUANTIZE",
+                                ptrs=("input", "output", "scale", "zero_point"), ints=("n",))
+QLINEAR_ADD = _layout("qlinear_add", "em_onnx_qlinear.h", "EM_QLINEAR_ADD", ptrs=("a", "b", "output"),
+                      ints=("n", "a_one", "b_one", "a_offset", "b_offset", "out_offset"),
+                      floats=("ratio_a", "ratio_b", "fixed"))
+QLINEAR_SOFTMAX = _layout("qlinear_softmax", "em_onnx_qlinear.h", "EM_QLINEAR_SOFTMAX",
+                          ptrs=("input", "output", "table"), ints=("rows", "depth", "unsigned", "out_zp"),
+                          floats=("inv_scale",))
+MLAS_CONV = _layout("mlas_conv", "em_onnx_conv.h", "EM_MLAS_CONV", ptrs=("input", "weights", "bias", "output"),
+                    ints=_GEOMETRY + ("stride_k", "ocp", "dm"))
+CONV_INTEGER = _layout("conv_integer", "em_onnx_conv.h", "EM_CONV_INTEGER",
+                       ptrs=("input", "weights", "bias", "output", (RESERVED, 3), "x_zp", "scales"),
+                       ints=_GEOMETRY + ("x_zp", "mode", "out_zp", "act_min", "act_max", "groups"))
+
+# ----- recurrent -------------------------------------------------------------------------------------------------
+_LSTM_INTS = ("batch", "steps", "inputs", "cells", "time_major")
+LSTM_INT8 = _layout("lstm_int8", "em_lstm_int8.h", "EM_LSTM_INT8",
+                    ptrs=("x", "y", "h_state", "c_state", "wx", "wh", "bias_x", "bias_h", "mult", "shift",
+                          ("tables", 3), "scratch"),
+                    ints=_LSTM_INTS + ("cell_shift", "cell_clip", "hidden_mult", "hidden_shift", "hidden_zp", "mode",
+                                       "stale_tanh", "quads", ("table_limits", 3)))
+LSTM_F32 = _layout("lstm_f32", "em_lstm_f32.h", "EM_LSTM_F32",
+                   ptrs=("x", "y", "h_state", "c_state", "wx", "wh", "bias", (RESERVED, 6), "scratch"),
+                   ints=_LSTM_INTS + ("activation", "interleaved"), floats=("cell_clip",))
+LSTM_HYBRID = _layout("lstm_hybrid", "em_lstm_hybrid.h", "EM_LSTM_HYBRID",
+                      ptrs=("x", "y", "h_state", "c_state", "wx", "wh", "bias", "row_sums_x", "row_sums_h",
+                            "weight_scales", "scratch", "lanes"),
+                      ints=_LSTM_INTS + ("activation", "asymmetric", "quads"), floats=("cell_clip",))
+ONNX_RNN_MAX_ACTS = 6                                # EM_ONNX_RNN_MAX_ACTS: [directions][functions], the rest 0
+ONNX_RNN = _layout("onnx_rnn", "em_onnx_rnn.h", "EM_ONNX_RNN",
+                   ptrs=("x", "y", "y_h", "y_c", "w", "r", "bias", "rh", "rbh", "initial_h", "initial_c", "peepholes",
+                         "sequence_lens", "scratch", "quant", "status"),
+                   ints=("cell", "steps", "batch", "inputs", "hidden", "directions", "reverse", "layout",
+                         "input_forget", "linear_before_reset", "quads", ("activations", ONNX_RNN_MAX_ACTS),
+                         "fused_step"),
+                   floats=("clip",))
+
+LAYOUTS: Tuple[Layout, ...] = (
+    CONV, CONV_VNNI, CONV_AVX2, DEPTHWISE_VNNI, FC, FC_PACKED, FC_F32, HY_CONV, HY_FC,
+    BINARY, ADD, MUL, REQUANTIZE, LEAKY_RELU, QUANTIZE, DEQUANTIZE, UNARY_F32, SOFTMAX_F32,
+    LUT, FIXED_ACT, SOFTMAX_INT8, HARD_SWISH,
+    POOL, MEAN, COPY, GATHER, PAD, CONCAT, REVSEQ,
+    ONNX_QUANTIZE, ONNX_DEQUANTIZE, ONNX_FLIP, ONNX_CLAMP, ONNX_DYNAMIC_QUANTIZE, QLINEAR_ADD, QLINEAR_SOFTMAX,
+    MLAS_CONV, CONV_INTEGER,
+    LSTM_INT8, LSTM_F32, LSTM_HYBRID, ONNX_RNN,
+)
+
+KERNEL_LAYOUTS: Dict[str, Layout] = {
+    # cython_ops.conv
+    "conv2d_int8": CONV, "conv2d_f32": CONV, "depthwise_int8": CONV, "depthwise_f32": CONV,
+    "conv2d_int8_vnni": CONV_VNNI, "conv2d_int8_avx2": CONV_AVX2, "depthwise_int8_vnni": DEPTHWISE_VNNI,
+    "fully_connected_int8": FC, "fully_connected_int8_vnni": FC_PACKED, "fully_connected_int8_avx2": FC_PACKED,
+    "fully_connected_f32": FC_F32,
+    "conv2d_hybrid": HY_CONV, "depthwise_hybrid": HY_CONV, "fully_connected_hybrid": HY_FC,
+    # cython_ops.elementwise
+    "add_int8": ADD, "add_int8_avx512": ADD, "mul_int8": MUL, "mul_int8_avx512": MUL,
+    "add_f32": BINARY, "sub_f32": BINARY, "mul_f32": BINARY,
+    "requantize_int8": REQUANTIZE, "leaky_relu_int8": LEAKY_RELU, "quantize_f32_int8": QUANTIZE,
+    "dequantize_int8_f32": DEQUANTIZE, "unary_f32": UNARY_F32, "softmax_f32": SOFTMAX_F32,
+    # cython_ops.activation
+    "lut_int8": LUT, "logistic_fixed_int8": FIXED_ACT, "tanh_fixed_int8": FIXED_ACT, "softmax_int8": SOFTMAX_INT8,
+    "hard_swish_int8": HARD_SWISH,
+    # cython_ops.pool, cython_ops.reduce, cython_ops.shape
+    "avg_pool_int8": POOL, "avg_pool_f32": POOL, "max_pool_int8": POOL, "max_pool_f32": POOL,
+    "mean": MEAN,
+    "copy": COPY, "gather_strided": GATHER, "pad": PAD, "concat": CONCAT, "reverse_sequence": REVSEQ,
+    # cython_ops.onnx_ops
+    "onnx_quantize_linear": ONNX_QUANTIZE, "onnx_dequantize_linear": ONNX_DEQUANTIZE,
+    "onnx_flip_sign_bit": ONNX_FLIP, "onnx_clamp_int8": ONNX_CLAMP,
+    "onnx_dynamic_quantize_linear": ONNX_DYNAMIC_QUANTIZE, "onnx_qlinear_add": QLINEAR_ADD,
+    "onnx_qlinear_softmax": QLINEAR_SOFTMAX, "onnx_conv_f32_mlas": MLAS_CONV, "onnx_conv_integer": CONV_INTEGER,
+    # cython_ops.rnn
+    "lstm_int8": LSTM_INT8, "lstm_f32": LSTM_F32, "lstm_hybrid": LSTM_HYBRID,
+    "onnx_rnn_f32": ONNX_RNN, "onnx_rnn_s8": ONNX_RNN,
+}
+
+
+def layout_of(kernel_name: str) -> Layout:
+    """The layout of a kernel named in a cython_ops module's KERNELS."""
+    try:
+        return KERNEL_LAYOUTS[kernel_name]
+    except KeyError:
+        raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
