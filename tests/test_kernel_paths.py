@@ -311,7 +311,7 @@ def test_num_threads_gives_identical_outputs_on_resnet(reference_models):
     import edgeml
     path = str(reference_models / "mlperf_tiny" / "pretrainedResnet_quant.tflite")
     its = [edgeml.Interpreter(path, num_threads=n) for n in (1, 2, 3)]
-    threaded = [s for s in its[1].plan.steps if s.kernel == "conv2d_int8_vnni" and s.make(lambda t: 0)[1][24] > 1]
+    threaded = [s for s in its[1].plan.steps if s.kernel == "conv2d_int8_vnni" and s.make(lambda t: 0)[1]["threads"] > 1]
     from cython_ops.conv import isa
     if isa() == "avx512vnni":
         assert threaded, "no conv of ResNet-8 was split over threads"

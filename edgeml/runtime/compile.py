@@ -1,8 +1,8 @@
 """Graph -> Plan: each op's prepare (from the op table) in graph order, then the arena, then the engine's steps.
 
 It knows no op: validation, shape inference, multipliers and weight packing live in the op's family module
-(edgeml/runtime/ops/); what comes back is a flat list of (kernel, pointers, integers, floats) steps, and the
-Cython engine only computes.
+(edgeml/runtime/ops/).  Each step names its kernel's parameters; the kernel's layout (edgeml/runtime/layouts.py,
+the mirror of the C enums) orders them into the (pointers, integers, floats) the Cython engine passes on.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph
 from edgeml.runtime import arena
 from edgeml.runtime.kernels import Engine, kernel_address
+from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.ops.common import element_count
 from edgeml.runtime.plan import Ctx, Plan, address
 from edgeml.runtime.registry import OPS, SUPPORTED_OPS
@@ -83,7 +84,9 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
     records = []
     for k, step in enumerate(steps):
         ptrs, ints, floats = step.make(addr_for(k))
-        records.append((kernel_address(step.kernel), ptrs, [int(v) for v in ints], [float(v) for v in floats]))
+        layout = layout_of(step.kernel)
+        records.append((kernel_address(step.kernel), layout.ptrs(**ptrs),
+                        [int(v) for v in layout.ints(**ints)], [float(v) for v in layout.floats(**floats)]))
     plan = Plan(graph=graph, shapes=ctx.shapes, steps=steps,
                 offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
                 arena_bytes=total, arena=buffer, constants=ctx.constants, keep=ctx.keep + [arena_raw],

@@ -25,7 +25,8 @@ class OpSpec:
 class Step:
     op: Op
     kernel: str
-    make: Callable           # make(addr) -> (pointers, ints, floats); addr(tensor index | "scratch")
+    make: Callable           # make(addr) -> (pointers, ints, floats), dicts by the kernel's slot names
+    #                          (layouts.layout_of(kernel)); addr(tensor index | "scratch") is an address
     scratch_bytes: int = 0
     macs: int = 0            # multiply-accumulates of CONV / DEPTHWISE / FULLY_CONNECTED; 0 for other ops
 

@@ -10,7 +10,7 @@ import numpy as np
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
-from edgeml.runtime.plan import Ctx
+from edgeml.runtime.plan import Ctx, address
 from edgeml.runtime.ops.common import qparams
 
 
@@ -39,6 +39,13 @@ class ColumnRequant:
                 a = np.pad(a, (0, width - a.size))
             out.append(ctx.keep_array(a))
         return out
+
+
+def pointers(arrays: list) -> dict:
+    """The kernels' requantization pointer slots for ColumnRequant.arrays() (or a packer's copy of them)."""
+    mult, shift, scale64, scale32 = arrays
+    return dict(mult=address(mult), shift=address(shift), double_scales=address(scale64),
+                float_scales=address(scale32))
 
 
 def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,

@@ -143,7 +143,8 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
     if kind == "f32":
         if which == "SOFTMAX":
             depth = xs[-1] if xs else 1
-            ints, floats, name = [n // max(depth, 1), depth], [op.options.get("beta", 1.0)], "softmax_f32"
+            ints, floats, name = dict(rows=n // max(depth, 1), depth=depth), dict(beta=op.options.get("beta", 1.0)), \
+                "softmax_f32"
         else:
             lo, hi, alpha = -Q.FLOAT_MAX, Q.FLOAT_MAX, 0.0
             code = UNARY_F32["clamp"]
@@ -153,10 +154,10 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
                 code, alpha = UNARY_F32["leaky_relu"], op.options.get("alpha", 0.2)
             else:
                 code = UNARY_F32[{"LOGISTIC": "logistic", "TANH": "tanh", "HARD_SWISH": "hard_swish"}[which]]
-            ints, floats, name = [n, code], [lo, hi, alpha], "unary_f32"
+            ints, floats, name = dict(n=n, kind=code), dict(act_min=lo, act_max=hi, alpha=alpha), "unary_f32"
 
         def make_f(addr):
-            return [addr(x.index), addr(y.index)], ints, floats
+            return dict(input=addr(x.index), output=addr(y.index)), ints, floats
         return Step(op, name, make_f, 0)
 
     s_in, zp_in = qparams(x, op)
@@ -167,12 +168,15 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
         lo_f, hi_f = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}[which]
         amin = max(-128, zp_out + int(Q.round_half_away(float(Q.F32(lo_f) / Q.F32(s_out)))))
         amax = 127 if hi_f is None else min(127, zp_out + int(Q.round_half_away(float(Q.F32(hi_f) / Q.F32(s_out)))))
-        ints, name = [n, zp_in, zp_out, m, sh, amin, amax, ctx.rounding], "requantize_int8"
+        ints = dict(n=n, in_zp=zp_in, out_zp=zp_out, mult=m, shift=sh, act_min=amin, act_max=amax, mode=ctx.rounding)
+        name = "requantize_int8"
     elif which == "LEAKY_RELU":
         alpha = Q.F32(op.options.get("alpha", 0.2))
         ma, sa = Q.quantize_multiplier(float(Q.F32(s_in) * alpha / Q.F32(s_out)), ctx.rounding)
         mi, si = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), ctx.rounding)
-        ints, name = [n, zp_in, zp_out, mi, si, ma, sa, ctx.rounding], "leaky_relu_int8"
+        ints = dict(n=n, in_zp=zp_in, out_zp=zp_out, mult_identity=mi, shift_identity=si, mult_alpha=ma,
+                    shift_alpha=sa, mode=ctx.rounding)
+        name = "leaky_relu_int8"
     else:
         try:
             if which in ("LOGISTIC", "TANH"):
@@ -180,27 +184,30 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
                 table = ctx.keep_array(activation_table(which, s_in, zp_in, s_out, zp_out))
 
                 def make_lut(addr):
-                    return [addr(x.index), addr(y.index), address(table)], [n], []
+                    return dict(input=addr(x.index), output=addr(y.index), table=address(table)), dict(n=n), {}
                 return Step(op, "lut_int8", make_lut, 0)
             elif which == "SOFTMAX":
                 check_fixed_output("SOFTMAX", s_out, zp_out)
                 p = softmax_int8_params(s_in, op.options.get("beta", 1.0), ctx.rounding)
                 depth = xs[-1] if xs else 1
-                ints, name = [n // max(depth, 1), depth, p["input_multiplier"], p["input_left_shift"],
-                              p["diff_min"], ctx.rounding], "softmax_int8"
+                ints = dict(rows=n // max(depth, 1), depth=depth, in_mult=p["input_multiplier"],
+                            in_left_shift=p["input_left_shift"], diff_min=p["diff_min"], mode=ctx.rounding)
+                name = "softmax_int8"
             elif which == "HARD_SWISH":
                 p = hard_swish_int8_params(s_in, zp_in, s_out, zp_out)
-                ints, name = [n, p["input_zero_point"], p["output_zero_point"],
-                              p["reluish_multiplier_fixedpoint_int16"], p["reluish_multiplier_exponent"],
-                              p["output_multiplier_fixedpoint_int16"], p["output_multiplier_exponent"]], \
-                    "hard_swish_int8"
+                ints = dict(n=n, in_zp=p["input_zero_point"], out_zp=p["output_zero_point"],
+                            reluish_mult=p["reluish_multiplier_fixedpoint_int16"],
+                            reluish_exponent=p["reluish_multiplier_exponent"],
+                            out_mult=p["output_multiplier_fixedpoint_int16"],
+                            out_exponent=p["output_multiplier_exponent"])
+                name = "hard_swish_int8"
             else:
                 raise UnsupportedOpError(f"{op.describe()}: not supported for int8")
         except ValueError as exc:
             raise UnsupportedOpError(f"{op.describe()}: {exc}") from exc
 
     def make(addr):
-        return [addr(x.index), addr(y.index)], ints, []
+        return dict(input=addr(x.index), output=addr(y.index)), ints, {}
     return Step(op, name, make, 0)
 
 

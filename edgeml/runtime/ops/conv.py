@@ -20,9 +20,7 @@ from edgeml.runtime.packing import (VNNI_SLACK, avx2_pack, depthwise_vnni_pack, 
                                     vnni_pack)
 
 
-CI_DIRECT = 21            # index of the direct flag in the conv kernels' integer layout (em_conv.h)
-CI_KP = 23
-DW_MAX_TAPS = 64          # EM_DW_MAX_TAPS in em_conv.h
+DW_MAX_TAPS = 64          # EM_DW_MAX_TAPS in em_depthwise.h
 THREAD_MIN_MACS = 2_000_000   # a conv is split over threads only from this size (a slice costs a wake-up)
 
 
@@ -67,26 +65,29 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     ctx.set_output(op, 0, (n, oh, ow, oc))
     act = fused_activation(op)
     macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
-    dims = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl]
+    geometry = dict(n=n, ih=ih, iw=iw, ic=ic, oh=oh, ow=ow, oc=oc, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw,
+                    pad_top=pt, pad_left=pl)
     K = kh * kw * ic
     direct = int(not depthwise and kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0)
+    no_floats = dict(act_min=0.0, act_max=0.0)      # the int8 kernels clamp in integers
 
     if kind == "int8":
         _, in_zp = qparams(x, op)
         rq = requant.column_requant(ctx, op, x, w, y, oc, 3 if depthwise else 0, act)
         bias = bias_vector(ctx, op, 2, oc, np.int32)
-        ints = dims + [in_zp, rq.out_zp, rq.act_min, rq.act_max, rq.mode, dm, direct, IM2COL_ROWS]
+        ints = dict(geometry, in_zp=in_zp, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max, mode=rq.mode,
+                    dm=dm, direct=direct, chunk=IM2COL_ROWS)
         if depthwise:
             wk = ctx.keep_array(wdata.reshape(kh * kw, oc))
             if dm == 1 and kh * kw <= DW_MAX_TAPS and CONFIG.depthwise_int8_vnni:
                 dv = depthwise_vnni_pack(ctx, wdata.reshape(kh * kw, oc), bias, in_zp, rq, sw)
                 ihp, iwp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-                ints_d = ints[:CI_KP] + [dv["pv"], dv["cb"], dv["tg"], dv["wide"]]
+                ints_d = dict(ints, pv=dv["pv"], cb=dv["cb"], tg=dv["tg"], wide=dv["wide"])
 
                 def make_d(addr):
-                    return ([addr(x.index), address(dv["w"]), address(dv["bias"]), addr(y.index)]
-                            + [address(dv["rq"][0]), address(dv["rq"][1]), addr("scratch")]
-                            + [address(a) for a in dv["rq"][2:]], ints_d, [])
+                    return (dict(input=addr(x.index), weights=address(dv["w"]), bias=address(dv["bias"]),
+                                 output=addr(y.index), scratch=addr("scratch"), **requant.pointers(dv["rq"])),
+                            ints_d, {})
                 return Step(op, "depthwise_int8_vnni", make_d, ihp * iwp * ic + VNNI_SLACK, macs)
             bk = ctx.keep_array(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32))
             scratch = oc * 4
@@ -105,30 +106,30 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
                 else:
                     w2v = w2
                 vp = vnni_pack(ctx, w2v, bias, in_zp, rq)
-                rqa = vp["rq"]
                 chunk = vnni_chunk(vp["kp"], oh * ow)
                 threads = conv_threads(ctx, macs, oh * ow)
                 slice_rows = -(-oh * ow // threads)
-                scratch_v = VNNI_SLACK + {1: slice_rows * vp["kp"], 4: ihp * iwp * ic}.get(direct_v,
-                                                                                          chunk * vp["kp"])
-                scratch_v = -(-scratch_v // ALIGN) * ALIGN
-                ints_v = ints[:CI_DIRECT] + [direct_v, chunk, vp["kp"], threads, scratch_v]
-                scratch_v *= threads
+                slice_bytes = VNNI_SLACK + {1: slice_rows * vp["kp"], 4: ihp * iwp * ic}.get(direct_v,
+                                                                                            chunk * vp["kp"])
+                slice_bytes = -(-slice_bytes // ALIGN) * ALIGN
+                ints_v = dict(ints, direct=direct_v, chunk=chunk, kp=vp["kp"], threads=threads,
+                              slice_bytes=slice_bytes)
 
                 def make_v(addr):
-                    return ([addr(x.index), address(vp["w"]), address(vp["bias"]), addr(y.index), address(rqa[0]),
-                             address(rqa[1]), addr("scratch")] + [address(a) for a in rqa[2:]], ints_v, [])
-                return Step(op, "conv2d_int8_vnni", make_v, scratch_v, macs)
+                    return (dict(input=addr(x.index), weights=address(vp["w"]), bias=address(vp["bias"]),
+                                 output=addr(y.index), scratch=addr("scratch"), **requant.pointers(vp["rq"])),
+                            ints_v, {})
+                return Step(op, "conv2d_int8_vnni", make_v, slice_bytes * threads, macs)
             if CONFIG.conv2d_int8 == "conv2d_int8_avx2":
                 ap = avx2_pack(ctx, w2, fold_input_zero_point(op, bias, w2, in_zp), rq)
-                rqa2 = ap["rq"]
                 chunk2 = min(oh * ow, IM2COL_ROWS)
-                ints_a = ints[:CI_DIRECT + 1] + [chunk2, ap["kp"]]
+                ints_a = dict(ints, chunk=chunk2, kp=ap["kp"])
                 scratch_a = (0 if direct else -(-chunk2 * K // 32) * 32) + chunk2 * ap["kp"] * 2
 
                 def make_a(addr):
-                    return ([addr(x.index), address(ap["w"]), address(ap["bias"]), addr(y.index), address(rqa2[0]),
-                             address(rqa2[1]), addr("scratch")] + [address(a) for a in rqa2[2:]], ints_a, [])
+                    return (dict(input=addr(x.index), weights=address(ap["w"]), bias=address(ap["bias"]),
+                                 output=addr(y.index), scratch=addr("scratch"), **requant.pointers(ap["rq"])),
+                            ints_a, {})
                 return Step(op, "conv2d_int8_avx2", make_a, scratch_a, macs)
             wk = ctx.keep_array(w2)
             bk = ctx.keep_array(fold_input_zero_point(op, bias, w2, in_zp))
@@ -136,8 +137,8 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
         rqa = rq.arrays(ctx)
 
         def make(addr):
-            return ([addr(x.index), address(wk), address(bk), addr(y.index), address(rqa[0]), address(rqa[1]),
-                     addr("scratch")] + [address(a) for a in rqa[2:]], ints, [])
+            return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
+                         scratch=addr("scratch"), **requant.pointers(rqa)), ints, no_floats)
         return Step(op, "depthwise_int8" if depthwise else "conv2d_int8", make, scratch, macs)
 
     lo, hi = Q.activation_range_f32(act)
@@ -145,13 +146,13 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     wk = ctx.keep_array(wdata.reshape(kh * kw, oc) if depthwise else wdata.reshape(oc, K))
     bk = ctx.keep_array(bias) if bias is not None else None
     scratch = oc * 4 if depthwise else (0 if direct else IM2COL_ROWS * K * 4)
-    ints = dims + [0, 0, 0, 0, 0, dm, direct, IM2COL_ROWS]
+    ints = dict(geometry, in_zp=0, out_zp=0, act_min=0, act_max=0, mode=0, dm=dm, direct=direct, chunk=IM2COL_ROWS)
 
     def make_f(addr):
-        return ([addr(x.index), address(wk), address(bk) if bk is not None else 0, addr(y.index), 0, 0,
-                 addr("scratch")], ints, [lo, hi])
+        return (dict(input=addr(x.index), weights=address(wk), bias=address(bk) if bk is not None else 0,
+                     output=addr(y.index), mult=0, shift=0, scratch=addr("scratch"), double_scales=0,
+                     float_scales=0), ints, dict(act_min=lo, act_max=hi))
     return Step(op, "depthwise_f32" if depthwise else "conv2d_f32", make_f, scratch, macs)
-
 
 OPS = {
     "CONV_2D": OpSpec(prepare_conv2d, max_version=8),

@@ -43,7 +43,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
     out = broadcast_shape(op, sa, sb)
     ctx.set_output(op, 0, out)
     act = fused_activation(op)
-    dims = pad6(out) + broadcast_strides(sa, out) + broadcast_strides(sb, out)
+    dims = dict(dims=pad6(out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out))
     scratch = 0
     if kind == "int8":
         # the vector kernels take equal shapes, or one input of a single element broadcast to the other's shape
@@ -60,25 +60,33 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             m1, sh1 = Q.quantize_multiplier(f1 / twice_max, ctx.rounding)
             m2, sh2 = Q.quantize_multiplier(f2 / twice_max, ctx.rounding)
             mo, sho = Q.quantize_multiplier(twice_max / ((1 << left_shift) * fo), ctx.rounding)
-            ints = dims + [z1, z2, zo, left_shift, m1, sh1, m2, sh2, mo, sho, amin, amax, ctx.rounding,
-                           1 if which == "ADD" else -1]
+            ints = dict(dims, zp1=z1, zp2=z2, out_zp=zo, left_shift=left_shift, mult1=m1, shift1=sh1, mult2=m2,
+                        shift2=sh2, out_mult=mo, out_shift=sho, act_min=amin, act_max=amax, mode=ctx.rounding,
+                        sign=1 if which == "ADD" else -1)
             name = "add_int8"
             if vector_shapes and ctx.rounding in (0, 1) and CONFIG.binary_int8_avx512:
                 name = "add_int8_avx512"
                 scratch = ADD_TABLE_BYTES
         else:
             m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
-            ints = dims + [z1, z2, zo, m, sh, amin, amax, ctx.rounding]
+            ints = dict(dims, zp1=z1, zp2=z2, out_zp=zo, mult=m, shift=sh, act_min=amin, act_max=amax,
+                        mode=ctx.rounding)
             name = "mul_int8"
             if vector_shapes and ctx.rounding in (0, 1) and sh >= -31 and CONFIG.binary_int8_avx512:
                 name = "mul_int8_avx512"
-        floats = []
+        floats = {}
     else:
         ints = dims
-        floats = list(Q.activation_range_f32(act))
+        lo, hi = Q.activation_range_f32(act)
+        floats = dict(act_min=lo, act_max=hi)
         name = which.lower() + "_f32"
+    tables = name.startswith("add_int8")      # ADD / SUB int8 have a slot for the vector kernel's tables
+
     def make(addr):
-        return [addr(a.index), addr(b.index), addr(y.index)] + ([addr("scratch")] if scratch else []), ints, floats
+        ptrs = dict(input1=addr(a.index), input2=addr(b.index), output=addr(y.index))
+        if tables:
+            ptrs["tables"] = addr("scratch") if scratch else 0
+        return ptrs, ints, floats
     return Step(op, name, make, scratch)
 
 

@@ -49,32 +49,33 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
         _, in_zp = qparams(x, op)
         rq = requant.column_requant(ctx, op, x, w, y, n_out, 0, act, fully_connected=True)
         bias = bias_vector(ctx, op, 2, n_out, np.int32)
-        ints = [rows, K, n_out, rq.out_zp, rq.act_min, rq.act_max, rq.mode]
+        ints = dict(rows=rows, depth=K, units=n_out, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max,
+                    mode=rq.mode)
         if CONFIG.fully_connected_int8 == "fully_connected_int8_vnni":
             vp = vnni_pack(ctx, wdata, bias, in_zp, rq)
-            rqa = vp["rq"]
             chunk = vnni_chunk(vp["kp"], rows)
 
             def make_v(addr):
-                return ([addr(x.index), address(vp["w"]), address(vp["bias"]), addr(y.index), address(rqa[0]),
-                         address(rqa[1]), addr("scratch")] + [address(a) for a in rqa[2:]], ints + [vp["kp"], chunk], [])
+                return (dict(input=addr(x.index), weights=address(vp["w"]), bias=address(vp["bias"]),
+                             output=addr(y.index), scratch=addr("scratch"), **requant.pointers(vp["rq"])),
+                        dict(ints, kp=vp["kp"], chunk=chunk), {})
             return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"] + VNNI_SLACK, macs)
         if CONFIG.fully_connected_int8 == "fully_connected_int8_avx2":
             ap = avx2_pack(ctx, wdata, fold_input_zero_point(op, bias, wdata, in_zp), rq)
-            rqa2 = ap["rq"]
             chunk2 = min(rows, IM2COL_ROWS)
 
             def make_a(addr):
-                return ([addr(x.index), address(ap["w"]), address(ap["bias"]), addr(y.index), address(rqa2[0]),
-                         address(rqa2[1]), addr("scratch")] + [address(a) for a in rqa2[2:]], ints + [ap["kp"], chunk2], [])
+                return (dict(input=addr(x.index), weights=address(ap["w"]), bias=address(ap["bias"]),
+                             output=addr(y.index), scratch=addr("scratch"), **requant.pointers(ap["rq"])),
+                        dict(ints, kp=ap["kp"], chunk=chunk2), {})
             return Step(op, "fully_connected_int8_avx2", make_a, chunk2 * ap["kp"] * 2, macs)
         wk = ctx.keep_array(wdata)
         bk = ctx.keep_array(fold_input_zero_point(op, bias, wdata, in_zp))
         rqa = rq.arrays(ctx)
 
         def make(addr):
-            return ([addr(x.index), address(wk), address(bk), addr(y.index), address(rqa[0]), address(rqa[1]), 0]
-                    + [address(a) for a in rqa[2:]], ints, [])
+            return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
+                         scratch=0, **requant.pointers(rqa)), ints, {})
         return Step(op, "fully_connected_int8", make, 0, macs)
     lo, hi = Q.activation_range_f32(act)
     bias = bias_vector(ctx, op, 2, n_out, np.float32)
@@ -82,9 +83,8 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
     bk = ctx.keep_array(bias) if bias is not None else None
 
     def make_f(addr):
-        return ([addr(x.index), address(wk), address(bk) if bk is not None else 0, addr(y.index)],
-                [rows, K, n_out], [lo, hi])
+        return (dict(input=addr(x.index), weights=address(wk), bias=address(bk) if bk is not None else 0,
+                     output=addr(y.index)), dict(rows=rows, depth=K, units=n_out), dict(act_min=lo, act_max=hi))
     return Step(op, "fully_connected_f32", make_f, 0, macs)
-
 
 OPS = {"FULLY_CONNECTED": OpSpec(prepare_fully_connected, max_version=13)}

@@ -91,14 +91,16 @@ def prepare_conv2d_hybrid(ctx, op):
         mode, wscale = CONV_MODE_PER_TENSOR, float(scales[0])
     direct = int(kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0)
     chunk = IM2COL_ROWS
-    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, mode, 1, direct, chunk]
+    ints = dict(n=n, ih=ih, iw=iw, ic=ic, oh=oh, ow=ow, oc=oc, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, pad_top=pt,
+                pad_left=pl, mode=mode, dm=1, direct=direct, chunk=chunk)
     scratch = _align16(ih * iw * ic) + (0 if direct else _align16(chunk * K)) + 4 * oc
     macs = n * oh * ow * oc * K
 
     def make(addr):
-        return ([addr(x.index), address(wk), address(bk) if bk is not None else 0, addr(y.index),
-                 address(sk) if sk is not None else 0, address(rk) if rk is not None else 0, addr("scratch")],
-                ints, [lo, hi, wscale])
+        return (dict(input=addr(x.index), weights=address(wk), bias=address(bk) if bk is not None else 0,
+                     output=addr(y.index), channel_scales=address(sk) if sk is not None else 0,
+                     row_sums=address(rk) if rk is not None else 0, scratch=addr("scratch")),
+                ints, dict(act_min=lo, act_max=hi, weight_scale=wscale))
     return Step(op, "conv2d_hybrid", make, scratch, macs)
 
 
@@ -133,13 +135,15 @@ def prepare_depthwise_hybrid(ctx, op):
     wk = ctx.keep_array(wdata.reshape(kh * kw, oc))
     bk = ctx.keep_array(bias.astype(np.float32)) if bias is not None else None
     sk = ctx.keep_array(scales)
-    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, CONV_MODE_PER_CHANNEL, dm, 0, 0]
+    ints = dict(n=n, ih=ih, iw=iw, ic=ic, oh=oh, ow=ow, oc=oc, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, pad_top=pt,
+                pad_left=pl, mode=CONV_MODE_PER_CHANNEL, dm=dm, direct=0, chunk=0)
     scratch = _align16(ih * iw * ic) + 4 * oc
     macs = n * oh * ow * oc * kh * kw
 
     def make(addr):
-        return ([addr(x.index), address(wk), address(bk) if bk is not None else 0, addr(y.index), address(sk), 0,
-                 addr("scratch")], ints, [lo, hi, 0.0])
+        return (dict(input=addr(x.index), weights=address(wk), bias=address(bk) if bk is not None else 0,
+                     output=addr(y.index), channel_scales=address(sk), row_sums=0, scratch=addr("scratch")),
+                ints, dict(act_min=lo, act_max=hi, weight_scale=0.0))
     return Step(op, "depthwise_hybrid", make, scratch, macs)
 
 
@@ -180,13 +184,14 @@ def prepare_fully_connected_hybrid(ctx, op):
     bk = ctx.keep_array(bias.astype(np.float32)) if bias is not None else None
     sk = ctx.keep_array(scales) if per_channel else None
     rk = ctx.keep_array(wdata.astype(np.int64).sum(axis=1).astype(np.int32)) if asym else None
-    ints = [rows, K, n_out, int(asym), int(per_channel), int(act != "NONE")]
-    floats = [lo, hi, 0.0 if per_channel else float(scales[0])]
+    ints = dict(rows=rows, depth=K, units=n_out, asymmetric=int(asym), per_channel=int(per_channel),
+                clamp=int(act != "NONE"))
+    floats = dict(act_min=lo, act_max=hi, weight_scale=0.0 if per_channel else float(scales[0]))
 
     def make(addr):
-        return ([addr(x.index), address(wk), address(bk) if bk is not None else 0, addr(y.index),
-                 address(sk) if sk is not None else 0, address(rk) if rk is not None else 0, addr("scratch")],
-                ints, floats)
+        return (dict(input=addr(x.index), weights=address(wk), bias=address(bk) if bk is not None else 0,
+                     output=addr(y.index), channel_scales=address(sk) if sk is not None else 0,
+                     row_sums=address(rk) if rk is not None else 0, scratch=addr("scratch")), ints, floats)
     return Step(op, "fully_connected_hybrid", make, K, rows * n_out * K)
 
 

@@ -183,7 +183,7 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     gates = 4 * n_cell
     padded = padded_columns(gates)
     macs = batch * steps * gates * (n_input + n_cell)
-    ints = [batch, steps, n_input, n_cell, int(time_major)]
+    ints = dict(batch=batch, steps=steps, inputs=n_input, cells=n_cell, time_major=int(time_major))
 
     if kind == "f32":
         if act is None:
@@ -196,9 +196,10 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
                                      f"bytes of scratch (at most {MAX_SCRATCH_BYTES})")
 
         def make_f(addr):
-            ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), address(wx_all), address(wh_all),
-                    address(bias_all)] + [0] * 6 + [addr("scratch")]
-            return ptrs, ints + [act, int(interleaved)], [float(Q.F32(cell_clip))]
+            ptrs = dict(x=addr(x.index), y=addr(y.index), h_state=addr(h.index), c_state=addr(c.index),
+                        wx=address(wx_all), wh=address(wh_all), bias=address(bias_all), scratch=addr("scratch"))
+            return (ptrs, dict(ints, activation=act, interleaved=int(interleaved)),
+                    dict(cell_clip=float(Q.F32(cell_clip))))
         return Step(op, "lstm_f32", make_f, scratch, macs)
 
     # ----- integer 8x8_16 ------------------------------------------------------------------------------------
@@ -258,7 +259,8 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
     halves = [_table("logistic", 3), _table("tanh", 3), _table("tanh", max(15 + cell_scale, 0))]
     tables = [t for t, _ in halves]
     ctx.keep.extend(tables)
-    ints += [30 + cell_scale, clip_q, hm, hs, zp_hidden, ctx.rounding, stale_tanh, int(quads)] + [limit for _, limit in halves]
+    ints.update(cell_shift=30 + cell_scale, cell_clip=clip_q, hidden_mult=hm, hidden_shift=hs, hidden_zp=zp_hidden,
+                mode=ctx.rounding, stale_tanh=stale_tanh, quads=int(quads), table_limits=[limit for _, limit in halves])
     rows = steps * batch
     scratch = rows * gates * 2 + padded * 4
     if scratch > MAX_SCRATCH_BYTES:
@@ -266,10 +268,11 @@ def prepare_unidirectional_sequence_lstm(ctx: Ctx, op: Op) -> Step:
                                  f"of scratch (at most {MAX_SCRATCH_BYTES})")
 
     def make(addr):
-        ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), address(wx_all), address(wh_all),
-                address(bias_x), address(bias_h), address(mult_a), address(shift_a)] + [address(t) for t in tables] \
-            + [addr("scratch")]
-        return ptrs, ints, []
+        ptrs = dict(x=addr(x.index), y=addr(y.index), h_state=addr(h.index), c_state=addr(c.index),
+                    wx=address(wx_all), wh=address(wh_all), bias_x=address(bias_x), bias_h=address(bias_h),
+                    mult=address(mult_a), shift=address(shift_a), tables=[address(t) for t in tables],
+                    scratch=addr("scratch"))
+        return ptrs, ints, {}
     return Step(op, "lstm_int8", make, scratch, macs)
 
 
@@ -352,14 +355,16 @@ def prepare_hybrid_lstm(ctx: Ctx, op: Op, steps: int, batch: int, n_input: int, 
     if scratch > MAX_SCRATCH_BYTES:
         raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {4 * n_cell} gates need {scratch} "
                                  f"bytes of scratch (at most {MAX_SCRATCH_BYTES})")
-    ints = [batch, steps, n_input, n_cell, int(time_major), act, int(bool(o.get("asymmetric_quantize_inputs"))),
-            int(quads)]
+    ints = dict(batch=batch, steps=steps, inputs=n_input, cells=n_cell, time_major=int(time_major), activation=act,
+                asymmetric=int(bool(o.get("asymmetric_quantize_inputs"))), quads=int(quads))
     macs = batch * steps * 4 * n_cell * (n_input + n_cell)
 
     def make(addr):
-        ptrs = [addr(x.index), addr(y.index), addr(h.index), addr(c.index), address(wx_all), address(wh_all),
-                address(bias_all), address(rows_x), address(rows_h), address(scale_all), addr("scratch"), address(lanes)]
-        return ptrs, ints, [float(Q.F32(cell_clip))]
+        ptrs = dict(x=addr(x.index), y=addr(y.index), h_state=addr(h.index), c_state=addr(c.index),
+                    wx=address(wx_all), wh=address(wh_all), bias=address(bias_all), row_sums_x=address(rows_x),
+                    row_sums_h=address(rows_h), weight_scales=address(scale_all), scratch=addr("scratch"),
+                    lanes=address(lanes))
+        return ptrs, ints, dict(cell_clip=float(Q.F32(cell_clip)))
     return Step(op, "lstm_hybrid", make, scratch, macs)
 
 

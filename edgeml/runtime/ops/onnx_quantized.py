@@ -8,7 +8,7 @@ import numpy as np
 
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime.plan import OpSpec, Step
+from edgeml.runtime.plan import OpSpec, Step, address
 from edgeml.numerics import F32, quantized_bound
 from edgeml.runtime.ops.common import require_positive, spatial_padding
 from edgeml.runtime.requant import float_activation_range
@@ -26,10 +26,10 @@ def prepare_quantize_linear(ctx, op):
     s, zp = y.quant.scalar()
     n = int(np.prod(xs, dtype=np.int64))
     lo, hi = float_activation_range(op, "RELU" if op.options.get("relu") else "NONE", s, zp)
-    ints = [n, zp, lo, hi]
+    ints = dict(n=n, zp=zp, lo=lo, hi=hi)
 
     def make(addr):
-        return [addr(x.index), addr(y.index)], ints, [s]
+        return dict(input=addr(x.index), output=addr(y.index)), ints, dict(scale=s)
     return Step(op, "onnx_quantize_linear", make, 0)
 
 
@@ -43,7 +43,7 @@ def prepare_dequantize_linear(ctx, op):
     n = int(np.prod(xs, dtype=np.int64))
 
     def make(addr):
-        return [addr(x.index), addr(y.index)], [n, zp], [s]
+        return dict(input=addr(x.index), output=addr(y.index)), dict(n=n, zp=zp), dict(scale=s)
     return Step(op, "onnx_dequantize_linear", make, 0)
 
 
@@ -56,7 +56,7 @@ def prepare_flip_sign_bit(ctx, op):
     n = int(np.prod(xs, dtype=np.int64))
 
     def make(addr):
-        return [addr(x.index), addr(y.index)], [n], []
+        return dict(input=addr(x.index), output=addr(y.index)), dict(n=n), {}
     return Step(op, "onnx_flip_sign_bit", make, 0)
 
 
@@ -69,7 +69,8 @@ def prepare_clip(ctx, op):
     if x.dtype == np.float32 and y.dtype == np.float32:
 
         def make_f(addr):
-            return [addr(x.index), addr(y.index)], [n, UNARY_F32["clamp"]], [lo, hi, 0.0]
+            return (dict(input=addr(x.index), output=addr(y.index)), dict(n=n, kind=UNARY_F32["clamp"]),
+                    dict(act_min=lo, act_max=hi, alpha=0.0))
         return Step(op, "unary_f32", make_f, 0)
     if x.dtype == np.int8 and y.dtype == np.int8:
         if x.quant is None or y.quant is None or x.quant.scalar() != y.quant.scalar():
@@ -79,7 +80,7 @@ def prepare_clip(ctx, op):
         qhi = min(Q.INT8_MAX, quantized_bound(hi, s, zp))
 
         def make_q(addr):
-            return [addr(x.index), addr(y.index)], [n, qlo, qhi], []
+            return dict(input=addr(x.index), output=addr(y.index)), dict(n=n, lo=qlo, hi=qhi), {}
         return Step(op, "onnx_clamp_int8", make_q, 0)
     raise UnsupportedOpError(f"{op.describe()}: Clip from {x.dtype} to {y.dtype}")
 
@@ -106,10 +107,10 @@ def prepare_qlinear_softmax(ctx, op):
     unsigned = bool(op.options.get("unsigned", False))
     table = ctx.keep_array(softmax_table(s_in, depth))
     y_scale = float(np.floor(F32(1.0) / F32(s_out)))
-    ints = [rows, depth, int(unsigned), zp + (128 if unsigned else 0)]
+    ints = dict(rows=rows, depth=depth, unsigned=int(unsigned), out_zp=zp + (128 if unsigned else 0))
 
     def make(addr):
-        return [addr(x.index), addr(y.index), table.__array_interface__["data"][0]], ints, [y_scale]
+        return dict(input=addr(x.index), output=addr(y.index), table=address(table)), ints, dict(inv_scale=y_scale)
     return Step(op, "onnx_qlinear_softmax", make, 0)
 
 
@@ -140,12 +141,12 @@ def prepare_qlinear_add(ctx, op):
     (s1, z1), (s2, z2), (s3, z3) = a.quant.scalar(), b.quant.scalar(), y.quant.scalar()
     ra, rb, fixed = qlinear_add_constants(s1, z1 + offs[0], s2, z2 + offs[1], s3, z3 + offs[2])
     n = max(na, nb)
-    ints = [n, int(na == 1 and n > 1), int(nb == 1 and n > 1), offs[0], offs[1], offs[2]]
-    if n == 1:
-        ints[1] = ints[2] = 0
+    ints = dict(n=n, a_one=int(na == 1 and n > 1), b_one=int(nb == 1 and n > 1), a_offset=offs[0], b_offset=offs[1],
+                out_offset=offs[2])
 
     def make(addr):
-        return [addr(a.index), addr(b.index), addr(y.index)], ints, [ra, rb, fixed]
+        return (dict(a=addr(a.index), b=addr(b.index), output=addr(y.index)), ints,
+                dict(ratio_a=ra, ratio_b=rb, fixed=fixed))
     return Step(op, "onnx_qlinear_add", make, 0)
 
 
@@ -192,11 +193,12 @@ def prepare_conv_mlas(ctx, op):
     wk = ctx.keep_array(np.pad(wdata.astype(np.float32), ((0, 0), (0, ocp - oc))))
     bk = None if bias is None else ctx.keep_array(bias.reshape(-1))
     stride_k = mlas_conv_stride_k(oh * ow, (1 if dm else ic) * kh * kw)
-    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, stride_k, ocp, dm]
+    ints = dict(n=n, ih=ih, iw=iw, ic=ic, oh=oh, ow=ow, oc=oc, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, pad_top=pt,
+                pad_left=pl, stride_k=stride_k, ocp=ocp, dm=dm)
 
     def make(addr):
-        return ([addr(x.index), wk.__array_interface__["data"][0],
-                 0 if bk is None else bk.__array_interface__["data"][0], addr(y.index)], ints, [])
+        return (dict(input=addr(x.index), weights=address(wk), bias=0 if bk is None else address(bk),
+                     output=addr(y.index)), ints, {})
     return Step(op, "onnx_conv_f32_mlas", make, 0, n * oh * ow * oc * (1 if dm else ic) * kh * kw)
 
 
@@ -248,13 +250,13 @@ def prepare_conv_integer(ctx, op):
     wk = ctx.keep_array(wdata)
     bk = None if bias is None else ctx.keep_array(bias.reshape(-1))
     sk = ctx.keep_array(scales)
-    ints = [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, int(o.get("x_zero_point", 0)), mode, yzp,
-            lo, hi, group]
+    ints = dict(n=n, ih=ih, iw=iw, ic=ic, oh=oh, ow=ow, oc=oc, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, pad_top=pt,
+                pad_left=pl, x_zp=int(o.get("x_zero_point", 0)), mode=mode, out_zp=yzp, act_min=lo, act_max=hi,
+                groups=group)
 
     def make(addr):
-        return ([addr(x.index), wk.__array_interface__["data"][0],
-                 0 if bk is None else bk.__array_interface__["data"][0], addr(y.index), 0, 0, 0,
-                 0 if zp_t is None else addr(zp_t), sk.__array_interface__["data"][0]], ints, [])
+        return (dict(input=addr(x.index), weights=address(wk), bias=0 if bk is None else address(bk),
+                     output=addr(y.index), x_zp=0 if zp_t is None else addr(zp_t), scales=address(sk)), ints, {})
     return Step(op, "onnx_conv_integer", make, 0, n * oh * ow * oc * icg * kh * kw)
 
 
@@ -270,7 +272,8 @@ def prepare_dynamic_quantize_linear(ctx, op):
     n = int(np.prod(xs, dtype=np.int64))
 
     def make(addr):
-        return [addr(x.index), addr(y.index), addr(s.index), addr(z.index)], [n], []
+        return dict(input=addr(x.index), output=addr(y.index), scale=addr(s.index), zero_point=addr(z.index)), \
+            dict(n=n), {}
     return Step(op, "onnx_dynamic_quantize_linear", make, 0)
 
 
@@ -282,7 +285,7 @@ def prepare_constant_output(ctx, op):
     nbytes = int(data.size) * data.dtype.itemsize
 
     def make(addr):
-        return [addr(x.index), addr(y.index)], [nbytes], []
+        return dict(input=addr(x.index), output=addr(y.index)), dict(bytes=nbytes), {}
     return Step(op, "copy", make, 0)
 
 

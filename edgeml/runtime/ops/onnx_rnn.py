@@ -11,6 +11,7 @@ from edgeml.ir import Op
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.ir import RNN_ACTIVATIONS, RNN_DEFAULT_ACTIVATIONS, rnn_state_within_one
 from edgeml.runtime.kernels import CONFIG
+from edgeml.runtime.layouts import ONNX_RNN_MAX_ACTS
 from edgeml.runtime.ops.common import qparams
 from edgeml.runtime.ops.lstm import MAX_SCRATCH_BYTES
 from edgeml.runtime.packing import interleave_gates, pack_f32, pack_s8, pack_u8s8, padded_columns
@@ -241,21 +242,23 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
         raise UnsupportedOpError(f"{what}: {steps} steps x {batch} sequences x {gp} gates need {scratch} bytes of "
                                  f"scratch (at most {MAX_SCRATCH_BYTES})")
     outs = op.outputs
-    # the activation kinds fill a block of 6 slots (EM_ONNX_RNN_MAX_ACTS), the fused-step flag follows it
-    ints = [CELL_CODE[cell], steps, batch, n_in, hidden, n_dir, int(direction == "reverse"), layout, input_forget,
-            lbr, int(quantized and quads)] + [ACTIVATION_CODES[n] for n in names] + [0] * (6 - len(names)) \
-        + [int(fstep)]
+    codes = [ACTIVATION_CODES[n] for n in names]
+    ints = dict(cell=CELL_CODE[cell], steps=steps, batch=batch, inputs=n_in, hidden=hidden, directions=n_dir,
+                reverse=int(direction == "reverse"), layout=layout, input_forget=input_forget,
+                linear_before_reset=lbr, quads=int(quantized and quads),
+                activations=codes + [0] * (ONNX_RNN_MAX_ACTS - len(codes)), fused_step=int(fstep))
     macs = n_dir * batch * steps * gh * (n_in + hidden)
 
     def make(addr):
-        ptrs = [addr(x.index), addr(outs[0]), addr(outs[1]), addr(outs[2]) if cell == "LSTM" else 0,
-                address(wx), address(wh), address(bias_in), address(rh), address(rbh),
-                addr(states[0].index) if states[0] is not None else 0,
-                addr(states[1].index) if states[1] is not None else 0,
-                address(peep) if peep is not None else 0,
-                address(lens) if lens is not None else (addr(lens_input.index) if lens_input is not None else 0),
-                addr("scratch"), address(qblock), address(status) if status is not None else 0]
-        return ptrs, ints, [clip]
+        ptrs = dict(x=addr(x.index), y=addr(outs[0]), y_h=addr(outs[1]), y_c=addr(outs[2]) if cell == "LSTM" else 0,
+                    w=address(wx), r=address(wh), bias=address(bias_in), rh=address(rh), rbh=address(rbh),
+                    initial_h=addr(states[0].index) if states[0] is not None else 0,
+                    initial_c=addr(states[1].index) if states[1] is not None else 0,
+                    peepholes=address(peep) if peep is not None else 0,
+                    sequence_lens=address(lens) if lens is not None else (
+                        addr(lens_input.index) if lens_input is not None else 0),
+                    scratch=addr("scratch"), quant=address(qblock), status=address(status) if status is not None else 0)
+        return ptrs, ints, dict(clip=clip)
     return Step(op, "onnx_rnn_s8" if quantized else "onnx_rnn_f32", make, scratch, macs)
 
 

@@ -25,22 +25,23 @@ def prepare_pool(ctx: Ctx, op: Op, is_max: bool) -> Step:
     ow, pl = spatial_padding(op, iw, kw, sw, 1, 1)
     ctx.set_output(op, 0, (n, oh, ow, c))
     act = fused_activation(op)
-    ints = [n, ih, iw, c, oh, ow, kh, kw, sh, sw, pt, pl]
+    ints = dict(n=n, ih=ih, iw=iw, c=c, oh=oh, ow=ow, kh=kh, kw=kw, sh=sh, sw=sw, pad_top=pt, pad_left=pl)
     if kind == "int8":
         s_in, zp_in = qparams(x, op)
         s_out, zp_out = qparams(y, op)
         if (s_in, zp_in) != (s_out, zp_out):
             raise UnsupportedOpError(f"{op.describe()}: int8 pooling needs equal input and output quantization")
         amin, amax = Q.activation_range_int8(act, s_out, zp_out)
-        ints = ints + [amin, amax]
-        floats = []
+        ints = dict(ints, act_min=amin, act_max=amax)
+        floats = dict(act_min=0.0, act_max=0.0)       # the int8 kernels clamp in integers
     else:
-        ints = ints + [0, 0]
-        floats = list(Q.activation_range_f32(act))
+        ints = dict(ints, act_min=0, act_max=0)
+        lo, hi = Q.activation_range_f32(act)
+        floats = dict(act_min=lo, act_max=hi)
     name = ("max_pool_" if is_max else "avg_pool_") + kind
 
     def make(addr):
-        return [addr(x.index), addr(y.index), addr("scratch")], ints, floats
+        return dict(input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints, floats
     return Step(op, name, make, 0 if is_max else c * 4)
 
 

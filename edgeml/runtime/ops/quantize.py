@@ -22,15 +22,15 @@ def prepare_quantize(ctx: Ctx, op: Op) -> Step:
     s_out, zp_out = qparams(y, op)
     if x.dtype == np.float32:
         def make(addr):
-            return [addr(x.index), addr(y.index)], [n, zp_out], [s_out]
+            return dict(input=addr(x.index), output=addr(y.index)), dict(n=n, zp=zp_out), dict(scale=s_out)
         return Step(op, "quantize_f32_int8", make, 0)
     if x.dtype == np.int8:
         s_in, zp_in = qparams(x, op)
         m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), ctx.rounding)
-        ints = [n, zp_in, zp_out, m, sh, -128, 127, ctx.rounding]
+        ints = dict(n=n, in_zp=zp_in, out_zp=zp_out, mult=m, shift=sh, act_min=-128, act_max=127, mode=ctx.rounding)
 
         def make_r(addr):
-            return [addr(x.index), addr(y.index)], ints, []
+            return dict(input=addr(x.index), output=addr(y.index)), ints, {}
         return Step(op, "requantize_int8", make_r, 0)
     raise UnsupportedOpError(f"{op.describe()}: quantizing from {x.dtype} is not supported")
 
@@ -63,7 +63,7 @@ def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
     n = element_count(xs)
 
     def make(addr):
-        return [addr(x.index), addr(y.index)], [n, zp], [s]
+        return dict(input=addr(x.index), output=addr(y.index)), dict(n=n, zp=zp), dict(scale=s)
     return Step(op, "dequantize_int8_f32", make, 0)
 
 

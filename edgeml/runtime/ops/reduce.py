@@ -60,10 +60,11 @@ def prepare_mean(ctx: Ctx, op: Op) -> Step:
             raise UnsupportedOpError(f"{op.describe()}: {count} reduced elements overflow the int32 sum")
         m, sh = mean_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), count, ctx.rounding)
         is_float = 0
-    ints = in6 + ost6 + [n_out, count, is_float, zp_in, zp_out, m, sh, ctx.rounding]
+    ints = dict(dims=in6, out_strides=ost6, outputs=n_out, reduced=count, is_float=is_float, in_zp=zp_in,
+                out_zp=zp_out, mult=m, shift=sh, mode=ctx.rounding)
 
     def make(addr):
-        return [addr(x.index), addr(y.index), addr("scratch")], ints, []
+        return dict(input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints, {}
     return Step(op, "mean", make, max(n_out, 1) * 4)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
+from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
 from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qparams, require_same_quant,
                                        resolve_axis, row_major_strides)
 
@@ -22,7 +23,7 @@ def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
     nbytes = element_count(out_shape) * x.dtype.itemsize
 
     def make(addr):
-        return [addr(x.index), addr(y.index)], [nbytes], []
+        return dict(input=addr(x.index), output=addr(y.index)), dict(bytes=nbytes), {}
     return Step(op, "copy", make, 0, 0)
 
 
@@ -82,10 +83,10 @@ def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_
     pad = 6 - len(out_shape)
     dims = [1] * pad + list(out_shape)
     strides = [0] * pad + list(in_strides)
-    ints = [x.dtype.itemsize] + dims + strides + [start]
+    ints = dict(itemsize=x.dtype.itemsize, dims=dims, strides=strides, start=start)
 
     def make(addr):
-        return [addr(x.index), addr(y.index)], ints, []
+        return dict(input=addr(x.index), output=addr(y.index)), ints, {}
     return Step(op, "gather_strided", make, 0, 0)
 
 
@@ -124,10 +125,11 @@ def prepare_reverse_sequence(ctx: Ctx, op: Op) -> Step:
         raise UnsupportedOpError(f"{op.describe()}: sequence_lens must be a constant or an int64 graph input")
     ctx.set_output(op, 0, tuple(xs))
     st, isz = row_major_strides(xs), x.dtype.itemsize
-    ints = [xs[batch_axis], xs[time_axis], st[batch_axis] * isz, st[time_axis] * isz, element_count(xs[2:]) * isz]
+    ints = dict(batch=xs[batch_axis], steps=xs[time_axis], batch_stride=st[batch_axis] * isz,
+                time_stride=st[time_axis] * isz, inner_bytes=element_count(xs[2:]) * isz)
 
     def make(addr):
-        return [addr(x.index), addr(y.index), lens_ptr or addr(lens.index)], ints, []
+        return dict(input=addr(x.index), output=addr(y.index), lens=lens_ptr or addr(lens.index)), ints, {}
     return Step(op, "reverse_sequence", make, 0, 0)
 
 
@@ -214,11 +216,11 @@ def split_steps(ctx: Ctx, op: Op, x, axis: int, sizes: list, drop_axis: bool) ->
         shape = xs[:axis] + ([] if drop_axis else [n]) + xs[axis + 1:]
         strides = st[:axis] + ([] if drop_axis else [st[axis]]) + st[axis + 1:]
         ctx.set_output(op, k, tuple(shape))
-        ints = [x.dtype.itemsize] + [1] * (6 - len(shape)) + shape + [0] * (6 - len(shape)) + strides \
-            + [start * st[axis]]
+        ints = dict(itemsize=x.dtype.itemsize, dims=[1] * (6 - len(shape)) + shape,
+                    strides=[0] * (6 - len(shape)) + strides, start=start * st[axis])
 
         def make(addr, ints=ints, y=y):
-            return [addr(x.index), addr(y.index)], ints, []
+            return dict(input=addr(x.index), output=addr(y.index)), ints, {}
         steps.append(Step(op, "gather_strided", make, 0))
         start += n
     return steps
@@ -277,29 +279,30 @@ def prepare_pad(ctx: Ctx, op: Op) -> Step:
     lead6 = [0] * (6 - len(xs)) + [int(p[0]) for p in pads]
     ost = row_major_strides(out6)
     origin = sum(p * s for p, s in zip(lead6, ost))
-    ints = [x.dtype.itemsize] + in6 + ost[:5] + [0] + [origin, element_count(out)]
+    ints = dict(itemsize=x.dtype.itemsize, dims=in6, out_strides=ost[:5] + [0], origin=origin,
+                out_count=element_count(out))
 
     def make(addr):
-        return [addr(x.index), addr(y.index), address(vk)], ints, []
+        return dict(input=addr(x.index), output=addr(y.index), value=address(vk)), ints, {}
     return Step(op, "pad", make, 0, 0)
 
 
-CONCAT_INPUTS = 14      # inputs one em_concat step takes (its pointer and integer slots)
 
 
 def concat_steps(op: Op, y, ins: list, outer: int, rows: list) -> list:
     """y = [outer] rows, each the concatenation of one row of every input (rows[k] bytes of input k).
-    Up to CONCAT_INPUTS inputs per em_concat step; a later step writes its inputs' columns of every output row
+    Up to CONCAT_MAX_INPUTS inputs per em_concat step; a later step writes its inputs' columns of every output row
     (the output pointer advanced past the earlier columns, the output row length unchanged)."""
     out_row = sum(rows)
     steps = []
-    for first in range(0, len(ins), CONCAT_INPUTS):
-        part = ins[first:first + CONCAT_INPUTS]
-        ints = [len(part), outer, out_row] + rows[first:first + len(part)]
+    for first in range(0, len(ins), CONCAT_MAX_INPUTS):
+        part = ins[first:first + CONCAT_MAX_INPUTS]
+        unused = [0] * (CONCAT_MAX_INPUTS - len(part))
+        ints = dict(n=len(part), outer=outer, out_row_bytes=out_row, row_bytes=rows[first:first + len(part)] + unused)
         column = sum(rows[:first])
 
-        def make(addr, part=part, ints=ints, column=column):
-            return [addr(y.index) + column] + [addr(t.index) for t in part], ints, []
+        def make(addr, part=part, ints=ints, column=column, unused=unused):
+            return dict(output=addr(y.index) + column, inputs=[addr(t.index) for t in part] + unused), ints, {}
         steps.append(Step(op, "concat", make, 0, 0))
     return steps
 
