@@ -10,7 +10,7 @@
 #include "em_gemm_vnni.h"
 
 /* ----- int8 dot products with int32 results: out[m][n] = sum_k a[m][k] * w[n][k] --------------------------
- * Weights are packed at load (rnn.py pack_s8) into blocks of EM_LSTM_COLS columns; within a block, for each pair of
+ * Weights are packed at load (packing.py pack_s8) into blocks of EM_LSTM_COLS columns; within a block, for each pair of
  * k, the int16 pairs (w[n][2k], w[n][2k+1]) of the 64 columns: one vpmaddwd per 8 columns and k pair.  K is
  * padded to even, N to a multiple of EM_LSTM_COLS, with zeros; out rows have the padded width. */
 #define EM_LSTM_COLS 64
@@ -85,7 +85,7 @@ static inline void em_lstm_dots(const int8_t* A, int64_t lda, const int16_t* W, 
     em_lstm_dots_scalar(A, lda, W, M, Np, K, out);
 }
 
-/* u8 x s8 variant for AVX-512 VNNI (vpdpbusd): activations read as a + 128 (uint8), weights packed by rnn.py
+/* u8 x s8 variant for AVX-512 VNNI (vpdpbusd): activations read as a + 128 (uint8), weights packed by packing.py
  * pack_u8s8 as [N/64][K/4][64][4] int8; the caller's biases carry -128 * sum_k w[n][k]. */
 #if defined(__x86_64__) && defined(__GNUC__)
 /* the sums of NB consecutive column blocks for one row: 4 * NB independent accumulators (NB is a constant at

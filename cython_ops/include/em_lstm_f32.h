@@ -15,7 +15,7 @@
  *      [(T*B + 1) * Gp]; Gp = 4*n_cell padded to the column block
  * ints: B, T, F, n_cell, time_major, activation (4 tanh, 0 none: h = o * g as in LiteRT, 1 relu,
  *       2 relu_n1_to_1, 3 relu6), interleaved (1: Wx, Wh and bias interleaved by unit, em_lstm_fstep_avx512;
- *       rnn.py sets it only for tanh on AVX-512)
+ *       ops/lstm.py sets it only for tanh on AVX-512)
  * floats: cell clip (0: none)
  * sigmoid and tanh use one polynomial exp (Cephes expf coefficients, range reduction by ln 2, no FMA) in the
  * scalar, 8- and 16-lane forms alike, so they give the same bits on every path (within 2 ulp of libm); the
@@ -287,7 +287,7 @@ EM_FMA512 static void em_lstm_activate_fma16(const float* x, int64_t n, int odd,
 }
 
 /* ----- one float LSTM step with the gates interleaved by unit (AVX-512) ------------------------------------
- * The recurrent GEMV and the cells in one pass over column blocks.  Weights packed by rnn.py's
+ * The recurrent GEMV and the cells in one pass over column blocks.  Weights packed by packing.py's
  * interleave_gates: column block b (64 columns, k-major as for em_lstm_fdots) holds the i, f, g, o columns of
  * units 16b..16b+15, so a block's cells run as soon as its 64 sums exist, among the loads of the next block,
  * instead of in a pass of their own after the whole GEMV.  A 64-unit layer's recurrent matrix (64 KB of
@@ -368,7 +368,7 @@ static void em_lstm_f32(const em_params* p) {
             float* out = y + row * NC;
             j = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-            if (interleaved) {                /* rnn.py interleaves only for tanh on AVX-512 */
+            if (interleaved) {                /* ops/lstm.py interleaves only for tanh on AVX-512 */
                 /* the state is the output row of the step before; the h tensor is written after the last */
                 const float* hp = t == 0 ? h : y + (time_major ? (t - 1) * B + b : b * T + t - 1) * NC;
                 em_lstm_fstep_avx512(hp, wh, pre + row * Gp, NC, clip, c, out, (int)(t & 1));

@@ -21,7 +21,7 @@
  * with every multiply-add rounded twice (checked on the installed ai_edge_litert: bit for bit).  The scalar
  * and the 8-lane forms below are the same operations, so every ISA path gives the same bits.
  * The integer sums are exact (in any order), so Wx.x_q of every row is one GEMM before the recurrence
- * (em_lstm_dots_packed, weights packed by rnn.py pack_s8 or, on AVX-512 VNNI, pack_u8s8) and becomes bias + input term in float right away; each step
+ * (em_lstm_dots_packed, weights packed by packing.py pack_s8 or, on AVX-512 VNNI, pack_u8s8) and becomes bias + input term in float right away; each step
  * then adds the recurrent term.  Every float operation is the reference's, in its order, without contraction.
  *
  * Layout EM_LSTM_HYBRID:
@@ -30,7 +30,7 @@
  *      bias f32 [4*NC], row sums int32 [4*NC] of Wx, row sums int32 [4*NC] of Wh,
  *      weight scales f32 [8] (Wx gates i, f, g, o, then Wh gates), scratch,
  *      lanes: uint8 [3][B][NC]: 1 where LiteRT's sigmoid of i, f, o takes Eigen's one-element path, then [B]: 1
- *         where state row b has any such lane, so the vector cells cannot serve it (rnn.py eigen_scalar_lanes)
+ *         where state row b has any such lane, so the vector cells cannot serve it (ops/lstm.py eigen_scalar_lanes)
  * ints: B, T, F, NC, time_major, cell activation (TFLite's: 0 none, 1 relu, 2 relu_n1_to_1, 3 relu6, 4 tanh,
  *       5 sign_bit), asymmetric input quantization (0/1), weight packing (quads): 0 int16 pairs (pack_s8), 1 u8 x s8
  *       quads (pack_u8s8, AVX-512 VNNI)
@@ -60,7 +60,7 @@ static inline int64_t em_lstm_hybrid_gp(int64_t NC) {
     return (4 * NC + EM_LSTM_COLS - 1) / EM_LSTM_COLS * EM_LSTM_COLS;
 }
 
-/* Scratch bytes for the layout above; rnn.py asks for the same number through cython_ops.rnn. */
+/* Scratch bytes for the layout above; ops/lstm.py asks for the same number through cython_ops.rnn. */
 static inline int64_t em_lstm_hybrid_scratch(int64_t B, int64_t T, int64_t F, int64_t NC) {
     const int64_t rows = T * B, Gp = em_lstm_hybrid_gp(NC);
     return 4 * rows * Gp + EM_HY_ALIGN16(rows * F) + EM_HY_ALIGN16(B * NC) + 8 * rows + 8 * B + 4 * B * Gp;

@@ -23,7 +23,7 @@
  * ints: cell (0 LSTM, 1 GRU, 2 RNN), T, B, F, H, D, reverse (D = 1), layout, input_forget, linear_before_reset,
  *       VNNI packing (quads), activation kinds EM_RNN_SIGMOID.. [D][NF] in a block of EM_ONNX_RNN_MAX_ACTS slots
  *       (the unused ones 0), then fused_step: 1 when W, R and the bias are packed with the LSTM gates interleaved
- *       by unit (rnn.py interleave_gates, for em_lstm_fstep_avx512)
+ *       by unit (packing.py interleave_gates, for em_lstm_fstep_avx512)
  * floats: clip (0: none).  Y and Y_h are always given (the reader allocates the unused ones).
  * Layout 0: X [T, B, F], Y [T, D, B, H], states [D, B, H]; layout 1: X [B, T, F], Y [B, T, D, H], states
  * [B, D, H].  Steps past a sequence's length give zeros in Y; Y_h / Y_c hold the state after its last step. */
@@ -111,7 +111,7 @@ EM_FMA512 static void em_rnn_gru_cells_avx512(const float* gz, const float* gr, 
 #endif
 
 /* activation kinds (ints EM_ONNX_RNN_I_ACTIVATIONS..): onnxruntime's names, with alpha / beta as it reads them
- * (onnx_rnn.py) */
+ * (ops/onnx_rnn.py) */
 #define EM_RNN_SIGMOID 0
 #define EM_RNN_TANH 1
 #define EM_RNN_RELU 2
@@ -228,7 +228,7 @@ static void em_rnn_gemv(int quantized, int odd, const float* h, const void* Wd, 
     }
 }
 
-/* quantized: X int8, W / R / Rh packed (rnn.py pack_s8, or pack_u8s8 when quads = 1: AVX-512 VNNI),
+/* quantized: X int8, W / R / Rh packed (packing.py pack_s8, or pack_u8s8 when quads = 1: AVX-512 VNNI),
  * quant: float scales [D*Gp s_x*s_w | D*Rp s_r/127 | D*Hp s_rh/127 (GRU)] followed by int32 corrections in the
  * same layout: -zp_x * sum_k w for the input (its zero point folded), and -128 * sum_k w everywhere in the VNNI
  * form.
@@ -323,7 +323,7 @@ static void em_onnx_rnn_run(const em_params* p, int quantized) {
         const float* fab = ab + d * NF * 2, *gab = fab + 2, *hab = fab + 4;
         /* the plain LSTM cell (default activations, no clip / peepholes / coupled forget gate) and the GRU cell
          * with linear_before_reset (default activations, no clip) in one AVX-512 pass each, in the order of the
-         * separate passes below; the float LSTM then comes with its gates interleaved (onnx_rnn.py,
+         * separate passes below; the float LSTM then comes with its gates interleaved (ops/onnx_rnn.py,
          * EM_ONNX_RNN_I_FUSED_STEP) and runs em_lstm_fstep_avx512, GEMV and cells in one */
 #if defined(__x86_64__) && defined(__GNUC__)
         const int fused = em_isa() >= EM_ISA_AVX512 && clip == 0.0f && kind[0] == EM_RNN_SIGMOID &&

@@ -2,7 +2,7 @@
  * the integer LSTM needs (LiteRT's lstm_eval.cc runs them on the gates as Q3.12 and on the cell state).
  * They are exact functions of one int16.  The portable path tabulates them once at load (em_lstm_fill_table);
  * gemmlowp's logistic(-x) = 1 - logistic(x) and tanh(-x) = -tanh(x) hold bit for bit, so it keeps only the half
- * for |x| (up to where it saturates; rnn.py builds and checks it) and indexes it (em_lstm_lut).  The AVX-512
+ * for |x| (up to where it saturates; edgeml/runtime/ops/lstm.py builds and checks it) and indexes it (em_lstm_lut).  The AVX-512
  * path computes them 32 or 16 lanes at a time instead (em_q16x_* / em_q16y_*, em_lstm_q16x.h: no gathers from
  * 100+ KB of tables). */
 #ifndef EM_Q16_H

@@ -92,7 +92,7 @@ def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) 
             "rq": rq.arrays(ctx, np_), "kp": kp}
 
 
-COLUMN_BLOCK = 64                                      # em_lstm.h EM_LSTM_COLS
+COLUMN_BLOCK = 64                                      # em_lstm_dots.h EM_LSTM_COLS
 
 
 def padded_columns(n: int) -> int:

@@ -1,5 +1,5 @@
 """CONV_2D and DEPTHWISE_CONV_2D: int8 (VNNI implicit GEMM / AVX2 / portable) and float32; hybrid weights go to
-ops.hybrid.  Kernels: cython_ops/include/em_conv.h."""
+ops.hybrid.  Kernels: cython_ops/include/em_conv.h, em_depthwise.h (GEMMs: em_gemm*.h, gathers: em_im2col.h)."""
 from __future__ import annotations
 
 from functools import partial

@@ -1,5 +1,5 @@
 """FULLY_CONNECTED: int8 (VNNI / AVX2 / portable GEMM) and float32; hybrid weights go to ops.hybrid.
-Kernels: cython_ops/include/em_conv.h."""
+Kernels: cython_ops/include/em_fully_connected.h (GEMMs: em_gemm*.h)."""
 from __future__ import annotations
 
 import numpy as np

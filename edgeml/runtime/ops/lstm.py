@@ -1,5 +1,5 @@
 """UNIDIRECTIONAL_SEQUENCE_LSTM as LiteRT runs it: integer 8x8_16, float32 and hybrid (float state, int8 weights);
-kernels: cython_ops/include/em_lstm.h, em_lstm_hybrid.h."""
+kernels: cython_ops/include/em_lstm_int8.h, em_lstm_f32.h, em_lstm_hybrid.h."""
 from __future__ import annotations
 
 import math

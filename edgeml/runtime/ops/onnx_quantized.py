@@ -1,7 +1,7 @@
 """Ops only ONNX models need, with onnxruntime's arithmetic (NUMERICS.md "ONNX int8"): QuantizeLinear,
 DequantizeLinear, the uint8 <-> int8 sign flip, int8 Clip, QLinearSoftmax, QLinearAdd, the MLAS-order float
 convolution, integer convolution with weight zero points, DynamicQuantizeLinear, constant graph outputs.
-The IR ops are emitted by the ONNX reader (type names start with ONNX_); kernels: cython_ops/include/em_onnx.h."""
+The IR ops are emitted by the ONNX reader (type names start with ONNX_); kernels: cython_ops/include/em_onnx_*.h."""
 from __future__ import annotations
 
 import numpy as np
@@ -167,7 +167,7 @@ def mlas_conv_stride_k(n_columns: int, depth: int) -> int:
 
 
 def prepare_conv_mlas(ctx, op):
-    """Float Conv between DQ and Q, summed in onnxruntime's order (see em_onnx.h)."""
+    """Float Conv between DQ and Q, summed in onnxruntime's order (see em_onnx_conv.h)."""
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
     wdata = ctx.const(w, f"{op.describe()} weights")
@@ -203,7 +203,7 @@ def prepare_conv_mlas(ctx, op):
 
 
 def prepare_conv_integer(ctx, op):
-    """Integer convolution / matrix product with any weight zero point (em_onnx.h em_onnx_conv_integer)."""
+    """Integer convolution / matrix product with any weight zero point (em_onnx_conv.h em_onnx_conv_integer)."""
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     wdata = ctx.const(w, f"{op.describe()} weights")
