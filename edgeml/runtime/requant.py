@@ -10,8 +10,8 @@ import numpy as np
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
-from edgeml.runtime.plan import Ctx, address
 from edgeml.runtime.ops.common import qparams
+from edgeml.runtime.plan import Ctx, address
 
 
 REQUANT_DOUBLE_SCALE = 2     # round(acc * scale) in double: LiteRT's reference FULLY_CONNECTED

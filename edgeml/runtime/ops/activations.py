@@ -14,14 +14,14 @@ import math
 
 import numpy as np
 
+from cython_ops.activation import activation_table
+from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.numerics import quantize_multiplier
 from edgeml.runtime.ops.common import element_count, io_kind, qparams
-from cython_ops.activation import activation_table
-from cython_ops.elementwise import UNARY_F32
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
 _INT32_MAX = 2**31 - 1

@@ -132,6 +132,27 @@ def resolve_axis(op: Op, axis: int, rank: int) -> int:
     return a
 
 
+def fully_connected_shape(ctx: Ctx, op: Op, xs: tuple, wdata: np.ndarray) -> tuple[int, int, int]:
+    """(rows, depth, units) of a FULLY_CONNECTED with weights [units, depth]; sets its output shape."""
+    if wdata.ndim != 2:
+        raise ModelFormatError(f"{op.describe()}: weights must be 2-D, got {list(wdata.shape)}")
+    if op.options.get("weights_format", 0) != 0:
+        raise UnsupportedOpError(f"{op.describe()}: shuffled weights format is not supported")
+    n_out, depth = wdata.shape
+    require_positive(op, units=n_out, depth=depth)
+    total = element_count(xs)
+    if total % depth:
+        raise ModelFormatError(f"{op.describe()}: input {list(xs)} does not divide into rows of {depth}")
+    rows = total // depth
+    if op.options.get("keep_num_dims", False):
+        if not xs or xs[-1] != depth:
+            raise ModelFormatError(f"{op.describe()}: keep_num_dims needs the last input dim to be {depth}")
+        ctx.set_output(op, 0, tuple(xs[:-1]) + (n_out,))
+    else:
+        ctx.set_output(op, 0, (rows, n_out))
+    return rows, depth, n_out
+
+
 def conv_operands(ctx: Ctx, op: Op):
     """(input, weights, output, input shape, weight array) of a conv-like op, checked to be 4-D."""
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")

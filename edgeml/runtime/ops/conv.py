@@ -9,7 +9,6 @@ import numpy as np
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
@@ -18,6 +17,7 @@ from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, 
                                        require_positive, spatial_padding)
 from edgeml.runtime.packing import (VNNI_SLACK, avx2_pack, depthwise_vnni_pack, fold_input_zero_point, vnni_chunk,
                                     vnni_pack)
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
 DW_MAX_TAPS = 64          # EM_DW_MAX_TAPS in em_depthwise.h

@@ -8,9 +8,9 @@ import numpy as np
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Op
-from edgeml.runtime.plan import Ctx, OpSpec, Step
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops.common import element_count, fused_activation, io_kind, pad6, qparams, row_major_strides
+from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 
 def broadcast_shape(op: Op, a: tuple, b: tuple) -> tuple:

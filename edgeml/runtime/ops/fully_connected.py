@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from edgeml import numerics as Q
-from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.errors import UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.runtime import requant
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import hybrid
-from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, element_count, fused_activation, io_kind, qparams,
-                                       require_positive)
+from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, fully_connected_shape, fused_activation, io_kind,
+                                       qparams)
 from edgeml.runtime.packing import VNNI_SLACK, avx2_pack, fold_input_zero_point, vnni_chunk, vnni_pack
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
 def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
@@ -23,26 +23,10 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
     wdata = ctx.const(w, f"{op.describe()} weights")
-    if wdata.ndim != 2:
-        raise ModelFormatError(f"{op.describe()}: weights must be 2-D, got {list(wdata.shape)}")
+    rows, K, n_out = fully_connected_shape(ctx, op, xs, wdata)
     if wdata.dtype != x.dtype:
         raise UnsupportedOpError(f"{op.describe()}: weights of type {wdata.dtype} with {x.dtype} input "
                                  "(hybrid models are not supported)")
-    if op.options.get("weights_format", 0) != 0:
-        raise UnsupportedOpError(f"{op.describe()}: shuffled weights format is not supported")
-    n_out, K = wdata.shape
-    require_positive(op, units=n_out, depth=K)
-    total = element_count(xs)
-    if total % K:
-        raise ModelFormatError(f"{op.describe()}: input {list(xs)} does not divide into rows of {K}")
-    rows = total // K
-    if op.options.get("keep_num_dims", False):
-        if xs[-1] != K:
-            raise ModelFormatError(f"{op.describe()}: keep_num_dims needs the last input dim to be {K}")
-        out_shape = tuple(xs[:-1]) + (n_out,)
-    else:
-        out_shape = (rows, n_out)
-    ctx.set_output(op, 0, out_shape)
     act = fused_activation(op)
     macs = rows * n_out * K
     if kind == "int8":

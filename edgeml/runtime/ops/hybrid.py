@@ -7,9 +7,9 @@ import numpy as np
 
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fully_connected_shape,
+                                       fused_activation, require_positive, spatial_padding)
 from edgeml.runtime.plan import Step, address
-from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, element_count, fused_activation,
-                                       require_positive, spatial_padding)
 
 
 CONV_MODE_PER_TENSOR = 0
@@ -155,25 +155,9 @@ def prepare_fully_connected_hybrid(ctx, op):
     w = ctx.tensor(op, 1)
     xs = ctx.shape(x)
     wdata = ctx.const(w, f"{op.describe()} weights")
-    if wdata.ndim != 2:
-        raise ModelFormatError(f"{op.describe()}: weights must be 2-D, got {list(wdata.shape)}")
+    rows, K, n_out = fully_connected_shape(ctx, op, xs, wdata)
     if wdata.dtype != np.int8:
         raise UnsupportedOpError(f"{op.describe()}: hybrid weights of type {wdata.dtype} (int8 supported)")
-    if op.options.get("weights_format", 0) != 0:
-        raise UnsupportedOpError(f"{op.describe()}: shuffled weights format is not supported")
-    n_out, K = wdata.shape
-    require_positive(op, units=n_out, depth=K)
-    total = element_count(xs)
-    if total % K:
-        raise ModelFormatError(f"{op.describe()}: input {list(xs)} does not divide into rows of {K}")
-    rows = total // K
-    if op.options.get("keep_num_dims", False):
-        if not xs or xs[-1] != K:
-            raise ModelFormatError(f"{op.describe()}: keep_num_dims needs the last input dim to be {K}")
-        out_shape = tuple(xs[:-1]) + (n_out,)
-    else:
-        out_shape = (rows, n_out)
-    ctx.set_output(op, 0, out_shape)
     act = fused_activation(op)
     lo, hi = Q.activation_range_f32(act)
     scales = hybrid_weight_scales(op, w, n_out, 0, "weights")

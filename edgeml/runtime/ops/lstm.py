@@ -6,15 +6,15 @@ import math
 
 import numpy as np
 
+from cython_ops.rnn import activation_table, lstm_hybrid_scratch
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops.common import arithmetic_kind, qparams
 from edgeml.runtime.ops.hybrid import hybrid_weight_scales
 from edgeml.runtime.packing import interleave_gates, pack_f32, pack_s8, pack_u8s8, padded_columns
-from cython_ops.rnn import activation_table, lstm_hybrid_scratch
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
 # UNIDIRECTIONAL_SEQUENCE_LSTM input positions (TFLite lstm_shared.h)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime.plan import OpSpec, Step, address
 from edgeml.numerics import F32, quantized_bound
 from edgeml.runtime.ops.common import require_positive, spatial_padding
+from edgeml.runtime.plan import OpSpec, Step, address
 from edgeml.runtime.requant import float_activation_range
-from cython_ops.elementwise import UNARY_F32
 
 
 def prepare_quantize_linear(ctx, op):

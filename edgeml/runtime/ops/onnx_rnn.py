@@ -8,13 +8,13 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.ir import RNN_ACTIVATIONS, RNN_DEFAULT_ACTIVATIONS, rnn_state_within_one
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.layouts import ONNX_RNN_MAX_ACTS
 from edgeml.runtime.ops.common import qparams
 from edgeml.runtime.ops.lstm import MAX_SCRATCH_BYTES
 from edgeml.runtime.packing import interleave_gates, pack_f32, pack_s8, pack_u8s8, padded_columns
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
 F32 = np.float32

@@ -6,8 +6,8 @@ from functools import partial
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.plan import Ctx, OpSpec, Step
 from edgeml.runtime.ops.common import fused_activation, io_kind, qparams, require_positive, spatial_padding
+from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 
 def prepare_pool(ctx: Ctx, op: Op, is_max: bool) -> Step:

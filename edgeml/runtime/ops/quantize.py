@@ -8,8 +8,8 @@ import numpy as np
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.plan import Ctx, OpSpec, Step
 from edgeml.runtime.ops.common import element_count, qparams
+from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 
 def prepare_quantize(ctx: Ctx, op: Op) -> Step:

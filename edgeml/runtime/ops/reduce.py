@@ -6,8 +6,8 @@ import numpy as np
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.plan import Ctx, OpSpec, Step
 from edgeml.runtime.ops.common import element_count, io_kind, pad6, qparams, row_major_strides
+from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 
 def mean_multiplier(real: float, count: int, rounding: int) -> tuple[int, int]:

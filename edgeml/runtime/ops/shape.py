@@ -6,10 +6,10 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
 from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qparams, require_same_quant,
                                        resolve_axis, row_major_strides)
+from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
 
 
 def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
