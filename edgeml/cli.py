@@ -13,7 +13,7 @@ import numpy as np
 
 from edgeml.bench import report
 from edgeml.bench.inspect import inspect_report
-from edgeml.bench.measure import BenchOptions, run_bench
+from edgeml.bench.measure import BenchOptions, read_npy, run_bench
 from edgeml.bench.runners import PEERS
 from edgeml.errors import EdgeMLError, ModelFormatError
 from edgeml.runtime import Interpreter
@@ -66,7 +66,7 @@ def _cmd_run(args) -> int:
     it = Interpreter(args.model, rounding=args.rounding)
     detail = it.get_input_details()[0]
     if args.input:
-        x = np.load(args.input)
+        x = read_npy(args.input)
     else:
         rng = np.random.default_rng(args.seed)
         shape = tuple(detail["shape"])
@@ -131,7 +131,7 @@ def _cmd_bench(args) -> int:
 def _cmd_train(args) -> int:
     cfg = TrainConfig(out=args.out, data=args.data, model=args.model, epochs=args.epochs, seed=args.seed,
                       batch_size=args.batch_size, prune=args.prune, qat=args.qat, cluster=args.cluster,
-                      alpha=args.alpha, verbose=0 if args.quiet else None)
+                      alpha=args.alpha, verbose=0 if args.quiet else None, overwrite=args.overwrite)
     train(cfg)
     print(f"wrote {args.out}/ (report.md, report.json, model_int8.tflite, model_int8.onnx, ...)")
     return 0
@@ -192,8 +192,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="cnn",
                    help="mlp, cnn (default), ds_cnn, resnet8, mobilenet_v1, autoencoder, lstm, gru, rnn, or a saved "
                         "Keras model file")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 15; early stopping applies)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=_count(1), default=None,
+                   help="training epochs (default 15; early stopping applies)")
+    p.add_argument("--batch-size", type=_count(1), default=32)
     p.add_argument("--seed", type=int, default=0, help="seed for the data split, initialization and shuffling")
     p.add_argument("--prune", type=float, metavar="SPARSITY", help="magnitude pruning to this final sparsity")
     p.add_argument("--qat", action="store_true", help="quantization-aware training")
@@ -201,6 +202,8 @@ def main(argv=None) -> int:
     p.add_argument("--alpha", type=float, default=0.25, help="width multiplier of mobilenet_v1")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, help="output folder (replaced only when the run succeeds)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if it is a non-empty folder edgeml did not write")
     p.set_defaults(fn=_cmd_train)
     try:
         args = parser.parse_args(argv)

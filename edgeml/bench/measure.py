@@ -91,19 +91,25 @@ def random_inputs(specs: list, seed: int) -> list:
     return out
 
 
+def read_npy(path: str) -> np.ndarray:
+    """One array from a .npy file (never unpickled); anything else is an InputError naming the file."""
+    if not os.path.isfile(path):
+        raise InputError(f"input file '{path}' does not exist")
+    try:
+        a = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise InputError(f"input file '{path}' is not a readable .npy array ({one_line(exc)})") from exc
+    if not isinstance(a, np.ndarray):
+        raise InputError(f"input file '{path}' holds several arrays; give one .npy file per input")
+    return a
+
+
 def load_inputs(paths: list, specs: list) -> list:
     if len(paths) != len(specs):
         raise InputError(f"the model has {len(specs)} input(s) but {len(paths)} --input file(s) were given")
     out = []
     for k, (path, spec) in enumerate(zip(paths, specs)):
-        if not os.path.isfile(path):
-            raise InputError(f"input file '{path}' does not exist")
-        try:
-            a = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise InputError(f"input file '{path}' is not a readable .npy array ({one_line(exc)})") from exc
-        if not isinstance(a, np.ndarray):
-            raise InputError(f"input file '{path}' holds several arrays; give one .npy file per input")
+        a = read_npy(path)
         if a.shape != tuple(spec.shape):
             raise InputError(f"input file '{path}' has shape {list(a.shape)} but input {k} of the model takes "
                              f"{list(spec.shape)}")

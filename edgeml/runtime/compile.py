@@ -6,6 +6,8 @@ the mirror of the C enums) orders them into the (pointers, integers, floats) the
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
@@ -16,6 +18,11 @@ from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.ops.common import element_count
 from edgeml.runtime.plan import Ctx, Plan, address
 from edgeml.runtime.registry import OPS, SUPPORTED_OPS
+
+DEFAULT_MAX_ARENA_BYTES = 1 << 31       # activations and scratch of one plan
+DEFAULT_MAX_WEIGHT_BYTES = 1 << 31      # packed copies of the weights
+STATUS_BYTES = 4                        # a step's int32 status word (Step.check)
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def prepare_steps(ctx: Ctx) -> list:
@@ -40,6 +47,10 @@ def prepare_steps(ctx: Ctx) -> list:
             steps.extend(step)
         elif step is not None:
             steps.append(step)
+        for t in op.inputs:
+            if t >= 0 and t not in ctx.shapes:
+                raise ModelFormatError(f"{op.describe()} reads {graph.tensors[t].describe()}, which is neither a "
+                                       "constant, a graph input nor produced by an earlier op")
     for idx in graph.outputs:
         if idx not in ctx.shapes:
             raise ModelFormatError(f"graph output {graph.tensors[idx].describe()} is never produced")
@@ -48,13 +59,17 @@ def prepare_steps(ctx: Ctx) -> list:
     return steps
 
 
-def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1) -> Plan:
-    ctx = Ctx(graph, rounding, num_threads)
+def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1,
+                  max_arena_bytes: int = DEFAULT_MAX_ARENA_BYTES,
+                  max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES) -> Plan:
+    """The plan for `input_shapes` (graph input index -> shape), bound to an arena of its own."""
+    ctx = Ctx(graph, rounding, num_threads, max_arena_bytes, max_weight_bytes)
     for idx in graph.inputs:
         t = graph.tensors[idx]
         shape = tuple(input_shapes.get(idx, t.shape))
         if shape != tuple(t.shape):
             ctx.batch_changed = True
+        ctx.check_size(shape, t.dtype.itemsize, f"graph input {t.describe()}")
         ctx.shapes[idx] = shape
     steps = prepare_steps(ctx)
 
@@ -62,37 +77,56 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
     sizes = {t: max(element_count(ctx.shapes[t]) * graph.tensors[t].dtype.itemsize, 1) for t in life}
     for k, step in enumerate(steps):
         if step.scratch_bytes:
-            key = ("scratch", k)
-            sizes[key] = step.scratch_bytes
-            life[key] = (k, k)
+            sizes[("scratch", k)] = step.scratch_bytes
+            life[("scratch", k)] = (k, k)
+        if step.check is not None:          # read after the invoke: lives to the end
+            sizes[("status", k)] = STATUS_BYTES
+            life[("status", k)] = (k, len(steps))
     offsets, total = arena.plan_arena(sizes, life)
-    arena_raw, buffer = arena.allocate(total)
-    base = address(buffer) if total else 0
-    const_arrays = {}
+    if total > max_arena_bytes:
+        raise ModelFormatError(f"the plan needs an arena of {total} bytes, more than max_arena_bytes="
+                               f"{max_arena_bytes}")
+    plan = Plan(graph=graph, shapes=ctx.shapes, steps=steps,
+                offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
+                arena_bytes=total, arena=None, constants=ctx.constants, keep=ctx.keep,
+                lifetimes={t: span for t, span in life.items() if not isinstance(t, tuple)},
+                scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple) and t[0] == "scratch"},
+                checks=[(offsets[("status", k)], s.check) for k, s in enumerate(steps) if s.check is not None],
+                input_ranges=ctx.input_ranges, const_arrays={},
+                status_offsets={k: offsets[("status", k)] for k, s in enumerate(steps) if s.check is not None})
+    return bind(plan)
+
+
+def bind(plan: Plan) -> Plan:
+    """`plan` with an arena and an engine of its own: the packed weights and constants are shared with every other
+    binding of the same plan, the activations, scratch and state are not."""
+    owner, buffer = arena.allocate(plan.arena_bytes)
+    base = address(buffer) if plan.arena_bytes else 0
+    scratch, status = plan.scratch, plan.status_offsets
 
     def addr_for(k):
         def addr(t):
             if t == "scratch":
-                return base + offsets[("scratch", k)] if ("scratch", k) in offsets else 0
-            if t in ctx.constants:
-                if t not in const_arrays:
-                    const_arrays[t] = np.ascontiguousarray(ctx.constants[t])
-                return address(const_arrays[t])
-            return base + offsets[t]
+                return base + scratch[k][0] if k in scratch else 0
+            if t == "status":
+                return base + status[k] if k in status else 0
+            if t in plan.constants:
+                if t not in plan.const_arrays:
+                    plan.const_arrays[t] = np.ascontiguousarray(plan.constants[t])
+                return address(plan.const_arrays[t])
+            return base + plan.offsets[t]
         return addr
 
     records = []
-    for k, step in enumerate(steps):
+    for k, step in enumerate(plan.steps):
         ptrs, ints, floats = step.make(addr_for(k))
         layout = layout_of(step.kernel)
-        records.append((kernel_address(step.kernel), layout.ptrs(**ptrs),
-                        [int(v) for v in layout.ints(**ints)], [float(v) for v in layout.floats(**floats)]))
-    plan = Plan(graph=graph, shapes=ctx.shapes, steps=steps,
-                offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
-                arena_bytes=total, arena=buffer, constants=ctx.constants, keep=ctx.keep + [arena_raw],
-                lifetimes={t: span for t, span in life.items() if not isinstance(t, tuple)},
-                scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple)},
-                checks=ctx.run_checks, input_ranges=ctx.input_ranges)
-    plan.keep.append(const_arrays)
-    plan.engine = Engine(records, keepalive=plan.keep)
-    return plan
+        ints = [int(v) for v in layout.ints(**ints)]
+        if any(not INT64_MIN <= v <= INT64_MAX for v in ints):
+            raise ModelFormatError(f"{step.op.describe()}: a parameter of kernel {step.kernel} does not fit in 64 "
+                                   "bits (the model's shapes or paddings are out of range)")
+        records.append((kernel_address(step.kernel), layout.ptrs(**ptrs), ints,
+                        [float(v) for v in layout.floats(**floats)]))
+    bound = dataclasses.replace(plan, arena=buffer, arena_owner=owner)
+    bound.engine = Engine(records, keepalive=[plan.keep, plan.const_arrays, owner])
+    return bound

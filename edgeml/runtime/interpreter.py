@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ from converters.tflite import from_tflite
 from edgeml import numerics as Q
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError
 from edgeml.ir import ROUND_HALF_EVEN, Graph
-from edgeml.runtime.compile import compile_graph
+from edgeml.runtime.compile import DEFAULT_MAX_ARENA_BYTES, DEFAULT_MAX_WEIGHT_BYTES, bind, compile_graph
 
 
 def _is_onnx_bytes(buf) -> bool:
@@ -19,23 +20,30 @@ def _is_onnx_bytes(buf) -> bool:
     return head[4:8] != b"TFL3" and len(head) > 0 and head[0] in (0x08, 0x12, 0x1a, 0x22, 0x3a, 0x42)
 
 
+def _onnx_reader():
+    """converters.onnx.from_onnx, imported on first use: it needs the optional `onnx` package."""
+    try:
+        from converters.onnx import from_onnx
+    except ImportError as exc:
+        raise EdgeMLError(f"reading .onnx models needs the 'onnx' package, which is not installed "
+                          f"(pip install edgeml[onnx]): {exc}") from None
+    return from_onnx
+
+
 def _load_graph(model) -> Graph:
     if isinstance(model, Graph):
         return model
     if type(model).__name__ == "ModelProto":
-        from converters.onnx import from_onnx
-        return from_onnx(model)
+        return _onnx_reader()(model)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if not os.path.exists(path):
             raise ModelFormatError(f"model file '{path}' does not exist")
         if path.lower().endswith(".onnx"):
-            from converters.onnx import from_onnx
-            return from_onnx(path)
+            return _onnx_reader()(path)
     elif isinstance(model, (bytes, bytearray, memoryview)) and _is_onnx_bytes(model):
-        from converters.onnx import from_onnx
         try:
-            return from_onnx(model)
+            return _onnx_reader()(model)
         except ModelFormatError as exc:
             if not str(exc).startswith(("not a valid ONNX protobuf", "the ONNX model has no graph")):
                 raise
@@ -51,15 +59,27 @@ class Interpreter:
     (TFLITE_SINGLE_ROUNDING builds).
     num_threads: threads a big int8 convolution may split its output pixels over (results are identical for
     any count; small ops always run on one).
+    max_arena_bytes / max_weight_bytes: budgets for the activations (per input shape) and for the packed copies of
+    the weights; a model or a resize beyond them is refused before anything is allocated.
+
+    One Interpreter may be shared by threads: every call holds its lock, so `run()` (inputs in, outputs out) is
+    atomic; a sequence of set_input / invoke / get_output calls from several threads interleaves, so use run(),
+    or give each thread its own `clone()` (same packed weights, its own arena) to run in parallel.
     """
 
-    def __init__(self, model, *, rounding: str = "double", num_threads: int = 1):
+    def __init__(self, model, *, rounding: str = "double", num_threads: int = 1,
+                 max_arena_bytes: int = DEFAULT_MAX_ARENA_BYTES, max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES):
         if rounding not in Q.ROUNDING_MODES:
             raise EdgeMLError(f"rounding must be one of {sorted(Q.ROUNDING_MODES)}, got {rounding!r}")
-        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or not 1 <= num_threads <= 64:
+        if not _whole(num_threads) or not 1 <= num_threads <= 64:
             raise EdgeMLError(f"num_threads must be an integer from 1 to 64, got {num_threads!r}")
+        for name, value in (("max_arena_bytes", max_arena_bytes), ("max_weight_bytes", max_weight_bytes)):
+            if not _whole(value) or value <= 0:
+                raise EdgeMLError(f"{name} must be a positive integer, got {value!r}")
         self._num_threads = int(num_threads)
         self._rounding = Q.ROUNDING_MODES[rounding]
+        self._budgets = dict(max_arena_bytes=int(max_arena_bytes), max_weight_bytes=int(max_weight_bytes))
+        self._lock = threading.RLock()
         self._graph = _load_graph(model)
         self._input_shapes = {t: tuple(self._graph.tensors[t].shape) for t in self._graph.inputs}
         self._compiled_shapes = None
@@ -69,22 +89,52 @@ class Interpreter:
 
     # ----- building --------------------------------------------------------------------------------
     def _compile(self):
-        self._plan = compile_graph(self._graph, self._input_shapes, self._rounding, self._num_threads)
+        self._adopt(compile_graph(self._graph, self._input_shapes, self._rounding, self._num_threads,
+                                  **self._budgets))
+
+    def _adopt(self, plan):
+        """Makes `plan` (bound to a fresh, zeroed arena) the one this interpreter runs."""
+        self._plan = plan
         self._compiled_shapes = dict(self._input_shapes)
-        self._in_views = [self._plan.view(t) for t in self._graph.inputs]
-        self._out_views = [self._plan.view(t) for t in self._graph.outputs]
-        self._variable_views = [(self._graph.tensors[t], self._plan.view(t)) for t in self._plan.offsets
+        self._in_views = [plan.view(t) for t in self._graph.inputs]
+        self._out_views = [plan.view(t) for t in self._graph.outputs]
+        self._variable_views = [(self._graph.tensors[t], plan.view(t)) for t in plan.offsets
                                 if self._graph.tensors[t].is_variable]
+        self._inputs_set = [False] * len(self._graph.inputs)
+        self._invoked = False
         self.reset_variables()
+
+    def clone(self) -> "Interpreter":
+        """Another interpreter of the same model, for another thread: its own arena, inputs, outputs and state,
+        the same packed weights and constants (`shared_weight_bytes`), so N threads run one model in parallel
+        without N copies of its weights.  A clone that is later resized plans (and packs) for itself."""
+        with self._lock:
+            self._ensure_compiled()
+            twin = object.__new__(Interpreter)
+            twin._num_threads, twin._rounding, twin._budgets = self._num_threads, self._rounding, self._budgets
+            twin._lock = threading.RLock()
+            twin._graph = self._graph
+            twin._input_shapes = dict(self._input_shapes)
+            twin._resized = False
+            twin._adopt(bind(self._plan))
+            return twin
+
+    @property
+    def shared_weight_bytes(self) -> int:
+        """Bytes of packed weights, tables and constants, which clones share."""
+        with self._lock:
+            self._ensure_compiled()
+            return self._plan.weight_bytes
 
     def reset_variables(self):
         """Sets the state (variable) tensors, e.g. an LSTM's h and c, back to zero: the zero point for int8,
         as LiteRT's reset_all_variables().  They otherwise persist across invokes, as in LiteRT; a re-plan
         (resize_input) also resets them."""
-        for tensor, view in self._variable_views:
-            zp = tensor.quant.scalar()[1] if tensor.dtype == np.int8 and tensor.quant is not None \
-                and not tensor.quant.per_axis else 0
-            view.fill(zp)
+        with self._lock:
+            for tensor, view in self._variable_views:
+                zp = tensor.quant.scalar()[1] if tensor.dtype == np.int8 and tensor.quant is not None \
+                    and not tensor.quant.per_axis else 0
+                view.fill(zp)
 
     def _ensure_compiled(self):
         """Re-plans after resize_input calls; several inputs may be resized before the next use, as in LiteRT."""
@@ -101,12 +151,20 @@ class Interpreter:
 
     def resize_input(self, index: int, shape: Sequence[int]):
         """Give input `index` a new shape (usually another batch size); the arena is re-planned on next use."""
-        t = self._input_tensor(index)
-        shape = tuple(int(d) for d in shape)
-        if len(shape) != len(self._graph.tensors[t].shape) or any(d <= 0 for d in shape):
-            raise InputError(f"input {index}: cannot resize {list(self._graph.tensors[t].shape)} to {list(shape)}")
-        self._input_shapes[t] = shape
-        self._resized = self._resized or shape != self._compiled_shapes[t]
+        with self._lock:
+            t = self._input_tensor(index)
+            try:
+                dims = tuple(shape)
+            except TypeError:
+                raise InputError(f"input {index}: a shape is a sequence of whole numbers, got {shape!r}") from None
+            for d in dims:
+                if not _whole(d):
+                    raise InputError(f"input {index}: dimension {d!r} of {list(dims)} is not a whole number")
+            dims = tuple(int(d) for d in dims)
+            if len(dims) != len(self._graph.tensors[t].shape) or any(d <= 0 for d in dims):
+                raise InputError(f"input {index}: cannot resize {list(self._graph.tensors[t].shape)} to {list(dims)}")
+            self._input_shapes[t] = dims
+            self._resized = self._resized or dims != self._compiled_shapes[t]
 
     # ----- introspection -------------------------------------------------------------------------
     def _details(self, t: int, index: int) -> dict:
@@ -125,17 +183,20 @@ class Interpreter:
         }
 
     def get_input_details(self) -> list:
-        self._ensure_compiled()
-        return [self._details(t, i) for i, t in enumerate(self._graph.inputs)]
+        with self._lock:
+            self._ensure_compiled()
+            return [self._details(t, i) for i, t in enumerate(self._graph.inputs)]
 
     def get_output_details(self) -> list:
-        self._ensure_compiled()
-        return [self._details(t, i) for i, t in enumerate(self._graph.outputs)]
+        with self._lock:
+            self._ensure_compiled()
+            return [self._details(t, i) for i, t in enumerate(self._graph.outputs)]
 
     @property
     def arena_bytes(self) -> int:
-        self._ensure_compiled()
-        return self._plan.arena_bytes
+        with self._lock:
+            self._ensure_compiled()
+            return self._plan.arena_bytes
 
     @property
     def graph(self) -> Graph:
@@ -143,64 +204,90 @@ class Interpreter:
 
     @property
     def plan(self):
-        self._ensure_compiled()
-        return self._plan
+        with self._lock:
+            self._ensure_compiled()
+            return self._plan
 
     # ----- running -------------------------------------------------------------------------------
     def _input_tensor(self, index: int) -> int:
-        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self._graph.inputs):
+        if not _whole(index) or not 0 <= index < len(self._graph.inputs):
             raise InputError(f"input index {index!r} out of range: the model has {len(self._graph.inputs)} input(s)")
         return self._graph.inputs[index]
 
     def set_input(self, x, index: int = 0):
-        t = self._input_tensor(index)
-        self._ensure_compiled()
-        view = self._in_views[index]
-        tensor = self._graph.tensors[t]
-        if not isinstance(x, np.ndarray):
-            raise InputError(f"input {index} ('{tensor.name}'): expected a numpy array, got {type(x).__name__}")
-        if x.dtype != view.dtype:
-            raise InputError(f"input {index} ('{tensor.name}'): expected dtype {view.dtype}, got {x.dtype}")
-        if x.shape != view.shape:
-            raise InputError(f"input {index} ('{tensor.name}'): expected shape {list(view.shape)}, "
-                             f"got {list(x.shape)}")
-        lo, hi, what = self._plan.input_ranges.get(t, (None, None, None))
-        if what is not None and x.size and (x.min() < lo or x.max() > hi):
-            raise InputError(f"input {index} ('{tensor.name}'): values {x.min()}..{x.max()} outside [{lo}, {hi}] "
-                             f"({what})")
-        np.copyto(view, x)
+        with self._lock:
+            t = self._input_tensor(index)
+            self._ensure_compiled()
+            view = self._in_views[index]
+            tensor = self._graph.tensors[t]
+            if not isinstance(x, np.ndarray):
+                raise InputError(f"input {index} ('{tensor.name}'): expected a numpy array, got {type(x).__name__}")
+            if x.dtype != view.dtype:
+                raise InputError(f"input {index} ('{tensor.name}'): expected dtype {view.dtype}, got {x.dtype}")
+            if x.shape != view.shape:
+                raise InputError(f"input {index} ('{tensor.name}'): expected shape {list(view.shape)}, "
+                                 f"got {list(x.shape)}")
+            lo, hi, what = self._plan.input_ranges.get(t, (None, None, None))
+            if what is not None and x.size and (x.min() < lo or x.max() > hi):
+                raise InputError(f"input {index} ('{tensor.name}'): values {x.min()}..{x.max()} outside "
+                                 f"[{lo}, {hi}] ({what})")
+            np.copyto(view, x)
+            self._inputs_set[index] = True
+
+    def _check_inputs_set(self):
+        for i, done in enumerate(self._inputs_set):
+            if not done:
+                name = self._graph.tensors[self._graph.inputs[i]].name
+                raise InputError(f"input {i} ('{name}') has not been set since the model was (re)planned: "
+                                 "call set_input() before invoke()")
 
     def invoke(self):
-        self._ensure_compiled()
-        self._plan.engine.invoke()
-        self._raise_run_errors()
+        with self._lock:
+            self._ensure_compiled()
+            self._check_inputs_set()
+            self._plan.engine.invoke()
+            self._invoked = True
+            self._raise_run_errors()
 
     def invoke_profiled(self) -> list:
         """Runs once; returns [(op index, op type, nanoseconds, MACs)] per step."""
-        self._ensure_compiled()
-        times = self._plan.engine.invoke_profiled()
-        self._raise_run_errors()
-        return [(s.op.index, s.op.type, int(ns), s.macs) for s, ns in zip(self._plan.steps, times)]
+        with self._lock:
+            self._ensure_compiled()
+            self._check_inputs_set()
+            times = self._plan.engine.invoke_profiled()
+            self._invoked = True
+            self._raise_run_errors()
+            return [(s.op.index, s.op.type, int(ns), s.macs) for s, ns in zip(self._plan.steps, times)]
 
     def _raise_run_errors(self):
         """Input values a kernel found out of range at run time (e.g. ONNX sequence_lens): InputError."""
-        for status, message in self._plan.checks:
-            if status[0]:
-                raise InputError(message(int(status[0])))
+        for offset, message in self._plan.checks:
+            value = int(self._plan.arena[offset:offset + 4].view(np.int32)[0])
+            if value:
+                raise InputError(message(value))
 
     def get_output(self, index: int = 0) -> np.ndarray:
-        self._ensure_compiled()
-        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self._out_views):
-            raise InputError(f"output index {index!r} out of range: the model has {len(self._out_views)} output(s)")
-        return self._out_views[index].copy()
+        with self._lock:
+            self._ensure_compiled()
+            if not _whole(index) or not 0 <= index < len(self._out_views):
+                raise InputError(f"output index {index!r} out of range: the model has {len(self._out_views)} "
+                                 "output(s)")
+            if not self._invoked:
+                raise InputError(f"output {index} read before invoke(): nothing has been computed since the model "
+                                 "was (re)planned")
+            return self._out_views[index].copy()
 
     def run(self, x):
-        """One call: inputs in, outputs out.
+        """One call: inputs in, outputs out; atomic when threads share the interpreter.
 
         `x` is an array (one input), a list of arrays (in input order) or a dict by input name.  A float array
-        given to an int8 input is quantized with the input's parameters and the int8 outputs are then returned
-        dequantized to float32; a batch size other than the model's re-plans the model for it.
+        given to an int8 input is quantized with the input's parameters (it must be finite) and the int8 outputs
+        are then returned dequantized to float32; a batch size other than the model's re-plans the model for it.
         """
+        with self._lock:
+            return self._run(x)
+
+    def _run(self, x):
         arrays = self._arrange_inputs(x)
         float_in = False
         prepared = []
@@ -212,6 +299,9 @@ class Interpreter:
                 if tensor.quant is None or tensor.quant.per_axis:
                     raise InputError(f"input {i} ('{tensor.name}') has no per-tensor quantization to quantize "
                                      "float data with")
+                if not np.all(np.isfinite(a)):
+                    raise InputError(f"input {i} ('{tensor.name}'): float values that are not finite (NaN or "
+                                     "infinity) have no quantized value")
                 s, zp = tensor.quant.scalar()
                 if self._graph.input_rounding == ROUND_HALF_EVEN:       # ONNX QuantizeLinear
                     a = Q.quantize_linear_array(a, s, zp)
@@ -259,3 +349,8 @@ class Interpreter:
         if n != 1:
             raise InputError(f"the model has {n} inputs: pass a list or a dict of arrays")
         return [x]
+
+
+def _whole(v) -> bool:
+    """An integer that is not a bool (numpy integers included)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))

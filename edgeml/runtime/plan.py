@@ -1,8 +1,9 @@
 """What compiling a graph produces: steps (kernel + parameters), the plan, and the context prepares work in."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -29,6 +30,8 @@ class Step:
     #                          (layouts.layout_of(kernel)); addr(tensor index | "scratch") is an address
     scratch_bytes: int = 0
     macs: int = 0            # multiply-accumulates of CONV / DEPTHWISE / FULLY_CONNECTED; 0 for other ops
+    check: Optional[Callable] = None   # the kernel sets an int32 status word (addr("status")) on bad run-time
+    #                                    input, writing zeros instead of reading out of bounds; message(value)
 
 
 @dataclass
@@ -44,14 +47,23 @@ class Plan:
     engine: object = None
     lifetimes: dict = None   # tensor index -> (first step, last step) it is live; inputs/outputs span the invoke
     scratch: dict = None     # step index -> (byte offset, bytes) of that step's scratch buffer in the arena
-    checks: list = None      # (int32 status word a kernel sets on bad run-time input, message(value)); Ctx.run_check
+    checks: list = None      # (byte offset of a step's int32 status word in the arena, message(value)): Step.check
     input_ranges: dict = None    # graph input index -> (lowest, highest, what): values set_input accepts
+    arena_owner: np.ndarray = None    # the allocation `arena` lies in (aligned inside it)
+    const_arrays: dict = None         # tensor index -> contiguous constant the kernels read (shared by clones)
+    status_offsets: dict = None       # step index -> byte offset of its status word in the arena
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of packed weights, tables and constants the kernels read: shared by every clone of the plan."""
+        return sum(a.nbytes for a in self.keep if isinstance(a, np.ndarray)) + \
+            sum(a.nbytes for a in (self.const_arrays or {}).values())
 
     def view(self, t: int) -> np.ndarray:
         """The arena region of tensor t as an array (no copy)."""
         tensor = self.graph.tensors[t]
         shape = self.shapes[t]
-        n = int(np.prod(shape, dtype=np.int64)) * tensor.dtype.itemsize
+        n = math.prod(shape) * tensor.dtype.itemsize
         off = self.offsets[t]
         return self.arena[off:off + n].view(tensor.dtype).reshape(shape)
 
@@ -59,14 +71,17 @@ class Plan:
 class Ctx:
     """What prepare functions read and write while the plan is built."""
 
-    def __init__(self, graph: Graph, rounding: int, num_threads: int = 1):
+    def __init__(self, graph: Graph, rounding: int, num_threads: int = 1, max_tensor_bytes: int = 1 << 31,
+                 max_weight_bytes: int = 1 << 31):
         self.graph = graph
         self.rounding = rounding
         self.num_threads = num_threads    # big convs split their output pixels over this many threads
+        self.max_tensor_bytes = max_tensor_bytes
+        self.max_weight_bytes = max_weight_bytes
+        self.weight_bytes = 0
         self.shapes = {}
         self.constants = {}
         self.keep = []
-        self.run_checks = []
         self.batch_changed = False
         self.input_ranges = {}
         for t in graph.tensors:
@@ -96,30 +111,36 @@ class Ctx:
         shape = tuple(int(d) for d in shape)
         if any(d < 0 for d in shape):
             raise ModelFormatError(f"{op.describe()}: inferred a negative dimension for {t.describe()}")
-        if not self.batch_changed and t.shape and tuple(t.shape) != shape and int(np.prod(t.shape)) != 0:
+        if not self.batch_changed and t.shape and tuple(t.shape) != shape and math.prod(t.shape) != 0:
             raise ModelFormatError(f"{op.describe()}: {t.describe()} is declared {list(t.shape)} but the op "
                                    f"produces {list(shape)}")
         if t.index in self.constants:
             raise ModelFormatError(f"{op.describe()} writes constant {t.describe()}")
+        self.check_size(shape, t.dtype.itemsize, f"{op.describe()}: output {t.describe()}")
         self.shapes[t.index] = shape
+
+    def check_size(self, shape: tuple, itemsize: int, what: str):
+        """Refuses a tensor larger than the arena budget before anything is sized from it."""
+        nbytes = math.prod(shape) * itemsize
+        if nbytes > self.max_tensor_bytes:
+            raise ModelFormatError(f"{what} of shape {list(shape)} needs {nbytes} bytes, more than the arena "
+                                   f"budget of {self.max_tensor_bytes} (Interpreter max_arena_bytes)")
 
     def keep_array(self, a: np.ndarray) -> np.ndarray:
         """A contiguous copy of `a`, kept alive with the plan, starting on a 64-byte boundary: the kernels' vector
         loads of packed weights then never straddle two cache lines (numpy aligns to 16 bytes only, and a 64 KB
         recurrent matrix read with straddling AVX-512 loads costs up to 20% more, varying run to run)."""
         a = np.asarray(a)
+        self.weight_bytes += a.nbytes
+        if self.weight_bytes > self.max_weight_bytes:
+            raise ModelFormatError(f"the packed weights need more than {self.max_weight_bytes} bytes "
+                                   "(Interpreter max_weight_bytes)")
         raw = np.empty(a.nbytes + KEEP_ALIGN, np.uint8)
         start = -raw.__array_interface__["data"][0] % KEEP_ALIGN
         out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
         out[...] = a
         self.keep.append(out)
         return out
-
-    def run_check(self, status: np.ndarray, message: Callable):
-        """A kept int32 word the kernel sets to a nonzero value when an input it reads at run time is out of
-        range (the kernel then writes zeros, never out of bounds); Interpreter.invoke raises InputError with
-        message(value)."""
-        self.run_checks.append((status, message))
 
 
 KEEP_ALIGN = 64                                  # bytes: one cache line, one AVX-512 vector

@@ -248,8 +248,13 @@ def _is_number(s: str) -> bool:
 
 
 def _load_csv(path: str, label_column: str | None):
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.reader(f)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f)]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"'{path}' is not a text CSV file (byte {exc.start} is not UTF-8)") from None
+    except csv.Error as exc:
+        raise DataError(f"'{path}' is not a readable CSV file ({exc})") from None
     # remember the file line of every row, skipping blank lines
     numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
     if not numbered:

@@ -26,6 +26,11 @@ from edgeml.train import evaluate as E, fit as F, keras_env, onnx_recurrent as R
 from edgeml.train.data import load_dataset
 
 DEFAULT_EPOCHS = 15
+OUTPUT_MARKER = ".edgeml-output"        # in every folder `train` writes: a later run may replace such a folder
+WORK_PREFIX = ".edgeml-train-"          # a run works in <parent of --out>/.edgeml-train-XXXX, then renames it
+OLD_PREFIX = ".edgeml-old-"             # a replaced output, while the new one is moved into place
+OWNER_FILE = "owner.pid"                # the process working in a work folder
+STALE_SECONDS = 24 * 3600               # a work folder without an owner file is stale after this long
 RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN", "Bidirectional")
 
 
@@ -43,6 +48,7 @@ class TrainConfig:
     alpha: float = 0.25
     finetune_epochs: int = 3
     verbose: Optional[int] = None
+    overwrite: bool = False          # replace --out even if it is a non-empty folder edgeml did not write
     log: list = field(default_factory=list)
 
 
@@ -64,6 +70,12 @@ def validate(cfg: TrainConfig):
         raise TrainingError(f"--epochs must be at least 1, got {cfg.epochs}")
     if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
         raise TrainingError(f"output path '{cfg.out}' exists and is not a folder")
+    if os.path.isdir(cfg.out) and os.listdir(cfg.out) and not cfg.overwrite \
+            and not os.path.isfile(os.path.join(cfg.out, OUTPUT_MARKER)):
+        raise TrainingError(f"output folder '{cfg.out}' is not empty and was not written by edgeml train; choose "
+                            "another --out, or pass --overwrite (overwrite=True) to replace it")
+    if cfg.batch_size < 1:
+        raise TrainingError(f"--batch-size must be at least 1, got {cfg.batch_size}")
 
 
 def _task(model_name: str) -> str:
@@ -78,17 +90,61 @@ def train(cfg: TrainConfig) -> dict:
     validate(cfg)
     parent = os.path.dirname(os.path.abspath(cfg.out)) or "."
     os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".edgeml-train-", dir=parent)
+    remove_stale_work(parent, os.path.abspath(cfg.out))
+    work = tempfile.mkdtemp(prefix=WORK_PREFIX, dir=parent)
     try:
+        with open(os.path.join(work, OWNER_FILE), "w") as f:
+            f.write(str(os.getpid()))
         report = _run(cfg, work)
-        if os.path.isdir(cfg.out):
-            shutil.rmtree(cfg.out)
         shutil.rmtree(os.path.join(work, "checkpoints"), ignore_errors=True)
-        os.replace(work, cfg.out)
+        os.remove(os.path.join(work, OWNER_FILE))
+        with open(os.path.join(work, OUTPUT_MARKER), "w") as f:
+            f.write("written by edgeml train; a later run with the same --out may replace this folder\n")
+        _move_into_place(work, os.path.abspath(cfg.out), parent)
         return report
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _move_into_place(work: str, out: str, parent: str):
+    """Renames the finished work folder to `out`; a previous output stays whole until the new one is in place."""
+    if not os.path.isdir(out):
+        os.replace(work, out)
+        return
+    old = tempfile.mkdtemp(prefix=OLD_PREFIX, dir=parent)
+    os.replace(out, os.path.join(old, "output"))
+    os.replace(work, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:        # another user's live process
+        return True
+    return True
+
+
+def remove_stale_work(parent: str, out: str):
+    """Removes what killed runs left in `parent`: work folders whose owner process is gone (or, without an owner
+    file, older than STALE_SECONDS), and replaced outputs once `out` exists again."""
+    for name in os.listdir(parent):
+        path = os.path.join(parent, name)
+        if not os.path.isdir(path) or os.path.islink(path):
+            continue
+        if name.startswith(OLD_PREFIX) and os.path.isdir(out):
+            shutil.rmtree(path, ignore_errors=True)
+        elif name.startswith(WORK_PREFIX):
+            try:
+                with open(os.path.join(path, OWNER_FILE)) as f:
+                    stale = not _alive(int(f.read().strip()))
+            except (OSError, ValueError):
+                stale = time.time() - os.path.getmtime(path) > STALE_SECONDS
+            if stale:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _run(cfg: TrainConfig, work: str) -> dict:

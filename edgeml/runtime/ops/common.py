@@ -1,6 +1,7 @@
 """Checks and shape arithmetic shared by the op families' prepare functions."""
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -98,7 +99,8 @@ def row_major_strides(shape) -> list:
 
 
 def element_count(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    """The number of elements, in Python integers (numpy's int64 product wraps around silently)."""
+    return math.prod(int(d) for d in shape)
 
 
 def bias_vector(ctx: Ctx, op: Op, position: int, n_out: int, dtype) -> Optional[np.ndarray]:

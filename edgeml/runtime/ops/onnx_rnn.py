@@ -73,7 +73,7 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
     needs it inside r * (.)).  Unlike TFLite's LSTM, the state does not persist: every invoke starts from
     initial_h / initial_c (or zeros), as onnxruntime does.  Sequence lengths must lie in 0..T (0: zero outputs, as
     onnxruntime); constant ones are checked here, graph-input ones by the kernel on every run, which reports a bad
-    value through a status word (Ctx.run_check) that Interpreter.invoke raises as InputError.
+    value through a status word (Step.check) that Interpreter.invoke raises as InputError.
 
     int8 (kernel onnx_rnn_s8; the reader picks it when X comes from a per-tensor int8 / uint8 DequantizeLinear and W,
     R from DequantizeLinear of int8 constants with zero point 0, per tensor or per gate row; anything else runs in
@@ -151,7 +151,7 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
     if quantized and not rnn_state_within_one(cell, names, alphas):
         raise UnsupportedOpError(f"{what}: activations {list(names)} let h leave [-1, 1]; the int8 kernel "
                                  "needs it within (run the op in float)")
-    lens = lens_input = status = None
+    lens = lens_input = check = None
     if _present(op, SEQUENCE_LENS):
         lt = ctx.tensor(op, SEQUENCE_LENS)
         if lt.index in ctx.constants:
@@ -165,8 +165,8 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
             if lt.dtype != np.int32 or tuple(ctx.shape(lt)) != (batch,):
                 raise ModelFormatError(f"{what}: sequence_lens {lt.describe()} must be int32 of shape [{batch}]")
             lens_input = lt
-        status = ctx.keep_array(np.zeros(1, np.int32))
-        ctx.run_check(status, lambda v: f"{what}: sequence_lens holds {v}; every length must lie in 0..{steps}")
+        def check(value):
+            return f"{what}: sequence_lens holds {value}; every length must lie in 0..{steps}"
     state_shape = (batch, n_dir, hidden) if layout else (n_dir, batch, hidden)
     states = []
     for position, name in ((INITIAL_H, "initial_h"), (INITIAL_C, "initial_c")):
@@ -257,9 +257,9 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
                     peepholes=address(peep) if peep is not None else 0,
                     sequence_lens=address(lens) if lens is not None else (
                         addr(lens_input.index) if lens_input is not None else 0),
-                    scratch=addr("scratch"), quant=address(qblock), status=address(status) if status is not None else 0)
+                    scratch=addr("scratch"), quant=address(qblock), status=addr("status"))
         return ptrs, ints, dict(clip=clip)
-    return Step(op, "onnx_rnn_s8" if quantized else "onnx_rnn_f32", make, scratch, macs)
+    return Step(op, "onnx_rnn_s8" if quantized else "onnx_rnn_f32", make, scratch, macs, check=check)
 
 
 OPS = {"ONNX_RNN": OpSpec(prepare_onnx_rnn)}

@@ -32,7 +32,10 @@ def prepare_reshape(ctx: Ctx, op: Op) -> Step:
     xs = ctx.shape(x)
     new = None
     if len(op.inputs) > 1 and op.inputs[1] >= 0 and op.inputs[1] in ctx.constants:
-        new = [int(v) for v in ctx.constants[op.inputs[1]].reshape(-1)]
+        spec = ctx.constants[op.inputs[1]]
+        if spec.dtype not in (np.int32, np.int64):
+            raise ModelFormatError(f"{op.describe()}: the shape tensor has type {spec.dtype}; it must be int32")
+        new = [int(v) for v in spec.reshape(-1)]
     elif "new_shape" in op.options and len(op.options["new_shape"]):
         new = [int(v) for v in op.options["new_shape"]]
     if new is None:
