@@ -2,6 +2,9 @@
 
 No -march=native: a wheel built here must run on any x86-64 / aarch64. ISA-specific code paths are
 compiled per function (target attributes) and chosen at run time from CPU features.
+
+EDGEML_SANITIZE=1 builds the kernels with AddressSanitizer and UndefinedBehaviorSanitizer (for testing only; run
+Python with the sanitizer runtimes preloaded, see README "Fuzzing and sanitizers").
 """
 import glob
 import os
@@ -14,6 +17,11 @@ INCLUDE = os.path.join("cython_ops", "include")
 FAMILIES = ["engine", "conv", "pool", "elementwise", "shape", "reduce", "activation", "onnx_ops", "rnn"]
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
+LINK_ARGS = []
+if os.environ.get("EDGEML_SANITIZE") == "1":
+    SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+    COMPILE_ARGS = ["-O1", "-g", "-ffp-contract=off", "-fno-strict-aliasing"] + SANITIZERS
+    LINK_ARGS = SANITIZERS
 
 # every kernel header: a change to any of them rebuilds the extensions (they include each other freely)
 HEADERS = sorted(glob.glob(os.path.join(INCLUDE, "*.h"))) + [os.path.join("cython_ops", "em_params.pxd")]
@@ -25,6 +33,7 @@ extensions = [
         include_dirs=[INCLUDE, "cython_ops"],
         depends=HEADERS,
         extra_compile_args=COMPILE_ARGS,
+        extra_link_args=LINK_ARGS,
     )
     for name in FAMILIES
 ]
