@@ -219,9 +219,10 @@ OPS = {
     "SOFTMAX": OpSpec(partial(prepare_unary, which="SOFTMAX"), max_version=3, output_types=WITH_INT16),
     "LOGISTIC": OpSpec(partial(prepare_unary, which="LOGISTIC"), max_version=3, output_types=WITH_INT16),
     "TANH": OpSpec(partial(prepare_unary, which="TANH"), max_version=3, output_types=WITH_INT16),
-    "RELU": OpSpec(partial(prepare_unary, which="RELU"), max_version=3),
-    "RELU6": OpSpec(partial(prepare_unary, which="RELU6"), max_version=3),
-    "RELU_N1_TO_1": OpSpec(partial(prepare_unary, which="RELU_N1_TO_1"), max_version=2),
+    "RELU": OpSpec(partial(prepare_unary, which="RELU"), max_version=3, output_types=WITH_INT16),
+    "RELU6": OpSpec(partial(prepare_unary, which="RELU6"), max_version=3, output_types=WITH_INT16),
+    "RELU_N1_TO_1": OpSpec(partial(prepare_unary, which="RELU_N1_TO_1"), max_version=2,
+                            output_types=WITH_INT16),
     "LEAKY_RELU": OpSpec(partial(prepare_unary, which="LEAKY_RELU"), max_version=2, output_types=WITH_INT16),
     "HARD_SWISH": OpSpec(partial(prepare_unary, which="HARD_SWISH"), max_version=1),
 }

@@ -168,7 +168,8 @@ def prepare_binary(ctx: Ctx, op: Op, which: str, dims: dict) -> Step:
     f1, f2, fo = (np.float64(Q.F32(v)) for v in (s1, s2, so))
     name, floats = which.lower() + "_int16", {}
     if which == "MUL":
-        m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
+        # mul.cc multiplies and divides the stored float scales in float, then widens to double
+        m, sh = Q.quantize_multiplier(float(Q.F32(s1) * Q.F32(s2) / Q.F32(so)), ctx.rounding)
         ints = dict(dims, zp1=0, zp2=0, out_zp=0, mult=m, shift=sh, act_min=amin, act_max=amax, mode=ctx.rounding)
     else:
         logs = [log2_if_power_of_two(s) for s in (s1, s2, so)]
