@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""The 16x8 scheme: int16 activations, int8 weights (include/em_int16.h)."""
+"""The 16x8 scheme: int16 activations, int8 weights (include/em_int16.h, em_int16_lut.h)."""
 from libc.stdint cimport uintptr_t
 from cython_ops.em_params cimport em_params
 
@@ -20,6 +20,11 @@ cdef extern from "em_int16.h":
     void em_dequantize_int16_f32(const em_params*) nogil
     void em_mean_int16(const em_params*) nogil
 
+cdef extern from "em_int16_lut.h":
+    void em_softmax_int16(const em_params*) nogil
+    void em_logistic_int16(const em_params*) nogil
+    void em_tanh_int16(const em_params*) nogil
+
 KERNELS = {
     "conv2d_16x8": <uintptr_t>&em_conv2d_16x8,
     "depthwise_16x8": <uintptr_t>&em_depthwise_16x8,
@@ -36,4 +41,7 @@ KERNELS = {
     "quantize_f32_int16": <uintptr_t>&em_quantize_f32_int16,
     "dequantize_int16_f32": <uintptr_t>&em_dequantize_int16_f32,
     "mean_int16": <uintptr_t>&em_mean_int16,
+    "softmax_int16": <uintptr_t>&em_softmax_int16,
+    "logistic_int16": <uintptr_t>&em_logistic_int16,
+    "tanh_int16": <uintptr_t>&em_tanh_int16,
 }

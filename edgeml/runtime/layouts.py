@@ -255,6 +255,11 @@ CONV16 = _layout("conv16", "em_int16.h", "EM_CONV16", base=CONV, keep=(ALL, ALL,
 FC16 = _layout("fc16", "em_int16.h", "EM_FC16", base=FC, keep=(ALL, ALL, 0), ints=("wide_bias",))
 ADD16_POT = _layout("add16_pot", "em_int16.h", "EM_ADD16_POT", base=BINARY, keep=(ALL, ALL, 0),
                     ints=("shift1", "shift2", "act_min", "act_max", "sign"))
+SOFTMAX16 = _layout("softmax16", "em_int16_lut.h", "EM_SOFTMAX16",
+                    ptrs=("input", "output", "exp_table", "reciprocal_table"),
+                    ints=("rows", "depth", "in_mult", "in_shift", "mode"))
+ACT16 = _layout("act16", "em_int16_lut.h", "EM_ACT16", ptrs=("input", "output"),
+                ints=("n", "in_mult", "in_shift"))
 TCONV = _layout("transpose_conv", "em_transpose_conv.h", "EM_TCONV",
                 ptrs=("input", "weights", "bias", "output", "mult", "shift", "scratch", "output_shape", "status"),
                 ints=("n", "ih", "iw", "ic", "oh", "ow", "oc", "kh", "kw", "sh", "sw", "pad_top", "pad_left", "in_zp",
@@ -302,14 +307,14 @@ KERNEL_LAYOUTS: Dict[str, Layout] = {
 
 
 # the 16x8 scheme (cython_ops.int16x8) and TRANSPOSE_CONV (cython_ops.transpose_conv)
-LAYOUTS += (CONV16, FC16, ADD16_POT, TCONV)
+LAYOUTS += (CONV16, FC16, ADD16_POT, SOFTMAX16, ACT16, TCONV)
 KERNEL_LAYOUTS.update({
     "conv2d_16x8": CONV16, "depthwise_16x8": CONV16, "fully_connected_16x8": FC16,
     "add_int16": ADD, "add_int16_pot": ADD16_POT, "mul_int16": MUL,
     "requantize_int16_int8": REQUANTIZE, "requantize_int8_int16": REQUANTIZE, "requantize_int16_int16": REQUANTIZE,
     "requantize_int16_int32": REQUANTIZE, "requantize_int32_int16": REQUANTIZE,
     "leaky_relu_int16": LEAKY_RELU, "quantize_f32_int16": QUANTIZE, "dequantize_int16_f32": DEQUANTIZE,
-    "mean_int16": MEAN,
+    "mean_int16": MEAN, "softmax_int16": SOFTMAX16, "logistic_int16": ACT16, "tanh_int16": ACT16,
     "transpose_conv": TCONV,
 })
 
