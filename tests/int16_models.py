@@ -25,6 +25,8 @@ class Int16Spec:
     spread: float = 1.0              # standard deviation of the representative / test inputs
     kinds: tuple = ("int16",)
     rewrite: Callable = None         # rewrite(model_bytes) -> model_bytes, for what the converter gets wrong
+    make: Callable = None            # make() -> model bytes, for one-op models the converter never emits
+    int32_bias: bool = False         # the converter's quantized_bias_type INT32 instead of int64
 
 
 def one_input(fn):
@@ -68,6 +70,11 @@ add(Int16Spec("dwconv_5x5_m1_dilation2_same", [(13, 11, 5)],
 add(Int16Spec("dense_relu_then_linear", [(37,)],
               one_input(lambda k, tf, x: k.layers.Dense(5)(k.layers.Dense(17, activation="relu")(x))),
               frozenset({"FULLY_CONNECTED"}), (("FULLY_CONNECTED", "RELU"), ("FULLY_CONNECTED", "NONE"))))
+add(Int16Spec("conv_int32_bias", [(9, 8, 6)],
+              one_input(lambda k, tf, x: k.layers.Conv2D(5, 3, padding="same", activation="relu")(x)),
+              frozenset({"CONV_2D"}), spread=3.0, int32_bias=True))
+add(Int16Spec("dense_int32_bias", [(29,)], one_input(lambda k, tf, x: k.layers.Dense(7)(x)),
+              frozenset({"FULLY_CONNECTED"}), spread=3.0, int32_bias=True))
 add(Int16Spec("dense_3d_input_nobias", [(7, 13)],
               one_input(lambda k, tf, x: k.layers.Dense(9, use_bias=False)(x)), frozenset({"FULLY_CONNECTED"}),
               spread=3.0))
@@ -196,8 +203,87 @@ add(Int16Spec("transpose_conv_3x2_stride2_same_nobias_relu6", [(5, 6, 2)],
               frozenset({"TRANSPOSE_CONV"}), kinds=("int16", "int8", "float")))
 
 
+# ----- one-op models written directly (TensorFlow's flatbuffer object API) -------------------------------------
+
+def one_op_model(op_name: str, inputs: list, outputs: list, options=None) -> bytes:
+    """A .tflite file with one op; each tensor is (type name, shape, scale, zero point); all inputs are graph
+    inputs; `options` is (BuiltinOptions name, {field: value})."""
+    import flatbuffers
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as fb
+    model = fb.ModelT()
+    model.version = 3
+    code = fb.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = getattr(fb.BuiltinOperator, op_name)
+    code.version = 2
+    model.operatorCodes = [code]
+    model.buffers = [fb.BufferT()]
+    sg = fb.SubGraphT()
+    sg.tensors = []
+    for k, (type_name, shape, scale, zero_point) in enumerate(inputs + outputs):
+        t = fb.TensorT()
+        t.name = f"t{k}".encode()
+        t.shape = np.array(shape, np.int32)
+        t.type = getattr(fb.TensorType, type_name)
+        if scale is not None:
+            t.quantization = fb.QuantizationParametersT()
+            t.quantization.scale, t.quantization.zeroPoint = [scale], [zero_point]
+        model.buffers.append(fb.BufferT())
+        t.buffer = len(model.buffers) - 1
+        sg.tensors.append(t)
+    op = fb.OperatorT()
+    op.opcodeIndex = 0
+    op.inputs = list(range(len(inputs)))
+    op.outputs = list(range(len(inputs), len(inputs) + len(outputs)))
+    if options is not None:
+        name, fields = options
+        op.builtinOptionsType = getattr(fb.BuiltinOptions, name)
+        op.builtinOptions = getattr(fb, name + "T")()
+        for field, value in fields.items():
+            setattr(op.builtinOptions, field, value)
+    sg.operators = [op]
+    sg.inputs, sg.outputs = op.inputs, op.outputs
+    model.subgraphs = [sg]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def requantize_model(in_type, in_scale, in_zp, out_type, out_scale, out_zp):
+    return lambda: one_op_model("QUANTIZE", [(in_type, [1, 7, 5, 3], in_scale, in_zp)],
+                                [(out_type, [1, 7, 5, 3], out_scale, out_zp)])
+
+
+def pot_model(op_name, scales, shapes=([2, 9, 5], [2, 9, 5]), activation=0):
+    """ADD / SUB on int16 with power-of-two scales and pot_scale_int16 set: LiteRT's legacy int16 path."""
+    tensors = [("INT16", shape, scale, 0) for shape, scale in zip(shapes, scales)]
+    options = ("AddOptions" if op_name == "ADD" else "SubOptions",
+               {"fusedActivationFunction": activation, "potScaleInt16": True})
+    return lambda: one_op_model(op_name, tensors, [("INT16", list(shapes[0]), scales[2], 0)], options)
+
+
+add(Int16Spec("quantize_int16_to_int8", [(7, 5, 3)], None, frozenset({"QUANTIZE"}),
+              make=requantize_model("INT16", 1 / 1000, 0, "INT8", 1 / 50, -3)))
+add(Int16Spec("quantize_int8_to_int16", [(7, 5, 3)], None, frozenset({"QUANTIZE"}),
+              make=requantize_model("INT8", 0.02, 5, "INT16", 1 / 3000, 0)))
+add(Int16Spec("quantize_int16_to_int16", [(7, 5, 3)], None, frozenset({"QUANTIZE"}),
+              make=requantize_model("INT16", 1 / 1000, 0, "INT16", 1 / 700, 0)))
+add(Int16Spec("add_pot_second_input_shifted", [(2, 9, 5)] * 2, None, frozenset({"ADD"}),
+              make=pot_model("ADD", (2.0 ** -12, 2.0 ** -14, 2.0 ** -12))))
+add(Int16Spec("add_pot_relu_first_input_shifted", [(2, 9, 5)] * 2, None, frozenset({"ADD"}),
+              make=pot_model("ADD", (2.0 ** -15, 2.0 ** -11, 2.0 ** -11), activation=1)))
+add(Int16Spec("sub_pot_first_input_shifted", [(2, 9, 5)] * 2, None, frozenset({"SUB"}),
+              make=pot_model("SUB", (2.0 ** -13, 2.0 ** -10, 2.0 ** -10))))
+add(Int16Spec("sub_pot_second_input_shifted_relu6", [(2, 9, 5)] * 2, None, frozenset({"SUB"}),
+              make=pot_model("SUB", (2.0 ** -10, 2.0 ** -13, 2.0 ** -10), activation=3)))
+add(Int16Spec("add_pot_flag_with_general_scales", [(2, 9, 5)] * 2, None, frozenset({"ADD"}),
+              make=pot_model("ADD", (0.001, 2.0 ** -12, 0.002))))
+
+
 def convert(spec: Int16Spec, kind: str) -> bytes:
     """The spec's model as a .tflite flatbuffer of the given kind (see the module docstring)."""
+    if spec.make is not None:
+        return spec.make()
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -221,5 +307,7 @@ def convert(spec: Int16Spec, kind: str) -> bytes:
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
             if kind == "int16":
                 converter.inference_input_type = converter.inference_output_type = tf.int16
+            if spec.int32_bias:
+                converter._experimental_full_integer_quantization_bias_type = tf.int32
     model_bytes = converter.convert()
     return spec.rewrite(model_bytes) if spec.rewrite is not None and kind == "int16" else model_bytes

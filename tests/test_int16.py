@@ -61,10 +61,12 @@ def assert_holds_ops(model: bytes, spec: M.Int16Spec, kind: str):
         assert set(spec.fused) <= fused, f"{spec.name} ({kind}) lacks fused {set(spec.fused) - fused}"
     if kind.startswith("int16"):
         tested = [op for op in graph.ops if op.type in spec.ops]
-        assert all(graph.tensors[op.outputs[0]].dtype == np.int16 for op in tested), \
-            f"{spec.name}: an op under test does not produce int16"
+        assert all(np.dtype(np.int16) in {graph.tensors[t].dtype for t in op.inputs[:1] + op.outputs}
+                   for op in tested), f"{spec.name}: an op under test neither reads nor writes int16"
     if kind == "int16_float_io":
         assert {"QUANTIZE", "DEQUANTIZE"} <= types
+    if spec.int32_bias:
+        assert all(graph.tensors[op.inputs[2]].dtype == np.int32 for op in graph.ops if op.type in spec.ops)
 
 
 def int_inputs(spec: M.Int16Spec, details: list, n: int) -> list:
@@ -161,6 +163,15 @@ def bias_as_int8(graph, op_type):
     t.dtype = np.dtype(np.int8)
 
 
+def bias_as_int32(graph, op_type):
+    """LiteRT's DEPTHWISE_CONV_2D takes only an int64 bias with int16 input (CONV_2D and FULLY_CONNECTED an int32
+    one too)."""
+    op = first_op(graph, op_type)
+    t = graph.tensors[op.inputs[2]]
+    t.data = t.data.astype(np.int32)
+    t.dtype = np.dtype(np.int32)
+
+
 def weights_as_int16(graph, op_type):
     op = first_op(graph, op_type)
     t = graph.tensors[op.inputs[1]]
@@ -180,6 +191,13 @@ def weight_scales_of_wrong_count(graph, op_type):
     t.quant = Quantization(np.full(2, 0.01), np.zeros(2, np.int64), t.quant.axis)
 
 
+def output_shape_far_too_large(graph, op_type):
+    op = first_op(graph, op_type)
+    shape_t, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    shape_t.data = np.array([1, 4000, 4000, shape_t.data[3]], np.int32)
+    y.shape = tuple(int(v) for v in shape_t.data)
+
+
 def concat_input_scale_differs(graph, op_type):
     op = first_op(graph, op_type)
     t = graph.tensors[op.inputs[1]]
@@ -195,6 +213,8 @@ MALFORMED = [
     ("dwconv_5x5_m1_dilation2_same", "DEPTHWISE_CONV_2D", set_zero_point(0, "output"), edgeml.ModelFormatError,
      "zero point 3"),
     ("dense_relu_then_linear", "FULLY_CONNECTED", bias_as_int8, edgeml.ModelFormatError, "int64"),
+    ("dwconv_5x5_m1_dilation2_same", "DEPTHWISE_CONV_2D", bias_as_int32, edgeml.ModelFormatError,
+     "need an int64 bias"),
     ("add_sub_mul_same_shape", "ADD", set_zero_point(1), edgeml.ModelFormatError, "zero point 3"),
     ("add_sub_mul_same_shape", "MUL", output_as_int8, edgeml.UnsupportedOpError, "int16"),
     ("leaky_relu", "LEAKY_RELU", set_zero_point(0), edgeml.ModelFormatError, "zero point 3"),
@@ -203,6 +223,8 @@ MALFORMED = [
     ("transpose_conv_3x3_stride2_same", "TRANSPOSE_CONV", bias_as_int8, edgeml.ModelFormatError, "int64 bias"),
     ("transpose_conv_3x3_stride2_same", "TRANSPOSE_CONV", set_zero_point(2), edgeml.ModelFormatError,
      "zero point 3"),
+    ("transpose_conv_3x3_stride2_same", "TRANSPOSE_CONV", output_shape_far_too_large, edgeml.ModelFormatError,
+     "output height 4000 does not come from input height 5"),
 ]
 
 
@@ -215,3 +237,37 @@ def test_malformed_int16_model_raises_a_clear_error(models, name, op_type, mutat
     mutate(graph, op_type)
     with pytest.raises(error, match=message):
         edgeml.Interpreter(graph)
+
+
+def padv2_value_as_float(graph, op_type):
+    """As the 16x8 converter writes it (LiteRT refuses that too: INT16 != FLOAT32)."""
+    op = first_op(graph, op_type)
+    t = graph.tensors[op.inputs[2]]
+    t.data = np.array(0.5, np.float32)
+    t.dtype = np.dtype(np.float32)
+
+
+def test_padv2_with_a_float_pad_value_on_int16_data_is_refused(models):
+    graph = copy.deepcopy(from_tflite(models.get("pad_and_padv2", "int16")))
+    padv2_value_as_float(graph, "PADV2")
+    with pytest.raises(edgeml.ModelFormatError, match="constant value must be one int16"):
+        edgeml.Interpreter(graph)
+
+
+@pytest.mark.parametrize("name,kernel", [("add_pot_second_input_shifted", "add_int16_pot"),
+                                         ("sub_pot_first_input_shifted", "add_int16_pot"),
+                                         ("add_pot_flag_with_general_scales", "add_int16"),
+                                         ("add_sub_mul_same_shape", "add_int16")])
+def test_int16_add_sub_take_the_path_litert_prepare_chooses(models, name, kernel):
+    """pot_scale_int16 with every scale a power of two: the legacy saturating path; otherwise the general one
+    (left shift 15), as add.cc / sub.cc decide."""
+    ours = edgeml.Interpreter(models.get(name, "int16"))
+    assert ours.plan.steps[0].kernel == kernel
+
+
+def test_power_of_two_int16_add_does_not_broadcast():
+    """LiteRT's legacy path reads both inputs flat; edgeml refuses the broadcast instead of reading past one."""
+    pytest.importorskip("tensorflow")
+    model = M.pot_model("ADD", (2.0 ** -12, 2.0 ** -12, 2.0 ** -12), shapes=([2, 9, 5], [1, 1, 5]))()
+    with pytest.raises(edgeml.UnsupportedOpError, match="does not broadcast"):
+        edgeml.Interpreter(model)

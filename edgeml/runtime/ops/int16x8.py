@@ -70,14 +70,15 @@ def channel_multipliers(ctx: Ctx, op: Op, w, n_out: int, axis: int, s_in: float,
     return mult, shift, real
 
 
-def wide_bias(ctx: Ctx, op: Op, position: int, n_out: int):
-    """(bias array or None, wide): int64 bias (or none) sums in int64; an int32 bias makes LiteRT sum in int32."""
+def wide_bias(ctx: Ctx, op: Op, position: int, n_out: int, allow_int32: bool = True):
+    """(bias array or None, wide): int64 bias (or none) sums in int64; an int32 bias (the converter's
+    quantized_bias_type INT32; LiteRT takes it for CONV_2D and FULLY_CONNECTED) makes LiteRT sum in int32."""
     if position >= len(op.inputs) or op.inputs[position] < 0:
         return None, 1
     b = ctx.tensor(op, position)
-    if b.dtype not in (np.int64, np.int32):
+    if b.dtype != np.int64 and not (allow_int32 and b.dtype == np.int32):
         raise ModelFormatError(f"{op.describe()}: bias {b.describe()} is {b.dtype}; int16 activations need an "
-                               "int64 (or int32) bias")
+                               f"int64{' (or int32)' if allow_int32 else ''} bias")
     data = bias_vector(ctx, op, position, n_out, b.dtype)
     return ctx.keep_array(data), int(b.dtype == np.int64)
 
@@ -109,7 +110,7 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     ctx.set_output(op, 0, (n, oh, ow, oc))
     act = fused_activation(op)
     mult, shift, _ = channel_multipliers(ctx, op, w, oc, 3 if depthwise else 0, s_in, s_out)
-    bias, wide = wide_bias(ctx, op, 2, oc)
+    bias, wide = wide_bias(ctx, op, 2, oc, allow_int32=not depthwise)
     amin, amax = activation_range_int16(act, s_out, out_zp)
     wk = ctx.keep_array(wdata.reshape(kh * kw, oc) if depthwise else wdata)
     mk, sk = ctx.keep_array(mult), ctx.keep_array(shift)

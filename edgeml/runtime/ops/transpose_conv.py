@@ -74,11 +74,15 @@ def prepare_transpose_conv(ctx: Ctx, op: Op) -> Step:
     mode = PADDING.get(o.get("padding", 0))
     if mode is None:
         raise ModelFormatError(f"{op.describe()}: unknown padding {o.get('padding')}")
-    # LiteRT pads as a conv from the output to the input would: ComputePaddingHeightWidth on the output size
-    def lead_pad(out_size, k, stride):
+    # LiteRT pads as the conv from the output back to the input would (ComputePaddingHeightWidth on the output
+    # size); that conv must give the input's size, which also bounds the output a file can ask for
+    def lead_pad(out_size, k, stride, in_size, axis):
         size = (out_size + stride - 1) // stride if mode == "SAME" else (out_size + stride - k) // stride
+        if size != in_size:
+            raise ModelFormatError(f"{op.describe()}: output {axis} {out_size} does not come from input {axis} "
+                                   f"{in_size} with kernel {k}, stride {stride} and {mode} padding")
         return max(((size - 1) * stride + k - out_size) // 2, 0)
-    pt, pl = lead_pad(oh, kh, sh), lead_pad(ow, kw, sw)
+    pt, pl = lead_pad(oh, kh, sh, ih, "height"), lead_pad(ow, kw, sw, iw, "width")
     ctx.set_output(op, 0, planned)
     act = fused_activation(op)
     has_bias = len(op.inputs) == 4 and op.inputs[3] >= 0
