@@ -198,6 +198,12 @@ def output_shape_far_too_large(graph, op_type):
     y.shape = tuple(int(v) for v in shape_t.data)
 
 
+def input_scale_huge(graph, op_type):
+    op = first_op(graph, op_type)
+    t = graph.tensors[op.inputs[0]]
+    t.quant = Quantization(np.array([1e30]), np.zeros(1, np.int64))
+
+
 def concat_input_scale_differs(graph, op_type):
     op = first_op(graph, op_type)
     t = graph.tensors[op.inputs[1]]
@@ -218,6 +224,12 @@ MALFORMED = [
     ("add_sub_mul_same_shape", "ADD", set_zero_point(1), edgeml.ModelFormatError, "zero point 3"),
     ("add_sub_mul_same_shape", "MUL", output_as_int8, edgeml.UnsupportedOpError, "int16"),
     ("leaky_relu", "LEAKY_RELU", set_zero_point(0), edgeml.ModelFormatError, "zero point 3"),
+    ("leaky_relu", "LEAKY_RELU", input_scale_huge, edgeml.UnsupportedOpError, "too large"),
+    ("logistic", "LOGISTIC", input_scale_huge, edgeml.UnsupportedOpError, "too large"),
+    ("softmax_last_axis", "SOFTMAX", input_scale_huge, edgeml.UnsupportedOpError, "too large"),
+    ("softmax_last_axis", "SOFTMAX", set_zero_point(0, "output"), edgeml.ModelFormatError, "zero point 3"),
+    ("conv_3x2_stride2_same_relu", "CONV_2D", input_scale_huge, edgeml.UnsupportedOpError, "too large"),
+    ("mean_hw_and_channels", "MEAN", input_scale_huge, edgeml.UnsupportedOpError, "too large"),
     ("concat_channels", "CONCATENATION", concat_input_scale_differs, edgeml.UnsupportedOpError,
      "must share scale and zero point"),
     ("transpose_conv_3x3_stride2_same", "TRANSPOSE_CONV", bias_as_int8, edgeml.ModelFormatError, "int64 bias"),

@@ -26,7 +26,7 @@ def prepare_relu(ctx: Ctx, op: Op, which: str) -> Step:
     s_out, _ = int16x8.qparams16(y, op)
     xs = ctx.shape(x)
     ctx.set_output(op, 0, xs)
-    m, sh = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), ctx.rounding)
+    m, sh = int16x8.multiplier(ctx, op, float(Q.F32(s_in) / Q.F32(s_out)))
     lo_f, hi_f = RELU_BOUNDS[which]
 
     def q(f):
@@ -80,7 +80,7 @@ def prepare_softmax(ctx: Ctx, op: Op) -> Step:
         raise UnsupportedOpError(f"{op.describe()}: int16 SOFTMAX takes 1-D to 4-D input, got {len(xs)}-D")
     ctx.set_output(op, 0, xs)
     beta = Q.F32(op.options.get("beta", 1.0))
-    m, sh = Q.quantize_multiplier(float(Q.F32(s_in) * beta) / (10.0 / 65535.0), ctx.rounding)
+    m, sh = int16x8.multiplier(ctx, op, float(Q.F32(s_in) * beta) / (10.0 / 65535.0))
     exp_lut = ctx.keep_array(interpolation_table(10.0 / SOFTMAX_RANGE, 32767, 2.0 / SOFTMAX_RANGE, math.exp))
     recip_lut = ctx.keep_array(interpolation_table(1.0 / SOFTMAX_RANGE, -32768, 2.0 / SOFTMAX_RANGE,
                                                    lambda v: 1.0 / (1.0 + v)))
@@ -115,6 +115,8 @@ def prepare_logistic_tanh(ctx: Ctx, op: Op, which: str) -> Step:
             shift += 1
             multiplier *= 2.0
         mult = int(multiplier)
+    if mult >= 1 << 16:          # x * mult must stay inside int32
+        raise UnsupportedOpError(f"{op.describe()}: int16 {which} input scale {s_in} is too large")
     ints = dict(n=element_count(xs), in_mult=mult, in_shift=shift)
 
     def make(addr):

@@ -12,7 +12,7 @@ from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops.common import (bias_vector, conv_operands, element_count, fully_connected_shape,
-                                       fused_activation, pad6, qparams, require_positive, spatial_padding)
+                                       fused_activation, qparams, require_positive, spatial_padding)
 from edgeml.runtime.plan import INT8_FLOAT32, Ctx, Step, address
 
 INT16 = np.dtype(np.int16)
@@ -48,7 +48,20 @@ def activation_range_int16(act: str, scale: float, zero_point: int) -> tuple[int
     return (INT16_MIN if lo is None else max(INT16_MIN, q(lo)), INT16_MAX if hi is None else min(INT16_MAX, q(hi)))
 
 
-def channel_multipliers(ctx: Ctx, op: Op, w, n_out: int, axis: int, s_in: float, s_out: float):
+def multiplier(ctx: Ctx, op: Op, real: float, max_shift: int = 30) -> tuple[int, int]:
+    """QuantizeMultiplier(real), refused when the kernels could not apply it (a left shift past max_shift: 30 for
+    the int32 arithmetic, 7 for the int64 sums' reduced multiplier, as LiteRT asserts)."""
+    try:
+        m, sh = Q.quantize_multiplier(real, ctx.rounding)
+    except ValueError as exc:
+        raise UnsupportedOpError(f"{op.describe()}: {exc}") from exc
+    if sh > max_shift:
+        raise UnsupportedOpError(f"{op.describe()}: rescale factor {real:g} is too large for the int16 kernels")
+    return m, sh
+
+
+def channel_multipliers(ctx: Ctx, op: Op, w, n_out: int, axis: int, s_in: float, s_out: float,
+                        max_shift: int = 7):
     """Per-channel (multiplier, shift) and the double scale of PopulateConvolutionQuantizationParams: int8 weights,
     symmetric, one scale or one per output channel along `axis`."""
     if w.dtype != np.int8:
@@ -66,8 +79,8 @@ def channel_multipliers(ctx: Ctx, op: Op, w, n_out: int, axis: int, s_in: float,
         raise ModelFormatError(f"{op.describe()}: weights {w.describe()} have a scale that is not positive")
     ws = np.broadcast_to(ws, (n_out,)).astype(np.float64)
     real = (np.float64(Q.F32(s_in)) * ws.astype(np.float32).astype(np.float64)) / np.float64(Q.F32(s_out))
-    mult, shift = Q.quantize_multipliers(real, ctx.rounding)
-    return mult, shift, real
+    pairs = [multiplier(ctx, op, r, max_shift) for r in real]
+    return np.array([p[0] for p in pairs], np.int32), np.array([p[1] for p in pairs], np.int32), real
 
 
 def wide_bias(ctx: Ctx, op: Op, position: int, n_out: int, allow_int32: bool = True):
@@ -170,7 +183,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str, dims: dict) -> Step:
     name, floats = which.lower() + "_int16", {}
     if which == "MUL":
         # mul.cc multiplies and divides the stored float scales in float, then widens to double
-        m, sh = Q.quantize_multiplier(float(Q.F32(s1) * Q.F32(s2) / Q.F32(so)), ctx.rounding)
+        m, sh = multiplier(ctx, op, float(Q.F32(s1) * Q.F32(s2) / Q.F32(so)))
         ints = dict(dims, zp1=0, zp2=0, out_zp=0, mult=m, shift=sh, act_min=amin, act_max=amax, mode=ctx.rounding)
     else:
         logs = [log2_if_power_of_two(s) for s in (s1, s2, so)]
@@ -187,9 +200,9 @@ def prepare_binary(ctx: Ctx, op: Op, which: str, dims: dict) -> Step:
             name = "add_int16_pot"
         else:
             twice_max = 2.0 * max(f1, f2)
-            m1, sh1 = Q.quantize_multiplier(f1 / twice_max, ctx.rounding)
-            m2, sh2 = Q.quantize_multiplier(f2 / twice_max, ctx.rounding)
-            mo, sho = Q.quantize_multiplier(twice_max / ((1 << 15) * fo), ctx.rounding)
+            m1, sh1 = multiplier(ctx, op, f1 / twice_max)
+            m2, sh2 = multiplier(ctx, op, f2 / twice_max)
+            mo, sho = multiplier(ctx, op, twice_max / ((1 << 15) * fo))
             ints = dict(dims, zp1=0, zp2=0, out_zp=0, left_shift=15, mult1=m1, shift1=sh1, mult2=m2, shift2=sh2,
                         out_mult=mo, out_shift=sho, act_min=amin, act_max=amax, mode=ctx.rounding,
                         sign=1 if which == "ADD" else -1)
@@ -211,8 +224,8 @@ def prepare_leaky_relu(ctx: Ctx, op: Op) -> Step:
     xs = ctx.shape(x)
     ctx.set_output(op, 0, xs)
     alpha = Q.F32(op.options.get("alpha", 0.2))
-    ma, sa = Q.quantize_multiplier(float(Q.F32(s_in) * alpha / Q.F32(s_out)), ctx.rounding)
-    mi, si = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), ctx.rounding)
+    ma, sa = multiplier(ctx, op, float(Q.F32(s_in) * alpha / Q.F32(s_out)))
+    mi, si = multiplier(ctx, op, float(Q.F32(s_in) / Q.F32(s_out)))
     ints = dict(n=element_count(xs), in_zp=0, out_zp=0, mult_identity=mi, shift_identity=si, mult_alpha=ma,
                 shift_alpha=sa, mode=ctx.rounding)
 
@@ -242,7 +255,7 @@ def prepare_quantize(ctx: Ctx, op: Op) -> Step:
     if name is None:
         raise UnsupportedOpError(f"{op.describe()}: quantizing {x.dtype} to {y.dtype} is not supported")
     s_in, zp_in = qparams16(x, op) if x.dtype == INT16 else qparams(x, op)
-    m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), ctx.rounding)
+    m, sh = multiplier(ctx, op, np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)))
     lo, hi = TYPE_BOUNDS[y.dtype]
     ints = dict(n=n, in_zp=zp_in, out_zp=zp_out, mult=m, shift=sh, act_min=lo, act_max=hi, mode=ctx.rounding)
 
@@ -277,6 +290,8 @@ def prepare_mean(ctx: Ctx, op: Op, geometry: dict) -> Step:
     if count * 65535 >= 2 ** 31:
         raise UnsupportedOpError(f"{op.describe()}: {count} reduced int16 elements overflow the int32 sum")
     m, sh = Q.mean_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), count, ctx.rounding)
+    if sh > 30:
+        raise UnsupportedOpError(f"{op.describe()}: rescale factor {s_in / s_out:g} is too large for int16 MEAN")
     ints = dict(geometry, is_float=0, in_zp=0, out_zp=0, mult=m, shift=sh, mode=ctx.rounding)
 
     def make(addr):

@@ -107,7 +107,7 @@ def prepare_transpose_conv(ctx: Ctx, op: Op) -> Step:
             raise ModelFormatError(f"{op.describe()}: bias {ctx.tensor(op, 3).describe()} is "
                                    f"{ctx.tensor(op, 3).dtype}; {x.dtype} input needs a {np.dtype(bias_type).name} bias")
         bias = bias_vector(ctx, op, 3, oc, bias_type)
-        mult, shift, _ = int16x8.channel_multipliers(ctx, op, w, oc, 0, s_in, s_out)
+        mult, shift, _ = int16x8.channel_multipliers(ctx, op, w, oc, 0, s_in, s_out, 7 if kind == 1 else 30)
         mult, shift = ctx.keep_array(mult), ctx.keep_array(shift)
         scratch = n * oh * ow * oc * (8 if kind == 1 else 4)
     wk = ctx.keep_array(wdata)
