@@ -283,3 +283,19 @@ def test_power_of_two_int16_add_does_not_broadcast():
     model = M.pot_model("ADD", (2.0 ** -12, 2.0 ** -12, 2.0 ** -12), shapes=([2, 9, 5], [1, 1, 5]))()
     with pytest.raises(edgeml.UnsupportedOpError, match="does not broadcast"):
         edgeml.Interpreter(model)
+
+
+def test_run_with_float_input_quantizes_to_int16_and_dequantizes_the_output(models):
+    """run(float) on a 16x8 model: x / scale rounded half away from zero into int16 (LiteRT's QUANTIZE), and the
+    int16 output returned as float32 scale * q."""
+    model = models.get("small_cnn", "int16")
+    ours, manual = edgeml.Interpreter(model), edgeml.Interpreter(model)
+    d_in, d_out = ours.get_input_details()[0], ours.get_output_details()[0]
+    assert d_in["dtype"] == np.int16 and d_in["zero_point"] == 0
+    rng = np.random.default_rng(3)
+    for x in [rng.standard_normal(tuple(d_in["shape"])).astype(np.float32) * s for s in (1.0, 0.01, 100.0)]:
+        y = ours.run(x)
+        v = x / np.float32(d_in["scale"])
+        q = np.clip(np.sign(v) * np.floor(np.abs(v).astype(np.float64) + 0.5), -32768, 32767).astype(np.int16)
+        yq = run_ours(manual, [q])[0]
+        np.testing.assert_array_equal(y, (d_out["scale"] * yq.astype(np.float64)).astype(np.float32))
