@@ -159,5 +159,5 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
 OPS = {
     "CONV_2D": OpSpec(prepare_conv2d, max_version=8, output_types=int16x8.WITH_INT16),
     "DEPTHWISE_CONV_2D": OpSpec(partial(prepare_conv2d, depthwise=True), max_version=7,
-                                  output_types=int16x8.WITH_INT16),
+                                output_types=int16x8.WITH_INT16),
 }

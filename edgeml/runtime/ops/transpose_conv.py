@@ -125,4 +125,4 @@ def prepare_transpose_conv(ctx: Ctx, op: Op) -> Step:
     return Step(op, "transpose_conv", make, scratch, n * ih * iw * ic * kh * kw * oc)
 
 
-OPS = {"TRANSPOSE_CONV": OpSpec(prepare_transpose_conv, max_version=5, output_types=int16x8.WITH_INT16)}
+OPS = {"TRANSPOSE_CONV": OpSpec(prepare_transpose_conv, max_version=4, output_types=int16x8.WITH_INT16)}
