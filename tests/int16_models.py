@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from tflite_models import REPRESENTATIVE_SAMPLES, build_keras, representative_inputs
 
 
@@ -132,7 +134,6 @@ def padv2_value_as_int16(model_bytes: bytes) -> bytes:
     """The 16x8 converter leaves PADV2's constant value float32 beside int16 data, which LiteRT refuses ("INT16 !=
     FLOAT32"): store it as the int16 it stands for (value / input scale, rounded), as a valid model would."""
     import flatbuffers
-    import numpy as np
     from tensorflow.lite.python import schema_py_generated as fb
     model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(model_bytes), 0))
     sg = model.subgraphs[0]
@@ -205,22 +206,21 @@ add(Int16Spec("transpose_conv_3x2_stride2_same_nobias_relu6", [(5, 6, 2)],
 
 # ----- one-op models written directly (TensorFlow's flatbuffer object API) -------------------------------------
 
-def one_op_model(op_name: str, inputs: list, outputs: list, options=None) -> bytes:
-    """A .tflite file with one op; each tensor is (type name, shape, scale, zero point); all inputs are graph
-    inputs; `options` is (BuiltinOptions name, {field: value})."""
+def one_op_model(op_name: str, inputs: list, outputs: list, options=None, version: int = 2) -> bytes:
+    """A .tflite file with one op; each tensor is (type name, shape, scale, zero point[, constant data]); the
+    inputs without data are the graph inputs; `options` is (BuiltinOptions name, {field: value})."""
     import flatbuffers
-    import numpy as np
     from tensorflow.lite.python import schema_py_generated as fb
     model = fb.ModelT()
     model.version = 3
     code = fb.OperatorCodeT()
     code.builtinCode = code.deprecatedBuiltinCode = getattr(fb.BuiltinOperator, op_name)
-    code.version = 2
+    code.version = version
     model.operatorCodes = [code]
     model.buffers = [fb.BufferT()]
     sg = fb.SubGraphT()
     sg.tensors = []
-    for k, (type_name, shape, scale, zero_point) in enumerate(inputs + outputs):
+    for k, (type_name, shape, scale, zero_point, *data) in enumerate(inputs + outputs):
         t = fb.TensorT()
         t.name = f"t{k}".encode()
         t.shape = np.array(shape, np.int32)
@@ -229,6 +229,8 @@ def one_op_model(op_name: str, inputs: list, outputs: list, options=None) -> byt
             t.quantization = fb.QuantizationParametersT()
             t.quantization.scale, t.quantization.zeroPoint = [scale], [zero_point]
         model.buffers.append(fb.BufferT())
+        if data:
+            model.buffers[-1].data = list(np.asarray(data[0]).tobytes())
         t.buffer = len(model.buffers) - 1
         sg.tensors.append(t)
     op = fb.OperatorT()
@@ -242,7 +244,7 @@ def one_op_model(op_name: str, inputs: list, outputs: list, options=None) -> byt
         for field, value in fields.items():
             setattr(op.builtinOptions, field, value)
     sg.operators = [op]
-    sg.inputs, sg.outputs = op.inputs, op.outputs
+    sg.inputs, sg.outputs = [k for k, t in enumerate(inputs) if len(t) == 4], op.outputs
     model.subgraphs = [sg]
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -268,6 +270,14 @@ add(Int16Spec("quantize_int8_to_int16", [(7, 5, 3)], None, frozenset({"QUANTIZE"
               make=requantize_model("INT8", 0.02, 5, "INT16", 1 / 3000, 0)))
 add(Int16Spec("quantize_int16_to_int16", [(7, 5, 3)], None, frozenset({"QUANTIZE"}),
               make=requantize_model("INT16", 1 / 1000, 0, "INT16", 1 / 700, 0)))
+add(Int16Spec("squeeze_int16", [(7, 1, 5)], None, frozenset({"SQUEEZE"}),
+              make=lambda: one_op_model("SQUEEZE", [("INT16", [1, 7, 1, 5], 0.001, 0)],
+                                        [("INT16", [1, 7, 5], 0.001, 0)],
+                                        ("SqueezeOptions", {"squeezeDims": [2]}), version=1)))
+add(Int16Spec("expand_dims_int16", [(7, 5)], None, frozenset({"EXPAND_DIMS"}),
+              make=lambda: one_op_model("EXPAND_DIMS", [("INT16", [1, 7, 5], 0.001, 0),
+                                                        ("INT32", [1], None, 0, np.array([-1], np.int32))],
+                                        [("INT16", [1, 7, 5, 1], 0.001, 0)], ("ExpandDimsOptions", {}), version=1)))
 add(Int16Spec("add_pot_second_input_shifted", [(2, 9, 5)] * 2, None, frozenset({"ADD"}),
               make=pot_model("ADD", (2.0 ** -12, 2.0 ** -14, 2.0 ** -12))))
 add(Int16Spec("add_pot_relu_first_input_shifted", [(2, 9, 5)] * 2, None, frozenset({"ADD"}),

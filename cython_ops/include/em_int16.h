@@ -44,7 +44,8 @@ static inline int16_t em_requant16(int64_t acc, const em_params* p, int64_t c, i
         r = em_mbqm64(acc, mult[c], shift[c]);
     } else {
         int32_t a32 = (int32_t)(uint32_t)(uint64_t)acc;
-        if (p->ptr[EM_CONV_P_BIAS]) a32 = (int32_t)((uint32_t)a32 + (uint32_t)((const int32_t*)p->ptr[EM_CONV_P_BIAS])[c]);
+        if (p->ptr[EM_CONV_P_BIAS])
+            a32 = (int32_t)((uint32_t)a32 + (uint32_t)((const int32_t*)p->ptr[EM_CONV_P_BIAS])[c]);
         r = em_mbqm(a32, mult[c], shift[c], mode);
     }
     return (int16_t)em_clamp_i32(r + ozp, amin, amax);
@@ -146,7 +147,8 @@ static void em_fully_connected_16x8(const em_params* p) {
             }
         } else {
             int32_t a32 = (int32_t)(uint32_t)(uint64_t)acc;
-            if (p->ptr[EM_FC_P_BIAS]) a32 = (int32_t)((uint32_t)a32 + (uint32_t)((const int32_t*)p->ptr[EM_FC_P_BIAS])[c]);
+            if (p->ptr[EM_FC_P_BIAS])
+                a32 = (int32_t)((uint32_t)a32 + (uint32_t)((const int32_t*)p->ptr[EM_FC_P_BIAS])[c]);
             if (mode == EM_REQUANT_DOUBLE_SCALE) {
                 double s = round((double)a32 * scales[c]);
                 v = (int32_t)(s > 2e9 ? 2e9 : (s < -2e9 ? -2e9 : s));

@@ -65,7 +65,8 @@ static void em_transpose_conv(const em_params* p) {
         for (int k = 0; k < 4; k++) bad |= (int64_t)shape[k] != planned[k];
         *status = bad;
         if (bad) {
-            memset(p->ptr[EM_TCONV_P_OUTPUT], 0, (size_t)total * (kind == EM_TCONV_INT8 ? 1 : (kind == EM_TCONV_INT16 ? 2 : 4)));
+            const size_t item = kind == EM_TCONV_INT8 ? 1 : (kind == EM_TCONV_INT16 ? 2 : 4);
+            memset(p->ptr[EM_TCONV_P_OUTPUT], 0, (size_t)total * item);
             return;
         }
     }

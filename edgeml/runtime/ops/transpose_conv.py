@@ -103,9 +103,10 @@ def prepare_transpose_conv(ctx: Ctx, op: Op) -> Step:
             s_out, out_zp = qparams(y, op)
             amin, amax = Q.activation_range_int8(act, s_out, out_zp)
             bias_type = np.int32
-        if has_bias and ctx.tensor(op, 3).dtype != bias_type:
-            raise ModelFormatError(f"{op.describe()}: bias {ctx.tensor(op, 3).describe()} is "
-                                   f"{ctx.tensor(op, 3).dtype}; {x.dtype} input needs a {np.dtype(bias_type).name} bias")
+        b = ctx.tensor(op, 3) if has_bias else None
+        if b is not None and b.dtype != bias_type:
+            raise ModelFormatError(f"{op.describe()}: bias {b.describe()} is {b.dtype}; {x.dtype} input needs a "
+                                   f"{np.dtype(bias_type).name} bias")
         bias = bias_vector(ctx, op, 3, oc, bias_type)
         mult, shift, _ = int16x8.channel_multipliers(ctx, op, w, oc, 0, s_in, s_out, 7 if kind == 1 else 30)
         mult, shift = ctx.keep_array(mult), ctx.keep_array(shift)
