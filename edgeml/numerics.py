@@ -50,6 +50,16 @@ def quantize_multipliers(reals, rounding: int = 0) -> tuple[np.ndarray, np.ndarr
     return (np.array([p[0] for p in pairs], dtype=np.int32), np.array([p[1] for p in pairs], dtype=np.int32))
 
 
+def mean_multiplier(real: float, count: int, rounding: int = 0) -> tuple[int, int]:
+    """QuantizeMultiplier(s_in / s_out) with 1/count folded in, as LiteRT's QuantizedMeanOrSum does:
+    shift the multiplier up by floor(log2 count) (at most 32, and not below shift -31), divide by count."""
+    m, sh = quantize_multiplier(real, rounding)
+    up = min(count.bit_length() - 1, 32, 31 + sh)
+    if up < 0:
+        return 0, 0
+    return (m << up) // count, sh - up
+
+
 def activation_range_int8(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
     """CalculateActivationRangeQuantized for int8 (f / scale in float32, std::round)."""
     def q(f):

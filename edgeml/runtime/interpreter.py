@@ -52,6 +52,9 @@ def _load_graph(model) -> Graph:
     return from_tflite(model)
 
 
+QUANTIZED_IO = (np.dtype(np.int8), np.dtype(np.int16))   # run() quantizes float data for these inputs
+
+
 class Interpreter:
     """Runs a .tflite or .onnx model (path, bytes, onnx.ModelProto or Graph) with edgeml's kernels.
 
@@ -281,8 +284,9 @@ class Interpreter:
         """One call: inputs in, outputs out; atomic when threads share the interpreter.
 
         `x` is an array (one input), a list of arrays (in input order) or a dict by input name.  A float array
-        given to an int8 input is quantized with the input's parameters (it must be finite) and the int8 outputs
-        are then returned dequantized to float32; a batch size other than the model's re-plans the model for it.
+        given to an int8 (or int16) input is quantized with the input's parameters (it must be finite) and the int8
+        (int16) outputs are then returned dequantized to float32; a batch size other than the model's re-plans the
+        model for it.
         """
         with self._lock:
             return self._run(x)
@@ -295,7 +299,7 @@ class Interpreter:
             t = self._graph.inputs[i]
             tensor = self._graph.tensors[t]
             a = np.asarray(a)
-            if tensor.dtype == np.int8 and a.dtype.kind == "f":
+            if tensor.dtype in QUANTIZED_IO and a.dtype.kind == "f":
                 if tensor.quant is None or tensor.quant.per_axis:
                     raise InputError(f"input {i} ('{tensor.name}') has no per-tensor quantization to quantize "
                                      "float data with")
@@ -306,7 +310,7 @@ class Interpreter:
                 if self._graph.input_rounding == ROUND_HALF_EVEN:       # ONNX QuantizeLinear
                     a = Q.quantize_linear_array(a, s, zp)
                 else:
-                    a = Q.quantize_array(a, s, zp)
+                    a = Q.quantize_array(a, s, zp, tensor.dtype)
                 float_in = True
             elif tensor.dtype == np.float32 and a.dtype.kind == "f" and a.dtype != np.float32:
                 a = a.astype(np.float32)
@@ -328,7 +332,7 @@ class Interpreter:
         for i, t in enumerate(self._graph.outputs):
             y = self.get_output(i)
             tensor = self._graph.tensors[t]
-            if float_in and tensor.dtype == np.int8 and tensor.quant is not None and not tensor.quant.per_axis:
+            if float_in and tensor.dtype in QUANTIZED_IO and tensor.quant is not None and not tensor.quant.per_axis:
                 s, zp = tensor.quant.scalar()
                 y = Q.dequantize_array(y, s, zp)
             outs.append(y)

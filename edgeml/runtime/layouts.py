@@ -250,6 +250,22 @@ ONNX_RNN = _layout("onnx_rnn", "em_onnx_rnn.h", "EM_ONNX_RNN",
                          "fused_step"),
                    floats=("clip",))
 
+# ----- the 16x8 scheme (int16 activations, int8 weights) and TRANSPOSE_CONV ---------------------------------------
+CONV16 = _layout("conv16", "em_int16.h", "EM_CONV16", base=CONV, keep=(ALL, ALL, 0), ints=("wide_bias",))
+FC16 = _layout("fc16", "em_int16.h", "EM_FC16", base=FC, keep=(ALL, ALL, 0), ints=("wide_bias",))
+ADD16_POT = _layout("add16_pot", "em_int16.h", "EM_ADD16_POT", base=BINARY, keep=(ALL, ALL, 0),
+                    ints=("shift1", "shift2", "act_min", "act_max", "sign"))
+SOFTMAX16 = _layout("softmax16", "em_int16_lut.h", "EM_SOFTMAX16",
+                    ptrs=("input", "output", "exp_table", "reciprocal_table"),
+                    ints=("rows", "depth", "in_mult", "in_shift", "mode"))
+ACT16 = _layout("act16", "em_int16_lut.h", "EM_ACT16", ptrs=("input", "output"),
+                ints=("n", "in_mult", "in_shift"))
+TCONV = _layout("transpose_conv", "em_transpose_conv.h", "EM_TCONV",
+                ptrs=("input", "weights", "bias", "output", "mult", "shift", "scratch", "output_shape", "status"),
+                ints=("n", "ih", "iw", "ic", "oh", "ow", "oc", "kh", "kw", "sh", "sw", "pad_top", "pad_left", "in_zp",
+                      "out_zp", "act_min", "act_max", "mode", "kind"),
+                floats=("act_min", "act_max"))
+
 LAYOUTS: Tuple[Layout, ...] = (
     CONV, CONV_VNNI, CONV_AVX2, DEPTHWISE_VNNI, FC, FC_PACKED, FC_F32, HY_CONV, HY_FC,
     BINARY, ADD, MUL, REQUANTIZE, LEAKY_RELU, QUANTIZE, DEQUANTIZE, UNARY_F32, SOFTMAX_F32,
@@ -289,6 +305,18 @@ KERNEL_LAYOUTS: Dict[str, Layout] = {
     "onnx_rnn_f32": ONNX_RNN, "onnx_rnn_s8": ONNX_RNN,
 }
 
+
+# the 16x8 scheme (cython_ops.int16x8) and TRANSPOSE_CONV (cython_ops.transpose_conv)
+LAYOUTS += (CONV16, FC16, ADD16_POT, SOFTMAX16, ACT16, TCONV)
+KERNEL_LAYOUTS.update({
+    "conv2d_16x8": CONV16, "depthwise_16x8": CONV16, "fully_connected_16x8": FC16,
+    "add_int16": ADD, "add_int16_pot": ADD16_POT, "mul_int16": MUL,
+    "requantize_int16_int8": REQUANTIZE, "requantize_int8_int16": REQUANTIZE, "requantize_int16_int16": REQUANTIZE,
+    "requantize_int16_int32": REQUANTIZE, "requantize_int32_int16": REQUANTIZE,
+    "leaky_relu_int16": LEAKY_RELU, "quantize_f32_int16": QUANTIZE, "dequantize_int16_f32": DEQUANTIZE,
+    "mean_int16": MEAN, "softmax_int16": SOFTMAX16, "logistic_int16": ACT16, "tanh_int16": ACT16,
+    "transpose_conv": TCONV,
+})
 
 def layout_of(kernel_name: str) -> Layout:
     """The layout of a kernel named in a cython_ops module's KERNELS."""

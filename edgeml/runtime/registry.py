@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from edgeml.runtime.ops import (activations, conv, elementwise, fully_connected, lstm, onnx_quantized, onnx_rnn, pool,
-                                quantize, reduce, shape)
+                                quantize, reduce, shape, transpose_conv)
 
 FAMILIES = (conv, fully_connected, pool, elementwise, activations, quantize, shape, reduce, lstm, onnx_rnn,
             onnx_quantized)
+FAMILIES += (transpose_conv,)        # TRANSPOSE_CONV (int8, 16x8, float32)
 
 
 

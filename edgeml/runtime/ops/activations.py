@@ -19,6 +19,7 @@ from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
 from edgeml.ir import Op
+from edgeml.runtime.ops import int16_activations
 from edgeml.numerics import quantize_multiplier
 from edgeml.runtime.ops.common import element_count, io_kind, qparams
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
@@ -134,6 +135,8 @@ def hard_swish_int8_params(input_scale: float, input_zero_point: int,
 
 
 def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
+    if int16_activations.is_int16(ctx, op):
+        return int16_activations.prepare_unary(ctx, op, which)
     kind = io_kind(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
@@ -211,13 +214,15 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
     return Step(op, name, make, 0)
 
 
+WITH_INT16 = int16_activations.WITH_INT16
 OPS = {
-    "SOFTMAX": OpSpec(partial(prepare_unary, which="SOFTMAX"), max_version=3),
-    "LOGISTIC": OpSpec(partial(prepare_unary, which="LOGISTIC"), max_version=3),
-    "TANH": OpSpec(partial(prepare_unary, which="TANH"), max_version=3),
-    "RELU": OpSpec(partial(prepare_unary, which="RELU"), max_version=3),
-    "RELU6": OpSpec(partial(prepare_unary, which="RELU6"), max_version=3),
-    "RELU_N1_TO_1": OpSpec(partial(prepare_unary, which="RELU_N1_TO_1"), max_version=2),
-    "LEAKY_RELU": OpSpec(partial(prepare_unary, which="LEAKY_RELU"), max_version=2),
+    "SOFTMAX": OpSpec(partial(prepare_unary, which="SOFTMAX"), max_version=3, output_types=WITH_INT16),
+    "LOGISTIC": OpSpec(partial(prepare_unary, which="LOGISTIC"), max_version=3, output_types=WITH_INT16),
+    "TANH": OpSpec(partial(prepare_unary, which="TANH"), max_version=3, output_types=WITH_INT16),
+    "RELU": OpSpec(partial(prepare_unary, which="RELU"), max_version=3, output_types=WITH_INT16),
+    "RELU6": OpSpec(partial(prepare_unary, which="RELU6"), max_version=3, output_types=WITH_INT16),
+    "RELU_N1_TO_1": OpSpec(partial(prepare_unary, which="RELU_N1_TO_1"), max_version=2,
+                            output_types=WITH_INT16),
+    "LEAKY_RELU": OpSpec(partial(prepare_unary, which="LEAKY_RELU"), max_version=2, output_types=WITH_INT16),
     "HARD_SWISH": OpSpec(partial(prepare_unary, which="HARD_SWISH"), max_version=1),
 }

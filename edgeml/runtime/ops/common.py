@@ -117,9 +117,9 @@ def bias_vector(ctx: Ctx, op: Op, position: int, n_out: int, dtype) -> Optional[
 
 def require_same_quant(op: Op, a, b):
     """Ops that copy bytes need equal quantization on both sides (they do not requantize)."""
-    if a.dtype == np.int8:
+    if a.dtype in (np.int8, np.int16):
         if qparams(a, op) != qparams(b, op):
-            raise UnsupportedOpError(f"{op.describe()}: int8 {a.describe()} and {b.describe()} must share "
+            raise UnsupportedOpError(f"{op.describe()}: {a.dtype} {a.describe()} and {b.describe()} must share "
                                      "scale and zero point")
     elif a.dtype == np.uint8 and (a.quant is not None or b.quant is not None):
         if a.quant is None or b.quant is None or qparams(a, op) != qparams(b, op):

@@ -12,7 +12,7 @@ from edgeml.ir import Op
 from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
-from edgeml.runtime.ops import hybrid
+from edgeml.runtime.ops import hybrid, int16x8
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fused_activation, io_kind, qparams,
                                        require_positive, spatial_padding)
 from edgeml.runtime.packing import (VNNI_SLACK, avx2_pack, depthwise_vnni_pack, fold_input_zero_point, vnni_chunk,
@@ -32,6 +32,8 @@ def conv_threads(ctx: Ctx, macs: int, rows: int) -> int:
 
 
 def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
+    if int16x8.is_int16(ctx, op):
+        return int16x8.prepare_conv2d(ctx, op, depthwise)
     if hybrid.is_hybrid(ctx, op):
         return hybrid.prepare_depthwise_hybrid(ctx, op) if depthwise else hybrid.prepare_conv2d_hybrid(ctx, op)
     kind = io_kind(ctx, op)
@@ -155,6 +157,7 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     return Step(op, "depthwise_f32" if depthwise else "conv2d_f32", make_f, scratch, macs)
 
 OPS = {
-    "CONV_2D": OpSpec(prepare_conv2d, max_version=8),
-    "DEPTHWISE_CONV_2D": OpSpec(partial(prepare_conv2d, depthwise=True), max_version=7),
+    "CONV_2D": OpSpec(prepare_conv2d, max_version=8, output_types=int16x8.WITH_INT16),
+    "DEPTHWISE_CONV_2D": OpSpec(partial(prepare_conv2d, depthwise=True), max_version=7,
+                                output_types=int16x8.WITH_INT16),
 }

@@ -9,6 +9,7 @@ from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Op
 from edgeml.runtime.kernels import CONFIG
+from edgeml.runtime.ops import int16x8
 from edgeml.runtime.ops.common import element_count, fused_activation, io_kind, pad6, qparams, row_major_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
@@ -34,7 +35,7 @@ ADD_TABLE_BYTES = 2048    # em_add_int8_avx512: each input stage as a 256-entry 
 
 
 def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
-    kind = io_kind(ctx, op, 2)
+    kind = "int16" if int16x8.is_int16(ctx, op) else io_kind(ctx, op, 2)
     a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     for t in (a, b):
         if t.index in ctx.constants and t.index not in ctx.shapes:
@@ -44,6 +45,8 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
     ctx.set_output(op, 0, out)
     act = fused_activation(op)
     dims = dict(dims=pad6(out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out))
+    if kind == "int16":
+        return int16x8.prepare_binary(ctx, op, which, dims)
     scratch = 0
     if kind == "int8":
         # the vector kernels take equal shapes, or one input of a single element broadcast to the other's shape
@@ -91,7 +94,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
 
 
 OPS = {
-    "ADD": OpSpec(partial(prepare_binary, which="ADD"), max_version=5),
-    "SUB": OpSpec(partial(prepare_binary, which="SUB"), max_version=5),
-    "MUL": OpSpec(partial(prepare_binary, which="MUL"), max_version=7),
+    "ADD": OpSpec(partial(prepare_binary, which="ADD"), max_version=5, output_types=int16x8.WITH_INT16),
+    "SUB": OpSpec(partial(prepare_binary, which="SUB"), max_version=5, output_types=int16x8.WITH_INT16),
+    "MUL": OpSpec(partial(prepare_binary, which="MUL"), max_version=7, output_types=int16x8.WITH_INT16),
 }

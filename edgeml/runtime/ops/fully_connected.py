@@ -9,7 +9,7 @@ from edgeml.errors import UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime import requant
 from edgeml.runtime.kernels import CONFIG
-from edgeml.runtime.ops import hybrid
+from edgeml.runtime.ops import hybrid, int16x8
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, fully_connected_shape, fused_activation, io_kind,
                                        qparams)
 from edgeml.runtime.packing import VNNI_SLACK, avx2_pack, fold_input_zero_point, vnni_chunk, vnni_pack
@@ -17,6 +17,8 @@ from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
 def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
+    if int16x8.is_int16(ctx, op):
+        return int16x8.prepare_fully_connected(ctx, op)
     if hybrid.is_hybrid(ctx, op):
         return hybrid.prepare_fully_connected_hybrid(ctx, op)
     kind = io_kind(ctx, op)
@@ -71,4 +73,4 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
                      output=addr(y.index)), dict(rows=rows, depth=K, units=n_out), dict(act_min=lo, act_max=hi))
     return Step(op, "fully_connected_f32", make_f, 0, macs)
 
-OPS = {"FULLY_CONNECTED": OpSpec(prepare_fully_connected, max_version=13)}
+OPS = {"FULLY_CONNECTED": OpSpec(prepare_fully_connected, max_version=13, output_types=int16x8.WITH_INT16)}

@@ -8,11 +8,14 @@ import numpy as np
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
 from edgeml.ir import Op
+from edgeml.runtime.ops import int16x8
 from edgeml.runtime.ops.common import element_count, qparams
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 
 def prepare_quantize(ctx: Ctx, op: Op) -> Step:
+    if int16x8.INT16 in (ctx.tensor(op, 0).dtype, ctx.tensor(op, 0, "output").dtype):
+        return int16x8.prepare_quantize(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
     ctx.set_output(op, 0, xs)
@@ -36,6 +39,8 @@ def prepare_quantize(ctx: Ctx, op: Op) -> Step:
 
 
 def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
+    if int16x8.is_int16(ctx, op) and op.inputs[0] not in ctx.constants:
+        return int16x8.prepare_dequantize(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     if y.dtype != np.float32:
         raise UnsupportedOpError(f"{op.describe()}: dequantizing to {y.dtype} is not supported")
@@ -68,6 +73,6 @@ def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
 
 
 OPS = {
-    "QUANTIZE": OpSpec(prepare_quantize, max_version=3),
+    "QUANTIZE": OpSpec(prepare_quantize, max_version=3, output_types=int16x8.WITH_INT16 + (np.dtype(np.int32),)),
     "DEQUANTIZE": OpSpec(prepare_dequantize, max_version=6),
 }

@@ -6,22 +6,13 @@ import numpy as np
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
+from edgeml.runtime.ops import int16x8
 from edgeml.runtime.ops.common import element_count, io_kind, pad6, qparams, row_major_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 
-def mean_multiplier(real: float, count: int, rounding: int) -> tuple[int, int]:
-    """QuantizeMultiplier(s_in / s_out) with 1/count folded in, as LiteRT's QuantizedMeanOrSum does:
-    shift the multiplier up by floor(log2 count) (at most 32, and not below shift -31), divide by count."""
-    m, sh = Q.quantize_multiplier(real, rounding)
-    up = min(count.bit_length() - 1, 32, 31 + sh)
-    if up < 0:
-        return 0, 0
-    return (m << up) // count, sh - up
-
-
 def prepare_mean(ctx: Ctx, op: Op) -> Step:
-    kind = io_kind(ctx, op)
+    kind = "int16" if int16x8.is_int16(ctx, op) else io_kind(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     rank = len(xs)
@@ -53,12 +44,14 @@ def prepare_mean(ctx: Ctx, op: Op) -> Step:
     ost6 = [0] * (6 - rank) + ost
     if kind == "f32":
         is_float, zp_in, zp_out, m, sh = 1, 0, 0, 0, 0
+    elif kind == "int16":
+        return int16x8.prepare_mean(ctx, op, dict(dims=in6, out_strides=ost6, outputs=n_out, reduced=count))
     else:
         s_in, zp_in = qparams(x, op)
         s_out, zp_out = qparams(y, op)
         if count * 255 >= 2 ** 31:
             raise UnsupportedOpError(f"{op.describe()}: {count} reduced elements overflow the int32 sum")
-        m, sh = mean_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), count, ctx.rounding)
+        m, sh = Q.mean_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), count, ctx.rounding)
         is_float = 0
     ints = dict(dims=in6, out_strides=ost6, outputs=n_out, reduced=count, is_float=is_float, in_zp=zp_in,
                 out_zp=zp_out, mult=m, shift=sh, mode=ctx.rounding)
@@ -68,4 +61,4 @@ def prepare_mean(ctx: Ctx, op: Op) -> Step:
     return Step(op, "mean", make, max(n_out, 1) * 4)
 
 
-OPS = {"MEAN": OpSpec(prepare_mean, max_version=3)}
+OPS = {"MEAN": OpSpec(prepare_mean, max_version=3, output_types=int16x8.WITH_INT16)}

@@ -352,8 +352,8 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
                                    "cannot be stacked (they must all be equal)")
         if t.dtype != y.dtype:
             raise ModelFormatError(f"{op.describe()}: input {t.describe()} has type {t.dtype}, the output {y.dtype}")
-        if y.dtype == np.int8 and qparams(t, op) != qparams(y, op):
-            raise ModelFormatError(f"{op.describe()}: int8 input {t.describe()} has scale / zero point "
+        if y.dtype in (np.int8, np.int16) and qparams(t, op) != qparams(y, op):
+            raise ModelFormatError(f"{op.describe()}: {y.dtype} input {t.describe()} has scale / zero point "
                                    f"{qparams(t, op)}, the output {qparams(y, op)}; PACK copies values, so "
                                    "they must be equal (LiteRT refuses the model too)")
     axis = op.options.get("axis", 0)
@@ -365,20 +365,21 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
 
 
 # byte moves: ONNX graphs also move int32 (ConvInteger / MatMulInteger sums) and uint8 values with them
-MOVED_TYPES = INT8_FLOAT32 + (np.dtype(np.int32), np.dtype(np.uint8))
+MOVED_TYPES = INT8_FLOAT32 + (np.dtype(np.int32), np.dtype(np.uint8), np.dtype(np.int16))
+WITH_INT16 = INT8_FLOAT32 + (np.dtype(np.int16),)     # the 16x8 scheme's int16 activations
 OPS = {
     "RESHAPE": OpSpec(prepare_reshape, max_version=2, output_types=MOVED_TYPES),
-    "SQUEEZE": OpSpec(prepare_squeeze, max_version=2),
-    "EXPAND_DIMS": OpSpec(prepare_expand_dims, max_version=3),
+    "SQUEEZE": OpSpec(prepare_squeeze, max_version=2, output_types=WITH_INT16),
+    "EXPAND_DIMS": OpSpec(prepare_expand_dims, max_version=3, output_types=WITH_INT16),
     "TRANSPOSE": OpSpec(prepare_transpose, max_version=6, output_types=MOVED_TYPES),
-    "STRIDED_SLICE": OpSpec(prepare_strided_slice, max_version=8),
-    "SPLIT": OpSpec(prepare_split, max_version=4),
-    "SPLIT_V": OpSpec(prepare_split_v, max_version=2),
-    "UNPACK": OpSpec(prepare_unpack, max_version=4),
-    "PACK": OpSpec(prepare_pack, max_version=4),
+    "STRIDED_SLICE": OpSpec(prepare_strided_slice, max_version=8, output_types=WITH_INT16),
+    "SPLIT": OpSpec(prepare_split, max_version=4, output_types=WITH_INT16),
+    "SPLIT_V": OpSpec(prepare_split_v, max_version=2, output_types=WITH_INT16),
+    "UNPACK": OpSpec(prepare_unpack, max_version=4, output_types=WITH_INT16),
+    "PACK": OpSpec(prepare_pack, max_version=4, output_types=WITH_INT16),
     "CONCATENATION": OpSpec(prepare_concatenation, max_version=4, output_types=MOVED_TYPES),
-    "PAD": OpSpec(prepare_pad, max_version=4),
-    "PADV2": OpSpec(prepare_pad, max_version=4),
-    "REVERSE_V2": OpSpec(prepare_reverse_v2, max_version=3),
+    "PAD": OpSpec(prepare_pad, max_version=4, output_types=WITH_INT16),
+    "PADV2": OpSpec(prepare_pad, max_version=4, output_types=WITH_INT16),
+    "REVERSE_V2": OpSpec(prepare_reverse_v2, max_version=3, output_types=WITH_INT16),
     "ONNX_REVERSE_SEQUENCE": OpSpec(prepare_reverse_sequence),
 }
