@@ -32,11 +32,12 @@ def output_shape(ctx: Ctx, op: Op, shape_t, y) -> tuple:
     if len(y.shape) != 4 or any(d <= 0 for d in y.shape):
         raise UnsupportedOpError(f"{op.describe()}: output_shape is only known at run time and the output "
                                  f"{y.describe()} declares no static shape ({list(y.shape)})")
-    status = ctx.keep_array(np.zeros(1, np.int32))
     planned = tuple(int(d) for d in y.shape)
-    ctx.run_check(status, lambda v: f"{op.describe()}: the output_shape input differs from the output shape "
-                                    f"{list(planned)} the model declares")
-    return planned, (shape_t.index, status)
+
+    def check(value):
+        return (f"{op.describe()}: the output_shape input differs from the output shape {list(planned)} the model "
+                "declares")
+    return planned, (shape_t.index, check)
 
 
 def prepare_transpose_conv(ctx: Ctx, op: Op) -> Step:
@@ -122,8 +123,9 @@ def prepare_transpose_conv(ctx: Ctx, op: Op) -> Step:
                      output=addr(y.index), mult=address(mult) if mult is not None else 0,
                      shift=address(shift) if shift is not None else 0, scratch=addr("scratch"),
                      output_shape=addr(runtime_shape[0]) if runtime_shape else 0,
-                     status=address(runtime_shape[1]) if runtime_shape else 0), ints, floats)
-    return Step(op, "transpose_conv", make, scratch, n * ih * iw * ic * kh * kw * oc)
+                     status=addr("status")), ints, floats)
+    return Step(op, "transpose_conv", make, scratch, n * ih * iw * ic * kh * kw * oc,
+                check=runtime_shape[1] if runtime_shape else None)
 
 
 OPS = {"TRANSPOSE_CONV": OpSpec(prepare_transpose_conv, max_version=4, output_types=int16x8.WITH_INT16)}
