@@ -58,11 +58,20 @@ def io_kind(ctx: Ctx, op: Op, n_in: int = 1) -> str:
     return kind
 
 
-def spatial_padding(op: Op, in_size: int, k: int, stride: int, dilation: int, axis: Optional[int] = None) -> tuple[int, int]:
+MAX_EXTENT = 1 << 31    # kernel extents, strides and pads: the kernels' int64 index arithmetic stays far from overflow
+
+
+def spatial_padding(op: Op, in_size: int, k: int, stride: int, dilation: int,
+                    axis: Optional[int] = None) -> tuple[int, int]:
     """(output size, leading pad) as TFLite computes them, or from ONNX's explicit pads on spatial `axis`."""
+    if max((k - 1) * dilation + 1, stride) > MAX_EXTENT:
+        raise ModelFormatError(f"{op.describe()}: kernel {k} with dilation {dilation} and stride {stride} reach past "
+                               f"{MAX_EXTENT} elements")
     explicit = op.options.get("explicit_padding")
     if explicit is not None and axis is not None:
         lead, trail = int(explicit[axis]), int(explicit[axis + 2])
+        if not 0 <= lead <= MAX_EXTENT or not 0 <= trail <= MAX_EXTENT:
+            raise ModelFormatError(f"{op.describe()}: padding {lead}, {trail} outside 0..{MAX_EXTENT}")
         return max((in_size + lead + trail - ((k - 1) * dilation + 1)) // stride + 1, 0), lead
     mode = PADDING.get(op.options.get("padding", 0))
     if mode is None:
