@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from converters.source import read_model_bytes
+from converters.tflite_uint8 import hold_uint8_as_int8
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Graph, Op, Quantization, Tensor
 
@@ -285,8 +286,9 @@ def from_tflite(model, subgraph: int = 0) -> Graph:
     """Parse and validate a .tflite file (path or bytes) into a `Graph`; raises `ModelFormatError`."""
     buf = read_model_bytes(model)
     try:
-        return _parse(buf, subgraph)
+        graph = _parse(buf, subgraph)
     except ModelFormatError:
         raise
     except Exception as exc:  # any flatbuffer read that left the file: report, never crash
         raise ModelFormatError(f"malformed TFLite flatbuffer ({type(exc).__name__}: {exc})") from exc
+    return hold_uint8_as_int8(graph)

@@ -21,58 +21,65 @@ enum { EM_DEPTHWISE_VNNI_P_COUNT = EM_CONV_P_COUNT, EM_DEPTHWISE_VNNI_F_COUNT = 
 
 /* acc[oc] += sum over the taps of one output pixel that fall inside the image of w[tap][oc] * (x - zp).
  * img: one NHWC image (IH x IW x IC); w: [KH*KW][OC] with oc = ic * DM + m; (y0, x0): the window's top-left
- * input position (may be negative); (dh, dw): dilation. Padding taps are skipped, as the reference does. */
-static inline void em_depthwise_accumulate_s8(const int8_t* img, const int8_t* w, int64_t IH, int64_t IW,
-                                              int64_t IC, int64_t OC, int64_t KH, int64_t KW, int64_t DM,
-                                              int64_t y0, int64_t x0, int64_t dh, int64_t dw, int32_t zp,
-                                              int32_t* acc) {
-    for (int64_t ky = 0; ky < KH; ky++) {
-        const int64_t iy = y0 + ky * dh;
-        if (iy < 0 || iy >= IH) continue;
-        for (int64_t kx = 0; kx < KW; kx++) {
-            const int64_t ix = x0 + kx * dw;
-            if (ix < 0 || ix >= IW) continue;
-            const int8_t* x = img + (iy * IW + ix) * IC;
-            const int8_t* wr = w + (ky * KW + kx) * OC;
-            if (DM == 1) {
-                for (int64_t c = 0; c < OC; c++) acc[c] += (int32_t)wr[c] * ((int32_t)x[c] - zp);
-            } else {
-                for (int64_t ic = 0; ic < IC; ic++) {
-                    const int32_t xv = (int32_t)x[ic] - zp;
-                    for (int64_t m = 0; m < DM; m++) acc[ic * DM + m] += (int32_t)wr[ic * DM + m] * xv;
-                }
-            }
-        }
-    }
+ * input position (may be negative); (dh, dw): dilation. Padding taps are skipped, as the reference does.
+ * The _s16 form reads int16 weights w - w_zp (uint8 models' asymmetric weights). */
+#define EM_DEPTHWISE_ACCUMULATE(NAME, WT)                                                                     \
+static inline void NAME(const int8_t* img, const WT* w, int64_t IH, int64_t IW, int64_t IC, int64_t OC,       \
+                        int64_t KH, int64_t KW, int64_t DM, int64_t y0, int64_t x0, int64_t dh, int64_t dw,   \
+                        int32_t zp, int32_t* acc) {                                                           \
+    for (int64_t ky = 0; ky < KH; ky++) {                                                                     \
+        const int64_t iy = y0 + ky * dh;                                                                      \
+        if (iy < 0 || iy >= IH) continue;                                                                     \
+        for (int64_t kx = 0; kx < KW; kx++) {                                                                 \
+            const int64_t ix = x0 + kx * dw;                                                                  \
+            if (ix < 0 || ix >= IW) continue;                                                                 \
+            const int8_t* x = img + (iy * IW + ix) * IC;                                                      \
+            const WT* wr = w + (ky * KW + kx) * OC;                                                           \
+            if (DM == 1) {                                                                                    \
+                for (int64_t c = 0; c < OC; c++) acc[c] += (int32_t)wr[c] * ((int32_t)x[c] - zp);             \
+            } else {                                                                                          \
+                for (int64_t ic = 0; ic < IC; ic++) {                                                         \
+                    const int32_t xv = (int32_t)x[ic] - zp;                                                   \
+                    for (int64_t m = 0; m < DM; m++) acc[ic * DM + m] += (int32_t)wr[ic * DM + m] * xv;       \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }                                                                                                         \
 }
+EM_DEPTHWISE_ACCUMULATE(em_depthwise_accumulate_s8, int8_t)
+EM_DEPTHWISE_ACCUMULATE(em_depthwise_accumulate_s16, int16_t)
 
 /* Depthwise: weights [KH][KW][OC], output channel oc = ic * DM + m; scratch holds OC int32/float sums. */
-static void em_depthwise_int8(const em_params* p) {
-    const int64_t* d = p->i;
-    const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
-    const int8_t* w = (const int8_t*)p->ptr[EM_CONV_P_WEIGHTS];
-    int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
-    int32_t* acc = (int32_t*)p->ptr[EM_CONV_P_SCRATCH];
-    em_requant_cols rq = {(const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
-                          (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (int32_t)d[EM_CONV_I_OUT_ZP],
-                          (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE],
-                          (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES], (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES]};
-    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OH = d[EM_CONV_I_OH];
-    const int64_t OW = d[EM_CONV_I_OW], OC = d[EM_CONV_I_OC];
-    const int64_t KH = d[EM_CONV_I_KH], KW = d[EM_CONV_I_KW], DM = d[EM_CONV_I_DM];
-    const int32_t in_zp = (int32_t)d[EM_CONV_I_IN_ZP];
-    for (int64_t b = 0; b < d[EM_CONV_I_N]; b++)
-    for (int64_t oy = 0; oy < OH; oy++)
-    for (int64_t ox = 0; ox < OW; ox++) {
-        for (int64_t c = 0; c < OC; c++) acc[c] = 0;
-        em_depthwise_accumulate_s8(in + b * IH * IW * IC, w, IH, IW, IC, OC, KH, KW, DM,
-                                   oy * d[EM_CONV_I_SH] - d[EM_CONV_I_PAD_TOP],
-                                   ox * d[EM_CONV_I_SW] - d[EM_CONV_I_PAD_LEFT], d[EM_CONV_I_DH], d[EM_CONV_I_DW],
-                                   in_zp, acc);
-        int8_t* o = out + ((b * OH + oy) * OW + ox) * OC;
-        for (int64_t c = 0; c < OC; c++) o[c] = em_requant_one(acc[c], (int)c, &rq);
+#define EM_DEPTHWISE_INT8_BODY(WT, ACCUMULATE)                                                                \
+    const int64_t* d = p->i;                                                                                  \
+    const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];                                                \
+    const WT* w = (const WT*)p->ptr[EM_CONV_P_WEIGHTS];                                                       \
+    int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];                                                          \
+    int32_t* acc = (int32_t*)p->ptr[EM_CONV_P_SCRATCH];                                                       \
+    em_requant_cols rq = {(const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],     \
+                          (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (int32_t)d[EM_CONV_I_OUT_ZP],              \
+                          (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE], \
+                          (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES],                                     \
+                          (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES]};                                      \
+    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OH = d[EM_CONV_I_OH];     \
+    const int64_t OW = d[EM_CONV_I_OW], OC = d[EM_CONV_I_OC];                                                 \
+    const int64_t KH = d[EM_CONV_I_KH], KW = d[EM_CONV_I_KW], DM = d[EM_CONV_I_DM];                           \
+    const int32_t in_zp = (int32_t)d[EM_CONV_I_IN_ZP];                                                        \
+    for (int64_t b = 0; b < d[EM_CONV_I_N]; b++)                                                              \
+    for (int64_t oy = 0; oy < OH; oy++)                                                                       \
+    for (int64_t ox = 0; ox < OW; ox++) {                                                                     \
+        for (int64_t c = 0; c < OC; c++) acc[c] = 0;                                                          \
+        ACCUMULATE(in + b * IH * IW * IC, w, IH, IW, IC, OC, KH, KW, DM,                                      \
+                   oy * d[EM_CONV_I_SH] - d[EM_CONV_I_PAD_TOP], ox * d[EM_CONV_I_SW] - d[EM_CONV_I_PAD_LEFT], \
+                   d[EM_CONV_I_DH], d[EM_CONV_I_DW], in_zp, acc);                                             \
+        int8_t* o = out + ((b * OH + oy) * OW + ox) * OC;                                                     \
+        for (int64_t c = 0; c < OC; c++) o[c] = em_requant_one(acc[c], (int)c, &rq);                          \
     }
-}
+
+static void em_depthwise_int8(const em_params* p) { EM_DEPTHWISE_INT8_BODY(int8_t, em_depthwise_accumulate_s8) }
+
+/* em_depthwise_int8 with int16 weights w - w_zp (uint8 models' asymmetric weights). */
+static void em_depthwise_int8_w16(const em_params* p) { EM_DEPTHWISE_INT8_BODY(int16_t, em_depthwise_accumulate_s16) }
 
 static void em_depthwise_f32(const em_params* p) {
     const int64_t* d = p->i;

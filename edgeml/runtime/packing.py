@@ -23,8 +23,15 @@ VNNI_SLACK = 64           # the VNNI gathers store whole 64-byte vectors past a 
 VNNI_CHUNK_BYTES = 16384  # packed rows gathered per GEMM call: they stay in L1 while every column panel reads them
 
 
-def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) -> dict:
-    """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16."""
+def wrap_int32(a: np.ndarray) -> np.ndarray:
+    """int64 -> int32 modulo 2^32, as the kernels' int32 sums wrap."""
+    return ((np.asarray(a, np.int64) + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
+
+
+def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, taps: int = None) -> dict:
+    """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16.  With a weight zero
+    point (rq.w_zp) the bias also takes + taps (in_zp + 128) w_zp (em_gemm_vnni.h; taps: the real K when w2 holds
+    zero-weight padding columns), modulo 2^32 like the kernel's sums."""
     n, k = w2.shape
     np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
     wp = np.zeros((np_, kp), np.int8)
@@ -32,7 +39,10 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) -> 
     packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
     b = np.zeros(np_, np.int64)
     b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
-    if np.any(np.abs(b) >= 2 ** 31):
+    if rq.w_zp:
+        b[:n] += (k if taps is None else taps) * (in_zp + 128) * rq.w_zp
+        b = wrap_int32(b).astype(np.int64)
+    elif np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
     rqa = rq.arrays(ctx, np_)
     if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector

@@ -1,5 +1,6 @@
 """How conv-like ops turn int32 sums into int8: the kernels' requantization modes (em_requant.h) and the
-per-column parameters of each contract (TFLite's fixed-point multipliers, onnxruntime's float scales)."""
+per-column parameters of each contract (TFLite's fixed-point multipliers, LiteRT's uint8 (legacy) ones,
+onnxruntime's float scales)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ import numpy as np
 
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
+from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, UINT8, Op
 from edgeml.runtime.ops.common import qparams
 from edgeml.runtime.plan import Ctx, address
 
@@ -30,6 +31,7 @@ class ColumnRequant:
     out_zp: int
     act_min: int
     act_max: int
+    w_zp: int = 0             # the weights' zero point (uint8 models' asymmetric weights, held as int8)
 
     def arrays(self, ctx: Ctx, width: Optional[int] = None) -> list:
         """[mult, shift, scale64, scale32] kept alive for the kernels, zero-padded to `width` columns."""
@@ -56,6 +58,8 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
     s_out, out_zp = qparams(y, op)
     if w.quant is None:
         raise ModelFormatError(f"{op.describe()}: int8 weights {w.describe()} have no quantization")
+    if op.options.get(UINT8):
+        return uint8_column_requant(ctx, op, s_in, w, s_out, out_zp, n_out, act)
     ws = w.quant.scale
     if ws.size not in (1, n_out):
         raise ModelFormatError(f"{op.describe()}: {ws.size} weight scales for {n_out} output channels")
@@ -77,6 +81,32 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
         mode = REQUANT_DOUBLE_SCALE      # LiteRT's reference FULLY_CONNECTED rescales in double
     amin, amax = Q.activation_range_int8(act, s_out, out_zp)
     return ColumnRequant(mode, mult, shift, real, real.astype(np.float32), out_zp, amin, amax)
+
+
+def uint8_column_requant(ctx: Ctx, op: Op, s_in: float, w, s_out: float, out_zp: int, n_out: int,
+                         act: str) -> ColumnRequant:
+    """LiteRT's uint8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED (PopulateConvolutionQuantizationParams' legacy
+    branch): one multiplier from (float32 input_scale * weight_scale) / output_scale in double, the bias scale
+    checked against that product, MultiplyByQuantizedMultiplier (FULLY_CONNECTED too), any weight zero point."""
+    if w.quant.per_axis:
+        raise UnsupportedOpError(f"{op.describe()}: uint8 weights {w.describe()} quantized per channel "
+                                 f"({w.quant.scale.size} scales); LiteRT's uint8 kernels take one scale")
+    s_w, w_zp = w.quant.scalar()
+    if not s_w > 0:
+        raise ModelFormatError(f"{op.describe()}: weights {w.describe()} have quantization scale {s_w}")
+    product = float(Q.F32(s_in) * Q.F32(s_w))
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        b = ctx.graph.tensors[op.inputs[2]]
+        s_b, b_zp = b.quant.scalar() if b.quant is not None and not b.quant.per_axis else (0.0, 0)
+        s_b = float(Q.F32(s_b))
+        if b_zp != 0 or abs(product - s_b) > 1e-6 * min(product, s_b):
+            raise ModelFormatError(f"{op.describe()}: bias {b.describe()} has scale {s_b} and zero point {b_zp}; "
+                                   f"uint8 ops need input_scale * weight_scale = {product} and zero point 0")
+    mult, shift = Q.quantize_multiplier(product / float(Q.F32(s_out)), ctx.rounding)
+    amin, amax = Q.activation_range_int8(act, s_out, out_zp)
+    real = np.full(n_out, product / float(Q.F32(s_out)))
+    return ColumnRequant(ctx.rounding, np.full(n_out, mult, np.int32), np.full(n_out, shift, np.int32), real,
+                         real.astype(np.float32), out_zp, amin, amax, w_zp=int(w_zp))
 
 
 def float_activation_range(op, act: str, scale: float, zero_point: int) -> tuple[int, int]:

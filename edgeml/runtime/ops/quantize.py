@@ -1,4 +1,6 @@
-"""QUANTIZE (float -> int8, int8 -> int8 requantize) and DEQUANTIZE (int8 -> float; constants folded at load)."""
+"""QUANTIZE (float -> int8, int8 -> int8 requantize) and DEQUANTIZE (int8 -> float; constants folded at load).
+uint8 tensors arrive held as int8 (converters/tflite_uint8.py), so uint8 <-> int8 and float <-> uint8 are these
+same steps; FLIP_SIGN_BIT joins a uint8 graph input or output to its int8 twin."""
 from __future__ import annotations
 
 from typing import Optional
@@ -9,6 +11,7 @@ from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops.common import element_count, qparams
+from edgeml.runtime.ops.onnx_quantized import prepare_flip_sign_bit
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 
@@ -70,4 +73,5 @@ def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
 OPS = {
     "QUANTIZE": OpSpec(prepare_quantize, max_version=3),
     "DEQUANTIZE": OpSpec(prepare_dequantize, max_version=6),
+    "FLIP_SIGN_BIT": OpSpec(prepare_flip_sign_bit, output_types=None),
 }
