@@ -299,6 +299,10 @@ def layout_of(kernel_name: str) -> Layout:
 
 
 # ----- uint8 (asymmetric, TF1 / Coral) models: kernels of weights with a zero point and LiteRT's uint8 arithmetic --
+CONCAT_LUT = _layout("concat_lut", "em_shape.h", "EM_CONCAT_LUT", base=CONCAT, keep=(ALL, ALL, 0), ptrs=("tables",),
+                     ints=("lut_mask",))
+LAYOUTS += (CONCAT_LUT,)
 KERNEL_LAYOUTS.update({
-    "conv2d_int8_w16": CONV, "depthwise_int8_w16": CONV, "fully_connected_int8_w16": FC,
+    "conv2d_int8_w16": CONV, "depthwise_int8_w16": CONV, "fully_connected_int8_w16": FC, "avg_pool_uint8": POOL,
+    "concat_lut": CONCAT_LUT,
 })

@@ -59,7 +59,7 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
     if w.quant is None:
         raise ModelFormatError(f"{op.describe()}: int8 weights {w.describe()} have no quantization")
     if op.options.get(UINT8):
-        return uint8_column_requant(ctx, op, s_in, w, s_out, out_zp, n_out, act)
+        return uint8_column_requant(ctx, op, s_in, w, s_out, out_zp, n_out, act, fully_connected)
     ws = w.quant.scale
     if ws.size not in (1, n_out):
         raise ModelFormatError(f"{op.describe()}: {ws.size} weight scales for {n_out} output channels")
@@ -84,7 +84,7 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
 
 
 def uint8_column_requant(ctx: Ctx, op: Op, s_in: float, w, s_out: float, out_zp: int, n_out: int,
-                         act: str) -> ColumnRequant:
+                         act: str, fully_connected: bool = False) -> ColumnRequant:
     """LiteRT's uint8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED (PopulateConvolutionQuantizationParams' legacy
     branch): one multiplier from (float32 input_scale * weight_scale) / output_scale in double, the bias scale
     checked against that product, MultiplyByQuantizedMultiplier (FULLY_CONNECTED too), any weight zero point."""
@@ -105,7 +105,10 @@ def uint8_column_requant(ctx: Ctx, op: Op, s_in: float, w, s_out: float, out_zp:
     mult, shift = Q.quantize_multiplier(product / float(Q.F32(s_out)), ctx.rounding)
     amin, amax = Q.activation_range_int8(act, s_out, out_zp)
     real = np.full(n_out, product / float(Q.F32(s_out)))
-    return ColumnRequant(ctx.rounding, np.full(n_out, mult, np.int32), np.full(n_out, shift, np.int32), real,
+    mode = ctx.rounding
+    if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
+        mode = REQUANT_DOUBLE_SCALE
+    return ColumnRequant(mode, np.full(n_out, mult, np.int32), np.full(n_out, shift, np.int32), real,
                          real.astype(np.float32), out_zp, amin, amax, w_zp=int(w_zp))
 
 
@@ -127,3 +130,15 @@ def float_activation_range(op, act: str, scale: float, zero_point: int) -> tuple
             min(Q.INT8_MAX, Q.quantized_bound(1.0, scale, zero_point))
     raise UnsupportedOpError(f"{op.describe()}: activation {act}")
 
+
+def uint8_rescale_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """LiteRT's ConcatenationWithScaling for one uint8 input, as a table over the 256 stored bytes (uint8 held as
+    int8, zero points as held): round(q * scale + bias) + zp_out in float32 (no fused multiply-add), with
+    scale = s_in * (1 / s_out) and bias = -zp_in * scale, ties away from zero, clamped to [0, 255]."""
+    u = (np.arange(256) ^ 0x80).astype(np.float32)             # stored byte -> its uint8 value
+    scale = Q.F32(s_in) * (Q.F32(1.0) / Q.F32(s_out))
+    bias = Q.F32(-(zp_in + 128)) * scale
+    v = u * scale + bias                                       # float32 product, then float32 sum
+    r = np.trunc(v) + np.where(np.abs(v - np.trunc(v)) >= Q.F32(0.5), np.sign(v), Q.F32(0))
+    out = np.clip(r.astype(np.int64) + zp_out + 128, 0, 255)
+    return (out ^ 0x80).astype(np.uint8)
