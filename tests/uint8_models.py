@@ -232,3 +232,54 @@ def convert(spec: ModelSpec, kind: str) -> bytes:
     converter.inference_input_type = tf.uint8
     converter.inference_output_type = tf.uint8
     return converter.convert()
+
+
+def weighted_op(model, name: str = "CONV_2D"):
+    (op,) = find_ops(model, name)[:1]
+    return op, model.subgraphs[0].tensors
+
+
+def weights_per_channel(model):
+    """The CONV_2D weights with one scale per output channel (as int8 models have): LiteRT's uint8 kernels refuse."""
+    op, tensors = weighted_op(model)
+    w = tensors[op.inputs[1]]
+    n = w.shape[0]
+    set_quant(w, np.full(n, w.quantization.scale[0], np.float32) * np.linspace(1.0, 1.5, n, dtype=np.float32),
+              [w.quantization.zeroPoint[0]] * n, 0)
+
+
+def bias_scale_off(model):
+    """The CONV_2D bias scale 1% away from input_scale * weight_scale."""
+    op, tensors = weighted_op(model)
+    b = tensors[op.inputs[2]]
+    set_quant(b, np.float32(b.quantization.scale[0] * 1.01), 0)
+
+
+def bias_zero_point(model):
+    op, tensors = weighted_op(model)
+    b = tensors[op.inputs[2]]
+    set_quant(b, b.quantization.scale[0], 3)
+
+
+def weight_scale_zero(model):
+    op, tensors = weighted_op(model)
+    w = tensors[op.inputs[1]]
+    set_quant(w, 0.0, w.quantization.zeroPoint[0])
+
+
+def logistic_output_zero_point(model):
+    (op,) = find_ops(model, "LOGISTIC")
+    y = model.subgraphs[0].tensors[op.outputs[0]]
+    set_quant(y, y.quantization.scale[0], 3)
+
+
+def softmax_output_scale(model):
+    (op,) = find_ops(model, "SOFTMAX")
+    y = model.subgraphs[0].tensors[op.outputs[0]]
+    set_quant(y, 1.0 / 128, 0)
+
+
+def pool_output_requantized(model):
+    (op,) = find_ops(model, "AVERAGE_POOL_2D")[:1]
+    y = model.subgraphs[0].tensors[op.outputs[0]]
+    set_quant(y, y.quantization.scale[0] * 2, y.quantization.zeroPoint[0])

@@ -143,7 +143,7 @@ CONV_VNNI = _layout("conv_vnni", "em_conv.h", "EM_CONV_VNNI", base=CONV, keep=(A
                     ints=("kp", "threads", "slice_bytes", "w_zp"))
 CONV_AVX2 = _layout("conv_avx2", "em_conv.h", "EM_CONV_AVX2", base=CONV, keep=(ALL, ALL, 0), ints=("kp",))
 DEPTHWISE_VNNI = _layout("depthwise_vnni", "em_depthwise.h", "EM_DEPTHWISE_VNNI", base=CONV, keep=(ALL, ALL, 0),
-                         ints=("pv", "cb", "tg", "wide"))
+                         ints=("pv", "cb", "tg", "wide", "w_zp"))
 FC = _layout("fc", "em_fully_connected.h", "EM_FC", ptrs=_REQUANT_PTRS,
              ints=("rows", "depth", "units", "out_zp", "act_min", "act_max", "mode"))
 FC_PACKED = _layout("fc_packed", "em_fully_connected.h", "EM_FC_PACKED", base=FC, keep=(ALL, ALL, 0),

@@ -61,7 +61,8 @@ def vnni_chunk(kp: int, rows: int) -> int:
 
 def depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnRequant, stride_w: int) -> dict:
     """Depthwise weights [taps][C] -> the lanes of em_depthwise_int8_vnni: [channel block][tap group][16][4].
-    With stride_w 1 and C dividing 16, a vector holds 16 / C pixels, so lane l is channel l % C."""
+    With stride_w 1 and C dividing 16, a vector holds 16 / C pixels, so lane l is channel l % C.  A weight zero
+    point (rq.w_zp) adds taps (in_zp + 128) w_zp to the bias (em_depthwise.h)."""
     taps, c = w.shape
     pv = 16 // c if stride_w == 1 and c < 16 and 16 % c == 0 else 1
     cb = 1 if pv > 1 else -(-c // 16)
@@ -82,7 +83,9 @@ def depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnReq
     else:      # [16-block][tap group][16 lanes][4 taps]
         packed = wl.reshape(tg, 4, cb, 16).transpose(2, 0, 3, 1)
     b = (np.zeros(c, np.int64) if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w.astype(np.int64).sum(0)
-    if np.any(np.abs(b) >= 2 ** 31):
+    if rq.w_zp:     # weights with a zero point: the kernel adds -w_zp * (the taps' byte sum)
+        b = wrap_int32(b + taps * (in_zp + 128) * rq.w_zp).astype(np.int64)
+    elif np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
     lanes = [ctx.keep_array(np.where(used, a[lane_ch], 0).astype(a.dtype))
              for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]

@@ -17,7 +17,7 @@ IM2COL_ROWS = 64      # output pixels gathered per im2col chunk (scratch = rows 
 
 def qparams(t, op: Op, what: str = "") -> tuple[float, int]:
     if t.quant is None:
-        raise ModelFormatError(f"{op.describe()}: int8 {t.describe()} has no quantization parameters")
+        raise ModelFormatError(f"{op.describe()}: quantized {t.describe()} has no quantization parameters")
     if t.quant.per_axis:
         raise ModelFormatError(f"{op.describe()}: {t.describe()} must be quantized per tensor")
     s, zp = t.quant.scalar()
@@ -124,7 +124,7 @@ def require_same_quant(op: Op, a, b):
     """Ops that copy bytes need equal quantization on both sides (they do not requantize)."""
     if a.dtype == np.int8:
         if qparams(a, op) != qparams(b, op):
-            raise UnsupportedOpError(f"{op.describe()}: int8 {a.describe()} and {b.describe()} must share "
+            raise UnsupportedOpError(f"{op.describe()}: quantized {a.describe()} and {b.describe()} must share "
                                      "scale and zero point")
     elif a.dtype == np.uint8 and (a.quant is not None or b.quant is not None):
         if a.quant is None or b.quant is None or qparams(a, op) != qparams(b, op):

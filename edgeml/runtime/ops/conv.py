@@ -80,18 +80,18 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
                     dm=dm, direct=direct, chunk=IM2COL_ROWS)
         wide = "_w16" if rq.w_zp else ""    # weights with a zero point (uint8 models): kernels read w - w_zp
         if depthwise:
-            wk = ctx.keep_array(wdata.reshape(kh * kw, oc).astype(np.int16) - rq.w_zp if rq.w_zp else
-                                wdata.reshape(kh * kw, oc))
-            if dm == 1 and kh * kw <= DW_MAX_TAPS and CONFIG.depthwise_int8_vnni and not rq.w_zp:
+            if dm == 1 and kh * kw <= DW_MAX_TAPS and CONFIG.depthwise_int8_vnni:
                 dv = depthwise_vnni_pack(ctx, wdata.reshape(kh * kw, oc), bias, in_zp, rq, sw)
                 ihp, iwp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-                ints_d = dict(ints, pv=dv["pv"], cb=dv["cb"], tg=dv["tg"], wide=dv["wide"])
+                ints_d = dict(ints, pv=dv["pv"], cb=dv["cb"], tg=dv["tg"], wide=dv["wide"], w_zp=rq.w_zp)
 
                 def make_d(addr):
                     return (dict(input=addr(x.index), weights=address(dv["w"]), bias=address(dv["bias"]),
                                  output=addr(y.index), scratch=addr("scratch"), **requant.pointers(dv["rq"])),
                             ints_d, {})
                 return Step(op, "depthwise_int8_vnni", make_d, ihp * iwp * ic + VNNI_SLACK, macs)
+            w_taps = wdata.reshape(kh * kw, oc)
+            wk = ctx.keep_array(w_taps.astype(np.int16) - rq.w_zp if rq.w_zp else w_taps)
             bk = ctx.keep_array(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32))
             scratch = oc * 4
         else:
