@@ -125,7 +125,9 @@ def _quantization(t_fb, tensor_desc: str, shape: tuple, dtype: np.dtype, buf: by
         info = np.iinfo(dtype)
         if np.any(zp < info.min) or np.any(zp > info.max):
             raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
-    return Quantization(scale=scale, zero_point=zp, axis=int(axis))
+    # one scale is per tensor whatever quantized_dimension says (TFLite Micro reads it so; LiteRT refuses an axis
+    # outside the shape)
+    return Quantization(scale=scale, zero_point=zp, axis=int(axis) if scale.size > 1 else 0)
 
 
 def _buffer_bytes(model_fb, index: int, buf: bytes):

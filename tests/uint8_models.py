@@ -283,3 +283,69 @@ def pool_output_requantized(model):
     (op,) = find_ops(model, "AVERAGE_POOL_2D")[:1]
     y = model.subgraphs[0].tensors[op.outputs[0]]
     set_quant(y, y.quantization.scale[0] * 2, y.quantization.zeroPoint[0])
+
+
+def add_operator(model, name: str, inputs: list, outputs: list, version: int = 1):
+    _, fb = schema()
+    code = getattr(fb.BuiltinOperator, name)
+    for k, c in enumerate(model.operatorCodes):
+        if max(c.builtinCode, c.deprecatedBuiltinCode) == code:
+            index = k
+            break
+    else:
+        c = fb.OperatorCodeT()
+        c.builtinCode = code
+        c.deprecatedBuiltinCode = min(code, 127)
+        c.version = version
+        model.operatorCodes.append(c)
+        index = len(model.operatorCodes) - 1
+    op = fb.OperatorT()
+    op.opcodeIndex = index
+    op.inputs, op.outputs = list(inputs), list(outputs)
+    model.subgraphs[0].operators.append(op)
+    return op
+
+
+def requantize_first_output(model):
+    """A QUANTIZE uint8 -> uint8 appended to the first graph output (scale x 1.7, zero point + 11): the new output."""
+    import copy
+    sg = model.subgraphs[0]
+    old = sg.tensors[sg.outputs[0]]
+    new = copy.deepcopy(old)
+    new.name = old.name + b"/requantized" if isinstance(old.name, bytes) else old.name + "/requantized"
+    new.buffer = 0
+    set_quant(new, np.float32(old.quantization.scale[0] * 1.7), min(old.quantization.zeroPoint[0] + 11, 255))
+    sg.tensors.append(new)
+    add_operator(model, "QUANTIZE", [sg.outputs[0]], [len(sg.tensors) - 1])
+    sg.outputs[0] = len(sg.tensors) - 1
+
+
+def reshape_output_zero_point(model):
+    """A RESHAPE whose uint8 output's zero point differs from its input's (a byte move cannot requantize)."""
+    (op,) = find_ops(model, "RESHAPE")[:1]
+    y = model.subgraphs[0].tensors[op.outputs[0]]
+    set_quant(y, y.quantization.scale[0], y.quantization.zeroPoint[0] + 5)
+
+
+def relu_to_elu(model):
+    """The RELU turned into ELU, an op with no uint8 form in edgeml."""
+    _, fb = schema()
+    (op,) = find_ops(model, "RELU")
+    c = fb.OperatorCodeT()
+    c.builtinCode = c.deprecatedBuiltinCode = fb.BuiltinOperator.ELU
+    c.version = 1
+    model.operatorCodes.append(c)
+    op.opcodeIndex = len(model.operatorCodes) - 1
+
+
+def float_conv_with_uint8_weights(float_model_bytes: bytes) -> bytes:
+    """TF1's hybrid form: a float CONV_2D whose weights are uint8 with a zero point."""
+    _, fb = schema()
+    model = load(float_model_bytes)
+    (op,) = find_ops(model, "CONV_2D")
+    w = model.subgraphs[0].tensors[op.inputs[1]]
+    q, scale, zp = asymmetric_uint8(buffer_array(model, w, np.float32))
+    set_buffer(model, w, q)
+    set_quant(w, scale, zp)
+    w.type = fb.TensorType.UINT8
+    return pack(model)
