@@ -1,7 +1,8 @@
 """uint8 (asymmetric, TF1 / Coral-style) models against LiteRT's reference kernels, bit for bit.
 
 Per-op models are converter-made int8 models rewritten to uint8 (tests/uint8_models.py: uint8 activations and
-I/O, asymmetric per-tensor uint8 weights) -- the awkward shapes of tests/tflite_models.py (odd channels, stride 2,
+I/O, asymmetric per-tensor uint8 weights), and a few genuine uint8 models from TF1's converter route -- the awkward
+shapes of tests/tflite_models.py (odd channels, stride 2,
 dilation, SAME with partial windows, broadcasting ADD / MUL, every fused activation), batch 2 after a resize, weight
 zero points at 0, 1, 128 and 255, CONCATENATION inputs quantized unlike its output -- and the converter's own int8
 models with uint8 graph inputs and outputs (QUANTIZE uint8 -> int8 and int8 -> uint8).  Each test first checks that
@@ -163,6 +164,17 @@ def test_uint8_op_is_bit_exact_with_litert_reference(uint8_model, name):
     model = uint8_model(name)
     assert_holds_uint8_ops(model, spec.int8_ops)
     check_against_reference(model, standard_inputs(model, spec), f"{name} uint8")
+
+
+@pytest.mark.parametrize("name", sorted(U.TF1_SPECS))
+def test_tf1_converter_uint8_model_is_bit_exact(own_models, name):
+    """Genuine uint8 models from TF1's converter route (fake-quant graph, inference_type=tf.uint8), which TF 2.21
+    still runs: uint8 weights with the converter's own zero points, CONCATENATION inputs quantized unlike its output,
+    a float branch between DEQUANTIZE and QUANTIZE."""
+    spec = U.SPECS[name]
+    model = own_models.get(name, "tf1")
+    assert_holds_uint8_ops(model, spec.int8_ops)
+    check_against_reference(model, standard_inputs(model, spec), f"{name} (TF1 converter)")
 
 
 WEIGHTED = ["conv_3x2_stride2_same_relu", "conv_3x3_dilation2_valid_nobias", "conv_1x1_relu_n1_to_1",

@@ -205,14 +205,96 @@ _add(ModelSpec("u8_io_two_inputs", [(7, 5), (7, 5)],
                int8_ops=frozenset({"QUANTIZE", "ADD", "MUL"}), kinds=("uint8_io",)))
 
 
+# ----- TF1's own uint8 route -----------------------------------------------------------------------------------
+# tf.compat.v1.lite.TFLiteConverter on a graph with fake-quant nodes and inference_type=tf.uint8 still works in
+# TF 2.21 and writes genuine uint8 models (uint8 weights with their own zero points, per-tensor ranges, CONCATENATION
+# inputs quantized unlike its output).  Graph mode is process-wide, so these convert in a child process.
+
+def _fq(tf, t, lo, hi):
+    return tf.quantization.fake_quant_with_min_max_args(t, lo, hi)
+
+
+def _tf1_conv(tf, xs, rng):
+    w = _fq(tf, tf.constant(0.3 * rng.standard_normal((3, 3, 3, 5)).astype(np.float32)), -0.7, 0.9)
+    y = tf.nn.bias_add(tf.nn.conv2d(xs[0], w, [1, 2, 2, 1], "SAME"), 0.1 * rng.standard_normal(5).astype(np.float32))
+    w2 = _fq(tf, tf.constant(0.2 * rng.standard_normal((2, 3, 5, 7)).astype(np.float32)), -0.5, 0.3)
+    z = tf.nn.conv2d(_fq(tf, tf.nn.relu6(y), 0.0, 6.0), w2, [1, 1, 1, 1], "VALID", dilations=[1, 2, 2, 1])
+    return [_fq(tf, tf.nn.max_pool2d(_fq(tf, z, -4.0, 3.0), 2, 1, "SAME"), -4.0, 3.0)]
+
+
+def _tf1_depthwise(tf, xs, rng):
+    w = _fq(tf, tf.constant(0.3 * rng.standard_normal((3, 2, 3, 2)).astype(np.float32)), -0.4, 1.1)
+    y = tf.nn.depthwise_conv2d(xs[0], w, [1, 2, 2, 1], "VALID")
+    return [_fq(tf, tf.nn.relu(y), 0.0, 2.5)]
+
+
+def _tf1_net(tf, xs, rng):
+    a, b = xs
+    w = _fq(tf, tf.constant(0.3 * rng.standard_normal((3, 3, 3, 1)).astype(np.float32)), -0.7, 0.9)
+    d = _fq(tf, tf.nn.relu6(tf.nn.depthwise_conv2d(a, w, [1, 1, 1, 1], "SAME")), 0.0, 6.0)
+    c = _fq(tf, tf.concat([d, _fq(tf, b * 2.0, -2.0, 2.0)], axis=3), -2.0, 6.0)
+    p = _fq(tf, tf.nn.avg_pool2d(c, 3, 2, "SAME"), -2.0, 6.0)
+    m = _fq(tf, tf.reduce_mean(p, [1, 2]), -1.0, 3.0)
+    wf = _fq(tf, tf.constant(rng.standard_normal((6, 4)).astype(np.float32)), -2.0, 1.5)
+    f = _fq(tf, tf.matmul(m, wf) + 0.1, -5.0, 5.0)
+    return [_fq(tf, tf.nn.softmax(f), 0.0, 255.0 / 256), _fq(tf, tf.sigmoid(f), 0.0, 255.0 / 256),
+            _fq(tf, tf.tanh(f), -1.0, 127.0 / 128), _fq(tf, tf.add(p, _fq(tf, tf.nn.relu(c[:, ::2, ::2, :]),
+                                                                          0.0, 4.0)), -3.0, 9.0)]
+
+
+TF1_SPECS = {   # name: (input shapes, build(tf, fake-quantized inputs, rng) -> outputs, uint8 ops it must hold)
+    "tf1_conv_dilated_maxpool": ([(1, 13, 11, 3)], _tf1_conv, {"CONV_2D", "MAX_POOL_2D"}),
+    "tf1_depthwise_m2_valid": ([(1, 10, 7, 3)], _tf1_depthwise, {"DEPTHWISE_CONV_2D"}),
+    "tf1_net": ([(1, 9, 7, 3), (1, 9, 7, 3)], _tf1_net,
+                {"DEPTHWISE_CONV_2D", "CONCATENATION", "AVERAGE_POOL_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX",
+                 "LOGISTIC", "TANH", "ADD"}),
+}
+
+
+for _name, (_shapes, _, _ops) in TF1_SPECS.items():
+    _add(ModelSpec(_name, [s[1:] for s in _shapes], None, int8_ops=frozenset(_ops), kinds=("tf1",)))
+
+
+def convert_tf1_here(name: str) -> bytes:
+    """TF1_SPECS[name] through TFLiteConverter.from_session with inference_type uint8 (switches this process to
+    graph mode: call it in a child, see convert)."""
+    import tensorflow as tf
+    tf.compat.v1.disable_eager_execution()
+    shapes, build, _ = TF1_SPECS[name]
+    graph = tf.Graph()
+    with graph.as_default():
+        xs = [tf.compat.v1.placeholder(tf.float32, s, name=f"x{i}") for i, s in enumerate(shapes)]
+        outs = build(tf, [_fq(tf, x, -1.0, 1.0) for x in xs], np.random.default_rng(len(name)))
+        with tf.compat.v1.Session(graph=graph) as sess:
+            converter = tf.compat.v1.lite.TFLiteConverter.from_session(sess, xs, outs)
+            converter.inference_type = tf.uint8
+            converter.quantized_input_stats = {f"x{i}": (127.5, 127.5) for i in range(len(xs))}
+            return converter.convert()
+
+
 def catalogue_spec(name: str) -> ModelSpec:
     return SPECS[name] if name in SPECS else M.SPECS[name]
 
 
 def convert(spec: ModelSpec, kind: str) -> bytes:
-    """The spec's model: "int8" (tests/tflite_models.convert) or "uint8_io" (uint8 graph inputs and outputs)."""
+    """The spec's model: "int8" (tests/tflite_models.convert), "uint8_io" (uint8 graph inputs and outputs) or
+    "tf1" (TF1_SPECS, converted in a child process)."""
     if kind == "int8":
         return M.convert(spec, "int8")
+    if kind == "tf1":
+        import subprocess
+        import sys
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.tflite")
+            code = ("import sys, pathlib, uint8_models as U; "
+                    "pathlib.Path(sys.argv[2]).write_bytes(U.convert_tf1_here(sys.argv[1]))")
+            done = subprocess.run([sys.executable, "-c", code, spec.name, path], capture_output=True,
+                                  cwd=os.path.dirname(os.path.abspath(__file__)))
+            if done.returncode != 0 or not os.path.exists(path):
+                raise RuntimeError(f"TF1 conversion of {spec.name} failed:\n{done.stderr.decode()[-2000:]}")
+            with open(path, "rb") as f:
+                return f.read()
     assert kind == "uint8_io", kind
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
