@@ -241,7 +241,8 @@ def test_quantize_between_uint8_io_and_int8_core(own_models, name):
     _, schema = U.schema()
     sg = fb.subgraphs[0]
     kinds = {(sg.tensors[op.inputs[0]].type, sg.tensors[op.outputs[0]].type) for op in U.find_ops(fb, "QUANTIZE")}
-    assert kinds == {(schema.TensorType.UINT8, schema.TensorType.INT8), (schema.TensorType.INT8, schema.TensorType.UINT8)}
+    u8, i8 = schema.TensorType.UINT8, schema.TensorType.INT8
+    assert kinds == {(u8, i8), (i8, u8)}
     check_against_reference(model, standard_inputs(model, spec), f"{name} uint8 I/O")
 
 
@@ -377,7 +378,8 @@ def test_public_models_needing_other_ops_name_the_op(public_models, name, missin
 
 @pytest.mark.parametrize("name,edit,error,message", [
     ("conv_3x2_stride2_same_relu", U.weights_per_channel, edgeml.UnsupportedOpError, "quantized per channel"),
-    ("conv_3x2_stride2_same_relu", U.bias_zero_point, edgeml.ModelFormatError, "has zero point 3; a uint8 op.s int32 bias"),
+    ("conv_3x2_stride2_same_relu", U.bias_zero_point, edgeml.ModelFormatError,
+     "has zero point 3; a uint8 op.s int32 bias"),
     ("conv_3x2_stride2_same_relu", U.weight_scale_zero, edgeml.ModelFormatError, "quantization scale 0.0"),
     ("logistic", U.logistic_output_zero_point, edgeml.UnsupportedOpError,
      "LOGISTIC uint8 output must be quantized with scale 0.00390625 and zero point 0"),

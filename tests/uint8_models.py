@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 import tflite_models as M
-from tflite_models import ModelSpec, _both, _single
+from tflite_models import ModelSpec, _single
 
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 

@@ -91,7 +91,8 @@ static void em_conv2d_f32(const em_params* p) {
  * rows, or a chunk's for im2col), in whole 64-byte lines; 0 without a weight zero point. */
 static inline int64_t em_conv_vnni_corr_bytes(const int64_t* d) {
     if (!d[EM_CONV_VNNI_I_W_ZP]) return 0;
-    const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], n = d[EM_CONV_VNNI_I_THREADS] > 1 ? d[EM_CONV_VNNI_I_THREADS] : 1;
+    const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW];
+    const int64_t n = d[EM_CONV_VNNI_I_THREADS] > 1 ? d[EM_CONV_VNNI_I_THREADS] : 1;
     const int64_t rows = d[EM_CONV_I_DIRECT] == 0 ? d[EM_CONV_I_CHUNK] : (P + n - 1) / n;
     return (rows * 4 + 63) / 64 * 64;
 }

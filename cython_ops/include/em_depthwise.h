@@ -178,8 +178,10 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_depthwise_ve
             sums[3] = _mm512_dpbusd_epi32(sums[3], v3, ones);
         }
     }
-    if (w_zp)
-        for (int k = 0; k < 4; k++) acc[k] = _mm512_add_epi32(acc[k], _mm512_mullo_epi32(sums[k], _mm512_set1_epi32(-w_zp)));
+    if (w_zp) {
+        const __m512i neg_zp = _mm512_set1_epi32(-w_zp);
+        for (int k = 0; k < 4; k++) acc[k] = _mm512_add_epi32(acc[k], _mm512_mullo_epi32(sums[k], neg_zp));
+    }
     __m512i v[4];
     for (int k = 0; k < 4; k++) v[k] = em_vnni_requant16(acc[k], g, lane0 + 16 * k, &q[k]);
     const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));

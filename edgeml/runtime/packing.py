@@ -1,6 +1,8 @@
 """Weights packed once at load into the layouts the micro-kernels read (cython_ops/include)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from edgeml.errors import ModelFormatError
@@ -28,7 +30,7 @@ def wrap_int32(a: np.ndarray) -> np.ndarray:
     return ((np.asarray(a, np.int64) + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
 
 
-def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, taps: int = None) -> dict:
+def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, taps: Optional[int] = None) -> dict:
     """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16.  With a weight zero
     point (rq.w_zp) the bias also takes + taps (in_zp + 128) w_zp (em_gemm_vnni.h; taps: the real K when w2 holds
     zero-weight padding columns), modulo 2^32 like the kernel's sums."""

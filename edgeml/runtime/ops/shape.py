@@ -2,6 +2,8 @@
 CONCATENATION, PAD, PADV2, REVERSE_V2 and ONNX ReverseSequence (cython_ops/include/em_shape.h)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
@@ -290,7 +292,8 @@ def prepare_pad(ctx: Ctx, op: Op) -> Step:
 
 
 
-def concat_steps(op: Op, y, ins: list, outer: int, rows: list, tables: list = None, ctx: Ctx = None) -> list:
+def concat_steps(op: Op, y, ins: list, outer: int, rows: list, tables: Optional[list] = None,
+                 ctx: Optional[Ctx] = None) -> list:
     """y = [outer] rows, each the concatenation of one row of every input (rows[k] bytes of input k).
     Up to CONCAT_MAX_INPUTS inputs per em_concat step; a later step writes its inputs' columns of every output row
     (the output pointer advanced past the earlier columns, the output row length unchanged).  tables: a 256-byte
