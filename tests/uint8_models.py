@@ -12,6 +12,7 @@ Kinds:
   "int8"      full int8 conversion (rewritten to uint8 by the tests with to_uint8)
   "uint8_io"  the converter's own int8 model with inference_input_type / inference_output_type uint8: QUANTIZE
               uint8 -> int8 at each input and int8 -> uint8 at each output
+  "tf1"       a genuine uint8 model from TF1's converter route (TF1_SPECS: fake-quant graphs, inference_type uint8)
 TensorFlow is imported only to convert and to rewrite (its flatbuffer schema module).
 """
 from __future__ import annotations
