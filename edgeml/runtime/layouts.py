@@ -140,14 +140,14 @@ CONV = _layout("conv", "em_im2col.h", "EM_CONV", ptrs=_REQUANT_PTRS,
                ints=_GEOMETRY + ("in_zp", "out_zp", "act_min", "act_max", "mode", "dm", "direct", "chunk"),
                floats=("act_min", "act_max"))
 CONV_VNNI = _layout("conv_vnni", "em_conv.h", "EM_CONV_VNNI", base=CONV, keep=(ALL, ALL, 0),
-                    ints=("kp", "threads", "slice_bytes"))
+                    ints=("kp", "threads", "slice_bytes", "w_zp"))
 CONV_AVX2 = _layout("conv_avx2", "em_conv.h", "EM_CONV_AVX2", base=CONV, keep=(ALL, ALL, 0), ints=("kp",))
 DEPTHWISE_VNNI = _layout("depthwise_vnni", "em_depthwise.h", "EM_DEPTHWISE_VNNI", base=CONV, keep=(ALL, ALL, 0),
-                         ints=("pv", "cb", "tg", "wide"))
+                         ints=("pv", "cb", "tg", "wide", "w_zp"))
 FC = _layout("fc", "em_fully_connected.h", "EM_FC", ptrs=_REQUANT_PTRS,
              ints=("rows", "depth", "units", "out_zp", "act_min", "act_max", "mode"))
 FC_PACKED = _layout("fc_packed", "em_fully_connected.h", "EM_FC_PACKED", base=FC, keep=(ALL, ALL, 0),
-                    ints=("kp", "chunk"))
+                    ints=("kp", "chunk", "w_zp"))
 FC_F32 = _layout("fc_f32", "em_fully_connected.h", "EM_FC_F32", base=FC, keep=(4, 3, 0), floats=("act_min", "act_max"))
 _HYBRID_PTRS = ("input", "weights", "bias", "output", "channel_scales", "row_sums", "scratch")
 _HYBRID_FLOATS = ("act_min", "act_max", "weight_scale")
@@ -324,3 +324,13 @@ def layout_of(kernel_name: str) -> Layout:
         return KERNEL_LAYOUTS[kernel_name]
     except KeyError:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
+
+
+# ----- uint8 (asymmetric, TF1 / Coral) models: kernels of weights with a zero point and LiteRT's uint8 arithmetic --
+CONCAT_LUT = _layout("concat_lut", "em_shape.h", "EM_CONCAT_LUT", base=CONCAT, keep=(ALL, ALL, 0), ptrs=("tables",),
+                     ints=("lut_mask",))
+LAYOUTS += (CONCAT_LUT,)
+KERNEL_LAYOUTS.update({
+    "conv2d_int8_w16": CONV, "depthwise_int8_w16": CONV, "fully_connected_int8_w16": FC, "avg_pool_uint8": POOL,
+    "concat_lut": CONCAT_LUT,
+})
