@@ -17,7 +17,7 @@ from edgeml.runtime import layouts as LY
 
 ROOT = Path(__file__).resolve().parents[1]
 INCLUDE = ROOT / "cython_ops" / "include"
-MODULES = ["activation", "conv", "elementwise", "onnx_ops", "pool", "reduce", "rnn", "shape"]
+MODULES = ["activation", "conv", "elementwise", "index", "onnx_ops", "pool", "reduce", "rnn", "shape"]
 LETTER = {"ptrs": "P", "ints": "I", "floats": "F"}
 LIMITS = {"ptrs": "EM_MAX_PTRS", "ints": "EM_MAX_INTS", "floats": "EM_MAX_FLOATS"}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cython_ops import activation, conv, elementwise, engine, onnx_ops, pool, reduce, rnn, shape
+from cython_ops import activation, conv, elementwise, engine, index, onnx_ops, pool, reduce, rnn, shape
 
 ISA = conv.isa()            # "scalar", "avx2", "avx512", "avx512vnni" or "neon"
 
@@ -41,7 +41,7 @@ def config_for(isa: str) -> KernelConfig:
 
 CONFIG = config_for(ISA)
 
-KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn)
+KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn, index)
            for name, address in module.KERNELS.items()}
 
 Engine = engine.Engine
