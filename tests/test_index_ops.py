@@ -437,3 +437,47 @@ def test_int8_resize_bilinear_follows_the_integer_formula_in_both_rounding_build
         np.testing.assert_array_equal(outs[op.outputs[0]], want, err_msg=f"{op.describe()} {op.options}")
         ties += int(np.sum(want != other))
     assert ties > 0
+
+
+# ----- hand-made graphs: empty tensors and constant shape arithmetic ------------------------------------------------
+
+def _graph(tensors, ops, inputs, outputs):
+    """A Graph from (name, shape, dtype, data) tuples and (type, inputs, outputs, options) tuples."""
+    from edgeml.ir import Graph, Op, Tensor
+    ts = [Tensor(k, name, tuple(shape), np.dtype(dtype), None, None if data is None else np.asarray(data, dtype))
+          for k, (name, shape, dtype, data) in enumerate(tensors)]
+    return Graph(tensors=ts, ops=[Op(k, t, 1, list(i), list(o), dict(opts)) for k, (t, i, o, opts) in enumerate(ops)],
+                 inputs=list(inputs), outputs=list(outputs), source="tflite")
+
+
+def test_resizing_an_empty_image_is_refused():
+    g = _graph([("x", (1, 0, 3, 2), "float32", None), ("size", (2,), "int32", [4, 4]), ("y", (1, 4, 4, 2), "float32",
+                                                                                         None)],
+               [("RESIZE_NEAREST_NEIGHBOR", [0, 1], [2], {})], [0], [2])
+    with pytest.raises(ModelFormatError, match=r"cannot resize the empty image \[1, 0, 3, 2\]"):
+        edgeml.Interpreter(g)
+
+
+def test_gather_from_an_empty_axis_loads_and_rejects_every_run_time_index():
+    g = _graph([("x", (2, 0, 3), "float32", None), ("i", (4,), "int32", None), ("y", (2, 4, 3), "float32", None)],
+               [("GATHER", [0, 1], [2], {"axis": 1})], [0, 1], [2])
+    ours = edgeml.Interpreter(g)
+    ours.set_input(np.zeros((2, 0, 3), np.float32), 0)
+    ours.set_input(np.zeros(4, np.int32), 1)
+    with pytest.raises(InputError, match=r"index 0 is outside 0\.\.-1"):
+        ours.invoke()
+
+
+def test_sum_of_an_empty_int8_input_is_zero_and_shape_arithmetic_of_constants_folds():
+    from edgeml.ir import Quantization
+    q = Quantization(np.array([0.5]), np.array([3]))
+    g = _graph([("x", (2, 0), "int8", None), ("axis", (1,), "int32", [1]), ("s", (2,), "int8", None),
+                ("shape", (2,), "int32", [6, 2]), ("axis0", (1,), "int32", [0]), ("n", (1,), "int32", None),
+                ("cast", (1,), "float32", None)],
+               [("SUM", [0, 1], [2], {"keep_dims": False}), ("REDUCE_PROD", [3, 4], [5], {"keep_dims": True}),
+                ("CAST", [5], [6], {})], [0], [2, 6])
+    g.tensors[0].quant = g.tensors[2].quant = q
+    ours = edgeml.Interpreter(g)
+    assert [s.op.type for s in ours.plan.steps] == ["SUM", "CAST"]      # the folded CAST output is copied
+    outs = ours.run(np.zeros((2, 0), np.int8))
+    assert outs[0].tolist() == [0, 0] and outs[1].tolist() == [12.0]

@@ -159,7 +159,10 @@ static void em_reduce_sum_quantized(const em_params* p) {
     int32_t* acc = (int32_t*)p->ptr[EM_QSUM_P_SCRATCH];
     memset(p->ptr[EM_QSUM_P_OUTPUT], 0, (size_t)d[EM_QSUM_I_CLEAR_BYTES]);
     for (int64_t o = 0; o < n_out; o++) acc[o] = 0;
-    if (d[EM_QSUM_I_REDUCED] == 0) return;
+    if (dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5] == 0) {     /* LiteRT: zeros */
+        EM_DT_SWITCH(d[EM_QSUM_I_DTYPE], for (int64_t o = 0; o < n_out; o++) ((T*)p->ptr[EM_QSUM_P_OUTPUT])[o] = 0;)
+        return;
+    }
     int64_t k = 0;
     EM_DT_SWITCH(d[EM_QSUM_I_DTYPE], {
         const T* x = (const T*)p->ptr[EM_QSUM_P_INPUT];

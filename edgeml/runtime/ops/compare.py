@@ -22,6 +22,7 @@ from edgeml.runtime.ops.folding import fold, inputs_constant
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 COMPARISONS = {"EQUAL": 0, "NOT_EQUAL": 1, "LESS": 2, "LESS_EQUAL": 3, "GREATER": 4, "GREATER_EQUAL": 5}
+VERSIONS = {"EQUAL": 5, "NOT_EQUAL": 4, "LESS": 3, "LESS_EQUAL": 2, "GREATER": 2, "GREATER_EQUAL": 3}   # LiteRT's
 NUMPY_COMPARISONS = {"EQUAL": np.equal, "NOT_EQUAL": np.not_equal, "LESS": np.less, "LESS_EQUAL": np.less_equal,
                      "GREATER": np.greater, "GREATER_EQUAL": np.greater_equal}
 COMPARE_LEFT_SHIFT = 8                 # LiteRT's ComparisonQuantized
@@ -93,7 +94,8 @@ def prepare_minmax(ctx: Ctx, op: Op, is_max: bool):
     return Step(op, "minmax", make, 0, 0)
 
 
-OPS = {name: OpSpec(partial(prepare_compare, name=name), max_version=4, output_types=None) for name in COMPARISONS}
+OPS = {name: OpSpec(partial(prepare_compare, name=name), max_version=VERSIONS[name], output_types=None)
+       for name in COMPARISONS}
 OPS.update({
     "MAXIMUM": OpSpec(partial(prepare_minmax, is_max=True), max_version=4, output_types=None),
     "MINIMUM": OpSpec(partial(prepare_minmax, is_max=False), max_version=4, output_types=None),

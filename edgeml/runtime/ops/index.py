@@ -286,14 +286,14 @@ def prepare_select(ctx: Ctx, op: Op, broadcast: bool):
 
 
 OPS = {
-    "GATHER": OpSpec(prepare_gather, max_version=7, output_types=None),
-    "GATHER_ND": OpSpec(prepare_gather_nd, max_version=5, output_types=None),
-    "SLICE": OpSpec(prepare_slice, max_version=6, output_types=MOVED_TYPES),
-    "BROADCAST_TO": OpSpec(prepare_broadcast_to, max_version=3, output_types=MOVED_TYPES),
+    "GATHER": OpSpec(prepare_gather, max_version=8, output_types=None),
+    "GATHER_ND": OpSpec(prepare_gather_nd, max_version=6, output_types=None),
+    "SLICE": OpSpec(prepare_slice, max_version=8, output_types=MOVED_TYPES),
+    "BROADCAST_TO": OpSpec(prepare_broadcast_to, max_version=4, output_types=MOVED_TYPES),
     "TILE": OpSpec(prepare_tile, max_version=3, output_types=None),
-    "FILL": OpSpec(prepare_fill, max_version=4, output_types=None),
+    "FILL": OpSpec(prepare_fill, max_version=5, output_types=None),
     "SHAPE": OpSpec(prepare_shape, output_types=None),
-    "CAST": OpSpec(prepare_cast, max_version=7, output_types=None),
+    "CAST": OpSpec(prepare_cast, max_version=9, output_types=None),
     "SELECT": OpSpec(partial(prepare_select, broadcast=False), max_version=4, output_types=None),
     "SELECT_V2": OpSpec(partial(prepare_select, broadcast=True), max_version=2, output_types=None),
 }

@@ -23,6 +23,8 @@ def resize_operands(ctx: Ctx, op: Op):
     xs = list(ctx.shape(x))
     if len(xs) != 4:
         raise ModelFormatError(f"{op.describe()}: input {x.describe()} must be 4-D (NHWC), got {xs}")
+    if 0 in xs[1:3]:
+        raise ModelFormatError(f"{op.describe()}: cannot resize the empty image {xs} of {x.describe()}")
     if size.dtype != np.int32 or tuple(ctx.shape(size)) != (2,):
         raise ModelFormatError(f"{op.describe()}: size {size.describe()} must be 2 int32 values")
     out_h, out_w = (int(v) for v in ctx.const(size, f"{op.describe()} size"))
