@@ -266,6 +266,13 @@ def _output_scale(factor):
     return change
 
 
+def _input_scale(position, factor):
+    def change(fb, model, sg, op):
+        q = sg.tensors[op.inputs[position]].quantization
+        q.scale = [float(v) * factor for v in q.scale]
+    return change
+
+
 def _version(number):
     return lambda fb, model, sg, op: setattr(model.operatorCodes[op.opcodeIndex], "version", number)
 
@@ -307,6 +314,10 @@ MALFORMED = [
      ModelFormatError, r"cannot broadcast \[2, 1, 5, 1\] to \[2, 4, 3, 3\]"),
     ("cast_between_types", "float", "CAST", _tensor_type(0, "output", "FLOAT16"), UnsupportedOpError,
      r"type float16"),
+    ("reduce_prod", "uint8", "REDUCE_PROD", lambda fb, model, sg, op: None, UnsupportedOpError,
+     r"quantized uint8 REDUCE_PROD is not supported"),
+    ("comparisons", "int8", "GREATER", _input_scale(0, 300.0), UnsupportedOpError,
+     r"LiteRT compares quantized values only for scales below 1"),
 ]
 
 

@@ -2,6 +2,7 @@
  * edgeml/runtime/ops/element_types.py mirrors them. */
 #ifndef EM_DTYPE_H
 #define EM_DTYPE_H
+#include <stdint.h>
 
 #define EM_DT_F32 0
 #define EM_DT_I8 1
