@@ -118,6 +118,9 @@ def prepare_reduce(ctx: Ctx, op: Op, name: str) -> Step:
     xs, axes, out, dims, ost = reduction_geometry(ctx, op)
     n_out = element_count(out)
     quantized = x.dtype in (I8, U8, I16) and x.quant is not None
+    if name == "SUM" and x.dtype in (I8, U8, I16) and not quantized:
+        raise UnsupportedOpError(f"{op.describe()}: SUM of {x.dtype} without quantization is not supported "
+                                 "(LiteRT requantizes every 8- and 16-bit SUM)")
     common = dict(dims=dims, out_strides=ost, outputs=n_out)
     if quantized and name == "SUM":
         s_in, zp_in = qparams(x, op)
