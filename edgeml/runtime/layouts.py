@@ -266,6 +266,39 @@ TCONV = _layout("transpose_conv", "em_transpose_conv.h", "EM_TCONV",
                       "out_zp", "act_min", "act_max", "mode", "kind"),
                 floats=("act_min", "act_max"))
 
+# ----- resize, reduction, index / shape, cast, select and comparison ops (the op-idx group) ----------------------
+RESIZE = _layout("resize", "em_resize.h", "EM_RESIZE",
+                 ptrs=("input", "output", "y_index", "x_index", "y_weight", "x_weight"),
+                 ints=("batch", "in_h", "in_w", "depth", "out_h", "out_w", "dtype", "mode"))
+NEAREST = _layout("nearest", "em_resize.h", "EM_NEAREST", ptrs=("input", "output", "y_index", "x_index"),
+                  ints=("batch", "in_h", "in_w", "pixel_bytes", "out_h", "out_w"))
+REDUCE = _layout("reduce", "em_reduce.h", "EM_REDUCE", ptrs=_IN_OUT,
+                 ints=(("dims", 6), ("out_strides", 6), "outputs", "dtype", "kind", "from_first"))
+QSUM = _layout("qsum", "em_reduce.h", "EM_QSUM", ptrs=("input", "output", "scratch"),
+               ints=(("dims", 6), ("out_strides", 6), "outputs", "reduced", "dtype", "in_zp", "out_zp", "mult",
+                     "shift", "mode", "lo", "hi", "clear_bytes"))
+QPROD = _layout("qprod", "em_reduce.h", "EM_QPROD", ptrs=("input", "output", "scratch"),
+                ints=(("dims", 6), ("out_strides", 6), "outputs", "dtype", "in_zp", "out_zp", "mult", "shift", "lo",
+                      "hi"))
+ARG = _layout("arg", "em_reduce.h", "EM_ARG", ptrs=_IN_OUT,
+              ints=("outer", "axis_size", "inner", "dtype", "is_max", "int64_output"))
+GATHER_INDICES = _layout("gather_indices", "em_index.h", "EM_GATHER_INDICES",
+                         ptrs=("input", "indices", "output", "status"),
+                         ints=("batch", "outer", "axis_size", "indices", "block_bytes", "index_type"))
+GATHER_ND = _layout("gather_nd", "em_index.h", "EM_GATHER_ND", ptrs=("params", "indices", "output", "status"),
+                    ints=("slices", "depth", "slice_bytes", "index_type", ("dims", 6), ("strides", 6)))
+TILE = _layout("tile", "em_index.h", "EM_TILE", ptrs=_IN_OUT,
+               ints=("itemsize", ("out_dims", 6), ("in_dims", 6), ("in_strides", 6)))
+FILL = _layout("fill", "em_index.h", "EM_FILL", ptrs=("value", "output"), ints=("elements", "itemsize"))
+CAST = _layout("cast", "em_index.h", "EM_CAST", ptrs=_IN_OUT, ints=("elements", "from", "to"))
+SELECT = _layout("select", "em_index.h", "EM_SELECT", ptrs=("condition", "x", "y", "output"),
+                 ints=("itemsize", ("dims", 6), ("cond_strides", 6), ("x_strides", 6), ("y_strides", 6)))
+COMPARE = _layout("compare", "em_compare.h", "EM_COMPARE", ptrs=("input1", "input2", "output"),
+                  ints=(("dims", 6), ("strides1", 6), ("strides2", 6), "dtype", "op", "rescale", "zp1", "zp2",
+                        "mult1", "shift1", "mult2", "shift2", "left_shift", "mode"))
+MINMAX = _layout("minmax", "em_compare.h", "EM_MINMAX", ptrs=("input1", "input2", "output"),
+                 ints=(("dims", 6), ("strides1", 6), ("strides2", 6), "dtype", "is_max"))
+
 LAYOUTS: Tuple[Layout, ...] = (
     CONV, CONV_VNNI, CONV_AVX2, DEPTHWISE_VNNI, FC, FC_PACKED, FC_F32, HY_CONV, HY_FC,
     BINARY, ADD, MUL, REQUANTIZE, LEAKY_RELU, QUANTIZE, DEQUANTIZE, UNARY_F32, SOFTMAX_F32,
@@ -318,14 +351,6 @@ KERNEL_LAYOUTS.update({
     "transpose_conv": TCONV,
 })
 
-def layout_of(kernel_name: str) -> Layout:
-    """The layout of a kernel named in a cython_ops module's KERNELS."""
-    try:
-        return KERNEL_LAYOUTS[kernel_name]
-    except KeyError:
-        raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
-
-
 # ----- uint8 (asymmetric, TF1 / Coral) models: kernels of weights with a zero point and LiteRT's uint8 arithmetic --
 CONCAT_LUT = _layout("concat_lut", "em_shape.h", "EM_CONCAT_LUT", base=CONCAT, keep=(ALL, ALL, 0), ptrs=("tables",),
                      ints=("lut_mask",))
@@ -334,3 +359,24 @@ KERNEL_LAYOUTS.update({
     "conv2d_int8_w16": CONV, "depthwise_int8_w16": CONV, "fully_connected_int8_w16": FC, "avg_pool_uint8": POOL,
     "concat_lut": CONCAT_LUT,
 })
+
+# the op-idx group's layouts and kernels
+LAYOUTS += (RESIZE, NEAREST, REDUCE, QSUM, QPROD, ARG, GATHER_INDICES, GATHER_ND, TILE, FILL, CAST, SELECT, COMPARE,
+            MINMAX)
+
+KERNEL_LAYOUTS.update({
+    # cython_ops.index
+    "resize_bilinear_f32": RESIZE, "resize_bilinear_u8": RESIZE, "resize_bilinear_int": RESIZE,
+    "resize_nearest": NEAREST, "gather_indices": GATHER_INDICES, "gather_nd": GATHER_ND, "tile": TILE,
+    "fill": FILL, "cast": CAST, "select": SELECT, "compare": COMPARE, "minmax": MINMAX,
+    # cython_ops.reduce
+    "reduce": REDUCE, "reduce_sum_quantized": QSUM, "reduce_prod_quantized": QPROD, "arg_min_max": ARG,
+})
+
+
+def layout_of(kernel_name: str) -> Layout:
+    """The layout of a kernel named in a cython_ops module's KERNELS."""
+    try:
+        return KERNEL_LAYOUTS[kernel_name]
+    except KeyError:
+        raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None

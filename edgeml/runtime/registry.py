@@ -1,12 +1,11 @@
 """The op table: op type -> OpSpec (prepare, newest version, output types), collected from the family modules."""
 from __future__ import annotations
 
-from edgeml.runtime.ops import (activations, conv, elementwise, fully_connected, lstm, onnx_quantized, onnx_rnn, pool,
-                                quantize, reduce, shape, transpose_conv)
+from edgeml.runtime.ops import (activations, compare, conv, elementwise, fully_connected, index, lstm, onnx_quantized,
+                                onnx_rnn, pool, quantize, reduce, resize, shape, transpose_conv)
 
 FAMILIES = (conv, fully_connected, pool, elementwise, activations, quantize, shape, reduce, lstm, onnx_rnn,
-            onnx_quantized)
-FAMILIES += (transpose_conv,)        # TRANSPOSE_CONV (int8, 16x8, float32)
+            onnx_quantized, transpose_conv, resize, index, compare)
 
 
 
