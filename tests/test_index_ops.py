@@ -20,6 +20,7 @@ import pytest
 import edgeml
 from converters import from_tflite
 from edgeml import InputError, ModelFormatError, UnsupportedOpError
+from edgeml.ir import UINT8
 
 N_INPUTS = 20
 RTOL, ATOL = 1e-5, 1e-6
@@ -136,7 +137,8 @@ def assert_holds(model: bytes, ops, kind: str = ""):
     assert set(ops) <= types, f"the model lacks {sorted(set(ops) - types)}; it has {sorted(types)}"
     if kind in KIND_TYPES:
         typed = {op.type for op in graph.ops if any(graph.tensors[t].dtype == KIND_TYPES[kind]
-                                                    for t in op.inputs + op.outputs if t >= 0)}
+                                                    for t in op.inputs + op.outputs if t >= 0)
+                 or (kind == "uint8" and op.options.get(UINT8))}       # uint8 held as int8 by the reader
         assert set(ops) - SHAPE_ARITHMETIC <= typed, f"{sorted(set(ops) - typed)} run in another type than {kind}"
 
 
@@ -339,6 +341,21 @@ def _cut(model: bytes, keep, inputs, outputs) -> bytes:
     return M.edit_model(model, change)
 
 
+def _file_ops(model: bytes) -> tuple:
+    """([(op type, input tensor indices, output tensor indices)], graph outputs) of subgraph 0, as stored."""
+    import tflite
+    from converters.tflite import OPERATOR_NAMES
+    m = tflite.Model.GetRootAsModel(model, 0)
+    sg = m.Subgraphs(0)
+    ops = []
+    for k in range(sg.OperatorsLength()):
+        op = sg.Operators(k)
+        code = m.OperatorCodes(op.OpcodeIndex())
+        ops.append((OPERATOR_NAMES[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())],
+                    [int(v) for v in op.InputsAsNumpy()], [int(v) for v in op.OutputsAsNumpy()]))
+    return ops, [int(v) for v in sg.OutputsAsNumpy()]
+
+
 def _random_inputs(model: bytes, n: int, seed: int) -> list:
     rng = np.random.default_rng(seed)
     sets = []
@@ -365,14 +382,14 @@ def test_deeplab_uint8_resize_and_arg_max_tail_is_bit_exact(public_models):
     """deeplabv3's uint8 tail (RESIZE_BILINEAR 33x33 -> 33x33 -> 513x513 with align_corners, ARG_MAX to int64)
     and its 1x1 -> 33x33 RESIZE_BILINEAR, cut out of the model (its uint8 convolutions are another group's)."""
     model = (public_models / "tflite" / "deeplabv3_mnv2_pascal_quant.tflite").read_bytes()
-    graph = from_tflite(model)
-    last_conv = max(op.index for op in graph.ops if op.type == "CONV_2D")
-    tail = graph.ops[last_conv + 1:]
-    assert [op.type for op in tail] == ["RESIZE_BILINEAR", "RESIZE_BILINEAR", "ARG_MAX"]
-    cut = _cut(model, slice(last_conv + 1, None), tail[0].inputs[:1], graph.outputs)
+    ops, outputs = _file_ops(model)         # the file's own ops (the reader rewrites uint8 ones)
+    last_conv = max(k for k, (kind, _, _) in enumerate(ops) if kind == "CONV_2D")
+    tail = ops[last_conv + 1:]
+    assert [kind for kind, _, _ in tail] == ["RESIZE_BILINEAR", "RESIZE_BILINEAR", "ARG_MAX"]
+    cut = _cut(model, slice(last_conv + 1, None), tail[0][1][:1], outputs)
     check_against_reference(cut, _random_inputs(cut, 3, 2), "deeplab tail")
-    first = next(op for op in graph.ops if op.type == "RESIZE_BILINEAR")
-    single = _cut(model, slice(first.index, first.index + 1), first.inputs[:1], first.outputs)
+    first = next(k for k, (kind, _, _) in enumerate(ops) if kind == "RESIZE_BILINEAR")
+    single = _cut(model, slice(first, first + 1), ops[first][1][:1], ops[first][2])
     check_against_reference(single, _random_inputs(single, 3, 3), "deeplab 1x1 resize")
 
 
@@ -380,24 +397,17 @@ def test_ssd_mobilenet_from_its_int8_input_is_bit_exact(public_models):
     """The SSD's graph after its uint8 -> int8 QUANTIZE (another group's op): SHAPE -> STRIDED_SLICE -> PACK ->
     RESHAPE / TILE fold at load, RESIZE_BILINEAR int8 runs, the anchors output is a folded constant."""
     model = (public_models / "tflite" / "ssd_mobilenet_v1_025_224_int8.tflite").read_bytes()
-    graph = from_tflite(model)
-    assert graph.ops[0].type == "QUANTIZE"
-    cut = _cut(model, slice(1, None), graph.ops[0].outputs, graph.outputs)
+    ops, outputs = _file_ops(model)
+    assert ops[0][0] == "QUANTIZE"
+    cut = _cut(model, slice(1, None), ops[0][2], outputs)
     assert_holds(cut, {"SHAPE", "STRIDED_SLICE", "PACK", "TILE", "RESIZE_BILINEAR", "RESHAPE"})
     ours = check_against_reference(cut, _random_inputs(cut, 3, 4), "ssd from int8")
     assert not {"SHAPE", "PACK", "TILE"} & {s.op.type for s in ours.plan.steps}
 
 
 @pytest.mark.parametrize("name", ["deeplabv3_mnv2_pascal_quant", "ssd_mobilenet_v1_025_224_int8"])
-def test_whole_public_model_is_bit_exact_once_its_uint8_ops_exist(public_models, name):
-    """Both models start with uint8 ops of another group (CONV_2D, QUANTIZE uint8 -> int8): until those exist
-    they are refused with an UnsupportedOpError naming uint8, afterwards they must match LiteRT."""
+def test_whole_public_model_is_bit_exact(public_models, name):
     model = (public_models / "tflite" / f"{name}.tflite").read_bytes()
-    try:
-        edgeml.Interpreter(model)
-    except UnsupportedOpError as exc:
-        assert "uint8" in str(exc) and any(op in str(exc) for op in ("CONV_2D", "QUANTIZE", "DEPTHWISE", "ADD"))
-        pytest.skip(f"{name} needs a uint8 op of another group: {exc}")
     check_against_reference(model, _random_inputs(model, 1, 5), name)
 
 

@@ -178,14 +178,6 @@ static void em_reduce_sum_quantized(const em_params* p) {
     }
 }
 
-/* LiteRT's MultiplyByQuantizedMultiplier of an int64 (the same in both rounding builds): the multiplier
- * rounded to 16 bits, one rounding shift. */
-static inline int32_t em_mbqm64(int64_t x, int32_t m, int shift) {
-    const int64_t reduced = m < 0x7FFF0000 ? ((int64_t)m + (1 << 15)) >> 16 : 0x7FFF;
-    const int total = 15 - shift;
-    return (int32_t)((x * reduced + ((int64_t)1 << (total - 1))) >> total);
-}
-
 /* Layout EM_QPROD: quantized REDUCE_PROD (LiteRT's QuantizedReduceProd): each output starts at its first input
  * minus in_zp; every further input multiplies it (int64) and the product is rescaled at once by
  * s_in / s_out^(1 / reduced) (em_mbqm64); the result is rescaled once more, plus out_zp, clamped.

@@ -21,7 +21,7 @@ from edgeml.runtime.registry import OPS, SUPPORTED_OPS
 
 DEFAULT_MAX_ARENA_BYTES = 1 << 31       # activations and scratch of one plan
 DEFAULT_MAX_WEIGHT_BYTES = 1 << 31      # packed copies of the weights
-STATUS_BYTES = 4                        # a step's int32 status word (Step.check)
+STATUS_BYTES = 16                       # a step's status area (Step.check)
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 

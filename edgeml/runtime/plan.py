@@ -30,8 +30,9 @@ class Step:
     #                          (layouts.layout_of(kernel)); addr(tensor index | "scratch") is an address
     scratch_bytes: int = 0
     macs: int = 0            # multiply-accumulates of CONV / DEPTHWISE / FULLY_CONNECTED; 0 for other ops
-    check: Optional[Callable] = None   # the kernel sets an int32 status word (addr("status")) on bad run-time
-    #                                    input, writing zeros instead of reading out of bounds; message(value)
+    check: Optional[Callable] = None   # check(status) -> error message or None: the kernel writes its 16-byte
+    #                                    status area (addr("status")) on bad run-time input (and zeros instead of
+    #                                    reading out of bounds); the Interpreter raises InputError with the message
 
 
 @dataclass

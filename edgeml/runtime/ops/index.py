@@ -2,7 +2,7 @@
 (cython_ops/include/em_index.h; SLICE and BROADCAST_TO are strided gathers of em_shape.h).
 
 Indices in the model file are checked here (ModelFormatError); indices that arrive at run time are checked by
-the kernel, which reports the first bad one through a status word (InputError at invoke, Ctx.run_check).
+the kernel, which reports the first bad one through a status word (InputError at invoke, Step.check).
 Every op whose inputs are all constants is computed at load (edgeml/runtime/ops/folding.py)."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from edgeml.runtime.ops.element_types import (BOOL, DTYPE_CODES, F32, I8, I16, I
 from edgeml.runtime.ops.elementwise import broadcast_shape, broadcast_strides
 from edgeml.runtime.ops.folding import fold, inputs_constant
 from edgeml.runtime.ops.shape import MOVED_TYPES, gather_step
-from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 VALUE_TYPES = (F32, I8, U8, I16, U16, I32, I64, BOOL)
 
@@ -35,11 +35,12 @@ def int_vector(ctx: Ctx, op: Op, position: int, what: str, types=(I32, I64)) -> 
     return [int(v) for v in data.reshape(-1)]
 
 
-def index_status(ctx: Ctx, describe) -> np.ndarray:
-    """The status word of a kernel's run-time index check: [flag, first bad index]; InputError at invoke."""
-    status = ctx.keep_array(np.zeros(2, np.int64))
-    ctx.run_check(status, lambda flag: describe(int(status[1])))
-    return status
+def index_check(describe):
+    """Step.check of a kernel's run-time index check: its status area holds int64 [flag, first bad index]."""
+    def check(status):
+        flag, index = status[:16].view(np.int64)
+        return describe(int(index)) if flag else None
+    return check
 
 
 def check_constant_indices(op: Op, values: np.ndarray, bounds):
@@ -81,15 +82,15 @@ def prepare_gather(ctx: Ctx, op: Op):
             picked = np.stack([data[b][:, values.reshape(batch, count)[b], :] for b in range(batch)])
             return fold(ctx, op, 0, picked.reshape(out))
     ctx.set_output(op, 0, tuple(out))
-    status = index_status(ctx, lambda v: f"{op.describe()}: index {v} is outside 0..{size - 1} (axis {axis} of "
-                                         f"{x.describe()})")
+    check = index_check(lambda v: f"{op.describe()}: index {v} is outside 0..{size - 1} (axis {axis} of "
+                                  f"{x.describe()})")
     ints = dict(batch=batch, outer=outer, axis_size=size, indices=count, block_bytes=inner * x.dtype.itemsize,
                 index_type=DTYPE_CODES[idx.dtype])
 
     def make(addr):
         return dict(input=addr(x.index), indices=addr(idx.index), output=addr(y.index),
-                    status=address(status)), ints, {}
-    return Step(op, "gather_indices", make, 0, 0)
+                    status=addr("status")), ints, {}
+    return Step(op, "gather_indices", make, 0, 0, check=check)
 
 
 def prepare_gather_nd(ctx: Ctx, op: Op):
@@ -120,15 +121,15 @@ def prepare_gather_nd(ctx: Ctx, op: Op):
     ctx.set_output(op, 0, tuple(out))
     slice_bytes = element_count(xs[depth:]) * x.dtype.itemsize
     strides = [s * slice_bytes for s in row_major_strides(xs[:depth])]
-    status = index_status(ctx, lambda v: f"{op.describe()}: index {v} is outside params {xs[:depth]} of "
-                                         f"{x.describe()}")
+    check = index_check(lambda v: f"{op.describe()}: index {v} is outside params {xs[:depth]} of "
+                                  f"{x.describe()}")
     ints = dict(slices=slices, depth=depth, slice_bytes=slice_bytes, index_type=DTYPE_CODES[idx.dtype],
                 dims=xs[:depth] + [0] * (6 - depth), strides=strides + [0] * (6 - depth))
 
     def make(addr):
         return dict(params=addr(x.index), indices=addr(idx.index), output=addr(y.index),
-                    status=address(status)), ints, {}
-    return Step(op, "gather_nd", make, 0, 0)
+                    status=addr("status")), ints, {}
+    return Step(op, "gather_nd", make, 0, 0, check=check)
 
 
 # ----- SLICE, BROADCAST_TO, TILE ---------------------------------------------------------------------------
