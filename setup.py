@@ -12,6 +12,7 @@ from setuptools import Extension, setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.join("cython_ops", "include")
 FAMILIES = ["engine", "conv", "pool", "elementwise", "shape", "reduce", "activation", "onnx_ops", "rnn"]
+FAMILIES += ["math_ops", "space_ops"]     # element-wise math, normalizations, matmul, space / batch / depth moves
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 

@@ -18,6 +18,7 @@ from edgeml.runtime import layouts as LY
 ROOT = Path(__file__).resolve().parents[1]
 INCLUDE = ROOT / "cython_ops" / "include"
 MODULES = ["activation", "conv", "elementwise", "onnx_ops", "pool", "reduce", "rnn", "shape"]
+MODULES += ["math_ops", "space_ops"]
 LETTER = {"ptrs": "P", "ints": "I", "floats": "F"}
 LIMITS = {"ptrs": "EM_MAX_PTRS", "ints": "EM_MAX_INTS", "floats": "EM_MAX_FLOATS"}
 

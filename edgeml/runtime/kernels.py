@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cython_ops import activation, conv, elementwise, engine, onnx_ops, pool, reduce, rnn, shape
+from cython_ops import math_ops, space_ops
 
 ISA = conv.isa()            # "scalar", "avx2", "avx512", "avx512vnni" or "neon"
 
@@ -43,6 +44,7 @@ CONFIG = config_for(ISA)
 
 KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn)
            for name, address in module.KERNELS.items()}
+KERNELS.update({name: address for module in (math_ops, space_ops) for name, address in module.KERNELS.items()})
 
 Engine = engine.Engine
 

@@ -250,6 +250,31 @@ ONNX_RNN = _layout("onnx_rnn", "em_onnx_rnn.h", "EM_ONNX_RNN",
                          "fused_step"),
                    floats=("clip",))
 
+# ----- element-wise math, normalizations, BATCH_MATMUL, grouped CONV_2D, space / batch moves (op-math) -------------
+MATH_UNARY = _layout("math_unary", "em_math_unary.h", "EM_MATH_UNARY", ptrs=_IN_OUT, ints=("n", "kind"))
+LUT_CHECKED = _layout("lut_checked", "em_math_unary.h", "EM_LUT_CHECKED", ptrs=("input", "output", "table", "status"),
+                      ints=("n",))
+MATH_BINARY = _layout("math_binary", "em_math_binary.h", "EM_MATH_BINARY", base=BINARY, keep=(ALL, ALL, ALL),
+                      ptrs=("status",), ints=("kind", "int_min", "int_max"))
+MATH_BINARY_Q = _layout("math_binary_q", "em_math_binary.h", "EM_MATH_BINARY_Q", base=BINARY, keep=(ALL, ALL, 0),
+                        ptrs=("status",),
+                        ints=("kind", "zp1", "zp2", "out_zp", "mult1", "shift1", "mult2", "shift2", "out_mult",
+                              "out_shift", "left_shift", "act_min", "act_max", "mode"))
+NORMALIZE = _layout("normalize", "em_normalize.h", "EM_NORMALIZE", ptrs=_IN_OUT,
+                    ints=("rows", "depth", "in_zp", "in_mult", "in_shift", "reverse_mult", "reverse_shift", "diff_min",
+                          "mode"))
+BATCH_MATMUL = _layout("batch_matmul", "em_batch_matmul.h", "EM_BATCH_MATMUL",
+                       ptrs=("lhs", "rhs", "output", "scratch", "packed_rhs", "col_sums", "mult", "shift"),
+                       ints=(("batch", 3), ("lhs_strides", 3), ("rhs_strides", 3), "rows", "cols", "depth", "adj_x",
+                             "adj_y", "lhs_zp", "rhs_zp", "out_zp", "mode", "lhs_offset", "sums_offset"))
+GROUPED_CONV = _layout("grouped_conv", "em_grouped_conv.h", "EM_GROUPED_CONV", base=CONV, keep=(ALL, ALL, ALL),
+                       ints=("groups",))
+GATHER_INDEXED = _layout("gather_indexed", "em_space.h", "EM_GATHER_INDEXED", ptrs=("input", "output", "tables"),
+                         ints=("itemsize", ("dims", 6), ("starts", 6)))
+BATCH_SPACE = _layout("batch_space", "em_space.h", "EM_BATCH_SPACE", ptrs=("input", "output", "pad_pixel"),
+                      ints=("pixel_bytes", "batch", "height", "width", "blocked_height", "blocked_width", "block_h",
+                            "block_w", "top", "left"))
+
 LAYOUTS: Tuple[Layout, ...] = (
     CONV, CONV_VNNI, CONV_AVX2, DEPTHWISE_VNNI, FC, FC_PACKED, FC_F32, HY_CONV, HY_FC,
     BINARY, ADD, MUL, REQUANTIZE, LEAKY_RELU, QUANTIZE, DEQUANTIZE, UNARY_F32, SOFTMAX_F32,
@@ -288,6 +313,22 @@ KERNEL_LAYOUTS: Dict[str, Layout] = {
     "lstm_int8": LSTM_INT8, "lstm_f32": LSTM_F32, "lstm_hybrid": LSTM_HYBRID,
     "onnx_rnn_f32": ONNX_RNN, "onnx_rnn_s8": ONNX_RNN,
 }
+
+LAYOUTS += (MATH_UNARY, LUT_CHECKED, MATH_BINARY, MATH_BINARY_Q, NORMALIZE, BATCH_MATMUL, GROUPED_CONV, GATHER_INDEXED,
+            BATCH_SPACE)
+
+KERNEL_LAYOUTS.update({
+    # cython_ops.math_ops
+    "math_unary_f32": MATH_UNARY, "math_unary_i32": MATH_UNARY, "lut_checked": LUT_CHECKED,
+    "math_binary_f32": MATH_BINARY, "math_binary_i32": MATH_BINARY, "math_binary_int8": MATH_BINARY_Q,
+    "math_binary_uint8": MATH_BINARY_Q,
+    "log_softmax_f32": NORMALIZE, "log_softmax_int8": NORMALIZE, "l2_norm_f32": NORMALIZE, "l2_norm_int8": NORMALIZE,
+    "l2_norm_uint8": NORMALIZE,
+    "batch_matmul_f32": BATCH_MATMUL, "batch_matmul_int8": BATCH_MATMUL,
+    "grouped_conv_int8": GROUPED_CONV, "grouped_conv_f32": GROUPED_CONV,
+    # cython_ops.space_ops
+    "gather_indexed": GATHER_INDEXED, "space_to_batch": BATCH_SPACE, "batch_to_space": BATCH_SPACE,
+})
 
 
 def layout_of(kernel_name: str) -> Layout:
