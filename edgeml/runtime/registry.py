@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from edgeml.runtime.ops import (activations, conv, elementwise, fully_connected, lstm, onnx_quantized, onnx_rnn, pool,
                                 quantize, reduce, shape)
+from edgeml.runtime.ops import batch_matmul, binary_math, normalization, space, unary_math
 
 FAMILIES = (conv, fully_connected, pool, elementwise, activations, quantize, shape, reduce, lstm, onnx_rnn,
             onnx_quantized)
+FAMILIES += (unary_math, binary_math, normalization, batch_matmul, space)
 
 
 
