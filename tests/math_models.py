@@ -144,6 +144,10 @@ _add(MathSpec("div_broadcast", [(4, 1, 5), (3, 5)], _pair(lambda tf, a, b: a / b
 _add(MathSpec("div_relu_negative_divisor", [(3, 7), (3, 7)], lambda k, tf, xs: [
               k.layers.Lambda(lambda t: tf.nn.relu(t[0] / t[1]))(xs)], ops=both("DIV"),
               ranges=[(-2.0, 5.0), (-3.0, -0.5)]))
+# a divisor calibrated across zero: a tiny output multiplier, so small numerators take right shifts past 31 (which
+# LiteRT's x86 build computes with the shift count taken modulo 32: mostly saturated outputs, reproduced here)
+_add(MathSpec("div_divisor_across_zero", [(6, 5), (6, 5)], _pair(lambda tf, a, b: a / b),
+              ops={INT8: frozenset({"DIV"})}, ranges=[(-4.0, 4.0), (-0.5, 3.0)]))
 _add(MathSpec("floor_div_mod_float", [(4, 6), (1, 6)],
               lambda k, tf, xs: [k.layers.Lambda(lambda t: tf.math.floordiv(t[0], t[1]))(xs),
                                  k.layers.Lambda(lambda t: tf.math.floormod(t[0], t[1]))(xs)],
@@ -179,6 +183,11 @@ _add(MathSpec("log_softmax_wide_range", [(2, 3, 40)], _lambda(lambda tf, t: tf.n
               ops=both("LOG_SOFTMAX"), spread=12.0))
 _add(MathSpec("l2_normalization", [(5, 3, 6)], _lambda(lambda tf, t: tf.math.l2_normalize(t, axis=-1)),
               ops=dict(both("L2_NORMALIZATION"), uint8=frozenset({"L2_NORMALIZATION"})), spread=2.0))
+
+
+# rows whose sum of squares passes 2^29 (the inverse square root's pre-scaling loop)
+_add(MathSpec("l2_normalization_long_rows", [(34000,)], _lambda(lambda tf, t: tf.math.l2_normalize(t, axis=-1)),
+              ops={INT8: frozenset({"L2_NORMALIZATION"})}, spread=3.0))
 
 
 # ----- BATCH_MATMUL ---------------------------------------------------------------------------------------------

@@ -10,7 +10,11 @@ zero divisor), edgeml must raise InputError for that input set.  Each test first
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +24,7 @@ import math_models as M
 import model_cache
 from converters import from_tflite
 from edgeml.ir import Quantization
+from edgeml.runtime.kernels import ISA
 
 N_INPUTS = 20
 RTOL, ATOL = 1e-5, 1e-6
@@ -373,3 +378,59 @@ def test_malformed_variant_is_refused_at_load(models, name, kind, edit, error, m
     edit(graph)
     with pytest.raises(error, match=message):
         edgeml.Interpreter(graph)
+
+
+# ----- every kernel path ----------------------------------------------------------------------------------------
+
+ISA_PATHS = ["scalar", "avx2", "avx512", "avx512vnni"]
+RUN_IN_CHILD = r'''
+import sys
+import numpy as np
+import edgeml
+from cython_ops import conv
+out = {"isa": np.array(conv.isa())}
+for k, path in enumerate(sys.argv[2:]):
+    it = edgeml.Interpreter(path)
+    inputs = np.load(path + ".inputs.npz")
+    for i in range(len(inputs.files)):
+        it.set_input(inputs[f"x{i}"], i)
+    it.invoke()
+    for j in range(len(it.get_output_details())):
+        out[f"m{k}_y{j}"] = it.get_output(j)
+np.savez(sys.argv[1], **out)
+'''
+
+
+def test_gemm_based_ops_agree_on_every_isa_path(models, tmp_path):
+    """BATCH_MATMUL and grouped CONV_2D run em_gemm.h's GEMM, whose body is compiled per ISA and chosen at run time:
+    every path EDGEML_ISA can force here gives the same bits as this process (which LiteRT checks above)."""
+    best = ISA
+    if best not in ISA_PATHS:
+        pytest.skip(f"the x86 paths are not available on a {best} CPU")
+    names = [("batch_matmul_attention", M.INT8), ("batch_matmul_constant_rhs", M.INT8),
+             ("grouped_conv_3_groups_stride2_same_relu", M.INT8), ("grouped_conv_2_groups_dilated_valid", M.FLOAT),
+             ("multi_head_attention", M.FLOAT)]
+    files, expected = [], {}
+    rng = np.random.default_rng(5)
+    for k, (name, kind) in enumerate(names):
+        model = models.get(name, kind)
+        path = tmp_path / f"{name}.{kind}.tflite"
+        path.write_bytes(model)
+        ours = edgeml.Interpreter(model)
+        xs = [rng.integers(-128, 128, size=d["shape"]).astype(np.int8) if kind == M.INT8 else
+              rng.standard_normal(d["shape"]).astype(np.float32) for d in ours.get_input_details()]
+        np.savez(str(path) + ".inputs.npz", **{f"x{i}": x for i, x in enumerate(xs)})
+        for j, y in enumerate(run_ours(ours, xs)):
+            expected[f"m{k}_y{j}"] = y
+        files.append(str(path))
+    root = str(Path(__file__).resolve().parents[1])
+    for isa in ISA_PATHS[:ISA_PATHS.index(best) + 1]:
+        result = tmp_path / f"{isa}.npz"
+        env = dict(os.environ, EDGEML_ISA=isa, PYTHONPATH=root)
+        done = subprocess.run([sys.executable, "-c", RUN_IN_CHILD, str(result), *files], env=env, cwd=root,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        got = np.load(result)
+        assert str(got["isa"]) == isa
+        for key, y in expected.items():
+            np.testing.assert_array_equal(got[key], y, err_msg=f"{key} on the {isa} path")
