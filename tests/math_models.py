@@ -165,6 +165,26 @@ _add(MathSpec("int32_floor_div_mod_squared_difference", [(3, 7), (3, 7)],
                                  tf.math.squared_difference(xs[0], xs[1])],
               ops={INT32: frozenset({"FLOOR_DIV", "FLOOR_MOD", "SQUARED_DIFFERENCE"})},
               ranges=[(-1000, 1000), (1, 9)]))
+def _floor_div_as_div(model_bytes: bytes, kind: str) -> bytes:
+    """TensorFlow's converter writes int32 division as FLOOR_DIV; this makes the op the truncating int32 DIV that
+    LiteRT also has."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as fb
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(model_bytes), 0))
+    (code,) = [c for c in model.operatorCodes if c.builtinCode == fb.BuiltinOperator.FLOOR_DIV]
+    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.DIV
+    code.version = 1
+    for op in model.subgraphs[0].operators:
+        if model.operatorCodes[op.opcodeIndex] is code:
+            op.builtinOptionsType = fb.BuiltinOptions.DivOptions
+            op.builtinOptions = fb.DivOptionsT()
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+_add(MathSpec("int32_div_truncating", [(5, 4), (5, 4)], lambda k, tf, xs: [tf.math.floordiv(xs[0], xs[1])],
+              ops={INT32: frozenset({"DIV"})}, ranges=[(-2**31, 2**31 - 1), (-9, -1)], rewrite=_floor_div_as_div))
 _add(MathSpec("int32_pow", [(4, 5), (4, 5)], lambda k, tf, xs: [tf.pow(xs[0], xs[1])],
               ops={INT32: frozenset({"POW"})}, ranges=[(-9, 9), (0, 7)]))
 

@@ -211,6 +211,24 @@ def test_float_unary_domain_edges_match_litert(models):
     assert counts["compared"] == 3
 
 
+def test_float_binary_domain_edges_match_litert(models):
+    """DIV by zero gives LiteRT's clamp to +-FLT_MAX (0 / 0 stays NaN); POW of zero, negative bases and
+    infinities gives powf's values."""
+    for name, first, second in [
+            ("div_broadcast", [1.0, -1.0, 0.0, np.inf, np.nan], [0.0, -0.0, 0.0, 0.0, 1.0]),
+            ("div_relu_negative_divisor", [1.0, -1.0, 0.0, np.inf, -np.inf], [0.0, 0.0, 0.0, np.inf, 1e-45]),
+            ("pow_float", [0.0, 0.0, -2.0, -8.0, np.inf], [-1.0, 0.0, 0.5, 1.0 / 3.0, -0.5])]:
+        spec = M.SPECS[name]
+        model = models.get(name, M.FLOAT)
+        assert_contains_ops(model, spec, M.FLOAT)
+        _, shapes = input_details(model, spec, 1)
+        sets = [[np.resize(np.array(v, np.float32), s) for v, s in zip(values, shapes)]
+                for values in ((first, second), (second, first))]
+        with np.errstate(all="ignore"):
+            counts = check_against_reference(model, spec, sets, f"{name} edges")
+        assert counts["compared"] == 2
+
+
 def replace_one(x: np.ndarray, value) -> np.ndarray:
     x = x.copy()
     x.reshape(-1)[x.size // 2] = value
@@ -226,6 +244,7 @@ def refusal_cases():
         ("div_broadcast", M.UINT8, 1, "zero_point", "division by zero"),
         ("floor_div_mod_float", M.FLOAT, 1, 0.0, "division by zero"),
         ("int32_floor_div_mod_squared_difference", M.INT32, 1, 0, "division by zero"),
+        ("int32_div_truncating", M.INT32, 1, 0, "division by zero"),
         ("int32_pow", M.INT32, 1, -1, "negative exponent"),
     ]
 
