@@ -98,7 +98,8 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
                 scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple) and t[0] == "scratch"},
                 checks=[(offsets[("status", k)], s.check) for k, s in enumerate(steps) if s.check is not None],
                 input_ranges=ctx.input_ranges, const_arrays={},
-                status_offsets={key[1]: o for key, o in offsets.items() if isinstance(key, tuple) and key[0] == "status"})
+                status_offsets={key[1]: o for key, o in offsets.items()
+                                if isinstance(key, tuple) and key[0] == "status"})
     return bind(plan)
 
 
