@@ -137,18 +137,14 @@ static void em_reduce(const em_params* p) {
 }
 
 /* Layout EM_QSUM: quantized SUM (LiteRT's QuantizedMeanOrSum with compute_sum): integer sum of the raw values,
- * minus in_zp * reduced, one fixed-point multiplier s_in / s_out, plus out_zp, clamped to [lo, hi].  The
- * prepare passes the element type LiteRT's reference actually reads: for int8 and int16 tensors that is
- * uint8 (the first `elements` bytes, clamped to [0, 255]); `clear_bytes` of output are zeroed first (the part
- * of an int16 output LiteRT's uint8 kernel never writes).
+ * minus in_zp * reduced, one fixed-point multiplier s_in / s_out, plus out_zp, clamped to [lo, hi].
  * ptr: input, output, scratch (one int32 per output); i: input dims (6-D), output strides (6, 0 where reduced),
- *      outputs, reduced count, element type, in_zp, out_zp, multiplier, shift, rounding mode, lo, hi,
- *      clear_bytes */
+ *      outputs, reduced count, element type, in_zp, out_zp, multiplier, shift, rounding mode, lo, hi */
 enum { EM_QSUM_P_INPUT, EM_QSUM_P_OUTPUT, EM_QSUM_P_SCRATCH, EM_QSUM_P_COUNT };
 enum { EM_QSUM_I_DIMS, EM_QSUM_I_DIMS_LAST = EM_QSUM_I_DIMS + 5, EM_QSUM_I_OUT_STRIDES,
        EM_QSUM_I_OUT_STRIDES_LAST = EM_QSUM_I_OUT_STRIDES + 5, EM_QSUM_I_OUTPUTS, EM_QSUM_I_REDUCED,
        EM_QSUM_I_DTYPE, EM_QSUM_I_IN_ZP, EM_QSUM_I_OUT_ZP, EM_QSUM_I_MULT, EM_QSUM_I_SHIFT, EM_QSUM_I_MODE,
-       EM_QSUM_I_LO, EM_QSUM_I_HI, EM_QSUM_I_CLEAR_BYTES, EM_QSUM_I_COUNT };
+       EM_QSUM_I_LO, EM_QSUM_I_HI, EM_QSUM_I_COUNT };
 enum { EM_QSUM_F_COUNT = 0 };
 
 static void em_reduce_sum_quantized(const em_params* p) {
@@ -157,7 +153,6 @@ static void em_reduce_sum_quantized(const em_params* p) {
     const int64_t* ost = d + EM_QSUM_I_OUT_STRIDES;
     const int64_t n_out = d[EM_QSUM_I_OUTPUTS];
     int32_t* acc = (int32_t*)p->ptr[EM_QSUM_P_SCRATCH];
-    memset(p->ptr[EM_QSUM_P_OUTPUT], 0, (size_t)d[EM_QSUM_I_CLEAR_BYTES]);
     for (int64_t o = 0; o < n_out; o++) acc[o] = 0;
     if (dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5] == 0) {     /* LiteRT: zeros */
         EM_DT_SWITCH(d[EM_QSUM_I_DTYPE], for (int64_t o = 0; o < n_out; o++) ((T*)p->ptr[EM_QSUM_P_OUTPUT])[o] = 0;)

@@ -278,7 +278,7 @@ REDUCE = _layout("reduce", "em_reduce.h", "EM_REDUCE", ptrs=_IN_OUT,
                  ints=(("dims", 6), ("out_strides", 6), "outputs", "dtype", "kind", "from_first"))
 QSUM = _layout("qsum", "em_reduce.h", "EM_QSUM", ptrs=("input", "output", "scratch"),
                ints=(("dims", 6), ("out_strides", 6), "outputs", "reduced", "dtype", "in_zp", "out_zp", "mult",
-                     "shift", "mode", "lo", "hi", "clear_bytes"))
+                     "shift", "mode", "lo", "hi"))
 QPROD = _layout("qprod", "em_reduce.h", "EM_QPROD", ptrs=("input", "output", "scratch"),
                 ints=(("dims", 6), ("out_strides", 6), "outputs", "dtype", "in_zp", "out_zp", "mult", "shift", "lo",
                       "hi"))
