@@ -112,7 +112,9 @@ class Ctx:
         shape = tuple(int(d) for d in shape)
         if any(d < 0 for d in shape):
             raise ModelFormatError(f"{op.describe()}: inferred a negative dimension for {t.describe()}")
-        if not self.batch_changed and t.shape and tuple(t.shape) != shape and math.prod(t.shape) != 0:
+        if (not self.batch_changed and t.shape and tuple(t.shape) != shape and math.prod(t.shape) != 0
+                and not (len(shape) == len(t.shape)
+                         and all(a in t.dynamic_dims for a in range(len(shape)) if shape[a] != t.shape[a]))):
             raise ModelFormatError(f"{op.describe()}: {t.describe()} is declared {list(t.shape)} but the op "
                                    f"produces {list(shape)}")
         if t.index in self.constants:
