@@ -5,6 +5,7 @@
 #define EM_SHAPE_H
 #include <string.h>
 #include "em_params.h"
+#include "em_lut.h"
 
 /* ptr: input, output; i: bytes */
 enum { EM_COPY_P_INPUT, EM_COPY_P_OUTPUT, EM_COPY_P_COUNT };
@@ -121,8 +122,7 @@ static void em_concat_lut(const em_params* p) {
             const int64_t rb = d[EM_CONCAT_I_ROW_BYTES + k];
             const uint8_t* src = (const uint8_t*)p->ptr[EM_CONCAT_P_INPUTS + k] + o * rb;
             if ((d[EM_CONCAT_LUT_I_LUT_MASK] >> k) & 1) {
-                const uint8_t* table = tables + 256 * k;
-                for (int64_t j = 0; j < rb; j++) dst[j] = table[src[j]];
+                em_lut_u8(src, dst, rb, tables + 256 * k);
             } else {
                 memcpy(dst, src, (size_t)rb);
             }

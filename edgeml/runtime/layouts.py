@@ -389,3 +389,16 @@ def layout_of(kernel_name: str) -> Layout:
         return KERNEL_LAYOUTS[kernel_name]
     except KeyError:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
+
+
+# ----- speed-elementwise (issue 15 part A): vector table lookups, broadcasting binary ops ----------------------
+LUT_F32 = _layout("lut_f32", "em_lut.h", "EM_LUT_F32", ptrs=("input", "output", "table"), ints=("n",))
+
+QUANTIZE_CHECKED = _layout("quantize_checked", "em_elementwise.h", "EM_QUANTIZE_CHECKED", base=QUANTIZE,
+                           keep=(ALL, ALL, ALL), ptrs=("status",))
+
+LAYOUTS += (LUT_F32, QUANTIZE_CHECKED)
+KERNEL_LAYOUTS.update({
+    "lut_int8_f32": LUT_F32,      # cython_ops.activation
+    "add_int8_avx2": ADD, "mul_int8_avx2": MUL, "quantize_f32_int8_checked": QUANTIZE_CHECKED,  # elementwise
+})
