@@ -23,7 +23,18 @@ enum { EM_MEAN_F_COUNT = 0 };
     for (int64_t i3 = 0; i3 < dims[3]; i3++)                                                 \
     for (int64_t i4 = 0; i4 < dims[4]; i4++) {                                               \
         int64_t ob = i0 * ost[0] + i1 * ost[1] + i2 * ost[2] + i3 * ost[3] + i4 * ost[4];    \
-        for (int64_t i5 = 0; i5 < dims[5]; i5++) acc[ob + i5 * ost[5]] += (T_ACC)x[k++];     \
+        if (ost[5] == 1) {             /* innermost dim kept: contiguous adds the compiler vectorizes */ \
+            T_ACC* a_ = acc + ob;                                                            \
+            for (int64_t i5 = 0; i5 < dims[5]; i5++) a_[i5] += (T_ACC)x[k + i5];             \
+            k += dims[5];                                                                    \
+        } else if (ost[5] == 0) {      /* innermost dim reduced: one running sum, same order */ \
+            T_ACC s_ = acc[ob];                                                              \
+            for (int64_t i5 = 0; i5 < dims[5]; i5++) s_ += (T_ACC)x[k + i5];                 \
+            acc[ob] = s_;                                                                    \
+            k += dims[5];                                                                    \
+        } else {                                                                             \
+            for (int64_t i5 = 0; i5 < dims[5]; i5++) acc[ob + i5 * ost[5]] += (T_ACC)x[k++]; \
+        }                                                                                    \
     }
 
 static void em_mean(const em_params* p) {

@@ -43,6 +43,22 @@ static void em_gather_strided(const em_params* p) {
     const int64_t* d = p->i;
     const int64_t* dims = d + EM_GATHER_I_DIMS;
     const int64_t* st = d + EM_GATHER_I_STRIDES;
+    if (st[5] == 1) {      /* contiguous innermost runs (STRIDED_SLICE, SPLIT, most TRANSPOSEs): one memcpy each */
+        const int64_t isz = d[EM_GATHER_I_ITEMSIZE];
+        const uint8_t* x = (const uint8_t*)p->ptr[EM_GATHER_P_INPUT];
+        uint8_t* y = (uint8_t*)p->ptr[EM_GATHER_P_OUTPUT];
+        const size_t row = (size_t)(dims[5] * isz);
+        int64_t o = 0;
+        for (int64_t i0 = 0; i0 < dims[0]; i0++)
+        for (int64_t i1 = 0; i1 < dims[1]; i1++)
+        for (int64_t i2 = 0; i2 < dims[2]; i2++)
+        for (int64_t i3 = 0; i3 < dims[3]; i3++)
+        for (int64_t i4 = 0; i4 < dims[4]; i4++, o += (int64_t)row) {
+            const int64_t base = d[EM_GATHER_I_START] + i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3] + i4 * st[4];
+            memcpy(y + o, x + base * isz, row);
+        }
+        return;
+    }
     switch (d[EM_GATHER_I_ITEMSIZE]) {
     case 1: EM_GATHER_LOOP(uint8_t) break;
     case 2: EM_GATHER_LOOP(uint16_t) break;

@@ -33,6 +33,8 @@ class Step:
     check: Optional[Callable] = None   # check(status) -> error message or None: the kernel writes its 16-byte
     #                                    status area (addr("status")) on bad run-time input (and zeros instead of
     #                                    reading out of bounds); the Interpreter raises InputError with the message
+    alias: Optional[tuple] = None      # (output tensor, input tensor): the output is the input's bytes (RESHAPE and
+    #                                    the like): the arena gives both one region, and the step's copy is a no-op
 
 
 @dataclass
@@ -85,6 +87,7 @@ class Ctx:
         self.keep = []
         self.batch_changed = False
         self.input_ranges = {}
+        self.substitutes = {}    # op index -> the Op to prepare in its place (a PAD folded into the conv after it)
         for t in graph.tensors:
             if t.data is not None:
                 self.constants[t.index] = t.data

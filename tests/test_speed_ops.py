@@ -1,0 +1,107 @@
+"""The element-wise speed work (issue 15 part A) against LiteRT's reference kernels on converter-made models
+(tests/speed_models.py): folded PADs, aliased RESHAPEs, vector broadcasts and table activations stay bit-exact in
+int8 and within tolerance in float32; the plan really folds, aliases and vectorizes; run()'s fast paths give
+what the checked path gives; get_output(copy=False) is a read-only view."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+import edgeml
+import model_cache
+import speed_models as M
+from edgeml.errors import InputError
+from test_tflite_ops import (N_INPUTS, assert_contains_intended_ops, check_against_reference, float_inputs,
+                             input_shapes, int8_full_range_inputs, int8_representative_inputs)
+
+
+@pytest.fixture(scope="session")
+def models(request, tmp_path_factory) -> model_cache.ConvertedModels:
+    return model_cache.converted_models(request, tmp_path_factory, "speed_models", M)
+
+
+@pytest.mark.parametrize("name", sorted(M.SPECS))
+def test_int8_is_bit_exact_with_litert_reference(models, name):
+    spec = M.SPECS[name]
+    model = models.get(name, "int8")
+    assert_contains_intended_ops(model, spec, "int8")
+    details = edgeml.Interpreter(model).get_input_details()
+    shapes = [tuple(d["shape"]) for d in details]
+    inputs = (int8_full_range_inputs(shapes, N_INPUTS, zlib.crc32(name.encode()))
+              + int8_representative_inputs(spec, details, N_INPUTS))
+    check_against_reference(model, inputs, f"{name} int8")
+
+
+@pytest.mark.parametrize("name", sorted(M.SPECS))
+def test_float_matches_litert_reference(models, name):
+    spec = M.SPECS[name]
+    model = models.get(name, "float")
+    assert_contains_intended_ops(model, spec, "float")
+    check_against_reference(model, float_inputs(spec, input_shapes(model), N_INPUTS), f"{name} float")
+
+
+@pytest.mark.parametrize("kind", ["int8", "float"])
+def test_a_pad_before_a_valid_conv_is_folded_into_it(models, kind):
+    for name in ("pad_then_dwconv_stride2_valid", "pad_then_conv_valid_5ch"):
+        it = edgeml.Interpreter(models.get(name, kind))
+        assert "PAD" in {op.type for op in it.graph.ops}
+        assert "PAD" not in [s.op.type for s in it.plan.steps], name
+
+
+def test_a_pad_with_two_readers_stays_and_reshapes_share_their_input(models):
+    it = edgeml.Interpreter(models.get("pad_two_readers_and_reshapes", "int8"))
+    assert [s.op.type for s in it.plan.steps].count("PAD") >= 1
+    reshapes = [s for s in it.plan.steps if s.op.type == "RESHAPE"]
+    assert reshapes and all(s.alias for s in reshapes)
+    for s in reshapes:
+        out, src = s.alias
+        assert it.plan.offsets[out] == it.plan.offsets[src]
+
+
+def test_table_ops_run_as_one_lookup(models):
+    it = edgeml.Interpreter(models.get("leaky_relu_and_relu6_large", "int8"))
+    assert {s.kernel for s in it.plan.steps} == {"lut_int8"}
+    it = edgeml.Interpreter(models.get("squeeze_excite_mul_hard_swish", "int8"))
+    assert [s.kernel for s in it.plan.steps if s.op.type == "HARD_SWISH"] == ["lut_int8"]
+
+
+def test_run_fast_paths_equal_the_checked_path(models):
+    """run() on one int8 array, and on float data (quantized / dequantized by the vector kernels), gives what
+    set_input / invoke / get_output and numerics' host-side quantization give; non-finite floats are refused."""
+    from edgeml import numerics as Q
+    model = models.get("squeeze_excite_mul_hard_swish", "int8")
+    it = edgeml.Interpreter(model)
+    d, o = it.get_input_details()[0], it.get_output_details()[0]
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        x = rng.integers(-128, 128, size=d["shape"], dtype=np.int64).astype(np.int8)
+        it.set_input(x)
+        it.invoke()
+        want = it.get_output()
+        np.testing.assert_array_equal(it.run(x), want)
+        xf = (3.0 * rng.standard_normal(d["shape"])).astype(np.float64)
+        xf.flat[:4] = (np.arange(4) - d["zero_point"] + 0.5) * d["scale"]     # rounding ties
+        it.set_input(Q.quantize_array(xf, d["scale"], d["zero_point"]))
+        it.invoke()
+        want = Q.dequantize_array(it.get_output(), o["scale"], o["zero_point"])
+        np.testing.assert_array_equal(it.run(xf), want)
+    bad = np.zeros(d["shape"], np.float32)
+    bad.flat[7] = np.nan
+    with pytest.raises(InputError, match="not finite"):
+        it.run(bad)
+
+
+def test_get_output_without_copy_is_a_read_only_view(models):
+    it = edgeml.Interpreter(models.get("leaky_relu_and_relu6_large", "int8"))
+    d = it.get_input_details()[0]
+    it.set_input(np.ones(d["shape"], np.int8))
+    it.invoke()
+    view = it.get_output(0, copy=False)
+    np.testing.assert_array_equal(view, it.get_output(0))
+    with pytest.raises(ValueError):
+        view[...] = 0
+    it.set_input(np.full(d["shape"], -5, np.int8))
+    it.invoke()
+    np.testing.assert_array_equal(view, it.get_output(0))     # the view follows the interpreter's buffer
