@@ -238,7 +238,16 @@ def inputs_for(runner, seed: int) -> list:
 def is_quantized_tflite(path: Path) -> bool:
     from converters import from_tflite
     g = from_tflite(str(path))
-    return any(t.dtype == np.int8 and t.data is not None and t.data.ndim >= 2 for t in g.tensors)
+    # int8 / uint8 activations (weight-only "hybrid" models with float activations are not int8 models)
+    return any(t.dtype in (np.int8, np.uint8) and t.data is None and t.quant is not None for t in g.tensors)
+
+
+def is_quantized_onnx(path: Path) -> bool:
+    """An ONNX model with quantized activations: QuantizeLinear / QLinear* / integer-input nodes."""
+    import onnx
+    m = onnx.load(str(path), load_external_data=False)
+    return any(n.op_type in ("QuantizeLinear", "DynamicQuantizeLinear") or n.op_type.startswith("QLinear")
+               or n.op_type in ("ConvInteger", "MatMulInteger") for n in m.graph.node)
 
 
 def interleaved(runners: dict, args) -> dict:
@@ -314,6 +323,36 @@ def measure(name: str, path: Path, kind: str, args) -> dict:
     return result
 
 
+def call_path(path: Path, rounds: int = 20000) -> dict:
+    """Median µs of edgeml's Python call forms on one model, alternating call by call: the bare invoke(), and
+    set_input + invoke + get_output, run() of an int8 array, run() of a float32 array, invoke + get_output(copy=False)."""
+    import edgeml
+    it = edgeml.Interpreter(str(path))
+    d = it.get_input_details()[0]
+    xq = np.zeros(d["shape"], d["dtype"])
+    xf = np.zeros(d["shape"], np.float32)
+    it.set_input(xq)
+    it.invoke()
+
+    def sio():
+        it.set_input(xq)
+        it.invoke()
+        it.get_output(0)
+
+    def view():
+        it.invoke()
+        it.get_output(0, copy=False)
+    forms = {"invoke": it.invoke, "set_input+invoke+get_output": sio, "run(int8)": lambda: it.run(xq),
+             "run(float32)": lambda: it.run(xf), "invoke+get_output(copy=False)": view}
+    times = {k: [] for k in forms}
+    for rnd in range(rounds):
+        for k, f in (forms.items() if rnd % 2 == 0 else reversed(forms.items())):
+            t0 = time.perf_counter_ns()
+            f()
+            times[k].append(time.perf_counter_ns() - t0)
+    return {k: statistics.median(v) / 1e3 for k, v in times.items()}
+
+
 def corpus(args) -> list:
     """(name, path, kind): kind "tflite" (int8 / uint8) or "onnx"."""
     found = []
@@ -334,7 +373,8 @@ def corpus(args) -> list:
     if not args.no_onnx:
         for folder in (SHARED / "mlperf_tiny_onnx", SHARED / "public" / "onnx"):
             for p in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
-                found.append((p.stem + ".onnx", p, "onnx"))
+                if is_quantized_onnx(p):
+                    found.append((p.stem + ".onnx", p, "onnx"))
     if args.only:
         found = [f for f in found if any(o in f[0] for o in args.only)]
     return found
@@ -378,6 +418,8 @@ def main(argv=None):
     ap.add_argument("--only", nargs="*", help="substrings of the model names to run")
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--no-call-path", dest="call_path", action="store_false",
+                    help="skip the timing of run() / set_input / get_output against invoke() on ad01_int8")
     args = ap.parse_args(argv)
     from cython_ops.conv import isa
     print(f"# edgeml vs LiteRT+XNNPACK / onnxruntime\n\n{platform.processor() or platform.machine()}, "
@@ -392,6 +434,12 @@ def main(argv=None):
               + (f" errors {r['errors']}" if r["errors"] else "") + f"  [{time.perf_counter() - t0:.1f} s]",
               flush=True)
     print_report(results, args.top)
+    tiny = SHARED / "mlperf_tiny" / "ad01_int8.tflite"
+    if args.call_path and tiny.is_file():
+        cp = call_path(tiny)
+        print(f"\nPython call path on {tiny.name} (median µs, alternating): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in cp.items()))
+        results.append(dict(model=tiny.name, call_path_us=cp))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
 

@@ -87,6 +87,10 @@ def test_run_fast_paths_equal_the_checked_path(models):
         it.invoke()
         want = Q.dequantize_array(it.get_output(), o["scale"], o["zero_point"])
         np.testing.assert_array_equal(it.run(xf), want)
+    huge = np.full(d["shape"], -1e300)        # float64 beyond float32: saturates, as the checked path does
+    it.set_input(Q.quantize_array(huge, d["scale"], d["zero_point"]))
+    it.invoke()
+    np.testing.assert_array_equal(it.run(huge), Q.dequantize_array(it.get_output(), o["scale"], o["zero_point"]))
     bad = np.zeros(d["shape"], np.float32)
     bad.flat[7] = np.nan
     with pytest.raises(InputError, match="not finite"):
@@ -105,3 +109,34 @@ def test_get_output_without_copy_is_a_read_only_view(models):
     it.set_input(np.full(d["shape"], -5, np.int8))
     it.invoke()
     np.testing.assert_array_equal(view, it.get_output(0))     # the view follows the interpreter's buffer
+
+
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_softmax_by_table_equals_the_per_element_fixed_point(rounding):
+    """SOFTMAX int8 looks up the fixed-point exp of max - x (softmax_lut_int8); the per-element arithmetic
+    (softmax_int8, checked against BUILTIN_REF by test_tflite_ops) gives the same bytes for any scale / beta
+    (diff_min cutting off early or never), row length and input."""
+    from cython_ops.activation import softmax_table
+    from edgeml.runtime.kernels import Engine, kernel_address
+    from edgeml.runtime.layouts import layout_of
+    from edgeml.runtime.ops.activations import softmax_int8_params
+    from edgeml.runtime.plan import address
+
+    def run(kernel, ptrs, ints, keep):
+        layout = layout_of(kernel)
+        Engine([(kernel_address(kernel), layout.ptrs(**ptrs), [int(v) for v in layout.ints(**ints)], [])],
+               keepalive=keep).invoke()
+    rng = np.random.default_rng(rounding)
+    for scale, beta in ((1 / 256, 1.0), (0.1, 1.0), (0.5, 3.0), (0.02, 0.4), (2e-6, 1.0), (1.0, 1.0), (0.0625, 10.0)):
+        p = softmax_int8_params(scale, beta, rounding)
+        table = softmax_table(p["input_multiplier"], p["input_left_shift"], p["diff_min"], rounding)
+        for rows, depth in ((1, 1), (3, 7), (2, 91), (1, 1001), (17, 16), (5, 300)):
+            x = rng.integers(-128, 128, (rows, depth), dtype=np.int64).astype(np.int8)
+            x[0, :depth // 3] = 127 - rng.integers(0, 3, depth // 3)       # near-ties with the max
+            want, got = np.zeros_like(x), np.zeros_like(x)
+            run("softmax_int8", dict(input=address(x), output=address(want)),
+                dict(rows=rows, depth=depth, in_mult=p["input_multiplier"], in_left_shift=p["input_left_shift"],
+                     diff_min=p["diff_min"], mode=rounding), [x, want])
+            run("softmax_lut_int8", dict(input=address(x), output=address(got), table=address(table)),
+                dict(rows=rows, depth=depth), [x, got, table])
+            np.testing.assert_array_equal(got, want, err_msg=f"scale {scale} beta {beta} {rows}x{depth}")

@@ -117,6 +117,9 @@ class Interpreter:
         self._all_set = False
         self._invoked = False
         self._float_io = FloatIO(self._graph, plan)
+        # run()'s fast paths: one input with no value bounds to check
+        self._run_view = self._in_views[0] if len(self._in_slots) == 1 and self._in_slots[0][1] is None else None
+        self._single_out = len(self._out_views) == 1
         self.reset_variables()
 
     def clone(self) -> "Interpreter":
@@ -237,7 +240,7 @@ class Interpreter:
             if type(index) is int and 0 <= index < len(self._in_slots):
                 view, bounds = self._in_slots[index]
                 if type(x) is np.ndarray and x.dtype == view.dtype and x.shape == view.shape and bounds is None:
-                    np.copyto(view, x)          # the common case: nothing else to check
+                    view[...] = x               # the common case: nothing else to check
                     self._mark_set(index)
                     return
             self._set_input_checked(x, index)
@@ -279,10 +282,7 @@ class Interpreter:
                 self._ensure_compiled()
             if not self._all_set:
                 self._check_inputs_set()
-            self._plan.engine.invoke()
-            self._invoked = True
-            if self._plan.checks:
-                self._raise_run_errors()
+            self._invoke_set()
 
     def invoke_profiled(self) -> list:
         """Runs once; returns [(op index, op type, nanoseconds, MACs)] per step."""
@@ -326,35 +326,43 @@ class Interpreter:
         model for it.
         """
         with self._lock:
-            if type(x) is np.ndarray and len(self._in_slots) == 1 and not self._resized:
-                view, bounds = self._in_slots[0]
-                if x.shape == view.shape and bounds is None:
-                    if x.dtype == view.dtype:                     # quantized in, quantized out
-                        np.copyto(view, x)
-                        self._mark_set(0)
-                        self.invoke()
-                        outs = [v.copy() for v in self._out_views]
-                        return outs[0] if len(outs) == 1 else outs
-                    if x.dtype.kind == "f" and self._float_io.ready:    # float in, float out: vector kernels
-                        return self._run_float(x)
+            view = self._run_view
+            if view is not None and type(x) is np.ndarray and x.shape == view.shape and not self._resized:
+                if x.dtype == view.dtype:                     # quantized in, quantized out
+                    view[...] = x
+                    self._inputs_set[0] = self._all_set = True
+                    self._invoke_set()
+                    return self._out_views[0].copy() if self._single_out else [v.copy() for v in self._out_views]
+                if x.dtype.kind == "f" and self._float_io.ready:    # float in, float out: vector kernels
+                    return self._run_float(x)
             return self._run(x)
 
+    def _invoke_set(self):
+        """invoke() once its inputs are known to be set and the plan current."""
+        plan = self._plan
+        plan.engine.invoke()
+        self._invoked = True
+        if plan.checks:
+            self._raise_run_errors()
+
     def _run_float(self, x):
-        """run() of one float array on a per-tensor int8 model: quantized by the QUANTIZE kernel (non-finite
-        values refused), the int8 outputs dequantized by table, as _run computes them."""
+        """run() of one float array on a per-tensor int8 model: quantized by the QUANTIZE kernel, the int8 outputs
+        dequantized by table, as _run computes them.  Values not finite after the float32 cast go to _run, which
+        refuses NaN / infinity and saturates float64 values beyond float32's range."""
         io = self._float_io
-        np.copyto(io.stage_in, x, casting="unsafe")
+        if x.dtype == np.float32:
+            np.copyto(io.stage_in, x)
+        else:
+            with np.errstate(over="ignore"):        # beyond float32's range: handled below
+                np.copyto(io.stage_in, x, casting="unsafe")
         io.quantize.invoke()
-        if io.status[0]:
-            i = self._graph.inputs[0]
-            raise InputError(f"input 0 ('{self._graph.tensors[i].name}'): float values that are not finite (NaN or "
-                             "infinity) have no quantized value")
-        np.copyto(self._in_views[0], io.stage_q)
-        self._mark_set(0)
-        self.invoke()
+        if io.status[0]:        # NaN / infinity after the float32 cast: the checked path refuses or saturates
+            return self._run(x)
+        self._run_view[...] = io.stage_q
+        self._inputs_set[0] = self._all_set = True
+        self._invoke_set()
         io.dequantize.invoke()
-        outs = [a.copy() for a in io.stage_out]
-        return outs[0] if len(outs) == 1 else outs
+        return io.stage_out[0].copy() if self._single_out else [a.copy() for a in io.stage_out]
 
     def _run(self, x):
         arrays = self._arrange_inputs(x)

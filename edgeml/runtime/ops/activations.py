@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from cython_ops.activation import activation_table
+from cython_ops.activation import activation_table, softmax_table
 from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
@@ -178,12 +178,14 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
         except ValueError as exc:
             raise UnsupportedOpError(f"{op.describe()}: {exc}") from exc
         depth = xs[-1] if xs else 1
-        ints = dict(rows=n // max(depth, 1), depth=depth, in_mult=p["input_multiplier"],
-                    in_left_shift=p["input_left_shift"], diff_min=p["diff_min"], mode=ctx.rounding)
+        # the fixed-point exp of each max - x, looked up (softmax_int8 computes it per element: same bits)
+        table = ctx.keep_array(softmax_table(p["input_multiplier"], p["input_left_shift"], p["diff_min"],
+                                             ctx.rounding))
+        ints = dict(rows=n // max(depth, 1), depth=depth)
 
         def make(addr):
-            return dict(input=addr(x.index), output=addr(y.index)), ints, {}
-        return Step(op, "softmax_int8", make, 0)
+            return dict(input=addr(x.index), output=addr(y.index), table=address(table)), ints, {}
+        return Step(op, "softmax_lut_int8", make, 0)
     table = ctx.keep_array(int8_activation_table(op, which, s_in, zp_in, s_out, zp_out, ctx.rounding))
 
     def make_lut(addr):
