@@ -2,7 +2,7 @@
 the formulas (not from the kernels): the 256-entry table lookup (int8 -> int8, int8 -> float32, the checked form)
 on every length around the vector widths, and int8 ADD / SUB / MUL with every kind of broadcast (per channel, per
 row, scalar, both inputs broadcasting, odd channel counts, ranks 1-5) in both rounding modes with fused
-activations.  As in test_kernel_paths.py the ISA path is fixed per process, so each path runs in a subprocess."""
+activations; MEAN int8 / float32 over every kind of axis set.  As in test_kernel_paths.py the ISA path is fixed per process, so each path runs in a subprocess."""
 import os
 import subprocess
 import sys
@@ -152,11 +152,62 @@ def check_binary(rng, failures, kernels):
                                     f"{int((got != want).sum())} of {got.size} differ, at {bad}")
 
 
+MEAN_CASES = [((1, 7, 5, 16), [1, 2]), ((1, 6, 9, 17), [1, 2]), ((1, 25, 5, 64), [1, 2]), ((1, 3, 4, 70), [2, 1]),
+              ((1, 5, 5, 1), [1, 2]), ((2, 5, 7, 9), [0, 2]), ((1, 33, 20, 17), [1]), ((1, 33, 20, 17), [2, 3]),
+              ((3, 4, 19), [2]), ((4, 30), [0]), ((2, 3, 5, 7, 11), [1, 3]), ((1, 2, 3, 129), [-3, -2])]
+
+
+def check_mean(rng, failures, kernels):
+    """MEAN int8 (integer sum, one folded multiplier) and float32 (each output's inputs summed in input order)."""
+    for k, (shape, axes) in enumerate(MEAN_CASES):
+        rank = len(shape)
+        red = sorted({a % rank for a in axes})
+        keep = k % 2 == 0
+        out_shape = tuple(1 if d in red else s for d, s in enumerate(shape)) if keep else \
+            tuple(s for d, s in enumerate(shape) if d not in red)
+        count = int(np.prod([shape[d] for d in red]))
+        for kind in ("int8", "float32"):
+            for rounding in ((0, 1) if kind == "int8" else (0,)):
+                if kind == "int8":
+                    za, zo = (int(v) for v in rng.integers(-128, 128, 2))
+                    sa, so = (float(v) for v in rng.uniform(0.01, 0.2, 2))
+                    x = rng.integers(-128, 128, size=shape).astype(np.int8)
+                    ts = [tensor(0, shape, sa, za), tensor(2, out_shape, so, zo)]
+                else:
+                    x = rng.standard_normal(shape).astype(np.float32) * 100
+                    ts = [Tensor(0, "t0", shape, np.dtype(np.float32), None, None),
+                          Tensor(2, "t2", out_shape, np.dtype(np.float32), None, None)]
+                axes_t = Tensor(1, "axes", (len(axes),), np.dtype(np.int32), None, np.array(axes, np.int32))
+                ts = [ts[0], axes_t, ts[1]]
+                g = Graph(ts, [Op(0, "MEAN", 1, [0, 1], [2], {"keep_dims": keep})], [0], [2])
+                plan = compile_graph(g, {}, rounding)
+                plan.view(0)[...] = x
+                plan.engine.invoke()
+                kernels.update(s.kernel for s in plan.steps)
+                kept = [d for d in range(rank) if d not in red]
+                xr = np.transpose(x, red + kept).reshape(count, -1)      # reduced index in input order first
+                if kind == "int8":
+                    m, sh = Q.mean_multiplier(np.float64(np.float32(sa)) / np.float64(np.float32(so)), count,
+                                              rounding)
+                    acc = xr.astype(I64).sum(axis=0) - za * count
+                    want = np.clip(mbqm(acc, m, sh, rounding) + zo, -128, 127).astype(np.int8)
+                else:
+                    acc = np.zeros(xr.shape[1], np.float32)
+                    for row in xr:
+                        acc += row
+                    want = acc / np.float32(count)
+                got = plan.view(2).reshape(-1)
+                if not np.array_equal(got, want.reshape(-1)):
+                    failures.append(f"MEAN {kind} {list(shape)} axes {axes} keep {keep} rounding {rounding}: "
+                                    f"{int((got != want.reshape(-1)).sum())} of {got.size} differ")
+
+
 def main():
     rng = np.random.default_rng(int(sys.argv[1]))
     failures, kernels = [], set()
     check_tables(rng, failures, kernels)
     check_binary(rng, failures, kernels)
+    check_mean(rng, failures, kernels)
     print("kernels", " ".join(sorted(kernels)))
     print("\n".join(failures) if failures else "ok")
 
@@ -170,7 +221,7 @@ EXPECTED = {"avx512vnni": ("add_int8_avx512", "mul_int8_avx512"), "avx512": ("ad
 
 
 @pytest.mark.parametrize("forced", PATHS)
-def test_table_lookups_and_broadcast_binary_ops_are_exact_on_every_path(forced):
+def test_table_lookups_broadcast_binary_ops_and_mean_are_exact_on_every_path(forced):
     from cython_ops.conv import isa
     if forced not in available_paths(isa()):
         pytest.skip(f"this CPU's paths are {available_paths(isa())}")
