@@ -47,6 +47,10 @@ def prepare_steps(ctx: Ctx) -> list:
             steps.extend(step)
         elif step is not None:
             steps.append(step)
+        for t in op.outputs:
+            if t >= 0 and t not in ctx.shapes:
+                raise ModelFormatError(f"{op.describe()} lists output {graph.tensors[t].describe()}, which it does "
+                                       f"not produce ({op.type} has fewer outputs)")
         for t in op.inputs:
             if t >= 0 and t not in ctx.shapes:
                 raise ModelFormatError(f"{op.describe()} reads {graph.tensors[t].describe()}, which is neither a "

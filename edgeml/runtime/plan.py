@@ -81,6 +81,7 @@ class Ctx:
         self.max_weight_bytes = max_weight_bytes
         self.weight_bytes = 0
         self.shapes = {}
+        self.producers = {}                # tensor index -> the op whose prepare set its shape
         self.constants = {}
         self.keep = []
         self.batch_changed = False
@@ -119,6 +120,10 @@ class Ctx:
                                    f"produces {list(shape)}")
         if t.index in self.constants:
             raise ModelFormatError(f"{op.describe()} writes constant {t.describe()}")
+        if t.index in self.shapes and self.producers.get(t.index) is not op:
+            raise ModelFormatError(f"{op.describe()} writes {t.describe()}, which a graph input or an earlier op "
+                                   "already provides")
+        self.producers[t.index] = op
         self.check_size(shape, t.dtype.itemsize, f"{op.describe()}: output {t.describe()}")
         self.shapes[t.index] = shape
 
