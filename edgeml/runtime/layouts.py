@@ -318,6 +318,34 @@ KERNEL_LAYOUTS.update({
     "transpose_conv": TCONV,
 })
 
+# ----- control flow (WHILE) and the ops of loop bodies (cython_ops.control) ------------------------------------
+WHILE = _layout("while", "em_control.h", "EM_WHILE",
+                ptrs=("cond_kernels", "cond_params", "body_kernels", "body_params", "cond_output", "copies",
+                      "cond_checks", "body_checks", "status"),
+                ints=("cond_steps", "body_steps", "init_copies", "stage_copies", "out_copies", "cond_check_count",
+                      "body_check_count", "max_iterations"))
+SLICE_CONCAT_MAX_PIECES = 4                           # EM_SLICE_CONCAT_MAX_PIECES: unused piece slots are 0
+SLICE_CONCAT = _layout("slice_concat", "em_control.h", "EM_SLICE_CONCAT",
+                       ptrs=("output", "status", ("sources", SLICE_CONCAT_MAX_PIECES),
+                             ("begins", SLICE_CONCAT_MAX_PIECES), ("sizes", SLICE_CONCAT_MAX_PIECES)),
+                       ints=("pieces", "rank", "axis", "itemsize", "index_bytes", ("out_dims", 6),
+                             ("source_dims", 6 * SLICE_CONCAT_MAX_PIECES)))
+BINARY_I32 = _layout("binary_i32", "em_loop_ops.h", "EM_BINARY_I32", base=BINARY, keep=(ALL, ALL, 0),
+                     ints=("act_min", "act_max"))
+BOOL_BINARY = _layout("bool_binary", "em_loop_ops.h", "EM_BOOL_BINARY", base=BINARY, keep=(ALL, ALL, 0))
+GATHER_INDEX = _layout("gather_index", "em_loop_ops.h", "EM_GATHER_INDEX",
+                       ptrs=("input", "indices", "output", "status"),
+                       ints=("outer", "axis_size", "index_count", "inner_bytes", "index_bytes"))
+LAYOUTS += (WHILE, SLICE_CONCAT, BINARY_I32, BOOL_BINARY, GATHER_INDEX)
+KERNEL_LAYOUTS.update({
+    "while": WHILE, "slice_concat": SLICE_CONCAT,
+    "add_int32": BINARY_I32, "sub_int32": BINARY_I32, "mul_int32": BINARY_I32,
+    "less_int32": BOOL_BINARY, "less_int64": BOOL_BINARY, "less_f32": BOOL_BINARY,
+    "logical_and": BOOL_BINARY, "logical_or": BOOL_BINARY, "logical_not": BOOL_BINARY,
+    "gather_index": GATHER_INDEX,
+})
+
+
 def layout_of(kernel_name: str) -> Layout:
     """The layout of a kernel named in a cython_ops module's KERNELS."""
     try:

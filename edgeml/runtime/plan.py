@@ -31,7 +31,8 @@ class Step:
     scratch_bytes: int = 0
     macs: int = 0            # multiply-accumulates of CONV / DEPTHWISE / FULLY_CONNECTED; 0 for other ops
     check: Optional[Callable] = None   # the kernel sets an int32 status word (addr("status")) on bad run-time
-    #                                    input, writing zeros instead of reading out of bounds; message(value)
+    #                                    input, writing zeros instead of reading out of bounds; message(value).
+    #                                    A tuple of messages: that many consecutive words from addr("status")
 
 
 @dataclass
@@ -52,12 +53,15 @@ class Plan:
     arena_owner: np.ndarray = None    # the allocation `arena` lies in (aligned inside it)
     const_arrays: dict = None         # tensor index -> contiguous constant the kernels read (shared by clones)
     status_offsets: dict = None       # step index -> byte offset of its status word in the arena
+    subplans: list = None             # unbound plans of subgraphs its control-flow steps run (their own arenas lie
+    #                                   inside this plan's), so weight_bytes counts their weights
 
     @property
     def weight_bytes(self) -> int:
         """Bytes of packed weights, tables and constants the kernels read: shared by every clone of the plan."""
         return sum(a.nbytes for a in self.keep if isinstance(a, np.ndarray)) + \
-            sum(a.nbytes for a in (self.const_arrays or {}).values())
+            sum(a.nbytes for a in (self.const_arrays or {}).values()) + \
+            sum(p.weight_bytes for p in (self.subplans or ()))
 
     def view(self, t: int) -> np.ndarray:
         """The arena region of tensor t as an array (no copy)."""
@@ -84,6 +88,14 @@ class Ctx:
         self.keep = []
         self.batch_changed = False
         self.input_ranges = {}
+        # control-flow ops (WHILE) plan their subgraphs through these, set by compile.py (which op modules cannot
+        # import): plan_subgraph(graph, input shapes, external tensors) -> unbound Plan,
+        # bind_subplan(plan, arena address, {tensor: address}) -> (Engine, addr); `enclosing` holds the graphs
+        # whose control-flow ops are being prepared, so a subgraph that reaches itself is refused
+        self.plan_subgraph = None
+        self.bind_subplan = None
+        self.enclosing = ()
+        self.subplans = []
         for t in graph.tensors:
             if t.data is not None:
                 self.constants[t.index] = t.data
