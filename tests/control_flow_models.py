@@ -6,12 +6,12 @@ to WHILE loops only in float: their int8 calibration crashes, see TOOLCHAIN.md),
   CONCATENATION; stacked, go_backwards and reset_after=False variants.
   tf.while_loop functions: a data-dependent trip count (MEAN, LESS on float and int32, LOGICAL_AND), loop
   variables that trade places, and a WHILE nested in another's body; the bodies' int32 and bool ops alone.
-TensorFlow is imported only inside `convert` / `schema`.
+TensorFlow is imported only inside `convert`; the helpers at the end edit models in the object API of its
+schema module (tests/tflite_schema.py).
 """
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 from dataclasses import dataclass
 
@@ -92,7 +92,7 @@ def _until_mean(tf, x):
 
 def _swap(tf, x):
     """Loop variables that trade places every step."""
-    body = lambda i, a, b: (i + 1, b, a * 0.5 + tf.tanh(b))        # noqa: E731
+    body = lambda i, a, b: (i + 1, b, a * 0.5 + tf.tanh(b))
     _, a, b = tf.while_loop(lambda i, a, b: i < 5, body, [tf.constant(0), x, x + 1.0])
     return a, b
 
@@ -136,34 +136,6 @@ def convert(spec: LoopModel, kind: str = "float") -> bytes:
 
 
 # ----- flatbuffer edits -------------------------------------------------------------------------------------
-
-def schema():
-    """(flatbuffers, TensorFlow's generated TFLite schema module with its object API), loaded from the installed
-    tensorflow package's file without importing tensorflow itself."""
-    import flatbuffers
-    spec = importlib.util.find_spec("tensorflow")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("tensorflow is not installed")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "lite", "python", "schema_py_generated.py")
-    loader = importlib.util.spec_from_file_location("edgeml_tests_tflite_schema", path)
-    module = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
-    return flatbuffers, module
-
-
-def pack(model, flatbuffers) -> bytes:
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def edit(model_bytes: bytes, change) -> bytes:
-    """The model after change(model, fb) edits its object-API form (fb: the schema module)."""
-    flatbuffers, fb = schema()
-    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(bytearray(model_bytes), 0))
-    change(model, fb)
-    return pack(model, flatbuffers)
-
 
 def while_ops(model, fb, subgraph: int = 0) -> list:
     return [op for op in model.subgraphs[subgraph].operators

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import threading
 
+import control_flow_models as M
+import model_cache
 import numpy as np
 import pytest
+from tflite_schema import edit
 
-import control_flow_models as M
 import edgeml
-import model_cache
 from converters import from_tflite
 from edgeml import InputError, ModelFormatError, UnsupportedOpError
 from edgeml.runtime.ops import control
@@ -133,7 +134,7 @@ def test_gather_index_past_the_sequence_is_an_input_error(loop_models):
     LiteRT fails the invoke too; edgeml stops the loop and names the body's op."""
     model = model_bytes(loop_models, "gru_seq_b1")
     limit = constant_named(model, 1, "strided_slice1")
-    bad = M.edit(model, lambda m, fb: M.set_constant(m, 1, limit, np.array(9, np.int32)))
+    bad = edit(model, lambda m, fb: M.set_constant(m, 1, limit, np.array(9, np.int32)))
     x = M.inputs(M.SPECS["gru_seq_b1"], 1)[0]
     with pytest.raises(RuntimeError):
         run_reference(reference(bad), x)
@@ -157,7 +158,7 @@ def test_gather_index_past_the_sequence_is_an_input_error(loop_models):
 def test_runtime_slices_outside_the_list_are_input_errors(loop_models, tensor, values, fragment):
     model = model_bytes(loop_models, "gru_seq_b1")
     index = constant_named(model, 2, tensor)
-    bad = M.edit(model, lambda m, fb: M.set_constant(m, 2, index, np.array(values, np.int32)))
+    bad = edit(model, lambda m, fb: M.set_constant(m, 2, index, np.array(values, np.int32)))
     graph = from_tflite(bad)
     assert "SLICE" in [op.type for op in graph.subgraphs[2].ops]
     with pytest.raises(InputError, match=r"body subgraph 2: op 24 \(CONCATENATION_OF_SLICES v1\)") as info:
@@ -171,7 +172,7 @@ def endless(model: bytes) -> bytes:
         M.set_constant(m, 1, constant_named(model, 1, "while/Less/y"), np.array(2**31 - 1, np.int32))
         M.set_constant(m, 2, constant_named(model, 2, "while/add_1/y"), np.array(0.0, np.float32))
         M.set_constant(m, 2, constant_named(model, 2, "while/mul/y"), np.array(1.0, np.float32))
-    return M.edit(model, change)
+    return edit(model, change)
 
 
 def test_a_loop_that_never_ends_stops_at_the_bound(loop_models):
@@ -234,7 +235,8 @@ MALFORMED = {
                           "cond_subgraph_index 7 is outside the model's 3 subgraphs"),
     "body_negative": ("loop_swap", set_while(bodySubgraphIndex=-1), ModelFormatError,
                       "body_subgraph_index -1 is outside"),
-    "cond_is_body": ("loop_swap", set_while(condSubgraphIndex=2), ModelFormatError, "cond and body are both subgraph 2"),
+    "cond_is_body": ("loop_swap", set_while(condSubgraphIndex=2), ModelFormatError,
+                     "cond and body are both subgraph 2"),
     "body_is_main": ("loop_swap", set_while(bodySubgraphIndex=0), ModelFormatError,
                      "body_subgraph_index 0 is a subgraph this WHILE runs in (recursion)"),
     "cond_is_main": ("loop_swap", set_while(condSubgraphIndex=0), ModelFormatError, "(recursion)"),
@@ -258,7 +260,7 @@ MALFORMED = {
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_loop(loop_models, case):
     name, change, error, fragment = MALFORMED[case]
-    model = M.edit(model_bytes(loop_models, name), change)
+    model = edit(model_bytes(loop_models, name), change)
     with pytest.raises(error) as info:
         edgeml.Interpreter(model)
     assert fragment in str(info.value)
@@ -275,7 +277,7 @@ def test_an_unsupported_op_in_a_body_names_the_subgraph(loop_models):
         tanh = next(op for op in m.subgraphs[2].operators
                     if m.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.TANH)
         tanh.opcodeIndex = len(m.operatorCodes) - 1
-    model = M.edit(model_bytes(loop_models, "loop_swap"), change)
+    model = edit(model_bytes(loop_models, "loop_swap"), change)
     with pytest.raises(UnsupportedOpError, match=r"op 1 \(WHILE v1\): body subgraph 2: op 2 \(CUMSUM v1\): op CUMSUM "
                                                  "is not supported"):
         edgeml.Interpreter(model)
@@ -290,10 +292,10 @@ def test_subgraphs_no_op_reaches_are_not_read(loop_models):
         t.shape, t.type, t.buffer, t.name = np.array([2], np.int32), fb.TensorType.STRING, 0, "text"
         extra.tensors, extra.inputs, extra.outputs, extra.operators = [t], np.array([0]), np.array([0]), []
         m.subgraphs.append(extra)
-    model = M.edit(model_bytes(loop_models, "loop_swap"), change)
+    model = edit(model_bytes(loop_models, "loop_swap"), change)
     x = M.inputs(M.SPECS["loop_swap"], 1)[0]
     np.testing.assert_array_equal(run_edgeml(edgeml.Interpreter(model), x)[0],
                                   run_edgeml(edgeml.Interpreter(model_bytes(loop_models, "loop_swap")), x)[0])
-    named = M.edit(model, set_while(bodySubgraphIndex=3))
+    named = edit(model, set_while(bodySubgraphIndex=3))
     with pytest.raises(ModelFormatError, match="subgraph 3: tensor 0 'text': tensor type STRING is not supported"):
         edgeml.Interpreter(named)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from cython_ops import activation, conv, elementwise, engine, onnx_ops, pool, reduce, rnn, shape
 from cython_ops import int16x8, transpose_conv
-from cython_ops import control
+from cython_ops import control, svdf
 
 ISA = conv.isa()            # "scalar", "avx2", "avx512", "avx512vnni" or "neon"
 
@@ -47,6 +47,7 @@ KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, 
                                                int16x8, transpose_conv)
            for name, address in module.KERNELS.items()}
 KERNELS.update(control.KERNELS)          # WHILE and the ops of loop bodies
+KERNELS.update(svdf.KERNELS)
 
 Engine = engine.Engine
 

@@ -318,7 +318,7 @@ KERNEL_LAYOUTS.update({
     "transpose_conv": TCONV,
 })
 
-# ----- control flow (WHILE) and the ops of loop bodies (cython_ops.control) ------------------------------------
+# ----- control flow (WHILE) and the ops of loop bodies (cython_ops.control); SVDF (cython_ops.svdf) -------------
 WHILE = _layout("while", "em_control.h", "EM_WHILE",
                 ptrs=("cond_kernels", "cond_params", "body_kernels", "body_params", "cond_output", "copies",
                       "cond_checks", "body_checks", "status"),
@@ -336,8 +336,14 @@ BOOL_BINARY = _layout("bool_binary", "em_loop_ops.h", "EM_BOOL_BINARY", base=BIN
 GATHER_INDEX = _layout("gather_index", "em_loop_ops.h", "EM_GATHER_INDEX",
                        ptrs=("input", "indices", "output", "status"),
                        ints=("outer", "axis_size", "index_count", "inner_bytes", "index_bytes"))
-LAYOUTS += (WHILE, SLICE_CONCAT, BINARY_I32, BOOL_BINARY, GATHER_INDEX)
+SVDF = _layout("svdf", "em_svdf.h", "EM_SVDF",
+               ptrs=("input", "weights_feature", "weights_time", "bias", "state", "output", "scratch", "row_sums"),
+               ints=("batch", "inputs", "filters", "units", "rank", "memory", "input_zp", "output_zp", "mult1",
+                     "shift1", "mult2", "shift2", "mode", "activation", "asymmetric"),
+               floats=("feature_scale",))
+LAYOUTS += (WHILE, SLICE_CONCAT, BINARY_I32, BOOL_BINARY, GATHER_INDEX, SVDF)
 KERNEL_LAYOUTS.update({
+    "svdf_int8": SVDF, "svdf_f32": SVDF, "svdf_hybrid": SVDF,
     "while": WHILE, "slice_concat": SLICE_CONCAT,
     "add_int32": BINARY_I32, "sub_int32": BINARY_I32, "mul_int32": BINARY_I32,
     "less_int32": BOOL_BINARY, "less_int64": BOOL_BINARY, "less_f32": BOOL_BINARY,

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from edgeml.runtime.ops import (activations, conv, elementwise, fully_connected, lstm, onnx_quantized, onnx_rnn, pool,
                                 quantize, reduce, shape, transpose_conv)
-from edgeml.runtime.ops import control, loop_ops, tensor_list
+from edgeml.runtime.ops import control, loop_ops, svdf, tensor_list
 
 FAMILIES = (conv, fully_connected, pool, elementwise, activations, quantize, shape, reduce, lstm, onnx_rnn,
             onnx_quantized)
 FAMILIES += (transpose_conv,)        # TRANSPOSE_CONV (int8, 16x8, float32)
 FAMILIES += (control, tensor_list, loop_ops)     # WHILE, the TensorList lowering, the small ops of loop bodies
+FAMILIES += (svdf,)                              # SVDF
 
 
 
