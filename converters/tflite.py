@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from converters.source import read_model_bytes
+from converters.tflite_uint8 import hold_uint8_as_int8
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Graph, Op, Quantization, Tensor
 
@@ -124,7 +125,9 @@ def _quantization(t_fb, tensor_desc: str, shape: tuple, dtype: np.dtype, buf: by
         info = np.iinfo(dtype)
         if np.any(zp < info.min) or np.any(zp > info.max):
             raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
-    return Quantization(scale=scale, zero_point=zp, axis=int(axis))
+    # one scale is per tensor whatever quantized_dimension says (TFLite Micro reads it so; LiteRT refuses an axis
+    # outside the shape)
+    return Quantization(scale=scale, zero_point=zp, axis=int(axis) if scale.size > 1 else 0)
 
 
 def _buffer_bytes(model_fb, index: int, buf: bytes):
@@ -313,8 +316,9 @@ def from_tflite(model, subgraph: int = 0) -> Graph:
     """Parse and validate a .tflite file (path or bytes) into a `Graph`; raises `ModelFormatError`."""
     buf = read_model_bytes(model)
     try:
-        return _parse(buf, subgraph)
+        graph = _parse(buf, subgraph)
     except ModelFormatError:
         raise
     except Exception as exc:  # any flatbuffer read that left the file: report, never crash
         raise ModelFormatError(f"malformed TFLite flatbuffer ({type(exc).__name__}: {exc})") from exc
+    return hold_uint8_as_int8(graph)

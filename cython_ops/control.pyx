@@ -1,7 +1,6 @@
 # cython: language_level=3
 """Control flow and the small ops of loop bodies: WHILE and the CONCATENATION of run-time SLICEs
-(include/em_control.h); int32 ADD / SUB / MUL, LESS, LOGICAL_AND / OR / NOT and GATHER with run-time indices
-(include/em_loop_ops.h)."""
+(include/em_control.h); int32 ADD / SUB / MUL and LOGICAL_AND / OR / NOT (include/em_loop_ops.h)."""
 from libc.stdint cimport uintptr_t
 from cython_ops.em_params cimport em_params
 
@@ -13,13 +12,9 @@ cdef extern from "em_loop_ops.h":
     void em_add_int32(const em_params*) nogil
     void em_sub_int32(const em_params*) nogil
     void em_mul_int32(const em_params*) nogil
-    void em_less_int32(const em_params*) nogil
-    void em_less_int64(const em_params*) nogil
-    void em_less_f32(const em_params*) nogil
     void em_logical_and(const em_params*) nogil
     void em_logical_or(const em_params*) nogil
     void em_logical_not(const em_params*) nogil
-    void em_gather_index(const em_params*) nogil
 
 KERNELS = {
     "while": <uintptr_t>&em_while,
@@ -27,11 +22,7 @@ KERNELS = {
     "add_int32": <uintptr_t>&em_add_int32,
     "sub_int32": <uintptr_t>&em_sub_int32,
     "mul_int32": <uintptr_t>&em_mul_int32,
-    "less_int32": <uintptr_t>&em_less_int32,
-    "less_int64": <uintptr_t>&em_less_int64,
-    "less_f32": <uintptr_t>&em_less_f32,
     "logical_and": <uintptr_t>&em_logical_and,
     "logical_or": <uintptr_t>&em_logical_or,
     "logical_not": <uintptr_t>&em_logical_not,
-    "gather_index": <uintptr_t>&em_gather_index,
 }

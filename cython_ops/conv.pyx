@@ -12,17 +12,20 @@ cdef extern from "em_conv.h":
     void em_conv2d_f32(const em_params*) nogil
     void em_conv2d_int8_vnni(const em_params*) nogil
     void em_conv2d_int8_avx2(const em_params*) nogil
+    void em_conv2d_int8_w16(const em_params*) nogil
 
 cdef extern from "em_depthwise.h":
     void em_depthwise_int8(const em_params*) nogil
     void em_depthwise_f32(const em_params*) nogil
     void em_depthwise_int8_vnni(const em_params*) nogil
+    void em_depthwise_int8_w16(const em_params*) nogil
 
 cdef extern from "em_fully_connected.h":
     void em_fully_connected_int8(const em_params*) nogil
     void em_fully_connected_f32(const em_params*) nogil
     void em_fully_connected_int8_vnni(const em_params*) nogil
     void em_fully_connected_int8_avx2(const em_params*) nogil
+    void em_fully_connected_int8_w16(const em_params*) nogil
 
 cdef extern from "em_hybrid.h":
     void em_conv2d_hybrid(const em_params*) nogil
@@ -44,6 +47,10 @@ KERNELS = {
     "depthwise_int8_vnni": <uintptr_t>&em_depthwise_int8_vnni,
     "conv2d_int8_avx2": <uintptr_t>&em_conv2d_int8_avx2,
     "fully_connected_int8_avx2": <uintptr_t>&em_fully_connected_int8_avx2,
+    # weights with a zero point (uint8 models), read as int16 w - w_zp
+    "conv2d_int8_w16": <uintptr_t>&em_conv2d_int8_w16,
+    "depthwise_int8_w16": <uintptr_t>&em_depthwise_int8_w16,
+    "fully_connected_int8_w16": <uintptr_t>&em_fully_connected_int8_w16,
 }
 
 ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512", 3: "avx512vnni", 4: "neon"}

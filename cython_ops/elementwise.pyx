@@ -35,3 +35,17 @@ KERNELS = {
 }
 
 UNARY_F32 = {"clamp": 0, "leaky_relu": 1, "logistic": 2, "tanh": 3, "hard_swish": 4}
+
+cdef extern from "em_requant.h":
+    int em_mbqm(int x, int m, int shift, int mode) nogil
+
+
+def requantize_table(int in_zp, int out_zp, int mult, int shift, int act_min, int act_max, int mode):
+    """em_requantize_int8 on every int8 value, as the 256 bytes of a table indexed by uint8(x) (the LUT kernel
+    then requantizes with the very same arithmetic)."""
+    out = bytearray(256)
+    cdef int x, v
+    for x in range(-128, 128):
+        v = out_zp + em_mbqm(x - in_zp, mult, shift, mode)
+        out[x & 0xFF] = (min(max(v, act_min), act_max)) & 0xFF
+    return bytes(out)

@@ -9,6 +9,7 @@ cdef extern from "em_shape.h":
     void em_gather_strided(const em_params*) nogil
     void em_pad(const em_params*) nogil
     void em_concat(const em_params*) nogil
+    void em_concat_lut(const em_params*) nogil
     void em_reverse_sequence(const em_params*) nogil
 
 KERNELS = {
@@ -16,5 +17,6 @@ KERNELS = {
     "gather_strided": <uintptr_t>&em_gather_strided,
     "pad": <uintptr_t>&em_pad,
     "concat": <uintptr_t>&em_concat,
+    "concat_lut": <uintptr_t>&em_concat_lut,
     "reverse_sequence": <uintptr_t>&em_reverse_sequence,
 }

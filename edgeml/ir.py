@@ -4,6 +4,8 @@ No semantics hang on the file format: a reader writes the numeric semantics it n
   options["requant"] = "float"   int8 sums requantized with a float32 scale, ties to even (onnxruntime);
                                  absent: TFLite's fixed-point multipliers
   Graph.input_rounding           how float data given to an int8 graph input is quantized
+  options["uint8"] = True        the op ran on uint8 tensors in the file, now held as int8 (q - 128, zero point
+                                 - 128): LiteRT's uint8 kernels where their arithmetic differs from the int8 ones
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 REQUANT_FLOAT = "float"
+UINT8 = "uint8"        # op option: LiteRT's uint8 (legacy) arithmetic on tensors held as int8
 
 ROUND_HALF_AWAY = "half_away"    # TFLite QUANTIZE: x / scale rounded half away from zero
 ROUND_HALF_EVEN = "half_even"    # ONNX QuantizeLinear: x / scale rounded half to even

@@ -14,17 +14,17 @@
  * ptr: cond_kernels, cond_params (the cond subgraph's engine arrays), body_kernels, body_params, cond_output
  *      (its bool), copies (int64 triples source address, destination address, bytes: the initial copies, then
  *      the staging copies, then the copies after each body run), cond_checks, body_checks (int64 addresses of
- *      the subgraphs' int32 status words), status (int32 words: [0] set to 1 when the loop has not ended after
- *      max_iterations body runs, then one word per cond check and per body check, which takes the value of
- *      the first subgraph status word found set; the loop stops there)
+ *      the subgraphs' status areas that have checks), status (status_bytes areas: [0] its int32 set to 1 when
+ *      the loop has not ended after max_iterations body runs, then one per cond check and per body check,
+ *      which receives a copy of the first subgraph status area found set; the loop stops there)
  * i:   cond_steps, body_steps, init_copies, stage_copies, out_copies, cond_check_count, body_check_count,
- *      max_iterations */
+ *      status_bytes (of one status area), max_iterations */
 enum { EM_WHILE_P_COND_KERNELS, EM_WHILE_P_COND_PARAMS, EM_WHILE_P_BODY_KERNELS, EM_WHILE_P_BODY_PARAMS,
        EM_WHILE_P_COND_OUTPUT, EM_WHILE_P_COPIES, EM_WHILE_P_COND_CHECKS, EM_WHILE_P_BODY_CHECKS, EM_WHILE_P_STATUS,
        EM_WHILE_P_COUNT };
 enum { EM_WHILE_I_COND_STEPS, EM_WHILE_I_BODY_STEPS, EM_WHILE_I_INIT_COPIES, EM_WHILE_I_STAGE_COPIES,
-       EM_WHILE_I_OUT_COPIES, EM_WHILE_I_COND_CHECK_COUNT, EM_WHILE_I_BODY_CHECK_COUNT, EM_WHILE_I_MAX_ITERATIONS,
-       EM_WHILE_I_COUNT };
+       EM_WHILE_I_OUT_COPIES, EM_WHILE_I_COND_CHECK_COUNT, EM_WHILE_I_BODY_CHECK_COUNT, EM_WHILE_I_STATUS_BYTES,
+       EM_WHILE_I_MAX_ITERATIONS, EM_WHILE_I_COUNT };
 enum { EM_WHILE_F_COUNT = 0 };
 
 static void em_while_copy(const int64_t* triples, int64_t n) {
@@ -33,16 +33,18 @@ static void em_while_copy(const int64_t* triples, int64_t n) {
                (size_t)triples[3 * k + 2]);
 }
 
-/* Runs a subgraph's steps with its status words cleared first; 1 when one of them is set afterwards (its value
- * goes to the WHILE's word for it). */
+/* Runs a subgraph's steps; 1 when one of its checked status areas is set afterwards (copied to the WHILE's area
+ * for it).  A kernel writes its area's first int32 word on every run, nonzero when the run failed (the rest of the
+ * area may hold bytes of earlier tensors: the area lives only from its step on). */
 static int em_while_run(const em_kernel* kernels, const em_params* params, int64_t steps, const int64_t* checks,
-                        int64_t check_count, int32_t* words) {
-    for (int64_t j = 0; j < check_count; j++) *(int32_t*)(uintptr_t)checks[j] = 0;
+                        int64_t check_count, size_t area, uint8_t* areas) {
     for (int64_t k = 0; k < steps; k++) kernels[k](&params[k]);
     for (int64_t j = 0; j < check_count; j++) {
-        const int32_t v = *(const int32_t*)(uintptr_t)checks[j];
-        if (v) {
-            words[j] = v;
+        const uint8_t* a = (const uint8_t*)(uintptr_t)checks[j];
+        int32_t flag;
+        memcpy(&flag, a, sizeof flag);
+        if (flag) {
+            memcpy(areas + j * area, a, area);
             return 1;
         }
     }
@@ -60,20 +62,22 @@ static void em_while(const em_params* p) {
     const int64_t n_init = d[EM_WHILE_I_INIT_COPIES];
     const int64_t n_after = d[EM_WHILE_I_STAGE_COPIES] + d[EM_WHILE_I_OUT_COPIES];
     const int64_t nc = d[EM_WHILE_I_COND_CHECK_COUNT], nb = d[EM_WHILE_I_BODY_CHECK_COUNT];
-    int32_t* status = (int32_t*)p->ptr[EM_WHILE_P_STATUS];
-    memset(status, 0, (size_t)(4 * (1 + nc + nb)));
+    const size_t area = (size_t)d[EM_WHILE_I_STATUS_BYTES];
+    uint8_t* status = (uint8_t*)p->ptr[EM_WHILE_P_STATUS];
+    memset(status, 0, area * (size_t)(1 + nc + nb));
     em_while_copy(copies, n_init);
     for (int64_t it = 0;; it++) {
-        if (em_while_run(ck, cp, d[EM_WHILE_I_COND_STEPS], (const int64_t*)p->ptr[EM_WHILE_P_COND_CHECKS], nc,
-                         status + 1))
+        if (em_while_run(ck, cp, d[EM_WHILE_I_COND_STEPS], (const int64_t*)p->ptr[EM_WHILE_P_COND_CHECKS], nc, area,
+                         status + area))
             return;
         if (!*cond) return;
         if (it == d[EM_WHILE_I_MAX_ITERATIONS]) {
-            status[0] = 1;
+            const int32_t stopped = 1;
+            memcpy(status, &stopped, sizeof stopped);
             return;
         }
-        if (em_while_run(bk, bp, d[EM_WHILE_I_BODY_STEPS], (const int64_t*)p->ptr[EM_WHILE_P_BODY_CHECKS], nb,
-                         status + 1 + nc))
+        if (em_while_run(bk, bp, d[EM_WHILE_I_BODY_STEPS], (const int64_t*)p->ptr[EM_WHILE_P_BODY_CHECKS], nb, area,
+                         status + area * (size_t)(1 + nc)))
             return;
         em_while_copy(copies + 3 * n_init, n_after);
     }

@@ -18,9 +18,11 @@
  *     KW * IC rounded up to 4 (Kp = KH * that)
  *   0 im2col in chunks of EM_CONV_I_CHUNK rows (dilation_w > 1)
  * then Kp (the packed K), threads: the output pixels of each image are split into that many slices
- * (em_threads.h), each with its own scratch of slice_bytes bytes. */
+ * (em_threads.h), each with its own scratch of slice_bytes bytes; w_zp, the weights' zero point (uint8 models;
+ * 0 otherwise): then each slice's scratch starts with em_conv_vnni_corr_bytes of row corrections
+ * (em_vnni_row_sums). */
 enum { EM_CONV_VNNI_I_KP = EM_CONV_I_CHUNK + 1, EM_CONV_VNNI_I_THREADS, EM_CONV_VNNI_I_SLICE_BYTES,
-       EM_CONV_VNNI_I_COUNT };
+       EM_CONV_VNNI_I_W_ZP, EM_CONV_VNNI_I_COUNT };
 enum { EM_CONV_VNNI_P_COUNT = EM_CONV_P_COUNT, EM_CONV_VNNI_F_COUNT = 0 };
 
 /* AVX2 conv (em_conv2d_int8_avx2, CPUs without VNNI): the conv layout's pointers, with 1 the packed int16 weights
@@ -29,31 +31,37 @@ enum { EM_CONV_VNNI_P_COUNT = EM_CONV_P_COUNT, EM_CONV_VNNI_F_COUNT = 0 };
 enum { EM_CONV_AVX2_I_KP = EM_CONV_I_CHUNK + 1, EM_CONV_AVX2_I_COUNT };
 enum { EM_CONV_AVX2_P_COUNT = EM_CONV_P_COUNT, EM_CONV_AVX2_F_COUNT = 0 };
 
-static void em_conv2d_int8(const em_params* p) {
-    const int64_t* d = p->i;
-    const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
-    const int8_t* w = (const int8_t*)p->ptr[EM_CONV_P_WEIGHTS];
-    int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
-    int8_t* col = (int8_t*)p->ptr[EM_CONV_P_SCRATCH];
-    em_requant_cols rq = {(const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
-                          (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (int32_t)d[EM_CONV_I_OUT_ZP],
-                          (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE],
-                          (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES], (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES]};
-    const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
-    const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK];
-    const int8_t pad = (int8_t)d[EM_CONV_I_IN_ZP];
-    for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
-        if (d[EM_CONV_I_DIRECT]) {
-            em_gemm_s8_requant(in + b * P * K, K, w, P, OC, K, out + b * P * OC, OC, &rq);
-            continue;
-        }
-        for (int64_t first = 0; first < P; first += chunk) {
-            int64_t rows = P - first < chunk ? P - first : chunk;
-            em_im2col_int8_t(in, d, b, first, rows, pad, col);
-            em_gemm_s8_requant(col, K, w, rows, OC, K, out + (b * P + first) * OC, OC, &rq);
-        }
+/* The portable int8 conv: im2col rows (padding taps = in_zp) into GEMM with weights of type WT. */
+#define EM_CONV2D_INT8_BODY(WT, GEMM)                                                                         \
+    const int64_t* d = p->i;                                                                                  \
+    const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];                                                \
+    const WT* w = (const WT*)p->ptr[EM_CONV_P_WEIGHTS];                                                       \
+    int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];                                                          \
+    int8_t* col = (int8_t*)p->ptr[EM_CONV_P_SCRATCH];                                                         \
+    em_requant_cols rq = {(const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],     \
+                          (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (int32_t)d[EM_CONV_I_OUT_ZP],              \
+                          (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE], \
+                          (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES],                                     \
+                          (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES]};                                      \
+    const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];              \
+    const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK];                          \
+    const int8_t pad = (int8_t)d[EM_CONV_I_IN_ZP];                                                            \
+    for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {                                                            \
+        if (d[EM_CONV_I_DIRECT]) {                                                                            \
+            GEMM(in + b * P * K, K, w, P, OC, K, out + b * P * OC, OC, &rq);                                  \
+            continue;                                                                                         \
+        }                                                                                                     \
+        for (int64_t first = 0; first < P; first += chunk) {                                                 \
+            int64_t rows = P - first < chunk ? P - first : chunk;                                             \
+            em_im2col_int8_t(in, d, b, first, rows, pad, col);                                                \
+            GEMM(col, K, w, rows, OC, K, out + (b * P + first) * OC, OC, &rq);                                \
+        }                                                                                                     \
     }
-}
+
+static void em_conv2d_int8(const em_params* p) { EM_CONV2D_INT8_BODY(int8_t, em_gemm_s8_requant) }
+
+/* em_conv2d_int8 with int16 weights w - w_zp (uint8 models' asymmetric weights; bias holds -in_zp sum(w - w_zp)). */
+static void em_conv2d_int8_w16(const em_params* p) { EM_CONV2D_INT8_BODY(int16_t, em_gemm_s8s16_requant) }
 
 static void em_conv2d_f32(const em_params* p) {
     const int64_t* d = p->i;
@@ -79,6 +87,16 @@ static void em_conv2d_f32(const em_params* p) {
     }
 }
 
+/* Bytes of row corrections at the start of each VNNI slice's scratch: one int32 per GEMM row of a call (a slice's
+ * rows, or a chunk's for im2col), in whole 64-byte lines; 0 without a weight zero point. */
+static inline int64_t em_conv_vnni_corr_bytes(const int64_t* d) {
+    if (!d[EM_CONV_VNNI_I_W_ZP]) return 0;
+    const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW];
+    const int64_t n = d[EM_CONV_VNNI_I_THREADS] > 1 ? d[EM_CONV_VNNI_I_THREADS] : 1;
+    const int64_t rows = d[EM_CONV_I_DIRECT] == 0 ? d[EM_CONV_I_CHUNK] : (P + n - 1) / n;
+    return (rows * 4 + 63) / 64 * 64;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 /* One slice of the VNNI conv (layout EM_CONV_VNNI above). */
 static void em_conv2d_vnni_slice(const void* ctx, int64_t slice, int64_t nslices) {
@@ -92,28 +110,40 @@ static void em_conv2d_vnni_slice(const void* ctx, int64_t slice, int64_t nslices
     const int64_t IHp = (d[EM_CONV_I_OH] - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
     const int64_t IWp = (d[EM_CONV_I_OW] - 1) * d[EM_CONV_I_SW] + (d[EM_CONV_I_KW] - 1) * d[EM_CONV_I_DW] + 1;
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
+    const int32_t w_zp = (int32_t)d[EM_CONV_VNNI_I_W_ZP];
+    uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_CONV_VNNI_I_SLICE_BYTES];
+    int32_t* corr = (int32_t*)scratch;
+    scratch += em_conv_vnni_corr_bytes(d);
     em_vnni_gemm g = {(const int8_t*)p->ptr[EM_CONV_P_WEIGHTS], (const int32_t*)p->ptr[EM_CONV_P_BIAS],
                       (const int32_t*)p->ptr[EM_CONV_P_MULT], (const int32_t*)p->ptr[EM_CONV_P_SHIFT],
                       (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES], (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES],
                       OC, Kp, (int32_t)d[EM_CONV_I_OUT_ZP], (int32_t)d[EM_CONV_I_ACT_MIN],
-                      (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE]};
-    uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_CONV_VNNI_I_SLICE_BYTES];
+                      (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE], w_zp ? corr : NULL};
     if (r1 <= r0) return;
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
         int8_t* o = out + b * P * OC;
         if (mode == 1) {
             em_pack_rows_u8(img + r0 * K, K, r1 - r0, K, Kp, scratch);
+            if (w_zp) {
+                em_vnni_rows plain = {scratch, Kp, 0, 0, 0, 1, 0, Kp / 4, 0};
+                em_vnni_row_sums(&plain, r1 - r0, K, w_zp, corr);
+            }
             em_gemm_u8s8_vnni(scratch, r1 - r0, &g, o + r0 * OC, OC);
         } else if (mode == 4) {
             em_pad_image_u8(img, d, IHp, IWp, scratch);
             em_vnni_rows rows = {scratch, 0, d[EM_CONV_I_OW], d[EM_CONV_I_SH] * IWp * IC, d[EM_CONV_I_SW] * IC,
                                  d[EM_CONV_I_KH], d[EM_CONV_I_DH] * IWp * IC, Kp / d[EM_CONV_I_KH] / 4, r0};
+            if (w_zp) em_vnni_row_sums(&rows, r1 - r0, d[EM_CONV_I_KW] * IC, w_zp, corr);
             em_gemm_vnni_rows(&rows, r1 - r0, &g, o + r0 * OC, OC);
         } else {
             for (int64_t first = r0; first < r1; first += chunk) {
                 int64_t rows = r1 - first < chunk ? r1 - first : chunk;
                 em_im2col_u8(in, d, b, first, rows, Kp, scratch);
+                if (w_zp) {
+                    em_vnni_rows plain = {scratch, Kp, 0, 0, 0, 1, 0, Kp / 4, 0};
+                    em_vnni_row_sums(&plain, rows, K, w_zp, corr);
+                }
                 em_gemm_u8s8_vnni(scratch, rows, &g, o + first * OC, OC);
             }
         }

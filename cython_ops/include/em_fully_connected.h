@@ -19,8 +19,14 @@ enum { EM_FC_F_COUNT = 0 };
 
 /* em_fully_connected_int8_vnni / _avx2: the layout above with 1 the weights packed for em_gemm_vnni.h (16c4) or
  * em_gemm_avx2.h (int16), 2 the bias corrected for that GEMM, per-column arrays padded to its column block, 6 the
- * scratch (chunk rows of Kp uint8 + 64 bytes, or of Kp int16); then Kp (the packed depth) and rows per chunk. */
-enum { EM_FC_PACKED_I_KP = EM_FC_I_MODE + 1, EM_FC_PACKED_I_CHUNK, EM_FC_PACKED_I_COUNT };
+ * scratch (chunk rows of Kp uint8 + 64 bytes, or of Kp int16); then Kp (the packed depth), rows per chunk and the
+ * weights' zero point (VNNI, uint8 models; 0 otherwise: then the scratch starts with em_fc_vnni_corr_bytes of row
+ * corrections, em_vnni_row_sums). */
+enum { EM_FC_PACKED_I_KP = EM_FC_I_MODE + 1, EM_FC_PACKED_I_CHUNK, EM_FC_PACKED_I_W_ZP, EM_FC_PACKED_I_COUNT };
+
+static inline int64_t em_fc_vnni_corr_bytes(const int64_t* d) {
+    return d[EM_FC_PACKED_I_W_ZP] ? (d[EM_FC_PACKED_I_CHUNK] * 4 + 63) / 64 * 64 : 0;
+}
 enum { EM_FC_PACKED_P_COUNT = EM_FC_P_COUNT, EM_FC_PACKED_F_COUNT = 0 };
 
 /* em_fully_connected_f32: the first four pointers (bias may be NULL) and three integers of the int8 layout, and
@@ -40,10 +46,17 @@ static void em_fully_connected_int8_vnni(const em_params* p) {
                       (int32_t)d[EM_FC_I_ACT_MAX], (int32_t)d[EM_FC_I_MODE]};
     const int8_t* in = (const int8_t*)p->ptr[EM_FC_P_INPUT];
     int8_t* out = (int8_t*)p->ptr[EM_FC_P_OUTPUT];
-    uint8_t* packed = (uint8_t*)p->ptr[EM_FC_P_SCRATCH];
+    const int32_t w_zp = (int32_t)d[EM_FC_PACKED_I_W_ZP];
+    int32_t* corr = (int32_t*)p->ptr[EM_FC_P_SCRATCH];
+    uint8_t* packed = (uint8_t*)p->ptr[EM_FC_P_SCRATCH] + em_fc_vnni_corr_bytes(d);
+    g.row_corr = w_zp ? corr : NULL;
     for (int64_t first = 0; first < M; first += chunk) {
         int64_t rows = M - first < chunk ? M - first : chunk;
         em_pack_rows_u8(in + first * K, K, rows, K, Kp, packed);
+        if (w_zp) {
+            em_vnni_rows plain = {packed, Kp, 0, 0, 0, 1, 0, Kp / 4, 0};
+            em_vnni_row_sums(&plain, rows, K, w_zp, corr);
+        }
         em_gemm_u8s8_vnni(packed, rows, &g, out + first * d[EM_FC_I_UNITS], d[EM_FC_I_UNITS]);
     }
 }
@@ -82,6 +95,18 @@ static void em_fully_connected_int8(const em_params* p) {
     em_gemm_s8_requant((const int8_t*)p->ptr[EM_FC_P_INPUT], d[EM_FC_I_DEPTH], (const int8_t*)p->ptr[EM_FC_P_WEIGHTS],
                        d[EM_FC_I_ROWS], d[EM_FC_I_UNITS], d[EM_FC_I_DEPTH], (int8_t*)p->ptr[EM_FC_P_OUTPUT],
                        d[EM_FC_I_UNITS], &rq);
+}
+
+/* em_fully_connected_int8 with int16 weights w - w_zp (uint8 models' asymmetric weights), same layout. */
+static void em_fully_connected_int8_w16(const em_params* p) {
+    const int64_t* d = p->i;
+    em_requant_cols rq = {(const int32_t*)p->ptr[EM_FC_P_BIAS], (const int32_t*)p->ptr[EM_FC_P_MULT],
+                          (const int32_t*)p->ptr[EM_FC_P_SHIFT], (int32_t)d[EM_FC_I_OUT_ZP],
+                          (int32_t)d[EM_FC_I_ACT_MIN], (int32_t)d[EM_FC_I_ACT_MAX], (int32_t)d[EM_FC_I_MODE],
+                          (const double*)p->ptr[EM_FC_P_DOUBLE_SCALES], (const float*)p->ptr[EM_FC_P_FLOAT_SCALES]};
+    em_gemm_s8s16_requant((const int8_t*)p->ptr[EM_FC_P_INPUT], d[EM_FC_I_DEPTH],
+                          (const int16_t*)p->ptr[EM_FC_P_WEIGHTS], d[EM_FC_I_ROWS], d[EM_FC_I_UNITS],
+                          d[EM_FC_I_DEPTH], (int8_t*)p->ptr[EM_FC_P_OUTPUT], d[EM_FC_I_UNITS], &rq);
 }
 
 static void em_fully_connected_f32(const em_params* p) {

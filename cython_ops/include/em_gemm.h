@@ -34,36 +34,38 @@ static inline int8_t em_requant_one(int32_t acc, int n, const em_requant_cols* r
     return (int8_t)em_clamp_i32(v, rq->act_min, rq->act_max);
 }
 
-#define EM_GEMM_BODY                                                                          \
+#define EM_GEMM_BODY_T(WT)                                                                    \
     for (int64_t m = 0; m < M; m++) {                                                         \
-        const int8_t* a = A + m * lda;                                                         \
-        int8_t* c = C + m * ldc;                                                               \
-        int64_t n = 0;                                                                         \
-        for (; n + 4 <= N; n += 4) {                                                           \
-            const int8_t* b0 = B + (n + 0) * K;                                                \
-            const int8_t* b1 = B + (n + 1) * K;                                                \
-            const int8_t* b2 = B + (n + 2) * K;                                                \
-            const int8_t* b3 = B + (n + 3) * K;                                                \
-            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                            \
-            for (int64_t k = 0; k < K; k++) {                                                  \
-                int32_t av = a[k];                                                             \
-                s0 += av * b0[k];                                                              \
-                s1 += av * b1[k];                                                              \
-                s2 += av * b2[k];                                                              \
-                s3 += av * b3[k];                                                              \
-            }                                                                                  \
-            c[n + 0] = em_requant_one(s0, (int)n + 0, rq);                                     \
-            c[n + 1] = em_requant_one(s1, (int)n + 1, rq);                                     \
-            c[n + 2] = em_requant_one(s2, (int)n + 2, rq);                                     \
-            c[n + 3] = em_requant_one(s3, (int)n + 3, rq);                                     \
-        }                                                                                      \
-        for (; n < N; n++) {                                                                   \
-            const int8_t* b0 = B + n * K;                                                      \
-            int32_t s0 = 0;                                                                    \
-            for (int64_t k = 0; k < K; k++) s0 += (int32_t)a[k] * b0[k];                       \
-            c[n] = em_requant_one(s0, (int)n, rq);                                             \
-        }                                                                                      \
+        const int8_t* a = A + m * lda;                                                        \
+        int8_t* c = C + m * ldc;                                                              \
+        int64_t n = 0;                                                                        \
+        for (; n + 4 <= N; n += 4) {                                                          \
+            const WT* b0 = B + (n + 0) * K;                                                   \
+            const WT* b1 = B + (n + 1) * K;                                                   \
+            const WT* b2 = B + (n + 2) * K;                                                   \
+            const WT* b3 = B + (n + 3) * K;                                                   \
+            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                           \
+            for (int64_t k = 0; k < K; k++) {                                                 \
+                int32_t av = a[k];                                                            \
+                s0 += av * b0[k];                                                             \
+                s1 += av * b1[k];                                                             \
+                s2 += av * b2[k];                                                             \
+                s3 += av * b3[k];                                                             \
+            }                                                                                 \
+            c[n + 0] = em_requant_one(s0, (int)n + 0, rq);                                    \
+            c[n + 1] = em_requant_one(s1, (int)n + 1, rq);                                    \
+            c[n + 2] = em_requant_one(s2, (int)n + 2, rq);                                    \
+            c[n + 3] = em_requant_one(s3, (int)n + 3, rq);                                    \
+        }                                                                                     \
+        for (; n < N; n++) {                                                                  \
+            const WT* b0 = B + n * K;                                                         \
+            int32_t s0 = 0;                                                                   \
+            for (int64_t k = 0; k < K; k++) s0 += (int32_t)a[k] * b0[k];                      \
+            c[n] = em_requant_one(s0, (int)n, rq);                                            \
+        }                                                                                     \
     }
+
+#define EM_GEMM_BODY EM_GEMM_BODY_T(int8_t)
 
 static void em_gemm_s8_requant_scalar(const int8_t* A, int64_t lda, const int8_t* B, int64_t M, int64_t N,
                                       int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
@@ -129,6 +131,36 @@ static inline void em_gemm_s8_requant(const int8_t* A, int64_t lda, const int8_t
     if (em_isa() == EM_ISA_NEON) { em_gemm_s8_requant_neon(A, lda, B, M, N, K, C, ldc, rq); return; }
 #endif
     em_gemm_s8_requant_scalar(A, lda, B, M, N, K, C, ldc, rq);
+}
+
+/* The same GEMM with int16 weights: b holds w - w_zp (in [-255, 255]) for weights with a zero point (uint8
+ * models' asymmetric weights), so the sums stay exact; the input zero point is folded into bias as above. */
+static void em_gemm_s8s16_requant_scalar(const int8_t* A, int64_t lda, const int16_t* B, int64_t M, int64_t N,
+                                         int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
+    EM_GEMM_BODY_T(int16_t)
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2")))
+static void em_gemm_s8s16_requant_avx2(const int8_t* A, int64_t lda, const int16_t* B, int64_t M, int64_t N,
+                                       int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
+    EM_GEMM_BODY_T(int16_t)
+}
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void em_gemm_s8s16_requant_avx512(const int8_t* A, int64_t lda, const int16_t* B, int64_t M, int64_t N,
+                                         int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
+    EM_GEMM_BODY_T(int16_t)
+}
+#endif
+
+static inline void em_gemm_s8s16_requant(const int8_t* A, int64_t lda, const int16_t* B, int64_t M, int64_t N,
+                                         int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    int isa = em_isa();
+    if (isa >= EM_ISA_AVX512) { em_gemm_s8s16_requant_avx512(A, lda, B, M, N, K, C, ldc, rq); return; }
+    if (isa >= EM_ISA_AVX2) { em_gemm_s8s16_requant_avx2(A, lda, B, M, N, K, C, ldc, rq); return; }
+#endif
+    em_gemm_s8s16_requant_scalar(A, lda, B, M, N, K, C, ldc, rq);
 }
 
 /* float GEMM: out[m][n] = act(sum_k a[m][k] * b[n][k] + bias[n]); sums in k order, as the reference does.

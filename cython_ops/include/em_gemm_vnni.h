@@ -6,7 +6,10 @@
  * 128 * sum(w) is folded into the bias at load, as is the input zero point:
  *   sum w (x - zp) + bias = sum w (x + 128) + [bias - (zp + 128) sum w].
  * Weights are packed at load into blocks of 16 columns: for each k-group of 4, 64 bytes w[n+j][k..k+3].
- * Columns are padded to a multiple of 16 and K to a multiple of 4 with zero weights. */
+ * Columns are padded to a multiple of 16 and K to a multiple of 4 with zero weights.
+ * Weights with a zero point w_zp (uint8 models): sum (w - w_zp)(x - zp) = sum w (x + 128) - w_zp sum (x + 128)
+ * + [K (zp + 128) w_zp - (zp + 128) sum w]; the bracket goes into the bias at load, the row term -w_zp sum (x + 128)
+ * is the same for every column of a row: em_vnni_row_sums computes it per call into row_corr. */
 #ifndef EM_GEMM_VNNI_H
 #define EM_GEMM_VNNI_H
 #include <stdint.h>
@@ -22,6 +25,7 @@ typedef struct {
     const float* fscale;    /* Np, EM_REQUANT_FLOAT only */
     int64_t N, Kp;
     int32_t out_zp, act_min, act_max, mode;
+    const int32_t* row_corr;   /* NULL, or one int32 per row of the call added to all its columns (see above) */
 } em_vnni_gemm;
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -185,6 +189,32 @@ typedef struct {
     int64_t first;          /* implicit convolution: GEMM row m is output pixel first + m */
 } em_vnni_rows;
 
+/* row_corr[m] = -w_zp * (sum of row m's K bytes), rows as em_vnni_rows describes them (seg_bytes bytes of each
+ * segment: the taps, not the zero-weight padding after them), sums taken with vpsadbw; int32 wraps like the
+ * accumulators, so the corrected sums are exact whenever the reference's int32 sums are. */
+EM_VNNI_TARGET static void em_vnni_row_sums(const em_vnni_rows* A, int64_t M, int64_t seg_bytes, int32_t w_zp,
+                                           int32_t* row_corr) {
+    const __m512i zero = _mm512_setzero_si512();
+    int64_t oy = 0, ox = 0;
+    if (A->OW) { oy = A->first / A->OW; ox = A->first % A->OW; }
+    for (int64_t m = 0; m < M; m++) {
+        const uint8_t* row = A->OW ? A->base + oy * A->row_step + ox * A->col_step : A->base + m * A->lda;
+        __m512i acc = zero;
+        for (int64_t sg = 0; sg < A->nseg; sg++) {
+            const uint8_t* x = row + sg * A->seg_stride;
+            int64_t k = 0;
+            for (; k + 64 <= seg_bytes; k += 64)
+                acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_loadu_si512(x + k), zero));
+            if (k < seg_bytes) {
+                const __mmask64 mk = ((__mmask64)-1) >> (64 - (seg_bytes - k));
+                acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(mk, x + k), zero));
+            }
+        }
+        row_corr[m] = (int32_t)((uint32_t)(-w_zp) * (uint32_t)_mm512_reduce_add_epi64(acc));
+        if (A->OW && ++ox == A->OW) { ox = 0; oy++; }
+    }
+}
+
 /* One MR x (16 NB) register tile of C: rows m .. m + rows - 1 (rows <= MR; missing rows repeat the last one and
  * are not stored), columns n .. n + 16 NB - 1.  MR and NB are compile-time constants at every call site, so the
  * accumulators stay in registers. */
@@ -204,12 +234,21 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
     }
     const int8_t* w = g->w + n * Kp;
     __m512i acc[8][4];
+    const int pairs = NB == 1 && MR % 2 == 0 && g->N == 8 && ldc == 8;
     for (int j = 0; j < NB; j++) {   /* the sums start from the bias (padded columns hold 0) */
         const __m512i bias = _mm512_loadu_si512(g->bias + n + 16 * j);
         for (int r = 0; r < MR; r++) acc[r][j] = bias;
         if (MR == 1) acc[1][j] = _mm512_setzero_si512();
+        if (g->row_corr) {           /* weight zero point: each row's own correction (pairs: rows r, r + 1) */
+            for (int r = 0; r < MR; r++) {
+                const int32_t c0 = g->row_corr[m + (r < rows ? r : rows - 1)];
+                const int32_t c1 = g->row_corr[m + (r + 1 < rows ? r + 1 : rows - 1)];
+                const __m512i corr = pairs ? _mm512_mask_set1_epi32(_mm512_set1_epi32(c0), (__mmask16)0xFF00, c1)
+                                           : _mm512_set1_epi32(c0);
+                acc[r][j] = _mm512_add_epi32(acc[r][j], corr);
+            }
+        }
     }
-    const int pairs = NB == 1 && MR % 2 == 0 && g->N == 8 && ldc == 8;
     if (pairs) {   /* N = 8: rows r (lanes 0-7) and r + 1 (lanes 8-15) share a vector; the packer repeats the
                     * 8 columns' weights, bias and requantization in lanes 8-15 */
         for (int64_t sg = 0; sg < A->nseg; sg++) {

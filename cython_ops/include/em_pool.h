@@ -1,4 +1,4 @@
-/* AVERAGE_POOL_2D and MAX_POOL_2D, int8 and float32, NHWC.  Layout EM_POOL:
+/* AVERAGE_POOL_2D and MAX_POOL_2D, int8 (uint8 held as int8: em_avg_pool_uint8) and float32, NHWC.  Layout EM_POOL:
  * i: N, IH, IW, C, OH, OW, KH, KW, SH, SW, pad_top, pad_left, act_min, act_max (int8)
  * ptr: input, output, scratch (C int32 / float sums); f: act_min, act_max (float) */
 #ifndef EM_POOL_H
@@ -22,31 +22,40 @@ enum { EM_POOL_F_ACT_MIN, EM_POOL_F_ACT_MAX, EM_POOL_F_COUNT };
     int64_t ky0 = y0 < 0 ? -y0 : 0, ky1 = KH < IH - y0 ? KH : IH - y0;                                           \
     int64_t kx0 = x0 < 0 ? -x0 : 0, kx1 = KW < IW - x0 ? KW : IW - x0;
 
-static void em_avg_pool_int8(const em_params* p) {
-    EM_POOL_WINDOW
-    const int8_t* in = (const int8_t*)p->ptr[EM_POOL_P_INPUT];
-    int8_t* out = (int8_t*)p->ptr[EM_POOL_P_OUTPUT];
-    int32_t* acc = (int32_t*)p->ptr[EM_POOL_P_SCRATCH];
-    for (int64_t b = 0; b < N; b++)
-    for (int64_t oy = 0; oy < OH; oy++)
-    for (int64_t ox = 0; ox < OW; ox++) {
-        EM_POOL_CLIP
-        for (int64_t c = 0; c < C; c++) acc[c] = 0;
-        int32_t count = 0;
-        for (int64_t ky = ky0; ky < ky1; ky++)
-            for (int64_t kx = kx0; kx < kx1; kx++, count++) {
-                const int8_t* x = in + ((b * IH + y0 + ky) * IW + x0 + kx) * C;
-                for (int64_t c = 0; c < C; c++) acc[c] += x[c];
-            }
-        int8_t* o = out + ((b * OH + oy) * OW + ox) * C;
-        for (int64_t c = 0; c < C; c++) {
-            int32_t a = acc[c], v;
-            if (count == 0) v = 0;
-            else v = a > 0 ? (a + count / 2) / count : (a - count / 2) / count;
-            o[c] = (int8_t)em_clamp_i32(v, (int32_t)d[EM_POOL_I_ACT_MIN], (int32_t)d[EM_POOL_I_ACT_MAX]);
-        }
+/* int8 average: the window's sum over the pixels inside the image, divided by their count with ROUND(a, count) */
+#define EM_AVG_POOL_INT8_BODY(ROUND)                                                                      \
+    EM_POOL_WINDOW                                                                                        \
+    const int8_t* in = (const int8_t*)p->ptr[EM_POOL_P_INPUT];                                            \
+    int8_t* out = (int8_t*)p->ptr[EM_POOL_P_OUTPUT];                                                      \
+    int32_t* acc = (int32_t*)p->ptr[EM_POOL_P_SCRATCH];                                                   \
+    for (int64_t b = 0; b < N; b++)                                                                       \
+    for (int64_t oy = 0; oy < OH; oy++)                                                                   \
+    for (int64_t ox = 0; ox < OW; ox++) {                                                                 \
+        EM_POOL_CLIP                                                                                      \
+        for (int64_t c = 0; c < C; c++) acc[c] = 0;                                                       \
+        int32_t count = 0;                                                                                \
+        for (int64_t ky = ky0; ky < ky1; ky++)                                                            \
+            for (int64_t kx = kx0; kx < kx1; kx++, count++) {                                             \
+                const int8_t* x = in + ((b * IH + y0 + ky) * IW + x0 + kx) * C;                           \
+                for (int64_t c = 0; c < C; c++) acc[c] += x[c];                                           \
+            }                                                                                             \
+        int8_t* o = out + ((b * OH + oy) * OW + ox) * C;                                                  \
+        for (int64_t c = 0; c < C; c++) {                                                                 \
+            const int32_t a = acc[c];                                                                     \
+            const int32_t v = count == 0 ? 0 : ROUND(a, count);                                           \
+            o[c] = (int8_t)em_clamp_i32(v, (int32_t)d[EM_POOL_I_ACT_MIN], (int32_t)d[EM_POOL_I_ACT_MAX]); \
+        }                                                                                                 \
     }
-}
+
+/* reference_integer_ops::AveragePool: rounding half away from zero */
+#define EM_ROUND_HALF_AWAY(a, n) ((a) > 0 ? ((a) + (n) / 2) / (n) : ((a) - (n) / 2) / (n))
+/* reference_ops::AveragePool on uint8 (held as int8, q - 128): (sum + n / 2) / n on the uint8 sum, which is never
+ * negative, so halves round up */
+#define EM_ROUND_UINT8_HALF_UP(a, n) (((a) + 128 * (n) + (n) / 2) / (n) - 128)
+
+static void em_avg_pool_int8(const em_params* p) { EM_AVG_POOL_INT8_BODY(EM_ROUND_HALF_AWAY) }
+
+static void em_avg_pool_uint8(const em_params* p) { EM_AVG_POOL_INT8_BODY(EM_ROUND_UINT8_HALF_UP) }
 
 static void em_avg_pool_f32(const em_params* p) {
     EM_POOL_WINDOW

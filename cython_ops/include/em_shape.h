@@ -103,6 +103,34 @@ static void em_concat(const em_params* p) {
     }
 }
 
+/* CONCATENATION of uint8 inputs (held as int8) whose scale or zero point differ from the output's: LiteRT's
+ * ConcatenationWithScaling, as one 256-entry table per input (stored byte -> output byte, built at load).  The
+ * concat layout, then tables (256 bytes per input of the step) and lut_mask (bit k: input k goes through its
+ * table; the others are copied, as LiteRT copies inputs quantized like the output). */
+enum { EM_CONCAT_LUT_P_TABLES = EM_CONCAT_P_COUNT, EM_CONCAT_LUT_P_COUNT };
+enum { EM_CONCAT_LUT_I_LUT_MASK = EM_CONCAT_I_COUNT, EM_CONCAT_LUT_I_COUNT };
+enum { EM_CONCAT_LUT_F_COUNT = 0 };
+
+static void em_concat_lut(const em_params* p) {
+    const int64_t* d = p->i;
+    const uint8_t* tables = (const uint8_t*)p->ptr[EM_CONCAT_LUT_P_TABLES];
+    uint8_t* y = (uint8_t*)p->ptr[EM_CONCAT_P_OUTPUT];
+    for (int64_t o = 0; o < d[EM_CONCAT_I_OUTER]; o++) {
+        uint8_t* dst = y + o * d[EM_CONCAT_I_OUT_ROW_BYTES];
+        for (int64_t k = 0; k < d[EM_CONCAT_I_N]; k++) {
+            const int64_t rb = d[EM_CONCAT_I_ROW_BYTES + k];
+            const uint8_t* src = (const uint8_t*)p->ptr[EM_CONCAT_P_INPUTS + k] + o * rb;
+            if ((d[EM_CONCAT_LUT_I_LUT_MASK] >> k) & 1) {
+                const uint8_t* table = tables + 256 * k;
+                for (int64_t j = 0; j < rb; j++) dst[j] = table[src[j]];
+            } else {
+                memcpy(dst, src, (size_t)rb);
+            }
+            dst += rb;
+        }
+    }
+}
+
 /* ONNX ReverseSequence on [d0, d1, inner] with batch and time on axes 0 / 1: y[b, t] = x[b, n - 1 - t] for
  * t < n = lens[b] (clamped to [0, steps]), else x[b, t].  ptr: input, output, lens (int64, one per batch row);
  * i: batch, steps, batch stride bytes, time stride bytes, inner bytes */

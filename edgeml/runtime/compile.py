@@ -18,12 +18,11 @@ from edgeml.runtime import arena
 from edgeml.runtime.kernels import Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.ops.common import element_count
-from edgeml.runtime.plan import Ctx, Plan, address
+from edgeml.runtime.plan import STATUS_BYTES, Ctx, Plan, address
 from edgeml.runtime.registry import OPS, SUPPORTED_OPS
 
 DEFAULT_MAX_ARENA_BYTES = 1 << 31       # activations and scratch of one plan
 DEFAULT_MAX_WEIGHT_BYTES = 1 << 31      # packed copies of the weights
-STATUS_BYTES = 4                        # a step's int32 status word (Step.check)
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -61,6 +60,11 @@ def prepare_steps(ctx: Ctx) -> list:
     return steps
 
 
+def has_status_slot(kernel: str) -> bool:
+    """A kernel whose layout has a status pointer always gets a status area, even where nothing reads it."""
+    return any(slot.name == "status" for slot in layout_of(kernel).ptr_slots)
+
+
 def new_context(graph: Graph, input_shapes: dict, rounding: int, num_threads: int, max_arena_bytes: int,
                 max_weight_bytes: int, enclosing: tuple = ()) -> Ctx:
     """The context a graph's prepares run in, with its input shapes (graph input index -> shape) set."""
@@ -91,7 +95,7 @@ def build_plan(ctx: Ctx, external=frozenset()) -> Plan:
         if step.scratch_bytes:
             sizes[("scratch", k)] = step.scratch_bytes
             life[("scratch", k)] = (k, k)
-        if step.check is not None:          # read after the invoke: lives to the end
+        if step.check is not None or has_status_slot(step.kernel):     # read after the invoke: lives to the end
             sizes[("status", k)] = STATUS_BYTES * len(step_checks(step))
             life[("status", k)] = (k, len(steps))
     offsets, total = arena.plan_arena(sizes, life)
@@ -106,13 +110,17 @@ def build_plan(ctx: Ctx, external=frozenset()) -> Plan:
                 checks=[(offsets[("status", k)] + STATUS_BYTES * j, message) for k, s in enumerate(steps)
                         if s.check is not None for j, message in enumerate(step_checks(s))],
                 input_ranges=ctx.input_ranges, const_arrays={},
-                status_offsets={k: offsets[("status", k)] for k, s in enumerate(steps) if s.check is not None},
+                status_offsets={key[1]: o for key, o in offsets.items()
+                                if isinstance(key, tuple) and key[0] == "status"},
                 subplans=ctx.subplans)
 
 
 def step_checks(step) -> tuple:
-    """The messages of a step's status words (Step.check: one callable or a tuple of them)."""
-    return tuple(step.check) if isinstance(step.check, (tuple, list)) else (step.check,)
+    """The checks of a step's status areas (Step.check: none, one callable or a tuple of them; a kernel with a
+    status slot and no check still gets one area)."""
+    if isinstance(step.check, (tuple, list)):
+        return tuple(step.check)
+    return (step.check,)
 
 
 def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1,

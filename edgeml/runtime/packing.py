@@ -1,6 +1,8 @@
 """Weights packed once at load into the layouts the micro-kernels read (cython_ops/include)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from edgeml.errors import ModelFormatError
@@ -23,8 +25,15 @@ VNNI_SLACK = 64           # the VNNI gathers store whole 64-byte vectors past a 
 VNNI_CHUNK_BYTES = 16384  # packed rows gathered per GEMM call: they stay in L1 while every column panel reads them
 
 
-def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) -> dict:
-    """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16."""
+def wrap_int32(a: np.ndarray) -> np.ndarray:
+    """int64 -> int32 modulo 2^32, as the kernels' int32 sums wrap."""
+    return ((np.asarray(a, np.int64) + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
+
+
+def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, taps: Optional[int] = None) -> dict:
+    """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16.  With a weight zero
+    point (rq.w_zp) the bias also takes + taps (in_zp + 128) w_zp (em_gemm_vnni.h; taps: the real K when w2 holds
+    zero-weight padding columns), modulo 2^32 like the kernel's sums."""
     n, k = w2.shape
     np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
     wp = np.zeros((np_, kp), np.int8)
@@ -32,7 +41,10 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant) -> 
     packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
     b = np.zeros(np_, np.int64)
     b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
-    if np.any(np.abs(b) >= 2 ** 31):
+    if rq.w_zp:
+        b[:n] += (k if taps is None else taps) * (in_zp + 128) * rq.w_zp
+        b = wrap_int32(b).astype(np.int64)
+    elif np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
     rqa = rq.arrays(ctx, np_)
     if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector
@@ -51,7 +63,8 @@ def vnni_chunk(kp: int, rows: int) -> int:
 
 def depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnRequant, stride_w: int) -> dict:
     """Depthwise weights [taps][C] -> the lanes of em_depthwise_int8_vnni: [channel block][tap group][16][4].
-    With stride_w 1 and C dividing 16, a vector holds 16 / C pixels, so lane l is channel l % C."""
+    With stride_w 1 and C dividing 16, a vector holds 16 / C pixels, so lane l is channel l % C.  A weight zero
+    point (rq.w_zp) adds taps (in_zp + 128) w_zp to the bias (em_depthwise.h)."""
     taps, c = w.shape
     pv = 16 // c if stride_w == 1 and c < 16 and 16 % c == 0 else 1
     cb = 1 if pv > 1 else -(-c // 16)
@@ -72,7 +85,9 @@ def depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnReq
     else:      # [16-block][tap group][16 lanes][4 taps]
         packed = wl.reshape(tg, 4, cb, 16).transpose(2, 0, 3, 1)
     b = (np.zeros(c, np.int64) if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w.astype(np.int64).sum(0)
-    if np.any(np.abs(b) >= 2 ** 31):
+    if rq.w_zp:     # weights with a zero point: the kernel adds -w_zp * (the taps' byte sum)
+        b = wrap_int32(b + taps * (in_zp + 128) * rq.w_zp).astype(np.int64)
+    elif np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
     lanes = [ctx.keep_array(np.where(used, a[lane_ch], 0).astype(a.dtype))
              for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]

@@ -12,6 +12,7 @@ from edgeml.ir import Graph, Op
 
 
 INT8_FLOAT32 = (np.dtype(np.int8), np.dtype(np.float32))
+STATUS_BYTES = 16                       # a step's status area (Step.check)
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,11 @@ class Step:
     #                          (layouts.layout_of(kernel)); addr(tensor index | "scratch") is an address
     scratch_bytes: int = 0
     macs: int = 0            # multiply-accumulates of CONV / DEPTHWISE / FULLY_CONNECTED; 0 for other ops
-    check: Optional[Callable] = None   # the kernel sets an int32 status word (addr("status")) on bad run-time
-    #                                    input, writing zeros instead of reading out of bounds; message(value).
-    #                                    A tuple of messages: that many consecutive words from addr("status")
+    check: Optional[Callable] = None   # check(status) -> error message or None: the kernel writes its 16-byte
+    #                                    status area (addr("status")) on bad run-time input (and zeros instead of
+    #                                    reading out of bounds); the Interpreter raises InputError with the message.
+    #                                    A tuple of checks: that many consecutive areas from addr("status") (WHILE).
+    #                                    The kernel writes the area's first int32 on every run, nonzero on failure
 
 
 @dataclass

@@ -1,15 +1,13 @@
 """The op table: op type -> OpSpec (prepare, newest version, output types), collected from the family modules."""
 from __future__ import annotations
 
-from edgeml.runtime.ops import (activations, conv, elementwise, fully_connected, lstm, onnx_quantized, onnx_rnn, pool,
-                                quantize, reduce, shape, transpose_conv)
-from edgeml.runtime.ops import control, loop_ops, svdf, tensor_list
+from edgeml.runtime.ops import (activations, batch_matmul, binary_math, compare, control, conv, elementwise,
+                                fully_connected, index, loop_ops, lstm, normalization, onnx_quantized, onnx_rnn, pool,
+                                quantize, reduce, resize, shape, space, svdf, tensor_list, transpose_conv, unary_math)
 
 FAMILIES = (conv, fully_connected, pool, elementwise, activations, quantize, shape, reduce, lstm, onnx_rnn,
-            onnx_quantized)
-FAMILIES += (transpose_conv,)        # TRANSPOSE_CONV (int8, 16x8, float32)
-FAMILIES += (control, tensor_list, loop_ops)     # WHILE, the TensorList lowering, the small ops of loop bodies
-FAMILIES += (svdf,)                              # SVDF
+            onnx_quantized, transpose_conv, resize, index, compare, unary_math, binary_math, normalization,
+            batch_matmul, space, control, tensor_list, loop_ops, svdf)
 
 
 

@@ -1,5 +1,6 @@
 """How conv-like ops turn int32 sums into int8: the kernels' requantization modes (em_requant.h) and the
-per-column parameters of each contract (TFLite's fixed-point multipliers, onnxruntime's float scales)."""
+per-column parameters of each contract (TFLite's fixed-point multipliers, LiteRT's uint8 (legacy) ones,
+onnxruntime's float scales)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ import numpy as np
 
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
+from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, UINT8, Op
 from edgeml.runtime.ops.common import qparams
 from edgeml.runtime.plan import Ctx, address
 
@@ -30,6 +31,7 @@ class ColumnRequant:
     out_zp: int
     act_min: int
     act_max: int
+    w_zp: int = 0             # the weights' zero point (uint8 models' asymmetric weights, held as int8)
 
     def arrays(self, ctx: Ctx, width: Optional[int] = None) -> list:
         """[mult, shift, scale64, scale32] kept alive for the kernels, zero-padded to `width` columns."""
@@ -56,6 +58,8 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
     s_out, out_zp = qparams(y, op)
     if w.quant is None:
         raise ModelFormatError(f"{op.describe()}: int8 weights {w.describe()} have no quantization")
+    if op.options.get(UINT8):
+        return uint8_column_requant(ctx, op, s_in, w, s_out, out_zp, n_out, act, fully_connected)
     ws = w.quant.scale
     if ws.size not in (1, n_out):
         raise ModelFormatError(f"{op.describe()}: {ws.size} weight scales for {n_out} output channels")
@@ -79,6 +83,33 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
     return ColumnRequant(mode, mult, shift, real, real.astype(np.float32), out_zp, amin, amax)
 
 
+def uint8_column_requant(ctx: Ctx, op: Op, s_in: float, w, s_out: float, out_zp: int, n_out: int,
+                         act: str, fully_connected: bool = False) -> ColumnRequant:
+    """LiteRT's uint8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED (PopulateConvolutionQuantizationParams' legacy
+    branch): one multiplier from (float32 input_scale * weight_scale) / output_scale in double (the bias scale is
+    not read), any weight zero point; FULLY_CONNECTED rescales in double like the int8 reference kernel."""
+    if w.quant.per_axis:
+        raise UnsupportedOpError(f"{op.describe()}: uint8 weights {w.describe()} quantized per channel "
+                                 f"({w.quant.scale.size} scales); LiteRT's uint8 kernels take one scale")
+    s_w, w_zp = w.quant.scalar()
+    if not s_w > 0:
+        raise ModelFormatError(f"{op.describe()}: weights {w.describe()} have quantization scale {s_w}")
+    product = float(Q.F32(s_in) * Q.F32(s_w))
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        b = ctx.graph.tensors[op.inputs[2]]
+        if b.quant is not None and np.any(b.quant.zero_point != 0):
+            raise ModelFormatError(f"{op.describe()}: bias {b.describe()} has zero point "
+                                   f"{int(b.quant.zero_point[0])}; a uint8 op's int32 bias needs zero point 0")
+    mult, shift = Q.quantize_multiplier(product / float(Q.F32(s_out)), ctx.rounding)
+    amin, amax = Q.activation_range_int8(act, s_out, out_zp)
+    real = np.full(n_out, product / float(Q.F32(s_out)))
+    mode = ctx.rounding
+    if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
+        mode = REQUANT_DOUBLE_SCALE
+    return ColumnRequant(mode, np.full(n_out, mult, np.int32), np.full(n_out, shift, np.int32), real,
+                         real.astype(np.float32), out_zp, amin, amax, w_zp=int(w_zp))
+
+
 def float_activation_range(op, act: str, scale: float, zero_point: int) -> tuple[int, int]:
     """The int8 clamp equal to Relu / Clip followed by QuantizeLinear (exact: rounding is monotone)."""
     clip = op.options.get("onnx_clip")
@@ -97,3 +128,15 @@ def float_activation_range(op, act: str, scale: float, zero_point: int) -> tuple
             min(Q.INT8_MAX, Q.quantized_bound(1.0, scale, zero_point))
     raise UnsupportedOpError(f"{op.describe()}: activation {act}")
 
+
+def uint8_rescale_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """LiteRT's ConcatenationWithScaling for one uint8 input, as a table over the 256 stored bytes (uint8 held as
+    int8, zero points as held): round(q * scale + bias) + zp_out in float32 (no fused multiply-add), with
+    scale = s_in * (1 / s_out) and bias = -zp_in * scale, ties away from zero, clamped to [0, 255]."""
+    u = (np.arange(256) ^ 0x80).astype(np.float32)             # stored byte -> its uint8 value
+    scale = Q.F32(s_in) * (Q.F32(1.0) / Q.F32(s_out))
+    bias = Q.F32(-(zp_in + 128)) * scale
+    v = u * scale + bias                                       # float32 product, then float32 sum
+    r = np.trunc(v) + np.where(np.abs(v - np.trunc(v)) >= Q.F32(0.5), np.sign(v), Q.F32(0))
+    out = np.clip(r.astype(np.int64) + zp_out + 128, 0, 255)
+    return (out ^ 0x80).astype(np.uint8)

@@ -1,5 +1,6 @@
 """SOFTMAX, LOGISTIC, TANH, RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU and HARD_SWISH, int8 and float32
-(cython_ops/include/em_activations.h, em_elementwise.h).
+(cython_ops/include/em_activations.h, em_elementwise.h).  uint8 tensors arrive held as int8 (q - 128): LiteRT's
+uint8 forms of these ops compute on q - zero point alone, so the int8 steps give them exactly.
 
 The int8 parameters reproduce LiteRT's Prepare step by step, in the precision it uses (float32 where its code
 keeps the stored float scales, double where it widens them; TfLiteRound is std::round, ties away from zero):
@@ -18,7 +19,7 @@ from cython_ops.activation import activation_table
 from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
-from edgeml.ir import Op
+from edgeml.ir import UINT8, Op
 from edgeml.runtime.ops import int16_activations
 from edgeml.numerics import quantize_multiplier
 from edgeml.runtime.ops.common import element_count, io_kind, qparams
@@ -65,18 +66,20 @@ _FIXED_OUTPUTS = {
 }
 
 
-def check_fixed_output(op_name: str, scale: float, zero_point: int) -> None:
+def check_fixed_output(op_name: str, scale: float, zero_point: int, uint8: bool = False) -> None:
     """Raise ValueError unless (scale, zero_point) is the output quantization ``op_name``
-    requires (LOGISTIC/SOFTMAX: 1/256, -128; TANH: 1/128, 0)."""
+    requires (LOGISTIC/SOFTMAX: 1/256, -128; TANH: 1/128, 0).  uint8: a uint8 output held as
+    int8 (zero point - 128); the message gives the file's uint8 zero points."""
     key = op_name.upper()
     if key not in _FIXED_OUTPUTS:
         raise ValueError(f"check_fixed_output: unknown op {op_name!r}")
     want_scale, want_zp, tol = _FIXED_OUTPUTS[key]
     s = _f32(scale)
     if int(zero_point) != want_zp or abs(s - want_scale) > tol:
+        shown = 128 if uint8 else 0
         raise ValueError(
-            f"{key} int8 output must be quantized with scale {want_scale!r} and zero point "
-            f"{want_zp} (got scale {float(scale)!r}, zero point {int(zero_point)})")
+            f"{key} {'uint8' if uint8 else 'int8'} output must be quantized with scale {want_scale!r} and zero "
+            f"point {want_zp + shown} (got scale {float(scale)!r}, zero point {int(zero_point) + shown})")
 
 
 def softmax_int8_params(input_scale: float, beta: float,
@@ -183,14 +186,14 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
     else:
         try:
             if which in ("LOGISTIC", "TANH"):
-                check_fixed_output(which, s_out, zp_out)
+                check_fixed_output(which, s_out, zp_out, bool(op.options.get(UINT8)))
                 table = ctx.keep_array(activation_table(which, s_in, zp_in, s_out, zp_out))
 
                 def make_lut(addr):
                     return dict(input=addr(x.index), output=addr(y.index), table=address(table)), dict(n=n), {}
                 return Step(op, "lut_int8", make_lut, 0)
             elif which == "SOFTMAX":
-                check_fixed_output("SOFTMAX", s_out, zp_out)
+                check_fixed_output("SOFTMAX", s_out, zp_out, bool(op.options.get(UINT8)))
                 p = softmax_int8_params(s_in, op.options.get("beta", 1.0), ctx.rounding)
                 depth = xs[-1] if xs else 1
                 ints = dict(rows=n // max(depth, 1), depth=depth, in_mult=p["input_multiplier"],

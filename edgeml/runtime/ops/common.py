@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.ir import Op
+from edgeml.ir import UINT8, Op
 from edgeml.runtime.plan import Ctx
 
 
@@ -18,7 +18,7 @@ IM2COL_ROWS = 64      # output pixels gathered per im2col chunk (scratch = rows 
 
 def qparams(t, op: Op, what: str = "") -> tuple[float, int]:
     if t.quant is None:
-        raise ModelFormatError(f"{op.describe()}: int8 {t.describe()} has no quantization parameters")
+        raise ModelFormatError(f"{op.describe()}: quantized {t.describe()} has no quantization parameters")
     if t.quant.per_axis:
         raise ModelFormatError(f"{op.describe()}: {t.describe()} must be quantized per tensor")
     s, zp = t.quant.scalar()
@@ -33,6 +33,13 @@ def fused_activation(op: Op) -> str:
     if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
         raise UnsupportedOpError(f"{op.describe()}: fused activation {act or code} is not supported")
     return act
+
+
+def reject_uint8_hybrid(ctx: Ctx, op: Op):
+    """uint8 weights under float activations (TF1's hybrid form) are held as int8 with a zero point, which the
+    hybrid kernels (symmetric int8 weights) would misread."""
+    if op.options.get(UINT8) and ctx.tensor(op, 0).dtype == np.float32:
+        raise UnsupportedOpError(f"{op.describe()}: uint8 weights with float32 input (hybrid) are not supported")
 
 
 def arithmetic_kind(dtype, what: str) -> str:

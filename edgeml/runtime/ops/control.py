@@ -16,7 +16,7 @@ from edgeml.ir import Graph, Op
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.ops.common import element_count
 from edgeml.runtime.ops.tensor_list import fold_runtime_slices
-from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.runtime.plan import STATUS_BYTES, Ctx, OpSpec, Step, address
 
 MAX_ITERATIONS = 10_000_000      # body runs after which a WHILE whose cond still holds is stopped (InputError)
 BOOL = np.dtype(np.bool_)
@@ -114,13 +114,17 @@ def prepare_while(ctx: Ctx, op: Op) -> Step:
             staged[k] = region + stage_bytes
             stage_bytes += aligned(sizes[k])
     limit = MAX_ITERATIONS
-    checks = (lambda _: f"{what}: the loop has not ended after {limit} iterations (its cond, subgraph {ci}, still "
-              "holds); edgeml stops a WHILE there",)
-    checks += tuple(sub_message(what, "cond", ci, m) for _, m in cond_plan.checks)
-    checks += tuple(sub_message(what, "body", bi, m) for _, m in body_plan.checks)
+
+    def stopped(status):         # its first area's int32: 1 when the iteration bound stopped the loop
+        if not status[:4].view(np.int32)[0]:
+            return None
+        return (f"{what}: the loop has not ended after {limit} iterations (its cond, subgraph {ci}, still holds); "
+                "edgeml stops a WHILE there")
+    checks = (stopped,) + tuple(sub_check(what, "cond", ci, c) for _, c in cond_plan.checks)
+    checks += tuple(sub_check(what, "body", bi, c) for _, c in body_plan.checks)
     ints = dict(cond_steps=len(cond_plan.steps), body_steps=len(body_plan.steps), init_copies=n,
                 stage_copies=len(staged), cond_check_count=len(cond_plan.checks),
-                body_check_count=len(body_plan.checks), max_iterations=limit)
+                body_check_count=len(body_plan.checks), status_bytes=STATUS_BYTES, max_iterations=limit)
     bind_subplan = ctx.bind_subplan
 
     def make(addr):
@@ -143,8 +147,12 @@ def prepare_while(ctx: Ctx, op: Op) -> Step:
     return Step(op, "while", make, scratch_bytes=region + stage_bytes, check=checks)
 
 
-def sub_message(what: str, role: str, index: int, message):
-    return lambda value: f"{what}: in its {role} subgraph {index}: {message(value)}"
+def sub_check(what: str, role: str, index: int, check):
+    """The check of a subgraph step's status area, read from the copy the WHILE kernel makes of it."""
+    def wrapped(status):
+        message = check(status)
+        return f"{what}: in its {role} subgraph {index}: {message}" if message else None
+    return wrapped
 
 
 OPS = {"WHILE": OpSpec(prepare_while, max_version=1, output_types=None)}

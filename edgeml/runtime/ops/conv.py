@@ -12,9 +12,9 @@ from edgeml.ir import Op
 from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
-from edgeml.runtime.ops import hybrid, int16x8
+from edgeml.runtime.ops import grouped_conv, hybrid, int16x8
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fused_activation, io_kind, qparams,
-                                       require_positive, spatial_padding)
+                                       reject_uint8_hybrid, require_positive, spatial_padding)
 from edgeml.runtime.packing import (VNNI_SLACK, avx2_pack, depthwise_vnni_pack, fold_input_zero_point, vnni_chunk,
                                     vnni_pack)
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
@@ -34,6 +34,7 @@ def conv_threads(ctx: Ctx, macs: int, rows: int) -> int:
 def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     if int16x8.is_int16(ctx, op):
         return int16x8.prepare_conv2d(ctx, op, depthwise)
+    reject_uint8_hybrid(ctx, op)
     if hybrid.is_hybrid(ctx, op):
         return hybrid.prepare_depthwise_hybrid(ctx, op) if depthwise else hybrid.prepare_conv2d_hybrid(ctx, op)
     kind = io_kind(ctx, op)
@@ -58,8 +59,7 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     else:
         oc, kh, kw, wic = wdata.shape
         if wic != ic:
-            raise UnsupportedOpError(f"{op.describe()}: weights expect {wic} input channels, input has {ic} "
-                                     "(grouped convolution is not supported)")
+            return grouped_conv.prepare_grouped_conv2d(ctx, op)
         dm = 1
     require_positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
     oh, pt = spatial_padding(op, ih, kh, sh, dh, 0)
@@ -79,18 +79,20 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
         bias = bias_vector(ctx, op, 2, oc, np.int32)
         ints = dict(geometry, in_zp=in_zp, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max, mode=rq.mode,
                     dm=dm, direct=direct, chunk=IM2COL_ROWS)
+        wide = "_w16" if rq.w_zp else ""    # weights with a zero point (uint8 models): kernels read w - w_zp
         if depthwise:
-            wk = ctx.keep_array(wdata.reshape(kh * kw, oc))
             if dm == 1 and kh * kw <= DW_MAX_TAPS and CONFIG.depthwise_int8_vnni:
                 dv = depthwise_vnni_pack(ctx, wdata.reshape(kh * kw, oc), bias, in_zp, rq, sw)
                 ihp, iwp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-                ints_d = dict(ints, pv=dv["pv"], cb=dv["cb"], tg=dv["tg"], wide=dv["wide"])
+                ints_d = dict(ints, pv=dv["pv"], cb=dv["cb"], tg=dv["tg"], wide=dv["wide"], w_zp=rq.w_zp)
 
                 def make_d(addr):
                     return (dict(input=addr(x.index), weights=address(dv["w"]), bias=address(dv["bias"]),
                                  output=addr(y.index), scratch=addr("scratch"), **requant.pointers(dv["rq"])),
                             ints_d, {})
                 return Step(op, "depthwise_int8_vnni", make_d, ihp * iwp * ic + VNNI_SLACK, macs)
+            w_taps = wdata.reshape(kh * kw, oc)
+            wk = ctx.keep_array(w_taps.astype(np.int16) - rq.w_zp if rq.w_zp else w_taps)
             bk = ctx.keep_array(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32))
             scratch = oc * 4
         else:
@@ -107,22 +109,26 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
                     w2v = w2v.reshape(oc, kh * span4)
                 else:
                     w2v = w2
-                vp = vnni_pack(ctx, w2v, bias, in_zp, rq)
+                vp = vnni_pack(ctx, w2v, bias, in_zp, rq, taps=K)
                 chunk = vnni_chunk(vp["kp"], oh * ow)
                 threads = conv_threads(ctx, macs, oh * ow)
                 slice_rows = -(-oh * ow // threads)
                 slice_bytes = VNNI_SLACK + {1: slice_rows * vp["kp"], 4: ihp * iwp * ic}.get(direct_v,
                                                                                             chunk * vp["kp"])
+                if rq.w_zp:     # em_conv_vnni_corr_bytes: one int32 row correction per GEMM row of a call
+                    slice_bytes += -(-4 * (chunk if direct_v == 0 else slice_rows) // 64) * 64
                 slice_bytes = -(-slice_bytes // ALIGN) * ALIGN
                 ints_v = dict(ints, direct=direct_v, chunk=chunk, kp=vp["kp"], threads=threads,
-                              slice_bytes=slice_bytes)
+                              slice_bytes=slice_bytes, w_zp=rq.w_zp)
 
                 def make_v(addr):
                     return (dict(input=addr(x.index), weights=address(vp["w"]), bias=address(vp["bias"]),
                                  output=addr(y.index), scratch=addr("scratch"), **requant.pointers(vp["rq"])),
                             ints_v, {})
                 return Step(op, "conv2d_int8_vnni", make_v, slice_bytes * threads, macs)
-            if CONFIG.conv2d_int8 == "conv2d_int8_avx2":
+            if rq.w_zp:
+                w2 = w2.astype(np.int16) - rq.w_zp
+            if CONFIG.conv2d_int8 == "conv2d_int8_avx2":        # int16 panels: w - w_zp fits as it is
                 ap = avx2_pack(ctx, w2, fold_input_zero_point(op, bias, w2, in_zp), rq)
                 chunk2 = min(oh * ow, IM2COL_ROWS)
                 ints_a = dict(ints, chunk=chunk2, kp=ap["kp"])
@@ -141,7 +147,7 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
         def make(addr):
             return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
                          scratch=addr("scratch"), **requant.pointers(rqa)), ints, no_floats)
-        return Step(op, "depthwise_int8" if depthwise else "conv2d_int8", make, scratch, macs)
+        return Step(op, ("depthwise_int8" if depthwise else "conv2d_int8") + wide, make, scratch, macs)
 
     lo, hi = Q.activation_range_f32(act)
     bias = bias_vector(ctx, op, 2, oc, np.float32)

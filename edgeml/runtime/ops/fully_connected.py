@@ -11,7 +11,7 @@ from edgeml.runtime import requant
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import hybrid, int16x8
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, fully_connected_shape, fused_activation, io_kind,
-                                       qparams)
+                                       qparams, reject_uint8_hybrid)
 from edgeml.runtime.packing import VNNI_SLACK, avx2_pack, fold_input_zero_point, vnni_chunk, vnni_pack
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
@@ -19,6 +19,7 @@ from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
     if int16x8.is_int16(ctx, op):
         return int16x8.prepare_fully_connected(ctx, op)
+    reject_uint8_hybrid(ctx, op)
     if hybrid.is_hybrid(ctx, op):
         return hybrid.prepare_fully_connected_hybrid(ctx, op)
     kind = io_kind(ctx, op)
@@ -40,29 +41,32 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
         if CONFIG.fully_connected_int8 == "fully_connected_int8_vnni":
             vp = vnni_pack(ctx, wdata, bias, in_zp, rq)
             chunk = vnni_chunk(vp["kp"], rows)
+            corr_bytes = -(-4 * chunk // 64) * 64 if rq.w_zp else 0      # em_fc_vnni_corr_bytes
 
             def make_v(addr):
                 return (dict(input=addr(x.index), weights=address(vp["w"]), bias=address(vp["bias"]),
                              output=addr(y.index), scratch=addr("scratch"), **requant.pointers(vp["rq"])),
-                        dict(ints, kp=vp["kp"], chunk=chunk), {})
-            return Step(op, "fully_connected_int8_vnni", make_v, chunk * vp["kp"] + VNNI_SLACK, macs)
+                        dict(ints, kp=vp["kp"], chunk=chunk, w_zp=rq.w_zp), {})
+            return Step(op, "fully_connected_int8_vnni", make_v, corr_bytes + chunk * vp["kp"] + VNNI_SLACK, macs)
+        # weights with a zero point (uint8 models): the int16 panels and the portable kernel read w - w_zp
+        w2 = wdata.astype(np.int16) - rq.w_zp if rq.w_zp else wdata
         if CONFIG.fully_connected_int8 == "fully_connected_int8_avx2":
-            ap = avx2_pack(ctx, wdata, fold_input_zero_point(op, bias, wdata, in_zp), rq)
+            ap = avx2_pack(ctx, w2, fold_input_zero_point(op, bias, w2, in_zp), rq)
             chunk2 = min(rows, IM2COL_ROWS)
 
             def make_a(addr):
                 return (dict(input=addr(x.index), weights=address(ap["w"]), bias=address(ap["bias"]),
                              output=addr(y.index), scratch=addr("scratch"), **requant.pointers(ap["rq"])),
-                        dict(ints, kp=ap["kp"], chunk=chunk2), {})
+                        dict(ints, kp=ap["kp"], chunk=chunk2, w_zp=0), {})
             return Step(op, "fully_connected_int8_avx2", make_a, chunk2 * ap["kp"] * 2, macs)
-        wk = ctx.keep_array(wdata)
-        bk = ctx.keep_array(fold_input_zero_point(op, bias, wdata, in_zp))
+        wk = ctx.keep_array(w2)
+        bk = ctx.keep_array(fold_input_zero_point(op, bias, w2, in_zp))
         rqa = rq.arrays(ctx)
 
         def make(addr):
             return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
                          scratch=0, **requant.pointers(rqa)), ints, {})
-        return Step(op, "fully_connected_int8", make, 0, macs)
+        return Step(op, "fully_connected_int8_w16" if rq.w_zp else "fully_connected_int8", make, 0, macs)
     lo, hi = Q.activation_range_f32(act)
     bias = bias_vector(ctx, op, 2, n_out, np.float32)
     wk = ctx.keep_array(wdata)

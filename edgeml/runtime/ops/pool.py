@@ -1,11 +1,12 @@
-"""AVERAGE_POOL_2D and MAX_POOL_2D, int8 and float32 (cython_ops/include/em_pool.h)."""
+"""AVERAGE_POOL_2D and MAX_POOL_2D, int8 and float32 (cython_ops/include/em_pool.h); uint8 (held as int8) rounds
+its average as LiteRT's uint8 kernel does (halves up)."""
 from __future__ import annotations
 
 from functools import partial
 
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.ir import Op
+from edgeml.ir import UINT8, Op
 from edgeml.runtime.ops.common import fused_activation, io_kind, qparams, require_positive, spatial_padding
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
@@ -30,7 +31,7 @@ def prepare_pool(ctx: Ctx, op: Op, is_max: bool) -> Step:
         s_in, zp_in = qparams(x, op)
         s_out, zp_out = qparams(y, op)
         if (s_in, zp_in) != (s_out, zp_out):
-            raise UnsupportedOpError(f"{op.describe()}: int8 pooling needs equal input and output quantization")
+            raise UnsupportedOpError(f"{op.describe()}: quantized pooling needs equal input and output quantization")
         amin, amax = Q.activation_range_int8(act, s_out, zp_out)
         ints = dict(ints, act_min=amin, act_max=amax)
         floats = dict(act_min=0.0, act_max=0.0)       # the int8 kernels clamp in integers
@@ -39,6 +40,8 @@ def prepare_pool(ctx: Ctx, op: Op, is_max: bool) -> Step:
         lo, hi = Q.activation_range_f32(act)
         floats = dict(act_min=lo, act_max=hi)
     name = ("max_pool_" if is_max else "avg_pool_") + kind
+    if name == "avg_pool_int8" and op.options.get(UINT8):
+        name = "avg_pool_uint8"
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints, floats

@@ -1,16 +1,21 @@
-"""QUANTIZE (float -> int8, int8 -> int8 requantize) and DEQUANTIZE (int8 -> float; constants folded at load)."""
+"""QUANTIZE (float -> int8, int8 -> int8 requantize) and DEQUANTIZE (int8 -> float; constants folded at load).
+uint8 tensors arrive held as int8 (converters/tflite_uint8.py), so uint8 <-> int8 and float <-> uint8 are these
+same steps; FLIP_SIGN_BIT joins a uint8 graph input or output to its int8 twin."""
 from __future__ import annotations
 
 from typing import Optional
 
 import numpy as np
 
+from cython_ops.elementwise import requantize_table
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops import int16x8
 from edgeml.runtime.ops.common import element_count, qparams
-from edgeml.runtime.plan import Ctx, OpSpec, Step
+from edgeml.runtime.ops.folding import fold
+from edgeml.runtime.ops.onnx_quantized import prepare_flip_sign_bit
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
 def prepare_quantize(ctx: Ctx, op: Op) -> Step:
@@ -27,14 +32,15 @@ def prepare_quantize(ctx: Ctx, op: Op) -> Step:
         def make(addr):
             return dict(input=addr(x.index), output=addr(y.index)), dict(n=n, zp=zp_out), dict(scale=s_out)
         return Step(op, "quantize_f32_int8", make, 0)
-    if x.dtype == np.int8:
+    if x.dtype == np.int8:     # int8 or uint8 (held as int8) in: a table of em_requantize_int8's 256 results
         s_in, zp_in = qparams(x, op)
         m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), ctx.rounding)
-        ints = dict(n=n, in_zp=zp_in, out_zp=zp_out, mult=m, shift=sh, act_min=-128, act_max=127, mode=ctx.rounding)
+        table = ctx.keep_array(np.frombuffer(requantize_table(zp_in, zp_out, m, sh, -128, 127, ctx.rounding),
+                                             np.int8))
 
         def make_r(addr):
-            return dict(input=addr(x.index), output=addr(y.index)), ints, {}
-        return Step(op, "requantize_int8", make_r, 0)
+            return dict(input=addr(x.index), output=addr(y.index), table=address(table)), dict(n=n), {}
+        return Step(op, "lut_int8", make_r, 0)
     raise UnsupportedOpError(f"{op.describe()}: quantizing from {x.dtype} is not supported")
 
 
@@ -57,9 +63,7 @@ def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
                       * (data.astype(np.float64) - q.zero_point.reshape(shape))).astype(np.float32)
         else:
             raise UnsupportedOpError(f"{op.describe()}: dequantizing constant {data.dtype} is not supported")
-        ctx.set_output(op, 0, data.shape)
-        ctx.constants[y.index] = folded
-        return None
+        return fold(ctx, op, 0, folded)          # a graph output (e.g. SSD anchors) gets a copy step
     if x.dtype != np.int8:
         raise UnsupportedOpError(f"{op.describe()}: dequantizing {x.dtype} is not supported (int8 only)")
     xs = ctx.shape(x)
@@ -75,4 +79,5 @@ def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
 OPS = {
     "QUANTIZE": OpSpec(prepare_quantize, max_version=3, output_types=int16x8.WITH_INT16 + (np.dtype(np.int32),)),
     "DEQUANTIZE": OpSpec(prepare_dequantize, max_version=6),
+    "FLIP_SIGN_BIT": OpSpec(prepare_flip_sign_bit, output_types=None),
 }

@@ -2,14 +2,18 @@
 CONCATENATION, PAD, PADV2, REVERSE_V2 and ONNX ReverseSequence (cython_ops/include/em_shape.h)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.ir import Op
+from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
 from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qparams, require_same_quant,
                                        resolve_axis, row_major_strides)
+from edgeml.runtime.ops.folding import fold, inputs_constant, strided_values
 from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
+from edgeml.runtime.requant import uint8_rescale_table
 
 
 def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
@@ -19,6 +23,8 @@ def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
     require_same_quant(op, x, y)
     if element_count(out_shape) != element_count(ctx.shape(x)):
         raise ModelFormatError(f"{op.describe()}: cannot reshape {list(ctx.shape(x))} to {list(out_shape)}")
+    if x.index in ctx.constants:
+        return fold(ctx, op, 0, ctx.constants[x.index].reshape(out_shape))
     ctx.set_output(op, 0, out_shape)
     nbytes = element_count(out_shape) * x.dtype.itemsize
 
@@ -82,6 +88,8 @@ def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_
         raise UnsupportedOpError(f"{op.describe()}: type {x.dtype} -> {y.dtype} not supported")
     if same_quant:
         require_same_quant(op, x, y)
+    if x.index in ctx.constants:
+        return fold(ctx, op, 0, strided_values(ctx.constants[x.index], out_shape, start, in_strides))
     ctx.set_output(op, 0, tuple(out_shape))
     pad = 6 - len(out_shape)
     dims = [1] * pad + list(out_shape)
@@ -292,10 +300,12 @@ def prepare_pad(ctx: Ctx, op: Op) -> Step:
 
 
 
-def concat_steps(op: Op, y, ins: list, outer: int, rows: list) -> list:
+def concat_steps(op: Op, y, ins: list, outer: int, rows: list, tables: Optional[list] = None,
+                 ctx: Optional[Ctx] = None) -> list:
     """y = [outer] rows, each the concatenation of one row of every input (rows[k] bytes of input k).
     Up to CONCAT_MAX_INPUTS inputs per em_concat step; a later step writes its inputs' columns of every output row
-    (the output pointer advanced past the earlier columns, the output row length unchanged)."""
+    (the output pointer advanced past the earlier columns, the output row length unchanged).  tables: a 256-byte
+    table per input (None: copied) for uint8 inputs rescaled to the output's quantization (em_concat_lut)."""
     out_row = sum(rows)
     steps = []
     for first in range(0, len(ins), CONCAT_MAX_INPUTS):
@@ -303,11 +313,31 @@ def concat_steps(op: Op, y, ins: list, outer: int, rows: list) -> list:
         unused = [0] * (CONCAT_MAX_INPUTS - len(part))
         ints = dict(n=len(part), outer=outer, out_row_bytes=out_row, row_bytes=rows[first:first + len(part)] + unused)
         column = sum(rows[:first])
+        part_tables = (tables or [None] * len(ins))[first:first + len(part)]
+        lut = None
+        if any(t is not None for t in part_tables):
+            lut = ctx.keep_array(np.stack([np.zeros(256, np.uint8) if t is None else t for t in part_tables]))
+            ints = dict(ints, lut_mask=sum(1 << k for k, t in enumerate(part_tables) if t is not None))
 
-        def make(addr, part=part, ints=ints, column=column, unused=unused):
-            return dict(output=addr(y.index) + column, inputs=[addr(t.index) for t in part] + unused), ints, {}
-        steps.append(Step(op, "concat", make, 0, 0))
+        def make(addr, part=part, ints=ints, column=column, unused=unused, lut=lut):
+            ptrs = dict(output=addr(y.index) + column, inputs=[addr(t.index) for t in part] + unused)
+            if lut is not None:
+                ptrs["tables"] = address(lut)
+            return ptrs, ints, {}
+        steps.append(Step(op, "concat" if lut is None else "concat_lut", make, 0, 0))
     return steps
+
+
+def uint8_concat_tables(op: Op, ins: list, y) -> list:
+    """LiteRT's uint8 CONCATENATION rescales each input quantized unlike the output (one table each, None: the
+    input is copied as LiteRT copies it)."""
+    s_out, zp_out = qparams(y, op)
+    tables = []
+    for t in ins:
+        s_in, zp_in = qparams(t, op)
+        same = zp_in == zp_out and np.float32(s_in) == np.float32(s_out)
+        tables.append(None if same else uint8_rescale_table(s_in, zp_in, s_out, zp_out))
+    return tables
 
 
 def prepare_concatenation(ctx: Ctx, op: Op) -> list:
@@ -321,19 +351,25 @@ def prepare_concatenation(ctx: Ctx, op: Op) -> list:
     axis = axis + rank if axis < 0 else axis
     if not 0 <= axis < rank:
         raise ModelFormatError(f"{op.describe()}: axis {op.options.get('axis')} outside rank {rank}")
+    rescaled = bool(op.options.get(UINT8)) and y.dtype == np.int8     # uint8 inputs are rescaled, others copied
     for t, s in zip(ins, shapes):
         if t.dtype != y.dtype:
             raise UnsupportedOpError(f"{op.describe()}: input types differ")
         if len(s) != rank or any(s[d] != shapes[0][d] for d in range(rank) if d != axis):
             raise ModelFormatError(f"{op.describe()}: shapes {shapes} do not concatenate on axis {axis}")
-        require_same_quant(op, t, y)
+        if not rescaled:
+            require_same_quant(op, t, y)
     if fused_activation(op) != "NONE":
         raise UnsupportedOpError(f"{op.describe()}: fused activation on CONCATENATION")
     out = list(shapes[0])
     out[axis] = sum(s[axis] for s in shapes)
+    if inputs_constant(ctx, op):
+        return fold(ctx, op, 0, np.concatenate([ctx.constants[t.index] for t in ins], axis=axis))
     ctx.set_output(op, 0, tuple(out))
     isz = y.dtype.itemsize
-    return concat_steps(op, y, ins, element_count(out[:axis]), [element_count(s[axis:]) * isz for s in shapes])
+    tables = uint8_concat_tables(op, ins, y) if rescaled else None
+    return concat_steps(op, y, ins, element_count(out[:axis]), [element_count(s[axis:]) * isz for s in shapes],
+                        tables, ctx)
 
 
 def prepare_pack(ctx: Ctx, op: Op) -> list:
@@ -360,23 +396,27 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
     a = axis + len(shape) + 1 if axis < 0 else axis
     if not 0 <= a <= len(shape):
         raise ModelFormatError(f"{op.describe()}: axis {axis} outside the output rank {len(shape) + 1}")
+    if inputs_constant(ctx, op):
+        return fold(ctx, op, 0, np.stack([ctx.constants[t.index] for t in ins], axis=a))
     ctx.set_output(op, 0, tuple(shape[:a] + [count] + shape[a:]))
     return concat_steps(op, y, ins, element_count(shape[:a]), [element_count(shape[a:]) * y.dtype.itemsize] * count)
 
 
-# byte moves: ONNX graphs also move int32 (ConvInteger / MatMulInteger sums) and uint8 values with them
-MOVED_TYPES = INT8_FLOAT32 + (np.dtype(np.int32), np.dtype(np.uint8), np.dtype(np.int16))
+# byte moves: ONNX graphs also move int32 (ConvInteger / MatMulInteger sums) and uint8 values with them; shape
+# arithmetic moves int32 / int64, masks bool
+MOVED_TYPES = INT8_FLOAT32 + (np.dtype(np.int32), np.dtype(np.uint8), np.dtype(np.int64), np.dtype(np.bool_),
+                              np.dtype(np.int16))
 WITH_INT16 = INT8_FLOAT32 + (np.dtype(np.int16),)     # the 16x8 scheme's int16 activations
 OPS = {
     "RESHAPE": OpSpec(prepare_reshape, max_version=2, output_types=MOVED_TYPES),
     "SQUEEZE": OpSpec(prepare_squeeze, max_version=2, output_types=WITH_INT16),
     "EXPAND_DIMS": OpSpec(prepare_expand_dims, max_version=3, output_types=WITH_INT16),
     "TRANSPOSE": OpSpec(prepare_transpose, max_version=6, output_types=MOVED_TYPES),
-    "STRIDED_SLICE": OpSpec(prepare_strided_slice, max_version=8, output_types=WITH_INT16),
+    "STRIDED_SLICE": OpSpec(prepare_strided_slice, max_version=8, output_types=MOVED_TYPES),
     "SPLIT": OpSpec(prepare_split, max_version=4, output_types=WITH_INT16),
     "SPLIT_V": OpSpec(prepare_split_v, max_version=2, output_types=WITH_INT16),
     "UNPACK": OpSpec(prepare_unpack, max_version=4, output_types=WITH_INT16),
-    "PACK": OpSpec(prepare_pack, max_version=4, output_types=WITH_INT16),
+    "PACK": OpSpec(prepare_pack, max_version=4, output_types=MOVED_TYPES),
     "CONCATENATION": OpSpec(prepare_concatenation, max_version=4, output_types=MOVED_TYPES),
     "PAD": OpSpec(prepare_pad, max_version=4, output_types=WITH_INT16),
     "PADV2": OpSpec(prepare_pad, max_version=4, output_types=WITH_INT16),

@@ -109,13 +109,16 @@ def prepare_concatenation_of_slices(ctx: Ctx, op: Op) -> Step:
                     begins=[vector(b) for _, b, _ in pieces] + [0] * unused,
                     sizes=[vector(n) for _, _, n in pieces] + [0] * unused), ints, {}
 
-    def message(value):
+    def check(status):           # the kernel's int32 word: 1 + the piece that does not fit, pieces + 1, or 0
+        value = int(status[:4].view(np.int32)[0])
+        if not value:
+            return None
         if value > len(pieces):
             return f"{what}: the run-time SLICEs' sizes along axis {axis} do not add up to the output's {out[axis]}"
         return (f"{what}: the run-time SLICE of piece {value - 1} ({sources[value - 1].describe()}, shape "
                 f"{shapes[value - 1]}) has a begin / size outside it, or a shape that does not fit the output "
                 f"{out} along axis {axis}")
-    return Step(op, "slice_concat", make, check=message)
+    return Step(op, "slice_concat", make, check=check)
 
 
 MOVED_TYPES = tuple(np.dtype(t) for t in (np.float32, np.int8, np.int16, np.int32, np.int64, np.uint8, np.bool_))
