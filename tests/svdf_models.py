@@ -155,7 +155,8 @@ def build(spec: SvdfSpec, change=None) -> bytes:
     options.rank, options.fusedActivationFunction = spec.rank, spec.activation
     options.asymmetricQuantizeInputs = spec.asymmetric
     op = fb.OperatorT()
-    op.opcodeIndex, op.inputs, op.outputs = 0, np.array([i_x, i_wf, i_wt, i_b, i_s], np.int32), np.array([i_y])
+    op.opcodeIndex = 0
+    op.inputs, op.outputs = np.array([i_x, i_wf, i_wt, i_b, i_s], np.int32), np.array([i_y], np.int32)
     op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.SVDFOptions, options
     code = fb.OperatorCodeT()
     code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.SVDF

@@ -4,6 +4,7 @@ the run-time checks inside a loop (GATHER indices, the TensorList write's SLICEs
 InputError; malformed subgraph structures as ModelFormatError / UnsupportedOpError."""
 from __future__ import annotations
 
+import copy
 import threading
 
 import control_flow_models as M
@@ -290,7 +291,8 @@ def test_subgraphs_no_op_reaches_are_not_read(loop_models):
         extra = fb.SubGraphT()
         t = fb.TensorT()
         t.shape, t.type, t.buffer, t.name = np.array([2], np.int32), fb.TensorType.STRING, 0, "text"
-        extra.tensors, extra.inputs, extra.outputs, extra.operators = [t], np.array([0]), np.array([0]), []
+        extra.tensors, extra.operators = [t], []
+        extra.inputs = extra.outputs = np.array([0], np.int32)
         m.subgraphs.append(extra)
     model = edit(model_bytes(loop_models, "loop_swap"), change)
     x = M.inputs(M.SPECS["loop_swap"], 1)[0]
@@ -299,3 +301,60 @@ def test_subgraphs_no_op_reaches_are_not_read(loop_models):
     named = edit(model, set_while(bodySubgraphIndex=3))
     with pytest.raises(ModelFormatError, match="subgraph 3: tensor 0 'text': tensor type STRING is not supported"):
         edgeml.Interpreter(named)
+
+
+def test_nested_loops_share_one_iteration_bound(loop_models, monkeypatch):
+    """loop_nested runs 4 outer and 1 + 2 + 3 + 4 inner body iterations: 14 in all.  A bound of 14 lets it finish
+    as LiteRT does; at 13 the inner loop runs out (the bound counts the body runs of a WHILE and of every WHILE
+    inside it together, so nested loops cannot multiply their bounds)."""
+    model = model_bytes(loop_models, "loop_nested")
+    x = M.inputs(M.SPECS["loop_nested"], 1)[0]
+    monkeypatch.setattr(control, "MAX_ITERATIONS", 14)
+    np.testing.assert_allclose(run_edgeml(edgeml.Interpreter(model), x)[0], run_reference(reference(model), x)[0],
+                               rtol=RTOL, atol=ATOL)
+    monkeypatch.setattr(control, "MAX_ITERATIONS", 13)
+    with pytest.raises(InputError, match=r"op 0 \(WHILE v1\): in its body subgraph 4: op 1 \(WHILE v1\): the loop "
+                                         r"has not ended after 13 iterations"):
+        edgeml.Interpreter(model).run(x)
+
+
+def nest_whiles(depth: int, per_level: int):
+    """loop_swap whose body (subgraph 2) runs `per_level` WHILEs over copies of itself, `depth` levels deep (the
+    last level is the original body); the inner results are unused."""
+    def change(m, fb):
+        code = next(k for k, c in enumerate(m.operatorCodes) if c.builtinCode == fb.BuiltinOperator.WHILE)
+        original = m.subgraphs[2]
+        for level in range(depth):
+            body = copy.deepcopy(original)
+            if level < depth - 1:
+                for _ in range(per_level):
+                    outputs = []
+                    for t in body.inputs:
+                        inner = copy.deepcopy(body.tensors[t])
+                        inner.name = f"level{level}_{len(body.tensors)}"
+                        body.tensors.append(inner)
+                        outputs.append(len(body.tensors) - 1)
+                    op, options = fb.OperatorT(), fb.WhileOptionsT()
+                    options.condSubgraphIndex, options.bodySubgraphIndex = 1, 3 + level
+                    op.opcodeIndex = code
+                    op.inputs, op.outputs = np.array(body.inputs, np.int32), np.array(outputs, np.int32)
+                    op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.WhileOptions, options
+                    body.operators.append(op)
+            if level == 0:
+                m.subgraphs[2] = body
+            else:
+                m.subgraphs.append(body)
+    return change
+
+
+def test_nesting_and_plan_count_are_bounded(loop_models):
+    """A file cannot make loading recurse without bound (WHILEs 20 deep) nor plan without end (two WHILEs per
+    level: 2^depth subgraph plans)."""
+    model = model_bytes(loop_models, "loop_swap")
+    x = M.inputs(M.SPECS["loop_swap"], 1)[0]
+    np.testing.assert_allclose(run_edgeml(edgeml.Interpreter(edit(model, nest_whiles(4, 1))), x)[0],
+                               run_reference(reference(model), x)[0], rtol=RTOL, atol=ATOL)
+    with pytest.raises(UnsupportedOpError, match="control-flow ops nest more than 16 deep"):
+        edgeml.Interpreter(edit(model, nest_whiles(20, 1)))
+    with pytest.raises(ModelFormatError, match="need more than 256 subgraph plans"):
+        edgeml.Interpreter(edit(model, nest_whiles(10, 2)))

@@ -15,17 +15,23 @@
  *      (its bool), copies (int64 triples source address, destination address, bytes: the initial copies, then
  *      the staging copies, then the copies after each body run), cond_checks, body_checks (int64 addresses of
  *      the subgraphs' status areas that have checks), status (status_bytes areas: [0] its int32 set to 1 when
- *      the loop has not ended after max_iterations body runs, then one per cond check and per body check,
- *      which receives a copy of the first subgraph status area found set; the loop stops there)
+ *      the loop stops for want of iterations, then one per cond check and per body check, which receives a
+ *      copy of the first subgraph status area found set; the loop stops there)
  * i:   cond_steps, body_steps, init_copies, stage_copies, out_copies, cond_check_count, body_check_count,
- *      status_bytes (of one status area), max_iterations */
+ *      status_bytes (of one status area), max_iterations, outermost (1: not inside another WHILE)
+ * Iterations: an outermost WHILE allows max_iterations body runs to itself and every WHILE inside it together,
+ * so nested loops cannot multiply their bounds into hours of work. */
 enum { EM_WHILE_P_COND_KERNELS, EM_WHILE_P_COND_PARAMS, EM_WHILE_P_BODY_KERNELS, EM_WHILE_P_BODY_PARAMS,
        EM_WHILE_P_COND_OUTPUT, EM_WHILE_P_COPIES, EM_WHILE_P_COND_CHECKS, EM_WHILE_P_BODY_CHECKS, EM_WHILE_P_STATUS,
        EM_WHILE_P_COUNT };
 enum { EM_WHILE_I_COND_STEPS, EM_WHILE_I_BODY_STEPS, EM_WHILE_I_INIT_COPIES, EM_WHILE_I_STAGE_COPIES,
        EM_WHILE_I_OUT_COPIES, EM_WHILE_I_COND_CHECK_COUNT, EM_WHILE_I_BODY_CHECK_COUNT, EM_WHILE_I_STATUS_BYTES,
-       EM_WHILE_I_MAX_ITERATIONS, EM_WHILE_I_COUNT };
+       EM_WHILE_I_MAX_ITERATIONS, EM_WHILE_I_OUTERMOST, EM_WHILE_I_COUNT };
 enum { EM_WHILE_F_COUNT = 0 };
+
+/* Body runs the outermost WHILE running on this thread and those inside it have left (an invoke runs on one
+ * thread; clones invoked on other threads count their own). */
+static _Thread_local int64_t em_while_left;
 
 static void em_while_copy(const int64_t* triples, int64_t n) {
     for (int64_t k = 0; k < n; k++)
@@ -65,17 +71,19 @@ static void em_while(const em_params* p) {
     const size_t area = (size_t)d[EM_WHILE_I_STATUS_BYTES];
     uint8_t* status = (uint8_t*)p->ptr[EM_WHILE_P_STATUS];
     memset(status, 0, area * (size_t)(1 + nc + nb));
+    if (d[EM_WHILE_I_OUTERMOST]) em_while_left = d[EM_WHILE_I_MAX_ITERATIONS];
     em_while_copy(copies, n_init);
-    for (int64_t it = 0;; it++) {
+    for (;;) {
         if (em_while_run(ck, cp, d[EM_WHILE_I_COND_STEPS], (const int64_t*)p->ptr[EM_WHILE_P_COND_CHECKS], nc, area,
                          status + area))
             return;
         if (!*cond) return;
-        if (it == d[EM_WHILE_I_MAX_ITERATIONS]) {
+        if (em_while_left <= 0) {
             const int32_t stopped = 1;
             memcpy(status, &stopped, sizeof stopped);
             return;
         }
+        em_while_left--;
         if (em_while_run(bk, bp, d[EM_WHILE_I_BODY_STEPS], (const int64_t*)p->ptr[EM_WHILE_P_BODY_CHECKS], nb, area,
                          status + area * (size_t)(1 + nc)))
             return;

@@ -24,6 +24,8 @@ from edgeml.runtime.registry import OPS, SUPPORTED_OPS
 DEFAULT_MAX_ARENA_BYTES = 1 << 31       # activations and scratch of one plan
 DEFAULT_MAX_WEIGHT_BYTES = 1 << 31      # packed copies of the weights
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+MAX_NESTING = 16                        # control-flow ops inside one another (each level plans its subgraphs)
+MAX_SUBPLANS = 256                      # subgraph plans in one model: a subgraph reached n ways is planned n times
 
 
 def prepare_steps(ctx: Ctx) -> list:
@@ -133,9 +135,17 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
 
 def plan_subgraph(parent: Ctx, graph: Graph, input_shapes: dict, external=frozenset(), enclosing: tuple = ()) -> Plan:
     """The unbound plan of a control-flow op's subgraph, with the parent's rounding, threads and budgets (its
-    packed weights count against the parent's); the parent's plan reports its weights with its own."""
+    packed weights count against the parent's); the parent's plan reports its weights with its own.  Nesting and
+    the number of plans are bounded, so no file can make loading recurse deeply or plan without end."""
+    enclosing = enclosing or parent.enclosing + (graph,)
+    if len(enclosing) > MAX_NESTING:
+        raise UnsupportedOpError(f"control-flow ops nest more than {MAX_NESTING} deep")
+    parent.plan_count[0] += 1
+    if parent.plan_count[0] > MAX_SUBPLANS:
+        raise ModelFormatError(f"the model's control-flow ops need more than {MAX_SUBPLANS} subgraph plans")
     ctx = new_context(graph, input_shapes, parent.rounding, parent.num_threads, parent.max_tensor_bytes,
-                      parent.max_weight_bytes - parent.weight_bytes, enclosing or parent.enclosing + (graph,))
+                      parent.max_weight_bytes - parent.weight_bytes, enclosing)
+    ctx.plan_count = parent.plan_count
     plan = build_plan(ctx, external)
     parent.weight_bytes += ctx.weight_bytes
     parent.subplans.append(plan)

@@ -332,7 +332,7 @@ WHILE = _layout("while", "em_control.h", "EM_WHILE",
                 ptrs=("cond_kernels", "cond_params", "body_kernels", "body_params", "cond_output", "copies",
                       "cond_checks", "body_checks", "status"),
                 ints=("cond_steps", "body_steps", "init_copies", "stage_copies", "out_copies", "cond_check_count",
-                      "body_check_count", "status_bytes", "max_iterations"))
+                      "body_check_count", "status_bytes", "max_iterations", "outermost"))
 SLICE_CONCAT_MAX_PIECES = 4                           # EM_SLICE_CONCAT_MAX_PIECES: unused piece slots are 0
 SLICE_CONCAT = _layout("slice_concat", "em_control.h", "EM_SLICE_CONCAT",
                        ptrs=("output", "status", ("sources", SLICE_CONCAT_MAX_PIECES),

@@ -94,11 +94,13 @@ class Ctx:
         # control-flow ops (WHILE) plan their subgraphs through these, set by compile.py (which op modules cannot
         # import): plan_subgraph(graph, input shapes, external tensors) -> unbound Plan,
         # bind_subplan(plan, arena address, {tensor: address}) -> (Engine, addr); `enclosing` holds the graphs
-        # whose control-flow ops are being prepared, so a subgraph that reaches itself is refused
+        # whose control-flow ops are being prepared, so a subgraph that reaches itself is refused; plan_count
+        # counts the subgraph plans of the whole model (shared by every context of it)
         self.plan_subgraph = None
         self.bind_subplan = None
         self.enclosing = ()
         self.subplans = []
+        self.plan_count = [0]
         for t in graph.tensors:
             if t.data is not None:
                 self.constants[t.index] = t.data

@@ -4,8 +4,8 @@ plan's nogil loop (cython_ops/include/em_control.h), no Python per iteration.
 The loop variables live in the WHILE's output tensors, which both subgraphs read as their inputs; the two
 subgraphs' arenas share one region of the WHILE's scratch (they never run at the same time).  A loop variable
 whose shape the body changes is refused, as are subgraphs that reach themselves.  A loop still running after
-MAX_ITERATIONS body runs stops with an InputError; a run-time check inside a subgraph (a GATHER index, a run-time
-SLICE) stops the loop and is reported with its own message.
+MAX_ITERATIONS body runs (its own and those of the loops inside it together) stops with an InputError; a run-time
+check inside a subgraph (a GATHER index, a run-time SLICE) stops the loop and is reported with its own message.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from edgeml.runtime.ops.common import element_count
 from edgeml.runtime.ops.tensor_list import fold_runtime_slices
 from edgeml.runtime.plan import STATUS_BYTES, Ctx, OpSpec, Step, address
 
-MAX_ITERATIONS = 10_000_000      # body runs after which a WHILE whose cond still holds is stopped (InputError)
+MAX_ITERATIONS = 10_000_000      # body runs, of a WHILE and those inside it, after which it stops (InputError)
 BOOL = np.dtype(np.bool_)
 
 
@@ -118,13 +118,14 @@ def prepare_while(ctx: Ctx, op: Op) -> Step:
     def stopped(status):         # its first area's int32: 1 when the iteration bound stopped the loop
         if not status[:4].view(np.int32)[0]:
             return None
-        return (f"{what}: the loop has not ended after {limit} iterations (its cond, subgraph {ci}, still holds); "
-                "edgeml stops a WHILE there")
+        return (f"{what}: the loop has not ended after {limit} iterations (counted with those of the loops around "
+                f"and inside it; its cond, subgraph {ci}, still holds); edgeml stops a WHILE there")
     checks = (stopped,) + tuple(sub_check(what, "cond", ci, c) for _, c in cond_plan.checks)
     checks += tuple(sub_check(what, "body", bi, c) for _, c in body_plan.checks)
     ints = dict(cond_steps=len(cond_plan.steps), body_steps=len(body_plan.steps), init_copies=n,
                 stage_copies=len(staged), cond_check_count=len(cond_plan.checks),
-                body_check_count=len(body_plan.checks), status_bytes=STATUS_BYTES, max_iterations=limit)
+                body_check_count=len(body_plan.checks), status_bytes=STATUS_BYTES, max_iterations=limit,
+                outermost=int(len(ctx.enclosing) == 1))
     bind_subplan = ctx.bind_subplan
 
     def make(addr):
