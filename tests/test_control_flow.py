@@ -226,6 +226,20 @@ def h_becomes_its_recurrent_product(m, fb):
     body.outputs[3] = product
 
 
+def cond_runs_itself(m, fb):
+    """loop_swap's cond (subgraph 1) given a WHILE of its own whose cond is subgraph 1 again."""
+    cond = m.subgraphs[1]
+    outputs = []
+    for t in cond.inputs:
+        inner = copy.deepcopy(cond.tensors[t])
+        inner.name = f"again_{len(cond.tensors)}"
+        cond.tensors.append(inner)
+        outputs.append(len(cond.tensors) - 1)
+    op = copy.deepcopy(M.while_ops(m, fb)[0])
+    op.inputs, op.outputs = np.array(cond.inputs, np.int32), np.array(outputs, np.int32)
+    cond.operators.append(op)
+
+
 def drop_while_output(m, fb):
     op = M.while_ops(m, fb)[0]
     op.outputs = op.outputs[:-1]
@@ -241,6 +255,9 @@ MALFORMED = {
     "body_is_main": ("loop_swap", set_while(bodySubgraphIndex=0), ModelFormatError,
                      "body_subgraph_index 0 is a subgraph this WHILE runs in (recursion)"),
     "cond_is_main": ("loop_swap", set_while(condSubgraphIndex=0), ModelFormatError, "(recursion)"),
+    "cond_runs_itself": ("loop_swap", cond_runs_itself, ModelFormatError,
+                         "op 1 (WHILE v1): cond subgraph 1: op 1 (WHILE v1): cond_subgraph_index 1 is a subgraph this "
+                         "WHILE runs in (recursion)"),
     # the inner WHILE of loop_nested runs the outer body (subgraph 4) as its own body
     "inner_body_is_outer_body": ("loop_nested", set_while(subgraph=4, bodySubgraphIndex=4), ModelFormatError,
                                  "body_subgraph_index 4 is a subgraph this WHILE runs in (recursion)"),
