@@ -193,6 +193,34 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
             name = "CUSTOM:" + (cn.decode("utf-8", "replace") if cn else "?")
         codes.append((name, c.Version()))
 
+    # the requested subgraph and every subgraph its control-flow ops reach (WHILE's cond / body), by file index;
+    # one dict shared by all of them (Graph.subgraphs).  Subgraphs nothing reaches are not read.
+    graphs = {}
+    pending = [subgraph_index]
+    while pending:
+        k = pending.pop()
+        if k in graphs:
+            continue
+        try:
+            graphs[k] = graph = _parse_subgraph(model_fb, buf, k, codes, n_buffers)
+        except ModelFormatError as exc:
+            if k == subgraph_index:
+                raise
+            raise ModelFormatError(f"subgraph {k}: {exc}") from exc
+        graph.subgraphs = graphs
+        for op in graph.ops:
+            for name, value in op.options.items():
+                if name.endswith("_subgraph_index") and isinstance(value, int):
+                    if not 0 <= value < n_sub:
+                        raise ModelFormatError(f"subgraph {k} {op.describe()}: {name} {value} is outside the "
+                                               f"model's {n_sub} subgraphs")
+                    pending.append(value)
+    return graphs[subgraph_index]
+
+
+def _parse_subgraph(model_fb, buf: bytes, subgraph_index: int, codes: list, n_buffers: int) -> Graph:
+    """One subgraph: its tensors (with their buffers), ops, inputs and outputs."""
+    n_codes = len(codes)
     sg = model_fb.Subgraphs(subgraph_index)
     n_tensors = _vector_len(sg, "SubGraph.tensors", 4, buf, "tensor table")
     tensors = []
