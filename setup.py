@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.join("cython_ops", "include")
 FAMILIES = ["engine", "conv", "pool", "elementwise", "shape", "reduce", "activation", "onnx_ops", "rnn"]
 FAMILIES += ["int16x8", "transpose_conv"]    # the 16x8 scheme and TRANSPOSE_CONV
+FAMILIES += ["detection"]                    # TFLite_Detection_PostProcess
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 LINK_ARGS = []

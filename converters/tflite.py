@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from converters.source import read_model_bytes
+from converters.tflite_custom import custom_op
 from converters.tflite_uint8 import hold_uint8_as_int8
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Graph, Op, Quantization, Tensor
@@ -269,8 +270,10 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
                                    .reshape(-1) if n_mid else [])]
         if len(intermediates) != n_mid:
             raise ModelFormatError(f"{what}: intermediates vector runs past the end of the file")
-        ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs,
-                      options=_describe_errors(f"{what} options", _options, op_fb, what),
+        options = _describe_errors(f"{what} options", _options, op_fb, what)
+        if op_name.startswith("CUSTOM:"):     # a custom op edgeml implements gets its IR type and parsed options
+            op_name, options = _describe_errors(f"{what} options", custom_op, op_fb, op_name, what, buf)
+        ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs, options=options,
                       intermediates=intermediates))
 
     n_gin = _vector_len(sg, "SubGraph.inputs", 4, buf, "subgraph inputs")

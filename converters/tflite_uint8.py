@@ -24,6 +24,7 @@ UINT8_OPS = frozenset({
     "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "STRIDED_SLICE", "PAD", "PADV2", "SPLIT", "SPLIT_V", "PACK",
     "UNPACK",
 })
+UINT8_OPS |= {"DETECTION_POSTPROCESS"}    # dequantizes uint8 box encodings and scores as it does int8 ones
 
 
 def _as_int8(t: Tensor) -> None:

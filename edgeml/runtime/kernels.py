@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from cython_ops import activation, conv, elementwise, engine, onnx_ops, pool, reduce, rnn, shape
 from cython_ops import int16x8, transpose_conv
+from cython_ops import detection
 
 ISA = conv.isa()            # "scalar", "avx2", "avx512", "avx512vnni" or "neon"
 
@@ -45,6 +46,7 @@ CONFIG = config_for(ISA)
 KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn,
                                                int16x8, transpose_conv)
            for name, address in module.KERNELS.items()}
+KERNELS.update(detection.KERNELS)      # TFLite_Detection_PostProcess
 
 Engine = engine.Engine
 
