@@ -15,6 +15,7 @@ import numpy as np
 
 from converters.source import read_model_bytes
 from converters.tflite_custom import custom_op
+from converters.tflite_sparsity import sparse_values
 from converters.tflite_uint8 import hold_uint8_as_int8
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Graph, Op, Quantization, Tensor
@@ -226,8 +227,8 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
         if b_index not in buffer_cache:
             buffer_cache[b_index] = _buffer_bytes(model_fb, b_index, buf) if n_buffers else None
         raw = buffer_cache[b_index]
-        data = None
-        if raw is not None:
+        data = _describe_errors(f"{desc} sparsity", sparse_values, t_fb._tab.Pos, buf, desc, shape, dtype, raw)
+        if raw is not None and data is None:        # (a sparse tensor's values are expanded by sparse_values)
             need = elements * dtype.itemsize
             if len(raw) != need:
                 raise ModelFormatError(f"{desc}: buffer {b_index} holds {len(raw)} bytes, shape {list(shape)} "

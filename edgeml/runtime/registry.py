@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from edgeml.runtime.ops import (activations, conv, elementwise, fully_connected, lstm, onnx_quantized, onnx_rnn, pool,
                                 quantize, reduce, shape, transpose_conv)
-from edgeml.runtime.ops import detection
+from edgeml.runtime.ops import densify, detection
 
 FAMILIES = (conv, fully_connected, pool, elementwise, activations, quantize, shape, reduce, lstm, onnx_rnn,
             onnx_quantized)
 FAMILIES += (transpose_conv,)        # TRANSPOSE_CONV (int8, 16x8, float32)
-FAMILIES += (detection,)            # TFLite_Detection_PostProcess
+FAMILIES += (detection, densify)     # TFLite_Detection_PostProcess, DENSIFY (sparse weights folded at load)
 
 
 
