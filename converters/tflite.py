@@ -47,7 +47,7 @@ def _snake(name: str) -> str:
 VECTOR_FIELDS = {
     "Model.operator_codes": 6, "Model.subgraphs": 8, "Model.buffers": 12,
     "SubGraph.tensors": 4, "SubGraph.inputs": 6, "SubGraph.outputs": 8, "SubGraph.operators": 10,
-    "Tensor.shape": 4, "Operator.inputs": 6, "Operator.outputs": 8, "Operator.intermediates": 20, "Buffer.data": 4,
+    "Tensor.shape": 4, "Tensor.shape_signature": 18, "Operator.inputs": 6, "Operator.outputs": 8, "Operator.intermediates": 20, "Buffer.data": 4,
     "QuantizationParameters.scale": 8, "QuantizationParameters.zero_point": 10,
 }
 
@@ -213,6 +213,11 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
             raise ModelFormatError(f"{desc}: shape vector runs past the end of the file")
         if any(d < 0 for d in shape):
             raise ModelFormatError(f"{desc}: negative dimension in shape {list(shape)}")
+        dynamic_dims = ()
+        if _vector_len(t_fb, "Tensor.shape_signature", 4, buf, f"{desc} shape_signature") == rank and rank:
+            signature = np.array(_describe_errors(f"{desc} shape_signature", t_fb.ShapeSignatureAsNumpy),
+                                 dtype=np.int64).reshape(-1)
+            dynamic_dims = tuple(int(a) for a in np.flatnonzero(signature == -1))
         ttype = t_fb.Type()
         if ttype not in TENSOR_TYPES:
             raise ModelFormatError(f"{desc}: tensor type {TENSOR_TYPE_NAMES.get(ttype, ttype)} is not supported")
@@ -235,7 +240,7 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
                                        f"of {dtype} needs {need}")
             data = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
         tensors.append(Tensor(index=i, name=name, shape=shape, dtype=dtype, quant=quant, data=data,
-                              is_variable=bool(t_fb.IsVariable())))
+                              is_variable=bool(t_fb.IsVariable()), dynamic_dims=dynamic_dims))
 
     def check_index(idx, what, allow_optional):
         idx = int(idx)

@@ -4,13 +4,14 @@ A uint8 value q with zero point z is the int8 value q - 128 with zero point z - 
 becomes an int8 one (constants shifted here) and the int8 kernels run it.  Graph inputs and outputs keep their
 uint8 tensors, joined to the int8 ones by a FLIP_SIGN_BIT op (q ^ 0x80).  Each op that read or wrote a uint8
 tensor carries options[UINT8], so its prepare can take LiteRT's uint8 arithmetic where it differs from the int8
-one (legacy multipliers, asymmetric weights, rounding of AVERAGE_POOL_2D, rescaling CONCATENATION).
+one (legacy multipliers, asymmetric weights, rounding of AVERAGE_POOL_2D, rescaling CONCATENATION).  Any other
+op reads and writes genuine uint8 tensors: its uint8 inputs and outputs get uint8 twins joined to the int8 ones by
+FLIP_SIGN_BIT ops, and its prepare takes uint8 as it is (or refuses it).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from edgeml.errors import UnsupportedOpError
 from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
 
 FLIP_SIGN_BIT = "FLIP_SIGN_BIT"      # uint8 <-> int8 at the graph's boundary: q ^ 0x80
@@ -20,9 +21,10 @@ UINT8_OPS = frozenset({
     "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD", "SUB", "MUL",
     "CONCATENATION", "SOFTMAX", "LOGISTIC", "TANH", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "HARD_SWISH",
     "MEAN", "QUANTIZE", "DEQUANTIZE",
-    # byte moves
+    # byte moves, and ops that only compare values of one quantization (q - 128 keeps their order)
     "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "STRIDED_SLICE", "PAD", "PADV2", "SPLIT", "SPLIT_V", "PACK",
-    "UNPACK",
+    "UNPACK", "REVERSE_V2", "SLICE", "TILE", "BROADCAST_TO", "GATHER", "GATHER_ND", "RESIZE_NEAREST_NEIGHBOR",
+    "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN", "MAXIMUM", "MINIMUM",
 })
 UINT8_OPS |= {"DETECTION_POSTPROCESS"}    # dequantizes uint8 box encodings and scores as it does int8 ones
 
@@ -43,18 +45,47 @@ def _boundary_twin(graph: Graph, t: Tensor) -> int:
     return twin.index
 
 
+def _native_uint8(graph: Graph, op: Op, uint8: set, next_op: int) -> list:
+    """[flips in] + [op] + [flips out]: op reads and writes uint8 twins of its int8-held uint8 tensors; a constant
+    input keeps its uint8 data in its twin."""
+    before, after = [], []
+    for k, i in enumerate(op.inputs):
+        if i in uint8:
+            t = graph.tensors[i]
+            twin = _boundary_twin(graph, t)
+            if t.data is not None:
+                graph.tensors[twin].data = t.data
+            else:
+                before.append(Op(index=next_op + len(before), type=FLIP_SIGN_BIT, version=1, inputs=[i],
+                                 outputs=[twin]))
+            op.inputs[k] = twin
+    for k, o in enumerate(op.outputs):
+        if o in uint8:
+            twin = _boundary_twin(graph, graph.tensors[o])
+            after.append(Op(index=next_op + len(before) + len(after), type=FLIP_SIGN_BIT, version=1,
+                            inputs=[twin], outputs=[o]))
+            op.outputs[k] = twin
+    return before + [op] + after
+
+
 def hold_uint8_as_int8(graph: Graph) -> Graph:
     """Rewrite every uint8 tensor of `graph` as int8 (see the module docstring); returns the graph."""
     uint8 = {t.index for t in graph.tensors if t.dtype == np.uint8}
     if not uint8:
         return graph
+    ops, next_op = [], len(graph.ops)
     for op in graph.ops:
-        if any(i in uint8 for i in list(op.inputs) + list(op.outputs)):
-            if op.type not in UINT8_OPS:
-                raise UnsupportedOpError(f"{op.describe()}: {op.type} on uint8 tensors is not supported")
+        if not any(i in uint8 for i in list(op.inputs) + list(op.outputs)):
+            ops.append(op)
+        elif op.type in UINT8_OPS:
             op.options[UINT8] = True
+            ops.append(op)
+        else:
+            wrapped = _native_uint8(graph, op, uint8, next_op)
+            next_op += len(wrapped) - 1
+            ops.extend(wrapped)
+    graph.ops = ops
     first, last = [], []
-    next_op = len(graph.ops)
     for k, i in enumerate(graph.inputs):
         if i in uint8 and graph.tensors[i].data is None:
             outer = _boundary_twin(graph, graph.tensors[i])

@@ -45,6 +45,7 @@ class Tensor:
     quant: Optional[Quantization] = None
     data: Optional[np.ndarray] = None      # constant contents, already shaped
     is_variable: bool = False
+    dynamic_dims: tuple = ()               # axes the file marks as unknown until run time (shape_signature -1)
 
     @property
     def is_constant(self) -> bool:

@@ -2,7 +2,7 @@
 flatbuffers (tests/detection_models.py): float32 and uint8 box encodings and scores, fast and regular NMS, score
 ties, every box below the threshold, more detections asked for than boxes, keypoint-length encodings; int8 models
 against their uint8 twins (LiteRT's kernel refuses int8 at invoke); the op of the public traffic_model.tflite on its
-own; malformed options and operands.
+own (the whole model runs in tests/test_public_tflite.py); malformed options and operands.
 
 LiteRT's fast NMS leaves the output slots past num_detections (and a detection's slots past num_classes) unwritten;
 edgeml writes zeros there, so each LiteRT invoke starts from zeroed outputs and the arrays are compared whole.
@@ -196,13 +196,6 @@ def test_traffic_model_detection_op_matches_litert(public_models):
             scores = (rng.integers(0, 3, scores.shape) * 100).astype(np.uint8)
         xs = [boxes, scores]
         assert_same(run_edgeml(ours, xs), run_litert(ref, xs), f"traffic input set {k}")
-
-
-def test_traffic_model_needs_other_ops(public_models):
-    """What keeps the whole model from loading as the code stands (the integrator updates this with the corpus
-    table in test_public_tflite.py)."""
-    with pytest.raises(UnsupportedOpError, match="RESIZE_NEAREST_NEIGHBOR"):
-        edgeml.Interpreter(public_models / "tflite" / "traffic_model.tflite")
 
 
 # ----- malformed models ---------------------------------------------------------------------------------------

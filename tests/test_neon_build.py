@@ -32,6 +32,12 @@ ALL_HEADERS = r'''
 #include "em_lstm_f32.h"
 #include "em_onnx_rnn.h"
 #include "em_lstm_hybrid.h"
+#include "em_math_unary.h"
+#include "em_math_binary.h"
+#include "em_normalize.h"
+#include "em_batch_matmul.h"
+#include "em_grouped_conv.h"
+#include "em_space.h"
 em_kernel em_neon_check_kernels[] = {em_conv2d_int8, em_fully_connected_int8, em_depthwise_int8, em_add_int8,
                                      em_conv2d_hybrid, em_fully_connected_hybrid, em_depthwise_hybrid,
                                      em_lstm_int8, em_lstm_f32, em_onnx_rnn_f32, em_onnx_rnn_s8, em_lstm_hybrid};

@@ -12,15 +12,6 @@
 #include "em_elementwise.h"
 #include "em_reduce.h"
 
-/* MultiplyByQuantizedMultiplier on an int64 sum (the same in both rounding builds): the multiplier rounded to
- * 16 bits, one rounding shift. */
-static inline int32_t em_mbqm64(int64_t x, int32_t m, int shift) {
-    const int64_t reduced = m < 0x7FFF0000 ? (int64_t)((m + (1 << 15)) >> 16) : 0x7FFF;
-    const int total = 15 - shift;
-    const int64_t round = (int64_t)1 << (total - 1);
-    return (int32_t)((x * reduced + round) >> total);
-}
-
 static inline int16_t em_sat_i16(int32_t v) {
     return (int16_t)(v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : v));
 }

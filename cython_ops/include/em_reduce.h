@@ -53,4 +53,202 @@ static void em_mean(const em_params* p) {
         y[o] = (int8_t)em_clamp_i32(v, -128, 127);
     }
 }
+
+/* ----- REDUCE_MAX, REDUCE_MIN, SUM, REDUCE_PROD, ARG_MAX, ARG_MIN (edgeml/runtime/ops/reduce.py) ----------- */
+#include <float.h>
+#include <string.h>
+#include "em_dtype.h"
+
+/* Visits every input element in order with `ob`, the output it reduces into (the MEAN walk). */
+#define EM_REDUCE_WALK(...)                                                                         \
+    for (int64_t i0 = 0; i0 < dims[0]; i0++)                                                        \
+    for (int64_t i1 = 0; i1 < dims[1]; i1++)                                                        \
+    for (int64_t i2 = 0; i2 < dims[2]; i2++)                                                        \
+    for (int64_t i3 = 0; i3 < dims[3]; i3++)                                                        \
+    for (int64_t i4 = 0; i4 < dims[4]; i4++) {                                                      \
+        const int64_t base = i0 * ost[0] + i1 * ost[1] + i2 * ost[2] + i3 * ost[3] + i4 * ost[4];   \
+        for (int64_t i5 = 0; i5 < dims[5]; i5++, k++) {                                             \
+            const int64_t ob = base + i5 * ost[5];                                                  \
+            __VA_ARGS__                                                                             \
+        }                                                                                           \
+    }
+
+/* Layout EM_REDUCE: REDUCE_MAX / REDUCE_MIN / SUM / REDUCE_PROD of unquantized values (float32, int8, uint8,
+ * int16, int32, int64), as LiteRT's reference: each output starts at the reduction's identity (the lowest /
+ * highest value for max / min) and takes the inputs in order; integer sums and products wrap.  With every
+ * axis reduced LiteRT starts from the first element instead (`from_first`).
+ * ptr: input, output; i: input dims (6-D), output stride of each input dim (6, 0 where reduced), outputs,
+ *      element type (EM_DT_*), reduction (EM_REDUCE_KIND_*), from_first */
+#define EM_REDUCE_KIND_MAX 0
+#define EM_REDUCE_KIND_MIN 1
+#define EM_REDUCE_KIND_SUM 2
+#define EM_REDUCE_KIND_PROD 3
+enum { EM_REDUCE_P_INPUT, EM_REDUCE_P_OUTPUT, EM_REDUCE_P_COUNT };
+enum { EM_REDUCE_I_DIMS, EM_REDUCE_I_DIMS_LAST = EM_REDUCE_I_DIMS + 5, EM_REDUCE_I_OUT_STRIDES,
+       EM_REDUCE_I_OUT_STRIDES_LAST = EM_REDUCE_I_OUT_STRIDES + 5, EM_REDUCE_I_OUTPUTS, EM_REDUCE_I_DTYPE,
+       EM_REDUCE_I_KIND, EM_REDUCE_I_FROM_FIRST, EM_REDUCE_I_COUNT };
+enum { EM_REDUCE_F_COUNT = 0 };
+
+/* T the element type, U its wrapping arithmetic type, LO / HI its range */
+#define EM_REDUCE_TYPED(T, U, LO, HI)                                                               \
+    {                                                                                               \
+        const T* x = (const T*)p->ptr[EM_REDUCE_P_INPUT];                                           \
+        T* y = (T*)p->ptr[EM_REDUCE_P_OUTPUT];                                                      \
+        const T init = kind == EM_REDUCE_KIND_MAX ? (T)(LO) : kind == EM_REDUCE_KIND_MIN ? (T)(HI)  \
+                       : kind == EM_REDUCE_KIND_SUM ? (T)0 : (T)1;                                  \
+        for (int64_t o = 0; o < n_out; o++) y[o] = init;                                            \
+        if (d[EM_REDUCE_I_FROM_FIRST] && total > 0) y[0] = x[k++];                                  \
+        if (k == 0) {                                                                               \
+            switch (kind) {                                                                         \
+            case EM_REDUCE_KIND_MAX: EM_REDUCE_WALK(if (x[k] > y[ob]) y[ob] = x[k];) break;         \
+            case EM_REDUCE_KIND_MIN: EM_REDUCE_WALK(if (x[k] < y[ob]) y[ob] = x[k];) break;         \
+            case EM_REDUCE_KIND_SUM: EM_REDUCE_WALK(y[ob] = (T)((U)y[ob] + (U)x[k]);) break;        \
+            default: EM_REDUCE_WALK(y[ob] = (T)((U)y[ob] * (U)x[k]);) break;                        \
+            }                                                                                       \
+        } else {                                                                                    \
+            for (; k < total; k++) {                                                                \
+                const T v = x[k];                                                                   \
+                switch (kind) {                                                                     \
+                case EM_REDUCE_KIND_MAX: if (v > y[0]) y[0] = v; break;                             \
+                case EM_REDUCE_KIND_MIN: if (v < y[0]) y[0] = v; break;                             \
+                case EM_REDUCE_KIND_SUM: y[0] = (T)((U)y[0] + (U)v); break;                         \
+                default: y[0] = (T)((U)y[0] * (U)v); break;                                         \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+static void em_reduce(const em_params* p) {
+    const int64_t* d = p->i;
+    const int64_t* dims = d + EM_REDUCE_I_DIMS;
+    const int64_t* ost = d + EM_REDUCE_I_OUT_STRIDES;
+    const int64_t n_out = d[EM_REDUCE_I_OUTPUTS];
+    const int kind = (int)d[EM_REDUCE_I_KIND];
+    const int64_t total = dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5];
+    int64_t k = 0;
+    switch (d[EM_REDUCE_I_DTYPE]) {
+    case EM_DT_F32: EM_REDUCE_TYPED(float, float, -FLT_MAX, FLT_MAX) break;
+    case EM_DT_I8: EM_REDUCE_TYPED(int8_t, uint32_t, INT8_MIN, INT8_MAX) break;
+    case EM_DT_U8: EM_REDUCE_TYPED(uint8_t, uint32_t, 0, UINT8_MAX) break;
+    case EM_DT_I16: EM_REDUCE_TYPED(int16_t, uint32_t, INT16_MIN, INT16_MAX) break;
+    case EM_DT_I32: EM_REDUCE_TYPED(int32_t, uint32_t, INT32_MIN, INT32_MAX) break;
+    case EM_DT_I64: EM_REDUCE_TYPED(int64_t, uint64_t, INT64_MIN, INT64_MAX) break;
+    }
+}
+
+/* Layout EM_QSUM: quantized SUM (LiteRT's QuantizedMeanOrSum with compute_sum): integer sum of the raw values,
+ * minus in_zp * reduced, one fixed-point multiplier s_in / s_out, plus out_zp, clamped to [lo, hi].
+ * ptr: input, output, scratch (one int32 per output); i: input dims (6-D), output strides (6, 0 where reduced),
+ *      outputs, reduced count, element type, in_zp, out_zp, multiplier, shift, rounding mode, lo, hi */
+enum { EM_QSUM_P_INPUT, EM_QSUM_P_OUTPUT, EM_QSUM_P_SCRATCH, EM_QSUM_P_COUNT };
+enum { EM_QSUM_I_DIMS, EM_QSUM_I_DIMS_LAST = EM_QSUM_I_DIMS + 5, EM_QSUM_I_OUT_STRIDES,
+       EM_QSUM_I_OUT_STRIDES_LAST = EM_QSUM_I_OUT_STRIDES + 5, EM_QSUM_I_OUTPUTS, EM_QSUM_I_REDUCED,
+       EM_QSUM_I_DTYPE, EM_QSUM_I_IN_ZP, EM_QSUM_I_OUT_ZP, EM_QSUM_I_MULT, EM_QSUM_I_SHIFT, EM_QSUM_I_MODE,
+       EM_QSUM_I_LO, EM_QSUM_I_HI, EM_QSUM_I_COUNT };
+enum { EM_QSUM_F_COUNT = 0 };
+
+static void em_reduce_sum_quantized(const em_params* p) {
+    const int64_t* d = p->i;
+    const int64_t* dims = d + EM_QSUM_I_DIMS;
+    const int64_t* ost = d + EM_QSUM_I_OUT_STRIDES;
+    const int64_t n_out = d[EM_QSUM_I_OUTPUTS];
+    int32_t* acc = (int32_t*)p->ptr[EM_QSUM_P_SCRATCH];
+    for (int64_t o = 0; o < n_out; o++) acc[o] = 0;
+    if (dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5] == 0) {     /* LiteRT: zeros */
+        EM_DT_SWITCH(d[EM_QSUM_I_DTYPE], for (int64_t o = 0; o < n_out; o++) ((T*)p->ptr[EM_QSUM_P_OUTPUT])[o] = 0;)
+        return;
+    }
+    int64_t k = 0;
+    EM_DT_SWITCH(d[EM_QSUM_I_DTYPE], {
+        const T* x = (const T*)p->ptr[EM_QSUM_P_INPUT];
+        EM_REDUCE_WALK(acc[ob] = (int32_t)((uint32_t)acc[ob] + (uint32_t)(int32_t)x[k]);)
+    })
+    const int32_t zp_sum = (int32_t)(d[EM_QSUM_I_IN_ZP] * d[EM_QSUM_I_REDUCED]);
+    const int32_t lo = (int32_t)d[EM_QSUM_I_LO], hi = (int32_t)d[EM_QSUM_I_HI];
+    for (int64_t o = 0; o < n_out; o++) {
+        const int32_t v = em_mbqm((int32_t)((uint32_t)acc[o] - (uint32_t)zp_sum), (int32_t)d[EM_QSUM_I_MULT],
+                                  (int)d[EM_QSUM_I_SHIFT], (int)d[EM_QSUM_I_MODE]) + (int32_t)d[EM_QSUM_I_OUT_ZP];
+        const int32_t r = em_clamp_i32(v, lo, hi);
+        EM_DT_SWITCH(d[EM_QSUM_I_DTYPE], ((T*)p->ptr[EM_QSUM_P_OUTPUT])[o] = (T)r;)
+    }
+}
+
+/* Layout EM_QPROD: quantized REDUCE_PROD (LiteRT's QuantizedReduceProd): each output starts at its first input
+ * minus in_zp; every further input multiplies it (int64) and the product is rescaled at once by
+ * s_in / s_out^(1 / reduced) (em_mbqm64); the result is rescaled once more, plus out_zp, clamped.
+ * ptr: input, output, scratch (int32 per output, then one byte per output); i: input dims (6-D), output strides
+ *      (6), outputs, element type (int8 / int16), in_zp, out_zp, multiplier, shift, lo, hi */
+enum { EM_QPROD_P_INPUT, EM_QPROD_P_OUTPUT, EM_QPROD_P_SCRATCH, EM_QPROD_P_COUNT };
+enum { EM_QPROD_I_DIMS, EM_QPROD_I_DIMS_LAST = EM_QPROD_I_DIMS + 5, EM_QPROD_I_OUT_STRIDES,
+       EM_QPROD_I_OUT_STRIDES_LAST = EM_QPROD_I_OUT_STRIDES + 5, EM_QPROD_I_OUTPUTS, EM_QPROD_I_DTYPE,
+       EM_QPROD_I_IN_ZP, EM_QPROD_I_OUT_ZP, EM_QPROD_I_MULT, EM_QPROD_I_SHIFT, EM_QPROD_I_LO, EM_QPROD_I_HI,
+       EM_QPROD_I_COUNT };
+enum { EM_QPROD_F_COUNT = 0 };
+
+static void em_reduce_prod_quantized(const em_params* p) {
+    const int64_t* d = p->i;
+    const int64_t* dims = d + EM_QPROD_I_DIMS;
+    const int64_t* ost = d + EM_QPROD_I_OUT_STRIDES;
+    const int64_t n_out = d[EM_QPROD_I_OUTPUTS];
+    const int32_t zp = (int32_t)d[EM_QPROD_I_IN_ZP], m = (int32_t)d[EM_QPROD_I_MULT];
+    const int sh = (int)d[EM_QPROD_I_SHIFT];
+    int32_t* acc = (int32_t*)p->ptr[EM_QPROD_P_SCRATCH];
+    uint8_t* seen = (uint8_t*)(acc + n_out);
+    for (int64_t o = 0; o < n_out; o++) {
+        acc[o] = 0;
+        seen[o] = 0;
+    }
+    int64_t k = 0;
+    EM_DT_SWITCH(d[EM_QPROD_I_DTYPE], {
+        const T* x = (const T*)p->ptr[EM_QPROD_P_INPUT];
+        EM_REDUCE_WALK(
+            const int32_t v = (int32_t)x[k] - zp;
+            if (!seen[ob]) {
+                acc[ob] = v;
+                seen[ob] = 1;
+            } else {
+                acc[ob] = em_mbqm64((int64_t)acc[ob] * v, m, sh);
+            })
+    })
+    const int32_t lo = (int32_t)d[EM_QPROD_I_LO], hi = (int32_t)d[EM_QPROD_I_HI];
+    for (int64_t o = 0; o < n_out; o++) {
+        const int32_t r = em_clamp_i32(em_mbqm64(acc[o], m, sh) + (int32_t)d[EM_QPROD_I_OUT_ZP], lo, hi);
+        EM_DT_SWITCH(d[EM_QPROD_I_DTYPE], ((T*)p->ptr[EM_QPROD_P_OUTPUT])[o] = (T)r;)
+    }
+}
+
+/* Layout EM_ARG: ARG_MAX / ARG_MIN over the middle axis of [outer][axis][inner]: the first index of the
+ * largest (smallest) value; a float NaN never wins and any number beats a NaN (LiteRT's comparator).
+ * ptr: input, output (int32 or int64); i: outer, axis size, inner, element type, is_max, int64 output */
+enum { EM_ARG_P_INPUT, EM_ARG_P_OUTPUT, EM_ARG_P_COUNT };
+enum { EM_ARG_I_OUTER, EM_ARG_I_AXIS_SIZE, EM_ARG_I_INNER, EM_ARG_I_DTYPE, EM_ARG_I_IS_MAX, EM_ARG_I_INT64_OUTPUT,
+       EM_ARG_I_COUNT };
+enum { EM_ARG_F_COUNT = 0 };
+
+static void em_arg_min_max(const em_params* p) {
+    const int64_t* d = p->i;
+    const int64_t outer = d[EM_ARG_I_OUTER], axis = d[EM_ARG_I_AXIS_SIZE], inner = d[EM_ARG_I_INNER];
+    const int is_max = d[EM_ARG_I_IS_MAX] != 0, wide = d[EM_ARG_I_INT64_OUTPUT] != 0;
+    void* y = p->ptr[EM_ARG_P_OUTPUT];
+    EM_DT_SWITCH(d[EM_ARG_I_DTYPE], {
+        const T* x = (const T*)p->ptr[EM_ARG_P_INPUT];
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t j = 0; j < inner; j++) {
+                const T* col = x + o * axis * inner + j;
+                T best = col[0];
+                int64_t at = 0;
+                for (int64_t i = 1; i < axis; i++) {
+                    const T v = col[i * inner];
+                    /* v != v: NaN (float only); the comparison is false for NaN anyway */
+                    const int better = is_max ? v > best : v < best;
+                    if (v == v && (better || best != best)) {
+                        best = v;
+                        at = i;
+                    }
+                }
+                if (wide) ((int64_t*)y)[o * inner + j] = at;
+                else ((int32_t*)y)[o * inner + j] = (int32_t)at;
+            }
+    })
+}
 #endif

@@ -68,4 +68,12 @@ static inline float em_clamp_f32(float v, float lo, float hi) {
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* LiteRT's MultiplyByQuantizedMultiplier of an int64 sum (the same in both rounding builds): the multiplier rounded
+ * to 16 bits, then one rounding shift (16x8 conv / FC / TRANSPOSE_CONV, quantized REDUCE_PROD). */
+static inline int32_t em_mbqm64(int64_t x, int32_t m, int shift) {
+    const int64_t reduced = m < 0x7FFF0000 ? ((int64_t)m + (1 << 15)) >> 16 : 0x7FFF;
+    const int total = 15 - shift;
+    return (int32_t)((x * reduced + ((int64_t)1 << (total - 1))) >> total);
+}
+
 #endif

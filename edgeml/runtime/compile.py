@@ -21,7 +21,7 @@ from edgeml.runtime.registry import OPS, SUPPORTED_OPS
 
 DEFAULT_MAX_ARENA_BYTES = 1 << 31       # activations and scratch of one plan
 DEFAULT_MAX_WEIGHT_BYTES = 1 << 31      # packed copies of the weights
-STATUS_BYTES = 4                        # a step's int32 status word (Step.check)
+STATUS_BYTES = 16                       # a step's status area (Step.check)
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -59,6 +59,11 @@ def prepare_steps(ctx: Ctx) -> list:
     return steps
 
 
+def has_status_slot(kernel: str) -> bool:
+    """A kernel whose layout has a status pointer always gets a status area, even where nothing reads it."""
+    return any(slot.name == "status" for slot in layout_of(kernel).ptr_slots)
+
+
 def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1,
                   max_arena_bytes: int = DEFAULT_MAX_ARENA_BYTES,
                   max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES) -> Plan:
@@ -79,7 +84,7 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
         if step.scratch_bytes:
             sizes[("scratch", k)] = step.scratch_bytes
             life[("scratch", k)] = (k, k)
-        if step.check is not None:          # read after the invoke: lives to the end
+        if step.check is not None or has_status_slot(step.kernel):     # read after the invoke: lives to the end
             sizes[("status", k)] = STATUS_BYTES
             life[("status", k)] = (k, len(steps))
     offsets, total = arena.plan_arena(sizes, life)
@@ -93,7 +98,8 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
                 scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple) and t[0] == "scratch"},
                 checks=[(offsets[("status", k)], s.check) for k, s in enumerate(steps) if s.check is not None],
                 input_ranges=ctx.input_ranges, const_arrays={},
-                status_offsets={k: offsets[("status", k)] for k, s in enumerate(steps) if s.check is not None})
+                status_offsets={key[1]: o for key, o in offsets.items()
+                                if isinstance(key, tuple) and key[0] == "status"})
     return bind(plan)
 
 

@@ -11,7 +11,7 @@ from converters.tflite import from_tflite
 from edgeml import numerics as Q
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError
 from edgeml.ir import ROUND_HALF_EVEN, Graph
-from edgeml.runtime.compile import DEFAULT_MAX_ARENA_BYTES, DEFAULT_MAX_WEIGHT_BYTES, bind, compile_graph
+from edgeml.runtime.compile import DEFAULT_MAX_ARENA_BYTES, DEFAULT_MAX_WEIGHT_BYTES, STATUS_BYTES, bind, compile_graph
 
 
 def _is_onnx_bytes(buf) -> bool:
@@ -264,10 +264,10 @@ class Interpreter:
 
     def _raise_run_errors(self):
         """Input values a kernel found out of range at run time (e.g. ONNX sequence_lens): InputError."""
-        for offset, message in self._plan.checks:
-            value = int(self._plan.arena[offset:offset + 4].view(np.int32)[0])
-            if value:
-                raise InputError(message(value))
+        for offset, check in self._plan.checks:
+            message = check(self._plan.arena[offset:offset + STATUS_BYTES])
+            if message:
+                raise InputError(message)
 
     def get_output(self, index: int = 0) -> np.ndarray:
         with self._lock:

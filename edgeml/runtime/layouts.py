@@ -203,6 +203,8 @@ PAD = _layout("pad", "em_shape.h", "EM_PAD", ptrs=("input", "output", "value"),
 CONCAT_MAX_INPUTS = 14                               # EM_CONCAT_MAX_INPUTS: unused input slots are 0
 CONCAT = _layout("concat", "em_shape.h", "EM_CONCAT", ptrs=("output", ("inputs", CONCAT_MAX_INPUTS)),
                  ints=("n", "outer", "out_row_bytes", ("row_bytes", CONCAT_MAX_INPUTS)))
+CONCAT_LUT = _layout("concat_lut", "em_shape.h", "EM_CONCAT_LUT", base=CONCAT, keep=(ALL, ALL, 0), ptrs=("tables",),
+                     ints=("lut_mask",))      # uint8 inputs rescaled by table
 REVSEQ = _layout("reverse_sequence", "em_shape.h", "EM_REVSEQ", ptrs=("input", "output", "lens"),
                  ints=("batch", "steps", "batch_stride", "time_stride", "inner_bytes"))
 
@@ -266,57 +268,120 @@ TCONV = _layout("transpose_conv", "em_transpose_conv.h", "EM_TCONV",
                       "out_zp", "act_min", "act_max", "mode", "kind"),
                 floats=("act_min", "act_max"))
 
-LAYOUTS: Tuple[Layout, ...] = (
-    CONV, CONV_VNNI, CONV_AVX2, DEPTHWISE_VNNI, FC, FC_PACKED, FC_F32, HY_CONV, HY_FC,
-    BINARY, ADD, MUL, REQUANTIZE, LEAKY_RELU, QUANTIZE, DEQUANTIZE, UNARY_F32, SOFTMAX_F32,
-    LUT, FIXED_ACT, SOFTMAX_INT8, HARD_SWISH,
-    POOL, MEAN, COPY, GATHER, PAD, CONCAT, REVSEQ,
-    ONNX_QUANTIZE, ONNX_DEQUANTIZE, ONNX_FLIP, ONNX_CLAMP, ONNX_DYNAMIC_QUANTIZE, QLINEAR_ADD, QLINEAR_SOFTMAX,
-    MLAS_CONV, CONV_INTEGER,
-    LSTM_INT8, LSTM_F32, LSTM_HYBRID, ONNX_RNN,
-)
+# ----- resize, reduction, index / shape, cast, select and comparison ops (the op-idx group) ----------------------
+RESIZE = _layout("resize", "em_resize.h", "EM_RESIZE",
+                 ptrs=("input", "output", "y_index", "x_index", "y_weight", "x_weight"),
+                 ints=("batch", "in_h", "in_w", "depth", "out_h", "out_w", "dtype", "mode"))
+NEAREST = _layout("nearest", "em_resize.h", "EM_NEAREST", ptrs=("input", "output", "y_index", "x_index"),
+                  ints=("batch", "in_h", "in_w", "pixel_bytes", "out_h", "out_w"))
+REDUCE = _layout("reduce", "em_reduce.h", "EM_REDUCE", ptrs=_IN_OUT,
+                 ints=(("dims", 6), ("out_strides", 6), "outputs", "dtype", "kind", "from_first"))
+QSUM = _layout("qsum", "em_reduce.h", "EM_QSUM", ptrs=("input", "output", "scratch"),
+               ints=(("dims", 6), ("out_strides", 6), "outputs", "reduced", "dtype", "in_zp", "out_zp", "mult",
+                     "shift", "mode", "lo", "hi"))
+QPROD = _layout("qprod", "em_reduce.h", "EM_QPROD", ptrs=("input", "output", "scratch"),
+                ints=(("dims", 6), ("out_strides", 6), "outputs", "dtype", "in_zp", "out_zp", "mult", "shift", "lo",
+                      "hi"))
+ARG = _layout("arg", "em_reduce.h", "EM_ARG", ptrs=_IN_OUT,
+              ints=("outer", "axis_size", "inner", "dtype", "is_max", "int64_output"))
+GATHER_INDICES = _layout("gather_indices", "em_index.h", "EM_GATHER_INDICES",
+                         ptrs=("input", "indices", "output", "status"),
+                         ints=("batch", "outer", "axis_size", "indices", "block_bytes", "index_type"))
+GATHER_ND = _layout("gather_nd", "em_index.h", "EM_GATHER_ND", ptrs=("params", "indices", "output", "status"),
+                    ints=("slices", "depth", "slice_bytes", "index_type", ("dims", 6), ("strides", 6)))
+TILE = _layout("tile", "em_index.h", "EM_TILE", ptrs=_IN_OUT,
+               ints=("itemsize", ("out_dims", 6), ("in_dims", 6), ("in_strides", 6)))
+FILL = _layout("fill", "em_index.h", "EM_FILL", ptrs=("value", "output"), ints=("elements", "itemsize"))
+CAST = _layout("cast", "em_index.h", "EM_CAST", ptrs=_IN_OUT, ints=("elements", "from", "to"))
+SELECT = _layout("select", "em_index.h", "EM_SELECT", ptrs=("condition", "x", "y", "output"),
+                 ints=("itemsize", ("dims", 6), ("cond_strides", 6), ("x_strides", 6), ("y_strides", 6)))
+COMPARE = _layout("compare", "em_compare.h", "EM_COMPARE", ptrs=("input1", "input2", "output"),
+                  ints=(("dims", 6), ("strides1", 6), ("strides2", 6), "dtype", "op", "rescale", "zp1", "zp2",
+                        "mult1", "shift1", "mult2", "shift2", "left_shift", "mode"))
+MINMAX = _layout("minmax", "em_compare.h", "EM_MINMAX", ptrs=("input1", "input2", "output"),
+                 ints=(("dims", 6), ("strides1", 6), ("strides2", 6), "dtype", "is_max"))
+
+# ----- element-wise math, normalizations, BATCH_MATMUL, grouped CONV_2D, space / batch moves (op-math) -------------
+MATH_UNARY = _layout("math_unary", "em_math_unary.h", "EM_MATH_UNARY", ptrs=_IN_OUT, ints=("n", "kind"))
+LUT_CHECKED = _layout("lut_checked", "em_math_unary.h", "EM_LUT_CHECKED", ptrs=("input", "output", "table", "status"),
+                      ints=("n",))
+MATH_BINARY = _layout("math_binary", "em_math_binary.h", "EM_MATH_BINARY", base=BINARY, keep=(ALL, ALL, ALL),
+                      ptrs=("status",), ints=("kind", "int_min", "int_max"))
+MATH_BINARY_Q = _layout("math_binary_q", "em_math_binary.h", "EM_MATH_BINARY_Q", base=BINARY, keep=(ALL, ALL, 0),
+                        ptrs=("status",),
+                        ints=("kind", "zp1", "zp2", "out_zp", "mult1", "shift1", "mult2", "shift2", "out_mult",
+                              "out_shift", "left_shift", "act_min", "act_max", "mode"))
+NORMALIZE = _layout("normalize", "em_normalize.h", "EM_NORMALIZE", ptrs=_IN_OUT,
+                    ints=("rows", "depth", "in_zp", "in_mult", "in_shift", "reverse_mult", "reverse_shift", "diff_min",
+                          "mode"))
+BATCH_MATMUL = _layout("batch_matmul", "em_batch_matmul.h", "EM_BATCH_MATMUL",
+                       ptrs=("lhs", "rhs", "output", "scratch", "packed_rhs", "col_sums", "mult", "shift"),
+                       ints=(("batch", 3), ("lhs_strides", 3), ("rhs_strides", 3), "rows", "cols", "depth", "adj_x",
+                             "adj_y", "lhs_zp", "rhs_zp", "out_zp", "mode", "lhs_offset", "sums_offset"))
+GROUPED_CONV = _layout("grouped_conv", "em_grouped_conv.h", "EM_GROUPED_CONV", base=CONV, keep=(ALL, ALL, ALL),
+                       ints=("groups",))
+GATHER_INDEXED = _layout("gather_indexed", "em_space.h", "EM_GATHER_INDEXED", ptrs=("input", "output", "tables"),
+                         ints=("itemsize", ("dims", 6), ("starts", 6)))
+BATCH_SPACE = _layout("batch_space", "em_space.h", "EM_BATCH_SPACE", ptrs=("input", "output", "pad_pixel"),
+                      ints=("pixel_bytes", "batch", "height", "width", "blocked_height", "blocked_width", "block_h",
+                            "block_w", "top", "left"))
+
+# every Layout above, in definition order
+LAYOUTS: Tuple[Layout, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Layout))
 
 KERNEL_LAYOUTS: Dict[str, Layout] = {
     # cython_ops.conv
-    "conv2d_int8": CONV, "conv2d_f32": CONV, "depthwise_int8": CONV, "depthwise_f32": CONV,
-    "conv2d_int8_vnni": CONV_VNNI, "conv2d_int8_avx2": CONV_AVX2, "depthwise_int8_vnni": DEPTHWISE_VNNI,
-    "fully_connected_int8": FC, "fully_connected_int8_vnni": FC_PACKED, "fully_connected_int8_avx2": FC_PACKED,
-    "fully_connected_f32": FC_F32,
-    "conv2d_hybrid": HY_CONV, "depthwise_hybrid": HY_CONV, "fully_connected_hybrid": HY_FC,
+    "conv2d_hybrid": HY_CONV, "depthwise_hybrid": HY_CONV, "fully_connected_hybrid": HY_FC, "conv2d_int8": CONV,
+    "conv2d_f32": CONV, "depthwise_int8": CONV, "depthwise_f32": CONV, "fully_connected_int8": FC,
+    "fully_connected_f32": FC_F32, "conv2d_int8_vnni": CONV_VNNI, "fully_connected_int8_vnni": FC_PACKED,
+    "depthwise_int8_vnni": DEPTHWISE_VNNI, "conv2d_int8_avx2": CONV_AVX2, "fully_connected_int8_avx2": FC_PACKED,
+    "conv2d_int8_w16": CONV, "depthwise_int8_w16": CONV, "fully_connected_int8_w16": FC,
+    # cython_ops.pool
+    "avg_pool_int8": POOL, "avg_pool_uint8": POOL, "avg_pool_f32": POOL, "max_pool_int8": POOL, "max_pool_f32": POOL,
     # cython_ops.elementwise
-    "add_int8": ADD, "add_int8_avx512": ADD, "mul_int8": MUL, "mul_int8_avx512": MUL,
-    "add_f32": BINARY, "sub_f32": BINARY, "mul_f32": BINARY,
-    "requantize_int8": REQUANTIZE, "leaky_relu_int8": LEAKY_RELU, "quantize_f32_int8": QUANTIZE,
-    "dequantize_int8_f32": DEQUANTIZE, "unary_f32": UNARY_F32, "softmax_f32": SOFTMAX_F32,
+    "add_int8": ADD, "mul_int8": MUL, "add_int8_avx512": ADD, "mul_int8_avx512": MUL, "add_f32": BINARY,
+    "sub_f32": BINARY, "mul_f32": BINARY, "requantize_int8": REQUANTIZE, "leaky_relu_int8": LEAKY_RELU,
+    "quantize_f32_int8": QUANTIZE, "dequantize_int8_f32": DEQUANTIZE, "unary_f32": UNARY_F32,
+    "softmax_f32": SOFTMAX_F32,
     # cython_ops.activation
     "lut_int8": LUT, "logistic_fixed_int8": FIXED_ACT, "tanh_fixed_int8": FIXED_ACT, "softmax_int8": SOFTMAX_INT8,
     "hard_swish_int8": HARD_SWISH,
-    # cython_ops.pool, cython_ops.reduce, cython_ops.shape
-    "avg_pool_int8": POOL, "avg_pool_f32": POOL, "max_pool_int8": POOL, "max_pool_f32": POOL,
-    "mean": MEAN,
-    "copy": COPY, "gather_strided": GATHER, "pad": PAD, "concat": CONCAT, "reverse_sequence": REVSEQ,
+    # cython_ops.shape
+    "copy": COPY, "gather_strided": GATHER, "pad": PAD, "concat": CONCAT, "concat_lut": CONCAT_LUT,
+    "reverse_sequence": REVSEQ,
+    # cython_ops.reduce
+    "mean": MEAN, "reduce": REDUCE, "reduce_sum_quantized": QSUM, "reduce_prod_quantized": QPROD, "arg_min_max": ARG,
     # cython_ops.onnx_ops
-    "onnx_quantize_linear": ONNX_QUANTIZE, "onnx_dequantize_linear": ONNX_DEQUANTIZE,
-    "onnx_flip_sign_bit": ONNX_FLIP, "onnx_clamp_int8": ONNX_CLAMP,
-    "onnx_dynamic_quantize_linear": ONNX_DYNAMIC_QUANTIZE, "onnx_qlinear_add": QLINEAR_ADD,
-    "onnx_qlinear_softmax": QLINEAR_SOFTMAX, "onnx_conv_f32_mlas": MLAS_CONV, "onnx_conv_integer": CONV_INTEGER,
+    "onnx_quantize_linear": ONNX_QUANTIZE, "onnx_dequantize_linear": ONNX_DEQUANTIZE, "onnx_flip_sign_bit": ONNX_FLIP,
+    "onnx_clamp_int8": ONNX_CLAMP, "onnx_qlinear_softmax": QLINEAR_SOFTMAX, "onnx_qlinear_add": QLINEAR_ADD,
+    "onnx_conv_f32_mlas": MLAS_CONV, "onnx_conv_integer": CONV_INTEGER,
+    "onnx_dynamic_quantize_linear": ONNX_DYNAMIC_QUANTIZE,
     # cython_ops.rnn
-    "lstm_int8": LSTM_INT8, "lstm_f32": LSTM_F32, "lstm_hybrid": LSTM_HYBRID,
-    "onnx_rnn_f32": ONNX_RNN, "onnx_rnn_s8": ONNX_RNN,
+    "lstm_int8": LSTM_INT8, "lstm_f32": LSTM_F32, "lstm_hybrid": LSTM_HYBRID, "onnx_rnn_f32": ONNX_RNN,
+    "onnx_rnn_s8": ONNX_RNN,
+    # cython_ops.int16x8
+    "conv2d_16x8": CONV16, "depthwise_16x8": CONV16, "fully_connected_16x8": FC16, "add_int16": ADD,
+    "add_int16_pot": ADD16_POT, "mul_int16": MUL, "requantize_int16_int8": REQUANTIZE,
+    "requantize_int8_int16": REQUANTIZE, "requantize_int16_int16": REQUANTIZE, "requantize_int16_int32": REQUANTIZE,
+    "requantize_int32_int16": REQUANTIZE, "leaky_relu_int16": LEAKY_RELU, "quantize_f32_int16": QUANTIZE,
+    "dequantize_int16_f32": DEQUANTIZE, "mean_int16": MEAN, "softmax_int16": SOFTMAX16, "logistic_int16": ACT16,
+    "tanh_int16": ACT16,
+    # cython_ops.transpose_conv
+    "transpose_conv": TCONV,
+    # cython_ops.index
+    "resize_bilinear_f32": RESIZE, "resize_bilinear_u8": RESIZE, "resize_bilinear_int": RESIZE,
+    "resize_nearest": NEAREST, "gather_indices": GATHER_INDICES, "gather_nd": GATHER_ND, "tile": TILE, "fill": FILL,
+    "cast": CAST, "select": SELECT, "compare": COMPARE, "minmax": MINMAX,
+    # cython_ops.math_ops
+    "math_unary_f32": MATH_UNARY, "math_unary_i32": MATH_UNARY, "lut_checked": LUT_CHECKED,
+    "math_binary_f32": MATH_BINARY, "math_binary_i32": MATH_BINARY, "math_binary_int8": MATH_BINARY_Q,
+    "math_binary_uint8": MATH_BINARY_Q, "log_softmax_f32": NORMALIZE, "log_softmax_int8": NORMALIZE,
+    "l2_norm_f32": NORMALIZE, "l2_norm_int8": NORMALIZE, "l2_norm_uint8": NORMALIZE, "batch_matmul_f32": BATCH_MATMUL,
+    "batch_matmul_int8": BATCH_MATMUL, "grouped_conv_int8": GROUPED_CONV, "grouped_conv_f32": GROUPED_CONV,
+    # cython_ops.space_ops
+    "gather_indexed": GATHER_INDEXED, "space_to_batch": BATCH_SPACE, "batch_to_space": BATCH_SPACE,
 }
 
-
-# the 16x8 scheme (cython_ops.int16x8) and TRANSPOSE_CONV (cython_ops.transpose_conv)
-LAYOUTS += (CONV16, FC16, ADD16_POT, SOFTMAX16, ACT16, TCONV)
-KERNEL_LAYOUTS.update({
-    "conv2d_16x8": CONV16, "depthwise_16x8": CONV16, "fully_connected_16x8": FC16,
-    "add_int16": ADD, "add_int16_pot": ADD16_POT, "mul_int16": MUL,
-    "requantize_int16_int8": REQUANTIZE, "requantize_int8_int16": REQUANTIZE, "requantize_int16_int16": REQUANTIZE,
-    "requantize_int16_int32": REQUANTIZE, "requantize_int32_int16": REQUANTIZE,
-    "leaky_relu_int16": LEAKY_RELU, "quantize_f32_int16": QUANTIZE, "dequantize_int16_f32": DEQUANTIZE,
-    "mean_int16": MEAN, "softmax_int16": SOFTMAX16, "logistic_int16": ACT16, "tanh_int16": ACT16,
-    "transpose_conv": TCONV,
-})
 
 def layout_of(kernel_name: str) -> Layout:
     """The layout of a kernel named in a cython_ops module's KERNELS."""
@@ -324,17 +389,6 @@ def layout_of(kernel_name: str) -> Layout:
         return KERNEL_LAYOUTS[kernel_name]
     except KeyError:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
-
-
-# ----- uint8 (asymmetric, TF1 / Coral) models: kernels of weights with a zero point and LiteRT's uint8 arithmetic --
-CONCAT_LUT = _layout("concat_lut", "em_shape.h", "EM_CONCAT_LUT", base=CONCAT, keep=(ALL, ALL, 0), ptrs=("tables",),
-                     ints=("lut_mask",))
-LAYOUTS += (CONCAT_LUT,)
-KERNEL_LAYOUTS.update({
-    "conv2d_int8_w16": CONV, "depthwise_int8_w16": CONV, "fully_connected_int8_w16": FC, "avg_pool_uint8": POOL,
-    "concat_lut": CONCAT_LUT,
-})
-
 
 # ----- TFLite_Detection_PostProcess (cython_ops.detection) ------------------------------------------------------
 DETECT = _layout("detection_postprocess", "em_detection.h", "EM_DETECT",

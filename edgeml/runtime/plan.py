@@ -30,8 +30,9 @@ class Step:
     #                          (layouts.layout_of(kernel)); addr(tensor index | "scratch") is an address
     scratch_bytes: int = 0
     macs: int = 0            # multiply-accumulates of CONV / DEPTHWISE / FULLY_CONNECTED; 0 for other ops
-    check: Optional[Callable] = None   # the kernel sets an int32 status word (addr("status")) on bad run-time
-    #                                    input, writing zeros instead of reading out of bounds; message(value)
+    check: Optional[Callable] = None   # check(status) -> error message or None: the kernel writes its 16-byte
+    #                                    status area (addr("status")) on bad run-time input (and zeros instead of
+    #                                    reading out of bounds); the Interpreter raises InputError with the message
 
 
 @dataclass
@@ -111,7 +112,9 @@ class Ctx:
         shape = tuple(int(d) for d in shape)
         if any(d < 0 for d in shape):
             raise ModelFormatError(f"{op.describe()}: inferred a negative dimension for {t.describe()}")
-        if not self.batch_changed and t.shape and tuple(t.shape) != shape and math.prod(t.shape) != 0:
+        if (not self.batch_changed and t.shape and tuple(t.shape) != shape and math.prod(t.shape) != 0
+                and not (len(shape) == len(t.shape)
+                         and all(a in t.dynamic_dims for a in range(len(shape)) if shape[a] != t.shape[a]))):
             raise ModelFormatError(f"{op.describe()}: {t.describe()} is declared {list(t.shape)} but the op "
                                    f"produces {list(shape)}")
         if t.index in self.constants:

@@ -1,13 +1,14 @@
 """The op table: op type -> OpSpec (prepare, newest version, output types), collected from the family modules."""
 from __future__ import annotations
 
-from edgeml.runtime.ops import (activations, conv, elementwise, fully_connected, lstm, onnx_quantized, onnx_rnn, pool,
-                                quantize, reduce, shape, transpose_conv)
+from edgeml.runtime.ops import (activations, batch_matmul, binary_math, compare, conv, elementwise, fully_connected,
+                                index, lstm, normalization, onnx_quantized, onnx_rnn, pool, quantize, reduce, resize,
+                                shape, space, transpose_conv, unary_math)
 from edgeml.runtime.ops import densify, detection
 
 FAMILIES = (conv, fully_connected, pool, elementwise, activations, quantize, shape, reduce, lstm, onnx_rnn,
-            onnx_quantized)
-FAMILIES += (transpose_conv,)        # TRANSPOSE_CONV (int8, 16x8, float32)
+            onnx_quantized, transpose_conv, resize, index, compare, unary_math, binary_math, normalization,
+            batch_matmul, space)
 FAMILIES += (detection, densify)     # TFLite_Detection_PostProcess, DENSIFY (sparse weights folded at load)
 
 

@@ -12,7 +12,7 @@ from edgeml.ir import Op
 from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
-from edgeml.runtime.ops import hybrid, int16x8
+from edgeml.runtime.ops import grouped_conv, hybrid, int16x8
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fused_activation, io_kind, qparams,
                                        reject_uint8_hybrid, require_positive, spatial_padding)
 from edgeml.runtime.packing import (VNNI_SLACK, avx2_pack, depthwise_vnni_pack, fold_input_zero_point, vnni_chunk,
@@ -59,8 +59,7 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     else:
         oc, kh, kw, wic = wdata.shape
         if wic != ic:
-            raise UnsupportedOpError(f"{op.describe()}: weights expect {wic} input channels, input has {ic} "
-                                     "(grouped convolution is not supported)")
+            return grouped_conv.prepare_grouped_conv2d(ctx, op)
         dm = 1
     require_positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
     oh, pt = spatial_padding(op, ih, kh, sh, dh, 0)

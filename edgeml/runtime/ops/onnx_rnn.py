@@ -165,8 +165,9 @@ def prepare_onnx_rnn(ctx: Ctx, op: Op) -> Step:
             if lt.dtype != np.int32 or tuple(ctx.shape(lt)) != (batch,):
                 raise ModelFormatError(f"{what}: sequence_lens {lt.describe()} must be int32 of shape [{batch}]")
             lens_input = lt
-        def check(value):
-            return f"{what}: sequence_lens holds {value}; every length must lie in 0..{steps}"
+        def check(status):           # the kernel's int32 word: the first bad length, or 0
+            value = int(status[:4].view(np.int32)[0])
+            return f"{what}: sequence_lens holds {value}; every length must lie in 0..{steps}" if value else None
     state_shape = (batch, n_dir, hidden) if layout else (n_dir, batch, hidden)
     states = []
     for position, name in ((INITIAL_H, "initial_h"), (INITIAL_C, "initial_c")):

@@ -13,6 +13,7 @@ from edgeml.errors import UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops import int16x8
 from edgeml.runtime.ops.common import element_count, qparams
+from edgeml.runtime.ops.folding import fold
 from edgeml.runtime.ops.onnx_quantized import prepare_flip_sign_bit
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
@@ -62,9 +63,7 @@ def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
                       * (data.astype(np.float64) - q.zero_point.reshape(shape))).astype(np.float32)
         else:
             raise UnsupportedOpError(f"{op.describe()}: dequantizing constant {data.dtype} is not supported")
-        ctx.set_output(op, 0, data.shape)
-        ctx.constants[y.index] = folded
-        return None
+        return fold(ctx, op, 0, folded)          # a graph output (e.g. SSD anchors) gets a copy step
     if x.dtype != np.int8:
         raise UnsupportedOpError(f"{op.describe()}: dequantizing {x.dtype} is not supported (int8 only)")
     xs = ctx.shape(x)

@@ -11,6 +11,7 @@ from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
 from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qparams, require_same_quant,
                                        resolve_axis, row_major_strides)
+from edgeml.runtime.ops.folding import fold, inputs_constant, strided_values
 from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import uint8_rescale_table
 
@@ -22,6 +23,8 @@ def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
     require_same_quant(op, x, y)
     if element_count(out_shape) != element_count(ctx.shape(x)):
         raise ModelFormatError(f"{op.describe()}: cannot reshape {list(ctx.shape(x))} to {list(out_shape)}")
+    if x.index in ctx.constants:
+        return fold(ctx, op, 0, ctx.constants[x.index].reshape(out_shape))
     ctx.set_output(op, 0, out_shape)
     nbytes = element_count(out_shape) * x.dtype.itemsize
 
@@ -85,6 +88,8 @@ def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_
         raise UnsupportedOpError(f"{op.describe()}: type {x.dtype} -> {y.dtype} not supported")
     if same_quant:
         require_same_quant(op, x, y)
+    if x.index in ctx.constants:
+        return fold(ctx, op, 0, strided_values(ctx.constants[x.index], out_shape, start, in_strides))
     ctx.set_output(op, 0, tuple(out_shape))
     pad = 6 - len(out_shape)
     dims = [1] * pad + list(out_shape)
@@ -358,6 +363,8 @@ def prepare_concatenation(ctx: Ctx, op: Op) -> list:
         raise UnsupportedOpError(f"{op.describe()}: fused activation on CONCATENATION")
     out = list(shapes[0])
     out[axis] = sum(s[axis] for s in shapes)
+    if inputs_constant(ctx, op):
+        return fold(ctx, op, 0, np.concatenate([ctx.constants[t.index] for t in ins], axis=axis))
     ctx.set_output(op, 0, tuple(out))
     isz = y.dtype.itemsize
     tables = uint8_concat_tables(op, ins, y) if rescaled else None
@@ -389,23 +396,27 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
     a = axis + len(shape) + 1 if axis < 0 else axis
     if not 0 <= a <= len(shape):
         raise ModelFormatError(f"{op.describe()}: axis {axis} outside the output rank {len(shape) + 1}")
+    if inputs_constant(ctx, op):
+        return fold(ctx, op, 0, np.stack([ctx.constants[t.index] for t in ins], axis=a))
     ctx.set_output(op, 0, tuple(shape[:a] + [count] + shape[a:]))
     return concat_steps(op, y, ins, element_count(shape[:a]), [element_count(shape[a:]) * y.dtype.itemsize] * count)
 
 
-# byte moves: ONNX graphs also move int32 (ConvInteger / MatMulInteger sums) and uint8 values with them
-MOVED_TYPES = INT8_FLOAT32 + (np.dtype(np.int32), np.dtype(np.uint8), np.dtype(np.int16))
+# byte moves: ONNX graphs also move int32 (ConvInteger / MatMulInteger sums) and uint8 values with them; shape
+# arithmetic moves int32 / int64, masks bool
+MOVED_TYPES = INT8_FLOAT32 + (np.dtype(np.int32), np.dtype(np.uint8), np.dtype(np.int64), np.dtype(np.bool_),
+                              np.dtype(np.int16))
 WITH_INT16 = INT8_FLOAT32 + (np.dtype(np.int16),)     # the 16x8 scheme's int16 activations
 OPS = {
     "RESHAPE": OpSpec(prepare_reshape, max_version=2, output_types=MOVED_TYPES),
     "SQUEEZE": OpSpec(prepare_squeeze, max_version=2, output_types=WITH_INT16),
     "EXPAND_DIMS": OpSpec(prepare_expand_dims, max_version=3, output_types=WITH_INT16),
     "TRANSPOSE": OpSpec(prepare_transpose, max_version=6, output_types=MOVED_TYPES),
-    "STRIDED_SLICE": OpSpec(prepare_strided_slice, max_version=8, output_types=WITH_INT16),
+    "STRIDED_SLICE": OpSpec(prepare_strided_slice, max_version=8, output_types=MOVED_TYPES),
     "SPLIT": OpSpec(prepare_split, max_version=4, output_types=WITH_INT16),
     "SPLIT_V": OpSpec(prepare_split_v, max_version=2, output_types=WITH_INT16),
     "UNPACK": OpSpec(prepare_unpack, max_version=4, output_types=WITH_INT16),
-    "PACK": OpSpec(prepare_pack, max_version=4, output_types=WITH_INT16),
+    "PACK": OpSpec(prepare_pack, max_version=4, output_types=MOVED_TYPES),
     "CONCATENATION": OpSpec(prepare_concatenation, max_version=4, output_types=MOVED_TYPES),
     "PAD": OpSpec(prepare_pad, max_version=4, output_types=WITH_INT16),
     "PADV2": OpSpec(prepare_pad, max_version=4, output_types=WITH_INT16),
