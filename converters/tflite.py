@@ -14,6 +14,8 @@ import re
 import numpy as np
 
 from converters.source import read_model_bytes
+from converters.tflite_custom import custom_op
+from converters.tflite_sparsity import sparse_values
 from converters.tflite_uint8 import hold_uint8_as_int8
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Graph, Op, Quantization, Tensor
@@ -258,8 +260,8 @@ def _parse_subgraph(model_fb, buf: bytes, subgraph_index: int, codes: list, n_bu
         if b_index not in buffer_cache:
             buffer_cache[b_index] = _buffer_bytes(model_fb, b_index, buf) if n_buffers else None
         raw = buffer_cache[b_index]
-        data = None
-        if raw is not None:
+        data = _describe_errors(f"{desc} sparsity", sparse_values, t_fb._tab.Pos, buf, desc, shape, dtype, raw)
+        if raw is not None and data is None:        # (a sparse tensor's values are expanded by sparse_values)
             need = elements * dtype.itemsize
             if len(raw) != need:
                 raise ModelFormatError(f"{desc}: buffer {b_index} holds {len(raw)} bytes, shape {list(shape)} "
@@ -302,8 +304,10 @@ def _parse_subgraph(model_fb, buf: bytes, subgraph_index: int, codes: list, n_bu
                                    .reshape(-1) if n_mid else [])]
         if len(intermediates) != n_mid:
             raise ModelFormatError(f"{what}: intermediates vector runs past the end of the file")
-        ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs,
-                      options=_describe_errors(f"{what} options", _options, op_fb, what),
+        options = _describe_errors(f"{what} options", _options, op_fb, what)
+        if op_name.startswith("CUSTOM:"):     # a custom op edgeml implements gets its IR type and parsed options
+            op_name, options = _describe_errors(f"{what} options", custom_op, op_fb, op_name, what, buf)
+        ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs, options=options,
                       intermediates=intermediates))
 
     n_gin = _vector_len(sg, "SubGraph.inputs", 4, buf, "subgraph inputs")
