@@ -1,4 +1,5 @@
-"""ADD, SUB and MUL with broadcasting, int8 and float32 (cython_ops/include/em_elementwise.h).
+"""ADD, SUB and MUL with broadcasting, int8 and float32 (cython_ops/include/em_elementwise.h); int32 (loop
+counters of WHILE bodies) in cython_ops/include/em_loop_ops.h.
 
 int8 runs on the vector path of every ISA (AVX-512 16 lanes, AVX2 8 lanes; scalar and NEON: the portable loop)
 for any broadcast: the kernels walk the output's outer dims and treat each innermost run with each input either
@@ -10,7 +11,7 @@ from functools import partial
 import numpy as np
 
 from edgeml import numerics as Q
-from edgeml.errors import ModelFormatError
+from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import int16x8
@@ -54,10 +55,21 @@ def collapse_broadcast(dims: list, strides1: list, strides2: list) -> dict:
 
 ADD_TABLE_BYTES = 2048    # em_add_int8_avx512: each input stage as a 256-entry int32 table
 VECTOR_ISA = {"avx512vnni": "avx512", "avx512": "avx2", "avx2": "avx2"}   # the int8 ADD / SUB / MUL body per path
+INT32 = np.dtype(np.int32)
+INT32_ACTIVATION_RANGES = {"NONE": (-2**31, 2**31 - 1), "RELU": (0, 2**31 - 1), "RELU6": (0, 6),
+                           "RELU_N1_TO_1": (-1, 1)}     # CalculateActivationRange<int32_t>
+
+
+def all_int32(ctx: Ctx, op: Op) -> bool:
+    """Whether the op computes on int32 (both inputs and the output; a mix is refused)."""
+    types = [ctx.tensor(op, 0).dtype, ctx.tensor(op, 1).dtype, ctx.tensor(op, 0, "output").dtype]
+    if INT32 in types and any(t != INT32 for t in types):
+        raise UnsupportedOpError(f"{op.describe()}: int32 mixed with {' and '.join(t.name for t in types)}")
+    return INT32 in types
 
 
 def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
-    kind = "int16" if int16x8.is_int16(ctx, op) else io_kind(ctx, op, 2)
+    kind = "int16" if int16x8.is_int16(ctx, op) else "int32" if all_int32(ctx, op) else io_kind(ctx, op, 2)
     a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     for t in (a, b):
         if t.index in ctx.constants and t.index not in ctx.shapes:
@@ -72,7 +84,10 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
     dims = collapse_broadcast(**dims)
     scratch = 0
     body = VECTOR_ISA.get(CONFIG.isa) if ctx.rounding in (0, 1) else None
-    if kind == "int8":
+    if kind == "int32":
+        lo, hi = INT32_ACTIVATION_RANGES[act]
+        ints, floats, name = dict(dims, act_min=lo, act_max=hi), {}, which.lower() + "_int32"
+    elif kind == "int8":
         s1, z1 = qparams(a, op)
         s2, z2 = qparams(b, op)
         so, zo = qparams(y, op)
@@ -94,7 +109,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
             ints = dict(dims, zp1=z1, zp2=z2, out_zp=zo, mult=m, shift=sh, act_min=amin, act_max=amax,
                         mode=ctx.rounding)
-            name = "mul_int8" + (f"_{body}" if body else "")
+            name = "mul_int8" + (f"_{body}" if body and sh >= -31 else "")     # a right shift past 31: scalar
         floats = {}
     else:
         ints = dims
@@ -112,7 +127,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
 
 
 OPS = {
-    "ADD": OpSpec(partial(prepare_binary, which="ADD"), max_version=5, output_types=int16x8.WITH_INT16),
-    "SUB": OpSpec(partial(prepare_binary, which="SUB"), max_version=5, output_types=int16x8.WITH_INT16),
-    "MUL": OpSpec(partial(prepare_binary, which="MUL"), max_version=7, output_types=int16x8.WITH_INT16),
+    "ADD": OpSpec(partial(prepare_binary, which="ADD"), max_version=5, output_types=int16x8.WITH_INT16 + (INT32,)),
+    "SUB": OpSpec(partial(prepare_binary, which="SUB"), max_version=5, output_types=int16x8.WITH_INT16 + (INT32,)),
+    "MUL": OpSpec(partial(prepare_binary, which="MUL"), max_version=7, output_types=int16x8.WITH_INT16 + (INT32,)),
 }
