@@ -239,7 +239,8 @@ class Interpreter:
                 self._ensure_compiled()
             if type(index) is int and 0 <= index < len(self._in_slots):
                 view, bounds = self._in_slots[index]
-                if type(x) is np.ndarray and x.dtype == view.dtype and x.shape == view.shape and bounds is None:
+                if type(x) is np.ndarray and (x.dtype is view.dtype or x.dtype == view.dtype) and \
+                        x.shape == view.shape and bounds is None:
                     view[...] = x               # the common case: nothing else to check
                     self._mark_set(index)
                     return
@@ -328,7 +329,8 @@ class Interpreter:
         with self._lock:
             view = self._run_view
             if view is not None and type(x) is np.ndarray and x.shape == view.shape and not self._resized:
-                if x.dtype == view.dtype:                     # quantized in, quantized out
+                # quantized in, quantized out (`is` first: numpy's dtypes are shared objects, == costs more)
+                if x.dtype is view.dtype or x.dtype == view.dtype:
                     view[...] = x
                     self._inputs_set[0] = self._all_set = True
                     self._invoke_set()
