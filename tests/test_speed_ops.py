@@ -140,3 +140,29 @@ def test_softmax_by_table_equals_the_per_element_fixed_point(rounding):
             run("softmax_lut_int8", dict(input=address(x), output=address(got), table=address(table)),
                 dict(rows=rows, depth=depth), [x, got, table])
             np.testing.assert_array_equal(got, want, err_msg=f"scale {scale} beta {beta} {rows}x{depth}")
+
+
+def test_transposes_equal_numpy():
+    """TRANSPOSE on int8 / int16 / float32 / int64 against numpy: the 2-D blocked walk (the input's stride-1 dim
+    second to last after merging, as NCHW -> NHWC, with and without a partial last block), the general walk and
+    the memcpy runs."""
+    from edgeml.ir import Graph, Op, Quantization, Tensor
+    from edgeml.runtime.compile import compile_graph
+    rng = np.random.default_rng(5)
+    quant = {np.int8: Quantization(np.array([0.1]), np.array([3], np.int64), 0),
+             np.int16: Quantization(np.array([0.1]), np.array([0], np.int64), 0)}
+    cases = [((1, 3, 20, 17), (0, 2, 3, 1)), ((1, 3, 224, 224), (0, 2, 3, 1)), ((2, 5, 40), (0, 2, 1)),
+             ((2, 70, 3), (1, 0, 2)), ((4, 9, 15), (2, 1, 0)), ((3, 100), (1, 0)), ((65, 2, 3), (1, 2, 0)),
+             ((2, 3, 4, 5, 6), (4, 0, 3, 1, 2)), ((1, 129, 64), (0, 2, 1)), ((5, 7), (0, 1))]
+    for dtype in (np.int8, np.int16, np.float32, np.int64):
+        for shape, perm in cases:
+            x = (rng.standard_normal(shape) * 50).astype(dtype)
+            out = tuple(shape[p] for p in perm)
+            q = quant.get(dtype)
+            ts = [Tensor(0, "x", shape, np.dtype(dtype), q, None),
+                  Tensor(1, "perm", (len(perm),), np.dtype(np.int32), None, np.array(perm, np.int32)),
+                  Tensor(2, "y", out, np.dtype(dtype), q, None)]
+            plan = compile_graph(Graph(ts, [Op(0, "TRANSPOSE", 1, [0, 1], [2], {})], [0], [2]), {}, 0)
+            plan.view(0)[...] = x
+            plan.engine.invoke()
+            np.testing.assert_array_equal(plan.view(2), np.transpose(x, perm), err_msg=f"{dtype} {shape} {perm}")
