@@ -80,6 +80,10 @@ def main():
         case_dw(rng, 1, 8, (10, 8), (2, 2), (1, 1), 0, hw=(25, 20)),     # KWS: runs as a CONV_2D
         case_dw(rng, 1, 1, (3, 3), (1, 1), (1, 1), 0),
         case_dw(rng, 2, 4, (5, 5), (1, 1), (2, 1), 0),
+        case_dw(rng, 2, 33, (3, 3), (1, 1), (1, 1), 0),                   # multiplier past the byte shuffles
+        case_dw(rng, 3, 16, (3, 3), (2, 2), (1, 1), 1, hw=(9, 11)),
+        case_dw(rng, 7, 5, (2, 3), (1, 3), (1, 1), 0, hw=(6, 17)),
+        case_dw(rng, 3, 1, (3, 3), (2, 2), (1, 1), 1, hw=(7, 9)),         # stride 2, pixels under 32 bytes
         case_dw(rng, 64, 1, (10, 8), (1, 1), (1, 1), 0, hw=(14, 11)),
         case_dw(rng, 67, 1, (3, 3), (1, 1), (1, 1), 0),                  # long lane period: pixel by pixel
         case_dw(rng, 72, 1, (5, 5), (2, 2), (1, 1), 0, hw=(12, 13)),

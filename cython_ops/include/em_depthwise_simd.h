@@ -66,12 +66,83 @@ EM_AVX2_TARGET static inline void em_dw_fill(uint8_t* dst, __m256i value, int64_
     for (int64_t k = 0; k < n; k += 32) _mm256_storeu_si256((__m256i*)(dst + k), value);
 }
 
+/* Copy n int8 as uint8 (x + 128), like em_dw_copy (n < 32 reads and writes 32 bytes). */
+EM_AVX2_TARGET static inline void em_dw_copy_flip(uint8_t* dst, const int8_t* src, int64_t n) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    if (n < 32) {
+        _mm256_storeu_si256((__m256i*)dst, _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)src), flip));
+        return;
+    }
+    int64_t k = 0;
+    for (; k + 32 < n; k += 32)
+        _mm256_storeu_si256((__m256i*)(dst + k), _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(src + k)), flip));
+    _mm256_storeu_si256((__m256i*)(dst + n - 32),
+                        _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(src + n - 32)), flip));
+}
+
+/* Repeating each value DM times (depth multiplier > 1) by byte shuffles: a 32-byte output chunk starting at value
+ * o0 reads 16 source values from o0 / DM on, and (o0 mod DM) takes DM / gcd(DM, 32) values, so the shuffles are
+ * built once per call; DM >= EM_DW_REPEAT_MAX fills whole vectors with each value instead. */
+#define EM_DW_REPEAT_MAX 32
+typedef struct {
+    int64_t dm, patterns;                  /* patterns: 0 for dm >= EM_DW_REPEAT_MAX */
+    int64_t first[EM_DW_REPEAT_MAX];       /* pattern p's first source value, from its period's start */
+    uint8_t idx[EM_DW_REPEAT_MAX][32];     /* pattern p's shuffle of 16 source values (in both 128-bit lanes) */
+} em_dw_repeat;
+
+static void em_dw_repeat_init(em_dw_repeat* r, int64_t dm) {
+    r->dm = dm;
+    r->patterns = 0;
+    if (dm <= 1 || dm >= EM_DW_REPEAT_MAX) return;
+    int64_t g = dm, b = 32;
+    while (b) { const int64_t t = g % b; g = b; b = t; }
+    r->patterns = dm / g;
+    for (int64_t p = 0; p < r->patterns; p++) {
+        r->first[p] = 32 * p / dm;
+        const int64_t rem = 32 * p - r->first[p] * dm;
+        for (int j = 0; j < 32; j++) r->idx[p][j] = (uint8_t)((rem + j) / dm);
+    }
+}
+
+/* out[o] = src[o / DM] ^ flip for o < total DM (out needs 32 bytes of slack; src is read only below total). */
+EM_AVX2_TARGET static void em_dw_repeat_bytes(const int8_t* src, int64_t total, const em_dw_repeat* r,
+                                              uint8_t flip, uint8_t* out) {
+    const int64_t dm = r->dm, n = total * dm;
+    const __m256i f = _mm256_set1_epi8((char)flip);
+    if (r->patterns == 0) {
+        for (int64_t k = 0; k < total; k++) {
+            const __m256i v = _mm256_set1_epi8((char)(src[k] ^ flip));
+            for (int64_t m = 0; m < dm; m += 32) _mm256_storeu_si256((__m256i*)(out + k * dm + m), v);
+        }
+        return;
+    }
+    const int64_t period = 32 * r->patterns / dm;      /* source values per round of the patterns */
+    int64_t o = 0;
+    for (int64_t base = 0, p = 0; o + 32 <= n && base + r->first[p] + 16 <= total; o += 32) {
+        const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(src + base + r->first[p])));
+        const __m256i shuffle = _mm256_loadu_si256((const __m256i*)r->idx[p]);
+        _mm256_storeu_si256((__m256i*)(out + o), _mm256_xor_si256(_mm256_shuffle_epi8(v, shuffle), f));
+        if (++p == r->patterns) { p = 0; base += period; }
+    }
+    for (; o < n; o++) out[o] = (uint8_t)(src[o / dm] ^ flip);
+}
+
 /* One input row as staged values: uint8 x + 128 (wide = 0) or int16 x - zp (wide = 1), channel ic repeated DM
- * times; n pixels of IC channels into n x OC values.  Writes whole 32-byte vectors (out needs 32 bytes of slack). */
-EM_AVX2_TARGET static void em_dw_stage_pixels(const int8_t* src, int64_t n, int64_t IC, int64_t DM, int32_t zp,
-                                              int wide, uint8_t* out) {
-    const int64_t total = n * IC;
-    if (DM == 1 && !wide) {
+ * times; n pixels of IC channels into n x OC values.  Writes whole 32-byte vectors (out needs 32 bytes of slack);
+ * wide with DM > 1 repeats the bytes into rep (n x OC + 32 bytes) first. */
+EM_AVX2_TARGET static void em_dw_stage_pixels(const int8_t* src, int64_t n, int64_t IC, const em_dw_repeat* r,
+                                              int32_t zp, int wide, uint8_t* out, uint8_t* rep) {
+    int64_t total = n * IC;
+    if (r->dm > 1 && !wide) {
+        em_dw_repeat_bytes(src, total, r, 0x80, out);
+        return;
+    }
+    if (r->dm > 1) {
+        em_dw_repeat_bytes(src, total, r, 0, rep);
+        src = (const int8_t*)rep;
+        total *= r->dm;
+    }
+    if (!wide) {
         const __m256i flip = _mm256_set1_epi8((char)0x80);
         int64_t k = 0;
         for (; k + 32 <= total; k += 32)
@@ -80,30 +151,19 @@ EM_AVX2_TARGET static void em_dw_stage_pixels(const int8_t* src, int64_t n, int6
         for (; k < total; k++) out[k] = (uint8_t)(src[k] ^ 0x80);
         return;
     }
-    if (DM == 1) {
-        int16_t* o = (int16_t*)out;
-        const __m256i z = _mm256_set1_epi16((int16_t)zp);
-        int64_t k = 0;
-        for (; k + 16 <= total; k += 16)
-            _mm256_storeu_si256((__m256i*)(o + k),
-                                _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(src + k))), z));
-        for (; k < total; k++) o[k] = (int16_t)(src[k] - zp);
-        return;
-    }
-    for (int64_t k = 0; k < total; k++) {   /* depth multiplier > 1 */
-        if (wide) {
-            int16_t* o = (int16_t*)out + k * DM;
-            for (int64_t m = 0; m < DM; m++) o[m] = (int16_t)(src[k] - zp);
-        } else {
-            uint8_t* o = out + k * DM;
-            memset(o, (uint8_t)(src[k] ^ 0x80), (size_t)DM);
-        }
-    }
+    int16_t* o = (int16_t*)out;
+    const __m256i z = _mm256_set1_epi16((int16_t)zp);
+    int64_t k = 0;
+    for (; k + 16 <= total; k += 16)
+        _mm256_storeu_si256((__m256i*)(o + k),
+                            _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(src + k))), z));
+    for (; k < total; k++) o[k] = (int16_t)(src[k] - zp);
 }
 
-/* Stage padded rows [r0, r1) of image img into band (row_pitch bytes per row; tmp: one staged input row + 32). */
+/* Stage padded rows [r0, r1) of image img into band (row_pitch bytes per row; tmp: one staged input row + 32, rep:
+ * one input row's values repeated, + 32). */
 EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, int64_t r0, int64_t r1, int wide,
-                                       uint8_t* band, uint8_t* tmp) {
+                                       const em_dw_repeat* rpt, uint8_t* band, uint8_t* tmp, uint8_t* rep) {
     const int64_t* d = p->i;
     const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t SW = d[EM_CONV_I_SW], PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
@@ -113,6 +173,8 @@ EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, in
     const __m256i pad = wide ? _mm256_setzero_si256() : _mm256_set1_epi8((char)(uint8_t)(zp + 128));
     /* input columns [0, c1) land inside the padded width (the windows may not reach the last ones) */
     const int64_t c1 = IW < width - PL ? IW : (width - PL > 0 ? width - PL : 0);
+    /* uint8 pixels with DM 1 go straight from the image into their phase, 32-byte reads inside the image */
+    const int direct = !wide && rpt->dm == 1;
     for (int64_t r = r0; r < r1; r++) {
         uint8_t* dst = band + (r - r0) * pitch;
         const int64_t iy = r - PT;
@@ -120,17 +182,20 @@ EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, in
         const int8_t* src = img + iy * IW * IC;
         if (SW == 1) {      /* one phase: the row goes straight into place between its pads */
             em_dw_fill(dst, pad, PL * px);
-            em_dw_stage_pixels(src, c1, IC, d[EM_CONV_I_DM], zp, wide, dst + PL * px);
+            em_dw_stage_pixels(src, c1, IC, rpt, zp, wide, dst + PL * px, rep);
             em_dw_fill(dst + (PL + c1) * px, pad, (width - PL - c1) * px);
             continue;
         }
-        em_dw_stage_pixels(src, c1, IC, d[EM_CONV_I_DM], zp, wide, tmp);
+        const int64_t readable = (IH - iy) * IW * IC;      /* bytes of the image from src on */
+        if (!direct) em_dw_stage_pixels(src, c1, IC, rpt, zp, wide, tmp, rep);
         for (int64_t ph = 0; ph < SW; ph++) {       /* in increasing address order: each copy's overrun is rewritten */
             uint8_t* o = dst + ph * Wph * px;
             for (int64_t j = 0; j < Wph; j++, o += px) {
                 const int64_t ix = j * SW + ph - PL;
                 if (ix < 0 || ix >= c1) em_dw_fill(o, pad, px);
-                else em_dw_copy(o, tmp + ix * px, px);
+                else if (!direct) em_dw_copy(o, tmp + ix * px, px);
+                else if (px >= 32 || ix * px + 32 <= readable) em_dw_copy_flip(o, src + ix * px, px);
+                else for (int64_t k = 0; k < px; k++) o[k] = (uint8_t)(src[ix * px + k] ^ 0x80);
             }
         }
     }
@@ -168,13 +233,17 @@ EM_AVX2_TARGET static void em_dw_slice(const void* ctx, int64_t slice, int64_t n
     const int64_t oy0 = OH * slice / nslices, oy1 = OH * (slice + 1) / nslices;
     uint8_t* band = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_DW_ROWS_I_BAND_BYTES];
     uint8_t* tmp = band + (em_dw_band_in_rows(d, B) * pitch + 128 + 63) / 64 * 64;
+    uint8_t* rep = tmp + (d[EM_CONV_I_IW] * OC * esz + 64 + 63) / 64 * 64;
+    em_dw_repeat rpt;
+    em_dw_repeat_init(&rpt, d[EM_CONV_I_DM]);
     const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
     int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * d[EM_CONV_I_IC];
         for (int64_t y0 = oy0; y0 < oy1; y0 += B) {
             const int64_t y1 = oy1 - y0 < B ? oy1 : y0 + B;
-            em_dw_stage(p, img, y0 * SH, y0 * SH + em_dw_band_in_rows(d, y1 - y0), call->wide, band, tmp);
+            em_dw_stage(p, img, y0 * SH, y0 * SH + em_dw_band_in_rows(d, y1 - y0), call->wide, &rpt, band, tmp,
+                        rep);
             for (int64_t oy = y0; oy < y1; oy++) {
                 const uint8_t* row = band + (oy - y0) * SH * pitch;
                 int8_t* o = out + ((b * OH + oy) * OW) * OC;

@@ -123,7 +123,9 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     reach = (g["kh"] - 1) * dh + 1
     band = max(1, min(rows_per_slice, (BAND_BYTES // pitch - reach) // g["sh"] + 1))
     in_rows = (band - 1) * g["sh"] + reach
-    band_bytes = -(-(in_rows * pitch + 128) // 64) * 64 + -(-(g["iw"] * oc * esz + 64) // 64) * 64
+    # em_dw_slice: the band, then one staged input row (tmp), then one row's values repeated (rep)
+    band_bytes = -(-(in_rows * pitch + 128) // 64) * 64 + -(-(g["iw"] * oc * esz + 64) // 64) * 64 + \
+        -(-(g["iw"] * oc + 64) // 64) * 64
     return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(per_lane[0]),
             "rq": [ctx.keep_array(a) for a in per_lane[1:]], "table": ctx.keep_array(table),
             "offsets": ctx.keep_array(offsets),
