@@ -188,3 +188,29 @@ def test_parallel_range_covers_every_element_once(tmp_path):
     assert built.returncode == 0, built.stderr
     done = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stdout
+
+
+NO_AVXVNNI = r"""
+#include "em_conv.h"
+#include "em_depthwise_simd.h"
+#include "em_fully_connected.h"
+int main(void) { return em_isa() == EM_ISA_AVXVNNI; }
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="x86 Linux build check")
+def test_kernels_build_without_avxvnni_support(tmp_path):
+    """A compiler without AVX-VNNI (GCC < 11) builds the conv kernels without that path and never takes it, even
+    when EDGEML_ISA asks for it (simulated with -DEM_HAVE_AVXVNNI=0)."""
+    import shutil
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src, exe = tmp_path / "no_avxvnni.c", tmp_path / "no_avxvnni"
+    src.write_text(NO_AVXVNNI)
+    root = os.path.join(os.path.dirname(__file__), "..", "cython_ops")
+    built = subprocess.run([cc, "-O1", "-w", "-DEM_HAVE_AVXVNNI=0", "-I", os.path.join(root, "include"), "-I", root,
+                            str(src), "-o", str(exe), "-lm", "-pthread"], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    done = subprocess.run([str(exe)], env=dict(os.environ, EDGEML_ISA="avxvnni"), timeout=60)
+    assert done.returncode == 0

@@ -160,10 +160,14 @@ static void em_conv2d_int8_vnni(const em_params* p) {
 }
 
 /* AVX-VNNI: the VNNI conv with 256-bit tiles (em_gemm_avxvnni.h), same layout and packing. */
+#if EM_HAVE_AVXVNNI
 static void em_conv2d_int8_avxvnni(const em_params* p) {
     const em_conv_u8_call call = {p, em_gemm_avxvnni_rows};
     em_parallel_run(p->i[EM_CONV_VNNI_I_THREADS] > 1 ? p->i[EM_CONV_VNNI_I_THREADS] : 1, em_conv2d_u8_slice, &call);
 }
+#else
+static void em_conv2d_int8_avxvnni(const em_params* p) { (void)p; }   /* never selected (em_isa.h) */
+#endif
 
 /* One slice of the AVX2 conv (layout EM_CONV_AVX2 above): int16 rows, read as the VNNI conv reads its uint8 ones. */
 EM_AVX2_TARGET static void em_conv2d_s16_slice(const void* ctx, int64_t slice, int64_t nslices) {

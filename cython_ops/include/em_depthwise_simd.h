@@ -28,6 +28,7 @@
 #include "em_im2col.h"
 #include "em_gemm_vnni.h"
 #include "em_gemm_avx2.h"
+#include "em_gemm_avxvnni.h"
 #include "em_threads.h"
 
 /* The conv layout (em_im2col.h) with: weights packed [patterns][tap groups][4 accumulators][lanes][taps per group],
@@ -396,8 +397,8 @@ EM_AVX2_TARGET static inline void em_dw_store32(int8_t* out, __m256i v, int64_t 
     memcpy(out, tmp, (size_t)n);
 }
 
-/* AVX-VNNI: the AVX-512 step on 256-bit registers (VEX-encoded vpdpbusd). */
-#define EM_AVXVNNI_TARGET __attribute__((target("avx2,avxvnni")))
+/* AVX-VNNI: the AVX-512 step on 256-bit registers (VEX-encoded vpdpbusd; EM_AVXVNNI_TARGET: em_gemm_avxvnni.h). */
+#if EM_HAVE_AVXVNNI
 
 EM_AVXVNNI_TARGET static void em_dw_row_avxvnni(const uint8_t* src, int8_t* out, int64_t n, const em_dw_rows* c,
                                                 const void* gp) {
@@ -453,6 +454,9 @@ static void em_depthwise_int8_avxvnni(const em_params* p) {
     const em_avx2_gemm g = em_dw_avx2_gemm(p);
     em_dw_run(p, em_dw_row_avxvnni, &c, &g, 0);
 }
+#else
+static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }   /* never selected (em_isa.h) */
+#endif
 
 /* AVX2: int16 staged values (x - in_zp, padding 0) and int16 weights (w - w_zp), two taps per vpmaddwd; 32
  * values a step as two 16-value halves.  Bytes of the staged row are 2 per value: n counts values. */

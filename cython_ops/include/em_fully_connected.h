@@ -101,7 +101,11 @@ static void em_fc_u8_run(const em_params* p, em_fc_u8_gemm_fn gemm) {
 static void em_fully_connected_int8_vnni(const em_params* p) { em_fc_u8_run(p, em_gemm_u8s8_vnni); }
 
 /* AVX-VNNI: the same packing on 256-bit tiles (em_gemm_avxvnni.h). */
+#if EM_HAVE_AVXVNNI
 static void em_fully_connected_int8_avxvnni(const em_params* p) { em_fc_u8_run(p, em_gemm_u8s8_avxvnni); }
+#else
+static void em_fully_connected_int8_avxvnni(const em_params* p) { (void)p; }   /* never selected (em_isa.h) */
+#endif
 
 /* AVX2 variant (CPUs without VNNI): int16 rows and panels of 8 columns. */
 EM_AVX2_TARGET static void em_fc_s16_slice(const void* ctx, int64_t slice, int64_t nslices) {

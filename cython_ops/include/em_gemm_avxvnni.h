@@ -10,6 +10,7 @@
 #include "em_gemm.h"
 #include "em_gemm_vnni.h"
 #include "em_gemm_avx2.h"
+#include "em_isa.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -97,6 +98,7 @@ EM_AVX2_TARGET static inline void em_avxvnni_store8(__m256i acc, const em_avx2_g
     memcpy(c, tmp, (size_t)cols);
 }
 
+#if EM_HAVE_AVXVNNI
 /* One MR x (8 NH) tile: rows m .. m + rows - 1 (rows <= MR; missing rows repeat the last one and are not stored),
  * columns n .. n + 8 NH - 1 (n a multiple of 8; NH halves of 8 columns).  Weights of half h of block b at group k:
  * w + b 16 Kp + k 64 + (h % 2) 32. */
@@ -179,5 +181,6 @@ EM_AVXVNNI_TARGET static void em_gemm_u8s8_avxvnni(const uint8_t* A, int64_t M, 
     const em_gemm_rows rows = {A, g->Kp, 0, 0, 0, 1, 0, g->Kp / 4, 0};
     em_gemm_avxvnni_rows(&rows, M, g, C, ldc);
 }
+#endif  /* EM_HAVE_AVXVNNI */
 #endif
 #endif

@@ -15,12 +15,25 @@
 #define EM_ISA_AVX512VNNI 4
 #define EM_ISA_NEON 5       /* aarch64: Advanced SIMD is part of the base architecture */
 
+/* The AVX-VNNI kernels need GCC 11 / clang 13 (target "avxvnni", _mm256_dpbusd_avx_epi32); older compilers build
+ * without them and never take that path.  -DEM_HAVE_AVXVNNI=0 builds without them on any compiler. */
+#ifndef EM_HAVE_AVXVNNI
+#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 13) || \
+                            (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define EM_HAVE_AVXVNNI 1
+#else
+#define EM_HAVE_AVXVNNI 0
+#endif
+#endif
+
 static int em_isa_detect(void) {
     int best = EM_ISA_SCALAR, avxvnni = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) best = EM_ISA_AVX2;
+#if EM_HAVE_AVXVNNI
     avxvnni = best == EM_ISA_AVX2 && __builtin_cpu_supports("avxvnni");
+#endif
     if (avxvnni) best = EM_ISA_AVXVNNI;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl")) best = EM_ISA_AVX512;
