@@ -141,13 +141,12 @@ CONV = _layout("conv", "em_im2col.h", "EM_CONV", ptrs=_REQUANT_PTRS,
                floats=("act_min", "act_max"))
 CONV_VNNI = _layout("conv_vnni", "em_conv.h", "EM_CONV_VNNI", base=CONV, keep=(ALL, ALL, 0),
                     ints=("kp", "threads", "slice_bytes", "w_zp"))
-CONV_AVX2 = _layout("conv_avx2", "em_conv.h", "EM_CONV_AVX2", base=CONV, keep=(ALL, ALL, 0), ints=("kp",))
-DEPTHWISE_VNNI = _layout("depthwise_vnni", "em_depthwise.h", "EM_DEPTHWISE_VNNI", base=CONV, keep=(ALL, ALL, 0),
-                         ints=("pv", "cb", "tg", "wide", "w_zp"))
+CONV_AVX2 = _layout("conv_avx2", "em_conv.h", "EM_CONV_AVX2", base=CONV, keep=(ALL, ALL, 0),
+                    ints=("kp", "threads", "slice_bytes"))
 FC = _layout("fc", "em_fully_connected.h", "EM_FC", ptrs=_REQUANT_PTRS,
              ints=("rows", "depth", "units", "out_zp", "act_min", "act_max", "mode"))
 FC_PACKED = _layout("fc_packed", "em_fully_connected.h", "EM_FC_PACKED", base=FC, keep=(ALL, ALL, 0),
-                    ints=("kp", "chunk", "w_zp"))
+                    ints=("kp", "chunk", "w_zp", "threads", "slice_bytes"))
 FC_F32 = _layout("fc_f32", "em_fully_connected.h", "EM_FC_F32", base=FC, keep=(4, 3, 0), floats=("act_min", "act_max"))
 _HYBRID_PTRS = ("input", "weights", "bias", "output", "channel_scales", "row_sums", "scratch")
 _HYBRID_FLOATS = ("act_min", "act_max", "weight_scale")
@@ -355,7 +354,7 @@ KERNEL_LAYOUTS: Dict[str, Layout] = {
     "conv2d_hybrid": HY_CONV, "depthwise_hybrid": HY_CONV, "fully_connected_hybrid": HY_FC, "conv2d_int8": CONV,
     "conv2d_f32": CONV, "depthwise_int8": CONV, "depthwise_f32": CONV, "fully_connected_int8": FC,
     "fully_connected_f32": FC_F32, "conv2d_int8_vnni": CONV_VNNI, "fully_connected_int8_vnni": FC_PACKED,
-    "depthwise_int8_vnni": DEPTHWISE_VNNI, "conv2d_int8_avx2": CONV_AVX2, "fully_connected_int8_avx2": FC_PACKED,
+    "conv2d_int8_avx2": CONV_AVX2, "fully_connected_int8_avx2": FC_PACKED,
     "conv2d_int8_w16": CONV, "depthwise_int8_w16": CONV, "fully_connected_int8_w16": FC,
     # cython_ops.pool
     "avg_pool_int8": POOL, "avg_pool_uint8": POOL, "avg_pool_f32": POOL, "max_pool_int8": POOL, "max_pool_f32": POOL,
@@ -416,6 +415,7 @@ def layout_of(kernel_name: str) -> Layout:
     except KeyError:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
 
+
 # ----- TFLite_Detection_PostProcess (cython_ops.detection) ------------------------------------------------------
 DETECT = _layout("detection_postprocess", "em_detection.h", "EM_DETECT",
                  ptrs=("boxes", "scores", "anchors", "out_boxes", "out_classes", "out_scores", "out_count", "scratch"),
@@ -428,3 +428,15 @@ DETECT = _layout("detection_postprocess", "em_detection.h", "EM_DETECT",
                          "iou_threshold"))
 LAYOUTS += (DETECT,)
 KERNEL_LAYOUTS.update({"detection_postprocess": DETECT})
+
+# ----- speed-conv: vector kernels for every geometry and ISA (depthwise rows, AVX-VNNI GEMM, threads) ---------------
+DW_ROWS = _layout("depthwise_rows", "em_depthwise_simd.h", "EM_DW_ROWS", base=CONV, keep=(ALL, ALL, 0),
+                  ptrs=("rq_table", "tap_offsets"),
+                  ints=("patterns", "segment", "tap_groups", "phase_width", "row_pitch", "band_rows", "band_bytes",
+                        "threads", "w_zp", "any_left"))
+LAYOUTS += (DW_ROWS,)
+KERNEL_LAYOUTS.update({
+    # cython_ops.conv
+    "depthwise_int8_vnni": DW_ROWS, "depthwise_int8_avxvnni": DW_ROWS, "depthwise_int8_avx2": DW_ROWS,
+    "conv2d_int8_avxvnni": CONV_VNNI, "fully_connected_int8_avxvnni": FC_PACKED,
+})
