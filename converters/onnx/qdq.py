@@ -189,8 +189,9 @@ class QDQOps:
         if a.dq_of is None or a.dq_of.quant is None or alpha != 1.0:
             return False
         n_out = b.shape[0] if b_is_nk else b.shape[1]
-        wq = self._weight_q(b, 0 if b_is_nk else 1, n_out)
-        if wq is None:
+        asymmetric = self._asymmetric_weights(b)
+        wq = None if asymmetric else self._weight_q(b, 0 if b_is_nk else 1, n_out)
+        if wq is None and not asymmetric:
             return False
         skipped = []
         bias_v = c if beta == 1.0 else None
@@ -214,6 +215,8 @@ class QDQOps:
         yq = self.q_params(fu.q_node)
         if yq is None:
             return False
+        if asymmetric:
+            return self._fused_dense_asymmetric(node, a, b, b_is_nk, bias, fu, yq, skipped, out_name)
         data = wq[0] if b_is_nk else wq[0].T
         wquant = Quantization(wq[1].scale, wq[1].zero_point, 0)
         t = self.get_plain(a.dq_of)
@@ -223,6 +226,30 @@ class QDQOps:
         opts = self._act_options(fu)
         self.op("FULLY_CONNECTED", [t, self.const_tensor(out_name + "/weights", np.ascontiguousarray(data), wquant), bt],
                 [out], keep_num_dims=a.rank != 2, **opts)
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, False, yq[0])
+        self.done.update(skipped)
+        self.finish_fusion(fu)
+        return True
+
+    def _asymmetric_weights(self, w: Value) -> bool:
+        """Weights DequantizeLinear'd with a zero point other than 0 (int8) / 128 (uint8)."""
+        if w.qconst is None or w.qconst[2] is None or w.qconst[0].dtype not in (np.int8, np.uint8):
+            return False
+        return bool(np.any(w.qconst[2].astype(np.int64) - (128 if w.qconst[0].dtype == np.uint8 else 0)))
+
+    def _fused_dense_asymmetric(self, node, a, b, b_is_nk: bool, bias, fu, yq, skipped, out_name) -> bool:
+        """QDQ MatMul / Gemm whose weights have non-zero zero points (U8U8 per tensor): onnxruntime fuses it
+        into QGemm / QLinearMatMul; the exact integer kernel (em_onnx_conv_integer) with its float requantization."""
+        data, scale, zp, axis = b.qconst
+        n_out = b.shape[0] if b_is_nk else b.shape[1]
+        if fu.act == "CLIP" or scale.size not in (1, n_out) or (scale.size > 1 and axis != (0 if b_is_nk else 1)):
+            return False
+        kn = np.ascontiguousarray(data.T if b_is_nk else data)
+        zv = Value(name=b.name + "/zp", shape=zp.shape, dtype=zp.dtype, const=zp.reshape(-1))
+        bv = Value(name=b.name + "/kn", shape=kn.shape, dtype=kn.dtype, const=kn)
+        out, out_shape = self._integer_dense(node, a.dq_of, bv, zv, yq[0], np.int8,
+                                             int(a.dq_of.quant.zero_point[0]), bscale=scale.reshape(-1), bias=bias,
+                                             out_name=fu.q_node.output[0], relu=fu.act == "RELU")
         self.new_value(fu.q_node.output[0], out_shape, yq[1], out, False, yq[0])
         self.done.update(skipped)
         self.finish_fusion(fu)

@@ -129,7 +129,10 @@ class QOperatorOps:
         self.new_value(node.output[0], out_shape, np.int32, out, True)
 
     def _integer_dense(self, node, a: Value, b: Value, bz, yq, out_dtype, zp_ir: int, zp_tensor: int = -1,
-                       bscale=None):
+                       bscale=None, bias=None, scales=None, out_name=None, relu: bool = False):
+        """a [..., K] times the constant b [K, N] (any zero points) with an int32 bias: FULLY_CONNECTED where
+        the weights are symmetric int8 and the scale is onnxruntime's (x_scale * w_scale) / y_scale, the exact
+        integer kernel otherwise (int32 out, int8 requantized with `scales`, or float32 (float)acc * scales)."""
         if b.const is None or b.rank != 2:
             self.unsupported("the second input must be a constant 2-D matrix")
         if a.rank < 1 or a.shape[-1] != b.shape[0]:
@@ -138,23 +141,96 @@ class QOperatorOps:
         n_out = diff.shape[1]
         t = self.get_plain(a)
         out_shape = tuple(a.shape[:-1]) + (n_out,)
-        name = node.output[0]
-        symmetric = out_dtype == np.int8 and zp_tensor < 0 and np.all(diff >= -128) and np.all(diff <= 127)
+        name = out_name or node.output[0]
+        symmetric = out_dtype == np.int8 and zp_tensor < 0 and scales is None and not relu and np.all(diff >= -128) and \
+            np.all(diff <= 127)
+        bt = -1 if bias is None else self.const_tensor(name + "/bias", np.ascontiguousarray(bias, np.int32))
         if symmetric:
             wq = Quantization(np.broadcast_to(bscale.astype(np.float64), (n_out,)).copy() if bscale.size > 1 else
                               bscale.astype(np.float64).reshape(-1), np.zeros(bscale.size, np.int64), 0)
             out = self.tensor(name, out_shape, np.int8, yq)
-            self.op("FULLY_CONNECTED", [t, self.const_tensor(name + "/weights", np.ascontiguousarray(diff.T.astype(np.int8)), wq), -1],
+            self.op("FULLY_CONNECTED", [t, self.const_tensor(name + "/weights", np.ascontiguousarray(diff.T.astype(np.int8)), wq), bt],
                     [out], keep_num_dims=a.rank != 2, fused_activation_function=0)
             return out, out_shape
         extra = {}
-        if out_dtype == np.int8:
+        if scales is not None:
+            extra["requant_scales"] = np.broadcast_to(np.asarray(scales, np.float32), (n_out,)).copy()
+        elif out_dtype == np.int8:
             extra["requant_scales"] = column_scales(a.quant.scale[0], np.broadcast_to(bscale, (n_out,)), yq.scale[0])
-        out = self.tensor(name, out_shape, out_dtype, yq)
+        out = self.tensor(name, out_shape, out_dtype, yq if out_dtype == np.int8 else None)
         w4 = np.ascontiguousarray(diff.T.reshape(n_out, 1, 1, diff.shape[0]))
-        self.op("ONNX_CONV_INTEGER", [t, self.const_tensor(name + "/weights", w4), -1, zp_tensor], [out], dense=True,
-                x_zero_point=zp_ir, **extra)
+        self.op("ONNX_CONV_INTEGER", [t, self.const_tensor(name + "/weights", w4), bt, zp_tensor], [out], dense=True,
+                x_zero_point=zp_ir, relu=relu, **extra)
         return out, out_shape
+
+    def ms_QGemm(self, node, ins, attrs):
+        """onnxruntime's QGemm: Y = alpha * A' B' + C summed in int32 (C is the int32 bias), requantized with
+        (alpha * a_scale * b_scale) / y_scale, or to float32 as (float)acc * (alpha * a_scale * b_scale) when
+        Y has no scale."""
+        self.need(ins, 6, 9)
+        a, as_, az, b, bs, bz = ins[:6]
+        c = ins[6] if len(ins) > 6 else None
+        ys = ins[7] if len(ins) > 7 else None
+        yz = ins[8] if len(ins) > 8 else None
+        for key in attrs:
+            if key not in ("alpha", "transA", "transB"):
+                self.unsupported(f"attribute '{key}'")
+        alpha = float(attrs.get("alpha", 1.0))
+        ta, tb = int(attrs.get("transA", 0)), int(attrs.get("transB", 0))
+        if ta not in (0, 1) or tb not in (0, 1):
+            self.bad(f"transA {ta} / transB {tb} must be 0 or 1")
+        if not np.isfinite(alpha):
+            self.bad(f"alpha {alpha} is not finite")
+        if a.rank != 2 or b.rank != 2:
+            self.bad(f"QGemm needs 2-D A and B, got {list(a.shape)} and {list(b.shape)}")
+        q = self._scalar_q(as_, az, a.dtype, "A")
+        a = self.quantized(a, q)
+        if ta:
+            a = self._transposed_2d(a)
+        bdata = self.const_of(b, "B")
+        if bdata.dtype not in (np.int8, np.uint8):
+            self.unsupported(f"B of type {bdata.dtype} (int8 / uint8)")
+        if a.dtype == np.int8 and bdata.dtype == np.uint8:
+            self.unsupported("int8 A with uint8 B (onnxruntime's QGemm takes uint8 A with int8 / uint8 B, or "
+                             "int8 A with int8 B)")
+        b_kn = Value(name=b.name + "/kn", shape=bdata.shape[::-1] if tb else bdata.shape, dtype=bdata.dtype,
+                     const=np.ascontiguousarray(bdata.T if tb else bdata))
+        k, n = b_kn.shape
+        if a.shape[1] != k:
+            self.bad(f"A {list(a.shape)} (transA={ta}) by B {list(bdata.shape)} (transB={tb}) does not fit")
+        bscale = self.const_of(bs, "B scale")
+        if bscale.dtype != np.float32 or bscale.size not in (1, n) or bscale.ndim > 1:
+            self.bad(f"B scale must be float32 of size 1 or {n}, got {bscale.dtype} {list(bscale.shape)}")
+        if bz is not None and self.const_of(bz, "B zero point").size != bscale.size:
+            self.bad("B zero point and scale must have the same size")
+        bscale = bscale.reshape(-1)
+        bias = None
+        if c is not None:
+            cdata = self.const_of(c, "C")
+            if cdata.dtype != np.int32:
+                self.bad(f"C must be int32, got {cdata.dtype}")
+            if cdata.size == 1:
+                bias = np.full(n, int(cdata.reshape(-1)[0]), np.int32)
+            elif cdata.size == n and (cdata.ndim == 1 or (cdata.ndim == 2 and cdata.shape[0] == 1)):
+                bias = cdata.reshape(-1).astype(np.int32)
+            else:
+                self.unsupported(f"C of shape {list(cdata.shape)} (a scalar, [N] or [1, N] is supported)")
+        product = (np.float32(alpha) * np.float32(q.scale[0])) * bscale.astype(np.float32)
+        if ys is None:
+            if yz is not None:
+                self.bad("y_zero_point without y_scale")
+            out, out_shape = self._integer_dense(node, a, b_kn, bz, None, np.float32, int(q.zero_point[0]),
+                                                 bias=bias, scales=product)
+            self.new_value(node.output[0], out_shape, np.float32, out, False)
+            return
+        ydt = np.dtype(np.uint8) if yz is None else self.const_of(yz, "output zero point").dtype
+        yq = self._scalar_q(ys, yz, ydt, "output")
+        if ydt != a.dtype:
+            self.bad(f"output type {ydt} differs from A's {a.dtype}")
+        scales = None if alpha == 1.0 else product / np.float32(yq.scale[0])
+        out, out_shape = self._integer_dense(node, a, b_kn, bz, yq, np.int8, int(q.zero_point[0]), bscale=bscale,
+                                             bias=bias, scales=scales)
+        self.new_value(node.output[0], out_shape, ydt, out, False, yq)
 
     def op_QLinearMatMul(self, node, ins, attrs):
         self.need(ins, 8, 8)

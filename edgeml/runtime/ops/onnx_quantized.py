@@ -236,15 +236,16 @@ def prepare_conv_integer(ctx, op):
         if bias.dtype != np.int32 or bias.size != oc:
             raise ModelFormatError(f"{op.describe()}: bias must be {oc} int32 values")
     zp_t = op.inputs[3] if len(op.inputs) > 3 and op.inputs[3] >= 0 else None
-    mode = 1 if y.dtype == np.int8 else 0
-    if mode == 0 and y.dtype != np.int32:
+    mode = {np.dtype(np.int32): 0, np.dtype(np.int8): 1, np.dtype(np.float32): 2}.get(y.dtype)
+    if mode is None:
         raise UnsupportedOpError(f"{op.describe()}: output type {y.dtype}")
     scales = np.zeros(oc, np.float32)
     yzp, lo, hi = 0, 0, 0
-    if mode == 1:
+    if mode:
         scales = np.asarray(o["requant_scales"], dtype=np.float32).reshape(-1)
-        if scales.size != oc or y.quant is None:
+        if scales.size != oc or (mode == 1 and y.quant is None):
             raise ModelFormatError(f"{op.describe()}: {scales.size} output scales for {oc} channels")
+    if mode == 1:
         s_out, yzp = y.quant.scalar()
         lo, hi = float_activation_range(op, "RELU" if o.get("relu") else "NONE", s_out, yzp)
     wk = ctx.keep_array(wdata)
