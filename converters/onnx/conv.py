@@ -217,6 +217,8 @@ class ConvOps:
         a, b = ins
         if self._fold(node, ins, attrs):
             return
+        if self._fused_matmul_activations(node, a, b):      # QDQ product of two activations (qmatmul.py)
+            return
         if b.const is None and b.qconst is None:
             self.unsupported("the second MatMul input must be constant (a weight matrix)")
         if len(b.shape) != 2 or a.rank < 1 or a.shape[-1] != b.shape[0]:

@@ -232,19 +232,6 @@ class QOperatorOps:
                                              bias=bias, scales=scales)
         self.new_value(node.output[0], out_shape, ydt, out, False, yq)
 
-    def op_QLinearMatMul(self, node, ins, attrs):
-        self.need(ins, 8, 8)
-        a, as_, az, b, bs, bz, ys, yz = ins
-        q = self._scalar_q(as_, az, a.dtype, "A")
-        a = self.quantized(a, q)
-        ydt = self.const_of(yz, "output zero point").dtype
-        yq = self._scalar_q(ys, yz, ydt, "output")
-        bscale = self.const_of(bs, "B scale").astype(np.float32).reshape(-1)
-        if bscale.size not in (1, b.shape[-1]):
-            self.bad(f"{bscale.size} B scales for {b.shape[-1]} columns")
-        out, out_shape = self._integer_dense(node, a, b, bz, yq, np.int8, int(q.zero_point[0]), bscale=bscale)
-        self.new_value(node.output[0], out_shape, ydt, out, False, yq)
-
     def op_MatMulInteger(self, node, ins, attrs):
         self.need(ins, 2, 4)
         a, b = ins[0], ins[1]

