@@ -154,3 +154,93 @@ def test_qdq_matmul_of_two_activations(dtype):
     model = make_model(nodes, inputs, [("y", dtype, (2, 3, 6, 6))], inits)
     assert_matches(model, lambda r: {n: rand_int(r, dtype, s) for n, _, s in inputs}, rng, op_type="BATCH_MATMUL",
                    lsb=1 if dtype == np.int8 else 0)
+
+
+# ----- QLinearAdd / QLinearMul: broadcasting and constant operands -------------------------------------------------
+BROADCASTS = [
+    ((4, 6), (6,), False),             # [N, C] with [C]: whole spans on both sides
+    ((2, 5, 3, 4), (1, 5, 1, 1), False),   # per-channel operand: a scalar for each span (MLAS's scalar variant)
+    ((5, 1), (1, 7), False),           # both broadcast
+    ((2, 3, 4), (4,), True),           # constant vector
+    ((2, 5, 3, 4), (5, 1, 1), True),   # constant per-channel
+    ((3, 6), (1,), True),              # constant scalar
+    ((1,), (2, 3, 4), False),          # the first operand broadcast
+]
+
+
+@pytest.mark.parametrize("op", ["QLinearAdd", "QLinearMul"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("a_shape, b_shape, b_const", BROADCASTS)
+def test_qlinear_binary_broadcasting(op, dtype, a_shape, b_shape, b_const):
+    rng = np.random.default_rng(15)
+    lo, hi = int_range(dtype)
+    inits = {"s1": np.array(0.04, F), "z1": np.array(dtype(lo + 20)), "s2": np.array(0.07, F),
+             "z2": np.array(dtype(hi - 30)), "s3": np.array(0.09 if op == "QLinearAdd" else 0.3, F),
+             "z3": np.array(dtype(lo + 110))}
+    inputs = [("a", dtype, a_shape)]
+    if b_const:
+        inits["b"] = rand_int(rng, dtype, b_shape)
+    else:
+        inputs.append(("b", dtype, b_shape))
+    node = helper.make_node(op, ["a", "s1", "z1", "b", "s2", "z2", "s3", "z3"], ["y"], domain="com.microsoft")
+    model = make_model([node], inputs, [("y", dtype, None)], inits, extra_opsets=MS)
+    assert_matches(model, lambda r: {n: rand_int(r, dtype, s) for n, _, s in inputs}, rng)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_add_after_conv_broadcasts_in_channels_last_order(dtype):
+    """A QLinearConv output lives channels-last in edgeml: a [C, 1, 1] constant and a [W] activation operand
+    are laid out to match (and the per-channel one takes the scalar-span arithmetic)."""
+    rng = np.random.default_rng(16)
+    lo, hi = int_range(dtype)
+    wdt = np.int8
+    inits = {"xs": np.array(0.03, F), "xz": np.array(dtype(lo + 128)), "w": rand_int(rng, wdt, (6, 3, 3, 3)),
+             "ws": np.array(0.01, F), "wz": np.array(wdt(0)), "cs": np.array(0.05, F), "cz": np.array(dtype(lo + 120)),
+             "k": rand_int(rng, dtype, (6, 1, 1)), "ks": np.array(0.02, F), "kz": np.array(dtype(lo + 100)),
+             "vs": np.array(0.03, F), "vz": np.array(dtype(lo + 90)), "ys": np.array(0.08, F),
+             "yz": np.array(dtype(lo + 128)), "y2s": np.array(0.1, F), "y2z": np.array(dtype(lo + 128))}
+    nodes = [helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "cs", "cz"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("QLinearAdd", ["c", "cs", "cz", "k", "ks", "kz", "ys", "yz"], ["y"],
+                              domain="com.microsoft"),
+             helper.make_node("QLinearAdd", ["y", "ys", "yz", "v", "vs", "vz", "y2s", "y2z"], ["y2"],
+                              domain="com.microsoft")]
+    inputs = [("x", dtype, (2, 3, 5, 7)), ("v", dtype, (7,))]
+    model = make_model(nodes, inputs, [("y2", dtype, (2, 6, 5, 7))], inits, extra_opsets=MS)
+    assert_matches(model, lambda r: {n: rand_int(r, dtype, s) for n, _, s in inputs}, rng)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qdq_add_with_a_constant_and_broadcasting(dtype):
+    """DQ(x) + DQ(constant [C, 1, 1]) -> Q: onnxruntime fuses it into QLinearAdd with a constant operand."""
+    rng = np.random.default_rng(17)
+    lo, _ = int_range(dtype)
+    inits = {"s1": np.array(0.04, F), "z1": np.array(dtype(lo + 100)), "c": rand_int(rng, dtype, (4, 1, 1)),
+             "s2": np.array(0.02, F), "z2": np.array(dtype(lo + 128)), "s3": np.array(0.05, F),
+             "z3": np.array(dtype(lo + 120))}
+    nodes = [helper.make_node("DequantizeLinear", ["x", "s1", "z1"], ["dx"]),
+             helper.make_node("DequantizeLinear", ["c", "s2", "z2"], ["dc"]),
+             helper.make_node("Add", ["dx", "dc"], ["sum"]),
+             helper.make_node("QuantizeLinear", ["sum", "s3", "z3"], ["y"])]
+    model = make_model(nodes, [("x", dtype, (2, 4, 3, 5))], [("y", dtype, (2, 4, 3, 5))], inits)
+    assert_matches(model, lambda r: {"x": rand_int(r, dtype, (2, 4, 3, 5))}, rng, op_type="ONNX_QLINEAR_ADD")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("b_const", [False, True])
+def test_qdq_mul_fuses_into_qlinear_mul(dtype, b_const):
+    """DQ(a) * DQ(b) -> Q (e.g. an attention block's 1 / sqrt(d) scaling): onnxruntime's QLinearMul."""
+    rng = np.random.default_rng(18)
+    lo, _ = int_range(dtype)
+    inits = {"s1": np.array(0.04, F), "z1": np.array(dtype(lo + 100)), "s2": np.array(0.02, F),
+             "z2": np.array(dtype(lo + 128)), "s3": np.array(0.03, F), "z3": np.array(dtype(lo + 120))}
+    inputs = [("x", dtype, (2, 3, 8))]
+    if b_const:
+        inits["c"] = rand_int(rng, dtype, (8,))
+    else:
+        inputs.append(("c", dtype, (3, 1)))
+    nodes = [helper.make_node("DequantizeLinear", ["x", "s1", "z1"], ["dx"]),
+             helper.make_node("DequantizeLinear", ["c", "s2", "z2"], ["dc"]),
+             helper.make_node("Mul", ["dx", "dc"], ["prod"]),
+             helper.make_node("QuantizeLinear", ["prod", "s3", "z3"], ["y"])]
+    model = make_model(nodes, inputs, [("y", dtype, (2, 3, 8))], inits)
+    assert_matches(model, lambda r: {n: rand_int(r, dtype, s) for n, _, s in inputs}, rng, op_type="ONNX_QLINEAR_MUL")

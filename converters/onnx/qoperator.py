@@ -268,32 +268,64 @@ class QOperatorOps:
                 self.new_value(node.output[k], shape, dt, outs[k], False)
 
     # com.microsoft quantized ops (onnxruntime's contrib domain)
+    def broadcast_operands(self, pairs: list):
+        """IR tensors, in one layout, of the integer operands [(Value, Quantization)] of a broadcasting
+        element-wise op (non-constant Values already carry their quantization; constants hold the ONNX integers,
+        stored here as int8): (tensors, nhwc, ONNX output shape)."""
+        try:
+            out_shape = tuple(int(d) for d in np.broadcast_shapes(*[tuple(v.shape) for v, _ in pairs]))
+        except ValueError:
+            self.bad(f"shapes {[list(v.shape) for v, _ in pairs]} do not broadcast")
+        single = [int(np.prod(v.shape, dtype=np.int64)) == 1 for v, _ in pairs]
+        nhwc = len(out_shape) == 4 and any(v.const is None and self.preferred_is_nhwc(v) for v, _ in pairs) and \
+            all(v.const is not None or v.rank == 4 or one for (v, _), one in zip(pairs, single))
+        ts = []
+        for (v, q), one in zip(pairs, single):
+            if v.const is not None:
+                if v.const.dtype not in (np.int8, np.uint8):
+                    self.bad(f"constant '{v.name}' of type {v.const.dtype} (int8 / uint8)")
+                data = (v.const.astype(np.int16) - (128 if v.const.dtype == np.uint8 else 0)).astype(np.int8)
+                if nhwc:
+                    data = data.reshape((1,) * (4 - data.ndim) + data.shape).transpose(TO_NHWC)
+                ts.append(self.const_tensor(f"{v.name}/q{self.k}", np.ascontiguousarray(data), q))
+            elif nhwc and v.rank == 4:
+                ts.append(self.get_nhwc(v))
+            else:
+                ts.append(self.get_plain(v))
+        return ts, nhwc, out_shape
+
+    def qlinear_add(self, name: str, a: Value, b: Value, yq: Quantization, unsigned: tuple) -> tuple:
+        """onnxruntime's QLinearAdd of two quantized operands (see broadcast_operands): (IR tensor, nhwc, shape)."""
+        (ta, tb), nhwc, out_shape = self.broadcast_operands([(a, a.quant), (b, b.quant)])
+        ir_shape = tuple(out_shape[p] for p in TO_NHWC) if nhwc else out_shape
+        out = self.tensor(name, ir_shape, np.int8, yq)
+        self.op("ONNX_QLINEAR_ADD", [ta, tb], [out], unsigned=unsigned)
+        return out, nhwc, out_shape
+
+    def quantized_operand(self, v: Value, q: Quantization) -> Value:
+        """A QLinear op's operand: a non-constant integer value read with q, or a constant's integers with q."""
+        if v.const is not None:
+            if v.const.dtype not in (np.int8, np.uint8):
+                self.bad(f"constant '{v.name}' of type {v.const.dtype} (int8 / uint8)")
+            return Value(name=v.name, shape=v.shape, dtype=v.dtype, const=v.const, quant=q)
+        return self.quantized(v, q)
+
     def ms_QLinearAdd(self, node, ins, attrs):
         self.need(ins, 7, 8)
+        if attrs:
+            self.unsupported(f"attribute '{next(iter(attrs))}'")
         a, as_, az, b, bs, bz, ys = ins[:7]
         yz = ins[7] if len(ins) > 7 else None
         dt = a.dtype
+        if b.dtype != dt:
+            self.bad(f"A of type {dt} and B of type {b.dtype}")
         qa, qb = self._scalar_q(as_, az, dt, "A"), self._scalar_q(bs, bz, b.dtype, "B")
         yq = self._scalar_q(ys, yz, dt, "C")
-        if b.const is not None:
-            bv = Value(name=b.name + "/q", shape=b.shape, dtype=b.dtype, quant=qb)
-            bv.plain = self.const_tensor(b.name + "/q", (b.const.astype(np.int16) - (128 if dt == np.uint8 else 0)).astype(np.int8), qb)
-            b = bv
-        else:
-            b = self.quantized(b, qb)
-        a = self.quantized(a, qa)
-        na, nb = int(np.prod(a.shape, dtype=np.int64)), int(np.prod(b.shape, dtype=np.int64))
-        if a.shape != b.shape and na != 1 and nb != 1:
-            self.unsupported(f"QLinearAdd broadcasting {list(a.shape)} with {list(b.shape)}")
+        if a.const is not None and b.const is not None:
+            self.unsupported("QLinearAdd of two constants")
+        a, b = self.quantized_operand(a, qa), self.quantized_operand(b, qb)
         u = dt == np.uint8
-        if a.shape == b.shape and a.rank == 4 and (self.preferred_is_nhwc(a) or self.preferred_is_nhwc(b)):
-            ta, tb, nhwc = self.get_nhwc(a), self.get_nhwc(b), True
-        else:
-            ta, tb, nhwc = self.get_plain(a), self.get_plain(b), False
-        out_shape = a.shape if na >= nb else b.shape
-        ir_shape = tuple(out_shape[p] for p in TO_NHWC) if nhwc else out_shape
-        out = self.tensor(node.output[0], ir_shape, np.int8, yq)
-        self.op("ONNX_QLINEAR_ADD", [ta, tb], [out], unsigned=(u, u, u))
+        out, nhwc, out_shape = self.qlinear_add(node.output[0], a, b, yq, (u, u, u))
         self.new_value(node.output[0], out_shape, dt, out, nhwc, yq)
 
     def ms_QLinearSoftmax(self, node, ins, attrs):
@@ -317,12 +349,18 @@ class QOperatorOps:
         translated exactly so (the float translator `float_op` on DQ views, then QuantizeLinear)."""
         dqs, names = [], []
         for k, (v, q) in enumerate(pairs):
+            name = f"{node.output[0]}/dq{k}"
+            if v.const is not None:         # DequantizeLinear of a constant, evaluated as onnxruntime does
+                ints = self.quantized_operand(v, q).const.astype(np.float32)
+                zp = np.float32(int(q.zero_point[0]) + (128 if v.const.dtype == np.uint8 else 0))
+                dqs.append(self.const_value(name, ((ints - zp) * np.float32(q.scale[0])).astype(np.float32)))
+                names.append(name)
+                continue
             iv = self.quantized(v, q)
             if channels_last:               # NHWC data: the same bytes are the NHWC copy of an NCHW value
                 n, h, w, c = iv.shape
                 iv = Value(name=iv.name + "/nchw", shape=(n, c, h, w), dtype=iv.dtype, quant=iv.quant,
                            nhwc=self.get_plain(iv), ort_u8=iv.ort_u8)
-            name = f"{node.output[0]}/dq{k}"
             dqs.append(Value(name=name, shape=iv.shape, dtype=np.dtype(np.float32), dq_of=iv))
             names.append(name)
             self.values[name] = dqs[-1]
@@ -363,14 +401,25 @@ class QOperatorOps:
                                 channels_last=bool(attrs.get("channels_last", 0)))
 
     def ms_QLinearMul(self, node, ins, attrs):
+        """MLAS's QLinearMul: the integer product of the zero-point-free operands times (s_a s_b) / s_y."""
         self.need(ins, 7, 8)
+        if attrs:
+            self.unsupported(f"attribute '{next(iter(attrs))}'")
         a, as_, az, b, bs, bz, ys = ins[:7]
         yz = ins[7] if len(ins) > 7 else None
-        if b.const is not None:
-            self.unsupported("QLinearMul with a constant operand")
-        self._qlinear_via_float(node, self.op_Mul, [(a, self._scalar_q(as_, az, a.dtype, "A")),
-                                                    (b, self._scalar_q(bs, bz, b.dtype, "B"))],
-                                self._scalar_q(ys, yz, a.dtype, "C"), a.dtype, attrs)
+        dt = a.dtype
+        if b.dtype != dt:
+            self.bad(f"A of type {dt} and B of type {b.dtype}")
+        if a.const is not None and b.const is not None:
+            self.unsupported("QLinearMul of two constants")
+        a = self.quantized_operand(a, self._scalar_q(as_, az, dt, "A"))
+        b = self.quantized_operand(b, self._scalar_q(bs, bz, dt, "B"))
+        yq = self._scalar_q(ys, yz, dt, "C")
+        (ta, tb), nhwc, out_shape = self.broadcast_operands([(a, a.quant), (b, b.quant)])
+        ir_shape = tuple(out_shape[p] for p in TO_NHWC) if nhwc else out_shape
+        out = self.tensor(node.output[0], ir_shape, np.int8, yq)
+        self.op("ONNX_QLINEAR_MUL", [ta, tb], [out], unsigned=dt == np.uint8)
+        self.new_value(node.output[0], out_shape, dt, out, nhwc, yq)
 
     def ms_QLinearConcat(self, node, ins, attrs):
         if len(ins) < 5 or (len(ins) - 2) % 3:

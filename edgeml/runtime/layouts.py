@@ -218,7 +218,7 @@ ONNX_CLAMP = _layout("onnx_clamp", "em_onnx_quantize.h", "EM_ONNX_CLAMP", ptrs=_
 ONNX_DYNAMIC_QUANTIZE = _layout("onnx_dynamic_quantize", "em_onnx_quantize.h", "EM_ONNX_DYNAMIC_QUANTIZE",
                                 ptrs=("input", "output", "scale", "zero_point"), ints=("n",))
 QLINEAR_ADD = _layout("qlinear_add", "em_onnx_qlinear.h", "EM_QLINEAR_ADD", ptrs=("a", "b", "output"),
-                      ints=("n", "a_one", "b_one", "a_offset", "b_offset", "out_offset"),
+                      ints=("a_offset", "b_offset", "out_offset", ("dims", 6), ("a_strides", 6), ("b_strides", 6)),
                       floats=("ratio_a", "ratio_b", "fixed"))
 QLINEAR_SOFTMAX = _layout("qlinear_softmax", "em_onnx_qlinear.h", "EM_QLINEAR_SOFTMAX",
                           ptrs=("input", "output", "table"), ints=("rows", "depth", "unsigned", "out_zp"),
@@ -327,6 +327,12 @@ BATCH_SPACE = _layout("batch_space", "em_space.h", "EM_BATCH_SPACE", ptrs=("inpu
                       ints=("pixel_bytes", "batch", "height", "width", "blocked_height", "blocked_width", "block_h",
                             "block_w", "top", "left"))
 
+# ----- quantized ONNX operators (onnx-quant) ----------------------------------------------------------------------
+QLINEAR_MUL = _layout("qlinear_mul", "em_onnx_qlinear.h", "EM_QLINEAR_MUL", ptrs=("a", "b", "output"),
+                      ints=("a_zp", "b_zp", "out_zp", "out_min", "out_max", "out_offset", ("dims", 6),
+                            ("a_strides", 6), ("b_strides", 6)),
+                      floats=("ratio",))
+
 # every Layout above, in definition order
 LAYOUTS: Tuple[Layout, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Layout))
 
@@ -390,3 +396,7 @@ def layout_of(kernel_name: str) -> Layout:
         return KERNEL_LAYOUTS[kernel_name]
     except KeyError:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
+
+
+# quantized ONNX operators (onnx-quant)
+KERNEL_LAYOUTS.update({"onnx_qlinear_mul": QLINEAR_MUL})
