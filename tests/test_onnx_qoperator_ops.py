@@ -244,3 +244,124 @@ def test_qdq_mul_fuses_into_qlinear_mul(dtype, b_const):
              helper.make_node("QuantizeLinear", ["prod", "s3", "z3"], ["y"])]
     model = make_model(nodes, inputs, [("y", dtype, (2, 3, 8))], inits)
     assert_matches(model, lambda r: {n: rand_int(r, dtype, s) for n, _, s in inputs}, rng, op_type="ONNX_QLINEAR_MUL")
+
+
+# ----- QLinearConv 1-D ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("x_dt, w_dt, per_channel, group, attrs", [
+    (np.uint8, np.int8, True, 1, dict(pads=[1, 2], strides=[2])),
+    (np.uint8, np.uint8, False, 1, dict(pads=[0, 0], dilations=[2])),
+    (np.int8, np.int8, False, 2, dict(auto_pad="SAME_UPPER")),
+    (np.int8, np.int8, True, 6, dict(pads=[1, 1], kernel_shape=[3])),     # depthwise
+])
+def test_qlinear_conv_1d(x_dt, w_dt, per_channel, group, attrs):
+    """1-D QLinearConv (as in audio models) runs as a 2-D conv over a height-1 image."""
+    rng = np.random.default_rng(19)
+    oc, ic, length = 6, 6, 17
+    w = rand_int(rng, w_dt, (oc, ic // group, 3))
+    n = oc if per_channel else 1
+    wz = (rng.integers(100, 160, n) if w_dt == np.uint8 else np.zeros(n)).astype(w_dt)
+    ws = rng.uniform(0.002, 0.02, n).astype(F)
+    lo, _ = int_range(x_dt)
+    inits = {"xs": np.array(0.03, F), "xz": np.array(x_dt(lo + 130)), "w": w, "ws": ws if per_channel else ws[0],
+             "wz": wz if per_channel else wz[0], "ys": np.array(0.05, F), "yz": np.array(x_dt(lo + 120)),
+             "b": rng.integers(-500, 500, oc).astype(np.int32)}
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["y"], group=group,
+                            **attrs)
+    model = make_model([node], [("x", x_dt, (2, ic, length))], [("y", x_dt, None)], inits)
+    assert_matches(model, lambda r: {"x": rand_int(r, x_dt, (2, ic, length))}, rng)
+
+
+def test_qlinear_conv_attribute_refusals():
+    rng = np.random.default_rng(20)
+    inits = {"xs": np.array(0.03, F), "xz": np.array(np.uint8(128)), "w": rand_int(rng, np.int8, (4, 2, 3)),
+             "ws": np.array(0.01, F), "wz": np.array(np.int8(0)), "ys": np.array(0.05, F),
+             "yz": np.array(np.uint8(128))}
+
+    def load(**attrs):
+        node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"], **attrs)
+        edgeml.Interpreter(make_model([node], [("x", np.uint8, (1, 2, 9))], [("y", np.uint8, None)], inits))
+    with pytest.raises(edgeml.ModelFormatError, match="kernel_shape"):
+        load(kernel_shape=[5])
+    with pytest.raises(edgeml.ModelFormatError, match="pads"):
+        load(pads=[1, 1, 1, 1])
+    with pytest.raises(edgeml.UnsupportedOpError, match="attribute 'channels_last'"):
+        load(channels_last=1)
+
+
+# ----- the float-computed com.microsoft ops, awkward shapes and attributes ------------------------------------------
+POOL_CASES = [
+    ("QLinearAveragePool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2], count_include_pad=1)),
+    ("QLinearAveragePool", dict(kernel_shape=[2, 3], strides=[2, 2], ceil_mode=1)),
+    ("QLinearAveragePool", dict(kernel_shape=[3, 2], auto_pad="SAME_UPPER")),
+    ("QLinearGlobalAveragePool", {}),
+    ("QLinearSigmoid", {}),
+    ("QLinearLeakyRelu", dict(alpha=0.13)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("op, attrs", POOL_CASES)
+def test_com_microsoft_unary_ops(op, attrs, dtype):
+    """onnxruntime computes these through float (dequantize, float op, QuantizeLinear); so does edgeml."""
+    rng = np.random.default_rng(21)
+    lo, _ = int_range(dtype)
+    shape = (2, 5, 9, 7) if "Pool" in op else (3, 5, 11)
+    inits = {"s1": np.array(0.037, F), "z1": np.array(dtype(lo + 77)), "s3": np.array(0.021, F),
+             "z3": np.array(dtype(lo + 140))}
+    node = helper.make_node(op, ["x", "s1", "z1", "s3", "z3"], ["y"], domain="com.microsoft", **attrs)
+    model = make_model([node], [("x", dtype, shape)], [("y", dtype, None)], inits, extra_opsets=MS)
+    assert_matches(model, lambda r: {"x": rand_int(r, dtype, shape)}, rng)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_qlinear_concat_requantizes_each_input(dtype):
+    """Three inputs with their own parameters (one equal to the output's, one a constant) along a negative axis."""
+    rng = np.random.default_rng(22)
+    lo, _ = int_range(dtype)
+    inits = {"ys": np.array(0.05, F), "yz": np.array(dtype(lo + 128)), "s1": np.array(0.05, F),
+             "z1": np.array(dtype(lo + 128)), "s2": np.array(0.031, F), "z2": np.array(dtype(lo + 90)),
+             "s3": np.array(0.077, F), "z3": np.array(dtype(lo + 150)), "c": rand_int(rng, dtype, (2, 3, 2))}
+    node = helper.make_node("QLinearConcat", ["ys", "yz", "a", "s1", "z1", "b", "s2", "z2", "c", "s3", "z3"], ["y"],
+                            axis=-1, domain="com.microsoft")
+    inputs = [("a", dtype, (2, 3, 4)), ("b", dtype, (2, 3, 5))]
+    model = make_model([node], inputs, [("y", dtype, (2, 3, 11))], inits, extra_opsets=MS)
+    assert_matches(model, lambda r: {n: rand_int(r, dtype, s) for n, _, s in inputs}, rng)
+
+
+@pytest.mark.parametrize("channels_last", [0, 1])
+@pytest.mark.parametrize("op, attrs", [
+    ("QLinearAveragePool", dict(kernel_shape=[3], pads=[1, 2], strides=[2], count_include_pad=1)),
+    ("QLinearAveragePool", dict(kernel_shape=[4], strides=[3], ceil_mode=1)),
+    ("QLinearAveragePool", dict(kernel_shape=[13])),        # covers the sequence: MLAS's integer global average
+    ("QLinearGlobalAveragePool", {}),
+])
+def test_qlinear_average_pool_1d(op, attrs, channels_last):
+    rng = np.random.default_rng(23)
+    dtype = np.uint8
+    shape = (2, 13, 5) if channels_last else (2, 5, 13)
+    inits = {"s1": np.array(0.037, F), "z1": np.array(dtype(77)), "s3": np.array(0.021, F), "z3": np.array(dtype(140))}
+    node = helper.make_node(op, ["x", "s1", "z1", "s3", "z3"], ["y"], domain="com.microsoft",
+                            channels_last=channels_last, **attrs)
+    model = make_model([node], [("x", dtype, shape)], [("y", dtype, None)], inits, extra_opsets=MS)
+    assert_matches(model, lambda r: {"x": rand_int(r, dtype, shape)}, rng)
+
+
+def test_qlinear_pool_and_concat_refusals():
+    inits = {"s1": np.array(0.037, F), "z1": np.array(np.uint8(77)), "s3": np.array(0.021, F),
+             "z3": np.array(np.uint8(140))}
+
+    def load(op, **attrs):
+        node = helper.make_node(op, ["x", "s1", "z1", "s3", "z3"], ["y"], domain="com.microsoft", **attrs)
+        edgeml.Interpreter(make_model([node], [("x", np.uint8, (1, 2, 6, 6))], [("y", np.uint8, None)], inits,
+                                      extra_opsets=MS))
+    with pytest.raises(edgeml.UnsupportedOpError, match="dilations"):
+        load("QLinearAveragePool", kernel_shape=[2, 2], dilations=[2, 2])
+    with pytest.raises(edgeml.ModelFormatError, match="kernel_shape"):
+        load("QLinearAveragePool", kernel_shape=[2])
+    with pytest.raises(edgeml.UnsupportedOpError, match="attribute 'kernel_shape'"):
+        load("QLinearGlobalAveragePool", kernel_shape=[2, 2])
+    node = helper.make_node("QLinearConcat", ["s3", "z3", "x", "s1", "z1"], ["y"], axis=1, mode=2,
+                            domain="com.microsoft")
+    with pytest.raises(edgeml.UnsupportedOpError, match="attribute 'mode'"):
+        edgeml.Interpreter(make_model([node], [("x", np.uint8, (1, 2, 6, 6))], [("y", np.uint8, None)], inits,
+                                      extra_opsets=MS))

@@ -94,7 +94,33 @@ class QOperatorOps:
                     kernel_w=kw, relu=relu, **options, **extra)
         return out, out_shape
 
+    CONV_ATTRIBUTES = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+
+    def _conv_attributes(self, attrs: dict, w_shape: tuple) -> dict:
+        """Validated conv attributes; a 1-D conv's lifted to 2-D (a height-1 image, kernel and padding)."""
+        for key in attrs:
+            if key not in self.CONV_ATTRIBUTES:
+                self.unsupported(f"attribute '{key}'")
+        spatial = len(w_shape) - 2
+        ks = attrs.get("kernel_shape")
+        if ks is not None and list(ks) != list(w_shape[2:]):
+            self.bad(f"kernel_shape {list(ks)} differs from the weights' {list(w_shape[2:])}")
+        for key, size in (("strides", spatial), ("dilations", spatial), ("pads", 2 * spatial)):
+            if key in attrs and len(attrs[key]) != size:
+                self.bad(f"{key} {list(attrs[key])} must hold {size} values for a {spatial}-D convolution")
+        if spatial != 1:
+            return attrs
+        out = dict(attrs)
+        for key, one in (("strides", 1), ("dilations", 1)):
+            if key in attrs:
+                out[key] = [one] + list(attrs[key])
+        if "pads" in attrs:
+            out["pads"] = [0, attrs["pads"][0], 0, attrs["pads"][1]]
+        out.pop("kernel_shape", None)
+        return out
+
     def op_QLinearConv(self, node, ins, attrs):
+        """QLinearConv, 2-D, and 1-D run as a 2-D conv over a height-1 image."""
         self.need(ins, 8, 9)
         x, xs, xz, w, wsv, wz, ys, yz = ins[:8]
         b = ins[8] if len(ins) > 8 else None
@@ -103,16 +129,44 @@ class QOperatorOps:
         yq = self._scalar_q(ys, yz, self.const_of(yz, "output zero point").dtype if yz is not None else np.uint8,
                             "output")
         w_diff = self._int_weights(w, wz, 0, "weights")
+        if w_diff.ndim not in (3, 4) or x.rank != w_diff.ndim:
+            self.unsupported(f"QLinearConv of input {list(x.shape)} with weights {list(w_diff.shape)} (1-D and "
+                             "2-D convolutions are supported)")
+        attrs = self._conv_attributes(attrs, w_diff.shape)
+        one_d = w_diff.ndim == 3
+        if one_d:
+            w_diff = w_diff[:, :, None, :]
+            x = self.lifted_to_2d(x)
         ws = self.const_of(wsv, "weight scale").astype(np.float32).reshape(-1)
         if ws.size not in (1, w_diff.shape[0]):
             self.bad(f"{ws.size} weight scales for {w_diff.shape[0]} output channels")
         bias = None if b is None else self.const_of(b, "bias").reshape(-1)
         if bias is not None and (bias.dtype != np.int32 or bias.size != w_diff.shape[0]):
             self.bad("bias must hold one int32 per output channel")
-        out, out_shape = self._qlinear_conv_common(node, x, w_diff, ws, bias, yq, attrs, np.int8,
-                                                   int(q.zero_point[0]))
+        name = node.output[0] + ("/2d" if one_d else "")
+        out, out_shape = self._qlinear_conv_common(Renamed(node, node.input[0], name), x, w_diff, ws, bias, yq,
+                                                   attrs, np.int8, int(q.zero_point[0]))
         ydt = np.uint8 if yz is None else self.const_of(yz, "output zero point").dtype
-        self.new_value(node.output[0], out_shape, ydt, out, True, yq)
+        v = self.new_value(name, out_shape, ydt, out, True, yq)
+        if one_d:
+            self.dropped_to_1d(v, node.output[0])
+
+    def lifted_to_2d(self, x: Value) -> Value:
+        """A 3-D NCL value as the NC1L image of the same bytes."""
+        n, c, length = x.shape
+        t = self.get_plain(x)
+        name = x.name + "/nc1l"
+        out = self.like(t, name, (n, c, 1, length))
+        self.op("RESHAPE", [t, self.const_tensor(name + "/shape", np.array([-1, c, 1, length], np.int32))], [out])
+        return Value(name=name, shape=(n, c, 1, length), dtype=x.dtype, quant=x.quant, plain=out, ort_u8=x.ort_u8)
+
+    def dropped_to_1d(self, v: Value, name: str) -> Value:
+        """The NC1L image `v` as the 3-D NCL value `name`."""
+        n, c, _, length = v.shape
+        t = self.get_plain(v)
+        out = self.like(t, name, (n, c, length))
+        self.op("RESHAPE", [t, self.const_tensor(name + "/shape", np.array([-1, c, length], np.int32))], [out])
+        return self.new_value(name, (n, c, length), v.dtype, out, False, v.quant)
 
     def op_ConvInteger(self, node, ins, attrs):
         self.need(ins, 2, 4)
@@ -390,16 +444,6 @@ class QOperatorOps:
         x, qx, yq = self._ms_unary_qparams(node, ins)
         self._qlinear_via_float(node, self.op_LeakyRelu, [(x, qx)], yq, x.dtype, attrs)
 
-    def ms_QLinearAveragePool(self, node, ins, attrs):
-        x, qx, yq = self._ms_unary_qparams(node, ins)
-        self._qlinear_via_float(node, self.op_AveragePool, [(x, qx)], yq, x.dtype, attrs,
-                                channels_last=bool(attrs.get("channels_last", 0)))
-
-    def ms_QLinearGlobalAveragePool(self, node, ins, attrs):
-        x, qx, yq = self._ms_unary_qparams(node, ins)
-        self._qlinear_via_float(node, self.op_GlobalAveragePool, [(x, qx)], yq, x.dtype, attrs,
-                                channels_last=bool(attrs.get("channels_last", 0)))
-
     def ms_QLinearMul(self, node, ins, attrs):
         """MLAS's QLinearMul: the integer product of the zero-point-free operands times (s_a s_b) / s_y."""
         self.need(ins, 7, 8)
@@ -421,7 +465,23 @@ class QOperatorOps:
         self.op("ONNX_QLINEAR_MUL", [ta, tb], [out], unsigned=dt == np.uint8)
         self.new_value(node.output[0], out_shape, dt, out, nhwc, yq)
 
+    def _requantized_constant(self, name: str, c: Value, q: Quantization, yq: Quantization) -> Value:
+        """A constant integer operand brought to the output's parameters at load as onnxruntime's table does
+        (dequantize in float32, then QuantizeLinear: divide, round half to even, add the zero point, saturate)."""
+        data = c.const
+        if data.dtype not in (np.int8, np.uint8):
+            self.bad(f"constant '{c.name}' of type {data.dtype} (int8 / uint8)")
+        ir = data.astype(np.int32) - (128 if data.dtype == np.uint8 else 0)
+        if not same_q(q, yq):
+            f = (ir - np.int32(q.zero_point[0])).astype(np.float32) * np.float32(q.scale[0])
+            ir = np.clip(np.rint(f / np.float32(yq.scale[0])) + int(yq.zero_point[0]), -128, 127)
+        t = self.const_tensor(name, ir.astype(np.int8), yq)
+        return Value(name=name, shape=c.shape, dtype=data.dtype, quant=yq, plain=t)
+
     def ms_QLinearConcat(self, node, ins, attrs):
+        for key in attrs:
+            if key != "axis":
+                self.unsupported(f"attribute '{key}'")
         if len(ins) < 5 or (len(ins) - 2) % 3:
             self.bad(f"{len(ins)} inputs: expected Y_scale, Y_zero_point and triples (X, X_scale, X_zero_point)")
         ys, yz = ins[0], ins[1]
@@ -431,6 +491,11 @@ class QOperatorOps:
         vals = []
         for k, (x, s, z) in enumerate(xs):
             qx = self._scalar_q(s, z, x.dtype, f"input {k}")
+            if x.dtype != dt:
+                self.bad(f"input {k} of type {x.dtype}; the others are {dt}")
+            if x.const is not None:
+                vals.append(self._requantized_constant(f"{node.output[0]}/c{k}", x, qx, yq))
+                continue
             x = self.quantized(x, qx)
             if not same_q(qx, yq):
                 # onnxruntime requantizes through a float table: dequantize then QuantizeLinear, exactly that

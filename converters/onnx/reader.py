@@ -14,7 +14,7 @@ every linear op); what cannot be fused runs in float between a DEQUANTIZE and an
 as onnxruntime does.  Every op carries requant="float": onnxruntime's requantization contract.
 
 The translator class here holds values, layouts, parsing and dispatch; the ops are mixins from the package's other
-modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent, qmatmul).
+modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent, qmatmul, qpool).
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from converters.onnx.conv import ConvOps
 from converters.onnx.math_ops import MathOps
 from converters.onnx.qdq import QDQOps
 from converters.onnx.qmatmul import QMatMulOps
+from converters.onnx.qpool import QPoolOps
 from converters.onnx.qoperator import QOperatorOps
 from converters.onnx.recurrent import RecurrentOps
 from converters.onnx.shape_ops import ShapeOps
@@ -41,7 +42,7 @@ MIN_OPSET, MAX_OPSET = 7, 28
 MS_DOMAIN = "com.microsoft"
 
 
-class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps, QMatMulOps):
+class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps, QMatMulOps, QPoolOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph

@@ -103,6 +103,71 @@ static void em_onnx_qlinear_mul(const em_params* p) {
     }
 }
 
+/* com.microsoft QLinearAveragePool / QLinearGlobalAveragePool as onnxruntime computes them, on channels-last
+ * int8 data (uint8 as x - 128 with zp - 128; x - x_zp is the same).
+ * Window (global 0): each input dequantized to float x_scale * (x - x_zp), summed in float over the window (rows,
+ * then columns) clipped to the image, divided by the count (the whole kernel with count_include_pad), then
+ * quantized as nearbyintf(avg / y_scale + y_zp).  Global (global 1: the kernel covers the image without pads,
+ * MLAS's integer path): acc = sum (x - x_zp) in int32, nearbyintf((float)acc * scale) + y_zp with
+ * scale = x_scale / (y_scale * image size).  Output zero point and bounds in the ONNX type; out_offset (128 for
+ * uint8) brings the result back to int8.
+ * ptr: input, output; i: N, IH, IW, C, OH, OW, KH, KW, SH, SW, pad_top, pad_left, count_include_pad, global,
+ * x zp (IR), y zp, y min, y max (ONNX type), out_offset; f: x_scale, y_scale, global scale. */
+enum { EM_QLINEAR_POOL_P_INPUT, EM_QLINEAR_POOL_P_OUTPUT, EM_QLINEAR_POOL_P_COUNT };
+enum { EM_QLINEAR_POOL_I_N, EM_QLINEAR_POOL_I_IH, EM_QLINEAR_POOL_I_IW, EM_QLINEAR_POOL_I_C, EM_QLINEAR_POOL_I_OH,
+       EM_QLINEAR_POOL_I_OW, EM_QLINEAR_POOL_I_KH, EM_QLINEAR_POOL_I_KW, EM_QLINEAR_POOL_I_SH, EM_QLINEAR_POOL_I_SW,
+       EM_QLINEAR_POOL_I_PAD_TOP, EM_QLINEAR_POOL_I_PAD_LEFT, EM_QLINEAR_POOL_I_COUNT_INCLUDE_PAD,
+       EM_QLINEAR_POOL_I_GLOBAL, EM_QLINEAR_POOL_I_X_ZP, EM_QLINEAR_POOL_I_Y_ZP, EM_QLINEAR_POOL_I_Y_MIN,
+       EM_QLINEAR_POOL_I_Y_MAX, EM_QLINEAR_POOL_I_OUT_OFFSET, EM_QLINEAR_POOL_I_COUNT };
+enum { EM_QLINEAR_POOL_F_X_SCALE, EM_QLINEAR_POOL_F_Y_SCALE, EM_QLINEAR_POOL_F_GLOBAL_SCALE,
+       EM_QLINEAR_POOL_F_COUNT };
+
+static void em_onnx_qlinear_avgpool(const em_params* p) {
+    const int8_t* x = (const int8_t*)p->ptr[EM_QLINEAR_POOL_P_INPUT];
+    int8_t* y = (int8_t*)p->ptr[EM_QLINEAR_POOL_P_OUTPUT];
+    const int64_t N = p->i[EM_QLINEAR_POOL_I_N], IH = p->i[EM_QLINEAR_POOL_I_IH], IW = p->i[EM_QLINEAR_POOL_I_IW];
+    const int64_t C = p->i[EM_QLINEAR_POOL_I_C], OH = p->i[EM_QLINEAR_POOL_I_OH], OW = p->i[EM_QLINEAR_POOL_I_OW];
+    const int64_t KH = p->i[EM_QLINEAR_POOL_I_KH], KW = p->i[EM_QLINEAR_POOL_I_KW];
+    const int64_t SH = p->i[EM_QLINEAR_POOL_I_SH], SW = p->i[EM_QLINEAR_POOL_I_SW];
+    const int64_t PT = p->i[EM_QLINEAR_POOL_I_PAD_TOP], PL = p->i[EM_QLINEAR_POOL_I_PAD_LEFT];
+    const int include_pad = (int)p->i[EM_QLINEAR_POOL_I_COUNT_INCLUDE_PAD];
+    const int global = (int)p->i[EM_QLINEAR_POOL_I_GLOBAL];
+    const int32_t xzp = (int32_t)p->i[EM_QLINEAR_POOL_I_X_ZP], yzp = (int32_t)p->i[EM_QLINEAR_POOL_I_Y_ZP];
+    const int32_t lo = (int32_t)p->i[EM_QLINEAR_POOL_I_Y_MIN], hi = (int32_t)p->i[EM_QLINEAR_POOL_I_Y_MAX];
+    const int32_t off = (int32_t)p->i[EM_QLINEAR_POOL_I_OUT_OFFSET];
+    const float xs = p->f[EM_QLINEAR_POOL_F_X_SCALE], ys = p->f[EM_QLINEAR_POOL_F_Y_SCALE];
+    const float gscale = p->f[EM_QLINEAR_POOL_F_GLOBAL_SCALE];
+    for (int64_t b = 0; b < N; b++)
+    for (int64_t oy = 0; oy < OH; oy++)
+    for (int64_t ox = 0; ox < OW; ox++) {
+        int64_t h0 = oy * SH - PT, w0 = ox * SW - PL;
+        const int64_t h1 = h0 + KH < IH ? h0 + KH : IH, w1 = w0 + KW < IW ? w0 + KW : IW;
+        h0 = h0 > 0 ? h0 : 0;
+        w0 = w0 > 0 ? w0 : 0;
+        const int64_t count = include_pad ? KH * KW : (h1 - h0) * (w1 - w0);
+        int8_t* yp = y + ((b * OH + oy) * OW + ox) * C;
+        for (int64_t c = 0; c < C; c++) {
+            int32_t q;
+            if (global) {
+                int32_t acc = 0;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) acc += (int32_t)x[((b * IH + h) * IW + w) * C + c] - xzp;
+                q = em_requant_float(acc, gscale) + yzp;
+            } else {
+                float sum = 0.0f;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++)
+                        sum += xs * (float)((int32_t)x[((b * IH + h) * IW + w) * C + c] - xzp);
+                float v = sum / (float)count;
+                v = v / ys + (float)yzp;
+                v = v < -1e9f ? -1e9f : (v > 1e9f ? 1e9f : v);
+                q = (int32_t)nearbyintf(v);
+            }
+            yp[c] = (int8_t)(em_clamp_i32(q, lo, hi) - off);
+        }
+    }
+}
+
 /* com.microsoft QLinearSoftmax over the last axis (onnxruntime's lookup-table arithmetic).
  * ptr: input (int8; uint8 tensors as x - 128), output, table float[256] with table[255 - (max - x)] = e^(...);
  * i: rows, depth, unsigned (1: the ONNX tensor is uint8), output zero point in the ONNX type;

@@ -332,6 +332,10 @@ QLINEAR_MUL = _layout("qlinear_mul", "em_onnx_qlinear.h", "EM_QLINEAR_MUL", ptrs
                       ints=("a_zp", "b_zp", "out_zp", "out_min", "out_max", "out_offset", ("dims", 6),
                             ("a_strides", 6), ("b_strides", 6)),
                       floats=("ratio",))
+QLINEAR_POOL = _layout("qlinear_pool", "em_onnx_qlinear.h", "EM_QLINEAR_POOL", ptrs=("input", "output"),
+                       ints=("n", "ih", "iw", "c", "oh", "ow", "kh", "kw", "sh", "sw", "pad_top", "pad_left",
+                             "count_include_pad", "global", "x_zp", "y_zp", "y_min", "y_max", "out_offset"),
+                       floats=("x_scale", "y_scale", "global_scale"))
 
 # every Layout above, in definition order
 LAYOUTS: Tuple[Layout, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Layout))
@@ -399,4 +403,4 @@ def layout_of(kernel_name: str) -> Layout:
 
 
 # quantized ONNX operators (onnx-quant)
-KERNEL_LAYOUTS.update({"onnx_qlinear_mul": QLINEAR_MUL})
+KERNEL_LAYOUTS.update({"onnx_qlinear_mul": QLINEAR_MUL, "onnx_qlinear_avgpool": QLINEAR_POOL})

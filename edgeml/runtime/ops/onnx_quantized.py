@@ -190,6 +190,42 @@ def prepare_qlinear_mul(ctx, op):
     return Step(op, "onnx_qlinear_mul", make, 0)
 
 
+def prepare_qlinear_avgpool(ctx, op):
+    """com.microsoft QLinearAveragePool / QLinearGlobalAveragePool (em_onnx_qlinear.h): onnxruntime's float
+    window average, or MLAS's integer global average where the kernel covers the unpadded image."""
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    for t in (x, y):
+        if t.dtype != np.int8 or t.quant is None or t.quant.per_axis:
+            raise UnsupportedOpError(f"{op.describe()}: QLinearAveragePool needs per-tensor quantized int8 tensors")
+    xs = list(ctx.shape(x))
+    o = op.options
+    if len(xs) != 4:
+        raise ModelFormatError(f"{op.describe()}: input {xs} is not a 4-D image")
+    n, ih, iw, c = xs
+    kh, kw, sh, sw = int(o["kernel_h"]), int(o["kernel_w"]), int(o["stride_h"]), int(o["stride_w"])
+    require_positive(op, kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw)
+    pt, pl, pb, pr = (int(v) for v in o["pads"])
+    oh, ow = int(o["out_h"]), int(o["out_w"])
+    ctx.set_output(op, 0, (n, oh, ow, c))
+    (s_x, z_x), (s_y, z_y) = x.quant.scalar(), y.quant.scalar()
+    off = 128 if o.get("unsigned") else 0
+    is_global = kh == ih and kw == iw and not any((pt, pl, pb, pr))
+    gscale = 0.0
+    if is_global:
+        gscale = float(F32(F32(s_x) / F32(F32(s_y) * F32(ih * iw))))
+        if ih * iw >= 2 ** 24 or not 2.0 ** -32 <= gscale < 256.0:
+            raise UnsupportedOpError(f"{op.describe()}: global average scale {gscale} or image size {ih * iw} "
+                                     "outside onnxruntime's computation range")
+    ints = dict(n=n, ih=ih, iw=iw, c=c, oh=oh, ow=ow, kh=kh, kw=kw, sh=sh, sw=sw, pad_top=pt, pad_left=pl,
+                count_include_pad=int(bool(o.get("count_include_pad"))), **{"global": int(is_global)}, x_zp=z_x,
+                y_zp=z_y + off, y_min=-128 + off, y_max=127 + off, out_offset=off)
+
+    def make(addr):
+        return (dict(input=addr(x.index), output=addr(y.index)), ints,
+                dict(x_scale=float(F32(s_x)), y_scale=float(F32(s_y)), global_scale=gscale))
+    return Step(op, "onnx_qlinear_avgpool", make, 0, n * oh * ow * c * kh * kw)
+
+
 MLAS_SGEMM_STRIDEN = MLAS_SGEMM_STRIDEK = 128
 
 
@@ -339,6 +375,7 @@ OPS = {
     "ONNX_QLINEAR_SOFTMAX": OpSpec(prepare_qlinear_softmax, output_types=None),
     "ONNX_QLINEAR_ADD": OpSpec(prepare_qlinear_add, output_types=None),
     "ONNX_QLINEAR_MUL": OpSpec(prepare_qlinear_mul, output_types=None),
+    "ONNX_QLINEAR_AVERAGE_POOL": OpSpec(prepare_qlinear_avgpool, output_types=None),
     "ONNX_CONV_MLAS": OpSpec(prepare_conv_mlas, output_types=None),
     "ONNX_CONV_INTEGER": OpSpec(prepare_conv_integer, output_types=None),
     "ONNX_DYNAMIC_QUANTIZE_LINEAR": OpSpec(prepare_dynamic_quantize_linear, output_types=None),
