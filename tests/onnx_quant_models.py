@@ -114,3 +114,79 @@ class QuantizedModels:
                 tmp.replace(path)
             self.memory[key] = path.read_bytes()
         return self.memory[key]
+
+
+# ----- small float models covering the ops quantize_static quantizes (QDQ groups and QOperator nodes) ------------
+def _float_model(nodes, x_shape, y_shape, weights: dict, opset: int = 17) -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes, "quant_corpus", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in weights.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _weights(rng, **shapes) -> dict:
+    return {k: (rng.standard_normal(s) * (1.0 / np.sqrt(np.prod(s[1:]) if len(s) > 1 else 4.0))).astype(np.float32)
+            for k, s in shapes.items()}
+
+
+def cnn_model() -> bytes:
+    """Conv + Relu, depthwise Conv + Clip, pointwise Conv, residual Add, AveragePool, MaxPool, strided Conv +
+    LeakyRelu, x * Sigmoid(x), Concat, GlobalAveragePool, Flatten, Gemm, Softmax."""
+    from onnx import helper
+
+    rng = np.random.default_rng(101)
+    w = _weights(rng, w1=(8, 3, 3, 3), w2=(8, 1, 3, 3), w3=(8, 8, 1, 1), w4=(6, 8, 3, 3), wf=(5, 12))
+    w.update(b1=rng.standard_normal(8).astype(np.float32) * 0.1, b4=rng.standard_normal(6).astype(np.float32) * 0.1,
+             bf=rng.standard_normal(5).astype(np.float32) * 0.1, lo=np.array(0.0, np.float32),
+             hi=np.array(6.0, np.float32))
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), n("Relu", ["c1"], ["r1"]),
+             n("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], group=8), n("Clip", ["c2", "lo", "hi"], ["r2"]),
+             n("Conv", ["r2", "w3"], ["c3"]), n("Add", ["r1", "c3"], ["a"]),
+             n("AveragePool", ["a"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             n("MaxPool", ["p"], ["m"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             n("Conv", ["m", "w4", "b4"], ["c4"], strides=[2, 2], pads=[1, 1, 1, 1]),
+             n("LeakyRelu", ["c4"], ["l"], alpha=0.1), n("Sigmoid", ["l"], ["s"]), n("Mul", ["l", "s"], ["g"]),
+             n("Concat", ["g", "l"], ["cat"], axis=1), n("GlobalAveragePool", ["cat"], ["gp"]),
+             n("Flatten", ["gp"], ["f"]), n("Gemm", ["f", "wf", "bf"], ["logits"], transB=1),
+             n("Softmax", ["logits"], ["y"], axis=-1)]
+    return _float_model(nodes, [2, 3, 10, 10], [2, 5], w)
+
+
+def conv1d_model() -> bytes:
+    """1-D Conv + Relu, 1-D AveragePool, 1-D Conv, GlobalAveragePool, Flatten, MatMul + Add (a Dense layer)."""
+    from onnx import helper
+
+    rng = np.random.default_rng(102)
+    w = _weights(rng, w1=(6, 4, 3), w2=(6, 6, 3), wd=(6, 4))
+    w.update(b1=rng.standard_normal(6).astype(np.float32) * 0.1, bd=rng.standard_normal(4).astype(np.float32) * 0.1)
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1]), n("Relu", ["c1"], ["r1"]),
+             n("AveragePool", ["r1"], ["p"], kernel_shape=[2], strides=[2]), n("Conv", ["p", "w2"], ["c2"]),
+             n("GlobalAveragePool", ["c2"], ["gp"]), n("Flatten", ["gp"], ["f"]), n("MatMul", ["f", "wd"], ["d"]),
+             n("Add", ["d", "bd"], ["y"])]
+    return _float_model(nodes, [2, 4, 16], [2, 4], w)
+
+
+def attention_model() -> bytes:
+    """Single-head self-attention: MatMul projections, scores q k^T (a MatMul of two activations), scaled Softmax,
+    the weighted sum (another), a residual Add and an output projection."""
+    from onnx import helper
+
+    rng = np.random.default_rng(103)
+    w = _weights(rng, wq=(8, 8), wk=(8, 8), wv=(8, 8), wo=(8, 5))
+    w.update(scale=np.array(1 / np.sqrt(8), np.float32), bo=rng.standard_normal(5).astype(np.float32) * 0.1)
+    n = helper.make_node
+    nodes = [n("MatMul", ["x", "wq"], ["q"]), n("MatMul", ["x", "wk"], ["k"]), n("MatMul", ["x", "wv"], ["v"]),
+             n("Transpose", ["k"], ["kt"], perm=[0, 2, 1]), n("MatMul", ["q", "kt"], ["s"]),
+             n("Mul", ["s", "scale"], ["ss"]), n("Softmax", ["ss"], ["pr"], axis=-1), n("MatMul", ["pr", "v"], ["o"]),
+             n("Add", ["o", "x"], ["h"]), n("MatMul", ["h", "wo"], ["d"]), n("Add", ["d", "bo"], ["y"])]
+    return _float_model(nodes, [2, 6, 8], [2, 6, 5], w)
+
+
+GENERATED = {"cnn": cnn_model, "conv1d": conv1d_model, "attention": attention_model}

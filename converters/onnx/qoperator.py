@@ -151,6 +151,28 @@ class QOperatorOps:
         if one_d:
             self.dropped_to_1d(v, node.output[0])
 
+    def fused_conv_1d(self, node, ins, attrs) -> bool:
+        """DQ -> 1-D Conv [-> Relu / Clip] -> Q (onnxruntime's QLinearConv over a sequence): the 2-D QDQ
+        translation over the height-1 image, its output reshaped back to N, C, L."""
+        if len(ins) < 2 or ins[0].rank != 3 or ins[0].dq_of is None or ins[0].dq_of.quant is None:
+            return False
+        x, w = ins[0], ins[1]
+        fu = self.fusion(node.output[0])
+        if fu is None or w.qconst is None or w.const is None or w.const.ndim != 3:
+            return False
+        data, scale, zp, axis = w.qconst
+        w2 = Value(name=w.name + "/2d", shape=(w.shape[0], w.shape[1], 1, w.shape[2]), dtype=w.dtype,
+                   const=w.const[:, :, None, :], qconst=(data[:, :, None, :], scale, zp, axis))
+        lifted = self.lifted_to_2d(x.dq_of)
+        x2 = Value(name=x.name + "/nc1l", shape=lifted.shape, dtype=x.dtype, dq_of=lifted)
+        self.op_Conv(node, [x2, w2] + list(ins[2:]), self._conv_attributes(attrs, w.shape))
+        name = fu.q_node.output[0]
+        v = self.values[name]
+        t = v.plain if v.plain is not None else v.nhwc
+        self.tensors[t].name = name + "/2d"       # the 3-D value below takes the ONNX name
+        self.dropped_to_1d(v, name)
+        return True
+
     def lifted_to_2d(self, x: Value) -> Value:
         """A 3-D NCL value as the NC1L image of the same bytes."""
         n, c, length = x.shape
