@@ -118,3 +118,21 @@ def test_public_model(key, spec, public_models, quantized):
 def test_public_model_full_grid(key, spec, public_models, quantized):
     model = quantized.get(key, public_model(public_models, key), spec)
     assert_matches_onnxruntime(model, spec, runs=5)
+
+
+# ----- a Keras attention block through tf2onnx ----------------------------------------------------------------------
+@pytest.mark.parametrize("spec", [QuantSpec("QDQ", "U8S8", False), QuantSpec("QDQ", "S8S8", True)],
+                         ids=lambda s: s.label)
+def test_keras_attention_qdq(spec, quantized):
+    """Dense -> MultiHeadAttention (activation x activation MatMuls) -> LayerNormalization -> Dense, QDQ."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf_keras")
+    pytest.importorskip("tf2onnx")
+    from converters.onnx import supported_ops
+    from tests.onnx_quant_models import keras_attention_model
+
+    model = quantized.get("keras_attention", quantized.float_model("keras_attention", keras_attention_model), spec)
+    missing = {n.op_type for n in onnx.load_from_string(model).graph.node} - set(supported_ops())
+    if missing:
+        pytest.skip(f"the export keeps float {sorted(missing)}, which the reader does not translate yet")
+    assert_matches_onnxruntime(model, spec)
