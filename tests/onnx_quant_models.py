@@ -64,7 +64,7 @@ def calibration_reader(model, seed: int = 0, samples: int = CALIBRATION_SAMPLES,
 
 
 def quantize(float_model: bytes, spec: QuantSpec, seed: int = 0, scale: float = 1.0,
-             extra_options: dict | None = None) -> bytes:
+             extra_options: dict | None = None, skip_symbolic_shape: bool = False) -> bytes:
     """quant_pre_process + quantize_static with `spec`; returns the quantized model's bytes."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -74,10 +74,9 @@ def quantize(float_model: bytes, spec: QuantSpec, seed: int = 0, scale: float = 
     with tempfile.TemporaryDirectory() as d:
         fp, pp, qp = Path(d) / "float.onnx", Path(d) / "pre.onnx", Path(d) / "quant.onnx"
         fp.write_bytes(float_model)
-        try:
-            quant_pre_process(str(fp), str(pp))
-        except Exception:       # symbolic shape inference gives up on some tf2onnx graphs: skip it, as users do
-            quant_pre_process(str(fp), str(pp), skip_symbolic_shape=True)
+        # symbolic shape inference gives up on some tf2onnx graphs (leaving a file in the working directory):
+        # those skip it, as users do
+        quant_pre_process(str(fp), str(pp), skip_symbolic_shape=skip_symbolic_shape)
         model = onnx.load(str(pp))
         quantize_static(str(pp), str(qp), calibration_reader(model, seed, scale=scale),
                         quant_format=QuantFormat.QDQ if spec.quant_format == "QDQ" else QuantFormat.QOperator,
@@ -87,10 +86,10 @@ def quantize(float_model: bytes, spec: QuantSpec, seed: int = 0, scale: float = 
         return qp.read_bytes()
 
 
-def cache_key(float_model: bytes, spec: QuantSpec, seed: int, scale: float, extra_options) -> str:
+def cache_key(float_model: bytes, spec: QuantSpec, seed: int, scale: float, extra_options, skip_symbolic_shape) -> str:
     h = hashlib.sha256(Path(__file__).read_bytes())
     h.update(float_model)
-    h.update(repr((spec, seed, scale, sorted((extra_options or {}).items()))).encode())
+    h.update(repr((spec, seed, scale, sorted((extra_options or {}).items()), skip_symbolic_shape)).encode())
     for dist in ("onnxruntime", "onnx"):
         try:
             h.update(md.version(dist).encode())
@@ -125,13 +124,13 @@ class QuantizedModels:
         return self.memory[key]
 
     def get(self, name: str, float_model: bytes, spec: QuantSpec, seed: int = 0, scale: float = 1.0,
-            extra_options: dict | None = None) -> bytes:
-        key = cache_key(float_model, spec, seed, scale, extra_options)
+            extra_options: dict | None = None, skip_symbolic_shape: bool = False) -> bytes:
+        key = cache_key(float_model, spec, seed, scale, extra_options, skip_symbolic_shape)
         if key not in self.memory:
             path = self.directory / f"{name}.{spec.label}.{key}.onnx"
             if not path.exists():
                 tmp = path.with_suffix(".partial")
-                tmp.write_bytes(quantize(float_model, spec, seed, scale, extra_options))
+                tmp.write_bytes(quantize(float_model, spec, seed, scale, extra_options, skip_symbolic_shape))
                 tmp.replace(path)
             self.memory[key] = path.read_bytes()
         return self.memory[key]
@@ -213,9 +212,10 @@ def attention_model() -> bytes:
 GENERATED = {"cnn": cnn_model, "conv1d": conv1d_model, "attention": attention_model}
 
 
-def keras_attention_model() -> bytes:
-    """Keras (tf_keras) Dense -> self-attention (MultiHeadAttention) + residual -> LayerNormalization -> Dense ->
-    pooling -> Dense, exported by tf2onnx at opset 17."""
+def keras_attention_model(layer_norm: bool = True) -> bytes:
+    """Keras (tf_keras) Dense -> self-attention (MultiHeadAttention) + residual [-> LayerNormalization] -> Dense ->
+    pooling -> Dense, exported by tf2onnx at opset 17 (tf_keras' LayerNormalization exports as a
+    BatchNormalization over statistics computed at run time)."""
     import os
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -226,7 +226,9 @@ def keras_attention_model() -> bytes:
     keras.utils.set_random_seed(3)
     inp = keras.Input((6, 8), batch_size=2)
     h = keras.layers.Dense(16)(inp)
-    h = keras.layers.LayerNormalization()(h + keras.layers.MultiHeadAttention(num_heads=2, key_dim=8)(h, h))
+    h = h + keras.layers.MultiHeadAttention(num_heads=2, key_dim=8)(h, h)
+    if layer_norm:
+        h = keras.layers.LayerNormalization()(h)
     h = keras.layers.Dense(12, activation="relu")(h)
     out = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling1D()(h))
     proto, _ = tf2onnx.convert.from_keras(keras.Model(inp, out), opset=17,
