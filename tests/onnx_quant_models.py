@@ -41,7 +41,8 @@ def input_shapes(model) -> dict:
     for vi in model.graph.input:
         if vi.name in inits:
             continue
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in vi.type.tensor_type.shape.dim]
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+                for d in vi.type.tensor_type.shape.dim]
         shapes[vi.name] = tuple(dims)
     return shapes
 

@@ -429,3 +429,67 @@ def test_qdq_conv_1d(x_dt, w_dt, per_channel):
         inits["bs"] = inits["bs"].reshape(())
     model = make_model(nodes, [("x", F, (2, ic, 15))], [("y", F, None)], inits)
     assert_matches(model, lambda r: {"x": (r.standard_normal((2, ic, 15)) * 2).astype(F)}, rng)
+
+
+# ----- com.microsoft QAttention --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("w_dt, per_column, with_zp, scale", [
+    (np.int8, False, False, None),
+    (np.int8, True, True, None),
+    (np.uint8, True, True, 0.2),
+    (np.uint8, False, True, None),
+])
+def test_qattention(w_dt, per_column, with_zp, scale):
+    """Exact int32 Q / K / V products turned to float with (w_scale x_scale) and the bias, float attention (scores
+    of order one: the float steps sum in another order than MLAS, which large scores would amplify)."""
+    rng = np.random.default_rng(26)
+    b, s, d, hidden, heads = 2, 5, 12, 12, 2         # head size 6: the default scale 1 / sqrt(6) is inexact
+    n = 3 * hidden if per_column else 1
+    inits = {"w": rand_int(rng, w_dt, (d, 3 * hidden)), "bias": rng.standard_normal(3 * hidden).astype(F) * 0.1,
+             "xs": np.array(0.02, F), "ws": rng.uniform(0.001, 0.003, n).astype(F).reshape(-1 if per_column else ()),
+             "xz": np.array(np.uint8(121))}
+    names = ["x", "w", "bias", "xs", "ws", "", "xz"]
+    if with_zp:
+        zp = (rng.integers(100, 160, n) if w_dt == np.uint8 else rng.integers(-5, 6, n)).astype(w_dt)
+        inits["wz"] = zp.reshape(-1 if per_column else ())
+        names.append("wz")
+    kw = {} if scale is None else dict(scale=scale)
+    node = helper.make_node("QAttention", names, ["y"], domain="com.microsoft", num_heads=heads, **kw)
+    model = make_model([node], [("x", np.uint8, (b, s, d))], [("y", F, None)], inits, extra_opsets=MS)
+    assert_matches(model, lambda r: {"x": rand_int(r, np.uint8, (b, s, d))}, rng, op_type="SOFTMAX")
+
+
+def test_qattention_from_quantize_dynamic(tmp_path):
+    """What quantize_dynamic makes of a com.microsoft Attention node: DynamicQuantizeLinear -> QAttention."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    rng = np.random.default_rng(27)
+    d, hidden = 16, 16
+    inits = {"w": (rng.standard_normal((d, 3 * hidden)) * 0.3).astype(F),
+             "bias": (rng.standard_normal(3 * hidden) * 0.1).astype(F)}
+    node = helper.make_node("Attention", ["x", "w", "bias"], ["y"], domain="com.microsoft", num_heads=4)
+    (tmp_path / "f.onnx").write_bytes(make_model([node], [("x", F, (2, 7, d))], [("y", F, None)], inits,
+                                                 extra_opsets=MS))
+    quantize_dynamic(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), weight_type=QuantType.QInt8)
+    model = (tmp_path / "q.onnx").read_bytes()
+    import onnx
+    assert "QAttention" in {n.op_type for n in onnx.load_from_string(model).graph.node}
+    assert_matches(model, lambda r: {"x": r.standard_normal((2, 7, d)).astype(F)}, rng)
+
+
+def test_qattention_refusals():
+    rng = np.random.default_rng(28)
+    inits = {"w": rand_int(rng, np.int8, (8, 24)), "bias": np.zeros(24, F), "xs": np.array(0.02, F),
+             "ws": np.array(0.01, F), "mask": np.array([5, 5], np.int32)}
+
+    def load(names=("x", "w", "bias", "xs", "ws"), **attrs):
+        node = helper.make_node("QAttention", list(names), ["y"], domain="com.microsoft", **attrs)
+        edgeml.Interpreter(make_model([node], [("x", np.uint8, (2, 5, 8))], [("y", F, None)], inits,
+                                      extra_opsets=MS))
+    with pytest.raises(edgeml.UnsupportedOpError, match="unidirectional"):
+        load(num_heads=2, unidirectional=1)
+    with pytest.raises(edgeml.UnsupportedOpError, match="mask_index"):
+        load(("x", "w", "bias", "xs", "ws", "mask"), num_heads=2)
+    with pytest.raises(edgeml.ModelFormatError, match="num_heads"):
+        load()
+    with pytest.raises(edgeml.ModelFormatError, match="heads"):
+        load(num_heads=3)

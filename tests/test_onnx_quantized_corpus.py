@@ -25,7 +25,8 @@ DEFAULT_GRID = (QuantSpec("QDQ", "S8S8", True), QuantSpec("QDQ", "U8S8", False, 
 # public float exports -> (file, the two grid points of the default run); every type pair, per-channel and
 # reduce_range setting appears in each format across them
 PUBLIC = {
-    "ks": ("mlperf_tiny_pytorch_ks_raw.onnx", (QuantSpec("QDQ", "S8S8", True), QuantSpec("QOperator", "U8U8", False, True))),
+    "ks": ("mlperf_tiny_pytorch_ks_raw.onnx", (QuantSpec("QDQ", "S8S8", True),
+                                               QuantSpec("QOperator", "U8U8", False, True))),
     "ic": ("mlperf_tiny_pytorch_ic_raw.onnx", (QuantSpec("QDQ", "U8S8", False), QuantSpec("QOperator", "S8S8", True))),
     "mobilenet_v2": ("mobilenet_v2_128_0.5.onnx", (QuantSpec("QDQ", "U8U8", True, True),
                                                   QuantSpec("QOperator", "U8S8", False))),

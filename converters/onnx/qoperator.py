@@ -218,15 +218,15 @@ class QOperatorOps:
         t = self.get_plain(a)
         out_shape = tuple(a.shape[:-1]) + (n_out,)
         name = out_name or node.output[0]
-        symmetric = out_dtype == np.int8 and zp_tensor < 0 and scales is None and not relu and np.all(diff >= -128) and \
-            np.all(diff <= 127)
+        symmetric = out_dtype == np.int8 and zp_tensor < 0 and scales is None and not relu and \
+            np.all(diff >= -128) and np.all(diff <= 127)
         bt = -1 if bias is None else self.const_tensor(name + "/bias", np.ascontiguousarray(bias, np.int32))
         if symmetric:
             wq = Quantization(np.broadcast_to(bscale.astype(np.float64), (n_out,)).copy() if bscale.size > 1 else
                               bscale.astype(np.float64).reshape(-1), np.zeros(bscale.size, np.int64), 0)
             out = self.tensor(name, out_shape, np.int8, yq)
-            self.op("FULLY_CONNECTED", [t, self.const_tensor(name + "/weights", np.ascontiguousarray(diff.T.astype(np.int8)), wq), bt],
-                    [out], keep_num_dims=a.rank != 2, fused_activation_function=0)
+            wt = self.const_tensor(name + "/weights", np.ascontiguousarray(diff.T.astype(np.int8)), wq)
+            self.op("FULLY_CONNECTED", [t, wt, bt], [out], keep_num_dims=a.rank != 2, fused_activation_function=0)
             return out, out_shape
         extra = {}
         if scales is not None:

@@ -14,7 +14,7 @@ every linear op); what cannot be fused runs in float between a DEQUANTIZE and an
 as onnxruntime does.  Every op carries requant="float": onnxruntime's requantization contract.
 
 The translator class here holds values, layouts, parsing and dispatch; the ops are mixins from the package's other
-modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent, qmatmul, qpool).
+modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent, qmatmul, qpool, qattention).
 """
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ from onnx import helper as _helper
 from converters.onnx.common import TO_NCHW, TO_NHWC, Value
 from converters.onnx.conv import ConvOps
 from converters.onnx.math_ops import MathOps
+from converters.onnx.qattention import QAttentionOps
 from converters.onnx.qdq import QDQOps
 from converters.onnx.qmatmul import QMatMulOps
-from converters.onnx.qpool import QPoolOps
 from converters.onnx.qoperator import QOperatorOps
+from converters.onnx.qpool import QPoolOps
 from converters.onnx.recurrent import RecurrentOps
 from converters.onnx.shape_ops import ShapeOps
 from converters.onnx.tensors import ONNX_DTYPES, initializer_array
@@ -42,7 +43,8 @@ MIN_OPSET, MAX_OPSET = 7, 28
 MS_DOMAIN = "com.microsoft"
 
 
-class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps, QMatMulOps, QPoolOps):
+class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps, QMatMulOps, QPoolOps,
+                  QAttentionOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph
