@@ -493,3 +493,13 @@ def test_qattention_refusals():
         load()
     with pytest.raises(edgeml.ModelFormatError, match="heads"):
         load(num_heads=3)
+
+
+@pytest.mark.parametrize("op", ["QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax"])
+def test_unread_attributes_are_refused(op):
+    inits = {"s1": np.array(0.037, F), "z1": np.array(np.uint8(77)), "s3": np.array(0.021, F),
+             "z3": np.array(np.uint8(140))}
+    node = helper.make_node(op, ["x", "s1", "z1", "s3", "z3"], ["y"], domain="com.microsoft", channels_last=1)
+    with pytest.raises(edgeml.UnsupportedOpError, match="attribute 'channels_last'"):
+        edgeml.Interpreter(make_model([node], [("x", np.uint8, (1, 2, 6, 6))], [("y", np.uint8, None)], inits,
+                                      extra_opsets=MS))

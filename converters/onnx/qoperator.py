@@ -404,7 +404,14 @@ class QOperatorOps:
         out, nhwc, out_shape = self.qlinear_add(node.output[0], a, b, yq, (u, u, u))
         self.new_value(node.output[0], out_shape, dt, out, nhwc, yq)
 
+    def only_attributes(self, attrs: dict, allowed: tuple):
+        """Refuse an attribute the translation does not read."""
+        for key in attrs:
+            if key not in allowed:
+                self.unsupported(f"attribute '{key}'")
+
     def ms_QLinearSoftmax(self, node, ins, attrs):
+        self.only_attributes(attrs, ("axis", "opset"))
         self.need(ins, 4, 5)
         x, xs, xz, ys = ins[:4]
         yz = ins[4] if len(ins) > 4 else None
@@ -459,10 +466,12 @@ class QOperatorOps:
         return x, self._scalar_q(xs, xz, x.dtype, "input"), self._scalar_q(ys, yz, x.dtype, "output")
 
     def ms_QLinearSigmoid(self, node, ins, attrs):
+        self.only_attributes(attrs, ())
         x, qx, yq = self._ms_unary_qparams(node, ins)
         self._qlinear_via_float(node, self.op_Sigmoid, [(x, qx)], yq, x.dtype, attrs)
 
     def ms_QLinearLeakyRelu(self, node, ins, attrs):
+        self.only_attributes(attrs, ("alpha",))
         x, qx, yq = self._ms_unary_qparams(node, ins)
         self._qlinear_via_float(node, self.op_LeakyRelu, [(x, qx)], yq, x.dtype, attrs)
 
