@@ -479,16 +479,18 @@ def test_qattention_from_quantize_dynamic(tmp_path):
 def test_qattention_refusals():
     rng = np.random.default_rng(28)
     inits = {"w": rand_int(rng, np.int8, (8, 24)), "bias": np.zeros(24, F), "xs": np.array(0.02, F),
-             "ws": np.array(0.01, F), "mask": np.array([5, 5], np.int32)}
+             "ws": np.array(0.01, F), "mask": np.array([5, 5, 5], np.int32)}
 
     def load(names=("x", "w", "bias", "xs", "ws"), **attrs):
         node = helper.make_node("QAttention", list(names), ["y"], domain="com.microsoft", **attrs)
         edgeml.Interpreter(make_model([node], [("x", np.uint8, (2, 5, 8))], [("y", F, None)], inits,
                                       extra_opsets=MS))
-    with pytest.raises(edgeml.UnsupportedOpError, match="unidirectional"):
-        load(num_heads=2, unidirectional=1)
-    with pytest.raises(edgeml.UnsupportedOpError, match="mask_index"):
+    with pytest.raises(edgeml.ModelFormatError, match="unidirectional"):
+        load(num_heads=2, unidirectional=2)
+    with pytest.raises(edgeml.UnsupportedOpError, match="mask_index of shape"):
         load(("x", "w", "bias", "xs", "ws", "mask"), num_heads=2)
+    with pytest.raises(edgeml.UnsupportedOpError, match="past"):
+        load(("x", "w", "bias", "xs", "ws", "", "", "", "mask"), num_heads=2)
     with pytest.raises(edgeml.ModelFormatError, match="num_heads"):
         load()
     with pytest.raises(edgeml.ModelFormatError, match="heads"):
@@ -503,3 +505,36 @@ def test_unread_attributes_are_refused(op):
     with pytest.raises(edgeml.UnsupportedOpError, match="attribute 'channels_last'"):
         edgeml.Interpreter(make_model([node], [("x", np.uint8, (1, 2, 6, 6))], [("y", np.uint8, None)], inits,
                                       extra_opsets=MS))
+
+
+@pytest.mark.parametrize("mask_kind, unidirectional", [("ends", 0), ("ends_starts", 0), ("raw", 1), ("raw3d", 0),
+                                                       (None, 1)])
+def test_qattention_masks(mask_kind, unidirectional):
+    """mask_index as key end positions [B], ends and starts [2B], 0 / 1 masks [B, T] / [B, S, T] (graph inputs
+    read at run time), and the causal mask of unidirectional."""
+    rng = np.random.default_rng(29)
+    b, s, d, hidden, heads = 3, 6, 8, 8, 2
+    inits = {"w": rand_int(rng, np.int8, (d, 3 * hidden)), "bias": rng.standard_normal(3 * hidden).astype(F) * 0.1,
+             "xs": np.array(0.02, F), "ws": np.array(0.002, F), "xz": np.array(np.uint8(128))}
+    shapes = {"ends": (b,), "ends_starts": (2 * b,), "raw": (b, s), "raw3d": (b, s, s)}
+    inputs = [("x", np.uint8, (b, s, d))]
+    names = ["x", "w", "bias", "xs", "ws", "", "xz"]
+    if mask_kind is not None:
+        inputs.append(("mask", np.int32, shapes[mask_kind]))
+        names[5] = "mask"
+
+    def feeds(r):
+        f = {"x": rand_int(r, np.uint8, (b, s, d))}
+        if mask_kind in ("ends", "ends_starts"):
+            ends = r.integers(1, s + 1, b)
+            starts = np.minimum(r.integers(0, 3, b), ends - 1)     # every row keeps a key
+            f["mask"] = (ends if mask_kind == "ends" else np.concatenate([ends, starts])).astype(np.int32)
+        elif mask_kind is not None:
+            m = r.integers(0, 2, shapes[mask_kind])
+            m[..., 0] = 1
+            f["mask"] = m.astype(np.int32)
+        return f
+    node = helper.make_node("QAttention", names, ["y"], domain="com.microsoft", num_heads=heads,
+                            unidirectional=unidirectional)
+    model = make_model([node], inputs, [("y", F, None)], inits, extra_opsets=MS)
+    assert_matches(model, feeds, rng)

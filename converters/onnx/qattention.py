@@ -3,8 +3,10 @@
 onnxruntime computes Q, K and V as exact int32 sums of (x - x_zp)(w - w_zp) turned to float as
 (float)acc * (w_scale * x_scale) + bias, then runs float attention per head: softmax(scale * Q K^T) V.  Here the
 three products are the exact integer dense kernel with a float output, the bias a float ADD, the attention
-BATCH_MATMUL / MUL / SOFTMAX steps in float (float outputs within rtol / atol 1e-5).  Masks, past state and the
-rotary / unidirectional variants are refused by name."""
+BATCH_MATMUL / MUL / SOFTMAX steps in float (float outputs within rtol / atol 1e-5).  mask_index (key end
+positions [B], end and start positions [2B], 0 / 1 masks [B, T] or [B, S, T]) and `unidirectional` add
+onnxruntime's mask (mask_filter_value, the float32 minimum for the causal part) to the scaled scores.  Past state
+and rotary embeddings are refused by name."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +24,7 @@ class QAttentionOps:
         for key in attrs:
             if key not in QATTENTION_ATTRIBUTES:
                 self.unsupported(f"attribute '{key}'")
-        for key in ("unidirectional", "do_rotary", "past_present_share_buffer"):
+        for key in ("do_rotary", "past_present_share_buffer"):
             if attrs.get(key, 0):
                 self.unsupported(f"attribute '{key}' = {attrs[key]} (only 0 is supported)")
         if attrs.get("qkv_hidden_sizes"):
@@ -31,8 +33,8 @@ class QAttentionOps:
             self.bad("attribute 'num_heads' is required")
         heads = int(attrs["num_heads"])
         self.need(ins, 5, 9)
-        if len(ins) > 5 and ins[5] is not None:
-            self.unsupported("the mask_index input")
+        if attrs.get("unidirectional", 0) not in (0, 1):
+            self.bad(f"attribute 'unidirectional' = {attrs['unidirectional']} (0 or 1)")
         if len(ins) > 8 and ins[8] is not None:
             self.unsupported("the past input")
         if len(node.output) > 1 and node.output[1]:
@@ -110,6 +112,19 @@ class QAttentionOps:
         scaled = self.tensor(f"{name}/scaled", (b, heads, s, s), np.float32)
         self.op("MUL", [scores, self.const_tensor(f"{name}/scale", np.array([scale], np.float32))], [scaled],
                 fused_activation_function=0)
+        mask = ins[5] if len(ins) > 5 else None
+        if mask is not None:
+            filter_value = float(attrs.get("mask_filter_value", -10000.0))
+            masked = self.tensor(f"{name}/masked", (b, heads, s, s), np.float32)
+            self.op("ADD", [scaled, self._attention_mask(name, mask, b, s, filter_value)], [masked],
+                    fused_activation_function=0)
+            scaled = masked
+        if attrs.get("unidirectional", 0):
+            causal = np.where(np.arange(s)[None, :] > np.arange(s)[:, None], np.finfo(np.float32).min, 0)
+            masked = self.tensor(f"{name}/causal", (b, heads, s, s), np.float32)
+            self.op("ADD", [scaled, self.const_tensor(f"{name}/causal_mask", causal.astype(np.float32)[None, None])],
+                    [masked], fused_activation_function=0)
+            scaled = masked
         probs = self.tensor(f"{name}/probs", (b, heads, s, s), np.float32)
         self.op("SOFTMAX", [scaled], [probs], beta=1.0)
         context = self.tensor(f"{name}/context", (b, heads, s, head), np.float32)
@@ -153,3 +168,43 @@ class QAttentionOps:
         out = self.tensor(name + "/scaled", shape, np.float32)
         self.op("MUL", [acc_f, scales], [out], fused_activation_function=0)
         return out
+
+    def _attention_mask(self, name: str, mask: Value, b: int, s: int, filter_value: float) -> int:
+        """onnxruntime's additive mask from mask_index, [B, 1, 1, T] or [B, 1, S, T]: 0 where a key is kept,
+        filter_value where it is not (end positions [B], ends and starts [2B], or 0 / 1 values)."""
+        if mask.dtype != np.int32:
+            self.unsupported(f"mask_index of type {mask.dtype} (int32)")
+        m = self.get_plain(mask)
+        shape = tuple(mask.shape)
+        positions = self.const_tensor(f"{name}/key_positions", np.arange(s, dtype=np.int32).reshape(1, s))
+        keep = self.tensor(f"{name}/keep", (b, s) if len(shape) < 3 else (b, s, s), np.bool_)
+        if shape in ((b,), (2 * b,)):
+            bounds = []             # ends, then starts when given: slices [k b, (k + 1) b) as [B, 1]
+            for k in range(shape[0] // b):
+                part = self.tensor(f"{name}/bound{k}", (b,), np.int32)
+                self.op("SLICE", [m, self.const_tensor(f"{name}/bound{k}_begin", np.array([k * b], np.int32)),
+                                  self.const_tensor(f"{name}/bound{k}_size", np.array([b], np.int32))], [part])
+                column = self.tensor(f"{name}/bound{k}_column", (b, 1), np.int32)
+                self.op("RESHAPE", [part, self.const_tensor(f"{name}/bound{k}_shape", np.array([b, 1], np.int32))],
+                        [column])
+                bounds.append(column)
+            if len(bounds) == 1:
+                self.op("LESS", [positions, bounds[0]], [keep])
+            else:
+                before_end = self.tensor(f"{name}/before_end", (b, s), np.bool_)
+                self.op("LESS", [positions, bounds[0]], [before_end])
+                from_start = self.tensor(f"{name}/from_start", (b, s), np.bool_)
+                self.op("GREATER_EQUAL", [positions, bounds[1]], [from_start])
+                self.op("LOGICAL_AND", [before_end, from_start], [keep])
+        elif shape in ((b, s), (b, s, s)):
+            self.op("GREATER", [m, self.const_tensor(f"{name}/zero", np.zeros(1, np.int32))], [keep])
+        else:
+            self.unsupported(f"mask_index of shape {list(shape)} (supported: [{b}], [{2 * b}], [{b}, {s}], "
+                             f"[{b}, {s}, {s}] without past state)")
+        additive = self.tensor(f"{name}/mask", (b, 1, 1, s) if len(shape) < 3 else (b, 1, s, s), np.float32)
+        flat = self.tensor(f"{name}/mask_flat", self.tensors[keep].shape, np.float32)
+        self.op("SELECT_V2", [keep, self.const_tensor(f"{name}/kept", np.zeros(1, np.float32)),
+                              self.const_tensor(f"{name}/filtered", np.array([filter_value], np.float32))], [flat])
+        self.op("RESHAPE", [flat, self.const_tensor(f"{name}/mask_shape", np.array(self.tensors[additive].shape,
+                                                                                     np.int32))], [additive])
+        return additive
