@@ -166,11 +166,13 @@ class QOperatorOps:
         lifted = self.lifted_to_2d(x.dq_of)
         x2 = Value(name=x.name + "/nc1l", shape=lifted.shape, dtype=x.dtype, dq_of=lifted)
         self.op_Conv(node, [x2, w2] + list(ins[2:]), self._conv_attributes(attrs, w.shape))
-        name = fu.q_node.output[0]
-        v = self.values[name]
+        # the fused 2-D conv made the Q output; the float fallback made the conv's (or its fused activation's)
+        made = [n for n in [fu.q_node.output[0]] + [self.g.node[k].output[0] for k in fu.skipped] + [node.output[0]]
+                if n in self.values and self.values[n].rank == 4]
+        v = self.values[made[0]]
         t = v.plain if v.plain is not None else v.nhwc
-        self.tensors[t].name = name + "/2d"       # the 3-D value below takes the ONNX name
-        self.dropped_to_1d(v, name)
+        self.tensors[t].name = made[0] + "/2d"       # the 3-D value below takes the ONNX name
+        self.dropped_to_1d(v, made[0])
         return True
 
     def lifted_to_2d(self, x: Value) -> Value:
