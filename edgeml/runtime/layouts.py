@@ -217,7 +217,7 @@ ONNX_CLAMP = _layout("onnx_clamp", "em_onnx_quantize.h", "EM_ONNX_CLAMP", ptrs=_
 ONNX_DYNAMIC_QUANTIZE = _layout("onnx_dynamic_quantize", "em_onnx_quantize.h", "EM_ONNX_DYNAMIC_QUANTIZE",
                                 ptrs=("input", "output", "scale", "zero_point"), ints=("n",))
 QLINEAR_ADD = _layout("qlinear_add", "em_onnx_qlinear.h", "EM_QLINEAR_ADD", ptrs=("a", "b", "output"),
-                      ints=("n", "a_one", "b_one", "a_offset", "b_offset", "out_offset"),
+                      ints=("a_offset", "b_offset", "out_offset", ("dims", 6), ("a_strides", 6), ("b_strides", 6)),
                       floats=("ratio_a", "ratio_b", "fixed"))
 QLINEAR_SOFTMAX = _layout("qlinear_softmax", "em_onnx_qlinear.h", "EM_QLINEAR_SOFTMAX",
                           ptrs=("input", "output", "table"), ints=("rows", "depth", "unsigned", "out_zp"),
@@ -314,7 +314,8 @@ NORMALIZE = _layout("normalize", "em_normalize.h", "EM_NORMALIZE", ptrs=_IN_OUT,
                     ints=("rows", "depth", "in_zp", "in_mult", "in_shift", "reverse_mult", "reverse_shift", "diff_min",
                           "mode"))
 BATCH_MATMUL = _layout("batch_matmul", "em_batch_matmul.h", "EM_BATCH_MATMUL",
-                       ptrs=("lhs", "rhs", "output", "scratch", "packed_rhs", "col_sums", "mult", "shift"),
+                       ptrs=("lhs", "rhs", "output", "scratch", "packed_rhs", "col_sums", "mult", "shift",
+                             "float_scales"),
                        ints=(("batch", 3), ("lhs_strides", 3), ("rhs_strides", 3), "rows", "cols", "depth", "adj_x",
                              "adj_y", "lhs_zp", "rhs_zp", "out_zp", "mode", "lhs_offset", "sums_offset"))
 GROUPED_CONV = _layout("grouped_conv", "em_grouped_conv.h", "EM_GROUPED_CONV", base=CONV, keep=(ALL, ALL, ALL),
@@ -324,6 +325,16 @@ GATHER_INDEXED = _layout("gather_indexed", "em_space.h", "EM_GATHER_INDEXED", pt
 BATCH_SPACE = _layout("batch_space", "em_space.h", "EM_BATCH_SPACE", ptrs=("input", "output", "pad_pixel"),
                       ints=("pixel_bytes", "batch", "height", "width", "blocked_height", "blocked_width", "block_h",
                             "block_w", "top", "left"))
+
+# ----- quantized ONNX operators (onnx-quant) ----------------------------------------------------------------------
+QLINEAR_MUL = _layout("qlinear_mul", "em_onnx_qlinear.h", "EM_QLINEAR_MUL", ptrs=("a", "b", "output"),
+                      ints=("a_zp", "b_zp", "out_zp", "out_min", "out_max", "out_offset", ("dims", 6),
+                            ("a_strides", 6), ("b_strides", 6)),
+                      floats=("ratio",))
+QLINEAR_POOL = _layout("qlinear_pool", "em_onnx_qlinear.h", "EM_QLINEAR_POOL", ptrs=("input", "output"),
+                       ints=("n", "ih", "iw", "c", "oh", "ow", "kh", "kw", "sh", "sw", "pad_top", "pad_left",
+                             "count_include_pad", "global", "x_zp", "y_zp", "y_min", "y_max", "out_offset"),
+                       floats=("x_scale", "y_scale", "global_scale"))
 
 # every Layout above, in definition order
 # ----- control flow (WHILE) and the ops of loop bodies (cython_ops.control); SVDF (cython_ops.svdf) -------------
@@ -415,6 +426,9 @@ def layout_of(kernel_name: str) -> Layout:
     except KeyError:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
 
+
+# quantized ONNX operators (onnx-quant)
+KERNEL_LAYOUTS.update({"onnx_qlinear_mul": QLINEAR_MUL, "onnx_qlinear_avgpool": QLINEAR_POOL})
 
 # ----- TFLite_Detection_PostProcess (cython_ops.detection) ------------------------------------------------------
 DETECT = _layout("detection_postprocess", "em_detection.h", "EM_DETECT",

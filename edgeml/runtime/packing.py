@@ -6,9 +6,9 @@ from typing import Optional
 import numpy as np
 
 from edgeml.errors import ModelFormatError
-from edgeml.ir import Op
+from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
 from edgeml.runtime.plan import Ctx
-from edgeml.runtime.requant import ColumnRequant
+from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
 
 
 def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> np.ndarray:
@@ -16,6 +16,8 @@ def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> n
     n_out = weights_2d.shape[0]
     b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int64)
     adj = b - in_zp * weights_2d.astype(np.int64).sum(axis=1)
+    if op.options.get("requant") == IR_REQUANT_FLOAT:
+        return wrap_int32(adj)        # onnxruntime's int32 sums wrap (a quantizer may clip a bias to INT32_MIN)
     if np.any(np.abs(adj) >= 2 ** 31):
         raise ModelFormatError(f"{op.describe()}: bias and weights overflow the int32 accumulator")
     return adj.astype(np.int32)
@@ -41,7 +43,7 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
     packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
     b = np.zeros(np_, np.int64)
     b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
-    if rq.w_zp:
+    if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
         b[:n] += (k if taps is None else taps) * (in_zp + 128) * rq.w_zp
         b = wrap_int32(b).astype(np.int64)
     elif np.any(np.abs(b) >= 2 ** 31):

@@ -12,7 +12,7 @@ import numpy as np
 from edgeml.errors import ModelFormatError
 from edgeml.runtime.packing import wrap_int32
 from edgeml.runtime.plan import Ctx
-from edgeml.runtime.requant import ColumnRequant
+from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
         b = b - (in_zp + 128) * w_taps.astype(np.int64).sum(0)
         if rq.w_zp:        # the kernel adds -w_zp * (the taps' byte sums)
             b = b + taps * (in_zp + 128) * rq.w_zp
-    if rq.w_zp:
+    if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
         b = wrap_int32(b).astype(np.int64)
     elif np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
