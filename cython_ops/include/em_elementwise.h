@@ -311,6 +311,24 @@ EM_VNNI_TARGET static void em_mul_int8_avx512(const em_params* p) {
 /* ---- AVX2 (also the avx512 path without VNNI): the same runs, 8 lanes, 32 elements per iteration ----------- */
 #include "em_gemm_avx2.h"
 
+/* MultiplyByQuantizedMultiplier, double rounding, 8 lanes: per-lane multiplier and shift (left shifts first,
+ * then SRDHM, then a rounding right shift, ties away from zero). */
+EM_AVX2_TARGET static inline __m256i em_ew_mbqm_double_x8(__m256i x, __m256i m, __m256i shift) {
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    const __m256i round = _mm256_set1_epi64x(1LL << 30);
+    const __m256i left = _mm256_max_epi32(shift, zero);
+    const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    x = _mm256_sllv_epi32(x, left);
+    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), round), 31);
+    const __m256i odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32),
+                                                                            _mm256_srli_epi64(m, 32)), round), 31);
+    const __m256i v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    const __m256i threshold = _mm256_add_epi32(_mm256_srli_epi32(mask, 1), _mm256_srli_epi32(v, 31));
+    const __m256i up = _mm256_cmpgt_epi32(_mm256_and_si256(v, mask), threshold);   /* -1 where rounding up */
+    return _mm256_sub_epi32(_mm256_srav_epi32(v, right), up);
+}
+
 /* One input's stage of ADD, 8 lanes: the 32-bit form for double rounding with left shift 20 and no multiplier
  * left shift (as em_srdhm_shifted20_x16 + em_rdbpot_x16), else the general MBQM. */
 typedef struct { __m256i zp, m, sh, mh, ml, hpos, corr, right; int single, small, ls; } em_add_input8;
@@ -344,7 +362,7 @@ EM_AVX2_TARGET static inline __m256i em_add_input_x8(__m256i x, const em_add_inp
         return _mm256_srav_epi32(t, q->right);
     }
     d = _mm256_slli_epi32(d, q->ls);
-    return q->single ? em_mbqm_single_x8(d, q->m, q->sh) : em_mbqm_double_x8(d, q->m, q->sh);
+    return q->single ? em_mbqm_single_x8(d, q->m, q->sh) : em_ew_mbqm_double_x8(d, q->m, q->sh);
 }
 
 /* Four 8-lane int32 vectors of elements 0-7, 8-15, 16-23, 24-31 to 32 int8 in order (saturating packs). */
@@ -390,7 +408,7 @@ EM_AVX2_TARGET static inline __m256i em_add_block32(const em_add_consts8* c, __m
         const __m256i va = em_add_input_x8(_mm256_cvtepi8_epi32(j & 1 ? _mm_srli_si128(ha, 8) : ha), &c->in1);
         const __m256i vb = em_add_input_x8(_mm256_cvtepi8_epi32(j & 1 ? _mm_srli_si128(hb, 8) : hb), &c->in2);
         const __m256i s = c->sub ? _mm256_sub_epi32(va, vb) : _mm256_add_epi32(va, vb);
-        const __m256i o = c->single ? em_mbqm_single_x8(s, c->mo, c->sho) : em_mbqm_double_x8(s, c->mo, c->sho);
+        const __m256i o = c->single ? em_mbqm_single_x8(s, c->mo, c->sho) : em_ew_mbqm_double_x8(s, c->mo, c->sho);
         r[j] = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(o, c->ozp), c->amin), c->amax);
     }
     return em_pack32_x8(r[0], r[1], r[2], r[3]);
@@ -431,7 +449,7 @@ EM_AVX2_TARGET static inline __m256i em_mul_block32(const em_mul_consts8* c, __m
         const __m256i va = _mm256_sub_epi32(_mm256_cvtepi8_epi32(j & 1 ? _mm_srli_si128(ha, 8) : ha), c->zp1);
         const __m256i vb = _mm256_sub_epi32(_mm256_cvtepi8_epi32(j & 1 ? _mm_srli_si128(hb, 8) : hb), c->zp2);
         const __m256i prod = _mm256_mullo_epi32(va, vb);
-        const __m256i o = c->single ? em_mbqm_single_x8(prod, c->m, c->sh) : em_mbqm_double_x8(prod, c->m, c->sh);
+        const __m256i o = c->single ? em_mbqm_single_x8(prod, c->m, c->sh) : em_ew_mbqm_double_x8(prod, c->m, c->sh);
         r[j] = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(o, c->ozp), c->amin), c->amax);
     }
     return em_pack32_x8(r[0], r[1], r[2], r[3]);

@@ -153,7 +153,7 @@ static void em_lut_u8(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* ta
     const int isa = em_isa();
     if (isa == EM_ISA_AVX512VNNI && em_lut_has_vbmi()) em_lut_u8_vbmi(x, y, n, table);
     else if (isa >= EM_ISA_AVX512) em_lut_u8_avx512bw(x, y, n, table);
-    else if (isa == EM_ISA_AVX2) em_lut_u8_avx2(x, y, n, table);
+    else if (isa >= EM_ISA_AVX2) em_lut_u8_avx2(x, y, n, table);
     else em_lut_u8_scalar(x, y, n, table);
 #elif defined(__aarch64__)
     if (em_isa() == EM_ISA_NEON) em_lut_u8_neon(x, y, n, table);
@@ -167,7 +167,7 @@ static void em_lut_f32(const uint8_t* x, float* y, int64_t n, const float* table
 #if defined(__x86_64__) && defined(__GNUC__)
     const int isa = em_isa();
     if (isa >= EM_ISA_AVX512) em_lut_f32_avx512(x, y, n, table);
-    else if (isa == EM_ISA_AVX2) em_lut_f32_avx2(x, y, n, table);
+    else if (isa >= EM_ISA_AVX2) em_lut_f32_avx2(x, y, n, table);
     else em_lut_f32_scalar(x, y, n, table);
 #else
     em_lut_f32_scalar(x, y, n, table);

@@ -59,7 +59,7 @@ __attribute__((target("avx2"))) static void em_mean_add_f32_avx2(float* acc, con
 static inline void em_mean_add_i8(int isa, int32_t* acc, const int8_t* x, int64_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (isa >= EM_ISA_AVX512) { em_mean_add_i8_avx512(acc, x, n); return; }
-    if (isa == EM_ISA_AVX2) { em_mean_add_i8_avx2(acc, x, n); return; }
+    if (isa >= EM_ISA_AVX2) { em_mean_add_i8_avx2(acc, x, n); return; }
 #endif
     (void)isa;
     em_mean_add_i8_scalar(acc, x, n);

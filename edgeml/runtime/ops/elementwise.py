@@ -54,7 +54,7 @@ def collapse_broadcast(dims: list, strides1: list, strides2: list) -> dict:
 
 
 ADD_TABLE_BYTES = 2048    # em_add_int8_avx512: each input stage as a 256-entry int32 table
-VECTOR_ISA = {"avx512vnni": "avx512", "avx512": "avx2", "avx2": "avx2"}   # the int8 ADD / SUB / MUL body per path
+VECTOR_ISA = {"avx512vnni": "avx512", "avx512": "avx2", "avxvnni": "avx2", "avx2": "avx2"}  # int8 ADD / SUB / MUL body
 INT32 = np.dtype(np.int32)
 INT32_ACTIVATION_RANGES = {"NONE": (-2**31, 2**31 - 1), "RELU": (0, 2**31 - 1), "RELU6": (0, 6),
                            "RELU_N1_TO_1": (-1, 1)}     # CalculateActivationRange<int32_t>
