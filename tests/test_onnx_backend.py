@@ -12,8 +12,12 @@ CASES = candidate_cases()
 
 # What edgeml does not implement within the supported ops, as the UnsupportedOpError says it.
 NOT_IMPLEMENTED = {
-    r"has element type (INT16|UINT16|UINT32|UINT64|INT32|INT64|BFLOAT16|FLOAT8\w*|U?INT[24]|FLOAT4E2M1|BOOL)":
-        "tensor type",
+    r"(element|tensor) type (FLOAT16|DOUBLE|BFLOAT16|UINT32|UINT64|FLOAT8\w*|U?INT[24]|FLOAT4E2M1|STRING)\b"
+    r"|Cast from \w+ to (float16|float64)|dequantizing u?int16":
+        "tensor type (float16, float64, bfloat16, float8, int4 / int2, uint32 / uint64, string; int16 quantization)",
+    r"ONNX opset [1-6] is not supported": "opsets below 7",
+    r"its output size would depend on run-time values": "output shapes that depend on run-time values",
+    r"rank \d+ > 6|rank > 6": "tensors of rank above 6",
     r"input '\w+' has type u?int8; this op runs on float32": "integer arithmetic without quantization",
     r"only 2-D pooling": "1-D / 3-D pooling",
     r"only 2-D convolution": "1-D / 3-D convolution",

@@ -21,6 +21,9 @@ class MathOps:
             return
         if ir_type == "ADD" and self._fused_add(node, a, b):
             return
+        if any(v.dq_of is None and v.dtype != np.float32 for v in (a, b)):
+            self.onnx_binary(node.output[0], a, b, ir_type)       # integer arithmetic
+            return
         for v in (a, b):
             if v.dq_of is None:
                 self.float_input(v)
@@ -112,6 +115,9 @@ class MathOps:
 
     def op_Relu(self, node, ins, attrs):
         if self._fused_unary(node, ins):
+            return
+        if ins and ins[0] is not None and ins[0].dq_of is None and ins[0].dtype != np.float32:
+            self.onnx_unary(node.output[0], ins[0], "RELU")
             return
         self._unary(node, ins, "RELU")
 

@@ -26,21 +26,25 @@ from onnx import helper as _helper
 
 from converters.onnx.common import TO_NCHW, TO_NHWC, Value
 from converters.onnx.conv import ConvOps
+from converters.onnx.elementwise import ElementwiseOps
 from converters.onnx.math_ops import MathOps
 from converters.onnx.qdq import QDQOps
 from converters.onnx.qoperator import QOperatorOps
 from converters.onnx.recurrent import RecurrentOps
 from converters.onnx.shape_ops import ShapeOps
+from converters.onnx.tensor_ops import TensorOps
 from converters.onnx.tensors import ONNX_DTYPES, initializer_array
 from converters.source import read_model_bytes
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT, ROUND_HALF_EVEN, Graph, Op, Quantization, Tensor
 
 MIN_OPSET, MAX_OPSET = 7, 28
+PLAIN_INPUT_TYPES = tuple(np.dtype(t) for t in (np.int16, np.uint16, np.int32, np.int64, np.bool_))
 MS_DOMAIN = "com.microsoft"
 
 
-class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps):
+class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps,
+                  ElementwiseOps, TensorOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph
@@ -63,7 +67,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         return idx
 
     def const_tensor(self, name: str, data: np.ndarray, quant=None) -> int:
-        data = np.ascontiguousarray(data)
+        data = np.ascontiguousarray(data).reshape(np.shape(data))       # (a scalar stays 0-D)
         return self.tensor(name, data.shape, data.dtype, quant=quant, data=data)
 
     def op(self, type_: str, inputs: list, outputs: list, **options):
@@ -243,11 +247,12 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             and list(n.input).count(vi.name) == 1 for n in users)
         lengths_only = dtype == np.int64 and bool(users) and all(   # int64: only ReverseSequence's lengths
             n.op_type == "ReverseSequence" and list(n.input).index(vi.name) == 1 for n in users)
-        if dtype not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)) and not (lens_only or lengths_only):
+        plain = dtype in PLAIN_INPUT_TYPES     # integer / bool data for the ops that compute on it (each checks)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)) and not (lens_only or lengths_only
+                                                                                             or plain):
             raise UnsupportedOpError(f"graph input '{vi.name}' has element type "
                                      f"{onnx.TensorProto.DataType.Name(tt.elem_type) if tt.elem_type in onnx.TensorProto.DataType.values() else tt.elem_type}"
-                                     " (float32, int8 and uint8 are supported; int32 as the sequence_lens of LSTM / GRU / "
-                                     "RNN, int64 as ReverseSequence's lengths)")
+                                     " (float32, int8, uint8, int16, uint16, int32, int64 and bool are supported)")
         if not tt.HasField("shape"):
             raise ModelFormatError(f"graph input '{vi.name}' declares no shape")
         shape = []
@@ -290,7 +295,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             self.output_tensors.add(out)
             return out
         t = self.get_plain(v)
-        if v.dtype == np.uint8:
+        if v.dtype == np.uint8 and self.tensors[t].dtype != np.uint8:     # (a plain uint8 result is uint8 already)
             out = self.tensor(vo.name, self.tensors[t].shape, np.uint8)
             self.op("ONNX_FLIP_SIGN_BIT", [t], [out])
         elif t in self.input_tensors or t in self.output_tensors:

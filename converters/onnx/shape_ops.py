@@ -1,5 +1,5 @@
 """Constants and data movement for the ONNX reader: Constant, Identity, Dropout, Shape, constant folding, Reshape,
-Flatten, Squeeze, Unsqueeze, Transpose, ReverseSequence, Gather, Expand, Concat, Pad, Slice."""
+Flatten, Squeeze, Unsqueeze, Transpose, ReverseSequence, Concat, Pad, Slice."""
 from __future__ import annotations
 
 from typing import Optional
@@ -233,45 +233,6 @@ class ShapeOps:
                     time_axis=time_axis)
         self.new_value(node.output[0], x.shape, x.dtype, out, False, x.quant, like=x)
 
-    def op_Gather(self, node, ins, attrs):
-        """Constant indices: folded on constant data (tf2onnx's shape arithmetic); on other data, a scalar index or
-        evenly spaced indices along one axis are a STRIDED_SLICE (the axis dropped for a scalar index)."""
-        self.need(ins, 2, 2)
-        if self._fold(node, ins, attrs):
-            return
-        x = ins[0]
-        rank = x.rank
-        axis = attrs.get("axis", 0)
-        axis = axis + rank if axis < 0 else axis
-        if not 0 <= axis < rank:
-            self.bad(f"axis {attrs.get('axis')} outside rank {rank}")
-        idx = self.const_of(ins[1], "the indices input").astype(np.int64)
-        dim = x.shape[axis]
-        if idx.size == 0 or np.any(idx < -dim) or np.any(idx >= dim):
-            self.bad(f"indices {idx.tolist()} outside [-{dim}, {dim}) or empty")
-        flat = np.where(idx < 0, idx + dim, idx).reshape(-1)
-        step = int(flat[1] - flat[0]) if flat.size > 1 else 1
-        if idx.ndim > 1 or step == 0 or np.any(np.diff(flat) != step):
-            self.unsupported(f"indices {idx.tolist()} (a scalar or evenly spaced 1-D indices are supported)")
-        x = self.float_input(x)
-        begin, end, stride = [0] * rank, list(x.shape), [1] * rank
-        begin[axis], stride[axis] = int(flat[0]), step
-        end[axis] = int(flat[-1]) + (1 if step > 0 else -1)
-        shape = list(x.shape)
-        shape[axis:axis + 1] = [] if idx.ndim == 0 else [flat.size]
-        t = self.get_plain(x)
-        out = self.like(t, node.output[0], tuple(shape))
-        self.op("STRIDED_SLICE", [t] + [self.const_tensor(f"{node.output[0]}/{what}", np.array(v, np.int32))
-                                        for what, v in (("begin", begin), ("end", end), ("strides", stride))],
-                [out], begin_mask=0, end_mask=(1 << axis) if end[axis] < 0 else 0,
-                shrink_axis_mask=(1 << axis) if idx.ndim == 0 else 0, ellipsis_mask=0, new_axis_mask=0)
-        self.new_value(node.output[0], tuple(shape), x.dtype, out, False)
-
-    def op_Expand(self, node, ins, attrs):
-        self.need(ins, 2, 2)
-        if not self._fold(node, ins, attrs):
-            self.unsupported("Expand of a non-constant input (only constant inputs are folded)")
-
     def op_Concat(self, node, ins, attrs):
         if not ins or any(v is None for v in ins):
             self.bad("missing inputs")
@@ -326,8 +287,8 @@ class ShapeOps:
     def op_Pad(self, node, ins, attrs):
         x = ins[0]
         mode = attrs.get("mode", "constant")
-        if mode != "constant":
-            self.unsupported(f"pad mode '{mode}' (only 'constant')")
+        if mode not in ("constant", "edge", "reflect", "wrap"):
+            self.bad(f"pad mode '{mode}' (constant, edge, reflect or wrap)")
         if self.opset < 11:
             pads = list(attrs.get("pads", []))
             value = float(attrs.get("value", 0.0))
@@ -346,9 +307,18 @@ class ShapeOps:
                 pads = full
         if len(pads) != 2 * x.rank:
             self.bad(f"{len(pads)} pads for rank {x.rank}")
-        if any(p < 0 for p in pads):
-            self.unsupported("negative pads (cropping) are not supported")
         pairs = [(pads[d], pads[d + x.rank]) for d in range(x.rank)]
+        if mode != "constant":
+            self.pad_by_gather(node.output[0], x, pairs, mode)
+            return
+        if any(p < 0 for p in pads):           # crop first, then pad what remains
+            cropped = all(p <= 0 for p in pads)
+            x = self.pad_by_gather(node.output[0] + ("" if cropped else "/cropped"), x,
+                                   [(min(a, 0), min(b, 0)) for a, b in pairs], "edge")
+            if cropped:
+                return
+            pairs = [(max(a, 0), max(b, 0)) for a, b in pairs]
+            pads = [a for a, _ in pairs] + [b for _, b in pairs]
         shape = tuple(s + a + b for s, (a, b) in zip(x.shape, pairs))
         is_int = x.dq_of is None and x.dtype in (np.int8, np.uint8)
         if not is_int and x.dq_of is None:

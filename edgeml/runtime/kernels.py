@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from cython_ops import (activation, conv, elementwise, engine, index, int16x8, math_ops, onnx_ops, pool, reduce, rnn,
                         shape, space_ops, transpose_conv)
+from cython_ops import onnx_float_ops
 
 ISA = conv.isa()            # "scalar", "avx2", "avx512", "avx512vnni" or "neon"
 
@@ -43,7 +44,7 @@ def config_for(isa: str) -> KernelConfig:
 CONFIG = config_for(ISA)
 
 KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn, int16x8,
-                                        transpose_conv, index, math_ops, space_ops)
+                                        transpose_conv, index, math_ops, space_ops, onnx_float_ops)
            for name, address in module.KERNELS.items()}
 
 Engine = engine.Engine

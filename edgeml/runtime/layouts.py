@@ -389,3 +389,24 @@ def layout_of(kernel_name: str) -> Layout:
         return KERNEL_LAYOUTS[kernel_name]
     except KeyError:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
+
+
+# ----- ONNX ops without a TFLite twin (issue 19 part B, cython_ops.onnx_float_ops) ------------------------------
+ONNX_UNARY = _layout("onnx_unary", "em_onnx_elementwise.h", "EM_ONNX_UNARY", ptrs=_IN_OUT,
+                     ints=("n", "kind", "dtype"), floats=("alpha", "beta"))
+ONNX_BINARY = _layout("onnx_binary", "em_onnx_elementwise.h", "EM_ONNX_BINARY",
+                      ptrs=("input1", "input2", "output", "status"),
+                      ints=(("dims", 6), ("strides1", 6), ("strides2", 6), "kind", "dtype"))
+ONNX_TOPK = _layout("onnx_topk", "em_onnx_index.h", "EM_ONNX_TOPK", ptrs=("input", "values", "indices", "scratch"),
+                    ints=("outer", "n", "inner", "k", "largest", "dtype"))
+ONNX_CUMSUM = _layout("onnx_cumsum", "em_onnx_index.h", "EM_ONNX_CUMSUM", ptrs=_IN_OUT,
+                      ints=("outer", "n", "inner", "exclusive", "reverse", "dtype"))
+ONNX_SCATTER = _layout("onnx_scatter", "em_onnx_index.h", "EM_ONNX_SCATTER",
+                       ptrs=("data", "updates", "positions", "output"),
+                       ints=("elements", "updates", "reduction", "dtype"))
+LAYOUTS += (ONNX_UNARY, ONNX_BINARY, ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER)
+KERNEL_LAYOUTS.update({
+    # cython_ops.onnx_float_ops
+    "onnx_unary": ONNX_UNARY, "onnx_binary": ONNX_BINARY, "onnx_topk": ONNX_TOPK, "onnx_cumsum": ONNX_CUMSUM,
+    "onnx_scatter": ONNX_SCATTER,
+})

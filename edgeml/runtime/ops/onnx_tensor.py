@@ -1,0 +1,126 @@
+"""ONNX tensor ops without a TFLite twin: AXIS_GATHER (each output coordinate of each axis reads an input
+coordinate fixed at load: Pad's edge / reflect / wrap modes, crops, reversals, constant-index Gathers; the
+gather_indexed kernel of cython_ops/include/em_space.h), ONNX_TOPK, ONNX_CUMSUM and ONNX_SCATTER (em_onnx_index.h)."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.ir import Op
+from edgeml.runtime.ops.common import element_count, pad6, resolve_axis, row_major_strides
+from edgeml.runtime.ops.element_types import F32, I32, I64, dtype_code, require_same_type
+from edgeml.runtime.ops.index import VALUE_TYPES
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+
+TOPK_ENTRY_BYTES = 24          # em_topk_entry
+SORTED_TYPES = (F32, I32, I64)
+
+
+def prepare_axis_gather(ctx: Ctx, op: Op) -> Step:
+    """Option `tables`: for every input axis, the input coordinate each output coordinate reads."""
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    require_same_type(op, x, y)
+    dtype_code(op, x, VALUE_TYPES)
+    xs = list(ctx.shape(x))
+    tables = [np.asarray(t, np.int64).reshape(-1) for t in op.options.get("tables", ())]
+    if len(tables) != len(xs):
+        raise ModelFormatError(f"{op.describe()}: {len(tables)} index tables for a rank-{len(xs)} input")
+    if len(xs) > 6:
+        raise UnsupportedOpError(f"{op.describe()}: rank {len(xs)} > 6")
+    for axis, (t, d) in enumerate(zip(tables, xs)):
+        if t.size == 0 or t.min() < 0 or t.max() >= d:
+            raise ModelFormatError(f"{op.describe()}: axis {axis} reads coordinates outside 0..{d - 1}")
+    out = [t.size for t in tables]
+    ctx.set_output(op, 0, tuple(out))
+    strides = row_major_strides(xs)
+    parts = [np.zeros(1, np.int64)] * (6 - len(xs)) + [t * s for t, s in zip(tables, strides)]
+    starts = np.cumsum([0] + [len(t) for t in parts[:-1]]).tolist()
+    flat = ctx.keep_array(np.concatenate(parts))
+    ints = dict(itemsize=x.dtype.itemsize, dims=pad6(out), starts=starts)
+
+    def make(addr):
+        return dict(input=addr(x.index), output=addr(y.index), tables=address(flat)), ints, {}
+    return Step(op, "gather_indexed", make)
+
+
+def axis_geometry(ctx: Ctx, op: Op, xs: list) -> tuple[int, int, int, int]:
+    """(axis, outer, n, inner) of an op along option `axis`."""
+    if not xs:
+        raise ModelFormatError(f"{op.describe()}: the input must have at least one dimension")
+    axis = resolve_axis(op, int(op.options.get("axis", -1)), len(xs))
+    return axis, element_count(xs[:axis]), xs[axis], element_count(xs[axis + 1:])
+
+
+def prepare_topk(ctx: Ctx, op: Op) -> Step:
+    """Options axis, k, largest; outputs: values (the input's type) and int64 indices, always sorted."""
+    x, values, indices = ctx.tensor(op, 0), ctx.tensor(op, 0, "output"), ctx.tensor(op, 1, "output")
+    code = dtype_code(op, x, SORTED_TYPES)
+    require_same_type(op, x, values)
+    if indices.dtype != I64:
+        raise ModelFormatError(f"{op.describe()}: indices {indices.describe()} must be int64")
+    xs = list(ctx.shape(x))
+    axis, outer, n, inner = axis_geometry(ctx, op, xs)
+    k = int(op.options.get("k", 0))
+    if not 0 < k <= n:
+        raise ModelFormatError(f"{op.describe()}: k {k} outside 1..{n} (axis {axis} of {xs})")
+    out = xs[:axis] + [k] + xs[axis + 1:]
+    ctx.set_output(op, 0, tuple(out))
+    ctx.set_output(op, 1, tuple(out))
+    ints = dict(outer=outer, n=n, inner=inner, k=k, largest=int(bool(op.options.get("largest", True))), dtype=code)
+
+    def make(addr):
+        return (dict(input=addr(x.index), values=addr(values.index), indices=addr(indices.index),
+                     scratch=addr("scratch")), ints, {})
+    return Step(op, "onnx_topk", make, n * TOPK_ENTRY_BYTES)
+
+
+def prepare_cumsum(ctx: Ctx, op: Op) -> Step:
+    """Options axis, exclusive, reverse."""
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    code = dtype_code(op, x, SORTED_TYPES)
+    require_same_type(op, x, y)
+    xs = list(ctx.shape(x))
+    _, outer, n, inner = axis_geometry(ctx, op, xs)
+    ctx.set_output(op, 0, tuple(xs))
+    ints = dict(outer=outer, n=n, inner=inner, exclusive=int(bool(op.options.get("exclusive", False))),
+                reverse=int(bool(op.options.get("reverse", False))), dtype=code)
+
+    def make(addr):
+        return dict(input=addr(x.index), output=addr(y.index)), ints, {}
+    return Step(op, "onnx_cumsum", make)
+
+
+SCATTER_REDUCTIONS = {"none": 0, "add": 1, "mul": 2, "max": 3, "min": 4}
+
+
+def prepare_scatter(ctx: Ctx, op: Op) -> Step:
+    """Option `positions`: the flat output offset each update element goes to (ScatterND / ScatterElements with
+    constant indices); option `reduction`."""
+    x, upd, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    code = dtype_code(op, x, VALUE_TYPES)
+    require_same_type(op, x, upd, y)
+    xs, us = ctx.shape(x), ctx.shape(upd)
+    n = element_count(xs)
+    positions = np.asarray(op.options.get("positions", ()), np.int64).reshape(-1)
+    if positions.size != element_count(us) or (positions.size and (positions.min() < 0 or positions.max() >= n)):
+        raise ModelFormatError(f"{op.describe()}: {positions.size} target positions within 0..{n - 1} are needed for "
+                               f"updates of shape {list(us)}")
+    reduction = SCATTER_REDUCTIONS.get(op.options.get("reduction", "none"))
+    if reduction is None:
+        raise UnsupportedOpError(f"{op.describe()}: reduction {op.options.get('reduction')!r}")
+    ctx.set_output(op, 0, xs)
+    kept = ctx.keep_array(positions if positions.size else np.zeros(1, np.int64))
+    ints = dict(elements=n, updates=positions.size, reduction=reduction, dtype=code)
+
+    def make(addr):
+        return (dict(data=addr(x.index), updates=addr(upd.index), positions=address(kept), output=addr(y.index)),
+                ints, {})
+    return Step(op, "onnx_scatter", make)
+
+
+OPS = {
+    "ONNX_SCATTER": OpSpec(prepare_scatter, output_types=None),
+    "AXIS_GATHER": OpSpec(prepare_axis_gather, output_types=None),
+    "ONNX_TOPK": OpSpec(prepare_topk, output_types=None),
+    "ONNX_CUMSUM": OpSpec(prepare_cumsum, output_types=None),
+}
