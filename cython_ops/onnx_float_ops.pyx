@@ -1,6 +1,7 @@
 # cython: language_level=3
 """Kernels of the ONNX ops that TFLite has no twin for: element-wise ops on every plain tensor type
-(include/em_onnx_elementwise.h), TopK, CumSum and scatters (em_onnx_index.h)."""
+(include/em_onnx_elementwise.h), TopK, CumSum, scatters, float min / max
+reductions (em_onnx_index.h)."""
 from libc.stdint cimport uintptr_t
 from cython_ops.em_params cimport em_params
 
@@ -79,6 +80,7 @@ cdef extern from "em_onnx_index.h":
     void em_onnx_topk(const em_params*) nogil
     void em_onnx_cumsum(const em_params*) nogil
     void em_onnx_scatter(const em_params*) nogil
+    void em_onnx_reduce_minmax_f32(const em_params*) nogil
 
 KERNELS = {
     "onnx_unary": <uintptr_t>&em_onnx_unary,
@@ -86,6 +88,7 @@ KERNELS = {
     "onnx_topk": <uintptr_t>&em_onnx_topk,
     "onnx_cumsum": <uintptr_t>&em_onnx_cumsum,
     "onnx_scatter": <uintptr_t>&em_onnx_scatter,
+    "onnx_reduce_minmax_f32": <uintptr_t>&em_onnx_reduce_minmax_f32,
 }
 
 # function codes of the `kind` slot, by name

@@ -217,11 +217,11 @@ class ConvOps:
         a, b = ins
         if self._fold(node, ins, attrs):
             return
-        if b.const is None and b.qconst is None:
-            self.unsupported("the second MatMul input must be constant (a weight matrix)")
-        if len(b.shape) != 2 or a.rank < 1 or a.shape[-1] != b.shape[0]:
-            self.unsupported(f"MatMul of {list(a.shape)} by {list(b.shape)} (a 2-D constant right operand "
-                             "is supported)")
+        if (b.const is None and b.qconst is None) or b.rank != 2 or a.rank < 1:
+            self.matmul_values(node.output[0], a, b)        # between activations, or batched: BATCH_MATMUL
+            return
+        if a.shape[-1] != b.shape[0]:
+            self.bad(f"MatMul of {list(a.shape)} by {list(b.shape)}: depths {a.shape[-1]} and {b.shape[0]}")
         if self._fused_dense(node, a, b, None, False, 1.0):
             return
         self._dense(node.output[0], a, self.float_const(b, "weights").T, None)
@@ -234,10 +234,11 @@ class ConvOps:
             return
         alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
         ta, tb = attrs.get("transA", 0), attrs.get("transB", 0)
-        if b.const is None and b.qconst is None:
-            self.unsupported("the Gemm B input must be constant (a weight matrix)")
         if a.rank != 2 or len(b.shape) != 2:
             self.bad(f"Gemm needs 2-D inputs, got {list(a.shape)} and {list(b.shape)}")
+        if b.const is None and b.qconst is None:
+            self._gemm_of_activations(node, a, b, c, alpha, beta, bool(ta), bool(tb))
+            return
         if ta:
             a = self._transposed_2d(a)
         n = b.shape[0] if tb else b.shape[1]
@@ -257,6 +258,20 @@ class ConvOps:
                 self._binary(Renamed(node, None, node.output[0], [out.name, c.name]), [out, c], "ADD")
                 return
         self._dense(node.output[0], a, w, bias)
+
+    def _gemm_of_activations(self, node, a: Value, b: Value, c, alpha: float, beta: float, ta: bool, tb: bool):
+        """alpha * A' B' + beta * C with B an activation: BATCH_MATMUL, then the scaling and the bias."""
+        name = node.output[0]
+        r = self.batch_matmul(name + ("/mm" if alpha != 1.0 or c is not None else ""), a, b, ta, tb)
+        if alpha != 1.0:
+            r = self.onnx_binary(name + ("/scaled" if c is not None else ""), r,
+                                 self.const_value(name + "/alpha", np.array(alpha, np.float32)), "MUL")
+        if c is not None:
+            if beta != 1.0:
+                c = self.onnx_binary(name + "/c", c, self.const_value(name + "/beta", np.array(beta, np.float32)),
+                                     "MUL") if c.const is None else self.const_value(
+                                         name + "/c", (c.const * np.float32(beta)).astype(np.float32))
+            self.onnx_binary(name, r, c, "ADD")
 
     def _transposed_2d(self, a: Value) -> Value:
         t = self.get_plain(a)

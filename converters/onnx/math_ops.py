@@ -45,7 +45,10 @@ class MathOps:
         ir_shape = tuple(out_shape[p] for p in TO_NHWC) if use_nhwc else out_shape
         act, last = self.float_activation(node.output[0])
         out = self.tensor(last, ir_shape, np.float32)
-        self.op(ir_type, ts, [out], fused_activation_function=ACT_CODE[act])
+        if act == "NONE":        # ONNX's arithmetic keeps infinities (the TFLite op clamps to +-FLT_MAX)
+            self.op("ONNX_BINARY", ts, [out], function=ir_type)
+        else:
+            self.op(ir_type, ts, [out], fused_activation_function=ACT_CODE[act])
         self.new_value(last, out_shape, np.float32, out, use_nhwc)
 
     def op_Add(self, node, ins, attrs):

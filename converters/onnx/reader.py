@@ -27,10 +27,12 @@ from onnx import helper as _helper
 from converters.onnx.common import TO_NCHW, TO_NHWC, Value
 from converters.onnx.conv import ConvOps
 from converters.onnx.elementwise import ElementwiseOps
+from converters.onnx.linear_ops import LinearOps
 from converters.onnx.math_ops import MathOps
 from converters.onnx.qdq import QDQOps
 from converters.onnx.qoperator import QOperatorOps
 from converters.onnx.recurrent import RecurrentOps
+from converters.onnx.reduce_ops import ReduceOps
 from converters.onnx.shape_ops import ShapeOps
 from converters.onnx.tensor_ops import TensorOps
 from converters.onnx.tensors import ONNX_DTYPES, initializer_array
@@ -44,7 +46,7 @@ MS_DOMAIN = "com.microsoft"
 
 
 class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps,
-                  ElementwiseOps, TensorOps):
+                  ElementwiseOps, TensorOps, ReduceOps, LinearOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph

@@ -38,13 +38,15 @@ enum { EM_ONNX_UNARY_F_ALPHA, EM_ONNX_UNARY_F_BETA, EM_ONNX_UNARY_F_COUNT };
 
 /* em_onnx_binary, layout EM_ONNX_BINARY: ptr: input1, input2, output (bool for the comparisons), status (int32:
  * 1 after an integer division by zero); i: output dims (6), input strides (6 each, 0 where broadcast), kind,
- * dtype (the inputs' EM_DT_*) */
+ * dtype (the inputs' EM_DT_*), shapes (EM_OB_BROADCAST, or a float fast path: EM_OB_EQUAL_SHAPES, EM_OB_SCALAR1 /
+ * EM_OB_SCALAR2 where input 1 / 2 is a single element) */
+enum { EM_OB_BROADCAST, EM_OB_EQUAL_SHAPES, EM_OB_SCALAR1, EM_OB_SCALAR2 };
 enum { EM_ONNX_BINARY_P_INPUT1, EM_ONNX_BINARY_P_INPUT2, EM_ONNX_BINARY_P_OUTPUT, EM_ONNX_BINARY_P_STATUS,
        EM_ONNX_BINARY_P_COUNT };
 enum { EM_ONNX_BINARY_I_DIMS, EM_ONNX_BINARY_I_DIMS_LAST = EM_ONNX_BINARY_I_DIMS + 5, EM_ONNX_BINARY_I_STRIDES1,
        EM_ONNX_BINARY_I_STRIDES1_LAST = EM_ONNX_BINARY_I_STRIDES1 + 5, EM_ONNX_BINARY_I_STRIDES2,
        EM_ONNX_BINARY_I_STRIDES2_LAST = EM_ONNX_BINARY_I_STRIDES2 + 5, EM_ONNX_BINARY_I_KIND,
-       EM_ONNX_BINARY_I_DTYPE, EM_ONNX_BINARY_I_COUNT };
+       EM_ONNX_BINARY_I_DTYPE, EM_ONNX_BINARY_I_SHAPES, EM_ONNX_BINARY_I_COUNT };
 enum { EM_ONNX_BINARY_F_COUNT = 0 };
 
 /* ----- unary ------------------------------------------------------------------------------------------------ */
@@ -195,8 +197,25 @@ static inline float em_ob_f32(int kind, float a, float b) {
 #define EM_OB_F32_LOOP(K) \
     case K: EM_BROADCAST_PAIRS(float, in1, in2, y[o] = em_ob_f32(K, a, b);) break;
 
+/* The common shapes in flat loops the compiler vectorizes: equal shapes, or one operand a single element. */
+#define EM_OB_F32_FLAT(K)                                                                                    \
+    case K:                                                                                                  \
+        if (shapes == EM_OB_EQUAL_SHAPES) for (int64_t i = 0; i < n; i++) y[i] = em_ob_f32(K, x1[i], x2[i]);   \
+        else if (shapes == EM_OB_SCALAR2) for (int64_t i = 0; i < n; i++) y[i] = em_ob_f32(K, x1[i], x2[0]);  \
+        else for (int64_t i = 0; i < n; i++) y[i] = em_ob_f32(K, x1[0], x2[i]);                              \
+        return;
+
 static void em_onnx_binary_f32(const void* in1, const void* in2, float* y, const int64_t* dims, const int64_t* st1,
-                               const int64_t* st2, int kind) {
+                               const int64_t* st2, int kind, int shapes) {
+    if (shapes != EM_OB_BROADCAST) {
+        const float* x1 = (const float*)in1;
+        const float* x2 = (const float*)in2;
+        const int64_t n = dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5];
+        switch (kind) {
+        EM_OB_F32_FLAT(EM_OB_ADD) EM_OB_F32_FLAT(EM_OB_SUB) EM_OB_F32_FLAT(EM_OB_MUL) EM_OB_F32_FLAT(EM_OB_DIV)
+        EM_OB_F32_FLAT(EM_OB_MAX) EM_OB_F32_FLAT(EM_OB_MIN)
+        }
+    }
     switch (kind) {
     EM_OB_F32_LOOP(EM_OB_ADD) EM_OB_F32_LOOP(EM_OB_SUB) EM_OB_F32_LOOP(EM_OB_MUL) EM_OB_F32_LOOP(EM_OB_DIV)
     EM_OB_F32_LOOP(EM_OB_MOD) EM_OB_F32_LOOP(EM_OB_FMOD) EM_OB_F32_LOOP(EM_OB_POW) EM_OB_F32_LOOP(EM_OB_MAX)
@@ -204,6 +223,7 @@ static void em_onnx_binary_f32(const void* in1, const void* in2, float* y, const
     }
 }
 #undef EM_OB_F32_LOOP
+#undef EM_OB_F32_FLAT
 
 /* Integer power by squaring, wrapping like the multiplications it stands for; a negative exponent gives the
  * truncated 1 / a^-b (0 unless |a| is 1). */
@@ -280,7 +300,7 @@ static void em_onnx_binary(const em_params* p) {
     if (kind >= EM_OB_EQUAL) {
         EM_DT_SWITCH(code, EM_OB_COMPARE(T))
     } else if (code == EM_DT_F32) {
-        em_onnx_binary_f32(in1, in2, (float*)out, dims, st1, st2, kind);
+        em_onnx_binary_f32(in1, in2, (float*)out, dims, st1, st2, kind, (int)p->i[EM_ONNX_BINARY_I_SHAPES]);
     } else {
         switch (code) {
         case EM_DT_I8: EM_OB_INT(int8_t, uint8_t, 8) break;

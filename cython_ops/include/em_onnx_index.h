@@ -4,6 +4,8 @@
  * keep the lower index first (onnxruntime's order); NaN is ordered above every number.  float32, int32 and int64.
  * em_onnx_cumsum: running sums along the axis, exclusive and / or reversed; float32 sums in float32 in axis
  * order (onnxruntime's order), integers wrap.
+ * em_onnx_reduce_minmax_f32: ReduceMax / ReduceMin of float32 starting from -inf / +inf (LiteRT's REDUCE_MAX starts
+ * from the lowest finite value, so a row of -inf would come out -FLT_MAX).
  * em_onnx_scatter: ScatterND / ScatterElements with target positions fixed at load (flat element offsets, checked
  * there): the data copied, then each update applied in order (replacing, or combined by add / mul / max / min). */
 #ifndef EM_ONNX_INDEX_H
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include "em_dtype.h"
 #include "em_params.h"
+#include "em_reduce.h"
 
 /* em_onnx_topk, layout EM_ONNX_TOPK: ptr: input, values, indices (int64), scratch (n entries of 16 bytes);
  * i: outer, n, inner, k, largest, dtype (EM_DT_F32, _I32 or _I64) */
@@ -36,6 +39,30 @@ enum { EM_ONNX_SCATTER_P_DATA, EM_ONNX_SCATTER_P_UPDATES, EM_ONNX_SCATTER_P_POSI
 enum { EM_ONNX_SCATTER_I_ELEMENTS, EM_ONNX_SCATTER_I_UPDATES, EM_ONNX_SCATTER_I_REDUCTION, EM_ONNX_SCATTER_I_DTYPE,
        EM_ONNX_SCATTER_I_COUNT };
 enum { EM_ONNX_SCATTER_F_COUNT = 0 };
+
+/* em_onnx_reduce_minmax_f32, layout EM_ONNX_REDUCE: ptr: input, output; i: input dims (6-D), output stride of
+ * each input dim (6, 0 where reduced), outputs, is_max */
+enum { EM_ONNX_REDUCE_P_INPUT, EM_ONNX_REDUCE_P_OUTPUT, EM_ONNX_REDUCE_P_COUNT };
+enum { EM_ONNX_REDUCE_I_DIMS, EM_ONNX_REDUCE_I_DIMS_LAST = EM_ONNX_REDUCE_I_DIMS + 5, EM_ONNX_REDUCE_I_OUT_STRIDES,
+       EM_ONNX_REDUCE_I_OUT_STRIDES_LAST = EM_ONNX_REDUCE_I_OUT_STRIDES + 5, EM_ONNX_REDUCE_I_OUTPUTS,
+       EM_ONNX_REDUCE_I_IS_MAX, EM_ONNX_REDUCE_I_COUNT };
+enum { EM_ONNX_REDUCE_F_COUNT = 0 };
+
+static void em_onnx_reduce_minmax_f32(const em_params* p) {
+    const int64_t* dims = p->i + EM_ONNX_REDUCE_I_DIMS;
+    const int64_t* ost = p->i + EM_ONNX_REDUCE_I_OUT_STRIDES;
+    const float* x = (const float*)p->ptr[EM_ONNX_REDUCE_P_INPUT];
+    float* y = (float*)p->ptr[EM_ONNX_REDUCE_P_OUTPUT];
+    const int64_t n_out = p->i[EM_ONNX_REDUCE_I_OUTPUTS];
+    int64_t k = 0;
+    if (p->i[EM_ONNX_REDUCE_I_IS_MAX]) {
+        for (int64_t o = 0; o < n_out; o++) y[o] = -INFINITY;
+        EM_REDUCE_WALK(if (x[k] > y[ob]) y[ob] = x[k];)
+    } else {
+        for (int64_t o = 0; o < n_out; o++) y[o] = INFINITY;
+        EM_REDUCE_WALK(if (x[k] < y[ob]) y[ob] = x[k];)
+    }
+}
 
 /* One sortable entry: the value widened (double holds every float32 and int32 exactly; int64 keys compare as
  * int64) and its index along the axis. */

@@ -396,7 +396,7 @@ ONNX_UNARY = _layout("onnx_unary", "em_onnx_elementwise.h", "EM_ONNX_UNARY", ptr
                      ints=("n", "kind", "dtype"), floats=("alpha", "beta"))
 ONNX_BINARY = _layout("onnx_binary", "em_onnx_elementwise.h", "EM_ONNX_BINARY",
                       ptrs=("input1", "input2", "output", "status"),
-                      ints=(("dims", 6), ("strides1", 6), ("strides2", 6), "kind", "dtype"))
+                      ints=(("dims", 6), ("strides1", 6), ("strides2", 6), "kind", "dtype", "shapes"))
 ONNX_TOPK = _layout("onnx_topk", "em_onnx_index.h", "EM_ONNX_TOPK", ptrs=("input", "values", "indices", "scratch"),
                     ints=("outer", "n", "inner", "k", "largest", "dtype"))
 ONNX_CUMSUM = _layout("onnx_cumsum", "em_onnx_index.h", "EM_ONNX_CUMSUM", ptrs=_IN_OUT,
@@ -404,9 +404,11 @@ ONNX_CUMSUM = _layout("onnx_cumsum", "em_onnx_index.h", "EM_ONNX_CUMSUM", ptrs=_
 ONNX_SCATTER = _layout("onnx_scatter", "em_onnx_index.h", "EM_ONNX_SCATTER",
                        ptrs=("data", "updates", "positions", "output"),
                        ints=("elements", "updates", "reduction", "dtype"))
-LAYOUTS += (ONNX_UNARY, ONNX_BINARY, ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER)
+ONNX_REDUCE = _layout("onnx_reduce", "em_onnx_index.h", "EM_ONNX_REDUCE", ptrs=_IN_OUT,
+                      ints=(("dims", 6), ("out_strides", 6), "outputs", "is_max"))
+LAYOUTS += (ONNX_UNARY, ONNX_BINARY, ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER, ONNX_REDUCE)
 KERNEL_LAYOUTS.update({
     # cython_ops.onnx_float_ops
     "onnx_unary": ONNX_UNARY, "onnx_binary": ONNX_BINARY, "onnx_topk": ONNX_TOPK, "onnx_cumsum": ONNX_CUMSUM,
-    "onnx_scatter": ONNX_SCATTER,
+    "onnx_scatter": ONNX_SCATTER, "onnx_reduce_minmax_f32": ONNX_REDUCE,
 })

@@ -32,6 +32,9 @@ BINARY_TYPES.update({"SHIFT_LEFT": INTEGERS, "SHIFT_RIGHT": INTEGERS, "AND": (BO
                      "XOR": (BOOL,), "BITWISE_AND": INTEGERS, "BITWISE_OR": INTEGERS, "BITWISE_XOR": INTEGERS})
 BINARY_TYPES.update({name: (F32, BOOL) + INTEGERS for name in COMPARISONS})
 DIVIDING = ("DIV", "MOD", "FMOD")
+# the float functions with flat loops for equal shapes and single-element operands (EM_OB_* shape codes)
+FLAT_FUNCTIONS = ("ADD", "SUB", "MUL", "DIV", "MAX", "MIN")
+BROADCAST, EQUAL_SHAPES, SCALAR1, SCALAR2 = range(4)
 
 
 def function_of(op: Op, kinds: dict) -> str:
@@ -77,8 +80,16 @@ def prepare_onnx_binary(ctx: Ctx, op: Op) -> Step:
     if name == "PRELU" and tuple(out) != tuple(sa):
         raise ModelFormatError(f"{op.describe()}: slope {list(sb)} does not broadcast to the input {list(sa)}")
     ctx.set_output(op, 0, out)
+    shapes = BROADCAST
+    if a.dtype == F32 and name in FLAT_FUNCTIONS:
+        if tuple(sa) == tuple(sb):
+            shapes = EQUAL_SHAPES
+        elif element_count(sb) == 1 and tuple(sa) == tuple(out):
+            shapes = SCALAR2
+        elif element_count(sa) == 1 and tuple(sb) == tuple(out):
+            shapes = SCALAR1
     ints = dict(dims=pad6(out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out),
-                kind=BINARY_KINDS[name], dtype=code)
+                kind=BINARY_KINDS[name], dtype=code, shapes=shapes)
     checked = name in DIVIDING and a.dtype != F32
 
     def check(status):          # the kernel's int32 word: 1 after an integer division by zero

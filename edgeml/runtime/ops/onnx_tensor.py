@@ -1,7 +1,9 @@
 """ONNX tensor ops without a TFLite twin: AXIS_GATHER (each output coordinate of each axis reads an input
 coordinate fixed at load: Pad's edge / reflect / wrap modes, crops, reversals, constant-index Gathers; the
-gather_indexed kernel of cython_ops/include/em_space.h), ONNX_TOPK, ONNX_CUMSUM and ONNX_SCATTER (em_onnx_index.h)."""
+gather_indexed kernel of cython_ops/include/em_space.h), ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER and ONNX_REDUCE_MAX / MIN (em_onnx_index.h)."""
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 
@@ -10,6 +12,7 @@ from edgeml.ir import Op
 from edgeml.runtime.ops.common import element_count, pad6, resolve_axis, row_major_strides
 from edgeml.runtime.ops.element_types import F32, I32, I64, dtype_code, require_same_type
 from edgeml.runtime.ops.index import VALUE_TYPES
+from edgeml.runtime.ops.reduce import reduction_geometry
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 TOPK_ENTRY_BYTES = 24          # em_topk_entry
@@ -118,7 +121,24 @@ def prepare_scatter(ctx: Ctx, op: Op) -> Step:
     return Step(op, "onnx_scatter", make)
 
 
+def prepare_reduce_minmax(ctx: Ctx, op: Op, is_max: bool) -> Step:
+    """float32 max / min over the axes of input 1 (int32), starting from -inf / +inf (ONNX's identity)."""
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if not x.dtype == y.dtype == F32:
+        raise UnsupportedOpError(f"{op.describe()}: {x.dtype} -> {y.dtype} (float32 is supported)")
+    xs, _, out, dims, ost = reduction_geometry(ctx, op)
+    if element_count(xs) == 0:
+        raise UnsupportedOpError(f"{op.describe()}: a reduction of an empty tensor")
+    ints = dict(dims=dims, out_strides=ost, outputs=element_count(out), is_max=int(is_max))
+
+    def make(addr):
+        return dict(input=addr(x.index), output=addr(y.index)), ints, {}
+    return Step(op, "onnx_reduce_minmax_f32", make)
+
+
 OPS = {
+    "ONNX_REDUCE_MAX": OpSpec(partial(prepare_reduce_minmax, is_max=True), output_types=None),
+    "ONNX_REDUCE_MIN": OpSpec(partial(prepare_reduce_minmax, is_max=False), output_types=None),
     "ONNX_SCATTER": OpSpec(prepare_scatter, output_types=None),
     "AXIS_GATHER": OpSpec(prepare_axis_gather, output_types=None),
     "ONNX_TOPK": OpSpec(prepare_topk, output_types=None),
