@@ -23,7 +23,8 @@ NOT_IMPLEMENTED = {
     r"only 2-D convolution": "1-D / 3-D convolution",
     r"pooling with dilations": "dilated pooling",
     r"MaxPool indices output": "MaxPool indices",
-    r"Dropout mask output|Dropout in training mode": "training-mode Dropout",
+    r"Dropout mask output|Dropout in training mode|BatchNormalization in training mode":
+        "training-mode Dropout / BatchNormalization",
     r"is not a tensor": "sequence / optional types",
     r"a 2-D constant right operand|must be a constant 2-D matrix": "batched MatMul / non-constant right operand",
     r"scale of type float16": "float16 scales",

@@ -80,7 +80,13 @@ class ConvOps:
         if x.dq_of is None:
             self.float_input(x)
         xt = self._as_float32(self.get_nhwc(x))
-        act, last = self.float_activation(node.output[0])
+        produced = node.output[0]
+        folded = self.following_batch_norm(produced, oc)
+        if folded is not None:          # Conv -> BatchNormalization: scaled weights and bias
+            mul, add, produced = folded
+            wf = (wf.astype(np.float64) * mul.reshape(-1, 1, 1, 1)).astype(np.float32)
+            bf = add if bf is None else (bf.astype(np.float64) * mul + add).astype(np.float32)
+        act, last = self.float_activation(produced)
         options["fused_activation_function"] = ACT_CODE[act]
         out = self._conv_ops(last, xt, wf, bf, group, out_shape, options, np.float32, None, None)
         self.new_value(last, out_shape, np.float32, out, True)

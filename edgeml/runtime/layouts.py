@@ -406,9 +406,13 @@ ONNX_SCATTER = _layout("onnx_scatter", "em_onnx_index.h", "EM_ONNX_SCATTER",
                        ints=("elements", "updates", "reduction", "dtype"))
 ONNX_REDUCE = _layout("onnx_reduce", "em_onnx_index.h", "EM_ONNX_REDUCE", ptrs=_IN_OUT,
                       ints=(("dims", 6), ("out_strides", 6), "outputs", "is_max"))
-LAYOUTS += (ONNX_UNARY, ONNX_BINARY, ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER, ONNX_REDUCE)
+ONNX_NORM = _layout("onnx_norm", "em_onnx_norm.h", "EM_ONNX_NORM",
+                    ptrs=("input", "scale", "bias", "output", "mean", "inv_std"),
+                    ints=("rows", "cols", "row_mod", "row_stride", "col_div", "col_stride", "centered"),
+                    floats=("epsilon",))
+LAYOUTS += (ONNX_UNARY, ONNX_BINARY, ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER, ONNX_REDUCE, ONNX_NORM)
 KERNEL_LAYOUTS.update({
     # cython_ops.onnx_float_ops
     "onnx_unary": ONNX_UNARY, "onnx_binary": ONNX_BINARY, "onnx_topk": ONNX_TOPK, "onnx_cumsum": ONNX_CUMSUM,
-    "onnx_scatter": ONNX_SCATTER, "onnx_reduce_minmax_f32": ONNX_REDUCE,
+    "onnx_scatter": ONNX_SCATTER, "onnx_reduce_minmax_f32": ONNX_REDUCE, "onnx_normalize": ONNX_NORM,
 })

@@ -1,6 +1,7 @@
 """ONNX tensor ops without a TFLite twin: AXIS_GATHER (each output coordinate of each axis reads an input
 coordinate fixed at load: Pad's edge / reflect / wrap modes, crops, reversals, constant-index Gathers; the
-gather_indexed kernel of cython_ops/include/em_space.h), ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER and ONNX_REDUCE_MAX / MIN (em_onnx_index.h)."""
+gather_indexed kernel of cython_ops/include/em_space.h), ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER and ONNX_REDUCE_MAX / MIN (em_onnx_index.h), ONNX_NORMALIZE
+(em_onnx_norm.h)."""
 from __future__ import annotations
 
 from functools import partial
@@ -144,3 +145,64 @@ OPS = {
     "ONNX_TOPK": OpSpec(prepare_topk, output_types=None),
     "ONNX_CUMSUM": OpSpec(prepare_cumsum, output_types=None),
 }
+
+
+# ----- ONNX_NORMALIZE ---------------------------------------------------------------------------------------
+
+def prepare_normalize(ctx: Ctx, op: Op) -> Step:
+    """Rows of the trailing dimensions from option `axis` normalized (cython_ops/include/em_onnx_norm.h).
+    Inputs: x, scale, bias (-1: none), constants; outputs: y, then mean and inv_std when options `with_mean` /
+    `with_inv_std` say so (one float per row, shaped as the translator declares).  Options row_mod, row_stride,
+    col_div, col_stride map a row and column to their scale / bias element; `centered` (False: RMS); epsilon."""
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if not x.dtype == y.dtype == F32:
+        raise UnsupportedOpError(f"{op.describe()}: {x.dtype} -> {y.dtype} (float32 is supported)")
+    xs = list(ctx.shape(x))
+    axis = resolve_axis(op, int(op.options.get("axis", -1)), len(xs)) if xs else 0
+    rows, cols = element_count(xs[:axis]), element_count(xs[axis:])
+    if cols == 0:
+        raise UnsupportedOpError(f"{op.describe()}: normalizing empty rows")
+    o = op.options
+    row_mod, row_stride = int(o.get("row_mod", 1)), int(o.get("row_stride", 0))
+    col_div, col_stride = int(o.get("col_div", 1)), int(o.get("col_stride", 1))
+    if row_mod < 1 or col_div < 1 or row_stride < 0 or col_stride < 0:
+        raise ModelFormatError(f"{op.describe()}: bad scale pattern {row_mod, row_stride, col_div, col_stride}")
+    reach = (min(rows, row_mod) - 1) * row_stride + ((cols - 1) // col_div) * col_stride + 1
+    params = []
+    for position, what in ((1, "scale"), (2, "bias")):
+        if position >= len(op.inputs) or op.inputs[position] < 0:
+            params.append(None)
+            continue
+        t = ctx.tensor(op, position)
+        data = ctx.const(t, f"{op.describe()} {what}")
+        if data.dtype != F32 or data.size < reach:
+            raise ModelFormatError(f"{op.describe()}: {what} {t.describe()} must be float32 with at least {reach} "
+                                   f"elements, got {data.dtype} {list(data.shape)}")
+        params.append(ctx.keep_array(data.reshape(-1)))
+    if params[0] is None:
+        raise ModelFormatError(f"{op.describe()}: a scale input is required")
+    ctx.set_output(op, 0, tuple(xs))
+    extra = iter(range(1, len(op.outputs)))
+    stats = {}
+    for flag in ("with_mean", "with_inv_std"):
+        if o.get(flag):
+            k = next(extra, None)
+            if k is None:
+                raise ModelFormatError(f"{op.describe()}: option {flag} without an output for it")
+            t = ctx.tensor(op, k, "output")
+            declared = t.shape if element_count(t.shape) == rows else (rows,)
+            ctx.set_output(op, k, declared)
+            stats[flag] = t
+    ints = dict(rows=rows, cols=cols, row_mod=row_mod, row_stride=row_stride, col_div=col_div, col_stride=col_stride,
+                centered=int(bool(o.get("centered", True))))
+
+    def make(addr):
+        return (dict(input=addr(x.index), scale=address(params[0]),
+                     bias=address(params[1]) if params[1] is not None else 0, output=addr(y.index),
+                     mean=addr(stats["with_mean"].index) if "with_mean" in stats else 0,
+                     inv_std=addr(stats["with_inv_std"].index) if "with_inv_std" in stats else 0),
+                ints, dict(epsilon=float(o.get("epsilon", 1e-5))))
+    return Step(op, "onnx_normalize", make)
+
+
+OPS["ONNX_NORMALIZE"] = OpSpec(prepare_normalize, output_types=None)
