@@ -1,7 +1,8 @@
 # cython: language_level=3
 """Kernels of the ONNX ops that TFLite has no twin for: element-wise ops on every plain tensor type
 (include/em_onnx_elementwise.h), TopK, CumSum, scatters, float min / max
-reductions (em_onnx_index.h), the row normalizations (em_onnx_norm.h)."""
+reductions (em_onnx_index.h), the row normalizations (em_onnx_norm.h) and Resize's per-axis
+interpolation (em_onnx_resize.h)."""
 from libc.stdint cimport uintptr_t
 from cython_ops.em_params cimport em_params
 
@@ -85,6 +86,9 @@ cdef extern from "em_onnx_index.h":
 cdef extern from "em_onnx_norm.h":
     void em_onnx_normalize(const em_params*) nogil
 
+cdef extern from "em_onnx_resize.h":
+    void em_onnx_resize_axis(const em_params*) nogil
+
 KERNELS = {
     "onnx_unary": <uintptr_t>&em_onnx_unary,
     "onnx_binary": <uintptr_t>&em_onnx_binary,
@@ -93,6 +97,7 @@ KERNELS = {
     "onnx_scatter": <uintptr_t>&em_onnx_scatter,
     "onnx_reduce_minmax_f32": <uintptr_t>&em_onnx_reduce_minmax_f32,
     "onnx_normalize": <uintptr_t>&em_onnx_normalize,
+    "onnx_resize_axis": <uintptr_t>&em_onnx_resize_axis,
 }
 
 # function codes of the `kind` slot, by name

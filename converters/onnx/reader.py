@@ -34,6 +34,7 @@ from converters.onnx.qdq import QDQOps
 from converters.onnx.qoperator import QOperatorOps
 from converters.onnx.recurrent import RecurrentOps
 from converters.onnx.reduce_ops import ReduceOps
+from converters.onnx.resize import ResizeOps
 from converters.onnx.shape_ops import ShapeOps
 from converters.onnx.tensor_ops import TensorOps
 from converters.onnx.tensors import ONNX_DTYPES, initializer_array
@@ -47,7 +48,7 @@ MS_DOMAIN = "com.microsoft"
 
 
 class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps,
-                  ElementwiseOps, TensorOps, ReduceOps, LinearOps, NormalizationOps):
+                  ElementwiseOps, TensorOps, ReduceOps, LinearOps, NormalizationOps, ResizeOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph

@@ -410,9 +410,13 @@ ONNX_NORM = _layout("onnx_norm", "em_onnx_norm.h", "EM_ONNX_NORM",
                     ptrs=("input", "scale", "bias", "output", "mean", "inv_std"),
                     ints=("rows", "cols", "row_mod", "row_stride", "col_div", "col_stride", "centered"),
                     floats=("epsilon",))
-LAYOUTS += (ONNX_UNARY, ONNX_BINARY, ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER, ONNX_REDUCE, ONNX_NORM)
+ONNX_RESIZE = _layout("onnx_resize", "em_onnx_resize.h", "EM_ONNX_RESIZE",
+                      ptrs=("input", "output", "indices", "weights", "extrapolated"),
+                      ints=("outer", "in", "inner", "out", "taps"), floats=("extrapolation",))
+LAYOUTS += (ONNX_UNARY, ONNX_BINARY, ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER, ONNX_REDUCE, ONNX_NORM, ONNX_RESIZE)
 KERNEL_LAYOUTS.update({
     # cython_ops.onnx_float_ops
     "onnx_unary": ONNX_UNARY, "onnx_binary": ONNX_BINARY, "onnx_topk": ONNX_TOPK, "onnx_cumsum": ONNX_CUMSUM,
     "onnx_scatter": ONNX_SCATTER, "onnx_reduce_minmax_f32": ONNX_REDUCE, "onnx_normalize": ONNX_NORM,
+    "onnx_resize_axis": ONNX_RESIZE,
 })

@@ -206,3 +206,39 @@ def prepare_normalize(ctx: Ctx, op: Op) -> Step:
 
 
 OPS["ONNX_NORMALIZE"] = OpSpec(prepare_normalize, output_types=None)
+
+
+# ----- ONNX_RESIZE_AXIS -------------------------------------------------------------------------------------
+
+def prepare_resize_axis(ctx: Ctx, op: Op) -> Step:
+    """One axis of an ONNX Resize (cython_ops/include/em_onnx_resize.h).  Options: axis, indices and weights
+    (out x taps, row-major), extrapolated (out flags, or empty), extrapolation_value."""
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    if not x.dtype == y.dtype == F32:
+        raise UnsupportedOpError(f"{op.describe()}: {x.dtype} -> {y.dtype} (float32 is supported)")
+    xs = list(ctx.shape(x))
+    axis, outer, n_in, inner = axis_geometry(ctx, op, xs)
+    o = op.options
+    indices = np.asarray(o.get("indices", ()), np.int64)
+    weights = np.asarray(o.get("weights", ()), np.float32)
+    if indices.ndim != 2 or indices.shape != weights.shape or indices.shape[0] == 0 or indices.shape[1] == 0:
+        raise ModelFormatError(f"{op.describe()}: index and weight tables of shapes {list(indices.shape)} and "
+                               f"{list(weights.shape)} (out x taps, equal)")
+    if indices.min() < 0 or indices.max() >= n_in:
+        raise ModelFormatError(f"{op.describe()}: taps outside 0..{n_in - 1} of axis {axis}")
+    n_out, taps = indices.shape
+    flags = np.asarray(o.get("extrapolated", ()), np.uint8).reshape(-1)
+    if flags.size not in (0, n_out):
+        raise ModelFormatError(f"{op.describe()}: {flags.size} extrapolation flags for {n_out} outputs")
+    ctx.set_output(op, 0, tuple(xs[:axis] + [n_out] + xs[axis + 1:]))
+    kept = [ctx.keep_array(indices), ctx.keep_array(weights)] + ([ctx.keep_array(flags)] if flags.size else [])
+    ints = dict(outer=outer, inner=inner, out=n_out, taps=taps, **{"in": n_in})
+
+    def make(addr):
+        return (dict(input=addr(x.index), output=addr(y.index), indices=address(kept[0]), weights=address(kept[1]),
+                     extrapolated=address(kept[2]) if len(kept) > 2 else 0),
+                ints, dict(extrapolation=float(o.get("extrapolation_value", 0.0))))
+    return Step(op, "onnx_resize_axis", make)
+
+
+OPS["ONNX_RESIZE_AXIS"] = OpSpec(prepare_resize_axis, output_types=None)
