@@ -1,11 +1,17 @@
 """Convolution, pooling and dense ops for the ONNX reader: Conv (plain, depthwise, grouped), AveragePool / MaxPool
-and their global forms, MatMul, Gemm (float; the quantized forms are in qdq.py and qoperator.py)."""
+and their global forms, MatMul, Gemm (float; the quantized forms are in qdq.py and qoperator.py).  1-D Conv and
+pooling run as the 2-D ones on an (N, C, L, 1) view of the input."""
 from __future__ import annotations
 
 import numpy as np
 
 from converters.onnx.common import ACT_CODE, Renamed, Value
 from edgeml.ir import Quantization
+
+
+POOL_ATTRS = {"AveragePool": {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads",
+                              "strides"},
+              "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"}}
 
 
 class ConvOps:
@@ -52,14 +58,43 @@ class ConvOps:
             return strides, dil, (p[0][0], p[1][0], p[0][1], p[1][1])
         self.bad(f"auto_pad '{auto}' is not valid")
 
+    def _as_2d(self, node, x: Value, attrs: dict) -> tuple:
+        """(the (N, C, L, 1) view of a 1-D op's input, the attributes of the same 2-D op)."""
+        two_d = dict(attrs)
+        for key, extra in (("strides", 1), ("dilations", 1), ("kernel_shape", 1), ("output_padding", 0),
+                           ("output_shape", 1)):
+            if key in attrs:
+                if len(attrs[key]) != 1:
+                    self.bad(f"{key} {list(attrs[key])} must have one value for a 1-D input")
+                two_d[key] = [attrs[key][0], extra]
+        if "pads" in attrs:
+            if len(attrs["pads"]) != 2:
+                self.bad(f"pads {list(attrs['pads'])} must have two values for a 1-D input")
+            two_d["pads"] = [attrs["pads"][0], 0, attrs["pads"][1], 0]
+        return self.reshaped(x, tuple(x.shape) + (1,), node.output[0] + "/as_2d"), two_d
+
+    def _from_2d(self, name: str, shape4, ir: int):
+        """The 1-D op's output `name` from its 2-D form: NHWC tensor `ir` of ONNX shape (N, C, L, 1)."""
+        v4 = self.new_value(name + "/2d", shape4, np.float32, ir, True)
+        self._reshape_to(name, v4, tuple(shape4[:3]), False)
+
     def op_Conv(self, node, ins, attrs):
+        self.check_attrs(attrs, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"})
         self.need(ins, 2, 3)
         x, w = ins[0], ins[1]
         b = ins[2] if len(ins) > 2 else None
-        if x.rank != 4:
-            self.unsupported(f"only 2-D convolution (4-D input) is supported, input has shape {list(x.shape)}")
+        one_d = x.rank == 3
+        if x.rank not in (3, 4):
+            self.unsupported(f"only 1-D and 2-D convolution (3-D / 4-D input) are supported, input has shape "
+                             f"{list(x.shape)}")
         if w.const is None and w.qconst is None:
             self.unsupported("the weights must be constant")
+        if one_d:
+            if len(w.shape) != 3:
+                self.bad(f"weights of shape {list(w.shape)} for a 3-D input")
+            x, attrs = self._as_2d(node, x, attrs)
+            w = self.const_value(node.output[0] + "/weights_2d",
+                                 self.float_const(w, "weights").reshape(tuple(w.shape) + (1,)))
         wshape = w.shape
         if len(wshape) != 4:
             self.bad(f"weights of shape {list(wshape)} for a 4-D input")
@@ -69,9 +104,9 @@ class ConvOps:
             self.bad(f"kernel_shape {list(ks)} differs from the weights' {list(wshape[2:])}")
         oc, icg, kh, kw = wshape
         out_shape, options = self._conv_geometry(x, wshape, group, attrs)
-        if self._conv_as_onnxruntime_float(node, x, w, b, group, out_shape, options):
+        if not one_d and self._conv_as_onnxruntime_float(node, x, w, b, group, out_shape, options):
             return
-        if self._fused_conv(node, x, w, b, group, out_shape, options, attrs):
+        if not one_d and self._fused_conv(node, x, w, b, group, out_shape, options, attrs):
             return
         wf = self.float_const(w, "weights")
         bf = None if b is None else self.float_const(b, "bias").reshape(-1)
@@ -88,8 +123,117 @@ class ConvOps:
             bf = add if bf is None else (bf.astype(np.float64) * mul + add).astype(np.float32)
         act, last = self.float_activation(produced)
         options["fused_activation_function"] = ACT_CODE[act]
-        out = self._conv_ops(last, xt, wf, bf, group, out_shape, options, np.float32, None, None)
-        self.new_value(last, out_shape, np.float32, out, True)
+        out = self._conv_ops(last + ("/2d" if one_d else ""), xt, wf, bf, group, out_shape, options, np.float32,
+                             None, None)
+        if one_d:
+            self._from_2d(last, out_shape, out)
+        else:
+            self.new_value(last, out_shape, np.float32, out, True)
+
+    def op_ConvTranspose(self, node, ins, attrs):
+        """A Conv (stride 1, the kernel flipped, input and output channels swapped per group) over the input with
+        stride - 1 zeros between its elements and the padding around them: one AXIS_GATHER from the input with a
+        zero row and column appended, reading the zero where the spread-out input has none."""
+        self.check_attrs(attrs, {"auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape",
+                                 "pads", "strides"})
+        self.need(ins, 2, 3)
+        x, w = ins[0], ins[1]
+        b = ins[2] if len(ins) > 2 else None
+        if x.rank not in (3, 4):
+            self.unsupported(f"only 1-D and 2-D ConvTranspose (3-D / 4-D input) are supported, input has shape "
+                             f"{list(x.shape)}")
+        if w.const is None:
+            self.unsupported("the weights must be constant")
+        if len(w.shape) != x.rank:
+            self.bad(f"weights of shape {list(w.shape)} for a {x.rank}-D input")
+        one_d = x.rank == 3
+        wf = self.float_const(w, "weights")
+        if one_d:
+            x, attrs = self._as_2d(node, x, attrs)
+            wf = wf.reshape(wf.shape + (1,))
+        if x.dq_of is None:
+            self.float_input(x)
+        group = attrs.get("group", 1)
+        ic, ocg, kh, kw = wf.shape
+        if group <= 0 or ic != x.shape[1] or ic % group:
+            self.bad(f"weights {list(wf.shape)} with group {group} do not fit {x.shape[1]} input channels")
+        if list(attrs.get("kernel_shape", [kh, kw])) != [kh, kw]:
+            self.bad(f"kernel_shape {list(attrs['kernel_shape'])} differs from the weights' {[kh, kw]}")
+        oc = ocg * group
+        bf = None if b is None else self.float_const(b, "bias").reshape(-1)
+        if bf is not None and bf.size != oc:
+            self.bad(f"bias has {bf.size} entries for {oc} output channels")
+        tables = []
+        out_sizes = []
+        dil = list(attrs.get("dilations", [1, 1]))
+        for d in range(2):
+            size, k = x.shape[2 + d], (kh, kw)[d]
+            stride, dl = self._transpose_axis_params(attrs, d)
+            begin, out = self._transpose_padding(attrs, d, size, k, stride, dl)
+            lead = (k - 1) * dl - begin         # where input element 0 lands in the spread-out input
+            table = []
+            for j in range(out + (k - 1) * dl):
+                q, r = divmod(j - lead, stride)
+                table.append(q if r == 0 and 0 <= q < size else size)
+            tables.append(table)
+            out_sizes.append(out)
+        name = node.output[0]
+        xt = self._as_float32(self.get_nhwc(x))
+        n, h, wd, c = self.tensors[xt].shape
+        padded = self.tensor(name + "/zero_padded", (n, h + 1, wd + 1, c), np.float32)
+        self.op("PAD", [xt, self.const_tensor(name + "/zero_pads", np.array([(0, 0), (0, 1), (0, 1), (0, 0)],
+                                                                             np.int32))], [padded])
+        spread = self.tensor(name + "/spread", (n, len(tables[0]), len(tables[1]), c), np.float32)
+        self.op("AXIS_GATHER", [padded], [spread], tables=(tuple(range(n)), tuple(tables[0]), tuple(tables[1]),
+                                                           tuple(range(c))))
+        # conv weights [oc][ic / group][kh][kw]: per group, channels swapped and the kernel flipped
+        icg = ic // group
+        wc = wf.reshape(group, icg, ocg, kh, kw).transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
+        wc = np.ascontiguousarray(wc.reshape(oc, icg, kh, kw))
+        out_shape = (x.shape[0], oc, out_sizes[0], out_sizes[1])
+        options = dict(stride_h=1, stride_w=1, dilation_h_factor=dil[0], dilation_w_factor=dil[1], padding=1,
+                       explicit_padding=(0, 0, 0, 0))
+        act, last = self.float_activation(name)
+        options["fused_activation_function"] = ACT_CODE[act]
+        out = self._conv_ops(last + ("/2d" if one_d else ""), spread, wc, bf, group, out_shape, options, np.float32,
+                             None, None)
+        if one_d:
+            self._from_2d(last, out_shape, out)
+        else:
+            self.new_value(last, out_shape, np.float32, out, True)
+
+    def _transpose_axis_params(self, attrs, d: int) -> tuple:
+        strides, dil = list(attrs.get("strides", [1, 1])), list(attrs.get("dilations", [1, 1]))
+        if len(strides) != 2 or len(dil) != 2 or any(v <= 0 for v in strides + dil):
+            self.bad(f"strides {strides} / dilations {dil} must be two positive values")
+        return strides[d], dil[d]
+
+    def _transpose_padding(self, attrs, d: int, size: int, k: int, stride: int, dil: int) -> tuple:
+        """(leading pad, output size) of a ConvTranspose axis, as the ONNX specification computes them."""
+        out_pad = list(attrs.get("output_padding", [0, 0]))
+        if len(out_pad) != 2 or not 0 <= out_pad[d] < max(stride, dil):
+            self.bad(f"output_padding {out_pad} must be two values below the stride or dilation")
+        full = stride * (size - 1) + out_pad[d] + (k - 1) * dil + 1
+        auto = attrs.get("auto_pad", "NOTSET")
+        if auto not in ("NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"):
+            self.bad(f"auto_pad '{auto}' is not valid")
+        if "output_shape" in attrs or auto in ("SAME_UPPER", "SAME_LOWER"):
+            out = size * stride
+            if "output_shape" in attrs:
+                shape = list(attrs["output_shape"])[-2:]         # (it may also list the batch and channels)
+                if len(shape) != 2 or any(v <= 0 for v in shape):
+                    self.bad(f"output_shape {list(attrs['output_shape'])} must end in two positive sizes")
+                out = shape[d]
+            total = full - out
+            begin = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            return begin, out
+        pads = [0, 0, 0, 0] if auto == "VALID" else list(attrs.get("pads", [0, 0, 0, 0]))
+        if len(pads) != 4 or any(p < 0 for p in pads):
+            self.bad(f"pads {pads} must be four non-negative values")
+        out = full - pads[d] - pads[d + 2]
+        if out <= 0:
+            self.bad(f"output size {out} on spatial axis {d}")
+        return pads[d], out
 
     def _conv_ops(self, name, xt, wdata, bias, group, out_shape, options, dtype, wquant, bias_quant):
         """CONV_2D / DEPTHWISE_CONV_2D (or per-group convs + CONCATENATION) on NHWC `xt`; returns the output."""
@@ -139,8 +283,12 @@ class ConvOps:
 
     def _pool_common(self, node, ins, attrs, is_max: bool, global_: bool):
         x = ins[0]
-        if x.rank != 4:
-            self.unsupported(f"only 2-D pooling (4-D input) is supported, input has shape {list(x.shape)}")
+        one_d = x.rank == 3
+        if x.rank not in (3, 4):
+            self.unsupported(f"only 1-D and 2-D pooling (3-D / 4-D input) are supported, input has shape "
+                             f"{list(x.shape)}")
+        if one_d:
+            x, attrs = self._as_2d(node, x, attrs)
         if global_:
             kh, kw = x.shape[2], x.shape[3]
             strides, pads = [1, 1], (0, 0, 0, 0)
@@ -173,9 +321,9 @@ class ConvOps:
         out_shape = (x.shape[0], x.shape[1], sizes[0], sizes[1])
         options = dict(filter_height=kh, filter_width=kw, stride_h=strides[0], stride_w=strides[1], padding=1,
                        explicit_padding=tuple(pads), fused_activation_function=0)
-        if is_max and self._fused_passthrough(node, x, "MAX_POOL_2D", out_shape, options):
+        if is_max and not one_d and self._fused_passthrough(node, x, "MAX_POOL_2D", out_shape, options):
             return
-        if is_max and x.dq_of is None and x.dtype in (np.int8, np.uint8) and x.const is None:
+        if is_max and not one_d and x.dq_of is None and x.dtype in (np.int8, np.uint8) and x.const is None:
             # max of integers (uint8 held as x - 128 keeps its order); the unit scale only labels the tensor
             if x.quant is None:
                 self.quantized(x, Quantization(np.ones(1), np.zeros(1, np.int64)))
@@ -202,20 +350,36 @@ class ConvOps:
             options["explicit_padding"] = (0, 0, pads[2] - orig[2], pads[3] - orig[3])
         act, last = self.float_activation(node.output[0])
         options["fused_activation_function"] = ACT_CODE[act]
-        out = self.tensor(last, (out_shape[0], out_shape[2], out_shape[3], out_shape[1]), np.float32)
+        out = self.tensor(last + ("/2d" if one_d else ""), (out_shape[0], out_shape[2], out_shape[3], out_shape[1]),
+                          np.float32)
         self.op("MAX_POOL_2D" if is_max else "AVERAGE_POOL_2D", [xt], [out], **options)
-        self.new_value(last, out_shape, np.float32, out, True)
+        if one_d:
+            self._from_2d(last, out_shape, out)
+        else:
+            self.new_value(last, out_shape, np.float32, out, True)
+
+    def _check_pool_attrs(self, node, attrs, allowed: set):
+        # the com.microsoft QLinear forms (qoperator.py) come here with their channels_last, which they handle
+        self.check_attrs(attrs, allowed | ({"channels_last"} if node.domain == "com.microsoft" else set()))
 
     def op_AveragePool(self, node, ins, attrs):
+        self._check_pool_attrs(node, attrs, POOL_ATTRS["AveragePool"])
+        self.need(ins, 1, 1)
         self._pool_common(node, ins, attrs, False, False)
 
     def op_MaxPool(self, node, ins, attrs):
+        self._check_pool_attrs(node, attrs, POOL_ATTRS["MaxPool"])
+        self.need(ins, 1, 1)
         self._pool_common(node, ins, attrs, True, False)
 
     def op_GlobalAveragePool(self, node, ins, attrs):
+        self._check_pool_attrs(node, attrs, set())
+        self.need(ins, 1, 1)
         self._pool_common(node, ins, attrs, False, True)
 
     def op_GlobalMaxPool(self, node, ins, attrs):
+        self._check_pool_attrs(node, attrs, set())
+        self.need(ins, 1, 1)
         self._pool_common(node, ins, attrs, True, True)
 
     def op_MatMul(self, node, ins, attrs):

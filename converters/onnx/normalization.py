@@ -124,11 +124,32 @@ class NormalizationOps:
         x = ins[0]
         if x.dq_of is None:
             self.float_input(x)
-        mul, add = self.batch_norm_affine(ins[1:], float(attrs.get("epsilon", 1e-5)), x.shape[1] if x.rank > 1 else 1)
         shape = (x.shape[1],) + (1,) * (x.rank - 2) if x.rank > 1 else (1,)
         name = node.output[0]
+        if any(v.const is None for v in ins[1:]):
+            self._batch_norm_of_activations(name, x, ins[1:], float(attrs.get("epsilon", 1e-5)), shape)
+            return
+        mul, add = self.batch_norm_affine(ins[1:], float(attrs.get("epsilon", 1e-5)), x.shape[1] if x.rank > 1 else 1)
         scaled = self.onnx_binary(name + "/scaled", x, self.const_value(name + "/mul", mul.reshape(shape)), "MUL")
         self.onnx_binary(name, scaled, self.const_value(name + "/add", add.reshape(shape)), "ADD")
+
+    def _batch_norm_of_activations(self, name: str, x, params, epsilon: float, shape):
+        """Statistics computed in the graph (tf2onnx's LayerNormalization): s = scale / sqrt(var + epsilon),
+        y = x * s + (B - mean * s) in float32, as onnxruntime's kernel does it."""
+        per_channel = []
+        for v, what in zip(params, ("scale", "B", "input_mean", "input_var")):
+            if v.dtype != np.float32 and v.const is None:
+                self.unsupported(f"{what} of type {v.dtype}; float32 is needed")
+            if int(np.prod(v.shape, dtype=np.int64)) != shape[0]:
+                self.bad(f"{what} of shape {list(v.shape)} for {shape[0]} channels")
+            v = self.const_value(name + "/" + what, v.const.astype(np.float32)) if v.const is not None else v
+            per_channel.append(self.reshaped(v, shape, name + "/" + what + "_c"))
+        scale, bias, mean, var = per_channel
+        eps = self.const_value(name + "/epsilon", np.array(np.float32(epsilon)))
+        std = self.onnx_unary(name + "/std", self.onnx_binary(name + "/var_eps", var, eps, "ADD"), "SQRT")
+        mul = self.onnx_binary(name + "/mul", self.onnx_unary(name + "/inv_std", std, "RECIPROCAL"), scale, "MUL")
+        add = self.onnx_binary(name + "/add", bias, self.onnx_binary(name + "/mean_mul", mean, mul, "MUL"), "SUB")
+        self.onnx_binary(name, self.onnx_binary(name + "/scaled", x, mul, "MUL"), add, "ADD")
 
     def following_batch_norm(self, name: str, channels: int):
         """(multiplier, addend, output name) of an inference BatchNormalization that alone reads `name` (a float

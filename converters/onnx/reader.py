@@ -18,6 +18,7 @@ modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent).
 """
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import numpy as np
@@ -156,8 +157,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         shape = tuple(src.shape[p] for p in perm)
         out = self.like(t, name, shape)
         n, a, b, c = src.shape
-        if (a == 1 and b == 1) or c == 1 or (perm == TO_NCHW and a * b == 1) or \
-                (perm == TO_NHWC and (a == 1 or b * c == 1)):
+        if (perm == TO_NCHW and (c == 1 or a * b == 1)) or (perm == TO_NHWC and (a == 1 or b * c == 1)):
             # the two orders hold the same bytes: a plain copy
             self.op("RESHAPE", [t, self.const_tensor(name + "/shape", np.array([-1] + list(shape[1:]), np.int32))],
                     [out])
@@ -420,6 +420,19 @@ def supported_ops() -> list:
     """ONNX op types the reader translates ('com.microsoft.' prefixed for onnxruntime's contrib ops)."""
     return sorted([n[3:] for n in dir(_Translator) if n.startswith("op_")]
                   + [MS_DOMAIN + "." + n[3:] for n in dir(_Translator) if n.startswith("ms_")])
+
+
+def op_groups() -> list:
+    """[(group title, [ONNX op types])] in the order of the translator's mixins: each op under the first line of the
+    docstring of the module that translates it (up to 'for the ONNX reader')."""
+    groups: dict = {}
+    for name in supported_ops():
+        method = ("ms_" + name[len(MS_DOMAIN) + 1:]) if name.startswith(MS_DOMAIN + ".") else "op_" + name
+        owner = next(c for c in _Translator.__mro__ if method in c.__dict__)
+        doc = (sys.modules[owner.__module__].__doc__ or owner.__module__).strip()
+        title = doc.split(" for the ONNX reader")[0].split(":")[0].split(".")[0].strip()
+        groups.setdefault((_Translator.__mro__.index(owner), title), []).append(name)
+    return [(title, ops) for (_, title), ops in sorted(groups.items())]
 
 
 def from_onnx(model) -> Graph:

@@ -391,3 +391,65 @@ class ShapeOps:
                                   self.const_tensor(node.output[0] + "/strides", np.array(stride, np.int32))],
                 [out], begin_mask=0, end_mask=end_mask, shrink_axis_mask=0, ellipsis_mask=0, new_axis_mask=0)
         self.new_value(node.output[0], tuple(shape), x.dtype, out, False, x.quant, like=x)
+
+    # ----- depth <-> space ----------------------------------------------------------------------
+    def op_DepthToSpace(self, node, ins, attrs):
+        """The IR's DEPTH_TO_SPACE on the channels-last copy is ONNX's DCR mode; CRD first reorders the channels
+        (c * b * b + by * b + bx -> (by * b + bx) * C' + c) with an AXIS_GATHER."""
+        self.check_attrs(attrs, {"blocksize", "mode"})
+        self.need(ins, 1, 1)
+        if self._fold(node, ins, attrs):
+            return
+        x, b = ins[0], self._block_size(attrs, ins[0])
+        mode = attrs.get("mode", "DCR")
+        if mode not in ("DCR", "CRD"):
+            self.bad(f"mode '{mode}' (DCR or CRD)")
+        n, c, h, w = x.shape
+        if c % (b * b):
+            self.bad(f"{c} channels are not a multiple of blocksize^2 = {b * b}")
+        cb = c // (b * b)
+        name = node.output[0]
+        xt = self.get_nhwc(x)
+        if mode == "CRD":
+            order = np.arange(c).reshape(cb, b * b).T.reshape(-1)
+            xt = self._channel_gather(xt, order, name + "/dcr")
+        out = self.like(xt, name, (n, h * b, w * b, cb))
+        self.op("DEPTH_TO_SPACE", [xt], [out], block_size=b)
+        self.new_value(name, (n, cb, h * b, w * b), x.dtype, out, True, x.quant, like=x)
+
+    def op_SpaceToDepth(self, node, ins, attrs):
+        """ONNX's DCR channel order (by * b + bx) * C + c is the IR's SPACE_TO_DEPTH on the channels-last copy;
+        CRD (c * b * b + by * b + bx, opset 25) reorders its channels after."""
+        self.check_attrs(attrs, {"blocksize", "mode"})
+        self.need(ins, 1, 1)
+        if self._fold(node, ins, attrs):
+            return
+        x, b = ins[0], self._block_size(attrs, ins[0])
+        n, c, h, w = x.shape
+        if h % b or w % b:
+            self.bad(f"input {list(x.shape)} is not a multiple of blocksize {b}")
+        mode = attrs.get("mode", "DCR")
+        if mode not in ("DCR", "CRD"):
+            self.bad(f"mode '{mode}' (DCR or CRD)")
+        xt = self.get_nhwc(x)
+        out = self.like(xt, node.output[0] + ("/dcr" if mode == "CRD" else ""), (n, h // b, w // b, c * b * b))
+        self.op("SPACE_TO_DEPTH", [xt], [out], block_size=b)
+        if mode == "CRD":
+            out = self._channel_gather(out, np.arange(c * b * b).reshape(b * b, c).T.reshape(-1), node.output[0])
+        self.new_value(node.output[0], (n, c * b * b, h // b, w // b), x.dtype, out, True, x.quant, like=x)
+
+    def _channel_gather(self, t: int, order, name: str) -> int:
+        """Channel k of the result is channel order[k] of NHWC tensor `t`."""
+        n, h, w, c = self.tensors[t].shape
+        out = self.like(t, name)
+        self.op("AXIS_GATHER", [t], [out], tables=(tuple(range(n)), tuple(range(h)), tuple(range(w)),
+                                                   tuple(int(i) for i in order)))
+        return out
+
+    def _block_size(self, attrs, x: Value) -> int:
+        b = attrs.get("blocksize")
+        if not isinstance(b, int) or b < 1:
+            self.bad(f"blocksize {b} must be a positive integer")
+        if x.rank != 4:
+            self.bad(f"input of shape {list(x.shape)}; a 4-D NCHW tensor is needed")
+        return b
