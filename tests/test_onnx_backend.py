@@ -19,9 +19,8 @@ NOT_IMPLEMENTED = {
     r"its output size would depend on run-time values": "output shapes that depend on run-time values",
     r"rank \d+ > 6|rank > 6": "tensors of rank above 6",
     r"input '\w+' has type u?int8; this op runs on float32": "integer arithmetic without quantization",
-    r"only 1-D and 2-D pooling": "3-D pooling",
+    r"only 1-D, 2-D and 3-D pooling": "4-D pooling",
     r"only 1-D and 2-D (convolution|ConvTranspose)": "3-D convolution",
-    r"pooling with dilations": "dilated pooling",
     r"MaxPool indices output": "MaxPool indices",
     r"Dropout mask output|Dropout in training mode|BatchNormalization in training mode":
         "training-mode Dropout / BatchNormalization",

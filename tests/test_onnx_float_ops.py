@@ -175,6 +175,33 @@ def test_depth_to_space_of_uint8_and_bad_block_sizes():
             edgeml.Interpreter(bad)
 
 
+POOL_DILATED_3D_CASES = [
+    ("MaxPool", (2, 3, 9, 8), dict(kernel_shape=[3, 2], dilations=[2, 3], pads=[1, 1, 2, 0], strides=[2, 1])),
+    ("MaxPool", (1, 2, 10, 7), dict(kernel_shape=[2, 3], dilations=[3, 2], ceil_mode=1, strides=[3, 2])),
+    ("AveragePool", (2, 3, 9, 8), dict(kernel_shape=[3, 2], dilations=[2, 3], pads=[1, 1, 2, 0])),
+    ("AveragePool", (1, 2, 10, 7), dict(kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 1, 1, 2], strides=[2, 2],
+                                        count_include_pad=1, ceil_mode=1)),
+    ("AveragePool", (2, 4, 13), dict(kernel_shape=[3], dilations=[3], pads=[2, 2])),
+    ("MaxPool", (2, 3, 5, 6, 7), dict(kernel_shape=[2, 3, 2], strides=[2, 1, 2], pads=[1, 0, 1, 0, 1, 1])),
+    ("AveragePool", (1, 2, 6, 5, 7), dict(kernel_shape=[3, 2, 3], strides=[2, 2, 1], pads=[1, 1, 0, 1, 0, 2])),
+    ("AveragePool", (1, 2, 6, 5, 7), dict(kernel_shape=[3, 2, 2], pads=[1, 1, 1, 2, 0, 1], count_include_pad=1,
+                                          ceil_mode=1, strides=[2, 2, 2])),
+    ("MaxPool", (1, 2, 7, 6, 5), dict(kernel_shape=[2, 2, 2], dilations=[2, 1, 2])),
+    ("GlobalAveragePool", (2, 3, 4, 5, 6), {}),
+    ("GlobalMaxPool", (2, 3, 4, 5, 6), {}),
+]
+
+
+@pytest.mark.parametrize("op, xs, attrs", POOL_DILATED_3D_CASES,
+                         ids=[f"{op}{len(xs) - 2}d{i}" for i, (op, xs, _) in enumerate(POOL_DILATED_3D_CASES)])
+def test_dilated_and_3d_pooling_match_onnxruntime(op, xs, attrs):
+    """Dilated windows gathered side by side; 3-D boxes as a 2-D pool then a depth pool (both exact: a box is the
+    product of its per-axis windows)."""
+    nodes = [helper.make_node(op, ["x"], ["p"], **attrs), helper.make_node("Relu", ["p"], ["y"])]
+    model = make_model(nodes, [("x", F, xs)], [("y", F, None)], opset=19)    # (AveragePool's dilations: 19)
+    check_runs(model, normal(xs))
+
+
 def test_conv2d_on_a_one_column_image_keeps_the_channel_order():
     """An NCHW value with W = 1 and several channels needs a real transpose to NHWC (was taken for a copy)."""
     rng = np.random.default_rng(3)
@@ -190,7 +217,8 @@ def test_conv2d_on_a_one_column_image_keeps_the_channel_order():
     ("Conv", dict(padding=1), edgeml.ModelFormatError, "unknown attribute(s) padding"),
     ("MaxPool", dict(kernel_shape=[2], stride=[2]), edgeml.ModelFormatError, "unknown attribute(s) stride"),
     ("MaxPool", dict(kernel_shape=[2, 2]), edgeml.ModelFormatError, "kernel_shape [2, 2] must have one value"),
-    ("AveragePool", dict(kernel_shape=[2], dilations=[2]), edgeml.UnsupportedOpError, "pooling with dilations"),
+    ("AveragePool", dict(kernel_shape=[2], dilations=[2], pads=[5, 0]), edgeml.UnsupportedOpError,
+     "lies wholly in the padding"),
 ])
 def test_bad_1d_attributes_are_refused_at_load(op, attrs, error, fragment):
     inits = {"w": np.ones((2, 3, 3), F)} if op == "Conv" else {}

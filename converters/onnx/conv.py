@@ -284,8 +284,11 @@ class ConvOps:
     def _pool_common(self, node, ins, attrs, is_max: bool, global_: bool):
         x = ins[0]
         one_d = x.rank == 3
+        if x.rank == 5:
+            self._pool_3d(node, x, attrs, is_max, global_)
+            return
         if x.rank not in (3, 4):
-            self.unsupported(f"only 1-D and 2-D pooling (3-D / 4-D input) are supported, input has shape "
+            self.unsupported(f"only 1-D, 2-D and 3-D pooling (3-D to 5-D input) are supported, input has shape "
                              f"{list(x.shape)}")
         if one_d:
             x, attrs = self._as_2d(node, x, attrs)
@@ -297,13 +300,14 @@ class ConvOps:
             if len(ks) != 2 or any(k <= 0 for k in ks):
                 self.bad(f"kernel_shape {ks} must be two positive values")
             kh, kw = ks
-            if any(d != 1 for d in attrs.get("dilations", [1, 1])):
-                self.unsupported("pooling with dilations is not supported")
             if len(node.output) > 1 and node.output[1]:
                 self.unsupported("the MaxPool indices output is not supported")
             if attrs.get("storage_order", 0):
                 self.unsupported("storage_order 1 is not supported")
-            strides, _, pads = self._spatial(attrs, x.shape, (kh, kw), "pool")
+            strides, dil, pads = self._spatial(attrs, x.shape, (kh, kw), "pool")
+            if dil != [1, 1]:
+                self._dilated_pool(node, x, attrs, is_max, one_d, (kh, kw), strides, dil, pads)
+                return
         ceil = attrs.get("ceil_mode", 0)
         sizes = []
         pads = list(pads)
@@ -357,6 +361,92 @@ class ConvOps:
             self._from_2d(last, out_shape, out)
         else:
             self.new_value(last, out_shape, np.float32, out, True)
+
+    def _dilated_pool(self, node, x: Value, attrs, is_max: bool, one_d: bool, ks, strides, dil, pads):
+        """Pooling with dilations: an AXIS_GATHER lays every window's taps side by side, then a pool with stride =
+        kernel reads them.  Max: a tap outside the image repeats one inside its window.  Average: it reads an
+        appended zero, and the result is rescaled by kernel size / counted taps (a product over the two axes)."""
+        if x.dq_of is None:
+            self.float_input(x)
+        ceil, include_pad = attrs.get("ceil_mode", 0), attrs.get("count_include_pad", 0)
+        tables, factors, sizes = [], [], []
+        for a in range(2):
+            size, k, s, d, lead, trail = x.shape[2 + a], ks[a], strides[a], dil[a], pads[a], pads[a + 2]
+            span = size + lead + trail - ((k - 1) * d + 1)
+            o = (-(-span // s) if ceil else span // s) + 1
+            if ceil and (o - 1) * s >= size + lead:
+                o -= 1
+            if o <= 0:
+                self.bad(f"output size {o} on spatial axis {a}")
+            table, factor = [], []
+            for j in range(o):
+                taps = [j * s + m * d - lead for m in range(k)]
+                inside = [t for t in taps if 0 <= t < size]
+                if not inside:
+                    self.unsupported(f"a dilated pooling window on spatial axis {a} lies wholly in the padding")
+                table += [t if 0 <= t < size else (inside[0] if is_max else size) for t in taps]
+                counted = sum(1 for t in taps if -lead <= t < size + trail) if include_pad else len(inside)
+                factor.append(k / counted)
+            tables.append(table)
+            factors.append(np.array(factor))
+            sizes.append(o)
+        name = node.output[0]
+        xt = self._as_float32(self.get_nhwc(x))
+        n, h, w, c = self.tensors[xt].shape
+        if not is_max:
+            padded = self.tensor(name + "/zero_padded", (n, h + 1, w + 1, c), np.float32)
+            self.op("PAD", [xt, self.const_tensor(name + "/zero_pads",
+                                                  np.array([(0, 0), (0, 1), (0, 1), (0, 0)], np.int32))], [padded])
+            xt = padded
+        taps = self.tensor(name + "/taps", (n, len(tables[0]), len(tables[1]), c), np.float32)
+        self.op("AXIS_GATHER", [xt], [taps], tables=(tuple(range(n)), tuple(tables[0]), tuple(tables[1]),
+                                                     tuple(range(c))))
+        act, last = self.float_activation(name) if is_max else ("NONE", name)
+        final = last + ("/2d" if one_d else "")
+        out_shape = (n, c, sizes[0], sizes[1])
+        pooled = self.tensor(final if is_max else name + "/mean_of_taps", (n, sizes[0], sizes[1], c), np.float32)
+        self.op("MAX_POOL_2D" if is_max else "AVERAGE_POOL_2D", [taps], [pooled], filter_height=ks[0],
+                filter_width=ks[1], stride_h=ks[0], stride_w=ks[1], padding=1, explicit_padding=(0, 0, 0, 0),
+                fused_activation_function=ACT_CODE[act])
+        if not is_max:
+            mean = self.new_value(name + "/mean_of_taps", out_shape, np.float32, pooled, True)
+            scale = np.outer(factors[0], factors[1]).astype(np.float32).reshape(1, 1, sizes[0], sizes[1])
+            pooled = self.get_nhwc(self.onnx_binary(final, mean, self.const_value(name + "/count_scale", scale),
+                                                    "MUL"))
+        if one_d:
+            self._from_2d(last, out_shape, pooled)
+        elif is_max:
+            self.new_value(last, out_shape, np.float32, pooled, True)
+
+    def _pool_3d(self, node, x: Value, attrs, is_max: bool, global_: bool):
+        """A box is the product of its per-axis windows (and of their valid or counted parts), so a 3-D max or
+        average pool is a 2-D pool over (H, W) on an (N, C * D, H, W) view, then one with kernel (kd, 1) over
+        (N, C, D, H' * W')."""
+        n, c, d, h, w = x.shape
+        ks = [d, h, w] if global_ else list(attrs.get("kernel_shape", []))
+        if len(ks) != 3:
+            self.bad(f"kernel_shape {ks} must be three values for a 5-D input")
+        axis = {}
+        for key, default in (("strides", [1, 1, 1]), ("dilations", [1, 1, 1])):
+            axis[key] = list(attrs.get(key, default)) if not global_ else default
+            if len(axis[key]) != 3:
+                self.bad(f"{key} {axis[key]} must be three values for a 5-D input")
+        pads = [0] * 6 if global_ else list(attrs.get("pads", [0] * 6))
+        if len(pads) != 6:
+            self.bad(f"pads {pads} must be six values for a 5-D input")
+        common = {k: v for k, v in attrs.items() if k in ("auto_pad", "ceil_mode", "count_include_pad",
+                                                          "storage_order")} if not global_ else {}
+        out = node.output[0]
+        hw_in = self.reshaped(x, (n, c * d, h, w), out + "/hw_in")
+        hw_attrs = dict(common, kernel_shape=ks[1:], strides=axis["strides"][1:], dilations=axis["dilations"][1:],
+                        pads=[pads[1], pads[2], pads[4], pads[5]])
+        self._pool_common(Renamed(node, None, out + "/hw", [hw_in.name]), [hw_in], hw_attrs, is_max, False)
+        hw = self.values[out + "/hw"]
+        d_in = self.reshaped(hw, (n, c, d, hw.shape[2] * hw.shape[3]), out + "/d_in")
+        d_attrs = dict(common, kernel_shape=[ks[0], 1], strides=[axis["strides"][0], 1],
+                       dilations=[axis["dilations"][0], 1], pads=[pads[0], 0, pads[3], 0])
+        self._pool_common(Renamed(node, None, out + "/d", [d_in.name]), [d_in], d_attrs, is_max, False)
+        self.reshaped(self.values[out + "/d"], (n, c, self.values[out + "/d"].shape[2]) + hw.shape[2:], out)
 
     def _check_pool_attrs(self, node, attrs, allowed: set):
         # the com.microsoft QLinear forms (qoperator.py) come here with their channels_last, which they handle
