@@ -31,6 +31,7 @@ from converters.onnx.elementwise import ElementwiseOps
 from converters.onnx.linear_ops import LinearOps
 from converters.onnx.math_ops import MathOps
 from converters.onnx.normalization import NormalizationOps
+from converters.onnx.pooling import PoolOps
 from converters.onnx.qdq import QDQOps
 from converters.onnx.qoperator import QOperatorOps
 from converters.onnx.recurrent import RecurrentOps
@@ -49,7 +50,7 @@ MS_DOMAIN = "com.microsoft"
 
 
 class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps,
-                  ElementwiseOps, TensorOps, ReduceOps, LinearOps, NormalizationOps, ResizeOps):
+                  ElementwiseOps, TensorOps, ReduceOps, LinearOps, NormalizationOps, ResizeOps, PoolOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph
