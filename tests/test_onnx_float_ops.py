@@ -202,6 +202,29 @@ def test_dilated_and_3d_pooling_match_onnxruntime(op, xs, attrs):
     check_runs(model, normal(xs))
 
 
+@pytest.mark.parametrize("zp_type", [np.uint8, np.int8])
+def test_qdq_conv1d_runs_in_float_within_one_lsb(zp_type):
+    """A QDQ Conv1d has no fused int8 form here: it runs as a float conv between DequantizeLinear and
+    QuantizeLinear, within 1 LSB of onnxruntime's QLinearConv."""
+    rng = np.random.default_rng(8)
+    zp = 128 if zp_type == np.uint8 else 0
+    inits = {"xs": np.array(0.05, F), "xz": np.array(zp, zp_type), "ws": np.array(0.01, F),
+             "wz": np.array(0, np.int8), "w": rng.integers(-100, 100, (6, 4, 3)).astype(np.int8),
+             "ys": np.array(0.1, F), "yz": np.array(zp, zp_type)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"]),
+             helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["y"])]
+    model = make_model(nodes, [("x", F, (2, 4, 10))], [("y", zp_type, None)], inits)
+    sess, it = session(model), edgeml.Interpreter(model)
+    for _ in range(RUNS):
+        x = (rng.standard_normal((2, 4, 10)) * 3).astype(F)
+        ref, got = sess.run(None, {"x": x})[0], it.run(x)
+        assert got.dtype == ref.dtype
+        assert np.abs(got.astype(np.int32) - ref.astype(np.int32)).max() <= 1
+
+
 def test_conv2d_on_a_one_column_image_keeps_the_channel_order():
     """An NCHW value with W = 1 and several channels needs a real transpose to NHWC (was taken for a copy)."""
     rng = np.random.default_rng(3)
