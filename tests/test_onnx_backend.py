@@ -20,7 +20,7 @@ NOT_IMPLEMENTED = {
     r"rank \d+ > 6|rank > 6": "tensors of rank above 6",
     r"input '\w+' has type u?int8; this op runs on float32": "integer arithmetic without quantization",
     r"only 1-D, 2-D and 3-D pooling": "4-D pooling",
-    r"only 1-D and 2-D (convolution|ConvTranspose)": "3-D convolution",
+    r"only 1-D, 2-D and 3-D convolution|only 1-D and 2-D ConvTranspose": "3-D ConvTranspose, 4-D convolution",
     r"MaxPool indices output": "MaxPool indices",
     r"Dropout mask output|Dropout in training mode|BatchNormalization in training mode":
         "training-mode Dropout / BatchNormalization",

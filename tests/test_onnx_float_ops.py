@@ -251,10 +251,34 @@ def test_bad_1d_attributes_are_refused_at_load(op, attrs, error, fragment):
         edgeml.Interpreter(model)
 
 
-def test_3d_convolution_is_refused():
+CONV3D_CASES = [
+    # (x shape, w shape, attrs)
+    ((1, 3, 4, 5, 6), (4, 3, 2, 3, 3), {}),
+    ((2, 4, 7, 6, 5), (6, 2, 3, 3, 2), dict(group=2, pads=[1, 1, 0, 2, 1, 1], strides=[2, 1, 2], dilations=[2, 1, 1])),
+    ((1, 2, 5, 5, 5), (3, 2, 3, 3, 3), dict(auto_pad="SAME_UPPER", strides=[2, 2, 2])),
+    ((1, 4, 3, 4, 4), (4, 1, 1, 3, 3), dict(group=4, pads=[0, 1, 1, 0, 1, 1])),       # (1, 3, 3) depthwise
+]
+
+
+@pytest.mark.parametrize("xs, ws, attrs", CONV3D_CASES, ids=[str(i) for i in range(len(CONV3D_CASES))])
+def test_conv3d_matches_onnxruntime(xs, ws, attrs):
+    """A 3-D Conv is the sum over its depth taps of 2-D Convs over the depth slices each tap reads."""
+    rng = np.random.default_rng(9)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs), helper.make_node("Relu", ["c"], ["y"])]
+    model = make_model(nodes, [("x", F, xs)], [("y", F, None)],
+                       {"w": rng.standard_normal(ws).astype(F), "b": rng.standard_normal(ws[0]).astype(F)})
+    check_runs(model, normal(xs))
+
+
+def test_4d_convolution_and_3d_conv_transpose_are_refused():
     node = helper.make_node("Conv", ["x", "w"], ["y"])
+    model = make_model([node], [("x", F, (1, 2, 3, 3, 3, 3))], [("y", F, None)],
+                       {"w": np.ones((2, 2, 1, 1, 1, 1), F)})
+    with pytest.raises(edgeml.UnsupportedOpError, match="only 1-D, 2-D and 3-D convolution"):
+        edgeml.Interpreter(model)
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"])
     model = make_model([node], [("x", F, (1, 2, 4, 4, 4))], [("y", F, None)], {"w": np.ones((2, 2, 1, 1, 1), F)})
-    with pytest.raises(edgeml.UnsupportedOpError, match="only 1-D and 2-D convolution"):
+    with pytest.raises(edgeml.UnsupportedOpError, match="only 1-D and 2-D ConvTranspose"):
         edgeml.Interpreter(model)
 
 

@@ -79,11 +79,14 @@ class ConvOps:
         x, w = ins[0], ins[1]
         b = ins[2] if len(ins) > 2 else None
         one_d = x.rank == 3
-        if x.rank not in (3, 4):
-            self.unsupported(f"only 1-D and 2-D convolution (3-D / 4-D input) are supported, input has shape "
+        if x.rank not in (3, 4, 5):
+            self.unsupported(f"only 1-D, 2-D and 3-D convolution (3-D to 5-D input) are supported, input has shape "
                              f"{list(x.shape)}")
         if w.const is None and w.qconst is None:
             self.unsupported("the weights must be constant")
+        if x.rank == 5:
+            self._conv_3d(node, x, w, b, attrs)
+            return
         if one_d:
             if len(w.shape) != 3:
                 self.bad(f"weights of shape {list(w.shape)} for a 3-D input")
@@ -124,6 +127,64 @@ class ConvOps:
             self._from_2d(last, out_shape, out)
         else:
             self.new_value(last, out_shape, np.float32, out, True)
+
+    def _conv_3d(self, node, x: Value, w: Value, b, attrs):
+        """Sum over the kernel's depth taps kd of a 2-D Conv (weights w[:, :, kd]) over the depth slices that tap
+        reads (an AXIS_GATHER on the (N, D, C, H, W) transpose, a zero slice for the padding), batched as
+        (N * OD, C, H, W)."""
+        wf = self.float_const(w, "weights")
+        if wf.ndim != 5:
+            self.bad(f"weights of shape {list(wf.shape)} for a 5-D input")
+        n, c, depth, h, wd = x.shape
+        kd = wf.shape[2]
+        if list(attrs.get("kernel_shape", wf.shape[2:])) != list(wf.shape[2:]):
+            self.bad(f"kernel_shape {list(attrs['kernel_shape'])} differs from the weights' {list(wf.shape[2:])}")
+        strides, dil = list(attrs.get("strides", [1, 1, 1])), list(attrs.get("dilations", [1, 1, 1]))
+        pads = list(attrs.get("pads", [0] * 6))
+        if len(strides) != 3 or len(dil) != 3 or len(pads) != 6 or min(strides + dil) <= 0 or min(pads) < 0:
+            self.bad(f"strides {strides} / dilations {dil} / pads {pads} do not fit a 3-D convolution")
+        auto = attrs.get("auto_pad", "NOTSET")
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            out = -(-depth // strides[0])
+            total = max((out - 1) * strides[0] + (kd - 1) * dil[0] + 1 - depth, 0)
+            pads[0] = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            pads[3] = total - pads[0]
+        elif auto == "VALID":
+            pads = [0] * 6
+        elif auto not in ("NOTSET", ""):
+            self.bad(f"auto_pad '{auto}' is not valid")
+        od = (depth + pads[0] + pads[3] - (kd - 1) * dil[0] - 1) // strides[0] + 1
+        if od <= 0:
+            self.bad(f"output depth would be {od}")
+        two_d = {"strides": strides[1:], "dilations": dil[1:], "group": attrs.get("group", 1)}
+        if auto in ("NOTSET", ""):
+            two_d["pads"] = [pads[1], pads[2], pads[4], pads[5]]
+        else:
+            two_d["auto_pad"] = auto
+        name = node.output[0]
+        xs = self.transposed(x, (0, 2, 1, 3, 4), name + "/ndchw")
+        src = self.get_plain(xs) if xs.const is None else self.const_tensor(name + "/ndchw", xs.const)
+        src = self._as_float32(src)
+        zeros = self.const_tensor(name + "/zero_slice", np.zeros((n, 1, c, h, wd), np.float32))
+        padded = self.tensor(name + "/with_zero_slice", (n, depth + 1, c, h, wd), np.float32)
+        self.op("CONCATENATION", [src, zeros], [padded], axis=1, fused_activation_function=0)
+        total = None
+        for k in range(kd):
+            taps = [o * strides[0] + k * dil[0] - pads[0] for o in range(od)]
+            table = tuple(t if 0 <= t < depth else depth for t in taps)
+            slab = self.tensor(f"{name}/taps{k}", (n, od, c, h, wd), np.float32)
+            self.op("AXIS_GATHER", [padded], [slab], tables=(tuple(range(n)), table, tuple(range(c)),
+                                                             tuple(range(h)), tuple(range(wd))))
+            flat = self.new_value(f"{name}/taps{k}", (n, od, c, h, wd), np.float32, slab, False)
+            flat = self.reshaped(flat, (n * od, c, h, wd), f"{name}/slices{k}")
+            wk = self.const_value(f"{name}/weights{k}", np.ascontiguousarray(wf[:, :, k]))
+            inputs = [flat.name, wk.name] + ([b.name] if b is not None and k == 0 else [])
+            self.op_Conv(Renamed(node, None, f"{name}/conv{k}", inputs), [self.values[i] for i in inputs], two_d)
+            part = self.values[f"{name}/conv{k}"]
+            total = part if total is None else self.onnx_binary(f"{name}/sum{k}", total, part, "ADD")
+        oc, oh, ow = total.shape[1:]
+        stacked = self.reshaped(total, (n, od, oc, oh, ow), name + "/nd")
+        self.values[name] = self.transposed(stacked, (0, 2, 1, 3, 4), name)
 
     def op_ConvTranspose(self, node, ins, attrs):
         """A Conv (stride 1, the kernel flipped, input and output channels swapped per group) over the input with
