@@ -378,12 +378,12 @@ class ShapeOps:
                 if e0 < 0:
                     end_mask |= 1 << a                 # through index 0 (STRIDED_SLICE reads -1 as the last)
             begin[a], end[a], stride[a], shape[a] = s0, e0, st, n
-        if any(d == 0 for d in shape):
-            self.unsupported("Slice to an empty tensor (empty tensors are not supported)")
-        if x.const is not None:
+        if x.const is not None:         # (an empty constant is fine: shape arithmetic, e.g. a Shape's empty prefix)
             index = tuple(slice(begin[d], None if end_mask >> d & 1 else end[d], stride[d]) for d in range(rank))
             self.const_value(node.output[0], np.ascontiguousarray(x.const[index]))
             return
+        if any(d == 0 for d in shape):
+            self.unsupported("Slice to an empty tensor (empty tensors are not supported)")
         t = self.get_plain(x)
         out = self.like(t, node.output[0], tuple(shape))
         self.op("STRIDED_SLICE", [t, self.const_tensor(node.output[0] + "/begin", np.array(begin, np.int32)),
