@@ -18,21 +18,18 @@ NOT_IMPLEMENTED = {
     r"ONNX opset [1-6] is not supported": "opsets below 7",
     r"its output size would depend on run-time values": "output shapes that depend on run-time values",
     r"rank \d+ > 6|rank > 6": "tensors of rank above 6",
-    r"input '\w+' has type u?int8; this op runs on float32": "integer arithmetic without quantization",
-    r"only 1-D, 2-D and 3-D pooling": "4-D pooling",
-    r"only 1-D, 2-D and 3-D convolution|only 1-D and 2-D ConvTranspose": "3-D ConvTranspose, 4-D convolution",
+    r"only 1-D and 2-D ConvTranspose": "3-D ConvTranspose",
     r"MaxPool indices output": "MaxPool indices",
     r"Dropout mask output|Dropout in training mode|BatchNormalization in training mode":
         "training-mode Dropout / BatchNormalization",
     r"is not a tensor": "sequence / optional types",
-    r"a 2-D constant right operand|must be a constant 2-D matrix": "batched MatMul / non-constant right operand",
+    r"\(QLinearMatMul\): the second input must be a constant 2-D matrix":
+        "QLinearMatMul with a batched or non-constant right operand",
     r"scale of type float16": "float16 scales",
     r"per-axis dequantization of a non-constant|only per-tensor quantization to int8 / uint8|blocked quantization":
         "per-axis activations, blocked or 16-bit QuantizeLinear",
     r"declares no inputs": "models without inputs",
     r"empty tensors": "zero-size tensors",
-    r"Expand of a non-constant input": "Expand of non-constant data",
-    r"\(Gather\): indices .*\(a scalar or evenly spaced": "Gather with irregular indices",
 }
 
 

@@ -287,6 +287,17 @@ def _escaped(text: str) -> str:
     return re.escape(text)
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64])
+def test_integer_clip_matches_onnxruntime(dtype):
+    """Clip of a plain (unquantized) integer tensor: max / min in its own type; bounds constant or run-time."""
+    info = np.iinfo(dtype)
+    nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["c"]), helper.make_node("Clip", ["c", "", "top"], ["y"])]
+    model = make_model(nodes, [("x", dtype, (3, 7)), ("top", dtype, ())], [("y", dtype, None)],
+                       {"lo": np.array(max(info.min, -20), dtype), "hi": np.array(min(info.max, 90), dtype)})
+    check_runs(model, lambda rng: {"x": rng.integers(info.min, info.max, (3, 7), dtype=dtype, endpoint=True),
+                                   "top": np.array(rng.integers(0, 100), dtype)})
+
+
 # ----- BatchNormalization with run-time statistics ---------------------------------------------------------------
 def test_batch_norm_with_statistics_from_the_graph():
     """tf2onnx writes Keras LayerNormalization as a BatchNormalization whose mean / var are computed per sample."""

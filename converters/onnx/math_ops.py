@@ -139,6 +139,10 @@ class MathOps:
     def op_Clip(self, node, ins, attrs):
         if self._fused_unary(node, ins):
             return
+        x = ins[0]
+        if x.dq_of is None and x.quant is None and x.dtype.kind in "iu" and x.const is None:
+            self._integer_clip(node, ins)
+            return
         lo, hi = self._clip_bounds(node)
         if lo is None:
             self.unsupported("Clip bounds must be constant scalars")
@@ -147,6 +151,19 @@ class MathOps:
             self._unary(node, ins, act)
         else:
             self._unary(node, ins, "ONNX_CLIP", clip=(lo, hi))
+
+    def _integer_clip(self, node, ins):
+        """Clip of a plain integer tensor: max with the lower bound, then min with the upper one (in its type)."""
+        bounds = [(ins[p], f) for p, f in ((1, "MAX"), (2, "MIN")) if len(ins) > p and ins[p] is not None]
+        acc = ins[0]
+        for k, (bound, function) in enumerate(bounds):
+            if bound.dtype != acc.dtype or int(np.prod(bound.shape, dtype=np.int64)) != 1:
+                self.bad(f"bound '{bound.name}' of type {bound.dtype} and shape {list(bound.shape)} (a scalar "
+                         f"of the input's type {acc.dtype} is needed)")
+            acc = self.onnx_binary(node.output[0] if k == len(bounds) - 1 else node.output[0] + "/lower", acc,
+                                   self.reshaped(bound, (), f"{node.output[0]}/bound{k}"), function)
+        if not bounds:
+            self.values[node.output[0]] = acc
 
     def op_Softmax(self, node, ins, attrs):
         x = ins[0]
