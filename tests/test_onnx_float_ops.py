@@ -330,6 +330,17 @@ def test_shape_arithmetic_chains_fold_at_load():
     assert [op.type for op in it.graph.ops] == ["RESHAPE", "ONNX_BINARY"]
 
 
+def test_split_with_an_empty_piece_concatenated_back():
+    """RotaryEmbedding's function body splits off a 'not rotated' part that is empty when the whole head rotates
+    and concatenates it back: the empty piece is a constant and adds nothing to the Concat."""
+    nodes = [helper.make_node("Split", ["x", "sizes"], ["rot", "keep"], axis=2),
+             helper.make_node("Neg", ["rot"], ["r"]),
+             helper.make_node("Concat", ["r", "keep"], ["y"], axis=2)]
+    model = make_model(nodes, [("x", F, (2, 3, 4))], [("y", F, None), ("keep", F, None)],
+                       {"sizes": np.array([4, 0], np.int64)}, opset=18)
+    check_runs(model, normal((2, 3, 4)))
+
+
 # ----- real exports -------------------------------------------------------------------------------------------------
 PUBLIC_ONNX = ["mlperf_tiny_pytorch_ad_raw.onnx", "mlperf_tiny_pytorch_ic_raw.onnx", "mlperf_tiny_pytorch_ks_raw.onnx",
                "mobilenet_v2_128_0.5.onnx"]

@@ -248,6 +248,11 @@ class ShapeOps:
         for v in ins:
             if v.rank != rank or any(v.shape[d] != ins[0].shape[d] for d in range(rank) if d != axis):
                 self.bad(f"shapes {[list(v.shape) for v in ins]} do not concatenate on axis {axis}")
+        if any(v.shape[axis] == 0 for v in ins) and any(v.shape[axis] for v in ins):
+            ins = [v for v in ins if v.shape[axis]]         # an empty part (e.g. a Split's empty piece) adds nothing
+            if len(ins) == 1:
+                self.values[node.output[0]] = ins[0]
+                return
         q = self._fused_concat(node, ins, axis)
         if q:
             return

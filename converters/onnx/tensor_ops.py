@@ -216,8 +216,11 @@ class TensorOps:
         start = 0
         for name, size in zip(node.output, sizes):
             if name:
-                if size == 0:
-                    self.unsupported("Split into an empty tensor (empty tensors are not supported)")
+                if size == 0:           # an empty piece: only a Concat may read it (see op_Concat)
+                    self.const_value(name, np.zeros(tuple(0 if d == axis else n for d, n in enumerate(x.shape)),
+                                                    x.dtype))
+                    start += size
+                    continue
                 tables = [list(range(d)) for d in x.shape]
                 tables[axis] = list(range(start, start + size))
                 if x.const is not None:
