@@ -225,6 +225,18 @@ def test_qdq_conv1d_runs_in_float_within_one_lsb(zp_type):
         assert np.abs(got.astype(np.int32) - ref.astype(np.int32)).max() <= 1
 
 
+@pytest.mark.parametrize("op, xs, attrs", [
+    ("LpPool", (2, 3, 9, 8), dict(kernel_shape=[3, 2], p=2, pads=[1, 1, 2, 0], strides=[2, 1])),
+    ("LpPool", (1, 2, 7, 7), dict(kernel_shape=[2, 2], p=3, auto_pad="SAME_UPPER")),
+    ("LpPool", (2, 3, 11), dict(kernel_shape=[3], p=1, strides=[2])),
+    ("GlobalLpPool", (2, 3, 5, 4), dict(p=2)),
+    ("GlobalLpPool", (1, 4, 6), dict(p=3)),
+])
+def test_lp_pool_matches_onnxruntime(op, xs, attrs):
+    model = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", F, xs)], [("y", F, None)], opset=18)
+    check_runs(model, normal(xs))
+
+
 def test_conv2d_on_a_one_column_image_keeps_the_channel_order():
     """An NCHW value with W = 1 and several channels needs a real transpose to NHWC (was taken for a copy)."""
     rng = np.random.default_rng(3)

@@ -206,3 +206,38 @@ class PoolOps:
         self._check_pool_attrs(node, attrs, set())
         self.need(ins, 1, 1)
         self._pool_common(node, ins, attrs, True, True)
+
+    def op_LpPool(self, node, ins, attrs):
+        self._check_pool_attrs(node, attrs, {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "p", "pads",
+                                             "strides"})
+        self.need(ins, 1, 1)
+        self._lp_pool(node, ins[0], attrs, False)
+
+    def op_GlobalLpPool(self, node, ins, attrs):
+        self._check_pool_attrs(node, attrs, {"p"})
+        self.need(ins, 1, 1)
+        self._lp_pool(node, ins[0], attrs, True)
+
+    def _lp_pool(self, node, x: Value, attrs, global_: bool):
+        """(sum of |x|^p over the window, padding counting as zeros)^(1/p): an average pool that counts the padding,
+        times the window size."""
+        p = attrs.get("p", 2)
+        if not isinstance(p, int) or p <= 0:
+            self.bad(f"p {p} must be a positive integer")
+        if attrs.get("ceil_mode", 0):
+            self.unsupported("LpPool with ceil_mode is not supported")
+        if x.dq_of is None:
+            self.float_input(x)
+        if x.rank < 3:
+            self.bad(f"input of shape {list(x.shape)} has no spatial axes")
+        name = node.output[0]
+        powered = self.onnx_binary(name + "/pow", self.onnx_unary(name + "/abs", x, "ABS"),
+                                   self.const_value(name + "/p", np.array(p, np.float32)), "POW")
+        pool_attrs = {k: v for k, v in attrs.items() if k != "p"}
+        if not global_:
+            pool_attrs["count_include_pad"] = 1
+        self._pool_common(Renamed(node, None, name + "/mean", [powered.name]), [powered], pool_attrs, False, global_)
+        window = int(np.prod(x.shape[2:] if global_ else attrs.get("kernel_shape", [1]), dtype=np.int64))
+        total = self.onnx_binary(name + "/sum", self.values[name + "/mean"],
+                                 self.const_value(name + "/window", np.array(window, np.float32)), "MUL")
+        self.onnx_binary(name, total, self.const_value(name + "/inv_p", np.array(1.0 / p, np.float32)), "POW")
