@@ -76,6 +76,8 @@ class ConvOps:
     def op_Conv(self, node, ins, attrs):
         self.check_attrs(attrs, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"})
         self.need(ins, 2, 3)
+        if self.fused_conv_1d(node, ins, attrs):       # QDQ 1-D conv: onnxruntime's QLinearConv (qoperator.py)
+            return
         x, w = ins[0], ins[1]
         b = ins[2] if len(ins) > 2 else None
         one_d = x.rank == 3
@@ -341,6 +343,8 @@ class ConvOps:
         self.need(ins, 2, 2)
         a, b = ins
         if self._fold(node, ins, attrs):
+            return
+        if self._fused_matmul_activations(node, a, b):      # QDQ product of two activations (qmatmul.py)
             return
         if (b.const is None and b.qconst is None) or b.rank != 2 or a.rank < 1:
             self.matmul_values(node.output[0], a, b)        # between activations, or batched: BATCH_MATMUL

@@ -21,6 +21,8 @@ class MathOps:
             return
         if ir_type == "ADD" and self._fused_add(node, a, b):
             return
+        if ir_type == "MUL" and self._fused_mul(node, a, b):       # QDQ group -> QLinearMul (qdq.py)
+            return
         if any(v.dq_of is None and v.dtype != np.float32 for v in (a, b)):
             self.onnx_binary(node.output[0], a, b, ir_type)       # integer arithmetic
             return

@@ -190,6 +190,8 @@ class PoolOps:
     def op_AveragePool(self, node, ins, attrs):
         self._check_pool_attrs(node, attrs, POOL_ATTRS["AveragePool"])
         self.need(ins, 1, 1)
+        if self.fused_qlinear_pool(node, ins, attrs, False):      # QDQ group: onnxruntime's QLinearAveragePool
+            return
         self._pool_common(node, ins, attrs, False, False)
 
     def op_MaxPool(self, node, ins, attrs):
@@ -200,6 +202,8 @@ class PoolOps:
     def op_GlobalAveragePool(self, node, ins, attrs):
         self._check_pool_attrs(node, attrs, set())
         self.need(ins, 1, 1)
+        if self.fused_qlinear_pool(node, ins, attrs, True):       # QDQ group: QLinearGlobalAveragePool
+            return
         self._pool_common(node, ins, attrs, False, True)
 
     def op_GlobalMaxPool(self, node, ins, attrs):

@@ -14,7 +14,7 @@ every linear op); what cannot be fused runs in float between a DEQUANTIZE and an
 as onnxruntime does.  Every op carries requant="float": onnxruntime's requantization contract.
 
 The translator class here holds values, layouts, parsing and dispatch; the ops are mixins from the package's other
-modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent).
+modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent, qmatmul, qpool, qattention).
 """
 from __future__ import annotations
 
@@ -32,8 +32,11 @@ from converters.onnx.linear_ops import LinearOps
 from converters.onnx.math_ops import MathOps
 from converters.onnx.normalization import NormalizationOps
 from converters.onnx.pooling import PoolOps
+from converters.onnx.qattention import QAttentionOps
 from converters.onnx.qdq import QDQOps
+from converters.onnx.qmatmul import QMatMulOps
 from converters.onnx.qoperator import QOperatorOps
+from converters.onnx.qpool import QPoolOps
 from converters.onnx.recurrent import RecurrentOps
 from converters.onnx.reduce_ops import ReduceOps
 from converters.onnx.resize import ResizeOps
@@ -49,8 +52,9 @@ PLAIN_INPUT_TYPES = tuple(np.dtype(t) for t in (np.int16, np.uint16, np.int32, n
 MS_DOMAIN = "com.microsoft"
 
 
-class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps,
-                  ElementwiseOps, TensorOps, ReduceOps, LinearOps, NormalizationOps, ResizeOps, PoolOps):
+class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps, QMatMulOps, QPoolOps,
+                  QAttentionOps, ElementwiseOps, TensorOps, ReduceOps, LinearOps, NormalizationOps, ResizeOps,
+                  PoolOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph
@@ -248,7 +252,8 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         dtype = ONNX_DTYPES.get(tt.elem_type)
         users = [n for n in self.g.node if vi.name in n.input]
         lens_only = dtype == np.int32 and bool(users) and all(      # int32: only an RNN's sequence_lens
-            n.op_type in ("LSTM", "GRU", "RNN") and n.domain in ("", "ai.onnx") and list(n.input).index(vi.name) == 4
+            (n.op_type in ("LSTM", "GRU", "RNN") and n.domain in ("", "ai.onnx") and list(n.input).index(vi.name) == 4
+             or n.op_type == "QAttention" and n.domain == MS_DOMAIN and list(n.input).index(vi.name) == 5)  # mask
             and list(n.input).count(vi.name) == 1 for n in users)
         lengths_only = dtype == np.int64 and bool(users) and all(   # int64: only ReverseSequence's lengths
             n.op_type == "ReverseSequence" and list(n.input).index(vi.name) == 1 for n in users)
