@@ -23,8 +23,6 @@ NOT_IMPLEMENTED = {
     r"Dropout mask output|Dropout in training mode|BatchNormalization in training mode":
         "training-mode Dropout / BatchNormalization",
     r"is not a tensor": "sequence / optional types",
-    r"\(QLinearMatMul\): the second input must be a constant 2-D matrix":
-        "QLinearMatMul with a batched or non-constant right operand",
     r"scale of type float16": "float16 scales",
     r"per-axis dequantization of a non-constant|only per-tensor quantization to int8 / uint8|blocked quantization":
         "per-axis activations, blocked or 16-bit QuantizeLinear",
