@@ -436,7 +436,7 @@ def op_groups() -> list:
         method = ("ms_" + name[len(MS_DOMAIN) + 1:]) if name.startswith(MS_DOMAIN + ".") else "op_" + name
         owner = next(c for c in _Translator.__mro__ if method in c.__dict__)
         doc = (sys.modules[owner.__module__].__doc__ or owner.__module__).strip()
-        title = doc.split(" for the ONNX reader")[0].split(":")[0].split(".")[0].strip()
+        title = doc.split(" for the ONNX reader")[0].split(":")[0].split(". ")[0].strip()
         groups.setdefault((_Translator.__mro__.index(owner), title), []).append(name)
     return [(title, ops) for (_, title), ops in sorted(groups.items())]
 
