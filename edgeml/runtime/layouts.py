@@ -470,3 +470,33 @@ KERNEL_LAYOUTS.update({
     "depthwise_int8_vnni": DW_ROWS, "depthwise_int8_avxvnni": DW_ROWS, "depthwise_int8_avx2": DW_ROWS,
     "conv2d_int8_avxvnni": CONV_VNNI, "fully_connected_int8_avxvnni": FC_PACKED,
 })
+
+# ----- ONNX ops without a TFLite twin (issue 19 part B, cython_ops.onnx_float_ops) ------------------------------
+ONNX_UNARY = _layout("onnx_unary", "em_onnx_elementwise.h", "EM_ONNX_UNARY", ptrs=_IN_OUT,
+                     ints=("n", "kind", "dtype"), floats=("alpha", "beta"))
+ONNX_BINARY = _layout("onnx_binary", "em_onnx_elementwise.h", "EM_ONNX_BINARY",
+                      ptrs=("input1", "input2", "output", "status"),
+                      ints=(("dims", 6), ("strides1", 6), ("strides2", 6), "kind", "dtype", "shapes"))
+ONNX_TOPK = _layout("onnx_topk", "em_onnx_index.h", "EM_ONNX_TOPK", ptrs=("input", "values", "indices", "scratch"),
+                    ints=("outer", "n", "inner", "k", "largest", "dtype"))
+ONNX_CUMSUM = _layout("onnx_cumsum", "em_onnx_index.h", "EM_ONNX_CUMSUM", ptrs=_IN_OUT,
+                      ints=("outer", "n", "inner", "exclusive", "reverse", "dtype"))
+ONNX_SCATTER = _layout("onnx_scatter", "em_onnx_index.h", "EM_ONNX_SCATTER",
+                       ptrs=("data", "updates", "positions", "output"),
+                       ints=("elements", "updates", "reduction", "dtype"))
+ONNX_REDUCE = _layout("onnx_reduce", "em_onnx_index.h", "EM_ONNX_REDUCE", ptrs=_IN_OUT,
+                      ints=(("dims", 6), ("out_strides", 6), "outputs", "is_max"))
+ONNX_NORM = _layout("onnx_norm", "em_onnx_norm.h", "EM_ONNX_NORM",
+                    ptrs=("input", "scale", "bias", "output", "mean", "inv_std"),
+                    ints=("rows", "cols", "row_mod", "row_stride", "col_div", "col_stride", "centered"),
+                    floats=("epsilon",))
+ONNX_RESIZE = _layout("onnx_resize", "em_onnx_resize.h", "EM_ONNX_RESIZE",
+                      ptrs=("input", "output", "indices", "weights", "extrapolated"),
+                      ints=("outer", "in", "inner", "out", "taps"), floats=("extrapolation",))
+LAYOUTS += (ONNX_UNARY, ONNX_BINARY, ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER, ONNX_REDUCE, ONNX_NORM, ONNX_RESIZE)
+KERNEL_LAYOUTS.update({
+    # cython_ops.onnx_float_ops
+    "onnx_unary": ONNX_UNARY, "onnx_binary": ONNX_BINARY, "onnx_topk": ONNX_TOPK, "onnx_cumsum": ONNX_CUMSUM,
+    "onnx_scatter": ONNX_SCATTER, "onnx_reduce_minmax_f32": ONNX_REDUCE, "onnx_normalize": ONNX_NORM,
+    "onnx_resize_axis": ONNX_RESIZE,
+})
