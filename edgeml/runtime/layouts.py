@@ -427,6 +427,22 @@ def layout_of(kernel_name: str) -> Layout:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
 
 
+# ----- speed-elementwise (issue 15 part A): vector table lookups, broadcasting binary ops ----------------------
+LUT_F32 = _layout("lut_f32", "em_lut.h", "EM_LUT_F32", ptrs=("input", "output", "table"), ints=("n",))
+
+QUANTIZE_CHECKED = _layout("quantize_checked", "em_elementwise.h", "EM_QUANTIZE_CHECKED", base=QUANTIZE,
+                           keep=(ALL, ALL, ALL), ptrs=("status",))
+
+SOFTMAX_LUT = _layout("softmax_lut", "em_activation_steps.h", "EM_SOFTMAX_LUT", ptrs=("input", "output", "table"),
+                      ints=("rows", "depth"))
+
+LAYOUTS += (LUT_F32, QUANTIZE_CHECKED, SOFTMAX_LUT)
+KERNEL_LAYOUTS.update({
+    "softmax_lut_int8": SOFTMAX_LUT,     # cython_ops.activation
+    "lut_int8_f32": LUT_F32,      # cython_ops.activation
+    "add_int8_avx2": ADD, "mul_int8_avx2": MUL, "quantize_f32_int8_checked": QUANTIZE_CHECKED,  # elementwise
+})
+
 # quantized ONNX operators (onnx-quant)
 KERNEL_LAYOUTS.update({"onnx_qlinear_mul": QLINEAR_MUL, "onnx_qlinear_avgpool": QLINEAR_POOL})
 
