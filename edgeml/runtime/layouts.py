@@ -389,3 +389,19 @@ def layout_of(kernel_name: str) -> Layout:
         return KERNEL_LAYOUTS[kernel_name]
     except KeyError:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
+
+
+# ----- float32 SIMD kernels (issue 21: em_float_gemm.h, em_float_depthwise.h) ------------------------------------
+FGEMM = _layout("float_gemm", "em_float_gemm.h", "EM_FGEMM", ptrs=("input", "weights", "bias", "output", "scratch"),
+                ints=_GEOMETRY + ("group", "single_row", "chunk", "gather"), floats=("act_min", "act_max"))
+FDW = _layout("float_depthwise", "em_float_depthwise.h", "EM_FDW",
+              ptrs=("input", "weights", "bias", "output", "scratch"),
+              ints=_GEOMETRY + ("dm",), floats=("act_min", "act_max"))
+HY_PACKED = _layout("hybrid_packed", "em_hybrid.h", "EM_HY_PACKED", base=HY_CONV, keep=(ALL, ALL, ALL),
+                    ptrs=("offsets",), ints=("kp", "ocp", "group"))
+LAYOUTS += (FGEMM, FDW, HY_PACKED)
+KERNEL_LAYOUTS.update({
+    # cython_ops.float_ops
+    "conv2d_f32_avx512": FGEMM, "conv2d_f32_avx2": FGEMM, "depthwise_f32_avx512": FDW, "depthwise_f32_avx2": FDW,
+    "conv2d_hybrid_vnni": HY_PACKED, "conv2d_hybrid_avx2": HY_PACKED,
+})
