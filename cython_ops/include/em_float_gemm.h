@@ -73,30 +73,35 @@ static void em_fgemm_table(const em_params* p, int64_t b, int64_t first, int64_t
     const int64_t KH = d[EM_FGEMM_I_KH], KW = d[EM_FGEMM_I_KW], K = KH * KW * IC;
     const int64_t per_row = gather ? 1 : KH * KW;
     const int64_t DW = d[EM_FGEMM_I_DW];
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t pix = first + r, oy = pix / OW, ox = pix % OW;
-        const float** t = table + r * per_row;
-        float* dst = col + r * K;
-        const int64_t ix0 = ox * d[EM_FGEMM_I_SW] - d[EM_FGEMM_I_PAD_LEFT];
-        const int row_inside = DW == 1 && ix0 >= 0 && ix0 + KW <= IW;
-        if (gather) *t = dst;
-        for (int64_t ky = 0; ky < KH; ky++) {
-            const int64_t iy = oy * d[EM_FGEMM_I_SH] - d[EM_FGEMM_I_PAD_TOP] + ky * d[EM_FGEMM_I_DH];
-            if (gather && row_inside && iy >= 0 && iy < IH) {     /* the window row is KW * IC floats in a row */
-                const float* src = in + ((b * IH + iy) * IW + ix0) * IC;
-                for (int64_t c = 0; c < KW * IC; c++) dst[c] = src[c];
-                dst += KW * IC;
-                continue;
-            }
-            for (int64_t kx = 0; kx < KW; kx++) {
-                const int64_t ix = ix0 + kx * DW;
-                const float* src = (iy < 0 || iy >= IH || ix < 0 || ix >= IW) ? zero
-                                   : in + ((b * IH + iy) * IW + ix) * IC;
-                if (gather) {
-                    for (int64_t c = 0; c < IC; c++) dst[c] = src[c];     /* a few floats: no memcpy call */
-                    dst += IC;
-                } else {
-                    *t++ = src;
+    int64_t oy = first / OW, ox = first % OW;            /* walked pixel by pixel: no division per row */
+    if (KH == 1 && KW == 1 && d[EM_FGEMM_I_SH] == 1 && d[EM_FGEMM_I_SW] == 1 && d[EM_FGEMM_I_PAD_TOP] == 0 &&
+        d[EM_FGEMM_I_PAD_LEFT] == 0 && d[EM_FGEMM_I_OH] == IH && OW == IW) {
+        for (int64_t r = 0; r < rows; r++) table[r] = in + (b * IH * IW + first + r) * IC;     /* 1x1: rows */
+    } else {
+        for (int64_t r = 0; r < rows; r++, ox = ox + 1 < OW ? ox + 1 : (oy++, 0)) {
+            const float** t = table + r * per_row;
+            float* dst = col + r * K;
+            const int64_t ix0 = ox * d[EM_FGEMM_I_SW] - d[EM_FGEMM_I_PAD_LEFT];
+            const int row_inside = DW == 1 && ix0 >= 0 && ix0 + KW <= IW;
+            if (gather) *t = dst;
+            for (int64_t ky = 0; ky < KH; ky++) {
+                const int64_t iy = oy * d[EM_FGEMM_I_SH] - d[EM_FGEMM_I_PAD_TOP] + ky * d[EM_FGEMM_I_DH];
+                if (gather && row_inside && iy >= 0 && iy < IH) {     /* the window row: KW * IC floats in a row */
+                    const float* src = in + ((b * IH + iy) * IW + ix0) * IC;
+                    for (int64_t c = 0; c < KW * IC; c++) dst[c] = src[c];
+                    dst += KW * IC;
+                    continue;
+                }
+                for (int64_t kx = 0; kx < KW; kx++) {
+                    const int64_t ix = ix0 + kx * DW;
+                    const float* src = (iy < 0 || iy >= IH || ix < 0 || ix >= IW) ? zero
+                                       : in + ((b * IH + iy) * IW + ix) * IC;
+                    if (gather) {
+                        for (int64_t c = 0; c < IC; c++) dst[c] = src[c];     /* a few floats: no memcpy call */
+                        dst += IC;
+                    } else {
+                        *t++ = src;
+                    }
                 }
             }
         }
