@@ -1,7 +1,8 @@
 """The float32 SIMD kernels (em_float_gemm.h, em_float_depthwise.h) and the hybrid CONV_2D's SIMD sums (em_hybrid.h)
 on every ISA path this CPU has (EDGEML_ISA forces each; one subprocess per path), on awkward random shapes: odd and
 non-multiple-of-16 channel counts, batch 2, SAME / VALID, stride 2, dilation, 5x5 / 7x7 windows, depth multipliers
-2 and 3, few input channels (the im2col rows), one-row and many-row FULLY_CONNECTED.
+2 and 3, few input channels (the im2col rows), one-row and many-row FULLY_CONNECTED; ADD / SUB / MUL broadcast on
+any axis or from a scalar (with NaNs), the RELU family and LEAKY_RELU (with -0.0).
 
 Float expectations are written from the reference kernels' formulas in NumPy float32 (each product rounded, then
 added to a sum that starts at 0, taps in window-row, window-column, channel order, padding taps skipped; then
@@ -131,15 +132,51 @@ def case_hybrid(rng):
     return Graph(ts, [op], [0], [3]), x, None, f"hybrid x{list(x.shape)} w{list(w.shape)} s{sh}{sw} pad{padding}"
 
 
+def case_binary(rng):
+    which = str(rng.choice(["ADD", "SUB", "MUL"]))
+    shape = [int(v) for v in rng.integers(1, 7, int(rng.integers(1, 5)))]
+    shape[-1] = int(rng.choice([1, 5, 16, 17, 40]))
+    other = [d if rng.random() < 0.6 else 1 for d in shape]           # broadcasts on any axis, or a scalar
+    if rng.random() < 0.2:
+        other = [1]
+    a, b = (rng.standard_normal(s).astype(F) for s in (shape, other))
+    if rng.random() < 0.5:
+        a, b = b, a
+    a.reshape(-1)[::7] = np.nan if rng.random() < 0.2 else a.reshape(-1)[::7]
+    act = int(rng.choice([0, 1, 3]))
+    out = np.broadcast_shapes(a.shape, b.shape)
+    ts = [tensor(0, a.shape, F), tensor(1, b.shape, F, b), tensor(2, out, F)]
+    op = Op(0, which, 1, [0, 1], [2], {"fused_activation_function": act})
+    v = {"ADD": np.add, "SUB": np.subtract, "MUL": np.multiply}[which](a, b).astype(F)
+    lo, hi = ACT[act]
+    want = np.where(v < lo, F(lo), np.where(v > hi, F(hi), v)).astype(F)
+    return Graph(ts, [op], [0], [2]), a, want, f"{which} {list(a.shape)} {list(b.shape)} act{act}"
+
+
+def case_activation(rng):
+    which = str(rng.choice(["RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU"]))
+    x = (rng.standard_normal(int(rng.choice([1, 7, 16, 33, 1000]))) * 4).astype(F)
+    x[::5] = -0.0
+    ts = [tensor(0, x.shape, F), tensor(1, x.shape, F)]
+    op = Op(0, which, 1, [0], [1], {"alpha": 0.3} if which == "LEAKY_RELU" else {})
+    if which == "LEAKY_RELU":
+        want = np.where(x > 0, x, (x * F(0.3)).astype(F))
+    else:
+        lo, hi = {"RELU": (0.0, np.finfo(F).max), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}[which]
+        want = np.where(x < lo, F(lo), np.where(x > hi, F(hi), x))
+    return Graph(ts, [op], [0], [1]), x, want.astype(F), f"{which} {list(x.shape)}"
+
+
 def main():
     seed, out_path = int(sys.argv[1]), sys.argv[2]
     rng = np.random.default_rng(seed)
     failures, kernels, hybrid_out = [], set(), {}
     cases = [case_conv(rng, k) for k in ["conv", "1x1", "depthwise"] * 12] + [case_fc(rng) for _ in range(12)]
+    cases += [case_binary(rng) for _ in range(16)] + [case_activation(rng) for _ in range(8)]
     for g, x, want, desc in cases:
         got, ks = run(g, x)
         kernels.update(ks)
-        if not np.array_equal(got, want):
+        if not np.array_equal(got, want, equal_nan=True) or not np.array_equal(np.signbit(got), np.signbit(want)):
             bad = np.argwhere(got != want)[:3]
             failures.append(f"{desc} ({ks}): {len(np.argwhere(got != want))} differ, e.g. {bad.tolist()} "
                             f"got {got[tuple(bad[0])]} want {want[tuple(bad[0])]}")
@@ -177,10 +214,14 @@ def test_float_kernels_give_the_reference_bits_on_every_path(forced, tmp_path):
     if forced not in available_paths(isa()):
         pytest.skip(f"this CPU's paths are {available_paths(isa())}")
     kernels = run_check(forced, 7, tmp_path / f"{forced}.npz")
+    simd = {"avx512vnni": "avx512", "avx512": "avx512", "avx2": "avx2"}.get(forced)
     expected = {"avx512vnni": ("conv2d_f32_avx512", "depthwise_f32_avx512", "conv2d_hybrid_vnni"),
                 "avx512": ("conv2d_f32_avx512", "depthwise_f32_avx512", "conv2d_hybrid_avx2"),
                 "avx2": ("conv2d_f32_avx2", "depthwise_f32_avx2", "conv2d_hybrid_avx2"),
-                "scalar": ("conv2d_f32", "depthwise_f32", "fully_connected_f32", "conv2d_hybrid")}[forced]
+                "scalar": ("conv2d_f32", "depthwise_f32", "fully_connected_f32", "conv2d_hybrid", "add_f32",
+                           "sub_f32", "mul_f32", "unary_f32")}[forced]
+    if simd:
+        expected += tuple(f"{k}_f32_{simd}" for k in ("add", "sub", "mul", "clamp"))
     for name in expected:        # the path's own kernels really ran
         assert name in kernels, kernels
     if forced != "scalar":       # the hybrid conv: the portable kernel's bits (LiteRT's, test_hybrid_models.py)

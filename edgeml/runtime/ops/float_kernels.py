@@ -123,3 +123,13 @@ def depthwise_step(ctx: Ctx, op: Op, x, y, w_taps: np.ndarray, bias: Optional[np
         return (dict(input=addr(x.index), weights=address(w), bias=address(b), output=addr(y.index),
                      scratch=addr("scratch")), ints, floats)
     return Step(op, f"depthwise_f32_{CONFIG.float_simd}", make, depthwise_scratch_bytes(geometry), macs)
+
+
+def binary_kernel(name: str) -> str:
+    """ADD / SUB / MUL float32 ("add_f32", ...) on em_float_elementwise.h's vector loop when a SIMD path is on."""
+    return f"{name}_{CONFIG.float_simd}" if CONFIG.float_simd else name
+
+
+def activation_kernel(kind: int) -> Optional[str]:
+    """The clamp (kind 0: RELU family) and leaky (kind 1) float activations on em_float_elementwise.h, or None."""
+    return f"clamp_f32_{CONFIG.float_simd}" if CONFIG.float_simd and kind in (0, 1) else None
