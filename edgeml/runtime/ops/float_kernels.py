@@ -21,6 +21,7 @@ CHUNK_STEP = 24                         # chunks are whole tiles of 4, 6 and 8 r
 
 
 MAX_TILE_ROWS = 8                       # EM_FGEMM_MAX_TILE_ROWS
+NARROW_CHANNELS = 8                     # convs with at most this many output channels take 8-lane vectors
 GATHER_IC = 16                          # convs with fewer input channels copy their windows into rows (im2col)
 
 
@@ -35,6 +36,13 @@ def fgemm_scratch_bytes(ic: int, taps: int, chunk: int, gather: int) -> int:
 
 def enabled() -> bool:
     return bool(CONFIG.float_simd)
+
+
+def lane_path(channels: int) -> str:
+    """The vector path for `channels` output channels: with at most 8, 16-lane vectors would be half padding, so
+    an AVX-512 CPU takes the 8-lane (AVX2) kernels, which run twice the vectors per instruction slot."""
+    isa = CONFIG.float_simd
+    return "avx2" if isa == "avx512" and channels <= NARROW_CHANNELS else isa
 
 
 def pack_columns(w_nk: np.ndarray, lanes: int, group: int) -> np.ndarray:
@@ -61,7 +69,7 @@ def gemm_step(ctx: Ctx, op: Op, kernel_of: str, x, y, w_nk: np.ndarray, bias: Op
               lo: float, hi: float, macs: int) -> Step:
     """A conv (or FULLY_CONNECTED as a 1x1 conv of its rows) on em_conv2d_f32_<isa>; w_nk: [OC][KH * KW * IC]
     with K in the reference's order (window row, window column, input channel)."""
-    isa = CONFIG.float_simd
+    isa = lane_path(geometry["oc"])
     lanes = LANES[isa]
     pixels = geometry["oh"] * geometry["ow"]
     single = int(pixels * geometry["n"] <= SINGLE_ROW_MAX)
@@ -122,7 +130,7 @@ def depthwise_step(ctx: Ctx, op: Op, x, y, w_taps: np.ndarray, bias: Optional[np
     def make(addr):
         return (dict(input=addr(x.index), weights=address(w), bias=address(b), output=addr(y.index),
                      scratch=addr("scratch")), ints, floats)
-    return Step(op, f"depthwise_f32_{CONFIG.float_simd}", make, depthwise_scratch_bytes(geometry), macs)
+    return Step(op, f"depthwise_f32_{lane_path(geometry['oc'])}", make, depthwise_scratch_bytes(geometry), macs)
 
 
 def binary_kernel(name: str) -> str:
