@@ -69,9 +69,13 @@ def reference_conv(x, w, bias, stride, dil, pads, out_hw, act, dm=None):
 
 
 def case_conv(rng, kind):
+    wide = kind == "depthwise_wide"      # >= 4 vectors of channels: the row-end pixels' 4-vector loop
+    kind = "depthwise" if wide else kind
     n = 1 if rng.random() < 0.75 else 2
     ih, iw = (int(v) for v in rng.integers(1, 14, 2))
     ic = int(rng.choice([1, 3, 5, 8, 16, 17, 33, 64]))
+    if wide:
+        ic, iw = int(rng.choice([33, 64, 70])), int(rng.choice([5, 6, 7, 11]))
     kh, kw = (int(v) for v in rng.choice([1, 2, 3, 3, 5, 7], 2))
     sh, sw = (int(v) for v in rng.choice([1, 2], 2))
     dh, dw = (int(v) for v in rng.choice([1, 1, 2], 2))
@@ -171,7 +175,7 @@ def main():
     seed, out_path = int(sys.argv[1]), sys.argv[2]
     rng = np.random.default_rng(seed)
     failures, kernels, hybrid_out = [], set(), {}
-    cases = [case_conv(rng, k) for k in ["conv", "1x1", "depthwise"] * 12] + [case_fc(rng) for _ in range(12)]
+    cases = [case_conv(rng, k) for k in ["conv", "1x1", "depthwise"] * 12 + ["depthwise_wide"] * 6] + [case_fc(rng) for _ in range(12)]
     cases += [case_binary(rng) for _ in range(16)] + [case_activation(rng) for _ in range(8)]
     for g, x, want, desc in cases:
         got, ks = run(g, x)

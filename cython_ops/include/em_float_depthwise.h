@@ -149,9 +149,28 @@ static inline int64_t em_fdw_scratch_bytes(const int64_t* d) {
                     STORE(po + 3 * OC + c0, c0, CLAMP(ADD(a3, bv0)));                                         \
                 }                                                                                             \
             }                                                                                                 \
-            for (; ox < OW; ox++) {                                                                           \
+            for (; ox < OW; ox++) {         /* the row's last pixels: four vectors of channels at a time */  \
                 const float* px = row + ox * SW * IC;                                                         \
-                for (int64_t c0 = 0; c0 < OC; c0 += LANES) {                                                  \
+                float* po = orow + ox * OC;                                                                   \
+                int64_t c4 = 0;                                                                               \
+                for (; c4 + 3 * LANES < OC; c4 += 4 * LANES) {                                                \
+                    const int64_t c0 = c4, c1 = c4 + LANES, c2 = c4 + 2 * LANES, c3 = c4 + 3 * LANES;         \
+                    SETUP(c0) SETUP(c1) SETUP(c2) SETUP(c3)                                                   \
+                    VEC a0 = ZERO, a1 = ZERO, a2 = ZERO, a3 = ZERO;                                           \
+                    for (int64_t t = 0; t < T; t++) {                                                         \
+                        const float* q = px + tap_off[t];                                                     \
+                        const float* wt = w + t * OC;                                                         \
+                        a0 = ADD(a0, MUL(XLOAD(q, c0), WLOAD(wt + c0, c0)));                                  \
+                        a1 = ADD(a1, MUL(XLOAD(q, c1), WLOAD(wt + c1, c1)));                                  \
+                        a2 = ADD(a2, MUL(XLOAD(q, c2), WLOAD(wt + c2, c2)));                                  \
+                        a3 = ADD(a3, MUL(XLOAD(q, c3), WLOAD(wt + c3, c3)));                                  \
+                    }                                                                                         \
+                    STORE(po + c0, c0, CLAMP(ADD(a0, WLOAD(bias + c0, c0))));                                 \
+                    STORE(po + c1, c1, CLAMP(ADD(a1, WLOAD(bias + c1, c1))));                                 \
+                    STORE(po + c2, c2, CLAMP(ADD(a2, WLOAD(bias + c2, c2))));                                 \
+                    STORE(po + c3, c3, CLAMP(ADD(a3, WLOAD(bias + c3, c3))));                                 \
+                }                                                                                             \
+                for (int64_t c0 = c4; c0 < OC; c0 += LANES) {                                                 \
                     SETUP(c0)                                                                                 \
                     VEC a0 = ZERO;                                                                            \
                     for (int64_t t = 0; t < T; t++)                                                           \
