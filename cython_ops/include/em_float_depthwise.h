@@ -2,15 +2,15 @@
  *
  * The vectors run across output channels; each output's taps are summed in the reference's order (window row,
  * window column), with a separate multiply and add, then the bias added and the clamp: the reference kernel's
- * operations.  Where the window reaches into the padding, the kernel reads a zero-padded copy of the image
- * (scratch): a padding tap then adds 0 * w, which leaves a sum that started at +0 unchanged (the reference skips
- * those taps; the results differ only if a weight is infinite or NaN).  Four output pixels of a row run side by
- * side on two vectors of channels (eight independent sums hide the add latency; four for a last lone vector).  With a depth multiplier M,
- * output channel c reads input channel c / M: one vector of input channels is loaded and its lanes permuted.
+ * operations.  Pixels whose windows lie inside the image read the input directly, four pixels of a row side by side
+ * on two vectors of channels (eight independent sums hide the add latency; four for a last lone vector); the
+ * others (windows reaching into the padding, and a run's last pixels) skip the taps outside the image as the
+ * reference does, four vectors of channels at a time.  With a depth multiplier M, output channel c reads input
+ * channel c / M: one vector of input channels is loaded and its lanes permuted.
  *
  * Layout EM_FDW (depthwise_f32_avx512 / depthwise_f32_avx2):
  *   ptr: input f32 NHWC, weights f32 [KH * KW][OC], bias f32 [OC] (zeros where the model has none: the reference
- *        adds 0.0f), output f32 NHWC, scratch (the padded image: em_fdw_scratch_bytes)
+ *        adds 0.0f), output f32 NHWC
  *   i:   N, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, DH, DW, pad_top, pad_left, depth multiplier
  *   f:   act_min, act_max */
 #ifndef EM_FLOAT_DEPTHWISE_H
@@ -19,7 +19,7 @@
 #include <string.h>
 #include "em_params.h"
 
-enum { EM_FDW_P_INPUT, EM_FDW_P_WEIGHTS, EM_FDW_P_BIAS, EM_FDW_P_OUTPUT, EM_FDW_P_SCRATCH, EM_FDW_P_COUNT };
+enum { EM_FDW_P_INPUT, EM_FDW_P_WEIGHTS, EM_FDW_P_BIAS, EM_FDW_P_OUTPUT, EM_FDW_P_COUNT };
 enum { EM_FDW_I_N, EM_FDW_I_IH, EM_FDW_I_IW, EM_FDW_I_IC, EM_FDW_I_OH, EM_FDW_I_OW, EM_FDW_I_OC, EM_FDW_I_KH,
        EM_FDW_I_KW, EM_FDW_I_SH, EM_FDW_I_SW, EM_FDW_I_DH, EM_FDW_I_DW, EM_FDW_I_PAD_TOP, EM_FDW_I_PAD_LEFT,
        EM_FDW_I_DM, EM_FDW_I_COUNT };
@@ -27,43 +27,15 @@ enum { EM_FDW_F_ACT_MIN, EM_FDW_F_ACT_MAX, EM_FDW_F_COUNT };
 
 #define EM_FDW_MAX_TAPS 1024    /* windows with more taps take the reference kernel (ops/float_kernels.py) */
 
-/* The extent the windows cover: rows IHp = (OH - 1) SH + (KH - 1) DH + 1, columns IWp likewise. */
-static inline void em_fdw_extent(const int64_t* d, int64_t* ihp, int64_t* iwp) {
-    *ihp = (d[EM_FDW_I_OH] - 1) * d[EM_FDW_I_SH] + (d[EM_FDW_I_KH] - 1) * d[EM_FDW_I_DH] + 1;
-    *iwp = (d[EM_FDW_I_OW] - 1) * d[EM_FDW_I_SW] + (d[EM_FDW_I_KW] - 1) * d[EM_FDW_I_DW] + 1;
-}
-
-/* 1 when every window lies inside the image (no padding is read): the kernel then reads the input itself. */
-static inline int em_fdw_inside(const int64_t* d) {
-    int64_t ihp, iwp;
-    em_fdw_extent(d, &ihp, &iwp);
-    return d[EM_FDW_I_PAD_TOP] == 0 && d[EM_FDW_I_PAD_LEFT] == 0 && ihp <= d[EM_FDW_I_IH] && iwp <= d[EM_FDW_I_IW];
-}
-
-/* Image b, zero-padded to IHp x IWp (rows past the image, and columns left / right of it, are zeros). */
-static void em_fdw_pad_image(const float* img, const int64_t* d, int64_t ihp, int64_t iwp, float* dst) {
-    const int64_t IH = d[EM_FDW_I_IH], IW = d[EM_FDW_I_IW], IC = d[EM_FDW_I_IC];
-    const int64_t PT = d[EM_FDW_I_PAD_TOP], PL = d[EM_FDW_I_PAD_LEFT];
-    for (int64_t y = 0; y < ihp; y++) {
-        float* row = dst + y * iwp * IC;
-        const int64_t iy = y - PT;
-        if (iy < 0 || iy >= IH) {
-            memset(row, 0, (size_t)(iwp * IC) * sizeof(float));
-            continue;
-        }
-        const int64_t left = PL < iwp ? PL : iwp;
-        int64_t count = iwp - left < IW ? iwp - left : IW;
-        if (count < 0) count = 0;
-        memset(row, 0, (size_t)(left * IC) * sizeof(float));
-        memcpy(row + left * IC, img + iy * IW * IC, (size_t)(count * IC) * sizeof(float));
-        memset(row + (left + count) * IC, 0, (size_t)((iwp - left - count) * IC) * sizeof(float));
-    }
-}
-
-static inline int64_t em_fdw_scratch_bytes(const int64_t* d) {
-    int64_t ihp, iwp;
-    em_fdw_extent(d, &ihp, &iwp);
-    return em_fdw_inside(d) ? 0 : ihp * iwp * d[EM_FDW_I_IC] * (int64_t)sizeof(float);
+/* Output columns [*lo, *hi) whose windows lie inside the image's width (the rest reach into the padding). */
+static inline void em_fdw_inner_columns(const int64_t* d, int64_t* lo, int64_t* hi) {
+    const int64_t OW = d[EM_FDW_I_OW], SW = d[EM_FDW_I_SW], PL = d[EM_FDW_I_PAD_LEFT];
+    const int64_t last = d[EM_FDW_I_IW] - 1 + PL - (d[EM_FDW_I_KW] - 1) * d[EM_FDW_I_DW];   /* ox * SW <= last */
+    int64_t a = PL > 0 ? (PL + SW - 1) / SW : 0, b = last >= 0 ? last / SW + 1 : 0;
+    a = a < OW ? a : OW;
+    b = b < OW ? b : OW;
+    *lo = a;
+    *hi = b > a ? b : a;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -82,26 +54,28 @@ static inline int64_t em_fdw_scratch_bytes(const int64_t* d) {
     const int64_t IH = d[EM_FDW_I_IH], IW = d[EM_FDW_I_IW], IC = d[EM_FDW_I_IC], OH = d[EM_FDW_I_OH];         \
     const int64_t OW = d[EM_FDW_I_OW], OC = d[EM_FDW_I_OC], KH = d[EM_FDW_I_KH], KW = d[EM_FDW_I_KW];         \
     const int64_t SH = d[EM_FDW_I_SH], SW = d[EM_FDW_I_SW], DM = d[EM_FDW_I_DM], T = KH * KW;                 \
-    const int inside = em_fdw_inside(d);                                                                      \
-    int64_t IHp, IWp, tap_off[EM_FDW_MAX_TAPS];                                                               \
-    em_fdw_extent(d, &IHp, &IWp);                                                                             \
-    const int64_t rowlen = inside ? IW : IWp;                                                                 \
+    const int64_t DH = d[EM_FDW_I_DH], DW = d[EM_FDW_I_DW], PT = d[EM_FDW_I_PAD_TOP], PL = d[EM_FDW_I_PAD_LEFT]; \
+    int64_t tap_off[EM_FDW_MAX_TAPS], ox_lo, ox_hi;                                                           \
+    em_fdw_inner_columns(d, &ox_lo, &ox_hi);                                                                  \
     for (int64_t ky = 0; ky < KH; ky++)                                                                       \
         for (int64_t kx = 0; kx < KW; kx++)                                                                   \
-            tap_off[ky * KW + kx] = (ky * d[EM_FDW_I_DH] * rowlen + kx * d[EM_FDW_I_DW]) * IC;                \
+            tap_off[ky * KW + kx] = (ky * DH * IW + kx * DW) * IC;                                            \
     for (int64_t b = 0; b < d[EM_FDW_I_N]; b++) {                                                             \
         const float* img = (const float*)p->ptr[EM_FDW_P_INPUT] + b * IH * IW * IC;                           \
-        if (!inside) {                                                                                        \
-            em_fdw_pad_image(img, d, IHp, IWp, (float*)p->ptr[EM_FDW_P_SCRATCH]);                             \
-            img = (const float*)p->ptr[EM_FDW_P_SCRATCH];                                                     \
-        }                                                                                                     \
         for (int64_t oy = 0; oy < OH; oy++) {                                                                 \
-            const float* row = img + oy * SH * rowlen * IC;                                                   \
+            const int64_t iy0 = oy * SH - PT;                                                                 \
+            const int row_inside = iy0 >= 0 && iy0 + (KH - 1) * DH < IH;                                      \
+            const int64_t x_lo = row_inside ? ox_lo : OW, x_hi = row_inside ? ox_hi : OW;                     \
             float* orow = out + (b * OH + oy) * OW * OC;                                                      \
-            int64_t ox = 0;                                                                                   \
-            for (; ox + 4 <= OW; ox += 4) {                                                                   \
-                const float* px = row + ox * SW * IC;                                                         \
-                const int64_t step = SW * IC;                                                                 \
+            for (int64_t ox = 0; ox < OW; ox++) {                                                             \
+                if (ox == x_lo) ox = x_hi;          /* the inside run is below */                            \
+                if (ox >= OW) break;                                                                          \
+                EM_FDW_EDGE_PIXEL                                                                             \
+            }                                                                                                 \
+            int64_t ox = x_lo;                                                                                \
+            const int64_t step = SW * IC;                                                                     \
+            for (; ox + 4 <= x_hi; ox += 4) {                                                                 \
+                const float* px = img + (iy0 * IW + ox * SW - PL) * IC;                                       \
                 int64_t c0 = 0;                                                                               \
                 for (; c0 + LANES < OC; c0 += 2 * LANES) {                                                    \
                     const int64_t c1 = c0 + LANES;                                                            \
@@ -149,35 +123,48 @@ static inline int64_t em_fdw_scratch_bytes(const int64_t* d) {
                     STORE(po + 3 * OC + c0, c0, CLAMP(ADD(a3, bv0)));                                         \
                 }                                                                                             \
             }                                                                                                 \
-            for (; ox < OW; ox++) {         /* the row's last pixels: four vectors of channels at a time */  \
-                const float* px = row + ox * SW * IC;                                                         \
-                float* po = orow + ox * OC;                                                                   \
-                int64_t c4 = 0;                                                                               \
-                for (; c4 + 3 * LANES < OC; c4 += 4 * LANES) {                                                \
-                    const int64_t c0 = c4, c1 = c4 + LANES, c2 = c4 + 2 * LANES, c3 = c4 + 3 * LANES;         \
-                    SETUP(c0) SETUP(c1) SETUP(c2) SETUP(c3)                                                   \
-                    VEC a0 = ZERO, a1 = ZERO, a2 = ZERO, a3 = ZERO;                                           \
-                    for (int64_t t = 0; t < T; t++) {                                                         \
-                        const float* q = px + tap_off[t];                                                     \
-                        const float* wt = w + t * OC;                                                         \
-                        a0 = ADD(a0, MUL(XLOAD(q, c0), WLOAD(wt + c0, c0)));                                  \
+            for (; ox < x_hi; ox++) {           /* the run's last pixels: the edge loop, every tap inside */ \
+                EM_FDW_EDGE_PIXEL                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+
+/* One output pixel (oy, ox) whose window may reach into the padding: the taps outside the image are skipped, as
+ * the reference skips them; four vectors of channels at a time (four independent sums), then one. */
+#define EM_FDW_TAPS(ACCUMULATE)                                                                               \
+    for (int64_t ky = 0; ky < KH; ky++) {                                                                     \
+        const int64_t iy = iy0 + ky * DH;                                                                     \
+        if (iy < 0 || iy >= IH) continue;                                                                     \
+        for (int64_t kx = 0; kx < KW; kx++) {                                                                 \
+            const int64_t ix = ox * SW - PL + kx * DW;                                                        \
+            if (ix < 0 || ix >= IW) continue;                                                                 \
+            const float* q = img + (iy * IW + ix) * IC;                                                       \
+            const float* wt = w + (ky * KW + kx) * OC;                                                        \
+            ACCUMULATE                                                                                        \
+        }                                                                                                     \
+    }
+#define EM_FDW_EDGE_PIXEL                                                                                     \
+    {                                                                                                         \
+        float* po = orow + ox * OC;                                                                           \
+        int64_t c4 = 0;                                                                                       \
+        for (; c4 + 3 * LANES < OC; c4 += 4 * LANES) {                                                        \
+            const int64_t c0 = c4, c1 = c4 + LANES, c2 = c4 + 2 * LANES, c3 = c4 + 3 * LANES;                 \
+            SETUP(c0) SETUP(c1) SETUP(c2) SETUP(c3)                                                           \
+            VEC a0 = ZERO, a1 = ZERO, a2 = ZERO, a3 = ZERO;                                                   \
+            EM_FDW_TAPS(a0 = ADD(a0, MUL(XLOAD(q, c0), WLOAD(wt + c0, c0)));                                  \
                         a1 = ADD(a1, MUL(XLOAD(q, c1), WLOAD(wt + c1, c1)));                                  \
                         a2 = ADD(a2, MUL(XLOAD(q, c2), WLOAD(wt + c2, c2)));                                  \
-                        a3 = ADD(a3, MUL(XLOAD(q, c3), WLOAD(wt + c3, c3)));                                  \
-                    }                                                                                         \
-                    STORE(po + c0, c0, CLAMP(ADD(a0, WLOAD(bias + c0, c0))));                                 \
-                    STORE(po + c1, c1, CLAMP(ADD(a1, WLOAD(bias + c1, c1))));                                 \
-                    STORE(po + c2, c2, CLAMP(ADD(a2, WLOAD(bias + c2, c2))));                                 \
-                    STORE(po + c3, c3, CLAMP(ADD(a3, WLOAD(bias + c3, c3))));                                 \
-                }                                                                                             \
-                for (int64_t c0 = c4; c0 < OC; c0 += LANES) {                                                 \
-                    SETUP(c0)                                                                                 \
-                    VEC a0 = ZERO;                                                                            \
-                    for (int64_t t = 0; t < T; t++)                                                           \
-                        a0 = ADD(a0, MUL(XLOAD(px + tap_off[t], c0), WLOAD(w + t * OC + c0, c0)));            \
-                    STORE(orow + ox * OC + c0, c0, CLAMP(ADD(a0, WLOAD(bias + c0, c0))));                     \
-                }                                                                                             \
-            }                                                                                                 \
+                        a3 = ADD(a3, MUL(XLOAD(q, c3), WLOAD(wt + c3, c3)));)                                 \
+            STORE(po + c0, c0, CLAMP(ADD(a0, WLOAD(bias + c0, c0))));                                         \
+            STORE(po + c1, c1, CLAMP(ADD(a1, WLOAD(bias + c1, c1))));                                         \
+            STORE(po + c2, c2, CLAMP(ADD(a2, WLOAD(bias + c2, c2))));                                         \
+            STORE(po + c3, c3, CLAMP(ADD(a3, WLOAD(bias + c3, c3))));                                         \
+        }                                                                                                     \
+        for (int64_t c0 = c4; c0 < OC; c0 += LANES) {                                                         \
+            SETUP(c0)                                                                                         \
+            VEC a0 = ZERO;                                                                                    \
+            EM_FDW_TAPS(a0 = ADD(a0, MUL(XLOAD(q, c0), WLOAD(wt + c0, c0)));)                                 \
+            STORE(po + c0, c0, CLAMP(ADD(a0, WLOAD(bias + c0, c0))));                                         \
         }                                                                                                     \
     }
 
@@ -203,12 +190,20 @@ EM_FDW512 static void em_depthwise_f32_avx512(const em_params* p) {
 #define SETUP(c)                                                                                              \
     const __mmask16 cm_##c = em_fdw_mask16(OC - c);                                                           \
     const __mmask16 lm_##c = em_fdw_mask16(IC - c / DM);                                                      \
-    const __m512i idx_##c = DM == 1 ? _mm512_setzero_si512() : em_fdw_lane_sources16(c, DM);
-#define XLOAD(q, c) (DM == 1 ? _mm512_maskz_loadu_ps(cm_##c, (q) + c)                                         \
+    const __m512i idx_##c = ONE_DM ? _mm512_setzero_si512() : em_fdw_lane_sources16(c, DM);
+#define XLOAD(q, c) (ONE_DM ? _mm512_maskz_loadu_ps(cm_##c, (q) + c)                                         \
                              : _mm512_permutexvar_ps(idx_##c, _mm512_maskz_loadu_ps(lm_##c, (q) + c / DM)))
 #define WLOAD(q, c) _mm512_maskz_loadu_ps(cm_##c, q)
 #define STORE(q, c, y) _mm512_mask_storeu_ps(q, cm_##c, y)
-    EM_FDW_BODY
+    if (p->i[EM_FDW_I_DM] == 1) {        /* compiled apart: no per-load test of the multiplier */
+#define ONE_DM 1
+        EM_FDW_BODY
+#undef ONE_DM
+    } else {
+#define ONE_DM 0
+        EM_FDW_BODY
+#undef ONE_DM
+    }
 #undef VEC
 #undef LANES
 #undef ZERO
@@ -250,12 +245,20 @@ EM_FDW256 static void em_depthwise_f32_avx2(const em_params* p) {
     const int full_##c = OC - c >= 8;                                                                         \
     const __m256i cm_##c = em_fdw_mask8(OC - c);                                                              \
     const __m256i lm_##c = em_fdw_mask8(IC - c / DM);                                                         \
-    const __m256i idx_##c = DM == 1 ? _mm256_setzero_si256() : em_fdw_lane_sources8(c, DM);
-#define XLOAD(q, c) (DM == 1 ? em_fdw_load8((q) + c, full_##c, cm_##c)                                        \
+    const __m256i idx_##c = ONE_DM ? _mm256_setzero_si256() : em_fdw_lane_sources8(c, DM);
+#define XLOAD(q, c) (ONE_DM ? em_fdw_load8((q) + c, full_##c, cm_##c)                                        \
                              : _mm256_permutevar8x32_ps(_mm256_maskload_ps((q) + c / DM, lm_##c), idx_##c))
 #define WLOAD(q, c) em_fdw_load8(q, full_##c, cm_##c)
 #define STORE(q, c, y) em_fdw_store8(q, full_##c, cm_##c, y)
-    EM_FDW_BODY
+    if (p->i[EM_FDW_I_DM] == 1) {        /* compiled apart: no per-load test of the multiplier */
+#define ONE_DM 1
+        EM_FDW_BODY
+#undef ONE_DM
+    } else {
+#define ONE_DM 0
+        EM_FDW_BODY
+#undef ONE_DM
+    }
 #undef VEC
 #undef LANES
 #undef ZERO

@@ -394,8 +394,7 @@ def layout_of(kernel_name: str) -> Layout:
 # ----- float32 SIMD kernels (issue 21: em_float_gemm.h, em_float_depthwise.h) ------------------------------------
 FGEMM = _layout("float_gemm", "em_float_gemm.h", "EM_FGEMM", ptrs=("input", "weights", "bias", "output", "scratch"),
                 ints=_GEOMETRY + ("group", "single_row", "chunk", "gather"), floats=("act_min", "act_max"))
-FDW = _layout("float_depthwise", "em_float_depthwise.h", "EM_FDW",
-              ptrs=("input", "weights", "bias", "output", "scratch"),
+FDW = _layout("float_depthwise", "em_float_depthwise.h", "EM_FDW", ptrs=("input", "weights", "bias", "output"),
               ints=_GEOMETRY + ("dm",), floats=("act_min", "act_max"))
 HY_PACKED = _layout("hybrid_packed", "em_hybrid.h", "EM_HY_PACKED", base=HY_CONV, keep=(ALL, ALL, ALL),
                     ptrs=("offsets",), ints=("kp", "ocp", "group"))

@@ -107,15 +107,6 @@ def fully_connected_step(ctx: Ctx, op: Op, x, y, wdata: np.ndarray, bias: Option
 DW_MAX_TAPS = 1024                      # EM_FDW_MAX_TAPS
 
 
-def depthwise_scratch_bytes(g: dict) -> int:
-    """em_fdw_scratch_bytes: the zero-padded image the windows cover, unless they all lie inside the input."""
-    ihp = (g["oh"] - 1) * g["sh"] + (g["kh"] - 1) * g["dh"] + 1
-    iwp = (g["ow"] - 1) * g["sw"] + (g["kw"] - 1) * g["dw"] + 1
-    if g["pad_top"] == 0 and g["pad_left"] == 0 and ihp <= g["ih"] and iwp <= g["iw"]:
-        return 0
-    return ihp * iwp * g["ic"] * 4
-
-
 def depthwise_step(ctx: Ctx, op: Op, x, y, w_taps: np.ndarray, bias: Optional[np.ndarray], geometry: dict, dm: int,
                    lo: float, hi: float, macs: int) -> Optional[Step]:
     """DEPTHWISE_CONV_2D with weights [KH * KW][OC] on em_depthwise_f32_<isa> (None: windows of more than
@@ -128,9 +119,8 @@ def depthwise_step(ctx: Ctx, op: Op, x, y, w_taps: np.ndarray, bias: Optional[np
     floats = dict(act_min=lo, act_max=hi)
 
     def make(addr):
-        return (dict(input=addr(x.index), weights=address(w), bias=address(b), output=addr(y.index),
-                     scratch=addr("scratch")), ints, floats)
-    return Step(op, f"depthwise_f32_{lane_path(geometry['oc'])}", make, depthwise_scratch_bytes(geometry), macs)
+        return dict(input=addr(x.index), weights=address(w), bias=address(b), output=addr(y.index)), ints, floats
+    return Step(op, f"depthwise_f32_{lane_path(geometry['oc'])}", make, 0, macs)
 
 
 def binary_kernel(name: str) -> str:
