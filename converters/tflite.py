@@ -14,6 +14,8 @@ import re
 import numpy as np
 
 from converters.source import read_model_bytes
+from converters.tflite_custom import custom_op
+from converters.tflite_sparsity import sparse_values
 from converters.tflite_uint8 import hold_uint8_as_int8
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Graph, Op, Quantization, Tensor
@@ -193,6 +195,34 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
             name = "CUSTOM:" + (cn.decode("utf-8", "replace") if cn else "?")
         codes.append((name, c.Version()))
 
+    # the requested subgraph and every subgraph its control-flow ops reach (WHILE's cond / body), by file index;
+    # one dict shared by all of them (Graph.subgraphs).  Subgraphs nothing reaches are not read.
+    graphs = {}
+    pending = [subgraph_index]
+    while pending:
+        k = pending.pop()
+        if k in graphs:
+            continue
+        try:
+            graphs[k] = graph = _parse_subgraph(model_fb, buf, k, codes, n_buffers)
+        except ModelFormatError as exc:
+            if k == subgraph_index:
+                raise
+            raise ModelFormatError(f"subgraph {k}: {exc}") from exc
+        graph.subgraphs = graphs
+        for op in graph.ops:
+            for name, value in op.options.items():
+                if name.endswith("_subgraph_index") and isinstance(value, int):
+                    if not 0 <= value < n_sub:
+                        raise ModelFormatError(f"subgraph {k} {op.describe()}: {name} {value} is outside the "
+                                               f"model's {n_sub} subgraphs")
+                    pending.append(value)
+    return graphs[subgraph_index]
+
+
+def _parse_subgraph(model_fb, buf: bytes, subgraph_index: int, codes: list, n_buffers: int) -> Graph:
+    """One subgraph: its tensors (with their buffers), ops, inputs and outputs."""
+    n_codes = len(codes)
     sg = model_fb.Subgraphs(subgraph_index)
     n_tensors = _vector_len(sg, "SubGraph.tensors", 4, buf, "tensor table")
     tensors = []
@@ -230,8 +260,8 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
         if b_index not in buffer_cache:
             buffer_cache[b_index] = _buffer_bytes(model_fb, b_index, buf) if n_buffers else None
         raw = buffer_cache[b_index]
-        data = None
-        if raw is not None:
+        data = _describe_errors(f"{desc} sparsity", sparse_values, t_fb._tab.Pos, buf, desc, shape, dtype, raw)
+        if raw is not None and data is None:        # (a sparse tensor's values are expanded by sparse_values)
             need = elements * dtype.itemsize
             if len(raw) != need:
                 raise ModelFormatError(f"{desc}: buffer {b_index} holds {len(raw)} bytes, shape {list(shape)} "
@@ -274,8 +304,10 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
                                    .reshape(-1) if n_mid else [])]
         if len(intermediates) != n_mid:
             raise ModelFormatError(f"{what}: intermediates vector runs past the end of the file")
-        ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs,
-                      options=_describe_errors(f"{what} options", _options, op_fb, what),
+        options = _describe_errors(f"{what} options", _options, op_fb, what)
+        if op_name.startswith("CUSTOM:"):     # a custom op edgeml implements gets its IR type and parsed options
+            op_name, options = _describe_errors(f"{what} options", custom_op, op_fb, op_name, what, buf)
+        ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs, options=options,
                       intermediates=intermediates))
 
     n_gin = _vector_len(sg, "SubGraph.inputs", 4, buf, "subgraph inputs")

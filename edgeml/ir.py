@@ -82,6 +82,9 @@ class Graph:
     name: str = ""
     source: str = ""                          # "tflite" / "onnx": provenance for reports; nothing branches on it
     input_rounding: str = ROUND_HALF_AWAY     # see the module docstring
+    # the model's subgraphs by file index (this one included) that control-flow ops name in their options
+    # (WHILE: cond_subgraph_index, body_subgraph_index); one dict shared by every graph of the model
+    subgraphs: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 # ----- the ONNX_RNN op (ONNX LSTM / GRU / RNN) -------------------------------------------------------------

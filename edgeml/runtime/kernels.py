@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cython_ops import (activation, conv, elementwise, engine, index, int16x8, math_ops, onnx_ops, pool, reduce, rnn,
-                        shape, space_ops, transpose_conv)
+from cython_ops import (activation, control, conv, detection, elementwise, engine, index, int16x8, math_ops,
+                        onnx_ops, pool, reduce, rnn, shape, space_ops, svdf, transpose_conv)
 from cython_ops import float_ops
 
 ISA = conv.isa()            # "scalar", "avx2", "avx512", "avx512vnni" or "neon"
@@ -47,7 +47,8 @@ def config_for(isa: str) -> KernelConfig:
 CONFIG = config_for(ISA)
 
 KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn, int16x8,
-                                        transpose_conv, index, math_ops, space_ops, float_ops)
+                                        transpose_conv, index, math_ops, space_ops, control, svdf,
+                                        detection, float_ops)
            for name, address in module.KERNELS.items()}
 
 Engine = engine.Engine

@@ -327,6 +327,27 @@ BATCH_SPACE = _layout("batch_space", "em_space.h", "EM_BATCH_SPACE", ptrs=("inpu
                             "block_w", "top", "left"))
 
 # every Layout above, in definition order
+# ----- control flow (WHILE) and the ops of loop bodies (cython_ops.control); SVDF (cython_ops.svdf) -------------
+WHILE = _layout("while", "em_control.h", "EM_WHILE",
+                ptrs=("cond_kernels", "cond_params", "body_kernels", "body_params", "cond_output", "copies",
+                      "cond_checks", "body_checks", "status"),
+                ints=("cond_steps", "body_steps", "init_copies", "stage_copies", "out_copies", "cond_check_count",
+                      "body_check_count", "status_bytes", "max_iterations", "outermost"))
+SLICE_CONCAT_MAX_PIECES = 4                           # EM_SLICE_CONCAT_MAX_PIECES: unused piece slots are 0
+SLICE_CONCAT = _layout("slice_concat", "em_control.h", "EM_SLICE_CONCAT",
+                       ptrs=("output", "status", ("sources", SLICE_CONCAT_MAX_PIECES),
+                             ("begins", SLICE_CONCAT_MAX_PIECES), ("sizes", SLICE_CONCAT_MAX_PIECES)),
+                       ints=("pieces", "rank", "axis", "itemsize", "index_bytes", ("out_dims", 6),
+                             ("source_dims", 6 * SLICE_CONCAT_MAX_PIECES)))
+BINARY_I32 = _layout("binary_i32", "em_loop_ops.h", "EM_BINARY_I32", base=BINARY, keep=(ALL, ALL, 0),
+                     ints=("act_min", "act_max"))
+BOOL_BINARY = _layout("bool_binary", "em_loop_ops.h", "EM_BOOL_BINARY", base=BINARY, keep=(ALL, ALL, 0))
+SVDF = _layout("svdf", "em_svdf.h", "EM_SVDF",
+               ptrs=("input", "weights_feature", "weights_time", "bias", "state", "output", "scratch", "row_sums"),
+               ints=("batch", "inputs", "filters", "units", "rank", "memory", "input_zp", "output_zp", "mult1",
+                     "shift1", "mult2", "shift2", "mode", "activation", "asymmetric"),
+               floats=("feature_scale",))
+
 LAYOUTS: Tuple[Layout, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Layout))
 
 KERNEL_LAYOUTS: Dict[str, Layout] = {
@@ -380,6 +401,11 @@ KERNEL_LAYOUTS: Dict[str, Layout] = {
     "batch_matmul_int8": BATCH_MATMUL, "grouped_conv_int8": GROUPED_CONV, "grouped_conv_f32": GROUPED_CONV,
     # cython_ops.space_ops
     "gather_indexed": GATHER_INDEXED, "space_to_batch": BATCH_SPACE, "batch_to_space": BATCH_SPACE,
+    # cython_ops.control
+    "while": WHILE, "slice_concat": SLICE_CONCAT, "add_int32": BINARY_I32, "sub_int32": BINARY_I32,
+    "mul_int32": BINARY_I32, "logical_and": BOOL_BINARY, "logical_or": BOOL_BINARY, "logical_not": BOOL_BINARY,
+    # cython_ops.svdf
+    "svdf_int8": SVDF, "svdf_f32": SVDF, "svdf_hybrid": SVDF,
 }
 
 
@@ -390,6 +416,18 @@ def layout_of(kernel_name: str) -> Layout:
     except KeyError:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
 
+# ----- TFLite_Detection_PostProcess (cython_ops.detection) ------------------------------------------------------
+DETECT = _layout("detection_postprocess", "em_detection.h", "EM_DETECT",
+                 ptrs=("boxes", "scores", "anchors", "out_boxes", "out_classes", "out_scores", "out_count", "scratch"),
+                 ints=("boxes", "box_stride", "classes_with_background", "num_classes", "max_detections",
+                       "max_classes_per_detection", "detections_per_class", "regular", "box_quantized", "box_zp",
+                       "score_quantized", "score_zp", "off_decoded", "off_scores", "off_column", "off_kept_scores",
+                       "off_kept_indices", "off_order", "off_merge", "off_selected", "off_class_ranks",
+                       "off_detections", "off_active"),
+                 floats=("box_scale", "score_scale", "y_scale", "x_scale", "h_scale", "w_scale", "score_threshold",
+                         "iou_threshold"))
+LAYOUTS += (DETECT,)
+KERNEL_LAYOUTS.update({"detection_postprocess": DETECT})
 
 # ----- float32 SIMD kernels (issue 21: em_float_gemm.h, em_float_depthwise.h) ------------------------------------
 FGEMM = _layout("float_gemm", "em_float_gemm.h", "EM_FGEMM", ptrs=("input", "weights", "bias", "output", "scratch"),
