@@ -125,12 +125,59 @@ EM_HY_AVX512 static int64_t em_hy_round_avx512(const float* x, int64_t n, float 
     }
     return i;
 }
+
+/* The AVX2 forms of the two above (the same operations, 8 lanes) */
+#define EM_HY_AVX2_Q __attribute__((target("avx2")))
+EM_HY_AVX2_Q static int em_hy_minmax_avx2(const float* x, int64_t n, float* mn, float* mx) {
+    __m256 a, b;
+    int64_t i;
+    if (n < 8) return 0;
+    a = b = _mm256_loadu_ps(x);
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) return 0;
+        a = _mm256_min_ps(a, v);
+        b = _mm256_max_ps(b, v);
+    }
+    if (i < n) {                               /* the last 8 values again: min / max do not mind */
+        const __m256 v = _mm256_loadu_ps(x + n - 8);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) return 0;
+        a = _mm256_min_ps(a, v);
+        b = _mm256_max_ps(b, v);
+    }
+    float la[8], lb[8];
+    _mm256_storeu_ps(la, a);
+    _mm256_storeu_ps(lb, b);
+    for (int k = 1; k < 8; k++) {
+        la[0] = la[k] < la[0] ? la[k] : la[0];
+        lb[0] = lb[k] > lb[0] ? lb[k] : lb[0];
+    }
+    *mn = la[0];
+    *mx = lb[0];
+    return 1;
+}
+EM_HY_AVX2_Q static int64_t em_hy_round_avx2(const float* x, int64_t n, float inv, int32_t zp, int32_t lo,
+                                            int32_t hi, int8_t* q) {
+    const __m256 vinv = _mm256_set1_ps(inv), pos = _mm256_set1_ps(0.5f), neg = _mm256_set1_ps(-0.5f);
+    int64_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv);
+        const __m256 u = _mm256_add_ps(t, _mm256_blendv_ps(pos, neg, _mm256_cmp_ps(t, _mm256_setzero_ps(),
+                                                                                   _CMP_LT_OQ)));
+        __m256i v = _mm256_add_epi32(_mm256_set1_epi32(zp), _mm256_cvttps_epi32(u));
+        v = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i*)(void*)(q + i), _mm_packs_epi16(w16, w16));
+    }
+    return i;
+}
 #endif
 
 static inline void em_hy_minmax(const float* x, int64_t n, float* mn, float* mx) {
     float a = n > 0 ? x[0] : 0.0f, b = a;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX512 && em_hy_minmax_avx512(x, n, mn, mx)) return;
+    if (em_isa() == EM_ISA_AVX2 && em_hy_minmax_avx2(x, n, mn, mx)) return;
 #endif
     for (int64_t i = 1; i < n; i++) {
         if (x[i] < a) a = x[i];
@@ -158,6 +205,7 @@ static void em_hy_quantize_sym(const float* x, int64_t n, int8_t* q, float* scal
     int64_t i = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX512) i = em_hy_round_avx512(x, vec, inv, 0, -127, 127, q);
+    else if (em_isa() == EM_ISA_AVX2) i = em_hy_round_avx2(x, vec, inv, 0, -127, 127, q);
 #endif
     for (; i < n; i++) {
         const float t = x[i] * inv;
@@ -199,6 +247,7 @@ static void em_hy_quantize_asym(const float* x, int64_t n, int8_t* q, float* sca
     int64_t i = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX512) i = em_hy_round_avx512(x, vec, inv, nudged, -128, 127, q);
+    else if (em_isa() == EM_ISA_AVX2) i = em_hy_round_avx2(x, vec, inv, nudged, -128, 127, q);
 #endif
     for (; i < n; i++) {
         const float t = x[i] * inv;
