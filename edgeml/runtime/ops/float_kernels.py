@@ -1,7 +1,9 @@
-"""float32 CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED on the SIMD kernels (cython_ops/include/em_float_gemm.h,
-em_float_depthwise.h): weight packing and steps.  The families' prepares (ops/conv.py, ops/fully_connected.py)
-call in here for float32 when CONFIG.float_simd names a path (EDGEML_ISA=scalar: the portable kernels).  Both give
-the reference kernels' bits: the same multiplies and adds in the same order, vectorized across output channels."""
+"""float32 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD / SUB / MUL and the clamp / leaky activations on the
+SIMD kernels (cython_ops/include/em_float_gemm.h, em_float_depthwise.h, em_float_elementwise.h): weight packing,
+steps and kernel names.  The families' prepares (ops/conv.py, ops/fully_connected.py, ops/elementwise.py,
+ops/activations.py) call in here for float32 when CONFIG.float_simd names a path (EDGEML_ISA=scalar: the portable
+kernels).  Both give the reference kernels' bits: the same multiplies and adds in the same order, vectorized across
+output channels (ONNX Conv / Gemm / MatMul reach these kernels as the same IR ops)."""
 from __future__ import annotations
 
 from typing import Optional
