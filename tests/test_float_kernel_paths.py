@@ -70,7 +70,8 @@ def reference_conv(x, w, bias, stride, dil, pads, out_hw, act, dm=None):
 
 def case_conv(rng, kind):
     wide = kind == "depthwise_wide"      # >= 4 vectors of channels: the row-end pixels' 4-vector loop
-    kind = "depthwise" if wide else kind
+    big = kind == "1x1_big"              # more than 512 KiB of weights: the large pointer-table chunks
+    kind = "depthwise" if wide else ("1x1" if big else kind)
     n = 1 if rng.random() < 0.75 else 2
     ih, iw = (int(v) for v in rng.integers(1, 14, 2))
     ic = int(rng.choice([1, 3, 5, 8, 16, 17, 33, 64]))
@@ -86,6 +87,8 @@ def case_conv(rng, kind):
     if padding == 1:
         ih, iw = max(ih, (kh - 1) * dh + 1), max(iw, (kw - 1) * dw + 1)
     oc = ic * dm if kind == "depthwise" else int(rng.choice([1, 7, 8, 16, 17, 33, 64, 70]))
+    if big:
+        ic, oc, ih, iw = 520, 270, 15, 14
     x = rng.standard_normal((n, ih, iw, ic)).astype(F)
     w = (rng.standard_normal((1, kh, kw, oc) if kind == "depthwise" else (oc, kh, kw, ic)) * 0.3).astype(F)
     bias = rng.standard_normal(oc).astype(F) if rng.random() < 0.8 else None
@@ -175,7 +178,7 @@ def main():
     seed, out_path = int(sys.argv[1]), sys.argv[2]
     rng = np.random.default_rng(seed)
     failures, kernels, hybrid_out = [], set(), {}
-    cases = [case_conv(rng, k) for k in ["conv", "1x1", "depthwise"] * 12 + ["depthwise_wide"] * 6] + [case_fc(rng) for _ in range(12)]
+    cases = [case_conv(rng, k) for k in ["conv", "1x1", "depthwise"] * 12 + ["depthwise_wide"] * 6 + ["1x1_big"]] + [case_fc(rng) for _ in range(12)]
     cases += [case_binary(rng) for _ in range(16)] + [case_activation(rng) for _ in range(8)]
     for g, x, want, desc in cases:
         got, ks = run(g, x)

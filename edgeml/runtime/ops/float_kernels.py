@@ -19,6 +19,8 @@ GROUP = {"avx512": 4, "avx2": 2}        # vectors per column group of the many-r
 SINGLE_GROUP = 8                        # vectors per column group of the one-row tiles
 SINGLE_ROW_MAX = 3                      # GEMMs with at most this many rows take the one-row tiles
 TABLE_BYTES = 32768                     # input rows (floats) a pointer-table chunk should span, about L1
+BIG_WEIGHT_BYTES = 512 * 1024          # convs with more weight bytes than this take chunks of BIG_WEIGHT_CHUNK
+BIG_WEIGHT_CHUNK = 192                  # pixels (a multiple of CHUNK_STEP)
 CHUNK_STEP = 24                         # chunks are whole tiles of 4, 6 and 8 rows
 
 
@@ -80,6 +82,10 @@ def gemm_step(ctx: Ctx, op: Op, kernel_of: str, x, y, w_nk: np.ndarray, bias: Op
     b = ctx.keep_array(padded_bias(bias, geometry["oc"], lanes))
     ic, taps = geometry["ic"], geometry["kh"] * geometry["kw"]
     chunk = max(CHUNK_STEP, TABLE_BYTES // (4 * ic * taps) // CHUNK_STEP * CHUNK_STEP)
+    if 4 * ic * taps * geometry["oc"] > BIG_WEIGHT_BYTES:
+        # every chunk streams all the weights: with more than L2 holds, take fewer, larger chunks (a column
+        # group's weights then stay in L2 across the chunk's tiles)
+        chunk = max(chunk, BIG_WEIGHT_CHUNK)
     chunk = min(chunk, max(pixels, 1))
     gather = int(taps > 1 and ic < GATHER_IC)
     ints = dict(geometry, group=group, single_row=single, chunk=chunk, gather=gather)
