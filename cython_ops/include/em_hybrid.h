@@ -177,7 +177,7 @@ static inline void em_hy_minmax(const float* x, int64_t n, float* mn, float* mx)
     float a = n > 0 ? x[0] : 0.0f, b = a;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX512 && em_hy_minmax_avx512(x, n, mn, mx)) return;
-    if (em_isa() == EM_ISA_AVX2 && em_hy_minmax_avx2(x, n, mn, mx)) return;
+    if (em_isa() >= EM_ISA_AVX2 && em_hy_minmax_avx2(x, n, mn, mx)) return;
 #endif
     for (int64_t i = 1; i < n; i++) {
         if (x[i] < a) a = x[i];
@@ -205,7 +205,7 @@ static void em_hy_quantize_sym(const float* x, int64_t n, int8_t* q, float* scal
     int64_t i = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX512) i = em_hy_round_avx512(x, vec, inv, 0, -127, 127, q);
-    else if (em_isa() == EM_ISA_AVX2) i = em_hy_round_avx2(x, vec, inv, 0, -127, 127, q);
+    else if (em_isa() >= EM_ISA_AVX2) i = em_hy_round_avx2(x, vec, inv, 0, -127, 127, q);
 #endif
     for (; i < n; i++) {
         const float t = x[i] * inv;
@@ -247,7 +247,7 @@ static void em_hy_quantize_asym(const float* x, int64_t n, int8_t* q, float* sca
     int64_t i = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX512) i = em_hy_round_avx512(x, vec, inv, nudged, -128, 127, q);
-    else if (em_isa() == EM_ISA_AVX2) i = em_hy_round_avx2(x, vec, inv, nudged, -128, 127, q);
+    else if (em_isa() >= EM_ISA_AVX2) i = em_hy_round_avx2(x, vec, inv, nudged, -128, 127, q);
 #endif
     for (; i < n; i++) {
         const float t = x[i] * inv;

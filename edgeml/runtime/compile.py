@@ -15,6 +15,7 @@ import numpy as np
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph
 from edgeml.runtime import arena
+from edgeml.runtime.coverage import check_scheme
 from edgeml.runtime.kernels import Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.ops.common import element_count
@@ -40,6 +41,7 @@ def prepare_steps(ctx: Ctx) -> list:
         if op.version > spec.max_version:
             raise UnsupportedOpError(f"{op.describe()}: version {op.version} of {op.type} is not supported "
                                      f"(up to {spec.max_version})")
+        check_scheme(graph, op)
         for t in op.outputs:
             tensor = graph.tensors[t]
             if spec.output_types is not None and tensor.dtype not in spec.output_types:

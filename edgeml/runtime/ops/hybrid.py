@@ -41,7 +41,7 @@ def packed_sums_path() -> str:
     """The SIMD integer sums the hybrid CONV_2D takes: "vnni" (u8 x s8 vpdpbusd), "avx2" (int16 vpmaddwd) or ""."""
     if CONFIG.isa == "avx512vnni":
         return "vnni"
-    return "avx2" if CONFIG.isa in ("avx2", "avx512") else ""
+    return "avx2" if CONFIG.isa in ("avx2", "avxvnni", "avx512") else ""
 
 
 def pack_hybrid_weights(ctx, w2: np.ndarray, simd: str) -> dict:
