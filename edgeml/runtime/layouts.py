@@ -500,3 +500,23 @@ KERNEL_LAYOUTS.update({
     "onnx_scatter": ONNX_SCATTER, "onnx_reduce_minmax_f32": ONNX_REDUCE, "onnx_normalize": ONNX_NORM,
     "onnx_resize_axis": ONNX_RESIZE,
 })
+
+# ----- float32 SIMD kernels (issue 21: em_float_gemm.h, em_float_depthwise.h) ------------------------------------
+FGEMM = _layout("float_gemm", "em_float_gemm.h", "EM_FGEMM", ptrs=("input", "weights", "bias", "output", "scratch"),
+                ints=_GEOMETRY + ("group", "single_row", "chunk", "gather"), floats=("act_min", "act_max"))
+FDW = _layout("float_depthwise", "em_float_depthwise.h", "EM_FDW", ptrs=("input", "weights", "bias", "output"),
+              ints=_GEOMETRY + ("dm",), floats=("act_min", "act_max"))
+HY_PACKED = _layout("hybrid_packed", "em_hybrid.h", "EM_HY_PACKED", base=HY_CONV, keep=(ALL, ALL, ALL),
+                    ptrs=("offsets",), ints=("kp", "ocp", "group"))
+FBIN = _layout("float_binary", "em_float_elementwise.h", "EM_FBIN", ptrs=("input1", "input2", "output"),
+               ints=(("dims", 6), ("strides1", 6), ("strides2", 6)), floats=("act_min", "act_max"))
+FACT = _layout("float_activation", "em_float_elementwise.h", "EM_FACT", ptrs=("input", "output"), ints=("n", "kind"),
+               floats=("act_min", "act_max", "alpha"))
+LAYOUTS += (FGEMM, FDW, HY_PACKED, FBIN, FACT)
+KERNEL_LAYOUTS.update({
+    # cython_ops.float_ops
+    "conv2d_f32_avx512": FGEMM, "conv2d_f32_avx2": FGEMM, "depthwise_f32_avx512": FDW, "depthwise_f32_avx2": FDW,
+    "conv2d_hybrid_vnni": HY_PACKED, "conv2d_hybrid_avx2": HY_PACKED,
+    **{f"{op}_f32_{isa}": FBIN for op in ("add", "sub", "mul") for isa in ("avx512", "avx2")},
+    "clamp_f32_avx512": FACT, "clamp_f32_avx2": FACT,
+})

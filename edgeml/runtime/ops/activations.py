@@ -22,7 +22,7 @@ from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
 from edgeml.ir import UINT8, Op
-from edgeml.runtime.ops import int16_activations
+from edgeml.runtime.ops import float_kernels, int16_activations
 from edgeml.numerics import quantize_multiplier
 from edgeml.runtime.ops.common import element_count, io_kind, qparams
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
@@ -164,6 +164,7 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
             else:
                 code = UNARY_F32[{"LOGISTIC": "logistic", "TANH": "tanh", "HARD_SWISH": "hard_swish"}[which]]
             ints, floats, name = dict(n=n, kind=code), dict(act_min=lo, act_max=hi, alpha=alpha), "unary_f32"
+            name = float_kernels.activation_kernel(code) or name     # float32 SIMD kernels (em_float_elementwise.h)
 
         def make_f(addr):
             return dict(input=addr(x.index), output=addr(y.index)), ints, floats

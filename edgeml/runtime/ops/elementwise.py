@@ -14,8 +14,8 @@ from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.kernels import CONFIG
-from edgeml.runtime.ops import int16x8
-from edgeml.runtime.ops.common import fused_activation, io_kind, pad6, qparams, row_major_strides
+from edgeml.runtime.ops import float_kernels, int16x8
+from edgeml.runtime.ops.common import element_count, fused_activation, io_kind, pad6, qparams, row_major_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 
@@ -116,6 +116,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
         lo, hi = Q.activation_range_f32(act)
         floats = dict(act_min=lo, act_max=hi)
         name = which.lower() + "_f32"
+        name = float_kernels.binary_kernel(name)     # float32 SIMD kernels (em_float_elementwise.h)
     tables = name.startswith("add_int8")      # ADD / SUB int8 have a slot for the vector kernel's tables
 
     def make(addr):
