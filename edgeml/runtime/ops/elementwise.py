@@ -15,7 +15,7 @@ from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import float_kernels, int16x8
-from edgeml.runtime.ops.common import element_count, fused_activation, io_kind, pad6, qparams, row_major_strides
+from edgeml.runtime.ops.common import fused_activation, io_kind, pad6, qparams, row_major_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 

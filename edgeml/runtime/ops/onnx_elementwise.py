@@ -11,7 +11,7 @@ from cython_ops.onnx_float_ops import BINARY_KINDS, UNARY_KINDS
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops.common import element_count, pad6
-from edgeml.runtime.ops.element_types import (BOOL, DTYPE_CODES, F32, I8, I16, I32, I64, U8, U16, dtype_code,
+from edgeml.runtime.ops.element_types import (BOOL, F32, I8, I16, I32, I64, U8, U16, dtype_code,
                                               require_same_type)
 from edgeml.runtime.ops.elementwise import broadcast_shape, broadcast_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step
