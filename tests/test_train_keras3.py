@@ -97,7 +97,7 @@ def test_keras3_cnn_file_trains_and_exports_through_edgeml(tmp_path):
                             keras3.layers.Flatten(), keras3.layers.Dense(10, activation="softmax")])
     path = tmp_path / "cnn.keras"
     m3.save(path)
-    r = _run(tmp_path, "k3cnn", str(path), epochs=3)
+    r = _run(tmp_path, "k3cnn", str(path), epochs=3, learning_rate=1e-2)   # 1e-3: ~0.5 after 3 epochs
     acc = r.report["accuracy"]
     assert r.ok, r.failures
     assert acc["keras_float"] > 0.85 and acc["edgeml_int8"] >= acc["keras_float"] - 0.02, acc

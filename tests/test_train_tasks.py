@@ -57,7 +57,8 @@ def test_multi_input_model_from_named_npz_arrays(tmp_path):
     h = keras.layers.Concatenate()([keras.layers.Flatten()(keras.layers.Rescaling(1 / 16.0)(img)), meta])
     h = keras.layers.Dense(32, activation="relu")(h)
     model = keras.Model([img, meta], keras.layers.Dense(10, activation="softmax")(h))
-    result = train(TrainConfig(out=str(tmp_path / "out"), data=str(data), model=model, epochs=3, verbose=0))
+    result = train(TrainConfig(out=str(tmp_path / "out"), data=str(data), model=model, epochs=3, verbose=0,
+                               learning_rate=1e-2))           # 1e-3 reaches ~0.78 in 3 epochs
     acc = result.report["accuracy"]
     assert acc["keras_float"] > 0.85 and acc["edgeml_int8"] >= acc["keras_float"] - 0.02, acc
     assert result.report["agreement"]["edgeml_int8_vs_litert_reference_int8"]["bit_exact"] == 1.0
