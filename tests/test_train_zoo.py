@@ -241,3 +241,21 @@ def test_load_user_model_errors(tmp_path):
         z.writestr("metadata.json", json.dumps({"keras_version": "2.21.0"}))
     with pytest.raises(TrainingError, match="could not load"):
         load_user_model(str(bad))
+
+
+# ---- stated accuracies (slow: every zoo model trained with its defaults, 1-5 minutes each) -----------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(zoo.ZOO_DIGITS_ACCURACY))
+def test_every_zoo_model_reaches_its_stated_accuracy_on_digits(tmp_path, name):
+    from edgeml.train.pipeline import TrainConfig, train
+    result = train(TrainConfig(out=str(tmp_path / name), model=name, verbose=0))
+    r = result.report
+    assert result.ok, r["failures"]
+    if name == "autoencoder":
+        # reconstruction of the normalized digits (variance 0.505): an MSE bound instead of an accuracy
+        assert r["reconstruction_mse"]["keras_float"] <= zoo.ZOO_DIGITS_ACCURACY[name], r["reconstruction_mse"]
+        return
+    for runtime in ("keras_float", "edgeml_float", "edgeml_int8", "litert_int8"):
+        assert r["accuracy"][runtime] >= zoo.ZOO_DIGITS_ACCURACY[name], (runtime, r["accuracy"])
