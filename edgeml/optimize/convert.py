@@ -174,6 +174,13 @@ def to_tflite(model, out_path, *, int8: bool, representative_x: np.ndarray | Non
         ok, why, child_notes = attempt(unroll=False)
         if ok:
             return _result(out_path, "direct", notes + child_notes)
+        if qat and "weight count mismatch" in why.lower():
+            # tfmot's cluster-preserving quantizers size their variables from the kernel they are built on, so a
+            # saved CQAT model does not load again; QAT models hold no recurrent layer (tfmot refuses them), so
+            # there is no segfault to keep out of this process
+            _convert_traced_here(model, out_path, int8=int8, rep_path=rep_path)
+            return _result(out_path, "direct", notes + ["converted in process: the saved quantization-aware model "
+                                                        "did not load again (tfmot's cluster-preserving weights)"])
         recurrent = recurrent_layer_names(model)
         if not recurrent:
             raise TrainingError(f"TFLite conversion failed: {why}")
@@ -318,27 +325,45 @@ def _convert(model_path: str, out_path: str, *, int8: bool, rep_path: str | None
             fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
             converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*spec)], model)
     if int8:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if rep_path:
-            with np.load(rep_path) as z:
-                reps = [z[f"x{i}"] for i in range(len(z.files))]
+        _quantize_fully(converter, rep_path, [t.name.split(":")[0] for t in model.inputs])
+    _write(converter.convert(), out_path)
 
-            names = [t.name.split(":")[0] for t in model.inputs]
 
-            def representative_dataset():      # several inputs by name: a list is matched in another order
-                for i in range(len(reps[0])):
-                    sample = [r[i:i + 1] for r in reps]
-                    yield dict(zip(names, sample)) if len(sample) > 1 else sample
+def _quantize_fully(converter, rep_path: str | None, names: list) -> None:
+    """Full-integer settings: int8 input and output, calibrated on the representative arrays in rep_path."""
+    tf, _ = keras_env()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if rep_path:
+        with np.load(rep_path) as z:
+            reps = [z[f"x{i}"] for i in range(len(z.files))]
 
-            converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    flatbuffer = converter.convert()
+        def representative_dataset():      # several inputs by name: a list is matched in another order
+            for i in range(len(reps[0])):
+                sample = [r[i:i + 1] for r in reps]
+                yield dict(zip(names, sample)) if len(sample) > 1 else sample
+
+        converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+
+
+def _write(flatbuffer: bytes, out_path: str) -> None:
     partial = out_path + ".part"
     with open(partial, "wb") as f:
         f.write(flatbuffer)
     os.replace(partial, out_path)
+
+
+def _convert_traced_here(model, out_path: str, *, int8: bool, rep_path: str | None) -> None:
+    """Converts a batch-1 trace of `model` in this process (no save and load)."""
+    tf, _ = keras_env()
+    spec = [tf.TensorSpec((1, *tuple(t.shape)[1:]), t.dtype) for t in model.inputs]
+    fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*spec)], model)
+    if int8:
+        _quantize_fully(converter, rep_path, [t.name.split(":")[0] for t in model.inputs])
+    _write(converter.convert(), out_path)
 
 
 def _error_line(exc: BaseException) -> str:

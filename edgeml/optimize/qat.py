@@ -49,6 +49,22 @@ def quantize_scheme(scheme: str):
     return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
 
 
+def _keeping_preprocessing_float(scheme_object):
+    """The scheme with a registry that leaves the preprocessing layers alone: tfmot's cluster-preserving registry
+    claims every layer without trainable weights, Normalization included, then finds no quantize config for it."""
+    base = type(scheme_object)
+
+    class KeepPreprocessingFloat(base):
+        def get_quantize_registry(self):
+            registry = super().get_quantize_registry()
+            claims = registry.supports
+            registry.supports = lambda layer: type(layer).__name__ not in PREPROCESSING_LAYERS and claims(layer)
+            return registry
+
+    scheme_object.__class__ = KeepPreprocessingFloat
+    return scheme_object
+
+
 def quantize_aware(model, scheme: str = "default"):
     """A quantization-aware copy of `model` (weights kept) to fine-tune before int8 conversion.
 
@@ -90,7 +106,7 @@ def quantize_aware(model, scheme: str = "default"):
         annotated = keras.models.clone_model(model, clone_function=annotate)
         annotated.set_weights(model.get_weights())
         with qkeras.quantize_scope():
-            return qkeras.quantize_apply(annotated, quantize_scheme_object)
+            return qkeras.quantize_apply(annotated, _keeping_preprocessing_float(quantize_scheme_object))
     except (RuntimeError, ValueError) as exc:
         raise _explain(exc, model) from exc
 
