@@ -15,7 +15,7 @@ from setuptools import Extension, setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.join("cython_ops", "include")
 FAMILIES = ["engine", "conv", "pool", "elementwise", "shape", "reduce", "activation", "onnx_ops", "rnn", "int16x8",
-            "transpose_conv", "index", "math_ops", "space_ops"]
+            "transpose_conv", "index", "math_ops", "space_ops", "control", "svdf", "detection"]
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 LINK_ARGS = []

@@ -14,6 +14,8 @@ import re
 import numpy as np
 
 from converters.source import read_model_bytes
+from converters.tflite_custom import custom_op
+from converters.tflite_sparsity import sparse_values
 from converters.tflite_uint8 import hold_uint8_as_int8
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Graph, Op, Quantization, Tensor
@@ -45,7 +47,7 @@ def _snake(name: str) -> str:
 VECTOR_FIELDS = {
     "Model.operator_codes": 6, "Model.subgraphs": 8, "Model.buffers": 12,
     "SubGraph.tensors": 4, "SubGraph.inputs": 6, "SubGraph.outputs": 8, "SubGraph.operators": 10,
-    "Tensor.shape": 4, "Operator.inputs": 6, "Operator.outputs": 8, "Operator.intermediates": 20, "Buffer.data": 4,
+    "Tensor.shape": 4, "Tensor.shape_signature": 18, "Operator.inputs": 6, "Operator.outputs": 8, "Operator.intermediates": 20, "Buffer.data": 4,
     "QuantizationParameters.scale": 8, "QuantizationParameters.zero_point": 10,
 }
 
@@ -193,6 +195,34 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
             name = "CUSTOM:" + (cn.decode("utf-8", "replace") if cn else "?")
         codes.append((name, c.Version()))
 
+    # the requested subgraph and every subgraph its control-flow ops reach (WHILE's cond / body), by file index;
+    # one dict shared by all of them (Graph.subgraphs).  Subgraphs nothing reaches are not read.
+    graphs = {}
+    pending = [subgraph_index]
+    while pending:
+        k = pending.pop()
+        if k in graphs:
+            continue
+        try:
+            graphs[k] = graph = _parse_subgraph(model_fb, buf, k, codes, n_buffers)
+        except ModelFormatError as exc:
+            if k == subgraph_index:
+                raise
+            raise ModelFormatError(f"subgraph {k}: {exc}") from exc
+        graph.subgraphs = graphs
+        for op in graph.ops:
+            for name, value in op.options.items():
+                if name.endswith("_subgraph_index") and isinstance(value, int):
+                    if not 0 <= value < n_sub:
+                        raise ModelFormatError(f"subgraph {k} {op.describe()}: {name} {value} is outside the "
+                                               f"model's {n_sub} subgraphs")
+                    pending.append(value)
+    return graphs[subgraph_index]
+
+
+def _parse_subgraph(model_fb, buf: bytes, subgraph_index: int, codes: list, n_buffers: int) -> Graph:
+    """One subgraph: its tensors (with their buffers), ops, inputs and outputs."""
+    n_codes = len(codes)
     sg = model_fb.Subgraphs(subgraph_index)
     n_tensors = _vector_len(sg, "SubGraph.tensors", 4, buf, "tensor table")
     tensors = []
@@ -211,6 +241,11 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
             raise ModelFormatError(f"{desc}: shape vector runs past the end of the file")
         if any(d < 0 for d in shape):
             raise ModelFormatError(f"{desc}: negative dimension in shape {list(shape)}")
+        dynamic_dims = ()
+        if _vector_len(t_fb, "Tensor.shape_signature", 4, buf, f"{desc} shape_signature") == rank and rank:
+            signature = np.array(_describe_errors(f"{desc} shape_signature", t_fb.ShapeSignatureAsNumpy),
+                                 dtype=np.int64).reshape(-1)
+            dynamic_dims = tuple(int(a) for a in np.flatnonzero(signature == -1))
         ttype = t_fb.Type()
         if ttype not in TENSOR_TYPES:
             raise ModelFormatError(f"{desc}: tensor type {TENSOR_TYPE_NAMES.get(ttype, ttype)} is not supported")
@@ -225,15 +260,15 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
         if b_index not in buffer_cache:
             buffer_cache[b_index] = _buffer_bytes(model_fb, b_index, buf) if n_buffers else None
         raw = buffer_cache[b_index]
-        data = None
-        if raw is not None:
+        data = _describe_errors(f"{desc} sparsity", sparse_values, t_fb._tab.Pos, buf, desc, shape, dtype, raw)
+        if raw is not None and data is None:        # (a sparse tensor's values are expanded by sparse_values)
             need = elements * dtype.itemsize
             if len(raw) != need:
                 raise ModelFormatError(f"{desc}: buffer {b_index} holds {len(raw)} bytes, shape {list(shape)} "
                                        f"of {dtype} needs {need}")
             data = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
         tensors.append(Tensor(index=i, name=name, shape=shape, dtype=dtype, quant=quant, data=data,
-                              is_variable=bool(t_fb.IsVariable())))
+                              is_variable=bool(t_fb.IsVariable()), dynamic_dims=dynamic_dims))
 
     def check_index(idx, what, allow_optional):
         idx = int(idx)
@@ -269,8 +304,10 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
                                    .reshape(-1) if n_mid else [])]
         if len(intermediates) != n_mid:
             raise ModelFormatError(f"{what}: intermediates vector runs past the end of the file")
-        ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs,
-                      options=_describe_errors(f"{what} options", _options, op_fb, what),
+        options = _describe_errors(f"{what} options", _options, op_fb, what)
+        if op_name.startswith("CUSTOM:"):     # a custom op edgeml implements gets its IR type and parsed options
+            op_name, options = _describe_errors(f"{what} options", custom_op, op_fb, op_name, what, buf)
+        ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs, options=options,
                       intermediates=intermediates))
 
     n_gin = _vector_len(sg, "SubGraph.inputs", 4, buf, "subgraph inputs")

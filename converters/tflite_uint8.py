@@ -26,6 +26,7 @@ UINT8_OPS = frozenset({
     "UNPACK", "REVERSE_V2", "SLICE", "TILE", "BROADCAST_TO", "GATHER", "GATHER_ND", "RESIZE_NEAREST_NEIGHBOR",
     "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN", "MAXIMUM", "MINIMUM",
 })
+UINT8_OPS |= {"DETECTION_POSTPROCESS"}    # dequantizes uint8 box encodings and scores as it does int8 ones
 
 
 def _as_int8(t: Tensor) -> None:

@@ -1,6 +1,6 @@
 # cython: language_level=3
-"""CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED kernels (include/em_conv.h, em_depthwise.h, em_fully_connected.h,
-hybrid: em_hybrid.h; GEMMs: em_gemm*.h)."""
+"""CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED kernels (include/em_conv.h, em_depthwise.h, em_depthwise_simd.h,
+em_fully_connected.h, hybrid: em_hybrid.h; GEMMs: em_gemm*.h)."""
 from libc.stdint cimport uintptr_t
 from cython_ops.em_params cimport em_params
 
@@ -12,19 +12,25 @@ cdef extern from "em_conv.h":
     void em_conv2d_f32(const em_params*) nogil
     void em_conv2d_int8_vnni(const em_params*) nogil
     void em_conv2d_int8_avx2(const em_params*) nogil
+    void em_conv2d_int8_avxvnni(const em_params*) nogil
     void em_conv2d_int8_w16(const em_params*) nogil
 
 cdef extern from "em_depthwise.h":
     void em_depthwise_int8(const em_params*) nogil
     void em_depthwise_f32(const em_params*) nogil
-    void em_depthwise_int8_vnni(const em_params*) nogil
     void em_depthwise_int8_w16(const em_params*) nogil
+
+cdef extern from "em_depthwise_simd.h":
+    void em_depthwise_int8_vnni(const em_params*) nogil
+    void em_depthwise_int8_avxvnni(const em_params*) nogil
+    void em_depthwise_int8_avx2(const em_params*) nogil
 
 cdef extern from "em_fully_connected.h":
     void em_fully_connected_int8(const em_params*) nogil
     void em_fully_connected_f32(const em_params*) nogil
     void em_fully_connected_int8_vnni(const em_params*) nogil
     void em_fully_connected_int8_avx2(const em_params*) nogil
+    void em_fully_connected_int8_avxvnni(const em_params*) nogil
     void em_fully_connected_int8_w16(const em_params*) nogil
 
 cdef extern from "em_hybrid.h":
@@ -45,15 +51,19 @@ KERNELS = {
     "conv2d_int8_vnni": <uintptr_t>&em_conv2d_int8_vnni,
     "fully_connected_int8_vnni": <uintptr_t>&em_fully_connected_int8_vnni,
     "depthwise_int8_vnni": <uintptr_t>&em_depthwise_int8_vnni,
+    "depthwise_int8_avxvnni": <uintptr_t>&em_depthwise_int8_avxvnni,
+    "depthwise_int8_avx2": <uintptr_t>&em_depthwise_int8_avx2,
     "conv2d_int8_avx2": <uintptr_t>&em_conv2d_int8_avx2,
     "fully_connected_int8_avx2": <uintptr_t>&em_fully_connected_int8_avx2,
+    "conv2d_int8_avxvnni": <uintptr_t>&em_conv2d_int8_avxvnni,
+    "fully_connected_int8_avxvnni": <uintptr_t>&em_fully_connected_int8_avxvnni,
     # weights with a zero point (uint8 models), read as int16 w - w_zp
     "conv2d_int8_w16": <uintptr_t>&em_conv2d_int8_w16,
     "depthwise_int8_w16": <uintptr_t>&em_depthwise_int8_w16,
     "fully_connected_int8_w16": <uintptr_t>&em_fully_connected_int8_w16,
 }
 
-ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512", 3: "avx512vnni", 4: "neon"}
+ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avxvnni", 3: "avx512", 4: "avx512vnni", 5: "neon"}
 
 
 def isa():

@@ -51,6 +51,12 @@ cdef class Engine:
     def num_steps(self):
         return self.n
 
+    @property
+    def arrays_address(self):
+        """(address of the em_kernel array, address of the em_params array): a control-flow kernel (WHILE) runs
+        this engine's steps from inside its own, without the GIL; valid while the engine lives."""
+        return <uintptr_t>self.kernels, <uintptr_t>self.params
+
     def invoke(self):
         cdef Py_ssize_t k
         with nogil:

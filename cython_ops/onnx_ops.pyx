@@ -14,6 +14,8 @@ cdef extern from "em_onnx_quantize.h":
 cdef extern from "em_onnx_qlinear.h":
     void em_onnx_qlinear_softmax(const em_params*) nogil
     void em_onnx_qlinear_add(const em_params*) nogil
+    void em_onnx_qlinear_mul(const em_params*) nogil
+    void em_onnx_qlinear_avgpool(const em_params*) nogil
 
 cdef extern from "em_onnx_conv.h":
     void em_onnx_conv_f32_mlas(const em_params*) nogil
@@ -26,6 +28,8 @@ KERNELS = {
     "onnx_clamp_int8": <uintptr_t>&em_onnx_clamp_int8,
     "onnx_qlinear_softmax": <uintptr_t>&em_onnx_qlinear_softmax,
     "onnx_qlinear_add": <uintptr_t>&em_onnx_qlinear_add,
+    "onnx_qlinear_mul": <uintptr_t>&em_onnx_qlinear_mul,
+    "onnx_qlinear_avgpool": <uintptr_t>&em_onnx_qlinear_avgpool,
     "onnx_conv_f32_mlas": <uintptr_t>&em_onnx_conv_f32_mlas,
     "onnx_conv_integer": <uintptr_t>&em_onnx_conv_integer,
     "onnx_dynamic_quantize_linear": <uintptr_t>&em_onnx_dynamic_quantize_linear,

@@ -45,6 +45,7 @@ class Tensor:
     quant: Optional[Quantization] = None
     data: Optional[np.ndarray] = None      # constant contents, already shaped
     is_variable: bool = False
+    dynamic_dims: tuple = ()               # axes the file marks as unknown until run time (shape_signature -1)
 
     @property
     def is_constant(self) -> bool:
@@ -81,6 +82,9 @@ class Graph:
     name: str = ""
     source: str = ""                          # "tflite" / "onnx": provenance for reports; nothing branches on it
     input_rounding: str = ROUND_HALF_AWAY     # see the module docstring
+    # the model's subgraphs by file index (this one included) that control-flow ops name in their options
+    # (WHILE: cond_subgraph_index, body_subgraph_index); one dict shared by every graph of the model
+    subgraphs: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 # ----- the ONNX_RNN op (ONNX LSTM / GRU / RNN) -------------------------------------------------------------

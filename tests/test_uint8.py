@@ -348,9 +348,11 @@ def test_threaded_vnni_conv_slices_keep_their_row_sums(uint8_model):
 # (file, input sets): the 224 x 224 models take 0.1-0.3 s per LiteRT reference run, so they get 12 inputs
 PUBLIC = [("mobilenet_v1_0.5_160_quant", 20), ("mobilenet_v1_1.0_224_quant_embedding_extractor", 12),
           ("mobilenet_v2_1.0_224_inat_bird_quant", 12), ("split_concat", 20), ("mobilenet_v2_0.35_224_int8", 12),
-          ("resnet_v1_32_32_int8", 20), ("squeezenet_v1.0_128_int8", 20), ("tf2_mobilenet_v2_1.0_224_ptq", 12)]
-# these also need an op edgeml lacks (fdmobilenet, deeplabv3 and the SSD now load: tests/test_index_ops.py)
-PUBLIC_OTHERS = {"traffic_model": "CUSTOM:TFLite_Detection_PostProcess"}
+          ("resnet_v1_32_32_int8", 20), ("squeezenet_v1.0_128_int8", 20), ("tf2_mobilenet_v2_1.0_224_ptq", 12),
+          ("traffic_model", 3)]
+# these also need an op edgeml lacks (none left: fdmobilenet, deeplabv3 and the SSD load, tests/test_index_ops.py;
+# traffic_model's TFLite_Detection_PostProcess runs, tests/test_detection.py)
+PUBLIC_OTHERS = {}
 
 
 @pytest.mark.parametrize("name,count", PUBLIC)

@@ -54,6 +54,8 @@ class ConvOps:
 
     def op_Conv(self, node, ins, attrs):
         self.need(ins, 2, 3)
+        if self.fused_conv_1d(node, ins, attrs):       # QDQ 1-D conv: onnxruntime's QLinearConv (qoperator.py)
+            return
         x, w = ins[0], ins[1]
         b = ins[2] if len(ins) > 2 else None
         if x.rank != 4:
@@ -201,12 +203,16 @@ class ConvOps:
         self.new_value(last, out_shape, np.float32, out, True)
 
     def op_AveragePool(self, node, ins, attrs):
+        if self.fused_qlinear_pool(node, ins, attrs, False):      # QDQ group: onnxruntime's QLinearAveragePool
+            return
         self._pool_common(node, ins, attrs, False, False)
 
     def op_MaxPool(self, node, ins, attrs):
         self._pool_common(node, ins, attrs, True, False)
 
     def op_GlobalAveragePool(self, node, ins, attrs):
+        if self.fused_qlinear_pool(node, ins, attrs, True):       # QDQ group: QLinearGlobalAveragePool
+            return
         self._pool_common(node, ins, attrs, False, True)
 
     def op_GlobalMaxPool(self, node, ins, attrs):
@@ -216,6 +222,8 @@ class ConvOps:
         self.need(ins, 2, 2)
         a, b = ins
         if self._fold(node, ins, attrs):
+            return
+        if self._fused_matmul_activations(node, a, b):      # QDQ product of two activations (qmatmul.py)
             return
         if b.const is None and b.qconst is None:
             self.unsupported("the second MatMul input must be constant (a weight matrix)")

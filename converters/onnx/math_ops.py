@@ -21,6 +21,8 @@ class MathOps:
             return
         if ir_type == "ADD" and self._fused_add(node, a, b):
             return
+        if ir_type == "MUL" and self._fused_mul(node, a, b):       # QDQ group -> QLinearMul (qdq.py)
+            return
         for v in (a, b):
             if v.dq_of is None:
                 self.float_input(v)

@@ -189,8 +189,9 @@ class QDQOps:
         if a.dq_of is None or a.dq_of.quant is None or alpha != 1.0:
             return False
         n_out = b.shape[0] if b_is_nk else b.shape[1]
-        wq = self._weight_q(b, 0 if b_is_nk else 1, n_out)
-        if wq is None:
+        asymmetric = self._asymmetric_weights(b)
+        wq = None if asymmetric else self._weight_q(b, 0 if b_is_nk else 1, n_out)
+        if wq is None and not asymmetric:
             return False
         skipped = []
         bias_v = c if beta == 1.0 else None
@@ -214,6 +215,8 @@ class QDQOps:
         yq = self.q_params(fu.q_node)
         if yq is None:
             return False
+        if asymmetric:
+            return self._fused_dense_asymmetric(node, a, b, b_is_nk, bias, fu, yq, skipped, out_name)
         data = wq[0] if b_is_nk else wq[0].T
         wquant = Quantization(wq[1].scale, wq[1].zero_point, 0)
         t = self.get_plain(a.dq_of)
@@ -228,32 +231,89 @@ class QDQOps:
         self.finish_fusion(fu)
         return True
 
+    def _asymmetric_weights(self, w: Value) -> bool:
+        """Weights DequantizeLinear'd with a zero point other than 0 (int8) / 128 (uint8)."""
+        if w.qconst is None or w.qconst[2] is None or w.qconst[0].dtype not in (np.int8, np.uint8):
+            return False
+        return bool(np.any(w.qconst[2].astype(np.int64) - (128 if w.qconst[0].dtype == np.uint8 else 0)))
+
+    def _fused_dense_asymmetric(self, node, a, b, b_is_nk: bool, bias, fu, yq, skipped, out_name) -> bool:
+        """QDQ MatMul / Gemm whose weights have non-zero zero points (U8U8 per tensor): onnxruntime fuses it
+        into QGemm / QLinearMatMul; the exact integer kernel (em_onnx_conv_integer) with its float requantization."""
+        data, scale, zp, axis = b.qconst
+        n_out = b.shape[0] if b_is_nk else b.shape[1]
+        if fu.act == "CLIP" or scale.size not in (1, n_out) or (scale.size > 1 and axis != (0 if b_is_nk else 1)):
+            return False
+        kn = np.ascontiguousarray(data.T if b_is_nk else data)
+        zv = Value(name=b.name + "/zp", shape=zp.shape, dtype=zp.dtype, const=zp.reshape(-1))
+        bv = Value(name=b.name + "/kn", shape=kn.shape, dtype=kn.dtype, const=kn)
+        out, out_shape = self._integer_dense(node, a.dq_of, bv, zv, yq[0], np.int8,
+                                             int(a.dq_of.quant.zero_point[0]), bscale=scale.reshape(-1), bias=bias,
+                                             out_name=fu.q_node.output[0], relu=fu.act == "RELU")
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, False, yq[0])
+        self.done.update(skipped)
+        self.finish_fusion(fu)
+        return True
+
+    def _add_operand(self, v: Value):
+        """(integer Value with its quantization, held as uint8 by onnxruntime) of an Add input that is a
+        DequantizeLinear output: of an activation, or of a constant per tensor; None otherwise."""
+        if v.dq_of is not None and v.dq_of.quant is not None:
+            return v.dq_of, v.dq_of.ort_u8
+        if v.qconst is None:
+            return None
+        data, scale, zp, _ = v.qconst
+        if scale.size != 1 or data.dtype not in (np.int8, np.uint8):
+            return None
+        z = 0 if zp is None else int(zp.reshape(-1)[0])
+        q = Quantization(np.array([float(scale.reshape(-1)[0])], np.float64),
+                         np.array([z - (128 if data.dtype == np.uint8 else 0)], np.int64))
+        return Value(name=v.name + "/int", shape=v.shape, dtype=data.dtype, const=data, quant=q), \
+            data.dtype == np.uint8
+
     def _fused_add(self, node, a: Value, b: Value) -> bool:
-        """DQ(a) + DQ(b) -> Q of one integer type: onnxruntime's QLinearAdd (a Relu before the Q only when
-        the Q's zero point is the type's minimum, where onnxruntime drops it)."""
-        if a.dq_of is None or b.dq_of is None or a.dq_of.quant is None or b.dq_of.quant is None:
+        """DQ(a) + DQ(b) -> Q of one integer type, with numpy broadcasting, either operand possibly a constant:
+        onnxruntime's QLinearAdd (a Relu before the Q only when the Q's zero point is the type's minimum, where
+        onnxruntime drops it)."""
+        ia, ib = self._add_operand(a), self._add_operand(b)
+        if ia is None or ib is None or (ia[0].const is not None and ib[0].const is not None):
             return False
         fu = self.fusion(node.output[0])
         yq = self.q_params(fu.q_node) if fu else None
         if yq is None or fu.act == "CLIP" or (fu.act == "RELU" and int(yq[0].zero_point[0]) != -128):
             return False
         y_u8 = fu.q_node.output[0] in self.u8_names
-        if not a.dq_of.ort_u8 == b.dq_of.ort_u8 == y_u8:
+        if not ia[1] == ib[1] == y_u8:
             return False
-        na, nb = int(np.prod(a.shape, dtype=np.int64)), int(np.prod(b.shape, dtype=np.int64))
-        if a.shape != b.shape and na != 1 and nb != 1:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
             return False
-        out_shape = a.shape if na >= nb else b.shape
-        if a.shape == b.shape and a.rank == 4 and any(self.preferred_is_nhwc(v.dq_of) for v in (a, b)):
-            ta, tb, nhwc = self.get_nhwc(a.dq_of), self.get_nhwc(b.dq_of), True
-        else:
-            big = a if na >= nb else b
-            nhwc = self.preferred_is_nhwc(big.dq_of) and big.rank == 4
-            ta = (self.get_nhwc if nhwc and na >= nb else self.get_plain)(a.dq_of)
-            tb = (self.get_nhwc if nhwc and nb > na else self.get_plain)(b.dq_of)
+        out, nhwc, out_shape = self.qlinear_add(fu.q_node.output[0], ia[0], ib[0], yq[0], (ia[1], ib[1], y_u8))
+        self.new_value(fu.q_node.output[0], out_shape, yq[1], out, nhwc, yq[0])
+        self.finish_fusion(fu)
+        return True
+
+    def _fused_mul(self, node, a: Value, b: Value) -> bool:
+        """DQ(a) * DQ(b) -> Q, all of one integer type (either operand possibly a constant, numpy broadcasting):
+        onnxruntime's QLinearMul."""
+        ia, ib = self._add_operand(a), self._add_operand(b)
+        if ia is None or ib is None or (ia[0].const is not None and ib[0].const is not None):
+            return False
+        fu = self.fusion(node.output[0], allow_act=False)
+        yq = self.q_params(fu.q_node) if fu else None
+        if yq is None or not ia[1] == ib[1] == (fu.q_node.output[0] in self.u8_names):
+            return False
+        if ia[0].dtype != ib[0].dtype or ia[0].dtype != yq[1]:
+            return False
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            return False
+        (ta, tb), nhwc, out_shape = self.broadcast_operands([(ia[0], ia[0].quant), (ib[0], ib[0].quant)])
         ir_shape = tuple(out_shape[p] for p in TO_NHWC) if nhwc else out_shape
         out = self.tensor(fu.q_node.output[0], ir_shape, np.int8, yq[0])
-        self.op("ONNX_QLINEAR_ADD", [ta, tb], [out], unsigned=(a.dq_of.ort_u8, b.dq_of.ort_u8, y_u8))
+        self.op("ONNX_QLINEAR_MUL", [ta, tb], [out], unsigned=bool(ia[1]))
         self.new_value(fu.q_node.output[0], out_shape, yq[1], out, nhwc, yq[0])
         self.finish_fusion(fu)
         return True

@@ -14,7 +14,7 @@ every linear op); what cannot be fused runs in float between a DEQUANTIZE and an
 as onnxruntime does.  Every op carries requant="float": onnxruntime's requantization contract.
 
 The translator class here holds values, layouts, parsing and dispatch; the ops are mixins from the package's other
-modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent).
+modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent, qmatmul, qpool, qattention).
 """
 from __future__ import annotations
 
@@ -27,8 +27,11 @@ from onnx import helper as _helper
 from converters.onnx.common import TO_NCHW, TO_NHWC, Value
 from converters.onnx.conv import ConvOps
 from converters.onnx.math_ops import MathOps
+from converters.onnx.qattention import QAttentionOps
 from converters.onnx.qdq import QDQOps
+from converters.onnx.qmatmul import QMatMulOps
 from converters.onnx.qoperator import QOperatorOps
+from converters.onnx.qpool import QPoolOps
 from converters.onnx.recurrent import RecurrentOps
 from converters.onnx.shape_ops import ShapeOps
 from converters.onnx.tensors import ONNX_DTYPES, initializer_array
@@ -40,7 +43,8 @@ MIN_OPSET, MAX_OPSET = 7, 28
 MS_DOMAIN = "com.microsoft"
 
 
-class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps):
+class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps, QMatMulOps, QPoolOps,
+                  QAttentionOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph
@@ -239,7 +243,8 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         dtype = ONNX_DTYPES.get(tt.elem_type)
         users = [n for n in self.g.node if vi.name in n.input]
         lens_only = dtype == np.int32 and bool(users) and all(      # int32: only an RNN's sequence_lens
-            n.op_type in ("LSTM", "GRU", "RNN") and n.domain in ("", "ai.onnx") and list(n.input).index(vi.name) == 4
+            (n.op_type in ("LSTM", "GRU", "RNN") and n.domain in ("", "ai.onnx") and list(n.input).index(vi.name) == 4
+             or n.op_type == "QAttention" and n.domain == MS_DOMAIN and list(n.input).index(vi.name) == 5)  # mask
             and list(n.input).count(vi.name) == 1 for n in users)
         lengths_only = dtype == np.int64 and bool(users) and all(   # int64: only ReverseSequence's lengths
             n.op_type == "ReverseSequence" and list(n.input).index(vi.name) == 1 for n in users)
@@ -247,7 +252,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             raise UnsupportedOpError(f"graph input '{vi.name}' has element type "
                                      f"{onnx.TensorProto.DataType.Name(tt.elem_type) if tt.elem_type in onnx.TensorProto.DataType.values() else tt.elem_type}"
                                      " (float32, int8 and uint8 are supported; int32 as the sequence_lens of LSTM / GRU / "
-                                     "RNN, int64 as ReverseSequence's lengths)")
+                                     "RNN or QAttention's mask_index, int64 as ReverseSequence's lengths)")
         if not tt.HasField("shape"):
             raise ModelFormatError(f"graph input '{vi.name}' declares no shape")
         shape = []

@@ -4,7 +4,7 @@
  * em_gemm.h run.  int8: both operands may have zero points; the exact int32 sum of (a - za)(b - zb) is
  * sum ab - za sum_k b - zb sum_k a + K za zb (the same in wrapping int32 arithmetic), the terms other than sum ab
  * going into the GEMM's per-column bias, row by row when zb is not 0.  Requantization is LiteRT's per-tensor
- * MultiplyByQuantizedMultiplier. */
+ * MultiplyByQuantizedMultiplier, or onnxruntime's float one (mode EM_REQUANT_FLOAT). */
 #ifndef EM_BATCH_MATMUL_H
 #define EM_BATCH_MATMUL_H
 #include <math.h>
@@ -15,13 +15,14 @@
 
 /* layout EM_BATCH_MATMUL:
  * ptr: lhs, rhs, output, scratch, packed rhs (a constant rhs as [batch][n][k], or NULL), its column sums (int32
- *      [batch][n], int8), multipliers and shifts (int32 [n], all equal; int8)
+ *      [batch][n], int8), multipliers and shifts (int32 [n], all equal; int8), float32 scales [n] (int8 with
+ *      mode EM_REQUANT_FLOAT: onnxruntime's QLinearMatMul, else NULL)
  * i:   output batch dims (3), lhs batch strides (3, elements), rhs batch strides (3, elements of rhs, or of the
  *      packed rhs), rows M, cols N, depth K, adj_x, adj_y, lhs / rhs / output zero points, rounding mode, scratch
  *      offsets of the [m][k] lhs copy and of the int32 sums (the [n][k] rhs copy starts at 0) */
 enum { EM_BATCH_MATMUL_P_LHS, EM_BATCH_MATMUL_P_RHS, EM_BATCH_MATMUL_P_OUTPUT, EM_BATCH_MATMUL_P_SCRATCH,
        EM_BATCH_MATMUL_P_PACKED_RHS, EM_BATCH_MATMUL_P_COL_SUMS, EM_BATCH_MATMUL_P_MULT, EM_BATCH_MATMUL_P_SHIFT,
-       EM_BATCH_MATMUL_P_COUNT };
+       EM_BATCH_MATMUL_P_FLOAT_SCALES, EM_BATCH_MATMUL_P_COUNT };
 enum { EM_BATCH_MATMUL_I_BATCH, EM_BATCH_MATMUL_I_BATCH_LAST = EM_BATCH_MATMUL_I_BATCH + 2,
        EM_BATCH_MATMUL_I_LHS_STRIDES, EM_BATCH_MATMUL_I_LHS_STRIDES_LAST = EM_BATCH_MATMUL_I_LHS_STRIDES + 2,
        EM_BATCH_MATMUL_I_RHS_STRIDES, EM_BATCH_MATMUL_I_RHS_STRIDES_LAST = EM_BATCH_MATMUL_I_RHS_STRIDES + 2,
@@ -93,7 +94,8 @@ static void em_batch_matmul_int8(const em_params* p) {
     int32_t* bias = col_sums + N;
     em_requant_cols rq = {bias, (const int32_t*)p->ptr[EM_BATCH_MATMUL_P_MULT],
                           (const int32_t*)p->ptr[EM_BATCH_MATMUL_P_SHIFT], (int32_t)p->i[EM_BATCH_MATMUL_I_OUT_ZP],
-                          -128, 127, (int32_t)p->i[EM_BATCH_MATMUL_I_MODE], NULL, NULL};
+                          -128, 127, (int32_t)p->i[EM_BATCH_MATMUL_I_MODE], NULL,
+                          (const float*)p->ptr[EM_BATCH_MATMUL_P_FLOAT_SCALES]};
     const uint32_t kzz = (uint32_t)K * (uint32_t)za * (uint32_t)zb;
     EM_BATCH_MATMUL_LOOP({
         const int8_t* a = lhs + lhs_b;

@@ -7,13 +7,14 @@
 #include "em_gemm.h"
 #include "em_gemm_vnni.h"
 #include "em_gemm_avx2.h"
+#include "em_gemm_avxvnni.h"
 #include "em_threads.h"
 #include "em_im2col.h"
 
 /* VNNI conv (em_conv2d_int8_vnni): the conv layout's pointers, with 1 the packed weights (16c4), 2 the bias
  * (VNNI-corrected), and the per-column arrays padded to a multiple of 16; its integers, where EM_CONV_I_DIRECT
  * says how the GEMM reads its rows (all as uint8 x + 128 in scratch):
- *   1 1x1 stride-1 conv: the input's rows repacked to Kp
+ *   1 1x1 stride-1 conv: the input's rows repacked to Kp, in chunks of EM_CONV_I_CHUNK rows
  *   4 implicit GEMM over a padded copy of the input (dilation_w 1); the weights are packed per window row,
  *     KW * IC rounded up to 4 (Kp = KH * that)
  *   0 im2col in chunks of EM_CONV_I_CHUNK rows (dilation_w > 1)
@@ -26,9 +27,13 @@ enum { EM_CONV_VNNI_I_KP = EM_CONV_I_CHUNK + 1, EM_CONV_VNNI_I_THREADS, EM_CONV_
 enum { EM_CONV_VNNI_P_COUNT = EM_CONV_P_COUNT, EM_CONV_VNNI_F_COUNT = 0 };
 
 /* AVX2 conv (em_conv2d_int8_avx2, CPUs without VNNI): the conv layout's pointers, with 1 the packed int16 weights
- * (em_gemm_avx2.h), 2 the bias (bias - zp sum w), per-column arrays padded to a multiple of 8; its integers, then
- * Kp; scratch = EM_CONV_I_CHUNK rows of K int8 (im2col, unless direct) then as many rows of Kp int16. */
-enum { EM_CONV_AVX2_I_KP = EM_CONV_I_CHUNK + 1, EM_CONV_AVX2_I_COUNT };
+ * (em_gemm_avx2.h), 2 the bias (bias - zp sum w: padding holds zp), per-column arrays padded to a multiple of 8;
+ * its integers, EM_CONV_I_DIRECT as for the VNNI conv (1: rows as int16, 4: implicit GEMM over a padded int16 copy,
+ * 0: im2col then int16 rows), then Kp, threads and slice_bytes: each slice's scratch holds the padded image
+ * (IHp x IWp x IC int16 + 64 bytes), or EM_CONV_I_CHUNK rows of K int8 (im2col, 64-byte aligned) then as many rows
+ * of Kp int16. */
+enum { EM_CONV_AVX2_I_KP = EM_CONV_I_CHUNK + 1, EM_CONV_AVX2_I_THREADS, EM_CONV_AVX2_I_SLICE_BYTES,
+       EM_CONV_AVX2_I_COUNT };
 enum { EM_CONV_AVX2_P_COUNT = EM_CONV_P_COUNT, EM_CONV_AVX2_F_COUNT = 0 };
 
 /* The portable int8 conv: im2col rows (padding taps = in_zp) into GEMM with weights of type WT. */
@@ -88,19 +93,24 @@ static void em_conv2d_f32(const em_params* p) {
 }
 
 /* Bytes of row corrections at the start of each VNNI slice's scratch: one int32 per GEMM row of a call (a slice's
- * rows, or a chunk's for im2col), in whole 64-byte lines; 0 without a weight zero point. */
+ * rows for the implicit GEMM, a chunk's otherwise), in whole 64-byte lines; 0 without a weight zero point. */
 static inline int64_t em_conv_vnni_corr_bytes(const int64_t* d) {
     if (!d[EM_CONV_VNNI_I_W_ZP]) return 0;
     const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW];
     const int64_t n = d[EM_CONV_VNNI_I_THREADS] > 1 ? d[EM_CONV_VNNI_I_THREADS] : 1;
-    const int64_t rows = d[EM_CONV_I_DIRECT] == 0 ? d[EM_CONV_I_CHUNK] : (P + n - 1) / n;
+    const int64_t rows = d[EM_CONV_I_DIRECT] == 4 ? (P + n - 1) / n : d[EM_CONV_I_CHUNK];
     return (rows * 4 + 63) / 64 * 64;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/* One slice of the VNNI conv (layout EM_CONV_VNNI above). */
-static void em_conv2d_vnni_slice(const void* ctx, int64_t slice, int64_t nslices) {
-    const em_params* p = (const em_params*)ctx;
+/* The GEMM of a uint8 (x + 128) conv: em_gemm_vnni_rows (AVX-512 VNNI) or em_gemm_avxvnni_rows (AVX-VNNI). */
+typedef void (*em_u8_gemm_fn)(const em_gemm_rows* A, int64_t M, const em_vnni_gemm* g, int8_t* C, int64_t ldc);
+typedef struct { const em_params* p; em_u8_gemm_fn gemm; } em_conv_u8_call;
+
+/* One slice of the VNNI conv (layout EM_CONV_VNNI above): the slice's output pixels of every image. */
+EM_AVX2_TARGET static void em_conv2d_u8_slice(const void* ctx, int64_t slice, int64_t nslices) {
+    const em_conv_u8_call* call = (const em_conv_u8_call*)ctx;
+    const em_params* p = call->p;
     const int64_t* d = p->i;
     const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
     int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
@@ -120,71 +130,97 @@ static void em_conv2d_vnni_slice(const void* ctx, int64_t slice, int64_t nslices
                       OC, Kp, (int32_t)d[EM_CONV_I_OUT_ZP], (int32_t)d[EM_CONV_I_ACT_MIN],
                       (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE], w_zp ? corr : NULL};
     if (r1 <= r0) return;
+    const em_gemm_rows plain = {scratch, Kp, 0, 0, 0, 1, 0, Kp / 4, 0};
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
         int8_t* o = out + b * P * OC;
-        if (mode == 1) {
-            em_pack_rows_u8(img + r0 * K, K, r1 - r0, K, Kp, scratch);
-            if (w_zp) {
-                em_vnni_rows plain = {scratch, Kp, 0, 0, 0, 1, 0, Kp / 4, 0};
-                em_vnni_row_sums(&plain, r1 - r0, K, w_zp, corr);
-            }
-            em_gemm_u8s8_vnni(scratch, r1 - r0, &g, o + r0 * OC, OC);
-        } else if (mode == 4) {
+        if (mode == 4) {
             em_pad_image_u8(img, d, IHp, IWp, scratch);
-            em_vnni_rows rows = {scratch, 0, d[EM_CONV_I_OW], d[EM_CONV_I_SH] * IWp * IC, d[EM_CONV_I_SW] * IC,
+            em_gemm_rows rows = {scratch, 0, d[EM_CONV_I_OW], d[EM_CONV_I_SH] * IWp * IC, d[EM_CONV_I_SW] * IC,
                                  d[EM_CONV_I_KH], d[EM_CONV_I_DH] * IWp * IC, Kp / d[EM_CONV_I_KH] / 4, r0};
             if (w_zp) em_vnni_row_sums(&rows, r1 - r0, d[EM_CONV_I_KW] * IC, w_zp, corr);
-            em_gemm_vnni_rows(&rows, r1 - r0, &g, o + r0 * OC, OC);
-        } else {
-            for (int64_t first = r0; first < r1; first += chunk) {
-                int64_t rows = r1 - first < chunk ? r1 - first : chunk;
-                em_im2col_u8(in, d, b, first, rows, Kp, scratch);
-                if (w_zp) {
-                    em_vnni_rows plain = {scratch, Kp, 0, 0, 0, 1, 0, Kp / 4, 0};
-                    em_vnni_row_sums(&plain, rows, K, w_zp, corr);
-                }
-                em_gemm_u8s8_vnni(scratch, rows, &g, o + first * OC, OC);
-            }
+            call->gemm(&rows, r1 - r0, &g, o + r0 * OC, OC);
+            continue;
+        }
+        /* 1x1 rows repacked (mode 1) or im2col (mode 0), a chunk of rows at a time: they stay in L1 across the
+         * column panels */
+        for (int64_t first = r0; first < r1; first += chunk) {
+            const int64_t rows = r1 - first < chunk ? r1 - first : chunk;
+            if (mode == 1) em_pack_rows_u8(img + first * K, K, rows, K, Kp, scratch);
+            else em_im2col_u8(in, d, b, first, rows, Kp, scratch);
+            if (w_zp) em_vnni_row_sums(&plain, rows, K, w_zp, corr);
+            call->gemm(&plain, rows, &g, o + first * OC, OC);
         }
     }
 }
 
 static void em_conv2d_int8_vnni(const em_params* p) {
-    em_parallel_run(p->i[EM_CONV_VNNI_I_THREADS] > 1 ? p->i[EM_CONV_VNNI_I_THREADS] : 1, em_conv2d_vnni_slice, p);
+    const em_conv_u8_call call = {p, em_gemm_vnni_rows};
+    em_parallel_run(p->i[EM_CONV_VNNI_I_THREADS] > 1 ? p->i[EM_CONV_VNNI_I_THREADS] : 1, em_conv2d_u8_slice, &call);
 }
 
-static void em_conv2d_int8_avx2(const em_params* p) {
+/* AVX-VNNI: the VNNI conv with 256-bit tiles (em_gemm_avxvnni.h), same layout and packing. */
+#if EM_HAVE_AVXVNNI
+static void em_conv2d_int8_avxvnni(const em_params* p) {
+    const em_conv_u8_call call = {p, em_gemm_avxvnni_rows};
+    em_parallel_run(p->i[EM_CONV_VNNI_I_THREADS] > 1 ? p->i[EM_CONV_VNNI_I_THREADS] : 1, em_conv2d_u8_slice, &call);
+}
+#else
+static void em_conv2d_int8_avxvnni(const em_params* p) { (void)p; }   /* never selected (em_isa.h) */
+#endif
+
+/* One slice of the AVX2 conv (layout EM_CONV_AVX2 above): int16 rows, read as the VNNI conv reads its uint8 ones. */
+EM_AVX2_TARGET static void em_conv2d_s16_slice(const void* ctx, int64_t slice, int64_t nslices) {
+    const em_params* p = (const em_params*)ctx;
     const int64_t* d = p->i;
     const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
     int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
     const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
-    const int64_t Kp = d[EM_CONV_AVX2_I_KP];
-    const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK];
+    const int64_t Kp = d[EM_CONV_AVX2_I_KP], IC = d[EM_CONV_I_IC];
+    const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK], mode = d[EM_CONV_I_DIRECT];
+    const int64_t IHp = (d[EM_CONV_I_OH] - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
+    const int64_t IWp = (d[EM_CONV_I_OW] - 1) * d[EM_CONV_I_SW] + (d[EM_CONV_I_KW] - 1) * d[EM_CONV_I_DW] + 1;
+    const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     em_avx2_gemm g = {(const int16_t*)p->ptr[EM_CONV_P_WEIGHTS], (const int32_t*)p->ptr[EM_CONV_P_BIAS],
                       (const int32_t*)p->ptr[EM_CONV_P_MULT], (const int32_t*)p->ptr[EM_CONV_P_SHIFT],
                       (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES], (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES],
                       OC, Kp, (int32_t)d[EM_CONV_I_OUT_ZP], (int32_t)d[EM_CONV_I_ACT_MIN],
                       (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE]};
-    int8_t* col = (int8_t*)p->ptr[EM_CONV_P_SCRATCH];
-    int16_t* rows16 = (int16_t*)((uint8_t*)p->ptr[EM_CONV_P_SCRATCH] +
-                                 (d[EM_CONV_I_DIRECT] ? 0 : (chunk * K + 31) / 32 * 32));
+    uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_CONV_AVX2_I_SLICE_BYTES];
+    int8_t* col = (int8_t*)scratch;
+    int16_t* rows16 = (int16_t*)(scratch + (mode == 0 ? (chunk * K + 63) / 64 * 64 : 0));
+    if (r1 <= r0) return;
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
-        for (int64_t first = 0; first < P; first += chunk) {
-            int64_t rows = P - first < chunk ? P - first : chunk;
-            if (d[EM_CONV_I_DIRECT]) {
-                em_pack_rows_s16(in + (b * P + first) * K, K, rows, K, Kp, rows16);
+        const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
+        int8_t* o = out + b * P * OC;
+        if (mode == 4) {
+            em_pad_image_s16(img, d, IHp, IWp, (int16_t*)scratch);
+            const em_gemm_rows rows = {scratch, 0, d[EM_CONV_I_OW], 2 * d[EM_CONV_I_SH] * IWp * IC,
+                                       2 * d[EM_CONV_I_SW] * IC, d[EM_CONV_I_KH], 2 * d[EM_CONV_I_DH] * IWp * IC,
+                                       Kp / d[EM_CONV_I_KH] / 4, r0};
+            em_gemm_s16_avx2_rows(&rows, r1 - r0, &g, o + r0 * OC, OC);
+            continue;
+        }
+        for (int64_t first = r0; first < r1; first += chunk) {
+            const int64_t rows = r1 - first < chunk ? r1 - first : chunk;
+            if (mode == 1) {
+                em_pack_rows_s16(img + first * K, K, rows, K, Kp, rows16);
             } else {
                 em_im2col_int8_t(in, d, b, first, rows, (int8_t)d[EM_CONV_I_IN_ZP], col);
                 em_pack_rows_s16(col, K, rows, K, Kp, rows16);
             }
-            em_gemm_s16_avx2(rows16, Kp, rows, &g, out + (b * P + first) * OC, OC);
+            em_gemm_s16_avx2(rows16, Kp, rows, &g, o + first * OC, OC);
         }
     }
+}
+
+static void em_conv2d_int8_avx2(const em_params* p) {
+    em_parallel_run(p->i[EM_CONV_AVX2_I_THREADS] > 1 ? p->i[EM_CONV_AVX2_I_THREADS] : 1, em_conv2d_s16_slice, p);
 }
 #else
 /* never selected: the loader picks these kernels only when the CPU reports the ISA */
 static void em_conv2d_int8_avx2(const em_params* p) { (void)p; }
 static void em_conv2d_int8_vnni(const em_params* p) { (void)p; }
+static void em_conv2d_int8_avxvnni(const em_params* p) { (void)p; }
 #endif
 #endif

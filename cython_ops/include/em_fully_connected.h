@@ -6,6 +6,8 @@
 #include "em_gemm.h"
 #include "em_gemm_vnni.h"
 #include "em_gemm_avx2.h"
+#include "em_gemm_avxvnni.h"
+#include "em_threads.h"
 
 /* em_fully_connected_int8:
  * ptr: input [rows][depth], weights [units][depth], bias (zero point folded in), output, per-column multipliers and
@@ -17,12 +19,15 @@ enum { EM_FC_I_ROWS, EM_FC_I_DEPTH, EM_FC_I_UNITS, EM_FC_I_OUT_ZP, EM_FC_I_ACT_M
        EM_FC_I_COUNT };
 enum { EM_FC_F_COUNT = 0 };
 
-/* em_fully_connected_int8_vnni / _avx2: the layout above with 1 the weights packed for em_gemm_vnni.h (16c4) or
- * em_gemm_avx2.h (int16), 2 the bias corrected for that GEMM, per-column arrays padded to its column block, 6 the
- * scratch (chunk rows of Kp uint8 + 64 bytes, or of Kp int16); then Kp (the packed depth), rows per chunk and the
- * weights' zero point (VNNI, uint8 models; 0 otherwise: then the scratch starts with em_fc_vnni_corr_bytes of row
- * corrections, em_vnni_row_sums). */
-enum { EM_FC_PACKED_I_KP = EM_FC_I_MODE + 1, EM_FC_PACKED_I_CHUNK, EM_FC_PACKED_I_W_ZP, EM_FC_PACKED_I_COUNT };
+/* em_fully_connected_int8_vnni / _avxvnni / _avx2: the layout above with 1 the weights packed for em_gemm_vnni.h
+ * (16c4, read by both VNNI forms) or em_gemm_avx2.h (int16), 2 the bias corrected for that GEMM, per-column arrays
+ * padded to its column block, 6 the scratch; then Kp (the packed depth), rows per chunk, the weights' zero point
+ * (VNNI, uint8 models; 0 otherwise: then each slice's scratch starts with em_fc_vnni_corr_bytes of row corrections,
+ * em_vnni_row_sums), threads and slice_bytes: each of `threads` slices takes a share of the rows (when there are
+ * 4 or more per slice) or of the 16-column blocks, with its own scratch of slice_bytes (chunk rows of Kp uint8 + 64
+ * bytes, or of Kp int16). */
+enum { EM_FC_PACKED_I_KP = EM_FC_I_MODE + 1, EM_FC_PACKED_I_CHUNK, EM_FC_PACKED_I_W_ZP, EM_FC_PACKED_I_THREADS,
+       EM_FC_PACKED_I_SLICE_BYTES, EM_FC_PACKED_I_COUNT };
 
 static inline int64_t em_fc_vnni_corr_bytes(const int64_t* d) {
     return d[EM_FC_PACKED_I_W_ZP] ? (d[EM_FC_PACKED_I_CHUNK] * 4 + 63) / 64 * 64 : 0;
@@ -34,56 +39,107 @@ enum { EM_FC_PACKED_P_COUNT = EM_FC_P_COUNT, EM_FC_PACKED_F_COUNT = 0 };
 enum { EM_FC_F32_P_COUNT = EM_FC_P_OUTPUT + 1, EM_FC_F32_I_COUNT = EM_FC_I_UNITS + 1 };
 enum { EM_FC_F32_F_ACT_MIN, EM_FC_F32_F_ACT_MAX, EM_FC_F32_F_COUNT };
 
-#if defined(__x86_64__) && defined(__GNUC__)
-static void em_fully_connected_int8_vnni(const em_params* p) {
-    const int64_t* d = p->i;
-    const int64_t M = d[EM_FC_I_ROWS], K = d[EM_FC_I_DEPTH], Kp = d[EM_FC_PACKED_I_KP];
-    const int64_t chunk = d[EM_FC_PACKED_I_CHUNK];
-    em_vnni_gemm g = {(const int8_t*)p->ptr[EM_FC_P_WEIGHTS], (const int32_t*)p->ptr[EM_FC_P_BIAS],
-                      (const int32_t*)p->ptr[EM_FC_P_MULT], (const int32_t*)p->ptr[EM_FC_P_SHIFT],
-                      (const double*)p->ptr[EM_FC_P_DOUBLE_SCALES], (const float*)p->ptr[EM_FC_P_FLOAT_SCALES],
-                      d[EM_FC_I_UNITS], Kp, (int32_t)d[EM_FC_I_OUT_ZP], (int32_t)d[EM_FC_I_ACT_MIN],
-                      (int32_t)d[EM_FC_I_ACT_MAX], (int32_t)d[EM_FC_I_MODE]};
-    const int8_t* in = (const int8_t*)p->ptr[EM_FC_P_INPUT];
-    int8_t* out = (int8_t*)p->ptr[EM_FC_P_OUTPUT];
-    const int32_t w_zp = (int32_t)d[EM_FC_PACKED_I_W_ZP];
-    int32_t* corr = (int32_t*)p->ptr[EM_FC_P_SCRATCH];
-    uint8_t* packed = (uint8_t*)p->ptr[EM_FC_P_SCRATCH] + em_fc_vnni_corr_bytes(d);
-    g.row_corr = w_zp ? corr : NULL;
-    for (int64_t first = 0; first < M; first += chunk) {
-        int64_t rows = M - first < chunk ? M - first : chunk;
-        em_pack_rows_u8(in + first * K, K, rows, K, Kp, packed);
-        if (w_zp) {
-            em_vnni_rows plain = {packed, Kp, 0, 0, 0, 1, 0, Kp / 4, 0};
-            em_vnni_row_sums(&plain, rows, K, w_zp, corr);
-        }
-        em_gemm_u8s8_vnni(packed, rows, &g, out + first * d[EM_FC_I_UNITS], d[EM_FC_I_UNITS]);
+/* The rows [m0, m1) and 16-column blocks [c0, c1) (in columns) of one FC slice. */
+static inline void em_fc_slice_range(const int64_t* d, int64_t slice, int64_t nslices, int64_t* m0, int64_t* m1,
+                                     int64_t* c0, int64_t* c1) {
+    const int64_t M = d[EM_FC_I_ROWS], N = d[EM_FC_I_UNITS], blocks = (N + 15) / 16;
+    *m0 = 0; *m1 = M; *c0 = 0; *c1 = N;
+    if (nslices <= 1) return;
+    if (M >= 4 * nslices) {
+        *m0 = M * slice / nslices;
+        *m1 = M * (slice + 1) / nslices;
+    } else {
+        *c0 = 16 * (blocks * slice / nslices);
+        *c1 = 16 * (blocks * (slice + 1) / nslices);
+        if (*c1 > N) *c1 = N;
     }
 }
 
-/* AVX2 variant (CPUs without VNNI) */
-static void em_fully_connected_int8_avx2(const em_params* p) {
+#if defined(__x86_64__) && defined(__GNUC__)
+typedef void (*em_fc_u8_gemm_fn)(const uint8_t* A, int64_t M, const em_vnni_gemm* g, int8_t* C, int64_t ldc);
+typedef struct { const em_params* p; em_fc_u8_gemm_fn gemm; } em_fc_u8_call;
+
+/* One slice of the VNNI FC: its rows (packed a chunk at a time as uint8 x + 128) times its columns. */
+EM_AVX2_TARGET static void em_fc_u8_slice(const void* ctx, int64_t slice, int64_t nslices) {
+    const em_fc_u8_call* call = (const em_fc_u8_call*)ctx;
+    const em_params* p = call->p;
     const int64_t* d = p->i;
-    const int64_t M = d[EM_FC_I_ROWS], K = d[EM_FC_I_DEPTH], Kp = d[EM_FC_PACKED_I_KP];
+    const int64_t K = d[EM_FC_I_DEPTH], Kp = d[EM_FC_PACKED_I_KP], N = d[EM_FC_I_UNITS];
     const int64_t chunk = d[EM_FC_PACKED_I_CHUNK];
-    em_avx2_gemm g = {(const int16_t*)p->ptr[EM_FC_P_WEIGHTS], (const int32_t*)p->ptr[EM_FC_P_BIAS],
-                      (const int32_t*)p->ptr[EM_FC_P_MULT], (const int32_t*)p->ptr[EM_FC_P_SHIFT],
-                      (const double*)p->ptr[EM_FC_P_DOUBLE_SCALES], (const float*)p->ptr[EM_FC_P_FLOAT_SCALES],
-                      d[EM_FC_I_UNITS], Kp, (int32_t)d[EM_FC_I_OUT_ZP], (int32_t)d[EM_FC_I_ACT_MIN],
-                      (int32_t)d[EM_FC_I_ACT_MAX], (int32_t)d[EM_FC_I_MODE]};
+    int64_t m0, m1, c0, c1;
+    em_fc_slice_range(d, slice, nslices, &m0, &m1, &c0, &c1);
+    if (m1 <= m0 || c1 <= c0) return;
+    em_vnni_gemm g = {(const int8_t*)p->ptr[EM_FC_P_WEIGHTS] + c0 * Kp, (const int32_t*)p->ptr[EM_FC_P_BIAS] + c0,
+                      (const int32_t*)p->ptr[EM_FC_P_MULT] + c0, (const int32_t*)p->ptr[EM_FC_P_SHIFT] + c0,
+                      (const double*)p->ptr[EM_FC_P_DOUBLE_SCALES] + c0,
+                      (const float*)p->ptr[EM_FC_P_FLOAT_SCALES] + c0, c1 - c0, Kp, (int32_t)d[EM_FC_I_OUT_ZP],
+                      (int32_t)d[EM_FC_I_ACT_MIN], (int32_t)d[EM_FC_I_ACT_MAX], (int32_t)d[EM_FC_I_MODE], NULL};
     const int8_t* in = (const int8_t*)p->ptr[EM_FC_P_INPUT];
-    int8_t* out = (int8_t*)p->ptr[EM_FC_P_OUTPUT];
-    int16_t* rows16 = (int16_t*)p->ptr[EM_FC_P_SCRATCH];
-    for (int64_t first = 0; first < M; first += chunk) {
-        int64_t rows = M - first < chunk ? M - first : chunk;
-        em_pack_rows_s16(in + first * K, K, rows, K, Kp, rows16);
-        em_gemm_s16_avx2(rows16, Kp, rows, &g, out + first * d[EM_FC_I_UNITS], d[EM_FC_I_UNITS]);
+    int8_t* out = (int8_t*)p->ptr[EM_FC_P_OUTPUT] + c0;
+    const int32_t w_zp = (int32_t)d[EM_FC_PACKED_I_W_ZP];
+    uint8_t* scratch = (uint8_t*)p->ptr[EM_FC_P_SCRATCH] + slice * d[EM_FC_PACKED_I_SLICE_BYTES];
+    int32_t* corr = (int32_t*)scratch;
+    uint8_t* packed = scratch + em_fc_vnni_corr_bytes(d);
+    g.row_corr = w_zp ? corr : NULL;
+    for (int64_t first = m0; first < m1; first += chunk) {
+        const int64_t rows = m1 - first < chunk ? m1 - first : chunk;
+        em_pack_rows_u8(in + first * K, K, rows, K, Kp, packed);
+        if (w_zp) {
+            const em_gemm_rows plain = {packed, Kp, 0, 0, 0, 1, 0, Kp / 4, 0};
+            em_vnni_row_sums(&plain, rows, K, w_zp, corr);
+        }
+        call->gemm(packed, rows, &g, out + first * N, N);
     }
+}
+
+static void em_fc_u8_run(const em_params* p, em_fc_u8_gemm_fn gemm) {
+    const em_fc_u8_call call = {p, gemm};
+    const int64_t threads = p->i[EM_FC_PACKED_I_THREADS];
+    em_parallel_run(threads > 1 ? threads : 1, em_fc_u8_slice, &call);
+}
+
+static void em_fully_connected_int8_vnni(const em_params* p) { em_fc_u8_run(p, em_gemm_u8s8_vnni); }
+
+/* AVX-VNNI: the same packing on 256-bit tiles (em_gemm_avxvnni.h). */
+#if EM_HAVE_AVXVNNI
+static void em_fully_connected_int8_avxvnni(const em_params* p) { em_fc_u8_run(p, em_gemm_u8s8_avxvnni); }
+#else
+static void em_fully_connected_int8_avxvnni(const em_params* p) { (void)p; }   /* never selected (em_isa.h) */
+#endif
+
+/* AVX2 variant (CPUs without VNNI): int16 rows and panels of 8 columns. */
+EM_AVX2_TARGET static void em_fc_s16_slice(const void* ctx, int64_t slice, int64_t nslices) {
+    const em_params* p = (const em_params*)ctx;
+    const int64_t* d = p->i;
+    const int64_t K = d[EM_FC_I_DEPTH], Kp = d[EM_FC_PACKED_I_KP], N = d[EM_FC_I_UNITS];
+    const int64_t chunk = d[EM_FC_PACKED_I_CHUNK];
+    int64_t m0, m1, c0, c1;
+    em_fc_slice_range(d, slice, nslices, &m0, &m1, &c0, &c1);
+    if (m1 <= m0 || c1 <= c0) return;
+    em_avx2_gemm g = {(const int16_t*)p->ptr[EM_FC_P_WEIGHTS] + c0 * Kp, (const int32_t*)p->ptr[EM_FC_P_BIAS] + c0,
+                      (const int32_t*)p->ptr[EM_FC_P_MULT] + c0, (const int32_t*)p->ptr[EM_FC_P_SHIFT] + c0,
+                      (const double*)p->ptr[EM_FC_P_DOUBLE_SCALES] + c0,
+                      (const float*)p->ptr[EM_FC_P_FLOAT_SCALES] + c0, c1 - c0, Kp, (int32_t)d[EM_FC_I_OUT_ZP],
+                      (int32_t)d[EM_FC_I_ACT_MIN], (int32_t)d[EM_FC_I_ACT_MAX], (int32_t)d[EM_FC_I_MODE]};
+    const int8_t* in = (const int8_t*)p->ptr[EM_FC_P_INPUT];
+    int8_t* out = (int8_t*)p->ptr[EM_FC_P_OUTPUT] + c0;
+    int16_t* rows16 = (int16_t*)((uint8_t*)p->ptr[EM_FC_P_SCRATCH] + slice * d[EM_FC_PACKED_I_SLICE_BYTES]);
+    for (int64_t first = m0; first < m1; first += chunk) {
+        const int64_t rows = m1 - first < chunk ? m1 - first : chunk;
+        em_pack_rows_s16(in + first * K, K, rows, K, Kp, rows16);
+        em_gemm_s16_avx2(rows16, Kp, rows, &g, out + first * N, N);
+    }
+}
+
+static void em_fully_connected_int8_avx2(const em_params* p) {
+    const int64_t threads = p->i[EM_FC_PACKED_I_THREADS];
+    em_parallel_run(threads > 1 ? threads : 1, em_fc_s16_slice, p);
 }
 #else
 /* never selected: the loader picks these kernels only when the CPU reports the ISA */
 static void em_fully_connected_int8_avx2(const em_params* p) { (void)p; }
 static void em_fully_connected_int8_vnni(const em_params* p) { (void)p; }
+static void em_fully_connected_int8_avxvnni(const em_params* p) { (void)p; }
 #endif
 
 static void em_fully_connected_int8(const em_params* p) {

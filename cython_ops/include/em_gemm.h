@@ -10,6 +10,18 @@
 #include <math.h>
 #include "em_requant.h"
 
+/* Where the vector GEMMs (em_gemm_vnni.h, em_gemm_avxvnni.h, em_gemm_avx2.h) find row m of A and how its K values
+ * are laid out.  Plain GEMM (OW == 0): row m at base + m * lda bytes.  Implicit convolution (OW > 0): output pixel
+ * m = (oy, ox) reads the window at base + oy * row_step + ox * col_step of an image already padded as the conv
+ * needs.  K is nseg segments (window rows) of seg_groups groups of 4 values, seg_stride bytes apart; the weights
+ * follow the same order. */
+typedef struct {
+    const uint8_t* base;
+    int64_t lda, OW, row_step, col_step;
+    int64_t nseg, seg_stride, seg_groups;
+    int64_t first;          /* implicit convolution: GEMM row m is output pixel first + m */
+} em_gemm_rows;
+
 /* Per-column requantization; mode is one of em_requant.h's EM_ROUND_* / EM_REQUANT_* (see there). */
 typedef struct {
     const int32_t* bias;   /* N, zero-point corrected */

@@ -1,4 +1,5 @@
-/* qs8 GEMM micro-kernel for AVX2 CPUs without VNNI: 4 rows x 8 columns, exact.
+/* qs8 GEMM micro-kernel for AVX2 CPUs without VNNI: 4 rows x 8 columns, exact; rows read plainly or as an implicit
+ * convolution (em_gemm_rows).
  *
  * vpmaddubsw would saturate its int16 pair sums (255 * 127 * 2 > 32767), so both operands are sign-extended
  * to int16 at pack time and vpmaddwd forms exact int32 pair sums (|x w| <= 2^14).  The input zero point is
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "em_requant.h"
+#include "em_gemm.h"
 
 typedef struct {
     const int16_t* w;       /* packed, Np/8 panels x Kp/4 groups x 32 int16 */
@@ -27,22 +29,33 @@ typedef struct {
 #include <immintrin.h>
 #define EM_AVX2_TARGET __attribute__((target("avx2")))
 
-/* MultiplyByQuantizedMultiplier, double rounding, 8 lanes (m > 0).  SRDHM = floor((x m + 2^30) / 2^31) in
- * 64-bit halves; a logical shift gives the same low 32 bits as an arithmetic one because the result fits int32. */
-EM_AVX2_TARGET static inline __m256i em_mbqm_double_x8(__m256i x, __m256i m, __m256i shift) {
+/* MultiplyByQuantizedMultiplier, double rounding, on 8 lanes from per-lane constants (m >= 0, so SRDHM never
+ * saturates), in the order packing.mbqm_lanes8 writes them for kernels that read a table built at load (32 bytes
+ * each, int32 lanes): m, m_odd (odd lanes' multipliers in the even dwords), left, right (e), half (2^(e-1) or 0). */
+typedef struct { __m256i m, m_odd, left, right, half; } em_mbqm8_lanes;
+
+EM_AVX2_TARGET static inline em_mbqm8_lanes em_mbqm8_consts(__m256i m, __m256i shift) {
     const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    em_mbqm8_lanes q;
+    q.m = m;
+    q.m_odd = _mm256_srli_epi64(m, 32);
+    q.left = _mm256_max_epi32(shift, zero);
+    q.right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    q.half = _mm256_srli_epi32(_mm256_sllv_epi32(one, q.right), 1);
+    return q;
+}
+
+/* SRDHM(x << left, m) = floor((x m + 2^30) / 2^31): bits 31..62 of the 64-bit sums, which a logical shift keeps
+ * for either sign; then RoundingDivideByPOT (ties away from zero) = sign(v) floor((|v| + 2^(e-1)) / 2^e), taken
+ * unsigned so |v| + 2^(e-1) cannot overflow (|v| < 2^31 since m < 2^31). */
+EM_AVX2_TARGET static inline __m256i em_mbqm_lanes_x8(__m256i x, const em_mbqm8_lanes* q, int any_left) {
     const __m256i round = _mm256_set1_epi64x(1LL << 30);
-    __m256i left = _mm256_max_epi32(shift, zero);
-    __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-    x = _mm256_sllv_epi32(x, left);
-    __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), round), 31);
-    __m256i odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32),
-                                                                      _mm256_srli_epi64(m, 32)), round), 31);
-    __m256i v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-    __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
-    __m256i threshold = _mm256_add_epi32(_mm256_srli_epi32(mask, 1), _mm256_srli_epi32(v, 31));
-    __m256i up = _mm256_cmpgt_epi32(_mm256_and_si256(v, mask), threshold);   /* -1 where rounding up */
-    return _mm256_sub_epi32(_mm256_srav_epi32(v, right), up);
+    if (any_left) x = _mm256_sllv_epi32(x, q->left);
+    const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, q->m), round);
+    const __m256i odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), q->m_odd), round);
+    const __m256i v = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xAA);
+    const __m256i r = _mm256_srlv_epi32(_mm256_add_epi32(_mm256_abs_epi32(v), q->half), q->right);
+    return _mm256_sign_epi32(r, v);
 }
 
 /* TFLITE_SINGLE_ROUNDING, 8 lanes: (x m + 2^(t-1)) >> t with t = 31 - shift up to 62.  AVX2 has no 64-bit
@@ -72,74 +85,102 @@ EM_AVX2_TARGET static inline __m128i em_round_scale_x4(__m128i acc, __m256d scal
     return _mm256_cvttpd_epi32(t);
 }
 
-/* Requantize 8 int32 sums of columns n .. n + 7 and store the first `cols` of them. */
-EM_AVX2_TARGET static inline void em_avx2_store8(__m256i acc, const em_avx2_gemm* g, int64_t n, int8_t* c,
-                                                 int64_t cols) {
-    acc = _mm256_add_epi32(acc, _mm256_loadu_si256((const __m256i*)(g->bias + n)));
-    __m256i v;
-    if (g->mode == EM_ROUND_DOUBLE) {
-        v = em_mbqm_double_x8(acc, _mm256_loadu_si256((const __m256i*)(g->mult + n)),
-                              _mm256_loadu_si256((const __m256i*)(g->shift + n)));
-    } else if (g->mode == EM_ROUND_SINGLE) {
-        v = em_mbqm_single_x8(acc, _mm256_loadu_si256((const __m256i*)(g->mult + n)),
-                              _mm256_loadu_si256((const __m256i*)(g->shift + n)));
-    } else if (g->mode == EM_REQUANT_DOUBLE_SCALE) {
+/* Requantize 8 int32 sums (bias included) of columns n .. n + 7 in the modes other than double rounding. */
+EM_AVX2_TARGET static inline __m256i em_avx2_rescale8(__m256i acc, const em_avx2_gemm* g, int64_t n) {
+    if (g->mode == EM_ROUND_SINGLE)
+        return em_mbqm_single_x8(acc, _mm256_loadu_si256((const __m256i*)(g->mult + n)),
+                                 _mm256_loadu_si256((const __m256i*)(g->shift + n)));
+    if (g->mode == EM_REQUANT_DOUBLE_SCALE) {
         __m128i lo = em_round_scale_x4(_mm256_castsi256_si128(acc), _mm256_loadu_pd(g->scale + n));
         __m128i hi = em_round_scale_x4(_mm256_extracti128_si256(acc, 1), _mm256_loadu_pd(g->scale + n + 4));
-        v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-    } else {
-        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(g->fscale + n));
-        f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(-1e9f)), _mm256_set1_ps(1e9f));
-        v = _mm256_cvtps_epi32(f);   /* MXCSR default: round to nearest even */
+        return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
     }
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(g->fscale + n));
+    f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(-1e9f)), _mm256_set1_ps(1e9f));
+    return _mm256_cvtps_epi32(f);   /* MXCSR default: round to nearest even */
+}
+
+/* The output zero point and the activation clamp; the result is in [-128, 127], so saturating packs narrow it. */
+EM_AVX2_TARGET static inline __m256i em_avx2_finish8(__m256i v, const em_avx2_gemm* g) {
     v = _mm256_add_epi32(v, _mm256_set1_epi32(g->out_zp));
     v = _mm256_max_epi32(v, _mm256_set1_epi32(g->act_min));
-    v = _mm256_min_epi32(v, _mm256_set1_epi32(g->act_max));
-    /* values are already in [-128, 127], so the saturating packs are plain narrowing */
+    return _mm256_min_epi32(v, _mm256_set1_epi32(g->act_max));
+}
+
+/* Requantize 8 int32 sums of columns n .. n + 7 (q: their double-rounding constants) and store the first `cols`. */
+EM_AVX2_TARGET static inline void em_avx2_store8(__m256i acc, const em_avx2_gemm* g, int64_t n, int8_t* c,
+                                                 int64_t cols, const em_mbqm8_lanes* q) {
+    acc = _mm256_add_epi32(acc, _mm256_loadu_si256((const __m256i*)(g->bias + n)));
+    __m256i v = em_avx2_finish8(g->mode == EM_ROUND_DOUBLE ? em_mbqm_lanes_x8(acc, q, 1) : em_avx2_rescale8(acc, g, n), g);
     __m256i p16 = _mm256_packs_epi32(v, v);
     __m256i p8 = _mm256_packs_epi16(p16, p16);
     __m256i bytes = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+    if (cols >= 8) {
+        _mm_storel_epi64((__m128i*)c, _mm256_castsi256_si128(bytes));
+        return;
+    }
     int8_t tmp[32];
     _mm256_storeu_si256((__m256i*)tmp, bytes);
-    memcpy(c, tmp, (size_t)(cols < 8 ? cols : 8));
+    memcpy(c, tmp, (size_t)cols);
 }
 
-/* One MR x 8 tile (rows <= MR; missing rows repeat the last one and are not stored). */
+/* One MR x 8 tile (rows <= MR; missing rows repeat the last one and are not stored); rows as em_gemm_rows
+ * describes them, a group being 4 int16 (8 bytes). */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
-        const int16_t* A, int64_t lda, int64_t m, int64_t rows, const em_avx2_gemm* g, int64_t n, int8_t* C,
-        int64_t ldc, const int MR) {
-    const int64_t kg = g->Kp / 4;
-    const int16_t* w = g->w + (n / 8) * kg * 32;
-    const int16_t* a[4];
-    for (int r = 0; r < MR; r++) a[r] = A + (m + (r < rows ? r : rows - 1)) * lda;
-    __m256i acc[4][2];
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-    for (int64_t k = 0; k < kg; k++) {
-        const __m256i b0 = _mm256_loadu_si256((const __m256i*)(w + k * 32));
-        const __m256i b1 = _mm256_loadu_si256((const __m256i*)(w + k * 32 + 16));
+        const em_gemm_rows* A, int64_t m, int64_t rows, const em_avx2_gemm* g, int64_t n, int8_t* C, int64_t ldc,
+        const int MR) {
+    const int16_t* w = g->w + (n / 8) * (g->Kp / 4) * 32;
+    const uint8_t* a[4];
+    if (A->OW == 0) {
+        for (int r = 0; r < MR; r++) a[r] = A->base + (m + (r < rows ? r : rows - 1)) * A->lda;
+    } else {
+        int64_t oy = (A->first + m) / A->OW, ox = (A->first + m) % A->OW;
         for (int r = 0; r < MR; r++) {
-            int64_t four;
-            memcpy(&four, a[r] + 4 * k, 8);
-            const __m256i av = _mm256_set1_epi64x(four);
-            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
-            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+            a[r] = A->base + oy * A->row_step + ox * A->col_step;
+            if (r + 1 < rows && ++ox == A->OW) { ox = 0; oy++; }
         }
     }
+    __m256i acc[4][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int64_t sg = 0; sg < A->nseg; sg++) {
+        const int64_t off = sg * A->seg_stride;
+        for (int64_t k = 0; k < A->seg_groups; k++, w += 32) {
+            const __m256i b0 = _mm256_loadu_si256((const __m256i*)w);
+            const __m256i b1 = _mm256_loadu_si256((const __m256i*)(w + 16));
+            for (int r = 0; r < MR; r++) {
+                int64_t four;
+                memcpy(&four, a[r] + off + 8 * k, 8);
+                const __m256i av = _mm256_set1_epi64x(four);
+                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
+                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+            }
+        }
+    }
+    const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n)),
+                                             _mm256_loadu_si256((const __m256i*)(g->shift + n)));
     for (int r = 0; r < MR && r < rows; r++) {
         /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order */
         __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
-        em_avx2_store8(s, g, n, C + (m + r) * ldc + n, g->N - n);
+        em_avx2_store8(s, g, n, C + (m + r) * ldc + n, g->N - n, &q);
     }
 }
 
-/* C[M][N] (row stride ldc) = requant(A[M][Kp] (int16, row stride lda) . W); 4-row tiles, 1-row for a GEMV. */
-EM_AVX2_TARGET static void em_gemm_s16_avx2(const int16_t* A, int64_t lda, int64_t M, const em_avx2_gemm* g,
-                                           int8_t* C, int64_t ldc) {
+/* C[M][N] (row stride ldc) = requant(A . W), A (int16) described by em_gemm_rows; 4-row tiles, 1-row for the
+ * last rows, panels of 8 columns. */
+EM_AVX2_TARGET static void em_gemm_s16_avx2_rows(const em_gemm_rows* A, int64_t M, const em_avx2_gemm* g, int8_t* C,
+                                                 int64_t ldc) {
     for (int64_t n = 0; n < g->N; n += 8) {
         int64_t m = 0;
-        for (; m + 4 <= M; m += 4) em_avx2_tile(A, lda, m, 4, g, n, C, ldc, 4);
-        for (; m < M; m++) em_avx2_tile(A, lda, m, 1, g, n, C, ldc, 1);
+        for (; m + 4 <= M; m += 4) em_avx2_tile(A, m, 4, g, n, C, ldc, 4);
+        for (; m < M; m++) em_avx2_tile(A, m, 1, g, n, C, ldc, 1);
     }
+}
+
+/* C[M][N] (row stride ldc) = requant(A[M][Kp] (int16, row stride lda) . W). */
+EM_AVX2_TARGET static void em_gemm_s16_avx2(const int16_t* A, int64_t lda, int64_t M, const em_avx2_gemm* g,
+                                           int8_t* C, int64_t ldc) {
+    const em_gemm_rows rows = {(const uint8_t*)A, 2 * lda, 0, 0, 0, 1, 0, g->Kp / 4, 0};
+    em_gemm_s16_avx2_rows(&rows, M, g, C, ldc);
 }
 
 /* Rows of int8 (row stride lda, K used) -> int16 rows of Kp, zero-filled tail. */

@@ -1,5 +1,5 @@
 /* qs8 GEMM micro-kernels for AVX-512 VNNI: register tiles of 8x16, 6x32, 3x64 and 1x64 outputs, K in groups of
- * 4 (vpdpbusd), rows read plainly or as an implicit convolution (em_vnni_rows); requantization vectorized and
+ * 4 (vpdpbusd), rows read plainly or as an implicit convolution (em_gemm_rows); requantization vectorized and
  * exact in every em_requant.h mode.
  *
  * vpdpbusd multiplies unsigned by signed bytes, so activations are stored as x + 128 (uint8); the extra
@@ -39,21 +39,28 @@ typedef struct {
  * floor(floor(A / 2^31) / 2^e) = floor(A / 2^(31+e)) and v < 0 exactly when P < -2^30, both roundings fold into
  * one 64-bit add and one shift:  (P + 2^30 + [e > 0] (2^(30+e) - 2^31 [P < -2^30])) >> (31 + e)
  * (|P| <= 2^62, so no overflow; e <= 31 as quantize_multiplier guarantees). */
+/* The per-lane constants of em_mbqm_apply_x16, in the order packing.mbqm_lanes16 writes them for the kernels that
+ * read them from a table built at load (64 bytes each: int32 lanes m, m_odd (odd lanes' multipliers in the even
+ * dwords), left; int64 lanes add_e, add_o, neg_e, neg_o, sh_e, sh_o). */
 typedef struct {
-    __m512i m, m_odd, left;           /* multiplier (and its odd lanes moved low), left shift */
+    __m512i m, m_odd, left;                          /* multiplier (and its odd lanes moved low), left shift */
+    __m512i add_e, add_o, neg_e, neg_o, sh_e, sh_o;  /* 64-bit even / odd lanes: 2^30 + 2^(30+e), -2^31, 31 + e */
+} em_mbqm16_lanes;
+
+typedef struct {
+    em_mbqm16_lanes l;
     __m512i right, hpos, corr;        /* 32-bit RoundingDivideByPOT: e, 2^(e-1) or 0, -1 or 0 (e > 0) */
-    __m512i add_e, add_o, neg_e, neg_o, sh_e, sh_o;   /* 64-bit even / odd lanes: 2^30 + 2^(30+e), -2^31, 31 + e */
     int any_left;                     /* some lane shifts left (most models: none, so the shift is skipped) */
 } em_mbqm16;
 
 EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) {
     const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
     em_mbqm16 q;
-    q.m = m;
-    q.m_odd = _mm512_srli_epi64(m, 32);
-    q.left = _mm512_max_epi32(shift, zero);
+    q.l.m = m;
+    q.l.m_odd = _mm512_srli_epi64(m, 32);
+    q.l.left = _mm512_max_epi32(shift, zero);
     q.right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-    q.any_left = _mm512_test_epi32_mask(q.left, q.left) != 0;
+    q.any_left = _mm512_test_epi32_mask(q.l.left, q.l.left) != 0;
     const __mmask16 e32 = _mm512_cmpgt_epi32_mask(q.right, zero);
     q.hpos = _mm512_maskz_sllv_epi32(e32, one, _mm512_sub_epi32(q.right, one));
     q.corr = _mm512_maskz_mov_epi32(e32, _mm512_set1_epi32(-1));
@@ -61,18 +68,18 @@ EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) 
     const __m512i e_odd = _mm512_srli_epi64(q.right, 32);
     const __m512i base = _mm512_set1_epi64(1LL << 30), e30 = _mm512_set1_epi64(30), e31 = _mm512_set1_epi64(31);
     const __mmask8 ke = _mm512_cmpgt_epi64_mask(e_even, zero), ko = _mm512_cmpgt_epi64_mask(e_odd, zero);
-    q.add_e = _mm512_mask_add_epi64(base, ke, base, _mm512_sllv_epi64(_mm512_set1_epi64(1), _mm512_add_epi64(e_even, e30)));
-    q.add_o = _mm512_mask_add_epi64(base, ko, base, _mm512_sllv_epi64(_mm512_set1_epi64(1), _mm512_add_epi64(e_odd, e30)));
-    q.neg_e = _mm512_maskz_mov_epi64(ke, _mm512_set1_epi64(-(1LL << 31)));
-    q.neg_o = _mm512_maskz_mov_epi64(ko, _mm512_set1_epi64(-(1LL << 31)));
-    q.sh_e = _mm512_add_epi64(e_even, e31);
-    q.sh_o = _mm512_add_epi64(e_odd, e31);
+    q.l.add_e = _mm512_mask_add_epi64(base, ke, base, _mm512_sllv_epi64(_mm512_set1_epi64(1), _mm512_add_epi64(e_even, e30)));
+    q.l.add_o = _mm512_mask_add_epi64(base, ko, base, _mm512_sllv_epi64(_mm512_set1_epi64(1), _mm512_add_epi64(e_odd, e30)));
+    q.l.neg_e = _mm512_maskz_mov_epi64(ke, _mm512_set1_epi64(-(1LL << 31)));
+    q.l.neg_o = _mm512_maskz_mov_epi64(ko, _mm512_set1_epi64(-(1LL << 31)));
+    q.l.sh_e = _mm512_add_epi64(e_even, e31);
+    q.l.sh_o = _mm512_add_epi64(e_odd, e31);
     return q;
 }
 
-EM_VNNI_TARGET static inline __m512i em_mbqm_apply_x16(__m512i x, const em_mbqm16* q) {
+EM_VNNI_TARGET static inline __m512i em_mbqm_lanes_x16(__m512i x, const em_mbqm16_lanes* q, int any_left) {
     const __m512i below = _mm512_set1_epi64(-(1LL << 30));
-    if (q->any_left) x = _mm512_sllv_epi32(x, q->left);
+    if (any_left) x = _mm512_sllv_epi32(x, q->left);
     __m512i even = _mm512_mul_epi32(x, q->m);
     __m512i odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), q->m_odd);
     const __mmask8 neg_even = _mm512_cmpgt_epi64_mask(below, even), neg_odd = _mm512_cmpgt_epi64_mask(below, odd);
@@ -82,6 +89,10 @@ EM_VNNI_TARGET static inline __m512i em_mbqm_apply_x16(__m512i x, const em_mbqm1
     odd = _mm512_srav_epi64(_mm512_mask_add_epi64(odd, neg_odd, odd, q->neg_o), q->sh_o);
     /* odd results' low dwords into the odd dword slots */
     return _mm512_mask_shuffle_epi32(even, (__mmask16)0xAAAA, odd, _MM_PERM_CCAA);
+}
+
+EM_VNNI_TARGET static inline __m512i em_mbqm_apply_x16(__m512i x, const em_mbqm16* q) {
+    return em_mbqm_lanes_x16(x, &q->l, q->any_left);
 }
 
 /* RoundingDivideByPOT alone, on a 32-bit v with |v| < 2^30 (no overflow in v + 2^(e-1)). */
@@ -130,31 +141,36 @@ EM_VNNI_TARGET static inline __m512i em_mbqm_single_x16(__m512i x, __m512i m, __
     return _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
-/* Requantize 16 int32 sums of columns n .. n + 15 and store the int8 lanes in cols.  q: the double-rounding
- * constants of these columns (em_mbqm_consts), computed once per column block by the caller. */
-/* Requantize 16 int32 sums that already include the bias (see em_vnni_store16_q), as int32 to be narrowed with
- * signed saturation. */
-EM_VNNI_TARGET static inline __m512i em_vnni_requant16(__m512i acc, const em_vnni_gemm* g, int64_t n,
-                                                     const em_mbqm16* q) {
-    __m512i v;
-    if (g->mode == EM_ROUND_DOUBLE) {
-        v = em_mbqm_apply_x16(acc, q);
-    } else if (g->mode == EM_REQUANT_DOUBLE_SCALE) {
+/* Requantize 16 int32 sums (bias included) of columns n .. n + 15 in the modes other than double rounding. */
+EM_VNNI_TARGET static inline __m512i em_vnni_rescale16(__m512i acc, const em_vnni_gemm* g, int64_t n) {
+    if (g->mode == EM_REQUANT_DOUBLE_SCALE) {
         __m256i lo = em_round_scale_x8(_mm512_castsi512_si256(acc), _mm512_loadu_pd(g->scale + n));
         __m256i hi = em_round_scale_x8(_mm512_extracti64x4_epi64(acc, 1), _mm512_loadu_pd(g->scale + n + 8));
-        v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    } else if (g->mode == EM_REQUANT_FLOAT) {
+        return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    }
+    if (g->mode == EM_REQUANT_FLOAT) {
         __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(g->fscale + n));
         f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(-1e9f)), _mm512_set1_ps(1e9f));
-        v = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    } else {
-        v = em_mbqm_single_x16(acc, _mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
+        return _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     }
+    return em_mbqm_single_x16(acc, _mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
+}
+
+/* The output zero point and the activation bounds inside [-128, 127]: callers narrow with signed saturation, which
+ * clamps to int8. */
+EM_VNNI_TARGET static inline __m512i em_vnni_finish16(__m512i v, const em_vnni_gemm* g) {
     v = _mm512_add_epi32(v, _mm512_set1_epi32(g->out_zp));
-    /* only the bounds inside [-128, 127]: callers narrow with signed saturation, which clamps to int8 */
     if (g->act_min > -128) v = _mm512_max_epi32(v, _mm512_set1_epi32(g->act_min));
     if (g->act_max < 127) v = _mm512_min_epi32(v, _mm512_set1_epi32(g->act_max));
     return v;
+}
+
+/* Requantize 16 int32 sums of columns n .. n + 15 that already include the bias (see em_vnni_store16_q), as int32
+ * to be narrowed with signed saturation; q: the double-rounding constants of these columns (em_mbqm_consts),
+ * computed once per column block by the caller. */
+EM_VNNI_TARGET static inline __m512i em_vnni_requant16(__m512i acc, const em_vnni_gemm* g, int64_t n,
+                                                     const em_mbqm16* q) {
+    return em_vnni_finish16(g->mode == EM_ROUND_DOUBLE ? em_mbqm_apply_x16(acc, q) : em_vnni_rescale16(acc, g, n), g);
 }
 
 EM_VNNI_TARGET static inline void em_vnni_requant_store16(__m512i acc, const em_vnni_gemm* g, int64_t n, int8_t* c,
@@ -176,50 +192,13 @@ EM_VNNI_TARGET static inline em_mbqm16 em_vnni_consts(const em_vnni_gemm* g, int
 }
 
 
-/* Where the GEMM finds row m of A and how its K bytes are laid out.  Plain GEMM (OW == 0): row m at
- * base + m * lda.  Implicit convolution (OW > 0): output pixel m = (oy, ox) reads the window at
- * base + oy * row_step + ox * col_step of an image already padded as the conv needs.  K is nseg segments (window
- * rows) of seg_groups 4-byte groups, seg_stride bytes apart; the weights follow the same order. */
 #define EM_VNNI_L1_WEIGHTS 16384   /* bytes of packed weights a column panel may take */
-
-typedef struct {
-    const uint8_t* base;
-    int64_t lda, OW, row_step, col_step;
-    int64_t nseg, seg_stride, seg_groups;
-    int64_t first;          /* implicit convolution: GEMM row m is output pixel first + m */
-} em_vnni_rows;
-
-/* row_corr[m] = -w_zp * (sum of row m's K bytes), rows as em_vnni_rows describes them (seg_bytes bytes of each
- * segment: the taps, not the zero-weight padding after them), sums taken with vpsadbw; int32 wraps like the
- * accumulators, so the corrected sums are exact whenever the reference's int32 sums are. */
-EM_VNNI_TARGET static void em_vnni_row_sums(const em_vnni_rows* A, int64_t M, int64_t seg_bytes, int32_t w_zp,
-                                           int32_t* row_corr) {
-    const __m512i zero = _mm512_setzero_si512();
-    int64_t oy = 0, ox = 0;
-    if (A->OW) { oy = A->first / A->OW; ox = A->first % A->OW; }
-    for (int64_t m = 0; m < M; m++) {
-        const uint8_t* row = A->OW ? A->base + oy * A->row_step + ox * A->col_step : A->base + m * A->lda;
-        __m512i acc = zero;
-        for (int64_t sg = 0; sg < A->nseg; sg++) {
-            const uint8_t* x = row + sg * A->seg_stride;
-            int64_t k = 0;
-            for (; k + 64 <= seg_bytes; k += 64)
-                acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_loadu_si512(x + k), zero));
-            if (k < seg_bytes) {
-                const __mmask64 mk = ((__mmask64)-1) >> (64 - (seg_bytes - k));
-                acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(mk, x + k), zero));
-            }
-        }
-        row_corr[m] = (int32_t)((uint32_t)(-w_zp) * (uint32_t)_mm512_reduce_add_epi64(acc));
-        if (A->OW && ++ox == A->OW) { ox = 0; oy++; }
-    }
-}
 
 /* One MR x (16 NB) register tile of C: rows m .. m + rows - 1 (rows <= MR; missing rows repeat the last one and
  * are not stored), columns n .. n + 16 NB - 1.  MR and NB are compile-time constants at every call site, so the
  * accumulators stay in registers. */
 EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
-        const em_vnni_rows* A, int64_t m, int64_t rows, const em_vnni_gemm* g, int64_t n, int8_t* C,
+        const em_gemm_rows* A, int64_t m, int64_t rows, const em_vnni_gemm* g, int64_t n, int8_t* C,
         int64_t ldc, const int MR, const int NB) {
     const int64_t Kp = g->Kp;
     const uint8_t* a[8];
@@ -324,11 +303,11 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         if (m < M) em_vnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NB));                                  \
     } while (0)
 
-/* C[M][N] (row stride ldc) = requant(A . W), A (uint8, x + 128) described by em_vnni_rows.  Column panels of
+/* C[M][N] (row stride ldc) = requant(A . W), A (uint8, x + 128) described by em_gemm_rows.  Column panels of
  * 64 (3-row tiles), 32 (6 rows) or 16 (8 rows): 8 to 12 accumulators, each weight load feeding several rows.
  * Wide panels only while a panel's weights fit in L1 (they are read once per row tile); a GEMV (M < 3) takes
  * 1-row tiles of 64 columns. */
-EM_VNNI_TARGET static void em_gemm_vnni_rows(const em_vnni_rows* A, int64_t M, const em_vnni_gemm* g, int8_t* C,
+EM_VNNI_TARGET static void em_gemm_vnni_rows(const em_gemm_rows* A, int64_t M, const em_vnni_gemm* g, int8_t* C,
                                              int64_t ldc) {
     const int64_t Np = (g->N + 15) / 16 * 16, panel_bytes = 16 * g->Kp;
     int64_t n = 0;
@@ -345,7 +324,7 @@ EM_VNNI_TARGET static void em_gemm_vnni_rows(const em_vnni_rows* A, int64_t M, c
 /* Plain GEMM: rows lda bytes apart, Kp bytes each. */
 EM_VNNI_TARGET static void em_gemm_u8s8_vnni_ex(const uint8_t* A, int64_t lda, int64_t M, const em_vnni_gemm* g,
                                                int8_t* C, int64_t ldc) {
-    em_vnni_rows rows = {A, lda, 0, 0, 0, 1, 0, g->Kp / 4, 0};
+    em_gemm_rows rows = {A, lda, 0, 0, 0, 1, 0, g->Kp / 4, 0};
     em_gemm_vnni_rows(&rows, M, g, C, ldc);
 }
 
@@ -355,42 +334,5 @@ EM_VNNI_TARGET static void em_gemm_u8s8_vnni(const uint8_t* A, int64_t M, const 
     em_gemm_u8s8_vnni_ex(A, g->Kp, M, g, C, ldc);
 }
 
-/* Copy n int8 as uint8 (x + 128); stores whole 64-byte vectors, so dst needs 64 bytes of slack past n. */
-EM_VNNI_TARGET static inline void em_copy_flip(uint8_t* dst, const int8_t* src, int64_t n) {
-    const __m512i sign = _mm512_set1_epi8((char)0x80);
-    for (; n >= 64; n -= 64, src += 64, dst += 64)
-        _mm512_storeu_si512(dst, _mm512_xor_si512(_mm512_loadu_si512(src), sign));
-    if (n > 0) {
-        __mmask64 mk = ((__mmask64)-1) >> (64 - n);
-        _mm512_storeu_si512(dst, _mm512_xor_si512(_mm512_maskz_loadu_epi8(mk, src), sign));
-    }
-}
-
-EM_VNNI_TARGET static inline void em_fill_u8(uint8_t* dst, __m512i value, int64_t n) {
-    for (; n > 0; n -= 64, dst += 64) _mm512_storeu_si512(dst, value);
-}
-
-/* Rows of int8 (row stride lda, K used) -> uint8 rows of Kp (x + 128), zero-filled tail; out needs 64 bytes of
- * slack (em_copy_flip). */
-EM_VNNI_TARGET static void em_pack_rows_u8(const int8_t* X, int64_t lda, int64_t M, int64_t K, int64_t Kp,
-                                          uint8_t* out) {
-    if (K == Kp && lda == K) {   /* rows already contiguous (K % 4 == 0): one flat copy */
-        em_copy_flip(out, X, M * K);
-        return;
-    }
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    for (int64_t m = 0; m < M; m++) {
-        const int8_t* x = X + m * lda;
-        uint8_t* o = out + m * Kp;
-        int64_t k = 0;
-        for (; k + 64 <= K; k += 64)
-            _mm512_storeu_si512(o + k, _mm512_xor_si512(_mm512_loadu_si512(x + k), flip));
-        if (k < K) {
-            __mmask64 mk = ((__mmask64)-1) >> (64 - (K - k));
-            _mm512_mask_storeu_epi8(o + k, mk, _mm512_xor_si512(_mm512_maskz_loadu_epi8(mk, x + k), flip));
-        }
-        for (int64_t t = K; t < Kp; t++) o[t] = 0;
-    }
-}
 #endif
 #endif

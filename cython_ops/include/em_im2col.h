@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "em_params.h"
-#include "em_gemm_vnni.h"
+#include "em_gemm_avxvnni.h"
 
 /* The layout of the conv-like kernels (em_params slots), shared by em_conv2d_int8 / _f32 and em_depthwise_int8 /
  * _f32, extended by the VNNI and AVX2 kernels (em_conv.h EM_CONV_VNNI / EM_CONV_AVX2, em_depthwise.h
@@ -56,12 +56,12 @@ EM_IM2COL(float)
 /* Receptive fields of output pixels [first, first + rows) of image b gathered straight into the VNNI layout:
  * rows of Kp uint8 (x + 128), padding taps = in_zp + 128 (they cancel against the bias, as in the reference).
  * With dilation 1 a window row inside the image is KW * IC contiguous bytes, copied at once.  Bytes K .. Kp of
- * a row are left as they are: their weights are zero.  col needs 64 bytes of slack. */
-EM_VNNI_TARGET static void em_im2col_u8(const int8_t* in, const int64_t* d, int64_t b, int64_t first, int64_t rows,
+ * a row are left as they are: their weights are zero.  col needs 32 bytes of slack. */
+EM_AVX2_TARGET static void em_im2col_u8(const int8_t* in, const int64_t* d, int64_t b, int64_t first, int64_t rows,
                                         int64_t Kp, uint8_t* col) {
     const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OW = d[EM_CONV_I_OW];
     const int64_t KH = d[EM_CONV_I_KH], KW = d[EM_CONV_I_KW], DW = d[EM_CONV_I_DW], span = KW * IC;
-    const __m512i pad = _mm512_set1_epi8((char)(uint8_t)(d[EM_CONV_I_IN_ZP] + 128));
+    const uint8_t pad = (uint8_t)(d[EM_CONV_I_IN_ZP] + 128);
     const int8_t* img = in + b * IH * IW * IC;
     for (int64_t r = 0; r < rows; r++) {
         const int64_t pix = first + r, oy = pix / OW, ox = pix % OW;
@@ -84,11 +84,11 @@ EM_VNNI_TARGET static void em_im2col_u8(const int8_t* in, const int64_t* d, int6
 
 /* The image a conv reads as uint8 (x + 128), padded with in_zp + 128 to the rows and columns its windows touch
  * (top-left at (-pad_top, -pad_left)): IHp x IWp x IC with 64 bytes of slack after it. */
-EM_VNNI_TARGET static void em_pad_image_u8(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
+EM_AVX2_TARGET static void em_pad_image_u8(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
                                            uint8_t* out) {
     const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC];
     const int64_t PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
-    const __m512i pad = _mm512_set1_epi8((char)(uint8_t)(d[EM_CONV_I_IN_ZP] + 128));
+    const uint8_t pad = (uint8_t)(d[EM_CONV_I_IN_ZP] + 128);
     const int64_t x0 = PL < IWp ? PL : IWp, x1 = IW + PL < IWp ? IW + PL : IWp;   /* columns holding pixels */
     for (int64_t r = 0; r < IHp; r++) {
         uint8_t* o = out + r * IWp * IC;
@@ -99,6 +99,34 @@ EM_VNNI_TARGET static void em_pad_image_u8(const int8_t* img, const int64_t* d, 
         em_fill_u8(o + x1 * IC, pad, (IWp - x1) * IC);
     }
     em_fill_u8(out + IHp * IWp * IC, pad, 64);
+}
+
+/* The image an AVX2 conv reads as int16 (x sign-extended), padded with in_zp to the rows and columns its windows
+ * touch (top-left at (-pad_top, -pad_left)): IHp x IWp x IC int16 with 64 bytes of slack after it. */
+EM_AVX2_TARGET static void em_pad_image_s16(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
+                                            int16_t* out) {
+    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC];
+    const int64_t PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
+    const __m256i pad = _mm256_set1_epi16((int16_t)d[EM_CONV_I_IN_ZP]);
+    const int64_t x0 = PL < IWp ? PL : IWp, x1 = IW + PL < IWp ? IW + PL : IWp;   /* columns holding pixels */
+    for (int64_t r = 0; r <= IHp; r++) {
+        int16_t* o = out + r * IWp * IC;
+        const int64_t iy = r - PT;
+        const int64_t n = r == IHp ? 32 : IWp * IC;          /* the slack row: 64 bytes of padding */
+        if (r == IHp || iy < 0 || iy >= IH || x1 <= x0) {
+            for (int64_t k = 0; k < n; k += 16) _mm256_storeu_si256((__m256i*)(o + k), pad);
+            continue;
+        }
+        for (int64_t k = 0; k < x0 * IC; k += 16) _mm256_storeu_si256((__m256i*)(o + k), pad);
+        const int8_t* src = img + iy * IW * IC;
+        int16_t* dst = o + x0 * IC;
+        const int64_t total = (x1 - x0) * IC;
+        int64_t k = 0;
+        for (; k + 16 <= total; k += 16)
+            _mm256_storeu_si256((__m256i*)(dst + k), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(src + k))));
+        for (; k < total; k++) dst[k] = src[k];
+        for (k = x1 * IC; k < IWp * IC; k += 16) _mm256_storeu_si256((__m256i*)(o + k), pad);
+    }
 }
 #endif
 #endif

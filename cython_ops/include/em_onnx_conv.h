@@ -181,8 +181,9 @@ static void em_onnx_conv_f32_mlas(const em_params* p) {
 
 /* Integer convolution with any weight zero point (ConvInteger, and QLinearConv / QLinearMatMul / QDQ groups
  * whose weights are not symmetric): acc = bias + sum (x - x_zp) * (w - w_zp), the weight difference
- * precomputed as int16; padding taps are skipped (they hold x_zp).  Output: int32 (mode 0) or onnxruntime's
- * float requantization to int8 (mode 1).  A matrix product is the 1x1 case.
+ * precomputed as int16; padding taps are skipped (they hold x_zp).  Output: int32 (mode 0), onnxruntime's
+ * float requantization to int8 (mode 1) or float32 (float)acc * scale (mode 2, QGemm without an output scale:
+ * MLAS's scale-bias output processor).  A matrix product is the 1x1 case.
  * ptr: input int8, weights int16 [OC][KH][KW][IC/G], bias int32 or NULL, output, 3 reserved slots (NULL), x zero
  *      point (int8, read at run time) or NULL, float32 scales [OC]
  * i:   N, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, DH, DW, pad_top, pad_left, x zero point (when no pointer), mode,
@@ -236,6 +237,7 @@ static void em_onnx_conv_integer(const em_params* p) {
             }
             const int32_t a32 = (int32_t)acc;       /* int32 accumulation wraps as onnxruntime's does */
             if (mode == 0) ((int32_t*)p->ptr[EM_CONV_INTEGER_P_OUTPUT])[pix * OC + o] = a32;
+            else if (mode == 2) ((float*)p->ptr[EM_CONV_INTEGER_P_OUTPUT])[pix * OC + o] = (float)a32 * scale[o];
             else ((int8_t*)p->ptr[EM_CONV_INTEGER_P_OUTPUT])[pix * OC + o] =
                      (int8_t)em_clamp_i32(em_requant_float(a32, scale[o]) + yzp, lo, hi);
         }

@@ -9,33 +9,162 @@
 
 /* com.microsoft QLinearAdd as MLAS computes it (AVX2 kernel): in the tensors' own integer domain (uint8
  * values are x + 128 here), v = fma(a, ratio_a, fma(b, ratio_b, fixed)), rounded to nearest even, saturated.
- * When one operand is a single element, its term is folded into `fixed` with a separate multiply and add.
- * ptr: a, b, output (int8 in the IR); i: n, a is one element, b is one element, offset added to a, to b (128
- * for uint8), output offset; f: ratio_a, ratio_b, fixed part. */
+ * Broadcasting follows onnxruntime's span loop: the output's innermost dimension is one span; an operand
+ * broadcast along it (stride 0) is a scalar for that span, its term folded into `fixed` with a separate
+ * multiply and add (MLAS's scalar variant), as for an operand of one element.
+ * ptr: a, b, output (int8 in the IR); i: offset added to a, to b (128 for uint8), output offset, output dims
+ * (6, leading 1s), a's and b's element strides (6 each, 0 where broadcast); f: ratio_a, ratio_b, fixed part. */
 enum { EM_QLINEAR_ADD_P_A, EM_QLINEAR_ADD_P_B, EM_QLINEAR_ADD_P_OUTPUT, EM_QLINEAR_ADD_P_COUNT };
-enum { EM_QLINEAR_ADD_I_N, EM_QLINEAR_ADD_I_A_ONE, EM_QLINEAR_ADD_I_B_ONE, EM_QLINEAR_ADD_I_A_OFFSET,
-       EM_QLINEAR_ADD_I_B_OFFSET, EM_QLINEAR_ADD_I_OUT_OFFSET, EM_QLINEAR_ADD_I_COUNT };
+enum { EM_QLINEAR_ADD_I_A_OFFSET, EM_QLINEAR_ADD_I_B_OFFSET, EM_QLINEAR_ADD_I_OUT_OFFSET,
+       EM_QLINEAR_ADD_I_DIMS, EM_QLINEAR_ADD_I_DIMS_LAST = EM_QLINEAR_ADD_I_DIMS + 5,
+       EM_QLINEAR_ADD_I_A_STRIDES, EM_QLINEAR_ADD_I_A_STRIDES_LAST = EM_QLINEAR_ADD_I_A_STRIDES + 5,
+       EM_QLINEAR_ADD_I_B_STRIDES, EM_QLINEAR_ADD_I_B_STRIDES_LAST = EM_QLINEAR_ADD_I_B_STRIDES + 5,
+       EM_QLINEAR_ADD_I_COUNT };
 enum { EM_QLINEAR_ADD_F_RATIO_A, EM_QLINEAR_ADD_F_RATIO_B, EM_QLINEAR_ADD_F_FIXED, EM_QLINEAR_ADD_F_COUNT };
 
 static void em_onnx_qlinear_add(const em_params* p) {
     const int8_t* a = (const int8_t*)p->ptr[EM_QLINEAR_ADD_P_A];
     const int8_t* b = (const int8_t*)p->ptr[EM_QLINEAR_ADD_P_B];
     int8_t* y = (int8_t*)p->ptr[EM_QLINEAR_ADD_P_OUTPUT];
-    const int64_t n = p->i[EM_QLINEAR_ADD_I_N];
-    const int a_one = (int)p->i[EM_QLINEAR_ADD_I_A_ONE], b_one = (int)p->i[EM_QLINEAR_ADD_I_B_ONE];
+    const int64_t* dims = p->i + EM_QLINEAR_ADD_I_DIMS;
+    const int64_t* sa = p->i + EM_QLINEAR_ADD_I_A_STRIDES;
+    const int64_t* sb = p->i + EM_QLINEAR_ADD_I_B_STRIDES;
     const int32_t a_off = (int32_t)p->i[EM_QLINEAR_ADD_I_A_OFFSET], b_off = (int32_t)p->i[EM_QLINEAR_ADD_I_B_OFFSET];
     const int32_t y_off = (int32_t)p->i[EM_QLINEAR_ADD_I_OUT_OFFSET];
     const float ra = p->f[EM_QLINEAR_ADD_F_RATIO_A], rb = p->f[EM_QLINEAR_ADD_F_RATIO_B];
-    float fixed = p->f[EM_QLINEAR_ADD_F_FIXED];
-    if (a_one) fixed = fixed + (float)(a[0] + a_off) * ra;
-    if (b_one) fixed = fixed + (float)(b[0] + b_off) * rb;
-    for (int64_t k = 0; k < n; k++) {
-        float v = fixed;
-        if (!b_one) v = fmaf((float)(b[k] + b_off), rb, v);
-        if (!a_one) v = fmaf((float)(a[k] + a_off), ra, v);
-        v = v < -1e9f ? -1e9f : (v > 1e9f ? 1e9f : v);
-        int32_t q = (int32_t)nearbyintf(v) - y_off;
-        y[k] = (int8_t)em_clamp_i32(q, -128, 127);
+    const float fixed0 = p->f[EM_QLINEAR_ADD_F_FIXED];
+    const int64_t span = dims[5];
+    const int a_scalar = sa[5] == 0 && span > 1, b_scalar = sb[5] == 0 && span > 1;
+    for (int64_t i0 = 0; i0 < dims[0]; i0++)
+    for (int64_t i1 = 0; i1 < dims[1]; i1++)
+    for (int64_t i2 = 0; i2 < dims[2]; i2++)
+    for (int64_t i3 = 0; i3 < dims[3]; i3++)
+    for (int64_t i4 = 0; i4 < dims[4]; i4++, y += span) {
+        const int8_t* ap = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3] + i4 * sa[4];
+        const int8_t* bp = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3] + i4 * sb[4];
+        float fixed = fixed0;
+        if (a_scalar) fixed = fixed + (float)(ap[0] + a_off) * ra;
+        if (b_scalar) fixed = fixed + (float)(bp[0] + b_off) * rb;
+        for (int64_t k = 0; k < span; k++) {
+            float v = fixed;
+            if (!b_scalar) v = fmaf((float)(bp[k * sb[5]] + b_off), rb, v);
+            if (!a_scalar) v = fmaf((float)(ap[k * sa[5]] + a_off), ra, v);
+            v = v < -1e9f ? -1e9f : (v > 1e9f ? 1e9f : v);
+            int32_t q = (int32_t)nearbyintf(v) - y_off;
+            y[k] = (int8_t)em_clamp_i32(q, -128, 127);
+        }
+    }
+}
+
+/* com.microsoft QLinearMul as MLAS computes it on x86 (SSE2 kernel, the same for a scalar operand):
+ * v = (float)((a - a_zp) (b - b_zp)) * ratio + y_zp with ratio = (s_a * s_b) / s_y, multiply and add rounded
+ * separately, converted to nearest even and saturated to the output type.  Zero points are the IR's (uint8
+ * tensors are x - 128 with zp - 128, which leaves a - a_zp unchanged); the output zero point and bounds are
+ * the ONNX type's, out_offset (128 for uint8) brings the result back to the IR's int8.  Broadcasting as
+ * em_onnx_qlinear_add.
+ * ptr: a, b, output; i: a zp, b zp, output zp (ONNX type), output min, max (ONNX type), out_offset, output dims
+ * (6), a's and b's element strides (6 each); f: ratio. */
+enum { EM_QLINEAR_MUL_P_A, EM_QLINEAR_MUL_P_B, EM_QLINEAR_MUL_P_OUTPUT, EM_QLINEAR_MUL_P_COUNT };
+enum { EM_QLINEAR_MUL_I_A_ZP, EM_QLINEAR_MUL_I_B_ZP, EM_QLINEAR_MUL_I_OUT_ZP, EM_QLINEAR_MUL_I_OUT_MIN,
+       EM_QLINEAR_MUL_I_OUT_MAX, EM_QLINEAR_MUL_I_OUT_OFFSET,
+       EM_QLINEAR_MUL_I_DIMS, EM_QLINEAR_MUL_I_DIMS_LAST = EM_QLINEAR_MUL_I_DIMS + 5,
+       EM_QLINEAR_MUL_I_A_STRIDES, EM_QLINEAR_MUL_I_A_STRIDES_LAST = EM_QLINEAR_MUL_I_A_STRIDES + 5,
+       EM_QLINEAR_MUL_I_B_STRIDES, EM_QLINEAR_MUL_I_B_STRIDES_LAST = EM_QLINEAR_MUL_I_B_STRIDES + 5,
+       EM_QLINEAR_MUL_I_COUNT };
+enum { EM_QLINEAR_MUL_F_RATIO, EM_QLINEAR_MUL_F_COUNT };
+
+static void em_onnx_qlinear_mul(const em_params* p) {
+    const int8_t* a = (const int8_t*)p->ptr[EM_QLINEAR_MUL_P_A];
+    const int8_t* b = (const int8_t*)p->ptr[EM_QLINEAR_MUL_P_B];
+    int8_t* y = (int8_t*)p->ptr[EM_QLINEAR_MUL_P_OUTPUT];
+    const int64_t* dims = p->i + EM_QLINEAR_MUL_I_DIMS;
+    const int64_t* sa = p->i + EM_QLINEAR_MUL_I_A_STRIDES;
+    const int64_t* sb = p->i + EM_QLINEAR_MUL_I_B_STRIDES;
+    const int32_t za = (int32_t)p->i[EM_QLINEAR_MUL_I_A_ZP], zb = (int32_t)p->i[EM_QLINEAR_MUL_I_B_ZP];
+    const float zy = (float)p->i[EM_QLINEAR_MUL_I_OUT_ZP];
+    const int32_t lo = (int32_t)p->i[EM_QLINEAR_MUL_I_OUT_MIN], hi = (int32_t)p->i[EM_QLINEAR_MUL_I_OUT_MAX];
+    const int32_t y_off = (int32_t)p->i[EM_QLINEAR_MUL_I_OUT_OFFSET];
+    const float ratio = p->f[EM_QLINEAR_MUL_F_RATIO];
+    const int64_t span = dims[5];
+    for (int64_t i0 = 0; i0 < dims[0]; i0++)
+    for (int64_t i1 = 0; i1 < dims[1]; i1++)
+    for (int64_t i2 = 0; i2 < dims[2]; i2++)
+    for (int64_t i3 = 0; i3 < dims[3]; i3++)
+    for (int64_t i4 = 0; i4 < dims[4]; i4++, y += span) {
+        const int8_t* ap = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3] + i4 * sa[4];
+        const int8_t* bp = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3] + i4 * sb[4];
+        for (int64_t k = 0; k < span; k++) {
+            const int32_t prod = ((int32_t)ap[k * sa[5]] - za) * ((int32_t)bp[k * sb[5]] - zb);
+            float v = (float)prod * ratio;
+            v = v + zy;
+            v = v < -1e9f ? -1e9f : (v > 1e9f ? 1e9f : v);
+            y[k] = (int8_t)(em_clamp_i32((int32_t)nearbyintf(v), lo, hi) - y_off);
+        }
+    }
+}
+
+/* com.microsoft QLinearAveragePool / QLinearGlobalAveragePool as onnxruntime computes them, on channels-last
+ * int8 data (uint8 as x - 128 with zp - 128; x - x_zp is the same).
+ * Window (global 0): each input dequantized to float x_scale * (x - x_zp), summed in float over the window (rows,
+ * then columns) clipped to the image, divided by the count (the whole kernel with count_include_pad), then
+ * quantized as nearbyintf(avg / y_scale + y_zp).  Global (global 1: the kernel covers the image without pads,
+ * MLAS's integer path): acc = sum (x - x_zp) in int32, nearbyintf((float)acc * scale) + y_zp with
+ * scale = x_scale / (y_scale * image size).  Output zero point and bounds in the ONNX type; out_offset (128 for
+ * uint8) brings the result back to int8.
+ * ptr: input, output; i: N, IH, IW, C, OH, OW, KH, KW, SH, SW, pad_top, pad_left, count_include_pad, global,
+ * x zp (IR), y zp, y min, y max (ONNX type), out_offset; f: x_scale, y_scale, global scale. */
+enum { EM_QLINEAR_POOL_P_INPUT, EM_QLINEAR_POOL_P_OUTPUT, EM_QLINEAR_POOL_P_COUNT };
+enum { EM_QLINEAR_POOL_I_N, EM_QLINEAR_POOL_I_IH, EM_QLINEAR_POOL_I_IW, EM_QLINEAR_POOL_I_C, EM_QLINEAR_POOL_I_OH,
+       EM_QLINEAR_POOL_I_OW, EM_QLINEAR_POOL_I_KH, EM_QLINEAR_POOL_I_KW, EM_QLINEAR_POOL_I_SH, EM_QLINEAR_POOL_I_SW,
+       EM_QLINEAR_POOL_I_PAD_TOP, EM_QLINEAR_POOL_I_PAD_LEFT, EM_QLINEAR_POOL_I_COUNT_INCLUDE_PAD,
+       EM_QLINEAR_POOL_I_GLOBAL, EM_QLINEAR_POOL_I_X_ZP, EM_QLINEAR_POOL_I_Y_ZP, EM_QLINEAR_POOL_I_Y_MIN,
+       EM_QLINEAR_POOL_I_Y_MAX, EM_QLINEAR_POOL_I_OUT_OFFSET, EM_QLINEAR_POOL_I_COUNT };
+enum { EM_QLINEAR_POOL_F_X_SCALE, EM_QLINEAR_POOL_F_Y_SCALE, EM_QLINEAR_POOL_F_GLOBAL_SCALE,
+       EM_QLINEAR_POOL_F_COUNT };
+
+static void em_onnx_qlinear_avgpool(const em_params* p) {
+    const int8_t* x = (const int8_t*)p->ptr[EM_QLINEAR_POOL_P_INPUT];
+    int8_t* y = (int8_t*)p->ptr[EM_QLINEAR_POOL_P_OUTPUT];
+    const int64_t N = p->i[EM_QLINEAR_POOL_I_N], IH = p->i[EM_QLINEAR_POOL_I_IH], IW = p->i[EM_QLINEAR_POOL_I_IW];
+    const int64_t C = p->i[EM_QLINEAR_POOL_I_C], OH = p->i[EM_QLINEAR_POOL_I_OH], OW = p->i[EM_QLINEAR_POOL_I_OW];
+    const int64_t KH = p->i[EM_QLINEAR_POOL_I_KH], KW = p->i[EM_QLINEAR_POOL_I_KW];
+    const int64_t SH = p->i[EM_QLINEAR_POOL_I_SH], SW = p->i[EM_QLINEAR_POOL_I_SW];
+    const int64_t PT = p->i[EM_QLINEAR_POOL_I_PAD_TOP], PL = p->i[EM_QLINEAR_POOL_I_PAD_LEFT];
+    const int include_pad = (int)p->i[EM_QLINEAR_POOL_I_COUNT_INCLUDE_PAD];
+    const int global = (int)p->i[EM_QLINEAR_POOL_I_GLOBAL];
+    const int32_t xzp = (int32_t)p->i[EM_QLINEAR_POOL_I_X_ZP], yzp = (int32_t)p->i[EM_QLINEAR_POOL_I_Y_ZP];
+    const int32_t lo = (int32_t)p->i[EM_QLINEAR_POOL_I_Y_MIN], hi = (int32_t)p->i[EM_QLINEAR_POOL_I_Y_MAX];
+    const int32_t off = (int32_t)p->i[EM_QLINEAR_POOL_I_OUT_OFFSET];
+    const float xs = p->f[EM_QLINEAR_POOL_F_X_SCALE], ys = p->f[EM_QLINEAR_POOL_F_Y_SCALE];
+    const float gscale = p->f[EM_QLINEAR_POOL_F_GLOBAL_SCALE];
+    for (int64_t b = 0; b < N; b++)
+    for (int64_t oy = 0; oy < OH; oy++)
+    for (int64_t ox = 0; ox < OW; ox++) {
+        int64_t h0 = oy * SH - PT, w0 = ox * SW - PL;
+        const int64_t h1 = h0 + KH < IH ? h0 + KH : IH, w1 = w0 + KW < IW ? w0 + KW : IW;
+        h0 = h0 > 0 ? h0 : 0;
+        w0 = w0 > 0 ? w0 : 0;
+        const int64_t count = include_pad ? KH * KW : (h1 - h0) * (w1 - w0);
+        int8_t* yp = y + ((b * OH + oy) * OW + ox) * C;
+        for (int64_t c = 0; c < C; c++) {
+            int32_t q;
+            if (global) {
+                int32_t acc = 0;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) acc += (int32_t)x[((b * IH + h) * IW + w) * C + c] - xzp;
+                q = em_requant_float(acc, gscale) + yzp;
+            } else {
+                float sum = 0.0f;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++)
+                        sum += xs * (float)((int32_t)x[((b * IH + h) * IW + w) * C + c] - xzp);
+                float v = sum / (float)count;
+                v = v / ys + (float)yzp;
+                v = v < -1e9f ? -1e9f : (v > 1e9f ? 1e9f : v);
+                q = (int32_t)nearbyintf(v);
+            }
+            yp[c] = (int8_t)(em_clamp_i32(q, lo, hi) - off);
+        }
     }
 }
 

@@ -96,4 +96,34 @@ static int em_parallel_run(int64_t nslices, em_slice_fn fn, const void* ctx) {
     pthread_mutex_unlock(&em_pool_region);
     return status;
 }
+
+/* Element-wise work split (ops with no reduction across elements): fn(ctx, begin, end) over [0, total) in up to
+ * `threads` contiguous ranges whose bounds are multiples of `align` elements (vector width, so that only the last
+ * range has a tail), each at least `min_per_slice` elements (below that a wake-up costs more than it saves).
+ * Ranges are disjoint and cover [0, total) once, so the outputs are the same bytes for any thread count. */
+typedef void (*em_range_fn)(const void* ctx, int64_t begin, int64_t end);
+
+typedef struct { em_range_fn fn; const void* ctx; int64_t total, align; } em_range_call;
+
+static inline void em_range_slice(const void* c, int64_t slice, int64_t nslices) {
+    const em_range_call* call = (const em_range_call*)c;
+    const int64_t units = (call->total + call->align - 1) / call->align;
+    int64_t begin = units * slice / nslices * call->align, end = units * (slice + 1) / nslices * call->align;
+    if (end > call->total) end = call->total;
+    if (begin < end) call->fn(call->ctx, begin, end);
+}
+
+static inline int em_parallel_range(int64_t threads, int64_t total, int64_t align, int64_t min_per_slice,
+                                    em_range_fn fn, const void* ctx) {
+    if (align < 1) align = 1;
+    if (min_per_slice < 1) min_per_slice = 1;
+    int64_t n = total / min_per_slice;
+    if (n > threads) n = threads;
+    if (n <= 1) {
+        if (total > 0) fn(ctx, 0, total);
+        return 0;
+    }
+    const em_range_call call = {fn, ctx, total, align};
+    return em_parallel_run(n, em_range_slice, &call);
+}
 #endif

@@ -7,22 +7,26 @@ the mirror of the C enums) orders them into the (pointers, integers, floats) the
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
+from typing import Optional
 
 import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph
 from edgeml.runtime import arena
+from edgeml.runtime.coverage import check_scheme
 from edgeml.runtime.kernels import Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.ops.common import element_count
-from edgeml.runtime.plan import Ctx, Plan, address
+from edgeml.runtime.plan import STATUS_BYTES, Ctx, Plan, address
 from edgeml.runtime.registry import OPS, SUPPORTED_OPS
 
 DEFAULT_MAX_ARENA_BYTES = 1 << 31       # activations and scratch of one plan
 DEFAULT_MAX_WEIGHT_BYTES = 1 << 31      # packed copies of the weights
-STATUS_BYTES = 16                       # a step's status area (Step.check)
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+MAX_NESTING = 16                        # control-flow ops inside one another (each level plans its subgraphs)
+MAX_SUBPLANS = 256                      # subgraph plans in one model: a subgraph reached n ways is planned n times
 
 
 def prepare_steps(ctx: Ctx) -> list:
@@ -37,6 +41,7 @@ def prepare_steps(ctx: Ctx) -> list:
         if op.version > spec.max_version:
             raise UnsupportedOpError(f"{op.describe()}: version {op.version} of {op.type} is not supported "
                                      f"(up to {spec.max_version})")
+        check_scheme(graph, op)
         for t in op.outputs:
             tensor = graph.tensors[t]
             if spec.output_types is not None and tensor.dtype not in spec.output_types:
@@ -47,6 +52,10 @@ def prepare_steps(ctx: Ctx) -> list:
             steps.extend(step)
         elif step is not None:
             steps.append(step)
+        for t in op.outputs:
+            if t >= 0 and t not in ctx.shapes:
+                raise ModelFormatError(f"{op.describe()} lists output {graph.tensors[t].describe()}, which it does "
+                                       f"not produce ({op.type} has fewer outputs)")
         for t in op.inputs:
             if t >= 0 and t not in ctx.shapes:
                 raise ModelFormatError(f"{op.describe()} reads {graph.tensors[t].describe()}, which is neither a "
@@ -64,11 +73,13 @@ def has_status_slot(kernel: str) -> bool:
     return any(slot.name == "status" for slot in layout_of(kernel).ptr_slots)
 
 
-def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1,
-                  max_arena_bytes: int = DEFAULT_MAX_ARENA_BYTES,
-                  max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES) -> Plan:
-    """The plan for `input_shapes` (graph input index -> shape), bound to an arena of its own."""
+def new_context(graph: Graph, input_shapes: dict, rounding: int, num_threads: int, max_arena_bytes: int,
+                max_weight_bytes: int, enclosing: tuple = ()) -> Ctx:
+    """The context a graph's prepares run in, with its input shapes (graph input index -> shape) set."""
     ctx = Ctx(graph, rounding, num_threads, max_arena_bytes, max_weight_bytes)
+    ctx.enclosing = enclosing or (graph,)
+    ctx.plan_subgraph = partial(plan_subgraph, ctx)
+    ctx.bind_subplan = engine_at
     for idx in graph.inputs:
         t = graph.tensors[idx]
         shape = tuple(input_shapes.get(idx, t.shape))
@@ -76,39 +87,102 @@ def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threa
             ctx.batch_changed = True
         ctx.check_size(shape, t.dtype.itemsize, f"graph input {t.describe()}")
         ctx.shapes[idx] = shape
-    steps = prepare_steps(ctx)
+    return ctx
 
+
+def build_plan(ctx: Ctx, external=frozenset()) -> Plan:
+    """The unbound plan of ctx.graph: its steps, then the arena.  Tensors in `external` get no arena space: whoever
+    binds the plan gives their addresses (a WHILE's loop variables live in the WHILE's outputs)."""
+    graph = ctx.graph
+    steps = prepare_steps(ctx)
     life = arena.lifetimes(steps, graph, ctx.constants)
+    for t in external:
+        life.pop(t, None)
     sizes = {t: max(element_count(ctx.shapes[t]) * graph.tensors[t].dtype.itemsize, 1) for t in life}
     for k, step in enumerate(steps):
         if step.scratch_bytes:
             sizes[("scratch", k)] = step.scratch_bytes
             life[("scratch", k)] = (k, k)
         if step.check is not None or has_status_slot(step.kernel):     # read after the invoke: lives to the end
-            sizes[("status", k)] = STATUS_BYTES
+            sizes[("status", k)] = STATUS_BYTES * len(step_checks(step))
             life[("status", k)] = (k, len(steps))
     offsets, total = arena.plan_arena(sizes, life)
-    if total > max_arena_bytes:
+    if total > ctx.max_tensor_bytes:
         raise ModelFormatError(f"the plan needs an arena of {total} bytes, more than max_arena_bytes="
-                               f"{max_arena_bytes}")
-    plan = Plan(graph=graph, shapes=ctx.shapes, steps=steps,
+                               f"{ctx.max_tensor_bytes}")
+    return Plan(graph=graph, shapes=ctx.shapes, steps=steps,
                 offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
                 arena_bytes=total, arena=None, constants=ctx.constants, keep=ctx.keep,
                 lifetimes={t: span for t, span in life.items() if not isinstance(t, tuple)},
                 scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple) and t[0] == "scratch"},
-                checks=[(offsets[("status", k)], s.check) for k, s in enumerate(steps) if s.check is not None],
+                checks=[(offsets[("status", k)] + STATUS_BYTES * j, message) for k, s in enumerate(steps)
+                        if s.check is not None for j, message in enumerate(step_checks(s))],
                 input_ranges=ctx.input_ranges, const_arrays={},
                 status_offsets={key[1]: o for key, o in offsets.items()
-                                if isinstance(key, tuple) and key[0] == "status"})
-    return bind(plan)
+                                if isinstance(key, tuple) and key[0] == "status"},
+                subplans=ctx.subplans)
+
+
+def step_checks(step) -> tuple:
+    """The checks of a step's status areas (Step.check: none, one callable or a tuple of them; a kernel with a
+    status slot and no check still gets one area)."""
+    if isinstance(step.check, (tuple, list)):
+        return tuple(step.check)
+    return (step.check,)
+
+
+def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1,
+                  max_arena_bytes: int = DEFAULT_MAX_ARENA_BYTES,
+                  max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES) -> Plan:
+    """The plan for `input_shapes` (graph input index -> shape), bound to an arena of its own."""
+    return bind(build_plan(new_context(graph, input_shapes, rounding, num_threads, max_arena_bytes,
+                                       max_weight_bytes)))
+
+
+def plan_subgraph(parent: Ctx, graph: Graph, input_shapes: dict, external=frozenset(), enclosing: tuple = ()) -> Plan:
+    """The unbound plan of a control-flow op's subgraph, with the parent's rounding, threads and budgets (its
+    packed weights count against the parent's); the parent's plan reports its weights with its own.  Nesting and
+    the number of plans are bounded, so no file can make loading recurse deeply or plan without end."""
+    enclosing = enclosing or parent.enclosing + (graph,)
+    if len(enclosing) > MAX_NESTING:
+        raise UnsupportedOpError(f"control-flow ops nest more than {MAX_NESTING} deep")
+    parent.plan_count[0] += 1
+    if parent.plan_count[0] > MAX_SUBPLANS:
+        raise ModelFormatError(f"the model's control-flow ops need more than {MAX_SUBPLANS} subgraph plans")
+    ctx = new_context(graph, input_shapes, parent.rounding, parent.num_threads, parent.max_tensor_bytes,
+                      parent.max_weight_bytes - parent.weight_bytes, enclosing)
+    ctx.plan_count = parent.plan_count
+    plan = build_plan(ctx, external)
+    parent.weight_bytes += ctx.weight_bytes
+    parent.subplans.append(plan)
+    return plan
 
 
 def bind(plan: Plan) -> Plan:
     """`plan` with an arena and an engine of its own: the packed weights and constants are shared with every other
     binding of the same plan, the activations, scratch and state are not."""
     owner, buffer = arena.allocate(plan.arena_bytes)
-    base = address(buffer) if plan.arena_bytes else 0
+    engine, _ = engine_at(plan, address(buffer) if plan.arena_bytes else 0, keep=owner)
+    bound = dataclasses.replace(plan, arena=buffer, arena_owner=owner)
+    bound.engine = engine
+    return bound
+
+
+def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None):
+    """(Engine, addr): the plan's steps bound to an arena at address `base` and to the addresses `external` gives
+    (tensor index -> address); addr(t) is where tensor t lives.  A step's make() may return a fourth value, objects
+    that must live as long as this binding (a WHILE's subgraph engines)."""
     scratch, status = plan.scratch, plan.status_offsets
+    external = external or {}
+
+    def tensor_address(t):
+        if t in external:
+            return external[t]
+        if t in plan.constants:
+            if t not in plan.const_arrays:
+                plan.const_arrays[t] = np.ascontiguousarray(plan.constants[t])
+            return address(plan.const_arrays[t])
+        return base + plan.offsets[t]
 
     def addr_for(k):
         def addr(t):
@@ -116,16 +190,13 @@ def bind(plan: Plan) -> Plan:
                 return base + scratch[k][0] if k in scratch else 0
             if t == "status":
                 return base + status[k] if k in status else 0
-            if t in plan.constants:
-                if t not in plan.const_arrays:
-                    plan.const_arrays[t] = np.ascontiguousarray(plan.constants[t])
-                return address(plan.const_arrays[t])
-            return base + plan.offsets[t]
+            return tensor_address(t)
         return addr
 
-    records = []
+    records, alive = [], [keep]
     for k, step in enumerate(plan.steps):
-        ptrs, ints, floats = step.make(addr_for(k))
+        ptrs, ints, floats, *extra = step.make(addr_for(k))
+        alive.extend(extra)
         layout = layout_of(step.kernel)
         ints = [int(v) for v in layout.ints(**ints)]
         if any(not INT64_MIN <= v <= INT64_MAX for v in ints):
@@ -133,6 +204,4 @@ def bind(plan: Plan) -> Plan:
                                    "bits (the model's shapes or paddings are out of range)")
         records.append((kernel_address(step.kernel), layout.ptrs(**ptrs), ints,
                         [float(v) for v in layout.floats(**floats)]))
-    bound = dataclasses.replace(plan, arena=buffer, arena_owner=owner)
-    bound.engine = Engine(records, keepalive=[plan.keep, plan.const_arrays, owner])
-    return bound
+    return Engine(records, keepalive=[plan.keep, plan.const_arrays, alive]), tensor_address

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cython_ops import (activation, conv, elementwise, engine, index, int16x8, math_ops, onnx_ops, pool, reduce, rnn,
-                        shape, space_ops, transpose_conv)
+from cython_ops import (activation, control, conv, detection, elementwise, engine, index, int16x8, math_ops,
+                        onnx_ops, pool, reduce, rnn, shape, space_ops, svdf, transpose_conv)
 
-ISA = conv.isa()            # "scalar", "avx2", "avx512", "avx512vnni" or "neon"
+ISA = conv.isa()            # "scalar", "avx2", "avxvnni", "avx512", "avx512vnni" or "neon"
 
 
 @dataclass(frozen=True)
 class KernelConfig:
     isa: str
-    conv2d_int8: str             # conv2d_int8_vnni (u8 x s8 vpdpbusd), conv2d_int8_avx2 (int16 panels), conv2d_int8
-    fully_connected_int8: str    # the same three forms
-    depthwise_int8_vnni: bool    # depth multiplier 1 and at most DW_MAX_TAPS taps take depthwise_int8_vnni
+    conv2d_int8: str             # conv2d_int8_vnni / _avxvnni (u8 x s8 vpdpbusd, 512 / 256 bits), conv2d_int8_avx2
+    #                              (int16 panels), conv2d_int8 (portable)
+    fully_connected_int8: str    # the same four forms
+    depthwise_int8: str          # depthwise_int8_vnni / _avxvnni / _avx2 (em_depthwise_simd.h), or the portable one
     binary_int8_avx512: bool     # ADD / SUB / MUL with equal shapes or a single-element input
     lstm_u8s8: bool              # int8 recurrent sums in the u8 x s8 packing (packing.pack_u8s8)
     float_lstm_fused: bool       # the AVX-512 fused float LSTM step (gates interleaved by 16-unit block)
@@ -27,13 +28,12 @@ class KernelConfig:
 
 def config_for(isa: str) -> KernelConfig:
     vnni = isa == "avx512vnni"
-    int16_panels = isa in ("avx2", "avx512")
-    gemm = "vnni" if vnni else ("avx2" if int16_panels else "")
+    gemm = {"avx512vnni": "vnni", "avxvnni": "avxvnni", "avx512": "avx2", "avx2": "avx2"}.get(isa, "")
     return KernelConfig(
         isa=isa,
         conv2d_int8="conv2d_int8" + (f"_{gemm}" if gemm else ""),
         fully_connected_int8="fully_connected_int8" + (f"_{gemm}" if gemm else ""),
-        depthwise_int8_vnni=vnni,
+        depthwise_int8="depthwise_int8" + (f"_{gemm}" if gemm else ""),
         binary_int8_avx512=vnni,
         lstm_u8s8=vnni,
         float_lstm_fused=isa in ("avx512", "avx512vnni"),
@@ -43,7 +43,8 @@ def config_for(isa: str) -> KernelConfig:
 CONFIG = config_for(ISA)
 
 KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn, int16x8,
-                                        transpose_conv, index, math_ops, space_ops)
+                                        transpose_conv, index, math_ops, space_ops, control, svdf,
+                                        detection)
            for name, address in module.KERNELS.items()}
 
 Engine = engine.Engine

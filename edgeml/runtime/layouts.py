@@ -141,13 +141,12 @@ CONV = _layout("conv", "em_im2col.h", "EM_CONV", ptrs=_REQUANT_PTRS,
                floats=("act_min", "act_max"))
 CONV_VNNI = _layout("conv_vnni", "em_conv.h", "EM_CONV_VNNI", base=CONV, keep=(ALL, ALL, 0),
                     ints=("kp", "threads", "slice_bytes", "w_zp"))
-CONV_AVX2 = _layout("conv_avx2", "em_conv.h", "EM_CONV_AVX2", base=CONV, keep=(ALL, ALL, 0), ints=("kp",))
-DEPTHWISE_VNNI = _layout("depthwise_vnni", "em_depthwise.h", "EM_DEPTHWISE_VNNI", base=CONV, keep=(ALL, ALL, 0),
-                         ints=("pv", "cb", "tg", "wide", "w_zp"))
+CONV_AVX2 = _layout("conv_avx2", "em_conv.h", "EM_CONV_AVX2", base=CONV, keep=(ALL, ALL, 0),
+                    ints=("kp", "threads", "slice_bytes"))
 FC = _layout("fc", "em_fully_connected.h", "EM_FC", ptrs=_REQUANT_PTRS,
              ints=("rows", "depth", "units", "out_zp", "act_min", "act_max", "mode"))
 FC_PACKED = _layout("fc_packed", "em_fully_connected.h", "EM_FC_PACKED", base=FC, keep=(ALL, ALL, 0),
-                    ints=("kp", "chunk", "w_zp"))
+                    ints=("kp", "chunk", "w_zp", "threads", "slice_bytes"))
 FC_F32 = _layout("fc_f32", "em_fully_connected.h", "EM_FC_F32", base=FC, keep=(4, 3, 0), floats=("act_min", "act_max"))
 _HYBRID_PTRS = ("input", "weights", "bias", "output", "channel_scales", "row_sums", "scratch")
 _HYBRID_FLOATS = ("act_min", "act_max", "weight_scale")
@@ -218,7 +217,7 @@ ONNX_CLAMP = _layout("onnx_clamp", "em_onnx_quantize.h", "EM_ONNX_CLAMP", ptrs=_
 ONNX_DYNAMIC_QUANTIZE = _layout("onnx_dynamic_quantize", "em_onnx_quantize.h", "EM_ONNX_DYNAMIC_QUANTIZE",
                                 ptrs=("input", "output", "scale", "zero_point"), ints=("n",))
 QLINEAR_ADD = _layout("qlinear_add", "em_onnx_qlinear.h", "EM_QLINEAR_ADD", ptrs=("a", "b", "output"),
-                      ints=("n", "a_one", "b_one", "a_offset", "b_offset", "out_offset"),
+                      ints=("a_offset", "b_offset", "out_offset", ("dims", 6), ("a_strides", 6), ("b_strides", 6)),
                       floats=("ratio_a", "ratio_b", "fixed"))
 QLINEAR_SOFTMAX = _layout("qlinear_softmax", "em_onnx_qlinear.h", "EM_QLINEAR_SOFTMAX",
                           ptrs=("input", "output", "table"), ints=("rows", "depth", "unsigned", "out_zp"),
@@ -315,7 +314,8 @@ NORMALIZE = _layout("normalize", "em_normalize.h", "EM_NORMALIZE", ptrs=_IN_OUT,
                     ints=("rows", "depth", "in_zp", "in_mult", "in_shift", "reverse_mult", "reverse_shift", "diff_min",
                           "mode"))
 BATCH_MATMUL = _layout("batch_matmul", "em_batch_matmul.h", "EM_BATCH_MATMUL",
-                       ptrs=("lhs", "rhs", "output", "scratch", "packed_rhs", "col_sums", "mult", "shift"),
+                       ptrs=("lhs", "rhs", "output", "scratch", "packed_rhs", "col_sums", "mult", "shift",
+                             "float_scales"),
                        ints=(("batch", 3), ("lhs_strides", 3), ("rhs_strides", 3), "rows", "cols", "depth", "adj_x",
                              "adj_y", "lhs_zp", "rhs_zp", "out_zp", "mode", "lhs_offset", "sums_offset"))
 GROUPED_CONV = _layout("grouped_conv", "em_grouped_conv.h", "EM_GROUPED_CONV", base=CONV, keep=(ALL, ALL, ALL),
@@ -326,7 +326,38 @@ BATCH_SPACE = _layout("batch_space", "em_space.h", "EM_BATCH_SPACE", ptrs=("inpu
                       ints=("pixel_bytes", "batch", "height", "width", "blocked_height", "blocked_width", "block_h",
                             "block_w", "top", "left"))
 
+# ----- quantized ONNX operators (onnx-quant) ----------------------------------------------------------------------
+QLINEAR_MUL = _layout("qlinear_mul", "em_onnx_qlinear.h", "EM_QLINEAR_MUL", ptrs=("a", "b", "output"),
+                      ints=("a_zp", "b_zp", "out_zp", "out_min", "out_max", "out_offset", ("dims", 6),
+                            ("a_strides", 6), ("b_strides", 6)),
+                      floats=("ratio",))
+QLINEAR_POOL = _layout("qlinear_pool", "em_onnx_qlinear.h", "EM_QLINEAR_POOL", ptrs=("input", "output"),
+                       ints=("n", "ih", "iw", "c", "oh", "ow", "kh", "kw", "sh", "sw", "pad_top", "pad_left",
+                             "count_include_pad", "global", "x_zp", "y_zp", "y_min", "y_max", "out_offset"),
+                       floats=("x_scale", "y_scale", "global_scale"))
+
 # every Layout above, in definition order
+# ----- control flow (WHILE) and the ops of loop bodies (cython_ops.control); SVDF (cython_ops.svdf) -------------
+WHILE = _layout("while", "em_control.h", "EM_WHILE",
+                ptrs=("cond_kernels", "cond_params", "body_kernels", "body_params", "cond_output", "copies",
+                      "cond_checks", "body_checks", "status"),
+                ints=("cond_steps", "body_steps", "init_copies", "stage_copies", "out_copies", "cond_check_count",
+                      "body_check_count", "status_bytes", "max_iterations", "outermost"))
+SLICE_CONCAT_MAX_PIECES = 4                           # EM_SLICE_CONCAT_MAX_PIECES: unused piece slots are 0
+SLICE_CONCAT = _layout("slice_concat", "em_control.h", "EM_SLICE_CONCAT",
+                       ptrs=("output", "status", ("sources", SLICE_CONCAT_MAX_PIECES),
+                             ("begins", SLICE_CONCAT_MAX_PIECES), ("sizes", SLICE_CONCAT_MAX_PIECES)),
+                       ints=("pieces", "rank", "axis", "itemsize", "index_bytes", ("out_dims", 6),
+                             ("source_dims", 6 * SLICE_CONCAT_MAX_PIECES)))
+BINARY_I32 = _layout("binary_i32", "em_loop_ops.h", "EM_BINARY_I32", base=BINARY, keep=(ALL, ALL, 0),
+                     ints=("act_min", "act_max"))
+BOOL_BINARY = _layout("bool_binary", "em_loop_ops.h", "EM_BOOL_BINARY", base=BINARY, keep=(ALL, ALL, 0))
+SVDF = _layout("svdf", "em_svdf.h", "EM_SVDF",
+               ptrs=("input", "weights_feature", "weights_time", "bias", "state", "output", "scratch", "row_sums"),
+               ints=("batch", "inputs", "filters", "units", "rank", "memory", "input_zp", "output_zp", "mult1",
+                     "shift1", "mult2", "shift2", "mode", "activation", "asymmetric"),
+               floats=("feature_scale",))
+
 LAYOUTS: Tuple[Layout, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Layout))
 
 KERNEL_LAYOUTS: Dict[str, Layout] = {
@@ -334,7 +365,7 @@ KERNEL_LAYOUTS: Dict[str, Layout] = {
     "conv2d_hybrid": HY_CONV, "depthwise_hybrid": HY_CONV, "fully_connected_hybrid": HY_FC, "conv2d_int8": CONV,
     "conv2d_f32": CONV, "depthwise_int8": CONV, "depthwise_f32": CONV, "fully_connected_int8": FC,
     "fully_connected_f32": FC_F32, "conv2d_int8_vnni": CONV_VNNI, "fully_connected_int8_vnni": FC_PACKED,
-    "depthwise_int8_vnni": DEPTHWISE_VNNI, "conv2d_int8_avx2": CONV_AVX2, "fully_connected_int8_avx2": FC_PACKED,
+    "conv2d_int8_avx2": CONV_AVX2, "fully_connected_int8_avx2": FC_PACKED,
     "conv2d_int8_w16": CONV, "depthwise_int8_w16": CONV, "fully_connected_int8_w16": FC,
     # cython_ops.pool
     "avg_pool_int8": POOL, "avg_pool_uint8": POOL, "avg_pool_f32": POOL, "max_pool_int8": POOL, "max_pool_f32": POOL,
@@ -380,6 +411,11 @@ KERNEL_LAYOUTS: Dict[str, Layout] = {
     "batch_matmul_int8": BATCH_MATMUL, "grouped_conv_int8": GROUPED_CONV, "grouped_conv_f32": GROUPED_CONV,
     # cython_ops.space_ops
     "gather_indexed": GATHER_INDEXED, "space_to_batch": BATCH_SPACE, "batch_to_space": BATCH_SPACE,
+    # cython_ops.control
+    "while": WHILE, "slice_concat": SLICE_CONCAT, "add_int32": BINARY_I32, "sub_int32": BINARY_I32,
+    "mul_int32": BINARY_I32, "logical_and": BOOL_BINARY, "logical_or": BOOL_BINARY, "logical_not": BOOL_BINARY,
+    # cython_ops.svdf
+    "svdf_int8": SVDF, "svdf_f32": SVDF, "svdf_hybrid": SVDF,
 }
 
 
@@ -389,3 +425,32 @@ def layout_of(kernel_name: str) -> Layout:
         return KERNEL_LAYOUTS[kernel_name]
     except KeyError:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
+
+
+# quantized ONNX operators (onnx-quant)
+KERNEL_LAYOUTS.update({"onnx_qlinear_mul": QLINEAR_MUL, "onnx_qlinear_avgpool": QLINEAR_POOL})
+
+# ----- TFLite_Detection_PostProcess (cython_ops.detection) ------------------------------------------------------
+DETECT = _layout("detection_postprocess", "em_detection.h", "EM_DETECT",
+                 ptrs=("boxes", "scores", "anchors", "out_boxes", "out_classes", "out_scores", "out_count", "scratch"),
+                 ints=("boxes", "box_stride", "classes_with_background", "num_classes", "max_detections",
+                       "max_classes_per_detection", "detections_per_class", "regular", "box_quantized", "box_zp",
+                       "score_quantized", "score_zp", "off_decoded", "off_scores", "off_column", "off_kept_scores",
+                       "off_kept_indices", "off_order", "off_merge", "off_selected", "off_class_ranks",
+                       "off_detections", "off_active"),
+                 floats=("box_scale", "score_scale", "y_scale", "x_scale", "h_scale", "w_scale", "score_threshold",
+                         "iou_threshold"))
+LAYOUTS += (DETECT,)
+KERNEL_LAYOUTS.update({"detection_postprocess": DETECT})
+
+# ----- speed-conv: vector kernels for every geometry and ISA (depthwise rows, AVX-VNNI GEMM, threads) ---------------
+DW_ROWS = _layout("depthwise_rows", "em_depthwise_simd.h", "EM_DW_ROWS", base=CONV, keep=(ALL, ALL, 0),
+                  ptrs=("rq_table", "tap_offsets"),
+                  ints=("patterns", "segment", "tap_groups", "phase_width", "row_pitch", "band_rows", "band_bytes",
+                        "threads", "w_zp", "any_left"))
+LAYOUTS += (DW_ROWS,)
+KERNEL_LAYOUTS.update({
+    # cython_ops.conv
+    "depthwise_int8_vnni": DW_ROWS, "depthwise_int8_avxvnni": DW_ROWS, "depthwise_int8_avx2": DW_ROWS,
+    "conv2d_int8_avxvnni": CONV_VNNI, "fully_connected_int8_avxvnni": FC_PACKED,
+})

@@ -6,9 +6,9 @@ from typing import Optional
 import numpy as np
 
 from edgeml.errors import ModelFormatError
-from edgeml.ir import Op
+from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
 from edgeml.runtime.plan import Ctx
-from edgeml.runtime.requant import ColumnRequant
+from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
 
 
 def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> np.ndarray:
@@ -16,6 +16,8 @@ def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> n
     n_out = weights_2d.shape[0]
     b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int64)
     adj = b - in_zp * weights_2d.astype(np.int64).sum(axis=1)
+    if op.options.get("requant") == IR_REQUANT_FLOAT:
+        return wrap_int32(adj)        # onnxruntime's int32 sums wrap (a quantizer may clip a bias to INT32_MIN)
     if np.any(np.abs(adj) >= 2 ** 31):
         raise ModelFormatError(f"{op.describe()}: bias and weights overflow the int32 accumulator")
     return adj.astype(np.int32)
@@ -41,7 +43,7 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
     packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
     b = np.zeros(np_, np.int64)
     b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
-    if rq.w_zp:
+    if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
         b[:n] += (k if taps is None else taps) * (in_zp + 128) * rq.w_zp
         b = wrap_int32(b).astype(np.int64)
     elif np.any(np.abs(b) >= 2 ** 31):
@@ -61,38 +63,9 @@ def vnni_chunk(kp: int, rows: int) -> int:
     return max(1, min(chunk, rows))
 
 
-def depthwise_vnni_pack(ctx: Ctx, w: np.ndarray, bias, in_zp: int, rq: ColumnRequant, stride_w: int) -> dict:
-    """Depthwise weights [taps][C] -> the lanes of em_depthwise_int8_vnni: [channel block][tap group][16][4].
-    With stride_w 1 and C dividing 16, a vector holds 16 / C pixels, so lane l is channel l % C.  A weight zero
-    point (rq.w_zp) adds taps (in_zp + 128) w_zp to the bias (em_depthwise.h)."""
-    taps, c = w.shape
-    pv = 16 // c if stride_w == 1 and c < 16 and 16 % c == 0 else 1
-    cb = 1 if pv > 1 else -(-c // 16)
-    tg = -(-taps // 4)
-    # wide: pixels per 64-byte step of em_depthwise_vector64 (0: 16-lane steps)
-    wide = 1 if c % 64 == 0 else (64 // c if stride_w == 1 and 64 % c == 0 and c >= 8 else 0)
-    if wide:   # lane j = 16 k + 4 L + i of a 64-byte block holds byte 16 L + 4 k + i, channel (that) % C
-        j = np.arange(max(c, 64))
-        lane_ch = ((j // 64) * 64 + ((j % 64) // 4 % 4) * 16 + (j % 64) // 16 * 4 + j % 4) % c
-        cb = lane_ch.size // 16
-    else:
-        lane_ch = np.arange(16 * cb) % c if pv > 1 else np.minimum(np.arange(16 * cb), c - 1)
-    used = np.ones(lane_ch.size, bool) if pv > 1 or wide else np.arange(16 * cb) < c
-    wl = np.zeros((4 * tg, 16 * cb), np.int8)
-    wl[:taps] = np.where(used, w[:, lane_ch], 0)
-    if wide:   # [64-byte block][tap group][accumulator][16 lanes][4 taps]
-        packed = wl.reshape(tg, 4, cb // 4, 4, 16).transpose(2, 0, 3, 4, 1)
-    else:      # [16-block][tap group][16 lanes][4 taps]
-        packed = wl.reshape(tg, 4, cb, 16).transpose(2, 0, 3, 1)
-    b = (np.zeros(c, np.int64) if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w.astype(np.int64).sum(0)
-    if rq.w_zp:     # weights with a zero point: the kernel adds -w_zp * (the taps' byte sum)
-        b = wrap_int32(b + taps * (in_zp + 128) * rq.w_zp).astype(np.int64)
-    elif np.any(np.abs(b) >= 2 ** 31):
-        raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
-    lanes = [ctx.keep_array(np.where(used, a[lane_ch], 0).astype(a.dtype))
-             for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
-    return {"w": ctx.keep_array(packed), "bias": lanes[0], "rq": lanes[1:], "pv": pv, "cb": cb, "tg": tg,
-            "wide": wide}
+def avx2_chunk(kp: int, rows: int) -> int:
+    """Rows per int16 chunk of the AVX2 GEMM: a multiple of its 4-row tiles that keeps the chunk in L1."""
+    return max(1, min(rows, max(4, VNNI_CHUNK_BYTES // (2 * kp) // 4 * 4)))
 
 
 def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) -> dict:

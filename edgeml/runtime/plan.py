@@ -12,6 +12,7 @@ from edgeml.ir import Graph, Op
 
 
 INT8_FLOAT32 = (np.dtype(np.int8), np.dtype(np.float32))
+STATUS_BYTES = 16                       # a step's status area (Step.check)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ class Step:
     macs: int = 0            # multiply-accumulates of CONV / DEPTHWISE / FULLY_CONNECTED; 0 for other ops
     check: Optional[Callable] = None   # check(status) -> error message or None: the kernel writes its 16-byte
     #                                    status area (addr("status")) on bad run-time input (and zeros instead of
-    #                                    reading out of bounds); the Interpreter raises InputError with the message
+    #                                    reading out of bounds); the Interpreter raises InputError with the message.
+    #                                    A tuple of checks: that many consecutive areas from addr("status") (WHILE).
+    #                                    The kernel writes the area's first int32 on every run, nonzero on failure
 
 
 @dataclass
@@ -53,12 +56,15 @@ class Plan:
     arena_owner: np.ndarray = None    # the allocation `arena` lies in (aligned inside it)
     const_arrays: dict = None         # tensor index -> contiguous constant the kernels read (shared by clones)
     status_offsets: dict = None       # step index -> byte offset of its status word in the arena
+    subplans: list = None             # unbound plans of subgraphs its control-flow steps run (their own arenas lie
+    #                                   inside this plan's), so weight_bytes counts their weights
 
     @property
     def weight_bytes(self) -> int:
         """Bytes of packed weights, tables and constants the kernels read: shared by every clone of the plan."""
         return sum(a.nbytes for a in self.keep if isinstance(a, np.ndarray)) + \
-            sum(a.nbytes for a in (self.const_arrays or {}).values())
+            sum(a.nbytes for a in (self.const_arrays or {}).values()) + \
+            sum(p.weight_bytes for p in (self.subplans or ()))
 
     def view(self, t: int) -> np.ndarray:
         """The arena region of tensor t as an array (no copy)."""
@@ -81,10 +87,21 @@ class Ctx:
         self.max_weight_bytes = max_weight_bytes
         self.weight_bytes = 0
         self.shapes = {}
+        self.producers = {}                # tensor index -> the op whose prepare set its shape
         self.constants = {}
         self.keep = []
         self.batch_changed = False
         self.input_ranges = {}
+        # control-flow ops (WHILE) plan their subgraphs through these, set by compile.py (which op modules cannot
+        # import): plan_subgraph(graph, input shapes, external tensors) -> unbound Plan,
+        # bind_subplan(plan, arena address, {tensor: address}) -> (Engine, addr); `enclosing` holds the graphs
+        # whose control-flow ops are being prepared, so a subgraph that reaches itself is refused; plan_count
+        # counts the subgraph plans of the whole model (shared by every context of it)
+        self.plan_subgraph = None
+        self.bind_subplan = None
+        self.enclosing = ()
+        self.subplans = []
+        self.plan_count = [0]
         for t in graph.tensors:
             if t.data is not None:
                 self.constants[t.index] = t.data
@@ -112,11 +129,17 @@ class Ctx:
         shape = tuple(int(d) for d in shape)
         if any(d < 0 for d in shape):
             raise ModelFormatError(f"{op.describe()}: inferred a negative dimension for {t.describe()}")
-        if not self.batch_changed and t.shape and tuple(t.shape) != shape and math.prod(t.shape) != 0:
+        if (not self.batch_changed and t.shape and tuple(t.shape) != shape and math.prod(t.shape) != 0
+                and not (len(shape) == len(t.shape)
+                         and all(a in t.dynamic_dims for a in range(len(shape)) if shape[a] != t.shape[a]))):
             raise ModelFormatError(f"{op.describe()}: {t.describe()} is declared {list(t.shape)} but the op "
                                    f"produces {list(shape)}")
         if t.index in self.constants:
             raise ModelFormatError(f"{op.describe()} writes constant {t.describe()}")
+        if t.index in self.shapes and self.producers.get(t.index) is not op:
+            raise ModelFormatError(f"{op.describe()} writes {t.describe()}, which a graph input or an earlier op "
+                                   "already provides")
+        self.producers[t.index] = op
         self.check_size(shape, t.dtype.itemsize, f"{op.describe()}: output {t.describe()}")
         self.shapes[t.index] = shape
 

@@ -1,13 +1,14 @@
 """The op table: op type -> OpSpec (prepare, newest version, output types), collected from the family modules."""
 from __future__ import annotations
 
-from edgeml.runtime.ops import (activations, batch_matmul, binary_math, compare, conv, elementwise, fully_connected,
-                                index, lstm, normalization, onnx_quantized, onnx_rnn, pool, quantize, reduce, resize,
-                                shape, space, transpose_conv, unary_math)
+from edgeml.runtime.ops import (activations, batch_matmul, binary_math, compare, control, conv, densify, detection,
+                                elementwise, fully_connected, index, loop_ops, lstm, normalization, onnx_quantized,
+                                onnx_rnn, pool, quantize, reduce, resize, shape, space, svdf, tensor_list,
+                                transpose_conv, unary_math)
 
 FAMILIES = (conv, fully_connected, pool, elementwise, activations, quantize, shape, reduce, lstm, onnx_rnn,
             onnx_quantized, transpose_conv, resize, index, compare, unary_math, binary_math, normalization,
-            batch_matmul, space)
+            batch_matmul, space, control, tensor_list, loop_ops, svdf, detection, densify)
 
 
 

@@ -2,7 +2,8 @@
 blocks) or a constant right operand, adj_x / adj_y, batch dimensions broadcast (ranks 2 to 5, as LiteRT).
 
 A constant right operand is brought to [n][k] rows with its column sums once here.  int8 requantizes with one
-multiplier, LiteRT's float product of the input scales over the output scale, in double.
+multiplier, LiteRT's float product of the input scales over the output scale, in double (ONNX files:
+onnxruntime's float32 scale and float requantization).
 """
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import numpy as np
 
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.ir import Op
+from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.ops.common import element_count, qparams
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.runtime.requant import REQUANT_FLOAT
 
 F32, S8 = np.dtype(np.float32), np.dtype(np.int8)
 MAX_RANK = 5           # LiteRT's BATCH_MATMUL takes ranks 2 to 5: up to three batch dimensions
@@ -67,7 +69,7 @@ def prepare_batch_matmul(ctx: Ctx, op: Op) -> Step:
     pad = [1] * (BATCH_DIMS - len(batch))
     bl, br, bo = pad + ls[:-2], pad + rs[:-2], pad + batch
     isz = lhs.dtype.itemsize
-    packed = sums = mult = shift = None
+    packed = sums = mult = shift = fscales = None
     if rhs.index in ctx.constants:
         packed = ctx.keep_array(packed_rhs(ctx.constants[rhs.index], br, k, n, adj_y))
         if lhs.dtype == S8:
@@ -86,8 +88,13 @@ def prepare_batch_matmul(ctx: Ctx, op: Op) -> Step:
         s_l, ints["lhs_zp"] = qparams(lhs, op)
         s_r, ints["rhs_zp"] = qparams(rhs, op)
         s_o, ints["out_zp"] = qparams(y, op)
-        # GetQuantizedConvolutionMultipler: the input scales' product in float, divided in double
-        m0, sh = Q.quantize_multiplier(float(Q.F32(s_l) * Q.F32(s_r)) / float(Q.F32(s_o)), ctx.rounding)
+        if op.options.get("requant") == IR_REQUANT_FLOAT:      # onnxruntime's QLinearMatMul: float32 scale
+            fscales = ctx.keep_array(np.full(max(n, 1), Q.column_scales(s_l, np.array([s_r]), s_o)[0], np.float32))
+            ints["mode"] = REQUANT_FLOAT
+            m0 = sh = 0
+        else:
+            # GetQuantizedConvolutionMultipler: the input scales' product in float, divided in double
+            m0, sh = Q.quantize_multiplier(float(Q.F32(s_l) * Q.F32(s_r)) / float(Q.F32(s_o)), ctx.rounding)
         mult = ctx.keep_array(np.full(max(n, 1), m0, np.int32))
         shift = ctx.keep_array(np.full(max(n, 1), sh, np.int32))
     name = "batch_matmul_int8" if lhs.dtype == S8 else "batch_matmul_f32"
@@ -96,7 +103,8 @@ def prepare_batch_matmul(ctx: Ctx, op: Op) -> Step:
         return (dict(lhs=addr(lhs.index), rhs=addr(rhs.index), output=addr(y.index), scratch=addr("scratch"),
                      packed_rhs=address(packed) if packed is not None else 0,
                      col_sums=address(sums) if sums is not None else 0,
-                     mult=address(mult) if mult is not None else 0, shift=address(shift) if shift is not None else 0),
+                     mult=address(mult) if mult is not None else 0, shift=address(shift) if shift is not None else 0,
+                     float_scales=address(fscales) if fscales is not None else 0),
                 ints, {})
     return Step(op, name, make, scratch, element_count(bo) * m * n * k)
 

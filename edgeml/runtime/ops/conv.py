@@ -13,15 +13,17 @@ from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import grouped_conv, hybrid, int16x8
+from edgeml.runtime.ops.depthwise import prepare_depthwise_rows
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fused_activation, io_kind, qparams,
                                        reject_uint8_hybrid, require_positive, spatial_padding)
-from edgeml.runtime.packing import (VNNI_SLACK, avx2_pack, depthwise_vnni_pack, fold_input_zero_point, vnni_chunk,
+from edgeml.runtime.packing import (VNNI_SLACK, avx2_chunk, avx2_pack, fold_input_zero_point, vnni_chunk,
                                     vnni_pack)
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
-DW_MAX_TAPS = 64          # EM_DW_MAX_TAPS in em_depthwise.h
 THREAD_MIN_MACS = 2_000_000   # a conv is split over threads only from this size (a slice costs a wake-up)
+DEPTHWISE_AS_CONV_MIN = 4     # a one-channel depthwise with this many outputs runs as the CONV_2D it equals
+NO_FLOATS = dict(act_min=0.0, act_max=0.0)      # the int8 kernels clamp in integers
 
 
 def conv_threads(ctx: Ctx, macs: int, rows: int) -> int:
@@ -71,7 +73,6 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
                     pad_top=pt, pad_left=pl)
     K = kh * kw * ic
     direct = int(not depthwise and kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0)
-    no_floats = dict(act_min=0.0, act_max=0.0)      # the int8 kernels clamp in integers
 
     if kind == "int8":
         _, in_zp = qparams(x, op)
@@ -79,75 +80,13 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
         bias = bias_vector(ctx, op, 2, oc, np.int32)
         ints = dict(geometry, in_zp=in_zp, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max, mode=rq.mode,
                     dm=dm, direct=direct, chunk=IM2COL_ROWS)
-        wide = "_w16" if rq.w_zp else ""    # weights with a zero point (uint8 models): kernels read w - w_zp
+        if depthwise and ic == 1 and oc >= DEPTHWISE_AS_CONV_MIN:
+            # one input channel: the same sums as a CONV_2D with oc one-channel filters, on the GEMM
+            wconv = wdata.reshape(kh, kw, oc).transpose(2, 0, 1)[..., None]
+            return prepare_conv_int8(ctx, op, x, y, wconv, bias, in_zp, rq, dict(ints, dm=1), macs)
         if depthwise:
-            if dm == 1 and kh * kw <= DW_MAX_TAPS and CONFIG.depthwise_int8_vnni:
-                dv = depthwise_vnni_pack(ctx, wdata.reshape(kh * kw, oc), bias, in_zp, rq, sw)
-                ihp, iwp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-                ints_d = dict(ints, pv=dv["pv"], cb=dv["cb"], tg=dv["tg"], wide=dv["wide"], w_zp=rq.w_zp)
-
-                def make_d(addr):
-                    return (dict(input=addr(x.index), weights=address(dv["w"]), bias=address(dv["bias"]),
-                                 output=addr(y.index), scratch=addr("scratch"), **requant.pointers(dv["rq"])),
-                            ints_d, {})
-                return Step(op, "depthwise_int8_vnni", make_d, ihp * iwp * ic + VNNI_SLACK, macs)
-            w_taps = wdata.reshape(kh * kw, oc)
-            wk = ctx.keep_array(w_taps.astype(np.int16) - rq.w_zp if rq.w_zp else w_taps)
-            bk = ctx.keep_array(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32))
-            scratch = oc * 4
-        else:
-            w2 = wdata.reshape(oc, K)
-            if CONFIG.conv2d_int8 == "conv2d_int8_vnni":
-                # how the kernel reads its GEMM rows (em_conv2d_int8_vnni): 1 1x1 rows repacked, 4 implicit GEMM
-                # over a padded copy, 0 im2col
-                span4 = -(-(kw * ic) // 4) * 4
-                ihp, iwp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-                direct_v = 1 if direct else (4 if dw == 1 else 0)
-                if direct_v == 4:     # K ordered by window row, each row padded to a multiple of 4
-                    w2v = np.zeros((oc, kh, span4), np.int8)
-                    w2v[:, :, :kw * ic] = wdata.reshape(oc, kh, kw * ic)
-                    w2v = w2v.reshape(oc, kh * span4)
-                else:
-                    w2v = w2
-                vp = vnni_pack(ctx, w2v, bias, in_zp, rq, taps=K)
-                chunk = vnni_chunk(vp["kp"], oh * ow)
-                threads = conv_threads(ctx, macs, oh * ow)
-                slice_rows = -(-oh * ow // threads)
-                slice_bytes = VNNI_SLACK + {1: slice_rows * vp["kp"], 4: ihp * iwp * ic}.get(direct_v,
-                                                                                            chunk * vp["kp"])
-                if rq.w_zp:     # em_conv_vnni_corr_bytes: one int32 row correction per GEMM row of a call
-                    slice_bytes += -(-4 * (chunk if direct_v == 0 else slice_rows) // 64) * 64
-                slice_bytes = -(-slice_bytes // ALIGN) * ALIGN
-                ints_v = dict(ints, direct=direct_v, chunk=chunk, kp=vp["kp"], threads=threads,
-                              slice_bytes=slice_bytes, w_zp=rq.w_zp)
-
-                def make_v(addr):
-                    return (dict(input=addr(x.index), weights=address(vp["w"]), bias=address(vp["bias"]),
-                                 output=addr(y.index), scratch=addr("scratch"), **requant.pointers(vp["rq"])),
-                            ints_v, {})
-                return Step(op, "conv2d_int8_vnni", make_v, slice_bytes * threads, macs)
-            if rq.w_zp:
-                w2 = w2.astype(np.int16) - rq.w_zp
-            if CONFIG.conv2d_int8 == "conv2d_int8_avx2":        # int16 panels: w - w_zp fits as it is
-                ap = avx2_pack(ctx, w2, fold_input_zero_point(op, bias, w2, in_zp), rq)
-                chunk2 = min(oh * ow, IM2COL_ROWS)
-                ints_a = dict(ints, chunk=chunk2, kp=ap["kp"])
-                scratch_a = (0 if direct else -(-chunk2 * K // 32) * 32) + chunk2 * ap["kp"] * 2
-
-                def make_a(addr):
-                    return (dict(input=addr(x.index), weights=address(ap["w"]), bias=address(ap["bias"]),
-                                 output=addr(y.index), scratch=addr("scratch"), **requant.pointers(ap["rq"])),
-                            ints_a, {})
-                return Step(op, "conv2d_int8_avx2", make_a, scratch_a, macs)
-            wk = ctx.keep_array(w2)
-            bk = ctx.keep_array(fold_input_zero_point(op, bias, w2, in_zp))
-            scratch = 0 if direct else IM2COL_ROWS * K
-        rqa = rq.arrays(ctx)
-
-        def make(addr):
-            return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
-                         scratch=addr("scratch"), **requant.pointers(rqa)), ints, no_floats)
-        return Step(op, ("depthwise_int8" if depthwise else "conv2d_int8") + wide, make, scratch, macs)
+            return prepare_depthwise_int8(ctx, op, x, y, wdata.reshape(kh * kw, oc), bias, in_zp, rq, ints, macs)
+        return prepare_conv_int8(ctx, op, x, y, wdata, bias, in_zp, rq, ints, macs)
 
     lo, hi = Q.activation_range_f32(act)
     bias = bias_vector(ctx, op, 2, oc, np.float32)
@@ -161,6 +100,88 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
                      output=addr(y.index), mult=0, shift=0, scratch=addr("scratch"), double_scales=0,
                      float_scales=0), ints, dict(act_min=lo, act_max=hi))
     return Step(op, "depthwise_f32" if depthwise else "conv2d_f32", make_f, scratch, macs)
+
+
+def prepare_depthwise_int8(ctx: Ctx, op: Op, x, y, w_taps: np.ndarray, bias, in_zp: int, rq: requant.ColumnRequant,
+                           ints: dict, macs: int) -> Step:
+    """int8 DEPTHWISE_CONV_2D: the vector kernels (ops.depthwise) or the portable one; w_taps: [taps][OC]."""
+    if CONFIG.depthwise_int8 != "depthwise_int8":
+        return prepare_depthwise_rows(ctx, op, CONFIG.depthwise_int8, x, y, w_taps, bias, in_zp, rq, ints, macs)
+    wk = ctx.keep_array(w_taps.astype(np.int16) - rq.w_zp if rq.w_zp else w_taps)
+    bk = ctx.keep_array(np.zeros(w_taps.shape[1], np.int32) if bias is None else bias.astype(np.int32))
+    rqa = rq.arrays(ctx)
+
+    def make(addr):
+        return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
+                     scratch=addr("scratch"), **requant.pointers(rqa)), ints, NO_FLOATS)
+    # weights with a zero point (uint8 models): the _w16 kernel reads w - w_zp
+    return Step(op, "depthwise_int8_w16" if rq.w_zp else "depthwise_int8", make, w_taps.shape[1] * 4, macs)
+
+
+def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: int, rq: requant.ColumnRequant,
+                      ints: dict, macs: int) -> Step:
+    """int8 CONV_2D with weights [OC, KH, KW, IC] on the GEMM of this CPU's path (KernelConfig.conv2d_int8)."""
+    oc, kh, kw, ic = wconv.shape
+    K = kh * kw * ic
+    g = ints
+    direct = int(kh == 1 and kw == 1 and g["sh"] == 1 and g["sw"] == 1 and g["pad_top"] == 0 and g["pad_left"] == 0)
+    ints = dict(ints, direct=direct)
+    oh, ow = g["oh"], g["ow"]
+    w2 = wconv.reshape(oc, K)
+    kernel = CONFIG.conv2d_int8
+    threads = conv_threads(ctx, macs, oh * ow)
+    slice_rows = -(-oh * ow // threads)
+    # how the vector kernels read their GEMM rows (em_conv.h): 1 1x1 rows repacked, 4 implicit GEMM over a padded
+    # copy of the image (weights packed per window row, KW * IC rounded up to 4), 0 im2col
+    mode = 1 if direct else (4 if g["dw"] == 1 else 0)
+    ihp = (oh - 1) * g["sh"] + (kh - 1) * g["dh"] + 1
+    iwp = (ow - 1) * g["sw"] + (kw - 1) * g["dw"] + 1
+
+    def by_window_row(w):     # [OC][K] -> [OC][KH * span4], zero weights after each window row's KW * IC
+        if mode != 4:
+            return w
+        span4 = -(-(kw * ic) // 4) * 4
+        out = np.zeros((oc, kh, span4), w.dtype)
+        out[:, :, :kw * ic] = w.reshape(oc, kh, kw * ic)
+        return out.reshape(oc, kh * span4)
+
+    if kernel in ("conv2d_int8_vnni", "conv2d_int8_avxvnni"):
+        vp = vnni_pack(ctx, by_window_row(w2), bias, in_zp, rq, taps=K)
+        chunk = vnni_chunk(vp["kp"], oh * ow)
+        slice_bytes = VNNI_SLACK + (ihp * iwp * ic if mode == 4 else chunk * vp["kp"])
+        if rq.w_zp:     # em_conv_vnni_corr_bytes: one int32 row correction per GEMM row of a call
+            slice_bytes += -(-4 * (slice_rows if mode == 4 else chunk) // 64) * 64
+        slice_bytes = -(-slice_bytes // ALIGN) * ALIGN
+        ints_v = dict(ints, direct=mode, chunk=chunk, kp=vp["kp"], threads=threads, slice_bytes=slice_bytes,
+                      w_zp=rq.w_zp)
+
+        def make_v(addr):
+            return (dict(input=addr(x.index), weights=address(vp["w"]), bias=address(vp["bias"]),
+                         output=addr(y.index), scratch=addr("scratch"), **requant.pointers(vp["rq"])), ints_v, {})
+        return Step(op, kernel, make_v, slice_bytes * threads, macs)
+    if rq.w_zp:     # weights with a zero point (uint8 models): the int16 forms read w - w_zp
+        w2 = w2.astype(np.int16) - rq.w_zp
+    if kernel == "conv2d_int8_avx2":
+        ap = avx2_pack(ctx, by_window_row(w2), fold_input_zero_point(op, bias, w2, in_zp), rq)
+        chunk = avx2_chunk(ap["kp"], oh * ow)
+        slice_bytes = {4: (ihp * iwp * ic + 32) * 2, 1: chunk * ap["kp"] * 2}.get(
+            mode, -(-chunk * K // 64) * 64 + chunk * ap["kp"] * 2)
+        slice_bytes = -(-(slice_bytes + 64) // ALIGN) * ALIGN
+        ints_a = dict(ints, direct=mode, chunk=chunk, kp=ap["kp"], threads=threads, slice_bytes=slice_bytes)
+
+        def make_a(addr):
+            return (dict(input=addr(x.index), weights=address(ap["w"]), bias=address(ap["bias"]),
+                         output=addr(y.index), scratch=addr("scratch"), **requant.pointers(ap["rq"])), ints_a, {})
+        return Step(op, kernel, make_a, slice_bytes * threads, macs)
+    wk = ctx.keep_array(w2)
+    bk = ctx.keep_array(fold_input_zero_point(op, bias, w2, in_zp))
+    rqa = rq.arrays(ctx)
+
+    def make(addr):
+        return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
+                     scratch=addr("scratch"), **requant.pointers(rqa)), ints, NO_FLOATS)
+    return Step(op, "conv2d_int8_w16" if rq.w_zp else "conv2d_int8", make, 0 if direct else IM2COL_ROWS * K, macs)
+
 
 OPS = {
     "CONV_2D": OpSpec(prepare_conv2d, max_version=8, output_types=int16x8.WITH_INT16),

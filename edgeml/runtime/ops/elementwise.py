@@ -1,4 +1,5 @@
-"""ADD, SUB and MUL with broadcasting, int8 and float32 (cython_ops/include/em_elementwise.h)."""
+"""ADD, SUB and MUL with broadcasting, int8 and float32 (cython_ops/include/em_elementwise.h); int32 (loop
+counters of WHILE bodies) in cython_ops/include/em_loop_ops.h."""
 from __future__ import annotations
 
 from functools import partial
@@ -6,7 +7,7 @@ from functools import partial
 import numpy as np
 
 from edgeml import numerics as Q
-from edgeml.errors import ModelFormatError
+from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import int16x8
@@ -32,10 +33,21 @@ def broadcast_strides(shape: tuple, out: tuple) -> list:
 
 
 ADD_TABLE_BYTES = 2048    # em_add_int8_avx512: each input stage as a 256-entry int32 table
+INT32 = np.dtype(np.int32)
+INT32_ACTIVATION_RANGES = {"NONE": (-2**31, 2**31 - 1), "RELU": (0, 2**31 - 1), "RELU6": (0, 6),
+                           "RELU_N1_TO_1": (-1, 1)}     # CalculateActivationRange<int32_t>
+
+
+def all_int32(ctx: Ctx, op: Op) -> bool:
+    """Whether the op computes on int32 (both inputs and the output; a mix is refused)."""
+    types = [ctx.tensor(op, 0).dtype, ctx.tensor(op, 1).dtype, ctx.tensor(op, 0, "output").dtype]
+    if INT32 in types and any(t != INT32 for t in types):
+        raise UnsupportedOpError(f"{op.describe()}: int32 mixed with {' and '.join(t.name for t in types)}")
+    return INT32 in types
 
 
 def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
-    kind = "int16" if int16x8.is_int16(ctx, op) else io_kind(ctx, op, 2)
+    kind = "int16" if int16x8.is_int16(ctx, op) else "int32" if all_int32(ctx, op) else io_kind(ctx, op, 2)
     a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     for t in (a, b):
         if t.index in ctx.constants and t.index not in ctx.shapes:
@@ -48,7 +60,10 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
     if kind == "int16":
         return int16x8.prepare_binary(ctx, op, which, dims)
     scratch = 0
-    if kind == "int8":
+    if kind == "int32":
+        lo, hi = INT32_ACTIVATION_RANGES[act]
+        ints, floats, name = dict(dims, act_min=lo, act_max=hi), {}, which.lower() + "_int32"
+    elif kind == "int8":
         # the vector kernels take equal shapes, or one input of a single element broadcast to the other's shape
         vector_shapes = tuple(sa) == tuple(sb) or (element_count(sa) == 1 and tuple(sb) == tuple(out)) or \
             (element_count(sb) == 1 and tuple(sa) == tuple(out))
@@ -94,7 +109,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
 
 
 OPS = {
-    "ADD": OpSpec(partial(prepare_binary, which="ADD"), max_version=5, output_types=int16x8.WITH_INT16),
-    "SUB": OpSpec(partial(prepare_binary, which="SUB"), max_version=5, output_types=int16x8.WITH_INT16),
-    "MUL": OpSpec(partial(prepare_binary, which="MUL"), max_version=7, output_types=int16x8.WITH_INT16),
+    "ADD": OpSpec(partial(prepare_binary, which="ADD"), max_version=5, output_types=int16x8.WITH_INT16 + (INT32,)),
+    "SUB": OpSpec(partial(prepare_binary, which="SUB"), max_version=5, output_types=int16x8.WITH_INT16 + (INT32,)),
+    "MUL": OpSpec(partial(prepare_binary, which="MUL"), max_version=7, output_types=int16x8.WITH_INT16 + (INT32,)),
 }

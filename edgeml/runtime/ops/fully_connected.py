@@ -13,7 +13,17 @@ from edgeml.runtime.ops import hybrid, int16x8
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, fully_connected_shape, fused_activation, io_kind,
                                        qparams, reject_uint8_hybrid)
 from edgeml.runtime.packing import VNNI_SLACK, avx2_pack, fold_input_zero_point, vnni_chunk, vnni_pack
+from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+
+THREAD_MIN_MACS = 500_000     # an FC is split over threads (rows, or 16-column blocks) from this size
+
+
+def fc_threads(ctx: Ctx, macs: int, rows: int, units: int) -> int:
+    """Threads for one FULLY_CONNECTED: 4+ rows or one 16-column block each (em_fc_slice_range)."""
+    if macs < THREAD_MIN_MACS:
+        return 1
+    return max(1, min(ctx.num_threads, max(rows // 4, -(-units // 16))))
 
 
 def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
@@ -38,27 +48,32 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
         bias = bias_vector(ctx, op, 2, n_out, np.int32)
         ints = dict(rows=rows, depth=K, units=n_out, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max,
                     mode=rq.mode)
-        if CONFIG.fully_connected_int8 == "fully_connected_int8_vnni":
+        kernel = CONFIG.fully_connected_int8
+        threads = fc_threads(ctx, macs, rows, n_out)
+        if kernel in ("fully_connected_int8_vnni", "fully_connected_int8_avxvnni"):
             vp = vnni_pack(ctx, wdata, bias, in_zp, rq)
             chunk = vnni_chunk(vp["kp"], rows)
             corr_bytes = -(-4 * chunk // 64) * 64 if rq.w_zp else 0      # em_fc_vnni_corr_bytes
+            slice_bytes = -(-(corr_bytes + chunk * vp["kp"] + VNNI_SLACK) // ALIGN) * ALIGN
 
             def make_v(addr):
                 return (dict(input=addr(x.index), weights=address(vp["w"]), bias=address(vp["bias"]),
                              output=addr(y.index), scratch=addr("scratch"), **requant.pointers(vp["rq"])),
-                        dict(ints, kp=vp["kp"], chunk=chunk, w_zp=rq.w_zp), {})
-            return Step(op, "fully_connected_int8_vnni", make_v, corr_bytes + chunk * vp["kp"] + VNNI_SLACK, macs)
+                        dict(ints, kp=vp["kp"], chunk=chunk, w_zp=rq.w_zp, threads=threads, slice_bytes=slice_bytes),
+                        {})
+            return Step(op, kernel, make_v, slice_bytes * threads, macs)
         # weights with a zero point (uint8 models): the int16 panels and the portable kernel read w - w_zp
         w2 = wdata.astype(np.int16) - rq.w_zp if rq.w_zp else wdata
-        if CONFIG.fully_connected_int8 == "fully_connected_int8_avx2":
+        if kernel == "fully_connected_int8_avx2":
             ap = avx2_pack(ctx, w2, fold_input_zero_point(op, bias, w2, in_zp), rq)
             chunk2 = min(rows, IM2COL_ROWS)
+            slice_bytes = -(-(chunk2 * ap["kp"] * 2) // ALIGN) * ALIGN
 
             def make_a(addr):
                 return (dict(input=addr(x.index), weights=address(ap["w"]), bias=address(ap["bias"]),
                              output=addr(y.index), scratch=addr("scratch"), **requant.pointers(ap["rq"])),
-                        dict(ints, kp=ap["kp"], chunk=chunk2, w_zp=0), {})
-            return Step(op, "fully_connected_int8_avx2", make_a, chunk2 * ap["kp"] * 2, macs)
+                        dict(ints, kp=ap["kp"], chunk=chunk2, w_zp=0, threads=threads, slice_bytes=slice_bytes), {})
+            return Step(op, kernel, make_a, slice_bytes * threads, macs)
         wk = ctx.keep_array(w2)
         bk = ctx.keep_array(fold_input_zero_point(op, bias, w2, in_zp))
         rqa = rq.arrays(ctx)

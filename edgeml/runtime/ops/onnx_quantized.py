@@ -125,29 +125,105 @@ def qlinear_add_constants(s_a: float, z_a: int, s_b: float, z_b: int, s_y: float
     return float(ra), float(rb), float(fixed)
 
 
+def qlinear_add_geometry(op, sa, sb) -> tuple:
+    """(output shape, dims, a strides, b strides) of a broadcasting QLinearAdd: output dimensions of size 1
+    dropped (they change no span), then padded in front to 6; strides in elements, 0 where broadcast."""
+    rank = max(len(sa), len(sb))
+    pa, pb = [1] * (rank - len(sa)) + list(sa), [1] * (rank - len(sb)) + list(sb)
+    out = []
+    for da, db in zip(pa, pb):
+        if da != db and 1 not in (da, db):
+            raise ModelFormatError(f"{op.describe()}: shapes {list(sa)} and {list(sb)} do not broadcast")
+        out.append(max(da, db))
+
+    def strides(shape):
+        st, acc = [], 1
+        for dim in reversed(shape):
+            st.append(acc if dim != 1 else 0)
+            acc *= dim
+        return list(reversed(st))
+    keep = [k for k, dim in enumerate(out) if dim != 1]
+    if len(keep) > 6:
+        raise UnsupportedOpError(f"{op.describe()}: QLinearAdd over {len(keep)} dimensions of size > 1 (6 at most)")
+    st_a, st_b = strides(pa), strides(pb)
+    pad = [1] * (6 - len(keep))
+    return (tuple(out), pad + [out[k] for k in keep], [0] * len(pad) + [st_a[k] for k in keep],
+            [0] * len(pad) + [st_b[k] for k in keep])
+
+
 def prepare_qlinear_add(ctx, op):
     a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     for t in (a, b, y):
         if t.dtype != np.int8 or t.quant is None or t.quant.per_axis:
             raise UnsupportedOpError(f"{op.describe()}: QLinearAdd needs per-tensor quantized int8 tensors")
     sa, sb = ctx.shape(a) if a.index in ctx.shapes else a.shape, ctx.shape(b) if b.index in ctx.shapes else b.shape
-    na, nb = int(np.prod(sa, dtype=np.int64)), int(np.prod(sb, dtype=np.int64))
-    if tuple(sa) != tuple(sb) and na != 1 and nb != 1:
-        raise UnsupportedOpError(f"{op.describe()}: QLinearAdd broadcasting {list(sa)} with {list(sb)} "
-                                 "(equal shapes or a single element are supported)")
-    out = tuple(sa) if na >= nb else tuple(sb)
+    out, dims, st_a, st_b = qlinear_add_geometry(op, sa, sb)
     ctx.set_output(op, 0, out)
     offs = [128 if u else 0 for u in op.options["unsigned"]]     # a, b, y held as uint8 by onnxruntime
     (s1, z1), (s2, z2), (s3, z3) = a.quant.scalar(), b.quant.scalar(), y.quant.scalar()
     ra, rb, fixed = qlinear_add_constants(s1, z1 + offs[0], s2, z2 + offs[1], s3, z3 + offs[2])
-    n = max(na, nb)
-    ints = dict(n=n, a_one=int(na == 1 and n > 1), b_one=int(nb == 1 and n > 1), a_offset=offs[0], b_offset=offs[1],
-                out_offset=offs[2])
+    ints = dict(a_offset=offs[0], b_offset=offs[1], out_offset=offs[2], dims=dims, a_strides=st_a, b_strides=st_b)
 
     def make(addr):
         return (dict(a=addr(a.index), b=addr(b.index), output=addr(y.index)), ints,
                 dict(ratio_a=ra, ratio_b=rb, fixed=fixed))
     return Step(op, "onnx_qlinear_add", make, 0)
+
+
+def prepare_qlinear_mul(ctx, op):
+    """com.microsoft QLinearMul with MLAS's x86 arithmetic (em_onnx_qlinear.h), numpy broadcasting."""
+    a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
+    for t in (a, b, y):
+        if t.dtype != np.int8 or t.quant is None or t.quant.per_axis:
+            raise UnsupportedOpError(f"{op.describe()}: QLinearMul needs per-tensor quantized int8 tensors")
+    sa, sb = ctx.shape(a) if a.index in ctx.shapes else a.shape, ctx.shape(b) if b.index in ctx.shapes else b.shape
+    out, dims, st_a, st_b = qlinear_add_geometry(op, sa, sb)
+    ctx.set_output(op, 0, out)
+    (s1, z1), (s2, z2), (s3, z3) = a.quant.scalar(), b.quant.scalar(), y.quant.scalar()
+    off = 128 if op.options.get("unsigned") else 0
+    ratio = float(F32(F32(F32(s1) * F32(s2)) / F32(s3)))
+    ints = dict(a_zp=z1, b_zp=z2, out_zp=z3 + off, out_min=-128 + off, out_max=127 + off, out_offset=off, dims=dims,
+                a_strides=st_a, b_strides=st_b)
+
+    def make(addr):
+        return dict(a=addr(a.index), b=addr(b.index), output=addr(y.index)), ints, dict(ratio=ratio)
+    return Step(op, "onnx_qlinear_mul", make, 0)
+
+
+def prepare_qlinear_avgpool(ctx, op):
+    """com.microsoft QLinearAveragePool / QLinearGlobalAveragePool (em_onnx_qlinear.h): onnxruntime's float
+    window average, or MLAS's integer global average where the kernel covers the unpadded image."""
+    x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
+    for t in (x, y):
+        if t.dtype != np.int8 or t.quant is None or t.quant.per_axis:
+            raise UnsupportedOpError(f"{op.describe()}: QLinearAveragePool needs per-tensor quantized int8 tensors")
+    xs = list(ctx.shape(x))
+    o = op.options
+    if len(xs) != 4:
+        raise ModelFormatError(f"{op.describe()}: input {xs} is not a 4-D image")
+    n, ih, iw, c = xs
+    kh, kw, sh, sw = int(o["kernel_h"]), int(o["kernel_w"]), int(o["stride_h"]), int(o["stride_w"])
+    require_positive(op, kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw)
+    pt, pl, pb, pr = (int(v) for v in o["pads"])
+    oh, ow = int(o["out_h"]), int(o["out_w"])
+    ctx.set_output(op, 0, (n, oh, ow, c))
+    (s_x, z_x), (s_y, z_y) = x.quant.scalar(), y.quant.scalar()
+    off = 128 if o.get("unsigned") else 0
+    is_global = kh == ih and kw == iw and not any((pt, pl, pb, pr))
+    gscale = 0.0
+    if is_global:
+        gscale = float(F32(F32(s_x) / F32(F32(s_y) * F32(ih * iw))))
+        if ih * iw >= 2 ** 24 or not 2.0 ** -32 <= gscale < 256.0:
+            raise UnsupportedOpError(f"{op.describe()}: global average scale {gscale} or image size {ih * iw} "
+                                     "outside onnxruntime's computation range")
+    ints = dict(n=n, ih=ih, iw=iw, c=c, oh=oh, ow=ow, kh=kh, kw=kw, sh=sh, sw=sw, pad_top=pt, pad_left=pl,
+                count_include_pad=int(bool(o.get("count_include_pad"))), **{"global": int(is_global)}, x_zp=z_x,
+                y_zp=z_y + off, y_min=-128 + off, y_max=127 + off, out_offset=off)
+
+    def make(addr):
+        return (dict(input=addr(x.index), output=addr(y.index)), ints,
+                dict(x_scale=float(F32(s_x)), y_scale=float(F32(s_y)), global_scale=gscale))
+    return Step(op, "onnx_qlinear_avgpool", make, 0, n * oh * ow * c * kh * kw)
 
 
 MLAS_SGEMM_STRIDEN = MLAS_SGEMM_STRIDEK = 128
@@ -236,15 +312,16 @@ def prepare_conv_integer(ctx, op):
         if bias.dtype != np.int32 or bias.size != oc:
             raise ModelFormatError(f"{op.describe()}: bias must be {oc} int32 values")
     zp_t = op.inputs[3] if len(op.inputs) > 3 and op.inputs[3] >= 0 else None
-    mode = 1 if y.dtype == np.int8 else 0
-    if mode == 0 and y.dtype != np.int32:
+    mode = {np.dtype(np.int32): 0, np.dtype(np.int8): 1, np.dtype(np.float32): 2}.get(y.dtype)
+    if mode is None:
         raise UnsupportedOpError(f"{op.describe()}: output type {y.dtype}")
     scales = np.zeros(oc, np.float32)
     yzp, lo, hi = 0, 0, 0
-    if mode == 1:
+    if mode:
         scales = np.asarray(o["requant_scales"], dtype=np.float32).reshape(-1)
-        if scales.size != oc or y.quant is None:
+        if scales.size != oc or (mode == 1 and y.quant is None):
             raise ModelFormatError(f"{op.describe()}: {scales.size} output scales for {oc} channels")
+    if mode == 1:
         s_out, yzp = y.quant.scalar()
         lo, hi = float_activation_range(op, "RELU" if o.get("relu") else "NONE", s_out, yzp)
     wk = ctx.keep_array(wdata)
@@ -297,6 +374,8 @@ OPS = {
     "ONNX_CLIP": OpSpec(prepare_clip, output_types=None),
     "ONNX_QLINEAR_SOFTMAX": OpSpec(prepare_qlinear_softmax, output_types=None),
     "ONNX_QLINEAR_ADD": OpSpec(prepare_qlinear_add, output_types=None),
+    "ONNX_QLINEAR_MUL": OpSpec(prepare_qlinear_mul, output_types=None),
+    "ONNX_QLINEAR_AVERAGE_POOL": OpSpec(prepare_qlinear_avgpool, output_types=None),
     "ONNX_CONV_MLAS": OpSpec(prepare_conv_mlas, output_types=None),
     "ONNX_CONV_INTEGER": OpSpec(prepare_conv_integer, output_types=None),
     "ONNX_DYNAMIC_QUANTIZE_LINEAR": OpSpec(prepare_dynamic_quantize_linear, output_types=None),

@@ -1,0 +1,508 @@
+/* DEPTHWISE_CONV_2D int8 on the vector units, for every geometry (any channel count, stride, dilation, kernel size
+ * and depth multiplier): output rows computed as flat runs of bytes over a staged band of the input.
+ *
+ * Staging: the padded input rows that a band of output rows reads are copied into scratch, padded with the input
+ * zero point, split by stride_w into phases (padded column j goes to phase j % SW at position j / SW) and with each
+ * input channel repeated DM times (channel ic feeds outputs ic DM .. ic DM + DM - 1).  Output pixel ox then reads
+ * tap kx at position ox + (kx DW) / SW of phase (kx DW) % SW, so for every tap a whole output row (OW x OC values)
+ * is one contiguous run of a staged row, at an offset fixed at load (tap_offsets).  A vector holds VB consecutive
+ * values of an output row whatever the channel count: value b of the row is channel b % OC, so weights, bias and
+ * requantization per lane repeat with a period of `patterns` vectors (OC / gcd(OC, VB)), packed at load in that
+ * order (edgeml/runtime/packing_depthwise.py).  Channel counts with a long period take one pixel at a time instead
+ * (segment = OC: the pattern restarts at each pixel, its last vector masked).
+ *
+ * Kernels (layout EM_DW_ROWS below):
+ *   em_depthwise_int8_vnni      AVX-512 VNNI: staged uint8 (x + 128), 64 values a step, 4 taps per vpdpbusd
+ *   em_depthwise_int8_avxvnni   AVX-VNNI: the same on 256-bit registers, 32 values a step
+ *   em_depthwise_int8_avx2      AVX2: staged int16 (x - in_zp), 32 values a step, 2 taps per vpmaddwd
+ * Four taps' (two taps') vectors are interleaved by in-lane unpacks, which leave accumulator k holding the values
+ * in a fixed permuted order (packing_depthwise.lane_positions); saturating packs of the requantized accumulators
+ * restore the order for the store.  The uint8 forms fold 128 and the zero point into the bias; padding holds the
+ * zero point and cancels, as the reference's skipped taps.  Threads split the output rows (em_threads.h), each
+ * slice with its own band scratch; the sums are the same for any split. */
+#ifndef EM_DEPTHWISE_SIMD_H
+#define EM_DEPTHWISE_SIMD_H
+#include <stdint.h>
+#include <string.h>
+#include "em_params.h"
+#include "em_im2col.h"
+#include "em_gemm_vnni.h"
+#include "em_gemm_avx2.h"
+#include "em_gemm_avxvnni.h"
+#include "em_threads.h"
+
+/* The conv layout (em_im2col.h) with: weights packed [patterns][tap groups][4 accumulators][lanes][taps per group],
+ * bias and the per-channel requantization arrays per lane [patterns][VB] (lane order), and
+ * ptr: rq_table (double-rounding constants per 16 / 8 lanes: em_mbqm16_lanes / em_mbqm8_lanes), tap_offsets
+ *      (int64 per tap, padded to whole groups: byte offset of the tap's run from the staged row of its window top)
+ * i:   patterns, segment (0: whole rows; OC: pixel by pixel), tap_groups, phase_width (positions per phase),
+ *      row_pitch (bytes per staged row), band_rows (output rows per band), band_bytes (scratch per slice),
+ *      threads, w_zp (weights' zero point, uint8 models), any_left (some multiplier shifts left) */
+enum { EM_DW_ROWS_P_RQ_TABLE = EM_CONV_P_COUNT, EM_DW_ROWS_P_TAP_OFFSETS, EM_DW_ROWS_P_COUNT };
+enum { EM_DW_ROWS_I_PATTERNS = EM_CONV_I_COUNT, EM_DW_ROWS_I_SEGMENT, EM_DW_ROWS_I_TAP_GROUPS,
+       EM_DW_ROWS_I_PHASE_WIDTH, EM_DW_ROWS_I_ROW_PITCH, EM_DW_ROWS_I_BAND_ROWS, EM_DW_ROWS_I_BAND_BYTES,
+       EM_DW_ROWS_I_THREADS, EM_DW_ROWS_I_W_ZP, EM_DW_ROWS_I_ANY_LEFT, EM_DW_ROWS_I_COUNT };
+enum { EM_DW_ROWS_F_COUNT = 0 };
+
+/* Padded input rows of one band of output rows [oy0, oy1). */
+static inline int64_t em_dw_band_in_rows(const int64_t* d, int64_t out_rows) {
+    return (out_rows - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* Copy n bytes with 32-byte vectors (last vector overlapping when n >= 32; n < 32 writes and reads 32: callers
+ * leave slack after both). */
+EM_AVX2_TARGET static inline void em_dw_copy(uint8_t* dst, const uint8_t* src, int64_t n) {
+    if (n < 32) {
+        _mm256_storeu_si256((__m256i*)dst, _mm256_loadu_si256((const __m256i*)src));
+        return;
+    }
+    int64_t k = 0;
+    for (; k + 32 < n; k += 32)
+        _mm256_storeu_si256((__m256i*)(dst + k), _mm256_loadu_si256((const __m256i*)(src + k)));
+    _mm256_storeu_si256((__m256i*)(dst + n - 32), _mm256_loadu_si256((const __m256i*)(src + n - 32)));
+}
+
+EM_AVX2_TARGET static inline void em_dw_fill(uint8_t* dst, __m256i value, int64_t n) {
+    for (int64_t k = 0; k < n; k += 32) _mm256_storeu_si256((__m256i*)(dst + k), value);
+}
+
+/* Copy n int8 as uint8 (x + 128), like em_dw_copy (n < 32 reads and writes 32 bytes). */
+EM_AVX2_TARGET static inline void em_dw_copy_flip(uint8_t* dst, const int8_t* src, int64_t n) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    if (n < 32) {
+        _mm256_storeu_si256((__m256i*)dst, _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)src), flip));
+        return;
+    }
+    int64_t k = 0;
+    for (; k + 32 < n; k += 32)
+        _mm256_storeu_si256((__m256i*)(dst + k), _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(src + k)), flip));
+    _mm256_storeu_si256((__m256i*)(dst + n - 32),
+                        _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(src + n - 32)), flip));
+}
+
+/* Repeating each value DM times (depth multiplier > 1) by byte shuffles: a 32-byte output chunk starting at value
+ * o0 reads 16 source values from o0 / DM on, and (o0 mod DM) takes DM / gcd(DM, 32) values, so the shuffles are
+ * built once per call; DM >= EM_DW_REPEAT_MAX fills whole vectors with each value instead. */
+#define EM_DW_REPEAT_MAX 32
+typedef struct {
+    int64_t dm, patterns;                  /* patterns: 0 for dm >= EM_DW_REPEAT_MAX */
+    int64_t first[EM_DW_REPEAT_MAX];       /* pattern p's first source value, from its period's start */
+    uint8_t idx[EM_DW_REPEAT_MAX][32];     /* pattern p's shuffle of 16 source values (in both 128-bit lanes) */
+} em_dw_repeat;
+
+static void em_dw_repeat_init(em_dw_repeat* r, int64_t dm) {
+    r->dm = dm;
+    r->patterns = 0;
+    if (dm <= 1 || dm >= EM_DW_REPEAT_MAX) return;
+    int64_t g = dm, b = 32;
+    while (b) { const int64_t t = g % b; g = b; b = t; }
+    r->patterns = dm / g;
+    for (int64_t p = 0; p < r->patterns; p++) {
+        r->first[p] = 32 * p / dm;
+        const int64_t rem = 32 * p - r->first[p] * dm;
+        for (int j = 0; j < 32; j++) r->idx[p][j] = (uint8_t)((rem + j) / dm);
+    }
+}
+
+/* out[o] = src[o / DM] ^ flip for o < total DM (out needs 32 bytes of slack; src is read only below total). */
+EM_AVX2_TARGET static void em_dw_repeat_bytes(const int8_t* src, int64_t total, const em_dw_repeat* r,
+                                              uint8_t flip, uint8_t* out) {
+    const int64_t dm = r->dm, n = total * dm;
+    const __m256i f = _mm256_set1_epi8((char)flip);
+    if (r->patterns == 0) {
+        for (int64_t k = 0; k < total; k++) {
+            const __m256i v = _mm256_set1_epi8((char)(src[k] ^ flip));
+            for (int64_t m = 0; m < dm; m += 32) _mm256_storeu_si256((__m256i*)(out + k * dm + m), v);
+        }
+        return;
+    }
+    const int64_t period = 32 * r->patterns / dm;      /* source values per round of the patterns */
+    int64_t o = 0;
+    for (int64_t base = 0, p = 0; o + 32 <= n && base + r->first[p] + 16 <= total; o += 32) {
+        const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(src + base + r->first[p])));
+        const __m256i shuffle = _mm256_loadu_si256((const __m256i*)r->idx[p]);
+        _mm256_storeu_si256((__m256i*)(out + o), _mm256_xor_si256(_mm256_shuffle_epi8(v, shuffle), f));
+        if (++p == r->patterns) { p = 0; base += period; }
+    }
+    for (; o < n; o++) out[o] = (uint8_t)(src[o / dm] ^ flip);
+}
+
+/* One input row as staged values: uint8 x + 128 (wide = 0) or int16 x - zp (wide = 1), channel ic repeated DM
+ * times; n pixels of IC channels into n x OC values.  Writes whole 32-byte vectors (out needs 32 bytes of slack);
+ * wide with DM > 1 repeats the bytes into rep (n x OC + 32 bytes) first. */
+EM_AVX2_TARGET static void em_dw_stage_pixels(const int8_t* src, int64_t n, int64_t IC, const em_dw_repeat* r,
+                                              int32_t zp, int wide, uint8_t* out, uint8_t* rep) {
+    int64_t total = n * IC;
+    if (r->dm > 1 && !wide) {
+        em_dw_repeat_bytes(src, total, r, 0x80, out);
+        return;
+    }
+    if (r->dm > 1) {
+        em_dw_repeat_bytes(src, total, r, 0, rep);
+        src = (const int8_t*)rep;
+        total *= r->dm;
+    }
+    if (!wide) {
+        const __m256i flip = _mm256_set1_epi8((char)0x80);
+        int64_t k = 0;
+        for (; k + 32 <= total; k += 32)
+            _mm256_storeu_si256((__m256i*)(out + k),
+                                _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(src + k)), flip));
+        for (; k < total; k++) out[k] = (uint8_t)(src[k] ^ 0x80);
+        return;
+    }
+    int16_t* o = (int16_t*)out;
+    const __m256i z = _mm256_set1_epi16((int16_t)zp);
+    int64_t k = 0;
+    for (; k + 16 <= total; k += 16)
+        _mm256_storeu_si256((__m256i*)(o + k),
+                            _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(src + k))), z));
+    for (; k < total; k++) o[k] = (int16_t)(src[k] - zp);
+}
+
+/* Stage padded rows [r0, r1) of image img into band (row_pitch bytes per row; tmp: one staged input row + 32, rep:
+ * one input row's values repeated, + 32). */
+EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, int64_t r0, int64_t r1, int wide,
+                                       const em_dw_repeat* rpt, uint8_t* band, uint8_t* tmp, uint8_t* rep) {
+    const int64_t* d = p->i;
+    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
+    const int64_t SW = d[EM_CONV_I_SW], PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
+    const int64_t Wph = d[EM_DW_ROWS_I_PHASE_WIDTH], pitch = d[EM_DW_ROWS_I_ROW_PITCH];
+    const int32_t zp = (int32_t)d[EM_CONV_I_IN_ZP];
+    const int64_t esz = wide ? 2 : 1, px = OC * esz, width = SW * Wph;   /* bytes per pixel; padded columns */
+    const __m256i pad = wide ? _mm256_setzero_si256() : _mm256_set1_epi8((char)(uint8_t)(zp + 128));
+    /* input columns [0, c1) land inside the padded width (the windows may not reach the last ones) */
+    const int64_t c1 = IW < width - PL ? IW : (width - PL > 0 ? width - PL : 0);
+    /* uint8 pixels with DM 1 go straight from the image into their phase, 32-byte reads inside the image */
+    const int direct = !wide && rpt->dm == 1;
+    for (int64_t r = r0; r < r1; r++) {
+        uint8_t* dst = band + (r - r0) * pitch;
+        const int64_t iy = r - PT;
+        if (iy < 0 || iy >= IH || c1 <= 0) { em_dw_fill(dst, pad, width * px); continue; }
+        const int8_t* src = img + iy * IW * IC;
+        if (SW == 1) {      /* one phase: the row goes straight into place between its pads */
+            em_dw_fill(dst, pad, PL * px);
+            em_dw_stage_pixels(src, c1, IC, rpt, zp, wide, dst + PL * px, rep);
+            em_dw_fill(dst + (PL + c1) * px, pad, (width - PL - c1) * px);
+            continue;
+        }
+        const int64_t readable = (IH - iy) * IW * IC;      /* bytes of the image from src on */
+        if (!direct) em_dw_stage_pixels(src, c1, IC, rpt, zp, wide, tmp, rep);
+        for (int64_t ph = 0; ph < SW; ph++) {       /* in increasing address order: each copy's overrun is rewritten */
+            uint8_t* o = dst + ph * Wph * px;
+            for (int64_t j = 0; j < Wph; j++, o += px) {
+                const int64_t ix = j * SW + ph - PL;
+                if (ix < 0 || ix >= c1) em_dw_fill(o, pad, px);
+                else if (!direct) em_dw_copy(o, tmp + ix * px, px);
+                else if (px >= 32 || ix * px + 32 <= readable) em_dw_copy_flip(o, src + ix * px, px);
+                else for (int64_t k = 0; k < px; k++) o[k] = (uint8_t)(src[ix * px + k] ^ 0x80);
+            }
+        }
+    }
+}
+
+/* What the row kernels read, gathered once per call. */
+typedef struct {
+    const int64_t* off;        /* tap offsets */
+    const int8_t* w;           /* packed weights */
+    const int32_t* bias;       /* per lane */
+    const void* table;         /* double-rounding constants per accumulator */
+    int64_t groups, patterns;
+    int32_t w_zp, any_left;
+    int64_t taps;
+} em_dw_rows;
+
+/* The slices of one call: output rows of every image split into `threads` ranges, each staged band by band. */
+typedef void (*em_dw_row_fn)(const uint8_t* src, int8_t* out, int64_t n, const em_dw_rows* c, const void* g);
+
+typedef struct {
+    const em_params* p;
+    em_dw_row_fn row;
+    const em_dw_rows* c;
+    const void* g;
+    int wide;
+} em_dw_call;
+
+EM_AVX2_TARGET static void em_dw_slice(const void* ctx, int64_t slice, int64_t nslices) {
+    const em_dw_call* call = (const em_dw_call*)ctx;
+    const em_params* p = call->p;
+    const int64_t* d = p->i;
+    const int64_t OH = d[EM_CONV_I_OH], OW = d[EM_CONV_I_OW], OC = d[EM_CONV_I_OC], SH = d[EM_CONV_I_SH];
+    const int64_t pitch = d[EM_DW_ROWS_I_ROW_PITCH], B = d[EM_DW_ROWS_I_BAND_ROWS], seg = d[EM_DW_ROWS_I_SEGMENT];
+    const int64_t esz = call->wide ? 2 : 1;
+    const int64_t oy0 = OH * slice / nslices, oy1 = OH * (slice + 1) / nslices;
+    uint8_t* band = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_DW_ROWS_I_BAND_BYTES];
+    uint8_t* tmp = band + (em_dw_band_in_rows(d, B) * pitch + 128 + 63) / 64 * 64;
+    uint8_t* rep = tmp + (d[EM_CONV_I_IW] * OC * esz + 64 + 63) / 64 * 64;
+    em_dw_repeat rpt;
+    em_dw_repeat_init(&rpt, d[EM_CONV_I_DM]);
+    const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
+    int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
+    for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
+        const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * d[EM_CONV_I_IC];
+        for (int64_t y0 = oy0; y0 < oy1; y0 += B) {
+            const int64_t y1 = oy1 - y0 < B ? oy1 : y0 + B;
+            em_dw_stage(p, img, y0 * SH, y0 * SH + em_dw_band_in_rows(d, y1 - y0), call->wide, &rpt, band, tmp,
+                        rep);
+            for (int64_t oy = y0; oy < y1; oy++) {
+                const uint8_t* row = band + (oy - y0) * SH * pitch;
+                int8_t* o = out + ((b * OH + oy) * OW) * OC;
+                if (seg == 0) {
+                    call->row(row, o, OW * OC, call->c, call->g);
+                } else {
+                    for (int64_t ox = 0; ox < OW; ox++) call->row(row + ox * OC * esz, o + ox * OC, OC, call->c, call->g);
+                }
+            }
+        }
+    }
+}
+
+static void em_dw_rows_consts(const em_params* p, em_dw_rows* c) {
+    const int64_t* d = p->i;
+    c->off = (const int64_t*)p->ptr[EM_DW_ROWS_P_TAP_OFFSETS];
+    c->w = (const int8_t*)p->ptr[EM_CONV_P_WEIGHTS];
+    c->bias = (const int32_t*)p->ptr[EM_CONV_P_BIAS];
+    c->table = p->ptr[EM_DW_ROWS_P_RQ_TABLE];
+    c->groups = d[EM_DW_ROWS_I_TAP_GROUPS];
+    c->patterns = d[EM_DW_ROWS_I_PATTERNS];
+    c->w_zp = (int32_t)d[EM_DW_ROWS_I_W_ZP];
+    c->any_left = (int32_t)d[EM_DW_ROWS_I_ANY_LEFT];
+    c->taps = d[EM_CONV_I_KH] * d[EM_CONV_I_KW];
+}
+
+static void em_dw_run(const em_params* p, em_dw_row_fn row, const em_dw_rows* c, const void* g, int wide) {
+    const em_dw_call call = {p, row, c, g, wide};
+    const int64_t threads = p->i[EM_DW_ROWS_I_THREADS];
+    em_parallel_run(threads > 1 ? threads : 1, em_dw_slice, &call);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * AVX-512 VNNI: 64 values a step. */
+
+/* Ones in the bytes of group tg's real taps (a weight zero point's byte sums). */
+EM_VNNI_TARGET static inline __m512i em_dw_ones512(int64_t tg, int64_t taps) {
+    const int64_t real = taps - 4 * tg;
+    return real >= 4 ? _mm512_set1_epi8(1) : _mm512_set1_epi32((int32_t)((1u << (8 * real)) - 1) & 0x01010101);
+}
+
+/* Requantize one accumulator (bias included) of lanes [lane, lane + 16) of the pattern table. */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) __m512i em_dw_requant16(
+        __m512i acc, const em_dw_rows* c, const em_vnni_gemm* g, int64_t lane) {
+    if (g->mode == EM_ROUND_DOUBLE)
+        return em_vnni_finish16(em_mbqm_lanes_x16(acc, (const em_mbqm16_lanes*)c->table + lane / 16, c->any_left), g);
+    return em_vnni_finish16(em_vnni_rescale16(acc, g, lane), g);
+}
+
+/* Four taps' 64-value runs interleaved so that accumulator k's dword 4 L + i holds value 16 L + 4 k + i. */
+#define EM_DW_INTERLEAVE512(src, off)                                                                           \
+    const __m512i t0 = _mm512_loadu_si512((src) + (off)[0]), t1 = _mm512_loadu_si512((src) + (off)[1]);        \
+    const __m512i t2 = _mm512_loadu_si512((src) + (off)[2]), t3 = _mm512_loadu_si512((src) + (off)[3]);        \
+    const __m512i lo01 = _mm512_unpacklo_epi8(t0, t1), hi01 = _mm512_unpackhi_epi8(t0, t1);                    \
+    const __m512i lo23 = _mm512_unpacklo_epi8(t2, t3), hi23 = _mm512_unpackhi_epi8(t2, t3);                    \
+    const __m512i v0 = _mm512_unpacklo_epi16(lo01, lo23), v1 = _mm512_unpackhi_epi16(lo01, lo23);              \
+    const __m512i v2 = _mm512_unpacklo_epi16(hi01, hi23), v3 = _mm512_unpackhi_epi16(hi01, hi23);
+
+EM_VNNI_TARGET static void em_dw_row_vnni(const uint8_t* src, int8_t* out, int64_t n, const em_dw_rows* c,
+                                          const void* gp) {
+    const em_vnni_gemm* g = (const em_vnni_gemm*)gp;
+    const int64_t groups = c->groups;
+    int64_t pat = 0;
+    for (int64_t q = 0; q < n; q += 64, src += 64) {
+        const int8_t* w = c->w + pat * groups * 256;
+        const int32_t* bias = c->bias + pat * 64;
+        __m512i a0 = _mm512_loadu_si512(bias), a1 = _mm512_loadu_si512(bias + 16);
+        __m512i a2 = _mm512_loadu_si512(bias + 32), a3 = _mm512_loadu_si512(bias + 48);
+        const int64_t* off = c->off;
+        if (!c->w_zp) {
+            for (int64_t tg = 0; tg < groups; tg++, off += 4, w += 256) {
+                EM_DW_INTERLEAVE512(src, off)
+                a0 = _mm512_dpbusd_epi32(a0, v0, _mm512_loadu_si512(w));
+                a1 = _mm512_dpbusd_epi32(a1, v1, _mm512_loadu_si512(w + 64));
+                a2 = _mm512_dpbusd_epi32(a2, v2, _mm512_loadu_si512(w + 128));
+                a3 = _mm512_dpbusd_epi32(a3, v3, _mm512_loadu_si512(w + 192));
+            }
+        } else {     /* weights with a zero point: each lane also sums its taps' bytes, times -w_zp */
+            __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+            for (int64_t tg = 0; tg < groups; tg++, off += 4, w += 256) {
+                EM_DW_INTERLEAVE512(src, off)
+                const __m512i ones = em_dw_ones512(tg, c->taps);
+                a0 = _mm512_dpbusd_epi32(a0, v0, _mm512_loadu_si512(w));
+                a1 = _mm512_dpbusd_epi32(a1, v1, _mm512_loadu_si512(w + 64));
+                a2 = _mm512_dpbusd_epi32(a2, v2, _mm512_loadu_si512(w + 128));
+                a3 = _mm512_dpbusd_epi32(a3, v3, _mm512_loadu_si512(w + 192));
+                s0 = _mm512_dpbusd_epi32(s0, v0, ones);
+                s1 = _mm512_dpbusd_epi32(s1, v1, ones);
+                s2 = _mm512_dpbusd_epi32(s2, v2, ones);
+                s3 = _mm512_dpbusd_epi32(s3, v3, ones);
+            }
+            const __m512i neg_zp = _mm512_set1_epi32(-c->w_zp);
+            a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(s0, neg_zp));
+            a1 = _mm512_add_epi32(a1, _mm512_mullo_epi32(s1, neg_zp));
+            a2 = _mm512_add_epi32(a2, _mm512_mullo_epi32(s2, neg_zp));
+            a3 = _mm512_add_epi32(a3, _mm512_mullo_epi32(s3, neg_zp));
+        }
+        const int64_t lane = pat * 64;
+        a0 = em_dw_requant16(a0, c, g, lane);
+        a1 = em_dw_requant16(a1, c, g, lane + 16);
+        a2 = em_dw_requant16(a2, c, g, lane + 32);
+        a3 = em_dw_requant16(a3, c, g, lane + 48);
+        const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(a0, a1), _mm512_packs_epi32(a2, a3));
+        if (n - q >= 64) _mm512_storeu_si512(out + q, bytes);
+        else _mm512_mask_storeu_epi8(out + q, ((__mmask64)-1) >> (64 - (n - q)), bytes);
+        if (++pat == c->patterns) pat = 0;
+    }
+}
+
+/* The per-lane requantization arrays of the layout, for modes other than double rounding. */
+static inline em_vnni_gemm em_dw_vnni_gemm(const em_params* p) {
+    const int64_t* d = p->i;
+    em_vnni_gemm g = {NULL, (const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
+                      (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES],
+                      (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES], 0, 0, (int32_t)d[EM_CONV_I_OUT_ZP],
+                      (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE], NULL};
+    return g;
+}
+
+static void em_depthwise_int8_vnni(const em_params* p) {
+    em_dw_rows c;
+    em_dw_rows_consts(p, &c);
+    const em_vnni_gemm g = em_dw_vnni_gemm(p);
+    em_dw_run(p, em_dw_row_vnni, &c, &g, 0);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * 256-bit forms: requantization of 8 lanes from the table (double rounding) or the lane arrays. */
+static inline em_avx2_gemm em_dw_avx2_gemm(const em_params* p) {
+    const int64_t* d = p->i;
+    em_avx2_gemm g = {NULL, (const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
+                      (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES],
+                      (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES], 0, 0, (int32_t)d[EM_CONV_I_OUT_ZP],
+                      (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE]};
+    return g;
+}
+
+EM_AVX2_TARGET static inline __m256i em_dw_requant8(__m256i acc, const em_dw_rows* c, const em_avx2_gemm* g,
+                                                    int64_t lane) {
+    if (g->mode == EM_ROUND_DOUBLE)
+        return em_avx2_finish8(em_mbqm_lanes_x8(acc, (const em_mbqm8_lanes*)c->table + lane / 8, c->any_left), g);
+    return em_avx2_finish8(em_avx2_rescale8(acc, g, lane), g);
+}
+
+/* Store the first n (<= 32) bytes of v. */
+EM_AVX2_TARGET static inline void em_dw_store32(int8_t* out, __m256i v, int64_t n) {
+    if (n >= 32) { _mm256_storeu_si256((__m256i*)out, v); return; }
+    int8_t tmp[32];
+    _mm256_storeu_si256((__m256i*)tmp, v);
+    memcpy(out, tmp, (size_t)n);
+}
+
+/* AVX-VNNI: the AVX-512 step on 256-bit registers (VEX-encoded vpdpbusd; EM_AVXVNNI_TARGET: em_gemm_avxvnni.h). */
+#if EM_HAVE_AVXVNNI
+
+EM_AVXVNNI_TARGET static void em_dw_row_avxvnni(const uint8_t* src, int8_t* out, int64_t n, const em_dw_rows* c,
+                                                const void* gp) {
+    const em_avx2_gemm* g = (const em_avx2_gemm*)gp;
+    int64_t pat = 0;
+    for (int64_t q = 0; q < n; q += 32, src += 32) {
+        const int8_t* w = c->w + pat * c->groups * 128;
+        const int32_t* bias = c->bias + pat * 32;
+        __m256i acc[4], sums[4];
+        for (int k = 0; k < 4; k++) {
+            acc[k] = _mm256_loadu_si256((const __m256i*)(bias + 8 * k));
+            sums[k] = _mm256_setzero_si256();
+        }
+        const int64_t* off = c->off;
+        for (int64_t tg = 0; tg < c->groups; tg++, off += 4, w += 128) {
+            const __m256i t0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
+            const __m256i t1 = _mm256_loadu_si256((const __m256i*)(src + off[1]));
+            const __m256i t2 = _mm256_loadu_si256((const __m256i*)(src + off[2]));
+            const __m256i t3 = _mm256_loadu_si256((const __m256i*)(src + off[3]));
+            const __m256i lo01 = _mm256_unpacklo_epi8(t0, t1), hi01 = _mm256_unpackhi_epi8(t0, t1);
+            const __m256i lo23 = _mm256_unpacklo_epi8(t2, t3), hi23 = _mm256_unpackhi_epi8(t2, t3);
+            const __m256i v0 = _mm256_unpacklo_epi16(lo01, lo23), v1 = _mm256_unpackhi_epi16(lo01, lo23);
+            const __m256i v2 = _mm256_unpacklo_epi16(hi01, hi23), v3 = _mm256_unpackhi_epi16(hi01, hi23);
+            acc[0] = _mm256_dpbusd_avx_epi32(acc[0], v0, _mm256_loadu_si256((const __m256i*)w));
+            acc[1] = _mm256_dpbusd_avx_epi32(acc[1], v1, _mm256_loadu_si256((const __m256i*)(w + 32)));
+            acc[2] = _mm256_dpbusd_avx_epi32(acc[2], v2, _mm256_loadu_si256((const __m256i*)(w + 64)));
+            acc[3] = _mm256_dpbusd_avx_epi32(acc[3], v3, _mm256_loadu_si256((const __m256i*)(w + 96)));
+            if (c->w_zp) {
+                const int64_t real = c->taps - 4 * tg;
+                const __m256i ones = real >= 4 ? _mm256_set1_epi8(1)
+                                               : _mm256_set1_epi32((int32_t)((1u << (8 * real)) - 1) & 0x01010101);
+                sums[0] = _mm256_dpbusd_avx_epi32(sums[0], v0, ones);
+                sums[1] = _mm256_dpbusd_avx_epi32(sums[1], v1, ones);
+                sums[2] = _mm256_dpbusd_avx_epi32(sums[2], v2, ones);
+                sums[3] = _mm256_dpbusd_avx_epi32(sums[3], v3, ones);
+            }
+        }
+        if (c->w_zp) {
+            const __m256i neg_zp = _mm256_set1_epi32(-c->w_zp);
+            for (int k = 0; k < 4; k++) acc[k] = _mm256_add_epi32(acc[k], _mm256_mullo_epi32(sums[k], neg_zp));
+        }
+        __m256i v[4];
+        for (int k = 0; k < 4; k++) v[k] = em_dw_requant8(acc[k], c, g, pat * 32 + 8 * k);
+        em_dw_store32(out + q, _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3])),
+                      n - q);
+        if (++pat == c->patterns) pat = 0;
+    }
+}
+
+static void em_depthwise_int8_avxvnni(const em_params* p) {
+    em_dw_rows c;
+    em_dw_rows_consts(p, &c);
+    const em_avx2_gemm g = em_dw_avx2_gemm(p);
+    em_dw_run(p, em_dw_row_avxvnni, &c, &g, 0);
+}
+#else
+static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }   /* never selected (em_isa.h) */
+#endif
+
+/* AVX2: int16 staged values (x - in_zp, padding 0) and int16 weights (w - w_zp), two taps per vpmaddwd; 32
+ * values a step as two 16-value halves.  Bytes of the staged row are 2 per value: n counts values. */
+EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* src, int8_t* out, int64_t n, const em_dw_rows* c,
+                                          const void* gp) {
+    const em_avx2_gemm* g = (const em_avx2_gemm*)gp;
+    int64_t pat = 0;
+    for (int64_t q = 0; q < n; q += 32, src += 64) {
+        const int16_t* w = (const int16_t*)c->w + pat * c->groups * 64;
+        const int32_t* bias = c->bias + pat * 32;
+        __m256i acc[4];
+        for (int k = 0; k < 4; k++) acc[k] = _mm256_loadu_si256((const __m256i*)(bias + 8 * k));
+        const int64_t* off = c->off;
+        for (int64_t tg = 0; tg < c->groups; tg++, off += 2, w += 64) {
+            const __m256i a0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
+            const __m256i b0 = _mm256_loadu_si256((const __m256i*)(src + off[1]));
+            const __m256i a1 = _mm256_loadu_si256((const __m256i*)(src + off[0] + 32));
+            const __m256i b1 = _mm256_loadu_si256((const __m256i*)(src + off[1] + 32));
+            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_unpacklo_epi16(a0, b0),
+                                                                _mm256_loadu_si256((const __m256i*)w)));
+            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_unpackhi_epi16(a0, b0),
+                                                                _mm256_loadu_si256((const __m256i*)(w + 16))));
+            acc[2] = _mm256_add_epi32(acc[2], _mm256_madd_epi16(_mm256_unpacklo_epi16(a1, b1),
+                                                                _mm256_loadu_si256((const __m256i*)(w + 32))));
+            acc[3] = _mm256_add_epi32(acc[3], _mm256_madd_epi16(_mm256_unpackhi_epi16(a1, b1),
+                                                                _mm256_loadu_si256((const __m256i*)(w + 48))));
+        }
+        __m256i v[4];
+        for (int k = 0; k < 4; k++) v[k] = em_dw_requant8(acc[k], c, g, pat * 32 + 8 * k);
+        /* int16 halves [0-7 | 8-15] and [16-23 | 24-31]; the byte pack interleaves them by lane: qwords 0 2 1 3 */
+        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        em_dw_store32(out + q, _mm256_permute4x64_epi64(bytes, 0xD8), n - q);
+        if (++pat == c->patterns) pat = 0;
+    }
+}
+
+static void em_depthwise_int8_avx2(const em_params* p) {
+    em_dw_rows c;
+    em_dw_rows_consts(p, &c);
+    const em_avx2_gemm g = em_dw_avx2_gemm(p);
+    em_dw_run(p, em_dw_row_avx2, &c, &g, 1);
+}
+#else
+/* never selected: the loader picks these kernels only when the CPU reports the ISA */
+static void em_depthwise_int8_vnni(const em_params* p) { (void)p; }
+static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }
+static void em_depthwise_int8_avx2(const em_params* p) { (void)p; }
+#endif
+#endif

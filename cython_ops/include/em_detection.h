@@ -1,0 +1,302 @@
+/* TFLite_Detection_PostProcess (SSD box decoding against anchors + non-max suppression) as LiteRT's custom op
+ * computes it (tensorflow/lite/kernels/detection_postprocess.cc): the same float / double arithmetic, the same
+ * orders and tie-breaking.  Portable scalar code only: the op runs once per image on a few thousand boxes.
+ *
+ * - Decoding in double, each coordinate rounded to float: yc = y / y_scale * anchor_h + anchor_y,
+ *   half_h = 0.5 * exp(h / h_scale) * anchor_h; box = (yc - half_h, xc - half_w, yc + half_h, xc + half_w).
+ *   Quantized box encodings dequantize as ((float)q - zp) * scale, quantized scores as LiteRT's x86 Dequantize
+ *   (below).  int8 operands are dequantized as their uint8 twins (LiteRT's kernel takes uint8 only).
+ * - NMS of one score column: scores >= threshold kept, stably sorted by decreasing score (std::stable_sort), then
+ *   greedy suppression of boxes whose IoU with a selected one exceeds the IoU threshold.
+ * - Fast NMS: each box's classes ranked by DecreasingPartialArgSort (the first maximum for one class, otherwise
+ *   std::partial_sort, whose tie order libstdc++'s heap selection defines: reproduced step by step below); NMS on
+ *   each box's best score.  Regular NMS: NMS per class (at most min(detections_per_class, max_detections)), the
+ *   selections merged stably (std::inplace_merge) into the best max_detections.
+ * Output slots LiteRT leaves unwritten (past num_detections in fast NMS) are zeros here.
+ *
+ * Layout EM_DETECT:
+ * ptr: box encodings [1, N, box_stride] (float or int8), class scores [1, N, classes_with_background] (float or
+ *      int8), anchors [N, 4] (float: dequantized at load), output boxes, classes, scores, count, scratch
+ * i:   N, box_stride, classes_with_background, num_classes, max_detections, max_classes_per_detection,
+ *      detections_per_class, regular, box_quantized, box_zp, score_quantized, score_zp, and the byte offsets in
+ *      scratch of: decoded boxes (N x 4 float), dequantized scores (N x classes_with_background float), a score
+ *      column (N float), kept scores (N float), kept indices, sort order, merge buffer, selected (N int32 each),
+ *      class ranks (N x num_classes int32), merged detections (2 x max_detections + 1 (int32, float) pairs and as
+ *      many again), active flags (N bytes)
+ * f:   box_scale, score_scale, y_scale, x_scale, h_scale, w_scale, score_threshold, iou_threshold */
+#ifndef EM_DETECTION_H
+#define EM_DETECTION_H
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "em_params.h"
+
+enum { EM_DETECT_P_BOXES, EM_DETECT_P_SCORES, EM_DETECT_P_ANCHORS, EM_DETECT_P_OUT_BOXES, EM_DETECT_P_OUT_CLASSES,
+       EM_DETECT_P_OUT_SCORES, EM_DETECT_P_OUT_COUNT, EM_DETECT_P_SCRATCH, EM_DETECT_P_COUNT };
+enum { EM_DETECT_I_BOXES, EM_DETECT_I_BOX_STRIDE, EM_DETECT_I_CLASSES_WITH_BACKGROUND, EM_DETECT_I_NUM_CLASSES,
+       EM_DETECT_I_MAX_DETECTIONS, EM_DETECT_I_MAX_CLASSES_PER_DETECTION, EM_DETECT_I_DETECTIONS_PER_CLASS,
+       EM_DETECT_I_REGULAR, EM_DETECT_I_BOX_QUANTIZED, EM_DETECT_I_BOX_ZP, EM_DETECT_I_SCORE_QUANTIZED,
+       EM_DETECT_I_SCORE_ZP, EM_DETECT_I_OFF_DECODED, EM_DETECT_I_OFF_SCORES, EM_DETECT_I_OFF_COLUMN,
+       EM_DETECT_I_OFF_KEPT_SCORES, EM_DETECT_I_OFF_KEPT_INDICES, EM_DETECT_I_OFF_ORDER, EM_DETECT_I_OFF_MERGE,
+       EM_DETECT_I_OFF_SELECTED, EM_DETECT_I_OFF_CLASS_RANKS, EM_DETECT_I_OFF_DETECTIONS, EM_DETECT_I_OFF_ACTIVE,
+       EM_DETECT_I_COUNT };
+enum { EM_DETECT_F_BOX_SCALE, EM_DETECT_F_SCORE_SCALE, EM_DETECT_F_Y_SCALE, EM_DETECT_F_X_SCALE, EM_DETECT_F_H_SCALE,
+       EM_DETECT_F_W_SCALE, EM_DETECT_F_SCORE_THRESHOLD, EM_DETECT_F_IOU_THRESHOLD, EM_DETECT_F_COUNT };
+
+typedef struct { int32_t index; float score; } em_detection;
+
+/* std::max<float>(a, b) and std::min<float>(a, b), NaN and signed-zero behaviour included */
+static inline float em_det_max(float a, float b) { return a < b ? b : a; }
+static inline float em_det_min(float a, float b) { return b < a ? b : a; }
+
+static float em_det_iou(const float* boxes, int64_t i, int64_t j) {
+    const float* a = boxes + 4 * i;
+    const float* b = boxes + 4 * j;
+    const float area_a = (a[2] - a[0]) * (a[3] - a[1]);
+    const float area_b = (b[2] - b[0]) * (b[3] - b[1]);
+    if (area_a <= 0 || area_b <= 0) return 0.0f;
+    const float ymin = em_det_max(a[0], b[0]), xmin = em_det_max(a[1], b[1]);
+    const float ymax = em_det_min(a[2], b[2]), xmax = em_det_min(a[3], b[3]);
+    const float inter = em_det_max(ymax - ymin, 0.0f) * em_det_max(xmax - xmin, 0.0f);
+    return inter / (area_a + area_b - inter);
+}
+
+/* Stable sort of order[0..n) by decreasing values[order[k]] (bottom-up merge sort; tmp holds n entries). */
+static void em_det_stable_sort(const float* values, int32_t* order, int32_t* tmp, int64_t n) {
+    for (int64_t width = 1; width < n; width *= 2) {
+        for (int64_t lo = 0; lo < n; lo += 2 * width) {
+            const int64_t mid = lo + width < n ? lo + width : n;
+            const int64_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            int64_t l = lo, r = mid, k = lo;
+            while (l < mid && r < hi) tmp[k++] = values[order[r]] > values[order[l]] ? order[r++] : order[l++];
+            while (l < mid) tmp[k++] = order[l++];
+            while (r < hi) tmp[k++] = order[r++];
+        }
+        memcpy(order, tmp, (size_t)n * sizeof(int32_t));
+    }
+}
+
+/* libstdc++'s heap primitives with the comparator "values[a] > values[b]": the hole is sifted down to a leaf
+ * along the preferred child, then the value is pushed up from there (__adjust_heap + __push_heap). */
+static void em_det_heap_adjust(const float* values, int32_t* h, int64_t hole, int64_t len, int32_t value) {
+    const int64_t top = hole;
+    int64_t child = hole;
+    while (child < (len - 1) / 2) {
+        child = 2 * (child + 1);
+        if (values[h[child]] > values[h[child - 1]]) child--;
+        h[hole] = h[child];
+        hole = child;
+    }
+    if ((len & 1) == 0 && child == (len - 2) / 2) {
+        child = 2 * (child + 1);
+        h[hole] = h[child - 1];
+        hole = child - 1;
+    }
+    int64_t parent = (hole - 1) / 2;
+    while (hole > top && values[h[parent]] > values[value]) {
+        h[hole] = h[parent];
+        hole = parent;
+        parent = (hole - 1) / 2;
+    }
+    h[hole] = value;
+}
+
+/* std::partial_sort(idx, idx + k, idx + n) on iota indices, decreasing values: heap select, then sort the heap. */
+static void em_det_partial_sort(const float* values, int32_t* idx, int64_t k, int64_t n) {
+    for (int64_t i = 0; i < n; i++) idx[i] = (int32_t)i;
+    if (k >= 2)
+        for (int64_t parent = (k - 2) / 2; ; parent--) {
+            em_det_heap_adjust(values, idx, parent, k, idx[parent]);
+            if (parent == 0) break;
+        }
+    for (int64_t i = k; i < n; i++)
+        if (values[idx[i]] > values[idx[0]]) {
+            const int32_t v = idx[i];
+            idx[i] = idx[0];
+            em_det_heap_adjust(values, idx, 0, k, v);
+        }
+    for (int64_t last = k - 1; last > 0; last--) {
+        const int32_t v = idx[last];
+        idx[last] = idx[0];
+        em_det_heap_adjust(values, idx, 0, last, v);
+    }
+}
+
+/* The class of a box's best score (ArgMaxVector): the first index of the largest value.  A NaN score never wins
+ * (a row of NaN gives index 0 and a NaN score, below every threshold): LiteRT's x86 build agrees for up to three
+ * classes; from four on its vectorized loop (NEON intrinsics through NEON_2_SSE) lets a NaN in its first lane
+ * decide, at times reading scores[INT32_MAX]: not reproduced.  Without NaN both give the first maximum. */
+static int32_t em_det_argmax(const float* values, int64_t n) {
+    float best = -INFINITY;
+    int32_t at = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (values[i] > best) { best = values[i]; at = (int32_t)i; }
+    return at;
+}
+
+typedef struct {
+    const float* boxes;       /* decoded, [N][4] */
+    float* kept_scores;
+    int32_t* kept_indices;
+    int32_t* order;
+    int32_t* merge;
+    uint8_t* active;
+    int64_t n;
+    float score_threshold, iou_threshold;
+} em_det_nms;
+
+/* NMS of one score column; writes at most max_out box indices to selected, returns how many. */
+static int64_t em_det_single_class(const em_det_nms* s, const float* scores, int64_t max_out, int32_t* selected) {
+    int64_t kept = 0;
+    for (int64_t i = 0; i < s->n; i++)
+        if (scores[i] >= s->score_threshold) {
+            s->kept_scores[kept] = scores[i];
+            s->kept_indices[kept++] = (int32_t)i;
+        }
+    for (int64_t i = 0; i < kept; i++) s->order[i] = (int32_t)i;
+    em_det_stable_sort(s->kept_scores, s->order, s->merge, kept);
+    const int64_t out_size = kept < max_out ? kept : max_out;
+    if (kept > 0) memset(s->active, 1, (size_t)kept);
+    int64_t active = kept, count = 0;
+    for (int64_t i = 0; i < kept; i++) {
+        if (active == 0 || count >= out_size) break;
+        if (!s->active[i]) continue;
+        const int32_t chosen = s->kept_indices[s->order[i]];
+        selected[count++] = chosen;
+        s->active[i] = 0;
+        active--;
+        for (int64_t j = i + 1; j < kept; j++)
+            if (s->active[j] && em_det_iou(s->boxes, chosen, s->kept_indices[s->order[j]]) > s->iou_threshold) {
+                s->active[j] = 0;
+                active--;
+            }
+    }
+    return count;
+}
+
+/* Merges the two runs dets[0..mid) and dets[mid..end), each by decreasing score, stably (tmp: end entries). */
+static void em_det_merge(em_detection* dets, em_detection* tmp, int64_t mid, int64_t end) {
+    int64_t l = 0, r = mid, k = 0;
+    while (l < mid && r < end) tmp[k++] = dets[r].score > dets[l].score ? dets[r++] : dets[l++];
+    while (l < mid) tmp[k++] = dets[l++];
+    while (r < end) tmp[k++] = dets[r++];
+    memcpy(dets, tmp, (size_t)end * sizeof(em_detection));
+}
+
+static void em_detection_postprocess(const em_params* p) {
+    const int64_t* q = p->i;
+    const float* f = p->f;
+    const int64_t N = q[EM_DETECT_I_BOXES], stride = q[EM_DETECT_I_BOX_STRIDE];
+    const int64_t CB = q[EM_DETECT_I_CLASSES_WITH_BACKGROUND], C = q[EM_DETECT_I_NUM_CLASSES];
+    const int64_t label_offset = CB - C;
+    const int64_t max_det = q[EM_DETECT_I_MAX_DETECTIONS], max_cls = q[EM_DETECT_I_MAX_CLASSES_PER_DETECTION];
+    uint8_t* scratch = (uint8_t*)p->ptr[EM_DETECT_P_SCRATCH];
+    float* decoded = (float*)(scratch + q[EM_DETECT_I_OFF_DECODED]);
+    const float* anchors = (const float*)p->ptr[EM_DETECT_P_ANCHORS];
+    float* out_boxes = (float*)p->ptr[EM_DETECT_P_OUT_BOXES];
+    float* out_classes = (float*)p->ptr[EM_DETECT_P_OUT_CLASSES];
+    float* out_scores = (float*)p->ptr[EM_DETECT_P_OUT_SCORES];
+    const int64_t out_slots = max_det * max_cls;
+    memset(out_boxes, 0, (size_t)out_slots * 4 * sizeof(float));
+    memset(out_classes, 0, (size_t)out_slots * sizeof(float));
+    memset(out_scores, 0, (size_t)out_slots * sizeof(float));
+
+    const double ys = f[EM_DETECT_F_Y_SCALE], xs = f[EM_DETECT_F_X_SCALE];
+    const double hs = f[EM_DETECT_F_H_SCALE], ws = f[EM_DETECT_F_W_SCALE];
+    const float box_zp = (float)q[EM_DETECT_I_BOX_ZP], box_scale = f[EM_DETECT_F_BOX_SCALE];
+    for (int64_t b = 0; b < N; b++) {
+        float e[4];
+        if (q[EM_DETECT_I_BOX_QUANTIZED]) {
+            const int8_t* src = (const int8_t*)p->ptr[EM_DETECT_P_BOXES] + b * stride;
+            for (int k = 0; k < 4; k++) e[k] = ((float)src[k] - box_zp) * box_scale;
+        } else {
+            memcpy(e, (const float*)p->ptr[EM_DETECT_P_BOXES] + b * stride, sizeof(e));
+        }
+        const float* a = anchors + 4 * b;       /* y, x, h, w */
+        const float yc = (float)((double)e[0] / ys * (double)a[2] + (double)a[0]);
+        const float xc = (float)((double)e[1] / xs * (double)a[3] + (double)a[1]);
+        const float half_h = (float)(0.5 * exp((double)e[2] / hs) * (double)a[2]);
+        const float half_w = (float)(0.5 * exp((double)e[3] / ws) * (double)a[3]);
+        float* box = decoded + 4 * b;
+        box[0] = yc - half_h;
+        box[1] = xc - half_w;
+        box[2] = yc + half_h;
+        box[3] = xc + half_w;
+    }
+
+    const float* scores = (const float*)p->ptr[EM_DETECT_P_SCORES];
+    if (q[EM_DETECT_I_SCORE_QUANTIZED]) {
+        float* deq = (float*)(scratch + q[EM_DETECT_I_OFF_SCORES]);
+        const int8_t* src = (const int8_t*)p->ptr[EM_DETECT_P_SCORES];
+        /* as uint8 (value and zero point + 128): LiteRT's Dequantize takes its NEON body, through NEON_2_SSE on
+         * x86, for every whole block of 8 (q * scale + (-zp * scale), two float roundings), the scalar loop
+         * (scale * (q - zp) in double) for the rest */
+        const int32_t zp = (int32_t)q[EM_DETECT_I_SCORE_ZP] + 128;
+        const double scale = f[EM_DETECT_F_SCORE_SCALE];
+        const float scale_f = (float)scale, zero_times_scale = (float)(-(double)zp * scale);
+        const int64_t total = N * CB, blocked = total / 8 * 8;
+        int64_t k = 0;
+        for (; k < blocked; k++) {
+            const float product = (float)((int32_t)src[k] + 128) * scale_f;
+            deq[k] = product + zero_times_scale;
+        }
+        for (; k < total; k++) deq[k] = (float)(scale * (double)((int32_t)src[k] + 128 - zp));
+        scores = deq;
+    }
+
+    em_det_nms nms = {decoded, (float*)(scratch + q[EM_DETECT_I_OFF_KEPT_SCORES]),
+                      (int32_t*)(scratch + q[EM_DETECT_I_OFF_KEPT_INDICES]),
+                      (int32_t*)(scratch + q[EM_DETECT_I_OFF_ORDER]), (int32_t*)(scratch + q[EM_DETECT_I_OFF_MERGE]),
+                      scratch + q[EM_DETECT_I_OFF_ACTIVE], N, f[EM_DETECT_F_SCORE_THRESHOLD],
+                      f[EM_DETECT_F_IOU_THRESHOLD]};
+    float* column = (float*)(scratch + q[EM_DETECT_I_OFF_COLUMN]);
+    int32_t* selected = (int32_t*)(scratch + q[EM_DETECT_I_OFF_SELECTED]);
+    int64_t found = 0;
+    if (q[EM_DETECT_I_REGULAR]) {
+        const int64_t per_class = q[EM_DETECT_I_DETECTIONS_PER_CLASS] < max_det ?
+                                  q[EM_DETECT_I_DETECTIONS_PER_CLASS] : max_det;
+        em_detection* dets = (em_detection*)(scratch + q[EM_DETECT_I_OFF_DETECTIONS]);
+        em_detection* tmp = dets + 2 * max_det + 1;
+        for (int64_t c = 0; c < C; c++) {
+            for (int64_t b = 0; b < N; b++) column[b] = scores[b * CB + c + label_offset];
+            const int64_t n_sel = em_det_single_class(&nms, column, per_class, selected);
+            if (n_sel == 0) continue;
+            for (int64_t k = 0; k < n_sel; k++) {
+                dets[found + k].score = column[selected[k]];
+                dets[found + k].index = (int32_t)(selected[k] * CB + c + label_offset);
+            }
+            em_det_merge(dets, tmp, found, found + n_sel);
+            found = found + n_sel < max_det ? found + n_sel : max_det;
+        }
+        for (int64_t k = 0; k < found; k++) {
+            const int64_t anchor = dets[k].index / CB;
+            memcpy(out_boxes + 4 * k, decoded + 4 * anchor, 4 * sizeof(float));
+            out_classes[k] = (float)(dets[k].index - anchor * CB - label_offset);
+            out_scores[k] = dets[k].score;
+        }
+    } else {
+        const int64_t per_box = max_cls < C ? max_cls : C;
+        int32_t* ranks = (int32_t*)(scratch + q[EM_DETECT_I_OFF_CLASS_RANKS]);
+        for (int64_t b = 0; b < N; b++) {
+            const float* row = scores + b * CB + label_offset;
+            int32_t* rank = ranks + b * C;
+            if (per_box == 1) rank[0] = em_det_argmax(row, C);
+            else em_det_partial_sort(row, rank, per_box, C);
+            column[b] = row[rank[0]];
+        }
+        found = em_det_single_class(&nms, column, max_det, selected);
+        for (int64_t k = 0; k < found; k++) {
+            const int64_t b = selected[k];
+            const float* row = scores + b * CB + label_offset;
+            for (int64_t c = 0; c < per_box; c++) {
+                const int64_t slot = max_cls * k + c;
+                memcpy(out_boxes + 4 * slot, decoded + 4 * b, 4 * sizeof(float));
+                out_classes[slot] = (float)ranks[b * C + c];
+                out_scores[slot] = row[ranks[b * C + c]];
+            }
+        }
+    }
+    *(float*)p->ptr[EM_DETECT_P_OUT_COUNT] = (float)found;
+}
+
+#endif

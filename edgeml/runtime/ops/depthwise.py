@@ -1,0 +1,34 @@
+"""int8 DEPTHWISE_CONV_2D on the vector kernels (cython_ops/include/em_depthwise_simd.h): every geometry, packed by
+edgeml/runtime/packing_depthwise.py; ops/conv.py validates the op and hands it over."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeml.ir import Op
+from edgeml.runtime import requant
+from edgeml.runtime.packing_depthwise import ROW_KERNELS, pack_depthwise_rows
+from edgeml.runtime.plan import Ctx, Step, address
+
+THREAD_MIN_MACS = 1_000_000   # a depthwise conv is split over threads from this size (a slice costs a wake-up)
+
+
+def depthwise_threads(ctx: Ctx, macs: int, rows: int) -> int:
+    """Threads for one depthwise conv: the interpreter's num_threads from THREAD_MIN_MACS on, 2+ output rows each."""
+    if macs < THREAD_MIN_MACS:
+        return 1
+    return max(1, min(ctx.num_threads, rows // 2))
+
+
+def prepare_depthwise_rows(ctx: Ctx, op: Op, kernel_name: str, x, y, w_taps: np.ndarray, bias, in_zp: int,
+                           rq: requant.ColumnRequant, ints: dict, macs: int) -> Step:
+    """The step of one int8 depthwise conv on kernel `kernel_name` (a key of packing_depthwise.ROW_KERNELS);
+    ints: the conv layout's integers (geometry, zero points, activation range, mode, depth multiplier)."""
+    threads = depthwise_threads(ctx, macs, ints["oh"])
+    pk = pack_depthwise_rows(ctx, ROW_KERNELS[kernel_name], w_taps, bias, in_zp, rq, ints, threads)
+    ints_d = dict(ints, **pk["ints"])
+
+    def make(addr):
+        return (dict(input=addr(x.index), weights=address(pk["w"]), bias=address(pk["bias"]), output=addr(y.index),
+                     scratch=addr("scratch"), rq_table=address(pk["table"]), tap_offsets=address(pk["offsets"]),
+                     **requant.pointers(pk["rq"])), ints_d, {})
+    return Step(op, kernel_name, make, pk["scratch"], macs)

@@ -1,0 +1,135 @@
+"""The vector depthwise kernels' constants, packed once at load (cython_ops/include/em_depthwise_simd.h): weights, bias
+and requantization per vector lane, in the order the kernels' interleaving leaves the values of an output row and
+repeated for each pattern of the row; the double-rounding constants as the kernels read them; the offsets of the
+taps' runs in the staged rows; and the band and scratch sizes."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeml.errors import ModelFormatError
+from edgeml.runtime.packing import wrap_int32
+from edgeml.runtime.plan import Ctx
+from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
+
+
+@dataclass(frozen=True)
+class RowKernel:
+    """One vector depthwise kernel: values per step, taps per weight group, bytes per staged value."""
+    name: str
+    step: int          # output values per vector step (VB)
+    group: int         # taps summed per instruction (vpdpbusd 4, vpmaddwd 2)
+    wide: bool         # staged int16 x - in_zp (else uint8 x + 128)
+    table_lanes: int   # lanes per double-rounding constant block (em_mbqm16_lanes 16, em_mbqm8_lanes 8)
+
+
+ROW_KERNELS = {k.name: k for k in (RowKernel("depthwise_int8_vnni", 64, 4, False, 16),
+                                   RowKernel("depthwise_int8_avxvnni", 32, 4, False, 8),
+                                   RowKernel("depthwise_int8_avx2", 32, 2, True, 8))}
+MAX_PATTERNS = 64          # longer periods (channel counts like 1001) go pixel by pixel instead
+BAND_BYTES = 96 * 1024     # staged rows per band: they stay in L2 while the band's output rows read them
+
+
+def lane_positions(kernel: RowKernel) -> np.ndarray:
+    """The value (0 .. step - 1 of a vector step) each accumulator lane holds, accumulators in order.  Byte unpacks
+    of four taps leave accumulator k with values 16 L + 4 k + i in dword 4 L + i (128-bit lane L); int16 unpacks of
+    two taps, in two 16-value halves h, leave accumulator 2 h + j with values 16 h + 8 L + 4 j + i."""
+    if kernel.group == 4:
+        return np.array([16 * L + 4 * k + i for k in range(4) for L in range(kernel.step // 16) for i in range(4)])
+    return np.array([16 * (k // 2) + 8 * L + 4 * (k % 2) + i for k in range(4) for L in range(2) for i in range(4)])
+
+
+def mbqm_lanes16(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """em_mbqm16_lanes per 16 lanes (em_gemm_vnni.h em_mbqm_consts): int32 m, m_odd, left; int64 add_e, add_o,
+    neg_e, neg_o, sh_e, sh_o."""
+    m = mult.astype(np.int64).reshape(-1, 16)
+    e = np.maximum(-shift.astype(np.int64), 0).reshape(-1, 16)
+    m_odd = np.zeros_like(m)
+    m_odd[:, 0::2] = m[:, 1::2]
+    parts = [m.astype(np.int32), m_odd.astype(np.int32), np.maximum(shift, 0).astype(np.int32).reshape(-1, 16)]
+    for lanes in (e[:, 0::2], e[:, 1::2]):
+        parts.append(np.where(lanes > 0, (1 << 30) + (np.int64(1) << (30 + lanes)), 1 << 30))
+    for lanes in (e[:, 0::2], e[:, 1::2]):
+        parts.append(np.where(lanes > 0, -(1 << 31), 0).astype(np.int64))
+    parts += [31 + e[:, 0::2], 31 + e[:, 1::2]]
+    return np.concatenate([np.ascontiguousarray(a).view(np.uint8).reshape(-1, 64) for a in parts], axis=1)
+
+
+def mbqm_lanes8(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """em_mbqm8_lanes per 8 lanes (em_gemm_avx2.h em_mbqm8_consts): int32 m, m_odd, left, right, half."""
+    m = mult.astype(np.int32).reshape(-1, 8)
+    m_odd = np.zeros_like(m)
+    m_odd[:, 0::2] = m[:, 1::2]
+    s = shift.astype(np.int64).reshape(-1, 8)
+    right = np.maximum(-s, 0)
+    half = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
+    parts = [m, m_odd, np.maximum(s, 0), right, half]
+    return np.concatenate([np.ascontiguousarray(p.astype(np.int32)).view(np.uint8).reshape(-1, 32) for p in parts],
+                          axis=1)
+
+
+def row_patterns(oc: int, step: int) -> tuple[int, int]:
+    """(patterns, segment): whole output rows repeat every oc / gcd(oc, step) vectors; a longer period goes pixel by
+    pixel (segment oc, ceil(oc / step) vectors a pixel)."""
+    period = oc // math.gcd(oc, step)
+    if period <= MAX_PATTERNS:
+        return period, 0
+    return -(-oc // step), oc
+
+
+def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, in_zp: int, rq: ColumnRequant,
+                        g: dict, threads: int) -> dict:
+    """Everything em_depthwise_simd.h reads for one op.  w_taps: [taps][OC] (output channel oc = ic * DM + m);
+    g: the conv geometry (n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left)."""
+    taps, oc = w_taps.shape
+    patterns, segment = row_patterns(oc, kernel.step)
+    pos = lane_positions(kernel)
+    lanes = np.arange(patterns)[:, None] * kernel.step + pos[None, :]             # [patterns][step] values
+    ch = lanes % oc if segment == 0 else lanes
+    used = ch < oc
+    ch = np.where(used, ch, 0)
+    groups = -(-taps // kernel.group)
+    wt = np.zeros((groups * kernel.group, oc), np.int64)
+    wt[:taps] = w_taps.astype(np.int64) - (rq.w_zp if kernel.wide else 0)
+    wl = np.where(used[None], wt[:, ch], 0)                                       # [taps][patterns][step]
+    # [pattern][group][accumulator][lane][tap of the group]
+    wl = wl.reshape(groups, kernel.group, patterns, 4, kernel.step // 4).transpose(2, 0, 3, 4, 1)
+    packed = wl.astype(np.int16 if kernel.wide else np.int8)
+    b = np.zeros(oc, np.int64) if bias is None else bias.astype(np.int64)
+    if not kernel.wide:    # uint8 x + 128 against int8 w: the zero point and 128 fold into the bias
+        b = b - (in_zp + 128) * w_taps.astype(np.int64).sum(0)
+        if rq.w_zp:        # the kernel adds -w_zp * (the taps' byte sums)
+            b = b + taps * (in_zp + 128) * rq.w_zp
+    if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
+        b = wrap_int32(b).astype(np.int64)
+    elif np.any(np.abs(b) >= 2 ** 31):
+        raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
+    per_lane = [np.where(used, a[ch], 0).astype(a.dtype).reshape(-1)
+                for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
+    table = (mbqm_lanes16 if kernel.table_lanes == 16 else mbqm_lanes8)(per_lane[1], per_lane[2])
+
+    esz = 2 if kernel.wide else 1
+    sw, dw, dh = g["sw"], g["dw"], g["dh"]
+    iwp = (g["ow"] - 1) * sw + (g["kw"] - 1) * dw + 1
+    phase_width = -(-iwp // sw)
+    pitch = -(-(sw * phase_width * oc * esz) // 64) * 64
+    offsets = np.zeros(groups * kernel.group, np.int64)
+    for t in range(taps):
+        ky, kx = divmod(t, g["kw"])
+        offsets[t] = ky * dh * pitch + ((kx * dw) % sw * phase_width + (kx * dw) // sw) * oc * esz
+    rows_per_slice = -(-g["oh"] // threads)
+    reach = (g["kh"] - 1) * dh + 1
+    band = max(1, min(rows_per_slice, (BAND_BYTES // pitch - reach) // g["sh"] + 1))
+    in_rows = (band - 1) * g["sh"] + reach
+    # em_dw_slice: the band, then one staged input row (tmp), then one row's values repeated (rep)
+    band_bytes = -(-(in_rows * pitch + 128) // 64) * 64 + -(-(g["iw"] * oc * esz + 64) // 64) * 64 + \
+        -(-(g["iw"] * oc + 64) // 64) * 64
+    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(per_lane[0]),
+            "rq": [ctx.keep_array(a) for a in per_lane[1:]], "table": ctx.keep_array(table),
+            "offsets": ctx.keep_array(offsets),
+            "ints": dict(patterns=patterns, segment=segment, tap_groups=groups, phase_width=phase_width,
+                         row_pitch=pitch, band_rows=band, band_bytes=band_bytes, threads=threads, w_zp=rq.w_zp,
+                         any_left=int(np.any(rq.shift > 0))),
+            "scratch": band_bytes * threads}

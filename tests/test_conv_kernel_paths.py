@@ -1,0 +1,216 @@
+"""The vector CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED kernels on the geometries test_kernel_paths.py does not
+draw (depth multiplier > 1, one input channel, large kernels, channel counts whose lane pattern is long, weights with
+a zero point, splits over threads), under each forced ISA path in subprocesses, against NumPy sums from the formulas
+(the helpers of test_kernel_paths.CHECK)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from test_kernel_paths import CHECK, PATHS, forced_path
+
+CASES = r'''
+from edgeml.ir import UINT8
+
+
+def case_dw(rng, ic, dm, k, stride, dil, padding, n=1, hw=None, w_zp=0, ties=False):
+    """DEPTHWISE_CONV_2D, output channel c * dm + m from input channel c; w_zp != 0: LiteRT's uint8 arithmetic
+    (one weight scale, weights held as int8 with that zero point); ties: effective scale 0.5 and small sums, so
+    that half the products are rounding ties."""
+    kh, kw = k
+    ih, iw = hw if hw else (int(v) for v in rng.integers(1, 14, 2))
+    if padding == 1:
+        ih, iw = max(ih, (kh - 1) * dil[0] + 1), max(iw, (kw - 1) * dil[1] + 1)
+    oc = ic * dm
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(n, ih, iw, ic)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(1, kh, kw, oc)).astype(np.int8)
+    wscale = rng.uniform(0.002, 0.02, 1 if w_zp else oc)
+    bias = rng.integers(-5000, 5000, oc).astype(np.int32)
+    xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.05, 0.5))
+    if ties:
+        w = np.clip(w, -1, 1)
+        wscale[:], xs, ys = 0.5, 1.0, 1.0
+        bias = rng.integers(-3, 4, oc).astype(np.int32)
+    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
+            "dilation_w_factor": dil[1], "fused_activation_function": int(rng.choice([0, 1, 3])),
+            "depth_multiplier": dm}
+    if w_zp:
+        opts[UINT8] = True
+    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, w_zp, w, 3),
+          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
+    op = Op(0, "DEPTHWISE_CONV_2D", 1, [0, 1, 2], [3], opts)
+    g = Graph(ts, [op], [0], [3])
+    oh, pt = spatial_padding(op, ih, kh, stride[0], dil[0])
+    ow, pl = spatial_padding(op, iw, kw, stride[1], dil[1])
+    wide = (w.astype(I32) - w_zp)
+    acc = conv_acc(np.repeat(x, dm, axis=3), wide, bias, x_zp, stride, dil, (pt, pl), (oh, ow), True)
+    return g, x, acc, f"dw x{list(x.shape)} dm{dm} k{kh}x{kw} s{stride} d{dil} pad{padding} w_zp{w_zp}"
+
+
+def case_fc_big(rng, rows, k, units, w_zp=0):
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(rows, k)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(units, k)).astype(np.int8)
+    wscale = rng.uniform(0.0005, 0.002, 1 if w_zp else units)
+    bias = rng.integers(-5000, 5000, units).astype(np.int32)
+    xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.5, 2.0))
+    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, w_zp, w),
+          tensor(2, (units,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
+    opts = {"fused_activation_function": 0}
+    if w_zp:
+        opts[UINT8] = True
+    op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], opts)
+    acc = (x.astype(I32) - x_zp) @ (w.astype(I32) - w_zp).T + bias
+    return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} w_zp{w_zp}"
+
+
+def main():
+    rng = np.random.default_rng(int(sys.argv[1]))
+    failures, kernels = [], set()
+    cases = [
+        case_dw(rng, 3, 2, (3, 3), (1, 1), (1, 1), 0),
+        case_dw(rng, 3, 2, (3, 3), (1, 1), (1, 1), 0, ties=True),
+        case_dw(rng, 1, 8, (10, 8), (2, 2), (1, 1), 0, hw=(25, 20), ties=True),
+        case_dw(rng, 67, 1, (3, 3), (2, 1), (1, 1), 1, ties=True),
+        case_dw(rng, 40, 1, (3, 3), (1, 1), (1, 2), 0, n=2, ties=True),
+        case_dw(rng, 5, 3, (3, 3), (2, 2), (1, 1), 1),
+        case_dw(rng, 16, 2, (3, 3), (1, 2), (1, 1), 0, n=2),
+        case_dw(rng, 1, 8, (10, 8), (2, 2), (1, 1), 0, hw=(25, 20)),     # KWS: runs as a CONV_2D
+        case_dw(rng, 1, 1, (3, 3), (1, 1), (1, 1), 0),
+        case_dw(rng, 2, 4, (5, 5), (1, 1), (2, 1), 0),
+        case_dw(rng, 2, 33, (3, 3), (1, 1), (1, 1), 0),                   # multiplier past the byte shuffles
+        case_dw(rng, 3, 16, (3, 3), (2, 2), (1, 1), 1, hw=(9, 11)),
+        case_dw(rng, 7, 5, (2, 3), (1, 3), (1, 1), 0, hw=(6, 17)),
+        case_dw(rng, 3, 1, (3, 3), (2, 2), (1, 1), 1, hw=(7, 9)),         # stride 2, pixels under 32 bytes
+        case_dw(rng, 64, 1, (10, 8), (1, 1), (1, 1), 0, hw=(14, 11)),
+        case_dw(rng, 67, 1, (3, 3), (1, 1), (1, 1), 0),                  # long lane period: pixel by pixel
+        case_dw(rng, 72, 1, (5, 5), (2, 2), (1, 1), 0, hw=(12, 13)),
+        case_dw(rng, 37, 1, (3, 3), (1, 1), (2, 2), 1, hw=(9, 9)),
+        case_dw(rng, 24, 1, (3, 3), (3, 3), (1, 1), 0, hw=(13, 14)),
+        case_dw(rng, 19, 1, (3, 3), (1, 1), (1, 1), 0, w_zp=7),
+        case_dw(rng, 64, 1, (3, 3), (2, 2), (1, 1), 1, w_zp=-100),
+        case_dw(rng, 3, 2, (5, 5), (1, 1), (1, 1), 0, w_zp=50),
+        case_dw(rng, 1, 6, (4, 3), (1, 2), (1, 1), 0, hw=(11, 9), w_zp=-20),   # as a CONV_2D, weight zero point
+        case_fc_big(rng, 1, 1000, 100),
+        case_fc_big(rng, 3, 200, 70, w_zp=-3),
+    ]
+    for g, x, acc, desc in cases:
+        for mode in (0, 1, 2, 3):
+            rounding = 1 if mode == 1 else 0
+            got, rqs, names = run(g, x, rounding, mode)
+            kernels.update(names)
+            rq = rqs[0]
+            want = requant(acc, rq, rq.mode)
+            if not np.array_equal(got, want):
+                bad = np.argwhere(got != want)[:3].tolist()
+                failures.append(f"{desc} mode {rq.mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
+    big = [case_dw(rng, 32, 1, (3, 3), (1, 1), (1, 1), 0, n=2, hw=(57, 47)),
+           case_dw(rng, 24, 2, (3, 3), (2, 2), (1, 1), 0, hw=(80, 61)),
+           case_fc_big(rng, 1, 2048, 300), case_fc_big(rng, 33, 512, 64)]
+    for g, x, acc, desc in big:     # past the threading thresholds: identical for 1, 2 and 3 threads
+        for threads in (1, 2, 3):
+            got, rqs, names = run(g, x, 0, 0, threads)
+            kernels.update(names)
+            if not np.array_equal(got, requant(acc, rqs[0], rqs[0].mode)):
+                failures.append(f"{desc} with {threads} threads differs")
+    print("kernels", " ".join(sorted(kernels)))
+    print("\n".join(failures) if failures else "ok")
+
+
+main()
+'''
+
+EXPECTED = {"avx512vnni": ("conv2d_int8_vnni", "depthwise_int8_vnni", "fully_connected_int8_vnni"),
+            "avxvnni": ("conv2d_int8_avxvnni", "depthwise_int8_avxvnni", "fully_connected_int8_avxvnni"),
+            "avx512": ("conv2d_int8_avx2", "depthwise_int8_avx2", "fully_connected_int8_avx2"),
+            "avx2": ("conv2d_int8_avx2", "depthwise_int8_avx2", "fully_connected_int8_avx2"),
+            "scalar": ("conv2d_int8", "depthwise_int8", "depthwise_int8_w16", "fully_connected_int8"),
+            "neon": ("conv2d_int8", "depthwise_int8")}
+
+
+@pytest.mark.parametrize("forced", PATHS)
+def test_conv_geometries_exact_on_every_path(forced):
+    if forced_path(forced) != forced:
+        pytest.skip(f"this CPU has no {forced} path")
+    script = CHECK.rsplit("\nmain()", 1)[0] + CASES
+    done = subprocess.run([sys.executable, "-c", script, "3"], env=dict(os.environ, EDGEML_ISA=forced),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    kernels = lines[0]
+    for name in EXPECTED[forced]:
+        assert f" {name}" in kernels + " ", f"{name} did not run under EDGEML_ISA={forced}: {kernels}"
+    assert lines[1:] == ["ok"], "\n".join(lines[1:])
+
+
+RANGE_CHECK = r"""
+#include <stdio.h>
+#include "em_threads.h"
+
+static void mark(const void* ctx, int64_t begin, int64_t end) {
+    int* hits = (int*)ctx;
+    for (int64_t k = begin; k < end; k++) hits[k] += 1;
+    if (begin % 16) hits[begin] += 100;           /* a range must start on the alignment */
+}
+
+int main(void) {
+    static int hits[5000];
+    const int64_t totals[] = {0, 1, 15, 16, 17, 999, 4999};
+    for (int t = 1; t <= 4; t++)
+        for (int j = 0; j < 7; j++)
+            for (int64_t min = 1; min <= 2000; min *= 40) {
+                for (int k = 0; k < 5000; k++) hits[k] = 0;
+                em_parallel_range(t, totals[j], 16, min, mark, hits);
+                for (int64_t k = 0; k < 5000; k++)
+                    if (hits[k] != (k < totals[j])) { printf("threads %d total %lld min %lld: element %lld hit %d\n",
+                                                             t, (long long)totals[j], (long long)min, (long long)k,
+                                                             hits[k]); return 1; }
+            }
+    printf("ok\n");
+    return 0;
+}
+"""
+
+
+def test_parallel_range_covers_every_element_once(tmp_path):
+    """em_threads.h em_parallel_range (the element-wise split): each element once, ranges on the alignment."""
+    import shutil
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src, exe = tmp_path / "range.c", tmp_path / "range"
+    src.write_text(RANGE_CHECK)
+    include = os.path.join(os.path.dirname(__file__), "..", "cython_ops", "include")
+    built = subprocess.run([cc, "-O1", "-Wall", "-Werror", "-I", include, str(src), "-o", str(exe), "-pthread"],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    done = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stdout
+
+
+NO_AVXVNNI = r"""
+#include "em_conv.h"
+#include "em_depthwise_simd.h"
+#include "em_fully_connected.h"
+int main(void) { return em_isa() == EM_ISA_AVXVNNI; }
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="x86 Linux build check")
+def test_kernels_build_without_avxvnni_support(tmp_path):
+    """A compiler without AVX-VNNI (GCC < 11) builds the conv kernels without that path and never takes it, even
+    when EDGEML_ISA asks for it (simulated with -DEM_HAVE_AVXVNNI=0)."""
+    import shutil
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src, exe = tmp_path / "no_avxvnni.c", tmp_path / "no_avxvnni"
+    src.write_text(NO_AVXVNNI)
+    root = os.path.join(os.path.dirname(__file__), "..", "cython_ops")
+    built = subprocess.run([cc, "-O1", "-w", "-DEM_HAVE_AVXVNNI=0", "-I", os.path.join(root, "include"), "-I", root,
+                            str(src), "-o", str(exe), "-lm", "-pthread"], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    done = subprocess.run([str(exe)], env=dict(os.environ, EDGEML_ISA="avxvnni"), timeout=60)
+    assert done.returncode == 0
