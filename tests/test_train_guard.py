@@ -35,6 +35,11 @@ def test_chance_level_and_int8_drop_bounds():
     assert [(f["check"], f["runtime"]) for f in found] == [("int8", "edgeml_int8")]
     assert "loses 2.5 points to int8" in found[0]["message"] and "--qat" in found[0]["cause"]
     assert G.check_quality([head], _metrics(0.95, 0.935), ds, {}) == []           # 1.5 points: within the bound
+    metrics = _metrics(0.95, 0.95)
+    metrics["out"]["accuracy"]["edgeml_float"] = 0.104                  # a float runtime computing something else
+    found = G.check_quality([head], metrics, ds, {})
+    assert [(f["check"], f["runtime"]) for f in found] == [("runtime", "edgeml_float")]
+    assert "disagrees with Keras on the same float model: accuracy 0.104 vs 0.950" in found[0]["message"]
 
 
 def test_regression_bounds_are_in_target_variance():

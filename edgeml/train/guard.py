@@ -8,7 +8,7 @@ The bounds (stated in the README, "Training and export"):
   int8 degraded    an int8 runtime's accuracy more than 2 points below the float model's; for regression /
                    reconstruction an MSE more than 2% of the target variance above the float model's (R^2 drops
                    by more than 0.02)
-  runtime          edgeml could not run an exported file
+  runtime          edgeml could not run an exported file, or a runtime of a float file is 2 points below Keras
   sparsity         --prune: a pruned layer of the int8 file more than 5 points below the requested sparsity
   clusters         --cluster: an output channel of a clustered layer of the int8 file with more distinct weights
                    than the requested clusters
@@ -59,6 +59,12 @@ def check_quality(heads: list, metrics: dict, ds, context: dict) -> list:
                     _chance_cause(head, context, ds, k), output=head.name, runtime="keras_float"))
                 continue
             for runtime, value in m["accuracy"].items():
+                if _float_runtime(runtime) and value is not None and acc is not None \
+                        and value < acc - INT8_ACCURACY_DROP:
+                    found.append(failure(
+                        "runtime", f"{prefix}{runtime} disagrees with Keras on the same float model: accuracy "
+                                   f"{value:.3f} vs {acc:.3f}", "a runtime computing the float model differently: "
+                                   "report the model to edgeml", output=head.name, runtime=runtime))
                 if runtime.endswith("int8") and value is not None and acc is not None \
                         and value < acc - INT8_ACCURACY_DROP:
                     found.append(failure(
@@ -82,6 +88,11 @@ def check_quality(heads: list, metrics: dict, ds, context: dict) -> list:
                                 f"{100 * INT8_MSE_INCREASE:.0f}% of the target variance ({variance:.4g})",
                         _int8_cause(context), output=head.name, runtime=runtime))
     return found
+
+
+def _float_runtime(runtime: str) -> bool:
+    """A runtime running a float file (edgeml_float, litert_float, ...), which should match Keras."""
+    return runtime.endswith("float") and not runtime.startswith("keras")
 
 
 def _chance_cause(head, context: dict, ds, k: int) -> str:
