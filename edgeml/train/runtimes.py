@@ -121,6 +121,9 @@ def run_edgeml(path: str, io: FileIO, xs: list, progress=None) -> list:
     n = len(feeds[0])
     it = Interpreter(path)
     try:
+        if any(op.type == "WHILE" for op in from_tflite(path).ops):
+            # a WHILE loop's TensorLists are sized for the file's batch: resizing is accepted but computes garbage
+            raise InputError("WHILE: run sample by sample")
         for i, f in enumerate(feeds):
             it.resize_input(i, f.shape)
             it.set_input(np.ascontiguousarray(f), i)
