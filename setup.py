@@ -16,6 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.join("cython_ops", "include")
 FAMILIES = ["engine", "conv", "pool", "elementwise", "shape", "reduce", "activation", "onnx_ops", "rnn", "int16x8",
             "transpose_conv", "index", "math_ops", "space_ops", "control", "svdf", "detection"]
+FAMILIES += ["onnx_float_ops"]          # the ONNX ops TFLite has no twin for (issue 19 part B)
+FAMILIES += ["float_ops"]      # float32 SIMD kernels (issue 21)
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 LINK_ARGS = []

@@ -8,12 +8,15 @@ cdef extern from "em_elementwise.h":
     void em_mul_int8(const em_params*) nogil
     void em_add_int8_avx512(const em_params*) nogil
     void em_mul_int8_avx512(const em_params*) nogil
+    void em_add_int8_avx2(const em_params*) nogil
+    void em_mul_int8_avx2(const em_params*) nogil
     void em_add_f32(const em_params*) nogil
     void em_sub_f32(const em_params*) nogil
     void em_mul_f32(const em_params*) nogil
     void em_requantize_int8(const em_params*) nogil
     void em_leaky_relu_int8(const em_params*) nogil
     void em_quantize_f32_int8(const em_params*) nogil
+    void em_quantize_f32_int8_checked(const em_params*) nogil
     void em_dequantize_int8_f32(const em_params*) nogil
     void em_unary_f32(const em_params*) nogil
     void em_softmax_f32(const em_params*) nogil
@@ -23,12 +26,15 @@ KERNELS = {
     "mul_int8": <uintptr_t>&em_mul_int8,
     "add_int8_avx512": <uintptr_t>&em_add_int8_avx512,
     "mul_int8_avx512": <uintptr_t>&em_mul_int8_avx512,
+    "add_int8_avx2": <uintptr_t>&em_add_int8_avx2,
+    "mul_int8_avx2": <uintptr_t>&em_mul_int8_avx2,
     "add_f32": <uintptr_t>&em_add_f32,
     "sub_f32": <uintptr_t>&em_sub_f32,
     "mul_f32": <uintptr_t>&em_mul_f32,
     "requantize_int8": <uintptr_t>&em_requantize_int8,
     "leaky_relu_int8": <uintptr_t>&em_leaky_relu_int8,
     "quantize_f32_int8": <uintptr_t>&em_quantize_f32_int8,
+    "quantize_f32_int8_checked": <uintptr_t>&em_quantize_f32_int8_checked,
     "dequantize_int8_f32": <uintptr_t>&em_dequantize_int8_f32,
     "unary_f32": <uintptr_t>&em_unary_f32,
     "softmax_f32": <uintptr_t>&em_softmax_f32,

@@ -29,17 +29,29 @@ def bind_inputs(model, inputs: list):
     m.CopyFrom(model)
     names = [i.name for i in m.graph.input]
     for name, value in zip(names[1:], inputs[1:]):
-        m.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+        if isinstance(value, onnx.TensorProto):
+            init = m.graph.initializer.add()
+            init.CopyFrom(value)
+            init.name = name
+        else:
+            m.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
     return m, inputs[:1]
+
+
+def as_array(value):
+    """A case's input or expected output as numpy (some cases hold TensorProtos)."""
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    return np.asarray(value)
 
 
 def check_outputs(model, inputs, expected, rtol, atol):
     it = edgeml.Interpreter(model.SerializeToString())
-    got = it.run(list(inputs))
+    got = it.run([as_array(x) for x in inputs])
     got = got if isinstance(got, list) else [got]
     assert len(got) == len(expected)
     for g, r in zip(got, expected):
-        r = np.asarray(r)
+        r = as_array(r)
         assert g.shape == r.shape, f"shape {g.shape}, expected {r.shape}"
         assert g.dtype == r.dtype, f"dtype {g.dtype}, expected {r.dtype}"
         if r.dtype.kind == "f":

@@ -1,4 +1,4 @@
-"""The ONNX reader: `from_onnx` (an ONNX model -> edgeml's graph IR) and `supported_ops`.
+"""The ONNX reader: `from_onnx` (an ONNX model -> edgeml's graph IR), `supported_ops` and `op_table` (README's table).
 
 reader.py is the translator core (values, NCHW / NHWC layouts, parsing, dispatch); each group of ops is a mixin in
 a module of its own (shape_ops, math_ops, conv, qdq, qoperator, recurrent); common.py and tensors.py hold what they
@@ -10,6 +10,16 @@ try:
 except ImportError as exc:  # pragma: no cover - optional extra
     raise ImportError("reading .onnx models needs the 'onnx' package: pip install edgeml[onnx]") from exc
 
-from converters.onnx.reader import from_onnx, supported_ops  # noqa: E402
+from converters.onnx.reader import MAX_OPSET, MIN_OPSET, from_onnx, op_groups, supported_ops  # noqa: E402
 
-__all__ = ["from_onnx", "supported_ops"]
+__all__ = ["from_onnx", "op_table", "supported_ops"]
+
+OP_TABLE_BEGIN, OP_TABLE_END = "<!-- onnx-op-table:begin -->", "<!-- onnx-op-table:end -->"
+
+
+def op_table() -> str:
+    """The README's ONNX op table (Markdown, between its begin / end markers), generated from the translator."""
+    rows = [OP_TABLE_BEGIN, f"ONNX opsets {MIN_OPSET} to {MAX_OPSET}; {len(supported_ops())} op types.", "",
+            "| Group | ONNX ops |", "|---|---|"]
+    rows += [f"| {title} | {', '.join(ops)} |" for title, ops in op_groups()]
+    return "\n".join(rows + [OP_TABLE_END])

@@ -23,6 +23,9 @@ class MathOps:
             return
         if ir_type == "MUL" and self._fused_mul(node, a, b):       # QDQ group -> QLinearMul (qdq.py)
             return
+        if any(v.dq_of is None and v.dtype != np.float32 for v in (a, b)):
+            self.onnx_binary(node.output[0], a, b, ir_type)       # integer arithmetic
+            return
         for v in (a, b):
             if v.dq_of is None:
                 self.float_input(v)
@@ -44,7 +47,10 @@ class MathOps:
         ir_shape = tuple(out_shape[p] for p in TO_NHWC) if use_nhwc else out_shape
         act, last = self.float_activation(node.output[0])
         out = self.tensor(last, ir_shape, np.float32)
-        self.op(ir_type, ts, [out], fused_activation_function=ACT_CODE[act])
+        if act == "NONE":        # ONNX's arithmetic keeps infinities (the TFLite op clamps to +-FLT_MAX)
+            self.op("ONNX_BINARY", ts, [out], function=ir_type)
+        else:
+            self.op(ir_type, ts, [out], fused_activation_function=ACT_CODE[act])
         self.new_value(last, out_shape, np.float32, out, use_nhwc)
 
     def op_Add(self, node, ins, attrs):
@@ -115,6 +121,9 @@ class MathOps:
     def op_Relu(self, node, ins, attrs):
         if self._fused_unary(node, ins):
             return
+        if ins and ins[0] is not None and ins[0].dq_of is None and ins[0].dtype != np.float32:
+            self.onnx_unary(node.output[0], ins[0], "RELU")
+            return
         self._unary(node, ins, "RELU")
 
     def op_Sigmoid(self, node, ins, attrs):
@@ -132,6 +141,10 @@ class MathOps:
     def op_Clip(self, node, ins, attrs):
         if self._fused_unary(node, ins):
             return
+        x = ins[0]
+        if x.dq_of is None and x.quant is None and x.dtype.kind in "iu" and x.const is None:
+            self._integer_clip(node, ins)
+            return
         lo, hi = self._clip_bounds(node)
         if lo is None:
             self.unsupported("Clip bounds must be constant scalars")
@@ -140,6 +153,19 @@ class MathOps:
             self._unary(node, ins, act)
         else:
             self._unary(node, ins, "ONNX_CLIP", clip=(lo, hi))
+
+    def _integer_clip(self, node, ins):
+        """Clip of a plain integer tensor: max with the lower bound, then min with the upper one (in its type)."""
+        bounds = [(ins[p], f) for p, f in ((1, "MAX"), (2, "MIN")) if len(ins) > p and ins[p] is not None]
+        acc = ins[0]
+        for k, (bound, function) in enumerate(bounds):
+            if bound.dtype != acc.dtype or int(np.prod(bound.shape, dtype=np.int64)) != 1:
+                self.bad(f"bound '{bound.name}' of type {bound.dtype} and shape {list(bound.shape)} (a scalar "
+                         f"of the input's type {acc.dtype} is needed)")
+            acc = self.onnx_binary(node.output[0] if k == len(bounds) - 1 else node.output[0] + "/lower", acc,
+                                   self.reshaped(bound, (), f"{node.output[0]}/bound{k}"), function)
+        if not bounds:
+            self.values[node.output[0]] = acc
 
     def op_Softmax(self, node, ins, attrs):
         x = ins[0]

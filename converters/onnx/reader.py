@@ -18,6 +18,7 @@ modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent, qmatmul, qpool, q
 """
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import numpy as np
@@ -26,25 +27,34 @@ from onnx import helper as _helper
 
 from converters.onnx.common import TO_NCHW, TO_NHWC, Value
 from converters.onnx.conv import ConvOps
+from converters.onnx.elementwise import ElementwiseOps
+from converters.onnx.linear_ops import LinearOps
 from converters.onnx.math_ops import MathOps
+from converters.onnx.normalization import NormalizationOps
+from converters.onnx.pooling import PoolOps
 from converters.onnx.qattention import QAttentionOps
 from converters.onnx.qdq import QDQOps
 from converters.onnx.qmatmul import QMatMulOps
 from converters.onnx.qoperator import QOperatorOps
 from converters.onnx.qpool import QPoolOps
 from converters.onnx.recurrent import RecurrentOps
+from converters.onnx.reduce_ops import ReduceOps
+from converters.onnx.resize import ResizeOps
 from converters.onnx.shape_ops import ShapeOps
+from converters.onnx.tensor_ops import TensorOps
 from converters.onnx.tensors import ONNX_DTYPES, initializer_array
 from converters.source import read_model_bytes
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT, ROUND_HALF_EVEN, Graph, Op, Quantization, Tensor
 
 MIN_OPSET, MAX_OPSET = 7, 28
+PLAIN_INPUT_TYPES = tuple(np.dtype(t) for t in (np.int16, np.uint16, np.int32, np.int64, np.bool_))
 MS_DOMAIN = "com.microsoft"
 
 
 class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps, QMatMulOps, QPoolOps,
-                  QAttentionOps):
+                  QAttentionOps, ElementwiseOps, TensorOps, ReduceOps, LinearOps, NormalizationOps, ResizeOps,
+                  PoolOps):
     def __init__(self, model):
         self.model = model
         self.g = model.graph
@@ -67,7 +77,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         return idx
 
     def const_tensor(self, name: str, data: np.ndarray, quant=None) -> int:
-        data = np.ascontiguousarray(data)
+        data = np.ascontiguousarray(data).reshape(np.shape(data))       # (a scalar stays 0-D)
         return self.tensor(name, data.shape, data.dtype, quant=quant, data=data)
 
     def op(self, type_: str, inputs: list, outputs: list, **options):
@@ -152,8 +162,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         shape = tuple(src.shape[p] for p in perm)
         out = self.like(t, name, shape)
         n, a, b, c = src.shape
-        if (a == 1 and b == 1) or c == 1 or (perm == TO_NCHW and a * b == 1) or \
-                (perm == TO_NHWC and (a == 1 or b * c == 1)):
+        if (perm == TO_NCHW and (c == 1 or a * b == 1)) or (perm == TO_NHWC and (a == 1 or b * c == 1)):
             # the two orders hold the same bytes: a plain copy
             self.op("RESHAPE", [t, self.const_tensor(name + "/shape", np.array([-1] + list(shape[1:]), np.int32))],
                     [out])
@@ -248,11 +257,12 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             and list(n.input).count(vi.name) == 1 for n in users)
         lengths_only = dtype == np.int64 and bool(users) and all(   # int64: only ReverseSequence's lengths
             n.op_type == "ReverseSequence" and list(n.input).index(vi.name) == 1 for n in users)
-        if dtype not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)) and not (lens_only or lengths_only):
+        plain = dtype in PLAIN_INPUT_TYPES     # integer / bool data for the ops that compute on it (each checks)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)) and not (lens_only or lengths_only
+                                                                                             or plain):
             raise UnsupportedOpError(f"graph input '{vi.name}' has element type "
                                      f"{onnx.TensorProto.DataType.Name(tt.elem_type) if tt.elem_type in onnx.TensorProto.DataType.values() else tt.elem_type}"
-                                     " (float32, int8 and uint8 are supported; int32 as the sequence_lens of LSTM / GRU / "
-                                     "RNN or QAttention's mask_index, int64 as ReverseSequence's lengths)")
+                                     " (float32, int8, uint8, int16, uint16, int32, int64 and bool are supported)")
         if not tt.HasField("shape"):
             raise ModelFormatError(f"graph input '{vi.name}' declares no shape")
         shape = []
@@ -295,7 +305,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             self.output_tensors.add(out)
             return out
         t = self.get_plain(v)
-        if v.dtype == np.uint8:
+        if v.dtype == np.uint8 and self.tensors[t].dtype != np.uint8:     # (a plain uint8 result is uint8 already)
             out = self.tensor(vo.name, self.tensors[t].shape, np.uint8)
             self.op("ONNX_FLIP_SIGN_BIT", [t], [out])
         elif t in self.input_tensors or t in self.output_tensors:
@@ -416,6 +426,19 @@ def supported_ops() -> list:
     """ONNX op types the reader translates ('com.microsoft.' prefixed for onnxruntime's contrib ops)."""
     return sorted([n[3:] for n in dir(_Translator) if n.startswith("op_")]
                   + [MS_DOMAIN + "." + n[3:] for n in dir(_Translator) if n.startswith("ms_")])
+
+
+def op_groups() -> list:
+    """[(group title, [ONNX op types])] in the order of the translator's mixins: each op under the first line of the
+    docstring of the module that translates it (up to 'for the ONNX reader')."""
+    groups: dict = {}
+    for name in supported_ops():
+        method = ("ms_" + name[len(MS_DOMAIN) + 1:]) if name.startswith(MS_DOMAIN + ".") else "op_" + name
+        owner = next(c for c in _Translator.__mro__ if method in c.__dict__)
+        doc = (sys.modules[owner.__module__].__doc__ or owner.__module__).strip()
+        title = doc.split(" for the ONNX reader")[0].split(":")[0].split(". ")[0].strip()
+        groups.setdefault((_Translator.__mro__.index(owner), title), []).append(name)
+    return [(title, ops) for (_, title), ops in sorted(groups.items())]
 
 
 def from_onnx(model) -> Graph:

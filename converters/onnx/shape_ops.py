@@ -1,5 +1,5 @@
 """Constants and data movement for the ONNX reader: Constant, Identity, Dropout, Shape, constant folding, Reshape,
-Flatten, Squeeze, Unsqueeze, Transpose, ReverseSequence, Gather, Expand, Concat, Pad, Slice."""
+Flatten, Squeeze, Unsqueeze, Transpose, ReverseSequence, Concat, Pad, Slice."""
 from __future__ import annotations
 
 from typing import Optional
@@ -233,45 +233,6 @@ class ShapeOps:
                     time_axis=time_axis)
         self.new_value(node.output[0], x.shape, x.dtype, out, False, x.quant, like=x)
 
-    def op_Gather(self, node, ins, attrs):
-        """Constant indices: folded on constant data (tf2onnx's shape arithmetic); on other data, a scalar index or
-        evenly spaced indices along one axis are a STRIDED_SLICE (the axis dropped for a scalar index)."""
-        self.need(ins, 2, 2)
-        if self._fold(node, ins, attrs):
-            return
-        x = ins[0]
-        rank = x.rank
-        axis = attrs.get("axis", 0)
-        axis = axis + rank if axis < 0 else axis
-        if not 0 <= axis < rank:
-            self.bad(f"axis {attrs.get('axis')} outside rank {rank}")
-        idx = self.const_of(ins[1], "the indices input").astype(np.int64)
-        dim = x.shape[axis]
-        if idx.size == 0 or np.any(idx < -dim) or np.any(idx >= dim):
-            self.bad(f"indices {idx.tolist()} outside [-{dim}, {dim}) or empty")
-        flat = np.where(idx < 0, idx + dim, idx).reshape(-1)
-        step = int(flat[1] - flat[0]) if flat.size > 1 else 1
-        if idx.ndim > 1 or step == 0 or np.any(np.diff(flat) != step):
-            self.unsupported(f"indices {idx.tolist()} (a scalar or evenly spaced 1-D indices are supported)")
-        x = self.float_input(x)
-        begin, end, stride = [0] * rank, list(x.shape), [1] * rank
-        begin[axis], stride[axis] = int(flat[0]), step
-        end[axis] = int(flat[-1]) + (1 if step > 0 else -1)
-        shape = list(x.shape)
-        shape[axis:axis + 1] = [] if idx.ndim == 0 else [flat.size]
-        t = self.get_plain(x)
-        out = self.like(t, node.output[0], tuple(shape))
-        self.op("STRIDED_SLICE", [t] + [self.const_tensor(f"{node.output[0]}/{what}", np.array(v, np.int32))
-                                        for what, v in (("begin", begin), ("end", end), ("strides", stride))],
-                [out], begin_mask=0, end_mask=(1 << axis) if end[axis] < 0 else 0,
-                shrink_axis_mask=(1 << axis) if idx.ndim == 0 else 0, ellipsis_mask=0, new_axis_mask=0)
-        self.new_value(node.output[0], tuple(shape), x.dtype, out, False)
-
-    def op_Expand(self, node, ins, attrs):
-        self.need(ins, 2, 2)
-        if not self._fold(node, ins, attrs):
-            self.unsupported("Expand of a non-constant input (only constant inputs are folded)")
-
     def op_Concat(self, node, ins, attrs):
         if not ins or any(v is None for v in ins):
             self.bad("missing inputs")
@@ -287,6 +248,11 @@ class ShapeOps:
         for v in ins:
             if v.rank != rank or any(v.shape[d] != ins[0].shape[d] for d in range(rank) if d != axis):
                 self.bad(f"shapes {[list(v.shape) for v in ins]} do not concatenate on axis {axis}")
+        if any(v.shape[axis] == 0 for v in ins) and any(v.shape[axis] for v in ins):
+            ins = [v for v in ins if v.shape[axis]]         # an empty part (e.g. a Split's empty piece) adds nothing
+            if len(ins) == 1:
+                self.values[node.output[0]] = ins[0]
+                return
         q = self._fused_concat(node, ins, axis)
         if q:
             return
@@ -326,8 +292,8 @@ class ShapeOps:
     def op_Pad(self, node, ins, attrs):
         x = ins[0]
         mode = attrs.get("mode", "constant")
-        if mode != "constant":
-            self.unsupported(f"pad mode '{mode}' (only 'constant')")
+        if mode not in ("constant", "edge", "reflect", "wrap"):
+            self.bad(f"pad mode '{mode}' (constant, edge, reflect or wrap)")
         if self.opset < 11:
             pads = list(attrs.get("pads", []))
             value = float(attrs.get("value", 0.0))
@@ -346,9 +312,18 @@ class ShapeOps:
                 pads = full
         if len(pads) != 2 * x.rank:
             self.bad(f"{len(pads)} pads for rank {x.rank}")
-        if any(p < 0 for p in pads):
-            self.unsupported("negative pads (cropping) are not supported")
         pairs = [(pads[d], pads[d + x.rank]) for d in range(x.rank)]
+        if mode != "constant":
+            self.pad_by_gather(node.output[0], x, pairs, mode)
+            return
+        if any(p < 0 for p in pads):           # crop first, then pad what remains
+            cropped = all(p <= 0 for p in pads)
+            x = self.pad_by_gather(node.output[0] + ("" if cropped else "/cropped"), x,
+                                   [(min(a, 0), min(b, 0)) for a, b in pairs], "edge")
+            if cropped:
+                return
+            pairs = [(max(a, 0), max(b, 0)) for a, b in pairs]
+            pads = [a for a, _ in pairs] + [b for _, b in pairs]
         shape = tuple(s + a + b for s, (a, b) in zip(x.shape, pairs))
         is_int = x.dq_of is None and x.dtype in (np.int8, np.uint8)
         if not is_int and x.dq_of is None:
@@ -408,12 +383,12 @@ class ShapeOps:
                 if e0 < 0:
                     end_mask |= 1 << a                 # through index 0 (STRIDED_SLICE reads -1 as the last)
             begin[a], end[a], stride[a], shape[a] = s0, e0, st, n
-        if any(d == 0 for d in shape):
-            self.unsupported("Slice to an empty tensor (empty tensors are not supported)")
-        if x.const is not None:
+        if x.const is not None:         # (an empty constant is fine: shape arithmetic, e.g. a Shape's empty prefix)
             index = tuple(slice(begin[d], None if end_mask >> d & 1 else end[d], stride[d]) for d in range(rank))
             self.const_value(node.output[0], np.ascontiguousarray(x.const[index]))
             return
+        if any(d == 0 for d in shape):
+            self.unsupported("Slice to an empty tensor (empty tensors are not supported)")
         t = self.get_plain(x)
         out = self.like(t, node.output[0], tuple(shape))
         self.op("STRIDED_SLICE", [t, self.const_tensor(node.output[0] + "/begin", np.array(begin, np.int32)),
@@ -421,3 +396,65 @@ class ShapeOps:
                                   self.const_tensor(node.output[0] + "/strides", np.array(stride, np.int32))],
                 [out], begin_mask=0, end_mask=end_mask, shrink_axis_mask=0, ellipsis_mask=0, new_axis_mask=0)
         self.new_value(node.output[0], tuple(shape), x.dtype, out, False, x.quant, like=x)
+
+    # ----- depth <-> space ----------------------------------------------------------------------
+    def op_DepthToSpace(self, node, ins, attrs):
+        """The IR's DEPTH_TO_SPACE on the channels-last copy is ONNX's DCR mode; CRD first reorders the channels
+        (c * b * b + by * b + bx -> (by * b + bx) * C' + c) with an AXIS_GATHER."""
+        self.check_attrs(attrs, {"blocksize", "mode"})
+        self.need(ins, 1, 1)
+        if self._fold(node, ins, attrs):
+            return
+        x, b = ins[0], self._block_size(attrs, ins[0])
+        mode = attrs.get("mode", "DCR")
+        if mode not in ("DCR", "CRD"):
+            self.bad(f"mode '{mode}' (DCR or CRD)")
+        n, c, h, w = x.shape
+        if c % (b * b):
+            self.bad(f"{c} channels are not a multiple of blocksize^2 = {b * b}")
+        cb = c // (b * b)
+        name = node.output[0]
+        xt = self.get_nhwc(x)
+        if mode == "CRD":
+            order = np.arange(c).reshape(cb, b * b).T.reshape(-1)
+            xt = self._channel_gather(xt, order, name + "/dcr")
+        out = self.like(xt, name, (n, h * b, w * b, cb))
+        self.op("DEPTH_TO_SPACE", [xt], [out], block_size=b)
+        self.new_value(name, (n, cb, h * b, w * b), x.dtype, out, True, x.quant, like=x)
+
+    def op_SpaceToDepth(self, node, ins, attrs):
+        """ONNX's DCR channel order (by * b + bx) * C + c is the IR's SPACE_TO_DEPTH on the channels-last copy;
+        CRD (c * b * b + by * b + bx, opset 25) reorders its channels after."""
+        self.check_attrs(attrs, {"blocksize", "mode"})
+        self.need(ins, 1, 1)
+        if self._fold(node, ins, attrs):
+            return
+        x, b = ins[0], self._block_size(attrs, ins[0])
+        n, c, h, w = x.shape
+        if h % b or w % b:
+            self.bad(f"input {list(x.shape)} is not a multiple of blocksize {b}")
+        mode = attrs.get("mode", "DCR")
+        if mode not in ("DCR", "CRD"):
+            self.bad(f"mode '{mode}' (DCR or CRD)")
+        xt = self.get_nhwc(x)
+        out = self.like(xt, node.output[0] + ("/dcr" if mode == "CRD" else ""), (n, h // b, w // b, c * b * b))
+        self.op("SPACE_TO_DEPTH", [xt], [out], block_size=b)
+        if mode == "CRD":
+            out = self._channel_gather(out, np.arange(c * b * b).reshape(b * b, c).T.reshape(-1), node.output[0])
+        self.new_value(node.output[0], (n, c * b * b, h // b, w // b), x.dtype, out, True, x.quant, like=x)
+
+    def _channel_gather(self, t: int, order, name: str) -> int:
+        """Channel k of the result is channel order[k] of NHWC tensor `t`."""
+        n, h, w, c = self.tensors[t].shape
+        out = self.like(t, name)
+        self.op("AXIS_GATHER", [t], [out], tables=(tuple(range(n)), tuple(range(h)), tuple(range(w)),
+                                                   tuple(int(i) for i in order)))
+        return out
+
+    def _block_size(self, attrs, x: Value) -> int:
+        b = attrs.get("blocksize")
+        if not isinstance(b, int) or b < 1:
+            self.bad(f"blocksize {b} must be a positive integer")
+        if x.rank != 4:
+            self.bad(f"input of shape {list(x.shape)}; a 4-D NCHW tensor is needed")
+        return b

@@ -378,6 +378,48 @@ static inline void em_softmax_int8(const int8_t* in, int8_t* out, int64_t rows, 
     }
 }
 
+/* The same SOFTMAX by table.  Every per-element quantity of em_softmax_int8 depends on the difference
+ * d = max_in_row - x (0..255) alone: table[d] = the Q0.31 exp of -d (0 where -d < diff_min: such an element
+ * adds nothing to the sum, and 0 * scale gives the same -128 output), table[256 + d] = its Q12.19 addend to
+ * sum_of_exps.  Built once at load by the kernel's own arithmetic. */
+static inline void em_softmax_int8_table(int32_t* table, int32_t input_multiplier, int32_t input_left_shift,
+                                         int32_t diff_min, int32_t mode) {
+    int32_t d;
+    for (d = 0; d < 256; ++d) {
+        int32_t diff = -d, e = 0;
+        if (diff >= diff_min) {
+            int32_t scaled = mode == EM_ROUND_SINGLE
+                ? em_mbqm_single(diff, input_multiplier, input_left_shift)
+                : em_srdhm((int32_t)((uint32_t)diff << input_left_shift), input_multiplier);
+            e = em_fp_exp_on_negative_values(scaled, 5);
+        }
+        table[d] = e;
+        table[256 + d] = em_fp_rescale(e, 0, 12);
+    }
+}
+
+static inline void em_softmax_int8_by_table(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
+                                            const int32_t* table) {
+    int64_t r, c;
+    for (r = 0; r < rows; ++r) {
+        const int8_t* x = in + r * depth;
+        int8_t* y = out + r * depth;
+        int8_t max_in_row = INT8_MIN;
+        uint32_t sum_of_exps = 0;            /* wraps as em_fp_add does */
+        int num_bits_over_unit, exponent;
+        int32_t shifted_scale;
+        for (c = 0; c < depth; ++c) max_in_row = x[c] > max_in_row ? x[c] : max_in_row;
+        for (c = 0; c < depth; ++c) sum_of_exps += (uint32_t)table[256 + (uint8_t)(max_in_row - x[c])];
+        shifted_scale = em_fp_get_reciprocal((int32_t)sum_of_exps, 12, &num_bits_over_unit);
+        exponent = num_bits_over_unit + 31 - 8;
+        for (c = 0; c < depth; ++c) {
+            const int32_t e = table[(uint8_t)(max_in_row - x[c])];
+            const int32_t unsat = em_rounding_divide_by_pot(em_fp_mul(shifted_scale, e), exponent);
+            y[c] = (int8_t)em_clamp_i32(unsat - 128, INT8_MIN, INT8_MAX);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* HARD_SWISH                                                                */
 /* ------------------------------------------------------------------------ */

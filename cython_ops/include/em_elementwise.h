@@ -5,6 +5,7 @@
 #include <math.h>
 #include "em_params.h"
 #include "em_requant.h"
+#include "em_isa.h"
 
 /* Binary ops, layout EM_BINARY (the float kernels; ADD / MUL int8 extend it below):
  * ptr: input 1, input 2, output
@@ -185,85 +186,302 @@ EM_VBMI_TARGET static void em_add_int8_tables(const em_params* p, int64_t n, con
     }
 }
 
-/* ADD / SUB int8 on equal shapes (or one input of a single element), 16 lanes at a time, either rounding mode;
- * layout EM_ADD as em_add_int8, the element count is the product of the output dims; tables: scratch of 2 KB for
- * the tables (EM_ADD_TABLE_MIN elements and more, with VBMI).  The multiplier constants are derived once per call. */
-#define EM_ADD_TABLE_MIN 1024
-EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
-    const int64_t* q = p->i;
-    const int64_t* dims = p->i + EM_BINARY_I_DIMS;
-    const int8_t* x1 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT1];
-    const int8_t* x2 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT2];
-    int8_t* y = (int8_t*)p->ptr[EM_BINARY_P_OUTPUT];
-    const int64_t n = dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5];
-    const em_add_input16 in1 = em_add_input_consts(q[EM_ADD_I_ZP1], q[EM_ADD_I_MULT1], q[EM_ADD_I_SHIFT1],
-                                                   q[EM_ADD_I_LEFT_SHIFT], q[EM_ADD_I_MODE]);
-    const em_add_input16 in2 = em_add_input_consts(q[EM_ADD_I_ZP2], q[EM_ADD_I_MULT2], q[EM_ADD_I_SHIFT2],
-                                                   q[EM_ADD_I_LEFT_SHIFT], q[EM_ADD_I_MODE]);
-    const __m512i ozp = _mm512_set1_epi32((int32_t)q[EM_ADD_I_OUT_ZP]);
-    const __m512i mo = _mm512_set1_epi32((int32_t)q[EM_ADD_I_OUT_MULT]);
-    const __m512i sho = _mm512_set1_epi32((int32_t)q[EM_ADD_I_OUT_SHIFT]);
-    const __m512i amin = _mm512_set1_epi32((int32_t)q[EM_ADD_I_ACT_MIN]);
-    const __m512i amax = _mm512_set1_epi32((int32_t)q[EM_ADD_I_ACT_MAX]);
-    const em_mbqm16 co = em_mbqm_consts(mo, sho);
-    const int single = q[EM_ADD_I_MODE] == EM_ROUND_SINGLE;
-    const int sub = q[EM_ADD_I_SIGN] < 0;
-    /* an input of one element (every stride 0) is broadcast: its stage is computed once */
-    const int one1 = em_binary_scalar_input(p, 0), one2 = em_binary_scalar_input(p, 1);
-    const __m512i c1 = em_add_input_x16(_mm512_set1_epi32(x1[0]), &in1), c2 = em_add_input_x16(_mm512_set1_epi32(x2[0]), &in2);
-    if (!one1 && !one2 && n >= EM_ADD_TABLE_MIN && p->ptr[EM_ADD_P_TABLES] != NULL &&
-        __builtin_cpu_supports("avx512vbmi")) {
-        em_add_int8_tables(p, n, &in1, &in2, single, mo, sho, &co, ozp, amin, amax, sub);
-        return;
-    }
+/* The broadcasting walk of the vector kernels: the output's outer five dims in order, each step one run of the
+ * innermost dim (dims[5] elements).  Within a run an input either advances with the output (stride 1) or stays on
+ * one element (stride 0, or a run of one); the prepare merges dims so that runs are as long as the shapes allow
+ * (equal shapes: one run; per-channel: one run per pixel; a scalar: one run).  RUN(x1, one1, x2, one2, y, n). */
+#define EM_BINARY_RUNS(T, RUN)                                                                                    \
+    do {                                                                                                          \
+        const int64_t* dims_ = p->i + EM_BINARY_I_DIMS;                                                           \
+        const int64_t* st1_ = p->i + EM_BINARY_I_STRIDES1;                                                        \
+        const int64_t* st2_ = p->i + EM_BINARY_I_STRIDES2;                                                        \
+        const T* x1_ = (const T*)p->ptr[EM_BINARY_P_INPUT1];                                                      \
+        const T* x2_ = (const T*)p->ptr[EM_BINARY_P_INPUT2];                                                      \
+        T* y_ = (T*)p->ptr[EM_BINARY_P_OUTPUT];                                                                   \
+        const int64_t inner_ = dims_[5];                                                                          \
+        const int one1_ = st1_[5] == 0 || inner_ == 1, one2_ = st2_[5] == 0 || inner_ == 1;                       \
+        int64_t o_ = 0;                                                                                           \
+        for (int64_t i0 = 0; i0 < dims_[0]; i0++)                                                                 \
+        for (int64_t i1 = 0; i1 < dims_[1]; i1++)                                                                 \
+        for (int64_t i2 = 0; i2 < dims_[2]; i2++)                                                                 \
+        for (int64_t i3 = 0; i3 < dims_[3]; i3++)                                                                 \
+        for (int64_t i4 = 0; i4 < dims_[4]; i4++, o_ += inner_) {                                                 \
+            const int64_t b1_ = i0 * st1_[0] + i1 * st1_[1] + i2 * st1_[2] + i3 * st1_[3] + i4 * st1_[4];         \
+            const int64_t b2_ = i0 * st2_[0] + i1 * st2_[1] + i2 * st2_[2] + i3 * st2_[3] + i4 * st2_[4];         \
+            RUN(x1_ + b1_, one1_, x2_ + b2_, one2_, y_ + o_, inner_);                                             \
+        }                                                                                                         \
+    } while (0)
+
+/* ADD / SUB's output stage constants, 16 lanes. */
+typedef struct {
+    em_add_input16 in1, in2;
+    __m512i mo, sho, ozp, amin, amax;
+    em_mbqm16 co;
+    int single, sub;
+} em_add_consts16;
+
+/* One run of ADD / SUB, 16 lanes at a time (two independent chains per iteration); an input with one* set is one
+ * element, whose stage is computed once. */
+EM_VNNI_TARGET static inline void em_add_run16(const em_add_consts16* c, const int8_t* x1, int one1,
+                                               const int8_t* x2, int one2, int8_t* y, int64_t n) {
+    const __m512i c1 = em_add_input_x16(_mm512_set1_epi32(x1[0]), &c->in1);
+    const __m512i c2 = em_add_input_x16(_mm512_set1_epi32(x2[0]), &c->in2);
 #define EM_ADD16(K, M)                                                                                     \
     do {                                                                                                   \
-        __m512i v1 = one1 ? c1 : em_add_input_x16(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x1 + (K))), &in1); \
-        __m512i v2 = one2 ? c2 : em_add_input_x16(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x2 + (K))), &in2); \
-        __m512i s = sub ? _mm512_sub_epi32(v1, v2) : _mm512_add_epi32(v1, v2);                            \
-        __m512i r = em_add_output_x16(s, single, mo, sho, &co, ozp, amin, amax);                          \
+        __m512i v1 = one1 ? c1 : em_add_input_x16(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x1 + (K))), &c->in1); \
+        __m512i v2 = one2 ? c2 : em_add_input_x16(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((M), x2 + (K))), &c->in2); \
+        __m512i s = c->sub ? _mm512_sub_epi32(v1, v2) : _mm512_add_epi32(v1, v2);                         \
+        __m512i r = em_add_output_x16(s, c->single, c->mo, c->sho, &c->co, c->ozp, c->amin, c->amax);      \
         _mm_mask_storeu_epi8(y + (K), (M), _mm512_cvtepi32_epi8(r));                                       \
     } while (0)
     int64_t k = 0;
-    for (; k + 32 <= n; k += 32) {     /* two independent 16-lane chains per iteration */
+    for (; k + 32 <= n; k += 32) {
         EM_ADD16(k, (__mmask16)0xFFFF);
         EM_ADD16(k + 16, (__mmask16)0xFFFF);
     }
     for (; k < n; k += 16) EM_ADD16(k, n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1));
 #undef EM_ADD16
 }
-/* MUL int8 on equal shapes (or one input of a single element), 16 lanes at a time, either rounding mode; layout
- * EM_MUL as em_mul_int8 below */
-EM_VNNI_TARGET static void em_mul_int8_avx512(const em_params* p) {
+
+/* ADD / SUB int8 with any broadcast, 16 lanes at a time, either rounding mode; layout EM_ADD as em_add_int8.
+ * tables: scratch of 2 KB; equal shapes of EM_ADD_TABLE_MIN elements and more take the table loop (with VBMI). */
+#define EM_ADD_TABLE_MIN 1024
+EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     const int64_t* q = p->i;
     const int64_t* dims = p->i + EM_BINARY_I_DIMS;
-    const int8_t* x1 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT1];
-    const int8_t* x2 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT2];
-    int8_t* y = (int8_t*)p->ptr[EM_BINARY_P_OUTPUT];
     const int64_t n = dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5];
-    const __m512i zp1 = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ZP1]), zp2 = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ZP2]);
-    const __m512i ozp = _mm512_set1_epi32((int32_t)q[EM_MUL_I_OUT_ZP]);
-    const __m512i m = _mm512_set1_epi32((int32_t)q[EM_MUL_I_MULT]);
-    const __m512i sh = _mm512_set1_epi32((int32_t)q[EM_MUL_I_SHIFT]);
-    const __m512i amin = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ACT_MIN]);
-    const __m512i amax = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ACT_MAX]);
-    const em_mbqm16 c = em_mbqm_consts(m, sh);
-    const int single = q[EM_MUL_I_MODE] == EM_ROUND_SINGLE;
+    em_add_consts16 c;
+    c.in1 = em_add_input_consts(q[EM_ADD_I_ZP1], q[EM_ADD_I_MULT1], q[EM_ADD_I_SHIFT1], q[EM_ADD_I_LEFT_SHIFT],
+                                q[EM_ADD_I_MODE]);
+    c.in2 = em_add_input_consts(q[EM_ADD_I_ZP2], q[EM_ADD_I_MULT2], q[EM_ADD_I_SHIFT2], q[EM_ADD_I_LEFT_SHIFT],
+                                q[EM_ADD_I_MODE]);
+    c.ozp = _mm512_set1_epi32((int32_t)q[EM_ADD_I_OUT_ZP]);
+    c.mo = _mm512_set1_epi32((int32_t)q[EM_ADD_I_OUT_MULT]);
+    c.sho = _mm512_set1_epi32((int32_t)q[EM_ADD_I_OUT_SHIFT]);
+    c.amin = _mm512_set1_epi32((int32_t)q[EM_ADD_I_ACT_MIN]);
+    c.amax = _mm512_set1_epi32((int32_t)q[EM_ADD_I_ACT_MAX]);
+    c.co = em_mbqm_consts(c.mo, c.sho);
+    c.single = q[EM_ADD_I_MODE] == EM_ROUND_SINGLE;
+    c.sub = q[EM_ADD_I_SIGN] < 0;
     const int one1 = em_binary_scalar_input(p, 0), one2 = em_binary_scalar_input(p, 1);
+    if (!one1 && !one2 && dims[5] == n && n >= EM_ADD_TABLE_MIN && p->ptr[EM_ADD_P_TABLES] != NULL &&
+        __builtin_cpu_supports("avx512vbmi")) {
+        em_add_int8_tables(p, n, &c.in1, &c.in2, c.single, c.mo, c.sho, &c.co, c.ozp, c.amin, c.amax, c.sub);
+        return;
+    }
+#define EM_ADD_RUN16(A, ONE1, B, ONE2, Y, N) em_add_run16(&c, A, ONE1, B, ONE2, Y, N)
+    EM_BINARY_RUNS(int8_t, EM_ADD_RUN16);
+#undef EM_ADD_RUN16
+}
+
+/* MUL's constants, 16 lanes. */
+typedef struct { __m512i zp1, zp2, ozp, m, sh, amin, amax; em_mbqm16 c; int single; } em_mul_consts16;
+
+EM_VNNI_TARGET static inline void em_mul_run16(const em_mul_consts16* c, const int8_t* x1, int one1,
+                                               const int8_t* x2, int one2, int8_t* y, int64_t n) {
     for (int64_t k = 0; k < n; k += 16) {
         const __mmask16 mk = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
         __m512i a = _mm512_cvtepi8_epi32(one1 ? _mm_set1_epi8(x1[0]) : _mm_maskz_loadu_epi8(mk, x1 + k));
         __m512i b = _mm512_cvtepi8_epi32(one2 ? _mm_set1_epi8(x2[0]) : _mm_maskz_loadu_epi8(mk, x2 + k));
-        __m512i prod = _mm512_mullo_epi32(_mm512_sub_epi32(a, zp1), _mm512_sub_epi32(b, zp2));
-        __m512i r = single ? em_mbqm_single_x16(prod, m, sh) : em_mbqm_apply_x16(prod, &c);
-        r = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, ozp), amin), amax);
+        __m512i prod = _mm512_mullo_epi32(_mm512_sub_epi32(a, c->zp1), _mm512_sub_epi32(b, c->zp2));
+        __m512i r = c->single ? em_mbqm_single_x16(prod, c->m, c->sh) : em_mbqm_apply_x16(prod, &c->c);
+        r = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, c->ozp), c->amin), c->amax);
         _mm_mask_storeu_epi8(y + k, mk, _mm512_cvtepi32_epi8(r));
     }
 }
+
+/* MUL int8 with any broadcast, 16 lanes at a time, either rounding mode; layout EM_MUL as em_mul_int8 below */
+EM_VNNI_TARGET static void em_mul_int8_avx512(const em_params* p) {
+    const int64_t* q = p->i;
+    em_mul_consts16 c;
+    c.zp1 = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ZP1]);
+    c.zp2 = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ZP2]);
+    c.ozp = _mm512_set1_epi32((int32_t)q[EM_MUL_I_OUT_ZP]);
+    c.m = _mm512_set1_epi32((int32_t)q[EM_MUL_I_MULT]);
+    c.sh = _mm512_set1_epi32((int32_t)q[EM_MUL_I_SHIFT]);
+    c.amin = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ACT_MIN]);
+    c.amax = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ACT_MAX]);
+    c.c = em_mbqm_consts(c.m, c.sh);
+    c.single = q[EM_MUL_I_MODE] == EM_ROUND_SINGLE;
+#define EM_MUL_RUN16(A, ONE1, B, ONE2, Y, N) em_mul_run16(&c, A, ONE1, B, ONE2, Y, N)
+    EM_BINARY_RUNS(int8_t, EM_MUL_RUN16);
+#undef EM_MUL_RUN16
+}
+
+/* ---- AVX2 (also the avx512 path without VNNI): the same runs, 8 lanes, 32 elements per iteration ----------- */
+#include "em_gemm_avx2.h"
+
+/* MultiplyByQuantizedMultiplier, double rounding, 8 lanes: per-lane multiplier and shift (left shifts first,
+ * then SRDHM, then a rounding right shift, ties away from zero). */
+EM_AVX2_TARGET static inline __m256i em_ew_mbqm_double_x8(__m256i x, __m256i m, __m256i shift) {
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    const __m256i round = _mm256_set1_epi64x(1LL << 30);
+    const __m256i left = _mm256_max_epi32(shift, zero);
+    const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    x = _mm256_sllv_epi32(x, left);
+    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), round), 31);
+    const __m256i odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32),
+                                                                            _mm256_srli_epi64(m, 32)), round), 31);
+    const __m256i v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    const __m256i threshold = _mm256_add_epi32(_mm256_srli_epi32(mask, 1), _mm256_srli_epi32(v, 31));
+    const __m256i up = _mm256_cmpgt_epi32(_mm256_and_si256(v, mask), threshold);   /* -1 where rounding up */
+    return _mm256_sub_epi32(_mm256_srav_epi32(v, right), up);
+}
+
+/* One input's stage of ADD, 8 lanes: the 32-bit form for double rounding with left shift 20 and no multiplier
+ * left shift (as em_srdhm_shifted20_x16 + em_rdbpot_x16), else the general MBQM. */
+typedef struct { __m256i zp, m, sh, mh, ml, hpos, corr, right; int single, small, ls; } em_add_input8;
+
+EM_AVX2_TARGET static inline em_add_input8 em_add_input_consts8(int64_t zp, int64_t m, int64_t sh, int64_t ls,
+                                                                 int64_t mode) {
+    em_add_input8 q;
+    const int32_t e = sh < 0 ? (int32_t)-sh : 0;
+    q.zp = _mm256_set1_epi32((int32_t)zp);
+    q.m = _mm256_set1_epi32((int32_t)m);
+    q.sh = _mm256_set1_epi32((int32_t)sh);
+    q.mh = _mm256_set1_epi32((int32_t)((uint32_t)m >> 16));
+    q.ml = _mm256_set1_epi32((int32_t)(m & 0xFFFF));
+    q.right = _mm256_set1_epi32(e);
+    q.hpos = _mm256_set1_epi32(e > 0 ? (int32_t)1 << (e - 1) : 0);
+    q.corr = _mm256_set1_epi32(e > 0 ? -1 : 0);
+    q.ls = (int)ls;
+    q.single = mode == EM_ROUND_SINGLE;
+    q.small = !q.single && ls == 20 && sh <= 0;
+    return q;
+}
+
+EM_AVX2_TARGET static inline __m256i em_add_input_x8(__m256i x, const em_add_input8* q) {
+    __m256i d = _mm256_sub_epi32(x, q->zp);
+    if (q->small) {
+        const __m256i low = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(d, q->ml),
+                                                               _mm256_set1_epi32(1 << 10)), 11);
+        const __m256i v = _mm256_add_epi32(_mm256_slli_epi32(_mm256_mullo_epi32(d, q->mh), 5), low);
+        const __m256i t = _mm256_add_epi32(_mm256_add_epi32(v, q->hpos), _mm256_and_si256(_mm256_srai_epi32(v, 31),
+                                                                                          q->corr));
+        return _mm256_srav_epi32(t, q->right);
+    }
+    d = _mm256_slli_epi32(d, q->ls);
+    return q->single ? em_mbqm_single_x8(d, q->m, q->sh) : em_ew_mbqm_double_x8(d, q->m, q->sh);
+}
+
+/* Four 8-lane int32 vectors of elements 0-7, 8-15, 16-23, 24-31 to 32 int8 in order (saturating packs). */
+EM_AVX2_TARGET static inline __m256i em_pack32_x8(__m256i r0, __m256i r1, __m256i r2, __m256i r3) {
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
+    return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* A run in blocks of 32: BLOCK(a, b, out) maps two 32-byte vectors to 32 output bytes; a tail goes through 32-byte
+ * buffers.  A one-element input is broadcast to every byte of its vector. */
+#define EM_AVX2_RUN32(BLOCK)                                                                                  \
+    do {                                                                                                      \
+        const __m256i s1_ = _mm256_set1_epi8((char)x1[0]), s2_ = _mm256_set1_epi8((char)x2[0]);              \
+        int64_t k_ = 0;                                                                                       \
+        for (; k_ + 32 <= n; k_ += 32) {                                                                      \
+            const __m256i a_ = one1 ? s1_ : _mm256_loadu_si256((const __m256i*)(x1 + k_));                  \
+            const __m256i b_ = one2 ? s2_ : _mm256_loadu_si256((const __m256i*)(x2 + k_));                  \
+            _mm256_storeu_si256((__m256i*)(y + k_), BLOCK(c, a_, b_));                                       \
+        }                                                                                                     \
+        if (k_ < n) {                                                                                         \
+            int8_t ba_[32], bb_[32], by_[32];                                                                 \
+            for (int64_t j_ = 0; j_ < 32; j_++) {                                                             \
+                ba_[j_] = one1 ? x1[0] : (k_ + j_ < n ? x1[k_ + j_] : 0);                                     \
+                bb_[j_] = one2 ? x2[0] : (k_ + j_ < n ? x2[k_ + j_] : 0);                                     \
+            }                                                                                                 \
+            _mm256_storeu_si256((__m256i*)by_, BLOCK(c, _mm256_loadu_si256((const __m256i*)ba_),              \
+                                                     _mm256_loadu_si256((const __m256i*)bb_)));               \
+            for (int64_t j_ = 0; k_ + j_ < n; j_++) y[k_ + j_] = by_[j_];                                     \
+        }                                                                                                     \
+    } while (0)
+
+typedef struct {
+    em_add_input8 in1, in2;
+    __m256i mo, sho, ozp, amin, amax;
+    int single, sub;
+} em_add_consts8;
+
+EM_AVX2_TARGET static inline __m256i em_add_block32(const em_add_consts8* c, __m256i a, __m256i b) {
+    __m256i r[4];
+    for (int j = 0; j < 4; j++) {
+        const __m128i ha = j < 2 ? _mm256_castsi256_si128(a) : _mm256_extracti128_si256(a, 1);
+        const __m128i hb = j < 2 ? _mm256_castsi256_si128(b) : _mm256_extracti128_si256(b, 1);
+        const __m256i va = em_add_input_x8(_mm256_cvtepi8_epi32(j & 1 ? _mm_srli_si128(ha, 8) : ha), &c->in1);
+        const __m256i vb = em_add_input_x8(_mm256_cvtepi8_epi32(j & 1 ? _mm_srli_si128(hb, 8) : hb), &c->in2);
+        const __m256i s = c->sub ? _mm256_sub_epi32(va, vb) : _mm256_add_epi32(va, vb);
+        const __m256i o = c->single ? em_mbqm_single_x8(s, c->mo, c->sho) : em_ew_mbqm_double_x8(s, c->mo, c->sho);
+        r[j] = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(o, c->ozp), c->amin), c->amax);
+    }
+    return em_pack32_x8(r[0], r[1], r[2], r[3]);
+}
+
+EM_AVX2_TARGET static inline void em_add_run8(const em_add_consts8* c, const int8_t* x1, int one1,
+                                              const int8_t* x2, int one2, int8_t* y, int64_t n) {
+    EM_AVX2_RUN32(em_add_block32);
+}
+
+/* ADD / SUB int8 with any broadcast on AVX2, either rounding mode; layout EM_ADD (tables not read). */
+EM_AVX2_TARGET static void em_add_int8_avx2(const em_params* p) {
+    const int64_t* q = p->i;
+    em_add_consts8 c;
+    c.in1 = em_add_input_consts8(q[EM_ADD_I_ZP1], q[EM_ADD_I_MULT1], q[EM_ADD_I_SHIFT1], q[EM_ADD_I_LEFT_SHIFT],
+                                 q[EM_ADD_I_MODE]);
+    c.in2 = em_add_input_consts8(q[EM_ADD_I_ZP2], q[EM_ADD_I_MULT2], q[EM_ADD_I_SHIFT2], q[EM_ADD_I_LEFT_SHIFT],
+                                 q[EM_ADD_I_MODE]);
+    c.ozp = _mm256_set1_epi32((int32_t)q[EM_ADD_I_OUT_ZP]);
+    c.mo = _mm256_set1_epi32((int32_t)q[EM_ADD_I_OUT_MULT]);
+    c.sho = _mm256_set1_epi32((int32_t)q[EM_ADD_I_OUT_SHIFT]);
+    c.amin = _mm256_set1_epi32((int32_t)q[EM_ADD_I_ACT_MIN]);
+    c.amax = _mm256_set1_epi32((int32_t)q[EM_ADD_I_ACT_MAX]);
+    c.single = q[EM_ADD_I_MODE] == EM_ROUND_SINGLE;
+    c.sub = q[EM_ADD_I_SIGN] < 0;
+#define EM_ADD_RUN8(A, ONE1, B, ONE2, Y, N) em_add_run8(&c, A, ONE1, B, ONE2, Y, N)
+    EM_BINARY_RUNS(int8_t, EM_ADD_RUN8);
+#undef EM_ADD_RUN8
+}
+
+typedef struct { __m256i zp1, zp2, ozp, m, sh, amin, amax; int single; } em_mul_consts8;
+
+EM_AVX2_TARGET static inline __m256i em_mul_block32(const em_mul_consts8* c, __m256i a, __m256i b) {
+    __m256i r[4];
+    for (int j = 0; j < 4; j++) {
+        const __m128i ha = j < 2 ? _mm256_castsi256_si128(a) : _mm256_extracti128_si256(a, 1);
+        const __m128i hb = j < 2 ? _mm256_castsi256_si128(b) : _mm256_extracti128_si256(b, 1);
+        const __m256i va = _mm256_sub_epi32(_mm256_cvtepi8_epi32(j & 1 ? _mm_srli_si128(ha, 8) : ha), c->zp1);
+        const __m256i vb = _mm256_sub_epi32(_mm256_cvtepi8_epi32(j & 1 ? _mm_srli_si128(hb, 8) : hb), c->zp2);
+        const __m256i prod = _mm256_mullo_epi32(va, vb);
+        const __m256i o = c->single ? em_mbqm_single_x8(prod, c->m, c->sh) : em_ew_mbqm_double_x8(prod, c->m, c->sh);
+        r[j] = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(o, c->ozp), c->amin), c->amax);
+    }
+    return em_pack32_x8(r[0], r[1], r[2], r[3]);
+}
+
+EM_AVX2_TARGET static inline void em_mul_run8(const em_mul_consts8* c, const int8_t* x1, int one1,
+                                              const int8_t* x2, int one2, int8_t* y, int64_t n) {
+    EM_AVX2_RUN32(em_mul_block32);
+}
+
+/* MUL int8 with any broadcast on AVX2, either rounding mode; layout EM_MUL. */
+EM_AVX2_TARGET static void em_mul_int8_avx2(const em_params* p) {
+    const int64_t* q = p->i;
+    em_mul_consts8 c;
+    c.zp1 = _mm256_set1_epi32((int32_t)q[EM_MUL_I_ZP1]);
+    c.zp2 = _mm256_set1_epi32((int32_t)q[EM_MUL_I_ZP2]);
+    c.ozp = _mm256_set1_epi32((int32_t)q[EM_MUL_I_OUT_ZP]);
+    c.m = _mm256_set1_epi32((int32_t)q[EM_MUL_I_MULT]);
+    c.sh = _mm256_set1_epi32((int32_t)q[EM_MUL_I_SHIFT]);
+    c.amin = _mm256_set1_epi32((int32_t)q[EM_MUL_I_ACT_MIN]);
+    c.amax = _mm256_set1_epi32((int32_t)q[EM_MUL_I_ACT_MAX]);
+    c.single = q[EM_MUL_I_MODE] == EM_ROUND_SINGLE;
+#define EM_MUL_RUN8(A, ONE1, B, ONE2, Y, N) em_mul_run8(&c, A, ONE1, B, ONE2, Y, N)
+    EM_BINARY_RUNS(int8_t, EM_MUL_RUN8);
+#undef EM_MUL_RUN8
+}
 #else
 static void em_add_int8_avx512(const em_params* p) { em_add_int8(p); }
+static void em_add_int8_avx2(const em_params* p) { em_add_int8(p); }
 static void em_mul_int8(const em_params* p);
 static void em_mul_int8_avx512(const em_params* p) { em_mul_int8(p); }
+static void em_mul_int8_avx2(const em_params* p) { em_mul_int8(p); }
 #endif
 
 /* MUL int8 (layout EM_MUL) */
@@ -337,18 +555,99 @@ enum { EM_QUANTIZE_P_INPUT, EM_QUANTIZE_P_OUTPUT, EM_QUANTIZE_P_COUNT };
 enum { EM_QUANTIZE_I_N, EM_QUANTIZE_I_ZP, EM_QUANTIZE_I_COUNT };
 enum { EM_QUANTIZE_F_SCALE, EM_QUANTIZE_F_COUNT };
 
-static void em_quantize_f32_int8(const em_params* p) {
-    const float* x = (const float*)p->ptr[EM_QUANTIZE_P_INPUT];
-    int8_t* y = (int8_t*)p->ptr[EM_QUANTIZE_P_OUTPUT];
-    const float scale = p->f[EM_QUANTIZE_F_SCALE];
-    const int32_t zp = (int32_t)p->i[EM_QUANTIZE_I_ZP];
-    for (int64_t k = 0; k < p->i[EM_QUANTIZE_I_N]; k++) {
-        float r = roundf(x[k] / scale);
+/* The same with a status word, for Interpreter.run()'s float inputs: layout EM_QUANTIZE_CHECKED, the quantize
+ * slots, then status (int32: 1 when some input is not finite, else 0). */
+enum { EM_QUANTIZE_CHECKED_P_STATUS = EM_QUANTIZE_P_COUNT, EM_QUANTIZE_CHECKED_P_COUNT };
+enum { EM_QUANTIZE_CHECKED_I_COUNT = EM_QUANTIZE_I_COUNT };
+enum { EM_QUANTIZE_CHECKED_F_COUNT = EM_QUANTIZE_F_COUNT };
+
+/* The portable body; returns 1 when some x is not finite (inf - inf and NaN - NaN are NaN). */
+static int em_quantize_f32_int8_scalar(const float* x, int8_t* y, int64_t n, float scale, int32_t zp) {
+    int bad = 0;
+    for (int64_t k = 0; k < n; k++) {
+        const float v = x[k];
+        bad |= !(v - v == 0.0f);
+        float r = roundf(v / scale);
         if (r > 1e9f) r = 1e9f;          /* keep the int conversion defined for inf / huge inputs */
         if (r < -1e9f) r = -1e9f;
         if (r != r) r = 0.0f;            /* NaN */
         y[k] = (int8_t)em_clamp_i32((int32_t)r + zp, -128, 127);
     }
+    return bad;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* 16 lanes: the same float division, roundf as trunc + (remainder >= 0.5) - (remainder <= -0.5) (the remainder is
+ * exact), NaN to 0, saturating narrowing. */
+EM_VNNI_TARGET static int em_quantize_f32_int8_avx512(const float* x, int8_t* y, int64_t n, float scale, int32_t zp) {
+    const __m512 s = _mm512_set1_ps(scale), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    const __m512 big = _mm512_set1_ps(1e9f);
+    const __m512i z = _mm512_set1_epi32(zp);
+    __mmask16 bad = 0;
+    for (int64_t k = 0; k < n; k += 16) {
+        const __mmask16 m = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + k);
+        bad |= _mm512_mask_cmp_ps_mask(m, _mm512_sub_ps(v, v), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        const __m512 q = _mm512_div_ps(v, s);
+        __m512 t = _mm512_roundscale_ps(q, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        const __m512 d = _mm512_sub_ps(q, t);
+        t = _mm512_mask_add_ps(t, _mm512_cmp_ps_mask(d, half, _CMP_GE_OQ), t, one);
+        t = _mm512_mask_sub_ps(t, _mm512_cmp_ps_mask(d, _mm512_sub_ps(_mm512_setzero_ps(), half), _CMP_LE_OQ), t, one);
+        t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(t, t, _CMP_ORD_Q), t);
+        t = _mm512_min_ps(_mm512_max_ps(t, _mm512_sub_ps(_mm512_setzero_ps(), big)), big);
+        const __m512i r = _mm512_add_epi32(_mm512_cvttps_epi32(t), z);
+        _mm_mask_storeu_epi8(y + k, m, _mm512_cvtsepi32_epi8(r));
+    }
+    return bad != 0;
+}
+
+EM_AVX2_TARGET static inline __m256i em_quantize_x8(__m256 v, __m256 s, __m256i z, __m256* bad) {
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), big = _mm256_set1_ps(1e9f);
+    *bad = _mm256_or_ps(*bad, _mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_NEQ_UQ));
+    const __m256 q = _mm256_div_ps(v, s);
+    __m256 t = _mm256_round_ps(q, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 d = _mm256_sub_ps(q, t);
+    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(d, half, _CMP_GE_OQ), one));
+    t = _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(d, _mm256_sub_ps(_mm256_setzero_ps(), half), _CMP_LE_OQ), one));
+    t = _mm256_and_ps(t, _mm256_cmp_ps(t, t, _CMP_ORD_Q));
+    t = _mm256_min_ps(_mm256_max_ps(t, _mm256_sub_ps(_mm256_setzero_ps(), big)), big);
+    return _mm256_add_epi32(_mm256_cvttps_epi32(t), z);
+}
+
+EM_AVX2_TARGET static int em_quantize_f32_int8_avx2(const float* x, int8_t* y, int64_t n, float scale, int32_t zp) {
+    const __m256 s = _mm256_set1_ps(scale);
+    const __m256i z = _mm256_set1_epi32(zp);
+    __m256 bad = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= n; k += 32) {
+        const __m256i r0 = em_quantize_x8(_mm256_loadu_ps(x + k), s, z, &bad);
+        const __m256i r1 = em_quantize_x8(_mm256_loadu_ps(x + k + 8), s, z, &bad);
+        const __m256i r2 = em_quantize_x8(_mm256_loadu_ps(x + k + 16), s, z, &bad);
+        const __m256i r3 = em_quantize_x8(_mm256_loadu_ps(x + k + 24), s, z, &bad);
+        _mm256_storeu_si256((__m256i*)(y + k), em_pack32_x8(r0, r1, r2, r3));
+    }
+    return (_mm256_movemask_ps(bad) != 0) | em_quantize_f32_int8_scalar(x + k, y + k, n - k, scale, zp);
+}
+#endif
+
+static int em_quantize_f32_int8_any(const float* x, int8_t* y, int64_t n, float scale, int32_t zp) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const int isa = em_isa();
+    if (isa == EM_ISA_AVX512VNNI) return em_quantize_f32_int8_avx512(x, y, n, scale, zp);
+    if (isa >= EM_ISA_AVX2) return em_quantize_f32_int8_avx2(x, y, n, scale, zp);
+#endif
+    return em_quantize_f32_int8_scalar(x, y, n, scale, zp);
+}
+
+static void em_quantize_f32_int8(const em_params* p) {
+    em_quantize_f32_int8_any((const float*)p->ptr[EM_QUANTIZE_P_INPUT], (int8_t*)p->ptr[EM_QUANTIZE_P_OUTPUT],
+                             p->i[EM_QUANTIZE_I_N], p->f[EM_QUANTIZE_F_SCALE], (int32_t)p->i[EM_QUANTIZE_I_ZP]);
+}
+
+static void em_quantize_f32_int8_checked(const em_params* p) {
+    *(int32_t*)p->ptr[EM_QUANTIZE_CHECKED_P_STATUS] = em_quantize_f32_int8_any(
+        (const float*)p->ptr[EM_QUANTIZE_P_INPUT], (int8_t*)p->ptr[EM_QUANTIZE_P_OUTPUT], p->i[EM_QUANTIZE_I_N],
+        p->f[EM_QUANTIZE_F_SCALE], (int32_t)p->i[EM_QUANTIZE_I_ZP]);
 }
 
 /* DEQUANTIZE int8 -> float: ptr: input, output; i: n, zp; f: scale. */

@@ -125,12 +125,59 @@ EM_HY_AVX512 static int64_t em_hy_round_avx512(const float* x, int64_t n, float 
     }
     return i;
 }
+
+/* The AVX2 forms of the two above (the same operations, 8 lanes) */
+#define EM_HY_AVX2_Q __attribute__((target("avx2")))
+EM_HY_AVX2_Q static int em_hy_minmax_avx2(const float* x, int64_t n, float* mn, float* mx) {
+    __m256 a, b;
+    int64_t i;
+    if (n < 8) return 0;
+    a = b = _mm256_loadu_ps(x);
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) return 0;
+        a = _mm256_min_ps(a, v);
+        b = _mm256_max_ps(b, v);
+    }
+    if (i < n) {                               /* the last 8 values again: min / max do not mind */
+        const __m256 v = _mm256_loadu_ps(x + n - 8);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) return 0;
+        a = _mm256_min_ps(a, v);
+        b = _mm256_max_ps(b, v);
+    }
+    float la[8], lb[8];
+    _mm256_storeu_ps(la, a);
+    _mm256_storeu_ps(lb, b);
+    for (int k = 1; k < 8; k++) {
+        la[0] = la[k] < la[0] ? la[k] : la[0];
+        lb[0] = lb[k] > lb[0] ? lb[k] : lb[0];
+    }
+    *mn = la[0];
+    *mx = lb[0];
+    return 1;
+}
+EM_HY_AVX2_Q static int64_t em_hy_round_avx2(const float* x, int64_t n, float inv, int32_t zp, int32_t lo,
+                                            int32_t hi, int8_t* q) {
+    const __m256 vinv = _mm256_set1_ps(inv), pos = _mm256_set1_ps(0.5f), neg = _mm256_set1_ps(-0.5f);
+    int64_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv);
+        const __m256 u = _mm256_add_ps(t, _mm256_blendv_ps(pos, neg, _mm256_cmp_ps(t, _mm256_setzero_ps(),
+                                                                                   _CMP_LT_OQ)));
+        __m256i v = _mm256_add_epi32(_mm256_set1_epi32(zp), _mm256_cvttps_epi32(u));
+        v = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i*)(void*)(q + i), _mm_packs_epi16(w16, w16));
+    }
+    return i;
+}
 #endif
 
 static inline void em_hy_minmax(const float* x, int64_t n, float* mn, float* mx) {
     float a = n > 0 ? x[0] : 0.0f, b = a;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX512 && em_hy_minmax_avx512(x, n, mn, mx)) return;
+    if (em_isa() >= EM_ISA_AVX2 && em_hy_minmax_avx2(x, n, mn, mx)) return;
 #endif
     for (int64_t i = 1; i < n; i++) {
         if (x[i] < a) a = x[i];
@@ -158,6 +205,7 @@ static void em_hy_quantize_sym(const float* x, int64_t n, int8_t* q, float* scal
     int64_t i = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX512) i = em_hy_round_avx512(x, vec, inv, 0, -127, 127, q);
+    else if (em_isa() >= EM_ISA_AVX2) i = em_hy_round_avx2(x, vec, inv, 0, -127, 127, q);
 #endif
     for (; i < n; i++) {
         const float t = x[i] * inv;
@@ -199,6 +247,7 @@ static void em_hy_quantize_asym(const float* x, int64_t n, int8_t* q, float* sca
     int64_t i = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX512) i = em_hy_round_avx512(x, vec, inv, nudged, -128, 127, q);
+    else if (em_isa() >= EM_ISA_AVX2) i = em_hy_round_avx2(x, vec, inv, nudged, -128, 127, q);
 #endif
     for (; i < n; i++) {
         const float t = x[i] * inv;
@@ -391,5 +440,195 @@ static void em_fully_connected_hybrid(const em_params* p) {
     if (d[EM_HY_FC_I_CLAMP])
         for (int64_t i = 0; i < rows * U; i++) out[i] = em_hy_act(out[i], lo, hi);
 }
+
+/* ----- SIMD int8 GEMMs for the hybrid CONV_2D (em_conv2d_hybrid_vnni / em_conv2d_hybrid_avx2) -----------------
+ * The same quantization, im2col and float epilogue as em_conv2d_hybrid; only the integer sums differ in how they
+ * are computed (exact either way).  Layout EM_HY_PACKED: EM_HY_CONV's slots, with 1 the packed weights, then
+ *   ptr: offsets int32 [OCp] (VNNI: 128 * sum of each channel's weights, taken off the u8 x s8 sums; AVX2: zeros)
+ *   i:   Kp (K padded: to 4 VNNI, 2 AVX2), OCp (OC padded to whole vectors), group (vectors per column group)
+ * VNNI weights: column groups of `group` 16-column vectors, each [Kp / 4][vectors][16][4] int8 (vpdpbusd with the
+ * input rows as uint8 q + 128); AVX2 weights: groups of 8-column vectors, each [Kp / 2][vectors][8][2] int16
+ * (vpmaddwd with the rows widened to int16).
+ * scratch bytes: A16(IH*IW*IC) + 64, then (direct ? 0 : A16(chunk * K) + 64), then chunk * OCp int32 sums, then
+ * (AVX2) chunk * Kp int16 rows. */
+enum { EM_HY_PACKED_P_OFFSETS = EM_HY_CONV_P_COUNT, EM_HY_PACKED_P_COUNT };
+enum { EM_HY_PACKED_I_KP = EM_HY_CONV_I_COUNT, EM_HY_PACKED_I_OCP, EM_HY_PACKED_I_GROUP, EM_HY_PACKED_I_COUNT };
+enum { EM_HY_PACKED_F_COUNT = EM_HY_CONV_F_COUNT };
+
+#define EM_HY_TILE_ROWS 6
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EM_HY_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define EM_HY_AVX2 __attribute__((target("avx2")))
+
+/* sums[r][v * 16 + j] = sum_k q_r[k] w[col j][k] for rows [0, mrows) of a (row stride lda), one column group */
+#define EM_HY_VNNI_TILE(NV)                                                                                   \
+EM_HY_VNNI static void em_hy_vnni_tile_##NV(const int8_t* a, int64_t lda, int64_t mrows, const int8_t* w,   \
+                                           int64_t k4n, const int32_t* offs, int32_t* sums, int64_t lds) {   \
+    __m512i acc[EM_HY_TILE_ROWS][NV];                                                                         \
+    const int8_t* ar[EM_HY_TILE_ROWS];                                                                        \
+    const __m512i flip = _mm512_set1_epi32((int)0x80808080u);                                                 \
+    _Pragma("GCC unroll 8") for (int r = 0; r < EM_HY_TILE_ROWS; r++) {                                       \
+        ar[r] = a + (r < mrows ? r : mrows - 1) * lda;                                                        \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_si512();              \
+    }                                                                                                         \
+    for (int64_t k4 = 0; k4 < k4n; k4++, w += NV * 64) {                                                      \
+        __m512i wv[NV];                                                                                       \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) wv[v] = _mm512_loadu_si512((const void*)(w + v * 64)); \
+        _Pragma("GCC unroll 8") for (int r = 0; r < EM_HY_TILE_ROWS; r++) {                                   \
+            int32_t word;                                                                                     \
+            memcpy(&word, ar[r] + 4 * k4, 4);                                                                 \
+            const __m512i x = _mm512_xor_si512(_mm512_set1_epi32(word), flip);                                \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], x, wv[v]); \
+        }                                                                                                     \
+    }                                                                                                         \
+    _Pragma("GCC unroll 8") for (int r = 0; r < EM_HY_TILE_ROWS; r++) {                                       \
+        if (r >= mrows) break;                                                                                \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                                  \
+            _mm512_storeu_si512((void*)(sums + r * lds + v * 16),                                             \
+                                _mm512_sub_epi32(acc[r][v], _mm512_loadu_si512((const void*)(offs + v * 16)))); \
+    }                                                                                                         \
+}
+EM_HY_VNNI_TILE(1)
+EM_HY_VNNI_TILE(2)
+EM_HY_VNNI_TILE(3)
+EM_HY_VNNI_TILE(4)
+
+/* AVX2: rows already widened to int16 (a16, row stride lda16 = Kp) */
+#define EM_HY_AVX2_TILE(NV)                                                                                   \
+EM_HY_AVX2 static void em_hy_avx2_tile_##NV(const int16_t* a, int64_t lda, int64_t mrows, const int16_t* w,  \
+                                           int64_t k2n, int32_t* sums, int64_t lds) {                        \
+    __m256i acc[4][NV];                                                                                       \
+    const int16_t* ar[4];                                                                                     \
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {                                                     \
+        ar[r] = a + (r < mrows ? r : mrows - 1) * lda;                                                        \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_si256();              \
+    }                                                                                                         \
+    for (int64_t k2 = 0; k2 < k2n; k2++, w += NV * 16) {                                                      \
+        __m256i wv[NV];                                                                                       \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) wv[v] = _mm256_loadu_si256((const __m256i*)(const void*)(w + v * 16)); \
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {                                                 \
+            int32_t pair;                                                                                     \
+            memcpy(&pair, ar[r] + 2 * k2, 4);                                                                 \
+            const __m256i x = _mm256_set1_epi32(pair);                                                        \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                              \
+                acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(x, wv[v]));                         \
+        }                                                                                                     \
+    }                                                                                                         \
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {                                                     \
+        if (r >= mrows) break;                                                                                \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                                  \
+            _mm256_storeu_si256((__m256i*)(void*)(sums + r * lds + v * 8), acc[r][v]);                        \
+    }                                                                                                         \
+}
+EM_HY_AVX2_TILE(1)
+EM_HY_AVX2_TILE(2)
+
+/* int32 sums [rows][OCp] of `rows` int8 rows (stride lda) against the packed weights */
+EM_HY_VNNI static void em_hy_gemm_vnni(const int8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t Kp,
+                                       int64_t OCp, int64_t G, const int32_t* offs, int32_t* sums) {
+    const int64_t V = OCp / 16;
+    for (int64_t g = 0; g * G < V; g++) {
+        const int64_t nv = V - g * G < G ? V - g * G : G, c0 = g * G * 16;
+        const int8_t* wg = w + c0 * Kp;
+        for (int64_t m0 = 0; m0 < rows; m0 += EM_HY_TILE_ROWS) {
+            const int64_t mr = rows - m0 < EM_HY_TILE_ROWS ? rows - m0 : EM_HY_TILE_ROWS;
+            const int8_t* am = a + m0 * lda;
+            int32_t* sm = sums + m0 * OCp + c0;
+            if (nv == 4) em_hy_vnni_tile_4(am, lda, mr, wg, Kp / 4, offs + c0, sm, OCp);
+            else if (nv == 3) em_hy_vnni_tile_3(am, lda, mr, wg, Kp / 4, offs + c0, sm, OCp);
+            else if (nv == 2) em_hy_vnni_tile_2(am, lda, mr, wg, Kp / 4, offs + c0, sm, OCp);
+            else em_hy_vnni_tile_1(am, lda, mr, wg, Kp / 4, offs + c0, sm, OCp);
+        }
+    }
+}
+
+EM_HY_AVX2 static void em_hy_gemm_avx2(const int8_t* a, int64_t lda, int64_t rows, int64_t K, const int16_t* w,
+                                       int64_t Kp, int64_t OCp, int64_t G, int16_t* a16, int32_t* sums) {
+    const int64_t V = OCp / 8;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t k = 0;
+        for (; k < K; k++) a16[r * Kp + k] = a[r * lda + k];
+        for (; k < Kp; k++) a16[r * Kp + k] = 0;
+    }
+    for (int64_t g = 0; g * G < V; g++) {
+        const int64_t nv = V - g * G < G ? V - g * G : G, c0 = g * G * 8;
+        const int16_t* wg = w + c0 * Kp;
+        for (int64_t m0 = 0; m0 < rows; m0 += 4) {
+            const int64_t mr = rows - m0 < 4 ? rows - m0 : 4;
+            if (nv == 2) em_hy_avx2_tile_2(a16 + m0 * Kp, Kp, mr, wg, Kp / 2, sums + m0 * OCp + c0, OCp);
+            else em_hy_avx2_tile_1(a16 + m0 * Kp, Kp, mr, wg, Kp / 2, sums + m0 * OCp + c0, OCp);
+        }
+    }
+}
+
+/* em_conv2d_hybrid with the integer sums of each im2col chunk from one of the GEMMs above */
+static void em_conv2d_hybrid_packed(const em_params* p, int vnni) {
+    const int64_t* d = p->i;
+    const float* in = (const float*)p->ptr[EM_HY_CONV_P_INPUT];
+    const void* w = p->ptr[EM_HY_CONV_P_WEIGHTS];
+    const float* bias = (const float*)p->ptr[EM_HY_CONV_P_BIAS];
+    float* out = (float*)p->ptr[EM_HY_CONV_P_OUTPUT];
+    const float* wscale = (const float*)p->ptr[EM_HY_CONV_P_CHANNEL_SCALES];
+    const int32_t* rowsum = (const int32_t*)p->ptr[EM_HY_CONV_P_ROW_SUMS];
+    const int32_t* offs = (const int32_t*)p->ptr[EM_HY_PACKED_P_OFFSETS];
+    const int64_t IH = d[EM_HY_CONV_I_IH], IW = d[EM_HY_CONV_I_IW], IC = d[EM_HY_CONV_I_IC], OC = d[EM_HY_CONV_I_OC];
+    const int64_t K = d[EM_HY_CONV_I_KH] * d[EM_HY_CONV_I_KW] * IC, P = d[EM_HY_CONV_I_OH] * d[EM_HY_CONV_I_OW];
+    const int64_t Kp = d[EM_HY_PACKED_I_KP], OCp = d[EM_HY_PACKED_I_OCP], G = d[EM_HY_PACKED_I_GROUP];
+    const int64_t img = IH * IW * IC, chunk = d[EM_HY_CONV_I_CHUNK] > 0 ? d[EM_HY_CONV_I_CHUNK] : 1;
+    const int per_channel = d[EM_HY_CONV_I_MODE] == 1;
+    const float lo = p->f[EM_HY_CONV_F_ACT_MIN], hi = p->f[EM_HY_CONV_F_ACT_MAX];
+    int8_t* q = (int8_t*)p->ptr[EM_HY_CONV_P_SCRATCH];
+    int8_t* col = q + EM_HY_ALIGN16(img) + 64;
+    int32_t* sums = (int32_t*)(void*)(d[EM_HY_CONV_I_DIRECT] ? col : col + EM_HY_ALIGN16(chunk * K) + 64);
+    int16_t* a16 = (int16_t*)(void*)(sums + chunk * OCp);
+    for (int64_t b = 0; b < d[EM_HY_CONV_I_N]; b++) {
+        float sf;
+        int32_t zp = 0;
+        if (per_channel) {
+            em_hy_quantize_asym(in + b * img, img, q, &sf, &zp);
+        } else {
+            em_hy_quantize_sym(in + b * img, img, q, &sf);
+            sf = sf * p->f[EM_HY_CONV_F_WEIGHT_SCALE];
+        }
+        for (int64_t first = 0; first < P; first += chunk) {
+            const int64_t rows = P - first < chunk ? P - first : chunk;
+            const int8_t* a;
+            if (d[EM_HY_CONV_I_DIRECT]) {
+                a = q + first * K;
+            } else {
+                em_hy_im2col(q, d, first, rows, (int8_t)zp, col);
+                a = col;
+            }
+            if (vnni) em_hy_gemm_vnni(a, K, rows, (const int8_t*)w, Kp, OCp, G, offs, sums);
+            else em_hy_gemm_avx2(a, K, rows, K, (const int16_t*)w, Kp, OCp, G, a16, sums);
+            for (int64_t r = 0; r < rows; r++) {
+                const int32_t* acc = sums + r * OCp;
+                float* o = out + (b * P + first + r) * OC;
+                if (per_channel) {
+                    for (int64_t c = 0; c < OC; c++) {
+                        int32_t s = acc[c] - zp * rowsum[c];
+                        float v = (float)s * wscale[c];
+                        v = v * sf;
+                        if (bias) v = v + bias[c];
+                        o[c] = em_hy_act(v, lo, hi);
+                    }
+                } else {
+                    for (int64_t c = 0; c < OC; c++) {
+                        float v = (float)acc[c] * sf;
+                        if (bias) v = v + bias[c];
+                        o[c] = em_hy_act(v, lo, hi);
+                    }
+                }
+            }
+        }
+    }
+}
+static void em_conv2d_hybrid_vnni(const em_params* p) { em_conv2d_hybrid_packed(p, 1); }
+static void em_conv2d_hybrid_avx2(const em_params* p) { em_conv2d_hybrid_packed(p, 0); }
+#else
+static void em_conv2d_hybrid_vnni(const em_params* p) { (void)p; }
+static void em_conv2d_hybrid_avx2(const em_params* p) { (void)p; }
+#endif
 
 #endif

@@ -10,6 +10,7 @@
 #include "em_params.h"
 #include "em_requant.h"
 #include "em_activations.h"
+#include "em_lut.h"
 
 /* Function codes (the `kind` slot and em_unary_table's first argument). */
 enum { EM_MATH_FLOOR, EM_MATH_SQRT, EM_MATH_RSQRT, EM_MATH_EXP, EM_MATH_LOG, EM_MATH_ABS, EM_MATH_NEG,
@@ -94,12 +95,15 @@ static void em_lut_checked(const em_params* p) {
     const uint8_t* table = (const uint8_t*)p->ptr[EM_LUT_CHECKED_P_TABLE];
     int32_t* status = (int32_t*)p->ptr[EM_LUT_CHECKED_P_STATUS];
     const int64_t n = p->i[EM_LUT_CHECKED_I_N];
-    uint8_t valid = 1;
-    for (int64_t i = 0; i < n; i++) {
-        y[i] = table[x[i]];
-        valid &= table[256 + x[i]];
+    uint8_t valid[1024];
+    uint8_t all = 1;
+    for (int64_t i = 0; i < n; i += 1024) {       /* outputs and validity bytes, both by vector lookups */
+        const int64_t m = n - i < 1024 ? n - i : 1024;
+        em_lut_u8(x + i, y + i, m, table);
+        em_lut_u8(x + i, valid, m, table + 256);
+        for (int64_t k = 0; k < m; k++) all &= valid[k];
     }
-    *status = valid ? 0 : 1;
+    *status = all ? 0 : 1;
 }
 
 /* ---- load-time tables ------------------------------------------------------------------------------------ */

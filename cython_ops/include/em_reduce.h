@@ -8,6 +8,7 @@
 #define EM_REDUCE_H
 #include "em_params.h"
 #include "em_requant.h"
+#include "em_isa.h"
 
 enum { EM_MEAN_P_INPUT, EM_MEAN_P_OUTPUT, EM_MEAN_P_SCRATCH, EM_MEAN_P_COUNT };
 enum { EM_MEAN_I_DIMS, EM_MEAN_I_DIMS_LAST = EM_MEAN_I_DIMS + 5, EM_MEAN_I_OUT_STRIDES,
@@ -16,14 +17,84 @@ enum { EM_MEAN_I_DIMS, EM_MEAN_I_DIMS_LAST = EM_MEAN_I_DIMS + 5, EM_MEAN_I_OUT_S
        EM_MEAN_I_COUNT };
 enum { EM_MEAN_F_COUNT = 0 };
 
-#define EM_REDUCE_SUM(T_ACC)                                                                 \
+/* acc[i] += x[i] over one contiguous run (the innermost dim kept): int8 -> int32 widening adds (AVX-512 / AVX2
+ * bodies chosen at run time, the scalar loop the reference), float adds in the same per-output order. */
+static inline void em_mean_add_i8_scalar(int32_t* restrict acc, const int8_t* restrict x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) acc[i] += x[i];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void em_mean_add_i8_avx512(int32_t* acc, const int8_t* x,
+                                                                                int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i v = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(x + i)));
+        _mm512_storeu_si512(acc + i, _mm512_add_epi32(_mm512_loadu_si512(acc + i), v));
+    }
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        const __m512i v = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, x + i));
+        _mm512_mask_storeu_epi32(acc + i, m, _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + i), v));
+    }
+}
+
+__attribute__((target("avx2"))) static void em_mean_add_i8_avx2(int32_t* acc, const int8_t* x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(x + i)));
+        _mm256_storeu_si256((__m256i*)(acc + i), _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(acc + i)), v));
+    }
+    em_mean_add_i8_scalar(acc + i, x + i, n - i);
+}
+
+__attribute__((target("avx2"))) static void em_mean_add_f32_avx2(float* acc, const float* x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(acc + i, _mm256_add_ps(_mm256_loadu_ps(acc + i), _mm256_loadu_ps(x + i)));
+    for (; i < n; i++) acc[i] += x[i];
+}
+#endif
+
+static inline void em_mean_add_i8(int isa, int32_t* acc, const int8_t* x, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (isa >= EM_ISA_AVX512) { em_mean_add_i8_avx512(acc, x, n); return; }
+    if (isa >= EM_ISA_AVX2) { em_mean_add_i8_avx2(acc, x, n); return; }
+#endif
+    (void)isa;
+    em_mean_add_i8_scalar(acc, x, n);
+}
+
+static inline void em_mean_add_f32(int isa, float* restrict acc, const float* restrict x, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (isa >= EM_ISA_AVX2) { em_mean_add_f32_avx2(acc, x, n); return; }
+#endif
+    (void)isa;
+    for (int64_t i = 0; i < n; i++) acc[i] += x[i];
+}
+
+/* Walks the input in order; each output sums its inputs in that order (float: as LiteRT's reference).
+ * ADD_RUN(isa, acc, x, n) adds a contiguous run; EM_REDUCE_SUM (int16 MEAN) adds it with a plain loop. */
+#define EM_MEAN_ADD_LOOP(isa_, a_, x_, n_) for (int64_t j_ = 0; j_ < (n_); j_++) (a_)[j_] += (x_)[j_];
+#define EM_REDUCE_SUM(T_ACC) EM_MEAN_SUM_RUNS(T_ACC, EM_MEAN_ADD_LOOP)
+#define EM_MEAN_SUM_RUNS(T_ACC, ADD_RUN)                                                        \
     for (int64_t i0 = 0; i0 < dims[0]; i0++)                                                 \
     for (int64_t i1 = 0; i1 < dims[1]; i1++)                                                 \
     for (int64_t i2 = 0; i2 < dims[2]; i2++)                                                 \
     for (int64_t i3 = 0; i3 < dims[3]; i3++)                                                 \
     for (int64_t i4 = 0; i4 < dims[4]; i4++) {                                               \
         int64_t ob = i0 * ost[0] + i1 * ost[1] + i2 * ost[2] + i3 * ost[3] + i4 * ost[4];    \
-        for (int64_t i5 = 0; i5 < dims[5]; i5++) acc[ob + i5 * ost[5]] += (T_ACC)x[k++];     \
+        if (ost[5] == 1) {             /* innermost dim kept: one vector add of the run */   \
+            ADD_RUN(isa, acc + ob, x + k, dims[5]);                                          \
+            k += dims[5];                                                                    \
+        } else if (ost[5] == 0) {      /* innermost dim reduced: one running sum, same order */ \
+            T_ACC s_ = acc[ob];                                                              \
+            for (int64_t i5 = 0; i5 < dims[5]; i5++) s_ += (T_ACC)x[k + i5];                 \
+            acc[ob] = s_;                                                                    \
+            k += dims[5];                                                                    \
+        } else {                                                                             \
+            for (int64_t i5 = 0; i5 < dims[5]; i5++) acc[ob + i5 * ost[5]] += (T_ACC)x[k++]; \
+        }                                                                                    \
     }
 
 static void em_mean(const em_params* p) {
@@ -31,13 +102,14 @@ static void em_mean(const em_params* p) {
     const int64_t* dims = d + EM_MEAN_I_DIMS;
     const int64_t* ost = d + EM_MEAN_I_OUT_STRIDES;
     const int64_t n_out = d[EM_MEAN_I_OUTPUTS], count = d[EM_MEAN_I_REDUCED];
+    const int isa = em_isa();
     int64_t k = 0;
     if (d[EM_MEAN_I_IS_FLOAT]) {
         const float* x = (const float*)p->ptr[EM_MEAN_P_INPUT];
         float* y = (float*)p->ptr[EM_MEAN_P_OUTPUT];
         float* acc = (float*)p->ptr[EM_MEAN_P_SCRATCH];
         for (int64_t o = 0; o < n_out; o++) acc[o] = 0.0f;
-        EM_REDUCE_SUM(float)
+        EM_MEAN_SUM_RUNS(float, em_mean_add_f32)
         for (int64_t o = 0; o < n_out; o++) y[o] = acc[o] / (float)count;
         return;
     }
@@ -45,7 +117,7 @@ static void em_mean(const em_params* p) {
     int8_t* y = (int8_t*)p->ptr[EM_MEAN_P_OUTPUT];
     int32_t* acc = (int32_t*)p->ptr[EM_MEAN_P_SCRATCH];
     for (int64_t o = 0; o < n_out; o++) acc[o] = 0;
-    EM_REDUCE_SUM(int32_t)
+    EM_MEAN_SUM_RUNS(int32_t, em_mean_add_i8)
     const int32_t zp_sum = (int32_t)(d[EM_MEAN_I_IN_ZP] * count);
     for (int64_t o = 0; o < n_out; o++) {
         int32_t v = em_mbqm(acc[o] - zp_sum, (int32_t)d[EM_MEAN_I_MULT], (int)d[EM_MEAN_I_SHIFT],

@@ -5,6 +5,7 @@
 #define EM_SHAPE_H
 #include <string.h>
 #include "em_params.h"
+#include "em_lut.h"
 
 /* ptr: input, output; i: bytes */
 enum { EM_COPY_P_INPUT, EM_COPY_P_OUTPUT, EM_COPY_P_COUNT };
@@ -38,10 +39,64 @@ enum { EM_GATHER_F_COUNT = 0 };
         }                                                                                                         \
     }
 
+/* The innermost two output dims a transposed pair (input stride 1 on dim 4, as NCHW -> NHWC): blocks of 64 along
+ * dim 4 read contiguously from each of the dims[5] input rows, written interleaved; the same y as the loop above. */
+#define EM_GATHER_T2D(T)                                                                                          \
+    {                                                                                                             \
+        const T* x = (const T*)p->ptr[EM_GATHER_P_INPUT];                                                         \
+        T* y = (T*)p->ptr[EM_GATHER_P_OUTPUT];                                                                    \
+        const int64_t inner = dims[5], plane = dims[4] * dims[5];                                                 \
+        int64_t o = 0;                                                                                            \
+        for (int64_t i0 = 0; i0 < dims[0]; i0++)                                                                  \
+        for (int64_t i1 = 0; i1 < dims[1]; i1++)                                                                  \
+        for (int64_t i2 = 0; i2 < dims[2]; i2++)                                                                  \
+        for (int64_t i3 = 0; i3 < dims[3]; i3++, o += plane) {                                                    \
+            const int64_t base = d[EM_GATHER_I_START] + i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3];        \
+            for (int64_t a0 = 0; a0 < dims[4]; a0 += 64) {                                                        \
+                const int64_t an = dims[4] - a0 < 64 ? dims[4] - a0 : 64;                                         \
+                const T* src = x + base + a0;                                                                     \
+                T* dst = y + o + a0 * inner;                                                                      \
+                if (inner == 3) {          /* NCHW -> NHWC of an RGB image: three rows interleaved */             \
+                    const T *r0 = src, *r1 = src + st[5], *r2 = src + 2 * st[5];                                  \
+                    for (int64_t a = 0; a < an; a++, dst += 3) {                                                  \
+                        dst[0] = r0[a]; dst[1] = r1[a]; dst[2] = r2[a];                                           \
+                    }                                                                                             \
+                } else {                                                                                          \
+                    for (int64_t b = 0; b < inner; b++)                                                           \
+                        for (int64_t a = 0; a < an; a++) dst[a * inner + b] = src[b * st[5] + a];                 \
+                }                                                                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+
 static void em_gather_strided(const em_params* p) {
     const int64_t* d = p->i;
     const int64_t* dims = d + EM_GATHER_I_DIMS;
     const int64_t* st = d + EM_GATHER_I_STRIDES;
+    if (st[4] == 1 && st[5] != 1 && dims[4] >= 16 && dims[5] <= 64) {
+        switch (d[EM_GATHER_I_ITEMSIZE]) {
+        case 1: EM_GATHER_T2D(uint8_t) return;
+        case 2: EM_GATHER_T2D(uint16_t) return;
+        case 4: EM_GATHER_T2D(uint32_t) return;
+        case 8: EM_GATHER_T2D(uint64_t) return;
+        }
+    }
+    if (st[5] == 1) {      /* contiguous innermost runs (STRIDED_SLICE, SPLIT, most TRANSPOSEs): one memcpy each */
+        const int64_t isz = d[EM_GATHER_I_ITEMSIZE];
+        const uint8_t* x = (const uint8_t*)p->ptr[EM_GATHER_P_INPUT];
+        uint8_t* y = (uint8_t*)p->ptr[EM_GATHER_P_OUTPUT];
+        const size_t row = (size_t)(dims[5] * isz);
+        int64_t o = 0;
+        for (int64_t i0 = 0; i0 < dims[0]; i0++)
+        for (int64_t i1 = 0; i1 < dims[1]; i1++)
+        for (int64_t i2 = 0; i2 < dims[2]; i2++)
+        for (int64_t i3 = 0; i3 < dims[3]; i3++)
+        for (int64_t i4 = 0; i4 < dims[4]; i4++, o += (int64_t)row) {
+            const int64_t base = d[EM_GATHER_I_START] + i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3] + i4 * st[4];
+            memcpy(y + o, x + base * isz, row);
+        }
+        return;
+    }
     switch (d[EM_GATHER_I_ITEMSIZE]) {
     case 1: EM_GATHER_LOOP(uint8_t) break;
     case 2: EM_GATHER_LOOP(uint16_t) break;
@@ -121,8 +176,7 @@ static void em_concat_lut(const em_params* p) {
             const int64_t rb = d[EM_CONCAT_I_ROW_BYTES + k];
             const uint8_t* src = (const uint8_t*)p->ptr[EM_CONCAT_P_INPUTS + k] + o * rb;
             if ((d[EM_CONCAT_LUT_I_LUT_MASK] >> k) & 1) {
-                const uint8_t* table = tables + 256 * k;
-                for (int64_t j = 0; j < rb; j++) dst[j] = table[src[j]];
+                em_lut_u8(src, dst, rb, tables + 256 * k);
             } else {
                 memcpy(dst, src, (size_t)rb);
             }

@@ -27,6 +27,23 @@ def lifetimes(steps: list, graph, constants: dict) -> dict:
     return life
 
 
+def merge_aliases(aliases: list, life: dict, graph) -> dict:
+    """Gives each aliased output (RESHAPE and the like: the same bytes as its input) its input's region: the
+    output leaves `life` and its span joins the input's.  Returns output -> the tensor whose region it shares.
+    Variable (state) tensors keep regions of their own."""
+    root = {}
+    for out, src in aliases:
+        src = root.get(src, src)
+        if out not in life or src not in life or graph.tensors[out].is_variable or graph.tensors[src].is_variable \
+                or out in graph.inputs:
+            continue
+        first, last = life.pop(out)
+        f, l = life[src]
+        life[src] = (min(f, first), max(l, last))
+        root[out] = src
+    return root
+
+
 def plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
     """Greedy by size (as TFLite Micro's planner): biggest first, each at the lowest offset that does not
     overlap a placed buffer whose lifetime intersects its own."""

@@ -34,6 +34,7 @@ def prepare_steps(ctx: Ctx) -> list:
     graph = ctx.graph
     steps = []
     for op in graph.ops:
+        op = ctx.substitutes.pop(op.index, op)
         spec = OPS.get(op.type)
         if spec is None:
             raise UnsupportedOpError(f"{op.describe()}: op {op.type} is not supported; supported ops: "
@@ -98,6 +99,7 @@ def build_plan(ctx: Ctx, external=frozenset()) -> Plan:
     life = arena.lifetimes(steps, graph, ctx.constants)
     for t in external:
         life.pop(t, None)
+    aliases = arena.merge_aliases([s.alias for s in steps if s.alias is not None], life, graph)
     sizes = {t: max(element_count(ctx.shapes[t]) * graph.tensors[t].dtype.itemsize, 1) for t in life}
     for k, step in enumerate(steps):
         if step.scratch_bytes:
@@ -107,13 +109,16 @@ def build_plan(ctx: Ctx, external=frozenset()) -> Plan:
             sizes[("status", k)] = STATUS_BYTES * len(step_checks(step))
             life[("status", k)] = (k, len(steps))
     offsets, total = arena.plan_arena(sizes, life)
+    for t, root in aliases.items():
+        offsets[t] = offsets[root]
     if total > ctx.max_tensor_bytes:
         raise ModelFormatError(f"the plan needs an arena of {total} bytes, more than max_arena_bytes="
                                f"{ctx.max_tensor_bytes}")
     return Plan(graph=graph, shapes=ctx.shapes, steps=steps,
                 offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
                 arena_bytes=total, arena=None, constants=ctx.constants, keep=ctx.keep,
-                lifetimes={t: span for t, span in life.items() if not isinstance(t, tuple)},
+                lifetimes={**{t: span for t, span in life.items() if not isinstance(t, tuple)},
+                           **{t: life[root] for t, root in aliases.items()}},
                 scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple) and t[0] == "scratch"},
                 checks=[(offsets[("status", k)] + STATUS_BYTES * j, message) for k, s in enumerate(steps)
                         if s.check is not None for j, message in enumerate(step_checks(s))],

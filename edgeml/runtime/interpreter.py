@@ -11,6 +11,7 @@ from converters.tflite import from_tflite
 from edgeml import numerics as Q
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError
 from edgeml.ir import ROUND_HALF_EVEN, Graph
+from edgeml.runtime.io_kernels import dequantize_engine, quantize_engine
 from edgeml.runtime.compile import DEFAULT_MAX_ARENA_BYTES, DEFAULT_MAX_WEIGHT_BYTES, STATUS_BYTES, bind, compile_graph
 
 
@@ -68,6 +69,12 @@ class Interpreter:
     One Interpreter may be shared by threads: every call holds its lock, so `run()` (inputs in, outputs out) is
     atomic; a sequence of set_input / invoke / get_output calls from several threads interleaves, so use run(),
     or give each thread its own `clone()` (same packed weights, its own arena) to run in parallel.
+
+    The call path builds nothing per call: set_input checks type and shape against the compiled input (the
+    dtype comparison and value bounds are prepared at load) and copies; invoke runs the plan; get_output copies,
+    or with copy=False returns a read-only view of the output buffer (valid until the next invoke).  run() on a
+    single array takes the same path, and for float data into a per-tensor int8 model quantizes and dequantizes
+    with the vector kernels (engines bound at load to staging arrays); it always returns copies.
     """
 
     def __init__(self, model, *, rounding: str = "double", num_threads: int = 1,
@@ -101,10 +108,18 @@ class Interpreter:
         self._compiled_shapes = dict(self._input_shapes)
         self._in_views = [plan.view(t) for t in self._graph.inputs]
         self._out_views = [plan.view(t) for t in self._graph.outputs]
+        self._out_readonly = [_read_only(v) for v in self._out_views]
+        # per input: (arena view, value bounds or None): everything set_input checks besides type and shape
+        self._in_slots = [(v, plan.input_ranges.get(t)) for v, t in zip(self._in_views, self._graph.inputs)]
         self._variable_views = [(self._graph.tensors[t], plan.view(t)) for t in plan.offsets
                                 if self._graph.tensors[t].is_variable]
         self._inputs_set = [False] * len(self._graph.inputs)
+        self._all_set = False
         self._invoked = False
+        self._float_io = FloatIO(self._graph, plan)
+        # run()'s fast paths: one input with no value bounds to check
+        self._run_view = self._in_views[0] if len(self._in_slots) == 1 and self._in_slots[0][1] is None else None
+        self._single_out = len(self._out_views) == 1
         self.reset_variables()
 
     def clone(self) -> "Interpreter":
@@ -218,24 +233,42 @@ class Interpreter:
         return self._graph.inputs[index]
 
     def set_input(self, x, index: int = 0):
+        """Copies `x` (a numpy array of the input's dtype and shape) into input `index`."""
         with self._lock:
-            t = self._input_tensor(index)
-            self._ensure_compiled()
-            view = self._in_views[index]
-            tensor = self._graph.tensors[t]
-            if not isinstance(x, np.ndarray):
-                raise InputError(f"input {index} ('{tensor.name}'): expected a numpy array, got {type(x).__name__}")
-            if x.dtype != view.dtype:
-                raise InputError(f"input {index} ('{tensor.name}'): expected dtype {view.dtype}, got {x.dtype}")
-            if x.shape != view.shape:
-                raise InputError(f"input {index} ('{tensor.name}'): expected shape {list(view.shape)}, "
-                                 f"got {list(x.shape)}")
-            lo, hi, what = self._plan.input_ranges.get(t, (None, None, None))
-            if what is not None and x.size and (x.min() < lo or x.max() > hi):
-                raise InputError(f"input {index} ('{tensor.name}'): values {x.min()}..{x.max()} outside "
-                                 f"[{lo}, {hi}] ({what})")
-            np.copyto(view, x)
+            if self._resized:
+                self._ensure_compiled()
+            if type(index) is int and 0 <= index < len(self._in_slots):
+                view, bounds = self._in_slots[index]
+                if type(x) is np.ndarray and (x.dtype is view.dtype or x.dtype == view.dtype) and \
+                        x.shape == view.shape and bounds is None:
+                    view[...] = x               # the common case: nothing else to check
+                    self._mark_set(index)
+                    return
+            self._set_input_checked(x, index)
+
+    def _set_input_checked(self, x, index: int):
+        t = self._input_tensor(index)
+        self._ensure_compiled()
+        view = self._in_views[index]
+        tensor = self._graph.tensors[t]
+        if not isinstance(x, np.ndarray):
+            raise InputError(f"input {index} ('{tensor.name}'): expected a numpy array, got {type(x).__name__}")
+        if x.dtype != view.dtype:
+            raise InputError(f"input {index} ('{tensor.name}'): expected dtype {view.dtype}, got {x.dtype}")
+        if x.shape != view.shape:
+            raise InputError(f"input {index} ('{tensor.name}'): expected shape {list(view.shape)}, "
+                             f"got {list(x.shape)}")
+        lo, hi, what = self._plan.input_ranges.get(t, (None, None, None))
+        if what is not None and x.size and (x.min() < lo or x.max() > hi):
+            raise InputError(f"input {index} ('{tensor.name}'): values {x.min()}..{x.max()} outside "
+                             f"[{lo}, {hi}] ({what})")
+        np.copyto(view, x)
+        self._mark_set(index)
+
+    def _mark_set(self, index: int):
+        if not self._all_set:
             self._inputs_set[index] = True
+            self._all_set = all(self._inputs_set)
 
     def _check_inputs_set(self):
         for i, done in enumerate(self._inputs_set):
@@ -246,11 +279,11 @@ class Interpreter:
 
     def invoke(self):
         with self._lock:
-            self._ensure_compiled()
-            self._check_inputs_set()
-            self._plan.engine.invoke()
-            self._invoked = True
-            self._raise_run_errors()
+            if self._resized:
+                self._ensure_compiled()
+            if not self._all_set:
+                self._check_inputs_set()
+            self._invoke_set()
 
     def invoke_profiled(self) -> list:
         """Runs once; returns [(op index, op type, nanoseconds, MACs)] per step."""
@@ -269,16 +302,21 @@ class Interpreter:
             if message:
                 raise InputError(message)
 
-    def get_output(self, index: int = 0) -> np.ndarray:
+    def get_output(self, index: int = 0, copy: bool = True) -> np.ndarray:
+        """Output `index` of the last invoke: a copy, or with copy=False a read-only view of the interpreter's
+        own buffer (no copy), which the next invoke, run, resize or clone of this interpreter overwrites."""
         with self._lock:
-            self._ensure_compiled()
-            if not _whole(index) or not 0 <= index < len(self._out_views):
-                raise InputError(f"output index {index!r} out of range: the model has {len(self._out_views)} "
-                                 "output(s)")
+            if self._resized:
+                self._ensure_compiled()
+            if not (type(index) is int and 0 <= index < len(self._out_views)):
+                if not _whole(index) or not 0 <= index < len(self._out_views):
+                    raise InputError(f"output index {index!r} out of range: the model has {len(self._out_views)} "
+                                     "output(s)")
+                index = int(index)
             if not self._invoked:
                 raise InputError(f"output {index} read before invoke(): nothing has been computed since the model "
                                  "was (re)planned")
-            return self._out_views[index].copy()
+            return self._out_views[index].copy() if copy else self._out_readonly[index]
 
     def run(self, x):
         """One call: inputs in, outputs out; atomic when threads share the interpreter.
@@ -289,7 +327,44 @@ class Interpreter:
         model for it.
         """
         with self._lock:
+            view = self._run_view
+            if view is not None and type(x) is np.ndarray and x.shape == view.shape and not self._resized:
+                # quantized in, quantized out (`is` first: numpy's dtypes are shared objects, == costs more)
+                if x.dtype is view.dtype or x.dtype == view.dtype:
+                    view[...] = x
+                    self._inputs_set[0] = self._all_set = True
+                    self._invoke_set()
+                    return self._out_views[0].copy() if self._single_out else [v.copy() for v in self._out_views]
+                if x.dtype.kind == "f" and self._float_io.ready:    # float in, float out: vector kernels
+                    return self._run_float(x)
             return self._run(x)
+
+    def _invoke_set(self):
+        """invoke() once its inputs are known to be set and the plan current."""
+        plan = self._plan
+        plan.engine.invoke()
+        self._invoked = True
+        if plan.checks:
+            self._raise_run_errors()
+
+    def _run_float(self, x):
+        """run() of one float array on a per-tensor int8 model: quantized by the QUANTIZE kernel, the int8 outputs
+        dequantized by table, as _run computes them.  Values not finite after the float32 cast go to _run, which
+        refuses NaN / infinity and saturates float64 values beyond float32's range."""
+        io = self._float_io
+        if x.dtype == np.float32:
+            np.copyto(io.stage_in, x)
+        else:
+            with np.errstate(over="ignore"):        # beyond float32's range: handled below
+                np.copyto(io.stage_in, x, casting="unsafe")
+        io.quantize.invoke()
+        if io.status[0]:        # NaN / infinity after the float32 cast: the checked path refuses or saturates
+            return self._run(x)
+        self._run_view[...] = io.stage_q
+        self._inputs_set[0] = self._all_set = True
+        self._invoke_set()
+        io.dequantize.invoke()
+        return io.stage_out[0].copy() if self._single_out else [a.copy() for a in io.stage_out]
 
     def _run(self, x):
         arrays = self._arrange_inputs(x)
@@ -353,6 +428,42 @@ class Interpreter:
         if n != 1:
             raise InputError(f"the model has {n} inputs: pass a list or a dict of arrays")
         return [x]
+
+
+def _read_only(view: np.ndarray) -> np.ndarray:
+    out = view.view()
+    out.flags.writeable = False
+    return out
+
+
+class FloatIO:
+    """What run() needs to take float data for a model with one int8 input and int8 / float outputs, all quantized
+    per tensor (a .tflite's rounding): staging arrays and two one-step-per-tensor engines bound to the plan's
+    arena -- the QUANTIZE kernel (with a non-finite flag) into a staging int8 array, and the DEQUANTIZE table
+    lookup of each int8 output (float outputs are copied)."""
+
+    def __init__(self, graph: Graph, plan):
+        self.ready = False
+        ins = [graph.tensors[t] for t in graph.inputs]
+        outs = [graph.tensors[t] for t in graph.outputs]
+        if len(ins) != 1 or graph.input_rounding == ROUND_HALF_EVEN or not _per_tensor_int8(ins[0]) or \
+                not all(_per_tensor_int8(t) or t.dtype == np.float32 for t in outs):
+            return
+        shape = plan.shapes[graph.inputs[0]]
+        self.stage_in = np.zeros(shape, np.float32)
+        self.stage_q = np.zeros(shape, np.int8)
+        self.status = np.zeros(4, np.int32)
+        s, zp = ins[0].quant.scalar()
+        self.quantize = quantize_engine(self.stage_in, self.stage_q, self.status, s, zp)
+        views = [plan.view(t) for t in graph.outputs]
+        self.stage_out = [np.zeros(v.shape, np.float32) for v in views]
+        self.dequantize = dequantize_engine([(v, o, t.quant.scalar() if t.dtype == np.int8 else None)
+                                             for v, o, t in zip(views, self.stage_out, outs)])
+        self.ready = True
+
+
+def _per_tensor_int8(t) -> bool:
+    return t.dtype == np.int8 and t.quant is not None and not t.quant.per_axis
 
 
 def _whole(v) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from cython_ops import (activation, control, conv, detection, elementwise, engine, index, int16x8, math_ops,
                         onnx_ops, pool, reduce, rnn, shape, space_ops, svdf, transpose_conv)
+from cython_ops import float_ops, onnx_float_ops
 
 ISA = conv.isa()            # "scalar", "avx2", "avxvnni", "avx512", "avx512vnni" or "neon"
 
@@ -24,6 +25,8 @@ class KernelConfig:
     binary_int8_avx512: bool     # ADD / SUB / MUL with equal shapes or a single-element input
     lstm_u8s8: bool              # int8 recurrent sums in the u8 x s8 packing (packing.pack_u8s8)
     float_lstm_fused: bool       # the AVX-512 fused float LSTM step (gates interleaved by 16-unit block)
+    # float32 SIMD kernels (em_float_*.h, the reference's operations in its order): "avx512", "avx2" or "" (portable)
+    float_simd: str = ""
 
 
 def config_for(isa: str) -> KernelConfig:
@@ -37,6 +40,7 @@ def config_for(isa: str) -> KernelConfig:
         binary_int8_avx512=vnni,
         lstm_u8s8=vnni,
         float_lstm_fused=isa in ("avx512", "avx512vnni"),
+        float_simd="avx512" if isa in ("avx512", "avx512vnni") else ("avx2" if isa in ("avx2", "avxvnni") else ""),
     )
 
 
@@ -44,7 +48,7 @@ CONFIG = config_for(ISA)
 
 KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn, int16x8,
                                         transpose_conv, index, math_ops, space_ops, control, svdf,
-                                        detection)
+                                        detection, onnx_float_ops, float_ops)
            for name, address in module.KERNELS.items()}
 
 Engine = engine.Engine

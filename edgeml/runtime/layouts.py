@@ -427,6 +427,22 @@ def layout_of(kernel_name: str) -> Layout:
         raise ValueError(f"no kernel {kernel_name!r} (kernels: {', '.join(sorted(KERNEL_LAYOUTS))})") from None
 
 
+# ----- speed-elementwise (issue 15 part A): vector table lookups, broadcasting binary ops ----------------------
+LUT_F32 = _layout("lut_f32", "em_lut.h", "EM_LUT_F32", ptrs=("input", "output", "table"), ints=("n",))
+
+QUANTIZE_CHECKED = _layout("quantize_checked", "em_elementwise.h", "EM_QUANTIZE_CHECKED", base=QUANTIZE,
+                           keep=(ALL, ALL, ALL), ptrs=("status",))
+
+SOFTMAX_LUT = _layout("softmax_lut", "em_activation_steps.h", "EM_SOFTMAX_LUT", ptrs=("input", "output", "table"),
+                      ints=("rows", "depth"))
+
+LAYOUTS += (LUT_F32, QUANTIZE_CHECKED, SOFTMAX_LUT)
+KERNEL_LAYOUTS.update({
+    "softmax_lut_int8": SOFTMAX_LUT,     # cython_ops.activation
+    "lut_int8_f32": LUT_F32,      # cython_ops.activation
+    "add_int8_avx2": ADD, "mul_int8_avx2": MUL, "quantize_f32_int8_checked": QUANTIZE_CHECKED,  # elementwise
+})
+
 # quantized ONNX operators (onnx-quant)
 KERNEL_LAYOUTS.update({"onnx_qlinear_mul": QLINEAR_MUL, "onnx_qlinear_avgpool": QLINEAR_POOL})
 
@@ -453,4 +469,54 @@ KERNEL_LAYOUTS.update({
     # cython_ops.conv
     "depthwise_int8_vnni": DW_ROWS, "depthwise_int8_avxvnni": DW_ROWS, "depthwise_int8_avx2": DW_ROWS,
     "conv2d_int8_avxvnni": CONV_VNNI, "fully_connected_int8_avxvnni": FC_PACKED,
+})
+
+# ----- ONNX ops without a TFLite twin (issue 19 part B, cython_ops.onnx_float_ops) ------------------------------
+ONNX_UNARY = _layout("onnx_unary", "em_onnx_elementwise.h", "EM_ONNX_UNARY", ptrs=_IN_OUT,
+                     ints=("n", "kind", "dtype"), floats=("alpha", "beta"))
+ONNX_BINARY = _layout("onnx_binary", "em_onnx_elementwise.h", "EM_ONNX_BINARY",
+                      ptrs=("input1", "input2", "output", "status"),
+                      ints=(("dims", 6), ("strides1", 6), ("strides2", 6), "kind", "dtype", "shapes"))
+ONNX_TOPK = _layout("onnx_topk", "em_onnx_index.h", "EM_ONNX_TOPK", ptrs=("input", "values", "indices", "scratch"),
+                    ints=("outer", "n", "inner", "k", "largest", "dtype"))
+ONNX_CUMSUM = _layout("onnx_cumsum", "em_onnx_index.h", "EM_ONNX_CUMSUM", ptrs=_IN_OUT,
+                      ints=("outer", "n", "inner", "exclusive", "reverse", "dtype"))
+ONNX_SCATTER = _layout("onnx_scatter", "em_onnx_index.h", "EM_ONNX_SCATTER",
+                       ptrs=("data", "updates", "positions", "output"),
+                       ints=("elements", "updates", "reduction", "dtype"))
+ONNX_REDUCE = _layout("onnx_reduce", "em_onnx_index.h", "EM_ONNX_REDUCE", ptrs=_IN_OUT,
+                      ints=(("dims", 6), ("out_strides", 6), "outputs", "is_max"))
+ONNX_NORM = _layout("onnx_norm", "em_onnx_norm.h", "EM_ONNX_NORM",
+                    ptrs=("input", "scale", "bias", "output", "mean", "inv_std"),
+                    ints=("rows", "cols", "row_mod", "row_stride", "col_div", "col_stride", "centered"),
+                    floats=("epsilon",))
+ONNX_RESIZE = _layout("onnx_resize", "em_onnx_resize.h", "EM_ONNX_RESIZE",
+                      ptrs=("input", "output", "indices", "weights", "extrapolated"),
+                      ints=("outer", "in", "inner", "out", "taps"), floats=("extrapolation",))
+LAYOUTS += (ONNX_UNARY, ONNX_BINARY, ONNX_TOPK, ONNX_CUMSUM, ONNX_SCATTER, ONNX_REDUCE, ONNX_NORM, ONNX_RESIZE)
+KERNEL_LAYOUTS.update({
+    # cython_ops.onnx_float_ops
+    "onnx_unary": ONNX_UNARY, "onnx_binary": ONNX_BINARY, "onnx_topk": ONNX_TOPK, "onnx_cumsum": ONNX_CUMSUM,
+    "onnx_scatter": ONNX_SCATTER, "onnx_reduce_minmax_f32": ONNX_REDUCE, "onnx_normalize": ONNX_NORM,
+    "onnx_resize_axis": ONNX_RESIZE,
+})
+
+# ----- float32 SIMD kernels (issue 21: em_float_gemm.h, em_float_depthwise.h) ------------------------------------
+FGEMM = _layout("float_gemm", "em_float_gemm.h", "EM_FGEMM", ptrs=("input", "weights", "bias", "output", "scratch"),
+                ints=_GEOMETRY + ("group", "single_row", "chunk", "gather"), floats=("act_min", "act_max"))
+FDW = _layout("float_depthwise", "em_float_depthwise.h", "EM_FDW", ptrs=("input", "weights", "bias", "output"),
+              ints=_GEOMETRY + ("dm",), floats=("act_min", "act_max"))
+HY_PACKED = _layout("hybrid_packed", "em_hybrid.h", "EM_HY_PACKED", base=HY_CONV, keep=(ALL, ALL, ALL),
+                    ptrs=("offsets",), ints=("kp", "ocp", "group"))
+FBIN = _layout("float_binary", "em_float_elementwise.h", "EM_FBIN", ptrs=("input1", "input2", "output"),
+               ints=(("dims", 6), ("strides1", 6), ("strides2", 6)), floats=("act_min", "act_max"))
+FACT = _layout("float_activation", "em_float_elementwise.h", "EM_FACT", ptrs=("input", "output"), ints=("n", "kind"),
+               floats=("act_min", "act_max", "alpha"))
+LAYOUTS += (FGEMM, FDW, HY_PACKED, FBIN, FACT)
+KERNEL_LAYOUTS.update({
+    # cython_ops.float_ops
+    "conv2d_f32_avx512": FGEMM, "conv2d_f32_avx2": FGEMM, "depthwise_f32_avx512": FDW, "depthwise_f32_avx2": FDW,
+    "conv2d_hybrid_vnni": HY_PACKED, "conv2d_hybrid_avx2": HY_PACKED,
+    **{f"{op}_f32_{isa}": FBIN for op in ("add", "sub", "mul") for isa in ("avx512", "avx2")},
+    "clamp_f32_avx512": FACT, "clamp_f32_avx2": FACT,
 })

@@ -36,6 +36,8 @@ class Step:
     #                                    reading out of bounds); the Interpreter raises InputError with the message.
     #                                    A tuple of checks: that many consecutive areas from addr("status") (WHILE).
     #                                    The kernel writes the area's first int32 on every run, nonzero on failure
+    alias: Optional[tuple] = None      # (output tensor, input tensor): the output is the input's bytes (RESHAPE and
+    #                                    the like): the arena gives both one region, and the step's copy is a no-op
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Ctx:
         self.keep = []
         self.batch_changed = False
         self.input_ranges = {}
+        self.substitutes = {}    # op index -> the Op to prepare in its place (a PAD folded into the conv after it)
         # control-flow ops (WHILE) plan their subgraphs through these, set by compile.py (which op modules cannot
         # import): plan_subgraph(graph, input shapes, external tensors) -> unbound Plan,
         # bind_subplan(plan, arena address, {tensor: address}) -> (Engine, addr); `enclosing` holds the graphs

@@ -5,10 +5,12 @@ from edgeml.runtime.ops import (activations, batch_matmul, binary_math, compare,
                                 elementwise, fully_connected, index, loop_ops, lstm, normalization, onnx_quantized,
                                 onnx_rnn, pool, quantize, reduce, resize, shape, space, svdf, tensor_list,
                                 transpose_conv, unary_math)
+from edgeml.runtime.ops import onnx_elementwise, onnx_tensor
 
 FAMILIES = (conv, fully_connected, pool, elementwise, activations, quantize, shape, reduce, lstm, onnx_rnn,
             onnx_quantized, transpose_conv, resize, index, compare, unary_math, binary_math, normalization,
             batch_matmul, space, control, tensor_list, loop_ops, svdf, detection, densify)
+FAMILIES += (onnx_elementwise, onnx_tensor)          # ONNX ops without a TFLite twin (issue 19 part B)
 
 
 

@@ -5,7 +5,9 @@ uint8 forms of these ops compute on q - zero point alone, so the int8 steps give
 The int8 parameters reproduce LiteRT's Prepare step by step, in the precision it uses (float32 where its code
 keeps the stored float scales, double where it widens them; TfLiteRound is std::round, ties away from zero):
 LOGISTIC and TANH are the 256-entry tables LiteRT's reference resolver builds (LUTPopulate), SOFTMAX is
-gemmlowp's fixed-point reference kernel, HARD_SWISH reference_ops::HardSwish in int16 fixed point.
+gemmlowp's fixed-point reference kernel.  HARD_SWISH (reference_ops::HardSwish in int16 fixed point), LEAKY_RELU
+and the RELU family also run as 256-entry tables, each entry computed by the op's scalar kernel on that input
+byte (edgeml/runtime/tables.py), so every int8 activation but SOFTMAX is one vector table lookup per element.
 """
 from __future__ import annotations
 
@@ -15,15 +17,16 @@ import math
 
 import numpy as np
 
-from cython_ops.activation import activation_table
+from cython_ops.activation import activation_table, softmax_table
 from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
 from edgeml.ir import UINT8, Op
-from edgeml.runtime.ops import int16_activations
+from edgeml.runtime.ops import float_kernels, int16_activations
 from edgeml.numerics import quantize_multiplier
 from edgeml.runtime.ops.common import element_count, io_kind, qparams
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.runtime.tables import byte_table
 
 
 _INT32_MAX = 2**31 - 1
@@ -161,6 +164,7 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
             else:
                 code = UNARY_F32[{"LOGISTIC": "logistic", "TANH": "tanh", "HARD_SWISH": "hard_swish"}[which]]
             ints, floats, name = dict(n=n, kind=code), dict(act_min=lo, act_max=hi, alpha=alpha), "unary_f32"
+            name = float_kernels.activation_kernel(code) or name     # float32 SIMD kernels (em_float_elementwise.h)
 
         def make_f(addr):
             return dict(input=addr(x.index), output=addr(y.index)), ints, floats
@@ -168,53 +172,61 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
 
     s_in, zp_in = qparams(x, op)
     s_out, zp_out = qparams(y, op)
+    if which == "SOFTMAX":
+        try:
+            check_fixed_output("SOFTMAX", s_out, zp_out, bool(op.options.get(UINT8)))
+            p = softmax_int8_params(s_in, op.options.get("beta", 1.0), ctx.rounding)
+        except ValueError as exc:
+            raise UnsupportedOpError(f"{op.describe()}: {exc}") from exc
+        depth = xs[-1] if xs else 1
+        # the fixed-point exp of each max - x, looked up (softmax_int8 computes it per element: same bits)
+        table = ctx.keep_array(softmax_table(p["input_multiplier"], p["input_left_shift"], p["diff_min"],
+                                             ctx.rounding))
+        ints = dict(rows=n // max(depth, 1), depth=depth)
+
+        def make(addr):
+            return dict(input=addr(x.index), output=addr(y.index), table=address(table)), ints, {}
+        return Step(op, "softmax_lut_int8", make, 0)
+    table = ctx.keep_array(int8_activation_table(op, which, s_in, zp_in, s_out, zp_out, ctx.rounding))
+
+    def make_lut(addr):
+        return dict(input=addr(x.index), output=addr(y.index), table=address(table)), dict(n=n), {}
+    return Step(op, "lut_int8", make_lut, 0)
+
+
+def int8_activation_table(op: Op, which: str, s_in: float, zp_in: int, s_out: float, zp_out: int,
+                          rounding: int) -> np.ndarray:
+    """The 256-entry table (indexed by the input byte) of an int8 activation, each entry computed by the
+    arithmetic LiteRT's reference kernel applies to that input: LUTPopulate for LOGISTIC / TANH, the scalar
+    kernels of the RELU family, LEAKY_RELU and HARD_SWISH run on every byte (tables.byte_table)."""
     if which in ("RELU", "RELU6", "RELU_N1_TO_1"):
         # ReluPrepare divides in float; QuantizedReluX rounds act_min/scale with roundf in float
-        m, sh = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), ctx.rounding)
+        m, sh = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), rounding)
         lo_f, hi_f = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}[which]
         amin = max(-128, zp_out + int(Q.round_half_away(float(Q.F32(lo_f) / Q.F32(s_out)))))
         amax = 127 if hi_f is None else min(127, zp_out + int(Q.round_half_away(float(Q.F32(hi_f) / Q.F32(s_out)))))
-        ints = dict(n=n, in_zp=zp_in, out_zp=zp_out, mult=m, shift=sh, act_min=amin, act_max=amax, mode=ctx.rounding)
-        name = "requantize_int8"
-    elif which == "LEAKY_RELU":
+        return byte_table("requantize_int8", dict(in_zp=zp_in, out_zp=zp_out, mult=m, shift=sh, act_min=amin,
+                                                  act_max=amax, mode=rounding))
+    if which == "LEAKY_RELU":
         alpha = Q.F32(op.options.get("alpha", 0.2))
-        ma, sa = Q.quantize_multiplier(float(Q.F32(s_in) * alpha / Q.F32(s_out)), ctx.rounding)
-        mi, si = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), ctx.rounding)
-        ints = dict(n=n, in_zp=zp_in, out_zp=zp_out, mult_identity=mi, shift_identity=si, mult_alpha=ma,
-                    shift_alpha=sa, mode=ctx.rounding)
-        name = "leaky_relu_int8"
-    else:
-        try:
-            if which in ("LOGISTIC", "TANH"):
-                check_fixed_output(which, s_out, zp_out, bool(op.options.get(UINT8)))
-                table = ctx.keep_array(activation_table(which, s_in, zp_in, s_out, zp_out))
-
-                def make_lut(addr):
-                    return dict(input=addr(x.index), output=addr(y.index), table=address(table)), dict(n=n), {}
-                return Step(op, "lut_int8", make_lut, 0)
-            elif which == "SOFTMAX":
-                check_fixed_output("SOFTMAX", s_out, zp_out, bool(op.options.get(UINT8)))
-                p = softmax_int8_params(s_in, op.options.get("beta", 1.0), ctx.rounding)
-                depth = xs[-1] if xs else 1
-                ints = dict(rows=n // max(depth, 1), depth=depth, in_mult=p["input_multiplier"],
-                            in_left_shift=p["input_left_shift"], diff_min=p["diff_min"], mode=ctx.rounding)
-                name = "softmax_int8"
-            elif which == "HARD_SWISH":
-                p = hard_swish_int8_params(s_in, zp_in, s_out, zp_out)
-                ints = dict(n=n, in_zp=p["input_zero_point"], out_zp=p["output_zero_point"],
-                            reluish_mult=p["reluish_multiplier_fixedpoint_int16"],
-                            reluish_exponent=p["reluish_multiplier_exponent"],
-                            out_mult=p["output_multiplier_fixedpoint_int16"],
-                            out_exponent=p["output_multiplier_exponent"])
-                name = "hard_swish_int8"
-            else:
-                raise UnsupportedOpError(f"{op.describe()}: not supported for int8")
-        except ValueError as exc:
-            raise UnsupportedOpError(f"{op.describe()}: {exc}") from exc
-
-    def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index)), ints, {}
-    return Step(op, name, make, 0)
+        ma, sa = Q.quantize_multiplier(float(Q.F32(s_in) * alpha / Q.F32(s_out)), rounding)
+        mi, si = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), rounding)
+        return byte_table("leaky_relu_int8", dict(in_zp=zp_in, out_zp=zp_out, mult_identity=mi, shift_identity=si,
+                                                  mult_alpha=ma, shift_alpha=sa, mode=rounding))
+    try:
+        if which in ("LOGISTIC", "TANH"):
+            check_fixed_output(which, s_out, zp_out, bool(op.options.get(UINT8)))
+            return activation_table(which, s_in, zp_in, s_out, zp_out)
+        if which == "HARD_SWISH":
+            p = hard_swish_int8_params(s_in, zp_in, s_out, zp_out)
+            return byte_table("hard_swish_int8", dict(in_zp=p["input_zero_point"], out_zp=p["output_zero_point"],
+                                                      reluish_mult=p["reluish_multiplier_fixedpoint_int16"],
+                                                      reluish_exponent=p["reluish_multiplier_exponent"],
+                                                      out_mult=p["output_multiplier_fixedpoint_int16"],
+                                                      out_exponent=p["output_multiplier_exponent"]))
+    except ValueError as exc:
+        raise UnsupportedOpError(f"{op.describe()}: {exc}") from exc
+    raise UnsupportedOpError(f"{op.describe()}: not supported for int8")
 
 
 WITH_INT16 = int16_activations.WITH_INT16

@@ -12,7 +12,7 @@ from edgeml.ir import Op
 from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
-from edgeml.runtime.ops import grouped_conv, hybrid, int16x8
+from edgeml.runtime.ops import float_kernels, grouped_conv, hybrid, int16x8
 from edgeml.runtime.ops.depthwise import prepare_depthwise_rows
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fused_activation, io_kind, qparams,
                                        reject_uint8_hybrid, require_positive, spatial_padding)
@@ -90,6 +90,12 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
 
     lo, hi = Q.activation_range_f32(act)
     bias = bias_vector(ctx, op, 2, oc, np.float32)
+    if float_kernels.enabled():     # float32 SIMD kernels (em_float_*.h)
+        step = (float_kernels.depthwise_step(ctx, op, x, y, wdata.reshape(kh * kw, oc), bias, geometry, dm, lo, hi,
+                                             macs) if depthwise
+                else float_kernels.conv_step(ctx, op, x, y, wdata, bias, geometry, lo, hi, macs))
+        if step is not None:
+            return step
     wk = ctx.keep_array(wdata.reshape(kh * kw, oc) if depthwise else wdata.reshape(oc, K))
     bk = ctx.keep_array(bias) if bias is not None else None
     scratch = oc * 4 if depthwise else (0 if direct else IM2COL_ROWS * K * 4)

@@ -1,5 +1,9 @@
 """ADD, SUB and MUL with broadcasting, int8 and float32 (cython_ops/include/em_elementwise.h); int32 (loop
-counters of WHILE bodies) in cython_ops/include/em_loop_ops.h."""
+counters of WHILE bodies) in cython_ops/include/em_loop_ops.h.
+
+int8 runs on the vector path of every ISA (AVX-512 16 lanes, AVX2 8 lanes; scalar and NEON: the portable loop)
+for any broadcast: the kernels walk the output's outer dims and treat each innermost run with each input either
+advancing or held on one element; collapse_broadcast merges dims at load so that runs are as long as possible."""
 from __future__ import annotations
 
 from functools import partial
@@ -10,7 +14,7 @@ from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.kernels import CONFIG
-from edgeml.runtime.ops import int16x8
+from edgeml.runtime.ops import float_kernels, int16x8
 from edgeml.runtime.ops.common import element_count, fused_activation, io_kind, pad6, qparams, row_major_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
@@ -32,7 +36,25 @@ def broadcast_strides(shape: tuple, out: tuple) -> list:
     return [0 if (d == 1 and od != 1) else s for d, od, s in zip(s6, o6, st)]
 
 
+def collapse_broadcast(dims: list, strides1: list, strides2: list) -> dict:
+    """The same walk over fewer, longer dims (6-D, leading 1s): a dim of size 1 is dropped and a dim merges into
+    the next when both inputs step through the pair as through one dim (stride[i] == stride[i + 1] * dims[i + 1],
+    which also joins broadcast dims, stride 0), so the kernels' innermost run is as long as the shapes allow."""
+    kept = [(d, a, b) for d, a, b in zip(dims, strides1, strides2) if d != 1]
+    merged = []
+    for d, a, b in kept:
+        if merged:
+            pd, pa, pb = merged[-1]
+            if pa == a * d and pb == b * d:
+                merged[-1] = (pd * d, a, b)
+                continue
+        merged.append((d, a, b))
+    merged = [(1, 0, 0)] * (6 - len(merged)) + merged
+    return dict(dims=[m[0] for m in merged], strides1=[m[1] for m in merged], strides2=[m[2] for m in merged])
+
+
 ADD_TABLE_BYTES = 2048    # em_add_int8_avx512: each input stage as a 256-entry int32 table
+VECTOR_ISA = {"avx512vnni": "avx512", "avx512": "avx2", "avxvnni": "avx2", "avx2": "avx2"}  # int8 ADD / SUB / MUL body
 INT32 = np.dtype(np.int32)
 INT32_ACTIVATION_RANGES = {"NONE": (-2**31, 2**31 - 1), "RELU": (0, 2**31 - 1), "RELU6": (0, 6),
                            "RELU_N1_TO_1": (-1, 1)}     # CalculateActivationRange<int32_t>
@@ -59,14 +81,13 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
     dims = dict(dims=pad6(out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out))
     if kind == "int16":
         return int16x8.prepare_binary(ctx, op, which, dims)
+    dims = collapse_broadcast(**dims)
     scratch = 0
+    body = VECTOR_ISA.get(CONFIG.isa) if ctx.rounding in (0, 1) else None
     if kind == "int32":
         lo, hi = INT32_ACTIVATION_RANGES[act]
         ints, floats, name = dict(dims, act_min=lo, act_max=hi), {}, which.lower() + "_int32"
     elif kind == "int8":
-        # the vector kernels take equal shapes, or one input of a single element broadcast to the other's shape
-        vector_shapes = tuple(sa) == tuple(sb) or (element_count(sa) == 1 and tuple(sb) == tuple(out)) or \
-            (element_count(sb) == 1 and tuple(sa) == tuple(out))
         s1, z1 = qparams(a, op)
         s2, z2 = qparams(b, op)
         so, zo = qparams(y, op)
@@ -81,23 +102,21 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             ints = dict(dims, zp1=z1, zp2=z2, out_zp=zo, left_shift=left_shift, mult1=m1, shift1=sh1, mult2=m2,
                         shift2=sh2, out_mult=mo, out_shift=sho, act_min=amin, act_max=amax, mode=ctx.rounding,
                         sign=1 if which == "ADD" else -1)
-            name = "add_int8"
-            if vector_shapes and ctx.rounding in (0, 1) and CONFIG.binary_int8_avx512:
-                name = "add_int8_avx512"
+            name = "add_int8" + (f"_{body}" if body else "")
+            if body == "avx512":
                 scratch = ADD_TABLE_BYTES
         else:
             m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
             ints = dict(dims, zp1=z1, zp2=z2, out_zp=zo, mult=m, shift=sh, act_min=amin, act_max=amax,
                         mode=ctx.rounding)
-            name = "mul_int8"
-            if vector_shapes and ctx.rounding in (0, 1) and sh >= -31 and CONFIG.binary_int8_avx512:
-                name = "mul_int8_avx512"
+            name = "mul_int8" + (f"_{body}" if body and sh >= -31 else "")     # a right shift past 31: scalar
         floats = {}
     else:
         ints = dims
         lo, hi = Q.activation_range_f32(act)
         floats = dict(act_min=lo, act_max=hi)
         name = which.lower() + "_f32"
+        name = float_kernels.binary_kernel(name)     # float32 SIMD kernels (em_float_elementwise.h)
     tables = name.startswith("add_int8")      # ADD / SUB int8 have a slot for the vector kernel's tables
 
     def make(addr):

@@ -9,7 +9,7 @@ from edgeml.errors import UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime import requant
 from edgeml.runtime.kernels import CONFIG
-from edgeml.runtime.ops import hybrid, int16x8
+from edgeml.runtime.ops import float_kernels, hybrid, int16x8
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, fully_connected_shape, fused_activation, io_kind,
                                        qparams, reject_uint8_hybrid)
 from edgeml.runtime.packing import VNNI_SLACK, avx2_pack, fold_input_zero_point, vnni_chunk, vnni_pack
@@ -84,6 +84,8 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
         return Step(op, "fully_connected_int8_w16" if rq.w_zp else "fully_connected_int8", make, 0, macs)
     lo, hi = Q.activation_range_f32(act)
     bias = bias_vector(ctx, op, 2, n_out, np.float32)
+    if float_kernels.enabled():     # float32 SIMD kernels (em_float_gemm.h)
+        return float_kernels.fully_connected_step(ctx, op, x, y, wdata, bias, rows, lo, hi, macs)
     wk = ctx.keep_array(wdata)
     bk = ctx.keep_array(bias) if bias is not None else None
 

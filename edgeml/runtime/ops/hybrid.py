@@ -9,6 +9,7 @@ from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fully_connected_shape,
                                        fused_activation, require_positive, spatial_padding)
+from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.plan import Step, address
 
 
@@ -34,6 +35,31 @@ def hybrid_weight_scales(op, w, n_out: int, axis: int, what: str) -> np.ndarray:
     if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
         raise ModelFormatError(f"{op.describe()}: weight scales must be positive and finite")
     return scales
+
+
+def packed_sums_path() -> str:
+    """The SIMD integer sums the hybrid CONV_2D takes: "vnni" (u8 x s8 vpdpbusd), "avx2" (int16 vpmaddwd) or ""."""
+    if CONFIG.isa == "avx512vnni":
+        return "vnni"
+    return "avx2" if CONFIG.isa in ("avx2", "avxvnni", "avx512") else ""
+
+
+def pack_hybrid_weights(ctx, w2: np.ndarray, simd: str) -> dict:
+    """int8 weights [OC][K] in the column groups em_conv2d_hybrid_<simd> reads (em_hybrid.h EM_HY_PACKED)."""
+    oc, k = w2.shape
+    lanes, depth, group, dtype = (16, 4, 4, np.int8) if simd == "vnni" else (8, 2, 2, np.int16)
+    ocp, kp = -(-oc // lanes) * lanes, -(-k // depth) * depth
+    padded = np.zeros((ocp, kp), dtype)
+    padded[:oc, :k] = w2
+    groups = []
+    for c0 in range(0, ocp, group * lanes):
+        block = padded[c0:c0 + group * lanes]                       # [cols][Kp]
+        groups.append(block.reshape(block.shape[0], kp // depth, depth).transpose(1, 0, 2).reshape(-1))
+    offsets = np.zeros(ocp, np.int32)
+    if simd == "vnni":      # the rows are read as q + 128: take 128 * sum(w) off each column
+        offsets[:oc] = 128 * w2.astype(np.int64).sum(axis=1)
+    return dict(w=ctx.keep_array(np.concatenate(groups)), offsets=ctx.keep_array(offsets), kp=kp, ocp=ocp,
+                group=group)
 
 
 def _float_io(ctx, op):
@@ -95,6 +121,20 @@ def prepare_conv2d_hybrid(ctx, op):
                 pad_left=pl, mode=mode, dm=1, direct=direct, chunk=chunk)
     scratch = _align16(ih * iw * ic) + (0 if direct else _align16(chunk * K)) + 4 * oc
     macs = n * oh * ow * oc * K
+    simd = packed_sums_path()
+    if simd:
+        pk = pack_hybrid_weights(ctx, w2, simd)
+        ints_p = dict(ints, kp=pk["kp"], ocp=pk["ocp"], group=pk["group"])
+        scratch_p = (_align16(ih * iw * ic) + 64 + (0 if direct else _align16(chunk * K) + 64) + 4 * chunk * pk["ocp"]
+                     + (2 * chunk * pk["kp"] if simd == "avx2" else 0))
+
+        def make_p(addr):
+            return (dict(input=addr(x.index), weights=address(pk["w"]), bias=address(bk) if bk is not None else 0,
+                         output=addr(y.index), channel_scales=address(sk) if sk is not None else 0,
+                         row_sums=address(rk) if rk is not None else 0, scratch=addr("scratch"),
+                         offsets=address(pk["offsets"])),
+                    ints_p, dict(act_min=lo, act_max=hi, weight_scale=wscale))
+        return Step(op, f"conv2d_hybrid_{simd}", make_p, scratch_p, macs)
 
     def make(addr):
         return (dict(input=addr(x.index), weights=address(wk), bias=address(bk) if bk is not None else 0,

@@ -16,6 +16,7 @@ from edgeml.runtime.ops.common import element_count, qparams
 from edgeml.runtime.ops.folding import fold
 from edgeml.runtime.ops.onnx_quantized import prepare_flip_sign_bit
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.runtime.tables import byte_table
 
 
 def prepare_quantize(ctx: Ctx, op: Op) -> Step:
@@ -71,9 +72,12 @@ def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
     s, zp = qparams(x, op)
     n = element_count(xs)
 
+    # em_dequantize_int8_f32 on every byte: one vector table lookup per element (em_lut.h)
+    table = ctx.keep_array(byte_table("dequantize_int8_f32", dict(zp=zp), dict(scale=s), np.float32))
+
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index)), dict(n=n, zp=zp), dict(scale=s)
-    return Step(op, "dequantize_int8_f32", make, 0)
+        return dict(input=addr(x.index), output=addr(y.index), table=address(table)), dict(n=n), {}
+    return Step(op, "lut_int8_f32", make, 0)
 
 
 OPS = {

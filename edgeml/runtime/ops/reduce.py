@@ -17,6 +17,22 @@ from edgeml.runtime.ops.folding import fold
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 
+def merge_walk_dims(dims: list, out_strides: list) -> tuple[list, list]:
+    """The same in-order walk over fewer dims (6-D, leading 1s): size-1 dims dropped, two reduced dims joined,
+    and two kept dims joined where the output steps through them as through one, so the kernel's innermost runs
+    (a vector add when kept) are as long as possible.  Each output still takes its inputs in the same order."""
+    merged = []
+    for d, s in zip(dims, out_strides):
+        if d == 1:
+            continue
+        if merged and merged[-1][1] == s * d:          # both reduced (0 == 0 * d), or kept and contiguous
+            merged[-1] = (merged[-1][0] * d, s)
+        else:
+            merged.append((d, s))
+    merged = [(1, 0)] * (6 - len(merged)) + merged
+    return [m[0] for m in merged], [m[1] for m in merged]
+
+
 def prepare_mean(ctx: Ctx, op: Op) -> Step:
     kind = "int16" if int16x8.is_int16(ctx, op) else io_kind(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
@@ -59,6 +75,7 @@ def prepare_mean(ctx: Ctx, op: Op) -> Step:
             raise UnsupportedOpError(f"{op.describe()}: {count} reduced elements overflow the int32 sum")
         m, sh = Q.mean_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), count, ctx.rounding)
         is_float = 0
+    in6, ost6 = merge_walk_dims(in6, ost6)
     ints = dict(dims=in6, out_strides=ost6, outputs=n_out, reduced=count, is_float=is_float, in_zp=zp_in,
                 out_zp=zp_out, mult=m, shift=sh, mode=ctx.rounding)
 

@@ -1,5 +1,6 @@
 """Data movement: RESHAPE, SQUEEZE, EXPAND_DIMS, TRANSPOSE, STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK, PACK,
-CONCATENATION, PAD, PADV2, REVERSE_V2 and ONNX ReverseSequence (cython_ops/include/em_shape.h)."""
+CONCATENATION, PAD, PADV2, REVERSE_V2 and ONNX ReverseSequence (cython_ops/include/em_shape.h).  RESHAPE, SQUEEZE
+and EXPAND_DIMS copy nothing: their output is their input's region of the arena (Step.alias)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -30,7 +31,9 @@ def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index)), dict(bytes=nbytes), {}
-    return Step(op, "copy", make, 0, 0)
+    # the output shares the input's bytes in the arena (the copy then sees one address and does nothing); where the
+    # planner cannot alias them (a state tensor), the bytes are copied
+    return Step(op, "copy", make, 0, 0, alias=(y.index, x.index))
 
 
 def prepare_reshape(ctx: Ctx, op: Op) -> Step:
@@ -82,6 +85,24 @@ def prepare_expand_dims(ctx: Ctx, op: Op) -> Step:
     return copy_step(ctx, op, tuple(xs[:axis] + [1] + xs[axis:]))
 
 
+def merge_gather_dims(dims: list, strides: list) -> tuple[list, list]:
+    """The same gather over fewer dims (6-D, leading 1s): size-1 dims dropped, and a dim joined to the next where
+    the input steps through the pair as through one dim, so the kernel's innermost runs are as long as possible
+    (a contiguous one is one memcpy)."""
+    merged = []
+    for d, s in zip(dims, strides):
+        if d == 1:
+            continue
+        if merged and merged[-1][1] == s * d:
+            merged[-1] = (merged[-1][0] * d, s)
+        else:
+            merged.append((d, s))
+    if len(merged) > 6:
+        raise UnsupportedOpError("rank > 6 is not supported")
+    merged = [(1, 0)] * (6 - len(merged)) + merged
+    return [m[0] for m in merged], [m[1] for m in merged]
+
+
 def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_quant: bool = True) -> Step:
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     if x.dtype != y.dtype or x.dtype.itemsize not in (1, 2, 4, 8):
@@ -91,9 +112,7 @@ def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_
     if x.index in ctx.constants:
         return fold(ctx, op, 0, strided_values(ctx.constants[x.index], out_shape, start, in_strides))
     ctx.set_output(op, 0, tuple(out_shape))
-    pad = 6 - len(out_shape)
-    dims = [1] * pad + list(out_shape)
-    strides = [0] * pad + list(in_strides)
+    dims, strides = merge_gather_dims(list(out_shape), list(in_strides))
     ints = dict(itemsize=x.dtype.itemsize, dims=dims, strides=strides, start=start)
 
     def make(addr):
@@ -264,7 +283,40 @@ def prepare_unpack(ctx: Ctx, op: Op) -> list:
     return split_steps(ctx, op, x, axis, [1] * xs[axis], True)
 
 
-def prepare_pad(ctx: Ctx, op: Op) -> Step:
+CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: np.ndarray, value: np.ndarray) -> bool:
+    """An explicit PAD of H and W whose only reader is a VALID int8 / float32 CONV_2D or DEPTHWISE_CONV_2D, padding
+    with what the conv's own padding stands for (the input zero point; 0.0): the conv reads the PAD's input with
+    the pads as its explicit padding (its kernels skip padding taps, which add (zp - zp) * w = 0), and no PAD step
+    runs.  Returns whether it folded."""
+    if len(ctx.shape(x)) != 4 or pads[0].any() or pads[3].any() or y.index in ctx.graph.outputs:
+        return False
+    if x.dtype == np.int8:
+        if value[0] != qparams(x, op)[1]:
+            return False
+    elif x.dtype != np.float32 or value[0] != 0.0:
+        return False
+    readers = [o for o in ctx.graph.ops if y.index in o.inputs]
+    if len(readers) != 1 or readers[0].index <= op.index:
+        return False
+    conv = ctx.substitutes.get(readers[0].index, readers[0])
+    if conv.type not in CONV_OPS or conv.inputs[0] != y.index or y.index in conv.inputs[1:] or \
+            conv.options.get("padding", 0) != 1 or conv.options.get("explicit_padding") is not None or \
+            len(conv.inputs) < 2 or conv.inputs[1] not in ctx.constants:
+        return False
+    w = ctx.constants[conv.inputs[1]]
+    if w.dtype != x.dtype or w.ndim != 4 or (conv.type == "CONV_2D" and w.shape[3] != ctx.shape(x)[3]):
+        return False          # hybrid, 16x8 and grouped convs keep the PAD
+    explicit = [int(pads[1][0]), int(pads[2][0]), int(pads[1][1]), int(pads[2][1])]    # top, left, bottom, right
+    ctx.substitutes[conv.index] = Op(conv.index, conv.type, conv.version, [x.index] + list(conv.inputs[1:]),
+                                     list(conv.outputs), dict(conv.options, explicit_padding=explicit),
+                                     list(conv.intermediates))
+    return True
+
+
+def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     pads = ctx.const(ctx.tensor(op, 1), f"{op.describe()} paddings").astype(np.int64)
@@ -285,6 +337,8 @@ def prepare_pad(ctx: Ctx, op: Op) -> Step:
         if cv.dtype != x.dtype or cv.size != 1:
             raise ModelFormatError(f"{op.describe()}: constant value must be one {x.dtype}")
         value[0] = cv.reshape(-1)[0]
+    if fold_pad_into_conv(ctx, op, x, y, pads, value):
+        return None
     vk = ctx.keep_array(value)
     in6, out6 = pad6(xs), pad6(out)
     lead6 = [0] * (6 - len(xs)) + [int(p[0]) for p in pads]

@@ -1,0 +1,182 @@
+/* One 256-entry table lookup per element, for every int8 / uint8 op whose output byte depends on the input byte
+ * alone.  The tables are built at load by running the reference arithmetic on all 256 inputs, so a lookup gives
+ * the same bits as the arithmetic by construction; only the lookup is vectorized here.
+ *
+ * Bodies, chosen at run time (em_isa.h): AVX-512 VBMI (vpermi2b over the two 128-byte halves, blended on bit 7),
+ * AVX-512BW (vpshufb over the sixteen 16-byte slices, each masked to the bytes whose high nibble selects it),
+ * AVX2 (the same sixteen slices; a running index that only the selected slice sees below 0x80), NEON (tbl / tbx
+ * over four 64-byte quarters) and the portable scalar loop, which is the reference the others are tested against.
+ * The VBMI body serves the avx512vnni path (on a CPU with VBMI), the BW body the avx512 path, so EDGEML_ISA
+ * reaches every body on one machine.
+ *
+ * int8 -> float32 tables (DEQUANTIZE) are looked up with 32-bit gathers. */
+#ifndef EM_LUT_H
+#define EM_LUT_H
+#include <stdint.h>
+#include "em_isa.h"
+#include "em_params.h"
+
+/* em_lut_int8_f32_step, layout EM_LUT_F32: ptr: input (int8 / uint8 bytes), output (float32), table (256 float32
+ * indexed by the input byte); i: n */
+enum { EM_LUT_F32_P_INPUT, EM_LUT_F32_P_OUTPUT, EM_LUT_F32_P_TABLE, EM_LUT_F32_P_COUNT };
+enum { EM_LUT_F32_I_N, EM_LUT_F32_I_COUNT };
+enum { EM_LUT_F32_F_COUNT = 0 };
+
+static inline void em_lut_u8_scalar(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+    for (int64_t i = 0; i < n; i++) y[i] = table[x[i]];
+}
+
+static inline void em_lut_f32_scalar(const uint8_t* x, float* y, int64_t n, const float* table) {
+    for (int64_t i = 0; i < n; i++) y[i] = table[x[i]];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define EM_LUT_VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
+#define EM_LUT_BW_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define EM_LUT_AVX2_TARGET __attribute__((target("avx2")))
+
+static int em_lut_vbmi_cached = -1;
+static inline int em_lut_has_vbmi(void) {
+    if (em_lut_vbmi_cached < 0) {
+        __builtin_cpu_init();
+        em_lut_vbmi_cached = __builtin_cpu_supports("avx512vbmi") ? 1 : 0;
+    }
+    return em_lut_vbmi_cached;
+}
+
+EM_LUT_VBMI_TARGET static void em_lut_u8_vbmi(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+    const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+    const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+    int64_t i = 0;
+    for (; i + 128 <= n; i += 128) {          /* two independent vectors per iteration */
+        const __m512i a = _mm512_loadu_si512(x + i), b = _mm512_loadu_si512(x + i + 64);
+        const __m512i la = _mm512_permutex2var_epi8(t0, a, t1), ha = _mm512_permutex2var_epi8(t2, a, t3);
+        const __m512i lb = _mm512_permutex2var_epi8(t0, b, t1), hb = _mm512_permutex2var_epi8(t2, b, t3);
+        _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(a), la, ha));
+        _mm512_storeu_si512(y + i + 64, _mm512_mask_blend_epi8(_mm512_movepi8_mask(b), lb, hb));
+    }
+    for (; i < n; i += 64) {
+        const __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        const __m512i a = _mm512_maskz_loadu_epi8(m, x + i);
+        const __m512i la = _mm512_permutex2var_epi8(t0, a, t1), ha = _mm512_permutex2var_epi8(t2, a, t3);
+        _mm512_mask_storeu_epi8(y + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(a), la, ha));
+    }
+}
+
+EM_LUT_BW_TARGET static void em_lut_u8_avx512bw(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+    __m512i slice[16];
+    for (int j = 0; j < 16; j++) slice[j] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)(table + 16 * j)));
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n; i += 64) {
+        const __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        const __m512i a = _mm512_maskz_loadu_epi8(m, x + i);
+        const __m512i lo = _mm512_and_si512(a, nibble);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(a, 4), nibble);
+        __m512i r = _mm512_setzero_si512();
+        for (int j = 0; j < 16; j++)
+            r = _mm512_mask_shuffle_epi8(r, _mm512_cmpeq_epi8_mask(hi, _mm512_set1_epi8((char)j)), slice[j], lo);
+        _mm512_mask_storeu_epi8(y + i, m, r);
+    }
+}
+
+/* 32 lookups: slice j sees index (x - 16 j) + 0x70 (saturating), below 0x80 exactly when x's high nibble is j, so
+ * vpshufb zeroes every other byte; the sixteen results are OR-ed. */
+EM_LUT_AVX2_TARGET static inline __m256i em_lut_u8_x32(__m256i a, const __m256i* slice) {
+    const __m256i step = _mm256_set1_epi8(0x10), bias = _mm256_set1_epi8(0x70);
+    __m256i r = _mm256_shuffle_epi8(slice[0], _mm256_adds_epu8(a, bias));
+    for (int j = 1; j < 16; j++) {
+        a = _mm256_sub_epi8(a, step);
+        r = _mm256_or_si256(r, _mm256_shuffle_epi8(slice[j], _mm256_adds_epu8(a, bias)));
+    }
+    return r;
+}
+
+EM_LUT_AVX2_TARGET static void em_lut_u8_avx2(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+    __m256i slice[16];
+    for (int j = 0; j < 16; j++)
+        slice[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(table + 16 * j)));
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        _mm256_storeu_si256((__m256i*)(y + i), em_lut_u8_x32(_mm256_loadu_si256((const __m256i*)(x + i)), slice));
+    if (i < n) {                               /* the tail through a 32-byte bounce buffer */
+        uint8_t buf[32] = {0};
+        for (int64_t k = i; k < n; k++) buf[k - i] = x[k];
+        _mm256_storeu_si256((__m256i*)buf, em_lut_u8_x32(_mm256_loadu_si256((const __m256i*)buf), slice));
+        for (int64_t k = i; k < n; k++) y[k] = buf[k - i];
+    }
+}
+
+EM_LUT_BW_TARGET static void em_lut_f32_avx512(const uint8_t* x, float* y, int64_t n, const float* table) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512i idx = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, x + i));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_i32gather_ps(idx, table, 4));
+    }
+}
+
+EM_LUT_AVX2_TARGET static void em_lut_f32_avx2(const uint8_t* x, float* y, int64_t n, const float* table) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(x + i)));
+        _mm256_storeu_ps(y + i, _mm256_i32gather_ps(table, idx, 4));
+    }
+    em_lut_f32_scalar(x + i, y + i, n - i, table);
+}
+#endif
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+static void em_lut_u8_neon(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+    const uint8x16x4_t q0 = vld1q_u8_x4(table), q1 = vld1q_u8_x4(table + 64);
+    const uint8x16x4_t q2 = vld1q_u8_x4(table + 128), q3 = vld1q_u8_x4(table + 192);
+    const uint8x16_t quarter = vdupq_n_u8(64);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        uint8x16_t a = vld1q_u8(x + i);
+        uint8x16_t r = vqtbl4q_u8(q0, a);               /* indices past 63 give 0 (tbl) or keep r (tbx) */
+        a = vsubq_u8(a, quarter);
+        r = vqtbx4q_u8(r, q1, a);
+        a = vsubq_u8(a, quarter);
+        r = vqtbx4q_u8(r, q2, a);
+        a = vsubq_u8(a, quarter);
+        r = vqtbx4q_u8(r, q3, a);
+        vst1q_u8(y + i, r);
+    }
+    em_lut_u8_scalar(x + i, y + i, n - i, table);
+}
+#endif
+
+/* y[i] = table[x[i]] for n bytes; the body chosen for this process's ISA path. */
+static void em_lut_u8(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const int isa = em_isa();
+    if (isa == EM_ISA_AVX512VNNI && em_lut_has_vbmi()) em_lut_u8_vbmi(x, y, n, table);
+    else if (isa >= EM_ISA_AVX512) em_lut_u8_avx512bw(x, y, n, table);
+    else if (isa >= EM_ISA_AVX2) em_lut_u8_avx2(x, y, n, table);
+    else em_lut_u8_scalar(x, y, n, table);
+#elif defined(__aarch64__)
+    if (em_isa() == EM_ISA_NEON) em_lut_u8_neon(x, y, n, table);
+    else em_lut_u8_scalar(x, y, n, table);
+#else
+    em_lut_u8_scalar(x, y, n, table);
+#endif
+}
+
+static void em_lut_f32(const uint8_t* x, float* y, int64_t n, const float* table) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const int isa = em_isa();
+    if (isa >= EM_ISA_AVX512) em_lut_f32_avx512(x, y, n, table);
+    else if (isa >= EM_ISA_AVX2) em_lut_f32_avx2(x, y, n, table);
+    else em_lut_f32_scalar(x, y, n, table);
+#else
+    em_lut_f32_scalar(x, y, n, table);
+#endif
+}
+
+/* DEQUANTIZE (and any int8 -> float32 function of the byte) as a table (layout EM_LUT_F32). */
+static void em_lut_int8_f32_step(const em_params* p) {
+    em_lut_f32((const uint8_t*)p->ptr[EM_LUT_F32_P_INPUT], (float*)p->ptr[EM_LUT_F32_P_OUTPUT], p->i[EM_LUT_F32_I_N],
+               (const float*)p->ptr[EM_LUT_F32_P_TABLE]);
+}
+#endif
