@@ -17,7 +17,11 @@ from edgeml.bench.measure import BenchOptions, read_npy, run_bench
 from edgeml.bench.runners import PEERS
 from edgeml.errors import EdgeMLError, ModelFormatError
 from edgeml.runtime import Interpreter
-from edgeml.train.pipeline import TrainConfig, train
+from edgeml.train.console import SHOW_NATIVE_LOGS_ENV
+from edgeml.train.pipeline import DegradedModelError, TrainConfig, train
+
+
+DEGRADED_EXIT = 3          # `edgeml train`: the output was written but the guard rails failed
 
 
 class UsageError(Exception):
@@ -128,13 +132,116 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return v
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def _image_size(text: str) -> tuple:
+    parts = text.lower().replace("x", ",").split(",")
+    try:
+        size = tuple(int(p) for p in parts if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 32x32) or one number, got {text!r}") from None
+    size = size * 2 if len(size) == 1 else size
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH with positive numbers, got {text!r}")
+    return size
+
+
 def _cmd_train(args) -> int:
-    cfg = TrainConfig(out=args.out, data=args.data, model=args.model, epochs=args.epochs, seed=args.seed,
-                      batch_size=args.batch_size, prune=args.prune, qat=args.qat, cluster=args.cluster,
-                      alpha=args.alpha, verbose=0 if args.quiet else None, overwrite=args.overwrite)
-    train(cfg)
-    print(f"wrote {args.out}/ (report.md, report.json, model_int8.tflite, model_int8.onnx, ...)")
+    if args.verbose:
+        os.environ[SHOW_NATIVE_LOGS_ENV] = "1"
+    verbose = 3 if args.verbose else (1 if args.quiet else 2)
+    cfg = TrainConfig(out=args.out, data=args.data, model=args.model, task=args.task, epochs=args.epochs,
+                      batch_size=args.batch_size, learning_rate=args.learning_rate, optimizer=args.optimizer,
+                      patience=args.patience, validation_split=args.validation_split, test_split=args.test_split,
+                      label_column=args.label_column, image_size=args.image_size, color_mode=args.color_mode,
+                      augment=args.augment, seed=args.seed, prune=args.prune, qat=args.qat, cluster=args.cluster,
+                      finetune_epochs=args.finetune_epochs, alpha=args.alpha, allow_degraded=args.allow_degraded,
+                      verbose=verbose, overwrite=args.overwrite)
+    try:
+        train(cfg)
+    except DegradedModelError as exc:
+        for f in exc.result.failures:
+            print(f"edgeml: FAILED {f['check']}: {f['message']}; likely cause: {f['cause']}", file=sys.stderr)
+        print(f"edgeml: the output is in {args.out}/ (report.md says the same); exit status {DEGRADED_EXIT} "
+              "(--allow-degraded exits 0)", file=sys.stderr)
+        return DEGRADED_EXIT
     return 0
+
+
+def _add_train_parser(sub):
+    p = sub.add_parser(
+        "train", help="train a Keras model, optimize it, export verified int8 .tflite and .onnx with a report",
+        description="Train on built-in or your data, optionally prune / cluster / quantization-aware train, then "
+                    "export model_float.tflite, model_int8.tflite, model_int8.onnx and a report comparing Keras, "
+                    "LiteRT, onnxruntime and edgeml on the test split. Output goes to --out only if the whole run "
+                    f"succeeds. Exit status 0, 2 for bad arguments or data, {DEGRADED_EXIT} when the model is at "
+                    "chance level or int8 lost more than 2 points (unless --allow-degraded).")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="digits",
+                   help="'digits' (scikit-learn's handwritten digits, the default), an image folder with one "
+                        "sub-folder per class, a .npz with arrays x and y (x_<input>, y_<output> for several), or a "
+                        ".csv with a label column")
+    g.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
+                   help="how labels are read (auto: class names / whole numbers are classes, other numbers values)")
+    g.add_argument("--label-column", metavar="NAME", help="the CSV column with the label (default: label, class, "
+                                                          "target, else the last column)")
+    g.add_argument("--image-size", type=_image_size, metavar="HxW",
+                   help="size image folders are resized to (default: the model's input, else 32x32)")
+    g.add_argument("--color-mode", choices=["grayscale", "rgb", "rgba"],
+                   help="colour mode of image folders (default: the model's input channels, else rgb)")
+    g.add_argument("--validation-split", type=_fraction, default=0.15, metavar="F",
+                   help="fraction held out to validate (0.15)")
+    g.add_argument("--test-split", type=_fraction, default=0.15, metavar="F", help="fraction held out to test (0.15)")
+    g = p.add_argument_group("model and training")
+    g.add_argument("--model", default="cnn",
+                   help="mlp, cnn (default), ds_cnn, resnet8, mobilenet_v1, autoencoder, lstm, gru, rnn, transformer, "
+                        "or a saved Keras model (.keras / .h5 from Keras 3 or tf_keras, a tf_keras SavedModel folder)")
+    g.add_argument("--epochs", type=_count(1), default=None,
+                   help="most training epochs (default 15; early stopping keeps the best)")
+    g.add_argument("--batch-size", type=_count(1), default=32)
+    g.add_argument("--learning-rate", type=_positive, metavar="RATE",
+                   help="the optimizer's learning rate (default: its Keras default, 0.001 for adam)")
+    g.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "nadam"], default="adam")
+    g.add_argument("--patience", type=_count(1), default=5, help="epochs without improvement before stopping (5)")
+    g.add_argument("--augment", nargs="?", const=True, default=False, metavar="LIST",
+                   help="augment training inputs: shift,rotate,zoom,flip,noise (alone: shift,rotate,zoom for "
+                        "images, noise otherwise)")
+    g.add_argument("--alpha", type=_positive, default=0.25, help="width multiplier of mobilenet_v1")
+    g.add_argument("--seed", type=int, default=0, help="seed for the data split, initialization and shuffling")
+    g = p.add_argument_group("optimization (tensorflow-model-optimization, each a fine-tune after training)")
+    g.add_argument("--prune", type=_fraction, metavar="SPARSITY", help="magnitude pruning to this final sparsity")
+    g.add_argument("--cluster", type=_count(2), metavar="N",
+                   help="weight clustering to N centroids per kernel (sparsity-preserving after --prune)")
+    g.add_argument("--qat", action="store_true",
+                   help="quantization-aware training (pruning- / cluster-preserving after --prune / --cluster)")
+    g.add_argument("--finetune-epochs", type=_count(1), default=3, metavar="N", help="epochs of each fine-tune (3)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", required=True, help="output folder (replaced only when the run succeeds)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if it is a non-empty folder edgeml did not write")
+    g.add_argument("--allow-degraded", action="store_true",
+                   help=f"exit 0 even when the guard rails fail (they are still reported), instead of {DEGRADED_EXIT}")
+    g.add_argument("--quiet", action="store_true", help="stage lines and the summary only (no progress)")
+    g.add_argument("--verbose", action="store_true", help="also TensorFlow's own log lines and warnings")
+    p.set_defaults(fn=_cmd_train)
 
 
 def main(argv=None) -> int:
@@ -180,31 +287,7 @@ def main(argv=None) -> int:
     p.add_argument("--plot", metavar="FILE.png", help="latency histogram and per-run trace (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="print nothing (files are still written)")
     p.set_defaults(fn=_cmd_bench)
-    p = sub.add_parser(
-        "train", help="train a Keras model, optimize it, export verified int8 .tflite and .onnx with a report",
-        description="Train on built-in or your data, optionally prune / quantization-aware train / cluster, then "
-                    "export model_float.tflite, model_int8.tflite, model_int8.onnx and a report comparing Keras, "
-                    "LiteRT, onnxruntime and edgeml on the test split. Output goes to --out only if the whole run "
-                    "succeeds.")
-    p.add_argument("--data", default="digits",
-                   help="'digits' (scikit-learn's handwritten digits, the default), an image folder with one "
-                        "sub-folder per class, a .npz with arrays x and y, or a .csv with a label column")
-    p.add_argument("--model", default="cnn",
-                   help="mlp, cnn (default), ds_cnn, resnet8, mobilenet_v1, autoencoder, lstm, gru, rnn, or a saved "
-                        "Keras model file")
-    p.add_argument("--epochs", type=_count(1), default=None,
-                   help="training epochs (default 15; early stopping applies)")
-    p.add_argument("--batch-size", type=_count(1), default=32)
-    p.add_argument("--seed", type=int, default=0, help="seed for the data split, initialization and shuffling")
-    p.add_argument("--prune", type=float, metavar="SPARSITY", help="magnitude pruning to this final sparsity")
-    p.add_argument("--qat", action="store_true", help="quantization-aware training")
-    p.add_argument("--cluster", type=int, metavar="N", help="weight clustering to N centroids, then fine-tuning")
-    p.add_argument("--alpha", type=float, default=0.25, help="width multiplier of mobilenet_v1")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--out", required=True, help="output folder (replaced only when the run succeeds)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace --out even if it is a non-empty folder edgeml did not write")
-    p.set_defaults(fn=_cmd_train)
+    _add_train_parser(sub)
     try:
         args = parser.parse_args(argv)
         return args.fn(args)

@@ -216,3 +216,61 @@ def test_too_few_samples(tmp_path):
 def test_bad_fractions():
     _err("val_fraction", val_fraction=0.0)
     _err("below 1", val_fraction=0.5, test_fraction=0.5)
+
+
+# ---- tasks, several inputs / outputs, arrays and tf.data --------------------------------------------------------
+
+
+def test_real_valued_labels_are_a_regression_target(tmp_path):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "r.csv"
+    p.write_text("a,b,price\n" + "".join(f"{rng.normal():.3f},{rng.normal():.3f},{rng.normal() * 10:.2f}\n"
+                                         for _ in range(40)))
+    ds = load_dataset(str(p))
+    assert ds.task == "regression" and ds.class_names == [] and ds.targets[0].task == "regression"
+    assert ds.y_train.dtype == np.float32 and len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 40
+    whole = load_dataset((np.zeros((30, 2), np.float32), np.arange(30) % 3), task="regression")
+    assert whole.task == "regression" and set(np.unique(whole.y_train)) <= {0.0, 1.0, 2.0}
+    with pytest.raises(DataError, match="regression needs numeric targets"):
+        load_dataset((np.zeros((30, 2)), np.array(["a", "b", "c"] * 10)), task="regression")
+
+
+def test_npz_with_named_inputs_and_outputs(tmp_path):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "m.npz"
+    np.savez(p, x_img=rng.normal(size=(50, 4, 4, 1)), x_meta=rng.normal(size=(50, 3)), y_kind=np.arange(50) % 2,
+             y_size=rng.normal(size=50))
+    ds = load_dataset(str(p))
+    assert ds.input_names == ["img", "meta"] and [t.name for t in ds.targets] == ["kind", "size"]
+    assert [t.task for t in ds.targets] == ["classification", "regression"]
+    assert ds.input_shapes == [(4, 4, 1), (3,)] and len(ds.inputs("test")) == 2 and len(ds.labels("val")) == 2
+    assert len(ds.x_train[0]) == len(ds.x_train[1]) == len(ds.y_train[1])
+
+
+def test_arrays_dicts_and_token_ids_stay_integers():
+    x = np.random.default_rng(0).integers(0, 50, (40, 12))
+    ds = load_dataset((x, np.arange(40) % 4))
+    assert ds.x_train.dtype == np.int32 and ds.input_shape == (12,)
+    named = load_dataset(({"a": np.zeros((30, 2)), "b": np.ones((30, 5))}, np.arange(30) % 2))
+    assert named.input_names == ["a", "b"] and named.input_shapes == [(2,), (5,)]
+    with pytest.raises(DataError, match="pair \\(x, y\\)"):
+        load_dataset((np.zeros((3, 2)),))
+    with pytest.raises(DataError, match="x has 30 samples but y has 29"):
+        load_dataset((np.zeros((30, 2)), np.arange(29) % 2))
+
+
+def test_tf_data_dataset_batched_or_not():
+    tf = pytest.importorskip("tensorflow")
+    x, y = np.arange(60, dtype=np.float32).reshape(30, 2), np.arange(30) % 3
+    for data in (tf.data.Dataset.from_tensor_slices((x, y)), tf.data.Dataset.from_tensor_slices((x, y)).batch(7)):
+        ds = load_dataset(data)
+        assert ds.source.startswith("tf.data.Dataset") and ds.input_shape == (2,) and ds.class_names == ["0", "1", "2"]
+        xs = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+        np.testing.assert_array_equal(np.sort(xs[:, 0]), x[:, 0])
+
+
+def test_csv_error_names_the_label_column_flag(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("name,score\nann,1\nbob,2\n")
+    msg = _err("--label-column", str(p), label_column="score")
+    assert "'name'" in msg

@@ -31,6 +31,7 @@ from edgeml.optimize.cluster import strip_clustering
 from edgeml.optimize.keras_model import require_tf_keras
 from edgeml.optimize.prune import strip_pruning
 from edgeml.train import keras_env
+from edgeml.train.layers import register_layers
 
 MAX_REPRESENTATIVE_SAMPLES = 200
 RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN")
@@ -139,14 +140,12 @@ def to_tflite(model, out_path, *, int8: bool, representative_x: np.ndarray | Non
     """Converts a tf_keras model to a batch-1 .tflite file; returns {"path", "bytes", "route", "notes"}.
 
     int8=True gives a full-integer model (int8 input and output, TFLITE_BUILTINS_INT8 only) calibrated on up to
-    200 samples of `representative_x` (required, also for quantization-aware models).  `route` is "direct",
+    200 samples of `representative_x` (required, also for quantization-aware models): an array, or a list with
+    one array per model input.  Integer inputs (token ids) stay int32 in the file.  `route` is "direct",
     or "unrolled" when the direct conversion crashed or failed and the recurrent layers were unrolled instead;
     `notes` says why.  `timeout` bounds each conversion attempt in seconds.
     """
     require_tf_keras(model, "to_tflite")
-    if len(model.inputs) != 1 and int8 and representative_x is not None:
-        raise TrainingError(f"to_tflite int8 calibration takes one input array, but the model has "
-                            f"{len(model.inputs)} inputs.")
     notes: list[str] = []
     model = _strip_training_wrappers(model, notes)
     qat = is_quantize_aware(model)
@@ -157,16 +156,16 @@ def to_tflite(model, out_path, *, int8: bool, representative_x: np.ndarray | Non
         model_path = _save(model, tmp, qat)
         rep_path = None
         if int8:
-            if representative_x is not None:
-                rep = np.asarray(representative_x, dtype=np.float32)[:MAX_REPRESENTATIVE_SAMPLES]
-                if rep.ndim == 0 or len(rep) == 0:
-                    raise TrainingError("to_tflite int8 needs at least one representative sample in "
-                                        "representative_x.")
-                rep_path = os.path.join(tmp, "representative.npy")
-                np.save(rep_path, rep)
-            else:
+            if representative_x is None:
                 raise TrainingError("to_tflite int8 needs representative_x (a few hundred training inputs) to "
                                     "calibrate activation ranges.")
+            reps = representative_x if isinstance(representative_x, (list, tuple)) else [representative_x]
+            if len(reps) != len(model.inputs):
+                raise TrainingError(f"to_tflite int8 calibration needs one array per model input: the model has "
+                                    f"{len(model.inputs)}, representative_x holds {len(reps)}.")
+            reps = [_representative(r, t) for r, t in zip(reps, model.inputs)]
+            rep_path = os.path.join(tmp, "representative.npz")
+            np.savez(rep_path, **{f"x{i}": r for i, r in enumerate(reps)})
 
         def attempt(unroll: bool):
             return _convert_in_child(model_path, out_path, tmp, int8=int8, rep_path=rep_path, unroll=unroll,
@@ -175,6 +174,13 @@ def to_tflite(model, out_path, *, int8: bool, representative_x: np.ndarray | Non
         ok, why, child_notes = attempt(unroll=False)
         if ok:
             return _result(out_path, "direct", notes + child_notes)
+        if qat and "weight count mismatch" in why.lower():
+            # tfmot's cluster-preserving quantizers size their variables from the kernel they are built on, so a
+            # saved CQAT model does not load again; QAT models hold no recurrent layer (tfmot refuses them), so
+            # there is no segfault to keep out of this process
+            _convert_traced_here(model, out_path, int8=int8, rep_path=rep_path)
+            return _result(out_path, "direct", notes + ["converted in process: the saved quantization-aware model "
+                                                        "did not load again (tfmot's cluster-preserving weights)"])
         recurrent = recurrent_layer_names(model)
         if not recurrent:
             raise TrainingError(f"TFLite conversion failed: {why}")
@@ -186,6 +192,15 @@ def to_tflite(model, out_path, *, int8: bool, representative_x: np.ndarray | Non
             return _result(out_path, "unrolled", notes + child_notes)
         raise TrainingError(f"TFLite conversion failed directly ({why}) and with unrolled recurrent layers "
                             f"({why_unrolled}).")
+
+
+def _representative(x, tensor) -> np.ndarray:
+    """Up to MAX_REPRESENTATIVE_SAMPLES samples in the input's dtype (int32 token ids stay integers)."""
+    dtype = np.int32 if tensor.dtype.is_integer else np.float32
+    rep = np.asarray(x)[:MAX_REPRESENTATIVE_SAMPLES].astype(dtype)
+    if rep.ndim == 0 or len(rep) == 0:
+        raise TrainingError("to_tflite int8 needs at least one representative sample in representative_x.")
+    return rep
 
 
 def _result(out_path: str, route: str, notes: list) -> dict:
@@ -297,7 +312,7 @@ def _convert(model_path: str, out_path: str, *, int8: bool, rep_path: str | None
              qat: bool) -> None:
     tf, keras = keras_env()
     with _custom_object_scope(qat):
-        model = keras.models.load_model(model_path, compile=False)
+        model = keras.models.load_model(model_path, compile=False, custom_objects=register_layers())
         try:
             fixed = rebuild_fixed_batch(model, batch_size=1, unroll=unroll)
             converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
@@ -310,23 +325,45 @@ def _convert(model_path: str, out_path: str, *, int8: bool, rep_path: str | None
             fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
             converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*spec)], model)
     if int8:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if rep_path:
-            rep = np.load(rep_path).astype(np.float32)
+        _quantize_fully(converter, rep_path, [t.name.split(":")[0] for t in model.inputs])
+    _write(converter.convert(), out_path)
 
-            def representative_dataset():
-                for i in range(len(rep)):
-                    yield [rep[i:i + 1]]
 
-            converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    flatbuffer = converter.convert()
+def _quantize_fully(converter, rep_path: str | None, names: list) -> None:
+    """Full-integer settings: int8 input and output, calibrated on the representative arrays in rep_path."""
+    tf, _ = keras_env()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if rep_path:
+        with np.load(rep_path) as z:
+            reps = [z[f"x{i}"] for i in range(len(z.files))]
+
+        def representative_dataset():      # several inputs by name: a list is matched in another order
+            for i in range(len(reps[0])):
+                sample = [r[i:i + 1] for r in reps]
+                yield dict(zip(names, sample)) if len(sample) > 1 else sample
+
+        converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+
+
+def _write(flatbuffer: bytes, out_path: str) -> None:
     partial = out_path + ".part"
     with open(partial, "wb") as f:
         f.write(flatbuffer)
     os.replace(partial, out_path)
+
+
+def _convert_traced_here(model, out_path: str, *, int8: bool, rep_path: str | None) -> None:
+    """Converts a batch-1 trace of `model` in this process (no save and load)."""
+    tf, _ = keras_env()
+    spec = [tf.TensorSpec((1, *tuple(t.shape)[1:]), t.dtype) for t in model.inputs]
+    fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*spec)], model)
+    if int8:
+        _quantize_fully(converter, rep_path, [t.name.split(":")[0] for t in model.inputs])
+    _write(converter.convert(), out_path)
 
 
 def _error_line(exc: BaseException) -> str:
@@ -343,7 +380,7 @@ def main(argv=None) -> int:
     parser.add_argument("model", help=".h5 file or SavedModel directory")
     parser.add_argument("out", help="output .tflite path")
     parser.add_argument("--int8", action="store_true", help="full integer quantization")
-    parser.add_argument("--representative", help=".npy of calibration inputs (float32, batch axis first)")
+    parser.add_argument("--representative", help=".npz of calibration inputs x0, x1, ... (batch axis first)")
     parser.add_argument("--unroll", action="store_true", help="rebuild recurrent layers with unroll=True")
     parser.add_argument("--qat", action="store_true", help="the model holds tfmot quantize wrappers")
     args = parser.parse_args(argv)

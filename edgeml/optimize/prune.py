@@ -14,9 +14,9 @@ def prune_model(model, target_sparsity: float, *, steps: int, begin_step: int = 
     """Wraps every prunable layer for low-magnitude pruning; returns (pruning model, callbacks for fit).
 
     Sparsity ramps from 0 at `begin_step` to `target_sparsity` at `steps` (PolynomialDecay, pruning every 100
-    steps at most, on a period that divides
-    steps - begin_step so the last update reaches the target).  Train the result with the returned callbacks (they include
-    UpdatePruningStep, without which fit fails), then call `strip_pruning`.  Compile the returned model again.
+    steps at most, on a period that divides steps - begin_step so the last update reaches the target).  Train the
+    result with the returned callbacks (they include UpdatePruningStep, without which fit fails), then call
+    `strip_pruning`.  Compile the returned model again.
     """
     tf, keras = keras_env()
     import tensorflow_model_optimization as tfmot
@@ -26,12 +26,11 @@ def prune_model(model, target_sparsity: float, *, steps: int, begin_step: int = 
     if begin_step < 0 or steps <= begin_step:
         raise TrainingError(f"Pruning needs steps > begin_step >= 0 (got steps={steps}, begin_step={begin_step}); "
                             f"steps is the training step at which the target sparsity is reached.")
-    _check_prunable(model, keras)
+    check_prunable(model)
     frequency = _pruning_frequency(steps - begin_step)
     schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=float(target_sparsity),
                                                     begin_step=begin_step, end_step=steps, frequency=frequency)
     def wrap(layer):
-        # preprocessing layers (Normalization, Rescaling) stay as they are: they hold statistics, not weights
         if type(layer).__name__ in PREPROCESSING_LAYERS or not layer.weights:
             return layer
         return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
@@ -42,7 +41,8 @@ def prune_model(model, target_sparsity: float, *, steps: int, begin_step: int = 
     return pruned, [tfmot.sparsity.keras.UpdatePruningStep()]
 
 
-PREPROCESSING_LAYERS = ("Normalization", "Rescaling")
+# preprocessing (statistics, not weights) and additive tables stay as they are, like biases
+PREPROCESSING_LAYERS = ("Normalization", "Rescaling", "PositionEmbedding")
 
 
 def _pruning_frequency(span: int) -> int:
@@ -51,7 +51,9 @@ def _pruning_frequency(span: int) -> int:
     return max(f for f in range(1, limit + 1) if span % f == 0)
 
 
-def _check_prunable(model, keras) -> None:
+def check_prunable(model) -> None:
+    """Raises TrainingError naming the first layer tfmot cannot prune (Bidirectional, custom layers)."""
+    _, keras = keras_env()
     from tensorflow_model_optimization.python.core.sparsity.keras import prunable_layer, prune_registry
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer) or not layer.weights \

@@ -19,13 +19,59 @@ _WHY_UNSUPPORTED = {
                           "DepthwiseConv2D",
     "LayerNormalization": "tfmot's 8-bit QAT scheme has no quantize config for LayerNormalization",
     "Embedding": "tfmot's 8-bit QAT scheme has no quantize config for Embedding",
+    "MultiHeadAttention": "tfmot's 8-bit QAT scheme has no quantize config for MultiHeadAttention",
+    "PositionEmbedding": "tfmot's 8-bit QAT scheme has no quantize config for edgeml's PositionEmbedding",
 }
 for _name in ("GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM2D"):
     _WHY_UNSUPPORTED[_name] = _WHY_UNSUPPORTED["LSTM"]
 
 
-def quantize_aware(model):
+SCHEMES = {
+    "default": "QAT",
+    "preserve_sparsity": "pruning-preserving QAT (PQAT)",
+    "preserve_clusters": "cluster-preserving QAT (CQAT)",
+    "preserve_sparsity_and_clusters": "sparsity- and cluster-preserving QAT (PCQAT)",
+}
+
+
+def quantize_scheme(scheme: str):
+    """tfmot's quantize scheme object for one of SCHEMES."""
+    import tensorflow_model_optimization as tfmot
+    if scheme not in SCHEMES:
+        raise TrainingError(f"unknown QAT scheme '{scheme}': use one of {', '.join(SCHEMES)}")
+    combine = tfmot.experimental.combine
+    if scheme == "preserve_sparsity":
+        return combine.Default8BitPrunePreserveQuantizeScheme()
+    if scheme == "preserve_clusters":
+        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)
+    if scheme == "preserve_sparsity_and_clusters":
+        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+    return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
+
+
+def _keeping_preprocessing_float(scheme_object):
+    """The scheme with a registry that leaves the preprocessing layers alone: tfmot's cluster-preserving registry
+    claims every layer without trainable weights, Normalization included, then finds no quantize config for it."""
+    base = type(scheme_object)
+
+    class KeepPreprocessingFloat(base):
+        def get_quantize_registry(self):
+            registry = super().get_quantize_registry()
+            claims = registry.supports
+            registry.supports = lambda layer: type(layer).__name__ not in PREPROCESSING_LAYERS and claims(layer)
+            return registry
+
+    scheme_object.__class__ = KeepPreprocessingFloat
+    return scheme_object
+
+
+def quantize_aware(model, scheme: str = "default"):
     """A quantization-aware copy of `model` (weights kept) to fine-tune before int8 conversion.
+
+    scheme: "default", or one that keeps what an earlier step made of the weights while fake-quantizing them:
+    "preserve_sparsity" (PQAT, after pruning: zeros stay zero), "preserve_clusters" (CQAT, after clustering: the
+    kernels keep their centroid count), "preserve_sparsity_and_clusters" (PCQAT).  Pass a model without pruning /
+    clustering wrappers (strip them first).
 
     Models made only of layers tfmot's default 8-bit registry supports (Dense, Conv2D, DepthwiseConv2D,
     SeparableConv2D, Conv+BatchNorm, Add, Concatenate, pooling, activations, reshaping) go through
@@ -46,9 +92,11 @@ def quantize_aware(model):
     _refuse_known_unsupported(model)
     qkeras = tfmot.quantization.keras
     preprocessing = [layer for layer in model.layers if type(layer).__name__ in PREPROCESSING_LAYERS]
+    quantize_scheme_object = quantize_scheme(scheme)
     try:
         if not preprocessing:
-            return qkeras.quantize_model(model)
+            with qkeras.quantize_scope():
+                return qkeras.quantize_apply(qkeras.quantize_annotate_model(model), quantize_scheme_object)
 
         def annotate(layer):
             if isinstance(layer, keras.layers.InputLayer) or type(layer).__name__ in PREPROCESSING_LAYERS:
@@ -58,7 +106,7 @@ def quantize_aware(model):
         annotated = keras.models.clone_model(model, clone_function=annotate)
         annotated.set_weights(model.get_weights())
         with qkeras.quantize_scope():
-            return qkeras.quantize_apply(annotated)
+            return qkeras.quantize_apply(annotated, _keeping_preprocessing_float(quantize_scheme_object))
     except (RuntimeError, ValueError) as exc:
         raise _explain(exc, model) from exc
 

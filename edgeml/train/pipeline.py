@@ -1,7 +1,8 @@
-"""`edgeml train`: data -> Keras model -> fit -> prune / QAT / cluster -> int8 TFLite + ONNX -> verified report.
+"""`edgeml train`: data -> Keras model -> fit -> prune / cluster / QAT -> float and int8 TFLite + ONNX -> every
+runtime on the test split -> guard rails -> report.  `train(TrainConfig(...))` is the Python entry point.
 
-Everything is written into a temporary folder beside the output folder and moved into place only when the whole
-run succeeded, so a failed run leaves nothing half-done behind.
+Everything is written into a work folder beside the output folder and moved into place only when the whole run
+succeeded (see `edgeml.train.workdir`), so a failed run leaves nothing half-done behind.
 """
 from __future__ import annotations
 
@@ -9,347 +10,327 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field
-from typing import Optional
 
-import numpy as np
-
-from edgeml.errors import EdgeMLError, TrainingError
+from edgeml.errors import DataError, EdgeMLError, TrainingError
 from edgeml.optimize import convert
-from edgeml.optimize.cluster import cluster_model, strip_clustering
+from edgeml.optimize.combine import OptimizationPlan, check_plan
 from edgeml.optimize.export_onnx import tflite_to_onnx
-from edgeml.optimize.prune import layer_sparsity, prune_model, strip_pruning
-from edgeml.optimize.qat import quantize_aware
-from edgeml.train import evaluate as E, fit as F, keras_env, onnx_recurrent as R, zoo
+from edgeml.optimize.prune import layer_sparsity
+from edgeml.train import evaluate as E, fit as F, guard as G, keras_env, onnx_recurrent as R, zoo
+from edgeml.train.checks import bind_inputs, bind_outputs, token_inputs_as_int32
+from edgeml.train.config import DEFAULT_EPOCHS, TrainConfig, TrainResult, augmentations, validate
+from edgeml.train.console import Console, captured_stderr
 from edgeml.train.data import load_dataset
+from edgeml.train.finetune import run_phases
+from edgeml.train.report import render_markdown, render_summary
+from edgeml.train.runtimes import FileIO
+from edgeml.train.user_model import from_object, load_user_model
+from edgeml.train.workdir import (OUTPUT_MARKER, OWNER_FILE, check_output_folder, finish_work_folder,  # noqa: F401
+                                  open_work_folder, remove_stale_work)
 
-DEFAULT_EPOCHS = 15
-OUTPUT_MARKER = ".edgeml-output"        # in every folder `train` writes: a later run may replace such a folder
-WORK_PREFIX = ".edgeml-train-"          # a run works in <parent of --out>/.edgeml-train-XXXX, then renames it
-OLD_PREFIX = ".edgeml-old-"             # a replaced output, while the new one is moved into place
-OWNER_FILE = "owner.pid"                # the process working in a work folder
-STALE_SECONDS = 24 * 3600               # a work folder without an owner file is stale after this long
 RECURRENT_LAYERS = ("LSTM", "GRU", "SimpleRNN", "Bidirectional")
+__all__ = ["TrainConfig", "TrainResult", "DegradedModelError", "train", "OUTPUT_MARKER", "OWNER_FILE",
+           "remove_stale_work"]
 
 
-@dataclass
-class TrainConfig:
-    out: str
-    data: str = "digits"
-    model: str = "cnn"
-    epochs: Optional[int] = None
-    seed: int = 0
-    batch_size: int = 32
-    prune: Optional[float] = None
-    qat: bool = False
-    cluster: Optional[int] = None
-    alpha: float = 0.25
-    finetune_epochs: int = 3
-    verbose: Optional[int] = None
-    overwrite: bool = False          # replace --out even if it is a non-empty folder edgeml did not write
-    log: list = field(default_factory=list)
+class DegradedModelError(TrainingError):
+    """The run finished and wrote its output, but the guard rails found the model useless or spoiled by int8;
+    `result` holds the TrainResult (pass allow_degraded=True to get it returned instead)."""
+
+    def __init__(self, result: TrainResult):
+        self.result = result
+        super().__init__("; ".join(f"{f['message']} (likely cause: {f['cause']})" for f in result.failures))
 
 
-def _say(cfg: TrainConfig, msg: str):
-    cfg.log.append(msg)
-    print(msg, flush=True)
+def train(cfg: TrainConfig) -> TrainResult:
+    """Trains, optimizes, exports and verifies a model as `cfg` says; returns a TrainResult.
 
-
-def validate(cfg: TrainConfig):
-    """Checks the arguments before anything is trained or written."""
-    if cfg.model not in zoo.MODEL_NAMES and not os.path.exists(cfg.model):
-        raise TrainingError(f"unknown model '{cfg.model}': use one of {', '.join(zoo.MODEL_NAMES)} or a saved Keras "
-                            "model file")
-    if cfg.prune is not None and not 0.0 < cfg.prune < 1.0:
-        raise TrainingError(f"--prune takes a sparsity between 0 and 1 (exclusive), got {cfg.prune}")
-    if cfg.cluster is not None and cfg.cluster < 2:
-        raise TrainingError(f"--cluster takes a number of clusters >= 2, got {cfg.cluster}")
-    if cfg.epochs is not None and cfg.epochs < 1:
-        raise TrainingError(f"--epochs must be at least 1, got {cfg.epochs}")
-    if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
-        raise TrainingError(f"output path '{cfg.out}' exists and is not a folder")
-    if os.path.isdir(cfg.out) and os.listdir(cfg.out) and not cfg.overwrite \
-            and not os.path.isfile(os.path.join(cfg.out, OUTPUT_MARKER)):
-        raise TrainingError(f"output folder '{cfg.out}' is not empty and was not written by edgeml train; choose "
-                            "another --out, or pass --overwrite (overwrite=True) to replace it")
-    if cfg.batch_size < 1:
-        raise TrainingError(f"--batch-size must be at least 1, got {cfg.batch_size}")
-
-
-def _task(model_name: str) -> str:
-    return getattr(zoo, "MODEL_TASKS", {}).get(model_name, "classification")
-
-
-def _accuracy(outputs: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.argmax(outputs.reshape(len(y), -1), axis=1) == y))
-
-
-def train(cfg: TrainConfig) -> dict:
-    validate(cfg)
-    parent = os.path.dirname(os.path.abspath(cfg.out)) or "."
-    os.makedirs(parent, exist_ok=True)
-    remove_stale_work(parent, os.path.abspath(cfg.out))
-    work = tempfile.mkdtemp(prefix=WORK_PREFIX, dir=parent)
+    Raises an EdgeMLError subclass with one sentence for anything the user can fix (DataError, TrainingError),
+    and DegradedModelError after writing the output when the guard rails fail (unless cfg.allow_degraded)."""
+    validate(cfg, zoo.MODEL_NAMES)
+    out = os.fspath(cfg.out)
+    check_output_folder(out, cfg.overwrite)
+    work, parent = open_work_folder(out)
+    verbose = _verbosity(cfg)
     try:
-        with open(os.path.join(work, OWNER_FILE), "w") as f:
-            f.write(str(os.getpid()))
-        report = _run(cfg, work)
-        shutil.rmtree(os.path.join(work, "checkpoints"), ignore_errors=True)
-        os.remove(os.path.join(work, OWNER_FILE))
-        with open(os.path.join(work, OUTPUT_MARKER), "w") as f:
-            f.write("written by edgeml train; a later run with the same --out may replace this folder\n")
-        _move_into_place(work, os.path.abspath(cfg.out), parent)
-        return report
+        with captured_stderr(enabled=verbose < 3) as native_log:
+            try:
+                result = _run(cfg, work)
+            except EdgeMLError:
+                raise
+            except Exception:
+                log = native_log()
+                if log.strip() and verbose > 0:          # what TensorFlow said before it failed
+                    print("\n".join(log.strip().splitlines()[-15:]), flush=True)
+                raise
+        finish_work_folder(work, out, parent)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    if isinstance(result, TrainResult):
+        result.paths = {name: os.path.join(os.path.abspath(out), name) for name in result.paths}
+        if result.failures and not cfg.allow_degraded:
+            raise DegradedModelError(result)
+    return result
 
 
-def _move_into_place(work: str, out: str, parent: str):
-    """Renames the finished work folder to `out`; a previous output stays whole until the new one is in place."""
-    if not os.path.isdir(out):
-        os.replace(work, out)
-        return
-    old = tempfile.mkdtemp(prefix=OLD_PREFIX, dir=parent)
-    os.replace(out, os.path.join(old, "output"))
-    os.replace(work, out)
-    shutil.rmtree(old, ignore_errors=True)
+def _verbosity(cfg: TrainConfig) -> int:
+    return 2 if cfg.verbose is None else int(cfg.verbose)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:        # another user's live process
-        return True
-    return True
+def _zoo_name(model):
+    return model if isinstance(model, str) and model in zoo.MODEL_NAMES else None
 
 
-def remove_stale_work(parent: str, out: str):
-    """Removes what killed runs left in `parent`: work folders whose owner process is gone (or, without an owner
-    file, older than STALE_SECONDS), and replaced outputs once `out` exists again."""
-    for name in os.listdir(parent):
-        path = os.path.join(parent, name)
-        if not os.path.isdir(path) or os.path.islink(path):
-            continue
-        if name.startswith(OLD_PREFIX) and os.path.isdir(out):
-            shutil.rmtree(path, ignore_errors=True)
-        elif name.startswith(WORK_PREFIX):
-            try:
-                with open(os.path.join(path, OWNER_FILE)) as f:
-                    stale = not _alive(int(f.read().strip()))
-            except (OSError, ValueError):
-                stale = time.time() - os.path.getmtime(path) > STALE_SECONDS
-            if stale:
-                shutil.rmtree(path, ignore_errors=True)
+def _load_model(cfg: TrainConfig):
+    if isinstance(cfg.model, (str, os.PathLike)):
+        return load_user_model(cfg.model)
+    return from_object(cfg.model)
 
 
-def _run(cfg: TrainConfig, work: str) -> dict:
-    t_start = time.time()
+def _image_defaults(cfg: TrainConfig, model):
+    """--image-size / --color-mode, else what a user model's (H, W, C) input takes, else 32x32 RGB."""
+    size, mode = cfg.image_size, cfg.color_mode
+    if model is not None and len(model.inputs) == 1 and len(model.inputs[0].shape) == 4:
+        h, w, c = model.inputs[0].shape[1:]
+        if size is None and h and w:
+            size = (int(h), int(w))
+        if mode is None and c in (1, 3, 4):
+            mode = {1: "grayscale", 3: "rgb", 4: "rgba"}[int(c)]
+    return size, mode
+
+
+def _build_zoo(name: str, cfg: TrainConfig, ds, notes: list):
+    if len(ds.inputs("train")) != 1 or len(ds.targets) != 1:
+        raise DataError(f"zoo model '{name}' takes one input and one label array; the data has "
+                        f"{len(ds.inputs('train'))} inputs and {len(ds.targets)} label arrays: bring your own model "
+                        "(--model FILE) for several inputs or outputs")
+    x = ds.inputs("train")[0]
+    target = ds.targets[0]
+    task = "classification" if name == "autoencoder" else target.task
+    units = len(target.class_names) if task == "classification" else max(1, int(math.prod(target.shape)))
+    vocab = None
+    if x.dtype.kind == "i" and x.ndim == 2:
+        if name == "transformer":
+            vocab = int(x.max()) + 1
+            for split in ("val", "test"):
+                vocab = max(vocab, int(ds.inputs(split)[0].max()) + 1)
+            notes.append(f"integer input of shape {tuple(x.shape[1:])}: token ids 0..{vocab - 1} into an Embedding, "
+                         "kept int32 in every exported file")
+        else:
+            notes.append(f"integer input: read as numbers by '{name}' (only 'transformer' embeds token ids)")
+    steps = math.ceil(len(x) / cfg.batch_size)
+    momentum = zoo.batchnorm_momentum(steps)
+    model = zoo.build_model(name, ds.input_shape, units, x_train=None if vocab else x.astype("float32"),
+                            alpha=cfg.alpha, seed=cfg.seed, task=task, bn_momentum=momentum, vocab_size=vocab)
+    if any(type(layer).__name__ == "BatchNormalization" for layer in model.layers):
+        notes.append(f"BatchNormalization momentum {momentum} for {steps} steps per epoch (zoo.batchnorm_momentum)")
+    return model
+
+
+def _run(cfg: TrainConfig, work: str) -> TrainResult:
+    t_start = time.monotonic()
+    console = Console(_verbosity(cfg))
     tf, keras = keras_env()
     keras.utils.set_random_seed(cfg.seed)
-    ds = load_dataset(cfg.data, seed=cfg.seed)
-    n_classes = len(ds.class_names)
-    _say(cfg, f"data: {ds.source}: {len(ds.x_train)} train / {len(ds.x_val)} validation / {len(ds.x_test)} test, "
-              f"{n_classes} classes, input {ds.input_shape}")
-    user_model = cfg.model not in zoo.MODEL_NAMES
-    if user_model:
-        model = zoo.load_user_model(cfg.model)
-        task = "classification"
+    notes, seconds = [], {}
+    name = _zoo_name(cfg.model)
+    user = None if name else _load_model(cfg)
+    image_size, color_mode = _image_defaults(cfg, user)
+    ds = load_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.validation_split, test_fraction=cfg.test_split,
+                      image_size=image_size, color_mode=color_mode, label_column=cfg.label_column, task=cfg.task)
+    shapes = ", ".join(str(s) for s in ds.input_shapes)
+    classes = f"{ds.num_classes} classes" if ds.num_classes else "regression targets"
+    console.say(f"data: {ds.source}: {len(ds.inputs('train')[0])} train / {len(ds.inputs('val')[0])} validation / "
+                f"{len(ds.inputs('test')[0])} test, {classes}, input {shapes}")
+    model = _build_zoo(name, cfg, ds, notes) if name else token_inputs_as_int32(user, ds, notes)
+    bind_inputs(model, ds, notes)
+    heads = bind_outputs(model, ds, cfg.task, notes, reconstruction=name == "autoencoder")
+    plan = OptimizationPlan(cfg.prune, int(cfg.cluster) if cfg.cluster is not None else None, cfg.qat)
+    check_plan(model, plan)                       # before training: a combination tfmot refuses stops here
+    augment = augmentations(cfg.augment)
+    augmenter = F.augmenter(augment, ds.input_shape, cfg.seed) if augment != () else None
+    rate = F.learning_rate(cfg.optimizer, cfg.learning_rate)
+    epochs = cfg.epochs or zoo.ZOO_EPOCHS.get(name, DEFAULT_EPOCHS)
+    label = name or (os.path.basename(os.fspath(cfg.model)) if isinstance(cfg.model, (str, os.PathLike))
+                     else f"{type(cfg.model).__name__} '{cfg.model.name}'")
+
+    # ---- train ------------------------------------------------------------------------------------------
+    F.compile_model(model, heads, optimizer=cfg.optimizer, rate=rate)
+    phases = []
+    t = time.monotonic()
+    with console.stage("train", f"{label}, {model.count_params():,} parameters, up to {epochs} epochs, "
+                                f"{cfg.optimizer} at learning rate {rate:g}") as stage:
+        history = F.fit(model, ds, heads, epochs=epochs, batch_size=cfg.batch_size, workdir=work,
+                        callbacks=cfg.callbacks, verbose=console.keras_verbose(), patience=cfg.patience,
+                        augment=augmenter, seed=cfg.seed)
+        phases.append(("train", history))
+        best = history.history.get(history.monitored, [None])[history.best_epoch - 1]
+        stage["detail"] = f"{len(history.epoch)} epochs, best epoch {history.best_epoch} ({history.monitored} " \
+                          f"{best:.4g})" if best is not None else f"{len(history.epoch)} epochs"
+    seconds["train"] = time.monotonic() - t
+
+    # ---- optimize ---------------------------------------------------------------------------------------
+    qat_model = None
+    if plan.phases:
+        t = time.monotonic()
+        with console.stage("optimize", f"{plan.describe()}, {cfg.finetune_epochs} fine-tune epochs each") as stage:
+            model, qat_model, more = run_phases(
+                model, plan, ds, heads, optimizer=cfg.optimizer, rate=rate, epochs=cfg.finetune_epochs,
+                batch_size=cfg.batch_size, workdir=work, callbacks=cfg.callbacks, verbose=console.keras_verbose(),
+                seed=cfg.seed)
+            phases += more
+            stage["detail"] = ", ".join(f"{p} {len(h.epoch)} epochs" for p, h in more)
+        seconds["optimize"] = time.monotonic() - t
+        notes.append(f"optimizations: {plan.describe()}, each fine-tuned {cfg.finetune_epochs} epochs")
     else:
-        model = zoo.build_model(cfg.model, ds.input_shape, n_classes, x_train=ds.x_train, alpha=cfg.alpha,
-                                seed=cfg.seed)
-        task = _task(cfg.model)
-    epochs = cfg.epochs or DEFAULT_EPOCHS
-    steps_per_epoch = math.ceil(len(ds.x_train) / cfg.batch_size)
-    histories = []
-    notes = []
+        console.skip("optimize", "no --prune, --cluster or --qat")
 
-    extra = []
-    if cfg.prune is not None:
-        model, extra = prune_model(model, cfg.prune, steps=max(1, epochs * steps_per_epoch - steps_per_epoch))
-        notes.append(f"pruned to {cfg.prune:.2f} sparsity (polynomial decay over training)")
-    if cfg.qat:
-        model = quantize_aware(model)
-        notes.append("quantization-aware training")
-    F.compile_model(model, task)
-    _say(cfg, f"model: {model.name}, {model.count_params()} parameters; training {epochs} epochs")
-    histories.append(F.fit(model, ds, task, epochs=epochs, batch_size=cfg.batch_size, workdir=work,
-                           extra_callbacks=extra, verbose=cfg.verbose))
-    if cfg.prune is not None:
-        model = strip_pruning(model)
-        F.compile_model(model, task)
-    if cfg.cluster is not None:
-        model = cluster_model(model, cfg.cluster)
-        F.compile_model(model, task, learning_rate=1e-4)
-        histories.append(F.fit(model, ds, task, epochs=cfg.finetune_epochs, batch_size=cfg.batch_size,
-                               workdir=work, verbose=cfg.verbose))
-        model = strip_clustering(model)
-        F.compile_model(model, task)
-        notes.append(f"weights clustered to {cfg.cluster} centroids per layer, fine-tuned {cfg.finetune_epochs} epochs")
-    F.plot_history(histories, os.path.join(work, "history.png"), f"{cfg.model} on {ds.source}")
-
-    # ---- export ----------------------------------------------------------------------------------------
-    sparsity = layer_sparsity(model)
-    keras_path = os.path.join(work, "model_float.h5")
-    _save_keras(model, keras_path, cfg.qat)
-    float_info = convert.to_tflite(model, os.path.join(work, "model_float.tflite"), int8=False)
-    int8_path = os.path.join(work, "model_int8.tflite")
-    int8_info = convert.to_tflite(model, int8_path, int8=True, representative_x=ds.x_train)
-    notes.extend(float_info.get("notes", []) + int8_info.get("notes", []))
-    onnx_path = os.path.join(work, "model_int8.onnx")
-    onnx_error = None
-    try:
-        tflite_to_onnx(int8_path, onnx_path)
-    except EdgeMLError as exc:
-        onnx_error = str(exc)
-        notes.append(f"ONNX export failed: {exc}")
-    with open(os.path.join(work, "labels.txt"), "w") as f:
-        f.write("\n".join(ds.class_names) + "\n")
+    # ---- convert ----------------------------------------------------------------------------------------
+    t = time.monotonic()
+    files, recurrent_files = {}, None
+    with console.stage("convert", "float and int8 .tflite, int8 .onnx") as stage:
+        keras_path = os.path.join(work, "model_float.h5")
+        _save_keras(model, keras_path)
+        files["model_float.h5"] = keras_path
+        float_info = convert.to_tflite(model, os.path.join(work, "model_float.tflite"), int8=False)
+        files["model_float.tflite"] = float_info["path"]
+        int8_info = convert.to_tflite(qat_model or model, os.path.join(work, "model_int8.tflite"), int8=True,
+                                      representative_x=ds.inputs("train"))
+        files["model_int8.tflite"] = int8_info["path"]
+        notes.extend(float_info.get("notes", []) + int8_info.get("notes", []))
+        try:
+            tflite_to_onnx(files["model_int8.tflite"], os.path.join(work, "model_int8.onnx"))
+            files["model_int8.onnx"] = os.path.join(work, "model_int8.onnx")
+        except EdgeMLError as exc:
+            notes.append(f"no model_int8.onnx: {exc}")
+        if _recurrent(model) and len(model.inputs) == 1 and heads[0].task != "reconstruction" \
+                and ds.inputs("train")[0].dtype.kind == "f":
+            recurrent_files = _onnx_recurrent_route(model, ds, work, notes)
+            if recurrent_files:
+                files.update({R.FLOAT_FILE: recurrent_files["float"], R.INT8_FILE: recurrent_files["int8"]})
+        stage["detail"] = f"int8 route {int8_info['route']}; " + ", ".join(
+            n for n in files if n.endswith((".tflite", ".onnx")))
+    seconds["convert"] = time.monotonic() - t
 
     # ---- evaluate ---------------------------------------------------------------------------------------
-    x_test, y_test = ds.x_test, ds.y_test
-    accuracy, why, agreement, outputs = {}, {}, {}, {}
-    keras_out = model.predict(x_test, verbose=0)
-    if task == "reconstruction":
-        accuracy["keras_float"] = None
-        why["keras_float"] = "autoencoder: reconstruction task, see reconstruction_mse"
-    else:
-        accuracy["keras_float"] = _accuracy(keras_out, y_test)
-    q = E.Int8Model(int8_path)
-    xq = q.quantize(x_test.reshape((len(x_test),) + q.in_shape[1:]))
-    runners = {
-        "litert_int8": lambda: E.run_litert(int8_path, xq),
-        "onnxruntime_int8": lambda: E.run_onnxruntime(onnx_path, xq, x_test),
-        "edgeml_int8": lambda: E.run_edgeml(int8_path, xq),
-        "litert_reference_int8": lambda: E.run_litert(int8_path, xq, reference=True),
-    }
-    for name, run in runners.items():
-        if name == "onnxruntime_int8" and onnx_error:
-            accuracy[name], why[name] = None, f"no ONNX model: {onnx_error}"
-            continue
+    t = time.monotonic()
+    with console.stage("evaluate", f"{len(ds.inputs('test')[0])} test samples on every runtime") as stage:
+        ev = E.evaluate(model, heads, ds, files, console, recurrent_files)
+        if qat_model is not None:
+            qat_out = qat_model.predict(ds.inputs("test") if len(model.inputs) > 1 else ds.inputs("test")[0],
+                                        verbose=0, batch_size=256)
+            ev.real["keras_qat"] = ev.raw["keras_qat"] = qat_out if isinstance(qat_out, list) else [qat_out]
+        metrics = E.metrics(heads, ev, ds)
+        agreement = E.agreement(heads, ev)
+        costs, latency = {}, None
         try:
-            outputs[name] = run()
+            costs = E.model_costs(files["model_int8.tflite"])
+            io = FileIO(files["model_int8.tflite"], list(model.input_names))
+            latency = E.latency(files["model_int8.tflite"], ds.inputs("test"), io)
         except EdgeMLError as exc:
-            accuracy[name], why[name] = None, f"{type(exc).__name__}: {exc}"
-            continue
-        except Exception as exc:  # a peer runtime refusing the model is a result, not a crash
-            accuracy[name], why[name] = None, f"{type(exc).__name__}: {exc}"
-            continue
-        if task == "reconstruction":
-            accuracy[name], why[name] = None, "autoencoder: reconstruction task, see reconstruction_mse"
-        else:
-            accuracy[name] = _accuracy(outputs[name], y_test)
+            notes.append(f"edgeml could not measure model_int8.tflite: {exc}")
+        weights = G.weight_stats(files["model_int8.tflite"])
+        stage["detail"] = ", ".join(f"{k} {v:.4f}" for k, v in _first_metric(metrics).items() if v is not None)
+    seconds["evaluate"] = time.monotonic() - t
 
-    recurrent = any(type(layer).__name__ in RECURRENT_LAYERS for layer in model.layers) and task != "reconstruction"
-    if recurrent:
-        _onnx_recurrent_route(model, ds, work, notes, accuracy, why, outputs)
+    # ---- guard rails and export -------------------------------------------------------------------------
+    t = time.monotonic()
+    with console.stage("export", "report, history, labels") as stage:
+        context = {"history": phases[0][1], "train_samples": len(ds.inputs("train")[0]), "learning_rate": rate,
+                   "batchnorm": any(type(layer).__name__ == "BatchNormalization" for layer in model.layers),
+                   "recurrent": _recurrent(model), "qat": plan.qat,
+                   "input_quantization": G.input_resolution(FileIO(files["model_int8.tflite"],
+                                                                   list(model.input_names)), ds.inputs("test"))}
+        failures = G.check_quality(heads, metrics, ds, context)
+        failures += G.check_optimizations(plan, weights)
+        failures += [G.failure("runtime", f"edgeml could not run {_file_of(runtime)}: {why}",
+                               "a runtime refusal: report the op and types named here to edgeml", runtime=runtime)
+                     for runtime, why in ev.why.items() if runtime.startswith("edgeml")]
+        F.write_history(phases, os.path.join(work, "history.csv"))
+        F.plot_history(phases, os.path.join(work, "history.png"), f"{label} on {ds.source}")
+        if ds.class_names and any(h.task == "classification" for h in heads):
+            with open(os.path.join(work, "labels.txt"), "w") as f:
+                f.write("\n".join(ds.class_names) + "\n")
+        sizes, gz = E.file_sizes(work)
+        report = _report(cfg, label, ds, heads, metrics, ev, agreement, sizes, gz, model, costs, latency, weights,
+                         plan, phases, float_info, int8_info, notes, failures, seconds, t_start)
+        written = sorted(n for n in os.listdir(work) if not n.startswith(".") and n not in (OWNER_FILE, "checkpoints"))
+        report["written"] = written + ["report.json", "report.md"]
+        with open(os.path.join(work, "report.json"), "w") as f:
+            json.dump(report, f, indent=2)
+        with open(os.path.join(work, "report.md"), "w") as f:
+            f.write(render_markdown(report))
+        stage["detail"] = "FAILED: " + "; ".join(f["check"] for f in failures) if failures else "all checks passed"
+    seconds["export"] = time.monotonic() - t
+    console.say(render_summary(report, os.fspath(cfg.out)))
+    paths = {n: os.path.join(work, n) for n in report["written"]}
+    return TrainResult(model=model, paths=paths, report=report, failures=failures)
 
-    def agree(a, b):
-        if a not in outputs or b not in outputs:
-            return None
-        oa, ob = outputs[a].reshape(len(y_test), -1), outputs[b].reshape(len(y_test), -1)
-        return float(np.mean(np.argmax(oa, 1) == np.argmax(ob, 1)))
 
-    def bit_exact(a, b):
-        if a not in outputs or b not in outputs or outputs[a].dtype != outputs[b].dtype:
-            return None
-        oa, ob = outputs[a].reshape(len(y_test), -1), outputs[b].reshape(len(y_test), -1)
-        return float(np.mean(np.all(oa == ob, axis=1)))
-    agreement = {
-        "edgeml_vs_litert": agree("edgeml_int8", "litert_int8"),
-        "edgeml_vs_onnxruntime": agree("edgeml_int8", "onnxruntime_int8"),
-        "litert_vs_onnxruntime": agree("litert_int8", "onnxruntime_int8"),
-        "edgeml_vs_litert_reference_bit_exact": bit_exact("edgeml_int8", "litert_reference_int8"),
-        "edgeml_vs_litert_bit_exact": bit_exact("edgeml_int8", "litert_int8"),
-    }
-    if recurrent:
-        agreement["edgeml_onnx_int8_vs_onnx_float"] = agree("edgeml_onnx_int8", "onnxruntime_onnx_float")
-    files, gz = E.file_table(work)
+def _first_metric(metrics: dict) -> dict:
+    first = next(iter(metrics.values()))
+    return first.get("accuracy") or first.get("mse")
+
+
+def _file_of(runtime: str) -> str:
+    return E.RUNTIME_LABELS.get(runtime, runtime).split(", ")[-1]
+
+
+def _recurrent(model) -> bool:
+    return any(type(layer).__name__ in RECURRENT_LAYERS for layer in model.layers)
+
+
+def _report(cfg, label, ds, heads, metrics, ev, agreement, sizes, gz, model, costs, latency, weights, plan, phases,
+            float_info, int8_info, notes, failures, seconds, t_start) -> dict:
+    first = heads[0]
     report = {
-        "data": ds.source, "model": cfg.model, "task": task, "seed": cfg.seed, "epochs_trained": sum(
-            len(h.history.get("loss", [])) for h in histories),
-        "classes": ds.class_names,
-        "accuracy": accuracy, "why": why, "agreement": agreement,
-        "files": files, "gzip_bytes": gz,
-        "params": int(model.count_params()), "macs": E.count_macs(int8_path),
-        "sparsity": sparsity,
+        "status": "degraded" if failures else "ok", "failures": failures,
+        "data": ds.source, "model": label, "task": first.task, "tasks": {h.name: h.task for h in heads},
+        "seed": cfg.seed, "classes": ds.class_names,
+        "epochs_trained": sum(len(h.epoch) for _, h in phases),
+        "phases": [{"phase": p, "epochs": len(h.epoch), "best_epoch": getattr(h, "best_epoch", None)
+                    if p == "train" else None, "seconds": round(getattr(h, "seconds", 0.0), 1)} for p, h in phases],
+        "metrics": metrics, "why": ev.why, "agreement": agreement,
+        "files": sizes, "gzip_bytes": gz,
+        "params": int(model.count_params()), "params_int8_file": costs.get("params"), "macs": costs.get("macs"),
+        "arena_bytes": costs.get("arena_bytes"), "latency_edgeml_int8": latency,
+        "sparsity": layer_sparsity(model), "weights_int8": weights,
         "tflite_conversion": {"float": float_info.get("route"), "int8": int8_info.get("route")},
-        "optimizations": {"prune": cfg.prune, "qat": cfg.qat, "cluster": cfg.cluster},
-        "notes": notes, "seconds": round(time.time() - t_start, 1),
+        "optimizations": {"prune": cfg.prune, "cluster": cfg.cluster, "qat": cfg.qat, "plan": plan.describe()},
+        "options": {"optimizer": cfg.optimizer, "learning_rate": F.learning_rate(cfg.optimizer, cfg.learning_rate),
+                    "batch_size": cfg.batch_size, "patience": cfg.patience, "augment": cfg.augment,
+                    "validation_split": cfg.validation_split, "test_split": cfg.test_split,
+                    "finetune_epochs": cfg.finetune_epochs},
+        "notes": notes, "stage_seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "seconds": round(time.monotonic() - t_start, 1),
     }
-    if task == "reconstruction":
-        ref = F.targets(model, task, x_test, y_test).reshape(len(x_test), -1)
-        report["reconstruction_mse"] = {"keras_float": float(np.mean((keras_out.reshape(len(x_test), -1) - ref) ** 2))}
-        for name, out in outputs.items():
-            deq = q.dequantize(out) if out.dtype == np.int8 else out
-            report["reconstruction_mse"][name] = float(np.mean((deq.reshape(len(x_test), -1) - ref) ** 2))
-    with open(os.path.join(work, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    with open(os.path.join(work, "report.md"), "w") as f:
-        f.write(render_markdown(report))
-    _say(cfg, render_summary(report))
+    if first.task == "classification":
+        report["accuracy"] = metrics[first.name]["accuracy"]
+    elif first.task == "regression":
+        report["mse"], report["mae"] = metrics[first.name]["mse"], metrics[first.name]["mae"]
+    else:
+        report["reconstruction_mse"] = metrics[first.name]["mse"]
     return report
 
 
-def _onnx_recurrent_route(model, ds, work, notes, accuracy, why, outputs):
-    """Float ONNX (tf2onnx) and its int8 recurrent QDQ form: onnxruntime on the float model, edgeml int8."""
-    names = ("onnxruntime_onnx_float", "edgeml_onnx_int8")
+def _onnx_recurrent_route(model, ds, work, notes) -> dict | None:
+    """Float ONNX (tf2onnx) and its int8 recurrent QDQ form, for onnxruntime (float) and edgeml (int8)."""
     try:
-        files = R.export(model, ds.x_train, work)
-    except Exception as exc:  # tf2onnx refusing or lowering the layer to a Loop is a result, not a crash
-        for name in names:
-            accuracy[name], why[name] = None, f"no recurrent ONNX model: {type(exc).__name__}: {exc}"
-        notes.append(f"ONNX recurrent route unavailable: {exc}")
-        return
-    notes.append(f"ONNX recurrent route: tf2onnx float model ({', '.join(files['ops'])}), int8 W / R / input by "
+        exported = R.export(model, ds.inputs("train")[0], work)
+    except Exception as exc:  # noqa: BLE001 - tf2onnx refusing or lowering the layer to a Loop is a result
+        notes.append(f"ONNX recurrent route unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        return None
+    notes.append(f"ONNX recurrent route: tf2onnx float model ({', '.join(exported['ops'])}), int8 W / R / input by "
                  "edgeml.optimize.quantize_onnx_rnn, run by edgeml's int8 recurrent kernel")
-    runners = {"onnxruntime_onnx_float": lambda: E.run_onnxruntime(files["float"], ds.x_test, ds.x_test),
-               "edgeml_onnx_int8": lambda: R.run_edgeml(files["int8"], ds.x_test)}
-    for name, run in runners.items():
-        try:
-            outputs[name] = run()
-        except Exception as exc:
-            accuracy[name], why[name] = None, f"{type(exc).__name__}: {exc}"
-            continue
-        accuracy[name] = _accuracy(outputs[name], ds.y_test)
+    return exported
 
 
-def _save_keras(model, path: str, qat: bool):
-    if qat:
+def _save_keras(model, path: str):
+    if convert.is_quantize_aware(model):
         import tensorflow_model_optimization as tfmot
         with tfmot.quantization.keras.quantize_scope():
             model.save(path)
     else:
         model.save(path)
-
-
-def _fmt(v) -> str:
-    return "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
-
-
-def render_summary(r: dict) -> str:
-    acc = r["accuracy"]
-    return ("accuracy: " + ", ".join(f"{k} {_fmt(v)}" for k, v in acc.items())
-            + f"; edgeml vs LiteRT agreement {_fmt(r['agreement']['edgeml_vs_litert'])}")
-
-
-def render_markdown(r: dict) -> str:
-    lines = [f"# edgeml training report: {r['model']} on {r['data']}", "",
-             "## Accuracy on the test split", "", "| runtime | accuracy | note |", "|---|---|---|"]
-    for k, v in r["accuracy"].items():
-        lines.append(f"| {k} | {_fmt(v)} | {r['why'].get(k, '')} |")
-    lines += ["", "## Agreement between runtimes (same top-1 class)", "", "| pair | fraction |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in r["agreement"].items()]
-    lines += ["", "## Files", "", "| file | bytes | gzip bytes |", "|---|---|---|"]
-    lines += [f"| {k} | {v} | {r['gzip_bytes'].get(k, '')} |" for k, v in r["files"].items()]
-    lines += ["", f"Parameters: {r['params']}; MACs per inference (int8 model): {r['macs']}", "",
-              "## Weight sparsity per layer", "", "| layer | zero fraction |", "|---|---|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in r["sparsity"].items()]
-    if r.get("reconstruction_mse"):
-        lines += ["", "## Reconstruction MSE", ""] + [f"- {k}: {v:.5f}" for k, v in r["reconstruction_mse"].items()]
-    lines += ["", "## Notes", ""] + [f"- {n}" for n in r["notes"]] + [f"- {r['seconds']} s in all", ""]
-    return "\n".join(lines)
