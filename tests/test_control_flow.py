@@ -92,6 +92,27 @@ def test_resized_loop_matches_litert(loop_models):
         np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("name", ["gru_last_b1", "rnn_last_b1"])
+def test_batch_resize_of_a_time_major_rnn_is_refused_as_litert_refuses_it(loop_models, name):
+    """The converter's GRU / SimpleRNN reshapes [1, T, F] to the time-major [T, 1, F] with a constant shape; a
+    batch of 4 cannot follow it (LiteRT refuses it at allocate).  Once edgeml stretched the first axis there, took
+    the time axis for the batch and ran the loop over wrong data: now an InputError naming the RESHAPE."""
+    model = model_bytes(loop_models, name)
+    ours = edgeml.Interpreter(model)
+    shape = list(ours.get_input_details()[0]["shape"])
+    ours.resize_input(0, [4] + shape[1:])           # planned again at the next use
+    with pytest.raises(edgeml.InputError, match=r"RESHAPE.*cannot reshape"):
+        ours.run(np.zeros([4] + shape[1:], np.float32))
+    ours.resize_input(0, shape)
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    ref = litert.Interpreter(model_content=model, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
+    ref.resize_tensor_input(ref.get_input_details()[0]["index"], [4] + shape[1:])
+    with pytest.raises(RuntimeError, match="RESHAPE"):
+        ref.allocate_tensors()
+    x = M.inputs(M.SPECS[name], 1)[0]       # the Interpreter still runs at its planned batch
+    np.testing.assert_allclose(run_edgeml(ours, x)[0], run_reference(reference(model), x)[0], rtol=RTOL, atol=ATOL)
+
+
 def test_clones_run_their_own_loops(loop_models):
     """clone(): the sub-plans are bound again to the clone's arena; two threads running clones agree with one
     interpreter running alone, and the clone shares the packed weights."""

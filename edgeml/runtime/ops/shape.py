@@ -49,9 +49,9 @@ def prepare_reshape(ctx: Ctx, op: Op) -> Step:
         new = [int(v) for v in op.options["new_shape"]]
     if new is None:
         new = list(y.shape)
-    if ctx.batch_changed and new and new[0] not in (-1,) and -1 not in new and element_count(new) != element_count(xs) \
-            and xs and new[0] == y.shape[0]:
-        new[0] = -1     # the file's batch was baked into the shape: let it follow the input's batch
+    if (ctx.batch_changed and new and -1 not in new and element_count(new) != element_count(xs) and xs
+            and new[0] == y.shape[0] == x.shape[0] and element_count(new[1:]) == element_count(xs[1:])):
+        new[0] = xs[0]  # the file's batch was baked into the shape: it follows the input's batch (axis 0 only)
     if new.count(-1) > 1:
         raise ModelFormatError(f"{op.describe()}: more than one -1 in new shape {new}")
     if -1 in new:
@@ -59,6 +59,8 @@ def prepare_reshape(ctx: Ctx, op: Op) -> Step:
         if known == 0 or element_count(xs) % known:
             raise ModelFormatError(f"{op.describe()}: cannot reshape {list(xs)} to {new}")
         new[new.index(-1)] = element_count(xs) // known
+    if any(d < 0 for d in new) or element_count(new) != element_count(xs):
+        raise ModelFormatError(f"{op.describe()}: cannot reshape {list(xs)} to {new}")
     return copy_step(ctx, op, tuple(new))
 
 
