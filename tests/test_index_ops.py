@@ -16,6 +16,8 @@ import index_models as M
 import model_cache
 import numpy as np
 import pytest
+from litert_reference import reference_model, run_reference
+from litert_reference import run_all as run_ours
 
 import edgeml
 from converters import from_tflite
@@ -35,30 +37,10 @@ def models(request, tmp_path_factory) -> model_cache.ConvertedModels:
 def reference(model: bytes, shapes=None):
     """LiteRT's reference kernels.  Its BUILTIN_REF resolver registers TILE only up to version 2; version 3 (int8)
     runs the same kernel, so the reference copy of a model says version 2."""
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
     if any(op.type == "TILE" and op.version == 3 for op in from_tflite(model).ops):
         model = M.edit_model(model, lambda fb, m, sg: [setattr(c, "version", 2) for c in m.operatorCodes
                                                         if c.builtinCode == fb.BuiltinOperator.TILE])
-    ref = litert.Interpreter(model_content=model, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    if shapes is not None:
-        for detail, shape in zip(ref.get_input_details(), shapes):
-            ref.resize_tensor_input(detail["index"], list(shape))
-    ref.allocate_tensors()
-    return ref
-
-
-def run_reference(ref, xs) -> list:
-    for detail, x in zip(ref.get_input_details(), xs):
-        ref.set_tensor(detail["index"], x)
-    ref.invoke()
-    return [ref.get_tensor(d["index"]) for d in ref.get_output_details()]
-
-
-def run_ours(ours, xs) -> list:
-    for i, x in enumerate(xs):
-        ours.set_input(x, i)
-    ours.invoke()
-    return [ours.get_output(i) for i in range(len(ours.get_output_details()))]
+    return reference_model(model, shapes)
 
 
 def spec_positions(details) -> list:
@@ -357,6 +339,7 @@ def _cut(model: bytes, keep, inputs, outputs) -> bytes:
 def _file_ops(model: bytes) -> tuple:
     """([(op type, input tensor indices, output tensor indices)], graph outputs) of subgraph 0, as stored."""
     import tflite
+
     from converters.tflite import OPERATOR_NAMES
     m = tflite.Model.GetRootAsModel(model, 0)
     sg = m.Subgraphs(0)

@@ -8,12 +8,15 @@ from __future__ import annotations
 import copy
 import zlib
 
-import numpy as np
-import pytest
-
-import edgeml
 import int16_models as M
 import model_cache
+import numpy as np
+import pytest
+from litert_reference import reference_model as reference
+from litert_reference import run_all as run_ours
+from litert_reference import run_reference
+
+import edgeml
 from converters import from_tflite
 from edgeml.ir import Quantization
 
@@ -25,30 +28,6 @@ FUSED_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5
 @pytest.fixture(scope="session")
 def models(request, tmp_path_factory) -> model_cache.ConvertedModels:
     return model_cache.converted_models(request, tmp_path_factory, "int16_models", M)
-
-
-def reference(model: bytes, shapes=None):
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
-    ref = litert.Interpreter(model_content=model, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    if shapes is not None:
-        for detail, shape in zip(ref.get_input_details(), shapes):
-            ref.resize_tensor_input(detail["index"], list(shape))
-    ref.allocate_tensors()
-    return ref
-
-
-def run_reference(ref, xs) -> list:
-    for detail, x in zip(ref.get_input_details(), xs):
-        ref.set_tensor(detail["index"], x)
-    ref.invoke()
-    return [ref.get_tensor(d["index"]) for d in ref.get_output_details()]
-
-
-def run_ours(ours, xs) -> list:
-    for i, x in enumerate(xs):
-        ours.set_input(x, i)
-    ours.invoke()
-    return [ours.get_output(i) for i in range(len(ours.get_output_details()))]
 
 
 def assert_holds_ops(model: bytes, spec: M.Int16Spec, kind: str):

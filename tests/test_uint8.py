@@ -18,13 +18,16 @@ import sys
 import zlib
 from pathlib import Path
 
+import model_cache
 import numpy as np
 import pytest
-
-import edgeml
-import model_cache
 import tflite_models as M
 import uint8_models as U
+from litert_reference import reference_model as reference
+from litert_reference import run_all as run_ours
+from litert_reference import run_reference
+
+import edgeml
 from converters import from_tflite
 from edgeml.runtime.kernels import CONFIG, ISA
 
@@ -53,30 +56,6 @@ def uint8_model(int8_models, own_models):
         store = own_models if name in U.SPECS else int8_models
         return U.to_uint8(store.get(name, "int8"), weight_zero_point, edit)
     return make
-
-
-def reference(model: bytes, shapes=None):
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
-    ref = litert.Interpreter(model_content=model, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    if shapes is not None:
-        for detail, shape in zip(ref.get_input_details(), shapes):
-            ref.resize_tensor_input(detail["index"], list(shape))
-    ref.allocate_tensors()
-    return ref
-
-
-def run_reference(ref, xs) -> list:
-    for detail, x in zip(ref.get_input_details(), xs):
-        ref.set_tensor(detail["index"], x)
-    ref.invoke()
-    return [ref.get_tensor(d["index"]) for d in ref.get_output_details()]
-
-
-def run_ours(ours, xs) -> list:
-    for i, x in enumerate(xs):
-        ours.set_input(x, i)
-    ours.invoke()
-    return [ours.get_output(i) for i in range(len(ours.get_output_details()))]
 
 
 def uint8_op_types(model: bytes) -> set:
