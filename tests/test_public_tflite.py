@@ -135,6 +135,18 @@ def tflm_runner(model: bytes, outputs: int):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_public_model(corpus, name):
+    check_model(corpus, name, EXPECTED[name].input_sets)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items()
+                                        if e.kind != "refused" and e.input_sets < INPUT_SETS))
+def test_public_model_on_every_input_set(corpus, name):
+    """The large models the default run checks on fewer input sets, on all of them (-m slow)."""
+    check_model(corpus, name, INPUT_SETS)
+
+
+def check_model(corpus, name: str, input_sets: int):
     path = corpus / name
     if not path.exists():
         pytest.skip(f"{name} is not in the corpus")
@@ -151,7 +163,7 @@ def test_public_model(corpus, name):
         reference = litert_runner(with_op_versions(model, expect.litert_versions))
     else:
         reference = tflm_runner(model, n_out)
-    for k in range(expect.input_sets):
+    for k in range(input_sets):
         xs = seeded_inputs(ours.get_input_details(), k)
         for i, x in enumerate(xs):
             ours.set_input(x, i)
