@@ -218,8 +218,9 @@ def test_mlperf_macs_params_and_profile(reference_models, tmp_path, name):
     # the whole of the same profiled runs: the op times lie inside each run's wall time
     assert p["ops_sum_us"] <= p["run_us"] * 1.05      # a sum of per-op medians, so not strictly below
     if name != "ad01_int8":
-        # 0.8, not 0.9: on a loaded machine the per-op medians drop the preemptions the run median keeps
-        assert p["ops_sum_us"] >= 0.8 * p["run_us"]
+        # 0.6: the per-op medians drop the preemptions the run median keeps on a loaded machine, and the kernels
+        # got faster while the profiled call's fixed overhead (times array, timers) did not (kws: 36 of 46 us)
+        assert p["ops_sum_us"] >= 0.6 * p["run_us"]
     else:
         # AD runs in ~4 µs, where the fixed ~1 µs of the profiled call (times array, timers) is 20%
         assert p["overhead_us"] < 2.5
