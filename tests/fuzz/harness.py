@@ -22,8 +22,9 @@ def fill(detail: dict) -> np.ndarray:
     elif dtype == np.bool_:
         values = np.arange(n) % 2
     else:
-        info = np.iinfo(dtype)
-        values = np.arange(n) % (int(info.max) - int(info.min) + 1) + int(info.min)
+        info = np.iinfo(dtype)     # 64-bit types: a span numpy's int64 arithmetic can hold
+        low, high = max(int(info.min), -(1 << 61)), min(int(info.max), (1 << 61) - 1)
+        values = np.arange(n, dtype=np.int64) % (high - low + 1) + low
     return values.astype(dtype).reshape(shape)
 
 
