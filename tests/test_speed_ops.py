@@ -142,6 +142,35 @@ def test_softmax_by_table_equals_the_per_element_fixed_point(rounding):
             np.testing.assert_array_equal(got, want, err_msg=f"scale {scale} beta {beta} {rows}x{depth}")
 
 
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_softmax_of_a_long_row_near_its_maximum_rounds_to_the_bottom(rounding):
+    """1000 equal inputs: each probability is 1/1000, i.e. -128 at the int8 output scale 1/256.  The sum of exps
+    then needs more than 8 bits over one, so the final shift is 32 or more: once an undefined C shift that gave 127
+    on x86 (LiteRT's reference aborts on it).  Both the per-element and the table kernel."""
+    from cython_ops.activation import softmax_table
+    from edgeml.runtime.kernels import Engine, kernel_address
+    from edgeml.runtime.layouts import layout_of
+    from edgeml.runtime.ops.activations import softmax_int8_params
+    from edgeml.runtime.plan import address
+
+    p = softmax_int8_params(0.0313711911, 1.0, rounding)
+    table = softmax_table(p["input_multiplier"], p["input_left_shift"], p["diff_min"], rounding)
+    for depth, value in ((1000, 127), (1000, -128), (600, 5), (4000, 0)):
+        x = np.full((2, depth), value, np.int8)
+        x[1, 0] = 127 if value != 127 else 126
+        for kernel, ptrs, ints in (
+                ("softmax_int8", {}, dict(in_mult=p["input_multiplier"], in_left_shift=p["input_left_shift"],
+                                          diff_min=p["diff_min"], mode=rounding)),
+                ("softmax_lut_int8", {"table": address(table)}, {})):
+            y = np.zeros_like(x)
+            layout = layout_of(kernel)
+            Engine([(kernel_address(kernel), layout.ptrs(input=address(x), output=address(y), **ptrs),
+                     [int(v) for v in layout.ints(rows=2, depth=depth, **ints)], [])],
+                   keepalive=[x, y, table]).invoke()
+            assert (y[0] == -128).all(), (kernel, depth, value, np.unique(y[0]))
+            assert (y[1, 1:] <= y[1, 0]).all(), (kernel, depth, value)
+
+
 def test_transposes_equal_numpy():
     """TRANSPOSE on int8 / int16 / float32 / int64 against numpy: the 2-D blocked walk (the input's stride-1 dim
     second to last after merging, as NCHW -> NHWC, with and without a partial last block), the general walk and

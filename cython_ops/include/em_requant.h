@@ -26,6 +26,10 @@ static inline int32_t em_srdhm(int32_t a, int32_t b) {
 }
 
 static inline int32_t em_rounding_divide_by_pot(int32_t x, int exponent) {
+    /* |x| / 2^32 <= 1/2: the rounded quotient is 0 (-1 for the tie of INT32_MIN, rounded away from zero).
+     * SOFTMAX over more than ~500 elements near the maximum reaches this; LiteRT's reference aborts there,
+     * and an int32 shift by 32 or more is undefined in C (x86 took the count mod 32: output 127, not -128). */
+    if (exponent >= 32) return (exponent == 32 && x == INT32_MIN) ? -1 : 0;
     int32_t mask = (int32_t)((1LL << exponent) - 1);
     int32_t remainder = x & mask;
     int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
