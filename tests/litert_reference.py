@@ -26,10 +26,13 @@ def run_ours(ours, x):
 
 # ----- several inputs and outputs, inputs optionally resized (the per-op conformance suites) --------------------
 
-def reference_model(model: bytes, shapes=None, preserve_all_tensors: bool = False):
-    """LiteRT with its reference kernels, optionally with inputs resized to `shapes`."""
+def reference_model(model: bytes, shapes=None, preserve_all_tensors: bool = False, resolver: str = "ref"):
+    """LiteRT with its reference kernels (resolver "builtin": its optimized ones), optionally with inputs resized
+    to `shapes`."""
     litert = pytest.importorskip("ai_edge_litert.interpreter")
-    ref = litert.Interpreter(model_content=model, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF,
+    kind = {"ref": litert.OpResolverType.BUILTIN_REF,
+            "builtin": litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}[resolver]
+    ref = litert.Interpreter(model_content=model, experimental_op_resolver_type=kind,
                              experimental_preserve_all_tensors=preserve_all_tensors)
     if shapes is not None:
         for detail, shape in zip(ref.get_input_details(), shapes):

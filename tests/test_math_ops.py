@@ -16,12 +16,14 @@ import sys
 import zlib
 from pathlib import Path
 
-import numpy as np
-import pytest
-
-import edgeml
 import math_models as M
 import model_cache
+import numpy as np
+import pytest
+from litert_reference import reference_model, run_reference
+from litert_reference import run_all as run_ours
+
+import edgeml
 from converters import from_tflite
 from edgeml.ir import Quantization
 from edgeml.runtime.kernels import ISA
@@ -33,32 +35,6 @@ RTOL, ATOL = 1e-5, 1e-6
 @pytest.fixture(scope="session")
 def models(request, tmp_path_factory) -> model_cache.ConvertedModels:
     return model_cache.converted_models(request, tmp_path_factory, "math_models", M)
-
-
-def reference(model: bytes, resolver: str, shapes=None):
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
-    kind = {"ref": litert.OpResolverType.BUILTIN_REF,
-            "builtin": litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}[resolver]
-    ref = litert.Interpreter(model_content=model, experimental_op_resolver_type=kind)
-    if shapes is not None:
-        for detail, shape in zip(ref.get_input_details(), shapes):
-            ref.resize_tensor_input(detail["index"], list(shape))
-    ref.allocate_tensors()
-    return ref
-
-
-def run_reference(ref, xs) -> list:
-    for detail, x in zip(ref.get_input_details(), xs):
-        ref.set_tensor(detail["index"], x)
-    ref.invoke()
-    return [ref.get_tensor(d["index"]) for d in ref.get_output_details()]
-
-
-def run_ours(ours, xs) -> list:
-    for i, x in enumerate(xs):
-        ours.set_input(x, i)
-    ours.invoke()
-    return [ours.get_output(i) for i in range(len(ours.get_output_details()))]
 
 
 def assert_contains_ops(model: bytes, spec: M.MathSpec, kind: str):
@@ -82,7 +58,7 @@ def assert_outputs_match(got: list, expected: list, what: str):
 def check_against_reference(model: bytes, spec: M.MathSpec, input_sets: list, what: str, shapes=None) -> dict:
     """Every input set through both runtimes; a set LiteRT refuses must raise InputError here.  Returns counts."""
     ours = edgeml.Interpreter(model)
-    ref = reference(model, spec.resolver, shapes)
+    ref = reference_model(model, shapes, resolver=spec.resolver)
     if shapes is not None:
         for i, s in enumerate(shapes):
             ours.resize_input(i, s)
@@ -270,7 +246,7 @@ def test_inputs_litert_refuses_raise_input_error(models, name, kind, position, v
         valid = M.draw(spec, shapes, rng, test=True)
     bad = list(valid)
     bad[position] = replace_one(valid[position], value)
-    ref = reference(model, spec.resolver)
+    ref = reference_model(model, resolver=spec.resolver)
     with pytest.raises(RuntimeError):
         run_reference(ref, bad)
     ours = edgeml.Interpreter(model)
