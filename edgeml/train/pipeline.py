@@ -24,6 +24,7 @@ from edgeml.train.console import Console, captured_stderr
 from edgeml.train.data import load_dataset
 from edgeml.train.finetune import run_phases
 from edgeml.train.report import render_markdown, render_summary
+from edgeml.train.resume import open_backup, resumable_fit
 from edgeml.train.runtimes import FileIO
 from edgeml.train.user_model import from_object, load_user_model
 from edgeml.train.workdir import (OUTPUT_MARKER, OWNER_FILE, check_output_folder, finish_work_folder,  # noqa: F401
@@ -51,12 +52,14 @@ def train(cfg: TrainConfig) -> TrainResult:
     validate(cfg, zoo.MODEL_NAMES)
     out = os.fspath(cfg.out)
     check_output_folder(out, cfg.overwrite)
+    # ---- resume (edgeml.train.resume): a backup beside --out, removed once --out is written ----
+    backup = open_backup(out, cfg, cfg.resume)
     work, parent = open_work_folder(out)
     verbose = _verbosity(cfg)
     try:
         with captured_stderr(enabled=verbose < 3) as native_log:
             try:
-                result = _run(cfg, work)
+                result = _run(cfg, work, backup)
             except EdgeMLError:
                 raise
             except Exception:
@@ -65,6 +68,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                     print("\n".join(log.strip().splitlines()[-15:]), flush=True)
                 raise
         finish_work_folder(work, out, parent)
+        backup.remove()
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -129,7 +133,7 @@ def _build_zoo(name: str, cfg: TrainConfig, ds, notes: list):
     return model
 
 
-def _run(cfg: TrainConfig, work: str) -> TrainResult:
+def _run(cfg: TrainConfig, work: str, backup=None) -> TrainResult:
     t_start = time.monotonic()
     console = Console(_verbosity(cfg))
     tf, keras = keras_env()
@@ -162,9 +166,10 @@ def _run(cfg: TrainConfig, work: str) -> TrainResult:
     t = time.monotonic()
     with console.stage("train", f"{label}, {model.count_params():,} parameters, up to {epochs} epochs, "
                                 f"{cfg.optimizer} at learning rate {rate:g}") as stage:
-        history = F.fit(model, ds, heads, epochs=epochs, batch_size=cfg.batch_size, workdir=work,
-                        callbacks=cfg.callbacks, verbose=console.keras_verbose(), patience=cfg.patience,
-                        augment=augmenter, seed=cfg.seed)
+        history = resumable_fit(backup, "train", model, lambda resume_callbacks: F.fit(
+            model, ds, heads, epochs=epochs, batch_size=cfg.batch_size, workdir=work,
+            callbacks=[*cfg.callbacks, *resume_callbacks], verbose=console.keras_verbose(), patience=cfg.patience,
+            augment=augmenter, seed=cfg.seed))
         phases.append(("train", history))
         best = history.history.get(history.monitored, [None])[history.best_epoch - 1]
         stage["detail"] = f"{len(history.epoch)} epochs, best epoch {history.best_epoch} ({history.monitored} " \
@@ -179,13 +184,16 @@ def _run(cfg: TrainConfig, work: str) -> TrainResult:
             model, qat_model, more = run_phases(
                 model, plan, ds, heads, optimizer=cfg.optimizer, rate=rate, epochs=cfg.finetune_epochs,
                 batch_size=cfg.batch_size, workdir=work, callbacks=cfg.callbacks, verbose=console.keras_verbose(),
-                seed=cfg.seed)
+                seed=cfg.seed, backup=backup)
             phases += more
             stage["detail"] = ", ".join(f"{p} {len(h.epoch)} epochs" for p, h in more)
         seconds["optimize"] = time.monotonic() - t
         notes.append(f"optimizations: {plan.describe()}, each fine-tuned {cfg.finetune_epochs} epochs")
     else:
         console.skip("optimize", "no --prune, --cluster or --qat")
+
+    if backup is not None and backup.resumed_phases:
+        notes.append("resumed from the backup of a killed run: " + ", ".join(backup.resumed_phases))
 
     # ---- convert ----------------------------------------------------------------------------------------
     t = time.monotonic()
