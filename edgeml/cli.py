@@ -244,11 +244,15 @@ def _add_train_parser(sub):
     g = p.add_argument_group("beyond one machine")
     g.add_argument("--resume", action="store_true",
                    help="continue a killed run (same --out and options) from its last completed epoch")
+    g.add_argument("--distribute", choices=["mirrored", "multiworker"],
+                   help="train under tf.distribute: mirrored (this host's devices) or multiworker (the cluster in "
+                        "TF_CONFIG; run the same command on every worker, the chief writes --out); --batch-size "
+                        "is the global batch")
     p.set_defaults(fn=_cmd_train)
 
 
 def _beyond_one_machine(args) -> dict:
-    return {"resume": args.resume}
+    return {"resume": args.resume, "distribute": args.distribute}
 
 
 def main(argv=None) -> int:

@@ -126,3 +126,103 @@ def test_backup_restores_pruning_step_and_optimizer_state(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
     for a, b in zip(first.optimizer.variables(), second.optimizer.variables()):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+# ---- distribution ----------------------------------------------------------------------------------------------
+WORKER = """
+import json, sys
+import numpy as np
+from edgeml.train.data import load_dataset
+from edgeml.train.pipeline import TrainConfig, train
+result = train(TrainConfig(**json.loads(sys.argv[1])))
+x = load_dataset("digits").inputs("test")[0][:64]
+np.save(sys.argv[2], result.model.predict(x, verbose=0))
+"""
+
+
+def free_ports(n):
+    import socket
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def run_two_workers(tmp_path, timeout=420, **options):
+    """Two MultiWorkerMirroredStrategy workers on 127.0.0.1; (chief's TrainResult report, [float outputs])."""
+    out = str(tmp_path / "out")
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    cfg = json.dumps({"out": out, "distribute": "multiworker", "verbose": 0, "allow_degraded": True, **options})
+    procs = []
+    try:
+        for index in range(2):
+            env = child_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+            procs.append(subprocess.Popen([sys.executable, "-c", WORKER, cfg, str(tmp_path / f"y{index}.npy")],
+                                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            proc.wait(max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"two workers did not finish within {timeout} s") from None
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    logs = [proc.stdout.read().decode() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], "\n".join(
+        f"---- worker {i} (status {p.returncode}):\n{log[-3000:]}" for i, (p, log) in enumerate(zip(procs, logs)))
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith(".")) == []      # no work / backup left
+    return report, [np.load(tmp_path / f"y{i}.npy") for i in range(2)]
+
+
+@pytest.mark.slow          # ~2.5 min on a loaded 2-core machine (two TensorFlow processes, conversion, evaluation)
+def test_two_workers_train_the_default_cnn_like_one_process(tmp_path):
+    from edgeml.train.zoo import ZOO_DIGITS_ACCURACY
+    report, (chief, worker) = run_two_workers(tmp_path, model="cnn", epochs=3)
+    assert any("MultiWorkerMirroredStrategy over 2 workers, 2 replicas" in n for n in report["notes"])
+    assert report["accuracy"]["edgeml_int8"] >= ZOO_DIGITS_ACCURACY["cnn"], report["accuracy"]
+    np.testing.assert_allclose(chief, worker, rtol=1e-5, atol=1e-6)         # the workers' weights agreed
+
+
+@pytest.mark.slow
+def test_two_workers_prune(tmp_path):
+    report, (chief, worker) = run_two_workers(tmp_path, model="cnn", epochs=3, prune=0.5, finetune_epochs=2)
+    assert [p["phase"] for p in report["phases"]] == ["train", "prune"]
+    sparsity = report["sparsity"]
+    assert sparsity and all(v == pytest.approx(0.5, abs=0.02) for v in sparsity.values()), sparsity
+    assert report["accuracy"]["edgeml_int8"] >= 0.85, report["accuracy"]
+    np.testing.assert_allclose(chief, worker, rtol=1e-5, atol=1e-6)
+
+
+def test_mirrored_on_one_cpu_trains_and_exports(tmp_path):
+    """The fast default-run check of the strategy path: scope, fit, QAT under it, the chief's local copies."""
+    result = train(TrainConfig(out=str(tmp_path / "m"), model="mlp", epochs=2, distribute="mirrored", verbose=0,
+                               allow_degraded=True, qat=True, finetune_epochs=1))
+    assert any("MirroredStrategy over this host, 1 replicas" in n for n in result.report["notes"])
+    assert [p["phase"] for p in result.report["phases"]] == ["train", "qat"]
+    assert result.report["accuracy"]["edgeml_int8"] > 0.8
+    assert os.path.isfile(tmp_path / "m" / "model_int8.tflite")
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(distribute="multiworker"), "reads the cluster from the TF_CONFIG"),
+    (dict(distribute="ring"), "--distribute takes one of mirrored, multiworker"),
+])
+def test_distribution_refused_before_training(tmp_path, monkeypatch, options, message):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(TrainingError, match=message):
+        train(TrainConfig(out=str(tmp_path / "o"), verbose=0, **options))
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_cli_distribute_flag(tmp_path, monkeypatch, capsys):
+    from edgeml.cli import main
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}')
+    assert main(["train", "--distribute", "multiworker", "--out", str(tmp_path / "o")]) != 0
+    assert "TF_CONFIG's task must be" in capsys.readouterr().err

@@ -26,6 +26,9 @@ class TrainConfig:
       resume: continue a killed run with the same `out` and options from its last completed epoch (a backup
         folder `.edgeml-backup-<name>` beside `out` holds it until the run completes; without resume such a
         backup is refused).
+      distribute: None (one process), "mirrored" (tf.distribute.MirroredStrategy over this host's devices) or
+        "multiworker" (MultiWorkerMirroredStrategy over the cluster in TF_CONFIG; only the chief writes `out`).
+        batch_size is the global batch, split over the replicas; the learning rate is not scaled.
 
     What it trains on (`data`):
       "digits" (scikit-learn's 8x8 handwritten digits), a folder with one sub-folder of images per class, a .npz
@@ -92,6 +95,7 @@ class TrainConfig:
     overwrite: bool = False
     # ---- beyond one machine (edgeml.train.resume, edgeml.train.distribute) ----
     resume: bool = False
+    distribute: Optional[str] = None
 
 
 @dataclass

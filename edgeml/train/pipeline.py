@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 
 from edgeml.errors import DataError, EdgeMLError, TrainingError
@@ -24,6 +25,7 @@ from edgeml.train.console import Console, captured_stderr
 from edgeml.train.data import load_dataset
 from edgeml.train.finetune import run_phases
 from edgeml.train.report import render_markdown, render_summary
+from edgeml.train.distribute import Distribution, check_options as check_distribution, local_copy
 from edgeml.train.resume import open_backup, resumable_fit
 from edgeml.train.runtimes import FileIO
 from edgeml.train.user_model import from_object, load_user_model
@@ -52,14 +54,18 @@ def train(cfg: TrainConfig) -> TrainResult:
     validate(cfg, zoo.MODEL_NAMES)
     out = os.fspath(cfg.out)
     check_output_folder(out, cfg.overwrite)
-    # ---- resume (edgeml.train.resume): a backup beside --out, removed once --out is written ----
-    backup = open_backup(out, cfg, cfg.resume)
-    work, parent = open_work_folder(out)
+    # ---- beyond one machine: a strategy (edgeml.train.distribute; only the chief writes), a resumable backup
+    # beside --out (edgeml.train.resume; removed once --out is written) ----
+    check_distribution(cfg.distribute)
+    dist = Distribution(cfg.distribute)
+    backup = open_backup(out, cfg, cfg.resume, writer=dist.chief)
+    work, parent = open_work_folder(out) if dist.chief else (tempfile.mkdtemp(prefix="edgeml-worker-"), None)
     verbose = _verbosity(cfg)
     try:
         with captured_stderr(enabled=verbose < 3) as native_log:
             try:
-                result = _run(cfg, work, backup)
+                with dist:
+                    result = _run(cfg, work, backup, dist)
             except EdgeMLError:
                 raise
             except Exception:
@@ -67,6 +73,9 @@ def train(cfg: TrainConfig) -> TrainResult:
                 if log.strip() and verbose > 0:          # what TensorFlow said before it failed
                     print("\n".join(log.strip().splitlines()[-15:]), flush=True)
                 raise
+        if not dist.chief:
+            shutil.rmtree(work, ignore_errors=True)
+            return result
         finish_work_folder(work, out, parent)
         backup.remove()
     except BaseException:
@@ -133,7 +142,7 @@ def _build_zoo(name: str, cfg: TrainConfig, ds, notes: list):
     return model
 
 
-def _run(cfg: TrainConfig, work: str, backup=None) -> TrainResult:
+def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
     t_start = time.monotonic()
     console = Console(_verbosity(cfg))
     tf, keras = keras_env()
@@ -194,6 +203,16 @@ def _run(cfg: TrainConfig, work: str, backup=None) -> TrainResult:
 
     if backup is not None and backup.resumed_phases:
         notes.append("resumed from the backup of a killed run: " + ", ".join(backup.resumed_phases))
+    if dist is not None and dist.strategy is not None:      # the rest runs outside the strategy, on the chief
+        notes.append(dist.describe())
+        dist.leave()
+        recompile = lambda m, h: F.compile_model(m, h, optimizer=cfg.optimizer, rate=rate)  # noqa: E731
+        model = local_copy(model, heads, recompile)
+        qat_model = local_copy(qat_model, heads, recompile) if qat_model is not None else None
+        if not dist.chief:
+            console.say("worker done: the chief converts, evaluates and writes the output")
+            return TrainResult(model=model, paths={}, report={"role": "worker", "phases": [
+                {"phase": p, "epochs": len(h.epoch)} for p, h in phases]}, failures=[])
 
     # ---- convert ----------------------------------------------------------------------------------------
     t = time.monotonic()

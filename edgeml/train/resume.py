@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 
 from edgeml.errors import TrainingError
 from edgeml.train import keras_env
@@ -158,16 +159,20 @@ def resumable_fit(backup: Backup | None, phase: str, model, run_fit):
     if backup.resumed and _read_epochs(log_path):
         backup.resumed_phases.append(f"{phase} from epoch {len(_read_epochs(log_path)) + 1}")
     checkpoint = keras.callbacks.BackupAndRestore(os.path.join(backup.root, phase), delete_checkpoint=False)
-    history = run_fit([checkpoint, epoch_logger(log_path, _restored_epoch)])
-    rows = _read_epochs(log_path)
+    history = run_fit([checkpoint, epoch_logger(log_path, _restored_epoch)] if backup.writer else [checkpoint])
+    rows = _read_epochs(log_path) if backup.writer else []
     if rows:          # the epochs before the restart too (a worker that does not write keeps Keras's own)
         history.history = {k: [r.get(k) for r in rows] for k in rows[-1] if k != "epoch"}
         history.epoch = [r["epoch"] for r in rows]
     if not getattr(history, "best_epoch", 0):         # fit ran no epoch: the phase had ended before the kill
         history.best_epoch = len(history.epoch)
-    if backup.writer:
-        model.save_weights(done_weights + ".tmp.h5")
-        os.replace(done_weights + ".tmp.h5", done_weights)
+    # every worker saves (under MultiWorkerMirroredStrategy saving is a collective step); others into a scratch file
+    scratch = done_weights + ".tmp.h5" if backup.writer else tempfile.mkstemp(suffix=".h5")[1]
+    model.save_weights(scratch)
+    if not backup.writer:
+        os.remove(scratch)
+    else:
+        os.replace(scratch, done_weights)
         _write_atomic(done_history, json.dumps({"history": history.history, "epochs": len(history.epoch),
                                                 "best_epoch": getattr(history, "best_epoch", len(history.epoch)),
                                                 "monitored": getattr(history, "monitored", None)}))
