@@ -80,6 +80,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         backup.remove()
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        backup.remove_if_empty()
         raise
     if isinstance(result, TrainResult):
         result.paths = {name: os.path.join(os.path.abspath(out), name) for name in result.paths}

@@ -54,6 +54,11 @@ class Backup:
         if self.writer:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def remove_if_empty(self) -> None:
+        """After a failed run: keeps the backup only when it holds an epoch worth resuming."""
+        if not self.completed_epochs():
+            self.remove()
+
 
 def open_backup(out: str, cfg, resume: bool, writer: bool = True) -> Backup:
     """The run's backup folder.  Without `resume`, a backup holding completed epochs is refused (never cleared
