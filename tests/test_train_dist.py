@@ -15,8 +15,8 @@ from edgeml.errors import TrainingError
 pytest.importorskip("tensorflow")
 pytest.importorskip("tensorflow_model_optimization")
 
-from edgeml.train import resume as RS  # noqa: E402
-from edgeml.train.pipeline import TrainConfig, train  # noqa: E402
+from edgeml.train import resume as RS
+from edgeml.train.pipeline import TrainConfig, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,18 +48,18 @@ def history_rows(out, phase):
 def test_killed_run_resumes_from_its_last_completed_epoch(tmp_path):
     out = str(tmp_path / "cnn")
     log = os.path.join(RS.backup_folder(out), "train.epochs.jsonl")
-    args = dict(model="cnn", epochs=4, patience=99, batch_size=64)
+    args = {"model": "cnn", "epochs": 4, "patience": 99, "batch_size": 64}
     cmd = [sys.executable, "-m", "edgeml", "train", "--out", out, "--quiet", "--allow-degraded",
            *[f"--{k.replace('_', '-')}={v}" for k, v in args.items()]]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: len(RS._read_epochs(log)) >= 2, proc, 240, "second completed epoch")
+        wait_for(lambda: len(RS.read_epochs(log)) >= 2, proc, 240, "second completed epoch")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    before = RS._read_epochs(log)
+    before = RS.read_epochs(log)
     assert 2 <= len(before) < 4, before
     assert not os.path.exists(out)                                  # nothing half-written at --out
     with pytest.raises(TrainingError, match="pass --resume"):       # a fresh run refuses the backup
@@ -99,7 +99,7 @@ def test_backup_restores_pruning_step_and_optimizer_state(tmp_path):
     the wrappers) and the optimizer's iterations and slots."""
     from edgeml.optimize.prune import prune_model
     from edgeml.train import keras_env
-    tf, keras = keras_env()
+    _, keras = keras_env()
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(256, 8)).astype("float32")
     y = (x[:, 0] > 0).astype("int64")
@@ -211,8 +211,8 @@ def test_mirrored_on_one_cpu_trains_and_exports(tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(distribute="multiworker"), "reads the cluster from the TF_CONFIG"),
-    (dict(distribute="ring"), "--distribute takes one of mirrored, multiworker"),
+    ({"distribute": "multiworker"}, "reads the cluster from the TF_CONFIG"),
+    ({"distribute": "ring"}, "--distribute takes one of mirrored, multiworker"),
 ])
 def test_distribution_refused_before_training(tmp_path, monkeypatch, options, message):
     monkeypatch.delenv("TF_CONFIG", raising=False)

@@ -23,9 +23,9 @@ from edgeml.train.checks import bind_inputs, bind_outputs, token_inputs_as_int32
 from edgeml.train.config import DEFAULT_EPOCHS, TrainConfig, TrainResult, augmentations, validate
 from edgeml.train.console import Console, captured_stderr
 from edgeml.train.data import load_dataset
+from edgeml.train.distribute import Distribution, check_options as check_distribution, local_copy
 from edgeml.train.finetune import run_phases
 from edgeml.train.report import render_markdown, render_summary
-from edgeml.train.distribute import Distribution, check_options as check_distribution, local_copy
 from edgeml.train.resume import open_backup, resumable_fit
 from edgeml.train.runtimes import FileIO
 from edgeml.train.user_model import from_object, load_user_model
@@ -207,7 +207,8 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
     if dist is not None and dist.strategy is not None:      # the rest runs outside the strategy, on the chief
         notes.append(dist.describe())
         dist.leave()
-        recompile = lambda m, h: F.compile_model(m, h, optimizer=cfg.optimizer, rate=rate)  # noqa: E731
+        def recompile(copy, copy_heads):
+            F.compile_model(copy, copy_heads, optimizer=cfg.optimizer, rate=rate)
         model = local_copy(model, heads, recompile)
         qat_model = local_copy(qat_model, heads, recompile) if qat_model is not None else None
         if not dist.chief:

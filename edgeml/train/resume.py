@@ -47,7 +47,7 @@ class Backup:
         self.resumed_phases: list[str] = []        # phases that continued from a backup (for the report)
 
     def completed_epochs(self) -> int:
-        return sum(len(_read_epochs(os.path.join(self.root, n))) for n in os.listdir(self.root)
+        return sum(len(read_epochs(os.path.join(self.root, n))) for n in os.listdir(self.root)
                    if n.endswith(".epochs.jsonl")) if os.path.isdir(self.root) else 0
 
     def remove(self) -> None:
@@ -100,7 +100,7 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def _read_epochs(path: str) -> list:
+def read_epochs(path: str) -> list:
     rows = []
     try:
         with open(path) as f:
@@ -122,7 +122,7 @@ def epoch_logger(path: str, first_epoch_of):
     class EpochLog(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             start = first_epoch_of(self.model)
-            kept = [r for r in _read_epochs(path) if r["epoch"] < start]
+            kept = [r for r in read_epochs(path) if r["epoch"] < start]
             _write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
 
         def on_epoch_end(self, epoch, logs=None):
@@ -145,7 +145,8 @@ def resumable_fit(backup: Backup | None, phase: str, model, run_fit):
     """Runs `run_fit(extra_callbacks)` (which returns a Keras History) for one phase, resumably.
 
     A phase the backup holds as finished loads its final weights and history instead of fitting; an unfinished
-    one continues from its last completed epoch.  The returned History covers every epoch of the phase."""
+    one continues from its last completed epoch.  The returned History covers every epoch of the phase.
+    run_fit puts the extra callbacks last: after tfmot's UpdatePruningStep, so the checkpoint holds masked weights."""
     if backup is None:
         return run_fit([])
     _, keras = keras_env()
@@ -161,11 +162,11 @@ def resumable_fit(backup: Backup | None, phase: str, model, run_fit):
         history.best_epoch, history.monitored, history.seconds = saved["best_epoch"], saved["monitored"], 0.0
         backup.resumed_phases.append(f"{phase} (finished before)")
         return history
-    if backup.resumed and _read_epochs(log_path):
-        backup.resumed_phases.append(f"{phase} from epoch {len(_read_epochs(log_path)) + 1}")
+    if backup.resumed and read_epochs(log_path):
+        backup.resumed_phases.append(f"{phase} from epoch {len(read_epochs(log_path)) + 1}")
     checkpoint = keras.callbacks.BackupAndRestore(os.path.join(backup.root, phase), delete_checkpoint=False)
     history = run_fit([checkpoint, epoch_logger(log_path, _restored_epoch)] if backup.writer else [checkpoint])
-    rows = _read_epochs(log_path) if backup.writer else []
+    rows = read_epochs(log_path) if backup.writer else []
     if rows:          # the epochs before the restart too (a worker that does not write keeps Keras's own)
         history.history = {k: [r.get(k) for r in rows] for k in rows[-1] if k != "epoch"}
         history.epoch = [r["epoch"] for r in rows]
