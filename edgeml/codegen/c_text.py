@@ -20,7 +20,7 @@ class Unit:
     arena_bytes: int
     steps: list          # generate.CStep
     symbols: dict        # region index -> C symbol
-    blobs: list          # (symbol, leading pad bytes, bytes)
+    blobs: list          # (symbol, bytes), each emitted 64-byte aligned
     inputs: list         # generate.CTensor
     outputs: list
     variables: list      # (arena offset, bytes, fill value)
@@ -56,7 +56,7 @@ def header(u: Unit) -> str:
     lines += [" */", f"#ifndef {N}_H", f"#define {N}_H", "#include <stddef.h>", "",
               "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
               f"#define {N}_ARENA_BYTES {u.arena_bytes}   /* RAM: activations, scratch, state */",
-              f"#define {N}_WEIGHT_BYTES {sum(p + len(d) for _, p, d in u.blobs)}   /* const: packed weights, "
+              f"#define {N}_WEIGHT_BYTES {sum(len(d) for _, d in u.blobs)}   /* const: packed weights, "
               "tables, constants */",
               f"#define {N}_PARAMS_BYTES {len(u.steps) * PARAMS_STRUCT_BYTES}   /* const: the steps' parameters */",
               f"#define {N}_NUM_STEPS {len(u.steps)}",
@@ -101,8 +101,7 @@ def pointer_literal(u: Unit, p) -> str:
     where, offset = p
     if where == "arena":
         return f"(void*)({u.name}_arena + {offset})"
-    pad = next(pad for sym, pad, _ in u.blobs if sym == u.symbols[where])
-    return f"(void*)({u.symbols[where]} + {pad + offset})"
+    return f"(void*)({u.symbols[where]} + {offset})"
 
 
 def params_entry(u: Unit, k: int, s) -> str:
@@ -112,8 +111,8 @@ def params_entry(u: Unit, k: int, s) -> str:
     return f"    /* {k}: {s.describe.replace('*/', '* /')} */\n    {{{{{ptrs}}}, {{{ints}}}, {{{floats}}}}},"
 
 
-def blob_text(symbol: str, pad: int, data: bytes) -> str:
-    values = [0] * pad + list(data)
+def blob_text(symbol: str, data: bytes) -> str:
+    values = list(data)
     rows = [",".join(str(b) for b in values[i:i + BYTES_PER_LINE]) for i in range(0, len(values), BYTES_PER_LINE)]
     return f"EM_CODEGEN_ALIGN static const uint8_t {symbol}[{len(values)}] = {{\n" + ",\n".join(rows) + "\n};\n"
 

@@ -26,7 +26,6 @@ from edgeml.runtime.plan import STATUS_BYTES, address
 
 TARGETS = ("x86-64", "aarch64", "generic")
 X86_ISAS = ("avx2", "avxvnni", "avx512", "avx512vnni", "scalar")
-REGION_ALIGN = 64        # constant buffers keep their address modulo this (kernels may rely on the packer's alignment)
 
 
 @dataclass
@@ -35,7 +34,6 @@ class Region:
     start: int           # host address of its first byte
     end: int
     symbol: str = ""
-    pad: int = 0         # leading bytes so that the C array keeps start's alignment modulo REGION_ALIGN
 
 
 @dataclass
@@ -71,7 +69,7 @@ class CompiledC:
     target: str
     isa: str
     arena_bytes: int
-    weight_bytes: int                   # const arrays (packed weights, tables, constants), padding included
+    weight_bytes: int                   # const arrays (packed weights, tables, constants)
     params_bytes: int                   # the per-step parameter table (const)
     interpreter_arena_bytes: int
     inputs: list
@@ -131,8 +129,6 @@ def constant_arrays(plan) -> list:
         if isinstance(item, np.ndarray):
             if item.size:
                 found.append(item)
-            if item.base is not None and isinstance(item.base, np.ndarray):
-                todo.append(item.base)
         elif isinstance(item, (list, tuple)):
             todo.extend(item)
         elif isinstance(item, dict):
@@ -263,9 +259,8 @@ def compile_model(model, out_dir, target: str = "x86-64", name: str = "model", i
     for j, k in enumerate(used):
         region = pointers.regions[k]
         region.symbol = f"{name}_const{j}"
-        region.pad = region.start % REGION_ALIGN
         symbols[k] = region.symbol
-        blobs.append((region.symbol, region.pad, region_bytes(region)))
+        blobs.append((region.symbol, region_bytes(region)))
     unit = c_text.Unit(
         name=name, target=target, isa=isa, arena_bytes=plan.arena_bytes, steps=steps, symbols=symbols,
         blobs=blobs, inputs=[c_tensor(plan, t) for t in graph.inputs],
@@ -280,7 +275,7 @@ def compile_model(model, out_dir, target: str = "x86-64", name: str = "model", i
         (out / file_name).write_text(text)
         files.append(out / file_name)
     return CompiledC(name=name, out_dir=out, target=target, isa=isa, arena_bytes=plan.arena_bytes,
-                     weight_bytes=sum(pad + len(data) for _, pad, data in blobs),
+                     weight_bytes=sum(len(data) for _, data in blobs),
                      params_bytes=len(steps) * c_text.PARAMS_STRUCT_BYTES,
                      interpreter_arena_bytes=plan.arena_bytes, inputs=unit.inputs, outputs=unit.outputs,
                      files=files, kernels=sorted({s.kernel for s in steps}))
