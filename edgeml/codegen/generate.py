@@ -71,7 +71,6 @@ class CompiledC:
     arena_bytes: int
     weight_bytes: int                   # const arrays (packed weights, tables, constants)
     params_bytes: int                   # the per-step parameter table (const)
-    interpreter_arena_bytes: int
     inputs: list
     outputs: list
     files: list = field(default_factory=list)
@@ -156,7 +155,7 @@ class PointerMap:
         self.arena_bytes = plan.arena_bytes
         self.regions = merge_regions(constant_arrays(plan))
         self.starts = [r.start for r in self.regions]
-        self.used = set()
+        self.used = {}           # region index -> order of first use (symbols follow the steps, not addresses)
 
     def resolve(self, p: int, describe: str):
         if p == 0:
@@ -165,7 +164,7 @@ class PointerMap:
             return ("arena", p - self.base)
         k = bisect.bisect_right(self.starts, p) - 1
         if k >= 0 and p <= self.regions[k].end:
-            self.used.add(k)
+            self.used.setdefault(k, len(self.used))
             return (k, p - self.regions[k].start)
         raise UnsupportedOpError(f"{describe}: a parameter points outside the arena and the model's constants; "
                                  "edgeml compile cannot emit it as C")
@@ -253,7 +252,7 @@ def compile_model(model, out_dir, target: str = "x86-64", name: str = "model", i
     pointers = PointerMap(plan)
     steps = c_steps(plan, pointers)
     graph = plan.graph
-    used = sorted(pointers.used)
+    used = sorted(pointers.used, key=pointers.used.get)
     symbols = {}
     blobs = []
     for j, k in enumerate(used):
@@ -277,7 +276,7 @@ def compile_model(model, out_dir, target: str = "x86-64", name: str = "model", i
     return CompiledC(name=name, out_dir=out, target=target, isa=isa, arena_bytes=plan.arena_bytes,
                      weight_bytes=sum(len(data) for _, data in blobs),
                      params_bytes=len(steps) * c_text.PARAMS_STRUCT_BYTES,
-                     interpreter_arena_bytes=plan.arena_bytes, inputs=unit.inputs, outputs=unit.outputs,
+                     inputs=unit.inputs, outputs=unit.outputs,
                      files=files, kernels=sorted({s.kernel for s in steps}))
 
 
