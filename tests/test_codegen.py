@@ -11,6 +11,9 @@ import zlib
 import numpy as np
 import pytest
 
+import model_cache
+import tflite_models
+
 import edgeml
 from edgeml.cli import main
 from edgeml.codegen import compile_model
@@ -115,6 +118,31 @@ def test_public_models_compile_and_match(public_models, tmp_path):
         except EdgeMLError:
             continue
         check_model(path, "x86-64", tmp_path / str(k))
+
+
+@pytest.fixture(scope="session")
+def catalogue(request, tmp_path_factory) -> model_cache.ConvertedModels:
+    """tests/tflite_models.py's converter-made models (the cache test_tflite_ops.py fills)."""
+    return model_cache.converted_models(request, tmp_path_factory, "tflite_models", tflite_models)
+
+
+@pytest.mark.slow
+def test_catalogue_models_compile_and_match(catalogue, tmp_path):
+    """Every model of the op catalogue compiles; one model per distinct set of kernels is built and run (the others
+    would repeat the same C)."""
+    covered, built = set(), 0
+    for name, spec in sorted(tflite_models.SPECS.items()):
+        for kind in [k for k in ("int8", "float") if k in spec.kinds]:
+            path = tmp_path / f"{name}.{kind}.tflite"
+            path.write_bytes(catalogue.get(name, kind))
+            out = tmp_path / f"{name}_{kind}"
+            kernels = set(compile_model(path, out, name="net").kernels)
+            if kernels <= covered:
+                continue
+            covered |= kernels
+            check_model(path, "x86-64", out)
+            built += 1
+    assert built >= 10
 
 
 # ----- small graphs built in the IR (no converter) ------------------------------------------------------------
