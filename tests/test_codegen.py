@@ -228,3 +228,23 @@ def test_cli_compile_with_report(reference_models, tmp_path, capsys):
         assert 0 < ram["stack_bytes"] < 65536
         assert ram["total_bytes"] == ram["arena_bytes"] + ram["static_bytes"] + ram["stack_bytes"]
     assert main(["compile", str(path), "--out", str(tmp_path), "--target", "generic", "--isa", "avx2"]) == 2
+
+
+def test_x86_level_is_chosen_at_compile_time_and_checked_at_the_first_invoke(reference_models, tmp_path):
+    """--isa avx2 plans the AVX2 kernels and packing (as EDGEML_ISA=avx2 does for the Interpreter) and gives the
+    same bits; a program packed for a level the CPU lacks (here: forced lower by EDGEML_ISA) refuses to run."""
+    from edgeml.runtime.kernels import ISA
+    if ISA not in ("avx2", "avxvnni", "avx512", "avx512vnni"):
+        pytest.skip("needs an x86-64 CPU with AVX2")
+    path = reference_models / "mlperf_tiny" / "kws_ref_model.tflite"
+    compiled = compile_model(path, tmp_path, target="x86-64", isa="avx2", name="net")
+    assert {"conv2d_int8_avx2", "depthwise_int8_avx2"} <= set(compiled.kernels)
+    program = build(tmp_path, "x86-64")
+    ours = edgeml.Interpreter(path)
+    sets = seeded_sets(ours, 7)[:5]
+    done = run_program(program, tmp_path, sets)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out.bin").read_bytes() == interpreter_outputs(ours, sets)
+    forced = subprocess.run(program + [str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], capture_output=True,
+                            text=True, env={"EDGEML_ISA": "scalar"})
+    assert forced.returncode == 1 and "this CPU lacks the avx2 instructions" in forced.stderr
