@@ -18,7 +18,7 @@ from edgeml.codegen.generate import CompiledC
 from edgeml.errors import EdgeMLError
 from edgeml.runtime.interpreter import Interpreter
 
-CFLAGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
+CFLAGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing", "-fno-ipa-cp-clone"]     # as the Makefile
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHT_NOBITS = 1, 2, 4, 8
 NODE = re.compile(r'node: \{ title: "([^"]+)" label: "[^"]*\\n(\d+) bytes')
 EDGE = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"')
