@@ -316,8 +316,10 @@ def main(argv=None) -> int:
     p.add_argument("--target", choices=TARGETS, default="x86-64",
                    help="x86-64 (SIMD kernels of --isa, checked at the first invoke), aarch64 (NEON) or generic "
                         "(scalar kernels only, any C99 compiler)")
-    p.add_argument("--isa", choices=["avx2", "avxvnni", "avx512", "avx512vnni", "scalar"],
-                   help="x86-64 only: the instruction-set level weights are packed for (default: this CPU's)")
+    p.add_argument("--isa", choices=["avx2", "avxvnni", "avx512", "avx512vnni", "scalar", "dispatch"],
+                   help="x86-64 only: the instruction-set level weights are packed for (default: this CPU's), or "
+                        "dispatch: a plan per level (avx512vnni, avx512, avx2, scalar), the best one the CPU runs "
+                        "taken at the first call")
     p.add_argument("--name", help="C prefix of the generated API and file names (default: the model file's stem)")
     p.add_argument("--rounding", choices=["double", "single"], default="double")
     p.add_argument("--report", action="store_true",

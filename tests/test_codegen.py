@@ -248,3 +248,27 @@ def test_x86_level_is_chosen_at_compile_time_and_checked_at_the_first_invoke(ref
     forced = subprocess.run(program + [str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], capture_output=True,
                             text=True, env={"EDGEML_ISA": "scalar"})
     assert forced.returncode == 1 and "this CPU lacks the avx2 instructions" in forced.stderr
+
+
+def test_dispatching_build_takes_the_best_level_the_cpu_runs(reference_models, tmp_path):
+    """--isa dispatch holds one plan per x86 level; the first call picks the best one the CPU (or EDGEML_ISA)
+    allows, and every level gives the Interpreter's bits."""
+    from edgeml.runtime.kernels import ISA
+    if ISA not in ("avx2", "avxvnni", "avx512", "avx512vnni"):
+        pytest.skip("needs an x86-64 CPU with AVX2")
+    path = reference_models / "mlperf_tiny" / "kws_ref_model.tflite"
+    compiled = compile_model(path, tmp_path, target="x86-64", isa="dispatch", name="net")
+    assert {"conv2d_int8", "conv2d_int8_avx2", "conv2d_int8_vnni"} <= set(compiled.kernels)
+    header = (tmp_path / "net.h").read_text()
+    assert "dispatch (avx512vnni, avx512, avx2, scalar) kernels" in header
+    program = build(tmp_path, "x86-64")
+    ours = edgeml.Interpreter(path)
+    sets = seeded_sets(ours, 11)[:4]
+    expected = interpreter_outputs(ours, sets)
+    (tmp_path / "in.bin").write_bytes(b"".join(x.tobytes() for xs in sets for x in xs))
+    for forced in (None, "avx2", "scalar"):
+        env = {} if forced is None else {"EDGEML_ISA": forced}
+        done = subprocess.run(program + [str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], capture_output=True,
+                              text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "out.bin").read_bytes() == expected, forced

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import dataclasses
 import os
 import shutil
 import sys
@@ -26,6 +27,7 @@ from edgeml.runtime.plan import STATUS_BYTES, address
 
 TARGETS = ("x86-64", "aarch64", "generic")
 X86_ISAS = ("avx2", "avxvnni", "avx512", "avx512vnni", "scalar")
+DISPATCH_LEVELS = ("avx512vnni", "avx512", "avx2", "scalar")     # AVX-VNNI-only CPUs take the AVX2 plan
 
 
 @dataclass
@@ -241,43 +243,57 @@ def region_bytes(region: Region) -> bytes:
     return bytes((ctypes.c_uint8 * n).from_address(region.start)) if n else b""
 
 
-def compile_model(model, out_dir, target: str = "x86-64", name: str = "model", isa: Optional[str] = None,
-                  rounding: str = "double") -> CompiledC:
-    """Writes `model` (a .tflite / .onnx path, bytes or Graph) as C into out_dir: NAME.h, NAME.c, main.c, a
-    Makefile and the kernel headers under include/.  Raises the Interpreter's errors for models it refuses."""
-    if not name.isidentifier() or not name.isascii():
-        raise EdgeMLError(f"--name must be a C identifier, got {name!r}")
-    isa = target_isa(target, isa)
+def plan_unit(model, name: str, target: str, isa: str, rounding: str, prefix: str, blob_symbols: dict):
+    """One plan as C: its steps with resolved pointers and its const arrays (identical bytes share one symbol
+    across the variants of a dispatching build, through blob_symbols: bytes -> symbol)."""
     plan = plan_for(model, isa, rounding)
     pointers = PointerMap(plan)
     steps = c_steps(plan, pointers)
+    symbols, blobs = {}, []
+    for k in sorted(pointers.used, key=pointers.used.get):
+        data = region_bytes(pointers.regions[k])
+        if data not in blob_symbols:
+            blob_symbols[data] = f"{name}_const{len(blob_symbols)}"
+        symbols[k] = blob_symbols[data]
+        if (symbols[k], data) not in blobs:
+            blobs.append((symbols[k], data))
     graph = plan.graph
-    used = sorted(pointers.used, key=pointers.used.get)
-    symbols = {}
-    blobs = []
-    for j, k in enumerate(used):
-        region = pointers.regions[k]
-        region.symbol = f"{name}_const{j}"
-        symbols[k] = region.symbol
-        blobs.append((region.symbol, region_bytes(region)))
-    unit = c_text.Unit(
-        name=name, target=target, isa=isa, arena_bytes=plan.arena_bytes, steps=steps, symbols=symbols,
-        blobs=blobs, inputs=[c_tensor(plan, t) for t in graph.inputs],
-        outputs=[c_tensor(plan, t) for t in graph.outputs], variables=variable_fills(plan))
+    return c_text.Unit(name=name, target=target, isa=isa, arena_bytes=plan.arena_bytes, steps=steps,
+                       symbols=symbols, blobs=blobs, inputs=[c_tensor(plan, t) for t in graph.inputs],
+                       outputs=[c_tensor(plan, t) for t in graph.outputs], variables=variable_fills(plan),
+                       prefix=prefix)
+
+
+def compile_model(model, out_dir, target: str = "x86-64", name: str = "model", isa: Optional[str] = None,
+                  rounding: str = "double") -> CompiledC:
+    """Writes `model` (a .tflite / .onnx path, bytes or Graph) as C into out_dir: NAME.h, NAME.c, main.c, a
+    Makefile and the kernel headers under include/.  Raises the Interpreter's errors for models it refuses.
+    isa (x86-64 only): the level the weights are packed for (default: this CPU's), or "dispatch": one plan per
+    level in DISPATCH_LEVELS, the first the CPU runs chosen at the first call (more flash)."""
+    if not name.isidentifier() or not name.isascii():
+        raise EdgeMLError(f"--name must be a C identifier, got {name!r}")
+    levels = DISPATCH_LEVELS if target == "x86-64" and isa == "dispatch" else (target_isa(target, isa),)
+    blob_symbols = {}
+    units = [plan_unit(model, name, target, level, rounding, f"{name}_{level}" if len(levels) > 1 else name,
+                       blob_symbols) for level in levels]
+    summary = units[0] if len(units) == 1 else dataclasses.replace(
+        units[0], isa="dispatch (" + ", ".join(levels) + ")", arena_bytes=max(u.arena_bytes for u in units),
+        steps=[s for u in units for s in u.steps], blobs=list({sym: data for u in units for sym, data in u.blobs}
+                                                              .items()))
     out = Path(out_dir)
     (out / "include").mkdir(parents=True, exist_ok=True)
     files = []
     for path in headers():
         shutil.copyfile(path, out / "include" / path.name)
-    for file_name, text in ((f"{name}.h", c_text.header(unit)), (f"{name}.c", c_text.source(unit)),
-                            ("main.c", c_text.main_program(unit)), ("Makefile", c_text.makefile(unit))):
+    for file_name, text in ((f"{name}.h", c_text.header(summary)), (f"{name}.c", c_text.source(units)),
+                            ("main.c", c_text.main_program(summary)), ("Makefile", c_text.makefile(summary))):
         (out / file_name).write_text(text)
         files.append(out / file_name)
-    return CompiledC(name=name, out_dir=out, target=target, isa=isa, arena_bytes=plan.arena_bytes,
-                     weight_bytes=sum(len(data) for _, data in blobs),
-                     params_bytes=len(steps) * c_text.PARAMS_STRUCT_BYTES,
-                     inputs=unit.inputs, outputs=unit.outputs,
-                     files=files, kernels=sorted({s.kernel for s in steps}))
+    return CompiledC(name=name, out_dir=out, target=target, isa=summary.isa if len(units) == 1 else "dispatch",
+                     arena_bytes=summary.arena_bytes, weight_bytes=sum(len(data) for _, data in summary.blobs),
+                     params_bytes=len(summary.steps) * c_text.PARAMS_STRUCT_BYTES,
+                     inputs=summary.inputs, outputs=summary.outputs,
+                     files=files, kernels=sorted({s.kernel for s in summary.steps}))
 
 
 def default_name(model) -> str:
