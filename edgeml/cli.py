@@ -143,7 +143,7 @@ def _cmd_compile(args) -> int:
           f"{compiled.isa} kernels): arena {compiled.arena_bytes} bytes, weights {compiled.weight_bytes} bytes; "
           f"build the example with: make -C {compiled.out_dir}")
     if args.report:
-        result = flash_ram(compiled, args.model, cc=os.environ.get("CC", "cc"))
+        result = flash_ram(compiled, args.model)
         path = compiled.out_dir / f"{name}_report.json"
         report.write_json(result, str(path))
         print(text_report(result))

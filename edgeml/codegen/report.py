@@ -124,8 +124,17 @@ def tflm_arena(model) -> Optional[dict]:
     return {"arena_bytes": int(total.group(1)), "python_extension_bytes": so[-1].stat().st_size if so else None}
 
 
-def flash_ram(compiled: CompiledC, model, cc: str = "cc") -> dict:
-    obj = measure_object(compiled, cc)
+def default_compiler(target: str) -> str:
+    """$CC, else the cross compiler for an aarch64 build on another machine, else cc."""
+    if os.environ.get("CC"):
+        return os.environ["CC"]
+    if target == "aarch64" and os.uname().machine != "aarch64" and shutil.which("aarch64-linux-gnu-gcc"):
+        return "aarch64-linux-gnu-gcc"
+    return "cc"
+
+
+def flash_ram(compiled: CompiledC, model, cc: Optional[str] = None) -> dict:
+    obj = measure_object(compiled, cc or default_compiler(compiled.target))
     stack = obj["stack"] or 0
     return {
         "model": os.fspath(model) if isinstance(model, (str, os.PathLike)) else None,
