@@ -102,3 +102,38 @@ def test_float_exact_must_be_a_bool(reference_models, value):
     with pytest.raises(edgeml.EdgeMLError, match="float_exact must be True or False"):
         edgeml.Interpreter(reference_models / "mlperf_tiny" / "ad01_fp32.tflite", float_exact=value)
 
+
+PAD_FOLD_CASES = [
+    # (x NCHW, w, conv attrs, pads of the Pad (begin N C H W, end N C H W), pad value, folds)
+    ((1, 6, 9, 8), (6, 1, 3, 3), dict(group=6, strides=[2, 2]), [0, 0, 1, 1, 0, 0, 1, 1], 0.0, True),
+    ((1, 5, 7, 6), (10, 1, 3, 2), dict(group=5, pads=[1, 0, 0, 1]), [0, 0, 0, 2, 0, 0, 1, 0], 0.0, True),
+    ((2, 3, 8, 7), (7, 3, 3, 3), dict(pads=[1, 1, 1, 1], strides=[2, 1]), [0, 0, 2, 1, 0, 0, 1, 2], 0.0, True),
+    ((1, 4, 6, 6), (4, 1, 3, 3), dict(group=4), [0, 0, 1, 1, 0, 0, 1, 1], 0.5, False),     # not zero: a PAD step
+]
+
+
+@pytest.mark.parametrize("xs, ws, attrs, pads, value, folds", PAD_FOLD_CASES,
+                         ids=[str(i) for i in range(len(PAD_FOLD_CASES))])
+def test_onnx_pad_folds_into_a_conv_with_its_own_pads(xs, ws, attrs, pads, value, folds):
+    """An ONNX Pad (zeros) before a Conv with explicit pads becomes the conv's padding (the two add): no PAD step,
+    onnxruntime's outputs; a non-zero pad value keeps the PAD."""
+    pytest.importorskip("onnxruntime")
+    from onnx import helper
+
+    from tests.onnx_models import make_model, ort_run
+    rng = np.random.default_rng(len(pads) + sum(pads))
+    w, b = (rng.standard_normal(ws) * 0.3).astype(np.float32), rng.standard_normal(ws[0]).astype(np.float32)
+    w1 = (rng.standard_normal((xs[1], xs[1], 1, 1)) * 0.5).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["h"]),          # the Pad then reads a channels-last value
+             helper.make_node("Pad", ["h", "pads", "value"], ["p"], mode="constant"),
+             helper.make_node("Conv", ["p", "w", "b"], ["y"], **attrs)]
+    model = make_model(nodes, [("x", np.float32, xs)], [("y", np.float32, None)],
+                       {"w1": w1, "w": w, "b": b, "pads": np.array(pads, np.int64),
+                        "value": np.array(value, np.float32)})
+    x = rng.standard_normal(xs).astype(np.float32)
+    for exact in (True, False):
+        it = edgeml.Interpreter(model, float_exact=exact)
+        types = [s.op.type for s in it.plan.steps]
+        assert ("PAD" not in types and "PADV2" not in types) == folds, types
+        want = ort_run(model, {"x": x})[0]
+        assert_within_fused_tolerance(it.run(x), want, f"pads {pads} float_exact={exact}")
