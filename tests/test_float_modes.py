@@ -137,3 +137,29 @@ def test_onnx_pad_folds_into_a_conv_with_its_own_pads(xs, ws, attrs, pads, value
         assert ("PAD" not in types and "PADV2" not in types) == folds, types
         want = ort_run(model, {"x": x})[0]
         assert_within_fused_tolerance(it.run(x), want, f"pads {pads} float_exact={exact}")
+
+
+@pytest.mark.parametrize("function", ["Add", "Sub", "Mul"])
+def test_onnx_float_binary_on_the_vector_kernels_keeps_inf_and_nan(function):
+    """ONNX float Add / Sub / Mul run on TFLite's float vector kernels with no clamp: +-inf, NaN and the largest
+    floats come out as IEEE arithmetic gives them (TFLite's activation NONE would clamp to +-FLT_MAX)."""
+    from onnx import helper
+
+    from tests.onnx_models import make_model
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((3, 5, 17)).astype(np.float32)
+    a.reshape(-1)[::4] = np.inf
+    a.reshape(-1)[1::9] = -np.inf
+    a.reshape(-1)[2::11] = np.nan
+    a.reshape(-1)[3::7] = np.finfo(np.float32).max
+    b = (rng.standard_normal((5, 1)) * 4).astype(np.float32)
+    node = helper.make_node(function, ["a", "b"], ["y"])
+    model = make_model([node], [("a", np.float32, a.shape)], [("y", np.float32, None)], {"b": b})
+    it = edgeml.Interpreter(model)
+    if CONFIG.float_simd:
+        assert f"{function.lower()}_f32_{CONFIG.float_simd}" in kernels(it), kernels(it)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[function](a, b).astype(np.float32)
+    got = it.run(a)
+    assert np.isinf(want).any()
+    np.testing.assert_array_equal(got, want)

@@ -64,6 +64,22 @@ typedef struct {
 
 typedef void (*em_ftile_fn)(const em_ftile* t);
 
+/* n floats (a window row of a first conv: a few) in 16-byte moves, without a loop the compiler would make a
+ * library call or a vector loop with alias checks of */
+static inline void em_fgemm_copy(float* dst, const float* src, int64_t n) {
+    if (n >= 64) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    int64_t c = 0;
+    for (; c + 4 <= n; c += 4) memcpy(dst + c, src + c, 4 * sizeof(float));
+    if (c + 2 <= n) {
+        memcpy(dst + c, src + c, 2 * sizeof(float));
+        c += 2;
+    }
+    if (c < n) dst[c] = src[c];
+}
+
 /* Builds the pointer table of output pixels [first, first + rows) of image b (rows + EM_FGEMM_MAX_TILE_ROWS
  * entries, the last pixel repeated), or with `gather` their im2col rows in `col` and one pointer per pixel. */
 static void em_fgemm_table(const em_params* p, int64_t b, int64_t first, int64_t rows, const float* zero,
@@ -88,8 +104,7 @@ static void em_fgemm_table(const em_params* p, int64_t b, int64_t first, int64_t
             for (int64_t ky = 0; ky < KH; ky++) {
                 const int64_t iy = oy * d[EM_FGEMM_I_SH] - d[EM_FGEMM_I_PAD_TOP] + ky * d[EM_FGEMM_I_DH];
                 if (gather && row_inside && iy >= 0 && iy < IH) {     /* the window row: KW * IC floats in a row */
-                    const float* src = in + ((b * IH + iy) * IW + ix0) * IC;
-                    for (int64_t c = 0; c < KW * IC; c++) dst[c] = src[c];
+                    em_fgemm_copy(dst, in + ((b * IH + iy) * IW + ix0) * IC, KW * IC);
                     dst += KW * IC;
                     continue;
                 }
