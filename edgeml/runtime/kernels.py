@@ -25,7 +25,8 @@ class KernelConfig:
     binary_int8_avx512: bool     # ADD / SUB / MUL with equal shapes or a single-element input
     lstm_u8s8: bool              # int8 recurrent sums in the u8 x s8 packing (packing.pack_u8s8)
     float_lstm_fused: bool       # the AVX-512 fused float LSTM step (gates interleaved by 16-unit block)
-    # float32 SIMD kernels (em_float_*.h, the reference's operations in its order): "avx512", "avx2" or "" (portable)
+    # float32 SIMD kernels (em_float_*.h; the reference's operations in its order, or fused multiply-adds):
+    # "avx512", "avx2" or "" (portable)
     float_simd: str = ""
     float_fma: bool = False      # the CPU has FMA3: the fused twins (*_f32_fma_*) of those kernels may run
 
