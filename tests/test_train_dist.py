@@ -34,7 +34,7 @@ def wait_for(predicate, proc, timeout, what):
             return
         if proc.poll() is not None:
             raise AssertionError(f"the run ended (status {proc.returncode}) before {what}:\n"
-                                 + proc.stdout.read().decode()[-3000:])
+                                 + (proc.stdout.read().decode()[-3000:] if proc.stdout else ""))
         time.sleep(0.05)
     proc.kill()
     raise AssertionError(f"no {what} within {timeout} s")
@@ -226,3 +226,40 @@ def test_cli_distribute_flag(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}')
     assert main(["train", "--distribute", "multiworker", "--out", str(tmp_path / "o")]) != 0
     assert "TF_CONFIG's task must be" in capsys.readouterr().err
+
+
+@pytest.mark.slow          # ~5 min on a loaded 2-core machine
+def test_two_killed_workers_resume(tmp_path):
+    out = str(tmp_path / "out")
+    log = os.path.join(RS.backup_folder(out), "train.epochs.jsonl")
+    options = {"model": "cnn", "epochs": 4, "patience": 99}
+
+    def start(resume):
+        cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+        cfg = json.dumps({"out": out, "distribute": "multiworker", "verbose": 0, "allow_degraded": True,
+                          "resume": resume, **options})
+        return [subprocess.Popen([sys.executable, "-c", WORKER, cfg, str(tmp_path / f"y{i}.npy")], cwd=ROOT,
+                                 env=child_env(TF_CONFIG=json.dumps({"cluster": cluster,
+                                                                     "task": {"type": "worker", "index": i}})),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
+    procs = start(False)
+    try:
+        wait_for(lambda: len(RS.read_epochs(log)) >= 2, procs[0], 400, "second completed epoch")
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert not os.path.exists(out)
+    procs = start(True)
+    try:
+        assert [proc.wait(600) for proc in procs] == [0, 0]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    assert any("train from epoch 3" in n for n in report["notes"]), report["notes"]
+    assert [int(r["epoch"]) for r in history_rows(out, "train")] == [1, 2, 3, 4]
+    np.testing.assert_allclose(np.load(tmp_path / "y0.npy"), np.load(tmp_path / "y1.npy"), rtol=1e-5, atol=1e-6)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]

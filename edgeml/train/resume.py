@@ -170,6 +170,8 @@ def resumable_fit(backup: Backup | None, phase: str, model, run_fit):
     if rows:          # the epochs before the restart too (a worker that does not write keeps Keras's own)
         history.history = {k: [r.get(k) for r in rows] for k in rows[-1] if k != "epoch"}
         history.epoch = [r["epoch"] for r in rows]
+    elif history.epoch and getattr(history, "best_epoch", 0):     # Keras's own history starts at the restart
+        history.best_epoch = max(1, history.best_epoch - history.epoch[0])
     if not getattr(history, "best_epoch", 0):         # fit ran no epoch: the phase had ended before the kill
         history.best_epoch = len(history.epoch)
     # every worker saves (under MultiWorkerMirroredStrategy saving is a collective step); others into a scratch file
