@@ -174,8 +174,12 @@ __attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_avx2(const
 __attribute__((target("avx512f"), always_inline)) static inline void em_conv_mlas_avx512_block(
         const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
         const int64_t* d, const int NP, const int NC) {
-    const int64_t IH = d[0], IW = d[1], IC = d[2], OH = d[3], OW = d[4], OC = d[5], KH = d[6], KW = d[7];
-    const int64_t SH = d[8], SW = d[9], DH = d[10], DW = d[11], PT = d[12], PL = d[13], SK = d[14], OCP = d[15];
+    const int64_t IH = d[EM_MLAS_CONV_I_IH], IW = d[EM_MLAS_CONV_I_IW], IC = d[EM_MLAS_CONV_I_IC];
+    const int64_t OH = d[EM_MLAS_CONV_I_OH], OW = d[EM_MLAS_CONV_I_OW], OC = d[EM_MLAS_CONV_I_OC];
+    const int64_t KH = d[EM_MLAS_CONV_I_KH], KW = d[EM_MLAS_CONV_I_KW], SH = d[EM_MLAS_CONV_I_SH];
+    const int64_t SW = d[EM_MLAS_CONV_I_SW], DH = d[EM_MLAS_CONV_I_DH], DW = d[EM_MLAS_CONV_I_DW];
+    const int64_t PT = d[EM_MLAS_CONV_I_PAD_TOP], PL = d[EM_MLAS_CONV_I_PAD_LEFT], SK = d[EM_MLAS_CONV_I_STRIDE_K];
+    const int64_t OCP = d[EM_MLAS_CONV_I_OCP];
     const int64_t K = IC * KH * KW;
     __m512 part[12][2], total[12][2];                 /* fixed sizes, so that they live in registers */
 #pragma GCC unroll 12
@@ -247,7 +251,7 @@ __attribute__((target("avx512f"))) static void em_onnx_conv_f32_mlas_avx512(cons
     const float* w = (const float*)p->ptr[EM_MLAS_CONV_P_WEIGHTS];
     const float* bias = (const float*)p->ptr[EM_MLAS_CONV_P_BIAS];
     float* y = (float*)p->ptr[EM_MLAS_CONV_P_OUTPUT];
-    const int64_t* d = p->i + EM_MLAS_CONV_I_IH;    /* IH .. OCP in slot order */
+    const int64_t* d = p->i;
     const int64_t N = p->i[EM_MLAS_CONV_I_N], OH = p->i[EM_MLAS_CONV_I_OH], OW = p->i[EM_MLAS_CONV_I_OW];
     const int64_t OC = p->i[EM_MLAS_CONV_I_OC];
     for (int64_t b = 0; b < N; b++)
