@@ -46,8 +46,28 @@ def quantize_multiplier(real: float, rounding: int = 0) -> tuple[int, int]:
 
 
 def quantize_multipliers(reals, rounding: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [quantize_multiplier(r, rounding) for r in np.asarray(reals, dtype=np.float64).reshape(-1)]
-    return (np.array([p[0] for p in pairs], dtype=np.int32), np.array([p[1] for p in pairs], dtype=np.int32))
+    """quantize_multiplier of every value at once (int32 multipliers, int32 shifts), the same arithmetic:
+    frexp and the scaling by 2^31 are exact in double, so only the rounding needs care."""
+    real = np.asarray(reals, dtype=np.float64).reshape(-1)
+    bad = ~np.isfinite(real) | (real < 0)
+    if bad.any():
+        raise ValueError(f"cannot quantize multiplier {float(real[bad][0])!r}")
+    q, shift = np.frexp(real)
+    scaled = q * float(1 << 31)
+    whole = np.floor(scaled)
+    q_fixed = (whole + (scaled - whole >= 0.5)).astype(np.int64)
+    shift = shift.astype(np.int64)
+    top = q_fixed == (1 << 31)
+    q_fixed[top] //= 2
+    shift[top] += 1
+    zero = (real == 0.0) | (shift < -31)
+    q_fixed[zero] = 0
+    shift[zero] = 0
+    if rounding == 1:       # the single-rounding build clamps large multipliers
+        big = shift > 30
+        q_fixed[big] = (1 << 31) - 1
+        shift[big] = 30
+    return q_fixed.astype(np.int32), shift.astype(np.int32)
 
 
 def mean_multiplier(real: float, count: int, rounding: int = 0) -> tuple[int, int]:
