@@ -7,15 +7,35 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
+from edgeml.runtime.load_profile import timed
 from edgeml.runtime.plan import Ctx
 from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
+
+
+def row_sums(w2: np.ndarray) -> np.ndarray:
+    """sum_k w[n, k] in int64, summed in int32 where no sum can overflow it (int8 / int16 weights, K < 2^15:
+    several times faster than widening every weight to int64 first)."""
+    if w2.dtype.itemsize <= 2 and w2.shape[-1] < (1 << 15):
+        return w2.sum(axis=-1, dtype=np.int32).astype(np.int64)
+    return w2.sum(axis=-1, dtype=np.int64)
+
+
+def grouped_transpose(wp: np.ndarray, cols: int, depth: int) -> np.ndarray:
+    """[N][K] -> contiguous [N / cols][K / depth][cols][depth]: the transposition moves each run of `depth`
+    values as one machine word (int8 x 4 as an int32, int16 x 4 as an int64), not value by value."""
+    n, k = wp.shape
+    word = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}.get(wp.dtype.itemsize * depth)
+    if word is None or not wp.flags.c_contiguous:
+        return np.ascontiguousarray(wp.reshape(n // cols, cols, k // depth, depth).transpose(0, 2, 1, 3))
+    words = wp.view(word).reshape(n // cols, cols, k // depth).transpose(0, 2, 1)
+    return np.ascontiguousarray(words).view(wp.dtype).reshape(n // cols, k // depth, cols, depth)
 
 
 def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> np.ndarray:
     """bias - in_zp * sum_k w[n, k]: padding taps hold in_zp, so they cancel exactly."""
     n_out = weights_2d.shape[0]
     b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int64)
-    adj = b - in_zp * weights_2d.astype(np.int64).sum(axis=1)
+    adj = b - in_zp * row_sums(weights_2d)
     if op.options.get("requant") == IR_REQUANT_FLOAT:
         return wrap_int32(adj)        # onnxruntime's int32 sums wrap (a quantizer may clip a bias to INT32_MIN)
     if np.any(np.abs(adj) >= 2 ** 31):
@@ -32,6 +52,7 @@ def wrap_int32(a: np.ndarray) -> np.ndarray:
     return ((np.asarray(a, np.int64) + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
 
 
+@timed("of which: weight packing")
 def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, taps: Optional[int] = None) -> dict:
     """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16.  With a weight zero
     point (rq.w_zp) the bias also takes + taps (in_zp + 128) w_zp (em_gemm_vnni.h; taps: the real K when w2 holds
@@ -40,9 +61,8 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
     np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
     wp = np.zeros((np_, kp), np.int8)
     wp[:n, :k] = w2
-    packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
     b = np.zeros(np_, np.int64)
-    b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
+    b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * row_sums(w2)
     if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
         b[:n] += (k if taps is None else taps) * (in_zp + 128) * rq.w_zp
         b = wrap_int32(b).astype(np.int64)
@@ -51,10 +71,10 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
     rqa = rq.arrays(ctx, np_)
     if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector
         wp[8:, :k] = w2
-        packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
         b[8:] = b[:8]
         rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
-    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
+    return {"w": ctx.keep_array(grouped_transpose(wp, 16, 4)), "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa,
+            "kp": kp}
 
 
 def vnni_chunk(kp: int, rows: int) -> int:
@@ -68,6 +88,7 @@ def avx2_chunk(kp: int, rows: int) -> int:
     return max(1, min(rows, max(4, VNNI_CHUNK_BYTES // (2 * kp) // 4 * 4)))
 
 
+@timed("of which: weight packing")
 def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) -> dict:
     """Weights [N][K] -> int16 panels of 8 columns x 4-deep groups for vpmaddwd (em_gemm_avx2.h); bias (already
     zero-point corrected) and per-column arrays padded to 8."""
@@ -75,8 +96,7 @@ def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) 
     np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
     wp = np.zeros((np_, kp), np.int16)
     wp[:n, :k] = w2
-    packed = wp.reshape(np_ // 8, 8, kp // 4, 4).transpose(0, 2, 1, 3)
-    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))),
+    return {"w": ctx.keep_array(grouped_transpose(wp, 8, 4)), "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))),
             "rq": rq.arrays(ctx, np_), "kp": kp}
 
 
@@ -92,7 +112,7 @@ def pack_s8(w: np.ndarray) -> np.ndarray:
     n, k = w.shape
     wp = np.zeros((padded_columns(n), k + k % 2), np.int16)
     wp[:n, :k] = w
-    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, wp.shape[1] // 2, 2).transpose(0, 2, 1, 3))
+    return grouped_transpose(wp, COLUMN_BLOCK, 2)
 
 
 def pack_u8s8(w: np.ndarray) -> np.ndarray:
@@ -101,7 +121,7 @@ def pack_u8s8(w: np.ndarray) -> np.ndarray:
     kp = -(-k // 4) * 4
     wp = np.zeros((padded_columns(n), kp), np.int8)
     wp[:n, :k] = w
-    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, kp // 4, 4).transpose(0, 2, 1, 3))
+    return grouped_transpose(wp, COLUMN_BLOCK, 4)
 
 
 def pack_f32(w: np.ndarray) -> np.ndarray:
