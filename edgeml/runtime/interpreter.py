@@ -11,6 +11,7 @@ from converters.tflite import from_tflite
 from edgeml import numerics as Q
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError
 from edgeml.ir import ROUND_HALF_EVEN, Graph
+from edgeml.runtime.load_profile import stage
 from edgeml.runtime.io_kernels import dequantize_engine, quantize_engine
 from edgeml.runtime.compile import DEFAULT_MAX_ARENA_BYTES, DEFAULT_MAX_WEIGHT_BYTES, STATUS_BYTES, bind, compile_graph
 
@@ -90,7 +91,8 @@ class Interpreter:
         self._rounding = Q.ROUNDING_MODES[rounding]
         self._budgets = dict(max_arena_bytes=int(max_arena_bytes), max_weight_bytes=int(max_weight_bytes))
         self._lock = threading.RLock()
-        self._graph = _load_graph(model)
+        with stage("read model"):
+            self._graph = _load_graph(model)
         self._input_shapes = {t: tuple(self._graph.tensors[t].shape) for t in self._graph.inputs}
         self._compiled_shapes = None
         self._resized = False

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError
 from edgeml.runtime.packing import wrap_int32
+from edgeml.runtime.load_profile import timed
 from edgeml.runtime.plan import Ctx
 from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
 
@@ -79,6 +80,7 @@ def row_patterns(oc: int, step: int) -> tuple[int, int]:
     return -(-oc // step), oc
 
 
+@timed("of which: weight packing")
 def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, in_zp: int, rq: ColumnRequant,
                         g: dict, threads: int) -> dict:
     """Everything em_depthwise_simd.h reads for one op.  w_taps: [taps][OC] (output channel oc = ic * DM + m);
