@@ -4,6 +4,7 @@ repeated for each pattern of the row; the double-rounding constants as the kerne
 taps' runs in the staged rows; and the band and scratch sizes."""
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -33,13 +34,17 @@ MAX_PATTERNS = 64          # longer periods (channel counts like 1001) go pixel 
 BAND_BYTES = 96 * 1024     # staged rows per band: they stay in L2 while the band's output rows read them
 
 
+@functools.lru_cache(maxsize=None)
 def lane_positions(kernel: RowKernel) -> np.ndarray:
-    """The value (0 .. step - 1 of a vector step) each accumulator lane holds, accumulators in order.  Byte unpacks
+    """(Read-only: one array per kernel, shared by every op.)  The value (0 .. step - 1 of a vector step) each accumulator lane holds, accumulators in order.  Byte unpacks
     of four taps leave accumulator k with values 16 L + 4 k + i in dword 4 L + i (128-bit lane L); int16 unpacks of
     two taps, in two 16-value halves h, leave accumulator 2 h + j with values 16 h + 8 L + 4 j + i."""
     if kernel.group == 4:
-        return np.array([16 * L + 4 * k + i for k in range(4) for L in range(kernel.step // 16) for i in range(4)])
-    return np.array([16 * (k // 2) + 8 * L + 4 * (k % 2) + i for k in range(4) for L in range(2) for i in range(4)])
+        pos = np.array([16 * L + 4 * k + i for k in range(4) for L in range(kernel.step // 16) for i in range(4)])
+    else:
+        pos = np.array([16 * (k // 2) + 8 * L + 4 * (k % 2) + i for k in range(4) for L in range(2) for i in range(4)])
+    pos.flags.writeable = False
+    return pos
 
 
 def mbqm_lanes16(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
