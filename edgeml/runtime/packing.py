@@ -20,15 +20,30 @@ def row_sums(w2: np.ndarray) -> np.ndarray:
     return w2.sum(axis=-1, dtype=np.int64)
 
 
-def grouped_transpose(wp: np.ndarray, cols: int, depth: int) -> np.ndarray:
-    """[N][K] -> contiguous [N / cols][K / depth][cols][depth]: the transposition moves each run of `depth`
-    values as one machine word (int8 x 4 as an int32, int16 x 4 as an int64), not value by value."""
+def grouped_transpose(wp: np.ndarray, cols: int, depth: int, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """[N][K] -> contiguous [N / cols][K / depth][cols][depth] (into `out` when given): the transposition moves
+    each run of `depth` values as one machine word (int8 x 4 as an int32, int16 x 4 as an int64), not value by
+    value."""
     n, k = wp.shape
+    shape = (n // cols, k // depth, cols, depth)
+    if out is None:
+        out = np.empty(shape, wp.dtype)
     word = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}.get(wp.dtype.itemsize * depth)
     if word is None or not wp.flags.c_contiguous:
-        return np.ascontiguousarray(wp.reshape(n // cols, cols, k // depth, depth).transpose(0, 2, 1, 3))
+        out[...] = wp.reshape(n // cols, cols, k // depth, depth).transpose(0, 2, 1, 3)
+        return out
     words = wp.view(word).reshape(n // cols, cols, k // depth).transpose(0, 2, 1)
-    return np.ascontiguousarray(words).view(wp.dtype).reshape(n // cols, k // depth, cols, depth)
+    np.copyto(out.view(word).reshape(n // cols, k // depth, cols), words)
+    return out
+
+
+def padded_block_source(w2: np.ndarray, rows: int, cols: int, dtype) -> np.ndarray:
+    """w2 zero-padded to [rows][cols] in `dtype`; w2 itself when it already is that (no copy)."""
+    if w2.shape == (rows, cols) and w2.dtype == dtype and w2.flags.c_contiguous:
+        return w2
+    wp = np.zeros((rows, cols), dtype)
+    wp[:w2.shape[0], :w2.shape[1]] = w2
+    return wp
 
 
 def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> np.ndarray:
@@ -59,8 +74,7 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
     zero-weight padding columns), modulo 2^32 like the kernel's sums."""
     n, k = w2.shape
     np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
-    wp = np.zeros((np_, kp), np.int8)
-    wp[:n, :k] = w2
+    wp = padded_block_source(w2, np_, kp, np.int8)
     b = np.zeros(np_, np.int64)
     b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * row_sums(w2)
     if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
@@ -70,11 +84,12 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
     rqa = rq.arrays(ctx, np_)
     if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector
+        wp = wp.copy() if wp is w2 else wp
         wp[8:, :k] = w2
         b[8:] = b[:8]
         rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
-    return {"w": ctx.keep_array(grouped_transpose(wp, 16, 4)), "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa,
-            "kp": kp}
+    packed = grouped_transpose(wp, 16, 4, ctx.keep_new((np_ // 16, kp // 4, 16, 4), np.int8))
+    return {"w": packed, "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
 
 
 def vnni_chunk(kp: int, rows: int) -> int:
@@ -94,9 +109,8 @@ def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) 
     zero-point corrected) and per-column arrays padded to 8."""
     n, k = w2.shape
     np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
-    wp = np.zeros((np_, kp), np.int16)
-    wp[:n, :k] = w2
-    return {"w": ctx.keep_array(grouped_transpose(wp, 8, 4)), "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))),
+    wp = padded_block_source(w2, np_, kp, np.int16)
+    return {"w": grouped_transpose(wp, 8, 4, ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int16)), "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))),
             "rq": rq.arrays(ctx, np_), "kp": kp}
 
 
