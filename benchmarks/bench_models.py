@@ -390,8 +390,8 @@ def print_load_report(results: list):
         print("\nedgeml load stages, median ms (stages nest: packing, requantization and tables are inside the "
               "prepares)\n")
         print("| model | read model | prepares (largest) | weight packing | requantization | 256-entry tables | "
-              "arena plan | bind engine |")
-        print("|---|---|---|---|---|---|---|---|")
+              "arena plan | bind engine | interpreter setup |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in results:
             st = r.get("stages_ms")
             if not st:
@@ -403,7 +403,7 @@ def print_load_report(results: list):
             print(f"| {r['model']} | {st.get('read model', 0):.1f} | {total_prep:.1f} ({top}) | "
                   f"{st.get('of which: weight packing', 0):.1f} | {st.get('of which: requantization', 0):.1f} | "
                   f"{st.get('of which: 256-entry tables', 0):.1f} | {st.get('arena plan', 0):.1f} | "
-                  f"{st.get('bind engine', 0):.1f} |")
+                  f"{st.get('bind engine', 0):.1f} | {st.get('interpreter setup', 0):.1f} |")
 
 
 def call_path(path: Path, rounds: int = 20000) -> dict:

@@ -101,8 +101,9 @@ class Interpreter:
 
     # ----- building --------------------------------------------------------------------------------
     def _compile(self):
-        self._adopt(compile_graph(self._graph, self._input_shapes, self._rounding, self._num_threads,
-                                  **self._budgets))
+        plan = compile_graph(self._graph, self._input_shapes, self._rounding, self._num_threads, **self._budgets)
+        with stage("interpreter setup"):
+            self._adopt(plan)
 
     def _adopt(self, plan):
         """Makes `plan` (bound to a fresh, zeroed arena) the one this interpreter runs."""
