@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 
-U8, I8, U16, I32, U32, U64 = (struct.Struct(f) for f in ("<B", "<b", "<H", "<i", "<I", "<Q"))
+U8, I8, U16, I32, U32, U64, I64, F32 = (struct.Struct(f) for f in ("<B", "<b", "<H", "<i", "<I", "<Q", "<q", "<f"))
 
 
 class Table:

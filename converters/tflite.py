@@ -141,6 +141,14 @@ def _quantization(t_fb: fbr.Table, tensor_desc: str, shape: tuple, dtype: np.dty
         return None
     if q.scalar(QUANT_DETAILS_TYPE, fbr.U8) != 0:
         raise ModelFormatError(f"{tensor_desc}: custom quantization details are not supported")
+    if n_scale == 1 and n_zp <= 1:      # per tensor, the common case: two struct reads, no numpy reductions
+        s = fbr.F32.unpack_from(buf, s_start)[0]
+        z = fbr.I64.unpack_from(buf, z_start)[0] if n_zp else 0
+        if not (math.isfinite(s) and s >= 0):
+            raise ModelFormatError(f"{tensor_desc}: quantization scale must be finite and non-negative")
+        if dtype.kind in "iu" and not INT_RANGES[dtype][0] <= z <= INT_RANGES[dtype][1]:
+            raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
+        return Quantization(scale=np.array([s], np.float64), zero_point=np.array([z], np.int64), axis=0)
     scale = fbr.array(buf, s_start, n_scale, "<f4").astype(np.float64)
     zp = fbr.array(buf, z_start, n_zp, "<i8").astype(np.int64) if n_zp else np.zeros(n_scale, np.int64)
     if n_scale == 0:
@@ -154,19 +162,12 @@ def _quantization(t_fb: fbr.Table, tensor_desc: str, shape: tuple, dtype: np.dty
         if shape[axis] != scale.size:
             raise ModelFormatError(f"{tensor_desc}: {scale.size} per-axis scales for dimension {axis} "
                                    f"of size {shape[axis]}")
-    if scale.size == 1:         # the common case, without numpy's reductions
-        s, z = float(scale[0]), int(zp[0])
-        if not (math.isfinite(s) and s >= 0):
-            raise ModelFormatError(f"{tensor_desc}: quantization scale must be finite and non-negative")
-        if dtype.kind in "iu" and not INT_RANGES[dtype][0] <= z <= INT_RANGES[dtype][1]:
+    if not np.all(np.isfinite(scale)) or np.any(scale < 0):
+        raise ModelFormatError(f"{tensor_desc}: quantization scale must be finite and non-negative")
+    if dtype.kind in "iu":
+        lo, hi = INT_RANGES[dtype]
+        if np.any(zp < lo) or np.any(zp > hi):
             raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
-    else:
-        if not np.all(np.isfinite(scale)) or np.any(scale < 0):
-            raise ModelFormatError(f"{tensor_desc}: quantization scale must be finite and non-negative")
-        if dtype.kind in "iu":
-            lo, hi = INT_RANGES[dtype]
-            if np.any(zp < lo) or np.any(zp > hi):
-                raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
     # one scale is per tensor whatever quantized_dimension says (TFLite Micro reads it so; LiteRT refuses an axis
     # outside the shape)
     return Quantization(scale=scale, zero_point=zp, axis=int(axis) if scale.size > 1 else 0)
