@@ -213,7 +213,7 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
         alive.extend(extra)
         layout = layout_of(step.kernel)
         ints = [int(v) for v in layout.ints(**ints)]
-        if any(not INT64_MIN <= v <= INT64_MAX for v in ints):
+        if ints and (min(ints) < INT64_MIN or max(ints) > INT64_MAX):
             raise ModelFormatError(f"{step.op.describe()}: a parameter of kernel {step.kernel} does not fit in 64 "
                                    "bits (the model's shapes or paddings are out of range)")
         records.append((kernel_address(step.kernel), layout.ptrs(**ptrs), ints,

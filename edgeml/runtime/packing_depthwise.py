@@ -96,11 +96,13 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     lanes = np.arange(patterns)[:, None] * kernel.step + pos[None, :]             # [patterns][step] values
     ch = lanes % oc if segment == 0 else lanes
     used = ch < oc
-    ch = np.where(used, ch, 0)
+    every = bool(used.all())        # (whole-row patterns use every lane: nothing to mask)
+    if not every:
+        ch = np.where(used, ch, 0)
     groups = -(-taps // kernel.group)
     wt = np.zeros((groups * kernel.group, oc), np.int64)
     wt[:taps] = w_taps.astype(np.int64) - (rq.w_zp if kernel.wide else 0)
-    wl = np.where(used[None], wt[:, ch], 0)                                       # [taps][patterns][step]
+    wl = wt[:, ch] if every else np.where(used[None], wt[:, ch], 0)              # [taps][patterns][step]
     # [pattern][group][accumulator][lane][tap of the group]
     wl = wl.reshape(groups, kernel.group, patterns, 4, kernel.step // 4).transpose(2, 0, 3, 4, 1)
     packed = wl.astype(np.int16 if kernel.wide else np.int8)
@@ -113,7 +115,7 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
         b = wrap_int32(b).astype(np.int64)
     elif np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
-    per_lane = [np.where(used, a[ch], 0).astype(a.dtype).reshape(-1)
+    per_lane = [(a[ch] if every else np.where(used, a[ch], 0).astype(a.dtype)).reshape(-1)
                 for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
     table = (mbqm_lanes16 if kernel.table_lanes == 16 else mbqm_lanes8)(per_lane[1], per_lane[2])
 
