@@ -110,8 +110,8 @@ def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) 
     n, k = w2.shape
     np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
     wp = padded_block_source(w2, np_, kp, np.int16)
-    return {"w": grouped_transpose(wp, 8, 4, ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int16)), "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))),
-            "rq": rq.arrays(ctx, np_), "kp": kp}
+    packed = grouped_transpose(wp, 8, 4, ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int16))
+    return {"w": packed, "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))), "rq": rq.arrays(ctx, np_), "kp": kp}
 
 
 COLUMN_BLOCK = 64                                      # em_lstm_dots.h EM_LSTM_COLS

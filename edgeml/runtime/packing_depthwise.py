@@ -36,9 +36,10 @@ BAND_BYTES = 96 * 1024     # staged rows per band: they stay in L2 while the ban
 
 @functools.lru_cache(maxsize=None)
 def lane_positions(kernel: RowKernel) -> np.ndarray:
-    """(Read-only: one array per kernel, shared by every op.)  The value (0 .. step - 1 of a vector step) each accumulator lane holds, accumulators in order.  Byte unpacks
-    of four taps leave accumulator k with values 16 L + 4 k + i in dword 4 L + i (128-bit lane L); int16 unpacks of
-    two taps, in two 16-value halves h, leave accumulator 2 h + j with values 16 h + 8 L + 4 j + i."""
+    """The value (0 .. step - 1 of a vector step) each accumulator lane holds, accumulators in order (one
+    read-only array per kernel, shared by every op).  Byte unpacks of four taps leave accumulator k with values
+    16 L + 4 k + i in dword 4 L + i (128-bit lane L); int16 unpacks of two taps, in two 16-value halves h, leave
+    accumulator 2 h + j with values 16 h + 8 L + 4 j + i."""
     if kernel.group == 4:
         pos = np.array([16 * L + 4 * k + i for k in range(4) for L in range(kernel.step // 16) for i in range(4)])
     else:
