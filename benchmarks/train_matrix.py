@@ -124,7 +124,8 @@ def run_row(name: str, args: list, out: str, env: dict) -> dict:
         key = "accuracy" if first["task"] == "classification" else "mse"
         row.update(metric=key, values={k: first[key].get(k) for k in RUNTIMES if k in first[key]},
                    status=report["status"], failures=[x["check"] for x in report["failures"]],
-                   stages=report.get("stage_seconds", {}), files=report["files"], data=report["data"])
+                   stages=report.get("stage_seconds", {}), files=report["files"], gzip=report["gzip_bytes"],
+                   data=report["data"])
     else:
         row["error"] = (proc.stderr.strip().splitlines() or ["?"])[-1][:160]
     return row
@@ -136,22 +137,40 @@ def _fmt(v, key):
     return f"{v:.3f}" if key == "accuracy" else f"{v:.4g}"
 
 
-def table(rows: list[dict]) -> str:
+def _gzip(row: dict, out: str) -> dict:
+    """gzip sizes (rows written before they were recorded: from the run's report.json)."""
+    if "gzip" in row:
+        return row["gzip"]
+    path = os.path.join(out, "runs", row["name"], "report.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f).get("gzip_bytes", {})
+    return {}
+
+
+def table(rows: list[dict], out: str = "") -> str:
+    """Stage seconds as the report has them; "other" is the rest of the wall time (interpreter and TensorFlow
+    start, data loading, model building, the export stage); sizes in KB, the int8 .tflite also gzipped (what pruning and clustering shrink)."""
     cols = [r for r in RUNTIMES if any(r in row.get("values", {}) for row in rows)]
-    head = ["row", "command (`edgeml train ...`)", "wall s", "train / optimize / convert / evaluate s", "metric"] + \
-        [SHORT[c] for c in cols] + ["float .tflite KB", "int8 .tflite KB", "int8 .onnx KB", "status"]
+    head = ["row", "command (`edgeml train ...`)", "wall s", "other / train / optimize / convert / evaluate s",
+            "metric"] + [SHORT[c] for c in cols] + ["float .tflite KB", "int8 .tflite KB (gzip)", "int8 .onnx KB",
+                                                     "status"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cmd = " ".join(a if not os.path.isabs(a) else os.path.basename(a) for a in row["args"])
         if "values" not in row:
-            lines.append(f"| {row['name']} | `{cmd}` | {row['wall_s']} | | | " + " | ".join([""] * len(cols)) +
+            lines.append(f"| {row['name']} | `{cmd}` | {row['wall_s']:.0f} | | | " + " | ".join([""] * len(cols)) +
                          f" | | | | exit {row['exit']}: {row.get('error', '')} |")
             continue
         st = row["stages"]
-        stages = " / ".join(f"{st[k]:.0f}" if k in st else "-" for k in ("train", "optimize", "convert", "evaluate"))
-        files = row["files"]
+        other = row["wall_s"] - sum(st.values())
+        stages = " / ".join([f"{other:.0f}"] + [f"{st[k]:.0f}" if k in st else "-" for k in
+                                                ("train", "optimize", "convert", "evaluate")])
+        files, gz = row["files"], _gzip(row, out)
         kb = [f"{files[n] / 1024:.1f}" if n in files else "-" for n in
               ("model_float.tflite", "model_int8.tflite", "model_int8.onnx")]
+        if "model_int8.tflite" in gz:
+            kb[1] += f" ({gz['model_int8.tflite'] / 1024:.1f})"
         status = row["status"] + (f" ({', '.join(row['failures'])})" if row["failures"] else "")
         lines.append(f"| {row['name']} | `{cmd}` | {row['wall_s']:.0f} | {stages} | {row['metric']} | " +
                      " | ".join(_fmt(row["values"].get(c), row["metric"]) for c in cols) + " | " +
@@ -198,7 +217,7 @@ def main(argv=None) -> int:
                 f.write(json.dumps(row) + "\n")
             print(f"    {row['wall_s']} s, exit {row['exit']}", flush=True)
     order = [n for n, _ in rows]
-    print(table([done[n] for n in order if n in done]))
+    print(table([done[n] for n in order if n in done], args.out))
     return 0
 
 
