@@ -45,13 +45,26 @@ def pruned_cnn(x, y, sparsity=0.5):
     return strip_pruning(fitted(model, x, y, callbacks, epochs=3))
 
 
+@pytest.fixture(scope="module")
+def pruned_weights(digits):
+    """The weights of one pruned CNN, trained once for the tests below."""
+    return pruned_cnn(*digits).get_weights()
+
+
+@pytest.fixture
+def pruned(pruned_weights):
+    """A fresh copy of that pruned CNN (tfmot's clustering wrappers train the layers they wrap in place)."""
+    model = small_cnn()
+    model.set_weights(pruned_weights)
+    return model
+
+
 def kernels(model) -> dict:
     return {layer.name: layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")}
 
 
-def test_sparsity_preserving_clustering_keeps_the_zeros(digits):
+def test_sparsity_preserving_clustering_keeps_the_zeros(digits, pruned):
     x, y = digits
-    pruned = pruned_cnn(x, y)
     zeros = {name: k == 0 for name, k in kernels(pruned).items()}
     clustered = strip_clustering(fitted(cluster_model(pruned, 6, preserve_sparsity=True), x, y))
     for name, k in kernels(clustered).items():
@@ -60,11 +73,12 @@ def test_sparsity_preserving_clustering_keeps_the_zeros(digits):
 
 
 @pytest.mark.parametrize("scheme", ["preserve_sparsity", "preserve_clusters"])
-def test_pqat_and_cqat_keep_sparsity_and_clusters_in_the_int8_file(digits, tmp_path, scheme):
+def test_pqat_and_cqat_keep_sparsity_and_clusters_in_the_int8_file(digits, pruned, tmp_path, scheme):
     x, y = digits
-    model = pruned_cnn(x, y)
     if scheme == "preserve_clusters":
         model = strip_clustering(fitted(cluster_model(small_cnn(), 6), x, y))
+    else:
+        model = pruned
     qat = fitted(quantize_aware(model, scheme), x, y, epochs=2)
     path = to_tflite(qat, tmp_path / f"{scheme}.tflite", int8=True, representative_x=x[:64])["path"]
     stats = weight_stats(path)

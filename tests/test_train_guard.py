@@ -119,3 +119,17 @@ def test_cli_exits_3_with_the_sentence_on_a_model_at_chance_and_prints_no_tensor
     assert report["status"] == "degraded" and report["failures"][0]["check"] == "chance"
     assert "litert_float" in report["accuracy"] and "edgeml_float" in report["accuracy"]
     assert "| edgeml_int8 |" in (out / "report.md").read_text()
+
+
+def test_feature_columns_of_mixed_scales_are_named_as_the_int8_cause():
+    from edgeml.train.runtimes import TensorSpec
+
+    class IO:           # one int8 input of 3 features, the scale set by a column spanning 0..1700
+        inputs = [TensorSpec("x", (1, 3), np.dtype(np.int8), 1700 / 255, -128)]
+        input_order = [0]
+    rng = np.random.default_rng(0)
+    wide = np.stack([rng.uniform(0, 1700, 100), rng.normal(0, 300, 100), rng.normal(3, 0.2, 100)], axis=1)
+    cause = G.input_resolution(IO(), [wide])
+    assert "1 of 3 feature columns" in cause and "standardize" in cause, cause
+    assert G.input_resolution(IO(), [wide[:, :2]]) is None
+    assert G.input_resolution(IO(), [np.zeros((100, 3))]) is None       # constant columns: nothing to lose

@@ -1,8 +1,10 @@
 """Keras model -> .tflite, float or full int8, with the TFLite converter running in a child process.
 
 TF 2.21's int8 calibration of GRU / SimpleRNN WHILE loops segfaults (TOOLCHAIN.md), which would kill whatever
-process called it, so the converter never runs in the caller: the model is saved to a temporary directory and
-`python -m edgeml.optimize.convert` loads, rebuilds and converts it.  When that child dies or fails on a model
+process called it, so a model with recurrent layers is never converted in the caller: it is saved to a temporary
+directory and `python -m edgeml.optimize.convert` loads, rebuilds and converts it.  Other models convert in the
+calling process (a child costs a TensorFlow import and the converter's first-use set-up, 20-60 s on a busy
+machine, for a conversion of a few seconds), one at a time.  When that child dies or fails on a model
 with recurrent layers, a second child converts the same model with `unroll=True` recurrent layers, which lowers
 GRU / SimpleRNN / LSTM to plain FULLY_CONNECTED / ADD / MUL / LOGISTIC / TANH / SPLIT ops.
 
@@ -18,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -40,6 +43,7 @@ QAT_LAYER_CLASSES = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer", "Q
 _ERROR_TAG = "edgeml-convert-error: "
 _NOTE_TAG = "edgeml-convert-note: "
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
+_IN_PROCESS = threading.Lock()     # Keras cloning and the converter are not for concurrent threads
 
 
 # ---------------------------------------------------------------------------------------------- model checks
@@ -136,7 +140,7 @@ def _save(model, directory: str, qat: bool) -> str:
 # ---------------------------------------------------------------------------------------------- parent side
 
 def to_tflite(model, out_path, *, int8: bool, representative_x: np.ndarray | None = None,
-              timeout: float = 600) -> dict:
+              timeout: float = 600, float_path=None) -> dict:
     """Converts a tf_keras model to a batch-1 .tflite file; returns {"path", "bytes", "route", "notes"}.
 
     int8=True gives a full-integer model (int8 input and output, TFLITE_BUILTINS_INT8 only) calibrated on up to
@@ -144,6 +148,9 @@ def to_tflite(model, out_path, *, int8: bool, representative_x: np.ndarray | Non
     one array per model input.  Integer inputs (token ids) stay int32 in the file.  `route` is "direct",
     or "unrolled" when the direct conversion crashed or failed and the recurrent layers were unrolled instead;
     `notes` says why.  `timeout` bounds each conversion attempt in seconds.
+
+    float_path (with int8=True): also writes the float .tflite of the same model there, in the same converter
+    process for a recurrent model (one TensorFlow start instead of two); its result dict is under "float".
     """
     require_tf_keras(model, "to_tflite")
     notes: list[str] = []
@@ -152,44 +159,54 @@ def to_tflite(model, out_path, *, int8: bool, representative_x: np.ndarray | Non
     out_path = os.fspath(out_path)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
 
+    reps = None
+    if int8:
+        if representative_x is None:
+            raise TrainingError("to_tflite int8 needs representative_x (a few hundred training inputs) to "
+                                "calibrate activation ranges.")
+        reps = representative_x if isinstance(representative_x, (list, tuple)) else [representative_x]
+        if len(reps) != len(model.inputs):
+            raise TrainingError(f"to_tflite int8 calibration needs one array per model input: the model has "
+                                f"{len(model.inputs)}, representative_x holds {len(reps)}.")
+        reps = [_representative(r, t) for r, t in zip(reps, model.inputs)]
+    if not recurrent_layer_names(model):
+        float_result = None
+        with _IN_PROCESS:
+            if float_path and int8:
+                float_notes = list(notes)
+                _convert_here(model, os.fspath(float_path), int8=False, reps=None, qat=qat, notes=float_notes)
+                float_result = _result(os.fspath(float_path), "direct", float_notes)
+            _convert_here(model, out_path, int8=int8, reps=reps, qat=qat, notes=notes)
+        return _result(out_path, "direct", notes, float_result)
+
     with tempfile.TemporaryDirectory(prefix="edgeml-convert-") as tmp:
         model_path = _save(model, tmp, qat)
         rep_path = None
         if int8:
-            if representative_x is None:
-                raise TrainingError("to_tflite int8 needs representative_x (a few hundred training inputs) to "
-                                    "calibrate activation ranges.")
-            reps = representative_x if isinstance(representative_x, (list, tuple)) else [representative_x]
-            if len(reps) != len(model.inputs):
-                raise TrainingError(f"to_tflite int8 calibration needs one array per model input: the model has "
-                                    f"{len(model.inputs)}, representative_x holds {len(reps)}.")
-            reps = [_representative(r, t) for r, t in zip(reps, model.inputs)]
             rep_path = os.path.join(tmp, "representative.npz")
             np.savez(rep_path, **{f"x{i}": r for i, r in enumerate(reps)})
 
-        def attempt(unroll: bool):
+        def attempt(unroll: bool, float_out=None):
             return _convert_in_child(model_path, out_path, tmp, int8=int8, rep_path=rep_path, unroll=unroll,
-                                     qat=qat, timeout=timeout)
+                                     qat=qat, timeout=timeout, float_out=float_out)
 
-        ok, why, child_notes = attempt(unroll=False)
+        float_out = os.fspath(float_path) if float_path and int8 else None
+        if float_out and os.path.exists(float_out):
+            os.remove(float_out)
+        ok, why, child_notes = attempt(unroll=False, float_out=float_out)
+        float_result = None
+        if float_out:       # written before the int8 conversion began, or else converted on its own
+            float_result = _result(float_out, "direct", list(notes)) if os.path.exists(float_out) else \
+                to_tflite(model, float_out, int8=False, timeout=timeout)
         if ok:
-            return _result(out_path, "direct", notes + child_notes)
-        if qat and "weight count mismatch" in why.lower():
-            # tfmot's cluster-preserving quantizers size their variables from the kernel they are built on, so a
-            # saved CQAT model does not load again; QAT models hold no recurrent layer (tfmot refuses them), so
-            # there is no segfault to keep out of this process
-            _convert_traced_here(model, out_path, int8=int8, rep_path=rep_path)
-            return _result(out_path, "direct", notes + ["converted in process: the saved quantization-aware model "
-                                                        "did not load again (tfmot's cluster-preserving weights)"])
+            return _result(out_path, "direct", notes + child_notes, float_result)
         recurrent = recurrent_layer_names(model)
-        if not recurrent:
-            raise TrainingError(f"TFLite conversion failed: {why}")
         notes.append(f"direct conversion {why}; converted again with unroll=True on {', '.join(recurrent)}, "
                      f"which lowers the recurrent layers to plain FULLY_CONNECTED / ADD / SUB / MUL / LOGISTIC / "
                      f"TANH ops")
         ok, why_unrolled, child_notes = attempt(unroll=True)
         if ok:
-            return _result(out_path, "unrolled", notes + child_notes)
+            return _result(out_path, "unrolled", notes + child_notes, float_result)
         raise TrainingError(f"TFLite conversion failed directly ({why}) and with unrolled recurrent layers "
                             f"({why_unrolled}).")
 
@@ -203,8 +220,11 @@ def _representative(x, tensor) -> np.ndarray:
     return rep
 
 
-def _result(out_path: str, route: str, notes: list) -> dict:
-    return {"path": out_path, "bytes": os.path.getsize(out_path), "route": route, "notes": notes}
+def _result(out_path: str, route: str, notes: list, float_result: dict | None = None) -> dict:
+    result = {"path": out_path, "bytes": os.path.getsize(out_path), "route": route, "notes": notes}
+    if float_result is not None:
+        result["float"] = float_result
+    return result
 
 
 def tflite_ops(path) -> list[tuple[str, list, list]]:
@@ -234,7 +254,8 @@ def float_ops(path) -> list[str]:
     return [name for name, ins, outs in tflite_ops(path) if "FLOAT32" in ins or "FLOAT32" in outs]
 
 
-def _convert_in_child(model_path, out_path, tmp, *, int8, rep_path, unroll, qat, timeout) -> tuple[bool, str, list]:
+def _convert_in_child(model_path, out_path, tmp, *, int8, rep_path, unroll, qat, timeout,
+                      float_out=None) -> tuple[bool, str, list]:
     """One conversion route; an int8 result with float ops left in it is converted again (once).
 
     TF 2.21's MLIR quantizer is not deterministic: an op with a dead output (the reset-gate slice of a
@@ -242,7 +263,7 @@ def _convert_in_child(model_path, out_path, tmp, *, int8, rep_path, unroll, qat,
     DEQUANTIZE -> float op -> QUANTIZE in others, from the same saved model.
     """
     ok, why, notes = _run_child(model_path, out_path, int8=int8, rep_path=rep_path, unroll=unroll, qat=qat,
-                                timeout=timeout)
+                                timeout=timeout, float_out=float_out)
     if not (ok and int8):
         return ok, why, notes
     floats = float_ops(out_path)
@@ -266,9 +287,12 @@ def _convert_in_child(model_path, out_path, tmp, *, int8, rep_path, unroll, qat,
     return True, "", notes
 
 
-def _run_child(model_path, out_path, *, int8, rep_path, unroll, qat, timeout) -> tuple[bool, str, list]:
+def _run_child(model_path, out_path, *, int8, rep_path, unroll, qat, timeout,
+               float_out=None) -> tuple[bool, str, list]:
     """Runs one conversion in a child process; returns (succeeded, what went wrong, notes)."""
     cmd = [sys.executable, "-m", "edgeml.optimize.convert", model_path, out_path]
+    if float_out:
+        cmd += ["--float-out", float_out]
     if qat:
         cmd.append("--qat")
     if int8:
@@ -309,34 +333,68 @@ def _custom_object_scope(qat: bool):
 
 
 def _convert(model_path: str, out_path: str, *, int8: bool, rep_path: str | None, unroll: bool,
-             qat: bool) -> None:
-    tf, keras = keras_env()
+             qat: bool, float_out: str | None = None) -> None:
+    """The child's conversion: load the saved model, then as `_convert_model` (the float file first, so that it
+    is written even when the int8 calibration crashes the process)."""
+    _, keras = keras_env()
     with _custom_object_scope(qat):
         model = keras.models.load_model(model_path, compile=False, custom_objects=register_layers())
-        try:
-            fixed = rebuild_fixed_batch(model, batch_size=1, unroll=unroll)
-            converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
-        except Exception as exc:  # noqa: BLE001 - revived SavedModel layers cannot be cloned; trace instead
-            if unroll:
-                raise
-            print(f"{_NOTE_TAG}could not rebuild the model with a batch-1 Input ({type(exc).__name__}); "
-                  f"converted a batch-1 trace of it instead", file=sys.stderr)
-            spec = [tf.TensorSpec((1, *tuple(t.shape)[1:]), t.dtype) for t in model.inputs]
-            fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*spec)], model)
-    if int8:
-        _quantize_fully(converter, rep_path, [t.name.split(":")[0] for t in model.inputs])
-    _write(converter.convert(), out_path)
-
-
-def _quantize_fully(converter, rep_path: str | None, names: list) -> None:
-    """Full-integer settings: int8 input and output, calibrated on the representative arrays in rep_path."""
-    tf, _ = keras_env()
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    reps = None
     if rep_path:
         with np.load(rep_path) as z:
             reps = [z[f"x{i}"] for i in range(len(z.files))]
+    notes: list[str] = []
+    if float_out:
+        _convert_model(model, float_out, int8=False, reps=None, unroll=unroll, qat=qat, notes=notes)
+    _convert_model(model, out_path, int8=int8, reps=reps, unroll=unroll, qat=qat, notes=notes)
+    for note in notes:
+        print(_NOTE_TAG + note, file=sys.stderr)
 
+
+def _convert_model(model, out_path: str, *, int8: bool, reps: list | None, unroll: bool, qat: bool,
+                   notes: list) -> None:
+    """Converts a batch-1 rebuild of `model` (a batch-1 trace when it cannot be rebuilt) and writes the file."""
+    tf, _ = keras_env()
+    with _custom_object_scope(qat):
+        try:
+            fixed = rebuild_fixed_batch(model, batch_size=1, unroll=unroll)
+            converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+        except Exception as exc:  # noqa: BLE001 - revived SavedModel layers or CQAT's sized quantizers; trace
+            if unroll:
+                raise
+            notes.append(f"could not rebuild the model with a batch-1 Input ({type(exc).__name__}); converted a "
+                         f"batch-1 trace of it instead")
+            spec = [tf.TensorSpec((1, *tuple(t.shape)[1:]), t.dtype) for t in model.inputs]
+            fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*spec)], model)
+        if int8:
+            _quantize_fully(converter, reps, [t.name.split(":")[0] for t in model.inputs])
+        _write(converter.convert(), out_path)
+
+
+def _convert_here(model, out_path: str, *, int8: bool, reps: list | None, qat: bool, notes: list) -> None:
+    """In-process conversion of a model without recurrent layers; an int8 result with float ops left in it is
+    converted again once, as in the child route."""
+    _convert_model(model, out_path, int8=int8, reps=reps, unroll=False, qat=qat, notes=notes)
+    floats = float_ops(out_path) if int8 else []
+    if floats:
+        retry_path = out_path + ".retry"
+        _convert_model(model, retry_path, int8=int8, reps=reps, unroll=False, qat=qat, notes=[])
+        if len(float_ops(retry_path)) < len(floats):
+            os.replace(retry_path, out_path)
+        else:
+            os.remove(retry_path)
+        left = float_ops(out_path)
+        notes.append(f"the int8 model still runs {', '.join(sorted(set(left)))} in float after two conversions"
+                     if left else f"the first int8 conversion left {', '.join(sorted(set(floats)))} running in "
+                                  f"float; converting again gave a fully int8 graph")
+
+
+def _quantize_fully(converter, reps: list | None, names: list) -> None:
+    """Full-integer settings: int8 input and output, calibrated on the representative arrays (one per input)."""
+    tf, _ = keras_env()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if reps:
         def representative_dataset():      # several inputs by name: a list is matched in another order
             for i in range(len(reps[0])):
                 sample = [r[i:i + 1] for r in reps]
@@ -353,17 +411,6 @@ def _write(flatbuffer: bytes, out_path: str) -> None:
     with open(partial, "wb") as f:
         f.write(flatbuffer)
     os.replace(partial, out_path)
-
-
-def _convert_traced_here(model, out_path: str, *, int8: bool, rep_path: str | None) -> None:
-    """Converts a batch-1 trace of `model` in this process (no save and load)."""
-    tf, _ = keras_env()
-    spec = [tf.TensorSpec((1, *tuple(t.shape)[1:]), t.dtype) for t in model.inputs]
-    fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*spec)], model)
-    if int8:
-        _quantize_fully(converter, rep_path, [t.name.split(":")[0] for t in model.inputs])
-    _write(converter.convert(), out_path)
 
 
 def _error_line(exc: BaseException) -> str:
@@ -383,10 +430,11 @@ def main(argv=None) -> int:
     parser.add_argument("--representative", help=".npz of calibration inputs x0, x1, ... (batch axis first)")
     parser.add_argument("--unroll", action="store_true", help="rebuild recurrent layers with unroll=True")
     parser.add_argument("--qat", action="store_true", help="the model holds tfmot quantize wrappers")
+    parser.add_argument("--float-out", help="also write the float .tflite here, before the int8 one")
     args = parser.parse_args(argv)
     try:
         _convert(args.model, args.out, int8=args.int8, rep_path=args.representative, unroll=args.unroll,
-                 qat=args.qat)
+                 qat=args.qat, float_out=args.float_out)
     except Exception as exc:  # noqa: BLE001 - the parent reads this line and raises TrainingError
         print(_ERROR_TAG + _error_line(exc), file=sys.stderr)
         return 1

@@ -145,9 +145,12 @@ def _int8_cause(context: dict) -> str:
             "(quantization-aware training)")
 
 
+FEATURE_LEVELS = 4                  # int8 steps per standard deviation a feature column needs at least
+
+
 def input_resolution(io, xs: list) -> str | None:
     """A sentence when an int8 input cannot resolve the data: integer-valued inputs with more distinct values
-    than int8 levels, or a scale coarser than the data's own steps."""
+    than int8 levels, or feature columns too narrow for the input's one int8 scale."""
     for spec, k in zip(io.inputs, io.input_order):
         if spec.dtype != np.int8 or not spec.scale:
             continue
@@ -156,6 +159,16 @@ def input_resolution(io, xs: list) -> str | None:
         if len(values) > 256 and np.all(values == np.round(values)):
             return (f"input '{spec.name}' holds {len(values)} distinct whole numbers but int8 has 256 levels "
                     f"(scale {spec.scale:.3g}): ids or counts collide; feed token ids as int32")
+        if x.ndim == 2 and len(x) > 1:
+            # feature columns share the input's one int8 scale, set by the widest column: a narrow column
+            # keeps only a few levels (the model normalizes them only after the int8 input)
+            spread = np.std(x.astype(np.float64), axis=0)
+            coarse = np.flatnonzero((spread > 0) & (spread < FEATURE_LEVELS * spec.scale))
+            if len(coarse):
+                return (f"input '{spec.name}' has {len(coarse)} of {x.shape[1]} feature columns whose spread (std "
+                        f"down to {spread[coarse].min():.3g}) is under {FEATURE_LEVELS} steps of the int8 input's "
+                        f"one scale {spec.scale:.3g}, set by its widest column: scale the columns to similar ranges "
+                        f"(e.g. standardize them) before training")
     return None
 
 

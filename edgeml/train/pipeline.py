@@ -223,10 +223,16 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
         keras_path = os.path.join(work, "model_float.h5")
         _save_keras(model, keras_path)
         files["model_float.h5"] = keras_path
-        float_info = convert.to_tflite(model, os.path.join(work, "model_float.tflite"), int8=False)
+        float_path = os.path.join(work, "model_float.tflite")
+        if qat_model is None:         # both files of one model: one converter process (see convert.to_tflite)
+            int8_info = convert.to_tflite(model, os.path.join(work, "model_int8.tflite"), int8=True,
+                                          representative_x=ds.inputs("train"), float_path=float_path)
+            float_info = int8_info.pop("float")
+        else:
+            float_info = convert.to_tflite(model, float_path, int8=False)
+            int8_info = convert.to_tflite(qat_model, os.path.join(work, "model_int8.tflite"), int8=True,
+                                          representative_x=ds.inputs("train"))
         files["model_float.tflite"] = float_info["path"]
-        int8_info = convert.to_tflite(qat_model or model, os.path.join(work, "model_int8.tflite"), int8=True,
-                                      representative_x=ds.inputs("train"))
         files["model_int8.tflite"] = int8_info["path"]
         notes.extend(float_info.get("notes", []) + int8_info.get("notes", []))
         try:
