@@ -133,8 +133,8 @@ def main() -> None:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
                "PYTHONHOME": str(args.root / "usr"), "PYTHONPATH": f"{src}:{src / 'tests'}:{args.site}",
                "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
-        isa = subprocess.run([str(wrapper), "-c", "from cython_ops.conv import isa; print(isa())"], env=env,
-                             capture_output=True, text=True)
+        isa = subprocess.run([str(wrapper), "-c", "from cython_ops.conv import isa; print(isa())"], cwd=src,
+                             env=env, capture_output=True, text=True)
         if isa.returncode != 0 or isa.stdout.strip() != CPUS.get(cpu, isa.stdout.strip()):
             problems.append(f"{cpu}: edgeml picked {isa.stdout.strip()!r}, wanted {CPUS.get(cpu)!r} {isa.stderr}")
         for forced in ("",) + FORCED.get(cpu, ()):
