@@ -520,3 +520,7 @@ KERNEL_LAYOUTS.update({
     **{f"{op}_f32_{isa}": FBIN for op in ("add", "sub", "mul") for isa in ("avx512", "avx2")},
     "clamp_f32_avx512": FACT, "clamp_f32_avx2": FACT,
 })
+KERNEL_LAYOUTS.update({    # issue 21, fused multiply-add twins (the default float path)
+    "conv2d_f32_fma_avx512": FGEMM, "conv2d_f32_fma_avx2": FGEMM,
+    "depthwise_f32_fma_avx512": FDW, "depthwise_f32_fma_avx2": FDW,
+})
