@@ -63,7 +63,8 @@ KERNELS = {
     "fully_connected_int8_w16": <uintptr_t>&em_fully_connected_int8_w16,
 }
 
-ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avxvnni", 3: "avx512", 4: "avx512vnni", 5: "neon"}
+ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avxvnni", 3: "avx512", 4: "avx512vnni",
+             5: "neon", 6: "neon_dotprod", 7: "neon_i8mm"}
 
 
 def isa():

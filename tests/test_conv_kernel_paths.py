@@ -127,7 +127,8 @@ EXPECTED = {"avx512vnni": ("conv2d_int8_vnni", "depthwise_int8_vnni", "fully_con
             "avx512": ("conv2d_int8_avx2", "depthwise_int8_avx2", "fully_connected_int8_avx2"),
             "avx2": ("conv2d_int8_avx2", "depthwise_int8_avx2", "fully_connected_int8_avx2"),
             "scalar": ("conv2d_int8", "depthwise_int8", "depthwise_int8_w16", "fully_connected_int8"),
-            "neon": ("conv2d_int8", "depthwise_int8")}
+            "neon": ("conv2d_int8", "depthwise_int8"), "neon_dotprod": ("conv2d_int8", "depthwise_int8"),
+            "neon_i8mm": ("conv2d_int8", "depthwise_int8")}
 
 
 @pytest.mark.parametrize("forced", PATHS)

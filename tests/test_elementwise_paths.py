@@ -226,7 +226,8 @@ main()
 
 EXPECTED = {"avx512vnni": ("add_int8_avx512", "mul_int8_avx512"), "avx512": ("add_int8_avx2", "mul_int8_avx2"),
             "avx2": ("add_int8_avx2", "mul_int8_avx2"), "avxvnni": ("add_int8_avx2", "mul_int8_avx2"), "scalar": ("add_int8", "mul_int8"),
-            "neon": ("add_int8", "mul_int8")}
+            "neon": ("add_int8", "mul_int8"), "neon_dotprod": ("add_int8", "mul_int8"),
+            "neon_i8mm": ("add_int8", "mul_int8")}
 
 
 @pytest.mark.parametrize("forced", PATHS)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-PATHS = ["scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "neon"]
+PATHS = ["scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "neon", "neon_dotprod", "neon_i8mm"]
 
 
 def forced_path(name: str) -> str:
@@ -292,7 +292,9 @@ def test_every_kernel_path_and_requant_mode_is_exact(forced):
                     "avx512": ("conv2d_int8_avx2", "depthwise_int8_avx2", "fully_connected_int8_avx2"),
                     "avx2": ("conv2d_int8_avx2", "depthwise_int8_avx2", "fully_connected_int8_avx2"),
                     "scalar": ("conv2d_int8", "depthwise_int8", "fully_connected_int8", "add_int8", "mul_int8"),
-                    "neon": ("conv2d_int8", "fully_connected_int8")}[forced]
+                    "neon": ("conv2d_int8", "fully_connected_int8"),
+                    "neon_dotprod": ("conv2d_int8", "fully_connected_int8"),
+                    "neon_i8mm": ("conv2d_int8", "fully_connected_int8")}[forced]
         for name in expected:   # the path's own kernels really ran
             assert name in kernels.split(), kernels
 

@@ -70,7 +70,8 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("forced", ["scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "neon"])
+@pytest.mark.parametrize("forced", ["scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "neon", "neon_dotprod",
+                                    "neon_i8mm"])
 def test_every_isa_path_is_bit_exact(reference_models, forced):
     """EDGEML_ISA forces each code path the CPU supports; all must give LiteRT's exact int8 outputs."""
     import os

@@ -38,6 +38,86 @@ static inline void NAME(const int8_t* img, const WT* w, int64_t IH, int64_t IW, 
 EM_DEPTHWISE_ACCUMULATE(em_depthwise_accumulate_s8, int8_t)
 EM_DEPTHWISE_ACCUMULATE(em_depthwise_accumulate_s16, int16_t)
 
+#if defined(__aarch64__)
+/* One tap of 8 channels: (x - zp) and w widened to int16 (|x - zp| <= 255), SMLAL into int32: exact. */
+#define EM_DEPTHWISE_NEON_TAP8(S_LO, S_HI, X8, W8)                                                          \
+    {                                                                                                         \
+        const int16x8_t xd_ = vsubq_s16(vmovl_s8(X8), zpv), wd_ = vmovl_s8(W8);                               \
+        S_LO = vmlal_s16(S_LO, vget_low_s16(xd_), vget_low_s16(wd_));                                         \
+        S_HI = vmlal_high_s16(S_HI, xd_, wd_);                                                                \
+    }
+
+/* em_depthwise_accumulate_s8 on NEON for a multiplier of 1 (others take the portable loop): each block of 16
+ * (then 8) channels keeps its sums in registers over every tap of the window; the last OC % 8 channels are
+ * summed as the portable loop does. */
+static inline void em_depthwise_accumulate_s8_neon(const int8_t* img, const int8_t* w, int64_t IH, int64_t IW,
+                                                   int64_t IC, int64_t OC, int64_t KH, int64_t KW, int64_t DM,
+                                                   int64_t y0, int64_t x0, int64_t dh, int64_t dw, int32_t zp,
+                                                   int32_t* acc) {
+    if (DM != 1) { em_depthwise_accumulate_s8(img, w, IH, IW, IC, OC, KH, KW, DM, y0, x0, dh, dw, zp, acc); return; }
+    const int16x8_t zpv = vdupq_n_s16((int16_t)zp);
+    int64_t c = 0;
+    for (; c + 8 <= OC; ) {
+        const int wide = c + 16 <= OC;
+        int32x4_t s0 = vld1q_s32(acc + c), s1 = vld1q_s32(acc + c + 4);
+        int32x4_t s2 = wide ? vld1q_s32(acc + c + 8) : vdupq_n_s32(0), s3 = wide ? vld1q_s32(acc + c + 12) : s2;
+        for (int64_t ky = 0; ky < KH; ky++) {
+            const int64_t iy = y0 + ky * dh;
+            if (iy < 0 || iy >= IH) continue;
+            for (int64_t kx = 0; kx < KW; kx++) {
+                const int64_t ix = x0 + kx * dw;
+                if (ix < 0 || ix >= IW) continue;
+                const int8_t* x = img + (iy * IW + ix) * IC + c;
+                const int8_t* wr = w + (ky * KW + kx) * OC + c;
+                if (wide) {
+                    const int8x16_t xv = vld1q_s8(x), wv = vld1q_s8(wr);
+                    EM_DEPTHWISE_NEON_TAP8(s0, s1, vget_low_s8(xv), vget_low_s8(wv))
+                    EM_DEPTHWISE_NEON_TAP8(s2, s3, vget_high_s8(xv), vget_high_s8(wv))
+                } else {
+                    EM_DEPTHWISE_NEON_TAP8(s0, s1, vld1_s8(x), vld1_s8(wr))
+                }
+            }
+        }
+        vst1q_s32(acc + c, s0);
+        vst1q_s32(acc + c + 4, s1);
+        if (wide) { vst1q_s32(acc + c + 8, s2); vst1q_s32(acc + c + 12, s3); }
+        c += wide ? 16 : 8;
+    }
+    if (c == OC) return;
+    for (int64_t ky = 0; ky < KH; ky++) {
+        const int64_t iy = y0 + ky * dh;
+        if (iy < 0 || iy >= IH) continue;
+        for (int64_t kx = 0; kx < KW; kx++) {
+            const int64_t ix = x0 + kx * dw;
+            if (ix < 0 || ix >= IW) continue;
+            const int8_t* x = img + (iy * IW + ix) * IC;
+            const int8_t* wr = w + (ky * KW + kx) * OC;
+            for (int64_t r = c; r < OC; r++) acc[r] += (int32_t)wr[r] * ((int32_t)x[r] - zp);
+        }
+    }
+}
+
+/* The int8 depthwise's sums on NEON unless EDGEML_ISA=scalar forces the portable path. */
+static inline void em_depthwise_accumulate_s8_isa(const int8_t* img, const int8_t* w, int64_t IH, int64_t IW,
+                                                  int64_t IC, int64_t OC, int64_t KH, int64_t KW, int64_t DM,
+                                                  int64_t y0, int64_t x0, int64_t dh, int64_t dw, int32_t zp,
+                                                  int32_t* acc) {
+    if (em_isa() >= EM_ISA_NEON)
+        em_depthwise_accumulate_s8_neon(img, w, IH, IW, IC, OC, KH, KW, DM, y0, x0, dh, dw, zp, acc);
+    else
+        em_depthwise_accumulate_s8(img, w, IH, IW, IC, OC, KH, KW, DM, y0, x0, dh, dw, zp, acc);
+}
+#define EM_DEPTHWISE_ACCUMULATE_S8 em_depthwise_accumulate_s8_isa
+/* a pixel's OC sums requantized four at a time (em_gemm.h) */
+#define EM_DEPTHWISE_REQUANT_ROW(ACC, OC, RQ, OUT)                                                            \
+    if (em_isa() >= EM_ISA_NEON) em_requant_row_neon(ACC, 0, OC, RQ, OUT);                                    \
+    else for (int64_t c = 0; c < (OC); c++) (OUT)[c] = em_requant_one((ACC)[c], (int)c, RQ);
+#else
+#define EM_DEPTHWISE_ACCUMULATE_S8 em_depthwise_accumulate_s8
+#define EM_DEPTHWISE_REQUANT_ROW(ACC, OC, RQ, OUT)                                                            \
+    for (int64_t c = 0; c < (OC); c++) (OUT)[c] = em_requant_one((ACC)[c], (int)c, RQ);
+#endif
+
 /* Depthwise: weights [KH][KW][OC], output channel oc = ic * DM + m; scratch holds OC int32/float sums. */
 #define EM_DEPTHWISE_INT8_BODY(WT, ACCUMULATE)                                                                \
     const int64_t* d = p->i;                                                                                  \
@@ -62,10 +142,10 @@ EM_DEPTHWISE_ACCUMULATE(em_depthwise_accumulate_s16, int16_t)
                    oy * d[EM_CONV_I_SH] - d[EM_CONV_I_PAD_TOP], ox * d[EM_CONV_I_SW] - d[EM_CONV_I_PAD_LEFT], \
                    d[EM_CONV_I_DH], d[EM_CONV_I_DW], in_zp, acc);                                             \
         int8_t* o = out + ((b * OH + oy) * OW + ox) * OC;                                                     \
-        for (int64_t c = 0; c < OC; c++) o[c] = em_requant_one(acc[c], (int)c, &rq);                          \
+        EM_DEPTHWISE_REQUANT_ROW(acc, OC, &rq, o)                                                             \
     }
 
-static void em_depthwise_int8(const em_params* p) { EM_DEPTHWISE_INT8_BODY(int8_t, em_depthwise_accumulate_s8) }
+static void em_depthwise_int8(const em_params* p) { EM_DEPTHWISE_INT8_BODY(int8_t, EM_DEPTHWISE_ACCUMULATE_S8) }
 
 /* em_depthwise_int8 with int16 weights w - w_zp (uint8 models' asymmetric weights). */
 static void em_depthwise_int8_w16(const em_params* p) { EM_DEPTHWISE_INT8_BODY(int16_t, em_depthwise_accumulate_s16) }

@@ -58,8 +58,103 @@ enum { EM_MUL_F_COUNT = 0 };
         }                                                                                          \
     }
 
+#if defined(__aarch64__)
+/* ADD / SUB / MUL int8 on NEON: the innermost dimension 8 elements at a time where each input steps by 1 or 0
+ * (broadcast) along it, with em_requant.h's em_mbqm_neon, so the same bits as em_add_int8 / em_mul_int8; other
+ * elements go through the same vector arithmetic one lane at a time. */
+typedef struct { int32x4_t zp1, zp2, left_shift, m1, s1, m2, s2, m_out, s_out, out_zp, act_min, act_max; int mode, op; }
+    em_binary_neon_consts;
+enum { EM_BINARY_NEON_ADD, EM_BINARY_NEON_SUB, EM_BINARY_NEON_MUL };
+
+static inline int32x4_t em_binary_int8_neon4(int32x4_t a, int32x4_t b, const em_binary_neon_consts* c) {
+    a = vsubq_s32(a, c->zp1);
+    b = vsubq_s32(b, c->zp2);
+    int32x4_t r;
+    if (c->op == EM_BINARY_NEON_MUL) {
+        r = em_mbqm_neon(vmulq_s32(a, b), c->m_out, c->s_out, c->mode);
+    } else {
+        const int32x4_t v1 = em_mbqm_neon(vshlq_s32(a, c->left_shift), c->m1, c->s1, c->mode);
+        const int32x4_t v2 = em_mbqm_neon(vshlq_s32(b, c->left_shift), c->m2, c->s2, c->mode);
+        r = em_mbqm_neon(c->op == EM_BINARY_NEON_SUB ? vsubq_s32(v1, v2) : vaddq_s32(v1, v2), c->m_out, c->s_out,
+                         c->mode);
+    }
+    return vmaxq_s32(vminq_s32(vaddq_s32(r, c->out_zp), c->act_max), c->act_min);
+}
+
+static void em_binary_int8_neon(const em_params* p, const em_binary_neon_consts* c) {
+    const int64_t* dims = p->i + EM_BINARY_I_DIMS;
+    const int64_t* st1 = p->i + EM_BINARY_I_STRIDES1;
+    const int64_t* st2 = p->i + EM_BINARY_I_STRIDES2;
+    const int8_t* x1 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT1];
+    const int8_t* x2 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT2];
+    int8_t* y = (int8_t*)p->ptr[EM_BINARY_P_OUTPUT];
+    int64_t o = 0;
+    for (int64_t i0 = 0; i0 < dims[0]; i0++)
+    for (int64_t i1 = 0; i1 < dims[1]; i1++)
+    for (int64_t i2 = 0; i2 < dims[2]; i2++)
+    for (int64_t i3 = 0; i3 < dims[3]; i3++)
+    for (int64_t i4 = 0; i4 < dims[4]; i4++) {
+        const int64_t b1 = i0 * st1[0] + i1 * st1[1] + i2 * st1[2] + i3 * st1[3] + i4 * st1[4];
+        const int64_t b2 = i0 * st2[0] + i1 * st2[1] + i2 * st2[2] + i3 * st2[3] + i4 * st2[4];
+        const int64_t s1 = st1[5], s2 = st2[5];
+        int64_t i5 = 0;
+        if ((s1 == 0 || s1 == 1) && (s2 == 0 || s2 == 1)) {
+            for (; i5 + 8 <= dims[5]; i5 += 8, o += 8) {
+                const int16x8_t a = s1 ? vmovl_s8(vld1_s8(x1 + b1 + i5)) : vdupq_n_s16(x1[b1]);
+                const int16x8_t b = s2 ? vmovl_s8(vld1_s8(x2 + b2 + i5)) : vdupq_n_s16(x2[b2]);
+                const int32x4_t lo = em_binary_int8_neon4(vmovl_s16(vget_low_s16(a)), vmovl_s16(vget_low_s16(b)), c);
+                const int32x4_t hi = em_binary_int8_neon4(vmovl_high_s16(a), vmovl_high_s16(b), c);
+                vst1_s8(y + o, vmovn_s16(vcombine_s16(vmovn_s32(lo), vmovn_s32(hi))));
+            }
+        }
+        for (; i5 < dims[5]; i5++, o++) {
+            const int32x4_t r = em_binary_int8_neon4(vdupq_n_s32(x1[b1 + i5 * s1]), vdupq_n_s32(x2[b2 + i5 * s2]), c);
+            y[o] = (int8_t)vgetq_lane_s32(r, 0);
+        }
+    }
+}
+
+/* ADD / SUB on NEON; 0 (nothing done) where the vector arithmetic does not apply (em_mbqm_neon_applies). */
+static int em_add_int8_neon(const em_params* p) {
+    const int64_t* q = p->i;
+    const int mode = (int)q[EM_ADD_I_MODE];
+    if (!em_mbqm_neon_applies(mode, (int32_t)q[EM_ADD_I_SHIFT1]) ||
+        !em_mbqm_neon_applies(mode, (int32_t)q[EM_ADD_I_SHIFT2]) ||
+        !em_mbqm_neon_applies(mode, (int32_t)q[EM_ADD_I_OUT_SHIFT]) || q[EM_ADD_I_LEFT_SHIFT] < 0 ||
+        q[EM_ADD_I_LEFT_SHIFT] > 30)
+        return 0;
+    const em_binary_neon_consts c = {
+        vdupq_n_s32((int32_t)q[EM_ADD_I_ZP1]), vdupq_n_s32((int32_t)q[EM_ADD_I_ZP2]),
+        vdupq_n_s32((int32_t)q[EM_ADD_I_LEFT_SHIFT]), vdupq_n_s32((int32_t)q[EM_ADD_I_MULT1]),
+        vdupq_n_s32((int32_t)q[EM_ADD_I_SHIFT1]), vdupq_n_s32((int32_t)q[EM_ADD_I_MULT2]),
+        vdupq_n_s32((int32_t)q[EM_ADD_I_SHIFT2]), vdupq_n_s32((int32_t)q[EM_ADD_I_OUT_MULT]),
+        vdupq_n_s32((int32_t)q[EM_ADD_I_OUT_SHIFT]), vdupq_n_s32((int32_t)q[EM_ADD_I_OUT_ZP]),
+        vdupq_n_s32((int32_t)q[EM_ADD_I_ACT_MIN]), vdupq_n_s32((int32_t)q[EM_ADD_I_ACT_MAX]), mode,
+        q[EM_ADD_I_SIGN] < 0 ? EM_BINARY_NEON_SUB : EM_BINARY_NEON_ADD};
+    em_binary_int8_neon(p, &c);
+    return 1;
+}
+
+static int em_mul_int8_neon(const em_params* p) {
+    const int64_t* q = p->i;
+    const int mode = (int)q[EM_MUL_I_MODE];
+    if (!em_mbqm_neon_applies(mode, (int32_t)q[EM_MUL_I_SHIFT])) return 0;
+    const int32x4_t unused = vdupq_n_s32(0);
+    const em_binary_neon_consts c = {
+        vdupq_n_s32((int32_t)q[EM_MUL_I_ZP1]), vdupq_n_s32((int32_t)q[EM_MUL_I_ZP2]), unused, unused, unused, unused,
+        unused, vdupq_n_s32((int32_t)q[EM_MUL_I_MULT]), vdupq_n_s32((int32_t)q[EM_MUL_I_SHIFT]),
+        vdupq_n_s32((int32_t)q[EM_MUL_I_OUT_ZP]), vdupq_n_s32((int32_t)q[EM_MUL_I_ACT_MIN]),
+        vdupq_n_s32((int32_t)q[EM_MUL_I_ACT_MAX]), mode, EM_BINARY_NEON_MUL};
+    em_binary_int8_neon(p, &c);
+    return 1;
+}
+#endif
+
 /* ADD / SUB int8 (layout EM_ADD) */
 static void em_add_int8(const em_params* p) {
+#if defined(__aarch64__)
+    if (em_isa() >= EM_ISA_NEON && em_add_int8_neon(p)) return;
+#endif
     const int64_t* q = p->i;
     const int32_t zp1 = (int32_t)q[EM_ADD_I_ZP1], zp2 = (int32_t)q[EM_ADD_I_ZP2], ozp = (int32_t)q[EM_ADD_I_OUT_ZP];
     const int32_t ls = (int32_t)q[EM_ADD_I_LEFT_SHIFT];
@@ -550,6 +645,9 @@ static void em_mul_int8_avx2(const em_params* p) { em_mul_int8(p); }
 
 /* MUL int8 (layout EM_MUL) */
 static void em_mul_int8(const em_params* p) {
+#if defined(__aarch64__)
+    if (em_isa() >= EM_ISA_NEON && em_mul_int8_neon(p)) return;
+#endif
     const int64_t* q = p->i;
     const int32_t zp1 = (int32_t)q[EM_MUL_I_ZP1], zp2 = (int32_t)q[EM_MUL_I_ZP2], ozp = (int32_t)q[EM_MUL_I_OUT_ZP];
     const int32_t m = (int32_t)q[EM_MUL_I_MULT], sh = (int32_t)q[EM_MUL_I_SHIFT];

@@ -99,8 +99,34 @@ static void em_gemm_s8_requant_avx512(const int8_t* A, int64_t lda, const int8_t
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
+/* Requantization of the sums of columns n..n+3 at once in the fixed-point modes (em_requant.h's em_mbqm_neon), the
+ * same bits as em_requant_one.  Returns 0, writing nothing, for the other modes and for shifts outside [-31, 30]
+ * (the scalar path's edge cases), so that the caller takes em_requant_one. */
+static inline int em_requant4_neon(int32x4_t acc, int64_t n, const em_requant_cols* rq, int8_t* out) {
+    if (rq->mode != EM_ROUND_DOUBLE && rq->mode != EM_ROUND_SINGLE) return 0;
+    const int32x4_t shift = vld1q_s32(rq->shift + n), mult = vld1q_s32(rq->mult + n);
+    if (vminvq_s32(shift) < -31 || vmaxvq_s32(shift) > 30) return 0;
+    int32x4_t v = em_mbqm_neon(vaddq_s32(acc, vld1q_s32(rq->bias + n)), mult, shift, rq->mode);
+    v = vaddq_s32(v, vdupq_n_s32(rq->out_zp));
+    v = vmaxq_s32(vminq_s32(v, vdupq_n_s32(rq->act_max)), vdupq_n_s32(rq->act_min));
+    const int16x4_t v16 = vmovn_s32(v);
+    const uint32_t bytes = vget_lane_u32(vreinterpret_u32_s8(vmovn_s16(vcombine_s16(v16, v16))), 0);
+    memcpy(out, &bytes, 4);
+    return 1;
+}
+
+/* out[c] = requant(acc[c]) for the columns n0..n0+count-1, four at a time where em_requant4_neon can. */
+static inline void em_requant_row_neon(const int32_t* acc, int64_t n0, int64_t count, const em_requant_cols* rq,
+                                       int8_t* out) {
+    int64_t c = 0;
+    for (; c + 4 <= count; c += 4)
+        if (!em_requant4_neon(vld1q_s32(acc + c), n0 + c, rq, out + c))
+            for (int j = 0; j < 4; j++) out[c + j] = em_requant_one(acc[c + j], (int)(n0 + c + j), rq);
+    for (; c < count; c++) out[c] = em_requant_one(acc[c], (int)(n0 + c), rq);
+}
+
 /* NEON: 4 columns per pass, 16 k at a time; vmull_s8 products fit int16 (|x w| <= 2^14) and vpadalq_s16
- * widens their pair sums into int32, so the sums are exact; requantization is the portable scalar one. */
+ * widens their pair sums into int32, so the sums are exact; the k tail is scalar. */
 static void em_gemm_s8_requant_neon(const int8_t* A, int64_t lda, const int8_t* B, int64_t M, int64_t N,
                                     int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
     for (int64_t m = 0; m < M; m++) {
@@ -120,13 +146,104 @@ static void em_gemm_s8_requant_neon(const int8_t* A, int64_t lda, const int8_t* 
                     s[j] = vpadalq_s16(s[j], vmull_high_s8(av, bv));
                 }
             }
-            for (int j = 0; j < cols; j++) {
-                int32_t t = vaddvq_s32(s[j]);
-                for (int64_t kk = k; kk < K; kk++) t += (int32_t)a[kk] * b[j][kk];
-                c[n + j] = em_requant_one(t, (int)(n + j), rq);
+            int32_t t[4];
+            vst1q_s32(t, vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3])));
+            for (int j = 0; j < 4; j++)
+                for (int64_t kk = k; kk < K; kk++) t[j] += (int32_t)a[kk] * b[j][kk];
+            em_requant_row_neon(t, n, cols, rq, c + n);
+        }
+    }
+}
+
+/* The columns n..n+3 of B (the last one repeated past N, those sums are not stored). */
+static inline void em_gemm_neon_cols(const int8_t* B, int64_t n, int64_t N, int64_t K, const int8_t* b[4]) {
+    for (int j = 0; j < 4; j++) b[j] = B + (n + j < N ? n + j : N - 1) * K;
+}
+
+/* Dot product (ARMv8.2 SDOT): a 2-row x 4-column tile (1 x 4 for a last odd row, and for a GEMV), 16 k per step;
+ * each SDOT adds four 4-term int8 sums into int32 lanes, so the sums are exact as in the scalar loop; the k tail is
+ * scalar. */
+__attribute__((target("arch=armv8.2-a+dotprod")))
+static void em_gemm_s8_requant_neon_dotprod(const int8_t* A, int64_t lda, const int8_t* B, int64_t M, int64_t N,
+                                            int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
+    for (int64_t m = 0; m < M; m += 2) {
+        const int rows = M - m < 2 ? 1 : 2;
+        const int8_t* a[2] = {A + m * lda, A + (m + rows - 1) * lda};
+        for (int64_t n = 0; n < N; n += 4) {
+            const int64_t cols = N - n < 4 ? N - n : 4;
+            const int8_t* b[4];
+            em_gemm_neon_cols(B, n, N, K, b);
+            int32x4_t s[2][4];
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 4; j++) s[i][j] = vdupq_n_s32(0);
+            int64_t k = 0;
+            if (rows == 2) {
+                for (; k + 16 <= K; k += 16) {
+                    const int8x16_t a0 = vld1q_s8(a[0] + k), a1 = vld1q_s8(a[1] + k);
+                    for (int j = 0; j < 4; j++) {
+                        const int8x16_t bv = vld1q_s8(b[j] + k);
+                        s[0][j] = vdotq_s32(s[0][j], a0, bv);
+                        s[1][j] = vdotq_s32(s[1][j], a1, bv);
+                    }
+                }
+            } else {
+                for (; k + 16 <= K; k += 16) {
+                    const int8x16_t a0 = vld1q_s8(a[0] + k);
+                    for (int j = 0; j < 4; j++) s[0][j] = vdotq_s32(s[0][j], a0, vld1q_s8(b[j] + k));
+                }
+            }
+            for (int i = 0; i < rows; i++) {
+                /* pairwise adds leave the four columns' sums in one vector */
+                int32_t t[4];
+                vst1q_s32(t, vpaddq_s32(vpaddq_s32(s[i][0], s[i][1]), vpaddq_s32(s[i][2], s[i][3])));
+                for (int j = 0; j < 4; j++)
+                    for (int64_t kk = k; kk < K; kk++) t[j] += (int32_t)a[i][kk] * b[j][kk];
+                em_requant_row_neon(t, n, cols, rq, C + (m + i) * ldc + n);
             }
         }
     }
+}
+
+/* Two 16-byte rows as the two 2x8 blocks SMMLA reads: [r0 k0-7 | r1 k0-7] and [r0 k8-15 | r1 k8-15]. */
+#define EM_I8MM_PAIR(LO, HI, R0, R1)                                                                          \
+    const int8x16_t LO = vreinterpretq_s8_s64(vzip1q_s64(vreinterpretq_s64_s8(R0), vreinterpretq_s64_s8(R1))); \
+    const int8x16_t HI = vreinterpretq_s8_s64(vzip2q_s64(vreinterpretq_s64_s8(R0), vreinterpretq_s64_s8(R1)));
+
+/* int8 matrix multiply (ARMv8.6 SMMLA): each SMMLA multiplies a 2x8 block of A (two rows) by a 2x8 block of B
+ * (two columns) into a 2x2 int32 tile, [r0c0 r0c1 r1c0 r1c1]; a 2-row x 4-column tile, 16 k per step (the rows
+ * and columns paired by 64-bit zips, B being unpacked), exact; the k tail is scalar, a last odd row takes the
+ * dot-product kernel (every i8mm core has it). */
+__attribute__((target("arch=armv8.6-a+i8mm")))
+static void em_gemm_s8_requant_neon_i8mm(const int8_t* A, int64_t lda, const int8_t* B, int64_t M, int64_t N,
+                                         int64_t K, int8_t* C, int64_t ldc, const em_requant_cols* rq) {
+    int64_t m = 0;
+    for (; m + 2 <= M; m += 2) {
+        const int8_t* a[2] = {A + m * lda, A + (m + 1) * lda};
+        for (int64_t n = 0; n < N; n += 4) {
+            const int64_t cols = N - n < 4 ? N - n : 4;
+            const int8_t* b[4];
+            em_gemm_neon_cols(B, n, N, K, b);
+            int32x4_t s01 = vdupq_n_s32(0), s23 = vdupq_n_s32(0);
+            int64_t k = 0;
+            for (; k + 16 <= K; k += 16) {
+                EM_I8MM_PAIR(a_lo, a_hi, vld1q_s8(a[0] + k), vld1q_s8(a[1] + k))
+                EM_I8MM_PAIR(b01_lo, b01_hi, vld1q_s8(b[0] + k), vld1q_s8(b[1] + k))
+                EM_I8MM_PAIR(b23_lo, b23_hi, vld1q_s8(b[2] + k), vld1q_s8(b[3] + k))
+                s01 = vmmlaq_s32(vmmlaq_s32(s01, a_lo, b01_lo), a_hi, b01_hi);
+                s23 = vmmlaq_s32(vmmlaq_s32(s23, a_lo, b23_lo), a_hi, b23_hi);
+            }
+            int32_t t[2][4] = {{vgetq_lane_s32(s01, 0), vgetq_lane_s32(s01, 1), vgetq_lane_s32(s23, 0),
+                                vgetq_lane_s32(s23, 1)},
+                               {vgetq_lane_s32(s01, 2), vgetq_lane_s32(s01, 3), vgetq_lane_s32(s23, 2),
+                                vgetq_lane_s32(s23, 3)}};
+            for (int i = 0; i < 2; i++) {
+                for (int j = 0; j < 4; j++)
+                    for (int64_t kk = k; kk < K; kk++) t[i][j] += (int32_t)a[i][kk] * b[j][kk];
+                em_requant_row_neon(t[i], n, cols, rq, C + (m + i) * ldc + n);
+            }
+        }
+    }
+    if (m < M) em_gemm_s8_requant_neon_dotprod(A + m * lda, lda, B, 1, N, K, C + m * ldc, ldc, rq);
 }
 #endif
 
@@ -140,7 +257,10 @@ static inline void em_gemm_s8_requant(const int8_t* A, int64_t lda, const int8_t
     if (isa >= EM_ISA_AVX2) { em_gemm_s8_requant_avx2(A, lda, B, M, N, K, C, ldc, rq); return; }
 #endif
 #if defined(__aarch64__)
-    if (em_isa() == EM_ISA_NEON) { em_gemm_s8_requant_neon(A, lda, B, M, N, K, C, ldc, rq); return; }
+    const int isa = em_isa();
+    if (isa >= EM_ISA_NEON_I8MM) { em_gemm_s8_requant_neon_i8mm(A, lda, B, M, N, K, C, ldc, rq); return; }
+    if (isa >= EM_ISA_NEON_DOTPROD) { em_gemm_s8_requant_neon_dotprod(A, lda, B, M, N, K, C, ldc, rq); return; }
+    if (isa >= EM_ISA_NEON) { em_gemm_s8_requant_neon(A, lda, B, M, N, K, C, ldc, rq); return; }
 #endif
     em_gemm_s8_requant_scalar(A, lda, B, M, N, K, C, ldc, rq);
 }

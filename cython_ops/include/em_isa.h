@@ -1,6 +1,7 @@
 /* Which instruction-set path the kernels take, decided once from CPU features.
- * EDGEML_ISA=scalar|avx2|avxvnni|avx512|avx512vnni forces a path (never one the CPU lacks); aarch64 has scalar and
- * neon.  The x86 levels are ordered so that "isa >= EM_ISA_AVX2" / ">= EM_ISA_AVX512" test for the instructions of
+ * EDGEML_ISA=scalar|avx2|avxvnni|avx512|avx512vnni forces a path (never one the CPU lacks); aarch64 has scalar,
+ * neon, neon_dotprod and neon_i8mm (EDGEML_ISA=scalar|neon|neon_dotprod forces a lower one there).  The x86
+ * levels are ordered so that "isa >= EM_ISA_AVX2" / ">= EM_ISA_AVX512" test for the instructions of
  * that level; AVX-VNNI (vpdpbusd on 256-bit registers, VEX-encoded: Alder Lake, Zen 4+) sits between AVX2 and
  * AVX-512 and is taken only where the CPU reports it (a CPU with AVX-512 VNNI need not have the VEX form). */
 #ifndef EM_ISA_H
@@ -14,6 +15,16 @@
 #define EM_ISA_AVX512 3
 #define EM_ISA_AVX512VNNI 4
 #define EM_ISA_NEON 5       /* aarch64: Advanced SIMD is part of the base architecture */
+/* aarch64 levels above NEON, so that "isa >= EM_ISA_NEON_DOTPROD" tests for SDOT (ARMv8.2 dot product) and
+ * ">= EM_ISA_NEON_I8MM" for SMMLA (ARMv8.6 int8 matrix multiply; every such core also has the dot product) */
+#define EM_ISA_NEON_DOTPROD 6
+#define EM_ISA_NEON_I8MM 7
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#define EM_HWCAP_ASIMDDP (1UL << 20)   /* asm/hwcap.h's HWCAP_ASIMDDP */
+#define EM_HWCAP2_I8MM (1UL << 13)     /* asm/hwcap.h's HWCAP2_I8MM */
+#endif
 
 /* The AVX-VNNI kernels need GCC 11 / clang 13 (target "avxvnni", _mm256_dpbusd_avx_epi32); older compilers build
  * without them and never take that path.  -DEM_HAVE_AVXVNNI=0 builds without them on any compiler. */
@@ -46,11 +57,24 @@ static int em_isa_detect(void) {
         best = EM_ISA_AVX512VNNI;
 #elif defined(__aarch64__)
     best = EM_ISA_NEON;
+#if defined(__linux__)
+    /* the kernel reports what the core (or qemu's -cpu model) has; other systems take plain NEON */
+    if (getauxval(AT_HWCAP) & EM_HWCAP_ASIMDDP) {
+        best = EM_ISA_NEON_DOTPROD;
+        if (getauxval(AT_HWCAP2) & EM_HWCAP2_I8MM) best = EM_ISA_NEON_I8MM;
+    }
+#endif
 #endif
     const char* forced = getenv("EDGEML_ISA");
     if (forced) {
         /* only a path this build and CPU have: x86 names below the best x86 path, "scalar" anywhere */
         if (strcmp(forced, "scalar") == 0) best = EM_ISA_SCALAR;
+        else if (best >= EM_ISA_NEON) {
+            int want = best;
+            if (strcmp(forced, "neon") == 0) want = EM_ISA_NEON;
+            else if (strcmp(forced, "neon_dotprod") == 0) want = EM_ISA_NEON_DOTPROD;
+            if (want < best) best = want;
+        }
         else if (best != EM_ISA_NEON) {
             int want = best;
             if (strcmp(forced, "avx2") == 0) want = EM_ISA_AVX2;

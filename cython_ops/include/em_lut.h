@@ -156,7 +156,7 @@ static void em_lut_u8(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* ta
     else if (isa >= EM_ISA_AVX2) em_lut_u8_avx2(x, y, n, table);
     else em_lut_u8_scalar(x, y, n, table);
 #elif defined(__aarch64__)
-    if (em_isa() == EM_ISA_NEON) em_lut_u8_neon(x, y, n, table);
+    if (em_isa() >= EM_ISA_NEON) em_lut_u8_neon(x, y, n, table);
     else em_lut_u8_scalar(x, y, n, table);
 #else
     em_lut_u8_scalar(x, y, n, table);

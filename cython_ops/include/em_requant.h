@@ -80,4 +80,26 @@ static inline int32_t em_mbqm64(int64_t x, int32_t m, int shift) {
     return (int32_t)((x * reduced + ((int64_t)1 << (total - 1))) >> total);
 }
 
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+/* em_mbqm on four lanes (modes EM_ROUND_DOUBLE / EM_ROUND_SINGLE, shifts in [-31, 30]: em_mbqm_neon_applies),
+ * the same bits: SQRDMULH is SaturatingRoundingDoublingHighMul (both round the product's 2^31 tie alike),
+ * RoundingDivideByPOT is SRSHL after taking 1 from negative values (gemmlowp's fix-up: ties away from zero), and
+ * the single-rounding mode one SRSHL of the 64-bit product. */
+static inline int32x4_t em_mbqm_neon(int32x4_t v, int32x4_t mult, int32x4_t shift, int mode) {
+    if (mode == EM_ROUND_DOUBLE) {
+        const int32x4_t neg_right = vminq_s32(shift, vdupq_n_s32(0));
+        v = vqrdmulhq_s32(vshlq_s32(v, vmaxq_s32(shift, vdupq_n_s32(0))), mult);
+        return vrshlq_s32(vqaddq_s32(v, vshrq_n_s32(vandq_s32(v, neg_right), 31)), neg_right);
+    }
+    const int32x4_t neg_total = vsubq_s32(shift, vdupq_n_s32(31));
+    const int64x2_t lo = vrshlq_s64(vmull_s32(vget_low_s32(v), vget_low_s32(mult)), vmovl_s32(vget_low_s32(neg_total)));
+    const int64x2_t hi = vrshlq_s64(vmull_high_s32(v, mult), vmovl_high_s32(neg_total));
+    return vcombine_s32(vmovn_s64(lo), vmovn_s64(hi));
+}
+static inline int em_mbqm_neon_applies(int mode, int32_t shift) {
+    return (mode == EM_ROUND_DOUBLE || mode == EM_ROUND_SINGLE) && shift >= -31 && shift <= 30;
+}
+#endif
 #endif

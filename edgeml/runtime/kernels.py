@@ -12,7 +12,8 @@ from cython_ops import (activation, control, conv, detection, elementwise, engin
                         onnx_ops, pool, reduce, rnn, shape, space_ops, svdf, transpose_conv)
 from cython_ops import float_ops, onnx_float_ops
 
-ISA = conv.isa()            # "scalar", "avx2", "avxvnni", "avx512", "avx512vnni" or "neon"
+ISA = conv.isa()            # "scalar", "avx2", "avxvnni", "avx512", "avx512vnni"; "neon", "neon_dotprod", "neon_i8mm"
+# (aarch64: the portable kernel names, whose C bodies take the NEON / SDOT / SMMLA forms from the same decision)
 
 
 @dataclass(frozen=True)
