@@ -138,10 +138,11 @@ def step_checks(step) -> tuple:
 
 def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1,
                   max_arena_bytes: int = DEFAULT_MAX_ARENA_BYTES,
-                  max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES) -> Plan:
+                  max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, sparse: str = "auto") -> Plan:
     """The plan for `input_shapes` (graph input index -> shape), bound to an arena of its own."""
-    return bind(build_plan(new_context(graph, input_shapes, rounding, num_threads, max_arena_bytes,
-                                       max_weight_bytes)))
+    ctx = new_context(graph, input_shapes, rounding, num_threads, max_arena_bytes, max_weight_bytes)
+    ctx.sparse = sparse
+    return bind(build_plan(ctx))
 
 
 def plan_subgraph(parent: Ctx, graph: Graph, input_shapes: dict, external=frozenset(), enclosing: tuple = ()) -> Plan:
@@ -157,6 +158,7 @@ def plan_subgraph(parent: Ctx, graph: Graph, input_shapes: dict, external=frozen
     ctx = new_context(graph, input_shapes, parent.rounding, parent.num_threads, parent.max_tensor_bytes,
                       parent.max_weight_bytes - parent.weight_bytes, enclosing)
     ctx.plan_count = parent.plan_count
+    ctx.sparse = parent.sparse
     plan = build_plan(ctx, external)
     parent.weight_bytes += ctx.weight_bytes
     parent.subplans.append(plan)

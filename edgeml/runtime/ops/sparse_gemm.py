@@ -1,0 +1,98 @@
+"""The block-sparse choice of int8 CONV_2D and FULLY_CONNECTED (em_sparse.h): at load, the dense int8 weights'
+16x4 blocks are counted, and below a measured density per kernel shape the sparse kernel replaces the dense one.
+Ctx.sparse: "auto" (by density), "off" (always dense), "on" (sparse wherever it applies: tests, benchmarks)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from edgeml.ir import Op
+from edgeml.runtime import requant
+from edgeml.runtime.arena import ALIGN
+from edgeml.runtime.kernels import CONFIG
+from edgeml.runtime.packing import fold_input_zero_point
+from edgeml.runtime.packing_sparse import BLOCK_COLS, block_density, sparse_pack
+from edgeml.runtime.plan import Ctx, Step, address
+
+SPARSE_MODES = ("auto", "off", "on")
+ROWS_L1_BYTES = 16384      # gathered rows per chunk: they stay in L1 while every column group reads them
+PORTABLE_CHUNK = 64
+
+# The sparse kernel of each ISA path; AVX-VNNI and AVX-512 without VNNI take the AVX2 one.
+SPARSE_KERNEL = {"avx512vnni": "conv2d_int8_sparse_vnni", "avxvnni": "conv2d_int8_sparse_avx2",
+                 "avx512": "conv2d_int8_sparse_avx2", "avx2": "conv2d_int8_sparse_avx2"}
+
+# Highest block density (nonzero 16x4 blocks / all) at which the sparse kernel is faster than the dense one, per
+# path and shape: "1x1" (1x1 stride-1 conv), "kxk" (every other conv: the dense kernel's implicit GEMM needs no
+# im2col, the sparse one does), "fc" (FULLY_CONNECTED).  Measured with benchmarks/bench_sparse.py (one thread,
+# alternating dense / sparse, medians; see that script's docstring for the table).
+MAX_DENSITY = {
+    "vnni": {"1x1": 0.55, "kxk": 0.45, "fc": 0.5},
+    "avx2": {"1x1": 0.6, "kxk": 0.5, "fc": 0.5},
+    "portable": {"1x1": 0.9, "kxk": 0.9, "fc": 0.9},
+}
+
+
+def sparse_path() -> str:
+    kernel = SPARSE_KERNEL.get(CONFIG.isa, "conv2d_int8_sparse")
+    return {"conv2d_int8_sparse_vnni": "vnni", "conv2d_int8_sparse_avx2": "avx2"}.get(kernel, "portable")
+
+
+def wants_sparse(ctx: Ctx, w2: np.ndarray, shape_kind: str) -> bool:
+    """Whether this layer's int8 weights [N][K] take the sparse kernel under ctx.sparse."""
+    mode = getattr(ctx, "sparse", "auto")
+    if mode == "off":
+        return False
+    if mode == "on":
+        return True
+    return block_density(w2) <= MAX_DENSITY[sparse_path()][shape_kind]
+
+
+def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, rq: requant.ColumnRequant,
+                     ints: dict, macs: int, threads: int, shape_kind: str) -> Optional[Step]:
+    """The sparse step of an int8 conv (ints: the EM_CONV integers, w2: weights [OC][KH * KW * IC] in im2col
+    order), or None when the dense kernel should run.  Weights with a zero point (uint8 models) stay dense: their
+    zeros are not zero terms."""
+    if rq.w_zp or not wants_sparse(ctx, w2, shape_kind):
+        return None
+    oc, K = w2.shape
+    kp = -(-K // 4) * 4
+    width = -(-oc // BLOCK_COLS) * BLOCK_COLS
+    kernel = SPARSE_KERNEL.get(CONFIG.isa, "conv2d_int8_sparse")
+    rows = ints["oh"] * ints["ow"]
+    direct = int(ints["kh"] == 1 and ints["kw"] == 1 and ints["sh"] == 1 and ints["sw"] == 1
+                 and ints["pad_top"] == 0 and ints["pad_left"] == 0)
+    vnni = kernel == "conv2d_int8_sparse_vnni"
+    packed = sparse_pack(ctx, w2, int16_pairs=kernel == "conv2d_int8_sparse_avx2")
+    # vpdpbusd reads x + 128: its bias also takes -128 sum w (em_gemm_vnni.h)
+    folded = fold_input_zero_point(op, bias, w2, in_zp + 128 if vnni else in_zp)
+    bias_k = ctx.keep_array(np.pad(folded, (0, width - oc)))
+    rqa = rq.arrays(ctx, width)
+    if kernel == "conv2d_int8_sparse":
+        threads, chunk = 1, min(rows, PORTABLE_CHUNK)
+        slice_bytes = 0 if direct else chunk * K
+    else:
+        row_bytes = kp if vnni else 2 * kp
+        chunk = max(1, min(rows, max(8, ROWS_L1_BYTES // row_bytes // 8 * 8)))
+        slice_bytes = chunk * row_bytes + 64
+        if not vnni and not direct:
+            slice_bytes += -(-chunk * K // 64) * 64      # the int8 im2col rows before they widen to int16
+    slice_bytes = -(-slice_bytes // ALIGN) * ALIGN
+    ints_s = dict(ints, direct=direct, chunk=chunk, kp=kp, threads=threads, slice_bytes=slice_bytes)
+
+    def make(addr):
+        return (dict(input=addr(x.index), weights=address(packed.weights), bias=address(bias_k),
+                     output=addr(y.index), scratch=addr("scratch"), group_start=address(packed.group_start),
+                     block_k=address(packed.block_k), **requant.pointers(rqa)), ints_s, {})
+    return Step(op, kernel, make, slice_bytes * threads, macs)
+
+
+def sparse_fully_connected_step(ctx: Ctx, op: Op, x, y, wdata: np.ndarray, bias, in_zp: int,
+                                rq: requant.ColumnRequant, rows: int, macs: int, threads: int) -> Optional[Step]:
+    """FULLY_CONNECTED [rows][K] x [units][K] as the sparse 1x1 conv over `rows` pixels, or None (dense)."""
+    units, K = wdata.shape
+    ints = dict(n=1, ih=rows, iw=1, ic=K, oh=rows, ow=1, oc=units, kh=1, kw=1, sh=1, sw=1, dh=1, dw=1,
+                pad_top=0, pad_left=0, in_zp=in_zp, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max,
+                mode=rq.mode, dm=1, direct=1, chunk=1)
+    return sparse_conv_step(ctx, op, x, y, wdata, bias, in_zp, rq, ints, macs, threads, "fc")
