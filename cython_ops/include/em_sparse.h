@@ -3,12 +3,15 @@
  * own list of them.  A skipped block adds exactly 0 to the int32 sums, so the requantized outputs are the dense
  * kernels' (and LiteRT's reference) bit for bit.  FULLY_CONNECTED runs as a 1x1 conv over its rows.
  *
- * Rows are gathered as the dense kernels gather them (em_im2col.h), a chunk at a time, then:
+ * Rows are read as the dense kernels read them (em_im2col.h): a KxK conv with dilation_w 1 as an implicit GEMM over
+ * the image padded once (its weights packed per window row, KW * IC rounded up to 4, so that a block never spans
+ * two window rows), a 1x1 stride-1 conv from its rows, any other by im2col a chunk at a time; then:
  *   VNNI (AVX-512): rows uint8 x + 128, one vpdpbusd per (row, block); bias - (in_zp + 128) sum w (em_gemm_vnni.h)
  *   AVX2:  rows int16, two vpmaddwd pairs per (row, 8 columns, block); bias - in_zp sum w (em_gemm_avx2.h)
  *   portable: rows int8, the same sums in C; bias - in_zp sum w.
  * Packed form (edgeml/runtime/packing_sparse.py): group_start[G + 1] (block range of each 16-column group),
- * block_k[nblocks] (the block's first K index), weights: int8 [nblocks][16][4] (VNNI, portable) or int16
+ * block_k[nblocks] (where the block's 4 values start: the K index for the portable kernel, a byte offset from the
+ * row's or the output pixel's start for the vector ones), weights: int8 [nblocks][16][4] (VNNI, portable) or int16
  * [nblocks][2 pairs][16][2] (AVX2).  Per-column arrays are padded to a multiple of 16. */
 #ifndef EM_SPARSE_H
 #define EM_SPARSE_H
@@ -22,7 +25,7 @@
 #include "em_threads.h"
 #include "em_im2col.h"
 
-/* The conv layout (em_im2col.h EM_CONV, DIRECT: 1 for a 1x1 stride-1 unpadded conv read without im2col) plus the
+/* The conv layout (em_im2col.h EM_CONV; DIRECT: 4 implicit GEMM, 1 1x1 stride-1 rows, 0 im2col) plus the
  * block lists; integers: Kp (K rounded up to 4), threads (slices of the output pixels), slice_bytes (each slice's
  * scratch: a chunk of gathered rows). */
 enum { EM_SPARSE_P_GROUP_START = EM_CONV_P_COUNT, EM_SPARSE_P_BLOCK_K, EM_SPARSE_P_COUNT };
@@ -88,22 +91,31 @@ static void em_conv2d_int8_sparse(const em_params* p) {
 #if defined(__x86_64__) && defined(__GNUC__)
 static inline int32_t em_sparse_load4(const void* p) { int32_t v; memcpy(&v, p, 4); return v; }
 
-/* ---- AVX-512 VNNI: MR rows x 16 columns of one group; acc starts at the bias ------------------------------- */
-EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_sparse_vnni_tile(
-        const uint8_t* A, int64_t lda, const int MR, const int32_t* ks, int64_t nb, const int8_t* w, __m512i bias,
-        const em_vnni_gemm* g, int64_t n, __mmask16 cols, const em_mbqm16* q, int8_t* C, int64_t ldc) {
-    __m512i acc[8];
-    for (int r = 0; r < MR; r++) acc[r] = bias;
-    for (int64_t j = 0; j < nb; j++) {
-        const __m512i wv = _mm512_loadu_si512(w + j * 64);
-        const uint8_t* a = A + ks[j];
-        for (int r = 0; r < MR; r++)
-            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(em_sparse_load4(a + r * lda)), wv);
-    }
-    for (int r = 0; r < MR; r++) em_vnni_requant_store16(acc[r], g, n, C + r * ldc + n, cols, q);
+/* Where GEMM row m starts (em_gemm_rows: plain rows lda apart, or output pixel first + m of a padded image); the
+ * vector kernels' block_k are byte offsets from there. */
+static inline const uint8_t* em_sparse_row(const em_gemm_rows* A, int64_t m) {
+    if (!A->OW) return A->base + m * A->lda;
+    const int64_t pix = A->first + m;
+    return A->base + pix / A->OW * A->row_step + pix % A->OW * A->col_step;
 }
 
-EM_VNNI_TARGET static void em_sparse_gemm_vnni(const uint8_t* A, int64_t lda, int64_t M, const em_sparse_w* s,
+/* ---- AVX-512 VNNI: MR rows x 16 columns of one group; acc starts at the bias ------------------------------- */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_sparse_vnni_tile(
+        const em_gemm_rows* A, int64_t m, const int MR, const int32_t* ks, int64_t nb, const int8_t* w, __m512i bias,
+        const em_vnni_gemm* g, int64_t n, __mmask16 cols, const em_mbqm16* q, int8_t* C, int64_t ldc) {
+    const uint8_t* a[8];
+    __m512i acc[8];
+    for (int r = 0; r < MR; r++) { a[r] = em_sparse_row(A, m + r); acc[r] = bias; }
+    for (int64_t j = 0; j < nb; j++) {
+        const __m512i wv = _mm512_loadu_si512(w + j * 64);
+        const int64_t k = ks[j];
+        for (int r = 0; r < MR; r++)
+            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(em_sparse_load4(a[r] + k)), wv);
+    }
+    for (int r = 0; r < MR; r++) em_vnni_requant_store16(acc[r], g, n, C + (m + r) * ldc + n, cols, q);
+}
+
+EM_VNNI_TARGET static void em_sparse_gemm_vnni(const em_gemm_rows* A, int64_t M, const em_sparse_w* s,
                                               const em_vnni_gemm* g, int8_t* C, int64_t ldc) {
     const int8_t* W = (const int8_t*)s->w;
     for (int64_t n = 0; n < g->N; n += EM_SPARSE_COLS) {
@@ -115,16 +127,17 @@ EM_VNNI_TARGET static void em_sparse_gemm_vnni(const uint8_t* A, int64_t lda, in
         const __m512i bias = _mm512_loadu_si512(g->bias + n);
         const em_mbqm16 q = em_vnni_consts(g, n);
         int64_t m = 0;
-        for (; m + 8 <= M; m += 8) em_sparse_vnni_tile(A + m * lda, lda, 8, ks, nb, w, bias, g, n, cols, &q, C + m * ldc, ldc);
+        for (; m + 8 <= M; m += 8) em_sparse_vnni_tile(A, m, 8, ks, nb, w, bias, g, n, cols, &q, C, ldc);
         if (m + 4 <= M) {
-            em_sparse_vnni_tile(A + m * lda, lda, 4, ks, nb, w, bias, g, n, cols, &q, C + m * ldc, ldc);
+            em_sparse_vnni_tile(A, m, 4, ks, nb, w, bias, g, n, cols, &q, C, ldc);
             m += 4;
         }
-        for (; m < M; m++) em_sparse_vnni_tile(A + m * lda, lda, 1, ks, nb, w, bias, g, n, cols, &q, C + m * ldc, ldc);
+        for (; m < M; m++) em_sparse_vnni_tile(A, m, 1, ks, nb, w, bias, g, n, cols, &q, C, ldc);
     }
 }
 
-/* One slice of output pixels: rows gathered as uint8 (x + 128), Kp apart, a chunk at a time. */
+/* One slice of output pixels.  DIRECT 4: implicit GEMM over the image padded once as uint8 (block_k: offsets in
+ * the padded image); 1: 1x1 rows, 0: im2col rows, both as uint8 Kp apart, a chunk at a time. */
 EM_VNNI_TARGET static void em_conv2d_sparse_vnni_slice(const void* ctx, int64_t slice, int64_t nslices) {
     const em_params* p = (const em_params*)ctx;
     const int64_t* d = p->i;
@@ -132,6 +145,9 @@ EM_VNNI_TARGET static void em_conv2d_sparse_vnni_slice(const void* ctx, int64_t 
     int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
     const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t Kp = d[EM_SPARSE_I_KP], P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK];
+    const int64_t IC = d[EM_CONV_I_IC], mode = d[EM_CONV_I_DIRECT];
+    const int64_t IHp = (d[EM_CONV_I_OH] - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
+    const int64_t IWp = (d[EM_CONV_I_OW] - 1) * d[EM_CONV_I_SW] + (d[EM_CONV_I_KW] - 1) * d[EM_CONV_I_DW] + 1;
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_SPARSE_I_SLICE_BYTES];
     const em_sparse_w s = {(const int32_t*)p->ptr[EM_SPARSE_P_GROUP_START], (const int32_t*)p->ptr[EM_SPARSE_P_BLOCK_K],
@@ -141,13 +157,23 @@ EM_VNNI_TARGET static void em_conv2d_sparse_vnni_slice(const void* ctx, int64_t 
                             (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES], OC, Kp, (int32_t)d[EM_CONV_I_OUT_ZP],
                             (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE],
                             NULL};
+    if (r1 <= r0) return;
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
-        const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * d[EM_CONV_I_IC];
+        const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
+        int8_t* o = out + b * P * OC;
+        if (mode == 4) {
+            em_pad_image_u8(img, d, IHp, IWp, scratch);
+            const em_gemm_rows rows = {scratch, 0, d[EM_CONV_I_OW], d[EM_CONV_I_SH] * IWp * IC, d[EM_CONV_I_SW] * IC,
+                                       1, 0, 0, r0};
+            em_sparse_gemm_vnni(&rows, r1 - r0, &s, &g, o + r0 * OC, OC);
+            continue;
+        }
+        const em_gemm_rows rows = {scratch, Kp, 0, 0, 0, 1, 0, 0, 0};
         for (int64_t first = r0; first < r1; first += chunk) {
-            const int64_t rows = r1 - first < chunk ? r1 - first : chunk;
-            if (d[EM_CONV_I_DIRECT]) em_pack_rows_u8(img + first * K, K, rows, K, Kp, scratch);
-            else em_im2col_u8(in, d, b, first, rows, Kp, scratch);
-            em_sparse_gemm_vnni(scratch, Kp, rows, &s, &g, out + (b * P + first) * OC, OC);
+            const int64_t count = r1 - first < chunk ? r1 - first : chunk;
+            if (mode == 1) em_pack_rows_u8(img + first * K, K, count, K, Kp, scratch);
+            else em_im2col_u8(in, d, b, first, count, Kp, scratch);
+            em_sparse_gemm_vnni(&rows, count, &s, &g, o + first * OC, OC);
         }
     }
 }
@@ -156,33 +182,35 @@ static void em_conv2d_int8_sparse_vnni(const em_params* p) {
     em_parallel_run(p->i[EM_SPARSE_I_THREADS] > 1 ? p->i[EM_SPARSE_I_THREADS] : 1, em_conv2d_sparse_vnni_slice, p);
 }
 
-/* ---- AVX2: MR rows x 16 columns (two 8-lane halves); weights int16 [block][pair][16][2] --------------------- */
+/* ---- AVX2: MR rows x 16 columns (two 8-lane halves); weights int16 [block][pair][16][2]; rows int16 --------- */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_sparse_avx2_tile(
-        const int16_t* A, int64_t lda, const int MR, const int32_t* ks, int64_t nb, const int16_t* w,
+        const em_gemm_rows* A, int64_t m, const int MR, const int32_t* ks, int64_t nb, const int16_t* w,
         const em_avx2_gemm* g, int64_t n, const em_mbqm8_lanes* q, int8_t* C, int64_t ldc) {
+    const uint8_t* a[4];
     __m256i lo[4], hi[4];
-    for (int r = 0; r < MR; r++) lo[r] = hi[r] = _mm256_setzero_si256();
+    for (int r = 0; r < MR; r++) { a[r] = em_sparse_row(A, m + r); lo[r] = hi[r] = _mm256_setzero_si256(); }
     for (int64_t j = 0; j < nb; j++) {
         const int16_t* wj = w + j * 64;
         const __m256i w0l = _mm256_loadu_si256((const __m256i*)wj), w0h = _mm256_loadu_si256((const __m256i*)(wj + 16));
         const __m256i w1l = _mm256_loadu_si256((const __m256i*)(wj + 32));
         const __m256i w1h = _mm256_loadu_si256((const __m256i*)(wj + 48));
-        const int16_t* a = A + ks[j];
+        const int64_t k = ks[j];
         for (int r = 0; r < MR; r++) {
-            const __m256i p0 = _mm256_set1_epi32(em_sparse_load4(a + r * lda));
-            const __m256i p1 = _mm256_set1_epi32(em_sparse_load4(a + r * lda + 2));
+            const __m256i p0 = _mm256_set1_epi32(em_sparse_load4(a[r] + k));
+            const __m256i p1 = _mm256_set1_epi32(em_sparse_load4(a[r] + k + 4));
             lo[r] = _mm256_add_epi32(lo[r], _mm256_add_epi32(_mm256_madd_epi16(p0, w0l), _mm256_madd_epi16(p1, w1l)));
             hi[r] = _mm256_add_epi32(hi[r], _mm256_add_epi32(_mm256_madd_epi16(p0, w0h), _mm256_madd_epi16(p1, w1h)));
         }
     }
     const int64_t left = g->N - n;
     for (int r = 0; r < MR; r++) {
-        em_avx2_store8(lo[r], g, n, C + r * ldc + n, left < 8 ? left : 8, &q[0]);
-        if (left > 8) em_avx2_store8(hi[r], g, n + 8, C + r * ldc + n + 8, left - 8, &q[1]);
+        int8_t* c = C + (m + r) * ldc + n;
+        em_avx2_store8(lo[r], g, n, c, left < 8 ? left : 8, &q[0]);
+        if (left > 8) em_avx2_store8(hi[r], g, n + 8, c + 8, left - 8, &q[1]);
     }
 }
 
-EM_AVX2_TARGET static void em_sparse_gemm_avx2(const int16_t* A, int64_t lda, int64_t M, const em_sparse_w* s,
+EM_AVX2_TARGET static void em_sparse_gemm_avx2(const em_gemm_rows* A, int64_t M, const em_sparse_w* s,
                                               const em_avx2_gemm* g, int8_t* C, int64_t ldc) {
     const int16_t* W = (const int16_t*)s->w;
     for (int64_t n = 0; n < g->N; n += EM_SPARSE_COLS) {
@@ -195,13 +223,13 @@ EM_AVX2_TARGET static void em_sparse_gemm_avx2(const int16_t* A, int64_t lda, in
             q[h] = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n + 8 * h)),
                                    _mm256_loadu_si256((const __m256i*)(g->shift + n + 8 * h)));
         int64_t m = 0;
-        for (; m + 4 <= M; m += 4) em_sparse_avx2_tile(A + m * lda, lda, 4, ks, nb, w, g, n, q, C + m * ldc, ldc);
-        for (; m < M; m++) em_sparse_avx2_tile(A + m * lda, lda, 1, ks, nb, w, g, n, q, C + m * ldc, ldc);
+        for (; m + 4 <= M; m += 4) em_sparse_avx2_tile(A, m, 4, ks, nb, w, g, n, q, C, ldc);
+        for (; m < M; m++) em_sparse_avx2_tile(A, m, 1, ks, nb, w, g, n, q, C, ldc);
     }
 }
 
-/* One slice of output pixels: rows as int16 (x sign-extended; padding taps in_zp), Kp apart; slice scratch: a
- * chunk of K int8 im2col rows (64-byte aligned), then the chunk as int16. */
+/* One slice of output pixels, as the VNNI one with int16 rows (x sign-extended; padding taps in_zp): DIRECT 4 the
+ * padded image as int16; 1 and 0: a chunk of K int8 im2col rows (64-byte aligned; 0 only), then as int16. */
 EM_AVX2_TARGET static void em_conv2d_sparse_avx2_slice(const void* ctx, int64_t slice, int64_t nslices) {
     const em_params* p = (const em_params*)ctx;
     const int64_t* d = p->i;
@@ -209,27 +237,40 @@ EM_AVX2_TARGET static void em_conv2d_sparse_avx2_slice(const void* ctx, int64_t 
     int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
     const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t Kp = d[EM_SPARSE_I_KP], P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK];
+    const int64_t IC = d[EM_CONV_I_IC], mode = d[EM_CONV_I_DIRECT];
+    const int64_t IHp = (d[EM_CONV_I_OH] - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
+    const int64_t IWp = (d[EM_CONV_I_OW] - 1) * d[EM_CONV_I_SW] + (d[EM_CONV_I_KW] - 1) * d[EM_CONV_I_DW] + 1;
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_SPARSE_I_SLICE_BYTES];
     int8_t* col = (int8_t*)scratch;
-    int16_t* rows16 = (int16_t*)(scratch + (d[EM_CONV_I_DIRECT] ? 0 : (chunk * K + 63) / 64 * 64));
+    int16_t* rows16 = (int16_t*)(scratch + (mode == 0 ? (chunk * K + 63) / 64 * 64 : 0));
     const em_sparse_w s = {(const int32_t*)p->ptr[EM_SPARSE_P_GROUP_START], (const int32_t*)p->ptr[EM_SPARSE_P_BLOCK_K],
                            p->ptr[EM_CONV_P_WEIGHTS]};
     const em_avx2_gemm g = {NULL, (const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
                             (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES],
                             (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES], OC, Kp, (int32_t)d[EM_CONV_I_OUT_ZP],
                             (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE]};
+    if (r1 <= r0) return;
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
-        const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * d[EM_CONV_I_IC];
+        const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
+        int8_t* o = out + b * P * OC;
+        if (mode == 4) {
+            em_pad_image_s16(img, d, IHp, IWp, (int16_t*)scratch);
+            const em_gemm_rows rows = {scratch, 0, d[EM_CONV_I_OW], 2 * d[EM_CONV_I_SH] * IWp * IC,
+                                       2 * d[EM_CONV_I_SW] * IC, 1, 0, 0, r0};
+            em_sparse_gemm_avx2(&rows, r1 - r0, &s, &g, o + r0 * OC, OC);
+            continue;
+        }
+        const em_gemm_rows rows = {(const uint8_t*)rows16, 2 * Kp, 0, 0, 0, 1, 0, 0, 0};
         for (int64_t first = r0; first < r1; first += chunk) {
-            const int64_t rows = r1 - first < chunk ? r1 - first : chunk;
-            if (d[EM_CONV_I_DIRECT]) {
-                em_pack_rows_s16(img + first * K, K, rows, K, Kp, rows16);
+            const int64_t count = r1 - first < chunk ? r1 - first : chunk;
+            if (mode == 1) {
+                em_pack_rows_s16(img + first * K, K, count, K, Kp, rows16);
             } else {
-                em_im2col_int8_t(in, d, b, first, rows, (int8_t)d[EM_CONV_I_IN_ZP], col);
-                em_pack_rows_s16(col, K, rows, K, Kp, rows16);
+                em_im2col_int8_t(in, d, b, first, count, (int8_t)d[EM_CONV_I_IN_ZP], col);
+                em_pack_rows_s16(col, K, count, K, Kp, rows16);
             }
-            em_sparse_gemm_avx2(rows16, Kp, rows, &s, &g, out + (b * P + first) * OC, OC);
+            em_sparse_gemm_avx2(&rows, count, &s, &g, o + first * OC, OC);
         }
     }
 }

@@ -3,6 +3,7 @@ values, only those holding a nonzero weight stored, listed per 16-column group."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -34,8 +35,9 @@ class SparsePacked:
     density: float
 
 
-def sparse_pack(ctx: Ctx, w2: np.ndarray, int16_pairs: bool) -> SparsePacked:
-    """The packed form em_sparse.h reads; int16_pairs: the AVX2 kernel's int16 [block][pair][16][2]."""
+def sparse_pack(ctx: Ctx, w2: np.ndarray, int16_pairs: bool, offset: Callable = None) -> SparsePacked:
+    """The packed form em_sparse.h reads; int16_pairs: the AVX2 kernel's int16 [block][pair][16][2]; offset: the
+    kernel's block_k for an array of K indices (default: the indices)."""
     n, k = w2.shape
     mask = block_mask(w2)
     groups, depth = mask.shape
@@ -48,7 +50,8 @@ def sparse_pack(ctx: Ctx, w2: np.ndarray, int16_pairs: bool) -> SparsePacked:
         chosen = chosen.astype(np.int16).reshape(-1, BLOCK_COLS, 2, 2).transpose(0, 2, 1, 3)
     start = np.zeros(groups + 1, np.int32)
     start[1:] = np.cumsum(mask.sum(axis=1))
-    block_k = (kb_idx * BLOCK_DEPTH).astype(np.int32)
+    k_first = kb_idx.astype(np.int64) * BLOCK_DEPTH
+    block_k = (k_first if offset is None else offset(k_first)).astype(np.int32)
     if not len(block_k):     # an all-zero matrix: the kernels read no block, but every pointer stays valid
         block_k = np.zeros(1, np.int32)
         chosen = np.zeros((1,) + chosen.shape[1:], chosen.dtype)

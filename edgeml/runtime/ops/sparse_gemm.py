@@ -54,17 +54,30 @@ def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, r
     """The sparse step of an int8 conv (ints: the EM_CONV integers, w2: weights [OC][KH * KW * IC] in im2col
     order), or None when the dense kernel should run.  Weights with a zero point (uint8 models) stay dense: their
     zeros are not zero terms."""
-    if rq.w_zp or not wants_sparse(ctx, w2, shape_kind):
-        return None
-    oc, K = w2.shape
-    kp = -(-K // 4) * 4
-    width = -(-oc // BLOCK_COLS) * BLOCK_COLS
     kernel = SPARSE_KERNEL.get(CONFIG.isa, "conv2d_int8_sparse")
-    rows = ints["oh"] * ints["ow"]
-    direct = int(ints["kh"] == 1 and ints["kw"] == 1 and ints["sh"] == 1 and ints["sw"] == 1
+    oc, K = w2.shape
+    kh, kw, ic, rows = ints["kh"], ints["kw"], ints["ic"], ints["oh"] * ints["ow"]
+    direct = int(kh == 1 and kw == 1 and ints["sh"] == 1 and ints["sw"] == 1
                  and ints["pad_top"] == 0 and ints["pad_left"] == 0)
+    # how rows are read (em_sparse.h): 1 1x1 rows, 4 implicit GEMM over a padded image (vector kernels, dilation_w
+    # 1; weights per window row, KW * IC rounded up to 4), 0 im2col
+    mode = 1 if direct else (4 if kernel != "conv2d_int8_sparse" and ints["dw"] == 1 else 0)
+    elem = 2 if kernel == "conv2d_int8_sparse_avx2" else 1       # bytes per row value: int16 on AVX2
+    ihp = (ints["oh"] - 1) * ints["sh"] + (kh - 1) * ints["dh"] + 1
+    iwp = (ints["ow"] - 1) * ints["sw"] + (kw - 1) * ints["dw"] + 1
+    wk, offset = w2, (lambda k: k * elem)
+    if mode == 4:
+        span4 = -(-(kw * ic) // 4) * 4
+        wk = np.zeros((oc, kh, span4), np.int8)
+        wk[:, :, :kw * ic] = w2.reshape(oc, kh, kw * ic)
+        wk = wk.reshape(oc, kh * span4)
+        offset = (lambda k: (k // span4 * ints["dh"] * iwp * ic + k % span4) * elem)
+    if rq.w_zp or not wants_sparse(ctx, wk, shape_kind):
+        return None
+    kp = -(-wk.shape[1] // 4) * 4
+    width = -(-oc // BLOCK_COLS) * BLOCK_COLS
     vnni = kernel == "conv2d_int8_sparse_vnni"
-    packed = sparse_pack(ctx, w2, int16_pairs=kernel == "conv2d_int8_sparse_avx2")
+    packed = sparse_pack(ctx, wk, int16_pairs=elem == 2, offset=offset)
     # vpdpbusd reads x + 128: its bias also takes -128 sum w (em_gemm_vnni.h)
     folded = fold_input_zero_point(op, bias, w2, in_zp + 128 if vnni else in_zp)
     bias_k = ctx.keep_array(np.pad(folded, (0, width - oc)))
@@ -73,13 +86,14 @@ def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, r
         threads, chunk = 1, min(rows, PORTABLE_CHUNK)
         slice_bytes = 0 if direct else chunk * K
     else:
-        row_bytes = kp if vnni else 2 * kp
+        row_bytes = kp * elem
         chunk = max(1, min(rows, max(8, ROWS_L1_BYTES // row_bytes // 8 * 8)))
-        slice_bytes = chunk * row_bytes + 64
-        if not vnni and not direct:
-            slice_bytes += -(-chunk * K // 64) * 64      # the int8 im2col rows before they widen to int16
+        if mode == 4:
+            slice_bytes = (ihp * iwp * ic + 64) * elem + 128
+        else:
+            slice_bytes = chunk * row_bytes + 64 + (-(-chunk * K // 64) * 64 if mode == 0 and elem == 2 else 0)
     slice_bytes = -(-slice_bytes // ALIGN) * ALIGN
-    ints_s = dict(ints, direct=direct, chunk=chunk, kp=kp, threads=threads, slice_bytes=slice_bytes)
+    ints_s = dict(ints, direct=mode, chunk=chunk, kp=kp, threads=threads, slice_bytes=slice_bytes)
 
     def make(addr):
         return (dict(input=addr(x.index), weights=address(packed.weights), bias=address(bias_k),
