@@ -5,7 +5,8 @@
 
 One-op models of ResNet-8 / MobileNetV1 / FC layers whose int8 weights keep a random fraction of their 16x4 blocks;
 for each (layer, density) the plans with sparse="on" and sparse="off" run alternately in one process (one thread,
-batch 1, round robin, medians), one subprocess per ISA path (EDGEML_ISA).  Prints dense / sparse time ratios; the
+batch 1, round robin, medians of the thread's CPU time: on a shared machine wall time mostly measures the other
+processes), one subprocess per ISA path (EDGEML_ISA).  Prints dense / sparse time ratios; the
 highest density where the sparse plan still wins is the threshold in edgeml/runtime/ops/sparse_gemm.py MAX_DENSITY.
 """
 from __future__ import annotations
@@ -82,10 +83,10 @@ def time_pair(graph, rounds: int, rng) -> tuple:
         order = (0, 1) if r % 2 == 0 else (1, 0)
         for i in order:
             inv = plans[i].engine.invoke
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             for _ in range(reps):
                 inv()
-            times[i].append((time.perf_counter() - t0) / reps * 1e6)
+            times[i].append((time.thread_time() - t0) / reps * 1e6)
     return statistics.median(times[0]), statistics.median(times[1]), same
 
 

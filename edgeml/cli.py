@@ -105,7 +105,7 @@ def _cmd_bench(args) -> int:
     opts = BenchOptions(model=args.model, num_runs=args.num_runs, warmup_runs=args.warmup_runs,
                         min_secs=args.min_secs, max_secs=args.max_secs, num_threads=args.num_threads,
                         enable_op_profiling=args.enable_op_profiling, inputs=args.input or [], seed=args.seed,
-                        compare=args.compare or [], tflite=args.tflite, onnx=args.onnx)
+                        compare=args.compare or [], tflite=args.tflite, onnx=args.onnx, sparse=args.sparse)
     bar = None if args.quiet or not sys.stderr.isatty() else report.ProgressBar(
         args.num_runs, args.min_secs, args.max_secs)
     notes = []
@@ -271,6 +271,9 @@ def main(argv=None) -> int:
     p.add_argument("--max_secs", type=_seconds, default=150.0, help="most seconds of timed runs (default 150)")
     p.add_argument("--num_threads", type=_count(1), default=1, help="threads for each runtime (default 1)")
     p.add_argument("--enable_op_profiling", action="store_true", help="per-op time table")
+    p.add_argument("--sparse", choices=["auto", "off", "on"], default="auto",
+                   help="block-sparse int8 kernels for pruned layers: by density (auto), never (off: the dense "
+                        "kernels, to see the gain), wherever they apply (on)")
     p.add_argument("--input", action="append", metavar="FILE.npy",
                    help="input array (repeat once per model input; default: seeded random data over the "
                         "input's range)")

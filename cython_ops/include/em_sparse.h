@@ -11,8 +11,8 @@
  *   portable: rows int8, the same sums in C; bias - in_zp sum w.
  * Packed form (edgeml/runtime/packing_sparse.py): group_start[G + 1] (block range of each 16-column group),
  * block_k[nblocks] (where the block's 4 values start: the K index for the portable kernel, a byte offset from the
- * row's or the output pixel's start for the vector ones), weights: int8 [nblocks][16][4] (VNNI, portable) or int16
- * [nblocks][2 pairs][16][2] (AVX2).  Per-column arrays are padded to a multiple of 16. */
+ * row's or the output pixel's start for the vector ones), weights: int8 [nblocks][16][4] (VNNI), int16
+ * [nblocks][2 pairs][16][2] (AVX2) or int8 [nblocks][4][16] (portable: its column loop vectorizes).  Per-column arrays are padded to a multiple of 16. */
 #ifndef EM_SPARSE_H
 #define EM_SPARSE_H
 #include <stdint.h>
@@ -54,7 +54,7 @@ static void em_sparse_gemm_scalar(const int8_t* A, int64_t lda, int64_t M, int64
                 const int8_t* w = W + (int64_t)j * 64;
                 for (int64_t t = 0; t < depth; t++) {
                     const int32_t av = a[k0 + t];
-                    for (int c = 0; c < EM_SPARSE_COLS; c++) acc[c] += av * w[c * 4 + t];
+                    for (int c = 0; c < EM_SPARSE_COLS; c++) acc[c] += av * w[t * EM_SPARSE_COLS + c];
                 }
             }
             for (int64_t c = 0; c < cols; c++) C[m * ldc + n + c] = em_requant_one(acc[c], (int)(n + c), rq);
@@ -115,6 +115,28 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_sparse_vnni_
     for (int r = 0; r < MR; r++) em_vnni_requant_store16(acc[r], g, n, C + (m + r) * ldc + n, cols, q);
 }
 
+/* One row x 16 columns: four chains of blocks, so that vpdpbusd's latency overlaps (a GEMV has no other rows). */
+EM_VNNI_TARGET static inline void em_sparse_vnni_row(const uint8_t* a, const int32_t* ks, int64_t nb, const int8_t* w,
+                                                     __m512i bias, const em_vnni_gemm* g, int64_t n, __mmask16 cols,
+                                                     const em_mbqm16* q, int8_t* c) {
+    __m512i acc0 = bias, acc1 = _mm512_setzero_si512(), acc2 = acc1, acc3 = acc1;
+    int64_t j = 0;
+    for (; j + 4 <= nb; j += 4) {
+        acc0 = _mm512_dpbusd_epi32(acc0, _mm512_set1_epi32(em_sparse_load4(a + ks[j])), _mm512_loadu_si512(w + j * 64));
+        acc1 = _mm512_dpbusd_epi32(acc1, _mm512_set1_epi32(em_sparse_load4(a + ks[j + 1])),
+                                   _mm512_loadu_si512(w + j * 64 + 64));
+        acc2 = _mm512_dpbusd_epi32(acc2, _mm512_set1_epi32(em_sparse_load4(a + ks[j + 2])),
+                                   _mm512_loadu_si512(w + j * 64 + 128));
+        acc3 = _mm512_dpbusd_epi32(acc3, _mm512_set1_epi32(em_sparse_load4(a + ks[j + 3])),
+                                   _mm512_loadu_si512(w + j * 64 + 192));
+    }
+    for (; j < nb; j++)
+        acc0 = _mm512_dpbusd_epi32(acc0, _mm512_set1_epi32(em_sparse_load4(a + ks[j])), _mm512_loadu_si512(w + j * 64));
+    /* int32 sums wrap alike in any order */
+    const __m512i acc = _mm512_add_epi32(_mm512_add_epi32(acc0, acc1), _mm512_add_epi32(acc2, acc3));
+    em_vnni_requant_store16(acc, g, n, c + n, cols, q);
+}
+
 EM_VNNI_TARGET static void em_sparse_gemm_vnni(const em_gemm_rows* A, int64_t M, const em_sparse_w* s,
                                               const em_vnni_gemm* g, int8_t* C, int64_t ldc) {
     const int8_t* W = (const int8_t*)s->w;
@@ -132,7 +154,7 @@ EM_VNNI_TARGET static void em_sparse_gemm_vnni(const em_gemm_rows* A, int64_t M,
             em_sparse_vnni_tile(A, m, 4, ks, nb, w, bias, g, n, cols, &q, C, ldc);
             m += 4;
         }
-        for (; m < M; m++) em_sparse_vnni_tile(A, m, 1, ks, nb, w, bias, g, n, cols, &q, C, ldc);
+        for (; m < M; m++) em_sparse_vnni_row(em_sparse_row(A, m), ks, nb, w, bias, g, n, cols, &q, C + m * ldc);
     }
 }
 

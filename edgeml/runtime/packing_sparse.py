@@ -31,13 +31,13 @@ def block_density(w2: np.ndarray) -> float:
 class SparsePacked:
     group_start: np.ndarray    # int32 [groups + 1]: block range of each 16-column group
     block_k: np.ndarray        # int32 [blocks]: each block's first K index
-    weights: np.ndarray        # int8 [blocks][16][4], or int16 [blocks][2][16][2] (AVX2 pairs)
+    weights: np.ndarray        # int8 [blocks][16][4] (VNNI), int16 [blocks][2][16][2] (AVX2), int8 [blocks][4][16]
     density: float
 
 
-def sparse_pack(ctx: Ctx, w2: np.ndarray, int16_pairs: bool, offset: Callable = None) -> SparsePacked:
-    """The packed form em_sparse.h reads; int16_pairs: the AVX2 kernel's int16 [block][pair][16][2]; offset: the
-    kernel's block_k for an array of K indices (default: the indices)."""
+def sparse_pack(ctx: Ctx, w2: np.ndarray, layout: str, offset: Callable = None) -> SparsePacked:
+    """The packed form em_sparse.h reads; layout: "vnni" int8 [block][16][4], "avx2" int16 [block][pair][16][2],
+    "portable" int8 [block][4][16]; offset: the kernel's block_k for an array of K indices (default: the indices)."""
     n, k = w2.shape
     mask = block_mask(w2)
     groups, depth = mask.shape
@@ -46,8 +46,10 @@ def sparse_pack(ctx: Ctx, w2: np.ndarray, int16_pairs: bool, offset: Callable = 
     blocks = padded.reshape(groups, BLOCK_COLS, depth, BLOCK_DEPTH).transpose(0, 2, 1, 3)   # [g][kb][16][4]
     g_idx, kb_idx = np.nonzero(mask)                   # row-major: blocks of a group together, K ascending
     chosen = blocks[g_idx, kb_idx]                     # [blocks][16][4]
-    if int16_pairs:
+    if layout == "avx2":
         chosen = chosen.astype(np.int16).reshape(-1, BLOCK_COLS, 2, 2).transpose(0, 2, 1, 3)
+    elif layout == "portable":      # 16 columns contiguous per K value: the C loop vectorizes
+        chosen = chosen.transpose(0, 2, 1)
     start = np.zeros(groups + 1, np.int32)
     start[1:] = np.cumsum(mask.sum(axis=1))
     k_first = kb_idx.astype(np.int64) * BLOCK_DEPTH

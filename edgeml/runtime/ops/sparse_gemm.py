@@ -24,13 +24,17 @@ SPARSE_KERNEL = {"avx512vnni": "conv2d_int8_sparse_vnni", "avxvnni": "conv2d_int
                  "avx512": "conv2d_int8_sparse_avx2", "avx2": "conv2d_int8_sparse_avx2"}
 
 # Highest block density (nonzero 16x4 blocks / all) at which the sparse kernel is faster than the dense one, per
-# path and shape: "1x1" (1x1 stride-1 conv), "kxk" (every other conv: the dense kernel's implicit GEMM needs no
-# im2col, the sparse one does), "fc" (FULLY_CONNECTED).  Measured with benchmarks/bench_sparse.py (one thread,
-# alternating dense / sparse, medians; see that script's docstring for the table).
+# path and shape: "1x1" (1x1 stride-1 conv, FULLY_CONNECTED with 4+ rows), "kxk" (every other conv), "gemv"
+# (FULLY_CONNECTED with 1-3 rows).  Measured with benchmarks/bench_sparse.py (one thread, alternating, medians of
+# thread CPU time; 2026-12-06, AVX-512 VNNI machine, avx2 forced by EDGEML_ISA); crossovers seen per layer:
+#   vnni  1x1: 0.75-1.0 (ResNet-8 / MobileNetV1 pointwise layers), kxk: 0.5-0.75 (ResNet-8 3x3), gemv: 0.5-0.6
+#   avx2  1x1: 0.75-1.0, kxk: 0.75-1.0, gemv: 0.75-1.0 (1x1024x256: 1.0)
+#   portable (EDGEML_ISA=scalar) 1x1: 0.1-0.4, kxk: 0.25, gemv: 0.25-0.5 (the dense loops vectorize better)
+# Each threshold sits at or below the lowest crossover of its row, so "auto" never picks a slower kernel there.
 MAX_DENSITY = {
-    "vnni": {"1x1": 0.55, "kxk": 0.45, "fc": 0.5},
-    "avx2": {"1x1": 0.6, "kxk": 0.5, "fc": 0.5},
-    "portable": {"1x1": 0.9, "kxk": 0.9, "fc": 0.9},
+    "vnni": {"1x1": 0.75, "kxk": 0.5, "gemv": 0.5},
+    "avx2": {"1x1": 0.75, "kxk": 0.75, "gemv": 0.75},
+    "portable": {"1x1": 0.1, "kxk": 0.25, "gemv": 0.25},
 }
 
 
@@ -77,7 +81,8 @@ def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, r
     kp = -(-wk.shape[1] // 4) * 4
     width = -(-oc // BLOCK_COLS) * BLOCK_COLS
     vnni = kernel == "conv2d_int8_sparse_vnni"
-    packed = sparse_pack(ctx, wk, int16_pairs=elem == 2, offset=offset)
+    packed = sparse_pack(ctx, wk, {"conv2d_int8_sparse_vnni": "vnni", "conv2d_int8_sparse_avx2": "avx2"}.get(
+        kernel, "portable"), offset=offset)
     # vpdpbusd reads x + 128: its bias also takes -128 sum w (em_gemm_vnni.h)
     folded = fold_input_zero_point(op, bias, w2, in_zp + 128 if vnni else in_zp)
     bias_k = ctx.keep_array(np.pad(folded, (0, width - oc)))
@@ -109,4 +114,5 @@ def sparse_fully_connected_step(ctx: Ctx, op: Op, x, y, wdata: np.ndarray, bias,
     ints = dict(n=1, ih=rows, iw=1, ic=K, oh=rows, ow=1, oc=units, kh=1, kw=1, sh=1, sw=1, dh=1, dw=1,
                 pad_top=0, pad_left=0, in_zp=in_zp, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max,
                 mode=rq.mode, dm=1, direct=1, chunk=1)
-    return sparse_conv_step(ctx, op, x, y, wdata, bias, in_zp, rq, ints, macs, threads, "fc")
+    return sparse_conv_step(ctx, op, x, y, wdata, bias, in_zp, rq, ints, macs, threads,
+                            "gemv" if rows < 4 else "1x1")
