@@ -95,3 +95,32 @@ def test_bench_sparse_off_runs_the_dense_kernels(models, tmp_path, capsys):
     assert not any("sparse" in s.kernel for s in EdgeMLRunner(str(path), 1, sparse="off").it.plan.steps)
     assert any("sparse" in s.kernel for s in EdgeMLRunner(str(path), 1, sparse="on").it.plan.steps)
     assert main(["bench", str(path), "--sparse", "off", "--num_runs", "3", "--min_secs", "0", "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("kernel,stride", [((3, 3), (1, 2)), ((1, 1), (1, 1))])
+def test_onnx_qlinearconv_with_pruned_blocks_matches_onnxruntime(kernel, stride):
+    """ONNX QLinearConv reads into the same CONV_2D prepare: block-pruned symmetric int8 weights take the sparse
+    kernels and requantize as onnxruntime does (float scale, ties to even)."""
+    pytest.importorskip("onnxruntime")
+    from onnx import helper
+    from tests.onnx_models import make_model, ort_run
+    rng = np.random.default_rng(3)
+    oc, ic, kh, kw = 40, 12, *kernel
+    w = rng.integers(-127, 128, (oc, ic, kh, kw)).astype(np.int8)
+    keep = rng.random((-(-oc // 16), kh, kw, ic // 4)) >= 0.8      # 16 output x 4 input channels per tap
+    mask = np.repeat(np.repeat(keep, 16, 0)[:oc], 4, 3).transpose(0, 3, 1, 2)
+    w = (w * mask).astype(np.int8)
+    inits = {"xs": np.array(0.03, np.float32), "xz": np.array(np.uint8(130)), "w": w,
+             "ws": rng.uniform(0.002, 0.02, oc).astype(np.float32), "wz": np.zeros(oc, np.int8),
+             "ys": np.array(0.05, np.float32), "yz": np.array(np.uint8(120)),
+             "b": rng.integers(-500, 500, oc).astype(np.int32)}
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["y"],
+                            pads=[kh // 2, kw // 2] * 2, strides=list(stride))
+    m = make_model([node], [("x", np.uint8, (1, ic, 9, 8))], [("y", np.uint8, None)], inits)
+    on, off = edgeml.Interpreter(m, sparse="on"), edgeml.Interpreter(m, sparse="off")
+    assert any("sparse" in s.kernel for s in on.plan.steps)
+    for _ in range(5):
+        x = rng.integers(0, 256, (1, ic, 9, 8)).astype(np.uint8)
+        want = ort_run(m, {"x": x})[0]
+        np.testing.assert_array_equal(on.run(x), want)
+        np.testing.assert_array_equal(off.run(x), want)
