@@ -12,7 +12,8 @@
  * Packed form (edgeml/runtime/packing_sparse.py): group_start[G + 1] (block range of each 16-column group),
  * block_k[nblocks] (where the block's 4 values start: the K index for the portable kernel, a byte offset from the
  * row's or the output pixel's start for the vector ones), weights: int8 [nblocks][16][4] (VNNI), int16
- * [nblocks][2 pairs][16][2] (AVX2) or int8 [nblocks][4][16] (portable: its column loop vectorizes).  Per-column arrays are padded to a multiple of 16. */
+ * [nblocks][2 pairs][16][2] (AVX2) or int8 [nblocks][4][16] (portable: its column loop vectorizes).  Per-column
+ * arrays are padded to a multiple of 16. */
 #ifndef EM_SPARSE_H
 #define EM_SPARSE_H
 #include <stdint.h>
@@ -91,28 +92,31 @@ static void em_conv2d_int8_sparse(const em_params* p) {
 #if defined(__x86_64__) && defined(__GNUC__)
 static inline int32_t em_sparse_load4(const void* p) { int32_t v; memcpy(&v, p, 4); return v; }
 
-/* Where GEMM row m starts (em_gemm_rows: plain rows lda apart, or output pixel first + m of a padded image); the
- * vector kernels' block_k are byte offsets from there. */
-static inline const uint8_t* em_sparse_row(const em_gemm_rows* A, int64_t m) {
-    if (!A->OW) return A->base + m * A->lda;
-    const int64_t pix = A->first + m;
-    return A->base + pix / A->OW * A->row_step + pix % A->OW * A->col_step;
+/* The run of GEMM rows from row m that lie a constant stride apart (em_gemm_rows: plain rows lda apart, or output
+ * pixels first + m .. up to the end of their output row in a padded image): where it starts, the stride, and how
+ * many rows (so a tile's rows are a0 + r * step, without a division per row).  The vector kernels' block_k are
+ * byte offsets from a row's start. */
+static inline int64_t em_sparse_run(const em_gemm_rows* A, int64_t m, int64_t M, const uint8_t** a0, int64_t* step) {
+    if (!A->OW) { *a0 = A->base + m * A->lda; *step = A->lda; return M - m; }
+    const int64_t pix = A->first + m, ox = pix % A->OW, left = A->OW - ox;
+    *a0 = A->base + pix / A->OW * A->row_step + ox * A->col_step;
+    *step = A->col_step;
+    return left < M - m ? left : M - m;
 }
 
 /* ---- AVX-512 VNNI: MR rows x 16 columns of one group; acc starts at the bias ------------------------------- */
 EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_sparse_vnni_tile(
-        const em_gemm_rows* A, int64_t m, const int MR, const int32_t* ks, int64_t nb, const int8_t* w, __m512i bias,
+        const uint8_t* a0, int64_t step, const int MR, const int32_t* ks, int64_t nb, const int8_t* w, __m512i bias,
         const em_vnni_gemm* g, int64_t n, __mmask16 cols, const em_mbqm16* q, int8_t* C, int64_t ldc) {
-    const uint8_t* a[8];
     __m512i acc[8];
-    for (int r = 0; r < MR; r++) { a[r] = em_sparse_row(A, m + r); acc[r] = bias; }
+    for (int r = 0; r < MR; r++) acc[r] = bias;
     for (int64_t j = 0; j < nb; j++) {
         const __m512i wv = _mm512_loadu_si512(w + j * 64);
-        const int64_t k = ks[j];
+        const uint8_t* a = a0 + ks[j];
         for (int r = 0; r < MR; r++)
-            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(em_sparse_load4(a[r] + k)), wv);
+            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(em_sparse_load4(a + r * step)), wv);
     }
-    for (int r = 0; r < MR; r++) em_vnni_requant_store16(acc[r], g, n, C + (m + r) * ldc + n, cols, q);
+    for (int r = 0; r < MR; r++) em_vnni_requant_store16(acc[r], g, n, C + r * ldc + n, cols, q);
 }
 
 /* One row x 16 columns: four chains of blocks, so that vpdpbusd's latency overlaps (a GEMV has no other rows). */
@@ -148,13 +152,19 @@ EM_VNNI_TARGET static void em_sparse_gemm_vnni(const em_gemm_rows* A, int64_t M,
         const int8_t* w = W + (int64_t)j0 * 64;
         const __m512i bias = _mm512_loadu_si512(g->bias + n);
         const em_mbqm16 q = em_vnni_consts(g, n);
-        int64_t m = 0;
-        for (; m + 8 <= M; m += 8) em_sparse_vnni_tile(A, m, 8, ks, nb, w, bias, g, n, cols, &q, C, ldc);
-        if (m + 4 <= M) {
-            em_sparse_vnni_tile(A, m, 4, ks, nb, w, bias, g, n, cols, &q, C, ldc);
-            m += 4;
+        for (int64_t m = 0; m < M;) {
+            const uint8_t* a0;
+            int64_t step;
+            const int64_t end = m + em_sparse_run(A, m, M, &a0, &step);
+            for (; m + 8 <= end; m += 8, a0 += 8 * step)
+                em_sparse_vnni_tile(a0, step, 8, ks, nb, w, bias, g, n, cols, &q, C + m * ldc, ldc);
+            if (m + 4 <= end) {
+                em_sparse_vnni_tile(a0, step, 4, ks, nb, w, bias, g, n, cols, &q, C + m * ldc, ldc);
+                m += 4;
+                a0 += 4 * step;
+            }
+            for (; m < end; m++, a0 += step) em_sparse_vnni_row(a0, ks, nb, w, bias, g, n, cols, &q, C + m * ldc);
         }
-        for (; m < M; m++) em_sparse_vnni_row(em_sparse_row(A, m), ks, nb, w, bias, g, n, cols, &q, C + m * ldc);
     }
 }
 
@@ -206,27 +216,26 @@ static void em_conv2d_int8_sparse_vnni(const em_params* p) {
 
 /* ---- AVX2: MR rows x 16 columns (two 8-lane halves); weights int16 [block][pair][16][2]; rows int16 --------- */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_sparse_avx2_tile(
-        const em_gemm_rows* A, int64_t m, const int MR, const int32_t* ks, int64_t nb, const int16_t* w,
+        const uint8_t* a0, int64_t step, const int MR, const int32_t* ks, int64_t nb, const int16_t* w,
         const em_avx2_gemm* g, int64_t n, const em_mbqm8_lanes* q, int8_t* C, int64_t ldc) {
-    const uint8_t* a[4];
     __m256i lo[4], hi[4];
-    for (int r = 0; r < MR; r++) { a[r] = em_sparse_row(A, m + r); lo[r] = hi[r] = _mm256_setzero_si256(); }
+    for (int r = 0; r < MR; r++) lo[r] = hi[r] = _mm256_setzero_si256();
     for (int64_t j = 0; j < nb; j++) {
         const int16_t* wj = w + j * 64;
         const __m256i w0l = _mm256_loadu_si256((const __m256i*)wj), w0h = _mm256_loadu_si256((const __m256i*)(wj + 16));
         const __m256i w1l = _mm256_loadu_si256((const __m256i*)(wj + 32));
         const __m256i w1h = _mm256_loadu_si256((const __m256i*)(wj + 48));
-        const int64_t k = ks[j];
+        const uint8_t* a = a0 + ks[j];
         for (int r = 0; r < MR; r++) {
-            const __m256i p0 = _mm256_set1_epi32(em_sparse_load4(a[r] + k));
-            const __m256i p1 = _mm256_set1_epi32(em_sparse_load4(a[r] + k + 4));
+            const __m256i p0 = _mm256_set1_epi32(em_sparse_load4(a + r * step));
+            const __m256i p1 = _mm256_set1_epi32(em_sparse_load4(a + r * step + 4));
             lo[r] = _mm256_add_epi32(lo[r], _mm256_add_epi32(_mm256_madd_epi16(p0, w0l), _mm256_madd_epi16(p1, w1l)));
             hi[r] = _mm256_add_epi32(hi[r], _mm256_add_epi32(_mm256_madd_epi16(p0, w0h), _mm256_madd_epi16(p1, w1h)));
         }
     }
     const int64_t left = g->N - n;
     for (int r = 0; r < MR; r++) {
-        int8_t* c = C + (m + r) * ldc + n;
+        int8_t* c = C + r * ldc + n;
         em_avx2_store8(lo[r], g, n, c, left < 8 ? left : 8, &q[0]);
         if (left > 8) em_avx2_store8(hi[r], g, n + 8, c + 8, left - 8, &q[1]);
     }
@@ -244,9 +253,14 @@ EM_AVX2_TARGET static void em_sparse_gemm_avx2(const em_gemm_rows* A, int64_t M,
         for (int h = 0; h < 2; h++)
             q[h] = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n + 8 * h)),
                                    _mm256_loadu_si256((const __m256i*)(g->shift + n + 8 * h)));
-        int64_t m = 0;
-        for (; m + 4 <= M; m += 4) em_sparse_avx2_tile(A, m, 4, ks, nb, w, g, n, q, C, ldc);
-        for (; m < M; m++) em_sparse_avx2_tile(A, m, 1, ks, nb, w, g, n, q, C, ldc);
+        for (int64_t m = 0; m < M;) {
+            const uint8_t* a0;
+            int64_t step;
+            const int64_t end = m + em_sparse_run(A, m, M, &a0, &step);
+            for (; m + 4 <= end; m += 4, a0 += 4 * step)
+                em_sparse_avx2_tile(a0, step, 4, ks, nb, w, g, n, q, C + m * ldc, ldc);
+            for (; m < end; m++, a0 += step) em_sparse_avx2_tile(a0, step, 1, ks, nb, w, g, n, q, C + m * ldc, ldc);
+        }
     }
 }
 
