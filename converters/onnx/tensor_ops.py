@@ -54,20 +54,31 @@ class TensorOps:
         return self.typed(x) if x.quant is None else self.get_plain(x)
 
     # ----- gathers --------------------------------------------------------------------------------
-    def op_Gather(self, node, ins, attrs):
+    def _axis_gather_inputs(self, node, ins, attrs):
+        """The (data, indices, axis) of a Gather-like node, or None when the node folded to a constant."""
         self.check_attrs(attrs, {"axis"})
         self.need(ins, 2, 2)
         if self._fold(node, ins, attrs):
-            return
+            return None
         x, idx = ins
-        axis = self.axis_of(attrs, x.rank)
+        return x, idx, self.axis_of(attrs, x.rank)
+
+    def _in_range(self, values: np.ndarray, dim: int, listed: bool) -> np.ndarray:
+        """Indices checked against [-dim, dim) at load and made non-negative."""
+        if np.any(values < -dim) or np.any(values >= dim):
+            shown = f"indices {values.tolist()}" if listed else "indices"
+            self.bad(f"{shown} outside [-{dim}, {dim})")
+        return np.where(values < 0, values + dim, values)
+
+    def op_Gather(self, node, ins, attrs):
+        found = self._axis_gather_inputs(node, ins, attrs)
+        if found is None:
+            return
+        x, idx, axis = found
         dim = x.shape[axis]
         shape = x.shape[:axis] + idx.shape + x.shape[axis + 1:]
         if idx.const is not None and idx.const.ndim <= 1 and idx.const.size:
-            flat = idx.const.astype(np.int64).reshape(-1)
-            if np.any(flat < -dim) or np.any(flat >= dim):
-                self.bad(f"indices {flat.tolist()} outside [-{dim}, {dim})")
-            flat = np.where(flat < 0, flat + dim, flat)
+            flat = self._in_range(idx.const.astype(np.int64).reshape(-1), dim, True)
             tables = [list(range(d)) for d in x.shape]
             tables[axis] = flat.tolist()
             g = self.axis_gather(node.output[0] + ("/1d" if idx.const.ndim == 0 else ""), x, tables)
@@ -82,21 +93,15 @@ class TensorOps:
 
     def op_GatherElements(self, node, ins, attrs):
         """Constant indices: a GATHER of the flattened data at the element offsets, computed at load."""
-        self.check_attrs(attrs, {"axis"})
-        self.need(ins, 2, 2)
-        if self._fold(node, ins, attrs):
+        found = self._axis_gather_inputs(node, ins, attrs)
+        if found is None:
             return
-        x, idx = ins
-        axis = self.axis_of(attrs, x.rank)
+        x, idx, axis = found
         if idx.rank != x.rank:
             self.bad(f"indices of rank {idx.rank} for data of rank {x.rank}")
         if any(i > d for k, (i, d) in enumerate(zip(idx.shape, x.shape)) if k != axis):
             self.bad(f"indices {list(idx.shape)} larger than data {list(x.shape)} off the axis")
-        values = self.const_of(idx, "the indices input").astype(np.int64)
-        dim = x.shape[axis]
-        if np.any(values < -dim) or np.any(values >= dim):
-            self.bad(f"indices outside [-{dim}, {dim})")
-        values = np.where(values < 0, values + dim, values)
+        values = self._in_range(self.const_of(idx, "the indices input").astype(np.int64), x.shape[axis], False)
         grids = np.indices(idx.shape, dtype=np.int64)
         grids[axis] = values
         offsets = np.ravel_multi_index(tuple(grids), x.shape)
