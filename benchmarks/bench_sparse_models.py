@@ -2,6 +2,7 @@
 """End-to-end speed of block-pruned int8 models with edgeml's sparse kernels on and off, beside LiteRT+XNNPACK.
 
     python benchmarks/bench_sparse_models.py [--models resnet8,mobilenet_v1] [--sparsity 0.5,0.75,0.9] [--layers]
+    python benchmarks/bench_sparse_models.py --files OUT1/model_int8.tflite,...   (e.g. `edgeml train` outputs)
 
 The zoo's resnet8 (32x32x3) and mobilenet_v1 (alpha 0.25, 96x96x3) with their initial weights, every Conv2D /
 Dense kernel pruned in blocks of 16 output x 4 input channels (per kernel tap; the lowest-L1 blocks zeroed, the
@@ -130,20 +131,23 @@ def main():
     ap.add_argument("--sparsity", default="0.5,0.75,0.9")
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--layers", action="store_true")
+    ap.add_argument("--files", help="comma-separated int8 .tflite files to measure instead of the made-up models")
     a = ap.parse_args()
     from edgeml.runtime.kernels import CONFIG
     print(f"ISA path {CONFIG.isa}; one thread, batch 1, medians of thread CPU time (us)")
     print(f"{'model':22s} {'sparse kernels':>14s} {'edgeml sparse':>13s} {'edgeml dense':>12s} {'speedup':>7s} "
           f"{'LiteRT+XNNPACK':>14s} {'vs LiteRT':>9s}")
-    for name in a.models.split(","):
-        for sp in (float(v) for v in a.sparsity.split(",")):
-            res = measure(make_model(name, sp), a.rounds, a.layers)
-            print(f"{name + f' {int(sp * 100)}%':22s} {res['kernels']:14d} {res['sparse']:13.1f} {res['dense']:12.1f} "
-                  f"{res['dense'] / res['sparse']:6.2f}x {res['litert']:14.1f} {res['litert'] / res['sparse']:8.2f}x",
-                  flush=True)
-            for k, op, kernel, dense_us, sparse_us in res.get("layers", []):
-                print(f"    step {k:3d} {op:16s} {kernel:26s} dense {dense_us:8.1f} us  sparse-auto {sparse_us:8.1f} us "
-                      f" {dense_us / max(sparse_us, 1e-3):5.2f}x")
+    cases = [(f, Path(f).parent.name or f, None) for f in a.files.split(",")] if a.files else \
+        [(None, name, float(sp)) for name in a.models.split(",") for sp in a.sparsity.split(",")]
+    for path, name, sp in cases:
+        res = measure(Path(path) if path else make_model(name, sp), a.rounds, a.layers)
+        label = name if sp is None else f"{name} {int(sp * 100)}%"
+        print(f"{label:22s} {res['kernels']:14d} {res['sparse']:13.1f} {res['dense']:12.1f} "
+              f"{res['dense'] / res['sparse']:6.2f}x {res['litert']:14.1f} {res['litert'] / res['sparse']:8.2f}x",
+              flush=True)
+        for k, op, kernel, dense_us, sparse_us in res.get("layers", []):
+            print(f"    step {k:3d} {op:16s} {kernel:26s} dense {dense_us:8.1f} us  sparse-auto {sparse_us:8.1f} us "
+                  f" {dense_us / max(sparse_us, 1e-3):5.2f}x")
 
 
 if __name__ == "__main__":

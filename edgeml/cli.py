@@ -172,7 +172,7 @@ def _cmd_train(args) -> int:
                       batch_size=args.batch_size, learning_rate=args.learning_rate, optimizer=args.optimizer,
                       patience=args.patience, validation_split=args.validation_split, test_split=args.test_split,
                       label_column=args.label_column, image_size=args.image_size, color_mode=args.color_mode,
-                      augment=args.augment, seed=args.seed, prune=args.prune, qat=args.qat, cluster=args.cluster,
+                      augment=args.augment, seed=args.seed, prune=args.prune, prune_block=args.prune_block, qat=args.qat, cluster=args.cluster,
                       finetune_epochs=args.finetune_epochs, alpha=args.alpha, allow_degraded=args.allow_degraded,
                       verbose=verbose, overwrite=args.overwrite)
     try:
@@ -228,6 +228,11 @@ def _add_train_parser(sub):
     g.add_argument("--seed", type=int, default=0, help="seed for the data split, initialization and shuffling")
     g = p.add_argument_group("optimization (tensorflow-model-optimization, each a fine-tune after training)")
     g.add_argument("--prune", type=_fraction, metavar="SPARSITY", help="magnitude pruning to this final sparsity")
+    g.add_argument("--prune-block", default="16x4", metavar="OUTxIN",
+                   help="what --prune zeroes: whole blocks of OUT output x IN input channels of Conv2D / Dense "
+                        "kernels (default 16x4: the block edgeml's VNNI int8 kernel skips in one step, so pruned "
+                        "layers run faster; multiples such as 32x4 or 16x8 work too; DepthwiseConv2D stays dense), "
+                        "or 1x1 (single weights of every prunable layer: smaller files, no speedup)")
     g.add_argument("--cluster", type=_count(2), metavar="N",
                    help="weight clustering to N centroids per kernel (sparsity-preserving after --prune)")
     g.add_argument("--qat", action="store_true",
