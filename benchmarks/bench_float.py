@@ -11,6 +11,7 @@ convs' speed is given in GFLOP/s (2 x MACs / time) next to this core's float pea
     python benchmarks/bench_float.py                    # everything, markdown to stdout
     EDGEML_ISA=avx2 python benchmarks/bench_float.py    # edgeml's AVX2 path (the peers keep theirs)
     python benchmarks/bench_float.py --only vww_96_float,mobilenet_v2_224 --json out.json
+    python benchmarks/bench_float.py --exact            # Interpreter(float_exact=True): the reference's order
 """
 from __future__ import annotations
 
@@ -68,9 +69,9 @@ def kws_onnx(cache: Path) -> Path:
 
 
 class EdgeML:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, exact: bool = False):
         import edgeml
-        self.it = edgeml.Interpreter(str(path))
+        self.it = edgeml.Interpreter(str(path), float_exact=exact)
         self.invoke = self.it.invoke
         self.spec = self.it.get_input_details()[0]
 
@@ -166,7 +167,7 @@ def cpu_mhz() -> float:
 
 
 def measure(name: str, path: Path, kind: str, args) -> dict:
-    ours = EdgeML(path)
+    ours = EdgeML(path, args.exact)
     peer = LiteRT(path) if kind == "tflite" else ORT(path)
     shape = tuple(int(d) if d else 1 for d in ours.spec["shape"])
     x = np.random.default_rng(args.seed).uniform(-1.0, 1.0, size=shape).astype(np.float32)
@@ -196,6 +197,7 @@ def main() -> int:
     ap.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "edgeml-bench-float"))
     ap.add_argument("--only", help="comma-separated model names")
     ap.add_argument("--json")
+    ap.add_argument("--exact", action="store_true", help="edgeml with float_exact=True (no fused multiply-add)")
     args = ap.parse_args()
     cache = Path(args.cache)
     wanted = set(args.only.split(",")) if args.only else None
@@ -217,7 +219,8 @@ def main() -> int:
             skipped.append((name, f"{type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''}"))
     mhz = cpu_mhz()
     print(f"\nedgeml ISA path: {ISA} (EDGEML_ISA={os.environ.get('EDGEML_ISA', 'unset')}); one thread, batch 1, "
-          f"{args.runs} alternating runs, medians in µs\n")
+          f"{'float_exact' if args.exact else 'fused multiply-add'} mode, {args.runs} alternating runs, "
+          f"medians in µs\n")
     print("| model | edgeml | peer | edgeml / peer | output vs reference |")
     print("|---|---|---|---|---|")
     for r in results:
@@ -228,7 +231,7 @@ def main() -> int:
         print(f"| {name} | not run: {why} | | | |")
     print(f"\nLargest convs (GFLOP/s = 2 x MACs / median time); core clock as reported {mhz:.0f} MHz: float peak "
           f"{32 * 2 * mhz / 1e3:.0f} GFLOP/s with AVX-512 FMA (2 x 16 lanes x 2), {32 * mhz / 1e3:.0f} GFLOP/s "
-          f"for separate multiply and add (what the reference order allows)\n")
+          f"with AVX2 FMA or AVX-512 separate multiply and add (float_exact)\n")
     for r in results:
         for kernel, macs, us, gflops in r["largest"]:
             print(f"- {r['model']}: {kernel}, {macs / 1e6:.1f} M MACs, {us:.1f} µs, {gflops:.1f} GFLOP/s")

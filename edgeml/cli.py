@@ -1,4 +1,4 @@
-"""The `edgeml` command: `train`, `run`, `inspect`, `bench`.
+"""The `edgeml` command: `train`, `run`, `inspect`, `bench`, `compile`.
 
 TensorFlow and every peer runtime are imported only by the subcommand that needs them (inside the modules it
 calls), so `edgeml bench` and `edgeml run` work with the runtime alone.
@@ -15,6 +15,9 @@ from edgeml.bench import report
 from edgeml.bench.inspect import inspect_report
 from edgeml.bench.measure import BenchOptions, read_npy, run_bench
 from edgeml.bench.runners import PEERS
+from edgeml.codegen import TARGETS, compile_model
+from edgeml.codegen.generate import default_name
+from edgeml.codegen.report import flash_ram, text_report
 from edgeml.errors import EdgeMLError, ModelFormatError
 from edgeml.runtime import Interpreter
 from edgeml.train.console import SHOW_NATIVE_LOGS_ENV
@@ -129,6 +132,22 @@ def _cmd_bench(args) -> int:
         for what, path in (("JSON", args.json), ("CSV", args.csv), ("plot", args.plot)):
             if path:
                 print(f"wrote {what} to {path}")
+    return 0
+
+
+def _cmd_compile(args) -> int:
+    name = args.name or default_name(args.model)
+    compiled = compile_model(args.model, args.out, target=args.target, name=name, isa=args.isa,
+                             rounding=args.rounding)
+    print(f"wrote {compiled.out_dir}/{name}.h, {name}.c, main.c, Makefile and include/ ({compiled.target}, "
+          f"{compiled.isa} kernels): arena {compiled.arena_bytes} bytes, weights {compiled.weight_bytes} bytes; "
+          f"build the example with: make -C {compiled.out_dir}")
+    if args.report:
+        result = flash_ram(compiled, args.model)
+        path = compiled.out_dir / f"{name}_report.json"
+        report.write_json(result, str(path))
+        print(text_report(result))
+        print(f"wrote JSON to {path}")
     return 0
 
 
@@ -295,6 +314,25 @@ def main(argv=None) -> int:
     p.add_argument("--plot", metavar="FILE.png", help="latency histogram and per-run trace (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="print nothing (files are still written)")
     p.set_defaults(fn=_cmd_bench)
+    p = sub.add_parser(
+        "compile", help="write a model as standalone C (no Python, no malloc) with a Makefile and an example program",
+        description="Loads, validates and plans the model as the Interpreter does, then writes NAME.h / NAME.c "
+                    "(weights as const arrays, one static arena, NAME_invoke() as a straight sequence of kernel "
+                    "calls), the kernel headers, main.c and a Makefile building NAME_main (./NAME_main IN OUT [RUNS]).")
+    p.add_argument("model", help="a .tflite or .onnx model")
+    p.add_argument("--out", required=True, help="output folder (created; files in it are overwritten)")
+    p.add_argument("--target", choices=TARGETS, default="x86-64",
+                   help="x86-64 (SIMD kernels of --isa, checked at the first invoke), aarch64 (NEON) or generic "
+                        "(scalar kernels only, any C99 compiler)")
+    p.add_argument("--isa", choices=["avx2", "avxvnni", "avx512", "avx512vnni", "scalar", "dispatch"],
+                   help="x86-64 only: the instruction-set level weights are packed for (default: this CPU's), or "
+                        "dispatch: a plan per level (avx512vnni, avx512, avx2, scalar), the best one the CPU runs "
+                        "taken at the first call")
+    p.add_argument("--name", help="C prefix of the generated API and file names (default: the model file's stem)")
+    p.add_argument("--rounding", choices=["double", "single"], default="double")
+    p.add_argument("--report", action="store_true",
+                   help="flash and RAM of the generated code beside TFLite Micro's arena (text, and NAME_report.json)")
+    p.set_defaults(fn=_cmd_compile)
     _add_train_parser(sub)
     try:
         args = parser.parse_args(argv)

@@ -121,9 +121,18 @@ def expect(which, a, b, za, zb, zo, sa, sb, so, rounding, act):
     return np.clip(r + zo, lo, hi).astype(np.int8)
 
 
+# large enough for ADD / SUB's table loop (1024 elements, runs of 64 or more): per frequency, per frame, scalar;
+# runs of 512 or more against one element (the run as a 256-entry table, EM_RUN_VIA_LUT) on either side;
+# per-channel operands, walked in buffers of whole periods (EM_BINARY_RUNS), and one whose period is too long
+TABLE_PAIRS = [((1, 9, 13, 17), (1, 1, 13, 17)), ((1, 9, 13, 17), (1, 9, 1, 1)), ((1, 7, 11, 19), ()),
+               ((2, 5, 3, 71), (2, 5, 3, 71)), ((1, 5, 16, 40), (1, 5, 1, 1)), ((1,), (1, 6, 9, 23)),
+               ((2, 1, 1, 1), (2, 3, 4, 50)),
+               ((1, 9, 12, 16), (16,)), ((24,), (2, 10, 10, 24)), ((1, 7, 7, 1030), (1030,))]   # per channel
+
+
 def check_binary(rng, failures, kernels):
-    for k in range(42):
-        sa_shape, sb_shape = broadcast_pair(rng, k)
+    for k in range(42 + len(TABLE_PAIRS)):
+        sa_shape, sb_shape = broadcast_pair(rng, k) if k < 42 else TABLE_PAIRS[k - 42]
         if k % 3 == 1:
             sa_shape, sb_shape = sb_shape, sa_shape
         za, zb, zo = (int(v) for v in rng.integers(-128, 128, 3))

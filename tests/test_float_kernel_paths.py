@@ -6,7 +6,10 @@ any axis or from a scalar (with NaNs), the RELU family and LEAKY_RELU (with -0.0
 
 Float expectations are written from the reference kernels' formulas in NumPy float32 (each product rounded, then
 added to a sum that starts at 0, taps in window-row, window-column, channel order, padding taps skipped; then
-+ bias and the clamp): every path must equal them bit for bit.  The hybrid conv's quantization is LiteRT's
++ bias and the clamp): every path must equal them bit for bit with float_exact=True.  The default (fused) SIMD
+kernels must equal the same formula with each product added unrounded (a float64 product, exact for two float32s,
+added in float64 and rounded to float32: the fused multiply-add's single rounding, up to a double rounding that
+these cases do not hit), and the scalar path stays on the reference's formula in both modes.  The hybrid conv's quantization is LiteRT's
 (checked against LiteRT in test_hybrid_models.py on the portable path); here every path must equal the portable
 kernel's output."""
 import os
@@ -36,14 +39,22 @@ def tensor(idx, shape, dtype, data=None, scale=None, axis=0):
 
 
 def run(graph, x):
-    plan = compile_graph(graph, {}, 0, 1)
+    plan = compile_graph(graph, {}, 0, 1, float_exact=EXACT)
     plan.view(graph.inputs[0])[...] = x
     plan.engine.invoke()
     return plan.view(graph.outputs[0]).copy(), [s.kernel for s in plan.steps]
 
 
+def multiply_add(acc, a, b):
+    """acc + a * b: the product rounded first (the reference), or once with the sum (FUSED, a fused multiply-add)."""
+    if FUSED:
+        return (acc.astype(np.float64) + a.astype(np.float64) * b.astype(np.float64)).astype(F)
+    return (acc + (a * b).astype(F)).astype(F)
+
+
 def reference_conv(x, w, bias, stride, dil, pads, out_hw, act, dm=None):
-    """The reference kernels' float sums; w: [OC, KH, KW, IC], or [1, KH, KW, OC] with dm (depthwise)."""
+    """The reference kernels' float sums (fused with FUSED); w: [OC, KH, KW, IC], or [1, KH, KW, OC] with dm
+    (depthwise)."""
     n, ih, iw, ic = x.shape
     kh, kw = w.shape[1:3]
     oh, ow = out_hw
@@ -57,12 +68,12 @@ def reference_conv(x, w, bias, stride, dil, pads, out_hw, act, dm=None):
             inside = ((iy >= 0) & (iy < ih))[:, None] & ((ix >= 0) & (ix < iw))[None, :]
             patch = x[:, np.clip(iy, 0, ih - 1)][:, :, np.clip(ix, 0, iw - 1)]     # [n, oh, ow, ic]
             if dm:
-                term = (patch[..., np.arange(oc) // dm] * w[0, ky, kx]).astype(F)
-                acc = np.where(inside[None, :, :, None], (acc + term).astype(F), acc)
+                acc = np.where(inside[None, :, :, None],
+                               multiply_add(acc, patch[..., np.arange(oc) // dm], w[0, ky, kx]), acc)
                 continue
             for c in range(ic):
-                term = (patch[..., c:c + 1] * w[:, ky, kx, c]).astype(F)
-                acc = np.where(inside[None, :, :, None], (acc + term).astype(F), acc)
+                acc = np.where(inside[None, :, :, None], multiply_add(acc, patch[..., c:c + 1], w[:, ky, kx, c]),
+                               acc)
     lo, hi = ACT[act]
     y = (acc + (bias if bias is not None else F(0))).astype(F)
     return np.minimum(np.maximum(y, F(lo)), F(hi))
@@ -174,6 +185,10 @@ def case_activation(rng):
     return Graph(ts, [op], [0], [1]), x, want.astype(F), f"{which} {list(x.shape)}"
 
 
+EXACT = sys.argv[3] == "exact"
+FUSED = not EXACT and sys.argv[4] != "scalar"
+
+
 def main():
     seed, out_path = int(sys.argv[1]), sys.argv[2]
     rng = np.random.default_rng(seed)
@@ -208,10 +223,10 @@ def forced_path(name: str) -> str:
     return done.stdout.strip()
 
 
-def run_check(forced: str, seed: int, out_path) -> list:
+def run_check(forced: str, seed: int, out_path, mode: str = "exact") -> list:
     env = dict(os.environ, EDGEML_ISA=forced)
-    done = subprocess.run([sys.executable, "-c", CHECK, str(seed), str(out_path)], env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", CHECK, str(seed), str(out_path), mode, forced], env=env,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == "ok", "\n".join(lines[-20:])
@@ -239,6 +254,23 @@ def test_float_kernels_give_the_reference_bits_on_every_path(forced, tmp_path):
         ours, portable = np.load(tmp_path / f"{forced}.npz"), np.load(tmp_path / "scalar.npz")
         for key in portable.files:
             np.testing.assert_array_equal(ours[key], portable[key], err_msg=f"hybrid case {key}")
+
+
+@pytest.mark.parametrize("forced", PATHS)
+def test_fused_float_kernels_give_the_fused_formula_on_every_path(forced, tmp_path):
+    """The default float mode: conv / FC / depthwise on the fused multiply-add kernels (where the CPU has FMA3),
+    each sum the reference's order with one rounding per multiply-add; the scalar path keeps the reference's bits."""
+    if forced_path(forced) != forced:
+        pytest.skip(f"this CPU has no {forced} path")
+    from cython_ops.float_ops import cpu_has_fma
+    kernels = run_check(forced, 11, tmp_path / f"{forced}.npz", mode="fused")
+    simd = {"avx512vnni": "avx512", "avx512": "avx512", "avxvnni": "avx2", "avx2": "avx2"}.get(forced)
+    if simd and cpu_has_fma():
+        expected = {f"conv2d_f32_fma_{simd}", f"depthwise_f32_fma_{simd}"}
+    else:
+        expected = {f"conv2d_f32_{simd}", f"depthwise_f32_{simd}"} if simd else {"conv2d_f32", "depthwise_f32"}
+    assert expected <= set(kernels), kernels
+    assert not any("_fma_" in k for k in kernels) or simd, kernels
 
 
 def test_scratch_formula_matches_the_kernel():

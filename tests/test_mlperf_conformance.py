@@ -32,7 +32,7 @@ def seeded_inputs(detail, n, seed):
 @pytest.mark.parametrize("name", MODELS)
 def test_mlperf_model_matches_litert_reference(reference_models, name):
     path = reference_models / "mlperf_tiny" / f"{name}.tflite"
-    ours = edgeml.Interpreter(path)
+    ours = edgeml.Interpreter(path, float_exact=True)    # the default fused mode: tests/test_float_modes.py
     ref = reference_interpreter(path)
     detail, out = ref.get_input_details()[0], ref.get_output_details()[0]
     assert tuple(ours.get_input_details()[0]["shape"]) == tuple(detail["shape"])

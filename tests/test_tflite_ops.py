@@ -156,7 +156,9 @@ def test_float_op_matches_litert_reference(models, name):
     spec = M.SPECS[name]
     model = models.get(name, "float")
     assert_contains_intended_ops(model, spec, "float")
-    check_against_reference(model, float_inputs(spec, input_shapes(model), N_INPUTS), f"{name} float")
+    # the reference's operations (float_exact); the default fused mode: tests/test_float_modes.py
+    check_against_reference(model, float_inputs(spec, input_shapes(model), N_INPUTS), f"{name} float",
+                            float_exact=True)
 
 
 def test_quantize_and_dequantize_at_float_io_are_bit_exact(models):

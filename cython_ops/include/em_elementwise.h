@@ -3,9 +3,11 @@
 #ifndef EM_ELEMENTWISE_H
 #define EM_ELEMENTWISE_H
 #include <math.h>
+#include <string.h>
 #include "em_params.h"
 #include "em_requant.h"
 #include "em_isa.h"
+#include "em_lut.h"
 
 /* Binary ops, layout EM_BINARY (the float kernels; ADD / MUL int8 extend it below):
  * ptr: input 1, input 2, output
@@ -161,26 +163,44 @@ EM_VBMI_TARGET static inline void em_add_lookup64(__m512i idx, const uint8_t* pl
     v[3] = _mm512_unpackhi_epi16(hi01, hi23);
 }
 
-/* The table variant of the loop below (CPUs with AVX-512 VBMI); scratch holds the two tables (2 KB). */
-EM_VBMI_TARGET static void em_add_int8_tables(const em_params* p, int64_t n, const em_add_input16* in1,
-                                              const em_add_input16* in2, int single, __m512i mo, __m512i sho,
-                                              const em_mbqm16* co, __m512i ozp, __m512i amin, __m512i amax,
-                                              int sub) {
-    const int8_t* x1 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT1];
-    const int8_t* x2 = (const int8_t*)p->ptr[EM_BINARY_P_INPUT2];
-    int8_t* y = (int8_t*)p->ptr[EM_BINARY_P_OUTPUT];
-    uint8_t* t1 = (uint8_t*)p->ptr[EM_ADD_P_TABLES];
-    uint8_t* t2 = t1 + 1024;
-    em_add_build_table(in1, t1);
-    em_add_build_table(in2, t2);
+/* A run in which one input stays on one element is a function of the other input's byte alone: a long one computes
+ * its 256 outputs with the run itself (same bits by construction) and becomes a table lookup (em_lut.h). */
+#define EM_LUT_RUN_MIN 512
+#define EM_RUN_VIA_LUT(RUN, A, ONE1, B, ONE2, Y, N)                                                               \
+    do {                                                                                                          \
+        if ((ONE1) != (ONE2) && (N) >= EM_LUT_RUN_MIN) {                                                          \
+            int8_t iota_[256];                                                                                    \
+            uint8_t lut_[256];                                                                                    \
+            for (int j_ = 0; j_ < 256; j_++) iota_[j_] = (int8_t)j_;                                              \
+            if (ONE2) RUN(iota_, 0, (B), 1, (int8_t*)lut_, 256);                                                  \
+            else RUN((A), 1, iota_, 0, (int8_t*)lut_, 256);                                                       \
+            em_lut_u8((const uint8_t*)((ONE2) ? (A) : (B)), (uint8_t*)(Y), (N), lut_);                            \
+        } else {                                                                                                  \
+            RUN((A), (ONE1), (B), (ONE2), (Y), (N));                                                              \
+        }                                                                                                         \
+    } while (0)
+
+/* ADD / SUB's output stage constants, 16 lanes. */
+typedef struct {
+    em_add_input16 in1, in2;
+    __m512i mo, sho, ozp, amin, amax;
+    em_mbqm16 co;
+    int single, sub;
+} em_add_consts16;
+
+/* One run of the table variant (CPUs with AVX-512 VBMI), 64 elements at a time: t1 / t2 hold the two input
+ * stages as tables; a one-element input looks up its broadcast byte. */
+EM_VBMI_TARGET static inline void em_add_tables_run(const em_add_consts16* c, const uint8_t* t1, const uint8_t* t2,
+                                                    const int8_t* x1, int one1, const int8_t* x2, int one2,
+                                                    int8_t* y, int64_t n) {
     for (int64_t k = 0; k < n; k += 64) {
         const __mmask64 m = n - k >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (n - k)) - 1;
         __m512i a[4], b[4], r[4];
-        em_add_lookup64(_mm512_maskz_loadu_epi8(m, x1 + k), t1, a);
-        em_add_lookup64(_mm512_maskz_loadu_epi8(m, x2 + k), t2, b);
+        em_add_lookup64(one1 ? _mm512_set1_epi8(x1[0]) : _mm512_maskz_loadu_epi8(m, x1 + k), t1, a);
+        em_add_lookup64(one2 ? _mm512_set1_epi8(x2[0]) : _mm512_maskz_loadu_epi8(m, x2 + k), t2, b);
         for (int j = 0; j < 4; j++)
-            r[j] = em_add_output_x16(sub ? _mm512_sub_epi32(a[j], b[j]) : _mm512_add_epi32(a[j], b[j]), single,
-                                     mo, sho, co, ozp, amin, amax);
+            r[j] = em_add_output_x16(c->sub ? _mm512_sub_epi32(a[j], b[j]) : _mm512_add_epi32(a[j], b[j]),
+                                     c->single, c->mo, c->sho, &c->co, c->ozp, c->amin, c->amax);
         const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(r[0], r[1]), _mm512_packs_epi32(r[2], r[3]));
         _mm512_mask_storeu_epi8(y + k, m, bytes);
     }
@@ -189,7 +209,29 @@ EM_VBMI_TARGET static void em_add_int8_tables(const em_params* p, int64_t n, con
 /* The broadcasting walk of the vector kernels: the output's outer five dims in order, each step one run of the
  * innermost dim (dims[5] elements).  Within a run an input either advances with the output (stride 1) or stays on
  * one element (stride 0, or a run of one); the prepare merges dims so that runs are as long as the shapes allow
- * (equal shapes: one run; per-channel: one run per pixel; a scalar: one run).  RUN(x1, one1, x2, one2, y, n). */
+ * (equal shapes: one run; per-channel: one run per pixel; a scalar: one run).  RUN(x1, one1, x2, one2, y, n).
+ * A per-channel operand ([.., C] against a contiguous [.., P, C]) of short runs is instead copied C by C into a
+ * buffer of whole periods, and the output walked in runs of that length, both inputs advancing. */
+#define EM_PERIODIC_BYTES 2048
+static inline int em_binary_periodic_input(const em_params* p) {
+    const int64_t* dims = p->i + EM_BINARY_I_DIMS;
+    const int64_t c = dims[5];
+    if (c < 2 || c > EM_PERIODIC_BYTES / 2) return -1;
+    for (int k = 0; k < 2; k++) {
+        const int64_t* st = p->i + (k ? EM_BINARY_I_STRIDES1 : EM_BINARY_I_STRIDES2);      /* the other input */
+        const int64_t* sp = p->i + (k ? EM_BINARY_I_STRIDES2 : EM_BINARY_I_STRIDES1);      /* the periodic one */
+        int64_t natural = 1, ok = sp[5] == 1 && st[5] == 1, outer = 1;
+        for (int j = 5; j >= 0 && ok; j--) {
+            if (dims[j] != 1 && st[j] != natural) ok = 0;
+            if (j < 5 && dims[j] != 1 && sp[j] != 0) ok = 0;
+            if (j < 5) outer *= dims[j];
+            natural *= dims[j];
+        }
+        if (ok && outer >= 2) return k;
+    }
+    return -1;
+}
+
 #define EM_BINARY_RUNS(T, RUN)                                                                                    \
     do {                                                                                                          \
         const int64_t* dims_ = p->i + EM_BINARY_I_DIMS;                                                           \
@@ -199,6 +241,20 @@ EM_VBMI_TARGET static void em_add_int8_tables(const em_params* p, int64_t n, con
         const T* x2_ = (const T*)p->ptr[EM_BINARY_P_INPUT2];                                                      \
         T* y_ = (T*)p->ptr[EM_BINARY_P_OUTPUT];                                                                   \
         const int64_t inner_ = dims_[5];                                                                          \
+        const int periodic_ = em_binary_periodic_input(p);                                                        \
+        if (periodic_ >= 0) {                                                                                     \
+            T rep_[EM_PERIODIC_BYTES];                                                                            \
+            const int64_t len_ = (EM_PERIODIC_BYTES / (int64_t)sizeof(T) / inner_) * inner_;                      \
+            const int64_t n_ = dims_[0] * dims_[1] * dims_[2] * dims_[3] * dims_[4] * inner_;                     \
+            const T* per_ = periodic_ ? x2_ : x1_;                                                                \
+            for (int64_t j_ = 0; j_ < len_; j_ += inner_) memcpy(rep_ + j_, per_, (size_t)inner_ * sizeof(T));    \
+            for (int64_t k_ = 0; k_ < n_; k_ += len_) {                                                           \
+                const int64_t m_ = n_ - k_ < len_ ? n_ - k_ : len_;                                               \
+                if (periodic_) RUN(x1_ + k_, 0, rep_, 0, y_ + k_, m_);                                            \
+                else RUN(rep_, 0, x2_ + k_, 0, y_ + k_, m_);                                                      \
+            }                                                                                                     \
+            break;                                                                                                \
+        }                                                                                                         \
         const int one1_ = st1_[5] == 0 || inner_ == 1, one2_ = st2_[5] == 0 || inner_ == 1;                       \
         int64_t o_ = 0;                                                                                           \
         for (int64_t i0 = 0; i0 < dims_[0]; i0++)                                                                 \
@@ -211,14 +267,6 @@ EM_VBMI_TARGET static void em_add_int8_tables(const em_params* p, int64_t n, con
             RUN(x1_ + b1_, one1_, x2_ + b2_, one2_, y_ + o_, inner_);                                             \
         }                                                                                                         \
     } while (0)
-
-/* ADD / SUB's output stage constants, 16 lanes. */
-typedef struct {
-    em_add_input16 in1, in2;
-    __m512i mo, sho, ozp, amin, amax;
-    em_mbqm16 co;
-    int single, sub;
-} em_add_consts16;
 
 /* One run of ADD / SUB, 16 lanes at a time (two independent chains per iteration); an input with one* set is one
  * element, whose stage is computed once. */
@@ -244,7 +292,8 @@ EM_VNNI_TARGET static inline void em_add_run16(const em_add_consts16* c, const i
 }
 
 /* ADD / SUB int8 with any broadcast, 16 lanes at a time, either rounding mode; layout EM_ADD as em_add_int8.
- * tables: scratch of 2 KB; equal shapes of EM_ADD_TABLE_MIN elements and more take the table loop (with VBMI). */
+ * tables: scratch of 2 KB; EM_ADD_TABLE_MIN elements and more in runs of 64 or more (or per channel) take the table
+ * loop (with VBMI). */
 #define EM_ADD_TABLE_MIN 1024
 EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     const int64_t* q = p->i;
@@ -263,14 +312,23 @@ EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     c.co = em_mbqm_consts(c.mo, c.sho);
     c.single = q[EM_ADD_I_MODE] == EM_ROUND_SINGLE;
     c.sub = q[EM_ADD_I_SIGN] < 0;
-    const int one1 = em_binary_scalar_input(p, 0), one2 = em_binary_scalar_input(p, 1);
-    if (!one1 && !one2 && dims[5] == n && n >= EM_ADD_TABLE_MIN && p->ptr[EM_ADD_P_TABLES] != NULL &&
-        __builtin_cpu_supports("avx512vbmi")) {
-        em_add_int8_tables(p, n, &c.in1, &c.in2, c.single, c.mo, c.sho, &c.co, c.ozp, c.amin, c.amax, c.sub);
+    if ((dims[5] >= 64 || em_binary_periodic_input(p) >= 0) && n >= EM_ADD_TABLE_MIN &&
+        p->ptr[EM_ADD_P_TABLES] != NULL && __builtin_cpu_supports("avx512vbmi")) {
+        uint8_t* t1 = (uint8_t*)p->ptr[EM_ADD_P_TABLES];
+        uint8_t* t2 = t1 + 1024;
+        em_add_build_table(&c.in1, t1);
+        em_add_build_table(&c.in2, t2);
+#define EM_ADD_TABLES_RUN(A, ONE1, B, ONE2, Y, N) em_add_tables_run(&c, t1, t2, A, ONE1, B, ONE2, Y, N)
+#define EM_ADD_TABLES_RUN_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_ADD_TABLES_RUN, A, ONE1, B, ONE2, Y, N)
+        EM_BINARY_RUNS(int8_t, EM_ADD_TABLES_RUN_LUT);
+#undef EM_ADD_TABLES_RUN_LUT
+#undef EM_ADD_TABLES_RUN
         return;
     }
 #define EM_ADD_RUN16(A, ONE1, B, ONE2, Y, N) em_add_run16(&c, A, ONE1, B, ONE2, Y, N)
-    EM_BINARY_RUNS(int8_t, EM_ADD_RUN16);
+#define EM_ADD_RUN16_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_ADD_RUN16, A, ONE1, B, ONE2, Y, N)
+    EM_BINARY_RUNS(int8_t, EM_ADD_RUN16_LUT);
+#undef EM_ADD_RUN16_LUT
 #undef EM_ADD_RUN16
 }
 
@@ -304,7 +362,9 @@ EM_VNNI_TARGET static void em_mul_int8_avx512(const em_params* p) {
     c.c = em_mbqm_consts(c.m, c.sh);
     c.single = q[EM_MUL_I_MODE] == EM_ROUND_SINGLE;
 #define EM_MUL_RUN16(A, ONE1, B, ONE2, Y, N) em_mul_run16(&c, A, ONE1, B, ONE2, Y, N)
-    EM_BINARY_RUNS(int8_t, EM_MUL_RUN16);
+#define EM_MUL_RUN16_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_MUL_RUN16, A, ONE1, B, ONE2, Y, N)
+    EM_BINARY_RUNS(int8_t, EM_MUL_RUN16_LUT);
+#undef EM_MUL_RUN16_LUT
 #undef EM_MUL_RUN16
 }
 
@@ -435,7 +495,9 @@ EM_AVX2_TARGET static void em_add_int8_avx2(const em_params* p) {
     c.single = q[EM_ADD_I_MODE] == EM_ROUND_SINGLE;
     c.sub = q[EM_ADD_I_SIGN] < 0;
 #define EM_ADD_RUN8(A, ONE1, B, ONE2, Y, N) em_add_run8(&c, A, ONE1, B, ONE2, Y, N)
-    EM_BINARY_RUNS(int8_t, EM_ADD_RUN8);
+#define EM_ADD_RUN8_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_ADD_RUN8, A, ONE1, B, ONE2, Y, N)
+    EM_BINARY_RUNS(int8_t, EM_ADD_RUN8_LUT);
+#undef EM_ADD_RUN8_LUT
 #undef EM_ADD_RUN8
 }
 
@@ -473,7 +535,9 @@ EM_AVX2_TARGET static void em_mul_int8_avx2(const em_params* p) {
     c.amax = _mm256_set1_epi32((int32_t)q[EM_MUL_I_ACT_MAX]);
     c.single = q[EM_MUL_I_MODE] == EM_ROUND_SINGLE;
 #define EM_MUL_RUN8(A, ONE1, B, ONE2, Y, N) em_mul_run8(&c, A, ONE1, B, ONE2, Y, N)
-    EM_BINARY_RUNS(int8_t, EM_MUL_RUN8);
+#define EM_MUL_RUN8_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_MUL_RUN8, A, ONE1, B, ONE2, Y, N)
+    EM_BINARY_RUNS(int8_t, EM_MUL_RUN8_LUT);
+#undef EM_MUL_RUN8_LUT
 #undef EM_MUL_RUN8
 }
 #else

@@ -2,13 +2,14 @@
  *
  * The vectors run across output channels; each output's taps are summed in the reference's order (window row,
  * window column), with a separate multiply and add, then the bias added and the clamp: the reference kernel's
- * operations.  Pixels whose windows lie inside the image read the input directly, four pixels of a row side by side
+ * operations (depthwise_f32_<isa>); depthwise_f32_fma_<isa>, the default, is the same body with fused
+ * multiply-adds.  Pixels whose windows lie inside the image read the input directly, four pixels of a row side by side
  * on two vectors of channels (eight independent sums hide the add latency; four for a last lone vector); the
  * others (windows reaching into the padding, and a run's last pixels) skip the taps outside the image as the
  * reference does, four vectors of channels at a time.  With a depth multiplier M, output channel c reads input
  * channel c / M: one vector of input channels is loaded and its lanes permuted.
  *
- * Layout EM_FDW (depthwise_f32_avx512 / depthwise_f32_avx2):
+ * Layout EM_FDW (depthwise_f32_[fma_]avx512 / depthwise_f32_[fma_]avx2):
  *   ptr: input f32 NHWC, weights f32 [KH * KW][OC], bias f32 [OC] (zeros where the model has none: the reference
  *        adds 0.0f), output f32 NHWC
  *   i:   N, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, DH, DW, pad_top, pad_left, depth multiplier
@@ -42,8 +43,9 @@ static inline void em_fdw_inner_columns(const int64_t* d, int64_t* lo, int64_t* 
 #include <immintrin.h>
 #define EM_FDW512 __attribute__((target("avx512f,avx512dq")))
 #define EM_FDW256 __attribute__((target("avx2")))
+#define EM_FDW256FMA __attribute__((target("avx2,fma")))
 
-/* The kernel body for one ISA.  The including function defines: VEC, LANES, ZERO, ADD, MUL, CLAMP(y), and
+/* The kernel body for one ISA.  Defined before use: VEC, LANES, ZERO, ADD, MADD(acc, x, w), CLAMP(y), and
  * SETUP(c) (declares the lane masks / permutes of the vector of channels starting at c, suffix _##c), XLOAD(p, c),
  * WLOAD(p, c), STORE(p, c, y) for that vector. */
 #define EM_FDW_BODY                                                                                           \
@@ -84,14 +86,14 @@ static inline void em_fdw_inner_columns(const int64_t* d, int64_t* lo, int64_t* 
                     for (int64_t t = 0; t < T; t++) {                                                         \
                         const float* q = px + tap_off[t];                                                     \
                         const VEC w0 = WLOAD(w + t * OC + c0, c0), w1 = WLOAD(w + t * OC + c1, c1);           \
-                        a0 = ADD(a0, MUL(XLOAD(q, c0), w0));                                                  \
-                        b0 = ADD(b0, MUL(XLOAD(q, c1), w1));                                                  \
-                        a1 = ADD(a1, MUL(XLOAD(q + step, c0), w0));                                           \
-                        b1 = ADD(b1, MUL(XLOAD(q + step, c1), w1));                                           \
-                        a2 = ADD(a2, MUL(XLOAD(q + 2 * step, c0), w0));                                       \
-                        b2 = ADD(b2, MUL(XLOAD(q + 2 * step, c1), w1));                                       \
-                        a3 = ADD(a3, MUL(XLOAD(q + 3 * step, c0), w0));                                       \
-                        b3 = ADD(b3, MUL(XLOAD(q + 3 * step, c1), w1));                                       \
+                        a0 = MADD(a0, XLOAD(q, c0), w0);                                                  \
+                        b0 = MADD(b0, XLOAD(q, c1), w1);                                                  \
+                        a1 = MADD(a1, XLOAD(q + step, c0), w0);                                           \
+                        b1 = MADD(b1, XLOAD(q + step, c1), w1);                                           \
+                        a2 = MADD(a2, XLOAD(q + 2 * step, c0), w0);                                       \
+                        b2 = MADD(b2, XLOAD(q + 2 * step, c1), w1);                                       \
+                        a3 = MADD(a3, XLOAD(q + 3 * step, c0), w0);                                       \
+                        b3 = MADD(b3, XLOAD(q + 3 * step, c1), w1);                                       \
                     }                                                                                         \
                     const VEC bv0 = WLOAD(bias + c0, c0), bv1 = WLOAD(bias + c1, c1);                         \
                     float* po = orow + ox * OC;                                                               \
@@ -110,10 +112,10 @@ static inline void em_fdw_inner_columns(const int64_t* d, int64_t* lo, int64_t* 
                     for (int64_t t = 0; t < T; t++) {                                                         \
                         const float* q = px + tap_off[t];                                                     \
                         const VEC w0 = WLOAD(w + t * OC + c0, c0);                                            \
-                        a0 = ADD(a0, MUL(XLOAD(q, c0), w0));                                                  \
-                        a1 = ADD(a1, MUL(XLOAD(q + step, c0), w0));                                           \
-                        a2 = ADD(a2, MUL(XLOAD(q + 2 * step, c0), w0));                                       \
-                        a3 = ADD(a3, MUL(XLOAD(q + 3 * step, c0), w0));                                       \
+                        a0 = MADD(a0, XLOAD(q, c0), w0);                                                  \
+                        a1 = MADD(a1, XLOAD(q + step, c0), w0);                                           \
+                        a2 = MADD(a2, XLOAD(q + 2 * step, c0), w0);                                       \
+                        a3 = MADD(a3, XLOAD(q + 3 * step, c0), w0);                                       \
                     }                                                                                         \
                     const VEC bv0 = WLOAD(bias + c0, c0);                                                     \
                     float* po = orow + ox * OC;                                                               \
@@ -151,10 +153,10 @@ static inline void em_fdw_inner_columns(const int64_t* d, int64_t* lo, int64_t* 
             const int64_t c0 = c4, c1 = c4 + LANES, c2 = c4 + 2 * LANES, c3 = c4 + 3 * LANES;                 \
             SETUP(c0) SETUP(c1) SETUP(c2) SETUP(c3)                                                           \
             VEC a0 = ZERO, a1 = ZERO, a2 = ZERO, a3 = ZERO;                                                   \
-            EM_FDW_TAPS(a0 = ADD(a0, MUL(XLOAD(q, c0), WLOAD(wt + c0, c0)));                                  \
-                        a1 = ADD(a1, MUL(XLOAD(q, c1), WLOAD(wt + c1, c1)));                                  \
-                        a2 = ADD(a2, MUL(XLOAD(q, c2), WLOAD(wt + c2, c2)));                                  \
-                        a3 = ADD(a3, MUL(XLOAD(q, c3), WLOAD(wt + c3, c3)));)                                 \
+            EM_FDW_TAPS(a0 = MADD(a0, XLOAD(q, c0), WLOAD(wt + c0, c0));                                  \
+                        a1 = MADD(a1, XLOAD(q, c1), WLOAD(wt + c1, c1));                                  \
+                        a2 = MADD(a2, XLOAD(q, c2), WLOAD(wt + c2, c2));                                  \
+                        a3 = MADD(a3, XLOAD(q, c3), WLOAD(wt + c3, c3));)                                 \
             STORE(po + c0, c0, CLAMP(ADD(a0, WLOAD(bias + c0, c0))));                                         \
             STORE(po + c1, c1, CLAMP(ADD(a1, WLOAD(bias + c1, c1))));                                         \
             STORE(po + c2, c2, CLAMP(ADD(a2, WLOAD(bias + c2, c2))));                                         \
@@ -163,7 +165,7 @@ static inline void em_fdw_inner_columns(const int64_t* d, int64_t* lo, int64_t* 
         for (int64_t c0 = c4; c0 < OC; c0 += LANES) {                                                         \
             SETUP(c0)                                                                                         \
             VEC a0 = ZERO;                                                                                    \
-            EM_FDW_TAPS(a0 = ADD(a0, MUL(XLOAD(q, c0), WLOAD(wt + c0, c0)));)                                 \
+            EM_FDW_TAPS(a0 = MADD(a0, XLOAD(q, c0), WLOAD(wt + c0, c0));)                                 \
             STORE(po + c0, c0, CLAMP(ADD(a0, WLOAD(bias + c0, c0))));                                         \
         }                                                                                                     \
     }
@@ -179,10 +181,23 @@ EM_FDW512 static inline __mmask16 em_fdw_mask16(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
 }
 
-EM_FDW512 static void em_depthwise_f32_avx512(const em_params* p) {
-    const __m512 lo = _mm512_set1_ps(p->f[EM_FDW_F_ACT_MIN]), hi = _mm512_set1_ps(p->f[EM_FDW_F_ACT_MAX]);
+/* One kernel: the body twice, with the depth multiplier 1 (no per-load test of it: folded) and with any other. */
+#define EM_FDW_KERNEL(NAME, TARGET)                                                                           \
+TARGET static void NAME(const em_params* p) {                                                                \
+    const VEC lo = SET1(p->f[EM_FDW_F_ACT_MIN]), hi = SET1(p->f[EM_FDW_F_ACT_MAX]);                          \
+    if (p->i[EM_FDW_I_DM] == 1) {                                                                             \
+        const int one_dm = 1;                                                                                 \
+        EM_FDW_BODY                                                                                           \
+    } else {                                                                                                  \
+        const int one_dm = 0;                                                                                 \
+        EM_FDW_BODY                                                                                           \
+    }                                                                                                         \
+}
+#define ONE_DM one_dm
+
 #define VEC __m512
 #define LANES 16
+#define SET1 _mm512_set1_ps
 #define ZERO _mm512_setzero_ps()
 #define ADD _mm512_add_ps
 #define MUL _mm512_mul_ps
@@ -195,17 +210,16 @@ EM_FDW512 static void em_depthwise_f32_avx512(const em_params* p) {
                              : _mm512_permutexvar_ps(idx_##c, _mm512_maskz_loadu_ps(lm_##c, (q) + c / DM)))
 #define WLOAD(q, c) _mm512_maskz_loadu_ps(cm_##c, q)
 #define STORE(q, c, y) _mm512_mask_storeu_ps(q, cm_##c, y)
-    if (p->i[EM_FDW_I_DM] == 1) {        /* compiled apart: no per-load test of the multiplier */
-#define ONE_DM 1
-        EM_FDW_BODY
-#undef ONE_DM
-    } else {
-#define ONE_DM 0
-        EM_FDW_BODY
-#undef ONE_DM
-    }
+/* depthwise_f32_<isa>: a multiply then an add, the reference's bits; depthwise_f32_fma_<isa>: fused */
+#define MADD(a, x, w) ADD(a, MUL(x, w))
+EM_FDW_KERNEL(em_depthwise_f32_avx512, EM_FDW512)
+#undef MADD
+#define MADD(a, x, w) _mm512_fmadd_ps(x, w, a)
+EM_FDW_KERNEL(em_depthwise_f32_fma_avx512, EM_FDW512)
+#undef MADD
 #undef VEC
 #undef LANES
+#undef SET1
 #undef ZERO
 #undef ADD
 #undef MUL
@@ -214,7 +228,6 @@ EM_FDW512 static void em_depthwise_f32_avx512(const em_params* p) {
 #undef XLOAD
 #undef WLOAD
 #undef STORE
-}
 
 EM_FDW256 static inline __m256i em_fdw_lane_sources8(int64_t c, int64_t dm) {
     int32_t v[8];
@@ -233,10 +246,9 @@ EM_FDW256 static inline void em_fdw_store8(float* q, int full, __m256i m, __m256
     else _mm256_maskstore_ps(q, m, y);
 }
 
-EM_FDW256 static void em_depthwise_f32_avx2(const em_params* p) {
-    const __m256 lo = _mm256_set1_ps(p->f[EM_FDW_F_ACT_MIN]), hi = _mm256_set1_ps(p->f[EM_FDW_F_ACT_MAX]);
 #define VEC __m256
 #define LANES 8
+#define SET1 _mm256_set1_ps
 #define ZERO _mm256_setzero_ps()
 #define ADD _mm256_add_ps
 #define MUL _mm256_mul_ps
@@ -250,17 +262,15 @@ EM_FDW256 static void em_depthwise_f32_avx2(const em_params* p) {
                              : _mm256_permutevar8x32_ps(_mm256_maskload_ps((q) + c / DM, lm_##c), idx_##c))
 #define WLOAD(q, c) em_fdw_load8(q, full_##c, cm_##c)
 #define STORE(q, c, y) em_fdw_store8(q, full_##c, cm_##c, y)
-    if (p->i[EM_FDW_I_DM] == 1) {        /* compiled apart: no per-load test of the multiplier */
-#define ONE_DM 1
-        EM_FDW_BODY
-#undef ONE_DM
-    } else {
-#define ONE_DM 0
-        EM_FDW_BODY
-#undef ONE_DM
-    }
+#define MADD(a, x, w) ADD(a, MUL(x, w))
+EM_FDW_KERNEL(em_depthwise_f32_avx2, EM_FDW256)
+#undef MADD
+#define MADD(a, x, w) _mm256_fmadd_ps(x, w, a)
+EM_FDW_KERNEL(em_depthwise_f32_fma_avx2, EM_FDW256FMA)
+#undef MADD
 #undef VEC
 #undef LANES
+#undef SET1
 #undef ZERO
 #undef ADD
 #undef MUL
@@ -269,9 +279,12 @@ EM_FDW256 static void em_depthwise_f32_avx2(const em_params* p) {
 #undef XLOAD
 #undef WLOAD
 #undef STORE
-}
+#undef ONE_DM
+#undef EM_FDW_KERNEL
 #else
 static void em_depthwise_f32_avx512(const em_params* p) { (void)p; }
 static void em_depthwise_f32_avx2(const em_params* p) { (void)p; }
+static void em_depthwise_f32_fma_avx512(const em_params* p) { (void)p; }
+static void em_depthwise_f32_fma_avx2(const em_params* p) { (void)p; }
 #endif
 #endif

@@ -3,9 +3,10 @@
  * Every output is out[m][n] = act(sum_k a[m][k] * w[n][k] + bias[n]) with k in the reference's order (window
  * row, window column, input channel), a multiply then an add per k starting from 0, then the bias added and the
  * clamp: the reference kernels' operations in their order, so the reference's bits.  The vectors run across
- * output channels and the tiles across output pixels, so no output's sum is reordered.  (Fused multiply-adds
- * would double the arithmetic throughput but round each product once instead of twice: on sums that cancel,
- * that moves results past the float tolerance, measured on the per-op conformance models.)
+ * output channels and the tiles across output pixels, so no output's sum is reordered.  Each tile is compiled
+ * twice: conv2d_f32_<isa> with that multiply then add (the exact mode), conv2d_f32_fma_<isa> with fused
+ * multiply-adds (the default: twice the arithmetic per instruction, each product rounded once instead of twice,
+ * same order; the difference to the reference is measured in benchmarks/float_agreement.py).
  *
  * Weights are packed once (edgeml/runtime/ops/float_kernels.py) into column groups: the output channels padded
  * to a multiple of L lanes (16 AVX-512, 8 AVX2), split into groups of G vectors (the last group may be narrower),
@@ -18,7 +19,7 @@
  * then run K steps without a tap loop.  A FULLY_CONNECTED is the 1x1 conv of its rows.
 
  *
- * Layout EM_FGEMM (conv2d_f32_avx512 / conv2d_f32_avx2):
+ * Layout EM_FGEMM (conv2d_f32_avx512 / conv2d_f32_avx2 / conv2d_f32_fma_avx512 / conv2d_f32_fma_avx2):
  *   ptr: input f32 NHWC, packed weights, packed bias (zeros where the model has none: the reference adds 0.0f),
  *        output f32 NHWC, scratch (64-byte aligned)
  *   i:   N, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, DH, DW, pad_top, pad_left, group (G, vectors per column
@@ -63,6 +64,22 @@ typedef struct {
 
 typedef void (*em_ftile_fn)(const em_ftile* t);
 
+/* n floats (a window row of a first conv: a few) in 16-byte moves, without a loop the compiler would make a
+ * library call or a vector loop with alias checks of */
+static inline void em_fgemm_copy(float* dst, const float* src, int64_t n) {
+    if (n >= 64) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    int64_t c = 0;
+    for (; c + 4 <= n; c += 4) memcpy(dst + c, src + c, 4 * sizeof(float));
+    if (c + 2 <= n) {
+        memcpy(dst + c, src + c, 2 * sizeof(float));
+        c += 2;
+    }
+    if (c < n) dst[c] = src[c];
+}
+
 /* Builds the pointer table of output pixels [first, first + rows) of image b (rows + EM_FGEMM_MAX_TILE_ROWS
  * entries, the last pixel repeated), or with `gather` their im2col rows in `col` and one pointer per pixel. */
 static void em_fgemm_table(const em_params* p, int64_t b, int64_t first, int64_t rows, const float* zero,
@@ -87,8 +104,7 @@ static void em_fgemm_table(const em_params* p, int64_t b, int64_t first, int64_t
             for (int64_t ky = 0; ky < KH; ky++) {
                 const int64_t iy = oy * d[EM_FGEMM_I_SH] - d[EM_FGEMM_I_PAD_TOP] + ky * d[EM_FGEMM_I_DH];
                 if (gather && row_inside && iy >= 0 && iy < IH) {     /* the window row: KW * IC floats in a row */
-                    const float* src = in + ((b * IH + iy) * IW + ix0) * IC;
-                    for (int64_t c = 0; c < KW * IC; c++) dst[c] = src[c];
+                    em_fgemm_copy(dst, in + ((b * IH + iy) * IW + ix0) * IC, KW * IC);
                     dst += KW * IC;
                     continue;
                 }
@@ -108,6 +124,16 @@ static void em_fgemm_table(const em_params* p, int64_t b, int64_t first, int64_t
     }
     for (int64_t r = rows; r < rows + EM_FGEMM_MAX_TILE_ROWS; r++)
         memcpy(table + r * per_row, table + (rows - 1) * per_row, (size_t)per_row * sizeof(void*));
+}
+
+/* 1 when the CPU has FMA3: the AVX2 conv2d_f32_fma / depthwise_f32_fma kernels need it (AVX-512 includes it). */
+static inline int em_fgemm_cpu_has_fma(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("fma") ? 1 : 0;
+#else
+    return 0;
+#endif
 }
 
 /* The driver: pointer tables chunk by chunk, then every column group over the chunk's rows in tiles.
@@ -159,8 +185,8 @@ static void em_fgemm_run(const em_params* p, int64_t lanes, const em_ftile_fn* t
 #define EM_F256 __attribute__((target("avx2")))
 
 /* acc[r][v] += a_r[c] * b[c][v] over every tap and channel; then bias, clamp, store rows < mrows. */
-#define EM_FTILE_AVX512(MR, NV)                                                                               \
-EM_F512 static void em_ftile_avx512_##MR##x##NV(const em_ftile* t) {                                        \
+#define EM_FTILE_AVX512(MR, NV, MODE, MADD)                                                                   \
+EM_F512 static void em_ftile_avx512##MODE##_##MR##x##NV(const em_ftile* t) {                                \
     __m512 acc[MR][NV];                                                                                       \
     const float* a[MR];                                                                                       \
     const float* b = t->b;                                                                                    \
@@ -175,7 +201,7 @@ EM_F512 static void em_ftile_avx512_##MR##x##NV(const em_ftile* t) {            
             _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                           \
                 const __m512 x = _mm512_set1_ps(a[r][c]);                                                     \
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                          \
-                    acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_mul_ps(x, bv[v]));                                         \
+                    acc[r][v] = MADD(acc[r][v], x, bv[v]);                                                  \
             }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \
@@ -193,8 +219,8 @@ EM_F512 static void em_ftile_avx512_##MR##x##NV(const em_ftile* t) {            
     }                                                                                                         \
 }
 
-#define EM_FTILE_AVX2(MR, NV)                                                                                 \
-EM_F256 static void em_ftile_avx2_##MR##x##NV(const em_ftile* t) {                                          \
+#define EM_FTILE_AVX2(MR, NV, MODE, MADD, TARGET)                                                             \
+TARGET static void em_ftile_avx2##MODE##_##MR##x##NV(const em_ftile* t) {                                  \
     __m256 acc[MR][NV];                                                                                       \
     const float* a[MR];                                                                                       \
     const float* b = t->b;                                                                                    \
@@ -207,7 +233,7 @@ EM_F256 static void em_ftile_avx2_##MR##x##NV(const em_ftile* t) {              
             if (MR == 1) {                                                                                    \
                 const __m256 x = _mm256_broadcast_ss(a[0] + c);                                               \
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                          \
-                    acc[0][v] = _mm256_add_ps(acc[0][v], _mm256_mul_ps(x, _mm256_loadu_ps(b + v * 8)));                    \
+                    acc[0][v] = MADD(acc[0][v], x, _mm256_loadu_ps(b + v * 8));                             \
                 continue;                                                                                     \
             }                                                                                                 \
             __m256 bv[NV];                                                                                    \
@@ -215,7 +241,7 @@ EM_F256 static void em_ftile_avx2_##MR##x##NV(const em_ftile* t) {              
             _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                           \
                 const __m256 x = _mm256_broadcast_ss(a[r] + c);                                               \
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                          \
-                    acc[r][v] = _mm256_add_ps(acc[r][v], _mm256_mul_ps(x, bv[v]));                                         \
+                    acc[r][v] = MADD(acc[r][v], x, bv[v]);                                                  \
             }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \
@@ -234,59 +260,62 @@ EM_F256 static void em_ftile_avx2_##MR##x##NV(const em_ftile* t) {              
     }                                                                                                         \
 }
 
-/* AVX-512: 32 registers; up to 8 rows per tile for a conv (more row pointers than that spill the general
- * registers), one row with up to eight vectors for a batch-1 FULLY_CONNECTED (eight independent sums cover the
- * add latency). */
-EM_FTILE_AVX512(6, 4)
-EM_FTILE_AVX512(8, 3)
-EM_FTILE_AVX512(8, 2)
-EM_FTILE_AVX512(8, 1)
-EM_FTILE_AVX512(1, 1)
-EM_FTILE_AVX512(1, 2)
-EM_FTILE_AVX512(1, 3)
-EM_FTILE_AVX512(1, 4)
-EM_FTILE_AVX512(1, 5)
-EM_FTILE_AVX512(1, 6)
-EM_FTILE_AVX512(1, 7)
-EM_FTILE_AVX512(1, 8)
-/* AVX2: 16 registers */
-EM_FTILE_AVX2(4, 3)
-EM_FTILE_AVX2(6, 2)
-EM_FTILE_AVX2(8, 1)
-EM_FTILE_AVX2(1, 1)
-EM_FTILE_AVX2(1, 2)
-EM_FTILE_AVX2(1, 3)
-EM_FTILE_AVX2(1, 4)
-EM_FTILE_AVX2(1, 5)
-EM_FTILE_AVX2(1, 6)
-EM_FTILE_AVX2(1, 7)
-EM_FTILE_AVX2(1, 8)
+/* The two multiply-adds: the reference's (a multiply, rounded, then an add) and the fused one (one rounding). */
+#define EM_FMADD_EXACT512(acc, x, w) _mm512_add_ps(acc, _mm512_mul_ps(x, w))
+#define EM_FMADD_FUSED512(acc, x, w) _mm512_fmadd_ps(x, w, acc)
+#define EM_FMADD_EXACT256(acc, x, w) _mm256_add_ps(acc, _mm256_mul_ps(x, w))
+#define EM_FMADD_FUSED256(acc, x, w) _mm256_fmadd_ps(x, w, acc)
+#define EM_F256FMA __attribute__((target("avx2,fma")))
 
-static void em_conv2d_f32_avx512(const em_params* p) {
-    static const em_ftile_fn multi[] = {0, em_ftile_avx512_8x1, em_ftile_avx512_8x2, em_ftile_avx512_8x3,
-                                        em_ftile_avx512_6x4};
-    static const int64_t multi_rows[] = {1, 8, 8, 8, 6};
-    static const em_ftile_fn single[] = {0, em_ftile_avx512_1x1, em_ftile_avx512_1x2, em_ftile_avx512_1x3,
-                                         em_ftile_avx512_1x4, em_ftile_avx512_1x5, em_ftile_avx512_1x6,
-                                         em_ftile_avx512_1x7, em_ftile_avx512_1x8};
-    static const int64_t single_rows[] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
-    if (p->i[EM_FGEMM_I_SINGLE_ROW]) em_fgemm_run(p, 16, single, single_rows);
-    else em_fgemm_run(p, 16, multi, multi_rows);
+/* Every tile of one mode: AVX-512 has 32 registers: up to 8 rows per tile for a conv (more row pointers than that
+ * spill the general registers), one row with up to eight vectors for a batch-1 FULLY_CONNECTED (eight independent
+ * sums cover the add latency); AVX2 has 16. */
+#define EM_FTILES(MODE, MADD512, MADD256, TARGET256)                                                           \
+    EM_FTILE_AVX512(6, 4, MODE, MADD512) EM_FTILE_AVX512(8, 3, MODE, MADD512)                                  \
+    EM_FTILE_AVX512(8, 2, MODE, MADD512) EM_FTILE_AVX512(8, 1, MODE, MADD512)                                  \
+    EM_FTILE_AVX512(1, 1, MODE, MADD512) EM_FTILE_AVX512(1, 2, MODE, MADD512)                                  \
+    EM_FTILE_AVX512(1, 3, MODE, MADD512) EM_FTILE_AVX512(1, 4, MODE, MADD512)                                  \
+    EM_FTILE_AVX512(1, 5, MODE, MADD512) EM_FTILE_AVX512(1, 6, MODE, MADD512)                                  \
+    EM_FTILE_AVX512(1, 7, MODE, MADD512) EM_FTILE_AVX512(1, 8, MODE, MADD512)                                  \
+    EM_FTILE_AVX2(4, 3, MODE, MADD256, TARGET256) EM_FTILE_AVX2(6, 2, MODE, MADD256, TARGET256)                \
+    EM_FTILE_AVX2(8, 1, MODE, MADD256, TARGET256) EM_FTILE_AVX2(1, 1, MODE, MADD256, TARGET256)                \
+    EM_FTILE_AVX2(1, 2, MODE, MADD256, TARGET256) EM_FTILE_AVX2(1, 3, MODE, MADD256, TARGET256)                \
+    EM_FTILE_AVX2(1, 4, MODE, MADD256, TARGET256) EM_FTILE_AVX2(1, 5, MODE, MADD256, TARGET256)                \
+    EM_FTILE_AVX2(1, 6, MODE, MADD256, TARGET256) EM_FTILE_AVX2(1, 7, MODE, MADD256, TARGET256)                \
+    EM_FTILE_AVX2(1, 8, MODE, MADD256, TARGET256)                                                              \
+                                                                                                               \
+static void em_conv2d_f32##MODE##_avx512(const em_params* p) {                                                 \
+    static const em_ftile_fn multi[] = {0, em_ftile_avx512##MODE##_8x1, em_ftile_avx512##MODE##_8x2,            \
+                                        em_ftile_avx512##MODE##_8x3, em_ftile_avx512##MODE##_6x4};              \
+    static const int64_t multi_rows[] = {1, 8, 8, 8, 6};                                                       \
+    static const em_ftile_fn single[] = {0, em_ftile_avx512##MODE##_1x1, em_ftile_avx512##MODE##_1x2,           \
+        em_ftile_avx512##MODE##_1x3, em_ftile_avx512##MODE##_1x4, em_ftile_avx512##MODE##_1x5,                 \
+        em_ftile_avx512##MODE##_1x6, em_ftile_avx512##MODE##_1x7, em_ftile_avx512##MODE##_1x8};                \
+    static const int64_t single_rows[] = {1, 1, 1, 1, 1, 1, 1, 1, 1};                                          \
+    if (p->i[EM_FGEMM_I_SINGLE_ROW]) em_fgemm_run(p, 16, single, single_rows);                                 \
+    else em_fgemm_run(p, 16, multi, multi_rows);                                                               \
+}                                                                                                              \
+                                                                                                               \
+static void em_conv2d_f32##MODE##_avx2(const em_params* p) {                                                   \
+    static const em_ftile_fn multi[] = {0, em_ftile_avx2##MODE##_8x1, em_ftile_avx2##MODE##_6x2,                \
+                                        em_ftile_avx2##MODE##_4x3};                                             \
+    static const int64_t multi_rows[] = {1, 8, 6, 4};                                                          \
+    static const em_ftile_fn single[] = {0, em_ftile_avx2##MODE##_1x1, em_ftile_avx2##MODE##_1x2,               \
+        em_ftile_avx2##MODE##_1x3, em_ftile_avx2##MODE##_1x4, em_ftile_avx2##MODE##_1x5,                       \
+        em_ftile_avx2##MODE##_1x6, em_ftile_avx2##MODE##_1x7, em_ftile_avx2##MODE##_1x8};                      \
+    static const int64_t single_rows[] = {1, 1, 1, 1, 1, 1, 1, 1, 1};                                          \
+    if (p->i[EM_FGEMM_I_SINGLE_ROW]) em_fgemm_run(p, 8, single, single_rows);                                  \
+    else em_fgemm_run(p, 8, multi, multi_rows);                                                                \
 }
 
-static void em_conv2d_f32_avx2(const em_params* p) {
-    static const em_ftile_fn multi[] = {0, em_ftile_avx2_8x1, em_ftile_avx2_6x2, em_ftile_avx2_4x3};
-    static const int64_t multi_rows[] = {1, 8, 6, 4};
-    static const em_ftile_fn single[] = {0, em_ftile_avx2_1x1, em_ftile_avx2_1x2, em_ftile_avx2_1x3,
-                                         em_ftile_avx2_1x4, em_ftile_avx2_1x5, em_ftile_avx2_1x6,
-                                         em_ftile_avx2_1x7, em_ftile_avx2_1x8};
-    static const int64_t single_rows[] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
-    if (p->i[EM_FGEMM_I_SINGLE_ROW]) em_fgemm_run(p, 8, single, single_rows);
-    else em_fgemm_run(p, 8, multi, multi_rows);
-}
+/* conv2d_f32_<isa>: the reference's bits; conv2d_f32_fma_<isa>: fused multiply-adds (the default float path) */
+EM_FTILES(, EM_FMADD_EXACT512, EM_FMADD_EXACT256, EM_F256)
+EM_FTILES(_fma, EM_FMADD_FUSED512, EM_FMADD_FUSED256, EM_F256FMA)
 #else
 /* never selected: the loader picks these kernels only on x86-64 CPUs that report the ISA */
 static void em_conv2d_f32_avx512(const em_params* p) { (void)p; }
 static void em_conv2d_f32_avx2(const em_params* p) { (void)p; }
+static void em_conv2d_f32_fma_avx512(const em_params* p) { (void)p; }
+static void em_conv2d_f32_fma_avx2(const em_params* p) { (void)p; }
 #endif
 #endif

@@ -283,22 +283,81 @@ static inline void em_hy_dot_rows(const int8_t* a, const int8_t* w, int64_t OC, 
     }
 }
 
+/* n bytes: few (a first conv's one to a few channels per tap) in 8-, 4-, 2- and 1-byte moves, with no loop the
+ * compiler would turn back into a library call per tap; many with memcpy / memset */
+static inline void em_hy_copy(int8_t* dst, const int8_t* src, int64_t n) {
+    if (n >= 64) {
+        memcpy(dst, src, (size_t)n);
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, src + i, 8);
+        memcpy(dst + i, &v, 8);
+    }
+    if (i + 4 <= n) {
+        uint32_t v;
+        memcpy(&v, src + i, 4);
+        memcpy(dst + i, &v, 4);
+        i += 4;
+    }
+    if (i + 2 <= n) {
+        uint16_t v;
+        memcpy(&v, src + i, 2);
+        memcpy(dst + i, &v, 2);
+        i += 2;
+    }
+    if (i < n) dst[i] = src[i];
+}
+static inline void em_hy_fill(int8_t* dst, int8_t value, int64_t n) {
+    if (n >= 64) {
+        memset(dst, (unsigned char)value, (size_t)n);
+        return;
+    }
+    const uint64_t v = (uint64_t)(uint8_t)value * 0x0101010101010101ull;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) memcpy(dst + i, &v, 8);
+    if (i + 4 <= n) {
+        memcpy(dst + i, &v, 4);
+        i += 4;
+    }
+    if (i + 2 <= n) {
+        memcpy(dst + i, &v, 2);
+        i += 2;
+    }
+    if (i < n) dst[i] = value;
+}
+
 /* Receptive fields of output pixels [first, first + rows) of the quantized image q (one batch) into col;
- * taps outside the image take `pad` (0 symmetric, the zero point asymmetric: they then add nothing). */
+ * taps outside the image take `pad` (0 symmetric, the zero point asymmetric: they then add nothing).  A window
+ * row inside the image (no dilation across it) is one copy of KW * IC bytes. */
 static void em_hy_im2col(const int8_t* q, const int64_t* d, int64_t first, int64_t rows, int8_t pad,
                          int8_t* col) {
     const int64_t IH = d[EM_HY_CONV_I_IH], IW = d[EM_HY_CONV_I_IW], IC = d[EM_HY_CONV_I_IC], OW = d[EM_HY_CONV_I_OW];
-    const int64_t KH = d[EM_HY_CONV_I_KH], KW = d[EM_HY_CONV_I_KW];
+    const int64_t KH = d[EM_HY_CONV_I_KH], KW = d[EM_HY_CONV_I_KW], DW = d[EM_HY_CONV_I_DW];
     const int64_t K = KH * KW * IC;
     for (int64_t r = 0; r < rows; r++) {
         const int64_t pix = first + r, oy = pix / OW, ox = pix % OW;
+        const int64_t ix0 = ox * d[EM_HY_CONV_I_SW] - d[EM_HY_CONV_I_PAD_LEFT];
+        const int row_inside = DW == 1 && ix0 >= 0 && ix0 + KW <= IW;
         int8_t* dst = col + r * K;
         for (int64_t ky = 0; ky < KH; ky++) {
             const int64_t iy = oy * d[EM_HY_CONV_I_SH] - d[EM_HY_CONV_I_PAD_TOP] + ky * d[EM_HY_CONV_I_DH];
+            if (iy < 0 || iy >= IH) {
+                em_hy_fill(dst, pad, KW * IC);
+                dst += KW * IC;
+                continue;
+            }
+            if (row_inside) {
+                em_hy_copy(dst, q + (iy * IW + ix0) * IC, KW * IC);
+                dst += KW * IC;
+                continue;
+            }
             for (int64_t kx = 0; kx < KW; kx++, dst += IC) {
-                const int64_t ix = ox * d[EM_HY_CONV_I_SW] - d[EM_HY_CONV_I_PAD_LEFT] + kx * d[EM_HY_CONV_I_DW];
-                if (iy < 0 || iy >= IH || ix < 0 || ix >= IW) memset(dst, (unsigned char)pad, (size_t)IC);
-                else memcpy(dst, q + (iy * IW + ix) * IC, (size_t)IC);
+                const int64_t ix = ix0 + kx * DW;
+                if (ix < 0 || ix >= IW) em_hy_fill(dst, pad, IC);
+                else em_hy_copy(dst, q + (iy * IW + ix) * IC, IC);
             }
         }
     }

@@ -26,6 +26,11 @@
 #endif
 #endif
 
+#ifdef EM_SCALAR_ONLY
+/* Portable builds (edgeml compile --target generic): every dispatch takes the scalar body, so the compiler drops
+ * the SIMD ones, and no CPU probing or getenv is needed. */
+static inline int em_isa(void) { return EM_ISA_SCALAR; }
+#else
 static int em_isa_detect(void) {
     int best = EM_ISA_SCALAR, avxvnni = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -63,4 +68,5 @@ static inline int em_isa(void) {
     if (em_isa_cached < 0) em_isa_cached = em_isa_detect();
     return em_isa_cached;
 }
+#endif  /* EM_SCALAR_ONLY */
 #endif

@@ -168,8 +168,118 @@ __attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_avx2(const
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* AVX-512: NP pixels x NC * 16 channels, partial and block sums both in registers (32 of them); each lane is
+ * one output channel summed tap by tap with FMA and folded block by block, the order of the loops above. */
+__attribute__((target("avx512f"), always_inline)) static inline void em_conv_mlas_avx512_block(
+        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
+        const int64_t* d, const int NP, const int NC) {
+    const int64_t IH = d[EM_MLAS_CONV_I_IH], IW = d[EM_MLAS_CONV_I_IW], IC = d[EM_MLAS_CONV_I_IC];
+    const int64_t OH = d[EM_MLAS_CONV_I_OH], OW = d[EM_MLAS_CONV_I_OW], OC = d[EM_MLAS_CONV_I_OC];
+    const int64_t KH = d[EM_MLAS_CONV_I_KH], KW = d[EM_MLAS_CONV_I_KW], SH = d[EM_MLAS_CONV_I_SH];
+    const int64_t SW = d[EM_MLAS_CONV_I_SW], DH = d[EM_MLAS_CONV_I_DH], DW = d[EM_MLAS_CONV_I_DW];
+    const int64_t PT = d[EM_MLAS_CONV_I_PAD_TOP], PL = d[EM_MLAS_CONV_I_PAD_LEFT], SK = d[EM_MLAS_CONV_I_STRIDE_K];
+    const int64_t OCP = d[EM_MLAS_CONV_I_OCP];
+    const int64_t K = IC * KH * KW;
+    __m512 part[12][2], total[12][2];                 /* fixed sizes, so that they live in registers */
+#pragma GCC unroll 12
+    for (int q = 0; q < NP; q++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NC; j++) part[q][j] = total[q][j] = _mm512_setzero_ps();
+    int64_t k = 0, flush = SK < K ? SK : K;
+    int first = 1;
+    for (int64_t c = 0; c < IC; c++)
+    for (int64_t ky = 0; ky < KH; ky++) {
+        const int64_t iy = oy * SH - PT + ky * DH;
+        const int row_ok = iy >= 0 && iy < IH;
+        const float* xrow = x + (b * IH + iy) * IW * IC + c;
+        for (int64_t kx = 0; kx < KW; kx++, k++) {
+            if (row_ok) {
+                const float* wk = w + k * OCP + o0;
+                __m512 wv[2];
+#pragma GCC unroll 4
+                for (int j = 0; j < NC; j++) wv[j] = _mm512_loadu_ps(wk + 16 * j);
+                const int64_t ix0 = ox0 * SW - PL + kx * DW, ixn = ix0 + (NP - 1) * SW;
+                if (ix0 >= 0 && ixn < IW) {
+#pragma GCC unroll 12
+                    for (int q = 0; q < NP; q++) {
+                        const __m512 xv = _mm512_set1_ps(xrow[(ix0 + q * SW) * IC]);
+#pragma GCC unroll 4
+                        for (int j = 0; j < NC; j++) part[q][j] = _mm512_fmadd_ps(xv, wv[j], part[q][j]);
+                    }
+                } else {
+#pragma GCC unroll 12
+                    for (int q = 0; q < NP; q++) {
+                        const int64_t ix = ix0 + q * SW;
+                        if (ix < 0 || ix >= IW) continue;      /* im2col's zero: adds nothing */
+                        const __m512 xv = _mm512_set1_ps(xrow[ix * IC]);
+#pragma GCC unroll 4
+                        for (int j = 0; j < NC; j++) part[q][j] = _mm512_fmadd_ps(xv, wv[j], part[q][j]);
+                    }
+                }
+            }
+            if (k + 1 == flush) {                           /* end of a K block: fold it in */
+#pragma GCC unroll 12
+                for (int q = 0; q < NP; q++)
+#pragma GCC unroll 4
+                    for (int j = 0; j < NC; j++) {
+                        total[q][j] = first ? part[q][j] : _mm512_add_ps(total[q][j], part[q][j]);
+                        part[q][j] = _mm512_setzero_ps();
+                    }
+                first = 0;
+                flush = flush + SK < K ? flush + SK : K;
+            }
+        }
+    }
+    const int64_t left = OC - o0;
+#pragma GCC unroll 4
+    for (int j = 0; j < NC; j++) {
+        const int64_t n = left - 16 * j < 16 ? left - 16 * j : 16;
+        if (n <= 0) break;
+        const __mmask16 keep = (__mmask16)((1u << n) - 1u);
+        const __m512 bv = bias ? _mm512_maskz_loadu_ps(keep, bias + o0 + 16 * j) : _mm512_setzero_ps();
+#pragma GCC unroll 12
+        for (int q = 0; q < NP; q++) {
+            float* out = y + ((b * OH + oy) * OW + ox0 + q) * OC + o0 + 16 * j;
+            _mm512_mask_storeu_ps(out, keep, bias ? _mm512_add_ps(total[q][j], bv) : total[q][j]);
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void em_onnx_conv_f32_mlas_avx512(const em_params* p) {
+    const float* x = (const float*)p->ptr[EM_MLAS_CONV_P_INPUT];
+    const float* w = (const float*)p->ptr[EM_MLAS_CONV_P_WEIGHTS];
+    const float* bias = (const float*)p->ptr[EM_MLAS_CONV_P_BIAS];
+    float* y = (float*)p->ptr[EM_MLAS_CONV_P_OUTPUT];
+    const int64_t* d = p->i;
+    const int64_t N = p->i[EM_MLAS_CONV_I_N], OH = p->i[EM_MLAS_CONV_I_OH], OW = p->i[EM_MLAS_CONV_I_OW];
+    const int64_t OC = p->i[EM_MLAS_CONV_I_OC];
+    for (int64_t b = 0; b < N; b++)
+    for (int64_t oy = 0; oy < OH; oy++) {
+        int64_t o0 = 0;
+        for (; o0 + 16 < OC; o0 += 32) {             /* 32 channels (the second 16 may be partly padding) */
+            int64_t ox0 = 0;
+            for (; ox0 + 6 <= OW; ox0 += 6) em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 6, 2);
+            if (OW - ox0 >= 3) { em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 3, 2); ox0 += 3; }
+            for (; ox0 < OW; ox0++) em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 1, 2);
+        }
+        for (; o0 < OC; o0 += 16) {
+            int64_t ox0 = 0;
+            for (; ox0 + 12 <= OW; ox0 += 12) em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 12, 1);
+            if (OW - ox0 >= 8) { em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 8, 1); ox0 += 8; }
+            if (OW - ox0 >= 4) { em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 4, 1); ox0 += 4; }
+            for (; ox0 < OW; ox0++) em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 1, 1);
+        }
+    }
+}
+#endif
+
 static void em_onnx_conv_f32_mlas(const em_params* p) {
 #if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512 && !p->i[EM_MLAS_CONV_I_DM]) {
+        em_onnx_conv_f32_mlas_avx512(p);
+        return;
+    }
     if (em_isa() >= EM_ISA_AVX2 && __builtin_cpu_supports("fma")) {
         if (p->i[EM_MLAS_CONV_I_DM]) em_onnx_conv_f32_mlas_fma(p);       /* depthwise: the generic loops */
         else em_onnx_conv_f32_mlas_avx2(p);

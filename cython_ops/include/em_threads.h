@@ -6,12 +6,20 @@
  * created on first use, shared by every interpreter in the process, and one parallel region runs at a time. */
 #ifndef EM_THREADS_H
 #define EM_THREADS_H
-#include <pthread.h>
 #include <stdint.h>
 
 #define EM_MAX_THREADS 64
 
 typedef void (*em_slice_fn)(const void* ctx, int64_t slice, int64_t nslices);
+
+#ifdef EM_NO_THREADS
+/* Builds without threads (edgeml compile's C, planned for one thread): the caller runs every slice in order. */
+static int em_parallel_run(int64_t nslices, em_slice_fn fn, const void* ctx) {
+    for (int64_t s = 0; s < nslices; s++) fn(ctx, s, nslices);
+    return 0;
+}
+#else
+#include <pthread.h>
 
 typedef struct {
     pthread_mutex_t lock;
@@ -96,6 +104,7 @@ static int em_parallel_run(int64_t nslices, em_slice_fn fn, const void* ctx) {
     pthread_mutex_unlock(&em_pool_region);
     return status;
 }
+#endif  /* EM_NO_THREADS */
 
 /* Element-wise work split (ops with no reduction across elements): fn(ctx, begin, end) over [0, total) in up to
  * `threads` contiguous ranges whose bounds are multiples of `align` elements (vector width, so that only the last

@@ -75,9 +75,10 @@ def has_status_slot(kernel: str) -> bool:
 
 
 def new_context(graph: Graph, input_shapes: dict, rounding: int, num_threads: int, max_arena_bytes: int,
-                max_weight_bytes: int, enclosing: tuple = ()) -> Ctx:
+                max_weight_bytes: int, enclosing: tuple = (), float_exact: bool = False) -> Ctx:
     """The context a graph's prepares run in, with its input shapes (graph input index -> shape) set."""
     ctx = Ctx(graph, rounding, num_threads, max_arena_bytes, max_weight_bytes)
+    ctx.float_exact = float_exact
     ctx.enclosing = enclosing or (graph,)
     ctx.plan_subgraph = partial(plan_subgraph, ctx)
     ctx.bind_subplan = engine_at
@@ -138,9 +139,11 @@ def step_checks(step) -> tuple:
 
 def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1,
                   max_arena_bytes: int = DEFAULT_MAX_ARENA_BYTES,
-                  max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, sparse: str = "auto") -> Plan:
+                  max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, float_exact: bool = False,
+                  sparse: str = "auto") -> Plan:
     """The plan for `input_shapes` (graph input index -> shape), bound to an arena of its own."""
-    ctx = new_context(graph, input_shapes, rounding, num_threads, max_arena_bytes, max_weight_bytes)
+    ctx = new_context(graph, input_shapes, rounding, num_threads, max_arena_bytes, max_weight_bytes,
+                      float_exact=float_exact)
     ctx.sparse = sparse
     return bind(build_plan(ctx))
 
@@ -156,7 +159,7 @@ def plan_subgraph(parent: Ctx, graph: Graph, input_shapes: dict, external=frozen
     if parent.plan_count[0] > MAX_SUBPLANS:
         raise ModelFormatError(f"the model's control-flow ops need more than {MAX_SUBPLANS} subgraph plans")
     ctx = new_context(graph, input_shapes, parent.rounding, parent.num_threads, parent.max_tensor_bytes,
-                      parent.max_weight_bytes - parent.weight_bytes, enclosing)
+                      parent.max_weight_bytes - parent.weight_bytes, enclosing, parent.float_exact)
     ctx.plan_count = parent.plan_count
     ctx.sparse = parent.sparse
     plan = build_plan(ctx, external)

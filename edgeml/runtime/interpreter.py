@@ -64,6 +64,10 @@ class Interpreter:
     (TFLITE_SINGLE_ROUNDING builds).
     num_threads: threads a big int8 convolution may split its output pixels over (results are identical for
     any count; small ops always run on one).
+    float_exact: float32 convolutions, FULLY_CONNECTED and depthwise convolutions with the reference kernels'
+    multiply-then-add in their order (LiteRT BUILTIN_REF's bits) instead of the default fused multiply-adds, which
+    stay within |ours - ref| <= 1e-5 * |ref| + 1e-6 * max(1, max |ref|) on every model measured
+    (benchmarks/float_agreement.py); models with quantized tensors (hybrid, QDQ) always run the exact kernels.
     max_arena_bytes / max_weight_bytes: budgets for the activations (per input shape) and for the packed copies of
     the weights; a model or a resize beyond them is refused before anything is allocated.
     sparse: "auto" runs an int8 CONV_2D / FULLY_CONNECTED whose weights are mostly zero 16x4 blocks (pruned models)
@@ -83,7 +87,7 @@ class Interpreter:
 
     def __init__(self, model, *, rounding: str = "double", num_threads: int = 1,
                  max_arena_bytes: int = DEFAULT_MAX_ARENA_BYTES, max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES,
-                 sparse: str = "auto"):
+                 float_exact: bool = False, sparse: str = "auto"):
         if rounding not in Q.ROUNDING_MODES:
             raise EdgeMLError(f"rounding must be one of {sorted(Q.ROUNDING_MODES)}, got {rounding!r}")
         if not _whole(num_threads) or not 1 <= num_threads <= 64:
@@ -96,7 +100,10 @@ class Interpreter:
         self._sparse = sparse
         self._num_threads = int(num_threads)
         self._rounding = Q.ROUNDING_MODES[rounding]
+        if not isinstance(float_exact, (bool, np.bool_)):
+            raise EdgeMLError(f"float_exact must be True or False, got {float_exact!r}")
         self._budgets = dict(max_arena_bytes=int(max_arena_bytes), max_weight_bytes=int(max_weight_bytes))
+        self._float_exact = bool(float_exact)
         self._lock = threading.RLock()
         self._graph = _load_graph(model)
         self._input_shapes = {t: tuple(self._graph.tensors[t].shape) for t in self._graph.inputs}
@@ -108,7 +115,7 @@ class Interpreter:
     # ----- building --------------------------------------------------------------------------------
     def _compile(self):
         self._adopt(compile_graph(self._graph, self._input_shapes, self._rounding, self._num_threads,
-                                  sparse=self._sparse, **self._budgets))
+                                  float_exact=self._float_exact, sparse=self._sparse, **self._budgets))
 
     def _adopt(self, plan):
         """Makes `plan` (bound to a fresh, zeroed arena) the one this interpreter runs."""
@@ -139,6 +146,7 @@ class Interpreter:
             twin = object.__new__(Interpreter)
             twin._num_threads, twin._rounding, twin._budgets = self._num_threads, self._rounding, self._budgets
             twin._sparse = self._sparse
+            twin._float_exact = self._float_exact
             twin._lock = threading.RLock()
             twin._graph = self._graph
             twin._input_shapes = dict(self._input_shapes)

@@ -26,8 +26,10 @@ class KernelConfig:
     binary_int8_avx512: bool     # ADD / SUB / MUL with equal shapes or a single-element input
     lstm_u8s8: bool              # int8 recurrent sums in the u8 x s8 packing (packing.pack_u8s8)
     float_lstm_fused: bool       # the AVX-512 fused float LSTM step (gates interleaved by 16-unit block)
-    # float32 SIMD kernels (em_float_*.h, the reference's operations in its order): "avx512", "avx2" or "" (portable)
+    # float32 SIMD kernels (em_float_*.h; the reference's operations in its order, or fused multiply-adds):
+    # "avx512", "avx2" or "" (portable)
     float_simd: str = ""
+    float_fma: bool = False      # the CPU has FMA3: the fused twins (*_f32_fma_*) of those kernels may run
 
 
 def config_for(isa: str) -> KernelConfig:
@@ -42,6 +44,7 @@ def config_for(isa: str) -> KernelConfig:
         lstm_u8s8=vnni,
         float_lstm_fused=isa in ("avx512", "avx512vnni"),
         float_simd="avx512" if isa in ("avx512", "avx512vnni") else ("avx2" if isa in ("avx2", "avxvnni") else ""),
+        float_fma=isa != "scalar" and float_ops.cpu_has_fma(),
     )
 
 

@@ -529,3 +529,7 @@ KERNEL_LAYOUTS.update({
     # cython_ops.sparse
     "conv2d_int8_sparse": SPARSE_CONV, "conv2d_int8_sparse_vnni": SPARSE_CONV, "conv2d_int8_sparse_avx2": SPARSE_CONV,
 })
+KERNEL_LAYOUTS.update({    # issue 21, fused multiply-add twins (the default float path)
+    "conv2d_f32_fma_avx512": FGEMM, "conv2d_f32_fma_avx2": FGEMM,
+    "depthwise_f32_fma_avx512": FDW, "depthwise_f32_fma_avx2": FDW,
+})

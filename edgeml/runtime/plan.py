@@ -86,6 +86,7 @@ class Ctx:
         self.graph = graph
         self.rounding = rounding
         self.num_threads = num_threads    # big convs split their output pixels over this many threads
+        self.float_exact = False          # float convs on the reference's multiply-then-add kernels, not FMA
         self.max_tensor_bytes = max_tensor_bytes
         self.max_weight_bytes = max_weight_bytes
         self.weight_bytes = 0

@@ -2,8 +2,9 @@
 SIMD kernels (cython_ops/include/em_float_gemm.h, em_float_depthwise.h, em_float_elementwise.h): weight packing,
 steps and kernel names.  The families' prepares (ops/conv.py, ops/fully_connected.py, ops/elementwise.py,
 ops/activations.py) call in here for float32 when CONFIG.float_simd names a path (EDGEML_ISA=scalar: the portable
-kernels).  Both give the reference kernels' bits: the same multiplies and adds in the same order, vectorized across
-output channels (ONNX Conv / Gemm / MatMul reach these kernels as the same IR ops)."""
+kernels).  The convs, FULLY_CONNECTED and depthwise convs take the fused multiply-add kernels by default and the
+reference's multiply-then-add ones (its bits: the same operations in the same order, vectorized across output
+channels) with Interpreter(float_exact=True); ONNX Conv / Gemm / MatMul reach these kernels as the same IR ops."""
 from __future__ import annotations
 
 from typing import Optional
@@ -47,6 +48,24 @@ def lane_path(channels: int) -> str:
     an AVX-512 CPU takes the 8-lane (AVX2) kernels, which run twice the vectors per instruction slot."""
     isa = CONFIG.float_simd
     return "avx2" if isa == "avx512" and channels <= NARROW_CHANNELS else isa
+
+
+QUANTIZED_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+
+
+def quantizes_anywhere(ctx: Ctx) -> bool:
+    """True when the model (or a graph enclosing this one) holds int8 / uint8 / int16 tensors: hybrid weights,
+    QDQ pairs, quantized ops.  There a float result may be quantized later (a hybrid op's per-row input
+    quantization, a QuantizeLinear), where a last-bit change moves a rounding tie to a whole step: such models keep
+    the reference's operations."""
+    return any(t.dtype in QUANTIZED_TYPES for g in (ctx.graph, *ctx.enclosing) for t in g.tensors)
+
+
+def multiply_add(ctx: Ctx) -> str:
+    """The kernel-name infix of the multiply-add: "_fma" (fused, the default in all-float models) or "" (the
+    reference's multiply then add: Interpreter(float_exact=True), a model with quantized tensors, or a CPU without
+    FMA3)."""
+    return "_fma" if CONFIG.float_fma and not ctx.float_exact and not quantizes_anywhere(ctx) else ""
 
 
 def pack_columns(w_nk: np.ndarray, lanes: int, group: int) -> np.ndarray:
@@ -94,7 +113,7 @@ def gemm_step(ctx: Ctx, op: Op, kernel_of: str, x, y, w_nk: np.ndarray, bias: Op
     def make(addr):
         return (dict(input=addr(x.index), weights=address(w), bias=address(b), output=addr(y.index),
                      scratch=addr("scratch")), ints, floats)
-    return Step(op, f"{kernel_of}_f32_{isa}", make, fgemm_scratch_bytes(ic, taps, chunk, gather), macs)
+    return Step(op, f"{kernel_of}_f32{multiply_add(ctx)}_{isa}", make, fgemm_scratch_bytes(ic, taps, chunk, gather), macs)
 
 
 def conv_step(ctx: Ctx, op: Op, x, y, wdata: np.ndarray, bias: Optional[np.ndarray], geometry: dict, lo: float,
@@ -128,7 +147,7 @@ def depthwise_step(ctx: Ctx, op: Op, x, y, w_taps: np.ndarray, bias: Optional[np
 
     def make(addr):
         return dict(input=addr(x.index), weights=address(w), bias=address(b), output=addr(y.index)), ints, floats
-    return Step(op, f"depthwise_f32_{lane_path(geometry['oc'])}", make, 0, macs)
+    return Step(op, f"depthwise_f32{multiply_add(ctx)}_{lane_path(geometry['oc'])}", make, 0, macs)
 
 
 def binary_kernel(name: str) -> str:

@@ -13,7 +13,8 @@ from edgeml.ir import Op
 from edgeml.runtime.ops.common import element_count, pad6
 from edgeml.runtime.ops.element_types import (BOOL, F32, I8, I16, I32, I64, U8, U16, dtype_code,
                                               require_same_type)
-from edgeml.runtime.ops.elementwise import broadcast_shape, broadcast_strides
+from edgeml.runtime.ops import float_kernels
+from edgeml.runtime.ops.elementwise import broadcast_shape, broadcast_strides, collapse_broadcast
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 INTEGERS = (I8, U8, I16, U16, I32, I64)
@@ -80,6 +81,8 @@ def prepare_onnx_binary(ctx: Ctx, op: Op) -> Step:
     if name == "PRELU" and tuple(out) != tuple(sa):
         raise ModelFormatError(f"{op.describe()}: slope {list(sb)} does not broadcast to the input {list(sa)}")
     ctx.set_output(op, 0, out)
+    if a.dtype == F32 and name in ("ADD", "SUB", "MUL") and float_kernels.enabled():
+        return float_binary_step(op, a, b, y, name, sa, sb, out)
     shapes = BROADCAST
     if a.dtype == F32 and name in FLAT_FUNCTIONS:
         if tuple(sa) == tuple(sb):
@@ -101,6 +104,17 @@ def prepare_onnx_binary(ctx: Ctx, op: Op) -> Step:
         return (dict(input1=addr(a.index), input2=addr(b.index), output=addr(y.index), status=addr("status")),
                 ints, {})
     return Step(op, "onnx_binary", make, check=check if checked else None)
+
+
+def float_binary_step(op: Op, a, b, y, name: str, sa: tuple, sb: tuple, out: tuple) -> Step:
+    """float32 Add / Sub / Mul (e.g. a BatchNormalization after a Gemm) on the vector kernels of TFLite's ADD / SUB
+    / MUL (em_float_elementwise.h), the same IEEE operation, with no clamp: +-inf and NaN pass through."""
+    ints = collapse_broadcast(pad6(out), broadcast_strides(sa, out), broadcast_strides(sb, out))
+    floats = dict(act_min=-np.inf, act_max=np.inf)
+
+    def make(addr):
+        return dict(input1=addr(a.index), input2=addr(b.index), output=addr(y.index)), ints, floats
+    return Step(op, float_kernels.binary_kernel(f"{name.lower()}_f32"), make)
 
 
 OPS = {

@@ -289,7 +289,8 @@ CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
 def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: np.ndarray, value: np.ndarray) -> bool:
-    """An explicit PAD of H and W whose only reader is a VALID int8 / float32 CONV_2D or DEPTHWISE_CONV_2D, padding
+    """An explicit PAD of H and W whose only reader is a VALID (or explicitly padded: ONNX) int8 / float32 CONV_2D or
+    DEPTHWISE_CONV_2D, padding
     with what the conv's own padding stands for (the input zero point; 0.0): the conv reads the PAD's input with
     the pads as its explicit padding (its kernels skip padding taps, which add (zp - zp) * w = 0), and no PAD step
     runs.  Returns whether it folded."""
@@ -304,14 +305,17 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: np.ndarray, value: np.ndarr
     if len(readers) != 1 or readers[0].index <= op.index:
         return False
     conv = ctx.substitutes.get(readers[0].index, readers[0])
+    own = conv.options.get("explicit_padding")        # ONNX pads (top, left, bottom, right): zeros too, so they add
     if conv.type not in CONV_OPS or conv.inputs[0] != y.index or y.index in conv.inputs[1:] or \
-            conv.options.get("padding", 0) != 1 or conv.options.get("explicit_padding") is not None or \
+            (own is None and conv.options.get("padding", 0) != 1) or \
             len(conv.inputs) < 2 or conv.inputs[1] not in ctx.constants:
         return False
     w = ctx.constants[conv.inputs[1]]
     if w.dtype != x.dtype or w.ndim != 4 or (conv.type == "CONV_2D" and w.shape[3] != ctx.shape(x)[3]):
         return False          # hybrid, 16x8 and grouped convs keep the PAD
     explicit = [int(pads[1][0]), int(pads[2][0]), int(pads[1][1]), int(pads[2][1])]    # top, left, bottom, right
+    if own is not None:
+        explicit = [a + int(b) for a, b in zip(explicit, own)]
     ctx.substitutes[conv.index] = Op(conv.index, conv.type, conv.version, [x.index] + list(conv.inputs[1:]),
                                      list(conv.outputs), dict(conv.options, explicit_padding=explicit),
                                      list(conv.intermediates))

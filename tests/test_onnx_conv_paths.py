@@ -1,0 +1,79 @@
+"""The QDQ convolution onnxruntime runs in float (ONNX_CONV_MLAS, em_onnx_conv.h) on every ISA path this CPU has
+(EDGEML_ISA forces each; one subprocess per path), against onnxruntime bit for bit: the AVX-512 blocks (12 or 8
+or 4 pixels x 16 channels, 6 or 3 pixels x 32 channels, one-pixel tails) must keep MLAS's per-lane order.  Shapes:
+1 and odd input channels, output channels 16, 17, 33, 50, 64 (one and two 16-lane registers, padded lanes), widths
+that leave every tail, stride 2, dilation 2, 5x5 and 1x1 windows, padding on every side, K blocks of 128 and more."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+PATHS = ["scalar", "avx2", "avx512", "avx512vnni"]
+
+CHECK = r'''
+import numpy as np
+import onnxruntime as ort
+from onnx import helper
+import edgeml
+from tests.onnx_models import make_model
+
+F = np.float32
+rng = np.random.default_rng(5)
+CASES = [  # in channels, out channels, kernel, stride, dilation, pad, (H, W)
+    (1, 64, 3, 2, 1, 1, (21, 9)), (3, 16, 3, 1, 1, 1, (13, 31)), (16, 33, 3, 2, 1, 1, (17, 9)),
+    (7, 50, 5, 1, 2, 2, (20, 23)), (64, 64, 3, 1, 1, 1, (8, 13)), (20, 17, 1, 1, 1, 0, (7, 30)),
+    (32, 16, 3, 1, 1, 0, (9, 14))]
+
+
+def qdq_conv(c_in, c_out, k, stride, dil, pad, hw):
+    ws = rng.uniform(0.001, 0.01, c_out).astype(F)
+    inits = {"w": rng.integers(-127, 128, (c_out, c_in, k, k)).astype(np.int8), "ws": ws, "wz": np.zeros(c_out, np.int8),
+             "b": rng.integers(-1000, 1000, c_out).astype(np.int32), "bs": (F(0.02) * ws).astype(F),
+             "bz": np.zeros(c_out, np.int32), "sx": np.array(0.02, F), "zx": np.array(np.int8(3)),
+             "sy": np.array(0.05, F), "zy": np.array(np.int8(-5))}
+    nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["dx"]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["dw"], axis=0),
+             helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["db"], axis=0),
+             helper.make_node("Conv", ["dx", "dw", "db"], ["c"], pads=[pad] * 4, strides=[stride] * 2,
+                              dilations=[dil] * 2),
+             helper.make_node("QuantizeLinear", ["c", "sy", "zy"], ["y"])]
+    oh = (hw[0] + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    ow = (hw[1] + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    return make_model(nodes, [("x", np.int8, (1, c_in) + hw)], [("y", np.int8, (1, c_out, oh, ow))], inits)
+
+
+so = ort.SessionOptions()
+so.intra_op_num_threads = 1
+failures = []
+for case in CASES:
+    m = qdq_conv(*case)
+    it = edgeml.Interpreter(m)
+    if "ONNX_CONV_MLAS" not in [op.type for op in it.graph.ops]:
+        failures.append(f"{case}: not an ONNX_CONV_MLAS")
+        continue
+    sess = ort.InferenceSession(m, so, providers=["CPUExecutionProvider"])
+    for _ in range(3):
+        x = rng.integers(-128, 128, (1, case[0]) + case[6]).astype(np.int8)
+        got, want = it.run(x), sess.run(None, {"x": x})[0]
+        if not np.array_equal(got, want):
+            failures.append(f"{case}: {int((got != want).sum())} of {want.size} outputs differ")
+print("\n".join(failures) if failures else "ok")
+'''
+
+
+def forced_path(name: str) -> str:
+    done = subprocess.run([sys.executable, "-c", "from cython_ops.conv import isa; print(isa())"],
+                          env=dict(os.environ, EDGEML_ISA=name), capture_output=True, text=True, timeout=60)
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("forced", PATHS)
+def test_float_qdq_conv_matches_onnxruntime_on_every_path(forced):
+    if forced_path(forced) != forced:
+        pytest.skip(f"this CPU has no {forced} path")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", CHECK], env=dict(os.environ, EDGEML_ISA=forced), cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "ok", done.stdout[-3000:]
