@@ -21,6 +21,15 @@ ops); ops below 20 GMAC/s or 4 GB/s are flagged.
     python benchmarks/bench_models.py                        # everything, markdown to stdout
     EDGEML_ISA=avx2 python benchmarks/bench_models.py        # edgeml's AVX2 path (the peers keep theirs)
     python benchmarks/bench_models.py --only kws ssd --json out.json
+    python benchmarks/bench_models.py --load-only --loads 9   # load times only, the runtimes alternating
+    python benchmarks/bench_models.py --load-only --load-profile   # + where edgeml's load time goes, per stage
+
+With --load-only each model is loaded --loads times per runtime, edgeml and the peer alternating load by load;
+the table gives the median load (edgeml's Interpreter() against LiteRT's Interpreter() + allocate_tensors() or
+onnxruntime's InferenceSession()) and the median of load + first invoke (so that work moved from load into the
+first invoke would show).  --load-profile adds edgeml's stages (edgeml/runtime/load_profile.py): reading the file
+into the IR, each op type's prepare, and inside the prepares the weight packing, requantization and 256-entry
+tables, then the arena plan and the engine binding (medians over the loads, ms).
 """
 from __future__ import annotations
 
@@ -324,6 +333,79 @@ def measure(name: str, path: Path, kind: str, args) -> dict:
     return result
 
 
+def measure_load(name: str, path: Path, kind: str, args) -> dict:
+    """Median load and load + first invoke (ms) of edgeml and the peer, loads alternating; with --load-profile the
+    median of each of edgeml's load stages."""
+    result = dict(model=name, kind=kind, errors={})
+    makers = {"edgeml": EdgeML, "peer": ORT if kind == "onnx" else LiteRT}
+    loads = {k: [] for k in makers}
+    firsts = {k: [] for k in makers}
+    xs = None
+    for rnd in range(args.loads):
+        for label in (list(makers) if rnd % 2 == 0 else list(makers)[::-1]):
+            if label in result["errors"]:
+                continue
+            try:
+                t0 = time.perf_counter()
+                r = makers[label](path)
+                if xs is None:
+                    xs = inputs_for(r, args.seed) if label == "peer" else None
+                if xs is not None:
+                    r.prepare(xs)
+                    r.invoke()
+                    firsts[label].append((time.perf_counter() - t0) * 1e3)
+                loads[label].append(r.load_ms)
+            except Exception as exc:     # a model a runtime cannot load: reported, not fatal
+                result["errors"][label] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''}"
+    if result["errors"]:
+        return result
+    result["load_ms"] = {k: statistics.median(v) for k, v in loads.items()}
+    result["first_invoke_ms"] = {k: statistics.median(v) if v else None for k, v in firsts.items()}
+    if args.load_profile:
+        from edgeml.runtime.load_profile import collect
+        import edgeml
+        runs = []
+        for _ in range(args.loads):
+            with collect() as stages:
+                edgeml.Interpreter(str(path))
+            runs.append(stages)
+        result["stages_ms"] = {k: statistics.median(r.get(k, [0.0])[0] for r in runs) * 1e3
+                               for k in sorted({k for r in runs for k in r})}
+    return result
+
+
+def print_load_report(results: list):
+    print("\n| model | edgeml load ms | peer load ms | edgeml / peer | edgeml load + 1st invoke ms | "
+          "peer load + 1st invoke ms |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        if "load_ms" not in r:
+            print(f"| {r['model']} | — | — | — | {r['errors']} | |")
+            continue
+        ld, fi = r["load_ms"], r["first_invoke_ms"]
+        peer = "onnxruntime" if r["kind"] == "onnx" else "LiteRT"
+        print(f"| {r['model']} ({peer}) | {ld['edgeml']:.2f} | {ld['peer']:.2f} | {ld['edgeml'] / ld['peer']:.1f}x | "
+              f"{fmt(fi['edgeml'])} | {fmt(fi['peer'])} |")
+    if any("stages_ms" in r for r in results):
+        print("\nedgeml load stages, median ms (stages nest: packing, requantization and tables are inside the "
+              "prepares)\n")
+        print("| model | read model | prepares (largest) | weight packing | requantization | 256-entry tables | "
+              "arena plan | bind engine | interpreter setup |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in results:
+            st = r.get("stages_ms")
+            if not st:
+                continue
+            prepares = sorted(((v, k[len("prepare "):]) for k, v in st.items() if k.startswith("prepare ")),
+                              reverse=True)
+            top = ", ".join(f"{op} {v:.1f}" for v, op in prepares[:3])
+            total_prep = sum(v for v, _ in prepares)
+            print(f"| {r['model']} | {st.get('read model', 0):.1f} | {total_prep:.1f} ({top}) | "
+                  f"{st.get('of which: weight packing', 0):.1f} | {st.get('of which: requantization', 0):.1f} | "
+                  f"{st.get('of which: 256-entry tables', 0):.1f} | {st.get('arena plan', 0):.1f} | "
+                  f"{st.get('bind engine', 0):.1f} | {st.get('interpreter setup', 0):.1f} |")
+
+
 def call_path(path: Path, rounds: int = 20000) -> dict:
     """Median µs of edgeml's Python call forms on one model, alternating call by call: the bare invoke(), and
     set_input + invoke + get_output, run() of an int8 array, run() of a float32 array, invoke + get_output(copy=False)."""
@@ -421,6 +503,8 @@ def main(argv=None):
     ap.add_argument("--only", nargs="*", help="substrings of the model names to run")
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--load-only", action="store_true", help="load times only (no invoke timing)")
+    ap.add_argument("--load-profile", action="store_true", help="edgeml's load time per stage")
     ap.add_argument("--no-call-path", dest="call_path", action="store_false",
                     help="skip the timing of run() / set_input / get_output against invoke() on ad01_int8")
     args = ap.parse_args(argv)
@@ -428,15 +512,34 @@ def main(argv=None):
     print(f"# edgeml vs LiteRT+XNNPACK / onnxruntime\n\n{platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, edgeml ISA path {isa()}, one thread, batch 1")
     results = []
-    for name, path, kind in corpus(args):
+    found = corpus(args)
+    for name, path, kind in found:
         t0 = time.perf_counter()
+        if args.load_only:
+            r = measure_load(name, path, kind, args)
+            results.append(r)
+            print(f"  {name}: load ms " + ", ".join(f"{k} {v:.2f}" for k, v in r.get("load_ms", {}).items())
+                  + (f" errors {r['errors']}" if r["errors"] else "") + f"  [{time.perf_counter() - t0:.1f} s]",
+                  flush=True)
+            continue
         r = measure(name, path, kind, args)
         results.append(r)
         med = r.get("median_us", {})
         print(f"  {name}: " + ", ".join(f"{k} {fmt(v)} µs" for k, v in med.items())
               + (f" errors {r['errors']}" if r["errors"] else "") + f"  [{time.perf_counter() - t0:.1f} s]",
               flush=True)
+    if args.load_only:
+        print_load_report(results)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+        return
     print_report(results, args.top)
+    if args.load_profile:
+        paths = {name: path for name, path, _ in found}
+        for r in results:
+            if "median_us" in r:
+                r.update(measure_load(r["model"], paths[r["model"]], r["kind"], args))
+        print_load_report(results)
     tiny = SHARED / "mlperf_tiny" / "ad01_int8.tflite"
     if args.call_path and tiny.is_file():
         cp = call_path(tiny)

@@ -9,10 +9,12 @@ file size) is checked explicitly below, before any kernel sees the model.
 """
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 
+from converters import flatbuffer as fbr
 from converters.source import read_model_bytes
 from converters.tflite_custom import custom_op
 from converters.tflite_sparsity import sparse_values
@@ -43,78 +45,117 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-# vtable offsets of the vector fields read below (schema field k sits at 4 + 2k)
+# schema field index of each vector field read below (vtable slot 4 + 2k)
 VECTOR_FIELDS = {
-    "Model.operator_codes": 6, "Model.subgraphs": 8, "Model.buffers": 12,
-    "SubGraph.tensors": 4, "SubGraph.inputs": 6, "SubGraph.outputs": 8, "SubGraph.operators": 10,
-    "Tensor.shape": 4, "Tensor.shape_signature": 18, "Operator.inputs": 6, "Operator.outputs": 8, "Operator.intermediates": 20, "Buffer.data": 4,
-    "QuantizationParameters.scale": 8, "QuantizationParameters.zero_point": 10,
+    "Model.operator_codes": 1, "Model.subgraphs": 2, "Model.buffers": 4,
+    "SubGraph.tensors": 0, "SubGraph.inputs": 1, "SubGraph.outputs": 2, "SubGraph.operators": 3,
+    "Tensor.shape": 0, "Tensor.shape_signature": 7, "Operator.inputs": 1, "Operator.outputs": 2,
+    "Operator.intermediates": 8, "Buffer.data": 0,
+    "QuantizationParameters.scale": 2, "QuantizationParameters.zero_point": 3,
 }
+# scalar and table fields (schema field indices)
+MODEL_VERSION = 0
+SUBGRAPH_NAME = 4
+TENSOR_TYPE, TENSOR_BUFFER, TENSOR_NAME, TENSOR_QUANTIZATION, TENSOR_IS_VARIABLE = 1, 2, 3, 4, 5
+TENSOR_SPARSITY, TENSOR_SHAPE_SIGNATURE = 6, 7
+QUANT_DETAILS_TYPE, QUANT_DIMENSION = 4, 6
+OPERATOR_OPCODE_INDEX, OPERATOR_OPTIONS_TYPE, OPERATOR_OPTIONS = 0, 3, 4
+CODE_DEPRECATED_BUILTIN, CODE_CUSTOM, CODE_VERSION, CODE_BUILTIN = 0, 1, 2, 3
+BUFFER_OFFSET, BUFFER_SIZE = 1, 2
 
 
-def _vector_len(obj, field: str, itemsize: int, buf: bytes, what: str) -> int:
-    """Length of a vector field, checked to lie entirely inside the file from where it starts."""
-    tab = obj._tab
-    o = tab.Offset(VECTOR_FIELDS[field])
-    if o == 0:
-        return 0
-    start, n = tab.Vector(o), tab.VectorLen(o)
+def _vector_len(table: fbr.Table, field: str, itemsize: int, buf: bytes, what: str) -> tuple[int, int]:
+    """(start, length) of a vector field, checked to lie entirely inside the file from where it starts."""
+    start, n = table.vector(VECTOR_FIELDS[field])
+    if n == 0:
+        return start, 0
     if n < 0 or start < 0 or start + n * itemsize > len(buf):
         raise ModelFormatError(f"{what} claims {n} entries of {itemsize} bytes at offset {start}, past the end "
                                f"of the {len(buf)}-byte file")
-    return n
+    return start, n
 
 
-def _options(op_fb, op_name: str) -> dict:
-    """All scalar and vector fields of the op's builtin options table, snake_cased."""
-    kind = op_fb.BuiltinOptionsType()
-    if kind == 0:
-        return {}
-    cls_name = OPTIONS_NAMES.get(kind)
-    cls = getattr(_fb, cls_name, None) if cls_name else None
-    table = op_fb.BuiltinOptions()
-    if cls is None or table is None:
-        raise ModelFormatError(f"{op_name}: unknown builtin options type {kind}")
-    opts = cls()
-    opts.Init(table.Bytes, table.Pos)
-    out = {}
-    for attr in dir(cls):
+def _option_fields(cls) -> tuple:
+    """(key, accessor name, is vector) of every field of an options class, found once per class."""
+    names = set(dir(cls))
+    fields = []
+    for attr in sorted(names):
         if attr.startswith("_") or attr in ("Init", "GetRootAs") or attr.startswith("GetRootAs") \
                 or attr.endswith(("BufferHasIdentifier", "IsNone", "Length")):
             continue
         if attr.endswith("AsNumpy"):
+            fields.append((_snake(attr[:-len("AsNumpy")]), attr, True))
+        elif attr + "AsNumpy" not in names:
+            fields.append((_snake(attr), attr, False))
+    return tuple(fields)
+
+
+OPTION_FIELDS = {}      # options class -> _option_fields(cls)
+
+
+def _options(op_fb: fbr.Table, op_name: str, buf: bytes, memo: dict) -> dict:
+    """All scalar and vector fields of the op's builtin options table, snake_cased.  An options table whose
+    fields are all scalars is read once per file for each distinct (vtable, body) byte string (`memo`): its
+    values depend on nothing else.  Callers get their own dict."""
+    kind = op_fb.scalar(OPERATOR_OPTIONS_TYPE, fbr.U8)
+    if kind == 0:
+        return {}
+    cls_name = OPTIONS_NAMES.get(kind)
+    cls = getattr(_fb, cls_name, None) if cls_name else None
+    table = op_fb.table(OPERATOR_OPTIONS)
+    if cls is None or table is None:
+        raise ModelFormatError(f"{op_name}: unknown builtin options type {kind}")
+    fields = OPTION_FIELDS.get(cls)
+    if fields is None:
+        fields = OPTION_FIELDS[cls] = _option_fields(cls)
+    body_size = fbr.U16.unpack_from(buf, table.vtable + 2)[0] if table.vtable_size >= 4 else 0
+    key = (kind, bytes(buf[table.vtable:table.vtable + table.vtable_size]),
+           bytes(buf[table.pos:table.pos + body_size]))
+    if key in memo:
+        return dict(memo[key])
+    opts = cls()
+    opts.Init(buf, table.pos)
+    out = {}
+    for name, attr, vector in fields:
+        if vector:
             value = getattr(opts, attr)()
-            out[_snake(attr[:-len("AsNumpy")])] = np.array(value).reshape(-1) if not isinstance(value, int) else np.zeros(0, np.int32)
+            out[name] = np.array(value).reshape(-1) if not isinstance(value, int) else np.zeros(0, np.int32)
             continue
-        if attr + "AsNumpy" in dir(cls):
-            continue
-        fn = getattr(opts, attr)
         try:
-            out[_snake(attr)] = fn()
+            out[name] = getattr(opts, attr)()
         except TypeError:       # an accessor that takes an index: a vector of tables, not used by our ops
             continue
+    if all(type(v) in (int, float, bool) for v in out.values()):
+        memo[key] = dict(out)
     return out
 
 
-def _quantization(t_fb, tensor_desc: str, shape: tuple, dtype: np.dtype, buf: bytes):
-    q = t_fb.Quantization()
+def _quantization(t_fb: fbr.Table, tensor_desc: str, shape: tuple, dtype: np.dtype, buf: bytes):
+    q = t_fb.table(TENSOR_QUANTIZATION)
     if q is None:
         return None
-    n_scale = _vector_len(q, "QuantizationParameters.scale", 4, buf, f"{tensor_desc} quantization scale")
-    n_zp = _vector_len(q, "QuantizationParameters.zero_point", 8, buf, f"{tensor_desc} quantization zero_point")
+    s_start, n_scale = _vector_len(q, "QuantizationParameters.scale", 4, buf, f"{tensor_desc} quantization scale")
+    z_start, n_zp = _vector_len(q, "QuantizationParameters.zero_point", 8, buf,
+                                f"{tensor_desc} quantization zero_point")
     if n_scale == 0 and n_zp == 0:
         return None
-    if q.DetailsType() != 0:
+    if q.scalar(QUANT_DETAILS_TYPE, fbr.U8) != 0:
         raise ModelFormatError(f"{tensor_desc}: custom quantization details are not supported")
-    scale = np.array(q.ScaleAsNumpy(), dtype=np.float64).reshape(-1)
-    zp = np.array(q.ZeroPointAsNumpy(), dtype=np.int64).reshape(-1) if n_zp else np.zeros(n_scale, np.int64)
-    if scale.size != n_scale or zp.size != n_zp and n_zp:
-        raise ModelFormatError(f"{tensor_desc}: quantization arrays run past the end of the file")
+    if n_scale == 1 and n_zp <= 1:      # per tensor, the common case: two struct reads, no numpy reductions
+        s = fbr.F32.unpack_from(buf, s_start)[0]
+        z = fbr.I64.unpack_from(buf, z_start)[0] if n_zp else 0
+        if not (math.isfinite(s) and s >= 0):
+            raise ModelFormatError(f"{tensor_desc}: quantization scale must be finite and non-negative")
+        if dtype.kind in "iu" and not INT_RANGES[dtype][0] <= z <= INT_RANGES[dtype][1]:
+            raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
+        return Quantization(scale=np.array([s], np.float64), zero_point=np.array([z], np.int64), axis=0)
+    scale = fbr.array(buf, s_start, n_scale, "<f4").astype(np.float64)
+    zp = fbr.array(buf, z_start, n_zp, "<i8").astype(np.int64) if n_zp else np.zeros(n_scale, np.int64)
     if n_scale == 0:
         raise ModelFormatError(f"{tensor_desc}: quantization has zero points but no scales")
     if zp.size != scale.size:
         raise ModelFormatError(f"{tensor_desc}: {scale.size} quantization scales but {zp.size} zero points")
-    axis = q.QuantizedDimension()
+    axis = q.scalar(QUANT_DIMENSION, fbr.I32)
     if scale.size > 1:
         if not 0 <= axis < len(shape):
             raise ModelFormatError(f"{tensor_desc}: quantized_dimension {axis} is outside its rank-{len(shape)} shape")
@@ -124,31 +165,31 @@ def _quantization(t_fb, tensor_desc: str, shape: tuple, dtype: np.dtype, buf: by
     if not np.all(np.isfinite(scale)) or np.any(scale < 0):
         raise ModelFormatError(f"{tensor_desc}: quantization scale must be finite and non-negative")
     if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        if np.any(zp < info.min) or np.any(zp > info.max):
+        lo, hi = INT_RANGES[dtype]
+        if np.any(zp < lo) or np.any(zp > hi):
             raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
     # one scale is per tensor whatever quantized_dimension says (TFLite Micro reads it so; LiteRT refuses an axis
     # outside the shape)
     return Quantization(scale=scale, zero_point=zp, axis=int(axis) if scale.size > 1 else 0)
 
 
-def _buffer_bytes(model_fb, index: int, buf: bytes):
-    b = model_fb.Buffers(index)
-    if b is None:
-        return None
-    offset, size = b.Offset(), b.Size()
+INT_RANGES = {t: (int(np.iinfo(t).min), int(np.iinfo(t).max)) for t in TENSOR_TYPES.values() if t.kind in "iu"}
+
+
+def _buffer_bytes(buffers_start: int, index: int, buf: bytes):
+    """Buffer `index`'s bytes as a zero-copy view of the file, or None when it is empty."""
+    b = fbr.table_in_vector(buf, buffers_start, index)
+    offset = b.scalar(BUFFER_OFFSET, fbr.U64)
     if offset > 1:      # large-model layout: data lives after the flatbuffer
+        size = b.scalar(BUFFER_SIZE, fbr.U64)
         if offset + size > len(buf):
             raise ModelFormatError(f"buffer {index}: data at offset {offset} + {size} bytes runs past the "
                                    f"end of the {len(buf)}-byte file")
-        return buf[offset:offset + size]
-    n = _vector_len(b, "Buffer.data", 1, buf, f"buffer {index}")
+        return memoryview(buf)[offset:offset + size]
+    start, n = _vector_len(b, "Buffer.data", 1, buf, f"buffer {index}")
     if n == 0:
         return None
-    data = b.DataAsNumpy()
-    if not isinstance(data, np.ndarray) or data.size != n:
-        raise ModelFormatError(f"buffer {index}: {n} bytes claimed, data runs past the end of the file")
-    return data.tobytes()
+    return memoryview(buf)[start:start + n]
 
 
 def _describe_errors(what: str, fn, *args):
@@ -161,6 +202,16 @@ def _describe_errors(what: str, fn, *args):
         raise ModelFormatError(f"{what}: malformed flatbuffer data ({type(exc).__name__}: {exc})") from exc
 
 
+def _operator_code(codes_start: int, i: int, buf: bytes) -> tuple[str, int]:
+    c = fbr.table_in_vector(buf, codes_start, i)
+    code = max(c.scalar(CODE_BUILTIN, fbr.I32), c.scalar(CODE_DEPRECATED_BUILTIN, fbr.I8))
+    name = OPERATOR_NAMES.get(code, f"BUILTIN_{code}")
+    if code == _fb.BuiltinOperator.CUSTOM:
+        cn = c.string(CODE_CUSTOM)
+        name = "CUSTOM:" + (cn.decode("utf-8", "replace") if cn else "?")
+    return name, c.scalar(CODE_VERSION, fbr.I32, 1)
+
+
 def _parse(buf: bytes, subgraph_index: int) -> Graph:
     if len(buf) < 8:
         raise ModelFormatError(f"file is {len(buf)} bytes: too short to be a TFLite model")
@@ -169,42 +220,37 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
     root = int.from_bytes(buf[0:4], "little")
     if root + 4 > len(buf):
         raise ModelFormatError(f"root table offset {root} is past the end of the {len(buf)}-byte file")
-    model_fb = _fb.Model.GetRootAs(buf, 0)
-    if model_fb.Version() != 3:
-        raise ModelFormatError(f"schema version {model_fb.Version()}; only version 3 is understood")
+    model_fb = fbr.Table(buf, root)
+    version = model_fb.scalar(MODEL_VERSION, fbr.U32)
+    if version != 3:
+        raise ModelFormatError(f"schema version {version}; only version 3 is understood")
 
-    n_sub = _vector_len(model_fb, "Model.subgraphs", 4, buf, "subgraph table")
+    sub_start, n_sub = _vector_len(model_fb, "Model.subgraphs", 4, buf, "subgraph table")
     if n_sub == 0:
         raise ModelFormatError("model has no subgraph")
     if not 0 <= subgraph_index < n_sub:
         raise ModelFormatError(f"subgraph {subgraph_index} requested, model has {n_sub}")
-    n_buffers = _vector_len(model_fb, "Model.buffers", 4, buf, "buffer table")
-    n_codes = _vector_len(model_fb, "Model.operator_codes", 4, buf, "operator code table")
-    for i in range(n_buffers):
-        _describe_errors(f"buffer {i}", _buffer_bytes, model_fb, i, buf)
+    buffers_start, n_buffers = _vector_len(model_fb, "Model.buffers", 4, buf, "buffer table")
+    codes_start, n_codes = _vector_len(model_fb, "Model.operator_codes", 4, buf, "operator code table")
+    buffers = [_describe_errors(f"buffer {i}", _buffer_bytes, buffers_start, i, buf) for i in range(n_buffers)]
+    subgraphs = []
     for i in range(n_sub):
-        _describe_errors(f"subgraph {i}", lambda k: _vector_len(model_fb.Subgraphs(k), "SubGraph.tensors", 4, buf,
-                                                              f"subgraph {k} tensor table"), i)
-    codes = []
-    for i in range(n_codes):
-        c = _describe_errors(f"operator code {i}", model_fb.OperatorCodes, i)
-        code = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())
-        name = OPERATOR_NAMES.get(code, f"BUILTIN_{code}")
-        if code == _fb.BuiltinOperator.CUSTOM:
-            cn = c.CustomCode()
-            name = "CUSTOM:" + (cn.decode("utf-8", "replace") if cn else "?")
-        codes.append((name, c.Version()))
+        subgraphs.append(_describe_errors(f"subgraph {i}", fbr.table_in_vector, buf, sub_start, i))
+        _describe_errors(f"subgraph {i}", _vector_len, subgraphs[i], "SubGraph.tensors", 4, buf,
+                         f"subgraph {i} tensor table")
+    codes = [_describe_errors(f"operator code {i}", _operator_code, codes_start, i, buf) for i in range(n_codes)]
 
     # the requested subgraph and every subgraph its control-flow ops reach (WHILE's cond / body), by file index;
     # one dict shared by all of them (Graph.subgraphs).  Subgraphs nothing reaches are not read.
     graphs = {}
     pending = [subgraph_index]
+    options_memo = {}
     while pending:
         k = pending.pop()
         if k in graphs:
             continue
         try:
-            graphs[k] = graph = _parse_subgraph(model_fb, buf, k, codes, n_buffers)
+            graphs[k] = graph = _parse_subgraph(subgraphs[k], buf, codes, buffers, options_memo)
         except ModelFormatError as exc:
             if k == subgraph_index:
                 raise
@@ -220,103 +266,96 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
     return graphs[subgraph_index]
 
 
-def _parse_subgraph(model_fb, buf: bytes, subgraph_index: int, codes: list, n_buffers: int) -> Graph:
+def _tensor(t_fb: fbr.Table, i: int, buf: bytes, buffers: list) -> Tensor:
+    raw_name = t_fb.string(TENSOR_NAME)
+    name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{i}"
+    desc = f"tensor {i} '{name}'"
+    shape_start, rank = _vector_len(t_fb, "Tensor.shape", 4, buf, f"{desc} shape")
+    if rank > MAX_RANK:
+        raise ModelFormatError(f"{desc}: rank {rank} exceeds the supported maximum {MAX_RANK}")
+    shape = tuple(fbr.array(buf, shape_start, rank, "<i4").tolist()) if rank else ()
+    if any(d < 0 for d in shape):
+        raise ModelFormatError(f"{desc}: negative dimension in shape {list(shape)}")
+    dynamic_dims = ()
+    if t_fb.offset(TENSOR_SHAPE_SIGNATURE):
+        sig_start, sig_rank = _vector_len(t_fb, "Tensor.shape_signature", 4, buf, f"{desc} shape_signature")
+        if sig_rank == rank and rank:
+            signature = fbr.array(buf, sig_start, rank, "<i4").tolist()
+            dynamic_dims = tuple(a for a, d in enumerate(signature) if d == -1)
+    ttype = t_fb.scalar(TENSOR_TYPE, fbr.I8)
+    if ttype not in TENSOR_TYPES:
+        raise ModelFormatError(f"{desc}: tensor type {TENSOR_TYPE_NAMES.get(ttype, ttype)} is not supported")
+    dtype = TENSOR_TYPES[ttype]
+    elements = math.prod(shape)
+    if elements * dtype.itemsize > MAX_TENSOR_BYTES:
+        raise ModelFormatError(f"{desc}: shape {list(shape)} is larger than {MAX_TENSOR_BYTES} bytes")
+    quant = _describe_errors(f"{desc} quantization", _quantization, t_fb, desc, shape, dtype, buf) \
+        if t_fb.offset(TENSOR_QUANTIZATION) else None
+    b_index = t_fb.scalar(TENSOR_BUFFER, fbr.U32)
+    n_buffers = len(buffers)
+    if not 0 <= b_index < max(n_buffers, 1):
+        raise ModelFormatError(f"{desc}: buffer index {b_index} is outside the {n_buffers}-entry buffer table")
+    raw = buffers[b_index] if n_buffers else None
+    data = None
+    if t_fb.offset(TENSOR_SPARSITY):
+        data = _describe_errors(f"{desc} sparsity", sparse_values, t_fb.pos, buf, desc, shape, dtype, raw)
+    if raw is not None and data is None:        # (a sparse tensor's values are expanded by sparse_values)
+        need = elements * dtype.itemsize
+        if len(raw) != need:
+            raise ModelFormatError(f"{desc}: buffer {b_index} holds {len(raw)} bytes, shape {list(shape)} "
+                                   f"of {dtype} needs {need}")
+        data = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+    return Tensor(index=i, name=name, shape=shape, dtype=dtype, quant=quant, data=data,
+                  is_variable=bool(t_fb.scalar(TENSOR_IS_VARIABLE, fbr.U8)), dynamic_dims=dynamic_dims)
+
+
+def _indices(table: fbr.Table, field: str, buf: bytes, what: str) -> list:
+    start, n = _vector_len(table, field, 4, buf, what)
+    return _describe_errors(what, fbr.array, buf, start, n, "<i4").tolist() if n else []
+
+
+def _parse_subgraph(sg: fbr.Table, buf: bytes, codes: list, buffers: list, options_memo: dict) -> Graph:
     """One subgraph: its tensors (with their buffers), ops, inputs and outputs."""
     n_codes = len(codes)
-    sg = model_fb.Subgraphs(subgraph_index)
-    n_tensors = _vector_len(sg, "SubGraph.tensors", 4, buf, "tensor table")
+    t_start, n_tensors = _vector_len(sg, "SubGraph.tensors", 4, buf, "tensor table")
     tensors = []
-    buffer_cache = {}
     for i in range(n_tensors):
-        t_fb = _describe_errors(f"tensor {i}", sg.Tensors, i)
-        raw_name = _describe_errors(f"tensor {i} name", t_fb.Name)
-        name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{i}"
-        desc = f"tensor {i} '{name}'"
-        rank = _vector_len(t_fb, "Tensor.shape", 4, buf, f"{desc} shape")
-        if rank > MAX_RANK:
-            raise ModelFormatError(f"{desc}: rank {rank} exceeds the supported maximum {MAX_RANK}")
-        shape = tuple(int(d) for d in np.array(_describe_errors(f"{desc} shape", t_fb.ShapeAsNumpy),
-                                                dtype=np.int64).reshape(-1)) if rank else ()
-        if len(shape) != rank:
-            raise ModelFormatError(f"{desc}: shape vector runs past the end of the file")
-        if any(d < 0 for d in shape):
-            raise ModelFormatError(f"{desc}: negative dimension in shape {list(shape)}")
-        dynamic_dims = ()
-        if _vector_len(t_fb, "Tensor.shape_signature", 4, buf, f"{desc} shape_signature") == rank and rank:
-            signature = np.array(_describe_errors(f"{desc} shape_signature", t_fb.ShapeSignatureAsNumpy),
-                                 dtype=np.int64).reshape(-1)
-            dynamic_dims = tuple(int(a) for a in np.flatnonzero(signature == -1))
-        ttype = t_fb.Type()
-        if ttype not in TENSOR_TYPES:
-            raise ModelFormatError(f"{desc}: tensor type {TENSOR_TYPE_NAMES.get(ttype, ttype)} is not supported")
-        dtype = TENSOR_TYPES[ttype]
-        elements = int(np.prod(shape, dtype=np.float64)) if shape else 1
-        if elements * dtype.itemsize > MAX_TENSOR_BYTES:
-            raise ModelFormatError(f"{desc}: shape {list(shape)} is larger than {MAX_TENSOR_BYTES} bytes")
-        quant = _describe_errors(f"{desc} quantization", _quantization, t_fb, desc, shape, dtype, buf)
-        b_index = t_fb.Buffer()
-        if not 0 <= b_index < max(n_buffers, 1):
-            raise ModelFormatError(f"{desc}: buffer index {b_index} is outside the {n_buffers}-entry buffer table")
-        if b_index not in buffer_cache:
-            buffer_cache[b_index] = _buffer_bytes(model_fb, b_index, buf) if n_buffers else None
-        raw = buffer_cache[b_index]
-        data = _describe_errors(f"{desc} sparsity", sparse_values, t_fb._tab.Pos, buf, desc, shape, dtype, raw)
-        if raw is not None and data is None:        # (a sparse tensor's values are expanded by sparse_values)
-            need = elements * dtype.itemsize
-            if len(raw) != need:
-                raise ModelFormatError(f"{desc}: buffer {b_index} holds {len(raw)} bytes, shape {list(shape)} "
-                                       f"of {dtype} needs {need}")
-            data = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
-        tensors.append(Tensor(index=i, name=name, shape=shape, dtype=dtype, quant=quant, data=data,
-                              is_variable=bool(t_fb.IsVariable()), dynamic_dims=dynamic_dims))
+        t_fb = _describe_errors(f"tensor {i}", fbr.table_in_vector, buf, t_start, i)
+        tensors.append(_describe_errors(f"tensor {i}", _tensor, t_fb, i, buf, buffers))
 
-    def check_index(idx, what, allow_optional):
-        idx = int(idx)
-        if allow_optional and idx == -1:
-            return idx
-        if not 0 <= idx < n_tensors:
-            raise ModelFormatError(f"{what} refers to tensor {idx}, the subgraph has {n_tensors}")
-        return idx
+    def check_indices(indices, what, allow_optional):
+        for idx in indices:
+            if not (0 <= idx < n_tensors or allow_optional and idx == -1):
+                raise ModelFormatError(f"{what} refers to tensor {idx}, the subgraph has {n_tensors}")
+        return indices
 
-    n_ops = _vector_len(sg, "SubGraph.operators", 4, buf, "operator table")
+    o_start, n_ops = _vector_len(sg, "SubGraph.operators", 4, buf, "operator table")
     ops = []
     for i in range(n_ops):
-        op_fb = _describe_errors(f"op {i}", sg.Operators, i)
-        code_index = op_fb.OpcodeIndex()
+        op_fb = _describe_errors(f"op {i}", fbr.table_in_vector, buf, o_start, i)
+        code_index = _describe_errors(f"op {i}", op_fb.scalar, OPERATOR_OPCODE_INDEX, fbr.U32)
         if not 0 <= code_index < n_codes:
             raise ModelFormatError(f"op {i}: opcode index {code_index} is outside the {n_codes}-entry code table")
         op_name, version = codes[code_index]
         what = f"op {i} ({op_name})"
-        n_in = _vector_len(op_fb, "Operator.inputs", 4, buf, f"{what} inputs")
-        n_out = _vector_len(op_fb, "Operator.outputs", 4, buf, f"{what} outputs")
-        inputs = [check_index(x, f"{what} input", True)
-                  for x in (np.array(_describe_errors(f"{what} inputs", op_fb.InputsAsNumpy)).reshape(-1)
-                            if n_in else [])]
-        outputs = [check_index(x, f"{what} output", False)
-                   for x in (np.array(_describe_errors(f"{what} outputs", op_fb.OutputsAsNumpy)).reshape(-1)
-                             if n_out else [])]
-        if len(inputs) != n_in or len(outputs) != n_out:
-            raise ModelFormatError(f"{what}: input/output vectors run past the end of the file")
+        inputs = check_indices(_indices(op_fb, "Operator.inputs", buf, f"{what} inputs"), f"{what} input", True)
+        outputs = check_indices(_indices(op_fb, "Operator.outputs", buf, f"{what} outputs"), f"{what} output", False)
         # intermediates: tensors an op uses internally (the LSTM's gate and hidden quantization)
-        n_mid = _vector_len(op_fb, "Operator.intermediates", 4, buf, f"{what} intermediates")
-        intermediates = [check_index(x, f"{what} intermediate", False)
-                         for x in (np.array(_describe_errors(f"{what} intermediates", op_fb.IntermediatesAsNumpy))
-                                   .reshape(-1) if n_mid else [])]
-        if len(intermediates) != n_mid:
-            raise ModelFormatError(f"{what}: intermediates vector runs past the end of the file")
-        options = _describe_errors(f"{what} options", _options, op_fb, what)
+        intermediates = check_indices(_indices(op_fb, "Operator.intermediates", buf, f"{what} intermediates"),
+                                      f"{what} intermediate", False)
+        options = _describe_errors(f"{what} options", _options, op_fb, what, buf, options_memo)
         if op_name.startswith("CUSTOM:"):     # a custom op edgeml implements gets its IR type and parsed options
-            op_name, options = _describe_errors(f"{what} options", custom_op, op_fb, op_name, what, buf)
+            generated = _fb.Operator()
+            generated.Init(buf, op_fb.pos)
+            op_name, options = _describe_errors(f"{what} options", custom_op, generated, op_name, what, buf)
         ops.append(Op(index=i, type=op_name, version=version, inputs=inputs, outputs=outputs, options=options,
                       intermediates=intermediates))
 
-    n_gin = _vector_len(sg, "SubGraph.inputs", 4, buf, "subgraph inputs")
-    n_gout = _vector_len(sg, "SubGraph.outputs", 4, buf, "subgraph outputs")
-    g_in = [check_index(x, "subgraph input", False) for x in (np.array(sg.InputsAsNumpy()).reshape(-1) if n_gin else [])]
-    g_out = [check_index(x, "subgraph output", False) for x in (np.array(sg.OutputsAsNumpy()).reshape(-1) if n_gout else [])]
+    g_in = check_indices(_indices(sg, "SubGraph.inputs", buf, "subgraph inputs"), "subgraph input", False)
+    g_out = check_indices(_indices(sg, "SubGraph.outputs", buf, "subgraph outputs"), "subgraph output", False)
     if not g_in or not g_out:
         raise ModelFormatError("subgraph declares no inputs or no outputs")
-    sg_name = sg.Name()
+    sg_name = sg.string(SUBGRAPH_NAME)
     return Graph(tensors=tensors, ops=ops, inputs=g_in, outputs=g_out, source="tflite",
                  name=sg_name.decode("utf-8", "replace") if sg_name else "")
 

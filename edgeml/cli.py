@@ -193,7 +193,7 @@ def _cmd_train(args) -> int:
                       label_column=args.label_column, image_size=args.image_size, color_mode=args.color_mode,
                       augment=args.augment, seed=args.seed, prune=args.prune, prune_block=args.prune_block, qat=args.qat, cluster=args.cluster,
                       finetune_epochs=args.finetune_epochs, alpha=args.alpha, allow_degraded=args.allow_degraded,
-                      verbose=verbose, overwrite=args.overwrite)
+                      verbose=verbose, overwrite=args.overwrite, **_beyond_one_machine(args))
     try:
         train(cfg)
     except DegradedModelError as exc:
@@ -265,7 +265,18 @@ def _add_train_parser(sub):
                    help=f"exit 0 even when the guard rails fail (they are still reported), instead of {DEGRADED_EXIT}")
     g.add_argument("--quiet", action="store_true", help="stage lines and the summary only (no progress)")
     g.add_argument("--verbose", action="store_true", help="also TensorFlow's own log lines and warnings")
+    g = p.add_argument_group("beyond one machine")
+    g.add_argument("--resume", action="store_true",
+                   help="continue a killed run (same --out and options) from its last completed epoch")
+    g.add_argument("--distribute", choices=["mirrored", "multiworker"],
+                   help="train under tf.distribute: mirrored (this host's devices) or multiworker (the cluster in "
+                        "TF_CONFIG; run the same command on every worker, the chief writes --out); --batch-size "
+                        "is the global batch")
     p.set_defaults(fn=_cmd_train)
+
+
+def _beyond_one_machine(args) -> dict:
+    return {"resume": args.resume, "distribute": args.distribute}
 
 
 def main(argv=None) -> int:

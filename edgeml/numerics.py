@@ -46,8 +46,29 @@ def quantize_multiplier(real: float, rounding: int = 0) -> tuple[int, int]:
 
 
 def quantize_multipliers(reals, rounding: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [quantize_multiplier(r, rounding) for r in np.asarray(reals, dtype=np.float64).reshape(-1)]
-    return (np.array([p[0] for p in pairs], dtype=np.int32), np.array([p[1] for p in pairs], dtype=np.int32))
+    """quantize_multiplier of every value (int32 multipliers, int32 shifts).  Many values go in one vectorised
+    pass with the same arithmetic: frexp and the scaling by 2^31 are exact in double, so only the rounding needs
+    care; a few go one by one (cheaper than numpy's per-call overhead)."""
+    real = np.asarray(reals, dtype=np.float64).reshape(-1)
+    if real.size <= 16:
+        pairs = [quantize_multiplier(r, rounding) for r in real.tolist()]
+        return (np.array([p[0] for p in pairs], dtype=np.int32), np.array([p[1] for p in pairs], dtype=np.int32))
+    if not (np.isfinite(real).all() and (real >= 0).all()):
+        bad = ~np.isfinite(real) | (real < 0)
+        raise ValueError(f"cannot quantize multiplier {float(real[bad][0])!r}")
+    q, shift = np.frexp(real)
+    scaled = q * float(1 << 31)
+    whole = np.floor(scaled)
+    q_fixed = whole + (scaled - whole >= 0.5)
+    top = q_fixed == float(1 << 31)
+    q_fixed = np.where(top, float(1 << 30), q_fixed)
+    shift = shift + top
+    tiny = shift < -31                   # (a zero has q = 0, shift = 0 from frexp already)
+    if rounding == 1:                    # the single-rounding build clamps large multipliers
+        big = shift > 30
+        q_fixed = np.where(big, float((1 << 31) - 1), q_fixed)
+        shift = np.where(big, 30, shift)
+    return np.where(tiny, 0, q_fixed).astype(np.int32), np.where(tiny, 0, shift).astype(np.int32)
 
 
 def mean_multiplier(real: float, count: int, rounding: int = 0) -> tuple[int, int]:

@@ -267,7 +267,7 @@ def test_train_keeps_the_previous_output_until_the_new_one_is_complete(tmp_path,
     (out / pipeline.OUTPUT_MARKER).write_text("")
     (out / "report.json").write_text("old")
 
-    def failing(cfg, work):
+    def failing(cfg, work, *_):
         (Path(work) / "report.json").write_text("half")
         raise RuntimeError("killed half way")
     monkeypatch.setattr(pipeline, "_run", failing)
@@ -276,7 +276,7 @@ def test_train_keeps_the_previous_output_until_the_new_one_is_complete(tmp_path,
     assert (out / "report.json").read_text() == "old"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".edgeml-")]
 
-    def finishing(cfg, work):
+    def finishing(cfg, work, *_):
         (Path(work) / "report.json").write_text("new")
         return {}
     monkeypatch.setattr(pipeline, "_run", finishing)

@@ -238,11 +238,25 @@ class MathOps:
         shape = tuple((1 if d in axes else s) for d, s in enumerate(x.shape)) if keep else \
             tuple(s for d, s in enumerate(x.shape) if d not in axes)
         t, nhwc = self.preferred(x)
-        if nhwc and not keep:
-            kept = [a for a in TO_NHWC if a not in axes]
-            if kept != sorted(kept):
-                t, nhwc = self.get_plain(x), False
         ir_axes = [TO_NHWC.index(a) for a in axes] if nhwc else axes
+        kept = [a for a in TO_NHWC if a not in axes] if nhwc and not keep else []
+        if kept != sorted(kept):
+            # reduce the channels-last tensor, then put the (smaller) result's axes in ONNX order
+            kept_shape = tuple(x.shape[a] for a in kept)
+            mid = self.tensor(node.output[0] + "/kept_nhwc", kept_shape, np.float32)
+            self.op("MEAN", [t, self.const_tensor(node.output[0] + "/axes", np.array(ir_axes, np.int32))], [mid],
+                    keep_dims=False)
+            out = self.tensor(node.output[0], shape, np.float32)
+            if [a for a in kept if x.shape[a] != 1] == [a for a in sorted(kept) if x.shape[a] != 1]:
+                # the non-unit axes keep their order: same bytes
+                self.op("RESHAPE", [mid, self.const_tensor(node.output[0] + "/shape", np.array(shape, np.int32))],
+                        [out])
+            else:
+                perm = [kept.index(a) for a in sorted(kept)]
+                self.op("TRANSPOSE", [mid, self.const_tensor(node.output[0] + "/perm", np.array(perm, np.int32))],
+                        [out])
+            self.new_value(node.output[0], shape, np.float32, out, False)
+            return
         out_nhwc = nhwc and keep
         ir_shape = tuple(shape[p] for p in TO_NHWC) if out_nhwc else shape
         out = self.tensor(node.output[0], ir_shape, np.float32)

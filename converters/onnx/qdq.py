@@ -91,7 +91,7 @@ class QDQOps:
             return None
         zp = np.broadcast_to(zp.reshape(-1) if zp is not None else np.zeros(1, data.dtype), scale.reshape(-1).shape)
         if data.dtype == np.uint8:
-            data = (data.astype(np.int16) - 128).astype(np.int8)
+            data = (data ^ np.uint8(0x80)).view(np.int8)         # u - 128, exactly
             zp = zp.astype(np.int64) - 128
         if np.any(zp != 0):
             self.unsupported("quantized weights with a non-zero zero point are not supported yet")
@@ -392,7 +392,7 @@ class QDQOps:
                 shape[axis] = -1
             z = 0 if zpa is None else zpa.astype(np.float32).reshape(shape)
             sc = scale.reshape(shape) if scale.size > 1 else scale.reshape(())
-            folded = ((x.const.astype(np.float32) - z) * sc).astype(np.float32)
+            folded = ((x.const.astype(np.float32) - z) * sc).astype(np.float32, copy=False)
             v = self.const_value(node.output[0], folded)
             v.qconst = (x.const, scale.reshape(-1), None if zpa is None else zpa.reshape(-1), axis)
             return

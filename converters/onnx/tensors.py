@@ -2,6 +2,8 @@
 its stored size checked against its shape and type first)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import numpy_helper as _nph
@@ -34,14 +36,15 @@ def initializer_array(tp, what: str) -> np.ndarray:
     dims = [int(d) for d in tp.dims]
     if any(d < 0 for d in dims):
         raise ModelFormatError(f"{what}: negative dimension in shape {dims}")
-    count = int(np.prod(dims, dtype=np.float64)) if dims else 1
+    count = math.prod(dims)
     if count * dtype.itemsize > MAX_TENSOR_BYTES:
         raise ModelFormatError(f"{what}: shape {dims} is larger than {MAX_TENSOR_BYTES} bytes")
-    if len(tp.raw_data):
-        if len(tp.raw_data) != count * dtype.itemsize:
-            raise ModelFormatError(f"{what}: holds {len(tp.raw_data)} bytes of raw data, shape {dims} of "
+    raw = tp.raw_data          # (each read of the field copies its bytes: read it once)
+    if len(raw):
+        if len(raw) != count * dtype.itemsize:
+            raise ModelFormatError(f"{what}: holds {len(raw)} bytes of raw data, shape {dims} of "
                                    f"{dtype} needs {count * dtype.itemsize}")
-        return np.frombuffer(tp.raw_data, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
+        return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
     field_name = TYPED_FIELD[tp.data_type]
     n = len(getattr(tp, field_name))
     if n != count:

@@ -18,6 +18,7 @@ from edgeml.runtime import arena
 from edgeml.runtime.coverage import check_scheme
 from edgeml.runtime.kernels import Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
+from edgeml.runtime.load_profile import stage
 from edgeml.runtime.ops.common import element_count
 from edgeml.runtime.plan import STATUS_BYTES, Ctx, Plan, address
 from edgeml.runtime.registry import OPS, SUPPORTED_OPS
@@ -48,7 +49,8 @@ def prepare_steps(ctx: Ctx) -> list:
             if spec.output_types is not None and tensor.dtype not in spec.output_types:
                 raise UnsupportedOpError(f"{op.describe()}: output {tensor.describe()} has type {tensor.dtype} "
                                          f"({' and '.join(d.name for d in spec.output_types)} are supported)")
-        step = spec.prepare(ctx, op)
+        with stage(f"prepare {op.type}"):
+            step = spec.prepare(ctx, op)
         if isinstance(step, list):
             steps.extend(step)
         elif step is not None:
@@ -95,8 +97,14 @@ def new_context(graph: Graph, input_shapes: dict, rounding: int, num_threads: in
 def build_plan(ctx: Ctx, external=frozenset()) -> Plan:
     """The unbound plan of ctx.graph: its steps, then the arena.  Tensors in `external` get no arena space: whoever
     binds the plan gives their addresses (a WHILE's loop variables live in the WHILE's outputs)."""
-    graph = ctx.graph
     steps = prepare_steps(ctx)
+    with stage("arena plan"):
+        return arena_plan(ctx, steps, external)
+
+
+def arena_plan(ctx: Ctx, steps: list, external=frozenset()) -> Plan:
+    """The plan of `steps`: tensor lifetimes, then the arena's offsets."""
+    graph = ctx.graph
     life = arena.lifetimes(steps, graph, ctx.constants)
     for t in external:
         life.pop(t, None)
@@ -171,8 +179,9 @@ def plan_subgraph(parent: Ctx, graph: Graph, input_shapes: dict, external=frozen
 def bind(plan: Plan) -> Plan:
     """`plan` with an arena and an engine of its own: the packed weights and constants are shared with every other
     binding of the same plan, the activations, scratch and state are not."""
-    owner, buffer = arena.allocate(plan.arena_bytes)
-    engine, _ = engine_at(plan, address(buffer) if plan.arena_bytes else 0, keep=owner)
+    with stage("bind engine"):
+        owner, buffer = arena.allocate(plan.arena_bytes)
+        engine, _ = engine_at(plan, address(buffer) if plan.arena_bytes else 0, keep=owner)
     bound = dataclasses.replace(plan, arena=buffer, arena_owner=owner)
     bound.engine = engine
     return bound
@@ -209,7 +218,7 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
         alive.extend(extra)
         layout = layout_of(step.kernel)
         ints = [int(v) for v in layout.ints(**ints)]
-        if any(not INT64_MIN <= v <= INT64_MAX for v in ints):
+        if ints and (min(ints) < INT64_MIN or max(ints) > INT64_MAX):
             raise ModelFormatError(f"{step.op.describe()}: a parameter of kernel {step.kernel} does not fit in 64 "
                                    "bits (the model's shapes or paddings are out of range)")
         records.append((kernel_address(step.kernel), layout.ptrs(**ptrs), ints,

@@ -11,6 +11,7 @@ from converters.tflite import from_tflite
 from edgeml import numerics as Q
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError
 from edgeml.ir import ROUND_HALF_EVEN, Graph
+from edgeml.runtime.load_profile import stage
 from edgeml.runtime.io_kernels import dequantize_engine, quantize_engine
 from edgeml.runtime.ops.sparse_gemm import SPARSE_MODES
 from edgeml.runtime.compile import DEFAULT_MAX_ARENA_BYTES, DEFAULT_MAX_WEIGHT_BYTES, STATUS_BYTES, bind, compile_graph
@@ -105,7 +106,8 @@ class Interpreter:
         self._budgets = dict(max_arena_bytes=int(max_arena_bytes), max_weight_bytes=int(max_weight_bytes))
         self._float_exact = bool(float_exact)
         self._lock = threading.RLock()
-        self._graph = _load_graph(model)
+        with stage("read model"):
+            self._graph = _load_graph(model)
         self._input_shapes = {t: tuple(self._graph.tensors[t].shape) for t in self._graph.inputs}
         self._compiled_shapes = None
         self._resized = False
@@ -114,8 +116,10 @@ class Interpreter:
 
     # ----- building --------------------------------------------------------------------------------
     def _compile(self):
-        self._adopt(compile_graph(self._graph, self._input_shapes, self._rounding, self._num_threads,
-                                  float_exact=self._float_exact, sparse=self._sparse, **self._budgets))
+        plan = compile_graph(self._graph, self._input_shapes, self._rounding, self._num_threads,
+                             float_exact=self._float_exact, sparse=self._sparse, **self._budgets)
+        with stage("interpreter setup"):
+            self._adopt(plan)
 
     def _adopt(self, plan):
         """Makes `plan` (bound to a fresh, zeroed arena) the one this interpreter runs."""

@@ -87,8 +87,15 @@ class Layout:
         raise ValueError(f"no slot kind {kind!r} (ptrs, ints, floats)")
 
     def _build(self, kind: str, values: dict) -> list:
+        names, singles = self._names(kind)
+        if singles and len(values) == len(names):     # every slot one named value: the common case, checked fast
+            try:
+                out = [values[n] for n in names]
+            except KeyError:
+                out = None
+            if out is not None and not any(hasattr(v, "__len__") and not isinstance(v, (str, bytes)) for v in out):
+                return out
         slots = self._slots(kind)
-        names = [s.name for s in slots if s.name != RESERVED]
         for key in values:
             if key not in names:
                 raise ValueError(f"layout {self.name}: no {kind} slot {key!r} "
@@ -112,6 +119,15 @@ class Layout:
                     raise ValueError(f"layout {self.name}: {kind} run {s.name!r} takes {s.length} values, got {got}")
                 out.extend(v)
         return out
+
+    def _names(self, kind: str) -> tuple:
+        """(the named slots' names in order, whether every slot is a single named one), found once per kind."""
+        cache = self.__dict__.setdefault("_names_cache", {})
+        if kind not in cache:
+            slots = self._slots(kind)
+            names = tuple(s.name for s in slots if s.name != RESERVED)
+            cache[kind] = (names, all(s.length == 1 and s.name != RESERVED for s in slots))
+        return cache[kind]
 
 
 ALL = None

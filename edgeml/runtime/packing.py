@@ -7,15 +7,50 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
+from edgeml.runtime.load_profile import timed
 from edgeml.runtime.plan import Ctx
 from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
+
+
+def row_sums(w2: np.ndarray) -> np.ndarray:
+    """sum_k w[n, k] in int64, summed in int32 where no sum can overflow it (int8 / int16 weights, K < 2^15:
+    several times faster than widening every weight to int64 first)."""
+    if w2.dtype.itemsize <= 2 and w2.shape[-1] < (1 << 15):
+        return w2.sum(axis=-1, dtype=np.int32).astype(np.int64)
+    return w2.sum(axis=-1, dtype=np.int64)
+
+
+def grouped_transpose(wp: np.ndarray, cols: int, depth: int, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """[N][K] -> contiguous [N / cols][K / depth][cols][depth] (into `out` when given): the transposition moves
+    each run of `depth` values as one machine word (int8 x 4 as an int32, int16 x 4 as an int64), not value by
+    value."""
+    n, k = wp.shape
+    shape = (n // cols, k // depth, cols, depth)
+    if out is None:
+        out = np.empty(shape, wp.dtype)
+    word = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}.get(wp.dtype.itemsize * depth)
+    if word is None or not wp.flags.c_contiguous:
+        out[...] = wp.reshape(n // cols, cols, k // depth, depth).transpose(0, 2, 1, 3)
+        return out
+    words = wp.view(word).reshape(n // cols, cols, k // depth).transpose(0, 2, 1)
+    np.copyto(out.view(word).reshape(n // cols, k // depth, cols), words)
+    return out
+
+
+def padded_block_source(w2: np.ndarray, rows: int, cols: int, dtype) -> np.ndarray:
+    """w2 zero-padded to [rows][cols] in `dtype`; w2 itself when it already is that (no copy)."""
+    if w2.shape == (rows, cols) and w2.dtype == dtype and w2.flags.c_contiguous:
+        return w2
+    wp = np.zeros((rows, cols), dtype)
+    wp[:w2.shape[0], :w2.shape[1]] = w2
+    return wp
 
 
 def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> np.ndarray:
     """bias - in_zp * sum_k w[n, k]: padding taps hold in_zp, so they cancel exactly."""
     n_out = weights_2d.shape[0]
     b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int64)
-    adj = b - in_zp * weights_2d.astype(np.int64).sum(axis=1)
+    adj = b - in_zp * row_sums(weights_2d)
     if op.options.get("requant") == IR_REQUANT_FLOAT:
         return wrap_int32(adj)        # onnxruntime's int32 sums wrap (a quantizer may clip a bias to INT32_MIN)
     if np.any(np.abs(adj) >= 2 ** 31):
@@ -32,17 +67,16 @@ def wrap_int32(a: np.ndarray) -> np.ndarray:
     return ((np.asarray(a, np.int64) + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
 
 
+@timed("of which: weight packing")
 def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, taps: Optional[int] = None) -> dict:
     """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16.  With a weight zero
     point (rq.w_zp) the bias also takes + taps (in_zp + 128) w_zp (em_gemm_vnni.h; taps: the real K when w2 holds
     zero-weight padding columns), modulo 2^32 like the kernel's sums."""
     n, k = w2.shape
     np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
-    wp = np.zeros((np_, kp), np.int8)
-    wp[:n, :k] = w2
-    packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
+    wp = padded_block_source(w2, np_, kp, np.int8)
     b = np.zeros(np_, np.int64)
-    b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * w2.astype(np.int64).sum(axis=1)
+    b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * row_sums(w2)
     if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
         b[:n] += (k if taps is None else taps) * (in_zp + 128) * rq.w_zp
         b = wrap_int32(b).astype(np.int64)
@@ -50,11 +84,12 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
     rqa = rq.arrays(ctx, np_)
     if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector
+        wp = wp.copy() if wp is w2 else wp
         wp[8:, :k] = w2
-        packed = wp.reshape(np_ // 16, 16, kp // 4, 4).transpose(0, 2, 1, 3)
         b[8:] = b[:8]
         rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
-    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
+    packed = grouped_transpose(wp, 16, 4, ctx.keep_new((np_ // 16, kp // 4, 16, 4), np.int8))
+    return {"w": packed, "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
 
 
 def vnni_chunk(kp: int, rows: int) -> int:
@@ -68,16 +103,15 @@ def avx2_chunk(kp: int, rows: int) -> int:
     return max(1, min(rows, max(4, VNNI_CHUNK_BYTES // (2 * kp) // 4 * 4)))
 
 
+@timed("of which: weight packing")
 def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) -> dict:
     """Weights [N][K] -> int16 panels of 8 columns x 4-deep groups for vpmaddwd (em_gemm_avx2.h); bias (already
     zero-point corrected) and per-column arrays padded to 8."""
     n, k = w2.shape
     np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
-    wp = np.zeros((np_, kp), np.int16)
-    wp[:n, :k] = w2
-    packed = wp.reshape(np_ // 8, 8, kp // 4, 4).transpose(0, 2, 1, 3)
-    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))),
-            "rq": rq.arrays(ctx, np_), "kp": kp}
+    wp = padded_block_source(w2, np_, kp, np.int16)
+    packed = grouped_transpose(wp, 8, 4, ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int16))
+    return {"w": packed, "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))), "rq": rq.arrays(ctx, np_), "kp": kp}
 
 
 COLUMN_BLOCK = 64                                      # em_lstm_dots.h EM_LSTM_COLS
@@ -92,7 +126,7 @@ def pack_s8(w: np.ndarray) -> np.ndarray:
     n, k = w.shape
     wp = np.zeros((padded_columns(n), k + k % 2), np.int16)
     wp[:n, :k] = w
-    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, wp.shape[1] // 2, 2).transpose(0, 2, 1, 3))
+    return grouped_transpose(wp, COLUMN_BLOCK, 2)
 
 
 def pack_u8s8(w: np.ndarray) -> np.ndarray:
@@ -101,7 +135,7 @@ def pack_u8s8(w: np.ndarray) -> np.ndarray:
     kp = -(-k // 4) * 4
     wp = np.zeros((padded_columns(n), kp), np.int8)
     wp[:n, :k] = w
-    return np.ascontiguousarray(wp.reshape(-1, COLUMN_BLOCK, kp // 4, 4).transpose(0, 2, 1, 3))
+    return grouped_transpose(wp, COLUMN_BLOCK, 4)
 
 
 def pack_f32(w: np.ndarray) -> np.ndarray:

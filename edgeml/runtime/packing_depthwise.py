@@ -4,6 +4,7 @@ repeated for each pattern of the row; the double-rounding constants as the kerne
 taps' runs in the staged rows; and the band and scratch sizes."""
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError
 from edgeml.runtime.packing import wrap_int32
+from edgeml.runtime.load_profile import timed
 from edgeml.runtime.plan import Ctx
 from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
 
@@ -32,13 +34,18 @@ MAX_PATTERNS = 64          # longer periods (channel counts like 1001) go pixel 
 BAND_BYTES = 96 * 1024     # staged rows per band: they stay in L2 while the band's output rows read them
 
 
+@functools.lru_cache(maxsize=None)
 def lane_positions(kernel: RowKernel) -> np.ndarray:
-    """The value (0 .. step - 1 of a vector step) each accumulator lane holds, accumulators in order.  Byte unpacks
-    of four taps leave accumulator k with values 16 L + 4 k + i in dword 4 L + i (128-bit lane L); int16 unpacks of
-    two taps, in two 16-value halves h, leave accumulator 2 h + j with values 16 h + 8 L + 4 j + i."""
+    """The value (0 .. step - 1 of a vector step) each accumulator lane holds, accumulators in order (one
+    read-only array per kernel, shared by every op).  Byte unpacks of four taps leave accumulator k with values
+    16 L + 4 k + i in dword 4 L + i (128-bit lane L); int16 unpacks of two taps, in two 16-value halves h, leave
+    accumulator 2 h + j with values 16 h + 8 L + 4 j + i."""
     if kernel.group == 4:
-        return np.array([16 * L + 4 * k + i for k in range(4) for L in range(kernel.step // 16) for i in range(4)])
-    return np.array([16 * (k // 2) + 8 * L + 4 * (k % 2) + i for k in range(4) for L in range(2) for i in range(4)])
+        pos = np.array([16 * L + 4 * k + i for k in range(4) for L in range(kernel.step // 16) for i in range(4)])
+    else:
+        pos = np.array([16 * (k // 2) + 8 * L + 4 * (k % 2) + i for k in range(4) for L in range(2) for i in range(4)])
+    pos.flags.writeable = False
+    return pos
 
 
 def mbqm_lanes16(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -79,6 +86,7 @@ def row_patterns(oc: int, step: int) -> tuple[int, int]:
     return -(-oc // step), oc
 
 
+@timed("of which: weight packing")
 def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, in_zp: int, rq: ColumnRequant,
                         g: dict, threads: int) -> dict:
     """Everything em_depthwise_simd.h reads for one op.  w_taps: [taps][OC] (output channel oc = ic * DM + m);
@@ -89,11 +97,13 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     lanes = np.arange(patterns)[:, None] * kernel.step + pos[None, :]             # [patterns][step] values
     ch = lanes % oc if segment == 0 else lanes
     used = ch < oc
-    ch = np.where(used, ch, 0)
+    every = bool(used.all())        # (whole-row patterns use every lane: nothing to mask)
+    if not every:
+        ch = np.where(used, ch, 0)
     groups = -(-taps // kernel.group)
     wt = np.zeros((groups * kernel.group, oc), np.int64)
     wt[:taps] = w_taps.astype(np.int64) - (rq.w_zp if kernel.wide else 0)
-    wl = np.where(used[None], wt[:, ch], 0)                                       # [taps][patterns][step]
+    wl = wt[:, ch] if every else np.where(used[None], wt[:, ch], 0)              # [taps][patterns][step]
     # [pattern][group][accumulator][lane][tap of the group]
     wl = wl.reshape(groups, kernel.group, patterns, 4, kernel.step // 4).transpose(2, 0, 3, 4, 1)
     packed = wl.astype(np.int16 if kernel.wide else np.int8)
@@ -106,7 +116,7 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
         b = wrap_int32(b).astype(np.int64)
     elif np.any(np.abs(b) >= 2 ** 31):
         raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
-    per_lane = [np.where(used, a[ch], 0).astype(a.dtype).reshape(-1)
+    per_lane = [(a[ch] if every else np.where(used, a[ch], 0).astype(a.dtype)).reshape(-1)
                 for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
     table = (mbqm_lanes16 if kernel.table_lanes == 16 else mbqm_lanes8)(per_lane[1], per_lane[2])
 

@@ -160,14 +160,22 @@ class Ctx:
         loads of packed weights then never straddle two cache lines (numpy aligns to 16 bytes only, and a 64 KB
         recurrent matrix read with straddling AVX-512 loads costs up to 20% more, varying run to run)."""
         a = np.asarray(a)
-        self.weight_bytes += a.nbytes
+        out = self.keep_new(a.shape, a.dtype)
+        out[...] = a
+        return out
+
+    def keep_new(self, shape: tuple, dtype) -> np.ndarray:
+        """An uninitialised array kept like keep_array's copies (64-byte aligned, counted against the weight
+        budget), for a packer to write its result into directly instead of copying it in."""
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        self.weight_bytes += nbytes
         if self.weight_bytes > self.max_weight_bytes:
             raise ModelFormatError(f"the packed weights need more than {self.max_weight_bytes} bytes "
                                    "(Interpreter max_weight_bytes)")
-        raw = np.empty(a.nbytes + KEEP_ALIGN, np.uint8)
+        raw = np.empty(nbytes + KEEP_ALIGN, np.uint8)
         start = -raw.__array_interface__["data"][0] % KEEP_ALIGN
-        out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
-        out[...] = a
+        out = raw[start:start + nbytes].view(dtype).reshape(shape)
         self.keep.append(out)
         return out
 

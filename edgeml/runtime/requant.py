@@ -12,6 +12,7 @@ from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, UINT8, Op
 from edgeml.runtime.ops.common import qparams
+from edgeml.runtime.load_profile import timed
 from edgeml.runtime.plan import Ctx, address
 
 
@@ -50,6 +51,7 @@ def pointers(arrays: list) -> dict:
                 float_scales=address(scale32))
 
 
+@timed("of which: requantization")
 def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
                    fully_connected: bool = False) -> ColumnRequant:
     """Per-column requantization of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED: TFLite's contract, or

@@ -7,11 +7,13 @@ import numpy as np
 
 from edgeml.runtime.kernels import Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
+from edgeml.runtime.load_profile import timed
 from edgeml.runtime.plan import address
 
 ALL_BYTES = np.arange(256, dtype=np.uint8)       # table index = the input's byte
 
 
+@timed("of which: 256-entry tables")
 def byte_table(kernel: str, ints: dict, floats: dict = None, out_dtype=np.int8) -> np.ndarray:
     """The outputs of element-wise `kernel` (slots input, output and n) for the 256 input bytes 0..255, i.e. the
     int8 values 0..127, -128..-1 in that order; `ints` / `floats`: its other slots."""

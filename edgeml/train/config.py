@@ -24,6 +24,12 @@ class TrainConfig:
     Where it writes:
       out: output folder; written only when the whole run succeeds (see README, "Training and export").
       overwrite: replace `out` even if it is a non-empty folder edgeml did not write.
+      resume: continue a killed run with the same `out` and options from its last completed epoch (a backup
+        folder `.edgeml-backup-<name>` beside `out` holds it until the run completes; without resume such a
+        backup is refused).
+      distribute: None (one process), "mirrored" (tf.distribute.MirroredStrategy over this host's devices) or
+        "multiworker" (MultiWorkerMirroredStrategy over the cluster in TF_CONFIG; only the chief writes `out`).
+        batch_size is the global batch, split over the replicas; the learning rate is not scaled.
 
     What it trains on (`data`):
       "digits" (scikit-learn's 8x8 handwritten digits), a folder with one sub-folder of images per class, a .npz
@@ -91,6 +97,9 @@ class TrainConfig:
     allow_degraded: bool = False
     verbose: Optional[int] = None
     overwrite: bool = False
+    # ---- beyond one machine (edgeml.train.resume, edgeml.train.distribute) ----
+    resume: bool = False
+    distribute: Optional[str] = None
 
 
 @dataclass

@@ -10,6 +10,7 @@ from edgeml.optimize.combine import OptimizationPlan
 from edgeml.optimize.prune import prune_model, strip_pruning
 from edgeml.optimize.qat import quantize_aware
 from edgeml.train import fit as F
+from edgeml.train.resume import resumable_fit
 
 FINETUNE_RATE = {"prune": 1.0, "cluster": 0.1, "qat": 0.1}     # fractions of the training learning rate
 
@@ -21,15 +22,17 @@ def pruning_end_step(steps_per_epoch: int, epochs: int) -> int:
 
 
 def run_phases(model, plan: OptimizationPlan, ds, heads: list, *, optimizer: str, rate: float, epochs: int,
-               batch_size: int, workdir: str, callbacks=(), verbose: int = 0, seed: int = 0, prune_block=(1, 1)):
+               batch_size: int, workdir: str, callbacks=(), verbose: int = 0, seed: int = 0, backup=None,
+               prune_block=(1, 1)):
     """(float model after pruning / clustering, QAT model or None, [(phase, History)])."""
     phases = []
     steps = math.ceil(len(ds.inputs("train")[0]) / batch_size)
 
     def tune(name, trainable, extra=()):
         F.compile_model(trainable, heads, optimizer=optimizer, rate=rate * FINETUNE_RATE[name])
-        history = F.fit(trainable, ds, heads, epochs=epochs, batch_size=batch_size, workdir=workdir,
-                        callbacks=[*extra, *callbacks], verbose=verbose, patience=None, seed=seed)
+        history = resumable_fit(backup, name, trainable, lambda resume_callbacks: F.fit(
+            trainable, ds, heads, epochs=epochs, batch_size=batch_size, workdir=workdir,
+            callbacks=[*extra, *callbacks, *resume_callbacks], verbose=verbose, patience=None, seed=seed))
         phases.append((name, history))
 
     if plan.prune is not None:

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 
 from edgeml.errors import DataError, EdgeMLError, TrainingError
@@ -23,8 +24,10 @@ from edgeml.train.checks import bind_inputs, bind_outputs, token_inputs_as_int32
 from edgeml.train.config import DEFAULT_EPOCHS, TrainConfig, TrainResult, augmentations, validate
 from edgeml.train.console import Console, captured_stderr
 from edgeml.train.data import load_dataset
+from edgeml.train.distribute import Distribution, check_options as check_distribution, local_copy
 from edgeml.train.finetune import run_phases
 from edgeml.train.report import render_markdown, render_summary
+from edgeml.train.resume import open_backup, resumable_fit
 from edgeml.train.runtimes import FileIO
 from edgeml.train.user_model import from_object, load_user_model
 from edgeml.train.workdir import (OUTPUT_MARKER, OWNER_FILE, check_output_folder, finish_work_folder,  # noqa: F401
@@ -52,12 +55,18 @@ def train(cfg: TrainConfig) -> TrainResult:
     validate(cfg, zoo.MODEL_NAMES)
     out = os.fspath(cfg.out)
     check_output_folder(out, cfg.overwrite)
-    work, parent = open_work_folder(out)
+    # ---- beyond one machine: a strategy (edgeml.train.distribute; only the chief writes), a resumable backup
+    # beside --out (edgeml.train.resume; removed once --out is written) ----
+    check_distribution(cfg.distribute)
+    dist = Distribution(cfg.distribute)
+    backup = open_backup(out, cfg, cfg.resume, writer=dist.chief)
+    work, parent = open_work_folder(out) if dist.chief else (tempfile.mkdtemp(prefix="edgeml-worker-"), None)
     verbose = _verbosity(cfg)
     try:
         with captured_stderr(enabled=verbose < 3) as native_log:
             try:
-                result = _run(cfg, work)
+                with dist:
+                    result = _run(cfg, work, backup, dist)
             except EdgeMLError:
                 raise
             except Exception:
@@ -65,9 +74,14 @@ def train(cfg: TrainConfig) -> TrainResult:
                 if log.strip() and verbose > 0:          # what TensorFlow said before it failed
                     print("\n".join(log.strip().splitlines()[-15:]), flush=True)
                 raise
+        if not dist.chief:
+            shutil.rmtree(work, ignore_errors=True)
+            return result
         finish_work_folder(work, out, parent)
+        backup.remove()
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        backup.remove_if_empty()
         raise
     if isinstance(result, TrainResult):
         result.paths = {name: os.path.join(os.path.abspath(out), name) for name in result.paths}
@@ -130,7 +144,7 @@ def _build_zoo(name: str, cfg: TrainConfig, ds, notes: list):
     return model
 
 
-def _run(cfg: TrainConfig, work: str) -> TrainResult:
+def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
     t_start = time.monotonic()
     console = Console(_verbosity(cfg))
     tf, keras = keras_env()
@@ -163,9 +177,10 @@ def _run(cfg: TrainConfig, work: str) -> TrainResult:
     t = time.monotonic()
     with console.stage("train", f"{label}, {model.count_params():,} parameters, up to {epochs} epochs, "
                                 f"{cfg.optimizer} at learning rate {rate:g}") as stage:
-        history = F.fit(model, ds, heads, epochs=epochs, batch_size=cfg.batch_size, workdir=work,
-                        callbacks=cfg.callbacks, verbose=console.keras_verbose(), patience=cfg.patience,
-                        augment=augmenter, seed=cfg.seed)
+        history = resumable_fit(backup, "train", model, lambda resume_callbacks: F.fit(
+            model, ds, heads, epochs=epochs, batch_size=cfg.batch_size, workdir=work,
+            callbacks=[*cfg.callbacks, *resume_callbacks], verbose=console.keras_verbose(), patience=cfg.patience,
+            augment=augmenter, seed=cfg.seed))
         phases.append(("train", history))
         best = history.history.get(history.monitored, [None])[history.best_epoch - 1]
         stage["detail"] = f"{len(history.epoch)} epochs, best epoch {history.best_epoch} ({history.monitored} " \
@@ -180,13 +195,27 @@ def _run(cfg: TrainConfig, work: str) -> TrainResult:
             model, qat_model, more = run_phases(
                 model, plan, ds, heads, optimizer=cfg.optimizer, rate=rate, epochs=cfg.finetune_epochs,
                 batch_size=cfg.batch_size, workdir=work, callbacks=cfg.callbacks, verbose=console.keras_verbose(),
-                seed=cfg.seed, prune_block=cfg.prune_block)
+                seed=cfg.seed, backup=backup, prune_block=cfg.prune_block)
             phases += more
             stage["detail"] = ", ".join(f"{p} {len(h.epoch)} epochs" for p, h in more)
         seconds["optimize"] = time.monotonic() - t
         notes.append(f"optimizations: {plan.describe()}, each fine-tuned {cfg.finetune_epochs} epochs")
     else:
         console.skip("optimize", "no --prune, --cluster or --qat")
+
+    if backup is not None and backup.resumed_phases:
+        notes.append("resumed from the backup of a killed run: " + ", ".join(backup.resumed_phases))
+    if dist is not None and dist.strategy is not None:      # the rest runs outside the strategy, on the chief
+        notes.append(dist.describe())
+        dist.leave()
+        def recompile(copy, copy_heads):
+            F.compile_model(copy, copy_heads, optimizer=cfg.optimizer, rate=rate)
+        model = local_copy(model, heads, recompile)
+        qat_model = local_copy(qat_model, heads, recompile) if qat_model is not None else None
+        if not dist.chief:
+            console.say("worker done: the chief converts, evaluates and writes the output")
+            return TrainResult(model=model, paths={}, report={"role": "worker", "phases": [
+                {"phase": p, "epochs": len(h.epoch)} for p, h in phases]}, failures=[])
 
     # ---- convert ----------------------------------------------------------------------------------------
     t = time.monotonic()
@@ -308,7 +337,8 @@ def _report(cfg, label, ds, heads, metrics, ev, agreement, sizes, gz, model, cos
         "arena_bytes": costs.get("arena_bytes"), "latency_edgeml_int8": latency,
         "sparsity": layer_sparsity(model), "block_sparsity": layer_block_sparsity(model), "weights_int8": weights,
         "tflite_conversion": {"float": float_info.get("route"), "int8": int8_info.get("route")},
-        "optimizations": {"prune": cfg.prune, "prune_block": cfg.prune_block if cfg.prune else None, "cluster": cfg.cluster, "qat": cfg.qat, "plan": plan.describe()},
+        "optimizations": {"prune": cfg.prune, "prune_block": cfg.prune_block if cfg.prune else None,
+                          "cluster": cfg.cluster, "qat": cfg.qat, "plan": plan.describe()},
         "options": {"optimizer": cfg.optimizer, "learning_rate": F.learning_rate(cfg.optimizer, cfg.learning_rate),
                     "batch_size": cfg.batch_size, "patience": cfg.patience, "augment": cfg.augment,
                     "validation_split": cfg.validation_split, "test_split": cfg.test_split,

@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""Load times: edgeml (this tree, and optionally an older tree: before / after) against LiteRT's Interpreter() +
+allocate_tensors() for .tflite and onnxruntime's InferenceSession() (default options, one thread) for .onnx.
+
+Each runtime loads in a worker process of its own (two edgeml trees cannot share one process); the driver asks
+the workers for one load each in turn, alternating the order round by round, drops the first round (file cache,
+imports) and prints medians of the wall time and of the worker's CPU time (process_time: steadier than wall time
+on a shared machine).
+
+    python benchmarks/bench_load.py                                 # every model, edgeml vs the peers
+    python benchmarks/bench_load.py --baseline /tmp/edgeml-before   # + the older tree (built in place)
+    python benchmarks/bench_load.py --only kws mobilenet --loads 9
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "models"
+
+
+def worker(mode: str, root: str):
+    """Loads the model paths read from stdin; prints wall and CPU ms per load."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.path.insert(0, root)
+    if mode == "edgeml":
+        import edgeml
+
+        def load(p):
+            edgeml.Interpreter(p)
+    elif mode == "litert":
+        from ai_edge_litert import interpreter as lit
+
+        def load(p):
+            lit.Interpreter(model_path=p, num_threads=1).allocate_tensors()
+    else:
+        import onnxruntime as ort
+
+        def load(p):
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = so.inter_op_num_threads = 1
+            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            ort.InferenceSession(p, sess_options=so, providers=["CPUExecutionProvider"])
+    print("ready", flush=True)
+    for line in sys.stdin:
+        try:
+            t0, c0 = time.perf_counter(), time.process_time()
+            load(line.strip())
+            print(f"{(time.perf_counter() - t0) * 1e3:.4f} {(time.process_time() - c0) * 1e3:.4f}", flush=True)
+        except Exception as exc:      # a model a runtime cannot load: reported, not fatal
+            print(f"ERR {type(exc).__name__}", flush=True)
+
+
+def start(mode: str, root: Path) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, __file__, "--worker", mode, str(root)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(root))
+    if p.stdout.readline().strip() != "ready":
+        raise SystemExit(f"the {mode} worker in {root} did not start")
+    return p
+
+
+def models(only) -> list:
+    found = []
+    for folder, pattern in ((SHARED / "mlperf_tiny", "*.tflite"), (SHARED / "public" / "tflite", "*.tflite"),
+                            (Path.home() / ".cache" / "edgeml" / "bench_models", "*.tflite"),
+                            (SHARED / "mlperf_tiny_onnx", "*.onnx"), (SHARED / "public" / "onnx", "*.onnx")):
+        found += [p for p in sorted(folder.glob(pattern)) if "fp32" not in p.name and "float" not in p.name]
+    return [p for p in found if not only or any(o in p.name for o in only)]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baseline", help="an older edgeml tree (extensions built in place) to time as 'before'")
+    ap.add_argument("--loads", type=int, default=7, help="timed loads per runtime and model")
+    ap.add_argument("--only", nargs="*", help="substrings of the model file names")
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        return worker(*args.worker)
+    workers = {"after": start("edgeml", ROOT), "litert": start("litert", ROOT), "ort": start("ort", ROOT)}
+    if args.baseline:
+        workers["before"] = start("edgeml", Path(args.baseline))
+    edgemls = ["before", "after"] if args.baseline else ["after"]
+    head = " | ".join(f"edgeml {k} ms" for k in edgemls)
+    print(f"| model | {head} | peer ms | edgeml / peer | CPU ms: {' | '.join(edgemls)} | peer | edgeml / peer |")
+    print("|---|" + "---|" * (2 * len(edgemls) + 4))
+    for path in models(args.only):
+        peer = "ort" if path.suffix == ".onnx" else "litert"
+        names = edgemls + [peer]
+        wall, cpu, error = {k: [] for k in names}, {k: [] for k in names}, None
+        for rnd in range(args.loads + 1):
+            for k in (names if rnd % 2 == 0 else names[::-1]):
+                w = workers[k]
+                w.stdin.write(f"{path}\n")
+                w.stdin.flush()
+                out = w.stdout.readline().strip()
+                if out.startswith("ERR"):
+                    error = f"{k}: {out[4:]}"
+                elif rnd:            # round 0 warms the file cache and the imports
+                    a, b = out.split()
+                    wall[k].append(float(a))
+                    cpu[k].append(float(b))
+        if error:
+            print(f"| {path.name} | {error} |")
+            continue
+        w, c = ({k: statistics.median(v) for k, v in d.items()} for d in (wall, cpu))
+        label = "onnxruntime" if peer == "ort" else "LiteRT"
+        print(f"| {path.name} ({label}) | " + " | ".join(f"{w[k]:.1f}" for k in edgemls)
+              + f" | {w[peer]:.1f} | {w['after'] / w[peer]:.1f}x | " + " | ".join(f"{c[k]:.1f}" for k in edgemls)
+              + f" | {c[peer]:.1f} | {c['after'] / c[peer]:.1f}x |", flush=True)
+    for p in workers.values():
+        p.stdin.close()
+        p.wait()
+
+
+if __name__ == "__main__":
+    main()
