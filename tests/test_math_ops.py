@@ -386,7 +386,7 @@ import edgeml
 from cython_ops import conv
 out = {"isa": np.array(conv.isa())}
 for k, path in enumerate(sys.argv[2:]):
-    it = edgeml.Interpreter(path)
+    it = edgeml.Interpreter(path, float_exact=True)
     inputs = np.load(path + ".inputs.npz")
     for i in range(len(inputs.files)):
         it.set_input(inputs[f"x{i}"], i)
@@ -399,7 +399,8 @@ np.savez(sys.argv[1], **out)
 
 def test_gemm_based_ops_agree_on_every_isa_path(models, tmp_path):
     """BATCH_MATMUL and grouped CONV_2D run em_gemm.h's GEMM, whose body is compiled per ISA and chosen at run time:
-    every path EDGEML_ISA can force here gives the same bits as this process (which LiteRT checks above)."""
+    every path EDGEML_ISA can force here gives the same bits as this process (which LiteRT checks above); float models
+    in the reference's order (float_exact), since the default fused mode's last bits differ between paths."""
     best = ISA
     if best not in ISA_PATHS:
         pytest.skip(f"the x86 paths are not available on a {best} CPU")
@@ -412,7 +413,7 @@ def test_gemm_based_ops_agree_on_every_isa_path(models, tmp_path):
         model = models.get(name, kind)
         path = tmp_path / f"{name}.{kind}.tflite"
         path.write_bytes(model)
-        ours = edgeml.Interpreter(model)
+        ours = edgeml.Interpreter(model, float_exact=True)
         xs = [rng.integers(-128, 128, size=d["shape"]).astype(np.int8) if kind == M.INT8 else
               rng.standard_normal(d["shape"]).astype(np.float32) for d in ours.get_input_details()]
         np.savez(str(path) + ".inputs.npz", **{f"x{i}": x for i, x in enumerate(xs)})
