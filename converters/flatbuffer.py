@@ -65,6 +65,8 @@ class Table:
 
     def string(self, field: int):
         start, n = self.vector(field)
+        if start and start + n > len(self.buf):
+            raise IndexError(f"string of {n} bytes at offset {start} runs past the {len(self.buf)}-byte file")
         return bytes(self.buf[start:start + n]) if start else None
 
 
