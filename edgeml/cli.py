@@ -108,7 +108,7 @@ def _cmd_bench(args) -> int:
     opts = BenchOptions(model=args.model, num_runs=args.num_runs, warmup_runs=args.warmup_runs,
                         min_secs=args.min_secs, max_secs=args.max_secs, num_threads=args.num_threads,
                         enable_op_profiling=args.enable_op_profiling, inputs=args.input or [], seed=args.seed,
-                        compare=args.compare or [], tflite=args.tflite, onnx=args.onnx)
+                        compare=args.compare or [], tflite=args.tflite, onnx=args.onnx, sparse=args.sparse)
     bar = None if args.quiet or not sys.stderr.isatty() else report.ProgressBar(
         args.num_runs, args.min_secs, args.max_secs)
     notes = []
@@ -191,7 +191,7 @@ def _cmd_train(args) -> int:
                       batch_size=args.batch_size, learning_rate=args.learning_rate, optimizer=args.optimizer,
                       patience=args.patience, validation_split=args.validation_split, test_split=args.test_split,
                       label_column=args.label_column, image_size=args.image_size, color_mode=args.color_mode,
-                      augment=args.augment, seed=args.seed, prune=args.prune, qat=args.qat, cluster=args.cluster,
+                      augment=args.augment, seed=args.seed, prune=args.prune, prune_block=args.prune_block, qat=args.qat, cluster=args.cluster,
                       finetune_epochs=args.finetune_epochs, alpha=args.alpha, allow_degraded=args.allow_degraded,
                       verbose=verbose, overwrite=args.overwrite, **_beyond_one_machine(args))
     try:
@@ -247,6 +247,11 @@ def _add_train_parser(sub):
     g.add_argument("--seed", type=int, default=0, help="seed for the data split, initialization and shuffling")
     g = p.add_argument_group("optimization (tensorflow-model-optimization, each a fine-tune after training)")
     g.add_argument("--prune", type=_fraction, metavar="SPARSITY", help="magnitude pruning to this final sparsity")
+    g.add_argument("--prune-block", default="16x4", metavar="OUTxIN",
+                   help="what --prune zeroes: whole blocks of OUT output x IN input channels of Conv2D / Dense "
+                        "kernels (default 16x4: the block edgeml's VNNI int8 kernel skips in one step, so pruned "
+                        "layers run faster; multiples such as 32x4 or 16x8 work too; DepthwiseConv2D stays dense), "
+                        "or 1x1 (single weights of every prunable layer: smaller files, no speedup)")
     g.add_argument("--cluster", type=_count(2), metavar="N",
                    help="weight clustering to N centroids per kernel (sparsity-preserving after --prune)")
     g.add_argument("--qat", action="store_true",
@@ -301,6 +306,9 @@ def main(argv=None) -> int:
     p.add_argument("--max_secs", type=_seconds, default=150.0, help="most seconds of timed runs (default 150)")
     p.add_argument("--num_threads", type=_count(1), default=1, help="threads for each runtime (default 1)")
     p.add_argument("--enable_op_profiling", action="store_true", help="per-op time table")
+    p.add_argument("--sparse", choices=["auto", "off", "on"], default="auto",
+                   help="block-sparse int8 kernels for pruned layers: by density (auto), never (off: the dense "
+                        "kernels, to see the gain), wherever they apply (on)")
     p.add_argument("--input", action="append", metavar="FILE.npy",
                    help="input array (repeat once per model input; default: seeded random data over the "
                         "input's range)")

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INCLUDE = ROOT / "cython_ops" / "include"
 MODULES = ["activation", "control", "conv", "detection", "elementwise", "float_ops", "index", "int16x8", "math_ops",
            "onnx_float_ops", "onnx_ops", "pool", "reduce", "rnn", "shape", "space_ops", "svdf", "transpose_conv"]
+MODULES += ["sparse"]      # issue 20: block-sparse int8 kernels
 LETTER = {"ptrs": "P", "ints": "I", "floats": "F"}
 LIMITS = {"ptrs": "EM_MAX_PTRS", "ints": "EM_MAX_INTS", "floats": "EM_MAX_FLOATS"}
 

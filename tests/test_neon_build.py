@@ -37,6 +37,7 @@ ALL_HEADERS = r'''
 #include "em_normalize.h"
 #include "em_batch_matmul.h"
 #include "em_grouped_conv.h"
+#include "em_sparse.h"
 #include "em_space.h"
 em_kernel em_neon_check_kernels[] = {em_conv2d_int8, em_fully_connected_int8, em_depthwise_int8, em_add_int8,
                                      em_conv2d_hybrid, em_fully_connected_hybrid, em_depthwise_hybrid,

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from edgeml.bench.measure import model_facts, param_tensors
+from edgeml.runtime.packing_sparse import block_density
 
 
 def quant_text(q) -> str:
@@ -24,6 +25,25 @@ def _steps_text(span, n_steps: int) -> str:
     if first == 0 and last >= n_steps:
         return "all"
     return f"{first}" if first == last else f"{first}-{last}"
+
+
+def block_sparsity_lines(plan) -> list:
+    """Each int8 CONV_2D / FULLY_CONNECTED's zero weights, its density of nonzero 16x4 blocks (what the sparse
+    kernels skip) and the kernel chosen at load."""
+    rows = []
+    for k, s in enumerate(plan.steps):
+        if s.op.type not in ("CONV_2D", "FULLY_CONNECTED") or len(s.op.inputs) < 2:
+            continue
+        w = plan.constants.get(s.op.inputs[1])
+        if w is None or w.dtype != np.int8 or not w.size:
+            continue
+        w2 = w.reshape(w.shape[0], -1)
+        rows.append(f"  {k:4d} {s.op.index:3d} {s.op.type:20s} {100 * float((w2 == 0).mean()):8.1f} "
+                    f"{block_density(w2):13.3f}  {s.kernel}")
+    if not rows:
+        return []
+    return ["", "weight sparsity of int8 CONV_2D / FULLY_CONNECTED (blocks: 16 output x 4 input channels)",
+            f"  {'step':>4s} {'op':>3s} {'type':20s} {'%zeros':>8s} {'block density':>13s}  kernel"] + rows
 
 
 def _short(name: str, limit: int = 60) -> str:
@@ -58,6 +78,7 @@ def inspect_report(it, path: str) -> str:
         shape = " ".join(str(list(plan.shapes[t])) for t in s.op.outputs if t in plan.shapes)
         add(f"  {k:4d} {s.op.index:3d} {s.op.type:20s} {s.kernel:24s} {ins + ' -> ' + outs:30s} {shape:18s} "
             f"{s.macs:10d} {100 * s.macs / total_macs:6.1f}")
+    lines.extend(block_sparsity_lines(plan))
 
     add("")
     add("tensors (kind: in/out = graph input/output, act = activation in the arena, w = weight counted in "

@@ -32,6 +32,7 @@ class BenchOptions:
     compare: list = field(default_factory=list)      # peer names
     tflite: Optional[str] = None
     onnx: Optional[str] = None
+    sparse: str = "auto"                             # Interpreter(sparse=): "off" forces the dense kernels
 
 
 def peak_rss_bytes() -> int:
@@ -160,7 +161,7 @@ def run_bench(opts: BenchOptions, progress: Optional[Callable[[float, int], None
         raise ModelFormatError(f"'{path}' is not a model file")
     rss_before = peak_rss_bytes()
     t0 = time.perf_counter_ns()
-    edge = EdgeMLRunner(path, opts.num_threads)
+    edge = EdgeMLRunner(path, opts.num_threads, sparse=opts.sparse)
     load_us = (time.perf_counter_ns() - t0) / 1e3
     if opts.num_threads > 1 and edge.threads_used == 1:
         notes.append(f"edgeml ran one thread (this version of edgeml.Interpreter has no num_threads); "

@@ -48,9 +48,9 @@ class EdgeMLRunner:
     name = "edgeml"
     label = "edgeml"
 
-    def __init__(self, path: str, num_threads: int = 1):
+    def __init__(self, path: str, num_threads: int = 1, sparse: str = "auto"):
         self.threads_used = 1
-        kwargs = {}
+        kwargs = {} if sparse == "auto" else {"sparse": sparse}
         if num_threads != 1 and "num_threads" in inspect.signature(Interpreter).parameters:
             kwargs["num_threads"] = num_threads
             self.threads_used = num_threads

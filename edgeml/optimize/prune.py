@@ -4,19 +4,22 @@ from __future__ import annotations
 import numpy as np
 
 from edgeml.errors import TrainingError
+from edgeml.optimize.block_prune import SELF_PRUNED, block_pruning_callback, parse_block
 from edgeml.optimize.keras_model import require_tf_keras
 from edgeml.train import keras_env
 
 KERNEL_NAMES = ("kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel")
 
 
-def prune_model(model, target_sparsity: float, *, steps: int, begin_step: int = 0):
+def prune_model(model, target_sparsity: float, *, steps: int, begin_step: int = 0, block=(1, 1)):
     """Wraps every prunable layer for low-magnitude pruning; returns (pruning model, callbacks for fit).
 
     Sparsity ramps from 0 at `begin_step` to `target_sparsity` at `steps` (PolynomialDecay, pruning every 100
     steps at most, on a period that divides steps - begin_step so the last update reaches the target).  Train the
     result with the returned callbacks (they include UpdatePruningStep, without which fit fails), then call
-    `strip_pruning`.  Compile the returned model again.
+    `strip_pruning`.  Compile the returned model again.  block (output x input channels, see
+    `edgeml.optimize.block_prune`) other than 1x1: Conv2D / Dense kernels lose whole blocks (a callback, returned
+    with the others), DepthwiseConv2D stays dense, the other layers are pruned element-wise.
     """
     tf, keras = keras_env()
     import tensorflow_model_optimization as tfmot
@@ -30,15 +33,21 @@ def prune_model(model, target_sparsity: float, *, steps: int, begin_step: int = 
     frequency = _pruning_frequency(steps - begin_step)
     schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=float(target_sparsity),
                                                     begin_step=begin_step, end_step=steps, frequency=frequency)
+    block = parse_block(block)
+
     def wrap(layer):
-        if type(layer).__name__ in PREPROCESSING_LAYERS or not layer.weights:
+        kind = type(layer).__name__
+        if kind in PREPROCESSING_LAYERS or not layer.weights or (block != (1, 1) and kind in SELF_PRUNED):
             return layer
         return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
     try:
         pruned = keras.models.clone_model(model, clone_function=wrap)   # wraps the layers themselves: weights kept
     except ValueError as exc:
         raise TrainingError(f"tfmot could not wrap the model for pruning: {exc}") from exc
-    return pruned, [tfmot.sparsity.keras.UpdatePruningStep()]
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
+    if block != (1, 1):
+        callbacks.append(block_pruning_callback(schedule, block))
+    return pruned, callbacks
 
 
 # preprocessing (statistics, not weights) and additive tables stay as they are, like biases

@@ -147,10 +147,13 @@ def step_checks(step) -> tuple:
 
 def compile_graph(graph: Graph, input_shapes: dict, rounding: int = 0, num_threads: int = 1,
                   max_arena_bytes: int = DEFAULT_MAX_ARENA_BYTES,
-                  max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, float_exact: bool = False) -> Plan:
+                  max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES, float_exact: bool = False,
+                  sparse: str = "auto") -> Plan:
     """The plan for `input_shapes` (graph input index -> shape), bound to an arena of its own."""
-    return bind(build_plan(new_context(graph, input_shapes, rounding, num_threads, max_arena_bytes,
-                                       max_weight_bytes, float_exact=float_exact)))
+    ctx = new_context(graph, input_shapes, rounding, num_threads, max_arena_bytes, max_weight_bytes,
+                      float_exact=float_exact)
+    ctx.sparse = sparse
+    return bind(build_plan(ctx))
 
 
 def plan_subgraph(parent: Ctx, graph: Graph, input_shapes: dict, external=frozenset(), enclosing: tuple = ()) -> Plan:
@@ -166,6 +169,7 @@ def plan_subgraph(parent: Ctx, graph: Graph, input_shapes: dict, external=frozen
     ctx = new_context(graph, input_shapes, parent.rounding, parent.num_threads, parent.max_tensor_bytes,
                       parent.max_weight_bytes - parent.weight_bytes, enclosing, parent.float_exact)
     ctx.plan_count = parent.plan_count
+    ctx.sparse = parent.sparse
     plan = build_plan(ctx, external)
     parent.weight_bytes += ctx.weight_bytes
     parent.subplans.append(plan)

@@ -13,6 +13,7 @@ from edgeml.errors import EdgeMLError, InputError, ModelFormatError
 from edgeml.ir import ROUND_HALF_EVEN, Graph
 from edgeml.runtime.load_profile import stage
 from edgeml.runtime.io_kernels import dequantize_engine, quantize_engine
+from edgeml.runtime.ops.sparse_gemm import SPARSE_MODES
 from edgeml.runtime.compile import DEFAULT_MAX_ARENA_BYTES, DEFAULT_MAX_WEIGHT_BYTES, STATUS_BYTES, bind, compile_graph
 
 
@@ -70,6 +71,9 @@ class Interpreter:
     (benchmarks/float_agreement.py); models with quantized tensors (hybrid, QDQ) always run the exact kernels.
     max_arena_bytes / max_weight_bytes: budgets for the activations (per input shape) and for the packed copies of
     the weights; a model or a resize beyond them is refused before anything is allocated.
+    sparse: "auto" runs an int8 CONV_2D / FULLY_CONNECTED whose weights are mostly zero 16x4 blocks (pruned models)
+    on the block-sparse kernels, which skip those blocks (same outputs, bit for bit); "off" keeps the dense
+    kernels; "on" takes the sparse kernels wherever they apply, whatever the density.
 
     One Interpreter may be shared by threads: every call holds its lock, so `run()` (inputs in, outputs out) is
     atomic; a sequence of set_input / invoke / get_output calls from several threads interleaves, so use run(),
@@ -84,7 +88,7 @@ class Interpreter:
 
     def __init__(self, model, *, rounding: str = "double", num_threads: int = 1,
                  max_arena_bytes: int = DEFAULT_MAX_ARENA_BYTES, max_weight_bytes: int = DEFAULT_MAX_WEIGHT_BYTES,
-                 float_exact: bool = False):
+                 float_exact: bool = False, sparse: str = "auto"):
         if rounding not in Q.ROUNDING_MODES:
             raise EdgeMLError(f"rounding must be one of {sorted(Q.ROUNDING_MODES)}, got {rounding!r}")
         if not _whole(num_threads) or not 1 <= num_threads <= 64:
@@ -92,6 +96,9 @@ class Interpreter:
         for name, value in (("max_arena_bytes", max_arena_bytes), ("max_weight_bytes", max_weight_bytes)):
             if not _whole(value) or value <= 0:
                 raise EdgeMLError(f"{name} must be a positive integer, got {value!r}")
+        if sparse not in SPARSE_MODES:
+            raise EdgeMLError(f"sparse must be one of {', '.join(SPARSE_MODES)}, got {sparse!r}")
+        self._sparse = sparse
         self._num_threads = int(num_threads)
         self._rounding = Q.ROUNDING_MODES[rounding]
         if not isinstance(float_exact, (bool, np.bool_)):
@@ -110,7 +117,7 @@ class Interpreter:
     # ----- building --------------------------------------------------------------------------------
     def _compile(self):
         plan = compile_graph(self._graph, self._input_shapes, self._rounding, self._num_threads,
-                             float_exact=self._float_exact, **self._budgets)
+                             float_exact=self._float_exact, sparse=self._sparse, **self._budgets)
         with stage("interpreter setup"):
             self._adopt(plan)
 
@@ -142,6 +149,7 @@ class Interpreter:
             self._ensure_compiled()
             twin = object.__new__(Interpreter)
             twin._num_threads, twin._rounding, twin._budgets = self._num_threads, self._rounding, self._budgets
+            twin._sparse = self._sparse
             twin._float_exact = self._float_exact
             twin._lock = threading.RLock()
             twin._graph = self._graph

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from cython_ops import (activation, control, conv, detection, elementwise, engine, index, int16x8, math_ops,
                         onnx_ops, pool, reduce, rnn, shape, space_ops, svdf, transpose_conv)
 from cython_ops import float_ops, onnx_float_ops
+from cython_ops import sparse
 
 ISA = conv.isa()            # "scalar", "avx2", "avxvnni", "avx512", "avx512vnni"; "neon", "neon_dotprod", "neon_i8mm"
 # (aarch64: the portable kernel names, whose C bodies take the NEON / SDOT / SMMLA forms from the same decision)
@@ -52,7 +53,7 @@ CONFIG = config_for(ISA)
 
 KERNELS = {name: address for module in (conv, pool, elementwise, shape, reduce, activation, onnx_ops, rnn, int16x8,
                                         transpose_conv, index, math_ops, space_ops, control, svdf,
-                                        detection, onnx_float_ops, float_ops)
+                                        detection, onnx_float_ops, float_ops, sparse)
            for name, address in module.KERNELS.items()}
 
 Engine = engine.Engine

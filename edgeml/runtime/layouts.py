@@ -536,6 +536,15 @@ KERNEL_LAYOUTS.update({
     **{f"{op}_f32_{isa}": FBIN for op in ("add", "sub", "mul") for isa in ("avx512", "avx2")},
     "clamp_f32_avx512": FACT, "clamp_f32_avx2": FACT,
 })
+
+# ----- block-sparse int8 CONV_2D / FULLY_CONNECTED (issue 20: em_sparse.h) ---------------------------------------
+SPARSE_CONV = _layout("sparse_conv", "em_sparse.h", "EM_SPARSE", base=CONV, keep=(ALL, ALL, 0),
+                      ptrs=("group_start", "block_k"), ints=("kp", "threads", "slice_bytes"))
+LAYOUTS += (SPARSE_CONV,)
+KERNEL_LAYOUTS.update({
+    # cython_ops.sparse
+    "conv2d_int8_sparse": SPARSE_CONV, "conv2d_int8_sparse_vnni": SPARSE_CONV, "conv2d_int8_sparse_avx2": SPARSE_CONV,
+})
 KERNEL_LAYOUTS.update({    # issue 21, fused multiply-add twins (the default float path)
     "conv2d_f32_fma_avx512": FGEMM, "conv2d_f32_fma_avx2": FGEMM,
     "depthwise_f32_fma_avx512": FDW, "depthwise_f32_fma_avx2": FDW,

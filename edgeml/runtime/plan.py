@@ -79,6 +79,7 @@ class Plan:
 
 class Ctx:
     """What prepare functions read and write while the plan is built."""
+    sparse = "auto"      # block-sparse int8 kernels: "auto" (by density), "off", "on" (ops.sparse_gemm)
 
     def __init__(self, graph: Graph, rounding: int, num_threads: int = 1, max_tensor_bytes: int = 1 << 31,
                  max_weight_bytes: int = 1 << 31):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from edgeml.errors import TrainingError
+from edgeml.optimize.block_prune import parse_block
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")
 TASKS = ("auto", "classification", "regression")
@@ -58,7 +59,9 @@ class TrainConfig:
 
     Optimizations (tensorflow-model-optimization, after training, each a fine-tune of finetune_epochs):
       prune: magnitude pruning to this final sparsity; cluster: weight clustering to this many centroids per
-      kernel (sparsity-preserving after pruning); qat: quantization-aware training (pruning-preserving after
+      kernel (sparsity-preserving after pruning); prune_block: "16x4" (default: whole blocks of 16 output x 4
+      input channels of Conv2D / Dense kernels, what edgeml's VNNI int8 kernel skips in one step), "1x1"
+      (element-wise, every prunable layer) or multiples of 16x4; qat: quantization-aware training (pruning-preserving after
       pruning, cluster-preserving after clustering).  A combination tfmot cannot apply to the model is refused
       before training starts.
 
@@ -85,6 +88,7 @@ class TrainConfig:
     augment: Any = False
     seed: int = 0
     prune: Optional[float] = None
+    prune_block: Any = "16x4"
     qat: bool = False
     cluster: Optional[int] = None
     finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS
@@ -140,6 +144,7 @@ def validate(cfg: TrainConfig, model_names: tuple) -> None:
                             "Keras model file, or a Keras model object")
     if cfg.prune is not None and not 0.0 < cfg.prune < 1.0:
         raise TrainingError(f"--prune takes a sparsity between 0 and 1 (exclusive), got {cfg.prune}")
+    parse_block(cfg.prune_block)
     if cfg.cluster is not None and (int(cfg.cluster) != cfg.cluster or cfg.cluster < 2):
         raise TrainingError(f"--cluster takes a number of clusters >= 2, got {cfg.cluster}")
     for name in ("epochs", "finetune_epochs", "batch_size"):

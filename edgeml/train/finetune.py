@@ -22,7 +22,8 @@ def pruning_end_step(steps_per_epoch: int, epochs: int) -> int:
 
 
 def run_phases(model, plan: OptimizationPlan, ds, heads: list, *, optimizer: str, rate: float, epochs: int,
-               batch_size: int, workdir: str, callbacks=(), verbose: int = 0, seed: int = 0, backup=None):
+               batch_size: int, workdir: str, callbacks=(), verbose: int = 0, seed: int = 0, backup=None,
+               prune_block=(1, 1)):
     """(float model after pruning / clustering, QAT model or None, [(phase, History)])."""
     phases = []
     steps = math.ceil(len(ds.inputs("train")[0]) / batch_size)
@@ -35,7 +36,8 @@ def run_phases(model, plan: OptimizationPlan, ds, heads: list, *, optimizer: str
         phases.append((name, history))
 
     if plan.prune is not None:
-        pruned, pruning_callbacks = prune_model(model, plan.prune, steps=pruning_end_step(steps, epochs))
+        pruned, pruning_callbacks = prune_model(model, plan.prune, steps=pruning_end_step(steps, epochs),
+                                                 block=prune_block)
         tune("prune", pruned, pruning_callbacks)
         model = strip_pruning(pruned)
     if plan.cluster is not None:

@@ -17,6 +17,7 @@ from edgeml.errors import DataError, EdgeMLError, TrainingError
 from edgeml.optimize import convert
 from edgeml.optimize.combine import OptimizationPlan, check_plan
 from edgeml.optimize.export_onnx import tflite_to_onnx
+from edgeml.optimize.block_prune import layer_block_sparsity, parse_block, sparse_latency
 from edgeml.optimize.prune import layer_sparsity
 from edgeml.train import evaluate as E, fit as F, guard as G, keras_env, onnx_recurrent as R, zoo
 from edgeml.train.checks import bind_inputs, bind_outputs, token_inputs_as_int32
@@ -198,7 +199,7 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
             model, qat_model, more = run_phases(
                 model, plan, ds, heads, optimizer=cfg.optimizer, rate=rate, epochs=cfg.finetune_epochs,
                 batch_size=cfg.batch_size, workdir=work, callbacks=cfg.callbacks, verbose=console.keras_verbose(),
-                seed=cfg.seed, backup=backup)
+                seed=cfg.seed, backup=backup, prune_block=cfg.prune_block)
             phases += more
             stage["detail"] = ", ".join(f"{p} {len(h.epoch)} epochs" for p, h in more)
         seconds["optimize"] = time.monotonic() - t
@@ -268,6 +269,10 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
             costs = E.model_costs(files["model_int8.tflite"])
             io = FileIO(files["model_int8.tflite"], list(model.input_names))
             latency = E.latency(files["model_int8.tflite"], ds.inputs("test"), io)
+            if cfg.prune is not None:
+                latency["sparse"] = sparse_latency(files["model_int8.tflite"],
+                                                   io.feeds([x[:1] for x in ds.inputs("test")])[0].reshape(
+                                                       io.inputs[0].shape))
         except EdgeMLError as exc:
             notes.append(f"edgeml could not measure model_int8.tflite: {exc}")
         weights = G.weight_stats(files["model_int8.tflite"])
@@ -283,7 +288,7 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
                    "input_quantization": G.input_resolution(FileIO(files["model_int8.tflite"],
                                                                    list(model.input_names)), ds.inputs("test"))}
         failures = G.check_quality(heads, metrics, ds, context)
-        failures += G.check_optimizations(plan, weights)
+        failures += G.check_optimizations(plan, [w for w in weights if not _dense_by_choice(cfg, w[1])])
         failures += [G.failure("runtime", f"edgeml could not run {_file_of(runtime)}: {why}",
                                "a runtime refusal: report the op and types named here to edgeml", runtime=runtime)
                      for runtime, why in ev.why.items() if runtime.startswith("edgeml")]
@@ -317,6 +322,11 @@ def _file_of(runtime: str) -> str:
     return E.RUNTIME_LABELS.get(runtime, runtime).split(", ")[-1]
 
 
+def _dense_by_choice(cfg, op_type: str) -> bool:
+    """Block pruning leaves depthwise kernels dense (`edgeml.optimize.block_prune`): not a lost sparsity."""
+    return op_type == "DEPTHWISE_CONV_2D" and parse_block(cfg.prune_block) != (1, 1)
+
+
 def _recurrent(model) -> bool:
     return any(type(layer).__name__ in RECURRENT_LAYERS for layer in model.layers)
 
@@ -335,9 +345,10 @@ def _report(cfg, label, ds, heads, metrics, ev, agreement, sizes, gz, model, cos
         "files": sizes, "gzip_bytes": gz,
         "params": int(model.count_params()), "params_int8_file": costs.get("params"), "macs": costs.get("macs"),
         "arena_bytes": costs.get("arena_bytes"), "latency_edgeml_int8": latency,
-        "sparsity": layer_sparsity(model), "weights_int8": weights,
+        "sparsity": layer_sparsity(model), "block_sparsity": layer_block_sparsity(model), "weights_int8": weights,
         "tflite_conversion": {"float": float_info.get("route"), "int8": int8_info.get("route")},
-        "optimizations": {"prune": cfg.prune, "cluster": cfg.cluster, "qat": cfg.qat, "plan": plan.describe()},
+        "optimizations": {"prune": cfg.prune, "prune_block": cfg.prune_block if cfg.prune else None,
+                          "cluster": cfg.cluster, "qat": cfg.qat, "plan": plan.describe()},
         "options": {"optimizer": cfg.optimizer, "learning_rate": F.learning_rate(cfg.optimizer, cfg.learning_rate),
                     "batch_size": cfg.batch_size, "patience": cfg.patience, "augment": cfg.augment,
                     "validation_split": cfg.validation_split, "test_split": cfg.test_split,

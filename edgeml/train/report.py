@@ -83,8 +83,16 @@ def render_markdown(r: dict) -> str:
                   "| tensor | op | zero fraction | most distinct values in one output channel |", "|---|---|---|---|"]
         lines += [f"| {w[0]} | {w[1]} | {w[2]:.3f} | {w[3]} |" for w in r["weights_int8"]]
     if r["sparsity"]:
-        lines += ["", "## Weight sparsity per Keras layer", "", "| layer | zero fraction |", "|---|---|"]
-        lines += [f"| {k} | {v:.3f} |" for k, v in r["sparsity"].items()]
+        blocks = r.get("block_sparsity") or {}
+        lines += ["", "## Weight sparsity per Keras layer", "",
+                  "block zero fraction: share of all-zero 16 output x 4 input channel blocks (what edgeml's sparse "
+                  "int8 kernels skip).", "", "| layer | zero fraction | block zero fraction |", "|---|---|---|"]
+        lines += [f"| {k} | {v:.3f} | {_fmt(blocks.get(k), 3)} |" for k, v in r["sparsity"].items()]
+    sparse = (r.get("latency_edgeml_int8") or {}).get("sparse")
+    if sparse:
+        lines += ["", f"edgeml int8 latency with the block-sparse kernels on / off (alternating, one thread, thread "
+                      f"CPU time medians): {sparse['on_us']:.1f} / {sparse['off_us']:.1f} us, "
+                      f"{sparse['speedup']:.2f}x; {sparse['sparse_kernels']} steps on a sparse kernel."]
     lines += ["", "## Notes", ""] + [f"- {n}" for n in r["notes"]] + [f"- {r['seconds']} s in all", ""]
     return "\n".join(lines)
 
@@ -110,6 +118,10 @@ def render_summary(r: dict, out: str) -> str:
     if lat:
         lines.append(f"  edgeml int8 latency: {lat['median_us']:.1f} us median (p90 {lat['p90_us']:.1f} us, batch 1, "
                      f"one thread); {_size(r.get('macs'))} MACs; arena {_size(r.get('arena_bytes'))} bytes")
+        if lat.get("sparse"):
+            sp = lat["sparse"]
+            lines.append(f"  edgeml int8 block-sparse kernels on / off: {sp['on_us']:.1f} / {sp['off_us']:.1f} us "
+                         f"({sp['speedup']:.2f}x, {sp['sparse_kernels']} layers sparse)")
     for f in r["failures"]:
         lines.append(f"  FAILED {f['check']}: {f['message']}")
         lines.append(f"         likely cause: {f['cause']}")

@@ -14,6 +14,7 @@ from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import float_kernels, grouped_conv, hybrid, int16x8
 from edgeml.runtime.ops.depthwise import prepare_depthwise_rows
+from edgeml.runtime.ops.sparse_gemm import sparse_conv_step
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fused_activation, io_kind, qparams,
                                        reject_uint8_hybrid, require_positive, spatial_padding)
 from edgeml.runtime.packing import (VNNI_SLACK, avx2_chunk, avx2_pack, fold_input_zero_point, vnni_chunk,
@@ -137,6 +138,9 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
     kernel = CONFIG.conv2d_int8
     threads = conv_threads(ctx, macs, oh * ow)
     slice_rows = -(-oh * ow // threads)
+    sparse = sparse_conv_step(ctx, op, x, y, w2, bias, in_zp, rq, ints, macs, threads, "1x1" if direct else "kxk")
+    if sparse is not None:       # mostly zero 16x4 weight blocks (pruned models): em_sparse.h skips them
+        return sparse
     # how the vector kernels read their GEMM rows (em_conv.h): 1 1x1 rows repacked, 4 implicit GEMM over a padded
     # copy of the image (weights packed per window row, KW * IC rounded up to 4), 0 im2col
     mode = 1 if direct else (4 if g["dw"] == 1 else 0)

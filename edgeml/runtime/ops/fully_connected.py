@@ -10,6 +10,7 @@ from edgeml.ir import Op
 from edgeml.runtime import requant
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import float_kernels, hybrid, int16x8
+from edgeml.runtime.ops.sparse_gemm import sparse_fully_connected_step
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, fully_connected_shape, fused_activation, io_kind,
                                        qparams, reject_uint8_hybrid)
 from edgeml.runtime.packing import VNNI_SLACK, avx2_pack, fold_input_zero_point, vnni_chunk, vnni_pack
@@ -50,6 +51,9 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
                     mode=rq.mode)
         kernel = CONFIG.fully_connected_int8
         threads = fc_threads(ctx, macs, rows, n_out)
+        sparse = sparse_fully_connected_step(ctx, op, x, y, wdata, bias, in_zp, rq, rows, macs, min(threads, rows))
+        if sparse is not None:   # mostly zero 16x4 weight blocks (pruned models): em_sparse.h skips them
+            return sparse
         if kernel in ("fully_connected_int8_vnni", "fully_connected_int8_avxvnni"):
             vp = vnni_pack(ctx, wdata, bias, in_zp, rq)
             chunk = vnni_chunk(vp["kp"], rows)

@@ -1,0 +1,61 @@
+"""Block-sparse packing of int8 weights [N][K] for em_sparse.h: blocks of 16 output channels x 4 consecutive K
+values, only those holding a nonzero weight stored, listed per 16-column group."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from edgeml.runtime.plan import Ctx
+
+BLOCK_COLS, BLOCK_DEPTH = 16, 4       # one zero block = one vpdpbusd skipped (16 int32 lanes x 4 bytes)
+
+
+def block_mask(w2: np.ndarray) -> np.ndarray:
+    """[ceil(N / 16)][ceil(K / 4)] bool: which blocks hold a nonzero weight (padding counts as zero)."""
+    n, k = w2.shape
+    groups, depth = -(-n // BLOCK_COLS), -(-k // BLOCK_DEPTH)
+    padded = np.zeros((groups * BLOCK_COLS, depth * BLOCK_DEPTH), bool)
+    padded[:n, :k] = w2 != 0
+    return padded.reshape(groups, BLOCK_COLS, depth, BLOCK_DEPTH).any(axis=(1, 3))
+
+
+def block_density(w2: np.ndarray) -> float:
+    """The fraction of 16x4 blocks that hold a nonzero weight (1.0 for an empty matrix)."""
+    mask = block_mask(w2)
+    return float(mask.mean()) if mask.size else 1.0
+
+
+@dataclass
+class SparsePacked:
+    group_start: np.ndarray    # int32 [groups + 1]: block range of each 16-column group
+    block_k: np.ndarray        # int32 [blocks]: each block's first K index
+    weights: np.ndarray        # int8 [blocks][16][4] (VNNI), int16 [blocks][2][16][2] (AVX2), int8 [blocks][4][16]
+    density: float
+
+
+def sparse_pack(ctx: Ctx, w2: np.ndarray, layout: str, offset: Callable = None) -> SparsePacked:
+    """The packed form em_sparse.h reads; layout: "vnni" int8 [block][16][4], "avx2" int16 [block][pair][16][2],
+    "portable" int8 [block][4][16]; offset: the kernel's block_k for an array of K indices (default: the indices)."""
+    n, k = w2.shape
+    mask = block_mask(w2)
+    groups, depth = mask.shape
+    padded = np.zeros((groups * BLOCK_COLS, depth * BLOCK_DEPTH), np.int8)
+    padded[:n, :k] = w2
+    blocks = padded.reshape(groups, BLOCK_COLS, depth, BLOCK_DEPTH).transpose(0, 2, 1, 3)   # [g][kb][16][4]
+    g_idx, kb_idx = np.nonzero(mask)                   # row-major: blocks of a group together, K ascending
+    chosen = blocks[g_idx, kb_idx]                     # [blocks][16][4]
+    if layout == "avx2":
+        chosen = chosen.astype(np.int16).reshape(-1, BLOCK_COLS, 2, 2).transpose(0, 2, 1, 3)
+    elif layout == "portable":      # 16 columns contiguous per K value: the C loop vectorizes
+        chosen = chosen.transpose(0, 2, 1)
+    start = np.zeros(groups + 1, np.int32)
+    start[1:] = np.cumsum(mask.sum(axis=1))
+    k_first = kb_idx.astype(np.int64) * BLOCK_DEPTH
+    block_k = (k_first if offset is None else offset(k_first)).astype(np.int32)
+    if not len(block_k):     # an all-zero matrix: the kernels read no block, but every pointer stays valid
+        block_k = np.zeros(1, np.int32)
+        chosen = np.zeros((1,) + chosen.shape[1:], chosen.dtype)
+    density = float(mask.mean()) if mask.size else 1.0
+    return SparsePacked(ctx.keep_array(start), ctx.keep_array(block_k), ctx.keep_array(chosen), density)

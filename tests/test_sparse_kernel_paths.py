@@ -1,0 +1,146 @@
+"""The block-sparse int8 CONV_2D / FULLY_CONNECTED kernels (em_sparse.h) under each forced ISA path in
+subprocesses, against NumPy sums from the formulas (test_kernel_paths.CHECK's helpers): random 16x4 block patterns
+at several densities, all-zero layers, rows (output channels) and input channels, fully dense weights, odd channel
+counts, stride 2, dilation, padding, per-channel scales, batch 2, threads; and the same plans with sparse="off"."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from test_kernel_paths import CHECK, PATHS, forced_path
+
+CASES = r'''
+def prune_blocks(rng, w2, density, zero_rows=0, zero_cols=0):
+    """w2 [N][K] with each 16x4 block kept with probability `density`, some rows / K columns zeroed."""
+    n, k = w2.shape
+    keep = rng.random((-(-n // 16), -(-k // 4))) < density
+    mask = np.repeat(np.repeat(keep, 16, 0), 4, 1)[:n, :k]
+    w2 = np.where(mask, w2, 0).astype(np.int8)
+    if zero_rows:
+        w2[rng.choice(n, min(zero_rows, n), replace=False)] = 0
+    if zero_cols:
+        w2[:, rng.choice(k, min(zero_cols, k), replace=False)] = 0
+    return w2
+
+
+def case_sparse_conv(rng, oc, ic, k, stride, dil, padding, density, n=1, hw=(9, 11), zero_rows=0, zero_cols=0):
+    kh, kw = k
+    ih, iw = hw
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(n, ih, iw, ic)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(oc, kh * kw * ic)).astype(np.int8)
+    w = prune_blocks(rng, w, density, zero_rows, zero_cols).reshape(oc, kh, kw, ic)
+    wscale = rng.uniform(0.002, 0.02, oc)
+    bias = rng.integers(-5000, 5000, oc).astype(np.int32)
+    xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.05, 0.5))
+    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, 0),
+          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
+    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
+            "dilation_w_factor": dil[1], "fused_activation_function": int(rng.choice([0, 1, 3]))}
+    op = Op(0, "CONV_2D", 1, [0, 1, 2], [3], opts)
+    oh, pt = spatial_padding(op, ih, kh, stride[0], dil[0])
+    ow, pl = spatial_padding(op, iw, kw, stride[1], dil[1])
+    acc = conv_acc(x, w, bias, x_zp, stride, dil, (pt, pl), (oh, ow), False)
+    desc = f"conv x{list(x.shape)} w{list(w.shape)} s{stride} d{dil} pad{padding} density {density}"
+    return Graph(ts, [op], [0], [3]), x, acc, desc
+
+
+def case_sparse_fc(rng, rows, k, units, density, zero_rows=0, zero_cols=0):
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(rows, k)).astype(np.int8)
+    w = prune_blocks(rng, rng.integers(-127, 128, size=(units, k)).astype(np.int8), density, zero_rows, zero_cols)
+    wscale = rng.uniform(0.0005, 0.002, units)
+    bias = rng.integers(-5000, 5000, units).astype(np.int32)
+    xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.5, 2.0))
+    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w),
+          tensor(2, (units,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
+    op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], {"fused_activation_function": int(rng.choice([0, 1]))})
+    acc = (x.astype(I32) - x_zp) @ w.astype(I32).T + bias
+    return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} density {density}"
+
+
+def run_sparse(graph, x, rounding, mode, sparse, num_threads=1):
+    original = R.column_requant
+    captured = []
+
+    def forced(*args, **kw):
+        rq = original(*args, **kw)
+        if mode in (2, 3):
+            rq = dataclasses.replace(rq, mode=mode)
+        captured.append(rq)
+        return rq
+    R.column_requant = forced
+    try:
+        plan = compile_graph(graph, {}, rounding, num_threads, sparse=sparse)
+    finally:
+        R.column_requant = original
+    plan.view(graph.inputs[0])[...] = x
+    plan.engine.invoke()
+    return plan.view(graph.outputs[0]).copy(), captured, [s.kernel for s in plan.steps]
+
+
+def main():
+    rng = np.random.default_rng(int(sys.argv[1]))
+    failures, kernels = [], set()
+    cases = [
+        case_sparse_conv(rng, 32, 16, (1, 1), (1, 1), (1, 1), 0, 0.3),
+        case_sparse_conv(rng, 17, 19, (1, 1), (1, 1), (1, 1), 0, 0.5, n=2),             # odd channels, K % 4
+        case_sparse_conv(rng, 40, 8, (3, 3), (1, 1), (1, 1), 1, 0.25),
+        case_sparse_conv(rng, 33, 5, (3, 3), (2, 2), (1, 1), 1, 0.4, hw=(13, 10)),      # stride 2, padding
+        case_sparse_conv(rng, 16, 3, (3, 3), (2, 1), (2, 1), 0, 0.6, hw=(12, 9)),       # dilation
+        case_sparse_conv(rng, 64, 32, (1, 1), (2, 2), (1, 1), 1, 0.1),                  # 1x1 stride 2: im2col
+        case_sparse_conv(rng, 24, 16, (3, 3), (1, 1), (1, 1), 1, 0.0),                  # every weight zero
+        case_sparse_conv(rng, 24, 12, (3, 3), (1, 1), (1, 1), 1, 1.0),                  # fully dense
+        case_sparse_conv(rng, 48, 16, (3, 3), (1, 1), (1, 1), 1, 0.5, zero_rows=20, zero_cols=40),
+        case_sparse_conv(rng, 7, 1, (5, 5), (1, 1), (1, 1), 0, 0.5, hw=(8, 8)),         # one input channel
+        case_sparse_conv(rng, 80, 24, (1, 1), (1, 1), (1, 1), 0, 0.2, hw=(23, 21)),     # rows past one chunk
+        case_sparse_fc(rng, 1, 256, 100, 0.25),
+        case_sparse_fc(rng, 5, 130, 65, 0.5, zero_rows=10, zero_cols=17),
+        case_sparse_fc(rng, 9, 13, 8, 0.7),
+        case_sparse_fc(rng, 3, 64, 16, 0.0),
+        case_sparse_fc(rng, 2, 64, 33, 1.0),
+    ]
+    for g, x, acc, desc in cases:
+        for mode in (0, 1, 2, 3):
+            rounding = 1 if mode == 1 else 0
+            got, rqs, names = run_sparse(g, x, rounding, mode, "on")
+            kernels.update(names)
+            want = requant(acc, rqs[0], rqs[0].mode)
+            if not np.array_equal(got, want):
+                bad = np.argwhere(got != want)[:3].tolist()
+                failures.append(f"{desc} mode {rqs[0].mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
+            dense, _, dense_names = run_sparse(g, x, rounding, mode, "off")
+            if any("sparse" in k for k in dense_names) or not np.array_equal(got, dense):
+                failures.append(f"{desc} mode {mode}: sparse off differs or still sparse ({dense_names})")
+    big = [case_sparse_conv(rng, 40, 16, (3, 3), (1, 1), (1, 1), 1, 0.3, n=2, hw=(37, 35)),
+           case_sparse_conv(rng, 64, 64, (1, 1), (1, 1), (1, 1), 0, 0.2, hw=(40, 40))]
+    for g, x, acc, desc in big:     # past the threading thresholds: identical for 1, 2 and 3 threads
+        for threads in (1, 2, 3):
+            got, rqs, names = run_sparse(g, x, 0, 0, "on", threads)
+            kernels.update(names)
+            if not np.array_equal(got, requant(acc, rqs[0], rqs[0].mode)):
+                failures.append(f"{desc} with {threads} threads differs")
+    print("kernels", " ".join(sorted(kernels)))
+    print("\n".join(failures) if failures else "ok")
+
+
+main()
+'''
+
+EXPECTED = {"avx512vnni": "conv2d_int8_sparse_vnni", "avxvnni": "conv2d_int8_sparse_avx2",
+            "avx512": "conv2d_int8_sparse_avx2", "avx2": "conv2d_int8_sparse_avx2", "scalar": "conv2d_int8_sparse",
+            "neon": "conv2d_int8_sparse"}
+
+
+@pytest.mark.parametrize("forced", PATHS)
+def test_sparse_kernels_exact_on_every_path(forced):
+    if forced_path(forced) != forced:
+        pytest.skip(f"this CPU has no {forced} path")
+    script = CHECK.rsplit("\nmain()", 1)[0] + CASES
+    done = subprocess.run([sys.executable, "-c", script, "5"], env=dict(os.environ, EDGEML_ISA=forced),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].split()[1:] == [EXPECTED[forced]], f"under EDGEML_ISA={forced}: {lines[0]}"
+    assert lines[1:] == ["ok"], "\n".join(lines[1:])
