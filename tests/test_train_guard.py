@@ -87,7 +87,7 @@ def test_allow_degraded_returns_the_result_instead_of_raising(tmp_path, monkeypa
     from edgeml.train import pipeline
     failure = G.failure("chance", "the float model is at chance level", "too little data")
 
-    def degraded(cfg, work):
+    def degraded(cfg, work, *_):
         (Path(work) / "report.json").write_text("{}")
         return pipeline.TrainResult(model=None, paths={"report.json": ""}, report={}, failures=[failure])
     monkeypatch.setattr(pipeline, "_run", degraded)

@@ -117,9 +117,24 @@ def _chance_cause(head, context: dict, ds, k: int) -> str:
         return f"{seen}: it overfits; try --augment, more data or a smaller model"
     if data:
         return data
+    if head.task == "regression" and not context.get("zoo"):
+        raw = _unscaled_targets(ds.labels("test")[k])
+        if raw:
+            return raw
     learned = f" (training accuracy {train:.2f})" if head.task == "classification" and train is not None else ""
     return (f"the model did not learn{learned}: try another --learning-rate (now {context.get('learning_rate')}), "
             "more --epochs, another --model, or check that the labels belong to the inputs")
+
+
+def _unscaled_targets(y) -> str | None:
+    """Why a user model's linear head may miss targets far from 0 / 1 (zoo models rescale them themselves)."""
+    y = np.asarray(y, dtype=np.float64)
+    mean, std = float(np.abs(y.mean())), float(y.std())
+    if mean < 10 and std < 10:
+        return None
+    return (f"the targets are unscaled (mean {y.mean():.4g}, std {std:.4g}) and the model's linear output must reach "
+            "them from its initial ~0: standardize them, or end the model with an inverted Normalization (the "
+            "targets' mean / variance, invert=True) as the zoo models do")
 
 
 def _best(history, key):

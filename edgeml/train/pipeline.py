@@ -138,7 +138,11 @@ def _build_zoo(name: str, cfg: TrainConfig, ds, notes: list):
     steps = math.ceil(len(x) / cfg.batch_size)
     momentum = zoo.batchnorm_momentum(steps)
     model = zoo.build_model(name, ds.input_shape, units, x_train=None if vocab else x.astype("float32"),
-                            alpha=cfg.alpha, seed=cfg.seed, task=task, bn_momentum=momentum, vocab_size=vocab)
+                            alpha=cfg.alpha, seed=cfg.seed, task=task, bn_momentum=momentum, vocab_size=vocab,
+                            y_train=ds.labels("train")[0] if task == "regression" else None)
+    if task == "regression":
+        notes.append("regression targets standardized on the training split; the model's last layer "
+                     "('target_scale') maps back to raw values")
     if any(type(layer).__name__ == "BatchNormalization" for layer in model.layers):
         notes.append(f"BatchNormalization momentum {momentum} for {steps} steps per epoch (zoo.batchnorm_momentum)")
     return model
@@ -280,7 +284,7 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
     with console.stage("export", "report, history, labels") as stage:
         context = {"history": phases[0][1], "train_samples": len(ds.inputs("train")[0]), "learning_rate": rate,
                    "batchnorm": any(type(layer).__name__ == "BatchNormalization" for layer in model.layers),
-                   "recurrent": _recurrent(model), "qat": plan.qat,
+                   "recurrent": _recurrent(model), "qat": plan.qat, "zoo": name is not None,
                    "input_quantization": G.input_resolution(FileIO(files["model_int8.tflite"],
                                                                    list(model.input_names)), ds.inputs("test"))}
         failures = G.check_quality(heads, metrics, ds, context)

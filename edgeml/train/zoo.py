@@ -16,7 +16,9 @@ feature.  mlp and autoencoder flatten any shape.  Strides and pools are chosen f
 spatial dimensions never reach 0 (8x8 digits work with every model).
 
 Tasks: models are classifiers ending in a softmax over `num_classes`, or with `task="regression"` end in a linear
-Dense of `num_classes` values; "autoencoder" (MLPerf Tiny anomaly detection style) outputs the reconstruction of
+Dense of `num_classes` values followed, when `y_train` is given, by an inverted Normalization named "target_scale"
+(raw = mean + std * head, mean / std per output over y_train): the head learns standardized targets, the exported
+files still predict raw ones, and the int8 output scale covers the target range; "autoencoder" (MLPerf Tiny anomaly detection style) outputs the reconstruction of
 its NORMALIZED, flattened input, shape (batch, prod(shape)): train it with MSE against `normalized_target(model, x)`.
 `MODEL_TASKS` maps each name to its default task; built models also carry `model._edgeml_task` (plain Python
 attributes: they do not survive saving, cloning or tfmot wrapping).
@@ -144,7 +146,8 @@ def _check_args(name, input_shape, num_classes, x_train, alpha, batch_size, task
 
 def build_model(name: str, input_shape: tuple, num_classes: int, *, x_train: np.ndarray | None = None,
                 alpha: float = 0.25, seed: int = 0, batch_size: int | None = None, unroll: bool = False,
-                task: str = "classification", bn_momentum: float | None = None, vocab_size: int | None = None):
+                task: str = "classification", bn_momentum: float | None = None, vocab_size: int | None = None,
+                y_train: np.ndarray | None = None):
     """Builds the uncompiled zoo model `name` for RAW inputs of per-sample `input_shape`.
 
     num_classes: classes of the softmax head, or values per sample of the linear head when task="regression".
@@ -155,6 +158,7 @@ def build_model(name: str, input_shape: tuple, num_classes: int, *, x_train: np.
     unroll: unroll the recurrent layer (lstm / gru / rnn): the only int8 TFLite route for GRU and SimpleRNN.
     bn_momentum: momentum of every BatchNormalization (None: 0.99, mobilenet_v1 0.9); see batchnorm_momentum.
     vocab_size: the transformer reads int32 token ids 0..vocab_size-1 through an Embedding (input shape (T,)).
+    y_train: regression targets (task="regression"): their per-output mean / std rescale the linear head.
     """
     shape = _check_args(name, input_shape, num_classes, x_train, alpha, batch_size, task, vocab_size)
     tf, keras = keras_env()
@@ -176,6 +180,10 @@ def build_model(name: str, input_shape: tuple, num_classes: int, *, x_train: np.
         out = features
     elif task == "regression":
         out = keras.layers.Dense(num_classes, name="regression")(features)
+        if y_train is not None:
+            y_mean, y_var = normalization_stats(np.asarray(y_train).reshape(len(y_train), -1), (num_classes,))
+            out = keras.layers.Normalization(axis=-1, mean=y_mean, variance=y_var, invert=True,
+                                             name="target_scale")(out)
     else:
         out = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(features)
     model = keras.Model(inp, out, name=name)
