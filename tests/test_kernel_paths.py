@@ -90,7 +90,7 @@ def tensor(idx, shape, dtype, scale=None, zp=0, data=None, axis=0):
     return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(dtype), q, data)
 
 
-def run(graph, x, rounding, mode, num_threads=1):
+def run(graph, x, rounding, mode, num_threads=1, **plan_options):
     original = R.column_requant
     captured = []
 
@@ -102,7 +102,7 @@ def run(graph, x, rounding, mode, num_threads=1):
         return rq
     R.column_requant = forced
     try:
-        plan = compile_graph(graph, {}, rounding, num_threads)
+        plan = compile_graph(graph, {}, rounding, num_threads, **plan_options)
     finally:
         R.column_requant = original
     plan.view(graph.inputs[0])[...] = x

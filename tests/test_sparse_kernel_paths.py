@@ -60,26 +60,6 @@ def case_sparse_fc(rng, rows, k, units, density, zero_rows=0, zero_cols=0):
     return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} density {density}"
 
 
-def run_sparse(graph, x, rounding, mode, sparse, num_threads=1):
-    original = R.column_requant
-    captured = []
-
-    def forced(*args, **kw):
-        rq = original(*args, **kw)
-        if mode in (2, 3):
-            rq = dataclasses.replace(rq, mode=mode)
-        captured.append(rq)
-        return rq
-    R.column_requant = forced
-    try:
-        plan = compile_graph(graph, {}, rounding, num_threads, sparse=sparse)
-    finally:
-        R.column_requant = original
-    plan.view(graph.inputs[0])[...] = x
-    plan.engine.invoke()
-    return plan.view(graph.outputs[0]).copy(), captured, [s.kernel for s in plan.steps]
-
-
 def main():
     rng = np.random.default_rng(int(sys.argv[1]))
     failures, kernels = [], set()
@@ -104,20 +84,20 @@ def main():
     for g, x, acc, desc in cases:
         for mode in (0, 1, 2, 3):
             rounding = 1 if mode == 1 else 0
-            got, rqs, names = run_sparse(g, x, rounding, mode, "on")
+            got, rqs, names = run(g, x, rounding, mode, sparse="on")
             kernels.update(names)
             want = requant(acc, rqs[0], rqs[0].mode)
             if not np.array_equal(got, want):
                 bad = np.argwhere(got != want)[:3].tolist()
                 failures.append(f"{desc} mode {rqs[0].mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
-            dense, _, dense_names = run_sparse(g, x, rounding, mode, "off")
+            dense, _, dense_names = run(g, x, rounding, mode, sparse="off")
             if any("sparse" in k for k in dense_names) or not np.array_equal(got, dense):
                 failures.append(f"{desc} mode {mode}: sparse off differs or still sparse ({dense_names})")
     big = [case_sparse_conv(rng, 40, 16, (3, 3), (1, 1), (1, 1), 1, 0.3, n=2, hw=(37, 35)),
            case_sparse_conv(rng, 64, 64, (1, 1), (1, 1), (1, 1), 0, 0.2, hw=(40, 40))]
     for g, x, acc, desc in big:     # past the threading thresholds: identical for 1, 2 and 3 threads
         for threads in (1, 2, 3):
-            got, rqs, names = run_sparse(g, x, 0, 0, "on", threads)
+            got, rqs, names = run(g, x, 0, 0, threads, sparse="on")
             kernels.update(names)
             if not np.array_equal(got, requant(acc, rqs[0], rqs[0].mode)):
                 failures.append(f"{desc} with {threads} threads differs")

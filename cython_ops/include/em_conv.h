@@ -117,8 +117,7 @@ EM_AVX2_TARGET static void em_conv2d_u8_slice(const void* ctx, int64_t slice, in
     const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t Kp = d[EM_CONV_VNNI_I_KP], IC = d[EM_CONV_I_IC];
     const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK], mode = d[EM_CONV_I_DIRECT];
-    const int64_t IHp = (d[EM_CONV_I_OH] - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
-    const int64_t IWp = (d[EM_CONV_I_OW] - 1) * d[EM_CONV_I_SW] + (d[EM_CONV_I_KW] - 1) * d[EM_CONV_I_DW] + 1;
+    const int64_t IHp = em_conv_padded_rows(d), IWp = em_conv_padded_cols(d);
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     const int32_t w_zp = (int32_t)d[EM_CONV_VNNI_I_W_ZP];
     uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_CONV_VNNI_I_SLICE_BYTES];
@@ -178,8 +177,7 @@ EM_AVX2_TARGET static void em_conv2d_s16_slice(const void* ctx, int64_t slice, i
     const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t Kp = d[EM_CONV_AVX2_I_KP], IC = d[EM_CONV_I_IC];
     const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK], mode = d[EM_CONV_I_DIRECT];
-    const int64_t IHp = (d[EM_CONV_I_OH] - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
-    const int64_t IWp = (d[EM_CONV_I_OW] - 1) * d[EM_CONV_I_SW] + (d[EM_CONV_I_KW] - 1) * d[EM_CONV_I_DW] + 1;
+    const int64_t IHp = em_conv_padded_rows(d), IWp = em_conv_padded_cols(d);
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     em_avx2_gemm g = {(const int16_t*)p->ptr[EM_CONV_P_WEIGHTS], (const int32_t*)p->ptr[EM_CONV_P_BIAS],
                       (const int32_t*)p->ptr[EM_CONV_P_MULT], (const int32_t*)p->ptr[EM_CONV_P_SHIFT],

@@ -82,6 +82,15 @@ EM_AVX2_TARGET static void em_im2col_u8(const int8_t* in, const int64_t* d, int6
     }
 }
 
+/* Rows and columns of an image padded once so that every tap of every output pixel lies inside it (the implicit-GEMM
+ * convs, dense and sparse, read windows of it). */
+static inline int64_t em_conv_padded_rows(const int64_t* d) {
+    return (d[EM_CONV_I_OH] - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
+}
+static inline int64_t em_conv_padded_cols(const int64_t* d) {
+    return (d[EM_CONV_I_OW] - 1) * d[EM_CONV_I_SW] + (d[EM_CONV_I_KW] - 1) * d[EM_CONV_I_DW] + 1;
+}
+
 /* The image a conv reads as uint8 (x + 128), padded with in_zp + 128 to the rows and columns its windows touch
  * (top-left at (-pad_top, -pad_left)): IHp x IWp x IC with 64 bytes of slack after it. */
 EM_AVX2_TARGET static void em_pad_image_u8(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,

@@ -178,8 +178,7 @@ EM_VNNI_TARGET static void em_conv2d_sparse_vnni_slice(const void* ctx, int64_t 
     const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t Kp = d[EM_SPARSE_I_KP], P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK];
     const int64_t IC = d[EM_CONV_I_IC], mode = d[EM_CONV_I_DIRECT];
-    const int64_t IHp = (d[EM_CONV_I_OH] - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
-    const int64_t IWp = (d[EM_CONV_I_OW] - 1) * d[EM_CONV_I_SW] + (d[EM_CONV_I_KW] - 1) * d[EM_CONV_I_DW] + 1;
+    const int64_t IHp = em_conv_padded_rows(d), IWp = em_conv_padded_cols(d);
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_SPARSE_I_SLICE_BYTES];
     const em_sparse_w s = {(const int32_t*)p->ptr[EM_SPARSE_P_GROUP_START], (const int32_t*)p->ptr[EM_SPARSE_P_BLOCK_K],
@@ -274,8 +273,7 @@ EM_AVX2_TARGET static void em_conv2d_sparse_avx2_slice(const void* ctx, int64_t 
     const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t Kp = d[EM_SPARSE_I_KP], P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK];
     const int64_t IC = d[EM_CONV_I_IC], mode = d[EM_CONV_I_DIRECT];
-    const int64_t IHp = (d[EM_CONV_I_OH] - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
-    const int64_t IWp = (d[EM_CONV_I_OW] - 1) * d[EM_CONV_I_SW] + (d[EM_CONV_I_KW] - 1) * d[EM_CONV_I_DW] + 1;
+    const int64_t IHp = em_conv_padded_rows(d), IWp = em_conv_padded_cols(d);
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_SPARSE_I_SLICE_BYTES];
     int8_t* col = (int8_t*)scratch;
