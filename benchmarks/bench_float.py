@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench_mlperf import LiteRT  # noqa: E402  (the same LiteRT runner, from this folder)
 SHARED = ROOT.parent / "shared" / "models"
 TFLITE_MODELS = ["ad01_fp32", "kws_ref_model_float32", "vww_96_float"]
 KERAS_MODELS = {"mobilenet_v1_224": "MobileNet", "mobilenet_v2_224": "MobileNetV2"}
@@ -80,25 +81,6 @@ class EdgeML:
 
     def output(self):
         return self.it.get_output()
-
-
-class LiteRT:
-    def __init__(self, path: Path, reference: bool = False):
-        from ai_edge_litert import interpreter as lit
-        kwargs = {"num_threads": 1}
-        if reference:
-            kwargs["experimental_op_resolver_type"] = lit.OpResolverType.BUILTIN_REF
-        self.it = lit.Interpreter(model_path=str(path), **kwargs)
-        self.it.allocate_tensors()
-        self.inp = self.it.get_input_details()[0]["index"]
-        self.out = self.it.get_output_details()[0]["index"]
-        self.invoke = self.it.invoke
-
-    def prepare(self, x):
-        self.it.set_tensor(self.inp, x)
-
-    def output(self):
-        return self.it.get_tensor(self.out).copy()
 
 
 class ORT:

@@ -56,7 +56,8 @@ class EdgeML:
 
 
 class LiteRT:
-    def __init__(self, path: Path, reference: bool):
+    """LiteRT on one thread (XNNPACK, or the reference kernels with reference=True), single input and output."""
+    def __init__(self, path: Path, reference: bool = False):
         from ai_edge_litert import interpreter as lit
         kwargs = {"num_threads": 1}
         if reference:
