@@ -272,11 +272,14 @@ def _add_train_parser(sub):
                    help="train under tf.distribute: mirrored (this host's devices) or multiworker (the cluster in "
                         "TF_CONFIG; run the same command on every worker, the chief writes --out); --batch-size "
                         "is the global batch")
+    g.add_argument("--stream", action="store_true",
+                   help="read --data through tf.data pipelines, never all in memory (image folders, .csv, .npz "
+                        "files or folders of .npz shards, .tfrecord files); for data larger than memory")
     p.set_defaults(fn=_cmd_train)
 
 
 def _beyond_one_machine(args) -> dict:
-    return {"resume": args.resume, "distribute": args.distribute}
+    return {"resume": args.resume, "distribute": args.distribute, "stream": args.stream}
 
 
 def main(argv=None) -> int:
