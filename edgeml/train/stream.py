@@ -1,14 +1,16 @@
 """`edgeml train --stream`: training data read through tf.data pipelines, never the whole set in memory.
 
 What stays in memory: per sample its key, split and label (a few bytes: `edgeml.train.stream_sources`), and per
-split a bounded sample of SAMPLE_SIZE inputs, drawn evenly over the split in file order.  The sample is what
+split a bounded sample of SAMPLE_SIZE inputs (fewer when they would pass SAMPLE_BYTES decoded), drawn evenly over
+the split in file order.  The sample is what
 `StreamDataset.inputs(split)` returns: the zoo's Normalization statistics, the int8 calibration set (the converter
 takes 200 of the training sample), the guard rails' input checks and the latency input come from it.  Everything
 that must see every sample (fit, validation, the test split on every runtime) iterates `batches`.
 
 Pipeline per split: items (sharded per worker under MultiWorkerMirroredStrategy before anything is decoded,
 tf.data auto-sharding OFF so it does not shard again) -> decode -> cache in memory when the split's decoded size
-is at most CACHE_BYTES -> shuffle in a buffer of SHUFFLE_BUFFER samples (training; image paths are also shuffled
+is at most CACHE_BYTES -> shuffle in a buffer of SHUFFLE_BUFFER samples, at most SHUFFLE_BYTES (training; image
+paths are also shuffled
 whole before decoding) -> batch -> augment -> prefetch.  Streamed inputs are float32 and one array per sample.
 """
 from __future__ import annotations
@@ -25,10 +27,13 @@ from edgeml.train.data import DEFAULT_COLOR_MODE, DEFAULT_IMAGE_SIZE, Dataset, r
 from edgeml.train.distribute import tf_config
 from edgeml.train.stream_sources import open_source, split_codes
 
-SAMPLE_SIZE = 512
-CACHE_BYTES = 64 << 20
-SHUFFLE_BUFFER = 1024
-EVAL_BATCH = 256
+SAMPLE_SIZE = 512                  # inputs per split kept in memory, and at most SAMPLE_BYTES of them
+SAMPLE_BYTES = 32 << 20
+CACHE_BYTES = 64 << 20             # a split decoded to at most this is cached in memory after its first pass
+SHUFFLE_BUFFER = 1024              # samples in the shuffle buffer, and at most SHUFFLE_BYTES of them
+SHUFFLE_BYTES = 32 << 20
+EVAL_BATCH = 256                   # test samples per runtime call, and at most EVAL_BYTES of them
+EVAL_BYTES = 16 << 20
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
@@ -51,14 +56,23 @@ class StreamDataset(Dataset):
         return super().inputs(split)
 
     def decoded_bytes(self, split: str) -> int:
-        return self.size(split) * int(np.prod(self.input_shape)) * 4
+        return self.size(split) * self.sample_bytes
+
+    @property
+    def sample_bytes(self) -> int:
+        return int(np.prod(self.input_shape)) * 4
+
+    def bounded(self, count: int, limit: int) -> int:
+        """`count` samples, or fewer when they would pass `limit` bytes (at least one)."""
+        return max(1, min(count, limit // self.sample_bytes))
 
     def _sample(self, split: str) -> np.ndarray:
         idx = np.flatnonzero(self.codes == SPLIT_CODES[split])
-        picked = np.unique(np.linspace(0, len(idx) - 1, min(SAMPLE_SIZE, len(idx))).round().astype(np.int64))
+        count = min(self.bounded(SAMPLE_SIZE, SAMPLE_BYTES), len(idx))
+        picked = np.unique(np.linspace(0, len(idx) - 1, count).round().astype(np.int64))
         mask = np.zeros(len(self.codes), bool)
         mask[idx[picked]] = True
-        data = self.reader.dataset(mask, np.zeros(len(picked), np.int64)).batch(EVAL_BATCH)
+        data = self.reader.dataset(mask, np.zeros(len(picked), np.int64)).batch(64)
         return np.concatenate([x for x, _ in self._numpy(data, mask)]).astype(np.float32)
 
     def _numpy(self, data, mask):
@@ -88,7 +102,8 @@ class StreamDataset(Dataset):
         if self.decoded_bytes(split) <= CACHE_BYTES:
             data = data.cache()
         if training:
-            data = data.shuffle(SHUFFLE_BUFFER, seed=self.seed, reshuffle_each_iteration=True)
+            data = data.shuffle(self.bounded(SHUFFLE_BUFFER, SHUFFLE_BYTES), seed=self.seed,
+                                reshuffle_each_iteration=True)
         if repeat:
             data = data.repeat()
         data = data.batch(batch_size)
@@ -112,7 +127,7 @@ class StreamDataset(Dataset):
     def test_batches(self):
         """numpy input batches of the test split, in order (EVAL_BATCH samples each)."""
         mask = self.codes == SPLIT_CODES["test"]
-        for x, _ in self._numpy(self.batches("test", EVAL_BATCH), mask):
+        for x, _ in self._numpy(self.batches("test", self.bounded(EVAL_BATCH, EVAL_BYTES)), mask):
             yield x
 
 
@@ -191,6 +206,6 @@ def describe_stream(ds: StreamDataset) -> str:
     shard = f"; each of {ds.shard[0]} workers reads its 1/{ds.shard[0]} of the samples" if ds.shard else ""
     return (f"streamed data ({ds.reader.kind}, {ds.decoded_bytes('train') / 2 ** 20:.1f} MiB decoded training "
             f"split): splits by a seeded hash of each sample's key; Normalization statistics, int8 calibration and "
-            f"the guard rails' input checks from a sample of up to {SAMPLE_SIZE} inputs per split; cached in memory: "
-            f"{', '.join(cached) or 'none'} (splits up to {CACHE_BYTES >> 20} MiB decoded); shuffle buffer "
-            f"{SHUFFLE_BUFFER} samples{shard}")
+            f"the guard rails' input checks from a sample of up to {ds.bounded(SAMPLE_SIZE, SAMPLE_BYTES)} inputs "
+            f"per split; cached in memory: {', '.join(cached) or 'none'} (splits up to {CACHE_BYTES >> 20} MiB "
+            f"decoded); shuffle buffer {ds.bounded(SHUFFLE_BUFFER, SHUFFLE_BYTES)} samples{shard}")

@@ -94,8 +94,7 @@ class ImageFolder:
         self.source = f"image folder {path} ({len(classes)} classes, {self.size[0]}x{self.size[1]} {color_mode}, " \
                       f"{len(paths)} files, streamed)"
 
-    def decode(self, path):
-        tf, _ = keras_env()
+    def decode(self, tf, path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=self.channels, expand_animations=False)
         return tf.image.resize(image, self.size, method="bilinear")
 
@@ -106,14 +105,15 @@ class ImageFolder:
         data = _shard(tf.data.Dataset.from_tensor_slices((self.paths[mask], labels)), shard)
         if shuffle_seed is not None:
             data = data.shuffle(int(mask.sum()), seed=shuffle_seed, reshuffle_each_iteration=True)
-        return data.map(lambda p, y: (self.decode(p), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return data.map(lambda p, y: (self.decode(tf, p), y), num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=True)
 
     def locate_error(self, mask: np.ndarray) -> str | None:
         """The first file of `mask` that does not decode (after a decode error during training)."""
         tf, _ = keras_env()
         for p in self.paths[mask]:
             try:
-                self.decode(tf.constant(p))
+                self.decode(tf, tf.constant(p))
             except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, tf.errors.NotFoundError) as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 return f"the image '{p}' could not be decoded ({first[:200]}); remove or re-save it"
