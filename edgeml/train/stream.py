@@ -52,7 +52,7 @@ class StreamDataset(Dataset):
 
     def inputs(self, split: str) -> list:
         if getattr(self, f"x_{split}") is None:
-            setattr(self, f"x_{split}", self._sample(split))
+            self._read_samples()
         return super().inputs(split)
 
     def decoded_bytes(self, split: str) -> int:
@@ -66,14 +66,19 @@ class StreamDataset(Dataset):
         """`count` samples, or fewer when they would pass `limit` bytes (at least one)."""
         return max(1, min(count, limit // self.sample_bytes))
 
-    def _sample(self, split: str) -> np.ndarray:
-        idx = np.flatnonzero(self.codes == SPLIT_CODES[split])
-        count = min(self.bounded(SAMPLE_SIZE, SAMPLE_BYTES), len(idx))
-        picked = np.unique(np.linspace(0, len(idx) - 1, count).round().astype(np.int64))
+    def _read_samples(self) -> None:
+        """Every split's sample, in one pass over the source (a sequential file is read once, not three times)."""
         mask = np.zeros(len(self.codes), bool)
-        mask[idx[picked]] = True
-        data = self.reader.dataset(mask, np.zeros(len(picked), np.int64)).batch(64)
-        return np.concatenate([x for x, _ in self._numpy(data, mask)]).astype(np.float32)
+        for code in SPLIT_CODES.values():
+            idx = np.flatnonzero(self.codes == code)
+            count = min(self.bounded(SAMPLE_SIZE, SAMPLE_BYTES), len(idx))
+            mask[idx[np.unique(np.linspace(0, len(idx) - 1, count).round().astype(np.int64))]] = True
+        data = self.reader.dataset(mask, self.codes[mask]).batch(64)
+        parts = list(self._numpy(data, mask))
+        x, codes = np.concatenate([p[0] for p in parts]).astype(np.float32), np.concatenate([p[1] for p in parts])
+        for split, code in SPLIT_CODES.items():
+            if getattr(self, f"x_{split}") is None:
+                setattr(self, f"x_{split}", x[codes == code])
 
     def _numpy(self, data, mask):
         """The dataset's elements as numpy; a read or decode error becomes a DataError naming the file."""
