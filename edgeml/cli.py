@@ -216,8 +216,8 @@ def _add_train_parser(sub):
     g = p.add_argument_group("data")
     g.add_argument("--data", default="digits",
                    help="'digits' (scikit-learn's handwritten digits, the default), an image folder with one "
-                        "sub-folder per class, a .npz with arrays x and y (x_<input>, y_<output> for several), or a "
-                        ".csv with a label column")
+                        "sub-folder per class, a .npz with arrays x and y (x_<input>, y_<output> for several), a "
+                        ".csv with a label column, or (always streamed) a folder of .npz shards or .tfrecord files")
     g.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
                    help="how labels are read (auto: class names / whole numbers are classes, other numbers values)")
     g.add_argument("--label-column", metavar="NAME", help="the CSV column with the label (default: label, class, "
