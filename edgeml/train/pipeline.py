@@ -158,10 +158,12 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
     name = _zoo_name(cfg.model)
     user = None if name else _load_model(cfg)
     image_size, color_mode = _image_defaults(cfg, user)
-    load = load_stream if wants_stream(cfg) else load_dataset      # edgeml.train.stream: tf.data, never all
-    ds = load(cfg.data, seed=cfg.seed, val_fraction=cfg.validation_split, test_fraction=cfg.test_split,
-              image_size=image_size, color_mode=color_mode, label_column=cfg.label_column, task=cfg.task,
-              **({"distribute": cfg.distribute} if load is load_stream else {}))
+    reading = dict(seed=cfg.seed, val_fraction=cfg.validation_split, test_fraction=cfg.test_split,
+                   image_size=image_size, color_mode=color_mode, label_column=cfg.label_column, task=cfg.task)
+    if wants_stream(cfg):                    # edgeml.train.stream: through tf.data, never all in memory
+        ds = load_stream(cfg.data, distribute=cfg.distribute, **reading)
+    else:
+        ds = load_dataset(cfg.data, **reading)
     shapes = ", ".join(str(s) for s in ds.input_shapes)
     classes = f"{ds.num_classes} classes" if ds.num_classes else "regression targets"
     console.say(f"data: {ds.source}: {ds.size('train')} train / {ds.size('val')} validation / "
