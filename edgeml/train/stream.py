@@ -7,11 +7,13 @@ the split in file order.  The sample is what
 takes 200 of the training sample), the guard rails' input checks and the latency input come from it.  Everything
 that must see every sample (fit, validation, the test split on every runtime) iterates `batches`.
 
-Pipeline per split: items (sharded per worker under MultiWorkerMirroredStrategy before anything is decoded,
+Pipeline per split: items (sharded per worker under MultiWorkerMirroredStrategy: image paths, CSV lines and
+TFRecord records before they are decoded, .npz rows after they are read, so every worker reads every shard;
 tf.data auto-sharding OFF so it does not shard again) -> decode -> cache in memory when the split's decoded size
 is at most CACHE_BYTES -> shuffle in a buffer of SHUFFLE_BUFFER samples, at most SHUFFLE_BYTES (training; image
-paths are also shuffled
-whole before decoding) -> batch -> augment -> prefetch.  Streamed inputs are float32 and one array per sample.
+paths are also shuffled whole before decoding, .npz shards are read in a new order every epoch; the rows of one CSV
+or TFRecord file come in file order into the buffer, so a file sorted by class should be shuffled once on disk)
+-> batch -> augment -> prefetch.  Streamed inputs are float32 and one array per sample.
 """
 from __future__ import annotations
 

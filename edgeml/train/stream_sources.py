@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import math
 import os
 import zipfile
@@ -293,12 +294,16 @@ class NpzShards:
         self.source = f"{os.path.basename(path.rstrip(os.sep))} ({len(self.files)} .npz shard" \
                       f"{'s' if len(self.files) > 1 else ''}, {sum(counts)} samples, per-sample shape {shape}, streamed)"
 
-    def rows(self, mask: np.ndarray):
-        """x rows (float32) where `mask`, in order, read NPZ_CHUNK_ROWS at a time."""
-        start = 0
-        for f, count in zip(self.files, self.counts):
+    def rows(self, mask: np.ndarray, labels: np.ndarray, order_seed=None):
+        """(x row as float32, its label) where `mask`, read NPZ_CHUNK_ROWS at a time; the shards in file order, or
+        in an order drawn from `order_seed` (rows within a shard stay in file order)."""
+        position = np.cumsum(mask) - 1                  # sample -> its index in labels
+        starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
+        order = range(len(self.files)) if order_seed is None else \
+            np.random.default_rng(order_seed).permutation(len(self.files))
+        for s in order:
+            f, count, start = self.files[s], self.counts[s], int(starts[s])
             keep = mask[start:start + count]
-            start += count
             if not keep.any():
                 continue
             with zipfile.ZipFile(f) as z:
@@ -316,15 +321,31 @@ class NpzShards:
                                             "rows (a cut file)")
                         rows = np.frombuffer(chunk, dtype).reshape((n,) + tuple(shape[1:]))
                         for r in np.flatnonzero(keep[first:first + n]):
-                            yield rows[r].astype(np.float32).reshape(self.sample_shape)
+                            yield (rows[r].astype(np.float32).reshape(self.sample_shape),
+                                   labels[position[start + first + r]])
 
-    def dataset(self, mask: np.ndarray, labels: tuple, shard=None, shuffle_seed=None):
+    def dataset(self, mask: np.ndarray, labels, shard=None, shuffle_seed=None):
+        """(x, label) where `mask`; with shuffle_seed the shard order is drawn anew on every pass (the same on
+        every worker: each draws from (seed, pass number)), so a shard sorted by class is not seen at one place
+        of every epoch."""
         tf, _ = keras_env()
-        spec = tf.TensorSpec(self.sample_shape, tf.float32)
-        rows = tf.data.Dataset.from_generator(lambda: self.rows(mask), output_signature=spec)
-        return _shard(tf.data.Dataset.zip((rows, tf.data.Dataset.from_tensor_slices(labels))), shard)
+        labels = np.asarray(labels)
+        spec = (tf.TensorSpec(self.sample_shape, tf.float32), tf.TensorSpec(labels.shape[1:], labels.dtype))
+        passes = itertools.count()
+
+        def generate():
+            yield from self.rows(mask, labels, None if shuffle_seed is None else (shuffle_seed, next(passes)))
+        return _shard(tf.data.Dataset.from_generator(generate, output_signature=spec), shard)
 
     def locate_error(self, mask: np.ndarray) -> str | None:
+        """Why a shard could not be streamed (a cut file), read again outside tf.data."""
+        try:
+            for _ in self.rows(mask, np.zeros(int(mask.sum()))):
+                pass
+        except DataError as exc:
+            return str(exc)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            return f"a .npz shard could not be read while streaming: {exc}"
         return None
 
 
