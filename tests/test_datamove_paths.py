@@ -4,7 +4,7 @@ written from LiteRT's reference formulas (not from the kernels):
 - RESIZE_BILINEAR uint8 (the reference's float template: four products and sums in float32, + 0.5, truncated)
   and int8 (ResizeBilinearInteger: 10-bit weights, the 2^-20 sum rounded half away from zero, or half up with
   single rounding), with align_corners / half_pixel_centers / neither, up- and downscaling, batch 2, depths
-  around the vector widths (1, 3, 7, 8, 9, 16, 17, 21, 33, 64);
+  around the vector widths (1, 3, 7, 8, 9, 16, 17, 21, 33, 64), rows wider than the uint8 kernel's row buffer;
 - ARG_MAX / ARG_MIN of int8 and uint8 over the last axis (sizes 1 .. 40, ties: the first index) and a middle
   axis, int32 and int64 outputs.
 
@@ -65,7 +65,7 @@ def resize_expect(x, oh, ow, align, half, rounding):
 RESIZE_CASES = [  # n, ih, iw, c, oh, ow
     (1, 4, 5, 21, 9, 13), (2, 3, 3, 8, 7, 5), (1, 5, 4, 9, 11, 8), (1, 6, 7, 16, 3, 4), (1, 2, 3, 17, 5, 9),
     (1, 7, 5, 33, 7, 12), (1, 3, 4, 64, 6, 8), (1, 4, 4, 3, 9, 9), (1, 5, 6, 1, 8, 3), (1, 3, 5, 7, 6, 10),
-    (1, 1, 1, 32, 2, 2)]
+    (1, 1, 1, 32, 2, 2), (1, 4, 20, 16, 2, 5), (1, 3, 130, 33, 4, 140)]
 for n, ih, iw, c, oh, ow in RESIZE_CASES:
     for dtype in (np.uint8, np.int8):
         info = np.iinfo(dtype)

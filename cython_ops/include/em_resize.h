@@ -222,13 +222,88 @@ EM_RS_AVX512 static void em_resize_bilinear_i8_avx512(const em_params* p) {
         })
     })
 }
+/* uint8 upscaling: each output row's two source rows multiplied once by (1 - dy) and dy into floats (the first
+ * product of each of the reference's four terms, the same roundings), then each output pixel multiplies its four
+ * by (1 - dx) and dx and sums them in the reference's order.  Rows of up to EM_RS_ROW_FLOATS values. */
+#define EM_RS_ROW_FLOATS 4096
+#define EM_RS_ROWS_BODY(W, VEC, LOADU8, SET1, MUL, ADD, LOADF, STOREF, STORE_RUN)                           \
+    {                                                                                                       \
+        const int64_t* d = p->i;                                                                            \
+        const int64_t ih = d[EM_RESIZE_I_IN_H], iw = d[EM_RESIZE_I_IN_W], c = d[EM_RESIZE_I_DEPTH];         \
+        const int64_t oh = d[EM_RESIZE_I_OUT_H], ow = d[EM_RESIZE_I_OUT_W], m = iw * c;                     \
+        const int32_t* yi = (const int32_t*)p->ptr[EM_RESIZE_P_Y_INDEX];                                    \
+        const int32_t* xi = (const int32_t*)p->ptr[EM_RESIZE_P_X_INDEX];                                    \
+        const float* wy = (const float*)p->ptr[EM_RESIZE_P_Y_WEIGHT];                                       \
+        const float* wx = (const float*)p->ptr[EM_RESIZE_P_X_WEIGHT];                                       \
+        const uint8_t* in = (const uint8_t*)p->ptr[EM_RESIZE_P_INPUT];                                      \
+        uint8_t* out = (uint8_t*)p->ptr[EM_RESIZE_P_OUTPUT];                                                \
+        float v0[EM_RS_ROW_FLOATS], v1[EM_RS_ROW_FLOATS];                                                   \
+        for (int64_t b = 0; b < d[EM_RESIZE_I_BATCH]; b++) {                                                \
+            const uint8_t* image = in + b * ih * iw * c;                                                    \
+            for (int64_t y = 0; y < oh; y++) {                                                              \
+                const uint8_t* row0 = image + yi[2 * y] * m;                                                \
+                const uint8_t* row1 = image + yi[2 * y + 1] * m;                                            \
+                const float fay = 1.0f - wy[y], fdy = wy[y];                                                \
+                const VEC ay = SET1(fay), dy = SET1(fdy);                                                   \
+                int64_t i = 0;                                                                              \
+                for (; i + (W) <= m; i += (W)) {                                                            \
+                    STOREF(v0 + i, MUL(LOADU8(row0 + i), ay));                                              \
+                    STOREF(v1 + i, MUL(LOADU8(row1 + i), dy));                                              \
+                }                                                                                           \
+                for (; i < m; i++) {                                                                        \
+                    v0[i] = (float)row0[i] * fay;                                                           \
+                    v1[i] = (float)row1[i] * fdy;                                                           \
+                }                                                                                           \
+                for (int64_t x = 0; x < ow; x++, out += c) {                                                \
+                    const float *q00 = v0 + xi[2 * x] * c, *q10 = v1 + xi[2 * x] * c;                       \
+                    const float *q01 = v0 + xi[2 * x + 1] * c, *q11 = v1 + xi[2 * x + 1] * c;               \
+                    const VEC ax = SET1(1.0f - wx[x]), dx = SET1(wx[x]);                                    \
+                    EM_RS_RUNS(W, {                                                                         \
+                        VEC t = MUL(LOADF(q00 + k), ax);                                                    \
+                        t = ADD(t, MUL(LOADF(q10 + k), ax));                                                \
+                        t = ADD(t, MUL(LOADF(q01 + k), dx));                                                \
+                        t = ADD(t, MUL(LOADF(q11 + k), dx));                                                \
+                        STORE_RUN(out + k, t);                                                              \
+                    })                                                                                      \
+                }                                                                                           \
+            }                                                                                               \
+        }                                                                                                   \
+    }
+
+EM_RS_AVX2 static inline void em_rs_store_u8x8(uint8_t* dst, __m256 t) {
+    em_rs_store8(dst, _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_set1_ps(0.5f))), 0);
+}
+
+EM_RS_AVX2 static void em_resize_bilinear_u8_rows_avx2(const em_params* p)
+    EM_RS_ROWS_BODY(8, __m256, em_rs_u8x8, _mm256_set1_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_loadu_ps,
+                    _mm256_storeu_ps, em_rs_store_u8x8)
+
+EM_RS_AVX512 static inline void em_rs_store_u8x16(uint8_t* dst, __m512 t) {
+    const __m512i q = _mm512_max_epi32(_mm512_cvttps_epi32(_mm512_add_ps(t, _mm512_set1_ps(0.5f))),
+                                       _mm512_setzero_si512());
+    _mm_storeu_si128((__m128i*)dst, _mm512_cvtusepi32_epi8(q));
+}
+
+EM_RS_AVX512 static void em_resize_bilinear_u8_rows_avx512(const em_params* p)
+    EM_RS_ROWS_BODY(16, __m512, em_rs_u8x16, _mm512_set1_ps, _mm512_mul_ps, _mm512_add_ps, _mm512_loadu_ps,
+                    _mm512_storeu_ps, em_rs_store_u8x16)
 #endif
 
 static void em_resize_bilinear_u8(const em_params* p) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    const int64_t c = p->i[EM_RESIZE_I_DEPTH];
-    if (em_isa() >= EM_ISA_AVX512 && c >= 16) { em_resize_bilinear_u8_avx512(p); return; }
-    if (em_isa() >= EM_ISA_AVX2 && c >= 8) { em_resize_bilinear_u8_avx2(p); return; }
+    const int64_t c = p->i[EM_RESIZE_I_DEPTH], iw = p->i[EM_RESIZE_I_IN_W];
+    /* the row products pay off when each source value serves about two outputs or more */
+    const int rows = iw * c <= EM_RS_ROW_FLOATS && iw <= 2 * p->i[EM_RESIZE_I_OUT_W];
+    if (em_isa() >= EM_ISA_AVX512 && c >= 16) {
+        if (rows) em_resize_bilinear_u8_rows_avx512(p);
+        else em_resize_bilinear_u8_avx512(p);
+        return;
+    }
+    if (em_isa() >= EM_ISA_AVX2 && c >= 8) {
+        if (rows) em_resize_bilinear_u8_rows_avx2(p);
+        else em_resize_bilinear_u8_avx2(p);
+        return;
+    }
 #endif
     em_resize_bilinear_u8_scalar(p);
 }
