@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from cython_ops import load_pack
 from edgeml.runtime.plan import Ctx
 
 BLOCK_COLS, BLOCK_DEPTH = 16, 4       # one zero block = one vpdpbusd skipped (16 int32 lanes x 4 bytes)
@@ -23,6 +24,9 @@ def block_mask(w2: np.ndarray) -> np.ndarray:
 
 def block_density(w2: np.ndarray) -> float:
     """The fraction of 16x4 blocks that hold a nonzero weight (1.0 for an empty matrix)."""
+    if w2.dtype == np.int8 and w2.ndim == 2:      # one C pass, no mask
+        nonzero, blocks = load_pack.count_nonzero_blocks_s8(w2, BLOCK_COLS, BLOCK_DEPTH)
+        return nonzero / blocks if blocks else 1.0
     mask = block_mask(w2)
     return float(mask.mean()) if mask.size else 1.0
 

@@ -1,0 +1,94 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Load-time helpers of the weight packers (edgeml/runtime/packing.py, packing_sparse.py): one pass in C over
+int8 weights where the numpy forms take several passes and temporaries.  Not kernels: no KERNELS table; each
+function has a numpy twin in the module that calls it, and tests/test_load_fast_paths.py compares the two."""
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+
+def count_nonzero_blocks_s8(const int8_t[:, :] w, Py_ssize_t cols, Py_ssize_t depth):
+    """(blocks holding a nonzero weight, all blocks) of w [N][K] cut into cols x depth blocks, the last ones
+    zero-padded (packing_sparse.block_mask counted)."""
+    cdef Py_ssize_t n = w.shape[0], k = w.shape[1]
+    cdef Py_ssize_t groups = (n + cols - 1) // cols, kblocks = (k + depth - 1) // depth
+    cdef Py_ssize_t g, r, j, whole, count = 0
+    cdef uint32_t word
+    cdef const int8_t* row
+    cdef uint32_t[::1] seen = np.zeros(max(kblocks, 1), np.uint32)
+    # rows of contiguous bytes, blocks 4 deep: one 32-bit OR per block
+    cdef bint words = depth == 4 and (n == 0 or k == 0 or w.strides[1] == 1)
+    whole = k // 4 if words else 0
+    for g in range(groups):
+        memset(&seen[0], 0, kblocks * sizeof(uint32_t))
+        for r in range(g * cols, min(n, (g + 1) * cols)):
+            if words:
+                row = &w[r, 0]
+                for j in range(whole):
+                    memcpy(&word, row + 4 * j, 4)
+                    seen[j] |= word
+                for j in range(4 * whole, k):
+                    seen[j // 4] |= <uint8_t>row[j]
+            else:
+                for j in range(k):
+                    seen[j // depth] |= <uint8_t>w[r, j]
+        for j in range(kblocks):
+            count += seen[j] != 0
+    return count, groups * kblocks
+
+
+def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eight):
+    """w [N][K] -> out [ceil(N / 16)][ceil(K / 4)][16][4] (zero padding; with repeat_eight and N == 8, lanes 8-15
+    repeat rows 0-7); returns the int64 row sums of w."""
+    cdef Py_ssize_t n = w.shape[0], k = w.shape[1]
+    cdef Py_ssize_t kgroups = out.shape[1], r, j, c
+    cdef int64_t s
+    cdef int8_t v
+    cdef int8_t* base
+    sums_array = np.empty(n, np.int64)
+    cdef int64_t[::1] sums = sums_array
+    if out.shape[0] * 16 < n or out.shape[2] != 16 or out.shape[3] != 4 or kgroups * 4 < k:
+        raise ValueError("pack_vnni_s8: the output blocks do not hold the weights")
+    if out.size:
+        memset(&out[0, 0, 0, 0], 0, out.size)
+    cdef Py_ssize_t b, g, whole = k // 4
+    cdef int32_t s32
+    cdef const int8_t* src
+    if n and k and w.strides[1] == 1:
+        # rows of contiguous bytes: each 4-deep run moves as one 32-bit word, the stores are sequential
+        for b in range((n + 15) // 16):
+            base = &out[b, 0, 0, 0]
+            for g in range(whole):
+                for r in range(16 * b, min(n, 16 * b + 16)):
+                    memcpy(base + g * 64 + (r - 16 * b) * 4, &w[r, 4 * g], 4)
+            if whole < kgroups:
+                for r in range(16 * b, min(n, 16 * b + 16)):
+                    for j in range(4 * whole, k):
+                        base[whole * 64 + (r - 16 * b) * 4 + j - 4 * whole] = w[r, j]
+        for r in range(n):
+            src = &w[r, 0]
+            if k < (1 << 23):       # |sum| < 2^30: int32 sums, which the compiler vectorizes
+                s32 = 0
+                for j in range(k):
+                    s32 += src[j]
+                sums[r] = s32
+            else:
+                s = 0
+                for j in range(k):
+                    s += src[j]
+                sums[r] = s
+    else:
+        for r in range(n):
+            base = &out[0, 0, 0, 0] + (r // 16) * kgroups * 64 + (r % 16) * 4
+            s = 0
+            for j in range(k):
+                v = w[r, j]
+                base[(j >> 2) * 64 + (j & 3)] = v
+                s += v
+            sums[r] = s
+    if repeat_eight and n == 8:
+        base = &out[0, 0, 0, 0]
+        for j in range(kgroups):
+            memcpy(base + j * 64 + 32, base + j * 64, 32)
+    return sums_array

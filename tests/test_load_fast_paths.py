@@ -1,0 +1,133 @@
+"""The load-time fast paths (cython_ops/load_pack.pyx and the shortcuts of the reader and the prepares) build
+exactly the plan their plain numpy / Python forms build: every packed array byte for byte, every kernel integer
+and float, on the MLPerf Tiny models (.tflite and .onnx), public models (uint8, detection, MobileNets) and
+catalogue models with awkward shapes (17 channels, depth multiplier 2 with dilation, 3-D FC input, 1-channel
+input).  Each model is compiled twice in one process: as loaded, and with every fast path swapped for its plain
+twin (reference_forms)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tflite_models as M
+import model_cache
+from converters.tflite import from_tflite
+from cython_ops import load_pack
+from edgeml.runtime import packing, packing_sparse
+from edgeml.runtime.compile import compile_graph
+from edgeml.runtime.layouts import layout_of
+
+CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nobias", "dense_3d_input",
+             "conv_5x5_17ch_to_32_large_accumulators", "conv_1ch_input_7x7_stride3", "small_cnn"]
+PUBLIC = ["traffic_model.tflite", "ssd_mobilenet_v1_025_224_int8.tflite", "mobilenet_v2_0.35_224_int8.tflite",
+          "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite"]
+
+
+def plain_count_nonzero_blocks(w, cols, depth):
+    mask = packing_sparse.block_mask(np.asarray(w))
+    return int(mask.sum()), mask.size
+
+
+def plain_pack_vnni(w, out, repeat_eight):
+    assert repeat_eight
+    return packing.vnni_blocks(np.asarray(w), out)
+
+
+@pytest.fixture
+def reference_forms(monkeypatch):
+    """Every fast path replaced by its plain twin for the test's duration."""
+    def apply():
+        monkeypatch.setattr(load_pack, "count_nonzero_blocks_s8", plain_count_nonzero_blocks)
+        monkeypatch.setattr(load_pack, "pack_vnni_s8", plain_pack_vnni)
+    return apply
+
+
+@pytest.fixture(scope="session")
+def models(request, tmp_path_factory) -> model_cache.ConvertedModels:
+    return model_cache.converted_models(request, tmp_path_factory, "tflite_models", M)
+
+
+def read(source):
+    if isinstance(source, bytes) or not str(source).endswith(".onnx"):
+        return from_tflite(source)
+    pytest.importorskip("onnx")
+    from converters.onnx import from_onnx
+    return from_onnx(str(source))
+
+
+def plan_contents(source) -> tuple:
+    """What a plan hands its kernels: per step the kernel, its integers and floats, and the bytes of every array
+    the plan keeps (packed weights, biases, requantization and tables, in the order the prepares made them)."""
+    graph = read(source)
+    plan = compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
+    steps = []
+    for step in plan.steps:
+        _, ints, floats, *_ = step.make(lambda t: 0)
+        layout = layout_of(step.kernel)
+        steps.append((step.kernel, [int(v) for v in layout.ints(**ints)], [float(v) for v in layout.floats(**floats)]))
+    kept = [(a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes()) for a in plan.keep
+            if isinstance(a, np.ndarray)]
+    constants = {t: (a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes()) for t, a in plan.constants.items()}
+    return steps, kept, constants
+
+
+def assert_same_plan(source, reference_forms):
+    fast = plan_contents(source)
+    reference_forms()
+    plain = plan_contents(source)
+    assert [s[0] for s in fast[0]] == [s[0] for s in plain[0]], "different kernels"
+    for k, (a, b) in enumerate(zip(fast[0], plain[0])):
+        assert a == b, f"step {k} ({a[0]}): different integers or floats"
+    assert len(fast[1]) == len(plain[1]), "a different number of kept arrays"
+    for k, (a, b) in enumerate(zip(fast[1], plain[1])):
+        assert a == b, f"kept array {k} ({a[0]} {a[1]} / {b[0]} {b[1]}) differs"
+    assert fast[2].keys() == plain[2].keys()
+    for t in fast[2]:
+        assert fast[2][t] == plain[2][t], f"constant tensor {t} differs"
+
+
+@pytest.mark.parametrize("name", ["ad01_int8.tflite", "kws_ref_model.tflite", "pretrainedResnet_quant.tflite",
+                                  "vww_96_int8.tflite", "ad01_int8.onnx", "kws_ref_model.onnx",
+                                  "pretrainedResnet_quant.onnx", "vww_96_int8.onnx"])
+def test_mlperf_plans_equal_the_plain_forms(name, reference_models, reference_forms):
+    folder = "mlperf_tiny_onnx" if name.endswith(".onnx") else "mlperf_tiny"
+    assert_same_plan(reference_models / folder / name, reference_forms)
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_public_plans_equal_the_plain_forms(name, public_models, reference_forms):
+    path = public_models / "tflite" / name
+    if not path.exists():
+        pytest.skip(f"{name} is not in the public corpus")
+    assert_same_plan(path, reference_forms)
+
+
+@pytest.mark.parametrize("name", CATALOGUE)
+def test_catalogue_plans_equal_the_plain_forms(name, models, reference_forms):
+    assert_same_plan(models.get(name, "int8"), reference_forms)
+
+
+@pytest.mark.parametrize("n,k", [(0, 5), (1, 1), (7, 3), (8, 27), (16, 4), (17, 5), (33, 64), (48, 1001)])
+def test_vnni_blocks_equal_the_numpy_form(n, k):
+    rng = np.random.default_rng(n * 31 + k)
+    w = rng.integers(-128, 128, size=(n, k)).astype(np.int8)
+    w[:, ::3] = 0
+    for view in (w, np.asfortranarray(w), np.repeat(w, 2, axis=1)[:, ::2]):
+        shape = (-(-n // 16), -(-k // 4), 16, 4)
+        fast, plain = np.full(shape, 99, np.int8), np.full(shape, 99, np.int8)
+        sums = load_pack.pack_vnni_s8(view, fast, True)
+        np.testing.assert_array_equal(sums, packing.vnni_blocks(w, plain))
+        np.testing.assert_array_equal(fast, plain)
+
+
+@pytest.mark.parametrize("n,k", [(0, 3), (1, 1), (15, 3), (16, 4), (17, 9), (40, 130), (3, 1001)])
+def test_block_counts_equal_the_mask(n, k):
+    rng = np.random.default_rng(n + 7 * k)
+    w = rng.integers(-128, 128, size=(n, k)).astype(np.int8)
+    w[rng.random((n, k)) < 0.9] = 0
+    w[:, :2] = 0
+    for view in (w, np.asfortranarray(w), np.repeat(w, 2, axis=1)[:, ::2]):
+        mask = packing_sparse.block_mask(w)
+        assert load_pack.count_nonzero_blocks_s8(view, 16, 4) == (int(mask.sum()), mask.size)
+        density = packing_sparse.block_density(view)
+        assert density == (float(mask.mean()) if mask.size else 1.0)
