@@ -8,31 +8,40 @@ from libc.string cimport memcpy, memset
 import numpy as np
 
 
-def count_nonzero_blocks_s8(const int8_t[:, :] w, Py_ssize_t cols, Py_ssize_t depth):
+def count_nonzero_blocks_s8(const int8_t[:, :] w, Py_ssize_t cols, Py_ssize_t depth, Py_ssize_t segment=0):
     """(blocks holding a nonzero weight, all blocks) of w [N][K] cut into cols x depth blocks, the last ones
-    zero-padded (packing_sparse.block_mask counted)."""
+    zero-padded (packing_sparse.block_mask counted).  segment > 0: each run of `segment` K values (K a multiple of
+    it) is zero-padded to a multiple of depth on its own, as the implicit-GEMM convs pack each window row."""
     cdef Py_ssize_t n = w.shape[0], k = w.shape[1]
-    cdef Py_ssize_t groups = (n + cols - 1) // cols, kblocks = (k + depth - 1) // depth
-    cdef Py_ssize_t g, r, j, whole, count = 0
+    if segment <= 0 or k == 0:
+        segment = max(k, 1)
+    if k % segment:
+        raise ValueError("count_nonzero_blocks_s8: K is not a multiple of the segment")
+    cdef Py_ssize_t per_segment = (segment + depth - 1) // depth
+    cdef Py_ssize_t groups = (n + cols - 1) // cols, kblocks = (k // segment) * per_segment
+    cdef Py_ssize_t g, r, j, sg, whole, count = 0
     cdef uint32_t word
     cdef const int8_t* row
+    cdef uint32_t* seen_row
     cdef uint32_t[::1] seen = np.zeros(max(kblocks, 1), np.uint32)
     # rows of contiguous bytes, blocks 4 deep: one 32-bit OR per block
     cdef bint words = depth == 4 and (n == 0 or k == 0 or w.strides[1] == 1)
-    whole = k // 4 if words else 0
+    whole = segment // 4 if words else 0
     for g in range(groups):
         memset(&seen[0], 0, kblocks * sizeof(uint32_t))
         for r in range(g * cols, min(n, (g + 1) * cols)):
             if words:
-                row = &w[r, 0]
-                for j in range(whole):
-                    memcpy(&word, row + 4 * j, 4)
-                    seen[j] |= word
-                for j in range(4 * whole, k):
-                    seen[j // 4] |= <uint8_t>row[j]
+                for sg in range(k // segment):
+                    row = &w[r, sg * segment]
+                    seen_row = &seen[sg * per_segment]
+                    for j in range(whole):
+                        memcpy(&word, row + 4 * j, 4)
+                        seen_row[j] |= word
+                    for j in range(4 * whole, segment):
+                        seen_row[j // 4] |= <uint8_t>row[j]
             else:
                 for j in range(k):
-                    seen[j // depth] |= <uint8_t>w[r, j]
+                    seen[j // segment * per_segment + j % segment // depth] |= <uint8_t>w[r, j]
         for j in range(kblocks):
             count += seen[j] != 0
     return count, groups * kblocks

@@ -23,8 +23,9 @@ PUBLIC = ["traffic_model.tflite", "ssd_mobilenet_v1_025_224_int8.tflite", "mobil
           "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite"]
 
 
-def plain_count_nonzero_blocks(w, cols, depth):
-    mask = packing_sparse.block_mask(np.asarray(w))
+def plain_count_nonzero_blocks(w, cols, depth, segment=0):
+    w = np.asarray(w)
+    mask = packing_sparse.block_mask(packing_sparse.window_rows(w, segment) if segment else w)
     return int(mask.sum()), mask.size
 
 
@@ -131,3 +132,14 @@ def test_block_counts_equal_the_mask(n, k):
         assert load_pack.count_nonzero_blocks_s8(view, 16, 4) == (int(mask.sum()), mask.size)
         density = packing_sparse.block_density(view)
         assert density == (float(mask.mean()) if mask.size else 1.0)
+
+
+@pytest.mark.parametrize("n,rows,segment", [(1, 1, 1), (16, 3, 6), (17, 5, 9), (33, 2, 12), (5, 7, 3)])
+def test_window_row_block_counts_equal_the_padded_copy(n, rows, segment):
+    rng = np.random.default_rng(n + rows + segment)
+    w = rng.integers(-128, 128, size=(n, rows * segment)).astype(np.int8)
+    w[rng.random(w.shape) < 0.8] = 0
+    mask = packing_sparse.block_mask(packing_sparse.window_rows(w, segment))
+    for view in (w, np.asfortranarray(w)):
+        assert load_pack.count_nonzero_blocks_s8(view, 16, 4, segment) == (int(mask.sum()), mask.size)
+        assert packing_sparse.block_density(view, segment) == float(mask.mean())

@@ -22,13 +22,24 @@ def block_mask(w2: np.ndarray) -> np.ndarray:
     return padded.reshape(groups, BLOCK_COLS, depth, BLOCK_DEPTH).any(axis=(1, 3))
 
 
-def block_density(w2: np.ndarray) -> float:
-    """The fraction of 16x4 blocks that hold a nonzero weight (1.0 for an empty matrix)."""
+def block_density(w2: np.ndarray, segment: int = 0) -> float:
+    """The fraction of 16x4 blocks that hold a nonzero weight (1.0 for an empty matrix); segment > 0: of w2 with
+    each run of `segment` K values zero-padded to a multiple of 4 (window_rows)."""
     if w2.dtype == np.int8 and w2.ndim == 2:      # one C pass, no mask
-        nonzero, blocks = load_pack.count_nonzero_blocks_s8(w2, BLOCK_COLS, BLOCK_DEPTH)
+        nonzero, blocks = load_pack.count_nonzero_blocks_s8(w2, BLOCK_COLS, BLOCK_DEPTH, segment)
         return nonzero / blocks if blocks else 1.0
-    mask = block_mask(w2)
+    mask = block_mask(window_rows(w2, segment) if segment else w2)
     return float(mask.mean()) if mask.size else 1.0
+
+
+def window_rows(w2: np.ndarray, segment: int) -> np.ndarray:
+    """[N][K] -> [N][K / segment * ceil(segment / 4) * 4]: each run of `segment` K values (a conv's window row,
+    KW * IC) zero-padded to a multiple of 4, as the implicit-GEMM convs read their weights."""
+    n, k = w2.shape
+    span4 = -(-segment // 4) * 4
+    out = np.zeros((n, k // segment, span4), w2.dtype)
+    out[:, :, :segment] = w2.reshape(n, k // segment, segment)
+    return out.reshape(n, -1)
 
 
 @dataclass
