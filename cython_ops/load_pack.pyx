@@ -101,3 +101,39 @@ def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eig
         for j in range(kgroups):
             memcpy(base + j * 64 + 32, base + j * 64, 32)
     return sums_array
+
+
+cdef extern from "math.h" nogil:
+    double frexp(double x, int* exp)
+    double floor(double x)
+    bint isfinite(double x)
+
+
+def quantize_multipliers(const double[::1] real, int rounding):
+    """numerics.quantize_multipliers in one C pass (same double arithmetic: frexp, the exact scaling by 2^31,
+    rounding half up of the positive fraction): (int32 multipliers, int32 shifts); ValueError for a negative or
+    non-finite value, naming the first."""
+    cdef Py_ssize_t n = real.shape[0], i
+    cdef double q, scaled, whole
+    cdef int e
+    mult_array, shift_array = np.empty(n, np.int32), np.empty(n, np.int32)
+    cdef int32_t[::1] mult = mult_array
+    cdef int32_t[::1] shift = shift_array
+    for i in range(n):
+        if not (isfinite(real[i]) and real[i] >= 0):
+            raise ValueError(f"cannot quantize multiplier {real[i]!r}")
+        q = frexp(real[i], &e)
+        scaled = q * 2147483648.0
+        whole = floor(scaled)
+        if scaled - whole >= 0.5:
+            whole += 1.0
+        if whole == 2147483648.0:
+            whole = 1073741824.0
+            e += 1
+        if e < -31:
+            mult[i], shift[i] = 0, 0
+        elif rounding == 1 and e > 30:      # the single-rounding build clamps large multipliers
+            mult[i], shift[i] = 2147483647, 30
+        else:
+            mult[i], shift[i] = <int32_t>whole, e
+    return mult_array, shift_array

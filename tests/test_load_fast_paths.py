@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 import tflite_models as M
+from test_load_packing import multiplier_cases
 import model_cache
 from converters.tflite import from_tflite
 from cython_ops import load_pack
+from edgeml import numerics as Q
 from edgeml.runtime import packing, packing_sparse
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
@@ -40,6 +42,7 @@ def reference_forms(monkeypatch):
     def apply():
         monkeypatch.setattr(load_pack, "count_nonzero_blocks_s8", plain_count_nonzero_blocks)
         monkeypatch.setattr(load_pack, "pack_vnni_s8", plain_pack_vnni)
+        monkeypatch.setattr(load_pack, "quantize_multipliers", Q.quantize_multipliers)
     return apply
 
 
@@ -143,3 +146,19 @@ def test_window_row_block_counts_equal_the_padded_copy(n, rows, segment):
     for view in (w, np.asfortranarray(w)):
         assert load_pack.count_nonzero_blocks_s8(view, 16, 4, segment) == (int(mask.sum()), mask.size)
         assert packing_sparse.block_density(view, segment) == float(mask.mean())
+
+
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_c_multipliers_equal_the_scalar_form(rounding):
+    reals = np.concatenate([multiplier_cases(), [-0.0, 0.0]])
+    mult, shift = load_pack.quantize_multipliers(reals, rounding)
+    want = [Q.quantize_multiplier(r, rounding) for r in reals]
+    assert mult.dtype == np.int32 and shift.dtype == np.int32
+    np.testing.assert_array_equal(mult, [m for m, _ in want])
+    np.testing.assert_array_equal(shift, [s for _, s in want])
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf, -np.inf])
+def test_c_multipliers_refuse_what_the_scalar_form_refuses(bad):
+    with pytest.raises(ValueError, match="cannot quantize multiplier"):
+        load_pack.quantize_multipliers(np.array([0.25, bad]), 0)

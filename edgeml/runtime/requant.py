@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from cython_ops import load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, UINT8, Op
@@ -77,7 +78,7 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
         return ColumnRequant(REQUANT_FLOAT, zeros, zeros, scale32.astype(np.float64), scale32, out_zp, amin, amax)
     # effective scale in double: input_scale * filter_scale / output_scale
     real = (np.float64(Q.F32(s_in)) * ws) / np.float64(Q.F32(s_out))
-    mult, shift = Q.quantize_multipliers(real, ctx.rounding)
+    mult, shift = load_pack.quantize_multipliers(real, ctx.rounding)     # (Q.quantize_multipliers in C)
     mode = ctx.rounding
     if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
         mode = REQUANT_DOUBLE_SCALE      # LiteRT's reference FULLY_CONNECTED rescales in double
