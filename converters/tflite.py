@@ -162,11 +162,12 @@ def _quantization(t_fb: fbr.Table, tensor_desc: str, shape: tuple, dtype: np.dty
         if shape[axis] != scale.size:
             raise ModelFormatError(f"{tensor_desc}: {scale.size} per-axis scales for dimension {axis} "
                                    f"of size {shape[axis]}")
-    if not np.all(np.isfinite(scale)) or np.any(scale < 0):
+    # (min / max: a NaN or an infinity reaches one of them, and two reductions cost less than four checks)
+    if not (scale.min() >= 0 and math.isfinite(scale.max())):
         raise ModelFormatError(f"{tensor_desc}: quantization scale must be finite and non-negative")
-    if dtype.kind in "iu":
+    if dtype.kind in "iu" and zp.any():
         lo, hi = INT_RANGES[dtype]
-        if np.any(zp < lo) or np.any(zp > hi):
+        if zp.min() < lo or zp.max() > hi:
             raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
     # one scale is per tensor whatever quantized_dimension says (TFLite Micro reads it so; LiteRT refuses an axis
     # outside the shape)
@@ -304,7 +305,10 @@ def _tensor(t_fb: fbr.Table, i: int, buf: bytes, buffers: list) -> Tensor:
         if len(raw) != need:
             raise ModelFormatError(f"{desc}: buffer {b_index} holds {len(raw)} bytes, shape {list(shape)} "
                                    f"of {dtype} needs {need}")
-        data = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+        data = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
+        if data.dtype != dtype or not data.flags.aligned:     # else a read-only view of the file: no copy
+            data = data.astype(dtype)
+        data = data.reshape(shape)
     return Tensor(index=i, name=name, shape=shape, dtype=dtype, quant=quant, data=data,
                   is_variable=bool(t_fb.scalar(TENSOR_IS_VARIABLE, fbr.U8)), dynamic_dims=dynamic_dims)
 
