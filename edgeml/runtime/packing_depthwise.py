@@ -101,8 +101,9 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     if not every:
         ch = np.where(used, ch, 0)
     groups = -(-taps // kernel.group)
-    wt = np.zeros((groups * kernel.group, oc), np.int64)
-    wt[:taps] = w_taps.astype(np.int64) - (rq.w_zp if kernel.wide else 0)
+    # (in the packed type: w - w_zp fits int16, and the gathers below then move 1-2 bytes a value, not 8)
+    wt = np.zeros((groups * kernel.group, oc), np.int16 if kernel.wide else np.int8)
+    wt[:taps] = w_taps.astype(np.int16) - rq.w_zp if kernel.wide else w_taps
     wl = wt[:, ch] if every else np.where(used[None], wt[:, ch], 0)              # [taps][patterns][step]
     # [pattern][group][accumulator][lane][tap of the group]
     wl = wl.reshape(groups, kernel.group, patterns, 4, kernel.step // 4).transpose(2, 0, 3, 4, 1)
