@@ -68,9 +68,9 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
         raise ModelFormatError(f"{op.describe()}: {ws.size} weight scales for {n_out} output channels")
     if ws.size > 1 and w.quant.axis != axis:
         raise ModelFormatError(f"{op.describe()}: weights quantized along axis {w.quant.axis}, expected {axis}")
-    if np.any(w.quant.zero_point != 0):
+    if w.quant.zero_point.any():
         raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
-    ws = np.broadcast_to(ws, (n_out,)).astype(np.float64)
+    ws = ws.reshape(-1).astype(np.float64) if ws.size == n_out else np.full(n_out, ws.reshape(-1)[0], np.float64)
     if op.options.get("requant") == IR_REQUANT_FLOAT:        # onnxruntime: float32 scales, float requantization
         scale32 = Q.column_scales(s_in, ws, s_out)
         amin, amax = float_activation_range(op, act, s_out, out_zp)
