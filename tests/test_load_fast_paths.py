@@ -12,9 +12,11 @@ import pytest
 import tflite_models as M
 from test_load_packing import multiplier_cases
 import model_cache
+from converters import source
 from converters.tflite import from_tflite
 from cython_ops import load_pack
 from edgeml import numerics as Q
+from edgeml.errors import ModelFormatError
 from edgeml.runtime import packing, packing_sparse
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
@@ -162,3 +164,22 @@ def test_c_multipliers_equal_the_scalar_form(rounding):
 def test_c_multipliers_refuse_what_the_scalar_form_refuses(bad):
     with pytest.raises(ValueError, match="cannot quantize multiplier"):
         load_pack.quantize_multipliers(np.array([0.25, bad]), 0)
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 70001])
+def test_model_file_read_whole(size, tmp_path):
+    data = np.random.default_rng(size).integers(0, 256, size).astype(np.uint8).tobytes()
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    got = source.read_model_bytes(path)
+    assert isinstance(got, bytes) and got == data
+
+
+def test_model_file_over_the_limit_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(source, "MAX_MODEL_BYTES", 100)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(bytes(100))
+    assert len(source.read_model_bytes(path)) == 100
+    path.write_bytes(bytes(101))
+    with pytest.raises(ModelFormatError, match="more than a model file can have"):
+        source.read_model_bytes(path)
