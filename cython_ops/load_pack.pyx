@@ -137,3 +137,16 @@ def quantize_multipliers(const double[::1] real, int rounding):
         else:
             mult[i], shift[i] = <int32_t>whole, e
     return mult_array, shift_array
+
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_STRIDES
+
+
+def data_address(obj):
+    """The address of an array's first element (numpy's __array_interface__["data"][0], without building the
+    interface dict): the start of the buffer the object exports."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(obj, &view, PyBUF_STRIDES)
+    cdef size_t where = <size_t>view.buf
+    PyBuffer_Release(&view)
+    return where
