@@ -39,9 +39,13 @@ class ColumnRequant:
         """[mult, shift, scale64, scale32] kept alive for the kernels, zero-padded to `width` columns."""
         out = []
         for a in (self.mult, self.shift, self.scale64, self.scale32):
-            if width is not None and width > a.size:
-                a = np.pad(a, (0, width - a.size))
-            out.append(ctx.keep_array(a))
+            if width is not None and width > a.size:      # (np.pad costs more than the copy)
+                padded = ctx.keep_new((width,), a.dtype)
+                padded[:a.size] = a
+                padded[a.size:] = 0
+                out.append(padded)
+            else:
+                out.append(ctx.keep_array(a))
         return out
 
 
