@@ -150,3 +150,91 @@ def data_address(obj):
     cdef size_t where = <size_t>view.buf
     PyBuffer_Release(&view)
     return where
+
+
+from libc.stdint cimport int16_t
+
+
+def depthwise_lane_weights(const int8_t[:, :] w_taps, const int64_t[::1] ch, const uint8_t[::1] used,
+                           Py_ssize_t step, Py_ssize_t group, Py_ssize_t groups, int subtract, out):
+    """packing_depthwise's weights per vector lane in one pass: out (int8, or int16 for the wide kernels, `groups`
+    * group taps) [pattern][tap group][accumulator][lane / 4][tap of the group] = w_taps[tap][ch[lane]] - subtract,
+    0 for padding taps and unused lanes (used[lane] == 0)."""
+    cdef Py_ssize_t taps = w_taps.shape[0], lanes = ch.shape[0], quarter = step // 4
+    cdef Py_ssize_t patterns = lanes // step, p, g, a, l, t, lane, tap, at = 0
+    cdef int value
+    cdef int8_t[::1] out8
+    cdef int16_t[::1] out16
+    cdef bint wide = out.dtype.itemsize == 2
+    if wide:
+        out16 = out.reshape(-1)
+    else:
+        out8 = out.reshape(-1)
+    if out.size != patterns * groups * group * step or used.shape[0] != lanes or groups * group < taps:
+        raise ValueError("depthwise_lane_weights: sizes do not match")
+    for lane in range(lanes):
+        if used[lane] and not 0 <= ch[lane] < w_taps.shape[1]:
+            raise ValueError("depthwise_lane_weights: a lane's channel is outside the weights")
+    for p in range(patterns):
+        for g in range(groups):
+            for a in range(4):
+                for l in range(quarter):
+                    lane = p * step + a * quarter + l
+                    for t in range(group):
+                        tap = g * group + t
+                        value = w_taps[tap, ch[lane]] - subtract if tap < taps and used[lane] else 0
+                        if wide:
+                            out16[at] = <int16_t>value
+                        else:
+                            out8[at] = <int8_t>value
+                        at += 1
+
+
+def mbqm_lanes16(const int32_t[::1] mult, const int32_t[::1] shift):
+    """packing_depthwise.mbqm_lanes16 in one pass: per 16 lanes int32 m, m_odd, left, int64 add_e, add_o, neg_e,
+    neg_o, sh_e, sh_o (576 bytes)."""
+    cdef Py_ssize_t rows = mult.shape[0] // 16, r, i
+    out_array = np.zeros((rows, 576), np.uint8)
+    cdef uint8_t[:, ::1] out = out_array
+    cdef int32_t* i32
+    cdef int64_t* i64
+    cdef int64_t e
+    for r in range(rows):
+        i32 = <int32_t*>&out[r, 0]
+        i64 = <int64_t*>&out[r, 192]
+        for i in range(16):
+            i32[i] = mult[16 * r + i]
+            i32[16 + i] = mult[16 * r + i + 1] if i % 2 == 0 else 0
+            i32[32 + i] = shift[16 * r + i] if shift[16 * r + i] > 0 else 0
+        for i in range(16):     # even lanes fill the first half of each pair of int64 parts, odd lanes the second
+            e = -<int64_t>shift[16 * r + i]
+            if e < 0:
+                e = 0
+            if e > 33:
+                raise ValueError("mbqm_lanes16: a right shift beyond 33")
+            i64[(i % 2) * 8 + i // 2] = (1 << 30) + ((<int64_t>1) << (30 + e)) if e > 0 else (1 << 30)
+            i64[16 + (i % 2) * 8 + i // 2] = -(<int64_t>1 << 31) if e > 0 else 0
+            i64[32 + (i % 2) * 8 + i // 2] = 31 + e
+    return out_array
+
+
+def mbqm_lanes8(const int32_t[::1] mult, const int32_t[::1] shift):
+    """packing_depthwise.mbqm_lanes8 in one pass: per 8 lanes int32 m, m_odd, left, right, half (160 bytes)."""
+    cdef Py_ssize_t rows = mult.shape[0] // 8, r, i
+    out_array = np.zeros((rows, 160), np.uint8)
+    cdef uint8_t[:, ::1] out = out_array
+    cdef int32_t* i32
+    cdef int64_t s, right
+    for r in range(rows):
+        i32 = <int32_t*>&out[r, 0]
+        for i in range(8):
+            s = shift[8 * r + i]
+            right = -s if s < 0 else 0
+            if right > 32:
+                raise ValueError("mbqm_lanes8: a right shift beyond 32")
+            i32[i] = mult[8 * r + i]
+            i32[8 + i] = mult[8 * r + i + 1] if i % 2 == 0 else 0
+            i32[16 + i] = <int32_t>(s if s > 0 else 0)
+            i32[24 + i] = <int32_t>right
+            i32[32 + i] = <int32_t>((<int64_t>1) << (right - 1)) if right > 0 else 0
+    return out_array

@@ -17,7 +17,7 @@ from converters.tflite import from_tflite
 from cython_ops import load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError
-from edgeml.runtime import packing, packing_sparse
+from edgeml.runtime import packing, packing_depthwise, packing_sparse
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
 
@@ -38,6 +38,13 @@ def plain_pack_vnni(w, out, repeat_eight):
     return packing.vnni_blocks(np.asarray(w), out)
 
 
+def plain_depthwise_lane_weights(w_taps, ch, used, step, group, groups, subtract, out):
+    kernel = packing_depthwise.RowKernel("plain", step, group, out.dtype.itemsize == 2, 0)
+    used = np.asarray(used).view(bool).reshape(-1, step)
+    packing_depthwise.lane_weights(np.asarray(w_taps), np.asarray(ch).reshape(-1, step), used, bool(used.all()),
+                                   kernel, groups, subtract, out)
+
+
 @pytest.fixture
 def reference_forms(monkeypatch):
     """Every fast path replaced by its plain twin for the test's duration."""
@@ -45,6 +52,9 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "count_nonzero_blocks_s8", plain_count_nonzero_blocks)
         monkeypatch.setattr(load_pack, "pack_vnni_s8", plain_pack_vnni)
         monkeypatch.setattr(load_pack, "quantize_multipliers", Q.quantize_multipliers)
+        monkeypatch.setattr(load_pack, "depthwise_lane_weights", plain_depthwise_lane_weights)
+        monkeypatch.setattr(load_pack, "mbqm_lanes16", packing_depthwise.mbqm_lanes16)
+        monkeypatch.setattr(load_pack, "mbqm_lanes8", packing_depthwise.mbqm_lanes8)
     return apply
 
 
@@ -183,3 +193,34 @@ def test_model_file_over_the_limit_is_refused(tmp_path, monkeypatch):
     path.write_bytes(bytes(101))
     with pytest.raises(ModelFormatError, match="more than a model file can have"):
         source.read_model_bytes(path)
+
+
+@pytest.mark.parametrize("lanes", [16, 64, 1024])
+def test_requant_tables_equal_the_numpy_forms(lanes):
+    rng = np.random.default_rng(lanes)
+    mult = rng.integers(1 << 30, (1 << 31) - 1, lanes).astype(np.int32)
+    shift = rng.integers(-31, 12, lanes).astype(np.int32)
+    mult[::5], shift[::5] = 0, 0
+    np.testing.assert_array_equal(load_pack.mbqm_lanes16(mult, shift), packing_depthwise.mbqm_lanes16(mult, shift))
+    np.testing.assert_array_equal(load_pack.mbqm_lanes8(mult, shift), packing_depthwise.mbqm_lanes8(mult, shift))
+
+
+@pytest.mark.parametrize("kernel", sorted(packing_depthwise.ROW_KERNELS))
+@pytest.mark.parametrize("taps,oc,w_zp", [(9, 8, 0), (9, 17, 3), (25, 64, 0), (4, 1001, -5), (1, 40, 0)])
+def test_depthwise_lane_weights_equal_the_numpy_form(kernel, taps, oc, w_zp):
+    k = packing_depthwise.ROW_KERNELS[kernel]
+    rng = np.random.default_rng(taps * oc)
+    w = rng.integers(-128, 128, (taps, oc)).astype(np.int8)
+    patterns, segment = packing_depthwise.row_patterns(oc, k.step)
+    lanes = np.arange(patterns)[:, None] * k.step + packing_depthwise.lane_positions(k)[None, :]
+    ch = lanes % oc if segment == 0 else lanes
+    used = ch < oc
+    ch = np.where(used, ch, 0)
+    groups = -(-taps // k.group)
+    shape = (patterns, groups, 4, k.step // 4, k.group)
+    dtype = np.int16 if k.wide else np.int8
+    fast, plain = np.full(shape, 7, dtype), np.full(shape, 7, dtype)
+    load_pack.depthwise_lane_weights(w, ch.reshape(-1), used.reshape(-1).view(np.uint8), k.step, k.group, groups,
+                                     w_zp if k.wide else 0, fast)
+    packing_depthwise.lane_weights(w, ch, used, bool(used.all()), k, groups, w_zp, plain)
+    np.testing.assert_array_equal(fast, plain)
