@@ -17,7 +17,7 @@ from converters.tflite import from_tflite
 from cython_ops import load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError
-from edgeml.runtime import packing, packing_depthwise, packing_sparse
+from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
 
@@ -224,3 +224,31 @@ def test_depthwise_lane_weights_equal_the_numpy_form(kernel, taps, oc, w_zp):
                                      w_zp if k.wide else 0, fast)
     packing_depthwise.lane_weights(w, ch, used, bool(used.all()), k, groups, w_zp, plain)
     np.testing.assert_array_equal(fast, plain)
+
+
+def plan_arena_by_sorting(sizes: dict, lifetimes: dict) -> tuple:
+    """The arena planner as it was: every buffer's conflicts collected and sorted, then first fit."""
+    placed, offsets = [], {}
+    for key in sorted(sizes, key=lambda k: (-sizes[k], str(k))):
+        size = (sizes[key] + arena.ALIGN - 1) // arena.ALIGN * arena.ALIGN
+        first, last = lifetimes[key]
+        offset = 0
+        for o, s in sorted((o, s) for o, s, f, l in placed if not (l < first or f > last)):
+            if offset + size <= o:
+                break
+            offset = max(offset, o + s)
+        placed.append((offset, size, first, last))
+        offsets[key] = offset
+    return offsets, max((o + s for o, s, _, _ in placed), default=0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_arena_offsets_equal_the_sorting_planner(seed):
+    rng = np.random.default_rng(seed)
+    sizes, life = {}, {}
+    for k in range(int(rng.integers(0, 300))):
+        key = k if rng.random() < 0.8 else ("scratch", k)
+        sizes[key] = int(rng.choice([1, 64, 100, 4096, int(rng.integers(1, 100000))]))
+        start = int(rng.integers(0, 200))
+        life[key] = (start, start + int(rng.integers(0, 30)))
+    assert arena.plan_arena(sizes, life) == plan_arena_by_sorting(sizes, life)
