@@ -150,7 +150,10 @@ def _quantization(t_fb: fbr.Table, tensor_desc: str, shape: tuple, dtype: np.dty
             raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
         return Quantization(scale=np.array([s], np.float64), zero_point=np.array([z], np.int64), axis=0)
     scale = fbr.array(buf, s_start, n_scale, "<f4").astype(np.float64)
-    zp = fbr.array(buf, z_start, n_zp, "<i8").astype(np.int64) if n_zp else np.zeros(n_scale, np.int64)
+    # zero points that are all zero bytes (symmetric weights, int32 biases): counted in C, no array read
+    zeros = n_zp and isinstance(buf, (bytes, bytearray)) and buf.count(0, z_start, z_start + 8 * n_zp) == 8 * n_zp
+    zp = np.zeros(n_zp or n_scale, np.int64) if zeros or not n_zp else \
+        fbr.array(buf, z_start, n_zp, "<i8").astype(np.int64)
     if n_scale == 0:
         raise ModelFormatError(f"{tensor_desc}: quantization has zero points but no scales")
     if zp.size != scale.size:
@@ -162,10 +165,12 @@ def _quantization(t_fb: fbr.Table, tensor_desc: str, shape: tuple, dtype: np.dty
         if shape[axis] != scale.size:
             raise ModelFormatError(f"{tensor_desc}: {scale.size} per-axis scales for dimension {axis} "
                                    f"of size {shape[axis]}")
-    # (min / max: a NaN or an infinity reaches one of them, and two reductions cost less than four checks)
-    if not (scale.min() >= 0 and math.isfinite(scale.max())):
+    # (the float32 bits of finite, non-negative scales stay below 0x7F800000, -0.0 aside: one reduction, then
+    # min / max for the rest, where a NaN or an infinity reaches one of them)
+    if fbr.array(buf, s_start, n_scale, "<u4").max() >= 0x7F800000 and \
+            not (scale.min() >= 0 and math.isfinite(scale.max())):
         raise ModelFormatError(f"{tensor_desc}: quantization scale must be finite and non-negative")
-    if dtype.kind in "iu" and zp.any():
+    if dtype.kind in "iu" and not zeros and zp.any():
         lo, hi = INT_RANGES[dtype]
         if zp.min() < lo or zp.max() > hi:
             raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")

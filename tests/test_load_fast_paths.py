@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import edgeml
 import tflite_models as M
 from test_load_packing import multiplier_cases
 import model_cache
@@ -16,7 +17,7 @@ from converters import source
 from converters.tflite import from_tflite
 from cython_ops import load_pack
 from edgeml import numerics as Q
-from edgeml.errors import ModelFormatError
+from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
@@ -252,3 +253,31 @@ def test_arena_offsets_equal_the_sorting_planner(seed):
         start = int(rng.integers(0, 200))
         life[key] = (start, start + int(rng.integers(0, 30)))
     assert arena.plan_arena(sizes, life) == plan_arena_by_sorting(sizes, life)
+
+
+def with_weight_quantization(model_bytes: bytes, edit) -> bytes:
+    import uint8_models as U
+    model = U.load(model_bytes)
+    w = model.subgraphs[0].tensors[U.find_ops(model, "CONV_2D")[0].inputs[1]]
+    scales, zero_points = list(w.quantization.scale), list(w.quantization.zeroPoint)
+    edit(scales, zero_points)
+    U.set_quant(w, scales, zero_points, w.quantization.quantizedDimension)
+    return U.pack(model)
+
+
+@pytest.mark.parametrize("edit,error,message", [
+    (lambda s, z: s.__setitem__(3, float("nan")), ModelFormatError, "scale must be finite and non-negative"),
+    (lambda s, z: s.__setitem__(16, float("inf")), ModelFormatError, "scale must be finite and non-negative"),
+    (lambda s, z: s.__setitem__(0, -1e-3), ModelFormatError, "scale must be finite and non-negative"),
+    (lambda s, z: z.__setitem__(5, 200), ModelFormatError, "zero point outside the range of int8"),
+    (lambda s, z: z.__setitem__(5, -129), ModelFormatError, "zero point outside the range of int8"),
+    (lambda s, z: z.__setitem__(5, 3), UnsupportedOpError, "non-zero zero point"),
+    (lambda s, z: s.__setitem__(2, -0.0), None, ""),
+], ids=["nan", "inf", "negative", "zp_200", "zp_-129", "zp_3", "minus_zero"])
+def test_per_channel_quantization_checks(models, edit, error, message):
+    data = with_weight_quantization(models.get("conv_5x5_17ch_to_32_large_accumulators", "int8"), edit)
+    if error is None:
+        edgeml.Interpreter(data)
+        return
+    with pytest.raises(error, match=message):
+        edgeml.Interpreter(data)
