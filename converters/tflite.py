@@ -17,6 +17,7 @@ import numpy as np
 from converters import flatbuffer as fbr
 from converters.source import read_model_bytes
 from converters.tflite_custom import custom_op
+from converters.tflite_options import read_scalars, scalar_fields
 from converters.tflite_sparsity import sparse_values
 from converters.tflite_uint8 import hold_uint8_as_int8
 from edgeml.errors import ModelFormatError
@@ -108,6 +109,9 @@ def _options(op_fb: fbr.Table, op_name: str, buf: bytes, memo: dict) -> dict:
     fields = OPTION_FIELDS.get(cls)
     if fields is None:
         fields = OPTION_FIELDS[cls] = _option_fields(cls)
+    reads = scalar_fields(cls, fields)
+    if reads is not None:       # every field a scalar: one struct read each, no generated accessors
+        return read_scalars(reads, table)
     body_size = fbr.U16.unpack_from(buf, table.vtable + 2)[0] if table.vtable_size >= 4 else 0
     key = (kind, bytes(buf[table.vtable:table.vtable + table.vtable_size]),
            bytes(buf[table.pos:table.pos + body_size]))

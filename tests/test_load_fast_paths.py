@@ -14,6 +14,7 @@ import tflite_models as M
 from test_load_packing import multiplier_cases
 import model_cache
 from converters import source
+from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
 from cython_ops import load_pack
 from edgeml import numerics as Q
@@ -281,3 +282,33 @@ def test_per_channel_quantization_checks(models, edit, error, message):
         return
     with pytest.raises(error, match=message):
         edgeml.Interpreter(data)
+
+
+def options_of(data) -> list:
+    return [(op.type, {k: (type(v).__name__, v.tolist() if isinstance(v, np.ndarray) else v)
+                       for k, v in op.options.items()}) for op in from_tflite(data).ops]
+
+
+def assert_same_options(data, monkeypatch):
+    fast = options_of(data)
+    monkeypatch.setattr(tflite_reader, "scalar_fields", lambda cls, fields: None)
+    assert fast == options_of(data)
+
+
+@pytest.mark.parametrize("name", ["ad01_int8.tflite", "kws_ref_model.tflite", "pretrainedResnet_quant.tflite",
+                                  "vww_96_int8.tflite"])
+def test_mlperf_options_equal_the_generated_accessors(name, reference_models, monkeypatch):
+    assert_same_options(reference_models / "mlperf_tiny" / name, monkeypatch)
+
+
+def test_public_options_equal_the_generated_accessors(public_models, monkeypatch):
+    for path in sorted((public_models / "tflite").glob("*.tflite")):
+        assert_same_options(path, monkeypatch)
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("name", [n for n in M.SPECS if n.startswith(("strided_slice", "pack", "concat", "reduce",
+                                                                       "softmax", "leaky", "transpose", "gru",
+                                                                       "squeeze", "expand", "add_", "dense_"))])
+def test_catalogue_options_equal_the_generated_accessors(name, models, monkeypatch):
+    assert_same_options(models.get(name, "int8"), monkeypatch)
