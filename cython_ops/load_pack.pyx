@@ -1,11 +1,19 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Load-time helpers of the weight packers (edgeml/runtime/packing.py, packing_sparse.py): one pass in C over
-int8 weights where the numpy forms take several passes and temporaries.  Not kernels: no KERNELS table; each
-function has a numpy twin in the module that calls it, and tests/test_load_fast_paths.py compares the two."""
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t
+"""Load-time helpers (issue 15): one pass in C where the numpy forms of the packers (edgeml/runtime/packing.py,
+packing_sparse.py, packing_depthwise.py) and of the multipliers (numerics.quantize_multipliers) take several passes
+and temporaries, and an array's data address without numpy's interface dict.  Not kernels: no KERNELS table; each
+function has a numpy twin, and tests/test_load_fast_paths.py compares the two."""
+from cpython.buffer cimport PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t
 from libc.string cimport memcpy, memset
 
 import numpy as np
+
+
+cdef extern from "math.h" nogil:
+    double frexp(double x, int* exp)
+    double floor(double x)
+    bint isfinite(double x)
 
 
 def count_nonzero_blocks_s8(const int8_t[:, :] w, Py_ssize_t cols, Py_ssize_t depth, Py_ssize_t segment=0):
@@ -103,12 +111,6 @@ def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eig
     return sums_array
 
 
-cdef extern from "math.h" nogil:
-    double frexp(double x, int* exp)
-    double floor(double x)
-    bint isfinite(double x)
-
-
 def quantize_multipliers(const double[::1] real, int rounding):
     """numerics.quantize_multipliers in one C pass (same double arithmetic: frexp, the exact scaling by 2^31,
     rounding half up of the positive fraction): (int32 multipliers, int32 shifts); ValueError for a negative or
@@ -139,8 +141,6 @@ def quantize_multipliers(const double[::1] real, int rounding):
     return mult_array, shift_array
 
 
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_STRIDES
-
 
 def data_address(obj):
     """The address of an array's first element (numpy's __array_interface__["data"][0], without building the
@@ -151,8 +151,6 @@ def data_address(obj):
     PyBuffer_Release(&view)
     return where
 
-
-from libc.stdint cimport int16_t
 
 
 def depthwise_lane_weights(const int8_t[:, :] w_taps, const int64_t[::1] ch, const uint8_t[::1] used,
