@@ -36,8 +36,7 @@ def plain_count_nonzero_blocks(w, cols, depth, segment=0):
 
 
 def plain_pack_vnni(w, out, repeat_eight):
-    assert repeat_eight
-    return packing.vnni_blocks(np.asarray(w), out)
+    return packing.vnni_blocks(np.asarray(w), out, repeat_eight)
 
 
 def plain_depthwise_lane_weights(w_taps, ch, used, step, group, groups, subtract, out):
@@ -133,9 +132,10 @@ def test_vnni_blocks_equal_the_numpy_form(n, k):
     for view in (w, np.asfortranarray(w), np.repeat(w, 2, axis=1)[:, ::2]):
         shape = (-(-n // 16), -(-k // 4), 16, 4)
         fast, plain = np.full(shape, 99, np.int8), np.full(shape, 99, np.int8)
-        sums = load_pack.pack_vnni_s8(view, fast, True)
-        np.testing.assert_array_equal(sums, packing.vnni_blocks(w, plain))
-        np.testing.assert_array_equal(fast, plain)
+        for repeat in (True, False):
+            sums = load_pack.pack_vnni_s8(view, fast, repeat)
+            np.testing.assert_array_equal(sums, packing.vnni_blocks(w, plain, repeat))
+            np.testing.assert_array_equal(fast, plain)
 
 
 @pytest.mark.parametrize("n,k", [(0, 3), (1, 1), (15, 3), (16, 4), (17, 9), (40, 130), (3, 1001)])

@@ -94,12 +94,13 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
     return {"w": packed, "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
 
 
-def vnni_blocks(w2: np.ndarray, out: np.ndarray) -> np.ndarray:
+def vnni_blocks(w2: np.ndarray, out: np.ndarray, repeat_eight: bool = True) -> np.ndarray:
     """The numpy form of load_pack.pack_vnni_s8 (any integer weights that fit int8): w2 [N][K] into `out`
-    [N / 16][K / 4][16][4], rows 8-15 repeating rows 0-7 when N == 8; returns the int64 row sums."""
+    [N / 16][K / 4][16][4], rows 8-15 repeating rows 0-7 when N == 8 and repeat_eight; returns the int64 row
+    sums."""
     n, k = w2.shape
     wp = padded_block_source(w2, out.shape[0] * 16, out.shape[1] * 4, np.int8)
-    if n == 8:
+    if n == 8 and repeat_eight:
         wp = wp.copy() if wp is w2 else wp
         wp[8:, :k] = w2
     grouped_transpose(wp, 16, 4, out)

@@ -54,11 +54,16 @@ def sparse_pack(ctx: Ctx, w2: np.ndarray, layout: str, offset: Callable = None) 
     """The packed form em_sparse.h reads; layout: "vnni" int8 [block][16][4], "avx2" int16 [block][pair][16][2],
     "portable" int8 [block][4][16]; offset: the kernel's block_k for an array of K indices (default: the indices)."""
     n, k = w2.shape
-    mask = block_mask(w2)
-    groups, depth = mask.shape
-    padded = np.zeros((groups * BLOCK_COLS, depth * BLOCK_DEPTH), np.int8)
-    padded[:n, :k] = w2
-    blocks = padded.reshape(groups, BLOCK_COLS, depth, BLOCK_DEPTH).transpose(0, 2, 1, 3)   # [g][kb][16][4]
+    groups, depth = -(-n // BLOCK_COLS), -(-k // BLOCK_DEPTH)
+    if w2.dtype == np.int8:      # every block in one C pass ([g][kb][16][4], zero-padded), the mask read off them
+        blocks = np.empty((groups, depth, BLOCK_COLS, BLOCK_DEPTH), np.int8)
+        load_pack.pack_vnni_s8(w2, blocks, False)
+        mask = blocks.reshape(groups, depth, BLOCK_COLS * BLOCK_DEPTH).any(axis=2)
+    else:
+        mask = block_mask(w2)
+        padded = np.zeros((groups * BLOCK_COLS, depth * BLOCK_DEPTH), np.int8)
+        padded[:n, :k] = w2
+        blocks = padded.reshape(groups, BLOCK_COLS, depth, BLOCK_DEPTH).transpose(0, 2, 1, 3)   # [g][kb][16][4]
     g_idx, kb_idx = np.nonzero(mask)                   # row-major: blocks of a group together, K ascending
     chosen = blocks[g_idx, kb_idx]                     # [blocks][16][4]
     if layout == "avx2":
