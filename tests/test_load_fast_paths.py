@@ -312,3 +312,22 @@ def test_public_options_equal_the_generated_accessors(public_models, monkeypatch
                                                                        "squeeze", "expand", "add_", "dense_"))])
 def test_catalogue_options_equal_the_generated_accessors(name, models, monkeypatch):
     assert_same_options(models.get(name, "int8"), monkeypatch)
+
+
+@pytest.mark.parametrize("bias,in_zp,overflows", [(2 ** 31 - 1, -128, False), (2 ** 31 - 1, -127, True),
+                                                  (-2 ** 31 + 1, -128, False), (-2 ** 31 + 2, -126, True)])
+def test_accumulator_overflow_is_refused_at_the_boundary(bias, in_zp, overflows):
+    """bias - (in_zp + 128) * sum(w) must stay inside int32 (-2^31 itself is refused, as |b| >= 2^31 was)."""
+    from edgeml.ir import Graph
+    from edgeml.runtime.plan import Ctx
+    from test_load_packing import requant_for
+    w2 = np.zeros((3, 8), np.int8)
+    w2[0, :2] = [1, -2] if bias > 0 else [1, 0]      # row sum -1 (b grows with in_zp), or 1 (b shrinks)
+    b = np.array([bias, 0, 0], np.int32)
+    ctx = Ctx(Graph(tensors=[], ops=[], inputs=[], outputs=[], source="tflite"), 0)
+    if overflows:
+        with pytest.raises(ModelFormatError, match="overflow the int32 accumulator"):
+            packing.vnni_pack(ctx, w2, b, in_zp, requant_for(3))
+    else:
+        got = packing.vnni_pack(ctx, w2, b, in_zp, requant_for(3))
+        assert int(got["bias"][0]) == bias - (in_zp + 128) * int(w2[0].sum())

@@ -54,7 +54,7 @@ def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> n
     adj = b - in_zp * row_sums(weights_2d)
     if op.options.get("requant") == IR_REQUANT_FLOAT:
         return wrap_int32(adj)        # onnxruntime's int32 sums wrap (a quantizer may clip a bias to INT32_MIN)
-    if np.any(np.abs(adj) >= 2 ** 31):
+    if adj.size and not -2 ** 31 < adj.min() <= adj.max() < 2 ** 31:      # (|adj| >= 2^31, in two reductions)
         raise ModelFormatError(f"{op.describe()}: bias and weights overflow the int32 accumulator")
     return adj.astype(np.int32)
 
@@ -85,7 +85,7 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
     if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
         b[:n] += (k if taps is None else taps) * (in_zp + 128) * rq.w_zp
         b = wrap_int32(b).astype(np.int64)
-    elif np.any(np.abs(b) >= 2 ** 31):
+    elif b.size and not -2 ** 31 < b.min() <= b.max() < 2 ** 31:      # (|b| >= 2^31, in two reductions)
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
     rqa = rq.arrays(ctx, np_)
     if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector

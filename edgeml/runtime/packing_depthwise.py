@@ -130,7 +130,7 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
             b = b + taps * (in_zp + 128) * rq.w_zp
     if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
         b = wrap_int32(b).astype(np.int64)
-    elif np.any(np.abs(b) >= 2 ** 31):
+    elif b.size and not -2 ** 31 < b.min() <= b.max() < 2 ** 31:      # (|b| >= 2^31, in two reductions)
         raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
     per_lane = [(a[ch] if every else np.where(used, a[ch], 0).astype(a.dtype)).reshape(-1)
                 for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
@@ -161,5 +161,5 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
             "offsets": ctx.keep_array(offsets),
             "ints": dict(patterns=patterns, segment=segment, tap_groups=groups, phase_width=phase_width,
                          row_pitch=pitch, band_rows=band, band_bytes=band_bytes, threads=threads, w_zp=rq.w_zp,
-                         any_left=int(np.any(rq.shift > 0))),
+                         any_left=int(rq.shift.max(initial=0) > 0)),
             "scratch": band_bytes * threads}
