@@ -209,7 +209,12 @@ def _describe_errors(what: str, fn, *args):
     except ModelFormatError:
         raise
     except Exception as exc:
-        raise ModelFormatError(f"{what}: malformed flatbuffer data ({type(exc).__name__}: {exc})") from exc
+        raise _malformed(what, exc) from exc
+
+
+def _malformed(what: str, exc: Exception) -> ModelFormatError:
+    """The error of a read that left the file (_describe_errors' message, for loops that catch it themselves)."""
+    return ModelFormatError(f"{what}: malformed flatbuffer data ({type(exc).__name__}: {exc})")
 
 
 def _operator_code(codes_start: int, i: int, buf: bytes) -> tuple[str, int]:
@@ -242,7 +247,14 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
         raise ModelFormatError(f"subgraph {subgraph_index} requested, model has {n_sub}")
     buffers_start, n_buffers = _vector_len(model_fb, "Model.buffers", 4, buf, "buffer table")
     codes_start, n_codes = _vector_len(model_fb, "Model.operator_codes", 4, buf, "operator code table")
-    buffers = [_describe_errors(f"buffer {i}", _buffer_bytes, buffers_start, i, buf) for i in range(n_buffers)]
+    buffers = []
+    for i in range(n_buffers):     # (one try for the loop: no per-buffer description built unless one fails)
+        try:
+            buffers.append(_buffer_bytes(buffers_start, i, buf))
+        except ModelFormatError:
+            raise
+        except Exception as exc:
+            raise _malformed(f"buffer {i}", exc) from exc
     subgraphs = []
     for i in range(n_sub):
         subgraphs.append(_describe_errors(f"subgraph {i}", fbr.table_in_vector, buf, sub_start, i))
@@ -333,8 +345,12 @@ def _parse_subgraph(sg: fbr.Table, buf: bytes, codes: list, buffers: list, optio
     t_start, n_tensors = _vector_len(sg, "SubGraph.tensors", 4, buf, "tensor table")
     tensors = []
     for i in range(n_tensors):
-        t_fb = _describe_errors(f"tensor {i}", fbr.table_in_vector, buf, t_start, i)
-        tensors.append(_describe_errors(f"tensor {i}", _tensor, t_fb, i, buf, buffers))
+        try:
+            tensors.append(_tensor(fbr.table_in_vector(buf, t_start, i), i, buf, buffers))
+        except ModelFormatError:
+            raise
+        except Exception as exc:
+            raise _malformed(f"tensor {i}", exc) from exc
 
     def check_indices(indices, what, allow_optional):
         for idx in indices:
@@ -345,8 +361,11 @@ def _parse_subgraph(sg: fbr.Table, buf: bytes, codes: list, buffers: list, optio
     o_start, n_ops = _vector_len(sg, "SubGraph.operators", 4, buf, "operator table")
     ops = []
     for i in range(n_ops):
-        op_fb = _describe_errors(f"op {i}", fbr.table_in_vector, buf, o_start, i)
-        code_index = _describe_errors(f"op {i}", op_fb.scalar, OPERATOR_OPCODE_INDEX, fbr.U32)
+        try:
+            op_fb = fbr.table_in_vector(buf, o_start, i)
+            code_index = op_fb.scalar(OPERATOR_OPCODE_INDEX, fbr.U32)
+        except Exception as exc:
+            raise _malformed(f"op {i}", exc) from exc
         if not 0 <= code_index < n_codes:
             raise ModelFormatError(f"op {i}: opcode index {code_index} is outside the {n_codes}-entry code table")
         op_name, version = codes[code_index]
