@@ -98,7 +98,7 @@ def case_conv(rng, kind):
     wide = kind == "depthwise_wide"      # >= 4 vectors of channels: the row-end pixels' 4-vector loop
     big = kind == "1x1_big"              # more than 512 KiB of weights: the large pointer-table chunks
     few = kind == "few"                  # few input channels: the im2col rows (pixel pairs with <= 8 outputs)
-    row = kind == "row"                  # stride 1 across, 3 wide, <= 16 outputs: the row conv (fused mode)
+    row = kind == "row"                  # stride 1 or 2 across, 3 wide, <= 32 outputs: the row conv (fused mode)
     kind = "depthwise" if wide else ("1x1" if big else ("conv" if few or row else kind))
     n = 1 if rng.random() < 0.75 else 2
     ih, iw = (int(v) for v in rng.integers(1, 14, 2))
@@ -122,8 +122,8 @@ def case_conv(rng, kind):
         kh = max(kh, 2)
         ih, iw = (int(v) for v in rng.integers(2 * max(kh, kw), 40, 2))
     if row:     # widths around whole 8-pixel tiles, any window height, row stride and dilation
-        ic, oc = int(rng.choice([1, 3, 16, 17, 33])), int(rng.choice([1, 5, 8, 13, 16]))
-        kw, sw, dw, kh = 3, 1, 1, int(rng.choice([1, 2, 3, 5]))
+        ic, oc = int(rng.choice([1, 3, 16, 17, 33])), int(rng.choice([1, 5, 8, 13, 16, 17, 31, 32]))
+        kw, sw, dw, kh = 3, int(rng.choice([1, 2])), 1, int(rng.choice([1, 2, 3, 5]))
         ih, iw = int(rng.integers(kh * dh, 20)), int(rng.choice([3, 7, 8, 9, 17, 32]))
     x = rng.standard_normal((n, ih, iw, ic)).astype(F)
     w = (rng.standard_normal((1, kh, kw, oc) if kind == "depthwise" else (oc, kh, kw, ic)) * 0.3).astype(F)
@@ -222,7 +222,7 @@ def main():
     rng = np.random.default_rng(seed)
     failures, kernels, hybrid_out = [], set(), {}
     cases = [case_conv(rng, k) for k in ["conv", "1x1", "depthwise"] * 12 + ["depthwise_wide"] * 6 + ["1x1_big"]]
-    cases += [case_conv(rng, "few") for _ in range(14)] + [case_conv(rng, "row") for _ in range(12)] + [case_fc(rng) for _ in range(12)]
+    cases += [case_conv(rng, "few") for _ in range(14)] + [case_conv(rng, "row") for _ in range(16)] + [case_fc(rng) for _ in range(12)]
     cases += [case_binary(rng) for _ in range(16)] + [case_activation(rng) for _ in range(8)]
     for g, x, want, desc in cases:
         got, ks = run(g, x)

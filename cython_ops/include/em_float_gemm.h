@@ -465,63 +465,80 @@ EM_F512 static void em_fpair_run(const em_params* p, em_fpair_fn tile) {
     }
 }
 
-/* Direct convolution along output rows (gather = 3: stride 1 and no dilation across, windows 3 wide, at most 16
- * output channels, the default fused mode only): a tile is EM_FROW_PIXELS neighbouring output pixels of one row,
- * and each input value is broadcast once and multiplied into the up to 3 of them whose windows hold it: 10
- * broadcasts and 3 weight vectors per 24 multiply-adds, where the pointer-table tiles take one broadcast per
- * multiply-add.  Each sum runs window row, input channel, window column: not the reference's order.  Each image is
+/* Direct convolution along output rows (gather = 3: stride 1 or 2 and no dilation across, windows 3 wide, at most
+ * 32 output channels (one or two vectors), the default fused mode only): a tile is EM_FROW_PIXELS neighbouring output pixels of one row,
+ * and each input value is broadcast once and multiplied into the up to 3 (stride 2: 2) of them whose windows hold
+ * it: 10 (17) broadcasts and 3 weight vectors per 24 multiply-adds, where the pointer-table tiles take one broadcast
+ * per multiply-add and the few-channel convs an im2col copy.  Each sum runs window row, input channel, window column: not the reference's order.  Each image is
  * first copied into scratch with its padding as zeros (and zero columns up to whole tiles), so that every tile reads
  * inside the copy and adds 0 * w for a padding tap, as the pointer-table tiles do. */
 #define EM_FROW_PIXELS 8
 #define EM_FROW_KW 3
 typedef void (*em_frow_fn)(const float* x, int64_t row_step, int64_t KH, int64_t IC, const float* w,
                            const float* bias, float* out, int64_t pixels, int64_t oc, float lo, float hi);
-#define EM_FROW_TILE(MODE, MADD)                                                                               \
-EM_F512 static void em_frow_tile##MODE(const float* x, int64_t row_step, int64_t KH, int64_t IC, const float* w, \
-                                       const float* bias, float* out, int64_t pixels, int64_t oc, float lo,     \
-                                       float hi) {                                                             \
-    __m512 acc[EM_FROW_PIXELS];                                                                                \
-    _Pragma("GCC unroll 8") for (int r = 0; r < EM_FROW_PIXELS; r++) acc[r] = _mm512_setzero_ps();             \
-    for (int64_t ky = 0; ky < KH; ky++, x += row_step, w += EM_FROW_KW * IC * 16) {                            \
-        const float* col[EM_FROW_PIXELS + EM_FROW_KW - 1];                                                     \
-        _Pragma("GCC unroll 10") for (int j = 0; j < EM_FROW_PIXELS + EM_FROW_KW - 1; j++) col[j] = x + j * IC; \
+#define EM_FROW_TILE(MODE, MADD, SW, NV)                                                                       \
+EM_F512 static void em_frow_tile##MODE##_s##SW##_##NV(const float* x, int64_t row_step, int64_t KH, int64_t IC,   \
+                                                    const float* w, const float* bias, float* out, int64_t pixels, \
+                                                    int64_t oc, float lo, float hi) {                           \
+    enum { COLS = (EM_FROW_PIXELS - 1) * SW + EM_FROW_KW };                                                    \
+    __m512 acc[EM_FROW_PIXELS][NV];                                                                            \
+    _Pragma("GCC unroll 8") for (int r = 0; r < EM_FROW_PIXELS; r++)                                           \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                  \
+    for (int64_t ky = 0; ky < KH; ky++, x += row_step, w += EM_FROW_KW * IC * NV * 16) {                       \
+        const float* col[COLS];                                                                                \
+        _Pragma("GCC unroll 17") for (int j = 0; j < COLS; j++) col[j] = x + j * IC;                           \
         for (int64_t c = 0; c < IC; c++) {                                                                     \
-            const __m512 w0 = _mm512_loadu_ps(w + c * 16), w1 = _mm512_loadu_ps(w + (IC + c) * 16);            \
-            const __m512 w2 = _mm512_loadu_ps(w + (2 * IC + c) * 16);                                          \
-            _Pragma("GCC unroll 10") for (int j = 0; j < EM_FROW_PIXELS + EM_FROW_KW - 1; j++) {               \
-                const __m512 v = _mm512_set1_ps(col[j][c]);                                                    \
-                if (j < EM_FROW_PIXELS) acc[j] = MADD(acc[j], v, w0);                                          \
-                if (j >= 1 && j - 1 < EM_FROW_PIXELS) acc[j - 1] = MADD(acc[j - 1], v, w1);                    \
-                if (j >= 2) acc[j - 2] = MADD(acc[j - 2], v, w2);                                              \
+            __m512 wv[EM_FROW_KW][NV];                                                                         \
+            _Pragma("GCC unroll 3") for (int kx = 0; kx < EM_FROW_KW; kx++)                                    \
+                _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                           \
+                    wv[kx][v] = _mm512_loadu_ps(w + ((kx * IC + c) * NV + v) * 16);                            \
+            _Pragma("GCC unroll 17") for (int j = 0; j < COLS; j++) {     /* column j: outputs (j - kx) / SW */ \
+                const __m512 xv = _mm512_set1_ps(col[j][c]);                                                   \
+                _Pragma("GCC unroll 3") for (int kx = 0; kx < EM_FROW_KW; kx++) {                              \
+                    const int o = (j - kx) / SW;                                                               \
+                    if (j >= kx && (j - kx) % SW == 0 && o < EM_FROW_PIXELS)                                   \
+                        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                   \
+                            acc[o][v] = MADD(acc[o][v], xv, wv[kx][v]);                                        \
+                }                                                                                              \
             }                                                                                                  \
         }                                                                                                      \
     }                                                                                                          \
-    const __m512 b = _mm512_loadu_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);                \
-    const __mmask16 m = (__mmask16)((1u << oc) - 1u);                                                         \
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);                                           \
     _Pragma("GCC unroll 8") for (int r = 0; r < EM_FROW_PIXELS; r++) {                                         \
         if (r >= pixels) break;                                                                                \
-        const __m512 y = _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(acc[r], b)));                     \
-        _mm512_mask_storeu_ps(out + r * oc, m, y);                                                             \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                                 \
+            const int64_t left = oc - v * 16;                                                                  \
+            const __m512 y = _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(acc[r][v],                    \
+                                                                                 _mm512_loadu_ps(bias + v * 16)))); \
+            _mm512_mask_storeu_ps(out + r * oc + v * 16, (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1u), y); \
+        }                                                                                                      \
     }                                                                                                          \
 }
-EM_FROW_TILE(, EM_FMADD_EXACT512)
-EM_FROW_TILE(_fma, EM_FMADD_FUSED512)
+#define EM_FROW_TILES(MODE, MADD)                                                                              \
+    EM_FROW_TILE(MODE, MADD, 1, 1) EM_FROW_TILE(MODE, MADD, 1, 2)                                              \
+    EM_FROW_TILE(MODE, MADD, 2, 1) EM_FROW_TILE(MODE, MADD, 2, 2)                                              \
+    static const em_frow_fn em_frow_tiles##MODE[2][2] = {{em_frow_tile##MODE##_s1_1, em_frow_tile##MODE##_s1_2}, \
+                                                         {em_frow_tile##MODE##_s2_1, em_frow_tile##MODE##_s2_2}};
+EM_FROW_TILES(, EM_FMADD_EXACT512)
+EM_FROW_TILES(_fma, EM_FMADD_FUSED512)
 
 /* The padded copy's rows and columns: every window row the output rows read, and the columns of whole tiles. */
 static inline int64_t em_frow_padded_rows(int64_t OH, int64_t SH, int64_t KH, int64_t DH) {
     return (OH - 1) * SH + (KH - 1) * DH + 1;
 }
-static inline int64_t em_frow_padded_cols(int64_t OW) {
-    return (OW + EM_FROW_PIXELS - 1) / EM_FROW_PIXELS * EM_FROW_PIXELS + EM_FROW_KW - 1;
+static inline int64_t em_frow_padded_cols(int64_t OW, int64_t SW) {
+    return (OW + EM_FROW_PIXELS - 1) / EM_FROW_PIXELS * EM_FROW_PIXELS * SW + EM_FROW_KW - 1;
 }
 
 /* The row driver: image by image the padded copy (at the start of scratch), then the tiles row by row. */
-EM_F512 static void em_frow_run(const em_params* p, em_frow_fn tile) {
+EM_F512 static void em_frow_run(const em_params* p, const em_frow_fn tiles[2][2]) {
     const int64_t* d = p->i;
     const int64_t IH = d[EM_FGEMM_I_IH], IW = d[EM_FGEMM_I_IW], IC = d[EM_FGEMM_I_IC], OC = d[EM_FGEMM_I_OC];
     const int64_t OH = d[EM_FGEMM_I_OH], OW = d[EM_FGEMM_I_OW], KH = d[EM_FGEMM_I_KH], SH = d[EM_FGEMM_I_SH];
     const int64_t DH = d[EM_FGEMM_I_DH], PT = d[EM_FGEMM_I_PAD_TOP], PL = d[EM_FGEMM_I_PAD_LEFT];
-    const int64_t rows = em_frow_padded_rows(OH, SH, KH, DH), cols = em_frow_padded_cols(OW);
+    const int64_t SW = d[EM_FGEMM_I_SW];
+    const int64_t rows = em_frow_padded_rows(OH, SH, KH, DH), cols = em_frow_padded_cols(OW, SW);
+    const em_frow_fn tile = tiles[SW == 1 ? 0 : 1][OC <= 16 ? 0 : 1];
     const float* in = (const float*)p->ptr[EM_FGEMM_P_INPUT];
     const float* w = (const float*)p->ptr[EM_FGEMM_P_WEIGHTS];
     const float* bias = (const float*)p->ptr[EM_FGEMM_P_BIAS];
@@ -544,7 +561,7 @@ EM_F512 static void em_frow_run(const em_params* p, em_frow_fn tile) {
         }
         for (int64_t oy = 0; oy < OH; oy++)
             for (int64_t ox = 0; ox < OW; ox += EM_FROW_PIXELS)
-                tile(pad + (oy * SH * cols + ox) * IC, DH * cols * IC, KH, IC, w, bias,
+                tile(pad + (oy * SH * cols + ox * SW) * IC, DH * cols * IC, KH, IC, w, bias,
                      out + ((b * OH + oy) * OW + ox) * OC, OW - ox < EM_FROW_PIXELS ? OW - ox : EM_FROW_PIXELS, OC,
                      p->f[EM_FGEMM_F_ACT_MIN], p->f[EM_FGEMM_F_ACT_MAX]);
     }
@@ -576,7 +593,7 @@ static void em_conv2d_f32##MODE##_avx512(const em_params* p) {                  
         em_ftile_avx512##MODE##_1x6, em_ftile_avx512##MODE##_1x7, em_ftile_avx512##MODE##_1x8};                \
     static const int64_t single_rows[] = {1, 1, 1, 1, 1, 1, 1, 1, 1};                                          \
     if (p->i[EM_FGEMM_I_GATHER] == 2) em_fpair_run(p, em_fpair_tile##MODE);                                    \
-    else if (p->i[EM_FGEMM_I_GATHER] == 3) em_frow_run(p, em_frow_tile##MODE);                                 \
+    else if (p->i[EM_FGEMM_I_GATHER] == 3) em_frow_run(p, em_frow_tiles##MODE);                                     \
     else if (p->i[EM_FGEMM_I_SINGLE_ROW]) em_fgemm_run(p, 16, single, single_rows, em_fgemm_gather_avx512);    \
     else em_fgemm_run(p, 16, multi, multi_rows, em_fgemm_gather_avx512);                                       \
 }                                                                                                              \

@@ -32,7 +32,7 @@ GATHER_IC = 16                          # convs with fewer input channels copy t
 PAIRS = 2                               # gather mode of em_fpair_run: two pixels per 16-lane vector
 PAIR_CHANNELS = 8                       # ... for convs with at most this many output channels on AVX-512
 ROWS = 3                                # gather mode of em_frow_run: direct convolution along output rows
-ROW_CHANNELS = 16                       # ... for stride-1 3-wide convs with at most this many output channels
+ROW_CHANNELS = 32                       # ... for 3-wide convs (stride 1 or 2) with at most this many output channels
 ROW_PIXELS = 8                          # EM_FROW_PIXELS
 ROW_MAX_SCRATCH = 4 << 20               # the padded image copy's largest size
 
@@ -125,7 +125,7 @@ def gemm_step(ctx: Ctx, op: Op, kernel_of: str, x, y, w_nk: np.ndarray, bias: Op
     rows_scratch = row_conv_scratch(ctx, geometry) if not single else None
     if rows_scratch is not None:
         isa, gather = "avx512", ROWS
-        w = ctx.keep_array(pack_columns(w_nk, LANES["avx512"], 1))
+        w = ctx.keep_array(pack_columns(w_nk, LANES["avx512"], 2))
         b = ctx.keep_array(padded_bias(bias, geometry["oc"], LANES["avx512"]))
     elif gather and not single and CONFIG.float_simd == "avx512" and geometry["oc"] <= PAIR_CHANNELS:
         # two pixels per 16-lane vector: twice the 8-lane tiles' sums per instruction
@@ -153,14 +153,14 @@ def gemm_step(ctx: Ctx, op: Op, kernel_of: str, x, y, w_nk: np.ndarray, bias: Op
 
 def row_conv_scratch(ctx: Ctx, g: dict) -> Optional[int]:
     """The scratch bytes of em_frow_run (the padded copy of one image) when the conv takes it, else None: AVX-512,
-    the fused mode (its sums run window row, input channel, window column), stride 1 and no dilation across,
-    3-wide windows, at most 16 output channels (one vector: the pointer-table tiles would take a broadcast per
-    multiply-add)."""
+    the fused mode (its sums run window row, input channel, window column), stride 1 or 2 and no dilation across,
+    3-wide windows, at most 32 output channels (one or two vectors: the pointer-table tiles would take a broadcast
+    per one or two multiply-adds)."""
     if not (CONFIG.float_simd == "avx512" and multiply_add(ctx) == "_fma" and g["oc"] <= ROW_CHANNELS and
-            g["kw"] == 3 and g["sw"] == 1 and g["dw"] == 1):
+            g["kw"] == 3 and g["sw"] in (1, 2) and g["dw"] == 1):
         return None
     rows = (g["oh"] - 1) * g["sh"] + (g["kh"] - 1) * g["dh"] + 1
-    cols = -(-g["ow"] // ROW_PIXELS) * ROW_PIXELS + 2
+    cols = -(-g["ow"] // ROW_PIXELS) * ROW_PIXELS * g["sw"] + 2
     size = rows * cols * g["ic"] * 4
     return size if size <= ROW_MAX_SCRATCH else None
 
