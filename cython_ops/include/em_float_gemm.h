@@ -46,6 +46,7 @@ enum { EM_FGEMM_I_N, EM_FGEMM_I_IH, EM_FGEMM_I_IW, EM_FGEMM_I_IC, EM_FGEMM_I_OH,
 enum { EM_FGEMM_F_ACT_MIN, EM_FGEMM_F_ACT_MAX, EM_FGEMM_F_COUNT };
 
 #define EM_FGEMM_MAX_TILE_ROWS 8
+#define EM_FGEMM_PREFETCH_BYTES (256 * 1024)   /* larger conv weights are prefetched a column group ahead */
 #define EM_FGEMM_COL_SLACK 16   /* floats after the im2col rows (and twice after their pairs): whole-vector stores */
 #define EM_FGEMM_LINES(bytes) (((int64_t)(bytes) + 63) / 64 * 64)
 static inline int64_t em_fgemm_scratch_bytes(int64_t ic, int64_t taps, int64_t chunk, int64_t gather) {
@@ -169,6 +170,7 @@ static void em_fgemm_run(const em_params* p, int64_t lanes, const em_ftile_fn* t
     const int64_t K = taps * IC, P = d[EM_FGEMM_I_OH] * d[EM_FGEMM_I_OW], G = d[EM_FGEMM_I_GROUP];
     const int64_t V = (OC + lanes - 1) / lanes, chunk = d[EM_FGEMM_I_CHUNK];
     const int gather = d[EM_FGEMM_I_GATHER] != 0;
+    const int prefetch = !d[EM_FGEMM_I_SINGLE_ROW] && K * V * lanes * 4 > EM_FGEMM_PREFETCH_BYTES;
     const float* w = (const float*)p->ptr[EM_FGEMM_P_WEIGHTS];
     const float* bias = (const float*)p->ptr[EM_FGEMM_P_BIAS];
     float* out = (float*)p->ptr[EM_FGEMM_P_OUTPUT];
@@ -190,11 +192,20 @@ static void em_fgemm_run(const em_params* p, int64_t lanes, const em_ftile_fn* t
             else em_fgemm_table(p, b, first, rows, zero, table);
             for (int64_t g = 0; g * G < V; g++) {
                 const int64_t nv = V - g * G < G ? V - g * G : G, c0 = g * G * lanes;
-                const int64_t mr = tile_rows[nv];
+                const int64_t mr = tile_rows[nv], ntiles = (rows + mr - 1) / mr;
+                /* the next column group's weights, a share before each tile: read from memory while this group's
+                 * tiles run from cache (large weights only: smaller ones stay cached between invokes) */
+                const int64_t next_c0 = c0 + nv * lanes;
+                const char* next = (const char*)(w + next_c0 * K);
+                const int64_t next_bytes = prefetch && next_c0 < V * lanes ?
+                    K * ((V * lanes - next_c0) < G * lanes ? V * lanes - next_c0 : G * lanes) * 4 : 0;
+                const int64_t share = (next_bytes / ntiles + 63) / 64 * 64;
                 t.b = w + c0 * K;
                 t.bias = bias + c0;
                 t.ncols = OC - c0 < nv * lanes ? OC - c0 : nv * lanes;
-                for (int64_t m0 = 0; m0 < rows; m0 += mr) {
+                for (int64_t m0 = 0, i = 0; m0 < rows; m0 += mr, i++) {
+                    for (int64_t o = i * share; o < (i + 1) * share && o < next_bytes; o += 64)
+                        __builtin_prefetch(next + o, 0, 2);
                     t.rows = table + m0 * t.taps;
                     t.mrows = rows - m0 < mr ? rows - m0 : mr;
                     t.out = out + (b * P + first + m0) * OC + c0;
