@@ -428,12 +428,15 @@ EM_F512 static void em_fpair_gather(const em_params* p, int64_t b, int64_t first
         const int64_t oy1 = oy, ox1 = ox, ix0 = ox0 * SW - PL, ix1 = ox1 * SW - PL;
         ox = ox + 1 < OW ? ox + 1 : (oy++, 0);
         if (runs) {     /* whole-vector stores: the next run overwrites the excess, the pairs end in slack */
-            const __mmask16 h0 = (__mmask16)em_frow_mask(ix0, KW, IW, IC), h1 = (__mmask16)em_frow_mask(ix1, KW, IW, IC);
+            const __mmask16 h0 = (__mmask16)em_frow_mask(ix0, KW, IW, IC);
+            const __mmask16 h1 = (__mmask16)em_frow_mask(ix1, KW, IW, IC);
             for (int64_t ky = 0; ky < KH; ky++, dst += 2 * run) {
                 const int64_t iy0 = oy0 * SH - PT + ky * DH, iy1 = oy1 * SH - PT + ky * DH;
                 const int in0 = iy0 >= 0 && iy0 < IH, in1 = iy1 >= 0 && iy1 < IH;
-                const __m512 x0 = _mm512_maskz_loadu_ps(in0 ? h0 : 0, in + ((b * IH + (in0 ? iy0 : 0)) * IW + ix0) * IC);
-                const __m512 x1 = _mm512_maskz_loadu_ps(in1 ? h1 : 0, in + ((b * IH + (in1 ? iy1 : 0)) * IW + ix1) * IC);
+                const float* row0 = in + ((b * IH + (in0 ? iy0 : 0)) * IW + ix0) * IC;
+                const float* row1 = in + ((b * IH + (in1 ? iy1 : 0)) * IW + ix1) * IC;
+                const __m512 x0 = _mm512_maskz_loadu_ps(in0 ? h0 : 0, row0);
+                const __m512 x1 = _mm512_maskz_loadu_ps(in1 ? h1 : 0, row1);
                 _mm512_storeu_ps(dst, _mm512_permutex2var_ps(x0, zip_lo, x1));
                 if (run > 8) _mm512_storeu_ps(dst + 16, _mm512_permutex2var_ps(x0, zip_hi, x1));
             }
@@ -477,13 +480,15 @@ EM_F512 static void em_fpair_run(const em_params* p, em_fpair_fn tile) {
 }
 
 /* Direct convolution along output rows (gather = 3: stride 1 or 2 and no dilation across, windows 3 wide, at most
- * 32 output channels (one or two vectors), the default fused mode only): a tile is EM_FROW_PIXELS neighbouring output pixels of one row,
- * and each input value is broadcast once and multiplied into the up to 3 (stride 2: 2) of them whose windows hold
- * it: 10 (17) broadcasts and 3 weight vectors per 24 multiply-adds, where the pointer-table tiles take one broadcast
- * per multiply-add and the few-channel convs an im2col copy.  Each sum runs window row, input channel, window column: not the reference's order.  Each image is
+ * 32 output channels (one or two vectors), the default fused mode only): a tile is 16 (two vectors or stride 2: 8)
+ * neighbouring output pixels of one row, and each input value is broadcast once and multiplied into the up to 3
+ * (stride 2: 2) of them whose windows hold it: for one vector at stride 1, 18 broadcasts and 3 weight vectors per 48
+ * multiply-adds, where the pointer-table tiles take one broadcast per multiply-add and the few-channel convs an
+ * im2col copy.  Each sum runs window row, input channel, window column: not the reference's order.  Each image is
  * first copied into scratch with its padding as zeros (and zero columns up to whole tiles), so that every tile reads
  * inside the copy and adds 0 * w for a padding tap, as the pointer-table tiles do. */
-#define EM_FROW_PIXELS 8
+#define EM_FROW_PIXELS 16      /* output pixels per tile at stride 1 with one vector of channels: 16 sums in flight */
+#define EM_FROW_TILE_PIXELS(SW, NV) ((SW) == 1 && (NV) == 1 ? EM_FROW_PIXELS : EM_FROW_PIXELS / 2)   /* fewer: spills */
 #define EM_FROW_KW 3
 typedef void (*em_frow_fn)(const float* x, int64_t row_step, int64_t KH, int64_t IC, const float* w,
                            const float* bias, float* out, int64_t pixels, int64_t oc, float lo, float hi);
@@ -491,23 +496,23 @@ typedef void (*em_frow_fn)(const float* x, int64_t row_step, int64_t KH, int64_t
 EM_F512 static void em_frow_tile##MODE##_s##SW##_##NV(const float* x, int64_t row_step, int64_t KH, int64_t IC,   \
                                                     const float* w, const float* bias, float* out, int64_t pixels, \
                                                     int64_t oc, float lo, float hi) {                           \
-    enum { COLS = (EM_FROW_PIXELS - 1) * SW + EM_FROW_KW };                                                    \
-    __m512 acc[EM_FROW_PIXELS][NV];                                                                            \
-    _Pragma("GCC unroll 8") for (int r = 0; r < EM_FROW_PIXELS; r++)                                           \
+    enum { PIXELS = EM_FROW_TILE_PIXELS(SW, NV), COLS = (PIXELS - 1) * SW + EM_FROW_KW };                      \
+    __m512 acc[PIXELS][NV];                                                                                    \
+    _Pragma("GCC unroll 16") for (int r = 0; r < PIXELS; r++)                                                  \
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                  \
     for (int64_t ky = 0; ky < KH; ky++, x += row_step, w += EM_FROW_KW * IC * NV * 16) {                       \
         const float* col[COLS];                                                                                \
-        _Pragma("GCC unroll 17") for (int j = 0; j < COLS; j++) col[j] = x + j * IC;                           \
+        _Pragma("GCC unroll 33") for (int j = 0; j < COLS; j++) col[j] = x + j * IC;                           \
         for (int64_t c = 0; c < IC; c++) {                                                                     \
             __m512 wv[EM_FROW_KW][NV];                                                                         \
             _Pragma("GCC unroll 3") for (int kx = 0; kx < EM_FROW_KW; kx++)                                    \
                 _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                           \
                     wv[kx][v] = _mm512_loadu_ps(w + ((kx * IC + c) * NV + v) * 16);                            \
-            _Pragma("GCC unroll 17") for (int j = 0; j < COLS; j++) {     /* column j: outputs (j - kx) / SW */ \
+            _Pragma("GCC unroll 33") for (int j = 0; j < COLS; j++) {     /* column j: outputs (j - kx) / SW */ \
                 const __m512 xv = _mm512_set1_ps(col[j][c]);                                                   \
                 _Pragma("GCC unroll 3") for (int kx = 0; kx < EM_FROW_KW; kx++) {                              \
                     const int o = (j - kx) / SW;                                                               \
-                    if (j >= kx && (j - kx) % SW == 0 && o < EM_FROW_PIXELS)                                   \
+                    if (j >= kx && (j - kx) % SW == 0 && o < PIXELS)                                   \
                         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                   \
                             acc[o][v] = MADD(acc[o][v], xv, wv[kx][v]);                                        \
                 }                                                                                              \
@@ -515,7 +520,7 @@ EM_F512 static void em_frow_tile##MODE##_s##SW##_##NV(const float* x, int64_t ro
         }                                                                                                      \
     }                                                                                                          \
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);                                           \
-    _Pragma("GCC unroll 8") for (int r = 0; r < EM_FROW_PIXELS; r++) {                                         \
+    _Pragma("GCC unroll 16") for (int r = 0; r < PIXELS; r++) {                                                \
         if (r >= pixels) break;                                                                                \
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                                 \
             const int64_t left = oc - v * 16;                                                                  \
@@ -550,6 +555,7 @@ EM_F512 static void em_frow_run(const em_params* p, const em_frow_fn tiles[2][2]
     const int64_t SW = d[EM_FGEMM_I_SW];
     const int64_t rows = em_frow_padded_rows(OH, SH, KH, DH), cols = em_frow_padded_cols(OW, SW);
     const em_frow_fn tile = tiles[SW == 1 ? 0 : 1][OC <= 16 ? 0 : 1];
+    const int64_t step = EM_FROW_TILE_PIXELS(SW == 1 ? 1 : 2, OC <= 16 ? 1 : 2);
     const float* in = (const float*)p->ptr[EM_FGEMM_P_INPUT];
     const float* w = (const float*)p->ptr[EM_FGEMM_P_WEIGHTS];
     const float* bias = (const float*)p->ptr[EM_FGEMM_P_BIAS];
@@ -567,13 +573,14 @@ EM_F512 static void em_frow_run(const em_params* p, const em_frow_fn tiles[2][2]
             }
             const int64_t lead = PL + first, tail = cols - (PL + last);
             memset(dst, 0, (size_t)(lead * IC) * sizeof(float));
-            memcpy(dst + lead * IC, in + ((b * IH + iy) * IW + first) * IC, (size_t)((last - first) * IC) * sizeof(float));
+            memcpy(dst + lead * IC, in + ((b * IH + iy) * IW + first) * IC,
+                   (size_t)((last - first) * IC) * sizeof(float));
             memset(dst + (PL + last) * IC, 0, (size_t)(tail * IC) * sizeof(float));
         }
         for (int64_t oy = 0; oy < OH; oy++)
-            for (int64_t ox = 0; ox < OW; ox += EM_FROW_PIXELS)
+            for (int64_t ox = 0; ox < OW; ox += step)
                 tile(pad + (oy * SH * cols + ox * SW) * IC, DH * cols * IC, KH, IC, w, bias,
-                     out + ((b * OH + oy) * OW + ox) * OC, OW - ox < EM_FROW_PIXELS ? OW - ox : EM_FROW_PIXELS, OC,
+                     out + ((b * OH + oy) * OW + ox) * OC, OW - ox < step ? OW - ox : step, OC,
                      p->f[EM_FGEMM_F_ACT_MIN], p->f[EM_FGEMM_F_ACT_MAX]);
     }
 }

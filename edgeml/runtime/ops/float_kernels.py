@@ -33,7 +33,7 @@ PAIRS = 2                               # gather mode of em_fpair_run: two pixel
 PAIR_CHANNELS = 8                       # ... for convs with at most this many output channels on AVX-512
 ROWS = 3                                # gather mode of em_frow_run: direct convolution along output rows
 ROW_CHANNELS = 32                       # ... for 3-wide convs (stride 1 or 2) with at most this many output channels
-ROW_PIXELS = 8                          # EM_FROW_PIXELS
+ROW_PIXELS = 16                         # EM_FROW_PIXELS: the padded copy's columns are whole tiles of these
 ROW_MAX_SCRATCH = 4 << 20               # the padded image copy's largest size
 
 
