@@ -47,6 +47,8 @@ enum { EM_FGEMM_F_ACT_MIN, EM_FGEMM_F_ACT_MAX, EM_FGEMM_F_COUNT };
 
 #define EM_FGEMM_MAX_TILE_ROWS 8
 #define EM_FGEMM_PREFETCH_BYTES (256 * 1024)   /* larger conv weights are prefetched a column group ahead */
+#define EM_FGEMM_STREAM_BYTES (1024 * 1024)     /* larger one-row GEMM weights are prefetched in the tile ... */
+#define EM_FGEMM_STREAM_AHEAD (16 * 1024)       /* ... this many bytes ahead of the loads */
 #define EM_FGEMM_COL_SLACK 16   /* floats after the im2col rows (and twice after their pairs): whole-vector stores */
 #define EM_FGEMM_LINES(bytes) (((int64_t)(bytes) + 63) / 64 * 64)
 static inline int64_t em_fgemm_scratch_bytes(int64_t ic, int64_t taps, int64_t chunk, int64_t gather) {
@@ -66,6 +68,7 @@ typedef struct {
     float* out;            /* row 0, the group's first column */
     int64_t ldc, ncols;    /* output row stride; columns of the group that exist (the rest is padding) */
     float lo, hi;
+    int stream;            /* one-row tiles over weights larger than the caches: prefetch them ahead */
 } em_ftile;
 
 typedef void (*em_ftile_fn)(const em_ftile* t);
@@ -183,6 +186,7 @@ static void em_fgemm_run(const em_params* p, int64_t lanes, const em_ftile_fn* t
     t.taps = gather ? 1 : taps;
     t.ic = gather ? K : IC;
     t.ldc = OC;
+    t.stream = d[EM_FGEMM_I_SINGLE_ROW] && K * V * lanes * 4 > EM_FGEMM_STREAM_BYTES;
     t.lo = p->f[EM_FGEMM_F_ACT_MIN];
     t.hi = p->f[EM_FGEMM_F_ACT_MAX];
     for (int64_t b = 0; b < d[EM_FGEMM_I_N]; b++) {
@@ -295,6 +299,9 @@ EM_F512 static void em_ftile_avx512##MODE##_##MR##x##NV(const em_ftile* t) {    
             a[r] = t->rows[r * t->taps + tap];                                \
         for (int64_t c = 0; c < t->ic; c++, b += NV * 16) {                                                   \
             __m512 bv[NV];                                                                                    \
+            if (MR == 1 && t->stream)                                                                         \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                          \
+                    _mm_prefetch((const char*)(b + v * 16) + EM_FGEMM_STREAM_AHEAD, _MM_HINT_T0);             \
             _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + v * 16);         \
             _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                           \
                 const __m512 x = _mm512_set1_ps(a[r][c]);                                                     \
@@ -329,6 +336,9 @@ TARGET static void em_ftile_avx2##MODE##_##MR##x##NV(const em_ftile* t) {       
             a[r] = t->rows[r * t->taps + tap];                                \
         for (int64_t c = 0; c < t->ic; c++, b += NV * 8) {                                                    \
             if (MR == 1) {                                                                                    \
+                if (t->stream)                                                                                \
+                    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v += 2)                                   \
+                        _mm_prefetch((const char*)(b + v * 8) + EM_FGEMM_STREAM_AHEAD, _MM_HINT_T0);          \
                 const __m256 x = _mm256_broadcast_ss(a[0] + c);                                               \
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                          \
                     acc[0][v] = MADD(acc[0][v], x, _mm256_loadu_ps(b + v * 8));                             \
