@@ -1,15 +1,17 @@
 """The float32 SIMD kernels (em_float_gemm.h, em_float_depthwise.h) and the hybrid CONV_2D's SIMD sums (em_hybrid.h)
 on every ISA path this CPU has (EDGEML_ISA forces each; one subprocess per path), on awkward random shapes: odd and
 non-multiple-of-16 channel counts, batch 2, SAME / VALID, stride 2, dilation, 5x5 / 7x7 windows, depth multipliers
-2 and 3, few input channels (the im2col rows), one-row and many-row FULLY_CONNECTED; ADD / SUB / MUL broadcast on
-any axis or from a scalar (with NaNs), the RELU family and LEAKY_RELU (with -0.0).
+2 and 3, few input channels (the im2col rows; pixel pairs on AVX-512 with <= 8 outputs), 3-wide stride-1 / -2 convs
+with <= 32 outputs (the row conv, fused mode on AVX-512), one-row and many-row FULLY_CONNECTED; ADD / SUB / MUL
+broadcast on any axis or from a scalar (with NaNs), the RELU family and LEAKY_RELU (with -0.0).
 
 Float expectations are written from the reference kernels' formulas in NumPy float32 (each product rounded, then
 added to a sum that starts at 0, taps in window-row, window-column, channel order, padding taps skipped; then
 + bias and the clamp): every path must equal them bit for bit with float_exact=True.  The default (fused) SIMD
 kernels must equal the same formula with each product added unrounded (a float64 product, exact for two float32s,
 added in float64 and rounded to float32: the fused multiply-add's single rounding, up to a double rounding that
-these cases do not hit), and the scalar path stays on the reference's formula in both modes.  The hybrid conv's quantization is LiteRT's
+these cases do not hit; the row conv sums window row, channel, window column, and its expectation follows that
+order), and the scalar path stays on the reference's formula in both modes.  The hybrid conv's quantization is LiteRT's
 (checked against LiteRT in test_hybrid_models.py on the portable path); here every path must equal the portable
 kernel's output."""
 
@@ -273,7 +275,8 @@ def test_float_kernels_give_the_reference_bits_on_every_path(forced, tmp_path):
 @pytest.mark.parametrize("forced", PATHS)
 def test_fused_float_kernels_give_the_fused_formula_on_every_path(forced, tmp_path):
     """The default float mode: conv / FC / depthwise on the fused multiply-add kernels (where the CPU has FMA3),
-    each sum the reference's order with one rounding per multiply-add; the scalar path keeps the reference's bits."""
+    each sum the reference's order (the row conv: its own) with one rounding per multiply-add; the scalar path keeps
+    the reference's bits."""
     from cython_ops.float_ops import cpu_has_fma
     kernels = run_check(forced, 11, tmp_path / f"{forced}.npz", mode="fused")
     simd = {"avx512vnni": "avx512", "avx512": "avx512", "avxvnni": "avx2", "avx2": "avx2"}.get(forced)

@@ -4,7 +4,9 @@ steps and kernel names.  The families' prepares (ops/conv.py, ops/fully_connecte
 ops/activations.py) call in here for float32 when CONFIG.float_simd names a path (EDGEML_ISA=scalar: the portable
 kernels).  The convs, FULLY_CONNECTED and depthwise convs take the fused multiply-add kernels by default and the
 reference's multiply-then-add ones (its bits: the same operations in the same order, vectorized across output
-channels) with Interpreter(float_exact=True); ONNX Conv / Gemm / MatMul reach these kernels as the same IR ops."""
+channels) with Interpreter(float_exact=True); ONNX Conv / Gemm / MatMul reach these kernels as the same IR ops.
+In the fused mode, 3-wide convs with stride 1 or 2 across and at most 32 output channels take the AVX-512 row conv
+(em_frow_run), whose sums run window row, input channel, window column."""
 from __future__ import annotations
 
 from typing import Optional
