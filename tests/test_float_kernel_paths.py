@@ -2,7 +2,7 @@
 on every ISA path this CPU has (EDGEML_ISA forces each; one subprocess per path), on awkward random shapes: odd and
 non-multiple-of-16 channel counts, batch 2, SAME / VALID, stride 2, dilation, 5x5 / 7x7 windows, depth multipliers
 2 and 3, few input channels (the im2col rows; pixel pairs on AVX-512 with <= 8 outputs), 3-wide stride-1 / -2 convs
-with <= 32 outputs (the row conv, fused mode on AVX-512), one-row and many-row FULLY_CONNECTED; ADD / SUB / MUL
+with <= 2 vectors of outputs (the row conv, fused mode), one-row and many-row FULLY_CONNECTED; ADD / SUB / MUL
 broadcast on any axis or from a scalar (with NaNs), the RELU family and LEAKY_RELU (with -0.0).
 
 Float expectations are written from the reference kernels' formulas in NumPy float32 (each product rounded, then
@@ -99,7 +99,7 @@ def case_conv(rng, kind):
     wide = kind == "depthwise_wide"      # >= 4 vectors of channels: the row-end pixels' 4-vector loop
     big = kind == "1x1_big"              # more than 512 KiB of weights: the large pointer-table chunks
     few = kind == "few"                  # few input channels: the im2col rows (pixel pairs with <= 8 outputs)
-    row = kind == "row"                  # stride 1 or 2 across, 3 wide, <= 32 outputs: the row conv (fused mode)
+    row = kind == "row"                  # stride 1 or 2 across, 3 wide, <= 2 vectors of outputs: the row conv
     kind = "depthwise" if wide else ("1x1" if big else ("conv" if few or row else kind))
     n = 1 if rng.random() < 0.75 else 2
     ih, iw = (int(v) for v in rng.integers(1, 14, 2))

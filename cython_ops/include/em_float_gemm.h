@@ -547,6 +547,58 @@ EM_F512 static void em_frow_tile##MODE##_s##SW##_##NV(const float* x, int64_t ro
                                                          {em_frow_tile##MODE##_s2_1, em_frow_tile##MODE##_s2_2}};
 EM_FROW_TILES(, EM_FMADD_EXACT512)
 EM_FROW_TILES(_fma, EM_FMADD_FUSED512)
+static const int64_t em_frow_pixels_avx512[2][2] = {{EM_FROW_TILE_PIXELS(1, 1), EM_FROW_TILE_PIXELS(1, 2)},
+                                                    {EM_FROW_TILE_PIXELS(2, 1), EM_FROW_TILE_PIXELS(2, 2)}};
+
+/* The AVX2 row tiles (16 registers): 8 pixels with one vector of 8 channels at stride 1, else 4. */
+#define EM_FROW_TILE_AVX2(MODE, MADD, SW, NV, PIXELS, TARGET)                                                  \
+TARGET static void em_frow_tile_avx2##MODE##_s##SW##_##NV(const float* x, int64_t row_step, int64_t KH,          \
+                                                        int64_t IC, const float* w, const float* bias, float* out, \
+                                                        int64_t pixels, int64_t oc, float lo, float hi) {       \
+    enum { COLS = (PIXELS - 1) * SW + EM_FROW_KW };                                                            \
+    __m256 acc[PIXELS][NV];                                                                                    \
+    _Pragma("GCC unroll 8") for (int r = 0; r < PIXELS; r++)                                                   \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();                  \
+    for (int64_t ky = 0; ky < KH; ky++, x += row_step, w += EM_FROW_KW * IC * NV * 8) {                        \
+        const float* col[COLS];                                                                                \
+        _Pragma("GCC unroll 10") for (int j = 0; j < COLS; j++) col[j] = x + j * IC;                           \
+        for (int64_t c = 0; c < IC; c++) {                                                                     \
+            __m256 wv[EM_FROW_KW][NV];                                                                         \
+            _Pragma("GCC unroll 3") for (int kx = 0; kx < EM_FROW_KW; kx++)                                    \
+                _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                           \
+                    wv[kx][v] = _mm256_loadu_ps(w + ((kx * IC + c) * NV + v) * 8);                             \
+            _Pragma("GCC unroll 10") for (int j = 0; j < COLS; j++) {                                          \
+                const __m256 xv = _mm256_broadcast_ss(col[j] + c);                                             \
+                _Pragma("GCC unroll 3") for (int kx = 0; kx < EM_FROW_KW; kx++) {                              \
+                    const int o = (j - kx) / SW;                                                               \
+                    if (j >= kx && (j - kx) % SW == 0 && o < PIXELS)                                           \
+                        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                   \
+                            acc[o][v] = MADD(acc[o][v], xv, wv[kx][v]);                                        \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }                                                                                                          \
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);                                           \
+    _Pragma("GCC unroll 8") for (int r = 0; r < PIXELS; r++) {                                                 \
+        if (r >= pixels) break;                                                                                \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                                 \
+            const int64_t left = oc - v * 8;                                                                   \
+            const __m256 y = _mm256_min_ps(vhi, _mm256_max_ps(vlo, _mm256_add_ps(acc[r][v],                    \
+                                                                                 _mm256_loadu_ps(bias + v * 8)))); \
+            if (left >= 8) _mm256_storeu_ps(out + r * oc + v * 8, y);                                          \
+            else _mm256_maskstore_ps(out + r * oc + v * 8, em_fmask_avx2(left), y);                            \
+        }                                                                                                      \
+    }                                                                                                          \
+}
+#define EM_FROW_TILES_AVX2(MODE, MADD, TARGET)                                                                 \
+    EM_FROW_TILE_AVX2(MODE, MADD, 1, 1, 8, TARGET) EM_FROW_TILE_AVX2(MODE, MADD, 1, 2, 4, TARGET)              \
+    EM_FROW_TILE_AVX2(MODE, MADD, 2, 1, 4, TARGET) EM_FROW_TILE_AVX2(MODE, MADD, 2, 2, 4, TARGET)              \
+    static const em_frow_fn em_frow_tiles_avx2##MODE[2][2] = {                                                 \
+        {em_frow_tile_avx2##MODE##_s1_1, em_frow_tile_avx2##MODE##_s1_2},                                      \
+        {em_frow_tile_avx2##MODE##_s2_1, em_frow_tile_avx2##MODE##_s2_2}};
+EM_FROW_TILES_AVX2(, EM_FMADD_EXACT256, EM_F256)
+EM_FROW_TILES_AVX2(_fma, EM_FMADD_FUSED256, EM_F256FMA)
+static const int64_t em_frow_pixels_avx2[2][2] = {{8, 4}, {4, 4}};
 
 /* The padded copy's rows and columns: every window row the output rows read, and the columns of whole tiles. */
 static inline int64_t em_frow_padded_rows(int64_t OH, int64_t SH, int64_t KH, int64_t DH) {
@@ -557,15 +609,16 @@ static inline int64_t em_frow_padded_cols(int64_t OW, int64_t SW) {
 }
 
 /* The row driver: image by image the padded copy (at the start of scratch), then the tiles row by row. */
-EM_F512 static void em_frow_run(const em_params* p, const em_frow_fn tiles[2][2]) {
+static void em_frow_run(const em_params* p, int64_t lanes, const em_frow_fn tiles[2][2],
+                        const int64_t pixels[2][2]) {
     const int64_t* d = p->i;
     const int64_t IH = d[EM_FGEMM_I_IH], IW = d[EM_FGEMM_I_IW], IC = d[EM_FGEMM_I_IC], OC = d[EM_FGEMM_I_OC];
     const int64_t OH = d[EM_FGEMM_I_OH], OW = d[EM_FGEMM_I_OW], KH = d[EM_FGEMM_I_KH], SH = d[EM_FGEMM_I_SH];
     const int64_t DH = d[EM_FGEMM_I_DH], PT = d[EM_FGEMM_I_PAD_TOP], PL = d[EM_FGEMM_I_PAD_LEFT];
     const int64_t SW = d[EM_FGEMM_I_SW];
     const int64_t rows = em_frow_padded_rows(OH, SH, KH, DH), cols = em_frow_padded_cols(OW, SW);
-    const em_frow_fn tile = tiles[SW == 1 ? 0 : 1][OC <= 16 ? 0 : 1];
-    const int64_t step = EM_FROW_TILE_PIXELS(SW == 1 ? 1 : 2, OC <= 16 ? 1 : 2);
+    const em_frow_fn tile = tiles[SW == 1 ? 0 : 1][OC <= lanes ? 0 : 1];
+    const int64_t step = pixels[SW == 1 ? 0 : 1][OC <= lanes ? 0 : 1];
     const float* in = (const float*)p->ptr[EM_FGEMM_P_INPUT];
     const float* w = (const float*)p->ptr[EM_FGEMM_P_WEIGHTS];
     const float* bias = (const float*)p->ptr[EM_FGEMM_P_BIAS];
@@ -621,7 +674,7 @@ static void em_conv2d_f32##MODE##_avx512(const em_params* p) {                  
         em_ftile_avx512##MODE##_1x6, em_ftile_avx512##MODE##_1x7, em_ftile_avx512##MODE##_1x8};                \
     static const int64_t single_rows[] = {1, 1, 1, 1, 1, 1, 1, 1, 1};                                          \
     if (p->i[EM_FGEMM_I_GATHER] == 2) em_fpair_run(p, em_fpair_tile##MODE);                                    \
-    else if (p->i[EM_FGEMM_I_GATHER] == 3) em_frow_run(p, em_frow_tiles##MODE);                                     \
+    else if (p->i[EM_FGEMM_I_GATHER] == 3) em_frow_run(p, 16, em_frow_tiles##MODE, em_frow_pixels_avx512);          \
     else if (p->i[EM_FGEMM_I_SINGLE_ROW]) em_fgemm_run(p, 16, single, single_rows, em_fgemm_gather_avx512);    \
     else em_fgemm_run(p, 16, multi, multi_rows, em_fgemm_gather_avx512);                                       \
 }                                                                                                              \
@@ -634,7 +687,8 @@ static void em_conv2d_f32##MODE##_avx2(const em_params* p) {                    
         em_ftile_avx2##MODE##_1x3, em_ftile_avx2##MODE##_1x4, em_ftile_avx2##MODE##_1x5,                       \
         em_ftile_avx2##MODE##_1x6, em_ftile_avx2##MODE##_1x7, em_ftile_avx2##MODE##_1x8};                      \
     static const int64_t single_rows[] = {1, 1, 1, 1, 1, 1, 1, 1, 1};                                          \
-    if (p->i[EM_FGEMM_I_SINGLE_ROW]) em_fgemm_run(p, 8, single, single_rows, em_fgemm_gather_avx2);            \
+    if (p->i[EM_FGEMM_I_GATHER] == 3) em_frow_run(p, 8, em_frow_tiles_avx2##MODE, em_frow_pixels_avx2);        \
+    else if (p->i[EM_FGEMM_I_SINGLE_ROW]) em_fgemm_run(p, 8, single, single_rows, em_fgemm_gather_avx2);       \
     else em_fgemm_run(p, 8, multi, multi_rows, em_fgemm_gather_avx2);                                          \
 }
 

@@ -5,8 +5,8 @@ ops/activations.py) call in here for float32 when CONFIG.float_simd names a path
 kernels).  The convs, FULLY_CONNECTED and depthwise convs take the fused multiply-add kernels by default and the
 reference's multiply-then-add ones (its bits: the same operations in the same order, vectorized across output
 channels) with Interpreter(float_exact=True); ONNX Conv / Gemm / MatMul reach these kernels as the same IR ops.
-In the fused mode, 3-wide convs with stride 1 or 2 across and at most 32 output channels take the AVX-512 row conv
-(em_frow_run), whose sums run window row, input channel, window column."""
+In the fused mode, 3-wide convs with stride 1 or 2 across and at most two vectors of output channels take the row
+conv (em_frow_run), whose sums run window row, input channel, window column."""
 from __future__ import annotations
 
 from typing import Optional
@@ -34,7 +34,6 @@ GATHER_IC = 16                          # convs with fewer input channels copy t
 PAIRS = 2                               # gather mode of em_fpair_run: two pixels per 16-lane vector
 PAIR_CHANNELS = 8                       # ... for convs with at most this many output channels on AVX-512
 ROWS = 3                                # gather mode of em_frow_run: direct convolution along output rows
-ROW_CHANNELS = 32                       # ... for 3-wide convs (stride 1 or 2) with at most this many output channels
 ROW_PIXELS = 16                         # EM_FROW_PIXELS: the padded copy's columns are whole tiles of these
 ROW_MAX_SCRATCH = 4 << 20               # the padded image copy's largest size
 
@@ -126,9 +125,9 @@ def gemm_step(ctx: Ctx, op: Op, kernel_of: str, x, y, w_nk: np.ndarray, bias: Op
     gather = int(taps > 1 and ic < GATHER_IC)
     rows_scratch = row_conv_scratch(ctx, geometry) if not single else None
     if rows_scratch is not None:
-        isa, gather = "avx512", ROWS
-        w = ctx.keep_array(pack_columns(w_nk, LANES["avx512"], 2))
-        b = ctx.keep_array(padded_bias(bias, geometry["oc"], LANES["avx512"]))
+        isa, gather = CONFIG.float_simd, ROWS
+        w = ctx.keep_array(pack_columns(w_nk, LANES[isa], 2))
+        b = ctx.keep_array(padded_bias(bias, geometry["oc"], LANES[isa]))
     elif gather and not single and CONFIG.float_simd == "avx512" and geometry["oc"] <= PAIR_CHANNELS:
         # two pixels per 16-lane vector: twice the 8-lane tiles' sums per instruction
         isa, gather = "avx512", PAIRS
@@ -154,12 +153,12 @@ def gemm_step(ctx: Ctx, op: Op, kernel_of: str, x, y, w_nk: np.ndarray, bias: Op
 
 
 def row_conv_scratch(ctx: Ctx, g: dict) -> Optional[int]:
-    """The scratch bytes of em_frow_run (the padded copy of one image) when the conv takes it, else None: AVX-512,
-    the fused mode (its sums run window row, input channel, window column), stride 1 or 2 and no dilation across,
-    3-wide windows, at most 32 output channels (one or two vectors: the pointer-table tiles would take a broadcast
-    per one or two multiply-adds)."""
-    if not (CONFIG.float_simd == "avx512" and multiply_add(ctx) == "_fma" and g["oc"] <= ROW_CHANNELS and
-            g["kw"] == 3 and g["sw"] in (1, 2) and g["dw"] == 1):
+    """The scratch bytes of em_frow_run (the padded copy of one image) when the conv takes it, else None: the fused
+    mode (its sums run window row, input channel, window column), stride 1 or 2 and no dilation across, 3-wide
+    windows, at most two vectors of output channels (32 on AVX-512, 16 on AVX2: the pointer-table tiles would take
+    a broadcast per one or two multiply-adds)."""
+    if not (CONFIG.float_simd in LANES and multiply_add(ctx) == "_fma" and
+            g["oc"] <= 2 * LANES[CONFIG.float_simd] and g["kw"] == 3 and g["sw"] in (1, 2) and g["dw"] == 1):
         return None
     rows = (g["oh"] - 1) * g["sh"] + (g["kh"] - 1) * g["dh"] + 1
     cols = -(-g["ow"] // ROW_PIXELS) * ROW_PIXELS * g["sw"] + 2
