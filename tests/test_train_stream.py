@@ -259,18 +259,19 @@ def test_trains_on_a_folder_larger_than_the_memory_it_is_allowed(tmp_path):
     the training process is allowed 1.75 GiB.
 
     How the allowance is enforced: RLIMIT_AS cannot be used, because TensorFlow reserves address space it never
-    touches (2.5 GB of VmSize with 0.6 GB resident after a tiny fit here, more with every thread); RLIMIT_DATA
-    fails for the same kind of reason (measured: a 2 GiB `f.read` buffer reserved while reading the .tflite file,
-    with 1.1 GB resident); this container has no memory cgroup.  So a watchdog kills the child as soon as its
-    resident set passes the allowance (what a memory cgroup does), and the child's own peak RSS (ru_maxrss,
-    exact) is checked after.  (8, 8, 256) samples keep the cnn's work per decoded byte small, so 2 GiB train in
+    touches (2.5 GB of VmSize with 0.6 GB resident after a tiny fit here, more with every thread), and this
+    container has no memory cgroup.  So: RLIMIT_DATA is set to the allowance (the kernel refuses private writable
+    memory past it: heap and anonymous mappings, where decoded tensors live), a watchdog kills the child as soon
+    as its resident set passes the allowance (what a memory cgroup does), and the child's own peak RSS
+    (ru_maxrss, exact) is checked after.  (8, 8, 256) samples keep the cnn's work per decoded byte small, so 2 GiB train in
     about a minute on 2 cores."""
     data = npz_shards(str(tmp_path / "big"), shards=64, rows=512, channels=256, distinct=8)
     decoded = 64 * 512 * 8 * 8 * 256 * 4
     assert decoded > ALLOWED_BYTES
     out = tmp_path / "out"
     peak_file = tmp_path / "peak_rss_kb"
-    cmd = [sys.executable, "-c", "import resource, sys; from edgeml.cli import main; rc = main(sys.argv[1:]); "
+    cmd = [sys.executable, "-c", "import resource, sys; from edgeml.cli import main; "
+           f"resource.setrlimit(resource.RLIMIT_DATA, ({ALLOWED_BYTES}, {ALLOWED_BYTES})); rc = main(sys.argv[1:]); "
            f"open({str(peak_file)!r}, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); "
            "sys.exit(rc)",
            "train", "--data", data, "--stream", "--epochs", "1", "--batch-size", "64", "--validation-split", "0.05",
