@@ -4,7 +4,8 @@ EDGEML_ISA can force, against NumPy expectations written from LiteRT's reference
 65,536 input pairs, for scales drawn at random and for scales that put many sums exactly on a tie (equal scales,
 ratios of powers of two, MUL multipliers of exactly 2^-k), in both rounding modes, with each fused activation, on
 long runs, on one-element operands (the run's 256-entry table) and on awkward broadcasts (odd channels, size-1 axes
-in the middle, batch > 1, rank 5).  As in test_kernel_paths.py each path runs in a subprocess."""
+in the middle, batch > 1, rank 5); and int8 MEAN's vector sums (em_reduce.h: whole runs, blocks of rows, the
+vector requantization of the sums).  As in test_kernel_paths.py each path runs in a subprocess."""
 import os
 import subprocess
 import sys
@@ -83,11 +84,44 @@ def check_broadcasts(rng, failures, kernels):
                         run_op(which, a, b, za, zb, zo, sa, sb, so, rounding, act, kernels), want)
 
 
+# MEAN int8 (check_mean of test_elementwise_paths): runs summed at once with tails, blocks of rows past 256 (the
+# 16-bit partial sums), column counts off the vector widths, rank 5, small counts (multipliers above 1)
+MEAN_CASES = [((1, 64, 50, 32), [2, 3]), ((1, 64, 50, 32), [1]), ((1, 64, 50, 32), [2]), ((1, 7, 67, 3), [2, 3]),
+              ((1, 600, 37), [1]), ((2, 300, 5, 17), [1, 2]), ((3, 1, 1000), [2]), ((1, 5, 7, 9, 11), [0, 2, 4]),
+              ((1, 2, 3, 129), [-3, -2]), ((4, 2, 30), [1]), ((2, 513, 64), [1]), ((6, 2, 3), [0]),
+              ((1, 33, 20, 17), [1, 2]), ((1, 9, 31, 8), [2])]
+
+
+def check_mean_extremes(rng, failures, kernels):
+    """Sums at the int16 partial sums' limits: 256 and more rows of -128 or 127 (and a run of them)."""
+    for shape, axes, value in (((1, 700, 40), [1], -128), ((1, 700, 40), [1], 127), ((1, 256, 33), [1], -128),
+                               ((2, 3000), [1], -128), ((1, 300, 2, 20), [1, 2], 127)):
+        x = np.full(shape, value, np.int8)
+        x.reshape(-1)[:: 7] = -128 if value > 0 else 127           # a few of the other extreme
+        za, zo, sa, so = 3, -7, 0.05, 0.04
+        out_shape = tuple(1 if d in axes else n for d, n in enumerate(shape))
+        count = int(np.prod([shape[d] for d in axes]))
+        axes_t = Tensor(1, "axes", (len(axes),), np.dtype(np.int32), None, np.array(axes, np.int32))
+        for rounding in (0, 1):
+            g = Graph([tensor(0, shape, sa, za), axes_t, tensor(2, out_shape, so, zo)],
+                      [Op(0, "MEAN", 1, [0, 1], [2], {"keep_dims": True})], [0], [2])
+            plan = compile_graph(g, {}, rounding)
+            plan.view(0)[...] = x
+            plan.engine.invoke()
+            kernels.update(st.kernel for st in plan.steps)
+            m, sh = Q.mean_multiplier(np.float64(np.float32(sa)) / np.float64(np.float32(so)), count, rounding)
+            acc = x.astype(I64).sum(axis=tuple(axes), keepdims=True) - za * count
+            want = np.clip(mbqm(acc, m, sh, rounding) + zo, -128, 127).astype(np.int8)
+            compare(failures, f"MEAN {list(shape)} axes {axes} of {value} rounding {rounding}", plan.view(2), want)
+
+
 def main():
     rng = np.random.default_rng(int(sys.argv[1]))
     failures, kernels = [], set()
     check_every_pair(rng, failures, kernels)
     check_broadcasts(rng, failures, kernels)
+    check_mean(rng, failures, kernels)
+    check_mean_extremes(rng, failures, kernels)
     print("kernels", " ".join(sorted(kernels)))
     print("\n".join(failures) if failures else "ok")
 
@@ -99,10 +133,11 @@ EXPECTED = {"avx512vnni": ("add_int8_avx512", "mul_int8_avx512"), "avx512": ("ad
             "avx2": ("add_int8_avx2", "mul_int8_avx2"), "avxvnni": ("add_int8_avx2", "mul_int8_avx2"),
             "scalar": ("add_int8", "mul_int8"), "neon": ("add_int8", "mul_int8"),
             "neon_dotprod": ("add_int8", "mul_int8"), "neon_i8mm": ("add_int8", "mul_int8")}
+EXPECTED = {path: names + ("mean",) for path, names in EXPECTED.items()}
 
 
 @pytest.mark.parametrize("forced", PATHS)
-def test_estimate_loops_of_add_sub_mul_are_exact_on_every_pair_and_path(forced):
+def test_estimate_loops_of_add_sub_mul_and_int8_mean_sums_are_exact_on_every_path(forced):
     if forced_path(forced) != forced:
         pytest.skip(f"this CPU has no {forced} path")
     env = dict(os.environ, EDGEML_ISA=forced)
