@@ -147,3 +147,54 @@ def test_estimate_loops_of_add_sub_mul_and_int8_mean_sums_are_exact_on_every_pat
     assert lines[-1] == "ok", "\n".join(lines[-20:])
     for name in EXPECTED[forced]:
         assert name in lines[0].split(), lines[0]
+
+
+QLINEAR_ADD_CHECK = r'''
+import sys
+import numpy as np
+from onnx import helper
+import edgeml
+from tests.onnx_models import make_model, ort_run
+
+F = np.float32
+MS = [("com.microsoft", 1)]
+rng = np.random.default_rng(7)
+failures, kernels = [], set()
+# spans past the vector widths with tails, an operand broadcast along the span, per channel, scalar
+SHAPES = [((1, 77), (1, 77)), ((2, 3, 41), (41,)), ((1, 5, 7, 33), (1, 5, 7, 1)), ((300,), (1,)), ((4, 1, 24), (4, 3, 24)),
+          ((1, 2, 3, 16), (1, 2, 3, 16)), ((9,), (9,))]
+for dtype in (np.uint8, np.int8):
+    lo, hi = (0, 255) if dtype == np.uint8 else (-128, 127)
+    for k, (sa, sb) in enumerate(SHAPES):
+        s1, s2, s3 = (F(v) for v in rng.uniform(0.01, 0.2, 3))
+        z1, z2, z3 = (dtype(v) for v in rng.integers(lo, hi + 1, 3))
+        inits = {"s1": np.array(s1), "z1": np.array(z1), "s2": np.array(s2), "z2": np.array(z2), "s3": np.array(s3),
+                 "z3": np.array(z3)}
+        node = helper.make_node("QLinearAdd", ["a", "s1", "z1", "b", "s2", "z2", "s3", "z3"], ["y"],
+                                domain="com.microsoft")
+        model = make_model([node], [("a", dtype, sa), ("b", dtype, sb)], [("y", dtype, None)], inits, extra_opsets=MS)
+        it = edgeml.Interpreter(model)
+        kernels.update(s.kernel for s in it.plan.steps)
+        for _ in range(3):
+            feeds = {"a": rng.integers(lo, hi + 1, sa).astype(dtype), "b": rng.integers(lo, hi + 1, sb).astype(dtype)}
+            got, want = it.run(feeds), ort_run(model, feeds)[0]
+            if not np.array_equal(got, want):
+                failures.append(f"QLinearAdd {dtype.__name__} {sa} + {sb}: {int((got != want).sum())} differ")
+print("kernels", " ".join(sorted(kernels)))
+print("\n".join(failures) if failures else "ok")
+'''
+
+
+@pytest.mark.parametrize("forced", ["scalar", "avx2", "avx512", "avx512vnni"])
+def test_qlinear_add_vector_spans_match_onnxruntime_on_every_path(forced):
+    pytest.importorskip("onnxruntime")
+    if forced_path(forced) != forced:
+        pytest.skip(f"this CPU has no {forced} path")
+    env = dict(os.environ, EDGEML_ISA=forced)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", QLINEAR_ADD_CHECK], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "ok", "\n".join(lines[-20:])
+    assert "onnx_qlinear_add" in lines[0].split(), lines[0]
