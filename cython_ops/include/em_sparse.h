@@ -110,6 +110,7 @@ static inline int64_t em_sparse_run(const em_gemm_rows* A, int64_t m, int64_t M,
 typedef struct {
     em_mbqm16 q;
     __m512i zp, lo, hi;          /* output zero point, activation bounds */
+    int clamp_lo, clamp_hi;      /* bounds inside [-128, 127] (else the saturating narrowing clamps alone) */
     int double_rounding;         /* the default mode: requantized here; the others through em_vnni_requant16 */
 } em_sparse_out16;
 
@@ -119,6 +120,8 @@ EM_VNNI_TARGET static inline em_sparse_out16 em_sparse_out_consts(const em_vnni_
     o.zp = _mm512_set1_epi32(g->out_zp);
     o.lo = _mm512_set1_epi32(g->act_min);
     o.hi = _mm512_set1_epi32(g->act_max);
+    o.clamp_lo = g->act_min > -128;
+    o.clamp_hi = g->act_max < 127;
     o.double_rounding = g->mode == EM_ROUND_DOUBLE;
     return o;
 }
@@ -132,10 +135,11 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_sparse_vnni_
         for (int r = 0; r < MR; r++) em_vnni_requant_store16(acc[r], g, n, C + r * ldc + n, cols, &o->q);
         return;
     }
-    for (int r = 0; r < MR; r++) {
-        const __m512i v = _mm512_add_epi32(em_mbqm_lanes_x16(acc[r], &o->q.l, o->q.any_left), o->zp);
-        acc[r] = _mm512_min_epi32(_mm512_max_epi32(v, o->lo), o->hi);
-    }
+    for (int r = 0; r < MR; r++) acc[r] = _mm512_add_epi32(em_mbqm_lanes_x16(acc[r], &o->q.l, o->q.any_left), o->zp);
+    if (o->clamp_lo)
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_max_epi32(acc[r], o->lo);
+    if (o->clamp_hi)
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_min_epi32(acc[r], o->hi);
     if (MR % 4 == 0 && ldc == 16 && cols == 0xFFFF) {
         /* packs work per 128-bit lane: lane L of the result holds rows 0-3's columns 4L .. 4L + 3; the permute
          * puts each row's 16 bytes together */
