@@ -273,7 +273,7 @@ static void em_conv2d_int8_sparse_vnni(const em_params* p) {
 typedef struct {
     em_mbqm8_lanes q[2];
     __m256i bias[2], zp, lo, hi;
-    int any_left, double_rounding;
+    int any_left, clamp_lo, clamp_hi, double_rounding;
 } em_sparse_out8x2;
 
 EM_AVX2_TARGET static inline em_sparse_out8x2 em_sparse_avx2_consts(const em_avx2_gemm* g, int64_t n) {
@@ -288,6 +288,8 @@ EM_AVX2_TARGET static inline em_sparse_out8x2 em_sparse_avx2_consts(const em_avx
     o.zp = _mm256_set1_epi32(g->out_zp);
     o.lo = _mm256_set1_epi32(g->act_min);
     o.hi = _mm256_set1_epi32(g->act_max);
+    o.clamp_lo = g->act_min > -128;
+    o.clamp_hi = g->act_max < 127;
     o.double_rounding = g->mode == EM_ROUND_DOUBLE;
     return o;
 }
@@ -303,8 +305,16 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_sparse_avx2_
     }
     __m256i v0 = em_mbqm_lanes_x8(_mm256_add_epi32(lo, o->bias[0]), &o->q[0], o->any_left);
     __m256i v1 = em_mbqm_lanes_x8(_mm256_add_epi32(hi, o->bias[1]), &o->q[1], o->any_left);
-    v0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v0, o->zp), o->lo), o->hi);
-    v1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v1, o->zp), o->lo), o->hi);
+    v0 = _mm256_add_epi32(v0, o->zp);
+    v1 = _mm256_add_epi32(v1, o->zp);
+    if (o->clamp_lo) {
+        v0 = _mm256_max_epi32(v0, o->lo);
+        v1 = _mm256_max_epi32(v1, o->lo);
+    }
+    if (o->clamp_hi) {
+        v0 = _mm256_min_epi32(v0, o->hi);
+        v1 = _mm256_min_epi32(v1, o->hi);
+    }
     /* packs per 128-bit lane: bytes [v0 0-3, v1 0-3, v0 0-3, v1 0-3 | v0 4-7, v1 4-7, ...]; dwords 0 4 1 5 */
     const __m256i p8 = _mm256_packs_epi16(_mm256_packs_epi32(v0, v1), _mm256_packs_epi32(v0, v1));
     const __m256i bytes = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
