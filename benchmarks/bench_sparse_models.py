@@ -3,6 +3,11 @@
 
     python benchmarks/bench_sparse_models.py [--models resnet8,mobilenet_v1] [--sparsity 0.5,0.75,0.9] [--layers]
     python benchmarks/bench_sparse_models.py --files OUT1/model_int8.tflite,...   (e.g. `edgeml train` outputs)
+    python benchmarks/bench_sparse_models.py --models mobilenet_v1 --alpha 1.0 [--size 96]
+
+Issue 20's table used `edgeml train` models on digits upsampled to RGB (an .npz of x [N, S, S, 3], y): resnet8 at
+32x32 (600 samples, --epochs 3 --finetune-epochs 3) and mobilenet_v1 --alpha 1.0 at 96x96 (300 samples, --epochs 1
+--finetune-epochs 2), each with --prune 0.5 / 0.75 / 0.9 (speed does not depend on how well they learned).
 
 The zoo's resnet8 (32x32x3) and mobilenet_v1 (alpha 0.25, 96x96x3) with their initial weights, every Conv2D /
 Dense kernel pruned in blocks of 16 output x 4 input channels (per kernel tap; the lowest-L1 blocks zeroed, the
