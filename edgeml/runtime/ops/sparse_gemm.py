@@ -12,7 +12,7 @@ from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.packing import fold_input_zero_point
-from edgeml.runtime.packing_sparse import BLOCK_COLS, block_density, sparse_pack
+from edgeml.runtime.packing_sparse import BLOCK_COLS, block_density, sparse_pack, window_rows
 from edgeml.runtime.plan import Ctx, Step, address
 
 SPARSE_MODES = ("auto", "off", "on")
@@ -46,14 +46,15 @@ def sparse_path() -> str:
     return {"conv2d_int8_sparse_vnni": "vnni", "conv2d_int8_sparse_avx2": "avx2"}.get(kernel, "portable")
 
 
-def wants_sparse(ctx: Ctx, w2: np.ndarray, shape_kind: str) -> bool:
-    """Whether this layer's int8 weights [N][K] take the sparse kernel under ctx.sparse."""
+def wants_sparse(ctx: Ctx, w2: np.ndarray, shape_kind: str, segment: int = 0) -> bool:
+    """Whether this layer's int8 weights [N][K] (each run of `segment` K values padded to a multiple of 4 when
+    segment > 0) take the sparse kernel under ctx.sparse."""
     mode = getattr(ctx, "sparse", "auto")
     if mode == "off":
         return False
     if mode == "on":
         return True
-    return block_density(w2) <= MAX_DENSITY[sparse_path()][shape_kind]
+    return block_density(w2, segment) <= MAX_DENSITY[sparse_path()][shape_kind]
 
 
 def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, rq: requant.ColumnRequant,
@@ -72,15 +73,14 @@ def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, r
     elem = 2 if kernel == "conv2d_int8_sparse_avx2" else 1       # bytes per row value: int16 on AVX2
     ihp = (ints["oh"] - 1) * ints["sh"] + (kh - 1) * ints["dh"] + 1
     iwp = (ints["ow"] - 1) * ints["sw"] + (kw - 1) * ints["dw"] + 1
+    # (the density is counted on w2 as the window rows will hold it, before any copy is made)
+    if rq.w_zp or not wants_sparse(ctx, w2, shape_kind, kw * ic if mode == 4 else 0):
+        return None
     wk, offset = w2, (lambda k: k * elem)
     if mode == 4:
         span4 = -(-(kw * ic) // 4) * 4
-        wk = np.zeros((oc, kh, span4), np.int8)
-        wk[:, :, :kw * ic] = w2.reshape(oc, kh, kw * ic)
-        wk = wk.reshape(oc, kh * span4)
+        wk = window_rows(w2, kw * ic)
         offset = (lambda k: (k // span4 * ints["dh"] * iwp * ic + k % span4) * elem)
-    if rq.w_zp or not wants_sparse(ctx, wk, shape_kind):
-        return None
     kp = -(-wk.shape[1] // 4) * 4
     width = -(-oc // BLOCK_COLS) * BLOCK_COLS
     vnni = kernel == "conv2d_int8_sparse_vnni"
