@@ -21,7 +21,6 @@ ops); ops below 20 GMAC/s or 4 GB/s are flagged.
     python benchmarks/bench_models.py                        # everything, markdown to stdout
     EDGEML_ISA=avx2 python benchmarks/bench_models.py        # edgeml's AVX2 path (the peers keep theirs)
     python benchmarks/bench_models.py --only kws ssd --json out.json
-    python benchmarks/bench_models.py --clock thread        # invokes timed in thread CPU time (a shared machine)
     python benchmarks/bench_models.py --load-only --loads 9   # load times only, the runtimes alternating
     python benchmarks/bench_models.py --load-only --load-profile   # + where edgeml's load time goes, per stage
 
@@ -55,8 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "models"
 MAC_FLOOR, BYTES_FLOOR = 20.0, 4.0            # GMAC/s, GB/s: ops below are flagged
-CLOCKS = {"wall": time.perf_counter_ns, "thread": time.thread_time_ns}   # --clock: invoke timing
-clock = CLOCKS["wall"]
+INVOKE_CLOCK = time.perf_counter_ns           # --cpu-time: time.thread_time_ns (a shared machine's preemptions left out)
 
 
 # ----- synthetic models ---------------------------------------------------------------------------------------
@@ -267,9 +265,9 @@ def interleaved(runners: dict, args) -> dict:
     est = {k: [] for k in runners}
     for _ in range(args.warmup):
         for k, r in runners.items():
-            t0 = clock()
+            t0 = INVOKE_CLOCK()
             r.invoke()
-            est[k].append(clock() - t0)
+            est[k].append(INVOKE_CLOCK() - t0)
     runs = {k: int(max(args.min_runs, min(args.runs, args.budget * 1e9 / max(statistics.median(v), 1.0))))
             for k, v in est.items()}
     n_rounds = max(runs.values())
@@ -278,9 +276,9 @@ def interleaved(runners: dict, args) -> dict:
     for rnd in range(n_rounds):
         for k in (order if rnd % 2 == 0 else order[::-1]):
             if (rnd + 1) * runs[k] // n_rounds > rnd * runs[k] // n_rounds:
-                t0 = clock()
+                t0 = INVOKE_CLOCK()
                 runners[k].invoke()
-                times[k].append(clock() - t0)
+                times[k].append(INVOKE_CLOCK() - t0)
     return {k: statistics.median(v) / 1e3 for k, v in times.items()}, {k: min(v) / 1e3 for k, v in times.items()}
 
 
@@ -506,15 +504,16 @@ def main(argv=None):
     ap.add_argument("--only", nargs="*", help="substrings of the model names to run")
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--json", default=None)
-    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                    help="invoke timing: wall time, or this thread's CPU time (a machine shared with other work)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time invokes by the thread's CPU time (both runtimes run on this thread with one thread)")
     ap.add_argument("--load-only", action="store_true", help="load times only (no invoke timing)")
     ap.add_argument("--load-profile", action="store_true", help="edgeml's load time per stage")
     ap.add_argument("--no-call-path", dest="call_path", action="store_false",
                     help="skip the timing of run() / set_input / get_output against invoke() on ad01_int8")
     args = ap.parse_args(argv)
-    global clock
-    clock = CLOCKS[args.clock]
+    if args.cpu_time:
+        global INVOKE_CLOCK
+        INVOKE_CLOCK = time.thread_time_ns
     from cython_ops.conv import isa
     print(f"# edgeml vs LiteRT+XNNPACK / onnxruntime\n\n{platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, edgeml ISA path {isa()}, one thread, batch 1")
