@@ -173,6 +173,63 @@ static void em_add_int8(const em_params* p) {
     })
 }
 
+/* The float estimate of the vector kernels.  Without its roundings, ADD / SUB's output before the zero point is
+ * F = (v1 +- v2) m_out 2^(s_out - 31) with v_k = MBQM((x_k - zp_k) 2^20, m_k, s_k) within 1 of (x_k - zp_k) K_k,
+ * and MUL's is F = (x1 - zp1)(x2 - zp2) m 2^(s - 31): both within `margin` of the affine (ADD) or product (MUL)
+ * float V = a x1 + b x2 + c (MUL: a (x1 - zp1)(x2 - zp2) + c), c holding the output zero point.  Double rounding
+ * rounds F to a multiple of 2^s_out first, then to an integer (ties away), single rounding to the nearest integer
+ * (ties up): wherever V is more than margin + 2^(s_out - 1) (double) from a half-integer, the exact output is V
+ * rounded to the nearest integer, and the kernels take the exact integer arithmetic only for vectors holding a
+ * lane near a tie.  The float error bound: a, b, c each rounded once and at most four roundings of the sums
+ * (products exact below 2^24), each within 2^-24 of its magnitude, bounded by r = 128 |a| + 128 |b| + |c|. */
+typedef struct { float a, b, c, zp1, zp2, near_tie; int ok; } em_binary_estimate;
+
+static em_binary_estimate em_binary_estimate_finish(double a, double b, double c, double bound, double window) {
+    em_binary_estimate e;
+    e.a = (float)a;
+    e.b = (float)b;
+    e.c = (float)c;
+    e.zp1 = e.zp2 = 0.0f;
+    const double margin = window + ldexp(bound, -21);
+    e.near_tie = (float)(0.5 - margin);
+    /* a wider margin sends too many vectors to the exact arithmetic to gain anything */
+    e.ok = margin <= ldexp(1.0, -8) && bound < ldexp(1.0, 20);
+    return e;
+}
+
+static em_binary_estimate em_add_estimate(const int64_t* q) {
+    em_binary_estimate none = {0};
+    const int mode = (int)q[EM_ADD_I_MODE];
+    if ((mode != EM_ROUND_DOUBLE && mode != EM_ROUND_SINGLE) || q[EM_ADD_I_LEFT_SHIFT] != 20 ||
+        q[EM_ADD_I_SHIFT1] > 0 || q[EM_ADD_I_SHIFT2] > 0 || q[EM_ADD_I_OUT_SHIFT] > 0 || q[EM_ADD_I_OUT_SHIFT] < -31)
+        return none;
+    const double out = ldexp((double)q[EM_ADD_I_OUT_MULT], (int)q[EM_ADD_I_OUT_SHIFT] - 31);
+    const double a = ldexp((double)q[EM_ADD_I_MULT1], 20 + (int)q[EM_ADD_I_SHIFT1] - 31) * out;
+    const double b = (q[EM_ADD_I_SIGN] < 0 ? -1.0 : 1.0) * ldexp((double)q[EM_ADD_I_MULT2],
+                                                                  20 + (int)q[EM_ADD_I_SHIFT2] - 31) * out;
+    const double c = (double)q[EM_ADD_I_OUT_ZP] - a * (double)q[EM_ADD_I_ZP1] - b * (double)q[EM_ADD_I_ZP2];
+    const double bound = 128.0 * (fabs(a) + fabs(b)) + fabs(c);
+    /* each v_k within 1 of its real value; the output stage's first rounding (double rounding) */
+    double window = 2.0 * out;
+    if (mode == EM_ROUND_DOUBLE && q[EM_ADD_I_OUT_SHIFT] < 0) window += ldexp(1.0, (int)q[EM_ADD_I_OUT_SHIFT] - 1);
+    return em_binary_estimate_finish(a, b, c, bound, window);
+}
+
+static em_binary_estimate em_mul_estimate(const int64_t* q) {
+    em_binary_estimate none = {0};
+    const int mode = (int)q[EM_MUL_I_MODE];
+    if ((mode != EM_ROUND_DOUBLE && mode != EM_ROUND_SINGLE) || q[EM_MUL_I_SHIFT] > 0 || q[EM_MUL_I_SHIFT] < -31)
+        return none;
+    const double a = ldexp((double)q[EM_MUL_I_MULT], (int)q[EM_MUL_I_SHIFT] - 31);
+    const double c = (double)q[EM_MUL_I_OUT_ZP];
+    const double window = mode == EM_ROUND_DOUBLE && q[EM_MUL_I_SHIFT] < 0 ? ldexp(1.0, (int)q[EM_MUL_I_SHIFT] - 1) : 0.0;
+    /* the product (x1 - zp1)(x2 - zp2) is exact in float (|p| <= 255^2) */
+    em_binary_estimate e = em_binary_estimate_finish(a, 0.0, c, 65536.0 * fabs(a) + fabs(c), window);
+    e.zp1 = (float)q[EM_MUL_I_ZP1];
+    e.zp2 = (float)q[EM_MUL_I_ZP2];
+    return e;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "em_gemm_vnni.h"
 #define EM_VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi")))
@@ -386,6 +443,66 @@ EM_VNNI_TARGET static inline void em_add_run16(const em_add_consts16* c, const i
 #undef EM_ADD16
 }
 
+/* Float estimates (em_binary_estimate) of 16 lanes: V rounded to the nearest integer, and the mask of lanes within
+ * the margin of a tie. */
+EM_VNNI_TARGET static inline __m512i em_estimate_round_x16(__m512 v, __m512 near_tie, __mmask16* near) {
+    const __m512 d = _mm512_reduce_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);   /* v - round(v) */
+    *near = _mm512_cmp_ps_mask(_mm512_abs_ps(d), near_tie, _CMP_GT_OQ);
+    return _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+EM_VNNI_TARGET static inline __m512 em_int8_to_ps_x16(__m128i bytes) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes));
+}
+
+/* 16 lanes of ADD / SUB by the float estimate, from the int8 values b1, b2 (a one-element input's term is in c0);
+ * a vector holding a lane near a tie is computed by em_add_run16's exact arithmetic instead.  Clamped int32. */
+EM_VNNI_TARGET static inline __m512i em_add_estimate_x16(const em_add_consts16* c, __m512 a, __m512 b, __m512 c0,
+                                                         __m512 lim, __m128i b1, int one1, __m128i b2, int one2) {
+    __m512 v = c0;
+    if (!one1) v = _mm512_fmadd_ps(em_int8_to_ps_x16(b1), a, v);
+    if (!one2) v = _mm512_fmadd_ps(em_int8_to_ps_x16(b2), b, v);
+    __mmask16 near;
+    __m512i r = em_estimate_round_x16(v, lim, &near);
+    if (__builtin_expect(near != 0, 0)) {
+        const __m512i v1 = em_add_input_x16(_mm512_cvtepi8_epi32(b1), &c->in1);
+        const __m512i v2 = em_add_input_x16(_mm512_cvtepi8_epi32(b2), &c->in2);
+        return em_add_output_x16(c->sub ? _mm512_sub_epi32(v1, v2) : _mm512_add_epi32(v1, v2), c->single, c->mo,
+                                 c->sho, &c->co, c->ozp, c->amin, c->amax);
+    }
+    return _mm512_min_epi32(_mm512_max_epi32(r, c->amin), c->amax);
+}
+
+/* One run of ADD / SUB by the float estimate: 64 elements per step (one 64-byte store), then 16 at a time. */
+EM_VNNI_TARGET static inline void em_add_estimate_run16(const em_add_consts16* c, const em_binary_estimate* e,
+                                                        const int8_t* x1, int one1, const int8_t* x2, int one2,
+                                                        int8_t* y, int64_t n) {
+    const __m512 a = _mm512_set1_ps(e->a), b = _mm512_set1_ps(e->b), lim = _mm512_set1_ps(e->near_tie);
+    float base = e->c;
+    if (one1) base = (float)x1[0] * e->a + base;
+    if (one2) base = (float)x2[0] * e->b + base;
+    const __m512 c0 = _mm512_set1_ps(base);
+    const __m128i s1 = _mm_set1_epi8(x1[0]), s2 = _mm_set1_epi8(x2[0]);
+    /* packs leave dword 4 L + j holding group j's lanes 4 L .. 4 L + 3 */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    int64_t k = 0;
+    for (; k + 64 <= n; k += 64) {
+        __m512i r[4];
+        for (int j = 0; j < 4; j++)
+            r[j] = em_add_estimate_x16(c, a, b, c0, lim,
+                                       one1 ? s1 : _mm_loadu_si128((const __m128i*)(x1 + k + 16 * j)), one1,
+                                       one2 ? s2 : _mm_loadu_si128((const __m128i*)(x2 + k + 16 * j)), one2);
+        const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(r[0], r[1]), _mm512_packs_epi32(r[2], r[3]));
+        _mm512_storeu_si512((void*)(y + k), _mm512_permutexvar_epi32(order, bytes));
+    }
+    for (; k < n; k += 16) {
+        const __mmask16 mk = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        const __m512i r = em_add_estimate_x16(c, a, b, c0, lim, one1 ? s1 : _mm_maskz_loadu_epi8(mk, x1 + k), one1,
+                                              one2 ? s2 : _mm_maskz_loadu_epi8(mk, x2 + k), one2);
+        _mm_mask_storeu_epi8(y + k, mk, _mm512_cvtepi32_epi8(r));
+    }
+}
+
 /* ADD / SUB int8 with any broadcast, 16 lanes at a time, either rounding mode; layout EM_ADD as em_add_int8.
  * tables: scratch of 2 KB; EM_ADD_TABLE_MIN elements and more in runs of 64 or more (or per channel) take the table
  * loop (with VBMI). */
@@ -407,6 +524,15 @@ EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
     c.co = em_mbqm_consts(c.mo, c.sho);
     c.single = q[EM_ADD_I_MODE] == EM_ROUND_SINGLE;
     c.sub = q[EM_ADD_I_SIGN] < 0;
+    const em_binary_estimate e = em_add_estimate(q);
+    if (e.ok) {
+#define EM_ADD_ESTIMATE_RUN16(A, ONE1, B, ONE2, Y, N) em_add_estimate_run16(&c, &e, A, ONE1, B, ONE2, Y, N)
+#define EM_ADD_ESTIMATE_RUN16_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_ADD_ESTIMATE_RUN16, A, ONE1, B, ONE2, Y, N)
+        EM_BINARY_RUNS(int8_t, EM_ADD_ESTIMATE_RUN16_LUT);
+#undef EM_ADD_ESTIMATE_RUN16_LUT
+#undef EM_ADD_ESTIMATE_RUN16
+        return;
+    }
     if ((dims[5] >= 64 || em_binary_periodic_input(p) >= 0) && n >= EM_ADD_TABLE_MIN &&
         p->ptr[EM_ADD_P_TABLES] != NULL && __builtin_cpu_supports("avx512vbmi")) {
         uint8_t* t1 = (uint8_t*)p->ptr[EM_ADD_P_TABLES];
@@ -443,6 +569,32 @@ EM_VNNI_TARGET static inline void em_mul_run16(const em_mul_consts16* c, const i
     }
 }
 
+/* One run of MUL by the float estimate (as em_add_estimate_run16), 16 lanes at a time. */
+EM_VNNI_TARGET static inline void em_mul_estimate_run16(const em_mul_consts16* c, const em_binary_estimate* e,
+                                                        const int8_t* x1, int one1, const int8_t* x2, int one2,
+                                                        int8_t* y, int64_t n) {
+    const __m512 a = _mm512_set1_ps(e->a), c0 = _mm512_set1_ps(e->c), lim = _mm512_set1_ps(e->near_tie);
+    const __m512 z1 = _mm512_set1_ps(e->zp1), z2 = _mm512_set1_ps(e->zp2);
+    const __m512 d1 = _mm512_set1_ps((float)x1[0] - e->zp1), d2 = _mm512_set1_ps((float)x2[0] - e->zp2);
+    for (int64_t k = 0; k < n; k += 16) {
+        const __mmask16 mk = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        const __m128i b1 = one1 ? _mm_set1_epi8(x1[0]) : _mm_maskz_loadu_epi8(mk, x1 + k);
+        const __m128i b2 = one2 ? _mm_set1_epi8(x2[0]) : _mm_maskz_loadu_epi8(mk, x2 + k);
+        const __m512 f1 = one1 ? d1 : _mm512_sub_ps(em_int8_to_ps_x16(b1), z1);
+        const __m512 f2 = one2 ? d2 : _mm512_sub_ps(em_int8_to_ps_x16(b2), z2);
+        __mmask16 near;
+        __m512i r = em_estimate_round_x16(_mm512_fmadd_ps(_mm512_mul_ps(f1, f2), a, c0), lim, &near);
+        if (near) {
+            const __m512i prod = _mm512_mullo_epi32(_mm512_sub_epi32(_mm512_cvtepi8_epi32(b1), c->zp1),
+                                                    _mm512_sub_epi32(_mm512_cvtepi8_epi32(b2), c->zp2));
+            r = _mm512_add_epi32(c->single ? em_mbqm_single_x16(prod, c->m, c->sh) : em_mbqm_apply_x16(prod, &c->c),
+                                 c->ozp);
+        }
+        r = _mm512_min_epi32(_mm512_max_epi32(r, c->amin), c->amax);
+        _mm_mask_storeu_epi8(y + k, mk, _mm512_cvtepi32_epi8(r));
+    }
+}
+
 /* MUL int8 with any broadcast, 16 lanes at a time, either rounding mode; layout EM_MUL as em_mul_int8 below */
 EM_VNNI_TARGET static void em_mul_int8_avx512(const em_params* p) {
     const int64_t* q = p->i;
@@ -456,6 +608,15 @@ EM_VNNI_TARGET static void em_mul_int8_avx512(const em_params* p) {
     c.amax = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ACT_MAX]);
     c.c = em_mbqm_consts(c.m, c.sh);
     c.single = q[EM_MUL_I_MODE] == EM_ROUND_SINGLE;
+    const em_binary_estimate e = em_mul_estimate(q);
+    if (e.ok) {
+#define EM_MUL_ESTIMATE_RUN16(A, ONE1, B, ONE2, Y, N) em_mul_estimate_run16(&c, &e, A, ONE1, B, ONE2, Y, N)
+#define EM_MUL_ESTIMATE_RUN16_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_MUL_ESTIMATE_RUN16, A, ONE1, B, ONE2, Y, N)
+        EM_BINARY_RUNS(int8_t, EM_MUL_ESTIMATE_RUN16_LUT);
+#undef EM_MUL_ESTIMATE_RUN16_LUT
+#undef EM_MUL_ESTIMATE_RUN16
+        return;
+    }
 #define EM_MUL_RUN16(A, ONE1, B, ONE2, Y, N) em_mul_run16(&c, A, ONE1, B, ONE2, Y, N)
 #define EM_MUL_RUN16_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_MUL_RUN16, A, ONE1, B, ONE2, Y, N)
     EM_BINARY_RUNS(int8_t, EM_MUL_RUN16_LUT);
@@ -574,6 +735,46 @@ EM_AVX2_TARGET static inline void em_add_run8(const em_add_consts8* c, const int
     EM_AVX2_RUN32(em_add_block32);
 }
 
+/* 8 lanes of a float estimate (em_binary_estimate) rounded to the nearest integer; near collects the lanes within
+ * the margin of a tie (all bits set). */
+EM_AVX2_TARGET static inline __m256i em_estimate_round_x8(__m256 v, __m256 lim, __m256* near) {
+    const __m256 rounded = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 d = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(v, rounded));
+    *near = _mm256_or_ps(*near, _mm256_cmp_ps(d, lim, _CMP_GT_OQ));
+    return _mm256_cvttps_epi32(rounded);
+}
+
+EM_AVX2_TARGET static inline __m256 em_int8_to_ps_x8(__m128i bytes) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
+}
+
+/* Group j (0-3) of the 32 bytes of v, as 8 int8 in the low half of a 128-bit vector. */
+EM_AVX2_TARGET static inline __m128i em_bytes8_x8(__m256i v, int j) {
+    const __m128i h = j < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+    return j & 1 ? _mm_srli_si128(h, 8) : h;
+}
+
+typedef struct { em_add_consts8 exact; __m256 a, b, c0, lim; __m256i amin, amax; } em_add_estimate8;
+
+/* 32 elements of ADD / SUB by the float estimate (no FMA: products and sums rounded apart, within the bound);
+ * a block holding a lane near a tie is computed by em_add_block32 instead. */
+EM_AVX2_TARGET static inline __m256i em_add_estimate_block32(const em_add_estimate8* c, __m256i a, __m256i b) {
+    __m256i r[4];
+    __m256 near = _mm256_setzero_ps();
+    for (int j = 0; j < 4; j++) {
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(em_int8_to_ps_x8(em_bytes8_x8(a, j)), c->a), c->c0);
+        v = _mm256_add_ps(_mm256_mul_ps(em_int8_to_ps_x8(em_bytes8_x8(b, j)), c->b), v);
+        r[j] = em_estimate_round_x8(v, c->lim, &near);
+    }
+    if (__builtin_expect(_mm256_movemask_ps(near) != 0, 0)) return em_add_block32(&c->exact, a, b);
+    return _mm256_min_epi8(_mm256_max_epi8(em_pack32_x8(r[0], r[1], r[2], r[3]), c->amin), c->amax);
+}
+
+EM_AVX2_TARGET static inline void em_add_estimate_run8(const em_add_estimate8* c, const int8_t* x1, int one1,
+                                                       const int8_t* x2, int one2, int8_t* y, int64_t n) {
+    EM_AVX2_RUN32(em_add_estimate_block32);
+}
+
 /* ADD / SUB int8 with any broadcast on AVX2, either rounding mode; layout EM_ADD (tables not read). */
 EM_AVX2_TARGET static void em_add_int8_avx2(const em_params* p) {
     const int64_t* q = p->i;
@@ -589,6 +790,17 @@ EM_AVX2_TARGET static void em_add_int8_avx2(const em_params* p) {
     c.amax = _mm256_set1_epi32((int32_t)q[EM_ADD_I_ACT_MAX]);
     c.single = q[EM_ADD_I_MODE] == EM_ROUND_SINGLE;
     c.sub = q[EM_ADD_I_SIGN] < 0;
+    const em_binary_estimate e = em_add_estimate(q);
+    if (e.ok) {
+        const em_add_estimate8 ce = {c, _mm256_set1_ps(e.a), _mm256_set1_ps(e.b), _mm256_set1_ps(e.c),
+                                     _mm256_set1_ps(e.near_tie), _mm256_set1_epi8((char)q[EM_ADD_I_ACT_MIN]),
+                                     _mm256_set1_epi8((char)q[EM_ADD_I_ACT_MAX])};
+        /* long one-element runs too: here the estimate is as fast as the run's table (EM_RUN_VIA_LUT) */
+#define EM_ADD_ESTIMATE_RUN8(A, ONE1, B, ONE2, Y, N) em_add_estimate_run8(&ce, A, ONE1, B, ONE2, Y, N)
+        EM_BINARY_RUNS(int8_t, EM_ADD_ESTIMATE_RUN8);
+#undef EM_ADD_ESTIMATE_RUN8
+        return;
+    }
 #define EM_ADD_RUN8(A, ONE1, B, ONE2, Y, N) em_add_run8(&c, A, ONE1, B, ONE2, Y, N)
 #define EM_ADD_RUN8_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_ADD_RUN8, A, ONE1, B, ONE2, Y, N)
     EM_BINARY_RUNS(int8_t, EM_ADD_RUN8_LUT);
@@ -617,6 +829,27 @@ EM_AVX2_TARGET static inline void em_mul_run8(const em_mul_consts8* c, const int
     EM_AVX2_RUN32(em_mul_block32);
 }
 
+typedef struct { em_mul_consts8 exact; __m256 a, c0, lim, zp1, zp2; __m256i amin, amax; } em_mul_estimate8;
+
+/* 32 elements of MUL by the float estimate (the product of the two differences is exact in float); a block
+ * holding a lane near a tie is computed by em_mul_block32 instead. */
+EM_AVX2_TARGET static inline __m256i em_mul_estimate_block32(const em_mul_estimate8* c, __m256i a, __m256i b) {
+    __m256i r[4];
+    __m256 near = _mm256_setzero_ps();
+    for (int j = 0; j < 4; j++) {
+        const __m256 d1 = _mm256_sub_ps(em_int8_to_ps_x8(em_bytes8_x8(a, j)), c->zp1);
+        const __m256 d2 = _mm256_sub_ps(em_int8_to_ps_x8(em_bytes8_x8(b, j)), c->zp2);
+        r[j] = em_estimate_round_x8(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(d1, d2), c->a), c->c0), c->lim, &near);
+    }
+    if (__builtin_expect(_mm256_movemask_ps(near) != 0, 0)) return em_mul_block32(&c->exact, a, b);
+    return _mm256_min_epi8(_mm256_max_epi8(em_pack32_x8(r[0], r[1], r[2], r[3]), c->amin), c->amax);
+}
+
+EM_AVX2_TARGET static inline void em_mul_estimate_run8(const em_mul_estimate8* c, const int8_t* x1, int one1,
+                                                       const int8_t* x2, int one2, int8_t* y, int64_t n) {
+    EM_AVX2_RUN32(em_mul_estimate_block32);
+}
+
 /* MUL int8 with any broadcast on AVX2, either rounding mode; layout EM_MUL. */
 EM_AVX2_TARGET static void em_mul_int8_avx2(const em_params* p) {
     const int64_t* q = p->i;
@@ -629,6 +862,19 @@ EM_AVX2_TARGET static void em_mul_int8_avx2(const em_params* p) {
     c.amin = _mm256_set1_epi32((int32_t)q[EM_MUL_I_ACT_MIN]);
     c.amax = _mm256_set1_epi32((int32_t)q[EM_MUL_I_ACT_MAX]);
     c.single = q[EM_MUL_I_MODE] == EM_ROUND_SINGLE;
+    const em_binary_estimate e = em_mul_estimate(q);
+    if (e.ok) {
+        const em_mul_estimate8 ce = {c, _mm256_set1_ps(e.a), _mm256_set1_ps(e.c), _mm256_set1_ps(e.near_tie),
+                                     _mm256_set1_ps(e.zp1), _mm256_set1_ps(e.zp2),
+                                     _mm256_set1_epi8((char)q[EM_MUL_I_ACT_MIN]),
+                                     _mm256_set1_epi8((char)q[EM_MUL_I_ACT_MAX])};
+#define EM_MUL_ESTIMATE_RUN8(A, ONE1, B, ONE2, Y, N) em_mul_estimate_run8(&ce, A, ONE1, B, ONE2, Y, N)
+#define EM_MUL_ESTIMATE_RUN8_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_MUL_ESTIMATE_RUN8, A, ONE1, B, ONE2, Y, N)
+        EM_BINARY_RUNS(int8_t, EM_MUL_ESTIMATE_RUN8_LUT);
+#undef EM_MUL_ESTIMATE_RUN8_LUT
+#undef EM_MUL_ESTIMATE_RUN8
+        return;
+    }
 #define EM_MUL_RUN8(A, ONE1, B, ONE2, Y, N) em_mul_run8(&c, A, ONE1, B, ONE2, Y, N)
 #define EM_MUL_RUN8_LUT(A, ONE1, B, ONE2, Y, N) EM_RUN_VIA_LUT(EM_MUL_RUN8, A, ONE1, B, ONE2, Y, N)
     EM_BINARY_RUNS(int8_t, EM_MUL_RUN8_LUT);

@@ -22,6 +22,55 @@ enum { EM_QLINEAR_ADD_I_A_OFFSET, EM_QLINEAR_ADD_I_B_OFFSET, EM_QLINEAR_ADD_I_OU
        EM_QLINEAR_ADD_I_COUNT };
 enum { EM_QLINEAR_ADD_F_RATIO_A, EM_QLINEAR_ADD_F_RATIO_B, EM_QLINEAR_ADD_F_FIXED, EM_QLINEAR_ADD_F_COUNT };
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#include "em_isa.h"
+/* One span with each operand advancing (stride 1) or folded into fixed, the scalar loop's float operations on 16
+ * (AVX-512) or 8 (AVX2 + FMA) lanes: the same fused multiply-adds, clamp, round to nearest even and saturation. */
+#define EM_QLINEAR_ADD_SPAN(W, PS, SI, LOAD8, FMA, SET1, CVT, PREFIX)                                              \
+    do {                                                                                                             \
+        const PS ra_ = SET1(ra), rb_ = SET1(rb), fx_ = SET1(fixed), lo_ = SET1(-1e9f), hi_ = SET1(1e9f);             \
+        const SI ao_ = PREFIX##_set1_epi32(a_off), bo_ = PREFIX##_set1_epi32(b_off);                                 \
+        const SI yo_ = PREFIX##_set1_epi32(y_off), mn_ = PREFIX##_set1_epi32(-128), mx_ = PREFIX##_set1_epi32(127); \
+        for (; k + W <= span; k += W) {                                                                             \
+            PS v_ = fx_;                                                                                             \
+            if (!b_scalar) v_ = FMA(CVT(PREFIX##_add_epi32(LOAD8(bp + k), bo_)), rb_, v_);                           \
+            if (!a_scalar) v_ = FMA(CVT(PREFIX##_add_epi32(LOAD8(ap + k), ao_)), ra_, v_);                           \
+            v_ = PREFIX##_min_ps(PREFIX##_max_ps(v_, lo_), hi_);                                                     \
+            SI q_ = PREFIX##_sub_epi32(PREFIX##_cvtps_epi32(v_), yo_);                                               \
+            q_ = PREFIX##_min_epi32(PREFIX##_max_epi32(q_, mn_), mx_);                                               \
+            EM_QLINEAR_ADD_STORE_##W(y + k, q_);                                                                     \
+        }                                                                                                            \
+    } while (0)
+
+#define EM_QLINEAR_ADD_STORE_16(DST, Q) _mm_storeu_si128((__m128i*)(DST), _mm512_cvtepi32_epi8(Q))
+#define EM_QLINEAR_ADD_STORE_8(DST, Q)                                                                               \
+    do {                                                                                                             \
+        const __m128i w_ = _mm_packs_epi32(_mm256_castsi256_si128(Q), _mm256_extracti128_si256(Q, 1));              \
+        _mm_storel_epi64((__m128i*)(DST), _mm_packs_epi16(w_, w_));                                                  \
+    } while (0)
+#define EM_LOAD16_I8_EPI32(P) _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(P)))
+#define EM_LOAD8_I8_EPI32(P) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(P)))
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static int64_t em_qlinear_add_span_avx512(
+    const int8_t* ap, const int8_t* bp, int8_t* y, int64_t span, int a_scalar, int b_scalar, int32_t a_off,
+    int32_t b_off, int32_t y_off, float ra, float rb, float fixed) {
+    int64_t k = 0;
+    EM_QLINEAR_ADD_SPAN(16, __m512, __m512i, EM_LOAD16_I8_EPI32, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_cvtepi32_ps,
+                        _mm512);
+    return k;
+}
+
+__attribute__((target("avx2,fma"))) static int64_t em_qlinear_add_span_avx2(
+    const int8_t* ap, const int8_t* bp, int8_t* y, int64_t span, int a_scalar, int b_scalar, int32_t a_off,
+    int32_t b_off, int32_t y_off, float ra, float rb, float fixed) {
+    int64_t k = 0;
+    EM_QLINEAR_ADD_SPAN(8, __m256, __m256i, EM_LOAD8_I8_EPI32, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_cvtepi32_ps,
+                        _mm256);
+    return k;
+}
+#endif
+
 static void em_onnx_qlinear_add(const em_params* p) {
     const int8_t* a = (const int8_t*)p->ptr[EM_QLINEAR_ADD_P_A];
     const int8_t* b = (const int8_t*)p->ptr[EM_QLINEAR_ADD_P_B];
@@ -35,6 +84,12 @@ static void em_onnx_qlinear_add(const em_params* p) {
     const float fixed0 = p->f[EM_QLINEAR_ADD_F_FIXED];
     const int64_t span = dims[5];
     const int a_scalar = sa[5] == 0 && span > 1, b_scalar = sb[5] == 0 && span > 1;
+    int vector = 0;      /* 2: AVX-512 lanes, 1: AVX2 + FMA lanes, 0: the scalar loop alone */
+#if defined(__x86_64__) && defined(__GNUC__)
+    const int isa = em_isa();
+    vector = isa >= EM_ISA_AVX512 ? 2 : isa >= EM_ISA_AVX2 && __builtin_cpu_supports("fma") ? 1 : 0;
+#endif
+    (void)vector;
     for (int64_t i0 = 0; i0 < dims[0]; i0++)
     for (int64_t i1 = 0; i1 < dims[1]; i1++)
     for (int64_t i2 = 0; i2 < dims[2]; i2++)
@@ -45,7 +100,16 @@ static void em_onnx_qlinear_add(const em_params* p) {
         float fixed = fixed0;
         if (a_scalar) fixed = fixed + (float)(ap[0] + a_off) * ra;
         if (b_scalar) fixed = fixed + (float)(bp[0] + b_off) * rb;
-        for (int64_t k = 0; k < span; k++) {
+        int64_t k = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+        if ((a_scalar || sa[5] == 1) && (b_scalar || sb[5] == 1)) {
+            if (vector == 2)
+                k = em_qlinear_add_span_avx512(ap, bp, y, span, a_scalar, b_scalar, a_off, b_off, y_off, ra, rb, fixed);
+            else if (vector == 1)
+                k = em_qlinear_add_span_avx2(ap, bp, y, span, a_scalar, b_scalar, a_off, b_off, y_off, ra, rb, fixed);
+        }
+#endif
+        for (; k < span; k++) {
             float v = fixed;
             if (!b_scalar) v = fmaf((float)(bp[k * sb[5]] + b_off), rb, v);
             if (!a_scalar) v = fmaf((float)(ap[k * sa[5]] + a_off), ra, v);

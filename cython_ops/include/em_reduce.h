@@ -97,6 +97,145 @@ static inline void em_mean_add_f32(int isa, float* restrict acc, const float* re
         }                                                                                    \
     }
 
+/* int8 MEAN's sums are exact integers, so their order is free: a contiguous run summed at once (byte sums of
+ * x + 128 by psadbw, minus 128 n), and a block of rows (a reduced dim over a kept contiguous run) summed column-wise
+ * in 16-bit registers, 256 rows at a time (256 * -128 = INT16_MIN still fits), before one int32 add per column. */
+static inline int32_t em_mean_sum_i8_scalar(const int8_t* x, int64_t n) {
+    int32_t s = 0;
+    for (int64_t i = 0; i < n; i++) s += x[i];
+    return s;
+}
+
+static inline void em_mean_rows_i8_scalar(int32_t* acc, const int8_t* x, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) em_mean_add_i8_scalar(acc, x + r * cols, cols);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EM_MEAN_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+EM_MEAN_AVX512_TARGET static int32_t em_mean_sum_i8_avx512(const int8_t* x, int64_t n) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    __m512i s = zero;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        s = _mm512_add_epi64(s, _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(x + i), flip), zero));
+    if (i < n) {   /* masked-off bytes count 0 */
+        const __mmask64 m = ((__mmask64)1 << (n - i)) - 1;
+        const __m512i v = _mm512_maskz_mov_epi8(m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), flip));
+        s = _mm512_add_epi64(s, _mm512_sad_epu8(v, zero));
+    }
+    return (int32_t)(_mm512_reduce_add_epi64(s) - 128 * n);
+}
+
+EM_MEAN_AVX512_TARGET static void em_mean_rows_i8_avx512(int32_t* acc, const int8_t* x, int64_t rows, int64_t cols) {
+    for (int64_t j = 0; j < cols; j += 32) {
+        const __mmask32 m = cols - j >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << (cols - j)) - 1;
+        __m512i lo = _mm512_maskz_loadu_epi32((__mmask16)m, acc + j);
+        __m512i hi = _mm512_maskz_loadu_epi32((__mmask16)(m >> 16), acc + j + 16);
+        for (int64_t r0 = 0; r0 < rows; r0 += 256) {
+            const int64_t r1 = rows - r0 < 256 ? rows : r0 + 256;
+            __m512i s = _mm512_setzero_si512();
+            for (int64_t r = r0; r < r1; r++)
+                s = _mm512_add_epi16(s, _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, x + r * cols + j)));
+            lo = _mm512_add_epi32(lo, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(s)));
+            hi = _mm512_add_epi32(hi, _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(s, 1)));
+        }
+        _mm512_mask_storeu_epi32(acc + j, (__mmask16)m, lo);
+        _mm512_mask_storeu_epi32(acc + j + 16, (__mmask16)(m >> 16), hi);
+    }
+}
+
+__attribute__((target("avx2"))) static int32_t em_mean_sum_i8_avx2(const int8_t* x, int64_t n) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
+    __m256i s = zero;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        s = _mm256_add_epi64(s, _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(x + i)), flip),
+                                                zero));
+    const __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    const int64_t total = _mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1) - 128 * i;
+    return (int32_t)total + em_mean_sum_i8_scalar(x + i, n - i);
+}
+
+__attribute__((target("avx2"))) static void em_mean_rows_i8_avx2(int32_t* acc, const int8_t* x, int64_t rows,
+                                                                  int64_t cols) {
+    int64_t j = 0;
+    for (; j + 16 <= cols; j += 16) {
+        __m256i lo = _mm256_loadu_si256((const __m256i*)(acc + j));
+        __m256i hi = _mm256_loadu_si256((const __m256i*)(acc + j + 8));
+        for (int64_t r0 = 0; r0 < rows; r0 += 256) {
+            const int64_t r1 = rows - r0 < 256 ? rows : r0 + 256;
+            __m256i s = _mm256_setzero_si256();
+            for (int64_t r = r0; r < r1; r++)
+                s = _mm256_add_epi16(s, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(x + r * cols + j))));
+            lo = _mm256_add_epi32(lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
+            hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
+        }
+        _mm256_storeu_si256((__m256i*)(acc + j), lo);
+        _mm256_storeu_si256((__m256i*)(acc + j + 8), hi);
+    }
+    if (j < cols)
+        for (int64_t r = 0; r < rows; r++) em_mean_add_i8_scalar(acc + j, x + r * cols + j, cols - j);
+}
+/* y = clamp(MBQM(acc - zp_sum, m, shift) + out_zp) for the outputs, 8 at a time (em_gemm_avx2.h's arithmetic,
+ * the same bits as em_mbqm); returns how many it wrote (a multiple of 8), the rest for the scalar loop. */
+#include "em_gemm_avx2.h"
+__attribute__((target("avx2"))) static int64_t em_mean_finish_i8_avx2(const int32_t* acc, int8_t* y, int64_t n,
+                                                                       int32_t zp_sum, int32_t m, int shift,
+                                                                       int mode, int32_t out_zp) {
+    if ((mode != EM_ROUND_DOUBLE && mode != EM_ROUND_SINGLE) || shift < -31 || shift > 30) return 0;
+    const __m256i mv = _mm256_set1_epi32(m), sv = _mm256_set1_epi32(shift), zs = _mm256_set1_epi32(zp_sum);
+    const __m256i oz = _mm256_set1_epi32(out_zp), lo = _mm256_set1_epi32(-128), hi = _mm256_set1_epi32(127);
+    const em_mbqm8_lanes q = em_mbqm8_consts(mv, sv);
+    int64_t o = 0;
+    for (; o + 8 <= n; o += 8) {
+        const __m256i v = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i*)(acc + o)), zs);
+        __m256i r = mode == EM_ROUND_SINGLE ? em_mbqm_single_x8(v, mv, sv) : em_mbqm_lanes_x8(v, &q, shift > 0);
+        r = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(r, oz), lo), hi);
+        const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storel_epi64((__m128i*)(y + o), _mm_packs_epi16(w, w));
+    }
+    return o;
+}
+#endif
+
+
+static inline int32_t em_mean_sum_i8(int isa, const int8_t* x, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (isa >= EM_ISA_AVX512) return em_mean_sum_i8_avx512(x, n);
+    if (isa >= EM_ISA_AVX2) return em_mean_sum_i8_avx2(x, n);
+#endif
+    (void)isa;
+    return em_mean_sum_i8_scalar(x, n);
+}
+
+static inline void em_mean_rows_i8(int isa, int32_t* acc, const int8_t* x, int64_t rows, int64_t cols) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (isa >= EM_ISA_AVX512) { em_mean_rows_i8_avx512(acc, x, rows, cols); return; }
+    if (isa >= EM_ISA_AVX2) { em_mean_rows_i8_avx2(acc, x, rows, cols); return; }
+#endif
+    (void)isa;
+    em_mean_rows_i8_scalar(acc, x, rows, cols);
+}
+
+/* The int8 walk: as EM_MEAN_SUM_RUNS, with a reduced dim over a kept contiguous innermost run taken as one block
+ * of rows, and a reduced innermost run summed at once. */
+static void em_mean_sum_i8_walk(int isa, const int64_t* dims, const int64_t* ost, const int8_t* x, int32_t* acc) {
+    const int rows_block = ost[5] == 1 && ost[4] == 0 && dims[4] > 1;
+    const int64_t run = rows_block ? dims[4] * dims[5] : dims[5];
+    int64_t k = 0;
+    for (int64_t i0 = 0; i0 < dims[0]; i0++)
+    for (int64_t i1 = 0; i1 < dims[1]; i1++)
+    for (int64_t i2 = 0; i2 < dims[2]; i2++)
+    for (int64_t i3 = 0; i3 < dims[3]; i3++)
+    for (int64_t i4 = 0; i4 < (rows_block ? 1 : dims[4]); i4++, k += run) {
+        const int64_t ob = i0 * ost[0] + i1 * ost[1] + i2 * ost[2] + i3 * ost[3] + i4 * ost[4];
+        if (rows_block) em_mean_rows_i8(isa, acc + ob, x + k, dims[4], dims[5]);
+        else if (ost[5] == 1) em_mean_add_i8(isa, acc + ob, x + k, dims[5]);
+        else if (ost[5] == 0) acc[ob] += em_mean_sum_i8(isa, x + k, dims[5]);
+        else for (int64_t i5 = 0; i5 < dims[5]; i5++) acc[ob + i5 * ost[5]] += x[k + i5];
+    }
+}
+
 static void em_mean(const em_params* p) {
     const int64_t* d = p->i;
     const int64_t* dims = d + EM_MEAN_I_DIMS;
@@ -117,9 +256,15 @@ static void em_mean(const em_params* p) {
     int8_t* y = (int8_t*)p->ptr[EM_MEAN_P_OUTPUT];
     int32_t* acc = (int32_t*)p->ptr[EM_MEAN_P_SCRATCH];
     for (int64_t o = 0; o < n_out; o++) acc[o] = 0;
-    EM_MEAN_SUM_RUNS(int32_t, em_mean_add_i8)
+    em_mean_sum_i8_walk(isa, dims, ost, x, acc);
     const int32_t zp_sum = (int32_t)(d[EM_MEAN_I_IN_ZP] * count);
-    for (int64_t o = 0; o < n_out; o++) {
+    int64_t o = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (isa >= EM_ISA_AVX2)
+        o = em_mean_finish_i8_avx2(acc, y, n_out, zp_sum, (int32_t)d[EM_MEAN_I_MULT], (int)d[EM_MEAN_I_SHIFT],
+                                   (int)d[EM_MEAN_I_MODE], (int32_t)d[EM_MEAN_I_OUT_ZP]);
+#endif
+    for (; o < n_out; o++) {
         int32_t v = em_mbqm(acc[o] - zp_sum, (int32_t)d[EM_MEAN_I_MULT], (int)d[EM_MEAN_I_SHIFT],
                             (int)d[EM_MEAN_I_MODE]) + (int32_t)d[EM_MEAN_I_OUT_ZP];
         y[o] = (int8_t)em_clamp_i32(v, -128, 127);
