@@ -30,6 +30,7 @@ cdef extern from "em_fully_connected.h":
     void em_fully_connected_f32(const em_params*) nogil
     void em_fully_connected_int8_vnni(const em_params*) nogil
     void em_fully_connected_int8_avx2(const em_params*) nogil
+    void em_fully_connected_int8_avx2_gemv(const em_params*) nogil
     void em_fully_connected_int8_avxvnni(const em_params*) nogil
     void em_fully_connected_int8_w16(const em_params*) nogil
 
@@ -55,6 +56,7 @@ KERNELS = {
     "depthwise_int8_avx2": <uintptr_t>&em_depthwise_int8_avx2,
     "conv2d_int8_avx2": <uintptr_t>&em_conv2d_int8_avx2,
     "fully_connected_int8_avx2": <uintptr_t>&em_fully_connected_int8_avx2,
+    "fully_connected_int8_avx2_gemv": <uintptr_t>&em_fully_connected_int8_avx2_gemv,
     "conv2d_int8_avxvnni": <uintptr_t>&em_conv2d_int8_avxvnni,
     "fully_connected_int8_avxvnni": <uintptr_t>&em_fully_connected_int8_avxvnni,
     # weights with a zero point (uint8 models), read as int16 w - w_zp
