@@ -1,5 +1,5 @@
 """The AVX2 path's integer Winograd F(2x2, 3x3) CONV_2D (conv2d_int8_avx2_winograd: 3x3, stride 1, dilation 1,
-8 or more input channels) under each forced ISA path in subprocesses, against NumPy sums from the formulas (the
+12 or more input channels) under each forced ISA path in subprocesses, against NumPy sums from the formulas (the
 helpers of test_kernel_paths.CHECK): odd and even output sizes (partial 2x2 tiles), one-pixel images, SAME and
 VALID padding, batch 2, channel counts that are not multiples of 4 / 8 / 16, the extremes of the int8 ranges
 (the transforms' largest values), every requantization mode, rounding ties and splits over threads."""
@@ -45,12 +45,12 @@ def case_3x3(rng, n, hw, ic, oc, padding, extreme=False, ties=False):
 def main():
     rng = np.random.default_rng(int(sys.argv[1]))
     failures, kernels = [], set()
-    cases = [case_3x3(rng, 1, (1, 1), 8, 8, 0), case_3x3(rng, 1, (2, 3), 9, 1, 0), case_3x3(rng, 2, (5, 4), 16, 7, 0),
+    cases = [case_3x3(rng, 1, (1, 1), 12, 8, 0), case_3x3(rng, 1, (2, 3), 13, 1, 0), case_3x3(rng, 2, (5, 4), 16, 7, 0),
              case_3x3(rng, 1, (7, 9), 21, 17, 0), case_3x3(rng, 1, (8, 8), 33, 16, 1),
              case_3x3(rng, 1, (11, 6), 64, 33, 0, ties=True), case_3x3(rng, 2, (3, 12), 12, 8, 1, ties=True),
              case_3x3(rng, 1, (9, 10), 19, 70, 0), case_3x3(rng, 1, (6, 5), 130, 9, 0),
              case_3x3(rng, 1, (5, 7), 64, 24, 0, extreme=True), case_3x3(rng, 1, (4, 4), 520, 8, 1, extreme=True),
-             case_3x3(rng, 1, (3, 3), 8, 3, 0, extreme=True)]
+             case_3x3(rng, 1, (3, 3), 12, 3, 0, extreme=True)]
     for g, x, acc, desc in cases:
         for mode in (0, 1, 2, 3):
             rounding = 1 if mode == 1 else 0

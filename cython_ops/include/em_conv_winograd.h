@@ -7,7 +7,7 @@
  *   V = B^T d B with B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]] on the int8 input d: |V| <= 4 * 128 = 512;
  *   M = sum over input channels of U * V (vpmaddwd: pair sums <= 2 * 1143 * 512, exact in int32);
  *   4 y = A^T M A with A^T = [[1,1,1,0],[0,1,-1,-1]], so y = (A^T M A) >> 2 exactly.
- * The int32 sums may wrap, but the final 4 y = 4 sum w x fits int32 (|y| <= 9 * IC * 127 * 128, IC <= 3600 checked
+ * The int32 sums may wrap, but the final 4 y = 4 sum w x fits int32 (|y| <= 9 * IC * 128 * 128, IC <= 3600 checked
  * at load) and wrapping arithmetic is exact modulo 2^32, so y is the direct conv's sum bit for bit.  Padding taps
  * hold in_zp and the bias holds -in_zp sum w (em_gemm_avx2.h), as in the direct AVX2 conv; requantization is
  * em_avx2_store8's, so outputs equal the other paths' exactly. */
@@ -28,11 +28,13 @@
 static inline int64_t em_winograd_tiles_w(const int64_t* d) { return (d[EM_CONV_I_OW] + 1) / 2; }
 static inline int64_t em_winograd_tiles_h(const int64_t* d) { return (d[EM_CONV_I_OH] + 1) / 2; }
 
-/* Scratch of one slice: the padded int16 image ((2 TH + 2) x (2 TW + 2) x IC + 64 bytes), one tile row's V
+/* Scratch of one slice: the padded int16 image ((2 TH + 2) x (2 TW + 2) pixels of IC rounded up to 16 channels,
+ * + 64 bytes), one tile row's V
  * (16 x TW x ICp int16) and M (4 tiles x 16 positions x 8 int32), each in whole 64-byte lines. */
+static inline int64_t em_winograd_pixel_stride(const int64_t* d) { return (d[EM_CONV_I_IC] + 15) / 16 * 16; }
 static inline int64_t em_winograd_image_bytes(const int64_t* d) {
     const int64_t rows = 2 * em_winograd_tiles_h(d) + 2, cols = 2 * em_winograd_tiles_w(d) + 2;
-    return (rows * cols * d[EM_CONV_I_IC] * 2 + 64 + 63) / 64 * 64;
+    return (rows * cols * em_winograd_pixel_stride(d) * 2 + 64 + 63) / 64 * 64;
 }
 static inline int64_t em_winograd_v_bytes(const int64_t* d, int64_t ICp) {
     return (16 * em_winograd_tiles_w(d) * ICp * 2 + 63) / 64 * 64;
@@ -59,38 +61,49 @@ EM_AVX2_TARGET static inline void em_winograd_input16(const __m256i x[16], __m25
     }
 }
 
-/* V of the tiles of tile row ty: V[pos][tx][ICp] from the padded int16 image (row stride IWp * IC), channels in
- * 16-lane chunks (the last chunk read through a zero-padded copy), ICp - IC tail lanes zero. */
-EM_AVX2_TARGET static void em_winograd_input_row(const int16_t* img, int64_t IWp, int64_t IC, int64_t ICp,
+/* The image as int16 padded with in_zp (top-left at (-pad_top, -pad_left)) to IHp x IWp pixels of ICs channels
+ * (IC rounded up to 16, so that the input transform reads whole vectors; the extra channels hold in_zp too and
+ * meet zero weights). */
+EM_AVX2_TARGET static void em_winograd_pad_image(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
+                                                 int64_t ICs, int16_t* out) {
+    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC];
+    const int64_t PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
+    if (ICs == IC) { em_pad_image_s16(img, d, IHp, IWp, out); return; }
+    const __m256i pad = _mm256_set1_epi16((int16_t)d[EM_CONV_I_IN_ZP]);
+    for (int64_t r = 0; r < IHp; r++)
+        for (int64_t c = 0; c < IWp; c++) {
+            int16_t* o = out + (r * IWp + c) * ICs;
+            const int64_t iy = r - PT, ix = c - PL;
+            for (int64_t k = 0; k < ICs; k += 16) _mm256_storeu_si256((__m256i*)(o + k), pad);
+            if (iy < 0 || iy >= IH || ix < 0 || ix >= IW) continue;
+            const int8_t* src = img + (iy * IW + ix) * IC;
+            int64_t k = 0;
+            for (; k + 16 <= IC; k += 16)
+                _mm256_storeu_si256((__m256i*)(o + k), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(src + k))));
+            for (; k < IC; k++) o[k] = src[k];
+        }
+}
+
+/* V of the tiles of tile row ty: V[pos][tx][ICp] from the padded int16 image (pixels of ICs channels), channels
+ * 16 at a time; ICp - IC tail lanes meet zero weights. */
+EM_AVX2_TARGET static void em_winograd_input_row(const int16_t* img, int64_t IWp, int64_t ICs, int64_t ICp,
                                                  int64_t TW, int64_t ty, int16_t* V) {
-    const int64_t row = IWp * IC;
+    const int64_t row = IWp * ICs;
     for (int64_t tx = 0; tx < TW; tx++) {
-        const int16_t* base = img + (2 * ty) * row + (2 * tx) * IC;
+        const int16_t* base = img + (2 * ty) * row + (2 * tx) * ICs;
         for (int64_t c = 0; c < ICp; c += 16) {
             __m256i x[16], v[16];
-            const int64_t lanes = IC - c < 16 ? IC - c : 16;
             for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
-                    const int16_t* src = base + i * row + j * IC + c;
-                    if (lanes == 16) {
-                        x[4 * i + j] = _mm256_loadu_si256((const __m256i*)src);
-                    } else {
-                        int16_t tmp[16] = {0};
-                        for (int64_t l = 0; l < lanes; l++) tmp[l] = src[l];
-                        x[4 * i + j] = _mm256_loadu_si256((const __m256i*)tmp);
-                    }
-                }
+                for (int j = 0; j < 4; j++)
+                    x[4 * i + j] = _mm256_loadu_si256((const __m256i*)(base + i * row + j * ICs + c));
             em_winograd_input16(x, v);
-            const int64_t keep = ICp - c < 16 ? ICp - c : 16;
+            const int64_t keep = ICp - c < 16 ? ICp - c : 16;      /* a multiple of 4 lanes: whole dwords */
+            const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)(keep / 2)),
+                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
             for (int p = 0; p < 16; p++) {
                 int16_t* dst = V + (p * TW + tx) * ICp + c;
-                if (keep == 16) {
-                    _mm256_storeu_si256((__m256i*)dst, v[p]);
-                } else {
-                    int16_t tmp[16];
-                    _mm256_storeu_si256((__m256i*)tmp, v[p]);
-                    memcpy(dst, tmp, (size_t)keep * 2);
-                }
+                if (keep == 16) _mm256_storeu_si256((__m256i*)dst, v[p]);
+                else _mm256_maskstore_epi32((int*)dst, mask, v[p]);
             }
         }
     }
@@ -119,13 +132,13 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_winograd_pro
                 acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
             }
         }
-        for (int r = 0; r < MR; r++)
-            _mm256_storeu_si256((__m256i*)(M + (r * 16 + p) * 8),
-                                _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8));
+        for (int r = 0; r < MR; r++)     /* columns in hadd order [0 1 4 5 | 2 3 6 7]: the outputs are permuted */
+            _mm256_storeu_si256((__m256i*)(M + (r * 16 + p) * 8), _mm256_hadd_epi32(acc[r][0], acc[r][1]));
     }
 }
 
-/* 4 y = A^T M A for one tile's 8 columns, y = that >> 2, requantized and stored where the outputs exist. */
+/* 4 y = A^T M A for one tile's 8 columns (M in hadd order), y = that >> 2, requantized and stored where the outputs
+ * exist. */
 EM_AVX2_TARGET static inline void em_winograd_output(const int32_t* M, const em_avx2_gemm* g, int64_t n,
                                                      int8_t* out, int64_t oy, int64_t ox, int64_t OH, int64_t OW,
                                                      int64_t OC, const em_mbqm8_lanes* q) {
@@ -140,7 +153,8 @@ EM_AVX2_TARGET static inline void em_winograd_output(const int32_t* M, const em_
             const __m256i* tr = t + 4 * r;
             const __m256i y4 = s == 0 ? _mm256_add_epi32(_mm256_add_epi32(tr[0], tr[1]), tr[2])
                                       : _mm256_sub_epi32(_mm256_sub_epi32(tr[1], tr[2]), tr[3]);
-            em_avx2_store8(_mm256_srai_epi32(y4, 2), g, n, out + ((oy + r) * OW + ox + s) * OC + n, g->N - n, q);
+            const __m256i y = _mm256_permute4x64_epi64(_mm256_srai_epi32(y4, 2), 0xD8);    /* columns in order */
+            em_avx2_store8(y, g, n, out + ((oy + r) * OW + ox + s) * OC + n, g->N - n, q);
         }
 }
 
@@ -150,9 +164,9 @@ EM_AVX2_TARGET static void em_conv2d_winograd_slice(const void* ctx, int64_t sli
     const int64_t* d = p->i;
     const int64_t IC = d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC], OH = d[EM_CONV_I_OH], OW = d[EM_CONV_I_OW];
     const int64_t ICp = d[EM_CONV_AVX2_I_KP], TH = em_winograd_tiles_h(d), TW = em_winograd_tiles_w(d);
-    const int64_t IHp = 2 * TH + 2, IWp = 2 * TW + 2, npanels = (OC + 7) / 8;
+    const int64_t IHp = 2 * TH + 2, IWp = 2 * TW + 2, npanels = (OC + 7) / 8, ICs = em_winograd_pixel_stride(d);
     const int64_t t0 = TH * slice / nslices, t1 = TH * (slice + 1) / nslices;
-    if (t1 <= t0) return;
+    if (t1 <= t0 || d[EM_CONV_AVX2_I_SLICE_BYTES] < em_winograd_slice_bytes(d, ICp)) return;   /* (a loader bug) */
     uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_CONV_AVX2_I_SLICE_BYTES];
     int16_t* img16 = (int16_t*)scratch;
     int16_t* V = (int16_t*)(scratch + em_winograd_image_bytes(d));
@@ -165,9 +179,9 @@ EM_AVX2_TARGET static void em_conv2d_winograd_slice(const void* ctx, int64_t sli
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = (const int8_t*)p->ptr[EM_CONV_P_INPUT] + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
         int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT] + b * OH * OW * OC;
-        em_pad_image_s16(img, d, IHp, IWp, img16);
+        em_winograd_pad_image(img, d, IHp, IWp, ICs, img16);
         for (int64_t ty = t0; ty < t1; ty++) {
-            em_winograd_input_row(img16, IWp, IC, ICp, TW, ty, V);
+            em_winograd_input_row(img16, IWp, ICs, ICp, TW, ty, V);
             for (int64_t n = 0; n < OC; n += 8) {
                 const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g.mult + n)),
                                                          _mm256_loadu_si256((const __m256i*)(g.shift + n)));

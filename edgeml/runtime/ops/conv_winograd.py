@@ -10,8 +10,8 @@ from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.plan import Ctx, Step, address
 
-WINOGRAD_MIN_IC = 8          # fewer input channels: the transforms cost more than the multiplications saved
-WINOGRAD_MAX_IC = 3600       # 4 * 9 * IC * 127 * 128 (four times the largest sum) stays within int32
+WINOGRAD_MIN_IC = 12         # fewer input channels: the transforms cost more than the multiplications save
+WINOGRAD_MAX_IC = 3600       # 4 * 9 * IC * 128 * 128 (four times the largest sum) stays within int32
 WINOGRAD_G = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], np.int64)     # 2 G: integer weights
 
 
@@ -35,9 +35,10 @@ def winograd_pack(ctx: Ctx, wconv: np.ndarray) -> tuple:
 
 
 def winograd_slice_bytes(oh: int, ow: int, ic: int, icp: int) -> int:
-    """em_winograd_slice_bytes: padded int16 image, one tile row's V, and M for 4 tiles."""
+    """em_winograd_slice_bytes: padded int16 image (pixels of IC rounded up to 16), one tile row's V, and M for 4
+    tiles."""
     th, tw = (oh + 1) // 2, (ow + 1) // 2
-    image = -(-((2 * th + 2) * (2 * tw + 2) * ic * 2 + 64) // 64) * 64
+    image = -(-((2 * th + 2) * (2 * tw + 2) * (-(-ic // 16) * 16) * 2 + 64) // 64) * 64
     v = -(-(16 * tw * icp * 2) // 64) * 64
     return -(-(image + v + 4 * 16 * 8 * 4) // ALIGN) * ALIGN
 
