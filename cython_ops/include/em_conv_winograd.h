@@ -78,8 +78,10 @@ EM_AVX2_TARGET static void em_winograd_pad_image(const int8_t* img, const int64_
             if (iy < 0 || iy >= IH || ix < 0 || ix >= IW) continue;
             const int8_t* src = img + (iy * IW + ix) * IC;
             int64_t k = 0;
-            for (; k + 16 <= IC; k += 16)
-                _mm256_storeu_si256((__m256i*)(o + k), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(src + k))));
+            for (; k + 16 <= IC; k += 16) {
+                const __m128i bytes = _mm_loadu_si128((const __m128i*)(src + k));
+                _mm256_storeu_si256((__m256i*)(o + k), _mm256_cvtepi8_epi16(bytes));
+            }
             for (; k < IC; k++) o[k] = src[k];
         }
 }
@@ -109,8 +111,8 @@ EM_AVX2_TARGET static void em_winograd_input_row(const int16_t* img, int64_t IWp
     }
 }
 
-/* M for tiles tx .. tx + MR - 1 (rows <= MR of them real; the others repeat the last) and the 8 columns of panel
- * n: for each of the 16 positions, V[pos] (rows of ICp int16) times U[pos]'s panel, as em_avx2_tile sums. */
+/* M for tiles tx .. tx + MR - 1 (rows == MR) and the 8 columns of panel n: for each of the 16 positions, V[pos]
+ * (rows of ICp int16) times U[pos]'s panel, as em_avx2_tile sums. */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_winograd_products(
         const int16_t* V, int64_t TW, int64_t ICp, int64_t tx, int64_t rows, const int16_t* U, int64_t npanels,
         int64_t n, int32_t* M, const int MR) {
@@ -187,8 +189,12 @@ EM_AVX2_TARGET static void em_conv2d_winograd_slice(const void* ctx, int64_t sli
                                                          _mm256_loadu_si256((const __m256i*)(g.shift + n)));
                 for (int64_t tx = 0; tx < TW; tx += 4) {
                     const int64_t rows = TW - tx < 4 ? TW - tx : 4;
-                    if (rows == 4) em_winograd_products(V, TW, ICp, tx, 4, U, npanels, n, M, 4);
-                    else em_winograd_products(V, TW, ICp, tx, rows, U, npanels, n, M, 4);
+                    switch (rows) {     /* as many tiles as are left: no products of repeated tiles */
+                        case 4: em_winograd_products(V, TW, ICp, tx, 4, U, npanels, n, M, 4); break;
+                        case 3: em_winograd_products(V, TW, ICp, tx, 3, U, npanels, n, M, 3); break;
+                        case 2: em_winograd_products(V, TW, ICp, tx, 2, U, npanels, n, M, 2); break;
+                        default: em_winograd_products(V, TW, ICp, tx, 1, U, npanels, n, M, 1); break;
+                    }
                     for (int64_t r = 0; r < rows; r++)
                         em_winograd_output(M + r * 16 * 8, &g, n, out, 2 * ty, 2 * (tx + r), OH, OW, OC, &q);
                 }
