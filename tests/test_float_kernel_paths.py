@@ -12,14 +12,13 @@ added in float64 and rounded to float32: the fused multiply-add's single roundin
 these cases do not hit), and the scalar path stays on the reference's formula in both modes.  The hybrid conv's quantization is LiteRT's
 (checked against LiteRT in test_hybrid_models.py on the portable path); here every path must equal the portable
 kernel's output."""
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-PATHS = ["scalar", "avx2", "avxvnni", "avx512", "avx512vnni"]
+from test_kernel_paths import run_on_path
+
+PATHS = ["scalar", "avx2", "avxvnni", "avx512", "avx512vnni"]   # the float SIMD kernels are x86 only
 
 CHECK = r'''
 import sys
@@ -216,27 +215,13 @@ main()
 '''
 
 
-def forced_path(name: str) -> str:
-    """The path a process takes with EDGEML_ISA=name (a path the CPU lacks is not taken)."""
-    done = subprocess.run([sys.executable, "-c", "from cython_ops.conv import isa; print(isa())"],
-                          env=dict(os.environ, EDGEML_ISA=name), capture_output=True, text=True, timeout=60)
-    return done.stdout.strip()
-
-
 def run_check(forced: str, seed: int, out_path, mode: str = "exact") -> list:
-    env = dict(os.environ, EDGEML_ISA=forced)
-    done = subprocess.run([sys.executable, "-c", CHECK, str(seed), str(out_path), mode, forced], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
-    assert lines[-1] == "ok", "\n".join(lines[-20:])
-    return lines[0].split()[1:]
+    """Runs CHECK under EDGEML_ISA=forced (skips when this CPU lacks the path); returns the kernels that ran."""
+    return run_on_path(forced, CHECK, seed, out_path, mode, forced, timeout=600)[1:]
 
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_float_kernels_give_the_reference_bits_on_every_path(forced, tmp_path):
-    if forced_path(forced) != forced:
-        pytest.skip(f"this CPU has no {forced} path")
     kernels = run_check(forced, 7, tmp_path / f"{forced}.npz")
     simd = {"avx512vnni": "avx512", "avx512": "avx512", "avxvnni": "avx2", "avx2": "avx2"}.get(forced)
     expected = {"avx512vnni": ("conv2d_f32_avx512", "depthwise_f32_avx512", "conv2d_hybrid_vnni"),
@@ -260,8 +245,6 @@ def test_float_kernels_give_the_reference_bits_on_every_path(forced, tmp_path):
 def test_fused_float_kernels_give_the_fused_formula_on_every_path(forced, tmp_path):
     """The default float mode: conv / FC / depthwise on the fused multiply-add kernels (where the CPU has FMA3),
     each sum the reference's order with one rounding per multiply-add; the scalar path keeps the reference's bits."""
-    if forced_path(forced) != forced:
-        pytest.skip(f"this CPU has no {forced} path")
     from cython_ops.float_ops import cpu_has_fma
     kernels = run_check(forced, 11, tmp_path / f"{forced}.npz", mode="fused")
     simd = {"avx512vnni": "avx512", "avx512": "avx512", "avxvnni": "avx2", "avx2": "avx2"}.get(forced)

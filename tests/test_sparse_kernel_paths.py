@@ -2,13 +2,10 @@
 subprocesses, against NumPy sums from the formulas (test_kernel_paths.CHECK's helpers): random 16x4 block patterns
 at several densities, all-zero layers, rows (output channels) and input channels, fully dense weights, odd channel
 counts, stride 2, dilation, padding, per-channel scales, batch 2, threads; and the same plans with sparse="off"."""
-import os
-import subprocess
-import sys
 
 import pytest
 
-from test_kernel_paths import CHECK, PATHS, forced_path
+from test_kernel_paths import CHECK, PATHS, run_on_path
 
 CASES = r'''
 def prune_blocks(rng, w2, density, zero_rows=0, zero_cols=0):
@@ -115,12 +112,5 @@ EXPECTED = {"avx512vnni": "conv2d_int8_sparse_vnni", "avxvnni": "conv2d_int8_spa
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_sparse_kernels_exact_on_every_path(forced):
-    if forced_path(forced) != forced:
-        pytest.skip(f"this CPU has no {forced} path")
-    script = CHECK.rsplit("\nmain()", 1)[0] + CASES
-    done = subprocess.run([sys.executable, "-c", script, "5"], env=dict(os.environ, EDGEML_ISA=forced),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
-    assert lines[0].split()[1:] == [EXPECTED[forced]], f"under EDGEML_ISA={forced}: {lines[0]}"
-    assert lines[1:] == ["ok"], "\n".join(lines[1:])
+    kernels = run_on_path(forced, CHECK.rsplit("\nmain()", 1)[0] + CASES, 5, timeout=600)
+    assert kernels[1:] == [EXPECTED[forced]], f"under EDGEML_ISA={forced}: {kernels}"
