@@ -3,13 +3,9 @@
 helpers of test_kernel_paths.CHECK): odd and even output sizes (partial 2x2 tiles), one-pixel images, SAME and
 VALID padding, batch 2, channel counts that are not multiples of 4 / 8 / 16, the extremes of the int8 ranges
 (the transforms' largest values), every requantization mode, rounding ties and splits over threads."""
-import os
-import subprocess
-import sys
-
 import pytest
 
-from test_kernel_paths import CHECK, PATHS, forced_path
+from test_kernel_paths import CHECK, PATHS, run_on_path
 
 CASES = r'''
 def case_3x3(rng, n, hw, ic, oc, padding, extreme=False, ties=False):
@@ -82,12 +78,5 @@ EXPECTED = {"avx512vnni": "conv2d_int8_vnni", "avxvnni": "conv2d_int8_avxvnni", 
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_winograd_conv_exact_on_every_path(forced):
-    if forced_path(forced) != forced:
-        pytest.skip(f"this CPU has no {forced} path")
-    script = CHECK.rsplit("\nmain()", 1)[0] + CASES
-    done = subprocess.run([sys.executable, "-c", script, "7"], env=dict(os.environ, EDGEML_ISA=forced),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
-    assert lines[0].split()[1:] == [EXPECTED[forced]], lines[0]     # every case ran on the path's kernel
-    assert lines[1:] == ["ok"], "\n".join(lines[1:])
+    kernels = run_on_path(forced, CHECK.rsplit("\nmain()", 1)[0] + CASES, 7, timeout=600)
+    assert kernels[1:] == [EXPECTED[forced]], kernels     # every case ran on the path's kernel
