@@ -150,14 +150,17 @@ EM_AVX2_TARGET static inline void em_winograd_output(const int32_t* M, const em_
         t[j] = _mm256_add_epi32(_mm256_add_epi32(m[j], m[4 + j]), m[8 + j]);
         t[4 + j] = _mm256_sub_epi32(_mm256_sub_epi32(m[4 + j], m[8 + j]), m[12 + j]);
     }
-    for (int r = 0; r < 2 && oy + r < OH; r++)
-        for (int s = 0; s < 2 && ox + s < OW; s++) {
-            const __m256i* tr = t + 4 * r;
-            const __m256i y4 = s == 0 ? _mm256_add_epi32(_mm256_add_epi32(tr[0], tr[1]), tr[2])
-                                      : _mm256_sub_epi32(_mm256_sub_epi32(tr[1], tr[2]), tr[3]);
-            const __m256i y = _mm256_permute4x64_epi64(_mm256_srai_epi32(y4, 2), 0xD8);    /* columns in order */
-            em_avx2_store8(y, g, n, out + ((oy + r) * OW + ox + s) * OC + n, g->N - n, q);
-        }
+    for (int r = 0; r < 2 && oy + r < OH; r++) {
+        const __m256i* tr = t + 4 * r;
+        const __m256i y0 = _mm256_add_epi32(_mm256_add_epi32(tr[0], tr[1]), tr[2]);
+        const __m256i y1 = _mm256_sub_epi32(_mm256_sub_epi32(tr[1], tr[2]), tr[3]);
+        /* y = 4 y >> 2, columns back in order */
+        const __m256i s0 = _mm256_permute4x64_epi64(_mm256_srai_epi32(y0, 2), 0xD8);
+        int8_t* o = out + ((oy + r) * OW + ox) * OC + n;
+        if (ox + 1 < OW) em_avx2_store8x2(s0, _mm256_permute4x64_epi64(_mm256_srai_epi32(y1, 2), 0xD8), g, n, o,
+                                          o + OC, g->N - n, q);
+        else em_avx2_store8(s0, g, n, o, g->N - n, q);
+    }
 }
 
 /* One slice of the Winograd conv: its share of every image's tile rows. */

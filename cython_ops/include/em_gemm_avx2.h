@@ -124,6 +124,39 @@ EM_AVX2_TARGET static inline void em_avx2_store8(__m256i acc, const em_avx2_gemm
     memcpy(c, tmp, (size_t)cols);
 }
 
+/* em_avx2_store8 for two rows of the same 8 columns (sums acc0, acc1; first `cols` bytes stored at c0 and c1): the
+ * output zero point and the clamp apply to both rows at once in int16 / int8 lanes.  Saturating packs keep this
+ * exact: a value beyond int16 saturates to one that clamps to the same int8 as the exact sum would. */
+EM_AVX2_TARGET static inline void em_avx2_store8x2(__m256i acc0, __m256i acc1, const em_avx2_gemm* g, int64_t n,
+                                                   int8_t* c0, int8_t* c1, int64_t cols, const em_mbqm8_lanes* q) {
+    const __m256i bias = _mm256_loadu_si256((const __m256i*)(g->bias + n));
+    acc0 = _mm256_add_epi32(acc0, bias);
+    acc1 = _mm256_add_epi32(acc1, bias);
+    __m256i v0, v1;
+    if (g->mode == EM_ROUND_DOUBLE) {
+        v0 = em_mbqm_lanes_x8(acc0, q, 1);
+        v1 = em_mbqm_lanes_x8(acc1, q, 1);
+    } else {
+        v0 = em_avx2_rescale8(acc0, g, n);
+        v1 = em_avx2_rescale8(acc1, g, n);
+    }
+    /* [v0 0-3, v1 0-3 | v0 4-7, v1 4-7] in int16, + zp; bytes; dwords 0 4 1 5: row 0's 8 bytes, then row 1's */
+    const __m256i p16 = _mm256_adds_epi16(_mm256_packs_epi32(v0, v1), _mm256_set1_epi16((int16_t)g->out_zp));
+    const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16, p16),
+                                                   _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
+    __m128i bytes = _mm_max_epi8(_mm256_castsi256_si128(p8), _mm_set1_epi8((int8_t)g->act_min));
+    bytes = _mm_min_epi8(bytes, _mm_set1_epi8((int8_t)g->act_max));
+    if (cols >= 8) {
+        _mm_storel_epi64((__m128i*)c0, bytes);
+        _mm_storeh_pd((double*)c1, _mm_castsi128_pd(bytes));
+        return;
+    }
+    int8_t tmp[16];
+    _mm_storeu_si128((__m128i*)tmp, bytes);
+    memcpy(c0, tmp, (size_t)cols);
+    memcpy(c1, tmp + 8, (size_t)cols);
+}
+
 /* One MR x 8 tile (rows <= MR; missing rows repeat the last one and are not stored); rows as em_gemm_rows
  * describes them, a group being 4 int16 (8 bytes). */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
@@ -158,9 +191,14 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
     }
     const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n)),
                                              _mm256_loadu_si256((const __m256i*)(g->shift + n)));
-    for (int r = 0; r < MR && r < rows; r++) {
-        /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order */
-        __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
+    int r = 0;
+    for (; r + 1 < MR && r + 1 < rows; r += 2) {      /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order */
+        const __m256i s0 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
+        const __m256i s1 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r + 1][0], acc[r + 1][1]), 0xD8);
+        em_avx2_store8x2(s0, s1, g, n, C + (m + r) * ldc + n, C + (m + r + 1) * ldc + n, g->N - n, &q);
+    }
+    for (; r < MR && r < rows; r++) {
+        const __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
         em_avx2_store8(s, g, n, C + (m + r) * ldc + n, g->N - n, &q);
     }
 }
@@ -212,10 +250,12 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_s8w_til
     for (int p = 0; p < NP; p++) {
         const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n + 8 * p)),
                                                  _mm256_loadu_si256((const __m256i*)(g->shift + n + 8 * p)));
-        for (int r = 0; r < MR && r < rows; r++) {
-            __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][2 * p], acc[r][2 * p + 1]), 0xD8);
-            em_avx2_store8(s, g, n + 8 * p, C + (m + r) * ldc + n + 8 * p, g->N - n - 8 * p, &q);
-        }
+        __m256i s[2];
+        for (int r = 0; r < MR; r++)
+            s[r] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][2 * p], acc[r][2 * p + 1]), 0xD8);
+        int8_t* c = C + m * ldc + n + 8 * p;
+        if (MR == 2 && rows == 2) em_avx2_store8x2(s[0], s[1], g, n + 8 * p, c, c + ldc, g->N - n - 8 * p, &q);
+        else em_avx2_store8(s[0], g, n + 8 * p, c, g->N - n - 8 * p, &q);
     }
 }
 
