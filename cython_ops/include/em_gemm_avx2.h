@@ -158,10 +158,10 @@ EM_AVX2_TARGET static inline void em_avx2_store8x2(__m256i acc0, __m256i acc1, c
 }
 
 /* One MR x 8 tile (rows <= MR; missing rows repeat the last one and are not stored); rows as em_gemm_rows
- * describes them, a group being 4 int16 (8 bytes). */
+ * describes them, a group being 4 int16 (8 bytes); q: the panel's double-rounding constants. */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
         const em_gemm_rows* A, int64_t m, int64_t rows, const em_avx2_gemm* g, int64_t n, int8_t* C, int64_t ldc,
-        const int MR) {
+        const em_mbqm8_lanes* q, const int MR) {
     const int16_t* w = g->w + (n / 8) * (g->Kp / 4) * 32;
     const uint8_t* a[4];
     if (A->OW == 0) {
@@ -189,17 +189,15 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
             }
         }
     }
-    const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n)),
-                                             _mm256_loadu_si256((const __m256i*)(g->shift + n)));
     int r = 0;
     for (; r + 1 < MR && r + 1 < rows; r += 2) {      /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order */
         const __m256i s0 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
         const __m256i s1 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r + 1][0], acc[r + 1][1]), 0xD8);
-        em_avx2_store8x2(s0, s1, g, n, C + (m + r) * ldc + n, C + (m + r + 1) * ldc + n, g->N - n, &q);
+        em_avx2_store8x2(s0, s1, g, n, C + (m + r) * ldc + n, C + (m + r + 1) * ldc + n, g->N - n, q);
     }
     for (; r < MR && r < rows; r++) {
         const __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
-        em_avx2_store8(s, g, n, C + (m + r) * ldc + n, g->N - n, &q);
+        em_avx2_store8(s, g, n, C + (m + r) * ldc + n, g->N - n, q);
     }
 }
 
@@ -208,9 +206,11 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
 EM_AVX2_TARGET static void em_gemm_s16_avx2_rows(const em_gemm_rows* A, int64_t M, const em_avx2_gemm* g, int8_t* C,
                                                  int64_t ldc) {
     for (int64_t n = 0; n < g->N; n += 8) {
+        const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n)),
+                                                 _mm256_loadu_si256((const __m256i*)(g->shift + n)));
         int64_t m = 0;
-        for (; m + 4 <= M; m += 4) em_avx2_tile(A, m, 4, g, n, C, ldc, 4);
-        for (; m < M; m++) em_avx2_tile(A, m, 1, g, n, C, ldc, 1);
+        for (; m + 4 <= M; m += 4) em_avx2_tile(A, m, 4, g, n, C, ldc, &q, 4);
+        for (; m < M; m++) em_avx2_tile(A, m, 1, g, n, C, ldc, &q, 1);
     }
 }
 
