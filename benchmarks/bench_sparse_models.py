@@ -3,6 +3,11 @@
 
     python benchmarks/bench_sparse_models.py [--models resnet8,mobilenet_v1] [--sparsity 0.5,0.75,0.9] [--layers]
     python benchmarks/bench_sparse_models.py --files OUT1/model_int8.tflite,...   (e.g. `edgeml train` outputs)
+    python benchmarks/bench_sparse_models.py --models mobilenet_v1 --alpha 1.0 [--size 96]
+
+Issue 20's table used `edgeml train` models on digits upsampled to RGB (an .npz of x [N, S, S, 3], y): resnet8 at
+32x32 (600 samples, --epochs 3 --finetune-epochs 3) and mobilenet_v1 --alpha 1.0 at 96x96 (300 samples, --epochs 1
+--finetune-epochs 2), each with --prune 0.5 / 0.75 / 0.9 (speed does not depend on how well they learned).
 
 The zoo's resnet8 (32x32x3) and mobilenet_v1 (alpha 0.25, 96x96x3) with their initial weights, every Conv2D /
 Dense kernel pruned in blocks of 16 output x 4 input channels (per kernel tap; the lowest-L1 blocks zeroed, the
@@ -48,14 +53,15 @@ def prune_blocks(kernel: np.ndarray, sparsity: float) -> np.ndarray:
     return (w * mask).reshape(kernel.shape)
 
 
-def make_model(name: str, sparsity: float) -> Path:
-    path = OUT / f"{name}_{int(round(sparsity * 100))}.tflite"
+def make_model(name: str, sparsity: float, shape: tuple = None, alpha: float = 0.25) -> Path:
+    shape = shape or SHAPES[name]
+    tag = "" if (shape == SHAPES[name] and alpha == 0.25) else f"_{shape[0]}_a{alpha:g}"
+    path = OUT / f"{name}{tag}_{int(round(sparsity * 100))}.tflite"
     if path.exists():
         return path
     import tensorflow as tf
     from edgeml.train.zoo import build_model
-    shape = SHAPES[name]
-    model = build_model(name, shape, 10, seed=0)
+    model = build_model(name, shape, 10, seed=0, alpha=alpha)
     import tf_keras
     model.layers[-1].activation = tf_keras.activations.linear   # untrained logits are too flat for an int8 SOFTMAX
     for layer in model.layers:
@@ -131,6 +137,8 @@ def main():
     ap.add_argument("--sparsity", default="0.5,0.75,0.9")
     ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--layers", action="store_true")
+    ap.add_argument("--size", type=int, help="input height = width of the made-up models (default 32 / 96)")
+    ap.add_argument("--alpha", type=float, default=0.25, help="mobilenet_v1's width multiplier (0.25)")
     ap.add_argument("--files", help="comma-separated int8 .tflite files to measure instead of the made-up models")
     a = ap.parse_args()
     from edgeml.runtime.kernels import CONFIG
@@ -140,7 +148,8 @@ def main():
     cases = [(f, Path(f).parent.name or f, None) for f in a.files.split(",")] if a.files else \
         [(None, name, float(sp)) for name in a.models.split(",") for sp in a.sparsity.split(",")]
     for path, name, sp in cases:
-        res = measure(Path(path) if path else make_model(name, sp), a.rounds, a.layers)
+        shape = (a.size, a.size, 3) if a.size else None
+        res = measure(Path(path) if path else make_model(name, sp, shape, a.alpha), a.rounds, a.layers)
         label = name if sp is None else f"{name} {int(sp * 100)}%"
         print(f"{label:22s} {res['kernels']:14d} {res['sparse']:13.1f} {res['dense']:12.1f} "
               f"{res['dense'] / res['sparse']:6.2f}x {res['litert']:14.1f} {res['litert'] / res['sparse']:8.2f}x",

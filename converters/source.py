@@ -23,8 +23,17 @@ def read_model_bytes(model) -> bytes:
         if info.st_size > MAX_MODEL_BYTES:
             raise ModelFormatError(f"'{path}' has {info.st_size} bytes, more than a model file can have "
                                    f"({MAX_MODEL_BYTES})")
-        with open(path, "rb") as f:
-            data = f.read(MAX_MODEL_BYTES + 1)
+        with open(path, "rb", buffering=0) as f:
+            # reads of the size stat gave (a buffered read(MAX_MODEL_BYTES + 1) allocates that much first), on
+            # until the end of the file or past the limit
+            parts, total = [], 0
+            while total <= MAX_MODEL_BYTES:
+                chunk = f.read(min(MAX_MODEL_BYTES + 1 - total, max(info.st_size + 1 - total, 1 << 16)))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                total += len(chunk)
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
     except OSError as exc:
         raise ModelFormatError(f"cannot read model file '{path}': {exc.strerror or exc}") from exc
     if len(data) > MAX_MODEL_BYTES:

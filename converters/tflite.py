@@ -17,6 +17,7 @@ import numpy as np
 from converters import flatbuffer as fbr
 from converters.source import read_model_bytes
 from converters.tflite_custom import custom_op
+from converters.tflite_options import read_scalars, scalar_fields
 from converters.tflite_sparsity import sparse_values
 from converters.tflite_uint8 import hold_uint8_as_int8
 from edgeml.errors import ModelFormatError
@@ -108,6 +109,9 @@ def _options(op_fb: fbr.Table, op_name: str, buf: bytes, memo: dict) -> dict:
     fields = OPTION_FIELDS.get(cls)
     if fields is None:
         fields = OPTION_FIELDS[cls] = _option_fields(cls)
+    reads = scalar_fields(cls, fields)
+    if reads is not None:       # every field a scalar: one struct read each, no generated accessors
+        return read_scalars(reads, table)
     body_size = fbr.U16.unpack_from(buf, table.vtable + 2)[0] if table.vtable_size >= 4 else 0
     key = (kind, bytes(buf[table.vtable:table.vtable + table.vtable_size]),
            bytes(buf[table.pos:table.pos + body_size]))
@@ -150,7 +154,10 @@ def _quantization(t_fb: fbr.Table, tensor_desc: str, shape: tuple, dtype: np.dty
             raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
         return Quantization(scale=np.array([s], np.float64), zero_point=np.array([z], np.int64), axis=0)
     scale = fbr.array(buf, s_start, n_scale, "<f4").astype(np.float64)
-    zp = fbr.array(buf, z_start, n_zp, "<i8").astype(np.int64) if n_zp else np.zeros(n_scale, np.int64)
+    # zero points that are all zero bytes (symmetric weights, int32 biases): counted in C, no array read
+    zeros = n_zp and isinstance(buf, (bytes, bytearray)) and buf.count(0, z_start, z_start + 8 * n_zp) == 8 * n_zp
+    zp = np.zeros(n_zp or n_scale, np.int64) if zeros or not n_zp else \
+        fbr.array(buf, z_start, n_zp, "<i8").astype(np.int64)
     if n_scale == 0:
         raise ModelFormatError(f"{tensor_desc}: quantization has zero points but no scales")
     if zp.size != scale.size:
@@ -162,11 +169,14 @@ def _quantization(t_fb: fbr.Table, tensor_desc: str, shape: tuple, dtype: np.dty
         if shape[axis] != scale.size:
             raise ModelFormatError(f"{tensor_desc}: {scale.size} per-axis scales for dimension {axis} "
                                    f"of size {shape[axis]}")
-    if not np.all(np.isfinite(scale)) or np.any(scale < 0):
+    # (the float32 bits of finite, non-negative scales stay below 0x7F800000, -0.0 aside: one reduction, then
+    # min / max for the rest, where a NaN or an infinity reaches one of them)
+    if fbr.array(buf, s_start, n_scale, "<u4").max() >= 0x7F800000 and \
+            not (scale.min() >= 0 and math.isfinite(scale.max())):
         raise ModelFormatError(f"{tensor_desc}: quantization scale must be finite and non-negative")
-    if dtype.kind in "iu":
+    if dtype.kind in "iu" and not zeros and zp.any():
         lo, hi = INT_RANGES[dtype]
-        if np.any(zp < lo) or np.any(zp > hi):
+        if zp.min() < lo or zp.max() > hi:
             raise ModelFormatError(f"{tensor_desc}: zero point outside the range of {dtype}")
     # one scale is per tensor whatever quantized_dimension says (TFLite Micro reads it so; LiteRT refuses an axis
     # outside the shape)
@@ -199,7 +209,12 @@ def _describe_errors(what: str, fn, *args):
     except ModelFormatError:
         raise
     except Exception as exc:
-        raise ModelFormatError(f"{what}: malformed flatbuffer data ({type(exc).__name__}: {exc})") from exc
+        raise _malformed(what, exc) from exc
+
+
+def _malformed(what: str, exc: Exception) -> ModelFormatError:
+    """The error of a read that left the file (_describe_errors' message, for loops that catch it themselves)."""
+    return ModelFormatError(f"{what}: malformed flatbuffer data ({type(exc).__name__}: {exc})")
 
 
 def _operator_code(codes_start: int, i: int, buf: bytes) -> tuple[str, int]:
@@ -232,7 +247,14 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
         raise ModelFormatError(f"subgraph {subgraph_index} requested, model has {n_sub}")
     buffers_start, n_buffers = _vector_len(model_fb, "Model.buffers", 4, buf, "buffer table")
     codes_start, n_codes = _vector_len(model_fb, "Model.operator_codes", 4, buf, "operator code table")
-    buffers = [_describe_errors(f"buffer {i}", _buffer_bytes, buffers_start, i, buf) for i in range(n_buffers)]
+    buffers = []
+    for i in range(n_buffers):     # (one try for the loop: no per-buffer description built unless one fails)
+        try:
+            buffers.append(_buffer_bytes(buffers_start, i, buf))
+        except ModelFormatError:
+            raise
+        except Exception as exc:
+            raise _malformed(f"buffer {i}", exc) from exc
     subgraphs = []
     for i in range(n_sub):
         subgraphs.append(_describe_errors(f"subgraph {i}", fbr.table_in_vector, buf, sub_start, i))
@@ -304,7 +326,10 @@ def _tensor(t_fb: fbr.Table, i: int, buf: bytes, buffers: list) -> Tensor:
         if len(raw) != need:
             raise ModelFormatError(f"{desc}: buffer {b_index} holds {len(raw)} bytes, shape {list(shape)} "
                                    f"of {dtype} needs {need}")
-        data = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+        data = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
+        if data.dtype != dtype or not data.flags.aligned:     # else a read-only view of the file: no copy
+            data = data.astype(dtype)
+        data = data.reshape(shape)
     return Tensor(index=i, name=name, shape=shape, dtype=dtype, quant=quant, data=data,
                   is_variable=bool(t_fb.scalar(TENSOR_IS_VARIABLE, fbr.U8)), dynamic_dims=dynamic_dims)
 
@@ -320,8 +345,12 @@ def _parse_subgraph(sg: fbr.Table, buf: bytes, codes: list, buffers: list, optio
     t_start, n_tensors = _vector_len(sg, "SubGraph.tensors", 4, buf, "tensor table")
     tensors = []
     for i in range(n_tensors):
-        t_fb = _describe_errors(f"tensor {i}", fbr.table_in_vector, buf, t_start, i)
-        tensors.append(_describe_errors(f"tensor {i}", _tensor, t_fb, i, buf, buffers))
+        try:
+            tensors.append(_tensor(fbr.table_in_vector(buf, t_start, i), i, buf, buffers))
+        except ModelFormatError:
+            raise
+        except Exception as exc:
+            raise _malformed(f"tensor {i}", exc) from exc
 
     def check_indices(indices, what, allow_optional):
         for idx in indices:
@@ -332,8 +361,11 @@ def _parse_subgraph(sg: fbr.Table, buf: bytes, codes: list, buffers: list, optio
     o_start, n_ops = _vector_len(sg, "SubGraph.operators", 4, buf, "operator table")
     ops = []
     for i in range(n_ops):
-        op_fb = _describe_errors(f"op {i}", fbr.table_in_vector, buf, o_start, i)
-        code_index = _describe_errors(f"op {i}", op_fb.scalar, OPERATOR_OPCODE_INDEX, fbr.U32)
+        try:
+            op_fb = fbr.table_in_vector(buf, o_start, i)
+            code_index = op_fb.scalar(OPERATOR_OPCODE_INDEX, fbr.U32)
+        except Exception as exc:
+            raise _malformed(f"op {i}", exc) from exc
         if not 0 <= code_index < n_codes:
             raise ModelFormatError(f"op {i}: opcode index {code_index} is outside the {n_codes}-entry code table")
         op_name, version = codes[code_index]

@@ -256,7 +256,8 @@ def _add_train_parser(sub):
                    help="weight clustering to N centroids per kernel (sparsity-preserving after --prune)")
     g.add_argument("--qat", action="store_true",
                    help="quantization-aware training (pruning- / cluster-preserving after --prune / --cluster)")
-    g.add_argument("--finetune-epochs", type=_count(1), default=3, metavar="N", help="epochs of each fine-tune (3)")
+    g.add_argument("--finetune-epochs", type=_count(1), default=None, metavar="N",
+                   help="epochs of each fine-tune (default 3; pruning: ceil(3.5 / (1 - SPARSITY)), 14 at 0.75)")
     g = p.add_argument_group("output")
     g.add_argument("--out", required=True, help="output folder (replaced only when the run succeeds)")
     g.add_argument("--overwrite", action="store_true",

@@ -10,6 +10,7 @@ import edgeml
 from edgeml.errors import TrainingError
 from edgeml.optimize.block_prune import block_mask, parse_block, zero_block_share
 from edgeml.runtime.packing_sparse import block_density
+from edgeml.train.finetune import phase_epochs, prune_finetune_epochs
 
 TARGET = 0.75
 
@@ -46,6 +47,30 @@ def test_block_mask_zeroes_the_weakest_blocks_the_runtime_counts(shape, sparsity
     assert 1 - block_density(runtime_view) == pytest.approx(want)
     kept = np.abs(pruned) > 0             # no partly zeroed block: every kept weight keeps its value
     assert np.array_equal(pruned[kept], kernel[kept])
+
+
+def test_default_pruning_fine_tune_grows_with_the_sparsity():
+    """ceil(3.5 / (1 - sparsity)) epochs, at least 3: 14 at 75% keeps the zoo's models within 2 points."""
+    assert [prune_finetune_epochs(s) for s in (0.1, 0.5, 0.75, 0.8, 0.9, 0.99)] == [4, 7, 14, 18, 35, 40]
+    assert phase_epochs(None, 0.75) == {"prune": 14, "cluster": 3, "qat": 3}
+    assert phase_epochs(None, None) == {"prune": 3, "cluster": 3, "qat": 3}
+    assert phase_epochs(2, 0.9) == {"prune": 2, "cluster": 2, "qat": 2}       # --finetune-epochs: every phase
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 3, 16), (5, 5, 3, 24), (3, 3, 6, 32)])
+def test_block_mask_of_odd_window_rows_zeroes_the_blocks_the_implicit_gemm_skips(shape):
+    """KW * IN not a multiple of 4 (a first conv on RGB): the VNNI / AVX2 kernels pack each window row padded to a
+    multiple of 4, so the pruned blocks are counted there, not in the plain [kh * kw * in] order."""
+    kh, kw, cin, out = shape
+    kernel = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    pruned = kernel * block_mask(kernel, 0.75, (16, 4))
+    span = -(-(kw * cin) // 4) * 4
+    packed = np.zeros((out, kh, span), np.float32)
+    packed[:, :, :kw * cin] = pruned.transpose(3, 0, 1, 2).reshape(out, kh, kw * cin)
+    blocks = kh * span // 4 * -(-out // 16)
+    want = round(0.75 * blocks) / blocks
+    assert 1 - block_density(packed.reshape(out, -1)) == pytest.approx(want)
+    assert zero_block_share(pruned) == pytest.approx(want)
 
 
 @pytest.fixture(scope="module")

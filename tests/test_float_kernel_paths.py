@@ -1,15 +1,17 @@
 """The float32 SIMD kernels (em_float_gemm.h, em_float_depthwise.h) and the hybrid CONV_2D's SIMD sums (em_hybrid.h)
 on every ISA path this CPU has (EDGEML_ISA forces each; one subprocess per path), on awkward random shapes: odd and
 non-multiple-of-16 channel counts, batch 2, SAME / VALID, stride 2, dilation, 5x5 / 7x7 windows, depth multipliers
-2 and 3, few input channels (the im2col rows), one-row and many-row FULLY_CONNECTED; ADD / SUB / MUL broadcast on
-any axis or from a scalar (with NaNs), the RELU family and LEAKY_RELU (with -0.0).
+2 and 3, few input channels (the im2col rows; pixel pairs on AVX-512 with <= 8 outputs), 3-wide stride-1 / -2 convs
+with <= 2 vectors of outputs (the row conv, fused mode), one-row and many-row FULLY_CONNECTED; ADD / SUB / MUL
+broadcast on any axis or from a scalar (with NaNs), the RELU family and LEAKY_RELU (with -0.0).
 
 Float expectations are written from the reference kernels' formulas in NumPy float32 (each product rounded, then
 added to a sum that starts at 0, taps in window-row, window-column, channel order, padding taps skipped; then
 + bias and the clamp): every path must equal them bit for bit with float_exact=True.  The default (fused) SIMD
 kernels must equal the same formula with each product added unrounded (a float64 product, exact for two float32s,
 added in float64 and rounded to float32: the fused multiply-add's single rounding, up to a double rounding that
-these cases do not hit), and the scalar path stays on the reference's formula in both modes.  The hybrid conv's quantization is LiteRT's
+these cases do not hit; the row conv sums window row, channel, window column, and its expectation follows that
+order), and the scalar path stays on the reference's formula in both modes.  The hybrid conv's quantization is LiteRT's
 (checked against LiteRT in test_hybrid_models.py on the portable path); here every path must equal the portable
 kernel's output."""
 
@@ -44,6 +46,12 @@ def run(graph, x):
     return plan.view(graph.outputs[0]).copy(), [s.kernel for s in plan.steps]
 
 
+def row_conv(graph):
+    """True when the graph's conv runs em_frow_run (gather 3), whose sums go window row, channel, column."""
+    plan = compile_graph(graph, {}, 0, 1, float_exact=EXACT)
+    return any(s.make(lambda *_: 0)[1].get("gather") == 3 for s in plan.steps if s.kernel.startswith("conv2d"))
+
+
 def multiply_add(acc, a, b):
     """acc + a * b: the product rounded first (the reference), or once with the sum (FUSED, a fused multiply-add)."""
     if FUSED:
@@ -51,9 +59,9 @@ def multiply_add(acc, a, b):
     return (acc + (a * b).astype(F)).astype(F)
 
 
-def reference_conv(x, w, bias, stride, dil, pads, out_hw, act, dm=None):
+def reference_conv(x, w, bias, stride, dil, pads, out_hw, act, dm=None, rows=False):
     """The reference kernels' float sums (fused with FUSED); w: [OC, KH, KW, IC], or [1, KH, KW, OC] with dm
-    (depthwise)."""
+    (depthwise); rows: the row conv's order (window row, input channel, window column)."""
     n, ih, iw, ic = x.shape
     kh, kw = w.shape[1:3]
     oh, ow = out_hw
@@ -62,6 +70,15 @@ def reference_conv(x, w, bias, stride, dil, pads, out_hw, act, dm=None):
     oy, ox = np.arange(oh), np.arange(ow)
     for ky in range(kh):
         iy = oy * stride[0] - pads[0] + ky * dil[0]
+        if rows:
+            for c in range(ic):
+                for kx in range(kw):
+                    ix = ox * stride[1] - pads[1] + kx * dil[1]
+                    inside = ((iy >= 0) & (iy < ih))[:, None] & ((ix >= 0) & (ix < iw))[None, :]
+                    patch = x[:, np.clip(iy, 0, ih - 1)][:, :, np.clip(ix, 0, iw - 1)]
+                    acc = np.where(inside[None, :, :, None], multiply_add(acc, patch[..., c:c + 1], w[:, ky, kx, c]),
+                                   acc)
+            continue
         for kx in range(kw):
             ix = ox * stride[1] - pads[1] + kx * dil[1]
             inside = ((iy >= 0) & (iy < ih))[:, None] & ((ix >= 0) & (ix < iw))[None, :]
@@ -81,7 +98,9 @@ def reference_conv(x, w, bias, stride, dil, pads, out_hw, act, dm=None):
 def case_conv(rng, kind):
     wide = kind == "depthwise_wide"      # >= 4 vectors of channels: the row-end pixels' 4-vector loop
     big = kind == "1x1_big"              # more than 512 KiB of weights: the large pointer-table chunks
-    kind = "depthwise" if wide else ("1x1" if big else kind)
+    few = kind == "few"                  # few input channels: the im2col rows (pixel pairs with <= 8 outputs)
+    row = kind == "row"                  # stride 1 or 2 across, 3 wide, <= 2 vectors of outputs: the row conv
+    kind = "depthwise" if wide else ("1x1" if big else ("conv" if few or row else kind))
     n = 1 if rng.random() < 0.75 else 2
     ih, iw = (int(v) for v in rng.integers(1, 14, 2))
     ic = int(rng.choice([1, 3, 5, 8, 16, 17, 33, 64]))
@@ -99,6 +118,14 @@ def case_conv(rng, kind):
     oc = ic * dm if kind == "depthwise" else int(rng.choice([1, 7, 8, 16, 17, 33, 64, 70]))
     if big:
         ic, oc, ih, iw = 520, 270, 15, 14
+    if few:     # windows inside and across the edges, odd pixel counts, more than one chunk
+        ic, oc = int(rng.choice([1, 2, 3, 4, 5, 15])), int(rng.choice([1, 3, 5, 8, 8, 16, 17]))
+        kh = max(kh, 2)
+        ih, iw = (int(v) for v in rng.integers(2 * max(kh, kw), 40, 2))
+    if row:     # widths around whole 8-pixel tiles, any window height, row stride and dilation
+        ic, oc = int(rng.choice([1, 3, 16, 17, 33])), int(rng.choice([1, 5, 8, 13, 16, 17, 31, 32]))
+        kw, sw, dw, kh = 3, int(rng.choice([1, 2])), 1, int(rng.choice([1, 2, 3, 5]))
+        ih, iw = int(rng.integers(kh * dh, 20)), int(rng.choice([3, 7, 8, 9, 17, 32]))
     x = rng.standard_normal((n, ih, iw, ic)).astype(F)
     w = (rng.standard_normal((1, kh, kw, oc) if kind == "depthwise" else (oc, kh, kw, ic)) * 0.3).astype(F)
     bias = rng.standard_normal(oc).astype(F) if rng.random() < 0.8 else None
@@ -110,8 +137,11 @@ def case_conv(rng, kind):
     op = Op(0, "DEPTHWISE_CONV_2D" if kind == "depthwise" else "CONV_2D", 1, inputs, [3], opts)
     oh, pt = spatial_padding(op, ih, kh, sh, dh)
     ow, pl = spatial_padding(op, iw, kw, sw, dw)
-    want = reference_conv(x, w, bias, (sh, sw), (dh, dw), (pt, pl), (oh, ow), act, dm if kind == "depthwise" else None)
-    return Graph(ts, [op], [0], [3]), x, want, f"{kind} x{list(x.shape)} w{list(w.shape)} s{sh}{sw} d{dh}{dw} pad{padding} dm{dm}"
+    graph = Graph(ts, [op], [0], [3])
+    rows = kind == "conv" and row_conv(graph)
+    want = reference_conv(x, w, bias, (sh, sw), (dh, dw), (pt, pl), (oh, ow), act, dm if kind == "depthwise" else None,
+                          rows)
+    return graph, x, want, f"{kind} x{list(x.shape)} w{list(w.shape)} s{sh}{sw} d{dh}{dw} pad{padding} dm{dm}"
 
 
 def case_fc(rng):
@@ -192,7 +222,8 @@ def main():
     seed, out_path = int(sys.argv[1]), sys.argv[2]
     rng = np.random.default_rng(seed)
     failures, kernels, hybrid_out = [], set(), {}
-    cases = [case_conv(rng, k) for k in ["conv", "1x1", "depthwise"] * 12 + ["depthwise_wide"] * 6 + ["1x1_big"]] + [case_fc(rng) for _ in range(12)]
+    cases = [case_conv(rng, k) for k in ["conv", "1x1", "depthwise"] * 12 + ["depthwise_wide"] * 6 + ["1x1_big"]]
+    cases += [case_conv(rng, "few") for _ in range(14)] + [case_conv(rng, "row") for _ in range(16)] + [case_fc(rng) for _ in range(12)]
     cases += [case_binary(rng) for _ in range(16)] + [case_activation(rng) for _ in range(8)]
     for g, x, want, desc in cases:
         got, ks = run(g, x)
@@ -244,7 +275,8 @@ def test_float_kernels_give_the_reference_bits_on_every_path(forced, tmp_path):
 @pytest.mark.parametrize("forced", PATHS)
 def test_fused_float_kernels_give_the_fused_formula_on_every_path(forced, tmp_path):
     """The default float mode: conv / FC / depthwise on the fused multiply-add kernels (where the CPU has FMA3),
-    each sum the reference's order with one rounding per multiply-add; the scalar path keeps the reference's bits."""
+    each sum the reference's order (the row conv: its own) with one rounding per multiply-add; the scalar path keeps
+    the reference's bits."""
     from cython_ops.float_ops import cpu_has_fma
     kernels = run_check(forced, 11, tmp_path / f"{forced}.npz", mode="fused")
     simd = {"avx512vnni": "avx512", "avx512": "avx512", "avxvnni": "avx2", "avx2": "avx2"}.get(forced)

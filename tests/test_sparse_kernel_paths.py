@@ -21,7 +21,8 @@ def prune_blocks(rng, w2, density, zero_rows=0, zero_cols=0):
     return w2
 
 
-def case_sparse_conv(rng, oc, ic, k, stride, dil, padding, density, n=1, hw=(9, 11), zero_rows=0, zero_cols=0):
+def case_sparse_conv(rng, oc, ic, k, stride, dil, padding, density, n=1, hw=(9, 11), zero_rows=0, zero_cols=0,
+                     out_scale=None):
     kh, kw = k
     ih, iw = hw
     x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
@@ -30,7 +31,7 @@ def case_sparse_conv(rng, oc, ic, k, stride, dil, padding, density, n=1, hw=(9, 
     w = prune_blocks(rng, w, density, zero_rows, zero_cols).reshape(oc, kh, kw, ic)
     wscale = rng.uniform(0.002, 0.02, oc)
     bias = rng.integers(-5000, 5000, oc).astype(np.int32)
-    xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.05, 0.5))
+    xs, ys = float(rng.uniform(0.01, 0.1)), out_scale or float(rng.uniform(0.05, 0.5))
     ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, 0),
           tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
     opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
@@ -72,6 +73,11 @@ def main():
         case_sparse_conv(rng, 48, 16, (3, 3), (1, 1), (1, 1), 1, 0.5, zero_rows=20, zero_cols=40),
         case_sparse_conv(rng, 7, 1, (5, 5), (1, 1), (1, 1), 0, 0.5, hw=(8, 8)),         # one input channel
         case_sparse_conv(rng, 80, 24, (1, 1), (1, 1), (1, 1), 0, 0.2, hw=(23, 21)),     # rows past one chunk
+        # 16 output channels: 4-row tiles stored as one 64-byte block (VNNI); output rows of 13 = 8 + 4 + 1
+        case_sparse_conv(rng, 16, 16, (3, 3), (1, 1), (1, 1), 0, 0.3, hw=(10, 13)),
+        case_sparse_conv(rng, 16, 8, (1, 1), (2, 2), (1, 1), 0, 0.5, hw=(17, 15)),      # 1x1 stride 2, 16 channels
+        case_sparse_conv(rng, 16, 12, (1, 1), (1, 1), (1, 1), 0, 0.4, hw=(6, 7)),      # 1x1 rows, 16 channels
+        case_sparse_conv(rng, 32, 8, (3, 3), (1, 1), (1, 1), 0, 0.1, out_scale=2e-5),   # multipliers > 1 (left shift)
         case_sparse_fc(rng, 1, 256, 100, 0.25),
         case_sparse_fc(rng, 5, 130, 65, 0.5, zero_rows=10, zero_cols=17),
         case_sparse_fc(rng, 9, 13, 8, 0.7),

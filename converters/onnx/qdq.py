@@ -390,9 +390,13 @@ class QDQOps:
             shape = [1] * x.rank
             if scale.size > 1:
                 shape[axis] = -1
-            z = 0 if zpa is None else zpa.astype(np.float32).reshape(shape)
             sc = scale.reshape(shape) if scale.size > 1 else scale.reshape(())
-            folded = ((x.const.astype(np.float32) - z) * sc).astype(np.float32, copy=False)
+            # (float32(q) - float32(zp)) * scale in float32, each ufunc casting as it goes: no int -> float copy
+            if zpa is None or not zpa.any():
+                folded = np.multiply(x.const, sc, dtype=np.float32)
+            else:
+                folded = np.multiply(np.subtract(x.const, zpa.astype(np.float32).reshape(shape), dtype=np.float32),
+                                     sc, dtype=np.float32)
             v = self.const_value(node.output[0], folded)
             v.qconst = (x.const, scale.reshape(-1), None if zpa is None else zpa.reshape(-1), axis)
             return

@@ -161,6 +161,42 @@ EM_AVX2_TARGET static void em_dw_stage_pixels(const int8_t* src, int64_t n, int6
     for (; k < total; k++) o[k] = (int16_t)(src[k] - zp);
 }
 
+/* One input row (c1 pixels of IC int8 channels from src, `readable` bytes of the image from src on) staged as int16
+ * x - zp into SW phases of Wph positions (padding 0), DM 1: each pixel converted 16 channels a vector (the last
+ * vector overlapping the one before; fewer than 16 channels: one vector, reading past the pixel while inside the
+ * image), in increasing address order so that each store's overrun is rewritten. */
+EM_AVX2_TARGET static void em_dw_stage_phases_wide(const int8_t* src, int64_t readable, int64_t IC, int32_t zp,
+                                                   int64_t SW, int64_t PL, int64_t Wph, int64_t c1, uint8_t* dst) {
+    const int64_t px = 2 * IC;
+    const __m256i z = _mm256_set1_epi16((int16_t)zp), zero = _mm256_setzero_si256();
+    for (int64_t ph = 0; ph < SW; ph++) {
+        int16_t* o = (int16_t*)(dst + ph * Wph * px);
+        const int64_t jl = PL > ph ? (PL - ph + SW - 1) / SW : 0;
+        int64_t jh = (c1 + PL - ph + SW - 1) / SW;
+        jh = jh < Wph ? jh : Wph;
+        jh = jh > jl ? jh : jl;
+        em_dw_fill((uint8_t*)o, zero, jl * px);
+        for (int64_t j = jl; j < jh; j++) {
+            const int64_t ix = j * SW + ph - PL;
+            const int8_t* from = src + ix * IC;
+            int16_t* to = o + j * IC;
+            if (IC >= 16) {
+                for (int64_t k0 = 0; k0 < IC; k0 += 16) {
+                    const int64_t k = k0 + 16 <= IC ? k0 : IC - 16;
+                    _mm256_storeu_si256((__m256i*)(to + k), _mm256_sub_epi16(
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(from + k))), z));
+                }
+            } else if (ix * IC + 16 <= readable) {
+                _mm256_storeu_si256((__m256i*)to, _mm256_sub_epi16(
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)from)), z));
+            } else {
+                for (int64_t k = 0; k < IC; k++) to[k] = (int16_t)(from[k] - zp);
+            }
+        }
+        em_dw_fill((uint8_t*)(o + jh * IC), zero, (Wph - jh) * px);
+    }
+}
+
 /* Stage padded rows [r0, r1) of image img into band (row_pitch bytes per row; tmp: one staged input row + 32, rep:
  * one input row's values repeated, + 32). */
 EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, int64_t r0, int64_t r1, int wide,
@@ -188,16 +224,43 @@ EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, in
             continue;
         }
         const int64_t readable = (IH - iy) * IW * IC;      /* bytes of the image from src on */
+        if (wide && rpt->dm == 1) {      /* int16 pixels converted straight into their phase */
+            em_dw_stage_phases_wide(src, readable, IC, zp, SW, PL, Wph, c1, dst);
+            continue;
+        }
         if (!direct) em_dw_stage_pixels(src, c1, IC, rpt, zp, wide, tmp, rep);
+        const __m256i flip = _mm256_set1_epi8((char)0x80);
         for (int64_t ph = 0; ph < SW; ph++) {       /* in increasing address order: each copy's overrun is rewritten */
             uint8_t* o = dst + ph * Wph * px;
-            for (int64_t j = 0; j < Wph; j++, o += px) {
-                const int64_t ix = j * SW + ph - PL;
-                if (ix < 0 || ix >= c1) em_dw_fill(o, pad, px);
-                else if (!direct) em_dw_copy(o, tmp + ix * px, px);
-                else if (px >= 32 || ix * px + 32 <= readable) em_dw_copy_flip(o, src + ix * px, px);
-                else for (int64_t k = 0; k < px; k++) o[k] = (uint8_t)(src[ix * px + k] ^ 0x80);
+            /* positions [jl, jh) hold image columns ix = j SW + ph - PL in [0, c1); the rest is padding */
+            const int64_t jl = PL > ph ? (PL - ph + SW - 1) / SW : 0;
+            int64_t jh = (c1 + PL - ph + SW - 1) / SW;
+            jh = jh < Wph ? jh : Wph;
+            jh = jh > jl ? jh : jl;
+            em_dw_fill(o, pad, jl * px);
+            const int64_t step = SW * px;       /* source bytes from one position to the next */
+            if (!direct) {
+                const uint8_t* from = tmp + (jl * SW + ph - PL) * px;
+                if (px <= 32) {
+                    for (int64_t j = jl; j < jh; j++, from += step)
+                        _mm256_storeu_si256((__m256i*)(o + j * px), _mm256_loadu_si256((const __m256i*)from));
+                } else {
+                    for (int64_t j = jl; j < jh; j++, from += step) em_dw_copy(o + j * px, from, px);
+                }
+            } else {
+                const int8_t* from = src + (jl * SW + ph - PL) * px;
+                int64_t j = jl;
+                if (px <= 32) {      /* one 32-byte vector a pixel while the read stays inside the image */
+                    for (; j < jh && (j * SW + ph - PL) * px + 32 <= readable; j++, from += step)
+                        _mm256_storeu_si256((__m256i*)(o + j * px),
+                                            _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)from), flip));
+                    for (; j < jh; j++, from += step)
+                        for (int64_t k = 0; k < px; k++) o[j * px + k] = (uint8_t)(from[k] ^ 0x80);
+                } else {
+                    for (; j < jh; j++, from += step) em_dw_copy_flip(o + j * px, from, px);
+                }
             }
+            em_dw_fill(o + jh * px, pad, (Wph - jh) * px);
         }
     }
 }
@@ -303,12 +366,14 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) __m512i em_dw_requan
     const __m512i v0 = _mm512_unpacklo_epi16(lo01, lo23), v1 = _mm512_unpackhi_epi16(lo01, lo23);              \
     const __m512i v2 = _mm512_unpacklo_epi16(hi01, hi23), v3 = _mm512_unpackhi_epi16(hi01, hi23);
 
-EM_VNNI_TARGET static void em_dw_row_vnni(const uint8_t* src, int8_t* out, int64_t n, const em_dw_rows* c,
+EM_VNNI_TARGET static void em_dw_row_vnni(const uint8_t* row, int8_t* out, int64_t n, const em_dw_rows* c,
                                           const void* gp) {
     const em_vnni_gemm* g = (const em_vnni_gemm*)gp;
     const int64_t groups = c->groups;
-    int64_t pat = 0;
-    for (int64_t q = 0; q < n; q += 64, src += 64) {
+    /* pattern by pattern, so that each pattern's weights and constants serve all its vectors in a row */
+    for (int64_t pat = 0; pat < c->patterns && pat * 64 < n; pat++)
+    for (int64_t q = pat * 64; q < n; q += c->patterns * 64) {
+        const uint8_t* src = row + q;
         const int8_t* w = c->w + pat * groups * 256;
         const int32_t* bias = c->bias + pat * 64;
         __m512i a0 = _mm512_loadu_si512(bias), a1 = _mm512_loadu_si512(bias + 16);
@@ -350,7 +415,6 @@ EM_VNNI_TARGET static void em_dw_row_vnni(const uint8_t* src, int8_t* out, int64
         const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(a0, a1), _mm512_packs_epi32(a2, a3));
         if (n - q >= 64) _mm512_storeu_si512(out + q, bytes);
         else _mm512_mask_storeu_epi8(out + q, ((__mmask64)-1) >> (64 - (n - q)), bytes);
-        if (++pat == c->patterns) pat = 0;
     }
 }
 
@@ -400,11 +464,13 @@ EM_AVX2_TARGET static inline void em_dw_store32(int8_t* out, __m256i v, int64_t 
 /* AVX-VNNI: the AVX-512 step on 256-bit registers (VEX-encoded vpdpbusd; EM_AVXVNNI_TARGET: em_gemm_avxvnni.h). */
 #if EM_HAVE_AVXVNNI
 
-EM_AVXVNNI_TARGET static void em_dw_row_avxvnni(const uint8_t* src, int8_t* out, int64_t n, const em_dw_rows* c,
+EM_AVXVNNI_TARGET static void em_dw_row_avxvnni(const uint8_t* row, int8_t* out, int64_t n, const em_dw_rows* c,
                                                 const void* gp) {
     const em_avx2_gemm* g = (const em_avx2_gemm*)gp;
-    int64_t pat = 0;
-    for (int64_t q = 0; q < n; q += 32, src += 32) {
+    /* pattern by pattern, so that each pattern's weights and constants serve all its vectors in a row */
+    for (int64_t pat = 0; pat < c->patterns && pat * 32 < n; pat++)
+    for (int64_t q = pat * 32; q < n; q += c->patterns * 32) {
+        const uint8_t* src = row + q;
         const int8_t* w = c->w + pat * c->groups * 128;
         const int32_t* bias = c->bias + pat * 32;
         __m256i acc[4], sums[4];
@@ -444,7 +510,6 @@ EM_AVXVNNI_TARGET static void em_dw_row_avxvnni(const uint8_t* src, int8_t* out,
         for (int k = 0; k < 4; k++) v[k] = em_dw_requant8(acc[k], c, g, pat * 32 + 8 * k);
         em_dw_store32(out + q, _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3])),
                       n - q);
-        if (++pat == c->patterns) pat = 0;
     }
 }
 
@@ -460,11 +525,13 @@ static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }   /* neve
 
 /* AVX2: int16 staged values (x - in_zp, padding 0) and int16 weights (w - w_zp), two taps per vpmaddwd; 32
  * values a step as two 16-value halves.  Bytes of the staged row are 2 per value: n counts values. */
-EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* src, int8_t* out, int64_t n, const em_dw_rows* c,
+EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* row, int8_t* out, int64_t n, const em_dw_rows* c,
                                           const void* gp) {
     const em_avx2_gemm* g = (const em_avx2_gemm*)gp;
-    int64_t pat = 0;
-    for (int64_t q = 0; q < n; q += 32, src += 64) {
+    /* pattern by pattern, so that each pattern's weights and constants serve all its vectors in a row */
+    for (int64_t pat = 0; pat < c->patterns && pat * 32 < n; pat++)
+    for (int64_t q = pat * 32; q < n; q += c->patterns * 32) {
+        const uint8_t* src = row + q * 2;
         const int16_t* w = (const int16_t*)c->w + pat * c->groups * 64;
         const int32_t* bias = c->bias + pat * 32;
         __m256i acc[4];
@@ -489,7 +556,6 @@ EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* src, int8_t* out, int64
         /* int16 halves [0-7 | 8-15] and [16-23 | 24-31]; the byte pack interleaves them by lane: qwords 0 2 1 3 */
         const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
         em_dw_store32(out + q, _mm256_permute4x64_epi64(bytes, 0xD8), n - q);
-        if (++pat == c->patterns) pat = 0;
     }
 }
 

@@ -297,14 +297,51 @@ enum { EM_ARG_I_OUTER, EM_ARG_I_AXIS_SIZE, EM_ARG_I_INNER, EM_ARG_I_DTYPE, EM_AR
        EM_ARG_I_COUNT };
 enum { EM_ARG_F_COUNT = 0 };
 
+/* Bytes over the last axis (inner 1, axis <= 32), one row per 32-byte vector: the row's bytes mapped so that the
+ * wanted value is the signed maximum (uint8: ^ 0x80; ARG_MIN: ~), the lanes past the row set to -128, the maximum
+ * found by halving folds, and its first lane by a byte compare.  Rows whose 32-byte read would pass the end of the
+ * input are left to the scalar loop; returns the rows done. */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static int64_t em_arg_bytes_avx2(const int8_t* x, int64_t rows, int64_t axis,
+                                                                 uint8_t flip, void* y, int wide) {
+    const __m256i lanes = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+                                           21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
+    const __m256i past = _mm256_cmpgt_epi8(lanes, _mm256_set1_epi8((char)(axis - 1)));   /* lanes >= axis */
+    const __m256i low = _mm256_set1_epi8((char)-128), f = _mm256_set1_epi8((char)flip);
+    const uint32_t real = axis >= 32 ? 0xFFFFFFFFu : (1u << axis) - 1;
+    const int64_t done = rows * axis >= 32 ? (rows * axis - 32) / axis + 1 : 0;   /* rows r with r axis + 32 <= all */
+    for (int64_t r = 0; r < done; r++) {
+        const __m256i v = _mm256_blendv_epi8(
+            _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(x + r * axis)), f), low, past);
+        __m128i m = _mm_max_epi8(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        m = _mm_max_epi8(m, _mm_srli_si128(m, 8));
+        m = _mm_max_epi8(m, _mm_srli_si128(m, 4));
+        m = _mm_max_epi8(m, _mm_srli_si128(m, 2));
+        m = _mm_max_epi8(m, _mm_srli_si128(m, 1));
+        const uint32_t hits = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_broadcastb_epi8(m))) & real;
+        const int64_t at = __builtin_ctz(hits);
+        if (wide) ((int64_t*)y)[r] = at;
+        else ((int32_t*)y)[r] = (int32_t)at;
+    }
+    return done;
+}
+#endif
+
 static void em_arg_min_max(const em_params* p) {
     const int64_t* d = p->i;
     const int64_t outer = d[EM_ARG_I_OUTER], axis = d[EM_ARG_I_AXIS_SIZE], inner = d[EM_ARG_I_INNER];
     const int is_max = d[EM_ARG_I_IS_MAX] != 0, wide = d[EM_ARG_I_INT64_OUTPUT] != 0;
     void* y = p->ptr[EM_ARG_P_OUTPUT];
+    int64_t start = 0;     /* rows (outer) the vector body did */
+#if defined(__x86_64__) && defined(__GNUC__)
+    const int64_t code = d[EM_ARG_I_DTYPE];
+    if (em_isa() >= EM_ISA_AVX2 && inner == 1 && axis <= 32 && (code == EM_DT_I8 || code == EM_DT_U8))
+        start = em_arg_bytes_avx2((const int8_t*)p->ptr[EM_ARG_P_INPUT], outer, axis,
+                                  (uint8_t)((code == EM_DT_U8 ? 0x80 : 0) ^ (is_max ? 0 : 0xFF)), y, wide);
+#endif
     EM_DT_SWITCH(d[EM_ARG_I_DTYPE], {
         const T* x = (const T*)p->ptr[EM_ARG_P_INPUT];
-        for (int64_t o = 0; o < outer; o++)
+        for (int64_t o = start; o < outer; o++)
             for (int64_t j = 0; j < inner; j++) {
                 const T* col = x + o * axis * inner + j;
                 T best = col[0];

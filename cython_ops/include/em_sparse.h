@@ -9,6 +9,8 @@
  *   VNNI (AVX-512): rows uint8 x + 128, one vpdpbusd per (row, block); bias - (in_zp + 128) sum w (em_gemm_vnni.h)
  *   AVX2:  rows int16, two vpmaddwd pairs per (row, 8 columns, block); bias - in_zp sum w (em_gemm_avx2.h)
  *   portable: rows int8, the same sums in C; bias - in_zp sum w.
+ * With a few nonzero blocks per pixel most of the time goes to requantizing, so the vector kernels hold each group's
+ * output constants in registers and narrow a tile's rows together (em_sparse_vnni_store_rows, em_sparse_avx2_store16).
  * Packed form (edgeml/runtime/packing_sparse.py): group_start[G + 1] (block range of each 16-column group),
  * block_k[nblocks] (where the block's 4 values start: the K index for the portable kernel, a byte offset from the
  * row's or the output pixel's start for the vector ones), weights: int8 [nblocks][16][4] (VNNI), int16
@@ -104,10 +106,63 @@ static inline int64_t em_sparse_run(const em_gemm_rows* A, int64_t m, int64_t M,
     return left < M - m ? left : M - m;
 }
 
+/* A group's output constants, read once: with few nonzero blocks per pixel, requantizing is most of the work. */
+typedef struct {
+    em_mbqm16 q;
+    __m512i zp, lo, hi;          /* output zero point, activation bounds */
+    int clamp_lo, clamp_hi;      /* bounds inside [-128, 127] (else the saturating narrowing clamps alone) */
+    int double_rounding;         /* the default mode: requantized here; the others through em_vnni_requant16 */
+} em_sparse_out16;
+
+EM_VNNI_TARGET static inline em_sparse_out16 em_sparse_out_consts(const em_vnni_gemm* g, int64_t n) {
+    em_sparse_out16 o;
+    o.q = em_vnni_consts(g, n);
+    o.zp = _mm512_set1_epi32(g->out_zp);
+    o.lo = _mm512_set1_epi32(g->act_min);
+    o.hi = _mm512_set1_epi32(g->act_max);
+    o.clamp_lo = g->act_min > -128;
+    o.clamp_hi = g->act_max < 127;
+    o.double_rounding = g->mode == EM_ROUND_DOUBLE;
+    return o;
+}
+
+/* MR rows' sums to int8, all rows' independent chains side by side (the double-rounding mode; ldc == 16, a group
+ * that is the whole output row: 4 rows packed into one 64-byte store). */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_sparse_vnni_store_rows(
+        __m512i* acc, const int MR, const em_vnni_gemm* g, int64_t n, __mmask16 cols, const em_sparse_out16* o,
+        int8_t* C, int64_t ldc) {
+    if (!o->double_rounding) {
+        for (int r = 0; r < MR; r++) em_vnni_requant_store16(acc[r], g, n, C + r * ldc + n, cols, &o->q);
+        return;
+    }
+    for (int r = 0; r < MR; r++) acc[r] = _mm512_add_epi32(em_mbqm_lanes_x16(acc[r], &o->q.l, o->q.any_left), o->zp);
+    if (o->clamp_lo)
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_max_epi32(acc[r], o->lo);
+    if (o->clamp_hi)
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_min_epi32(acc[r], o->hi);
+    if (MR % 4 == 0 && ldc == 16 && cols == 0xFFFF) {
+        /* packs work per 128-bit lane: lane L of the result holds rows 0-3's columns 4L .. 4L + 3; the permute
+         * puts each row's 16 bytes together */
+        const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+        for (int r = 0; r < MR; r += 4) {
+            const __m512i words01 = _mm512_packs_epi32(acc[r], acc[r + 1]);
+            const __m512i words23 = _mm512_packs_epi32(acc[r + 2], acc[r + 3]);
+            const __m512i bytes = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(words01, words23));
+            _mm512_storeu_si512(C + r * 16 + n, bytes);
+        }
+        return;
+    }
+    for (int r = 0; r < MR; r++) {
+        const __m128i bytes = _mm512_cvtsepi32_epi8(acc[r]);
+        if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)(C + r * ldc + n), bytes);
+        else _mm_mask_storeu_epi8(C + r * ldc + n, cols, bytes);
+    }
+}
+
 /* ---- AVX-512 VNNI: MR rows x 16 columns of one group; acc starts at the bias ------------------------------- */
 EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_sparse_vnni_tile(
         const uint8_t* a0, int64_t step, const int MR, const int32_t* ks, int64_t nb, const int8_t* w, __m512i bias,
-        const em_vnni_gemm* g, int64_t n, __mmask16 cols, const em_mbqm16* q, int8_t* C, int64_t ldc) {
+        const em_vnni_gemm* g, int64_t n, __mmask16 cols, const em_sparse_out16* o, int8_t* C, int64_t ldc) {
     __m512i acc[8];
     for (int r = 0; r < MR; r++) acc[r] = bias;
     for (int64_t j = 0; j < nb; j++) {
@@ -116,7 +171,7 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_sparse_vnni_
         for (int r = 0; r < MR; r++)
             acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(em_sparse_load4(a + r * step)), wv);
     }
-    for (int r = 0; r < MR; r++) em_vnni_requant_store16(acc[r], g, n, C + r * ldc + n, cols, q);
+    em_sparse_vnni_store_rows(acc, MR, g, n, cols, o, C, ldc);
 }
 
 /* One row x 16 columns: four chains of blocks, so that vpdpbusd's latency overlaps (a GEMV has no other rows). */
@@ -151,19 +206,19 @@ EM_VNNI_TARGET static void em_sparse_gemm_vnni(const em_gemm_rows* A, int64_t M,
         const int32_t* ks = s->block_k + j0;
         const int8_t* w = W + (int64_t)j0 * 64;
         const __m512i bias = _mm512_loadu_si512(g->bias + n);
-        const em_mbqm16 q = em_vnni_consts(g, n);
+        const em_sparse_out16 o = em_sparse_out_consts(g, n);
         for (int64_t m = 0; m < M;) {
             const uint8_t* a0;
             int64_t step;
             const int64_t end = m + em_sparse_run(A, m, M, &a0, &step);
             for (; m + 8 <= end; m += 8, a0 += 8 * step)
-                em_sparse_vnni_tile(a0, step, 8, ks, nb, w, bias, g, n, cols, &q, C + m * ldc, ldc);
+                em_sparse_vnni_tile(a0, step, 8, ks, nb, w, bias, g, n, cols, &o, C + m * ldc, ldc);
             if (m + 4 <= end) {
-                em_sparse_vnni_tile(a0, step, 4, ks, nb, w, bias, g, n, cols, &q, C + m * ldc, ldc);
+                em_sparse_vnni_tile(a0, step, 4, ks, nb, w, bias, g, n, cols, &o, C + m * ldc, ldc);
                 m += 4;
                 a0 += 4 * step;
             }
-            for (; m < end; m++, a0 += step) em_sparse_vnni_row(a0, ks, nb, w, bias, g, n, cols, &q, C + m * ldc);
+            for (; m < end; m++, a0 += step) em_sparse_vnni_row(a0, ks, nb, w, bias, g, n, cols, &o.q, C + m * ldc);
         }
     }
 }
@@ -214,9 +269,61 @@ static void em_conv2d_int8_sparse_vnni(const em_params* p) {
 }
 
 /* ---- AVX2: MR rows x 16 columns (two 8-lane halves); weights int16 [block][pair][16][2]; rows int16 --------- */
+/* A group's output constants, read once (as em_sparse_out16). */
+typedef struct {
+    em_mbqm8_lanes q[2];
+    __m256i bias[2], zp, lo, hi;
+    int any_left, clamp_lo, clamp_hi, double_rounding;
+} em_sparse_out8x2;
+
+EM_AVX2_TARGET static inline em_sparse_out8x2 em_sparse_avx2_consts(const em_avx2_gemm* g, int64_t n) {
+    em_sparse_out8x2 o;
+    o.any_left = 0;
+    for (int h = 0; h < 2; h++) {
+        const __m256i shift = _mm256_loadu_si256((const __m256i*)(g->shift + n + 8 * h));
+        o.q[h] = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n + 8 * h)), shift);
+        o.any_left |= !_mm256_testz_si256(o.q[h].left, o.q[h].left);
+        o.bias[h] = _mm256_loadu_si256((const __m256i*)(g->bias + n + 8 * h));
+    }
+    o.zp = _mm256_set1_epi32(g->out_zp);
+    o.lo = _mm256_set1_epi32(g->act_min);
+    o.hi = _mm256_set1_epi32(g->act_max);
+    o.clamp_lo = g->act_min > -128;
+    o.clamp_hi = g->act_max < 127;
+    o.double_rounding = g->mode == EM_ROUND_DOUBLE;
+    return o;
+}
+
+/* One row's 16 sums (bias not included) to int8: both halves narrowed together, one 16-byte store. */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_sparse_avx2_store16(
+        __m256i lo, __m256i hi, const em_avx2_gemm* g, int64_t n, const em_sparse_out8x2* o, int8_t* c) {
+    const int64_t left = g->N - n;
+    if (!o->double_rounding || left < 16) {
+        em_avx2_store8(lo, g, n, c, left < 8 ? left : 8, &o->q[0]);
+        if (left > 8) em_avx2_store8(hi, g, n + 8, c + 8, left - 8, &o->q[1]);
+        return;
+    }
+    __m256i v0 = em_mbqm_lanes_x8(_mm256_add_epi32(lo, o->bias[0]), &o->q[0], o->any_left);
+    __m256i v1 = em_mbqm_lanes_x8(_mm256_add_epi32(hi, o->bias[1]), &o->q[1], o->any_left);
+    v0 = _mm256_add_epi32(v0, o->zp);
+    v1 = _mm256_add_epi32(v1, o->zp);
+    if (o->clamp_lo) {
+        v0 = _mm256_max_epi32(v0, o->lo);
+        v1 = _mm256_max_epi32(v1, o->lo);
+    }
+    if (o->clamp_hi) {
+        v0 = _mm256_min_epi32(v0, o->hi);
+        v1 = _mm256_min_epi32(v1, o->hi);
+    }
+    /* packs per 128-bit lane: bytes [v0 0-3, v1 0-3, v0 0-3, v1 0-3 | v0 4-7, v1 4-7, ...]; dwords 0 4 1 5 */
+    const __m256i p8 = _mm256_packs_epi16(_mm256_packs_epi32(v0, v1), _mm256_packs_epi32(v0, v1));
+    const __m256i bytes = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
+    _mm_storeu_si128((__m128i*)c, _mm256_castsi256_si128(bytes));
+}
+
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_sparse_avx2_tile(
         const uint8_t* a0, int64_t step, const int MR, const int32_t* ks, int64_t nb, const int16_t* w,
-        const em_avx2_gemm* g, int64_t n, const em_mbqm8_lanes* q, int8_t* C, int64_t ldc) {
+        const em_avx2_gemm* g, int64_t n, const em_sparse_out8x2* o, int8_t* C, int64_t ldc) {
     __m256i lo[4], hi[4];
     for (int r = 0; r < MR; r++) lo[r] = hi[r] = _mm256_setzero_si256();
     for (int64_t j = 0; j < nb; j++) {
@@ -232,12 +339,7 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_sparse_avx2_
             hi[r] = _mm256_add_epi32(hi[r], _mm256_add_epi32(_mm256_madd_epi16(p0, w0h), _mm256_madd_epi16(p1, w1h)));
         }
     }
-    const int64_t left = g->N - n;
-    for (int r = 0; r < MR; r++) {
-        int8_t* c = C + r * ldc + n;
-        em_avx2_store8(lo[r], g, n, c, left < 8 ? left : 8, &q[0]);
-        if (left > 8) em_avx2_store8(hi[r], g, n + 8, c + 8, left - 8, &q[1]);
-    }
+    for (int r = 0; r < MR; r++) em_sparse_avx2_store16(lo[r], hi[r], g, n, o, C + r * ldc + n);
 }
 
 EM_AVX2_TARGET static void em_sparse_gemm_avx2(const em_gemm_rows* A, int64_t M, const em_sparse_w* s,
@@ -248,17 +350,14 @@ EM_AVX2_TARGET static void em_sparse_gemm_avx2(const em_gemm_rows* A, int64_t M,
         const int32_t j0 = s->group_start[grp], nb = s->group_start[grp + 1] - j0;
         const int32_t* ks = s->block_k + j0;
         const int16_t* w = W + (int64_t)j0 * 64;
-        em_mbqm8_lanes q[2];
-        for (int h = 0; h < 2; h++)
-            q[h] = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n + 8 * h)),
-                                   _mm256_loadu_si256((const __m256i*)(g->shift + n + 8 * h)));
+        const em_sparse_out8x2 o = em_sparse_avx2_consts(g, n);
         for (int64_t m = 0; m < M;) {
             const uint8_t* a0;
             int64_t step;
             const int64_t end = m + em_sparse_run(A, m, M, &a0, &step);
             for (; m + 4 <= end; m += 4, a0 += 4 * step)
-                em_sparse_avx2_tile(a0, step, 4, ks, nb, w, g, n, q, C + m * ldc, ldc);
-            for (; m < end; m++, a0 += step) em_sparse_avx2_tile(a0, step, 1, ks, nb, w, g, n, q, C + m * ldc, ldc);
+                em_sparse_avx2_tile(a0, step, 4, ks, nb, w, g, n, &o, C + m * ldc, ldc);
+            for (; m < end; m++, a0 += step) em_sparse_avx2_tile(a0, step, 1, ks, nb, w, g, n, &o, C + m * ldc, ldc);
         }
     }
 }

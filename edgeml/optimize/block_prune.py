@@ -40,34 +40,56 @@ def as_matrix(kernel: np.ndarray) -> np.ndarray:
     return kernel.reshape(-1, kernel.shape[-1])
 
 
-def block_scores(w2: np.ndarray, block: tuple) -> np.ndarray:
-    """Mean |w| of each block of [K, out] (padding not counted, as tfmot's SAME average pooling)."""
+def window_rows(kernel: np.ndarray) -> tuple:
+    """(matrix [K', out], valid [K'] bool): the kernel as the runtime's vector kernels read it.  A KxK conv runs as
+    an implicit GEMM whose weights are packed per window row, KW * IN values padded to a multiple of 4
+    (edgeml.runtime.ops.sparse_gemm), so a block never spans two window rows: pruning in that layout zeroes the
+    blocks the kernel skips (e.g. a first 3x3 conv on 3 channels, rows of 9 values)."""
+    w2 = as_matrix(kernel)
+    if kernel.ndim != 4 or kernel.shape[0] == 1 or (kernel.shape[1] * kernel.shape[2]) % KERNEL_BLOCK[1] == 0:
+        return w2, np.ones(w2.shape[0], bool)
+    kh, row, out = kernel.shape[0], kernel.shape[1] * kernel.shape[2], kernel.shape[3]
+    span = -(-row // KERNEL_BLOCK[1]) * KERNEL_BLOCK[1]
+    padded, valid = np.zeros((kh, span, out), kernel.dtype), np.zeros((kh, span), bool)
+    padded[:, :row], valid[:, :row] = kernel.reshape(kh, row, out), True
+    return padded.reshape(kh * span, out), valid.reshape(-1)
+
+
+def block_scores(w2: np.ndarray, block: tuple, valid: np.ndarray = None) -> np.ndarray:
+    """Mean |w| of each block of [K, out] (padding, and rows not `valid`, not counted, as tfmot's SAME average
+    pooling)."""
     out, cin = block
     k, n = w2.shape
     gk, gn = -(-k // cin), -(-n // out)
     padded, count = np.zeros((gk * cin, gn * out)), np.zeros((gk * cin, gn * out))
     padded[:k, :n], count[:k, :n] = np.abs(w2), 1.0
-    return padded.reshape(gk, cin, gn, out).sum(axis=(1, 3)) / count.reshape(gk, cin, gn, out).sum(axis=(1, 3))
+    if valid is not None:
+        count[:k][~valid] = 0.0
+    return padded.reshape(gk, cin, gn, out).sum(axis=(1, 3)) / \
+        np.maximum(count.reshape(gk, cin, gn, out).sum(axis=(1, 3)), 1.0)
 
 
 def block_mask(kernel: np.ndarray, sparsity: float, block: tuple) -> np.ndarray:
-    """0/1 mask shaped like `kernel`: the round(sparsity * blocks) lowest-magnitude blocks zeroed (single weights
-    when K has fewer than MIN_DEPTH_BLOCKS blocks, e.g. a first 3x3 conv on one channel: too coarse to reach the
-    target, and too short for the sparse kernel to gain)."""
-    w2 = as_matrix(kernel)
-    if -(-w2.shape[0] // block[1]) < MIN_DEPTH_BLOCKS:
+    """0/1 mask shaped like `kernel`: the round(sparsity * blocks) lowest-magnitude blocks zeroed, in the layout
+    `window_rows` gives (single weights when K has fewer than MIN_DEPTH_BLOCKS blocks, e.g. a first 3x3 conv on
+    one channel: too coarse to reach the target, and too short for the sparse kernel to gain)."""
+    if -(-as_matrix(kernel).shape[0] // block[1]) < MIN_DEPTH_BLOCKS:
         block = (1, 1)
-    scores = block_scores(w2, block)
+    w2, valid = window_rows(kernel) if block != (1, 1) else (as_matrix(kernel), None)
+    scores = block_scores(w2, block, valid)
     keep = np.ones(scores.size, bool)
     keep[np.argsort(scores, axis=None, kind="stable")[:int(round(sparsity * scores.size))]] = False
     out, cin = block
     full = np.repeat(np.repeat(keep.reshape(scores.shape), cin, 0), out, 1)[:w2.shape[0], :w2.shape[1]]
+    if valid is not None:
+        full = full[valid]
     return full.reshape(kernel.shape).astype(kernel.dtype)
 
 
 def zero_block_share(kernel: np.ndarray, block: tuple = KERNEL_BLOCK) -> float:
-    """The fraction of blocks of [K, out] that are all zero."""
-    return float(np.mean(block_scores(as_matrix(kernel), block) == 0))
+    """The fraction of blocks of [K, out] (in the `window_rows` layout) that are all zero."""
+    w2, valid = window_rows(kernel)
+    return float(np.mean(block_scores(w2, block, valid) == 0))
 
 
 def layer_block_sparsity(model, block: tuple = KERNEL_BLOCK) -> dict:

@@ -1,6 +1,8 @@
 """The arena: one buffer for every intermediate tensor and scratch area, planned once per input shape."""
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 ALIGN = 64
@@ -47,21 +49,24 @@ def merge_aliases(aliases: list, life: dict, graph) -> dict:
 def plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
     """Greedy by size (as TFLite Micro's planner): biggest first, each at the lowest offset that does not
     overlap a placed buffer whose lifetime intersects its own."""
-    placed = []      # (offset, size, first, last)
+    placed = []      # (offset, size, first, last), kept sorted: the conflicts of a buffer are read in offset order
     offsets = {}
+    total = 0
     order = sorted(sizes, key=lambda k: (-sizes[k], str(k)))
     for key in order:
         size = (sizes[key] + ALIGN - 1) // ALIGN * ALIGN
         first, last = lifetimes[key]
-        conflicts = sorted((o, s) for o, s, f, l in placed if not (l < first or f > last))
         offset = 0
-        for o, s in conflicts:
+        for o, s, f, l in placed:
+            if l < first or f > last:      # lifetimes apart: no conflict
+                continue
             if offset + size <= o:
                 break
-            offset = max(offset, o + s)
-        placed.append((offset, size, first, last))
+            if o + s > offset:
+                offset = o + s
+        bisect.insort(placed, (offset, size, first, last))
         offsets[key] = offset
-    total = max((o + s for o, s, _, _ in placed), default=0)
+        total = max(total, offset + size)
     return offsets, total
 
 

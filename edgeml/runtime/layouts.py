@@ -21,6 +21,8 @@ kernel and are filled with 0.  tests/test_layouts.py compiles the headers and ch
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
+import numpy as np
+
 MAX_PTRS, MAX_INTS, MAX_FLOATS = 16, 64, 8           # em_params.h: EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
 RESERVED = "reserved"                                 # slots a kernel does not read (0 / NULL)
 
@@ -30,6 +32,11 @@ class Slot:
     name: str            # lower case, without the prefix
     length: int          # 1, or the length of a run of consecutive slots
     prefix: str          # the C prefix that names it (a variant's inherited slots keep the base's)
+
+
+# values a single slot takes as they are (issue 15, load time: _build's fast check)
+SCALAR_TYPES = frozenset({int, float, bool, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+                          np.uint64, np.float32, np.float64, np.bool_})
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,8 @@ class Layout:
                 out = [values[n] for n in names]
             except KeyError:
                 out = None
+            if out is not None and SCALAR_TYPES.issuperset(map(type, out)):     # (a C loop: no per-value Python)
+                return out
             if out is not None and not any(hasattr(v, "__len__") and not isinstance(v, (str, bytes)) for v in out):
                 return out
         slots = self._slots(kind)

@@ -5,6 +5,7 @@ from typing import Optional
 
 import numpy as np
 
+from cython_ops import load_pack
 from edgeml.errors import ModelFormatError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
 from edgeml.runtime.load_profile import timed
@@ -53,7 +54,7 @@ def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> n
     adj = b - in_zp * row_sums(weights_2d)
     if op.options.get("requant") == IR_REQUANT_FLOAT:
         return wrap_int32(adj)        # onnxruntime's int32 sums wrap (a quantizer may clip a bias to INT32_MIN)
-    if np.any(np.abs(adj) >= 2 ** 31):
+    if adj.size and not -2 ** 31 < adj.min() <= adj.max() < 2 ** 31:      # (|adj| >= 2^31, in two reductions)
         raise ModelFormatError(f"{op.describe()}: bias and weights overflow the int32 accumulator")
     return adj.astype(np.int32)
 
@@ -74,22 +75,36 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
     zero-weight padding columns), modulo 2^32 like the kernel's sums."""
     n, k = w2.shape
     np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
-    wp = padded_block_source(w2, np_, kp, np.int8)
+    packed = ctx.keep_new((np_ // 16, kp // 4, 16, 4), np.int8)
+    if w2.dtype == np.int8:     # one C pass: blocks, padding, the n == 8 repeat and the row sums
+        sums = load_pack.pack_vnni_s8(w2, packed, True)
+    else:
+        sums = vnni_blocks(w2, packed)
     b = np.zeros(np_, np.int64)
-    b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * row_sums(w2)
+    b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * sums
     if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
         b[:n] += (k if taps is None else taps) * (in_zp + 128) * rq.w_zp
         b = wrap_int32(b).astype(np.int64)
-    elif np.any(np.abs(b) >= 2 ** 31):
+    elif b.size and not -2 ** 31 < b.min() <= b.max() < 2 ** 31:      # (|b| >= 2^31, in two reductions)
         raise ModelFormatError("bias and weights overflow the int32 accumulator")
     rqa = rq.arrays(ctx, np_)
     if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector
-        wp = wp.copy() if wp is w2 else wp
-        wp[8:, :k] = w2
         b[8:] = b[:8]
         rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
-    packed = grouped_transpose(wp, 16, 4, ctx.keep_new((np_ // 16, kp // 4, 16, 4), np.int8))
     return {"w": packed, "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
+
+
+def vnni_blocks(w2: np.ndarray, out: np.ndarray, repeat_eight: bool = True) -> np.ndarray:
+    """The numpy form of load_pack.pack_vnni_s8 (any integer weights that fit int8): w2 [N][K] into `out`
+    [N / 16][K / 4][16][4], rows 8-15 repeating rows 0-7 when N == 8 and repeat_eight; returns the int64 row
+    sums."""
+    n, k = w2.shape
+    wp = padded_block_source(w2, out.shape[0] * 16, out.shape[1] * 4, np.int8)
+    if n == 8 and repeat_eight:
+        wp = wp.copy() if wp is w2 else wp
+        wp[8:, :k] = w2
+    grouped_transpose(wp, 16, 4, out)
+    return row_sums(w2)
 
 
 def vnni_chunk(kp: int, rows: int) -> int:

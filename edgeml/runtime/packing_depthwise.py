@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cython_ops import load_pack
 from edgeml.errors import ModelFormatError
 from edgeml.runtime.packing import wrap_int32
 from edgeml.runtime.load_profile import timed
@@ -77,6 +78,19 @@ def mbqm_lanes8(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
                           axis=1)
 
 
+def lane_weights(w_taps: np.ndarray, ch: np.ndarray, used: np.ndarray, every: bool, kernel: RowKernel, groups: int,
+                 w_zp: int, out: np.ndarray) -> None:
+    """The numpy form of load_pack.depthwise_lane_weights: w_taps [taps][OC] per lane (ch, used: [patterns][step])
+    into out [pattern][tap group][accumulator][lane][tap of the group]; the wide kernels read w - w_zp."""
+    taps, oc = w_taps.shape
+    patterns = ch.shape[0]
+    # (in the packed type: w - w_zp fits int16, and the gathers move 1-2 bytes a value, not 8)
+    wt = np.zeros((groups * kernel.group, oc), out.dtype)
+    wt[:taps] = w_taps.astype(np.int16) - w_zp if kernel.wide else w_taps
+    wl = wt[:, ch] if every else np.where(used[None], wt[:, ch], 0)              # [taps][patterns][step]
+    out[...] = wl.reshape(groups, kernel.group, patterns, 4, kernel.step // 4).transpose(2, 0, 3, 4, 1)
+
+
 def row_patterns(oc: int, step: int) -> tuple[int, int]:
     """(patterns, segment): whole output rows repeat every oc / gcd(oc, step) vectors; a longer period goes pixel by
     pixel (segment oc, ceil(oc / step) vectors a pixel)."""
@@ -101,12 +115,14 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     if not every:
         ch = np.where(used, ch, 0)
     groups = -(-taps // kernel.group)
-    wt = np.zeros((groups * kernel.group, oc), np.int64)
-    wt[:taps] = w_taps.astype(np.int64) - (rq.w_zp if kernel.wide else 0)
-    wl = wt[:, ch] if every else np.where(used[None], wt[:, ch], 0)              # [taps][patterns][step]
     # [pattern][group][accumulator][lane][tap of the group]
-    wl = wl.reshape(groups, kernel.group, patterns, 4, kernel.step // 4).transpose(2, 0, 3, 4, 1)
-    packed = wl.astype(np.int16 if kernel.wide else np.int8)
+    packed = ctx.keep_new((patterns, groups, 4, kernel.step // 4, kernel.group),
+                          np.int16 if kernel.wide else np.int8)
+    if w_taps.dtype == np.int8:     # one C pass
+        load_pack.depthwise_lane_weights(w_taps, ch.reshape(-1), used.reshape(-1).view(np.uint8), kernel.step,
+                                         kernel.group, groups, rq.w_zp if kernel.wide else 0, packed)
+    else:
+        lane_weights(w_taps, ch, used, every, kernel, groups, rq.w_zp, packed)
     b = np.zeros(oc, np.int64) if bias is None else bias.astype(np.int64)
     if not kernel.wide:    # uint8 x + 128 against int8 w: the zero point and 128 fold into the bias
         b = b - (in_zp + 128) * w_taps.astype(np.int64).sum(0)
@@ -114,11 +130,15 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
             b = b + taps * (in_zp + 128) * rq.w_zp
     if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
         b = wrap_int32(b).astype(np.int64)
-    elif np.any(np.abs(b) >= 2 ** 31):
+    elif b.size and not -2 ** 31 < b.min() <= b.max() < 2 ** 31:      # (|b| >= 2^31, in two reductions)
         raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
     per_lane = [(a[ch] if every else np.where(used, a[ch], 0).astype(a.dtype)).reshape(-1)
                 for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
-    table = (mbqm_lanes16 if kernel.table_lanes == 16 else mbqm_lanes8)(per_lane[1], per_lane[2])
+    if per_lane[1].dtype == np.int32 and per_lane[2].dtype == np.int32:      # one C pass
+        table = (load_pack.mbqm_lanes16 if kernel.table_lanes == 16 else load_pack.mbqm_lanes8)(per_lane[1],
+                                                                                               per_lane[2])
+    else:
+        table = (mbqm_lanes16 if kernel.table_lanes == 16 else mbqm_lanes8)(per_lane[1], per_lane[2])
 
     esz = 2 if kernel.wide else 1
     sw, dw, dh = g["sw"], g["dw"], g["dh"]
@@ -136,10 +156,10 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     # em_dw_slice: the band, then one staged input row (tmp), then one row's values repeated (rep)
     band_bytes = -(-(in_rows * pitch + 128) // 64) * 64 + -(-(g["iw"] * oc * esz + 64) // 64) * 64 + \
         -(-(g["iw"] * oc + 64) // 64) * 64
-    return {"w": ctx.keep_array(packed), "bias": ctx.keep_array(per_lane[0]),
+    return {"w": packed, "bias": ctx.keep_array(per_lane[0]),
             "rq": [ctx.keep_array(a) for a in per_lane[1:]], "table": ctx.keep_array(table),
             "offsets": ctx.keep_array(offsets),
             "ints": dict(patterns=patterns, segment=segment, tap_groups=groups, phase_width=phase_width,
                          row_pitch=pitch, band_rows=band, band_bytes=band_bytes, threads=threads, w_zp=rq.w_zp,
-                         any_left=int(np.any(rq.shift > 0))),
+                         any_left=int(rq.shift.max(initial=0) > 0)),
             "scratch": band_bytes * threads}

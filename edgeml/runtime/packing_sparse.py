@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from cython_ops import load_pack
 from edgeml.runtime.plan import Ctx
 
 BLOCK_COLS, BLOCK_DEPTH = 16, 4       # one zero block = one vpdpbusd skipped (16 int32 lanes x 4 bytes)
@@ -21,10 +22,24 @@ def block_mask(w2: np.ndarray) -> np.ndarray:
     return padded.reshape(groups, BLOCK_COLS, depth, BLOCK_DEPTH).any(axis=(1, 3))
 
 
-def block_density(w2: np.ndarray) -> float:
-    """The fraction of 16x4 blocks that hold a nonzero weight (1.0 for an empty matrix)."""
-    mask = block_mask(w2)
+def block_density(w2: np.ndarray, segment: int = 0) -> float:
+    """The fraction of 16x4 blocks that hold a nonzero weight (1.0 for an empty matrix); segment > 0: of w2 with
+    each run of `segment` K values zero-padded to a multiple of 4 (window_rows)."""
+    if w2.dtype == np.int8 and w2.ndim == 2:      # one C pass, no mask
+        nonzero, blocks = load_pack.count_nonzero_blocks_s8(w2, BLOCK_COLS, BLOCK_DEPTH, segment)
+        return nonzero / blocks if blocks else 1.0
+    mask = block_mask(window_rows(w2, segment) if segment else w2)
     return float(mask.mean()) if mask.size else 1.0
+
+
+def window_rows(w2: np.ndarray, segment: int) -> np.ndarray:
+    """[N][K] -> [N][K / segment * ceil(segment / 4) * 4]: each run of `segment` K values (a conv's window row,
+    KW * IC) zero-padded to a multiple of 4, as the implicit-GEMM convs read their weights."""
+    n, k = w2.shape
+    span4 = -(-segment // 4) * 4
+    out = np.zeros((n, k // segment, span4), w2.dtype)
+    out[:, :, :segment] = w2.reshape(n, k // segment, segment)
+    return out.reshape(n, -1)
 
 
 @dataclass
@@ -39,11 +54,16 @@ def sparse_pack(ctx: Ctx, w2: np.ndarray, layout: str, offset: Callable = None) 
     """The packed form em_sparse.h reads; layout: "vnni" int8 [block][16][4], "avx2" int16 [block][pair][16][2],
     "portable" int8 [block][4][16]; offset: the kernel's block_k for an array of K indices (default: the indices)."""
     n, k = w2.shape
-    mask = block_mask(w2)
-    groups, depth = mask.shape
-    padded = np.zeros((groups * BLOCK_COLS, depth * BLOCK_DEPTH), np.int8)
-    padded[:n, :k] = w2
-    blocks = padded.reshape(groups, BLOCK_COLS, depth, BLOCK_DEPTH).transpose(0, 2, 1, 3)   # [g][kb][16][4]
+    groups, depth = -(-n // BLOCK_COLS), -(-k // BLOCK_DEPTH)
+    if w2.dtype == np.int8:      # every block in one C pass ([g][kb][16][4], zero-padded), the mask read off them
+        blocks = np.empty((groups, depth, BLOCK_COLS, BLOCK_DEPTH), np.int8)
+        load_pack.pack_vnni_s8(w2, blocks, False)
+        mask = blocks.reshape(groups, depth, BLOCK_COLS * BLOCK_DEPTH).any(axis=2)
+    else:
+        mask = block_mask(w2)
+        padded = np.zeros((groups * BLOCK_COLS, depth * BLOCK_DEPTH), np.int8)
+        padded[:n, :k] = w2
+        blocks = padded.reshape(groups, BLOCK_COLS, depth, BLOCK_DEPTH).transpose(0, 2, 1, 3)   # [g][kb][16][4]
     g_idx, kb_idx = np.nonzero(mask)                   # row-major: blocks of a group together, K ascending
     chosen = blocks[g_idx, kb_idx]                     # [blocks][16][4]
     if layout == "avx2":

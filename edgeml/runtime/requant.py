@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from cython_ops import load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, UINT8, Op
@@ -38,9 +39,13 @@ class ColumnRequant:
         """[mult, shift, scale64, scale32] kept alive for the kernels, zero-padded to `width` columns."""
         out = []
         for a in (self.mult, self.shift, self.scale64, self.scale32):
-            if width is not None and width > a.size:
-                a = np.pad(a, (0, width - a.size))
-            out.append(ctx.keep_array(a))
+            if width is not None and width > a.size:      # (np.pad costs more than the copy)
+                padded = ctx.keep_new((width,), a.dtype)
+                padded[:a.size] = a
+                padded[a.size:] = 0
+                out.append(padded)
+            else:
+                out.append(ctx.keep_array(a))
         return out
 
 
@@ -67,9 +72,9 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
         raise ModelFormatError(f"{op.describe()}: {ws.size} weight scales for {n_out} output channels")
     if ws.size > 1 and w.quant.axis != axis:
         raise ModelFormatError(f"{op.describe()}: weights quantized along axis {w.quant.axis}, expected {axis}")
-    if np.any(w.quant.zero_point != 0):
+    if w.quant.zero_point.any():
         raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
-    ws = np.broadcast_to(ws, (n_out,)).astype(np.float64)
+    ws = ws.reshape(-1).astype(np.float64) if ws.size == n_out else np.full(n_out, ws.reshape(-1)[0], np.float64)
     if op.options.get("requant") == IR_REQUANT_FLOAT:        # onnxruntime: float32 scales, float requantization
         scale32 = Q.column_scales(s_in, ws, s_out)
         amin, amax = float_activation_range(op, act, s_out, out_zp)
@@ -77,7 +82,7 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
         return ColumnRequant(REQUANT_FLOAT, zeros, zeros, scale32.astype(np.float64), scale32, out_zp, amin, amax)
     # effective scale in double: input_scale * filter_scale / output_scale
     real = (np.float64(Q.F32(s_in)) * ws) / np.float64(Q.F32(s_out))
-    mult, shift = Q.quantize_multipliers(real, ctx.rounding)
+    mult, shift = load_pack.quantize_multipliers(real, ctx.rounding)     # (Q.quantize_multipliers in C)
     mode = ctx.rounding
     if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
         mode = REQUANT_DOUBLE_SCALE      # LiteRT's reference FULLY_CONNECTED rescales in double

@@ -57,7 +57,8 @@ class TrainConfig:
       augment (a list of shift, rotate, zoom, flip, noise; True = shift, rotate, zoom for images, noise
       otherwise), callbacks (extra Keras callbacks for every fit phase), seed.
 
-    Optimizations (tensorflow-model-optimization, after training, each a fine-tune of finetune_epochs):
+    Optimizations (tensorflow-model-optimization, after training, each a fine-tune of finetune_epochs; None: 3, and
+    for pruning `edgeml.train.finetune.prune_finetune_epochs` of the sparsity):
       prune: magnitude pruning to this final sparsity; cluster: weight clustering to this many centroids per
       kernel (sparsity-preserving after pruning); prune_block: "16x4" (default: whole blocks of 16 output x 4
       input channels of Conv2D / Dense kernels, what edgeml's VNNI int8 kernel skips in one step), "1x1"
@@ -91,7 +92,7 @@ class TrainConfig:
     prune_block: Any = "16x4"
     qat: bool = False
     cluster: Optional[int] = None
-    finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS
+    finetune_epochs: Optional[int] = None
     alpha: float = 0.25
     callbacks: list = field(default_factory=list)
     allow_degraded: bool = False

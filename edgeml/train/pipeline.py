@@ -25,7 +25,7 @@ from edgeml.train.config import DEFAULT_EPOCHS, TrainConfig, TrainResult, augmen
 from edgeml.train.console import Console, captured_stderr
 from edgeml.train.data import load_dataset
 from edgeml.train.distribute import Distribution, check_options as check_distribution, local_copy
-from edgeml.train.finetune import run_phases
+from edgeml.train.finetune import phase_epochs, run_phases
 from edgeml.train.report import render_markdown, render_summary
 from edgeml.train.resume import open_backup, resumable_fit
 from edgeml.train.runtimes import FileIO
@@ -195,15 +195,17 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
     qat_model = None
     if plan.phases:
         t = time.monotonic()
-        with console.stage("optimize", f"{plan.describe()}, {cfg.finetune_epochs} fine-tune epochs each") as stage:
+        tune_epochs = phase_epochs(cfg.finetune_epochs, cfg.prune)
+        lengths = ", ".join(f"{p} {tune_epochs[p]}" for p in plan.phases)
+        with console.stage("optimize", f"{plan.describe()}, fine-tune epochs: {lengths}") as stage:
             model, qat_model, more = run_phases(
-                model, plan, ds, heads, optimizer=cfg.optimizer, rate=rate, epochs=cfg.finetune_epochs,
+                model, plan, ds, heads, optimizer=cfg.optimizer, rate=rate, epochs=tune_epochs,
                 batch_size=cfg.batch_size, workdir=work, callbacks=cfg.callbacks, verbose=console.keras_verbose(),
                 seed=cfg.seed, backup=backup, prune_block=cfg.prune_block)
             phases += more
             stage["detail"] = ", ".join(f"{p} {len(h.epoch)} epochs" for p, h in more)
         seconds["optimize"] = time.monotonic() - t
-        notes.append(f"optimizations: {plan.describe()}, each fine-tuned {cfg.finetune_epochs} epochs")
+        notes.append(f"optimizations: {plan.describe()}, fine-tune epochs: {lengths}")
     else:
         console.skip("optimize", "no --prune, --cluster or --qat")
 
@@ -352,7 +354,8 @@ def _report(cfg, label, ds, heads, metrics, ev, agreement, sizes, gz, model, cos
         "options": {"optimizer": cfg.optimizer, "learning_rate": F.learning_rate(cfg.optimizer, cfg.learning_rate),
                     "batch_size": cfg.batch_size, "patience": cfg.patience, "augment": cfg.augment,
                     "validation_split": cfg.validation_split, "test_split": cfg.test_split,
-                    "finetune_epochs": cfg.finetune_epochs},
+                    "finetune_epochs": cfg.finetune_epochs,
+                    "phase_epochs": phase_epochs(cfg.finetune_epochs, cfg.prune)},
         "notes": notes, "stage_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "seconds": round(time.monotonic() - t_start, 1),
     }

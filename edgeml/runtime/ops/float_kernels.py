@@ -4,7 +4,9 @@ steps and kernel names.  The families' prepares (ops/conv.py, ops/fully_connecte
 ops/activations.py) call in here for float32 when CONFIG.float_simd names a path (EDGEML_ISA=scalar: the portable
 kernels).  The convs, FULLY_CONNECTED and depthwise convs take the fused multiply-add kernels by default and the
 reference's multiply-then-add ones (its bits: the same operations in the same order, vectorized across output
-channels) with Interpreter(float_exact=True); ONNX Conv / Gemm / MatMul reach these kernels as the same IR ops."""
+channels) with Interpreter(float_exact=True); ONNX Conv / Gemm / MatMul reach these kernels as the same IR ops.
+In the fused mode, 3-wide convs with stride 1 or 2 across and at most two vectors of output channels take the row
+conv (em_frow_run), whose sums run window row, input channel, window column."""
 from __future__ import annotations
 
 from typing import Optional
@@ -26,8 +28,14 @@ CHUNK_STEP = 24                         # chunks are whole tiles of 4, 6 and 8 r
 
 
 MAX_TILE_ROWS = 8                       # EM_FGEMM_MAX_TILE_ROWS
+COL_SLACK = 16                          # EM_FGEMM_COL_SLACK
 NARROW_CHANNELS = 8                     # convs with at most this many output channels take 8-lane vectors
 GATHER_IC = 16                          # convs with fewer input channels copy their windows into rows (im2col)
+PAIRS = 2                               # gather mode of em_fpair_run: two pixels per 16-lane vector
+PAIR_CHANNELS = 8                       # ... for convs with at most this many output channels on AVX-512
+ROWS = 3                                # gather mode of em_frow_run: direct convolution along output rows
+ROW_PIXELS = 16                         # EM_FROW_PIXELS: the padded copy's columns are whole tiles of these
+ROW_MAX_SCRATCH = 4 << 20               # the padded image copy's largest size
 
 
 def fgemm_scratch_bytes(ic: int, taps: int, chunk: int, gather: int) -> int:
@@ -36,7 +44,8 @@ def fgemm_scratch_bytes(ic: int, taps: int, chunk: int, gather: int) -> int:
     def lines(n):
         return -(-n // 64) * 64
     return lines(ic * 4) + lines((chunk + MAX_TILE_ROWS) * (1 if gather else taps) * 8) + \
-        (chunk * taps * ic * 4 if gather else 0)
+        (lines((chunk * taps * ic + COL_SLACK) * 4) if gather else 0) + \
+        (((chunk + 1) * taps * ic + 2 * COL_SLACK) * 4 if gather == PAIRS else 0)
 
 
 def enabled() -> bool:
@@ -80,6 +89,21 @@ def pack_columns(w_nk: np.ndarray, lanes: int, group: int) -> np.ndarray:
     return np.concatenate(groups)
 
 
+def pack_pairs(w_nk: np.ndarray) -> np.ndarray:
+    """Weights [N <= 8][K] for em_fpair_run: [K][16], w[c][k] in lanes 2c and 2c + 1 (the two pixels of a pair),
+    zeros past N."""
+    n, k = w_nk.shape
+    out = np.zeros((k, PAIR_CHANNELS, 2), np.float32)
+    out[:, :n, :] = w_nk.T[:, :, None]
+    return out.reshape(-1)
+
+
+def pair_bias(bias: Optional[np.ndarray], n: int) -> np.ndarray:
+    """The bias of em_fpair_run's de-interleaved vectors: the N channels at lanes 0.. and again at 8.."""
+    half = padded_bias(bias, n, PAIR_CHANNELS)
+    return np.concatenate([half, half])
+
+
 def padded_bias(bias: Optional[np.ndarray], n: int, lanes: int) -> np.ndarray:
     """The bias padded to whole vectors; zeros without one (the reference then adds 0.0f)."""
     out = np.zeros(-(-n // lanes) * lanes, np.float32)
@@ -97,23 +121,49 @@ def gemm_step(ctx: Ctx, op: Op, kernel_of: str, x, y, w_nk: np.ndarray, bias: Op
     pixels = geometry["oh"] * geometry["ow"]
     single = int(pixels * geometry["n"] <= SINGLE_ROW_MAX)
     group = SINGLE_GROUP if single else GROUP[isa]
-    w = ctx.keep_array(pack_columns(w_nk, lanes, group))
-    b = ctx.keep_array(padded_bias(bias, geometry["oc"], lanes))
     ic, taps = geometry["ic"], geometry["kh"] * geometry["kw"]
+    gather = int(taps > 1 and ic < GATHER_IC)
+    rows_scratch = row_conv_scratch(ctx, geometry) if not single else None
+    if rows_scratch is not None:
+        isa, gather = CONFIG.float_simd, ROWS
+        w = ctx.keep_array(pack_columns(w_nk, LANES[isa], 2))
+        b = ctx.keep_array(padded_bias(bias, geometry["oc"], LANES[isa]))
+    elif gather and not single and CONFIG.float_simd == "avx512" and geometry["oc"] <= PAIR_CHANNELS:
+        # two pixels per 16-lane vector: twice the 8-lane tiles' sums per instruction
+        isa, gather = "avx512", PAIRS
+        w = ctx.keep_array(pack_pairs(w_nk))
+        b = ctx.keep_array(pair_bias(bias, geometry["oc"]))
+    else:
+        w = ctx.keep_array(pack_columns(w_nk, lanes, group))
+        b = ctx.keep_array(padded_bias(bias, geometry["oc"], lanes))
     chunk = max(CHUNK_STEP, TABLE_BYTES // (4 * ic * taps) // CHUNK_STEP * CHUNK_STEP)
     if 4 * ic * taps * geometry["oc"] > BIG_WEIGHT_BYTES:
         # every chunk streams all the weights: with more than L2 holds, take fewer, larger chunks (a column
         # group's weights then stay in L2 across the chunk's tiles)
         chunk = max(chunk, BIG_WEIGHT_CHUNK)
     chunk = min(chunk, max(pixels, 1))
-    gather = int(taps > 1 and ic < GATHER_IC)
     ints = dict(geometry, group=group, single_row=single, chunk=chunk, gather=gather)
     floats = dict(act_min=lo, act_max=hi)
 
     def make(addr):
         return (dict(input=addr(x.index), weights=address(w), bias=address(b), output=addr(y.index),
                      scratch=addr("scratch")), ints, floats)
-    return Step(op, f"{kernel_of}_f32{multiply_add(ctx)}_{isa}", make, fgemm_scratch_bytes(ic, taps, chunk, gather), macs)
+    scratch = rows_scratch if gather == ROWS else fgemm_scratch_bytes(ic, taps, chunk, gather)
+    return Step(op, f"{kernel_of}_f32{multiply_add(ctx)}_{isa}", make, scratch, macs)
+
+
+def row_conv_scratch(ctx: Ctx, g: dict) -> Optional[int]:
+    """The scratch bytes of em_frow_run (the padded copy of one image) when the conv takes it, else None: the fused
+    mode (its sums run window row, input channel, window column), stride 1 or 2 and no dilation across, 3-wide
+    windows, at most two vectors of output channels (32 on AVX-512, 16 on AVX2: the pointer-table tiles would take
+    a broadcast per one or two multiply-adds)."""
+    if not (CONFIG.float_simd in LANES and multiply_add(ctx) == "_fma" and
+            g["oc"] <= 2 * LANES[CONFIG.float_simd] and g["kw"] == 3 and g["sw"] in (1, 2) and g["dw"] == 1):
+        return None
+    rows = (g["oh"] - 1) * g["sh"] + (g["kh"] - 1) * g["dh"] + 1
+    cols = -(-g["ow"] // ROW_PIXELS) * ROW_PIXELS * g["sw"] + 2
+    size = rows * cols * g["ic"] * 4
+    return size if size <= ROW_MAX_SCRATCH else None
 
 
 def conv_step(ctx: Ctx, op: Op, x, y, wdata: np.ndarray, bias: Optional[np.ndarray], geometry: dict, lo: float,

@@ -12,7 +12,7 @@ from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.packing import fold_input_zero_point
-from edgeml.runtime.packing_sparse import BLOCK_COLS, block_density, sparse_pack
+from edgeml.runtime.packing_sparse import BLOCK_COLS, block_density, sparse_pack, window_rows
 from edgeml.runtime.plan import Ctx, Step, address
 
 SPARSE_MODES = ("auto", "off", "on")
@@ -26,13 +26,16 @@ SPARSE_KERNEL = {"avx512vnni": "conv2d_int8_sparse_vnni", "avxvnni": "conv2d_int
 # Highest block density (nonzero 16x4 blocks / all) at which the sparse kernel is faster than the dense one, per
 # path and shape: "1x1" (1x1 stride-1 conv, FULLY_CONNECTED with 4+ rows), "kxk" (every other conv), "gemv"
 # (FULLY_CONNECTED with 1-3 rows).  Measured with benchmarks/bench_sparse.py (one thread, alternating, medians of
-# thread CPU time; 2026-12-06, AVX-512 VNNI machine, avx2 forced by EDGEML_ISA); crossovers seen per layer:
-#   vnni  1x1: 0.75-1.0 (ResNet-8 / MobileNetV1 pointwise layers), kxk: 0.5-0.75 (ResNet-8 3x3), gemv: 0.5-0.6
+# thread CPU time; 2026-12-06, AVX-512 VNNI machine, avx2 forced by EDGEML_ISA; vnni re-measured after the
+# requantization in registers, two runs alike); crossovers seen per layer:
+#   vnni  1x1: 0.9-1.0 (ResNet-8 / MobileNetV1 pointwise layers, FC 8x512x128), kxk: 0.75-0.9 (ResNet-8 3x3),
+#         gemv: 0.6 (1x1024x256; 1x256x64, 0.2 us: 0.25)
 #   avx2  1x1: 0.75-1.0, kxk: 0.75-1.0, gemv: 0.75-1.0 (1x1024x256: 1.0)
 #   portable (EDGEML_ISA=scalar) 1x1: 0.1-0.4, kxk: 0.25, gemv: 0.25-0.5 (the dense loops vectorize better)
-# Each threshold sits at or below the lowest crossover of its row, so "auto" never picks a slower kernel there.
+# Each threshold sits at or below the lowest crossover of its row, so "auto" never picks a slower kernel there
+# (but a GEMV as small as 1x256x64, where the sparse kernel at density 0.5 takes 5% more of 0.2 us).
 MAX_DENSITY = {
-    "vnni": {"1x1": 0.75, "kxk": 0.5, "gemv": 0.5},
+    "vnni": {"1x1": 0.85, "kxk": 0.75, "gemv": 0.5},
     "avx2": {"1x1": 0.75, "kxk": 0.75, "gemv": 0.75},
     "portable": {"1x1": 0.1, "kxk": 0.25, "gemv": 0.25},
 }
@@ -43,14 +46,15 @@ def sparse_path() -> str:
     return {"conv2d_int8_sparse_vnni": "vnni", "conv2d_int8_sparse_avx2": "avx2"}.get(kernel, "portable")
 
 
-def wants_sparse(ctx: Ctx, w2: np.ndarray, shape_kind: str) -> bool:
-    """Whether this layer's int8 weights [N][K] take the sparse kernel under ctx.sparse."""
+def wants_sparse(ctx: Ctx, w2: np.ndarray, shape_kind: str, segment: int = 0) -> bool:
+    """Whether this layer's int8 weights [N][K] (each run of `segment` K values padded to a multiple of 4 when
+    segment > 0) take the sparse kernel under ctx.sparse."""
     mode = getattr(ctx, "sparse", "auto")
     if mode == "off":
         return False
     if mode == "on":
         return True
-    return block_density(w2) <= MAX_DENSITY[sparse_path()][shape_kind]
+    return block_density(w2, segment) <= MAX_DENSITY[sparse_path()][shape_kind]
 
 
 def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, rq: requant.ColumnRequant,
@@ -69,15 +73,14 @@ def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, r
     elem = 2 if kernel == "conv2d_int8_sparse_avx2" else 1       # bytes per row value: int16 on AVX2
     ihp = (ints["oh"] - 1) * ints["sh"] + (kh - 1) * ints["dh"] + 1
     iwp = (ints["ow"] - 1) * ints["sw"] + (kw - 1) * ints["dw"] + 1
+    # (the density is counted on w2 as the window rows will hold it, before any copy is made)
+    if rq.w_zp or not wants_sparse(ctx, w2, shape_kind, kw * ic if mode == 4 else 0):
+        return None
     wk, offset = w2, (lambda k: k * elem)
     if mode == 4:
         span4 = -(-(kw * ic) // 4) * 4
-        wk = np.zeros((oc, kh, span4), np.int8)
-        wk[:, :, :kw * ic] = w2.reshape(oc, kh, kw * ic)
-        wk = wk.reshape(oc, kh * span4)
+        wk = window_rows(w2, kw * ic)
         offset = (lambda k: (k // span4 * ints["dh"] * iwp * ic + k % span4) * elem)
-    if rq.w_zp or not wants_sparse(ctx, wk, shape_kind):
-        return None
     kp = -(-wk.shape[1] // 4) * 4
     width = -(-oc // BLOCK_COLS) * BLOCK_COLS
     vnni = kernel == "conv2d_int8_sparse_vnni"

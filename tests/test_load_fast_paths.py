@@ -1,0 +1,333 @@
+"""The load-time fast paths (cython_ops/load_pack.pyx and the shortcuts of the reader and the prepares) build
+exactly the plan their plain numpy / Python forms build: every packed array byte for byte, every kernel integer
+and float, on the MLPerf Tiny models (.tflite and .onnx), public models (uint8, detection, MobileNets) and
+catalogue models with awkward shapes (17 channels, depth multiplier 2 with dilation, 3-D FC input, 1-channel
+input).  Each model is compiled twice in one process: as loaded, and with every fast path swapped for its plain
+twin (reference_forms)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edgeml
+import tflite_models as M
+from test_load_packing import multiplier_cases
+import model_cache
+from converters import source
+from converters import tflite as tflite_reader
+from converters.tflite import from_tflite
+from cython_ops import load_pack
+from edgeml import numerics as Q
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse
+from edgeml.runtime.compile import compile_graph
+from edgeml.runtime.layouts import layout_of
+
+CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nobias", "dense_3d_input",
+             "conv_5x5_17ch_to_32_large_accumulators", "conv_1ch_input_7x7_stride3", "small_cnn"]
+PUBLIC = ["traffic_model.tflite", "ssd_mobilenet_v1_025_224_int8.tflite", "mobilenet_v2_0.35_224_int8.tflite",
+          "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite"]
+
+
+def plain_count_nonzero_blocks(w, cols, depth, segment=0):
+    w = np.asarray(w)
+    mask = packing_sparse.block_mask(packing_sparse.window_rows(w, segment) if segment else w)
+    return int(mask.sum()), mask.size
+
+
+def plain_pack_vnni(w, out, repeat_eight):
+    return packing.vnni_blocks(np.asarray(w), out, repeat_eight)
+
+
+def plain_depthwise_lane_weights(w_taps, ch, used, step, group, groups, subtract, out):
+    kernel = packing_depthwise.RowKernel("plain", step, group, out.dtype.itemsize == 2, 0)
+    used = np.asarray(used).view(bool).reshape(-1, step)
+    packing_depthwise.lane_weights(np.asarray(w_taps), np.asarray(ch).reshape(-1, step), used, bool(used.all()),
+                                   kernel, groups, subtract, out)
+
+
+@pytest.fixture
+def reference_forms(monkeypatch):
+    """Every fast path replaced by its plain twin for the test's duration."""
+    def apply():
+        monkeypatch.setattr(load_pack, "count_nonzero_blocks_s8", plain_count_nonzero_blocks)
+        monkeypatch.setattr(load_pack, "pack_vnni_s8", plain_pack_vnni)
+        monkeypatch.setattr(load_pack, "quantize_multipliers", Q.quantize_multipliers)
+        monkeypatch.setattr(load_pack, "depthwise_lane_weights", plain_depthwise_lane_weights)
+        monkeypatch.setattr(load_pack, "mbqm_lanes16", packing_depthwise.mbqm_lanes16)
+        monkeypatch.setattr(load_pack, "mbqm_lanes8", packing_depthwise.mbqm_lanes8)
+    return apply
+
+
+@pytest.fixture(scope="session")
+def models(request, tmp_path_factory) -> model_cache.ConvertedModels:
+    return model_cache.converted_models(request, tmp_path_factory, "tflite_models", M)
+
+
+def read(source):
+    if isinstance(source, bytes) or not str(source).endswith(".onnx"):
+        return from_tflite(source)
+    pytest.importorskip("onnx")
+    from converters.onnx import from_onnx
+    return from_onnx(str(source))
+
+
+def plan_contents(source) -> tuple:
+    """What a plan hands its kernels: per step the kernel, its integers and floats, and the bytes of every array
+    the plan keeps (packed weights, biases, requantization and tables, in the order the prepares made them)."""
+    graph = read(source)
+    plan = compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
+    steps = []
+    for step in plan.steps:
+        _, ints, floats, *_ = step.make(lambda t: 0)
+        layout = layout_of(step.kernel)
+        steps.append((step.kernel, [int(v) for v in layout.ints(**ints)], [float(v) for v in layout.floats(**floats)]))
+    kept = [(a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes()) for a in plan.keep
+            if isinstance(a, np.ndarray)]
+    constants = {t: (a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes()) for t, a in plan.constants.items()}
+    return steps, kept, constants
+
+
+def assert_same_plan(source, reference_forms):
+    fast = plan_contents(source)
+    reference_forms()
+    plain = plan_contents(source)
+    assert [s[0] for s in fast[0]] == [s[0] for s in plain[0]], "different kernels"
+    for k, (a, b) in enumerate(zip(fast[0], plain[0])):
+        assert a == b, f"step {k} ({a[0]}): different integers or floats"
+    assert len(fast[1]) == len(plain[1]), "a different number of kept arrays"
+    for k, (a, b) in enumerate(zip(fast[1], plain[1])):
+        assert a == b, f"kept array {k} ({a[0]} {a[1]} / {b[0]} {b[1]}) differs"
+    assert fast[2].keys() == plain[2].keys()
+    for t in fast[2]:
+        assert fast[2][t] == plain[2][t], f"constant tensor {t} differs"
+
+
+@pytest.mark.parametrize("name", ["ad01_int8.tflite", "kws_ref_model.tflite", "pretrainedResnet_quant.tflite",
+                                  "vww_96_int8.tflite", "ad01_int8.onnx", "kws_ref_model.onnx",
+                                  "pretrainedResnet_quant.onnx", "vww_96_int8.onnx"])
+def test_mlperf_plans_equal_the_plain_forms(name, reference_models, reference_forms):
+    folder = "mlperf_tiny_onnx" if name.endswith(".onnx") else "mlperf_tiny"
+    assert_same_plan(reference_models / folder / name, reference_forms)
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_public_plans_equal_the_plain_forms(name, public_models, reference_forms):
+    path = public_models / "tflite" / name
+    if not path.exists():
+        pytest.skip(f"{name} is not in the public corpus")
+    assert_same_plan(path, reference_forms)
+
+
+@pytest.mark.parametrize("name", CATALOGUE)
+def test_catalogue_plans_equal_the_plain_forms(name, models, reference_forms):
+    assert_same_plan(models.get(name, "int8"), reference_forms)
+
+
+@pytest.mark.parametrize("n,k", [(0, 5), (1, 1), (7, 3), (8, 27), (16, 4), (17, 5), (33, 64), (48, 1001)])
+def test_vnni_blocks_equal_the_numpy_form(n, k):
+    rng = np.random.default_rng(n * 31 + k)
+    w = rng.integers(-128, 128, size=(n, k)).astype(np.int8)
+    w[:, ::3] = 0
+    for view in (w, np.asfortranarray(w), np.repeat(w, 2, axis=1)[:, ::2]):
+        shape = (-(-n // 16), -(-k // 4), 16, 4)
+        fast, plain = np.full(shape, 99, np.int8), np.full(shape, 99, np.int8)
+        for repeat in (True, False):
+            sums = load_pack.pack_vnni_s8(view, fast, repeat)
+            np.testing.assert_array_equal(sums, packing.vnni_blocks(w, plain, repeat))
+            np.testing.assert_array_equal(fast, plain)
+
+
+@pytest.mark.parametrize("n,k", [(0, 3), (1, 1), (15, 3), (16, 4), (17, 9), (40, 130), (3, 1001)])
+def test_block_counts_equal_the_mask(n, k):
+    rng = np.random.default_rng(n + 7 * k)
+    w = rng.integers(-128, 128, size=(n, k)).astype(np.int8)
+    w[rng.random((n, k)) < 0.9] = 0
+    w[:, :2] = 0
+    for view in (w, np.asfortranarray(w), np.repeat(w, 2, axis=1)[:, ::2]):
+        mask = packing_sparse.block_mask(w)
+        assert load_pack.count_nonzero_blocks_s8(view, 16, 4) == (int(mask.sum()), mask.size)
+        density = packing_sparse.block_density(view)
+        assert density == (float(mask.mean()) if mask.size else 1.0)
+
+
+@pytest.mark.parametrize("n,rows,segment", [(1, 1, 1), (16, 3, 6), (17, 5, 9), (33, 2, 12), (5, 7, 3)])
+def test_window_row_block_counts_equal_the_padded_copy(n, rows, segment):
+    rng = np.random.default_rng(n + rows + segment)
+    w = rng.integers(-128, 128, size=(n, rows * segment)).astype(np.int8)
+    w[rng.random(w.shape) < 0.8] = 0
+    mask = packing_sparse.block_mask(packing_sparse.window_rows(w, segment))
+    for view in (w, np.asfortranarray(w)):
+        assert load_pack.count_nonzero_blocks_s8(view, 16, 4, segment) == (int(mask.sum()), mask.size)
+        assert packing_sparse.block_density(view, segment) == float(mask.mean())
+
+
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_c_multipliers_equal_the_scalar_form(rounding):
+    reals = np.concatenate([multiplier_cases(), [-0.0, 0.0]])
+    mult, shift = load_pack.quantize_multipliers(reals, rounding)
+    want = [Q.quantize_multiplier(r, rounding) for r in reals]
+    assert mult.dtype == np.int32 and shift.dtype == np.int32
+    np.testing.assert_array_equal(mult, [m for m, _ in want])
+    np.testing.assert_array_equal(shift, [s for _, s in want])
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf, -np.inf])
+def test_c_multipliers_refuse_what_the_scalar_form_refuses(bad):
+    with pytest.raises(ValueError, match="cannot quantize multiplier"):
+        load_pack.quantize_multipliers(np.array([0.25, bad]), 0)
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 70001])
+def test_model_file_read_whole(size, tmp_path):
+    data = np.random.default_rng(size).integers(0, 256, size).astype(np.uint8).tobytes()
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    got = source.read_model_bytes(path)
+    assert isinstance(got, bytes) and got == data
+
+
+def test_model_file_over_the_limit_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(source, "MAX_MODEL_BYTES", 100)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(bytes(100))
+    assert len(source.read_model_bytes(path)) == 100
+    path.write_bytes(bytes(101))
+    with pytest.raises(ModelFormatError, match="more than a model file can have"):
+        source.read_model_bytes(path)
+
+
+@pytest.mark.parametrize("lanes", [16, 64, 1024])
+def test_requant_tables_equal_the_numpy_forms(lanes):
+    rng = np.random.default_rng(lanes)
+    mult = rng.integers(1 << 30, (1 << 31) - 1, lanes).astype(np.int32)
+    shift = rng.integers(-31, 12, lanes).astype(np.int32)
+    mult[::5], shift[::5] = 0, 0
+    np.testing.assert_array_equal(load_pack.mbqm_lanes16(mult, shift), packing_depthwise.mbqm_lanes16(mult, shift))
+    np.testing.assert_array_equal(load_pack.mbqm_lanes8(mult, shift), packing_depthwise.mbqm_lanes8(mult, shift))
+
+
+@pytest.mark.parametrize("kernel", sorted(packing_depthwise.ROW_KERNELS))
+@pytest.mark.parametrize("taps,oc,w_zp", [(9, 8, 0), (9, 17, 3), (25, 64, 0), (4, 1001, -5), (1, 40, 0)])
+def test_depthwise_lane_weights_equal_the_numpy_form(kernel, taps, oc, w_zp):
+    k = packing_depthwise.ROW_KERNELS[kernel]
+    rng = np.random.default_rng(taps * oc)
+    w = rng.integers(-128, 128, (taps, oc)).astype(np.int8)
+    patterns, segment = packing_depthwise.row_patterns(oc, k.step)
+    lanes = np.arange(patterns)[:, None] * k.step + packing_depthwise.lane_positions(k)[None, :]
+    ch = lanes % oc if segment == 0 else lanes
+    used = ch < oc
+    ch = np.where(used, ch, 0)
+    groups = -(-taps // k.group)
+    shape = (patterns, groups, 4, k.step // 4, k.group)
+    dtype = np.int16 if k.wide else np.int8
+    fast, plain = np.full(shape, 7, dtype), np.full(shape, 7, dtype)
+    load_pack.depthwise_lane_weights(w, ch.reshape(-1), used.reshape(-1).view(np.uint8), k.step, k.group, groups,
+                                     w_zp if k.wide else 0, fast)
+    packing_depthwise.lane_weights(w, ch, used, bool(used.all()), k, groups, w_zp, plain)
+    np.testing.assert_array_equal(fast, plain)
+
+
+def plan_arena_by_sorting(sizes: dict, lifetimes: dict) -> tuple:
+    """The arena planner as it was: every buffer's conflicts collected and sorted, then first fit."""
+    placed, offsets = [], {}
+    for key in sorted(sizes, key=lambda k: (-sizes[k], str(k))):
+        size = (sizes[key] + arena.ALIGN - 1) // arena.ALIGN * arena.ALIGN
+        first, last = lifetimes[key]
+        offset = 0
+        for o, s in sorted((o, s) for o, s, f, l in placed if not (l < first or f > last)):
+            if offset + size <= o:
+                break
+            offset = max(offset, o + s)
+        placed.append((offset, size, first, last))
+        offsets[key] = offset
+    return offsets, max((o + s for o, s, _, _ in placed), default=0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_arena_offsets_equal_the_sorting_planner(seed):
+    rng = np.random.default_rng(seed)
+    sizes, life = {}, {}
+    for k in range(int(rng.integers(0, 300))):
+        key = k if rng.random() < 0.8 else ("scratch", k)
+        sizes[key] = int(rng.choice([1, 64, 100, 4096, int(rng.integers(1, 100000))]))
+        start = int(rng.integers(0, 200))
+        life[key] = (start, start + int(rng.integers(0, 30)))
+    assert arena.plan_arena(sizes, life) == plan_arena_by_sorting(sizes, life)
+
+
+def with_weight_quantization(model_bytes: bytes, edit) -> bytes:
+    import uint8_models as U
+    model = U.load(model_bytes)
+    w = model.subgraphs[0].tensors[U.find_ops(model, "CONV_2D")[0].inputs[1]]
+    scales, zero_points = list(w.quantization.scale), list(w.quantization.zeroPoint)
+    edit(scales, zero_points)
+    U.set_quant(w, scales, zero_points, w.quantization.quantizedDimension)
+    return U.pack(model)
+
+
+@pytest.mark.parametrize("edit,error,message", [
+    (lambda s, z: s.__setitem__(3, float("nan")), ModelFormatError, "scale must be finite and non-negative"),
+    (lambda s, z: s.__setitem__(16, float("inf")), ModelFormatError, "scale must be finite and non-negative"),
+    (lambda s, z: s.__setitem__(0, -1e-3), ModelFormatError, "scale must be finite and non-negative"),
+    (lambda s, z: z.__setitem__(5, 200), ModelFormatError, "zero point outside the range of int8"),
+    (lambda s, z: z.__setitem__(5, -129), ModelFormatError, "zero point outside the range of int8"),
+    (lambda s, z: z.__setitem__(5, 3), UnsupportedOpError, "non-zero zero point"),
+    (lambda s, z: s.__setitem__(2, -0.0), None, ""),
+], ids=["nan", "inf", "negative", "zp_200", "zp_-129", "zp_3", "minus_zero"])
+def test_per_channel_quantization_checks(models, edit, error, message):
+    data = with_weight_quantization(models.get("conv_5x5_17ch_to_32_large_accumulators", "int8"), edit)
+    if error is None:
+        edgeml.Interpreter(data)
+        return
+    with pytest.raises(error, match=message):
+        edgeml.Interpreter(data)
+
+
+def options_of(data) -> list:
+    return [(op.type, {k: (type(v).__name__, v.tolist() if isinstance(v, np.ndarray) else v)
+                       for k, v in op.options.items()}) for op in from_tflite(data).ops]
+
+
+def assert_same_options(data, monkeypatch):
+    fast = options_of(data)
+    monkeypatch.setattr(tflite_reader, "scalar_fields", lambda cls, fields: None)
+    assert fast == options_of(data)
+
+
+@pytest.mark.parametrize("name", ["ad01_int8.tflite", "kws_ref_model.tflite", "pretrainedResnet_quant.tflite",
+                                  "vww_96_int8.tflite"])
+def test_mlperf_options_equal_the_generated_accessors(name, reference_models, monkeypatch):
+    assert_same_options(reference_models / "mlperf_tiny" / name, monkeypatch)
+
+
+def test_public_options_equal_the_generated_accessors(public_models, monkeypatch):
+    for path in sorted((public_models / "tflite").glob("*.tflite")):
+        assert_same_options(path, monkeypatch)
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("name", [n for n in M.SPECS if n.startswith(("strided_slice", "pack", "concat", "reduce",
+                                                                       "softmax", "leaky", "transpose", "gru",
+                                                                       "squeeze", "expand", "add_", "dense_"))])
+def test_catalogue_options_equal_the_generated_accessors(name, models, monkeypatch):
+    assert_same_options(models.get(name, "int8"), monkeypatch)
+
+
+@pytest.mark.parametrize("bias,in_zp,overflows", [(2 ** 31 - 1, -128, False), (2 ** 31 - 1, -127, True),
+                                                  (-2 ** 31 + 1, -128, False), (-2 ** 31 + 2, -126, True)])
+def test_accumulator_overflow_is_refused_at_the_boundary(bias, in_zp, overflows):
+    """bias - (in_zp + 128) * sum(w) must stay inside int32 (-2^31 itself is refused, as |b| >= 2^31 was)."""
+    from edgeml.ir import Graph
+    from edgeml.runtime.plan import Ctx
+    from test_load_packing import requant_for
+    w2 = np.zeros((3, 8), np.int8)
+    w2[0, :2] = [1, -2] if bias > 0 else [1, 0]      # row sum -1 (b grows with in_zp), or 1 (b shrinks)
+    b = np.array([bias, 0, 0], np.int32)
+    ctx = Ctx(Graph(tensors=[], ops=[], inputs=[], outputs=[], source="tflite"), 0)
+    if overflows:
+        with pytest.raises(ModelFormatError, match="overflow the int32 accumulator"):
+            packing.vnni_pack(ctx, w2, b, in_zp, requant_for(3))
+    else:
+        got = packing.vnni_pack(ctx, w2, b, in_zp, requant_for(3))
+        assert int(got["bias"][0]) == bias - (in_zp + 128) * int(w2[0].sum())
