@@ -1,6 +1,6 @@
 # cython: language_level=3
 """CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED kernels (include/em_conv.h, em_depthwise.h, em_depthwise_simd.h,
-em_fully_connected.h, hybrid: em_hybrid.h; GEMMs: em_gemm*.h)."""
+em_fully_connected.h, em_conv_winograd.h, hybrid: em_hybrid.h; GEMMs: em_gemm*.h)."""
 from libc.stdint cimport uintptr_t
 from cython_ops.em_params cimport em_params
 
@@ -14,6 +14,9 @@ cdef extern from "em_conv.h":
     void em_conv2d_int8_avx2(const em_params*) nogil
     void em_conv2d_int8_avxvnni(const em_params*) nogil
     void em_conv2d_int8_w16(const em_params*) nogil
+
+cdef extern from "em_conv_winograd.h":
+    void em_conv2d_int8_avx2_winograd(const em_params*) nogil
 
 cdef extern from "em_depthwise.h":
     void em_depthwise_int8(const em_params*) nogil
@@ -30,6 +33,7 @@ cdef extern from "em_fully_connected.h":
     void em_fully_connected_f32(const em_params*) nogil
     void em_fully_connected_int8_vnni(const em_params*) nogil
     void em_fully_connected_int8_avx2(const em_params*) nogil
+    void em_fully_connected_int8_avx2_gemv(const em_params*) nogil
     void em_fully_connected_int8_avxvnni(const em_params*) nogil
     void em_fully_connected_int8_w16(const em_params*) nogil
 
@@ -55,6 +59,8 @@ KERNELS = {
     "depthwise_int8_avx2": <uintptr_t>&em_depthwise_int8_avx2,
     "conv2d_int8_avx2": <uintptr_t>&em_conv2d_int8_avx2,
     "fully_connected_int8_avx2": <uintptr_t>&em_fully_connected_int8_avx2,
+    "fully_connected_int8_avx2_gemv": <uintptr_t>&em_fully_connected_int8_avx2_gemv,
+    "conv2d_int8_avx2_winograd": <uintptr_t>&em_conv2d_int8_avx2_winograd,
     "conv2d_int8_avxvnni": <uintptr_t>&em_conv2d_int8_avxvnni,
     "fully_connected_int8_avxvnni": <uintptr_t>&em_fully_connected_int8_avxvnni,
     # weights with a zero point (uint8 models), read as int16 w - w_zp

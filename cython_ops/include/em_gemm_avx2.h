@@ -124,11 +124,44 @@ EM_AVX2_TARGET static inline void em_avx2_store8(__m256i acc, const em_avx2_gemm
     memcpy(c, tmp, (size_t)cols);
 }
 
+/* em_avx2_store8 for two rows of the same 8 columns (sums acc0, acc1; first `cols` bytes stored at c0 and c1): the
+ * output zero point and the clamp apply to both rows at once in int16 / int8 lanes.  Saturating packs keep this
+ * exact: a value beyond int16 saturates to one that clamps to the same int8 as the exact sum would. */
+EM_AVX2_TARGET static inline void em_avx2_store8x2(__m256i acc0, __m256i acc1, const em_avx2_gemm* g, int64_t n,
+                                                   int8_t* c0, int8_t* c1, int64_t cols, const em_mbqm8_lanes* q) {
+    const __m256i bias = _mm256_loadu_si256((const __m256i*)(g->bias + n));
+    acc0 = _mm256_add_epi32(acc0, bias);
+    acc1 = _mm256_add_epi32(acc1, bias);
+    __m256i v0, v1;
+    if (g->mode == EM_ROUND_DOUBLE) {
+        v0 = em_mbqm_lanes_x8(acc0, q, 1);
+        v1 = em_mbqm_lanes_x8(acc1, q, 1);
+    } else {
+        v0 = em_avx2_rescale8(acc0, g, n);
+        v1 = em_avx2_rescale8(acc1, g, n);
+    }
+    /* [v0 0-3, v1 0-3 | v0 4-7, v1 4-7] in int16, + zp; bytes; dwords 0 4 1 5: row 0's 8 bytes, then row 1's */
+    const __m256i p16 = _mm256_adds_epi16(_mm256_packs_epi32(v0, v1), _mm256_set1_epi16((int16_t)g->out_zp));
+    const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16, p16),
+                                                   _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
+    __m128i bytes = _mm_max_epi8(_mm256_castsi256_si128(p8), _mm_set1_epi8((int8_t)g->act_min));
+    bytes = _mm_min_epi8(bytes, _mm_set1_epi8((int8_t)g->act_max));
+    if (cols >= 8) {
+        _mm_storel_epi64((__m128i*)c0, bytes);
+        _mm_storeh_pd((double*)c1, _mm_castsi128_pd(bytes));
+        return;
+    }
+    int8_t tmp[16];
+    _mm_storeu_si128((__m128i*)tmp, bytes);
+    memcpy(c0, tmp, (size_t)cols);
+    memcpy(c1, tmp + 8, (size_t)cols);
+}
+
 /* One MR x 8 tile (rows <= MR; missing rows repeat the last one and are not stored); rows as em_gemm_rows
- * describes them, a group being 4 int16 (8 bytes). */
+ * describes them, a group being 4 int16 (8 bytes); q: the panel's double-rounding constants. */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
         const em_gemm_rows* A, int64_t m, int64_t rows, const em_avx2_gemm* g, int64_t n, int8_t* C, int64_t ldc,
-        const int MR) {
+        const em_mbqm8_lanes* q, const int MR) {
     const int16_t* w = g->w + (n / 8) * (g->Kp / 4) * 32;
     const uint8_t* a[4];
     if (A->OW == 0) {
@@ -156,12 +189,15 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
             }
         }
     }
-    const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n)),
-                                             _mm256_loadu_si256((const __m256i*)(g->shift + n)));
-    for (int r = 0; r < MR && r < rows; r++) {
-        /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order */
-        __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
-        em_avx2_store8(s, g, n, C + (m + r) * ldc + n, g->N - n, &q);
+    int r = 0;
+    for (; r + 1 < MR && r + 1 < rows; r += 2) {      /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order */
+        const __m256i s0 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
+        const __m256i s1 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r + 1][0], acc[r + 1][1]), 0xD8);
+        em_avx2_store8x2(s0, s1, g, n, C + (m + r) * ldc + n, C + (m + r + 1) * ldc + n, g->N - n, q);
+    }
+    for (; r < MR && r < rows; r++) {
+        const __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
+        em_avx2_store8(s, g, n, C + (m + r) * ldc + n, g->N - n, q);
     }
 }
 
@@ -170,9 +206,11 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
 EM_AVX2_TARGET static void em_gemm_s16_avx2_rows(const em_gemm_rows* A, int64_t M, const em_avx2_gemm* g, int8_t* C,
                                                  int64_t ldc) {
     for (int64_t n = 0; n < g->N; n += 8) {
+        const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n)),
+                                                 _mm256_loadu_si256((const __m256i*)(g->shift + n)));
         int64_t m = 0;
-        for (; m + 4 <= M; m += 4) em_avx2_tile(A, m, 4, g, n, C, ldc, 4);
-        for (; m < M; m++) em_avx2_tile(A, m, 1, g, n, C, ldc, 1);
+        for (; m + 4 <= M; m += 4) em_avx2_tile(A, m, 4, g, n, C, ldc, &q, 4);
+        for (; m < M; m++) em_avx2_tile(A, m, 1, g, n, C, ldc, &q, 1);
     }
 }
 
@@ -181,6 +219,62 @@ EM_AVX2_TARGET static void em_gemm_s16_avx2(const int16_t* A, int64_t lda, int64
                                            int8_t* C, int64_t ldc) {
     const em_gemm_rows rows = {(const uint8_t*)A, 2 * lda, 0, 0, 0, 1, 0, g->Kp / 4, 0};
     em_gemm_s16_avx2_rows(&rows, M, g, C, ldc);
+}
+
+/* One or two rows (FULLY_CONNECTED at batch 1 or 2): the weights are read once per row pair, so the GEMM is bound
+ * by fetching them, not by vpmaddwd; it reads em_gemm_s16_avx2's panels stored as int8 (half the bytes) and
+ * sign-extends them in the loop.  MR rows (1 or 2, rows <= MR) x NP panels of 8 columns. */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_s8w_tile(
+        const int16_t* A, int64_t lda, int64_t m, int64_t rows, const em_avx2_gemm* g, const int8_t* w8, int64_t n,
+        int8_t* C, int64_t ldc, const int MR, const int NP) {
+    const int64_t panel = (g->Kp / 4) * 32;
+    const int8_t* w = w8 + (n / 8) * panel;
+    const int16_t* a0 = A + m * lda;
+    const int16_t* a1 = A + (m + (rows > 1 ? 1 : 0)) * lda;
+    __m256i acc[2][4];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < 2 * NP; j++) acc[r][j] = _mm256_setzero_si256();
+    for (int64_t k = 0; k < g->Kp / 4; k++, w += 32) {
+        __m256i b[4];
+        for (int p = 0; p < NP; p++) {
+            b[2 * p] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + p * panel)));
+            b[2 * p + 1] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + p * panel + 16)));
+        }
+        for (int r = 0; r < MR; r++) {
+            int64_t four;
+            memcpy(&four, (r ? a1 : a0) + 4 * k, 8);
+            const __m256i av = _mm256_set1_epi64x(four);
+            for (int j = 0; j < 2 * NP; j++) acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(av, b[j]));
+        }
+    }
+    for (int p = 0; p < NP; p++) {
+        const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n + 8 * p)),
+                                                 _mm256_loadu_si256((const __m256i*)(g->shift + n + 8 * p)));
+        __m256i s[2];
+        for (int r = 0; r < MR; r++)
+            s[r] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][2 * p], acc[r][2 * p + 1]), 0xD8);
+        int8_t* c = C + m * ldc + n + 8 * p;
+        if (MR == 2 && rows == 2) em_avx2_store8x2(s[0], s[1], g, n + 8 * p, c, c + ldc, g->N - n - 8 * p, &q);
+        else em_avx2_store8(s[0], g, n + 8 * p, c, g->N - n - 8 * p, &q);
+    }
+}
+
+/* C[M][N] (row stride ldc) = requant(A[M][Kp] (int16, row stride lda) . W8), W8 the int8 form of g->w's panels
+ * (g->w unused); two rows at a time, 16 columns (8 for the last panel when N / 8 is odd). */
+EM_AVX2_TARGET static void em_gemm_s16_s8w_avx2(const int16_t* A, int64_t lda, int64_t M, const em_avx2_gemm* g,
+                                               const int8_t* w8, int8_t* C, int64_t ldc) {
+    for (int64_t m = 0; m < M; m += 2) {
+        const int64_t rows = M - m < 2 ? M - m : 2;
+        int64_t n = 0;
+        for (; n + 8 < g->N; n += 16) {
+            if (rows == 2) em_avx2_s8w_tile(A, lda, m, 2, g, w8, n, C, ldc, 2, 2);
+            else em_avx2_s8w_tile(A, lda, m, 1, g, w8, n, C, ldc, 1, 2);
+        }
+        if (n < g->N) {
+            if (rows == 2) em_avx2_s8w_tile(A, lda, m, 2, g, w8, n, C, ldc, 2, 1);
+            else em_avx2_s8w_tile(A, lda, m, 1, g, w8, n, C, ldc, 1, 1);
+        }
+    }
 }
 
 /* Rows of int8 (row stride lda, K used) -> int16 rows of Kp, zero-filled tail. */

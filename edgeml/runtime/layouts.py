@@ -558,3 +558,7 @@ KERNEL_LAYOUTS.update({    # issue 21, fused multiply-add twins (the default flo
     "conv2d_f32_fma_avx512": FGEMM, "conv2d_f32_fma_avx2": FGEMM,
     "depthwise_f32_fma_avx512": FDW, "depthwise_f32_fma_avx2": FDW,
 })
+KERNEL_LAYOUTS.update({    # issue 18, AVX2 bodies: FC of one or two rows on int8 weight panels
+    "fully_connected_int8_avx2_gemv": FC_PACKED,
+    "conv2d_int8_avx2_winograd": CONV_AVX2,     # integer Winograd F(2x2, 3x3) (em_conv_winograd.h)
+})

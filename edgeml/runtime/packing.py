@@ -129,6 +129,17 @@ def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) 
     return {"w": packed, "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))), "rq": rq.arrays(ctx, np_), "kp": kp}
 
 
+@timed("of which: weight packing")
+def avx2_pack_s8(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) -> dict:
+    """avx2_pack's panels kept as int8 (weights without a zero point) for the one- and two-row AVX2 FC
+    (em_gemm_s16_s8w_avx2, which sign-extends them as it reads them)."""
+    n, k = w2.shape
+    np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
+    wp = padded_block_source(w2, np_, kp, np.int8)
+    packed = grouped_transpose(wp, 8, 4, ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int8))
+    return {"w": packed, "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))), "rq": rq.arrays(ctx, np_), "kp": kp}
+
+
 COLUMN_BLOCK = 64                                      # em_lstm_dots.h EM_LSTM_COLS
 
 

@@ -1,0 +1,82 @@
+"""The AVX2 path's integer Winograd F(2x2, 3x3) CONV_2D (conv2d_int8_avx2_winograd: 3x3, stride 1, dilation 1,
+12 or more input channels) under each forced ISA path in subprocesses, against NumPy sums from the formulas (the
+helpers of test_kernel_paths.CHECK): odd and even output sizes (partial 2x2 tiles), one-pixel images, SAME and
+VALID padding, batch 2, channel counts that are not multiples of 4 / 8 / 16, the extremes of the int8 ranges
+(the transforms' largest values), every requantization mode, rounding ties and splits over threads."""
+import pytest
+
+from test_kernel_paths import CHECK, PATHS, run_on_path
+
+CASES = r'''
+def case_3x3(rng, n, hw, ic, oc, padding, extreme=False, ties=False):
+    ih, iw = hw
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(n, ih, iw, ic)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(oc, 3, 3, ic)).astype(np.int8)
+    wscale = rng.uniform(0.0002, 0.02, oc)
+    bias = rng.integers(-5000, 5000, oc).astype(np.int32)
+    xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.05, 0.5))
+    if extreme:   # every tap at the ends of the ranges, same and alternating signs: the largest |U|, |V| and sums
+        x = np.where(rng.random(x.shape) < 0.5, -128, 127).astype(np.int8)
+        x[0] = -128
+        w = np.where(rng.random(w.shape) < 0.5, -127, 127).astype(np.int8)
+        w[0] = 127
+        w[-1] = np.where((np.arange(3)[:, None] + np.arange(3)[None, :]) % 2 == 0, 127, -127)[:, :, None]
+        ys = float(rng.uniform(20.0, 200.0))
+    if ties:      # effective scale 0.5 and small sums: half the outputs are rounding ties
+        w = np.clip(w, -1, 1)
+        wscale[:], xs, ys = 0.5, 1.0, 1.0
+        bias = rng.integers(-3, 4, oc).astype(np.int32)
+    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, 0),
+          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
+    opts = {"padding": padding, "stride_h": 1, "stride_w": 1, "dilation_h_factor": 1, "dilation_w_factor": 1,
+            "fused_activation_function": int(rng.choice([0, 1, 3])), "depth_multiplier": 1}
+    op = Op(0, "CONV_2D", 1, [0, 1, 2], [3], opts)
+    oh, pt = spatial_padding(op, ih, 3, 1, 1)
+    ow, pl = spatial_padding(op, iw, 3, 1, 1)
+    acc = conv_acc(x, w, bias, x_zp, (1, 1), (1, 1), (pt, pl), (oh, ow), False)
+    return Graph(ts, [op], [0], [3]), x, acc, f"3x3 x{list(x.shape)} oc{oc} pad{padding} extreme{extreme}"
+
+
+def main():
+    rng = np.random.default_rng(int(sys.argv[1]))
+    failures, kernels = [], set()
+    cases = [case_3x3(rng, 1, (1, 1), 12, 8, 0), case_3x3(rng, 1, (2, 3), 13, 1, 0), case_3x3(rng, 2, (5, 4), 16, 7, 0),
+             case_3x3(rng, 1, (7, 9), 21, 17, 0), case_3x3(rng, 1, (8, 8), 33, 16, 1),
+             case_3x3(rng, 1, (11, 6), 64, 33, 0, ties=True), case_3x3(rng, 2, (3, 12), 12, 8, 1, ties=True),
+             case_3x3(rng, 1, (9, 10), 19, 70, 0), case_3x3(rng, 1, (6, 5), 130, 9, 0),
+             case_3x3(rng, 1, (5, 7), 64, 24, 0, extreme=True), case_3x3(rng, 1, (4, 4), 520, 8, 1, extreme=True),
+             case_3x3(rng, 1, (3, 3), 12, 3, 0, extreme=True)]
+    for g, x, acc, desc in cases:
+        for mode in (0, 1, 2, 3):
+            rounding = 1 if mode == 1 else 0
+            got, rqs, names = run(g, x, rounding, mode)
+            kernels.update(names)
+            rq = rqs[0]
+            want = requant(acc, rq, rq.mode)
+            if not np.array_equal(got, want):
+                bad = np.argwhere(got != want)[:3].tolist()
+                failures.append(f"{desc} mode {rq.mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
+    for hw, ic, oc in (((37, 35), 16, 40), ((20, 21), 64, 64)):   # past THREAD_MIN_MACS: slices of tile rows
+        g, x, acc, desc = case_3x3(rng, 2, hw, ic, oc, 0)
+        for threads in (1, 2, 3):
+            got, rqs, names = run(g, x, 0, 0, threads)
+            kernels.update(names)
+            if not np.array_equal(got, requant(acc, rqs[0], rqs[0].mode)):
+                failures.append(f"{desc} with {threads} threads differs")
+    print("kernels", " ".join(sorted(kernels)))
+    print("\n".join(failures) if failures else "ok")
+
+
+main()
+'''
+
+EXPECTED = {"avx512vnni": "conv2d_int8_vnni", "avxvnni": "conv2d_int8_avxvnni", "avx512": "conv2d_int8_avx2_winograd",
+            "avx2": "conv2d_int8_avx2_winograd", "scalar": "conv2d_int8", "neon": "conv2d_int8",
+            "neon_dotprod": "conv2d_int8", "neon_i8mm": "conv2d_int8"}
+
+
+@pytest.mark.parametrize("forced", PATHS)
+def test_winograd_conv_exact_on_every_path(forced):
+    kernels = run_on_path(forced, CHECK.rsplit("\nmain()", 1)[0] + CASES, 7, timeout=600)
+    assert kernels[1:] == [EXPECTED[forced]], kernels     # every case ran on the path's kernel
