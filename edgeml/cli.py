@@ -216,8 +216,8 @@ def _add_train_parser(sub):
     g = p.add_argument_group("data")
     g.add_argument("--data", default="digits",
                    help="'digits' (scikit-learn's handwritten digits, the default), an image folder with one "
-                        "sub-folder per class, a .npz with arrays x and y (x_<input>, y_<output> for several), or a "
-                        ".csv with a label column")
+                        "sub-folder per class, a .npz with arrays x and y (x_<input>, y_<output> for several), a "
+                        ".csv with a label column, or (always streamed) a folder of .npz shards or .tfrecord files")
     g.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
                    help="how labels are read (auto: class names / whole numbers are classes, other numbers values)")
     g.add_argument("--label-column", metavar="NAME", help="the CSV column with the label (default: label, class, "
@@ -273,11 +273,14 @@ def _add_train_parser(sub):
                    help="train under tf.distribute: mirrored (this host's devices) or multiworker (the cluster in "
                         "TF_CONFIG; run the same command on every worker, the chief writes --out); --batch-size "
                         "is the global batch")
+    g.add_argument("--stream", action="store_true",
+                   help="read --data through tf.data pipelines, never all in memory (image folders, .csv, .npz "
+                        "files or folders of .npz shards, .tfrecord files); for data larger than memory")
     p.set_defaults(fn=_cmd_train)
 
 
 def _beyond_one_machine(args) -> dict:
-    return {"resume": args.resume, "distribute": args.distribute}
+    return {"resume": args.resume, "distribute": args.distribute, "stream": args.stream}
 
 
 def main(argv=None) -> int:

@@ -30,6 +30,10 @@ class TrainConfig:
       distribute: None (one process), "mirrored" (tf.distribute.MirroredStrategy over this host's devices) or
         "multiworker" (MultiWorkerMirroredStrategy over the cluster in TF_CONFIG; only the chief writes `out`).
         batch_size is the global batch, split over the replicas; the learning rate is not scaled.
+      stream: read the data through tf.data pipelines instead of into memory (image folders, .csv, .npz files or
+        folders of .npz shards, .tfrecord files; folders of .npz shards and .tfrecord files always stream).  Each
+        sample's split is a seeded hash of its key (sizes close to, not exactly, the fractions); statistics, int8
+        calibration and the guard rails' input checks use a bounded sample (see edgeml.train.stream).
 
     What it trains on (`data`):
       "digits" (scikit-learn's 8x8 handwritten digits), a folder with one sub-folder of images per class, a .npz
@@ -101,6 +105,8 @@ class TrainConfig:
     # ---- beyond one machine (edgeml.train.resume, edgeml.train.distribute) ----
     resume: bool = False
     distribute: Optional[str] = None
+    # ---- streamed data (edgeml.train.stream) ----
+    stream: bool = False
 
 
 @dataclass

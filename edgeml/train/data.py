@@ -46,6 +46,11 @@ class Dataset:
     task: str = "classification"            # the first target's task
     input_names: list = field(default_factory=list)    # from dict keys / x_<name> .npz keys; [] = by position
     targets: list = field(default_factory=list)        # one Target per label array
+    streamed = False                                   # edgeml.train.stream.StreamDataset: batches, not arrays
+
+    def size(self, split: str) -> int:
+        """Samples in `split`."""
+        return len(self.inputs(split)[0])
 
     @property
     def num_classes(self) -> int:

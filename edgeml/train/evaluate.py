@@ -19,6 +19,7 @@ from edgeml.bench.measure import BenchOptions, model_facts, run_bench
 from edgeml.runtime import Interpreter
 from edgeml.train import onnx_recurrent as R, runtimes as RT
 from edgeml.train.fit import targets
+from edgeml.train.stream import predict
 
 RUNTIME_LABELS = {
     "keras_float": "Keras, float (model_float.h5)",
@@ -50,59 +51,78 @@ class Evaluation:
 
 def evaluate(model, heads: list, ds, files: dict, console, recurrent_files: dict | None = None) -> Evaluation:
     """Runs the Keras model and every file on the test split (files: name -> path of model_float.tflite,
-    model_int8.tflite, model_int8.onnx when present)."""
-    xs = ds.inputs("test")
-    n = len(xs[0])
+    model_int8.tflite, model_int8.onnx when present).  A streamed split (`edgeml.train.stream`) goes through
+    every runtime one batch at a time; only the outputs are kept whole."""
     ev = Evaluation()
-    keras_out = model.predict(xs if len(xs) > 1 else xs[0], verbose=0, batch_size=256)
-    keras_out = [np.asarray(o) for o in (keras_out if isinstance(keras_out, list) else [keras_out])]
+    keras_out = predict(model, ds)
     ev.real["keras_float"] = ev.raw["keras_float"] = keras_out
-    names = list(getattr(model, "input_names", []))
+    jobs = _jobs(list(getattr(model, "input_names", [])), files, recurrent_files)
+    n = ds.size("test")
+    bar = console.progress("evaluate", n * len(jobs))
+    raws = {name: [] for name, _, _ in jobs}
+    try:
+        batches = ds.test_batches() if ds.streamed else [ds.inputs("test")]
+        for xs in batches:
+            xs = xs if isinstance(xs, list) else [xs]
+            count = len(xs[0])
+            for name, job, io in jobs:
+                if name in ev.why:
+                    bar.update(count)
+                    continue
+                bar.update(0, label=name)
+                done = bar.done
+                try:
+                    raws[name].append(job(xs, bar.update))
+                except Exception as exc:  # noqa: BLE001 - a runtime refusing the file is a result, not a crash
+                    line = (str(exc).strip().splitlines() or [""])[0]
+                    ev.why[name] = f"{type(exc).__name__}: {line[:300]}"
+                bar.update(count - (bar.done - done))
+    finally:
+        bar.close()
+    matched = set()
+    for name, _, io in jobs:
+        if name in ev.why or not raws[name]:
+            continue
+        raw = [np.concatenate([part[k] for part in raws[name]]) for k in range(len(raws[name][0]))]
+        try:
+            if io is not None and id(io) not in matched:      # the first run on a file: outputs in file order
+                io.match_outputs(raw, keras_out)
+                matched.add(id(io))
+            raw = io.to_keras_order(raw) if io is not None else raw
+        except Exception as exc:  # noqa: BLE001 - outputs that match no Keras output are a result too
+            ev.why[name] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+            continue
+        ev.raw[name] = raw
+        ev.real[name] = [io.dequantize(k, y) if io is not None else y.astype(np.float32) for k, y in enumerate(raw)]
+    for k, head in enumerate(heads):
+        if head.task == "reconstruction":
+            ev.target = targets(model, heads, ds.inputs("test"), ds.labels("test"))[k]
+    return ev
+
+
+def _jobs(names: list, files: dict, recurrent_files: dict | None) -> list:
+    """(runtime, run(xs, progress) -> raw outputs in file order, FileIO or None) for every file present."""
     float_path, int8_path, onnx_path = (files.get(k) for k in ("model_float.tflite", "model_int8.tflite",
                                                               "model_int8.onnx"))
     jobs = []
     if float_path:
         io_float = RT.FileIO(float_path, names)
-        jobs += [("litert_float", lambda p: RT.run_litert(float_path, io_float, xs, progress=p), io_float),
-                 ("edgeml_float", lambda p: RT.run_edgeml(float_path, io_float, xs, progress=p), io_float)]
+        jobs += [("litert_float", lambda xs, p: RT.run_litert(float_path, io_float, xs, progress=p), io_float),
+                 ("edgeml_float", lambda xs, p: RT.run_edgeml(float_path, io_float, xs, progress=p), io_float)]
     if int8_path:
         io_int8 = RT.FileIO(int8_path, names)
-        jobs += [("litert_int8", lambda p: RT.run_litert(int8_path, io_int8, xs, progress=p), io_int8),
+        jobs += [("litert_int8", lambda xs, p: RT.run_litert(int8_path, io_int8, xs, progress=p), io_int8),
                  ("litert_reference_int8",
-                  lambda p: RT.run_litert(int8_path, io_int8, xs, reference=True, progress=p), io_int8),
-                 ("edgeml_int8", lambda p: RT.run_edgeml(int8_path, io_int8, xs, progress=p), io_int8)]
+                  lambda xs, p: RT.run_litert(int8_path, io_int8, xs, reference=True, progress=p), io_int8),
+                 ("edgeml_int8", lambda xs, p: RT.run_edgeml(int8_path, io_int8, xs, progress=p), io_int8)]
         if onnx_path:
-            jobs.append(("onnxruntime_int8", lambda p: RT.run_onnxruntime(onnx_path, io_int8, xs, progress=p),
+            jobs.append(("onnxruntime_int8", lambda xs, p: RT.run_onnxruntime(onnx_path, io_int8, xs, progress=p),
                          io_int8))
     if recurrent_files:
         jobs += [("onnxruntime_onnx_float",
-                  lambda p: RT.run_onnx_float_onnxruntime(recurrent_files["float"], xs, progress=p), None),
-                 ("edgeml_onnx_int8", lambda p: [R.run_edgeml(recurrent_files["int8"], xs[0])], None)]
-    bar = console.progress("evaluate", n * len(jobs))
-    matched = set()
-    try:
-        for name, job, io in jobs:
-            bar.update(0, label=name)
-            done = bar.done
-            try:
-                raw = job(bar.update)
-                if io is not None and id(io) not in matched:      # the first run on a file: outputs in file order
-                    io.match_outputs(raw, keras_out)
-                    matched.add(id(io))
-                    raw = io.to_keras_order(raw)
-                ev.raw[name] = raw
-                ev.real[name] = [io.dequantize(k, y) if io is not None else y.astype(np.float32)
-                                 for k, y in enumerate(raw)]
-            except Exception as exc:  # noqa: BLE001 - a runtime refusing the file is a result, not a crash
-                first = (str(exc).strip().splitlines() or [""])[0]
-                ev.why[name] = f"{type(exc).__name__}: {first[:300]}"
-            bar.update(n - (bar.done - done))
-    finally:
-        bar.close()
-    for k, head in enumerate(heads):
-        if head.task == "reconstruction":
-            ev.target = targets(model, heads, xs, ds.labels("test"))[k]
-    return ev
+                  lambda xs, p: RT.run_onnx_float_onnxruntime(recurrent_files["float"], xs, progress=p), None),
+                 ("edgeml_onnx_int8", lambda xs, p: [R.run_edgeml(recurrent_files["int8"], xs[0])], None)]
+    return jobs
 
 
 def metrics(heads: list, ev: Evaluation, ds) -> dict:

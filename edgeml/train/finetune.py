@@ -44,7 +44,7 @@ def run_phases(model, plan: OptimizationPlan, ds, heads: list, *, optimizer: str
     """(float model after pruning / clustering, QAT model or None, [(phase, History)]); epochs: phase -> epochs
     (`phase_epochs`)."""
     phases = []
-    steps = math.ceil(len(ds.inputs("train")[0]) / batch_size)
+    steps = math.ceil(ds.size("train") / batch_size)
 
     def tune(name, trainable, extra=()):
         F.compile_model(trainable, heads, optimizer=optimizer, rate=rate * FINETUNE_RATE[name])

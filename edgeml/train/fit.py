@@ -115,7 +115,7 @@ def fit(model, ds, heads: list, *, epochs: int, batch_size: int, workdir: str, c
     a fine-tune that must run every epoch (a pruning schedule, or the last epochs of QAT).
     augment: from `augmenter`, applied to the first input of each training batch."""
     tf, keras = keras_env()
-    x_train, x_val = ds.inputs("train"), ds.inputs("val")
+    x_train, x_val = ds.inputs("train"), ds.inputs("val")     # a streamed dataset's: bounded samples
     y_train = targets(model, heads, x_train, ds.labels("train"))
     y_val = targets(model, heads, x_val, ds.labels("val"))
     metric, mode = monitor(heads)
@@ -124,7 +124,9 @@ def fit(model, ds, heads: list, *, epochs: int, batch_size: int, workdir: str, c
         stop = [keras.callbacks.EarlyStopping(monitor=metric, mode=mode, patience=patience,
                                               restore_best_weights=True)]
     all_callbacks = [*stop, keras.callbacks.TensorBoard(log_dir=os.path.join(workdir, "logs")), *callbacks]
-    if augment is None:
+    if ds.streamed:          # edgeml.train.stream: every sample read through tf.data, once per epoch
+        train_data = ds.fit_arguments(_one(y_train), _one(y_val), batch_size, augment=augment)
+    elif augment is None:
         train_data = dict(x=_one(x_train), y=_one(y_train), batch_size=batch_size, shuffle=True)
     else:
         data = tf.data.Dataset.from_tensor_slices((tuple(x_train), tuple(y_train)))
@@ -134,9 +136,14 @@ def fit(model, ds, heads: list, *, epochs: int, batch_size: int, workdir: str, c
             xs = (augment(xs[0]),) + tuple(xs[1:])
             return _one(list(xs)), _one(list(ys))
         train_data = dict(x=data.map(augmented, num_parallel_calls=1))
+    train_data.setdefault("validation_data", (_one(x_val), _one(y_val)))
     start = time.monotonic()
-    history = model.fit(**train_data, validation_data=(_one(x_val), _one(y_val)), epochs=epochs,
-                        callbacks=all_callbacks, verbose=verbose)
+    try:
+        history = model.fit(**train_data, epochs=epochs, callbacks=all_callbacks, verbose=verbose)
+    except tf.errors.OpError as exc:
+        if not ds.streamed:
+            raise
+        raise ds.data_error(exc) from None       # a file that broke while streaming, named
     history.best_epoch = stop[0].best_epoch + 1 if stop and stop[0].best_weights is not None else len(history.epoch)
     history.monitored = metric
     history.seconds = time.monotonic() - start

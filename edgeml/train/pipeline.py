@@ -29,6 +29,7 @@ from edgeml.train.finetune import phase_epochs, run_phases
 from edgeml.train.report import render_markdown, render_summary
 from edgeml.train.resume import open_backup, resumable_fit
 from edgeml.train.runtimes import FileIO
+from edgeml.train.stream import check_streamable, describe_stream, load_stream, predict, wants_stream
 from edgeml.train.user_model import from_object, load_user_model
 from edgeml.train.workdir import (OUTPUT_MARKER, OWNER_FILE, check_output_folder, finish_work_folder,  # noqa: F401
                                   open_work_folder, remove_stale_work)
@@ -135,7 +136,7 @@ def _build_zoo(name: str, cfg: TrainConfig, ds, notes: list):
                          "kept int32 in every exported file")
         else:
             notes.append(f"integer input: read as numbers by '{name}' (only 'transformer' embeds token ids)")
-    steps = math.ceil(len(x) / cfg.batch_size)
+    steps = math.ceil(ds.size("train") / cfg.batch_size)
     momentum = zoo.batchnorm_momentum(steps)
     model = zoo.build_model(name, ds.input_shape, units, x_train=None if vocab else x.astype("float32"),
                             alpha=cfg.alpha, seed=cfg.seed, task=task, bn_momentum=momentum, vocab_size=vocab,
@@ -157,15 +158,22 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
     name = _zoo_name(cfg.model)
     user = None if name else _load_model(cfg)
     image_size, color_mode = _image_defaults(cfg, user)
-    ds = load_dataset(cfg.data, seed=cfg.seed, val_fraction=cfg.validation_split, test_fraction=cfg.test_split,
-                      image_size=image_size, color_mode=color_mode, label_column=cfg.label_column, task=cfg.task)
+    reading = dict(seed=cfg.seed, val_fraction=cfg.validation_split, test_fraction=cfg.test_split,
+                   image_size=image_size, color_mode=color_mode, label_column=cfg.label_column, task=cfg.task)
+    if wants_stream(cfg):                    # edgeml.train.stream: through tf.data, never all in memory
+        ds = load_stream(cfg.data, distribute=cfg.distribute, **reading)
+    else:
+        ds = load_dataset(cfg.data, **reading)
     shapes = ", ".join(str(s) for s in ds.input_shapes)
     classes = f"{ds.num_classes} classes" if ds.num_classes else "regression targets"
-    console.say(f"data: {ds.source}: {len(ds.inputs('train')[0])} train / {len(ds.inputs('val')[0])} validation / "
-                f"{len(ds.inputs('test')[0])} test, {classes}, input {shapes}")
+    console.say(f"data: {ds.source}: {ds.size('train')} train / {ds.size('val')} validation / "
+                f"{ds.size('test')} test, {classes}, input {shapes}")
     model = _build_zoo(name, cfg, ds, notes) if name else token_inputs_as_int32(user, ds, notes)
     bind_inputs(model, ds, notes)
     heads = bind_outputs(model, ds, cfg.task, notes, reconstruction=name == "autoencoder")
+    if ds.streamed:
+        check_streamable(model, heads)
+        notes.append(describe_stream(ds))
     plan = OptimizationPlan(cfg.prune, int(cfg.cluster) if cfg.cluster is not None else None, cfg.qat)
     check_plan(model, plan)                       # before training: a combination tfmot refuses stops here
     augment = augmentations(cfg.augment)
@@ -258,12 +266,10 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
 
     # ---- evaluate ---------------------------------------------------------------------------------------
     t = time.monotonic()
-    with console.stage("evaluate", f"{len(ds.inputs('test')[0])} test samples on every runtime") as stage:
+    with console.stage("evaluate", f"{ds.size('test')} test samples on every runtime") as stage:
         ev = E.evaluate(model, heads, ds, files, console, recurrent_files)
         if qat_model is not None:
-            qat_out = qat_model.predict(ds.inputs("test") if len(model.inputs) > 1 else ds.inputs("test")[0],
-                                        verbose=0, batch_size=256)
-            ev.real["keras_qat"] = ev.raw["keras_qat"] = qat_out if isinstance(qat_out, list) else [qat_out]
+            ev.real["keras_qat"] = ev.raw["keras_qat"] = predict(qat_model, ds)
         metrics = E.metrics(heads, ev, ds)
         agreement = E.agreement(heads, ev)
         costs, latency = {}, None
@@ -284,7 +290,7 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
     # ---- guard rails and export -------------------------------------------------------------------------
     t = time.monotonic()
     with console.stage("export", "report, history, labels") as stage:
-        context = {"history": phases[0][1], "train_samples": len(ds.inputs("train")[0]), "learning_rate": rate,
+        context = {"history": phases[0][1], "train_samples": ds.size("train"), "learning_rate": rate,
                    "batchnorm": any(type(layer).__name__ == "BatchNormalization" for layer in model.layers),
                    "recurrent": _recurrent(model), "qat": plan.qat, "zoo": name is not None,
                    "input_quantization": G.input_resolution(FileIO(files["model_int8.tflite"],

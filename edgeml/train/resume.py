@@ -18,7 +18,7 @@ BACKUP_PREFIX = ".edgeml-backup-"
 CONFIG_FILE = "config.json"
 RESUMED_FIELDS = ("data", "model", "task", "epochs", "batch_size", "learning_rate", "optimizer", "patience",
                   "validation_split", "test_split", "seed", "prune", "qat", "cluster", "finetune_epochs", "alpha",
-                  "augment", "distribute")
+                  "augment", "distribute", "stream")
 
 
 def backup_folder(out: str) -> str:
