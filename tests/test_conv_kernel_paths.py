@@ -96,25 +96,11 @@ def main():
         case_fc_big(rng, 1, 1000, 100),
         case_fc_big(rng, 3, 200, 70, w_zp=-3),
     ]
-    for g, x, acc, desc in cases:
-        for mode in (0, 1, 2, 3):
-            rounding = 1 if mode == 1 else 0
-            got, rqs, names = run(g, x, rounding, mode)
-            kernels.update(names)
-            rq = rqs[0]
-            want = requant(acc, rq, rq.mode)
-            if not np.array_equal(got, want):
-                bad = np.argwhere(got != want)[:3].tolist()
-                failures.append(f"{desc} mode {rq.mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
+    check_modes(cases, failures, kernels)
     big = [case_dw(rng, 32, 1, (3, 3), (1, 1), (1, 1), 0, n=2, hw=(57, 47)),
            case_dw(rng, 24, 2, (3, 3), (2, 2), (1, 1), 0, hw=(80, 61)),
            case_fc_big(rng, 1, 2048, 300), case_fc_big(rng, 33, 512, 64)]
-    for g, x, acc, desc in big:     # past the threading thresholds: identical for 1, 2 and 3 threads
-        for threads in (1, 2, 3):
-            got, rqs, names = run(g, x, 0, 0, threads)
-            kernels.update(names)
-            if not np.array_equal(got, requant(acc, rqs[0], rqs[0].mode)):
-                failures.append(f"{desc} with {threads} threads differs")
+    check_threads(big, failures, kernels)     # past the threading thresholds
     print("kernels", " ".join(sorted(kernels)))
     print("\n".join(failures) if failures else "ok")
 

@@ -41,23 +41,10 @@ def main():
                                                    (1, 130, 16), (2, 130, 17), (1, 641, 24), (2, 96, 33),
                                                    (1, 250, 65), (2, 7, 1), (1, 1280, 101)])]
     cases += [case_fc_rows(rng, 1, 40, 20, w_zp=-3), case_fc_rows(rng, 3, 40, 20), case_fc_rows(rng, 5, 9, 11)]
-    for g, x, acc, desc in cases:
-        for mode in (0, 1, 2, 3):
-            rounding = 1 if mode == 1 else 0
-            got, rqs, names = run(g, x, rounding, mode)
-            kernels.update(names)
-            rq = rqs[0]
-            want = requant(acc, rq, rq.mode)
-            if not np.array_equal(got, want):
-                bad = np.argwhere(got != want)[:3].tolist()
-                failures.append(f"{desc} mode {rq.mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
-    for rows, k, units in ((1, 2048, 300), (2, 700, 401)):   # past THREAD_MIN_MACS: split by 16-column blocks
-        g, x, acc, desc = case_fc_rows(rng, rows, k, units)
-        for threads in (1, 2, 3):
-            got, rqs, names = run(g, x, 0, 0, threads)
-            kernels.update(names)
-            if not np.array_equal(got, requant(acc, rqs[0], rqs[0].mode)):
-                failures.append(f"{desc} with {threads} threads differs")
+    check_modes(cases, failures, kernels)
+    # past THREAD_MIN_MACS: split by 16-column blocks
+    check_threads([case_fc_rows(rng, rows, k, units) for rows, k, units in ((1, 2048, 300), (2, 700, 401))],
+                  failures, kernels)
     print("kernels", " ".join(sorted(kernels)))
     print("\n".join(failures) if failures else "ok")
 

@@ -203,6 +203,29 @@ def add_expect(a, b, za, zb, zo, sa, sb, so, rounding, sign=1):
     return np.clip(f(v1 + sign * v2, np.int64(mo), np.int64(s_o)) + zo, -128, 127).astype(np.int8)
 
 
+def check_modes(cases, failures, kernels, **plan_options):
+    """Each (graph, input, int32 sums, description) case in the four requantization modes, against the sums."""
+    for g, x, acc, desc in cases:
+        for mode in (0, 1, 2, 3):
+            got, rqs, names = run(g, x, 1 if mode == 1 else 0, mode, **plan_options)
+            kernels.update(names)
+            want = requant(acc, rqs[0], rqs[0].mode)
+            if not np.array_equal(got, want):
+                bad = np.argwhere(got != want)[:3].tolist()
+                failures.append(f"{desc} mode {rqs[0].mode}: {int((got != want).sum())} of {got.size} differ, "
+                                f"at {bad}")
+
+
+def check_threads(cases, failures, kernels, **plan_options):
+    """Cases big enough to be split over threads: identical for 1, 2 and 3 threads."""
+    for g, x, acc, desc in cases:
+        for threads in (1, 2, 3):
+            got, rqs, names = run(g, x, 0, 0, threads, **plan_options)
+            kernels.update(names)
+            if not np.array_equal(got, requant(acc, rqs[0], rqs[0].mode)):
+                failures.append(f"{desc} with {threads} threads differs")
+
+
 def main():
     rng = np.random.default_rng(int(sys.argv[1]))
     failures, kernels = [], set()
@@ -221,12 +244,7 @@ def main():
             if not np.array_equal(got, want):
                 bad = np.argwhere(got != want)[:3].tolist()
                 failures.append(f"{desc} mode {rq.mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
-    for _ in range(2):   # a conv big enough to be split over threads: identical for 1, 2 and 3 threads
-        g, x, acc, desc = case_conv(rng, "general", big=True)
-        for threads in (1, 2, 3):
-            got, rqs, names = run(g, x, 0, 0, threads)
-            if not np.array_equal(got, requant(acc, rqs[0], 0)):
-                failures.append(f"{desc} with {threads} threads differs")
+    check_threads([case_conv(rng, "general", big=True) for _ in range(2)], failures, kernels)
     for j in range(6):
         shape = tuple(int(v) for v in rng.integers(1, 9, 3)) + (int(rng.choice([1, 3, 16, 21])),)
         if j == 0:   # below EM_ADD_TABLE_MIN: the arithmetic loop even where the CPU has VBMI

@@ -98,12 +98,7 @@ def main():
                 failures.append(f"{desc} mode {mode}: sparse off differs or still sparse ({dense_names})")
     big = [case_sparse_conv(rng, 40, 16, (3, 3), (1, 1), (1, 1), 1, 0.3, n=2, hw=(37, 35)),
            case_sparse_conv(rng, 64, 64, (1, 1), (1, 1), (1, 1), 0, 0.2, hw=(40, 40))]
-    for g, x, acc, desc in big:     # past the threading thresholds: identical for 1, 2 and 3 threads
-        for threads in (1, 2, 3):
-            got, rqs, names = run(g, x, 0, 0, threads, sparse="on")
-            kernels.update(names)
-            if not np.array_equal(got, requant(acc, rqs[0], rqs[0].mode)):
-                failures.append(f"{desc} with {threads} threads differs")
+    check_threads(big, failures, kernels, sparse="on")     # past the threading thresholds
     print("kernels", " ".join(sorted(kernels)))
     print("\n".join(failures) if failures else "ok")
 

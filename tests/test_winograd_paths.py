@@ -47,23 +47,10 @@ def main():
              case_3x3(rng, 1, (9, 10), 19, 70, 0), case_3x3(rng, 1, (6, 5), 130, 9, 0),
              case_3x3(rng, 1, (5, 7), 64, 24, 0, extreme=True), case_3x3(rng, 1, (4, 4), 520, 8, 1, extreme=True),
              case_3x3(rng, 1, (3, 3), 12, 3, 0, extreme=True)]
-    for g, x, acc, desc in cases:
-        for mode in (0, 1, 2, 3):
-            rounding = 1 if mode == 1 else 0
-            got, rqs, names = run(g, x, rounding, mode)
-            kernels.update(names)
-            rq = rqs[0]
-            want = requant(acc, rq, rq.mode)
-            if not np.array_equal(got, want):
-                bad = np.argwhere(got != want)[:3].tolist()
-                failures.append(f"{desc} mode {rq.mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
-    for hw, ic, oc in (((37, 35), 16, 40), ((20, 21), 64, 64)):   # past THREAD_MIN_MACS: slices of tile rows
-        g, x, acc, desc = case_3x3(rng, 2, hw, ic, oc, 0)
-        for threads in (1, 2, 3):
-            got, rqs, names = run(g, x, 0, 0, threads)
-            kernels.update(names)
-            if not np.array_equal(got, requant(acc, rqs[0], rqs[0].mode)):
-                failures.append(f"{desc} with {threads} threads differs")
+    check_modes(cases, failures, kernels)
+    # past THREAD_MIN_MACS: slices of tile rows
+    check_threads([case_3x3(rng, 2, hw, ic, oc, 0) for hw, ic, oc in (((37, 35), 16, 40), ((20, 21), 64, 64))],
+                  failures, kernels)
     print("kernels", " ".join(sorted(kernels)))
     print("\n".join(failures) if failures else "ok")
 
