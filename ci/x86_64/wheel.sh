@@ -18,21 +18,11 @@ mkdir -p dist && cp "$WHEEL" dist/
 "$PY" -m venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install -q "$WHEEL"
 
-SMOKE='
-import sys, zlib, numpy as np, edgeml
-for path in sys.argv[1:]:
-    m = edgeml.Interpreter(path)
-    d = m.get_input_details()[0]
-    rng = np.random.default_rng(0)
-    x = (rng.integers(-128, 128, size=tuple(d["shape"]), dtype=np.int8) if d["dtype"] == np.int8
-         else rng.standard_normal(tuple(d["shape"])).astype(np.float32))
-    m.set_input(x); m.invoke()
-    print(path.rsplit("/", 1)[-1], zlib.crc32(m.get_output().tobytes()))
-'
+SMOKE="$PWD/ci/wheel_smoke.py"
 MODELS=("$PWD/tests/models/mlperf_tiny/kws_ref_model.tflite" "$PWD/tests/models/mlperf_tiny/ad01_fp32.tflite")
 for isa in "" avx2 scalar; do
-    want=$(EDGEML_ISA=$isa PYTHONPATH="$PWD" "$PY" -c "$SMOKE" "${MODELS[@]}")
-    got=$(cd "$WORK" && EDGEML_ISA=$isa "$WORK/venv/bin/python" -c "$SMOKE" "${MODELS[@]}")
+    want=$(EDGEML_ISA=$isa PYTHONPATH="$PWD" "$PY" "$SMOKE" "${MODELS[@]}")
+    got=$(cd "$WORK" && EDGEML_ISA=$isa "$WORK/venv/bin/python" "$SMOKE" "${MODELS[@]}")
     where=$(cd "$WORK" && "$WORK/venv/bin/python" -c "import edgeml; print(edgeml.__file__)")
     case "$where" in "$WORK"/venv/*) ;; *) echo "x86-64 wheel: imported $where, not the installed wheel" >&2; exit 1;; esac
     if [ "$got" != "$want" ]; then
