@@ -93,22 +93,25 @@ EM_LUT_VBMI_TARGET static void em_lut_periodic_vbmi(const uint8_t* x, uint8_t* y
                                                     const uint8_t* table) {
     __mmask64 every = 0;                 /* bits 0, period, 2 period, ... */
     for (int j = 0; j < 64; j += (int)period) every |= (__mmask64)1 << j;
-    int64_t start_phase = 0;             /* i mod period */
+    int shift[EM_LUT_PERIODIC_VBMI_MAX];  /* phase p's first lane in the current vector: (p - i) mod period */
+    for (int p = 0; p < period; p++) shift[p] = p;
+    const int advance = (int)(64 % period);
     for (int64_t i = 0; i < n; i += 64) {
         const __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
         const __m512i a = _mm512_maskz_loadu_epi8(m, x + i);
         const __mmask64 high = _mm512_movepi8_mask(a);
         __m512i r = _mm512_setzero_si512();
-        for (int64_t p = 0; p < period; p++) {
+        for (int p = 0; p < period; p++) {
             const uint8_t* t = table + 256 * p;
-            const __mmask64 lanes = every << ((p - start_phase + period) % period);
+            const __mmask64 lanes = every << shift[p];
             const __m512i lo = _mm512_permutex2var_epi8(_mm512_loadu_si512(t), a, _mm512_loadu_si512(t + 64));
             const __m512i hi = _mm512_permutex2var_epi8(_mm512_loadu_si512(t + 128), a, _mm512_loadu_si512(t + 192));
             r = _mm512_mask_mov_epi8(r, lanes & ~high, lo);
             r = _mm512_mask_mov_epi8(r, lanes & high, hi);
+            shift[p] -= advance;         /* the next vector starts 64 positions on (no division in the loop) */
+            if (shift[p] < 0) shift[p] += (int)period;
         }
         _mm512_mask_storeu_epi8(y + i, m, r);
-        start_phase = (start_phase + 64) % period;
     }
 }
 
