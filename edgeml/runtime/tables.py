@@ -31,8 +31,8 @@ def byte_table(kernel: str, ints: dict, floats: dict = None, out_dtype=np.int8) 
 def periodic_byte_table(kernel: str, constant: np.ndarray, constant_first: bool, ints: dict,
                         other_ptrs: dict = None) -> np.ndarray:
     """Row p (of len(constant) rows): the outputs of binary int8 `kernel` (slots input1, input2, output, dims,
-    strides1, strides2, `ints` and null `other_ptrs`) for the 256 input bytes against constant[p], the constant as the first input
-    when `constant_first`; flattened, row-major."""
+    strides1, strides2, `ints` and null `other_ptrs`) for the 256 input bytes against constant[p], the constant as
+    the first input when `constant_first`; flattened, row-major."""
     period = len(constant)
     c = np.ascontiguousarray(constant, dtype=np.int8)
     x = ALL_BYTES.view(np.int8).copy()

@@ -3,7 +3,8 @@ counters of WHILE bodies) in cython_ops/include/em_loop_ops.h.
 
 int8 runs on the vector path of every ISA (AVX-512 16 lanes, AVX2 8 lanes; scalar and NEON: the portable loop)
 for any broadcast: the kernels walk the output's outer dims and treat each innermost run with each input either
-advancing or held on one element; collapse_broadcast merges dims at load so that runs are as long as possible."""
+advancing or held on one element; collapse_broadcast merges dims at load so that runs are as long as possible.
+Against a constant varying only along the output's trailing axes (period P <= 64) int8 runs as P byte tables."""
 from __future__ import annotations
 
 from functools import partial
