@@ -22,8 +22,30 @@ enum { EM_LUT_F32_P_INPUT, EM_LUT_F32_P_OUTPUT, EM_LUT_F32_P_TABLE, EM_LUT_F32_P
 enum { EM_LUT_F32_I_N, EM_LUT_F32_I_COUNT };
 enum { EM_LUT_F32_F_COUNT = 0 };
 
+/* em_lut_periodic_int8_step, layout EM_LUT_PERIODIC: ptr: input, output (int8 / uint8 bytes), table (period x 256
+ * bytes, row p for the positions i with i mod period == p); i: n (a multiple of period), period */
+enum { EM_LUT_PERIODIC_P_INPUT, EM_LUT_PERIODIC_P_OUTPUT, EM_LUT_PERIODIC_P_TABLE, EM_LUT_PERIODIC_P_COUNT };
+enum { EM_LUT_PERIODIC_I_N, EM_LUT_PERIODIC_I_PERIOD, EM_LUT_PERIODIC_I_COUNT };
+enum { EM_LUT_PERIODIC_F_COUNT = 0 };
+#define EM_LUT_PERIODIC_VBMI_MAX 16     /* the VBMI body does one table pass per phase: beyond this the loop wins */
+
 static inline void em_lut_u8_scalar(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
     for (int64_t i = 0; i < n; i++) y[i] = table[x[i]];
+}
+
+static inline void em_lut_periodic_scalar(const uint8_t* x, uint8_t* y, int64_t n, int64_t period,
+                                          const uint8_t* table) {
+    if (period == 3) {                   /* per-channel RGB normalization: the common case, unrolled */
+        const uint8_t *t0 = table, *t1 = table + 256, *t2 = table + 512;
+        for (int64_t i = 0; i + 3 <= n; i += 3) {
+            y[i] = t0[x[i]];
+            y[i + 1] = t1[x[i + 1]];
+            y[i + 2] = t2[x[i + 2]];
+        }
+        return;
+    }
+    for (int64_t i = 0; i < n; i += period)
+        for (int64_t p = 0; p < period; p++) y[i + p] = table[256 * p + x[i + p]];
 }
 
 static inline void em_lut_f32_scalar(const uint8_t* x, float* y, int64_t n, const float* table) {
@@ -61,6 +83,35 @@ EM_LUT_VBMI_TARGET static void em_lut_u8_vbmi(const uint8_t* x, uint8_t* y, int6
         const __m512i a = _mm512_maskz_loadu_epi8(m, x + i);
         const __m512i la = _mm512_permutex2var_epi8(t0, a, t1), ha = _mm512_permutex2var_epi8(t2, a, t3);
         _mm512_mask_storeu_epi8(y + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(a), la, ha));
+    }
+}
+
+/* Each phase's table looked up for all 64 lanes (two vpermi2b, blended on bit 7), kept on the lanes of that phase:
+ * lane j of a vector starting at position i has phase (i + j) mod period, so phase p's lanes are every period-th
+ * bit from (p - i) mod period. */
+EM_LUT_VBMI_TARGET static void em_lut_periodic_vbmi(const uint8_t* x, uint8_t* y, int64_t n, int64_t period,
+                                                    const uint8_t* table) {
+    __mmask64 every = 0;                 /* bits 0, period, 2 period, ... */
+    for (int j = 0; j < 64; j += (int)period) every |= (__mmask64)1 << j;
+    int shift[EM_LUT_PERIODIC_VBMI_MAX];  /* phase p's first lane in the current vector: (p - i) mod period */
+    for (int p = 0; p < period; p++) shift[p] = p;
+    const int advance = (int)(64 % period);
+    for (int64_t i = 0; i < n; i += 64) {
+        const __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        const __m512i a = _mm512_maskz_loadu_epi8(m, x + i);
+        const __mmask64 high = _mm512_movepi8_mask(a);
+        __m512i r = _mm512_setzero_si512();
+        for (int p = 0; p < period; p++) {
+            const uint8_t* t = table + 256 * p;
+            const __mmask64 lanes = every << shift[p];
+            const __m512i lo = _mm512_permutex2var_epi8(_mm512_loadu_si512(t), a, _mm512_loadu_si512(t + 64));
+            const __m512i hi = _mm512_permutex2var_epi8(_mm512_loadu_si512(t + 128), a, _mm512_loadu_si512(t + 192));
+            r = _mm512_mask_mov_epi8(r, lanes & ~high, lo);
+            r = _mm512_mask_mov_epi8(r, lanes & high, hi);
+            shift[p] -= advance;         /* the next vector starts 64 positions on (no division in the loop) */
+            if (shift[p] < 0) shift[p] += (int)period;
+        }
+        _mm512_mask_storeu_epi8(y + i, m, r);
     }
 }
 
@@ -161,6 +212,25 @@ static void em_lut_u8(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* ta
 #else
     em_lut_u8_scalar(x, y, n, table);
 #endif
+}
+
+/* y[i] = table[256 (i mod period) + x[i]] for n bytes (n a multiple of period). */
+static void em_lut_periodic(const uint8_t* x, uint8_t* y, int64_t n, int64_t period, const uint8_t* table) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() == EM_ISA_AVX512VNNI && em_lut_has_vbmi() && period <= EM_LUT_PERIODIC_VBMI_MAX) {
+        em_lut_periodic_vbmi(x, y, n, period, table);
+        return;
+    }
+#endif
+    em_lut_periodic_scalar(x, y, n, period, table);
+}
+
+/* int8 ADD / SUB / MUL against a constant that repeats with the given period: one table row per phase (layout
+ * EM_LUT_PERIODIC). */
+static void em_lut_periodic_int8_step(const em_params* p) {
+    em_lut_periodic((const uint8_t*)p->ptr[EM_LUT_PERIODIC_P_INPUT], (uint8_t*)p->ptr[EM_LUT_PERIODIC_P_OUTPUT],
+                    p->i[EM_LUT_PERIODIC_I_N], p->i[EM_LUT_PERIODIC_I_PERIOD],
+                    (const uint8_t*)p->ptr[EM_LUT_PERIODIC_P_TABLE]);
 }
 
 static void em_lut_f32(const uint8_t* x, float* y, int64_t n, const float* table) {

@@ -562,3 +562,11 @@ KERNEL_LAYOUTS.update({    # issue 18, AVX2 bodies: FC of one or two rows on int
     "fully_connected_int8_avx2_gemv": FC_PACKED,
     "conv2d_int8_avx2_winograd": CONV_AVX2,     # integer Winograd F(2x2, 3x3) (em_conv_winograd.h)
 })
+
+# ----- constant-operand tables (issue 15, s15-ctable): int8 ADD / SUB / MUL as per-position byte tables ---------
+LUT_PERIODIC = _layout("lut_periodic", "em_lut.h", "EM_LUT_PERIODIC", ptrs=("input", "output", "table"),
+                       ints=("n", "period"))
+LAYOUTS += (LUT_PERIODIC,)
+KERNEL_LAYOUTS.update({
+    "lut_periodic_int8": LUT_PERIODIC,     # cython_ops.activation
+})

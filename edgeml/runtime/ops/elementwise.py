@@ -3,7 +3,8 @@ counters of WHILE bodies) in cython_ops/include/em_loop_ops.h.
 
 int8 runs on the vector path of every ISA (AVX-512 16 lanes, AVX2 8 lanes; scalar and NEON: the portable loop)
 for any broadcast: the kernels walk the output's outer dims and treat each innermost run with each input either
-advancing or held on one element; collapse_broadcast merges dims at load so that runs are as long as possible."""
+advancing or held on one element; collapse_broadcast merges dims at load so that runs are as long as possible.
+Against a constant varying only along the output's trailing axes (period P <= 64) int8 runs as P byte tables."""
 from __future__ import annotations
 
 from functools import partial
@@ -16,7 +17,8 @@ from edgeml.ir import Op
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import float_kernels, int16x8
 from edgeml.runtime.ops.common import fused_activation, io_kind, pad6, qparams, row_major_strides
-from edgeml.runtime.plan import Ctx, OpSpec, Step
+from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.runtime.tables import periodic_byte_table
 
 
 def broadcast_shape(op: Op, a: tuple, b: tuple) -> tuple:
@@ -56,6 +58,8 @@ def collapse_broadcast(dims: list, strides1: list, strides2: list) -> dict:
 ADD_TABLE_BYTES = 2048    # em_add_int8_avx512: each input stage as a 256-entry int32 table
 VECTOR_ISA = {"avx512vnni": "avx512", "avx512": "avx2", "avxvnni": "avx2", "avx2": "avx2"}  # int8 ADD / SUB / MUL body
 INT32 = np.dtype(np.int32)
+INT8 = np.dtype(np.int8)
+MAX_TABLE_BYTES = 16384     # per-position tables of a constant operand: period x 256 bytes at most
 INT32_ACTIVATION_RANGES = {"NONE": (-2**31, 2**31 - 1), "RELU": (0, 2**31 - 1), "RELU6": (0, 6),
                            "RELU_N1_TO_1": (-1, 1)}     # CalculateActivationRange<int32_t>
 
@@ -111,6 +115,10 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
                         mode=ctx.rounding)
             name = "mul_int8" + (f"_{body}" if body and sh >= -31 else "")     # a right shift past 31: scalar
         floats = {}
+        if ctx.rounding in (0, 1):
+            step = constant_operand_lut(ctx, op, a, b, y, out, name.split("_int8")[0] + "_int8", ints)
+            if step is not None:
+                return step
     else:
         ints = dims
         lo, hi = Q.activation_range_f32(act)
@@ -125,6 +133,45 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             ptrs["tables"] = addr("scratch") if scratch else 0
         return ptrs, ints, floats
     return Step(op, name, make, scratch)
+
+
+def constant_period(ctx: Ctx, const, other, out: tuple):
+    """The constant's values along the output's trailing axes (one per position of a period of the flattened
+    output), when `const` is a constant that varies only there and `other` has the output's full shape; else None."""
+    if const.index not in ctx.constants or other.index in ctx.constants or tuple(ctx.shape(other)) != tuple(out):
+        return None
+    shape = (1,) * (len(out) - len(ctx.shape(const))) + tuple(ctx.shape(const))
+    first = next((k for k, d in enumerate(shape) if d != 1), len(out))
+    trailing = tuple(out[first:])
+    period = int(np.prod(trailing, dtype=np.int64))
+    if period * 256 > MAX_TABLE_BYTES or int(np.prod(out, dtype=np.int64)) == 0:
+        return None
+    values = np.asarray(ctx.constants[const.index]).reshape(shape[first:])
+    return np.broadcast_to(values, trailing).reshape(-1)
+
+
+def constant_operand_lut(ctx: Ctx, op: Op, a, b, y, out: tuple, scalar_kernel: str, ints: dict):
+    """int8 ADD / SUB / MUL against a constant repeating with period P as P tables of 256 bytes, each entry the
+    op's own scalar kernel on that input byte (the reference arithmetic by construction); None when not that case."""
+    if a.dtype != INT8 or b.dtype != INT8 or y.dtype != INT8:
+        return None
+    for const, other, constant_first in ((b, a, False), (a, b, True)):
+        values = constant_period(ctx, const, other, out)
+        if values is not None:
+            break
+    else:
+        return None
+    extra = {"tables": 0} if scalar_kernel == "add_int8" else {}
+    table = ctx.keep_array(periodic_byte_table(scalar_kernel, values, constant_first, ints, extra))
+    n, period = int(np.prod(out, dtype=np.int64)), len(values)
+    if period == 1:
+        name, int_slots = "lut_int8", dict(n=n)
+    else:
+        name, int_slots = "lut_periodic_int8", dict(n=n, period=period)
+
+    def make(addr):
+        return dict(input=addr(other.index), output=addr(y.index), table=address(table)), int_slots, {}
+    return Step(op, name, make, 0)
 
 
 OPS = {
