@@ -148,7 +148,7 @@ EM_AVX2_TARGET static inline void em_avx2_store8x2(__m256i acc0, __m256i acc1, c
     bytes = _mm_min_epi8(bytes, _mm_set1_epi8((int8_t)g->act_max));
     if (cols >= 8) {
         _mm_storel_epi64((__m128i*)c0, bytes);
-        _mm_storeh_pd((double*)c1, _mm_castsi128_pd(bytes));
+        _mm_storel_epi64((__m128i*)c1, _mm_unpackhi_epi64(bytes, bytes));   /* not _mm_storeh_pd: a double store */
         return;
     }
     int8_t tmp[16];
