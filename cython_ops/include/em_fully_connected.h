@@ -107,46 +107,19 @@ static void em_fully_connected_int8_avxvnni(const em_params* p) { em_fc_u8_run(p
 static void em_fully_connected_int8_avxvnni(const em_params* p) { (void)p; }   /* never selected (em_isa.h) */
 #endif
 
-/* AVX2 variant (CPUs without VNNI): int16 rows and panels of 8 columns. */
-EM_AVX2_TARGET static void em_fc_s16_slice(const void* ctx, int64_t slice, int64_t nslices) {
-    const em_params* p = (const em_params*)ctx;
+/* AVX2 variant (CPUs without VNNI): int16 rows and panels of 8 columns; with int8_weights (the one- or two-row
+ * em_fully_connected_int8_avx2_gemv) the same panels stored as int8 (weights without a zero point), read by
+ * em_gemm_s16_s8w_avx2. */
+EM_AVX2_TARGET static inline void em_fc_avx2_slice(const em_params* p, int64_t slice, int64_t nslices,
+                                                   int int8_weights) {
     const int64_t* d = p->i;
     const int64_t K = d[EM_FC_I_DEPTH], Kp = d[EM_FC_PACKED_I_KP], N = d[EM_FC_I_UNITS];
     const int64_t chunk = d[EM_FC_PACKED_I_CHUNK];
     int64_t m0, m1, c0, c1;
     em_fc_slice_range(d, slice, nslices, &m0, &m1, &c0, &c1);
     if (m1 <= m0 || c1 <= c0) return;
-    em_avx2_gemm g = {(const int16_t*)p->ptr[EM_FC_P_WEIGHTS] + c0 * Kp, (const int32_t*)p->ptr[EM_FC_P_BIAS] + c0,
-                      (const int32_t*)p->ptr[EM_FC_P_MULT] + c0, (const int32_t*)p->ptr[EM_FC_P_SHIFT] + c0,
-                      (const double*)p->ptr[EM_FC_P_DOUBLE_SCALES] + c0,
-                      (const float*)p->ptr[EM_FC_P_FLOAT_SCALES] + c0, c1 - c0, Kp, (int32_t)d[EM_FC_I_OUT_ZP],
-                      (int32_t)d[EM_FC_I_ACT_MIN], (int32_t)d[EM_FC_I_ACT_MAX], (int32_t)d[EM_FC_I_MODE]};
-    const int8_t* in = (const int8_t*)p->ptr[EM_FC_P_INPUT];
-    int8_t* out = (int8_t*)p->ptr[EM_FC_P_OUTPUT] + c0;
-    int16_t* rows16 = (int16_t*)((uint8_t*)p->ptr[EM_FC_P_SCRATCH] + slice * d[EM_FC_PACKED_I_SLICE_BYTES]);
-    for (int64_t first = m0; first < m1; first += chunk) {
-        const int64_t rows = m1 - first < chunk ? m1 - first : chunk;
-        em_pack_rows_s16(in + first * K, K, rows, K, Kp, rows16);
-        em_gemm_s16_avx2(rows16, Kp, rows, &g, out + first * N, N);
-    }
-}
-
-static void em_fully_connected_int8_avx2(const em_params* p) {
-    const int64_t threads = p->i[EM_FC_PACKED_I_THREADS];
-    em_parallel_run(threads > 1 ? threads : 1, em_fc_s16_slice, p);
-}
-
-/* AVX2 for one or two rows (em_fully_connected_int8_avx2_gemv): the same layout with 1 em_gemm_s16_avx2's panels
- * stored as int8 (weights without a zero point), read by em_gemm_s16_s8w_avx2. */
-EM_AVX2_TARGET static void em_fc_s8w_slice(const void* ctx, int64_t slice, int64_t nslices) {
-    const em_params* p = (const em_params*)ctx;
-    const int64_t* d = p->i;
-    const int64_t K = d[EM_FC_I_DEPTH], Kp = d[EM_FC_PACKED_I_KP], N = d[EM_FC_I_UNITS];
-    const int64_t chunk = d[EM_FC_PACKED_I_CHUNK];
-    int64_t m0, m1, c0, c1;
-    em_fc_slice_range(d, slice, nslices, &m0, &m1, &c0, &c1);
-    if (m1 <= m0 || c1 <= c0) return;
-    em_avx2_gemm g = {NULL, (const int32_t*)p->ptr[EM_FC_P_BIAS] + c0,
+    em_avx2_gemm g = {int8_weights ? NULL : (const int16_t*)p->ptr[EM_FC_P_WEIGHTS] + c0 * Kp,
+                      (const int32_t*)p->ptr[EM_FC_P_BIAS] + c0,
                       (const int32_t*)p->ptr[EM_FC_P_MULT] + c0, (const int32_t*)p->ptr[EM_FC_P_SHIFT] + c0,
                       (const double*)p->ptr[EM_FC_P_DOUBLE_SCALES] + c0,
                       (const float*)p->ptr[EM_FC_P_FLOAT_SCALES] + c0, c1 - c0, Kp, (int32_t)d[EM_FC_I_OUT_ZP],
@@ -158,8 +131,22 @@ EM_AVX2_TARGET static void em_fc_s8w_slice(const void* ctx, int64_t slice, int64
     for (int64_t first = m0; first < m1; first += chunk) {
         const int64_t rows = m1 - first < chunk ? m1 - first : chunk;
         em_pack_rows_s16(in + first * K, K, rows, K, Kp, rows16);
-        em_gemm_s16_s8w_avx2(rows16, Kp, rows, &g, w8, out + first * N, N);
+        if (int8_weights) em_gemm_s16_s8w_avx2(rows16, Kp, rows, &g, w8, out + first * N, N);
+        else em_gemm_s16_avx2(rows16, Kp, rows, &g, out + first * N, N);
     }
+}
+
+EM_AVX2_TARGET static void em_fc_s16_slice(const void* ctx, int64_t slice, int64_t nslices) {
+    em_fc_avx2_slice((const em_params*)ctx, slice, nslices, 0);
+}
+
+EM_AVX2_TARGET static void em_fc_s8w_slice(const void* ctx, int64_t slice, int64_t nslices) {
+    em_fc_avx2_slice((const em_params*)ctx, slice, nslices, 1);
+}
+
+static void em_fully_connected_int8_avx2(const em_params* p) {
+    const int64_t threads = p->i[EM_FC_PACKED_I_THREADS];
+    em_parallel_run(threads > 1 ? threads : 1, em_fc_s16_slice, p);
 }
 
 static void em_fully_connected_int8_avx2_gemv(const em_params* p) {
