@@ -179,11 +179,7 @@ EM_AVX2_TARGET static void em_conv2d_s16_slice(const void* ctx, int64_t slice, i
     const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK], mode = d[EM_CONV_I_DIRECT];
     const int64_t IHp = em_conv_padded_rows(d), IWp = em_conv_padded_cols(d);
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
-    em_avx2_gemm g = {(const int16_t*)p->ptr[EM_CONV_P_WEIGHTS], (const int32_t*)p->ptr[EM_CONV_P_BIAS],
-                      (const int32_t*)p->ptr[EM_CONV_P_MULT], (const int32_t*)p->ptr[EM_CONV_P_SHIFT],
-                      (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES], (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES],
-                      OC, Kp, (int32_t)d[EM_CONV_I_OUT_ZP], (int32_t)d[EM_CONV_I_ACT_MIN],
-                      (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE]};
+    em_avx2_gemm g = em_conv_avx2_gemm(p, (const int16_t*)p->ptr[EM_CONV_P_WEIGHTS], OC, Kp);
     uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_CONV_AVX2_I_SLICE_BYTES];
     int8_t* col = (int8_t*)scratch;
     int16_t* rows16 = (int16_t*)(scratch + (mode == 0 ? (chunk * K + 63) / 64 * 64 : 0));

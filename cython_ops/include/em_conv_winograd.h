@@ -177,10 +177,7 @@ EM_AVX2_TARGET static void em_conv2d_winograd_slice(const void* ctx, int64_t sli
     int16_t* V = (int16_t*)(scratch + em_winograd_image_bytes(d));
     int32_t* M = (int32_t*)(scratch + em_winograd_image_bytes(d) + em_winograd_v_bytes(d, ICp));
     const int16_t* U = (const int16_t*)p->ptr[EM_CONV_P_WEIGHTS];
-    em_avx2_gemm g = {U, (const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
-                      (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES],
-                      (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES], OC, ICp, (int32_t)d[EM_CONV_I_OUT_ZP],
-                      (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE]};
+    em_avx2_gemm g = em_conv_avx2_gemm(p, U, OC, ICp);
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = (const int8_t*)p->ptr[EM_CONV_P_INPUT] + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
         int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT] + b * OH * OW * OC;

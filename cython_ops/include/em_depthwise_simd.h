@@ -437,14 +437,7 @@ static void em_depthwise_int8_vnni(const em_params* p) {
 
 /* ---------------------------------------------------------------------------------------------------------------
  * 256-bit forms: requantization of 8 lanes from the table (double rounding) or the lane arrays. */
-static inline em_avx2_gemm em_dw_avx2_gemm(const em_params* p) {
-    const int64_t* d = p->i;
-    em_avx2_gemm g = {NULL, (const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
-                      (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES],
-                      (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES], 0, 0, (int32_t)d[EM_CONV_I_OUT_ZP],
-                      (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE]};
-    return g;
-}
+static inline em_avx2_gemm em_dw_avx2_gemm(const em_params* p) { return em_conv_avx2_gemm(p, NULL, 0, 0); }
 
 EM_AVX2_TARGET static inline __m256i em_dw_requant8(__m256i acc, const em_dw_rows* c, const em_avx2_gemm* g,
                                                     int64_t lane) {

@@ -25,6 +25,17 @@ enum { EM_CONV_I_N, EM_CONV_I_IH, EM_CONV_I_IW, EM_CONV_I_IC, EM_CONV_I_OH, EM_C
        EM_CONV_I_DIRECT, EM_CONV_I_CHUNK, EM_CONV_I_COUNT };
 enum { EM_CONV_F_ACT_MIN, EM_CONV_F_ACT_MAX, EM_CONV_F_COUNT };
 
+/* The AVX2 GEMM's weights and output stage read from a conv-layout step (conv, depthwise, sparse, Winograd):
+ * w its int16 panels (NULL where the caller reads weights itself), n columns, kp the packed depth. */
+static inline em_avx2_gemm em_conv_avx2_gemm(const em_params* p, const int16_t* w, int64_t n, int64_t kp) {
+    const int64_t* d = p->i;
+    em_avx2_gemm g = {w, (const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
+                      (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES],
+                      (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES], n, kp, (int32_t)d[EM_CONV_I_OUT_ZP],
+                      (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE]};
+    return g;
+}
+
 /* Gather the receptive fields of output pixels [first, first+rows) of image b into col (rows x K).
  * Taps outside the image take the value `pad` (the input zero point for int8: they add nothing). */
 #define EM_IM2COL(T)                                                                                      \

@@ -379,10 +379,7 @@ EM_AVX2_TARGET static void em_conv2d_sparse_avx2_slice(const void* ctx, int64_t 
     int16_t* rows16 = (int16_t*)(scratch + (mode == 0 ? (chunk * K + 63) / 64 * 64 : 0));
     const em_sparse_w s = {(const int32_t*)p->ptr[EM_SPARSE_P_GROUP_START], (const int32_t*)p->ptr[EM_SPARSE_P_BLOCK_K],
                            p->ptr[EM_CONV_P_WEIGHTS]};
-    const em_avx2_gemm g = {NULL, (const int32_t*)p->ptr[EM_CONV_P_BIAS], (const int32_t*)p->ptr[EM_CONV_P_MULT],
-                            (const int32_t*)p->ptr[EM_CONV_P_SHIFT], (const double*)p->ptr[EM_CONV_P_DOUBLE_SCALES],
-                            (const float*)p->ptr[EM_CONV_P_FLOAT_SCALES], OC, Kp, (int32_t)d[EM_CONV_I_OUT_ZP],
-                            (int32_t)d[EM_CONV_I_ACT_MIN], (int32_t)d[EM_CONV_I_ACT_MAX], (int32_t)d[EM_CONV_I_MODE]};
+    const em_avx2_gemm g = em_conv_avx2_gemm(p, NULL, OC, Kp);
     if (r1 <= r0) return;
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
