@@ -270,7 +270,9 @@ def test_arena_reuses_memory(name):
     activations = [t for t in it.graph.tensors if t.data is None]
     sizes = [int(np.prod(it.plan.shapes.get(t.index, t.shape), dtype=np.int64)) * t.dtype.itemsize
              for t in activations]
-    assert it.arena_bytes < sum(sizes), (it.arena_bytes, sum(sizes))
+    # kernels' scratch areas (e.g. the AVX2 FC's int16 row copies) share the arena too
+    scratch = sum(size for _, size in it.plan.scratch.values())
+    assert it.arena_bytes < sum(sizes) + scratch, (it.arena_bytes, sum(sizes), scratch)
     assert it.arena_bytes > max(sizes), (it.arena_bytes, max(sizes))
 
 
