@@ -17,6 +17,9 @@ import pytest
 
 import edgeml
 import model_cache
+from edgeml.errors import ModelFormatError
+from edgeml.ir import Graph, Op, Tensor
+from edgeml.runtime.compile import compile_graph
 import tflite_models_s5bc as M
 from test_kernel_paths import forced_path
 from test_tflite_ops import (N_INPUTS, assert_contains_intended_ops, check_against_reference, float_inputs,
@@ -122,3 +125,43 @@ def test_folded_int8_models_give_the_same_bytes_on_every_isa_path(models, path):
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert lines[0] == path and lines[-1] == "ok", "\n".join(lines[-20:])
+
+
+def pad_conv_graph(stride: int):
+    """float32 x [1, 6, 7, 2] -> PAD (H 1 / 0, W 0 / 2) -> SAME 3x3 CONV_2D with `stride` -> y, built in the IR."""
+    f32 = np.dtype(np.float32)
+    rng = np.random.default_rng(3)
+    tensors = [Tensor(0, "x", (1, 6, 7, 2), f32),
+               Tensor(1, "paddings", (4, 2), np.dtype(np.int32), None,
+                      np.array([[0, 0], [1, 0], [0, 2], [0, 0]], np.int32)),
+               Tensor(2, "padded", (1, 7, 9, 2), f32),
+               Tensor(3, "w", (3, 3, 3, 2), f32, None, rng.standard_normal((3, 3, 3, 2)).astype(np.float32)),
+               Tensor(4, "b", (3,), f32, None, np.zeros(3, np.float32)),
+               Tensor(5, "y", (1, 4, 5, 3), f32)]
+    conv = {"padding": 0, "stride_h": stride, "stride_w": stride, "dilation_h_factor": 1, "dilation_w_factor": 1,
+            "fused_activation_function": 0}
+    ops = [Op(0, "PAD", 1, [0, 1], [2], {}), Op(1, "CONV_2D", 1, [2, 3, 4], [5], conv)]
+    return Graph(tensors, ops, [0], [5])
+
+
+def test_a_conv_with_a_bad_stride_after_a_pad_is_refused():
+    with pytest.raises(ModelFormatError, match="stride"):
+        compile_graph(pad_conv_graph(0), {})
+
+
+def test_a_folded_same_conv_equals_the_padded_one():
+    plan = compile_graph(pad_conv_graph(2), {})
+    assert [s.op.type for s in plan.steps] == ["CONV_2D"]
+    x = np.random.default_rng(4).standard_normal((1, 6, 7, 2)).astype(np.float32)
+    plan.view(0)[...] = x
+    plan.engine.invoke()
+    g = pad_conv_graph(2)
+    w = g.tensors[3].data
+    # SAME on the padded 7 x 9 at stride 2: output 4 x 5, pads 1 / 1 rows, 1 / 1 columns on top of the PAD's
+    padded = np.pad(x, ((0, 0), (1 + 1, 0 + 1), (0 + 1, 2 + 1), (0, 0)))
+    want = np.zeros((1, 4, 5, 3), np.float64)
+    for i in range(4):
+        for j in range(5):
+            window = padded[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3, :].astype(np.float64)
+            want[0, i, j] = np.einsum("hwc,ohwc->o", window, w.astype(np.float64))
+    np.testing.assert_allclose(plan.view(5), want, rtol=1e-5, atol=1e-5)
