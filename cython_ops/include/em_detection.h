@@ -37,9 +37,8 @@ enum { EM_DETECT_I_BOXES, EM_DETECT_I_BOX_STRIDE, EM_DETECT_I_CLASSES_WITH_BACKG
        EM_DETECT_I_MAX_DETECTIONS, EM_DETECT_I_MAX_CLASSES_PER_DETECTION, EM_DETECT_I_DETECTIONS_PER_CLASS,
        EM_DETECT_I_REGULAR, EM_DETECT_I_BOX_QUANTIZED, EM_DETECT_I_BOX_ZP, EM_DETECT_I_SCORE_QUANTIZED,
        EM_DETECT_I_SCORE_ZP, EM_DETECT_I_OFF_DECODED, EM_DETECT_I_OFF_SCORES, EM_DETECT_I_OFF_COLUMN,
-       EM_DETECT_I_OFF_KEPT_SCORES, EM_DETECT_I_OFF_KEPT_INDICES, EM_DETECT_I_OFF_ORDER, EM_DETECT_I_OFF_MERGE,
-       EM_DETECT_I_OFF_SELECTED, EM_DETECT_I_OFF_CLASS_RANKS, EM_DETECT_I_OFF_DETECTIONS, EM_DETECT_I_OFF_ACTIVE,
-       EM_DETECT_I_COUNT };
+       EM_DETECT_I_OFF_HEAP, EM_DETECT_I_OFF_SELECTED, EM_DETECT_I_OFF_CLASS_RANKS, EM_DETECT_I_OFF_DETECTIONS,
+       EM_DETECT_I_OFF_DECODED_FLAGS, EM_DETECT_I_COUNT };
 enum { EM_DETECT_F_BOX_SCALE, EM_DETECT_F_SCORE_SCALE, EM_DETECT_F_Y_SCALE, EM_DETECT_F_X_SCALE, EM_DETECT_F_H_SCALE,
        EM_DETECT_F_W_SCALE, EM_DETECT_F_SCORE_THRESHOLD, EM_DETECT_F_IOU_THRESHOLD, EM_DETECT_F_COUNT };
 
@@ -59,21 +58,6 @@ static float em_det_iou(const float* boxes, int64_t i, int64_t j) {
     const float ymax = em_det_min(a[2], b[2]), xmax = em_det_min(a[3], b[3]);
     const float inter = em_det_max(ymax - ymin, 0.0f) * em_det_max(xmax - xmin, 0.0f);
     return inter / (area_a + area_b - inter);
-}
-
-/* Stable sort of order[0..n) by decreasing values[order[k]] (bottom-up merge sort; tmp holds n entries). */
-static void em_det_stable_sort(const float* values, int32_t* order, int32_t* tmp, int64_t n) {
-    for (int64_t width = 1; width < n; width *= 2) {
-        for (int64_t lo = 0; lo < n; lo += 2 * width) {
-            const int64_t mid = lo + width < n ? lo + width : n;
-            const int64_t hi = lo + 2 * width < n ? lo + 2 * width : n;
-            int64_t l = lo, r = mid, k = lo;
-            while (l < mid && r < hi) tmp[k++] = values[order[r]] > values[order[l]] ? order[r++] : order[l++];
-            while (l < mid) tmp[k++] = order[l++];
-            while (r < hi) tmp[k++] = order[r++];
-        }
-        memcpy(order, tmp, (size_t)n * sizeof(int32_t));
-    }
 }
 
 /* libstdc++'s heap primitives with the comparator "values[a] > values[b]": the hole is sifted down to a leaf
@@ -134,42 +118,92 @@ static int32_t em_det_argmax(const float* values, int64_t n) {
     return at;
 }
 
+/* One anchor's box from its encoding (y, x, h, w against the anchor), as LiteRT's DecodeCenterSizeBoxes. */
+static void em_det_decode(const em_params* p, int64_t b, float* box) {
+    const int64_t* q = p->i;
+    const float* f = p->f;
+    float e[4];
+    if (q[EM_DETECT_I_BOX_QUANTIZED]) {
+        const int8_t* src = (const int8_t*)p->ptr[EM_DETECT_P_BOXES] + b * q[EM_DETECT_I_BOX_STRIDE];
+        const float box_zp = (float)q[EM_DETECT_I_BOX_ZP], box_scale = f[EM_DETECT_F_BOX_SCALE];
+        for (int k = 0; k < 4; k++) e[k] = ((float)src[k] - box_zp) * box_scale;
+    } else {
+        memcpy(e, (const float*)p->ptr[EM_DETECT_P_BOXES] + b * q[EM_DETECT_I_BOX_STRIDE], sizeof(e));
+    }
+    const float* a = (const float*)p->ptr[EM_DETECT_P_ANCHORS] + 4 * b;       /* y, x, h, w */
+    const float yc = (float)((double)e[0] / (double)f[EM_DETECT_F_Y_SCALE] * (double)a[2] + (double)a[0]);
+    const float xc = (float)((double)e[1] / (double)f[EM_DETECT_F_X_SCALE] * (double)a[3] + (double)a[1]);
+    const float half_h = (float)(0.5 * exp((double)e[2] / (double)f[EM_DETECT_F_H_SCALE]) * (double)a[2]);
+    const float half_w = (float)(0.5 * exp((double)e[3] / (double)f[EM_DETECT_F_W_SCALE]) * (double)a[3]);
+    box[0] = yc - half_h;
+    box[1] = xc - half_w;
+    box[2] = yc + half_h;
+    box[3] = xc + half_w;
+}
+
+/* The stable decreasing sort's order as a strict total order on candidates: higher score first, then the lower
+ * anchor index (the kept list is in anchor order, so stability means exactly this; NaN never passes the threshold). */
+static inline int em_det_before(em_detection a, em_detection b) {
+    return a.score > b.score || (a.score == b.score && a.index < b.index);
+}
+
+static void em_det_sift_down(em_detection* heap, int64_t n, int64_t hole) {
+    const em_detection value = heap[hole];
+    for (;;) {
+        int64_t child = 2 * hole + 1;
+        if (child >= n) break;
+        if (child + 1 < n && em_det_before(heap[child + 1], heap[child])) child++;
+        if (!em_det_before(heap[child], value)) break;
+        heap[hole] = heap[child];
+        hole = child;
+    }
+    heap[hole] = value;
+}
+
 typedef struct {
-    const float* boxes;       /* decoded, [N][4] */
-    float* kept_scores;
-    int32_t* kept_indices;
-    int32_t* order;
-    int32_t* merge;
-    uint8_t* active;
+    const em_params* p;
+    float* decoded;           /* [N][4], filled on first use */
+    uint8_t* is_decoded;      /* [N] */
+    em_detection* heap;       /* [N] */
     int64_t n;
     float score_threshold, iou_threshold;
 } em_det_nms;
 
-/* NMS of one score column; writes at most max_out box indices to selected, returns how many. */
+static const float* em_det_box(const em_det_nms* s, int64_t b) {
+    float* box = s->decoded + 4 * b;
+    if (!s->is_decoded[b]) {
+        em_det_decode(s->p, b, box);
+        s->is_decoded[b] = 1;
+    }
+    return box;
+}
+
+/* NMS of one score column, as LiteRT's NonMaxSuppressionSingleClassHelper decides it: scores >= threshold, in
+ * stable decreasing order, each taken unless its IoU with an already selected box exceeds the threshold, until
+ * max_out are taken.  The candidates come lazily off a heap in that order (no full sort) and each is compared with
+ * the selected boxes only (LiteRT suppresses the rest of the list after each selection: the same decisions, with
+ * the IoU's operands in the same order).  Writes at most max_out box indices to selected, returns how many. */
 static int64_t em_det_single_class(const em_det_nms* s, const float* scores, int64_t max_out, int32_t* selected) {
+    em_detection* heap = s->heap;
     int64_t kept = 0;
+    const float threshold = s->score_threshold;
     for (int64_t i = 0; i < s->n; i++)
-        if (scores[i] >= s->score_threshold) {
-            s->kept_scores[kept] = scores[i];
-            s->kept_indices[kept++] = (int32_t)i;
+        if (scores[i] >= threshold) {
+            heap[kept].index = (int32_t)i;
+            heap[kept++].score = scores[i];
         }
-    for (int64_t i = 0; i < kept; i++) s->order[i] = (int32_t)i;
-    em_det_stable_sort(s->kept_scores, s->order, s->merge, kept);
-    const int64_t out_size = kept < max_out ? kept : max_out;
-    if (kept > 0) memset(s->active, 1, (size_t)kept);
-    int64_t active = kept, count = 0;
-    for (int64_t i = 0; i < kept; i++) {
-        if (active == 0 || count >= out_size) break;
-        if (!s->active[i]) continue;
-        const int32_t chosen = s->kept_indices[s->order[i]];
-        selected[count++] = chosen;
-        s->active[i] = 0;
-        active--;
-        for (int64_t j = i + 1; j < kept; j++)
-            if (s->active[j] && em_det_iou(s->boxes, chosen, s->kept_indices[s->order[j]]) > s->iou_threshold) {
-                s->active[j] = 0;
-                active--;
-            }
+    if (kept == 0 || max_out <= 0) return 0;
+    for (int64_t parent = kept / 2 - 1; parent >= 0; parent--) em_det_sift_down(heap, kept, parent);
+    int64_t count = 0;
+    while (kept > 0 && count < max_out) {
+        const int32_t candidate = heap[0].index;
+        heap[0] = heap[--kept];
+        em_det_sift_down(heap, kept, 0);
+        (void)em_det_box(s, candidate);
+        int suppressed = 0;
+        for (int64_t k = 0; k < count && !suppressed; k++)
+            suppressed = em_det_iou(s->decoded, selected[k], candidate) > s->iou_threshold;
+        if (!suppressed) selected[count++] = candidate;
     }
     return count;
 }
@@ -183,16 +217,30 @@ static void em_det_merge(em_detection* dets, em_detection* tmp, int64_t mid, int
     memcpy(dets, tmp, (size_t)end * sizeof(em_detection));
 }
 
+/* The best score of a box's classes as LiteRT's fast NMS takes it (row[rank[0]] of DecreasingPartialArgSort): the
+ * largest value when the row holds no NaN, else the partial sort's own first pick (rank: C int32). */
+static float em_det_row_best(const float* row, int64_t C, int64_t per_box, int32_t* rank) {
+    float best = row[0];
+    int any_nan = row[0] != row[0];
+    for (int64_t c = 1; c < C; c++) {
+        any_nan |= row[c] != row[c];
+        best = row[c] > best ? row[c] : best;
+    }
+    if (!any_nan) return best;
+    if (per_box == 1) rank[0] = em_det_argmax(row, C);
+    else em_det_partial_sort(row, rank, per_box, C);
+    return row[rank[0]];
+}
+
 static void em_detection_postprocess(const em_params* p) {
     const int64_t* q = p->i;
     const float* f = p->f;
-    const int64_t N = q[EM_DETECT_I_BOXES], stride = q[EM_DETECT_I_BOX_STRIDE];
+    const int64_t N = q[EM_DETECT_I_BOXES];
     const int64_t CB = q[EM_DETECT_I_CLASSES_WITH_BACKGROUND], C = q[EM_DETECT_I_NUM_CLASSES];
     const int64_t label_offset = CB - C;
     const int64_t max_det = q[EM_DETECT_I_MAX_DETECTIONS], max_cls = q[EM_DETECT_I_MAX_CLASSES_PER_DETECTION];
     uint8_t* scratch = (uint8_t*)p->ptr[EM_DETECT_P_SCRATCH];
     float* decoded = (float*)(scratch + q[EM_DETECT_I_OFF_DECODED]);
-    const float* anchors = (const float*)p->ptr[EM_DETECT_P_ANCHORS];
     float* out_boxes = (float*)p->ptr[EM_DETECT_P_OUT_BOXES];
     float* out_classes = (float*)p->ptr[EM_DETECT_P_OUT_CLASSES];
     float* out_scores = (float*)p->ptr[EM_DETECT_P_OUT_SCORES];
@@ -200,29 +248,6 @@ static void em_detection_postprocess(const em_params* p) {
     memset(out_boxes, 0, (size_t)out_slots * 4 * sizeof(float));
     memset(out_classes, 0, (size_t)out_slots * sizeof(float));
     memset(out_scores, 0, (size_t)out_slots * sizeof(float));
-
-    const double ys = f[EM_DETECT_F_Y_SCALE], xs = f[EM_DETECT_F_X_SCALE];
-    const double hs = f[EM_DETECT_F_H_SCALE], ws = f[EM_DETECT_F_W_SCALE];
-    const float box_zp = (float)q[EM_DETECT_I_BOX_ZP], box_scale = f[EM_DETECT_F_BOX_SCALE];
-    for (int64_t b = 0; b < N; b++) {
-        float e[4];
-        if (q[EM_DETECT_I_BOX_QUANTIZED]) {
-            const int8_t* src = (const int8_t*)p->ptr[EM_DETECT_P_BOXES] + b * stride;
-            for (int k = 0; k < 4; k++) e[k] = ((float)src[k] - box_zp) * box_scale;
-        } else {
-            memcpy(e, (const float*)p->ptr[EM_DETECT_P_BOXES] + b * stride, sizeof(e));
-        }
-        const float* a = anchors + 4 * b;       /* y, x, h, w */
-        const float yc = (float)((double)e[0] / ys * (double)a[2] + (double)a[0]);
-        const float xc = (float)((double)e[1] / xs * (double)a[3] + (double)a[1]);
-        const float half_h = (float)(0.5 * exp((double)e[2] / hs) * (double)a[2]);
-        const float half_w = (float)(0.5 * exp((double)e[3] / ws) * (double)a[3]);
-        float* box = decoded + 4 * b;
-        box[0] = yc - half_h;
-        box[1] = xc - half_w;
-        box[2] = yc + half_h;
-        box[3] = xc + half_w;
-    }
 
     const float* scores = (const float*)p->ptr[EM_DETECT_P_SCORES];
     if (q[EM_DETECT_I_SCORE_QUANTIZED]) {
@@ -244,11 +269,10 @@ static void em_detection_postprocess(const em_params* p) {
         scores = deq;
     }
 
-    em_det_nms nms = {decoded, (float*)(scratch + q[EM_DETECT_I_OFF_KEPT_SCORES]),
-                      (int32_t*)(scratch + q[EM_DETECT_I_OFF_KEPT_INDICES]),
-                      (int32_t*)(scratch + q[EM_DETECT_I_OFF_ORDER]), (int32_t*)(scratch + q[EM_DETECT_I_OFF_MERGE]),
-                      scratch + q[EM_DETECT_I_OFF_ACTIVE], N, f[EM_DETECT_F_SCORE_THRESHOLD],
-                      f[EM_DETECT_F_IOU_THRESHOLD]};
+    uint8_t* is_decoded = scratch + q[EM_DETECT_I_OFF_DECODED_FLAGS];
+    memset(is_decoded, 0, (size_t)N);
+    em_det_nms nms = {p, decoded, is_decoded, (em_detection*)(scratch + q[EM_DETECT_I_OFF_HEAP]), N,
+                      f[EM_DETECT_F_SCORE_THRESHOLD], f[EM_DETECT_F_IOU_THRESHOLD]};
     float* column = (float*)(scratch + q[EM_DETECT_I_OFF_COLUMN]);
     int32_t* selected = (int32_t*)(scratch + q[EM_DETECT_I_OFF_SELECTED]);
     int64_t found = 0;
@@ -276,23 +300,20 @@ static void em_detection_postprocess(const em_params* p) {
         }
     } else {
         const int64_t per_box = max_cls < C ? max_cls : C;
-        int32_t* ranks = (int32_t*)(scratch + q[EM_DETECT_I_OFF_CLASS_RANKS]);
-        for (int64_t b = 0; b < N; b++) {
-            const float* row = scores + b * CB + label_offset;
-            int32_t* rank = ranks + b * C;
-            if (per_box == 1) rank[0] = em_det_argmax(row, C);
-            else em_det_partial_sort(row, rank, per_box, C);
-            column[b] = row[rank[0]];
-        }
+        int32_t* rank = (int32_t*)(scratch + q[EM_DETECT_I_OFF_CLASS_RANKS]);
+        for (int64_t b = 0; b < N; b++) column[b] = em_det_row_best(scores + b * CB + label_offset, C, per_box, rank);
         found = em_det_single_class(&nms, column, max_det, selected);
+        /* the class ranks of the selected boxes only */
         for (int64_t k = 0; k < found; k++) {
             const int64_t b = selected[k];
             const float* row = scores + b * CB + label_offset;
+            if (per_box == 1) rank[0] = em_det_argmax(row, C);
+            else em_det_partial_sort(row, rank, per_box, C);
             for (int64_t c = 0; c < per_box; c++) {
                 const int64_t slot = max_cls * k + c;
                 memcpy(out_boxes + 4 * slot, decoded + 4 * b, 4 * sizeof(float));
-                out_classes[slot] = (float)ranks[b * C + c];
-                out_scores[slot] = row[ranks[b * C + c]];
+                out_classes[slot] = (float)rank[c];
+                out_scores[slot] = row[rank[c]];
             }
         }
     }
