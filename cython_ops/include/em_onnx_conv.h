@@ -101,6 +101,30 @@ __attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_fma(const 
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
+/* one tap of the tile from xc (the input at the tile's first pixel) and wc (its weights), then the block fold */
+#define EM_MLAS_AVX2_TAP \
+    __m256 wv[4]; \
+_Pragma("GCC unroll 4") \
+    for (int j = 0; j < NC; j++) wv[j] = _mm256_loadu_ps(wc + 8 * j); \
+    const float* xp = xc; \
+_Pragma("GCC unroll 12") \
+    for (int q = 0; q < NP; q++) { \
+        const __m256 xv = _mm256_broadcast_ss(xp); \
+        xp += step; \
+        __asm__("" : "+r"(xp)); \
+_Pragma("GCC unroll 4") \
+        for (int j = 0; j < NC; j++) acc[q * NC + j] = _mm256_fmadd_ps(xv, wv[j], acc[q * NC + j]); \
+    } \
+    if (k + 1 == flush && flush < K) {              /* end of a K block that is not the last: fold it */ \
+_Pragma("GCC unroll 12") \
+        for (int t = 0; t < NP * NC; t++) { \
+            _mm256_storeu_ps(total + 8 * t, first ? acc[t] : _mm256_add_ps(_mm256_loadu_ps(total + 8 * t), acc[t])); \
+            acc[t] = _mm256_setzero_ps(); \
+        } \
+        first = 0; \
+        flush = flush + SK < K ? flush + SK : K; \
+    }
+
 /* AVX2: NP pixels x NC * 8 channels (NP * NC <= 12 of the 16 registers), the partial sums of the current K block
  * in registers, the sums of the finished blocks in memory (once per block of SK >= 128 taps); each lane is one
  * output channel summed tap by tap with FMA and folded block by block, the order of the scalar loops. */
@@ -122,6 +146,26 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void em_conv_ml
     int64_t k = 0, flush = SK < K ? SK : K;
     int first = 1;
     const int64_t ix_first = ox0 * SW - PL, step = SW * IC;
+    const int64_t iy_first = oy * SH - PT;
+    if (iy_first >= 0 && iy_first + (KH - 1) * DH < IH && ix_first >= 0 &&
+            ix_first + (KW - 1) * DW + (NP - 1) * SW < IW) {
+        /* the window inside the image for every pixel of the tile: no tap checks, pointers walked tap by tap */
+        const float* wc = w + o0;
+        const float* xchan = x + ((b * IH + iy_first) * IW + ix_first) * IC;
+        if (KH == 1 && KW == 1) {                         /* 1x1: the taps are the input channels */
+            for (; k < K; k++, xchan++, wc += OCP) {
+                const float* xc = xchan;
+                EM_MLAS_AVX2_TAP
+            }
+        } else {
+            for (int64_t c = 0; c < IC; c++, xchan++)
+            for (int64_t ky = 0; ky < KH; ky++)
+            for (int64_t kx = 0; kx < KW; kx++, k++, wc += OCP) {
+                const float* xc = xchan + (ky * DH * IW + kx * DW) * IC;
+                EM_MLAS_AVX2_TAP
+            }
+        }
+    } else
     for (int64_t c = 0; c < IC; c++)
     for (int64_t ky = 0; ky < KH; ky++) {
         const int64_t iy = oy * SH - PT + ky * DH;
@@ -277,6 +321,30 @@ __attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_avx2(const
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
+/* one tap of the tile from xc (the input at the tile's first pixel) and wc (its weights), then the block fold */
+#define EM_MLAS_AVX512_TAP \
+    __m512 wv[4]; \
+_Pragma("GCC unroll 4") \
+    for (int j = 0; j < NC; j++) wv[j] = _mm512_loadu_ps(wc + 16 * j); \
+    const float* xp = xc; \
+_Pragma("GCC unroll 24") \
+    for (int q = 0; q < NP; q++) { \
+        const __m512 xv = _mm512_set1_ps(*xp); \
+        xp += step; \
+        __asm__("" : "+r"(xp)); \
+_Pragma("GCC unroll 4") \
+        for (int j = 0; j < NC; j++) acc[q * NC + j] = _mm512_fmadd_ps(xv, wv[j], acc[q * NC + j]); \
+    } \
+    if (k + 1 == flush && flush < K) {              /* end of a K block that is not the last: fold it */ \
+_Pragma("GCC unroll 24") \
+        for (int t = 0; t < NP * NC; t++) { \
+            _mm512_storeu_ps(total + 16 * t, first ? acc[t] : _mm512_add_ps(_mm512_loadu_ps(total + 16 * t), acc[t])); \
+            acc[t] = _mm512_setzero_ps(); \
+        } \
+        first = 0; \
+        flush = flush + SK < K ? flush + SK : K; \
+    }
+
 /* AVX-512: NP pixels x NC * 16 channels (NP * NC <= 24), the partial sums of the current K block in registers,
  * the sums of the finished blocks in memory (folded once per block of SK >= 128 taps when K > SK, never when
  * one block holds every tap); each lane is one output channel summed tap by tap with FMA and folded block by
@@ -300,6 +368,26 @@ __attribute__((target("avx512f"), always_inline)) static inline void em_conv_mla
     int64_t k = 0, flush = SK < K ? SK : K;
     int first = 1;
     const int64_t ix_first = ox0 * SW - PL, step = SW * IC;
+    const int64_t iy_first = oy * SH - PT;
+    if (iy_first >= 0 && iy_first + (KH - 1) * DH < IH && ix_first >= 0 &&
+            ix_first + (KW - 1) * DW + (NP - 1) * SW < IW) {
+        /* the window inside the image for every pixel of the tile: no tap checks, pointers walked tap by tap */
+        const float* wc = w + o0;
+        const float* xchan = x + ((b * IH + iy_first) * IW + ix_first) * IC;
+        if (KH == 1 && KW == 1) {                         /* 1x1: the taps are the input channels */
+            for (; k < K; k++, xchan++, wc += OCP) {
+                const float* xc = xchan;
+                EM_MLAS_AVX512_TAP
+            }
+        } else {
+            for (int64_t c = 0; c < IC; c++, xchan++)
+            for (int64_t ky = 0; ky < KH; ky++)
+            for (int64_t kx = 0; kx < KW; kx++, k++, wc += OCP) {
+                const float* xc = xchan + (ky * DH * IW + kx * DW) * IC;
+                EM_MLAS_AVX512_TAP
+            }
+        }
+    } else
     for (int64_t c = 0; c < IC; c++)
     for (int64_t ky = 0; ky < KH; ky++) {
         const int64_t iy = oy * SH - PT + ky * DH;
