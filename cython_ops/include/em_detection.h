@@ -10,9 +10,10 @@
  *   non-negative sizes, which the load checks).
  * - NMS of one score column: LiteRT keeps the scores >= threshold, sorts them stably by decreasing score, then
  *   takes boxes in that order, each suppressing the later ones whose IoU with it exceeds the IoU threshold.  Here
- *   the same order comes lazily off a heap (score, then anchor index: what stability means on a list in anchor
- *   order) and each candidate is compared with the boxes already selected: the same selections, with no full sort
- *   and no pass over the boxes that are never reached (SSD heads: 10^4 candidates, 10 to 100 detections).
+ *   the same order comes lazily (score, then anchor index: what stability means on a list in anchor order; the
+ *   best few hundred picked by quickselect, then taken off a heap, more when suppression uses them up) and each
+ *   candidate is compared with the boxes already selected: the same selections, with no full sort and no pass
+ *   over the boxes that are never reached (SSD heads: 10^4 candidates, 10 to 100 detections).
  * - Fast NMS: each box's classes ranked by DecreasingPartialArgSort (the first maximum for one class, otherwise
  *   std::partial_sort, whose tie order libstdc++'s heap selection defines: reproduced step by step below); NMS on
  *   each box's best score; the ranks computed for the selected boxes only.  Regular NMS: NMS per class (at most
@@ -26,7 +27,7 @@
  * i:   N, box_stride, classes_with_background, num_classes, max_detections, max_classes_per_detection,
  *      detections_per_class, regular, box_quantized, box_zp, score_quantized, score_zp, and the byte offsets in
  *      scratch of: decoded boxes (N x 4 float), dequantized scores (N x classes_with_background float), a score
- *      column (N float), the candidate heap (N (int32, float) pairs), selected (N int32), class ranks of one box
+ *      column (N float), the candidate heap (N uint64 keys), selected (N int32), class ranks of one box
  *      (num_classes int32), merged detections (2 x max_detections + 1 (int32, float) pairs and as many again),
  *      decoded flags (N bytes)
  * f:   box_scale, score_scale, y_scale, x_scale, h_scale, w_scale, score_threshold, iou_threshold */
@@ -147,30 +148,66 @@ static void em_det_decode(const em_params* p, int64_t b, float* box) {
     box[3] = xc + half_w;
 }
 
-/* The stable decreasing sort's order as a strict total order on candidates: higher score first, then the lower
- * anchor index (the kept list is in anchor order, so stability means exactly this; NaN never passes the threshold). */
-static inline int em_det_before(em_detection a, em_detection b) {
-    return a.score > b.score || (a.score == b.score && a.index < b.index);
+/* A candidate as one integer key whose decreasing order is the stable decreasing sort's order: the score's bits
+ * mapped to an increasing unsigned code in the high half (-0 taken as +0: they compare equal; NaN never passes the
+ * threshold), the complement of the anchor index in the low half (the lower index first among equal scores: the
+ * kept list is in anchor order, so stability means exactly this). */
+static inline uint64_t em_det_key(float score, int64_t index) {
+    union { float f; uint32_t u; } bits = {score == 0.0f ? 0.0f : score};
+    const uint32_t code = bits.u & 0x80000000u ? ~bits.u : bits.u | 0x80000000u;
+    return (uint64_t)code << 32 | (uint32_t)~(uint32_t)index;
 }
 
-static void em_det_sift_down(em_detection* heap, int64_t n, int64_t hole) {
-    const em_detection value = heap[hole];
+static inline int32_t em_det_key_index(uint64_t key) { return (int32_t)~(uint32_t)key; }
+
+/* max-heap of keys */
+static void em_det_sift_down(uint64_t* heap, int64_t n, int64_t hole) {
+    const uint64_t value = heap[hole];
     for (;;) {
         int64_t child = 2 * hole + 1;
         if (child >= n) break;
-        if (child + 1 < n && em_det_before(heap[child + 1], heap[child])) child++;
-        if (!em_det_before(heap[child], value)) break;
+        child += child + 1 < n && heap[child + 1] > heap[child];
+        if (heap[child] <= value) break;
         heap[hole] = heap[child];
         hole = child;
     }
     heap[hole] = value;
 }
 
+/* Moves the m largest of the distinct keys a[0..n) to a[0..m), in any order (quickselect, Hoare partitions
+ * around a median of three). */
+static void em_det_select_top(uint64_t* a, int64_t n, int64_t m) {
+    int64_t lo = 0, hi = n;
+    while (hi - lo > 16) {
+        uint64_t p0 = a[lo], p1 = a[lo + (hi - lo) / 2], p2 = a[hi - 1], t;
+        if (p0 > p1) { t = p0; p0 = p1; p1 = t; }
+        if (p1 > p2) { p1 = p2; }
+        const uint64_t pivot = p0 > p1 ? p0 : p1;        /* the median: neither the largest nor the smallest */
+        int64_t i = lo - 1, j = hi;
+        for (;;) {
+            do i++; while (a[i] > pivot);
+            do j--; while (a[j] < pivot);
+            if (i >= j) break;
+            t = a[i]; a[i] = a[j]; a[j] = t;
+        }
+        /* a[lo..j] >= pivot >= a[j+1..hi) */
+        if (m < j + 1) hi = j + 1;
+        else if (m > j + 1) lo = j + 1;
+        else return;
+    }
+    for (int64_t i = lo + 1; i < hi; i++) {                /* a short range: sorted, largest first */
+        const uint64_t v = a[i];
+        int64_t j = i;
+        for (; j > lo && a[j - 1] < v; j--) a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
+
 typedef struct {
     const em_params* p;
     float* decoded;           /* [N][4], filled on first use */
     uint8_t* is_decoded;      /* [N] */
-    em_detection* heap;       /* [N] */
+    uint64_t* heap;           /* [N] candidate keys */
     int64_t n;
     float score_threshold, iou_threshold;
 } em_det_nms;
@@ -190,26 +227,32 @@ static const float* em_det_box(const em_det_nms* s, int64_t b) {
  * the selected boxes only (LiteRT suppresses the rest of the list after each selection: the same decisions, with
  * the IoU's operands in the same order).  Writes at most max_out box indices to selected, returns how many. */
 static int64_t em_det_single_class(const em_det_nms* s, const float* scores, int64_t max_out, int32_t* selected) {
-    em_detection* heap = s->heap;
+    uint64_t* heap = s->heap;
     int64_t kept = 0;
     const float threshold = s->score_threshold;
     for (int64_t i = 0; i < s->n; i++)
-        if (scores[i] >= threshold) {
-            heap[kept].index = (int32_t)i;
-            heap[kept++].score = scores[i];
-        }
+        if (scores[i] >= threshold) heap[kept++] = em_det_key(scores[i], i);
     if (kept == 0 || max_out <= 0) return 0;
-    for (int64_t parent = kept / 2 - 1; parent >= 0; parent--) em_det_sift_down(heap, kept, parent);
-    int64_t count = 0;
-    while (kept > 0 && count < max_out) {
-        const int32_t candidate = heap[0].index;
-        heap[0] = heap[--kept];
-        em_det_sift_down(heap, kept, 0);
-        (void)em_det_box(s, candidate);
-        int suppressed = 0;
-        for (int64_t k = 0; k < count && !suppressed; k++)
-            suppressed = em_det_iou(s->decoded, selected[k], candidate) > s->iou_threshold;
-        if (!suppressed) selected[count++] = candidate;
+    /* the candidates in rounds: the best `take` of those left selected, then taken in order off a heap; a round
+     * twice as large whenever suppression used up the last one */
+    int64_t count = 0, start = 0, take = 4 * max_out + 60;
+    while (count < max_out && start < kept) {
+        uint64_t* round = heap + start;
+        int64_t left = take < kept - start ? take : kept - start;
+        if (left < kept - start) em_det_select_top(round, kept - start, left);
+        start += left;
+        take *= 2;
+        for (int64_t parent = left / 2 - 1; parent >= 0; parent--) em_det_sift_down(round, left, parent);
+        while (left > 0 && count < max_out) {
+            const int32_t candidate = em_det_key_index(round[0]);
+            round[0] = round[--left];
+            em_det_sift_down(round, left, 0);
+            (void)em_det_box(s, candidate);
+            int suppressed = 0;
+            for (int64_t k = 0; k < count && !suppressed; k++)
+                suppressed = em_det_iou(s->decoded, selected[k], candidate) > s->iou_threshold;
+            if (!suppressed) selected[count++] = candidate;
+        }
     }
     return count;
 }
@@ -277,7 +320,7 @@ static void em_detection_postprocess(const em_params* p) {
 
     uint8_t* is_decoded = scratch + q[EM_DETECT_I_OFF_DECODED_FLAGS];
     memset(is_decoded, 0, (size_t)N);
-    em_det_nms nms = {p, decoded, is_decoded, (em_detection*)(scratch + q[EM_DETECT_I_OFF_HEAP]), N,
+    em_det_nms nms = {p, decoded, is_decoded, (uint64_t*)(scratch + q[EM_DETECT_I_OFF_HEAP]), N,
                       f[EM_DETECT_F_SCORE_THRESHOLD], f[EM_DETECT_F_IOU_THRESHOLD]};
     float* column = (float*)(scratch + q[EM_DETECT_I_OFF_COLUMN]);
     int32_t* selected = (int32_t*)(scratch + q[EM_DETECT_I_OFF_SELECTED]);
