@@ -266,19 +266,30 @@ static void em_det_merge(em_detection* dets, em_detection* tmp, int64_t mid, int
     memcpy(dets, tmp, (size_t)end * sizeof(em_detection));
 }
 
-/* The best score of a box's classes as LiteRT's fast NMS takes it (row[rank[0]] of DecreasingPartialArgSort): the
- * largest value when the row holds no NaN, else the partial sort's own first pick (rank: C int32). */
-static float em_det_row_best(const float* row, int64_t C, int64_t per_box, int32_t* rank) {
-    float best = row[0];
-    int any_nan = row[0] != row[0];
-    for (int64_t c = 1; c < C; c++) {
-        any_nan |= row[c] != row[c];
-        best = row[c] > best ? row[c] : best;
+/* Each box's best class score as LiteRT's fast NMS takes it (row[rank[0]] of DecreasingPartialArgSort): the
+ * largest value of a row without NaN, else the ranking's own first pick (rank: C int32).  Quantized scores hold
+ * no NaN; float ones are looked at once for any. */
+static void em_det_best_scores(const float* scores, int64_t N, int64_t CB, int64_t label_offset, int64_t C,
+                               int64_t per_box, int may_hold_nan, int32_t* rank, float* column) {
+    for (int64_t b = 0; b < N; b++) {
+        const float* row = scores + b * CB + label_offset;
+        float best = row[0];
+        for (int64_t c = 1; c < C; c++) best = row[c] > best ? row[c] : best;
+        column[b] = best;
     }
-    if (!any_nan) return best;
-    if (per_box == 1) rank[0] = em_det_argmax(row, C);
-    else em_det_partial_sort(row, rank, per_box, C);
-    return row[rank[0]];
+    if (!may_hold_nan) return;
+    int any_nan = 0;
+    for (int64_t k = 0; k < N * CB; k++) any_nan |= scores[k] != scores[k];
+    if (!any_nan) return;
+    for (int64_t b = 0; b < N; b++) {
+        const float* row = scores + b * CB + label_offset;
+        int row_nan = 0;
+        for (int64_t c = 0; c < C; c++) row_nan |= row[c] != row[c];
+        if (!row_nan) continue;
+        if (per_box == 1) rank[0] = em_det_argmax(row, C);
+        else em_det_partial_sort(row, rank, per_box, C);
+        column[b] = row[rank[0]];
+    }
 }
 
 static void em_detection_postprocess(const em_params* p) {
@@ -350,7 +361,7 @@ static void em_detection_postprocess(const em_params* p) {
     } else {
         const int64_t per_box = max_cls < C ? max_cls : C;
         int32_t* rank = (int32_t*)(scratch + q[EM_DETECT_I_OFF_CLASS_RANKS]);
-        for (int64_t b = 0; b < N; b++) column[b] = em_det_row_best(scores + b * CB + label_offset, C, per_box, rank);
+        em_det_best_scores(scores, N, CB, label_offset, C, per_box, !q[EM_DETECT_I_SCORE_QUANTIZED], rank, column);
         found = em_det_single_class(&nms, column, max_det, selected);
         /* the class ranks of the selected boxes only */
         for (int64_t k = 0; k < found; k++) {
