@@ -29,7 +29,8 @@
  *      scratch of: decoded boxes (N x 4 float), dequantized scores (N x classes_with_background float), a score
  *      column (N float), the candidate heap (N uint64 keys), selected (N int32), class ranks of one box
  *      (num_classes int32), merged detections (2 x max_detections + 1 (int32, float) pairs and as many again),
- *      decoded flags (N bytes)
+ *      decoded flags (N bytes), the selected boxes by coordinate (5 x capacity float); then that capacity
+ *      (min(N, max_detections): no NMS selects more)
  * f:   box_scale, score_scale, y_scale, x_scale, h_scale, w_scale, score_threshold, iou_threshold */
 #ifndef EM_DETECTION_H
 #define EM_DETECTION_H
@@ -45,7 +46,8 @@ enum { EM_DETECT_I_BOXES, EM_DETECT_I_BOX_STRIDE, EM_DETECT_I_CLASSES_WITH_BACKG
        EM_DETECT_I_REGULAR, EM_DETECT_I_BOX_QUANTIZED, EM_DETECT_I_BOX_ZP, EM_DETECT_I_SCORE_QUANTIZED,
        EM_DETECT_I_SCORE_ZP, EM_DETECT_I_OFF_DECODED, EM_DETECT_I_OFF_SCORES, EM_DETECT_I_OFF_COLUMN,
        EM_DETECT_I_OFF_HEAP, EM_DETECT_I_OFF_SELECTED, EM_DETECT_I_OFF_CLASS_RANKS, EM_DETECT_I_OFF_DETECTIONS,
-       EM_DETECT_I_OFF_DECODED_FLAGS, EM_DETECT_I_COUNT };
+       EM_DETECT_I_OFF_DECODED_FLAGS, EM_DETECT_I_OFF_SELECTED_BOXES, EM_DETECT_I_SELECTED_CAPACITY,
+       EM_DETECT_I_COUNT };
 enum { EM_DETECT_F_BOX_SCALE, EM_DETECT_F_SCORE_SCALE, EM_DETECT_F_Y_SCALE, EM_DETECT_F_X_SCALE, EM_DETECT_F_H_SCALE,
        EM_DETECT_F_W_SCALE, EM_DETECT_F_SCORE_THRESHOLD, EM_DETECT_F_IOU_THRESHOLD, EM_DETECT_F_COUNT };
 
@@ -54,18 +56,6 @@ typedef struct { int32_t index; float score; } em_detection;
 /* std::max<float>(a, b) and std::min<float>(a, b), NaN and signed-zero behaviour included */
 static inline float em_det_max(float a, float b) { return a < b ? b : a; }
 static inline float em_det_min(float a, float b) { return b < a ? b : a; }
-
-static float em_det_iou(const float* boxes, int64_t i, int64_t j) {
-    const float* a = boxes + 4 * i;
-    const float* b = boxes + 4 * j;
-    const float area_a = (a[2] - a[0]) * (a[3] - a[1]);
-    const float area_b = (b[2] - b[0]) * (b[3] - b[1]);
-    if (area_a <= 0 || area_b <= 0) return 0.0f;
-    const float ymin = em_det_max(a[0], b[0]), xmin = em_det_max(a[1], b[1]);
-    const float ymax = em_det_min(a[2], b[2]), xmax = em_det_min(a[3], b[3]);
-    const float inter = em_det_max(ymax - ymin, 0.0f) * em_det_max(xmax - xmin, 0.0f);
-    return inter / (area_a + area_b - inter);
-}
 
 /* libstdc++'s heap primitives with the comparator "values[a] > values[b]": the hole is sifted down to a leaf
  * along the preferred child, then the value is pushed up from there (__adjust_heap + __push_heap). */
@@ -208,6 +198,8 @@ typedef struct {
     float* decoded;           /* [N][4], filled on first use */
     uint8_t* is_decoded;      /* [N] */
     uint64_t* heap;           /* [N] candidate keys */
+    float* selected_boxes;    /* ymin, xmin, ymax, xmax, area of the selected boxes: 5 rows of `capacity` */
+    int64_t capacity;
     int64_t n;
     float score_threshold, iou_threshold;
 } em_det_nms;
@@ -219,6 +211,30 @@ static const float* em_det_box(const em_det_nms* s, int64_t b) {
         s->is_decoded[b] = 1;
     }
     return box;
+}
+
+/* Whether box's IoU with one of the first `count` selected boxes exceeds the threshold, each IoU as LiteRT's
+ * ComputeIntersectionOverUnion(selected, box) computes it (0 when an area is <= 0, else intersection / (area_sel +
+ * area_box - intersection)), over the selected boxes held by coordinate: a loop without exits, vectorized. */
+static int em_det_overlaps(const em_det_nms* s, int64_t count, const float* box) {
+    const int64_t cap = s->capacity;
+    const float* ymin_s = s->selected_boxes;
+    const float* xmin_s = ymin_s + cap;
+    const float* ymax_s = xmin_s + cap;
+    const float* xmax_s = ymax_s + cap;
+    const float* area_s = xmax_s + cap;
+    const float area_b = (box[2] - box[0]) * (box[3] - box[1]);
+    const float threshold = s->iou_threshold;
+    if (area_b <= 0) return 0;
+    int overlaps = 0;
+    for (int64_t k = 0; k < count; k++) {
+        const float ymin = em_det_max(ymin_s[k], box[0]), xmin = em_det_max(xmin_s[k], box[1]);
+        const float ymax = em_det_min(ymax_s[k], box[2]), xmax = em_det_min(xmax_s[k], box[3]);
+        const float inter = em_det_max(ymax - ymin, 0.0f) * em_det_max(xmax - xmin, 0.0f);
+        const float iou = inter / (area_s[k] + area_b - inter);
+        overlaps |= !(area_s[k] <= 0) & (iou > threshold);
+    }
+    return overlaps;
 }
 
 /* NMS of one score column, as LiteRT's NonMaxSuppressionSingleClassHelper decides it: scores >= threshold, in
@@ -247,11 +263,16 @@ static int64_t em_det_single_class(const em_det_nms* s, const float* scores, int
             const int32_t candidate = em_det_key_index(round[0]);
             round[0] = round[--left];
             em_det_sift_down(round, left, 0);
-            (void)em_det_box(s, candidate);
-            int suppressed = 0;
-            for (int64_t k = 0; k < count && !suppressed; k++)
-                suppressed = em_det_iou(s->decoded, selected[k], candidate) > s->iou_threshold;
-            if (!suppressed) selected[count++] = candidate;
+            const float* box = em_det_box(s, candidate);
+            if (!em_det_overlaps(s, count, box)) {
+                float* sel = s->selected_boxes + count;
+                sel[0] = box[0];
+                sel[s->capacity] = box[1];
+                sel[2 * s->capacity] = box[2];
+                sel[3 * s->capacity] = box[3];
+                sel[4 * s->capacity] = (box[2] - box[0]) * (box[3] - box[1]);
+                selected[count++] = candidate;
+            }
         }
     }
     return count;
@@ -331,7 +352,8 @@ static void em_detection_postprocess(const em_params* p) {
 
     uint8_t* is_decoded = scratch + q[EM_DETECT_I_OFF_DECODED_FLAGS];
     memset(is_decoded, 0, (size_t)N);
-    em_det_nms nms = {p, decoded, is_decoded, (uint64_t*)(scratch + q[EM_DETECT_I_OFF_HEAP]), N,
+    em_det_nms nms = {p, decoded, is_decoded, (uint64_t*)(scratch + q[EM_DETECT_I_OFF_HEAP]),
+                      (float*)(scratch + q[EM_DETECT_I_OFF_SELECTED_BOXES]), q[EM_DETECT_I_SELECTED_CAPACITY], N,
                       f[EM_DETECT_F_SCORE_THRESHOLD], f[EM_DETECT_F_IOU_THRESHOLD]};
     float* column = (float*)(scratch + q[EM_DETECT_I_OFF_COLUMN]);
     int32_t* selected = (int32_t*)(scratch + q[EM_DETECT_I_OFF_SELECTED]);
