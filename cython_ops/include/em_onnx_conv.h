@@ -313,9 +313,9 @@ __attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_avx2(const
     const int64_t N = d[EM_MLAS_CONV_I_N], OH = d[EM_MLAS_CONV_I_OH], OC = d[EM_MLAS_CONV_I_OC];
     for (int64_t b = 0; b < N; b++)
     for (int64_t oy = 0; oy < OH; oy++)
-        for (int64_t o0 = 0; o0 < OC; o0 += 16) {        /* two registers of 8 (the second partly or wholly padding) */
+        for (int64_t o0 = 0; o0 < OC; o0 += 32) {        /* up to four registers of 8 (the last partly padding) */
             const int64_t left = OC - o0;
-            em_conv_mlas_avx2_row(x, w, bias, y, b, oy, o0, d, left > 8 ? 2 : 1);
+            em_conv_mlas_avx2_row(x, w, bias, y, b, oy, o0, d, left > 24 ? 4 : (int)((left + 7) / 8));
         }
 }
 #endif
