@@ -1,6 +1,8 @@
 """The QDQ convolution onnxruntime runs in float (ONNX_CONV_MLAS, em_onnx_conv.h) on every ISA path this CPU has
-(EDGEML_ISA forces each; one subprocess per path), against onnxruntime bit for bit: the AVX-512 blocks (12 or 8
-or 4 pixels x 16 channels, 6 or 3 pixels x 32 channels, one-pixel tails) must keep MLAS's per-lane order.  Shapes:
+(EDGEML_ISA forces each; one subprocess per path), against onnxruntime bit for bit: the AVX-512 and AVX2 tiles (one
+to four registers of channels x as many pixels as the accumulators allow, rows split into tiles of even widths,
+windows inside the image walked without checks, 1x1 windows over the input channels alone) must keep MLAS's
+per-lane order.  Shapes:
 1 and odd input channels, output channels 7, 8, 16, 17, 33, 48, 50, 64, 100 (one to four 16-lane registers, one
 8-lane register, padded lanes), widths that leave every tile width, stride 2, dilation 2, 5x5 and 1x1 windows,
 padding on every side, K in one block and in blocks of 128 and 256."""
