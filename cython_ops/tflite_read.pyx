@@ -422,9 +422,10 @@ cdef class ModelFile:
             elements, zero, negative = 1, False, False
             for j in range(rank):
                 dims[j] = <int32_t>u32(f.p + shape_start + 4 * j)
-                negative |= dims[j] < 0
                 zero |= dims[j] == 0
-                if elements <= MAX_TENSOR_BYTES:        # (saturates: a larger count is refused below)
+                if dims[j] < 0:
+                    negative = True
+                elif elements <= MAX_TENSOR_BYTES:      # (saturates below 2^62: a larger count is refused below)
                     elements *= dims[j]
             if negative:
                 raise FormatError(f"tensor {i} '{name}': negative dimension in shape {[dims[j] for j in range(rank)]}")

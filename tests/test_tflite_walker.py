@@ -14,9 +14,11 @@ import pytest
 import tflite as fb
 
 import converters.tflite as tflite_reader
+import edgeml
 from converters.tflite import OPERATOR_NAMES, OPTIONS_NAMES, TENSOR_TYPES, from_tflite
 from cython_ops.tflite_read import FormatError, ModelFile
 from edgeml.errors import ModelFormatError
+from test_hostile_models import BIAS, base_spec, build_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MODELS = REPO.parent / "shared" / "models"
@@ -192,3 +194,57 @@ def test_walker_errors_say_what_is_wrong():
         ModelFile(b"\x08\0\0\0TFL3" + bytes(16), 0)
     with pytest.raises(ModelFormatError, match="file is 3 bytes"):
         from_tflite(b"abc")
+
+
+def with_trailing_buffer(index: int, payload: bytes, misalign: int) -> bytes:
+    """The base model with buffer `index` in the large-model layout: Buffer.offset / size naming `payload`,
+    appended after the flatbuffer at a 16-byte boundary + misalign."""
+    def build(offset: int) -> bytes:
+        spec = base_spec()
+        spec["buffers"][index] = b""
+        original, seen = fb.BufferEnd, [0]
+
+        def buffer_end(b):
+            if seen[0] == index:
+                fb.BufferAddOffset(b, offset)
+                fb.BufferAddSize(b, len(payload))
+            seen[0] += 1
+            return original(b)
+        fb.BufferEnd = buffer_end
+        try:
+            return build_model(spec)
+        finally:
+            fb.BufferEnd = original
+    size = len(build(1 << 20))
+    start = (size + 15) // 16 * 16 + misalign
+    data = build(start)
+    assert len(data) == size
+    return data + bytes(start - size) + payload
+
+
+@pytest.mark.parametrize("misalign", [0, 1, 2])
+def test_buffer_after_the_flatbuffer(misalign):
+    """Large-model layout: the bias read from after the flatbuffer, a view when aligned, else an aligned copy
+    (read-only both), and the model runs as the inline one."""
+    data = with_trailing_buffer(2, BIAS.tobytes(), misalign)
+    bias = from_tflite(data).tensors[2].data
+    np.testing.assert_array_equal(bias, BIAS)
+    assert not bias.flags.writeable and bias.flags.aligned
+    assert (bias.base is data) == (misalign == 0)
+    x = np.array([[3, -7, 100, -128]], np.int8)
+    np.testing.assert_array_equal(edgeml.Interpreter(data).run(x), edgeml.Interpreter(build_model(base_spec())).run(x))
+
+
+@pytest.mark.parametrize("shape", [[2 ** 31 - 1, -5, 2 ** 31 - 1, 2 ** 31 - 1], [-1] * 8, [2 ** 31 - 1] * 6 + [-2]])
+def test_negative_dimension_among_huge_ones(shape):
+    spec = base_spec()
+    spec["tensors"][0]["shape"] = shape
+    with pytest.raises(ModelFormatError, match=r"tensor 0 'input': negative dimension"):
+        from_tflite(build_model(spec))
+
+
+def test_huge_shape_without_negative_dimension():
+    spec = base_spec()
+    spec["tensors"][3]["shape"] = [2 ** 31 - 1] * 8
+    with pytest.raises(ModelFormatError, match=r"tensor 3 'output': shape .* is larger than 2147483648 bytes"):
+        from_tflite(build_model(spec))
