@@ -43,8 +43,5 @@ extensions = [
     )
     for name in FAMILIES
 ]
-for ext in extensions:      # the .tflite walker builds numpy arrays through numpy's C API
-    if ext.name == "cython_ops.tflite_read":
-        ext.include_dirs.append(__import__("numpy").get_include())
 
 setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}, include_path=["."]))

@@ -4,10 +4,9 @@ operator, checks each position against the file before reading it, and builds th
 that would leave the file raises FormatError naming the table, tensor or op (the reader turns it into
 ModelFormatError).  Not kernels: no KERNELS table.  Offsets follow the TFLite schema (vtable slot 4 + 2k = field k).
 """
-cimport numpy as cnp
+from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.object cimport PyTypeObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
@@ -19,15 +18,8 @@ import sys
 
 import numpy as np
 
-cnp.import_array()
 LITTLE_ENDIAN = sys.byteorder == "little"     # else the views of the file get little-endian dtypes
-
-
-cdef extern from "numpy/arrayobject.h":
-    PyTypeObject PyArray_Type
-    # steals the reference to descr; data NULL: numpy allocates
-    object PyArray_NewFromDescr(PyTypeObject* subtype, void* descr, int nd, cnp.npy_intp* dims,
-                                cnp.npy_intp* strides, void* data, int flags, void* obj)
+NDARRAY, EMPTY, ZEROS, FLOAT64, INT64 = np.ndarray, np.empty, np.zeros, np.dtype(np.float64), np.dtype(np.int64)
 
 
 cdef extern from "math.h" nogil:
@@ -399,7 +391,7 @@ cdef class ModelFile:
         cdef int64_t ttype, elements
         cdef int r
         cdef bint bad = False, zero, negative, sparse, variable
-        cdef cnp.npy_intp dims[MAX_RANK]
+        cdef int64_t dims[MAX_RANK]
         cdef object v
         cdef list out = PyList_New(n_tensors)
         for i in range(n_tensors):      # (slots not yet set hold None, so that an error frees the list cleanly)
@@ -449,7 +441,7 @@ cdef class ModelFile:
             dtype = dtypes[ttype] if 0 <= ttype < len(dtypes) else None
             if dtype is None:
                 raise FormatError(f"tensor {i} '{name}': tensor type {type_names.get(ttype, ttype)} is not supported")
-            itemsize = (<cnp.dtype>dtype).itemsize
+            itemsize = dtype.itemsize
             if elements > MAX_TENSOR_BYTES // itemsize:
                 raise FormatError(f"tensor {i} '{name}': shape {list(shape)} is larger than {MAX_TENSOR_BYTES} "
                                   f"bytes")
@@ -474,24 +466,18 @@ cdef class ModelFile:
                 if self.buffer_size[b_index] != elements * itemsize:
                     raise FormatError(f"tensor {i} '{name}': buffer {b_index} holds {self.buffer_size[b_index]} "
                                       f"bytes, shape {list(shape)} of {dtype} needs {elements * itemsize}")
-                data = self.view(raw_start, dtype, rank, dims)
+                data = self.view(raw_start, dtype, itemsize, shape)
             out[i] = tensor_type(i, name, shape, dtype, quant, data, variable, dynamic)
         return out
 
-    cdef object view(self, Py_ssize_t start, dtype, int rank, cnp.npy_intp* dims):
-        """A read-only array over the file's bytes at `start` (a copy when they are not aligned for dtype)."""
-        cdef cnp.dtype descr = <cnp.dtype>dtype if LITTLE_ENDIAN else dtype.newbyteorder("<")
-        cdef const uint8_t* data = self.f.p + start
-        cdef object arr
-        Py_INCREF(descr)        # (PyArray_NewFromDescr steals a reference to the dtype)
-        if (<size_t>data) % descr.alignment == 0:
-            arr = PyArray_NewFromDescr(&PyArray_Type, <void*>descr, rank, dims, NULL, <void*>data,
-                                       cnp.NPY_ARRAY_C_CONTIGUOUS, NULL)
-            cnp.set_array_base(<cnp.ndarray>arr, self.buf)
+    cdef object view(self, Py_ssize_t start, dtype, Py_ssize_t itemsize, tuple shape):
+        """A read-only array over the file's bytes at `start` (a read-only copy when they are not aligned for
+        dtype, whose alignment is its item size)."""
+        arr = NDARRAY(shape, dtype if LITTLE_ENDIAN else dtype.newbyteorder("<"), self.buf, start)
+        if (<size_t>(self.f.p + start)) % itemsize == 0:
             return arr
-        arr = PyArray_NewFromDescr(&PyArray_Type, <void*>descr, rank, dims, NULL, NULL, 0, NULL)
-        memcpy(cnp.PyArray_DATA(<cnp.ndarray>arr), data, cnp.PyArray_NBYTES(<cnp.ndarray>arr))
-        cnp.PyArray_CLEARFLAGS(<cnp.ndarray>arr, cnp.NPY_ARRAY_WRITEABLE)     # read-only as the views are
+        arr = arr.copy()
+        arr.flags.writeable = False
         return arr
 
     cdef object quantization(self, Tab* tensor, Py_ssize_t i, str name, tuple shape, dtype, quant_type):
@@ -534,26 +520,31 @@ cdef class ModelFile:
                                   f"{shape[axis]}")
         else:       # one scale is per tensor whatever quantized_dimension says (as TFLite Micro reads it)
             axis = 0
-        cdef cnp.npy_intp size = n
-        cdef cnp.ndarray scale = cnp.PyArray_EMPTY(1, &size, cnp.NPY_FLOAT64, 0)
-        cdef cnp.ndarray zero_point = cnp.PyArray_ZEROS(1, &size, cnp.NPY_INT64, 0)
-        cdef double* sp = <double*>cnp.PyArray_DATA(scale)
-        cdef int64_t* zp = <int64_t*>cnp.PyArray_DATA(zero_point)
         cdef uint32_t bits
         for j in range(n):
             bits = u32(f.p + s_start + 4 * j)
             memcpy(&s, &bits, 4)
             if not (s >= 0 and isfinite(s)):
                 raise FormatError(f"tensor {i} '{name}': quantization scale must be finite and non-negative")
-            sp[j] = s
-        if n_zp:
-            integer = (<cnp.dtype>dtype).kind in "iu"
-            lo, hi = INT_RANGES.get(dtype.char, (-(1 << 63), (1 << 63) - 1))
+        if n_zp and dtype.kind in "iu":
+            lo, hi = INT_RANGES[dtype.char]
             for j in range(n):
                 z = <int64_t>u64(f.p + z_start + 8 * j)
-                if integer and not lo <= z <= hi:
+                if not lo <= z <= hi:
                     raise FormatError(f"tensor {i} '{name}': zero point outside the range of {dtype}")
-                zp[j] = z
+        scale, zero_point = EMPTY(n, FLOAT64), ZEROS(n, INT64)
+        cdef Py_buffer out
+        PyObject_GetBuffer(scale, &out, PyBUF_WRITABLE)
+        for j in range(n):
+            bits = u32(f.p + s_start + 4 * j)
+            memcpy(&s, &bits, 4)
+            (<double*>out.buf)[j] = s
+        PyBuffer_Release(&out)
+        if n_zp:
+            PyObject_GetBuffer(zero_point, &out, PyBUF_WRITABLE)
+            for j in range(n):
+                (<int64_t*>out.buf)[j] = <int64_t>u64(f.p + z_start + 8 * j)
+            PyBuffer_Release(&out)
         return quant_type(scale, zero_point, axis)
 
     cdef tuple operators(self, Py_ssize_t o_start, Py_ssize_t n_ops, Py_ssize_t n_tensors, list codes, op_type,
@@ -697,5 +688,6 @@ cdef object decoded_bytes(File* f, Tab* t, int k, bint* bad):
     return (<const char*>(f.p + start))[:count]
 
 
-INT_RANGES = {c: (int(info.min), int(info.max)) for c, info in (
-    (c, __import__("numpy").iinfo(c)) for c in "bBhHiIlLqQ")}
+# zero point range per integer dtype character (int64 bounds for the 64-bit types: zero points are int64)
+INT_RANGES = {c: (max(int(np.iinfo(c).min), -(1 << 63)), min(int(np.iinfo(c).max), (1 << 63) - 1))
+              for c in "bBhHiIlLqQ"}

@@ -248,3 +248,18 @@ def test_huge_shape_without_negative_dimension():
     spec["tensors"][3]["shape"] = [2 ** 31 - 1] * 8
     with pytest.raises(ModelFormatError, match=r"tensor 3 'output': shape .* is larger than 2147483648 bytes"):
         from_tflite(build_model(spec))
+
+
+@pytest.mark.parametrize("type_code,dtype", [(4, np.int64), (12, np.uint64), (15, np.uint32), (16, np.uint16)])
+def test_quantized_wide_integer_constant(type_code, dtype):
+    """Zero points of 64-bit (and other unsigned) tensors are checked against the type's range within int64."""
+    spec = base_spec()
+    spec["tensors"][2]["type"] = type_code
+    spec["buffers"][2] = np.abs(BIAS).astype(dtype).tobytes()
+    bias = from_tflite(build_model(spec)).tensors[2]
+    assert bias.dtype == dtype and bias.quant.zero_point.tolist() == [0]
+    np.testing.assert_array_equal(bias.data, np.abs(BIAS).astype(dtype))
+    spec["tensors"][2]["quant"]["zero_point"] = [-1]
+    if np.iinfo(dtype).min == 0:
+        with pytest.raises(ModelFormatError, match=r"tensor 2 'bias': zero point outside the range"):
+            from_tflite(build_model(spec))
