@@ -191,8 +191,8 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
             if k == subgraph_index:
                 raise
             raise ModelFormatError(f"subgraph {k}: {exc}") from exc
-        graphs[k] = graph = Graph(tensors=tensors, ops=ops, inputs=inputs, outputs=outputs, source="tflite",
-                                  name=name, subgraphs=graphs)
+        graphs[k] = Graph(tensors=tensors, ops=ops, inputs=inputs, outputs=outputs, source="tflite", name=name,
+                          subgraphs=graphs)
         for i in flow:
             op = ops[i]
             for name, value in op.options.items():
