@@ -46,8 +46,9 @@ def activation_table(str kind, float input_scale, int input_zero_point, float ou
 
 
 def softmax_table(int input_multiplier, int input_left_shift, int diff_min, int mode):
-    """SOFTMAX int8's 512-entry int32 table (em_softmax_int8_table): exp and sum addend per max - x."""
-    table = np.zeros(512, dtype=np.int32)
+    """SOFTMAX int8's table (em_softmax_int8_table): exp and sum addend per max - x (512 int32), then the outputs of
+    a two-value row per difference (512 bytes)."""
+    table = np.zeros(640, dtype=np.int32)
     cdef int32_t[::1] t = table
     em_softmax_int8_table(&t[0], input_multiplier, input_left_shift, diff_min, mode)
     return table

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "em_requant.h"
+#include "em_isa.h"
 
 /* ------------------------------------------------------------------------ */
 /* Wrapping int32 helpers                                                    */
@@ -81,6 +82,9 @@ static inline int32_t em_fp_rescale(int32_t x, int src_bits, int dst_bits) {
 }
 
 static inline int em_clz_u32(uint32_t x) {
+#if defined(__GNUC__)
+    return x == 0 ? 32 : __builtin_clz(x);     /* one instruction, not a loop of up to 31 shifts */
+#else
     int n = 0;
     if (x == 0) return 32;
     while (!(x & 0x80000000u)) {
@@ -88,6 +92,7 @@ static inline int em_clz_u32(uint32_t x) {
         ++n;
     }
     return n;
+#endif
 }
 
 /* ------------------------------------------------------------------------ */
@@ -381,10 +386,20 @@ static inline void em_softmax_int8(const int8_t* in, int8_t* out, int64_t rows, 
 /* The same SOFTMAX by table.  Every per-element quantity of em_softmax_int8 depends on the difference
  * d = max_in_row - x (0..255) alone: table[d] = the Q0.31 exp of -d (0 where -d < diff_min: such an element
  * adds nothing to the sum, and 0 * scale gives the same -128 output), table[256 + d] = its Q12.19 addend to
- * sum_of_exps.  Built once at load by the kernel's own arithmetic. */
+ * sum_of_exps.  A row of two values is a function of its one difference d: the 512 bytes after those 512 int32
+ * (EM_SOFTMAX_PAIRS) hold the larger value's output for each d, then the smaller one's, computed by the table
+ * kernel itself on the rows (127, 127 - d).  Built once at load by the kernel's own arithmetic. */
+#define EM_SOFTMAX_TABLE_INT32 640       /* 512 int32 + 2 x 256 int8 */
+#define EM_SOFTMAX_PAIRS 512             /* the int32 offset of the pair outputs */
+
+static inline void em_softmax_int8_by_table(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
+                                            const int32_t* table);
+
 static inline void em_softmax_int8_table(int32_t* table, int32_t input_multiplier, int32_t input_left_shift,
                                          int32_t diff_min, int32_t mode) {
     int32_t d;
+    int8_t pair_in[2 * 256], pair_out[2 * 256];
+    int8_t* pairs = (int8_t*)(table + EM_SOFTMAX_PAIRS);
     for (d = 0; d < 256; ++d) {
         int32_t diff = -d, e = 0;
         if (diff >= diff_min) {
@@ -395,6 +410,24 @@ static inline void em_softmax_int8_table(int32_t* table, int32_t input_multiplie
         }
         table[d] = e;
         table[256 + d] = em_fp_rescale(e, 0, 12);
+        pair_in[2 * d] = 127;
+        pair_in[2 * d + 1] = (int8_t)(127 - d);
+    }
+    for (d = 0; d < 256; ++d) {
+        em_softmax_int8_by_table(pair_in + 2 * d, pair_out + 2 * d, 1, 2, table);
+        pairs[d] = pair_out[2 * d];
+        pairs[256 + d] = pair_out[2 * d + 1];
+    }
+}
+
+/* Rows of two: the larger value's output and the smaller one's, looked up by their difference */
+static inline void em_softmax_int8_pairs(const int8_t* in, int8_t* out, int64_t rows, const int8_t* pairs) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const int32_t a = in[2 * r], b = in[2 * r + 1];
+        const int32_t d = a >= b ? a - b : b - a;
+        const int8_t hi = pairs[d], lo = pairs[256 + d];
+        out[2 * r] = a >= b ? hi : lo;
+        out[2 * r + 1] = a >= b ? lo : hi;
     }
 }
 
@@ -418,6 +451,174 @@ static inline void em_softmax_int8_by_table(const int8_t* in, int8_t* out, int64
             y[c] = (int8_t)em_clamp_i32(unsat - 128, INT8_MIN, INT8_MAX);
         }
     }
+}
+
+/* Vector bodies of em_softmax_int8_by_table along a row (rows of 16 or more values; AVX2: 8 or more): the row's
+ * maximum in byte lanes; the table's sum addends (AVX-512: gathered and added in int32 lanes, wrapping like the
+ * scalar uint32 sum: the order of the additions cannot change a sum modulo 2^32); the reciprocal in scalar code;
+ * then each output's SaturatingRoundingDoublingHighMul and RoundingDivideByPOT in int32 lanes.  SRDHM in lanes: for int32 a, b the
+ * reference's (a*b + nudge) / 2^31, truncated, equals floor((a*b + 2^30) / 2^31) for either sign of a*b, i.e.
+ * bits 31..62 of the 64-bit a*b + 2^30; only INT32_MIN * INT32_MIN saturates. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_SCALAR_ONLY)
+#include <immintrin.h>
+#define EM_SM_AVX2 __attribute__((target("avx2")))
+#define EM_SM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+/* the output of one row's elements from their exps: (SRDHM(scale, e) rounded down by 2^exponent) - 128, clamped */
+EM_SM_AVX2 static inline __m256i em_sm_output_avx2(__m256i e, __m256i scale, int exponent) {
+    const __m256i half = _mm256_set1_epi64x(1LL << 30), min = _mm256_set1_epi32(INT32_MIN);
+    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(scale, e), half), 31);
+    const __m256i odd = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(scale, 32),
+                                                                            _mm256_srli_epi64(e, 32)), half), 1);
+    __m256i x = _mm256_blend_epi32(even, odd, 0xAA);
+    const __m256i sat = _mm256_and_si256(_mm256_cmpeq_epi32(scale, min), _mm256_cmpeq_epi32(e, min));
+    x = _mm256_blendv_epi8(x, _mm256_set1_epi32(INT32_MAX), sat);
+    if (exponent >= 32) {       /* em_rounding_divide_by_pot: 0, or -1 for INT32_MIN at exactly 32 */
+        x = exponent == 32 ? _mm256_cmpeq_epi32(x, min) : _mm256_setzero_si256();
+    } else {
+        const __m256i mask = _mm256_set1_epi32((int32_t)((1LL << exponent) - 1));
+        const __m256i rem = _mm256_and_si256(x, mask);
+        /* threshold (mask >> 1) + (x < 0): x < 0 adds one, i.e. subtracts the all-ones compare */
+        const __m256i thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_cmpgt_epi32(_mm256_setzero_si256(), x));
+        x = _mm256_sub_epi32(_mm256_srai_epi32(x, exponent), _mm256_cmpgt_epi32(rem, thr));
+    }
+    return _mm256_sub_epi32(x, _mm256_set1_epi32(128));
+}
+
+/* the exps of 8 values by scalar loads: measured faster than an 8-lane vpgatherdd here (the AVX-512 body gathers:
+ * 16 lanes per gather paid off) */
+EM_SM_AVX2 static inline __m256i em_sm_lookup8(const int32_t* table, const int8_t* x, int8_t max_in_row) {
+    return _mm256_setr_epi32(table[(uint8_t)(max_in_row - x[0])], table[(uint8_t)(max_in_row - x[1])],
+                             table[(uint8_t)(max_in_row - x[2])], table[(uint8_t)(max_in_row - x[3])],
+                             table[(uint8_t)(max_in_row - x[4])], table[(uint8_t)(max_in_row - x[5])],
+                             table[(uint8_t)(max_in_row - x[6])], table[(uint8_t)(max_in_row - x[7])]);
+}
+
+/* 8 int32 (any value) as 8 int8, saturated: the clamp to [-128, 127] */
+EM_SM_AVX2 static inline void em_sm_store8_avx2(int8_t* dst, __m256i v) {
+    const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(v, v), v);
+    _mm_storel_epi64((__m128i*)dst, _mm_unpacklo_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+}
+
+EM_SM_AVX2 static void em_softmax_int8_by_table_avx2(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
+                                                     const int32_t* table) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const int8_t* x = in + r * depth;
+        int8_t* y = out + r * depth;
+        __m256i m = _mm256_set1_epi8(INT8_MIN);
+        int64_t c = 0;
+        int8_t max_in_row;
+        for (; c + 32 <= depth; c += 32) m = _mm256_max_epi8(m, _mm256_loadu_si256((const __m256i*)(x + c)));
+        {
+            __m128i h = _mm_max_epi8(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+            h = _mm_max_epi8(h, _mm_srli_si128(h, 8));
+            h = _mm_max_epi8(h, _mm_srli_si128(h, 4));
+            h = _mm_max_epi8(h, _mm_srli_si128(h, 2));
+            h = _mm_max_epi8(h, _mm_srli_si128(h, 1));
+            max_in_row = (int8_t)_mm_cvtsi128_si32(h);
+        }
+        for (; c < depth; ++c) max_in_row = x[c] > max_in_row ? x[c] : max_in_row;
+        {
+            uint32_t sum_of_exps = 0;
+            for (c = 0; c < depth; ++c) sum_of_exps += (uint32_t)table[256 + (uint8_t)(max_in_row - x[c])];
+            {
+                int num_bits_over_unit;
+                const int32_t scale = em_fp_get_reciprocal((int32_t)sum_of_exps, 12, &num_bits_over_unit);
+                const int exponent = num_bits_over_unit + 31 - 8;
+                const __m256i vs = _mm256_set1_epi32(scale);
+                for (c = 0; c + 8 <= depth; c += 8) {
+                    em_sm_store8_avx2(y + c, em_sm_output_avx2(em_sm_lookup8(table, x + c, max_in_row), vs, exponent));
+                }
+                for (; c < depth; ++c) {        /* the scalar kernel's last step */
+                    const int32_t e = table[(uint8_t)(max_in_row - x[c])];
+                    const int32_t unsat = em_rounding_divide_by_pot(em_fp_mul(scale, e), exponent);
+                    y[c] = (int8_t)em_clamp_i32(unsat - 128, INT8_MIN, INT8_MAX);
+                }
+            }
+        }
+    }
+}
+
+EM_SM_AVX512 static inline __m512i em_sm_output_avx512(__m512i e, __m512i scale, int exponent) {
+    const __m512i half = _mm512_set1_epi64(1LL << 30), min = _mm512_set1_epi32(INT32_MIN);
+    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(scale, e), half), 31);
+    const __m512i odd = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(scale, 32),
+                                                                            _mm512_srli_epi64(e, 32)), half), 1);
+    __m512i x = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+    x = _mm512_mask_mov_epi32(x, _mm512_cmpeq_epi32_mask(scale, min) & _mm512_cmpeq_epi32_mask(e, min),
+                              _mm512_set1_epi32(INT32_MAX));
+    if (exponent >= 32) {
+        x = exponent == 32 ? _mm512_maskz_mov_epi32(_mm512_cmpeq_epi32_mask(x, min), _mm512_set1_epi32(-1))
+                           : _mm512_setzero_si512();
+    } else {
+        const __m512i mask = _mm512_set1_epi32((int32_t)((1LL << exponent) - 1));
+        const __m512i rem = _mm512_and_si512(x, mask);
+        const __m512i thr = _mm512_mask_add_epi32(_mm512_srli_epi32(mask, 1),
+                                                  _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512()),
+                                                  _mm512_srli_epi32(mask, 1), _mm512_set1_epi32(1));
+        x = _mm512_srai_epi32(x, exponent);
+        x = _mm512_mask_add_epi32(x, _mm512_cmpgt_epi32_mask(rem, thr), x, _mm512_set1_epi32(1));
+    }
+    return _mm512_sub_epi32(x, _mm512_set1_epi32(128));
+}
+
+EM_SM_AVX512 static void em_softmax_int8_by_table_avx512(const int8_t* in, int8_t* out, int64_t rows,
+                                                         int64_t depth, const int32_t* table) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const int8_t* x = in + r * depth;
+        int8_t* y = out + r * depth;
+        __m512i m = _mm512_set1_epi8(INT8_MIN);
+        int64_t c = 0;
+        for (; c + 64 <= depth; c += 64) m = _mm512_max_epi8(m, _mm512_loadu_si512((const void*)(x + c)));
+        if (c < depth)
+            m = _mm512_mask_max_epi8(m, (__mmask64)((1ULL << (depth - c)) - 1), m,
+                                     _mm512_maskz_loadu_epi8((__mmask64)((1ULL << (depth - c)) - 1), x + c));
+        {
+            __m256i h = _mm256_max_epi8(_mm512_castsi512_si256(m), _mm512_extracti64x4_epi64(m, 1));
+            __m128i q = _mm_max_epi8(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            q = _mm_max_epi8(q, _mm_srli_si128(q, 8));
+            q = _mm_max_epi8(q, _mm_srli_si128(q, 4));
+            q = _mm_max_epi8(q, _mm_srli_si128(q, 2));
+            q = _mm_max_epi8(q, _mm_srli_si128(q, 1));
+            m = _mm512_set1_epi32((int8_t)_mm_cvtsi128_si32(q));
+        }
+        {
+            __m512i sum = _mm512_setzero_si512();
+            for (c = 0; c < depth; c += 16) {
+                const __mmask16 k = c + 16 <= depth ? (__mmask16)0xFFFF : (__mmask16)((1u << (depth - c)) - 1);
+                const __m512i d = _mm512_sub_epi32(m, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, x + c)));
+                sum = _mm512_mask_add_epi32(sum, k, sum, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, d,
+                                                                                    table + 256, 4));
+            }
+            {
+                int num_bits_over_unit;
+                const int32_t scale = em_fp_get_reciprocal(_mm512_reduce_add_epi32(sum), 12, &num_bits_over_unit);
+                const int exponent = num_bits_over_unit + 31 - 8;
+                const __m512i vs = _mm512_set1_epi32(scale);
+                for (c = 0; c < depth; c += 16) {
+                    const __mmask16 k = c + 16 <= depth ? (__mmask16)0xFFFF : (__mmask16)((1u << (depth - c)) - 1);
+                    const __m512i d = _mm512_sub_epi32(m, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, x + c)));
+                    const __m512i e = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, d, table, 4);
+                    _mm_mask_storeu_epi8(y + c, k, _mm512_cvtsepi32_epi8(em_sm_output_avx512(e, vs, exponent)));
+                }
+            }
+        }
+    }
+}
+#endif
+
+/* SOFTMAX by table on the best path: rows of two by their difference, long rows in vector lanes */
+static inline void em_softmax_int8_lut(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
+                                       const int32_t* table) {
+    if (depth == 2) {
+        em_softmax_int8_pairs(in, out, rows, (const int8_t*)(table + EM_SOFTMAX_PAIRS));
+        return;
+    }
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_SCALAR_ONLY)
+    if (em_isa() >= EM_ISA_AVX512 && depth >= 16) { em_softmax_int8_by_table_avx512(in, out, rows, depth, table); return; }
+    if (em_isa() >= EM_ISA_AVX2 && depth >= 8) { em_softmax_int8_by_table_avx2(in, out, rows, depth, table); return; }
+#endif
+    em_softmax_int8_by_table(in, out, rows, depth, table);
 }
 
 /* ------------------------------------------------------------------------ */

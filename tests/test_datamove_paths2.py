@@ -1,0 +1,188 @@
+"""Data-movement and softmax kernels sped up for issue 15's per-op floors, on every ISA path EDGEML_ISA can force,
+against NumPy expectations written from LiteRT's reference formulas (not from the kernels):
+
+- SOFTMAX int8 (reference_ops::Softmax: gemmlowp fixed point, Q5.26 differences, Q12.19 sum, GetReciprocal's
+  Newton-Raphson), row lengths 1 .. 33 and 91, every one of the 65,536 two-value rows (the pair table), int8
+  extremes, several input scales and betas, double and single rounding;
+- FLIP_SIGN_BIT (uint8 <-> int8 at a graph's boundary: q ^ 0x80) over lengths around the vector widths;
+- RESIZE_BILINEAR on uint8 held as int8 (options[UINT8]): the uint8 float template, its bytes flipped on the way
+  in and out, so that no FLIP_SIGN_BIT pass surrounds it.
+
+One subprocess per path (the path is fixed per process)."""
+import pytest
+
+from test_kernel_paths import PATHS, run_on_path
+
+CHECK = r'''
+import numpy as np
+from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
+from edgeml.runtime.compile import compile_graph
+from edgeml.runtime.ops.activations import softmax_int8_params
+from edgeml.runtime.ops.resize import bilinear_float_axis
+
+rng = np.random.default_rng(15)
+failures, kernels = [], set()
+I64 = np.int64
+INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
+
+
+def tensor(idx, shape, dtype, scale=0.05, zp=3, data=None):
+    q = Quantization(np.array([scale]), np.array([zp]), 0) if scale is not None else None
+    return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(dtype), q, data)
+
+
+def run(graph, x, rounding=0):
+    plan = compile_graph(graph, {}, rounding)
+    kernels.update(st.kernel for st in plan.steps)
+    plan.view(graph.inputs[0])[...] = x
+    plan.engine.invoke()
+    return plan.view(graph.outputs[0]).copy()
+
+
+# ----- gemmlowp fixed point on int64 arrays holding int32 values -----------------------------------------------
+
+def wrap(v):
+    return ((v + 2**31) % 2**32) - 2**31
+
+
+def srdhm(a, b):
+    a, b = np.broadcast_arrays(np.asarray(a, I64), np.asarray(b, I64))
+    ab = a * b
+    v = ab + np.where(ab >= 0, 2**30, 1 - 2**30)
+    q = np.where(v >= 0, v // 2**31, -((-v) // 2**31))        # C division truncates toward zero
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, q)
+
+
+def rdbp(x, e):
+    x, e = np.broadcast_arrays(np.asarray(x, I64), np.asarray(e, I64))
+    out = np.zeros_like(x)
+    small = e < 32
+    xs, es = x[small], e[small]
+    mask = (I64(1) << es) - 1
+    rem, thr = xs & mask, (mask >> 1) + (xs < 0)
+    out[small] = (xs >> es) + (rem > thr)
+    out[~small] = np.where((e[~small] == 32) & (x[~small] == INT32_MIN), -1, 0)   # |x| / 2^32 <= 1/2
+    return out
+
+
+def sat_shift_left(x, k):
+    thr = 2**(31 - k) - 1
+    return np.where(x > thr, INT32_MAX, np.where(x < -thr, INT32_MIN, wrap(x << k)))
+
+
+def exp_neg_quarter(a):
+    x = wrap(a + 2**28)
+    x2 = srdhm(x, x)
+    x3, x4 = srdhm(x2, x), srdhm(x2, x2)
+    poly = rdbp(wrap(srdhm(wrap(rdbp(x4, 2) + x3), 715827883) + x2), 1)
+    return wrap(1895147668 + srdhm(1895147668, wrap(x + poly)))
+
+
+def exp_on_negative_values(a, integer_bits=5):
+    frac = 31 - integer_bits
+    quarter = 1 << (frac - 2)
+    a_mod = wrap((a & (quarter - 1)) - quarter)
+    result = exp_neg_quarter(sat_shift_left(a_mod, integer_bits))
+    remainder = wrap(a_mod - a)
+    for k, mult in zip(range(-2, 5), (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)):
+        if integer_bits > k:
+            result = np.where(remainder & (1 << (frac + k)), srdhm(result, mult), result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def reciprocal(x, integer_bits=12):
+    """GetReciprocal: (Q0.31 scale, num_bits_over_unit)"""
+    headroom_plus_one = 32 - np.frexp(x.astype(np.float64))[1]         # count of leading zeros (x > 0)
+    shifted = wrap((x << headroom_plus_one) - 2**31)
+    half_den = (shifted + INT32_MAX + 1) // 2                           # rounding half sum with 1 (>= 0)
+    y = wrap(1515870810 + srdhm(half_den, -1010580540))
+    for _ in range(3):
+        one_minus = wrap((1 << 29) - srdhm(half_den, y))
+        y = wrap(y + sat_shift_left(srdhm(y, one_minus), 2))
+    return sat_shift_left(y, 1), integer_bits - headroom_plus_one
+
+
+def softmax_expect(x, input_scale, beta, rounding):
+    p = softmax_int8_params(input_scale, beta, rounding)
+    m, left, diff_min = p["input_multiplier"], p["input_left_shift"], p["diff_min"]
+    xi = x.astype(I64)
+    diff = xi - xi.max(axis=-1, keepdims=True)
+    if rounding:           # TFLITE_SINGLE_ROUNDING's MultiplyByQuantizedMultiplier
+        scaled = (diff * m + (I64(1) << (30 - left))) >> (31 - left)
+    else:
+        scaled = srdhm(wrap(diff << left), m)
+    e = np.where(diff >= diff_min, exp_on_negative_values(scaled), 0)
+    total = wrap(rdbp(e, 12).sum(axis=-1, keepdims=True))
+    scale, bits = reciprocal(total)
+    y = rdbp(srdhm(scale, e), bits + 31 - 8)
+    return np.where(diff >= diff_min, np.clip(y - 128, -128, 127), -128).astype(np.int8)
+
+
+SCALES = ((1 / 256, 1.0), (0.1, 1.0), (0.5, 3.0), (0.02, 0.4), (2e-6, 1.0), (1.0, 1.0), (0.0625, 10.0))
+pairs = np.stack(np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)), -1).reshape(-1, 2).astype(np.int8)
+for scale, beta in SCALES:
+    for rounding in (0, 1):
+        for depth in list(range(1, 34)) + [91]:
+            if depth == 2:
+                x = pairs
+            else:
+                x = rng.integers(-128, 128, (37, depth)).astype(np.int8)
+                x[0] = 127
+                x[1] = -128
+                x[2, ::2] = 127
+                x[3, 1::3] = -128
+                x[4] = 126 - rng.integers(0, 3, depth)        # near-ties with the maximum
+            shape = (1,) + x.shape
+            ts = [tensor(0, shape, np.int8, scale, -7), tensor(1, shape, np.int8, 1 / 256, -128)]
+            got = run(Graph(ts, [Op(0, "SOFTMAX", 1, [0], [1], dict(beta=beta))], [0], [1]), x[None], rounding)[0]
+            want = softmax_expect(x, scale, beta, rounding)
+            if not np.array_equal(got, want):
+                failures.append(f"SOFTMAX {x.shape} scale {scale} beta {beta} rounding {rounding}: "
+                                f"{int((got != want).sum())} of {want.size} differ")
+
+for n in list(range(1, 70)) + [127, 128, 129, 191, 4096 + 13, 100003]:
+    x = rng.integers(0, 256, n).astype(np.uint8)
+    ts = [tensor(0, (n,), np.uint8), tensor(1, (n,), np.int8, 0.05, 3 - 128)]
+    got = run(Graph(ts, [Op(0, "FLIP_SIGN_BIT", 1, [0], [1], {})], [0], [1]), x)
+    if not np.array_equal(got, (x ^ 0x80).view(np.int8)):
+        failures.append(f"FLIP_SIGN_BIT {n}: {int((got != (x ^ 0x80).view(np.int8)).sum())} differ")
+
+
+def resize_u8_expect(x, oh, ow, align, half):
+    n, ih, iw, c = x.shape
+    F = np.float32
+    (ys, fy), (xs, fx) = bilinear_float_axis(ih, oh, align, half), bilinear_float_axis(iw, ow, align, half)
+    xf = x.astype(F)
+    p00, p10 = xf[:, ys[:, 0]][:, :, xs[:, 0]], xf[:, ys[:, 1]][:, :, xs[:, 0]]
+    p01, p11 = xf[:, ys[:, 0]][:, :, xs[:, 1]], xf[:, ys[:, 1]][:, :, xs[:, 1]]
+    dy, dx = fy.astype(F)[None, :, None, None], fx.astype(F)[None, None, :, None]
+    ay, ax = F(1) - dy, F(1) - dx
+    return (p00 * ay * ax + p10 * dy * ax + p01 * ay * dx + p11 * dy * dx + F(0.5)).astype(np.uint8)
+
+
+RESIZE_CASES = [  # n, ih, iw, c, oh, ow
+    (1, 4, 5, 21, 9, 13), (2, 3, 3, 8, 7, 5), (1, 5, 4, 9, 11, 8), (1, 6, 7, 16, 3, 4), (1, 2, 3, 17, 5, 9),
+    (1, 7, 5, 33, 7, 12), (1, 4, 4, 3, 9, 9), (1, 5, 6, 1, 8, 3), (1, 3, 5, 7, 6, 10), (1, 1, 1, 32, 2, 2),
+    (1, 3, 130, 33, 4, 140), (1, 3, 3, 21, 17, 17)]
+for n, ih, iw, c, oh, ow in RESIZE_CASES:
+    u = rng.integers(0, 256, (n, ih, iw, c)).astype(np.uint8)
+    u.reshape(-1)[:4], u.reshape(-1)[4:8] = 255, 0
+    for align, half in ((False, False), (True, False), (False, True)):
+        ts = [tensor(0, u.shape, np.int8, 0.05, 3 - 128), tensor(1, (2,), np.int32, None, 0, np.array([oh, ow], np.int32)),
+              tensor(2, (n, oh, ow, c), np.int8, 0.05, 3 - 128)]
+        op = Op(0, "RESIZE_BILINEAR", 1, [0, 1], [2], {"align_corners": align, "half_pixel_centers": half, UINT8: True})
+        got = run(Graph(ts, [op], [0], [2]), (u ^ 0x80).view(np.int8))
+        want = (resize_u8_expect(u, oh, ow, align, half) ^ 0x80).view(np.int8)
+        if not np.array_equal(got, want):
+            failures.append(f"RESIZE_BILINEAR uint8 held as int8 {(n, ih, iw, c, oh, ow)} align={align} half={half}: "
+                            f"{int((got != want).sum())} of {want.size} differ")
+print(" ".join(sorted(kernels)))
+print("\n".join(failures) if failures else "ok")
+'''
+
+
+@pytest.mark.parametrize("forced", [p for p in PATHS if not p.startswith("neon")])
+def test_softmax_flip_and_held_uint8_resize_are_exact_on_every_path(forced):
+    kernels = run_on_path(forced, CHECK)
+    for name in ("softmax_lut_int8", "onnx_flip_sign_bit", "resize_bilinear_u8"):
+        assert name in kernels, kernels
