@@ -6,7 +6,9 @@ against NumPy expectations written from LiteRT's reference formulas (not from th
   extremes, several input scales and betas, double and single rounding;
 - FLIP_SIGN_BIT (uint8 <-> int8 at a graph's boundary: q ^ 0x80) over lengths around the vector widths;
 - RESIZE_BILINEAR on uint8 held as int8 (options[UINT8]): the uint8 float template, its bytes flipped on the way
-  in and out, so that no FLIP_SIGN_BIT pass surrounds it.
+  in and out, so that no FLIP_SIGN_BIT pass surrounds it;
+- REDUCE_MAX / REDUCE_MIN / SUM / REDUCE_PROD of unquantized values by runs (kept or reduced innermost dim, every
+  axis, keep_dims), float sums in the reference's input order.
 
 One subprocess per path (the path is fixed per process)."""
 import pytest
@@ -176,6 +178,31 @@ for n, ih, iw, c, oh, ow in RESIZE_CASES:
         if not np.array_equal(got, want):
             failures.append(f"RESIZE_BILINEAR uint8 held as int8 {(n, ih, iw, c, oh, ow)} align={align} half={half}: "
                             f"{int((got != want).sum())} of {want.size} differ")
+REDUCE_CASES = [  # input shape, axes, keep_dims
+    ((1, 40, 3, 16), (1, 2), False), ((2, 5, 7, 33), (1,), True), ((3, 17), (-1,), False), ((4, 6, 9), (0, 2), False),
+    ((2, 3, 4, 5), (0, 1, 2, 3), False), ((5, 1, 70), (2, 0), True), ((1, 2, 2, 256), (1, 2), False)]
+NUMPY = {"REDUCE_MAX": np.max, "REDUCE_MIN": np.min, "SUM": np.sum, "REDUCE_PROD": np.prod}
+for shape, axes, keep in REDUCE_CASES:
+    for dtype in (np.int8, np.uint8, np.int16, np.int32, np.float32):
+        for name in ("REDUCE_MAX", "REDUCE_MIN", "SUM", "REDUCE_PROD"):
+            if dtype in (np.int8, np.uint8, np.int16) and name in ("SUM", "REDUCE_PROD"):
+                continue            # those requantize (another kernel)
+            info = np.iinfo(dtype) if dtype != np.float32 else None
+            x = (rng.integers(info.min, int(info.max) + 1, shape) if info else rng.normal(0, 3, shape)).astype(dtype)
+            x.reshape(-1)[::5] = info.max if info else 1e30
+            want = NUMPY[name](x, axis=tuple(axes), keepdims=keep)
+            if name == "SUM" and dtype == np.float32:       # the reference's order: input order, float32 sums
+                moved = np.moveaxis(x, sorted(a % len(shape) for a in axes), list(range(-len(axes), 0)))
+                acc = np.zeros(moved.shape[:moved.ndim - len(axes)], np.float32)
+                for v in moved.reshape(acc.shape + (-1,)).transpose((acc.ndim,) + tuple(range(acc.ndim))):
+                    acc = (acc + v).astype(np.float32)
+                want = acc.reshape(want.shape)
+            ts = [tensor(0, shape, dtype, None), tensor(1, (len(axes),), np.int32, None, 0, np.array(axes, np.int32)),
+                  tensor(2, want.shape, dtype, None)]
+            op = Op(0, name, 1, [0, 1], [2], {"keep_dims": keep})
+            got = run(Graph(ts, [op], [0], [2]), x)
+            if not np.array_equal(got, want.astype(dtype)):
+                failures.append(f"{name} {np.dtype(dtype)} {shape} axes {axes}: {int((got != want).sum())} differ")
 print(" ".join(sorted(kernels)))
 print("\n".join(failures) if failures else "ok")
 '''
@@ -184,5 +211,5 @@ print("\n".join(failures) if failures else "ok")
 @pytest.mark.parametrize("forced", [p for p in PATHS if not p.startswith("neon")])
 def test_softmax_flip_and_held_uint8_resize_are_exact_on_every_path(forced):
     kernels = run_on_path(forced, CHECK)
-    for name in ("softmax_lut_int8", "onnx_flip_sign_bit", "resize_bilinear_u8"):
+    for name in ("softmax_lut_int8", "onnx_flip_sign_bit", "resize_bilinear_u8", "reduce"):
         assert name in kernels, kernels
