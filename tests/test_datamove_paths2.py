@@ -8,7 +8,8 @@ against NumPy expectations written from LiteRT's reference formulas (not from th
 - RESIZE_BILINEAR on uint8 held as int8 (options[UINT8]): the uint8 float template, its bytes flipped on the way
   in and out, so that no FLIP_SIGN_BIT pass surrounds it;
 - REDUCE_MAX / REDUCE_MIN / SUM / REDUCE_PROD of unquantized values by runs (kept or reduced innermost dim, every
-  axis, keep_dims), float sums in the reference's input order.
+  axis, keep_dims), float sums in the reference's input order;
+- CONCATENATION and SPLIT with rows of a few bytes (channel slices of NHWC pixels) and long ones.
 
 One subprocess per path (the path is fixed per process)."""
 import pytest
@@ -203,6 +204,40 @@ for shape, axes, keep in REDUCE_CASES:
             got = run(Graph(ts, [op], [0], [2]), x)
             if not np.array_equal(got, want.astype(dtype)):
                 failures.append(f"{name} {np.dtype(dtype)} {shape} axes {axes}: {int((got != want).sum())} differ")
+CONCAT_CASES = [  # shapes of the inputs, axis
+    ([(1, 8, 8, 3), (1, 8, 8, 1), (1, 8, 8, 2)], 3), ([(1, 8, 8, 1), (1, 8, 8, 1)], -1), ([(2, 5, 16), (2, 5, 8)], 2),
+    ([(3, 4, 5), (3, 4, 7), (3, 4, 17), (3, 4, 33)], 2), ([(1, 9, 4), (1, 9, 4), (1, 9, 12), (1, 9, 3)], 2),
+    ([(2, 3, 40), (2, 3, 30)], 2), ([(2, 3, 4), (2, 1, 4)], 1)]
+for shapes, axis in CONCAT_CASES:
+    for dtype in (np.int8, np.int16, np.float32):
+        xs = [rng.integers(-100, 100, sh).astype(dtype) for sh in shapes]
+        want = np.concatenate(xs, axis=axis)
+        ts = [tensor(k, sh, dtype) for k, sh in enumerate(shapes)] + [tensor(len(shapes), want.shape, dtype)]
+        plan = compile_graph(Graph(ts, [Op(0, "CONCATENATION", 1, list(range(len(shapes))), [len(shapes)],
+                                           {"axis": axis})], list(range(len(shapes))), [len(shapes)]), {}, 0)
+        kernels.update(st.kernel for st in plan.steps)
+        for k, x in enumerate(xs):
+            plan.view(k)[...] = x
+        plan.engine.invoke()
+        if not np.array_equal(plan.view(len(shapes)), want):
+            failures.append(f"CONCATENATION {np.dtype(dtype)} {shapes} axis {axis}")
+
+SPLIT_CASES = [((1, 8, 8, 6), 3, 6), ((2, 6, 9), 1, 3), ((4, 40), -1, 2), ((3, 5, 7, 2), 0, 3), ((1, 4, 4, 66), 3, 3)]
+for shape, axis, n in SPLIT_CASES:
+    for dtype in (np.int8, np.float32):
+        x = rng.integers(-100, 100, shape).astype(dtype)
+        want = np.split(x, n, axis=axis)
+        ts = [tensor(0, (), np.int32, None, 0, np.array(axis, np.int32)), tensor(1, shape, dtype)]
+        ts += [tensor(2 + k, w.shape, dtype) for k, w in enumerate(want)]
+        graph = Graph(ts, [Op(0, "SPLIT", 1, [0, 1], [2 + k for k in range(n)], {"num_splits": n})], [1],
+                      [2 + k for k in range(n)])
+        plan = compile_graph(graph, {}, 0)
+        kernels.update(st.kernel for st in plan.steps)
+        plan.view(1)[...] = x
+        plan.engine.invoke()
+        for k, w in enumerate(want):
+            if not np.array_equal(plan.view(2 + k), w):
+                failures.append(f"SPLIT {np.dtype(dtype)} {shape} axis {axis} into {n}: piece {k}")
 print(" ".join(sorted(kernels)))
 print("\n".join(failures) if failures else "ok")
 '''
@@ -211,5 +246,6 @@ print("\n".join(failures) if failures else "ok")
 @pytest.mark.parametrize("forced", [p for p in PATHS if not p.startswith("neon")])
 def test_softmax_flip_and_held_uint8_resize_are_exact_on_every_path(forced):
     kernels = run_on_path(forced, CHECK)
-    for name in ("softmax_lut_int8", "onnx_flip_sign_bit", "resize_bilinear_u8", "reduce"):
+    for name in ("softmax_lut_int8", "onnx_flip_sign_bit", "resize_bilinear_u8", "reduce", "concat",
+                 "gather_strided"):
         assert name in kernels, kernels
