@@ -605,6 +605,184 @@ EM_SM_AVX512 static void em_softmax_int8_by_table_avx512(const int8_t* in, int8_
         }
     }
 }
+
+/* ---- rows of 3 .. 16 values, 16 rows at a time (AVX2: 8): each row's maximum and sum of exps in scalar code, the
+ * 16 reciprocals in vector lanes (GetReciprocal: the leading zeros by a binary search, the Newton-Raphson steps in
+ * lanes), then the block's outputs 16 values at a time, each lane reading its row's maximum, scale and exponent
+ * through a lane -> row index.  Sums of at most 16 addends of at most 2^19 stay in (0, 2^24): the exponents
+ * (35 - leading zeros) stay below 32. */
+#define EM_SM_BLOCK_DEPTH 16
+
+/* lane -> row of a block of `lanes` rows of `depth` values, read `lanes` values at a time: idx[j] = j / depth */
+static inline void em_sm_block_rows(int32_t* idx, int64_t depth, int lanes) {
+    int32_t row = 0, col = 0;
+    for (int64_t j = 0; j < depth * lanes; j++) {
+        idx[j] = row;
+        if (++col == depth) { col = 0; ++row; }
+    }
+}
+
+/* the rows' maxima and sums of exps, as the scalar kernel computes them */
+static inline void em_sm_block_sums(const int8_t* x, int64_t depth, int lanes, const int32_t* table, int32_t* max,
+                                    int32_t* sum) {
+    for (int r = 0; r < lanes; r++, x += depth) {
+        int8_t m = INT8_MIN;
+        uint32_t s = 0;
+        for (int64_t c = 0; c < depth; c++) m = x[c] > m ? x[c] : m;
+        for (int64_t c = 0; c < depth; c++) s += (uint32_t)table[256 + (uint8_t)(m - x[c])];
+        max[r] = m;
+        sum[r] = (int32_t)s;
+    }
+}
+
+EM_SM_AVX512 static inline __m512i em_srdhm_x16(__m512i a, __m512i b) {
+    const __m512i half = _mm512_set1_epi64(1LL << 30), min = _mm512_set1_epi32(INT32_MIN);
+    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, b), half), 31);
+    const __m512i odd = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32),
+                                                                            _mm512_srli_epi64(b, 32)), half), 1);
+    return _mm512_mask_mov_epi32(_mm512_mask_blend_epi32(0xAAAA, even, odd),
+                                 _mm512_cmpeq_epi32_mask(a, min) & _mm512_cmpeq_epi32_mask(b, min),
+                                 _mm512_set1_epi32(INT32_MAX));
+}
+
+/* SaturatingRoundingMultiplyByPOT with a positive exponent k */
+EM_SM_AVX512 static inline __m512i em_sat_shl_x16(__m512i x, int k) {
+    const __m512i thr = _mm512_set1_epi32((int32_t)((1LL << (31 - k)) - 1));
+    __m512i r = _mm512_slli_epi32(x, (unsigned)k);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epi32_mask(x, thr), _mm512_set1_epi32(INT32_MAX));
+    return _mm512_mask_mov_epi32(r, _mm512_cmplt_epi32_mask(x, _mm512_sub_epi32(_mm512_setzero_si512(), thr)),
+                                 _mm512_set1_epi32(INT32_MIN));
+}
+
+/* GetReciprocal(sum, 12) of positive sums: the Q0.31 scale and num_bits_over_unit + 31 - 8 */
+EM_SM_AVX512 static inline void em_sm_reciprocal_x16(__m512i x, __m512i* scale, __m512i* exponent) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i clz = zero;
+    for (int b = 16; b >= 1; b >>= 1) {      /* shift up while the top b bits are clear */
+        const __mmask16 top_clear = _mm512_cmpeq_epi32_mask(_mm512_srli_epi32(x, 32 - b), zero);
+        x = _mm512_mask_mov_epi32(x, top_clear, _mm512_slli_epi32(x, (unsigned)b));
+        clz = _mm512_mask_add_epi32(clz, top_clear, clz, _mm512_set1_epi32(b));
+    }
+    {
+        const __m512i shifted = _mm512_xor_si512(x, _mm512_set1_epi32(INT32_MIN));    /* x - 2^31, in [0, 2^31) */
+        const __m512i half_den = _mm512_add_epi32(_mm512_srli_epi32(shifted, 1), _mm512_set1_epi32(1 << 30));
+        __m512i y = _mm512_add_epi32(_mm512_set1_epi32(1515870810),
+                                     em_srdhm_x16(half_den, _mm512_set1_epi32(-1010580540)));
+        for (int i = 0; i < 3; i++) {
+            const __m512i one_minus = _mm512_sub_epi32(_mm512_set1_epi32(1 << 29), em_srdhm_x16(half_den, y));
+            y = _mm512_add_epi32(y, em_sat_shl_x16(em_srdhm_x16(y, one_minus), 2));
+        }
+        *scale = em_sat_shl_x16(y, 1);
+        *exponent = _mm512_sub_epi32(_mm512_set1_epi32(12 + 31 - 8), clz);
+    }
+}
+
+EM_SM_AVX512 static void em_softmax_int8_short_rows_avx512(const int8_t* in, int8_t* out, int64_t rows,
+                                                           int64_t depth, const int32_t* table) {
+    int32_t idx[16 * EM_SM_BLOCK_DEPTH], max[16], sum[16];
+    int64_t r = 0;
+    em_sm_block_rows(idx, depth, 16);
+    for (; r + 16 <= rows; r += 16) {
+        const int8_t* x = in + r * depth;
+        int8_t* y = out + r * depth;
+        __m512i scale, exponent;
+        em_sm_block_sums(x, depth, 16, table, max, sum);
+        em_sm_reciprocal_x16(_mm512_loadu_si512(sum), &scale, &exponent);
+        {
+            const __m512i vmax = _mm512_loadu_si512(max), one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
+            for (int64_t c = 0; c < depth; c++) {
+                const __m512i row = _mm512_loadu_si512(idx + 16 * c);
+                const __m512i d = _mm512_sub_epi32(_mm512_permutexvar_epi32(row, vmax),
+                                                   _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(x + 16 * c))));
+                const __m512i v = em_srdhm_x16(_mm512_permutexvar_epi32(row, scale),
+                                               _mm512_i32gather_epi32(d, table, 4));
+                const __m512i e = _mm512_permutexvar_epi32(row, exponent);       /* 23 .. 26 */
+                const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
+                const __m512i thr = _mm512_mask_add_epi32(_mm512_srli_epi32(mask, 1),
+                                                          _mm512_cmplt_epi32_mask(v, zero), _mm512_srli_epi32(mask, 1), one);
+                __m512i q = _mm512_srav_epi32(v, e);
+                q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(_mm512_and_si512(v, mask), thr), q, one);
+                _mm_storeu_si128((__m128i*)(y + 16 * c),
+                                 _mm512_cvtsepi32_epi8(_mm512_sub_epi32(q, _mm512_set1_epi32(128))));
+            }
+        }
+    }
+    em_softmax_int8_by_table(in + r * depth, out + r * depth, rows - r, depth, table);
+}
+
+EM_SM_AVX2 static inline __m256i em_srdhm_x8(__m256i a, __m256i b) {
+    const __m256i half = _mm256_set1_epi64x(1LL << 30), min = _mm256_set1_epi32(INT32_MIN);
+    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(a, b), half), 31);
+    const __m256i odd = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32),
+                                                                            _mm256_srli_epi64(b, 32)), half), 1);
+    const __m256i sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(b, min));
+    return _mm256_blendv_epi8(_mm256_blend_epi32(even, odd, 0xAA), _mm256_set1_epi32(INT32_MAX), sat);
+}
+
+EM_SM_AVX2 static inline __m256i em_sat_shl_x8(__m256i x, int k) {
+    const __m256i thr = _mm256_set1_epi32((int32_t)((1LL << (31 - k)) - 1));
+    __m256i r = _mm256_slli_epi32(x, k);
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(INT32_MAX), _mm256_cmpgt_epi32(x, thr));
+    return _mm256_blendv_epi8(r, _mm256_set1_epi32(INT32_MIN),
+                              _mm256_cmpgt_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), thr), x));
+}
+
+EM_SM_AVX2 static inline void em_sm_reciprocal_x8(__m256i x, __m256i* scale, __m256i* exponent) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i clz = zero;
+    for (int b = 16; b >= 1; b >>= 1) {
+        const __m256i top_clear = _mm256_cmpeq_epi32(_mm256_srli_epi32(x, 32 - b), zero);
+        x = _mm256_blendv_epi8(x, _mm256_slli_epi32(x, b), top_clear);
+        clz = _mm256_sub_epi32(clz, _mm256_and_si256(top_clear, _mm256_set1_epi32(-b)));
+    }
+    {
+        const __m256i shifted = _mm256_xor_si256(x, _mm256_set1_epi32(INT32_MIN));
+        const __m256i half_den = _mm256_add_epi32(_mm256_srli_epi32(shifted, 1), _mm256_set1_epi32(1 << 30));
+        __m256i y = _mm256_add_epi32(_mm256_set1_epi32(1515870810),
+                                     em_srdhm_x8(half_den, _mm256_set1_epi32(-1010580540)));
+        for (int i = 0; i < 3; i++) {
+            const __m256i one_minus = _mm256_sub_epi32(_mm256_set1_epi32(1 << 29), em_srdhm_x8(half_den, y));
+            y = _mm256_add_epi32(y, em_sat_shl_x8(em_srdhm_x8(y, one_minus), 2));
+        }
+        *scale = em_sat_shl_x8(y, 1);
+        *exponent = _mm256_sub_epi32(_mm256_set1_epi32(12 + 31 - 8), clz);
+    }
+}
+
+EM_SM_AVX2 static void em_softmax_int8_short_rows_avx2(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
+                                                       const int32_t* table) {
+    int32_t idx[8 * EM_SM_BLOCK_DEPTH], max[8], sum[8];
+    int64_t r = 0;
+    em_sm_block_rows(idx, depth, 8);
+    for (; r + 8 <= rows; r += 8) {
+        const int8_t* x = in + r * depth;
+        int8_t* y = out + r * depth;
+        __m256i scale, exponent;
+        em_sm_block_sums(x, depth, 8, table, max, sum);
+        em_sm_reciprocal_x8(_mm256_loadu_si256((const __m256i*)sum), &scale, &exponent);
+        {
+            const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+            for (int64_t c = 0; c < depth; c++) {
+                const int32_t* row_of = idx + 8 * c;
+                const int8_t* xc = x + 8 * c;
+                const __m256i row = _mm256_loadu_si256((const __m256i*)row_of);
+                const __m256i ev = _mm256_setr_epi32(
+                    table[(uint8_t)(max[row_of[0]] - xc[0])], table[(uint8_t)(max[row_of[1]] - xc[1])],
+                    table[(uint8_t)(max[row_of[2]] - xc[2])], table[(uint8_t)(max[row_of[3]] - xc[3])],
+                    table[(uint8_t)(max[row_of[4]] - xc[4])], table[(uint8_t)(max[row_of[5]] - xc[5])],
+                    table[(uint8_t)(max[row_of[6]] - xc[6])], table[(uint8_t)(max[row_of[7]] - xc[7])]);
+                const __m256i v = em_srdhm_x8(_mm256_permutevar8x32_epi32(scale, row), ev);
+                const __m256i e = _mm256_permutevar8x32_epi32(exponent, row);       /* 23 .. 26 */
+                const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
+                const __m256i thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_cmpgt_epi32(zero, v));
+                const __m256i q = _mm256_sub_epi32(_mm256_srav_epi32(v, e),
+                                                   _mm256_cmpgt_epi32(_mm256_and_si256(v, mask), thr));
+                em_sm_store8_avx2(y + 8 * c, _mm256_sub_epi32(q, _mm256_set1_epi32(128)));
+            }
+        }
+    }
+    em_softmax_int8_by_table(in + r * depth, out + r * depth, rows - r, depth, table);
+}
 #endif
 
 /* SOFTMAX by table on the best path: rows of two by their difference, long rows in vector lanes */
@@ -615,6 +793,10 @@ static inline void em_softmax_int8_lut(const int8_t* in, int8_t* out, int64_t ro
         return;
     }
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_SCALAR_ONLY)
+    if (depth >= 3 && depth <= EM_SM_BLOCK_DEPTH && em_isa() >= EM_ISA_AVX2) {   /* short rows, many of them */
+        if (em_isa() >= EM_ISA_AVX512 && rows >= 16) { em_softmax_int8_short_rows_avx512(in, out, rows, depth, table); return; }
+        if (rows >= 8) { em_softmax_int8_short_rows_avx2(in, out, rows, depth, table); return; }
+    }
     if (em_isa() >= EM_ISA_AVX512 && depth >= 16) { em_softmax_int8_by_table_avx512(in, out, rows, depth, table); return; }
     if (em_isa() >= EM_ISA_AVX2 && depth >= 8) { em_softmax_int8_by_table_avx2(in, out, rows, depth, table); return; }
 #endif
