@@ -2,7 +2,8 @@
 against NumPy expectations written from LiteRT's reference formulas (not from the kernels):
 
 - SOFTMAX int8 (reference_ops::Softmax: gemmlowp fixed point, Q5.26 differences, Q12.19 sum, GetReciprocal's
-  Newton-Raphson), row lengths 1 .. 33 and 91, every one of the 65,536 two-value rows (the pair table), int8
+  Newton-Raphson), row lengths 1 .. 33, 91 and long rows near their maximum (300, 1001, 4100: shifts of 32 or
+  more, a wrapped sum), every one of the 65,536 two-value rows (the pair table), int8
   extremes, several input scales and betas, double and single rounding;
 - FLIP_SIGN_BIT (uint8 <-> int8 at a graph's boundary: q ^ 0x80) over lengths around the vector widths;
 - RESIZE_BILINEAR on uint8 held as int8 (options[UINT8]): the uint8 float template, its bytes flipped on the way
@@ -95,8 +96,9 @@ def exp_on_negative_values(a, integer_bits=5):
 
 def reciprocal(x, integer_bits=12):
     """GetReciprocal: (Q0.31 scale, num_bits_over_unit)"""
-    headroom_plus_one = 32 - np.frexp(x.astype(np.float64))[1]         # count of leading zeros (x > 0)
-    shifted = wrap((x << headroom_plus_one) - 2**31)
+    xu = x % 2**32                                                      # as uint32: a wrapped sum has no headroom
+    headroom_plus_one = 32 - np.frexp(xu.astype(np.float64))[1]         # count of leading zeros (x != 0)
+    shifted = wrap((xu << headroom_plus_one) - 2**31)
     half_den = (shifted + INT32_MAX + 1) // 2                           # rounding half sum with 1 (>= 0)
     y = wrap(1515870810 + srdhm(half_den, -1010580540))
     for _ in range(3):
@@ -125,9 +127,15 @@ SCALES = ((1 / 256, 1.0), (0.1, 1.0), (0.5, 3.0), (0.02, 0.4), (2e-6, 1.0), (1.0
 pairs = np.stack(np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)), -1).reshape(-1, 2).astype(np.int8)
 for scale, beta in SCALES:
     for rounding in (0, 1):
-        for depth in list(range(1, 34)) + [91]:
+        for depth in list(range(1, 34)) + [91, 300, 1001, 4100]:
             if depth == 2:
                 x = pairs
+            elif depth > 100:       # long rows near their maximum: final shifts of 32 or more, a wrapped sum
+                x = rng.integers(-128, 128, (3, depth)).astype(np.int8)
+                x[0] = 127
+                x[1, : depth // 2] = 126
+                x[2] = -128
+                x[2, 7] = 127
             else:
                 x = rng.integers(-128, 128, (37, depth)).astype(np.int8)
                 x[0] = 127

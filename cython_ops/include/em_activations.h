@@ -500,44 +500,6 @@ EM_SM_AVX2 static inline void em_sm_store8_avx2(int8_t* dst, __m256i v) {
     _mm_storel_epi64((__m128i*)dst, _mm_unpacklo_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
 }
 
-EM_SM_AVX2 static void em_softmax_int8_by_table_avx2(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
-                                                     const int32_t* table) {
-    for (int64_t r = 0; r < rows; ++r) {
-        const int8_t* x = in + r * depth;
-        int8_t* y = out + r * depth;
-        __m256i m = _mm256_set1_epi8(INT8_MIN);
-        int64_t c = 0;
-        int8_t max_in_row;
-        for (; c + 32 <= depth; c += 32) m = _mm256_max_epi8(m, _mm256_loadu_si256((const __m256i*)(x + c)));
-        {
-            __m128i h = _mm_max_epi8(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
-            h = _mm_max_epi8(h, _mm_srli_si128(h, 8));
-            h = _mm_max_epi8(h, _mm_srli_si128(h, 4));
-            h = _mm_max_epi8(h, _mm_srli_si128(h, 2));
-            h = _mm_max_epi8(h, _mm_srli_si128(h, 1));
-            max_in_row = (int8_t)_mm_cvtsi128_si32(h);
-        }
-        for (; c < depth; ++c) max_in_row = x[c] > max_in_row ? x[c] : max_in_row;
-        {
-            uint32_t sum_of_exps = 0;
-            for (c = 0; c < depth; ++c) sum_of_exps += (uint32_t)table[256 + (uint8_t)(max_in_row - x[c])];
-            {
-                int num_bits_over_unit;
-                const int32_t scale = em_fp_get_reciprocal((int32_t)sum_of_exps, 12, &num_bits_over_unit);
-                const int exponent = num_bits_over_unit + 31 - 8;
-                const __m256i vs = _mm256_set1_epi32(scale);
-                for (c = 0; c + 8 <= depth; c += 8) {
-                    em_sm_store8_avx2(y + c, em_sm_output_avx2(em_sm_lookup8(table, x + c, max_in_row), vs, exponent));
-                }
-                for (; c < depth; ++c) {        /* the scalar kernel's last step */
-                    const int32_t e = table[(uint8_t)(max_in_row - x[c])];
-                    const int32_t unsat = em_rounding_divide_by_pot(em_fp_mul(scale, e), exponent);
-                    y[c] = (int8_t)em_clamp_i32(unsat - 128, INT8_MIN, INT8_MAX);
-                }
-            }
-        }
-    }
-}
 
 EM_SM_AVX512 static inline __m512i em_sm_output_avx512(__m512i e, __m512i scale, int exponent) {
     const __m512i half = _mm512_set1_epi64(1LL << 30), min = _mm512_set1_epi32(INT32_MIN);
@@ -562,49 +524,6 @@ EM_SM_AVX512 static inline __m512i em_sm_output_avx512(__m512i e, __m512i scale,
     return _mm512_sub_epi32(x, _mm512_set1_epi32(128));
 }
 
-EM_SM_AVX512 static void em_softmax_int8_by_table_avx512(const int8_t* in, int8_t* out, int64_t rows,
-                                                         int64_t depth, const int32_t* table) {
-    for (int64_t r = 0; r < rows; ++r) {
-        const int8_t* x = in + r * depth;
-        int8_t* y = out + r * depth;
-        __m512i m = _mm512_set1_epi8(INT8_MIN);
-        int64_t c = 0;
-        for (; c + 64 <= depth; c += 64) m = _mm512_max_epi8(m, _mm512_loadu_si512((const void*)(x + c)));
-        if (c < depth)
-            m = _mm512_mask_max_epi8(m, (__mmask64)((1ULL << (depth - c)) - 1), m,
-                                     _mm512_maskz_loadu_epi8((__mmask64)((1ULL << (depth - c)) - 1), x + c));
-        {
-            __m256i h = _mm256_max_epi8(_mm512_castsi512_si256(m), _mm512_extracti64x4_epi64(m, 1));
-            __m128i q = _mm_max_epi8(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-            q = _mm_max_epi8(q, _mm_srli_si128(q, 8));
-            q = _mm_max_epi8(q, _mm_srli_si128(q, 4));
-            q = _mm_max_epi8(q, _mm_srli_si128(q, 2));
-            q = _mm_max_epi8(q, _mm_srli_si128(q, 1));
-            m = _mm512_set1_epi32((int8_t)_mm_cvtsi128_si32(q));
-        }
-        {
-            __m512i sum = _mm512_setzero_si512();
-            for (c = 0; c < depth; c += 16) {
-                const __mmask16 k = c + 16 <= depth ? (__mmask16)0xFFFF : (__mmask16)((1u << (depth - c)) - 1);
-                const __m512i d = _mm512_sub_epi32(m, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, x + c)));
-                sum = _mm512_mask_add_epi32(sum, k, sum, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, d,
-                                                                                    table + 256, 4));
-            }
-            {
-                int num_bits_over_unit;
-                const int32_t scale = em_fp_get_reciprocal(_mm512_reduce_add_epi32(sum), 12, &num_bits_over_unit);
-                const int exponent = num_bits_over_unit + 31 - 8;
-                const __m512i vs = _mm512_set1_epi32(scale);
-                for (c = 0; c < depth; c += 16) {
-                    const __mmask16 k = c + 16 <= depth ? (__mmask16)0xFFFF : (__mmask16)((1u << (depth - c)) - 1);
-                    const __m512i d = _mm512_sub_epi32(m, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, x + c)));
-                    const __m512i e = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, d, table, 4);
-                    _mm_mask_storeu_epi8(y + c, k, _mm512_cvtsepi32_epi8(em_sm_output_avx512(e, vs, exponent)));
-                }
-            }
-        }
-    }
-}
 
 /* ---- rows of 3 .. 16 values, 16 rows at a time (AVX2: 8): each row's maximum and sum of exps in scalar code, the
  * 16 reciprocals in vector lanes (GetReciprocal: the leading zeros by a binary search, the Newton-Raphson steps in
@@ -782,6 +701,126 @@ EM_SM_AVX2 static void em_softmax_int8_short_rows_avx2(const int8_t* in, int8_t*
         }
     }
     em_softmax_int8_by_table(in + r * depth, out + r * depth, rows - r, depth, table);
+}
+
+/* ---- rows of 8 (AVX-512: 16) or more values: each row's maximum and sum of exps in vector lanes, the
+ * reciprocals of 16 (AVX2: 8) rows at once, then each row's outputs in lanes.  A sum that wrapped to exactly 0
+ * (8192 or more values at the maximum) has no reciprocal in lanes: such a block takes the scalar one. */
+EM_SM_AVX512 static inline void em_sm_row_sums_avx512(const int8_t* x, int64_t depth, const int32_t* table,
+                                                      int32_t* max, int32_t* sum) {
+    __m512i m = _mm512_set1_epi8(INT8_MIN), acc = _mm512_setzero_si512();
+    int64_t c = 0;
+    for (; c + 64 <= depth; c += 64) m = _mm512_max_epi8(m, _mm512_loadu_si512((const void*)(x + c)));
+    if (c < depth)
+        m = _mm512_mask_max_epi8(m, (__mmask64)((1ULL << (depth - c)) - 1), m,
+                                 _mm512_maskz_loadu_epi8((__mmask64)((1ULL << (depth - c)) - 1), x + c));
+    {
+        __m256i h = _mm256_max_epi8(_mm512_castsi512_si256(m), _mm512_extracti64x4_epi64(m, 1));
+        __m128i q = _mm_max_epi8(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        q = _mm_max_epi8(q, _mm_srli_si128(q, 8));
+        q = _mm_max_epi8(q, _mm_srli_si128(q, 4));
+        q = _mm_max_epi8(q, _mm_srli_si128(q, 2));
+        q = _mm_max_epi8(q, _mm_srli_si128(q, 1));
+        *max = (int8_t)_mm_cvtsi128_si32(q);
+    }
+    m = _mm512_set1_epi32(*max);
+    for (c = 0; c < depth; c += 16) {
+        const __mmask16 k = c + 16 <= depth ? (__mmask16)0xFFFF : (__mmask16)((1u << (depth - c)) - 1);
+        const __m512i d = _mm512_sub_epi32(m, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, x + c)));
+        acc = _mm512_mask_add_epi32(acc, k, acc, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, d,
+                                                                            table + 256, 4));
+    }
+    *sum = _mm512_reduce_add_epi32(acc);
+}
+
+EM_SM_AVX512 static void em_softmax_int8_by_table_avx512(const int8_t* in, int8_t* out, int64_t rows,
+                                                         int64_t depth, const int32_t* table) {
+    int32_t max[16], sum[16], scale[16], exponent[16];
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+        const int nb = rows - r0 < 16 ? (int)(rows - r0) : 16;
+        for (int r = 0; r < 16; r++) sum[r] = 1 << 19;      /* lanes past the last row: any positive sum */
+        for (int r = 0; r < nb; r++) em_sm_row_sums_avx512(in + (r0 + r) * depth, depth, table, max + r, sum + r);
+        {
+            const __m512i sums = _mm512_loadu_si512(sum);
+            __m512i vs, ve;
+            em_sm_reciprocal_x16(sums, &vs, &ve);
+            _mm512_storeu_si512(scale, vs);
+            _mm512_storeu_si512(exponent, ve);
+            if (_mm512_cmpeq_epi32_mask(sums, _mm512_setzero_si512()))
+                for (int r = 0; r < nb; r++) {
+                    int bits;
+                    scale[r] = em_fp_get_reciprocal(sum[r], 12, &bits);
+                    exponent[r] = bits + 31 - 8;
+                }
+        }
+        for (int r = 0; r < nb; r++) {
+            const int8_t* x = in + (r0 + r) * depth;
+            int8_t* y = out + (r0 + r) * depth;
+            const __m512i vmax = _mm512_set1_epi32(max[r]), vs = _mm512_set1_epi32(scale[r]);
+            for (int64_t c = 0; c < depth; c += 16) {
+                const __mmask16 k = c + 16 <= depth ? (__mmask16)0xFFFF : (__mmask16)((1u << (depth - c)) - 1);
+                const __m512i d = _mm512_sub_epi32(vmax, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, x + c)));
+                const __m512i e = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, d, table, 4);
+                _mm_mask_storeu_epi8(y + c, k, _mm512_cvtsepi32_epi8(em_sm_output_avx512(e, vs, exponent[r])));
+            }
+        }
+    }
+}
+
+EM_SM_AVX2 static void em_softmax_int8_by_table_avx2(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
+                                                     const int32_t* table) {
+    int32_t max[8], sum[8], scale[8], exponent[8];
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+        const int nb = rows - r0 < 8 ? (int)(rows - r0) : 8;
+        for (int r = 0; r < 8; r++) sum[r] = 1 << 19;
+        for (int r = 0; r < nb; r++) {
+            const int8_t* x = in + (r0 + r) * depth;
+            __m256i m = _mm256_set1_epi8(INT8_MIN);
+            int64_t c = 0;
+            int8_t max_in_row;
+            uint32_t sum_of_exps = 0;
+            for (; c + 32 <= depth; c += 32) m = _mm256_max_epi8(m, _mm256_loadu_si256((const __m256i*)(x + c)));
+            {
+                __m128i h = _mm_max_epi8(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+                h = _mm_max_epi8(h, _mm_srli_si128(h, 8));
+                h = _mm_max_epi8(h, _mm_srli_si128(h, 4));
+                h = _mm_max_epi8(h, _mm_srli_si128(h, 2));
+                h = _mm_max_epi8(h, _mm_srli_si128(h, 1));
+                max_in_row = (int8_t)_mm_cvtsi128_si32(h);
+            }
+            for (; c < depth; ++c) max_in_row = x[c] > max_in_row ? x[c] : max_in_row;
+            for (c = 0; c < depth; ++c) sum_of_exps += (uint32_t)table[256 + (uint8_t)(max_in_row - x[c])];
+            max[r] = max_in_row;
+            sum[r] = (int32_t)sum_of_exps;
+        }
+        {
+            const __m256i sums = _mm256_loadu_si256((const __m256i*)sum);
+            __m256i vs, ve;
+            em_sm_reciprocal_x8(sums, &vs, &ve);
+            _mm256_storeu_si256((__m256i*)scale, vs);
+            _mm256_storeu_si256((__m256i*)exponent, ve);
+            if (_mm256_movemask_epi8(_mm256_cmpeq_epi32(sums, _mm256_setzero_si256())))
+                for (int r = 0; r < nb; r++) {
+                    int bits;
+                    scale[r] = em_fp_get_reciprocal(sum[r], 12, &bits);
+                    exponent[r] = bits + 31 - 8;
+                }
+        }
+        for (int r = 0; r < nb; r++) {
+            const int8_t* x = in + (r0 + r) * depth;
+            int8_t* y = out + (r0 + r) * depth;
+            const int8_t max_in_row = (int8_t)max[r];
+            const __m256i vs = _mm256_set1_epi32(scale[r]);
+            int64_t c = 0;
+            for (; c + 8 <= depth; c += 8)
+                em_sm_store8_avx2(y + c, em_sm_output_avx2(em_sm_lookup8(table, x + c, max_in_row), vs, exponent[r]));
+            for (; c < depth; ++c) {        /* the scalar kernel's last step */
+                const int32_t e = table[(uint8_t)(max_in_row - x[c])];
+                const int32_t unsat = em_rounding_divide_by_pot(em_fp_mul(scale[r], e), exponent[r]);
+                y[c] = (int8_t)em_clamp_i32(unsat - 128, INT8_MIN, INT8_MAX);
+            }
+        }
+    }
 }
 #endif
 
