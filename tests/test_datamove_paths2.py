@@ -179,7 +179,8 @@ for n, ih, iw, c, oh, ow in RESIZE_CASES:
     u = rng.integers(0, 256, (n, ih, iw, c)).astype(np.uint8)
     u.reshape(-1)[:4], u.reshape(-1)[4:8] = 255, 0
     for align, half in ((False, False), (True, False), (False, True)):
-        ts = [tensor(0, u.shape, np.int8, 0.05, 3 - 128), tensor(1, (2,), np.int32, None, 0, np.array([oh, ow], np.int32)),
+        size = np.array([oh, ow], np.int32)
+        ts = [tensor(0, u.shape, np.int8, 0.05, 3 - 128), tensor(1, (2,), np.int32, None, 0, size),
               tensor(2, (n, oh, ow, c), np.int8, 0.05, 3 - 128)]
         op = Op(0, "RESIZE_BILINEAR", 1, [0, 1], [2], {"align_corners": align, "half_pixel_centers": half, UINT8: True})
         got = run(Graph(ts, [op], [0], [2]), (u ^ 0x80).view(np.int8))

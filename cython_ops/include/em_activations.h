@@ -453,26 +453,41 @@ static inline void em_softmax_int8_by_table(const int8_t* in, int8_t* out, int64
     }
 }
 
-/* Vector bodies of em_softmax_int8_by_table along a row (rows of 16 or more values; AVX2: 8 or more): the row's
- * maximum in byte lanes; the table's sum addends (AVX-512: gathered and added in int32 lanes, wrapping like the
- * scalar uint32 sum: the order of the additions cannot change a sum modulo 2^32); the reciprocal in scalar code;
- * then each output's SaturatingRoundingDoublingHighMul and RoundingDivideByPOT in int32 lanes.  SRDHM in lanes: for int32 a, b the
- * reference's (a*b + nudge) / 2^31, truncated, equals floor((a*b + 2^30) / 2^31) for either sign of a*b, i.e.
- * bits 31..62 of the 64-bit a*b + 2^30; only INT32_MIN * INT32_MIN saturates. */
+/* Vector bodies of em_softmax_int8_by_table (x86; the scalar one above is the reference they are tested against):
+ * rows of two by the pair table, rows of 3 .. 16 values 16 (AVX2: 8) rows at a time, longer rows along the row.
+ * SaturatingRoundingDoublingHighMul in int32 lanes: for int32 a, b the reference's (a*b + nudge) / 2^31,
+ * truncated, equals floor((a*b + 2^30) / 2^31) for either sign of a*b, i.e. bits 31..62 of the 64-bit
+ * a*b + 2^30; only INT32_MIN * INT32_MIN saturates.  The sums of exps wrap in int32 lanes as the scalar uint32 sum
+ * does: the order of the additions cannot change a sum modulo 2^32. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_SCALAR_ONLY)
 #include <immintrin.h>
 #define EM_SM_AVX2 __attribute__((target("avx2")))
 #define EM_SM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 
+/* SaturatingRoundingDoublingHighMul in lanes (the identity above) */
+EM_SM_AVX2 static inline __m256i em_srdhm_x8(__m256i a, __m256i b) {
+    const __m256i half = _mm256_set1_epi64x(1LL << 30), min = _mm256_set1_epi32(INT32_MIN);
+    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(a, b), half), 31);
+    const __m256i odd = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32),
+                                                                            _mm256_srli_epi64(b, 32)), half), 1);
+    const __m256i sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(b, min));
+    return _mm256_blendv_epi8(_mm256_blend_epi32(even, odd, 0xAA), _mm256_set1_epi32(INT32_MAX), sat);
+}
+
+EM_SM_AVX512 static inline __m512i em_srdhm_x16(__m512i a, __m512i b) {
+    const __m512i half = _mm512_set1_epi64(1LL << 30), min = _mm512_set1_epi32(INT32_MIN);
+    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, b), half), 31);
+    const __m512i odd = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32),
+                                                                            _mm512_srli_epi64(b, 32)), half), 1);
+    return _mm512_mask_mov_epi32(_mm512_mask_blend_epi32(0xAAAA, even, odd),
+                                 _mm512_cmpeq_epi32_mask(a, min) & _mm512_cmpeq_epi32_mask(b, min),
+                                 _mm512_set1_epi32(INT32_MAX));
+}
+
 /* the output of one row's elements from their exps: (SRDHM(scale, e) rounded down by 2^exponent) - 128, clamped */
 EM_SM_AVX2 static inline __m256i em_sm_output_avx2(__m256i e, __m256i scale, int exponent) {
-    const __m256i half = _mm256_set1_epi64x(1LL << 30), min = _mm256_set1_epi32(INT32_MIN);
-    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(scale, e), half), 31);
-    const __m256i odd = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(scale, 32),
-                                                                            _mm256_srli_epi64(e, 32)), half), 1);
-    __m256i x = _mm256_blend_epi32(even, odd, 0xAA);
-    const __m256i sat = _mm256_and_si256(_mm256_cmpeq_epi32(scale, min), _mm256_cmpeq_epi32(e, min));
-    x = _mm256_blendv_epi8(x, _mm256_set1_epi32(INT32_MAX), sat);
+    const __m256i min = _mm256_set1_epi32(INT32_MIN);
+    __m256i x = em_srdhm_x8(scale, e);
     if (exponent >= 32) {       /* em_rounding_divide_by_pot: 0, or -1 for INT32_MIN at exactly 32 */
         x = exponent == 32 ? _mm256_cmpeq_epi32(x, min) : _mm256_setzero_si256();
     } else {
@@ -502,13 +517,8 @@ EM_SM_AVX2 static inline void em_sm_store8_avx2(int8_t* dst, __m256i v) {
 
 
 EM_SM_AVX512 static inline __m512i em_sm_output_avx512(__m512i e, __m512i scale, int exponent) {
-    const __m512i half = _mm512_set1_epi64(1LL << 30), min = _mm512_set1_epi32(INT32_MIN);
-    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(scale, e), half), 31);
-    const __m512i odd = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(scale, 32),
-                                                                            _mm512_srli_epi64(e, 32)), half), 1);
-    __m512i x = _mm512_mask_blend_epi32(0xAAAA, even, odd);
-    x = _mm512_mask_mov_epi32(x, _mm512_cmpeq_epi32_mask(scale, min) & _mm512_cmpeq_epi32_mask(e, min),
-                              _mm512_set1_epi32(INT32_MAX));
+    const __m512i min = _mm512_set1_epi32(INT32_MIN);
+    __m512i x = em_srdhm_x16(scale, e);
     if (exponent >= 32) {
         x = exponent == 32 ? _mm512_maskz_mov_epi32(_mm512_cmpeq_epi32_mask(x, min), _mm512_set1_epi32(-1))
                            : _mm512_setzero_si512();
@@ -554,15 +564,6 @@ static inline void em_sm_block_sums(const int8_t* x, int64_t depth, int lanes, c
     }
 }
 
-EM_SM_AVX512 static inline __m512i em_srdhm_x16(__m512i a, __m512i b) {
-    const __m512i half = _mm512_set1_epi64(1LL << 30), min = _mm512_set1_epi32(INT32_MIN);
-    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, b), half), 31);
-    const __m512i odd = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32),
-                                                                            _mm512_srli_epi64(b, 32)), half), 1);
-    return _mm512_mask_mov_epi32(_mm512_mask_blend_epi32(0xAAAA, even, odd),
-                                 _mm512_cmpeq_epi32_mask(a, min) & _mm512_cmpeq_epi32_mask(b, min),
-                                 _mm512_set1_epi32(INT32_MAX));
-}
 
 /* SaturatingRoundingMultiplyByPOT with a positive exponent k */
 EM_SM_AVX512 static inline __m512i em_sat_shl_x16(__m512i x, int k) {
@@ -617,8 +618,8 @@ EM_SM_AVX512 static void em_softmax_int8_short_rows_avx512(const int8_t* in, int
                                                _mm512_i32gather_epi32(d, table, 4));
                 const __m512i e = _mm512_permutexvar_epi32(row, exponent);       /* 23 .. 26 */
                 const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
-                const __m512i thr = _mm512_mask_add_epi32(_mm512_srli_epi32(mask, 1),
-                                                          _mm512_cmplt_epi32_mask(v, zero), _mm512_srli_epi32(mask, 1), one);
+                const __m512i half_mask = _mm512_srli_epi32(mask, 1);
+                const __m512i thr = _mm512_mask_add_epi32(half_mask, _mm512_cmplt_epi32_mask(v, zero), half_mask, one);
                 __m512i q = _mm512_srav_epi32(v, e);
                 q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(_mm512_and_si512(v, mask), thr), q, one);
                 _mm_storeu_si128((__m128i*)(y + 16 * c),
@@ -629,14 +630,6 @@ EM_SM_AVX512 static void em_softmax_int8_short_rows_avx512(const int8_t* in, int
     em_softmax_int8_by_table(in + r * depth, out + r * depth, rows - r, depth, table);
 }
 
-EM_SM_AVX2 static inline __m256i em_srdhm_x8(__m256i a, __m256i b) {
-    const __m256i half = _mm256_set1_epi64x(1LL << 30), min = _mm256_set1_epi32(INT32_MIN);
-    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(a, b), half), 31);
-    const __m256i odd = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32),
-                                                                            _mm256_srli_epi64(b, 32)), half), 1);
-    const __m256i sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(b, min));
-    return _mm256_blendv_epi8(_mm256_blend_epi32(even, odd, 0xAA), _mm256_set1_epi32(INT32_MAX), sat);
-}
 
 EM_SM_AVX2 static inline __m256i em_sat_shl_x8(__m256i x, int k) {
     const __m256i thr = _mm256_set1_epi32((int32_t)((1LL << (31 - k)) - 1));
@@ -832,12 +825,25 @@ static inline void em_softmax_int8_lut(const int8_t* in, int8_t* out, int64_t ro
         return;
     }
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_SCALAR_ONLY)
-    if (depth >= 3 && depth <= EM_SM_BLOCK_DEPTH && em_isa() >= EM_ISA_AVX2) {   /* short rows, many of them */
-        if (em_isa() >= EM_ISA_AVX512 && rows >= 16) { em_softmax_int8_short_rows_avx512(in, out, rows, depth, table); return; }
-        if (rows >= 8) { em_softmax_int8_short_rows_avx2(in, out, rows, depth, table); return; }
+    const int isa = em_isa();
+    if (depth >= 3 && depth <= EM_SM_BLOCK_DEPTH && isa >= EM_ISA_AVX2) {   /* short rows, many of them */
+        if (isa >= EM_ISA_AVX512 && rows >= 16) {
+            em_softmax_int8_short_rows_avx512(in, out, rows, depth, table);
+            return;
+        }
+        if (rows >= 8) {
+            em_softmax_int8_short_rows_avx2(in, out, rows, depth, table);
+            return;
+        }
     }
-    if (em_isa() >= EM_ISA_AVX512 && depth >= 16) { em_softmax_int8_by_table_avx512(in, out, rows, depth, table); return; }
-    if (em_isa() >= EM_ISA_AVX2 && depth >= 8) { em_softmax_int8_by_table_avx2(in, out, rows, depth, table); return; }
+    if (isa >= EM_ISA_AVX512 && depth >= 16) {
+        em_softmax_int8_by_table_avx512(in, out, rows, depth, table);
+        return;
+    }
+    if (isa >= EM_ISA_AVX2 && depth >= 8) {
+        em_softmax_int8_by_table_avx2(in, out, rows, depth, table);
+        return;
+    }
 #endif
     em_softmax_int8_by_table(in, out, rows, depth, table);
 }
