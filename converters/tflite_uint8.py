@@ -28,6 +28,7 @@ UINT8_OPS = frozenset({
     "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN", "MAXIMUM", "MINIMUM",
 })
 UINT8_OPS |= {"DETECTION_POSTPROCESS"}    # dequantizes uint8 box encodings and scores as it does int8 ones
+UINT8_OPS |= {"RESIZE_BILINEAR"}     # its uint8 kernel reads and writes int8-held bytes, flipping the sign bits
 
 
 def _as_int8(t: Tensor) -> None:
