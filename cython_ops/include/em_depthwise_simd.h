@@ -286,6 +286,7 @@ typedef struct {
     int64_t groups, patterns;
     int32_t w_zp, any_left;
     int64_t taps;
+    int single_last;           /* the last group of 4 taps holds one (uint8 kernels without a weight zero point) */
     const float* est;          /* the float estimate's constants per block of lanes, or NULL */
 } em_dw_rows;
 
@@ -345,6 +346,7 @@ static void em_dw_rows_consts(const em_params* p, em_dw_rows* c) {
     c->w_zp = (int32_t)d[EM_DW_ROWS_I_W_ZP];
     c->any_left = (int32_t)d[EM_DW_ROWS_I_ANY_LEFT];
     c->taps = d[EM_CONV_I_KH] * d[EM_CONV_I_KW];
+    c->single_last = c->taps % 4 == 1 && c->w_zp == 0;
     c->est = d[EM_DW_ROWS_I_ESTIMATE] ? (const float*)p->ptr[EM_DW_ROWS_P_RQ_ESTIMATE] : NULL;
 }
 
@@ -382,6 +384,13 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) __m512i em_dw_estima
     return _mm512_cvt_roundps_epi32(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
+/* Byte selector of accumulator k's values (16 L + 4 k + i in dword 4 L + i) from one tap's run, zero-extended. */
+#define EM_DW_SINGLE_SELECT(k) (char)(4 * (k)), -128, -128, -128, (char)(4 * (k) + 1), -128, -128, -128,           \
+    (char)(4 * (k) + 2), -128, -128, -128, (char)(4 * (k) + 3), -128, -128, -128
+EM_VNNI_TARGET static inline __m512i em_dw_single512(int k) {
+    return _mm512_broadcast_i32x4(_mm_setr_epi8(EM_DW_SINGLE_SELECT(k)));
+}
+
 /* Four taps' 64-value runs interleaved so that accumulator k's dword 4 L + i holds value 16 L + 4 k + i. */
 #define EM_DW_INTERLEAVE512(src, off)                                                                           \
     const __m512i t0 = _mm512_loadu_si512((src) + (off)[0]), t1 = _mm512_loadu_si512((src) + (off)[1]);        \
@@ -405,12 +414,20 @@ EM_VNNI_TARGET static void em_dw_row_vnni(const uint8_t* row, int8_t* out, int64
         __m512i a2 = _mm512_loadu_si512(bias + 32), a3 = _mm512_loadu_si512(bias + 48);
         const int64_t* off = c->off;
         if (!c->w_zp) {
-            for (int64_t tg = 0; tg < groups; tg++, off += 4, w += 256) {
+            const int64_t full = c->single_last ? groups - 1 : groups;
+            for (int64_t tg = 0; tg < full; tg++, off += 4, w += 256) {
                 EM_DW_INTERLEAVE512(src, off)
                 a0 = _mm512_dpbusd_epi32(a0, v0, _mm512_loadu_si512(w));
                 a1 = _mm512_dpbusd_epi32(a1, v1, _mm512_loadu_si512(w + 64));
                 a2 = _mm512_dpbusd_epi32(a2, v2, _mm512_loadu_si512(w + 128));
                 a3 = _mm512_dpbusd_epi32(a3, v3, _mm512_loadu_si512(w + 192));
+            }
+            if (full < groups) {     /* a last group of one tap: its bytes zero-extended, not interleaved */
+                const __m512i t0 = _mm512_loadu_si512(src + off[0]);
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_shuffle_epi8(t0, em_dw_single512(0)), _mm512_loadu_si512(w));
+                a1 = _mm512_dpbusd_epi32(a1, _mm512_shuffle_epi8(t0, em_dw_single512(1)), _mm512_loadu_si512(w + 64));
+                a2 = _mm512_dpbusd_epi32(a2, _mm512_shuffle_epi8(t0, em_dw_single512(2)), _mm512_loadu_si512(w + 128));
+                a3 = _mm512_dpbusd_epi32(a3, _mm512_shuffle_epi8(t0, em_dw_single512(3)), _mm512_loadu_si512(w + 192));
             }
         } else {     /* weights with a zero point: each lane also sums its taps' bytes, times -w_zp */
             __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
@@ -547,7 +564,8 @@ EM_AVXVNNI_TARGET static void em_dw_row_avxvnni(const uint8_t* row, int8_t* out,
             sums[k] = _mm256_setzero_si256();
         }
         const int64_t* off = c->off;
-        for (int64_t tg = 0; tg < c->groups; tg++, off += 4, w += 128) {
+        const int64_t full = c->single_last ? c->groups - 1 : c->groups;
+        for (int64_t tg = 0; tg < full; tg++, off += 4, w += 128) {
             const __m256i t0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
             const __m256i t1 = _mm256_loadu_si256((const __m256i*)(src + off[1]));
             const __m256i t2 = _mm256_loadu_si256((const __m256i*)(src + off[2]));
@@ -569,6 +587,13 @@ EM_AVXVNNI_TARGET static void em_dw_row_avxvnni(const uint8_t* row, int8_t* out,
                 sums[2] = _mm256_dpbusd_avx_epi32(sums[2], v2, ones);
                 sums[3] = _mm256_dpbusd_avx_epi32(sums[3], v3, ones);
             }
+        }
+        if (full < c->groups) {     /* a last group of one tap: its bytes zero-extended, not interleaved */
+            const __m256i t0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
+            for (int k = 0; k < 4; k++)
+                acc[k] = _mm256_dpbusd_avx_epi32(acc[k], _mm256_shuffle_epi8(t0, _mm256_broadcastsi128_si256(
+                                                     _mm_setr_epi8(EM_DW_SINGLE_SELECT(k)))),
+                                                 _mm256_loadu_si256((const __m256i*)(w + 32 * k)));
         }
         if (c->w_zp) {
             const __m256i neg_zp = _mm256_set1_epi32(-c->w_zp);
