@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from onnx import helper as _helper
 
 from converters.onnx.common import ACT_CODE, FLOAT_MAX, TO_NHWC, Renamed, Value, same_q
+from converters.onnx.tensors import attribute_values
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Quantization
 
@@ -28,16 +28,18 @@ class QDQOps:
     # ----- quantization -------------------------------------------------------------------------
     def q_params(self, qnode) -> Optional[tuple]:
         """(Quantization in the IR's int8 sense, ONNX dtype) of a per-tensor QuantizeLinear, or None."""
-        ins = [self.values.get(n) if n else None for n in qnode.input]
-        if len(ins) < 2 or ins[1] is None or ins[1].const is None:
+        names = qnode.input
+        n_in = len(names)
+        s_value = self.values.get(names[1]) if n_in > 1 and names[1] else None
+        if s_value is None or s_value.const is None:
             return None
-        scale = ins[1].const
-        zp = ins[2].const if len(ins) > 2 and ins[2] is not None else None
+        scale = s_value.const
+        z_value = self.values.get(names[2]) if n_in > 2 and names[2] else None
+        zp = z_value.const if z_value is not None else None
         if zp is not None and zp.dtype not in (np.int8, np.uint8):
             return None
         if zp is None:
-            attrs = {a.name: _helper.get_attribute_value(a) for a in qnode.attribute}
-            odt = attrs.get("output_dtype", 0)
+            odt = attribute_values(qnode).get("output_dtype", 0)
             if odt not in (0, 2):
                 return None
             zp = np.zeros(1, np.uint8)
@@ -391,14 +393,18 @@ class QDQOps:
             if scale.size > 1:
                 shape[axis] = -1
             sc = scale.reshape(shape) if scale.size > 1 else scale.reshape(())
-            # (float32(q) - float32(zp)) * scale in float32, each ufunc casting as it goes: no int -> float copy
-            if zpa is None or not zpa.any():
-                folded = np.multiply(x.const, sc, dtype=np.float32)
-            else:
-                folded = np.multiply(np.subtract(x.const, zpa.astype(np.float32).reshape(shape), dtype=np.float32),
-                                     sc, dtype=np.float32)
-            v = self.const_value(node.output[0], folded)
-            v.qconst = (x.const, scale.reshape(-1), None if zpa is None else zpa.reshape(-1), axis)
+            data = x.const
+
+            def fold():
+                # (float32(q) - float32(zp)) * scale in float32, each ufunc casting as it goes: no int -> float copy
+                if zpa is None or not zpa.any():
+                    return np.multiply(data, sc, dtype=np.float32)
+                return np.multiply(np.subtract(data, zpa.astype(np.float32).reshape(shape), dtype=np.float32),
+                                   sc, dtype=np.float32)
+            # folded on first read only: fused int8 ops take the integers (qconst) instead
+            self.values[node.output[0]] = Value(name=node.output[0], shape=data.shape, dtype=np.dtype(np.float32),
+                                                fold=fold, qconst=(data, scale.reshape(-1),
+                                                                   None if zpa is None else zpa.reshape(-1), axis))
             return
         if scale.size != 1:
             self.unsupported("per-axis dequantization of a non-constant tensor")

@@ -23,7 +23,6 @@ from typing import Optional
 
 import numpy as np
 import onnx
-from onnx import helper as _helper
 
 from converters.onnx.common import TO_NCHW, TO_NHWC, Value
 from converters.onnx.conv import ConvOps
@@ -42,7 +41,7 @@ from converters.onnx.reduce_ops import ReduceOps
 from converters.onnx.resize import ResizeOps
 from converters.onnx.shape_ops import ShapeOps
 from converters.onnx.tensor_ops import TensorOps
-from converters.onnx.tensors import ONNX_DTYPES, initializer_array
+from converters.onnx.tensors import ONNX_DTYPES, attribute_values, initializer_array
 from converters.source import read_model_bytes
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT, ROUND_HALF_EVEN, Graph, Op, Quantization, Tensor
@@ -378,7 +377,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             raise UnsupportedOpError(f"{desc}: op {node.op_type} (opset {self.opset}) is not supported; supported "
                                      f"ops: {', '.join(supported_ops())}")
         try:
-            attrs = {a.name: _helper.get_attribute_value(a) for a in node.attribute}
+            attrs = attribute_values(node)
         except Exception as exc:
             raise ModelFormatError(f"{desc}: malformed attribute ({type(exc).__name__}: {exc})") from exc
         for a, val in list(attrs.items()):

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import onnx
+from onnx import helper as _helper
 from onnx import numpy_helper as _nph
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
@@ -19,6 +20,28 @@ TYPED_FIELD = {1: "float_data", 2: "int32_data", 3: "int32_data", 4: "int32_data
                6: "int32_data", 7: "int64_data", 9: "int32_data", 10: "int32_data", 11: "double_data",
                12: "uint64_data", 13: "uint64_data"}
 MAX_TENSOR_BYTES = 1 << 31
+_AP = onnx.AttributeProto
+# attribute type -> (field, whether a repeated field), as onnx.helper.get_attribute_value reads them
+ATTR_FIELDS = {_AP.FLOAT: ("f", False), _AP.INT: ("i", False), _AP.STRING: ("s", False), _AP.TENSOR: ("t", False),
+               _AP.SPARSE_TENSOR: ("sparse_tensor", False), _AP.GRAPH: ("g", False), _AP.TYPE_PROTO: ("tp", False),
+               _AP.FLOATS: ("floats", True), _AP.INTS: ("ints", True), _AP.STRINGS: ("strings", True),
+               _AP.TENSORS: ("tensors", True), _AP.SPARSE_TENSORS: ("sparse_tensors", True),
+               _AP.GRAPHS: ("graphs", True), _AP.TYPE_PROTOS: ("type_protos", True)}
+
+
+def attribute_values(node) -> dict:
+    """{name: value} of a node's attributes, the values onnx.helper.get_attribute_value gives (which raises
+    ValueError on what this table does not cover) without its per-attribute chain of type tests."""
+    out = {}
+    for a in node.attribute:
+        spec = ATTR_FIELDS.get(a.type)
+        if spec is None or a.ref_attr_name:
+            out[a.name] = _helper.get_attribute_value(a)
+        elif spec[1]:
+            out[a.name] = list(getattr(a, spec[0]))
+        else:
+            out[a.name] = getattr(a, spec[0])
+    return out
 
 
 def initializer_array(tp, what: str) -> np.ndarray:
