@@ -36,7 +36,7 @@ class Value:
         self.quant = quant               # per-tensor int8 parameters of an integer value (uint8 shifted)
         self.dq_of = dq_of               # for the float output of a DequantizeLinear of a non-constant
         self.qconst = qconst             # for DequantizeLinear of a constant: (int data, scale, zp, axis)
-        self.ort_u8 = ort_u8             # onnxruntime computes on this integer value as uint8 (see _consumers)
+        self.ort_u8 = ort_u8             # onnxruntime computes on this integer value as uint8 (see _u8_values)
 
     @property
     def const(self) -> Optional[np.ndarray]:

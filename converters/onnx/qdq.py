@@ -28,6 +28,12 @@ class QDQOps:
     # ----- quantization -------------------------------------------------------------------------
     def q_params(self, qnode) -> Optional[tuple]:
         """(Quantization in the IR's int8 sense, ONNX dtype) of a per-tensor QuantizeLinear, or None."""
+        key = ("q", qnode.output[0], tuple(qnode.input))
+        if key not in self.node_memo:       # (asked for several times while one node is translated)
+            self.node_memo[key] = self._q_params(qnode)
+        return self.node_memo[key]
+
+    def _q_params(self, qnode) -> Optional[tuple]:
         names = qnode.input
         n_in = len(names)
         s_value = self.values.get(names[1]) if n_in > 1 and names[1] else None
@@ -53,6 +59,13 @@ class QDQOps:
 
     def fusion(self, out_name: str, allow_act: bool = True) -> Optional[_Fusion]:
         """The QuantizeLinear (optionally after a Relu / Clip) that alone consumes `out_name`."""
+        key = ("fusion", out_name, allow_act)
+        if key not in self.node_memo:
+            self.node_memo[key] = self._fusion(out_name, allow_act)
+        fu = self.node_memo[key]
+        return None if fu is None else _Fusion(fu.q_node, fu.act, fu.clip, list(fu.skipped))
+
+    def _fusion(self, out_name: str, allow_act: bool) -> Optional[_Fusion]:
         cur, act, clip, skipped = out_name, "NONE", None, []
         for _ in range(2):
             cons = self.consumers.get(cur, [])
@@ -151,7 +164,7 @@ class QDQOps:
         if fu.act == "CLIP" or (b is not None and b.const is None):
             return False
         oc, icg, kh, kw = w.shape
-        wf = w.const.astype(np.float32).reshape(oc, icg * kh * kw).T      # [K][OC], k in ONNX (c, kh, kw) order
+        wf = w.const.astype(np.float32, copy=False).reshape(oc, icg * kh * kw).T   # [K][OC], k in (c, kh, kw) order
         if depthwise:
             options = dict(options, depth_multiplier=oc // group)
         xt = self.get_nhwc(x)
@@ -386,7 +399,7 @@ class QDQOps:
                 self.bad(f"{scale.size} scales along axis {attrs.get('axis', 1)} of shape {list(x.shape)}")
         if zpa is not None and zpa.size != scale.size:
             self.bad(f"{scale.size} scales but {zpa.size} zero points")
-        if not np.all(np.isfinite(scale)):
+        if not np.isfinite(scale).all():
             self.bad("scale must be finite")
         if x.const is not None:
             shape = [1] * x.rank

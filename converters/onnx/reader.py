@@ -67,6 +67,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         self.input_tensors: set = set()
         self.output_tensors: set = set()
         self.producer: dict = {}
+        self.node_memo: dict = {}
 
     # ----- IR building --------------------------------------------------------------------------
     def tensor(self, name: str, shape, dtype, quant=None, data=None) -> int:
@@ -222,6 +223,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             init_names.add(name)
         for sp in self.g.sparse_initializer:
             raise UnsupportedOpError(f"sparse initializer '{sp.values.name}' is not supported")
+        self._consumer_map()
         inputs = []
         for vi in self.g.input:
             if vi.name in init_names:
@@ -229,7 +231,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             inputs.append(self._graph_input(vi))
         if not inputs:
             raise UnsupportedOpError("the graph declares no inputs (a model of constants only is not supported)")
-        self._consumers()
+        self._u8_values()
         for k, node in enumerate(self.g.node):
             if k in self.done:
                 continue
@@ -249,7 +251,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         if tt is None:
             raise UnsupportedOpError(f"graph input '{vi.name}' is not a tensor")
         dtype = ONNX_DTYPES.get(tt.elem_type)
-        users = [n for n in self.g.node if vi.name in n.input]
+        users = [self.g.node[k] for k in sorted(set(self.consumers.get(vi.name, ())))]
         lens_only = dtype == np.int32 and bool(users) and all(      # int32: only an RNN's sequence_lens
             (n.op_type in ("LSTM", "GRU", "RNN") and n.domain in ("", "ai.onnx") and list(n.input).index(vi.name) == 4
              or n.op_type == "QAttention" and n.domain == MS_DOMAIN and list(n.input).index(vi.name) == 5)  # mask
@@ -318,12 +320,15 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         self.output_tensors.add(out)
         return out
 
-    def _consumers(self):
+    def _consumer_map(self):
+        """value name -> indices of the nodes reading it (a node once per input that reads it)."""
         self.consumers = {}
         for k, node in enumerate(self.g.node):
             for name in node.input:
                 if name:
                     self.consumers.setdefault(name, []).append(k)
+
+    def _u8_values(self):
         # Integer values onnxruntime holds as uint8: uint8 ones, and int8 Q outputs its QDQS8ToU8 transformer
         # converts (a Q whose only consumer is one DQ read by one node, both with the same explicit int8
         # zero point).  The
@@ -388,6 +393,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             raise ModelFormatError(f"{desc}: the node has no outputs")
         self.desc = desc
         self.k = k
+        self.node_memo = {}      # answers that hold while this one node is translated (fusion, q_params)
         fn(node, ins, attrs)
 
     def unsupported(self, why: str):
