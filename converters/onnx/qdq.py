@@ -104,7 +104,7 @@ class QDQOps:
             return None
         if scale.size > 1 and (axis != axis_expected or scale.size != n_out):
             return None
-        zp = np.broadcast_to(zp.reshape(-1) if zp is not None else np.zeros(1, data.dtype), scale.reshape(-1).shape)
+        zp = zp.reshape(-1) if zp is not None else np.zeros(1, data.dtype)     # (only tested for zeros below)
         if data.dtype == np.uint8:
             data = (data ^ np.uint8(0x80)).view(np.int8)         # u - 128, exactly
             zp = zp.astype(np.int64) - 128
