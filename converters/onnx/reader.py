@@ -68,6 +68,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         self.output_tensors: set = set()
         self.producer: dict = {}
         self.node_memo: dict = {}
+        self.constant_nodes: Optional[dict] = None
 
     # ----- IR building --------------------------------------------------------------------------
     def tensor(self, name: str, shape, dtype, quant=None, data=None) -> int:
@@ -364,10 +365,14 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         v = self.values.get(name)
         if v is not None and v.const is not None:
             return v.const
-        for n in self.g.node:      # a Constant node (onnxruntime folds these into initializers first)
-            if n.op_type == "Constant" and n.output[0] == name and n.attribute and n.attribute[0].name == "value":
-                return initializer_array(n.attribute[0].t, f"Constant '{name}'")
-        return None
+        if self.constant_nodes is None:     # Constant nodes by output (onnxruntime folds them into initializers)
+            self.constant_nodes = {}
+            for n in self.g.node:
+                if n.op_type == "Constant" and n.output[0] not in self.constant_nodes and n.attribute \
+                        and n.attribute[0].name == "value":
+                    self.constant_nodes[n.output[0]] = n
+        n = self.constant_nodes.get(name)
+        return None if n is None else initializer_array(n.attribute[0].t, f"Constant '{name}'")
 
     # ----- dispatch -----------------------------------------------------------------------------
     def _translate(self, k: int, node):
