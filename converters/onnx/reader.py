@@ -73,7 +73,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
     # ----- IR building --------------------------------------------------------------------------
     def tensor(self, name: str, shape, dtype, quant=None, data=None) -> int:
         idx = len(self.tensors)
-        self.tensors.append(Tensor(index=idx, name=name, shape=tuple(int(d) for d in shape),
+        self.tensors.append(Tensor(index=idx, name=name, shape=tuple(map(int, shape)),
                                    dtype=np.dtype(dtype), quant=quant, data=data))
         return idx
 
@@ -189,7 +189,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         return t
 
     def new_value(self, name: str, shape, dtype, ir: int, nhwc: bool, quant=None, like: Value = None) -> Value:
-        v = Value(name=name, shape=tuple(int(d) for d in shape), dtype=np.dtype(dtype), quant=quant)
+        v = Value(name=name, shape=tuple(map(int, shape)), dtype=np.dtype(dtype), quant=quant)
         v.ort_u8 = like.ort_u8 if like is not None else (quant is not None and name in self.u8_names)
         if nhwc:
             v.nhwc = ir
