@@ -20,11 +20,11 @@ class Value:
 
     `const` may be given as a function (`fold`) evaluated on first read: a DequantizeLinear of constant weights
     that a fused int8 op takes as `qconst` never needs its float form."""
-    __slots__ = ("name", "shape", "dtype", "plain", "nhwc", "_const", "fold", "quant", "dq_of", "qconst", "ort_u8")
+    __slots__ = ("_const", "dq_of", "dtype", "fold", "name", "nhwc", "ort_u8", "plain", "qconst", "quant", "shape")
 
     def __init__(self, name: str, shape: tuple, dtype: np.dtype, plain: Optional[int] = None,
                  nhwc: Optional[int] = None, const: Optional[np.ndarray] = None, quant: Optional[Quantization] = None,
-                 dq_of: Optional["Value"] = None, qconst: Optional[tuple] = None, ort_u8: bool = False,
+                 dq_of: Optional[Value] = None, qconst: Optional[tuple] = None, ort_u8: bool = False,
                  fold: Optional[Callable[[], np.ndarray]] = None):
         self.name = name
         self.shape = shape
