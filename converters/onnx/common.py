@@ -2,8 +2,7 @@
 fused activation codes, and two small helpers (`Renamed` node stand-ins, `same_q`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -16,23 +15,50 @@ FLOAT_MAX = float(np.finfo(np.float32).max)
 ACT_CODE = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
 
 
-@dataclass
 class Value:
-    """One ONNX value during translation: its logical (ONNX-order) shape and where it lives in the IR."""
-    name: str
-    shape: tuple
-    dtype: np.dtype                  # ONNX element type
-    plain: Optional[int] = None      # IR tensor in ONNX axis order
-    nhwc: Optional[int] = None       # IR tensor in channels-last order (4-D only)
-    const: Optional[np.ndarray] = None
-    quant: Optional[Quantization] = None   # per-tensor int8 parameters of an integer value (uint8 shifted)
-    dq_of: Optional["Value"] = None  # for the float output of a DequantizeLinear of a non-constant
-    qconst: Optional[tuple] = None   # for DequantizeLinear of a constant: (int data, scale, zp, axis)
-    ort_u8: bool = False             # onnxruntime computes on this integer value as uint8 (see _consumers)
+    """One ONNX value during translation: its logical (ONNX-order) shape and where it lives in the IR.
+
+    `const` may be given as a function (`fold`) evaluated on first read: a DequantizeLinear of constant weights
+    that a fused int8 op takes as `qconst` never needs its float form."""
+    __slots__ = ("_const", "dq_of", "dtype", "fold", "name", "nhwc", "ort_u8", "plain", "qconst", "quant", "shape")
+
+    def __init__(self, name: str, shape: tuple, dtype: np.dtype, plain: Optional[int] = None,
+                 nhwc: Optional[int] = None, const: Optional[np.ndarray] = None, quant: Optional[Quantization] = None,
+                 dq_of: Optional[Value] = None, qconst: Optional[tuple] = None, ort_u8: bool = False,
+                 fold: Optional[Callable[[], np.ndarray]] = None):
+        self.name = name
+        self.shape = shape
+        self.dtype = dtype               # ONNX element type
+        self.plain = plain               # IR tensor in ONNX axis order
+        self.nhwc = nhwc                 # IR tensor in channels-last order (4-D only)
+        self._const = const
+        self.fold = fold                 # computes `const` on first read (then dropped)
+        self.quant = quant               # per-tensor int8 parameters of an integer value (uint8 shifted)
+        self.dq_of = dq_of               # for the float output of a DequantizeLinear of a non-constant
+        self.qconst = qconst             # for DequantizeLinear of a constant: (int data, scale, zp, axis)
+        self.ort_u8 = ort_u8             # onnxruntime computes on this integer value as uint8 (see _u8_values)
+
+    @property
+    def const(self) -> Optional[np.ndarray]:
+        if self.fold is not None:
+            self._const, self.fold = self.fold(), None
+        return self._const
+
+    @const.setter
+    def const(self, data: Optional[np.ndarray]):
+        self._const, self.fold = data, None
+
+    @property
+    def is_const(self) -> bool:
+        """Whether the value is a constant, without folding it."""
+        return self.fold is not None or self._const is not None
 
     @property
     def rank(self) -> int:
         return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"Value({self.name!r}, shape={self.shape}, dtype={self.dtype})"
 
 
 class Renamed:

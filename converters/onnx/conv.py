@@ -84,7 +84,7 @@ class ConvOps:
         if x.rank not in (3, 4, 5):
             self.unsupported(f"only 1-D, 2-D and 3-D convolution (3-D to 5-D input) are supported, input has shape "
                              f"{list(x.shape)}")
-        if w.const is None and w.qconst is None:
+        if w.qconst is None and w.const is None:
             self.unsupported("the weights must be constant")
         if x.rank == 5:
             self._conv_3d(node, x, w, b, attrs)
@@ -346,7 +346,7 @@ class ConvOps:
             return
         if self._fused_matmul_activations(node, a, b):      # QDQ product of two activations (qmatmul.py)
             return
-        if (b.const is None and b.qconst is None) or b.rank != 2 or a.rank < 1:
+        if (b.qconst is None and b.const is None) or b.rank != 2 or a.rank < 1:
             self.matmul_values(node.output[0], a, b)        # between activations, or batched: BATCH_MATMUL
             return
         if a.shape[-1] != b.shape[0]:
@@ -365,7 +365,7 @@ class ConvOps:
         ta, tb = attrs.get("transA", 0), attrs.get("transB", 0)
         if a.rank != 2 or len(b.shape) != 2:
             self.bad(f"Gemm needs 2-D inputs, got {list(a.shape)} and {list(b.shape)}")
-        if b.const is None and b.qconst is None:
+        if b.qconst is None and b.const is None:
             self._gemm_of_activations(node, a, b, c, alpha, beta, bool(ta), bool(tb))
             return
         if ta:

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from onnx import helper as _helper
 
 from converters.onnx.common import ACT_CODE, FLOAT_MAX, TO_NHWC, Renamed, Value, same_q
+from converters.onnx.tensors import attribute_values
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Quantization
 
@@ -28,16 +28,24 @@ class QDQOps:
     # ----- quantization -------------------------------------------------------------------------
     def q_params(self, qnode) -> Optional[tuple]:
         """(Quantization in the IR's int8 sense, ONNX dtype) of a per-tensor QuantizeLinear, or None."""
-        ins = [self.values.get(n) if n else None for n in qnode.input]
-        if len(ins) < 2 or ins[1] is None or ins[1].const is None:
+        key = ("q", qnode.output[0], tuple(qnode.input))
+        if key not in self.node_memo:       # (asked for several times while one node is translated)
+            self.node_memo[key] = self._q_params(qnode)
+        return self.node_memo[key]
+
+    def _q_params(self, qnode) -> Optional[tuple]:
+        names = qnode.input
+        n_in = len(names)
+        s_value = self.values.get(names[1]) if n_in > 1 and names[1] else None
+        if s_value is None or s_value.const is None:
             return None
-        scale = ins[1].const
-        zp = ins[2].const if len(ins) > 2 and ins[2] is not None else None
+        scale = s_value.const
+        z_value = self.values.get(names[2]) if n_in > 2 and names[2] else None
+        zp = z_value.const if z_value is not None else None
         if zp is not None and zp.dtype not in (np.int8, np.uint8):
             return None
         if zp is None:
-            attrs = {a.name: _helper.get_attribute_value(a) for a in qnode.attribute}
-            odt = attrs.get("output_dtype", 0)
+            odt = attribute_values(qnode).get("output_dtype", 0)
             if odt not in (0, 2):
                 return None
             zp = np.zeros(1, np.uint8)
@@ -51,6 +59,13 @@ class QDQOps:
 
     def fusion(self, out_name: str, allow_act: bool = True) -> Optional[_Fusion]:
         """The QuantizeLinear (optionally after a Relu / Clip) that alone consumes `out_name`."""
+        key = ("fusion", out_name, allow_act)
+        if key not in self.node_memo:
+            self.node_memo[key] = self._fusion(out_name, allow_act)
+        fu = self.node_memo[key]
+        return None if fu is None else _Fusion(fu.q_node, fu.act, fu.clip, list(fu.skipped))
+
+    def _fusion(self, out_name: str, allow_act: bool) -> Optional[_Fusion]:
         cur, act, clip, skipped = out_name, "NONE", None, []
         for _ in range(2):
             cons = self.consumers.get(cur, [])
@@ -89,7 +104,7 @@ class QDQOps:
             return None
         if scale.size > 1 and (axis != axis_expected or scale.size != n_out):
             return None
-        zp = np.broadcast_to(zp.reshape(-1) if zp is not None else np.zeros(1, data.dtype), scale.reshape(-1).shape)
+        zp = zp.reshape(-1) if zp is not None else np.zeros(1, data.dtype)     # (only tested for zeros below)
         if data.dtype == np.uint8:
             data = (data ^ np.uint8(0x80)).view(np.int8)         # u - 128, exactly
             zp = zp.astype(np.int64) - 128
@@ -149,7 +164,7 @@ class QDQOps:
         if fu.act == "CLIP" or (b is not None and b.const is None):
             return False
         oc, icg, kh, kw = w.shape
-        wf = w.const.astype(np.float32).reshape(oc, icg * kh * kw).T      # [K][OC], k in ONNX (c, kh, kw) order
+        wf = w.const.astype(np.float32, copy=False).reshape(oc, icg * kh * kw).T   # [K][OC], k in (c, kh, kw) order
         if depthwise:
             options = dict(options, depth_multiplier=oc // group)
         xt = self.get_nhwc(x)
@@ -384,21 +399,25 @@ class QDQOps:
                 self.bad(f"{scale.size} scales along axis {attrs.get('axis', 1)} of shape {list(x.shape)}")
         if zpa is not None and zpa.size != scale.size:
             self.bad(f"{scale.size} scales but {zpa.size} zero points")
-        if not np.all(np.isfinite(scale)):
+        if not np.isfinite(scale).all():
             self.bad("scale must be finite")
         if x.const is not None:
             shape = [1] * x.rank
             if scale.size > 1:
                 shape[axis] = -1
             sc = scale.reshape(shape) if scale.size > 1 else scale.reshape(())
-            # (float32(q) - float32(zp)) * scale in float32, each ufunc casting as it goes: no int -> float copy
-            if zpa is None or not zpa.any():
-                folded = np.multiply(x.const, sc, dtype=np.float32)
-            else:
-                folded = np.multiply(np.subtract(x.const, zpa.astype(np.float32).reshape(shape), dtype=np.float32),
-                                     sc, dtype=np.float32)
-            v = self.const_value(node.output[0], folded)
-            v.qconst = (x.const, scale.reshape(-1), None if zpa is None else zpa.reshape(-1), axis)
+            data = x.const
+
+            def fold():
+                # (float32(q) - float32(zp)) * scale in float32, each ufunc casting as it goes: no int -> float copy
+                if zpa is None or not zpa.any():
+                    return np.multiply(data, sc, dtype=np.float32)
+                return np.multiply(np.subtract(data, zpa.astype(np.float32).reshape(shape), dtype=np.float32),
+                                   sc, dtype=np.float32)
+            # folded on first read only: fused int8 ops take the integers (qconst) instead
+            self.values[node.output[0]] = Value(name=node.output[0], shape=data.shape, dtype=np.dtype(np.float32),
+                                                fold=fold, qconst=(data, scale.reshape(-1),
+                                                                   None if zpa is None else zpa.reshape(-1), axis))
             return
         if scale.size != 1:
             self.unsupported("per-axis dequantization of a non-constant tensor")

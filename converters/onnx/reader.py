@@ -23,7 +23,6 @@ from typing import Optional
 
 import numpy as np
 import onnx
-from onnx import helper as _helper
 
 from converters.onnx.common import TO_NCHW, TO_NHWC, Value
 from converters.onnx.conv import ConvOps
@@ -42,7 +41,7 @@ from converters.onnx.reduce_ops import ReduceOps
 from converters.onnx.resize import ResizeOps
 from converters.onnx.shape_ops import ShapeOps
 from converters.onnx.tensor_ops import TensorOps
-from converters.onnx.tensors import ONNX_DTYPES, initializer_array
+from converters.onnx.tensors import ONNX_DTYPES, attribute_values, initializer_array
 from converters.source import read_model_bytes
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT, ROUND_HALF_EVEN, Graph, Op, Quantization, Tensor
@@ -68,11 +67,13 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         self.input_tensors: set = set()
         self.output_tensors: set = set()
         self.producer: dict = {}
+        self.node_memo: dict = {}
+        self.constant_nodes: Optional[dict] = None
 
     # ----- IR building --------------------------------------------------------------------------
     def tensor(self, name: str, shape, dtype, quant=None, data=None) -> int:
         idx = len(self.tensors)
-        self.tensors.append(Tensor(index=idx, name=name, shape=tuple(int(d) for d in shape),
+        self.tensors.append(Tensor(index=idx, name=name, shape=tuple(map(int, shape)),
                                    dtype=np.dtype(dtype), quant=quant, data=data))
         return idx
 
@@ -188,7 +189,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         return t
 
     def new_value(self, name: str, shape, dtype, ir: int, nhwc: bool, quant=None, like: Value = None) -> Value:
-        v = Value(name=name, shape=tuple(int(d) for d in shape), dtype=np.dtype(dtype), quant=quant)
+        v = Value(name=name, shape=tuple(map(int, shape)), dtype=np.dtype(dtype), quant=quant)
         v.ort_u8 = like.ort_u8 if like is not None else (quant is not None and name in self.u8_names)
         if nhwc:
             v.nhwc = ir
@@ -223,6 +224,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             init_names.add(name)
         for sp in self.g.sparse_initializer:
             raise UnsupportedOpError(f"sparse initializer '{sp.values.name}' is not supported")
+        self._consumer_map()
         inputs = []
         for vi in self.g.input:
             if vi.name in init_names:
@@ -230,7 +232,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             inputs.append(self._graph_input(vi))
         if not inputs:
             raise UnsupportedOpError("the graph declares no inputs (a model of constants only is not supported)")
-        self._consumers()
+        self._u8_values()
         for k, node in enumerate(self.g.node):
             if k in self.done:
                 continue
@@ -250,7 +252,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         if tt is None:
             raise UnsupportedOpError(f"graph input '{vi.name}' is not a tensor")
         dtype = ONNX_DTYPES.get(tt.elem_type)
-        users = [n for n in self.g.node if vi.name in n.input]
+        users = [self.g.node[k] for k in sorted(set(self.consumers.get(vi.name, ())))]
         lens_only = dtype == np.int32 and bool(users) and all(      # int32: only an RNN's sequence_lens
             (n.op_type in ("LSTM", "GRU", "RNN") and n.domain in ("", "ai.onnx") and list(n.input).index(vi.name) == 4
              or n.op_type == "QAttention" and n.domain == MS_DOMAIN and list(n.input).index(vi.name) == 5)  # mask
@@ -319,12 +321,15 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         self.output_tensors.add(out)
         return out
 
-    def _consumers(self):
+    def _consumer_map(self):
+        """value name -> indices of the nodes reading it (a node once per input that reads it)."""
         self.consumers = {}
         for k, node in enumerate(self.g.node):
             for name in node.input:
                 if name:
                     self.consumers.setdefault(name, []).append(k)
+
+    def _u8_values(self):
         # Integer values onnxruntime holds as uint8: uint8 ones, and int8 Q outputs its QDQS8ToU8 transformer
         # converts (a Q whose only consumer is one DQ read by one node, both with the same explicit int8
         # zero point).  The
@@ -360,10 +365,14 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         v = self.values.get(name)
         if v is not None and v.const is not None:
             return v.const
-        for n in self.g.node:      # a Constant node (onnxruntime folds these into initializers first)
-            if n.op_type == "Constant" and n.output[0] == name and n.attribute and n.attribute[0].name == "value":
-                return initializer_array(n.attribute[0].t, f"Constant '{name}'")
-        return None
+        if self.constant_nodes is None:     # Constant nodes by output (onnxruntime folds them into initializers)
+            self.constant_nodes = {}
+            for n in self.g.node:
+                if n.op_type == "Constant" and n.output[0] not in self.constant_nodes and n.attribute \
+                        and n.attribute[0].name == "value":
+                    self.constant_nodes[n.output[0]] = n
+        n = self.constant_nodes.get(name)
+        return None if n is None else initializer_array(n.attribute[0].t, f"Constant '{name}'")
 
     # ----- dispatch -----------------------------------------------------------------------------
     def _translate(self, k: int, node):
@@ -378,7 +387,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             raise UnsupportedOpError(f"{desc}: op {node.op_type} (opset {self.opset}) is not supported; supported "
                                      f"ops: {', '.join(supported_ops())}")
         try:
-            attrs = {a.name: _helper.get_attribute_value(a) for a in node.attribute}
+            attrs = attribute_values(node)
         except Exception as exc:
             raise ModelFormatError(f"{desc}: malformed attribute ({type(exc).__name__}: {exc})") from exc
         for a, val in list(attrs.items()):
@@ -389,6 +398,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             raise ModelFormatError(f"{desc}: the node has no outputs")
         self.desc = desc
         self.k = k
+        self.node_memo = {}      # answers that hold while this one node is translated (fusion, q_params)
         fn(node, ins, attrs)
 
     def unsupported(self, why: str):

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import onnx
+from onnx import helper as _helper
 from onnx import numpy_helper as _nph
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
@@ -18,12 +19,36 @@ ONNX_DTYPES = {
 TYPED_FIELD = {1: "float_data", 2: "int32_data", 3: "int32_data", 4: "int32_data", 5: "int32_data",
                6: "int32_data", 7: "int64_data", 9: "int32_data", 10: "int32_data", 11: "double_data",
                12: "uint64_data", 13: "uint64_data"}
+LITTLE_ENDIAN = {d: d.newbyteorder("<") for d in ONNX_DTYPES.values()}     # raw_data's byte order
+EXTERNAL = onnx.TensorProto.EXTERNAL
 MAX_TENSOR_BYTES = 1 << 31
+_AP = onnx.AttributeProto
+# attribute type -> (field, whether a repeated field), as onnx.helper.get_attribute_value reads them
+ATTR_FIELDS = {_AP.FLOAT: ("f", False), _AP.INT: ("i", False), _AP.STRING: ("s", False), _AP.TENSOR: ("t", False),
+               _AP.SPARSE_TENSOR: ("sparse_tensor", False), _AP.GRAPH: ("g", False), _AP.TYPE_PROTO: ("tp", False),
+               _AP.FLOATS: ("floats", True), _AP.INTS: ("ints", True), _AP.STRINGS: ("strings", True),
+               _AP.TENSORS: ("tensors", True), _AP.SPARSE_TENSORS: ("sparse_tensors", True),
+               _AP.GRAPHS: ("graphs", True), _AP.TYPE_PROTOS: ("type_protos", True)}
+
+
+def attribute_values(node) -> dict:
+    """{name: value} of a node's attributes, the values onnx.helper.get_attribute_value gives (which raises
+    ValueError on what this table does not cover) without its per-attribute chain of type tests."""
+    out = {}
+    for a in node.attribute:
+        spec = ATTR_FIELDS.get(a.type)
+        if spec is None or a.ref_attr_name:
+            out[a.name] = _helper.get_attribute_value(a)
+        elif spec[1]:
+            out[a.name] = list(getattr(a, spec[0]))
+        else:
+            out[a.name] = getattr(a, spec[0])
+    return out
 
 
 def initializer_array(tp, what: str) -> np.ndarray:
     """A TensorProto as a numpy array, after checking its stored size against its shape and type."""
-    if tp.data_location == onnx.TensorProto.EXTERNAL or len(tp.external_data):
+    if tp.data_location == EXTERNAL or len(tp.external_data):
         raise ModelFormatError(f"{what} keeps its data in an external file; save the model with "
                                "all tensors inside it (onnx.save_model(..., save_as_external_data=False))")
     if tp.HasField("segment"):
@@ -33,8 +58,8 @@ def initializer_array(tp, what: str) -> np.ndarray:
         raise UnsupportedOpError(f"{what}: tensor type "
                                  f"{onnx.TensorProto.DataType.Name(tp.data_type) if tp.data_type in onnx.TensorProto.DataType.values() else tp.data_type} "
                                  "is not supported")
-    dims = [int(d) for d in tp.dims]
-    if any(d < 0 for d in dims):
+    dims = list(tp.dims)
+    if dims and min(dims) < 0:
         raise ModelFormatError(f"{what}: negative dimension in shape {dims}")
     count = math.prod(dims)
     if count * dtype.itemsize > MAX_TENSOR_BYTES:
@@ -44,7 +69,7 @@ def initializer_array(tp, what: str) -> np.ndarray:
         if len(raw) != count * dtype.itemsize:
             raise ModelFormatError(f"{what}: holds {len(raw)} bytes of raw data, shape {dims} of "
                                    f"{dtype} needs {count * dtype.itemsize}")
-        return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
+        return np.frombuffer(raw, dtype=LITTLE_ENDIAN[dtype]).astype(dtype).reshape(dims)
     field_name = TYPED_FIELD[tp.data_type]
     n = len(getattr(tp, field_name))
     if n != count:
