@@ -7,7 +7,7 @@ the mirror of the C enums) orders them into the (pointers, integers, floats) the
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
+from functools import lru_cache, partial
 from typing import Optional
 
 import numpy as np
@@ -71,6 +71,7 @@ def prepare_steps(ctx: Ctx) -> list:
     return steps
 
 
+@lru_cache(maxsize=None)
 def has_status_slot(kernel: str) -> bool:
     """A kernel whose layout has a status pointer always gets a status area, even where nothing reads it."""
     return any(slot.name == "status" for slot in layout_of(kernel).ptr_slots)
@@ -215,12 +216,12 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
     records, alive = [], [keep]
     for k, step in enumerate(plan.steps):
         ptrs, ints, floats, *extra = step.make(addr_for(k))
-        alive.extend(extra)
+        if extra:
+            alive.extend(extra)
         layout = layout_of(step.kernel)
-        ints = [int(v) for v in layout.ints(**ints)]
+        ints = layout.ints(**ints)      # (the engine converts each value with int() / float() as it stores it)
         if ints and (min(ints) < INT64_MIN or max(ints) > INT64_MAX):
             raise ModelFormatError(f"{step.op.describe()}: a parameter of kernel {step.kernel} does not fit in 64 "
                                    "bits (the model's shapes or paddings are out of range)")
-        records.append((kernel_address(step.kernel), layout.ptrs(**ptrs), ints,
-                        [float(v) for v in layout.floats(**floats)]))
+        records.append((kernel_address(step.kernel), layout.ptrs(**ptrs), ints, layout.floats(**floats)))
     return Engine(records, keepalive=[plan.keep, plan.const_arrays, alive]), tensor_address
