@@ -389,3 +389,22 @@ def depthwise_lane_columns(const int8_t[:, :] w_taps, bias, int64_t zp_fold, int
         else:
             out_bias[lane], out_mult[lane], out_shift[lane] = 0, 0, 0
             out_scale64[lane], out_scale32[lane] = 0.0, 0.0
+
+
+def tflite_column_scales(double input_scale, const double[:] weight_scales, double output_scale, Py_ssize_t n,
+                         int rounding):
+    """requant.tflite_column_scales in one pass: per column real = (double)(float)input_scale * weight_scale /
+    (double)(float)output_scale (one weight scale: every column), its fixed-point (multiplier, shift) as
+    quantize_multipliers makes them, and real in float32: (int32 mult, int32 shift, float64 real, float32 real)."""
+    cdef Py_ssize_t i, m = weight_scales.shape[0]
+    if m != n and m != 1:
+        raise ValueError("tflite_column_scales: weight scales do not match the columns")
+    real_array, real32_array = np.empty(n, np.float64), np.empty(n, np.float32)
+    cdef double[::1] real = real_array
+    cdef float[::1] real32 = real32_array
+    cdef double s_in = <double><float>input_scale, s_out = <double><float>output_scale
+    for i in range(n):
+        real[i] = (s_in * weight_scales[i if m == n else 0]) / s_out
+        real32[i] = <float>real[i]
+    mult, shift = quantize_multipliers(real_array, rounding)
+    return mult, shift, real_array, real32_array

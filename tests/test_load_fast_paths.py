@@ -19,7 +19,7 @@ from converters.tflite import from_tflite
 from cython_ops import load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse
+from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse, requant
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
 
@@ -65,6 +65,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "place_buffers", arena.place_in_order)
         monkeypatch.setattr(load_pack, "vnni_conv_constants", packing.vnni_constants)
         monkeypatch.setattr(load_pack, "depthwise_lane_columns", packing_depthwise.lane_columns)
+        monkeypatch.setattr(load_pack, "tflite_column_scales", requant.tflite_column_scales)
     return apply
 
 
@@ -407,4 +408,15 @@ def test_depthwise_lane_columns_equal_the_numpy_form(oc, wrap, zp_add, drop):
         fn(w, bias, 130, zp_add, wrap, ch, used, *per_channel, *out)
         outs.append(out)
     for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n,per_channel,rounding", [(1, True, 0), (37, True, 1), (16, False, 0)])
+def test_tflite_column_scales_equal_the_numpy_form(n, per_channel, rounding):
+    rng = np.random.default_rng(n)
+    ws = rng.random(n if per_channel else 1) * 10.0 ** rng.integers(-12, 2, n if per_channel else 1)
+    fast = load_pack.tflite_column_scales(0.0123, ws, 0.0457, n, rounding)
+    plain = requant.tflite_column_scales(0.0123, ws, 0.0457, n, rounding)
+    for a, b in zip(fast, plain):
+        assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)

@@ -15,17 +15,13 @@ def lifetimes(steps: list, graph, constants: dict) -> dict:
     live for the whole invoke: nothing may share their bytes."""
     end = len(steps)
     life = {}
-
-    def touch(t, k):
-        if t in constants or t < 0:
-            return
-        f, l = life.get(t, (k, k))
-        life[t] = (min(f, k), max(l, k))
     for k, step in enumerate(steps):
-        for t in step.op.inputs:
-            touch(t, k)
-        for t in step.op.outputs:
-            touch(t, k)
+        for t in (*step.op.inputs, *step.op.outputs):
+            if t < 0 or t in constants:
+                continue
+            span = life.get(t)
+            # steps come in order: a tensor's first step is the one that met it first, its last the latest
+            life[t] = (k, k) if span is None else (span[0], k)
     for t in graph.inputs + graph.outputs + [t for t in life if graph.tensors[t].is_variable]:
         life[t] = (0, end)
     return life

@@ -17,7 +17,7 @@ from edgeml.ir import Graph
 from edgeml.runtime import arena
 from edgeml.runtime.coverage import check_scheme
 from edgeml.runtime.kernels import Engine, kernel_address
-from edgeml.runtime.layouts import layout_of
+from edgeml.runtime.layouts import RESERVED, layout_of
 from edgeml.runtime.load_profile import stage
 from edgeml.runtime.ops.common import element_count
 from edgeml.runtime.plan import STATUS_BYTES, Ctx, Plan, address
@@ -218,10 +218,34 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
         ptrs, ints, floats, *extra = step.make(addr_for(k))
         if extra:
             alive.extend(extra)
-        layout = layout_of(step.kernel)
-        ints = layout.ints(**ints)      # (the engine converts each value with int() / float() as it stores it)
-        if ints and (min(ints) < INT64_MIN or max(ints) > INT64_MAX):
+        address_of, ptr_names, int_names, float_names = kernel_slots(step.kernel)
+        # every slot one named value (the common case): the lists straight from the dicts, else the layout's checks
+        try:
+            ptr_list = [ptrs[n] for n in ptr_names] if ptr_names is not None and len(ptrs) == len(ptr_names) \
+                else layout_of(step.kernel).ptrs(**ptrs)
+            int_list = [ints[n] for n in int_names] if int_names is not None and len(ints) == len(int_names) \
+                else layout_of(step.kernel).ints(**ints)
+            float_list = [floats[n] for n in float_names] \
+                if float_names is not None and len(floats) == len(float_names) \
+                else layout_of(step.kernel).floats(**floats)
+        except KeyError:      # a misnamed slot: the layout says which
+            layout = layout_of(step.kernel)
+            ptr_list, int_list, float_list = layout.ptrs(**ptrs), layout.ints(**ints), layout.floats(**floats)
+        if int_list and (min(int_list) < INT64_MIN or max(int_list) > INT64_MAX):
             raise ModelFormatError(f"{step.op.describe()}: a parameter of kernel {step.kernel} does not fit in 64 "
                                    "bits (the model's shapes or paddings are out of range)")
-        records.append((kernel_address(step.kernel), layout.ptrs(**ptrs), ints, layout.floats(**floats)))
+        records.append((address_of, ptr_list, int_list, float_list))
+    # (the engine converts each value with int() / float() as it stores it, and refuses a sequence)
     return Engine(records, keepalive=[plan.keep, plan.const_arrays, alive]), tensor_address
+
+
+@lru_cache(maxsize=None)
+def kernel_slots(kernel: str) -> tuple:
+    """(kernel address, then per kind -- ptrs, ints, floats -- the slot names in order when every slot of that kind
+    is one named value, else None: the layout then orders and checks the values)."""
+    layout = layout_of(kernel)
+    names = []
+    for kind, slots, _ in layout.sections():
+        single = all(s.length == 1 and s.name != RESERVED for s in slots)
+        names.append(tuple(s.name for s in slots) if single else None)
+    return (kernel_address(kernel), *names)
