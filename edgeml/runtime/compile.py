@@ -18,7 +18,7 @@ from edgeml.runtime import arena
 from edgeml.runtime.coverage import check_scheme
 from edgeml.runtime.kernels import Engine, kernel_address
 from edgeml.runtime.layouts import RESERVED, layout_of
-from edgeml.runtime.load_profile import stage
+from edgeml.runtime.load_profile import ACTIVE as PROFILING, stage
 from edgeml.runtime.ops.common import element_count
 from edgeml.runtime.plan import STATUS_BYTES, Ctx, Plan, address
 from edgeml.runtime.registry import OPS, SUPPORTED_OPS
@@ -49,7 +49,10 @@ def prepare_steps(ctx: Ctx) -> list:
             if spec.output_types is not None and tensor.dtype not in spec.output_types:
                 raise UnsupportedOpError(f"{op.describe()}: output {tensor.describe()} has type {tensor.dtype} "
                                          f"({' and '.join(d.name for d in spec.output_types)} are supported)")
-        with stage(f"prepare {op.type}"):
+        if PROFILING:
+            with stage(f"prepare {op.type}"):
+                step = spec.prepare(ctx, op)
+        else:
             step = spec.prepare(ctx, op)
         if isinstance(step, list):
             steps.extend(step)
