@@ -120,12 +120,11 @@ def row_patterns(oc: int, step: int) -> tuple[int, int]:
     return -(-oc // step), oc
 
 
-@timed("of which: weight packing")
-def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, in_zp: int, rq: ColumnRequant,
-                        g: dict, threads: int) -> dict:
-    """Everything em_depthwise_simd.h reads for one op.  w_taps: [taps][OC] (output channel oc = ic * DM + m);
-    g: the conv geometry (n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left)."""
-    taps, oc = w_taps.shape
+@functools.lru_cache(maxsize=256)
+def lane_channels(kernel: RowKernel, oc: int) -> tuple:
+    """(patterns, segment, ch, used, every) of a kernel's lanes over oc channels (read-only, shared by every op of
+    that width): ch [patterns][step] int64 the channel each lane holds (0 where unused), used [patterns][step] bool,
+    every: all lanes used."""
     patterns, segment = row_patterns(oc, kernel.step)
     pos = lane_positions(kernel)
     lanes = np.arange(patterns)[:, None] * kernel.step + pos[None, :]             # [patterns][step] values
@@ -134,6 +133,19 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     every = bool(used.all())        # (whole-row patterns use every lane: nothing to mask)
     if not every:
         ch = np.where(used, ch, 0)
+    ch = ch.astype(np.int64)
+    for a in (ch, used):
+        a.flags.writeable = False
+    return patterns, segment, ch, used, every
+
+
+@timed("of which: weight packing")
+def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, in_zp: int, rq: ColumnRequant,
+                        g: dict, threads: int) -> dict:
+    """Everything em_depthwise_simd.h reads for one op.  w_taps: [taps][OC] (output channel oc = ic * DM + m);
+    g: the conv geometry (n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left)."""
+    taps, oc = w_taps.shape
+    patterns, segment, ch, used, every = lane_channels(kernel, oc)
     groups = -(-taps // kernel.group)
     # [pattern][group][accumulator][lane][tap of the group]
     packed = ctx.keep_new((patterns, groups, 4, kernel.step // 4, kernel.group),
@@ -151,7 +163,7 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
                 and rq.mult.dtype == np.int32 == rq.shift.dtype)
     try:
         (load_pack.depthwise_lane_columns if one_pass else lane_columns)(
-            w_taps, bias, zp_fold, zp_add, wrap, ch.reshape(-1).astype(np.int64, copy=False),
+            w_taps, bias, zp_fold, zp_add, wrap, ch.reshape(-1),
             used.reshape(-1).view(np.uint8), rq.mult, rq.shift, rq.scale64, rq.scale32.astype(np.float32, copy=False),
             *per_lane)
     except OverflowError as exc:
