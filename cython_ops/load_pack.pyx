@@ -308,14 +308,15 @@ def nonzero_blocks(const int8_t[:, :, :, ::1] blocks):
     return start_array, kb_array[:count], chosen_array
 
 
-def vnni_conv_constants(const int8_t[:, :] w, bias, int64_t zp_fold, const int32_t[:] mult,
-                        const int32_t[:] shift, const double[:] scale64, const float[:] scale32,
-                        int8_t[:, :, :, ::1] out_w, int32_t[::1] out_bias, int32_t[::1] out_mult,
-                        int32_t[::1] out_shift, double[::1] out_scale64, float[::1] out_scale32):
+def vnni_conv_constants(const int8_t[:, :] w, bias, int64_t zp_fold, int64_t zp_add, bint wrap,
+                        const int32_t[:] mult, const int32_t[:] shift, const double[:] scale64,
+                        const float[:] scale32, int8_t[:, :, :, ::1] out_w, int32_t[::1] out_bias,
+                        int32_t[::1] out_mult, int32_t[::1] out_shift, double[::1] out_scale64,
+                        float[::1] out_scale32):
     """packing.vnni_constants in one pass: w [N][K] into out_w (pack_vnni_s8, lanes 8-15 repeating rows 0-7 when
-    N == 8); out_bias = bias - zp_fold * (row sum of w) per column, and the per-column requantization arrays, all
-    zero-padded to the 16-column width (N == 8: columns 8-15 repeat 0-7).  OverflowError when a folded bias
-    leaves (-2^31, 2^31)."""
+    N == 8); out_bias = bias - zp_fold * (row sum of w) + zp_add per column (modulo 2^32 when wrap, else
+    OverflowError outside (-2^31, 2^31)), and the per-column requantization arrays, all zero-padded to the
+    16-column width (N == 8: columns 8-15 repeat 0-7)."""
     cdef Py_ssize_t n = w.shape[0], width = out_bias.shape[0], c
     cdef const int32_t[:] b32
     if (mult.shape[0] != n or shift.shape[0] != n or scale64.shape[0] != n or scale32.shape[0] != n
@@ -331,8 +332,10 @@ def vnni_conv_constants(const int8_t[:, :] w, bias, int64_t zp_fold, const int32
     cdef int64_t folded
     for c in range(width):
         if c < n:
-            folded = (b32[c] if bias is not None else 0) - zp_fold * sums[c]
-            if not (-2147483648 < folded < 2147483648):
+            folded = (b32[c] if bias is not None else 0) - zp_fold * sums[c] + zp_add
+            if wrap:
+                folded = <int64_t><int32_t><uint32_t>(<uint64_t>folded & 0xFFFFFFFFu)
+            elif not (-2147483648 < folded < 2147483648):
                 raise OverflowError("bias and weights overflow the int32 accumulator")
             out_bias[c] = <int32_t>folded
             out_mult[c], out_shift[c] = mult[c], shift[c]

@@ -361,11 +361,13 @@ def column_outputs(width: int) -> list:
     return [np.full(width, 7, d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
 
 
-@pytest.mark.parametrize("n,k,with_bias", [(8, 27, True), (16, 64, False), (33, 10, True), (1, 1, True)])
-def test_vnni_conv_constants_equal_the_numpy_form(n, k, with_bias):
+@pytest.mark.parametrize("n,k,with_bias,zp_add,wrap", [(8, 27, True, 0, False), (16, 64, False, 0, False),
+                                                      (33, 10, True, 5 * 131 * 10, True), (1, 1, True, 0, True)])
+def test_vnni_conv_constants_equal_the_numpy_form(n, k, with_bias, zp_add, wrap):
     rng = np.random.default_rng(n * 31 + k)
     w = rng.integers(-127, 128, (n, k)).astype(np.int8)
-    bias = rng.integers(-10000, 10000, n).astype(np.int32) if with_bias else None
+    bias = (rng.integers(-2 ** 31, 2 ** 31 - 1, n) if wrap else rng.integers(-10000, 10000, n)).astype(np.int32) \
+        if with_bias else None
     mult = rng.integers(1 << 30, 1 << 31, n).astype(np.int32)
     shift = rng.integers(-12, 2, n).astype(np.int32)
     scale = rng.random(n)
@@ -373,7 +375,7 @@ def test_vnni_conv_constants_equal_the_numpy_form(n, k, with_bias):
     for fn in (load_pack.vnni_conv_constants, packing.vnni_constants):
         width, kp = -(-n // 16) * 16, -(-k // 4) * 4
         out = [np.full((width // 16, kp // 4, 16, 4), 5, np.int8)] + column_outputs(width)
-        fn(w, bias, 3 + 128, mult, shift, scale, scale.astype(np.float32), *out)
+        fn(w, bias, 3 + 128, zp_add, wrap, mult, shift, scale, scale.astype(np.float32), *out)
         outs.append(out)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
@@ -385,10 +387,12 @@ def test_vnni_conv_constants_refuse_an_overflowing_bias(fn):
     ok = np.array([2 ** 31 - 1 - 255 * 508, 0], np.int32)
     out = [np.zeros((1, 1, 16, 4), np.int8)] + column_outputs(16)
     args = (np.ones(2, np.int32), np.zeros(2, np.int32), np.ones(2), np.ones(2, np.float32))
-    fn(w, ok, -255, *args, *out)      # ok + 255 * 508 = 2^31 - 1: the largest that fits
+    fn(w, ok, -255, 0, False, *args, *out)      # ok + 255 * 508 = 2^31 - 1: the largest that fits
     assert out[1][0] == 2 ** 31 - 1
     with pytest.raises(OverflowError, match="overflow"):
-        fn(w, ok + np.array([1, 0], np.int32), -255, *args, *out)
+        fn(w, ok + np.array([1, 0], np.int32), -255, 0, False, *args, *out)
+    fn(w, ok + np.array([1, 0], np.int32), -255, 0, True, *args, *out)      # wrapping: 2^31 becomes -2^31
+    assert out[1][0] == -2 ** 31
 
 
 @pytest.mark.parametrize("oc,wrap,zp_add,drop", [(24, False, 0, 0), (7, True, 5 * 9 * 3, 3), (64, False, 0, 10)])
