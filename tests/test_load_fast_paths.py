@@ -22,6 +22,8 @@ from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse, requant
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
+from edgeml.ir import Graph
+from edgeml.runtime.plan import KEEP_ALIGN, Ctx
 
 CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nobias", "dense_3d_input",
              "conv_5x5_17ch_to_32_large_accumulators", "conv_1ch_input_7x7_stride3", "small_cnn"]
@@ -424,3 +426,16 @@ def test_tflite_column_scales_equal_the_numpy_form(n, per_channel, rounding):
     for a, b in zip(fast, plain):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape,dtype", [((3,), np.int32), ((17, 5), np.float64), ((0,), np.int8),
+                                         ((300, 1024), np.int8), ((70000,), np.int32)])
+def test_kept_arrays_are_aligned_writable_and_counted(shape, dtype):
+    ctx = Ctx(Graph(tensors=[], ops=[], inputs=[], outputs=[]), 0)      # (no model needed)
+    arrays = [ctx.keep_new(shape, dtype) for _ in range(3)]
+    for a in arrays:
+        assert a.shape == shape and a.dtype == dtype and a.flags.writeable and a.flags.c_contiguous
+        assert load_pack.data_address(a) % KEEP_ALIGN == 0 or a.size == 0
+        a[...] = 7
+    assert all((a == 7).all() for a in arrays)      # no two share bytes
+    assert ctx.weight_bytes == 3 * int(np.prod(shape)) * np.dtype(dtype).itemsize == sum(a.nbytes for a in ctx.keep)
