@@ -68,6 +68,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "vnni_conv_constants", packing.vnni_constants)
         monkeypatch.setattr(load_pack, "depthwise_lane_columns", packing_depthwise.lane_columns)
         monkeypatch.setattr(load_pack, "tflite_column_scales", requant.tflite_column_scales)
+        monkeypatch.setattr(load_pack, "avx2_conv_constants", packing.avx2_constants)
     return apply
 
 
@@ -439,3 +440,19 @@ def test_kept_arrays_are_aligned_writable_and_counted(shape, dtype):
         a[...] = 7
     assert all((a == 7).all() for a in arrays)      # no two share bytes
     assert ctx.weight_bytes == 3 * int(np.prod(shape)) * np.dtype(dtype).itemsize == sum(a.nbytes for a in ctx.keep)
+
+
+@pytest.mark.parametrize("n,k", [(8, 27), (16, 64), (33, 10), (1, 1), (5, 4)])
+def test_avx2_conv_constants_equal_the_numpy_form(n, k):
+    rng = np.random.default_rng(n * 7 + k)
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    per_column = (rng.integers(-2 ** 31, 2 ** 31 - 1, n).astype(np.int32), rng.integers(1, 1 << 31, n).astype(np.int32),
+                  rng.integers(-12, 2, n).astype(np.int32), rng.random(n), rng.random(n).astype(np.float32))
+    outs = []
+    for fn in (load_pack.avx2_conv_constants, packing.avx2_constants):
+        width, kp = -(-n // 8) * 8, -(-k // 4) * 4
+        out = [np.full((width // 8, kp // 4, 8, 4), 5, np.int16)] + column_outputs(width)
+        fn(w, *per_column, *out)
+        outs.append(out)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)

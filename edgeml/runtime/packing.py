@@ -156,9 +156,27 @@ def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) 
     zero-point corrected) and per-column arrays padded to 8."""
     n, k = w2.shape
     np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
-    wp = padded_block_source(w2, np_, kp, np.int16)
-    packed = grouped_transpose(wp, 8, 4, ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int16))
+    packed = ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int16)
+    if w2.dtype == np.int8 and bias_zp.dtype == np.int32 and rq.mult.dtype == np.int32 == rq.shift.dtype:
+        # one C pass: panels, bias and the padded per-column arrays, written where they are kept
+        columns = [ctx.keep_new((np_,), d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
+        load_pack.avx2_conv_constants(w2, bias_zp, rq.mult, rq.shift, rq.scale64,
+                                      rq.scale32.astype(np.float32, copy=False), packed, *columns)
+        return {"w": packed, "bias": columns[0], "rq": columns[1:], "kp": kp}
+    grouped_transpose(padded_block_source(w2, np_, kp, np.int16), 8, 4, packed)
     return {"w": packed, "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))), "rq": rq.arrays(ctx, np_), "kp": kp}
+
+
+def avx2_constants(w2: np.ndarray, bias_zp, mult, shift, scale64, scale32, out_w, out_bias, out_mult, out_shift,
+                   out_scale64, out_scale32) -> None:
+    """The numpy form of load_pack.avx2_conv_constants: w2 [N][K] as int16 panels [N / 8][K / 4][8][4], the bias
+    and the per-column requantization arrays zero-padded to the 8-column width."""
+    n = w2.shape[0]
+    grouped_transpose(padded_block_source(w2, out_w.shape[0] * 8, out_w.shape[1] * 4, np.int16), 8, 4, out_w)
+    for out, a in ((out_bias, bias_zp), (out_mult, mult), (out_shift, shift), (out_scale64, scale64),
+                   (out_scale32, scale32)):
+        out[...] = 0
+        out[:n] = a[:n]
 
 
 @timed("of which: weight packing")
