@@ -2,6 +2,8 @@
 """Runs a compiled plan: one nogil loop over (kernel, parameters) steps, nothing allocated per invoke."""
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memmove
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
@@ -63,6 +65,25 @@ cdef class Engine:
         with nogil:
             for k in range(self.n):
                 self.kernels[k](&self.params[k])
+
+    def invoke_with_input(self, x, uintptr_t dst, Py_ssize_t nbytes):
+        """Copies `x` (any C-contiguous buffer of exactly `nbytes` bytes) to address `dst`, then invokes: run()'s
+        fast path in one call.  False, with nothing copied or run, for any other object."""
+        cdef Py_buffer buf
+        cdef Py_ssize_t k
+        try:
+            PyObject_GetBuffer(x, &buf, PyBUF_C_CONTIGUOUS)
+        except (BufferError, ValueError, TypeError):
+            return False
+        if buf.len != nbytes:
+            PyBuffer_Release(&buf)
+            return False
+        memmove(<void*>dst, buf.buf, nbytes)      # x may itself be a view of this arena
+        PyBuffer_Release(&buf)
+        with nogil:
+            for k in range(self.n):
+                self.kernels[k](&self.params[k])
+        return True
 
     def invoke_range(self, Py_ssize_t start, Py_ssize_t stop):
         """Runs steps [start, stop) only (debugging: inspect tensors between steps)."""

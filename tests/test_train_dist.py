@@ -90,6 +90,14 @@ def test_backup_without_epochs_is_cleared_and_resume_without_backup_starts(tmp_p
     with pytest.raises(TrainingError, match="holds 1 completed epochs"):
         RS.open_backup(out, cfg, resume=False)
     assert RS.open_backup(out, cfg, resume=True).resumed
+    config_path = os.path.join(backup.root, RS.CONFIG_FILE)
+    with open(config_path) as f:
+        saved = json.load(f)
+    with open(config_path, "w") as f:                               # a backup written before the stream option
+        json.dump({k: v for k, v in saved.items() if k not in RS.LATER_FIELDS}, f)
+    assert RS.open_backup(out, cfg, resume=True).resumed
+    with pytest.raises(TrainingError, match="changed: stream"):
+        RS.open_backup(out, TrainConfig(out=out, stream=True), resume=True)
     backup.remove()
     assert not RS.open_backup(out, cfg, resume=True).resumed        # nothing to resume: a fresh start
 

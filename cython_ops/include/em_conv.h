@@ -30,8 +30,8 @@ enum { EM_CONV_VNNI_P_COUNT = EM_CONV_P_COUNT, EM_CONV_VNNI_F_COUNT = 0 };
  * (em_gemm_avx2.h), 2 the bias (bias - zp sum w: padding holds zp), per-column arrays padded to a multiple of 8;
  * its integers, EM_CONV_I_DIRECT as for the VNNI conv (1: rows as int16, 4: implicit GEMM over a padded int16 copy,
  * 0: im2col then int16 rows), then Kp, threads and slice_bytes: each slice's scratch holds the padded image
- * (IHp x IWp x IC int16 + 64 bytes), or EM_CONV_I_CHUNK rows of K int8 (im2col, 64-byte aligned) then as many rows
- * of Kp int16. */
+ * (IHp x IWp x IC int16 + 64 bytes), or EM_CONV_I_CHUNK rows of Kp int16 (1x1 rows widened, or im2col straight into
+ * int16: em_im2col_s16). */
 enum { EM_CONV_AVX2_I_KP = EM_CONV_I_CHUNK + 1, EM_CONV_AVX2_I_THREADS, EM_CONV_AVX2_I_SLICE_BYTES,
        EM_CONV_AVX2_I_COUNT };
 enum { EM_CONV_AVX2_P_COUNT = EM_CONV_P_COUNT, EM_CONV_AVX2_F_COUNT = 0 };
@@ -181,8 +181,7 @@ EM_AVX2_TARGET static void em_conv2d_s16_slice(const void* ctx, int64_t slice, i
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     em_avx2_gemm g = em_conv_avx2_gemm(p, (const int16_t*)p->ptr[EM_CONV_P_WEIGHTS], OC, Kp);
     uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_CONV_AVX2_I_SLICE_BYTES];
-    int8_t* col = (int8_t*)scratch;
-    int16_t* rows16 = (int16_t*)(scratch + (mode == 0 ? (chunk * K + 63) / 64 * 64 : 0));
+    int16_t* rows16 = (int16_t*)scratch;
     if (r1 <= r0) return;
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
@@ -200,8 +199,7 @@ EM_AVX2_TARGET static void em_conv2d_s16_slice(const void* ctx, int64_t slice, i
             if (mode == 1) {
                 em_pack_rows_s16(img + first * K, K, rows, K, Kp, rows16);
             } else {
-                em_im2col_int8_t(in, d, b, first, rows, (int8_t)d[EM_CONV_I_IN_ZP], col);
-                em_pack_rows_s16(col, K, rows, K, Kp, rows16);
+                em_im2col_s16(in, d, b, first, rows, Kp, rows16);
             }
             em_gemm_s16_avx2(rows16, Kp, rows, &g, o + first * OC, OC);
         }

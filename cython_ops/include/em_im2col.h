@@ -93,6 +93,51 @@ EM_AVX2_TARGET static void em_im2col_u8(const int8_t* in, const int64_t* d, int6
     }
 }
 
+/* n int8 -> int16; from 16 on, whole vectors with the last one overlapping its predecessor (n < 16: a plain loop). */
+EM_AVX2_TARGET static inline void em_widen_s16(int16_t* dst, const int8_t* src, int64_t n) {
+    if (n < 16) {
+        for (int64_t k = 0; k < n; k++) dst[k] = src[k];
+        return;
+    }
+    for (int64_t k = 0;; k += 16) {
+        if (k > n - 16) k = n - 16;
+        _mm256_storeu_si256((__m256i*)(dst + k), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(src + k))));
+        if (k == n - 16) return;
+    }
+}
+
+/* Receptive fields of output pixels [first, first + rows) of image b as the AVX2 GEMM's int16 rows of Kp (taps
+ * outside the image = in_zp, which the bias cancels; K .. Kp zero), in one pass: with dilation 1 a window row
+ * inside the image is KW * IC contiguous values, widened at once (a few-channel stem's taps are 3 bytes each). */
+EM_AVX2_TARGET static void em_im2col_s16(const int8_t* in, const int64_t* d, int64_t b, int64_t first, int64_t rows,
+                                         int64_t Kp, int16_t* col) {
+    const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OW = d[EM_CONV_I_OW];
+    const int64_t KH = d[EM_CONV_I_KH], KW = d[EM_CONV_I_KW], DW = d[EM_CONV_I_DW], span = KW * IC;
+    const int16_t pad = (int16_t)d[EM_CONV_I_IN_ZP];
+    const int8_t* img = in + b * IH * IW * IC;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t pix = first + r, oy = pix / OW, ox = pix % OW;
+        const int64_t ix0 = ox * d[EM_CONV_I_SW] - d[EM_CONV_I_PAD_LEFT];
+        const int whole = DW == 1 && ix0 >= 0 && ix0 + KW <= IW;
+        int16_t* dst = col + r * Kp;
+        for (int64_t ky = 0; ky < KH; ky++, dst += span) {
+            const int64_t iy = oy * d[EM_CONV_I_SH] - d[EM_CONV_I_PAD_TOP] + ky * d[EM_CONV_I_DH];
+            if (iy < 0 || iy >= IH) {
+                for (int64_t k = 0; k < span; k++) dst[k] = pad;
+                continue;
+            }
+            const int8_t* row = img + iy * IW * IC;
+            if (whole) { em_widen_s16(dst, row + ix0 * IC, span); continue; }
+            for (int64_t kx = 0; kx < KW; kx++) {
+                const int64_t ix = ix0 + kx * DW;
+                if (ix < 0 || ix >= IW) for (int64_t c = 0; c < IC; c++) dst[kx * IC + c] = pad;
+                else em_widen_s16(dst + kx * IC, row + ix * IC, IC);
+            }
+        }
+        for (int64_t k = KH * span; k < Kp; k++) col[r * Kp + k] = 0;
+    }
+}
+
 /* Rows and columns of an image padded once so that every tap of every output pixel lies inside it (the implicit-GEMM
  * convs, dense and sparse, read windows of it). */
 static inline int64_t em_conv_padded_rows(const int64_t* d) {

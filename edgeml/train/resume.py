@@ -19,6 +19,8 @@ CONFIG_FILE = "config.json"
 RESUMED_FIELDS = ("data", "model", "task", "epochs", "batch_size", "learning_rate", "optimizer", "patience",
                   "validation_split", "test_split", "seed", "prune", "qat", "cluster", "finetune_epochs", "alpha",
                   "augment", "distribute", "stream")
+# fields added after backups were first written, with the value a run made before them used
+LATER_FIELDS = {"stream": False}
 
 
 def backup_folder(out: str) -> str:
@@ -79,6 +81,7 @@ def open_backup(out: str, cfg, resume: bool, writer: bool = True) -> Backup:
             except (OSError, ValueError):
                 before = {}
             now = json.loads(json.dumps(_fingerprint(cfg)))
+            before = {**LATER_FIELDS, **before}
             changed = [k for k in RESUMED_FIELDS if before.get(k) != now.get(k)]
             if changed:
                 raise TrainingError("--resume continues the run in '" + root + "' only with the same options; "

@@ -176,9 +176,8 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
         return winograd_step(ctx, op, x, y, wconv, fold_input_zero_point(op, bias, w2, in_zp), rq, ints, threads, macs)
     if kernel == "conv2d_int8_avx2":
         ap = avx2_pack(ctx, by_window_row(w2), fold_input_zero_point(op, bias, w2, in_zp), rq)
-        chunk = avx2_chunk(ap["kp"], oh * ow)
-        slice_bytes = {4: (ihp * iwp * ic + 32) * 2, 1: chunk * ap["kp"] * 2}.get(
-            mode, -(-chunk * K // 64) * 64 + chunk * ap["kp"] * 2)
+        chunk = avx2_chunk(ap["kp"], oh * ow, oc)
+        slice_bytes = (ihp * iwp * ic + 32) * 2 if mode == 4 else chunk * ap["kp"] * 2
         slice_bytes = -(-(slice_bytes + 64) // ALIGN) * ALIGN
         ints_a = dict(ints, direct=mode, chunk=chunk, kp=ap["kp"], threads=threads, slice_bytes=slice_bytes)
 
