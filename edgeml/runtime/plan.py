@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import mmap
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -177,13 +176,7 @@ class Ctx:
         if self.weight_bytes > self.max_weight_bytes:
             raise ModelFormatError(f"the packed weights need more than {self.max_weight_bytes} bytes "
                                    "(Interpreter max_weight_bytes)")
-        if nbytes >= KEEP_MAP_SMALLEST and MAP_POPULATE:
-            # fresh pages mapped and zeroed in one system call: a packer writing them then takes no page fault per
-            # 4 KiB (a third of the cost of packing a large layer); page-aligned
-            raw = np.frombuffer(mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_POPULATE),
-                                np.uint8)
-            out = np.ndarray(shape, dtype, raw, 0)
-        elif nbytes > KEEP_POOL_LARGEST:
+        if nbytes > KEEP_POOL_LARGEST:
             raw = np.empty(nbytes + KEEP_ALIGN, np.uint8)
             out = np.ndarray(shape, dtype, raw, -data_address(raw) % KEEP_ALIGN)
         else:     # small arrays (biases, multipliers, tables) side by side in shared blocks: one allocation each
@@ -200,8 +193,6 @@ class Ctx:
 KEEP_ALIGN = 64                                  # bytes: one cache line, one AVX-512 vector
 KEEP_POOL_BYTES = 1 << 16                        # a shared block of small kept arrays
 KEEP_POOL_LARGEST = 4096                         # larger kept arrays get an allocation of their own
-KEEP_MAP_SMALLEST = 1 << 18                      # from here on a mapping of their own, populated at once
-MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # (Linux)
 
 
 # address(a): where array a's first element lives (numpy's __array_interface__["data"][0], read through the
