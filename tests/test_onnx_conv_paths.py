@@ -1,8 +1,11 @@
 """The QDQ convolution onnxruntime runs in float (ONNX_CONV_MLAS, em_onnx_conv.h) on every ISA path this CPU has
-(EDGEML_ISA forces each; one subprocess per path), against onnxruntime bit for bit: the AVX-512 blocks (12 or 8
-or 4 pixels x 16 channels, 6 or 3 pixels x 32 channels, one-pixel tails) must keep MLAS's per-lane order.  Shapes:
-1 and odd input channels, output channels 16, 17, 33, 50, 64 (one and two 16-lane registers, padded lanes), widths
-that leave every tail, stride 2, dilation 2, 5x5 and 1x1 windows, padding on every side, K blocks of 128 and more."""
+(EDGEML_ISA forces each; one subprocess per path), against onnxruntime bit for bit: the AVX-512 and AVX2 tiles (one
+to four registers of channels x as many pixels as the accumulators allow, rows split into tiles of even widths,
+windows inside the image walked without checks, 1x1 windows over the input channels alone) must keep MLAS's
+per-lane order.  Shapes:
+1 and odd input channels, output channels 7, 8, 16, 17, 33, 48, 50, 64, 100 (one to four 16-lane registers, one
+8-lane register, padded lanes), widths that leave every tile width, stride 2, dilation 2, 5x5 and 1x1 windows,
+padding on every side, K in one block and in blocks of 128 and 256."""
 import os
 import subprocess
 import sys
@@ -23,7 +26,12 @@ rng = np.random.default_rng(5)
 CASES = [  # in channels, out channels, kernel, stride, dilation, pad, (H, W)
     (1, 64, 3, 2, 1, 1, (21, 9)), (3, 16, 3, 1, 1, 1, (13, 31)), (16, 33, 3, 2, 1, 1, (17, 9)),
     (7, 50, 5, 1, 2, 2, (20, 23)), (64, 64, 3, 1, 1, 1, (8, 13)), (20, 17, 1, 1, 1, 0, (7, 30)),
-    (32, 16, 3, 1, 1, 0, (9, 14))]
+    (32, 16, 3, 1, 1, 0, (9, 14)),
+    # the tiles of em_onnx_conv.h: 1x1 stride 2 (short K), up to 8 channels (one 8-lane register on every path),
+    # 48 and 100 channels (three and four 16-lane registers), K in two blocks (144 = 128 + 16; 288 = 256 + 32)
+    (16, 32, 1, 2, 1, 0, (32, 32)), (32, 64, 1, 2, 1, 0, (16, 16)), (3, 8, 3, 2, 1, 1, (96, 96)),
+    (5, 7, 3, 1, 1, 1, (11, 19)), (16, 48, 3, 1, 1, 1, (9, 23)), (8, 100, 1, 1, 1, 0, (5, 27)),
+    (16, 16, 3, 1, 1, 1, (32, 32)), (32, 64, 3, 2, 1, 1, (16, 16))]
 
 
 def qdq_conv(c_in, c_out, k, stride, dil, pad, hw):

@@ -184,45 +184,58 @@ static void em_add_int8(const em_params* p) {
  * (products exact below 2^24), each within 2^-24 of its magnitude, bounded by r = 128 |a| + 128 |b| + |c|. */
 typedef struct { float a, b, c, zp1, zp2, near_tie; int ok; } em_binary_estimate;
 
-static em_binary_estimate em_binary_estimate_finish(double a, double b, double c, double bound, double window) {
+/* The estimate is derived on every call: always inlined and without libm (2^e built from its bits, products by it
+ * exact), so that it compiles into the caller's AVX encoding; called out of line as SSE code from an AVX-512 kernel
+ * it cost a state-transition stall, about 0.1 us per call (more than the arithmetic of a small tensor). */
+#define EM_ESTIMATE_INLINE static inline __attribute__((always_inline))
+EM_ESTIMATE_INLINE double em_pow2(int e) {
+    if (e < -1022) return 0.0;
+    const uint64_t bits = (uint64_t)(e + 1023) << 52;
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+EM_ESTIMATE_INLINE em_binary_estimate em_binary_estimate_finish(double a, double b, double c, double bound,
+                                                               double window) {
     em_binary_estimate e;
     e.a = (float)a;
     e.b = (float)b;
     e.c = (float)c;
     e.zp1 = e.zp2 = 0.0f;
-    const double margin = window + ldexp(bound, -21);
+    const double margin = window + (bound * em_pow2(-21));
     e.near_tie = (float)(0.5 - margin);
     /* a wider margin sends too many vectors to the exact arithmetic to gain anything */
-    e.ok = margin <= ldexp(1.0, -8) && bound < ldexp(1.0, 20);
+    e.ok = margin <= em_pow2(-8) && bound < em_pow2(20);
     return e;
 }
 
-static em_binary_estimate em_add_estimate(const int64_t* q) {
+EM_ESTIMATE_INLINE em_binary_estimate em_add_estimate(const int64_t* q) {
     em_binary_estimate none = {0};
     const int mode = (int)q[EM_ADD_I_MODE];
     if ((mode != EM_ROUND_DOUBLE && mode != EM_ROUND_SINGLE) || q[EM_ADD_I_LEFT_SHIFT] != 20 ||
         q[EM_ADD_I_SHIFT1] > 0 || q[EM_ADD_I_SHIFT2] > 0 || q[EM_ADD_I_OUT_SHIFT] > 0 || q[EM_ADD_I_OUT_SHIFT] < -31)
         return none;
-    const double out = ldexp((double)q[EM_ADD_I_OUT_MULT], (int)q[EM_ADD_I_OUT_SHIFT] - 31);
-    const double a = ldexp((double)q[EM_ADD_I_MULT1], 20 + (int)q[EM_ADD_I_SHIFT1] - 31) * out;
-    const double b = (q[EM_ADD_I_SIGN] < 0 ? -1.0 : 1.0) * ldexp((double)q[EM_ADD_I_MULT2],
-                                                                  20 + (int)q[EM_ADD_I_SHIFT2] - 31) * out;
+    const double out = ((double)q[EM_ADD_I_OUT_MULT] * em_pow2((int)q[EM_ADD_I_OUT_SHIFT] - 31));
+    const double a = ((double)q[EM_ADD_I_MULT1] * em_pow2(20 + (int)q[EM_ADD_I_SHIFT1] - 31)) * out;
+    const double b = (q[EM_ADD_I_SIGN] < 0 ? -1.0 : 1.0) *
+                     ((double)q[EM_ADD_I_MULT2] * em_pow2(20 + (int)q[EM_ADD_I_SHIFT2] - 31)) * out;
     const double c = (double)q[EM_ADD_I_OUT_ZP] - a * (double)q[EM_ADD_I_ZP1] - b * (double)q[EM_ADD_I_ZP2];
     const double bound = 128.0 * (fabs(a) + fabs(b)) + fabs(c);
     /* each v_k within 1 of its real value; the output stage's first rounding (double rounding) */
     double window = 2.0 * out;
-    if (mode == EM_ROUND_DOUBLE && q[EM_ADD_I_OUT_SHIFT] < 0) window += ldexp(1.0, (int)q[EM_ADD_I_OUT_SHIFT] - 1);
+    if (mode == EM_ROUND_DOUBLE && q[EM_ADD_I_OUT_SHIFT] < 0) window += em_pow2((int)q[EM_ADD_I_OUT_SHIFT] - 1);
     return em_binary_estimate_finish(a, b, c, bound, window);
 }
 
-static em_binary_estimate em_mul_estimate(const int64_t* q) {
+EM_ESTIMATE_INLINE em_binary_estimate em_mul_estimate(const int64_t* q) {
     em_binary_estimate none = {0};
     const int mode = (int)q[EM_MUL_I_MODE];
     if ((mode != EM_ROUND_DOUBLE && mode != EM_ROUND_SINGLE) || q[EM_MUL_I_SHIFT] > 0 || q[EM_MUL_I_SHIFT] < -31)
         return none;
-    const double a = ldexp((double)q[EM_MUL_I_MULT], (int)q[EM_MUL_I_SHIFT] - 31);
+    const double a = ((double)q[EM_MUL_I_MULT] * em_pow2((int)q[EM_MUL_I_SHIFT] - 31));
     const double c = (double)q[EM_MUL_I_OUT_ZP];
-    const double window = mode == EM_ROUND_DOUBLE && q[EM_MUL_I_SHIFT] < 0 ? ldexp(1.0, (int)q[EM_MUL_I_SHIFT] - 1) : 0.0;
+    const double window = mode == EM_ROUND_DOUBLE && q[EM_MUL_I_SHIFT] < 0 ? em_pow2((int)q[EM_MUL_I_SHIFT] - 1) : 0.0;
     /* the product (x1 - zp1)(x2 - zp2) is exact in float (|p| <= 255^2) */
     em_binary_estimate e = em_binary_estimate_finish(a, 0.0, c, 65536.0 * fabs(a) + fabs(c), window);
     e.zp1 = (float)q[EM_MUL_I_ZP1];
@@ -384,6 +397,24 @@ static inline int em_binary_periodic_input(const em_params* p) {
     return -1;
 }
 
+/* A row operand: one input steps along the short innermost dim (stride 1) and is held along dim 4 (stride 0) while
+ * the other runs on contiguously through dims 4 and 5 (a per-frame-and-channel gate [T, 1, C] against [T, F, C],
+ * [9, 1, 24] against [1, 11, 24]).  Its row is copied along dim 4 into a buffer of up to EM_PERIODIC_BYTES, so each
+ * step of the outer four dims becomes runs of whole rows with both inputs advancing.  Returns the input held (0 or
+ * 1), or -1. */
+#define EM_ROW_RUN_MAX 128      /* longer innermost runs gain nothing from staging */
+static inline int em_binary_row_input(const em_params* p) {
+    const int64_t* dims = p->i + EM_BINARY_I_DIMS;
+    const int64_t c = dims[5];
+    if (c < 2 || c > EM_ROW_RUN_MAX || dims[4] < 2) return -1;
+    for (int k = 0; k < 2; k++) {
+        const int64_t* sp = p->i + (k ? EM_BINARY_I_STRIDES2 : EM_BINARY_I_STRIDES1);      /* the held one */
+        const int64_t* st = p->i + (k ? EM_BINARY_I_STRIDES1 : EM_BINARY_I_STRIDES2);      /* the other */
+        if (sp[5] == 1 && sp[4] == 0 && st[5] == 1 && st[4] == c) return k;
+    }
+    return -1;
+}
+
 #define EM_BINARY_RUNS(T, RUN)                                                                                    \
     do {                                                                                                          \
         const int64_t* dims_ = p->i + EM_BINARY_I_DIMS;                                                           \
@@ -404,6 +435,34 @@ static inline int em_binary_periodic_input(const em_params* p) {
                 const int64_t m_ = n_ - k_ < len_ ? n_ - k_ : len_;                                               \
                 if (periodic_) RUN(x1_ + k_, 0, rep_, 0, y_ + k_, m_);                                            \
                 else RUN(rep_, 0, x2_ + k_, 0, y_ + k_, m_);                                                      \
+            }                                                                                                     \
+            break;                                                                                                \
+        }                                                                                                         \
+        const int held_ = em_binary_row_input(p);                                                                 \
+        if (held_ >= 0) {                                                                                         \
+            T rows_buf_[EM_PERIODIC_BYTES];                                                                       \
+            const int64_t cap_ = (int64_t)(EM_PERIODIC_BYTES / sizeof(T)) / inner_;                               \
+            const int64_t rows_ = dims_[4] < cap_ ? dims_[4] : cap_;                                              \
+            const T* staged_ = NULL;                                                                              \
+            int64_t o_ = 0;                                                                                       \
+            for (int64_t i0 = 0; i0 < dims_[0]; i0++)                                                             \
+            for (int64_t i1 = 0; i1 < dims_[1]; i1++)                                                             \
+            for (int64_t i2 = 0; i2 < dims_[2]; i2++)                                                             \
+            for (int64_t i3 = 0; i3 < dims_[3]; i3++, o_ += dims_[4] * inner_) {                                  \
+                const T* r1_ = x1_ + i0 * st1_[0] + i1 * st1_[1] + i2 * st1_[2] + i3 * st1_[3];                   \
+                const T* r2_ = x2_ + i0 * st2_[0] + i1 * st2_[1] + i2 * st2_[2] + i3 * st2_[3];                   \
+                const T* row_ = held_ ? r2_ : r1_;                                                                \
+                const T* other_ = held_ ? r1_ : r2_;                                                              \
+                if (row_ != staged_) {                                                                            \
+                    for (int64_t j_ = 0; j_ < rows_; j_++)                                                        \
+                        memcpy(rows_buf_ + j_ * inner_, row_, (size_t)inner_ * sizeof(T));                        \
+                    staged_ = row_;                                                                               \
+                }                                                                                                 \
+                for (int64_t j_ = 0; j_ < dims_[4]; j_ += rows_) {                                                \
+                    const int64_t m_ = (dims_[4] - j_ < rows_ ? dims_[4] - j_ : rows_) * inner_;                  \
+                    if (held_) RUN(other_ + j_ * inner_, 0, rows_buf_, 0, y_ + o_ + j_ * inner_, m_);             \
+                    else RUN(rows_buf_, 0, other_ + j_ * inner_, 0, y_ + o_ + j_ * inner_, m_);                   \
+                }                                                                                                 \
             }                                                                                                     \
             break;                                                                                                \
         }                                                                                                         \
@@ -533,7 +592,7 @@ EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
 #undef EM_ADD_ESTIMATE_RUN16
         return;
     }
-    if ((dims[5] >= 64 || em_binary_periodic_input(p) >= 0) && n >= EM_ADD_TABLE_MIN &&
+    if ((dims[5] >= 64 || em_binary_periodic_input(p) >= 0 || em_binary_row_input(p) >= 0) && n >= EM_ADD_TABLE_MIN &&
         p->ptr[EM_ADD_P_TABLES] != NULL && __builtin_cpu_supports("avx512vbmi")) {
         uint8_t* t1 = (uint8_t*)p->ptr[EM_ADD_P_TABLES];
         uint8_t* t2 = t1 + 1024;
@@ -845,8 +904,38 @@ EM_AVX2_TARGET static inline __m256i em_mul_estimate_block32(const em_mul_estima
     return _mm256_min_epi8(_mm256_max_epi8(em_pack32_x8(r[0], r[1], r[2], r[3]), c->amin), c->amax);
 }
 
+/* Eight int8 at x widened to float, less the zero point. */
+EM_AVX2_TARGET static inline __m256 em_diff_ps_x8(const int8_t* x, __m256 zp) {
+    return _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)x))), zp);
+}
+
 EM_AVX2_TARGET static inline void em_mul_estimate_run8(const em_mul_estimate8* c, const int8_t* x1, int one1,
                                                        const int8_t* x2, int one2, int8_t* y, int64_t n) {
+    if (!one1 && !one2) {
+        /* both inputs advancing: em_mul_estimate_block32's arithmetic on groups of 8 widened straight from memory
+         * (no byte extraction from 32-byte vectors) */
+        int64_t k = 0;
+        for (; k + 32 <= n; k += 32) {
+            __m256i r[4];
+            __m256 near = _mm256_setzero_ps();
+            for (int j = 0; j < 4; j++) {
+                const __m256 d1 = em_diff_ps_x8(x1 + k + 8 * j, c->zp1), d2 = em_diff_ps_x8(x2 + k + 8 * j, c->zp2);
+                r[j] = em_estimate_round_x8(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(d1, d2), c->a), c->c0), c->lim,
+                                            &near);
+            }
+            __m256i out;
+            if (__builtin_expect(_mm256_movemask_ps(near) != 0, 0))
+                out = em_mul_block32(&c->exact, _mm256_loadu_si256((const __m256i*)(x1 + k)),
+                                     _mm256_loadu_si256((const __m256i*)(x2 + k)));
+            else
+                out = _mm256_min_epi8(_mm256_max_epi8(em_pack32_x8(r[0], r[1], r[2], r[3]), c->amin), c->amax);
+            _mm256_storeu_si256((__m256i*)(y + k), out);
+        }
+        x1 += k;
+        x2 += k;
+        y += k;
+        n -= k;
+    }
     EM_AVX2_RUN32(em_mul_estimate_block32);
 }
 

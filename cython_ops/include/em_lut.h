@@ -9,7 +9,8 @@
  * The VBMI body serves the avx512vnni path (on a CPU with VBMI), the BW body the avx512 path, so EDGEML_ISA
  * reaches every body on one machine.
  *
- * int8 -> float32 tables (DEQUANTIZE) are looked up with 32-bit gathers. */
+ * int8 -> float32 tables (DEQUANTIZE) are looked up with 32-bit gathers, and so are per-position tables (a constant
+ * operand repeating with a period) on AVX-512 and AVX2 beyond the few periods the VBMI body serves. */
 #ifndef EM_LUT_H
 #define EM_LUT_H
 #include <stdint.h>
@@ -23,11 +24,12 @@ enum { EM_LUT_F32_I_N, EM_LUT_F32_I_COUNT };
 enum { EM_LUT_F32_F_COUNT = 0 };
 
 /* em_lut_periodic_int8_step, layout EM_LUT_PERIODIC: ptr: input, output (int8 / uint8 bytes), table (period x 256
- * bytes, row p for the positions i with i mod period == p); i: n (a multiple of period), period */
+ * bytes, row p for the positions i with i mod period == p, then 3 bytes that the gathers may read); i: n (a
+ * multiple of period), period */
 enum { EM_LUT_PERIODIC_P_INPUT, EM_LUT_PERIODIC_P_OUTPUT, EM_LUT_PERIODIC_P_TABLE, EM_LUT_PERIODIC_P_COUNT };
 enum { EM_LUT_PERIODIC_I_N, EM_LUT_PERIODIC_I_PERIOD, EM_LUT_PERIODIC_I_COUNT };
 enum { EM_LUT_PERIODIC_F_COUNT = 0 };
-#define EM_LUT_PERIODIC_VBMI_MAX 16     /* the VBMI body does one table pass per phase: beyond this the loop wins */
+#define EM_LUT_PERIODIC_VBMI_MAX 4      /* the VBMI body does one table pass per phase: beyond this the gathers win */
 
 static inline void em_lut_u8_scalar(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
     for (int64_t i = 0; i < n; i++) y[i] = table[x[i]];
@@ -188,6 +190,69 @@ EM_LUT_AVX2_TARGET static void em_lut_f32_avx2(const uint8_t* x, float* y, int64
     }
     em_lut_f32_scalar(x + i, y + i, n - i, table);
 }
+
+/* Periodic lookups of any period as 32-bit gathers at byte offsets 256 (i mod period) + x[i] (scale 1, the low
+ * byte kept; the table holds 3 readable bytes past its period x 256 so that every 4-byte read stays inside).
+ * Lane offsets advance by 16 (AVX-512) or 8 (AVX2) positions per vector: one conditional subtraction of
+ * 256 period keeps them in range, with no division in the loop. */
+static inline void em_lut_periodic_tail(const uint8_t* x, uint8_t* y, int64_t from, int64_t n, int64_t period,
+                                        const uint8_t* table) {
+    for (int64_t k = from; k < n; k++) y[k] = table[256 * (k % period) + x[k]];
+}
+
+EM_LUT_BW_TARGET static void em_lut_periodic_gather_avx512(const uint8_t* x, uint8_t* y, int64_t n, int64_t period,
+                                                           const uint8_t* table) {
+    int32_t first[16];
+    for (int j = 0; j < 16; j++) first[j] = 256 * (int32_t)(j % period);
+    const __m512i span = _mm512_set1_epi32((int32_t)(256 * period));
+    const __m512i step = _mm512_set1_epi32(256 * (int32_t)(16 % period));
+    __m512i offs = _mm512_loadu_si512(first);
+#define EM_LUT_GATHER16(K)                                                                                         \
+    _mm512_cvtepi32_epi8(_mm512_i32gather_epi32(                                                                   \
+        _mm512_add_epi32(offs, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(x + (K))))), table, 1))
+#define EM_LUT_GATHER_ADVANCE()                                                                                    \
+    do {                                                                                                           \
+        offs = _mm512_add_epi32(offs, step);                                                                       \
+        offs = _mm512_mask_sub_epi32(offs, _mm512_cmpge_epi32_mask(offs, span), offs, span);                       \
+    } while (0)
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        _mm_storeu_si128((__m128i*)(y + i), EM_LUT_GATHER16(i));
+        EM_LUT_GATHER_ADVANCE();
+    }
+#undef EM_LUT_GATHER_ADVANCE
+#undef EM_LUT_GATHER16
+    if (i < n) {                         /* masked lanes read nothing */
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        const __m512i idx = _mm512_add_epi32(offs, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, x + i)));
+        const __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, table, 1);
+        _mm_mask_storeu_epi8(y + i, m, _mm512_cvtepi32_epi8(v));
+    }
+}
+
+EM_LUT_AVX2_TARGET static void em_lut_periodic_gather_avx2(const uint8_t* x, uint8_t* y, int64_t n, int64_t period,
+                                                           const uint8_t* table) {
+    int32_t first[8];
+    for (int j = 0; j < 8; j++) first[j] = 256 * (int32_t)(j % period);
+    const __m256i span = _mm256_set1_epi32((int32_t)(256 * period)), below = _mm256_set1_epi32((int32_t)(256 * period) - 1);
+    const __m256i step = _mm256_set1_epi32(256 * (int32_t)(8 % period)), low = _mm256_set1_epi32(0xFF);
+    /* packs leave dword j holding 4 bytes of gather (j % 4)'s lanes 4 (j / 4) ..: this permute restores order */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i offs = _mm256_loadu_si256((const __m256i*)first);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i r[4];
+        for (int j = 0; j < 4; j++) {
+            const __m256i idx = _mm256_add_epi32(offs, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(x + i + 8 * j))));
+            r[j] = _mm256_and_si256(_mm256_i32gather_epi32((const int*)table, idx, 1), low);
+            offs = _mm256_add_epi32(offs, step);
+            offs = _mm256_sub_epi32(offs, _mm256_and_si256(_mm256_cmpgt_epi32(offs, below), span));
+        }
+        const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(r[0], r[1]), _mm256_packus_epi32(r[2], r[3]));
+        _mm256_storeu_si256((__m256i*)(y + i), _mm256_permutevar8x32_epi32(bytes, order));
+    }
+    em_lut_periodic_tail(x, y, i, n, period, table);
+}
 #endif
 
 #if defined(__aarch64__)
@@ -231,8 +296,17 @@ static void em_lut_u8(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* ta
 /* y[i] = table[256 (i mod period) + x[i]] for n bytes (n a multiple of period). */
 static void em_lut_periodic(const uint8_t* x, uint8_t* y, int64_t n, int64_t period, const uint8_t* table) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (em_isa() == EM_ISA_AVX512VNNI && em_lut_has_vbmi() && period <= EM_LUT_PERIODIC_VBMI_MAX) {
+    const int isa = em_isa();
+    if (isa == EM_ISA_AVX512VNNI && em_lut_has_vbmi() && period <= EM_LUT_PERIODIC_VBMI_MAX) {
         em_lut_periodic_vbmi(x, y, n, period, table);
+        return;
+    }
+    if (isa >= EM_ISA_AVX512) {
+        em_lut_periodic_gather_avx512(x, y, n, period, table);
+        return;
+    }
+    if (isa >= EM_ISA_AVX2) {
+        em_lut_periodic_gather_avx2(x, y, n, period, table);
         return;
     }
 #endif

@@ -476,9 +476,9 @@ DETECT = _layout("detection_postprocess", "em_detection.h", "EM_DETECT",
                  ptrs=("boxes", "scores", "anchors", "out_boxes", "out_classes", "out_scores", "out_count", "scratch"),
                  ints=("boxes", "box_stride", "classes_with_background", "num_classes", "max_detections",
                        "max_classes_per_detection", "detections_per_class", "regular", "box_quantized", "box_zp",
-                       "score_quantized", "score_zp", "off_decoded", "off_scores", "off_column", "off_kept_scores",
-                       "off_kept_indices", "off_order", "off_merge", "off_selected", "off_class_ranks",
-                       "off_detections", "off_active"),
+                       "score_quantized", "score_zp", "off_decoded", "off_scores", "off_column", "off_heap",
+                       "off_selected", "off_class_ranks", "off_detections", "off_decoded_flags",
+                       "off_selected_boxes", "selected_capacity"),
                  floats=("box_scale", "score_scale", "y_scale", "x_scale", "h_scale", "w_scale", "score_threshold",
                          "iou_threshold"))
 LAYOUTS += (DETECT,)

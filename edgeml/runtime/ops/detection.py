@@ -87,13 +87,14 @@ def scratch_layout(n: int, classes_with_bg: int, classes: int, max_det: int, sco
                    regular: bool) -> tuple[dict, int]:
     """Byte offsets of the kernel's work arrays in its scratch buffer (see em_detection.h), and the total."""
     sizes = dict(off_decoded=16 * n, off_scores=4 * n * classes_with_bg if scores_quantized else 0,
-                 off_column=4 * n, off_kept_scores=4 * n, off_kept_indices=4 * n, off_order=4 * n, off_merge=4 * n,
-                 off_selected=4 * n, off_class_ranks=0 if regular else 4 * n * classes,
-                 off_detections=2 * (2 * max_det + 1) * 8 if regular else 0, off_active=n)
+                 off_column=4 * n, off_heap=8 * n, off_selected=4 * n, off_class_ranks=0 if regular else 4 * classes,
+                 off_detections=2 * (2 * max_det + 1) * 8 if regular else 0, off_decoded_flags=n,
+                 off_selected_boxes=5 * 4 * min(n, max_det))
     offsets, total = {}, 0
     for name, size in sizes.items():
         offsets[name] = total
         total += -(-size // 8) * 8
+    offsets["selected_capacity"] = min(n, max_det)
     return offsets, max(total, 8)
 
 

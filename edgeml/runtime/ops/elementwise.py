@@ -60,6 +60,7 @@ VECTOR_ISA = {"avx512vnni": "avx512", "avx512": "avx2", "avxvnni": "avx2", "avx2
 INT32 = np.dtype(np.int32)
 INT8 = np.dtype(np.int8)
 MAX_TABLE_BYTES = 16384     # per-position tables of a constant operand: period x 256 bytes at most
+GATHER_SLACK = 3            # bytes after the tables: em_lut.h's periodic gathers read 4 bytes at each entry
 INT32_ACTIVATION_RANGES = {"NONE": (-2**31, 2**31 - 1), "RELU": (0, 2**31 - 1), "RELU6": (0, 6),
                            "RELU_N1_TO_1": (-1, 1)}     # CalculateActivationRange<int32_t>
 
@@ -162,7 +163,8 @@ def constant_operand_lut(ctx: Ctx, op: Op, a, b, y, out: tuple, scalar_kernel: s
     else:
         return None
     extra = {"tables": 0} if scalar_kernel == "add_int8" else {}
-    table = ctx.keep_array(periodic_byte_table(scalar_kernel, values, constant_first, ints, extra))
+    table = periodic_byte_table(scalar_kernel, values, constant_first, ints, extra)
+    table = ctx.keep_array(np.concatenate([table, np.zeros(GATHER_SLACK, table.dtype)]))
     n, period = int(np.prod(out, dtype=np.int64)), len(values)
     if period == 1:
         name, int_slots = "lut_int8", dict(n=n)

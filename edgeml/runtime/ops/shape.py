@@ -11,7 +11,7 @@ from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
 from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qparams, require_same_quant,
-                                       resolve_axis, row_major_strides)
+                                       resolve_axis, row_major_strides, spatial_padding)
 from edgeml.runtime.ops.folding import fold, inputs_constant, strided_values
 from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import uint8_rescale_table
@@ -288,12 +288,29 @@ def prepare_unpack(ctx: Ctx, op: Op) -> list:
 CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
+def same_padding(conv: Op, kernel_hw, padded_hw) -> Optional[list]:
+    """TFLite's SAME padding (top, left, bottom, right) of `conv` on an input of spatial size `padded_hw`; None when
+    its strides or dilations are not positive (the conv's prepare reports those)."""
+    o = conv.options
+    strides = (o.get("stride_h", 1), o.get("stride_w", 1))
+    dilations = (o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1))
+    if not all(isinstance(v, (int, np.integer)) and v > 0 for v in strides + dilations):
+        return None
+    lead, trail = [], []
+    for size, k, stride, dilation in zip(padded_hw, kernel_hw, strides, dilations):
+        out, first = spatial_padding(conv, int(size), int(k), int(stride), int(dilation))
+        total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+        lead.append(first)
+        trail.append(total - first)
+    return lead + trail
+
+
 def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: np.ndarray, value: np.ndarray) -> bool:
-    """An explicit PAD of H and W whose only reader is a VALID (or explicitly padded: ONNX) int8 / float32 CONV_2D or
-    DEPTHWISE_CONV_2D, padding
+    """An explicit PAD of H and W whose only reader is an int8 / float32 CONV_2D or DEPTHWISE_CONV_2D, padding
     with what the conv's own padding stands for (the input zero point; 0.0): the conv reads the PAD's input with
-    the pads as its explicit padding (its kernels skip padding taps, which add (zp - zp) * w = 0), and no PAD step
-    runs.  Returns whether it folded."""
+    the pads (plus its own: SAME's computed on the padded size, or ONNX's explicit ones) as its explicit padding
+    (its kernels skip padding taps, which add (zp - zp) * w = 0), and no PAD step runs.  Returns whether it
+    folded."""
     if len(ctx.shape(x)) != 4 or pads[0].any() or pads[3].any() or y.index in ctx.graph.outputs:
         return False
     if x.dtype == np.int8:
@@ -307,13 +324,17 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: np.ndarray, value: np.ndarr
     conv = ctx.substitutes.get(readers[0].index, readers[0])
     own = conv.options.get("explicit_padding")        # ONNX pads (top, left, bottom, right): zeros too, so they add
     if conv.type not in CONV_OPS or conv.inputs[0] != y.index or y.index in conv.inputs[1:] or \
-            (own is None and conv.options.get("padding", 0) != 1) or \
+            (own is None and conv.options.get("padding", 0) not in (0, 1)) or \
             len(conv.inputs) < 2 or conv.inputs[1] not in ctx.constants:
         return False
     w = ctx.constants[conv.inputs[1]]
     if w.dtype != x.dtype or w.ndim != 4 or (conv.type == "CONV_2D" and w.shape[3] != ctx.shape(x)[3]):
         return False          # hybrid, 16x8 and grouped convs keep the PAD
     explicit = [int(pads[1][0]), int(pads[2][0]), int(pads[1][1]), int(pads[2][1])]    # top, left, bottom, right
+    if own is None and conv.options.get("padding", 0) == 0:
+        own = same_padding(conv, w.shape[1:3], ctx.shape(y)[1:3])
+        if own is None:
+            return False
     if own is not None:
         explicit = [a + int(b) for a, b in zip(explicit, own)]
     ctx.substitutes[conv.index] = Op(conv.index, conv.type, conv.version, [x.index] + list(conv.inputs[1:]),
