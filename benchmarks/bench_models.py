@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "models"
 MAC_FLOOR, BYTES_FLOOR = 20.0, 4.0            # GMAC/s, GB/s: ops below are flagged
 INVOKE_CLOCK = time.perf_counter_ns           # --cpu-time: time.thread_time_ns (a shared machine's preemptions left out)
-LOAD_CLOCK = time.perf_counter                 # --cpu-time: time.thread_time (loads and edgeml's load stages too)
+LOAD_CLOCK = time.perf_counter                # --cpu-time: time.thread_time (loads and --load-profile stages too)
 
 
 # ----- synthetic models ---------------------------------------------------------------------------------------
@@ -348,14 +348,14 @@ def measure_load(name: str, path: Path, kind: str, args) -> dict:
             if label in result["errors"]:
                 continue
             try:
-                t0 = LOAD_CLOCK()
+                t0 = time.perf_counter()
                 r = makers[label](path)
                 if xs is None:
                     xs = inputs_for(r, args.seed) if label == "peer" else None
                 if xs is not None:
                     r.prepare(xs)
                     r.invoke()
-                    firsts[label].append((LOAD_CLOCK() - t0) * 1e3)
+                    firsts[label].append((time.perf_counter() - t0) * 1e3)
                 loads[label].append(r.load_ms)
             except Exception as exc:     # a model a runtime cannot load: reported, not fatal
                 result["errors"][label] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''}"
@@ -506,7 +506,8 @@ def main(argv=None):
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--json", default=None)
     ap.add_argument("--cpu-time", action="store_true",
-                    help="time invokes by the thread's CPU time (both runtimes run on this thread with one thread)")
+                    help="time invokes and loads by the thread's CPU time (both runtimes run on this thread with one "
+                         "thread)")
     ap.add_argument("--load-only", action="store_true", help="load times only (no invoke timing)")
     ap.add_argument("--load-profile", action="store_true", help="edgeml's load time per stage")
     ap.add_argument("--no-call-path", dest="call_path", action="store_false",
@@ -514,15 +515,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.cpu_time:
         global INVOKE_CLOCK, LOAD_CLOCK
-        INVOKE_CLOCK = time.thread_time_ns
-        LOAD_CLOCK = time.thread_time
+        INVOKE_CLOCK, LOAD_CLOCK = time.thread_time_ns, time.thread_time
     from cython_ops.conv import isa
     print(f"# edgeml vs LiteRT+XNNPACK / onnxruntime\n\n{platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, edgeml ISA path {isa()}, one thread, batch 1")
     results = []
     found = corpus(args)
     for name, path, kind in found:
-        t0 = LOAD_CLOCK()
+        t0 = time.perf_counter()
         if args.load_only:
             r = measure_load(name, path, kind, args)
             results.append(r)

@@ -1,15 +1,14 @@
 """Builtin options tables of scalars read straight from the file: the `tflite` package's generated accessors cost
 several Python calls per field, so for an options class whose every accessor is the generated scalar form
-(vtable slot, element type, default) that form is read off the accessor's source once, and each field becomes one
-struct read.  Any other class (vectors, tables, strings) keeps the generated accessors."""
+(vtable slot, element type, default) that form is read off the accessor's source once, and the C walker
+(cython_ops/tflite_read.pyx) reads each field in one step.  Any other class (vectors, tables, strings) keeps the
+generated accessors."""
 from __future__ import annotations
 
 import ast
 import inspect
 import re
 import struct
-
-from converters import flatbuffer as fbr
 
 # the body the flatbuffers code generator writes for a scalar field (flatbuffers 2.x / 23.x / 24.x / 25.x)
 SCALAR_ACCESSOR = re.compile(
@@ -54,13 +53,7 @@ def _body(method) -> str:
     return source.split("\n", 1)[1] if "\n" in source else ""
 
 
-def read_scalars(reads: tuple, table: fbr.Table) -> dict:
-    """The fields of an options table, as the generated accessors return them."""
-    buf, pos, offsets = table.buf, table.pos, table.fields
-    n = len(offsets)
-    out = {}
-    for key, index, kind, default, as_bool in reads:
-        rel = offsets[index] if index < n else 0
-        value = kind.unpack_from(buf, pos + rel)[0] if rel else default
-        out[key] = bool(value) if as_bool else value
-    return out
+def read_spec(reads: tuple) -> tuple:
+    """`reads` (scalar_fields) as cython_ops.tflite_read's ModelFile reads them: (key, field index, struct format
+    character as its code, default, as bool) per field."""
+    return tuple((key, index, ord(kind.format[-1]), default, as_bool) for key, index, kind, default, as_bool in reads)

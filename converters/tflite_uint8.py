@@ -15,6 +15,7 @@ import numpy as np
 from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
 
 FLIP_SIGN_BIT = "FLIP_SIGN_BIT"      # uint8 <-> int8 at the graph's boundary: q ^ 0x80
+UINT8_DTYPE = np.dtype(np.uint8)
 
 # ops whose uint8 form the int8 tensors reproduce (their prepares read options[UINT8] where LiteRT differs)
 UINT8_OPS = frozenset({
@@ -27,6 +28,7 @@ UINT8_OPS = frozenset({
     "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN", "MAXIMUM", "MINIMUM",
 })
 UINT8_OPS |= {"DETECTION_POSTPROCESS"}    # dequantizes uint8 box encodings and scores as it does int8 ones
+UINT8_OPS |= {"RESIZE_BILINEAR"}     # its uint8 kernel reads and writes int8-held bytes, flipping the sign bits
 
 
 def _as_int8(t: Tensor) -> None:
@@ -70,12 +72,12 @@ def _native_uint8(graph: Graph, op: Op, uint8: set, next_op: int) -> list:
 
 def hold_uint8_as_int8(graph: Graph) -> Graph:
     """Rewrite every uint8 tensor of `graph` as int8 (see the module docstring); returns the graph."""
-    uint8 = {t.index for t in graph.tensors if t.dtype == np.uint8}
+    uint8 = {t.index for t in graph.tensors if t.dtype == UINT8_DTYPE}
     if not uint8:
         return graph
     ops, next_op = [], len(graph.ops)
     for op in graph.ops:
-        if not any(i in uint8 for i in list(op.inputs) + list(op.outputs)):
+        if uint8.isdisjoint(op.inputs) and uint8.isdisjoint(op.outputs):
             ops.append(op)
         elif op.type in UINT8_OPS:
             op.options[UINT8] = True

@@ -16,6 +16,7 @@ cdef extern from "em_activation_steps.h":
     void em_softmax_int8_step(const em_params*) nogil
     void em_softmax_lut_int8_step(const em_params*) nogil
     void em_softmax_int8_table(int32_t*, int32_t, int32_t, int32_t, int32_t) nogil
+    int EM_SOFTMAX_TABLE_INT32
     void em_hard_swish_int8_step(const em_params*) nogil
     void em_logistic_int8_lut_init(float, int32_t, float, int32_t, int8_t*) nogil
     void em_tanh_int8_lut_init(float, int32_t, float, int32_t, int8_t*) nogil
@@ -46,8 +47,9 @@ def activation_table(str kind, float input_scale, int input_zero_point, float ou
 
 
 def softmax_table(int input_multiplier, int input_left_shift, int diff_min, int mode):
-    """SOFTMAX int8's 512-entry int32 table (em_softmax_int8_table): exp and sum addend per max - x."""
-    table = np.zeros(512, dtype=np.int32)
+    """SOFTMAX int8's table (em_softmax_int8_table): exp and sum addend per max - x (512 int32), then the outputs of
+    a two-value row per difference (512 bytes)."""
+    table = np.zeros(EM_SOFTMAX_TABLE_INT32, dtype=np.int32)
     cdef int32_t[::1] t = table
     em_softmax_int8_table(&t[0], input_multiplier, input_left_shift, diff_min, mode)
     return table

@@ -1,4 +1,4 @@
-"""The .tflite reader's direct flatbuffer reads (converters/flatbuffer.py) give the graph the `tflite` package's
+"""The .tflite reader's direct flatbuffer reads (cython_ops/tflite_read.pyx) give the graph the `tflite` package's
 generated accessors describe: every tensor's name, shape, type, buffer bytes and quantization, every op's code,
 version, inputs, outputs and intermediates, the subgraph's inputs and outputs, on the MLPerf Tiny models and
 the public corpus."""

@@ -26,7 +26,8 @@ enum { EM_SOFTMAX_INT8_I_ROWS, EM_SOFTMAX_INT8_I_DEPTH, EM_SOFTMAX_INT8_I_IN_MUL
        EM_SOFTMAX_INT8_I_DIFF_MIN, EM_SOFTMAX_INT8_I_MODE, EM_SOFTMAX_INT8_I_COUNT };
 enum { EM_SOFTMAX_INT8_F_COUNT = 0 };
 
-/* SOFTMAX by table: ptr: input, output, table (512 int32 from em_softmax_int8_table); i: rows, depth */
+/* SOFTMAX by table: ptr: input, output, table (EM_SOFTMAX_TABLE_INT32 int32 from em_softmax_int8_table); i: rows,
+ * depth */
 enum { EM_SOFTMAX_LUT_P_INPUT, EM_SOFTMAX_LUT_P_OUTPUT, EM_SOFTMAX_LUT_P_TABLE, EM_SOFTMAX_LUT_P_COUNT };
 enum { EM_SOFTMAX_LUT_I_ROWS, EM_SOFTMAX_LUT_I_DEPTH, EM_SOFTMAX_LUT_I_COUNT };
 enum { EM_SOFTMAX_LUT_F_COUNT = 0 };
@@ -64,10 +65,11 @@ static void em_softmax_int8_step(const em_params* p) {
                     (int32_t)p->i[EM_SOFTMAX_INT8_I_MODE]);
 }
 static void em_softmax_lut_int8_step(const em_params* p) {
-    em_softmax_int8_by_table((const int8_t*)p->ptr[EM_SOFTMAX_LUT_P_INPUT], (int8_t*)p->ptr[EM_SOFTMAX_LUT_P_OUTPUT],
-                             p->i[EM_SOFTMAX_LUT_I_ROWS], p->i[EM_SOFTMAX_LUT_I_DEPTH],
-                             (const int32_t*)p->ptr[EM_SOFTMAX_LUT_P_TABLE]);
+    em_softmax_int8_lut((const int8_t*)p->ptr[EM_SOFTMAX_LUT_P_INPUT], (int8_t*)p->ptr[EM_SOFTMAX_LUT_P_OUTPUT],
+                        p->i[EM_SOFTMAX_LUT_I_ROWS], p->i[EM_SOFTMAX_LUT_I_DEPTH],
+                        (const int32_t*)p->ptr[EM_SOFTMAX_LUT_P_TABLE]);
 }
+
 static void em_hard_swish_int8_step(const em_params* p) {
     em_hard_swish_int8((const int8_t*)p->ptr[EM_HARD_SWISH_P_INPUT], (int8_t*)p->ptr[EM_HARD_SWISH_P_OUTPUT],
                        p->i[EM_HARD_SWISH_I_N], (int32_t)p->i[EM_HARD_SWISH_I_IN_ZP],

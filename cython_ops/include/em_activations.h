@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "em_requant.h"
+#include "em_isa.h"
 
 /* ------------------------------------------------------------------------ */
 /* Wrapping int32 helpers                                                    */
@@ -81,6 +82,9 @@ static inline int32_t em_fp_rescale(int32_t x, int src_bits, int dst_bits) {
 }
 
 static inline int em_clz_u32(uint32_t x) {
+#if defined(__GNUC__)
+    return x == 0 ? 32 : __builtin_clz(x);     /* one instruction, not a loop of up to 31 shifts */
+#else
     int n = 0;
     if (x == 0) return 32;
     while (!(x & 0x80000000u)) {
@@ -88,6 +92,7 @@ static inline int em_clz_u32(uint32_t x) {
         ++n;
     }
     return n;
+#endif
 }
 
 /* ------------------------------------------------------------------------ */
@@ -381,10 +386,20 @@ static inline void em_softmax_int8(const int8_t* in, int8_t* out, int64_t rows, 
 /* The same SOFTMAX by table.  Every per-element quantity of em_softmax_int8 depends on the difference
  * d = max_in_row - x (0..255) alone: table[d] = the Q0.31 exp of -d (0 where -d < diff_min: such an element
  * adds nothing to the sum, and 0 * scale gives the same -128 output), table[256 + d] = its Q12.19 addend to
- * sum_of_exps.  Built once at load by the kernel's own arithmetic. */
+ * sum_of_exps.  A row of two values is a function of its one difference d: the 512 bytes after those 512 int32
+ * (EM_SOFTMAX_PAIRS) hold the larger value's output for each d, then the smaller one's, computed by the table
+ * kernel itself on the rows (127, 127 - d).  Built once at load by the kernel's own arithmetic. */
+#define EM_SOFTMAX_TABLE_INT32 640       /* 512 int32 + 2 x 256 int8 */
+#define EM_SOFTMAX_PAIRS 512             /* the int32 offset of the pair outputs */
+
+static inline void em_softmax_int8_by_table(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
+                                            const int32_t* table);
+
 static inline void em_softmax_int8_table(int32_t* table, int32_t input_multiplier, int32_t input_left_shift,
                                          int32_t diff_min, int32_t mode) {
     int32_t d;
+    int8_t pair_in[2 * 256], pair_out[2 * 256];
+    int8_t* pairs = (int8_t*)(table + EM_SOFTMAX_PAIRS);
     for (d = 0; d < 256; ++d) {
         int32_t diff = -d, e = 0;
         if (diff >= diff_min) {
@@ -395,6 +410,24 @@ static inline void em_softmax_int8_table(int32_t* table, int32_t input_multiplie
         }
         table[d] = e;
         table[256 + d] = em_fp_rescale(e, 0, 12);
+        pair_in[2 * d] = 127;
+        pair_in[2 * d + 1] = (int8_t)(127 - d);
+    }
+    for (d = 0; d < 256; ++d) {
+        em_softmax_int8_by_table(pair_in + 2 * d, pair_out + 2 * d, 1, 2, table);
+        pairs[d] = pair_out[2 * d];
+        pairs[256 + d] = pair_out[2 * d + 1];
+    }
+}
+
+/* Rows of two: the larger value's output and the smaller one's, looked up by their difference */
+static inline void em_softmax_int8_pairs(const int8_t* in, int8_t* out, int64_t rows, const int8_t* pairs) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const int32_t a = in[2 * r], b = in[2 * r + 1];
+        const int32_t d = a >= b ? a - b : b - a;
+        const int8_t hi = pairs[d], lo = pairs[256 + d];
+        out[2 * r] = a >= b ? hi : lo;
+        out[2 * r + 1] = a >= b ? lo : hi;
     }
 }
 
@@ -418,6 +451,406 @@ static inline void em_softmax_int8_by_table(const int8_t* in, int8_t* out, int64
             y[c] = (int8_t)em_clamp_i32(unsat - 128, INT8_MIN, INT8_MAX);
         }
     }
+}
+
+/* Vector bodies of em_softmax_int8_by_table (x86; the scalar one above is the reference they are tested against):
+ * rows of two by the pair table, rows of 3 .. 16 values 16 (AVX2: 8) rows at a time, longer rows along the row.
+ * SaturatingRoundingDoublingHighMul in int32 lanes: for int32 a, b the reference's (a*b + nudge) / 2^31,
+ * truncated, equals floor((a*b + 2^30) / 2^31) for either sign of a*b, i.e. bits 31..62 of the 64-bit
+ * a*b + 2^30; only INT32_MIN * INT32_MIN saturates.  The sums of exps wrap in int32 lanes as the scalar uint32 sum
+ * does: the order of the additions cannot change a sum modulo 2^32. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_SCALAR_ONLY)
+#include <immintrin.h>
+#define EM_SM_AVX2 __attribute__((target("avx2")))
+#define EM_SM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+/* SaturatingRoundingDoublingHighMul in lanes (the identity above) */
+EM_SM_AVX2 static inline __m256i em_srdhm_x8(__m256i a, __m256i b) {
+    const __m256i half = _mm256_set1_epi64x(1LL << 30), min = _mm256_set1_epi32(INT32_MIN);
+    const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(a, b), half), 31);
+    const __m256i odd = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32),
+                                                                            _mm256_srli_epi64(b, 32)), half), 1);
+    const __m256i sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(b, min));
+    return _mm256_blendv_epi8(_mm256_blend_epi32(even, odd, 0xAA), _mm256_set1_epi32(INT32_MAX), sat);
+}
+
+EM_SM_AVX512 static inline __m512i em_srdhm_x16(__m512i a, __m512i b) {
+    const __m512i half = _mm512_set1_epi64(1LL << 30), min = _mm512_set1_epi32(INT32_MIN);
+    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(a, b), half), 31);
+    const __m512i odd = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a, 32),
+                                                                            _mm512_srli_epi64(b, 32)), half), 1);
+    return _mm512_mask_mov_epi32(_mm512_mask_blend_epi32(0xAAAA, even, odd),
+                                 _mm512_cmpeq_epi32_mask(a, min) & _mm512_cmpeq_epi32_mask(b, min),
+                                 _mm512_set1_epi32(INT32_MAX));
+}
+
+/* the output of one row's elements from their exps: (SRDHM(scale, e) rounded down by 2^exponent) - 128, clamped */
+EM_SM_AVX2 static inline __m256i em_sm_output_avx2(__m256i e, __m256i scale, int exponent) {
+    const __m256i min = _mm256_set1_epi32(INT32_MIN);
+    __m256i x = em_srdhm_x8(scale, e);
+    if (exponent >= 32) {       /* em_rounding_divide_by_pot: 0, or -1 for INT32_MIN at exactly 32 */
+        x = exponent == 32 ? _mm256_cmpeq_epi32(x, min) : _mm256_setzero_si256();
+    } else {
+        const __m256i mask = _mm256_set1_epi32((int32_t)((1LL << exponent) - 1));
+        const __m256i rem = _mm256_and_si256(x, mask);
+        /* threshold (mask >> 1) + (x < 0): x < 0 adds one, i.e. subtracts the all-ones compare */
+        const __m256i thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_cmpgt_epi32(_mm256_setzero_si256(), x));
+        x = _mm256_sub_epi32(_mm256_srai_epi32(x, exponent), _mm256_cmpgt_epi32(rem, thr));
+    }
+    return _mm256_sub_epi32(x, _mm256_set1_epi32(128));
+}
+
+/* the exps of 8 values by scalar loads: measured faster than an 8-lane vpgatherdd here (the AVX-512 body gathers:
+ * 16 lanes per gather paid off) */
+EM_SM_AVX2 static inline __m256i em_sm_lookup8(const int32_t* table, const int8_t* x, int8_t max_in_row) {
+    return _mm256_setr_epi32(table[(uint8_t)(max_in_row - x[0])], table[(uint8_t)(max_in_row - x[1])],
+                             table[(uint8_t)(max_in_row - x[2])], table[(uint8_t)(max_in_row - x[3])],
+                             table[(uint8_t)(max_in_row - x[4])], table[(uint8_t)(max_in_row - x[5])],
+                             table[(uint8_t)(max_in_row - x[6])], table[(uint8_t)(max_in_row - x[7])]);
+}
+
+/* 8 int32 (any value) as 8 int8, saturated: the clamp to [-128, 127] */
+EM_SM_AVX2 static inline void em_sm_store8_avx2(int8_t* dst, __m256i v) {
+    const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(v, v), v);
+    _mm_storel_epi64((__m128i*)dst, _mm_unpacklo_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+}
+
+
+EM_SM_AVX512 static inline __m512i em_sm_output_avx512(__m512i e, __m512i scale, int exponent) {
+    const __m512i min = _mm512_set1_epi32(INT32_MIN);
+    __m512i x = em_srdhm_x16(scale, e);
+    if (exponent >= 32) {
+        x = exponent == 32 ? _mm512_maskz_mov_epi32(_mm512_cmpeq_epi32_mask(x, min), _mm512_set1_epi32(-1))
+                           : _mm512_setzero_si512();
+    } else {
+        const __m512i mask = _mm512_set1_epi32((int32_t)((1LL << exponent) - 1));
+        const __m512i rem = _mm512_and_si512(x, mask);
+        const __m512i thr = _mm512_mask_add_epi32(_mm512_srli_epi32(mask, 1),
+                                                  _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512()),
+                                                  _mm512_srli_epi32(mask, 1), _mm512_set1_epi32(1));
+        x = _mm512_srai_epi32(x, exponent);
+        x = _mm512_mask_add_epi32(x, _mm512_cmpgt_epi32_mask(rem, thr), x, _mm512_set1_epi32(1));
+    }
+    return _mm512_sub_epi32(x, _mm512_set1_epi32(128));
+}
+
+
+/* ---- rows of 3 .. 16 values, 16 rows at a time (AVX2: 8): each row's maximum and sum of exps in scalar code, the
+ * 16 reciprocals in vector lanes (GetReciprocal: the leading zeros by a binary search, the Newton-Raphson steps in
+ * lanes), then the block's outputs 16 values at a time, each lane reading its row's maximum, scale and exponent
+ * through a lane -> row index.  Sums of at most 16 addends of at most 2^19 stay in (0, 2^24): the exponents
+ * (35 - leading zeros) stay below 32. */
+#define EM_SM_BLOCK_DEPTH 16
+
+/* lane -> row of a block of `lanes` rows of `depth` values, read `lanes` values at a time: idx[j] = j / depth */
+static inline void em_sm_block_rows(int32_t* idx, int64_t depth, int lanes) {
+    int32_t row = 0, col = 0;
+    for (int64_t j = 0; j < depth * lanes; j++) {
+        idx[j] = row;
+        if (++col == depth) { col = 0; ++row; }
+    }
+}
+
+/* the rows' maxima and sums of exps, as the scalar kernel computes them */
+static inline void em_sm_block_sums(const int8_t* x, int64_t depth, int lanes, const int32_t* table, int32_t* max,
+                                    int32_t* sum) {
+    for (int r = 0; r < lanes; r++, x += depth) {
+        int8_t m = INT8_MIN;
+        uint32_t s = 0;
+        for (int64_t c = 0; c < depth; c++) m = x[c] > m ? x[c] : m;
+        for (int64_t c = 0; c < depth; c++) s += (uint32_t)table[256 + (uint8_t)(m - x[c])];
+        max[r] = m;
+        sum[r] = (int32_t)s;
+    }
+}
+
+
+/* SaturatingRoundingMultiplyByPOT with a positive exponent k */
+EM_SM_AVX512 static inline __m512i em_sat_shl_x16(__m512i x, int k) {
+    const __m512i thr = _mm512_set1_epi32((int32_t)((1LL << (31 - k)) - 1));
+    __m512i r = _mm512_slli_epi32(x, (unsigned)k);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epi32_mask(x, thr), _mm512_set1_epi32(INT32_MAX));
+    return _mm512_mask_mov_epi32(r, _mm512_cmplt_epi32_mask(x, _mm512_sub_epi32(_mm512_setzero_si512(), thr)),
+                                 _mm512_set1_epi32(INT32_MIN));
+}
+
+/* GetReciprocal(sum, 12) of positive sums: the Q0.31 scale and num_bits_over_unit + 31 - 8 */
+EM_SM_AVX512 static inline void em_sm_reciprocal_x16(__m512i x, __m512i* scale, __m512i* exponent) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i clz = zero;
+    for (int b = 16; b >= 1; b >>= 1) {      /* shift up while the top b bits are clear */
+        const __mmask16 top_clear = _mm512_cmpeq_epi32_mask(_mm512_srli_epi32(x, 32 - b), zero);
+        x = _mm512_mask_mov_epi32(x, top_clear, _mm512_slli_epi32(x, (unsigned)b));
+        clz = _mm512_mask_add_epi32(clz, top_clear, clz, _mm512_set1_epi32(b));
+    }
+    {
+        const __m512i shifted = _mm512_xor_si512(x, _mm512_set1_epi32(INT32_MIN));    /* x - 2^31, in [0, 2^31) */
+        const __m512i half_den = _mm512_add_epi32(_mm512_srli_epi32(shifted, 1), _mm512_set1_epi32(1 << 30));
+        __m512i y = _mm512_add_epi32(_mm512_set1_epi32(1515870810),
+                                     em_srdhm_x16(half_den, _mm512_set1_epi32(-1010580540)));
+        for (int i = 0; i < 3; i++) {
+            const __m512i one_minus = _mm512_sub_epi32(_mm512_set1_epi32(1 << 29), em_srdhm_x16(half_den, y));
+            y = _mm512_add_epi32(y, em_sat_shl_x16(em_srdhm_x16(y, one_minus), 2));
+        }
+        *scale = em_sat_shl_x16(y, 1);
+        *exponent = _mm512_sub_epi32(_mm512_set1_epi32(12 + 31 - 8), clz);
+    }
+}
+
+EM_SM_AVX512 static void em_softmax_int8_short_rows_avx512(const int8_t* in, int8_t* out, int64_t rows,
+                                                           int64_t depth, const int32_t* table) {
+    int32_t idx[16 * EM_SM_BLOCK_DEPTH], max[16], sum[16];
+    int64_t r = 0;
+    em_sm_block_rows(idx, depth, 16);
+    for (; r + 16 <= rows; r += 16) {
+        const int8_t* x = in + r * depth;
+        int8_t* y = out + r * depth;
+        __m512i scale, exponent;
+        em_sm_block_sums(x, depth, 16, table, max, sum);
+        em_sm_reciprocal_x16(_mm512_loadu_si512(sum), &scale, &exponent);
+        {
+            const __m512i vmax = _mm512_loadu_si512(max), one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
+            for (int64_t c = 0; c < depth; c++) {
+                const __m512i row = _mm512_loadu_si512(idx + 16 * c);
+                const __m512i d = _mm512_sub_epi32(_mm512_permutexvar_epi32(row, vmax),
+                                                   _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(x + 16 * c))));
+                const __m512i v = em_srdhm_x16(_mm512_permutexvar_epi32(row, scale),
+                                               _mm512_i32gather_epi32(d, table, 4));
+                const __m512i e = _mm512_permutexvar_epi32(row, exponent);       /* 23 .. 26 */
+                const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
+                const __m512i half_mask = _mm512_srli_epi32(mask, 1);
+                const __m512i thr = _mm512_mask_add_epi32(half_mask, _mm512_cmplt_epi32_mask(v, zero), half_mask, one);
+                __m512i q = _mm512_srav_epi32(v, e);
+                q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(_mm512_and_si512(v, mask), thr), q, one);
+                _mm_storeu_si128((__m128i*)(y + 16 * c),
+                                 _mm512_cvtsepi32_epi8(_mm512_sub_epi32(q, _mm512_set1_epi32(128))));
+            }
+        }
+    }
+    em_softmax_int8_by_table(in + r * depth, out + r * depth, rows - r, depth, table);
+}
+
+
+EM_SM_AVX2 static inline __m256i em_sat_shl_x8(__m256i x, int k) {
+    const __m256i thr = _mm256_set1_epi32((int32_t)((1LL << (31 - k)) - 1));
+    __m256i r = _mm256_slli_epi32(x, k);
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(INT32_MAX), _mm256_cmpgt_epi32(x, thr));
+    return _mm256_blendv_epi8(r, _mm256_set1_epi32(INT32_MIN),
+                              _mm256_cmpgt_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), thr), x));
+}
+
+EM_SM_AVX2 static inline void em_sm_reciprocal_x8(__m256i x, __m256i* scale, __m256i* exponent) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i clz = zero;
+    for (int b = 16; b >= 1; b >>= 1) {
+        const __m256i top_clear = _mm256_cmpeq_epi32(_mm256_srli_epi32(x, 32 - b), zero);
+        x = _mm256_blendv_epi8(x, _mm256_slli_epi32(x, b), top_clear);
+        clz = _mm256_sub_epi32(clz, _mm256_and_si256(top_clear, _mm256_set1_epi32(-b)));
+    }
+    {
+        const __m256i shifted = _mm256_xor_si256(x, _mm256_set1_epi32(INT32_MIN));
+        const __m256i half_den = _mm256_add_epi32(_mm256_srli_epi32(shifted, 1), _mm256_set1_epi32(1 << 30));
+        __m256i y = _mm256_add_epi32(_mm256_set1_epi32(1515870810),
+                                     em_srdhm_x8(half_den, _mm256_set1_epi32(-1010580540)));
+        for (int i = 0; i < 3; i++) {
+            const __m256i one_minus = _mm256_sub_epi32(_mm256_set1_epi32(1 << 29), em_srdhm_x8(half_den, y));
+            y = _mm256_add_epi32(y, em_sat_shl_x8(em_srdhm_x8(y, one_minus), 2));
+        }
+        *scale = em_sat_shl_x8(y, 1);
+        *exponent = _mm256_sub_epi32(_mm256_set1_epi32(12 + 31 - 8), clz);
+    }
+}
+
+EM_SM_AVX2 static void em_softmax_int8_short_rows_avx2(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
+                                                       const int32_t* table) {
+    int32_t idx[8 * EM_SM_BLOCK_DEPTH], max[8], sum[8];
+    int64_t r = 0;
+    em_sm_block_rows(idx, depth, 8);
+    for (; r + 8 <= rows; r += 8) {
+        const int8_t* x = in + r * depth;
+        int8_t* y = out + r * depth;
+        __m256i scale, exponent;
+        em_sm_block_sums(x, depth, 8, table, max, sum);
+        em_sm_reciprocal_x8(_mm256_loadu_si256((const __m256i*)sum), &scale, &exponent);
+        {
+            const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+            for (int64_t c = 0; c < depth; c++) {
+                const int32_t* row_of = idx + 8 * c;
+                const int8_t* xc = x + 8 * c;
+                const __m256i row = _mm256_loadu_si256((const __m256i*)row_of);
+                const __m256i ev = _mm256_setr_epi32(
+                    table[(uint8_t)(max[row_of[0]] - xc[0])], table[(uint8_t)(max[row_of[1]] - xc[1])],
+                    table[(uint8_t)(max[row_of[2]] - xc[2])], table[(uint8_t)(max[row_of[3]] - xc[3])],
+                    table[(uint8_t)(max[row_of[4]] - xc[4])], table[(uint8_t)(max[row_of[5]] - xc[5])],
+                    table[(uint8_t)(max[row_of[6]] - xc[6])], table[(uint8_t)(max[row_of[7]] - xc[7])]);
+                const __m256i v = em_srdhm_x8(_mm256_permutevar8x32_epi32(scale, row), ev);
+                const __m256i e = _mm256_permutevar8x32_epi32(exponent, row);       /* 23 .. 26 */
+                const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
+                const __m256i thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_cmpgt_epi32(zero, v));
+                const __m256i q = _mm256_sub_epi32(_mm256_srav_epi32(v, e),
+                                                   _mm256_cmpgt_epi32(_mm256_and_si256(v, mask), thr));
+                em_sm_store8_avx2(y + 8 * c, _mm256_sub_epi32(q, _mm256_set1_epi32(128)));
+            }
+        }
+    }
+    em_softmax_int8_by_table(in + r * depth, out + r * depth, rows - r, depth, table);
+}
+
+/* ---- rows of 8 (AVX-512: 16) or more values: each row's maximum and sum of exps in vector lanes, the
+ * reciprocals of 16 (AVX2: 8) rows at once, then each row's outputs in lanes.  A sum that wrapped to exactly 0
+ * (8192 or more values at the maximum) has no reciprocal in lanes: such a block takes the scalar one. */
+EM_SM_AVX512 static inline void em_sm_row_sums_avx512(const int8_t* x, int64_t depth, const int32_t* table,
+                                                      int32_t* max, int32_t* sum) {
+    __m512i m = _mm512_set1_epi8(INT8_MIN), acc = _mm512_setzero_si512();
+    int64_t c = 0;
+    for (; c + 64 <= depth; c += 64) m = _mm512_max_epi8(m, _mm512_loadu_si512((const void*)(x + c)));
+    if (c < depth)
+        m = _mm512_mask_max_epi8(m, (__mmask64)((1ULL << (depth - c)) - 1), m,
+                                 _mm512_maskz_loadu_epi8((__mmask64)((1ULL << (depth - c)) - 1), x + c));
+    {
+        __m256i h = _mm256_max_epi8(_mm512_castsi512_si256(m), _mm512_extracti64x4_epi64(m, 1));
+        __m128i q = _mm_max_epi8(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        q = _mm_max_epi8(q, _mm_srli_si128(q, 8));
+        q = _mm_max_epi8(q, _mm_srli_si128(q, 4));
+        q = _mm_max_epi8(q, _mm_srli_si128(q, 2));
+        q = _mm_max_epi8(q, _mm_srli_si128(q, 1));
+        *max = (int8_t)_mm_cvtsi128_si32(q);
+    }
+    m = _mm512_set1_epi32(*max);
+    for (c = 0; c < depth; c += 16) {
+        const __mmask16 k = c + 16 <= depth ? (__mmask16)0xFFFF : (__mmask16)((1u << (depth - c)) - 1);
+        const __m512i d = _mm512_sub_epi32(m, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, x + c)));
+        acc = _mm512_mask_add_epi32(acc, k, acc, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, d,
+                                                                            table + 256, 4));
+    }
+    *sum = _mm512_reduce_add_epi32(acc);
+}
+
+EM_SM_AVX512 static void em_softmax_int8_by_table_avx512(const int8_t* in, int8_t* out, int64_t rows,
+                                                         int64_t depth, const int32_t* table) {
+    int32_t max[16], sum[16], scale[16], exponent[16];
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+        const int nb = rows - r0 < 16 ? (int)(rows - r0) : 16;
+        for (int r = 0; r < 16; r++) sum[r] = 1 << 19;      /* lanes past the last row: any positive sum */
+        for (int r = 0; r < nb; r++) em_sm_row_sums_avx512(in + (r0 + r) * depth, depth, table, max + r, sum + r);
+        {
+            const __m512i sums = _mm512_loadu_si512(sum);
+            __m512i vs, ve;
+            em_sm_reciprocal_x16(sums, &vs, &ve);
+            _mm512_storeu_si512(scale, vs);
+            _mm512_storeu_si512(exponent, ve);
+            if (_mm512_cmpeq_epi32_mask(sums, _mm512_setzero_si512()))
+                for (int r = 0; r < nb; r++) {
+                    int bits;
+                    scale[r] = em_fp_get_reciprocal(sum[r], 12, &bits);
+                    exponent[r] = bits + 31 - 8;
+                }
+        }
+        for (int r = 0; r < nb; r++) {
+            const int8_t* x = in + (r0 + r) * depth;
+            int8_t* y = out + (r0 + r) * depth;
+            const __m512i vmax = _mm512_set1_epi32(max[r]), vs = _mm512_set1_epi32(scale[r]);
+            for (int64_t c = 0; c < depth; c += 16) {
+                const __mmask16 k = c + 16 <= depth ? (__mmask16)0xFFFF : (__mmask16)((1u << (depth - c)) - 1);
+                const __m512i d = _mm512_sub_epi32(vmax, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, x + c)));
+                const __m512i e = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, d, table, 4);
+                _mm_mask_storeu_epi8(y + c, k, _mm512_cvtsepi32_epi8(em_sm_output_avx512(e, vs, exponent[r])));
+            }
+        }
+    }
+}
+
+EM_SM_AVX2 static void em_softmax_int8_by_table_avx2(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
+                                                     const int32_t* table) {
+    int32_t max[8], sum[8], scale[8], exponent[8];
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+        const int nb = rows - r0 < 8 ? (int)(rows - r0) : 8;
+        for (int r = 0; r < 8; r++) sum[r] = 1 << 19;
+        for (int r = 0; r < nb; r++) {
+            const int8_t* x = in + (r0 + r) * depth;
+            __m256i m = _mm256_set1_epi8(INT8_MIN);
+            int64_t c = 0;
+            int8_t max_in_row;
+            uint32_t sum_of_exps = 0;
+            for (; c + 32 <= depth; c += 32) m = _mm256_max_epi8(m, _mm256_loadu_si256((const __m256i*)(x + c)));
+            {
+                __m128i h = _mm_max_epi8(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+                h = _mm_max_epi8(h, _mm_srli_si128(h, 8));
+                h = _mm_max_epi8(h, _mm_srli_si128(h, 4));
+                h = _mm_max_epi8(h, _mm_srli_si128(h, 2));
+                h = _mm_max_epi8(h, _mm_srli_si128(h, 1));
+                max_in_row = (int8_t)_mm_cvtsi128_si32(h);
+            }
+            for (; c < depth; ++c) max_in_row = x[c] > max_in_row ? x[c] : max_in_row;
+            for (c = 0; c < depth; ++c) sum_of_exps += (uint32_t)table[256 + (uint8_t)(max_in_row - x[c])];
+            max[r] = max_in_row;
+            sum[r] = (int32_t)sum_of_exps;
+        }
+        {
+            const __m256i sums = _mm256_loadu_si256((const __m256i*)sum);
+            __m256i vs, ve;
+            em_sm_reciprocal_x8(sums, &vs, &ve);
+            _mm256_storeu_si256((__m256i*)scale, vs);
+            _mm256_storeu_si256((__m256i*)exponent, ve);
+            if (_mm256_movemask_epi8(_mm256_cmpeq_epi32(sums, _mm256_setzero_si256())))
+                for (int r = 0; r < nb; r++) {
+                    int bits;
+                    scale[r] = em_fp_get_reciprocal(sum[r], 12, &bits);
+                    exponent[r] = bits + 31 - 8;
+                }
+        }
+        for (int r = 0; r < nb; r++) {
+            const int8_t* x = in + (r0 + r) * depth;
+            int8_t* y = out + (r0 + r) * depth;
+            const int8_t max_in_row = (int8_t)max[r];
+            const __m256i vs = _mm256_set1_epi32(scale[r]);
+            int64_t c = 0;
+            for (; c + 8 <= depth; c += 8)
+                em_sm_store8_avx2(y + c, em_sm_output_avx2(em_sm_lookup8(table, x + c, max_in_row), vs, exponent[r]));
+            for (; c < depth; ++c) {        /* the scalar kernel's last step */
+                const int32_t e = table[(uint8_t)(max_in_row - x[c])];
+                const int32_t unsat = em_rounding_divide_by_pot(em_fp_mul(scale[r], e), exponent[r]);
+                y[c] = (int8_t)em_clamp_i32(unsat - 128, INT8_MIN, INT8_MAX);
+            }
+        }
+    }
+}
+#endif
+
+/* SOFTMAX by table on the best path: rows of two by their difference, long rows in vector lanes */
+static inline void em_softmax_int8_lut(const int8_t* in, int8_t* out, int64_t rows, int64_t depth,
+                                       const int32_t* table) {
+#if defined(__GNUC__)
+    /* a model's last SOFTMAX finds its 2.5 KB table evicted by the layers before it: ask for every line at once
+     * rather than wait for the misses one gather at a time */
+    for (int k = 0; k < EM_SOFTMAX_TABLE_INT32; k += 16) __builtin_prefetch(table + k);
+#endif
+    if (depth == 2) {
+        em_softmax_int8_pairs(in, out, rows, (const int8_t*)(table + EM_SOFTMAX_PAIRS));
+        return;
+    }
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_SCALAR_ONLY)
+    const int isa = em_isa();
+    if (depth >= 3 && depth <= EM_SM_BLOCK_DEPTH && isa >= EM_ISA_AVX2) {   /* short rows, many of them */
+        if (isa >= EM_ISA_AVX512 && rows >= 16) {
+            em_softmax_int8_short_rows_avx512(in, out, rows, depth, table);
+            return;
+        }
+        if (rows >= 8) {
+            em_softmax_int8_short_rows_avx2(in, out, rows, depth, table);
+            return;
+        }
+    }
+    if (isa >= EM_ISA_AVX512 && depth >= 16) {
+        em_softmax_int8_by_table_avx512(in, out, rows, depth, table);
+        return;
+    }
+    if (isa >= EM_ISA_AVX2 && depth >= 8) {
+        em_softmax_int8_by_table_avx2(in, out, rows, depth, table);
+        return;
+    }
+#endif
+    em_softmax_int8_by_table(in, out, rows, depth, table);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -109,10 +109,54 @@ enum { EM_ONNX_FLIP_P_INPUT, EM_ONNX_FLIP_P_OUTPUT, EM_ONNX_FLIP_P_COUNT };
 enum { EM_ONNX_FLIP_I_N, EM_ONNX_FLIP_I_COUNT };
 enum { EM_ONNX_FLIP_F_COUNT = 0 };
 
+/* n and the pointers in locals: a byte store may alias p->i, which would keep the compiler from vectorizing */
+static inline void em_flip_sign_bit_scalar(const uint8_t* x, uint8_t* y, int64_t n) {
+    for (int64_t k = 0; k < n; k++) y[k] = x[k] ^ 0x80u;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static void em_flip_sign_bit_avx2(const uint8_t* x, uint8_t* y, int64_t n) {
+    const __m256i sign = _mm256_set1_epi8((char)0x80);
+    int64_t k = 0;
+    for (; k + 64 <= n; k += 64) {
+        const __m256i a = _mm256_loadu_si256((const __m256i*)(x + k));
+        const __m256i b = _mm256_loadu_si256((const __m256i*)(x + k + 32));
+        _mm256_storeu_si256((__m256i*)(y + k), _mm256_xor_si256(a, sign));
+        _mm256_storeu_si256((__m256i*)(y + k + 32), _mm256_xor_si256(b, sign));
+    }
+    for (; k + 32 <= n; k += 32)
+        _mm256_storeu_si256((__m256i*)(y + k), _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(x + k)), sign));
+    em_flip_sign_bit_scalar(x + k, y + k, n - k);
+}
+
+__attribute__((target("avx512f,avx512bw"))) static void em_flip_sign_bit_avx512(const uint8_t* x, uint8_t* y,
+                                                                               int64_t n) {
+    const __m512i sign = _mm512_set1_epi8((char)0x80);
+    int64_t k = 0;
+    for (; k + 128 <= n; k += 128) {
+        const __m512i a = _mm512_loadu_si512((const void*)(x + k));
+        const __m512i b = _mm512_loadu_si512((const void*)(x + k + 64));
+        _mm512_storeu_si512((void*)(y + k), _mm512_xor_si512(a, sign));
+        _mm512_storeu_si512((void*)(y + k + 64), _mm512_xor_si512(b, sign));
+    }
+    for (; k + 64 <= n; k += 64)
+        _mm512_storeu_si512((void*)(y + k), _mm512_xor_si512(_mm512_loadu_si512((const void*)(x + k)), sign));
+    if (k < n) {       /* the last 1 .. 63 bytes under a mask */
+        const __mmask64 m = (__mmask64)((1ULL << (n - k)) - 1);
+        _mm512_mask_storeu_epi8(y + k, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + k), sign));
+    }
+}
+#endif
+
 static void em_onnx_flip_sign_bit(const em_params* p) {
     const uint8_t* x = (const uint8_t*)p->ptr[EM_ONNX_FLIP_P_INPUT];
     uint8_t* y = (uint8_t*)p->ptr[EM_ONNX_FLIP_P_OUTPUT];
-    for (int64_t k = 0; k < p->i[EM_ONNX_FLIP_I_N]; k++) y[k] = x[k] ^ 0x80u;
+    const int64_t n = p->i[EM_ONNX_FLIP_I_N];
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX512) { em_flip_sign_bit_avx512(x, y, n); return; }
+    if (em_isa() >= EM_ISA_AVX2) { em_flip_sign_bit_avx2(x, y, n); return; }
+#endif
+    em_flip_sign_bit_scalar(x, y, n);
 }
 
 /* Clamp int8: ptr: input, output; i: n, lo, hi */

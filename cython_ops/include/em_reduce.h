@@ -306,6 +306,33 @@ enum { EM_REDUCE_I_DIMS, EM_REDUCE_I_DIMS_LAST = EM_REDUCE_I_DIMS + 5, EM_REDUCE
        EM_REDUCE_I_KIND, EM_REDUCE_I_FROM_FIRST, EM_REDUCE_I_COUNT };
 enum { EM_REDUCE_F_COUNT = 0 };
 
+/* The walk by runs of the innermost input dim, STEP folding one input v into acc: a kept innermost dim (output
+ * stride 1) folds a run into a run of outputs, element by element; a reduced one (stride 0) folds a run into one
+ * output through a local.  Each output still takes its inputs in input order (float sums round as the reference);
+ * the locals and runs, not y[ob] re-read through memory a byte store may alias, let the compiler vectorize. */
+#define EM_REDUCE_RUNS(T, ...)                                                                      \
+    for (int64_t i0 = 0; i0 < dims[0]; i0++)                                                        \
+    for (int64_t i1 = 0; i1 < dims[1]; i1++)                                                        \
+    for (int64_t i2 = 0; i2 < dims[2]; i2++)                                                        \
+    for (int64_t i3 = 0; i3 < dims[3]; i3++)                                                        \
+    for (int64_t i4 = 0; i4 < dims[4]; i4++, k += dims[5]) {                                        \
+        const int64_t base = i0 * ost[0] + i1 * ost[1] + i2 * ost[2] + i3 * ost[3] + i4 * ost[4];   \
+        const int64_t run = dims[5], stride = ost[5];                                               \
+        const T* xr = x + k;                                                                        \
+        T* yr = y + base;                                                                           \
+        if (stride == 1) {                                                                          \
+            for (int64_t i5 = 0; i5 < run; i5++) { T acc = yr[i5]; const T v = xr[i5]; __VA_ARGS__ yr[i5] = acc; } \
+        } else if (stride == 0) {                                                                   \
+            T acc = yr[0];                                                                          \
+            for (int64_t i5 = 0; i5 < run; i5++) { const T v = xr[i5]; __VA_ARGS__ }                \
+            yr[0] = acc;                                                                            \
+        } else {                                                                                    \
+            for (int64_t i5 = 0; i5 < run; i5++) {                                                  \
+                T acc = yr[i5 * stride]; const T v = xr[i5]; __VA_ARGS__ yr[i5 * stride] = acc;    \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
 /* T the element type, U its wrapping arithmetic type, LO / HI its range */
 #define EM_REDUCE_TYPED(T, U, LO, HI)                                                               \
     {                                                                                               \
@@ -317,10 +344,10 @@ enum { EM_REDUCE_F_COUNT = 0 };
         if (d[EM_REDUCE_I_FROM_FIRST] && total > 0) y[0] = x[k++];                                  \
         if (k == 0) {                                                                               \
             switch (kind) {                                                                         \
-            case EM_REDUCE_KIND_MAX: EM_REDUCE_WALK(if (x[k] > y[ob]) y[ob] = x[k];) break;         \
-            case EM_REDUCE_KIND_MIN: EM_REDUCE_WALK(if (x[k] < y[ob]) y[ob] = x[k];) break;         \
-            case EM_REDUCE_KIND_SUM: EM_REDUCE_WALK(y[ob] = (T)((U)y[ob] + (U)x[k]);) break;        \
-            default: EM_REDUCE_WALK(y[ob] = (T)((U)y[ob] * (U)x[k]);) break;                        \
+            case EM_REDUCE_KIND_MAX: EM_REDUCE_RUNS(T, acc = v > acc ? v : acc;) break;            \
+            case EM_REDUCE_KIND_MIN: EM_REDUCE_RUNS(T, acc = v < acc ? v : acc;) break;            \
+            case EM_REDUCE_KIND_SUM: EM_REDUCE_RUNS(T, acc = (T)((U)acc + (U)v);) break;           \
+            default: EM_REDUCE_RUNS(T, acc = (T)((U)acc * (U)v);) break;                           \
             }                                                                                       \
         } else {                                                                                    \
             for (; k < total; k++) {                                                                \

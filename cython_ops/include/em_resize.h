@@ -6,7 +6,9 @@
  * ptr: input, output, y_index (int32 [out_h][2]: y0, y1), x_index (int32 [out_w][2]: x0, x1),
  *      y_weight, x_weight (float [n]: the fraction input_y - y0 for the float kernels; int32 [n]: the 10-bit
  *      fraction input_y - 1024 * y0 for the integer kernel)
- * i:   batch, in_h, in_w, depth, out_h, out_w, element type (EM_DT_*), rounding mode */
+ * i:   batch, in_h, in_w, depth, out_h, out_w, element type (EM_DT_*), rounding mode
+ * The uint8 kernel also reads and writes uint8 held as int8 (q - 128, converters/tflite_uint8.py): element type
+ * EM_DT_I8 there flips each byte's sign bit on load and on store, so no separate FLIP_SIGN_BIT pass is needed. */
 #ifndef EM_RESIZE_H
 #define EM_RESIZE_H
 #include <string.h>
@@ -61,14 +63,20 @@ static void em_resize_bilinear_f32(const em_params* p) {
 
 /* uint8: LiteRT's reference takes the float template for uint8 (the integer one serves int8 / int16 only):
  * the same float sum plus 0.5, truncated */
+static inline uint8_t em_resize_flip(const em_params* p) {
+    return p->i[EM_RESIZE_I_DTYPE] == EM_DT_I8 ? 0x80 : 0;
+}
+
 static void em_resize_bilinear_u8_scalar(const em_params* p) {
     const float* wy = (const float*)p->ptr[EM_RESIZE_P_Y_WEIGHT];
     const float* wx = (const float*)p->ptr[EM_RESIZE_P_X_WEIGHT];
+    const uint8_t f = em_resize_flip(p);
     EM_RESIZE_LOOP(uint8_t, {
         const float dy = wy[y], dx = wx[x];
         for (int64_t k = 0; k < c; k++)
-            out[k] = (uint8_t)((float)p00[k] * (1.0f - dy) * (1.0f - dx) + (float)p10[k] * dy * (1.0f - dx) +
-                               (float)p01[k] * (1.0f - dy) * dx + (float)p11[k] * dy * dx + 0.5f);
+            out[k] = f ^ (uint8_t)((float)(p00[k] ^ f) * (1.0f - dy) * (1.0f - dx) +
+                                   (float)(p10[k] ^ f) * dy * (1.0f - dx) + (float)(p01[k] ^ f) * (1.0f - dy) * dx +
+                                   (float)(p11[k] ^ f) * dy * dx + 0.5f);
     })
 }
 
@@ -112,36 +120,43 @@ static void em_resize_bilinear_int_scalar(const em_params* p) {
         __VA_ARGS__                                                                                         \
     }
 
-EM_RS_AVX2 static inline __m256 em_rs_u8x8(const uint8_t* q) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)q)));
+/* 8 uint8 (their sign bits flipped first when f is 0x80 in every byte: uint8 held as int8) as floats */
+EM_RS_AVX2 static inline __m256 em_rs_u8x8(const uint8_t* q, __m128i f) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_xor_si128(_mm_loadl_epi64((const __m128i*)q), f)));
 }
 
 /* 8 int32 in [0, 255] (u8) or [-128, 127] as 8 bytes */
-EM_RS_AVX2 static inline void em_rs_store8(void* dst, __m256i v, int is_signed) {
+EM_RS_AVX2 static inline __m128i em_rs_pack8(__m256i v, int is_signed) {
     const __m256i w = is_signed ? _mm256_packs_epi16(_mm256_packs_epi32(v, v), v)
                                 : _mm256_packus_epi16(_mm256_packus_epi32(v, v), v);
-    _mm_storel_epi64((__m128i*)dst, _mm_unpacklo_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+    return _mm_unpacklo_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+}
+
+EM_RS_AVX2 static inline void em_rs_store8(void* dst, __m256i v, int is_signed) {
+    _mm_storel_epi64((__m128i*)dst, em_rs_pack8(v, is_signed));
 }
 
 EM_RS_AVX2 static void em_resize_bilinear_u8_avx2(const em_params* p) {
     const float* wy = (const float*)p->ptr[EM_RESIZE_P_Y_WEIGHT];
     const float* wx = (const float*)p->ptr[EM_RESIZE_P_X_WEIGHT];
     const __m256 half = _mm256_set1_ps(0.5f);
+    const __m128i f = _mm_set1_epi8((char)em_resize_flip(p));
     EM_RESIZE_LOOP(uint8_t, {
         const __m256 ay = _mm256_set1_ps(1.0f - wy[y]), dy = _mm256_set1_ps(wy[y]);
         const __m256 ax = _mm256_set1_ps(1.0f - wx[x]), dx = _mm256_set1_ps(wx[x]);
         EM_RS_RUNS(8, {
-            __m256 t = _mm256_mul_ps(_mm256_mul_ps(em_rs_u8x8(p00 + k), ay), ax);
-            t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_mul_ps(em_rs_u8x8(p10 + k), dy), ax));
-            t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_mul_ps(em_rs_u8x8(p01 + k), ay), dx));
-            t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_mul_ps(em_rs_u8x8(p11 + k), dy), dx));
-            em_rs_store8(out + k, _mm256_cvttps_epi32(_mm256_add_ps(t, half)), 0);
+            __m256 t = _mm256_mul_ps(_mm256_mul_ps(em_rs_u8x8(p00 + k, f), ay), ax);
+            t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_mul_ps(em_rs_u8x8(p10 + k, f), dy), ax));
+            t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_mul_ps(em_rs_u8x8(p01 + k, f), ay), dx));
+            t = _mm256_add_ps(t, _mm256_mul_ps(_mm256_mul_ps(em_rs_u8x8(p11 + k, f), dy), dx));
+            _mm_storel_epi64((__m128i*)(out + k),
+                             _mm_xor_si128(em_rs_pack8(_mm256_cvttps_epi32(_mm256_add_ps(t, half)), 0), f));
         })
     })
 }
 
-EM_RS_AVX512 static inline __m512 em_rs_u8x16(const uint8_t* q) {
-    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q)));
+EM_RS_AVX512 static inline __m512 em_rs_u8x16(const uint8_t* q, __m128i f) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_xor_si128(_mm_loadu_si128((const __m128i*)q), f)));
 }
 
 EM_RS_AVX512 static void em_resize_bilinear_u8_avx512(const em_params* p) {
@@ -149,16 +164,17 @@ EM_RS_AVX512 static void em_resize_bilinear_u8_avx512(const em_params* p) {
     const float* wx = (const float*)p->ptr[EM_RESIZE_P_X_WEIGHT];
     const __m512 half = _mm512_set1_ps(0.5f);
     const __m512i zero = _mm512_setzero_si512();
+    const __m128i f = _mm_set1_epi8((char)em_resize_flip(p));
     EM_RESIZE_LOOP(uint8_t, {
         const __m512 ay = _mm512_set1_ps(1.0f - wy[y]), dy = _mm512_set1_ps(wy[y]);
         const __m512 ax = _mm512_set1_ps(1.0f - wx[x]), dx = _mm512_set1_ps(wx[x]);
         EM_RS_RUNS(16, {
-            __m512 t = _mm512_mul_ps(_mm512_mul_ps(em_rs_u8x16(p00 + k), ay), ax);
-            t = _mm512_add_ps(t, _mm512_mul_ps(_mm512_mul_ps(em_rs_u8x16(p10 + k), dy), ax));
-            t = _mm512_add_ps(t, _mm512_mul_ps(_mm512_mul_ps(em_rs_u8x16(p01 + k), ay), dx));
-            t = _mm512_add_ps(t, _mm512_mul_ps(_mm512_mul_ps(em_rs_u8x16(p11 + k), dy), dx));
+            __m512 t = _mm512_mul_ps(_mm512_mul_ps(em_rs_u8x16(p00 + k, f), ay), ax);
+            t = _mm512_add_ps(t, _mm512_mul_ps(_mm512_mul_ps(em_rs_u8x16(p10 + k, f), dy), ax));
+            t = _mm512_add_ps(t, _mm512_mul_ps(_mm512_mul_ps(em_rs_u8x16(p01 + k, f), ay), dx));
+            t = _mm512_add_ps(t, _mm512_mul_ps(_mm512_mul_ps(em_rs_u8x16(p11 + k, f), dy), dx));
             const __m512i q = _mm512_max_epi32(_mm512_cvttps_epi32(_mm512_add_ps(t, half)), zero);
-            _mm_storeu_si128((__m128i*)(out + k), _mm512_cvtusepi32_epi8(q));
+            _mm_storeu_si128((__m128i*)(out + k), _mm_xor_si128(_mm512_cvtusepi32_epi8(q), f));
         })
     })
 }
@@ -238,6 +254,8 @@ EM_RS_AVX512 static void em_resize_bilinear_i8_avx512(const em_params* p) {
         const uint8_t* in = (const uint8_t*)p->ptr[EM_RESIZE_P_INPUT];                                      \
         uint8_t* out = (uint8_t*)p->ptr[EM_RESIZE_P_OUTPUT];                                                \
         float v0[EM_RS_ROW_FLOATS], v1[EM_RS_ROW_FLOATS];                                                   \
+        const uint8_t fb = em_resize_flip(p);                                                               \
+        const __m128i f = _mm_set1_epi8((char)fb);                                                          \
         for (int64_t b = 0; b < d[EM_RESIZE_I_BATCH]; b++) {                                                \
             const uint8_t* image = in + b * ih * iw * c;                                                    \
             for (int64_t y = 0; y < oh; y++) {                                                              \
@@ -247,12 +265,12 @@ EM_RS_AVX512 static void em_resize_bilinear_i8_avx512(const em_params* p) {
                 const VEC ay = SET1(fay), dy = SET1(fdy);                                                   \
                 int64_t i = 0;                                                                              \
                 for (; i + (W) <= m; i += (W)) {                                                            \
-                    STOREF(v0 + i, MUL(LOADU8(row0 + i), ay));                                              \
-                    STOREF(v1 + i, MUL(LOADU8(row1 + i), dy));                                              \
+                    STOREF(v0 + i, MUL(LOADU8(row0 + i, f), ay));                                           \
+                    STOREF(v1 + i, MUL(LOADU8(row1 + i, f), dy));                                           \
                 }                                                                                           \
                 for (; i < m; i++) {                                                                        \
-                    v0[i] = (float)row0[i] * fay;                                                           \
-                    v1[i] = (float)row1[i] * fdy;                                                           \
+                    v0[i] = (float)(row0[i] ^ fb) * fay;                                                    \
+                    v1[i] = (float)(row1[i] ^ fb) * fdy;                                                    \
                 }                                                                                           \
                 for (int64_t x = 0; x < ow; x++, out += c) {                                                \
                     const float *q00 = v0 + xi[2 * x] * c, *q10 = v1 + xi[2 * x] * c;                       \
@@ -263,25 +281,26 @@ EM_RS_AVX512 static void em_resize_bilinear_i8_avx512(const em_params* p) {
                         t = ADD(t, MUL(LOADF(q10 + k), ax));                                                \
                         t = ADD(t, MUL(LOADF(q01 + k), dx));                                                \
                         t = ADD(t, MUL(LOADF(q11 + k), dx));                                                \
-                        STORE_RUN(out + k, t);                                                              \
+                        STORE_RUN(out + k, t, f);                                                           \
                     })                                                                                      \
                 }                                                                                           \
             }                                                                                               \
         }                                                                                                   \
     }
 
-EM_RS_AVX2 static inline void em_rs_store_u8x8(uint8_t* dst, __m256 t) {
-    em_rs_store8(dst, _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_set1_ps(0.5f))), 0);
+EM_RS_AVX2 static inline void em_rs_store_u8x8(uint8_t* dst, __m256 t, __m128i f) {
+    _mm_storel_epi64((__m128i*)dst,
+                     _mm_xor_si128(em_rs_pack8(_mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_set1_ps(0.5f))), 0), f));
 }
 
 EM_RS_AVX2 static void em_resize_bilinear_u8_rows_avx2(const em_params* p)
     EM_RS_ROWS_BODY(8, __m256, em_rs_u8x8, _mm256_set1_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_loadu_ps,
                     _mm256_storeu_ps, em_rs_store_u8x8)
 
-EM_RS_AVX512 static inline void em_rs_store_u8x16(uint8_t* dst, __m512 t) {
+EM_RS_AVX512 static inline void em_rs_store_u8x16(uint8_t* dst, __m512 t, __m128i f) {
     const __m512i q = _mm512_max_epi32(_mm512_cvttps_epi32(_mm512_add_ps(t, _mm512_set1_ps(0.5f))),
                                        _mm512_setzero_si512());
-    _mm_storeu_si128((__m128i*)dst, _mm512_cvtusepi32_epi8(q));
+    _mm_storeu_si128((__m128i*)dst, _mm_xor_si128(_mm512_cvtusepi32_epi8(q), f));
 }
 
 EM_RS_AVX512 static void em_resize_bilinear_u8_rows_avx512(const em_params* p)

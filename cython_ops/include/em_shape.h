@@ -17,6 +17,17 @@ static void em_copy(const em_params* p) {
         memmove(p->ptr[EM_COPY_P_OUTPUT], p->ptr[EM_COPY_P_INPUT], (size_t)p->i[EM_COPY_I_BYTES]);
 }
 
+/* A row of n bytes; rows of a few bytes (channel slices of NHWC pixels) by two overlapping fixed-size copies, which
+ * compile to plain loads and stores: a memcpy call per row costs more than the row (and a byte loop becomes one). */
+static inline void em_copy_row(uint8_t* dst, const uint8_t* src, int64_t n) {
+    if (n > 32) { memcpy(dst, src, (size_t)n); return; }
+    if (n > 16) { memcpy(dst, src, 16); memcpy(dst + n - 16, src + n - 16, 16); return; }
+    if (n > 8) { memcpy(dst, src, 8); memcpy(dst + n - 8, src + n - 8, 8); return; }
+    if (n > 4) { memcpy(dst, src, 4); memcpy(dst + n - 4, src + n - 4, 4); return; }
+    if (n > 2) { memcpy(dst, src, 2); memcpy(dst + n - 2, src + n - 2, 2); return; }
+    if (n > 0) { dst[0] = src[0]; dst[n - 1] = src[n - 1]; }
+}
+
 /* y[o] = x[start + sum idx_k * stride_k] over the 6-D output index, in output order.
  * ptr: input, output; i: itemsize, output dims (6), input strides (6, elements, may be negative), start */
 enum { EM_GATHER_P_INPUT, EM_GATHER_P_OUTPUT, EM_GATHER_P_COUNT };
@@ -81,7 +92,7 @@ static void em_gather_strided(const em_params* p) {
         case 8: EM_GATHER_T2D(uint64_t) return;
         }
     }
-    if (st[5] == 1) {      /* contiguous innermost runs (STRIDED_SLICE, SPLIT, most TRANSPOSEs): one memcpy each */
+    if (st[5] == 1) {      /* contiguous innermost runs (STRIDED_SLICE, SPLIT, most TRANSPOSEs): one copy each */
         const int64_t isz = d[EM_GATHER_I_ITEMSIZE];
         const uint8_t* x = (const uint8_t*)p->ptr[EM_GATHER_P_INPUT];
         uint8_t* y = (uint8_t*)p->ptr[EM_GATHER_P_OUTPUT];
@@ -93,7 +104,7 @@ static void em_gather_strided(const em_params* p) {
         for (int64_t i3 = 0; i3 < dims[3]; i3++)
         for (int64_t i4 = 0; i4 < dims[4]; i4++, o += (int64_t)row) {
             const int64_t base = d[EM_GATHER_I_START] + i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3] + i4 * st[4];
-            memcpy(y + o, x + base * isz, row);
+            em_copy_row(y + o, x + base * isz, (int64_t)row);
         }
         return;
     }
@@ -148,12 +159,39 @@ enum { EM_CONCAT_F_COUNT = 0 };
 static void em_concat(const em_params* p) {
     const int64_t* d = p->i;
     uint8_t* y = (uint8_t*)p->ptr[EM_CONCAT_P_OUTPUT];
-    for (int64_t o = 0; o < d[EM_CONCAT_I_OUTER]; o++) {
-        uint8_t* dst = y + o * d[EM_CONCAT_I_OUT_ROW_BYTES];
-        for (int64_t k = 0; k < d[EM_CONCAT_I_N]; k++) {
-            const int64_t rb = d[EM_CONCAT_I_ROW_BYTES + k];
-            memcpy(dst, (const uint8_t*)p->ptr[EM_CONCAT_P_INPUTS + k] + o * rb, (size_t)rb);
-            dst += rb;
+    const int64_t n = d[EM_CONCAT_I_N], outer = d[EM_CONCAT_I_OUTER], out_row = d[EM_CONCAT_I_OUT_ROW_BYTES];
+    const uint8_t* src[EM_CONCAT_MAX_INPUTS];
+    int64_t rb[EM_CONCAT_MAX_INPUTS];
+    for (int64_t k = 0; k < n; k++) {      /* in locals: a byte store may alias p, which would reload them */
+        src[k] = (const uint8_t*)p->ptr[EM_CONCAT_P_INPUTS + k];
+        rb[k] = d[EM_CONCAT_I_ROW_BYTES + k];
+    }
+    if (out_row <= 64) {    /* short rows: input by input, each one's rows by a copy of one fixed size */
+        int64_t column = 0;
+        for (int64_t k = 0; k < n; k++) {
+            const uint8_t* x = src[k];
+            uint8_t* dst = y + column;
+            const int64_t r = rb[k];
+            switch (r) {
+            case 1: for (int64_t o = 0; o < outer; o++) dst[o * out_row] = x[o]; break;
+            case 2: for (int64_t o = 0; o < outer; o++) memcpy(dst + o * out_row, x + 2 * o, 2); break;
+            case 3: for (int64_t o = 0; o < outer; o++) {
+                        memcpy(dst + o * out_row, x + 3 * o, 2); dst[o * out_row + 2] = x[3 * o + 2];
+                    } break;
+            case 4: for (int64_t o = 0; o < outer; o++) memcpy(dst + o * out_row, x + 4 * o, 4); break;
+            case 8: for (int64_t o = 0; o < outer; o++) memcpy(dst + o * out_row, x + 8 * o, 8); break;
+            case 16: for (int64_t o = 0; o < outer; o++) memcpy(dst + o * out_row, x + 16 * o, 16); break;
+            default: for (int64_t o = 0; o < outer; o++) em_copy_row(dst + o * out_row, x + r * o, r); break;
+            }
+            column += r;
+        }
+        return;
+    }
+    for (int64_t o = 0; o < outer; o++) {
+        uint8_t* dst = y + o * out_row;
+        for (int64_t k = 0; k < n; k++) {
+            em_copy_row(dst, src[k] + o * rb[k], rb[k]);
+            dst += rb[k];
         }
     }
 }

@@ -27,7 +27,7 @@ def prepare_grouped_conv2d(ctx: Ctx, op: Op) -> Step:
     require_positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
     n, ih, iw, ic = xs
     oc, kh, kw, icg = wdata.shape
-    require_positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc, weight_channels=icg)
+    require_positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc, weight_channels=icg, input_channels=ic)
     if ic % icg:
         raise ModelFormatError(f"{op.describe()}: weights with {icg} input channels do not divide the input's {ic}")
     groups = ic // icg

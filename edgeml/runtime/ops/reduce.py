@@ -173,7 +173,9 @@ def prepare_reduce(ctx: Ctx, op: Op, name: str) -> Step:
     if x.index in ctx.constants and x.dtype in (I32, I64):       # shape arithmetic: integer results are exact
         data = ctx.constants[x.index]
         return fold(ctx, op, 0, NUMPY_REDUCE[name](data, axis=tuple(axes), dtype=data.dtype).reshape(out))
-    ints = dict(common, dtype=code, kind=REDUCE_KINDS[name], from_first=int(len(axes) == len(xs)))
+    walk_dims, walk_strides = merge_walk_dims(dims, ost)       # longer innermost runs, the same input order
+    ints = dict(common, dims=walk_dims, out_strides=walk_strides, dtype=code, kind=REDUCE_KINDS[name],
+                from_first=int(len(axes) == len(xs)))
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index)), ints, {}

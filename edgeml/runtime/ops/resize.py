@@ -1,6 +1,7 @@
 """RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR (cython_ops/include/em_resize.h): the source rows, columns and
 weights of every output row and column computed here, once, in LiteRT's reference arithmetic (float32 for
-float and uint8 data and for nearest neighbour, 10-bit fixed point for int8 / int16 data)."""
+float and uint8 data and for nearest neighbour, 10-bit fixed point for int8 / int16 data).  uint8 held as int8
+(options[UINT8]) runs the uint8 kernel, which flips the sign bits as it reads and writes."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ import math
 import numpy as np
 
 from edgeml.errors import ModelFormatError
-from edgeml.ir import Op
+from edgeml.ir import UINT8, Op
 from edgeml.runtime.ops.element_types import (F32, I8, I16, U8, U16, dtype_code, require_equal_quantization,
                                               require_same_type)
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
@@ -85,7 +86,8 @@ def bilinear_integer_axis(in_size: int, out_size: int, align: bool, half: bool):
 def prepare_resize_bilinear(ctx: Ctx, op: Op) -> Step:
     x, y, xs, out_h, out_w, align, half = resize_operands(ctx, op)
     code = dtype_code(op, x, (F32, U8, I8, I16, U16))
-    if x.dtype in (F32, U8):         # LiteRT's reference: the float template for float and uint8
+    held_uint8 = x.dtype == I8 and bool(op.options.get(UINT8))    # the u8 kernel flips the sign bits itself
+    if x.dtype in (F32, U8) or held_uint8:   # LiteRT's reference: the float template for float and uint8
         axis = bilinear_float_axis
         kernel = "resize_bilinear_f32" if x.dtype == F32 else "resize_bilinear_u8"
     else:

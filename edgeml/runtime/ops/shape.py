@@ -248,8 +248,8 @@ def split_steps(ctx: Ctx, op: Op, x, axis: int, sizes: list, drop_axis: bool) ->
         shape = xs[:axis] + ([] if drop_axis else [n]) + xs[axis + 1:]
         strides = st[:axis] + ([] if drop_axis else [st[axis]]) + st[axis + 1:]
         ctx.set_output(op, k, tuple(shape))
-        ints = dict(itemsize=x.dtype.itemsize, dims=[1] * (6 - len(shape)) + shape,
-                    strides=[0] * (6 - len(shape)) + strides, start=start * st[axis])
+        dims6, strides6 = merge_gather_dims(list(shape), list(strides))     # e.g. one channel of NHWC: one run
+        ints = dict(itemsize=x.dtype.itemsize, dims=dims6, strides=strides6, start=start * st[axis])
 
         def make(addr, ints=ints, y=y):
             return dict(input=addr(x.index), output=addr(y.index)), ints, {}
