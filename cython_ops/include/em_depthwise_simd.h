@@ -37,11 +37,23 @@
  *      (int64 per tap, padded to whole groups: byte offset of the tap's run from the staged row of its window top)
  * i:   patterns, segment (0: whole rows; OC: pixel by pixel), tap_groups, phase_width (positions per phase),
  *      row_pitch (bytes per staged row), band_rows (output rows per band), band_bytes (scratch per slice),
- *      threads, w_zp (weights' zero point, uint8 models), any_left (some multiplier shifts left) */
-enum { EM_DW_ROWS_P_RQ_TABLE = EM_CONV_P_COUNT, EM_DW_ROWS_P_TAP_OFFSETS, EM_DW_ROWS_P_COUNT };
+ *      threads, w_zp (weights' zero point, uint8 models), any_left (some multiplier shifts left)
+ * and, with i estimate = 1, ptr rq_estimate: the float estimate of the fixed-point requantization per lane (below).
+ *
+ * The float estimate (packing_depthwise.estimate_table proves at load that it applies: double or single rounding,
+ * no left shift, |sum| * f + 129 < 2^30).  With t = a M / 2^31 and V = t / 2^e (e = -shift), SRDHM is
+ * floor(t + 1/2) and RoundingDivideByPOT rounds half away from zero, so the double rounding's result is exactly
+ * floor(V + 1/2 + d) for a >= 0 and floor(V + 1/2 - d) for a < 0, d = 2^-(e+1) (0 for e = 0 and for single
+ * rounding: floor(V + 1/2)).  The kernels compute w = a f + (zp +- d) in float (f = M 2^(shift-31), both rounded to
+ * float) and take the nearest integer of w: below |w| = 300 the float error is under 1e-4 (outputs beyond clamp the
+ * same either way), so wherever w is more than EM_DW_NEAR_TIE from a half-integer the result is exact; a vector
+ * holding a lane within it takes the exact integer arithmetic instead. */
+#define EM_DW_NEAR_TIE 0x1p-13f
+enum { EM_DW_ROWS_P_RQ_TABLE = EM_CONV_P_COUNT, EM_DW_ROWS_P_TAP_OFFSETS, EM_DW_ROWS_P_RQ_ESTIMATE,
+       EM_DW_ROWS_P_COUNT };
 enum { EM_DW_ROWS_I_PATTERNS = EM_CONV_I_COUNT, EM_DW_ROWS_I_SEGMENT, EM_DW_ROWS_I_TAP_GROUPS,
        EM_DW_ROWS_I_PHASE_WIDTH, EM_DW_ROWS_I_ROW_PITCH, EM_DW_ROWS_I_BAND_ROWS, EM_DW_ROWS_I_BAND_BYTES,
-       EM_DW_ROWS_I_THREADS, EM_DW_ROWS_I_W_ZP, EM_DW_ROWS_I_ANY_LEFT, EM_DW_ROWS_I_COUNT };
+       EM_DW_ROWS_I_THREADS, EM_DW_ROWS_I_W_ZP, EM_DW_ROWS_I_ANY_LEFT, EM_DW_ROWS_I_ESTIMATE, EM_DW_ROWS_I_COUNT };
 enum { EM_DW_ROWS_F_COUNT = 0 };
 
 /* Padded input rows of one band of output rows [oy0, oy1). */
@@ -274,6 +286,8 @@ typedef struct {
     int64_t groups, patterns;
     int32_t w_zp, any_left;
     int64_t taps;
+    int single_last;           /* the last group of 4 taps holds one (uint8 kernels without a weight zero point) */
+    const float* est;          /* the float estimate's constants per block of lanes, or NULL */
 } em_dw_rows;
 
 /* The slices of one call: output rows of every image split into `threads` ranges, each staged band by band. */
@@ -332,6 +346,8 @@ static void em_dw_rows_consts(const em_params* p, em_dw_rows* c) {
     c->w_zp = (int32_t)d[EM_DW_ROWS_I_W_ZP];
     c->any_left = (int32_t)d[EM_DW_ROWS_I_ANY_LEFT];
     c->taps = d[EM_CONV_I_KH] * d[EM_CONV_I_KW];
+    c->single_last = c->taps % 4 == 1 && c->w_zp == 0;
+    c->est = d[EM_DW_ROWS_I_ESTIMATE] ? (const float*)p->ptr[EM_DW_ROWS_P_RQ_ESTIMATE] : NULL;
 }
 
 static void em_dw_run(const em_params* p, em_dw_row_fn row, const em_dw_rows* c, const void* g, int wide) {
@@ -357,6 +373,24 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) __m512i em_dw_requan
     return em_vnni_finish16(em_vnni_rescale16(acc, g, lane), g);
 }
 
+/* The float estimate of 16 lanes (f, zp + d, zp - d: 16 floats each, packing_depthwise.estimate_table), not
+ * clamped; near: the lanes within EM_DW_NEAR_TIE of a half-integer. */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) __m512i em_dw_estimate16(__m512i acc, const float* e,
+                                                                                     __mmask16* near) {
+    const __m512 c = _mm512_mask_blend_ps(_mm512_movepi32_mask(acc), _mm512_loadu_ps(e + 16), _mm512_loadu_ps(e + 32));
+    const __m512 w = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(e), c);
+    const __m512 frac = _mm512_reduce_ps(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);   /* w - round(w) */
+    *near = _mm512_cmp_ps_mask(_mm512_abs_ps(frac), _mm512_set1_ps(0.5f - EM_DW_NEAR_TIE), _CMP_GT_OQ);
+    return _mm512_cvt_roundps_epi32(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+/* Byte selector of accumulator k's values (16 L + 4 k + i in dword 4 L + i) from one tap's run, zero-extended. */
+#define EM_DW_SINGLE_SELECT(k) (char)(4 * (k)), -128, -128, -128, (char)(4 * (k) + 1), -128, -128, -128,           \
+    (char)(4 * (k) + 2), -128, -128, -128, (char)(4 * (k) + 3), -128, -128, -128
+EM_VNNI_TARGET static inline __m512i em_dw_single512(int k) {
+    return _mm512_broadcast_i32x4(_mm_setr_epi8(EM_DW_SINGLE_SELECT(k)));
+}
+
 /* Four taps' 64-value runs interleaved so that accumulator k's dword 4 L + i holds value 16 L + 4 k + i. */
 #define EM_DW_INTERLEAVE512(src, off)                                                                           \
     const __m512i t0 = _mm512_loadu_si512((src) + (off)[0]), t1 = _mm512_loadu_si512((src) + (off)[1]);        \
@@ -380,12 +414,20 @@ EM_VNNI_TARGET static void em_dw_row_vnni(const uint8_t* row, int8_t* out, int64
         __m512i a2 = _mm512_loadu_si512(bias + 32), a3 = _mm512_loadu_si512(bias + 48);
         const int64_t* off = c->off;
         if (!c->w_zp) {
-            for (int64_t tg = 0; tg < groups; tg++, off += 4, w += 256) {
+            const int64_t full = c->single_last ? groups - 1 : groups;
+            for (int64_t tg = 0; tg < full; tg++, off += 4, w += 256) {
                 EM_DW_INTERLEAVE512(src, off)
                 a0 = _mm512_dpbusd_epi32(a0, v0, _mm512_loadu_si512(w));
                 a1 = _mm512_dpbusd_epi32(a1, v1, _mm512_loadu_si512(w + 64));
                 a2 = _mm512_dpbusd_epi32(a2, v2, _mm512_loadu_si512(w + 128));
                 a3 = _mm512_dpbusd_epi32(a3, v3, _mm512_loadu_si512(w + 192));
+            }
+            if (full < groups) {     /* a last group of one tap: its bytes zero-extended, not interleaved */
+                const __m512i t0 = _mm512_loadu_si512(src + off[0]);
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_shuffle_epi8(t0, em_dw_single512(0)), _mm512_loadu_si512(w));
+                a1 = _mm512_dpbusd_epi32(a1, _mm512_shuffle_epi8(t0, em_dw_single512(1)), _mm512_loadu_si512(w + 64));
+                a2 = _mm512_dpbusd_epi32(a2, _mm512_shuffle_epi8(t0, em_dw_single512(2)), _mm512_loadu_si512(w + 128));
+                a3 = _mm512_dpbusd_epi32(a3, _mm512_shuffle_epi8(t0, em_dw_single512(3)), _mm512_loadu_si512(w + 192));
             }
         } else {     /* weights with a zero point: each lane also sums its taps' bytes, times -w_zp */
             __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
@@ -408,11 +450,28 @@ EM_VNNI_TARGET static void em_dw_row_vnni(const uint8_t* row, int8_t* out, int64
             a3 = _mm512_add_epi32(a3, _mm512_mullo_epi32(s3, neg_zp));
         }
         const int64_t lane = pat * 64;
-        a0 = em_dw_requant16(a0, c, g, lane);
-        a1 = em_dw_requant16(a1, c, g, lane + 16);
-        a2 = em_dw_requant16(a2, c, g, lane + 32);
-        a3 = em_dw_requant16(a3, c, g, lane + 48);
-        const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(a0, a1), _mm512_packs_epi32(a2, a3));
+        __m512i bytes;
+        if (c->est) {      /* the float estimate; an accumulator with a lane near a tie: the exact arithmetic */
+            const float* e = c->est + lane * 3;
+            __mmask16 n0, n1, n2, n3;
+            __m512i r0 = em_dw_estimate16(a0, e, &n0), r1 = em_dw_estimate16(a1, e + 48, &n1);
+            __m512i r2 = em_dw_estimate16(a2, e + 96, &n2), r3 = em_dw_estimate16(a3, e + 144, &n3);
+            if (__builtin_expect(n0 | n1 | n2 | n3, 0)) {
+                if (n0) r0 = em_dw_requant16(a0, c, g, lane);
+                if (n1) r1 = em_dw_requant16(a1, c, g, lane + 16);
+                if (n2) r2 = em_dw_requant16(a2, c, g, lane + 32);
+                if (n3) r3 = em_dw_requant16(a3, c, g, lane + 48);
+            }
+            bytes = _mm512_packs_epi16(_mm512_packs_epi32(r0, r1), _mm512_packs_epi32(r2, r3));
+            bytes = _mm512_min_epi8(_mm512_max_epi8(bytes, _mm512_set1_epi8((char)g->act_min)),
+                                    _mm512_set1_epi8((char)g->act_max));
+        } else {
+            a0 = em_dw_requant16(a0, c, g, lane);
+            a1 = em_dw_requant16(a1, c, g, lane + 16);
+            a2 = em_dw_requant16(a2, c, g, lane + 32);
+            a3 = em_dw_requant16(a3, c, g, lane + 48);
+            bytes = _mm512_packs_epi16(_mm512_packs_epi32(a0, a1), _mm512_packs_epi32(a2, a3));
+        }
         if (n - q >= 64) _mm512_storeu_si512(out + q, bytes);
         else _mm512_mask_storeu_epi8(out + q, ((__mmask64)-1) >> (64 - (n - q)), bytes);
     }
@@ -446,6 +505,39 @@ EM_AVX2_TARGET static inline __m256i em_dw_requant8(__m256i acc, const em_dw_row
     return em_avx2_finish8(em_avx2_rescale8(acc, g, lane), g);
 }
 
+/* The float estimate of 8 lanes (f, zp + d, zp - d: 8 floats each; as em_dw_estimate16, without FMA: one more
+ * rounding, inside the bound), not clamped; near: all-ones in the lanes within EM_DW_NEAR_TIE of a half-integer. */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) __m256i em_dw_estimate8(__m256i acc, const float* e,
+                                                                                    __m256* near) {
+    const __m256 c = _mm256_blendv_ps(_mm256_loadu_ps(e + 8), _mm256_loadu_ps(e + 16), _mm256_castsi256_ps(acc));
+    const __m256 w = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(e)), c);
+    const __m256 r = _mm256_round_ps(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(w, r));
+    *near = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f - EM_DW_NEAR_TIE), _CMP_GT_OQ);
+    return _mm256_cvttps_epi32(r);
+}
+
+/* The four requantized accumulators of lanes [lane, lane + 32) of a 256-bit step: the float estimate (then the
+ * exact arithmetic for an accumulator with a lane near a tie), or the exact arithmetic; clamped once packed. */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) __m256i em_dw_requant32(const __m256i* acc,
+        const em_dw_rows* c, const em_avx2_gemm* g, int64_t lane) {
+    __m256i v[4];
+    if (c->est) {
+        const float* e = c->est + lane * 3;
+        __m256 near[4];
+        for (int k = 0; k < 4; k++) v[k] = em_dw_estimate8(acc[k], e + 24 * k, &near[k]);
+        const __m256 any = _mm256_or_ps(_mm256_or_ps(near[0], near[1]), _mm256_or_ps(near[2], near[3]));
+        if (__builtin_expect(_mm256_movemask_ps(any) != 0, 0))
+            for (int k = 0; k < 4; k++)
+                if (_mm256_movemask_ps(near[k])) v[k] = em_dw_requant8(acc[k], c, g, lane + 8 * k);
+        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        return _mm256_min_epi8(_mm256_max_epi8(bytes, _mm256_set1_epi8((char)g->act_min)),
+                               _mm256_set1_epi8((char)g->act_max));
+    }
+    for (int k = 0; k < 4; k++) v[k] = em_dw_requant8(acc[k], c, g, lane + 8 * k);
+    return _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+}
+
 /* Store the first n (<= 32) bytes of v. */
 EM_AVX2_TARGET static inline void em_dw_store32(int8_t* out, __m256i v, int64_t n) {
     if (n >= 32) { _mm256_storeu_si256((__m256i*)out, v); return; }
@@ -472,7 +564,8 @@ EM_AVXVNNI_TARGET static void em_dw_row_avxvnni(const uint8_t* row, int8_t* out,
             sums[k] = _mm256_setzero_si256();
         }
         const int64_t* off = c->off;
-        for (int64_t tg = 0; tg < c->groups; tg++, off += 4, w += 128) {
+        const int64_t full = c->single_last ? c->groups - 1 : c->groups;
+        for (int64_t tg = 0; tg < full; tg++, off += 4, w += 128) {
             const __m256i t0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
             const __m256i t1 = _mm256_loadu_si256((const __m256i*)(src + off[1]));
             const __m256i t2 = _mm256_loadu_si256((const __m256i*)(src + off[2]));
@@ -495,14 +588,18 @@ EM_AVXVNNI_TARGET static void em_dw_row_avxvnni(const uint8_t* row, int8_t* out,
                 sums[3] = _mm256_dpbusd_avx_epi32(sums[3], v3, ones);
             }
         }
+        if (full < c->groups) {     /* a last group of one tap: its bytes zero-extended, not interleaved */
+            const __m256i t0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
+            for (int k = 0; k < 4; k++)
+                acc[k] = _mm256_dpbusd_avx_epi32(acc[k], _mm256_shuffle_epi8(t0, _mm256_broadcastsi128_si256(
+                                                     _mm_setr_epi8(EM_DW_SINGLE_SELECT(k)))),
+                                                 _mm256_loadu_si256((const __m256i*)(w + 32 * k)));
+        }
         if (c->w_zp) {
             const __m256i neg_zp = _mm256_set1_epi32(-c->w_zp);
             for (int k = 0; k < 4; k++) acc[k] = _mm256_add_epi32(acc[k], _mm256_mullo_epi32(sums[k], neg_zp));
         }
-        __m256i v[4];
-        for (int k = 0; k < 4; k++) v[k] = em_dw_requant8(acc[k], c, g, pat * 32 + 8 * k);
-        em_dw_store32(out + q, _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3])),
-                      n - q);
+        em_dw_store32(out + q, em_dw_requant32(acc, c, g, pat * 32), n - q);
     }
 }
 
@@ -544,11 +641,8 @@ EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* row, int8_t* out, int64
             acc[3] = _mm256_add_epi32(acc[3], _mm256_madd_epi16(_mm256_unpackhi_epi16(a1, b1),
                                                                 _mm256_loadu_si256((const __m256i*)(w + 48))));
         }
-        __m256i v[4];
-        for (int k = 0; k < 4; k++) v[k] = em_dw_requant8(acc[k], c, g, pat * 32 + 8 * k);
         /* int16 halves [0-7 | 8-15] and [16-23 | 24-31]; the byte pack interleaves them by lane: qwords 0 2 1 3 */
-        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
-        em_dw_store32(out + q, _mm256_permute4x64_epi64(bytes, 0xD8), n - q);
+        em_dw_store32(out + q, _mm256_permute4x64_epi64(em_dw_requant32(acc, c, g, pat * 32), 0xD8), n - q);
     }
 }
 

@@ -486,9 +486,9 @@ KERNEL_LAYOUTS.update({"detection_postprocess": DETECT})
 
 # ----- speed-conv: vector kernels for every geometry and ISA (depthwise rows, AVX-VNNI GEMM, threads) ---------------
 DW_ROWS = _layout("depthwise_rows", "em_depthwise_simd.h", "EM_DW_ROWS", base=CONV, keep=(ALL, ALL, 0),
-                  ptrs=("rq_table", "tap_offsets"),
+                  ptrs=("rq_table", "tap_offsets", "rq_estimate"),
                   ints=("patterns", "segment", "tap_groups", "phase_width", "row_pitch", "band_rows", "band_bytes",
-                        "threads", "w_zp", "any_left"))
+                        "threads", "w_zp", "any_left", "estimate"))
 LAYOUTS += (DW_ROWS,)
 KERNEL_LAYOUTS.update({
     # cython_ops.conv

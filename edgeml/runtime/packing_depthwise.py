@@ -120,6 +120,26 @@ def row_patterns(oc: int, step: int) -> tuple[int, int]:
     return -(-oc // step), oc
 
 
+def estimate_table(kernel: RowKernel, mult: np.ndarray, shift: np.ndarray, acc_bound: np.ndarray, rq: ColumnRequant):
+    """The float estimate of the fixed-point requantization (em_depthwise_simd.h EM_DW_NEAR_TIE) per block of
+    table_lanes lanes: float32 f = M 2^(shift - 31), zp + d and zp - d (d = 2^(shift - 1) for double rounding's
+    right shifts, else 0); None where it does not apply: other modes, a left shift, a shift below -31, or a lane
+    whose sums (acc_bound: |bias| + 255 sum |w - w_zp| per lane) could reach 2^31 or make |sum| f + 129 reach
+    2^30."""
+    if rq.mode not in (0, 1) or not shift.size:
+        return None
+    s = shift.astype(np.int64)
+    if s.max() > 0 or s.min() < -31 or mult.min() < 0 or acc_bound.max() >= 2 ** 31:
+        return None
+    f = mult.astype(np.float64) * np.exp2(s - 31.0)
+    if not (acc_bound * f + 129 < 2 ** 30).all():
+        return None
+    d = np.exp2(s - 1.0) if rq.mode == 0 else np.zeros(s.shape)
+    d[s == 0] = 0.0
+    parts = [a.astype(np.float32).reshape(-1, kernel.table_lanes) for a in (f, rq.out_zp + d, rq.out_zp - d)]
+    return np.stack(parts, axis=1).reshape(-1)
+
+
 @functools.lru_cache(maxsize=256)
 def lane_channels(kernel: RowKernel, oc: int) -> tuple:
     """(patterns, segment, ch, used, every) of a kernel's lanes over oc channels (read-only, shared by every op of
@@ -174,6 +194,10 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     else:
         table = (mbqm_lanes16 if kernel.table_lanes == 16 else mbqm_lanes8)(per_lane[1], per_lane[2])
 
+    bound = (255 * np.abs(w_taps.astype(np.int64) - rq.w_zp).sum(0) +
+             (0 if bias is None else np.abs(bias.astype(np.int64))))[ch].reshape(-1)
+    estimate = estimate_table(kernel, per_lane[1], per_lane[2], bound, rq)
+
     esz = 2 if kernel.wide else 1
     sw, dw, dh = g["sw"], g["dw"], g["dh"]
     iwp = (g["ow"] - 1) * sw + (g["kw"] - 1) * dw + 1
@@ -192,7 +216,8 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
         -(-(g["iw"] * oc + 64) // 64) * 64
     return {"w": packed, "bias": per_lane[0], "rq": per_lane[1:], "table": ctx.keep_array(table),
             "offsets": ctx.keep_array(offsets),
+            "estimate": ctx.keep_array(np.zeros(1, np.float32) if estimate is None else estimate),
             "ints": dict(patterns=patterns, segment=segment, tap_groups=groups, phase_width=phase_width,
                          row_pitch=pitch, band_rows=band, band_bytes=band_bytes, threads=threads, w_zp=rq.w_zp,
-                         any_left=int(rq.shift.max(initial=0) > 0)),
+                         any_left=int(rq.shift.max(initial=0) > 0), estimate=int(estimate is not None)),
             "scratch": band_bytes * threads}

@@ -30,5 +30,6 @@ def prepare_depthwise_rows(ctx: Ctx, op: Op, kernel_name: str, x, y, w_taps: np.
     def make(addr):
         return (dict(input=addr(x.index), weights=address(pk["w"]), bias=address(pk["bias"]), output=addr(y.index),
                      scratch=addr("scratch"), rq_table=address(pk["table"]), tap_offsets=address(pk["offsets"]),
+                     rq_estimate=address(pk["estimate"]),
                      **requant.pointers(pk["rq"])), ints_d, {})
     return Step(op, kernel_name, make, pk["scratch"], macs)
