@@ -18,7 +18,8 @@ cdef inline int64_t now_ns() noexcept nogil:
 
 
 cdef class Engine:
-    """Steps are (kernel address, pointer list, int list, float list); addresses come from a module's KERNELS."""
+    """Steps are (kernel address, pointer list, int list, float list); addresses come from a module's KERNELS.
+    An integer outside int64 raises OverflowError."""
     cdef em_params* params
     cdef em_kernel* kernels
     cdef Py_ssize_t n
@@ -40,10 +41,10 @@ cdef class Engine:
             self.kernels[k] = <em_kernel><uintptr_t>fn
             for j in range(len(ptrs)):
                 self.params[k].ptr[j] = <void*><uintptr_t>ptrs[j]
-            for j in range(len(ints)):
-                self.params[k].i[j] = ints[j]
+            for j in range(len(ints)):     # (int(): numpy integers and bools as Python would read them)
+                self.params[k].i[j] = int(ints[j])
             for j in range(len(floats)):
-                self.params[k].f[j] = floats[j]
+                self.params[k].f[j] = float(floats[j])
 
     def __dealloc__(self):
         free(self.params)

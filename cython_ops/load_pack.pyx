@@ -4,7 +4,7 @@ packing_sparse.py, packing_depthwise.py) and of the multipliers (numerics.quanti
 and temporaries, and an array's data address without numpy's interface dict.  Not kernels: no KERNELS table; each
 function has a numpy twin, and tests/test_load_fast_paths.py compares the two."""
 from cpython.buffer cimport PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 import numpy as np
@@ -67,8 +67,8 @@ def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eig
     cdef int64_t[::1] sums = sums_array
     if out.shape[0] * 16 < n or out.shape[2] != 16 or out.shape[3] != 4 or kgroups * 4 < k:
         raise ValueError("pack_vnni_s8: the output blocks do not hold the weights")
-    if out.size:
-        memset(&out[0, 0, 0, 0], 0, out.size)
+    if out.size and not (n % 16 == 0 and k % 4 == 0 and out.shape[0] * 16 == n and kgroups * 4 == k):
+        memset(&out[0, 0, 0, 0], 0, out.size)      # (padding to zero; without any, every byte is written below)
     cdef Py_ssize_t b, g, whole = k // 4
     cdef int32_t s32
     cdef const int8_t* src
@@ -236,3 +236,208 @@ def mbqm_lanes8(const int32_t[::1] mult, const int32_t[::1] shift):
             i32[24 + i] = <int32_t>right
             i32[32 + i] = <int32_t>((<int64_t>1) << (right - 1)) if right > 0 else 0
     return out_array
+
+
+def place_buffers(const int64_t[::1] sizes, const int64_t[::1] first, const int64_t[::1] last):
+    """arena.plan_arena's placement in one pass: buffers in the given order (sizes already rounded to the
+    alignment), each at the lowest offset that overlaps no placed buffer whose lifetime [first, last] intersects
+    its own; the placed buffers are read in offset order.  Returns (int64 offsets, total bytes)."""
+    cdef Py_ssize_t n = sizes.shape[0], i, j, at, count = 0
+    if first.shape[0] != n or last.shape[0] != n:
+        raise ValueError("place_buffers: sizes and lifetimes differ in length")
+    offsets_array = np.empty(n, np.int64)
+    order_array = np.empty(max(n, 1), np.int64)      # placed buffers by offset
+    cdef int64_t[::1] offsets = offsets_array
+    cdef int64_t[::1] order = order_array
+    cdef int64_t offset, size, f, l, o, total = 0
+    for i in range(n):
+        size, f, l = sizes[i], first[i], last[i]
+        offset = 0
+        for j in range(count):
+            at = order[j]
+            if last[at] < f or first[at] > l:      # lifetimes apart: no conflict
+                continue
+            o = offsets[at]
+            if offset + size <= o:
+                break
+            if o + sizes[at] > offset:
+                offset = o + sizes[at]
+        offsets[i] = offset
+        j = count                                  # insert after every placed buffer at or below this offset
+        while j > 0 and offsets[order[j - 1]] > offset:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+        count += 1
+        if offset + size > total:
+            total = offset + size
+    return offsets_array, total
+
+
+def nonzero_blocks(const int8_t[:, :, :, ::1] blocks):
+    """The blocks of blocks [groups][K blocks][16][4] holding a nonzero weight, in row-major order: (int32 start
+    [groups + 1]: each group's first chosen block, int64 K-block index of each chosen block, int8 chosen blocks
+    [chosen][16][4]); packing_sparse.sparse_pack's mask, nonzero() and gather in one pass."""
+    cdef Py_ssize_t groups = blocks.shape[0], depth = blocks.shape[1], g, kb, j, count = 0
+    if groups and depth and (blocks.shape[2] != 16 or blocks.shape[3] != 4):
+        raise ValueError("nonzero_blocks: blocks are not 16 x 4")
+    start_array = np.zeros(groups + 1, np.int32)
+    kb_array = np.empty(groups * depth, np.int64)
+    cdef int32_t[::1] start = start_array
+    cdef int64_t[::1] kbs = kb_array
+    cdef const uint8_t* block
+    cdef uint64_t word, seen
+    for g in range(groups):
+        for kb in range(depth):
+            block = <const uint8_t*>&blocks[g, kb, 0, 0]
+            seen = 0
+            for j in range(8):
+                memcpy(&word, block + 8 * j, 8)
+                seen |= word
+            if seen:
+                kbs[count] = kb
+                count += 1
+        start[g + 1] = <int32_t>count
+    chosen_array = np.empty((count, 16, 4), np.int8)
+    cdef int8_t[:, :, ::1] chosen = chosen_array
+    cdef Py_ssize_t at = 0
+    for g in range(groups):
+        for j in range(start[g], start[g + 1]):
+            memcpy(&chosen[at, 0, 0], &blocks[g, kbs[j], 0, 0], 64)
+            at += 1
+    return start_array, kb_array[:count], chosen_array
+
+
+def vnni_conv_constants(const int8_t[:, :] w, bias, int64_t zp_fold, int64_t zp_add, bint wrap,
+                        const int32_t[:] mult, const int32_t[:] shift, const double[:] scale64,
+                        const float[:] scale32, int8_t[:, :, :, ::1] out_w, int32_t[::1] out_bias,
+                        int32_t[::1] out_mult, int32_t[::1] out_shift, double[::1] out_scale64,
+                        float[::1] out_scale32):
+    """packing.vnni_constants in one pass: w [N][K] into out_w (pack_vnni_s8, lanes 8-15 repeating rows 0-7 when
+    N == 8); out_bias = bias - zp_fold * (row sum of w) + zp_add per column (modulo 2^32 when wrap, else
+    OverflowError outside (-2^31, 2^31)), and the per-column requantization arrays, all zero-padded to the
+    16-column width (N == 8: columns 8-15 repeat 0-7)."""
+    cdef Py_ssize_t n = w.shape[0], width = out_bias.shape[0], c
+    cdef const int32_t[:] b32
+    if (mult.shape[0] != n or shift.shape[0] != n or scale64.shape[0] != n or scale32.shape[0] != n
+            or width != out_w.shape[0] * 16 or out_mult.shape[0] != width or out_shift.shape[0] != width
+            or out_scale64.shape[0] != width or out_scale32.shape[0] != width):
+        raise ValueError("vnni_conv_constants: the per-column arrays do not match the weights")
+    if bias is not None:
+        b32 = bias
+        if b32.shape[0] != n:
+            raise ValueError("vnni_conv_constants: the bias does not match the weights")
+    sums_array = pack_vnni_s8(w, out_w, True)
+    cdef int64_t[::1] sums = sums_array
+    cdef int64_t folded
+    for c in range(width):
+        if c < n:
+            folded = (b32[c] if bias is not None else 0) - zp_fold * sums[c] + zp_add
+            if wrap:
+                folded = <int64_t><int32_t><uint32_t>(<uint64_t>folded & 0xFFFFFFFFu)
+            elif not (-2147483648 < folded < 2147483648):
+                raise OverflowError("bias and weights overflow the int32 accumulator")
+            out_bias[c] = <int32_t>folded
+            out_mult[c], out_shift[c] = mult[c], shift[c]
+            out_scale64[c], out_scale32[c] = scale64[c], scale32[c]
+        elif n == 8:
+            out_bias[c] = out_bias[c - 8]
+            out_mult[c], out_shift[c] = mult[c - 8], shift[c - 8]
+            out_scale64[c], out_scale32[c] = scale64[c - 8], scale32[c - 8]
+        else:
+            out_bias[c] = 0
+            out_mult[c], out_shift[c] = 0, 0
+            out_scale64[c], out_scale32[c] = 0.0, 0.0
+
+
+def depthwise_lane_columns(const int8_t[:, :] w_taps, bias, int64_t zp_fold, int64_t zp_add, bint wrap,
+                           const int64_t[::1] ch, const uint8_t[::1] used, const int32_t[:] mult,
+                           const int32_t[:] shift, const double[:] scale64, const float[:] scale32,
+                           int32_t[::1] out_bias, int32_t[::1] out_mult, int32_t[::1] out_shift,
+                           double[::1] out_scale64, float[::1] out_scale32):
+    """packing_depthwise.lane_columns in one pass: per vector lane (channel ch[lane], 0 where used[lane] == 0) the
+    bias folded as bias - zp_fold * (the channel's tap sum) + zp_add (modulo 2^32 when wrap, else OverflowError
+    outside (-2^31, 2^31)) and the channel's requantization values."""
+    cdef Py_ssize_t taps = w_taps.shape[0], oc = w_taps.shape[1], lanes = ch.shape[0], c, t, lane
+    cdef const int32_t[:] b32
+    if (mult.shape[0] != oc or shift.shape[0] != oc or scale64.shape[0] != oc or scale32.shape[0] != oc
+            or used.shape[0] != lanes or out_bias.shape[0] != lanes or out_mult.shape[0] != lanes
+            or out_shift.shape[0] != lanes or out_scale64.shape[0] != lanes or out_scale32.shape[0] != lanes):
+        raise ValueError("depthwise_lane_columns: sizes do not match")
+    if bias is not None:
+        b32 = bias
+        if b32.shape[0] != oc:
+            raise ValueError("depthwise_lane_columns: the bias does not match the weights")
+    folded_array = np.empty(oc, np.int32)
+    cdef int32_t[::1] folded = folded_array
+    cdef int64_t s, v
+    for c in range(oc):
+        s = 0
+        if zp_fold:
+            for t in range(taps):
+                s += w_taps[t, c]
+        v = (b32[c] if bias is not None else 0) - zp_fold * s + zp_add
+        if wrap:
+            v = <int64_t><int32_t><uint32_t>(<uint64_t>v & 0xFFFFFFFFu)
+        elif not (-2147483648 < v < 2147483648):
+            raise OverflowError("depthwise bias and weights overflow the int32 accumulator")
+        folded[c] = <int32_t>v
+    for lane in range(lanes):
+        if used[lane]:
+            c = ch[lane]
+            if not 0 <= c < oc:
+                raise ValueError("depthwise_lane_columns: a lane's channel is outside the weights")
+            out_bias[lane], out_mult[lane], out_shift[lane] = folded[c], mult[c], shift[c]
+            out_scale64[lane], out_scale32[lane] = scale64[c], scale32[c]
+        else:
+            out_bias[lane], out_mult[lane], out_shift[lane] = 0, 0, 0
+            out_scale64[lane], out_scale32[lane] = 0.0, 0.0
+
+
+def tflite_column_scales(double input_scale, const double[:] weight_scales, double output_scale, Py_ssize_t n,
+                         int rounding):
+    """requant.tflite_column_scales in one pass: per column real = (double)(float)input_scale * weight_scale /
+    (double)(float)output_scale (one weight scale: every column), its fixed-point (multiplier, shift) as
+    quantize_multipliers makes them, and real in float32: (int32 mult, int32 shift, float64 real, float32 real)."""
+    cdef Py_ssize_t i, m = weight_scales.shape[0]
+    if m != n and m != 1:
+        raise ValueError("tflite_column_scales: weight scales do not match the columns")
+    real_array, real32_array = np.empty(n, np.float64), np.empty(n, np.float32)
+    cdef double[::1] real = real_array
+    cdef float[::1] real32 = real32_array
+    cdef double s_in = <double><float>input_scale, s_out = <double><float>output_scale
+    for i in range(n):
+        real[i] = (s_in * weight_scales[i if m == n else 0]) / s_out
+        real32[i] = <float>real[i]
+    mult, shift = quantize_multipliers(real_array, rounding)
+    return mult, shift, real_array, real32_array
+
+
+def avx2_conv_constants(const int8_t[:, :] w, const int32_t[:] bias, const int32_t[:] mult, const int32_t[:] shift,
+                        const double[:] scale64, const float[:] scale32, int16_t[:, :, :, ::1] out_w,
+                        int32_t[::1] out_bias, int32_t[::1] out_mult, int32_t[::1] out_shift,
+                        double[::1] out_scale64, float[::1] out_scale32):
+    """packing.avx2_constants in one pass: w [N][K] widened into the int16 panels out_w [N / 8][K / 4][8][4] of
+    the AVX2 GEMM, and the bias (already zero-point folded) and per-column requantization arrays, all zero-padded
+    to the 8-column width."""
+    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], width = out_bias.shape[0], kgroups = out_w.shape[1]
+    cdef Py_ssize_t b, g, r, j, c
+    if (bias.shape[0] != n or mult.shape[0] != n or shift.shape[0] != n or scale64.shape[0] != n
+            or scale32.shape[0] != n or width != out_w.shape[0] * 8 or width < n or out_w.shape[2] != 8
+            or out_w.shape[3] != 4 or kgroups * 4 < k or out_mult.shape[0] != width
+            or out_shift.shape[0] != width or out_scale64.shape[0] != width or out_scale32.shape[0] != width):
+        raise ValueError("avx2_conv_constants: the arrays do not match the weights")
+    cdef int16_t* panel
+    for b in range(out_w.shape[0]):
+        for g in range(kgroups):
+            panel = &out_w[b, g, 0, 0]
+            for r in range(8):
+                for j in range(4):
+                    panel[4 * r + j] = w[8 * b + r, 4 * g + j] if 8 * b + r < n and 4 * g + j < k else 0
+    for c in range(width):
+        if c < n:
+            out_bias[c], out_mult[c], out_shift[c] = bias[c], mult[c], shift[c]
+            out_scale64[c], out_scale32[c] = scale64[c], scale32[c]
+        else:
+            out_bias[c], out_mult[c], out_shift[c] = 0, 0, 0
+            out_scale64[c], out_scale32[c] = 0.0, 0.0

@@ -19,9 +19,11 @@ from converters.tflite import from_tflite
 from cython_ops import load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse
+from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse, requant
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
+from edgeml.ir import Graph
+from edgeml.runtime.plan import KEEP_ALIGN, Ctx
 
 CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nobias", "dense_3d_input",
              "conv_5x5_17ch_to_32_large_accumulators", "conv_1ch_input_7x7_stride3", "small_cnn"]
@@ -46,6 +48,11 @@ def plain_depthwise_lane_weights(w_taps, ch, used, step, group, groups, subtract
                                    kernel, groups, subtract, out)
 
 
+def plain_nonzero_blocks(blocks):
+    blocks = np.asarray(blocks)
+    return packing_sparse.selected_blocks(blocks, blocks.reshape(blocks.shape[:2] + (64,)).any(axis=2))
+
+
 @pytest.fixture
 def reference_forms(monkeypatch):
     """Every fast path replaced by its plain twin for the test's duration."""
@@ -56,6 +63,12 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "depthwise_lane_weights", plain_depthwise_lane_weights)
         monkeypatch.setattr(load_pack, "mbqm_lanes16", packing_depthwise.mbqm_lanes16)
         monkeypatch.setattr(load_pack, "mbqm_lanes8", packing_depthwise.mbqm_lanes8)
+        monkeypatch.setattr(load_pack, "nonzero_blocks", plain_nonzero_blocks)
+        monkeypatch.setattr(load_pack, "place_buffers", arena.place_in_order)
+        monkeypatch.setattr(load_pack, "vnni_conv_constants", packing.vnni_constants)
+        monkeypatch.setattr(load_pack, "depthwise_lane_columns", packing_depthwise.lane_columns)
+        monkeypatch.setattr(load_pack, "tflite_column_scales", requant.tflite_column_scales)
+        monkeypatch.setattr(load_pack, "avx2_conv_constants", packing.avx2_constants)
     return apply
 
 
@@ -331,3 +344,115 @@ def test_accumulator_overflow_is_refused_at_the_boundary(bias, in_zp, overflows)
     else:
         got = packing.vnni_pack(ctx, w2, b, in_zp, requant_for(3))
         assert int(got["bias"][0]) == bias - (in_zp + 128) * int(w2[0].sum())
+
+
+@pytest.mark.parametrize("groups,depth,density", [(0, 3, 0.5), (3, 0, 0.5), (1, 1, 0.0), (4, 9, 0.3), (7, 33, 0.9)])
+def test_nonzero_blocks_equal_the_numpy_form(groups, depth, density):
+    rng = np.random.default_rng(groups * 100 + depth)
+    blocks = rng.integers(-127, 128, (groups, depth, 16, 4)).astype(np.int8)
+    blocks[rng.random((groups, depth)) >= density] = 0
+    if blocks.size:
+        blocks[0, 0] = 0
+        blocks[0, 0, 15, 3] = 1      # one nonzero byte in a block's last word still counts
+    fast, plain = load_pack.nonzero_blocks(blocks), plain_nonzero_blocks(blocks)
+    for a, b in zip(fast, plain):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+
+
+def column_outputs(width: int) -> list:
+    return [np.full(width, 7, d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
+
+
+@pytest.mark.parametrize("n,k,with_bias,zp_add,wrap", [(8, 27, True, 0, False), (16, 64, False, 0, False),
+                                                      (33, 10, True, 5 * 131 * 10, True), (1, 1, True, 0, True)])
+def test_vnni_conv_constants_equal_the_numpy_form(n, k, with_bias, zp_add, wrap):
+    rng = np.random.default_rng(n * 31 + k)
+    w = rng.integers(-127, 128, (n, k)).astype(np.int8)
+    bias = (rng.integers(-2 ** 31, 2 ** 31 - 1, n) if wrap else rng.integers(-10000, 10000, n)).astype(np.int32) \
+        if with_bias else None
+    mult = rng.integers(1 << 30, 1 << 31, n).astype(np.int32)
+    shift = rng.integers(-12, 2, n).astype(np.int32)
+    scale = rng.random(n)
+    outs = []
+    for fn in (load_pack.vnni_conv_constants, packing.vnni_constants):
+        width, kp = -(-n // 16) * 16, -(-k // 4) * 4
+        out = [np.full((width // 16, kp // 4, 16, 4), 5, np.int8)] + column_outputs(width)
+        fn(w, bias, 3 + 128, zp_add, wrap, mult, shift, scale, scale.astype(np.float32), *out)
+        outs.append(out)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("fn", [load_pack.vnni_conv_constants, packing.vnni_constants])
+def test_vnni_conv_constants_refuse_an_overflowing_bias(fn):
+    w = np.full((2, 4), 127, np.int8)
+    ok = np.array([2 ** 31 - 1 - 255 * 508, 0], np.int32)
+    out = [np.zeros((1, 1, 16, 4), np.int8)] + column_outputs(16)
+    args = (np.ones(2, np.int32), np.zeros(2, np.int32), np.ones(2), np.ones(2, np.float32))
+    fn(w, ok, -255, 0, False, *args, *out)      # ok + 255 * 508 = 2^31 - 1: the largest that fits
+    assert out[1][0] == 2 ** 31 - 1
+    with pytest.raises(OverflowError, match="overflow"):
+        fn(w, ok + np.array([1, 0], np.int32), -255, 0, False, *args, *out)
+    fn(w, ok + np.array([1, 0], np.int32), -255, 0, True, *args, *out)      # wrapping: 2^31 becomes -2^31
+    assert out[1][0] == -2 ** 31
+
+
+@pytest.mark.parametrize("oc,wrap,zp_add,drop", [(24, False, 0, 0), (7, True, 5 * 9 * 3, 3), (64, False, 0, 10)])
+def test_depthwise_lane_columns_equal_the_numpy_form(oc, wrap, zp_add, drop):
+    rng = np.random.default_rng(oc)
+    w = rng.integers(-127, 128, (9, oc)).astype(np.int8)
+    bias = rng.integers(-2 ** 31, 2 ** 31 - 1, oc).astype(np.int32) if wrap else \
+        rng.integers(-1000, 1000, oc).astype(np.int32)
+    ch = (np.arange(64) * 5 % oc).astype(np.int64)
+    used = np.ones(64, np.uint8)
+    used[64 - drop:] = 0
+    per_channel = (rng.integers(1, 1 << 31, oc).astype(np.int32), rng.integers(-9, 3, oc).astype(np.int32),
+                   rng.random(oc), rng.random(oc).astype(np.float32))
+    outs = []
+    for fn in (load_pack.depthwise_lane_columns, packing_depthwise.lane_columns):
+        out = column_outputs(64)
+        fn(w, bias, 130, zp_add, wrap, ch, used, *per_channel, *out)
+        outs.append(out)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n,per_channel,rounding", [(1, True, 0), (37, True, 1), (16, False, 0)])
+def test_tflite_column_scales_equal_the_numpy_form(n, per_channel, rounding):
+    rng = np.random.default_rng(n)
+    ws = rng.random(n if per_channel else 1) * 10.0 ** rng.integers(-12, 2, n if per_channel else 1)
+    fast = load_pack.tflite_column_scales(0.0123, ws, 0.0457, n, rounding)
+    plain = requant.tflite_column_scales(0.0123, ws, 0.0457, n, rounding)
+    for a, b in zip(fast, plain):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape,dtype", [((3,), np.int32), ((17, 5), np.float64), ((0,), np.int8),
+                                         ((300, 1024), np.int8), ((70000,), np.int32)])
+def test_kept_arrays_are_aligned_writable_and_counted(shape, dtype):
+    ctx = Ctx(Graph(tensors=[], ops=[], inputs=[], outputs=[]), 0)      # (no model needed)
+    arrays = [ctx.keep_new(shape, dtype) for _ in range(3)]
+    for a in arrays:
+        assert a.shape == shape and a.dtype == dtype and a.flags.writeable and a.flags.c_contiguous
+        assert load_pack.data_address(a) % KEEP_ALIGN == 0 or a.size == 0
+        a[...] = 7
+    assert all((a == 7).all() for a in arrays)      # no two share bytes
+    assert ctx.weight_bytes == 3 * int(np.prod(shape)) * np.dtype(dtype).itemsize == sum(a.nbytes for a in ctx.keep)
+
+
+@pytest.mark.parametrize("n,k", [(8, 27), (16, 64), (33, 10), (1, 1), (5, 4)])
+def test_avx2_conv_constants_equal_the_numpy_form(n, k):
+    rng = np.random.default_rng(n * 7 + k)
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    per_column = (rng.integers(-2 ** 31, 2 ** 31 - 1, n).astype(np.int32), rng.integers(1, 1 << 31, n).astype(np.int32),
+                  rng.integers(-12, 2, n).astype(np.int32), rng.random(n), rng.random(n).astype(np.float32))
+    outs = []
+    for fn in (load_pack.avx2_conv_constants, packing.avx2_constants):
+        width, kp = -(-n // 8) * 8, -(-k // 4) * 4
+        out = [np.full((width // 8, kp // 4, 8, 4), 5, np.int16)] + column_outputs(width)
+        fn(w, *per_column, *out)
+        outs.append(out)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)

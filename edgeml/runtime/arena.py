@@ -5,6 +5,8 @@ import bisect
 
 import numpy as np
 
+from cython_ops import load_pack
+
 ALIGN = 64
 
 
@@ -13,17 +15,13 @@ def lifetimes(steps: list, graph, constants: dict) -> dict:
     live for the whole invoke: nothing may share their bytes."""
     end = len(steps)
     life = {}
-
-    def touch(t, k):
-        if t in constants or t < 0:
-            return
-        f, l = life.get(t, (k, k))
-        life[t] = (min(f, k), max(l, k))
     for k, step in enumerate(steps):
-        for t in step.op.inputs:
-            touch(t, k)
-        for t in step.op.outputs:
-            touch(t, k)
+        for t in (*step.op.inputs, *step.op.outputs):
+            if t < 0 or t in constants:
+                continue
+            span = life.get(t)
+            # steps come in order: a tensor's first step is the one that met it first, its last the latest
+            life[t] = (k, k) if span is None else (span[0], k)
     for t in graph.inputs + graph.outputs + [t for t in life if graph.tensors[t].is_variable]:
         life[t] = (0, end)
     return life
@@ -48,25 +46,34 @@ def merge_aliases(aliases: list, life: dict, graph) -> dict:
 
 def plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
     """Greedy by size (as TFLite Micro's planner): biggest first, each at the lowest offset that does not
-    overlap a placed buffer whose lifetime intersects its own."""
-    placed = []      # (offset, size, first, last), kept sorted: the conflicts of a buffer are read in offset order
-    offsets = {}
-    total = 0
+    overlap a placed buffer whose lifetime intersects its own (load_pack.place_buffers; place_in_order is its
+    Python form)."""
     order = sorted(sizes, key=lambda k: (-sizes[k], str(k)))
-    for key in order:
-        size = (sizes[key] + ALIGN - 1) // ALIGN * ALIGN
-        first, last = lifetimes[key]
+    aligned = np.fromiter(((sizes[k] + ALIGN - 1) // ALIGN * ALIGN for k in order), np.int64, len(order))
+    spans = np.array([lifetimes[k] for k in order], np.int64).reshape(len(order), 2)
+    offsets, total = load_pack.place_buffers(aligned, np.ascontiguousarray(spans[:, 0]),
+                                             np.ascontiguousarray(spans[:, 1]))
+    return dict(zip(order, offsets.tolist())), int(total)
+
+
+def place_in_order(sizes, first, last) -> tuple[np.ndarray, int]:
+    """load_pack.place_buffers in Python: buffers in the given order (sizes aligned), each at the lowest offset
+    clear of the placed buffers whose lifetimes meet its own, read in offset order."""
+    placed = []      # (offset, size, first, last), kept sorted: the conflicts of a buffer are read in offset order
+    offsets = np.zeros(len(sizes), np.int64)
+    total = 0
+    for i, (size, f0, l0) in enumerate(zip(sizes, first, last)):
         offset = 0
         for o, s, f, l in placed:
-            if l < first or f > last:      # lifetimes apart: no conflict
+            if l < f0 or f > l0:      # lifetimes apart: no conflict
                 continue
             if offset + size <= o:
                 break
             if o + s > offset:
                 offset = o + s
-        bisect.insort(placed, (offset, size, first, last))
-        offsets[key] = offset
-        total = max(total, offset + size)
+        bisect.insort(placed, (offset, int(size), int(f0), int(l0)))
+        offsets[i] = offset
+        total = max(total, offset + int(size))
     return offsets, total
 
 

@@ -7,7 +7,7 @@ the mirror of the C enums) orders them into the (pointers, integers, floats) the
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
+from functools import lru_cache, partial
 from typing import Optional
 
 import numpy as np
@@ -17,8 +17,8 @@ from edgeml.ir import Graph
 from edgeml.runtime import arena
 from edgeml.runtime.coverage import check_scheme
 from edgeml.runtime.kernels import Engine, kernel_address
-from edgeml.runtime.layouts import layout_of
-from edgeml.runtime.load_profile import stage
+from edgeml.runtime.layouts import RESERVED, layout_of
+from edgeml.runtime.load_profile import ACTIVE as PROFILING, stage
 from edgeml.runtime.ops.common import element_count
 from edgeml.runtime.plan import STATUS_BYTES, Ctx, Plan, address
 from edgeml.runtime.registry import OPS, SUPPORTED_OPS
@@ -49,7 +49,10 @@ def prepare_steps(ctx: Ctx) -> list:
             if spec.output_types is not None and tensor.dtype not in spec.output_types:
                 raise UnsupportedOpError(f"{op.describe()}: output {tensor.describe()} has type {tensor.dtype} "
                                          f"({' and '.join(d.name for d in spec.output_types)} are supported)")
-        with stage(f"prepare {op.type}"):
+        if PROFILING:
+            with stage(f"prepare {op.type}"):
+                step = spec.prepare(ctx, op)
+        else:
             step = spec.prepare(ctx, op)
         if isinstance(step, list):
             steps.extend(step)
@@ -71,6 +74,7 @@ def prepare_steps(ctx: Ctx) -> list:
     return steps
 
 
+@lru_cache(maxsize=None)
 def has_status_slot(kernel: str) -> bool:
     """A kernel whose layout has a status pointer always gets a status area, even where nothing reads it."""
     return any(slot.name == "status" for slot in layout_of(kernel).ptr_slots)
@@ -215,12 +219,36 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
     records, alive = [], [keep]
     for k, step in enumerate(plan.steps):
         ptrs, ints, floats, *extra = step.make(addr_for(k))
-        alive.extend(extra)
-        layout = layout_of(step.kernel)
-        ints = [int(v) for v in layout.ints(**ints)]
-        if ints and (min(ints) < INT64_MIN or max(ints) > INT64_MAX):
+        if extra:
+            alive.extend(extra)
+        address_of, ptr_names, int_names, float_names = kernel_slots(step.kernel)
+        # every slot one named value (the common case): the lists straight from the dicts, else the layout's checks
+        try:
+            ptr_list = [ptrs[n] for n in ptr_names] if ptr_names is not None and len(ptrs) == len(ptr_names) \
+                else layout_of(step.kernel).ptrs(**ptrs)
+            int_list = [ints[n] for n in int_names] if int_names is not None and len(ints) == len(int_names) \
+                else layout_of(step.kernel).ints(**ints)
+            float_list = [floats[n] for n in float_names] \
+                if float_names is not None and len(floats) == len(float_names) \
+                else layout_of(step.kernel).floats(**floats)
+        except KeyError:      # a misnamed slot: the layout says which
+            layout = layout_of(step.kernel)
+            ptr_list, int_list, float_list = layout.ptrs(**ptrs), layout.ints(**ints), layout.floats(**floats)
+        if int_list and (min(int_list) < INT64_MIN or max(int_list) > INT64_MAX):
             raise ModelFormatError(f"{step.op.describe()}: a parameter of kernel {step.kernel} does not fit in 64 "
                                    "bits (the model's shapes or paddings are out of range)")
-        records.append((kernel_address(step.kernel), layout.ptrs(**ptrs), ints,
-                        [float(v) for v in layout.floats(**floats)]))
+        records.append((address_of, ptr_list, int_list, float_list))
+    # (the engine converts each value with int() / float() as it stores it, and refuses a sequence)
     return Engine(records, keepalive=[plan.keep, plan.const_arrays, alive]), tensor_address
+
+
+@lru_cache(maxsize=None)
+def kernel_slots(kernel: str) -> tuple:
+    """(kernel address, then per kind -- ptrs, ints, floats -- the slot names in order when every slot of that kind
+    is one named value, else None: the layout then orders and checks the values)."""
+    layout = layout_of(kernel)
+    names = []
+    for kind, slots, _ in layout.sections():
+        single = all(s.length == 1 and s.name != RESERVED for s in slots)
+        names.append(tuple(s.name for s in slots) if single else None)
+    return (kernel_address(kernel), *names)

@@ -127,13 +127,17 @@ def scheme_of(graph, op) -> str | None:
     if position >= len(op.inputs) or op.inputs[position] < 0:
         return None
     dtype = graph.tensors[op.inputs[position]].dtype
-    if op.options.get(UINT8) and dtype == np.int8:
+    name = DTYPE_NAMES.get(dtype) or DTYPE_NAMES.setdefault(dtype, dtype.name)
+    if name == I8 and op.options.get(UINT8):
         return U8
     weights = HYBRID_WEIGHTS.get(op.type)
-    if (dtype == np.float32 and weights is not None and weights < len(op.inputs) and op.inputs[weights] >= 0
+    if (name == F32 and weights is not None and weights < len(op.inputs) and op.inputs[weights] >= 0
             and graph.tensors[op.inputs[weights]].dtype == np.int8):
         return HYBRID
-    return dtype.name
+    return name
+
+
+DTYPE_NAMES = {}      # dtype -> its name (numpy builds dtype.name in Python on every read)
 
 
 def check_scheme(graph, op) -> None:

@@ -76,6 +76,17 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
     n, k = w2.shape
     np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
     packed = ctx.keep_new((np_ // 16, kp // 4, 16, 4), np.int8)
+    if w2.dtype == np.int8 and (bias is None or bias.dtype == np.int32) and rq.mult.dtype == np.int32 == rq.shift.dtype:
+        # one C pass: blocks, row sums, folded bias and the padded per-column arrays, written where they are kept
+        columns = [ctx.keep_new((np_,), d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
+        wrap = bool(rq.w_zp or rq.mode == REQUANT_FLOAT)        # (onnxruntime's int32 sums wrap)
+        try:
+            load_pack.vnni_conv_constants(w2, bias, in_zp + 128, (k if taps is None else taps) * (in_zp + 128) * rq.w_zp,
+                                          wrap, rq.mult, rq.shift, rq.scale64,
+                                          rq.scale32.astype(np.float32, copy=False), packed, *columns)
+        except OverflowError as exc:
+            raise ModelFormatError(str(exc)) from None
+        return {"w": packed, "bias": columns[0], "rq": columns[1:], "kp": kp}
     if w2.dtype == np.int8:     # one C pass: blocks, padding, the n == 8 repeat and the row sums
         sums = load_pack.pack_vnni_s8(w2, packed, True)
     else:
@@ -92,6 +103,27 @@ def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, tap
         b[8:] = b[:8]
         rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
     return {"w": packed, "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
+
+
+def vnni_constants(w2: np.ndarray, bias, zp_fold: int, zp_add: int, wrap: bool, mult, shift, scale64, scale32,
+                   out_w, out_bias, out_mult, out_shift, out_scale64, out_scale32) -> None:
+    """The numpy form of load_pack.vnni_conv_constants: the VNNI blocks of w2 [N][K], bias - zp_fold * row sums
+    + zp_add (modulo 2^32 when wrap, else OverflowError outside (-2^31, 2^31)) and the per-column requantization
+    arrays zero-padded to the 16-column width (N == 8: columns 8-15 repeat 0-7)."""
+    n = w2.shape[0]
+    sums = vnni_blocks(w2, out_w)
+    b = np.zeros(out_bias.size, np.int64)
+    b[:n] = (0 if bias is None else np.asarray(bias).astype(np.int64)) - zp_fold * sums + zp_add
+    if wrap:
+        b = wrap_int32(b).astype(np.int64)
+    elif b.size and not -2 ** 31 < b.min() <= b.max() < 2 ** 31:
+        raise OverflowError("bias and weights overflow the int32 accumulator")
+    for out, a in ((out_bias, b), (out_mult, mult), (out_shift, shift), (out_scale64, scale64),
+                   (out_scale32, scale32)):
+        out[...] = 0
+        out[:n] = a[:n]
+        if n == 8:
+            out[8:] = out[:8]
 
 
 def vnni_blocks(w2: np.ndarray, out: np.ndarray, repeat_eight: bool = True) -> np.ndarray:
@@ -131,9 +163,27 @@ def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) 
     zero-point corrected) and per-column arrays padded to 8."""
     n, k = w2.shape
     np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
-    wp = padded_block_source(w2, np_, kp, np.int16)
-    packed = grouped_transpose(wp, 8, 4, ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int16))
+    packed = ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int16)
+    if w2.dtype == np.int8 and bias_zp.dtype == np.int32 and rq.mult.dtype == np.int32 == rq.shift.dtype:
+        # one C pass: panels, bias and the padded per-column arrays, written where they are kept
+        columns = [ctx.keep_new((np_,), d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
+        load_pack.avx2_conv_constants(w2, bias_zp, rq.mult, rq.shift, rq.scale64,
+                                      rq.scale32.astype(np.float32, copy=False), packed, *columns)
+        return {"w": packed, "bias": columns[0], "rq": columns[1:], "kp": kp}
+    grouped_transpose(padded_block_source(w2, np_, kp, np.int16), 8, 4, packed)
     return {"w": packed, "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))), "rq": rq.arrays(ctx, np_), "kp": kp}
+
+
+def avx2_constants(w2: np.ndarray, bias_zp, mult, shift, scale64, scale32, out_w, out_bias, out_mult, out_shift,
+                   out_scale64, out_scale32) -> None:
+    """The numpy form of load_pack.avx2_conv_constants: w2 [N][K] as int16 panels [N / 8][K / 4][8][4], the bias
+    and the per-column requantization arrays zero-padded to the 8-column width."""
+    n = w2.shape[0]
+    grouped_transpose(padded_block_source(w2, out_w.shape[0] * 8, out_w.shape[1] * 4, np.int16), 8, 4, out_w)
+    for out, a in ((out_bias, bias_zp), (out_mult, mult), (out_shift, shift), (out_scale64, scale64),
+                   (out_scale32, scale32)):
+        out[...] = 0
+        out[:n] = a[:n]
 
 
 @timed("of which: weight packing")

@@ -91,6 +91,26 @@ def lane_weights(w_taps: np.ndarray, ch: np.ndarray, used: np.ndarray, every: bo
     out[...] = wl.reshape(groups, kernel.group, patterns, 4, kernel.step // 4).transpose(2, 0, 3, 4, 1)
 
 
+def lane_columns(w_taps: np.ndarray, bias, zp_fold: int, zp_add: int, wrap: bool, ch: np.ndarray, used: np.ndarray,
+                 mult, shift, scale64, scale32, out_bias, out_mult, out_shift, out_scale64, out_scale32) -> None:
+    """The numpy form of load_pack.depthwise_lane_columns: per lane (channel ch, 0 where not used) the bias folded as
+    bias - zp_fold * tap sums + zp_add (modulo 2^32 when wrap, else OverflowError outside (-2^31, 2^31)) and the
+    channel's requantization values."""
+    oc = w_taps.shape[1]
+    b = np.zeros(oc, np.int64) if bias is None else np.asarray(bias).astype(np.int64)
+    if zp_fold:
+        b = b - zp_fold * w_taps.astype(np.int64).sum(0)
+    b = b + zp_add
+    if wrap:
+        b = wrap_int32(b).astype(np.int64)
+    elif b.size and not -2 ** 31 < b.min() <= b.max() < 2 ** 31:      # (|b| >= 2^31, in two reductions)
+        raise OverflowError("depthwise bias and weights overflow the int32 accumulator")
+    used = used.astype(bool)
+    for out, a in ((out_bias, b.astype(np.int32)), (out_mult, mult), (out_shift, shift), (out_scale64, scale64),
+                   (out_scale32, scale32)):
+        out[...] = np.where(used, np.asarray(a)[np.where(used, ch, 0)], 0)
+
+
 def row_patterns(oc: int, step: int) -> tuple[int, int]:
     """(patterns, segment): whole output rows repeat every oc / gcd(oc, step) vectors; a longer period goes pixel by
     pixel (segment oc, ceil(oc / step) vectors a pixel)."""
@@ -120,12 +140,11 @@ def estimate_table(kernel: RowKernel, mult: np.ndarray, shift: np.ndarray, acc_b
     return np.stack(parts, axis=1).reshape(-1)
 
 
-@timed("of which: weight packing")
-def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, in_zp: int, rq: ColumnRequant,
-                        g: dict, threads: int) -> dict:
-    """Everything em_depthwise_simd.h reads for one op.  w_taps: [taps][OC] (output channel oc = ic * DM + m);
-    g: the conv geometry (n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left)."""
-    taps, oc = w_taps.shape
+@functools.lru_cache(maxsize=256)
+def lane_channels(kernel: RowKernel, oc: int) -> tuple:
+    """(patterns, segment, ch, used, every) of a kernel's lanes over oc channels (read-only, shared by every op of
+    that width): ch [patterns][step] int64 the channel each lane holds (0 where unused), used [patterns][step] bool,
+    every: all lanes used."""
     patterns, segment = row_patterns(oc, kernel.step)
     pos = lane_positions(kernel)
     lanes = np.arange(patterns)[:, None] * kernel.step + pos[None, :]             # [patterns][step] values
@@ -134,6 +153,19 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     every = bool(used.all())        # (whole-row patterns use every lane: nothing to mask)
     if not every:
         ch = np.where(used, ch, 0)
+    ch = ch.astype(np.int64)
+    for a in (ch, used):
+        a.flags.writeable = False
+    return patterns, segment, ch, used, every
+
+
+@timed("of which: weight packing")
+def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, in_zp: int, rq: ColumnRequant,
+                        g: dict, threads: int) -> dict:
+    """Everything em_depthwise_simd.h reads for one op.  w_taps: [taps][OC] (output channel oc = ic * DM + m);
+    g: the conv geometry (n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left)."""
+    taps, oc = w_taps.shape
+    patterns, segment, ch, used, every = lane_channels(kernel, oc)
     groups = -(-taps // kernel.group)
     # [pattern][group][accumulator][lane][tap of the group]
     packed = ctx.keep_new((patterns, groups, 4, kernel.step // 4, kernel.group),
@@ -143,17 +175,19 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
                                          kernel.group, groups, rq.w_zp if kernel.wide else 0, packed)
     else:
         lane_weights(w_taps, ch, used, every, kernel, groups, rq.w_zp, packed)
-    b = np.zeros(oc, np.int64) if bias is None else bias.astype(np.int64)
-    if not kernel.wide:    # uint8 x + 128 against int8 w: the zero point and 128 fold into the bias
-        b = b - (in_zp + 128) * w_taps.astype(np.int64).sum(0)
-        if rq.w_zp:        # the kernel adds -w_zp * (the taps' byte sums)
-            b = b + taps * (in_zp + 128) * rq.w_zp
-    if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
-        b = wrap_int32(b).astype(np.int64)
-    elif b.size and not -2 ** 31 < b.min() <= b.max() < 2 ** 31:      # (|b| >= 2^31, in two reductions)
-        raise ModelFormatError("depthwise bias and weights overflow the int32 accumulator")
-    per_lane = [(a[ch] if every else np.where(used, a[ch], 0).astype(a.dtype)).reshape(-1)
-                for a in (b.astype(np.int32), rq.mult, rq.shift, rq.scale64, rq.scale32)]
+    zp_fold = 0 if kernel.wide else in_zp + 128     # uint8 x + 128 against int8 w: the zero point and 128 fold
+    zp_add = taps * (in_zp + 128) * rq.w_zp if not kernel.wide and rq.w_zp else 0   # (the kernel adds -w_zp * tap sums)
+    wrap = bool(rq.w_zp or rq.mode == REQUANT_FLOAT)      # (onnxruntime's int32 sums wrap)
+    per_lane = [ctx.keep_new((ch.size,), d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
+    one_pass = (w_taps.dtype == np.int8 and (bias is None or bias.dtype == np.int32)
+                and rq.mult.dtype == np.int32 == rq.shift.dtype)
+    try:
+        (load_pack.depthwise_lane_columns if one_pass else lane_columns)(
+            w_taps, bias, zp_fold, zp_add, wrap, ch.reshape(-1),
+            used.reshape(-1).view(np.uint8), rq.mult, rq.shift, rq.scale64, rq.scale32.astype(np.float32, copy=False),
+            *per_lane)
+    except OverflowError as exc:
+        raise ModelFormatError(str(exc)) from None
     if per_lane[1].dtype == np.int32 and per_lane[2].dtype == np.int32:      # one C pass
         table = (load_pack.mbqm_lanes16 if kernel.table_lanes == 16 else load_pack.mbqm_lanes8)(per_lane[1],
                                                                                                per_lane[2])
@@ -180,8 +214,7 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     # em_dw_slice: the band, then one staged input row (tmp), then one row's values repeated (rep)
     band_bytes = -(-(in_rows * pitch + 128) // 64) * 64 + -(-(g["iw"] * oc * esz + 64) // 64) * 64 + \
         -(-(g["iw"] * oc + 64) // 64) * 64
-    return {"w": packed, "bias": ctx.keep_array(per_lane[0]),
-            "rq": [ctx.keep_array(a) for a in per_lane[1:]], "table": ctx.keep_array(table),
+    return {"w": packed, "bias": per_lane[0], "rq": per_lane[1:], "table": ctx.keep_array(table),
             "offsets": ctx.keep_array(offsets),
             "estimate": ctx.keep_array(np.zeros(1, np.float32) if estimate is None else estimate),
             "ints": dict(patterns=patterns, segment=segment, tap_groups=groups, phase_width=phase_width,

@@ -50,32 +50,39 @@ class SparsePacked:
     density: float
 
 
+def selected_blocks(blocks: np.ndarray, mask: np.ndarray) -> tuple:
+    """The numpy form of load_pack.nonzero_blocks: (int32 start of each group's blocks, K-block index of each
+    chosen block, the chosen blocks [chosen][16][4]) for blocks [g][kb][16][4] where mask [g][kb] holds."""
+    g_idx, kb_idx = np.nonzero(mask)                   # row-major: blocks of a group together, K ascending
+    start = np.zeros(mask.shape[0] + 1, np.int32)
+    start[1:] = np.cumsum(mask.sum(axis=1))
+    return start, kb_idx.astype(np.int64), blocks[g_idx, kb_idx]
+
+
 def sparse_pack(ctx: Ctx, w2: np.ndarray, layout: str, offset: Callable = None) -> SparsePacked:
     """The packed form em_sparse.h reads; layout: "vnni" int8 [block][16][4], "avx2" int16 [block][pair][16][2],
     "portable" int8 [block][4][16]; offset: the kernel's block_k for an array of K indices (default: the indices)."""
     n, k = w2.shape
     groups, depth = -(-n // BLOCK_COLS), -(-k // BLOCK_DEPTH)
-    if w2.dtype == np.int8:      # every block in one C pass ([g][kb][16][4], zero-padded), the mask read off them
+    if w2.dtype == np.int8:      # every block in one C pass ([g][kb][16][4], zero-padded), then the nonzero ones
         blocks = np.empty((groups, depth, BLOCK_COLS, BLOCK_DEPTH), np.int8)
         load_pack.pack_vnni_s8(w2, blocks, False)
-        mask = blocks.reshape(groups, depth, BLOCK_COLS * BLOCK_DEPTH).any(axis=2)
+        start, kb_idx, chosen = load_pack.nonzero_blocks(blocks)
+        density = len(kb_idx) / (groups * depth) if groups * depth else 1.0
     else:
         mask = block_mask(w2)
         padded = np.zeros((groups * BLOCK_COLS, depth * BLOCK_DEPTH), np.int8)
         padded[:n, :k] = w2
         blocks = padded.reshape(groups, BLOCK_COLS, depth, BLOCK_DEPTH).transpose(0, 2, 1, 3)   # [g][kb][16][4]
-    g_idx, kb_idx = np.nonzero(mask)                   # row-major: blocks of a group together, K ascending
-    chosen = blocks[g_idx, kb_idx]                     # [blocks][16][4]
+        start, kb_idx, chosen = selected_blocks(blocks, mask)
+        density = float(mask.mean()) if mask.size else 1.0
     if layout == "avx2":
         chosen = chosen.astype(np.int16).reshape(-1, BLOCK_COLS, 2, 2).transpose(0, 2, 1, 3)
     elif layout == "portable":      # 16 columns contiguous per K value: the C loop vectorizes
         chosen = chosen.transpose(0, 2, 1)
-    start = np.zeros(groups + 1, np.int32)
-    start[1:] = np.cumsum(mask.sum(axis=1))
     k_first = kb_idx.astype(np.int64) * BLOCK_DEPTH
     block_k = (k_first if offset is None else offset(k_first)).astype(np.int32)
     if not len(block_k):     # an all-zero matrix: the kernels read no block, but every pointer stays valid
         block_k = np.zeros(1, np.int32)
         chosen = np.zeros((1,) + chosen.shape[1:], chosen.dtype)
-    density = float(mask.mean()) if mask.size else 1.0
     return SparsePacked(ctx.keep_array(start), ctx.keep_array(block_k), ctx.keep_array(chosen), density)

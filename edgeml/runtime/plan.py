@@ -95,6 +95,7 @@ class Ctx:
         self.producers = {}                # tensor index -> the op whose prepare set its shape
         self.constants = {}
         self.keep = []
+        self.keep_pool = None              # [block, next free offset] that keep_new carves small arrays from
         self.batch_changed = False
         self.input_ranges = {}
         self.substitutes = {}    # op index -> the Op to prepare in its place (a PAD folded into the conv after it)
@@ -146,7 +147,8 @@ class Ctx:
             raise ModelFormatError(f"{op.describe()} writes {t.describe()}, which a graph input or an earlier op "
                                    "already provides")
         self.producers[t.index] = op
-        self.check_size(shape, t.dtype.itemsize, f"{op.describe()}: output {t.describe()}")
+        if math.prod(shape) * t.dtype.itemsize > self.max_tensor_bytes:      # (the message only when refusing)
+            self.check_size(shape, t.dtype.itemsize, f"{op.describe()}: output {t.describe()}")
         self.shapes[t.index] = shape
 
     def check_size(self, shape: tuple, itemsize: int, what: str):
@@ -174,14 +176,23 @@ class Ctx:
         if self.weight_bytes > self.max_weight_bytes:
             raise ModelFormatError(f"the packed weights need more than {self.max_weight_bytes} bytes "
                                    "(Interpreter max_weight_bytes)")
-        raw = np.empty(nbytes + KEEP_ALIGN, np.uint8)
-        start = -data_address(raw) % KEEP_ALIGN
-        out = raw[start:start + nbytes].view(dtype).reshape(shape)
+        if nbytes > KEEP_POOL_LARGEST:
+            raw = np.empty(nbytes + KEEP_ALIGN, np.uint8)
+            out = np.ndarray(shape, dtype, raw, -data_address(raw) % KEEP_ALIGN)
+        else:     # small arrays (biases, multipliers, tables) side by side in shared blocks: one allocation each
+            pool = self.keep_pool
+            if pool is None or pool[1] + nbytes > KEEP_POOL_BYTES:
+                raw = np.empty(KEEP_POOL_BYTES + KEEP_ALIGN, np.uint8)
+                pool = self.keep_pool = [raw, -data_address(raw) % KEEP_ALIGN]
+            out = np.ndarray(shape, dtype, pool[0], pool[1])
+            pool[1] += -(-max(nbytes, 1) // KEEP_ALIGN) * KEEP_ALIGN
         self.keep.append(out)
         return out
 
 
 KEEP_ALIGN = 64                                  # bytes: one cache line, one AVX-512 vector
+KEEP_POOL_BYTES = 1 << 16                        # a shared block of small kept arrays
+KEEP_POOL_LARGEST = 4096                         # larger kept arrays get an allocation of their own
 
 
 # address(a): where array a's first element lives (numpy's __array_interface__["data"][0], read through the

@@ -74,20 +74,32 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
         raise ModelFormatError(f"{op.describe()}: weights quantized along axis {w.quant.axis}, expected {axis}")
     if w.quant.zero_point.any():
         raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
-    ws = ws.reshape(-1).astype(np.float64) if ws.size == n_out else np.full(n_out, ws.reshape(-1)[0], np.float64)
     if op.options.get("requant") == IR_REQUANT_FLOAT:        # onnxruntime: float32 scales, float requantization
+        ws = ws.reshape(-1).astype(np.float64) if ws.size == n_out else np.full(n_out, ws.reshape(-1)[0], np.float64)
         scale32 = Q.column_scales(s_in, ws, s_out)
         amin, amax = float_activation_range(op, act, s_out, out_zp)
         zeros = np.zeros(n_out, np.int32)
         return ColumnRequant(REQUANT_FLOAT, zeros, zeros, scale32.astype(np.float64), scale32, out_zp, amin, amax)
-    # effective scale in double: input_scale * filter_scale / output_scale
-    real = (np.float64(Q.F32(s_in)) * ws) / np.float64(Q.F32(s_out))
-    mult, shift = load_pack.quantize_multipliers(real, ctx.rounding)     # (Q.quantize_multipliers in C)
+    # effective scale in double: input_scale * filter_scale / output_scale (one C pass)
+    mult, shift, real, real32 = load_pack.tflite_column_scales(s_in, ws.reshape(-1).astype(np.float64, copy=False),
+                                                               s_out, n_out, ctx.rounding)
     mode = ctx.rounding
     if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
         mode = REQUANT_DOUBLE_SCALE      # LiteRT's reference FULLY_CONNECTED rescales in double
     amin, amax = Q.activation_range_int8(act, s_out, out_zp)
-    return ColumnRequant(mode, mult, shift, real, real.astype(np.float32), out_zp, amin, amax)
+    return ColumnRequant(mode, mult, shift, real, real32, out_zp, amin, amax)
+
+
+def tflite_column_scales(input_scale: float, weight_scales: np.ndarray, output_scale: float, n: int,
+                         rounding: int) -> tuple:
+    """The numpy form of load_pack.tflite_column_scales: (multipliers, shifts, real scales in float64 and float32) of
+    real = float32 input_scale * weight_scale / float32 output_scale in double, one weight scale serving every
+    column."""
+    ws = weight_scales.astype(np.float64) if weight_scales.size == n else np.full(n, weight_scales[0], np.float64)
+    # (the double arithmetic of the reference's PopulateConvolutionQuantizationParams)
+    real = (np.float64(Q.F32(input_scale)) * ws) / np.float64(Q.F32(output_scale))
+    mult, shift = Q.quantize_multipliers(real, rounding)
+    return mult, shift, real, real.astype(np.float32)
 
 
 def uint8_column_requant(ctx: Ctx, op: Op, s_in: float, w, s_out: float, out_zp: int, n_out: int,

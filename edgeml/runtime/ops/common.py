@@ -116,14 +116,16 @@ def row_major_strides(shape) -> list:
 
 def element_count(shape) -> int:
     """The number of elements, in Python integers (numpy's int64 product wraps around silently)."""
-    return math.prod(int(d) for d in shape)
+    return math.prod(map(int, shape))
 
 
 def bias_vector(ctx: Ctx, op: Op, position: int, n_out: int, dtype) -> Optional[np.ndarray]:
     if position >= len(op.inputs) or op.inputs[position] < 0:
         return None
     b = ctx.tensor(op, position)
-    data = ctx.const(b, f"{op.describe()} bias")
+    data = ctx.constants.get(b.index)
+    if data is None:
+        ctx.const(b, f"{op.describe()} bias")           # (refuses it, naming the op)
     if data.dtype != dtype:
         raise UnsupportedOpError(f"{op.describe()}: bias type {data.dtype}, expected {np.dtype(dtype)}")
     if data.size != n_out:
@@ -175,7 +177,9 @@ def conv_operands(ctx: Ctx, op: Op):
     """(input, weights, output, input shape, weight array) of a conv-like op, checked to be 4-D."""
     x, w, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
-    wdata = ctx.const(w, f"{op.describe()} weights")
+    wdata = ctx.constants.get(w.index)
+    if wdata is None:
+        ctx.const(w, f"{op.describe()} weights")        # (refuses it, naming the op)
     if len(xs) != 4 or wdata.ndim != 4:
         raise ModelFormatError(f"{op.describe()}: expects 4-D input and weights, got {list(xs)} and "
                                f"{list(wdata.shape)}")
