@@ -101,464 +101,227 @@ __attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_fma(const 
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/* one tap of the tile from xc (the input at the tile's first pixel) and wc (its weights), then the block fold */
-#define EM_MLAS_AVX2_TAP \
-    __m256 wv[4]; \
-_Pragma("GCC unroll 4") \
-    for (int j = 0; j < NC; j++) wv[j] = _mm256_loadu_ps(wc + 8 * j); \
-    const float* xp = xc; \
-_Pragma("GCC unroll 12") \
-    for (int q = 0; q < NP; q++) { \
-        const __m256 xv = _mm256_broadcast_ss(xp); \
-        xp += step; \
-        __asm__("" : "+r"(xp)); \
-_Pragma("GCC unroll 4") \
-        for (int j = 0; j < NC; j++) acc[q * NC + j] = _mm256_fmadd_ps(xv, wv[j], acc[q * NC + j]); \
-    } \
-    if (k + 1 == flush && flush < K) {              /* end of a K block that is not the last: fold it */ \
-_Pragma("GCC unroll 12") \
+/* The register tiles of the float conv in MLAS's order, written once for AVX2 (L = 8 lanes, up to 12 accumulators
+ * of the 16 registers) and AVX-512 (L = 16, up to 24 of 32): NP pixels x NC * L channels, the partial sums of the
+ * current K block in registers, the sums of the finished blocks in memory (folded once per block of SK >= 128 taps
+ * when K > SK, never when one block holds every tap); each lane is one output channel summed tap by tap with FMA and
+ * folded block by block, the order of the scalar loops above.  The widest tiles keep the per-tile work (zeroing,
+ * folding, bias, stores) small against the taps, which matters on the short K of 1x1 and few-channel layers. */
+#define EM_MLAS_VEC_avx2 __m256
+#define EM_MLAS_LOAD_avx2(p) _mm256_loadu_ps(p)
+#define EM_MLAS_STORE_avx2(p, v) _mm256_storeu_ps(p, v)
+#define EM_MLAS_SET1_avx2(p) _mm256_broadcast_ss(p)
+#define EM_MLAS_FMA_avx2(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define EM_MLAS_ADD_avx2(a, b) _mm256_add_ps(a, b)
+#define EM_MLAS_ZERO_avx2() _mm256_setzero_ps()
+#define EM_MLAS_KEEP_T_avx2 __m256i
+#define EM_MLAS_KEEP_avx2(n) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define EM_MLAS_MASKLOAD_avx2(keep, p) _mm256_maskload_ps(p, keep)
+#define EM_MLAS_MASKSTORE_avx2(p, keep, v) _mm256_maskstore_ps(p, keep, v)
+
+#define EM_MLAS_VEC_avx512 __m512
+#define EM_MLAS_LOAD_avx512(p) _mm512_loadu_ps(p)
+#define EM_MLAS_STORE_avx512(p, v) _mm512_storeu_ps(p, v)
+#define EM_MLAS_SET1_avx512(p) _mm512_set1_ps(*(p))
+#define EM_MLAS_FMA_avx512(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define EM_MLAS_ADD_avx512(a, b) _mm512_add_ps(a, b)
+#define EM_MLAS_ZERO_avx512() _mm512_setzero_ps()
+#define EM_MLAS_KEEP_T_avx512 __mmask16
+#define EM_MLAS_KEEP_avx512(n) ((__mmask16)((1u << (n)) - 1u))
+#define EM_MLAS_MASKLOAD_avx512(keep, p) _mm512_maskz_loadu_ps(keep, p)
+#define EM_MLAS_MASKSTORE_avx512(p, keep, v) _mm512_mask_storeu_ps(p, keep, v)
+
+/* tile pixels per register count NC: as many as the accumulators allow */
+#define EM_MLAS_PIXELS_avx2(NC) ((NC) == 1 ? 12 : (NC) == 2 ? 6 : (NC) == 3 ? 4 : 3)
+#define EM_MLAS_PIXELS_avx512(NC) ((NC) == 1 ? 12 : (NC) == 2 ? 12 : (NC) == 3 ? 8 : 6)
+
+/* the end of a K block that is not the last: its sums folded into the earlier blocks' */
+#define EM_MLAS_FOLD(ISA, L) \
+    if (k + 1 == flush && flush < K) { \
+_Pragma("GCC unroll 24") \
         for (int t = 0; t < NP * NC; t++) { \
-            _mm256_storeu_ps(total + 8 * t, first ? acc[t] : _mm256_add_ps(_mm256_loadu_ps(total + 8 * t), acc[t])); \
-            acc[t] = _mm256_setzero_ps(); \
+            EM_MLAS_STORE_##ISA(total + L * t, first ? acc[t] \
+                                : EM_MLAS_ADD_##ISA(EM_MLAS_LOAD_##ISA(total + L * t), acc[t])); \
+            acc[t] = EM_MLAS_ZERO_##ISA(); \
         } \
         first = 0; \
         flush = flush + SK < K ? flush + SK : K; \
     }
 
-/* AVX2: NP pixels x NC * 8 channels (NP * NC <= 12 of the 16 registers), the partial sums of the current K block
- * in registers, the sums of the finished blocks in memory (once per block of SK >= 128 taps); each lane is one
- * output channel summed tap by tap with FMA and folded block by block, the order of the scalar loops. */
-#define EM_MLAS_AVX2_TILE 12
-__attribute__((target("avx2,fma"), always_inline)) static inline void em_conv_mlas_avx2_block(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
-        const int64_t* d, const int NP, const int NC) {
-    const int64_t IH = d[EM_MLAS_CONV_I_IH], IW = d[EM_MLAS_CONV_I_IW], IC = d[EM_MLAS_CONV_I_IC];
-    const int64_t OH = d[EM_MLAS_CONV_I_OH], OW = d[EM_MLAS_CONV_I_OW], OC = d[EM_MLAS_CONV_I_OC];
-    const int64_t KH = d[EM_MLAS_CONV_I_KH], KW = d[EM_MLAS_CONV_I_KW], SH = d[EM_MLAS_CONV_I_SH];
-    const int64_t SW = d[EM_MLAS_CONV_I_SW], DH = d[EM_MLAS_CONV_I_DH], DW = d[EM_MLAS_CONV_I_DW];
-    const int64_t PT = d[EM_MLAS_CONV_I_PAD_TOP], PL = d[EM_MLAS_CONV_I_PAD_LEFT], SK = d[EM_MLAS_CONV_I_STRIDE_K];
-    const int64_t OCP = d[EM_MLAS_CONV_I_OCP];
-    const int64_t K = IC * KH * KW;
-    __m256 acc[EM_MLAS_AVX2_TILE];
-    float total[EM_MLAS_AVX2_TILE * 8];                    /* finished blocks: memory, touched once per block */
-#pragma GCC unroll 12
-    for (int t = 0; t < NP * NC; t++) acc[t] = _mm256_setzero_ps();
-    int64_t k = 0, flush = SK < K ? SK : K;
-    int first = 1;
-    const int64_t ix_first = ox0 * SW - PL, step = SW * IC;
-    const int64_t iy_first = oy * SH - PT;
-    if (iy_first >= 0 && iy_first + (KH - 1) * DH < IH && ix_first >= 0 &&
-            ix_first + (KW - 1) * DW + (NP - 1) * SW < IW) {
-        /* the window inside the image for every pixel of the tile: no tap checks, pointers walked tap by tap */
-        const float* wc = w + o0;
-        const float* xchan = x + ((b * IH + iy_first) * IW + ix_first) * IC;
-        if (KH == 1 && KW == 1) {                         /* 1x1: the taps are the input channels */
-            for (; k < K; k++, xchan++, wc += OCP) {
-                const float* xc = xchan;
-                EM_MLAS_AVX2_TAP
-            }
-        } else {
-            for (int64_t c = 0; c < IC; c++, xchan++)
-            for (int64_t ky = 0; ky < KH; ky++)
-            for (int64_t kx = 0; kx < KW; kx++, k++, wc += OCP) {
-                const float* xc = xchan + (ky * DH * IW + kx * DW) * IC;
-                EM_MLAS_AVX2_TAP
-            }
-        }
-    } else
-    for (int64_t c = 0; c < IC; c++)
-    for (int64_t ky = 0; ky < KH; ky++) {
-        const int64_t iy = oy * SH - PT + ky * DH;
-        const int row_ok = iy >= 0 && iy < IH;
-        const float* xrow = x + (b * IH + iy) * IW * IC + c;
-        const float* wrow = w + k * OCP + o0;
-        for (int64_t kx = 0; kx < KW; kx++, k++) {
-            if (row_ok) {
-                const float* wk = wrow + kx * OCP;
-                __m256 wv[4];
-#pragma GCC unroll 4
-                for (int j = 0; j < NC; j++) wv[j] = _mm256_loadu_ps(wk + 8 * j);
-                const int64_t ix0 = ix_first + kx * DW, ixn = ix0 + (NP - 1) * SW;
-                if (ix0 >= 0 && ixn < IW) {
-                    const float* xp = xrow + ix0 * IC;
-#pragma GCC unroll 12
-                    for (int q = 0; q < NP; q++) {
-                        const __m256 xv = _mm256_broadcast_ss(xp);
-                        xp += step;
-                        __asm__("" : "+r"(xp));      /* one pointer walked: GCC would hold NP apart and spill them */
-#pragma GCC unroll 4
-                        for (int j = 0; j < NC; j++) acc[q * NC + j] = _mm256_fmadd_ps(xv, wv[j], acc[q * NC + j]);
-                    }
-                } else {
-#pragma GCC unroll 12
-                    for (int q = 0; q < NP; q++) {
-                        const int64_t ix = ix0 + q * SW;
-                        if (ix < 0 || ix >= IW) continue;      /* im2col's zero: adds nothing */
-                        const __m256 xv = _mm256_broadcast_ss(xrow + ix * IC);
-#pragma GCC unroll 4
-                        for (int j = 0; j < NC; j++) acc[q * NC + j] = _mm256_fmadd_ps(xv, wv[j], acc[q * NC + j]);
-                    }
-                }
-            }
-            if (k + 1 == flush && flush < K) {              /* end of a K block that is not the last: fold it */
-#pragma GCC unroll 12
-                for (int t = 0; t < NP * NC; t++) {
-                    _mm256_storeu_ps(total + 8 * t, first ? acc[t] : _mm256_add_ps(_mm256_loadu_ps(total + 8 * t), acc[t]));
-                    acc[t] = _mm256_setzero_ps();
-                }
-                first = 0;
-                flush = flush + SK < K ? flush + SK : K;
-            }
-        }
-    }
-    if (!first) {                                           /* the last block folded into the earlier ones */
-#pragma GCC unroll 12
-        for (int t = 0; t < NP * NC; t++) acc[t] = _mm256_add_ps(_mm256_loadu_ps(total + 8 * t), acc[t]);
-    }
-    const int64_t left = OC - o0;
-#pragma GCC unroll 4
-    for (int j = 0; j < NC; j++) {
-        const int64_t n = left - 8 * j < 8 ? left - 8 * j : 8;
-        if (n <= 0) break;
-        const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        const __m256 bv = bias ? _mm256_maskload_ps(bias + o0 + 8 * j, keep) : _mm256_setzero_ps();
-#pragma GCC unroll 12
-        for (int q = 0; q < NP; q++) {
-            float* out = y + ((b * OH + oy) * OW + ox0 + q) * OC + o0 + 8 * j;
-            _mm256_maskstore_ps(out, keep, bias ? _mm256_add_ps(acc[q * NC + j], bv) : acc[q * NC + j]);
-        }
-    }
-}
-
-/* Tiles of NC * 8 channels by 1 .. EM_MLAS_AVX2_TILE_PIXELS(NC) pixels (a switch over compile-time sizes). */
-#define EM_MLAS_AVX2_TILE_PIXELS(NC) ((NC) == 1 ? 12 : (NC) == 2 ? 6 : (NC) == 3 ? 4 : 3)
-__attribute__((target("avx2,fma"))) static void em_conv_mlas_avx2_tile1(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
-        const int64_t* d, int64_t np) {
-    switch (np) {
-        case 1: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 1, 1); break;
-        case 2: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 2, 1); break;
-        case 3: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 3, 1); break;
-        case 4: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 4, 1); break;
-        case 5: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 5, 1); break;
-        case 6: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 6, 1); break;
-        case 7: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 7, 1); break;
-        case 8: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 8, 1); break;
-        case 9: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 9, 1); break;
-        case 10: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 10, 1); break;
-        case 11: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 11, 1); break;
-        case 12: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 12, 1); break;
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void em_conv_mlas_avx2_tile2(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
-        const int64_t* d, int64_t np) {
-    switch (np) {
-        case 1: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 1, 2); break;
-        case 2: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 2, 2); break;
-        case 3: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 3, 2); break;
-        case 4: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 4, 2); break;
-        case 5: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 5, 2); break;
-        case 6: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 6, 2); break;
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void em_conv_mlas_avx2_tile3(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
-        const int64_t* d, int64_t np) {
-    switch (np) {
-        case 1: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 1, 3); break;
-        case 2: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 2, 3); break;
-        case 3: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 3, 3); break;
-        case 4: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 4, 3); break;
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void em_conv_mlas_avx2_tile4(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
-        const int64_t* d, int64_t np) {
-    switch (np) {
-        case 1: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 1, 4); break;
-        case 2: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 2, 4); break;
-        case 3: em_conv_mlas_avx2_block(x, w, bias, y, b, oy, ox0, o0, d, 3, 4); break;
-    }
-}
-
-/* One output row of NC * 8 channels from o0 in as few tiles as the widest allows, of even widths. */
-__attribute__((target("avx2,fma"))) static void em_conv_mlas_avx2_row(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t o0,
-        const int64_t* d, int nc) {
-    const int64_t OW = d[EM_MLAS_CONV_I_OW], widest = EM_MLAS_AVX2_TILE_PIXELS(nc);
-    const int64_t tiles = (OW + widest - 1) / widest, narrow = OW / tiles, wide_tiles = OW % tiles;
-    int64_t ox0 = 0;
-    for (int64_t t = 0; t < tiles; t++) {
-        const int64_t np = narrow + (t < wide_tiles);
-        switch (nc) {
-            case 1: em_conv_mlas_avx2_tile1(x, w, bias, y, b, oy, ox0, o0, d, np); break;
-            case 2: em_conv_mlas_avx2_tile2(x, w, bias, y, b, oy, ox0, o0, d, np); break;
-            case 3: em_conv_mlas_avx2_tile3(x, w, bias, y, b, oy, ox0, o0, d, np); break;
-            default: em_conv_mlas_avx2_tile4(x, w, bias, y, b, oy, ox0, o0, d, np); break;
-        }
-        ox0 += np;
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void em_onnx_conv_f32_mlas_avx2(const em_params* p) {
-    const float* x = (const float*)p->ptr[EM_MLAS_CONV_P_INPUT];
-    const float* w = (const float*)p->ptr[EM_MLAS_CONV_P_WEIGHTS];
-    const float* bias = (const float*)p->ptr[EM_MLAS_CONV_P_BIAS];
-    float* y = (float*)p->ptr[EM_MLAS_CONV_P_OUTPUT];
-    const int64_t* d = p->i;
-    const int64_t N = d[EM_MLAS_CONV_I_N], OH = d[EM_MLAS_CONV_I_OH], OC = d[EM_MLAS_CONV_I_OC];
-    for (int64_t b = 0; b < N; b++)
-    for (int64_t oy = 0; oy < OH; oy++)
-        for (int64_t o0 = 0; o0 < OC; o0 += 32) {        /* up to four registers of 8 (the last partly padding) */
-            const int64_t left = OC - o0;
-            em_conv_mlas_avx2_row(x, w, bias, y, b, oy, o0, d, left > 24 ? 4 : (int)((left + 7) / 8));
-        }
-}
-#endif
-
-#if defined(__x86_64__) && defined(__GNUC__)
-/* one tap of the tile from xc (the input at the tile's first pixel) and wc (its weights), then the block fold */
-#define EM_MLAS_AVX512_TAP \
-    __m512 wv[4]; \
+/* one tap of the tile from xc (the input at the tile's first pixel) and wc (its weights) */
+#define EM_MLAS_TAP(ISA, L) \
+    EM_MLAS_VEC_##ISA wv[4]; \
 _Pragma("GCC unroll 4") \
-    for (int j = 0; j < NC; j++) wv[j] = _mm512_loadu_ps(wc + 16 * j); \
+    for (int j = 0; j < NC; j++) wv[j] = EM_MLAS_LOAD_##ISA(wc + L * j); \
     const float* xp = xc; \
 _Pragma("GCC unroll 24") \
     for (int q = 0; q < NP; q++) { \
-        const __m512 xv = _mm512_set1_ps(*xp); \
+        const EM_MLAS_VEC_##ISA xv = EM_MLAS_SET1_##ISA(xp); \
         xp += step; \
-        __asm__("" : "+r"(xp)); \
+        __asm__("" : "+r"(xp));         /* one pointer walked: GCC would hold NP apart and spill them */ \
 _Pragma("GCC unroll 4") \
-        for (int j = 0; j < NC; j++) acc[q * NC + j] = _mm512_fmadd_ps(xv, wv[j], acc[q * NC + j]); \
+        for (int j = 0; j < NC; j++) acc[q * NC + j] = EM_MLAS_FMA_##ISA(xv, wv[j], acc[q * NC + j]); \
     } \
-    if (k + 1 == flush && flush < K) {              /* end of a K block that is not the last: fold it */ \
+    EM_MLAS_FOLD(ISA, L)
+
+#define EM_MLAS_BLOCK_FN(ISA, TARGET, L, TILE) \
+TARGET __attribute__((always_inline)) static inline void em_conv_mlas_##ISA##_block( \
+        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0, \
+        const int64_t* d, const int NP, const int NC) { \
+    const int64_t IH = d[EM_MLAS_CONV_I_IH], IW = d[EM_MLAS_CONV_I_IW], IC = d[EM_MLAS_CONV_I_IC]; \
+    const int64_t OH = d[EM_MLAS_CONV_I_OH], OW = d[EM_MLAS_CONV_I_OW], OC = d[EM_MLAS_CONV_I_OC]; \
+    const int64_t KH = d[EM_MLAS_CONV_I_KH], KW = d[EM_MLAS_CONV_I_KW], SH = d[EM_MLAS_CONV_I_SH]; \
+    const int64_t SW = d[EM_MLAS_CONV_I_SW], DH = d[EM_MLAS_CONV_I_DH], DW = d[EM_MLAS_CONV_I_DW]; \
+    const int64_t PT = d[EM_MLAS_CONV_I_PAD_TOP], PL = d[EM_MLAS_CONV_I_PAD_LEFT], SK = d[EM_MLAS_CONV_I_STRIDE_K]; \
+    const int64_t OCP = d[EM_MLAS_CONV_I_OCP]; \
+    const int64_t K = IC * KH * KW; \
+    EM_MLAS_VEC_##ISA acc[TILE]; \
+    float total[TILE * L];                          /* finished blocks: memory, touched once per block */ \
 _Pragma("GCC unroll 24") \
-        for (int t = 0; t < NP * NC; t++) { \
-            _mm512_storeu_ps(total + 16 * t, first ? acc[t] : _mm512_add_ps(_mm512_loadu_ps(total + 16 * t), acc[t])); \
-            acc[t] = _mm512_setzero_ps(); \
+    for (int t = 0; t < NP * NC; t++) acc[t] = EM_MLAS_ZERO_##ISA(); \
+    int64_t k = 0, flush = SK < K ? SK : K; \
+    int first = 1; \
+    const int64_t ix_first = ox0 * SW - PL, step = SW * IC; \
+    const int64_t iy_first = oy * SH - PT; \
+    if (iy_first >= 0 && iy_first + (KH - 1) * DH < IH && ix_first >= 0 && \
+            ix_first + (KW - 1) * DW + (NP - 1) * SW < IW) { \
+        /* the window inside the image for every pixel of the tile: no tap checks, pointers walked tap by tap */ \
+        const float* wc = w + o0; \
+        const float* xchan = x + ((b * IH + iy_first) * IW + ix_first) * IC; \
+        if (KH == 1 && KW == 1) {                     /* 1x1: the taps are the input channels */ \
+            for (; k < K; k++, xchan++, wc += OCP) { \
+                const float* xc = xchan; \
+                EM_MLAS_TAP(ISA, L) \
+            } \
+        } else { \
+            for (int64_t c = 0; c < IC; c++, xchan++) \
+            for (int64_t ky = 0; ky < KH; ky++) \
+            for (int64_t kx = 0; kx < KW; kx++, k++, wc += OCP) { \
+                const float* xc = xchan + (ky * DH * IW + kx * DW) * IC; \
+                EM_MLAS_TAP(ISA, L) \
+            } \
         } \
-        first = 0; \
-        flush = flush + SK < K ? flush + SK : K; \
-    }
-
-/* AVX-512: NP pixels x NC * 16 channels (NP * NC <= 24), the partial sums of the current K block in registers,
- * the sums of the finished blocks in memory (folded once per block of SK >= 128 taps when K > SK, never when
- * one block holds every tap); each lane is one output channel summed tap by tap with FMA and folded block by
- * block, the order of the loops above.  The widest tiles keep the per-tile work (zeroing, folding, bias, stores)
- * small against the taps, which matters on the short K of 1x1 and few-channel layers. */
-#define EM_MLAS_AVX512_TILE 24
-__attribute__((target("avx512f"), always_inline)) static inline void em_conv_mlas_avx512_block(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
-        const int64_t* d, const int NP, const int NC) {
-    const int64_t IH = d[EM_MLAS_CONV_I_IH], IW = d[EM_MLAS_CONV_I_IW], IC = d[EM_MLAS_CONV_I_IC];
-    const int64_t OH = d[EM_MLAS_CONV_I_OH], OW = d[EM_MLAS_CONV_I_OW], OC = d[EM_MLAS_CONV_I_OC];
-    const int64_t KH = d[EM_MLAS_CONV_I_KH], KW = d[EM_MLAS_CONV_I_KW], SH = d[EM_MLAS_CONV_I_SH];
-    const int64_t SW = d[EM_MLAS_CONV_I_SW], DH = d[EM_MLAS_CONV_I_DH], DW = d[EM_MLAS_CONV_I_DW];
-    const int64_t PT = d[EM_MLAS_CONV_I_PAD_TOP], PL = d[EM_MLAS_CONV_I_PAD_LEFT], SK = d[EM_MLAS_CONV_I_STRIDE_K];
-    const int64_t OCP = d[EM_MLAS_CONV_I_OCP];
-    const int64_t K = IC * KH * KW;
-    __m512 acc[EM_MLAS_AVX512_TILE];
-    float total[EM_MLAS_AVX512_TILE * 16];                 /* finished blocks: memory, touched once per block */
-#pragma GCC unroll 24
-    for (int t = 0; t < NP * NC; t++) acc[t] = _mm512_setzero_ps();
-    int64_t k = 0, flush = SK < K ? SK : K;
-    int first = 1;
-    const int64_t ix_first = ox0 * SW - PL, step = SW * IC;
-    const int64_t iy_first = oy * SH - PT;
-    if (iy_first >= 0 && iy_first + (KH - 1) * DH < IH && ix_first >= 0 &&
-            ix_first + (KW - 1) * DW + (NP - 1) * SW < IW) {
-        /* the window inside the image for every pixel of the tile: no tap checks, pointers walked tap by tap */
-        const float* wc = w + o0;
-        const float* xchan = x + ((b * IH + iy_first) * IW + ix_first) * IC;
-        if (KH == 1 && KW == 1) {                         /* 1x1: the taps are the input channels */
-            for (; k < K; k++, xchan++, wc += OCP) {
-                const float* xc = xchan;
-                EM_MLAS_AVX512_TAP
-            }
-        } else {
-            for (int64_t c = 0; c < IC; c++, xchan++)
-            for (int64_t ky = 0; ky < KH; ky++)
-            for (int64_t kx = 0; kx < KW; kx++, k++, wc += OCP) {
-                const float* xc = xchan + (ky * DH * IW + kx * DW) * IC;
-                EM_MLAS_AVX512_TAP
-            }
-        }
-    } else
-    for (int64_t c = 0; c < IC; c++)
-    for (int64_t ky = 0; ky < KH; ky++) {
-        const int64_t iy = oy * SH - PT + ky * DH;
-        const int row_ok = iy >= 0 && iy < IH;
-        const float* xrow = x + (b * IH + iy) * IW * IC + c;
-        const float* wrow = w + k * OCP + o0;
-        for (int64_t kx = 0; kx < KW; kx++, k++) {
-            if (row_ok) {
-                const float* wk = wrow + kx * OCP;
-                __m512 wv[4];
-#pragma GCC unroll 4
-                for (int j = 0; j < NC; j++) wv[j] = _mm512_loadu_ps(wk + 16 * j);
-                const int64_t ix0 = ix_first + kx * DW, ixn = ix0 + (NP - 1) * SW;
-                if (ix0 >= 0 && ixn < IW) {
-                    const float* xp = xrow + ix0 * IC;
-#pragma GCC unroll 24
-                    for (int q = 0; q < NP; q++) {
-                        const __m512 xv = _mm512_set1_ps(*xp);
-                        xp += step;
-                        __asm__("" : "+r"(xp));      /* one pointer walked: GCC would hold NP apart and spill them */
-#pragma GCC unroll 4
-                        for (int j = 0; j < NC; j++) acc[q * NC + j] = _mm512_fmadd_ps(xv, wv[j], acc[q * NC + j]);
-                    }
-                } else {
-#pragma GCC unroll 24
-                    for (int q = 0; q < NP; q++) {
-                        const int64_t ix = ix0 + q * SW;
-                        if (ix < 0 || ix >= IW) continue;      /* im2col's zero: adds nothing */
-                        const __m512 xv = _mm512_set1_ps(xrow[ix * IC]);
-#pragma GCC unroll 4
-                        for (int j = 0; j < NC; j++) acc[q * NC + j] = _mm512_fmadd_ps(xv, wv[j], acc[q * NC + j]);
-                    }
-                }
-            }
-            if (k + 1 == flush && flush < K) {              /* end of a K block that is not the last: fold it */
-#pragma GCC unroll 24
-                for (int t = 0; t < NP * NC; t++) {
-                    _mm512_storeu_ps(total + 16 * t, first ? acc[t] : _mm512_add_ps(_mm512_loadu_ps(total + 16 * t), acc[t]));
-                    acc[t] = _mm512_setzero_ps();
-                }
-                first = 0;
-                flush = flush + SK < K ? flush + SK : K;
-            }
-        }
-    }
-    if (!first) {                                           /* the last block folded into the earlier ones */
-#pragma GCC unroll 24
-        for (int t = 0; t < NP * NC; t++) acc[t] = _mm512_add_ps(_mm512_loadu_ps(total + 16 * t), acc[t]);
-    }
-    const int64_t left = OC - o0;
-#pragma GCC unroll 4
-    for (int j = 0; j < NC; j++) {
-        const int64_t n = left - 16 * j < 16 ? left - 16 * j : 16;
-        if (n <= 0) break;
-        const __mmask16 keep = (__mmask16)((1u << n) - 1u);
-        const __m512 bv = bias ? _mm512_maskz_loadu_ps(keep, bias + o0 + 16 * j) : _mm512_setzero_ps();
-#pragma GCC unroll 24
-        for (int q = 0; q < NP; q++) {
-            float* out = y + ((b * OH + oy) * OW + ox0 + q) * OC + o0 + 16 * j;
-            _mm512_mask_storeu_ps(out, keep, bias ? _mm512_add_ps(acc[q * NC + j], bv) : acc[q * NC + j]);
-        }
-    }
+    } else \
+    for (int64_t c = 0; c < IC; c++) \
+    for (int64_t ky = 0; ky < KH; ky++) { \
+        const int64_t iy = oy * SH - PT + ky * DH; \
+        const int row_ok = iy >= 0 && iy < IH; \
+        const float* xrow = x + (b * IH + iy) * IW * IC + c; \
+        const float* wrow = w + k * OCP + o0; \
+        for (int64_t kx = 0; kx < KW; kx++, k++) { \
+            if (row_ok) { \
+                const int64_t ix0 = ix_first + kx * DW, ixn = ix0 + (NP - 1) * SW; \
+                if (ix0 >= 0 && ixn < IW) { \
+                    const float* wc = wrow + kx * OCP; \
+                    const float* xc = xrow + ix0 * IC; \
+                    EM_MLAS_VEC_##ISA wv[4]; \
+_Pragma("GCC unroll 4") \
+                    for (int j = 0; j < NC; j++) wv[j] = EM_MLAS_LOAD_##ISA(wc + L * j); \
+                    const float* xp = xc; \
+_Pragma("GCC unroll 24") \
+                    for (int q = 0; q < NP; q++) { \
+                        const EM_MLAS_VEC_##ISA xv = EM_MLAS_SET1_##ISA(xp); \
+                        xp += step; \
+                        __asm__("" : "+r"(xp)); \
+_Pragma("GCC unroll 4") \
+                        for (int j = 0; j < NC; j++) acc[q * NC + j] = EM_MLAS_FMA_##ISA(xv, wv[j], acc[q * NC + j]); \
+                    } \
+                } else { \
+                    const float* wk = wrow + kx * OCP; \
+                    EM_MLAS_VEC_##ISA wv[4]; \
+_Pragma("GCC unroll 4") \
+                    for (int j = 0; j < NC; j++) wv[j] = EM_MLAS_LOAD_##ISA(wk + L * j); \
+_Pragma("GCC unroll 24") \
+                    for (int q = 0; q < NP; q++) { \
+                        const int64_t ix = ix0 + q * SW; \
+                        if (ix < 0 || ix >= IW) continue;      /* im2col's zero: adds nothing */ \
+                        const EM_MLAS_VEC_##ISA xv = EM_MLAS_SET1_##ISA(xrow + ix * IC); \
+_Pragma("GCC unroll 4") \
+                        for (int j = 0; j < NC; j++) acc[q * NC + j] = EM_MLAS_FMA_##ISA(xv, wv[j], acc[q * NC + j]); \
+                    } \
+                } \
+            } \
+            EM_MLAS_FOLD(ISA, L) \
+        } \
+    } \
+    if (!first) {                                   /* the last block folded into the earlier ones */ \
+_Pragma("GCC unroll 24") \
+        for (int t = 0; t < NP * NC; t++) acc[t] = EM_MLAS_ADD_##ISA(EM_MLAS_LOAD_##ISA(total + L * t), acc[t]); \
+    } \
+    const int64_t left = OC - o0; \
+_Pragma("GCC unroll 4") \
+    for (int j = 0; j < NC; j++) { \
+        const int64_t n = left - L * j < L ? left - L * j : L; \
+        if (n <= 0) break; \
+        const EM_MLAS_KEEP_T_##ISA keep = EM_MLAS_KEEP_##ISA(n); \
+        const EM_MLAS_VEC_##ISA bv = bias ? EM_MLAS_MASKLOAD_##ISA(keep, bias + o0 + L * j) : EM_MLAS_ZERO_##ISA(); \
+_Pragma("GCC unroll 24") \
+        for (int q = 0; q < NP; q++) { \
+            float* out = y + ((b * OH + oy) * OW + ox0 + q) * OC + o0 + L * j; \
+            EM_MLAS_MASKSTORE_##ISA(out, keep, bias ? EM_MLAS_ADD_##ISA(acc[q * NC + j], bv) : acc[q * NC + j]); \
+        } \
+    } \
 }
 
-/* Tiles of NC * 16 channels by 1 .. EM_MLAS_TILE_PIXELS(NC) pixels (a switch over compile-time sizes, so that each
- * tile's sums stay in registers). */
-#define EM_MLAS_TILE_PIXELS(NC) ((NC) == 1 ? 12 : (NC) == 2 ? 12 : (NC) == 3 ? 8 : 6)
-__attribute__((target("avx512f"))) static void em_conv_mlas_avx512_tile1(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
-        const int64_t* d, int64_t np) {
-    switch (np) {
-        case 1: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 1, 1); break;
-        case 2: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 2, 1); break;
-        case 3: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 3, 1); break;
-        case 4: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 4, 1); break;
-        case 5: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 5, 1); break;
-        case 6: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 6, 1); break;
-        case 7: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 7, 1); break;
-        case 8: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 8, 1); break;
-        case 9: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 9, 1); break;
-        case 10: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 10, 1); break;
-        case 11: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 11, 1); break;
-        case 12: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 12, 1); break;
-        case 13: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 13, 1); break;
-        case 14: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 14, 1); break;
-        case 15: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 15, 1); break;
-        case 16: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 16, 1); break;
-    }
+/* a tile of NC registers of channels by np pixels: a switch over compile-time sizes, so that each tile's sums stay
+ * in registers (sizes past the register budget are never asked for and compile to nothing) */
+#define EM_MLAS_CASE(ISA, TILE, NC, NP) \
+        case NP: if (NP * NC <= TILE) em_conv_mlas_##ISA##_block(x, w, bias, y, b, oy, ox0, o0, d, NP, NC); break;
+#define EM_MLAS_TILE_FN(ISA, TARGET, TILE, NC) \
+TARGET static void em_conv_mlas_##ISA##_tile##NC( \
+        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0, \
+        const int64_t* d, int64_t np) { \
+    switch (np) { \
+        EM_MLAS_CASE(ISA, TILE, NC, 1) EM_MLAS_CASE(ISA, TILE, NC, 2) EM_MLAS_CASE(ISA, TILE, NC, 3) \
+        EM_MLAS_CASE(ISA, TILE, NC, 4) EM_MLAS_CASE(ISA, TILE, NC, 5) EM_MLAS_CASE(ISA, TILE, NC, 6) \
+        EM_MLAS_CASE(ISA, TILE, NC, 7) EM_MLAS_CASE(ISA, TILE, NC, 8) EM_MLAS_CASE(ISA, TILE, NC, 9) \
+        EM_MLAS_CASE(ISA, TILE, NC, 10) EM_MLAS_CASE(ISA, TILE, NC, 11) EM_MLAS_CASE(ISA, TILE, NC, 12) \
+    } \
 }
 
-__attribute__((target("avx512f"))) static void em_conv_mlas_avx512_tile2(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
-        const int64_t* d, int64_t np) {
-    switch (np) {
-        case 1: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 1, 2); break;
-        case 2: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 2, 2); break;
-        case 3: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 3, 2); break;
-        case 4: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 4, 2); break;
-        case 5: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 5, 2); break;
-        case 6: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 6, 2); break;
-        case 7: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 7, 2); break;
-        case 8: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 8, 2); break;
-        case 9: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 9, 2); break;
-        case 10: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 10, 2); break;
-        case 11: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 11, 2); break;
-        case 12: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 12, 2); break;
-    }
+/* One output row of NC * L channels from o0 in as few tiles as the widest allows, of even widths (an output row of
+ * 32 pixels with 12-pixel tiles: 11 + 11 + 10, not 12 + 12 + 8); then the layer, up to four registers of channels at
+ * a time (the last partly padding). */
+#define EM_MLAS_CONV_FN(ISA, TARGET, L) \
+TARGET static void em_conv_mlas_##ISA##_row( \
+        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t o0, \
+        const int64_t* d, int nc) { \
+    const int64_t OW = d[EM_MLAS_CONV_I_OW], widest = EM_MLAS_PIXELS_##ISA(nc); \
+    const int64_t tiles = (OW + widest - 1) / widest, narrow = OW / tiles, wide_tiles = OW % tiles; \
+    int64_t ox0 = 0; \
+    for (int64_t t = 0; t < tiles; t++) { \
+        const int64_t np = narrow + (t < wide_tiles); \
+        switch (nc) { \
+            case 1: em_conv_mlas_##ISA##_tile1(x, w, bias, y, b, oy, ox0, o0, d, np); break; \
+            case 2: em_conv_mlas_##ISA##_tile2(x, w, bias, y, b, oy, ox0, o0, d, np); break; \
+            case 3: em_conv_mlas_##ISA##_tile3(x, w, bias, y, b, oy, ox0, o0, d, np); break; \
+            default: em_conv_mlas_##ISA##_tile4(x, w, bias, y, b, oy, ox0, o0, d, np); break; \
+        } \
+        ox0 += np; \
+    } \
+} \
+TARGET static void em_onnx_conv_f32_mlas_##ISA(const em_params* p) { \
+    const float* x = (const float*)p->ptr[EM_MLAS_CONV_P_INPUT]; \
+    const float* w = (const float*)p->ptr[EM_MLAS_CONV_P_WEIGHTS]; \
+    const float* bias = (const float*)p->ptr[EM_MLAS_CONV_P_BIAS]; \
+    float* y = (float*)p->ptr[EM_MLAS_CONV_P_OUTPUT]; \
+    const int64_t* d = p->i; \
+    const int64_t N = d[EM_MLAS_CONV_I_N], OH = d[EM_MLAS_CONV_I_OH], OC = d[EM_MLAS_CONV_I_OC]; \
+    for (int64_t b = 0; b < N; b++) \
+    for (int64_t oy = 0; oy < OH; oy++) \
+        for (int64_t o0 = 0; o0 < OC; o0 += 4 * L) { \
+            const int64_t left = OC - o0; \
+            em_conv_mlas_##ISA##_row(x, w, bias, y, b, oy, o0, d, left > 3 * L ? 4 : (int)((left + L - 1) / L)); \
+        } \
 }
 
-__attribute__((target("avx512f"))) static void em_conv_mlas_avx512_tile3(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
-        const int64_t* d, int64_t np) {
-    switch (np) {
-        case 1: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 1, 3); break;
-        case 2: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 2, 3); break;
-        case 3: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 3, 3); break;
-        case 4: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 4, 3); break;
-        case 5: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 5, 3); break;
-        case 6: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 6, 3); break;
-        case 7: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 7, 3); break;
-        case 8: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 8, 3); break;
-    }
-}
-
-__attribute__((target("avx512f"))) static void em_conv_mlas_avx512_tile4(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t ox0, int64_t o0,
-        const int64_t* d, int64_t np) {
-    switch (np) {
-        case 1: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 1, 4); break;
-        case 2: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 2, 4); break;
-        case 3: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 3, 4); break;
-        case 4: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 4, 4); break;
-        case 5: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 5, 4); break;
-        case 6: em_conv_mlas_avx512_block(x, w, bias, y, b, oy, ox0, o0, d, 6, 4); break;
-    }
-}
-
-/* One output row of NC * 16 channels from o0 in as few tiles as the widest allows, of even widths (an output row
- * of 32 pixels: two tiles of 16, not 12 + 12 + 8). */
-__attribute__((target("avx512f"))) static void em_conv_mlas_avx512_row(
-        const float* x, const float* w, const float* bias, float* y, int64_t b, int64_t oy, int64_t o0,
-        const int64_t* d, int nc) {
-    const int64_t OW = d[EM_MLAS_CONV_I_OW], widest = EM_MLAS_TILE_PIXELS(nc);
-    const int64_t tiles = (OW + widest - 1) / widest, narrow = OW / tiles, wide_tiles = OW % tiles;
-    int64_t ox0 = 0;
-    for (int64_t t = 0; t < tiles; t++) {
-        const int64_t np = narrow + (t < wide_tiles);
-        switch (nc) {
-            case 1: em_conv_mlas_avx512_tile1(x, w, bias, y, b, oy, ox0, o0, d, np); break;
-            case 2: em_conv_mlas_avx512_tile2(x, w, bias, y, b, oy, ox0, o0, d, np); break;
-            case 3: em_conv_mlas_avx512_tile3(x, w, bias, y, b, oy, ox0, o0, d, np); break;
-            default: em_conv_mlas_avx512_tile4(x, w, bias, y, b, oy, ox0, o0, d, np); break;
-        }
-        ox0 += np;
-    }
-}
-
-__attribute__((target("avx512f"))) static void em_onnx_conv_f32_mlas_avx512(const em_params* p) {
-    const float* x = (const float*)p->ptr[EM_MLAS_CONV_P_INPUT];
-    const float* w = (const float*)p->ptr[EM_MLAS_CONV_P_WEIGHTS];
-    const float* bias = (const float*)p->ptr[EM_MLAS_CONV_P_BIAS];
-    float* y = (float*)p->ptr[EM_MLAS_CONV_P_OUTPUT];
-    const int64_t* d = p->i;
-    const int64_t N = d[EM_MLAS_CONV_I_N], OH = d[EM_MLAS_CONV_I_OH], OC = d[EM_MLAS_CONV_I_OC];
-    for (int64_t b = 0; b < N; b++)
-    for (int64_t oy = 0; oy < OH; oy++)
-        for (int64_t o0 = 0; o0 < OC; o0 += 64) {        /* up to four registers of 16 (the last partly padding) */
-            const int64_t left = OC - o0;
-            em_conv_mlas_avx512_row(x, w, bias, y, b, oy, o0, d, left > 48 ? 4 : (int)((left + 15) / 16));
-        }
-}
+#define EM_MLAS_KERNELS(ISA, TARGET, L, TILE) \
+    EM_MLAS_BLOCK_FN(ISA, TARGET, L, TILE) \
+    EM_MLAS_TILE_FN(ISA, TARGET, TILE, 1) EM_MLAS_TILE_FN(ISA, TARGET, TILE, 2) \
+    EM_MLAS_TILE_FN(ISA, TARGET, TILE, 3) EM_MLAS_TILE_FN(ISA, TARGET, TILE, 4) \
+    EM_MLAS_CONV_FN(ISA, TARGET, L)
+EM_MLAS_KERNELS(avx2, __attribute__((target("avx2,fma"))), 8, 12)
+EM_MLAS_KERNELS(avx512, __attribute__((target("avx512f"))), 16, 24)
 #endif
 
 static void em_onnx_conv_f32_mlas(const em_params* p) {
