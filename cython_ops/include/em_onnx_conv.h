@@ -148,7 +148,7 @@ _Pragma("GCC unroll 24") \
         flush = flush + SK < K ? flush + SK : K; \
     }
 
-/* one tap of the tile from xc (the input at the tile's first pixel) and wc (its weights) */
+/* one tap of the tile from xc (the input at the tile's first pixel) and wc (its weights): NP x NC FMAs */
 #define EM_MLAS_TAP(ISA, L) \
     EM_MLAS_VEC_##ISA wv[4]; \
 _Pragma("GCC unroll 4") \
@@ -161,8 +161,7 @@ _Pragma("GCC unroll 24") \
         __asm__("" : "+r"(xp));         /* one pointer walked: GCC would hold NP apart and spill them */ \
 _Pragma("GCC unroll 4") \
         for (int j = 0; j < NC; j++) acc[q * NC + j] = EM_MLAS_FMA_##ISA(xv, wv[j], acc[q * NC + j]); \
-    } \
-    EM_MLAS_FOLD(ISA, L)
+    }
 
 #define EM_MLAS_BLOCK_FN(ISA, TARGET, L, TILE) \
 TARGET __attribute__((always_inline)) static inline void em_conv_mlas_##ISA##_block( \
@@ -192,6 +191,7 @@ _Pragma("GCC unroll 24") \
             for (; k < K; k++, xchan++, wc += OCP) { \
                 const float* xc = xchan; \
                 EM_MLAS_TAP(ISA, L) \
+                EM_MLAS_FOLD(ISA, L) \
             } \
         } else { \
             for (int64_t c = 0; c < IC; c++, xchan++) \
@@ -199,6 +199,7 @@ _Pragma("GCC unroll 24") \
             for (int64_t kx = 0; kx < KW; kx++, k++, wc += OCP) { \
                 const float* xc = xchan + (ky * DH * IW + kx * DW) * IC; \
                 EM_MLAS_TAP(ISA, L) \
+                EM_MLAS_FOLD(ISA, L) \
             } \
         } \
     } else \
@@ -214,18 +215,7 @@ _Pragma("GCC unroll 24") \
                 if (ix0 >= 0 && ixn < IW) { \
                     const float* wc = wrow + kx * OCP; \
                     const float* xc = xrow + ix0 * IC; \
-                    EM_MLAS_VEC_##ISA wv[4]; \
-_Pragma("GCC unroll 4") \
-                    for (int j = 0; j < NC; j++) wv[j] = EM_MLAS_LOAD_##ISA(wc + L * j); \
-                    const float* xp = xc; \
-_Pragma("GCC unroll 24") \
-                    for (int q = 0; q < NP; q++) { \
-                        const EM_MLAS_VEC_##ISA xv = EM_MLAS_SET1_##ISA(xp); \
-                        xp += step; \
-                        __asm__("" : "+r"(xp)); \
-_Pragma("GCC unroll 4") \
-                        for (int j = 0; j < NC; j++) acc[q * NC + j] = EM_MLAS_FMA_##ISA(xv, wv[j], acc[q * NC + j]); \
-                    } \
+                    EM_MLAS_TAP(ISA, L) \
                 } else { \
                     const float* wk = wrow + kx * OCP; \
                     EM_MLAS_VEC_##ISA wv[4]; \
