@@ -222,18 +222,27 @@ cdef int checked_vector(File* f, Tab* t, int k, Py_ssize_t itemsize, Py_ssize_t*
     return 0
 
 
+cdef int string_span(File* f, Tab* t, int k, bint* bad, Py_ssize_t* start, Py_ssize_t* count) noexcept nogil:
+    """1 when the string field k is present and inside the file (its bytes at *start, *count), else 0; *bad when it
+    leaves the file."""
+    cdef int r = vector_of(f, t, k, start, count)
+    if r < 0:
+        bad[0] = True
+        return 0
+    if r == 0:
+        return 0
+    if start[0] + count[0] > f.n:
+        snprintf(REASON, 160, "string of %zd bytes at offset %zd runs past the %zd-byte file", count[0], start[0],
+                 f.n)
+        bad[0] = True
+        return 0
+    return 1
+
+
 cdef object decoded_string(File* f, Tab* t, int k, bint* bad):
     """The string field as str ('replace' for bad UTF-8), None when absent; *bad when it leaves the file."""
     cdef Py_ssize_t start, count
-    cdef int r = vector_of(f, t, k, &start, &count)
-    if r < 0:
-        bad[0] = True
-        return None
-    if r == 0:
-        return None
-    if start + count > f.n:
-        snprintf(REASON, 160, "string of %zd bytes at offset %zd runs past the %zd-byte file", count, start, f.n)
-        bad[0] = True
+    if not string_span(f, t, k, bad, &start, &count):
         return None
     return PyUnicode_DecodeUTF8(<const char*>(f.p + start), count, "replace")
 
@@ -675,15 +684,7 @@ cdef uint64_t read_u64_field(File* f, Tab* t, int k, bint* bad) noexcept nogil:
 cdef object decoded_bytes(File* f, Tab* t, int k, bint* bad):
     """A string field's bytes, None when absent; *bad when it leaves the file."""
     cdef Py_ssize_t start, count
-    cdef int r = vector_of(f, t, k, &start, &count)
-    if r < 0:
-        bad[0] = True
-        return None
-    if r == 0:
-        return None
-    if start + count > f.n:
-        snprintf(REASON, 160, "string of %zd bytes at offset %zd runs past the %zd-byte file", count, start, f.n)
-        bad[0] = True
+    if not string_span(f, t, k, bad, &start, &count):
         return None
     return (<const char*>(f.p + start))[:count]
 
