@@ -461,6 +461,15 @@ static inline void em_softmax_int8_by_table(const int8_t* in, int8_t* out, int64
  * does: the order of the additions cannot change a sum modulo 2^32. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_SCALAR_ONLY)
 #include <immintrin.h>
+/* rows whose exp sums include a zero (the vector reciprocal's one undefined case): the scalar reciprocal, row by row */
+static inline void em_sm_scalar_reciprocals(const int32_t* sum, int nb, int32_t* scale, int32_t* exponent) {
+    for (int r = 0; r < nb; r++) {
+        int bits;
+        scale[r] = em_fp_get_reciprocal(sum[r], 12, &bits);
+        exponent[r] = bits + 31 - 8;
+    }
+}
+
 #define EM_SM_AVX2 __attribute__((target("avx2")))
 #define EM_SM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 
@@ -740,11 +749,7 @@ EM_SM_AVX512 static void em_softmax_int8_by_table_avx512(const int8_t* in, int8_
             _mm512_storeu_si512(scale, vs);
             _mm512_storeu_si512(exponent, ve);
             if (_mm512_cmpeq_epi32_mask(sums, _mm512_setzero_si512()))
-                for (int r = 0; r < nb; r++) {
-                    int bits;
-                    scale[r] = em_fp_get_reciprocal(sum[r], 12, &bits);
-                    exponent[r] = bits + 31 - 8;
-                }
+                em_sm_scalar_reciprocals(sum, nb, scale, exponent);
         }
         for (int r = 0; r < nb; r++) {
             const int8_t* x = in + (r0 + r) * depth;
@@ -793,11 +798,7 @@ EM_SM_AVX2 static void em_softmax_int8_by_table_avx2(const int8_t* in, int8_t* o
             _mm256_storeu_si256((__m256i*)scale, vs);
             _mm256_storeu_si256((__m256i*)exponent, ve);
             if (_mm256_movemask_epi8(_mm256_cmpeq_epi32(sums, _mm256_setzero_si256())))
-                for (int r = 0; r < nb; r++) {
-                    int bits;
-                    scale[r] = em_fp_get_reciprocal(sum[r], 12, &bits);
-                    exponent[r] = bits + 31 - 8;
-                }
+                em_sm_scalar_reciprocals(sum, nb, scale, exponent);
         }
         for (int r = 0; r < nb; r++) {
             const int8_t* x = in + (r0 + r) * depth;
