@@ -750,6 +750,7 @@ EM_AVX2_TARGET static inline __m256i em_pack32_x8(__m256i r0, __m256i r1, __m256
  * buffers.  A one-element input is broadcast to every byte of its vector. */
 #define EM_AVX2_RUN32(BLOCK)                                                                                  \
     do {                                                                                                      \
+        if (n <= 0) break;                         /* x1[0] / x2[0] below would read past an empty run */     \
         const __m256i s1_ = _mm256_set1_epi8((char)x1[0]), s2_ = _mm256_set1_epi8((char)x2[0]);              \
         int64_t k_ = 0;                                                                                       \
         for (; k_ + 32 <= n; k_ += 32) {                                                                      \
