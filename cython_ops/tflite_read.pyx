@@ -273,6 +273,17 @@ cdef object index_error(str what, int64_t idx, Py_ssize_t n_tensors):
     return FormatError(f"{what} refers to tensor {idx}, the subgraph has {n_tensors}")
 
 
+cdef list tensor_indices(File* f, Tab* t, int k, Py_ssize_t n_tensors, bint allow_optional, str what):
+    """Vector field k of tensor indices, checked: inside the file ('<what>s') and each inside the tensor table."""
+    cdef Py_ssize_t start, count
+    cdef int64_t bad_index = 0
+    checked_vector(f, t, k, 4, &start, &count, what + "s")
+    out = index_list(f, start, count, n_tensors, allow_optional, &bad_index)
+    if out is None:
+        raise index_error(what, bad_index, n_tensors)
+    return out
+
+
 cdef class ModelFile:
     """A .tflite file's model table, buffer table and operator codes, checked; `subgraph()` reads one subgraph."""
     cdef bytes buf
@@ -365,7 +376,7 @@ cdef class ModelFile:
         kind is in flow_kinds (their options may name subgraphs)."""
         cdef File* f = &self.f
         cdef Tab sg, t
-        cdef Py_ssize_t at, t_start, n_tensors, o_start, n_ops, i, start, count
+        cdef Py_ssize_t at, t_start, n_tensors, o_start, n_ops
         cdef bint bad = False
         at = self.sub_start + 4 * k
         if open_table(f, at + u32(f.p + at), &sg) < 0:
@@ -375,15 +386,8 @@ cdef class ModelFile:
         checked_vector(f, &sg, SUBGRAPH_OPERATORS, 4, &o_start, &n_ops, "operator table")
         ops, flow = self.operators(o_start, n_ops, n_tensors, codes, op_type, resolve_options, options_of,
                                    custom_op, specs, flow_kinds)
-        cdef int64_t bad_index = 0
-        checked_vector(f, &sg, SUBGRAPH_INPUTS, 4, &start, &count, "subgraph inputs")
-        inputs = index_list(f, start, count, n_tensors, False, &bad_index)
-        if inputs is None:
-            raise index_error("subgraph input", bad_index, n_tensors)
-        checked_vector(f, &sg, SUBGRAPH_OUTPUTS, 4, &start, &count, "subgraph outputs")
-        outputs = index_list(f, start, count, n_tensors, False, &bad_index)
-        if outputs is None:
-            raise index_error("subgraph output", bad_index, n_tensors)
+        inputs = tensor_indices(f, &sg, SUBGRAPH_INPUTS, n_tensors, False, "subgraph input")
+        outputs = tensor_indices(f, &sg, SUBGRAPH_OUTPUTS, n_tensors, False, "subgraph output")
         if not inputs or not outputs:
             raise FormatError("subgraph declares no inputs or no outputs")
         name = decoded_string(f, &sg, SUBGRAPH_NAME, &bad)
@@ -560,9 +564,8 @@ cdef class ModelFile:
                          resolve_options, options_of, custom_op, dict specs, set flow_kinds):
         cdef File* f = &self.f
         cdef Tab t, ot
-        cdef Py_ssize_t i, at, start, count, code_index, n_codes = len(codes), options_at
-        cdef int64_t kind, bad_index = 0
-        cdef int r
+        cdef Py_ssize_t i, at, code_index, n_codes = len(codes), options_at
+        cdef int64_t kind
         cdef bint bad = False
         cdef list ops = PyList_New(n_ops), flow = []
         for i in range(n_ops):
@@ -576,25 +579,11 @@ cdef class ModelFile:
             if not 0 <= code_index < n_codes:
                 raise FormatError(f"op {i}: opcode index {code_index} is outside the {n_codes}-entry code table")
             op_name, version = codes[code_index]
-            r = vector_fits(f, &t, OP_INPUTS, 4, &start, &count)
-            if r < 0:
-                raise vector_error(r, f"op {i} ({op_name}) inputs", f, start, count, 4)
-            inputs = index_list(f, start, count, n_tensors, True, &bad_index)
-            if inputs is None:
-                raise index_error(f"op {i} ({op_name}) input", bad_index, n_tensors)
-            r = vector_fits(f, &t, OP_OUTPUTS, 4, &start, &count)
-            if r < 0:
-                raise vector_error(r, f"op {i} ({op_name}) outputs", f, start, count, 4)
-            outputs = index_list(f, start, count, n_tensors, False, &bad_index)
-            if outputs is None:
-                raise index_error(f"op {i} ({op_name}) output", bad_index, n_tensors)
+            inputs = tensor_indices(f, &t, OP_INPUTS, n_tensors, True, f"op {i} ({op_name}) input")
+            outputs = tensor_indices(f, &t, OP_OUTPUTS, n_tensors, False, f"op {i} ({op_name}) output")
             # intermediates: tensors an op uses internally (the LSTM's gate and hidden quantization)
-            r = vector_fits(f, &t, OP_INTERMEDIATES, 4, &start, &count)
-            if r < 0:
-                raise vector_error(r, f"op {i} ({op_name}) intermediates", f, start, count, 4)
-            intermediates = index_list(f, start, count, n_tensors, False, &bad_index)
-            if intermediates is None:
-                raise index_error(f"op {i} ({op_name}) intermediate", bad_index, n_tensors)
+            intermediates = tensor_indices(f, &t, OP_INTERMEDIATES, n_tensors, False,
+                                           f"op {i} ({op_name}) intermediate")
             if kind == 0:
                 options = {}
             else:
