@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 import onnx
 
-from converters.onnx.common import TO_NCHW, TO_NHWC, Value
+from converters.onnx.common import TO_NCHW, TO_NHWC, Node, Value
 from converters.onnx.conv import ConvOps
 from converters.onnx.elementwise import ElementwiseOps
 from converters.onnx.linear_ops import LinearOps
@@ -49,6 +49,7 @@ from edgeml.ir import REQUANT_FLOAT, ROUND_HALF_EVEN, Graph, Op, Quantization, T
 MIN_OPSET, MAX_OPSET = 7, 28
 PLAIN_INPUT_TYPES = tuple(np.dtype(t) for t in (np.int16, np.uint16, np.int32, np.int64, np.bool_))
 MS_DOMAIN = "com.microsoft"
+DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps, QMatMulOps, QPoolOps,
@@ -68,7 +69,11 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         self.output_tensors: set = set()
         self.producer: dict = {}
         self.node_memo: dict = {}
+        self.k = 0
+        self.node = None
         self.constant_nodes: Optional[dict] = None
+        self.nodes: list = []
+        self.consumers: dict = {}
 
     # ----- IR building --------------------------------------------------------------------------
     def tensor(self, name: str, shape, dtype, quant=None, data=None) -> int:
@@ -233,7 +238,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         if not inputs:
             raise UnsupportedOpError("the graph declares no inputs (a model of constants only is not supported)")
         self._u8_values()
-        for k, node in enumerate(self.g.node):
+        for k, node in enumerate(self.nodes):
             if k in self.done:
                 continue
             self._translate(k, node)
@@ -252,7 +257,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         if tt is None:
             raise UnsupportedOpError(f"graph input '{vi.name}' is not a tensor")
         dtype = ONNX_DTYPES.get(tt.elem_type)
-        users = [self.g.node[k] for k in sorted(set(self.consumers.get(vi.name, ())))]
+        users = [self.nodes[k] for k in sorted(set(self.consumers.get(vi.name, ())))]
         lens_only = dtype == np.int32 and bool(users) and all(      # int32: only an RNN's sequence_lens
             (n.op_type in ("LSTM", "GRU", "RNN") and n.domain in ("", "ai.onnx") and list(n.input).index(vi.name) == 4
              or n.op_type == "QAttention" and n.domain == MS_DOMAIN and list(n.input).index(vi.name) == 5)  # mask
@@ -322,12 +327,17 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         return out
 
     def _consumer_map(self):
-        """value name -> indices of the nodes reading it (a node once per input that reads it)."""
-        self.consumers = {}
-        for k, node in enumerate(self.g.node):
+        """The nodes' fields read once (`Node`), and value name -> indices of the nodes reading it (a node once per
+        input that reads it)."""
+        self.nodes = nodes = [Node(n) for n in self.g.node]
+        consumers = self.consumers = {}
+        for k, node in enumerate(nodes):
             for name in node.input:
                 if name:
-                    self.consumers.setdefault(name, []).append(k)
+                    if name in consumers:
+                        consumers[name].append(k)
+                    else:
+                        consumers[name] = [k]
 
     def _u8_values(self):
         # Integer values onnxruntime holds as uint8: uint8 ones, and int8 Q outputs its QDQS8ToU8 transformer
@@ -335,7 +345,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         # zero point).  The
         # element type decides which QDQ groups it fuses and the arithmetic of some fused kernels.
         self.u8_names = set()
-        for node in self.g.node:
+        for node in self.nodes:
             if node.op_type != "QuantizeLinear" or node.domain not in ("", "ai.onnx"):
                 continue
             out = node.output[0]
@@ -346,7 +356,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             cons = self.consumers.get(out, [])
             if out in self.graph_outputs or len(cons) != 1:
                 continue
-            dq = self.g.node[cons[0]]
+            dq = self.nodes[cons[0]]
             if dq.op_type != "DequantizeLinear" or len(node.input) != 3 or len(dq.input) != 3:
                 continue
             # onnxruntime first gives each consumer of a DQ its own copy (EnsureUniqueDQForNodeUnit), so a
@@ -367,7 +377,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             return v.const
         if self.constant_nodes is None:     # Constant nodes by output (onnxruntime folds them into initializers)
             self.constant_nodes = {}
-            for n in self.g.node:
+            for n in self.nodes:
                 if n.op_type == "Constant" and n.output[0] not in self.constant_nodes and n.attribute \
                         and n.attribute[0].name == "value":
                     self.constant_nodes[n.output[0]] = n
@@ -376,30 +386,37 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
 
     # ----- dispatch -----------------------------------------------------------------------------
     def _translate(self, k: int, node):
-        desc = f"node {k} '{node.name or node.output[0] if node.output else k}' ({node.op_type})"
-        domain = node.domain
-        if domain not in ("", "ai.onnx", MS_DOMAIN):
-            raise UnsupportedOpError(f"{desc}: operator domain '{domain}' is not supported (only the default "
-                                     f"ONNX domain and {MS_DOMAIN})")
-        fn = getattr(self, "op_" + node.op_type, None) if domain in ("", "ai.onnx") else \
-            getattr(self, "ms_" + node.op_type, None)
-        if fn is None:
-            raise UnsupportedOpError(f"{desc}: op {node.op_type} (opset {self.opset}) is not supported; supported "
-                                     f"ops: {', '.join(supported_ops())}")
-        try:
-            attrs = attribute_values(node)
-        except Exception as exc:
-            raise ModelFormatError(f"{desc}: malformed attribute ({type(exc).__name__}: {exc})") from exc
-        for a, val in list(attrs.items()):
-            if isinstance(val, bytes):
-                attrs[a] = val.decode("utf-8", "replace")
-        ins = [self.value(n, desc) if n else None for n in node.input]
-        if not node.output:
-            raise ModelFormatError(f"{desc}: the node has no outputs")
-        self.desc = desc
         self.k = k
+        self.node = node
+        domain = node.domain
+        if domain not in DEFAULT_DOMAINS and domain != MS_DOMAIN:
+            raise UnsupportedOpError(f"{self.desc}: operator domain '{domain}' is not supported (only the default "
+                                     f"ONNX domain and {MS_DOMAIN})")
+        fn = getattr(self, ("op_" if domain in DEFAULT_DOMAINS else "ms_") + node.op_type, None)
+        if fn is None:
+            raise UnsupportedOpError(f"{self.desc}: op {node.op_type} (opset {self.opset}) is not supported; "
+                                     f"supported ops: {', '.join(supported_ops())}")
+        try:
+            attrs = attribute_values(node) if node.attribute else {}
+        except Exception as exc:
+            raise ModelFormatError(f"{self.desc}: malformed attribute ({type(exc).__name__}: {exc})") from exc
+        values = self.values
+        ins = []
+        for name in node.input:
+            v = values.get(name) if name else None
+            if v is None and name:
+                v = self.value(name, self.desc)
+            ins.append(v)
+        if not node.output:
+            raise ModelFormatError(f"{self.desc}: the node has no outputs")
         self.node_memo = {}      # answers that hold while this one node is translated (fusion, q_params)
         fn(node, ins, attrs)
+
+    @property
+    def desc(self) -> str:
+        """The node being translated, for messages."""
+        node, k = self.node, self.k
+        return f"node {k} '{node.name or node.output[0] if node.output else k}' ({node.op_type})"
 
     def unsupported(self, why: str):
         raise UnsupportedOpError(f"{self.desc}: {why}")
@@ -416,9 +433,8 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         present = len(ins)
         if present < n_min or (n_max is not None and present > n_max):
             self.bad(f"{present} inputs, expected {n_min}" + (f" to {n_max}" if n_max and n_max != n_min else ""))
-        for k in range(n_min):
-            if ins[k] is None:
-                self.bad(f"required input {k} is missing")
+        if None in ins[:n_min]:
+            self.bad(f"required input {ins.index(None)} is missing")
 
     def float_input(self, v: Value) -> Value:
         if v.dtype != np.float32:
