@@ -67,15 +67,19 @@ class Value:
 class Node:
     """A NodeProto's fields read once: each read of a protobuf field builds new Python objects (every string decoded
     again), and the translators read a node's inputs and outputs many times."""
-    __slots__ = ("attribute", "domain", "input", "name", "op_type", "output")
+    __slots__ = ("attribute", "domain", "input", "op_type", "output", "proto")
 
     def __init__(self, proto):
+        self.proto = proto
         self.op_type = proto.op_type
         self.domain = proto.domain
-        self.name = proto.name
         self.input = proto.input[:]
         self.output = proto.output[:]
         self.attribute = proto.attribute
+
+    @property
+    def name(self) -> str:
+        return self.proto.name         # (for messages only: read when needed)
 
 
 class Renamed:

@@ -71,8 +71,7 @@ class QDQOps:
         key = ("fusion", out_name, allow_act)
         if key not in self.node_memo:
             self.node_memo[key] = self._fusion(out_name, allow_act)
-        fu = self.node_memo[key]
-        return None if fu is None else _Fusion(fu.q_node, fu.act, fu.clip, list(fu.skipped))
+        return self.node_memo[key]          # (shared by the node's translators, which only read it)
 
     def _fusion(self, out_name: str, allow_act: bool) -> Optional[_Fusion]:
         cur, act, clip, skipped = out_name, "NONE", None, []
@@ -390,8 +389,12 @@ class QDQOps:
         self.need(ins, 2, 3)
         x, s = ins[0], ins[1]
         zp = ins[2] if len(ins) > 2 else None
-        scale = self.const_of(s, "the scale")
-        zpa = None if zp is None else self.const_of(zp, "the zero point")
+        scale = s.const
+        if scale is None:
+            self.const_of(s, "the scale")
+        zpa = None if zp is None else zp.const
+        if zp is not None and zpa is None:
+            self.const_of(zp, "the zero point")
         if scale.dtype != F32:
             self.unsupported(f"scale of type {scale.dtype} (float32 only)")
         if zpa is not None and zpa.dtype != x.dtype:
@@ -409,12 +412,12 @@ class QDQOps:
             self.bad(f"{scale.size} scales but {zpa.size} zero points")
         if not (math.isfinite(scale.item()) if scale.size == 1 else np.isfinite(scale).all()):
             self.bad("scale must be finite")
-        if x.const is not None:
+        data = x.const
+        if data is not None:
             shape = [1] * x.rank
             if scale.size > 1:
                 shape[axis] = -1
             sc = scale.reshape(shape) if scale.size > 1 else scale.reshape(())
-            data = x.const
 
             def fold():
                 # (float32(q) - float32(zp)) * scale in float32, each ufunc casting as it goes: no int -> float copy

@@ -18,6 +18,7 @@ modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent, qmatmul, qpool, q
 """
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Optional
 
@@ -78,18 +79,19 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
     # ----- IR building --------------------------------------------------------------------------
     def tensor(self, name: str, shape, dtype, quant=None, data=None) -> int:
         idx = len(self.tensors)
-        self.tensors.append(Tensor(index=idx, name=name, shape=tuple(map(int, shape)),
-                                   dtype=np.dtype(dtype), quant=quant, data=data))
+        self.tensors.append(Tensor(idx, name, tuple(map(int, shape)), np.dtype(dtype), quant, data))
         return idx
 
     def const_tensor(self, name: str, data: np.ndarray, quant=None) -> int:
-        data = np.ascontiguousarray(data).reshape(np.shape(data))       # (a scalar stays 0-D)
-        return self.tensor(name, data.shape, data.dtype, quant=quant, data=data)
+        if type(data) is not np.ndarray or not data.flags.c_contiguous:
+            data = np.ascontiguousarray(data).reshape(np.shape(data))       # (a scalar stays 0-D)
+        idx = len(self.tensors)
+        self.tensors.append(Tensor(idx, name, data.shape, data.dtype, quant, data))
+        return idx
 
     def op(self, type_: str, inputs: list, outputs: list, **options):
         options.setdefault("requant", REQUANT_FLOAT)         # onnxruntime's arithmetic for every int8 sum
-        op = Op(index=len(self.ops), type=type_, version=1, inputs=list(inputs), outputs=list(outputs),
-                options=options)
+        op = Op(len(self.ops), type_, 1, list(inputs), list(outputs), options)
         self.ops.append(op)
         for t in outputs:
             self.producer[t] = op
@@ -194,17 +196,13 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         return t
 
     def new_value(self, name: str, shape, dtype, ir: int, nhwc: bool, quant=None, like: Value = None) -> Value:
-        v = Value(name=name, shape=tuple(map(int, shape)), dtype=np.dtype(dtype), quant=quant)
-        v.ort_u8 = like.ort_u8 if like is not None else (quant is not None and name in self.u8_names)
-        if nhwc:
-            v.nhwc = ir
-        else:
-            v.plain = ir
+        v = Value(name, tuple(map(int, shape)), np.dtype(dtype), None if nhwc else ir, ir if nhwc else None,
+                  quant=quant, ort_u8=like.ort_u8 if like is not None else (quant is not None and name in self.u8_names))
         self.values[name] = v
         return v
 
     def const_value(self, name: str, data: np.ndarray) -> Value:
-        v = Value(name=name, shape=tuple(data.shape), dtype=data.dtype, const=data)
+        v = Value(name, data.shape, data.dtype, const=data)
         self.values[name] = v
         return v
 
@@ -425,9 +423,10 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         raise ModelFormatError(f"{self.desc}: {why}")
 
     def const_of(self, v: Optional[Value], what: str) -> np.ndarray:
-        if v is None or v.const is None:
+        data = None if v is None else v.const
+        if data is None:
             self.unsupported(f"{what} must be a constant (an initializer or Constant node)")
-        return v.const
+        return data
 
     def need(self, ins, n_min: int, n_max: int = None):
         present = len(ins)
@@ -441,11 +440,12 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             self.unsupported(f"input '{v.name}' has type {v.dtype}; this op runs on float32 here")
         return v
 
-    def float_const(self, v: Value, what: str) -> np.ndarray:
+    def float_const(self, v: Value, what: str, copy: bool = True) -> np.ndarray:
+        """A constant float input as float32 (copy=False: possibly the read-only constant itself)."""
         data = self.const_of(v, what)
         if data.dtype.kind != "f":
             self.unsupported(f"{what} of type {data.dtype} in a float op")
-        return data.astype(np.float32)
+        return data.astype(np.float32, copy=copy)
 
 
 def supported_ops() -> list:
@@ -481,6 +481,10 @@ def from_onnx(model) -> Graph:
             raise ModelFormatError(f"not a valid ONNX protobuf ({type(exc).__name__}: {exc})") from exc
     if not proto.HasField("graph") or (not len(proto.graph.node) and not len(proto.graph.output)):
         raise ModelFormatError("the ONNX model has no graph")
+    # the walk allocates thousands of small objects that all stay alive: the cyclic collector's passes over them
+    # (and over every object the process holds) find nothing to free, so it waits until the walk is done
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return _Translator(proto).parse()
     except (ModelFormatError, UnsupportedOpError):
@@ -489,3 +493,6 @@ def from_onnx(model) -> Graph:
         raise ModelFormatError("the ONNX graph is nested too deeply") from exc
     except Exception as exc:   # a value no check above anticipated: report it, never crash
         raise ModelFormatError(f"malformed ONNX model ({type(exc).__name__}: {exc})") from exc
+    finally:
+        if collecting:
+            gc.enable()
