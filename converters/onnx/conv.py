@@ -32,13 +32,13 @@ class ConvOps:
         """(strides, dilations, (top, left, bottom, right)) of a 2-D conv / pool, auto_pad resolved."""
         strides = list(attrs.get("strides", [1, 1]))
         dil = list(attrs.get("dilations", [1, 1]))
-        if len(strides) != 2 or len(dil) != 2 or any(s <= 0 for s in strides + dil):
+        if len(strides) != 2 or len(dil) != 2 or min(strides + dil) <= 0:
             self.bad(f"strides {strides} / dilations {dil} must be two positive values")
         auto = attrs.get("auto_pad", "NOTSET")
         ih, iw = x_shape[2], x_shape[3]
         if auto in ("NOTSET", ""):
             pads = list(attrs.get("pads", [0, 0, 0, 0]))
-            if len(pads) != 4 or any(p < 0 for p in pads):
+            if len(pads) != 4 or min(pads) < 0:
                 self.bad(f"pads {pads} must be four non-negative values")
             return strides, dil, (pads[0], pads[1], pads[2], pads[3])
         if auto == "VALID":
@@ -80,13 +80,14 @@ class ConvOps:
             return
         x, w = ins[0], ins[1]
         b = ins[2] if len(ins) > 2 else None
-        one_d = x.rank == 3
-        if x.rank not in (3, 4, 5):
+        rank = len(x.shape)
+        one_d = rank == 3
+        if rank not in (3, 4, 5):
             self.unsupported(f"only 1-D, 2-D and 3-D convolution (3-D to 5-D input) are supported, input has shape "
                              f"{list(x.shape)}")
         if w.qconst is None and w.const is None:
             self.unsupported("the weights must be constant")
-        if x.rank == 5:
+        if rank == 5:
             self._conv_3d(node, x, w, b, attrs)
             return
         if one_d:

@@ -479,6 +479,9 @@ def from_onnx(model) -> Graph:
             proto = onnx.load_model_from_string(buf)
         except Exception as exc:
             raise ModelFormatError(f"not a valid ONNX protobuf ({type(exc).__name__}: {exc})") from exc
+        # the file's bytes are in the parsed message now: freed here, their pages take the copies of the tensors'
+        # raw data that the walk makes (held, a large model's copies land in fresh pages, each page a fault)
+        del buf
     if not proto.HasField("graph") or (not len(proto.graph.node) and not len(proto.graph.output)):
         raise ModelFormatError("the ONNX model has no graph")
     # the walk allocates thousands of small objects that all stay alive: the cyclic collector's passes over them
