@@ -19,7 +19,7 @@ def _offset_zero_point(data: np.ndarray, zp: Optional[np.ndarray]) -> bool:
     (128 for uint8)."""
     if zp is None:
         return False
-    return bool((zp != 128).any() if data.dtype == U8 else zp.any())
+    return (np.count_nonzero(zp != 128) if data.dtype == U8 else np.count_nonzero(zp)) > 0
 
 
 @dataclass
@@ -114,9 +114,9 @@ class QDQOps:
             return None
         if data.dtype == U8:
             data = (data ^ np.uint8(0x80)).view(np.int8)         # u - 128, exactly
-            if zp is None or (zp != 128).any():
+            if zp is None or np.count_nonzero(zp != 128):
                 self.unsupported("quantized weights with a non-zero zero point are not supported yet")
-        elif zp is not None and zp.any():
+        elif zp is not None and np.count_nonzero(zp):
             self.unsupported("quantized weights with a non-zero zero point are not supported yet")
         return data, Quantization(scale.reshape(-1).astype(np.float64), np.zeros(scale.size, np.int64),
                                   axis_expected)
@@ -127,7 +127,7 @@ class QDQOps:
         if b.qconst is None:
             return False, None
         data, scale, zp, _ = b.qconst
-        if data.dtype != I32 or (zp is not None and zp.any()) or data.size != n_out:
+        if data.dtype != I32 or (zp is not None and np.count_nonzero(zp)) or data.size != n_out:
             return False, None
         return True, data.reshape(-1).astype(np.int32)
 
@@ -410,7 +410,7 @@ class QDQOps:
                 self.bad(f"{scale.size} scales along axis {attrs.get('axis', 1)} of shape {list(x.shape)}")
         if zpa is not None and zpa.size != scale.size:
             self.bad(f"{scale.size} scales but {zpa.size} zero points")
-        if not (math.isfinite(scale.item()) if scale.size == 1 else np.isfinite(scale).all()):
+        if not (math.isfinite(scale.item()) if scale.size == 1 else np.count_nonzero(np.isfinite(scale)) == scale.size):
             self.bad("scale must be finite")
         data = x.const
         if data is not None:

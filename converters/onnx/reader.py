@@ -75,6 +75,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         self.constant_nodes: Optional[dict] = None
         self.nodes: list = []
         self.consumers: dict = {}
+        self.handlers: dict = {}        # (domain, op type) -> bound translator method
 
     # ----- IR building --------------------------------------------------------------------------
     def tensor(self, name: str, shape, dtype, quant=None, data=None) -> int:
@@ -196,8 +197,9 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         return t
 
     def new_value(self, name: str, shape, dtype, ir: int, nhwc: bool, quant=None, like: Value = None) -> Value:
+        u8 = like.ort_u8 if like is not None else (quant is not None and name in self.u8_names)
         v = Value(name, tuple(map(int, shape)), np.dtype(dtype), None if nhwc else ir, ir if nhwc else None,
-                  quant=quant, ort_u8=like.ort_u8 if like is not None else (quant is not None and name in self.u8_names))
+                  quant=quant, ort_u8=u8)
         self.values[name] = v
         return v
 
@@ -390,7 +392,10 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         if domain not in DEFAULT_DOMAINS and domain != MS_DOMAIN:
             raise UnsupportedOpError(f"{self.desc}: operator domain '{domain}' is not supported (only the default "
                                      f"ONNX domain and {MS_DOMAIN})")
-        fn = getattr(self, ("op_" if domain in DEFAULT_DOMAINS else "ms_") + node.op_type, None)
+        fn = self.handlers.get((domain, node.op_type))
+        if fn is None:
+            fn = self.handlers[domain, node.op_type] = getattr(
+                self, ("op_" if domain in DEFAULT_DOMAINS else "ms_") + node.op_type, None)
         if fn is None:
             raise UnsupportedOpError(f"{self.desc}: op {node.op_type} (opset {self.opset}) is not supported; "
                                      f"supported ops: {', '.join(supported_ops())}")
