@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 import onnx
 
-from converters.onnx.common import TO_NCHW, TO_NHWC, Node, Value
+from converters.onnx.common import F32, I8, TO_NCHW, TO_NHWC, Node, Value
 from converters.onnx.conv import ConvOps
 from converters.onnx.elementwise import ElementwiseOps
 from converters.onnx.linear_ops import LinearOps
@@ -99,7 +99,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
 
     def label(self, t: int, q: Quantization):
         """Give an integer IR tensor its quantization, and the data-movement chain that produced it."""
-        while t is not None and self.tensors[t].dtype == np.int8 and self.tensors[t].quant is None:
+        while t is not None and self.tensors[t].dtype == I8 and self.tensors[t].quant is None:
             self.tensors[t].quant = q
             op = self.producer.get(t)
             t = op.inputs[0] if op is not None and op.type in ("RESHAPE", "TRANSPOSE") else None
@@ -190,7 +190,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
 
     def _as_float32(self, t: int) -> int:
         tt = self.tensors[t]
-        if tt.dtype != np.float32:
+        if tt.dtype != F32:
             if tt.data is not None and tt.dtype.kind == "f":
                 return self.const_tensor(tt.name + "/f32", tt.data.astype(np.float32))
             self.unsupported(f"{tt.describe()} has type {tt.dtype}; float32 is needed")
@@ -246,7 +246,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         if not outputs:
             raise ModelFormatError("the graph declares no outputs")
         for t in self.tensors:
-            if t.dtype == np.int8 and t.quant is None:
+            if t.dtype == I8 and t.quant is None:
                 # plain integer data (no Q/DQ): the unit scale only satisfies the int8 data-movement checks
                 t.quant = Quantization(np.ones(1), np.zeros(1, np.int64))
         return Graph(tensors=self.tensors, ops=self.ops, inputs=inputs, outputs=outputs, source="onnx",
@@ -441,7 +441,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             self.bad(f"required input {ins.index(None)} is missing")
 
     def float_input(self, v: Value) -> Value:
-        if v.dtype != np.float32:
+        if v.dtype != F32:
             self.unsupported(f"input '{v.name}' has type {v.dtype}; this op runs on float32 here")
         return v
 
