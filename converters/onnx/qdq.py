@@ -386,7 +386,8 @@ class QDQOps:
         return True
 
     def op_DequantizeLinear(self, node, ins, attrs):
-        self.need(ins, 2, 3)
+        if not 2 <= len(ins) <= 3 or ins[0] is None or ins[1] is None:
+            self.need(ins, 2, 3)
         x, s = ins[0], ins[1]
         zp = ins[2] if len(ins) > 2 else None
         scale = s.const

@@ -412,7 +412,8 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             ins.append(v)
         if not node.output:
             raise ModelFormatError(f"{self.desc}: the node has no outputs")
-        self.node_memo = {}      # answers that hold while this one node is translated (fusion, q_params)
+        if self.node_memo:
+            self.node_memo = {}      # answers that hold while this one node is translated (fusion, q_params)
         fn(node, ins, attrs)
 
     @property

@@ -78,7 +78,7 @@ def initializer_array(tp, what: str) -> np.ndarray:
             raise ModelFormatError(f"{what}: holds {len(raw)} bytes of raw data, shape {dims} of "
                                    f"{dtype} needs {count * dtype.itemsize}")
         if NATIVE_LITTLE:
-            return np.frombuffer(raw, dtype=dtype).reshape(dims)
+            return np.ndarray(dims, dtype, raw)        # (read only: a view of the immutable bytes)
         return np.frombuffer(raw, dtype=LITTLE_ENDIAN[dtype]).astype(dtype).reshape(dims)
     field_name = TYPED_FIELD[tp.data_type]
     n = len(getattr(tp, field_name))
