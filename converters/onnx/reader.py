@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 import onnx
 
-from converters.onnx.common import F32, I8, TO_NCHW, TO_NHWC, Node, Value
+from converters.onnx.common import F32, I8, TO_NCHW, TO_NHWC, U8, Node, Value
 from converters.onnx.conv import ConvOps
 from converters.onnx.elementwise import ElementwiseOps
 from converters.onnx.linear_ops import LinearOps
@@ -350,7 +350,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
                 continue
             out = node.output[0]
             zp = self._const_input(node, 2)
-            if zp is not None and zp.dtype == np.uint8:
+            if zp is not None and zp.dtype == U8:
                 self.u8_names.add(out)
                 continue
             cons = self.consumers.get(out, [])
@@ -364,8 +364,8 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             if len(self.consumers.get(dq.output[0], [])) + (dq.output[0] in self.graph_outputs) > 1:
                 continue
             zq = self._const_input(dq, 2)
-            if zp is not None and zq is not None and zp.dtype == zq.dtype == np.int8 and zp.size == zq.size == 1 \
-                    and int(zp.reshape(-1)[0]) == int(zq.reshape(-1)[0]):
+            if zp is not None and zq is not None and zp.dtype == zq.dtype == I8 and zp.size == zq.size == 1 \
+                    and int(zp.item()) == int(zq.item()):
                 self.u8_names.add(out)
 
     def _const_input(self, node, position: int):
