@@ -129,7 +129,7 @@ class QDQOps:
         data, scale, zp, _ = b.qconst
         if data.dtype != I32 or (zp is not None and np.count_nonzero(zp)) or data.size != n_out:
             return False, None
-        return True, data.reshape(-1).astype(np.int32)
+        return True, data.reshape(-1)          # (int32: the constant itself, read only)
 
     def _act_options(self, fu: _Fusion) -> dict:
         if fu.act == "RELU":

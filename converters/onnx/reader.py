@@ -223,9 +223,11 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             raise UnsupportedOpError(f"ONNX opset {self.opset} is not supported (opsets {MIN_OPSET} to "
                                      f"{MAX_OPSET})")
         init_names = set()
+        values = self.values
         for k, tp in enumerate(self.g.initializer):
             name = tp.name or f"initializer_{k}"
-            self.const_value(name, initializer_array(tp, f"initializer {k} '{name}'"))
+            data = initializer_array(tp, f"initializer {k} '{name}'")
+            values[name] = Value(name, data.shape, data.dtype, const=data)
             init_names.add(name)
         for sp in self.g.sparse_initializer:
             raise UnsupportedOpError(f"sparse initializer '{sp.values.name}' is not supported")
