@@ -6,7 +6,7 @@ the mirror of the C enums) orders them into the (pointers, integers, floats) the
 """
 from __future__ import annotations
 
-import dataclasses
+import copy
 from functools import lru_cache, partial
 from typing import Optional
 
@@ -16,7 +16,8 @@ from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph
 from edgeml.runtime import arena
 from edgeml.runtime.coverage import check_scheme
-from edgeml.runtime.kernels import Engine, kernel_address
+from cython_ops.engine import bind_named
+from edgeml.runtime.kernels import kernel_address
 from edgeml.runtime.layouts import RESERVED, layout_of
 from edgeml.runtime.load_profile import ACTIVE as PROFILING, stage
 from edgeml.runtime.ops.common import element_count
@@ -25,7 +26,6 @@ from edgeml.runtime.registry import OPS, SUPPORTED_OPS
 
 DEFAULT_MAX_ARENA_BYTES = 1 << 31       # activations and scratch of one plan
 DEFAULT_MAX_WEIGHT_BYTES = 1 << 31      # packed copies of the weights
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 MAX_NESTING = 16                        # control-flow ops inside one another (each level plans its subgraphs)
 MAX_SUBPLANS = 256                      # subgraph plans in one model: a subgraph reached n ways is planned n times
 
@@ -186,8 +186,8 @@ def bind(plan: Plan) -> Plan:
     with stage("bind engine"):
         owner, buffer = arena.allocate(plan.arena_bytes)
         engine, _ = engine_at(plan, address(buffer) if plan.arena_bytes else 0, keep=owner)
-    bound = dataclasses.replace(plan, arena=buffer, arena_owner=owner)
-    bound.engine = engine
+    bound = copy.copy(plan)
+    bound.arena, bound.arena_owner, bound.engine = buffer, owner, engine
     return bound
 
 
@@ -197,6 +197,8 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
     that must live as long as this binding (a WHILE's subgraph engines)."""
     scratch, status = plan.scratch, plan.status_offsets
     external = external or {}
+    known = {t: base + o for t, o in plan.offsets.items()}       # tensor -> address, constants added when met
+    known.update(external)
 
     def tensor_address(t):
         if t in external:
@@ -204,11 +206,15 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
         if t in plan.constants:
             if t not in plan.const_arrays:
                 plan.const_arrays[t] = np.ascontiguousarray(plan.constants[t])
-            return address(plan.const_arrays[t])
+            known[t] = a = address(plan.const_arrays[t])
+            return a
         return base + plan.offsets[t]
 
     def addr_for(k):
         def addr(t):
+            a = known.get(t)
+            if a is not None:
+                return a
             if t == "scratch":
                 return base + scratch[k][0] if k in scratch else 0
             if t == "status":
@@ -216,39 +222,31 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
             return tensor_address(t)
         return addr
 
-    records, alive = [], [keep]
-    for k, step in enumerate(plan.steps):
-        ptrs, ints, floats, *extra = step.make(addr_for(k))
-        if extra:
-            alive.extend(extra)
-        address_of, ptr_names, int_names, float_names = kernel_slots(step.kernel)
-        # every slot one named value (the common case): the lists straight from the dicts, else the layout's checks
-        try:
-            ptr_list = [ptrs[n] for n in ptr_names] if ptr_names is not None and len(ptrs) == len(ptr_names) \
-                else layout_of(step.kernel).ptrs(**ptrs)
-            int_list = [ints[n] for n in int_names] if int_names is not None and len(ints) == len(int_names) \
-                else layout_of(step.kernel).ints(**ints)
-            float_list = [floats[n] for n in float_names] \
-                if float_names is not None and len(floats) == len(float_names) \
-                else layout_of(step.kernel).floats(**floats)
-        except KeyError:      # a misnamed slot: the layout says which
-            layout = layout_of(step.kernel)
-            ptr_list, int_list, float_list = layout.ptrs(**ptrs), layout.ints(**ints), layout.floats(**floats)
-        if int_list and (min(int_list) < INT64_MIN or max(int_list) > INT64_MAX):
-            raise ModelFormatError(f"{step.op.describe()}: a parameter of kernel {step.kernel} does not fit in 64 "
-                                   "bits (the model's shapes or paddings are out of range)")
-        records.append((address_of, ptr_list, int_list, float_list))
-    # (the engine converts each value with int() / float() as it stores it, and refuses a sequence)
-    return Engine(records, keepalive=[plan.keep, plan.const_arrays, alive]), tensor_address
+    steps = plan.steps
+    made = [step.make(addr_for(k)) for k, step in enumerate(steps)]
+    specs = [kernel_spec(step.kernel) for step in steps]
+
+    def order_by_layout(k):         # a step whose values are not all plain: the layout orders and checks them
+        layout = layout_of(steps[k].kernel)
+        ptrs, ints, floats = made[k][:3]
+        return layout.ptrs(**ptrs), layout.ints(**ints), layout.floats(**floats)
+
+    alive = [keep]
+    engine, too_wide, extras = bind_named(made, specs, [plan.keep, plan.const_arrays, alive], order_by_layout)
+    if too_wide >= 0:
+        step = steps[too_wide]
+        raise ModelFormatError(f"{step.op.describe()}: a parameter of kernel {step.kernel} does not fit in 64 "
+                               "bits (the model's shapes or paddings are out of range)")
+    alive.extend(extras)
+    return engine, tensor_address
 
 
 @lru_cache(maxsize=None)
-def kernel_slots(kernel: str) -> tuple:
-    """(kernel address, then per kind -- ptrs, ints, floats -- the slot names in order when every slot of that kind
-    is one named value, else None: the layout then orders and checks the values)."""
+def kernel_spec(kernel: str) -> tuple:
+    """What engine.bind_named stores a step of `kernel` by: its address, per kind (ptrs, ints, floats) the slots
+    in order as (name, or None for a reserved slot, run length), then per kind the number of named slots."""
     layout = layout_of(kernel)
-    names = []
-    for kind, slots, _ in layout.sections():
-        single = all(s.length == 1 and s.name != RESERVED for s in slots)
-        names.append(tuple(s.name for s in slots) if single else None)
-    return (kernel_address(kernel), *names)
+    slots = [tuple((None if s.name == RESERVED else s.name, s.length) for s in section)
+             for _, section, _ in layout.sections()]
+    named = [sum(name is not None for name, _ in section) for section in slots]
+    return (kernel_address(kernel), *slots, *named)
