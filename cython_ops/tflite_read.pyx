@@ -273,15 +273,22 @@ cdef object index_error(str what, int64_t idx, Py_ssize_t n_tensors):
     return FormatError(f"{what} refers to tensor {idx}, the subgraph has {n_tensors}")
 
 
-cdef list tensor_indices(File* f, Tab* t, int k, Py_ssize_t n_tensors, bint allow_optional, str what):
-    """Vector field k of tensor indices, checked: inside the file ('<what>s') and each inside the tensor table."""
+cdef list tensor_indices(File* f, Tab* t, int k, Py_ssize_t n_tensors, bint allow_optional, what):
+    """Vector field k of tensor indices, checked: inside the file ('<what>s') and each inside the tensor table.
+    `what`: a str, or (op index, op type, kind) formatted as 'op i (TYPE) kind' only for an error."""
     cdef Py_ssize_t start, count
     cdef int64_t bad_index = 0
-    checked_vector(f, t, k, 4, &start, &count, what + "s")
+    cdef int r = vector_fits(f, t, k, 4, &start, &count)
+    if r < 0:
+        raise vector_error(r, described(what) + "s", f, start, count, 4)
     out = index_list(f, start, count, n_tensors, allow_optional, &bad_index)
     if out is None:
-        raise index_error(what, bad_index, n_tensors)
+        raise index_error(described(what), bad_index, n_tensors)
     return out
+
+
+cdef str described(what):
+    return what if isinstance(what, str) else f"op {what[0]} ({what[1]}) {what[2]}"
 
 
 cdef class ModelFile:
@@ -579,11 +586,10 @@ cdef class ModelFile:
             if not 0 <= code_index < n_codes:
                 raise FormatError(f"op {i}: opcode index {code_index} is outside the {n_codes}-entry code table")
             op_name, version = codes[code_index]
-            inputs = tensor_indices(f, &t, OP_INPUTS, n_tensors, True, f"op {i} ({op_name}) input")
-            outputs = tensor_indices(f, &t, OP_OUTPUTS, n_tensors, False, f"op {i} ({op_name}) output")
+            inputs = tensor_indices(f, &t, OP_INPUTS, n_tensors, True, (i, op_name, "input"))
+            outputs = tensor_indices(f, &t, OP_OUTPUTS, n_tensors, False, (i, op_name, "output"))
             # intermediates: tensors an op uses internally (the LSTM's gate and hidden quantization)
-            intermediates = tensor_indices(f, &t, OP_INTERMEDIATES, n_tensors, False,
-                                           f"op {i} ({op_name}) intermediate")
+            intermediates = tensor_indices(f, &t, OP_INTERMEDIATES, n_tensors, False, (i, op_name, "intermediate"))
             if kind == 0:
                 options = {}
             else:
@@ -681,3 +687,47 @@ cdef object decoded_bytes(File* f, Tab* t, int k, bint* bad):
 # zero point range per integer dtype character (int64 bounds for the 64-bit types: zero points are int64)
 INT_RANGES = {c: (max(int(np.iinfo(c).min), -(1 << 63)), min(int(np.iinfo(c).max), (1 << 63) - 1))
               for c in "bBhHiIlLqQ"}
+
+
+INT8 = np.dtype(np.int8)
+
+
+def hold_as_int8(list tensors, indices, quant_type):
+    """Each tensor of `indices` (uint8 in the file) as int8 in place: the same bytes with the sign bit flipped
+    (q - 128; constants copied), zero points - 128, a new quant_type(scale, zero_point, axis)."""
+    cdef Py_ssize_t j, n
+    cdef Py_buffer src, dst
+    cdef const uint8_t* s
+    cdef uint8_t* d
+    cdef const int64_t* z
+    cdef int64_t* w
+    for i in indices:
+        t = tensors[i]
+        t.dtype = INT8
+        q = t.quant
+        if q is not None:
+            zp = np.ascontiguousarray(q.zero_point, dtype=INT64)
+            shifted = EMPTY(zp.shape[0], INT64)
+            PyObject_GetBuffer(zp, &src, 0)
+            PyObject_GetBuffer(shifted, &dst, PyBUF_WRITABLE)
+            z, w = <const int64_t*>src.buf, <int64_t*>dst.buf
+            for j in range(src.len // 8):
+                w[j] = z[j] - 128
+            PyBuffer_Release(&dst)
+            PyBuffer_Release(&src)
+            t.quant = quant_type(q.scale, shifted, q.axis)
+        data = t.data
+        if data is not None:
+            if not data.flags.c_contiguous:
+                data = data.copy()
+            out = EMPTY(data.shape, INT8)
+            PyObject_GetBuffer(data, &src, 0)
+            PyObject_GetBuffer(out, &dst, PyBUF_WRITABLE)
+            s, d = <const uint8_t*>src.buf, <uint8_t*>dst.buf
+            n = src.len
+            with nogil:
+                for j in range(n):
+                    d[j] = s[j] ^ 0x80
+            PyBuffer_Release(&dst)
+            PyBuffer_Release(&src)
+            t.data = out
