@@ -109,35 +109,45 @@ def build_plan(ctx: Ctx, external=frozenset()) -> Plan:
 def arena_plan(ctx: Ctx, steps: list, external=frozenset()) -> Plan:
     """The plan of `steps`: tensor lifetimes, then the arena's offsets."""
     graph = ctx.graph
+    tensors, shapes = graph.tensors, ctx.shapes
     life = arena.lifetimes(steps, graph, ctx.constants)
     for t in external:
         life.pop(t, None)
     aliases = arena.merge_aliases([s.alias for s in steps if s.alias is not None], life, graph)
-    sizes = {t: max(element_count(ctx.shapes[t]) * graph.tensors[t].dtype.itemsize, 1) for t in life}
+    tensor_life = dict(life)
+    sizes = {t: max(element_count(shapes[t]) * tensors[t].dtype.itemsize, 1) for t in life}
+    end = len(steps)
+    checked = []                    # (step index, its checks) of the steps with a status area
     for k, step in enumerate(steps):
         if step.scratch_bytes:
             sizes[("scratch", k)] = step.scratch_bytes
             life[("scratch", k)] = (k, k)
         if step.check is not None or has_status_slot(step.kernel):     # read after the invoke: lives to the end
-            sizes[("status", k)] = STATUS_BYTES * len(step_checks(step))
-            life[("status", k)] = (k, len(steps))
+            checks = step_checks(step)
+            sizes[("status", k)] = STATUS_BYTES * len(checks)
+            life[("status", k)] = (k, end)
+            checked.append((k, checks, step.check is not None))
     offsets, total = arena.plan_arena(sizes, life)
-    for t, root in aliases.items():
-        offsets[t] = offsets[root]
     if total > ctx.max_tensor_bytes:
         raise ModelFormatError(f"the plan needs an arena of {total} bytes, more than max_arena_bytes="
                                f"{ctx.max_tensor_bytes}")
-    return Plan(graph=graph, shapes=ctx.shapes, steps=steps,
-                offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
-                arena_bytes=total, arena=None, constants=ctx.constants, keep=ctx.keep,
-                lifetimes={**{t: span for t, span in life.items() if not isinstance(t, tuple)},
-                           **{t: life[root] for t, root in aliases.items()}},
-                scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple) and t[0] == "scratch"},
-                checks=[(offsets[("status", k)] + STATUS_BYTES * j, message) for k, s in enumerate(steps)
-                        if s.check is not None for j, message in enumerate(step_checks(s))],
-                input_ranges=ctx.input_ranges, const_arrays={},
-                status_offsets={key[1]: o for key, o in offsets.items()
-                                if isinstance(key, tuple) and key[0] == "status"},
+    tensor_offsets, scratch, status_offsets = {}, {}, {}
+    for key, o in offsets.items():
+        if type(key) is tuple:
+            if key[0] == "scratch":
+                scratch[key[1]] = (o, sizes[key])
+            else:
+                status_offsets[key[1]] = o
+        else:
+            tensor_offsets[key] = o
+    for t, root in aliases.items():
+        tensor_offsets[t] = offsets[root]
+        tensor_life[t] = life[root]
+    return Plan(graph=graph, shapes=shapes, steps=steps, offsets=tensor_offsets, arena_bytes=total, arena=None,
+                constants=ctx.constants, keep=ctx.keep, lifetimes=tensor_life, scratch=scratch,
+                checks=[(status_offsets[k] + STATUS_BYTES * j, message) for k, checks, real in checked if real
+                        for j, message in enumerate(checks)],
+                input_ranges=ctx.input_ranges, const_arrays={}, status_offsets=status_offsets,
                 subplans=ctx.subplans)
 
 
