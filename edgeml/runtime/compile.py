@@ -33,9 +33,11 @@ MAX_SUBPLANS = 256                      # subgraph plans in one model: a subgrap
 def prepare_steps(ctx: Ctx) -> list:
     """Every op's steps, after checking the op, its version and its output types against the op table."""
     graph = ctx.graph
+    tensors, shapes, substitutes = graph.tensors, ctx.shapes, ctx.substitutes
     steps = []
     for op in graph.ops:
-        op = ctx.substitutes.pop(op.index, op)
+        if substitutes:
+            op = substitutes.pop(op.index, op)
         spec = OPS.get(op.type)
         if spec is None:
             raise UnsupportedOpError(f"{op.describe()}: op {op.type} is not supported; supported ops: "
@@ -44,11 +46,13 @@ def prepare_steps(ctx: Ctx) -> list:
             raise UnsupportedOpError(f"{op.describe()}: version {op.version} of {op.type} is not supported "
                                      f"(up to {spec.max_version})")
         check_scheme(graph, op)
-        for t in op.outputs:
-            tensor = graph.tensors[t]
-            if spec.output_types is not None and tensor.dtype not in spec.output_types:
-                raise UnsupportedOpError(f"{op.describe()}: output {tensor.describe()} has type {tensor.dtype} "
-                                         f"({' and '.join(d.name for d in spec.output_types)} are supported)")
+        output_types = spec.output_types
+        if output_types is not None:
+            for t in op.outputs:
+                tensor = tensors[t]
+                if tensor.dtype not in output_types:
+                    raise UnsupportedOpError(f"{op.describe()}: output {tensor.describe()} has type {tensor.dtype} "
+                                             f"({' and '.join(d.name for d in output_types)} are supported)")
         if PROFILING:
             with stage(f"prepare {op.type}"):
                 step = spec.prepare(ctx, op)
@@ -59,18 +63,18 @@ def prepare_steps(ctx: Ctx) -> list:
         elif step is not None:
             steps.append(step)
         for t in op.outputs:
-            if t >= 0 and t not in ctx.shapes:
-                raise ModelFormatError(f"{op.describe()} lists output {graph.tensors[t].describe()}, which it does "
+            if t not in shapes and t >= 0:
+                raise ModelFormatError(f"{op.describe()} lists output {tensors[t].describe()}, which it does "
                                        f"not produce ({op.type} has fewer outputs)")
         for t in op.inputs:
-            if t >= 0 and t not in ctx.shapes:
-                raise ModelFormatError(f"{op.describe()} reads {graph.tensors[t].describe()}, which is neither a "
+            if t not in shapes and t >= 0:
+                raise ModelFormatError(f"{op.describe()} reads {tensors[t].describe()}, which is neither a "
                                        "constant, a graph input nor produced by an earlier op")
     for idx in graph.outputs:
-        if idx not in ctx.shapes:
-            raise ModelFormatError(f"graph output {graph.tensors[idx].describe()} is never produced")
+        if idx not in shapes:
+            raise ModelFormatError(f"graph output {tensors[idx].describe()} is never produced")
         if idx in ctx.constants:
-            raise UnsupportedOpError(f"graph output {graph.tensors[idx].describe()} is a constant")
+            raise UnsupportedOpError(f"graph output {tensors[idx].describe()} is a constant")
     return steps
 
 
