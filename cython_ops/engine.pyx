@@ -57,7 +57,7 @@ cdef class Engine:
         (or a run given as a tuple / list of such), 0 (nothing kept) for anything else, which the caller orders
         and checks through the kernel's layout; -1 when an integer does not fit in 64 bits."""
         cdef em_params* p = &self.params[k]
-        cdef Py_ssize_t kind, j, pos, length, count, limit
+        cdef Py_ssize_t kind, j, pos, length, limit
         cdef PyObject* item
         cdef object values, v, seq
         cdef int overflow
