@@ -2,7 +2,8 @@
 
 It knows no op: validation, shape inference, multipliers and weight packing live in the op's family module
 (edgeml/runtime/ops/).  Each step names its kernel's parameters; the kernel's layout (edgeml/runtime/layouts.py,
-the mirror of the C enums) orders them into the (pointers, integers, floats) the Cython engine passes on.
+the mirror of the C enums) gives each name its slot, and cython_ops.engine.bind_named stores the values of every
+step in one call (the layout's own ordering and checks take any step whose values are not plain numbers).
 """
 from __future__ import annotations
 
