@@ -1,7 +1,9 @@
 /* DEPTHWISE_CONV_2D int8 on the vector units, for every geometry (any channel count, stride, dilation, kernel size
- * and depth multiplier): output rows computed as flat runs of bytes over a staged band of the input.
+ * and depth multiplier): output rows computed as flat runs of bytes over staged rows of the input.
  *
- * Staging: the padded input rows that a band of output rows reads are copied into scratch, padded with the input
+ * Staging: each padded input row that output rows read is copied once into a ring of `reach` slots of scratch
+ * (the slots reused while the row is still in L1; each output row's tap offsets follow its rows' slots; kernels
+ * with more than EM_DW_RING_TAPS taps stage bands of rows instead, at the fixed tap_offsets), padded with the input
  * zero point, split by stride_w into phases (padded column j goes to phase j % SW at position j / SW) and with each
  * input channel repeated DM times (channel ic feeds outputs ic DM .. ic DM + DM - 1).  Output pixel ox then reads
  * tap kx at position ox + (kx DW) / SW of phase (kx DW) % SW, so for every tap a whole output row (OW x OC values)
@@ -19,7 +21,7 @@
  * in a fixed permuted order (packing_depthwise.lane_positions); saturating packs of the requantized accumulators
  * restore the order for the store.  The uint8 forms fold 128 and the zero point into the bias; padding holds the
  * zero point and cancels, as the reference's skipped taps.  Threads split the output rows (em_threads.h), each
- * slice with its own band scratch; the sums are the same for any split. */
+ * slice with its own ring scratch; the sums are the same for any split. */
 #ifndef EM_DEPTHWISE_SIMD_H
 #define EM_DEPTHWISE_SIMD_H
 #include <stdint.h>
@@ -59,6 +61,16 @@ enum { EM_DW_ROWS_F_COUNT = 0 };
 /* Padded input rows of one band of output rows [oy0, oy1). */
 static inline int64_t em_dw_band_in_rows(const int64_t* d, int64_t out_rows) {
     return (out_rows - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
+}
+
+/* Bytes of staged rows per slice: a band of band_rows output rows, or a ring of `reach` slots of row_pitch + 64 bytes
+ * (the slack takes a row's stores' overrun: the next slot may hold a live row); + 128 for the reads' overrun
+ * (packing_depthwise.pack_depthwise_rows mirrors this). */
+static inline int64_t em_dw_staged_bytes(const int64_t* d) {
+    const int64_t pitch = d[EM_DW_ROWS_I_ROW_PITCH];
+    const int64_t band = em_dw_band_in_rows(d, d[EM_DW_ROWS_I_BAND_ROWS]) * pitch;
+    const int64_t ring = em_dw_band_in_rows(d, 1) * (pitch + 64);
+    return ((band > ring ? band : ring) + 128 + 63) / 64 * 64;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -209,10 +221,30 @@ EM_AVX2_TARGET static void em_dw_stage_phases_wide(const int8_t* src, int64_t re
     }
 }
 
+/* The AVX-512 VNNI kernel's stride-2 staging of uint8 pixels of 8 or 16 bytes (DM 1): count pixels, 2 pixels apart
+ * from `from` on (avail bytes of the image from `from` on), into consecutive positions at o, 64 / px positions a
+ * store picked from two 64-byte loads by one qword permute; the last ones by masked loads and stores of px bytes.
+ * (Wider pixels stay on em_dw_stage's 32-byte copies: 64-byte ones measured no faster there.) */
+EM_VNNI_TARGET static void em_dw_phase_copy512(uint8_t* o, const int8_t* from, int64_t px, int64_t count,
+                                               int64_t avail) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i idx = px == 8 ? _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14)
+                                : _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13);
+    const int64_t P = 64 / px;
+    int64_t j = 0;
+    for (; j + P <= count && 2 * j * px + 128 <= avail; j += P) {
+        const __m512i a = _mm512_loadu_si512(from + 2 * j * px), b = _mm512_loadu_si512(from + 2 * j * px + 64);
+        _mm512_storeu_si512(o + j * px, _mm512_xor_si512(_mm512_permutex2var_epi64(a, idx, b), flip));
+    }
+    const __mmask64 m = ((__mmask64)1 << px) - 1;
+    for (; j < count; j++)
+        _mm512_mask_storeu_epi8(o + j * px, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, from + 2 * j * px), flip));
+}
+
 /* Stage padded rows [r0, r1) of image img into band (row_pitch bytes per row; tmp: one staged input row + 32, rep:
  * one input row's values repeated, + 32). */
 EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, int64_t r0, int64_t r1, int wide,
-                                       const em_dw_repeat* rpt, uint8_t* band, uint8_t* tmp, uint8_t* rep) {
+                                       int zmm, const em_dw_repeat* rpt, uint8_t* band, uint8_t* tmp, uint8_t* rep) {
     const int64_t* d = p->i;
     const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t SW = d[EM_CONV_I_SW], PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
@@ -259,6 +291,9 @@ EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, in
                 } else {
                     for (int64_t j = jl; j < jh; j++, from += step) em_dw_copy(o + j * px, from, px);
                 }
+            } else if (zmm && SW == 2 && (px == 8 || px == 16)) {
+                const int64_t first = (jl * SW + ph - PL) * px;
+                em_dw_phase_copy512(o + jl * px, src + first, px, jh - jl, readable - first);
             } else {
                 const int8_t* from = src + (jl * SW + ph - PL) * px;
                 int64_t j = jl;
@@ -290,7 +325,7 @@ typedef struct {
     const float* est;          /* the float estimate's constants per block of lanes, or NULL */
 } em_dw_rows;
 
-/* The slices of one call: output rows of every image split into `threads` ranges, each staged band by band. */
+/* The slices of one call: output rows of every image split into `threads` ranges. */
 typedef void (*em_dw_row_fn)(const uint8_t* src, int8_t* out, int64_t n, const em_dw_rows* c, const void* g);
 
 typedef struct {
@@ -298,8 +333,22 @@ typedef struct {
     em_dw_row_fn row;
     const em_dw_rows* c;
     const void* g;
-    int wide;
+    int wide, zmm;         /* staged int16; the AVX-512 VNNI kernel's staging (em_dw_phase_copy512) */
 } em_dw_call;
+
+/* Taps (padded to whole groups) up to which a slice stages rows into a ring of `reach` slots (each input row staged
+ * once and the slots reused while still in L1); larger kernels stage band by band. */
+#define EM_DW_RING_TAPS 256
+
+/* One output row from its staged window top `row`. */
+static inline void em_dw_out_row(const em_dw_call* call, const em_dw_rows* c, const uint8_t* row, int8_t* o,
+                                 int64_t OW, int64_t OC, int64_t seg, int64_t esz) {
+    if (seg == 0) {
+        call->row(row, o, OW * OC, c, call->g);
+    } else {
+        for (int64_t ox = 0; ox < OW; ox++) call->row(row + ox * OC * esz, o + ox * OC, OC, c, call->g);
+    }
+}
 
 EM_AVX2_TARGET static void em_dw_slice(const void* ctx, int64_t slice, int64_t nslices) {
     const em_dw_call* call = (const em_dw_call*)ctx;
@@ -307,30 +356,57 @@ EM_AVX2_TARGET static void em_dw_slice(const void* ctx, int64_t slice, int64_t n
     const int64_t* d = p->i;
     const int64_t OH = d[EM_CONV_I_OH], OW = d[EM_CONV_I_OW], OC = d[EM_CONV_I_OC], SH = d[EM_CONV_I_SH];
     const int64_t pitch = d[EM_DW_ROWS_I_ROW_PITCH], B = d[EM_DW_ROWS_I_BAND_ROWS], seg = d[EM_DW_ROWS_I_SEGMENT];
+    const int64_t KW = d[EM_CONV_I_KW], DH = d[EM_CONV_I_DH], reach = em_dw_band_in_rows(d, 1);
     const int64_t esz = call->wide ? 2 : 1;
     const int64_t oy0 = OH * slice / nslices, oy1 = OH * (slice + 1) / nslices;
     uint8_t* band = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_DW_ROWS_I_BAND_BYTES];
-    uint8_t* tmp = band + (em_dw_band_in_rows(d, B) * pitch + 128 + 63) / 64 * 64;
+    uint8_t* tmp = band + em_dw_staged_bytes(d);
     uint8_t* rep = tmp + (d[EM_CONV_I_IW] * OC * esz + 64 + 63) / 64 * 64;
     em_dw_repeat rpt;
     em_dw_repeat_init(&rpt, d[EM_CONV_I_DM]);
     const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
     int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
+    const int64_t padded = call->c->groups * (call->wide ? 2 : 4), taps = call->c->taps;
+    if (padded <= EM_DW_RING_TAPS) {
+        /* tap t of an output row whose window top sits in slot s: its row's slot, less s, times the slot pitch, plus
+         * its column offset col[t] */
+        int64_t col[EM_DW_RING_TAPS], off[EM_DW_RING_TAPS];
+        int64_t drow[EM_DW_RING_TAPS];
+        for (int64_t t = 0; t < padded; t++) {
+            drow[t] = t < taps ? t / KW * DH : 0;
+            col[t] = call->c->off[t] - drow[t] * pitch;
+        }
+        em_dw_rows c = *call->c;
+        c.off = off;
+        const int64_t slot = pitch + 64;
+        for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
+            const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * d[EM_CONV_I_IC];
+            int64_t next = 0;       /* the next padded input row to stage */
+            for (int64_t oy = oy0; oy < oy1; oy++) {
+                const int64_t r0 = oy * SH, top = r0 % reach;
+                if (next < r0) next = r0;
+                for (; next < r0 + reach; next++)
+                    em_dw_stage(p, img, next, next + 1, call->wide, call->zmm, &rpt, band + next % reach * slot, tmp,
+                                rep);
+                for (int64_t t = 0; t < padded; t++) {
+                    int64_t s = top + drow[t];
+                    s = s < reach ? s : s - reach;
+                    off[t] = (s - top) * slot + col[t];
+                }
+                em_dw_out_row(call, &c, band + top * slot, out + ((b * OH + oy) * OW) * OC, OW, OC, seg, esz);
+            }
+        }
+        return;
+    }
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * d[EM_CONV_I_IC];
         for (int64_t y0 = oy0; y0 < oy1; y0 += B) {
             const int64_t y1 = oy1 - y0 < B ? oy1 : y0 + B;
-            em_dw_stage(p, img, y0 * SH, y0 * SH + em_dw_band_in_rows(d, y1 - y0), call->wide, &rpt, band, tmp,
-                        rep);
-            for (int64_t oy = y0; oy < y1; oy++) {
-                const uint8_t* row = band + (oy - y0) * SH * pitch;
-                int8_t* o = out + ((b * OH + oy) * OW) * OC;
-                if (seg == 0) {
-                    call->row(row, o, OW * OC, call->c, call->g);
-                } else {
-                    for (int64_t ox = 0; ox < OW; ox++) call->row(row + ox * OC * esz, o + ox * OC, OC, call->c, call->g);
-                }
-            }
+            em_dw_stage(p, img, y0 * SH, y0 * SH + em_dw_band_in_rows(d, y1 - y0), call->wide, call->zmm, &rpt,
+                        band, tmp, rep);
+            for (int64_t oy = y0; oy < y1; oy++)
+                em_dw_out_row(call, call->c, band + (oy - y0) * SH * pitch, out + ((b * OH + oy) * OW) * OC, OW, OC,
+                              seg, esz);
         }
     }
 }
@@ -350,8 +426,8 @@ static void em_dw_rows_consts(const em_params* p, em_dw_rows* c) {
     c->est = d[EM_DW_ROWS_I_ESTIMATE] ? (const float*)p->ptr[EM_DW_ROWS_P_RQ_ESTIMATE] : NULL;
 }
 
-static void em_dw_run(const em_params* p, em_dw_row_fn row, const em_dw_rows* c, const void* g, int wide) {
-    const em_dw_call call = {p, row, c, g, wide};
+static void em_dw_run(const em_params* p, em_dw_row_fn row, const em_dw_rows* c, const void* g, int wide, int zmm) {
+    const em_dw_call call = {p, row, c, g, wide, zmm};
     const int64_t threads = p->i[EM_DW_ROWS_I_THREADS];
     em_parallel_run(threads > 1 ? threads : 1, em_dw_slice, &call);
 }
@@ -491,7 +567,7 @@ static void em_depthwise_int8_vnni(const em_params* p) {
     em_dw_rows c;
     em_dw_rows_consts(p, &c);
     const em_vnni_gemm g = em_dw_vnni_gemm(p);
-    em_dw_run(p, em_dw_row_vnni, &c, &g, 0);
+    em_dw_run(p, em_dw_row_vnni, &c, &g, 0, 1);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -607,7 +683,7 @@ static void em_depthwise_int8_avxvnni(const em_params* p) {
     em_dw_rows c;
     em_dw_rows_consts(p, &c);
     const em_avx2_gemm g = em_dw_avx2_gemm(p);
-    em_dw_run(p, em_dw_row_avxvnni, &c, &g, 0);
+    em_dw_run(p, em_dw_row_avxvnni, &c, &g, 0, 0);
 }
 #else
 static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }   /* never selected (em_isa.h) */
@@ -650,7 +726,7 @@ static void em_depthwise_int8_avx2(const em_params* p) {
     em_dw_rows c;
     em_dw_rows_consts(p, &c);
     const em_avx2_gemm g = em_dw_avx2_gemm(p);
-    em_dw_run(p, em_dw_row_avx2, &c, &g, 1);
+    em_dw_run(p, em_dw_row_avx2, &c, &g, 1, 0);
 }
 #else
 /* never selected: the loader picks these kernels only when the CPU reports the ISA */
