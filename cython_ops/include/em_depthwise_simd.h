@@ -691,34 +691,72 @@ static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }   /* neve
 
 /* AVX2: int16 staged values (x - in_zp, padding 0) and int16 weights (w - w_zp), two taps per vpmaddwd; 32
  * values a step as two 16-value halves.  Bytes of the staged row are 2 per value: n counts values. */
+
+/* One group of two taps of a 32-value step at src: accumulators A0..A3 += the taps' interleaved int16 halves times
+ * the group's weights W0..W3. */
+#define EM_DW_AVX2_GROUP(src, off, W0, W1, W2, W3, A0, A1, A2, A3)                                               \
+    {                                                                                                          \
+        const __m256i a_ = _mm256_loadu_si256((const __m256i*)((src) + (off)[0]));                            \
+        const __m256i b_ = _mm256_loadu_si256((const __m256i*)((src) + (off)[1]));                            \
+        A0 = _mm256_add_epi32(A0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a_, b_), W0));                       \
+        A1 = _mm256_add_epi32(A1, _mm256_madd_epi16(_mm256_unpackhi_epi16(a_, b_), W1));                       \
+        const __m256i c_ = _mm256_loadu_si256((const __m256i*)((src) + (off)[0] + 32));                       \
+        const __m256i d_ = _mm256_loadu_si256((const __m256i*)((src) + (off)[1] + 32));                       \
+        A2 = _mm256_add_epi32(A2, _mm256_madd_epi16(_mm256_unpacklo_epi16(c_, d_), W2));                       \
+        A3 = _mm256_add_epi32(A3, _mm256_madd_epi16(_mm256_unpackhi_epi16(c_, d_), W3));                       \
+    }
+
+/* Requantize and store a 32-value step (n - q values left from q on). */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_dw_avx2_finish(
+        __m256i a0, __m256i a1, __m256i a2, __m256i a3, const em_dw_rows* c, const em_avx2_gemm* g, int64_t pat,
+        int8_t* out, int64_t left) {
+    const __m256i acc[4] = {a0, a1, a2, a3};
+    /* int16 halves [0-7 | 8-15] and [16-23 | 24-31]; the byte pack interleaves them by lane: qwords 0 2 1 3 */
+    em_dw_store32(out, _mm256_permute4x64_epi64(em_dw_requant32(acc, c, g, pat * 32), 0xD8), left);
+}
+
 EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* row, int8_t* out, int64_t n, const em_dw_rows* c,
                                           const void* gp) {
     const em_avx2_gemm* g = (const em_avx2_gemm*)gp;
+    const int64_t period = c->patterns * 32;      /* values from one vector of a pattern to its next */
     /* pattern by pattern, so that each pattern's weights and constants serve all its vectors in a row */
-    for (int64_t pat = 0; pat < c->patterns && pat * 32 < n; pat++)
-    for (int64_t q = pat * 32; q < n; q += c->patterns * 32) {
-        const uint8_t* src = row + q * 2;
-        const int16_t* w = (const int16_t*)c->w + pat * c->groups * 64;
+    for (int64_t pat = 0; pat < c->patterns && pat * 32 < n; pat++) {
+        const int16_t* wp = (const int16_t*)c->w + pat * c->groups * 64;
         const int32_t* bias = c->bias + pat * 32;
-        __m256i acc[4];
-        for (int k = 0; k < 4; k++) acc[k] = _mm256_loadu_si256((const __m256i*)(bias + 8 * k));
-        const int64_t* off = c->off;
-        for (int64_t tg = 0; tg < c->groups; tg++, off += 2, w += 64) {
-            const __m256i a0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
-            const __m256i b0 = _mm256_loadu_si256((const __m256i*)(src + off[1]));
-            const __m256i a1 = _mm256_loadu_si256((const __m256i*)(src + off[0] + 32));
-            const __m256i b1 = _mm256_loadu_si256((const __m256i*)(src + off[1] + 32));
-            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_unpacklo_epi16(a0, b0),
-                                                                _mm256_loadu_si256((const __m256i*)w)));
-            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_unpackhi_epi16(a0, b0),
-                                                                _mm256_loadu_si256((const __m256i*)(w + 16))));
-            acc[2] = _mm256_add_epi32(acc[2], _mm256_madd_epi16(_mm256_unpacklo_epi16(a1, b1),
-                                                                _mm256_loadu_si256((const __m256i*)(w + 32))));
-            acc[3] = _mm256_add_epi32(acc[3], _mm256_madd_epi16(_mm256_unpackhi_epi16(a1, b1),
-                                                                _mm256_loadu_si256((const __m256i*)(w + 48))));
+        const __m256i b0 = _mm256_loadu_si256((const __m256i*)bias);
+        const __m256i b1 = _mm256_loadu_si256((const __m256i*)(bias + 8));
+        const __m256i b2 = _mm256_loadu_si256((const __m256i*)(bias + 16));
+        const __m256i b3 = _mm256_loadu_si256((const __m256i*)(bias + 24));
+        int64_t q = pat * 32;
+        for (; q + period < n; q += 2 * period) {      /* two vectors of the pattern: each weight load serves both */
+            const uint8_t* s0 = row + q * 2;
+            const uint8_t* s1 = row + (q + period) * 2;
+            __m256i x0 = b0, x1 = b1, x2 = b2, x3 = b3, y0 = b0, y1 = b1, y2 = b2, y3 = b3;
+            const int16_t* w = wp;
+            const int64_t* off = c->off;
+            for (int64_t tg = 0; tg < c->groups; tg++, off += 2, w += 64) {
+                const __m256i w0 = _mm256_loadu_si256((const __m256i*)w);
+                const __m256i w1 = _mm256_loadu_si256((const __m256i*)(w + 16));
+                const __m256i w2 = _mm256_loadu_si256((const __m256i*)(w + 32));
+                const __m256i w3 = _mm256_loadu_si256((const __m256i*)(w + 48));
+                EM_DW_AVX2_GROUP(s0, off, w0, w1, w2, w3, x0, x1, x2, x3)
+                EM_DW_AVX2_GROUP(s1, off, w0, w1, w2, w3, y0, y1, y2, y3)
+            }
+            em_dw_avx2_finish(x0, x1, x2, x3, c, g, pat, out + q, n - q);
+            em_dw_avx2_finish(y0, y1, y2, y3, c, g, pat, out + q + period, n - q - period);
         }
-        /* int16 halves [0-7 | 8-15] and [16-23 | 24-31]; the byte pack interleaves them by lane: qwords 0 2 1 3 */
-        em_dw_store32(out + q, _mm256_permute4x64_epi64(em_dw_requant32(acc, c, g, pat * 32), 0xD8), n - q);
+        if (q < n) {
+            const uint8_t* s0 = row + q * 2;
+            __m256i x0 = b0, x1 = b1, x2 = b2, x3 = b3;
+            const int16_t* w = wp;
+            const int64_t* off = c->off;
+            for (int64_t tg = 0; tg < c->groups; tg++, off += 2, w += 64)
+                EM_DW_AVX2_GROUP(s0, off, _mm256_loadu_si256((const __m256i*)w),
+                                 _mm256_loadu_si256((const __m256i*)(w + 16)),
+                                 _mm256_loadu_si256((const __m256i*)(w + 32)),
+                                 _mm256_loadu_si256((const __m256i*)(w + 48)), x0, x1, x2, x3)
+            em_dw_avx2_finish(x0, x1, x2, x3, c, g, pat, out + q, n - q);
+        }
     }
 }
 
