@@ -1,10 +1,11 @@
 """int8 DEPTHWISE_CONV_2D's staging (em_depthwise_simd.h em_dw_slice: each input row staged once into a ring of
-`reach` slots, per-row tap offsets; kernels over 256 padded taps staged band by band) on every ISA path EDGEML_ISA
-can force, against NumPy expectations from LiteRT's reference formulas (test_kernel_paths.py): stride 2 on odd and
-even sizes with SAME and VALID padding, dilation 2 and 4, 3x3 / 5x5 and a 17x17 kernel (the band fallback), channel
-counts off multiples of 8 / 16 / 64, depth multipliers > 1, batch 2, 1-3 threads (slices that each start their own
-ring), tie-heavy sums (the float estimate's exact fallback) and the AVX-512 VNNI kernel's stride-2 gathers of 8- and
-16-channel pixels.  Each path runs in a subprocess."""
+`reach` slots with per-row tap offsets, forced here by one-row bands; slices one band covers and kernels over 256
+padded taps staged band by band) on every ISA path EDGEML_ISA can force, against NumPy expectations from LiteRT's
+reference formulas (test_kernel_paths.py): stride 2 on odd and even sizes with SAME and VALID padding, dilation 2 and
+4, 3x3 / 5x5 and a 17x17 kernel (the band fallback), channel counts off multiples of 8 / 16 / 64, depth multipliers
+> 1, batch 2, 1-3 threads (slices that each start their own ring), tie-heavy sums (the float estimate's exact
+fallback) and the AVX-512 VNNI kernel's stride-2 gathers of 8- and 16-channel pixels.  Each path runs in a
+subprocess."""
 import pytest
 
 from test_depthwise_paths2 import CHECK as BASE_CHECK
@@ -13,22 +14,24 @@ from test_kernel_paths import run_on_path
 
 CHECK = BASE_CHECK.split("\ndef main():")[0] + r'''
 
+from edgeml.runtime import packing_depthwise as PD
 from edgeml.runtime.ops import depthwise as DW
 
 
-def run_threads(g, x, rounding, threads):
-    """Output, ColumnRequant, kernel of one layer compiled for `threads` (every layer split when threads > 1)."""
-    original, saved = R.column_requant, DW.THREAD_MIN_MACS
+def run_threads(g, x, rounding, threads, band_bytes):
+    """Output, ColumnRequant, kernel of one layer compiled for `threads` (every layer split when threads > 1) with
+    bands of band_bytes (small: one output row a band, so that every slice of over one row takes the ring)."""
+    original, saved = R.column_requant, (DW.THREAD_MIN_MACS, PD.BAND_BYTES)
     captured = []
 
     def keep(*args, **kw):
         captured.append(original(*args, **kw))
         return captured[-1]
-    R.column_requant, DW.THREAD_MIN_MACS = keep, 0
+    R.column_requant, DW.THREAD_MIN_MACS, PD.BAND_BYTES = keep, 0, band_bytes
     try:
         plan = compile_graph(g, {}, rounding, threads)
     finally:
-        R.column_requant, DW.THREAD_MIN_MACS = original, saved
+        R.column_requant, (DW.THREAD_MIN_MACS, PD.BAND_BYTES) = original, saved
     plan.view(g.inputs[0])[...] = x
     plan.engine.invoke()
     return plan.view(g.outputs[0]).copy(), captured[0], plan.steps[0].kernel
@@ -72,10 +75,10 @@ def main():
         act = int(rng.choice([0, 1, 3]))
         g, x, acc, desc = layer(rng, n, ih, iw, ic, dm, kh, kw, stride, dil, padding, act, x_zp, y_zp, xs, ys,
                                 wscale, w=w, bias=bias, x=x)
-        for threads in (1, 2, 3):
-            got, rq, kernel = run_threads(g, x, k % 2, threads)
+        for threads, band_bytes in ((1, 1), (2, 1), (3, 1), (1, PD.BAND_BYTES), (2, PD.BAND_BYTES)):
+            got, rq, kernel = run_threads(g, x, k % 2, threads, band_bytes)
             kernels.add(kernel)
-            compare(failures, f"{desc} threads {threads}", got, acc, rq)
+            compare(failures, f"{desc} threads {threads} band bytes {band_bytes}", got, acc, rq)
     print("kernels", " ".join(sorted(kernels)))
     print("\n".join(failures) if failures else "ok")
 

@@ -3,7 +3,8 @@
  *
  * Staging: each padded input row that output rows read is copied once into a ring of `reach` slots of scratch
  * (the slots reused while the row is still in L1; each output row's tap offsets follow its rows' slots; kernels
- * with more than EM_DW_RING_TAPS taps stage bands of rows instead, at the fixed tap_offsets), padded with the input
+ * with more than EM_DW_RING_TAPS taps and slices that one band covers stage bands of rows instead, at the fixed
+ * tap_offsets), padded with the input
  * zero point, split by stride_w into phases (padded column j goes to phase j % SW at position j / SW) and with each
  * input channel repeated DM times (channel ic feeds outputs ic DM .. ic DM + DM - 1).  Output pixel ox then reads
  * tap kx at position ox + (kx DW) / SW of phase (kx DW) % SW, so for every tap a whole output row (OW x OC values)
@@ -241,14 +242,15 @@ EM_VNNI_TARGET static void em_dw_phase_copy512(uint8_t* o, const int8_t* from, i
         _mm512_mask_storeu_epi8(o + j * px, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, from + 2 * j * px), flip));
 }
 
-/* Stage padded rows [r0, r1) of image img into band (row_pitch bytes per row; tmp: one staged input row + 32, rep:
+/* Stage padded rows [r0, r1) of image img into band, `spacing` bytes apart (tmp: one staged input row + 32, rep:
  * one input row's values repeated, + 32). */
 EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, int64_t r0, int64_t r1, int wide,
-                                       int zmm, const em_dw_repeat* rpt, uint8_t* band, uint8_t* tmp, uint8_t* rep) {
+                                       int zmm, const em_dw_repeat* rpt, uint8_t* band, int64_t spacing, uint8_t* tmp,
+                                       uint8_t* rep) {
     const int64_t* d = p->i;
     const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t SW = d[EM_CONV_I_SW], PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
-    const int64_t Wph = d[EM_DW_ROWS_I_PHASE_WIDTH], pitch = d[EM_DW_ROWS_I_ROW_PITCH];
+    const int64_t Wph = d[EM_DW_ROWS_I_PHASE_WIDTH];
     const int32_t zp = (int32_t)d[EM_CONV_I_IN_ZP];
     const int64_t esz = wide ? 2 : 1, px = OC * esz, width = SW * Wph;   /* bytes per pixel; padded columns */
     const __m256i pad = wide ? _mm256_setzero_si256() : _mm256_set1_epi8((char)(uint8_t)(zp + 128));
@@ -257,7 +259,7 @@ EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, in
     /* uint8 pixels with DM 1 go straight from the image into their phase, 32-byte reads inside the image */
     const int direct = !wide && rpt->dm == 1;
     for (int64_t r = r0; r < r1; r++) {
-        uint8_t* dst = band + (r - r0) * pitch;
+        uint8_t* dst = band + (r - r0) * spacing;
         const int64_t iy = r - PT;
         if (iy < 0 || iy >= IH || c1 <= 0) { em_dw_fill(dst, pad, width * px); continue; }
         const int8_t* src = img + iy * IW * IC;
@@ -337,7 +339,8 @@ typedef struct {
 } em_dw_call;
 
 /* Taps (padded to whole groups) up to which a slice stages rows into a ring of `reach` slots (each input row staged
- * once and the slots reused while still in L1); larger kernels stage band by band. */
+ * once and the slots reused while still in L1); larger kernels stage band by band, and so does a slice that one band
+ * covers (small images: all rows in one pass, no per-row set-up). */
 #define EM_DW_RING_TAPS 256
 
 /* One output row from its staged window top `row`. */
@@ -367,7 +370,7 @@ EM_AVX2_TARGET static void em_dw_slice(const void* ctx, int64_t slice, int64_t n
     const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
     int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
     const int64_t padded = call->c->groups * (call->wide ? 2 : 4), taps = call->c->taps;
-    if (padded <= EM_DW_RING_TAPS) {
+    if (padded <= EM_DW_RING_TAPS && B < oy1 - oy0) {
         /* tap t of an output row whose window top sits in slot s: its row's slot, less s, times the slot pitch, plus
          * its column offset col[t] */
         int64_t col[EM_DW_RING_TAPS], off[EM_DW_RING_TAPS];
@@ -385,9 +388,11 @@ EM_AVX2_TARGET static void em_dw_slice(const void* ctx, int64_t slice, int64_t n
             for (int64_t oy = oy0; oy < oy1; oy++) {
                 const int64_t r0 = oy * SH, top = r0 % reach;
                 if (next < r0) next = r0;
-                for (; next < r0 + reach; next++)
-                    em_dw_stage(p, img, next, next + 1, call->wide, call->zmm, &rpt, band + next % reach * slot, tmp,
-                                rep);
+                while (next < r0 + reach) {     /* the rows not staged yet, in runs of consecutive slots */
+                    const int64_t s = next % reach, run = r0 + reach - next < reach - s ? r0 + reach - next : reach - s;
+                    em_dw_stage(p, img, next, next + run, call->wide, call->zmm, &rpt, band + s * slot, slot, tmp, rep);
+                    next += run;
+                }
                 for (int64_t t = 0; t < padded; t++) {
                     int64_t s = top + drow[t];
                     s = s < reach ? s : s - reach;
@@ -403,7 +408,7 @@ EM_AVX2_TARGET static void em_dw_slice(const void* ctx, int64_t slice, int64_t n
         for (int64_t y0 = oy0; y0 < oy1; y0 += B) {
             const int64_t y1 = oy1 - y0 < B ? oy1 : y0 + B;
             em_dw_stage(p, img, y0 * SH, y0 * SH + em_dw_band_in_rows(d, y1 - y0), call->wide, call->zmm, &rpt,
-                        band, tmp, rep);
+                        band, pitch, tmp, rep);
             for (int64_t oy = y0; oy < y1; oy++)
                 em_dw_out_row(call, call->c, band + (oy - y0) * SH * pitch, out + ((b * OH + oy) * OW) * OC, OW, OC,
                               seg, esz);
