@@ -211,8 +211,10 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     reach = (g["kh"] - 1) * dh + 1
     band = max(1, min(rows_per_slice, (BAND_BYTES // pitch - reach) // g["sh"] + 1))
     in_rows = (band - 1) * g["sh"] + reach
-    # em_dw_slice: the band, then one staged input row (tmp), then one row's values repeated (rep)
-    band_bytes = -(-(in_rows * pitch + 128) // 64) * 64 + -(-(g["iw"] * oc * esz + 64) // 64) * 64 + \
+    # em_dw_slice: the band or the ring of `reach` slots of pitch + 64 bytes (em_dw_staged_bytes), then one staged
+    # input row (tmp), then one row's values repeated (rep)
+    band_bytes = -(-(max(in_rows * pitch, reach * (pitch + 64)) + 128) // 64) * 64 + \
+        -(-(g["iw"] * oc * esz + 64) // 64) * 64 + \
         -(-(g["iw"] * oc + 64) // 64) * 64
     return {"w": packed, "bias": per_lane[0], "rq": per_lane[1:], "table": ctx.keep_array(table),
             "offsets": ctx.keep_array(offsets),
