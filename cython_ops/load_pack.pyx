@@ -540,26 +540,8 @@ def tflite_requant(double input_scale, weight_scales, weight_zero_points, double
         real32[i] = <float>real[i]
         if not multiplier_of(real[i], rounding, &mult[i], &shift[i]):
             raise ValueError(f"cannot quantize multiplier {real[i]!r}")
-    cdef float s = <float>output_scale
-    cdef int64_t lo = -128, hi = 127, q
-    if activation == 1 or activation == 3:          # RELU, RELU6
-        if not quantized_bound_int8(0.0, s, out_zp, &q):
-            return mult_array, shift_array, real_array, real32_array, False, None
-        lo = max(lo, q)
-        if activation == 3:
-            if not quantized_bound_int8(6.0, s, out_zp, &q):
-                return mult_array, shift_array, real_array, real32_array, False, None
-            hi = min(hi, q)
-    elif activation == 2:                           # RELU_N1_TO_1
-        if not quantized_bound_int8(-1.0, s, out_zp, &q):
-            return mult_array, shift_array, real_array, real32_array, False, None
-        lo = max(lo, q)
-        if not quantized_bound_int8(1.0, s, out_zp, &q):
-            return mult_array, shift_array, real_array, real32_array, False, None
-        hi = min(hi, q)
-    elif activation != 0:
-        raise ValueError("tflite_requant: unknown activation code")
-    return mult_array, shift_array, real_array, real32_array, False, (lo, hi)
+    return mult_array, shift_array, real_array, real32_array, False, activation_range_int8(activation, output_scale,
+                                                                                          out_zp)
 
 
 def fold_bias_s8(const int8_t[:, :] w, bias, int64_t zp, bint wrap):
@@ -654,3 +636,85 @@ def depthwise_tap_offsets(int64_t[::1] out, Py_ssize_t taps, int64_t kw, int64_t
             out[t] = ky * dh * pitch + ((kx * dw) % sw * phase_width + (kx * dw) // sw) * value_bytes
         else:
             out[t] = 0
+
+
+def winograd_weights(const int8_t[:, :, :, :] w, int16_t[:, :, :, :, ::1] out):
+    """conv_winograd.winograd_pack's transform in one pass: U = G' g G'^T per output / input channel of int8 w
+    [OC][3][3][IC] (G' = 2 G, rows (2, 0, 0), (1, 1, 1), (1, -1, 1), (0, 0, 2)) into out [16][OCp / 8][ICp / 4][8][4]
+    (position a * 4 + b, then em_gemm_avx2.h's panels), zero for the padding channels."""
+    cdef Py_ssize_t oc = w.shape[0], ic = w.shape[3], o, c, a, b, i, j
+    cdef Py_ssize_t panels = out.shape[1], groups = out.shape[2]
+    if (w.shape[1] != 3 or w.shape[2] != 3 or out.shape[0] != 16 or out.shape[3] != 8 or out.shape[4] != 4
+            or panels * 8 < oc or groups * 4 < ic):
+        raise ValueError("winograd_weights: the arrays do not match")
+    cdef int64_t G[4][3]
+    G[0][:] = [2, 0, 0]
+    G[1][:] = [1, 1, 1]
+    G[2][:] = [1, -1, 1]
+    G[3][:] = [0, 0, 2]
+    cdef int64_t t[4][3]
+    cdef int64_t u
+    if out.size:
+        memset(&out[0, 0, 0, 0, 0], 0, out.size * sizeof(int16_t))
+    for o in range(oc):
+        for c in range(ic):
+            for a in range(4):          # t = G' g
+                for j in range(3):
+                    t[a][j] = G[a][0] * w[o, 0, j, c] + G[a][1] * w[o, 1, j, c] + G[a][2] * w[o, 2, j, c]
+            for a in range(4):          # U = t G'^T
+                for b in range(4):
+                    u = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2]
+                    out[a * 4 + b, o // 8, c // 4, o % 8, c % 4] = <int16_t>u
+
+
+def avx2_gemv_constants(const int8_t[:, :] w, const int32_t[:] bias, const int32_t[:] mult, const int32_t[:] shift,
+                        const double[:] scale64, const float[:] scale32, int8_t[:, :, :, ::1] out_w,
+                        int32_t[::1] out_bias, int32_t[::1] out_mult, int32_t[::1] out_shift,
+                        double[::1] out_scale64, float[::1] out_scale32):
+    """avx2_conv_constants with the panels kept as int8 (packing.avx2_pack_s8: the one- and two-row AVX2 FC)."""
+    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], width = out_bias.shape[0], kgroups = out_w.shape[1]
+    cdef Py_ssize_t b, g, r, j, c
+    if (bias.shape[0] != n or mult.shape[0] != n or shift.shape[0] != n or scale64.shape[0] != n
+            or scale32.shape[0] != n or width != out_w.shape[0] * 8 or width < n or out_w.shape[2] != 8
+            or out_w.shape[3] != 4 or kgroups * 4 < k or out_mult.shape[0] != width
+            or out_shift.shape[0] != width or out_scale64.shape[0] != width or out_scale32.shape[0] != width):
+        raise ValueError("avx2_gemv_constants: the arrays do not match the weights")
+    cdef int8_t* panel
+    for b in range(out_w.shape[0]):
+        for g in range(kgroups):
+            panel = &out_w[b, g, 0, 0]
+            for r in range(8):
+                for j in range(4):
+                    panel[4 * r + j] = w[8 * b + r, 4 * g + j] if 8 * b + r < n and 4 * g + j < k else 0
+    for c in range(width):
+        if c < n:
+            out_bias[c], out_mult[c], out_shift[c] = bias[c], mult[c], shift[c]
+            out_scale64[c], out_scale32[c] = scale64[c], scale32[c]
+        else:
+            out_bias[c], out_mult[c], out_shift[c] = 0, 0, 0
+            out_scale64[c], out_scale32[c] = 0.0, 0.0
+
+
+def activation_range_int8(int activation, double scale, int zero_point):
+    """numerics.activation_range_int8 for `activation` (ACTIVATION_CODES): (act_min, act_max), or None where a
+    bound's quotient leaves the int64 range (the Python form decides those)."""
+    cdef float s = <float>scale
+    cdef int64_t lo = -128, hi = 127, q
+    if activation == 1 or activation == 3:          # RELU, RELU6
+        if not quantized_bound_int8(0.0, s, zero_point, &q):
+            return None
+        lo = max(lo, q)
+        if activation == 3:
+            if not quantized_bound_int8(6.0, s, zero_point, &q):
+                return None
+            hi = min(hi, q)
+    elif activation == 2:                           # RELU_N1_TO_1
+        if not quantized_bound_int8(-1.0, s, zero_point, &q):
+            return None
+        lo = max(lo, q)
+        if not quantized_bound_int8(1.0, s, zero_point, &q):
+            return None
+        hi = min(hi, q)
+    elif activation != 0:
+        raise ValueError("activation_range_int8: unknown activation code")
+    return lo, hi

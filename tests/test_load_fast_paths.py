@@ -20,6 +20,7 @@ from cython_ops import load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse, requant
+from edgeml.runtime.ops import conv_winograd
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
 from edgeml.ir import Graph
@@ -72,6 +73,9 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "tflite_requant", requant.tflite_requant)
         monkeypatch.setattr(load_pack, "depthwise_estimate", packing_depthwise.lane_estimate)
         monkeypatch.setattr(load_pack, "depthwise_tap_offsets", packing_depthwise.tap_offsets)
+        monkeypatch.setattr(load_pack, "fold_bias_s8", packing.fold_bias)
+        monkeypatch.setattr(load_pack, "avx2_gemv_constants", packing.avx2_constants)
+        monkeypatch.setattr(load_pack, "winograd_weights", lambda w, out: conv_winograd.winograd_panels(w, out))
     return apply
 
 
@@ -527,3 +531,65 @@ def test_tap_offsets_equal_the_python_form(taps, kw, dh, dw, sw):
     load_pack.depthwise_tap_offsets(fast, taps, kw, dh, dw, sw, 1024, 37, 17)
     packing_depthwise.tap_offsets(plain, taps, kw, dh, dw, sw, 1024, 37, 17)
     np.testing.assert_array_equal(fast, plain)
+
+
+@pytest.mark.parametrize("n,k,with_bias,zp,wrap", [(1, 1, True, -128, False), (17, 27, False, 5, False),
+                                                   (64, 576, True, 131, True), (0, 4, False, 3, False)])
+def test_fold_bias_equals_the_numpy_form(n, k, with_bias, zp, wrap):
+    rng = np.random.default_rng(n + k)
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    bias = (rng.integers(-2 ** 31, 2 ** 31 - 1, n) if wrap else rng.integers(-10000, 10000, n)).astype(np.int32) \
+        if with_bias else None
+    for view in (w, np.asfortranarray(w)):
+        fast, plain = load_pack.fold_bias_s8(view, bias, zp, wrap), packing.fold_bias(w, bias, zp, wrap)
+        assert fast.dtype == plain.dtype == np.int32
+        np.testing.assert_array_equal(fast, plain)
+
+
+@pytest.mark.parametrize("fn", [load_pack.fold_bias_s8, packing.fold_bias])
+def test_fold_bias_refuses_an_overflowing_bias(fn):
+    w = np.full((2, 4), 127, np.int8)
+    ok = np.array([2 ** 31 - 1 - 255 * 508, 0], np.int32)
+    assert fn(w, ok, -255, False)[0] == 2 ** 31 - 1
+    with pytest.raises(OverflowError, match="overflow"):
+        fn(w, ok + np.array([1, 0], np.int32), -255, False)
+    assert fn(w, ok + np.array([1, 0], np.int32), -255, True)[0] == -2 ** 31
+
+
+@pytest.mark.parametrize("oc,ic", [(1, 12), (17, 13), (64, 64), (8, 3600)])
+def test_winograd_weights_equal_the_numpy_form(oc, ic):
+    w = np.random.default_rng(oc + ic).integers(-128, 128, (oc, 3, 3, ic)).astype(np.int8)
+    w[0, :, :, 0] = -128
+    fast = np.full((16, -(-oc // 8), -(-ic // 4), 8, 4), 7, np.int16)
+    load_pack.winograd_weights(w, fast)
+    np.testing.assert_array_equal(fast, conv_winograd.winograd_panels(w))
+
+
+@pytest.mark.parametrize("n,k", [(1, 1), (8, 27), (17, 64), (64, 1001)])
+def test_avx2_gemv_constants_equal_the_numpy_form(n, k):
+    rng = np.random.default_rng(n * 13 + k)
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    args = (w, rng.integers(-10000, 10000, n).astype(np.int32), rng.integers(1 << 30, 1 << 31, n).astype(np.int32),
+            rng.integers(-12, 2, n).astype(np.int32), rng.random(n), rng.random(n).astype(np.float32))
+    width, kp = -(-n // 8) * 8, -(-k // 4) * 4
+    outs = []
+    for fn in (load_pack.avx2_gemv_constants, packing.avx2_constants):
+        out = [np.full((width // 8, kp // 4, 8, 4), 5, np.int8)] + column_outputs(width)
+        fn(*args, *out)
+        outs.append(out)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("act", sorted(load_pack.ACTIVATION_CODES))
+def test_int8_activation_range_equals_the_python_form(act):
+    rng = np.random.default_rng(len(act))
+    cases = [(s, int(z)) for s, z in zip(np.exp(rng.uniform(-12, 3, 200)), rng.integers(-128, 128, 200))]
+    cases += [(1 / 12, 0), (0.5, -128), (2.0, 127), (1e-30, 5), (1e-3, 100), (6 / 255, -128)]
+    for scale, zp in cases:
+        got = load_pack.activation_range_int8(load_pack.ACTIVATION_CODES[act], scale, zp)
+        if got is None:       # a quotient at 2^62 or more: the Python form decides
+            assert scale < 1e-17
+        else:
+            assert got == Q.activation_range_int8(act, scale, zp)
+        assert requant.int8_activation_range(act, scale, zp) == Q.activation_range_int8(act, scale, zp)
