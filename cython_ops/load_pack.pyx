@@ -55,6 +55,43 @@ def count_nonzero_blocks_s8(const int8_t[:, :] w, Py_ssize_t cols, Py_ssize_t de
     return count, groups * kblocks
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* 16 whole rows of contiguous int8 weights (row stride k) into one VNNI block row: dst[g * 64 + 4 r + j] =
+       w[r * k + 4 g + j] for the first `words` 4-byte groups; SSE2 (x86-64's baseline) moves four groups of four
+       rows as one 4 x 4 transposition of 32-bit words, other CPUs word by word. */
+    static void em_vnni_block_rows(const int8_t* w, int64_t k, int64_t words, int8_t* dst) {
+        int64_t g = 0;
+    #if defined(__SSE2__)
+        for (; g + 4 <= words; g += 4)
+            for (int q = 0; q < 4; q++) {
+                const int8_t* src = w + 4 * q * k + 4 * g;
+                const __m128i r0 = _mm_loadu_si128((const __m128i*)src);
+                const __m128i r1 = _mm_loadu_si128((const __m128i*)(src + k));
+                const __m128i r2 = _mm_loadu_si128((const __m128i*)(src + 2 * k));
+                const __m128i r3 = _mm_loadu_si128((const __m128i*)(src + 3 * k));
+                const __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
+                const __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
+                int8_t* out = dst + g * 64 + 16 * q;
+                _mm_storeu_si128((__m128i*)out, _mm_unpacklo_epi64(t0, t1));
+                _mm_storeu_si128((__m128i*)(out + 64), _mm_unpackhi_epi64(t0, t1));
+                _mm_storeu_si128((__m128i*)(out + 128), _mm_unpacklo_epi64(t2, t3));
+                _mm_storeu_si128((__m128i*)(out + 192), _mm_unpackhi_epi64(t2, t3));
+            }
+    #endif
+        for (; g < words; g++)
+            for (int r = 0; r < 16; r++)
+                memcpy(dst + g * 64 + 4 * r, w + r * k + 4 * g, 4);
+    }
+    """
+    void em_vnni_block_rows(const int8_t* w, int64_t k, int64_t words, int8_t* dst) nogil
+
+
 def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eight):
     """w [N][K] -> out [ceil(N / 16)][ceil(K / 4)][16][4] (zero padding; with repeat_eight and N == 8, lanes 8-15
     repeat rows 0-7); returns the int64 row sums of w."""
@@ -76,9 +113,12 @@ def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eig
         # rows of contiguous bytes: each 4-deep run moves as one 32-bit word, the stores are sequential
         for b in range((n + 15) // 16):
             base = &out[b, 0, 0, 0]
-            for g in range(whole):
-                for r in range(16 * b, min(n, 16 * b + 16)):
-                    memcpy(base + g * 64 + (r - 16 * b) * 4, &w[r, 4 * g], 4)
+            if 16 * b + 16 <= n and w.strides[0] == k:      # 16 whole contiguous rows
+                em_vnni_block_rows(&w[16 * b, 0], k, whole, base)
+            else:
+                for g in range(whole):
+                    for r in range(16 * b, min(n, 16 * b + 16)):
+                        memcpy(base + g * 64 + (r - 16 * b) * 4, &w[r, 4 * g], 4)
             if whole < kgroups:
                 for r in range(16 * b, min(n, 16 * b + 16)):
                     for j in range(4 * whole, k):
@@ -603,8 +643,8 @@ def depthwise_estimate(const int8_t[:, :] w_taps, bias, int64_t w_zp, const int6
         if lane_shift[lane] > 0 or lane_shift[lane] < -31 or lane_mult[lane] < 0 or bound[ch[lane]] >= 2147483648:
             return False
     cdef double f
-    for lane in range(lanes):
-        f = ldexp(<double>lane_mult[lane], lane_shift[lane] - 31)
+    for lane in range(lanes):       # (shifts -31 .. 0 here: 2^(shift - 31) is 1 / 2^(31 - shift), exact)
+        f = <double>lane_mult[lane] / <double>((<int64_t>1) << (31 - lane_shift[lane]))
         if not (<double>bound[ch[lane]] * f + 129.0 < 1073741824.0):
             return False
     if out is None:
@@ -612,13 +652,15 @@ def depthwise_estimate(const int8_t[:, :] w_taps, bias, int64_t w_zp, const int6
     if out.shape[0] != 3 * lanes:
         raise ValueError("depthwise_estimate: the table does not match the lanes")
     cdef double d
+    cdef float* row
     for lane in range(lanes):
         blk, i = lane // table_lanes, lane % table_lanes
         s = lane_shift[lane]
-        d = ldexp(1.0, <int>s - 1) if mode == 0 and s != 0 else 0.0
-        out[blk * 3 * table_lanes + i] = <float>ldexp(<double>lane_mult[lane], <int>s - 31)
-        out[blk * 3 * table_lanes + table_lanes + i] = <float>(out_zp + d)
-        out[blk * 3 * table_lanes + 2 * table_lanes + i] = <float>(out_zp - d)
+        d = 1.0 / <double>((<int64_t>1) << (1 - s)) if mode == 0 and s != 0 else 0.0
+        row = &out[blk * 3 * table_lanes + i]
+        row[0] = <float>(<double>lane_mult[lane] / <double>((<int64_t>1) << (31 - s)))
+        row[table_lanes] = <float>(out_zp + d)
+        row[2 * table_lanes] = <float>(out_zp - d)
     return True
 
 
