@@ -423,13 +423,15 @@ def depthwise_lane_columns(const int8_t[:, :] w_taps, bias, int64_t zp_fold, int
             raise ValueError("depthwise_lane_columns: the bias does not match the weights")
     folded_array = np.empty(oc, np.int32)
     cdef int32_t[::1] folded = folded_array
-    cdef int64_t s, v
+    sums_array = np.zeros(oc, np.int64)
+    cdef int64_t[::1] sums = sums_array
+    cdef int64_t v
+    if zp_fold:
+        for t in range(taps):       # (tap by tap: each weight row read in order)
+            for c in range(oc):
+                sums[c] += w_taps[t, c]
     for c in range(oc):
-        s = 0
-        if zp_fold:
-            for t in range(taps):
-                s += w_taps[t, c]
-        v = (b32[c] if bias is not None else 0) - zp_fold * s + zp_add
+        v = (b32[c] if bias is not None else 0) - zp_fold * sums[c] + zp_add
         if wrap:
             v = <int64_t><int32_t><uint32_t>(<uint64_t>v & 0xFFFFFFFFu)
         elif not (-2147483648 < v < 2147483648):
@@ -625,15 +627,15 @@ def depthwise_estimate(const int8_t[:, :] w_taps, bias, int64_t w_zp, const int6
             raise ValueError("depthwise_estimate: the bias does not match the weights")
     if (mode != 0 and mode != 1) or lanes == 0:
         return False
-    bound_array = np.empty(max(oc, 1), np.int64)
+    bound_array = np.zeros(max(oc, 1), np.int64)
     cdef int64_t[::1] bound = bound_array
     cdef int64_t s, b
-    for c in range(oc):
-        s = 0
-        for t in range(taps):
+    for t in range(taps):           # (tap by tap: each weight row read in order)
+        for c in range(oc):
             b = w_taps[t, c] - w_zp
-            s += b if b >= 0 else -b
-        s *= 255
+            bound[c] += b if b >= 0 else -b
+    for c in range(oc):
+        s = 255 * bound[c]
         if bias is not None:
             s += b32[c] if b32[c] >= 0 else -<int64_t>b32[c]
         bound[c] = s
