@@ -14,6 +14,8 @@ from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS
 
 import numpy as np
 
+ndarray = np.ndarray
+
 
 cdef inline int64_t now_ns() noexcept nogil:
     cdef timespec ts
@@ -202,6 +204,98 @@ cdef class Engine:
                 self.kernels[k](&self.params[k])
                 t[k] = now_ns() - t0
         return times
+
+
+cdef class RunPath:
+    """Interpreter.run()'s fast path for an interpreter with one input and no run-time checks: in one call, the
+    input's type, dtype and shape checked, the bytes copied into the arena, the plan invoked and the outputs
+    copied out, all under the interpreter's lock.  Returns None, having done nothing, for any input it does not
+    take (another type, dtype or shape, a non-contiguous array): run() then takes its general path."""
+    cdef Engine engine
+    cdef char* dst
+    cdef Py_ssize_t nbytes
+    cdef object shape, dtype, outs, acquire, release, on_first
+    cdef bint single, first
+
+    def __init__(self, Engine engine, uintptr_t dst, Py_ssize_t nbytes, tuple shape, dtype, tuple outs, lock,
+                 on_first):
+        """on_first: called (under the lock) after the first run it served, e.g. to mark the input as set."""
+        self.engine, self.dst, self.nbytes = engine, <char*>dst, nbytes
+        self.shape, self.dtype, self.outs = shape, dtype, outs
+        self.acquire, self.release, self.on_first = lock.acquire, lock.release, on_first
+        self.single, self.first = len(outs) == 1, True
+
+    def __call__(self, x):
+        cdef Py_buffer buf
+        cdef Py_ssize_t k
+        cdef Engine engine = self.engine
+        if type(x) is not ndarray:
+            return None
+        dtype = x.dtype
+        if (dtype is not self.dtype and dtype != self.dtype) or x.shape != self.shape:
+            return None
+        try:
+            PyObject_GetBuffer(x, &buf, PyBUF_C_CONTIGUOUS)
+        except (BufferError, ValueError, TypeError):
+            return None
+        if buf.len != self.nbytes:
+            PyBuffer_Release(&buf)
+            return None
+        self.acquire()
+        try:
+            memmove(self.dst, buf.buf, self.nbytes)      # x may itself be a view of this arena
+            PyBuffer_Release(&buf)
+            with nogil:
+                for k in range(engine.n):
+                    engine.kernels[k](&engine.params[k])
+            if self.first:
+                self.on_first()
+                self.first = False
+            if self.single:
+                return self.outs[0].copy()
+            return [o.copy() for o in self.outs]
+        finally:
+            self.release()
+
+
+cdef class InputCopy:
+    """Interpreter.set_input()'s fast path for one input with no value bounds: a C-contiguous numpy array of the
+    input's dtype and shape copied into the arena under the interpreter's lock.  False, having done nothing, for
+    anything else (set_input then checks it and names the problem)."""
+    cdef char* dst
+    cdef Py_ssize_t nbytes
+    cdef object shape, dtype, acquire, release, on_first
+    cdef bint first
+
+    def __init__(self, uintptr_t dst, Py_ssize_t nbytes, tuple shape, dtype, lock, on_first):
+        """on_first: called (under the lock) after the first copy, e.g. to mark the input as set."""
+        self.dst, self.nbytes, self.shape, self.dtype = <char*>dst, nbytes, shape, dtype
+        self.acquire, self.release, self.on_first, self.first = lock.acquire, lock.release, on_first, True
+
+    def __call__(self, x):
+        cdef Py_buffer buf
+        if type(x) is not ndarray:
+            return False
+        dtype = x.dtype
+        if (dtype is not self.dtype and dtype != self.dtype) or x.shape != self.shape:
+            return False
+        try:
+            PyObject_GetBuffer(x, &buf, PyBUF_C_CONTIGUOUS)
+        except (BufferError, ValueError, TypeError):
+            return False
+        if buf.len != self.nbytes:
+            PyBuffer_Release(&buf)
+            return False
+        self.acquire()
+        try:
+            memmove(self.dst, buf.buf, self.nbytes)
+            PyBuffer_Release(&buf)
+            if self.first:
+                self.on_first()
+                self.first = False
+            return True
+        finally:
+            self.release()
 
 
 def bind_named(list made, list specs, keepalive, order_by_layout):
