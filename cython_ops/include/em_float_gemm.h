@@ -36,6 +36,7 @@
 #include <string.h>
 #include "em_params.h"
 #include "em_isa.h"
+#include "em_vec.h"
 
 enum { EM_FGEMM_P_INPUT, EM_FGEMM_P_WEIGHTS, EM_FGEMM_P_BIAS, EM_FGEMM_P_OUTPUT, EM_FGEMM_P_SCRATCH,
        EM_FGEMM_P_COUNT };
@@ -286,87 +287,54 @@ EM_F512 static void em_fgemm_gather_avx512(const em_params* p, int64_t b, int64_
     for (int64_t r = rows; r < rows + EM_FGEMM_MAX_TILE_ROWS; r++) table[r] = table[rows - 1];
 }
 
-/* acc[r][v] += a_r[c] * b[c][v] over every tap and channel; then bias, clamp, store rows < mrows. */
-#define EM_FTILE_AVX512(MR, NV, MODE, MADD)                                                                   \
-EM_F512 static void em_ftile_avx512##MODE##_##MR##x##NV(const em_ftile* t) {                                \
-    __m512 acc[MR][NV];                                                                                       \
+/* acc[r][v] += a_r[c] * b[c][v] over every tap and channel; then bias, clamp, store rows < mrows.  One body for
+ * AVX-512 (L = 16) and AVX2 (L = 8) over em_vec.h's operations; MR == 1 prefetches streamed weights a line at a
+ * time (16 / L vectors) and takes each weight vector straight into its multiply-add. */
+#define EM_FTILE(ISA, TARGET, MR, NV, MODE, MADD)                                                             \
+TARGET static void em_ftile_##ISA##MODE##_##MR##x##NV(const em_ftile* t) {                                   \
+    enum { L = EM_V(ISA, LANES) };                                                                            \
+    EM_V(ISA, T) acc[MR][NV];                                                                                 \
     const float* a[MR];                                                                                       \
     const float* b = t->b;                                                                                    \
     _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                                     \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                 \
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[r][v] = EM_V(ISA, ZERO)();                   \
     for (int64_t tap = 0; tap < t->taps; tap++) {                                                             \
         _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                                 \
-            a[r] = t->rows[r * t->taps + tap];                                \
-        for (int64_t c = 0; c < t->ic; c++, b += NV * 16) {                                                   \
-            __m512 bv[NV];                                                                                    \
-            if (MR == 1 && t->stream)                                                                         \
-                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                          \
-                    _mm_prefetch((const char*)(b + v * 16) + EM_FGEMM_STREAM_AHEAD, _MM_HINT_T0);             \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + v * 16);         \
-            _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                           \
-                const __m512 x = _mm512_set1_ps(a[r][c]);                                                     \
-                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                          \
-                    acc[r][v] = MADD(acc[r][v], x, bv[v]);                                                  \
-            }                                                                                                 \
-        }                                                                                                     \
-    }                                                                                                         \
-    const __m512 lo = _mm512_set1_ps(t->lo), hi = _mm512_set1_ps(t->hi);                                     \
-    _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                                   \
-        if (r >= t->mrows) break;                                                                             \
-        float* o = t->out + r * t->ldc;                                                                       \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                                                \
-            __m512 y = _mm512_add_ps(acc[r][v], _mm512_loadu_ps(t->bias + v * 16));                           \
-            y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));   /* NaN stays NaN, as the reference's min / max */ \
-            const int64_t left = t->ncols - v * 16;                                                           \
-            if (left >= 16) _mm512_storeu_ps(o + v * 16, y);                                                  \
-            else _mm512_mask_storeu_ps(o + v * 16, (__mmask16)((1u << left) - 1u), y);                        \
-        }                                                                                                     \
-    }                                                                                                         \
-}
-
-#define EM_FTILE_AVX2(MR, NV, MODE, MADD, TARGET)                                                             \
-TARGET static void em_ftile_avx2##MODE##_##MR##x##NV(const em_ftile* t) {                                  \
-    __m256 acc[MR][NV];                                                                                       \
-    const float* a[MR];                                                                                       \
-    const float* b = t->b;                                                                                    \
-    _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                                     \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();                 \
-    for (int64_t tap = 0; tap < t->taps; tap++) {                                                             \
-        _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++)                                                 \
-            a[r] = t->rows[r * t->taps + tap];                                \
-        for (int64_t c = 0; c < t->ic; c++, b += NV * 8) {                                                    \
+            a[r] = t->rows[r * t->taps + tap];                                                                \
+        for (int64_t c = 0; c < t->ic; c++, b += NV * L) {                                                    \
             if (MR == 1) {                                                                                    \
                 if (t->stream)                                                                                \
-                    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v += 2)                                   \
-                        _mm_prefetch((const char*)(b + v * 8) + EM_FGEMM_STREAM_AHEAD, _MM_HINT_T0);          \
-                const __m256 x = _mm256_broadcast_ss(a[0] + c);                                               \
+                    _Pragma("GCC unroll 8") for (int v = 0; v < NV; v += 16 / L)                              \
+                        _mm_prefetch((const char*)(b + v * L) + EM_FGEMM_STREAM_AHEAD, _MM_HINT_T0);          \
+                const EM_V(ISA, T) x = EM_V(ISA, BCAST)(a[0] + c);                                            \
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                          \
-                    acc[0][v] = MADD(acc[0][v], x, _mm256_loadu_ps(b + v * 8));                             \
+                    acc[0][v] = MADD(acc[0][v], x, EM_V(ISA, LOAD)(b + v * L));                               \
                 continue;                                                                                     \
             }                                                                                                 \
-            __m256 bv[NV];                                                                                    \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + v * 8);          \
+            EM_V(ISA, T) bv[NV];                                                                              \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bv[v] = EM_V(ISA, LOAD)(b + v * L);          \
             _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                           \
-                const __m256 x = _mm256_broadcast_ss(a[r] + c);                                               \
+                const EM_V(ISA, T) x = EM_V(ISA, BCAST)(a[r] + c);                                            \
                 _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                          \
-                    acc[r][v] = MADD(acc[r][v], x, bv[v]);                                                  \
+                    acc[r][v] = MADD(acc[r][v], x, bv[v]);                                                    \
             }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \
-    const __m256 lo = _mm256_set1_ps(t->lo), hi = _mm256_set1_ps(t->hi);                                     \
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                                          \
+    const EM_V(ISA, T) lo = EM_V(ISA, SET1)(t->lo), hi = EM_V(ISA, SET1)(t->hi);                              \
     _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                                   \
         if (r >= t->mrows) break;                                                                             \
         float* o = t->out + r * t->ldc;                                                                       \
         _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                                                \
-            __m256 y = _mm256_add_ps(acc[r][v], _mm256_loadu_ps(t->bias + v * 8));                            \
-            y = _mm256_min_ps(hi, _mm256_max_ps(lo, y));                                                      \
-            const int64_t left = t->ncols - v * 8;                                                            \
-            if (left >= 8) _mm256_storeu_ps(o + v * 8, y);                                                    \
-            else _mm256_maskstore_ps(o + v * 8, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), lane), y);   \
+            EM_V(ISA, T) y = EM_V(ISA, ADD)(acc[r][v], EM_V(ISA, LOAD)(t->bias + v * L));                     \
+            y = EM_V(ISA, MIN)(hi, EM_V(ISA, MAX)(lo, y));   /* NaN stays NaN, as the reference's min / max */ \
+            const int64_t left = t->ncols - v * L;                                                            \
+            if (left >= L) EM_V(ISA, STORE)(o + v * L, y);                                                    \
+            else EM_V(ISA, STORE_N)(o + v * L, left, y);                                                      \
         }                                                                                                     \
     }                                                                                                         \
 }
+#define EM_FTILE_AVX512(MR, NV, MODE, MADD) EM_FTILE(avx512, EM_F512, MR, NV, MODE, MADD)
+#define EM_FTILE_AVX2(MR, NV, MODE, MADD, TARGET) EM_FTILE(avx2, TARGET, MR, NV, MODE, MADD)
 
 /* The two multiply-adds: the reference's (a multiply, rounded, then an add) and the fused one (one rounding). */
 #define EM_FMADD_EXACT512(acc, x, w) _mm512_add_ps(acc, _mm512_mul_ps(x, w))
@@ -502,73 +470,27 @@ EM_F512 static void em_fpair_run(const em_params* p, em_fpair_fn tile) {
 #define EM_FROW_KW 3
 typedef void (*em_frow_fn)(const float* x, int64_t row_step, int64_t KH, int64_t IC, const float* w,
                            const float* bias, float* out, int64_t pixels, int64_t oc, float lo, float hi);
-#define EM_FROW_TILE(MODE, MADD, SW, NV)                                                                       \
-EM_F512 static void em_frow_tile##MODE##_s##SW##_##NV(const float* x, int64_t row_step, int64_t KH, int64_t IC,   \
-                                                    const float* w, const float* bias, float* out, int64_t pixels, \
-                                                    int64_t oc, float lo, float hi) {                           \
-    enum { PIXELS = EM_FROW_TILE_PIXELS(SW, NV), COLS = (PIXELS - 1) * SW + EM_FROW_KW };                      \
-    __m512 acc[PIXELS][NV];                                                                                    \
+/* One body for AVX-512 (L = 16, 32 registers: EM_FROW_TILE_PIXELS) and AVX2 (L = 8, 16 registers: 8 pixels with
+ * one vector at stride 1, else 4) over em_vec.h's operations. */
+#define EM_FROW_TILE(ISA, TARGET, MODE, MADD, SW, NV, PIXELS)                                                  \
+TARGET static void em_frow_tile_##ISA##MODE##_s##SW##_##NV(const float* x, int64_t row_step, int64_t KH,       \
+                                                         int64_t IC, const float* w, const float* bias,        \
+                                                         float* out, int64_t pixels, int64_t oc, float lo,     \
+                                                         float hi) {                                           \
+    enum { L = EM_V(ISA, LANES), COLS = (PIXELS - 1) * SW + EM_FROW_KW };                                      \
+    EM_V(ISA, T) acc[PIXELS][NV];                                                                              \
     _Pragma("GCC unroll 16") for (int r = 0; r < PIXELS; r++)                                                  \
-        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                  \
-    for (int64_t ky = 0; ky < KH; ky++, x += row_step, w += EM_FROW_KW * IC * NV * 16) {                       \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = EM_V(ISA, ZERO)();                    \
+    for (int64_t ky = 0; ky < KH; ky++, x += row_step, w += EM_FROW_KW * IC * NV * L) {                        \
         const float* col[COLS];                                                                                \
         _Pragma("GCC unroll 33") for (int j = 0; j < COLS; j++) col[j] = x + j * IC;                           \
         for (int64_t c = 0; c < IC; c++) {                                                                     \
-            __m512 wv[EM_FROW_KW][NV];                                                                         \
+            EM_V(ISA, T) wv[EM_FROW_KW][NV];                                                                   \
             _Pragma("GCC unroll 3") for (int kx = 0; kx < EM_FROW_KW; kx++)                                    \
                 _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                           \
-                    wv[kx][v] = _mm512_loadu_ps(w + ((kx * IC + c) * NV + v) * 16);                            \
+                    wv[kx][v] = EM_V(ISA, LOAD)(w + ((kx * IC + c) * NV + v) * L);                             \
             _Pragma("GCC unroll 33") for (int j = 0; j < COLS; j++) {     /* column j: outputs (j - kx) / SW */ \
-                const __m512 xv = _mm512_set1_ps(col[j][c]);                                                   \
-                _Pragma("GCC unroll 3") for (int kx = 0; kx < EM_FROW_KW; kx++) {                              \
-                    const int o = (j - kx) / SW;                                                               \
-                    if (j >= kx && (j - kx) % SW == 0 && o < PIXELS)                                   \
-                        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                   \
-                            acc[o][v] = MADD(acc[o][v], xv, wv[kx][v]);                                        \
-                }                                                                                              \
-            }                                                                                                  \
-        }                                                                                                      \
-    }                                                                                                          \
-    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);                                           \
-    _Pragma("GCC unroll 16") for (int r = 0; r < PIXELS; r++) {                                                \
-        if (r >= pixels) break;                                                                                \
-        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                                 \
-            const int64_t left = oc - v * 16;                                                                  \
-            const __m512 y = _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(acc[r][v],                    \
-                                                                                 _mm512_loadu_ps(bias + v * 16)))); \
-            _mm512_mask_storeu_ps(out + r * oc + v * 16, (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1u), y); \
-        }                                                                                                      \
-    }                                                                                                          \
-}
-#define EM_FROW_TILES(MODE, MADD)                                                                              \
-    EM_FROW_TILE(MODE, MADD, 1, 1) EM_FROW_TILE(MODE, MADD, 1, 2)                                              \
-    EM_FROW_TILE(MODE, MADD, 2, 1) EM_FROW_TILE(MODE, MADD, 2, 2)                                              \
-    static const em_frow_fn em_frow_tiles##MODE[2][2] = {{em_frow_tile##MODE##_s1_1, em_frow_tile##MODE##_s1_2}, \
-                                                         {em_frow_tile##MODE##_s2_1, em_frow_tile##MODE##_s2_2}};
-EM_FROW_TILES(, EM_FMADD_EXACT512)
-EM_FROW_TILES(_fma, EM_FMADD_FUSED512)
-static const int64_t em_frow_pixels_avx512[2][2] = {{EM_FROW_TILE_PIXELS(1, 1), EM_FROW_TILE_PIXELS(1, 2)},
-                                                    {EM_FROW_TILE_PIXELS(2, 1), EM_FROW_TILE_PIXELS(2, 2)}};
-
-/* The AVX2 row tiles (16 registers): 8 pixels with one vector of 8 channels at stride 1, else 4. */
-#define EM_FROW_TILE_AVX2(MODE, MADD, SW, NV, PIXELS, TARGET)                                                  \
-TARGET static void em_frow_tile_avx2##MODE##_s##SW##_##NV(const float* x, int64_t row_step, int64_t KH,          \
-                                                        int64_t IC, const float* w, const float* bias, float* out, \
-                                                        int64_t pixels, int64_t oc, float lo, float hi) {       \
-    enum { COLS = (PIXELS - 1) * SW + EM_FROW_KW };                                                            \
-    __m256 acc[PIXELS][NV];                                                                                    \
-    _Pragma("GCC unroll 8") for (int r = 0; r < PIXELS; r++)                                                   \
-        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();                  \
-    for (int64_t ky = 0; ky < KH; ky++, x += row_step, w += EM_FROW_KW * IC * NV * 8) {                        \
-        const float* col[COLS];                                                                                \
-        _Pragma("GCC unroll 10") for (int j = 0; j < COLS; j++) col[j] = x + j * IC;                           \
-        for (int64_t c = 0; c < IC; c++) {                                                                     \
-            __m256 wv[EM_FROW_KW][NV];                                                                         \
-            _Pragma("GCC unroll 3") for (int kx = 0; kx < EM_FROW_KW; kx++)                                    \
-                _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                           \
-                    wv[kx][v] = _mm256_loadu_ps(w + ((kx * IC + c) * NV + v) * 8);                             \
-            _Pragma("GCC unroll 10") for (int j = 0; j < COLS; j++) {                                          \
-                const __m256 xv = _mm256_broadcast_ss(col[j] + c);                                             \
+                const EM_V(ISA, T) xv = EM_V(ISA, BCAST)(col[j] + c);                                          \
                 _Pragma("GCC unroll 3") for (int kx = 0; kx < EM_FROW_KW; kx++) {                              \
                     const int o = (j - kx) / SW;                                                               \
                     if (j >= kx && (j - kx) % SW == 0 && o < PIXELS)                                           \
@@ -578,26 +500,32 @@ TARGET static void em_frow_tile_avx2##MODE##_s##SW##_##NV(const float* x, int64_
             }                                                                                                  \
         }                                                                                                      \
     }                                                                                                          \
-    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);                                           \
-    _Pragma("GCC unroll 8") for (int r = 0; r < PIXELS; r++) {                                                 \
+    const EM_V(ISA, T) vlo = EM_V(ISA, SET1)(lo), vhi = EM_V(ISA, SET1)(hi);                                   \
+    _Pragma("GCC unroll 16") for (int r = 0; r < PIXELS; r++) {                                                \
         if (r >= pixels) break;                                                                                \
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                                 \
-            const int64_t left = oc - v * 8;                                                                   \
-            const __m256 y = _mm256_min_ps(vhi, _mm256_max_ps(vlo, _mm256_add_ps(acc[r][v],                    \
-                                                                                 _mm256_loadu_ps(bias + v * 8)))); \
-            if (left >= 8) _mm256_storeu_ps(out + r * oc + v * 8, y);                                          \
-            else _mm256_maskstore_ps(out + r * oc + v * 8, em_fmask_avx2(left), y);                            \
+            const int64_t left = oc - v * L;                                                                   \
+            const EM_V(ISA, T) y = EM_V(ISA, MIN)(vhi, EM_V(ISA, MAX)(vlo, EM_V(ISA, ADD)(acc[r][v],           \
+                                                                      EM_V(ISA, LOAD)(bias + v * L))));        \
+            EM_V(ISA, STORE_UPTO)(out + r * oc + v * L, left, y);                                              \
         }                                                                                                      \
     }                                                                                                          \
 }
-#define EM_FROW_TILES_AVX2(MODE, MADD, TARGET)                                                                 \
-    EM_FROW_TILE_AVX2(MODE, MADD, 1, 1, 8, TARGET) EM_FROW_TILE_AVX2(MODE, MADD, 1, 2, 4, TARGET)              \
-    EM_FROW_TILE_AVX2(MODE, MADD, 2, 1, 4, TARGET) EM_FROW_TILE_AVX2(MODE, MADD, 2, 2, 4, TARGET)              \
-    static const em_frow_fn em_frow_tiles_avx2##MODE[2][2] = {                                                 \
-        {em_frow_tile_avx2##MODE##_s1_1, em_frow_tile_avx2##MODE##_s1_2},                                      \
-        {em_frow_tile_avx2##MODE##_s2_1, em_frow_tile_avx2##MODE##_s2_2}};
-EM_FROW_TILES_AVX2(, EM_FMADD_EXACT256, EM_F256)
-EM_FROW_TILES_AVX2(_fma, EM_FMADD_FUSED256, EM_F256FMA)
+#define EM_FROW_TILES(ISA, TARGET, MODE, MADD, P11, P12, P21, P22)                                             \
+    EM_FROW_TILE(ISA, TARGET, MODE, MADD, 1, 1, P11) EM_FROW_TILE(ISA, TARGET, MODE, MADD, 1, 2, P12)          \
+    EM_FROW_TILE(ISA, TARGET, MODE, MADD, 2, 1, P21) EM_FROW_TILE(ISA, TARGET, MODE, MADD, 2, 2, P22)          \
+    static const em_frow_fn em_frow_tiles_##ISA##MODE[2][2] = {                                                \
+        {em_frow_tile_##ISA##MODE##_s1_1, em_frow_tile_##ISA##MODE##_s1_2},                                    \
+        {em_frow_tile_##ISA##MODE##_s2_1, em_frow_tile_##ISA##MODE##_s2_2}};
+#define EM_FROW_TILES_AVX512(MODE, MADD)                                                                       \
+    EM_FROW_TILES(avx512, EM_F512, MODE, MADD, EM_FROW_TILE_PIXELS(1, 1), EM_FROW_TILE_PIXELS(1, 2),           \
+                  EM_FROW_TILE_PIXELS(2, 1), EM_FROW_TILE_PIXELS(2, 2))
+EM_FROW_TILES_AVX512(, EM_FMADD_EXACT512)
+EM_FROW_TILES_AVX512(_fma, EM_FMADD_FUSED512)
+EM_FROW_TILES(avx2, EM_F256, , EM_FMADD_EXACT256, 8, 4, 4, 4)
+EM_FROW_TILES(avx2, EM_F256FMA, _fma, EM_FMADD_FUSED256, 8, 4, 4, 4)
+static const int64_t em_frow_pixels_avx512[2][2] = {{EM_FROW_TILE_PIXELS(1, 1), EM_FROW_TILE_PIXELS(1, 2)},
+                                                    {EM_FROW_TILE_PIXELS(2, 1), EM_FROW_TILE_PIXELS(2, 2)}};
 static const int64_t em_frow_pixels_avx2[2][2] = {{8, 4}, {4, 4}};
 
 /* The padded copy's rows and columns: every window row the output rows read, and the columns of whole tiles. */
@@ -674,7 +602,7 @@ static void em_conv2d_f32##MODE##_avx512(const em_params* p) {                  
         em_ftile_avx512##MODE##_1x6, em_ftile_avx512##MODE##_1x7, em_ftile_avx512##MODE##_1x8};                \
     static const int64_t single_rows[] = {1, 1, 1, 1, 1, 1, 1, 1, 1};                                          \
     if (p->i[EM_FGEMM_I_GATHER] == 2) em_fpair_run(p, em_fpair_tile##MODE);                                    \
-    else if (p->i[EM_FGEMM_I_GATHER] == 3) em_frow_run(p, 16, em_frow_tiles##MODE, em_frow_pixels_avx512);          \
+    else if (p->i[EM_FGEMM_I_GATHER] == 3) em_frow_run(p, 16, em_frow_tiles_avx512##MODE, em_frow_pixels_avx512);          \
     else if (p->i[EM_FGEMM_I_SINGLE_ROW]) em_fgemm_run(p, 16, single, single_rows, em_fgemm_gather_avx512);    \
     else em_fgemm_run(p, 16, multi, multi_rows, em_fgemm_gather_avx512);                                       \
 }                                                                                                              \

@@ -56,6 +56,7 @@
 #include "em_params.h"
 #include "em_depthwise.h"
 #include "em_isa.h"
+#include "em_vec.h"
 
 enum { EM_HY_CONV_P_INPUT, EM_HY_CONV_P_WEIGHTS, EM_HY_CONV_P_BIAS, EM_HY_CONV_P_OUTPUT, EM_HY_CONV_P_CHANNEL_SCALES,
        EM_HY_CONV_P_ROW_SUMS, EM_HY_CONV_P_SCRATCH, EM_HY_CONV_P_COUNT };
@@ -84,93 +85,50 @@ static inline int32_t em_hy_round_vec(float t) {
     return (int32_t)u;
 }
 
-/* AVX-512 forms of the two loops below (exact: min / max are, and the rounding is the same operations) */
+/* AVX-512 and AVX2 forms of the two loops below, one body over em_vec.h's operations (exact: min / max are, and
+ * the rounding is the same operations) */
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define EM_HY_AVX512 __attribute__((target("avx512f")))
-/* min and max of x[0..n) when n >= 16 and no value is NaN (return 1), else 0 and nothing is written */
-EM_HY_AVX512 static int em_hy_minmax_avx512(const float* x, int64_t n, float* mn, float* mx) {
-    __m512 a, b;
-    int64_t i;
-    if (n < 16) return 0;
-    a = b = _mm512_loadu_ps(x);
-    for (i = 0; i + 16 <= n; i += 16) {
-        const __m512 v = _mm512_loadu_ps(x + i);
-        if (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)) return 0;
-        a = _mm512_min_ps(a, v);
-        b = _mm512_max_ps(b, v);
-    }
-    if (i < n) {                               /* the last 16 values again: min / max do not mind */
-        const __m512 v = _mm512_loadu_ps(x + n - 16);
-        if (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)) return 0;
-        a = _mm512_min_ps(a, v);
-        b = _mm512_max_ps(b, v);
-    }
-    *mn = _mm512_reduce_min_ps(a);
-    *mx = _mm512_reduce_max_ps(b);
-    return 1;
+#define EM_HY_QUANT_SIMD(ISA, TARGET)                                                                         \
+/* min and max of x[0..n) when n >= L and no value is NaN (return 1), else 0 and nothing is written */        \
+TARGET static int em_hy_minmax_##ISA(const float* x, int64_t n, float* mn, float* mx) {                      \
+    enum { L = EM_V(ISA, LANES) };                                                                            \
+    EM_V(ISA, T) a, b;                                                                                        \
+    int64_t i;                                                                                                \
+    if (n < L) return 0;                                                                                      \
+    a = b = EM_V(ISA, LOAD)(x);                                                                               \
+    for (i = 0; i + L <= n; i += L) {                                                                         \
+        const EM_V(ISA, T) v = EM_V(ISA, LOAD)(x + i);                                                        \
+        if (EM_V(ISA, ANY_NAN)(v)) return 0;                                                                  \
+        a = EM_V(ISA, MIN)(a, v);                                                                             \
+        b = EM_V(ISA, MAX)(b, v);                                                                             \
+    }                                                                                                         \
+    if (i < n) {                               /* the last L values again: min / max do not mind */           \
+        const EM_V(ISA, T) v = EM_V(ISA, LOAD)(x + n - L);                                                    \
+        if (EM_V(ISA, ANY_NAN)(v)) return 0;                                                                  \
+        a = EM_V(ISA, MIN)(a, v);                                                                             \
+        b = EM_V(ISA, MAX)(b, v);                                                                             \
+    }                                                                                                         \
+    *mn = EM_V(ISA, REDUCE_MIN)(a);                                                                           \
+    *mx = EM_V(ISA, REDUCE_MAX)(b);                                                                           \
+    return 1;                                                                                                 \
+}                                                                                                             \
+/* q[i] = clamp(zp + R(x[i] * inv), lo, hi) for i < n rounded down to L, R = em_hy_round_vec; returns that count */ \
+TARGET static int64_t em_hy_round_##ISA(const float* x, int64_t n, float inv, int32_t zp, int32_t lo,         \
+                                        int32_t hi, int8_t* q) {                                              \
+    enum { L = EM_V(ISA, LANES) };                                                                            \
+    const EM_V(ISA, T) vinv = EM_V(ISA, SET1)(inv), pos = EM_V(ISA, SET1)(0.5f), neg = EM_V(ISA, SET1)(-0.5f); \
+    int64_t i;                                                                                                \
+    for (i = 0; i + L <= n; i += L) {                                                                         \
+        const EM_V(ISA, T) t = EM_V(ISA, MUL)(EM_V(ISA, LOAD)(x + i), vinv);                                  \
+        const EM_V(ISA, T) u = EM_V(ISA, ADD)(t, EM_V(ISA, LT_SELECT)(t, EM_V(ISA, ZERO)(), pos, neg));       \
+        EM_V(ISA, IT) v = EM_V(ISA, IADD)(EM_V(ISA, ISET1)(zp), EM_V(ISA, CVTT)(u));                          \
+        v = EM_V(ISA, IMIN)(EM_V(ISA, IMAX)(v, EM_V(ISA, ISET1)(lo)), EM_V(ISA, ISET1)(hi));                  \
+        EM_V(ISA, STORE_I8)(q + i, v);                                                                        \
+    }                                                                                                         \
+    return i;                                                                                                 \
 }
-/* q[i] = clamp(zp + R(x[i] * inv), lo, hi) for i < n rounded down to 16, R = em_hy_round_vec; returns that count */
-EM_HY_AVX512 static int64_t em_hy_round_avx512(const float* x, int64_t n, float inv, int32_t zp, int32_t lo,
-                                              int32_t hi, int8_t* q) {
-    const __m512 vinv = _mm512_set1_ps(inv), pos = _mm512_set1_ps(0.5f), neg = _mm512_set1_ps(-0.5f);
-    int64_t i;
-    for (i = 0; i + 16 <= n; i += 16) {
-        const __m512 t = _mm512_mul_ps(_mm512_loadu_ps(x + i), vinv);
-        const __m512 u = _mm512_add_ps(t, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_LT_OQ),
-                                                               pos, neg));
-        __m512i v = _mm512_add_epi32(_mm512_set1_epi32(zp), _mm512_cvttps_epi32(u));
-        v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
-        _mm_storeu_si128((__m128i*)(q + i), _mm512_cvtepi32_epi8(v));
-    }
-    return i;
-}
-
-/* The AVX2 forms of the two above (the same operations, 8 lanes) */
-#define EM_HY_AVX2_Q __attribute__((target("avx2")))
-EM_HY_AVX2_Q static int em_hy_minmax_avx2(const float* x, int64_t n, float* mn, float* mx) {
-    __m256 a, b;
-    int64_t i;
-    if (n < 8) return 0;
-    a = b = _mm256_loadu_ps(x);
-    for (i = 0; i + 8 <= n; i += 8) {
-        const __m256 v = _mm256_loadu_ps(x + i);
-        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) return 0;
-        a = _mm256_min_ps(a, v);
-        b = _mm256_max_ps(b, v);
-    }
-    if (i < n) {                               /* the last 8 values again: min / max do not mind */
-        const __m256 v = _mm256_loadu_ps(x + n - 8);
-        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) return 0;
-        a = _mm256_min_ps(a, v);
-        b = _mm256_max_ps(b, v);
-    }
-    float la[8], lb[8];
-    _mm256_storeu_ps(la, a);
-    _mm256_storeu_ps(lb, b);
-    for (int k = 1; k < 8; k++) {
-        la[0] = la[k] < la[0] ? la[k] : la[0];
-        lb[0] = lb[k] > lb[0] ? lb[k] : lb[0];
-    }
-    *mn = la[0];
-    *mx = lb[0];
-    return 1;
-}
-EM_HY_AVX2_Q static int64_t em_hy_round_avx2(const float* x, int64_t n, float inv, int32_t zp, int32_t lo,
-                                            int32_t hi, int8_t* q) {
-    const __m256 vinv = _mm256_set1_ps(inv), pos = _mm256_set1_ps(0.5f), neg = _mm256_set1_ps(-0.5f);
-    int64_t i;
-    for (i = 0; i + 8 <= n; i += 8) {
-        const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv);
-        const __m256 u = _mm256_add_ps(t, _mm256_blendv_ps(pos, neg, _mm256_cmp_ps(t, _mm256_setzero_ps(),
-                                                                                   _CMP_LT_OQ)));
-        __m256i v = _mm256_add_epi32(_mm256_set1_epi32(zp), _mm256_cvttps_epi32(u));
-        v = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
-        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        _mm_storel_epi64((__m128i*)(void*)(q + i), _mm_packs_epi16(w16, w16));
-    }
-    return i;
-}
+EM_HY_QUANT_SIMD(avx512, __attribute__((target("avx512f"))))
+EM_HY_QUANT_SIMD(avx2, __attribute__((target("avx2"))))
 #endif
 
 static inline void em_hy_minmax(const float* x, int64_t n, float* mn, float* mx) {
@@ -358,63 +316,6 @@ static void em_hy_im2col(const int8_t* q, const int64_t* d, int64_t first, int64
                 const int64_t ix = ix0 + kx * DW;
                 if (ix < 0 || ix >= IW) em_hy_fill(dst, pad, IC);
                 else em_hy_copy(dst, q + (iy * IW + ix) * IC, IC);
-            }
-        }
-    }
-}
-
-static void em_conv2d_hybrid(const em_params* p) {
-    const int64_t* d = p->i;
-    const float* in = (const float*)p->ptr[EM_HY_CONV_P_INPUT];
-    const int8_t* w = (const int8_t*)p->ptr[EM_HY_CONV_P_WEIGHTS];
-    const float* bias = (const float*)p->ptr[EM_HY_CONV_P_BIAS];
-    float* out = (float*)p->ptr[EM_HY_CONV_P_OUTPUT];
-    const float* wscale = (const float*)p->ptr[EM_HY_CONV_P_CHANNEL_SCALES];
-    const int32_t* rowsum = (const int32_t*)p->ptr[EM_HY_CONV_P_ROW_SUMS];
-    const int64_t IH = d[EM_HY_CONV_I_IH], IW = d[EM_HY_CONV_I_IW], IC = d[EM_HY_CONV_I_IC], OC = d[EM_HY_CONV_I_OC];
-    const int64_t K = d[EM_HY_CONV_I_KH] * d[EM_HY_CONV_I_KW] * IC, P = d[EM_HY_CONV_I_OH] * d[EM_HY_CONV_I_OW];
-    const int64_t img = IH * IW * IC, chunk = d[EM_HY_CONV_I_CHUNK] > 0 ? d[EM_HY_CONV_I_CHUNK] : 1;
-    const int per_channel = d[EM_HY_CONV_I_MODE] == 1;
-    const float lo = p->f[EM_HY_CONV_F_ACT_MIN], hi = p->f[EM_HY_CONV_F_ACT_MAX];
-    int8_t* q = (int8_t*)p->ptr[EM_HY_CONV_P_SCRATCH];
-    int8_t* col = q + EM_HY_ALIGN16(img);
-    int32_t* acc = (int32_t*)(void*)(d[EM_HY_CONV_I_DIRECT] ? col : col + EM_HY_ALIGN16(chunk * K));
-    for (int64_t b = 0; b < d[EM_HY_CONV_I_N]; b++) {
-        float sf;
-        int32_t zp = 0;
-        if (per_channel) {
-            em_hy_quantize_asym(in + b * img, img, q, &sf, &zp);
-        } else {
-            em_hy_quantize_sym(in + b * img, img, q, &sf);
-            sf = sf * p->f[EM_HY_CONV_F_WEIGHT_SCALE];
-        }
-        for (int64_t first = 0; first < P; first += chunk) {
-            const int64_t rows = P - first < chunk ? P - first : chunk;
-            const int8_t* a;
-            if (d[EM_HY_CONV_I_DIRECT]) {
-                a = q + first * K;
-            } else {
-                em_hy_im2col(q, d, first, rows, (int8_t)zp, col);
-                a = col;
-            }
-            for (int64_t r = 0; r < rows; r++) {
-                float* o = out + (b * P + first + r) * OC;
-                em_hy_dot_rows(a + r * K, w, OC, K, acc);
-                if (per_channel) {
-                    for (int64_t c = 0; c < OC; c++) {
-                        int32_t s = acc[c] - zp * rowsum[c];
-                        float v = (float)s * wscale[c];
-                        v = v * sf;
-                        if (bias) v = v + bias[c];
-                        o[c] = em_hy_act(v, lo, hi);
-                    }
-                } else {
-                    for (int64_t c = 0; c < OC; c++) {
-                        float v = (float)acc[c] * sf;
-                        if (bias) v = v + bias[c];
-                        o[c] = em_hy_act(v, lo, hi);
-                    }
-                }
             }
         }
     }
@@ -621,8 +522,20 @@ EM_HY_AVX2 static void em_hy_gemm_avx2(const int8_t* a, int64_t lda, int64_t row
     }
 }
 
-/* em_conv2d_hybrid with the integer sums of each im2col chunk from one of the GEMMs above */
-static void em_conv2d_hybrid_packed(const em_params* p, int vnni) {
+static void em_conv2d_hybrid_vnni(const em_params* p);
+static void em_conv2d_hybrid_avx2(const em_params* p);
+#else
+static void em_conv2d_hybrid_vnni(const em_params* p) { (void)p; }
+static void em_conv2d_hybrid_avx2(const em_params* p) { (void)p; }
+#endif
+
+enum { EM_HY_SUMS_SCALAR, EM_HY_SUMS_VNNI, EM_HY_SUMS_AVX2 };
+
+/* The hybrid CONV_2D driver, one body for every way of taking the integer sums (exact either way): per batch the
+ * quantized image, then chunk by chunk the im2col rows (or the image's rows: direct), their int32 sums, and the
+ * float epilogue row by row.  SCALAR: em_hy_dot_rows one row at a time into OC sums; VNNI / AVX2: the packed GEMMs
+ * for the chunk's rows at once ([rows][OCp], the EM_HY_PACKED scratch, with its 64-byte gaps). */
+static inline __attribute__((always_inline)) void em_hy_conv_run(const em_params* p, const int sums_kind) {
     const int64_t* d = p->i;
     const float* in = (const float*)p->ptr[EM_HY_CONV_P_INPUT];
     const void* w = p->ptr[EM_HY_CONV_P_WEIGHTS];
@@ -630,17 +543,15 @@ static void em_conv2d_hybrid_packed(const em_params* p, int vnni) {
     float* out = (float*)p->ptr[EM_HY_CONV_P_OUTPUT];
     const float* wscale = (const float*)p->ptr[EM_HY_CONV_P_CHANNEL_SCALES];
     const int32_t* rowsum = (const int32_t*)p->ptr[EM_HY_CONV_P_ROW_SUMS];
-    const int32_t* offs = (const int32_t*)p->ptr[EM_HY_PACKED_P_OFFSETS];
     const int64_t IH = d[EM_HY_CONV_I_IH], IW = d[EM_HY_CONV_I_IW], IC = d[EM_HY_CONV_I_IC], OC = d[EM_HY_CONV_I_OC];
     const int64_t K = d[EM_HY_CONV_I_KH] * d[EM_HY_CONV_I_KW] * IC, P = d[EM_HY_CONV_I_OH] * d[EM_HY_CONV_I_OW];
-    const int64_t Kp = d[EM_HY_PACKED_I_KP], OCp = d[EM_HY_PACKED_I_OCP], G = d[EM_HY_PACKED_I_GROUP];
     const int64_t img = IH * IW * IC, chunk = d[EM_HY_CONV_I_CHUNK] > 0 ? d[EM_HY_CONV_I_CHUNK] : 1;
-    const int per_channel = d[EM_HY_CONV_I_MODE] == 1;
+    const int packed = sums_kind != EM_HY_SUMS_SCALAR, per_channel = d[EM_HY_CONV_I_MODE] == 1;
+    const int64_t gap = packed ? 64 : 0, OCp = packed ? d[EM_HY_PACKED_I_OCP] : OC;
     const float lo = p->f[EM_HY_CONV_F_ACT_MIN], hi = p->f[EM_HY_CONV_F_ACT_MAX];
     int8_t* q = (int8_t*)p->ptr[EM_HY_CONV_P_SCRATCH];
-    int8_t* col = q + EM_HY_ALIGN16(img) + 64;
-    int32_t* sums = (int32_t*)(void*)(d[EM_HY_CONV_I_DIRECT] ? col : col + EM_HY_ALIGN16(chunk * K) + 64);
-    int16_t* a16 = (int16_t*)(void*)(sums + chunk * OCp);
+    int8_t* col = q + EM_HY_ALIGN16(img) + gap;
+    int32_t* sums = (int32_t*)(void*)(d[EM_HY_CONV_I_DIRECT] ? col : col + EM_HY_ALIGN16(chunk * K) + gap);
     for (int64_t b = 0; b < d[EM_HY_CONV_I_N]; b++) {
         float sf;
         int32_t zp = 0;
@@ -659,11 +570,19 @@ static void em_conv2d_hybrid_packed(const em_params* p, int vnni) {
                 em_hy_im2col(q, d, first, rows, (int8_t)zp, col);
                 a = col;
             }
-            if (vnni) em_hy_gemm_vnni(a, K, rows, (const int8_t*)w, Kp, OCp, G, offs, sums);
-            else em_hy_gemm_avx2(a, K, rows, K, (const int16_t*)w, Kp, OCp, G, a16, sums);
+#if defined(__x86_64__) && defined(__GNUC__)
+            const int64_t Kp = packed ? d[EM_HY_PACKED_I_KP] : K, G = packed ? d[EM_HY_PACKED_I_GROUP] : 0;
+            if (sums_kind == EM_HY_SUMS_VNNI)
+                em_hy_gemm_vnni(a, K, rows, (const int8_t*)w, Kp, OCp, G,
+                                (const int32_t*)p->ptr[EM_HY_PACKED_P_OFFSETS], sums);
+            else if (sums_kind == EM_HY_SUMS_AVX2)
+                em_hy_gemm_avx2(a, K, rows, K, (const int16_t*)w, Kp, OCp, G, (int16_t*)(void*)(sums + chunk * OCp),
+                                sums);
+#endif
             for (int64_t r = 0; r < rows; r++) {
-                const int32_t* acc = sums + r * OCp;
+                const int32_t* acc = packed ? sums + r * OCp : sums;
                 float* o = out + (b * P + first + r) * OC;
+                if (!packed) em_hy_dot_rows(a + r * K, (const int8_t*)w, OC, K, sums);
                 if (per_channel) {
                     for (int64_t c = 0; c < OC; c++) {
                         int32_t s = acc[c] - zp * rowsum[c];
@@ -683,11 +602,10 @@ static void em_conv2d_hybrid_packed(const em_params* p, int vnni) {
         }
     }
 }
-static void em_conv2d_hybrid_vnni(const em_params* p) { em_conv2d_hybrid_packed(p, 1); }
-static void em_conv2d_hybrid_avx2(const em_params* p) { em_conv2d_hybrid_packed(p, 0); }
-#else
-static void em_conv2d_hybrid_vnni(const em_params* p) { (void)p; }
-static void em_conv2d_hybrid_avx2(const em_params* p) { (void)p; }
+static void em_conv2d_hybrid(const em_params* p) { em_hy_conv_run(p, EM_HY_SUMS_SCALAR); }
+#if defined(__x86_64__) && defined(__GNUC__)
+static void em_conv2d_hybrid_vnni(const em_params* p) { em_hy_conv_run(p, EM_HY_SUMS_VNNI); }
+static void em_conv2d_hybrid_avx2(const em_params* p) { em_hy_conv_run(p, EM_HY_SUMS_AVX2); }
 #endif
 
 #endif

@@ -7,6 +7,7 @@
 #include <math.h>
 #include "em_params.h"
 #include "em_isa.h"
+#include "em_vec.h"
 #include "em_lstm_dots.h"
 
 /* ----- float32 kernel (LiteRT EvalFloat without CIFG / peephole / projection / layer norm) -----------------
@@ -105,43 +106,50 @@ static inline void em_lstm_cell_f32(const float* gate, int64_t NC, int64_t j, in
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+/* The 8- (AVX2) and 16-lane (AVX-512) forms of the polynomials above, one body over em_vec.h's operations: the
+ * same operations in the same order, so the same bits (em_lstm_expf_x8 / _x16, ...). */
+#define EM_LSTM_F32_SIMD(ISA, TARGET, SFX)                                                                    \
+TARGET static inline EM_V(ISA, T) em_lstm_expf_##SFX(EM_V(ISA, T) x) {                                       \
+    EM_V(ISA, T) n, r, r2, p;                                                                                 \
+    x = EM_V(ISA, MIN)(EM_V(ISA, MAX)(x, EM_V(ISA, SET1)(EM_EXP_LO)), EM_V(ISA, SET1)(EM_EXP_HI));            \
+    n = EM_V(ISA, FLOOR)(EM_V(ISA, ADD)(EM_V(ISA, MUL)(x, EM_V(ISA, SET1)(EM_EXP_LOG2E)), EM_V(ISA, SET1)(0.5f))); \
+    r = EM_V(ISA, SUB)(x, EM_V(ISA, MUL)(n, EM_V(ISA, SET1)(EM_EXP_LN2_HI)));                                 \
+    r = EM_V(ISA, SUB)(r, EM_V(ISA, MUL)(n, EM_V(ISA, SET1)(EM_EXP_LN2_LO)));                                 \
+    r2 = EM_V(ISA, MUL)(r, r);                                                                                \
+    p = EM_V(ISA, SET1)(EM_EXP_P0);                                                                           \
+    p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(p, r), EM_V(ISA, SET1)(EM_EXP_P1));                                     \
+    p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(p, r), EM_V(ISA, SET1)(EM_EXP_P2));                                     \
+    p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(p, r), EM_V(ISA, SET1)(EM_EXP_P3));                                     \
+    p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(p, r), EM_V(ISA, SET1)(EM_EXP_P4));                                     \
+    p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(p, r), EM_V(ISA, SET1)(EM_EXP_P5));                                     \
+    p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(p, r2), r);                                                             \
+    p = EM_V(ISA, ADD)(p, EM_V(ISA, SET1)(1.0f));                                                             \
+    return EM_V(ISA, MUL)(p, EM_V(ISA, AS_F)(EM_V(ISA, ISHL)(                                                 \
+        EM_V(ISA, IADD)(EM_V(ISA, CVT)(n), EM_V(ISA, ISET1)(127)), 23)));                                     \
+}                                                                                                             \
+TARGET static inline EM_V(ISA, T) em_lstm_sigmoidf_##SFX(EM_V(ISA, T) x) {                                   \
+    const EM_V(ISA, T) one = EM_V(ISA, SET1)(1.0f);                                                           \
+    return EM_V(ISA, DIV)(one, EM_V(ISA, ADD)(one, em_lstm_expf_##SFX(EM_V(ISA, SUB)(EM_V(ISA, ZERO)(), x)))); \
+}                                                                                                             \
+TARGET static inline EM_V(ISA, T) em_lstm_tanhf_##SFX(EM_V(ISA, T) x) {                                      \
+    const EM_V(ISA, T) sign = EM_V(ISA, SET1)(-0.0f), one = EM_V(ISA, SET1)(1.0f);                            \
+    EM_V(ISA, T) a = EM_V(ISA, ANDNOT)(sign, x);                                                              \
+    EM_V(ISA, T) z = EM_V(ISA, MUL)(x, x), q = EM_V(ISA, SET1)(EM_TANH_Q0), small, big;                       \
+    q = EM_V(ISA, ADD)(EM_V(ISA, MUL)(q, z), EM_V(ISA, SET1)(EM_TANH_Q1));                                    \
+    q = EM_V(ISA, SUB)(EM_V(ISA, MUL)(q, z), EM_V(ISA, SET1)(EM_TANH_Q2));                                    \
+    q = EM_V(ISA, ADD)(EM_V(ISA, MUL)(q, z), EM_V(ISA, SET1)(EM_TANH_Q3));                                    \
+    q = EM_V(ISA, SUB)(EM_V(ISA, MUL)(q, z), EM_V(ISA, SET1)(EM_TANH_Q4));                                    \
+    small = EM_V(ISA, ADD)(x, EM_V(ISA, MUL)(EM_V(ISA, MUL)(x, z), q));                                       \
+    big = EM_V(ISA, SUB)(one, EM_V(ISA, DIV)(EM_V(ISA, SET1)(2.0f),                                           \
+                                             EM_V(ISA, ADD)(em_lstm_expf_##SFX(EM_V(ISA, ADD)(a, a)), one)));  \
+    big = EM_V(ISA, OR)(big, EM_V(ISA, AND)(x, sign));                                                        \
+    return EM_V(ISA, LT_SELECT)(a, EM_V(ISA, SET1)(EM_TANH_SMALL), big, small);                               \
+}
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__)
 #define EM_AVX2 __attribute__((target("avx2")))
-EM_AVX2 static inline __m256 em_lstm_expf_x8(__m256 x) {
-    __m256 n, r, r2, p;
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EM_EXP_LO)), _mm256_set1_ps(EM_EXP_HI));
-    n = _mm256_floor_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(EM_EXP_LOG2E)), _mm256_set1_ps(0.5f)));
-    r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(EM_EXP_LN2_HI)));
-    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(EM_EXP_LN2_LO)));
-    r2 = _mm256_mul_ps(r, r);
-    p = _mm256_set1_ps(EM_EXP_P0);
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P1));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P2));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P3));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P4));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EM_EXP_P5));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r2), r);
-    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-EM_AVX2 static inline __m256 em_lstm_sigmoidf_x8(__m256 x) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    return _mm256_div_ps(one, _mm256_add_ps(one, em_lstm_expf_x8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
-EM_AVX2 static inline __m256 em_lstm_tanhf_x8(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-    __m256 a = _mm256_andnot_ps(sign, x);
-    __m256 z = _mm256_mul_ps(x, x), q = _mm256_set1_ps(EM_TANH_Q0), small, big;
-    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q1));
-    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q2));
-    q = _mm256_add_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q3));
-    q = _mm256_sub_ps(_mm256_mul_ps(q, z), _mm256_set1_ps(EM_TANH_Q4));
-    small = _mm256_add_ps(x, _mm256_mul_ps(_mm256_mul_ps(x, z), q));
-    big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f),
-                                           _mm256_add_ps(em_lstm_expf_x8(_mm256_add_ps(a, a)), one)));
-    big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
-    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ));
-}
+EM_LSTM_F32_SIMD(avx2, EM_AVX2, x8)
 /* cells [0, NC rounded down to 8) of one step, tanh activation only */
 EM_AVX2 static int64_t em_lstm_cells_f32_avx2(const float* gate, int64_t NC, float clip, float* c, float* out) {
     int64_t j;
@@ -158,45 +166,9 @@ EM_AVX2 static int64_t em_lstm_cells_f32_avx2(const float* gate, int64_t NC, flo
     return j;
 }
 
-/* 16-lane forms of the same polynomials: the same operations in the same order, so the same bits */
+/* 16-lane forms */
 #define EM_AVX512F __attribute__((target("avx512f")))
-EM_AVX512F static inline __m512 em_lstm_expf_x16(__m512 x) {
-    __m512 n, r, r2, p;
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EM_EXP_LO)), _mm512_set1_ps(EM_EXP_HI));
-    n = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(EM_EXP_LOG2E)), _mm512_set1_ps(0.5f)),
-                             _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(EM_EXP_LN2_HI)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(EM_EXP_LN2_LO)));
-    r2 = _mm512_mul_ps(r, r);
-    p = _mm512_set1_ps(EM_EXP_P0);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P1));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P2));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P3));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P4));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EM_EXP_P5));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r2), r);
-    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(
-        _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23)));
-}
-EM_AVX512F static inline __m512 em_lstm_sigmoidf_x16(__m512 x) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    return _mm512_div_ps(one, _mm512_add_ps(one, em_lstm_expf_x16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-}
-EM_AVX512F static inline __m512 em_lstm_tanhf_x16(__m512 x) {
-    const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
-    __m512 z = _mm512_mul_ps(x, x), q = _mm512_set1_ps(EM_TANH_Q0), small, big;
-    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q1));
-    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q2));
-    q = _mm512_add_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q3));
-    q = _mm512_sub_ps(_mm512_mul_ps(q, z), _mm512_set1_ps(EM_TANH_Q4));
-    small = _mm512_add_ps(x, _mm512_mul_ps(_mm512_mul_ps(x, z), q));
-    big = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(em_lstm_expf_x16(_mm512_add_ps(a, a)), one)));
-    big = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(big), _mm512_and_si512(_mm512_castps_si512(x), sign)));
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(EM_TANH_SMALL), _CMP_LT_OQ), big, small);
-}
+EM_LSTM_F32_SIMD(avx512, EM_AVX512F, x16)
 /* every cell of one step, 16 at a time (masked tail), sigmoid gates and tanh: c = f.c + i.g (clipped to
  * +-clip when clip > 0), out = o.tanh(c); the gates' pre-activations at gi, gf, gg, go.  ONNX's int8 LSTM: its
  * float gates then give the scalar path's bits, and so does the int8 state quantized from them (float LSTMs run

@@ -46,6 +46,7 @@
 #include "em_params.h"
 #include "em_isa.h"
 #include "em_hybrid.h"
+#include "em_vec.h"
 #include "em_lstm_dots.h"
 
 enum { EM_LSTM_HYBRID_P_X, EM_LSTM_HYBRID_P_Y, EM_LSTM_HYBRID_P_H_STATE, EM_LSTM_HYBRID_P_C_STATE, EM_LSTM_HYBRID_P_WX,
@@ -167,111 +168,61 @@ static inline void em_lstm_hybrid_cell(const float* gate, int64_t NC, int64_t j,
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define EM_LH_AVX2 __attribute__((target("avx2")))
-EM_LH_AVX2 static inline __m256 em_lstm_hybrid_logistic_x8(__m256 x0) {
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
-    __m256 x = _mm256_mul_ps(_mm256_min_ps(x0, _mm256_set1_ps(EM_LH_EXP_HI)), half);
-    __m256 m = _mm256_floor_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(EM_LH_LOG2E)), half));
-    __m256 r = _mm256_add_ps(_mm256_mul_ps(m, _mm256_set1_ps(EM_LH_LN2_C1)), x);
-    r = _mm256_add_ps(_mm256_mul_ps(m, _mm256_set1_ps(EM_LH_LN2_C2)), r);
-    __m256 r2 = _mm256_mul_ps(r, r);
-    __m256 pe = _mm256_add_ps(_mm256_mul_ps(r2, _mm256_set1_ps(EM_LH_P4)), _mm256_set1_ps(EM_LH_P2));
-    __m256 po = _mm256_add_ps(_mm256_mul_ps(r2, _mm256_set1_ps(EM_LH_P5)), _mm256_set1_ps(EM_LH_P3));
-    __m256 p = _mm256_add_ps(_mm256_mul_ps(r, po), pe);
-    p = _mm256_add_ps(_mm256_mul_ps(r2, p), _mm256_add_ps(r, one));
-    __m256i e2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(m), _mm256_set1_epi32(127)), 23);
-    __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(e2));
-    e = _mm256_mul_ps(e, e);
-    __m256 y = _mm256_div_ps(e, _mm256_add_ps(one, e));
-    return _mm256_andnot_ps(_mm256_cmp_ps(x0, _mm256_set1_ps(EM_LH_EXP_LO), _CMP_LT_OQ), y);
+/* The vector forms (AVX2: 8 lanes, AVX-512: 16) of the logistic, the tanh and the cell loop, one body over
+ * em_vec.h's operations: the scalar functions' operations in their order, so the same bits. */
+#define EM_LH_SIMD(ISA, TARGET)                                                                               \
+TARGET static inline EM_V(ISA, T) em_lstm_hybrid_logistic_##ISA(EM_V(ISA, T) x0) {                          \
+    const EM_V(ISA, T) half = EM_V(ISA, SET1)(0.5f), one = EM_V(ISA, SET1)(1.0f);                             \
+    EM_V(ISA, T) x = EM_V(ISA, MUL)(EM_V(ISA, MIN)(x0, EM_V(ISA, SET1)(EM_LH_EXP_HI)), half);                 \
+    EM_V(ISA, T) m = EM_V(ISA, FLOOR)(EM_V(ISA, ADD)(EM_V(ISA, MUL)(x, EM_V(ISA, SET1)(EM_LH_LOG2E)), half)); \
+    EM_V(ISA, T) r = EM_V(ISA, ADD)(EM_V(ISA, MUL)(m, EM_V(ISA, SET1)(EM_LH_LN2_C1)), x);                     \
+    r = EM_V(ISA, ADD)(EM_V(ISA, MUL)(m, EM_V(ISA, SET1)(EM_LH_LN2_C2)), r);                                  \
+    EM_V(ISA, T) r2 = EM_V(ISA, MUL)(r, r);                                                                   \
+    EM_V(ISA, T) pe = EM_V(ISA, ADD)(EM_V(ISA, MUL)(r2, EM_V(ISA, SET1)(EM_LH_P4)), EM_V(ISA, SET1)(EM_LH_P2)); \
+    EM_V(ISA, T) po = EM_V(ISA, ADD)(EM_V(ISA, MUL)(r2, EM_V(ISA, SET1)(EM_LH_P5)), EM_V(ISA, SET1)(EM_LH_P3)); \
+    EM_V(ISA, T) p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(r, po), pe);                                               \
+    p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(r2, p), EM_V(ISA, ADD)(r, one));                                        \
+    EM_V(ISA, IT) e2 = EM_V(ISA, ISHL)(EM_V(ISA, IADD)(EM_V(ISA, CVT)(m), EM_V(ISA, ISET1)(127)), 23);        \
+    EM_V(ISA, T) e = EM_V(ISA, MUL)(p, EM_V(ISA, AS_F)(e2));                                                  \
+    e = EM_V(ISA, MUL)(e, e);                                                                                 \
+    EM_V(ISA, T) y = EM_V(ISA, DIV)(e, EM_V(ISA, ADD)(one, e));                                               \
+    return EM_V(ISA, LT_ZERO)(x0, EM_V(ISA, SET1)(EM_LH_EXP_LO), y);                                          \
+}                                                                                                             \
+TARGET static inline EM_V(ISA, T) em_lstm_hybrid_tanh_##ISA(EM_V(ISA, T) a) {                               \
+    EM_V(ISA, T) x = EM_V(ISA, MIN)(a, EM_V(ISA, SET1)(EM_LH_TANH_CLAMP));                                    \
+    x = EM_V(ISA, MAX)(x, EM_V(ISA, SET1)(-EM_LH_TANH_CLAMP));                                                \
+    EM_V(ISA, T) x2 = EM_V(ISA, MUL)(x, x), x3 = EM_V(ISA, MUL)(x2, x);                                       \
+    EM_V(ISA, T) p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(EM_V(ISA, SET1)(EM_LH_TA0), x2), EM_V(ISA, SET1)(EM_LH_TA1)); \
+    EM_V(ISA, T) q = EM_V(ISA, ADD)(EM_V(ISA, MUL)(EM_V(ISA, SET1)(EM_LH_TB0), x2), EM_V(ISA, SET1)(EM_LH_TB1)); \
+    p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(p, x2), EM_V(ISA, SET1)(EM_LH_TA2));                                    \
+    q = EM_V(ISA, ADD)(EM_V(ISA, MUL)(q, x2), EM_V(ISA, SET1)(EM_LH_TB2));                                    \
+    p = EM_V(ISA, ADD)(EM_V(ISA, MUL)(p, x2), EM_V(ISA, SET1)(EM_LH_TA3));                                    \
+    q = EM_V(ISA, ADD)(EM_V(ISA, MUL)(q, x2), EM_V(ISA, SET1)(EM_LH_TB3));                                    \
+    q = EM_V(ISA, ADD)(EM_V(ISA, MUL)(q, x2), EM_V(ISA, SET1)(1.0f));                                         \
+    return EM_V(ISA, DIV)(EM_V(ISA, ADD)(EM_V(ISA, MUL)(x3, p), x), q);                                       \
+}                                                                                                             \
+/* cells [0, NC rounded down to L) of one row, tanh activation only */                                        \
+TARGET static int64_t em_lstm_hybrid_cells_##ISA(const float* gate, int64_t NC, float clip, float* c,        \
+                                                 float* out) {                                                \
+    enum { L = EM_V(ISA, LANES) };                                                                            \
+    int64_t j;                                                                                                \
+    for (j = 0; j + L <= NC; j += L) {                                                                        \
+        EM_V(ISA, T) vi = em_lstm_hybrid_logistic_##ISA(EM_V(ISA, LOAD)(gate + j));                           \
+        EM_V(ISA, T) vf = em_lstm_hybrid_logistic_##ISA(EM_V(ISA, LOAD)(gate + NC + j));                      \
+        EM_V(ISA, T) vg = em_lstm_hybrid_tanh_##ISA(EM_V(ISA, LOAD)(gate + 2 * NC + j));                      \
+        EM_V(ISA, T) vo = em_lstm_hybrid_logistic_##ISA(EM_V(ISA, LOAD)(gate + 3 * NC + j));                  \
+        EM_V(ISA, T) cv = EM_V(ISA, ADD)(EM_V(ISA, MUL)(vf, EM_V(ISA, LOAD)(c + j)), EM_V(ISA, MUL)(vg, vi));  \
+        if (clip > 0.0f) {                                                                                    \
+            cv = EM_V(ISA, MIN)(cv, EM_V(ISA, SET1)(clip));                       /* cv < clip ? cv : clip */  \
+            cv = EM_V(ISA, MAX)(cv, EM_V(ISA, SET1)(-clip));                                                  \
+        }                                                                                                     \
+        EM_V(ISA, STORE)(c + j, cv);                                                                          \
+        EM_V(ISA, STORE)(out + j, EM_V(ISA, MUL)(vo, em_lstm_hybrid_tanh_##ISA(cv)));                         \
+    }                                                                                                         \
+    return j;                                                                                                 \
 }
-EM_LH_AVX2 static inline __m256 em_lstm_hybrid_tanh_x8(__m256 a) {
-    __m256 x = _mm256_min_ps(a, _mm256_set1_ps(EM_LH_TANH_CLAMP));
-    x = _mm256_max_ps(x, _mm256_set1_ps(-EM_LH_TANH_CLAMP));
-    __m256 x2 = _mm256_mul_ps(x, x), x3 = _mm256_mul_ps(x2, x);
-    __m256 p = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(EM_LH_TA0), x2), _mm256_set1_ps(EM_LH_TA1));
-    __m256 q = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(EM_LH_TB0), x2), _mm256_set1_ps(EM_LH_TB1));
-    p = _mm256_add_ps(_mm256_mul_ps(p, x2), _mm256_set1_ps(EM_LH_TA2));
-    q = _mm256_add_ps(_mm256_mul_ps(q, x2), _mm256_set1_ps(EM_LH_TB2));
-    p = _mm256_add_ps(_mm256_mul_ps(p, x2), _mm256_set1_ps(EM_LH_TA3));
-    q = _mm256_add_ps(_mm256_mul_ps(q, x2), _mm256_set1_ps(EM_LH_TB3));
-    q = _mm256_add_ps(_mm256_mul_ps(q, x2), _mm256_set1_ps(1.0f));
-    return _mm256_div_ps(_mm256_add_ps(_mm256_mul_ps(x3, p), x), q);
-}
-/* cells [0, NC rounded down to 8) of one row, tanh activation only */
-EM_LH_AVX2 static int64_t em_lstm_hybrid_cells_avx2(const float* gate, int64_t NC, float clip, float* c,
-                                                   float* out) {
-    int64_t j;
-    for (j = 0; j + 8 <= NC; j += 8) {
-        __m256 vi = em_lstm_hybrid_logistic_x8(_mm256_loadu_ps(gate + j));
-        __m256 vf = em_lstm_hybrid_logistic_x8(_mm256_loadu_ps(gate + NC + j));
-        __m256 vg = em_lstm_hybrid_tanh_x8(_mm256_loadu_ps(gate + 2 * NC + j));
-        __m256 vo = em_lstm_hybrid_logistic_x8(_mm256_loadu_ps(gate + 3 * NC + j));
-        __m256 cv = _mm256_add_ps(_mm256_mul_ps(vf, _mm256_loadu_ps(c + j)), _mm256_mul_ps(vg, vi));
-        if (clip > 0.0f) {
-            cv = _mm256_min_ps(cv, _mm256_set1_ps(clip));                       /* cv < clip ? cv : clip */
-            cv = _mm256_max_ps(cv, _mm256_set1_ps(-clip));
-        }
-        _mm256_storeu_ps(c + j, cv);
-        _mm256_storeu_ps(out + j, _mm256_mul_ps(vo, em_lstm_hybrid_tanh_x8(cv)));
-    }
-    return j;
-}
-#endif
-
-#if defined(__x86_64__) && defined(__GNUC__)
-/* 16-lane forms of the same three functions and of the cell loop: the same operations, so the same bits */
-#define EM_LH_AVX512 __attribute__((target("avx512f")))
-EM_LH_AVX512 static inline __m512 em_lstm_hybrid_logistic_x16(__m512 x0) {
-    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
-    __m512 x = _mm512_mul_ps(_mm512_min_ps(x0, _mm512_set1_ps(EM_LH_EXP_HI)), half);
-    __m512 m = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(EM_LH_LOG2E)), half),
-                                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_add_ps(_mm512_mul_ps(m, _mm512_set1_ps(EM_LH_LN2_C1)), x);
-    r = _mm512_add_ps(_mm512_mul_ps(m, _mm512_set1_ps(EM_LH_LN2_C2)), r);
-    __m512 r2 = _mm512_mul_ps(r, r);
-    __m512 pe = _mm512_add_ps(_mm512_mul_ps(r2, _mm512_set1_ps(EM_LH_P4)), _mm512_set1_ps(EM_LH_P2));
-    __m512 po = _mm512_add_ps(_mm512_mul_ps(r2, _mm512_set1_ps(EM_LH_P5)), _mm512_set1_ps(EM_LH_P3));
-    __m512 p = _mm512_add_ps(_mm512_mul_ps(r, po), pe);
-    p = _mm512_add_ps(_mm512_mul_ps(r2, p), _mm512_add_ps(r, one));
-    __m512i e2 = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(m), _mm512_set1_epi32(127)), 23);
-    __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(e2));
-    e = _mm512_mul_ps(e, e);
-    __m512 y = _mm512_div_ps(e, _mm512_add_ps(one, e));
-    return _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(x0, _mm512_set1_ps(EM_LH_EXP_LO), _CMP_LT_OQ), y);
-}
-EM_LH_AVX512 static inline __m512 em_lstm_hybrid_tanh_x16(__m512 a) {
-    __m512 x = _mm512_min_ps(a, _mm512_set1_ps(EM_LH_TANH_CLAMP));
-    x = _mm512_max_ps(x, _mm512_set1_ps(-EM_LH_TANH_CLAMP));
-    __m512 x2 = _mm512_mul_ps(x, x), x3 = _mm512_mul_ps(x2, x);
-    __m512 p = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(EM_LH_TA0), x2), _mm512_set1_ps(EM_LH_TA1));
-    __m512 q = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(EM_LH_TB0), x2), _mm512_set1_ps(EM_LH_TB1));
-    p = _mm512_add_ps(_mm512_mul_ps(p, x2), _mm512_set1_ps(EM_LH_TA2));
-    q = _mm512_add_ps(_mm512_mul_ps(q, x2), _mm512_set1_ps(EM_LH_TB2));
-    p = _mm512_add_ps(_mm512_mul_ps(p, x2), _mm512_set1_ps(EM_LH_TA3));
-    q = _mm512_add_ps(_mm512_mul_ps(q, x2), _mm512_set1_ps(EM_LH_TB3));
-    q = _mm512_add_ps(_mm512_mul_ps(q, x2), _mm512_set1_ps(1.0f));
-    return _mm512_div_ps(_mm512_add_ps(_mm512_mul_ps(x3, p), x), q);
-}
-/* cells [0, NC rounded down to 16) of one row, tanh activation only */
-EM_LH_AVX512 static int64_t em_lstm_hybrid_cells_avx512(const float* gate, int64_t NC, float clip, float* c,
-                                                       float* out) {
-    int64_t j;
-    for (j = 0; j + 16 <= NC; j += 16) {
-        __m512 vi = em_lstm_hybrid_logistic_x16(_mm512_loadu_ps(gate + j));
-        __m512 vf = em_lstm_hybrid_logistic_x16(_mm512_loadu_ps(gate + NC + j));
-        __m512 vg = em_lstm_hybrid_tanh_x16(_mm512_loadu_ps(gate + 2 * NC + j));
-        __m512 vo = em_lstm_hybrid_logistic_x16(_mm512_loadu_ps(gate + 3 * NC + j));
-        __m512 cv = _mm512_add_ps(_mm512_mul_ps(vf, _mm512_loadu_ps(c + j)), _mm512_mul_ps(vg, vi));
-        if (clip > 0.0f) {
-            cv = _mm512_min_ps(cv, _mm512_set1_ps(clip));
-            cv = _mm512_max_ps(cv, _mm512_set1_ps(-clip));
-        }
-        _mm512_storeu_ps(c + j, cv);
-        _mm512_storeu_ps(out + j, _mm512_mul_ps(vo, em_lstm_hybrid_tanh_x16(cv)));
-    }
-    return j;
-}
+EM_LH_SIMD(avx2, __attribute__((target("avx2"))))
+EM_LH_SIMD(avx512, __attribute__((target("avx512f"))))
 #endif
 
 /* out[j] = base[j] + (float)(a[j] - z * rs[j]) * scale: an integer sum rescaled onto a float term, in this order
