@@ -145,6 +145,19 @@ TARGET static inline EM_V(ISA, T) em_lstm_tanhf_##SFX(EM_V(ISA, T) x) {         
     big = EM_V(ISA, OR)(big, EM_V(ISA, AND)(x, sign));                                                        \
     return EM_V(ISA, LT_SELECT)(a, EM_V(ISA, SET1)(EM_TANH_SMALL), big, small);                               \
 }
+/* cells [j, j + L) of one step, sigmoid gates and tanh, with LOAD / STORE (whole or masked vectors): c = f.c + i.g
+ * (clipped to +-clip when clip > 0), out = o.tanh(c), the scalar cell's operations in its order */
+#define EM_LSTM_CELLS_F32(ISA, SFX, LOAD, STORE, GI, GF, GG, GO)                                             \
+    {                                                                                                         \
+        EM_V(ISA, T) vi = em_lstm_sigmoidf_##SFX(LOAD((GI) + j));                                             \
+        EM_V(ISA, T) vf = em_lstm_sigmoidf_##SFX(LOAD((GF) + j));                                             \
+        EM_V(ISA, T) vg = em_lstm_tanhf_##SFX(LOAD((GG) + j));                                                \
+        EM_V(ISA, T) vo = em_lstm_sigmoidf_##SFX(LOAD((GO) + j));                                             \
+        EM_V(ISA, T) cv = EM_V(ISA, ADD)(EM_V(ISA, MUL)(vf, LOAD(c + j)), EM_V(ISA, MUL)(vi, vg));             \
+        if (clip > 0.0f) cv = EM_V(ISA, MIN)(EM_V(ISA, MAX)(cv, EM_V(ISA, SET1)(-clip)), EM_V(ISA, SET1)(clip)); \
+        STORE(c + j, cv);                                                                                     \
+        STORE(out + j, EM_V(ISA, MUL)(vo, em_lstm_tanhf_##SFX(cv)));                                          \
+    }
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -153,16 +166,8 @@ EM_LSTM_F32_SIMD(avx2, EM_AVX2, x8)
 /* cells [0, NC rounded down to 8) of one step, tanh activation only */
 EM_AVX2 static int64_t em_lstm_cells_f32_avx2(const float* gate, int64_t NC, float clip, float* c, float* out) {
     int64_t j;
-    for (j = 0; j + 8 <= NC; j += 8) {
-        __m256 vi = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + j));
-        __m256 vf = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + NC + j));
-        __m256 vg = em_lstm_tanhf_x8(_mm256_loadu_ps(gate + 2 * NC + j));
-        __m256 vo = em_lstm_sigmoidf_x8(_mm256_loadu_ps(gate + 3 * NC + j));
-        __m256 cv = _mm256_add_ps(_mm256_mul_ps(vf, _mm256_loadu_ps(c + j)), _mm256_mul_ps(vi, vg));
-        if (clip > 0.0f) cv = _mm256_min_ps(_mm256_max_ps(cv, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
-        _mm256_storeu_ps(c + j, cv);
-        _mm256_storeu_ps(out + j, _mm256_mul_ps(vo, em_lstm_tanhf_x8(cv)));
-    }
+    for (j = 0; j + 8 <= NC; j += 8)
+        EM_LSTM_CELLS_F32(avx2, x8, EM_V_LOAD_avx2, EM_V_STORE_avx2, gate, gate + NC, gate + 2 * NC, gate + 3 * NC)
     return j;
 }
 
@@ -178,14 +183,11 @@ EM_AVX512F static void em_lstm_cells_f32_avx512(const float* gi, const float* gf
     int64_t j;
     for (j = 0; j < NC; j += 16) {
         const __mmask16 k = NC - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NC - j)) - 1);
-        __m512 vi = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gi + j));
-        __m512 vf = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, gf + j));
-        __m512 vg = em_lstm_tanhf_x16(_mm512_maskz_loadu_ps(k, gg + j));
-        __m512 vo = em_lstm_sigmoidf_x16(_mm512_maskz_loadu_ps(k, go + j));
-        __m512 cv = _mm512_add_ps(_mm512_mul_ps(vf, _mm512_maskz_loadu_ps(k, c + j)), _mm512_mul_ps(vi, vg));
-        if (clip > 0.0f) cv = _mm512_min_ps(_mm512_max_ps(cv, _mm512_set1_ps(-clip)), _mm512_set1_ps(clip));
-        _mm512_mask_storeu_ps(c + j, k, cv);
-        _mm512_mask_storeu_ps(out + j, k, _mm512_mul_ps(vo, em_lstm_tanhf_x16(cv)));
+#define EM_LSTM_LOAD_K(q) _mm512_maskz_loadu_ps(k, q)
+#define EM_LSTM_STORE_K(q, v) _mm512_mask_storeu_ps(q, k, v)
+        EM_LSTM_CELLS_F32(avx512, x16, EM_LSTM_LOAD_K, EM_LSTM_STORE_K, gi, gf, gg, go)
+#undef EM_LSTM_LOAD_K
+#undef EM_LSTM_STORE_K
     }
 }
 
