@@ -47,7 +47,8 @@ def main():
              case_small_k(rng, 1, (9, 8), 24, 11, 3, 2, 1, True),    # 3x3 s2: implicit GEMM
              case_small_k(rng, 1, (1, 1), 641, 203, 1, 1, 1),        # one pixel: the int8-panel GEMV on AVX2
              case_small_k(rng, 2, (1, 1), 96, 37, 1, 1, 1, True),    # two pixels (batch 2)
-             case_small_k(rng, 1, (1, 2), 33, 17, 1, 1, 0)]
+             case_small_k(rng, 1, (1, 2), 33, 17, 1, 1, 0),
+             case_small_k(rng, 1, (1, 1), 40, 29, 1, 1, 1)]          # one row, 32 columns at once, 29 real
     check_modes(cases, failures, kernels)
     print("kernels", " ".join(sorted(kernels)))
     print("\n".join(failures) if failures else "ok")

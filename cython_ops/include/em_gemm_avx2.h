@@ -287,11 +287,13 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_s8w_til
     const int8_t* w = w8 + (n / 8) * panel;
     const int16_t* a0 = A + m * lda;
     const int16_t* a1 = A + (m + (rows > 1 ? 1 : 0)) * lda;
-    __m256i acc[2][4];
+    __m256i acc[2][8];
     for (int r = 0; r < MR; r++)
         for (int j = 0; j < 2 * NP; j++) acc[r][j] = _mm256_setzero_si256();
     for (int64_t k = 0; k < g->Kp / 4; k++, w += 32) {
-        __m256i b[4];
+        __m256i b[8];
+        if (k % 2 == 0)     /* the panels stream from L3 / memory: a line per panel, 1 KiB ahead */
+            for (int p = 0; p < NP; p++) _mm_prefetch((const char*)(w + p * panel + 1024), _MM_HINT_T0);
         for (int p = 0; p < NP; p++) {
             b[2 * p] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + p * panel)));
             b[2 * p + 1] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + p * panel + 16)));
@@ -316,12 +318,15 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_s8w_til
 }
 
 /* C[M][N] (row stride ldc) = requant(A[M][Kp] (int16, row stride lda) . W8), W8 the int8 form of g->w's panels
- * (g->w unused); two rows at a time, 16 columns (8 for the last panel when N / 8 is odd). */
+ * (g->w unused); two rows at a time, 16 columns (8 for the last panel when N / 8 is odd); a single row 32 columns
+ * at a time (four weight streams in flight). */
 EM_AVX2_TARGET static void em_gemm_s16_s8w_avx2(const int16_t* A, int64_t lda, int64_t M, const em_avx2_gemm* g,
                                                const int8_t* w8, int8_t* C, int64_t ldc) {
     for (int64_t m = 0; m < M; m += 2) {
         const int64_t rows = M - m < 2 ? M - m : 2;
         int64_t n = 0;
+        if (rows == 1)
+            for (; n + 24 < g->N; n += 32) em_avx2_s8w_tile(A, lda, m, 1, g, w8, n, C, ldc, 1, 4);
         for (; n + 8 < g->N; n += 16) {
             if (rows == 2) em_avx2_s8w_tile(A, lda, m, 2, g, w8, n, C, ldc, 2, 2);
             else em_avx2_s8w_tile(A, lda, m, 1, g, w8, n, C, ldc, 1, 2);
