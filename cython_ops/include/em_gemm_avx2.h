@@ -241,6 +241,7 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
     for (int r = 0; r < MR; r++) { acc[r][0] = pc->bias_lo; acc[r][1] = pc->bias_hi; }
     for (int64_t sg = 0; sg < A->nseg; sg++) {
         const int64_t off = sg * A->seg_stride;
+#pragma GCC unroll 2
         for (int64_t k = 0; k < A->seg_groups; k++, w += 32) {
             const __m256i b0 = _mm256_loadu_si256((const __m256i*)w);
             const __m256i b1 = _mm256_loadu_si256((const __m256i*)(w + 16));
