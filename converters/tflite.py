@@ -67,6 +67,7 @@ def _option_fields(cls) -> tuple:
 
 
 OPTION_FIELDS = {}      # options class -> _option_fields(cls)
+OPTION_READS = {}       # scalar_fields -> (options kind -> read spec, options kinds naming subgraphs): _Walk
 
 
 def _options(pos: int, kind: int, what: str, buf: bytes, memo: dict) -> dict:
@@ -120,8 +121,9 @@ class _Walk:
     def __init__(self, buf: bytes):
         self.buf = buf
         self.memo = {}                  # see _options
-        self.specs = {}                 # options kind -> scalar read spec, or None (read by self.options)
-        self.flow_kinds = set()         # options kinds with fields naming subgraphs (WHILE's cond / body)
+        # options kind -> scalar read spec or None (read by self.options), and the options kinds with fields
+        # naming subgraphs (WHILE's cond / body): the schema's, so found once per process (per scalar_fields)
+        self.specs, self.flow_kinds = OPTION_READS.setdefault(scalar_fields, ({}, set()))
 
     def resolve_options(self, kind: int):
         """The kind's scalar read spec (tflite_options.read_spec), None when the generated accessors read it."""

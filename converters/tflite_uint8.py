@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cython_ops.tflite_read import hold_as_int8
 from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
 
 FLIP_SIGN_BIT = "FLIP_SIGN_BIT"      # uint8 <-> int8 at the graph's boundary: q ^ 0x80
@@ -29,14 +30,6 @@ UINT8_OPS = frozenset({
 })
 UINT8_OPS |= {"DETECTION_POSTPROCESS"}    # dequantizes uint8 box encodings and scores as it does int8 ones
 UINT8_OPS |= {"RESIZE_BILINEAR"}     # its uint8 kernel reads and writes int8-held bytes, flipping the sign bits
-
-
-def _as_int8(t: Tensor) -> None:
-    t.dtype = np.dtype(np.int8)
-    if t.quant is not None:
-        t.quant = Quantization(scale=t.quant.scale, zero_point=t.quant.zero_point - 128, axis=t.quant.axis)
-    if t.data is not None:
-        t.data = (t.data ^ np.uint8(0x80)).view(np.int8)
 
 
 def _boundary_twin(graph: Graph, t: Tensor) -> int:
@@ -100,10 +93,8 @@ def hold_uint8_as_int8(graph: Graph) -> Graph:
             graph.outputs[k] = outer
             last.append(Op(index=next_op, type=FLIP_SIGN_BIT, version=1, inputs=[i], outputs=[outer]))
             next_op += 1
-    for i in uint8:
-        t = graph.tensors[i]
-        if i in (op.outputs[0] for op in first) or i in (op.inputs[0] for op in last):
-            t.name = f"{t.name}/int8"
-        _as_int8(t)
+    for i in {op.outputs[0] for op in first} | {op.inputs[0] for op in last}:
+        graph.tensors[i].name = f"{graph.tensors[i].name}/int8"
+    hold_as_int8(graph.tensors, uint8, Quantization)
     graph.ops = first + graph.ops + last
     return graph

@@ -4,11 +4,17 @@ from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memmove
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
+from cpython.dict cimport PyDict_GetItem, PyDict_Size
+from cpython.float cimport PyFloat_AsDouble, PyFloat_CheckExact
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong, PyLong_CheckExact
+from cpython.object cimport PyObject
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
 
 import numpy as np
+
+ndarray = np.ndarray
 
 
 cdef inline int64_t now_ns() noexcept nogil:
@@ -34,17 +40,105 @@ cdef class Engine:
             raise MemoryError()
         self.keepalive = keepalive
         for k, (fn, ptrs, ints, floats) in enumerate(steps):
-            if fn == 0:
-                raise ValueError(f"step {k}: null kernel")
-            if len(ptrs) > EM_MAX_PTRS or len(ints) > EM_MAX_INTS or len(floats) > EM_MAX_FLOATS:
-                raise ValueError(f"step {k}: too many parameters")
-            self.kernels[k] = <em_kernel><uintptr_t>fn
-            for j in range(len(ptrs)):
-                self.params[k].ptr[j] = <void*><uintptr_t>ptrs[j]
-            for j in range(len(ints)):     # (int(): numpy integers and bools as Python would read them)
-                self.params[k].i[j] = int(ints[j])
-            for j in range(len(floats)):
-                self.params[k].f[j] = float(floats[j])
+            self.set_lists(k, fn, ptrs, ints, floats)
+
+    cdef int reserve(self, Py_ssize_t n) except -1:
+        """Room for n steps, every kernel null until bind_named sets it (nothing runs before it returns)."""
+        free(self.params)
+        free(self.kernels)
+        self.n = 0
+        self.params = <em_params*>calloc(max(n, 1), sizeof(em_params))
+        self.kernels = <em_kernel*>calloc(max(n, 1), sizeof(em_kernel))
+        if self.params == NULL or self.kernels == NULL:
+            raise MemoryError()
+        self.n = n
+        return 0
+
+    cdef int set_named(self, Py_ssize_t k, uintptr_t fn, tuple spec, made) except -2:
+        """Step k from the dicts of a make(): 1 when every value is a plain int / float in a slot of its own kind
+        (or a run given as a tuple / list of such), 0 (nothing kept) for anything else, which the caller orders
+        and checks through the kernel's layout; -1 when an integer does not fit in 64 bits."""
+        cdef em_params* p = &self.params[k]
+        cdef Py_ssize_t kind, j, pos, length, limit
+        cdef PyObject* item
+        cdef object values, v, seq
+        cdef int overflow
+        cdef long long iv
+        cdef tuple slots
+        if fn == 0:
+            raise ValueError(f"step {k}: null kernel")
+        if len(made) < 3:
+            return 0
+        for kind in range(3):
+            values = made[kind]
+            slots = <tuple>spec[1 + kind]
+            if type(values) is not dict or PyDict_Size(values) != <Py_ssize_t>spec[4 + kind]:
+                return 0
+            pos = 0
+            limit = EM_MAX_PTRS if kind == 0 else EM_MAX_INTS if kind == 1 else EM_MAX_FLOATS
+            for name, length in slots:
+                if pos + length > limit:
+                    return 0
+                if name is None:            # reserved: not read by the kernel
+                    for j in range(length):
+                        if kind == 0:
+                            p.ptr[pos + j] = NULL
+                        elif kind == 1:
+                            p.i[pos + j] = 0
+                        else:
+                            p.f[pos + j] = 0
+                    pos += length
+                    continue
+                item = PyDict_GetItem(values, name)
+                if item == NULL:
+                    return 0
+                if length == 1:
+                    seq = None
+                else:
+                    seq = <object>item
+                    if type(seq) is not tuple and type(seq) is not list or len(seq) != length:
+                        return 0
+                for j in range(length):
+                    v = <object>item if seq is None else seq[j]
+                    if kind == 1:
+                        if v is True or v is False:
+                            p.i[pos + j] = 1 if v is True else 0
+                            continue
+                        if not PyLong_CheckExact(v):
+                            return 0
+                        iv = PyLong_AsLongLongAndOverflow(v, &overflow)
+                        if overflow:
+                            return -1
+                        p.i[pos + j] = iv
+                    elif kind == 0:
+                        if not PyLong_CheckExact(v) or v < 0:
+                            return 0
+                        p.ptr[pos + j] = <void*><uintptr_t>PyLong_AsUnsignedLongLong(v)
+                    else:
+                        if PyFloat_CheckExact(v):
+                            p.f[pos + j] = PyFloat_AsDouble(v)
+                        elif PyLong_CheckExact(v):
+                            p.f[pos + j] = float(v)
+                        else:
+                            return 0
+                pos += length
+        self.kernels[k] = <em_kernel>fn
+        return 1
+
+    cdef int set_lists(self, Py_ssize_t k, uintptr_t fn, ptrs, ints, floats) except -1:
+        if fn == 0:
+            raise ValueError(f"step {k}: null kernel")
+        if len(ptrs) > EM_MAX_PTRS or len(ints) > EM_MAX_INTS or len(floats) > EM_MAX_FLOATS:
+            raise ValueError(f"step {k}: too many parameters")
+        cdef Py_ssize_t j
+        for j in range(len(ptrs)):
+            self.params[k].ptr[j] = <void*><uintptr_t>ptrs[j]
+        for j in range(len(ints)):     # (int(): numpy integers and bools as Python would read them)
+            self.params[k].i[j] = int(ints[j])
+        for j in range(len(floats)):
+            self.params[k].f[j] = float(floats[j])
+        self.kernels[k] = <em_kernel>fn
+        return 0
 
     def __dealloc__(self):
         free(self.params)
@@ -53,6 +147,10 @@ cdef class Engine:
     @property
     def num_steps(self):
         return self.n
+
+    def step_bytes(self):
+        """Every step's kernel address and parameters as bytes (tests compare two bindings with it)."""
+        return (<char*>self.kernels)[:self.n * sizeof(em_kernel)] + (<char*>self.params)[:self.n * sizeof(em_params)]
 
     @property
     def arrays_address(self):
@@ -106,3 +204,129 @@ cdef class Engine:
                 self.kernels[k](&self.params[k])
                 t[k] = now_ns() - t0
         return times
+
+
+cdef class RunPath:
+    """Interpreter.run()'s fast path for an interpreter with one input and no run-time checks: in one call, the
+    input's type, dtype and shape checked, the bytes copied into the arena, the plan invoked and the outputs
+    copied out, all under the interpreter's lock.  Returns None, having done nothing, for any input it does not
+    take (another type, dtype or shape, a non-contiguous array): run() then takes its general path."""
+    cdef Engine engine
+    cdef char* dst
+    cdef Py_ssize_t nbytes
+    cdef object shape, dtype, outs, acquire, release, on_first
+    cdef bint single, first
+
+    def __init__(self, Engine engine, uintptr_t dst, Py_ssize_t nbytes, tuple shape, dtype, tuple outs, lock,
+                 on_first):
+        """on_first: called (under the lock) after the first run it served, e.g. to mark the input as set."""
+        self.engine, self.dst, self.nbytes = engine, <char*>dst, nbytes
+        self.shape, self.dtype, self.outs = shape, dtype, outs
+        self.acquire, self.release, self.on_first = lock.acquire, lock.release, on_first
+        self.single, self.first = len(outs) == 1, True
+
+    def __call__(self, x):
+        cdef Py_buffer buf
+        cdef Py_ssize_t k
+        cdef Engine engine = self.engine
+        if type(x) is not ndarray:
+            return None
+        dtype = x.dtype
+        if (dtype is not self.dtype and dtype != self.dtype) or x.shape != self.shape:
+            return None
+        try:
+            PyObject_GetBuffer(x, &buf, PyBUF_C_CONTIGUOUS)
+        except (BufferError, ValueError, TypeError):
+            return None
+        if buf.len != self.nbytes:
+            PyBuffer_Release(&buf)
+            return None
+        self.acquire()
+        try:
+            memmove(self.dst, buf.buf, self.nbytes)      # x may itself be a view of this arena
+            PyBuffer_Release(&buf)
+            with nogil:
+                for k in range(engine.n):
+                    engine.kernels[k](&engine.params[k])
+            if self.first:
+                self.on_first()
+                self.first = False
+            if self.single:
+                return self.outs[0].copy()
+            return [o.copy() for o in self.outs]
+        finally:
+            self.release()
+
+
+cdef class InputCopy:
+    """Interpreter.set_input()'s fast path for one input with no value bounds: a C-contiguous numpy array of the
+    input's dtype and shape copied into the arena under the interpreter's lock.  False, having done nothing, for
+    anything else (set_input then checks it and names the problem)."""
+    cdef char* dst
+    cdef Py_ssize_t nbytes
+    cdef object shape, dtype, acquire, release, on_first
+    cdef bint first
+
+    def __init__(self, uintptr_t dst, Py_ssize_t nbytes, tuple shape, dtype, lock, on_first):
+        """on_first: called (under the lock) after the first copy, e.g. to mark the input as set."""
+        self.dst, self.nbytes, self.shape, self.dtype = <char*>dst, nbytes, shape, dtype
+        self.acquire, self.release, self.on_first, self.first = lock.acquire, lock.release, on_first, True
+
+    def __call__(self, x):
+        cdef Py_buffer buf
+        if type(x) is not ndarray:
+            return False
+        dtype = x.dtype
+        if (dtype is not self.dtype and dtype != self.dtype) or x.shape != self.shape:
+            return False
+        try:
+            PyObject_GetBuffer(x, &buf, PyBUF_C_CONTIGUOUS)
+        except (BufferError, ValueError, TypeError):
+            return False
+        if buf.len != self.nbytes:
+            PyBuffer_Release(&buf)
+            return False
+        self.acquire()
+        try:
+            memmove(self.dst, buf.buf, self.nbytes)
+            PyBuffer_Release(&buf)
+            if self.first:
+                self.on_first()
+                self.first = False
+            return True
+        finally:
+            self.release()
+
+
+def bind_named(list made, list specs, keepalive, order_by_layout):
+    """An Engine of len(made) steps from each step's make() result (pointers, ints, floats dicts by slot name[,
+    objects to keep alive]) and its kernel's spec (address, then per kind the slots as (name or None for a
+    reserved one, length), then per kind the number of named slots).  Plain values are stored straight from the
+    dicts; any other step goes through order_by_layout(k) -> (pointer list, int list, float list), which orders
+    and checks them by the kernel's layout (and raises its errors).  Returns (engine, k of the first step with an
+    integer beyond 64 bits or -1, the make() extras to keep alive)."""
+    cdef Py_ssize_t k, n = len(made)
+    cdef Engine engine = Engine([], keepalive)
+    engine.reserve(n)
+    cdef int r
+    cdef tuple spec
+    extras = []
+    for k in range(n):
+        spec = <tuple>specs[k]
+        m = made[k]
+        if len(m) > 3:
+            extras.extend(m[3:])
+        r = engine.set_named(k, spec[0], spec, m)
+        if r < 0:
+            engine.n = k        # (the steps from k on are not set: never run them)
+            return engine, k, extras
+        if r == 0:
+            ptrs, ints, floats = order_by_layout(k)
+            if ints and (min(ints) < INT64_MIN or max(ints) > INT64_MAX):
+                engine.n = k
+                return engine, k, extras
+            engine.set_lists(k, spec[0], ptrs, ints, floats)
+    return engine, -1, extras
+
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1

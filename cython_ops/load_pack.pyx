@@ -3,7 +3,7 @@
 packing_sparse.py, packing_depthwise.py) and of the multipliers (numerics.quantize_multipliers) take several passes
 and temporaries, and an array's data address without numpy's interface dict.  Not kernels: no KERNELS table; each
 function has a numpy twin, and tests/test_load_fast_paths.py compares the two."""
-from cpython.buffer cimport PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -55,6 +55,43 @@ def count_nonzero_blocks_s8(const int8_t[:, :] w, Py_ssize_t cols, Py_ssize_t de
     return count, groups * kblocks
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* 16 whole rows of contiguous int8 weights (row stride k) into one VNNI block row: dst[g * 64 + 4 r + j] =
+       w[r * k + 4 g + j] for the first `words` 4-byte groups; SSE2 (x86-64's baseline) moves four groups of four
+       rows as one 4 x 4 transposition of 32-bit words, other CPUs word by word. */
+    static void em_vnni_block_rows(const int8_t* w, int64_t k, int64_t words, int8_t* dst) {
+        int64_t g = 0;
+    #if defined(__SSE2__)
+        for (; g + 4 <= words; g += 4)
+            for (int q = 0; q < 4; q++) {
+                const int8_t* src = w + 4 * q * k + 4 * g;
+                const __m128i r0 = _mm_loadu_si128((const __m128i*)src);
+                const __m128i r1 = _mm_loadu_si128((const __m128i*)(src + k));
+                const __m128i r2 = _mm_loadu_si128((const __m128i*)(src + 2 * k));
+                const __m128i r3 = _mm_loadu_si128((const __m128i*)(src + 3 * k));
+                const __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
+                const __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
+                int8_t* out = dst + g * 64 + 16 * q;
+                _mm_storeu_si128((__m128i*)out, _mm_unpacklo_epi64(t0, t1));
+                _mm_storeu_si128((__m128i*)(out + 64), _mm_unpackhi_epi64(t0, t1));
+                _mm_storeu_si128((__m128i*)(out + 128), _mm_unpacklo_epi64(t2, t3));
+                _mm_storeu_si128((__m128i*)(out + 192), _mm_unpackhi_epi64(t2, t3));
+            }
+    #endif
+        for (; g < words; g++)
+            for (int r = 0; r < 16; r++)
+                memcpy(dst + g * 64 + 4 * r, w + r * k + 4 * g, 4);
+    }
+    """
+    void em_vnni_block_rows(const int8_t* w, int64_t k, int64_t words, int8_t* dst) nogil
+
+
 def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eight):
     """w [N][K] -> out [ceil(N / 16)][ceil(K / 4)][16][4] (zero padding; with repeat_eight and N == 8, lanes 8-15
     repeat rows 0-7); returns the int64 row sums of w."""
@@ -76,9 +113,12 @@ def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eig
         # rows of contiguous bytes: each 4-deep run moves as one 32-bit word, the stores are sequential
         for b in range((n + 15) // 16):
             base = &out[b, 0, 0, 0]
-            for g in range(whole):
-                for r in range(16 * b, min(n, 16 * b + 16)):
-                    memcpy(base + g * 64 + (r - 16 * b) * 4, &w[r, 4 * g], 4)
+            if 16 * b + 16 <= n and w.strides[0] == k:      # 16 whole contiguous rows
+                em_vnni_block_rows(&w[16 * b, 0], k, whole, base)
+            else:
+                for g in range(whole):
+                    for r in range(16 * b, min(n, 16 * b + 16)):
+                        memcpy(base + g * 64 + (r - 16 * b) * 4, &w[r, 4 * g], 4)
             if whole < kgroups:
                 for r in range(16 * b, min(n, 16 * b + 16)):
                     for j in range(4 * whole, k):
@@ -188,11 +228,23 @@ def depthwise_lane_weights(const int8_t[:, :] w_taps, const int64_t[::1] ch, con
                         at += 1
 
 
-def mbqm_lanes16(const int32_t[::1] mult, const int32_t[::1] shift):
+cdef table_rows(out_array, Py_ssize_t rows, Py_ssize_t width):
+    """out_array (uint8 [rows][width]) zeroed, or a new zero array when None."""
+    if out_array is None:
+        return np.zeros((rows, width), np.uint8)
+    cdef uint8_t[:, ::1] out = out_array
+    if out.shape[0] != rows or out.shape[1] != width:
+        raise ValueError("the table does not match the lanes")
+    if rows:
+        memset(&out[0, 0], 0, rows * width)
+    return out_array
+
+
+def mbqm_lanes16(const int32_t[::1] mult, const int32_t[::1] shift, out_array=None):
     """packing_depthwise.mbqm_lanes16 in one pass: per 16 lanes int32 m, m_odd, left, int64 add_e, add_o, neg_e,
-    neg_o, sh_e, sh_o (576 bytes)."""
+    neg_o, sh_e, sh_o (576 bytes); written into out_array (uint8 [lanes / 16][576]) when given."""
     cdef Py_ssize_t rows = mult.shape[0] // 16, r, i
-    out_array = np.zeros((rows, 576), np.uint8)
+    out_array = table_rows(out_array, rows, 576)
     cdef uint8_t[:, ::1] out = out_array
     cdef int32_t* i32
     cdef int64_t* i64
@@ -216,10 +268,11 @@ def mbqm_lanes16(const int32_t[::1] mult, const int32_t[::1] shift):
     return out_array
 
 
-def mbqm_lanes8(const int32_t[::1] mult, const int32_t[::1] shift):
-    """packing_depthwise.mbqm_lanes8 in one pass: per 8 lanes int32 m, m_odd, left, right, half (160 bytes)."""
+def mbqm_lanes8(const int32_t[::1] mult, const int32_t[::1] shift, out_array=None):
+    """packing_depthwise.mbqm_lanes8 in one pass: per 8 lanes int32 m, m_odd, left, right, half (160 bytes);
+    written into out_array (uint8 [lanes / 8][160]) when given."""
     cdef Py_ssize_t rows = mult.shape[0] // 8, r, i
-    out_array = np.zeros((rows, 160), np.uint8)
+    out_array = table_rows(out_array, rows, 160)
     cdef uint8_t[:, ::1] out = out_array
     cdef int32_t* i32
     cdef int64_t s, right
@@ -370,13 +423,15 @@ def depthwise_lane_columns(const int8_t[:, :] w_taps, bias, int64_t zp_fold, int
             raise ValueError("depthwise_lane_columns: the bias does not match the weights")
     folded_array = np.empty(oc, np.int32)
     cdef int32_t[::1] folded = folded_array
-    cdef int64_t s, v
+    sums_array = np.zeros(oc, np.int64)
+    cdef int64_t[::1] sums = sums_array
+    cdef int64_t v
+    if zp_fold:
+        for t in range(taps):       # (tap by tap: each weight row read in order)
+            for c in range(oc):
+                sums[c] += w_taps[t, c]
     for c in range(oc):
-        s = 0
-        if zp_fold:
-            for t in range(taps):
-                s += w_taps[t, c]
-        v = (b32[c] if bias is not None else 0) - zp_fold * s + zp_add
+        v = (b32[c] if bias is not None else 0) - zp_fold * sums[c] + zp_add
         if wrap:
             v = <int64_t><int32_t><uint32_t>(<uint64_t>v & 0xFFFFFFFFu)
         elif not (-2147483648 < v < 2147483648):
@@ -441,3 +496,269 @@ def avx2_conv_constants(const int8_t[:, :] w, const int32_t[:] bias, const int32
         else:
             out_bias[c], out_mult[c], out_shift[c] = 0, 0, 0
             out_scale64[c], out_scale32[c] = 0.0, 0.0
+
+
+cdef extern from "math.h" nogil:
+    double ldexp(double x, int e)
+    double fabs(double x)
+
+# numerics.activation_range_int8's names, as tflite_requant takes them
+ACTIVATION_CODES = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
+
+
+cdef bint quantized_bound_int8(double value, float scale, int zero_point, int64_t* out):
+    """zero_point + round_half_away((float)value / scale) (numerics.activation_range_int8's q); False where the
+    quotient is not finite or reaches 2^62 (the Python form decides those)."""
+    cdef float v = (<float>value) / scale
+    cdef double a = fabs(<double>v), whole
+    if not isfinite(a) or a >= 4611686018427387904.0:
+        return False
+    whole = floor(a)
+    if a - whole >= 0.5:
+        whole += 1.0
+    out[0] = zero_point + (-<int64_t>whole if v < 0 else <int64_t>whole)
+    return True
+
+
+cdef char* buffer_bytes(obj, Py_ssize_t nbytes, const char* what) except NULL:
+    """The first byte of a C-contiguous buffer of exactly nbytes (numpy keeps it where it is while the array
+    lives; reading the pointer costs a tenth of a typed memoryview)."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS)
+    cdef char* where = <char*>view.buf
+    cdef Py_ssize_t length = view.len
+    PyBuffer_Release(&view)
+    if length != nbytes:
+        raise ValueError(f"{what.decode()}: an array of {length} bytes where {nbytes} were expected")
+    return where if nbytes else <char*>1
+
+
+cdef bint multiplier_of(double real, int rounding, int32_t* mult, int32_t* shift):
+    """quantize_multipliers of one value; False for a negative or non-finite one."""
+    cdef int e
+    cdef double q, scaled, whole
+    if not (isfinite(real) and real >= 0):
+        return False
+    q = frexp(real, &e)
+    scaled = q * 2147483648.0
+    whole = floor(scaled)
+    if scaled - whole >= 0.5:
+        whole += 1.0
+    if whole == 2147483648.0:
+        whole = 1073741824.0
+        e += 1
+    if e < -31:
+        mult[0], shift[0] = 0, 0
+    elif rounding == 1 and e > 30:      # the single-rounding build clamps large multipliers
+        mult[0], shift[0] = 2147483647, 30
+    else:
+        mult[0], shift[0] = <int32_t>whole, e
+    return True
+
+
+def tflite_requant(double input_scale, weight_scales, weight_zero_points, double output_scale, int out_zp,
+                   Py_ssize_t n, int rounding, int activation):
+    """requant.tflite_requant in one call: tflite_column_scales' (int32 mult, int32 shift, float64 real, float32
+    real) of float64 weight_scales (n or 1 values), whether any int64 weight zero point is nonzero (then nothing
+    else), and numerics.activation_range_int8's (act_min, act_max) for `activation` (ACTIVATION_CODES); None where
+    a bound's quotient leaves the int64 range."""
+    cdef Py_ssize_t i, m = len(weight_scales), z = len(weight_zero_points)
+    cdef const int64_t* zps = <const int64_t*>buffer_bytes(weight_zero_points, z * 8, b"tflite_requant")
+    for i in range(z):
+        if zps[i] != 0:         # (refused before any multiplier is computed)
+            return None, None, None, None, True, None
+    if m != n and m != 1:
+        raise ValueError("tflite_requant: weight scales do not match the columns")
+    cdef const double* ws = <const double*>buffer_bytes(weight_scales, m * 8, b"tflite_requant")
+    mult_array, shift_array = np.empty(n, np.int32), np.empty(n, np.int32)
+    real_array, real32_array = np.empty(n, np.float64), np.empty(n, np.float32)
+    cdef int32_t* mult = <int32_t*>buffer_bytes(mult_array, n * 4, b"tflite_requant")
+    cdef int32_t* shift = <int32_t*>buffer_bytes(shift_array, n * 4, b"tflite_requant")
+    cdef double* real = <double*>buffer_bytes(real_array, n * 8, b"tflite_requant")
+    cdef float* real32 = <float*>buffer_bytes(real32_array, n * 4, b"tflite_requant")
+    cdef double s_in = <double><float>input_scale, s_out = <double><float>output_scale
+    for i in range(n):
+        real[i] = (s_in * ws[i if m == n else 0]) / s_out
+        real32[i] = <float>real[i]
+        if not multiplier_of(real[i], rounding, &mult[i], &shift[i]):
+            raise ValueError(f"cannot quantize multiplier {real[i]!r}")
+    return mult_array, shift_array, real_array, real32_array, False, activation_range_int8(activation, output_scale,
+                                                                                          out_zp)
+
+
+def fold_bias_s8(const int8_t[:, :] w, bias, int64_t zp, bint wrap):
+    """packing.fold_input_zero_point's arithmetic in one pass: int32 bias - zp * (row sum of w [N][K]) (bias None:
+    zeros), modulo 2^32 when wrap, else OverflowError outside (-2^31, 2^31)."""
+    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], r, j
+    cdef const int32_t[:] b32
+    if bias is not None:
+        b32 = bias
+        if b32.shape[0] != n:
+            raise ValueError("fold_bias_s8: the bias does not match the weights")
+    out_array = np.empty(n, np.int32)
+    cdef int32_t[::1] out = out_array
+    cdef int64_t s, v
+    for r in range(n):
+        s = 0
+        for j in range(k):
+            s += w[r, j]
+        v = (b32[r] if bias is not None else 0) - zp * s
+        if wrap:
+            v = <int64_t><int32_t><uint32_t>(<uint64_t>v & 0xFFFFFFFFu)
+        elif not (-2147483648 < v < 2147483648):
+            raise OverflowError("bias and weights overflow the int32 accumulator")
+        out[r] = <int32_t>v
+    return out_array
+
+
+def depthwise_estimate(const int8_t[:, :] w_taps, bias, int64_t w_zp, const int64_t[::1] ch,
+                       const int32_t[::1] lane_mult, const int32_t[::1] lane_shift, int mode, int64_t out_zp,
+                       Py_ssize_t table_lanes, float[::1] out=None):
+    """packing_depthwise.estimate_table from the per-lane multipliers and shifts, the bound taken from w_taps
+    [taps][OC] and bias per lane channel ch: whether it applies, and where it does and `out` is given, the table
+    written into out (3 * lanes floats: per block of table_lanes lanes f, zp + d, zp - d)."""
+    cdef Py_ssize_t taps = w_taps.shape[0], oc = w_taps.shape[1], lanes = ch.shape[0], c, t, lane, blk, i
+    cdef const int32_t[:] b32
+    if lane_mult.shape[0] != lanes or lane_shift.shape[0] != lanes or table_lanes <= 0 or lanes % table_lanes:
+        raise ValueError("depthwise_estimate: sizes do not match")
+    if bias is not None:
+        b32 = bias
+        if b32.shape[0] != oc:
+            raise ValueError("depthwise_estimate: the bias does not match the weights")
+    if (mode != 0 and mode != 1) or lanes == 0:
+        return False
+    bound_array = np.zeros(max(oc, 1), np.int64)
+    cdef int64_t[::1] bound = bound_array
+    cdef int64_t s, b
+    for t in range(taps):           # (tap by tap: each weight row read in order)
+        for c in range(oc):
+            b = w_taps[t, c] - w_zp
+            bound[c] += b if b >= 0 else -b
+    for c in range(oc):
+        s = 255 * bound[c]
+        if bias is not None:
+            s += b32[c] if b32[c] >= 0 else -<int64_t>b32[c]
+        bound[c] = s
+    for lane in range(lanes):
+        if not 0 <= ch[lane] < oc:
+            raise ValueError("depthwise_estimate: a lane's channel is outside the weights")
+        if lane_shift[lane] > 0 or lane_shift[lane] < -31 or lane_mult[lane] < 0 or bound[ch[lane]] >= 2147483648:
+            return False
+    cdef double f
+    for lane in range(lanes):       # (shifts -31 .. 0 here: 2^(shift - 31) is 1 / 2^(31 - shift), exact)
+        f = <double>lane_mult[lane] / <double>((<int64_t>1) << (31 - lane_shift[lane]))
+        if not (<double>bound[ch[lane]] * f + 129.0 < 1073741824.0):
+            return False
+    if out is None:
+        return True
+    if out.shape[0] != 3 * lanes:
+        raise ValueError("depthwise_estimate: the table does not match the lanes")
+    cdef double d
+    cdef float* row
+    for lane in range(lanes):
+        blk, i = lane // table_lanes, lane % table_lanes
+        s = lane_shift[lane]
+        d = 1.0 / <double>((<int64_t>1) << (1 - s)) if mode == 0 and s != 0 else 0.0
+        row = &out[blk * 3 * table_lanes + i]
+        row[0] = <float>(<double>lane_mult[lane] / <double>((<int64_t>1) << (31 - s)))
+        row[table_lanes] = <float>(out_zp + d)
+        row[2 * table_lanes] = <float>(out_zp - d)
+    return True
+
+
+def depthwise_tap_offsets(int64_t[::1] out, Py_ssize_t taps, int64_t kw, int64_t dh, int64_t dw, int64_t sw,
+                          int64_t pitch, int64_t phase_width, int64_t value_bytes):
+    """packing_depthwise.tap_offsets into out (zeros past `taps`): each tap's run in the staged rows, ky * dh *
+    pitch + ((kx * dw) % sw * phase_width + (kx * dw) // sw) * value_bytes."""
+    cdef Py_ssize_t t
+    cdef int64_t ky, kx
+    if taps > out.shape[0] or kw <= 0 or sw <= 0:
+        raise ValueError("depthwise_tap_offsets: sizes do not match")
+    for t in range(out.shape[0]):
+        if t < taps:
+            ky, kx = t // kw, t % kw
+            out[t] = ky * dh * pitch + ((kx * dw) % sw * phase_width + (kx * dw) // sw) * value_bytes
+        else:
+            out[t] = 0
+
+
+def winograd_weights(const int8_t[:, :, :, :] w, int16_t[:, :, :, :, ::1] out):
+    """conv_winograd.winograd_pack's transform in one pass: U = G' g G'^T per output / input channel of int8 w
+    [OC][3][3][IC] (G' = 2 G, rows (2, 0, 0), (1, 1, 1), (1, -1, 1), (0, 0, 2)) into out [16][OCp / 8][ICp / 4][8][4]
+    (position a * 4 + b, then em_gemm_avx2.h's panels), zero for the padding channels."""
+    cdef Py_ssize_t oc = w.shape[0], ic = w.shape[3], o, c, a, b, i, j
+    cdef Py_ssize_t panels = out.shape[1], groups = out.shape[2]
+    if (w.shape[1] != 3 or w.shape[2] != 3 or out.shape[0] != 16 or out.shape[3] != 8 or out.shape[4] != 4
+            or panels * 8 < oc or groups * 4 < ic):
+        raise ValueError("winograd_weights: the arrays do not match")
+    cdef int64_t G[4][3]
+    G[0][:] = [2, 0, 0]
+    G[1][:] = [1, 1, 1]
+    G[2][:] = [1, -1, 1]
+    G[3][:] = [0, 0, 2]
+    cdef int64_t t[4][3]
+    cdef int64_t u
+    if out.size:
+        memset(&out[0, 0, 0, 0, 0], 0, out.size * sizeof(int16_t))
+    for o in range(oc):
+        for c in range(ic):
+            for a in range(4):          # t = G' g
+                for j in range(3):
+                    t[a][j] = G[a][0] * w[o, 0, j, c] + G[a][1] * w[o, 1, j, c] + G[a][2] * w[o, 2, j, c]
+            for a in range(4):          # U = t G'^T
+                for b in range(4):
+                    u = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2]
+                    out[a * 4 + b, o // 8, c // 4, o % 8, c % 4] = <int16_t>u
+
+
+def avx2_gemv_constants(const int8_t[:, :] w, const int32_t[:] bias, const int32_t[:] mult, const int32_t[:] shift,
+                        const double[:] scale64, const float[:] scale32, int8_t[:, :, :, ::1] out_w,
+                        int32_t[::1] out_bias, int32_t[::1] out_mult, int32_t[::1] out_shift,
+                        double[::1] out_scale64, float[::1] out_scale32):
+    """avx2_conv_constants with the panels kept as int8 (packing.avx2_pack_s8: the one- and two-row AVX2 FC)."""
+    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], width = out_bias.shape[0], kgroups = out_w.shape[1]
+    cdef Py_ssize_t b, g, r, j, c
+    if (bias.shape[0] != n or mult.shape[0] != n or shift.shape[0] != n or scale64.shape[0] != n
+            or scale32.shape[0] != n or width != out_w.shape[0] * 8 or width < n or out_w.shape[2] != 8
+            or out_w.shape[3] != 4 or kgroups * 4 < k or out_mult.shape[0] != width
+            or out_shift.shape[0] != width or out_scale64.shape[0] != width or out_scale32.shape[0] != width):
+        raise ValueError("avx2_gemv_constants: the arrays do not match the weights")
+    cdef int8_t* panel
+    for b in range(out_w.shape[0]):
+        for g in range(kgroups):
+            panel = &out_w[b, g, 0, 0]
+            for r in range(8):
+                for j in range(4):
+                    panel[4 * r + j] = w[8 * b + r, 4 * g + j] if 8 * b + r < n and 4 * g + j < k else 0
+    for c in range(width):
+        if c < n:
+            out_bias[c], out_mult[c], out_shift[c] = bias[c], mult[c], shift[c]
+            out_scale64[c], out_scale32[c] = scale64[c], scale32[c]
+        else:
+            out_bias[c], out_mult[c], out_shift[c] = 0, 0, 0
+            out_scale64[c], out_scale32[c] = 0.0, 0.0
+
+
+def activation_range_int8(int activation, double scale, int zero_point):
+    """numerics.activation_range_int8 for `activation` (ACTIVATION_CODES): (act_min, act_max), or None where a
+    bound's quotient leaves the int64 range (the Python form decides those)."""
+    cdef float s = <float>scale
+    cdef int64_t lo = -128, hi = 127, q
+    if activation == 1 or activation == 3:          # RELU, RELU6
+        if not quantized_bound_int8(0.0, s, zero_point, &q):
+            return None
+        lo = max(lo, q)
+        if activation == 3:
+            if not quantized_bound_int8(6.0, s, zero_point, &q):
+                return None
+            hi = min(hi, q)
+    elif activation == 2:                           # RELU_N1_TO_1
+        if not quantized_bound_int8(-1.0, s, zero_point, &q):
+            return None
+        lo = max(lo, q)
+        if not quantized_bound_int8(1.0, s, zero_point, &q):
+            return None
+        hi = min(hi, q)
+    elif activation != 0:
+        raise ValueError("activation_range_int8: unknown activation code")
+    return lo, hi

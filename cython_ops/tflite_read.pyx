@@ -12,6 +12,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdio cimport snprintf
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
 import sys
@@ -94,6 +95,13 @@ cdef struct Tab:
 cdef struct File:
     const uint8_t* p
     Py_ssize_t n
+
+
+cdef struct QuantAt:        # a tensor's checked quantization vectors in the file (n == 0: none)
+    Py_ssize_t scales       # position of its n float32 scales
+    Py_ssize_t zero_points  # position of its n int64 zero points, 0 when it has none (all zero)
+    Py_ssize_t n
+    Py_ssize_t axis
 
 
 cdef int open_table(File* f, Py_ssize_t pos, Tab* t) noexcept nogil:
@@ -273,15 +281,22 @@ cdef object index_error(str what, int64_t idx, Py_ssize_t n_tensors):
     return FormatError(f"{what} refers to tensor {idx}, the subgraph has {n_tensors}")
 
 
-cdef list tensor_indices(File* f, Tab* t, int k, Py_ssize_t n_tensors, bint allow_optional, str what):
-    """Vector field k of tensor indices, checked: inside the file ('<what>s') and each inside the tensor table."""
+cdef list tensor_indices(File* f, Tab* t, int k, Py_ssize_t n_tensors, bint allow_optional, what):
+    """Vector field k of tensor indices, checked: inside the file ('<what>s') and each inside the tensor table.
+    `what`: a str, or (op index, op type, kind) formatted as 'op i (TYPE) kind' only for an error."""
     cdef Py_ssize_t start, count
     cdef int64_t bad_index = 0
-    checked_vector(f, t, k, 4, &start, &count, what + "s")
+    cdef int r = vector_fits(f, t, k, 4, &start, &count)
+    if r < 0:
+        raise vector_error(r, described(what) + "s", f, start, count, 4)
     out = index_list(f, start, count, n_tensors, allow_optional, &bad_index)
     if out is None:
-        raise index_error(what, bad_index, n_tensors)
+        raise index_error(described(what), bad_index, n_tensors)
     return out
+
+
+cdef str described(what):
+    return what if isinstance(what, str) else f"op {what[0]} ({what[1]}) {what[2]}"
 
 
 cdef class ModelFile:
@@ -365,11 +380,12 @@ cdef class ModelFile:
                 raise malformed(f"operator code {i}")
             self.codes.append((builtin, custom, version))
 
-    def subgraph(self, Py_ssize_t k, list codes, tuple dtypes, dict type_names, tensor_type, quant_type, op_type,
-                 sparse_values, resolve_options, options_of, custom_op, dict specs, set flow_kinds):
-        """(tensors, ops, inputs, outputs, name, flow ops) of subgraph k: IR objects made by tensor_type(index, name,
-        shape, dtype, quant, data, is_variable, dynamic_dims), quant_type(scale, zero_point, axis) and op_type(index,
-        type, version, inputs, outputs, options, intermediates).  `codes`: (IR type, version) per operator code;
+    def subgraph(self, Py_ssize_t k, list codes, tuple dtypes, dict type_names, type tensor_type, type quant_type,
+                 type op_type, sparse_values, resolve_options, options_of, custom_op, dict specs, set flow_kinds):
+        """(tensors, ops, inputs, outputs, name, flow ops) of subgraph k: IR objects of the classes tensor_type (index,
+        name, shape, dtype, quant, data, is_variable, dynamic_dims), quant_type (scale, zero_point, axis) and op_type
+        (index, type, version, inputs, outputs, options, intermediates), made with __new__ and their fields set (plain
+        classes such as edgeml.ir's dataclasses; the quantization arrays of a subgraph are views of one array each).  `codes`: (IR type, version) per operator code;
         `dtypes`: numpy dtype per tensor type code (None: unsupported); options of a kind without a scalar read
         spec in `specs` (resolve_options(kind) makes one, None when the kind is read by options_of(kind, table
         position, what)); custom ops through custom_op(op position, type, what); flow ops: the ops whose options
@@ -395,8 +411,27 @@ cdef class ModelFile:
             raise malformed(f"subgraph {k} name")
         return tensors, ops, inputs, outputs, name or "", flow
 
-    cdef list tensors(self, Py_ssize_t t_start, Py_ssize_t n_tensors, tuple dtypes, dict type_names, tensor_type,
-                      quant_type, sparse_values):
+    cdef list tensors(self, Py_ssize_t t_start, Py_ssize_t n_tensors, tuple dtypes, dict type_names, type tensor_type,
+                      type quant_type, sparse_values):
+        cdef Py_ssize_t i
+        cdef list out = PyList_New(n_tensors)
+        for i in range(n_tensors):      # (slots not yet set hold None, so that an error frees the list cleanly)
+            Py_INCREF(None)
+            PyList_SET_ITEM(out, i, None)
+        cdef QuantAt* quants = <QuantAt*>calloc(max(n_tensors, 1), sizeof(QuantAt))
+        if quants == NULL:
+            raise MemoryError()
+        try:
+            self.read_tensors(t_start, n_tensors, dtypes, type_names, tensor_type, sparse_values, out, quants)
+            self.attach_quantizations(out, quants, quant_type)
+        finally:
+            free(quants)
+        return out
+
+    cdef int read_tensors(self, Py_ssize_t t_start, Py_ssize_t n_tensors, tuple dtypes, dict type_names,
+                          type tensor_type, sparse_values, list out, QuantAt* quants) except -1:
+        """Every tensor, checked, into `out`; its quantization's place in the file into quants[i] (the arrays are
+        made afterwards, two for the whole subgraph)."""
         cdef File* f = &self.f
         cdef Tab t
         cdef Py_ssize_t i, at, shape_start, rank, sig_start, sig_rank, j, itemsize, b_index, raw_start
@@ -406,10 +441,6 @@ cdef class ModelFile:
         cdef bint bad = False, zero, negative, sparse, variable
         cdef int64_t dims[MAX_RANK]
         cdef object v
-        cdef list out = PyList_New(n_tensors)
-        for i in range(n_tensors):      # (slots not yet set hold None, so that an error frees the list cleanly)
-            Py_INCREF(None)
-            PyList_SET_ITEM(out, i, None)
         for i in range(n_tensors):
             at = t_start + 4 * i
             if open_table(f, at + u32(f.p + at), &t) < 0:
@@ -458,9 +489,8 @@ cdef class ModelFile:
             if elements > MAX_TENSOR_BYTES // itemsize:
                 raise FormatError(f"tensor {i} '{name}': shape {list(shape)} is larger than {MAX_TENSOR_BYTES} "
                                   f"bytes")
-            quant = None
             if field_at(f, &t, TENSOR_QUANTIZATION):
-                quant = self.quantization(&t, i, name, shape, dtype, quant_type)
+                self.quantization(&t, i, name, shape, dtype, &quants[i])
             b_index = read_u32(f, &t, TENSOR_BUFFER, 0, &bad)
             variable = read_u8(f, &t, TENSOR_IS_VARIABLE, 0, &bad) != 0
             sparse = field_at(f, &t, TENSOR_SPARSITY) != 0
@@ -480,8 +510,48 @@ cdef class ModelFile:
                     raise FormatError(f"tensor {i} '{name}': buffer {b_index} holds {self.buffer_size[b_index]} "
                                       f"bytes, shape {list(shape)} of {dtype} needs {elements * itemsize}")
                 data = self.view(raw_start, dtype, itemsize, shape)
-            out[i] = tensor_type(i, name, shape, dtype, quant, data, variable, dynamic)
-        return out
+            tensor = tensor_type.__new__(tensor_type)     # (the dataclass's fields, set without its __init__)
+            tensor.index, tensor.name, tensor.shape, tensor.dtype = i, name, shape, dtype
+            tensor.quant, tensor.data, tensor.is_variable, tensor.dynamic_dims = None, data, variable, dynamic
+            out[i] = tensor
+        return 0
+
+    cdef int attach_quantizations(self, list tensors, QuantAt* quants, type quant_type) except -1:
+        """Each quantized tensor's Quantization: scales (float64) and zero points (int64) as views of one array
+        each for the subgraph."""
+        cdef File* f = &self.f
+        cdef Py_ssize_t i, j, total = 0, n = len(tensors), off
+        cdef uint32_t bits
+        cdef float s
+        for i in range(n):
+            total += quants[i].n
+        if total == 0:
+            return 0
+        scales, zero_points = EMPTY(total, FLOAT64), ZEROS(total, INT64)
+        cdef Py_buffer sb, zb
+        PyObject_GetBuffer(scales, &sb, PyBUF_WRITABLE)
+        PyObject_GetBuffer(zero_points, &zb, PyBUF_WRITABLE)
+        off = 0
+        for i in range(n):
+            for j in range(quants[i].n):
+                bits = u32(f.p + quants[i].scales + 4 * j)
+                memcpy(&s, &bits, 4)
+                (<double*>sb.buf)[off + j] = s
+                if quants[i].zero_points:
+                    (<int64_t*>zb.buf)[off + j] = <int64_t>u64(f.p + quants[i].zero_points + 8 * j)
+            off += quants[i].n
+        PyBuffer_Release(&zb)
+        PyBuffer_Release(&sb)
+        off = 0
+        for i in range(n):
+            if quants[i].n:
+                q = quant_type.__new__(quant_type)
+                q.scale = scales[off:off + quants[i].n]
+                q.zero_point = zero_points[off:off + quants[i].n]
+                q.axis = quants[i].axis
+                tensors[i].quant = q
+                off += quants[i].n
+        return 0
 
     cdef object view(self, Py_ssize_t start, dtype, Py_ssize_t itemsize, tuple shape):
         """A read-only array over the file's bytes at `start` (a read-only copy when they are not aligned for
@@ -493,8 +563,9 @@ cdef class ModelFile:
         arr.flags.writeable = False
         return arr
 
-    cdef object quantization(self, Tab* tensor, Py_ssize_t i, str name, tuple shape, dtype, quant_type):
-        """The tensor's Quantization, None when it has no scales and no zero points."""
+    cdef int quantization(self, Tab* tensor, Py_ssize_t i, str name, tuple shape, dtype, QuantAt* at_out) except -1:
+        """Checks the tensor's quantization and records where its vectors lie (n stays 0 when it has no scales and
+        no zero points)."""
         cdef File* f = &self.f
         cdef Tab q
         cdef Py_ssize_t at, s_start, n_scale, z_start, n_zp, j, n, axis
@@ -510,7 +581,7 @@ cdef class ModelFile:
         if r < 0:
             raise vector_error(r, f"tensor {i} '{name}' quantization zero_point", f, z_start, n_zp, 8)
         if n_scale == 0 and n_zp == 0:
-            return None
+            return 0
         details = read_u8(f, &q, QUANT_DETAILS_TYPE, 0, &bad)
         if bad:
             raise malformed(f"tensor {i} '{name}' quantization")
@@ -545,22 +616,10 @@ cdef class ModelFile:
                 z = <int64_t>u64(f.p + z_start + 8 * j)
                 if not lo <= z <= hi:
                     raise FormatError(f"tensor {i} '{name}': zero point outside the range of {dtype}")
-        scale, zero_point = EMPTY(n, FLOAT64), ZEROS(n, INT64)
-        cdef Py_buffer out
-        PyObject_GetBuffer(scale, &out, PyBUF_WRITABLE)
-        for j in range(n):
-            bits = u32(f.p + s_start + 4 * j)
-            memcpy(&s, &bits, 4)
-            (<double*>out.buf)[j] = s
-        PyBuffer_Release(&out)
-        if n_zp:
-            PyObject_GetBuffer(zero_point, &out, PyBUF_WRITABLE)
-            for j in range(n):
-                (<int64_t*>out.buf)[j] = <int64_t>u64(f.p + z_start + 8 * j)
-            PyBuffer_Release(&out)
-        return quant_type(scale, zero_point, axis)
+        at_out.scales, at_out.zero_points, at_out.n, at_out.axis = s_start, z_start if n_zp else 0, n, axis
+        return 0
 
-    cdef tuple operators(self, Py_ssize_t o_start, Py_ssize_t n_ops, Py_ssize_t n_tensors, list codes, op_type,
+    cdef tuple operators(self, Py_ssize_t o_start, Py_ssize_t n_ops, Py_ssize_t n_tensors, list codes, type op_type,
                          resolve_options, options_of, custom_op, dict specs, set flow_kinds):
         cdef File* f = &self.f
         cdef Tab t, ot
@@ -579,11 +638,10 @@ cdef class ModelFile:
             if not 0 <= code_index < n_codes:
                 raise FormatError(f"op {i}: opcode index {code_index} is outside the {n_codes}-entry code table")
             op_name, version = codes[code_index]
-            inputs = tensor_indices(f, &t, OP_INPUTS, n_tensors, True, f"op {i} ({op_name}) input")
-            outputs = tensor_indices(f, &t, OP_OUTPUTS, n_tensors, False, f"op {i} ({op_name}) output")
+            inputs = tensor_indices(f, &t, OP_INPUTS, n_tensors, True, (i, op_name, "input"))
+            outputs = tensor_indices(f, &t, OP_OUTPUTS, n_tensors, False, (i, op_name, "output"))
             # intermediates: tensors an op uses internally (the LSTM's gate and hidden quantization)
-            intermediates = tensor_indices(f, &t, OP_INTERMEDIATES, n_tensors, False,
-                                           f"op {i} ({op_name}) intermediate")
+            intermediates = tensor_indices(f, &t, OP_INTERMEDIATES, n_tensors, False, (i, op_name, "intermediate"))
             if kind == 0:
                 options = {}
             else:
@@ -605,7 +663,9 @@ cdef class ModelFile:
                     flow.append(i)
             if op_name.startswith("CUSTOM:"):   # a custom op edgeml implements gets its IR type and options
                 op_name, options = custom_op(t.pos, op_name, f"op {i} ({op_name})")
-            op = op_type(i, op_name, version, inputs, outputs, options, intermediates)
+            op = op_type.__new__(op_type)        # (the dataclass's fields, set without its __init__)
+            op.index, op.type, op.version, op.inputs, op.outputs = i, op_name, version, inputs, outputs
+            op.options, op.intermediates = options, intermediates
             Py_INCREF(op)
             PyList_SET_ITEM(ops, i, op)
         return ops, flow
@@ -681,3 +741,47 @@ cdef object decoded_bytes(File* f, Tab* t, int k, bint* bad):
 # zero point range per integer dtype character (int64 bounds for the 64-bit types: zero points are int64)
 INT_RANGES = {c: (max(int(np.iinfo(c).min), -(1 << 63)), min(int(np.iinfo(c).max), (1 << 63) - 1))
               for c in "bBhHiIlLqQ"}
+
+
+INT8 = np.dtype(np.int8)
+
+
+def hold_as_int8(list tensors, indices, quant_type):
+    """Each tensor of `indices` (uint8 in the file) as int8 in place: the same bytes with the sign bit flipped
+    (q - 128; constants copied), zero points - 128, a new quant_type(scale, zero_point, axis)."""
+    cdef Py_ssize_t j, n
+    cdef Py_buffer src, dst
+    cdef const uint8_t* s
+    cdef uint8_t* d
+    cdef const int64_t* z
+    cdef int64_t* w
+    for i in indices:
+        t = tensors[i]
+        t.dtype = INT8
+        q = t.quant
+        if q is not None:
+            zp = np.ascontiguousarray(q.zero_point, dtype=INT64)
+            shifted = EMPTY(zp.shape[0], INT64)
+            PyObject_GetBuffer(zp, &src, 0)
+            PyObject_GetBuffer(shifted, &dst, PyBUF_WRITABLE)
+            z, w = <const int64_t*>src.buf, <int64_t*>dst.buf
+            for j in range(src.len // 8):
+                w[j] = z[j] - 128
+            PyBuffer_Release(&dst)
+            PyBuffer_Release(&src)
+            t.quant = quant_type(q.scale, shifted, q.axis)
+        data = t.data
+        if data is not None:
+            if not data.flags.c_contiguous:
+                data = data.copy()
+            out = EMPTY(data.shape, INT8)
+            PyObject_GetBuffer(data, &src, 0)
+            PyObject_GetBuffer(out, &dst, PyBUF_WRITABLE)
+            s, d = <const uint8_t*>src.buf, <uint8_t*>dst.buf
+            n = src.len
+            with nogil:
+                for j in range(n):
+                    d[j] = s[j] ^ 0x80
+            PyBuffer_Release(&dst)
+            PyBuffer_Release(&src)
+            t.data = out

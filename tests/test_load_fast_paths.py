@@ -20,6 +20,7 @@ from cython_ops import load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse, requant
+from edgeml.runtime.ops import conv_winograd
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
 from edgeml.ir import Graph
@@ -69,6 +70,12 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "depthwise_lane_columns", packing_depthwise.lane_columns)
         monkeypatch.setattr(load_pack, "tflite_column_scales", requant.tflite_column_scales)
         monkeypatch.setattr(load_pack, "avx2_conv_constants", packing.avx2_constants)
+        monkeypatch.setattr(load_pack, "tflite_requant", requant.tflite_requant)
+        monkeypatch.setattr(load_pack, "depthwise_estimate", packing_depthwise.lane_estimate)
+        monkeypatch.setattr(load_pack, "depthwise_tap_offsets", packing_depthwise.tap_offsets)
+        monkeypatch.setattr(load_pack, "fold_bias_s8", packing.fold_bias)
+        monkeypatch.setattr(load_pack, "avx2_gemv_constants", packing.avx2_constants)
+        monkeypatch.setattr(load_pack, "winograd_weights", lambda w, out: conv_winograd.winograd_panels(w, out))
     return apply
 
 
@@ -456,3 +463,133 @@ def test_avx2_conv_constants_equal_the_numpy_form(n, k):
         outs.append(out)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("rounding", [0, 1])
+@pytest.mark.parametrize("act", sorted(load_pack.ACTIVATION_CODES))
+@pytest.mark.parametrize("n,per_channel", [(1, False), (17, True), (64, False)])
+def test_tflite_requant_equals_the_numpy_form(rounding, act, n, per_channel):
+    rng = np.random.default_rng(n * 7 + rounding)
+    scales = rng.random(n if per_channel else 1) * 1e-2 + 1e-6
+    scales[0] = 0.0 if per_channel else scales[0]
+    zps = np.zeros(scales.size, np.int64)
+    code = load_pack.ACTIVATION_CODES[act]
+    for s_out, out_zp in ((0.0235, -128), (0.5, 7), (1e-30, 3), (7.0, -3), (3e-45, 0)):
+        fast = load_pack.tflite_requant(0.0039, scales, zps, s_out, out_zp, n, rounding, code)
+        with np.errstate(over="ignore"):        # (the numpy form's float32 copy of a real beyond float32)
+            plain = requant.tflite_column_scales(0.0039, scales, s_out, n, rounding)
+        for a, b in zip(fast[:4], plain):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+        assert fast[4] is False
+        if fast[5] is None:     # a bound's quotient at 2^62 or more: the Python form decides (column_requant)
+            assert s_out < 1e-20 and act != "NONE"
+        else:
+            assert fast[5] == Q.activation_range_int8(act, s_out, out_zp)
+    zps[-1] = 2
+    assert load_pack.tflite_requant(0.0039, scales, zps, 0.5, 0, n, rounding, code)[4:] == (True, None)
+    assert requant.tflite_requant(0.0039, scales, zps, 0.5, 0, n, rounding, code)[4:] == (True, None)
+
+
+@pytest.mark.parametrize("fn", [load_pack.tflite_requant, requant.tflite_requant])
+def test_tflite_requant_refuses_what_the_multipliers_refuse(fn):
+    with pytest.raises(ValueError, match="cannot quantize multiplier"):
+        fn(0.5, np.array([0.25, -1.0]), np.zeros(2, np.int64), 0.5, 0, 2, 0, 0)
+
+
+@pytest.mark.parametrize("kernel", sorted(packing_depthwise.ROW_KERNELS))
+@pytest.mark.parametrize("taps,oc,w_zp,mode", [(9, 8, 0, 0), (9, 17, 3, 0), (25, 64, 0, 1), (4, 1001, -5, 0),
+                                               (1, 40, 0, 3)])
+def test_depthwise_estimate_equals_the_numpy_form(kernel, taps, oc, w_zp, mode):
+    k = packing_depthwise.ROW_KERNELS[kernel]
+    rng = np.random.default_rng(taps * oc + mode)
+    w = rng.integers(-128, 128, (taps, oc)).astype(np.int8)
+    _, _, ch, used, _ = packing_depthwise.lane_channels(k, oc)
+    lanes = ch.size
+    for case in range(4):
+        mult = rng.integers(1 << 30, (1 << 31) - 1, lanes).astype(np.int32)
+        shift = rng.integers(-31, 1, lanes).astype(np.int32)
+        mult[~used.reshape(-1)], shift[~used.reshape(-1)] = 0, 0
+        bias = None if case == 0 else rng.integers(-50000, 50000, oc).astype(np.int32)
+        if case == 2:
+            shift[3] = 2            # a left shift: no estimate
+        if case == 3:
+            bias[0] = -2 ** 31      # |bias| beyond the bound: no estimate
+        args = (w, bias, w_zp, ch.reshape(-1), mult, shift, mode, -5, k.table_lanes)
+        applies = load_pack.depthwise_estimate(*args)
+        assert applies == packing_depthwise.lane_estimate(*args)
+        if applies:
+            fast, plain = np.full(3 * lanes, 9, np.float32), np.full(3 * lanes, 9, np.float32)
+            load_pack.depthwise_estimate(*args, fast)
+            packing_depthwise.lane_estimate(*args, plain)
+            np.testing.assert_array_equal(fast, plain)
+
+
+@pytest.mark.parametrize("taps,kw,dh,dw,sw", [(9, 3, 1, 1, 1), (9, 3, 2, 2, 2), (10, 5, 1, 3, 2), (1, 1, 1, 1, 3)])
+def test_tap_offsets_equal_the_python_form(taps, kw, dh, dw, sw):
+    fast, plain = np.full(12, 7, np.int64), np.full(12, 7, np.int64)
+    load_pack.depthwise_tap_offsets(fast, taps, kw, dh, dw, sw, 1024, 37, 17)
+    packing_depthwise.tap_offsets(plain, taps, kw, dh, dw, sw, 1024, 37, 17)
+    np.testing.assert_array_equal(fast, plain)
+
+
+@pytest.mark.parametrize("n,k,with_bias,zp,wrap", [(1, 1, True, -128, False), (17, 27, False, 5, False),
+                                                   (64, 576, True, 131, True), (0, 4, False, 3, False)])
+def test_fold_bias_equals_the_numpy_form(n, k, with_bias, zp, wrap):
+    rng = np.random.default_rng(n + k)
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    bias = (rng.integers(-2 ** 31, 2 ** 31 - 1, n) if wrap else rng.integers(-10000, 10000, n)).astype(np.int32) \
+        if with_bias else None
+    for view in (w, np.asfortranarray(w)):
+        fast, plain = load_pack.fold_bias_s8(view, bias, zp, wrap), packing.fold_bias(w, bias, zp, wrap)
+        assert fast.dtype == plain.dtype == np.int32
+        np.testing.assert_array_equal(fast, plain)
+
+
+@pytest.mark.parametrize("fn", [load_pack.fold_bias_s8, packing.fold_bias])
+def test_fold_bias_refuses_an_overflowing_bias(fn):
+    w = np.full((2, 4), 127, np.int8)
+    ok = np.array([2 ** 31 - 1 - 255 * 508, 0], np.int32)
+    assert fn(w, ok, -255, False)[0] == 2 ** 31 - 1
+    with pytest.raises(OverflowError, match="overflow"):
+        fn(w, ok + np.array([1, 0], np.int32), -255, False)
+    assert fn(w, ok + np.array([1, 0], np.int32), -255, True)[0] == -2 ** 31
+
+
+@pytest.mark.parametrize("oc,ic", [(1, 12), (17, 13), (64, 64), (8, 3600)])
+def test_winograd_weights_equal_the_numpy_form(oc, ic):
+    w = np.random.default_rng(oc + ic).integers(-128, 128, (oc, 3, 3, ic)).astype(np.int8)
+    w[0, :, :, 0] = -128
+    fast = np.full((16, -(-oc // 8), -(-ic // 4), 8, 4), 7, np.int16)
+    load_pack.winograd_weights(w, fast)
+    np.testing.assert_array_equal(fast, conv_winograd.winograd_panels(w))
+
+
+@pytest.mark.parametrize("n,k", [(1, 1), (8, 27), (17, 64), (64, 1001)])
+def test_avx2_gemv_constants_equal_the_numpy_form(n, k):
+    rng = np.random.default_rng(n * 13 + k)
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    args = (w, rng.integers(-10000, 10000, n).astype(np.int32), rng.integers(1 << 30, 1 << 31, n).astype(np.int32),
+            rng.integers(-12, 2, n).astype(np.int32), rng.random(n), rng.random(n).astype(np.float32))
+    width, kp = -(-n // 8) * 8, -(-k // 4) * 4
+    outs = []
+    for fn in (load_pack.avx2_gemv_constants, packing.avx2_constants):
+        out = [np.full((width // 8, kp // 4, 8, 4), 5, np.int8)] + column_outputs(width)
+        fn(*args, *out)
+        outs.append(out)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("act", sorted(load_pack.ACTIVATION_CODES))
+def test_int8_activation_range_equals_the_python_form(act):
+    rng = np.random.default_rng(len(act))
+    cases = [(s, int(z)) for s, z in zip(np.exp(rng.uniform(-12, 3, 200)), rng.integers(-128, 128, 200))]
+    cases += [(1 / 12, 0), (0.5, -128), (2.0, 127), (1e-30, 5), (1e-3, 100), (6 / 255, -128)]
+    for scale, zp in cases:
+        got = load_pack.activation_range_int8(load_pack.ACTIVATION_CODES[act], scale, zp)
+        if got is None:       # a quotient at 2^62 or more: the Python form decides
+            assert scale < 1e-17
+        else:
+            assert got == Q.activation_range_int8(act, scale, zp)
+        assert requant.int8_activation_range(act, scale, zp) == Q.activation_range_int8(act, scale, zp)

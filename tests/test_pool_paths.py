@@ -1,75 +1,101 @@
-"""int8 MAX_POOL_2D on every ISA path EDGEML_ISA can force (em_pool.h: 32 channels per vector on AVX2 and above,
-then 16, then one by one), against NumPy expectations written from the definition: the maximum over the window's
-pixels inside the image, clamped to the fused activation range.  Channel counts around the vector widths, SAME and
-VALID padding, stride 1 and 2, 2x2 / 3x3 / 3x2 windows, batch 2, activation clamps.  One subprocess per path."""
-import os
-import subprocess
-import sys
+"""int8 AVERAGE_POOL_2D (and its uint8-held-as-int8 form) on every ISA path EDGEML_ISA can force, against NumPy
+expectations written from LiteRT's reference formulas: the window's sum over the pixels inside the image, then
+reference_integer_ops::AveragePool's half-away-from-zero division by their count, or reference_ops::AveragePool's
+uint8 (sum + n / 2) / n (halves up), then the activation clamp.  The vector kernel divides by a float estimate
+with integer corrections, so the cases put sums on every remainder: exact ties, padded border windows (counts 1 ..
+9), windows of 1 .. 90,000 pixels (41, 61 and 115 among them: there the float estimate falls one short of some
+exact quotients), channel counts around the 8- and 32-lane steps, fused activations, batch 2.
 
+One subprocess per path (the path is fixed per process)."""
 import pytest
 
-from test_kernel_paths import PATHS, forced_path
+from test_kernel_paths import PATHS, run_on_path
 
 CHECK = r'''
 import numpy as np
-from edgeml import numerics as Q
-from edgeml.ir import Graph, Op, Quantization, Tensor
+from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
 from edgeml.runtime.compile import compile_graph
 
-rng = np.random.default_rng(3)
-CASES = [  # N, H, W, C, KH, KW, stride, padding (1 SAME, 2 VALID; TFLite codes 0, 1), activation code (0 NONE, 1 RELU, 3 RELU6)
-    (1, 8, 6, 32, 2, 2, 2, 2, 0), (1, 9, 7, 33, 3, 3, 2, 1, 1), (2, 5, 5, 17, 3, 3, 1, 1, 3), (1, 6, 9, 1, 2, 2, 2, 1, 0),
-    (1, 7, 7, 48, 3, 2, 1, 2, 0), (1, 4, 10, 70, 2, 3, 2, 1, 1), (1, 11, 3, 64, 3, 3, 2, 1, 3), (1, 3, 3, 15, 3, 3, 1, 1, 0)]
-ACT = {0: "NONE", 1: "RELU", 3: "RELU6"}
+rng = np.random.default_rng(8)
+failures, kernels = [], set()
 
 
-def tensor(idx, shape, scale, zp):
-    q = Quantization(np.array([scale], np.float64), np.array([zp], np.int64), 0)
-    return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(np.int8), q, None)
-
-
-def expect(x, kh, kw, s, same, lo, hi):
-    n, h, w, c = x.shape
-    oh, ow = ((-(-h // s), -(-w // s)) if same else ((h - kh) // s + 1, (w - kw) // s + 1))
-    pt = max((oh - 1) * s + kh - h, 0) // 2 if same else 0
-    pl = max((ow - 1) * s + kw - w, 0) // 2 if same else 0
-    y = np.full((n, oh, ow, c), -128, np.int64)
+def expect(x, kh, kw, sh, sw, same, uint8, lo, hi):
+    n, ih, iw, c = x.shape
+    if same:
+        oh, ow = -(-ih // sh), -(-iw // sw)
+        pt = max(0, (oh - 1) * sh + kh - ih) // 2
+        pl = max(0, (ow - 1) * sw + kw - iw) // 2
+    else:
+        oh, ow, pt, pl = (ih - kh) // sh + 1, (iw - kw) // sw + 1, 0, 0
+    out = np.zeros((n, oh, ow, c), np.int64)
     for oy in range(oh):
         for ox in range(ow):
-            y0, x0 = oy * s - pt, ox * s - pl
-            win = x[:, max(y0, 0):max(y0 + kh, 0), max(x0, 0):max(x0 + kw, 0)]
-            if win.size:
-                y[:, oy, ox] = win.max(axis=(1, 2))
-    return np.clip(y, lo, hi).astype(np.int8)
+            y0, x0 = oy * sh - pt, ox * sw - pl
+            win = x[:, max(0, y0):min(ih, y0 + kh), max(0, x0):min(iw, x0 + kw), :].astype(np.int64)
+            count = win.shape[1] * win.shape[2]
+            a = win.sum(axis=(1, 2))
+            if uint8:
+                v = (a + 128 * count + count // 2) // count - 128
+            else:
+                v = np.sign(a) * ((np.abs(a) + count // 2) // count)
+            out[:, oy, ox, :] = v
+    return np.clip(out, lo, hi).astype(np.int8)
 
 
-failures, kernels = [], set()
-for n, h, w, c, kh, kw, s, pad, act in CASES:
-    scale, zp = 0.05, int(rng.integers(-100, 20))
-    lo, hi = Q.activation_range_int8(ACT[act], scale, zp)
-    x = rng.integers(-128, 128, (n, h, w, c)).astype(np.int8)
-    want = expect(x, kh, kw, s, pad == 1, lo, hi)
-    ts = [tensor(0, x.shape, scale, zp), tensor(1, want.shape, scale, zp)]
-    opts = dict(padding={1: 0, 2: 1}[pad], stride_h=s, stride_w=s, filter_height=kh, filter_width=kw, fused_activation_function=act)
-    plan = compile_graph(Graph(ts, [Op(0, "MAX_POOL_2D", 1, [0], [1], opts)], [0], [1]), {}, 0)
+def run(x, kh, kw, sh, sw, same, uint8, act):
+    q = Quantization(np.array([0.05]), np.array([-3]), 0)
+    n, ih, iw, c = x.shape
+    oh, ow = (-(-ih // sh), -(-iw // sw)) if same else ((ih - kh) // sh + 1, (iw - kw) // sw + 1)
+    ts = [Tensor(0, "x", x.shape, np.dtype(np.int8), q), Tensor(1, "y", (n, oh, ow, c), np.dtype(np.int8), q)]
+    opts = dict(filter_height=kh, filter_width=kw, stride_h=sh, stride_w=sw, padding=0 if same else 1,
+                fused_activation_function=act)
+    if uint8:
+        opts[UINT8] = True
+    plan = compile_graph(Graph(ts, [Op(0, "AVERAGE_POOL_2D", 1, [0], [1], opts)], [0], [1]), {}, 0)
+    kernels.update(st.kernel for st in plan.steps)
     plan.view(0)[...] = x
     plan.engine.invoke()
-    kernels.update(st.kernel for st in plan.steps)
-    got = plan.view(1)
-    if got.shape != want.shape or not np.array_equal(got, want):
-        failures.append(f"{(n, h, w, c, kh, kw, s, pad, act)}: {int((got != want).sum())} of {want.size} differ")
+    return plan.view(1).copy()
+
+
+# (shape, kh, kw, sh, sw, same)
+CASES = [((1, 3, 3, 256), 3, 3, 3, 3, False), ((1, 8, 8, 64), 8, 8, 8, 8, False), ((2, 7, 9, 45), 3, 3, 2, 2, True),
+         ((1, 5, 5, 33), 3, 3, 1, 1, True), ((1, 6, 6, 7), 2, 2, 2, 2, False), ((1, 4, 4, 1), 4, 4, 1, 1, True),
+         ((1, 17, 17, 40), 17, 17, 1, 1, False), ((1, 9, 11, 72), 5, 3, 2, 1, True), ((1, 300, 300, 9), 300, 300,
+         1, 1, False), ((1, 2, 3, 31), 1, 1, 1, 1, False),
+         # counts whose float32 reciprocal puts exact quotients just under the integer (41, 61, 115 pixels)
+         ((1, 1, 41, 96), 1, 41, 1, 1, False), ((1, 61, 2, 40), 61, 1, 1, 1, False), ((1, 5, 23, 72), 5, 23, 1, 1,
+         False)]
+ACTS = {0: (-128, 127), 1: (-3, 127), 3: (-3, 117)}        # none, RELU, RELU6 at scale 0.05 / zero point -3
+for shape, kh, kw, sh, sw, same in CASES:
+    for uint8 in (False, True):
+        for act in ((0, 1, 3) if shape[-1] > 8 else (0,)):
+            for kind in ("random", "extreme", "tie", "small"):
+                if kind == "random":
+                    x = rng.integers(-128, 128, shape).astype(np.int8)
+                elif kind == "extreme":
+                    x = rng.choice(np.array([-128, 127], np.int8), shape)
+                elif kind == "small":     # sums near +-count / 2: t = |sum| + count / 2 near count
+                    x = rng.integers(-4, 6, shape).astype(np.int8)
+                else:           # sums one half away from a multiple of the count wherever the count is even
+                    x = np.where(rng.random(shape) < 0.5, 1, 0).astype(np.int8) * rng.choice(
+                        np.array([-1, 1], np.int8), (1, 1, 1, shape[-1]))
+                lo, hi = ACTS[act]
+                if uint8:
+                    lo, hi = (-128, 127)
+                    act = 0
+                got = run(x, kh, kw, sh, sw, same, uint8, act)
+                want = expect(x, kh, kw, sh, sw, same, uint8, lo, hi)
+                if got.shape != want.shape or not np.array_equal(got, want):
+                    failures.append(f"AVERAGE_POOL_2D {shape} {kh}x{kw} s{sh}x{sw} same={same} uint8={uint8} "
+                                    f"act={act} {kind}: {int((got != want).sum())} differ")
 print(" ".join(sorted(kernels)))
 print("\n".join(failures) if failures else "ok")
 '''
 
 
-@pytest.mark.parametrize("forced", [p for p in PATHS if p != "neon"])
-def test_int8_max_pool_on_every_path(forced):
-    if forced_path(forced) != forced:
-        pytest.skip(f"this CPU has no {forced} path")
-    done = subprocess.run([sys.executable, "-c", CHECK], env=dict(os.environ, EDGEML_ISA=forced), capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
-    assert lines[-1] == "ok", "\n".join(lines[-20:])
-    assert "max_pool_int8" in lines[0].split()
+@pytest.mark.parametrize("forced", [p for p in PATHS if not p.startswith("neon")])
+def test_int8_average_pool_is_exact_on_every_path(forced):
+    kernels = run_on_path(forced, CHECK)
+    assert {"avg_pool_int8", "avg_pool_uint8"} <= set(kernels), kernels

@@ -197,6 +197,54 @@ def test_run_fast_path_takes_any_layout_and_its_own_output():
     np.testing.assert_array_equal(it.run(it.get_output(copy=False)), it.run(second))   # the arena's own output in
 
 
+def test_set_input_and_run_fast_paths_keep_the_interpreter_state():
+    """set_input()'s and run()'s one-call paths (cython_ops.engine InputCopy / RunPath) mark the input set and the
+    plan run exactly as the checked paths do, refuse what they do not take by falling back to the checks, and are
+    re-made for a re-planned (resized) or cloned interpreter."""
+    rng = np.random.default_rng(7)
+    x1 = rng.integers(-128, 128, size=(1, 640), dtype=np.int8)
+    x3 = np.concatenate([x1, rng.integers(-128, 128, size=(2, 640), dtype=np.int8)])
+    it = edgeml.Interpreter(model_path("ad01_int8"))
+    with pytest.raises(InputError, match="read before invoke"):
+        it.get_output()
+    with pytest.raises(InputError, match="has not been set"):
+        it.invoke()
+    with pytest.raises(InputError, match="expected dtype int8, got float64"):
+        it.set_input(x1.astype(np.float64))
+    with pytest.raises(InputError, match=r"expected shape \[1, 640\], got \[3, 640\]"):
+        it.set_input(x3)
+    with pytest.raises(InputError, match="has not been set"):       # a refused input is not marked set
+        it.invoke()
+    it.set_input(x1)
+    it.invoke()
+    want = it.get_output()
+    np.testing.assert_array_equal(edgeml.Interpreter(model_path("ad01_int8")).run(x1), want)
+    fresh = edgeml.Interpreter(model_path("ad01_int8"))
+    np.testing.assert_array_equal(fresh.run(x1), want)             # run() first: then get_output() reads it
+    np.testing.assert_array_equal(fresh.get_output(), want)
+    fresh.invoke()                                                  # and the input counts as set
+    np.testing.assert_array_equal(fresh.get_output(), want)
+    strided = np.repeat(x1, 2, axis=1)[:, ::2]                      # not contiguous: the checked copy
+    fresh.set_input(strided)
+    fresh.invoke()
+    np.testing.assert_array_equal(fresh.get_output(), want)
+    it.resize_input(0, (3, 640))
+    with pytest.raises(InputError, match="has not been set"):      # re-planned: inputs must be set again
+        it.invoke()
+    it.set_input(x3)
+    it.invoke()
+    y3 = it.get_output()
+    np.testing.assert_array_equal(y3[:1], want)
+    np.testing.assert_array_equal(it.run(x3), y3)
+    twin = it.clone()
+    with pytest.raises(InputError, match="has not been set"):
+        twin.invoke()
+    twin.set_input(x3[::-1].copy())
+    twin.invoke()
+    np.testing.assert_array_equal(twin.get_output(), y3[::-1])
+    np.testing.assert_array_equal(it.get_output(), y3)             # the clone's arena is its own
+
+
 # ----------------------------------------------------------------------------------------------------
 # Float convenience on int8 models
 # ----------------------------------------------------------------------------------------------------

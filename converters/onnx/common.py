@@ -1,5 +1,6 @@
 """What the ONNX reader's modules share: the translation-time `Value`, the NCHW / NHWC permutations, the IR's
-fused activation codes, and two small helpers (`Renamed` node stand-ins, `same_q`)."""
+fused activation codes, `Node` (a NodeProto's fields read once) and two small helpers (`Renamed` node stand-ins,
+`same_q`)."""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -9,6 +10,8 @@ import numpy as np
 from edgeml.ir import Quantization
 
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+# element types as dtype objects: comparing a dtype with a dtype is several times faster than with a scalar type
+F32, I8, U8, I32, I64 = (np.dtype(t) for t in (np.float32, np.int8, np.uint8, np.int32, np.int64))
 FLOAT_MAX = float(np.finfo(np.float32).max)
 
 # fused activation codes of the IR (as in the TFLite schema)
@@ -59,6 +62,24 @@ class Value:
 
     def __repr__(self) -> str:
         return f"Value({self.name!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+class Node:
+    """A NodeProto's fields read once: each read of a protobuf field builds new Python objects (every string decoded
+    again), and the translators read a node's inputs and outputs many times."""
+    __slots__ = ("attribute", "domain", "input", "op_type", "output", "proto")
+
+    def __init__(self, proto):
+        self.proto = proto
+        self.op_type = proto.op_type
+        self.domain = proto.domain
+        self.input = proto.input[:]
+        self.output = proto.output[:]
+        self.attribute = proto.attribute
+
+    @property
+    def name(self) -> str:
+        return self.proto.name         # (for messages only: read when needed)
 
 
 class Renamed:

@@ -32,13 +32,13 @@ class ConvOps:
         """(strides, dilations, (top, left, bottom, right)) of a 2-D conv / pool, auto_pad resolved."""
         strides = list(attrs.get("strides", [1, 1]))
         dil = list(attrs.get("dilations", [1, 1]))
-        if len(strides) != 2 or len(dil) != 2 or any(s <= 0 for s in strides + dil):
+        if len(strides) != 2 or len(dil) != 2 or min(strides + dil) <= 0:
             self.bad(f"strides {strides} / dilations {dil} must be two positive values")
         auto = attrs.get("auto_pad", "NOTSET")
         ih, iw = x_shape[2], x_shape[3]
         if auto in ("NOTSET", ""):
             pads = list(attrs.get("pads", [0, 0, 0, 0]))
-            if len(pads) != 4 or any(p < 0 for p in pads):
+            if len(pads) != 4 or min(pads) < 0:
                 self.bad(f"pads {pads} must be four non-negative values")
             return strides, dil, (pads[0], pads[1], pads[2], pads[3])
         if auto == "VALID":
@@ -80,13 +80,14 @@ class ConvOps:
             return
         x, w = ins[0], ins[1]
         b = ins[2] if len(ins) > 2 else None
-        one_d = x.rank == 3
-        if x.rank not in (3, 4, 5):
+        rank = len(x.shape)
+        one_d = rank == 3
+        if rank not in (3, 4, 5):
             self.unsupported(f"only 1-D, 2-D and 3-D convolution (3-D to 5-D input) are supported, input has shape "
                              f"{list(x.shape)}")
         if w.qconst is None and w.const is None:
             self.unsupported("the weights must be constant")
-        if x.rank == 5:
+        if rank == 5:
             self._conv_3d(node, x, w, b, attrs)
             return
         if one_d:
@@ -108,8 +109,8 @@ class ConvOps:
             return
         if not one_d and self._fused_conv(node, x, w, b, group, out_shape, options, attrs):
             return
-        wf = self.float_const(w, "weights")
-        bf = None if b is None else self.float_const(b, "bias").reshape(-1)
+        wf = self.float_const(w, "weights", copy=False)       # (read only: the IR tensors are packed copies)
+        bf = None if b is None else self.float_const(b, "bias", copy=False).reshape(-1)
         if bf is not None and bf.size != oc:
             self.bad(f"bias has {bf.size} entries for {oc} output channels")
         if x.dq_of is None:
@@ -314,13 +315,14 @@ class ConvOps:
 
         if group == 1:
             wt = self.const_tensor(name + "/weights", wdata.transpose(0, 2, 3, 1), wquant)
-            self.op("CONV_2D", [xt, wt, bias_t(slice(None), name + "/bias")], [out], **options)
+            bt = -1 if bias is None else bias_t(slice(None), name + "/bias")
+            self.op("CONV_2D", [xt, wt, bt], [out], **options)
             return out
         if group == ic and oc % ic == 0:
             wq = None if wquant is None else Quantization(wquant.scale, wquant.zero_point, 3)
             wt = self.const_tensor(name + "/weights", wdata.transpose(1, 2, 3, 0), wq)
-            self.op("DEPTHWISE_CONV_2D", [xt, wt, bias_t(slice(None), name + "/bias")], [out],
-                    depth_multiplier=oc // ic, **options)
+            bt = -1 if bias is None else bias_t(slice(None), name + "/bias")
+            self.op("DEPTHWISE_CONV_2D", [xt, wt, bt], [out], depth_multiplier=oc // ic, **options)
             return out
         # grouped convolution: split the channels, one CONV_2D per group, concatenate
         icg, ocg = ic // group, oc // group
@@ -353,7 +355,7 @@ class ConvOps:
             self.bad(f"MatMul of {list(a.shape)} by {list(b.shape)}: depths {a.shape[-1]} and {b.shape[0]}")
         if self._fused_dense(node, a, b, None, False, 1.0):
             return
-        self._dense(node.output[0], a, self.float_const(b, "weights").T, None)
+        self._dense(node.output[0], a, self.float_const(b, "weights", copy=False).T, None)
 
     def op_Gemm(self, node, ins, attrs):
         self.need(ins, 2, 3)
@@ -375,8 +377,10 @@ class ConvOps:
             self.bad(f"Gemm of {list(a.shape)} by {list(b.shape)} (transB={tb}) does not fit")
         if self._fused_dense(node, a, b, c, bool(tb), alpha, beta):
             return
-        w = self.float_const(b, "B")
-        w = (w if tb else w.T) * np.float32(alpha)
+        w = self.float_const(b, "B", copy=False)
+        w = w if tb else w.T
+        if alpha != 1.0:            # (a product by 1.0 is the value itself)
+            w = w * np.float32(alpha)
         bias = None
         if c is not None:
             cf = self.float_const(c, "C") * np.float32(beta)

@@ -67,6 +67,8 @@ class ElementwiseOps:
 
     def check_attrs(self, attrs: dict, allowed):
         """Every node attribute must be one the translation reads."""
+        if not attrs:
+            return
         extra = sorted(set(attrs) - set(allowed))
         if extra:
             self.bad(f"unknown attribute(s) {', '.join(extra)} (the op takes {', '.join(sorted(allowed)) or 'none'})")

@@ -68,7 +68,7 @@ class MathOps:
         if name in self.graph_outputs or len(cons) != 1:
             return "NONE", name
         k = cons[0]
-        n = self.g.node[k]
+        n = self.nodes[k]
         act = self._activation_of(n)
         if act is None:
             return "NONE", name

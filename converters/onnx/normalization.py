@@ -159,7 +159,7 @@ class NormalizationOps:
         if name in self.graph_outputs or len(cons) != 1:
             return None
         k = cons[0]
-        n = self.g.node[k]
+        n = self.nodes[k]
         if n.op_type != "BatchNormalization" or n.domain not in ("", "ai.onnx") or len(n.input) != 5 or \
                 n.input[0] != name or len([o for o in n.output if o]) != 1:
             return None

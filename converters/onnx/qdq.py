@@ -2,15 +2,24 @@
 QuantizeLinear groups into one int8 IR op (or onnxruntime's float emulation where it leaves a group unfused)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from converters.onnx.common import ACT_CODE, FLOAT_MAX, TO_NHWC, Renamed, Value, same_q
+from converters.onnx.common import ACT_CODE, F32, FLOAT_MAX, I8, I32, TO_NHWC, U8, Renamed, Value, same_q
 from converters.onnx.tensors import attribute_values
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Quantization
+
+
+def _offset_zero_point(data: np.ndarray, zp: Optional[np.ndarray]) -> bool:
+    """Whether integers `data` DequantizeLinear'd with zero point `zp` (of data's type) have one other than 0
+    (128 for uint8)."""
+    if zp is None:
+        return False
+    return (np.count_nonzero(zp != 128) if data.dtype == U8 else np.count_nonzero(zp)) > 0
 
 
 @dataclass
@@ -42,19 +51,19 @@ class QDQOps:
         scale = s_value.const
         z_value = self.values.get(names[2]) if n_in > 2 and names[2] else None
         zp = z_value.const if z_value is not None else None
-        if zp is not None and zp.dtype not in (np.int8, np.uint8):
+        if zp is not None and zp.dtype != I8 and zp.dtype != U8:
             return None
         if zp is None:
             odt = attribute_values(qnode).get("output_dtype", 0)
             if odt not in (0, 2):
                 return None
             zp = np.zeros(1, np.uint8)
-        if scale.size != 1 or zp.size != 1 or scale.dtype != np.float32:
+        if scale.size != 1 or zp.size != 1 or scale.dtype != F32:
             return None
-        s = float(scale.reshape(-1)[0])
-        if not (s > 0 and np.isfinite(s)):
+        s = scale.item()
+        if not (s > 0 and math.isfinite(s)):
             raise ModelFormatError(f"{qnode.op_type} '{qnode.name}': scale {s} must be positive and finite")
-        z = int(zp.reshape(-1)[0]) - (128 if zp.dtype == np.uint8 else 0)
+        z = int(zp.item()) - (128 if zp.dtype == U8 else 0)
         return Quantization(np.array([s], np.float64), np.array([z], np.int64)), zp.dtype
 
     def fusion(self, out_name: str, allow_act: bool = True) -> Optional[_Fusion]:
@@ -62,8 +71,7 @@ class QDQOps:
         key = ("fusion", out_name, allow_act)
         if key not in self.node_memo:
             self.node_memo[key] = self._fusion(out_name, allow_act)
-        fu = self.node_memo[key]
-        return None if fu is None else _Fusion(fu.q_node, fu.act, fu.clip, list(fu.skipped))
+        return self.node_memo[key]          # (shared by the node's translators, which only read it)
 
     def _fusion(self, out_name: str, allow_act: bool) -> Optional[_Fusion]:
         cur, act, clip, skipped = out_name, "NONE", None, []
@@ -72,7 +80,7 @@ class QDQOps:
             if cur in self.graph_outputs or len(cons) != 1:
                 return None
             k = cons[0]
-            n = self.g.node[k]
+            n = self.nodes[k]
             if n.domain not in ("", "ai.onnx"):
                 return None
             if n.op_type == "QuantizeLinear":
@@ -100,15 +108,15 @@ class QDQOps:
         if w.qconst is None:
             return None
         data, scale, zp, axis = w.qconst
-        if data.dtype not in (np.int8, np.uint8) or scale.dtype != np.float32:
+        if (data.dtype != I8 and data.dtype != U8) or scale.dtype != F32:
             return None
         if scale.size > 1 and (axis != axis_expected or scale.size != n_out):
             return None
-        zp = zp.reshape(-1) if zp is not None else np.zeros(1, data.dtype)     # (only tested for zeros below)
-        if data.dtype == np.uint8:
+        if data.dtype == U8:
             data = (data ^ np.uint8(0x80)).view(np.int8)         # u - 128, exactly
-            zp = zp.astype(np.int64) - 128
-        if np.any(zp != 0):
+            if zp is None or np.count_nonzero(zp != 128):
+                self.unsupported("quantized weights with a non-zero zero point are not supported yet")
+        elif zp is not None and np.count_nonzero(zp):
             self.unsupported("quantized weights with a non-zero zero point are not supported yet")
         return data, Quantization(scale.reshape(-1).astype(np.float64), np.zeros(scale.size, np.int64),
                                   axis_expected)
@@ -119,9 +127,9 @@ class QDQOps:
         if b.qconst is None:
             return False, None
         data, scale, zp, _ = b.qconst
-        if data.dtype != np.int32 or (zp is not None and np.any(zp != 0)) or data.size != n_out:
+        if data.dtype != I32 or (zp is not None and np.count_nonzero(zp)) or data.size != n_out:
             return False, None
-        return True, data.reshape(-1).astype(np.int32)
+        return True, data.reshape(-1)          # (int32: the constant itself, read only)
 
     def _act_options(self, fu: _Fusion) -> dict:
         if fu.act == "RELU":
@@ -136,8 +144,7 @@ class QDQOps:
         fu = self.fusion(node.output[0])
         if fu is None:
             return False
-        if w.qconst is not None and w.qconst[2] is not None and np.any(w.qconst[2].astype(np.int64)
-                                                                   - (128 if w.qconst[0].dtype == np.uint8 else 0)):
+        if w.qconst is not None and _offset_zero_point(w.qconst[0], w.qconst[2]):
             return self._fused_conv_asymmetric(node, x, w, b, fu, attrs)
         wq = self._weight_q(w, 0, out_shape[1])
         ok, bias = self._bias_q(b, out_shape[1])
@@ -216,7 +223,7 @@ class QDQOps:
         if bias_v is None:
             cons = self.consumers.get(out_name, [])
             if len(cons) == 1 and out_name not in self.graph_outputs:
-                n = self.g.node[cons[0]]
+                n = self.nodes[cons[0]]
                 if n.op_type == "Add" and n.domain in ("", "ai.onnx"):
                     other = n.input[1] if n.input[0] == out_name else n.input[0]
                     ov = self.values.get(other)
@@ -248,9 +255,9 @@ class QDQOps:
 
     def _asymmetric_weights(self, w: Value) -> bool:
         """Weights DequantizeLinear'd with a zero point other than 0 (int8) / 128 (uint8)."""
-        if w.qconst is None or w.qconst[2] is None or w.qconst[0].dtype not in (np.int8, np.uint8):
+        if w.qconst is None or (w.qconst[0].dtype != I8 and w.qconst[0].dtype != U8):
             return False
-        return bool(np.any(w.qconst[2].astype(np.int64) - (128 if w.qconst[0].dtype == np.uint8 else 0)))
+        return _offset_zero_point(w.qconst[0], w.qconst[2])
 
     def _fused_dense_asymmetric(self, node, a, b, b_is_nk: bool, bias, fu, yq, skipped, out_name) -> bool:
         """QDQ MatMul / Gemm whose weights have non-zero zero points (U8U8 per tensor): onnxruntime fuses it
@@ -341,7 +348,7 @@ class QDQOps:
         cons = self.consumers.get(node.output[0], [])
         if node.output[0] in self.graph_outputs or len(cons) != 1:
             return False
-        qn = self.g.node[cons[0]]
+        qn = self.nodes[cons[0]]
         if qn.op_type != "QuantizeLinear" or qn.domain not in ("", "ai.onnx"):
             return False
         yq = self.q_params(qn)
@@ -379,16 +386,21 @@ class QDQOps:
         return True
 
     def op_DequantizeLinear(self, node, ins, attrs):
-        self.need(ins, 2, 3)
+        if not 2 <= len(ins) <= 3 or ins[0] is None or ins[1] is None:
+            self.need(ins, 2, 3)
         x, s = ins[0], ins[1]
         zp = ins[2] if len(ins) > 2 else None
-        scale = self.const_of(s, "the scale")
-        zpa = None if zp is None else self.const_of(zp, "the zero point")
-        if scale.dtype != np.float32:
+        scale = s.const
+        if scale is None:
+            self.const_of(s, "the scale")
+        zpa = None if zp is None else zp.const
+        if zp is not None and zpa is None:
+            self.const_of(zp, "the zero point")
+        if scale.dtype != F32:
             self.unsupported(f"scale of type {scale.dtype} (float32 only)")
         if zpa is not None and zpa.dtype != x.dtype:
             self.bad(f"zero point type {zpa.dtype} differs from input type {x.dtype}")
-        if x.dtype not in (np.int8, np.uint8, np.int32):
+        if x.dtype != I8 and x.dtype != U8 and x.dtype != I32:
             self.unsupported(f"dequantizing {x.dtype} (int8, uint8, int32 supported)")
         axis = attrs.get("axis", 1)
         if attrs.get("block_size", 0):
@@ -399,14 +411,14 @@ class QDQOps:
                 self.bad(f"{scale.size} scales along axis {attrs.get('axis', 1)} of shape {list(x.shape)}")
         if zpa is not None and zpa.size != scale.size:
             self.bad(f"{scale.size} scales but {zpa.size} zero points")
-        if not np.isfinite(scale).all():
+        if not (math.isfinite(scale.item()) if scale.size == 1 else np.count_nonzero(np.isfinite(scale)) == scale.size):
             self.bad("scale must be finite")
-        if x.const is not None:
+        data = x.const
+        if data is not None:
             shape = [1] * x.rank
             if scale.size > 1:
                 shape[axis] = -1
             sc = scale.reshape(shape) if scale.size > 1 else scale.reshape(())
-            data = x.const
 
             def fold():
                 # (float32(q) - float32(zp)) * scale in float32, each ufunc casting as it goes: no int -> float copy
@@ -415,7 +427,7 @@ class QDQOps:
                 return np.multiply(np.subtract(data, zpa.astype(np.float32).reshape(shape), dtype=np.float32),
                                    sc, dtype=np.float32)
             # folded on first read only: fused int8 ops take the integers (qconst) instead
-            self.values[node.output[0]] = Value(name=node.output[0], shape=data.shape, dtype=np.dtype(np.float32),
+            self.values[node.output[0]] = Value(name=node.output[0], shape=data.shape, dtype=F32,
                                                 fold=fold, qconst=(data, scale.reshape(-1),
                                                                    None if zpa is None else zpa.reshape(-1), axis))
             return
@@ -440,8 +452,7 @@ class QDQOps:
                     [relabel])
             x = Value(name=x.name + f"/as{self.k}", shape=x.shape, dtype=x.dtype, quant=q,
                       plain=None if nhwc else relabel, nhwc=relabel if nhwc else None, ort_u8=x.ort_u8)
-        self.values[node.output[0]] = Value(name=node.output[0], shape=x.shape, dtype=np.dtype(np.float32),
-                                            dq_of=x)
+        self.values[node.output[0]] = Value(name=node.output[0], shape=x.shape, dtype=F32, dq_of=x)
 
     def _fold_quantize(self, node, x: Value, attrs) -> bool:
         """QuantizeLinear of a constant (weights fake-quantized in the graph): evaluated at load, exactly as

@@ -167,7 +167,7 @@ class QOperatorOps:
         x2 = Value(name=x.name + "/nc1l", shape=lifted.shape, dtype=x.dtype, dq_of=lifted)
         self.op_Conv(node, [x2, w2] + list(ins[2:]), self._conv_attributes(attrs, w.shape))
         # the fused 2-D conv made the Q output; the float fallback made the conv's (or its fused activation's)
-        made = [n for n in [fu.q_node.output[0]] + [self.g.node[k].output[0] for k in fu.skipped] + [node.output[0]]
+        made = [n for n in [fu.q_node.output[0]] + [self.nodes[k].output[0] for k in fu.skipped] + [node.output[0]]
                 if n in self.values and self.values[n].rank == 4]
         v = self.values[made[0]]
         t = v.plain if v.plain is not None else v.nhwc

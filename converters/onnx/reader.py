@@ -18,13 +18,14 @@ modules (shape_ops, math_ops, conv, qdq, qoperator, recurrent, qmatmul, qpool, q
 """
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Optional
 
 import numpy as np
 import onnx
 
-from converters.onnx.common import TO_NCHW, TO_NHWC, Value
+from converters.onnx.common import F32, I8, TO_NCHW, TO_NHWC, U8, Node, Value
 from converters.onnx.conv import ConvOps
 from converters.onnx.elementwise import ElementwiseOps
 from converters.onnx.linear_ops import LinearOps
@@ -49,6 +50,7 @@ from edgeml.ir import REQUANT_FLOAT, ROUND_HALF_EVEN, Graph, Op, Quantization, T
 MIN_OPSET, MAX_OPSET = 7, 28
 PLAIN_INPUT_TYPES = tuple(np.dtype(t) for t in (np.int16, np.uint16, np.int32, np.int64, np.bool_))
 MS_DOMAIN = "com.microsoft"
+DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps, QMatMulOps, QPoolOps,
@@ -68,30 +70,36 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         self.output_tensors: set = set()
         self.producer: dict = {}
         self.node_memo: dict = {}
+        self.k = 0
+        self.node = None
         self.constant_nodes: Optional[dict] = None
+        self.nodes: list = []
+        self.consumers: dict = {}
+        self.handlers: dict = {}        # (domain, op type) -> bound translator method
 
     # ----- IR building --------------------------------------------------------------------------
     def tensor(self, name: str, shape, dtype, quant=None, data=None) -> int:
         idx = len(self.tensors)
-        self.tensors.append(Tensor(index=idx, name=name, shape=tuple(map(int, shape)),
-                                   dtype=np.dtype(dtype), quant=quant, data=data))
+        self.tensors.append(Tensor(idx, name, tuple(map(int, shape)), np.dtype(dtype), quant, data))
         return idx
 
     def const_tensor(self, name: str, data: np.ndarray, quant=None) -> int:
-        data = np.ascontiguousarray(data).reshape(np.shape(data))       # (a scalar stays 0-D)
-        return self.tensor(name, data.shape, data.dtype, quant=quant, data=data)
+        if type(data) is not np.ndarray or not data.flags.c_contiguous:
+            data = np.ascontiguousarray(data).reshape(np.shape(data))       # (a scalar stays 0-D)
+        idx = len(self.tensors)
+        self.tensors.append(Tensor(idx, name, data.shape, data.dtype, quant, data))
+        return idx
 
     def op(self, type_: str, inputs: list, outputs: list, **options):
         options.setdefault("requant", REQUANT_FLOAT)         # onnxruntime's arithmetic for every int8 sum
-        op = Op(index=len(self.ops), type=type_, version=1, inputs=list(inputs), outputs=list(outputs),
-                options=options)
+        op = Op(len(self.ops), type_, 1, list(inputs), list(outputs), options)
         self.ops.append(op)
         for t in outputs:
             self.producer[t] = op
 
     def label(self, t: int, q: Quantization):
         """Give an integer IR tensor its quantization, and the data-movement chain that produced it."""
-        while t is not None and self.tensors[t].dtype == np.int8 and self.tensors[t].quant is None:
+        while t is not None and self.tensors[t].dtype == I8 and self.tensors[t].quant is None:
             self.tensors[t].quant = q
             op = self.producer.get(t)
             t = op.inputs[0] if op is not None and op.type in ("RESHAPE", "TRANSPOSE") else None
@@ -182,24 +190,21 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
 
     def _as_float32(self, t: int) -> int:
         tt = self.tensors[t]
-        if tt.dtype != np.float32:
+        if tt.dtype != F32:
             if tt.data is not None and tt.dtype.kind == "f":
                 return self.const_tensor(tt.name + "/f32", tt.data.astype(np.float32))
             self.unsupported(f"{tt.describe()} has type {tt.dtype}; float32 is needed")
         return t
 
     def new_value(self, name: str, shape, dtype, ir: int, nhwc: bool, quant=None, like: Value = None) -> Value:
-        v = Value(name=name, shape=tuple(map(int, shape)), dtype=np.dtype(dtype), quant=quant)
-        v.ort_u8 = like.ort_u8 if like is not None else (quant is not None and name in self.u8_names)
-        if nhwc:
-            v.nhwc = ir
-        else:
-            v.plain = ir
+        u8 = like.ort_u8 if like is not None else (quant is not None and name in self.u8_names)
+        v = Value(name, tuple(map(int, shape)), np.dtype(dtype), None if nhwc else ir, ir if nhwc else None,
+                  quant=quant, ort_u8=u8)
         self.values[name] = v
         return v
 
     def const_value(self, name: str, data: np.ndarray) -> Value:
-        v = Value(name=name, shape=tuple(data.shape), dtype=data.dtype, const=data)
+        v = Value(name, data.shape, data.dtype, const=data)
         self.values[name] = v
         return v
 
@@ -218,9 +223,11 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             raise UnsupportedOpError(f"ONNX opset {self.opset} is not supported (opsets {MIN_OPSET} to "
                                      f"{MAX_OPSET})")
         init_names = set()
+        values = self.values
         for k, tp in enumerate(self.g.initializer):
             name = tp.name or f"initializer_{k}"
-            self.const_value(name, initializer_array(tp, f"initializer {k} '{name}'"))
+            data = initializer_array(tp, f"initializer {k} '{name}'")
+            values[name] = Value(name, data.shape, data.dtype, const=data)
             init_names.add(name)
         for sp in self.g.sparse_initializer:
             raise UnsupportedOpError(f"sparse initializer '{sp.values.name}' is not supported")
@@ -233,7 +240,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         if not inputs:
             raise UnsupportedOpError("the graph declares no inputs (a model of constants only is not supported)")
         self._u8_values()
-        for k, node in enumerate(self.g.node):
+        for k, node in enumerate(self.nodes):
             if k in self.done:
                 continue
             self._translate(k, node)
@@ -241,7 +248,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         if not outputs:
             raise ModelFormatError("the graph declares no outputs")
         for t in self.tensors:
-            if t.dtype == np.int8 and t.quant is None:
+            if t.dtype == I8 and t.quant is None:
                 # plain integer data (no Q/DQ): the unit scale only satisfies the int8 data-movement checks
                 t.quant = Quantization(np.ones(1), np.zeros(1, np.int64))
         return Graph(tensors=self.tensors, ops=self.ops, inputs=inputs, outputs=outputs, source="onnx",
@@ -252,7 +259,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         if tt is None:
             raise UnsupportedOpError(f"graph input '{vi.name}' is not a tensor")
         dtype = ONNX_DTYPES.get(tt.elem_type)
-        users = [self.g.node[k] for k in sorted(set(self.consumers.get(vi.name, ())))]
+        users = [self.nodes[k] for k in sorted(set(self.consumers.get(vi.name, ())))]
         lens_only = dtype == np.int32 and bool(users) and all(      # int32: only an RNN's sequence_lens
             (n.op_type in ("LSTM", "GRU", "RNN") and n.domain in ("", "ai.onnx") and list(n.input).index(vi.name) == 4
              or n.op_type == "QAttention" and n.domain == MS_DOMAIN and list(n.input).index(vi.name) == 5)  # mask
@@ -322,12 +329,17 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         return out
 
     def _consumer_map(self):
-        """value name -> indices of the nodes reading it (a node once per input that reads it)."""
-        self.consumers = {}
-        for k, node in enumerate(self.g.node):
+        """The nodes' fields read once (`Node`), and value name -> indices of the nodes reading it (a node once per
+        input that reads it)."""
+        self.nodes = nodes = [Node(n) for n in self.g.node]
+        consumers = self.consumers = {}
+        for k, node in enumerate(nodes):
             for name in node.input:
                 if name:
-                    self.consumers.setdefault(name, []).append(k)
+                    if name in consumers:
+                        consumers[name].append(k)
+                    else:
+                        consumers[name] = [k]
 
     def _u8_values(self):
         # Integer values onnxruntime holds as uint8: uint8 ones, and int8 Q outputs its QDQS8ToU8 transformer
@@ -335,18 +347,18 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         # zero point).  The
         # element type decides which QDQ groups it fuses and the arithmetic of some fused kernels.
         self.u8_names = set()
-        for node in self.g.node:
+        for node in self.nodes:
             if node.op_type != "QuantizeLinear" or node.domain not in ("", "ai.onnx"):
                 continue
             out = node.output[0]
             zp = self._const_input(node, 2)
-            if zp is not None and zp.dtype == np.uint8:
+            if zp is not None and zp.dtype == U8:
                 self.u8_names.add(out)
                 continue
             cons = self.consumers.get(out, [])
             if out in self.graph_outputs or len(cons) != 1:
                 continue
-            dq = self.g.node[cons[0]]
+            dq = self.nodes[cons[0]]
             if dq.op_type != "DequantizeLinear" or len(node.input) != 3 or len(dq.input) != 3:
                 continue
             # onnxruntime first gives each consumer of a DQ its own copy (EnsureUniqueDQForNodeUnit), so a
@@ -354,8 +366,8 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             if len(self.consumers.get(dq.output[0], [])) + (dq.output[0] in self.graph_outputs) > 1:
                 continue
             zq = self._const_input(dq, 2)
-            if zp is not None and zq is not None and zp.dtype == zq.dtype == np.int8 and zp.size == zq.size == 1 \
-                    and int(zp.reshape(-1)[0]) == int(zq.reshape(-1)[0]):
+            if zp is not None and zq is not None and zp.dtype == zq.dtype == I8 and zp.size == zq.size == 1 \
+                    and int(zp.item()) == int(zq.item()):
                 self.u8_names.add(out)
 
     def _const_input(self, node, position: int):
@@ -367,7 +379,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
             return v.const
         if self.constant_nodes is None:     # Constant nodes by output (onnxruntime folds them into initializers)
             self.constant_nodes = {}
-            for n in self.g.node:
+            for n in self.nodes:
                 if n.op_type == "Constant" and n.output[0] not in self.constant_nodes and n.attribute \
                         and n.attribute[0].name == "value":
                     self.constant_nodes[n.output[0]] = n
@@ -376,30 +388,41 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
 
     # ----- dispatch -----------------------------------------------------------------------------
     def _translate(self, k: int, node):
-        desc = f"node {k} '{node.name or node.output[0] if node.output else k}' ({node.op_type})"
-        domain = node.domain
-        if domain not in ("", "ai.onnx", MS_DOMAIN):
-            raise UnsupportedOpError(f"{desc}: operator domain '{domain}' is not supported (only the default "
-                                     f"ONNX domain and {MS_DOMAIN})")
-        fn = getattr(self, "op_" + node.op_type, None) if domain in ("", "ai.onnx") else \
-            getattr(self, "ms_" + node.op_type, None)
-        if fn is None:
-            raise UnsupportedOpError(f"{desc}: op {node.op_type} (opset {self.opset}) is not supported; supported "
-                                     f"ops: {', '.join(supported_ops())}")
-        try:
-            attrs = attribute_values(node)
-        except Exception as exc:
-            raise ModelFormatError(f"{desc}: malformed attribute ({type(exc).__name__}: {exc})") from exc
-        for a, val in list(attrs.items()):
-            if isinstance(val, bytes):
-                attrs[a] = val.decode("utf-8", "replace")
-        ins = [self.value(n, desc) if n else None for n in node.input]
-        if not node.output:
-            raise ModelFormatError(f"{desc}: the node has no outputs")
-        self.desc = desc
         self.k = k
-        self.node_memo = {}      # answers that hold while this one node is translated (fusion, q_params)
+        self.node = node
+        domain = node.domain
+        if domain not in DEFAULT_DOMAINS and domain != MS_DOMAIN:
+            raise UnsupportedOpError(f"{self.desc}: operator domain '{domain}' is not supported (only the default "
+                                     f"ONNX domain and {MS_DOMAIN})")
+        fn = self.handlers.get((domain, node.op_type))
+        if fn is None:
+            fn = self.handlers[domain, node.op_type] = getattr(
+                self, ("op_" if domain in DEFAULT_DOMAINS else "ms_") + node.op_type, None)
+        if fn is None:
+            raise UnsupportedOpError(f"{self.desc}: op {node.op_type} (opset {self.opset}) is not supported; "
+                                     f"supported ops: {', '.join(supported_ops())}")
+        try:
+            attrs = attribute_values(node) if node.attribute else {}
+        except Exception as exc:
+            raise ModelFormatError(f"{self.desc}: malformed attribute ({type(exc).__name__}: {exc})") from exc
+        values = self.values
+        ins = []
+        for name in node.input:
+            v = values.get(name) if name else None
+            if v is None and name:
+                v = self.value(name, self.desc)
+            ins.append(v)
+        if not node.output:
+            raise ModelFormatError(f"{self.desc}: the node has no outputs")
+        if self.node_memo:
+            self.node_memo = {}      # answers that hold while this one node is translated (fusion, q_params)
         fn(node, ins, attrs)
+
+    @property
+    def desc(self) -> str:
+        """The node being translated, for messages."""
+        node, k = self.node, self.k
+        return f"node {k} '{node.name or node.output[0] if node.output else k}' ({node.op_type})"
 
     def unsupported(self, why: str):
         raise UnsupportedOpError(f"{self.desc}: {why}")
@@ -408,28 +431,29 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         raise ModelFormatError(f"{self.desc}: {why}")
 
     def const_of(self, v: Optional[Value], what: str) -> np.ndarray:
-        if v is None or v.const is None:
+        data = None if v is None else v.const
+        if data is None:
             self.unsupported(f"{what} must be a constant (an initializer or Constant node)")
-        return v.const
+        return data
 
     def need(self, ins, n_min: int, n_max: int = None):
         present = len(ins)
         if present < n_min or (n_max is not None and present > n_max):
             self.bad(f"{present} inputs, expected {n_min}" + (f" to {n_max}" if n_max and n_max != n_min else ""))
-        for k in range(n_min):
-            if ins[k] is None:
-                self.bad(f"required input {k} is missing")
+        if None in ins[:n_min]:
+            self.bad(f"required input {ins.index(None)} is missing")
 
     def float_input(self, v: Value) -> Value:
-        if v.dtype != np.float32:
+        if v.dtype != F32:
             self.unsupported(f"input '{v.name}' has type {v.dtype}; this op runs on float32 here")
         return v
 
-    def float_const(self, v: Value, what: str) -> np.ndarray:
+    def float_const(self, v: Value, what: str, copy: bool = True) -> np.ndarray:
+        """A constant float input as float32 (copy=False: possibly the read-only constant itself)."""
         data = self.const_of(v, what)
         if data.dtype.kind != "f":
             self.unsupported(f"{what} of type {data.dtype} in a float op")
-        return data.astype(np.float32)
+        return data.astype(np.float32, copy=copy)
 
 
 def supported_ops() -> list:
@@ -463,8 +487,15 @@ def from_onnx(model) -> Graph:
             proto = onnx.load_model_from_string(buf)
         except Exception as exc:
             raise ModelFormatError(f"not a valid ONNX protobuf ({type(exc).__name__}: {exc})") from exc
+        # the file's bytes are in the parsed message now: freed here, their pages take the copies of the tensors'
+        # raw data that the walk makes (held, a large model's copies land in fresh pages, each page a fault)
+        del buf
     if not proto.HasField("graph") or (not len(proto.graph.node) and not len(proto.graph.output)):
         raise ModelFormatError("the ONNX model has no graph")
+    # the walk allocates thousands of small objects that all stay alive: the cyclic collector's passes over them
+    # (and over every object the process holds) find nothing to free, so it waits until the walk is done
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return _Translator(proto).parse()
     except (ModelFormatError, UnsupportedOpError):
@@ -473,3 +504,6 @@ def from_onnx(model) -> Graph:
         raise ModelFormatError("the ONNX graph is nested too deeply") from exc
     except Exception as exc:   # a value no check above anticipated: report it, never crash
         raise ModelFormatError(f"malformed ONNX model ({type(exc).__name__}: {exc})") from exc
+    finally:
+        if collecting:
+            gc.enable()

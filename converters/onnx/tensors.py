@@ -2,7 +2,7 @@
 its stored size checked against its shape and type first)."""
 from __future__ import annotations
 
-import math
+import sys
 
 import numpy as np
 import onnx
@@ -20,6 +20,7 @@ TYPED_FIELD = {1: "float_data", 2: "int32_data", 3: "int32_data", 4: "int32_data
                6: "int32_data", 7: "int64_data", 9: "int32_data", 10: "int32_data", 11: "double_data",
                12: "uint64_data", 13: "uint64_data"}
 LITTLE_ENDIAN = {d: d.newbyteorder("<") for d in ONNX_DTYPES.values()}     # raw_data's byte order
+NATIVE_LITTLE = sys.byteorder == "little"
 EXTERNAL = onnx.TensorProto.EXTERNAL
 MAX_TENSOR_BYTES = 1 << 31
 _AP = onnx.AttributeProto
@@ -33,21 +34,26 @@ ATTR_FIELDS = {_AP.FLOAT: ("f", False), _AP.INT: ("i", False), _AP.STRING: ("s",
 
 def attribute_values(node) -> dict:
     """{name: value} of a node's attributes, the values onnx.helper.get_attribute_value gives (which raises
-    ValueError on what this table does not cover) without its per-attribute chain of type tests."""
+    ValueError on what this table does not cover) without its per-attribute chain of type tests; strings decoded
+    (UTF-8, undecodable bytes replaced)."""
     out = {}
     for a in node.attribute:
         spec = ATTR_FIELDS.get(a.type)
         if spec is None or a.ref_attr_name:
-            out[a.name] = _helper.get_attribute_value(a)
+            val = _helper.get_attribute_value(a)
+            out[a.name] = val.decode("utf-8", "replace") if isinstance(val, bytes) else val
         elif spec[1]:
-            out[a.name] = list(getattr(a, spec[0]))
+            out[a.name] = getattr(a, spec[0])[:]
+        elif spec[0] == "s":
+            out[a.name] = a.s.decode("utf-8", "replace")
         else:
             out[a.name] = getattr(a, spec[0])
     return out
 
 
 def initializer_array(tp, what: str) -> np.ndarray:
-    """A TensorProto as a numpy array, after checking its stored size against its shape and type."""
+    """A TensorProto as a numpy array, after checking its stored size against its shape and type; raw data of the
+    machine's byte order is a read-only view of the field's bytes (as .tflite constants are views of the file)."""
     if tp.data_location == EXTERNAL or len(tp.external_data):
         raise ModelFormatError(f"{what} keeps its data in an external file; save the model with "
                                "all tensors inside it (onnx.save_model(..., save_as_external_data=False))")
@@ -58,17 +64,21 @@ def initializer_array(tp, what: str) -> np.ndarray:
         raise UnsupportedOpError(f"{what}: tensor type "
                                  f"{onnx.TensorProto.DataType.Name(tp.data_type) if tp.data_type in onnx.TensorProto.DataType.values() else tp.data_type} "
                                  "is not supported")
-    dims = list(tp.dims)
-    if dims and min(dims) < 0:
-        raise ModelFormatError(f"{what}: negative dimension in shape {dims}")
-    count = math.prod(dims)
+    dims = tp.dims[:]
+    count = 1
+    for d in dims:
+        if d < 0:
+            raise ModelFormatError(f"{what}: negative dimension in shape {dims}")
+        count *= d
     if count * dtype.itemsize > MAX_TENSOR_BYTES:
         raise ModelFormatError(f"{what}: shape {dims} is larger than {MAX_TENSOR_BYTES} bytes")
     raw = tp.raw_data          # (each read of the field copies its bytes: read it once)
-    if len(raw):
+    if raw:
         if len(raw) != count * dtype.itemsize:
             raise ModelFormatError(f"{what}: holds {len(raw)} bytes of raw data, shape {dims} of "
                                    f"{dtype} needs {count * dtype.itemsize}")
+        if NATIVE_LITTLE:
+            return np.ndarray(dims, dtype, raw)        # (read only: a view of the immutable bytes)
         return np.frombuffer(raw, dtype=LITTLE_ENDIAN[dtype]).astype(dtype).reshape(dims)
     field_name = TYPED_FIELD[tp.data_type]
     n = len(getattr(tp, field_name))

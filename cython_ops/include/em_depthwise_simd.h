@@ -1,7 +1,10 @@
 /* DEPTHWISE_CONV_2D int8 on the vector units, for every geometry (any channel count, stride, dilation, kernel size
- * and depth multiplier): output rows computed as flat runs of bytes over a staged band of the input.
+ * and depth multiplier): output rows computed as flat runs of bytes over staged rows of the input.
  *
- * Staging: the padded input rows that a band of output rows reads are copied into scratch, padded with the input
+ * Staging: each padded input row that output rows read is copied once into a ring of `reach` slots of scratch
+ * (the slots reused while the row is still in L1; each output row's tap offsets follow its rows' slots; kernels
+ * with more than EM_DW_RING_TAPS taps and slices that one band covers stage bands of rows instead, at the fixed
+ * tap_offsets), padded with the input
  * zero point, split by stride_w into phases (padded column j goes to phase j % SW at position j / SW) and with each
  * input channel repeated DM times (channel ic feeds outputs ic DM .. ic DM + DM - 1).  Output pixel ox then reads
  * tap kx at position ox + (kx DW) / SW of phase (kx DW) % SW, so for every tap a whole output row (OW x OC values)
@@ -19,7 +22,7 @@
  * in a fixed permuted order (packing_depthwise.lane_positions); saturating packs of the requantized accumulators
  * restore the order for the store.  The uint8 forms fold 128 and the zero point into the bias; padding holds the
  * zero point and cancels, as the reference's skipped taps.  Threads split the output rows (em_threads.h), each
- * slice with its own band scratch; the sums are the same for any split. */
+ * slice with its own ring scratch; the sums are the same for any split. */
 #ifndef EM_DEPTHWISE_SIMD_H
 #define EM_DEPTHWISE_SIMD_H
 #include <stdint.h>
@@ -59,6 +62,16 @@ enum { EM_DW_ROWS_F_COUNT = 0 };
 /* Padded input rows of one band of output rows [oy0, oy1). */
 static inline int64_t em_dw_band_in_rows(const int64_t* d, int64_t out_rows) {
     return (out_rows - 1) * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
+}
+
+/* Bytes of staged rows per slice: a band of band_rows output rows, or a ring of `reach` slots of row_pitch + 64 bytes
+ * (the slack takes a row's stores' overrun: the next slot may hold a live row); + 128 for the reads' overrun
+ * (packing_depthwise.pack_depthwise_rows mirrors this). */
+static inline int64_t em_dw_staged_bytes(const int64_t* d) {
+    const int64_t pitch = d[EM_DW_ROWS_I_ROW_PITCH];
+    const int64_t band = em_dw_band_in_rows(d, d[EM_DW_ROWS_I_BAND_ROWS]) * pitch;
+    const int64_t ring = em_dw_band_in_rows(d, 1) * (pitch + 64);
+    return ((band > ring ? band : ring) + 128 + 63) / 64 * 64;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -209,14 +222,35 @@ EM_AVX2_TARGET static void em_dw_stage_phases_wide(const int8_t* src, int64_t re
     }
 }
 
-/* Stage padded rows [r0, r1) of image img into band (row_pitch bytes per row; tmp: one staged input row + 32, rep:
+/* The AVX-512 VNNI kernel's stride-2 staging of uint8 pixels of 8 or 16 bytes (DM 1): count pixels, 2 pixels apart
+ * from `from` on (avail bytes of the image from `from` on), into consecutive positions at o, 64 / px positions a
+ * store picked from two 64-byte loads by one qword permute; the last ones by masked loads and stores of px bytes.
+ * (Wider pixels stay on em_dw_stage's 32-byte copies: 64-byte ones measured no faster there.) */
+EM_VNNI_TARGET static void em_dw_phase_copy512(uint8_t* o, const int8_t* from, int64_t px, int64_t count,
+                                               int64_t avail) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i idx = px == 8 ? _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14)
+                                : _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13);
+    const int64_t P = 64 / px;
+    int64_t j = 0;
+    for (; j + P <= count && 2 * j * px + 128 <= avail; j += P) {
+        const __m512i a = _mm512_loadu_si512(from + 2 * j * px), b = _mm512_loadu_si512(from + 2 * j * px + 64);
+        _mm512_storeu_si512(o + j * px, _mm512_xor_si512(_mm512_permutex2var_epi64(a, idx, b), flip));
+    }
+    const __mmask64 m = ((__mmask64)1 << px) - 1;
+    for (; j < count; j++)
+        _mm512_mask_storeu_epi8(o + j * px, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, from + 2 * j * px), flip));
+}
+
+/* Stage padded rows [r0, r1) of image img into band, `spacing` bytes apart (tmp: one staged input row + 32, rep:
  * one input row's values repeated, + 32). */
 EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, int64_t r0, int64_t r1, int wide,
-                                       const em_dw_repeat* rpt, uint8_t* band, uint8_t* tmp, uint8_t* rep) {
+                                       int zmm, const em_dw_repeat* rpt, uint8_t* band, int64_t spacing, uint8_t* tmp,
+                                       uint8_t* rep) {
     const int64_t* d = p->i;
     const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t SW = d[EM_CONV_I_SW], PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
-    const int64_t Wph = d[EM_DW_ROWS_I_PHASE_WIDTH], pitch = d[EM_DW_ROWS_I_ROW_PITCH];
+    const int64_t Wph = d[EM_DW_ROWS_I_PHASE_WIDTH];
     const int32_t zp = (int32_t)d[EM_CONV_I_IN_ZP];
     const int64_t esz = wide ? 2 : 1, px = OC * esz, width = SW * Wph;   /* bytes per pixel; padded columns */
     const __m256i pad = wide ? _mm256_setzero_si256() : _mm256_set1_epi8((char)(uint8_t)(zp + 128));
@@ -225,7 +259,7 @@ EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, in
     /* uint8 pixels with DM 1 go straight from the image into their phase, 32-byte reads inside the image */
     const int direct = !wide && rpt->dm == 1;
     for (int64_t r = r0; r < r1; r++) {
-        uint8_t* dst = band + (r - r0) * pitch;
+        uint8_t* dst = band + (r - r0) * spacing;
         const int64_t iy = r - PT;
         if (iy < 0 || iy >= IH || c1 <= 0) { em_dw_fill(dst, pad, width * px); continue; }
         const int8_t* src = img + iy * IW * IC;
@@ -259,6 +293,9 @@ EM_AVX2_TARGET static void em_dw_stage(const em_params* p, const int8_t* img, in
                 } else {
                     for (int64_t j = jl; j < jh; j++, from += step) em_dw_copy(o + j * px, from, px);
                 }
+            } else if (zmm && SW == 2 && (px == 8 || px == 16)) {
+                const int64_t first = (jl * SW + ph - PL) * px;
+                em_dw_phase_copy512(o + jl * px, src + first, px, jh - jl, readable - first);
             } else {
                 const int8_t* from = src + (jl * SW + ph - PL) * px;
                 int64_t j = jl;
@@ -290,7 +327,7 @@ typedef struct {
     const float* est;          /* the float estimate's constants per block of lanes, or NULL */
 } em_dw_rows;
 
-/* The slices of one call: output rows of every image split into `threads` ranges, each staged band by band. */
+/* The slices of one call: output rows of every image split into `threads` ranges. */
 typedef void (*em_dw_row_fn)(const uint8_t* src, int8_t* out, int64_t n, const em_dw_rows* c, const void* g);
 
 typedef struct {
@@ -298,8 +335,23 @@ typedef struct {
     em_dw_row_fn row;
     const em_dw_rows* c;
     const void* g;
-    int wide;
+    int wide, zmm;         /* staged int16; the AVX-512 VNNI kernel's staging (em_dw_phase_copy512) */
 } em_dw_call;
+
+/* Taps (padded to whole groups) up to which a slice stages rows into a ring of `reach` slots (each input row staged
+ * once and the slots reused while still in L1); larger kernels stage band by band, and so does a slice that one band
+ * covers (small images: all rows in one pass, no per-row set-up). */
+#define EM_DW_RING_TAPS 256
+
+/* One output row from its staged window top `row`. */
+static inline void em_dw_out_row(const em_dw_call* call, const em_dw_rows* c, const uint8_t* row, int8_t* o,
+                                 int64_t OW, int64_t OC, int64_t seg, int64_t esz) {
+    if (seg == 0) {
+        call->row(row, o, OW * OC, c, call->g);
+    } else {
+        for (int64_t ox = 0; ox < OW; ox++) call->row(row + ox * OC * esz, o + ox * OC, OC, c, call->g);
+    }
+}
 
 EM_AVX2_TARGET static void em_dw_slice(const void* ctx, int64_t slice, int64_t nslices) {
     const em_dw_call* call = (const em_dw_call*)ctx;
@@ -307,30 +359,59 @@ EM_AVX2_TARGET static void em_dw_slice(const void* ctx, int64_t slice, int64_t n
     const int64_t* d = p->i;
     const int64_t OH = d[EM_CONV_I_OH], OW = d[EM_CONV_I_OW], OC = d[EM_CONV_I_OC], SH = d[EM_CONV_I_SH];
     const int64_t pitch = d[EM_DW_ROWS_I_ROW_PITCH], B = d[EM_DW_ROWS_I_BAND_ROWS], seg = d[EM_DW_ROWS_I_SEGMENT];
+    const int64_t KW = d[EM_CONV_I_KW], DH = d[EM_CONV_I_DH], reach = em_dw_band_in_rows(d, 1);
     const int64_t esz = call->wide ? 2 : 1;
     const int64_t oy0 = OH * slice / nslices, oy1 = OH * (slice + 1) / nslices;
     uint8_t* band = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_DW_ROWS_I_BAND_BYTES];
-    uint8_t* tmp = band + (em_dw_band_in_rows(d, B) * pitch + 128 + 63) / 64 * 64;
+    uint8_t* tmp = band + em_dw_staged_bytes(d);
     uint8_t* rep = tmp + (d[EM_CONV_I_IW] * OC * esz + 64 + 63) / 64 * 64;
     em_dw_repeat rpt;
     em_dw_repeat_init(&rpt, d[EM_CONV_I_DM]);
     const int8_t* in = (const int8_t*)p->ptr[EM_CONV_P_INPUT];
     int8_t* out = (int8_t*)p->ptr[EM_CONV_P_OUTPUT];
+    const int64_t padded = call->c->groups * (call->wide ? 2 : 4), taps = call->c->taps;
+    if (padded <= EM_DW_RING_TAPS && B < oy1 - oy0) {
+        /* tap t of an output row whose window top sits in slot s: its row's slot, less s, times the slot pitch, plus
+         * its column offset col[t] */
+        int64_t col[EM_DW_RING_TAPS], off[EM_DW_RING_TAPS];
+        int64_t drow[EM_DW_RING_TAPS];
+        for (int64_t t = 0; t < padded; t++) {
+            drow[t] = t < taps ? t / KW * DH : 0;
+            col[t] = call->c->off[t] - drow[t] * pitch;
+        }
+        em_dw_rows c = *call->c;
+        c.off = off;
+        const int64_t slot = pitch + 64;
+        for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
+            const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * d[EM_CONV_I_IC];
+            int64_t next = 0;       /* the next padded input row to stage */
+            for (int64_t oy = oy0; oy < oy1; oy++) {
+                const int64_t r0 = oy * SH, top = r0 % reach;
+                if (next < r0) next = r0;
+                while (next < r0 + reach) {     /* the rows not staged yet, in runs of consecutive slots */
+                    const int64_t s = next % reach, run = r0 + reach - next < reach - s ? r0 + reach - next : reach - s;
+                    em_dw_stage(p, img, next, next + run, call->wide, call->zmm, &rpt, band + s * slot, slot, tmp, rep);
+                    next += run;
+                }
+                for (int64_t t = 0; t < padded; t++) {
+                    int64_t s = top + drow[t];
+                    s = s < reach ? s : s - reach;
+                    off[t] = (s - top) * slot + col[t];
+                }
+                em_dw_out_row(call, &c, band + top * slot, out + ((b * OH + oy) * OW) * OC, OW, OC, seg, esz);
+            }
+        }
+        return;
+    }
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * d[EM_CONV_I_IC];
         for (int64_t y0 = oy0; y0 < oy1; y0 += B) {
             const int64_t y1 = oy1 - y0 < B ? oy1 : y0 + B;
-            em_dw_stage(p, img, y0 * SH, y0 * SH + em_dw_band_in_rows(d, y1 - y0), call->wide, &rpt, band, tmp,
-                        rep);
-            for (int64_t oy = y0; oy < y1; oy++) {
-                const uint8_t* row = band + (oy - y0) * SH * pitch;
-                int8_t* o = out + ((b * OH + oy) * OW) * OC;
-                if (seg == 0) {
-                    call->row(row, o, OW * OC, call->c, call->g);
-                } else {
-                    for (int64_t ox = 0; ox < OW; ox++) call->row(row + ox * OC * esz, o + ox * OC, OC, call->c, call->g);
-                }
-            }
+            em_dw_stage(p, img, y0 * SH, y0 * SH + em_dw_band_in_rows(d, y1 - y0), call->wide, call->zmm, &rpt,
+                        band, pitch, tmp, rep);
+            for (int64_t oy = y0; oy < y1; oy++)
+                em_dw_out_row(call, call->c, band + (oy - y0) * SH * pitch, out + ((b * OH + oy) * OW) * OC, OW, OC,
+                              seg, esz);
         }
     }
 }
@@ -350,8 +431,8 @@ static void em_dw_rows_consts(const em_params* p, em_dw_rows* c) {
     c->est = d[EM_DW_ROWS_I_ESTIMATE] ? (const float*)p->ptr[EM_DW_ROWS_P_RQ_ESTIMATE] : NULL;
 }
 
-static void em_dw_run(const em_params* p, em_dw_row_fn row, const em_dw_rows* c, const void* g, int wide) {
-    const em_dw_call call = {p, row, c, g, wide};
+static void em_dw_run(const em_params* p, em_dw_row_fn row, const em_dw_rows* c, const void* g, int wide, int zmm) {
+    const em_dw_call call = {p, row, c, g, wide, zmm};
     const int64_t threads = p->i[EM_DW_ROWS_I_THREADS];
     em_parallel_run(threads > 1 ? threads : 1, em_dw_slice, &call);
 }
@@ -491,7 +572,7 @@ static void em_depthwise_int8_vnni(const em_params* p) {
     em_dw_rows c;
     em_dw_rows_consts(p, &c);
     const em_vnni_gemm g = em_dw_vnni_gemm(p);
-    em_dw_run(p, em_dw_row_vnni, &c, &g, 0);
+    em_dw_run(p, em_dw_row_vnni, &c, &g, 0, 1);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -607,7 +688,7 @@ static void em_depthwise_int8_avxvnni(const em_params* p) {
     em_dw_rows c;
     em_dw_rows_consts(p, &c);
     const em_avx2_gemm g = em_dw_avx2_gemm(p);
-    em_dw_run(p, em_dw_row_avxvnni, &c, &g, 0);
+    em_dw_run(p, em_dw_row_avxvnni, &c, &g, 0, 0);
 }
 #else
 static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }   /* never selected (em_isa.h) */
@@ -615,34 +696,72 @@ static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }   /* neve
 
 /* AVX2: int16 staged values (x - in_zp, padding 0) and int16 weights (w - w_zp), two taps per vpmaddwd; 32
  * values a step as two 16-value halves.  Bytes of the staged row are 2 per value: n counts values. */
+
+/* One group of two taps of a 32-value step at src: accumulators A0..A3 += the taps' interleaved int16 halves times
+ * the group's weights W0..W3. */
+#define EM_DW_AVX2_GROUP(src, off, W0, W1, W2, W3, A0, A1, A2, A3)                                               \
+    {                                                                                                          \
+        const __m256i a_ = _mm256_loadu_si256((const __m256i*)((src) + (off)[0]));                            \
+        const __m256i b_ = _mm256_loadu_si256((const __m256i*)((src) + (off)[1]));                            \
+        A0 = _mm256_add_epi32(A0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a_, b_), W0));                       \
+        A1 = _mm256_add_epi32(A1, _mm256_madd_epi16(_mm256_unpackhi_epi16(a_, b_), W1));                       \
+        const __m256i c_ = _mm256_loadu_si256((const __m256i*)((src) + (off)[0] + 32));                       \
+        const __m256i d_ = _mm256_loadu_si256((const __m256i*)((src) + (off)[1] + 32));                       \
+        A2 = _mm256_add_epi32(A2, _mm256_madd_epi16(_mm256_unpacklo_epi16(c_, d_), W2));                       \
+        A3 = _mm256_add_epi32(A3, _mm256_madd_epi16(_mm256_unpackhi_epi16(c_, d_), W3));                       \
+    }
+
+/* Requantize and store a 32-value step (n - q values left from q on). */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_dw_avx2_finish(
+        __m256i a0, __m256i a1, __m256i a2, __m256i a3, const em_dw_rows* c, const em_avx2_gemm* g, int64_t pat,
+        int8_t* out, int64_t left) {
+    const __m256i acc[4] = {a0, a1, a2, a3};
+    /* int16 halves [0-7 | 8-15] and [16-23 | 24-31]; the byte pack interleaves them by lane: qwords 0 2 1 3 */
+    em_dw_store32(out, _mm256_permute4x64_epi64(em_dw_requant32(acc, c, g, pat * 32), 0xD8), left);
+}
+
 EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* row, int8_t* out, int64_t n, const em_dw_rows* c,
                                           const void* gp) {
     const em_avx2_gemm* g = (const em_avx2_gemm*)gp;
+    const int64_t period = c->patterns * 32;      /* values from one vector of a pattern to its next */
     /* pattern by pattern, so that each pattern's weights and constants serve all its vectors in a row */
-    for (int64_t pat = 0; pat < c->patterns && pat * 32 < n; pat++)
-    for (int64_t q = pat * 32; q < n; q += c->patterns * 32) {
-        const uint8_t* src = row + q * 2;
-        const int16_t* w = (const int16_t*)c->w + pat * c->groups * 64;
+    for (int64_t pat = 0; pat < c->patterns && pat * 32 < n; pat++) {
+        const int16_t* wp = (const int16_t*)c->w + pat * c->groups * 64;
         const int32_t* bias = c->bias + pat * 32;
-        __m256i acc[4];
-        for (int k = 0; k < 4; k++) acc[k] = _mm256_loadu_si256((const __m256i*)(bias + 8 * k));
-        const int64_t* off = c->off;
-        for (int64_t tg = 0; tg < c->groups; tg++, off += 2, w += 64) {
-            const __m256i a0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
-            const __m256i b0 = _mm256_loadu_si256((const __m256i*)(src + off[1]));
-            const __m256i a1 = _mm256_loadu_si256((const __m256i*)(src + off[0] + 32));
-            const __m256i b1 = _mm256_loadu_si256((const __m256i*)(src + off[1] + 32));
-            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_unpacklo_epi16(a0, b0),
-                                                                _mm256_loadu_si256((const __m256i*)w)));
-            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_unpackhi_epi16(a0, b0),
-                                                                _mm256_loadu_si256((const __m256i*)(w + 16))));
-            acc[2] = _mm256_add_epi32(acc[2], _mm256_madd_epi16(_mm256_unpacklo_epi16(a1, b1),
-                                                                _mm256_loadu_si256((const __m256i*)(w + 32))));
-            acc[3] = _mm256_add_epi32(acc[3], _mm256_madd_epi16(_mm256_unpackhi_epi16(a1, b1),
-                                                                _mm256_loadu_si256((const __m256i*)(w + 48))));
+        const __m256i b0 = _mm256_loadu_si256((const __m256i*)bias);
+        const __m256i b1 = _mm256_loadu_si256((const __m256i*)(bias + 8));
+        const __m256i b2 = _mm256_loadu_si256((const __m256i*)(bias + 16));
+        const __m256i b3 = _mm256_loadu_si256((const __m256i*)(bias + 24));
+        int64_t q = pat * 32;
+        for (; q + period < n; q += 2 * period) {      /* two vectors of the pattern: each weight load serves both */
+            const uint8_t* s0 = row + q * 2;
+            const uint8_t* s1 = row + (q + period) * 2;
+            __m256i x0 = b0, x1 = b1, x2 = b2, x3 = b3, y0 = b0, y1 = b1, y2 = b2, y3 = b3;
+            const int16_t* w = wp;
+            const int64_t* off = c->off;
+            for (int64_t tg = 0; tg < c->groups; tg++, off += 2, w += 64) {
+                const __m256i w0 = _mm256_loadu_si256((const __m256i*)w);
+                const __m256i w1 = _mm256_loadu_si256((const __m256i*)(w + 16));
+                const __m256i w2 = _mm256_loadu_si256((const __m256i*)(w + 32));
+                const __m256i w3 = _mm256_loadu_si256((const __m256i*)(w + 48));
+                EM_DW_AVX2_GROUP(s0, off, w0, w1, w2, w3, x0, x1, x2, x3)
+                EM_DW_AVX2_GROUP(s1, off, w0, w1, w2, w3, y0, y1, y2, y3)
+            }
+            em_dw_avx2_finish(x0, x1, x2, x3, c, g, pat, out + q, n - q);
+            em_dw_avx2_finish(y0, y1, y2, y3, c, g, pat, out + q + period, n - q - period);
         }
-        /* int16 halves [0-7 | 8-15] and [16-23 | 24-31]; the byte pack interleaves them by lane: qwords 0 2 1 3 */
-        em_dw_store32(out + q, _mm256_permute4x64_epi64(em_dw_requant32(acc, c, g, pat * 32), 0xD8), n - q);
+        if (q < n) {
+            const uint8_t* s0 = row + q * 2;
+            __m256i x0 = b0, x1 = b1, x2 = b2, x3 = b3;
+            const int16_t* w = wp;
+            const int64_t* off = c->off;
+            for (int64_t tg = 0; tg < c->groups; tg++, off += 2, w += 64)
+                EM_DW_AVX2_GROUP(s0, off, _mm256_loadu_si256((const __m256i*)w),
+                                 _mm256_loadu_si256((const __m256i*)(w + 16)),
+                                 _mm256_loadu_si256((const __m256i*)(w + 32)),
+                                 _mm256_loadu_si256((const __m256i*)(w + 48)), x0, x1, x2, x3)
+            em_dw_avx2_finish(x0, x1, x2, x3, c, g, pat, out + q, n - q);
+        }
     }
 }
 
@@ -650,7 +769,7 @@ static void em_depthwise_int8_avx2(const em_params* p) {
     em_dw_rows c;
     em_dw_rows_consts(p, &c);
     const em_avx2_gemm g = em_dw_avx2_gemm(p);
-    em_dw_run(p, em_dw_row_avx2, &c, &g, 1);
+    em_dw_run(p, em_dw_row_avx2, &c, &g, 1, 0);
 }
 #else
 /* never selected: the loader picks these kernels only when the CPU reports the ISA */

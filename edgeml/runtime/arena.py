@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bisect
+from itertools import chain
 
 import numpy as np
 
@@ -15,14 +16,19 @@ def lifetimes(steps: list, graph, constants: dict) -> dict:
     live for the whole invoke: nothing may share their bytes."""
     end = len(steps)
     life = {}
+    first = {}
     for k, step in enumerate(steps):
-        for t in (*step.op.inputs, *step.op.outputs):
-            if t < 0 or t in constants:
-                continue
-            span = life.get(t)
-            # steps come in order: a tensor's first step is the one that met it first, its last the latest
-            life[t] = (k, k) if span is None else (span[0], k)
-    for t in graph.inputs + graph.outputs + [t for t in life if graph.tensors[t].is_variable]:
+        op = step.op
+        for tensors in (op.inputs, op.outputs):
+            for t in tensors:
+                if t < 0 or t in constants:
+                    continue
+                # steps come in order: a tensor's first step is the one that met it first, its last the latest
+                first.setdefault(t, k)
+                life[t] = k
+    life = {t: (first[t], k) for t, k in life.items()}
+    tensors = graph.tensors
+    for t in graph.inputs + graph.outputs + [t for t in life if tensors[t].is_variable]:
         life[t] = (0, end)
     return life
 
@@ -48,11 +54,12 @@ def plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
     """Greedy by size (as TFLite Micro's planner): biggest first, each at the lowest offset that does not
     overlap a placed buffer whose lifetime intersects its own (load_pack.place_buffers; place_in_order is its
     Python form)."""
-    order = sorted(sizes, key=lambda k: (-sizes[k], str(k)))
-    aligned = np.fromiter(((sizes[k] + ALIGN - 1) // ALIGN * ALIGN for k in order), np.int64, len(order))
-    spans = np.array([lifetimes[k] for k in order], np.int64).reshape(len(order), 2)
-    offsets, total = load_pack.place_buffers(aligned, np.ascontiguousarray(spans[:, 0]),
-                                             np.ascontiguousarray(spans[:, 1]))
+    order = sorted(sizes, key=str)          # then by size, largest first: a stable sort keeps ties by str(key)
+    order.sort(key=sizes.__getitem__, reverse=True)
+    aligned = np.fromiter(map(sizes.__getitem__, order), np.int64, len(order))
+    aligned = (aligned + (ALIGN - 1)) // ALIGN * ALIGN
+    spans = np.fromiter(chain.from_iterable(map(lifetimes.__getitem__, order)), np.int64, 2 * len(order))
+    offsets, total = load_pack.place_buffers(aligned, spans[0::2].copy(), spans[1::2].copy())
     return dict(zip(order, offsets.tolist())), int(total)
 
 

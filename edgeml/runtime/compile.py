@@ -2,11 +2,12 @@
 
 It knows no op: validation, shape inference, multipliers and weight packing live in the op's family module
 (edgeml/runtime/ops/).  Each step names its kernel's parameters; the kernel's layout (edgeml/runtime/layouts.py,
-the mirror of the C enums) orders them into the (pointers, integers, floats) the Cython engine passes on.
+the mirror of the C enums) gives each name its slot, and cython_ops.engine.bind_named stores the values of every
+step in one call (the layout's own ordering and checks take any step whose values are not plain numbers).
 """
 from __future__ import annotations
 
-import dataclasses
+import copy
 from functools import lru_cache, partial
 from typing import Optional
 
@@ -16,7 +17,8 @@ from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph
 from edgeml.runtime import arena
 from edgeml.runtime.coverage import check_scheme
-from edgeml.runtime.kernels import Engine, kernel_address
+from cython_ops.engine import bind_named
+from edgeml.runtime.kernels import kernel_address
 from edgeml.runtime.layouts import RESERVED, layout_of
 from edgeml.runtime.load_profile import ACTIVE as PROFILING, stage
 from edgeml.runtime.ops.common import element_count
@@ -25,7 +27,6 @@ from edgeml.runtime.registry import OPS, SUPPORTED_OPS
 
 DEFAULT_MAX_ARENA_BYTES = 1 << 31       # activations and scratch of one plan
 DEFAULT_MAX_WEIGHT_BYTES = 1 << 31      # packed copies of the weights
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 MAX_NESTING = 16                        # control-flow ops inside one another (each level plans its subgraphs)
 MAX_SUBPLANS = 256                      # subgraph plans in one model: a subgraph reached n ways is planned n times
 
@@ -33,9 +34,11 @@ MAX_SUBPLANS = 256                      # subgraph plans in one model: a subgrap
 def prepare_steps(ctx: Ctx) -> list:
     """Every op's steps, after checking the op, its version and its output types against the op table."""
     graph = ctx.graph
+    tensors, shapes, substitutes = graph.tensors, ctx.shapes, ctx.substitutes
     steps = []
     for op in graph.ops:
-        op = ctx.substitutes.pop(op.index, op)
+        if substitutes:
+            op = substitutes.pop(op.index, op)
         spec = OPS.get(op.type)
         if spec is None:
             raise UnsupportedOpError(f"{op.describe()}: op {op.type} is not supported; supported ops: "
@@ -44,11 +47,13 @@ def prepare_steps(ctx: Ctx) -> list:
             raise UnsupportedOpError(f"{op.describe()}: version {op.version} of {op.type} is not supported "
                                      f"(up to {spec.max_version})")
         check_scheme(graph, op)
-        for t in op.outputs:
-            tensor = graph.tensors[t]
-            if spec.output_types is not None and tensor.dtype not in spec.output_types:
-                raise UnsupportedOpError(f"{op.describe()}: output {tensor.describe()} has type {tensor.dtype} "
-                                         f"({' and '.join(d.name for d in spec.output_types)} are supported)")
+        output_types = spec.output_types
+        if output_types is not None:
+            for t in op.outputs:
+                tensor = tensors[t]
+                if tensor.dtype not in output_types:
+                    raise UnsupportedOpError(f"{op.describe()}: output {tensor.describe()} has type {tensor.dtype} "
+                                             f"({' and '.join(d.name for d in output_types)} are supported)")
         if PROFILING:
             with stage(f"prepare {op.type}"):
                 step = spec.prepare(ctx, op)
@@ -59,18 +64,18 @@ def prepare_steps(ctx: Ctx) -> list:
         elif step is not None:
             steps.append(step)
         for t in op.outputs:
-            if t >= 0 and t not in ctx.shapes:
-                raise ModelFormatError(f"{op.describe()} lists output {graph.tensors[t].describe()}, which it does "
+            if t not in shapes and t >= 0:
+                raise ModelFormatError(f"{op.describe()} lists output {tensors[t].describe()}, which it does "
                                        f"not produce ({op.type} has fewer outputs)")
         for t in op.inputs:
-            if t >= 0 and t not in ctx.shapes:
-                raise ModelFormatError(f"{op.describe()} reads {graph.tensors[t].describe()}, which is neither a "
+            if t not in shapes and t >= 0:
+                raise ModelFormatError(f"{op.describe()} reads {tensors[t].describe()}, which is neither a "
                                        "constant, a graph input nor produced by an earlier op")
     for idx in graph.outputs:
-        if idx not in ctx.shapes:
-            raise ModelFormatError(f"graph output {graph.tensors[idx].describe()} is never produced")
+        if idx not in shapes:
+            raise ModelFormatError(f"graph output {tensors[idx].describe()} is never produced")
         if idx in ctx.constants:
-            raise UnsupportedOpError(f"graph output {graph.tensors[idx].describe()} is a constant")
+            raise UnsupportedOpError(f"graph output {tensors[idx].describe()} is a constant")
     return steps
 
 
@@ -109,35 +114,45 @@ def build_plan(ctx: Ctx, external=frozenset()) -> Plan:
 def arena_plan(ctx: Ctx, steps: list, external=frozenset()) -> Plan:
     """The plan of `steps`: tensor lifetimes, then the arena's offsets."""
     graph = ctx.graph
+    tensors, shapes = graph.tensors, ctx.shapes
     life = arena.lifetimes(steps, graph, ctx.constants)
     for t in external:
         life.pop(t, None)
     aliases = arena.merge_aliases([s.alias for s in steps if s.alias is not None], life, graph)
-    sizes = {t: max(element_count(ctx.shapes[t]) * graph.tensors[t].dtype.itemsize, 1) for t in life}
+    tensor_life = dict(life)
+    sizes = {t: max(element_count(shapes[t]) * tensors[t].dtype.itemsize, 1) for t in life}
+    end = len(steps)
+    checked = []                    # (step index, its checks) of the steps with a status area
     for k, step in enumerate(steps):
         if step.scratch_bytes:
             sizes[("scratch", k)] = step.scratch_bytes
             life[("scratch", k)] = (k, k)
         if step.check is not None or has_status_slot(step.kernel):     # read after the invoke: lives to the end
-            sizes[("status", k)] = STATUS_BYTES * len(step_checks(step))
-            life[("status", k)] = (k, len(steps))
+            checks = step_checks(step)
+            sizes[("status", k)] = STATUS_BYTES * len(checks)
+            life[("status", k)] = (k, end)
+            checked.append((k, checks, step.check is not None))
     offsets, total = arena.plan_arena(sizes, life)
-    for t, root in aliases.items():
-        offsets[t] = offsets[root]
     if total > ctx.max_tensor_bytes:
         raise ModelFormatError(f"the plan needs an arena of {total} bytes, more than max_arena_bytes="
                                f"{ctx.max_tensor_bytes}")
-    return Plan(graph=graph, shapes=ctx.shapes, steps=steps,
-                offsets={t: o for t, o in offsets.items() if not isinstance(t, tuple)},
-                arena_bytes=total, arena=None, constants=ctx.constants, keep=ctx.keep,
-                lifetimes={**{t: span for t, span in life.items() if not isinstance(t, tuple)},
-                           **{t: life[root] for t, root in aliases.items()}},
-                scratch={t[1]: (o, sizes[t]) for t, o in offsets.items() if isinstance(t, tuple) and t[0] == "scratch"},
-                checks=[(offsets[("status", k)] + STATUS_BYTES * j, message) for k, s in enumerate(steps)
-                        if s.check is not None for j, message in enumerate(step_checks(s))],
-                input_ranges=ctx.input_ranges, const_arrays={},
-                status_offsets={key[1]: o for key, o in offsets.items()
-                                if isinstance(key, tuple) and key[0] == "status"},
+    tensor_offsets, scratch, status_offsets = {}, {}, {}
+    for key, o in offsets.items():
+        if type(key) is tuple:
+            if key[0] == "scratch":
+                scratch[key[1]] = (o, sizes[key])
+            else:
+                status_offsets[key[1]] = o
+        else:
+            tensor_offsets[key] = o
+    for t, root in aliases.items():
+        tensor_offsets[t] = offsets[root]
+        tensor_life[t] = life[root]
+    return Plan(graph=graph, shapes=shapes, steps=steps, offsets=tensor_offsets, arena_bytes=total, arena=None,
+                constants=ctx.constants, keep=ctx.keep, lifetimes=tensor_life, scratch=scratch,
+                checks=[(status_offsets[k] + STATUS_BYTES * j, message) for k, checks, real in checked if real
+                        for j, message in enumerate(checks)],
+                input_ranges=ctx.input_ranges, const_arrays={}, status_offsets=status_offsets,
                 subplans=ctx.subplans)
 
 
@@ -186,8 +201,8 @@ def bind(plan: Plan) -> Plan:
     with stage("bind engine"):
         owner, buffer = arena.allocate(plan.arena_bytes)
         engine, _ = engine_at(plan, address(buffer) if plan.arena_bytes else 0, keep=owner)
-    bound = dataclasses.replace(plan, arena=buffer, arena_owner=owner)
-    bound.engine = engine
+    bound = copy.copy(plan)
+    bound.arena, bound.arena_owner, bound.engine = buffer, owner, engine
     return bound
 
 
@@ -197,6 +212,8 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
     that must live as long as this binding (a WHILE's subgraph engines)."""
     scratch, status = plan.scratch, plan.status_offsets
     external = external or {}
+    known = {t: base + o for t, o in plan.offsets.items()}       # tensor -> address, constants added when met
+    known.update(external)
 
     def tensor_address(t):
         if t in external:
@@ -204,11 +221,15 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
         if t in plan.constants:
             if t not in plan.const_arrays:
                 plan.const_arrays[t] = np.ascontiguousarray(plan.constants[t])
-            return address(plan.const_arrays[t])
+            known[t] = a = address(plan.const_arrays[t])
+            return a
         return base + plan.offsets[t]
 
     def addr_for(k):
         def addr(t):
+            a = known.get(t)
+            if a is not None:
+                return a
             if t == "scratch":
                 return base + scratch[k][0] if k in scratch else 0
             if t == "status":
@@ -216,39 +237,31 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
             return tensor_address(t)
         return addr
 
-    records, alive = [], [keep]
-    for k, step in enumerate(plan.steps):
-        ptrs, ints, floats, *extra = step.make(addr_for(k))
-        if extra:
-            alive.extend(extra)
-        address_of, ptr_names, int_names, float_names = kernel_slots(step.kernel)
-        # every slot one named value (the common case): the lists straight from the dicts, else the layout's checks
-        try:
-            ptr_list = [ptrs[n] for n in ptr_names] if ptr_names is not None and len(ptrs) == len(ptr_names) \
-                else layout_of(step.kernel).ptrs(**ptrs)
-            int_list = [ints[n] for n in int_names] if int_names is not None and len(ints) == len(int_names) \
-                else layout_of(step.kernel).ints(**ints)
-            float_list = [floats[n] for n in float_names] \
-                if float_names is not None and len(floats) == len(float_names) \
-                else layout_of(step.kernel).floats(**floats)
-        except KeyError:      # a misnamed slot: the layout says which
-            layout = layout_of(step.kernel)
-            ptr_list, int_list, float_list = layout.ptrs(**ptrs), layout.ints(**ints), layout.floats(**floats)
-        if int_list and (min(int_list) < INT64_MIN or max(int_list) > INT64_MAX):
-            raise ModelFormatError(f"{step.op.describe()}: a parameter of kernel {step.kernel} does not fit in 64 "
-                                   "bits (the model's shapes or paddings are out of range)")
-        records.append((address_of, ptr_list, int_list, float_list))
-    # (the engine converts each value with int() / float() as it stores it, and refuses a sequence)
-    return Engine(records, keepalive=[plan.keep, plan.const_arrays, alive]), tensor_address
+    steps = plan.steps
+    made = [step.make(addr_for(k)) for k, step in enumerate(steps)]
+    specs = [kernel_spec(step.kernel) for step in steps]
+
+    def order_by_layout(k):         # a step whose values are not all plain: the layout orders and checks them
+        layout = layout_of(steps[k].kernel)
+        ptrs, ints, floats = made[k][:3]
+        return layout.ptrs(**ptrs), layout.ints(**ints), layout.floats(**floats)
+
+    alive = [keep]
+    engine, too_wide, extras = bind_named(made, specs, [plan.keep, plan.const_arrays, alive], order_by_layout)
+    if too_wide >= 0:
+        step = steps[too_wide]
+        raise ModelFormatError(f"{step.op.describe()}: a parameter of kernel {step.kernel} does not fit in 64 "
+                               "bits (the model's shapes or paddings are out of range)")
+    alive.extend(extras)
+    return engine, tensor_address
 
 
 @lru_cache(maxsize=None)
-def kernel_slots(kernel: str) -> tuple:
-    """(kernel address, then per kind -- ptrs, ints, floats -- the slot names in order when every slot of that kind
-    is one named value, else None: the layout then orders and checks the values)."""
+def kernel_spec(kernel: str) -> tuple:
+    """What engine.bind_named stores a step of `kernel` by: its address, per kind (ptrs, ints, floats) the slots
+    in order as (name, or None for a reserved slot, run length), then per kind the number of named slots."""
     layout = layout_of(kernel)
-    names = []
-    for kind, slots, _ in layout.sections():
-        single = all(s.length == 1 and s.name != RESERVED for s in slots)
-        names.append(tuple(s.name for s in slots) if single else None)
-    return (kernel_address(kernel), *names)
+    slots = [tuple((None if s.name == RESERVED else s.name, s.length) for s in section)
+             for _, section, _ in layout.sections()]
+    named = [sum(name is not None for name, _ in section) for section in slots]
+    return (kernel_address(kernel), *slots, *named)

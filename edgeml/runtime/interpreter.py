@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import partial
 from typing import Sequence
 
 import numpy as np
 
 from converters.tflite import from_tflite
+from cython_ops.engine import InputCopy, RunPath
 from edgeml import numerics as Q
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError
 from edgeml.ir import ROUND_HALF_EVEN, Graph
@@ -141,7 +143,19 @@ class Interpreter:
         self._run_target = (plan.engine, self._run_view.ctypes.data, self._run_view.nbytes) \
             if self._run_view is not None else None
         self._single_out = len(self._out_views) == 1
+        # set_input() of an input with no value bounds in one C call (InputCopy)
+        self._set_paths = tuple(InputCopy(v.ctypes.data, v.nbytes, v.shape, v.dtype, self._lock,
+                                          partial(self._mark_set, i)) if bounds is None else None
+                                for i, (v, bounds) in enumerate(self._in_slots))
+        # run() in one C call (RunPath) when no kernel reports run-time input errors
+        self._run_path = RunPath(plan.engine, *self._run_target[1:], self._run_view.shape, self._run_view.dtype,
+                                 tuple(self._out_views), self._lock, self._mark_run) \
+            if self._run_view is not None and not plan.checks else None
         self.reset_variables()
+
+    def _mark_run(self):
+        """After RunPath's first run: the input is set and the plan has run."""
+        self._inputs_set[0] = self._all_set = self._invoked = True
 
     def clone(self) -> "Interpreter":
         """Another interpreter of the same model, for another thread: its own arena, inputs, outputs and state,
@@ -206,6 +220,8 @@ class Interpreter:
                 raise InputError(f"input {index}: cannot resize {list(self._graph.tensors[t].shape)} to {list(dims)}")
             self._input_shapes[t] = dims
             self._resized = self._resized or dims != self._compiled_shapes[t]
+            if self._resized:
+                self._run_path = self._set_paths = None       # _adopt makes the re-planned ones
 
     # ----- introspection -------------------------------------------------------------------------
     def _details(self, t: int, index: int) -> dict:
@@ -257,6 +273,11 @@ class Interpreter:
 
     def set_input(self, x, index: int = 0):
         """Copies `x` (a numpy array of the input's dtype and shape) into input `index`."""
+        paths = self._set_paths
+        if paths is not None and type(index) is int and 0 <= index < len(paths):
+            fast = paths[index]
+            if fast is not None and fast(x):
+                return
         with self._lock:
             if self._resized:
                 self._ensure_compiled()
@@ -349,6 +370,11 @@ class Interpreter:
         (int16) outputs are then returned dequantized to float32; a batch size other than the model's re-plans the
         model for it.
         """
+        fast = self._run_path
+        if fast is not None:
+            out = fast(x)
+            if out is not None:
+                return out
         with self._lock:
             view = self._run_view
             if view is not None and type(x) is np.ndarray and x.shape == view.shape and not self._resized:

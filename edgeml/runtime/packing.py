@@ -49,13 +49,25 @@ def padded_block_source(w2: np.ndarray, rows: int, cols: int, dtype) -> np.ndarr
 
 def fold_input_zero_point(op: Op, bias, weights_2d: np.ndarray, in_zp: int) -> np.ndarray:
     """bias - in_zp * sum_k w[n, k]: padding taps hold in_zp, so they cancel exactly."""
+    # onnxruntime's int32 sums wrap (a quantizer may clip a bias to INT32_MIN)
+    wrap = op.options.get("requant") == IR_REQUANT_FLOAT
+    fast = weights_2d.dtype == np.int8 and weights_2d.ndim == 2 and (bias is None or bias.dtype == np.int32)
+    try:
+        return (load_pack.fold_bias_s8 if fast else fold_bias)(weights_2d, bias, in_zp, wrap)     # (C: one pass)
+    except OverflowError:
+        raise ModelFormatError(f"{op.describe()}: bias and weights overflow the int32 accumulator") from None
+
+
+def fold_bias(weights_2d: np.ndarray, bias, zp: int, wrap: bool) -> np.ndarray:
+    """The numpy form of load_pack.fold_bias_s8: int32 bias - zp * sum_k w[n, k], modulo 2^32 when wrap, else
+    OverflowError outside (-2^31, 2^31)."""
     n_out = weights_2d.shape[0]
-    b = np.zeros(n_out, np.int64) if bias is None else bias.astype(np.int64)
-    adj = b - in_zp * row_sums(weights_2d)
-    if op.options.get("requant") == IR_REQUANT_FLOAT:
-        return wrap_int32(adj)        # onnxruntime's int32 sums wrap (a quantizer may clip a bias to INT32_MIN)
+    b = np.zeros(n_out, np.int64) if bias is None else np.asarray(bias).astype(np.int64)
+    adj = b - zp * row_sums(weights_2d)
+    if wrap:
+        return wrap_int32(adj)
     if adj.size and not -2 ** 31 < adj.min() <= adj.max() < 2 ** 31:      # (|adj| >= 2^31, in two reductions)
-        raise ModelFormatError(f"{op.describe()}: bias and weights overflow the int32 accumulator")
+        raise OverflowError("bias and weights overflow the int32 accumulator")
     return adj.astype(np.int32)
 
 
@@ -176,10 +188,11 @@ def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) 
 
 def avx2_constants(w2: np.ndarray, bias_zp, mult, shift, scale64, scale32, out_w, out_bias, out_mult, out_shift,
                    out_scale64, out_scale32) -> None:
-    """The numpy form of load_pack.avx2_conv_constants: w2 [N][K] as int16 panels [N / 8][K / 4][8][4], the bias
-    and the per-column requantization arrays zero-padded to the 8-column width."""
+    """The numpy form of load_pack.avx2_conv_constants (and of avx2_gemv_constants, out_w int8): w2 [N][K] as
+    panels [N / 8][K / 4][8][4] of out_w's type, the bias and the per-column requantization arrays zero-padded to
+    the 8-column width."""
     n = w2.shape[0]
-    grouped_transpose(padded_block_source(w2, out_w.shape[0] * 8, out_w.shape[1] * 4, np.int16), 8, 4, out_w)
+    grouped_transpose(padded_block_source(w2, out_w.shape[0] * 8, out_w.shape[1] * 4, out_w.dtype), 8, 4, out_w)
     for out, a in ((out_bias, bias_zp), (out_mult, mult), (out_shift, shift), (out_scale64, scale64),
                    (out_scale32, scale32)):
         out[...] = 0
@@ -192,6 +205,13 @@ def avx2_pack_s8(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequan
     (em_gemm_s16_s8w_avx2, which sign-extends them as it reads them)."""
     n, k = w2.shape
     np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
+    if w2.dtype == np.int8 and bias_zp.dtype == np.int32 and rq.mult.dtype == np.int32 == rq.shift.dtype:
+        # one C pass: panels, bias and the padded per-column arrays, written where they are kept
+        packed = ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int8)
+        columns = [ctx.keep_new((np_,), d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
+        load_pack.avx2_gemv_constants(w2, bias_zp, rq.mult, rq.shift, rq.scale64,
+                                      rq.scale32.astype(np.float32, copy=False), packed, *columns)
+        return {"w": packed, "bias": columns[0], "rq": columns[1:], "kp": kp}
     wp = padded_block_source(w2, np_, kp, np.int8)
     packed = grouped_transpose(wp, 8, 4, ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int8))
     return {"w": packed, "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))), "rq": rq.arrays(ctx, np_), "kp": kp}

@@ -49,9 +49,12 @@ def lane_positions(kernel: RowKernel) -> np.ndarray:
     return pos
 
 
-def mbqm_lanes16(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def mbqm_lanes16(mult: np.ndarray, shift: np.ndarray, out=None) -> np.ndarray:
     """em_mbqm16_lanes per 16 lanes (em_gemm_vnni.h em_mbqm_consts): int32 m, m_odd, left; int64 add_e, add_o,
-    neg_e, neg_o, sh_e, sh_o."""
+    neg_e, neg_o, sh_e, sh_o (into `out` when given)."""
+    if out is not None:
+        out[...] = mbqm_lanes16(mult, shift)
+        return out
     m = mult.astype(np.int64).reshape(-1, 16)
     e = np.maximum(-shift.astype(np.int64), 0).reshape(-1, 16)
     m_odd = np.zeros_like(m)
@@ -65,8 +68,12 @@ def mbqm_lanes16(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return np.concatenate([np.ascontiguousarray(a).view(np.uint8).reshape(-1, 64) for a in parts], axis=1)
 
 
-def mbqm_lanes8(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """em_mbqm8_lanes per 8 lanes (em_gemm_avx2.h em_mbqm8_consts): int32 m, m_odd, left, right, half."""
+def mbqm_lanes8(mult: np.ndarray, shift: np.ndarray, out=None) -> np.ndarray:
+    """em_mbqm8_lanes per 8 lanes (em_gemm_avx2.h em_mbqm8_consts): int32 m, m_odd, left, right, half (into `out`
+    when given)."""
+    if out is not None:
+        out[...] = mbqm_lanes8(mult, shift)
+        return out
     m = mult.astype(np.int32).reshape(-1, 8)
     m_odd = np.zeros_like(m)
     m_odd[:, 0::2] = m[:, 1::2]
@@ -159,6 +166,29 @@ def lane_channels(kernel: RowKernel, oc: int) -> tuple:
     return patterns, segment, ch, used, every
 
 
+def lane_estimate(w_taps: np.ndarray, bias, w_zp: int, ch: np.ndarray, lane_mult: np.ndarray,
+                  lane_shift: np.ndarray, mode: int, out_zp: int, table_lanes: int, out=None) -> bool:
+    """The numpy form of load_pack.depthwise_estimate: estimate_table with the bound |bias| + 255 sum |w - w_zp| of
+    each lane's channel; whether it applies, the table written into `out` (when given) where it does."""
+    bound = (255 * np.abs(w_taps.astype(np.int64) - w_zp).sum(0) +
+             (0 if bias is None else np.abs(np.asarray(bias).astype(np.int64))))[np.asarray(ch)].reshape(-1)
+    kernel = RowKernel("plain", 0, 0, False, table_lanes)
+    table = estimate_table(kernel, np.asarray(lane_mult), np.asarray(lane_shift), bound,
+                           ColumnRequant(mode, None, None, None, None, out_zp, 0, 0))
+    if table is not None and out is not None:
+        out[...] = table
+    return table is not None
+
+
+def tap_offsets(out: np.ndarray, taps: int, kw: int, dh: int, dw: int, sw: int, pitch: int, phase_width: int,
+                value_bytes: int) -> None:
+    """The Python form of load_pack.depthwise_tap_offsets: where each tap's run starts in the staged rows."""
+    out[...] = 0
+    for t in range(taps):
+        ky, kx = divmod(t, kw)
+        out[t] = ky * dh * pitch + ((kx * dw) % sw * phase_width + (kx * dw) // sw) * value_bytes
+
+
 @timed("of which: weight packing")
 def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, in_zp: int, rq: ColumnRequant,
                         g: dict, threads: int) -> dict:
@@ -166,58 +196,71 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     g: the conv geometry (n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left)."""
     taps, oc = w_taps.shape
     patterns, segment, ch, used, every = lane_channels(kernel, oc)
+    lanes = ch.size
+    ch_flat, used_flat = ch.reshape(-1), used.reshape(-1).view(np.uint8)
     groups = -(-taps // kernel.group)
     # [pattern][group][accumulator][lane][tap of the group]
     packed = ctx.keep_new((patterns, groups, 4, kernel.step // 4, kernel.group),
                           np.int16 if kernel.wide else np.int8)
+    one_pass = (w_taps.dtype == np.int8 and (bias is None or bias.dtype == np.int32)
+                and rq.mult.dtype == np.int32 == rq.shift.dtype)
     if w_taps.dtype == np.int8:     # one C pass
-        load_pack.depthwise_lane_weights(w_taps, ch.reshape(-1), used.reshape(-1).view(np.uint8), kernel.step,
-                                         kernel.group, groups, rq.w_zp if kernel.wide else 0, packed)
+        load_pack.depthwise_lane_weights(w_taps, ch_flat, used_flat, kernel.step, kernel.group, groups,
+                                         rq.w_zp if kernel.wide else 0, packed)
     else:
         lane_weights(w_taps, ch, used, every, kernel, groups, rq.w_zp, packed)
     zp_fold = 0 if kernel.wide else in_zp + 128     # uint8 x + 128 against int8 w: the zero point and 128 fold
     zp_add = taps * (in_zp + 128) * rq.w_zp if not kernel.wide and rq.w_zp else 0   # (the kernel adds -w_zp * tap sums)
     wrap = bool(rq.w_zp or rq.mode == REQUANT_FLOAT)      # (onnxruntime's int32 sums wrap)
-    per_lane = [ctx.keep_new((ch.size,), d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
-    one_pass = (w_taps.dtype == np.int8 and (bias is None or bias.dtype == np.int32)
-                and rq.mult.dtype == np.int32 == rq.shift.dtype)
+    keep_new = ctx.keep_new
+    per_lane = [keep_new((lanes,), np.int32), keep_new((lanes,), np.int32), keep_new((lanes,), np.int32),
+                keep_new((lanes,), np.float64), keep_new((lanes,), np.float32)]
+    scale32 = rq.scale32 if rq.scale32.dtype == np.float32 else rq.scale32.astype(np.float32)
     try:
         (load_pack.depthwise_lane_columns if one_pass else lane_columns)(
-            w_taps, bias, zp_fold, zp_add, wrap, ch.reshape(-1),
-            used.reshape(-1).view(np.uint8), rq.mult, rq.shift, rq.scale64, rq.scale32.astype(np.float32, copy=False),
+            w_taps, bias, zp_fold, zp_add, wrap, ch_flat, used_flat, rq.mult, rq.shift, rq.scale64, scale32,
             *per_lane)
     except OverflowError as exc:
         raise ModelFormatError(str(exc)) from None
-    if per_lane[1].dtype == np.int32 and per_lane[2].dtype == np.int32:      # one C pass
-        table = (load_pack.mbqm_lanes16 if kernel.table_lanes == 16 else load_pack.mbqm_lanes8)(per_lane[1],
-                                                                                               per_lane[2])
+    lane_mult, lane_shift = per_lane[1], per_lane[2]
+    table = keep_new((lanes // kernel.table_lanes, 576 if kernel.table_lanes == 16 else 160), np.uint8)
+    if one_pass:
+        (load_pack.mbqm_lanes16 if kernel.table_lanes == 16 else load_pack.mbqm_lanes8)(lane_mult, lane_shift,
+                                                                                       table)
+        estimate_form = load_pack.depthwise_estimate
     else:
-        table = (mbqm_lanes16 if kernel.table_lanes == 16 else mbqm_lanes8)(per_lane[1], per_lane[2])
-
-    bound = (255 * np.abs(w_taps.astype(np.int64) - rq.w_zp).sum(0) +
-             (0 if bias is None else np.abs(bias.astype(np.int64))))[ch].reshape(-1)
-    estimate = estimate_table(kernel, per_lane[1], per_lane[2], bound, rq)
-
+        (mbqm_lanes16 if kernel.table_lanes == 16 else mbqm_lanes8)(lane_mult, lane_shift, table)
+        estimate_form = lane_estimate
     esz = 2 if kernel.wide else 1
-    sw, dw, dh = g["sw"], g["dw"], g["dh"]
+    sw, dw, dh, kh, sh = g["sw"], g["dw"], g["dh"], g["kh"], g["sh"]
     iwp = (g["ow"] - 1) * sw + (g["kw"] - 1) * dw + 1
     phase_width = -(-iwp // sw)
     pitch = -(-(sw * phase_width * oc * esz) // 64) * 64
-    offsets = np.zeros(groups * kernel.group, np.int64)
-    for t in range(taps):
-        ky, kx = divmod(t, g["kw"])
-        offsets[t] = ky * dh * pitch + ((kx * dw) % sw * phase_width + (kx * dw) // sw) * oc * esz
+    offsets = keep_new((groups * kernel.group,), np.int64)
+    (load_pack.depthwise_tap_offsets if one_pass else tap_offsets)(offsets, taps, g["kw"], dh, dw, sw, pitch,
+                                                                   phase_width, oc * esz)
+    # the float estimate's table (3 floats a lane) where it applies, else one unread zero
+    estimate = estimate_form(w_taps, bias, rq.w_zp, ch_flat, lane_mult, lane_shift, rq.mode, rq.out_zp,
+                             kernel.table_lanes)
+    if estimate:
+        table_f = keep_new((3 * lanes,), np.float32)
+        estimate_form(w_taps, bias, rq.w_zp, ch_flat, lane_mult, lane_shift, rq.mode, rq.out_zp, kernel.table_lanes,
+                      table_f)
+    else:
+        table_f = keep_new((1,), np.float32)
+        table_f[0] = 0
     rows_per_slice = -(-g["oh"] // threads)
-    reach = (g["kh"] - 1) * dh + 1
-    band = max(1, min(rows_per_slice, (BAND_BYTES // pitch - reach) // g["sh"] + 1))
-    in_rows = (band - 1) * g["sh"] + reach
-    # em_dw_slice: the band, then one staged input row (tmp), then one row's values repeated (rep)
-    band_bytes = -(-(in_rows * pitch + 128) // 64) * 64 + -(-(g["iw"] * oc * esz + 64) // 64) * 64 + \
+    reach = (kh - 1) * dh + 1
+    band = max(1, min(rows_per_slice, (BAND_BYTES // pitch - reach) // sh + 1))
+    in_rows = (band - 1) * sh + reach
+    # em_dw_slice: the band or the ring of `reach` slots of pitch + 64 bytes (em_dw_staged_bytes), then one staged
+    # input row (tmp), then one row's values repeated (rep)
+    band_bytes = -(-(max(in_rows * pitch, reach * (pitch + 64)) + 128) // 64) * 64 + \
+        -(-(g["iw"] * oc * esz + 64) // 64) * 64 + \
         -(-(g["iw"] * oc + 64) // 64) * 64
-    return {"w": packed, "bias": per_lane[0], "rq": per_lane[1:], "table": ctx.keep_array(table),
-            "offsets": ctx.keep_array(offsets),
-            "estimate": ctx.keep_array(np.zeros(1, np.float32) if estimate is None else estimate),
+    return {"w": packed, "bias": per_lane[0], "rq": per_lane[1:], "table": table, "offsets": offsets,
+            "estimate": table_f,
             "ints": dict(patterns=patterns, segment=segment, tap_groups=groups, phase_width=phase_width,
                          row_pitch=pitch, band_rows=band, band_bytes=band_bytes, threads=threads, w_zp=rq.w_zp,
-                         any_left=int(rq.shift.max(initial=0) > 0), estimate=int(estimate is not None)),
+                         any_left=int(rq.shift.max(initial=0) > 0), estimate=int(estimate)),
             "scratch": band_bytes * threads}

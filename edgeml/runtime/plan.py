@@ -133,23 +133,25 @@ class Ctx:
 
     def set_output(self, op: Op, position: int, shape: tuple):
         t = self.tensor(op, position, "output")
-        shape = tuple(int(d) for d in shape)
-        if any(d < 0 for d in shape):
+        shape = tuple(map(int, shape))
+        if shape and min(shape) < 0:
             raise ModelFormatError(f"{op.describe()}: inferred a negative dimension for {t.describe()}")
-        if (not self.batch_changed and t.shape and tuple(t.shape) != shape and math.prod(t.shape) != 0
-                and not (len(shape) == len(t.shape)
-                         and all(a in t.dynamic_dims for a in range(len(shape)) if shape[a] != t.shape[a]))):
+        declared = t.shape if type(t.shape) is tuple else tuple(t.shape)
+        if (declared != shape and not self.batch_changed and declared and math.prod(declared) != 0
+                and not (len(shape) == len(declared)
+                         and all(a in t.dynamic_dims for a in range(len(shape)) if shape[a] != declared[a]))):
             raise ModelFormatError(f"{op.describe()}: {t.describe()} is declared {list(t.shape)} but the op "
                                    f"produces {list(shape)}")
-        if t.index in self.constants:
+        index = t.index
+        if index in self.constants:
             raise ModelFormatError(f"{op.describe()} writes constant {t.describe()}")
-        if t.index in self.shapes and self.producers.get(t.index) is not op:
+        if index in self.shapes and self.producers.get(index) is not op:
             raise ModelFormatError(f"{op.describe()} writes {t.describe()}, which a graph input or an earlier op "
                                    "already provides")
-        self.producers[t.index] = op
+        self.producers[index] = op
         if math.prod(shape) * t.dtype.itemsize > self.max_tensor_bytes:      # (the message only when refusing)
             self.check_size(shape, t.dtype.itemsize, f"{op.describe()}: output {t.describe()}")
-        self.shapes[t.index] = shape
+        self.shapes[index] = shape
 
     def check_size(self, shape: tuple, itemsize: int, what: str):
         """Refuses a tensor larger than the arena budget before anything is sized from it."""
@@ -170,7 +172,8 @@ class Ctx:
     def keep_new(self, shape: tuple, dtype) -> np.ndarray:
         """An uninitialised array kept like keep_array's copies (64-byte aligned, counted against the weight
         budget), for a packer to write its result into directly instead of copying it in."""
-        dtype = np.dtype(dtype)
+        known = DTYPES.get(dtype)      # (a dtype is falsy: `or` would not do)
+        dtype = np.dtype(dtype) if known is None else known
         nbytes = math.prod(shape) * dtype.itemsize
         self.weight_bytes += nbytes
         if self.weight_bytes > self.max_weight_bytes:
@@ -191,6 +194,9 @@ class Ctx:
 
 
 KEEP_ALIGN = 64                                  # bytes: one cache line, one AVX-512 vector
+# the dtype of each scalar type prepares name (np.dtype() of a type costs more than this look-up)
+DTYPES = {t: np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
+                                   np.float32, np.float64, np.bool_)}
 KEEP_POOL_BYTES = 1 << 16                        # a shared block of small kept arrays
 KEEP_POOL_LARGEST = 4096                         # larger kept arrays get an allocation of their own
 

@@ -72,22 +72,44 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
         raise ModelFormatError(f"{op.describe()}: {ws.size} weight scales for {n_out} output channels")
     if ws.size > 1 and w.quant.axis != axis:
         raise ModelFormatError(f"{op.describe()}: weights quantized along axis {w.quant.axis}, expected {axis}")
-    if w.quant.zero_point.any():
-        raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
     if op.options.get("requant") == IR_REQUANT_FLOAT:        # onnxruntime: float32 scales, float requantization
+        if w.quant.zero_point.any():
+            raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
         ws = ws.reshape(-1).astype(np.float64) if ws.size == n_out else np.full(n_out, ws.reshape(-1)[0], np.float64)
         scale32 = Q.column_scales(s_in, ws, s_out)
         amin, amax = float_activation_range(op, act, s_out, out_zp)
         zeros = np.zeros(n_out, np.int32)
         return ColumnRequant(REQUANT_FLOAT, zeros, zeros, scale32.astype(np.float64), scale32, out_zp, amin, amax)
-    # effective scale in double: input_scale * filter_scale / output_scale (one C pass)
-    mult, shift, real, real32 = load_pack.tflite_column_scales(s_in, ws.reshape(-1).astype(np.float64, copy=False),
-                                                               s_out, n_out, ctx.rounding)
+    # effective scale in double: input_scale * filter_scale / output_scale, the zero-point check and the
+    # activation range in one C call
+    zps = w.quant.zero_point.reshape(-1).astype(np.int64, copy=False)
+    mult, shift, real, real32, w_zp_nonzero, act_range = load_pack.tflite_requant(
+        s_in, ws.reshape(-1).astype(np.float64, copy=False), zps, s_out, out_zp, n_out, ctx.rounding,
+        load_pack.ACTIVATION_CODES[act])
+    if w_zp_nonzero:
+        raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
     mode = ctx.rounding
     if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
         mode = REQUANT_DOUBLE_SCALE      # LiteRT's reference FULLY_CONNECTED rescales in double
-    amin, amax = Q.activation_range_int8(act, s_out, out_zp)
+    amin, amax = act_range or Q.activation_range_int8(act, s_out, out_zp)
     return ColumnRequant(mode, mult, shift, real, real32, out_zp, amin, amax)
+
+
+def int8_activation_range(act: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """numerics.activation_range_int8, computed in C (its Python form where a bound's quotient is beyond int64)."""
+    return load_pack.activation_range_int8(load_pack.ACTIVATION_CODES[act], scale, zero_point) or \
+        Q.activation_range_int8(act, scale, zero_point)
+
+
+def tflite_requant(input_scale: float, weight_scales: np.ndarray, weight_zero_points: np.ndarray, output_scale: float,
+                   out_zp: int, n: int, rounding: int, activation: int) -> tuple:
+    """The numpy form of load_pack.tflite_requant: tflite_column_scales' four arrays, whether a weight zero point is
+    nonzero, and the int8 activation range (activation: load_pack.ACTIVATION_CODES)."""
+    if np.asarray(weight_zero_points).any():
+        return None, None, None, None, True, None
+    name = {code: act for act, code in load_pack.ACTIVATION_CODES.items()}[activation]
+    return tflite_column_scales(input_scale, weight_scales, output_scale, n, rounding) + (
+        False, Q.activation_range_int8(name, output_scale, out_zp))
 
 
 def tflite_column_scales(input_scale: float, weight_scales: np.ndarray, output_scale: float, n: int,
@@ -116,17 +138,22 @@ def uint8_column_requant(ctx: Ctx, op: Op, s_in: float, w, s_out: float, out_zp:
     product = float(Q.F32(s_in) * Q.F32(s_w))
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         b = ctx.graph.tensors[op.inputs[2]]
-        if b.quant is not None and np.any(b.quant.zero_point != 0):
+        if b.quant is not None and b.quant.zero_point.any():
             raise ModelFormatError(f"{op.describe()}: bias {b.describe()} has zero point "
                                    f"{int(b.quant.zero_point[0])}; a uint8 op's int32 bias needs zero point 0")
-    mult, shift = Q.quantize_multiplier(product / float(Q.F32(s_out)), ctx.rounding)
-    amin, amax = Q.activation_range_int8(act, s_out, out_zp)
-    real = np.full(n_out, product / float(Q.F32(s_out)))
+    real = product / float(Q.F32(s_out))
+    mult, shift = Q.quantize_multiplier(real, ctx.rounding)
+    amin, amax = int8_activation_range(act, s_out, out_zp)
     mode = ctx.rounding
     if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
         mode = REQUANT_DOUBLE_SCALE
-    return ColumnRequant(mode, np.full(n_out, mult, np.int32), np.full(n_out, shift, np.int32), real,
-                         real.astype(np.float32), out_zp, amin, amax, w_zp=int(w_zp))
+    mults, shifts, reals, reals32 = np.empty(n_out, np.int32), np.empty(n_out, np.int32), np.empty(n_out), \
+        np.empty(n_out, np.float32)
+    mults.fill(mult)
+    shifts.fill(shift)
+    reals.fill(real)
+    reals32.fill(real)      # (float32 of the double: what astype gives)
+    return ColumnRequant(mode, mults, shifts, reals, reals32, out_zp, amin, amax, w_zp=int(w_zp))
 
 
 def float_activation_range(op, act: str, scale: float, zero_point: int) -> tuple[int, int]:

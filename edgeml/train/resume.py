@@ -117,16 +117,21 @@ def read_epochs(path: str) -> list:
     return rows
 
 
-def epoch_logger(path: str, first_epoch_of):
+def epoch_logger(path: str):
     """A Keras callback appending {"epoch", **logs} per completed epoch to `path` (after the checkpoint: it comes
-    after BackupAndRestore in the callback list); at the start it drops lines past the restored epoch."""
+    after BackupAndRestore in the callback list); at the first epoch fit runs (the one after the restored
+    checkpoint) it drops lines from that epoch on."""
     _, keras = keras_env()
 
     class EpochLog(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            start = first_epoch_of(self.model)
-            kept = [r for r in read_epochs(path) if r["epoch"] < start]
-            _write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
+            self.first = True
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.first:
+                self.first = False
+                kept = [r for r in read_epochs(path) if r["epoch"] < epoch]
+                _write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
 
         def on_epoch_end(self, epoch, logs=None):
             row = {"epoch": int(epoch), **{k: float(v) for k, v in (logs or {}).items()}}
@@ -135,13 +140,6 @@ def epoch_logger(path: str, first_epoch_of):
                 f.flush()
                 os.fsync(f.fileno())
     return EpochLog()
-
-
-def _restored_epoch(model) -> int:
-    """The first epoch fit runs after BackupAndRestore restored its checkpoint (0 without one)."""
-    state = getattr(model, "_training_state", None)
-    saved = int(state._ckpt_saved_epoch.numpy()) if state is not None else -1
-    return saved + 1 if saved >= 0 else 0
 
 
 def resumable_fit(backup: Backup | None, phase: str, model, run_fit):
@@ -168,7 +166,7 @@ def resumable_fit(backup: Backup | None, phase: str, model, run_fit):
     if backup.resumed and read_epochs(log_path):
         backup.resumed_phases.append(f"{phase} from epoch {len(read_epochs(log_path)) + 1}")
     checkpoint = keras.callbacks.BackupAndRestore(os.path.join(backup.root, phase), delete_checkpoint=False)
-    history = run_fit([checkpoint, epoch_logger(log_path, _restored_epoch)] if backup.writer else [checkpoint])
+    history = run_fit([checkpoint, epoch_logger(log_path)] if backup.writer else [checkpoint])
     rows = read_epochs(log_path) if backup.writer else []
     if rows:          # the epochs before the restart too (a worker that does not write keeps Keras's own)
         history.history = {k: [r.get(k) for r in rows] for k in rows[-1] if k != "epoch"}

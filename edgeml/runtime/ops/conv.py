@@ -26,6 +26,7 @@ from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 THREAD_MIN_MACS = 2_000_000   # a conv is split over threads only from this size (a slice costs a wake-up)
 DEPTHWISE_AS_CONV_MIN = 4     # a one-channel depthwise with this many outputs runs as the CONV_2D it equals
 NO_FLOATS = dict(act_min=0.0, act_max=0.0)      # the int8 kernels clamp in integers
+INT8 = np.dtype(np.int8)
 
 
 def conv_threads(ctx: Ctx, macs: int, rows: int) -> int:
@@ -36,12 +37,15 @@ def conv_threads(ctx: Ctx, macs: int, rows: int) -> int:
 
 
 def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
-    if int16x8.is_int16(ctx, op):
-        return int16x8.prepare_conv2d(ctx, op, depthwise)
-    reject_uint8_hybrid(ctx, op)
-    if hybrid.is_hybrid(ctx, op):
-        return hybrid.prepare_depthwise_hybrid(ctx, op) if depthwise else hybrid.prepare_conv2d_hybrid(ctx, op)
-    kind = io_kind(ctx, op)
+    if ctx.tensor(op, 0).dtype == INT8:     # (int8 input: none of the int16, hybrid or uint8-hybrid forms)
+        kind = io_kind(ctx, op)
+    else:
+        if int16x8.is_int16(ctx, op):
+            return int16x8.prepare_conv2d(ctx, op, depthwise)
+        reject_uint8_hybrid(ctx, op)
+        if hybrid.is_hybrid(ctx, op):
+            return hybrid.prepare_depthwise_hybrid(ctx, op) if depthwise else hybrid.prepare_conv2d_hybrid(ctx, op)
+        kind = io_kind(ctx, op)
     x, w, y, xs, wdata = conv_operands(ctx, op)
     if wdata.dtype != x.dtype:
         raise UnsupportedOpError(f"{op.describe()}: weights of type {wdata.dtype} with {x.dtype} input "
@@ -49,7 +53,8 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     o = op.options
     sh, sw = o.get("stride_h", 1), o.get("stride_w", 1)
     dh, dw = o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)
-    require_positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
+    if not (type(sh) is type(sw) is type(dh) is type(dw) is int and sh > 0 and sw > 0 and dh > 0 and dw > 0):
+        require_positive(op, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)     # (raises, naming it)
     n, ih, iw, ic = xs
     if depthwise:
         _, kh, kw, oc = wdata.shape
@@ -65,7 +70,8 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
         if wic != ic:
             return grouped_conv.prepare_grouped_conv2d(ctx, op)
         dm = 1
-    require_positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
+    if not (type(kh) is type(kw) is type(oc) is int and kh > 0 and kw > 0 and oc > 0):
+        require_positive(op, kernel_h=kh, kernel_w=kw, out_channels=oc)
     oh, pt = spatial_padding(op, ih, kh, sh, dh, 0)
     ow, pl = spatial_padding(op, iw, kw, sw, dw, 1)
     ctx.set_output(op, 0, (n, oh, ow, oc))
@@ -167,7 +173,7 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
     iwp = (ow - 1) * g["sw"] + (kw - 1) * g["dw"] + 1
 
     def by_window_row(w):     # [OC][K] -> [OC][KH * span4], zero weights after each window row's KW * IC
-        if mode != 4:
+        if mode != 4 or (kw * ic) % 4 == 0:     # (no padding to add: the same array)
             return w
         span4 = -(-(kw * ic) // 4) * 4
         out = np.zeros((oc, kh, span4), w.dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cython_ops import load_pack
 from edgeml.ir import Op
 from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
@@ -27,11 +28,24 @@ def winograd_pack(ctx: Ctx, wconv: np.ndarray) -> tuple:
     (em_gemm_avx2.h's panel order per position); returns (U, ICp)."""
     oc, _, _, ic = wconv.shape
     ocp, icp = -(-oc // 8) * 8, -(-ic // 4) * 4
+    if wconv.dtype == np.int8:      # one C pass, written where it is kept
+        out = ctx.keep_new((16, ocp // 8, icp // 4, 8, 4), np.int16)
+        load_pack.winograd_weights(wconv, out)
+        return out, icp
+    return ctx.keep_array(winograd_panels(wconv)), icp
+
+
+def winograd_panels(wconv: np.ndarray, out=None) -> np.ndarray:
+    """The numpy form of load_pack.winograd_weights: U [16][OCp / 8][ICp / 4][8][4] (into `out` when given)."""
+    oc, _, _, ic = wconv.shape
+    ocp, icp = -(-oc // 8) * 8, -(-ic // 4) * 4
     u = np.einsum("ai,oijc,bj->aboc", WINOGRAD_G, wconv.astype(np.int64), WINOGRAD_G).reshape(16, oc, ic)
     padded = np.zeros((16, ocp, icp), np.int16)
     padded[:, :oc, :ic] = u
-    panels = padded.reshape(16, ocp // 8, 8, icp // 4, 4).transpose(0, 1, 3, 2, 4)
-    return ctx.keep_array(np.ascontiguousarray(panels)), icp
+    panels = np.ascontiguousarray(padded.reshape(16, ocp // 8, 8, icp // 4, 4).transpose(0, 1, 3, 2, 4))
+    if out is not None:
+        out[...] = panels
+    return panels
 
 
 def winograd_slice_bytes(oh: int, ow: int, ic: int, icp: int) -> int:

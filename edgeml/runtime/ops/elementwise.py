@@ -18,6 +18,7 @@ from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import float_kernels, int16x8
 from edgeml.runtime.ops.common import fused_activation, io_kind, pad6, qparams, row_major_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.runtime.requant import int8_activation_range
 from edgeml.runtime.tables import periodic_byte_table
 
 
@@ -96,8 +97,8 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
         s1, z1 = qparams(a, op)
         s2, z2 = qparams(b, op)
         so, zo = qparams(y, op)
-        amin, amax = Q.activation_range_int8(act, so, zo)
-        f1, f2, fo = (np.float64(Q.F32(v)) for v in (s1, s2, so))
+        amin, amax = int8_activation_range(act, so, zo)
+        f1, f2, fo = float(Q.F32(s1)), float(Q.F32(s2)), float(Q.F32(so))      # (doubles of the float32 scales)
         if which in ("ADD", "SUB"):
             left_shift = 20
             twice_max = 2.0 * max(f1, f2)

@@ -41,9 +41,11 @@ MAX_DENSITY = {
 }
 
 
+PATH_OF_KERNEL = {"conv2d_int8_sparse_vnni": "vnni", "conv2d_int8_sparse_avx2": "avx2"}     # else "portable"
+
+
 def sparse_path() -> str:
-    kernel = SPARSE_KERNEL.get(CONFIG.isa, "conv2d_int8_sparse")
-    return {"conv2d_int8_sparse_vnni": "vnni", "conv2d_int8_sparse_avx2": "avx2"}.get(kernel, "portable")
+    return PATH_OF_KERNEL.get(SPARSE_KERNEL.get(CONFIG.isa, "conv2d_int8_sparse"), "portable")
 
 
 def wants_sparse(ctx: Ctx, w2: np.ndarray, shape_kind: str, segment: int = 0) -> bool:
@@ -62,20 +64,23 @@ def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, r
     """The sparse step of an int8 conv (ints: the EM_CONV integers, w2: weights [OC][KH * KW * IC] in im2col
     order), or None when the dense kernel should run.  Weights with a zero point (uint8 models) stay dense: their
     zeros are not zero terms."""
+    if rq.w_zp:
+        return None
     kernel = SPARSE_KERNEL.get(CONFIG.isa, "conv2d_int8_sparse")
-    oc, K = w2.shape
-    kh, kw, ic, rows = ints["kh"], ints["kw"], ints["ic"], ints["oh"] * ints["ow"]
+    kh, kw, ic = ints["kh"], ints["kw"], ints["ic"]
     direct = int(kh == 1 and kw == 1 and ints["sh"] == 1 and ints["sw"] == 1
                  and ints["pad_top"] == 0 and ints["pad_left"] == 0)
     # how rows are read (em_sparse.h): 1 1x1 rows, 4 implicit GEMM over a padded image (vector kernels, dilation_w
     # 1; weights per window row, KW * IC rounded up to 4), 0 im2col
     mode = 1 if direct else (4 if kernel != "conv2d_int8_sparse" and ints["dw"] == 1 else 0)
+    # (the density is counted on w2 as the window rows will hold it, before any copy is made)
+    if not wants_sparse(ctx, w2, shape_kind, kw * ic if mode == 4 else 0):
+        return None
+    oc, K = w2.shape
+    rows = ints["oh"] * ints["ow"]
     elem = 2 if kernel == "conv2d_int8_sparse_avx2" else 1       # bytes per row value: int16 on AVX2
     ihp = (ints["oh"] - 1) * ints["sh"] + (kh - 1) * ints["dh"] + 1
     iwp = (ints["ow"] - 1) * ints["sw"] + (kw - 1) * ints["dw"] + 1
-    # (the density is counted on w2 as the window rows will hold it, before any copy is made)
-    if rq.w_zp or not wants_sparse(ctx, w2, shape_kind, kw * ic if mode == 4 else 0):
-        return None
     wk, offset = w2, (lambda k: k * elem)
     if mode == 4:
         span4 = -(-(kw * ic) // 4) * 4
@@ -113,6 +118,8 @@ def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, r
 def sparse_fully_connected_step(ctx: Ctx, op: Op, x, y, wdata: np.ndarray, bias, in_zp: int,
                                 rq: requant.ColumnRequant, rows: int, macs: int, threads: int) -> Optional[Step]:
     """FULLY_CONNECTED [rows][K] x [units][K] as the sparse 1x1 conv over `rows` pixels, or None (dense)."""
+    if rq.w_zp or not wants_sparse(ctx, wdata, "gemv" if rows < 4 else "1x1"):
+        return None       # (the density first: most layers stay dense)
     units, K = wdata.shape
     ints = dict(n=1, ih=rows, iw=1, ic=K, oh=rows, ow=1, oc=units, kh=1, kw=1, sh=1, sw=1, dh=1, dw=1,
                 pad_top=0, pad_left=0, in_zp=in_zp, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max,
