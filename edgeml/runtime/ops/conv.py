@@ -167,8 +167,9 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
     # how the vector kernels read their GEMM rows (em_conv.h): 1 1x1 rows repacked, 4 implicit GEMM over a padded
     # copy of the image (weights packed per window row, KW * IC rounded up to 4), 0 im2col
     mode = 1 if direct else (4 if g["dw"] == 1 else 0)
-    if mode == 4 and kernel == "conv2d_int8_avx2" and kh >= 5 and (kw * ic) % 4 and kw * ic < 32:
+    if mode == 4 and kernel == "conv2d_int8_avx2" and kh >= 5 and (kw * ic) % 4 and 12 <= kw * ic < 32:
         mode = 0    # a few-channel stem (7x7 x 3): window rows padded to 4 would add 14% to the AVX2 GEMM's work
+        #             (narrower window rows keep the implicit GEMM: im2col's per-tap cost outweighs the padding)
     ihp = (oh - 1) * g["sh"] + (kh - 1) * g["dh"] + 1
     iwp = (ow - 1) * g["sw"] + (kw - 1) * g["dw"] + 1
 
