@@ -147,7 +147,8 @@ def main():
     run("hard_swish_int8_avx2", x, x, p)        # in place
     if not np.array_equal(x, want):
         failures.append("in place differs")
-    if len(exponents) < 8:
+    kinds = {(e > 0) - (e < 0) - (e < -7) for e, _ in exponents}     # left, none, right 1-7, right beyond 7
+    if len(exponents) < 8 or kinds != {1, 0, -1, -2}:
         failures.append(f"too few exponent pairs covered: {sorted(exponents)}")
     print("kernels hard_swish_int8 hard_swish_int8_avx2")
     print("\n".join(failures) if failures else "ok")
