@@ -88,8 +88,31 @@ cdef extern from *:
             for (int r = 0; r < 16; r++)
                 memcpy(dst + g * 64 + 4 * r, w + r * k + 4 * g, 4);
     }
+    /* bound[c] += |w[t][c] - zp| over the taps t of w [taps][oc] (strides in bytes): contiguous rows with a zero
+       point of a byte's range in int32 lanes, which the compiler vectorizes (the per-element int64 form costs
+       about eight times more on a 9-tap layer of 960 channels) */
+    static void em_abs_tap_sums(const int8_t* w, int64_t taps, int64_t oc, int64_t tap_stride, int64_t ch_stride,
+                                int64_t zp, int64_t* bound) {
+        for (int64_t t = 0; t < taps; t++) {
+            const int8_t* row = w + t * tap_stride;
+            if (ch_stride == 1 && zp >= -256 && zp <= 256) {
+                const int32_t z = (int32_t)zp;
+                for (int64_t c = 0; c < oc; c++) {
+                    const int32_t b = (int32_t)row[c] - z;
+                    bound[c] += b < 0 ? -b : b;
+                }
+            } else {
+                for (int64_t c = 0; c < oc; c++) {
+                    const int64_t b = (int64_t)row[c * ch_stride] - zp;
+                    bound[c] += b < 0 ? -b : b;
+                }
+            }
+        }
+    }
     """
     void em_vnni_block_rows(const int8_t* w, int64_t k, int64_t words, int8_t* dst) nogil
+    void em_abs_tap_sums(const int8_t* w, int64_t taps, int64_t oc, int64_t tap_stride, int64_t ch_stride, int64_t zp,
+                         int64_t* bound) nogil
 
 
 def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eight):
@@ -630,10 +653,8 @@ def depthwise_estimate(const int8_t[:, :] w_taps, bias, int64_t w_zp, const int6
     bound_array = np.zeros(max(oc, 1), np.int64)
     cdef int64_t[::1] bound = bound_array
     cdef int64_t s, b
-    for t in range(taps):           # (tap by tap: each weight row read in order)
-        for c in range(oc):
-            b = w_taps[t, c] - w_zp
-            bound[c] += b if b >= 0 else -b
+    if taps and oc:                 # (tap by tap: each weight row read in order)
+        em_abs_tap_sums(&w_taps[0, 0], taps, oc, w_taps.strides[0], w_taps.strides[1], w_zp, &bound[0])
     for c in range(oc):
         s = 255 * bound[c]
         if bias is not None:

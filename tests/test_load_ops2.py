@@ -65,24 +65,35 @@ def test_periodic_tables_of_the_vector_bodies_equal_the_scalar_kernel(which, rou
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_depthwise_estimate_in_one_call_equals_the_check_then_fill_form(seed):
+@pytest.mark.parametrize("w_zp", [0, 37, -128, 300, -70000])
+@pytest.mark.parametrize("layout", ["rows", "transposed"])
+def test_depthwise_estimate_in_one_call_equals_the_check_then_fill_form(seed, w_zp, layout):
+    """Also the C form's tap sums (contiguous rows with a byte-range zero point vectorized, anything else per
+    element) against the numpy form, on strided weights and zero points past a byte's range."""
     rng = np.random.default_rng(seed)
-    taps, oc, table_lanes = int(rng.choice([1, 9, 25])), int(rng.choice([1, 7, 16, 40])), 16
+    taps, oc, table_lanes = int(rng.choice([1, 9, 25])), int(rng.choice([1, 7, 16, 40, 200])), 16
     lanes = -(-oc // table_lanes) * table_lanes
-    w = rng.integers(-127, 128, (taps, oc)).astype(np.int8)
+    w = rng.integers(-128, 128, (taps, oc)).astype(np.int8)
+    if layout == "transposed":
+        w = np.ascontiguousarray(w.T).T
     bias = rng.integers(-5000, 5000, oc).astype(np.int32)
     ch = (np.arange(lanes) % oc).astype(np.int64)
     mult = rng.integers(1 << 30, (1 << 31) - 1, lanes).astype(np.int32)
     shift = rng.integers(-12 if seed % 2 else -31, 1 if seed < 4 else 3, lanes).astype(np.int32)
-    args = (w, bias, 0, ch, mult, shift, seed % 2, -3, table_lanes)
-    staged = np.full(3 * lanes, 7.0, np.float32)
+    if w_zp == -70000:
+        mult //= 1 << 16        # (a bound this large applies only with small multipliers)
+    args = (w, bias, w_zp, ch, mult, shift, seed % 2, -3, table_lanes)
+    tables = {}
     for form in (load_pack.depthwise_estimate, packing_depthwise.lane_estimate):
+        staged = np.full(3 * lanes, 7.0, np.float32)
         applies = form(*args)
         assert form(*args, staged) == applies
         if applies:
             two_calls = np.zeros(3 * lanes, np.float32)
             form(*args, two_calls)
             np.testing.assert_array_equal(staged, two_calls)
+        tables[form] = (applies, staged.tobytes() if applies else None)
+    assert len(set(tables.values())) == 1, "the C and numpy forms differ"
 
 
 def test_float_run_builds_its_engines_on_first_use_and_after_a_resize():
