@@ -109,8 +109,32 @@ cdef extern from *:
             }
         }
     }
+    /* depthwise_lane_weights' loop (see there), each lane's channel and use read once per lane, not per tap */
+    static void em_dw_lane_weights(const int8_t* w, int64_t taps, int64_t tap_stride, int64_t ch_stride,
+                                   const int64_t* ch, const uint8_t* used, int64_t lanes, int64_t step, int64_t group,
+                                   int64_t groups, int subtract, int8_t* out8, int16_t* out16) {
+        const int64_t quarter = step / 4, patterns = lanes / step;
+        int64_t at = 0;
+        for (int64_t p = 0; p < patterns; p++)
+            for (int64_t g = 0; g < groups; g++)
+                for (int64_t a = 0; a < 4; a++)
+                    for (int64_t l = 0; l < quarter; l++) {
+                        const int64_t lane = p * step + a * quarter + l;
+                        const int u = used[lane] != 0;
+                        const int8_t* col = u ? w + ch[lane] * ch_stride : w;
+                        for (int64_t t = 0; t < group; t++, at++) {
+                            const int64_t tap = g * group + t;
+                            const int v = (u && tap < taps) ? (int)col[tap * tap_stride] - subtract : 0;
+                            if (out16) out16[at] = (int16_t)v;
+                            else out8[at] = (int8_t)v;
+                        }
+                    }
+    }
     """
     void em_vnni_block_rows(const int8_t* w, int64_t k, int64_t words, int8_t* dst) nogil
+    void em_dw_lane_weights(const int8_t* w, int64_t taps, int64_t tap_stride, int64_t ch_stride, const int64_t* ch,
+                            const uint8_t* used, int64_t lanes, int64_t step, int64_t group, int64_t groups,
+                            int subtract, int8_t* out8, int16_t* out16) nogil
     void em_abs_tap_sums(const int8_t* w, int64_t taps, int64_t oc, int64_t tap_stride, int64_t ch_stride, int64_t zp,
                          int64_t* bound) nogil
 
@@ -236,19 +260,11 @@ def depthwise_lane_weights(const int8_t[:, :] w_taps, const int64_t[::1] ch, con
     for lane in range(lanes):
         if used[lane] and not 0 <= ch[lane] < w_taps.shape[1]:
             raise ValueError("depthwise_lane_weights: a lane's channel is outside the weights")
-    for p in range(patterns):
-        for g in range(groups):
-            for a in range(4):
-                for l in range(quarter):
-                    lane = p * step + a * quarter + l
-                    for t in range(group):
-                        tap = g * group + t
-                        value = w_taps[tap, ch[lane]] - subtract if tap < taps and used[lane] else 0
-                        if wide:
-                            out16[at] = <int16_t>value
-                        else:
-                            out8[at] = <int8_t>value
-                        at += 1
+    if out.size == 0:
+        return
+    em_dw_lane_weights(&w_taps[0, 0] if taps and w_taps.shape[1] else NULL, taps,
+                       w_taps.strides[0], w_taps.strides[1], &ch[0], &used[0], lanes, step, group, groups, subtract,
+                       NULL if wide else &out8[0], &out16[0] if wide else NULL)
 
 
 cdef table_rows(out_array, Py_ssize_t rows, Py_ssize_t width):
