@@ -1,17 +1,21 @@
 """The vector CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED kernels on the geometries test_kernel_paths.py does not
 draw (depth multiplier > 1, one input channel, large kernels, channel counts whose lane pattern is long, weights with
 a zero point, splits over threads), under each forced ISA path in subprocesses, against NumPy sums from the formulas
-(the helpers of test_kernel_paths.CHECK)."""
+(the helpers of tests/path_cases.py)."""
 import os
 import subprocess
 import sys
 
 import pytest
 
-from test_kernel_paths import CHECK, PATHS, run_on_path
+from test_kernel_paths import PATHS, run_on_path
 
-CASES = r'''
-from edgeml.ir import UINT8
+CHECK = r'''
+import sys
+import numpy as np
+from edgeml.ir import UINT8, Graph, Op
+from edgeml.runtime.ops.common import spatial_padding
+from tests.path_cases import I64, check_modes, check_threads, conv_acc, report, tensor
 
 
 def case_dw(rng, ic, dm, k, stride, dil, padding, n=1, hw=None, w_zp=0, ties=False):
@@ -44,7 +48,7 @@ def case_dw(rng, ic, dm, k, stride, dil, padding, n=1, hw=None, w_zp=0, ties=Fal
     g = Graph(ts, [op], [0], [3])
     oh, pt = spatial_padding(op, ih, kh, stride[0], dil[0])
     ow, pl = spatial_padding(op, iw, kw, stride[1], dil[1])
-    wide = (w.astype(I32) - w_zp)
+    wide = (w.astype(I64) - w_zp)
     acc = conv_acc(np.repeat(x, dm, axis=3), wide, bias, x_zp, stride, dil, (pt, pl), (oh, ow), True)
     return g, x, acc, f"dw x{list(x.shape)} dm{dm} k{kh}x{kw} s{stride} d{dil} pad{padding} w_zp{w_zp}"
 
@@ -62,7 +66,7 @@ def case_fc_big(rng, rows, k, units, w_zp=0):
     if w_zp:
         opts[UINT8] = True
     op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], opts)
-    acc = (x.astype(I32) - x_zp) @ (w.astype(I32) - w_zp).T + bias
+    acc = (x.astype(I64) - x_zp) @ (w.astype(I64) - w_zp).T + bias
     return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} w_zp{w_zp}"
 
 
@@ -101,8 +105,7 @@ def main():
            case_dw(rng, 24, 2, (3, 3), (2, 2), (1, 1), 0, hw=(80, 61)),
            case_fc_big(rng, 1, 2048, 300), case_fc_big(rng, 33, 512, 64)]
     check_threads(big, failures, kernels)     # past the threading thresholds
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    report(kernels, failures)
 
 
 main()
@@ -119,7 +122,7 @@ EXPECTED = {"avx512vnni": ("conv2d_int8_vnni", "depthwise_int8_vnni", "fully_con
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_conv_geometries_exact_on_every_path(forced):
-    kernels = run_on_path(forced, CHECK.rsplit("\nmain()", 1)[0] + CASES, 3, timeout=600)
+    kernels = run_on_path(forced, CHECK, 3, timeout=600)
     for name in EXPECTED[forced]:
         assert name in kernels, f"{name} did not run under EDGEML_ISA={forced}: {kernels}"
 

@@ -15,25 +15,16 @@ from test_kernel_paths import PATHS, run_on_path
 
 CHECK = r'''
 import numpy as np
-from edgeml.ir import Graph, Op, Quantization, Tensor
-from edgeml.runtime.compile import compile_graph
+from edgeml.ir import Graph, Op
 from edgeml.runtime.ops.resize import bilinear_float_axis, bilinear_integer_axis
+from tests.path_cases import report, run_graph, tensor
 
 rng = np.random.default_rng(5)
 failures, kernels = [], set()
 
 
-def tensor(idx, shape, dtype, quantized=True, data=None):
-    q = Quantization(np.array([0.05]), np.array([3]), 0) if quantized else None
-    return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(dtype), q, data)
-
-
 def run(graph, x, rounding=0):
-    plan = compile_graph(graph, {}, rounding)
-    kernels.update(st.kernel for st in plan.steps)
-    plan.view(graph.inputs[0])[...] = x
-    plan.engine.invoke()
-    return plan.view(graph.outputs[0]).copy()
+    return run_graph(graph, (x,), rounding, kernels)
 
 
 def resize_expect(x, oh, ow, align, half, rounding):
@@ -72,8 +63,8 @@ for n, ih, iw, c, oh, ow in RESIZE_CASES:
         for align, half in ((False, False), (True, False), (False, True)):
             for rounding in ((0, 1) if dtype == np.int8 else (0,)):
                 size = np.array([oh, ow], np.int32)
-                ts = [tensor(0, x.shape, dtype), tensor(1, (2,), np.int32, False, size),
-                      tensor(2, (n, oh, ow, c), dtype)]
+                ts = [tensor(0, x.shape, dtype, 0.05, 3), tensor(1, (2,), np.int32, None, 0, size),
+                      tensor(2, (n, oh, ow, c), dtype, 0.05, 3)]
                 op = Op(0, "RESIZE_BILINEAR", 1, [0, 1], [2], dict(align_corners=align, half_pixel_centers=half))
                 got = run(Graph(ts, [op], [0], [2]), x, rounding)
                 want = resize_expect(x, oh, ow, align, half, rounding)
@@ -92,16 +83,15 @@ for shape, axis in ARG_CASES:
             x.reshape(-1)[::7] = info.max
             for is_max in (True, False):
                 for out in (np.int32, np.int64):
-                    ts = [tensor(0, shape, dtype), tensor(1, (), np.int32, False, np.array(axis, np.int32)),
-                          tensor(2, shape[:axis] + shape[axis + 1:], out, False)]
+                    ts = [tensor(0, shape, dtype, 0.05, 3), tensor(1, (), np.int32, None, 0, np.array(axis, np.int32)),
+                          tensor(2, shape[:axis] + shape[axis + 1:], out)]
                     name = "ARG_MAX" if is_max else "ARG_MIN"
                     got = run(Graph(ts, [Op(0, name, 1, [0, 1], [2], dict(output_type=4))], [0], [2]), x)
                     want = (np.argmax if is_max else np.argmin)(x, axis=axis)   # first index of ties
                     if not np.array_equal(got, want):
                         failures.append(f"{name} {np.dtype(dtype)} {shape} axis {axis} -> {np.dtype(out)}: "
                                         f"{int((got != want).sum())} of {want.size} differ")
-print(" ".join(sorted(kernels)))
-print("\n".join(failures) if failures else "ok")
+report(kernels, failures)
 '''
 
 

@@ -1,13 +1,20 @@
 """The block-sparse int8 CONV_2D / FULLY_CONNECTED kernels (em_sparse.h) under each forced ISA path in
-subprocesses, against NumPy sums from the formulas (test_kernel_paths.CHECK's helpers): random 16x4 block patterns
+subprocesses, against NumPy sums from the formulas (the helpers of tests/path_cases.py): random 16x4 block patterns
 at several densities, all-zero layers, rows (output channels) and input channels, fully dense weights, odd channel
 counts, stride 2, dilation, padding, per-channel scales, batch 2, threads; and the same plans with sparse="off"."""
 
 import pytest
 
-from test_kernel_paths import CHECK, PATHS, run_on_path
+from test_kernel_paths import PATHS, run_on_path
 
-CASES = r'''
+CHECK = r'''
+import sys
+import numpy as np
+from edgeml.ir import Graph, Op
+from edgeml.runtime.ops.common import spatial_padding
+from tests.path_cases import I64, check_threads, compare, conv_acc, report, requant, run, tensor
+
+
 def prune_blocks(rng, w2, density, zero_rows=0, zero_cols=0):
     """w2 [N][K] with each 16x4 block kept with probability `density`, some rows / K columns zeroed."""
     n, k = w2.shape
@@ -54,7 +61,7 @@ def case_sparse_fc(rng, rows, k, units, density, zero_rows=0, zero_cols=0):
     ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w),
           tensor(2, (units,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
     op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], {"fused_activation_function": int(rng.choice([0, 1]))})
-    acc = (x.astype(I32) - x_zp) @ w.astype(I32).T + bias
+    acc = (x.astype(I64) - x_zp) @ w.astype(I64).T + bias
     return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} density {density}"
 
 
@@ -89,18 +96,14 @@ def main():
             rounding = 1 if mode == 1 else 0
             got, rqs, names = run(g, x, rounding, mode, sparse="on")
             kernels.update(names)
-            want = requant(acc, rqs[0], rqs[0].mode)
-            if not np.array_equal(got, want):
-                bad = np.argwhere(got != want)[:3].tolist()
-                failures.append(f"{desc} mode {rqs[0].mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
+            compare(failures, f"{desc} mode {rqs[0].mode}", got, requant(acc, rqs[0], rqs[0].mode))
             dense, _, dense_names = run(g, x, rounding, mode, sparse="off")
             if any("sparse" in k for k in dense_names) or not np.array_equal(got, dense):
                 failures.append(f"{desc} mode {mode}: sparse off differs or still sparse ({dense_names})")
     big = [case_sparse_conv(rng, 40, 16, (3, 3), (1, 1), (1, 1), 1, 0.3, n=2, hw=(37, 35)),
            case_sparse_conv(rng, 64, 64, (1, 1), (1, 1), (1, 1), 0, 0.2, hw=(40, 40))]
     check_threads(big, failures, kernels, sparse="on")     # past the threading thresholds
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    report(kernels, failures)
 
 
 main()
@@ -113,5 +116,5 @@ EXPECTED = {"avx512vnni": "conv2d_int8_sparse_vnni", "avxvnni": "conv2d_int8_spa
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_sparse_kernels_exact_on_every_path(forced):
-    kernels = run_on_path(forced, CHECK.rsplit("\nmain()", 1)[0] + CASES, 5, timeout=600)
+    kernels = run_on_path(forced, CHECK, 5, timeout=600)
     assert kernels[1:] == [EXPECTED[forced]], f"under EDGEML_ISA={forced}: {kernels}"
