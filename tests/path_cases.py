@@ -7,10 +7,11 @@ import dataclasses
 import numpy as np
 
 from edgeml import numerics as Q
-from edgeml.ir import Graph, Op, Quantization, Tensor
+from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
 from edgeml.runtime import requant as R
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.ops.common import spatial_padding
+from edgeml.runtime.ops.resize import bilinear_float_axis
 
 I64 = np.int64
 INT32_MIN, INT32_MAX = -2 ** 31, 2 ** 31 - 1
@@ -126,6 +127,33 @@ def tensor(idx, shape, dtype, scale=None, zp=0, data=None, axis=0):
     q = None if scale is None else Quantization(np.atleast_1d(np.asarray(scale, np.float64)),
                                                 np.zeros(np.size(scale), np.int64) + zp, axis)
     return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(dtype), q, data)
+
+
+def resize_bilinear_u8_expect(x, oh, ow, align, half):
+    """RESIZE_BILINEAR uint8, the reference's float template: four products and sums in float32 (left to right),
+    + 0.5, truncated."""
+    n, ih, iw, c = x.shape
+    F = np.float32
+    (ys, fy), (xs, fx) = bilinear_float_axis(ih, oh, align, half), bilinear_float_axis(iw, ow, align, half)
+    xf = x.astype(F)
+    p00, p10 = xf[:, ys[:, 0]][:, :, xs[:, 0]], xf[:, ys[:, 1]][:, :, xs[:, 0]]
+    p01, p11 = xf[:, ys[:, 0]][:, :, xs[:, 1]], xf[:, ys[:, 1]][:, :, xs[:, 1]]
+    dy, dx = fy.astype(F)[None, :, None, None], fx.astype(F)[None, None, :, None]
+    ay, ax = F(1) - dy, F(1) - dx
+    return (p00 * ay * ax + p10 * dy * ax + p01 * ay * dx + p11 * dy * dx + F(0.5)).astype(np.uint8)
+
+
+def fc_layer(x, w, bias, x_zp, y_zp, xs, ys, wscale, act, w_zp=0):
+    """A one-op int8 FULLY_CONNECTED graph and its int64 sums; w_zp != 0: LiteRT's uint8 arithmetic (one weight
+    scale, weights held as int8 with that zero point)."""
+    units = w.shape[0]
+    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, w_zp, w),
+          tensor(2, (units,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
+    opts = {"fused_activation_function": act}
+    if w_zp:
+        opts[UINT8] = True
+    acc = (x.astype(I64) - x_zp) @ (w.astype(I64) - w_zp).T + bias
+    return Graph(ts, [Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], opts)], [0], [3]), acc
 
 
 def depthwise_layer(rng, n, ih, iw, ic, dm, kh, kw, stride, dil, padding, act, x_zp, y_zp, xs, ys, wscale, w=None,

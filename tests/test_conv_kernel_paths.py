@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from edgeml.ir import UINT8, Graph, Op
 from edgeml.runtime.ops.common import spatial_padding
-from tests.path_cases import I64, check_modes, check_threads, conv_acc, report, tensor
+from tests.path_cases import I64, check_modes, check_threads, conv_acc, fc_layer, report, tensor
 
 
 def case_dw(rng, ic, dm, k, stride, dil, padding, n=1, hw=None, w_zp=0, ties=False):
@@ -60,14 +60,8 @@ def case_fc_big(rng, rows, k, units, w_zp=0):
     wscale = rng.uniform(0.0005, 0.002, 1 if w_zp else units)
     bias = rng.integers(-5000, 5000, units).astype(np.int32)
     xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.5, 2.0))
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, w_zp, w),
-          tensor(2, (units,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"fused_activation_function": 0}
-    if w_zp:
-        opts[UINT8] = True
-    op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], opts)
-    acc = (x.astype(I64) - x_zp) @ (w.astype(I64) - w_zp).T + bias
-    return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} w_zp{w_zp}"
+    g, acc = fc_layer(x, w, bias, x_zp, y_zp, xs, ys, wscale, 0, w_zp)
+    return g, x, acc, f"fc x{list(x.shape)} w{list(w.shape)} w_zp{w_zp}"
 
 
 def main():

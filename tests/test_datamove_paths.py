@@ -16,8 +16,8 @@ from test_kernel_paths import PATHS, run_on_path
 CHECK = r'''
 import numpy as np
 from edgeml.ir import Graph, Op
-from edgeml.runtime.ops.resize import bilinear_float_axis, bilinear_integer_axis
-from tests.path_cases import report, run_graph, tensor
+from edgeml.runtime.ops.resize import bilinear_integer_axis
+from tests.path_cases import report, resize_bilinear_u8_expect, run_graph, tensor
 
 rng = np.random.default_rng(5)
 failures, kernels = [], set()
@@ -28,17 +28,9 @@ def run(graph, x, rounding=0):
 
 
 def resize_expect(x, oh, ow, align, half, rounding):
-    n, ih, iw, c = x.shape
-    F = np.float32
     if x.dtype == np.uint8:
-        (ys, fy), (xs, fx) = bilinear_float_axis(ih, oh, align, half), bilinear_float_axis(iw, ow, align, half)
-        xf = x.astype(F)
-        p00, p10 = xf[:, ys[:, 0]][:, :, xs[:, 0]], xf[:, ys[:, 1]][:, :, xs[:, 0]]
-        p01, p11 = xf[:, ys[:, 0]][:, :, xs[:, 1]], xf[:, ys[:, 1]][:, :, xs[:, 1]]
-        dy, dx = fy.astype(F)[None, :, None, None], fx.astype(F)[None, None, :, None]
-        ay, ax = F(1) - dy, F(1) - dx
-        t = p00 * ay * ax + p10 * dy * ax + p01 * ay * dx + p11 * dy * dx + F(0.5)   # float32, left to right
-        return t.astype(np.uint8)
+        return resize_bilinear_u8_expect(x, oh, ow, align, half)
+    n, ih, iw, c = x.shape
     (ys, fy), (xs, fx) = bilinear_integer_axis(ih, oh, align, half), bilinear_integer_axis(iw, ow, align, half)
     xi = x.astype(np.int64)
     fy, fx = fy.astype(np.int64)[None, :, None, None], fx.astype(np.int64)[None, None, :, None]

@@ -22,9 +22,8 @@ import numpy as np
 from edgeml.ir import UINT8, Graph, Op
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.ops.activations import softmax_int8_params
-from edgeml.runtime.ops.resize import bilinear_float_axis
-from tests.path_cases import (I64, INT32_MAX, mbqm, rdbp, report, run_graph, sat_shift_left, srdhm, tensor,
-                              wrap32)
+from tests.path_cases import (I64, INT32_MAX, mbqm, rdbp, report, resize_bilinear_u8_expect, run_graph,
+                              sat_shift_left, srdhm, tensor, wrap32)
 
 rng = np.random.default_rng(15)
 failures, kernels = [], set()
@@ -118,18 +117,6 @@ for n in list(range(1, 70)) + [127, 128, 129, 191, 4096 + 13, 100003]:
         failures.append(f"FLIP_SIGN_BIT {n}: {int((got != (x ^ 0x80).view(np.int8)).sum())} differ")
 
 
-def resize_u8_expect(x, oh, ow, align, half):
-    n, ih, iw, c = x.shape
-    F = np.float32
-    (ys, fy), (xs, fx) = bilinear_float_axis(ih, oh, align, half), bilinear_float_axis(iw, ow, align, half)
-    xf = x.astype(F)
-    p00, p10 = xf[:, ys[:, 0]][:, :, xs[:, 0]], xf[:, ys[:, 1]][:, :, xs[:, 0]]
-    p01, p11 = xf[:, ys[:, 0]][:, :, xs[:, 1]], xf[:, ys[:, 1]][:, :, xs[:, 1]]
-    dy, dx = fy.astype(F)[None, :, None, None], fx.astype(F)[None, None, :, None]
-    ay, ax = F(1) - dy, F(1) - dx
-    return (p00 * ay * ax + p10 * dy * ax + p01 * ay * dx + p11 * dy * dx + F(0.5)).astype(np.uint8)
-
-
 RESIZE_CASES = [  # n, ih, iw, c, oh, ow
     (1, 4, 5, 21, 9, 13), (2, 3, 3, 8, 7, 5), (1, 5, 4, 9, 11, 8), (1, 6, 7, 16, 3, 4), (1, 2, 3, 17, 5, 9),
     (1, 7, 5, 33, 7, 12), (1, 4, 4, 3, 9, 9), (1, 5, 6, 1, 8, 3), (1, 3, 5, 7, 6, 10), (1, 1, 1, 32, 2, 2),
@@ -143,7 +130,7 @@ for n, ih, iw, c, oh, ow in RESIZE_CASES:
               tensor(2, (n, oh, ow, c), np.int8, 0.05, 3 - 128)]
         op = Op(0, "RESIZE_BILINEAR", 1, [0, 1], [2], {"align_corners": align, "half_pixel_centers": half, UINT8: True})
         got = run(Graph(ts, [op], [0], [2]), (u ^ 0x80).view(np.int8))
-        want = (resize_u8_expect(u, oh, ow, align, half) ^ 0x80).view(np.int8)
+        want = (resize_bilinear_u8_expect(u, oh, ow, align, half) ^ 0x80).view(np.int8)
         if not np.array_equal(got, want):
             failures.append(f"RESIZE_BILINEAR uint8 held as int8 {(n, ih, iw, c, oh, ow)} align={align} half={half}: "
                             f"{int((got != want).sum())} of {want.size} differ")

@@ -10,8 +10,7 @@ from test_kernel_paths import PATHS, run_on_path
 CHECK = r'''
 import sys
 import numpy as np
-from edgeml.ir import UINT8, Graph, Op
-from tests.path_cases import I64, check_modes, check_threads, report, tensor
+from tests.path_cases import check_modes, check_threads, fc_layer, report
 
 
 def case_fc_rows(rng, rows, k, units, w_zp=0, ties=False):
@@ -26,14 +25,8 @@ def case_fc_rows(rng, rows, k, units, w_zp=0, ties=False):
         w = np.clip(w, -1, 1)
         wscale[:], xs, ys = 0.5, 1.0, 1.0
         bias = rng.integers(-3, 4, units).astype(np.int32)
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, w_zp, w),
-          tensor(2, (units,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"fused_activation_function": int(rng.choice([0, 1, 3]))}
-    if w_zp:
-        opts[UINT8] = True
-    op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], opts)
-    acc = (x.astype(I64) - x_zp) @ (w.astype(I64) - w_zp).T + bias
-    return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} w_zp{w_zp}"
+    g, acc = fc_layer(x, w, bias, x_zp, y_zp, xs, ys, wscale, int(rng.choice([0, 1, 3])), w_zp)
+    return g, x, acc, f"fc x{list(x.shape)} w{list(w.shape)} w_zp{w_zp}"
 
 
 def main():

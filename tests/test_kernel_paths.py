@@ -40,8 +40,8 @@ import sys
 import numpy as np
 from edgeml.ir import Graph, Op
 from edgeml.runtime.ops.common import spatial_padding
-from tests.path_cases import (I64, binary_expect, check_threads, compare, conv_acc, report, requant, run, run_graph,
-                              tensor)
+from tests.path_cases import (binary_expect, check_threads, compare, conv_acc, fc_layer, report, requant, run,
+                              run_graph, tensor)
 
 
 def case_conv(rng, kind, big=False):
@@ -104,11 +104,8 @@ def case_fc(rng):
         w = np.clip(w, -1, 1)
         wscale[:], xs, ys = 0.5, 1.0, 1.0
         bias = rng.integers(-3, 4, n_out).astype(np.int32)
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w),
-          tensor(2, (n_out,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], {"fused_activation_function": int(rng.choice([0, 1]))})
-    acc = (x.astype(I64) - x_zp) @ w.astype(I64).T + bias
-    return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)}"
+    g, acc = fc_layer(x, w, bias, x_zp, y_zp, xs, ys, wscale, int(rng.choice([0, 1])))
+    return g, x, acc, f"fc x{list(x.shape)} w{list(w.shape)}"
 
 
 def main():

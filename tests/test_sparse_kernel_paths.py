@@ -12,7 +12,7 @@ import sys
 import numpy as np
 from edgeml.ir import Graph, Op
 from edgeml.runtime.ops.common import spatial_padding
-from tests.path_cases import I64, check_threads, compare, conv_acc, report, requant, run, tensor
+from tests.path_cases import check_threads, compare, conv_acc, fc_layer, report, requant, run, tensor
 
 
 def prune_blocks(rng, w2, density, zero_rows=0, zero_cols=0):
@@ -58,11 +58,8 @@ def case_sparse_fc(rng, rows, k, units, density, zero_rows=0, zero_cols=0):
     wscale = rng.uniform(0.0005, 0.002, units)
     bias = rng.integers(-5000, 5000, units).astype(np.int32)
     xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.5, 2.0))
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w),
-          tensor(2, (units,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], {"fused_activation_function": int(rng.choice([0, 1]))})
-    acc = (x.astype(I64) - x_zp) @ w.astype(I64).T + bias
-    return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} density {density}"
+    g, acc = fc_layer(x, w, bias, x_zp, y_zp, xs, ys, wscale, int(rng.choice([0, 1])))
+    return g, x, acc, f"fc x{list(x.shape)} w{list(w.shape)} density {density}"
 
 
 def main():
