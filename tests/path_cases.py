@@ -156,6 +156,26 @@ def fc_layer(x, w, bias, x_zp, y_zp, xs, ys, wscale, act, w_zp=0):
     return Graph(ts, [Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], opts)], [0], [3]), acc
 
 
+def conv_layer(op_type, x, w, bias, x_zp, y_zp, xs, ys, wscale, padding, stride, dil, act, dm=1, w_zp=0):
+    """A one-op int8 CONV_2D (w [OC, KH, KW, IC]) or DEPTHWISE_CONV_2D (w [1, KH, KW, IC dm]) graph and its int64
+    sums; padding 0 SAME, 1 VALID; w_zp != 0: LiteRT's uint8 arithmetic (weights held as int8 with that zero point)."""
+    depthwise = op_type == "DEPTHWISE_CONV_2D"
+    oc = w.shape[3] if depthwise else w.shape[0]
+    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, w_zp, w, 3 if depthwise else 0),
+          tensor(2, (oc,), np.int32, xs * np.asarray(wscale), 0, bias), tensor(3, (), np.int8, ys, y_zp)]
+    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
+            "dilation_w_factor": dil[1], "fused_activation_function": act, "depth_multiplier": dm}
+    if w_zp:
+        opts[UINT8] = True
+    op = Op(0, op_type, 1, [0, 1, 2], [3], opts)
+    kh, kw = w.shape[1:3]
+    oh, pt = spatial_padding(op, x.shape[1], kh, stride[0], dil[0])
+    ow, pl = spatial_padding(op, x.shape[2], kw, stride[1], dil[1])
+    xd = np.repeat(x, dm, axis=3) if depthwise else x
+    acc = conv_acc(xd, w.astype(I64) - w_zp, bias, x_zp, stride, dil, (pt, pl), (oh, ow), depthwise)
+    return Graph(ts, [op], [0], [3]), acc
+
+
 def depthwise_layer(rng, n, ih, iw, ic, dm, kh, kw, stride, dil, padding, act, x_zp, y_zp, xs, ys, wscale, w=None,
                     bias=None, x=None):
     """A one-op DEPTHWISE_CONV_2D graph (random input / weights / bias unless given), its input and int64 sums."""
@@ -166,15 +186,7 @@ def depthwise_layer(rng, n, ih, iw, ic, dm, kh, kw, stride, dil, padding, act, x
         w = rng.integers(-127, 128, size=(1, kh, kw, oc)).astype(np.int8)
     if bias is None:
         bias = rng.integers(-20000, 20000, oc).astype(np.int32)
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, 3),
-          tensor(2, (oc,), np.int32, xs * np.asarray(wscale), 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
-            "dilation_w_factor": dil[1], "fused_activation_function": act, "depth_multiplier": dm}
-    op = Op(0, "DEPTHWISE_CONV_2D", 1, [0, 1, 2], [3], opts)
-    g = Graph(ts, [op], [0], [3])
-    oh, pt = spatial_padding(op, ih, kh, stride[0], dil[0])
-    ow, pl = spatial_padding(op, iw, kw, stride[1], dil[1])
-    acc = conv_acc(np.repeat(x, dm, axis=3), w, bias, x_zp, stride, dil, (pt, pl), (oh, ow), True)
+    g, acc = conv_layer("DEPTHWISE_CONV_2D", x, w, bias, x_zp, y_zp, xs, ys, wscale, padding, stride, dil, act, dm)
     desc = f"x{list(x.shape)} w{list(w.shape)} dm{dm} s{stride} d{dil} pad{padding} act{act}"
     return g, x, acc, desc
 

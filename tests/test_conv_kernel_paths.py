@@ -13,9 +13,7 @@ from test_kernel_paths import PATHS, run_on_path
 CHECK = r'''
 import sys
 import numpy as np
-from edgeml.ir import UINT8, Graph, Op
-from edgeml.runtime.ops.common import spatial_padding
-from tests.path_cases import I64, check_modes, check_threads, conv_acc, fc_layer, report, tensor
+from tests.path_cases import check_modes, check_threads, conv_layer, fc_layer, report
 
 
 def case_dw(rng, ic, dm, k, stride, dil, padding, n=1, hw=None, w_zp=0, ties=False):
@@ -37,19 +35,9 @@ def case_dw(rng, ic, dm, k, stride, dil, padding, n=1, hw=None, w_zp=0, ties=Fal
         w = np.clip(w, -1, 1)
         wscale[:], xs, ys = 0.5, 1.0, 1.0
         bias = rng.integers(-3, 4, oc).astype(np.int32)
-    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
-            "dilation_w_factor": dil[1], "fused_activation_function": int(rng.choice([0, 1, 3])),
-            "depth_multiplier": dm}
-    if w_zp:
-        opts[UINT8] = True
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, w_zp, w, 3),
-          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    op = Op(0, "DEPTHWISE_CONV_2D", 1, [0, 1, 2], [3], opts)
-    g = Graph(ts, [op], [0], [3])
-    oh, pt = spatial_padding(op, ih, kh, stride[0], dil[0])
-    ow, pl = spatial_padding(op, iw, kw, stride[1], dil[1])
-    wide = (w.astype(I64) - w_zp)
-    acc = conv_acc(np.repeat(x, dm, axis=3), wide, bias, x_zp, stride, dil, (pt, pl), (oh, ow), True)
+    act = int(rng.choice([0, 1, 3]))
+    g, acc = conv_layer("DEPTHWISE_CONV_2D", x, w, bias, x_zp, y_zp, xs, ys, wscale, padding, stride, dil, act, dm,
+                        w_zp)
     return g, x, acc, f"dw x{list(x.shape)} dm{dm} k{kh}x{kw} s{stride} d{dil} pad{padding} w_zp{w_zp}"
 
 

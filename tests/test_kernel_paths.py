@@ -39,8 +39,7 @@ CHECK = r'''
 import sys
 import numpy as np
 from edgeml.ir import Graph, Op
-from edgeml.runtime.ops.common import spatial_padding
-from tests.path_cases import (binary_expect, check_threads, compare, conv_acc, fc_layer, report, requant, run,
+from tests.path_cases import (binary_expect, check_threads, compare, conv_layer, fc_layer, report, requant, run,
                               run_graph, tensor)
 
 
@@ -65,12 +64,7 @@ def case_conv(rng, kind, big=False):
         ih, iw = max(ih, (kh - 1) * dh + 1), max(iw, (kw - 1) * dw + 1)
     x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
     x = rng.integers(-128, 128, size=(n, ih, iw, ic)).astype(np.int8)
-    if kind == "depthwise":
-        w = rng.integers(-127, 128, size=(1, kh, kw, oc)).astype(np.int8)
-        axis = 3
-    else:
-        w = rng.integers(-127, 128, size=(oc, kh, kw, ic)).astype(np.int8)
-        axis = 0
+    w = rng.integers(-127, 128, size=(1, kh, kw, oc) if kind == "depthwise" else (oc, kh, kw, ic)).astype(np.int8)
     wscale = rng.uniform(0.002, 0.02, oc)
     bias = rng.integers(-5000, 5000, oc).astype(np.int32)
     xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.05, 0.5))
@@ -79,15 +73,8 @@ def case_conv(rng, kind, big=False):
         w = np.clip(w, -1, 1)
         wscale[:], xs, ys = 0.5, 1.0, 1.0
         bias = rng.integers(-3, 4, oc).astype(np.int32)
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, axis),
-          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"padding": padding, "stride_h": sh, "stride_w": sw, "dilation_h_factor": dh,
-            "dilation_w_factor": dw, "fused_activation_function": act, "depth_multiplier": 1}
-    op = Op(0, "DEPTHWISE_CONV_2D" if kind == "depthwise" else "CONV_2D", 1, [0, 1, 2], [3], opts)
-    g = Graph(ts, [op], [0], [3])
-    oh, pt = spatial_padding(op, ih, kh, sh, dh)
-    ow, pl = spatial_padding(op, iw, kw, sw, dw)
-    acc = conv_acc(x, w, bias, x_zp, (sh, sw), (dh, dw), (pt, pl), (oh, ow), kind == "depthwise")
+    g, acc = conv_layer("DEPTHWISE_CONV_2D" if kind == "depthwise" else "CONV_2D", x, w, bias, x_zp, y_zp, xs, ys,
+                        wscale, padding, (sh, sw), (dh, dw), act)
     desc = f"{kind} x{list(x.shape)} w{list(w.shape)} s{sh}{sw} d{dh}{dw} pad{padding}"
     return g, x, acc, desc
 

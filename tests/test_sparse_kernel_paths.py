@@ -10,9 +10,7 @@ from test_kernel_paths import PATHS, run_on_path
 CHECK = r'''
 import sys
 import numpy as np
-from edgeml.ir import Graph, Op
-from edgeml.runtime.ops.common import spatial_padding
-from tests.path_cases import check_threads, compare, conv_acc, fc_layer, report, requant, run, tensor
+from tests.path_cases import check_threads, compare, conv_layer, fc_layer, report, requant, run
 
 
 def prune_blocks(rng, w2, density, zero_rows=0, zero_cols=0):
@@ -39,16 +37,9 @@ def case_sparse_conv(rng, oc, ic, k, stride, dil, padding, density, n=1, hw=(9, 
     wscale = rng.uniform(0.002, 0.02, oc)
     bias = rng.integers(-5000, 5000, oc).astype(np.int32)
     xs, ys = float(rng.uniform(0.01, 0.1)), out_scale or float(rng.uniform(0.05, 0.5))
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, 0),
-          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
-            "dilation_w_factor": dil[1], "fused_activation_function": int(rng.choice([0, 1, 3]))}
-    op = Op(0, "CONV_2D", 1, [0, 1, 2], [3], opts)
-    oh, pt = spatial_padding(op, ih, kh, stride[0], dil[0])
-    ow, pl = spatial_padding(op, iw, kw, stride[1], dil[1])
-    acc = conv_acc(x, w, bias, x_zp, stride, dil, (pt, pl), (oh, ow), False)
-    desc = f"conv x{list(x.shape)} w{list(w.shape)} s{stride} d{dil} pad{padding} density {density}"
-    return Graph(ts, [op], [0], [3]), x, acc, desc
+    g, acc = conv_layer("CONV_2D", x, w, bias, x_zp, y_zp, xs, ys, wscale, padding, stride, dil,
+                        int(rng.choice([0, 1, 3])))
+    return g, x, acc, f"conv x{list(x.shape)} w{list(w.shape)} s{stride} d{dil} pad{padding} density {density}"
 
 
 def case_sparse_fc(rng, rows, k, units, density, zero_rows=0, zero_cols=0):

@@ -10,9 +10,7 @@ from test_kernel_paths import PATHS, run_on_path
 CHECK = r'''
 import sys
 import numpy as np
-from edgeml.ir import Graph, Op
-from edgeml.runtime.ops.common import spatial_padding
-from tests.path_cases import check_modes, check_threads, conv_acc, report, tensor
+from tests.path_cases import check_modes, check_threads, conv_layer, report
 
 
 def case_3x3(rng, n, hw, ic, oc, padding, extreme=False, ties=False):
@@ -34,15 +32,9 @@ def case_3x3(rng, n, hw, ic, oc, padding, extreme=False, ties=False):
         w = np.clip(w, -1, 1)
         wscale[:], xs, ys = 0.5, 1.0, 1.0
         bias = rng.integers(-3, 4, oc).astype(np.int32)
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, 0),
-          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"padding": padding, "stride_h": 1, "stride_w": 1, "dilation_h_factor": 1, "dilation_w_factor": 1,
-            "fused_activation_function": int(rng.choice([0, 1, 3])), "depth_multiplier": 1}
-    op = Op(0, "CONV_2D", 1, [0, 1, 2], [3], opts)
-    oh, pt = spatial_padding(op, ih, 3, 1, 1)
-    ow, pl = spatial_padding(op, iw, 3, 1, 1)
-    acc = conv_acc(x, w, bias, x_zp, (1, 1), (1, 1), (pt, pl), (oh, ow), False)
-    return Graph(ts, [op], [0], [3]), x, acc, f"3x3 x{list(x.shape)} oc{oc} pad{padding} extreme{extreme}"
+    g, acc = conv_layer("CONV_2D", x, w, bias, x_zp, y_zp, xs, ys, wscale, padding, (1, 1), (1, 1),
+                        int(rng.choice([0, 1, 3])))
+    return g, x, acc, f"3x3 x{list(x.shape)} oc{oc} pad{padding} extreme{extreme}"
 
 
 def main():
