@@ -18,6 +18,7 @@ cdef extern from "em_activation_steps.h":
     void em_softmax_int8_table(int32_t*, int32_t, int32_t, int32_t, int32_t) nogil
     int EM_SOFTMAX_TABLE_INT32
     void em_hard_swish_int8_step(const em_params*) nogil
+    void em_hard_swish_int8_avx2_step(const em_params*) nogil
     void em_logistic_int8_lut_init(float, int32_t, float, int32_t, int8_t*) nogil
     void em_tanh_int8_lut_init(float, int32_t, float, int32_t, int8_t*) nogil
 
@@ -30,6 +31,7 @@ KERNELS = {
     "softmax_int8": <uintptr_t>&em_softmax_int8_step,
     "softmax_lut_int8": <uintptr_t>&em_softmax_lut_int8_step,
     "hard_swish_int8": <uintptr_t>&em_hard_swish_int8_step,
+    "hard_swish_int8_avx2": <uintptr_t>&em_hard_swish_int8_avx2_step,
 }
 
 

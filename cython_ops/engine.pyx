@@ -206,6 +206,23 @@ cdef class Engine:
         return times
 
 
+cdef bint take_array(x, tuple shape, dtype, Py_ssize_t nbytes, Py_buffer* buf) except -1:
+    """True with x's bytes held in buf when x is a C-contiguous numpy array of this dtype, shape and size."""
+    if type(x) is not ndarray:
+        return False
+    x_dtype = x.dtype
+    if (x_dtype is not dtype and x_dtype != dtype) or x.shape != shape:
+        return False
+    try:
+        PyObject_GetBuffer(x, buf, PyBUF_C_CONTIGUOUS)
+    except (BufferError, ValueError, TypeError):
+        return False
+    if buf.len != nbytes:
+        PyBuffer_Release(buf)
+        return False
+    return True
+
+
 cdef class RunPath:
     """Interpreter.run()'s fast path for an interpreter with one input and no run-time checks: in one call, the
     input's type, dtype and shape checked, the bytes copied into the arena, the plan invoked and the outputs
@@ -214,7 +231,8 @@ cdef class RunPath:
     cdef Engine engine
     cdef char* dst
     cdef Py_ssize_t nbytes
-    cdef object shape, dtype, outs, acquire, release, on_first
+    cdef tuple shape
+    cdef object dtype, outs, acquire, release, on_first
     cdef bint single, first
 
     def __init__(self, Engine engine, uintptr_t dst, Py_ssize_t nbytes, tuple shape, dtype, tuple outs, lock,
@@ -229,17 +247,7 @@ cdef class RunPath:
         cdef Py_buffer buf
         cdef Py_ssize_t k
         cdef Engine engine = self.engine
-        if type(x) is not ndarray:
-            return None
-        dtype = x.dtype
-        if (dtype is not self.dtype and dtype != self.dtype) or x.shape != self.shape:
-            return None
-        try:
-            PyObject_GetBuffer(x, &buf, PyBUF_C_CONTIGUOUS)
-        except (BufferError, ValueError, TypeError):
-            return None
-        if buf.len != self.nbytes:
-            PyBuffer_Release(&buf)
+        if not take_array(x, self.shape, self.dtype, self.nbytes, &buf):
             return None
         self.acquire()
         try:
@@ -264,7 +272,8 @@ cdef class InputCopy:
     anything else (set_input then checks it and names the problem)."""
     cdef char* dst
     cdef Py_ssize_t nbytes
-    cdef object shape, dtype, acquire, release, on_first
+    cdef tuple shape
+    cdef object dtype, acquire, release, on_first
     cdef bint first
 
     def __init__(self, uintptr_t dst, Py_ssize_t nbytes, tuple shape, dtype, lock, on_first):
@@ -274,17 +283,7 @@ cdef class InputCopy:
 
     def __call__(self, x):
         cdef Py_buffer buf
-        if type(x) is not ndarray:
-            return False
-        dtype = x.dtype
-        if (dtype is not self.dtype and dtype != self.dtype) or x.shape != self.shape:
-            return False
-        try:
-            PyObject_GetBuffer(x, &buf, PyBUF_C_CONTIGUOUS)
-        except (BufferError, ValueError, TypeError):
-            return False
-        if buf.len != self.nbytes:
-            PyBuffer_Release(&buf)
+        if not take_array(x, self.shape, self.dtype, self.nbytes, &buf):
             return False
         self.acquire()
         try:

@@ -123,6 +123,7 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_winograd_pro
         for (int r = 0; r < MR; r++) a[r] = V + (p * TW + tx + (r < rows ? r : rows - 1)) * ICp;
         __m256i acc[4][2];
         for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+#pragma GCC unroll 2
         for (int64_t k = 0; k < groups; k++, w += 32) {
             const __m256i b0 = _mm256_loadu_si256((const __m256i*)w);
             const __m256i b1 = _mm256_loadu_si256((const __m256i*)(w + 16));

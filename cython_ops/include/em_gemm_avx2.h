@@ -157,26 +157,91 @@ EM_AVX2_TARGET static inline void em_avx2_store8x2(__m256i acc0, __m256i acc1, c
     memcpy(c1, tmp + 8, (size_t)cols);
 }
 
-/* One MR x 8 tile (rows <= MR; missing rows repeat the last one and are not stored); rows as em_gemm_rows
- * describes them, a group being 4 int16 (8 bytes); q: the panel's double-rounding constants. */
+/* A panel's output-stage constants for em_avx2_tile.  The tile leaves each row's 8 sums in hadd order (columns
+ * 0 1 4 5 | 2 3 6 7): the double-rounding constants are permuted to that order once per panel so that no row
+ * needs a permute, and the bias is the accumulators' starting value (bias_lo, bias_hi: columns 0-3 and 4-7, each
+ * in the even dword of its column's lane pair, which hadd joins). */
+typedef struct {
+    em_mbqm8_lanes q;       /* double rounding, hadd order */
+    __m256i bias_lo, bias_hi;
+    int any_left;           /* some multiplier shifts left */
+} em_avx2_panel;
+
+EM_AVX2_TARGET static inline em_avx2_panel em_avx2_panel_consts(const em_avx2_gemm* g, int64_t n) {
+    const __m256i hadd_order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    em_avx2_panel c;
+    c.q = em_mbqm8_consts(
+        _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i*)(g->mult + n)), hadd_order),
+        _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i*)(g->shift + n)), hadd_order));
+    c.any_left = !_mm256_testz_si256(c.q.left, c.q.left);
+    c.bias_lo = _mm256_cvtepu32_epi64(_mm_loadu_si128((const __m128i*)(g->bias + n)));
+    c.bias_hi = _mm256_cvtepu32_epi64(_mm_loadu_si128((const __m128i*)(g->bias + n + 4)));
+    return c;
+}
+
+/* Requantize the sums of R rows (1 or 4: acc[r][0..1] as em_avx2_tile leaves them, bias included) and store their
+ * first `cols` columns at c[r].  The rows are narrowed together: int16 packs (+ zero point, saturating: a sum
+ * beyond int16 clamps to the same int8), one int8 pack and clamp, then one 16- or 32-bit interleave of the two
+ * 128-bit halves puts each row's 8 bytes in column order.  Straight-line code for a constant R (no spills). */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_store_rows(
+        __m256i acc[4][2], const int R, const em_avx2_gemm* g, int64_t n, const em_avx2_panel* pc, int8_t* c[4],
+        int64_t cols) {
+    __m256i v[4];
+    const int hadd_order = g->mode == EM_ROUND_DOUBLE;
+    if (hadd_order && pc->any_left) {
+        for (int r = 0; r < R; r++) v[r] = em_mbqm_lanes_x8(_mm256_hadd_epi32(acc[r][0], acc[r][1]), &pc->q, 1);
+    } else if (hadd_order) {
+        for (int r = 0; r < R; r++) v[r] = em_mbqm_lanes_x8(_mm256_hadd_epi32(acc[r][0], acc[r][1]), &pc->q, 0);
+    } else {
+        for (int r = 0; r < R; r++)
+            v[r] = em_avx2_rescale8(_mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8), g, n);
+    }
+    for (int r = R; r < 4; r++) v[r] = v[0];
+    const __m256i zp = _mm256_set1_epi16((int16_t)g->out_zp);
+    const __m256i p01 = _mm256_adds_epi16(_mm256_packs_epi32(v[0], v[1]), zp);
+    const __m256i p23 = _mm256_adds_epi16(_mm256_packs_epi32(v[2], v[3]), zp);
+    __m256i p8 = _mm256_packs_epi16(p01, p23);     /* dwords: rows 0-3 first halves | rows 0-3 second halves */
+    p8 = _mm256_min_epi8(_mm256_max_epi8(p8, _mm256_set1_epi8((char)g->act_min)), _mm256_set1_epi8((char)g->act_max));
+    const __m128i lo = _mm256_castsi256_si128(p8), hi = _mm256_extracti128_si256(p8, 1);
+    __m128i r01, r23;
+    if (hadd_order) { r01 = _mm_unpacklo_epi16(lo, hi); r23 = _mm_unpackhi_epi16(lo, hi); }
+    else { r01 = _mm_unpacklo_epi32(lo, hi); r23 = _mm_unpackhi_epi32(lo, hi); }
+    if (cols >= 8) {
+        _mm_storel_epi64((__m128i*)c[0], r01);
+        if (R > 1) {
+            _mm_storeh_pi((__m64*)c[1], _mm_castsi128_ps(r01));
+            _mm_storel_epi64((__m128i*)c[2], r23);
+            _mm_storeh_pi((__m64*)c[3], _mm_castsi128_ps(r23));
+        }
+        return;
+    }
+    int8_t tmp[32];
+    _mm_storeu_si128((__m128i*)tmp, r01);
+    _mm_storeu_si128((__m128i*)(tmp + 16), r23);
+    for (int r = 0; r < R; r++) memcpy(c[r], tmp + 8 * r, (size_t)cols);
+}
+
+/* One MR x 8 tile (MR = 1 or 4 rows from row m); rows as em_gemm_rows describes them, a group being 4 int16 (8
+ * bytes); pc: the panel's output-stage constants. */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
-        const em_gemm_rows* A, int64_t m, int64_t rows, const em_avx2_gemm* g, int64_t n, int8_t* C, int64_t ldc,
-        const em_mbqm8_lanes* q, const int MR) {
+        const em_gemm_rows* A, int64_t m, const em_avx2_gemm* g, int64_t n, int8_t* C, int64_t ldc,
+        const em_avx2_panel* pc, const int MR) {
     const int16_t* w = g->w + (n / 8) * (g->Kp / 4) * 32;
     const uint8_t* a[4];
     if (A->OW == 0) {
-        for (int r = 0; r < MR; r++) a[r] = A->base + (m + (r < rows ? r : rows - 1)) * A->lda;
+        for (int r = 0; r < MR; r++) a[r] = A->base + (m + r) * A->lda;
     } else {
         int64_t oy = (A->first + m) / A->OW, ox = (A->first + m) % A->OW;
         for (int r = 0; r < MR; r++) {
             a[r] = A->base + oy * A->row_step + ox * A->col_step;
-            if (r + 1 < rows && ++ox == A->OW) { ox = 0; oy++; }
+            if (++ox == A->OW) { ox = 0; oy++; }
         }
     }
     __m256i acc[4][2];
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int r = 0; r < MR; r++) { acc[r][0] = pc->bias_lo; acc[r][1] = pc->bias_hi; }
     for (int64_t sg = 0; sg < A->nseg; sg++) {
         const int64_t off = sg * A->seg_stride;
+#pragma GCC unroll 2
         for (int64_t k = 0; k < A->seg_groups; k++, w += 32) {
             const __m256i b0 = _mm256_loadu_si256((const __m256i*)w);
             const __m256i b1 = _mm256_loadu_si256((const __m256i*)(w + 16));
@@ -189,16 +254,9 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
             }
         }
     }
-    int r = 0;
-    for (; r + 1 < MR && r + 1 < rows; r += 2) {      /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] -> columns in order */
-        const __m256i s0 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
-        const __m256i s1 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r + 1][0], acc[r + 1][1]), 0xD8);
-        em_avx2_store8x2(s0, s1, g, n, C + (m + r) * ldc + n, C + (m + r + 1) * ldc + n, g->N - n, q);
-    }
-    for (; r < MR && r < rows; r++) {
-        const __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8);
-        em_avx2_store8(s, g, n, C + (m + r) * ldc + n, g->N - n, q);
-    }
+    int8_t* c[4];
+    for (int r = 0; r < 4; r++) c[r] = C + (m + (r < MR ? r : 0)) * ldc + n;
+    em_avx2_store_rows(acc, MR, g, n, pc, c, g->N - n);
 }
 
 /* C[M][N] (row stride ldc) = requant(A . W), A (int16) described by em_gemm_rows; 4-row tiles, 1-row for the
@@ -206,11 +264,10 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
 EM_AVX2_TARGET static void em_gemm_s16_avx2_rows(const em_gemm_rows* A, int64_t M, const em_avx2_gemm* g, int8_t* C,
                                                  int64_t ldc) {
     for (int64_t n = 0; n < g->N; n += 8) {
-        const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n)),
-                                                 _mm256_loadu_si256((const __m256i*)(g->shift + n)));
+        const em_avx2_panel pc = em_avx2_panel_consts(g, n);
         int64_t m = 0;
-        for (; m + 4 <= M; m += 4) em_avx2_tile(A, m, 4, g, n, C, ldc, &q, 4);
-        for (; m < M; m++) em_avx2_tile(A, m, 1, g, n, C, ldc, &q, 1);
+        for (; m + 4 <= M; m += 4) em_avx2_tile(A, m, g, n, C, ldc, &pc, 4);
+        for (; m < M; m++) em_avx2_tile(A, m, g, n, C, ldc, &pc, 1);
     }
 }
 
@@ -231,11 +288,13 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_s8w_til
     const int8_t* w = w8 + (n / 8) * panel;
     const int16_t* a0 = A + m * lda;
     const int16_t* a1 = A + (m + (rows > 1 ? 1 : 0)) * lda;
-    __m256i acc[2][4];
+    __m256i acc[2][8];
     for (int r = 0; r < MR; r++)
         for (int j = 0; j < 2 * NP; j++) acc[r][j] = _mm256_setzero_si256();
     for (int64_t k = 0; k < g->Kp / 4; k++, w += 32) {
-        __m256i b[4];
+        __m256i b[8];
+        if (k % 2 == 0)     /* the panels stream from L3 / memory: a line per panel, 1 KiB ahead */
+            for (int p = 0; p < NP; p++) _mm_prefetch((const char*)(w + p * panel + 1024), _MM_HINT_T0);
         for (int p = 0; p < NP; p++) {
             b[2 * p] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + p * panel)));
             b[2 * p + 1] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + p * panel + 16)));
@@ -260,12 +319,15 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_s8w_til
 }
 
 /* C[M][N] (row stride ldc) = requant(A[M][Kp] (int16, row stride lda) . W8), W8 the int8 form of g->w's panels
- * (g->w unused); two rows at a time, 16 columns (8 for the last panel when N / 8 is odd). */
+ * (g->w unused); two rows at a time, 16 columns (8 for the last panel when N / 8 is odd); a single row 32 columns
+ * at a time (four weight streams in flight). */
 EM_AVX2_TARGET static void em_gemm_s16_s8w_avx2(const int16_t* A, int64_t lda, int64_t M, const em_avx2_gemm* g,
                                                const int8_t* w8, int8_t* C, int64_t ldc) {
     for (int64_t m = 0; m < M; m += 2) {
         const int64_t rows = M - m < 2 ? M - m : 2;
         int64_t n = 0;
+        if (rows == 1)
+            for (; n + 24 < g->N; n += 32) em_avx2_s8w_tile(A, lda, m, 1, g, w8, n, C, ldc, 1, 4);
         for (; n + 8 < g->N; n += 16) {
             if (rows == 2) em_avx2_s8w_tile(A, lda, m, 2, g, w8, n, C, ldc, 2, 2);
             else em_avx2_s8w_tile(A, lda, m, 1, g, w8, n, C, ldc, 1, 2);

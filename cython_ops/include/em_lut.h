@@ -150,7 +150,28 @@ EM_LUT_AVX2_TARGET static inline __m256i em_lut_u8_x32(__m256i x, const __m256i*
     return _mm256_blendv_epi8(low, high, x);
 }
 
+/* Whether table[v] == v + table[0] (mod 256) for every byte v: a zero-point shift (an int8 -> int8 QUANTIZE of
+ * equal scales, the identity after FLIP_SIGN_BIT), which one byte addition per lane gives. */
+EM_LUT_AVX2_TARGET static inline int em_lut_is_shift(const uint8_t* table) {
+    const __m256i c = _mm256_set1_epi8((char)table[0]);
+    __m256i v = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                 23, 24, 25, 26, 27, 28, 29, 30, 31);
+    __m256i same = _mm256_set1_epi8(-1);
+    for (int j = 0; j < 256; j += 32, v = _mm256_add_epi8(v, _mm256_set1_epi8(32)))
+        same = _mm256_and_si256(same, _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i*)(table + j)),
+                                                        _mm256_add_epi8(v, c)));
+    return _mm256_movemask_epi8(same) == -1;
+}
+
 EM_LUT_AVX2_TARGET static void em_lut_u8_avx2(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+    if (n >= 256 && em_lut_is_shift(table)) {     /* (the check costs what 256 lookups do) */
+        const __m256i c = _mm256_set1_epi8((char)table[0]);
+        int64_t i = 0;
+        for (; i + 32 <= n; i += 32)
+            _mm256_storeu_si256((__m256i*)(y + i), _mm256_add_epi8(_mm256_loadu_si256((const __m256i*)(x + i)), c));
+        for (; i < n; i++) y[i] = (uint8_t)(x[i] + table[0]);
+        return;
+    }
     __m256i chain[16];
     for (int j = 0; j < 16; j++) {
         __m128i slice = _mm_loadu_si128((const __m128i*)(table + 16 * j));

@@ -137,7 +137,7 @@ class Interpreter:
         self._inputs_set = [False] * len(self._graph.inputs)
         self._all_set = False
         self._invoked = False
-        self._float_io = FloatIO(self._graph, plan)
+        self._float_io = None        # run()'s float I/O engines: built on the first float run()
         # run()'s fast paths: one input with no value bounds to check
         self._run_view = self._in_views[0] if len(self._in_slots) == 1 and self._in_slots[0][1] is None else None
         self._run_target = (plan.engine, self._run_view.ctypes.data, self._run_view.nbytes) \
@@ -390,9 +390,17 @@ class Interpreter:
                         self._inputs_set[0] = self._all_set = True
                         self._invoke_set()
                     return self._out_views[0].copy() if self._single_out else [v.copy() for v in self._out_views]
-                if x.dtype.kind == "f" and self._float_io.ready:    # float in, float out: vector kernels
+                if x.dtype.kind == "f" and self._float_io_engines().ready:    # float in, float out: vector kernels
                     return self._run_float(x)
             return self._run(x)
+
+    def _float_io_engines(self) -> "FloatIO":
+        """run()'s float I/O engines for the current plan, built on first use (most callers never pass float
+        data; run() holds the lock, and _adopt drops them with the plan they were bound to)."""
+        io = self._float_io
+        if io is None:
+            io = self._float_io = FloatIO(self._graph, self._plan)
+        return io
 
     def _invoke_set(self):
         """invoke() once its inputs are known to be set and the plan current."""

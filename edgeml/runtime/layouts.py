@@ -570,3 +570,6 @@ LAYOUTS += (LUT_PERIODIC,)
 KERNEL_LAYOUTS.update({
     "lut_periodic_int8": LUT_PERIODIC,     # cython_ops.activation
 })
+KERNEL_LAYOUTS.update({    # issue 18 (s6-avx2): HARD_SWISH's int16 arithmetic on AVX2 instead of the 256-entry lookup
+    "hard_swish_int8_avx2": HARD_SWISH,
+})

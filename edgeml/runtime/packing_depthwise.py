@@ -239,13 +239,13 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
     offsets = keep_new((groups * kernel.group,), np.int64)
     (load_pack.depthwise_tap_offsets if one_pass else tap_offsets)(offsets, taps, g["kw"], dh, dw, sw, pitch,
                                                                    phase_width, oc * esz)
-    # the float estimate's table (3 floats a lane) where it applies, else one unread zero
+    # the float estimate's table (3 floats a lane) where it applies, else one unread zero; staged, so that the
+    # weights are read once (the check and the table in one call)
+    staged = np.empty(3 * lanes, np.float32)
     estimate = estimate_form(w_taps, bias, rq.w_zp, ch_flat, lane_mult, lane_shift, rq.mode, rq.out_zp,
-                             kernel.table_lanes)
+                             kernel.table_lanes, staged)
     if estimate:
-        table_f = keep_new((3 * lanes,), np.float32)
-        estimate_form(w_taps, bias, rq.w_zp, ch_flat, lane_mult, lane_shift, rq.mode, rq.out_zp, kernel.table_lanes,
-                      table_f)
+        table_f = ctx.keep_array(staged)
     else:
         table_f = keep_new((1,), np.float32)
         table_f[0] = 0

@@ -29,14 +29,15 @@ def byte_table(kernel: str, ints: dict, floats: dict = None, out_dtype=np.int8) 
 
 @timed("of which: 256-entry tables")
 def periodic_byte_table(kernel: str, constant: np.ndarray, constant_first: bool, ints: dict,
-                        other_ptrs: dict = None) -> np.ndarray:
+                        other_ptrs: dict = None, out: np.ndarray = None) -> np.ndarray:
     """Row p (of len(constant) rows): the outputs of binary int8 `kernel` (slots input1, input2, output, dims,
-    strides1, strides2, `ints` and null `other_ptrs`) for the 256 input bytes against constant[p], the constant as
-    the first input when `constant_first`; flattened, row-major."""
+    strides1, strides2, `ints` and `other_ptrs`) for the 256 input bytes against constant[p], the constant as
+    the first input when `constant_first`; flattened, row-major, written into the first period * 256 bytes of
+    `out` (contiguous int8) when given."""
     period = len(constant)
     c = np.ascontiguousarray(constant, dtype=np.int8)
     x = ALL_BYTES.view(np.int8).copy()
-    y = np.zeros(period * 256, np.int8)
+    y = np.zeros(period * 256, np.int8) if out is None else out
     along_rows, along_bytes = [0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 1]     # constant: one per row; x: one per column
     first, second = (c, x) if constant_first else (x, c)
     s1, s2 = (along_rows, along_bytes) if constant_first else (along_bytes, along_rows)

@@ -25,6 +25,7 @@ from edgeml.ir import UINT8, Op
 from edgeml.runtime.ops import float_kernels, int16_activations
 from edgeml.numerics import quantize_multiplier
 from edgeml.runtime.ops.common import element_count, io_kind, qparams
+from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.runtime.tables import byte_table
 
@@ -188,10 +189,29 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
             return dict(input=addr(x.index), output=addr(y.index), table=address(table)), ints, {}
         return Step(op, "softmax_lut_int8", make, 0)
     table = ctx.keep_array(int8_activation_table(op, which, s_in, zp_in, s_out, zp_out, ctx.rounding))
+    if which == "HARD_SWISH" and CONFIG.isa in ("avx2", "avxvnni"):
+        step = hard_swish_avx2_step(op, x, y, n, table, hard_swish_int8_params(s_in, zp_in, s_out, zp_out))
+        if step is not None:
+            return step
 
     def make_lut(addr):
         return dict(input=addr(x.index), output=addr(y.index), table=address(table)), dict(n=n), {}
     return Step(op, "lut_int8", make_lut, 0)
+
+
+def hard_swish_avx2_step(op: Op, x, y, n: int, table: np.ndarray, p: dict):
+    """HARD_SWISH's arithmetic vectorized (em_activations.h em_hard_swish_int8_avx2: ~1.5x the AVX2 256-entry
+    lookup), used only when it gives the table's bytes on all 256 inputs; None otherwise."""
+    ints = dict(in_zp=p["input_zero_point"], out_zp=p["output_zero_point"],
+                reluish_mult=p["reluish_multiplier_fixedpoint_int16"],
+                reluish_exponent=p["reluish_multiplier_exponent"],
+                out_mult=p["output_multiplier_fixedpoint_int16"], out_exponent=p["output_multiplier_exponent"])
+    if not np.array_equal(byte_table("hard_swish_int8_avx2", ints), table):
+        return None
+
+    def make(addr):
+        return dict(input=addr(x.index), output=addr(y.index)), dict(ints, n=n), {}
+    return Step(op, "hard_swish_int8_avx2", make, 0)
 
 
 def int8_activation_table(op: Op, which: str, s_in: float, zp_in: int, s_out: float, zp_out: int,

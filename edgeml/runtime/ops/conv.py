@@ -18,8 +18,8 @@ from edgeml.runtime.ops.depthwise import prepare_depthwise_rows
 from edgeml.runtime.ops.sparse_gemm import sparse_conv_step
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fused_activation, io_kind, qparams,
                                        reject_uint8_hybrid, require_positive, spatial_padding)
-from edgeml.runtime.packing import (VNNI_SLACK, avx2_chunk, avx2_pack, fold_input_zero_point, vnni_chunk,
-                                    vnni_pack)
+from edgeml.runtime.packing import (VNNI_SLACK, avx2_chunk, avx2_pack, avx2_pack_s8, fold_input_zero_point,
+                                    vnni_chunk, vnni_pack)
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
@@ -132,6 +132,22 @@ def prepare_depthwise_int8(ctx: Ctx, op: Op, x, y, w_taps: np.ndarray, bias, in_
     return Step(op, "depthwise_int8_w16" if rq.w_zp else "depthwise_int8", make, w_taps.shape[1] * 4, macs)
 
 
+def conv1x1_gemv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias_zp: np.ndarray, rq: requant.ColumnRequant,
+                      rows: int, macs: int) -> Step:
+    """A 1x1 conv over one or two pixels (a classifier head) on the AVX2 path: the FULLY_CONNECTED kernel that reads
+    the weights as int8 panels (em_gemm_s16_s8w_avx2: half the bytes of the int16 ones, which bound its time)."""
+    oc, K = w2.shape
+    ap = avx2_pack_s8(ctx, w2, bias_zp, rq)
+    slice_bytes = -(-(rows * ap["kp"] * 2) // ALIGN) * ALIGN
+    ints = dict(rows=rows, depth=K, units=oc, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max, mode=rq.mode,
+                kp=ap["kp"], chunk=rows, w_zp=0, threads=1, slice_bytes=slice_bytes)
+
+    def make(addr):
+        return (dict(input=addr(x.index), weights=address(ap["w"]), bias=address(ap["bias"]), output=addr(y.index),
+                     scratch=addr("scratch"), **requant.pointers(ap["rq"])), ints, {})
+    return Step(op, "fully_connected_int8_avx2_gemv", make, slice_bytes, macs)
+
+
 def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: int, rq: requant.ColumnRequant,
                       ints: dict, macs: int) -> Step:
     """int8 CONV_2D with weights [OC, KH, KW, IC] on the GEMM of this CPU's path (KernelConfig.conv2d_int8)."""
@@ -151,6 +167,9 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
     # how the vector kernels read their GEMM rows (em_conv.h): 1 1x1 rows repacked, 4 implicit GEMM over a padded
     # copy of the image (weights packed per window row, KW * IC rounded up to 4), 0 im2col
     mode = 1 if direct else (4 if g["dw"] == 1 else 0)
+    if mode == 4 and kernel == "conv2d_int8_avx2" and kh >= 5 and (kw * ic) % 4 and 12 <= kw * ic < 32:
+        mode = 0    # a few-channel stem (7x7 x 3): window rows padded to 4 would add 14% to the AVX2 GEMM's work
+        #             (narrower window rows keep the implicit GEMM: im2col's per-tap cost outweighs the padding)
     ihp = (oh - 1) * g["sh"] + (kh - 1) * g["dh"] + 1
     iwp = (ow - 1) * g["sw"] + (kw - 1) * g["dw"] + 1
 
@@ -180,6 +199,9 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
         w2 = w2.astype(np.int16) - rq.w_zp
     if kernel == "conv2d_int8_avx2" and winograd_applies(wconv, g, rq.w_zp):    # 2.25x fewer multiplications
         return winograd_step(ctx, op, x, y, wconv, fold_input_zero_point(op, bias, w2, in_zp), rq, ints, threads, macs)
+    if kernel == "conv2d_int8_avx2" and direct and g["n"] * oh * ow <= 2 and w2.dtype == np.int8:
+        return conv1x1_gemv_step(ctx, op, x, y, w2, fold_input_zero_point(op, bias, w2, in_zp), rq,
+                                 g["n"] * oh * ow, macs)
     if kernel == "conv2d_int8_avx2":
         ap = avx2_pack(ctx, by_window_row(w2), fold_input_zero_point(op, bias, w2, in_zp), rq)
         chunk = avx2_chunk(ap["kp"], oh * ow, oc)
