@@ -39,8 +39,11 @@ CHECK = r'''
 import sys
 import numpy as np
 from edgeml.ir import Graph, Op
-from tests.path_cases import (binary_expect, check_threads, compare, conv_layer, fc_layer, report, requant, run,
-                              run_graph, tensor)
+from edgeml.runtime.ops.common import spatial_padding
+from tests.path_cases import (binary_expect, check_modes, check_threads, compare, conv_acc, conv_layer, fc_layer,
+                              report, requant, run, run_graph, tensor)
+# test_avx2_paths2.py / test_avx2_paths3.py append their cases to this script up to main(): they use
+# check_modes, conv_acc and spatial_padding from here (and Graph, Op, tensor, check_threads, np, sys)
 
 
 def case_conv(rng, kind, big=False):
