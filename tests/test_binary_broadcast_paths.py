@@ -3,17 +3,14 @@ em_binary_row_input: the held row copied into a buffer so that runs are long, bo
 path EDGEML_ISA can force, against the NumPy expectations of test_elementwise_paths (LiteRT's reference formulas):
 rows of 2 to 128 bytes (odd, not multiples of 16), more rows than the buffer holds, either input held, outer dims
 that move the held row or keep it, batch > 1, rank 5; and tiny tensors (the per-call estimate set-up)."""
-import os
-import subprocess
-import sys
-
 import pytest
 
-from test_elementwise_paths2 import CHECK as PAIRS_CHECK
-from test_kernel_paths import PATHS, forced_path
+from test_kernel_paths import PATHS, run_on_path
 
-# test_elementwise_paths2's helpers (run_op, compare, check_broadcasts over BROADCASTS), with these shapes
-CHECK = PAIRS_CHECK.split("\ndef main():")[0] + r'''
+CHECK = r'''
+import sys
+import numpy as np
+from tests.path_cases import ESTIMATE_MUL_SCALES, ESTIMATE_SCALES, check_broadcasts, report
 
 BROADCASTS = [((1, 64, 50, 32), (1, 64, 1, 32)), ((9, 1, 24), (1, 11, 24)), ((1, 7, 5, 3), (1, 7, 1, 3)),
               ((2, 6, 33, 17), (2, 6, 1, 17)), ((1, 3, 130, 127), (1, 3, 1, 127)), ((1, 2, 300, 9), (1, 1, 1, 9)),
@@ -28,12 +25,9 @@ REFUSED_MUL = [(0.5, 0.5, 1.0), (0.3, 0.2, 0.1), (0.9, 0.7, 0.3), (0.25, 0.25, 0
 def main():
     rng = np.random.default_rng(int(sys.argv[1]))
     failures, kernels = [], set()
-    check_broadcasts(rng, failures, kernels)
-    global SCALES, MUL_SCALES
-    SCALES, MUL_SCALES = REFUSED, REFUSED_MUL
-    check_broadcasts(rng, failures, kernels)
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    check_broadcasts(rng, failures, kernels, BROADCASTS, ESTIMATE_SCALES, ESTIMATE_MUL_SCALES)
+    check_broadcasts(rng, failures, kernels, BROADCASTS, REFUSED, REFUSED_MUL)
+    report(kernels, failures)
 
 
 main()
@@ -45,12 +39,6 @@ EXPECTED = {"avx512vnni": ("add_int8_avx512", "mul_int8_avx512"), "avx512": ("ad
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_two_activation_broadcasts_are_exact_on_every_path(forced):
-    if forced_path(forced) != forced:
-        pytest.skip(f"this CPU has no {forced} path")
-    done = subprocess.run([sys.executable, "-c", CHECK, "11"], env=dict(os.environ, EDGEML_ISA=forced),
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
-    assert lines[-1] == "ok", "\n".join(lines[-20:])
+    kernels = run_on_path(forced, CHECK, 11)
     for name in EXPECTED.get(forced, ("add_int8", "mul_int8")):
-        assert name in lines[0].split(), lines[0]
+        assert name in kernels, kernels

@@ -1,17 +1,19 @@
 """The vector CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED kernels on the geometries test_kernel_paths.py does not
 draw (depth multiplier > 1, one input channel, large kernels, channel counts whose lane pattern is long, weights with
 a zero point, splits over threads), under each forced ISA path in subprocesses, against NumPy sums from the formulas
-(the helpers of test_kernel_paths.CHECK)."""
+(the helpers of tests/path_cases.py)."""
 import os
 import subprocess
 import sys
 
 import pytest
 
-from test_kernel_paths import CHECK, PATHS, run_on_path
+from test_kernel_paths import PATHS, run_on_path
 
-CASES = r'''
-from edgeml.ir import UINT8
+CHECK = r'''
+import sys
+import numpy as np
+from tests.path_cases import check_modes, check_threads, conv_layer, fc_layer, report
 
 
 def case_dw(rng, ic, dm, k, stride, dil, padding, n=1, hw=None, w_zp=0, ties=False):
@@ -33,19 +35,9 @@ def case_dw(rng, ic, dm, k, stride, dil, padding, n=1, hw=None, w_zp=0, ties=Fal
         w = np.clip(w, -1, 1)
         wscale[:], xs, ys = 0.5, 1.0, 1.0
         bias = rng.integers(-3, 4, oc).astype(np.int32)
-    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
-            "dilation_w_factor": dil[1], "fused_activation_function": int(rng.choice([0, 1, 3])),
-            "depth_multiplier": dm}
-    if w_zp:
-        opts[UINT8] = True
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, w_zp, w, 3),
-          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    op = Op(0, "DEPTHWISE_CONV_2D", 1, [0, 1, 2], [3], opts)
-    g = Graph(ts, [op], [0], [3])
-    oh, pt = spatial_padding(op, ih, kh, stride[0], dil[0])
-    ow, pl = spatial_padding(op, iw, kw, stride[1], dil[1])
-    wide = (w.astype(I32) - w_zp)
-    acc = conv_acc(np.repeat(x, dm, axis=3), wide, bias, x_zp, stride, dil, (pt, pl), (oh, ow), True)
+    act = int(rng.choice([0, 1, 3]))
+    g, acc = conv_layer("DEPTHWISE_CONV_2D", x, w, bias, x_zp, y_zp, xs, ys, wscale, padding, stride, dil, act, dm,
+                        w_zp)
     return g, x, acc, f"dw x{list(x.shape)} dm{dm} k{kh}x{kw} s{stride} d{dil} pad{padding} w_zp{w_zp}"
 
 
@@ -56,14 +48,8 @@ def case_fc_big(rng, rows, k, units, w_zp=0):
     wscale = rng.uniform(0.0005, 0.002, 1 if w_zp else units)
     bias = rng.integers(-5000, 5000, units).astype(np.int32)
     xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.5, 2.0))
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, w_zp, w),
-          tensor(2, (units,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"fused_activation_function": 0}
-    if w_zp:
-        opts[UINT8] = True
-    op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], opts)
-    acc = (x.astype(I32) - x_zp) @ (w.astype(I32) - w_zp).T + bias
-    return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} w_zp{w_zp}"
+    g, acc = fc_layer(x, w, bias, x_zp, y_zp, xs, ys, wscale, 0, w_zp)
+    return g, x, acc, f"fc x{list(x.shape)} w{list(w.shape)} w_zp{w_zp}"
 
 
 def main():
@@ -101,8 +87,7 @@ def main():
            case_dw(rng, 24, 2, (3, 3), (2, 2), (1, 1), 0, hw=(80, 61)),
            case_fc_big(rng, 1, 2048, 300), case_fc_big(rng, 33, 512, 64)]
     check_threads(big, failures, kernels)     # past the threading thresholds
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    report(kernels, failures)
 
 
 main()
@@ -119,7 +104,7 @@ EXPECTED = {"avx512vnni": ("conv2d_int8_vnni", "depthwise_int8_vnni", "fully_con
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_conv_geometries_exact_on_every_path(forced):
-    kernels = run_on_path(forced, CHECK.rsplit("\nmain()", 1)[0] + CASES, 3, timeout=600)
+    kernels = run_on_path(forced, CHECK, 3, timeout=600)
     for name in EXPECTED[forced]:
         assert name in kernels, f"{name} did not run under EDGEML_ISA={forced}: {kernels}"
 

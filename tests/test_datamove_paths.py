@@ -15,39 +15,22 @@ from test_kernel_paths import PATHS, run_on_path
 
 CHECK = r'''
 import numpy as np
-from edgeml.ir import Graph, Op, Quantization, Tensor
-from edgeml.runtime.compile import compile_graph
-from edgeml.runtime.ops.resize import bilinear_float_axis, bilinear_integer_axis
+from edgeml.ir import Graph, Op
+from edgeml.runtime.ops.resize import bilinear_integer_axis
+from tests.path_cases import report, resize_bilinear_u8_expect, run_graph, tensor
 
 rng = np.random.default_rng(5)
 failures, kernels = [], set()
 
 
-def tensor(idx, shape, dtype, quantized=True, data=None):
-    q = Quantization(np.array([0.05]), np.array([3]), 0) if quantized else None
-    return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(dtype), q, data)
-
-
 def run(graph, x, rounding=0):
-    plan = compile_graph(graph, {}, rounding)
-    kernels.update(st.kernel for st in plan.steps)
-    plan.view(graph.inputs[0])[...] = x
-    plan.engine.invoke()
-    return plan.view(graph.outputs[0]).copy()
+    return run_graph(graph, (x,), rounding, kernels)
 
 
 def resize_expect(x, oh, ow, align, half, rounding):
-    n, ih, iw, c = x.shape
-    F = np.float32
     if x.dtype == np.uint8:
-        (ys, fy), (xs, fx) = bilinear_float_axis(ih, oh, align, half), bilinear_float_axis(iw, ow, align, half)
-        xf = x.astype(F)
-        p00, p10 = xf[:, ys[:, 0]][:, :, xs[:, 0]], xf[:, ys[:, 1]][:, :, xs[:, 0]]
-        p01, p11 = xf[:, ys[:, 0]][:, :, xs[:, 1]], xf[:, ys[:, 1]][:, :, xs[:, 1]]
-        dy, dx = fy.astype(F)[None, :, None, None], fx.astype(F)[None, None, :, None]
-        ay, ax = F(1) - dy, F(1) - dx
-        t = p00 * ay * ax + p10 * dy * ax + p01 * ay * dx + p11 * dy * dx + F(0.5)   # float32, left to right
-        return t.astype(np.uint8)
+        return resize_bilinear_u8_expect(x, oh, ow, align, half)
+    n, ih, iw, c = x.shape
     (ys, fy), (xs, fx) = bilinear_integer_axis(ih, oh, align, half), bilinear_integer_axis(iw, ow, align, half)
     xi = x.astype(np.int64)
     fy, fx = fy.astype(np.int64)[None, :, None, None], fx.astype(np.int64)[None, None, :, None]
@@ -72,8 +55,8 @@ for n, ih, iw, c, oh, ow in RESIZE_CASES:
         for align, half in ((False, False), (True, False), (False, True)):
             for rounding in ((0, 1) if dtype == np.int8 else (0,)):
                 size = np.array([oh, ow], np.int32)
-                ts = [tensor(0, x.shape, dtype), tensor(1, (2,), np.int32, False, size),
-                      tensor(2, (n, oh, ow, c), dtype)]
+                ts = [tensor(0, x.shape, dtype, 0.05, 3), tensor(1, (2,), np.int32, None, 0, size),
+                      tensor(2, (n, oh, ow, c), dtype, 0.05, 3)]
                 op = Op(0, "RESIZE_BILINEAR", 1, [0, 1], [2], dict(align_corners=align, half_pixel_centers=half))
                 got = run(Graph(ts, [op], [0], [2]), x, rounding)
                 want = resize_expect(x, oh, ow, align, half, rounding)
@@ -92,16 +75,15 @@ for shape, axis in ARG_CASES:
             x.reshape(-1)[::7] = info.max
             for is_max in (True, False):
                 for out in (np.int32, np.int64):
-                    ts = [tensor(0, shape, dtype), tensor(1, (), np.int32, False, np.array(axis, np.int32)),
-                          tensor(2, shape[:axis] + shape[axis + 1:], out, False)]
+                    ts = [tensor(0, shape, dtype, 0.05, 3), tensor(1, (), np.int32, None, 0, np.array(axis, np.int32)),
+                          tensor(2, shape[:axis] + shape[axis + 1:], out)]
                     name = "ARG_MAX" if is_max else "ARG_MIN"
                     got = run(Graph(ts, [Op(0, name, 1, [0, 1], [2], dict(output_type=4))], [0], [2]), x)
                     want = (np.argmax if is_max else np.argmin)(x, axis=axis)   # first index of ties
                     if not np.array_equal(got, want):
                         failures.append(f"{name} {np.dtype(dtype)} {shape} axis {axis} -> {np.dtype(out)}: "
                                         f"{int((got != want).sum())} of {want.size} differ")
-print(" ".join(sorted(kernels)))
-print("\n".join(failures) if failures else "ok")
+report(kernels, failures)
 '''
 
 

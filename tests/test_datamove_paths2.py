@@ -19,75 +19,36 @@ from test_kernel_paths import PATHS, run_on_path
 
 CHECK = r'''
 import numpy as np
-from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
+from edgeml.ir import UINT8, Graph, Op
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.ops.activations import softmax_int8_params
-from edgeml.runtime.ops.resize import bilinear_float_axis
+from tests.path_cases import (I64, INT32_MAX, mbqm, rdbp, report, resize_bilinear_u8_expect, run_graph,
+                              sat_shift_left, srdhm, tensor, wrap32)
 
 rng = np.random.default_rng(15)
 failures, kernels = [], set()
-I64 = np.int64
-INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
-
-
-def tensor(idx, shape, dtype, scale=0.05, zp=3, data=None):
-    q = Quantization(np.array([scale]), np.array([zp]), 0) if scale is not None else None
-    return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(dtype), q, data)
 
 
 def run(graph, x, rounding=0):
-    plan = compile_graph(graph, {}, rounding)
-    kernels.update(st.kernel for st in plan.steps)
-    plan.view(graph.inputs[0])[...] = x
-    plan.engine.invoke()
-    return plan.view(graph.outputs[0]).copy()
+    return run_graph(graph, (x,), rounding, kernels)
 
 
-# ----- gemmlowp fixed point on int64 arrays holding int32 values -----------------------------------------------
-
-def wrap(v):
-    return ((v + 2**31) % 2**32) - 2**31
-
-
-def srdhm(a, b):
-    a, b = np.broadcast_arrays(np.asarray(a, I64), np.asarray(b, I64))
-    ab = a * b
-    v = ab + np.where(ab >= 0, 2**30, 1 - 2**30)
-    q = np.where(v >= 0, v // 2**31, -((-v) // 2**31))        # C division truncates toward zero
-    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, q)
-
-
-def rdbp(x, e):
-    x, e = np.broadcast_arrays(np.asarray(x, I64), np.asarray(e, I64))
-    out = np.zeros_like(x)
-    small = e < 32
-    xs, es = x[small], e[small]
-    mask = (I64(1) << es) - 1
-    rem, thr = xs & mask, (mask >> 1) + (xs < 0)
-    out[small] = (xs >> es) + (rem > thr)
-    out[~small] = np.where((e[~small] == 32) & (x[~small] == INT32_MIN), -1, 0)   # |x| / 2^32 <= 1/2
-    return out
-
-
-def sat_shift_left(x, k):
-    thr = 2**(31 - k) - 1
-    return np.where(x > thr, INT32_MAX, np.where(x < -thr, INT32_MIN, wrap(x << k)))
-
+# ----- SOFTMAX: gemmlowp's exp and GetReciprocal over path_cases' fixed-point helpers ------------------------------
 
 def exp_neg_quarter(a):
-    x = wrap(a + 2**28)
+    x = wrap32(a + 2**28)
     x2 = srdhm(x, x)
     x3, x4 = srdhm(x2, x), srdhm(x2, x2)
-    poly = rdbp(wrap(srdhm(wrap(rdbp(x4, 2) + x3), 715827883) + x2), 1)
-    return wrap(1895147668 + srdhm(1895147668, wrap(x + poly)))
+    poly = rdbp(wrap32(srdhm(wrap32(rdbp(x4, 2) + x3), 715827883) + x2), 1)
+    return wrap32(1895147668 + srdhm(1895147668, wrap32(x + poly)))
 
 
 def exp_on_negative_values(a, integer_bits=5):
     frac = 31 - integer_bits
     quarter = 1 << (frac - 2)
-    a_mod = wrap((a & (quarter - 1)) - quarter)
+    a_mod = wrap32((a & (quarter - 1)) - quarter)
     result = exp_neg_quarter(sat_shift_left(a_mod, integer_bits))
-    remainder = wrap(a_mod - a)
+    remainder = wrap32(a_mod - a)
     for k, mult in zip(range(-2, 5), (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)):
         if integer_bits > k:
             result = np.where(remainder & (1 << (frac + k)), srdhm(result, mult), result)
@@ -98,12 +59,12 @@ def reciprocal(x, integer_bits=12):
     """GetReciprocal: (Q0.31 scale, num_bits_over_unit)"""
     xu = x % 2**32                                                      # as uint32: a wrapped sum has no headroom
     headroom_plus_one = 32 - np.frexp(xu.astype(np.float64))[1]         # count of leading zeros (x != 0)
-    shifted = wrap((xu << headroom_plus_one) - 2**31)
+    shifted = wrap32((xu << headroom_plus_one) - 2**31)
     half_den = (shifted + INT32_MAX + 1) // 2                           # rounding half sum with 1 (>= 0)
-    y = wrap(1515870810 + srdhm(half_den, -1010580540))
+    y = wrap32(1515870810 + srdhm(half_den, -1010580540))
     for _ in range(3):
-        one_minus = wrap((1 << 29) - srdhm(half_den, y))
-        y = wrap(y + sat_shift_left(srdhm(y, one_minus), 2))
+        one_minus = wrap32((1 << 29) - srdhm(half_den, y))
+        y = wrap32(y + sat_shift_left(srdhm(y, one_minus), 2))
     return sat_shift_left(y, 1), integer_bits - headroom_plus_one
 
 
@@ -112,12 +73,9 @@ def softmax_expect(x, input_scale, beta, rounding):
     m, left, diff_min = p["input_multiplier"], p["input_left_shift"], p["diff_min"]
     xi = x.astype(I64)
     diff = xi - xi.max(axis=-1, keepdims=True)
-    if rounding:           # TFLITE_SINGLE_ROUNDING's MultiplyByQuantizedMultiplier
-        scaled = (diff * m + (I64(1) << (30 - left))) >> (31 - left)
-    else:
-        scaled = srdhm(wrap(diff << left), m)
+    scaled = mbqm(diff, m, left, rounding)          # MultiplyByQuantizedMultiplierGreaterThanOne
     e = np.where(diff >= diff_min, exp_on_negative_values(scaled), 0)
-    total = wrap(rdbp(e, 12).sum(axis=-1, keepdims=True))
+    total = wrap32(rdbp(e, 12).sum(axis=-1, keepdims=True))
     scale, bits = reciprocal(total)
     y = rdbp(srdhm(scale, e), bits + 31 - 8)
     return np.where(diff >= diff_min, np.clip(y - 128, -128, 127), -128).astype(np.int8)
@@ -153,22 +111,10 @@ for scale, beta in SCALES:
 
 for n in list(range(1, 70)) + [127, 128, 129, 191, 4096 + 13, 100003]:
     x = rng.integers(0, 256, n).astype(np.uint8)
-    ts = [tensor(0, (n,), np.uint8), tensor(1, (n,), np.int8, 0.05, 3 - 128)]
+    ts = [tensor(0, (n,), np.uint8, 0.05, 3), tensor(1, (n,), np.int8, 0.05, 3 - 128)]
     got = run(Graph(ts, [Op(0, "FLIP_SIGN_BIT", 1, [0], [1], {})], [0], [1]), x)
     if not np.array_equal(got, (x ^ 0x80).view(np.int8)):
         failures.append(f"FLIP_SIGN_BIT {n}: {int((got != (x ^ 0x80).view(np.int8)).sum())} differ")
-
-
-def resize_u8_expect(x, oh, ow, align, half):
-    n, ih, iw, c = x.shape
-    F = np.float32
-    (ys, fy), (xs, fx) = bilinear_float_axis(ih, oh, align, half), bilinear_float_axis(iw, ow, align, half)
-    xf = x.astype(F)
-    p00, p10 = xf[:, ys[:, 0]][:, :, xs[:, 0]], xf[:, ys[:, 1]][:, :, xs[:, 0]]
-    p01, p11 = xf[:, ys[:, 0]][:, :, xs[:, 1]], xf[:, ys[:, 1]][:, :, xs[:, 1]]
-    dy, dx = fy.astype(F)[None, :, None, None], fx.astype(F)[None, None, :, None]
-    ay, ax = F(1) - dy, F(1) - dx
-    return (p00 * ay * ax + p10 * dy * ax + p01 * ay * dx + p11 * dy * dx + F(0.5)).astype(np.uint8)
 
 
 RESIZE_CASES = [  # n, ih, iw, c, oh, ow
@@ -184,7 +130,7 @@ for n, ih, iw, c, oh, ow in RESIZE_CASES:
               tensor(2, (n, oh, ow, c), np.int8, 0.05, 3 - 128)]
         op = Op(0, "RESIZE_BILINEAR", 1, [0, 1], [2], {"align_corners": align, "half_pixel_centers": half, UINT8: True})
         got = run(Graph(ts, [op], [0], [2]), (u ^ 0x80).view(np.int8))
-        want = (resize_u8_expect(u, oh, ow, align, half) ^ 0x80).view(np.int8)
+        want = (resize_bilinear_u8_expect(u, oh, ow, align, half) ^ 0x80).view(np.int8)
         if not np.array_equal(got, want):
             failures.append(f"RESIZE_BILINEAR uint8 held as int8 {(n, ih, iw, c, oh, ow)} align={align} half={half}: "
                             f"{int((got != want).sum())} of {want.size} differ")
@@ -221,14 +167,11 @@ for shapes, axis in CONCAT_CASES:
     for dtype in (np.int8, np.int16, np.float32):
         xs = [rng.integers(-100, 100, sh).astype(dtype) for sh in shapes]
         want = np.concatenate(xs, axis=axis)
-        ts = [tensor(k, sh, dtype) for k, sh in enumerate(shapes)] + [tensor(len(shapes), want.shape, dtype)]
-        plan = compile_graph(Graph(ts, [Op(0, "CONCATENATION", 1, list(range(len(shapes))), [len(shapes)],
-                                           {"axis": axis})], list(range(len(shapes))), [len(shapes)]), {}, 0)
-        kernels.update(st.kernel for st in plan.steps)
-        for k, x in enumerate(xs):
-            plan.view(k)[...] = x
-        plan.engine.invoke()
-        if not np.array_equal(plan.view(len(shapes)), want):
+        ts = [tensor(k, sh, dtype, 0.05, 3) for k, sh in enumerate(shapes)]
+        ts.append(tensor(len(shapes), want.shape, dtype, 0.05, 3))
+        graph = Graph(ts, [Op(0, "CONCATENATION", 1, list(range(len(shapes))), [len(shapes)], {"axis": axis})],
+                      list(range(len(shapes))), [len(shapes)])
+        if not np.array_equal(run_graph(graph, xs, 0, kernels), want):
             failures.append(f"CONCATENATION {np.dtype(dtype)} {shapes} axis {axis}")
 
 SPLIT_CASES = [((1, 8, 8, 6), 3, 6), ((2, 6, 9), 1, 3), ((4, 40), -1, 2), ((3, 5, 7, 2), 0, 3), ((1, 4, 4, 66), 3, 3)]
@@ -236,8 +179,8 @@ for shape, axis, n in SPLIT_CASES:
     for dtype in (np.int8, np.float32):
         x = rng.integers(-100, 100, shape).astype(dtype)
         want = np.split(x, n, axis=axis)
-        ts = [tensor(0, (), np.int32, None, 0, np.array(axis, np.int32)), tensor(1, shape, dtype)]
-        ts += [tensor(2 + k, w.shape, dtype) for k, w in enumerate(want)]
+        ts = [tensor(0, (), np.int32, None, 0, np.array(axis, np.int32)), tensor(1, shape, dtype, 0.05, 3)]
+        ts += [tensor(2 + k, w.shape, dtype, 0.05, 3) for k, w in enumerate(want)]
         graph = Graph(ts, [Op(0, "SPLIT", 1, [0, 1], [2 + k for k in range(n)], {"num_splits": n})], [1],
                       [2 + k for k in range(n)])
         plan = compile_graph(graph, {}, 0)
@@ -247,8 +190,7 @@ for shape, axis, n in SPLIT_CASES:
         for k, w in enumerate(want):
             if not np.array_equal(plan.view(2 + k), w):
                 failures.append(f"SPLIT {np.dtype(dtype)} {shape} axis {axis} into {n}: piece {k}")
-print(" ".join(sorted(kernels)))
-print("\n".join(failures) if failures else "ok")
+report(kernels, failures)
 '''
 
 

@@ -9,50 +9,23 @@ geometry (odd channel counts, depth multiplier 8 on one input channel, stride 2,
 batch 2) with the scales of real models.  As in test_kernel_paths.py each path runs in a subprocess."""
 import pytest
 
-from test_kernel_paths import CHECK as BASE_CHECK
 from test_kernel_paths import run_on_path
 
-# the reference formulas (mbqm_double, mbqm_single, requant, conv_acc, tensor) without test_kernel_paths' main
-CHECK = BASE_CHECK.split("\ndef main():")[0] + r'''
+CHECK = r'''
+import dataclasses
+import sys
+import numpy as np
+from tests.path_cases import compare, compile_capturing, depthwise_layer, layer_quantization, report, requant
 
-def layer(rng, n, ih, iw, ic, dm, kh, kw, stride, dil, padding, act, x_zp, y_zp, xs, ys, wscale, w=None, bias=None,
-          x=None):
-    oc = ic * dm
-    if x is None:
-        x = rng.integers(-128, 128, size=(n, ih, iw, ic)).astype(np.int8)
-    if w is None:
-        w = rng.integers(-127, 128, size=(1, kh, kw, oc)).astype(np.int8)
-    if bias is None:
-        bias = rng.integers(-20000, 20000, oc).astype(np.int32)
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, 3),
-          tensor(2, (oc,), np.int32, xs * np.asarray(wscale), 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
-            "dilation_w_factor": dil[1], "fused_activation_function": act, "depth_multiplier": dm}
-    op = Op(0, "DEPTHWISE_CONV_2D", 1, [0, 1, 2], [3], opts)
-    g = Graph(ts, [op], [0], [3])
-    oh, pt = spatial_padding(op, ih, kh, stride[0], dil[0])
-    ow, pl = spatial_padding(op, iw, kw, stride[1], dil[1])
-    acc = conv_acc(np.repeat(x, dm, axis=3), w, bias, x_zp, stride, dil, (pt, pl), (oh, ow), True)
-    desc = f"x{list(x.shape)} w{list(w.shape)} dm{dm} s{stride} d{dil} pad{padding} act{act}"
-    return g, x, acc, desc
+
+def with_multipliers(mult, shift):
+    """A ColumnRequant edit setting every channel's multiplier and shift."""
+    return lambda rq: dataclasses.replace(rq, mult=np.asarray(mult, np.int32), shift=np.asarray(shift, np.int32))
 
 
 def run_layer(g, x, rounding, mult=None, shift=None):
     """Output, the ColumnRequant (its multipliers and shifts replaced when given), the kernel, the estimate flag."""
-    original = R.column_requant
-    captured = []
-
-    def forced(*args, **kw):
-        rq = original(*args, **kw)
-        if mult is not None:
-            rq = dataclasses.replace(rq, mult=np.asarray(mult, np.int32), shift=np.asarray(shift, np.int32))
-        captured.append(rq)
-        return rq
-    R.column_requant = forced
-    try:
-        plan = compile_graph(g, {}, rounding, 1)
-    finally:
-        R.column_requant = original
+    plan, captured = compile_capturing(g, rounding, 1, None if mult is None else with_multipliers(mult, shift))
     plan.view(g.inputs[0])[...] = x
     plan.engine.invoke()
     step = plan.steps[0]
@@ -60,11 +33,8 @@ def run_layer(g, x, rounding, mult=None, shift=None):
     return plan.view(g.outputs[0]).copy(), captured[0], step.kernel, estimate
 
 
-def compare(failures, desc, got, acc, rq):
-    want = requant(acc, rq, rq.mode)
-    if not np.array_equal(got, want):
-        bad = np.argwhere(got != want)[:3].tolist()
-        failures.append(f"{desc} mode {rq.mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
+def check(failures, desc, got, acc, rq):
+    compare(failures, f"{desc} mode {rq.mode}", got, requant(acc, rq, rq.mode))
 
 
 def tie_biases(rng, mult, shift, wc, x_zp, centre):
@@ -111,14 +81,14 @@ def check_ties(rng, failures, kernels, estimates):
             bias = (np.where(rng.random(oc) < 0.5, 1, -1) * (2 ** 24 + rng.integers(-300, 300, oc))).astype(np.int32)
         for rounding in (0, 1):
             act = int(rng.choice([0, 1, 3]))
-            g, xx, acc, desc = layer(rng, 1, 16, 16, ic, dm, k, k, (1, 1), (1, 1), 0, act, x_zp, y_zp, 1.0, 1.0,
-                                     np.full(oc, 0.01), w=w, bias=bias, x=x)
+            g, xx, acc, desc = depthwise_layer(rng, 1, 16, 16, ic, dm, k, k, (1, 1), (1, 1), 0, act, x_zp, y_zp,
+                                               1.0, 1.0, np.full(oc, 0.01), w=w, bias=bias, x=x)
             got, rq, kernel, est = run_layer(g, xx, rounding, mult, shift)
             kernels.add(kernel)
             estimates.append(est)
             if case == 15 and est:
                 failures.append(f"tie case {case}: a left shift took the float estimate")
-            compare(failures, f"tie case {case} {desc}", got, acc, rq)
+            check(failures, f"tie case {case} {desc}", got, acc, rq)
 
 
 def check_layers(rng, failures, kernels, estimates):
@@ -136,18 +106,15 @@ def check_layers(rng, failures, kernels, estimates):
         (1, 11, 11, 16, 1, 3, 3, (2, 2), (1, 1), 1), (1, 9, 2, 8, 1, 3, 3, (2, 2), (1, 1), 0),
         (1, 15, 19, 8, 1, 3, 3, (2, 2), (2, 2), 0), (1, 6, 7, 16, 1, 2, 2, (2, 2), (1, 1), 1)]
     for n, ih, iw, ic, dm, kh, kw, stride, dil, padding in shapes:
-        oc = ic * dm
-        x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
-        xs, ys = float(rng.uniform(0.005, 0.1)), float(rng.uniform(0.01, 0.3))
-        wscale = rng.uniform(0.001, 0.05, oc)
+        x_zp, y_zp, xs, ys, wscale = layer_quantization(rng, ic * dm)
         for rounding in (0, 1):
             act = int(rng.choice([0, 1, 3]))
-            g, x, acc, desc = layer(rng, n, ih, iw, ic, dm, kh, kw, stride, dil, padding, act, x_zp, y_zp, xs, ys,
-                                    wscale)
+            g, x, acc, desc = depthwise_layer(rng, n, ih, iw, ic, dm, kh, kw, stride, dil, padding, act, x_zp, y_zp,
+                                              xs, ys, wscale)
             got, rq, kernel, est = run_layer(g, x, rounding)
             kernels.add(kernel)
             estimates.append(est)
-            compare(failures, desc, got, acc, rq)
+            check(failures, desc, got, acc, rq)
 
 
 def main():
@@ -157,8 +124,7 @@ def main():
     check_layers(rng, failures, kernels, estimates)
     if any(k.startswith("depthwise_int8_") for k in kernels) and sum(estimates) < len(estimates) // 2:
         failures.append(f"the float estimate ran in only {sum(estimates)} of {len(estimates)} layers")
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    report(kernels, failures)
 
 
 main()

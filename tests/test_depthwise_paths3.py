@@ -8,30 +8,27 @@ fallback) and the AVX-512 VNNI kernel's stride-2 gathers of 8- and 16-channel pi
 subprocess."""
 import pytest
 
-from test_depthwise_paths2 import CHECK as BASE_CHECK
 from test_depthwise_paths2 import KERNELS
 from test_kernel_paths import run_on_path
 
-CHECK = BASE_CHECK.split("\ndef main():")[0] + r'''
-
+CHECK = r'''
+import sys
+import numpy as np
 from edgeml.runtime import packing_depthwise as PD
 from edgeml.runtime.ops import depthwise as DW
+from tests.path_cases import (compare, compile_capturing, depthwise_layer, layer_quantization, report,
+                              requant)
 
 
 def run_threads(g, x, rounding, threads, band_bytes):
     """Output, ColumnRequant, kernel of one layer compiled for `threads` (every layer split when threads > 1) with
     bands of band_bytes (small: one output row a band, so that every slice of over one row takes the ring)."""
-    original, saved = R.column_requant, (DW.THREAD_MIN_MACS, PD.BAND_BYTES)
-    captured = []
-
-    def keep(*args, **kw):
-        captured.append(original(*args, **kw))
-        return captured[-1]
-    R.column_requant, DW.THREAD_MIN_MACS, PD.BAND_BYTES = keep, 0, band_bytes
+    saved = DW.THREAD_MIN_MACS, PD.BAND_BYTES
+    DW.THREAD_MIN_MACS, PD.BAND_BYTES = 0, band_bytes
     try:
-        plan = compile_graph(g, {}, rounding, threads)
+        plan, captured = compile_capturing(g, rounding, threads)
     finally:
-        R.column_requant, (DW.THREAD_MIN_MACS, PD.BAND_BYTES) = original, saved
+        DW.THREAD_MIN_MACS, PD.BAND_BYTES = saved
     plan.view(g.inputs[0])[...] = x
     plan.engine.invoke()
     return plan.view(g.outputs[0]).copy(), captured[0], plan.steps[0].kernel
@@ -61,9 +58,7 @@ def main():
         (2, 8, 41, 16, 1, 5, 5, (2, 2), (1, 1), 0)]
     for k, (n, ih, iw, ic, dm, kh, kw, stride, dil, padding) in enumerate(shapes):
         oc = ic * dm
-        x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
-        xs, ys = float(rng.uniform(0.005, 0.1)), float(rng.uniform(0.01, 0.3))
-        wscale = rng.uniform(0.001, 0.05, oc)
+        x_zp, y_zp, xs, ys, wscale = layer_quantization(rng, oc)
         x = w = bias = None
         if k % 3 == 2:      # tie-heavy: few distinct inputs, small weights, sums that often land on a tie
             x = rng.choice(np.array([x_zp - 1, x_zp, x_zp + 1, x_zp + 2]).clip(-128, 127),
@@ -73,14 +68,14 @@ def main():
             wscale = np.full(oc, 0.5)
             xs, ys = 1.0, 1.0
         act = int(rng.choice([0, 1, 3]))
-        g, x, acc, desc = layer(rng, n, ih, iw, ic, dm, kh, kw, stride, dil, padding, act, x_zp, y_zp, xs, ys,
-                                wscale, w=w, bias=bias, x=x)
+        g, x, acc, desc = depthwise_layer(rng, n, ih, iw, ic, dm, kh, kw, stride, dil, padding, act, x_zp, y_zp,
+                                          xs, ys, wscale, w=w, bias=bias, x=x)
         for threads, band_bytes in ((1, 1), (2, 1), (3, 1), (1, PD.BAND_BYTES), (2, PD.BAND_BYTES)):
             got, rq, kernel = run_threads(g, x, k % 2, threads, band_bytes)
             kernels.add(kernel)
-            compare(failures, f"{desc} threads {threads} band bytes {band_bytes}", got, acc, rq)
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+            compare(failures, f"{desc} threads {threads} band bytes {band_bytes} mode {rq.mode}", got,
+                    requant(acc, rq, rq.mode))
+    report(kernels, failures)
 
 
 main()

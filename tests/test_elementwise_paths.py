@@ -11,35 +11,10 @@ from test_kernel_paths import PATHS, run_on_path
 CHECK = r'''
 import sys
 import numpy as np
-from edgeml import numerics as Q
-from edgeml.ir import Graph, Op, Quantization, Tensor
-from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.kernels import Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.plan import address
-
-I64 = np.int64
-
-
-def mbqm_double(x, m, shift):
-    left, right = max(shift, 0), max(-shift, 0)
-    x = ((x.astype(I64) << left) + 2 ** 31) % 2 ** 32 - 2 ** 31
-    if m == -(2 ** 31):
-        raise AssertionError("negative multiplier")
-    ab = x * m
-    t = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    v = np.where(t >= 0, t >> 31, -((-t) >> 31))
-    mask = (1 << right) - 1
-    return (v >> right) + ((v & mask) > (mask >> 1) + (v < 0))
-
-
-def mbqm_single(x, m, shift):
-    total = 31 - shift
-    return (x.astype(I64) * m + (1 << (total - 1))) >> total
-
-
-def mbqm(x, m, shift, rounding):
-    return (mbqm_single if rounding == 1 else mbqm_double)(x, m, shift)
+from tests.path_cases import ACTIVATIONS, binary_expect, check_mean, compare, report, run_binary
 
 
 def run_kernel(kernel, ptrs, ints, keep):
@@ -75,11 +50,6 @@ def check_tables(rng, failures, kernels):
     kernels.update(["lut_int8", "lut_int8_f32", "lut_checked"])
 
 
-def tensor(idx, shape, scale, zp):
-    q = Quantization(np.array([scale], np.float64), np.array([zp], np.int64), 0)
-    return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(np.int8), q, None)
-
-
 def broadcast_pair(rng, k):
     """Two input shapes that broadcast, by kind: per channel, per row, scalar, both broadcasting, general."""
     c = int(rng.choice([1, 3, 5, 16, 17, 24, 64, 70]))
@@ -98,24 +68,6 @@ def broadcast_pair(rng, k):
     if kind == 5:
         return (int(rng.integers(1, 4)), h, w * c), (int(rng.integers(1, 4)) * 0 + 1, 1, w * c)
     return (h,), (h,) if k % 2 else (1,)
-
-
-def expect(which, a, b, za, zb, zo, sa, sb, so, rounding, act):
-    A, B = np.broadcast_arrays(a.astype(I64), b.astype(I64))
-    f1, f2, fo = (np.float64(np.float32(v)) for v in (sa, sb, so))
-    lo, hi = Q.activation_range_int8(act, so, zo)
-    if which == "MUL":
-        m, sh = Q.quantize_multiplier(f1 * f2 / fo, rounding)
-        r = mbqm((A - za) * (B - zb), m, sh, rounding)
-    else:
-        twice = 2.0 * max(f1, f2)
-        m1, s1 = Q.quantize_multiplier(f1 / twice, rounding)
-        m2, s2 = Q.quantize_multiplier(f2 / twice, rounding)
-        mo, s_o = Q.quantize_multiplier(twice / ((1 << 20) * fo), rounding)
-        v1 = mbqm((A - za) << 20, m1, s1, rounding)
-        v2 = mbqm((B - zb) << 20, m2, s2, rounding)
-        r = mbqm(v1 + (v2 if which == "ADD" else -v2), mo, s_o, rounding)
-    return np.clip(r + zo, lo, hi).astype(np.int8)
 
 
 # large enough for ADD / SUB's table loop (1024 elements, runs of 64 or more): per frequency, per frame, scalar;
@@ -138,24 +90,12 @@ def check_binary(rng, failures, kernels):
             sa, so = sa * 40, so / 30
         a = rng.integers(-128, 128, size=sa_shape).astype(np.int8)
         b = rng.integers(-128, 128, size=sb_shape).astype(np.int8)
-        act = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"][k % 4]
-        code = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}[act]
-        out_shape = np.broadcast_shapes(a.shape, b.shape)
+        act = ACTIVATIONS[k % 4]
         for which in ("ADD", "SUB", "MUL"):
             for rounding in (0, 1):
-                ts = [tensor(0, a.shape, sa, za), tensor(1, b.shape, sb, zb), tensor(2, out_shape, so, zo)]
-                g = Graph(ts, [Op(0, which, 1, [0, 1], [2], {"fused_activation_function": code})], [0, 1], [2])
-                plan = compile_graph(g, {}, rounding)
-                plan.view(0)[...] = a
-                plan.view(1)[...] = b
-                plan.engine.invoke()
-                kernels.update(s.kernel for s in plan.steps)
-                want = expect(which, a, b, za, zb, zo, sa, sb, so, rounding, act)
-                got = plan.view(2)
-                if not np.array_equal(got, want):
-                    bad = np.argwhere(got != want)[:3].tolist()
-                    failures.append(f"{which} {list(a.shape)} x {list(b.shape)} {act} rounding {rounding}: "
-                                    f"{int((got != want).sum())} of {got.size} differ, at {bad}")
+                want = binary_expect(which, a, b, za, zb, zo, sa, sb, so, rounding, act)
+                compare(failures, f"{which} {list(a.shape)} x {list(b.shape)} {act} rounding {rounding}",
+                        run_binary(which, a, b, za, zb, zo, sa, sb, so, rounding, act, kernels), want)
 
 
 MEAN_CASES = [((1, 7, 5, 16), [1, 2]), ((1, 6, 9, 17), [1, 2]), ((1, 25, 5, 64), [1, 2]), ((1, 3, 4, 70), [2, 1]),
@@ -163,59 +103,13 @@ MEAN_CASES = [((1, 7, 5, 16), [1, 2]), ((1, 6, 9, 17), [1, 2]), ((1, 25, 5, 64),
               ((3, 4, 19), [2]), ((4, 30), [0]), ((2, 3, 5, 7, 11), [1, 3]), ((1, 2, 3, 129), [-3, -2])]
 
 
-def check_mean(rng, failures, kernels):
-    """MEAN int8 (integer sum, one folded multiplier) and float32 (each output's inputs summed in input order)."""
-    for k, (shape, axes) in enumerate(MEAN_CASES):
-        rank = len(shape)
-        red = sorted({a % rank for a in axes})
-        keep = k % 2 == 0
-        out_shape = tuple(1 if d in red else s for d, s in enumerate(shape)) if keep else \
-            tuple(s for d, s in enumerate(shape) if d not in red)
-        count = int(np.prod([shape[d] for d in red]))
-        for kind in ("int8", "float32"):
-            for rounding in ((0, 1) if kind == "int8" else (0,)):
-                if kind == "int8":
-                    za, zo = (int(v) for v in rng.integers(-128, 128, 2))
-                    sa, so = (float(v) for v in rng.uniform(0.01, 0.2, 2))
-                    x = rng.integers(-128, 128, size=shape).astype(np.int8)
-                    ts = [tensor(0, shape, sa, za), tensor(2, out_shape, so, zo)]
-                else:
-                    x = rng.standard_normal(shape).astype(np.float32) * 100
-                    ts = [Tensor(0, "t0", shape, np.dtype(np.float32), None, None),
-                          Tensor(2, "t2", out_shape, np.dtype(np.float32), None, None)]
-                axes_t = Tensor(1, "axes", (len(axes),), np.dtype(np.int32), None, np.array(axes, np.int32))
-                ts = [ts[0], axes_t, ts[1]]
-                g = Graph(ts, [Op(0, "MEAN", 1, [0, 1], [2], {"keep_dims": keep})], [0], [2])
-                plan = compile_graph(g, {}, rounding)
-                plan.view(0)[...] = x
-                plan.engine.invoke()
-                kernels.update(s.kernel for s in plan.steps)
-                kept = [d for d in range(rank) if d not in red]
-                xr = np.transpose(x, red + kept).reshape(count, -1)      # reduced index in input order first
-                if kind == "int8":
-                    m, sh = Q.mean_multiplier(np.float64(np.float32(sa)) / np.float64(np.float32(so)), count,
-                                              rounding)
-                    acc = xr.astype(I64).sum(axis=0) - za * count
-                    want = np.clip(mbqm(acc, m, sh, rounding) + zo, -128, 127).astype(np.int8)
-                else:
-                    acc = np.zeros(xr.shape[1], np.float32)
-                    for row in xr:
-                        acc += row
-                    want = acc / np.float32(count)
-                got = plan.view(2).reshape(-1)
-                if not np.array_equal(got, want.reshape(-1)):
-                    failures.append(f"MEAN {kind} {list(shape)} axes {axes} keep {keep} rounding {rounding}: "
-                                    f"{int((got != want.reshape(-1)).sum())} of {got.size} differ")
-
-
 def main():
     rng = np.random.default_rng(int(sys.argv[1]))
     failures, kernels = [], set()
     check_tables(rng, failures, kernels)
     check_binary(rng, failures, kernels)
-    check_mean(rng, failures, kernels)
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    check_mean(rng, failures, kernels, MEAN_CASES)
+    report(kernels, failures)
 
 
 main()

@@ -6,46 +6,22 @@ ratios of powers of two, MUL multipliers of exactly 2^-k), in both rounding mode
 long runs, on one-element operands (the run's 256-entry table) and on awkward broadcasts (odd channels, size-1 axes
 in the middle, batch > 1, rank 5); and int8 MEAN's vector sums (em_reduce.h: whole runs, blocks of rows, the
 vector requantization of the sums).  As in test_kernel_paths.py each path runs in a subprocess."""
-import os
-import subprocess
-import sys
-
 import pytest
 
-from test_elementwise_paths import CHECK as BASE_CHECK
-from test_kernel_paths import PATHS, forced_path
+from test_kernel_paths import PATHS, run_on_path
 
-# the reference formulas (mbqm, expect, tensor) of test_elementwise_paths, without its main
-CHECK = BASE_CHECK.split("\ndef main():")[0] + r'''
+CHECK = r'''
+import sys
+import numpy as np
+from edgeml import numerics as Q
+from edgeml.ir import Graph, Op
+from tests.path_cases import (ACTIVATIONS, ESTIMATE_MUL_SCALES, ESTIMATE_SCALES, I64, binary_expect, check_broadcasts,
+                              check_mean, compare, mbqm, report, run_binary, run_graph, tensor)
 
-SCALES = [(0.0517, 0.0291, 0.0613), (0.05, 0.05, 0.05), (0.05, 0.05, 0.1), (0.05, 0.025, 0.05),
-          (0.1, 0.05, 0.0125), (0.0625, 0.03125, 0.25), (0.02, 0.07, 0.11), (0.013, 0.09, 0.031)]
-# MUL: multipliers s1 s2 / so small enough for the estimate (2^-8 and below), some exactly a power of two
-MUL_SCALES = [(0.05, 1 / 256, 0.0454), (0.05, 1 / 256, 0.05), (0.0625, 1 / 256, 0.0625), (0.1, 0.01, 0.5),
-              (0.25, 1 / 256, 2.0), (0.03, 0.02, 0.4), (0.07, 0.003, 0.9)]
 BROADCASTS = [((1, 9, 13, 17), (1, 1, 13, 17)), ((1, 9, 13, 17), (1, 9, 1, 17)), ((1, 9, 13, 17), (1, 9, 1, 1)),
               ((2, 5, 3, 71), (2, 5, 3, 71)), ((3, 1, 7, 5), (3, 4, 1, 5)), ((2, 3, 1, 4, 9), (1, 3, 5, 1, 9)),
               ((1, 7, 11, 19), ()), ((1, 64, 50, 32), (1, 1, 50, 32)), ((1, 64, 50, 32), (1, 64, 1, 1)),
               ((1, 40, 33), (33,)), ((700,), (1,)), ((2, 1, 1, 1), (2, 3, 4, 50))]
-
-
-def run_op(which, a, b, za, zb, zo, sa, sb, so, rounding, act, kernels):
-    code = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}[act]
-    out_shape = np.broadcast_shapes(a.shape, b.shape)
-    ts = [tensor(0, a.shape, sa, za), tensor(1, b.shape, sb, zb), tensor(2, out_shape, so, zo)]
-    g = Graph(ts, [Op(0, which, 1, [0, 1], [2], {"fused_activation_function": code})], [0, 1], [2])
-    plan = compile_graph(g, {}, rounding)
-    plan.view(0)[...] = a
-    plan.view(1)[...] = b
-    plan.engine.invoke()
-    kernels.update(s.kernel for s in plan.steps)
-    return plan.view(2).copy()
-
-
-def compare(failures, label, got, want):
-    if not np.array_equal(got, want):
-        bad = np.argwhere(got != want)[:3].tolist()
-        failures.append(f"{label}: {int((got != want).sum())} of {got.size} differ, at {bad}")
 
 
 def check_every_pair(rng, failures, kernels):
@@ -53,38 +29,22 @@ def check_every_pair(rng, failures, kernels):
     values = np.arange(-128, 128, dtype=np.int64).astype(np.int8)
     col, row = values.reshape(256, 1), values.reshape(1, 256)
     flat1, flat2 = np.repeat(values, 256), np.tile(values, 256)
-    for which, scales in (("ADD", SCALES), ("SUB", SCALES), ("MUL", MUL_SCALES)):
+    for which, scales in (("ADD", ESTIMATE_SCALES), ("SUB", ESTIMATE_SCALES), ("MUL", ESTIMATE_MUL_SCALES)):
         for k, (sa, sb, so) in enumerate(scales):
             za, zb, zo = (int(v) for v in rng.integers(-128, 128, 3))
             if k % 3 == 0:
                 za, zb, zo = 0, -128, 5
             for rounding in (0, 1):
-                act = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"][(k + rounding) % 4] if k % 2 else "NONE"
+                act = ACTIVATIONS[(k + rounding) % 4] if k % 2 else "NONE"
                 label = f"{which} scales {(sa, sb, so)} zps {(za, zb, zo)} rounding {rounding} {act}"
-                want = expect(which, flat1, flat2, za, zb, zo, sa, sb, so, rounding, act)
-                compare(failures, label + " flat", run_op(which, flat1, flat2, za, zb, zo, sa, sb, so, rounding,
-                                                          act, kernels), want)
-                compare(failures, label + " column x row", run_op(which, col, row, za, zb, zo, sa, sb, so,
-                                                                  rounding, act, kernels), want.reshape(256, 256))
+                want = binary_expect(which, flat1, flat2, za, zb, zo, sa, sb, so, rounding, act)
+                got = run_binary(which, flat1, flat2, za, zb, zo, sa, sb, so, rounding, act, kernels)
+                compare(failures, label + " flat", got, want)
+                got = run_binary(which, col, row, za, zb, zo, sa, sb, so, rounding, act, kernels)
+                compare(failures, label + " column x row", got, want.reshape(256, 256))
 
 
-def check_broadcasts(rng, failures, kernels):
-    for k, (sa_shape, sb_shape) in enumerate(BROADCASTS):
-        if k % 2:
-            sa_shape, sb_shape = sb_shape, sa_shape
-        a = rng.integers(-128, 128, size=sa_shape).astype(np.int8)
-        b = rng.integers(-128, 128, size=sb_shape).astype(np.int8)
-        za, zb, zo = (int(v) for v in rng.integers(-128, 128, 3))
-        for which in ("ADD", "SUB", "MUL"):
-            sa, sb, so = (MUL_SCALES if which == "MUL" else SCALES)[k % 7]
-            for rounding in (0, 1):
-                act = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"][(k + rounding) % 4]
-                want = expect(which, a, b, za, zb, zo, sa, sb, so, rounding, act)
-                compare(failures, f"{which} {list(a.shape)} x {list(b.shape)} {act} rounding {rounding}",
-                        run_op(which, a, b, za, zb, zo, sa, sb, so, rounding, act, kernels), want)
-
-
-# MEAN int8 (check_mean of test_elementwise_paths): runs summed at once with tails, blocks of rows past 256 (the
+# MEAN int8 (path_cases.check_mean): runs summed at once with tails, blocks of rows past 256 (the
 # 16-bit partial sums), column counts off the vector widths, rank 5, small counts (multipliers above 1)
 MEAN_CASES = [((1, 64, 50, 32), [2, 3]), ((1, 64, 50, 32), [1]), ((1, 64, 50, 32), [2]), ((1, 7, 67, 3), [2, 3]),
               ((1, 600, 37), [1]), ((2, 300, 5, 17), [1, 2]), ((3, 1, 1000), [2]), ((1, 5, 7, 9, 11), [0, 2, 4]),
@@ -101,29 +61,25 @@ def check_mean_extremes(rng, failures, kernels):
         za, zo, sa, so = 3, -7, 0.05, 0.04
         out_shape = tuple(1 if d in axes else n for d, n in enumerate(shape))
         count = int(np.prod([shape[d] for d in axes]))
-        axes_t = Tensor(1, "axes", (len(axes),), np.dtype(np.int32), None, np.array(axes, np.int32))
+        axes_t = tensor(1, (len(axes),), np.int32, None, 0, np.array(axes, np.int32))
         for rounding in (0, 1):
-            g = Graph([tensor(0, shape, sa, za), axes_t, tensor(2, out_shape, so, zo)],
+            g = Graph([tensor(0, shape, np.int8, sa, za), axes_t, tensor(2, out_shape, np.int8, so, zo)],
                       [Op(0, "MEAN", 1, [0, 1], [2], {"keep_dims": True})], [0], [2])
-            plan = compile_graph(g, {}, rounding)
-            plan.view(0)[...] = x
-            plan.engine.invoke()
-            kernels.update(st.kernel for st in plan.steps)
+            got = run_graph(g, (x,), rounding, kernels)
             m, sh = Q.mean_multiplier(np.float64(np.float32(sa)) / np.float64(np.float32(so)), count, rounding)
             acc = x.astype(I64).sum(axis=tuple(axes), keepdims=True) - za * count
             want = np.clip(mbqm(acc, m, sh, rounding) + zo, -128, 127).astype(np.int8)
-            compare(failures, f"MEAN {list(shape)} axes {axes} of {value} rounding {rounding}", plan.view(2), want)
+            compare(failures, f"MEAN {list(shape)} axes {axes} of {value} rounding {rounding}", got, want)
 
 
 def main():
     rng = np.random.default_rng(int(sys.argv[1]))
     failures, kernels = [], set()
     check_every_pair(rng, failures, kernels)
-    check_broadcasts(rng, failures, kernels)
-    check_mean(rng, failures, kernels)
+    check_broadcasts(rng, failures, kernels, BROADCASTS, ESTIMATE_SCALES, ESTIMATE_MUL_SCALES)
+    check_mean(rng, failures, kernels, MEAN_CASES)
     check_mean_extremes(rng, failures, kernels)
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    report(kernels, failures)
 
 
 main()
@@ -138,23 +94,17 @@ EXPECTED = {path: names + ("mean",) for path, names in EXPECTED.items()}
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_estimate_loops_of_add_sub_mul_and_int8_mean_sums_are_exact_on_every_path(forced):
-    if forced_path(forced) != forced:
-        pytest.skip(f"this CPU has no {forced} path")
-    env = dict(os.environ, EDGEML_ISA=forced)
-    done = subprocess.run([sys.executable, "-c", CHECK, "5"], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
-    assert lines[-1] == "ok", "\n".join(lines[-20:])
+    kernels = run_on_path(forced, CHECK, 5)
     for name in EXPECTED[forced]:
-        assert name in lines[0].split(), lines[0]
+        assert name in kernels, kernels
 
 
 QLINEAR_ADD_CHECK = r'''
-import sys
 import numpy as np
 from onnx import helper
 import edgeml
 from tests.onnx_models import make_model, ort_run
+from tests.path_cases import report
 
 F = np.float32
 MS = [("com.microsoft", 1)]
@@ -180,21 +130,12 @@ for dtype in (np.uint8, np.int8):
             got, want = it.run(feeds), ort_run(model, feeds)[0]
             if not np.array_equal(got, want):
                 failures.append(f"QLinearAdd {dtype.__name__} {sa} + {sb}: {int((got != want).sum())} differ")
-print("kernels", " ".join(sorted(kernels)))
-print("\n".join(failures) if failures else "ok")
+report(kernels, failures)
 '''
 
 
 @pytest.mark.parametrize("forced", ["scalar", "avx2", "avx512", "avx512vnni"])
 def test_qlinear_add_vector_spans_match_onnxruntime_on_every_path(forced):
     pytest.importorskip("onnxruntime")
-    if forced_path(forced) != forced:
-        pytest.skip(f"this CPU has no {forced} path")
-    env = dict(os.environ, EDGEML_ISA=forced)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([sys.executable, "-c", QLINEAR_ADD_CHECK], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
-    assert lines[-1] == "ok", "\n".join(lines[-20:])
-    assert "onnx_qlinear_add" in lines[0].split(), lines[0]
+    kernels = run_on_path(forced, QLINEAR_ADD_CHECK)
+    assert "onnx_qlinear_add" in kernels, kernels

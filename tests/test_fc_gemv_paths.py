@@ -1,14 +1,16 @@
 """The one- and two-row int8 FULLY_CONNECTED of the AVX2 path (fully_connected_int8_avx2_gemv: int8 weight panels
 sign-extended in the loop, 16- and 8-column tiles) under each forced ISA path in subprocesses, against NumPy sums
-from the formulas (the helpers of test_kernel_paths.CHECK): depths not a multiple of 4, unit counts around the
+from the formulas (the helpers of tests/path_cases.py): depths not a multiple of 4, unit counts around the
 8- and 16-column tiles, every requantization mode, rounding ties, weights with a zero point (which keep the int16
 panels) and splits over threads."""
 import pytest
 
-from test_kernel_paths import CHECK, PATHS, run_on_path
+from test_kernel_paths import PATHS, run_on_path
 
-CASES = r'''
-from edgeml.ir import UINT8
+CHECK = r'''
+import sys
+import numpy as np
+from tests.path_cases import check_modes, check_threads, fc_layer, report
 
 
 def case_fc_rows(rng, rows, k, units, w_zp=0, ties=False):
@@ -23,14 +25,8 @@ def case_fc_rows(rng, rows, k, units, w_zp=0, ties=False):
         w = np.clip(w, -1, 1)
         wscale[:], xs, ys = 0.5, 1.0, 1.0
         bias = rng.integers(-3, 4, units).astype(np.int32)
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, w_zp, w),
-          tensor(2, (units,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"fused_activation_function": int(rng.choice([0, 1, 3]))}
-    if w_zp:
-        opts[UINT8] = True
-    op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], opts)
-    acc = (x.astype(I32) - x_zp) @ (w.astype(I32) - w_zp).T + bias
-    return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} w_zp{w_zp}"
+    g, acc = fc_layer(x, w, bias, x_zp, y_zp, xs, ys, wscale, int(rng.choice([0, 1, 3])), w_zp)
+    return g, x, acc, f"fc x{list(x.shape)} w{list(w.shape)} w_zp{w_zp}"
 
 
 def main():
@@ -45,8 +41,7 @@ def main():
     # past THREAD_MIN_MACS: split by 16-column blocks
     check_threads([case_fc_rows(rng, rows, k, units) for rows, k, units in ((1, 2048, 300), (2, 700, 401))],
                   failures, kernels)
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    report(kernels, failures)
 
 
 main()
@@ -63,6 +58,6 @@ EXPECTED = {"avx512vnni": ("fully_connected_int8_vnni",), "avxvnni": ("fully_con
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_few_row_fully_connected_exact_on_every_path(forced):
-    kernels = run_on_path(forced, CHECK.rsplit("\nmain()", 1)[0] + CASES, 5, timeout=600)
+    kernels = run_on_path(forced, CHECK, 5, timeout=600)
     for name in EXPECTED[forced]:
         assert name in kernels, f"{name} did not run under EDGEML_ISA={forced}: {kernels}"

@@ -27,16 +27,11 @@ import sys
 import numpy as np
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.ops.common import spatial_padding
-from edgeml.ir import Graph, Op, Quantization, Tensor
+from edgeml.ir import Graph, Op
+from tests.path_cases import report, tensor
 
 F = np.float32
 ACT = {0: (-np.finfo(F).max, np.finfo(F).max), 1: (0.0, np.finfo(F).max), 3: (0.0, 6.0)}
-
-
-def tensor(idx, shape, dtype, data=None, scale=None, axis=0):
-    q = None if scale is None else Quantization(np.atleast_1d(np.asarray(scale, np.float64)),
-                                                np.zeros(np.size(scale), np.int64), axis)
-    return Tensor(idx, f"t{idx}", tuple(shape), np.dtype(dtype), q, data)
 
 
 def run(graph, x):
@@ -130,7 +125,7 @@ def case_conv(rng, kind):
     w = (rng.standard_normal((1, kh, kw, oc) if kind == "depthwise" else (oc, kh, kw, ic)) * 0.3).astype(F)
     bias = rng.standard_normal(oc).astype(F) if rng.random() < 0.8 else None
     act = int(rng.choice([0, 1, 3]))
-    ts = [tensor(0, x.shape, F), tensor(1, w.shape, F, w), tensor(2, (oc,), F, bias), tensor(3, (), F)]
+    ts = [tensor(0, x.shape, F), tensor(1, w.shape, F, data=w), tensor(2, (oc,), F, data=bias), tensor(3, (), F)]
     opts = {"padding": padding, "stride_h": sh, "stride_w": sw, "dilation_h_factor": dh, "dilation_w_factor": dw,
             "fused_activation_function": act, "depth_multiplier": dm}
     inputs = [0, 1, 2] if bias is not None else [0, 1, -1]
@@ -151,7 +146,7 @@ def case_fc(rng):
     w = (rng.standard_normal((units, k)) * 0.3).astype(F)
     bias = rng.standard_normal(units).astype(F) if rng.random() < 0.8 else None
     act = int(rng.choice([0, 1, 3]))
-    ts = [tensor(0, x.shape, F), tensor(1, w.shape, F, w), tensor(2, (units,), F, bias), tensor(3, (), F)]
+    ts = [tensor(0, x.shape, F), tensor(1, w.shape, F, data=w), tensor(2, (units,), F, data=bias), tensor(3, (), F)]
     op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2] if bias is not None else [0, 1, -1], [3],
             {"fused_activation_function": act})
     want = reference_conv(x[:, None, None, :], w[:, None, None, :], bias, (1, 1), (1, 1), (0, 0), (1, 1), act)
@@ -173,7 +168,8 @@ def case_hybrid(rng):
     per_channel = rng.random() < 0.5
     scale = rng.uniform(0.001, 0.01, oc) if per_channel else 0.004
     bias = rng.standard_normal(oc).astype(F)
-    ts = [tensor(0, x.shape, F), tensor(1, w.shape, np.int8, w, scale), tensor(2, (oc,), F, bias), tensor(3, (), F)]
+    ts = [tensor(0, x.shape, F), tensor(1, w.shape, np.int8, scale, 0, w), tensor(2, (oc,), F, data=bias),
+          tensor(3, (), F)]
     opts = {"padding": padding, "stride_h": sh, "stride_w": sw, "fused_activation_function": int(rng.choice([0, 1]))}
     op = Op(0, "CONV_2D", 1, [0, 1, 2], [3], opts)
     return Graph(ts, [op], [0], [3]), x, None, f"hybrid x{list(x.shape)} w{list(w.shape)} s{sh}{sw} pad{padding}"
@@ -192,7 +188,7 @@ def case_binary(rng):
     a.reshape(-1)[::7] = np.nan if rng.random() < 0.2 else a.reshape(-1)[::7]
     act = int(rng.choice([0, 1, 3]))
     out = np.broadcast_shapes(a.shape, b.shape)
-    ts = [tensor(0, a.shape, F), tensor(1, b.shape, F, b), tensor(2, out, F)]
+    ts = [tensor(0, a.shape, F), tensor(1, b.shape, F, data=b), tensor(2, out, F)]
     op = Op(0, which, 1, [0, 1], [2], {"fused_activation_function": act})
     v = {"ADD": np.add, "SUB": np.subtract, "MUL": np.multiply}[which](a, b).astype(F)
     lo, hi = ACT[act]
@@ -238,8 +234,7 @@ def main():
         kernels.update(ks)
         hybrid_out[f"{j}"] = got
     np.savez(out_path, **hybrid_out)
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    report(kernels, failures)
 
 
 main()

@@ -6,11 +6,9 @@ per-lane order.  Shapes:
 1 and odd input channels, output channels 7, 8, 16, 17, 33, 48, 50, 64, 100 (one to four 16-lane registers, one
 8-lane register, padded lanes), widths that leave every tile width, stride 2, dilation 2, 5x5 and 1x1 windows,
 padding on every side, K in one block and in blocks of 128 and 256."""
-import os
-import subprocess
-import sys
-
 import pytest
+
+from test_kernel_paths import run_on_path
 
 PATHS = ["scalar", "avx2", "avx512", "avx512vnni"]
 
@@ -20,6 +18,7 @@ import onnxruntime as ort
 from onnx import helper
 import edgeml
 from tests.onnx_models import make_model
+from tests.path_cases import report
 
 F = np.float32
 rng = np.random.default_rng(5)
@@ -53,10 +52,11 @@ def qdq_conv(c_in, c_out, k, stride, dil, pad, hw):
 
 so = ort.SessionOptions()
 so.intra_op_num_threads = 1
-failures = []
+failures, kernels = [], set()
 for case in CASES:
     m = qdq_conv(*case)
     it = edgeml.Interpreter(m)
+    kernels.update(s.kernel for s in it.plan.steps)
     if "ONNX_CONV_MLAS" not in [op.type for op in it.graph.ops]:
         failures.append(f"{case}: not an ONNX_CONV_MLAS")
         continue
@@ -66,22 +66,10 @@ for case in CASES:
         got, want = it.run(x), sess.run(None, {"x": x})[0]
         if not np.array_equal(got, want):
             failures.append(f"{case}: {int((got != want).sum())} of {want.size} outputs differ")
-print("\n".join(failures) if failures else "ok")
+report(kernels, failures)
 '''
-
-
-def forced_path(name: str) -> str:
-    done = subprocess.run([sys.executable, "-c", "from cython_ops.conv import isa; print(isa())"],
-                          env=dict(os.environ, EDGEML_ISA=name), capture_output=True, text=True, timeout=60)
-    return done.stdout.strip()
 
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_float_qdq_conv_matches_onnxruntime_on_every_path(forced):
-    if forced_path(forced) != forced:
-        pytest.skip(f"this CPU has no {forced} path")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([sys.executable, "-c", CHECK], env=dict(os.environ, EDGEML_ISA=forced), cwd=root,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "ok", done.stdout[-3000:]
+    run_on_path(forced, CHECK)

@@ -13,8 +13,8 @@ from test_kernel_paths import PATHS, run_on_path
 
 CHECK = r'''
 import numpy as np
-from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
-from edgeml.runtime.compile import compile_graph
+from edgeml.ir import UINT8, Graph, Op
+from tests.path_cases import report, run_graph, tensor
 
 rng = np.random.default_rng(8)
 failures, kernels = [], set()
@@ -44,19 +44,14 @@ def expect(x, kh, kw, sh, sw, same, uint8, lo, hi):
 
 
 def run(x, kh, kw, sh, sw, same, uint8, act):
-    q = Quantization(np.array([0.05]), np.array([-3]), 0)
     n, ih, iw, c = x.shape
     oh, ow = (-(-ih // sh), -(-iw // sw)) if same else ((ih - kh) // sh + 1, (iw - kw) // sw + 1)
-    ts = [Tensor(0, "x", x.shape, np.dtype(np.int8), q), Tensor(1, "y", (n, oh, ow, c), np.dtype(np.int8), q)]
+    ts = [tensor(0, x.shape, np.int8, 0.05, -3), tensor(1, (n, oh, ow, c), np.int8, 0.05, -3)]
     opts = dict(filter_height=kh, filter_width=kw, stride_h=sh, stride_w=sw, padding=0 if same else 1,
                 fused_activation_function=act)
     if uint8:
         opts[UINT8] = True
-    plan = compile_graph(Graph(ts, [Op(0, "AVERAGE_POOL_2D", 1, [0], [1], opts)], [0], [1]), {}, 0)
-    kernels.update(st.kernel for st in plan.steps)
-    plan.view(0)[...] = x
-    plan.engine.invoke()
-    return plan.view(1).copy()
+    return run_graph(Graph(ts, [Op(0, "AVERAGE_POOL_2D", 1, [0], [1], opts)], [0], [1]), (x,), 0, kernels)
 
 
 # (shape, kh, kw, sh, sw, same)
@@ -90,8 +85,7 @@ for shape, kh, kw, sh, sw, same in CASES:
                 if got.shape != want.shape or not np.array_equal(got, want):
                     failures.append(f"AVERAGE_POOL_2D {shape} {kh}x{kw} s{sh}x{sw} same={same} uint8={uint8} "
                                     f"act={act} {kind}: {int((got != want).sum())} differ")
-print(" ".join(sorted(kernels)))
-print("\n".join(failures) if failures else "ok")
+report(kernels, failures)
 '''
 
 

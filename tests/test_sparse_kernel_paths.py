@@ -1,13 +1,18 @@
 """The block-sparse int8 CONV_2D / FULLY_CONNECTED kernels (em_sparse.h) under each forced ISA path in
-subprocesses, against NumPy sums from the formulas (test_kernel_paths.CHECK's helpers): random 16x4 block patterns
+subprocesses, against NumPy sums from the formulas (the helpers of tests/path_cases.py): random 16x4 block patterns
 at several densities, all-zero layers, rows (output channels) and input channels, fully dense weights, odd channel
 counts, stride 2, dilation, padding, per-channel scales, batch 2, threads; and the same plans with sparse="off"."""
 
 import pytest
 
-from test_kernel_paths import CHECK, PATHS, run_on_path
+from test_kernel_paths import PATHS, run_on_path
 
-CASES = r'''
+CHECK = r'''
+import sys
+import numpy as np
+from tests.path_cases import check_threads, compare, conv_layer, fc_layer, report, requant, run
+
+
 def prune_blocks(rng, w2, density, zero_rows=0, zero_cols=0):
     """w2 [N][K] with each 16x4 block kept with probability `density`, some rows / K columns zeroed."""
     n, k = w2.shape
@@ -32,16 +37,9 @@ def case_sparse_conv(rng, oc, ic, k, stride, dil, padding, density, n=1, hw=(9, 
     wscale = rng.uniform(0.002, 0.02, oc)
     bias = rng.integers(-5000, 5000, oc).astype(np.int32)
     xs, ys = float(rng.uniform(0.01, 0.1)), out_scale or float(rng.uniform(0.05, 0.5))
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, 0),
-          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
-            "dilation_w_factor": dil[1], "fused_activation_function": int(rng.choice([0, 1, 3]))}
-    op = Op(0, "CONV_2D", 1, [0, 1, 2], [3], opts)
-    oh, pt = spatial_padding(op, ih, kh, stride[0], dil[0])
-    ow, pl = spatial_padding(op, iw, kw, stride[1], dil[1])
-    acc = conv_acc(x, w, bias, x_zp, stride, dil, (pt, pl), (oh, ow), False)
-    desc = f"conv x{list(x.shape)} w{list(w.shape)} s{stride} d{dil} pad{padding} density {density}"
-    return Graph(ts, [op], [0], [3]), x, acc, desc
+    g, acc = conv_layer("CONV_2D", x, w, bias, x_zp, y_zp, xs, ys, wscale, padding, stride, dil,
+                        int(rng.choice([0, 1, 3])))
+    return g, x, acc, f"conv x{list(x.shape)} w{list(w.shape)} s{stride} d{dil} pad{padding} density {density}"
 
 
 def case_sparse_fc(rng, rows, k, units, density, zero_rows=0, zero_cols=0):
@@ -51,11 +49,8 @@ def case_sparse_fc(rng, rows, k, units, density, zero_rows=0, zero_cols=0):
     wscale = rng.uniform(0.0005, 0.002, units)
     bias = rng.integers(-5000, 5000, units).astype(np.int32)
     xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.5, 2.0))
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w),
-          tensor(2, (units,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    op = Op(0, "FULLY_CONNECTED", 1, [0, 1, 2], [3], {"fused_activation_function": int(rng.choice([0, 1]))})
-    acc = (x.astype(I32) - x_zp) @ w.astype(I32).T + bias
-    return Graph(ts, [op], [0], [3]), x, acc, f"fc x{list(x.shape)} w{list(w.shape)} density {density}"
+    g, acc = fc_layer(x, w, bias, x_zp, y_zp, xs, ys, wscale, int(rng.choice([0, 1])))
+    return g, x, acc, f"fc x{list(x.shape)} w{list(w.shape)} density {density}"
 
 
 def main():
@@ -89,18 +84,14 @@ def main():
             rounding = 1 if mode == 1 else 0
             got, rqs, names = run(g, x, rounding, mode, sparse="on")
             kernels.update(names)
-            want = requant(acc, rqs[0], rqs[0].mode)
-            if not np.array_equal(got, want):
-                bad = np.argwhere(got != want)[:3].tolist()
-                failures.append(f"{desc} mode {rqs[0].mode}: {int((got != want).sum())} of {got.size} differ, at {bad}")
+            compare(failures, f"{desc} mode {rqs[0].mode}", got, requant(acc, rqs[0], rqs[0].mode))
             dense, _, dense_names = run(g, x, rounding, mode, sparse="off")
             if any("sparse" in k for k in dense_names) or not np.array_equal(got, dense):
                 failures.append(f"{desc} mode {mode}: sparse off differs or still sparse ({dense_names})")
     big = [case_sparse_conv(rng, 40, 16, (3, 3), (1, 1), (1, 1), 1, 0.3, n=2, hw=(37, 35)),
            case_sparse_conv(rng, 64, 64, (1, 1), (1, 1), (1, 1), 0, 0.2, hw=(40, 40))]
     check_threads(big, failures, kernels, sparse="on")     # past the threading thresholds
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    report(kernels, failures)
 
 
 main()
@@ -113,5 +104,5 @@ EXPECTED = {"avx512vnni": "conv2d_int8_sparse_vnni", "avxvnni": "conv2d_int8_spa
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_sparse_kernels_exact_on_every_path(forced):
-    kernels = run_on_path(forced, CHECK.rsplit("\nmain()", 1)[0] + CASES, 5, timeout=600)
+    kernels = run_on_path(forced, CHECK, 5, timeout=600)
     assert kernels[1:] == [EXPECTED[forced]], f"under EDGEML_ISA={forced}: {kernels}"

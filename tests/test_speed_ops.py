@@ -4,8 +4,6 @@ int8 and within tolerance in float32; the plan really folds, aliases and vectori
 what the checked path gives; get_output(copy=False) is a read-only view."""
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import pytest
 
@@ -13,8 +11,8 @@ import edgeml
 import model_cache
 import speed_models as M
 from edgeml.errors import InputError
-from test_tflite_ops import (N_INPUTS, assert_contains_intended_ops, check_against_reference, float_inputs,
-                             input_shapes, int8_full_range_inputs, int8_representative_inputs)
+from test_tflite_ops import (N_INPUTS, assert_contains_intended_ops, check_against_reference, check_int8_model,
+                             float_inputs, input_shapes)
 
 
 @pytest.fixture(scope="session")
@@ -24,14 +22,7 @@ def models(request, tmp_path_factory) -> model_cache.ConvertedModels:
 
 @pytest.mark.parametrize("name", sorted(M.SPECS))
 def test_int8_is_bit_exact_with_litert_reference(models, name):
-    spec = M.SPECS[name]
-    model = models.get(name, "int8")
-    assert_contains_intended_ops(model, spec, "int8")
-    details = edgeml.Interpreter(model).get_input_details()
-    shapes = [tuple(d["shape"]) for d in details]
-    inputs = (int8_full_range_inputs(shapes, N_INPUTS, zlib.crc32(name.encode()))
-              + int8_representative_inputs(spec, details, N_INPUTS))
-    check_against_reference(model, inputs, f"{name} int8")
+    check_int8_model(models.get(name, "int8"), M.SPECS[name], name)
 
 
 @pytest.mark.parametrize("name", sorted(M.SPECS))

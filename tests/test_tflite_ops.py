@@ -133,6 +133,17 @@ def check_against_reference(model: bytes, input_sets: list, what: str, shapes=No
     return ours
 
 
+def check_int8_model(model: bytes, spec, name: str):
+    """An int8 catalogue model holds the ops it is about and equals the reference kernels bit for bit on N_INPUTS
+    full-range and N_INPUTS representative inputs."""
+    assert_contains_intended_ops(model, spec, "int8")
+    details = edgeml.Interpreter(model).get_input_details()
+    shapes = [tuple(d["shape"]) for d in details]
+    inputs = (int8_full_range_inputs(shapes, N_INPUTS, zlib.crc32(name.encode()))
+              + int8_representative_inputs(spec, details, N_INPUTS))
+    check_against_reference(model, inputs, f"{name} int8")
+
+
 # ----- tests ------------------------------------------------------------------------------------------------
 
 INT8_SPECS = [name for name, spec in M.SPECS.items() if "int8" in spec.kinds]
@@ -141,14 +152,7 @@ FLOAT_SPECS = [name for name, spec in M.SPECS.items() if "float" in spec.kinds]
 
 @pytest.mark.parametrize("name", INT8_SPECS)
 def test_int8_op_is_bit_exact_with_litert_reference(models, name):
-    spec = M.SPECS[name]
-    model = models.get(name, "int8")
-    assert_contains_intended_ops(model, spec, "int8")
-    details = edgeml.Interpreter(model).get_input_details()
-    shapes = [tuple(d["shape"]) for d in details]
-    inputs = (int8_full_range_inputs(shapes, N_INPUTS, zlib.crc32(name.encode()))
-              + int8_representative_inputs(spec, details, N_INPUTS))
-    check_against_reference(model, inputs, f"{name} int8")
+    check_int8_model(models.get(name, "int8"), M.SPECS[name], name)
 
 
 @pytest.mark.parametrize("name", FLOAT_SPECS)

@@ -1,13 +1,18 @@
 """The AVX2 path's integer Winograd F(2x2, 3x3) CONV_2D (conv2d_int8_avx2_winograd: 3x3, stride 1, dilation 1,
 12 or more input channels) under each forced ISA path in subprocesses, against NumPy sums from the formulas (the
-helpers of test_kernel_paths.CHECK): odd and even output sizes (partial 2x2 tiles), one-pixel images, SAME and
+helpers of tests/path_cases.py): odd and even output sizes (partial 2x2 tiles), one-pixel images, SAME and
 VALID padding, batch 2, channel counts that are not multiples of 4 / 8 / 16, the extremes of the int8 ranges
 (the transforms' largest values), every requantization mode, rounding ties and splits over threads."""
 import pytest
 
-from test_kernel_paths import CHECK, PATHS, run_on_path
+from test_kernel_paths import PATHS, run_on_path
 
-CASES = r'''
+CHECK = r'''
+import sys
+import numpy as np
+from tests.path_cases import check_modes, check_threads, conv_layer, report
+
+
 def case_3x3(rng, n, hw, ic, oc, padding, extreme=False, ties=False):
     ih, iw = hw
     x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
@@ -27,15 +32,9 @@ def case_3x3(rng, n, hw, ic, oc, padding, extreme=False, ties=False):
         w = np.clip(w, -1, 1)
         wscale[:], xs, ys = 0.5, 1.0, 1.0
         bias = rng.integers(-3, 4, oc).astype(np.int32)
-    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, 0),
-          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
-    opts = {"padding": padding, "stride_h": 1, "stride_w": 1, "dilation_h_factor": 1, "dilation_w_factor": 1,
-            "fused_activation_function": int(rng.choice([0, 1, 3])), "depth_multiplier": 1}
-    op = Op(0, "CONV_2D", 1, [0, 1, 2], [3], opts)
-    oh, pt = spatial_padding(op, ih, 3, 1, 1)
-    ow, pl = spatial_padding(op, iw, 3, 1, 1)
-    acc = conv_acc(x, w, bias, x_zp, (1, 1), (1, 1), (pt, pl), (oh, ow), False)
-    return Graph(ts, [op], [0], [3]), x, acc, f"3x3 x{list(x.shape)} oc{oc} pad{padding} extreme{extreme}"
+    g, acc = conv_layer("CONV_2D", x, w, bias, x_zp, y_zp, xs, ys, wscale, padding, (1, 1), (1, 1),
+                        int(rng.choice([0, 1, 3])))
+    return g, x, acc, f"3x3 x{list(x.shape)} oc{oc} pad{padding} extreme{extreme}"
 
 
 def main():
@@ -51,8 +50,7 @@ def main():
     # past THREAD_MIN_MACS: slices of tile rows
     check_threads([case_3x3(rng, 2, hw, ic, oc, 0) for hw, ic, oc in (((37, 35), 16, 40), ((20, 21), 64, 64))],
                   failures, kernels)
-    print("kernels", " ".join(sorted(kernels)))
-    print("\n".join(failures) if failures else "ok")
+    report(kernels, failures)
 
 
 main()
@@ -65,5 +63,5 @@ EXPECTED = {"avx512vnni": "conv2d_int8_vnni", "avxvnni": "conv2d_int8_avxvnni", 
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_winograd_conv_exact_on_every_path(forced):
-    kernels = run_on_path(forced, CHECK.rsplit("\nmain()", 1)[0] + CASES, 7, timeout=600)
+    kernels = run_on_path(forced, CHECK, 7, timeout=600)
     assert kernels[1:] == [EXPECTED[forced]], kernels     # every case ran on the path's kernel
