@@ -507,21 +507,26 @@ def tflite_column_scales(double input_scale, const double[:] weight_scales, doub
     return mult, shift, real_array, real32_array
 
 
-def avx2_conv_constants(const int8_t[:, :] w, const int32_t[:] bias, const int32_t[:] mult, const int32_t[:] shift,
-                        const double[:] scale64, const float[:] scale32, int16_t[:, :, :, ::1] out_w,
-                        int32_t[::1] out_bias, int32_t[::1] out_mult, int32_t[::1] out_shift,
-                        double[::1] out_scale64, float[::1] out_scale32):
-    """packing.avx2_constants in one pass: w [N][K] widened into the int16 panels out_w [N / 8][K / 4][8][4] of
-    the AVX2 GEMM, and the bias (already zero-point folded) and per-column requantization arrays, all zero-padded
-    to the 8-column width."""
+ctypedef fused avx2_panel_t:
+    int16_t
+    int8_t
+
+
+def avx2_panel_constants(const int8_t[:, :] w, const int32_t[:] bias, const int32_t[:] mult, const int32_t[:] shift,
+                         const double[:] scale64, const float[:] scale32, avx2_panel_t[:, :, :, ::1] out_w,
+                         int32_t[::1] out_bias, int32_t[::1] out_mult, int32_t[::1] out_shift,
+                         double[::1] out_scale64, float[::1] out_scale32):
+    """packing.avx2_constants in one pass: w [N][K] into the panels out_w [N / 8][K / 4][8][4] of the AVX2 GEMM (int16:
+    the conv / FC panels; int8: packing.avx2_pack_s8's, for the one- and two-row FC), and the bias (already zero-point
+    folded) and per-column requantization arrays, all zero-padded to the 8-column width."""
     cdef Py_ssize_t n = w.shape[0], k = w.shape[1], width = out_bias.shape[0], kgroups = out_w.shape[1]
     cdef Py_ssize_t b, g, r, j, c
     if (bias.shape[0] != n or mult.shape[0] != n or shift.shape[0] != n or scale64.shape[0] != n
             or scale32.shape[0] != n or width != out_w.shape[0] * 8 or width < n or out_w.shape[2] != 8
             or out_w.shape[3] != 4 or kgroups * 4 < k or out_mult.shape[0] != width
             or out_shift.shape[0] != width or out_scale64.shape[0] != width or out_scale32.shape[0] != width):
-        raise ValueError("avx2_conv_constants: the arrays do not match the weights")
-    cdef int16_t* panel
+        raise ValueError("avx2_panel_constants: the arrays do not match the weights")
+    cdef avx2_panel_t* panel
     for b in range(out_w.shape[0]):
         for g in range(kgroups):
             panel = &out_w[b, g, 0, 0]
@@ -535,6 +540,10 @@ def avx2_conv_constants(const int8_t[:, :] w, const int32_t[:] bias, const int32
         else:
             out_bias[c], out_mult[c], out_shift[c] = 0, 0, 0
             out_scale64[c], out_scale32[c] = 0.0, 0.0
+
+
+avx2_conv_constants = avx2_panel_constants      # int16 panels (packing.avx2_pack)
+avx2_gemv_constants = avx2_panel_constants      # int8 panels (packing.avx2_pack_s8); two names: tests swap each
 
 
 cdef extern from "math.h" nogil:
@@ -746,34 +755,6 @@ def winograd_weights(const int8_t[:, :, :, :] w, int16_t[:, :, :, :, ::1] out):
                 for b in range(4):
                     u = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2]
                     out[a * 4 + b, o // 8, c // 4, o % 8, c % 4] = <int16_t>u
-
-
-def avx2_gemv_constants(const int8_t[:, :] w, const int32_t[:] bias, const int32_t[:] mult, const int32_t[:] shift,
-                        const double[:] scale64, const float[:] scale32, int8_t[:, :, :, ::1] out_w,
-                        int32_t[::1] out_bias, int32_t[::1] out_mult, int32_t[::1] out_shift,
-                        double[::1] out_scale64, float[::1] out_scale32):
-    """avx2_conv_constants with the panels kept as int8 (packing.avx2_pack_s8: the one- and two-row AVX2 FC)."""
-    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], width = out_bias.shape[0], kgroups = out_w.shape[1]
-    cdef Py_ssize_t b, g, r, j, c
-    if (bias.shape[0] != n or mult.shape[0] != n or shift.shape[0] != n or scale64.shape[0] != n
-            or scale32.shape[0] != n or width != out_w.shape[0] * 8 or width < n or out_w.shape[2] != 8
-            or out_w.shape[3] != 4 or kgroups * 4 < k or out_mult.shape[0] != width
-            or out_shift.shape[0] != width or out_scale64.shape[0] != width or out_scale32.shape[0] != width):
-        raise ValueError("avx2_gemv_constants: the arrays do not match the weights")
-    cdef int8_t* panel
-    for b in range(out_w.shape[0]):
-        for g in range(kgroups):
-            panel = &out_w[b, g, 0, 0]
-            for r in range(8):
-                for j in range(4):
-                    panel[4 * r + j] = w[8 * b + r, 4 * g + j] if 8 * b + r < n and 4 * g + j < k else 0
-    for c in range(width):
-        if c < n:
-            out_bias[c], out_mult[c], out_shift[c] = bias[c], mult[c], shift[c]
-            out_scale64[c], out_scale32[c] = scale64[c], scale32[c]
-        else:
-            out_bias[c], out_mult[c], out_shift[c] = 0, 0, 0
-            out_scale64[c], out_scale32[c] = 0.0, 0.0
 
 
 def activation_range_int8(int activation, double scale, int zero_point):
