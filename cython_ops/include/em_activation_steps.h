@@ -81,7 +81,7 @@ static void em_hard_swish_int8_step(const em_params* p) {
 /* HARD_SWISH's arithmetic vectorized (em_hard_swish_int8_avx2), for the AVX2 path where it beats the 256-entry
  * lookup; the scalar loop on a CPU without AVX2.  Same layout. */
 static void em_hard_swish_int8_avx2_step(const em_params* p) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_SCALAR_ONLY)
     void (*fn)(const int8_t*, int8_t*, int64_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t) =
         em_isa() >= EM_ISA_AVX2 ? em_hard_swish_int8_avx2 : em_hard_swish_int8;
 #else

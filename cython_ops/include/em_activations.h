@@ -926,7 +926,7 @@ static inline void em_hard_swish_int8(const int8_t* in, int8_t* out, int64_t n,
     }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EM_SCALAR_ONLY)
 /* em_hard_swish_int8 on 16 int16 lanes at a time, the same operations in the same order: vpmulhrs is the int16
  * SaturatingRoundingDoublingHighMul (floor((ab + 2^14) / 2^15) equals the reference's half-away-from-zero nudge
  * for every product, and -32768 * -32768 cannot occur: |hires| <= 255 * 128 and the multipliers are positive);
