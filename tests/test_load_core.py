@@ -13,7 +13,8 @@ import model_cache
 from converters.tflite import from_tflite
 from edgeml.errors import ModelFormatError
 from edgeml.runtime import arena
-from edgeml.runtime.compile import bind, build_plan, compile_graph, engine_at, has_status_slot, new_context, step_checks
+from edgeml.runtime.compile import (bind, build_plan, compile_graph, engine_at, has_status_slot, new_context,
+                                    step_addr, step_checks)
 from edgeml.runtime.kernels import Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.ops.common import element_count
@@ -50,13 +51,7 @@ def engine_from_layout_lists(plan, base: int) -> Engine:
     _, tensor_address = engine_at(plan, base)       # (fills plan.const_arrays: the same constants' addresses)
     records = []
     for k, step in enumerate(plan.steps):
-        def addr(t, k=k):
-            if t == "scratch":
-                return base + plan.scratch[k][0] if k in plan.scratch else 0
-            if t == "status":
-                return base + plan.status_offsets[k] if k in plan.status_offsets else 0
-            return tensor_address(t)
-        ptrs, ints, floats, *_ = step.make(addr)
+        ptrs, ints, floats, *_ = step.make(step_addr(plan, base, k, tensor_address))
         layout = layout_of(step.kernel)
         records.append((kernel_address(step.kernel), layout.ptrs(**ptrs), layout.ints(**ints),
                         layout.floats(**floats)))

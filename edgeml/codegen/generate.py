@@ -20,7 +20,7 @@ from edgeml.codegen import c_text
 from edgeml.codegen.kernel_sources import headers, kernel_functions
 from edgeml.errors import EdgeMLError, UnsupportedOpError
 from edgeml.runtime import kernels
-from edgeml.runtime.compile import step_checks
+from edgeml.runtime.compile import step_addr, step_checks
 from edgeml.runtime.interpreter import Interpreter
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.plan import STATUS_BYTES, address
@@ -189,14 +189,7 @@ def c_steps(plan, pointers: PointerMap) -> list:
         describe = step.op.describe()
         if step.kernel not in functions:
             raise UnsupportedOpError(f"{describe}: kernel {step.kernel} has no C declaration edgeml compile can call")
-
-        def addr(t, k=k):
-            if t == "scratch":
-                return base + plan.scratch[k][0] if k in plan.scratch else 0
-            if t == "status":
-                return base + plan.status_offsets[k] if k in plan.status_offsets else 0
-            return tensor_address(t)
-        ptrs, ints, floats, *extra = step.make(addr)
+        ptrs, ints, floats, *extra = step.make(step_addr(plan, base, k, tensor_address))
         if extra or step.kernel == "while":
             raise UnsupportedOpError(f"{describe}: control flow ({step.kernel}) is not supported by edgeml compile")
         layout = layout_of(step.kernel)

@@ -206,6 +206,18 @@ def bind(plan: Plan) -> Plan:
     return bound
 
 
+def step_addr(plan: Plan, base: int, k: int, tensor_address):
+    """addr(t) for step k's make(): tensor t's address (tensor_address(t)), or the step's scratch / status area
+    ("scratch" / "status"; 0 when it has none) in an arena at address `base`."""
+    def addr(t):
+        if t == "scratch":
+            return base + plan.scratch[k][0] if k in plan.scratch else 0
+        if t == "status":
+            return base + plan.status_offsets[k] if k in plan.status_offsets else 0
+        return tensor_address(t)
+    return addr
+
+
 def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None):
     """(Engine, addr): the plan's steps bound to an arena at address `base` and to the addresses `external` gives
     (tensor index -> address); addr(t) is where tensor t lives.  A step's make() may return a fourth value, objects
