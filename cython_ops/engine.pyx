@@ -233,7 +233,7 @@ cdef class RunPath:
     cdef Py_ssize_t nbytes
     cdef tuple shape
     cdef object dtype, outs, acquire, release, on_first
-    cdef bint single, first
+    cdef bint single, first, live
 
     def __init__(self, Engine engine, uintptr_t dst, Py_ssize_t nbytes, tuple shape, dtype, tuple outs, lock,
                  on_first):
@@ -241,7 +241,11 @@ cdef class RunPath:
         self.engine, self.dst, self.nbytes = engine, <char*>dst, nbytes
         self.shape, self.dtype, self.outs = shape, dtype, outs
         self.acquire, self.release, self.on_first = lock.acquire, lock.release, on_first
-        self.single, self.first = len(outs) == 1, True
+        self.single, self.first, self.live = len(outs) == 1, True, True
+
+    def retire(self):
+        """From now on take nothing (call with the lock held): the interpreter re-plans or drops this plan."""
+        self.live = False
 
     def __call__(self, x):
         cdef Py_buffer buf
@@ -251,6 +255,9 @@ cdef class RunPath:
             return None
         self.acquire()
         try:
+            if not self.live:
+                PyBuffer_Release(&buf)
+                return None
             memmove(self.dst, buf.buf, self.nbytes)      # x may itself be a view of this arena
             PyBuffer_Release(&buf)
             with nogil:
@@ -273,13 +280,20 @@ cdef class InputCopy:
     cdef char* dst
     cdef Py_ssize_t nbytes
     cdef tuple shape
-    cdef object dtype, acquire, release, on_first
-    cdef bint first
+    cdef object dtype, acquire, release, on_first, owner
+    cdef bint first, live
 
-    def __init__(self, uintptr_t dst, Py_ssize_t nbytes, tuple shape, dtype, lock, on_first):
-        """on_first: called (under the lock) after the first copy, e.g. to mark the input as set."""
-        self.dst, self.nbytes, self.shape, self.dtype = <char*>dst, nbytes, shape, dtype
-        self.acquire, self.release, self.on_first, self.first = lock.acquire, lock.release, on_first, True
+    def __init__(self, view, lock, on_first):
+        """view: the input's arena view (a C-contiguous numpy array, kept alive here); on_first: called (under the
+        lock) after the first copy, e.g. to mark the input as set."""
+        self.owner, self.dst, self.nbytes = view, <char*><uintptr_t>view.ctypes.data, view.nbytes
+        self.shape, self.dtype = view.shape, view.dtype
+        self.acquire, self.release, self.on_first = lock.acquire, lock.release, on_first
+        self.first, self.live = True, True
+
+    def retire(self):
+        """From now on take nothing (call with the lock held): the interpreter re-plans or drops this plan."""
+        self.live = False
 
     def __call__(self, x):
         cdef Py_buffer buf
@@ -287,6 +301,9 @@ cdef class InputCopy:
             return False
         self.acquire()
         try:
+            if not self.live:
+                PyBuffer_Release(&buf)
+                return False
             memmove(self.dst, buf.buf, self.nbytes)
             PyBuffer_Release(&buf)
             if self.first:

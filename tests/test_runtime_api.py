@@ -228,7 +228,9 @@ def test_set_input_and_run_fast_paths_keep_the_interpreter_state():
     fresh.set_input(strided)
     fresh.invoke()
     np.testing.assert_array_equal(fresh.get_output(), want)
+    old_run, old_set = it._run_path, it._set_paths[0]              # as a thread may hold them across a re-plan
     it.resize_input(0, (3, 640))
+    assert old_run(x1) is None and old_set(x1) is False            # retired: they take nothing any more
     with pytest.raises(InputError, match="has not been set"):      # re-planned: inputs must be set again
         it.invoke()
     it.set_input(x3)

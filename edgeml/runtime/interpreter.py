@@ -114,6 +114,7 @@ class Interpreter:
         self._compiled_shapes = None
         self._resized = False
         self._plan = None
+        self._run_path = self._set_paths = None
         self._compile()
 
     # ----- building --------------------------------------------------------------------------------
@@ -144,14 +145,22 @@ class Interpreter:
             if self._run_view is not None else None
         self._single_out = len(self._out_views) == 1
         # set_input() of an input with no value bounds in one C call (InputCopy)
-        self._set_paths = tuple(InputCopy(v.ctypes.data, v.nbytes, v.shape, v.dtype, self._lock,
-                                          partial(self._mark_set, i)) if bounds is None else None
+        self._retire_fast_paths()
+        self._set_paths = tuple(InputCopy(v, self._lock, partial(self._mark_set, i)) if bounds is None else None
                                 for i, (v, bounds) in enumerate(self._in_slots))
         # run() in one C call (RunPath) when no kernel reports run-time input errors
         self._run_path = RunPath(plan.engine, *self._run_target[1:], self._run_view.shape, self._run_view.dtype,
                                  tuple(self._out_views), self._lock, self._mark_run) \
             if self._run_view is not None and not plan.checks else None
         self.reset_variables()
+
+    def _retire_fast_paths(self):
+        """The one-call paths of the plan being left (under the lock): a thread that picked one up before a re-plan
+        finds it retired and takes the checked path."""
+        for fast in (self._run_path, *(self._set_paths or ())):
+            if fast is not None:
+                fast.retire()
+        self._run_path = self._set_paths = None
 
     def _mark_run(self):
         """After RunPath's first run: the input is set and the plan has run."""
@@ -171,6 +180,7 @@ class Interpreter:
             twin._graph = self._graph
             twin._input_shapes = dict(self._input_shapes)
             twin._resized = False
+            twin._run_path = twin._set_paths = None
             twin._adopt(bind(self._plan))
             return twin
 
@@ -221,7 +231,7 @@ class Interpreter:
             self._input_shapes[t] = dims
             self._resized = self._resized or dims != self._compiled_shapes[t]
             if self._resized:
-                self._run_path = self._set_paths = None       # _adopt makes the re-planned ones
+                self._retire_fast_paths()       # _adopt makes the re-planned ones
 
     # ----- introspection -------------------------------------------------------------------------
     def _details(self, t: int, index: int) -> dict:
