@@ -198,35 +198,41 @@ def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eig
     return sums_array
 
 
+cdef bint multiplier_of(double real, int rounding, int32_t* mult, int32_t* shift):
+    """quantize_multipliers of one value; False for a negative or non-finite one."""
+    cdef int e
+    cdef double q, scaled, whole
+    if not (isfinite(real) and real >= 0):
+        return False
+    q = frexp(real, &e)
+    scaled = q * 2147483648.0
+    whole = floor(scaled)
+    if scaled - whole >= 0.5:
+        whole += 1.0
+    if whole == 2147483648.0:
+        whole = 1073741824.0
+        e += 1
+    if e < -31:
+        mult[0], shift[0] = 0, 0
+    elif rounding == 1 and e > 30:      # the single-rounding build clamps large multipliers
+        mult[0], shift[0] = 2147483647, 30
+    else:
+        mult[0], shift[0] = <int32_t>whole, e
+    return True
+
+
 def quantize_multipliers(const double[::1] real, int rounding):
     """numerics.quantize_multipliers in one C pass (same double arithmetic: frexp, the exact scaling by 2^31,
     rounding half up of the positive fraction): (int32 multipliers, int32 shifts); ValueError for a negative or
     non-finite value, naming the first."""
     cdef Py_ssize_t n = real.shape[0], i
-    cdef double q, scaled, whole
-    cdef int e
     mult_array, shift_array = np.empty(n, np.int32), np.empty(n, np.int32)
     cdef int32_t[::1] mult = mult_array
     cdef int32_t[::1] shift = shift_array
     for i in range(n):
-        if not (isfinite(real[i]) and real[i] >= 0):
+        if not multiplier_of(real[i], rounding, &mult[i], &shift[i]):
             raise ValueError(f"cannot quantize multiplier {real[i]!r}")
-        q = frexp(real[i], &e)
-        scaled = q * 2147483648.0
-        whole = floor(scaled)
-        if scaled - whole >= 0.5:
-            whole += 1.0
-        if whole == 2147483648.0:
-            whole = 1073741824.0
-            e += 1
-        if e < -31:
-            mult[i], shift[i] = 0, 0
-        elif rounding == 1 and e > 30:      # the single-rounding build clamps large multipliers
-            mult[i], shift[i] = 2147483647, 30
-        else:
-            mult[i], shift[i] = <int32_t>whole, e
     return mult_array, shift_array
-
 
 
 def data_address(obj):
@@ -579,29 +585,6 @@ cdef char* buffer_bytes(obj, Py_ssize_t nbytes, const char* what) except NULL:
     if length != nbytes:
         raise ValueError(f"{what.decode()}: an array of {length} bytes where {nbytes} were expected")
     return where if nbytes else <char*>1
-
-
-cdef bint multiplier_of(double real, int rounding, int32_t* mult, int32_t* shift):
-    """quantize_multipliers of one value; False for a negative or non-finite one."""
-    cdef int e
-    cdef double q, scaled, whole
-    if not (isfinite(real) and real >= 0):
-        return False
-    q = frexp(real, &e)
-    scaled = q * 2147483648.0
-    whole = floor(scaled)
-    if scaled - whole >= 0.5:
-        whole += 1.0
-    if whole == 2147483648.0:
-        whole = 1073741824.0
-        e += 1
-    if e < -31:
-        mult[0], shift[0] = 0, 0
-    elif rounding == 1 and e > 30:      # the single-rounding build clamps large multipliers
-        mult[0], shift[0] = 2147483647, 30
-    else:
-        mult[0], shift[0] = <int32_t>whole, e
-    return True
 
 
 def tflite_requant(double input_scale, weight_scales, weight_zero_points, double output_scale, int out_zp,
