@@ -406,6 +406,15 @@ def nonzero_blocks(const int8_t[:, :, :, ::1] blocks):
     return start_array, kb_array[:count], chosen_array
 
 
+cdef inline bint fits_int32(int64_t* v, bint wrap) noexcept:
+    """A folded bias as the kernels' int32 accumulator start: wrapped modulo 2^32 when wrap (onnxruntime's sums
+    wrap), else False outside (-2^31, 2^31)."""
+    if wrap:
+        v[0] = <int64_t><int32_t><uint32_t>(<uint64_t>v[0] & 0xFFFFFFFFu)
+        return True
+    return -2147483648 < v[0] < 2147483648
+
+
 def vnni_conv_constants(const int8_t[:, :] w, bias, int64_t zp_fold, int64_t zp_add, bint wrap,
                         const int32_t[:] mult, const int32_t[:] shift, const double[:] scale64,
                         const float[:] scale32, int8_t[:, :, :, ::1] out_w, int32_t[::1] out_bias,
@@ -431,9 +440,7 @@ def vnni_conv_constants(const int8_t[:, :] w, bias, int64_t zp_fold, int64_t zp_
     for c in range(width):
         if c < n:
             folded = (b32[c] if bias is not None else 0) - zp_fold * sums[c] + zp_add
-            if wrap:
-                folded = <int64_t><int32_t><uint32_t>(<uint64_t>folded & 0xFFFFFFFFu)
-            elif not (-2147483648 < folded < 2147483648):
+            if not fits_int32(&folded, wrap):
                 raise OverflowError("bias and weights overflow the int32 accumulator")
             out_bias[c] = <int32_t>folded
             out_mult[c], out_shift[c] = mult[c], shift[c]
@@ -477,9 +484,7 @@ def depthwise_lane_columns(const int8_t[:, :] w_taps, bias, int64_t zp_fold, int
                 sums[c] += w_taps[t, c]
     for c in range(oc):
         v = (b32[c] if bias is not None else 0) - zp_fold * sums[c] + zp_add
-        if wrap:
-            v = <int64_t><int32_t><uint32_t>(<uint64_t>v & 0xFFFFFFFFu)
-        elif not (-2147483648 < v < 2147483648):
+        if not fits_int32(&v, wrap):
             raise OverflowError("depthwise bias and weights overflow the int32 accumulator")
         folded[c] = <int32_t>v
     for lane in range(lanes):
@@ -634,9 +639,7 @@ def fold_bias_s8(const int8_t[:, :] w, bias, int64_t zp, bint wrap):
         for j in range(k):
             s += w[r, j]
         v = (b32[r] if bias is not None else 0) - zp * s
-        if wrap:
-            v = <int64_t><int32_t><uint32_t>(<uint64_t>v & 0xFFFFFFFFu)
-        elif not (-2147483648 < v < 2147483648):
+        if not fits_int32(&v, wrap):
             raise OverflowError("bias and weights overflow the int32 accumulator")
         out[r] = <int32_t>v
     return out_array
