@@ -223,56 +223,6 @@ cdef bint take_array(x, tuple shape, dtype, Py_ssize_t nbytes, Py_buffer* buf) e
     return True
 
 
-cdef class RunPath:
-    """Interpreter.run()'s fast path for an interpreter with one input and no run-time checks: in one call, the
-    input's type, dtype and shape checked, the bytes copied into the arena, the plan invoked and the outputs
-    copied out, all under the interpreter's lock.  Returns None, having done nothing, for any input it does not
-    take (another type, dtype or shape, a non-contiguous array): run() then takes its general path."""
-    cdef Engine engine
-    cdef char* dst
-    cdef Py_ssize_t nbytes
-    cdef tuple shape
-    cdef object dtype, outs, acquire, release, on_first
-    cdef bint single, first, live
-
-    def __init__(self, Engine engine, uintptr_t dst, Py_ssize_t nbytes, tuple shape, dtype, tuple outs, lock,
-                 on_first):
-        """on_first: called (under the lock) after the first run it served, e.g. to mark the input as set."""
-        self.engine, self.dst, self.nbytes = engine, <char*>dst, nbytes
-        self.shape, self.dtype, self.outs = shape, dtype, outs
-        self.acquire, self.release, self.on_first = lock.acquire, lock.release, on_first
-        self.single, self.first, self.live = len(outs) == 1, True, True
-
-    def retire(self):
-        """From now on take nothing (call with the lock held): the interpreter re-plans or drops this plan."""
-        self.live = False
-
-    def __call__(self, x):
-        cdef Py_buffer buf
-        cdef Py_ssize_t k
-        cdef Engine engine = self.engine
-        if not take_array(x, self.shape, self.dtype, self.nbytes, &buf):
-            return None
-        self.acquire()
-        try:
-            if not self.live:
-                PyBuffer_Release(&buf)
-                return None
-            memmove(self.dst, buf.buf, self.nbytes)      # x may itself be a view of this arena
-            PyBuffer_Release(&buf)
-            with nogil:
-                for k in range(engine.n):
-                    engine.kernels[k](&engine.params[k])
-            if self.first:
-                self.on_first()
-                self.first = False
-            if self.single:
-                return self.outs[0].copy()
-            return [o.copy() for o in self.outs]
-        finally:
-            self.release()
-
-
 cdef class InputCopy:
     """Interpreter.set_input()'s fast path for one input with no value bounds: a C-contiguous numpy array of the
     input's dtype and shape copied into the arena under the interpreter's lock.  False, having done nothing, for
@@ -295,21 +245,53 @@ cdef class InputCopy:
         """From now on take nothing (call with the lock held): the interpreter re-plans or drops this plan."""
         self.live = False
 
-    def __call__(self, x):
+    cdef bint copy_in(self, x) except -1:
+        """With the lock held: x's bytes into the arena (True), or nothing for an array it does not take or once
+        retired (False)."""
         cdef Py_buffer buf
-        if not take_array(x, self.shape, self.dtype, self.nbytes, &buf):
+        if not self.live or not take_array(x, self.shape, self.dtype, self.nbytes, &buf):
             return False
+        memmove(self.dst, buf.buf, self.nbytes)      # x may itself be a view of this arena
+        PyBuffer_Release(&buf)
+        if self.first:
+            self.on_first()
+            self.first = False
+        return True
+
+    def __call__(self, x):
         self.acquire()
         try:
-            if not self.live:
-                PyBuffer_Release(&buf)
-                return False
-            memmove(self.dst, buf.buf, self.nbytes)
-            PyBuffer_Release(&buf)
-            if self.first:
-                self.on_first()
-                self.first = False
-            return True
+            return self.copy_in(x)
+        finally:
+            self.release()
+
+
+cdef class RunPath(InputCopy):
+    """Interpreter.run()'s fast path for an interpreter with one input and no run-time checks: in one call, the
+    input taken as InputCopy takes it, the plan invoked and the outputs copied out, all under the interpreter's
+    lock.  Returns None, having done nothing, for any input it does not take (another type, dtype or shape, a
+    non-contiguous array): run() then takes its general path.  on_first marks the input set and the plan run."""
+    cdef Engine engine
+    cdef tuple outs
+    cdef bint single
+
+    def __init__(self, Engine engine, view, tuple outs, lock, on_first):
+        InputCopy.__init__(self, view, lock, on_first)
+        self.engine, self.outs, self.single = engine, outs, len(outs) == 1
+
+    def __call__(self, x):
+        cdef Py_ssize_t k
+        cdef Engine engine = self.engine
+        self.acquire()
+        try:
+            if not self.copy_in(x):
+                return None
+            with nogil:
+                for k in range(engine.n):
+                    engine.kernels[k](&engine.params[k])
+            if self.single:
+                return self.outs[0].copy()
+            return [o.copy() for o in self.outs]
         finally:
             self.release()
 

@@ -149,8 +149,7 @@ class Interpreter:
         self._set_paths = tuple(InputCopy(v, self._lock, partial(self._mark_set, i)) if bounds is None else None
                                 for i, (v, bounds) in enumerate(self._in_slots))
         # run() in one C call (RunPath) when no kernel reports run-time input errors
-        self._run_path = RunPath(plan.engine, *self._run_target[1:], self._run_view.shape, self._run_view.dtype,
-                                 tuple(self._out_views), self._lock, self._mark_run) \
+        self._run_path = RunPath(plan.engine, self._run_view, tuple(self._out_views), self._lock, self._mark_run) \
             if self._run_view is not None and not plan.checks else None
         self.reset_variables()
 
