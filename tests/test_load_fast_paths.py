@@ -16,10 +16,10 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import load_pack
+from cython_ops import load_pack, load_prepare
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse, requant
+from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant
 from edgeml.runtime.ops import conv_winograd
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
@@ -76,6 +76,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "fold_bias_s8", packing.fold_bias)
         monkeypatch.setattr(load_pack, "avx2_gemv_constants", packing.avx2_constants)
         monkeypatch.setattr(load_pack, "winograd_weights", lambda w, out: conv_winograd.winograd_panels(w, out))
+        monkeypatch.setattr(load_prepare, "pack_gemm_int8", packing_gemm.pack_gemm_int8_numpy)
     return apply
 
 

@@ -95,6 +95,59 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
     return ColumnRequant(mode, mult, shift, real, real32, out_zp, amin, amax)
 
 
+@dataclass
+class ColumnSource:
+    """What packing_gemm.pack_gemm computes an int8 GEMM's per-column requantization from in C: TFLite's scales
+    (given None), or the four ColumnRequant arrays computed here (uint8 models, onnxruntime's float contract)."""
+    mode: int
+    out_zp: int
+    act_min: int
+    act_max: int
+    w_zp: int
+    n_out: int
+    input_scale: float = 0.0
+    weight_scales: Optional[np.ndarray] = None     # float64, n_out values or one
+    output_scale: float = 0.0
+    given: Optional[tuple] = None                  # (mult, shift, scale64, float32 scale32)
+
+    def column_requant(self, rounding: int) -> ColumnRequant:
+        """The ColumnRequant these stand for (the prepares that pack in Python: Winograd)."""
+        if self.given is not None:
+            mult, shift, scale64, scale32 = self.given
+        else:
+            mult, shift, scale64, scale32 = load_pack.tflite_column_scales(
+                self.input_scale, self.weight_scales, self.output_scale, self.n_out, rounding)
+        return ColumnRequant(self.mode, mult, shift, scale64, scale32, self.out_zp, self.act_min, self.act_max,
+                             self.w_zp)
+
+
+def column_source(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
+                  fully_connected: bool = False) -> ColumnSource:
+    """column_requant's checks, in its order and with its messages, leaving TFLite's per-column multipliers to the
+    one C call that packs the weights."""
+    s_in, _ = qparams(x, op)
+    s_out, out_zp = qparams(y, op)
+    if w.quant is None:
+        raise ModelFormatError(f"{op.describe()}: int8 weights {w.describe()} have no quantization")
+    if op.options.get(UINT8) or op.options.get("requant") == IR_REQUANT_FLOAT:
+        rq = column_requant(ctx, op, x, w, y, n_out, axis, act, fully_connected)
+        return ColumnSource(rq.mode, rq.out_zp, rq.act_min, rq.act_max, rq.w_zp, n_out,
+                            given=(rq.mult, rq.shift, rq.scale64, rq.scale32.astype(np.float32, copy=False)))
+    ws = w.quant.scale
+    if ws.size not in (1, n_out):
+        raise ModelFormatError(f"{op.describe()}: {ws.size} weight scales for {n_out} output channels")
+    if ws.size > 1 and w.quant.axis != axis:
+        raise ModelFormatError(f"{op.describe()}: weights quantized along axis {w.quant.axis}, expected {axis}")
+    if w.quant.zero_point.any():
+        raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
+    mode = ctx.rounding
+    if fully_connected and ctx.rounding == Q.ROUNDING_MODES["double"]:
+        mode = REQUANT_DOUBLE_SCALE      # LiteRT's reference FULLY_CONNECTED rescales in double
+    amin, amax = int8_activation_range(act, s_out, out_zp)
+    return ColumnSource(mode, out_zp, amin, amax, 0, n_out, s_in, ws.reshape(-1).astype(np.float64, copy=False),
+                        s_out)
+
+
 def int8_activation_range(act: str, scale: float, zero_point: int) -> tuple[int, int]:
     """numerics.activation_range_int8, computed in C (its Python form where a bound's quotient is beyond int64)."""
     return load_pack.activation_range_int8(load_pack.ACTIVATION_CODES[act], scale, zero_point) or \

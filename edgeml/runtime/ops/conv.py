@@ -15,11 +15,12 @@ from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import float_kernels, grouped_conv, hybrid, int16x8
 from edgeml.runtime.ops.conv_winograd import winograd_applies, winograd_step
 from edgeml.runtime.ops.depthwise import prepare_depthwise_rows
-from edgeml.runtime.ops.sparse_gemm import sparse_conv_step
+from edgeml.runtime.ops.sparse_gemm import sparse_candidate, sparse_conv_step, sparse_step
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fused_activation, io_kind, qparams,
                                        reject_uint8_hybrid, require_positive, spatial_padding)
-from edgeml.runtime.packing import (VNNI_SLACK, avx2_chunk, avx2_pack, avx2_pack_s8, fold_input_zero_point,
-                                    vnni_chunk, vnni_pack)
+from edgeml.runtime.packing import VNNI_SLACK, avx2_chunk, fold_input_zero_point, vnni_chunk
+from edgeml.runtime.packing_gemm import AVX2, AVX2_S8, PLAIN, SPARSE_VNNI, VNNI, pack_gemm
+from edgeml.runtime.requant import REQUANT_FLOAT
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
@@ -84,11 +85,14 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
 
     if kind == "int8":
         _, in_zp = qparams(x, op)
-        rq = requant.column_requant(ctx, op, x, w, y, oc, 3 if depthwise else 0, act)
+        as_conv = not depthwise or (ic == 1 and oc >= DEPTHWISE_AS_CONV_MIN)
+        # (a GEMM's multipliers are computed where its weights are packed, in the same C call)
+        rq = (requant.column_source if as_conv else requant.column_requant)(ctx, op, x, w, y, oc,
+                                                                            3 if depthwise else 0, act)
         bias = bias_vector(ctx, op, 2, oc, np.int32)
         ints = dict(geometry, in_zp=in_zp, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max, mode=rq.mode,
                     dm=dm, direct=direct, chunk=IM2COL_ROWS)
-        if depthwise and ic == 1 and oc >= DEPTHWISE_AS_CONV_MIN:
+        if depthwise and as_conv:
             # one input channel: the same sums as a CONV_2D with oc one-channel filters, on the GEMM
             wconv = wdata.reshape(kh, kw, oc).transpose(2, 0, 1)[..., None]
             return prepare_conv_int8(ctx, op, x, y, wconv, bias, in_zp, rq, dict(ints, dm=1), macs)
@@ -132,25 +136,11 @@ def prepare_depthwise_int8(ctx: Ctx, op: Op, x, y, w_taps: np.ndarray, bias, in_
     return Step(op, "depthwise_int8_w16" if rq.w_zp else "depthwise_int8", make, w_taps.shape[1] * 4, macs)
 
 
-def conv1x1_gemv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias_zp: np.ndarray, rq: requant.ColumnRequant,
-                      rows: int, macs: int) -> Step:
-    """A 1x1 conv over one or two pixels (a classifier head) on the AVX2 path: the FULLY_CONNECTED kernel that reads
-    the weights as int8 panels (em_gemm_s16_s8w_avx2: half the bytes of the int16 ones, which bound its time)."""
-    oc, K = w2.shape
-    ap = avx2_pack_s8(ctx, w2, bias_zp, rq)
-    slice_bytes = -(-(rows * ap["kp"] * 2) // ALIGN) * ALIGN
-    ints = dict(rows=rows, depth=K, units=oc, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max, mode=rq.mode,
-                kp=ap["kp"], chunk=rows, w_zp=0, threads=1, slice_bytes=slice_bytes)
-
-    def make(addr):
-        return (dict(input=addr(x.index), weights=address(ap["w"]), bias=address(ap["bias"]), output=addr(y.index),
-                     scratch=addr("scratch"), **requant.pointers(ap["rq"])), ints, {})
-    return Step(op, "fully_connected_int8_avx2_gemv", make, slice_bytes, macs)
-
-
-def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: int, rq: requant.ColumnRequant,
+def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: int, source: requant.ColumnSource,
                       ints: dict, macs: int) -> Step:
-    """int8 CONV_2D with weights [OC, KH, KW, IC] on the GEMM of this CPU's path (KernelConfig.conv2d_int8)."""
+    """int8 CONV_2D with weights [OC, KH, KW, IC] on the GEMM of this CPU's path (KernelConfig.conv2d_int8), or on
+    the block-sparse kernel (ops.sparse_gemm): the geometry and the kernel's integers here, the multipliers, the
+    folded bias, the density probe and the packing in one C call (packing_gemm.pack_gemm)."""
     oc, kh, kw, ic = wconv.shape
     K = kh * kw * ic
     g = ints
@@ -159,11 +149,12 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
     oh, ow = g["oh"], g["ow"]
     w2 = wconv.reshape(oc, K)
     kernel = CONFIG.conv2d_int8
+    w_zp = source.w_zp
+    if kernel == "conv2d_int8_avx2" and winograd_applies(wconv, g, w_zp):     # (packed in Python)
+        return prepare_conv_int8_winograd(ctx, op, x, y, wconv, w2, bias, in_zp, source.column_requant(ctx.rounding),
+                                          ints, macs)
     threads = conv_threads(ctx, macs, oh * ow)
     slice_rows = -(-oh * ow // threads)
-    sparse = sparse_conv_step(ctx, op, x, y, w2, bias, in_zp, rq, ints, macs, threads, "1x1" if direct else "kxk")
-    if sparse is not None:       # mostly zero 16x4 weight blocks (pruned models): em_sparse.h skips them
-        return sparse
     # how the vector kernels read their GEMM rows (em_conv.h): 1 1x1 rows repacked, 4 implicit GEMM over a padded
     # copy of the image (weights packed per window row, KW * IC rounded up to 4), 0 im2col
     mode = 1 if direct else (4 if g["dw"] == 1 else 0)
@@ -172,55 +163,65 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
         #             (narrower window rows keep the implicit GEMM: im2col's per-tap cost outweighs the padding)
     ihp = (oh - 1) * g["sh"] + (kh - 1) * g["dh"] + 1
     iwp = (ow - 1) * g["sw"] + (kw - 1) * g["dw"] + 1
-
-    def by_window_row(w):     # [OC][K] -> [OC][KH * span4], zero weights after each window row's KW * IC
-        if mode != 4 or (kw * ic) % 4 == 0:     # (no padding to add: the same array)
-            return w
-        span4 = -(-(kw * ic) // 4) * 4
-        out = np.zeros((oc, kh, span4), w.dtype)
-        out[:, :, :kw * ic] = w.reshape(oc, kh, kw * ic)
-        return out.reshape(oc, kh * span4)
-
+    segment = kw * ic if mode == 4 and (kw * ic) % 4 else 0     # window rows padded to 4 (0: none to add)
+    gemv = kernel == "conv2d_int8_avx2" and direct and g["n"] * oh * ow <= 2 and not w_zp
     if kernel in ("conv2d_int8_vnni", "conv2d_int8_avxvnni"):
-        vp = vnni_pack(ctx, by_window_row(w2), bias, in_zp, rq, taps=K)
-        chunk = vnni_chunk(vp["kp"], oh * ow)
-        slice_bytes = VNNI_SLACK + (ihp * iwp * ic if mode == 4 else chunk * vp["kp"])
-        if rq.w_zp:     # em_conv_vnni_corr_bytes: one int32 row correction per GEMM row of a call
+        layout = VNNI
+    elif kernel == "conv2d_int8_avx2":
+        layout = AVX2_S8 if gemv else AVX2
+    else:
+        layout = PLAIN
+    sparse_kernel, smode, sparse_args = sparse_candidate(ctx, ints, w_zp, "1x1" if direct else "kxk")
+    layout, kp, pointers = pack_gemm(ctx, op, w2, bias, source, in_zp, source.mode == REQUANT_FLOAT, layout, segment,
+                                     *sparse_args)
+    if layout >= SPARSE_VNNI:       # mostly zero 16x4 weight blocks (pruned models): em_sparse.h skips them
+        return sparse_step(op, x, y, sparse_kernel, smode, kp, K, pointers, ints, macs, threads)
+    if layout == VNNI:
+        chunk = vnni_chunk(kp, oh * ow)
+        slice_bytes = VNNI_SLACK + (ihp * iwp * ic if mode == 4 else chunk * kp)
+        if w_zp:     # em_conv_vnni_corr_bytes: one int32 row correction per GEMM row of a call
             slice_bytes += -(-4 * (slice_rows if mode == 4 else chunk) // 64) * 64
         slice_bytes = -(-slice_bytes // ALIGN) * ALIGN
-        ints_v = dict(ints, direct=mode, chunk=chunk, kp=vp["kp"], threads=threads, slice_bytes=slice_bytes,
-                      w_zp=rq.w_zp)
+        ints_v = dict(ints, direct=mode, chunk=chunk, kp=kp, threads=threads, slice_bytes=slice_bytes, w_zp=w_zp)
 
         def make_v(addr):
-            return (dict(input=addr(x.index), weights=address(vp["w"]), bias=address(vp["bias"]),
-                         output=addr(y.index), scratch=addr("scratch"), **requant.pointers(vp["rq"])), ints_v, {})
+            return (dict(pointers, input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints_v, {})
         return Step(op, kernel, make_v, slice_bytes * threads, macs)
-    if rq.w_zp:     # weights with a zero point (uint8 models): the int16 forms read w - w_zp
-        w2 = w2.astype(np.int16) - rq.w_zp
-    if kernel == "conv2d_int8_avx2" and winograd_applies(wconv, g, rq.w_zp):    # 2.25x fewer multiplications
-        return winograd_step(ctx, op, x, y, wconv, fold_input_zero_point(op, bias, w2, in_zp), rq, ints, threads, macs)
-    if kernel == "conv2d_int8_avx2" and direct and g["n"] * oh * ow <= 2 and w2.dtype == np.int8:
-        return conv1x1_gemv_step(ctx, op, x, y, w2, fold_input_zero_point(op, bias, w2, in_zp), rq,
-                                 g["n"] * oh * ow, macs)
-    if kernel == "conv2d_int8_avx2":
-        ap = avx2_pack(ctx, by_window_row(w2), fold_input_zero_point(op, bias, w2, in_zp), rq)
-        chunk = avx2_chunk(ap["kp"], oh * ow, oc)
-        slice_bytes = (ihp * iwp * ic + 32) * 2 if mode == 4 else chunk * ap["kp"] * 2
+    if layout == AVX2_S8:       # a 1x1 conv over one or two pixels (a classifier head): the FC kernel's int8 panels
+        rows = g["n"] * oh * ow
+        slice_bytes = -(-(rows * kp * 2) // ALIGN) * ALIGN
+        ints_g = dict(rows=rows, depth=K, units=oc, out_zp=source.out_zp, act_min=source.act_min,
+                      act_max=source.act_max, mode=source.mode, kp=kp, chunk=rows, w_zp=0, threads=1,
+                      slice_bytes=slice_bytes)
+
+        def make_g(addr):
+            return (dict(pointers, input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints_g, {})
+        return Step(op, "fully_connected_int8_avx2_gemv", make_g, slice_bytes, macs)
+    if layout == AVX2:
+        chunk = avx2_chunk(kp, oh * ow, oc)
+        slice_bytes = (ihp * iwp * ic + 32) * 2 if mode == 4 else chunk * kp * 2
         slice_bytes = -(-(slice_bytes + 64) // ALIGN) * ALIGN
-        ints_a = dict(ints, direct=mode, chunk=chunk, kp=ap["kp"], threads=threads, slice_bytes=slice_bytes)
+        ints_a = dict(ints, direct=mode, chunk=chunk, kp=kp, threads=threads, slice_bytes=slice_bytes)
 
         def make_a(addr):
-            return (dict(input=addr(x.index), weights=address(ap["w"]), bias=address(ap["bias"]),
-                         output=addr(y.index), scratch=addr("scratch"), **requant.pointers(ap["rq"])), ints_a, {})
+            return (dict(pointers, input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints_a, {})
         return Step(op, kernel, make_a, slice_bytes * threads, macs)
-    wk = ctx.keep_array(w2)
-    bk = ctx.keep_array(fold_input_zero_point(op, bias, w2, in_zp))
-    rqa = rq.arrays(ctx)
 
     def make(addr):
-        return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
-                     scratch=addr("scratch"), **requant.pointers(rqa)), ints, NO_FLOATS)
-    return Step(op, "conv2d_int8_w16" if rq.w_zp else "conv2d_int8", make, 0 if direct else IM2COL_ROWS * K, macs)
+        return (dict(pointers, input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints, NO_FLOATS)
+    # weights with a zero point (uint8 models): the _w16 kernel reads w - w_zp
+    return Step(op, "conv2d_int8_w16" if w_zp else "conv2d_int8", make, 0 if direct else IM2COL_ROWS * K, macs)
+
+
+def prepare_conv_int8_winograd(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, w2: np.ndarray, bias, in_zp: int,
+                               rq: requant.ColumnRequant, ints: dict, macs: int) -> Step:
+    """A 3x3 conv the AVX2 Winograd kernel takes (2.25x fewer multiplications), unless its weights are sparse."""
+    threads = conv_threads(ctx, macs, ints["oh"] * ints["ow"])
+    sparse = sparse_conv_step(ctx, op, x, y, w2, bias, in_zp, rq, ints, macs, threads,
+                              "1x1" if ints["direct"] else "kxk")
+    if sparse is not None:
+        return sparse
+    return winograd_step(ctx, op, x, y, wconv, fold_input_zero_point(op, bias, w2, in_zp), rq, ints, threads, macs)
 
 
 OPS = {

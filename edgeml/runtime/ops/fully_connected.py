@@ -10,11 +10,12 @@ from edgeml.ir import Op
 from edgeml.runtime import requant
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import float_kernels, hybrid, int16x8
-from edgeml.runtime.ops.sparse_gemm import sparse_fully_connected_step
+from edgeml.runtime.ops.sparse_gemm import fully_connected_as_conv, sparse_candidate, sparse_step
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, fully_connected_shape, fused_activation, io_kind,
                                        qparams, reject_uint8_hybrid)
-from edgeml.runtime.packing import (VNNI_SLACK, avx2_pack, avx2_pack_s8, fold_input_zero_point, vnni_chunk,
-                                    vnni_pack)
+from edgeml.runtime.packing import VNNI_SLACK, vnni_chunk
+from edgeml.runtime.packing_gemm import AVX2, AVX2_S8, PLAIN, SPARSE_VNNI, VNNI, pack_gemm
+from edgeml.runtime.requant import REQUANT_FLOAT
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
@@ -46,50 +47,52 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
     macs = rows * n_out * K
     if kind == "int8":
         _, in_zp = qparams(x, op)
-        rq = requant.column_requant(ctx, op, x, w, y, n_out, 0, act, fully_connected=True)
+        # (the multipliers are computed where the weights are packed, in the same C call)
+        source = requant.column_source(ctx, op, x, w, y, n_out, 0, act, fully_connected=True)
         bias = bias_vector(ctx, op, 2, n_out, np.int32)
-        ints = dict(rows=rows, depth=K, units=n_out, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max,
-                    mode=rq.mode)
+        ints = dict(rows=rows, depth=K, units=n_out, out_zp=source.out_zp, act_min=source.act_min,
+                    act_max=source.act_max, mode=source.mode)
         kernel = CONFIG.fully_connected_int8
         threads = fc_threads(ctx, macs, rows, n_out)
-        sparse = sparse_fully_connected_step(ctx, op, x, y, wdata, bias, in_zp, rq, rows, macs, min(threads, rows))
-        if sparse is not None:   # mostly zero 16x4 weight blocks (pruned models): em_sparse.h skips them
-            return sparse
+        w_zp = source.w_zp
+        # one or two rows reuse no weight: reading them as int8 (half the bytes) beats the int16 panels
+        gemv = kernel == "fully_connected_int8_avx2" and rows <= 2 and not w_zp
         if kernel in ("fully_connected_int8_vnni", "fully_connected_int8_avxvnni"):
-            vp = vnni_pack(ctx, wdata, bias, in_zp, rq)
-            chunk = vnni_chunk(vp["kp"], rows)
-            corr_bytes = -(-4 * chunk // 64) * 64 if rq.w_zp else 0      # em_fc_vnni_corr_bytes
-            slice_bytes = -(-(corr_bytes + chunk * vp["kp"] + VNNI_SLACK) // ALIGN) * ALIGN
+            layout = VNNI
+        elif kernel == "fully_connected_int8_avx2":
+            layout = AVX2_S8 if gemv else AVX2
+        else:
+            layout = PLAIN
+        conv_ints = fully_connected_as_conv(rows, n_out, K, in_zp, source)
+        sparse_kernel, smode, sparse_args = sparse_candidate(ctx, conv_ints, w_zp, "gemv" if rows < 4 else "1x1")
+        layout, kp, pointers = pack_gemm(ctx, op, wdata, bias, source, in_zp, source.mode == REQUANT_FLOAT, layout, 0,
+                                         *sparse_args)
+        if layout >= SPARSE_VNNI:   # mostly zero 16x4 weight blocks (pruned models): em_sparse.h skips them
+            return sparse_step(op, x, y, sparse_kernel, smode, kp, K, pointers, conv_ints, macs, min(threads, rows))
+        if layout == VNNI:
+            chunk = vnni_chunk(kp, rows)
+            corr_bytes = -(-4 * chunk // 64) * 64 if w_zp else 0      # em_fc_vnni_corr_bytes
+            slice_bytes = -(-(corr_bytes + chunk * kp + VNNI_SLACK) // ALIGN) * ALIGN
+            ints_v = dict(ints, kp=kp, chunk=chunk, w_zp=w_zp, threads=threads, slice_bytes=slice_bytes)
 
             def make_v(addr):
-                return (dict(input=addr(x.index), weights=address(vp["w"]), bias=address(vp["bias"]),
-                             output=addr(y.index), scratch=addr("scratch"), **requant.pointers(vp["rq"])),
-                        dict(ints, kp=vp["kp"], chunk=chunk, w_zp=rq.w_zp, threads=threads, slice_bytes=slice_bytes),
+                return (dict(pointers, input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints_v,
                         {})
             return Step(op, kernel, make_v, slice_bytes * threads, macs)
-        # weights with a zero point (uint8 models): the int16 panels and the portable kernel read w - w_zp
-        w2 = wdata.astype(np.int16) - rq.w_zp if rq.w_zp else wdata
-        if kernel == "fully_connected_int8_avx2":
-            # one or two rows reuse no weight: reading them as int8 (half the bytes) beats the int16 panels
-            gemv = rows <= 2 and w2.dtype == np.int8
-            kernel = "fully_connected_int8_avx2_gemv" if gemv else kernel
-            ap = (avx2_pack_s8 if gemv else avx2_pack)(ctx, w2, fold_input_zero_point(op, bias, w2, in_zp), rq)
+        if layout in (AVX2, AVX2_S8):
             chunk2 = min(rows, IM2COL_ROWS)
-            slice_bytes = -(-(chunk2 * ap["kp"] * 2) // ALIGN) * ALIGN
+            slice_bytes = -(-(chunk2 * kp * 2) // ALIGN) * ALIGN
+            ints_a = dict(ints, kp=kp, chunk=chunk2, w_zp=0, threads=threads, slice_bytes=slice_bytes)
 
             def make_a(addr):
-                return (dict(input=addr(x.index), weights=address(ap["w"]), bias=address(ap["bias"]),
-                             output=addr(y.index), scratch=addr("scratch"), **requant.pointers(ap["rq"])),
-                        dict(ints, kp=ap["kp"], chunk=chunk2, w_zp=0, threads=threads, slice_bytes=slice_bytes), {})
-            return Step(op, kernel, make_a, slice_bytes * threads, macs)
-        wk = ctx.keep_array(w2)
-        bk = ctx.keep_array(fold_input_zero_point(op, bias, w2, in_zp))
-        rqa = rq.arrays(ctx)
+                return (dict(pointers, input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints_a,
+                        {})
+            return Step(op, "fully_connected_int8_avx2_gemv" if gemv else kernel, make_a, slice_bytes * threads, macs)
 
         def make(addr):
-            return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
-                         scratch=0, **requant.pointers(rqa)), ints, {})
-        return Step(op, "fully_connected_int8_w16" if rq.w_zp else "fully_connected_int8", make, 0, macs)
+            return dict(pointers, input=addr(x.index), output=addr(y.index), scratch=0), ints, {}
+        # weights with a zero point (uint8 models): the portable kernel reads w - w_zp
+        return Step(op, "fully_connected_int8_w16" if w_zp else "fully_connected_int8", make, 0, macs)
     lo, hi = Q.activation_range_f32(act)
     bias = bias_vector(ctx, op, 2, n_out, np.float32)
     if float_kernels.enabled():     # float32 SIMD kernels (em_float_gemm.h)

@@ -12,6 +12,7 @@ from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.packing import fold_input_zero_point
+from edgeml.runtime.packing_gemm import SPARSE_LAYOUTS
 from edgeml.runtime.packing_sparse import BLOCK_COLS, block_density, sparse_pack, window_rows
 from edgeml.runtime.plan import Ctx, Step, address
 
@@ -59,27 +60,72 @@ def wants_sparse(ctx: Ctx, w2: np.ndarray, shape_kind: str, segment: int = 0) ->
     return block_density(w2, segment) <= MAX_DENSITY[sparse_path()][shape_kind]
 
 
+def sparse_mode(kernel: str, ints: dict) -> int:
+    """How em_sparse.h reads the rows: 1 1x1 rows, 4 implicit GEMM over a padded image (vector kernels,
+    dilation_w 1; weights per window row, KW * IC rounded up to 4), 0 im2col."""
+    direct = (ints["kh"] == 1 and ints["kw"] == 1 and ints["sh"] == 1 and ints["sw"] == 1 and ints["pad_top"] == 0
+              and ints["pad_left"] == 0)
+    return 1 if direct else (4 if kernel != "conv2d_int8_sparse" and ints["dw"] == 1 else 0)
+
+
+def sparse_candidate(ctx: Ctx, ints: dict, w_zp: int, shape_kind: str) -> tuple:
+    """(sparse kernel, its row mode, packing_gemm.pack_gemm's sparse arguments: layout, segment, max density (< 0:
+    never sparse), block_k pitch and bytes per row value) of an int8 conv (ints: the EM_CONV integers)."""
+    kernel = SPARSE_KERNEL.get(CONFIG.isa, "conv2d_int8_sparse")
+    mode = sparse_mode(kernel, ints)
+    setting = getattr(ctx, "sparse", "auto")
+    if w_zp or setting == "off":      # weights with a zero point (uint8 models): their zeros are not zero terms
+        limit = -1.0
+    else:
+        limit = 2.0 if setting == "on" else MAX_DENSITY[PATH_OF_KERNEL.get(kernel, "portable")][shape_kind]
+    elem = 2 if kernel == "conv2d_int8_sparse_avx2" else 1       # bytes per row value: int16 on AVX2
+    segment = pitch = 0
+    if mode == 4:
+        segment = ints["kw"] * ints["ic"]
+        pitch = ints["dh"] * ((ints["ow"] - 1) * ints["sw"] + (ints["kw"] - 1) * ints["dw"] + 1) * ints["ic"]
+    return kernel, mode, (SPARSE_LAYOUTS[kernel], segment, limit, pitch, elem)
+
+
+def sparse_step(op: Op, x, y, kernel: str, mode: int, kp: int, K: int, pointers: dict, ints: dict, macs: int,
+                threads: int) -> Step:
+    """The sparse kernel's step over weights packed by packing_gemm.pack_gemm (pointers: its slots)."""
+    rows = ints["oh"] * ints["ow"]
+    elem = 2 if kernel == "conv2d_int8_sparse_avx2" else 1
+    if kernel == "conv2d_int8_sparse":
+        threads, chunk = 1, min(rows, PORTABLE_CHUNK)
+        slice_bytes = 0 if mode == 1 else chunk * K
+    else:
+        row_bytes = kp * elem
+        chunk = max(1, min(rows, max(8, ROWS_L1_BYTES // row_bytes // 8 * 8)))
+        if mode == 4:
+            ihp = (ints["oh"] - 1) * ints["sh"] + (ints["kh"] - 1) * ints["dh"] + 1
+            iwp = (ints["ow"] - 1) * ints["sw"] + (ints["kw"] - 1) * ints["dw"] + 1
+            slice_bytes = (ihp * iwp * ints["ic"] + 64) * elem + 128
+        else:
+            slice_bytes = chunk * row_bytes + 64 + (-(-chunk * K // 64) * 64 if mode == 0 and elem == 2 else 0)
+    slice_bytes = -(-slice_bytes // ALIGN) * ALIGN
+    ints_s = dict(ints, direct=mode, chunk=chunk, kp=kp, threads=threads, slice_bytes=slice_bytes)
+
+    def make(addr):
+        return (dict(pointers, input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints_s, {})
+    return Step(op, kernel, make, slice_bytes * threads, macs)
+
+
 def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, rq: requant.ColumnRequant,
                      ints: dict, macs: int, threads: int, shape_kind: str) -> Optional[Step]:
-    """The sparse step of an int8 conv (ints: the EM_CONV integers, w2: weights [OC][KH * KW * IC] in im2col
-    order), or None when the dense kernel should run.  Weights with a zero point (uint8 models) stay dense: their
-    zeros are not zero terms."""
+    """The sparse step of an int8 conv packed in Python (the Winograd candidates; ints: the EM_CONV integers, w2:
+    weights [OC][KH * KW * IC] in im2col order), or None when the dense kernel should run.  Weights with a zero
+    point (uint8 models) stay dense: their zeros are not zero terms."""
     if rq.w_zp:
         return None
     kernel = SPARSE_KERNEL.get(CONFIG.isa, "conv2d_int8_sparse")
-    kh, kw, ic = ints["kh"], ints["kw"], ints["ic"]
-    direct = int(kh == 1 and kw == 1 and ints["sh"] == 1 and ints["sw"] == 1
-                 and ints["pad_top"] == 0 and ints["pad_left"] == 0)
-    # how rows are read (em_sparse.h): 1 1x1 rows, 4 implicit GEMM over a padded image (vector kernels, dilation_w
-    # 1; weights per window row, KW * IC rounded up to 4), 0 im2col
-    mode = 1 if direct else (4 if kernel != "conv2d_int8_sparse" and ints["dw"] == 1 else 0)
+    kw, ic = ints["kw"], ints["ic"]
+    mode = sparse_mode(kernel, ints)
     # (the density is counted on w2 as the window rows will hold it, before any copy is made)
     if not wants_sparse(ctx, w2, shape_kind, kw * ic if mode == 4 else 0):
         return None
     oc, K = w2.shape
-    rows = ints["oh"] * ints["ow"]
     elem = 2 if kernel == "conv2d_int8_sparse_avx2" else 1       # bytes per row value: int16 on AVX2
-    ihp = (ints["oh"] - 1) * ints["sh"] + (kh - 1) * ints["dh"] + 1
     iwp = (ints["ow"] - 1) * ints["sw"] + (kw - 1) * ints["dw"] + 1
     wk, offset = w2, (lambda k: k * elem)
     if mode == 4:
@@ -95,34 +141,14 @@ def sparse_conv_step(ctx: Ctx, op: Op, x, y, w2: np.ndarray, bias, in_zp: int, r
     folded = fold_input_zero_point(op, bias, w2, in_zp + 128 if vnni else in_zp)
     bias_k = ctx.keep_array(np.pad(folded, (0, width - oc)))
     rqa = rq.arrays(ctx, width)
-    if kernel == "conv2d_int8_sparse":
-        threads, chunk = 1, min(rows, PORTABLE_CHUNK)
-        slice_bytes = 0 if direct else chunk * K
-    else:
-        row_bytes = kp * elem
-        chunk = max(1, min(rows, max(8, ROWS_L1_BYTES // row_bytes // 8 * 8)))
-        if mode == 4:
-            slice_bytes = (ihp * iwp * ic + 64) * elem + 128
-        else:
-            slice_bytes = chunk * row_bytes + 64 + (-(-chunk * K // 64) * 64 if mode == 0 and elem == 2 else 0)
-    slice_bytes = -(-slice_bytes // ALIGN) * ALIGN
-    ints_s = dict(ints, direct=mode, chunk=chunk, kp=kp, threads=threads, slice_bytes=slice_bytes)
-
-    def make(addr):
-        return (dict(input=addr(x.index), weights=address(packed.weights), bias=address(bias_k),
-                     output=addr(y.index), scratch=addr("scratch"), group_start=address(packed.group_start),
-                     block_k=address(packed.block_k), **requant.pointers(rqa)), ints_s, {})
-    return Step(op, kernel, make, slice_bytes * threads, macs)
+    pointers = dict(weights=address(packed.weights), bias=address(bias_k), group_start=address(packed.group_start),
+                    block_k=address(packed.block_k), **requant.pointers(rqa))
+    return sparse_step(op, x, y, kernel, mode, kp, K, pointers, ints, macs, threads)
 
 
-def sparse_fully_connected_step(ctx: Ctx, op: Op, x, y, wdata: np.ndarray, bias, in_zp: int,
-                                rq: requant.ColumnRequant, rows: int, macs: int, threads: int) -> Optional[Step]:
-    """FULLY_CONNECTED [rows][K] x [units][K] as the sparse 1x1 conv over `rows` pixels, or None (dense)."""
-    if rq.w_zp or not wants_sparse(ctx, wdata, "gemv" if rows < 4 else "1x1"):
-        return None       # (the density first: most layers stay dense)
-    units, K = wdata.shape
-    ints = dict(n=1, ih=rows, iw=1, ic=K, oh=rows, ow=1, oc=units, kh=1, kw=1, sh=1, sw=1, dh=1, dw=1,
+def fully_connected_as_conv(rows: int, units: int, K: int, in_zp: int, rq) -> dict:
+    """The EM_CONV integers of a FULLY_CONNECTED [rows][K] x [units][K] as the 1x1 conv over `rows` pixels the
+    sparse kernel runs (rq: its ColumnSource)."""
+    return dict(n=1, ih=rows, iw=1, ic=K, oh=rows, ow=1, oc=units, kh=1, kw=1, sh=1, sw=1, dh=1, dw=1,
                 pad_top=0, pad_left=0, in_zp=in_zp, out_zp=rq.out_zp, act_min=rq.act_min, act_max=rq.act_max,
                 mode=rq.mode, dm=1, direct=1, chunk=1)
-    return sparse_conv_step(ctx, op, x, y, wdata, bias, in_zp, rq, ints, macs, threads,
-                            "gemv" if rows < 4 else "1x1")
