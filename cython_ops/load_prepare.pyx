@@ -4,7 +4,7 @@ folded bias, the block-sparse density probe, the weights packed for the chosen k
 into one allocation (sections at 64-byte offsets).  Not kernels: no KERNELS table.  Its numpy twin is
 packing_gemm.pack_gemm_int8_numpy; tests/test_load_fast_paths.py compares the two plan by plan."""
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -74,35 +74,133 @@ cdef inline Py_ssize_t aligned(Py_ssize_t n) noexcept:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-cdef void stage_rows(const int8_t[:, :] w, Py_ssize_t r0, Py_ssize_t rows, Py_ssize_t seg, Py_ssize_t span4,
-                     Py_ssize_t kl, int64_t sub, int16_t* tile) noexcept:
-    """`rows` rows of w from r0 (rows past N zero) as the logical matrix: each run of seg K values zero-padded to
-    span4, then zeros to kl; values w - sub."""
-    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], r, s, j, at
-    cdef int16_t* dst
-    cdef const int8_t* src
-    cdef bint contiguous = k == 0 or w.strides[1] == 1
-    for r in range(rows):
-        dst = tile + r * kl
-        if r0 + r >= n:
-            memset(dst, 0, kl * sizeof(int16_t))
-            continue
-        at = 0
-        if seg == 0:            # (one run: the whole row)
-            seg, span4 = k, k
-        for s in range(k // seg if seg else 0):
-            if contiguous:
-                src = &w[r0 + r, s * seg]
-                for j in range(seg):
-                    dst[at + j] = <int16_t>(src[j] - sub)
-            else:
-                for j in range(seg):
-                    dst[at + j] = <int16_t>(w[r0 + r, s * seg + j] - sub)
-            for j in range(seg, span4):
-                dst[at + j] = 0
-            at += span4
-        for j in range(at, kl):
-            dst[j] = 0
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* words [g0, g1) of `rows` row pointers (NULL: a zero row) into panels dst[g * rows + r] (4-byte words): the
+       VNNI blocks (16 rows) and the int8 AVX2 panels (8 rows).  SSE2 (x86-64's baseline) moves 4 words of 4 rows
+       as one 4 x 4 transposition of 32-bit words where all 16 rows are present. */
+    static void em_gemm_word_panels(const int8_t* const* rp, int rows, int64_t g0, int64_t g1, uint32_t* dst) {
+        int64_t g = g0;
+        int whole = 1;
+        for (int r = 0; r < rows; r++) whole &= rp[r] != NULL;
+    #if defined(__SSE2__)
+        if (whole && rows % 4 == 0)
+            for (; g + 4 <= g1; g += 4)
+                for (int q = 0; q < rows / 4; q++) {
+                    const __m128i r0 = _mm_loadu_si128((const __m128i*)(rp[4 * q] + 4 * g));
+                    const __m128i r1 = _mm_loadu_si128((const __m128i*)(rp[4 * q + 1] + 4 * g));
+                    const __m128i r2 = _mm_loadu_si128((const __m128i*)(rp[4 * q + 2] + 4 * g));
+                    const __m128i r3 = _mm_loadu_si128((const __m128i*)(rp[4 * q + 3] + 4 * g));
+                    const __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
+                    const __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
+                    uint32_t* out = dst + g * rows + 4 * q;
+                    _mm_storeu_si128((__m128i*)out, _mm_unpacklo_epi64(t0, t1));
+                    _mm_storeu_si128((__m128i*)(out + rows), _mm_unpackhi_epi64(t0, t1));
+                    _mm_storeu_si128((__m128i*)(out + 2 * rows), _mm_unpacklo_epi64(t2, t3));
+                    _mm_storeu_si128((__m128i*)(out + 3 * rows), _mm_unpackhi_epi64(t2, t3));
+                }
+    #endif
+        for (; g < g1; g++)
+            for (int r = 0; r < rows; r++) {
+                uint32_t word = 0;
+                if (rp[r]) memcpy(&word, rp[r] + 4 * g, 4);
+                dst[g * rows + r] = word;
+            }
+    }
+    /* the int16 AVX2 panels: words [g0, g1) of 8 rows widened to w - sub (NULL rows: zeros) */
+    static void em_gemm_wide_panels(const int8_t* const* rp, int64_t g0, int64_t g1, int64_t sub, int16_t* dst) {
+        for (int64_t g = g0; g < g1; g++)
+            for (int r = 0; r < 8; r++) {
+                int16_t* out = dst + (g * 8 + r) * 4;
+                if (rp[r])
+                    for (int j = 0; j < 4; j++) out[j] = (int16_t)(rp[r][4 * g + j] - sub);
+                else
+                    out[0] = out[1] = out[2] = out[3] = 0;
+            }
+    }
+    /* seen[g] |= word g of a row, for its `words` whole words */
+    static void em_gemm_or_words(const int8_t* row, int64_t words, uint32_t* seen) {
+        for (int64_t g = 0; g < words; g++) {
+            uint32_t word;
+            memcpy(&word, row + 4 * g, 4);
+            seen[g] |= word;
+        }
+    }
+    """
+    void em_gemm_word_panels(const int8_t* const* rp, int rows, int64_t g0, int64_t g1, uint32_t* dst) nogil
+    void em_gemm_wide_panels(const int8_t* const* rp, int64_t g0, int64_t g1, int64_t sub, int16_t* dst) nogil
+    void em_gemm_or_words(const int8_t* row, int64_t words, uint32_t* seen) nogil
+
+
+cdef struct Words:
+    # w [N][K] read as 4-byte words of its logical matrix (each run of `seg` K values zero-padded to a multiple of 4)
+    const char* base
+    Py_ssize_t n
+    Py_ssize_t row_stride
+    Py_ssize_t col_stride
+    Py_ssize_t groups       # words per row: the logical K / 4
+    Py_ssize_t* col         # each word's first K index
+    int* valid              # and how many of its 4 values are weights (the rest: padding zeros)
+
+
+cdef int words_of(Words* m, const int8_t[:, :] w, Py_ssize_t seg) except -1:
+    cdef Py_ssize_t k = w.shape[1], span4, g, q, per
+    m.base = <const char*>&w[0, 0] if w.shape[0] and k else NULL
+    m.n = w.shape[0] if k else 0
+    m.row_stride, m.col_stride = w.strides[0], w.strides[1]
+    if seg:
+        span4 = (seg + 3) // 4 * 4
+        per = span4 // 4
+        m.groups = k // seg * per
+    else:
+        m.groups = (k + 3) // 4
+    m.col = <Py_ssize_t*>malloc(max(m.groups, 1) * sizeof(Py_ssize_t))
+    m.valid = <int*>malloc(max(m.groups, 1) * sizeof(int))
+    if m.col == NULL or m.valid == NULL:
+        free(m.col)
+        free(m.valid)
+        raise MemoryError()
+    for g in range(m.groups):
+        if seg:
+            q = (g % per) * 4
+            m.col[g] = (g // per) * seg + q
+            m.valid[g] = <int>min(4, seg - q)
+        else:
+            m.col[g] = 4 * g
+            m.valid[g] = <int>min(4, k - 4 * g)
+    return 0
+
+
+cdef inline uint32_t word_at(const Words* m, Py_ssize_t r, Py_ssize_t g) noexcept nogil:
+    """Word g of logical row r (0 past the last row), its bytes in K order."""
+    cdef uint32_t out = 0
+    cdef const char* p
+    cdef int j, v
+    if r >= m.n:
+        return 0
+    p = m.base + r * m.row_stride + m.col[g] * m.col_stride
+    v = m.valid[g]
+    if m.col_stride == 1:
+        if v == 4:
+            memcpy(&out, p, 4)
+        else:
+            memcpy(&out, p, v)
+    else:
+        for j in range(v):
+            (<char*>&out)[j] = p[j * m.col_stride]
+    return out
+
+
+cdef void widen_word(uint32_t word, int valid, int64_t sub, int16_t* out) noexcept nogil:
+    """A word's 4 int8 values as int16 w - sub (padding values 0)."""
+    cdef int j
+    for j in range(4):
+        out[j] = <int16_t>((<const int8_t*>&word)[j] - sub) if j < valid else 0
 
 
 def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, weight_scales, double output_scale,
@@ -118,7 +216,7 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
     density <= max_density `sparse_layout` is packed instead (block_k: (k // span4 * sparse_pitch + k % span4) *
     sparse_elem with span4 the padded run, or k * sparse_elem).  Returns (block, layout, kp, offsets of weights,
     bias, mult, shift, scale64, scale32, group_start, block_k (-1: none))."""
-    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], i, r, j, g, b, c, kb
+    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], r, g, kb, whole
     cdef const double* ws = NULL
     cdef Py_ssize_t m = 0
     cdef const int32_t* gmult = NULL
@@ -144,58 +242,78 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
         raise ValueError("pack_gemm_int8: K is not a multiple of the segment")
 
     # the block-sparse probe: nonzero 16x4 blocks of the logical matrix, their K-block indices kept
-    cdef Py_ssize_t sspan = (sparse_segment + 3) // 4 * 4 if sparse_segment else 0
-    cdef Py_ssize_t skl = (k // sparse_segment * sspan) if sparse_segment else (k + 3) // 4 * 4
-    cdef Py_ssize_t groups = (n + 15) // 16, kblocks = skl // 4, nonzero = 0
-    cdef int16_t* tile = NULL
+    cdef Words probe
+    cdef Py_ssize_t groups = (n + 15) // 16, nonzero = 0
     cdef int32_t* chosen_kb = NULL
     cdef int32_t* group_end = NULL
-    cdef bint sparse = False, any_set
-    cdef Py_ssize_t kl = max(skl, (k // segment * ((segment + 3) // 4 * 4)) if segment else (k + 3) // 4 * 4)
-    tile = <int16_t*>malloc(max(16 * kl, 1) * sizeof(int16_t))
-    if tile == NULL:
-        raise MemoryError()
+    cdef uint32_t* seen = NULL
+    cdef bint sparse = False
+    probe.col = NULL
+    probe.valid = NULL
     try:
         if max_density >= 0 and w_zp == 0:
-            chosen_kb = <int32_t*>malloc(max(groups * kblocks, 1) * sizeof(int32_t))
+            words_of(&probe, w, sparse_segment)
+            chosen_kb = <int32_t*>malloc(max(groups * probe.groups, 1) * sizeof(int32_t))
             group_end = <int32_t*>malloc(max(groups, 1) * sizeof(int32_t))
-            if chosen_kb == NULL or group_end == NULL:
+            seen = <uint32_t*>malloc(max(probe.groups, 1) * sizeof(uint32_t))
+            if chosen_kb == NULL or group_end == NULL or seen == NULL:
                 raise MemoryError()
             for g in range(groups):
-                stage_rows(w, 16 * g, 16, sparse_segment, sspan, skl, 0, tile)
-                for kb in range(kblocks):
-                    any_set = False
-                    for r in range(16):
-                        for j in range(4):
-                            if tile[r * skl + 4 * kb + j]:
-                                any_set = True
-                    if any_set:
+                memset(seen, 0, probe.groups * sizeof(uint32_t))
+                for r in range(16 * g, min(n, 16 * g + 16)):
+                    whole = 0
+                    if w.strides[1] == 1 and sparse_segment % 4 == 0:      # (the logical row is the row)
+                        whole = k // 4
+                        em_gemm_or_words(<const int8_t*>(probe.base + r * probe.row_stride), whole, seen)
+                    for kb in range(whole, probe.groups):
+                        seen[kb] |= word_at(&probe, r, kb)
+                for kb in range(probe.groups):
+                    if seen[kb]:
                         chosen_kb[nonzero] = <int32_t>kb
                         nonzero += 1
                 group_end[g] = <int32_t>nonzero
-            sparse = (<double>nonzero / <double>(groups * kblocks) if groups * kblocks else 1.0) <= max_density
+            sparse = (<double>nonzero / <double>(groups * probe.groups) if groups * probe.groups else 1.0) <= max_density
         return pack_chosen(keep_new, w, bias, input_scale, ws, m, output_scale, rounding, gmult, gshift, gs64, gs32,
                            in_zp, w_zp, wrap, sparse_layout if sparse else layout,
-                           sparse_segment if sparse else segment, tile, chosen_kb, group_end, nonzero, groups,
+                           sparse_segment if sparse else segment, chosen_kb, group_end, nonzero, groups,
                            sparse_pitch, sparse_elem)
     finally:
-        free(tile)
+        free(probe.col)
+        free(probe.valid)
         free(chosen_kb)
         free(group_end)
+        free(seen)
+
+
+cdef int64_t row_sum(const int8_t[:, :] w, Py_ssize_t r) noexcept:
+    cdef Py_ssize_t k = w.shape[1], j, cs = w.strides[1]
+    cdef const int8_t* p
+    cdef int32_t s32 = 0
+    cdef int64_t s = 0
+    if k == 0:
+        return 0
+    p = &w[r, 0]
+    if cs == 1 and k < (1 << 23):       # |sum| < 2^30: int32 sums, which the compiler vectorizes
+        for j in range(k):
+            s32 += p[j]
+        return s32
+    for j in range(k):
+        s += p[j * cs]
+    return s
 
 
 cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const double* ws, Py_ssize_t m,
                  double output_scale, int rounding, const int32_t* gmult, const int32_t* gshift, const double* gs64,
                  const float* gs32, int64_t in_zp, int64_t w_zp, bint wrap, int layout, Py_ssize_t segment,
-                 int16_t* tile, const int32_t* chosen_kb, const int32_t* group_end, Py_ssize_t nonzero,
+                 const int32_t* chosen_kb, const int32_t* group_end, Py_ssize_t nonzero,
                  Py_ssize_t groups, int64_t sparse_pitch, int64_t sparse_elem):
-    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], r, j, g, b, c, q, kb, i
+    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], r, j, g, b, c, q, kb, i, src
     cdef Py_ssize_t span4 = (segment + 3) // 4 * 4 if segment else 0
     cdef Py_ssize_t kl = (k // segment * span4) if segment else (k + 3) // 4 * 4
     cdef Py_ssize_t kg = kl // 4
     cdef bint is_sparse = layout >= SPARSE_VNNI
-    cdef int64_t sub = w_zp if layout in (PLAIN, AVX2) else 0
-    cdef int64_t zp_fold = in_zp + 128 if layout in (VNNI, SPARSE_VNNI) else in_zp
+    cdef int64_t sub = w_zp if layout == PLAIN or layout == AVX2 else 0
+    cdef int64_t zp_fold = in_zp + 128 if layout == VNNI or layout == SPARSE_VNNI else in_zp
     cdef bint wrap_fold = wrap or (layout == VNNI and w_zp != 0)
     cdef Py_ssize_t width, wbytes, blocks = max(nonzero, 1)
     if layout == PLAIN:
@@ -238,14 +356,23 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const
     cdef char* base
     cdef int8_t* w8
     cdef int16_t* w16
+    cdef uint32_t* w32
     cdef int32_t* i32
     cdef int32_t* kbs
     cdef double* f64
     cdef float* f32
-    cdef int16_t* row
-    cdef Py_ssize_t rows_per, src
+    cdef Py_ssize_t rows_per
+    cdef uint32_t word
+    cdef const int8_t* rp[16]
+    cdef Py_ssize_t whole
+    cdef Words words
+    words.col = NULL
+    words.valid = NULL
     if cmult == NULL or cshift == NULL or c64 == NULL or cbias == NULL:
-        free(cmult); free(cshift); free(c64); free(cbias)
+        free(cmult)
+        free(cshift)
+        free(c64)
+        free(cbias)
         raise MemoryError()
     try:
         if bias is not None:
@@ -259,9 +386,7 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const
             else:
                 cmult[c], cshift[c], c64[c] = gmult[c], gshift[c], gs64[c]
         for c in range(n):      # (after every multiplier: a bad scale is refused before an overflowing bias)
-            s = 0
-            for j in range(k):
-                s += w[c, j]
+            s = row_sum(w, c)
             if layout == VNNI:      # (the kernel's form: raw sums, + K zp w_zp, wrapped with a weight zero point)
                 v = (b32[c] if bias is not None else 0) - zp_fold * s + k * zp_fold * w_zp
             else:
@@ -275,8 +400,6 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const
         for i in range(7):          # the gaps between sections (the sections write all of their bytes)
             if starts[i] >= 0 and starts[i + 1] > ends[i]:
                 memset(base + ends[i], 0, starts[i + 1] - ends[i])
-            elif starts[i] >= 0 and starts[i + 1] < 0 and total > ends[i]:
-                memset(base + ends[i], 0, total - ends[i])
         if total == 0:
             base[0] = 0
 
@@ -306,61 +429,74 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const
                 f32[c] = <float>c64[q]
 
         # weights
+        w8 = <int8_t*>(base + o_w)
+        w16 = <int16_t*>(base + o_w)
+        w32 = <uint32_t*>(base + o_w)
         if layout == PLAIN:
-            w8 = <int8_t*>(base + o_w)
-            w16 = <int16_t*>(base + o_w)
             for r in range(n):
                 for j in range(k):
                     if w_zp:
                         w16[r * k + j] = <int16_t>(w[r, j] - w_zp)
                     else:
                         w8[r * k + j] = w[r, j]
-        elif layout == VNNI or layout == AVX2 or layout == AVX2_S8:
+            return block, layout, kl, (o_w, o_bias, o_mult, o_shift, o_s64, o_s32, o_start, o_kb)
+        words_of(&words, w, segment)
+        # rows of contiguous bytes with no padding inside: whole words straight from the rows
+        whole = k // 4 if w.strides[1] == 1 and segment % 4 == 0 else 0
+        if layout == VNNI or layout == AVX2_S8 or layout == AVX2:
             rows_per = 16 if layout == VNNI else 8
-            w8 = <int8_t*>(base + o_w)
-            w16 = <int16_t*>(base + o_w)
             for b in range(width // rows_per):
-                stage_rows(w, b * rows_per, rows_per, segment, span4, kl, sub, tile)
-                if layout == VNNI and n == 8:
-                    memcpy(tile + 8 * kl, tile, 8 * kl * sizeof(int16_t))
-                for g in range(kg):
+                for r in range(rows_per):
+                    src = b * rows_per + r
+                    if layout == VNNI and n == 8 and r >= 8:     # lanes 8-15 repeat rows 0-7
+                        src = r - 8
+                    rp[r] = <const int8_t*>(words.base + src * words.row_stride) if src < n and whole else NULL
+                if layout == AVX2:
+                    em_gemm_wide_panels(rp, 0, whole, sub, &w16[b * kg * 32])
+                else:
+                    em_gemm_word_panels(rp, <int>rows_per, 0, whole, &w32[b * kg * rows_per])
+                for g in range(whole, kg):
                     for r in range(rows_per):
-                        row = tile + r * kl + 4 * g
-                        i = ((b * kg + g) * rows_per + r) * 4
+                        src = b * rows_per + r
+                        if layout == VNNI and n == 8 and r >= 8:
+                            src = r - 8
                         if layout == AVX2:
-                            w16[i], w16[i + 1], w16[i + 2], w16[i + 3] = row[0], row[1], row[2], row[3]
+                            i = ((b * kg + g) * 8 + r) * 4
+                            if src < n:
+                                widen_word(word_at(&words, src, g), words.valid[g], sub, &w16[i])
+                            else:
+                                w16[i], w16[i + 1], w16[i + 2], w16[i + 3] = 0, 0, 0, 0
                         else:
-                            w8[i], w8[i + 1], w8[i + 2], w8[i + 3] = <int8_t>row[0], <int8_t>row[1], \
-                                <int8_t>row[2], <int8_t>row[3]
+                            w32[(b * kg + g) * rows_per + r] = word_at(&words, src, g)
         else:
             i32 = <int32_t*>(base + o_start)
             kbs = <int32_t*>(base + o_kb)
             i32[0] = 0
             for g in range(groups):
                 i32[g + 1] = group_end[g]
-            w8 = <int8_t*>(base + o_w)
-            w16 = <int16_t*>(base + o_w)
             if nonzero == 0:
                 kbs[0] = 0
                 memset(base + o_w, 0, wbytes)
-            i = 0
             for g in range(groups):
-                stage_rows(w, 16 * g, 16, segment, span4, kl, 0, tile)
                 for b in range(group_end[g - 1] if g else 0, group_end[g]):
                     kb = chosen_kb[b]
                     q = 4 * kb
                     kbs[b] = <int32_t>(((q // span4) * sparse_pitch + q % span4) * sparse_elem if segment
                                        else q * sparse_elem)
                     for r in range(16):
-                        for j in range(4):
-                            if layout == SPARSE_VNNI:
-                                w8[b * 64 + r * 4 + j] = <int8_t>tile[r * kl + q + j]
-                            elif layout == SPARSE_AVX2:       # [b][pair][16][2]
-                                w16[b * 64 + (j // 2) * 32 + r * 2 + j % 2] = tile[r * kl + q + j]
-                            else:                             # [b][4][16]
-                                w8[b * 64 + j * 16 + r] = <int8_t>tile[r * kl + q + j]
+                        word = word_at(&words, 16 * g + r, kb)
+                        if layout == SPARSE_VNNI:
+                            w32[b * 16 + r] = word
+                        elif layout == SPARSE_AVX2:       # [b][pair][16][2]
+                            for j in range(4):
+                                w16[b * 64 + (j // 2) * 32 + r * 2 + j % 2] = (<const int8_t*>&word)[j]
+                        else:                             # [b][4][16]
+                            for j in range(4):
+                                w8[b * 64 + j * 16 + r] = (<const int8_t*>&word)[j]
         return block, layout, kl, (o_w, o_bias, o_mult, o_shift, o_s64, o_s32, o_start, o_kb)
     finally:
+        free(words.col)
+        free(words.valid)
         free(cmult)
         free(cshift)
         free(c64)

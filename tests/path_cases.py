@@ -200,18 +200,24 @@ def layer_quantization(rng, oc):
 
 def compile_capturing(graph, rounding, num_threads=1, edit=None, **plan_options):
     """The plan and the ColumnRequants its prepares made (each passed through `edit` first when given)."""
-    original = R.column_requant
+    original, original_source = R.column_requant, R.column_source
     captured = []
 
     def capture(*args, **kw):
         rq = original(*args, **kw)
         captured.append(rq if edit is None else edit(rq))
         return captured[-1]
-    R.column_requant = capture
+
+    def capture_source(ctx, *args, **kw):      # (CONV_2D / FULLY_CONNECTED: the multipliers come from C)
+        source = original_source(ctx, *args, **kw)
+        source = source if edit is None else edit(source)
+        captured.append(source.column_requant(ctx.rounding))
+        return source
+    R.column_requant, R.column_source = capture, capture_source
     try:
         plan = compile_graph(graph, {}, rounding, num_threads, **plan_options)
     finally:
-        R.column_requant = original
+        R.column_requant, R.column_source = original, original_source
     return plan, captured
 
 

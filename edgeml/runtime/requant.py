@@ -73,13 +73,7 @@ def column_requant(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
     if ws.size > 1 and w.quant.axis != axis:
         raise ModelFormatError(f"{op.describe()}: weights quantized along axis {w.quant.axis}, expected {axis}")
     if op.options.get("requant") == IR_REQUANT_FLOAT:        # onnxruntime: float32 scales, float requantization
-        if w.quant.zero_point.any():
-            raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
-        ws = ws.reshape(-1).astype(np.float64) if ws.size == n_out else np.full(n_out, ws.reshape(-1)[0], np.float64)
-        scale32 = Q.column_scales(s_in, ws, s_out)
-        amin, amax = float_activation_range(op, act, s_out, out_zp)
-        zeros = np.zeros(n_out, np.int32)
-        return ColumnRequant(REQUANT_FLOAT, zeros, zeros, scale32.astype(np.float64), scale32, out_zp, amin, amax)
+        return float_column_requant(op, s_in, w, s_out, out_zp, n_out, act)
     # effective scale in double: input_scale * filter_scale / output_scale, the zero-point check and the
     # activation range in one C call
     zps = w.quant.zero_point.reshape(-1).astype(np.int64, copy=False)
@@ -121,6 +115,11 @@ class ColumnSource:
                              self.w_zp)
 
 
+def given_columns(rq: ColumnRequant) -> ColumnSource:
+    return ColumnSource(rq.mode, rq.out_zp, rq.act_min, rq.act_max, rq.w_zp, rq.mult.size,
+                        given=(rq.mult, rq.shift, rq.scale64, rq.scale32.astype(np.float32, copy=False)))
+
+
 def column_source(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
                   fully_connected: bool = False) -> ColumnSource:
     """column_requant's checks, in its order and with its messages, leaving TFLite's per-column multipliers to the
@@ -129,15 +128,15 @@ def column_source(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
     s_out, out_zp = qparams(y, op)
     if w.quant is None:
         raise ModelFormatError(f"{op.describe()}: int8 weights {w.describe()} have no quantization")
-    if op.options.get(UINT8) or op.options.get("requant") == IR_REQUANT_FLOAT:
-        rq = column_requant(ctx, op, x, w, y, n_out, axis, act, fully_connected)
-        return ColumnSource(rq.mode, rq.out_zp, rq.act_min, rq.act_max, rq.w_zp, n_out,
-                            given=(rq.mult, rq.shift, rq.scale64, rq.scale32.astype(np.float32, copy=False)))
+    if op.options.get(UINT8):
+        return given_columns(uint8_column_requant(ctx, op, s_in, w, s_out, out_zp, n_out, act, fully_connected))
     ws = w.quant.scale
     if ws.size not in (1, n_out):
         raise ModelFormatError(f"{op.describe()}: {ws.size} weight scales for {n_out} output channels")
     if ws.size > 1 and w.quant.axis != axis:
         raise ModelFormatError(f"{op.describe()}: weights quantized along axis {w.quant.axis}, expected {axis}")
+    if op.options.get("requant") == IR_REQUANT_FLOAT:
+        return given_columns(float_column_requant(op, s_in, w, s_out, out_zp, n_out, act))
     if w.quant.zero_point.any():
         raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
     mode = ctx.rounding
@@ -146,6 +145,18 @@ def column_source(ctx: Ctx, op: Op, x, w, y, n_out: int, axis: int, act: str,
     amin, amax = int8_activation_range(act, s_out, out_zp)
     return ColumnSource(mode, out_zp, amin, amax, 0, n_out, s_in, ws.reshape(-1).astype(np.float64, copy=False),
                         s_out)
+
+
+def float_column_requant(op: Op, s_in: float, w, s_out: float, out_zp: int, n_out: int, act: str) -> ColumnRequant:
+    """onnxruntime's contract (the reader marked the op requant="float"): float32 scales, float requantization."""
+    if w.quant.zero_point.any():
+        raise UnsupportedOpError(f"{op.describe()}: int8 weights with a non-zero zero point")
+    ws = w.quant.scale
+    ws = ws.reshape(-1).astype(np.float64) if ws.size == n_out else np.full(n_out, ws.reshape(-1)[0], np.float64)
+    scale32 = Q.column_scales(s_in, ws, s_out)
+    amin, amax = float_activation_range(op, act, s_out, out_zp)
+    zeros = np.zeros(n_out, np.int32)
+    return ColumnRequant(REQUANT_FLOAT, zeros, zeros, scale32.astype(np.float64), scale32, out_zp, amin, amax)
 
 
 def int8_activation_range(act: str, scale: float, zero_point: int) -> tuple[int, int]:

@@ -1,0 +1,146 @@
+"""The int8 CONV_2D / FULLY_CONNECTED prepare's one C call (cython_ops/load_prepare.pyx) against its numpy twin
+(packing_gemm.pack_gemm_int8_numpy): whole plans on every ISA path's kernel choice (forced in-process: planning
+runs no kernel) and sparse setting, and the packed block byte for byte on awkward shapes (odd column counts, K not
+a multiple of 4, window rows padded, strided weights, 8 columns, weight zero points, every layout)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import tflite_models as M
+import model_cache
+from cython_ops import load_prepare
+from edgeml.errors import ModelFormatError
+from edgeml.runtime import kernels, packing_gemm
+from edgeml.runtime.plan import Ctx
+from test_load_fast_paths import CATALOGUE, assert_same_plan, reference_forms  # noqa: F401 (a fixture)
+
+PATHS = ["avx512vnni", "avxvnni", "avx2", "scalar"]
+MLPERF = ["ad01_int8.tflite", "kws_ref_model.tflite", "pretrainedResnet_quant.tflite", "vww_96_int8.tflite"]
+UINT8_PUBLIC = ["mobilenet_v1_0.5_160_quant.tflite", "deeplabv3_mnv2_pascal_quant.tflite"]
+
+
+@pytest.fixture(scope="session")
+def models(request, tmp_path_factory) -> model_cache.ConvertedModels:
+    return model_cache.converted_models(request, tmp_path_factory, "tflite_models", M)
+
+
+@pytest.fixture
+def forced_path(request):
+    """KernelConfig as EDGEML_ISA=<param> makes it, for this test's plans (restored after)."""
+    saved = dataclasses.replace(kernels.CONFIG)
+    forced = kernels.config_for(request.param)
+    for f in dataclasses.fields(forced):
+        object.__setattr__(kernels.CONFIG, f.name, getattr(forced, f.name))
+    yield request.param
+    for f in dataclasses.fields(saved):
+        object.__setattr__(kernels.CONFIG, f.name, getattr(saved, f.name))
+
+
+@pytest.mark.parametrize("sparse", ["auto", "on", "off"])
+@pytest.mark.parametrize("forced_path", PATHS, indirect=True)
+@pytest.mark.parametrize("name", MLPERF)
+def test_mlperf_plans_equal_the_plain_forms_on_every_path(name, forced_path, sparse, reference_models,
+                                                          reference_forms, monkeypatch):
+    monkeypatch.setattr(Ctx, "sparse", sparse)
+    assert_same_plan(reference_models / "mlperf_tiny" / name, reference_forms)
+
+
+@pytest.mark.parametrize("sparse", ["auto", "on"])
+@pytest.mark.parametrize("forced_path", PATHS, indirect=True)
+@pytest.mark.parametrize("name", CATALOGUE)
+def test_catalogue_plans_equal_the_plain_forms_on_every_path(name, forced_path, sparse, models, reference_forms,
+                                                             monkeypatch):
+    monkeypatch.setattr(Ctx, "sparse", sparse)
+    assert_same_plan(models.get(name, "int8"), reference_forms)
+
+
+@pytest.mark.parametrize("forced_path", PATHS, indirect=True)
+@pytest.mark.parametrize("name", UINT8_PUBLIC)
+def test_uint8_plans_equal_the_plain_forms_on_every_path(name, forced_path, public_models, reference_forms):
+    """uint8 models: weight zero points (the _w16 kernels, the VNNI row corrections), one multiplier."""
+    path = public_models / "tflite" / name
+    if not path.exists():
+        pytest.skip(f"{name} is not in the public corpus")
+    assert_same_plan(path, reference_forms)
+
+
+def pool_keep_new(shape, dtype):
+    """keep_new's contract without a Ctx: uninitialised (filled with a pattern, so unwritten bytes show)."""
+    out = np.empty(shape, dtype)
+    out.view(np.uint8)[...] = 0xA5
+    return out
+
+
+CASES = [  # n, k, layout, segment, w_zp, wrap, sparse_layout, sparse_segment, max_density
+    (17, 27, packing_gemm.VNNI, 0, 0, False, packing_gemm.SPARSE_VNNI, 0, -1.0),
+    (8, 13, packing_gemm.VNNI, 0, 0, False, packing_gemm.SPARSE_VNNI, 0, -1.0),       # columns 8-15 repeat
+    (8, 30, packing_gemm.VNNI, 6, 3, False, packing_gemm.SPARSE_VNNI, 0, -1.0),       # zero point: wrapped
+    (33, 45, packing_gemm.VNNI, 15, 0, True, packing_gemm.SPARSE_VNNI, 15, 2.0),      # sparse, window rows
+    (40, 64, packing_gemm.VNNI, 0, 0, False, packing_gemm.SPARSE_VNNI, 0, 0.6),       # the probe decides
+    (9, 21, packing_gemm.AVX2, 7, -5, False, packing_gemm.SPARSE_AVX2, 0, -1.0),
+    (64, 130, packing_gemm.AVX2, 0, 0, False, packing_gemm.SPARSE_AVX2, 0, 2.0),
+    (19, 36, packing_gemm.AVX2, 0, 0, False, packing_gemm.SPARSE_AVX2, 12, 2.0),
+    (3, 1001, packing_gemm.AVX2_S8, 0, 0, False, packing_gemm.SPARSE_AVX2, 0, -1.0),
+    (65, 13, packing_gemm.PLAIN, 0, 0, False, packing_gemm.SPARSE_PORTABLE, 0, 2.0),
+    (7, 13, packing_gemm.PLAIN, 0, 4, False, packing_gemm.SPARSE_PORTABLE, 0, 2.0),    # zero point: stays dense
+    (50, 8, packing_gemm.PLAIN, 0, 0, True, packing_gemm.SPARSE_PORTABLE, 0, 0.0),
+]
+
+
+@pytest.mark.parametrize("strided", [False, True])
+@pytest.mark.parametrize("given", [False, True])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_pack_gemm_int8_equals_the_numpy_form(case, given, strided):
+    n, k, layout, segment, w_zp, wrap, sparse_layout, sparse_segment, max_density = CASES[case]
+    rng = np.random.default_rng(case)
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    w[:, rng.random(k) < 0.5] = 0                     # whole zero K runs: some blocks empty
+    if strided:                                       # the transposed view a one-channel depthwise passes
+        w = np.ascontiguousarray(w.T).T
+    bias = rng.integers(-5000, 5000, n).astype(np.int32) if case % 3 else None
+    scales = rng.uniform(1e-4, 2e-3, n if case % 2 else 1)
+    columns = None
+    if given:
+        columns = (rng.integers(1 << 30, 1 << 31, n).astype(np.int32), rng.integers(-9, 2, n).astype(np.int32),
+                   rng.uniform(1e-4, 1e-3, n), rng.uniform(1e-4, 1e-3, n).astype(np.float32))
+    args = (bias, 0.05, scales, 0.1, case % 2, columns, -7, w_zp, wrap, layout, segment, sparse_layout,
+            sparse_segment, max_density, 3 * 11 * 5, 2)
+    fast = load_prepare.pack_gemm_int8(pool_keep_new, w, *args)
+    plain = packing_gemm.pack_gemm_int8_numpy(pool_keep_new, w, *args)
+    assert fast[1:] == plain[1:]
+    assert fast[0].tobytes() == plain[0].tobytes()
+    if max_density >= 1 and not w_zp:
+        assert fast[1] == sparse_layout
+    assert all(at % 64 == 0 for at in fast[3] if at >= 0)
+
+
+@pytest.mark.parametrize("fn", [load_prepare.pack_gemm_int8, packing_gemm.pack_gemm_int8_numpy])
+@pytest.mark.parametrize("layout", [packing_gemm.VNNI, packing_gemm.AVX2, packing_gemm.PLAIN])
+def test_pack_gemm_int8_refuses_an_overflowing_bias(fn, layout):
+    w = np.full((3, 8), -1, np.int8)
+    bias = np.array([2 ** 31 - 1 - 700, 0, 0], np.int32)        # + 8 * 100 (or 8 * 228: VNNI's x + 128)
+    with pytest.raises(OverflowError, match="overflow the int32 accumulator"):
+        fn(pool_keep_new, w, bias, 0.05, np.full(3, 1e-3), 0.1, 0, None, 100, 0, False, layout, 0,
+           packing_gemm.SPARSE_VNNI, 0, -1.0, 0, 1)
+
+
+@pytest.mark.parametrize("fn", [load_prepare.pack_gemm_int8, packing_gemm.pack_gemm_int8_numpy])
+def test_pack_gemm_int8_refuses_a_bad_scale(fn):
+    with pytest.raises(ValueError, match="cannot quantize multiplier"):
+        fn(pool_keep_new, np.ones((2, 4), np.int8), None, 0.05, np.array([1e-3, np.nan]), 0.1, 0, None, 0, 0, False,
+           packing_gemm.VNNI, 0, packing_gemm.SPARSE_VNNI, 0, -1.0, 0, 1)
+
+
+def test_overflowing_conv_bias_names_the_op(models, monkeypatch):
+    """The prepare turns the C call's OverflowError into a ModelFormatError naming the op."""
+    def overflowing(*args):
+        raise OverflowError("bias and weights overflow the int32 accumulator")
+    monkeypatch.setattr(load_prepare, "pack_gemm_int8", overflowing)
+    from converters.tflite import from_tflite
+    from edgeml.runtime.compile import compile_graph
+    graph = from_tflite(models.get("conv_3x3_stride2x1_valid_17ch", "int8"))
+    with pytest.raises(ModelFormatError, match=r"CONV_2D.*overflow the int32 accumulator"):
+        compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
