@@ -8,8 +8,8 @@ import numpy as np
 from cython_ops import load_pack, load_prepare
 from edgeml.errors import ModelFormatError
 from edgeml.ir import Op
-from edgeml.runtime.load_profile import timed
 from edgeml.runtime.packing import avx2_constants, fold_bias, vnni_constants
+from edgeml.runtime.load_profile import timed
 from edgeml.runtime.packing_sparse import window_rows
 from edgeml.runtime.plan import Ctx, address
 from edgeml.runtime.requant import tflite_column_scales
@@ -19,7 +19,6 @@ PLAIN, VNNI, AVX2, AVX2_S8, SPARSE_VNNI, SPARSE_AVX2, SPARSE_PORTABLE = range(7)
 SPARSE_LAYOUTS = {"conv2d_int8_sparse_vnni": SPARSE_VNNI, "conv2d_int8_sparse_avx2": SPARSE_AVX2,
                   "conv2d_int8_sparse": SPARSE_PORTABLE}
 ALIGN = 64
-POINTER_SLOTS = ("weights", "bias", "mult", "shift", "double_scales", "float_scales", "group_start", "block_k")
 
 
 @timed("of which: weight packing")
@@ -36,7 +35,12 @@ def pack_gemm(ctx: Ctx, op: Op, w2: np.ndarray, bias, source, in_zp: int, wrap: 
     except OverflowError:
         raise ModelFormatError(f"{op.describe()}: bias and weights overflow the int32 accumulator") from None
     base = address(block)
-    return layout, kp, {slot: base + at for slot, at in zip(POINTER_SLOTS, offsets) if at >= 0}
+    w, b, mult, shift, scale64, scale32, start, block_k = offsets
+    pointers = dict(weights=base + w, bias=base + b, mult=base + mult, shift=base + shift,
+                    double_scales=base + scale64, float_scales=base + scale32)
+    if start >= 0:
+        pointers.update(group_start=base + start, block_k=base + block_k)
+    return layout, kp, pointers
 
 
 def section_offsets(n: int, k: int, w_zp: int, layout: int, segment: int, groups: int, blocks: int) -> tuple:

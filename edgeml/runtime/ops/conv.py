@@ -145,7 +145,8 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
     K = kh * kw * ic
     g = ints
     direct = int(kh == 1 and kw == 1 and g["sh"] == 1 and g["sw"] == 1 and g["pad_top"] == 0 and g["pad_left"] == 0)
-    ints = dict(ints, direct=direct)
+    if ints["direct"] != direct:        # (a one-channel depthwise run as this conv)
+        ints = dict(ints, direct=direct)
     oh, ow = g["oh"], g["ow"]
     w2 = wconv.reshape(oc, K)
     kernel = CONFIG.conv2d_int8

@@ -19,6 +19,8 @@ from edgeml.runtime.requant import REQUANT_FLOAT
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
+# the geometry sparse_candidate reads: a FULLY_CONNECTED runs on the sparse kernel as a 1x1 conv
+AS_1X1_CONV = dict(kh=1, kw=1, sh=1, sw=1, dh=1, dw=1, pad_top=0, pad_left=0)
 THREAD_MIN_MACS = 500_000     # an FC is split over threads (rows, or 16-column blocks) from this size
 
 
@@ -63,11 +65,11 @@ def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
             layout = AVX2_S8 if gemv else AVX2
         else:
             layout = PLAIN
-        conv_ints = fully_connected_as_conv(rows, n_out, K, in_zp, source)
-        sparse_kernel, smode, sparse_args = sparse_candidate(ctx, conv_ints, w_zp, "gemv" if rows < 4 else "1x1")
+        sparse_kernel, smode, sparse_args = sparse_candidate(ctx, AS_1X1_CONV, w_zp, "gemv" if rows < 4 else "1x1")
         layout, kp, pointers = pack_gemm(ctx, op, wdata, bias, source, in_zp, source.mode == REQUANT_FLOAT, layout, 0,
                                          *sparse_args)
         if layout >= SPARSE_VNNI:   # mostly zero 16x4 weight blocks (pruned models): em_sparse.h skips them
+            conv_ints = fully_connected_as_conv(rows, n_out, K, in_zp, source)
             return sparse_step(op, x, y, sparse_kernel, smode, kp, K, pointers, conv_ints, macs, min(threads, rows))
         if layout == VNNI:
             chunk = vnni_chunk(kp, rows)
