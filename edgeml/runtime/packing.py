@@ -199,24 +199,6 @@ def avx2_constants(w2: np.ndarray, bias_zp, mult, shift, scale64, scale32, out_w
         out[:n] = a[:n]
 
 
-@timed("of which: weight packing")
-def avx2_pack_s8(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) -> dict:
-    """avx2_pack's panels kept as int8 (weights without a zero point) for the one- and two-row AVX2 FC
-    (em_gemm_s16_s8w_avx2, which sign-extends them as it reads them)."""
-    n, k = w2.shape
-    np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
-    if w2.dtype == np.int8 and bias_zp.dtype == np.int32 and rq.mult.dtype == np.int32 == rq.shift.dtype:
-        # one C pass: panels, bias and the padded per-column arrays, written where they are kept
-        packed = ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int8)
-        columns = [ctx.keep_new((np_,), d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
-        load_pack.avx2_gemv_constants(w2, bias_zp, rq.mult, rq.shift, rq.scale64,
-                                      rq.scale32.astype(np.float32, copy=False), packed, *columns)
-        return {"w": packed, "bias": columns[0], "rq": columns[1:], "kp": kp}
-    wp = padded_block_source(w2, np_, kp, np.int8)
-    packed = grouped_transpose(wp, 8, 4, ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int8))
-    return {"w": packed, "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))), "rq": rq.arrays(ctx, np_), "kp": kp}
-
-
 COLUMN_BLOCK = 64                                      # em_lstm_dots.h EM_LSTM_COLS
 
 
