@@ -112,9 +112,38 @@ cdef extern from *:
                 dst[g * rows + r] = word;
             }
     }
-    /* the int16 AVX2 panels: words [g0, g1) of 8 rows widened to w - sub (NULL rows: zeros) */
+    /* the int16 AVX2 panels: words [g0, g1) of 8 rows widened to w - sub (NULL rows: zeros); SSE2 transposes 4
+       words of 4 rows at a time as above and widens each word row by interleaving it with its sign bytes */
     static void em_gemm_wide_panels(const int8_t* const* rp, int64_t g0, int64_t g1, int64_t sub, int16_t* dst) {
-        for (int64_t g = g0; g < g1; g++)
+        int64_t g = g0;
+    #if defined(__SSE2__)
+        int whole = 1;
+        for (int r = 0; r < 8; r++) whole &= rp[r] != NULL;
+        const __m128i zero = _mm_setzero_si128(), subtract = _mm_set1_epi16((int16_t)sub);
+        if (whole)
+            for (; g + 4 <= g1; g += 4)
+                for (int h = 0; h < 2; h++) {
+                    const __m128i r0 = _mm_loadu_si128((const __m128i*)(rp[4 * h] + 4 * g));
+                    const __m128i r1 = _mm_loadu_si128((const __m128i*)(rp[4 * h + 1] + 4 * g));
+                    const __m128i r2 = _mm_loadu_si128((const __m128i*)(rp[4 * h + 2] + 4 * g));
+                    const __m128i r3 = _mm_loadu_si128((const __m128i*)(rp[4 * h + 3] + 4 * g));
+                    const __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
+                    const __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
+                    __m128i words[4];
+                    words[0] = _mm_unpacklo_epi64(t0, t1);
+                    words[1] = _mm_unpackhi_epi64(t0, t1);
+                    words[2] = _mm_unpacklo_epi64(t2, t3);
+                    words[3] = _mm_unpackhi_epi64(t2, t3);
+                    for (int i = 0; i < 4; i++) {     /* word g + i of rows 4h .. 4h + 3 */
+                        const __m128i sign = _mm_cmpgt_epi8(zero, words[i]);
+                        int16_t* out = dst + (g + i) * 32 + 16 * h;
+                        _mm_storeu_si128((__m128i*)out, _mm_sub_epi16(_mm_unpacklo_epi8(words[i], sign), subtract));
+                        _mm_storeu_si128((__m128i*)(out + 8),
+                                         _mm_sub_epi16(_mm_unpackhi_epi8(words[i], sign), subtract));
+                    }
+                }
+    #endif
+        for (; g < g1; g++)
             for (int r = 0; r < 8; r++) {
                 int16_t* out = dst + (g * 8 + r) * 4;
                 if (rp[r])

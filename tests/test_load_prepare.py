@@ -82,6 +82,7 @@ CASES = [  # n, k, layout, segment, w_zp, wrap, sparse_layout, sparse_segment, m
     (40, 64, packing_gemm.VNNI, 0, 0, False, packing_gemm.SPARSE_VNNI, 0, 0.6),       # the probe decides
     (9, 21, packing_gemm.AVX2, 7, -5, False, packing_gemm.SPARSE_AVX2, 0, -1.0),
     (64, 130, packing_gemm.AVX2, 0, 0, False, packing_gemm.SPARSE_AVX2, 0, 2.0),
+    (24, 72, packing_gemm.AVX2, 0, 7, False, packing_gemm.SPARSE_AVX2, 0, -1.0),      # zero point: w - 7
     (19, 36, packing_gemm.AVX2, 0, 0, False, packing_gemm.SPARSE_AVX2, 12, 2.0),
     (3, 1001, packing_gemm.AVX2_S8, 0, 0, False, packing_gemm.SPARSE_AVX2, 0, -1.0),
     (65, 13, packing_gemm.PLAIN, 0, 0, False, packing_gemm.SPARSE_PORTABLE, 0, 2.0),
