@@ -17,7 +17,7 @@ from edgeml.runtime import kernels, packing_gemm
 from edgeml.runtime.plan import Ctx
 from test_load_fast_paths import CATALOGUE, assert_same_plan, reference_forms  # noqa: F401 (a fixture)
 
-PATHS = ["avx512vnni", "avxvnni", "avx2", "scalar"]
+PATHS = ["avx512vnni", "avxvnni", "avx512", "avx2", "scalar", "neon"]
 MLPERF = ["ad01_int8.tflite", "kws_ref_model.tflite", "pretrainedResnet_quant.tflite", "vww_96_int8.tflite"]
 UINT8_PUBLIC = ["mobilenet_v1_0.5_160_quant.tflite", "deeplabv3_mnv2_pascal_quant.tflite"]
 
