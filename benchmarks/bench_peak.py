@@ -1,20 +1,23 @@
-"""The int8 multiply-accumulate ceiling of each x86 instruction path, against the GEMM's measured rate.
+"""The int8 multiply-accumulate ceiling of each x86 instruction path.
 
-Issue 18 asks the AVX2 path to stay within 2.5x of the default (AVX-512 VNNI) one.  For a GEMM-bound layer the
-ratio cannot fall below the ratio of the two instruction ceilings, so this script measures them: a loop of
-independent multiply-accumulates into 12 accumulators (no loads, no dependency chains that bind), timed in thread CPU
-time, for
+Issue 18 asks the AVX2 path to stay within 2.5x of the default (AVX-512 VNNI) one.  A GEMM-bound layer cannot run
+on AVX2 faster than AVX2's multiply-accumulate ceiling, so its AVX2 / VNNI ratio is at least (the VNNI kernel's
+measured GMAC/s) / (that ceiling).  This script measures the ceilings: loops of independent multiply-accumulates
+held in registers (no loads), timed in thread CPU time, for
 
-  avx2 exact     vpmaddwd + vpaddd on int16 operands (16 MACs per pair of instructions): what the exact AVX2
-                 kernels do, since vpmaddubsw's int16 pair sums saturate (255 * 127 * 2 > 32767)
-  avx2 maddubs   vpmaddubsw + vpmaddwd(ones) + vpaddd (32 MACs per triple): saturating, NOT exact, shown only to
-                 say that even it would not close the gap
+  avx2 exact     vpmaddwd + vpaddd on int16 operands (16 MACs per pair): what the exact AVX2 kernels do, since
+                 vpmaddubsw's int16 pair sums saturate (255 * 127 * 2 > 32767)
+  avx2 maddubs   vpmaddubsw + vpmaddwd(ones) + vpaddd (32 MACs per triple): saturating, NOT exact; shown to say
+                 that even it would not close the gap
+  avx2 sign      |a| . (sign(a) w) by vpabsb / vpsignb + the maddubs triple: exact when no weight is -128, but the
+                 extra vpsignb per product makes it slower than the exact form here
   avxvnni        vpdpbusd on 256-bit registers (32 MACs, one instruction)
   avx512vnni     vpdpbusd on 512-bit registers (64 MACs, one instruction)
 
-The GEMM's own rate per path on real layer shapes comes from `benchmarks/bench_kernels.py layers` (GMAC/s per ISA
-path); its share of the ceiling above is how much any kernel work could still gain.  The C loops are compiled at run
-time with the system's cc (target attributes per function; a path the CPU lacks is skipped).
+The AVX2 loops use 4 accumulators over a 2 x 2 tile of distinct operands (their chains go through vpaddd only); the
+vpdpbusd loops 12 accumulators (to cover its latency).  The kernels' own rates per path on real layer shapes come
+from `benchmarks/bench_kernels.py layers` (GMAC/s per ISA path).  The C loops are compiled at run time with the
+system's cc (target attributes per function; a path the CPU lacks is skipped).
 
     python benchmarks/bench_peak.py
 """
@@ -68,37 +71,34 @@ AVX2_LOOP(avx2_exact, X16, Y16, SAME, MADD)
 AVX2_LOOP(avx2_maddubs, X8, Y8, SAME, MADDUBS)
 AVX2_LOOP(avx2_sign, X8, Y8, ABS, SIGNED)
 
-#if (defined(__clang__) && __clang_major__ >= 13) || (!defined(__clang__) && __GNUC__ >= 11)
-__attribute__((target("avx2,avxvnni"))) int64_t avxvnni(int64_t iters) {
-    __m256i acc[ACC], a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(5);
-    for (int i = 0; i < ACC; i++) acc[i] = _mm256_set1_epi32(i);
-    for (int64_t n = 0; n < iters; n++) {
-        __asm__ volatile("" : "+x"(a), "+x"(b));
-#pragma GCC unroll 12
-        for (int i = 0; i < ACC; i++) acc[i] = _mm256_dpbusd_avx_epi32(acc[i], a, b);
+/* vpdpbusd takes its accumulator as an operand, so 12 of them sharing one operand pair are 12 instructions; 12 cover
+ * its latency at two per cycle. */
+#define VNNI_LOOP(NAME, TARGET, VEC, SET1, SET1_32, DPBUSD, ADD, FIRST_LANE)                   \
+    __attribute__((target(TARGET))) int64_t NAME(int64_t iters) {                              \
+        VEC acc[ACC], a = SET1(3), b = SET1(5);                                                \
+        for (int i = 0; i < ACC; i++) acc[i] = SET1_32(i);                                     \
+        for (int64_t n = 0; n < iters; n++) {                                                  \
+            __asm__ volatile("" : "+v"(a), "+v"(b));                                           \
+            _Pragma("GCC unroll 12")                                                           \
+            for (int i = 0; i < ACC; i++) acc[i] = DPBUSD(acc[i], a, b);                       \
+        }                                                                                      \
+        VEC s = acc[0];                                                                        \
+        for (int i = 1; i < ACC; i++) s = ADD(s, acc[i]);                                      \
+        return sink = FIRST_LANE(s);                                                           \
     }
-    __m256i s = acc[0];
-    for (int i = 1; i < ACC; i++) s = _mm256_add_epi32(s, acc[i]);
-    return sink = _mm256_extract_epi32(s, 0);
-}
+#define FIRST256(s) _mm256_extract_epi32(s, 0)
+#define FIRST512(s) _mm512_reduce_add_epi32(s)
+
+#if (defined(__clang__) && __clang_major__ >= 13) || (!defined(__clang__) && __GNUC__ >= 11)
+VNNI_LOOP(avxvnni, "avx2,avxvnni", __m256i, _mm256_set1_epi8, _mm256_set1_epi32, _mm256_dpbusd_avx_epi32,
+          _mm256_add_epi32, FIRST256)
 int has_avxvnni(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avxvnni"); }
 #else
 int64_t avxvnni(int64_t iters) { return iters; }
 int has_avxvnni(void) { return 0; }
 #endif
-
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) int64_t avx512vnni(int64_t iters) {
-    __m512i acc[ACC], a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5);
-    for (int i = 0; i < ACC; i++) acc[i] = _mm512_set1_epi32(i);
-    for (int64_t n = 0; n < iters; n++) {
-        __asm__ volatile("" : "+v"(a), "+v"(b));
-#pragma GCC unroll 12
-        for (int i = 0; i < ACC; i++) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
-    }
-    __m512i s = acc[0];
-    for (int i = 1; i < ACC; i++) s = _mm512_add_epi32(s, acc[i]);
-    return sink = _mm512_reduce_add_epi32(s);
-}
+VNNI_LOOP(avx512vnni, "avx512f,avx512bw,avx512vnni", __m512i, _mm512_set1_epi8, _mm512_set1_epi32,
+          _mm512_dpbusd_epi32, _mm512_add_epi32, FIRST512)
 
 int has_avx2(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx2"); }
 int has_avx512vnni(void) {
@@ -111,7 +111,7 @@ int has_avx512vnni(void) {
 # (name, function, feature probe, MACs per accumulator per iteration, exact)
 LOOPS = (("avx2 exact (vpmaddwd + vpaddd)", "avx2_exact", "has_avx2", 16, True),
          ("avx2 maddubs (saturating, not exact)", "avx2_maddubs", "has_avx2", 32, False),
-         ("avx2 sign trick (vpsignb + vpmaddubsw + vpmaddwd + vpaddd)", "avx2_sign", "has_avx2", 32, True),
+         ("avx2 sign trick (vpsignb + vpmaddubsw + vpmaddwd + vpaddd; weights in [-127, 127])", "avx2_sign", "has_avx2", 32, True),
          ("avxvnni (vpdpbusd ymm)", "avxvnni", "has_avxvnni", 32, True),
          ("avx512vnni (vpdpbusd zmm)", "avx512vnni", "has_avx512vnni", 64, True))
 ACC = 12
