@@ -210,9 +210,9 @@ def compile_capturing(graph, rounding, num_threads=1, edit=None, **plan_options)
 
     def capture_source(ctx, *args, **kw):      # (CONV_2D / FULLY_CONNECTED: the multipliers come from C)
         source = original_source(ctx, *args, **kw)
-        source = source if edit is None else edit(source)
-        captured.append(source.column_requant(ctx.rounding))
-        return source
+        rq = source.column_requant(ctx.rounding)
+        captured.append(rq if edit is None else edit(rq))
+        return source if edit is None else R.given_columns(captured[-1])      # (the edited arrays, as given)
     R.column_requant, R.column_source = capture, capture_source
     try:
         plan = compile_graph(graph, {}, rounding, num_threads, **plan_options)
