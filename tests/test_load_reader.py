@@ -1,0 +1,117 @@
+"""The reader's load-time shortcuts give what the plain paths give: a model file read into the reader's own array
+has its uint8 constants flipped to int8 there (no copy), which must equal the copying path taken for bytes a caller
+hands in (the one tests/test_uint8.py checks against LiteRT), and must never touch bytes another tensor reads."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import uint8_models as U
+from litert_reference import reference_model, run_reference
+
+import edgeml
+from converters import from_tflite
+from converters.source import read_model_buffer
+from cython_ops.tflite_read import hold_as_int8
+from edgeml.ir import Quantization, Tensor
+
+KWS = "tests/models/mlperf_tiny/kws_ref_model.tflite"
+
+
+@pytest.fixture(scope="module")
+def uint8_kws(tmp_path_factory):
+    """kws_ref_model rewritten as a TF1-style uint8 model (asymmetric uint8 weights), as bytes and as a file."""
+    data = U.to_uint8(open(KWS, "rb").read())
+    path = tmp_path_factory.mktemp("uint8") / "kws_uint8.tflite"
+    path.write_bytes(data)
+    return data, path
+
+
+def test_file_read_holds_uint8_constants_as_the_bytes_read_does(uint8_kws):
+    data, path = uint8_kws
+    from_file, from_bytes = from_tflite(path), from_tflite(data)
+    flipped = 0
+    for a, b in zip(from_file.tensors, from_bytes.tensors):
+        assert (a.name, a.dtype, a.shape) == (b.name, b.dtype, b.shape)
+        assert (a.quant is None) == (b.quant is None)
+        if a.quant is not None:
+            assert np.array_equal(a.quant.scale, b.quant.scale)
+            assert np.array_equal(a.quant.zero_point, b.quant.zero_point) and a.quant.axis == b.quant.axis
+        if a.data is not None:
+            assert a.data.dtype == b.data.dtype and np.array_equal(a.data, b.data), a.name
+            assert not a.data.flags.writeable, a.name       # constants stay read-only either way
+            flipped += a.dtype == np.int8 and a.data.size > 0
+    assert flipped >= 5
+    assert open(path, "rb").read() == data                  # the file itself is only read
+
+
+def test_file_read_uint8_model_is_bit_exact_with_litert(uint8_kws):
+    data, path = uint8_kws
+    ours, ref = edgeml.Interpreter(path), reference_model(data)
+    assert {op.type for op in ours._graph.ops} >= {"CONV_2D", "DEPTHWISE_CONV_2D", "FLIP_SIGN_BIT"}
+    rng = np.random.default_rng(7)
+    shape = tuple(ours.get_input_details()[0]["shape"])
+    for _ in range(20):
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+        ours.set_input(x)
+        ours.invoke()
+        assert np.array_equal(ours.get_output(0), run_reference(ref, [x])[0])
+
+
+def test_callers_bytes_are_never_written(uint8_kws):
+    data, _ = uint8_kws
+    before = bytes(data)
+    for given in (data, bytearray(data), memoryview(data)):
+        from_tflite(given)
+        assert bytes(given) == before
+
+
+def tensor(index, data, dtype=np.uint8, zero_point=(128,)):
+    return Tensor(index=index, name=f"t{index}", shape=data.shape, dtype=np.dtype(dtype), data=data,
+                  quant=Quantization(np.array([0.5] * len(zero_point)), np.array(zero_point, np.int64)))
+
+
+def test_shared_bytes_are_copied_and_lone_ones_flipped_in_place():
+    file_array = np.arange(64, dtype=np.uint8)
+    view = memoryview(file_array).toreadonly()
+
+    def at(start, n):
+        return np.ndarray((n,), np.uint8, view, start)
+
+    lone, shared_a, shared_b = tensor(0, at(0, 8)), tensor(1, at(8, 8)), tensor(2, at(8, 8))
+    overlapped = tensor(3, at(20, 8))
+    other = tensor(4, at(24, 8), np.int8)             # not held (another type), overlaps tensor 3's bytes
+    outside = tensor(5, np.arange(5, dtype=np.uint8))
+    reversed_view = tensor(6, at(40, 8)[::-1])        # a negative stride: its span is still bytes 40..47
+    neighbour = tensor(7, at(47, 4))
+    tensors = [lone, shared_a, shared_b, overlapped, other, outside, reversed_view, neighbour]
+    hold_as_int8(tensors, {0, 1, 2, 3, 5, 6, 7}, Quantization, file_array, tensors)
+    expected = np.arange(64, dtype=np.uint8)
+    expected[:8] ^= 0x80                              # only the lone tensor's bytes change in the file
+    assert np.array_equal(file_array, expected)
+    assert np.shares_memory(lone.data, file_array) and not lone.data.flags.writeable
+    for t, source in ((shared_a, range(8, 16)), (shared_b, range(8, 16)), (overlapped, range(20, 28)),
+                      (outside, range(5)), (reversed_view, range(47, 39, -1)), (neighbour, range(47, 51))):
+        assert not np.shares_memory(t.data, file_array), t.name
+        assert np.array_equal(t.data, (np.array(source, np.uint8) ^ 0x80).view(np.int8)), t.name
+    for t in tensors:
+        if t is not other:
+            assert t.dtype == np.int8 and t.data.dtype == np.int8 and list(t.quant.zero_point) == [0]
+    assert other.dtype == np.int8 and np.array_equal(other.data, np.arange(24, 32, dtype=np.uint8).view(np.int8))
+
+
+def test_without_a_file_array_every_constant_is_copied():
+    data = np.arange(16, dtype=np.uint8)
+    t = tensor(0, data, zero_point=(3, 200))
+    hold_as_int8([t], {0}, Quantization)
+    assert not np.shares_memory(t.data, data) and np.array_equal(t.data, (data ^ 0x80).view(np.int8))
+    assert list(t.quant.zero_point) == [-125, 72] and t.quant.zero_point.dtype == np.int64
+
+
+def test_read_model_buffer_reads_the_whole_file(tmp_path):
+    for size in (0, 1, 4095, 70001):
+        data = np.random.default_rng(size).integers(0, 256, size).astype(np.uint8).tobytes()
+        path = tmp_path / f"m{size}.tflite"
+        path.write_bytes(data)
+        view, array = read_model_buffer(path)
+        assert view.readonly and bytes(view) == data and array.flags.writeable and array.tobytes() == data
+    assert read_model_buffer(data) == (data, None)
