@@ -17,6 +17,7 @@ from edgeml.runtime.load_profile import stage
 from edgeml.runtime.io_kernels import dequantize_engine, quantize_engine
 from edgeml.runtime.ops.sparse_gemm import SPARSE_MODES
 from edgeml.runtime.compile import DEFAULT_MAX_ARENA_BYTES, DEFAULT_MAX_WEIGHT_BYTES, STATUS_BYTES, bind, compile_graph
+from edgeml.runtime.plan import address as data_address
 
 
 def _is_onnx_bytes(buf) -> bool:
@@ -133,15 +134,15 @@ class Interpreter:
         self._out_readonly = [_read_only(v) for v in self._out_views]
         # per input: (arena view, value bounds or None): everything set_input checks besides type and shape
         self._in_slots = [(v, plan.input_ranges.get(t)) for v, t in zip(self._in_views, self._graph.inputs)]
-        self._variable_views = [(self._graph.tensors[t], plan.view(t)) for t in plan.offsets
-                                if self._graph.tensors[t].is_variable]
+        tensors = self._graph.tensors
+        self._variable_views = [(tensors[t], plan.view(t)) for t in plan.offsets if tensors[t].is_variable]
         self._inputs_set = [False] * len(self._graph.inputs)
         self._all_set = False
         self._invoked = False
         self._float_io = None        # run()'s float I/O engines: built on the first float run()
         # run()'s fast paths: one input with no value bounds to check
         self._run_view = self._in_views[0] if len(self._in_slots) == 1 and self._in_slots[0][1] is None else None
-        self._run_target = (plan.engine, self._run_view.ctypes.data, self._run_view.nbytes) \
+        self._run_target = (plan.engine, data_address(self._run_view), self._run_view.nbytes) \
             if self._run_view is not None else None
         self._single_out = len(self._out_views) == 1
         # set_input() of an input with no value bounds in one C call (InputCopy)
