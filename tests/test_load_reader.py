@@ -3,6 +3,8 @@ has its uint8 constants flipped to int8 there (no copy), which must equal the co
 hands in (the one tests/test_uint8.py checks against LiteRT), and must never touch bytes another tensor reads."""
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 import pytest
 import uint8_models as U
@@ -10,6 +12,7 @@ from litert_reference import reference_model, run_reference
 
 import edgeml
 from converters import from_tflite
+from converters import source
 from converters.source import read_model_buffer
 from cython_ops.tflite_read import hold_as_int8
 from edgeml.ir import Quantization, Tensor
@@ -107,7 +110,9 @@ def test_without_a_file_array_every_constant_is_copied():
     assert list(t.quant.zero_point) == [-125, 72] and t.quant.zero_point.dtype == np.int64
 
 
-def test_read_model_buffer_reads_the_whole_file(tmp_path):
+@pytest.mark.parametrize("populated_from", [1 << 20, 0])      # 0: every file read into populated anonymous memory
+def test_read_model_buffer_reads_the_whole_file(tmp_path, monkeypatch, populated_from):
+    monkeypatch.setattr(source, "POPULATED_FROM", populated_from)
     for size in (0, 1, 4095, 70001):
         data = np.random.default_rng(size).integers(0, 256, size).astype(np.uint8).tobytes()
         path = tmp_path / f"m{size}.tflite"
@@ -115,3 +120,18 @@ def test_read_model_buffer_reads_the_whole_file(tmp_path):
         view, array = read_model_buffer(path)
         assert view.readonly and bytes(view) == data and array.flags.writeable and array.tobytes() == data
     assert read_model_buffer(data) == (data, None)
+
+
+def test_populated_buffer_holds_a_model_that_runs_as_its_bytes_do(monkeypatch):
+    monkeypatch.setattr(source, "POPULATED_FROM", 0)
+    view, array = read_model_buffer(KWS)
+    owner = array
+    while isinstance(owner, (np.ndarray, memoryview)):
+        owner = owner.base if isinstance(owner, np.ndarray) else owner.obj
+    assert isinstance(owner, mmap.mmap) or source.POPULATE == 0
+    ours, theirs = edgeml.Interpreter(KWS), edgeml.Interpreter(open(KWS, "rb").read())
+    x = np.random.default_rng(3).integers(-128, 128, tuple(ours.get_input_details()[0]["shape"]), dtype=np.int8)
+    for it in (ours, theirs):
+        it.set_input(x)
+        it.invoke()
+    assert np.array_equal(ours.get_output(0), theirs.get_output(0))
