@@ -135,3 +135,110 @@ def test_populated_buffer_holds_a_model_that_runs_as_its_bytes_do(monkeypatch):
         it.set_input(x)
         it.invoke()
     assert np.array_equal(ours.get_output(0), theirs.get_output(0))
+
+
+# ----- custom-op options: the direct flexbuffer map reader against the `flatbuffers` package's reader ----------
+
+def options_by_the_package(data: bytes, schema: dict):
+    """What the package's generic reader gives for `schema` (the reading FlexMap replaced), or the error type."""
+    from flatbuffers import flexbuffers
+    try:
+        root = flexbuffers.GetRoot(data)
+        if not root.IsMap:
+            return "not a map"
+        out = {}
+        for key, (kind, default) in schema.items():
+            try:
+                ref = root.AsMap[key]
+            except KeyError:
+                ref = None
+            if ref is None or ref.IsNull:
+                if default is None:
+                    return "missing"
+                out[key] = default
+            elif kind == "float":
+                if not (ref.IsFloat or ref.IsInt):
+                    return "type"
+                out[key] = float(np.float32(ref.AsFloat if ref.IsFloat else ref.AsInt))
+            elif kind == "bool":
+                if not (ref.IsBool or ref.IsInt):
+                    return "type"
+                out[key] = bool(ref.AsBool)
+            else:
+                if not ref.IsInt:
+                    return "type"
+                if not -(1 << 31) <= ref.AsInt < (1 << 31):
+                    return "range"
+                out[key] = int(ref.AsInt)
+        return out
+    except Exception:
+        return "malformed"
+
+
+def options_by_flexmap(data: bytes, schema: dict):
+    from converters.tflite_custom import _read_map
+    try:
+        return _read_map(data, schema, "op")
+    except edgeml.ModelFormatError as exc:
+        text = str(exc)
+        for fragment, label in (("not a flexbuffer map", "not a map"), ("is missing", "missing"),
+                                ("must be", "type"), ("does not fit", "range"), ("malformed", "malformed")):
+            if fragment in text:
+                return label
+        raise
+
+
+SCHEMA = {"i": ("int", None), "f": ("float", None), "b": ("bool", False), "d": ("int", 7), "g": ("float", 2.5)}
+
+
+def flex_options(widths: int, **values):
+    from flatbuffers import flexbuffers
+    fbb = flexbuffers.Builder(force_min_bit_width=widths)
+    with fbb.Map():
+        for key in sorted(values):
+            kind, value = values[key]
+            if kind == "Null":
+                fbb.Null(key)
+            else:
+                fbb.Key(key)
+                getattr(fbb, kind)(value)
+    return bytes(fbb.Finish())
+
+
+@pytest.mark.parametrize("widths", [0, 1, 2, 3])       # flexbuffers.BitWidth: 8 to 64 bits
+def test_flexmap_reads_what_the_package_reads(widths):
+    cases = [
+        dict(i=("Int", 5), f=("Float", 0.6000000238418579), b=("Bool", True)),
+        dict(i=("UInt", 300), f=("Int", -20), b=("Int", 0), d=("IndirectInt", -3), g=("IndirectFloat", 1e-3)),
+        dict(i=("IndirectUInt", 70000), f=("IndirectInt", 4), b=("UInt", 2), g=("Null", None)),
+        dict(i=("Int", -(1 << 40)), f=("Float", 1.0), zz=("Int", 1), a=("String", "x")),       # out of range
+        dict(i=("Float", 1.0), f=("Float", 2.0)),                                            # wrong type
+        dict(i=("Int", 1), f=("String", "2")),
+        dict(i=("Int", 1), f=("Float", 2.0), b=("Float", 1.0)),
+        dict(f=("Float", 2.0)),                                                              # missing
+        dict(i=("Null", None), f=("Float", 2.0)),
+    ]
+    for values in cases:
+        data = flex_options(widths, **values)
+        assert options_by_flexmap(data, SCHEMA) == options_by_the_package(data, SCHEMA), values
+
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")       # a corrupted float beyond float32: inf, as LiteRT
+def test_flexmap_refuses_every_corruption_with_a_model_format_error():
+    """Every truncation and single-byte change of a real options map: a ModelFormatError or a value the package's
+    reader also gives -- never another exception."""
+    from converters.tflite_custom import DETECTION_OPTIONS
+    data = flex_options(0, max_detections=("Int", 10), max_classes_per_detection=("Int", 1),
+                        nms_score_threshold=("Float", 0.1), nms_iou_threshold=("Float", 0.5),
+                        num_classes=("Int", 3), y_scale=("Float", 10.0), x_scale=("Float", 10.0),
+                        h_scale=("Float", 5.0), w_scale=("Float", 5.0), use_regular_nms=("Bool", False))
+    assert options_by_flexmap(data, DETECTION_OPTIONS) == options_by_the_package(data, DETECTION_OPTIONS)
+    variants = [data[:n] for n in range(len(data))]
+    for k in range(len(data)):
+        for value in (0, 1, 0x7F, 0xFF, data[k] ^ 0x10):
+            variants.append(data[:k] + bytes([value]) + data[k + 1:])
+    for v in variants:
+        got = options_by_flexmap(v, DETECTION_OPTIONS)
+        if isinstance(got, dict):
+            assert got == options_by_the_package(v, DETECTION_OPTIONS)
