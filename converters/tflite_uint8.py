@@ -34,7 +34,7 @@ UINT8_OPS |= {"RESIZE_BILINEAR"}     # its uint8 kernel reads and writes int8-he
 
 def _boundary_twin(graph: Graph, t: Tensor) -> int:
     """A uint8 tensor with t's name and quantization, for the user side of a graph input or output."""
-    twin = Tensor(index=len(graph.tensors), name=t.name, shape=t.shape, dtype=np.dtype(np.uint8),
+    twin = Tensor(index=len(graph.tensors), name=t.name, shape=t.shape, dtype=UINT8_DTYPE,
                   quant=t.quant)
     graph.tensors.append(twin)
     return twin.index

@@ -4,7 +4,8 @@ operator, checks each position against the file before reading it, and builds th
 that would leave the file raises FormatError naming the table, tensor or op (the reader turns it into
 ModelFormatError).  Not kernels: no KERNELS table.  Offsets follow the TFLite schema (vtable slot 4 + 2k = field k).
 """
-from cpython.buffer cimport PyBUF_RECORDS_RO, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_RECORDS_RO, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release,
+                             PyObject_GetBuffer)
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -843,9 +844,13 @@ def hold_as_int8(list tensors, indices, quant_type, file_array=None, all_tensors
             if q is None:
                 continue
             zp = q.zero_point
-            if zp.dtype is not INT64 or not zp.flags.c_contiguous:
+            if type(zp) is not NDARRAY or zp.dtype is not INT64:
                 zp = np.ascontiguousarray(zp, dtype=INT64)
-            PyObject_GetBuffer(zp, &src, PyBUF_SIMPLE)
+            try:
+                PyObject_GetBuffer(zp, &src, PyBUF_C_CONTIGUOUS)
+            except BufferError:             # (the reader's zero points never are: they are slices of one array)
+                zp = np.ascontiguousarray(zp)
+                PyObject_GetBuffer(zp, &src, PyBUF_SIMPLE)
             z, n = <const int64_t*>src.buf, src.len // 8
             for j in range(n):
                 w[off + j] = z[j] - 128
