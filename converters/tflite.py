@@ -180,6 +180,7 @@ def _parse(buf, subgraph_index: int) -> Graph:
     # one dict shared by all of them (Graph.subgraphs).  Subgraphs nothing reaches are not read.
     graphs = {}
     pending = [subgraph_index]
+    graph_names_subgraphs = False
     n_sub = model.n_subgraphs
     while pending:
         k = pending.pop()
@@ -196,6 +197,7 @@ def _parse(buf, subgraph_index: int) -> Graph:
         graphs[k] = Graph(tensors=tensors, ops=ops, inputs=inputs, outputs=outputs, source="tflite", name=name,
                           subgraphs=graphs)
         for i in flow:
+            graph_names_subgraphs = True
             op = ops[i]
             for name, value in op.options.items():
                 if name.endswith(SUBGRAPH_INDEX) and isinstance(value, int):
@@ -203,7 +205,10 @@ def _parse(buf, subgraph_index: int) -> Graph:
                         raise ModelFormatError(f"subgraph {k} {op.describe()}: {name} {value} is outside the "
                                                f"model's {n_sub} subgraphs")
                     pending.append(value)
-    return graphs[subgraph_index]
+    graph = graphs[subgraph_index]
+    if len(graphs) == 1 and not graph_names_subgraphs:
+        graph.subgraphs = {}        # (no control flow: no dict holding the graph itself, which only the GC frees)
+    return graph
 
 
 def from_tflite(model, subgraph: int = 0) -> Graph:

@@ -242,3 +242,30 @@ def test_flexmap_refuses_every_corruption_with_a_model_format_error():
         got = options_by_flexmap(v, DETECTION_OPTIONS)
         if isinstance(got, dict):
             assert got == options_by_the_package(v, DETECTION_OPTIONS)
+
+
+# ----- a dropped interpreter frees its arena, weights and file bytes at once (no reference cycle) -----------------
+
+@pytest.mark.parametrize("given", ["path", "bytes", "uint8"])
+def test_dropped_interpreter_is_freed_without_the_cyclic_gc(given, uint8_kws):
+    """Reference cycles would leave the arena, the packed weights and the file's bytes to the cyclic GC, whose
+    collection then runs inside some later load; every fast path (set_input, run) is used first."""
+    import gc
+    import weakref
+    model = {"path": KWS, "bytes": open(KWS, "rb").read(), "uint8": uint8_kws[1]}[given]
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        it = edgeml.Interpreter(model)
+        d = it.get_input_details()[0]
+        x = np.zeros(tuple(d["shape"]), d["dtype"])
+        it.set_input(x)
+        it.invoke()
+        it.run(x)
+        it.clone().run(x)
+        refs = [weakref.ref(o) for o in (it, it._plan, it._graph, it._graph.tensors[0], it._plan.arena_owner)]
+        del it
+        assert [r() is None for r in refs] == [True] * len(refs)
+    finally:
+        if enabled:
+            gc.enable()

@@ -7,6 +7,7 @@ step in one call (the layout's own ordering and checks take any step whose value
 """
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache, partial
 from typing import Optional
 
@@ -90,7 +91,7 @@ def new_context(graph: Graph, input_shapes: dict, rounding: int, num_threads: in
     ctx = Ctx(graph, rounding, num_threads, max_arena_bytes, max_weight_bytes)
     ctx.float_exact = float_exact
     ctx.enclosing = enclosing or (graph,)
-    ctx.plan_subgraph = partial(plan_subgraph, ctx)
+    ctx.plan_subgraph = partial(plan_subgraph, weakref.proxy(ctx))    # (a strong one: a cycle only the GC frees)
     ctx.bind_subplan = engine_at
     for idx in graph.inputs:
         t = graph.tensors[idx]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
-from functools import partial
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -56,6 +56,19 @@ def _load_graph(model) -> Graph:
             raise ModelFormatError(f"not a TFLite flatbuffer: the 'TFL3' identifier at offset 4 is missing; "
                                    f"read as ONNX instead: {exc}") from exc
     return from_tflite(model)
+
+
+def weak_call(method, *args):
+    """method(*args) as a callable that holds its object weakly: the interpreter keeps the fast paths that call back
+    into it, and a strong reference back would make a cycle that only the cyclic GC frees (with the arena and the
+    packed weights), in the middle of some later load."""
+    ref = weakref.WeakMethod(method)
+
+    def call():
+        bound = ref()
+        if bound is not None:
+            bound(*args)
+    return call
 
 
 QUANTIZED_IO = (np.dtype(np.int8), np.dtype(np.int16))   # run() quantizes float data for these inputs
@@ -147,10 +160,11 @@ class Interpreter:
         self._single_out = len(self._out_views) == 1
         # set_input() of an input with no value bounds in one C call (InputCopy)
         self._retire_fast_paths()
-        self._set_paths = tuple(InputCopy(v, self._lock, partial(self._mark_set, i)) if bounds is None else None
+        self._set_paths = tuple(InputCopy(v, self._lock, weak_call(self._mark_set, i)) if bounds is None else None
                                 for i, (v, bounds) in enumerate(self._in_slots))
         # run() in one C call (RunPath) when no kernel reports run-time input errors
-        self._run_path = RunPath(plan.engine, self._run_view, tuple(self._out_views), self._lock, self._mark_run) \
+        self._run_path = RunPath(plan.engine, self._run_view, tuple(self._out_views), self._lock,
+                                 weak_call(self._mark_run)) \
             if self._run_view is not None and not plan.checks else None
         self.reset_variables()
 
