@@ -16,7 +16,7 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import load_pack
+from cython_ops import load_depthwise, load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse, requant
@@ -76,6 +76,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "fold_bias_s8", packing.fold_bias)
         monkeypatch.setattr(load_pack, "avx2_gemv_constants", packing.avx2_constants)
         monkeypatch.setattr(load_pack, "winograd_weights", lambda w, out: conv_winograd.winograd_panels(w, out))
+        monkeypatch.setattr(load_depthwise, "depthwise_rows", packing_depthwise.depthwise_rows)
     return apply
 
 
