@@ -91,7 +91,7 @@ def depthwise_rows(keep, const int8_t[:, :] w_taps, bias, mult, shift, scale64, 
     packing_depthwise.BAND_BYTES.  OverflowError where the folded bias leaves int32 (unless it wraps)."""
     cdef int64_t taps = w_taps.shape[0], oc = w_taps.shape[1]
     cdef int64_t esz = 2 if wide else 1, quarter = step // 4
-    cdef int64_t patterns, segment, period, lanes, groups, p, j, k, L, i, c, t, v, e, b, total = 0
+    cdef int64_t patterns, segment, period, lanes, groups, p, j, k, L, i, c, t, v, e, b, first, total = 0
     cdef int64_t at[9]
     cdef int64_t size[9]
     cdef bint estimate
@@ -129,14 +129,15 @@ def depthwise_rows(keep, const int8_t[:, :] w_taps, bias, mult, shift, scale64, 
         # each lane's channel (packing_depthwise.lane_positions / lane_channels), oc where the lane is unused
         for p in range(patterns):
             j = p * step
+            first = j % oc if segment == 0 else j       # (one division a pattern, not one a lane)
             for k in range(4):
                 for L in range(step // 16 if group == 4 else 2):
                     for i in range(4):
                         # byte unpacks: accumulator k holds values 16 L + 4 k + i; int16 unpacks in two
                         # 16-value halves: 16 (k / 2) + 8 L + 4 (k % 2) + i
-                        v = p * step + (16 * L + 4 * k + i if group == 4 else 16 * (k // 2) + 8 * L + 4 * (k % 2) + i)
+                        v = first + (16 * L + 4 * k + i if group == 4 else 16 * (k // 2) + 8 * L + 4 * (k % 2) + i)
                         if v >= oc:
-                            v = v % oc if segment == 0 else oc
+                            v = (v % oc if v >= 2 * oc else v - oc) if segment == 0 else oc
                         ch[j] = v
                         j += 1
         tap_sums(&w_taps[0, 0], taps, oc, w_taps.strides[0], w_taps.strides[1], w_zp, sums, bound)
@@ -218,27 +219,41 @@ cdef void fill_weights(const int8_t* w, int64_t taps, int64_t tap_stride, int64_
                        int64_t oc, int64_t lanes, int64_t step, int64_t group, int64_t groups, int64_t subtract,
                        char* out, bint wide) noexcept:
     """[pattern][tap group][accumulator][lane / 4][tap of the group] = w[tap][ch[lane]] - subtract, 0 for padding
-    taps and unused lanes (packing_depthwise.lane_weights), into the zeroed block: a lane's values lie at
-    (pattern * groups * step + lane % step) * group + tap group * step * group + tap % group."""
-    cdef int64_t lane, tap, g, t, at
-    cdef const int8_t* col
-    cdef int8_t* out8 = <int8_t*>out
-    cdef int16_t* out16 = <int16_t*>out
-    for lane in range(lanes):
-        if ch[lane] >= oc:
-            continue
-        col = w + ch[lane] * ch_stride
-        at = (lane // step * groups * step + lane % step) * group
-        g = t = 0
-        for tap in range(taps):
+    taps and unused lanes (packing_depthwise.lane_weights), into the zeroed block: lane j of pattern p lies at
+    (p * groups * step + j) * group + tap group * step * group + tap % group."""
+    cdef int64_t p, j, tap, t, at, stride = step * group
+    cdef const int8_t* src
+    cdef int8_t* out8
+    cdef int16_t* out16
+    for p in range(patterns_of(lanes, step)):
+        for j in range(step):
+            if ch[p * step + j] >= oc:
+                continue
+            src = w + ch[p * step + j] * ch_stride
+            at = (p * groups * step + j) * group
+            t = 0
             if wide:
-                out16[at + g * step * group + t] = <int16_t>(col[tap * tap_stride] - subtract)
+                out16 = <int16_t*>out + at
+                for tap in range(taps):
+                    out16[t] = <int16_t>(src[0] - subtract)
+                    src += tap_stride
+                    t += 1
+                    if t == group:
+                        t = 0
+                        out16 += stride
             else:
-                out8[at + g * step * group + t] = <int8_t>col[tap * tap_stride]
-            t += 1
-            if t == group:
-                t = 0
-                g += 1
+                out8 = <int8_t*>out + at
+                for tap in range(taps):
+                    out8[t] = src[0]
+                    src += tap_stride
+                    t += 1
+                    if t == group:
+                        t = 0
+                        out8 += stride
+
+
+cdef inline int64_t patterns_of(int64_t lanes, int64_t step) noexcept:
+    return lanes // step
 
 
 cdef void fill_columns(const int64_t* ch, int64_t oc, int64_t lanes, const int64_t* folded, const int32_t* mult,
@@ -295,13 +310,15 @@ cdef void fill_estimate(const int32_t* mult, const int32_t* shift, int64_t lanes
                         int64_t out_zp, float* out) noexcept:
     """Per block of table_lanes lanes float32 f = M 2^(shift - 31), zp + d, zp - d (d = 2^(shift - 1) for double
     rounding's right shifts, else 0): packing_depthwise.estimate_table."""
-    cdef int64_t lane, s
+    cdef int64_t blk, i, lane, s
     cdef double d
     cdef float* row
-    for lane in range(lanes):
-        s = shift[lane]
-        d = POW2_NEG[1 - s] if mode == 0 and s != 0 else 0.0
-        row = out + lane // table_lanes * 3 * table_lanes + lane % table_lanes
-        row[0] = <float>(<double>mult[lane] * POW2_NEG[31 - s])
-        row[table_lanes] = <float>(out_zp + d)
-        row[2 * table_lanes] = <float>(out_zp - d)
+    for blk in range(lanes // table_lanes):
+        for i in range(table_lanes):
+            lane = blk * table_lanes + i
+            s = shift[lane]
+            d = POW2_NEG[1 - s] if mode == 0 and s != 0 else 0.0
+            row = out + blk * 3 * table_lanes + i
+            row[0] = <float>(<double>mult[lane] * POW2_NEG[31 - s])
+            row[table_lanes] = <float>(out_zp + d)
+            row[2 * table_lanes] = <float>(out_zp - d)
