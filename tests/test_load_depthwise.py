@@ -44,7 +44,7 @@ def column_values(rng, oc: int, mode: int, left: bool):
     shift = rng.integers(-31, 1, oc).astype(np.int32)
     mult[::7], shift[::7] = 0, 0
     if left:
-        shift[oc // 2] = 3          # a left shift: any_left, and no float estimate
+        shift[oc // 2::3] = rng.integers(1, 12)     # left shifts: any_left, and no float estimate
     if mode == 3:
         mult[:], shift[:] = 0, 0
     scale64 = rng.random(oc)
@@ -77,6 +77,41 @@ def test_depthwise_rows_equal_the_numpy_form(kernel, case, band_limit):
         assert got[0][2] == got[1][2]
         assert got[0][0] == got[1][0]
         assert got[0][2]["any_left"] == int(left and mode != 3)
+
+
+@pytest.mark.parametrize("kernel", sorted(PD.ROW_KERNELS))
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("w_zp", [0, 37, -128, 300, -70000])
+@pytest.mark.parametrize("layout", ["rows", "transposed"])
+def test_depthwise_rows_on_strided_weights_and_far_zero_points(kernel, seed, w_zp, layout):
+    """The tap sums and bounds (contiguous rows with a byte-range zero point in int32 lanes, anything else element
+    by element) and the estimate's applicability at its edges: |bias| at 2^31, bounds near 2^30."""
+    k = PD.ROW_KERNELS[kernel]
+    if k.wide and abs(w_zp) > 256:
+        pytest.skip("the wide kernels hold w - w_zp in int16 (weight zero points are bytes)")
+    rng = np.random.default_rng(seed)
+    taps, oc = int(rng.choice([1, 9, 25])), int(rng.choice([1, 7, 16, 40, 200]))
+    w = rng.integers(-128, 128, (taps, oc)).astype(np.int8)
+    if layout == "transposed":
+        w = np.ascontiguousarray(w.T).T
+    bias = rng.integers(-5000, 5000, oc).astype(np.int32)
+    if seed == 3:
+        bias[0] = -2 ** 31          # |bias| beyond the bound: no estimate
+    mult, shift, scale64, scale32 = column_values(rng, oc, seed % 2, False)
+    if w_zp == -70000:
+        mult //= 1 << 16            # (a bound this large applies only with small multipliers)
+    got = []
+    for form in FORMS:
+        keep, _ = keep_like_ctx()
+        try:
+            block, at, ints = form(keep, w, bias, mult, shift, scale64, scale32, 3, w_zp, seed % 2, -3, k.step,
+                                   k.group, k.wide, k.table_lanes, 6, 5, 7, 1, taps, 1, 1, 1, 1, 1, PD.BAND_BYTES)
+            got.append((block.tobytes(), at, ints))
+        except OverflowError as exc:      # (-2^31 itself is refused unless the sums wrap)
+            got.append(str(exc))
+    assert got[0] == got[1]
+    if seed == 3 and not isinstance(got[0], str):
+        assert got[0][2]["estimate"] == 0
 
 
 def test_the_block_holds_the_per_part_forms():

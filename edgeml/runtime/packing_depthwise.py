@@ -89,7 +89,7 @@ def mbqm_lanes8(mult: np.ndarray, shift: np.ndarray, out=None) -> np.ndarray:
 
 def lane_weights(w_taps: np.ndarray, ch: np.ndarray, used: np.ndarray, every: bool, kernel: RowKernel, groups: int,
                  w_zp: int, out: np.ndarray) -> None:
-    """The numpy form of load_pack.depthwise_lane_weights: w_taps [taps][OC] per lane (ch, used: [patterns][step])
+    """The weights part of depthwise_rows: w_taps [taps][OC] per lane (ch, used: [patterns][step])
     into out [pattern][tap group][accumulator][lane][tap of the group]; the wide kernels read w - w_zp."""
     taps, oc = w_taps.shape
     patterns = ch.shape[0]
@@ -102,7 +102,7 @@ def lane_weights(w_taps: np.ndarray, ch: np.ndarray, used: np.ndarray, every: bo
 
 def lane_columns(w_taps: np.ndarray, bias, zp_fold: int, zp_add: int, wrap: bool, ch: np.ndarray, used: np.ndarray,
                  mult, shift, scale64, scale32, out_bias, out_mult, out_shift, out_scale64, out_scale32) -> None:
-    """The numpy form of load_pack.depthwise_lane_columns: per lane (channel ch, 0 where not used) the bias folded as
+    """The per-lane columns of depthwise_rows: per lane (channel ch, 0 where not used) the bias folded as
     bias - zp_fold * tap sums + zp_add (modulo 2^32 when wrap, else OverflowError outside (-2^31, 2^31)) and the
     channel's requantization values."""
     oc = w_taps.shape[1]
@@ -170,7 +170,7 @@ def lane_channels(kernel: RowKernel, oc: int) -> tuple:
 
 def lane_estimate(w_taps: np.ndarray, bias, w_zp: int, ch: np.ndarray, lane_mult: np.ndarray,
                   lane_shift: np.ndarray, mode: int, out_zp: int, table_lanes: int, out=None) -> bool:
-    """The numpy form of load_pack.depthwise_estimate: estimate_table with the bound |bias| + 255 sum |w - w_zp| of
+    """The estimate part of depthwise_rows: estimate_table with the bound |bias| + 255 sum |w - w_zp| of
     each lane's channel; whether it applies, the table written into `out` (when given) where it does."""
     bound = (255 * np.abs(w_taps.astype(np.int64) - w_zp).sum(0) +
              (0 if bias is None else np.abs(np.asarray(bias).astype(np.int64))))[np.asarray(ch)].reshape(-1)
@@ -184,7 +184,7 @@ def lane_estimate(w_taps: np.ndarray, bias, w_zp: int, ch: np.ndarray, lane_mult
 
 def tap_offsets(out: np.ndarray, taps: int, kw: int, dh: int, dw: int, sw: int, pitch: int, phase_width: int,
                 value_bytes: int) -> None:
-    """The Python form of load_pack.depthwise_tap_offsets: where each tap's run starts in the staged rows."""
+    """The tap offsets of depthwise_rows: where each tap's run starts in the staged rows."""
     out[...] = 0
     for t in range(taps):
         ky, kx = divmod(t, kw)
