@@ -175,7 +175,14 @@ def depthwise_rows(keep, const int8_t[:, :] w_taps, bias, mult, shift, scale64, 
             total += round_up(size[i], ALIGN)
         block = keep((total,), np.uint8)
         base = <char*>contiguous(block, 1, total, b"the block")
-        memset(base, 0, total)
+        # zeros only where nothing is written: the gaps after each part, and the weights' unused lanes and
+        # padding taps (fresh pages: a whole-block memset would cost as much as the packing)
+        for i in range(9):
+            memset(base + at[i] + size[i], 0, round_up(size[i], ALIGN) - size[i])
+        if segment or taps % group:
+            memset(base, 0, size[0])
+        if not estimate:
+            (<float*>(base + at[8]))[0] = 0.0
         fill_weights(&w_taps[0, 0] if taps else NULL, taps, w_taps.strides[0], w_taps.strides[1], ch, oc, lanes,
                      step, group, groups, w_zp if wide else 0, base + at[0], wide)
         fill_columns(ch, oc, lanes, folded, m32, s32, f64, f32, <int32_t*>(base + at[1]),
@@ -198,8 +205,9 @@ def depthwise_rows(keep, const int8_t[:, :] w_taps, bias, mult, shift, scale64, 
     cdef int64_t phase_width = (iwp + sw - 1) // sw
     cdef int64_t pitch = round_up(sw * phase_width * oc * esz, 64)
     cdef int64_t* tap_at = <int64_t*>(base + at[7])
-    for t in range(taps):
-        tap_at[t] = t // kw * dh * pitch + ((t % kw * dw) % sw * phase_width + (t % kw * dw) // sw) * oc * esz
+    for t in range(groups * group):
+        tap_at[t] = t // kw * dh * pitch + ((t % kw * dw) % sw * phase_width + (t % kw * dw) // sw) * oc * esz \
+            if t < taps else 0
     cdef int64_t rows_per_slice = (oh + threads - 1) // threads
     cdef int64_t reach = (kh - 1) * dh + 1
     cdef int64_t band = max(1, min(rows_per_slice, floor_div(band_limit // pitch - reach, sh) + 1))
@@ -219,7 +227,7 @@ cdef void fill_weights(const int8_t* w, int64_t taps, int64_t tap_stride, int64_
                        int64_t oc, int64_t lanes, int64_t step, int64_t group, int64_t groups, int64_t subtract,
                        char* out, bint wide) noexcept:
     """[pattern][tap group][accumulator][lane / 4][tap of the group] = w[tap][ch[lane]] - subtract, 0 for padding
-    taps and unused lanes (packing_depthwise.lane_weights), into the zeroed block: lane j of pattern p lies at
+    taps and unused lanes (packing_depthwise.lane_weights: those zeroed by the caller): lane j of pattern p lies at
     (p * groups * step + j) * group + tap group * step * group + tap % group."""
     cdef int64_t p, j, tap, t, at, stride = step * group
     cdef const int8_t* src
@@ -259,14 +267,16 @@ cdef inline int64_t patterns_of(int64_t lanes, int64_t step) noexcept:
 cdef void fill_columns(const int64_t* ch, int64_t oc, int64_t lanes, const int64_t* folded, const int32_t* mult,
                        const int32_t* shift, const double* scale64, const float* scale32, int32_t* out_bias,
                        int32_t* out_mult, int32_t* out_shift, double* out_scale64, float* out_scale32) noexcept:
-    """Per lane its channel's folded bias and requantization values, 0 where unused (packing_depthwise.lane_columns);
-    the block is zeroed."""
+    """Per lane its channel's folded bias and requantization values, 0 where unused (packing_depthwise.lane_columns)."""
     cdef int64_t lane, c
     for lane in range(lanes):
         c = ch[lane]
         if c < oc:
             out_bias[lane], out_mult[lane], out_shift[lane] = <int32_t>folded[c], mult[c], shift[c]
             out_scale64[lane], out_scale32[lane] = scale64[c], scale32[c]
+        else:
+            out_bias[lane], out_mult[lane], out_shift[lane] = 0, 0, 0
+            out_scale64[lane], out_scale32[lane] = 0.0, 0.0
 
 
 cdef void fill_mbqm16(const int32_t* mult, const int32_t* shift, int64_t lanes, uint8_t* out) noexcept:

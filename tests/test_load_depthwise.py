@@ -34,9 +34,14 @@ CASES = [(9, 8, 0, 0, True, (5, 5, 5, 3, 3, 1, 1, 1, 1), 1),
 
 
 def keep_like_ctx():
-    """A Ctx's keep_new and its kept arrays."""
+    """A Ctx's keep_new, handing out memory full of 0xA5 (whatever a reused allocation holds), and the Ctx."""
     ctx = Ctx(Graph(tensors=[], ops=[], inputs=[], outputs=[]), 0)
-    return ctx.keep_new, ctx
+
+    def keep_dirty(shape, dtype):
+        out = ctx.keep_new(shape, dtype)
+        out.view(np.uint8)[...] = 0xA5
+        return out
+    return keep_dirty, ctx
 
 
 def column_values(rng, oc: int, mode: int, left: bool):
