@@ -251,10 +251,84 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
     em_avx2_store_rows(acc, MR, g, n, pc, c, g->N - n);
 }
 
+/* The small-K GEMM (stems, small 1x1s) holds a block of panels' weights and output constants at once: at most
+ * EM_AVX2_SMALL_PANELS panels and EM_AVX2_SMALL_WORK panel groups (64 bytes each) in all (16 KiB, L1). */
+#define EM_AVX2_SMALL_PANELS 8
+#define EM_AVX2_SMALL_WORK 256
+
+/* One MR x 8 tile of the small-K GEMM: rows start at a[r], group k of each at a[r] + off[k] (window rows
+ * flattened into one loop); w: the panel; c[r]: where row r's 8 outputs go. */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_small_tile(
+        const uint8_t* const a[4], const int64_t* off, int64_t groups, const int16_t* w, const em_avx2_gemm* g,
+        int64_t n, int8_t* c[4], const em_avx2_panel* pc, const int MR) {
+    __m256i acc[4][2];
+    for (int r = 0; r < MR; r++) { acc[r][0] = pc->bias_lo; acc[r][1] = pc->bias_hi; }
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < groups; k++, w += 32) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i*)w);
+        const __m256i b1 = _mm256_loadu_si256((const __m256i*)(w + 16));
+        const int64_t o = off[k];
+        for (int r = 0; r < MR; r++) {
+            int64_t four;
+            memcpy(&four, a[r] + o, 8);
+            const __m256i av = _mm256_set1_epi64x(four);
+            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+        }
+    }
+    em_avx2_store_rows(acc, MR, g, n, pc, c, g->N - n);
+}
+
+/* Panels per block of the small-K GEMM (0: K too long for it, blocks of fewer than 2 panels gain nothing). */
+static inline int64_t em_gemm_avx2_small_block(const em_gemm_rows* A, const em_avx2_gemm* g) {
+    const int64_t groups = A->nseg * A->seg_groups;
+    if (groups != g->Kp / 4 || g->N <= 8) return 0;
+    const int64_t block = EM_AVX2_SMALL_WORK / groups;
+    return block < 2 ? 0 : (block > EM_AVX2_SMALL_PANELS ? EM_AVX2_SMALL_PANELS : block);
+}
+
+/* Panels [p0, p1) of em_gemm_s16_avx2_rows when K is small (em_gemm_avx2_small_block): rows outer, panels inner,
+ * so that each 4-row group's starts are found once (no division per tile), the window rows' offsets come from one
+ * table and the panels' output constants are computed once per call. */
+EM_AVX2_TARGET static void em_gemm_s16_avx2_small(const em_gemm_rows* A, int64_t M, const em_avx2_gemm* g,
+                                                  int8_t* C, int64_t ldc, int64_t p0, int64_t p1) {
+    const int64_t groups = A->nseg * A->seg_groups, panel = (g->Kp / 4) * 32;
+    int64_t off[EM_AVX2_SMALL_WORK];
+    for (int64_t sg = 0, k = 0; sg < A->nseg; sg++)
+        for (int64_t j = 0; j < A->seg_groups; j++) off[k++] = sg * A->seg_stride + 8 * j;
+    em_avx2_panel pcs[EM_AVX2_SMALL_PANELS];
+    for (int64_t p = p0; p < p1; p++) pcs[p - p0] = em_avx2_panel_consts(g, 8 * p);
+    int64_t m = 0;
+    for (; m + 4 <= M; m += 4) {
+        const uint8_t* a[4];
+        em_gemm_row_starts(A, m, 4, 4, a);
+        for (int64_t p = p0; p < p1; p++) {
+            int8_t* c[4];
+            for (int r = 0; r < 4; r++) c[r] = C + (m + r) * ldc + 8 * p;
+            em_avx2_small_tile(a, off, groups, g->w + p * panel, g, 8 * p, c, &pcs[p - p0], 4);
+        }
+    }
+    for (; m < M; m++) {
+        const uint8_t* a[4];
+        em_gemm_row_starts(A, m, 1, 1, a);
+        for (int64_t p = p0; p < p1; p++) {
+            int8_t* c[4];
+            for (int r = 0; r < 4; r++) c[r] = C + m * ldc + 8 * p;
+            em_avx2_small_tile(a, off, groups, g->w + p * panel, g, 8 * p, c, &pcs[p - p0], 1);
+        }
+    }
+}
+
 /* C[M][N] (row stride ldc) = requant(A . W), A (int16) described by em_gemm_rows; 4-row tiles, 1-row for the
  * last rows, panels of 8 columns. */
 EM_AVX2_TARGET static void em_gemm_s16_avx2_rows(const em_gemm_rows* A, int64_t M, const em_avx2_gemm* g, int8_t* C,
                                                  int64_t ldc) {
+    const int64_t block = em_gemm_avx2_small_block(A, g), panels = (g->N + 7) / 8;
+    if (block) {
+        for (int64_t p = 0; p < panels; p += block)
+            em_gemm_s16_avx2_small(A, M, g, C, ldc, p, p + block < panels ? p + block : panels);
+        return;
+    }
     for (int64_t n = 0; n < g->N; n += 8) {
         const em_avx2_panel pc = em_avx2_panel_consts(g, n);
         int64_t m = 0;
