@@ -29,9 +29,11 @@ enum { EM_CONV_VNNI_P_COUNT = EM_CONV_P_COUNT, EM_CONV_VNNI_F_COUNT = 0 };
 /* AVX2 conv (em_conv2d_int8_avx2, CPUs without VNNI): the conv layout's pointers, with 1 the packed int16 weights
  * (em_gemm_avx2.h), 2 the bias (bias - zp sum w: padding holds zp), per-column arrays padded to a multiple of 8;
  * its integers, EM_CONV_I_DIRECT as for the VNNI conv (1: rows as int16, 4: implicit GEMM over a padded int16 copy,
- * 0: im2col then int16 rows), then Kp, threads and slice_bytes: each slice's scratch holds the padded image
- * (IHp x IWp x IC int16 + 64 bytes), or EM_CONV_I_CHUNK rows of Kp int16 (1x1 rows widened, or im2col straight into
- * int16: em_im2col_s16). */
+ * 0: im2col then int16 rows, 5: the padded int16 copy's windows gathered into rows of K padded to 4 once, for
+ * few-channel stems: em_gather_windows_s16), then Kp, threads and slice_bytes: each slice's scratch holds the
+ * padded image (IHp x IWp x IC int16 + 64 bytes), or EM_CONV_I_CHUNK rows of Kp int16 (1x1 rows widened, or im2col
+ * straight into int16: em_im2col_s16), or (mode 5) the padded image (em_padded_image_s16_bytes) then
+ * EM_CONV_I_CHUNK rows of Kp int16 and 32 bytes of slack. */
 enum { EM_CONV_AVX2_I_KP = EM_CONV_I_CHUNK + 1, EM_CONV_AVX2_I_THREADS, EM_CONV_AVX2_I_SLICE_BYTES,
        EM_CONV_AVX2_I_COUNT };
 enum { EM_CONV_AVX2_P_COUNT = EM_CONV_P_COUNT, EM_CONV_AVX2_F_COUNT = 0 };
@@ -194,8 +196,16 @@ EM_AVX2_TARGET static void em_conv2d_s16_slice(const void* ctx, int64_t slice, i
             em_gemm_s16_avx2_rows(&rows, r1 - r0, &g, o + r0 * OC, OC);
             continue;
         }
+        if (mode == 5) em_pad_image_s16(img, d, IHp, IWp, (int16_t*)scratch);
         for (int64_t first = r0; first < r1; first += chunk) {
             const int64_t rows = r1 - first < chunk ? r1 - first : chunk;
+            if (mode == 5) {
+                em_gather_windows_s16((const int16_t*)scratch, d, IWp, first, rows, Kp,
+                                      (int16_t*)(scratch + em_padded_image_s16_bytes(d)));
+                em_gemm_s16_avx2((const int16_t*)(scratch + em_padded_image_s16_bytes(d)), Kp, rows, &g,
+                                 o + first * OC, OC);
+                continue;
+            }
             if (mode == 1) {
                 em_pack_rows_s16(img + first * K, K, rows, K, Kp, rows16);
             } else {

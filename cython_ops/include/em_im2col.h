@@ -166,6 +166,34 @@ EM_AVX2_TARGET static void em_pad_image_u8(const int8_t* img, const int64_t* d, 
     em_fill_u8(out + IHp * IWp * IC, pad, 64);
 }
 
+/* Bytes of an AVX2 slice's scratch that em_pad_image_s16's image takes (64-byte lines): the GEMM rows of
+ * em_gather_windows_s16 follow it. */
+static inline int64_t em_padded_image_s16_bytes(const int64_t* d) {
+    return ((em_conv_padded_rows(d) * em_conv_padded_cols(d) * d[EM_CONV_I_IC] + 32) * 2 + 63) / 64 * 64;
+}
+
+/* The windows of output pixels [first, first + rows) read from the padded int16 image (em_pad_image_s16, row pitch
+ * IWp pixels; dilation_w 1) as GEMM rows of Kp: the window rows (KW * IC values each) one straight after another,
+ * so that K is padded to 4 once per window, not once per window row (a 3x3 x 3 stem: 28, not 36).  Copies go 16
+ * values at a time and run up to 15 past a window (into the next row, written after, or 32 bytes of slack after
+ * the rows; the image has 64 bytes of slack); K .. Kp are zeroed last. */
+EM_AVX2_TARGET static void em_gather_windows_s16(const int16_t* img, const int64_t* d, int64_t IWp, int64_t first,
+                                                 int64_t rows, int64_t Kp, int16_t* out) {
+    const int64_t OW = d[EM_CONV_I_OW], IC = d[EM_CONV_I_IC], KH = d[EM_CONV_I_KH], span = d[EM_CONV_I_KW] * IC;
+    const int64_t row_step = d[EM_CONV_I_SH] * IWp * IC, col_step = d[EM_CONV_I_SW] * IC;
+    const int64_t win_step = d[EM_CONV_I_DH] * IWp * IC, K = KH * span;
+    int64_t oy = first / OW, ox = first % OW;
+    for (int64_t r = 0; r < rows; r++) {
+        const int16_t* src = img + oy * row_step + ox * col_step;
+        int16_t* dst = out + r * Kp;
+        for (int64_t ky = 0; ky < KH; ky++, src += win_step, dst += span)
+            for (int64_t k = 0; k < span; k += 16)
+                _mm256_storeu_si256((__m256i*)(dst + k), _mm256_loadu_si256((const __m256i*)(src + k)));
+        for (int64_t k = K; k < Kp; k++) out[r * Kp + k] = 0;
+        if (++ox == OW) { ox = 0; oy++; }
+    }
+}
+
 /* The image an AVX2 conv reads as int16 (x sign-extended), padded with in_zp to the rows and columns its windows
  * touch (top-left at (-pad_top, -pad_left)): IHp x IWp x IC int16 with 64 bytes of slack after it. */
 EM_AVX2_TARGET static void em_pad_image_s16(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
