@@ -179,23 +179,12 @@ EM_AVX2_TARGET static inline em_avx2_panel em_avx2_panel_consts(const em_avx2_ge
     return c;
 }
 
-/* Requantize the sums of R rows (1 or 4: acc[r][0..1] as em_avx2_tile leaves them, bias included) and store their
- * first `cols` columns at c[r].  The rows are narrowed together: int16 packs (+ zero point, saturating: a sum
- * beyond int16 clamps to the same int8), one int8 pack and clamp, then one 16- or 32-bit interleave of the two
- * 128-bit halves puts each row's 8 bytes in column order.  Straight-line code for a constant R (no spills). */
-EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_store_rows(
-        __m256i acc[4][2], const int R, const em_avx2_gemm* g, int64_t n, const em_avx2_panel* pc, int8_t* c[4],
-        int64_t cols) {
-    __m256i v[4];
-    const int hadd_order = g->mode == EM_ROUND_DOUBLE;
-    if (hadd_order && pc->any_left) {
-        for (int r = 0; r < R; r++) v[r] = em_mbqm_lanes_x8(_mm256_hadd_epi32(acc[r][0], acc[r][1]), &pc->q, 1);
-    } else if (hadd_order) {
-        for (int r = 0; r < R; r++) v[r] = em_mbqm_lanes_x8(_mm256_hadd_epi32(acc[r][0], acc[r][1]), &pc->q, 0);
-    } else {
-        for (int r = 0; r < R; r++)
-            v[r] = em_avx2_rescale8(_mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8), g, n);
-    }
+/* Store R rows (1 or 4) of 8 requantized values (v[r], before the output zero point; columns 0 1 4 5 | 2 3 6 7 when
+ * hadd_order, else in column order): their first `cols` bytes at c[r].  The rows are narrowed together: int16
+ * packs (+ zero point, saturating: a sum beyond int16 clamps to the same int8), one int8 pack and clamp, then one
+ * 16- or 32-bit interleave of the two 128-bit halves puts each row's 8 bytes in column order. */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_narrow_rows(
+        __m256i v[4], const int R, const em_avx2_gemm* g, int8_t* c[4], int64_t cols, const int hadd_order) {
     for (int r = R; r < 4; r++) v[r] = v[0];
     const __m256i zp = _mm256_set1_epi16((int16_t)g->out_zp);
     const __m256i p01 = _mm256_adds_epi16(_mm256_packs_epi32(v[0], v[1]), zp);
@@ -219,6 +208,25 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_store_r
     _mm_storeu_si128((__m128i*)tmp, r01);
     _mm_storeu_si128((__m128i*)(tmp + 16), r23);
     for (int r = 0; r < R; r++) memcpy(c[r], tmp + 8 * r, (size_t)cols);
+}
+
+/* Requantize the sums of R rows (1 or 4: acc[r][0..1] as em_avx2_tile leaves them, bias included) and store their
+ * first `cols` columns at c[r] (em_avx2_narrow_rows).  Straight-line code for a constant R (no spills). */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_store_rows(
+        __m256i acc[4][2], const int R, const em_avx2_gemm* g, int64_t n, const em_avx2_panel* pc, int8_t* c[4],
+        int64_t cols) {
+    __m256i v[4];
+    const int hadd_order = g->mode == EM_ROUND_DOUBLE;
+    if (hadd_order && pc->any_left) {
+        for (int r = 0; r < R; r++) v[r] = em_mbqm_lanes_x8(_mm256_hadd_epi32(acc[r][0], acc[r][1]), &pc->q, 1);
+    } else if (hadd_order) {
+        for (int r = 0; r < R; r++) v[r] = em_mbqm_lanes_x8(_mm256_hadd_epi32(acc[r][0], acc[r][1]), &pc->q, 0);
+    } else {
+        for (int r = 0; r < R; r++)
+            v[r] = em_avx2_rescale8(_mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xD8), g, n);
+    }
+    if (hadd_order) em_avx2_narrow_rows(v, R, g, c, cols, 1);
+    else em_avx2_narrow_rows(v, R, g, c, cols, 0);
 }
 
 /* One MR x 8 tile (MR = 1 or 4 rows from row m); rows as em_gemm_rows describes them, a group being 4 int16 (8

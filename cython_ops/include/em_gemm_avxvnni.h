@@ -141,7 +141,18 @@ EM_AVXVNNI_TARGET static inline __attribute__((always_inline)) void em_avxvnni_t
         if (c >= g->N) break;
         const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + c)),
                                                  _mm256_loadu_si256((const __m256i*)(g->shift + c)));
-        for (int r = 0; r < MR && r < rows; r++)
+        int r = 0;
+        for (; r + 4 <= MR && r + 4 <= rows; r += 4) {     /* four rows narrowed together (em_avx2_narrow_rows) */
+            __m256i v[4];
+            int8_t* cr[4];
+            for (int i = 0; i < 4; i++) {
+                v[i] = ag.mode == EM_ROUND_DOUBLE ? em_mbqm_lanes_x8(acc[r + i][h], &q, 1)
+                                                  : em_avx2_rescale8(acc[r + i][h], &ag, c);
+                cr[i] = C + (m + r + i) * ldc + c;
+            }
+            em_avx2_narrow_rows(v, 4, &ag, cr, g->N - c, 0);
+        }
+        for (; r < MR && r < rows; r++)
             em_avxvnni_store8(acc[r][h], &ag, c, C + (m + r) * ldc + c, g->N - c, &q);
     }
 }
