@@ -20,6 +20,7 @@ from edgeml.runtime.ops.sparse_gemm import sparse_candidate, sparse_conv_step, s
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fused_activation, io_kind, qparams,
                                        reject_uint8_hybrid, require_positive, spatial_padding)
 from edgeml.runtime.packing import VNNI_SLACK, avx2_chunk, fold_input_zero_point, vnni_chunk
+from edgeml.runtime.packing_depthwise import pack_depthwise_portable
 from edgeml.runtime.packing_gemm import AVX2, AVX2_S8, PLAIN, SPARSE_VNNI, VNNI, pack_gemm
 from edgeml.runtime.requant import REQUANT_FLOAT
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
@@ -155,13 +156,13 @@ def prepare_depthwise_int8(ctx: Ctx, op: Op, x, y, w_taps: np.ndarray, bias, in_
     """int8 DEPTHWISE_CONV_2D: the vector kernels (ops.depthwise) or the portable one; w_taps: [taps][OC]."""
     if CONFIG.depthwise_int8 != "depthwise_int8":
         return prepare_depthwise_rows(ctx, op, CONFIG.depthwise_int8, x, y, w_taps, bias, in_zp, rq, ints, macs)
-    wk = ctx.keep_array(w_taps.astype(np.int16) - rq.w_zp if rq.w_zp else w_taps)
-    bk = ctx.keep_array(np.zeros(w_taps.shape[1], np.int32) if bias is None else bias.astype(np.int32))
-    rqa = rq.arrays(ctx)
+    block, (w_at, bias_at, mult_at, shift_at, scale64_at, scale32_at) = pack_depthwise_portable(ctx, w_taps, bias, rq)
 
     def make(addr):
-        return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
-                     scratch=addr("scratch"), **requant.pointers(rqa)), ints, NO_FLOATS)
+        base = address(block)
+        return (dict(input=addr(x.index), weights=base + w_at, bias=base + bias_at, output=addr(y.index),
+                     scratch=addr("scratch"), mult=base + mult_at, shift=base + shift_at,
+                     double_scales=base + scale64_at, float_scales=base + scale32_at), ints, NO_FLOATS)
     # weights with a zero point (uint8 models): the _w16 kernel reads w - w_zp
     return Step(op, "depthwise_int8_w16" if rq.w_zp else "depthwise_int8", make, w_taps.shape[1] * 4, macs)
 
