@@ -659,3 +659,69 @@ def int8_conv_shell(ctx, op, bint depthwise, int chunk, uint8_option, requant_op
                 pad_left=pl, in_zp=in_zp, out_zp=out_zp, act_min=act_range[0], act_max=act_range[1],
                 mode=ctx.rounding, dm=dm, direct=direct, chunk=chunk)
     return x, y, wdata, ints, s_in, s_out, ws, zps, activation
+
+
+def int8_fully_connected_shell(ctx, op, uint8_option, requant_option, int8_dtype, float64_dtype, int64_dtype):
+    """What ops/fully_connected.prepare_fully_connected reads and checks for an int8 FULLY_CONNECTED under TFLite's
+    contract, in the common well-formed case: (input, output, weights, rows, depth, units, output shape, input
+    scale, input zero point, output scale, output zero point, float64 weight scales, act_min, act_max).  None
+    wherever any check would refuse the op or a less common form applies (uint8, onnxruntime's float
+    requantization, shuffled weights): the Python path then decides, with its messages."""
+    tensors, shapes, constants = ctx.graph.tensors, ctx.shapes, ctx.constants
+    inputs, outputs, o = op.inputs, op.outputs, op.options
+    if len(inputs) < 2 or len(outputs) < 1:
+        return None
+    xi, wi, yi = inputs[0], inputs[1], outputs[0]
+    if xi < 0 or wi < 0 or yi < 0:
+        return None
+    x, w, y = tensors[xi], tensors[wi], tensors[yi]
+    if x.dtype != int8_dtype or y.dtype != int8_dtype:
+        return None
+    xs = shapes.get(xi)
+    wdata = constants.get(wi)
+    if xs is None or wdata is None or wdata.ndim != 2 or wdata.dtype != int8_dtype:
+        return None
+    if o.get(uint8_option) or o.get("requant") == requant_option or o.get("weights_format", 0) != 0:
+        return None
+    activation = o.get("fused_activation_function", 0)
+    if type(activation) is not int or activation not in (0, 1, 2, 3):
+        return None
+    cdef int64_t units, depth, total = 1, d
+    if not (small_positive(wdata.shape[0], &units) and small_positive(wdata.shape[1], &depth)):
+        return None
+    for v in xs:
+        if not small_positive(v, &d):
+            return None
+        total *= d
+        if total > MAX_EXTENT:
+            return None
+    if total % depth:
+        return None
+    rows = total // depth
+    cdef Py_ssize_t rank = len(xs)
+    if o.get("keep_num_dims", False):
+        if rank == 0 or xs[rank - 1] != depth:      # (this module indexes without wraparound)
+            return None
+        out_shape = tuple(xs[:rank - 1]) + (units,)
+    else:
+        out_shape = (rows, units)
+    x_params = per_tensor(x)
+    y_params = per_tensor(y)
+    if x_params is None or y_params is None or w.quant is None:
+        return None
+    ws, zps = w.quant.scale, w.quant.zero_point
+    if ws.ndim != 1 or ws.dtype != float64_dtype or zps.ndim != 1 or zps.dtype != int64_dtype:
+        return None
+    if ws.size != 1 and (ws.size != units or w.quant.axis != 0):
+        return None
+    cdef const int64_t* zp = <const int64_t*>buffer_of(zps, zps.size * 8, b"int8_fully_connected_shell")
+    cdef Py_ssize_t i
+    for i in range(zps.size):
+        if zp[i] != 0:
+            return None
+    s_in, in_zp = x_params
+    s_out, out_zp = y_params
+    act_range = load_pack.activation_range_int8(activation, s_out, out_zp)
+    if act_range is None:
+        return None
+    return x, y, wdata, rows, depth, units, out_shape, s_in, in_zp, s_out, out_zp, ws, act_range[0], act_range[1]

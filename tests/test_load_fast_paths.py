@@ -63,6 +63,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_depthwise, "depthwise_rows", packing_depthwise.depthwise_rows)
         monkeypatch.setattr(load_prepare, "pack_gemm_int8", packing_gemm.pack_gemm_int8_numpy)
         monkeypatch.setattr(load_prepare, "int8_conv_shell", lambda *args: None)     # (ops/conv.py's Python path)
+        monkeypatch.setattr(load_prepare, "int8_fully_connected_shell", lambda *args: None)
     return apply
 
 
