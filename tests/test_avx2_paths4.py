@@ -1,6 +1,9 @@
-"""The AVX2 bodies of issue 18's fourth round under forced ISA paths in subprocesses: the hybrid LSTM's rescale of
-the integer sums onto the float gates (em_lstm_hybrid_scaled_add: 8 lanes, the scalar operations in their order)
-against the scalar path on the converter's hybrid LSTMs (odd cell counts, stacked layers, batch 2, 28 steps).
+"""The AVX2 bodies of issue 18's fourth round under forced ISA paths in subprocesses: byte tables that are affine
+maps computed instead of looked up (lut_affine_int8, em_lut.h: requantizations, the RELU family, int8 QUANTIZE)
+against the tables on every byte at every vector position and against the requantization formulas on whole
+graphs (odd sizes, batch 2, tails shorter than a vector, in place, both rounding modes); the hybrid LSTM's rescale
+of the integer sums onto the float gates (em_lstm_hybrid_scaled_add: 8 lanes, the scalar operations in their
+order) against the scalar path on the converter's hybrid LSTMs (odd cell counts, stacked layers, batch 2).
 """
 from __future__ import annotations
 
@@ -13,8 +16,111 @@ import pytest
 
 import lstm_hybrid_models as M
 import model_cache
-from test_kernel_paths import forced_path
+from test_kernel_paths import PATHS, forced_path, run_on_path
 from test_lstm_hybrid import inputs, reference
+
+AFFINE_CHECK = r'''
+import sys
+import numpy as np
+from cython_ops.elementwise import requantize_table
+from edgeml import numerics as Q
+from edgeml.ir import Graph, Op
+from edgeml.runtime.kernels import CONFIG, Engine, kernel_address
+from edgeml.runtime.layouts import layout_of
+from edgeml.runtime.plan import address
+from edgeml.runtime.tables import affine_form
+from tests.path_cases import compare, mbqm, run_graph, tensor
+
+EVERY = np.arange(-128, 128, dtype=np.int8)
+
+
+def lookup(x, y, form):
+    layout = layout_of("lut_affine_int8")
+    Engine([(kernel_address("lut_affine_int8"), layout.ptrs(input=address(x), output=address(y)),
+             [int(v) for v in layout.ints(n=x.size, **form)], [])], keepalive=[x, y]).invoke()
+
+
+def requant_tables(rng, count):
+    for k in range(count):
+        s_in = float(np.exp(rng.uniform(np.log(1e-4), np.log(1.0))))
+        ratio = float(np.exp(rng.uniform(np.log(0.02), np.log(12.0))))
+        zi, zo, rounding = int(rng.integers(-128, 128)), int(rng.integers(-128, 128)), k % 2
+        m, sh = Q.quantize_multiplier(ratio, rounding)
+        lo = int(rng.choice([-128, max(-128, zo), int(rng.integers(-128, 0))]))
+        hi = int(rng.choice([127, int(rng.integers(lo + 1, 128))]))
+        yield np.frombuffer(requantize_table(zi, zo, m, sh, lo, hi, rounding), np.int8).copy(), (zi, zo, ratio)
+
+
+def main():
+    rng = np.random.default_rng(int(sys.argv[1]))
+    failures, found, tables = [], 0, 0
+    for table, desc in requant_tables(rng, 300):
+        form = affine_form(table)
+        tables += 1
+        if form is None:
+            continue
+        found += 1
+        for shift in (0, 5, 31):                        # every byte at several vector positions
+            x = np.roll(np.tile(EVERY, 2), shift)
+            y = np.zeros(x.size + 32, np.int8)
+            lookup(x, y, form)
+            if not np.array_equal(y[:x.size], table[x.view(np.uint8)]) or y[x.size:].any():
+                failures.append(f"{desc} {form} shift {shift}: differs")
+    if found < 0.85 * tables:
+        failures.append(f"only {found} of {tables} requantization tables found affine")
+    table, _ = next(requant_tables(np.random.default_rng(5), 1))
+    form = affine_form(table)
+    for n in list(range(0, 70)) + [255, 257, 1000]:      # the vector loop's tails
+        x = rng.integers(-128, 128, n).astype(np.int8)
+        y = np.zeros(n + 32, np.int8)
+        lookup(x, y, form)
+        if not np.array_equal(y[:n], table[x.view(np.uint8)]) or y[n:].any():
+            failures.append(f"n={n} differs")
+    x = rng.integers(-128, 128, 999).astype(np.int8)
+    want = table[x.view(np.uint8)]
+    lookup(x, x, form)                                   # in place
+    if not np.array_equal(x, want):
+        failures.append("in place differs")
+    logistic = np.roll(np.round(255 / (1 + np.exp(-EVERY / 20.0)) - 128).astype(np.int8), 128)   # by byte
+    for curved in (logistic, rng.integers(-128, 128, 256).astype(np.int8), (np.arange(256) + 7).astype(np.uint8)):
+        if affine_form(curved) is not None:
+            failures.append("a curved, random or shift table taken for affine")
+
+    kernels = set()      # whole graphs: int8 QUANTIZE and RELU6 against the requantization formulas
+    for k in range(12):
+        shape = [(2, 5, 7, 9), (1, 3, 11), (1, 1, 1, 31), (2, 33)][k % 4]
+        rounding = k % 2
+        s_in, s_out = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.01, 0.1))
+        zi, zo = int(rng.integers(-100, 100)), int(rng.integers(-100, 100))
+        which = "QUANTIZE" if k < 6 else "RELU6"
+        g = Graph([tensor(0, shape, np.int8, s_in, zi), tensor(1, shape, np.int8, s_out, zo)],
+                  [Op(0, which, 1, [0], [1], {})], [0], [1])
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        x.flat[:256] = EVERY[: min(256, x.size)]
+        if which == "QUANTIZE":
+            m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), rounding)
+            lo, hi = -128, 127
+        else:
+            m, sh = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), rounding)
+            lo = max(-128, zo)
+            hi = min(127, zo + int(Q.round_half_away(float(Q.F32(6.0) / Q.F32(s_out)))))
+        want = np.clip(zo + mbqm(x.astype(np.int64) - zi, m, sh, rounding), lo, hi).astype(np.int8)
+        compare(failures, f"{which} {shape} rounding {rounding}", run_graph(g, [x], rounding, kernels), want)
+    print("kernels", CONFIG.isa, " ".join(sorted(kernels)))
+    print("\n".join(failures) if failures else "ok")
+
+
+main()
+'''
+
+
+@pytest.mark.parametrize("forced", PATHS)
+def test_affine_tables_exact_on_every_path(forced):
+    """lut_affine_int8 gives the table's bytes on every path; the avx2 paths choose it for QUANTIZE and RELU6."""
+    names = run_on_path(forced, AFFINE_CHECK, 3)
+    assert names[1] == forced
+    assert names[2:] == (["lut_affine_int8"] if forced in ("avx2", "avxvnni") else ["lut_int8"]), names
+
 
 HYBRID_RUN = """
 import sys, numpy as np
