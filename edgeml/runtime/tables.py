@@ -76,20 +76,35 @@ def affine_form(table: np.ndarray):
         return None
     shift = min(22, int(np.floor(np.log2(32000 / abs(slope)))))
     centre = int(round(slope * 2 ** shift))
-    mults = np.arange(centre - AFFINE_SLOPE_STEPS, centre + AFFINE_SLOPE_STEPS + 1, dtype=np.int64)
-    mults = mults[np.abs(mults) < 2 ** 15]
+    for stride in (4, 1):          # a coarse scan first: the feasible multipliers usually span several
+        mults = np.arange(centre - AFFINE_SLOPE_STEPS, centre + AFFINE_SLOPE_STEPS + 1, stride, dtype=np.int64)
+        found = affine_pieces(t, lo, hi, shift, mults[np.abs(mults) < 2 ** 15], centre)
+        if found is not None:
+            break
+    else:
+        return None
+    mult, add_low, add_high, split = found
+    add = np.where(SIGNED >= split, add_high, add_low)
+    v = SIGNED * mult + add
+    if np.abs(v).max() >= 2 ** 31 or not np.array_equal(np.clip(v >> shift, lo, hi), t):
+        return None
+    return dict(mult=mult, add_low=add_low, add_high=add_high, split=split, shift=shift, lo=lo, hi=hi)
+
+
+def affine_pieces(t: np.ndarray, lo: int, hi: int, shift: int, mults: np.ndarray, centre: int):
+    """(mult, add_low, add_high, split) for affine_form, the multiplier from `mults` nearest `centre` for which
+    additions exist on x < split and on x >= split (split -128: one piece); None when none does."""
     big = np.int64(2) ** 40
+    edge = np.full((len(mults), 1), big)
     # bounds on add at each x: x * mult + add >= low (unless clamped up to lo), <= high (unless clamped to hi)
     low = np.where(t > lo, t << shift, -big)[None, :] - mults[:, None] * SIGNED[None, :]
     high = np.where(t < hi, ((t + 1) << shift) - 1, big)[None, :] - mults[:, None] * SIGNED[None, :]
-    # pieces x < split and x >= split (split 256 - 128: one piece); the bounds of each over its x
-    least_below = np.maximum.accumulate(np.concatenate([np.full((len(mults), 1), -big), low], 1), axis=1)
-    most_below = np.minimum.accumulate(np.concatenate([np.full((len(mults), 1), big), high], 1), axis=1)
-    least_above = np.maximum.accumulate(np.concatenate([low, np.full((len(mults), 1), -big)], 1)[:, ::-1],
-                                        axis=1)[:, ::-1]
-    most_above = np.minimum.accumulate(np.concatenate([high, np.full((len(mults), 1), big)], 1)[:, ::-1],
-                                       axis=1)[:, ::-1]
-    ok = (least_below <= most_below) & (least_above <= most_above)        # [mult, split index 0..256]
+    # column j: the bounds over x < j - 128 (below) and over x >= j - 128 (above)
+    least_below = np.maximum.accumulate(np.concatenate([-edge, low], 1), axis=1)
+    most_below = np.minimum.accumulate(np.concatenate([edge, high], 1), axis=1)
+    least_above = np.maximum.accumulate(np.concatenate([low, -edge], 1)[:, ::-1], axis=1)[:, ::-1]
+    most_above = np.minimum.accumulate(np.concatenate([high, edge], 1)[:, ::-1], axis=1)[:, ::-1]
+    ok = (least_below <= most_below) & (least_above <= most_above)        # [mult, split column 0..256]
     if not ok.any():
         return None
     rows = np.flatnonzero(ok.any(axis=1))
@@ -98,12 +113,7 @@ def affine_form(table: np.ndarray):
     mult = int(mults[k])
     add_low = int((least_below[k, j] + most_below[k, j]) // 2) if j > 0 else 0
     add_high = int((least_above[k, j] + most_above[k, j]) // 2) if j < 256 else add_low
-    split = j - 128
-    add = np.where(SIGNED >= split, add_high, add_low)
-    v = SIGNED * mult + add
-    if np.abs(v).max() >= 2 ** 31 or not np.array_equal(np.clip(v >> shift, lo, hi), t):
-        return None
-    return dict(mult=mult, add_low=add_low, add_high=add_high, split=split, shift=shift, lo=lo, hi=hi)
+    return mult, add_low, add_high, j - 128
 
 
 def lut_step(op, input_index: int, output_index: int, n: int, table: np.ndarray) -> Step:
