@@ -3,7 +3,9 @@ maps computed instead of looked up (lut_affine_int8, em_lut.h: requantizations, 
 against the tables on every byte at every vector position and against the requantization formulas on whole
 graphs (odd sizes, batch 2, tails shorter than a vector, in place, both rounding modes); the hybrid LSTM's rescale
 of the integer sums onto the float gates (em_lstm_hybrid_scaled_add: 8 lanes, the scalar operations in their
-order) against the scalar path on the converter's hybrid LSTMs (odd cell counts, stacked layers, batch 2).
+order) against the scalar path on the converter's hybrid LSTMs (odd cell counts, stacked layers, batch 2); int8
+SOFTMAX's row sums of exps gathered 8 at a time on AVX2 (em_softmax_int8_by_table_avx2) against the reference
+formulas of test_datamove_paths2 (rows of 8 .. 41 values, 1001, 4100 near the maximum: a wrapped sum, 1 .. 9 rows).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 
 import lstm_hybrid_models as M
 import model_cache
+from test_datamove_paths2 import CHECK as DATAMOVE_CHECK
 from test_kernel_paths import PATHS, forced_path, run_on_path
 from test_lstm_hybrid import inputs, reference
 
@@ -120,6 +123,31 @@ def test_affine_tables_exact_on_every_path(forced):
     names = run_on_path(forced, AFFINE_CHECK, 3)
     assert names[1] == forced
     assert names[2:] == (["lut_affine_int8"] if forced in ("avx2", "avxvnni") else ["lut_int8"]), names
+
+
+SOFTMAX_CASES = r'''
+for scale, beta in ((0.1, 1.0), (0.5, 3.0), (2e-6, 1.0), (1 / 256, 1.0)):
+    for rounding in (0, 1):
+        for rows, depth in [(r, d) for r in (1, 3, 9) for d in (8, 9, 15, 16, 17, 23, 33, 41)] + [(2, 1001), (3, 4100)]:
+            x = rng.integers(-128, 128, (rows, depth)).astype(np.int8)
+            if depth > 1000:            # near the maximum: final shifts of 32 or more, a wrapped sum
+                x[0] = 127
+                x[-1, : depth // 2] = 126
+            shape = (1,) + x.shape
+            ts = [tensor(0, shape, np.int8, scale, -7), tensor(1, shape, np.int8, 1 / 256, -128)]
+            got = run(Graph(ts, [Op(0, "SOFTMAX", 1, [0], [1], dict(beta=beta))], [0], [1]), x[None], rounding)[0]
+            want = softmax_expect(x, scale, beta, rounding)
+            if not np.array_equal(got, want):
+                failures.append(f"SOFTMAX {x.shape} scale {scale} beta {beta} rounding {rounding}: "
+                                f"{int((got != want).sum())} of {want.size} differ")
+report(kernels, failures)
+'''
+
+
+@pytest.mark.parametrize("forced", [p for p in PATHS if not p.startswith("neon")])
+def test_softmax_row_sums_exact_on_every_path(forced):
+    script = DATAMOVE_CHECK.split("SCALES = ", 1)[0] + SOFTMAX_CASES
+    assert run_on_path(forced, script) == ["kernels", "softmax_lut_int8"]
 
 
 HYBRID_RUN = """
