@@ -5,7 +5,9 @@ graphs (odd sizes, batch 2, tails shorter than a vector, in place, both rounding
 of the integer sums onto the float gates (em_lstm_hybrid_scaled_add: 8 lanes, the scalar operations in their
 order) against the scalar path on the converter's hybrid LSTMs (odd cell counts, stacked layers, batch 2); int8
 SOFTMAX's row sums of exps gathered 8 at a time on AVX2 (em_softmax_int8_by_table_avx2) against the reference
-formulas of test_datamove_paths2 (rows of 8 .. 41 values, 1001, 4100 near the maximum: a wrapped sum, 1 .. 9 rows).
+formulas of test_datamove_paths2 (rows of 8 .. 41 values, 1001, 4100 near the maximum: a wrapped sum, 1 .. 9 rows);
+int8 MEAN over rows of fewer than 16 (or a multiple of 16 plus a few) kept columns, whose last columns AVX2 now sums
+with the 16-byte loads of the others (em_mean_rows_i8_avx2), against the integer sum and its requantization.
 """
 from __future__ import annotations
 
@@ -148,6 +150,24 @@ report(kernels, failures)
 def test_softmax_row_sums_exact_on_every_path(forced):
     script = DATAMOVE_CHECK.split("SCALES = ", 1)[0] + SOFTMAX_CASES
     assert run_on_path(forced, script) == ["kernels", "softmax_lut_int8"]
+
+
+MEAN_CHECK = r'''
+import numpy as np
+from tests.path_cases import check_mean, report
+
+rng = np.random.default_rng(9)
+failures, kernels = [], set()
+check_mean(rng, failures, kernels, [((1, 6, 6, 5), (1, 2)), ((2, 7, 7, 13), (1, 2)), ((1, 3, 3, 17), (1, 2)),
+                                   ((1, 300, 21), (1,)), ((1, 2, 9), (1,)), ((3, 1, 7), (1,)), ((1, 2, 2, 15), (1, 2)),
+                                   ((2, 5, 4, 35), (-2, -3)), ((1, 257, 3), (1,)), ((1, 9, 1), (1,)), ((4, 2, 31), (1,))])
+report(kernels, failures)
+'''
+
+
+@pytest.mark.parametrize("forced", PATHS)
+def test_mean_short_columns_exact_on_every_path(forced):
+    assert run_on_path(forced, MEAN_CHECK) == ["kernels", "mean"]
 
 
 HYBRID_RUN = """
