@@ -3,7 +3,9 @@ maps computed instead of looked up (lut_affine_int8, em_lut.h: requantizations, 
 against the tables on every byte at every vector position and against the requantization formulas on whole
 graphs (odd sizes, batch 2, tails shorter than a vector, in place, both rounding modes); the hybrid LSTM's rescale
 of the integer sums onto the float gates (em_lstm_hybrid_scaled_add: 8 lanes, the scalar operations in their
-order) against the scalar path on the converter's hybrid LSTMs (odd cell counts, stacked layers, batch 2); int8
+order) against the scalar path on the converter's hybrid LSTMs (odd cell counts, stacked layers, batch 2), and on
+the avxvnni path their int8 sums and the int8 LSTM's by 256-bit vpdpbusd in the u8 x s8 packing
+(em_lstm_dots_u8s8_avxvnni) against the scalar path and LiteRT's reference kernels; int8
 SOFTMAX's row sums of exps gathered 8 at a time on AVX2 (em_softmax_int8_by_table_avx2) against the reference
 formulas of test_datamove_paths2 (rows of 8 .. 41 values, 1001, 4100 near the maximum: a wrapped sum, 1 .. 9 rows);
 int8 MEAN over rows of fewer than 16 (or a multiple of 16 plus a few) kept columns, whose last columns AVX2 now sums
@@ -19,9 +21,11 @@ import numpy as np
 import pytest
 
 import lstm_hybrid_models as M
+import lstm_models as LM
 import model_cache
 from test_datamove_paths2 import CHECK as DATAMOVE_CHECK
 from test_kernel_paths import PATHS, forced_path, run_on_path
+from test_lstm import ISA_CHECK as LSTM_INT8_CHECK
 from test_lstm_hybrid import inputs, reference
 
 AFFINE_CHECK = r'''
@@ -194,6 +198,11 @@ def hybrid_models(request, tmp_path_factory) -> model_cache.ConvertedModels:
     return model_cache.converted_models(request, tmp_path_factory, "lstm_hybrid_models", M)
 
 
+@pytest.fixture(scope="module")
+def int8_lstm_models(request, tmp_path_factory) -> model_cache.ConvertedModels:
+    return model_cache.converted_models(request, tmp_path_factory, "lstm_models", LM)
+
+
 def run_hybrid(forced: str, folder, out_name: str) -> dict:
     done = subprocess.run([sys.executable, "-c", HYBRID_RUN, str(folder / "x.npz"), str(folder),
                            str(folder / out_name)], env=dict(os.environ, EDGEML_ISA=forced), capture_output=True,
@@ -202,18 +211,36 @@ def run_hybrid(forced: str, folder, out_name: str) -> dict:
     return dict(np.load(folder / out_name))
 
 
-def test_hybrid_lstm_avx2_rescale_gives_the_scalar_bits(hybrid_models, tmp_path):
-    """Cells 13 (one vector and a 5-lane tail), 16, 33 and 8 (stacked), 64 (28 steps), batch 2: the avx2 path's
-    outputs after several stateful invokes equal the scalar path's bit for bit."""
-    if forced_path("avx2") != "avx2":
-        pytest.skip("this CPU has no avx2 path")
+@pytest.mark.parametrize("forced", ["avx2", "avxvnni"])
+def test_hybrid_lstm_avx2_rescale_gives_the_scalar_bits(hybrid_models, tmp_path, forced):
+    """Cells 13 (one vector and a 5-lane tail), 16, 33 and 8 (stacked), 64 (28 steps), batch 2: the avx2 (and
+    avxvnni: u8 x s8 sums) path's outputs after several stateful invokes equal the scalar path's bit for bit."""
+    if forced_path(forced) != forced:
+        pytest.skip(f"this CPU has no {forced} path")
     xs = {}
     for name in ("odd13", "seq7", "stack16", "big28"):
         model = M.edit_lstm_options(hybrid_models.get(name, "dynamic"), asymmetric_inputs=name != "stack16")
         (tmp_path / name).write_bytes(model)
         xs[name] = np.stack(inputs(name, reference(model).get_input_details()[0]["shape"], 4, 11))
     np.savez(tmp_path / "x.npz", **{f"x_{k}": v for k, v in xs.items()})
-    scalar, avx2 = run_hybrid("scalar", tmp_path, "scalar.npz"), run_hybrid("avx2", tmp_path, "avx2.npz")
+    scalar, avx2 = run_hybrid("scalar", tmp_path, "scalar.npz"), run_hybrid(forced, tmp_path, "forced.npz")
     assert sorted(scalar) == sorted(avx2) and len(scalar) == 16
     for key in scalar:
         np.testing.assert_array_equal(avx2[key], scalar[key], err_msg=key)
+
+
+def test_int8_lstm_avxvnni_sums_match_litert(int8_lstm_models):
+    """The fused int8 LSTM on the avxvnni path (u8 x s8 packing, 256-bit vpdpbusd), one and two layers, 7 and 28
+    steps, 16, 4 and 33 cells: bit-exact against LiteRT's reference kernels."""
+    pytest.importorskip("ai_edge_litert.interpreter")
+    if forced_path("avxvnni") != "avxvnni":
+        pytest.skip("this CPU has no avxvnni path")
+    paths = []
+    for name in ("seq7", "stack28", "fine16"):
+        int8_lstm_models.get(name, "int8")
+        paths.append(str(int8_lstm_models.directory / f"{name}.int8.tflite"))
+    script = LSTM_INT8_CHECK.replace("import edgeml\n", "import edgeml\nfrom edgeml.runtime.kernels import CONFIG\n"
+                                     "assert CONFIG.lstm_u8s8\n")
+    done = subprocess.run([sys.executable, "-c", script, "avxvnni"] + paths, env=dict(os.environ, EDGEML_ISA="avxvnni"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
