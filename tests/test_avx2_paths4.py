@@ -38,7 +38,7 @@ from edgeml.runtime.kernels import CONFIG, Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.plan import address
 from edgeml.runtime.tables import affine_form
-from tests.path_cases import compare, mbqm, run_graph, tensor
+from tests.path_cases import binary_expect, compare, mbqm, run_graph, tensor
 
 EVERY = np.arange(-128, 128, dtype=np.int8)
 
@@ -115,6 +115,16 @@ def main():
             hi = min(127, zo + int(Q.round_half_away(float(Q.F32(6.0) / Q.F32(s_out)))))
         want = np.clip(zo + mbqm(x.astype(np.int64) - zi, m, sh, rounding), lo, hi).astype(np.int8)
         compare(failures, f"{which} {shape} rounding {rounding}", run_graph(g, [x], rounding, kernels), want)
+    for which, sc, c in (("ADD", 0.04, 37), ("SUB", 0.02, -90), ("MUL", 0.03, 51)):   # against one constant
+        shape = (2, 3, 5, 7)
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        x.flat[:256] = EVERY
+        const = np.array([c], np.int8)
+        g = Graph([tensor(0, shape, np.int8, 0.05, -3), tensor(1, (1,), np.int8, sc, 4, const),
+                   tensor(2, shape, np.int8, 0.06 if which != "MUL" else 0.2, 9)],
+                  [Op(0, which, 1, [0, 1], [2], {})], [0], [2])
+        want = binary_expect(which, x, const, -3, 4, 9, 0.05, sc, 0.06 if which != "MUL" else 0.2, 0)
+        compare(failures, f"{which} against {c}", run_graph(g, [x], 0, kernels), want)
     print("kernels", CONFIG.isa, " ".join(sorted(kernels)))
     print("\n".join(failures) if failures else "ok")
 
@@ -125,7 +135,8 @@ main()
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_affine_tables_exact_on_every_path(forced):
-    """lut_affine_int8 gives the table's bytes on every path; the avx2 paths choose it for QUANTIZE and RELU6."""
+    """lut_affine_int8 gives the table's bytes on every path; the avx2 paths choose it for QUANTIZE, RELU6 and
+    ADD / SUB / MUL against one constant."""
     names = run_on_path(forced, AFFINE_CHECK, 3)
     assert names[1] == forced
     assert names[2:] == (["lut_affine_int8"] if forced in ("avx2", "avxvnni") else ["lut_int8"]), names
