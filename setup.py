@@ -21,6 +21,7 @@ FAMILIES += ["float_ops"]      # float32 SIMD kernels (issue 21)
 FAMILIES += ["sparse"]         # block-sparse int8 conv / FC kernels (issue 20)
 FAMILIES += ["load_pack"]      # load-time helpers of the weight packers (issue 15; no kernels)
 FAMILIES += ["tflite_read"]    # the .tflite flatbuffer walker of converters/tflite.py (issue 15; no kernels)
+FAMILIES += ["load_depthwise"]  # the int8 vector depthwise prepare's constants in one call (issue 15; no kernels)
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 LINK_ARGS = []

@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Load-time helpers (issue 15): one pass in C where the numpy forms of the packers (edgeml/runtime/packing.py,
-packing_sparse.py, packing_depthwise.py) and of the multipliers (numerics.quantize_multipliers) take several passes
+packing_sparse.py; the depthwise one's: load_depthwise.pyx) and of the multipliers (numerics.quantize_multipliers) take several passes
 and temporaries, and an array's data address without numpy's interface dict.  Not kernels: no KERNELS table; each
 function has a numpy twin, and tests/test_load_fast_paths.py compares the two."""
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
@@ -88,55 +88,8 @@ cdef extern from *:
             for (int r = 0; r < 16; r++)
                 memcpy(dst + g * 64 + 4 * r, w + r * k + 4 * g, 4);
     }
-    /* bound[c] += |w[t][c] - zp| over the taps t of w [taps][oc] (strides in bytes): contiguous rows with a zero
-       point of a byte's range in int32 lanes, which the compiler vectorizes (the per-element int64 form costs
-       about eight times more on a 9-tap layer of 960 channels) */
-    static void em_abs_tap_sums(const int8_t* w, int64_t taps, int64_t oc, int64_t tap_stride, int64_t ch_stride,
-                                int64_t zp, int64_t* bound) {
-        for (int64_t t = 0; t < taps; t++) {
-            const int8_t* row = w + t * tap_stride;
-            if (ch_stride == 1 && zp >= -256 && zp <= 256) {
-                const int32_t z = (int32_t)zp;
-                for (int64_t c = 0; c < oc; c++) {
-                    const int32_t b = (int32_t)row[c] - z;
-                    bound[c] += b < 0 ? -b : b;
-                }
-            } else {
-                for (int64_t c = 0; c < oc; c++) {
-                    const int64_t b = (int64_t)row[c * ch_stride] - zp;
-                    bound[c] += b < 0 ? -b : b;
-                }
-            }
-        }
-    }
-    /* depthwise_lane_weights' loop (see there), each lane's channel and use read once per lane, not per tap */
-    static void em_dw_lane_weights(const int8_t* w, int64_t taps, int64_t tap_stride, int64_t ch_stride,
-                                   const int64_t* ch, const uint8_t* used, int64_t lanes, int64_t step, int64_t group,
-                                   int64_t groups, int subtract, int8_t* out8, int16_t* out16) {
-        const int64_t quarter = step / 4, patterns = lanes / step;
-        int64_t at = 0;
-        for (int64_t p = 0; p < patterns; p++)
-            for (int64_t g = 0; g < groups; g++)
-                for (int64_t a = 0; a < 4; a++)
-                    for (int64_t l = 0; l < quarter; l++) {
-                        const int64_t lane = p * step + a * quarter + l;
-                        const int u = used[lane] != 0;
-                        const int8_t* col = u ? w + ch[lane] * ch_stride : w;
-                        for (int64_t t = 0; t < group; t++, at++) {
-                            const int64_t tap = g * group + t;
-                            const int v = (u && tap < taps) ? (int)col[tap * tap_stride] - subtract : 0;
-                            if (out16) out16[at] = (int16_t)v;
-                            else out8[at] = (int8_t)v;
-                        }
-                    }
-    }
     """
     void em_vnni_block_rows(const int8_t* w, int64_t k, int64_t words, int8_t* dst) nogil
-    void em_dw_lane_weights(const int8_t* w, int64_t taps, int64_t tap_stride, int64_t ch_stride, const int64_t* ch,
-                            const uint8_t* used, int64_t lanes, int64_t step, int64_t group, int64_t groups,
-                            int subtract, int8_t* out8, int16_t* out16) nogil
-    void em_abs_tap_sums(const int8_t* w, int64_t taps, int64_t oc, int64_t tap_stride, int64_t ch_stride, int64_t zp,
-                         int64_t* bound) nogil
 
 
 def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eight):
@@ -244,96 +197,6 @@ def data_address(obj):
     PyBuffer_Release(&view)
     return where
 
-
-
-def depthwise_lane_weights(const int8_t[:, :] w_taps, const int64_t[::1] ch, const uint8_t[::1] used,
-                           Py_ssize_t step, Py_ssize_t group, Py_ssize_t groups, int subtract, out):
-    """packing_depthwise's weights per vector lane in one pass: out (int8, or int16 for the wide kernels, `groups`
-    * group taps) [pattern][tap group][accumulator][lane / 4][tap of the group] = w_taps[tap][ch[lane]] - subtract,
-    0 for padding taps and unused lanes (used[lane] == 0)."""
-    cdef Py_ssize_t taps = w_taps.shape[0], lanes = ch.shape[0], quarter = step // 4
-    cdef Py_ssize_t patterns = lanes // step, p, g, a, l, t, lane, tap, at = 0
-    cdef int value
-    cdef int8_t[::1] out8
-    cdef int16_t[::1] out16
-    cdef bint wide = out.dtype.itemsize == 2
-    if wide:
-        out16 = out.reshape(-1)
-    else:
-        out8 = out.reshape(-1)
-    if out.size != patterns * groups * group * step or used.shape[0] != lanes or groups * group < taps:
-        raise ValueError("depthwise_lane_weights: sizes do not match")
-    for lane in range(lanes):
-        if used[lane] and not 0 <= ch[lane] < w_taps.shape[1]:
-            raise ValueError("depthwise_lane_weights: a lane's channel is outside the weights")
-    if out.size == 0:
-        return
-    em_dw_lane_weights(&w_taps[0, 0] if taps and w_taps.shape[1] else NULL, taps,
-                       w_taps.strides[0], w_taps.strides[1], &ch[0], &used[0], lanes, step, group, groups, subtract,
-                       NULL if wide else &out8[0], &out16[0] if wide else NULL)
-
-
-cdef table_rows(out_array, Py_ssize_t rows, Py_ssize_t width):
-    """out_array (uint8 [rows][width]) zeroed, or a new zero array when None."""
-    if out_array is None:
-        return np.zeros((rows, width), np.uint8)
-    cdef uint8_t[:, ::1] out = out_array
-    if out.shape[0] != rows or out.shape[1] != width:
-        raise ValueError("the table does not match the lanes")
-    if rows:
-        memset(&out[0, 0], 0, rows * width)
-    return out_array
-
-
-def mbqm_lanes16(const int32_t[::1] mult, const int32_t[::1] shift, out_array=None):
-    """packing_depthwise.mbqm_lanes16 in one pass: per 16 lanes int32 m, m_odd, left, int64 add_e, add_o, neg_e,
-    neg_o, sh_e, sh_o (576 bytes); written into out_array (uint8 [lanes / 16][576]) when given."""
-    cdef Py_ssize_t rows = mult.shape[0] // 16, r, i
-    out_array = table_rows(out_array, rows, 576)
-    cdef uint8_t[:, ::1] out = out_array
-    cdef int32_t* i32
-    cdef int64_t* i64
-    cdef int64_t e
-    for r in range(rows):
-        i32 = <int32_t*>&out[r, 0]
-        i64 = <int64_t*>&out[r, 192]
-        for i in range(16):
-            i32[i] = mult[16 * r + i]
-            i32[16 + i] = mult[16 * r + i + 1] if i % 2 == 0 else 0
-            i32[32 + i] = shift[16 * r + i] if shift[16 * r + i] > 0 else 0
-        for i in range(16):     # even lanes fill the first half of each pair of int64 parts, odd lanes the second
-            e = -<int64_t>shift[16 * r + i]
-            if e < 0:
-                e = 0
-            if e > 33:
-                raise ValueError("mbqm_lanes16: a right shift beyond 33")
-            i64[(i % 2) * 8 + i // 2] = (1 << 30) + ((<int64_t>1) << (30 + e)) if e > 0 else (1 << 30)
-            i64[16 + (i % 2) * 8 + i // 2] = -(<int64_t>1 << 31) if e > 0 else 0
-            i64[32 + (i % 2) * 8 + i // 2] = 31 + e
-    return out_array
-
-
-def mbqm_lanes8(const int32_t[::1] mult, const int32_t[::1] shift, out_array=None):
-    """packing_depthwise.mbqm_lanes8 in one pass: per 8 lanes int32 m, m_odd, left, right, half (160 bytes);
-    written into out_array (uint8 [lanes / 8][160]) when given."""
-    cdef Py_ssize_t rows = mult.shape[0] // 8, r, i
-    out_array = table_rows(out_array, rows, 160)
-    cdef uint8_t[:, ::1] out = out_array
-    cdef int32_t* i32
-    cdef int64_t s, right
-    for r in range(rows):
-        i32 = <int32_t*>&out[r, 0]
-        for i in range(8):
-            s = shift[8 * r + i]
-            right = -s if s < 0 else 0
-            if right > 32:
-                raise ValueError("mbqm_lanes8: a right shift beyond 32")
-            i32[i] = mult[8 * r + i]
-            i32[8 + i] = mult[8 * r + i + 1] if i % 2 == 0 else 0
-            i32[16 + i] = <int32_t>(s if s > 0 else 0)
-            i32[24 + i] = <int32_t>right
-            i32[32 + i] = <int32_t>((<int64_t>1) << (right - 1)) if right > 0 else 0
-    return out_array
 
 
 def place_buffers(const int64_t[::1] sizes, const int64_t[::1] first, const int64_t[::1] last):
@@ -453,50 +316,6 @@ def vnni_conv_constants(const int8_t[:, :] w, bias, int64_t zp_fold, int64_t zp_
             out_bias[c] = 0
             out_mult[c], out_shift[c] = 0, 0
             out_scale64[c], out_scale32[c] = 0.0, 0.0
-
-
-def depthwise_lane_columns(const int8_t[:, :] w_taps, bias, int64_t zp_fold, int64_t zp_add, bint wrap,
-                           const int64_t[::1] ch, const uint8_t[::1] used, const int32_t[:] mult,
-                           const int32_t[:] shift, const double[:] scale64, const float[:] scale32,
-                           int32_t[::1] out_bias, int32_t[::1] out_mult, int32_t[::1] out_shift,
-                           double[::1] out_scale64, float[::1] out_scale32):
-    """packing_depthwise.lane_columns in one pass: per vector lane (channel ch[lane], 0 where used[lane] == 0) the
-    bias folded as bias - zp_fold * (the channel's tap sum) + zp_add (modulo 2^32 when wrap, else OverflowError
-    outside (-2^31, 2^31)) and the channel's requantization values."""
-    cdef Py_ssize_t taps = w_taps.shape[0], oc = w_taps.shape[1], lanes = ch.shape[0], c, t, lane
-    cdef const int32_t[:] b32
-    if (mult.shape[0] != oc or shift.shape[0] != oc or scale64.shape[0] != oc or scale32.shape[0] != oc
-            or used.shape[0] != lanes or out_bias.shape[0] != lanes or out_mult.shape[0] != lanes
-            or out_shift.shape[0] != lanes or out_scale64.shape[0] != lanes or out_scale32.shape[0] != lanes):
-        raise ValueError("depthwise_lane_columns: sizes do not match")
-    if bias is not None:
-        b32 = bias
-        if b32.shape[0] != oc:
-            raise ValueError("depthwise_lane_columns: the bias does not match the weights")
-    folded_array = np.empty(oc, np.int32)
-    cdef int32_t[::1] folded = folded_array
-    sums_array = np.zeros(oc, np.int64)
-    cdef int64_t[::1] sums = sums_array
-    cdef int64_t v
-    if zp_fold:
-        for t in range(taps):       # (tap by tap: each weight row read in order)
-            for c in range(oc):
-                sums[c] += w_taps[t, c]
-    for c in range(oc):
-        v = (b32[c] if bias is not None else 0) - zp_fold * sums[c] + zp_add
-        if not fits_int32(&v, wrap):
-            raise OverflowError("depthwise bias and weights overflow the int32 accumulator")
-        folded[c] = <int32_t>v
-    for lane in range(lanes):
-        if used[lane]:
-            c = ch[lane]
-            if not 0 <= c < oc:
-                raise ValueError("depthwise_lane_columns: a lane's channel is outside the weights")
-            out_bias[lane], out_mult[lane], out_shift[lane] = folded[c], mult[c], shift[c]
-            out_scale64[lane], out_scale32[lane] = scale64[c], scale32[c]
-        else:
-            out_bias[lane], out_mult[lane], out_shift[lane] = 0, 0, 0
-            out_scale64[lane], out_scale32[lane] = 0.0, 0.0
 
 
 def tflite_column_scales(double input_scale, const double[:] weight_scales, double output_scale, Py_ssize_t n,
@@ -643,75 +462,6 @@ def fold_bias_s8(const int8_t[:, :] w, bias, int64_t zp, bint wrap):
             raise OverflowError("bias and weights overflow the int32 accumulator")
         out[r] = <int32_t>v
     return out_array
-
-
-def depthwise_estimate(const int8_t[:, :] w_taps, bias, int64_t w_zp, const int64_t[::1] ch,
-                       const int32_t[::1] lane_mult, const int32_t[::1] lane_shift, int mode, int64_t out_zp,
-                       Py_ssize_t table_lanes, float[::1] out=None):
-    """packing_depthwise.estimate_table from the per-lane multipliers and shifts, the bound taken from w_taps
-    [taps][OC] and bias per lane channel ch: whether it applies, and where it does and `out` is given, the table
-    written into out (3 * lanes floats: per block of table_lanes lanes f, zp + d, zp - d)."""
-    cdef Py_ssize_t taps = w_taps.shape[0], oc = w_taps.shape[1], lanes = ch.shape[0], c, t, lane, blk, i
-    cdef const int32_t[:] b32
-    if lane_mult.shape[0] != lanes or lane_shift.shape[0] != lanes or table_lanes <= 0 or lanes % table_lanes:
-        raise ValueError("depthwise_estimate: sizes do not match")
-    if bias is not None:
-        b32 = bias
-        if b32.shape[0] != oc:
-            raise ValueError("depthwise_estimate: the bias does not match the weights")
-    if (mode != 0 and mode != 1) or lanes == 0:
-        return False
-    bound_array = np.zeros(max(oc, 1), np.int64)
-    cdef int64_t[::1] bound = bound_array
-    cdef int64_t s, b
-    if taps and oc:                 # (tap by tap: each weight row read in order)
-        em_abs_tap_sums(&w_taps[0, 0], taps, oc, w_taps.strides[0], w_taps.strides[1], w_zp, &bound[0])
-    for c in range(oc):
-        s = 255 * bound[c]
-        if bias is not None:
-            s += b32[c] if b32[c] >= 0 else -<int64_t>b32[c]
-        bound[c] = s
-    for lane in range(lanes):
-        if not 0 <= ch[lane] < oc:
-            raise ValueError("depthwise_estimate: a lane's channel is outside the weights")
-        if lane_shift[lane] > 0 or lane_shift[lane] < -31 or lane_mult[lane] < 0 or bound[ch[lane]] >= 2147483648:
-            return False
-    cdef double f
-    for lane in range(lanes):       # (shifts -31 .. 0 here: 2^(shift - 31) is 1 / 2^(31 - shift), exact)
-        f = <double>lane_mult[lane] / <double>((<int64_t>1) << (31 - lane_shift[lane]))
-        if not (<double>bound[ch[lane]] * f + 129.0 < 1073741824.0):
-            return False
-    if out is None:
-        return True
-    if out.shape[0] != 3 * lanes:
-        raise ValueError("depthwise_estimate: the table does not match the lanes")
-    cdef double d
-    cdef float* row
-    for lane in range(lanes):
-        blk, i = lane // table_lanes, lane % table_lanes
-        s = lane_shift[lane]
-        d = 1.0 / <double>((<int64_t>1) << (1 - s)) if mode == 0 and s != 0 else 0.0
-        row = &out[blk * 3 * table_lanes + i]
-        row[0] = <float>(<double>lane_mult[lane] / <double>((<int64_t>1) << (31 - s)))
-        row[table_lanes] = <float>(out_zp + d)
-        row[2 * table_lanes] = <float>(out_zp - d)
-    return True
-
-
-def depthwise_tap_offsets(int64_t[::1] out, Py_ssize_t taps, int64_t kw, int64_t dh, int64_t dw, int64_t sw,
-                          int64_t pitch, int64_t phase_width, int64_t value_bytes):
-    """packing_depthwise.tap_offsets into out (zeros past `taps`): each tap's run in the staged rows, ky * dh *
-    pitch + ((kx * dw) % sw * phase_width + (kx * dw) // sw) * value_bytes."""
-    cdef Py_ssize_t t
-    cdef int64_t ky, kx
-    if taps > out.shape[0] or kw <= 0 or sw <= 0:
-        raise ValueError("depthwise_tap_offsets: sizes do not match")
-    for t in range(out.shape[0]):
-        if t < taps:
-            ky, kx = t // kw, t % kw
-            out[t] = ky * dh * pitch + ((kx * dw) % sw * phase_width + (kx * dw) // sw) * value_bytes
-        else:
-            out[t] = 0
 
 
 def winograd_weights(const int8_t[:, :, :, :] w, int16_t[:, :, :, :, ::1] out):

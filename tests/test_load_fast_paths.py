@@ -16,7 +16,7 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import load_pack
+from cython_ops import load_depthwise, load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_sparse, requant
@@ -42,13 +42,6 @@ def plain_pack_vnni(w, out, repeat_eight):
     return packing.vnni_blocks(np.asarray(w), out, repeat_eight)
 
 
-def plain_depthwise_lane_weights(w_taps, ch, used, step, group, groups, subtract, out):
-    kernel = packing_depthwise.RowKernel("plain", step, group, out.dtype.itemsize == 2, 0)
-    used = np.asarray(used).view(bool).reshape(-1, step)
-    packing_depthwise.lane_weights(np.asarray(w_taps), np.asarray(ch).reshape(-1, step), used, bool(used.all()),
-                                   kernel, groups, subtract, out)
-
-
 def plain_nonzero_blocks(blocks):
     blocks = np.asarray(blocks)
     return packing_sparse.selected_blocks(blocks, blocks.reshape(blocks.shape[:2] + (64,)).any(axis=2))
@@ -61,21 +54,16 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "count_nonzero_blocks_s8", plain_count_nonzero_blocks)
         monkeypatch.setattr(load_pack, "pack_vnni_s8", plain_pack_vnni)
         monkeypatch.setattr(load_pack, "quantize_multipliers", Q.quantize_multipliers)
-        monkeypatch.setattr(load_pack, "depthwise_lane_weights", plain_depthwise_lane_weights)
-        monkeypatch.setattr(load_pack, "mbqm_lanes16", packing_depthwise.mbqm_lanes16)
-        monkeypatch.setattr(load_pack, "mbqm_lanes8", packing_depthwise.mbqm_lanes8)
         monkeypatch.setattr(load_pack, "nonzero_blocks", plain_nonzero_blocks)
         monkeypatch.setattr(load_pack, "place_buffers", arena.place_in_order)
         monkeypatch.setattr(load_pack, "vnni_conv_constants", packing.vnni_constants)
-        monkeypatch.setattr(load_pack, "depthwise_lane_columns", packing_depthwise.lane_columns)
         monkeypatch.setattr(load_pack, "tflite_column_scales", requant.tflite_column_scales)
         monkeypatch.setattr(load_pack, "avx2_conv_constants", packing.avx2_constants)
         monkeypatch.setattr(load_pack, "tflite_requant", requant.tflite_requant)
-        monkeypatch.setattr(load_pack, "depthwise_estimate", packing_depthwise.lane_estimate)
-        monkeypatch.setattr(load_pack, "depthwise_tap_offsets", packing_depthwise.tap_offsets)
         monkeypatch.setattr(load_pack, "fold_bias_s8", packing.fold_bias)
         monkeypatch.setattr(load_pack, "avx2_gemv_constants", packing.avx2_constants)
         monkeypatch.setattr(load_pack, "winograd_weights", lambda w, out: conv_winograd.winograd_panels(w, out))
+        monkeypatch.setattr(load_depthwise, "depthwise_rows", packing_depthwise.depthwise_rows)
     return apply
 
 
@@ -215,37 +203,6 @@ def test_model_file_over_the_limit_is_refused(tmp_path, monkeypatch):
     path.write_bytes(bytes(101))
     with pytest.raises(ModelFormatError, match="more than a model file can have"):
         source.read_model_bytes(path)
-
-
-@pytest.mark.parametrize("lanes", [16, 64, 1024])
-def test_requant_tables_equal_the_numpy_forms(lanes):
-    rng = np.random.default_rng(lanes)
-    mult = rng.integers(1 << 30, (1 << 31) - 1, lanes).astype(np.int32)
-    shift = rng.integers(-31, 12, lanes).astype(np.int32)
-    mult[::5], shift[::5] = 0, 0
-    np.testing.assert_array_equal(load_pack.mbqm_lanes16(mult, shift), packing_depthwise.mbqm_lanes16(mult, shift))
-    np.testing.assert_array_equal(load_pack.mbqm_lanes8(mult, shift), packing_depthwise.mbqm_lanes8(mult, shift))
-
-
-@pytest.mark.parametrize("kernel", sorted(packing_depthwise.ROW_KERNELS))
-@pytest.mark.parametrize("taps,oc,w_zp", [(9, 8, 0), (9, 17, 3), (25, 64, 0), (4, 1001, -5), (1, 40, 0)])
-def test_depthwise_lane_weights_equal_the_numpy_form(kernel, taps, oc, w_zp):
-    k = packing_depthwise.ROW_KERNELS[kernel]
-    rng = np.random.default_rng(taps * oc)
-    w = rng.integers(-128, 128, (taps, oc)).astype(np.int8)
-    patterns, segment = packing_depthwise.row_patterns(oc, k.step)
-    lanes = np.arange(patterns)[:, None] * k.step + packing_depthwise.lane_positions(k)[None, :]
-    ch = lanes % oc if segment == 0 else lanes
-    used = ch < oc
-    ch = np.where(used, ch, 0)
-    groups = -(-taps // k.group)
-    shape = (patterns, groups, 4, k.step // 4, k.group)
-    dtype = np.int16 if k.wide else np.int8
-    fast, plain = np.full(shape, 7, dtype), np.full(shape, 7, dtype)
-    load_pack.depthwise_lane_weights(w, ch.reshape(-1), used.reshape(-1).view(np.uint8), k.step, k.group, groups,
-                                     w_zp if k.wide else 0, fast)
-    packing_depthwise.lane_weights(w, ch, used, bool(used.all()), k, groups, w_zp, plain)
-    np.testing.assert_array_equal(fast, plain)
 
 
 def plan_arena_by_sorting(sizes: dict, lifetimes: dict) -> tuple:
@@ -405,26 +362,6 @@ def test_vnni_conv_constants_refuse_an_overflowing_bias(fn):
     assert out[1][0] == -2 ** 31
 
 
-@pytest.mark.parametrize("oc,wrap,zp_add,drop", [(24, False, 0, 0), (7, True, 5 * 9 * 3, 3), (64, False, 0, 10)])
-def test_depthwise_lane_columns_equal_the_numpy_form(oc, wrap, zp_add, drop):
-    rng = np.random.default_rng(oc)
-    w = rng.integers(-127, 128, (9, oc)).astype(np.int8)
-    bias = rng.integers(-2 ** 31, 2 ** 31 - 1, oc).astype(np.int32) if wrap else \
-        rng.integers(-1000, 1000, oc).astype(np.int32)
-    ch = (np.arange(64) * 5 % oc).astype(np.int64)
-    used = np.ones(64, np.uint8)
-    used[64 - drop:] = 0
-    per_channel = (rng.integers(1, 1 << 31, oc).astype(np.int32), rng.integers(-9, 3, oc).astype(np.int32),
-                   rng.random(oc), rng.random(oc).astype(np.float32))
-    outs = []
-    for fn in (load_pack.depthwise_lane_columns, packing_depthwise.lane_columns):
-        out = column_outputs(64)
-        fn(w, bias, 130, zp_add, wrap, ch, used, *per_channel, *out)
-        outs.append(out)
-    for a, b in zip(*outs):
-        np.testing.assert_array_equal(a, b)
-
-
 @pytest.mark.parametrize("n,per_channel,rounding", [(1, True, 0), (37, True, 1), (16, False, 0)])
 def test_tflite_column_scales_equal_the_numpy_form(n, per_channel, rounding):
     rng = np.random.default_rng(n)
@@ -495,42 +432,6 @@ def test_tflite_requant_equals_the_numpy_form(rounding, act, n, per_channel):
 def test_tflite_requant_refuses_what_the_multipliers_refuse(fn):
     with pytest.raises(ValueError, match="cannot quantize multiplier"):
         fn(0.5, np.array([0.25, -1.0]), np.zeros(2, np.int64), 0.5, 0, 2, 0, 0)
-
-
-@pytest.mark.parametrize("kernel", sorted(packing_depthwise.ROW_KERNELS))
-@pytest.mark.parametrize("taps,oc,w_zp,mode", [(9, 8, 0, 0), (9, 17, 3, 0), (25, 64, 0, 1), (4, 1001, -5, 0),
-                                               (1, 40, 0, 3)])
-def test_depthwise_estimate_equals_the_numpy_form(kernel, taps, oc, w_zp, mode):
-    k = packing_depthwise.ROW_KERNELS[kernel]
-    rng = np.random.default_rng(taps * oc + mode)
-    w = rng.integers(-128, 128, (taps, oc)).astype(np.int8)
-    _, _, ch, used, _ = packing_depthwise.lane_channels(k, oc)
-    lanes = ch.size
-    for case in range(4):
-        mult = rng.integers(1 << 30, (1 << 31) - 1, lanes).astype(np.int32)
-        shift = rng.integers(-31, 1, lanes).astype(np.int32)
-        mult[~used.reshape(-1)], shift[~used.reshape(-1)] = 0, 0
-        bias = None if case == 0 else rng.integers(-50000, 50000, oc).astype(np.int32)
-        if case == 2:
-            shift[3] = 2            # a left shift: no estimate
-        if case == 3:
-            bias[0] = -2 ** 31      # |bias| beyond the bound: no estimate
-        args = (w, bias, w_zp, ch.reshape(-1), mult, shift, mode, -5, k.table_lanes)
-        applies = load_pack.depthwise_estimate(*args)
-        assert applies == packing_depthwise.lane_estimate(*args)
-        if applies:
-            fast, plain = np.full(3 * lanes, 9, np.float32), np.full(3 * lanes, 9, np.float32)
-            load_pack.depthwise_estimate(*args, fast)
-            packing_depthwise.lane_estimate(*args, plain)
-            np.testing.assert_array_equal(fast, plain)
-
-
-@pytest.mark.parametrize("taps,kw,dh,dw,sw", [(9, 3, 1, 1, 1), (9, 3, 2, 2, 2), (10, 5, 1, 3, 2), (1, 1, 1, 1, 3)])
-def test_tap_offsets_equal_the_python_form(taps, kw, dh, dw, sw):
-    fast, plain = np.full(12, 7, np.int64), np.full(12, 7, np.int64)
-    load_pack.depthwise_tap_offsets(fast, taps, kw, dh, dw, sw, 1024, 37, 17)
-    packing_depthwise.tap_offsets(plain, taps, kw, dh, dw, sw, 1024, 37, 17)
-    np.testing.assert_array_equal(fast, plain)
 
 
 @pytest.mark.parametrize("n,k,with_bias,zp,wrap", [(1, 1, True, -128, False), (17, 27, False, 5, False),

@@ -2,7 +2,6 @@
 
 - int8 ADD / SUB / MUL against a periodic constant: the P x 256 byte tables, now built by the op's vector body,
   equal the scalar kernel's (the reference arithmetic) for every byte, constant, side and rounding;
-- the depthwise float estimate's table, now checked and written in one call, equals the two-call form;
 - run()'s float I/O engines, now built on the first float run(), give the same outputs as before and are rebuilt
   for a re-planned model."""
 from __future__ import annotations
@@ -14,12 +13,10 @@ import pytest
 
 import edgeml
 from edgeml import numerics as Q
-from edgeml.runtime import packing_depthwise
 from edgeml.runtime.kernels import ISA
 from edgeml.runtime.ops.elementwise import ADD_TABLE_BYTES
 from edgeml.runtime.plan import address
 from edgeml.runtime.tables import periodic_byte_table
-from cython_ops import load_pack
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny"
 # the vector bodies this process may run (the ISA path is fixed per process; tests/test_kernel_paths.py forces each)
@@ -62,38 +59,6 @@ def test_periodic_tables_of_the_vector_bodies_equal_the_scalar_kernel(which, rou
             periodic_byte_table(f"{kernel}_{body}", constant, first, ints, extra, out)
             np.testing.assert_array_equal(out[:period * 256], scalar, err_msg=f"{which} {body} trial {trial}")
             assert (out[period * 256:] == 99).all(), "wrote past the table"
-
-
-@pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("w_zp", [0, 37, -128, 300, -70000])
-@pytest.mark.parametrize("layout", ["rows", "transposed"])
-def test_depthwise_estimate_in_one_call_equals_the_check_then_fill_form(seed, w_zp, layout):
-    """Also the C form's tap sums (contiguous rows with a byte-range zero point vectorized, anything else per
-    element) against the numpy form, on strided weights and zero points past a byte's range."""
-    rng = np.random.default_rng(seed)
-    taps, oc, table_lanes = int(rng.choice([1, 9, 25])), int(rng.choice([1, 7, 16, 40, 200])), 16
-    lanes = -(-oc // table_lanes) * table_lanes
-    w = rng.integers(-128, 128, (taps, oc)).astype(np.int8)
-    if layout == "transposed":
-        w = np.ascontiguousarray(w.T).T
-    bias = rng.integers(-5000, 5000, oc).astype(np.int32)
-    ch = (np.arange(lanes) % oc).astype(np.int64)
-    mult = rng.integers(1 << 30, (1 << 31) - 1, lanes).astype(np.int32)
-    shift = rng.integers(-12 if seed % 2 else -31, 1 if seed < 4 else 3, lanes).astype(np.int32)
-    if w_zp == -70000:
-        mult //= 1 << 16        # (a bound this large applies only with small multipliers)
-    args = (w, bias, w_zp, ch, mult, shift, seed % 2, -3, table_lanes)
-    tables = {}
-    for form in (load_pack.depthwise_estimate, packing_depthwise.lane_estimate):
-        staged = np.full(3 * lanes, 7.0, np.float32)
-        applies = form(*args)
-        assert form(*args, staged) == applies
-        if applies:
-            two_calls = np.zeros(3 * lanes, np.float32)
-            form(*args, two_calls)
-            np.testing.assert_array_equal(staged, two_calls)
-        tables[form] = (applies, staged.tobytes() if applies else None)
-    assert len(set(tables.values())) == 1, "the C and numpy forms differ"
 
 
 def test_float_run_builds_its_engines_on_first_use_and_after_a_resize():

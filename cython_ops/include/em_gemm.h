@@ -22,6 +22,21 @@ typedef struct {
     int64_t first;          /* implicit convolution: GEMM row m is output pixel first + m */
 } em_gemm_rows;
 
+/* a[r] = where GEMM row m + r starts, r < MR, for a tile of `rows` rows (rows <= MR): the missing rows repeat the last
+ * one (the tile computes them and does not store them).  MR is a constant at every call site. */
+static inline __attribute__((always_inline)) void em_gemm_row_starts(const em_gemm_rows* A, int64_t m, int64_t rows,
+                                                                     const int MR, const uint8_t** a) {
+    if (A->OW == 0) {
+        for (int r = 0; r < MR; r++) a[r] = A->base + (m + (r < rows ? r : rows - 1)) * A->lda;
+        return;
+    }
+    int64_t oy = (A->first + m) / A->OW, ox = (A->first + m) % A->OW;
+    for (int r = 0; r < MR; r++) {
+        a[r] = A->base + oy * A->row_step + ox * A->col_step;
+        if (r + 1 < rows && ++ox == A->OW) { ox = 0; oy++; }
+    }
+}
+
 /* Per-column requantization; mode is one of em_requant.h's EM_ROUND_* / EM_REQUANT_* (see there). */
 typedef struct {
     const int32_t* bias;   /* N, zero-point corrected */

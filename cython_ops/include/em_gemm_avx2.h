@@ -228,15 +228,7 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
         const em_avx2_panel* pc, const int MR) {
     const int16_t* w = g->w + (n / 8) * (g->Kp / 4) * 32;
     const uint8_t* a[4];
-    if (A->OW == 0) {
-        for (int r = 0; r < MR; r++) a[r] = A->base + (m + r) * A->lda;
-    } else {
-        int64_t oy = (A->first + m) / A->OW, ox = (A->first + m) % A->OW;
-        for (int r = 0; r < MR; r++) {
-            a[r] = A->base + oy * A->row_step + ox * A->col_step;
-            if (++ox == A->OW) { ox = 0; oy++; }
-        }
-    }
+    em_gemm_row_starts(A, m, MR, MR, a);
     __m256i acc[4][2];
     for (int r = 0; r < MR; r++) { acc[r][0] = pc->bias_lo; acc[r][1] = pc->bias_hi; }
     for (int64_t sg = 0; sg < A->nseg; sg++) {

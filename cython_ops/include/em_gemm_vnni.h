@@ -202,15 +202,7 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         int64_t ldc, const int MR, const int NB) {
     const int64_t Kp = g->Kp;
     const uint8_t* a[8];
-    if (A->OW == 0) {
-        for (int r = 0; r < MR; r++) a[r] = A->base + (m + (r < rows ? r : rows - 1)) * A->lda;
-    } else {
-        int64_t oy = (A->first + m) / A->OW, ox = (A->first + m) % A->OW;
-        for (int r = 0; r < MR; r++) {
-            a[r] = A->base + oy * A->row_step + ox * A->col_step;
-            if (r + 1 < rows && ++ox == A->OW) { ox = 0; oy++; }
-        }
-    }
+    em_gemm_row_starts(A, m, rows, MR, a);
     const int8_t* w = g->w + n * Kp;
     __m512i acc[8][4];
     const int pairs = NB == 1 && MR % 2 == 0 && g->N == 8 && ldc == 8;

@@ -1,7 +1,8 @@
 """The vector depthwise kernels' constants, packed once at load (cython_ops/include/em_depthwise_simd.h): weights, bias
 and requantization per vector lane, in the order the kernels' interleaving leaves the values of an output row and
 repeated for each pattern of the row; the double-rounding constants as the kernels read them; the offsets of the
-taps' runs in the staged rows; and the band and scratch sizes."""
+taps' runs in the staged rows; and the band and scratch sizes.  One C call (cython_ops/load_depthwise.pyx) writes
+them all into one kept block; depthwise_rows here is its numpy twin, built from the per-part forms below."""
 from __future__ import annotations
 
 import functools
@@ -10,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cython_ops import load_pack
+from cython_ops import load_depthwise
 from edgeml.errors import ModelFormatError
 from edgeml.runtime.packing import wrap_int32
 from edgeml.runtime.load_profile import timed
-from edgeml.runtime.plan import Ctx
+from edgeml.runtime.plan import KEEP_ALIGN, Ctx
 from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
 
 
@@ -33,6 +34,7 @@ ROW_KERNELS = {k.name: k for k in (RowKernel("depthwise_int8_vnni", 64, 4, False
                                    RowKernel("depthwise_int8_avx2", 32, 2, True, 8))}
 MAX_PATTERNS = 64          # longer periods (channel counts like 1001) go pixel by pixel instead
 BAND_BYTES = 96 * 1024     # staged rows per band: they stay in L2 while the band's output rows read them
+INT8, INT32, FLOAT32, FLOAT64 = (np.dtype(t) for t in (np.int8, np.int32, np.float32, np.float64))
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,7 +89,7 @@ def mbqm_lanes8(mult: np.ndarray, shift: np.ndarray, out=None) -> np.ndarray:
 
 def lane_weights(w_taps: np.ndarray, ch: np.ndarray, used: np.ndarray, every: bool, kernel: RowKernel, groups: int,
                  w_zp: int, out: np.ndarray) -> None:
-    """The numpy form of load_pack.depthwise_lane_weights: w_taps [taps][OC] per lane (ch, used: [patterns][step])
+    """The weights part of depthwise_rows: w_taps [taps][OC] per lane (ch, used: [patterns][step])
     into out [pattern][tap group][accumulator][lane][tap of the group]; the wide kernels read w - w_zp."""
     taps, oc = w_taps.shape
     patterns = ch.shape[0]
@@ -100,7 +102,7 @@ def lane_weights(w_taps: np.ndarray, ch: np.ndarray, used: np.ndarray, every: bo
 
 def lane_columns(w_taps: np.ndarray, bias, zp_fold: int, zp_add: int, wrap: bool, ch: np.ndarray, used: np.ndarray,
                  mult, shift, scale64, scale32, out_bias, out_mult, out_shift, out_scale64, out_scale32) -> None:
-    """The numpy form of load_pack.depthwise_lane_columns: per lane (channel ch, 0 where not used) the bias folded as
+    """The per-lane columns of depthwise_rows: per lane (channel ch, 0 where not used) the bias folded as
     bias - zp_fold * tap sums + zp_add (modulo 2^32 when wrap, else OverflowError outside (-2^31, 2^31)) and the
     channel's requantization values."""
     oc = w_taps.shape[1]
@@ -168,7 +170,7 @@ def lane_channels(kernel: RowKernel, oc: int) -> tuple:
 
 def lane_estimate(w_taps: np.ndarray, bias, w_zp: int, ch: np.ndarray, lane_mult: np.ndarray,
                   lane_shift: np.ndarray, mode: int, out_zp: int, table_lanes: int, out=None) -> bool:
-    """The numpy form of load_pack.depthwise_estimate: estimate_table with the bound |bias| + 255 sum |w - w_zp| of
+    """The estimate part of depthwise_rows: estimate_table with the bound |bias| + 255 sum |w - w_zp| of
     each lane's channel; whether it applies, the table written into `out` (when given) where it does."""
     bound = (255 * np.abs(w_taps.astype(np.int64) - w_zp).sum(0) +
              (0 if bias is None else np.abs(np.asarray(bias).astype(np.int64))))[np.asarray(ch)].reshape(-1)
@@ -182,85 +184,81 @@ def lane_estimate(w_taps: np.ndarray, bias, w_zp: int, ch: np.ndarray, lane_mult
 
 def tap_offsets(out: np.ndarray, taps: int, kw: int, dh: int, dw: int, sw: int, pitch: int, phase_width: int,
                 value_bytes: int) -> None:
-    """The Python form of load_pack.depthwise_tap_offsets: where each tap's run starts in the staged rows."""
+    """The tap offsets of depthwise_rows: where each tap's run starts in the staged rows."""
     out[...] = 0
     for t in range(taps):
         ky, kx = divmod(t, kw)
         out[t] = ky * dh * pitch + ((kx * dw) % sw * phase_width + (kx * dw) // sw) * value_bytes
 
 
-@timed("of which: weight packing")
-def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, in_zp: int, rq: ColumnRequant,
-                        g: dict, threads: int) -> dict:
-    """Everything em_depthwise_simd.h reads for one op.  w_taps: [taps][OC] (output channel oc = ic * DM + m);
-    g: the conv geometry (n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left)."""
+def depthwise_rows(keep, w_taps: np.ndarray, bias, mult, shift, scale64, scale32, in_zp: int, w_zp: int, mode: int,
+                   out_zp: int, step: int, group: int, wide: bool, table_lanes: int, oh: int, ow: int, iw: int, kh: int,
+                   kw: int, sh: int, sw: int, dh: int, dw: int, threads: int, band_limit: int) -> tuple:
+    """The numpy form of load_depthwise.depthwise_rows: everything em_depthwise_simd.h reads for one op, in one block
+    from keep((bytes,), np.uint8) (Ctx.keep_new), zeroed between the parts; (block, byte offsets of (weights, bias,
+    mult, shift, scale64, scale32, rq_table, tap_offsets, rq_estimate), the kernel's integers)."""
+    kernel = RowKernel("plain", step, group, wide, table_lanes)
     taps, oc = w_taps.shape
     patterns, segment, ch, used, every = lane_channels(kernel, oc)
     lanes = ch.size
     ch_flat, used_flat = ch.reshape(-1), used.reshape(-1).view(np.uint8)
-    groups = -(-taps // kernel.group)
-    # [pattern][group][accumulator][lane][tap of the group]
-    packed = ctx.keep_new((patterns, groups, 4, kernel.step // 4, kernel.group),
-                          np.int16 if kernel.wide else np.int8)
-    one_pass = (w_taps.dtype == np.int8 and (bias is None or bias.dtype == np.int32)
-                and rq.mult.dtype == np.int32 == rq.shift.dtype)
-    if w_taps.dtype == np.int8:     # one C pass
-        load_pack.depthwise_lane_weights(w_taps, ch_flat, used_flat, kernel.step, kernel.group, groups,
-                                         rq.w_zp if kernel.wide else 0, packed)
-    else:
-        lane_weights(w_taps, ch, used, every, kernel, groups, rq.w_zp, packed)
-    zp_fold = 0 if kernel.wide else in_zp + 128     # uint8 x + 128 against int8 w: the zero point and 128 fold
-    zp_add = taps * (in_zp + 128) * rq.w_zp if not kernel.wide and rq.w_zp else 0   # (the kernel adds -w_zp * tap sums)
-    wrap = bool(rq.w_zp or rq.mode == REQUANT_FLOAT)      # (onnxruntime's int32 sums wrap)
-    keep_new = ctx.keep_new
-    per_lane = [keep_new((lanes,), np.int32), keep_new((lanes,), np.int32), keep_new((lanes,), np.int32),
-                keep_new((lanes,), np.float64), keep_new((lanes,), np.float32)]
-    scale32 = rq.scale32 if rq.scale32.dtype == np.float32 else rq.scale32.astype(np.float32)
-    try:
-        (load_pack.depthwise_lane_columns if one_pass else lane_columns)(
-            w_taps, bias, zp_fold, zp_add, wrap, ch_flat, used_flat, rq.mult, rq.shift, rq.scale64, scale32,
-            *per_lane)
-    except OverflowError as exc:
-        raise ModelFormatError(str(exc)) from None
+    groups = -(-taps // group)
+    packed = np.empty((patterns, groups, 4, step // 4, group), np.int16 if wide else np.int8)
+    lane_weights(w_taps, ch, used, every, kernel, groups, w_zp, packed)
+    zp_fold = 0 if wide else in_zp + 128     # uint8 x + 128 against int8 w: the zero point and 128 fold
+    zp_add = taps * (in_zp + 128) * w_zp if not wide and w_zp else 0     # (the kernel adds -w_zp * tap sums)
+    wrap = bool(w_zp or mode == REQUANT_FLOAT)      # (onnxruntime's int32 sums wrap)
+    per_lane = [np.empty(lanes, d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
+    lane_columns(w_taps, bias, zp_fold, zp_add, wrap, ch_flat, used_flat, mult, shift, scale64, scale32, *per_lane)
     lane_mult, lane_shift = per_lane[1], per_lane[2]
-    table = keep_new((lanes // kernel.table_lanes, 576 if kernel.table_lanes == 16 else 160), np.uint8)
-    if one_pass:
-        (load_pack.mbqm_lanes16 if kernel.table_lanes == 16 else load_pack.mbqm_lanes8)(lane_mult, lane_shift,
-                                                                                       table)
-        estimate_form = load_pack.depthwise_estimate
-    else:
-        (mbqm_lanes16 if kernel.table_lanes == 16 else mbqm_lanes8)(lane_mult, lane_shift, table)
-        estimate_form = lane_estimate
-    esz = 2 if kernel.wide else 1
-    sw, dw, dh, kh, sh = g["sw"], g["dw"], g["dh"], g["kh"], g["sh"]
-    iwp = (g["ow"] - 1) * sw + (g["kw"] - 1) * dw + 1
+    table = (mbqm_lanes16 if table_lanes == 16 else mbqm_lanes8)(lane_mult, lane_shift)
+    esz = 2 if wide else 1
+    iwp = (ow - 1) * sw + (kw - 1) * dw + 1
     phase_width = -(-iwp // sw)
     pitch = -(-(sw * phase_width * oc * esz) // 64) * 64
-    offsets = keep_new((groups * kernel.group,), np.int64)
-    (load_pack.depthwise_tap_offsets if one_pass else tap_offsets)(offsets, taps, g["kw"], dh, dw, sw, pitch,
-                                                                   phase_width, oc * esz)
-    # the float estimate's table (3 floats a lane) where it applies, else one unread zero; staged, so that the
-    # weights are read once (the check and the table in one call)
+    offsets = np.empty(groups * group, np.int64)
+    tap_offsets(offsets, taps, kw, dh, dw, sw, pitch, phase_width, oc * esz)
+    # the float estimate's table (3 floats a lane) where it applies, else one unread zero
     staged = np.empty(3 * lanes, np.float32)
-    estimate = estimate_form(w_taps, bias, rq.w_zp, ch_flat, lane_mult, lane_shift, rq.mode, rq.out_zp,
-                             kernel.table_lanes, staged)
-    if estimate:
-        table_f = ctx.keep_array(staged)
-    else:
-        table_f = keep_new((1,), np.float32)
-        table_f[0] = 0
-    rows_per_slice = -(-g["oh"] // threads)
+    estimate = lane_estimate(w_taps, bias, w_zp, ch_flat, lane_mult, lane_shift, mode, out_zp, table_lanes, staged)
+    parts = [packed, *per_lane, table, offsets, staged if estimate else np.zeros(1, np.float32)]
+    at, total = [], 0
+    for a in parts:
+        at.append(total)
+        total += -(-a.nbytes // KEEP_ALIGN) * KEEP_ALIGN
+    block = keep((total,), np.uint8)
+    block[...] = 0
+    for a, start in zip(parts, at):
+        block[start:start + a.nbytes] = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    rows_per_slice = -(-oh // threads)
     reach = (kh - 1) * dh + 1
-    band = max(1, min(rows_per_slice, (BAND_BYTES // pitch - reach) // sh + 1))
+    band = max(1, min(rows_per_slice, (band_limit // pitch - reach) // sh + 1))
     in_rows = (band - 1) * sh + reach
     # em_dw_slice: the band or the ring of `reach` slots of pitch + 64 bytes (em_dw_staged_bytes), then one staged
     # input row (tmp), then one row's values repeated (rep)
     band_bytes = -(-(max(in_rows * pitch, reach * (pitch + 64)) + 128) // 64) * 64 + \
-        -(-(g["iw"] * oc * esz + 64) // 64) * 64 + \
-        -(-(g["iw"] * oc + 64) // 64) * 64
-    return {"w": packed, "bias": per_lane[0], "rq": per_lane[1:], "table": table, "offsets": offsets,
-            "estimate": table_f,
-            "ints": dict(patterns=patterns, segment=segment, tap_groups=groups, phase_width=phase_width,
-                         row_pitch=pitch, band_rows=band, band_bytes=band_bytes, threads=threads, w_zp=rq.w_zp,
-                         any_left=int(rq.shift.max(initial=0) > 0), estimate=int(estimate)),
-            "scratch": band_bytes * threads}
+        -(-(iw * oc * esz + 64) // 64) * 64 + \
+        -(-(iw * oc + 64) // 64) * 64
+    return block, tuple(at), dict(patterns=patterns, segment=segment, tap_groups=groups, phase_width=phase_width,
+                                  row_pitch=pitch, band_rows=band, band_bytes=band_bytes, threads=threads, w_zp=w_zp,
+                                  any_left=int(np.asarray(shift).max(initial=0) > 0), estimate=int(estimate))
+
+
+@timed("of which: weight packing")
+def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, in_zp: int, rq: ColumnRequant,
+                        g: dict, threads: int) -> tuple:
+    """Everything em_depthwise_simd.h reads for one op, in one kept block: (block, byte offsets of its parts,
+    the kernel's integers) of load_depthwise.depthwise_rows.  w_taps: [taps][OC] (output channel oc = ic * DM + m);
+    g: the conv geometry (n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left)."""
+    one_call = (w_taps.dtype == INT8 and (bias is None or bias.dtype == INT32) and rq.mult.dtype == INT32
+                and rq.shift.dtype == INT32 and rq.scale64.dtype == FLOAT64 and rq.mult.flags.c_contiguous
+                and rq.shift.flags.c_contiguous and rq.scale64.flags.c_contiguous
+                and (bias is None or bias.flags.c_contiguous))
+    scale32 = rq.scale32 if rq.scale32.dtype == FLOAT32 else rq.scale32.astype(np.float32)
+    try:
+        return (load_depthwise.depthwise_rows if one_call else depthwise_rows)(
+            ctx.keep_new, w_taps, bias, rq.mult, rq.shift, rq.scale64, np.ascontiguousarray(scale32), in_zp,
+            rq.w_zp, rq.mode, rq.out_zp, kernel.step, kernel.group, kernel.wide, kernel.table_lanes, g["oh"],
+            g["ow"], g["iw"], g["kh"], g["kw"], g["sh"], g["sw"], g["dh"], g["dw"], threads, BAND_BYTES)
+    except OverflowError as exc:
+        raise ModelFormatError(str(exc)) from None

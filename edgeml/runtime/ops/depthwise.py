@@ -1,5 +1,6 @@
 """int8 DEPTHWISE_CONV_2D on the vector kernels (cython_ops/include/em_depthwise_simd.h): every geometry, packed by
-edgeml/runtime/packing_depthwise.py; ops/conv.py validates the op and hands it over."""
+edgeml/runtime/packing_depthwise.py in one C call into one kept block; ops/conv.py validates the op and hands it
+over."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,12 +25,15 @@ def prepare_depthwise_rows(ctx: Ctx, op: Op, kernel_name: str, x, y, w_taps: np.
     """The step of one int8 depthwise conv on kernel `kernel_name` (a key of packing_depthwise.ROW_KERNELS);
     ints: the conv layout's integers (geometry, zero points, activation range, mode, depth multiplier)."""
     threads = depthwise_threads(ctx, macs, ints["oh"])
-    pk = pack_depthwise_rows(ctx, ROW_KERNELS[kernel_name], w_taps, bias, in_zp, rq, ints, threads)
-    ints_d = dict(ints, **pk["ints"])
+    block, at, packed_ints = pack_depthwise_rows(ctx, ROW_KERNELS[kernel_name], w_taps, bias, in_zp, rq, ints,
+                                                 threads)
+    ints_d = dict(ints, **packed_ints)
+    w_at, bias_at, mult_at, shift_at, scale64_at, scale32_at, table_at, offsets_at, estimate_at = at
 
     def make(addr):
-        return (dict(input=addr(x.index), weights=address(pk["w"]), bias=address(pk["bias"]), output=addr(y.index),
-                     scratch=addr("scratch"), rq_table=address(pk["table"]), tap_offsets=address(pk["offsets"]),
-                     rq_estimate=address(pk["estimate"]),
-                     **requant.pointers(pk["rq"])), ints_d, {})
-    return Step(op, kernel_name, make, pk["scratch"], macs)
+        base = address(block)
+        return (dict(input=addr(x.index), weights=base + w_at, bias=base + bias_at, output=addr(y.index),
+                     scratch=addr("scratch"), rq_table=base + table_at, tap_offsets=base + offsets_at,
+                     rq_estimate=base + estimate_at, mult=base + mult_at, shift=base + shift_at,
+                     double_scales=base + scale64_at, float_scales=base + scale32_at), ints_d, {})
+    return Step(op, kernel_name, make, packed_ints["band_bytes"] * threads, macs)
