@@ -9,6 +9,10 @@
  * The VBMI body serves the avx512vnni path (on a CPU with VBMI), the BW body the avx512 path, so EDGEML_ISA
  * reaches every body on one machine.
  *
+ * A table that is an affine map of the byte (a requantization: int8 QUANTIZE, the RELU family, ADD / SUB / MUL
+ * against one constant) is computed instead on the AVX2 paths, whose lookup costs sixteen byte shuffles per 32 bytes
+ * (em_lut_affine_int8_step; tables.affine_form finds the map at load and checks it on all 256 bytes).
+ *
  * int8 -> float32 tables (DEQUANTIZE) are looked up with 32-bit gathers, and so are per-position tables (a constant
  * operand repeating with a period) on AVX-512 and AVX2 beyond the few periods the VBMI body serves. */
 #ifndef EM_LUT_H
@@ -29,7 +33,7 @@ enum { EM_LUT_F32_F_COUNT = 0 };
 enum { EM_LUT_PERIODIC_P_INPUT, EM_LUT_PERIODIC_P_OUTPUT, EM_LUT_PERIODIC_P_TABLE, EM_LUT_PERIODIC_P_COUNT };
 enum { EM_LUT_PERIODIC_I_N, EM_LUT_PERIODIC_I_PERIOD, EM_LUT_PERIODIC_I_COUNT };
 enum { EM_LUT_PERIODIC_F_COUNT = 0 };
-#define EM_LUT_PERIODIC_VBMI_MAX 4
+#define EM_LUT_PERIODIC_VBMI_MAX 4      /* the VBMI body does one table pass per phase: beyond this the gathers win */
 
 /* em_lut_affine_int8_step, layout EM_LUT_AFFINE: a table that is an affine map of the signed input byte x,
  * y = clamp((x * mult + add) >> shift, lo, hi) with add = add_high where x >= split, else add_low (tables.affine_form
@@ -38,7 +42,7 @@ enum { EM_LUT_PERIODIC_F_COUNT = 0 };
 enum { EM_LUT_AFFINE_P_INPUT, EM_LUT_AFFINE_P_OUTPUT, EM_LUT_AFFINE_P_COUNT };
 enum { EM_LUT_AFFINE_I_N, EM_LUT_AFFINE_I_MULT, EM_LUT_AFFINE_I_ADD_LOW, EM_LUT_AFFINE_I_ADD_HIGH,
        EM_LUT_AFFINE_I_SPLIT, EM_LUT_AFFINE_I_SHIFT, EM_LUT_AFFINE_I_LO, EM_LUT_AFFINE_I_HI, EM_LUT_AFFINE_I_COUNT };
-enum { EM_LUT_AFFINE_F_COUNT = 0 };      /* the VBMI body does one table pass per phase: beyond this the gathers win */
+enum { EM_LUT_AFFINE_F_COUNT = 0 };
 
 static inline void em_lut_u8_scalar(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
     for (int64_t i = 0; i < n; i++) y[i] = table[x[i]];
