@@ -6,6 +6,8 @@ of the integer sums onto the float gates (em_lstm_hybrid_scaled_add: 8 lanes, th
 order) against the scalar path on the converter's hybrid LSTMs (odd cell counts, stacked layers, batch 2), and on
 the avxvnni path their int8 sums and the int8 LSTM's by 256-bit vpdpbusd in the u8 x s8 packing
 (em_lstm_dots_u8s8_avxvnni) against the scalar path and LiteRT's reference kernels; int8
+LSTM's cells 16 at a time on AVX2 (em_lstm_cells_avx2, gemmlowp's int16 logistic / tanh as em_q16a_*) against
+LiteRT and, over all 65536 inputs, the scalar activations; int8
 SOFTMAX's row sums of exps gathered 8 at a time on AVX2 (em_softmax_int8_by_table_avx2) against the reference
 formulas of test_datamove_paths2 (rows of 8 .. 41 values, 1001, 4100 near the maximum: a wrapped sum, 1 .. 9 rows);
 int8 MEAN over rows of fewer than 16 (or a multiple of 16 plus a few) kept columns, whose last columns AVX2 now sums
@@ -175,7 +177,8 @@ rng = np.random.default_rng(9)
 failures, kernels = [], set()
 check_mean(rng, failures, kernels, [((1, 6, 6, 5), (1, 2)), ((2, 7, 7, 13), (1, 2)), ((1, 3, 3, 17), (1, 2)),
                                    ((1, 300, 21), (1,)), ((1, 2, 9), (1,)), ((3, 1, 7), (1,)), ((1, 2, 2, 15), (1, 2)),
-                                   ((2, 5, 4, 35), (-2, -3)), ((1, 257, 3), (1,)), ((1, 9, 1), (1,)), ((4, 2, 31), (1,))])
+                                   ((2, 5, 4, 35), (-2, -3)), ((1, 257, 3), (1,)), ((1, 9, 1), (1,)),
+                                   ((4, 2, 31), (1,))])
 report(kernels, failures)
 '''
 
@@ -240,18 +243,33 @@ def test_hybrid_lstm_avx2_rescale_gives_the_scalar_bits(hybrid_models, tmp_path,
         np.testing.assert_array_equal(avx2[key], scalar[key], err_msg=key)
 
 
-def test_int8_lstm_avxvnni_sums_match_litert(int8_lstm_models):
-    """The fused int8 LSTM on the avxvnni path (u8 x s8 packing, 256-bit vpdpbusd), one and two layers, 7 and 28
-    steps, 16, 4 and 33 cells: bit-exact against LiteRT's reference kernels."""
+@pytest.mark.parametrize("forced", ["avx2", "avxvnni"])
+def test_int8_lstm_avx2_cells_and_avxvnni_sums_match_litert(int8_lstm_models, forced):
+    """The fused int8 LSTM on the avx2 path (cells 16 at a time: em_lstm_cells_avx2, the rest scalar) and on the
+    avxvnni path (the same, and u8 x s8 sums by 256-bit vpdpbusd), one and two layers, 7, 16 and 28 steps, 16, 4
+    and 33 cells: bit-exact against LiteRT's reference kernels."""
     pytest.importorskip("ai_edge_litert.interpreter")
-    if forced_path("avxvnni") != "avxvnni":
-        pytest.skip("this CPU has no avxvnni path")
+    if forced_path(forced) != forced:
+        pytest.skip(f"this CPU has no {forced} path")
     paths = []
     for name in ("seq7", "stack28", "fine16"):
         int8_lstm_models.get(name, "int8")
         paths.append(str(int8_lstm_models.directory / f"{name}.int8.tflite"))
     script = LSTM_INT8_CHECK.replace("import edgeml\n", "import edgeml\nfrom edgeml.runtime.kernels import CONFIG\n"
-                                     "assert CONFIG.lstm_u8s8\n")
-    done = subprocess.run([sys.executable, "-c", script, "avxvnni"] + paths, env=dict(os.environ, EDGEML_ISA="avxvnni"),
+                                     f"assert CONFIG.lstm_u8s8 == {forced == 'avxvnni'}\n")
+    done = subprocess.run([sys.executable, "-c", script, forced] + paths, env=dict(os.environ, EDGEML_ISA=forced),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("kind", ["logistic", "tanh"])
+def test_avx2_gemmlowp_activations_equal_the_scalar_ones_on_every_input(kind):
+    """The AVX2 forms of gemmlowp's int16 logistic / tanh (em_q16a_*: lane masks and blends for AVX-512's mask
+    registers), every integer-bit count the LSTM uses, over all 65536 inputs: the scalar functions' table."""
+    from cython_ops.rnn import activation_table, activation_table_avx2
+    for integer_bits in range(7):
+        simd = activation_table_avx2(kind, integer_bits)
+        if simd is None:
+            pytest.skip("no AVX2 on this CPU")
+        np.testing.assert_array_equal(simd[:65536], activation_table(kind, integer_bits)[:65536],
+                                      err_msg=f"{integer_bits} integer bits")
