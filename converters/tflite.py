@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from converters import flatbuffer as fbr
-from converters.source import read_model_bytes
+from converters.source import read_model_buffer
 from converters.tflite_custom import custom_op
 from converters.tflite_options import read_spec, scalar_fields
 from converters.tflite_sparsity import sparse_values
@@ -118,8 +118,8 @@ class _Walk:
     """What the C walker (cython_ops.tflite_read) calls back into for one file: options kinds (resolved once per
     kind and parse), options tables with other than scalar fields, sparse tensors and custom ops."""
 
-    def __init__(self, buf: bytes):
-        self.buf = buf
+    def __init__(self, buf):
+        self.buf = buf                  # bytes, or a read-only memoryview of the reader's copy of the file
         self.memo = {}                  # see _options
         # options kind -> scalar read spec or None (read by self.options), and the options kinds with fields
         # naming subgraphs (WHILE's cond / body): the schema's, so found once per process (per scalar_fields)
@@ -172,7 +172,7 @@ def _operator_codes(model: ModelFile) -> list:
     return codes
 
 
-def _parse(buf: bytes, subgraph_index: int) -> Graph:
+def _parse(buf, subgraph_index: int) -> Graph:
     model = ModelFile(buf, subgraph_index)
     codes = _operator_codes(model)
     walk = _Walk(buf)
@@ -180,6 +180,7 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
     # one dict shared by all of them (Graph.subgraphs).  Subgraphs nothing reaches are not read.
     graphs = {}
     pending = [subgraph_index]
+    graph_names_subgraphs = False
     n_sub = model.n_subgraphs
     while pending:
         k = pending.pop()
@@ -196,6 +197,7 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
         graphs[k] = Graph(tensors=tensors, ops=ops, inputs=inputs, outputs=outputs, source="tflite", name=name,
                           subgraphs=graphs)
         for i in flow:
+            graph_names_subgraphs = True
             op = ops[i]
             for name, value in op.options.items():
                 if name.endswith(SUBGRAPH_INDEX) and isinstance(value, int):
@@ -203,12 +205,15 @@ def _parse(buf: bytes, subgraph_index: int) -> Graph:
                         raise ModelFormatError(f"subgraph {k} {op.describe()}: {name} {value} is outside the "
                                                f"model's {n_sub} subgraphs")
                     pending.append(value)
-    return graphs[subgraph_index]
+    graph = graphs[subgraph_index]
+    if len(graphs) == 1 and not graph_names_subgraphs:
+        graph.subgraphs = {}        # (no control flow: no dict holding the graph itself, which only the GC frees)
+    return graph
 
 
 def from_tflite(model, subgraph: int = 0) -> Graph:
     """Parse and validate a .tflite file (path or bytes) into a `Graph`; raises `ModelFormatError`."""
-    buf = read_model_bytes(model)
+    buf, file_array = read_model_buffer(model)
     try:
         graph = _parse(buf, subgraph)
     except ModelFormatError:
@@ -221,4 +226,4 @@ def from_tflite(model, subgraph: int = 0) -> Graph:
         for t in graph.tensors:
             if t.data is not None and t.data.dtype != t.dtype:
                 t.data = t.data.astype(t.dtype)
-    return hold_uint8_as_int8(graph)
+    return hold_uint8_as_int8(graph, file_array)

@@ -34,7 +34,7 @@ UINT8_OPS |= {"RESIZE_BILINEAR"}     # its uint8 kernel reads and writes int8-he
 
 def _boundary_twin(graph: Graph, t: Tensor) -> int:
     """A uint8 tensor with t's name and quantization, for the user side of a graph input or output."""
-    twin = Tensor(index=len(graph.tensors), name=t.name, shape=t.shape, dtype=np.dtype(np.uint8),
+    twin = Tensor(index=len(graph.tensors), name=t.name, shape=t.shape, dtype=UINT8_DTYPE,
                   quant=t.quant)
     graph.tensors.append(twin)
     return twin.index
@@ -63,8 +63,9 @@ def _native_uint8(graph: Graph, op: Op, uint8: set, next_op: int) -> list:
     return before + [op] + after
 
 
-def hold_uint8_as_int8(graph: Graph) -> Graph:
-    """Rewrite every uint8 tensor of `graph` as int8 (see the module docstring); returns the graph."""
+def hold_uint8_as_int8(graph: Graph, file_array=None) -> Graph:
+    """Rewrite every uint8 tensor of `graph` as int8 (see the module docstring); returns the graph.  file_array:
+    the reader's writable copy of the file, where constants no other tensor shares are flipped in place."""
     uint8 = {t.index for t in graph.tensors if t.dtype == UINT8_DTYPE}
     if not uint8:
         return graph
@@ -95,6 +96,8 @@ def hold_uint8_as_int8(graph: Graph) -> Graph:
             next_op += 1
     for i in {op.outputs[0] for op in first} | {op.inputs[0] for op in last}:
         graph.tensors[i].name = f"{graph.tensors[i].name}/int8"
-    hold_as_int8(graph.tensors, uint8, Quantization)
+    graphs = {id(g): g for g in (graph, *graph.subgraphs.values())}     # (the file's other subgraphs read it too)
+    every = graph.tensors if len(graphs) == 1 else [t for g in graphs.values() for t in g.tensors]
+    hold_as_int8(graph.tensors, uint8, Quantization, file_array, every)
     graph.ops = first + graph.ops + last
     return graph

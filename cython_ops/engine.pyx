@@ -3,7 +3,7 @@
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memmove
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE
 from cpython.dict cimport PyDict_GetItem, PyDict_Size
 from cpython.float cimport PyFloat_AsDouble, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong, PyLong_CheckExact
@@ -236,7 +236,10 @@ cdef class InputCopy:
     def __init__(self, view, lock, on_first):
         """view: the input's arena view (a C-contiguous numpy array, kept alive here); on_first: called (under the
         lock) after the first copy, e.g. to mark the input as set."""
-        self.owner, self.dst, self.nbytes = view, <char*><uintptr_t>view.ctypes.data, view.nbytes
+        cdef Py_buffer buf
+        PyObject_GetBuffer(view, &buf, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS)     # (numpy's .ctypes costs more)
+        self.owner, self.dst, self.nbytes = view, <char*>buf.buf, buf.len
+        PyBuffer_Release(&buf)          # (the view, kept in self.owner, keeps the bytes)
         self.shape, self.dtype = view.shape, view.dtype
         self.acquire, self.release, self.on_first = lock.acquire, lock.release, on_first
         self.first, self.live = True, True

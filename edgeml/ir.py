@@ -83,7 +83,8 @@ class Graph:
     source: str = ""                          # "tflite" / "onnx": provenance for reports; nothing branches on it
     input_rounding: str = ROUND_HALF_AWAY     # see the module docstring
     # the model's subgraphs by file index (this one included) that control-flow ops name in their options
-    # (WHILE: cond_subgraph_index, body_subgraph_index); one dict shared by every graph of the model
+    # (WHILE: cond_subgraph_index, body_subgraph_index); one dict shared by every graph of the model; empty when no
+    # op names a subgraph (a dict holding its own graph is a reference cycle only the garbage collector frees)
     subgraphs: dict = field(default_factory=dict, repr=False, compare=False)
 
 

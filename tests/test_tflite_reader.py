@@ -74,7 +74,7 @@ def check_same_graph(data: bytes):
 @pytest.fixture(autouse=True)
 def uint8_as_stored(monkeypatch):
     """The graph as read, before uint8 tensors are held as int8 (converters/tflite_uint8.py)."""
-    monkeypatch.setattr(tflite_reader, "hold_uint8_as_int8", lambda graph: graph)
+    monkeypatch.setattr(tflite_reader, "hold_uint8_as_int8", lambda graph, file_array=None: graph)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in MODELS.glob("*.tflite")))

@@ -142,7 +142,7 @@ def check_model(data: bytes):
 @pytest.fixture(autouse=True)
 def uint8_as_stored(monkeypatch):
     """The graph as read, before uint8 tensors are held as int8 (converters/tflite_uint8.py)."""
-    monkeypatch.setattr(tflite_reader, "hold_uint8_as_int8", lambda graph: graph)
+    monkeypatch.setattr(tflite_reader, "hold_uint8_as_int8", lambda graph, file_array=None: graph)
 
 
 def test_repository_models(reference_models):

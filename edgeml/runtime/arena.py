@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import bisect
-from itertools import chain
 
 import numpy as np
 
@@ -56,10 +55,11 @@ def plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
     Python form)."""
     order = sorted(sizes, key=str)          # then by size, largest first: a stable sort keeps ties by str(key)
     order.sort(key=sizes.__getitem__, reverse=True)
-    aligned = np.fromiter(map(sizes.__getitem__, order), np.int64, len(order))
-    aligned = (aligned + (ALIGN - 1)) // ALIGN * ALIGN
-    spans = np.fromiter(chain.from_iterable(map(lifetimes.__getitem__, order)), np.int64, 2 * len(order))
-    offsets, total = load_pack.place_buffers(aligned, spans[0::2].copy(), spans[1::2].copy())
+    spans = list(map(lifetimes.__getitem__, order))     # (lists into one array each: numpy's per-call cost
+    #                                                      outweighs the arithmetic at these sizes)
+    offsets, total = load_pack.place_buffers(np.array([-(-sizes[k] // ALIGN) * ALIGN for k in order], np.int64),
+                                             np.array([f for f, _ in spans], np.int64),
+                                             np.array([l for _, l in spans], np.int64))
     return dict(zip(order, offsets.tolist())), int(total)
 
 
@@ -87,5 +87,5 @@ def place_in_order(sizes, first, last) -> tuple[np.ndarray, int]:
 def allocate(total: int) -> tuple[np.ndarray, np.ndarray]:
     """(owner, arena): `total` zeroed bytes starting on an ALIGN boundary, and the array that owns them."""
     raw = np.zeros(total + ALIGN, dtype=np.uint8)
-    shift = (-raw.__array_interface__["data"][0]) % ALIGN
+    shift = (-load_pack.data_address(raw)) % ALIGN
     return raw, (raw[shift:shift + total] if total else raw[:0])

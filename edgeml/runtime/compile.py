@@ -7,7 +7,7 @@ step in one call (the layout's own ordering and checks take any step whose value
 """
 from __future__ import annotations
 
-import copy
+import weakref
 from functools import lru_cache, partial
 from typing import Optional
 
@@ -91,7 +91,7 @@ def new_context(graph: Graph, input_shapes: dict, rounding: int, num_threads: in
     ctx = Ctx(graph, rounding, num_threads, max_arena_bytes, max_weight_bytes)
     ctx.float_exact = float_exact
     ctx.enclosing = enclosing or (graph,)
-    ctx.plan_subgraph = partial(plan_subgraph, ctx)
+    ctx.plan_subgraph = partial(plan_subgraph, weakref.proxy(ctx))    # (a strong one: a cycle only the GC frees)
     ctx.bind_subplan = engine_at
     for idx in graph.inputs:
         t = graph.tensors[idx]
@@ -201,7 +201,8 @@ def bind(plan: Plan) -> Plan:
     with stage("bind engine"):
         owner, buffer = arena.allocate(plan.arena_bytes)
         engine, _ = engine_at(plan, address(buffer) if plan.arena_bytes else 0, keep=owner)
-    bound = copy.copy(plan)
+    bound = Plan.__new__(Plan)            # a shallow copy (copy.copy's reduce protocol costs more than the bind)
+    bound.__dict__.update(plan.__dict__)
     bound.arena, bound.arena_owner, bound.engine = buffer, owner, engine
     return bound
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
-from functools import partial
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +17,7 @@ from edgeml.runtime.load_profile import stage
 from edgeml.runtime.io_kernels import dequantize_engine, quantize_engine
 from edgeml.runtime.ops.sparse_gemm import SPARSE_MODES
 from edgeml.runtime.compile import DEFAULT_MAX_ARENA_BYTES, DEFAULT_MAX_WEIGHT_BYTES, STATUS_BYTES, bind, compile_graph
+from edgeml.runtime.plan import address as data_address
 
 
 def _is_onnx_bytes(buf) -> bool:
@@ -55,6 +56,19 @@ def _load_graph(model) -> Graph:
             raise ModelFormatError(f"not a TFLite flatbuffer: the 'TFL3' identifier at offset 4 is missing; "
                                    f"read as ONNX instead: {exc}") from exc
     return from_tflite(model)
+
+
+def weak_call(method, *args):
+    """method(*args) as a callable that holds its object weakly: the interpreter keeps the fast paths that call back
+    into it, and a strong reference back would make a cycle that only the cyclic GC frees (with the arena and the
+    packed weights), in the middle of some later load."""
+    ref = weakref.WeakMethod(method)
+
+    def call():
+        bound = ref()
+        if bound is not None:
+            bound(*args)
+    return call
 
 
 QUANTIZED_IO = (np.dtype(np.int8), np.dtype(np.int16))   # run() quantizes float data for these inputs
@@ -133,23 +147,24 @@ class Interpreter:
         self._out_readonly = [_read_only(v) for v in self._out_views]
         # per input: (arena view, value bounds or None): everything set_input checks besides type and shape
         self._in_slots = [(v, plan.input_ranges.get(t)) for v, t in zip(self._in_views, self._graph.inputs)]
-        self._variable_views = [(self._graph.tensors[t], plan.view(t)) for t in plan.offsets
-                                if self._graph.tensors[t].is_variable]
+        tensors = self._graph.tensors
+        self._variable_views = [(tensors[t], plan.view(t)) for t in plan.offsets if tensors[t].is_variable]
         self._inputs_set = [False] * len(self._graph.inputs)
         self._all_set = False
         self._invoked = False
         self._float_io = None        # run()'s float I/O engines: built on the first float run()
         # run()'s fast paths: one input with no value bounds to check
         self._run_view = self._in_views[0] if len(self._in_slots) == 1 and self._in_slots[0][1] is None else None
-        self._run_target = (plan.engine, self._run_view.ctypes.data, self._run_view.nbytes) \
+        self._run_target = (plan.engine, data_address(self._run_view), self._run_view.nbytes) \
             if self._run_view is not None else None
         self._single_out = len(self._out_views) == 1
         # set_input() of an input with no value bounds in one C call (InputCopy)
         self._retire_fast_paths()
-        self._set_paths = tuple(InputCopy(v, self._lock, partial(self._mark_set, i)) if bounds is None else None
+        self._set_paths = tuple(InputCopy(v, self._lock, weak_call(self._mark_set, i)) if bounds is None else None
                                 for i, (v, bounds) in enumerate(self._in_slots))
         # run() in one C call (RunPath) when no kernel reports run-time input errors
-        self._run_path = RunPath(plan.engine, self._run_view, tuple(self._out_views), self._lock, self._mark_run) \
+        self._run_path = RunPath(plan.engine, self._run_view, tuple(self._out_views), self._lock,
+                                 weak_call(self._mark_run)) \
             if self._run_view is not None and not plan.checks else None
         self.reset_variables()
 

@@ -17,7 +17,7 @@ from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import float_kernels, int16x8
-from edgeml.runtime.ops.common import fused_activation, io_kind, pad6, qparams, row_major_strides
+from edgeml.runtime.ops.common import element_count, fused_activation, io_kind, pad6, qparams, row_major_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import int8_activation_range
 from edgeml.runtime.tables import lut_step, periodic_byte_table
@@ -169,7 +169,7 @@ def constant_operand_lut(ctx: Ctx, op: Op, a, b, y, out: tuple, kernel: str, int
         return None
     scratch = np.empty(ADD_TABLE_BYTES if kernel == "add_int8_avx512" else 0, np.uint8)
     extra = {"tables": address(scratch) if scratch.size else 0} if kernel.startswith("add_int8") else {}
-    n, period = int(np.prod(out, dtype=np.int64)), len(values)
+    n, period = element_count(out), len(values)
     table = ctx.keep_new((period * 256 + GATHER_SLACK,), INT8)
     table[period * 256:] = 0
     periodic_byte_table(kernel, values, constant_first, ints, extra, table)

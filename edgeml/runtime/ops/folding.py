@@ -17,6 +17,15 @@ def inputs_constant(ctx: Ctx, op: Op, positions=None) -> bool:
     return all(t < 0 or t in ctx.constants for t in chosen)
 
 
+def int_values(data: np.ndarray) -> list:
+    """A constant's values as Python ints, in order (what int() of each element gives; an integer array through
+    tolist(), which is faster than iterating numpy scalars)."""
+    flat = data.reshape(-1)
+    if flat.dtype.kind in "iub":
+        return list(map(int, flat.tolist()))
+    return [int(v) for v in flat]
+
+
 def fold(ctx: Ctx, op: Op, position: int, value) -> Optional[Step]:
     """Makes output `position` of `op` the constant `value` (converted to the tensor's type); returns the copy
     step a graph output needs, else None."""

@@ -16,7 +16,7 @@ from edgeml.runtime.ops.common import element_count, pad6, resolve_axis, row_maj
 from edgeml.runtime.ops.element_types import (BOOL, DTYPE_CODES, F32, I8, I16, I32, I64, INDEX_TYPES, U8, U16,
                                               dtype_code, require_equal_quantization, require_same_type)
 from edgeml.runtime.ops.elementwise import broadcast_shape, broadcast_strides
-from edgeml.runtime.ops.folding import fold, inputs_constant
+from edgeml.runtime.ops.folding import fold, inputs_constant, int_values
 from edgeml.runtime.ops.shape import MOVED_TYPES, gather_step
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
@@ -32,7 +32,7 @@ def int_vector(ctx: Ctx, op: Op, position: int, what: str, types=(I32, I64)) -> 
     data = ctx.const(t, f"{op.describe()} {what}")
     if data.ndim > 1:
         raise ModelFormatError(f"{op.describe()}: {what} must be a vector, got shape {list(data.shape)}")
-    return [int(v) for v in data.reshape(-1)]
+    return int_values(data)
 
 
 def index_check(describe):

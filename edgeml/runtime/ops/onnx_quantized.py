@@ -10,7 +10,7 @@ from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.numerics import F32, quantized_bound
-from edgeml.runtime.ops.common import require_positive, spatial_padding
+from edgeml.runtime.ops.common import element_count, require_positive, spatial_padding
 from edgeml.runtime.plan import OpSpec, Step, address
 from edgeml.runtime.requant import float_activation_range
 
@@ -24,7 +24,7 @@ def prepare_quantize_linear(ctx, op):
     if y.quant is None or y.quant.per_axis:
         raise ModelFormatError(f"{op.describe()}: output needs per-tensor quantization")
     s, zp = y.quant.scalar()
-    n = int(np.prod(xs, dtype=np.int64))
+    n = element_count(xs)
     lo, hi = float_activation_range(op, "RELU" if op.options.get("relu") else "NONE", s, zp)
     ints = dict(n=n, zp=zp, lo=lo, hi=hi)
 
@@ -40,7 +40,7 @@ def prepare_dequantize_linear(ctx, op):
     xs = ctx.shape(x)
     ctx.set_output(op, 0, xs)
     s, zp = x.quant.scalar()
-    n = int(np.prod(xs, dtype=np.int64))
+    n = element_count(xs)
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index)), dict(n=n, zp=zp), dict(scale=s)
@@ -53,7 +53,7 @@ def prepare_flip_sign_bit(ctx, op):
         raise UnsupportedOpError(f"{op.describe()}: sign-bit flip between {x.dtype} and {y.dtype}")
     xs = ctx.shape(x)
     ctx.set_output(op, 0, xs)
-    n = int(np.prod(xs, dtype=np.int64))
+    n = element_count(xs)
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index)), dict(n=n), {}
@@ -64,7 +64,7 @@ def prepare_clip(ctx, op):
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
     ctx.set_output(op, 0, xs)
-    n = int(np.prod(xs, dtype=np.int64))
+    n = element_count(xs)
     lo, hi = op.options["clip"]
     if x.dtype == np.float32 and y.dtype == np.float32:
 
@@ -101,7 +101,7 @@ def prepare_qlinear_softmax(ctx, op):
     xs = ctx.shape(x)
     ctx.set_output(op, 0, xs)
     depth = int(xs[-1]) if xs else 1
-    rows = int(np.prod(xs, dtype=np.int64)) // max(depth, 1)
+    rows = element_count(xs) // max(depth, 1)
     s_in, _ = x.quant.scalar()
     s_out, zp = y.quant.scalar()
     unsigned = bool(op.options.get("unsigned", False))
@@ -291,7 +291,7 @@ def prepare_conv_integer(ctx, op):
     if o.get("dense"):
         if not xs or xs[-1] != icg or group != 1:
             raise ModelFormatError(f"{op.describe()}: input {xs} does not fit {icg}-deep weights")
-        rows = int(np.prod(xs[:-1], dtype=np.int64))
+        rows = element_count(xs[:-1])
         n, ih, iw, ic, oh, ow, pt, pl = rows, 1, 1, icg, 1, 1, 0, 0
         sh = sw = dh = dw = 1
         out_shape = tuple(xs[:-1]) + (oc,)
@@ -346,7 +346,7 @@ def prepare_dynamic_quantize_linear(ctx, op):
     ctx.set_output(op, 0, xs)
     ctx.set_output(op, 1, ())
     ctx.set_output(op, 2, ())
-    n = int(np.prod(xs, dtype=np.int64))
+    n = element_count(xs)
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index), scale=addr(s.index), zero_point=addr(z.index)), \

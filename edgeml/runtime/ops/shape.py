@@ -12,7 +12,7 @@ from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
 from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qparams, require_same_quant,
                                        resolve_axis, row_major_strides, spatial_padding)
-from edgeml.runtime.ops.folding import fold, inputs_constant, strided_values
+from edgeml.runtime.ops.folding import fold, inputs_constant, int_values, strided_values
 from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import uint8_rescale_table
 
@@ -44,7 +44,7 @@ def prepare_reshape(ctx: Ctx, op: Op) -> Step:
         spec = ctx.constants[op.inputs[1]]
         if spec.dtype not in (np.int32, np.int64):
             raise ModelFormatError(f"{op.describe()}: the shape tensor has type {spec.dtype}; it must be int32")
-        new = [int(v) for v in spec.reshape(-1)]
+        new = int_values(spec)
     elif "new_shape" in op.options and len(op.options["new_shape"]):
         new = [int(v) for v in op.options["new_shape"]]
     if new is None:
@@ -167,7 +167,7 @@ def prepare_reverse_sequence(ctx: Ctx, op: Op) -> Step:
 
 def prepare_transpose(ctx: Ctx, op: Op) -> Step:
     xs = ctx.shape(ctx.tensor(op, 0))
-    perm = [int(p) for p in ctx.const(ctx.tensor(op, 1), f"{op.describe()} permutation").reshape(-1)]
+    perm = int_values(ctx.const(ctx.tensor(op, 1), f"{op.describe()} permutation"))
     if sorted(perm) != list(range(len(xs))):
         raise ModelFormatError(f"{op.describe()}: {perm} is not a permutation of {len(xs)} axes")
     if len(xs) > 6:
@@ -180,9 +180,9 @@ def prepare_strided_slice(ctx: Ctx, op: Op) -> Step:
     xs = list(ctx.shape(ctx.tensor(op, 0)))
     rank = len(xs)
     what = op.describe()
-    begin = [int(v) for v in ctx.const(ctx.tensor(op, 1), f"{what} begin").reshape(-1)]
-    end = [int(v) for v in ctx.const(ctx.tensor(op, 2), f"{what} end").reshape(-1)]
-    strides = [int(v) for v in ctx.const(ctx.tensor(op, 3), f"{what} strides").reshape(-1)]
+    begin = int_values(ctx.const(ctx.tensor(op, 1), f"{what} begin"))
+    end = int_values(ctx.const(ctx.tensor(op, 2), f"{what} end"))
+    strides = int_values(ctx.const(ctx.tensor(op, 3), f"{what} strides"))
     o = op.options
     if o.get("ellipsis_mask", 0) or o.get("new_axis_mask", 0):
         raise UnsupportedOpError(f"{what}: ellipsis_mask / new_axis_mask are not supported")
@@ -271,7 +271,7 @@ def prepare_split(ctx: Ctx, op: Op) -> list:
 def prepare_split_v(ctx: Ctx, op: Op) -> list:
     x = ctx.tensor(op, 0)
     xs = ctx.shape(x)
-    sizes = [int(v) for v in ctx.const(ctx.tensor(op, 1), f"{op.describe()} size_splits").reshape(-1)]
+    sizes = int_values(ctx.const(ctx.tensor(op, 1), f"{op.describe()} size_splits"))
     axis = resolve_axis(op, int(ctx.const(ctx.tensor(op, 2), f"{op.describe()} axis").reshape(-1)[0]), len(xs))
     if sizes.count(-1) == 1:
         sizes[sizes.index(-1)] = xs[axis] - (sum(sizes) + 1)
