@@ -39,6 +39,7 @@ from edgeml.ir import Graph, Op
 from edgeml.runtime.kernels import CONFIG, Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.plan import address
+from edgeml.runtime import tables as tables_module
 from edgeml.runtime.tables import affine_form
 from tests.path_cases import binary_expect, compare, mbqm, run_graph, tensor
 
@@ -97,6 +98,13 @@ def main():
         if affine_form(curved) is not None:
             failures.append("a curved, random or shift table taken for affine")
 
+    small = Graph([tensor(0, (1, 300), np.int8, 0.03, 5), tensor(1, (1, 300), np.int8, 0.05, -2)],
+                  [Op(0, "QUANTIZE", 1, [0], [1], {})], [0], [1])
+    small_kernels = set()          # below AFFINE_MIN_ELEMENTS the search is not worth its load time: a lookup
+    run_graph(small, [np.zeros((1, 300), np.int8)], 0, small_kernels)
+    if small_kernels != {"lut_int8"}:
+        failures.append(f"a 300-element QUANTIZE took {small_kernels}")
+    tables_module.AFFINE_MIN_ELEMENTS = 0      # the graphs below are small: let them take the affine form
     kernels = set()      # whole graphs: int8 QUANTIZE and RELU6 against the requantization formulas
     for k in range(12):
         shape = [(2, 5, 7, 9), (1, 3, 11), (1, 1, 1, 31), (2, 33)][k % 4]

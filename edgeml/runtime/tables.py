@@ -52,6 +52,10 @@ def periodic_byte_table(kernel: str, constant: np.ndarray, constant_first: bool,
 
 SIGNED = np.arange(-128, 128, dtype=np.int64)       # int8 values in order; their table index is value & 255
 AFFINE_SLOPE_STEPS = 256          # multipliers tried either side of the least-squares slope
+# Elements from which an AVX2 table op looks for its affine form: the search costs ~2.5 ms at load, the arithmetic
+# saves ~0.07 ns per element per invoke over the lookup (deeplab's 279 K-element QUANTIZE: 48 -> 28 us), so from
+# 256 Ki elements it pays back within ~150 invokes; smaller ops keep the lookup and load no slower.
+AFFINE_MIN_ELEMENTS = 1 << 18
 
 
 def affine_form(table: np.ndarray):
@@ -118,9 +122,9 @@ def affine_pieces(t: np.ndarray, lo: int, hi: int, shift: int, mults: np.ndarray
 
 def lut_step(op, input_index: int, output_index: int, n: int, table: np.ndarray) -> Step:
     """An int8 -> int8 table op's step: lut_int8 looking up `table` (kept by the caller), or on the AVX2 paths,
-    whose lookup costs sixteen byte shuffles per 32 bytes, lut_affine_int8 computing it when affine_form finds
-    the table to be an affine map."""
-    form = affine_form(table) if CONFIG.isa in ("avx2", "avxvnni") else None
+    whose lookup costs sixteen byte shuffles per 32 bytes, lut_affine_int8 computing it when the op is large
+    enough to repay the search (AFFINE_MIN_ELEMENTS) and affine_form finds the table to be an affine map."""
+    form = affine_form(table) if CONFIG.isa in ("avx2", "avxvnni") and n >= AFFINE_MIN_ELEMENTS else None
     if form is not None:
         ints = dict(form, n=n)
 
