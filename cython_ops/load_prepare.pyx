@@ -1,8 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The int8 CONV_2D / FULLY_CONNECTED prepare's arithmetic in one call (issue 15): per-column multipliers, the
 folded bias, the block-sparse density probe, the weights packed for the chosen kernel and every kept array written
-into one allocation (sections at 64-byte offsets).  Not kernels: no KERNELS table.  Its numpy twin is
-packing_gemm.pack_gemm_int8_numpy; tests/test_load_fast_paths.py compares the two plan by plan."""
+into one allocation (sections at 64-byte offsets).  Its numpy twin is packing_gemm.pack_gemm_int8_numpy.  Also the
+int8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED prepares' reading and checks of the common TFLite case
+(int8_conv_shell, int8_fully_connected_shell; None where the Python path must decide, which is their twin).  Not
+kernels: no KERNELS table.  tests/test_load_fast_paths.py compares each with its twin plan by plan."""
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -620,7 +622,8 @@ def int8_conv_shell(ctx, op, bint depthwise, int chunk, uint8_option, requant_op
         return None
     padding = o.get("padding", 0)
     activation = o.get("fused_activation_function", 0)
-    if type(padding) is not int or padding not in (0, 1) or type(activation) is not int or activation not in (0, 1, 2, 3):
+    if (type(padding) is not int or padding not in (0, 1) or type(activation) is not int
+            or activation not in (0, 1, 2, 3)):
         return None
     wshape = wdata.shape
     if depthwise:

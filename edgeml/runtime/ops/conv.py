@@ -129,14 +129,16 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
 
 
 def prepare_conv2d_int8(ctx: Ctx, op: Op, depthwise: bool, x, y, wdata: np.ndarray, ints: dict, s_in: float,
-                        s_out: float, weight_scales: np.ndarray, weight_zero_points: np.ndarray, activation: int) -> Step:
+                        s_out: float, weight_scales: np.ndarray, weight_zero_points: np.ndarray,
+                        activation: int) -> Step:
     """A well-formed int8 CONV_2D / DEPTHWISE_CONV_2D under TFLite's contract, read and checked by
     load_prepare.int8_conv_shell (every check of prepare_conv2d's path but the output shape's and the bias's, which
     run here in the same order): the same steps as that path."""
     n, oh, ow, oc, kh, kw, ic = ints["n"], ints["oh"], ints["ow"], ints["oc"], ints["kh"], ints["kw"], ints["ic"]
     ctx.set_output(op, 0, (n, oh, ow, oc))
     macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
-    in_zp, out_zp, act_min, act_max, mode = ints["in_zp"], ints["out_zp"], ints["act_min"], ints["act_max"], ints["mode"]
+    in_zp, out_zp, mode = ints["in_zp"], ints["out_zp"], ints["mode"]
+    act_min, act_max = ints["act_min"], ints["act_max"]
     if not depthwise or (ic == 1 and oc >= DEPTHWISE_AS_CONV_MIN):
         source = requant.ColumnSource(mode, out_zp, act_min, act_max, 0, oc, s_in, weight_scales, s_out)
         bias = bias_vector(ctx, op, 2, oc, np.int32)
