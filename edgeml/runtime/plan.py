@@ -113,10 +113,12 @@ class Ctx:
 
     # --- tensors -------------------------------------------------------------------------------
     def tensor(self, op: Op, position: int, kind: str = "input"):
-        idx = (op.inputs if kind == "input" else op.outputs)
-        if position >= len(idx) or idx[position] < 0:
-            raise ModelFormatError(f"{op.describe()}: missing {kind} {position}")
-        return self.graph.tensors[idx[position]]
+        idx = op.inputs if kind == "input" else op.outputs
+        if position < len(idx):         # (prepares call this about five times per op: one index, one test)
+            i = idx[position]
+            if i >= 0:
+                return self.graph.tensors[i]
+        raise ModelFormatError(f"{op.describe()}: missing {kind} {position}")
 
     def shape(self, t) -> tuple:
         if t.index not in self.shapes:
