@@ -43,10 +43,16 @@ def _load_graph(model) -> Graph:
         return _onnx_reader()(model)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
-        if not os.path.exists(path):
-            raise ModelFormatError(f"model file '{path}' does not exist")
         if path.lower().endswith(".onnx"):
+            if not os.path.exists(path):
+                raise ModelFormatError(f"model file '{path}' does not exist")
             return _onnx_reader()(path)
+        try:
+            return from_tflite(path)
+        except ModelFormatError:
+            if not os.path.exists(path):    # (asked only on failure: a path lookup costs a cold load ~10 us)
+                raise ModelFormatError(f"model file '{path}' does not exist") from None
+            raise
     elif isinstance(model, (bytes, bytearray, memoryview)) and _is_onnx_bytes(model):
         try:
             return _onnx_reader()(model)
