@@ -12,6 +12,8 @@ from edgeml.errors import ModelFormatError
 MAX_MODEL_BYTES = 1 << 31        # a .tflite flatbuffer cannot address more; a larger file is not a model
 POPULATED_FROM = 1 << 20         # bytes: larger files are read into memory the kernel maps in one go
 POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+READV = getattr(os, "readv", None)       # (POSIX; elsewhere the file object's readinto)
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def new_bytes(n: int) -> np.ndarray:
@@ -72,13 +74,24 @@ def read_model_buffer(model) -> tuple:
         size = _regular_file_size(path)
         held = new_bytes(size + 1)      # one byte more: a file that grew since stat shows as a full array
         total = 0
-        with open(path, "rb", buffering=0) as f:
-            view = memoryview(held)
-            while total <= size:
-                n = f.readinto(view[total:])
-                if not n:
-                    break
-                total += n
+        view = memoryview(held)
+        if READV is None:
+            with open(path, "rb", buffering=0) as f:
+                while total <= size:
+                    n = f.readinto(view[total:])
+                    if not n:
+                        break
+                    total += n
+        else:       # a descriptor read straight: no file object (open() adds an fstat and a Python object)
+            fd = os.open(path, OPEN_FLAGS)
+            try:
+                while total <= size:
+                    n = READV(fd, [view[total:]])
+                    if not n:
+                        break
+                    total += n
+            finally:
+                os.close(fd)
     except OSError as exc:
         raise ModelFormatError(f"cannot read model file '{path}': {exc.strerror or exc}") from exc
     if total > size:            # it grew while read: the chunked read bounds it

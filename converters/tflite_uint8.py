@@ -66,7 +66,7 @@ def _native_uint8(graph: Graph, op: Op, uint8: set, next_op: int) -> list:
 def hold_uint8_as_int8(graph: Graph, file_array=None) -> Graph:
     """Rewrite every uint8 tensor of `graph` as int8 (see the module docstring); returns the graph.  file_array:
     the reader's writable copy of the file, where constants no other tensor shares are flipped in place."""
-    uint8 = {t.index for t in graph.tensors if t.dtype == UINT8_DTYPE}
+    uint8 = {t.index for t in graph.tensors if t.dtype is UINT8_DTYPE}      # (numpy's builtin dtypes are singletons)
     if not uint8:
         return graph
     ops, next_op = [], len(graph.ops)

@@ -8,6 +8,7 @@ import numpy as np
 cdef extern from "em_lut.h":
     void em_lut_int8_f32_step(const em_params*) nogil
     void em_lut_periodic_int8_step(const em_params*) nogil
+    void em_lut_affine_int8_step(const em_params*) nogil
 
 cdef extern from "em_activation_steps.h":
     void em_lut_int8_step(const em_params*) nogil
@@ -26,6 +27,7 @@ KERNELS = {
     "lut_int8": <uintptr_t>&em_lut_int8_step,
     "lut_int8_f32": <uintptr_t>&em_lut_int8_f32_step,
     "lut_periodic_int8": <uintptr_t>&em_lut_periodic_int8_step,
+    "lut_affine_int8": <uintptr_t>&em_lut_affine_int8_step,
     "logistic_fixed_int8": <uintptr_t>&em_logistic_fixed_int8_step,
     "tanh_fixed_int8": <uintptr_t>&em_tanh_fixed_int8_step,
     "softmax_int8": <uintptr_t>&em_softmax_int8_step,

@@ -331,3 +331,66 @@ def bind_named(list made, list specs, keepalive, order_by_layout):
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def step_lifetimes(list steps, Py_ssize_t n_tensors, constants):
+    """arena.lifetimes' first part in C: tensor index -> (first step, last step) of every non-constant tensor the
+    steps' ops read or write, in the order the steps first meet them; None when an op names a tensor index beyond
+    n_tensors (arena.lifetimes then raises as Python does)."""
+    cdef Py_ssize_t k, j, t, end = len(steps)
+    cdef list order = []
+    cdef object group
+    cdef int64_t *first = <int64_t *>calloc(n_tensors + 1, sizeof(int64_t) * 2)
+    if first == NULL:
+        raise MemoryError()
+    cdef int64_t *last = first + n_tensors + 1
+    try:
+        for k in range(end):
+            op = (<object>steps[k]).op
+            for group in (op.inputs, op.outputs):
+                for j in range(len(group)):
+                    t = group[j]
+                    if t < 0:
+                        continue
+                    if t >= n_tensors:
+                        return None
+                    if first[t] == 0:          # (stored as step + 1: zero is "not met yet")
+                        if t in constants:
+                            first[t] = -1
+                            continue
+                        first[t] = k + 1
+                        order.append(t)
+                    elif first[t] < 0:
+                        continue
+                    last[t] = k
+        return {t: (first[t] - 1, last[t]) for t in order}
+    finally:
+        free(first)
+
+
+def tensor_bytes(life, dict shapes, list tensors):
+    """Tensor index -> its bytes (at least 1) for every tensor of `life`: the arena's sizes, the element count in
+    Python integers (numpy's int64 product wraps around silently)."""
+    out = {}
+    for t in life:
+        n = 1
+        for d in shapes[t]:
+            n *= int(d)
+        nbytes = n * (<object>tensors[t]).dtype.itemsize
+        out[t] = nbytes if nbytes > 1 else 1
+    return out
+
+
+def arena_requests(list order, dict sizes, dict lifetimes, int64_t align):
+    """arena.plan_arena's inputs to load_pack.place_buffers, per buffer of `order`: its size rounded up to `align`,
+    its first and its last step (three int64 arrays)."""
+    cdef Py_ssize_t i, n = len(order)
+    out = np.empty((3, n), np.int64)
+    cdef int64_t[:, ::1] v = out
+    for i in range(n):
+        key = order[i]
+        v[0, i] = -(-sizes[key] // align) * align
+        first, last = lifetimes[key]
+        v[1, i] = first
+        v[2, i] = last
+    return out[0], out[1], out[2]

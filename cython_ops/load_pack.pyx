@@ -278,46 +278,6 @@ cdef inline bint fits_int32(int64_t* v, bint wrap) noexcept:
     return -2147483648 < v[0] < 2147483648
 
 
-def vnni_conv_constants(const int8_t[:, :] w, bias, int64_t zp_fold, int64_t zp_add, bint wrap,
-                        const int32_t[:] mult, const int32_t[:] shift, const double[:] scale64,
-                        const float[:] scale32, int8_t[:, :, :, ::1] out_w, int32_t[::1] out_bias,
-                        int32_t[::1] out_mult, int32_t[::1] out_shift, double[::1] out_scale64,
-                        float[::1] out_scale32):
-    """packing.vnni_constants in one pass: w [N][K] into out_w (pack_vnni_s8, lanes 8-15 repeating rows 0-7 when
-    N == 8); out_bias = bias - zp_fold * (row sum of w) + zp_add per column (modulo 2^32 when wrap, else
-    OverflowError outside (-2^31, 2^31)), and the per-column requantization arrays, all zero-padded to the
-    16-column width (N == 8: columns 8-15 repeat 0-7)."""
-    cdef Py_ssize_t n = w.shape[0], width = out_bias.shape[0], c
-    cdef const int32_t[:] b32
-    if (mult.shape[0] != n or shift.shape[0] != n or scale64.shape[0] != n or scale32.shape[0] != n
-            or width != out_w.shape[0] * 16 or out_mult.shape[0] != width or out_shift.shape[0] != width
-            or out_scale64.shape[0] != width or out_scale32.shape[0] != width):
-        raise ValueError("vnni_conv_constants: the per-column arrays do not match the weights")
-    if bias is not None:
-        b32 = bias
-        if b32.shape[0] != n:
-            raise ValueError("vnni_conv_constants: the bias does not match the weights")
-    sums_array = pack_vnni_s8(w, out_w, True)
-    cdef int64_t[::1] sums = sums_array
-    cdef int64_t folded
-    for c in range(width):
-        if c < n:
-            folded = (b32[c] if bias is not None else 0) - zp_fold * sums[c] + zp_add
-            if not fits_int32(&folded, wrap):
-                raise OverflowError("bias and weights overflow the int32 accumulator")
-            out_bias[c] = <int32_t>folded
-            out_mult[c], out_shift[c] = mult[c], shift[c]
-            out_scale64[c], out_scale32[c] = scale64[c], scale32[c]
-        elif n == 8:
-            out_bias[c] = out_bias[c - 8]
-            out_mult[c], out_shift[c] = mult[c - 8], shift[c - 8]
-            out_scale64[c], out_scale32[c] = scale64[c - 8], scale32[c - 8]
-        else:
-            out_bias[c] = 0
-            out_mult[c], out_shift[c] = 0, 0
-            out_scale64[c], out_scale32[c] = 0.0, 0.0
-
-
 def tflite_column_scales(double input_scale, const double[:] weight_scales, double output_scale, Py_ssize_t n,
                          int rounding):
     """requant.tflite_column_scales in one pass: per column real = (double)(float)input_scale * weight_scale /
@@ -335,45 +295,6 @@ def tflite_column_scales(double input_scale, const double[:] weight_scales, doub
         real32[i] = <float>real[i]
     mult, shift = quantize_multipliers(real_array, rounding)
     return mult, shift, real_array, real32_array
-
-
-ctypedef fused avx2_panel_t:
-    int16_t
-    int8_t
-
-
-def avx2_panel_constants(const int8_t[:, :] w, const int32_t[:] bias, const int32_t[:] mult, const int32_t[:] shift,
-                         const double[:] scale64, const float[:] scale32, avx2_panel_t[:, :, :, ::1] out_w,
-                         int32_t[::1] out_bias, int32_t[::1] out_mult, int32_t[::1] out_shift,
-                         double[::1] out_scale64, float[::1] out_scale32):
-    """packing.avx2_constants in one pass: w [N][K] into the panels out_w [N / 8][K / 4][8][4] of the AVX2 GEMM (int16:
-    the conv / FC panels; int8: packing.avx2_pack_s8's, for the one- and two-row FC), and the bias (already zero-point
-    folded) and per-column requantization arrays, all zero-padded to the 8-column width."""
-    cdef Py_ssize_t n = w.shape[0], k = w.shape[1], width = out_bias.shape[0], kgroups = out_w.shape[1]
-    cdef Py_ssize_t b, g, r, j, c
-    if (bias.shape[0] != n or mult.shape[0] != n or shift.shape[0] != n or scale64.shape[0] != n
-            or scale32.shape[0] != n or width != out_w.shape[0] * 8 or width < n or out_w.shape[2] != 8
-            or out_w.shape[3] != 4 or kgroups * 4 < k or out_mult.shape[0] != width
-            or out_shift.shape[0] != width or out_scale64.shape[0] != width or out_scale32.shape[0] != width):
-        raise ValueError("avx2_panel_constants: the arrays do not match the weights")
-    cdef avx2_panel_t* panel
-    for b in range(out_w.shape[0]):
-        for g in range(kgroups):
-            panel = &out_w[b, g, 0, 0]
-            for r in range(8):
-                for j in range(4):
-                    panel[4 * r + j] = w[8 * b + r, 4 * g + j] if 8 * b + r < n and 4 * g + j < k else 0
-    for c in range(width):
-        if c < n:
-            out_bias[c], out_mult[c], out_shift[c] = bias[c], mult[c], shift[c]
-            out_scale64[c], out_scale32[c] = scale64[c], scale32[c]
-        else:
-            out_bias[c], out_mult[c], out_shift[c] = 0, 0, 0
-            out_scale64[c], out_scale32[c] = 0.0, 0.0
-
-
-avx2_conv_constants = avx2_panel_constants      # int16 panels (packing.avx2_pack)
-avx2_gemv_constants = avx2_panel_constants      # int8 panels (packing.avx2_pack_s8); two names: tests swap each
 
 
 cdef extern from "math.h" nogil:

@@ -11,6 +11,8 @@ cdef extern from "em_q16.h":
     void em_lstm_fill_table(int kind, int ibits, int16_t* table) nogil
     void em_lstm_fill_table_simd(int kind, int ibits, int lanes, int16_t* table) nogil
     int em_lstm_simd_tables() nogil
+    void em_lstm_fill_table_avx2(int kind, int ibits, int16_t* table) nogil
+    int em_lstm_avx2_tables() nogil
 
 cdef extern from "em_lstm_int8.h":
     void em_lstm_int8(const em_params*) nogil
@@ -59,6 +61,18 @@ def activation_table_simd(str kind, int integer_bits, int lanes=32):
     table = np.zeros(65536 + 16, dtype=np.int16)
     cdef int16_t[::1] t = table
     em_lstm_fill_table_simd(TABLE_KINDS[kind], integer_bits, lanes, &t[0])
+    return table
+
+
+def activation_table_avx2(str kind, int integer_bits):
+    """The same table computed by the kernels' AVX2 forms (em_q16a_*, 16 lanes), or None without AVX2."""
+    if kind not in TABLE_KINDS or not 0 <= integer_bits <= 6:
+        raise ValueError(f"no AVX2 {kind} table with {integer_bits} integer bits")
+    if not em_lstm_avx2_tables():
+        return None
+    table = np.zeros(65536 + 16, dtype=np.int16)
+    cdef int16_t[::1] t = table
+    em_lstm_fill_table_avx2(TABLE_KINDS[kind], integer_bits, &t[0])
     return table
 
 

@@ -199,3 +199,16 @@ def test_compiled_plans_run_after_binding(reference_models):
     twin.view(graph.inputs[0])[...] = x
     twin.engine.invoke()
     np.testing.assert_array_equal(twin.view(graph.outputs[0]), first)
+
+
+@pytest.mark.parametrize("name", ["kws_ref_model.tflite", "vww_96_int8.tflite", "kws_ref_model.onnx"])
+def test_c_lifetimes_equal_the_python_twin(name, reference_models):
+    """engine.step_lifetimes (the C form arena.lifetimes takes) gives lifetimes_in_python's spans in its order, and
+    leaves a step naming a tensor beyond the graph to the Python form."""
+    folder = "mlperf_tiny_onnx" if name.endswith(".onnx") else "mlperf_tiny"
+    graph = read(reference_models / folder / name)
+    ctx, plan = unbound_plan(graph)
+    expected = arena.lifetimes_in_python(plan.steps, ctx.constants)
+    got = arena.step_lifetimes(plan.steps, len(graph.tensors), ctx.constants)
+    assert list(got.items()) == list(expected.items())
+    assert arena.step_lifetimes(plan.steps, len(graph.tensors) - 1, ctx.constants) is None

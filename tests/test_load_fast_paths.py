@@ -56,15 +56,14 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "quantize_multipliers", Q.quantize_multipliers)
         monkeypatch.setattr(load_pack, "nonzero_blocks", plain_nonzero_blocks)
         monkeypatch.setattr(load_pack, "place_buffers", arena.place_in_order)
-        monkeypatch.setattr(load_pack, "vnni_conv_constants", packing.vnni_constants)
         monkeypatch.setattr(load_pack, "tflite_column_scales", requant.tflite_column_scales)
-        monkeypatch.setattr(load_pack, "avx2_conv_constants", packing.avx2_constants)
         monkeypatch.setattr(load_pack, "tflite_requant", requant.tflite_requant)
         monkeypatch.setattr(load_pack, "fold_bias_s8", packing.fold_bias)
-        monkeypatch.setattr(load_pack, "avx2_gemv_constants", packing.avx2_constants)
         monkeypatch.setattr(load_pack, "winograd_weights", lambda w, out: conv_winograd.winograd_panels(w, out))
         monkeypatch.setattr(load_depthwise, "depthwise_rows", packing_depthwise.depthwise_rows)
         monkeypatch.setattr(load_prepare, "pack_gemm_int8", packing_gemm.pack_gemm_int8_numpy)
+        monkeypatch.setattr(load_prepare, "int8_conv_shell", lambda *args: None)     # (ops/conv.py's Python path)
+        monkeypatch.setattr(load_prepare, "int8_fully_connected_shell", lambda *args: None)
     return apply
 
 
@@ -292,23 +291,26 @@ def test_catalogue_options_equal_the_generated_accessors(name, models, monkeypat
     assert_same_options(models.get(name, "int8"), monkeypatch)
 
 
+@pytest.mark.parametrize("fn", [load_prepare.pack_gemm_int8, packing_gemm.pack_gemm_int8_numpy])
 @pytest.mark.parametrize("bias,in_zp,overflows", [(2 ** 31 - 1, -128, False), (2 ** 31 - 1, -127, True),
                                                   (-2 ** 31 + 1, -128, False), (-2 ** 31 + 2, -126, True)])
-def test_accumulator_overflow_is_refused_at_the_boundary(bias, in_zp, overflows):
-    """bias - (in_zp + 128) * sum(w) must stay inside int32 (-2^31 itself is refused, as |b| >= 2^31 was)."""
-    from edgeml.ir import Graph
-    from edgeml.runtime.plan import Ctx
-    from test_load_packing import requant_for
+def test_accumulator_overflow_is_refused_at_the_boundary(bias, in_zp, overflows, fn):
+    """bias - (in_zp + 128) * sum(w) must stay inside int32 (-2^31 itself is refused, as |b| >= 2^31 was); with
+    onnxruntime's wrapping sums (wrap) it is taken modulo 2^32."""
     w2 = np.zeros((3, 8), np.int8)
     w2[0, :2] = [1, -2] if bias > 0 else [1, 0]      # row sum -1 (b grows with in_zp), or 1 (b shrinks)
     b = np.array([bias, 0, 0], np.int32)
     ctx = Ctx(Graph(tensors=[], ops=[], inputs=[], outputs=[], source="tflite"), 0)
-    if overflows:
-        with pytest.raises(ModelFormatError, match="overflow the int32 accumulator"):
-            packing.vnni_pack(ctx, w2, b, in_zp, requant_for(3))
-    else:
-        got = packing.vnni_pack(ctx, w2, b, in_zp, requant_for(3))
-        assert int(got["bias"][0]) == bias - (in_zp + 128) * int(w2[0].sum())
+    want = bias - (in_zp + 128) * int(w2[0].sum())
+    for wrap in (False, True):
+        args = (ctx.keep_new, w2, b, 0.05, np.full(3, 1e-3), 0.1, 0, None, in_zp, 0, wrap, packing_gemm.VNNI, 0,
+                packing_gemm.PLAIN, 0, -1.0, 0, 1)
+        if overflows and not wrap:
+            with pytest.raises(OverflowError, match="overflow the int32 accumulator"):
+                fn(*args)
+            continue
+        block, _, _, at = fn(*args)
+        assert int(np.ndarray((1,), np.int32, block, at[1])[0]) == (want + 2 ** 31) % 2 ** 32 - 2 ** 31
 
 
 @pytest.mark.parametrize("groups,depth,density", [(0, 3, 0.5), (3, 0, 0.5), (1, 1, 0.0), (4, 9, 0.3), (7, 33, 0.9)])
@@ -323,44 +325,6 @@ def test_nonzero_blocks_equal_the_numpy_form(groups, depth, density):
     for a, b in zip(fast, plain):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == b.dtype
-
-
-def column_outputs(width: int) -> list:
-    return [np.full(width, 7, d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
-
-
-@pytest.mark.parametrize("n,k,with_bias,zp_add,wrap", [(8, 27, True, 0, False), (16, 64, False, 0, False),
-                                                      (33, 10, True, 5 * 131 * 10, True), (1, 1, True, 0, True)])
-def test_vnni_conv_constants_equal_the_numpy_form(n, k, with_bias, zp_add, wrap):
-    rng = np.random.default_rng(n * 31 + k)
-    w = rng.integers(-127, 128, (n, k)).astype(np.int8)
-    bias = (rng.integers(-2 ** 31, 2 ** 31 - 1, n) if wrap else rng.integers(-10000, 10000, n)).astype(np.int32) \
-        if with_bias else None
-    mult = rng.integers(1 << 30, 1 << 31, n).astype(np.int32)
-    shift = rng.integers(-12, 2, n).astype(np.int32)
-    scale = rng.random(n)
-    outs = []
-    for fn in (load_pack.vnni_conv_constants, packing.vnni_constants):
-        width, kp = -(-n // 16) * 16, -(-k // 4) * 4
-        out = [np.full((width // 16, kp // 4, 16, 4), 5, np.int8)] + column_outputs(width)
-        fn(w, bias, 3 + 128, zp_add, wrap, mult, shift, scale, scale.astype(np.float32), *out)
-        outs.append(out)
-    for a, b in zip(*outs):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("fn", [load_pack.vnni_conv_constants, packing.vnni_constants])
-def test_vnni_conv_constants_refuse_an_overflowing_bias(fn):
-    w = np.full((2, 4), 127, np.int8)
-    ok = np.array([2 ** 31 - 1 - 255 * 508, 0], np.int32)
-    out = [np.zeros((1, 1, 16, 4), np.int8)] + column_outputs(16)
-    args = (np.ones(2, np.int32), np.zeros(2, np.int32), np.ones(2), np.ones(2, np.float32))
-    fn(w, ok, -255, 0, False, *args, *out)      # ok + 255 * 508 = 2^31 - 1: the largest that fits
-    assert out[1][0] == 2 ** 31 - 1
-    with pytest.raises(OverflowError, match="overflow"):
-        fn(w, ok + np.array([1, 0], np.int32), -255, 0, False, *args, *out)
-    fn(w, ok + np.array([1, 0], np.int32), -255, 0, True, *args, *out)      # wrapping: 2^31 becomes -2^31
-    assert out[1][0] == -2 ** 31
 
 
 @pytest.mark.parametrize("n,per_channel,rounding", [(1, True, 0), (37, True, 1), (16, False, 0)])
@@ -385,22 +349,6 @@ def test_kept_arrays_are_aligned_writable_and_counted(shape, dtype):
         a[...] = 7
     assert all((a == 7).all() for a in arrays)      # no two share bytes
     assert ctx.weight_bytes == 3 * int(np.prod(shape)) * np.dtype(dtype).itemsize == sum(a.nbytes for a in ctx.keep)
-
-
-@pytest.mark.parametrize("n,k", [(8, 27), (16, 64), (33, 10), (1, 1), (5, 4)])
-def test_avx2_conv_constants_equal_the_numpy_form(n, k):
-    rng = np.random.default_rng(n * 7 + k)
-    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
-    per_column = (rng.integers(-2 ** 31, 2 ** 31 - 1, n).astype(np.int32), rng.integers(1, 1 << 31, n).astype(np.int32),
-                  rng.integers(-12, 2, n).astype(np.int32), rng.random(n), rng.random(n).astype(np.float32))
-    outs = []
-    for fn in (load_pack.avx2_conv_constants, packing.avx2_constants):
-        width, kp = -(-n // 8) * 8, -(-k // 4) * 4
-        out = [np.full((width // 8, kp // 4, 8, 4), 5, np.int16)] + column_outputs(width)
-        fn(w, *per_column, *out)
-        outs.append(out)
-    for a, b in zip(*outs):
-        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("rounding", [0, 1])
@@ -465,22 +413,6 @@ def test_winograd_weights_equal_the_numpy_form(oc, ic):
     fast = np.full((16, -(-oc // 8), -(-ic // 4), 8, 4), 7, np.int16)
     load_pack.winograd_weights(w, fast)
     np.testing.assert_array_equal(fast, conv_winograd.winograd_panels(w))
-
-
-@pytest.mark.parametrize("n,k", [(1, 1), (8, 27), (17, 64), (64, 1001)])
-def test_avx2_gemv_constants_equal_the_numpy_form(n, k):
-    rng = np.random.default_rng(n * 13 + k)
-    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
-    args = (w, rng.integers(-10000, 10000, n).astype(np.int32), rng.integers(1 << 30, 1 << 31, n).astype(np.int32),
-            rng.integers(-12, 2, n).astype(np.int32), rng.random(n), rng.random(n).astype(np.float32))
-    width, kp = -(-n // 8) * 8, -(-k // 4) * 4
-    outs = []
-    for fn in (load_pack.avx2_gemv_constants, packing.avx2_constants):
-        out = [np.full((width // 8, kp // 4, 8, 4), 5, np.int8)] + column_outputs(width)
-        fn(*args, *out)
-        outs.append(out)
-    for a, b in zip(*outs):
-        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("act", sorted(load_pack.ACTIVATION_CODES))

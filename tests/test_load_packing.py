@@ -1,14 +1,16 @@
 """The load-time fast paths give exactly what the plain forms give: vectorised multipliers against the scalar
-QuantizeMultiplier, the packers' word-wise block transposes and int32 row sums against element-wise references,
-on awkward shapes (odd channel counts, depths not a multiple of 4, per-channel scales, weight zero points)."""
+QuantizeMultiplier, the packers' word-wise block transposes and int32 row sums, and the GEMM packing
+(load_prepare.pack_gemm_int8 and its numpy twin) against element-wise references, on awkward shapes (odd channel
+counts, depths not a multiple of 4, per-channel scales, weight zero points)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from cython_ops import load_prepare
 from edgeml import numerics as Q
 from edgeml.ir import Graph
-from edgeml.runtime import packing
+from edgeml.runtime import packing, packing_gemm
 from edgeml.runtime.plan import Ctx
 from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
 
@@ -80,8 +82,32 @@ def requant_for(n: int, w_zp: int = 0, mode: int = 0) -> ColumnRequant:
     return ColumnRequant(mode, mult, shift, real, real.astype(np.float32), 3, -128, 127, w_zp=w_zp)
 
 
+def keep_new(shape, dtype):
+    return Ctx(Graph(tensors=[], ops=[], inputs=[], outputs=[], source="tflite"), 0).keep_new(shape, dtype)
+
+
+PACKERS = [load_prepare.pack_gemm_int8, packing_gemm.pack_gemm_int8_numpy]
+
+
+def packed_gemm(fn, w2, bias, in_zp, rq: ColumnRequant, layout: int) -> dict:
+    """The sections of pack_gemm_int8's block (or its numpy twin's) for rq's columns, as arrays."""
+    n, k = w2.shape
+    wrap = rq.mode == REQUANT_FLOAT
+    block, got_layout, kp, at = fn(keep_new, w2, bias, 0.0, None, 0.0, 0,
+                                   (rq.mult, rq.shift, rq.scale64, rq.scale32), in_zp, rq.w_zp, wrap, layout, 0,
+                                   packing_gemm.PLAIN, 0, -1.0, 0, 1)
+    assert got_layout == layout
+    cols, wtype = (16, np.int8) if layout == packing_gemm.VNNI else (8, np.int16 if layout == packing_gemm.AVX2
+                                                                      else np.int8)
+    width = -(-n // cols) * cols
+    return dict(kp=kp, w=np.ndarray((width // cols, kp // 4, cols, 4), wtype, block, at[0]),
+                bias=np.ndarray((width,), np.int32, block, at[1]), mult=np.ndarray((width,), np.int32, block, at[2]))
+
+
 def vnni_reference(w2, bias, in_zp, rq, taps=None):
-    """vnni_pack written element by element."""
+    """The VNNI layout (em_gemm_vnni.h) written element by element: 16-column x 4-deep blocks, the bias folded
+    with (in_zp + 128) row sums (+ taps (in_zp + 128) w_zp with a weight zero point, modulo 2^32), columns 8-15
+    repeating 0-7 when N == 8."""
     n, k = w2.shape
     np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
     wp = np.zeros((np_, kp), np.int8)
@@ -98,32 +124,35 @@ def vnni_reference(w2, bias, in_zp, rq, taps=None):
     return blocks_reference(wp, 16, 4), b.astype(np.int32)
 
 
+@pytest.mark.parametrize("fn", PACKERS)
 @pytest.mark.parametrize("n,k", [(1, 1), (7, 3), (8, 27), (17, 5), (33, 64), (48, 1001)])
 @pytest.mark.parametrize("w_zp", [0, 5])
-def test_vnni_pack_equals_element_wise_packing(n, k, w_zp):
+def test_vnni_packing_equals_element_wise_packing(n, k, w_zp, fn):
     rng = np.random.default_rng(n * 1000 + k)
     w2 = rng.integers(-127, 128, size=(n, k)).astype(np.int8)
     bias = rng.integers(-5000, 5000, size=n).astype(np.int32)
     rq = requant_for(n, w_zp)
-    ctx = Ctx(Graph(tensors=[], ops=[], inputs=[], outputs=[], source="tflite"), 0)
-    got = packing.vnni_pack(ctx, w2, bias, -7, rq)
+    got = packed_gemm(fn, w2, bias, -7, rq, packing_gemm.VNNI)
     want_w, want_b = vnni_reference(w2, bias, -7, rq)
     np.testing.assert_array_equal(got["w"], want_w)
     np.testing.assert_array_equal(got["bias"], want_b)
+    np.testing.assert_array_equal(got["mult"][:n], rq.mult)
     assert got["kp"] == -(-k // 4) * 4
 
 
+@pytest.mark.parametrize("fn", PACKERS)
+@pytest.mark.parametrize("layout", [packing_gemm.AVX2, packing_gemm.AVX2_S8])
 @pytest.mark.parametrize("n,k", [(1, 1), (7, 3), (9, 27), (33, 1001)])
-def test_avx2_pack_equals_element_wise_packing(n, k):
+def test_avx2_packing_equals_element_wise_packing(n, k, layout, fn):
     rng = np.random.default_rng(n + k)
     w2 = rng.integers(-127, 128, size=(n, k)).astype(np.int8)
     bias = rng.integers(-5000, 5000, size=n).astype(np.int32)
-    ctx = Ctx(Graph(tensors=[], ops=[], inputs=[], outputs=[], source="tflite"), 0)
-    got = packing.avx2_pack(ctx, w2, bias, requant_for(n))
-    wp = np.zeros((-(-n // 8) * 8, -(-k // 4) * 4), np.int16)
+    got = packed_gemm(fn, w2, bias, -7, requant_for(n), layout)
+    wp = np.zeros((-(-n // 8) * 8, -(-k // 4) * 4), np.int16 if layout == packing_gemm.AVX2 else np.int8)
     wp[:n, :k] = w2
     np.testing.assert_array_equal(got["w"], blocks_reference(wp, 8, 4))
-    np.testing.assert_array_equal(got["bias"][:n], bias)
+    np.testing.assert_array_equal(got["bias"][:n], bias.astype(np.int64) + 7 * w2.astype(np.int64).sum(axis=1))
+    assert not got["bias"][n:].any()
 
 
 @pytest.mark.parametrize("n,k", [(1, 1), (65, 3), (130, 27)])

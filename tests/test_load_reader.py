@@ -110,9 +110,12 @@ def test_without_a_file_array_every_constant_is_copied():
     assert list(t.quant.zero_point) == [-125, 72] and t.quant.zero_point.dtype == np.int64
 
 
+@pytest.mark.parametrize("readv", [True, False])     # False: the file object's readinto (no os.readv)
 @pytest.mark.parametrize("populated_from", [1 << 20, 0])      # 0: every file read into populated anonymous memory
-def test_read_model_buffer_reads_the_whole_file(tmp_path, monkeypatch, populated_from):
+def test_read_model_buffer_reads_the_whole_file(tmp_path, monkeypatch, populated_from, readv):
     monkeypatch.setattr(source, "POPULATED_FROM", populated_from)
+    if not readv:
+        monkeypatch.setattr(source, "READV", None)
     for size in (0, 1, 4095, 70001):
         data = np.random.default_rng(size).integers(0, 256, size).astype(np.uint8).tobytes()
         path = tmp_path / f"m{size}.tflite"

@@ -787,7 +787,20 @@ EM_SM_AVX2 static void em_softmax_int8_by_table_avx2(const int8_t* in, int8_t* o
                 max_in_row = (int8_t)_mm_cvtsi128_si32(h);
             }
             for (; c < depth; ++c) max_in_row = x[c] > max_in_row ? x[c] : max_in_row;
-            for (c = 0; c < depth; ++c) sum_of_exps += (uint32_t)table[256 + (uint8_t)(max_in_row - x[c])];
+            {   /* the exps of max - x (0 .. 255) gathered 8 at a time; the uint32 sum wraps alike in any order */
+                const __m256i vmax = _mm256_set1_epi32(max_in_row);
+                __m256i acc = _mm256_setzero_si256();
+                for (c = 0; c + 8 <= depth; c += 8) {
+                    const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(x + c)));
+                    const __m256i d = _mm256_sub_epi32(vmax, v);
+                    acc = _mm256_add_epi32(acc, _mm256_i32gather_epi32((const int*)(table + 256), d, 4));
+                }
+                __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+                h = _mm_add_epi32(h, _mm_srli_si128(h, 8));
+                h = _mm_add_epi32(h, _mm_srli_si128(h, 4));
+                sum_of_exps = (uint32_t)_mm_cvtsi128_si32(h);
+            }
+            for (; c < depth; ++c) sum_of_exps += (uint32_t)table[256 + (uint8_t)(max_in_row - x[c])];
             max[r] = max_in_row;
             sum[r] = (int32_t)sum_of_exps;
         }

@@ -132,14 +132,57 @@ EM_VNNI_TARGET static void em_lstm_dots_u8s8(const int8_t* A, int64_t lda, const
         }
     }
 }
+
+#if EM_HAVE_AVXVNNI
+/* The same packing on AVX-VNNI (VEX vpdpbusd on 256 bits): a 64-column block's 256 bytes per k4 are eight loads of
+ * 8 columns x 4 k, one accumulator each (eight, with the broadcast and a load: no spills). */
+__attribute__((target("avx2,avxvnni"))) static void em_lstm_dots_u8s8_avxvnni(
+        const int8_t* A, int64_t lda, const int8_t* W, int64_t M, int64_t Np, int64_t K, int32_t* out) {
+    const int64_t nblk = Np / EM_LSTM_COLS, K4 = (K + 3) / 4, bstride = K4 * EM_LSTM_COLS * 4;
+    for (int64_t m = 0; m < M; m++) {
+        const int8_t* a = A + m * lda;
+        for (int64_t blk = 0; blk < nblk; blk++) {
+            const int8_t* wb = W + blk * bstride;
+            __m256i c[8];
+            for (int i = 0; i < 8; i++) c[i] = _mm256_setzero_si256();
+            for (int64_t k4 = 0; k4 < K4; k4++) {
+                uint32_t q = 0x80808080u;            /* padding k read as a + 128 = 128 against zero weights */
+                const int64_t k = 4 * k4;
+                const int8_t* w = wb + k4 * EM_LSTM_COLS * 4;
+                if (k + 4 <= K) {
+                    memcpy(&q, a + k, 4);
+                    q ^= 0x80808080u;
+                } else {
+                    for (int64_t r = 0; k + r < K; r++)
+                        q = (q & ~(0xFFu << (8 * r))) | ((uint32_t)(uint8_t)(a[k + r] ^ 0x80) << (8 * r));
+                }
+                const __m256i bq = _mm256_set1_epi32((int32_t)q);
+                for (int i = 0; i < 8; i++)
+                    c[i] = _mm256_dpbusd_avx_epi32(c[i], bq, _mm256_loadu_si256((const __m256i*)(w + 32 * i)));
+            }
+            int32_t* o = out + m * Np + blk * EM_LSTM_COLS;
+            for (int i = 0; i < 8; i++) _mm256_storeu_si256((__m256i*)(o + 8 * i), c[i]);
+        }
+    }
+}
+#endif
 #endif
 
-/* the int8 sums in either packing: quads = the AVX-512 VNNI u8 x s8 form (pack_u8s8: activations read as a + 128,
+/* the int8 sums in either packing: quads = the (AVX-512 or AVX-) VNNI u8 x s8 form (pack_u8s8: activations read as a + 128,
  * so the caller subtracts 128 * sum_k w), else the int16 pairs (pack_s8) */
 static inline void em_lstm_dots_packed(int quads, const int8_t* A, int64_t lda, const void* W, int64_t M, int64_t Np,
                                        int64_t K, int32_t* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (quads) { em_lstm_dots_u8s8(A, lda, (const int8_t*)W, M, Np, K, out); return; }
+    if (quads) {           /* kernels.CONFIG.lstm_u8s8: the avx512vnni and avxvnni paths */
+#if EM_HAVE_AVXVNNI
+        if (em_isa() < EM_ISA_AVX512VNNI) {
+            em_lstm_dots_u8s8_avxvnni(A, lda, (const int8_t*)W, M, Np, K, out);
+            return;
+        }
+#endif
+        em_lstm_dots_u8s8(A, lda, (const int8_t*)W, M, Np, K, out);
+        return;
+    }
 #endif
     (void)quads;
     em_lstm_dots(A, lda, (const int16_t*)W, M, Np, K, out);

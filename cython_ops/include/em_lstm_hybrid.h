@@ -226,7 +226,7 @@ EM_LH_SIMD(avx512, __attribute__((target("avx512f"))))
 #endif
 
 /* out[j] = base[j] + (float)(a[j] - z * rs[j]) * scale: an integer sum rescaled onto a float term, in this order
- * (16 lanes at a time on AVX-512, the same operations, so the same bits) */
+ * (16 lanes at a time on AVX-512, 8 on AVX2, the same operations, so the same bits) */
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target("avx512f"))) static int64_t em_lstm_hybrid_scaled_add_avx512(
         const float* base, const int32_t* a, int32_t z, const int32_t* rs, float scale, int64_t n, float* out) {
@@ -239,12 +239,25 @@ __attribute__((target("avx512f"))) static int64_t em_lstm_hybrid_scaled_add_avx5
     }
     return j;
 }
+__attribute__((target("avx2"))) static int64_t em_lstm_hybrid_scaled_add_avx2(
+        const float* base, const int32_t* a, int32_t z, const int32_t* rs, float scale, int64_t n, float* out) {
+    const __m256i vz = _mm256_set1_epi32(z);
+    const __m256 vs = _mm256_set1_ps(scale);
+    int64_t j;
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256i s = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i*)(a + j)),
+                                     _mm256_mullo_epi32(vz, _mm256_loadu_si256((const __m256i*)(rs + j))));
+        _mm256_storeu_ps(out + j, _mm256_add_ps(_mm256_loadu_ps(base + j), _mm256_mul_ps(_mm256_cvtepi32_ps(s), vs)));
+    }
+    return j;
+}
 #endif
 static inline void em_lstm_hybrid_scaled_add(const float* base, const int32_t* a, int32_t z, const int32_t* rs,
                                              float scale, int64_t n, float* out) {
     int64_t j = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (em_isa() >= EM_ISA_AVX512) j = em_lstm_hybrid_scaled_add_avx512(base, a, z, rs, scale, n, out);
+    else if (em_isa() >= EM_ISA_AVX2) j = em_lstm_hybrid_scaled_add_avx2(base, a, z, rs, scale, n, out);
 #endif
     for (; j < n; j++) out[j] = base[j] + (float)(a[j] - z * rs[j]) * scale;
 }

@@ -19,6 +19,7 @@
 #include "em_gemm_vnni.h"
 #include "em_q16.h"
 #include "em_lstm_dots.h"
+#include "em_gemm_avx2.h"
 
 /* ----- the element-wise part of one step on AVX-512 (double-rounding mode only) ---------------------------
  * Same arithmetic as the scalar loop in em_lstm_int8, with the activations of em_q16.h computed 32 (or 16)
@@ -158,6 +159,110 @@ EM_VNNI_TARGET static void em_lstm_cells16_vnni(const int32_t* a, const int32_t*
 
 #endif
 
+/* ----- the same on AVX2 (double rounding, shifts within [-31, 30]): 16 cells at a time, two 8-lane int32 halves,
+ * the activations on 16 int16 lanes (em_q16a_*); the cells past the last multiple of 16 take the scalar loop. */
+#if defined(__x86_64__) && defined(__GNUC__)
+EM_AVX2_TARGET static inline __m256i em_lstm_rdbp_x8(__m256i x, int e) {
+    const __m256i mask = _mm256_set1_epi32((int32_t)((1LL << e) - 1));
+    const __m256i rem = _mm256_and_si256(x, mask);
+    const __m256i thr = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(_mm256_setzero_si256(), x));
+    const __m256i q = _mm256_sra_epi32(x, _mm_cvtsi32_si128(e));
+    return _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr));
+}
+EM_AVX2_TARGET static inline __m256i em_lstm_trunc16_x8(__m256i v) {   /* (int16_t) cast */
+    return _mm256_srai_epi32(_mm256_slli_epi32(v, 16), 16);
+}
+EM_AVX2_TARGET static inline __m256i em_lstm_pack16_x8(__m256i lo, __m256i hi) {   /* saturating, in order */
+    return _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);
+}
+EM_AVX2_TARGET static inline __m256i em_lstm_half32_x8(__m256i v, int half) {     /* int16 lanes -> int32 */
+    return _mm256_cvtepi16_epi32(half ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v));
+}
+
+/* 1 when the AVX2 path's multiplier arithmetic (em_mbqm_lanes_x8) covers every shift: the 8 gates' and the hidden */
+static inline int em_lstm_avx2_shifts(const int32_t* shift, int32_t hsh) {
+    for (int g = 0; g < 8; g++)
+        if (shift[g] < -31 || shift[g] > 30) return 0;
+    return hsh >= -31 && hsh <= 30;
+}
+
+EM_AVX2_TARGET static void em_lstm_step_consts_avx2(const int32_t* mult, const int32_t* shift, int32_t hm, int32_t hsh,
+                                                    em_mbqm8_lanes* qx, em_mbqm8_lanes* qh) {
+    for (int g = 0; g < 4; g++) qx[g] = em_mbqm8_consts(_mm256_set1_epi32(mult[g]), _mm256_set1_epi32(shift[g]));
+    for (int g = 0; g < 5; g++)
+        qh[g] = em_mbqm8_consts(_mm256_set1_epi32(g < 4 ? mult[4 + g] : hm),
+                                _mm256_set1_epi32(g < 4 ? shift[4 + g] : hsh));
+}
+
+/* the input part of every gate for one row, as the scalar loop: pre[n] = sat16(MBQM(acc[n] + bx[n], gate g)) */
+EM_AVX2_TARGET static void em_lstm_requant_row_avx2(const int32_t* acc, int64_t NC, const int32_t* bx,
+                                                    const em_mbqm8_lanes* q, const int32_t* mult,
+                                                    const int32_t* shift, int16_t* pre) {
+    for (int g = 0; g < 4; g++) {
+        int64_t j = 0;
+        for (; j + 8 <= NC; j += 8) {
+            const int64_t n = g * NC + j;
+            const __m256i a = _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(acc + n)),
+                                               _mm256_loadu_si256((const __m256i*)(bx + n)));
+            const __m256i r = em_lstm_pack16_x8(em_mbqm_lanes_x8(a, q + g, shift[g] > 0), _mm256_setzero_si256());
+            _mm_storeu_si128((__m128i*)(pre + n), _mm256_castsi256_si128(r));
+        }
+        for (; j < NC; j++)
+            pre[g * NC + j] = em_sat16(em_mbqm(acc[g * NC + j] + bx[g * NC + j], mult[g], shift[g], EM_ROUND_DOUBLE));
+    }
+}
+
+/* one step's cells [0, NC rounded down to 16); q: the recurrent multipliers of the 4 gates, then the hidden one;
+ * returns how many it did */
+EM_AVX2_TARGET static int64_t em_lstm_cells_avx2(const int32_t* a, const int32_t* bh, const int16_t* px,
+                                                 const em_mbqm8_lanes* q, const int32_t* shift, int32_t hsh,
+                                                 int64_t NC, int cell_shift, int cell_ibits, int16_t clip, int32_t hzp,
+                                                 int stale_tanh, int16_t* c, int8_t* out) {
+    int64_t j;
+    for (j = 0; j + 16 <= NC; j += 16) {
+        __m256i gate[4], cnew[2], hv[2];
+        for (int g = 0; g < 4; g++) {
+            const int64_t n = g * NC + j;
+            const __m256i x16 = _mm256_loadu_si256((const __m256i*)(px + n));
+            __m256i part[2];
+            for (int h = 0; h < 2; h++) {
+                const __m256i acc = _mm256_add_epi32(_mm256_loadu_si256((const __m256i*)(a + n + 8 * h)),
+                                                     _mm256_loadu_si256((const __m256i*)(bh + n + 8 * h)));
+                /* sat16(MBQM(..) + the input part): the sum fits int32, the pack saturates */
+                part[h] = _mm256_add_epi32(em_mbqm_lanes_x8(acc, q + g, shift[4 + g] > 0), em_lstm_half32_x8(x16, h));
+            }
+            gate[g] = em_lstm_pack16_x8(part[0], part[1]);
+        }
+        const __m256i vi = em_q16a_logistic(gate[0], 3), vf = em_q16a_logistic(gate[1], 3);
+        const __m256i vg = em_q16a_tanh(gate[2], 3), vo = em_q16a_logistic(gate[3], 3);
+        __m256i c16 = _mm256_loadu_si256((const __m256i*)(c + j));
+        for (int h = 0; h < 2; h++) {
+            const __m256i keep = em_lstm_trunc16_x8(em_lstm_rdbp_x8(
+                _mm256_mullo_epi32(em_lstm_half32_x8(vf, h), em_lstm_half32_x8(c16, h)), 15));
+            const __m256i add = em_lstm_trunc16_x8(em_lstm_rdbp_x8(
+                _mm256_mullo_epi32(em_lstm_half32_x8(vi, h), em_lstm_half32_x8(vg, h)), cell_shift));
+            __m256i cv = _mm256_add_epi32(keep, add);
+            cv = _mm256_min_epi32(_mm256_max_epi32(cv, _mm256_set1_epi32(INT16_MIN)), _mm256_set1_epi32(INT16_MAX));
+            if (clip > 0)
+                cv = _mm256_min_epi32(_mm256_max_epi32(cv, _mm256_set1_epi32(-clip)), _mm256_set1_epi32(clip));
+            cnew[h] = cv;
+        }
+        c16 = em_lstm_pack16_x8(cnew[0], cnew[1]);
+        _mm256_storeu_si256((__m256i*)(c + j), c16);
+        const __m256i th16 = stale_tanh ? vi : em_q16a_tanh(c16, cell_ibits);
+        for (int h = 0; h < 2; h++) {
+            __m256i v = _mm256_mullo_epi32(em_lstm_half32_x8(vo, h), em_lstm_half32_x8(th16, h));
+            v = _mm256_add_epi32(em_mbqm_lanes_x8(v, q + 4, hsh > 0), _mm256_set1_epi32(hzp));
+            hv[h] = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(-128)), _mm256_set1_epi32(127));
+        }
+        const __m256i b16 = em_lstm_pack16_x8(hv[0], hv[1]);
+        const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(b16, b16), 0x08);   /* qwords 0, 2 */
+        _mm_storeu_si128((__m128i*)(out + j), _mm256_castsi256_si128(bytes));
+    }
+    return j;
+}
+#endif
+
 /* ----- the integer kernel ---------------------------------------------------------------------------------
  * ptr: x int8 [B,T,F] (or [T,B,F] when time_major), y int8 [.., n_cell] one row per (b, t),
  *      h state int8 [B, n_cell], c state int16 [B, n_cell],
@@ -226,6 +331,10 @@ static void em_lstm_int8(const em_params* p) {
     const int cell_ibits = stale_tanh ? 0 : cell_shift - 15;
     em_mbqm16 qx[4], qh[5];
     if (vec) em_lstm_step_consts(mult, shift, hm, hsh, qx, qh);
+    /* AVX2 (and the avx512 path without VNNI): the same arithmetic 16 cells at a time */
+    const int vec2 = !vec && mode == EM_ROUND_DOUBLE && em_isa() >= EM_ISA_AVX2 && em_lstm_avx2_shifts(shift, hsh);
+    em_mbqm8_lanes qx8[4], qh8[5];
+    if (vec2) em_lstm_step_consts_avx2(mult, shift, hm, hsh, qx8, qh8);
 #endif
     for (r = 0; r < T * B; r++) {
         int16_t* o = pre + r * G;
@@ -233,6 +342,7 @@ static void em_lstm_int8(const em_params* p) {
         em_lstm_dots_packed(quads, x + r * F, F, wx, 1, Gp, F, acc);
 #if defined(__x86_64__) && defined(__GNUC__)
         if (vec) { em_lstm_requant_row_vnni(acc, NC, bx, qx, o); continue; }
+        if (vec2) { em_lstm_requant_row_avx2(acc, NC, bx, qx8, mult, shift, o); continue; }
 #endif
         for (g = 0; g < 4; g++)
             for (n = g * NC; n < (g + 1) * NC; n++) o[n] = em_sat16(em_mbqm(acc[n] + bx[n], mult[g], shift[g], mode));
@@ -253,8 +363,12 @@ static void em_lstm_int8(const em_params* p) {
                 memcpy(h, out, (size_t)NC);
                 continue;
             }
+            j = vec2 ? em_lstm_cells_avx2(a, bh, px, qh8, shift, hsh, NC, cell_shift, cell_ibits, clip, hzp, stale_tanh,
+                                          c, out) : 0;
+#else
+            j = 0;
 #endif
-            for (j = 0; j < NC; j++) {
+            for (; j < NC; j++) {
                 int16_t gi = em_sat16(em_mbqm(a[j] + bh[j], mult[4], shift[4], mode) + px[j]);
                 int16_t gf = em_sat16(em_mbqm(a[NC + j] + bh[NC + j], mult[5], shift[5], mode) + px[NC + j]);
                 int16_t gg = em_sat16(em_mbqm(a[2 * NC + j] + bh[2 * NC + j], mult[6], shift[6], mode) +

@@ -9,6 +9,10 @@
  * The VBMI body serves the avx512vnni path (on a CPU with VBMI), the BW body the avx512 path, so EDGEML_ISA
  * reaches every body on one machine.
  *
+ * A table that is an affine map of the byte (a requantization: int8 QUANTIZE, the RELU family, ADD / SUB / MUL
+ * against one constant) is computed instead on the AVX2 paths, whose lookup costs sixteen byte shuffles per 32 bytes
+ * (em_lut_affine_int8_step; tables.affine_form finds the map at load and checks it on all 256 bytes).
+ *
  * int8 -> float32 tables (DEQUANTIZE) are looked up with 32-bit gathers, and so are per-position tables (a constant
  * operand repeating with a period) on AVX-512 and AVX2 beyond the few periods the VBMI body serves. */
 #ifndef EM_LUT_H
@@ -31,6 +35,15 @@ enum { EM_LUT_PERIODIC_I_N, EM_LUT_PERIODIC_I_PERIOD, EM_LUT_PERIODIC_I_COUNT };
 enum { EM_LUT_PERIODIC_F_COUNT = 0 };
 #define EM_LUT_PERIODIC_VBMI_MAX 4      /* the VBMI body does one table pass per phase: beyond this the gathers win */
 
+/* em_lut_affine_int8_step, layout EM_LUT_AFFINE: a table that is an affine map of the signed input byte x,
+ * y = clamp((x * mult + add) >> shift, lo, hi) with add = add_high where x >= split, else add_low (tables.affine_form
+ * finds them at load and checks all 256 bytes); ptr: input, output; i: n, mult (|mult| < 2^15), add_low, add_high,
+ * split, shift, lo, hi */
+enum { EM_LUT_AFFINE_P_INPUT, EM_LUT_AFFINE_P_OUTPUT, EM_LUT_AFFINE_P_COUNT };
+enum { EM_LUT_AFFINE_I_N, EM_LUT_AFFINE_I_MULT, EM_LUT_AFFINE_I_ADD_LOW, EM_LUT_AFFINE_I_ADD_HIGH,
+       EM_LUT_AFFINE_I_SPLIT, EM_LUT_AFFINE_I_SHIFT, EM_LUT_AFFINE_I_LO, EM_LUT_AFFINE_I_HI, EM_LUT_AFFINE_I_COUNT };
+enum { EM_LUT_AFFINE_F_COUNT = 0 };
+
 static inline void em_lut_u8_scalar(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
     for (int64_t i = 0; i < n; i++) y[i] = table[x[i]];
 }
@@ -48,6 +61,17 @@ static inline void em_lut_periodic_scalar(const uint8_t* x, uint8_t* y, int64_t 
     }
     for (int64_t i = 0; i < n; i += period)
         for (int64_t p = 0; p < period; p++) y[i + p] = table[256 * p + x[i + p]];
+}
+
+typedef struct { int32_t mult, add_low, add_high, split, shift, lo, hi; } em_lut_affine;
+
+static inline void em_lut_affine_scalar(const int8_t* x, int8_t* y, int64_t n, const em_lut_affine* a) {
+    const int32_t lo = a->lo, hi = a->hi;
+    for (int64_t i = 0; i < n; i++) {
+        /* in int32 range for every byte (checked at load) */
+        const int32_t v = (x[i] * a->mult + (x[i] >= a->split ? a->add_high : a->add_low)) >> a->shift;
+        y[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+    }
 }
 
 static inline void em_lut_f32_scalar(const uint8_t* x, float* y, int64_t n, const float* table) {
@@ -191,6 +215,42 @@ EM_LUT_AVX2_TARGET static void em_lut_u8_avx2(const uint8_t* x, uint8_t* y, int6
         uint8_t buf[32] = {0};
         for (int64_t k = i; k < n; k++) buf[k - i] = x[k];
         _mm256_storeu_si256((__m256i*)buf, em_lut_u8_x32(_mm256_loadu_si256((const __m256i*)buf), chain));
+        for (int64_t k = i; k < n; k++) y[k] = buf[k - i];
+    }
+}
+
+/* 32 bytes of the affine map: 8 lanes of int32 per quarter (vpmaddwd of the sign-extended byte by mult in the low
+ * 16 bits: x * mult exactly), saturating packs back to bytes in order, then the clamp (packing saturates first,
+ * which the clamp inside [-128, 127] makes no difference to). */
+typedef struct { __m256i mult, add_low, add_high, below, lo, hi, shift; } em_lut_affine8;
+
+EM_LUT_AVX2_TARGET static inline __m256i em_lut_affine_x32(const int8_t* x, const em_lut_affine8* c) {
+    __m256i q[4];
+    for (int k = 0; k < 4; k++) {
+        const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(x + 8 * k)));
+        const __m256i add = _mm256_blendv_epi8(c->add_low, c->add_high, _mm256_cmpgt_epi32(v, c->below));
+        q[k] = _mm256_srav_epi32(_mm256_add_epi32(_mm256_madd_epi16(v, c->mult), add), c->shift);
+    }
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    return _mm256_min_epi8(_mm256_max_epi8(ordered, c->lo), c->hi);
+}
+
+EM_LUT_AVX2_TARGET static void em_lut_affine_avx2(const int8_t* x, int8_t* y, int64_t n, const em_lut_affine* a) {
+    em_lut_affine8 c;
+    c.mult = _mm256_set1_epi32(a->mult & 0xFFFF);
+    c.add_low = _mm256_set1_epi32(a->add_low);
+    c.add_high = _mm256_set1_epi32(a->add_high);
+    c.below = _mm256_set1_epi32(a->split - 1);                 /* x >= split: x > split - 1 */
+    c.lo = _mm256_set1_epi8((char)a->lo);
+    c.hi = _mm256_set1_epi8((char)a->hi);
+    c.shift = _mm256_set1_epi32(a->shift);        /* vpsravd: one uop, where vpsrad by xmm takes two */
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) _mm256_storeu_si256((__m256i*)(y + i), em_lut_affine_x32(x + i, &c));
+    if (i < n) {                               /* the tail through a 32-byte bounce buffer */
+        int8_t buf[32] = {0};
+        for (int64_t k = i; k < n; k++) buf[k - i] = x[k];
+        _mm256_storeu_si256((__m256i*)buf, em_lut_affine_x32(buf, &c));
         for (int64_t k = i; k < n; k++) y[k] = buf[k - i];
     }
 }
@@ -340,6 +400,29 @@ static void em_lut_periodic_int8_step(const em_params* p) {
     em_lut_periodic((const uint8_t*)p->ptr[EM_LUT_PERIODIC_P_INPUT], (uint8_t*)p->ptr[EM_LUT_PERIODIC_P_OUTPUT],
                     p->i[EM_LUT_PERIODIC_I_N], p->i[EM_LUT_PERIODIC_I_PERIOD],
                     (const uint8_t*)p->ptr[EM_LUT_PERIODIC_P_TABLE]);
+}
+
+/* A 256-entry table that is an affine map of the byte, computed instead of looked up (layout EM_LUT_AFFINE): the
+ * AVX2 path, where the lookup takes sixteen byte shuffles per 32 bytes. */
+static void em_lut_affine_int8_step(const em_params* p) {
+    const int8_t* x = (const int8_t*)p->ptr[EM_LUT_AFFINE_P_INPUT];
+    int8_t* y = (int8_t*)p->ptr[EM_LUT_AFFINE_P_OUTPUT];
+    const int64_t n = p->i[EM_LUT_AFFINE_I_N];
+    em_lut_affine a;
+    a.mult = (int32_t)p->i[EM_LUT_AFFINE_I_MULT];
+    a.add_low = (int32_t)p->i[EM_LUT_AFFINE_I_ADD_LOW];
+    a.add_high = (int32_t)p->i[EM_LUT_AFFINE_I_ADD_HIGH];
+    a.split = (int32_t)p->i[EM_LUT_AFFINE_I_SPLIT];
+    a.shift = (int32_t)p->i[EM_LUT_AFFINE_I_SHIFT];
+    a.lo = (int32_t)p->i[EM_LUT_AFFINE_I_LO];
+    a.hi = (int32_t)p->i[EM_LUT_AFFINE_I_HI];
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (em_isa() >= EM_ISA_AVX2) {
+        em_lut_affine_avx2(x, y, n, &a);
+        return;
+    }
+#endif
+    em_lut_affine_scalar(x, y, n, &a);
 }
 
 static void em_lut_f32(const uint8_t* x, float* y, int64_t n, const float* table) {

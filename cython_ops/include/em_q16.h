@@ -4,7 +4,7 @@
  * gemmlowp's logistic(-x) = 1 - logistic(x) and tanh(-x) = -tanh(x) hold bit for bit, so it keeps only the half
  * for |x| (up to where it saturates; edgeml/runtime/ops/lstm.py builds and checks it) and indexes it (em_lstm_lut).  The AVX-512
  * path computes them 32 or 16 lanes at a time instead (em_q16x_* / em_q16y_*, em_lstm_q16x.h: no gathers from
- * 100+ KB of tables). */
+ * 100+ KB of tables), the AVX2 path 16 lanes at a time (em_q16a_*). */
 #ifndef EM_Q16_H
 #define EM_Q16_H
 #include <stdint.h>
@@ -145,6 +145,13 @@ static inline int16_t em_lstm_lut(const int16_t* H, int32_t limit, int odd, int1
  * INT16_MIN * INT16_MIN, cannot occur (every product below has one factor >= 0 or both within [-2^12, 2^12]).
  * rnn.pyx's activation_table_simd runs these functions over all 65536 inputs so that tests compare them with the
  * scalar ones.  gemmlowp FixedPoint<int16> on 32 lanes (em_q16x_*) and 16 lanes (em_q16y_*): em_lstm_q16x.h */
+#define EMQ_TARGET EM_VNNI_TARGET
+#define EMQ_TESTBIT(v, bit) EMQ(_test_epi16_mask)(v, bit)
+#define EMQ_GT(a, b) EMQ(_cmpgt_epi16_mask)(a, b)
+#define EMQ_EQ(a, b) EMQ(_cmpeq_epi16_mask)(a, b)
+#define EMQ_MULHRS_IF(m, v, c) EMQ(_mask_mulhrs_epi16)(v, m, v, c)
+#define EMQ_MOV_IF(m, v, w) EMQ(_mask_mov_epi16)(v, m, w)
+#define EMQ_SUB_IF(m, a, b, src) EMQ(_mask_sub_epi16)(src, m, a, b)
 #define EMQ_V __m512i
 #define EMQ_M __mmask32
 #define EMQ(op) _mm512##op
@@ -165,12 +172,40 @@ static inline int16_t em_lstm_lut(const int16_t* H, int32_t limit, int odd, int1
 #define EMQ_AND _mm256_and_si256
 #define EMQ_FN(name) em_q16y_##name
 #include "em_lstm_q16x.h"
+#undef EMQ_M
+#undef EMQ_FN
+#undef EMQ_TARGET
+#undef EMQ_TESTBIT
+#undef EMQ_GT
+#undef EMQ_EQ
+#undef EMQ_MULHRS_IF
+#undef EMQ_MOV_IF
+#undef EMQ_SUB_IF
+/* AVX2: lane masks are vectors (all ones / zeros per int16), the masked operations blends; the bit tested is one
+ * bit, so (v & bit) == bit says it is set */
+#define EMQ_TARGET __attribute__((target("avx2")))
+#define EMQ_TESTBIT(v, bit) _mm256_cmpeq_epi16(_mm256_and_si256(v, bit), bit)
+#define EMQ_GT(a, b) _mm256_cmpgt_epi16(a, b)
+#define EMQ_EQ(a, b) _mm256_cmpeq_epi16(a, b)
+#define EMQ_MULHRS_IF(m, v, c) _mm256_blendv_epi8(v, _mm256_mulhrs_epi16(v, c), m)
+#define EMQ_MOV_IF(m, v, w) _mm256_blendv_epi8(v, w, m)
+#define EMQ_SUB_IF(m, a, b, src) _mm256_blendv_epi8(src, _mm256_sub_epi16(a, b), m)
+#define EMQ_M __m256i
+#define EMQ_FN(name) em_q16a_##name
+#include "em_lstm_q16x.h"
 #undef EMQ_V
 #undef EMQ_M
 #undef EMQ
 #undef EMQ_ZERO
 #undef EMQ_AND
 #undef EMQ_FN
+#undef EMQ_TARGET
+#undef EMQ_TESTBIT
+#undef EMQ_GT
+#undef EMQ_EQ
+#undef EMQ_MULHRS_IF
+#undef EMQ_MOV_IF
+#undef EMQ_SUB_IF
 
 /* f(x) for every int16 x (indexed by uint16(x)) with the 32-lane (lanes = 32) or 16-lane forms: for tests against
  * em_lstm_fill_table */
@@ -195,15 +230,38 @@ EM_VNNI_TARGET static void em_lstm_fill_table_simd(int kind, int ibits, int lane
         for (i = 0; i < 32; i++) table[(uint16_t)(int16_t)(v + i)] = tmp[i];
     }
 }
+
+/* the same with the AVX2 forms (em_q16a_*), 16 lanes */
+__attribute__((target("avx2"))) static void em_lstm_fill_table_avx2(int kind, int ibits, int16_t* table) {
+    for (int32_t v = INT16_MIN; v <= INT16_MAX; v += 16) {
+        const __m256i x = _mm256_add_epi16(_mm256_set1_epi16((int16_t)v),
+                                           _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+        const __m256i y = kind == EM_LSTM_TABLE_LOGISTIC ? em_q16a_logistic(x, ibits) : em_q16a_tanh(x, ibits);
+        int16_t tmp[16];
+        _mm256_storeu_si256((__m256i*)tmp, y);
+        for (int i = 0; i < 16; i++) table[(uint16_t)(int16_t)(v + i)] = tmp[i];
+    }
+}
 #else
 static void em_lstm_fill_table_simd(int kind, int ibits, int lanes, int16_t* table) {
     (void)kind; (void)ibits; (void)lanes; (void)table;
+}
+static void em_lstm_fill_table_avx2(int kind, int ibits, int16_t* table) {
+    (void)kind; (void)ibits; (void)table;
 }
 #endif
 /* 1 when em_lstm_fill_table_simd can run here */
 static int em_lstm_simd_tables(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     return em_isa() >= EM_ISA_AVX512VNNI;
+#else
+    return 0;
+#endif
+}
+/* 1 when em_lstm_fill_table_avx2 can run here */
+static int em_lstm_avx2_tables(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    return em_isa() >= EM_ISA_AVX2;
 #else
     return 0;
 #endif

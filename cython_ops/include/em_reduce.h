@@ -173,8 +173,26 @@ __attribute__((target("avx2"))) static void em_mean_rows_i8_avx2(int32_t* acc, c
         _mm256_storeu_si256((__m256i*)(acc + j), lo);
         _mm256_storeu_si256((__m256i*)(acc + j + 8), hi);
     }
-    if (j < cols)
-        for (int64_t r = 0; r < rows; r++) em_mean_add_i8_scalar(acc + j, x + r * cols + j, cols - j);
+    if (j < cols) {
+        /* the last cols - j (< 16) columns by the same 16-byte loads, on the rows where 16 bytes from column j stay
+         * inside the block (their lanes past the block's columns read the next row: summed apart, never used) */
+        const int64_t tail = cols - j, room = rows * cols - j - 16;
+        const int64_t safe = room < 0 ? 0 : (room / cols + 1 < rows ? room / cols + 1 : rows);
+        __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+        for (int64_t r0 = 0; r0 < safe; r0 += 256) {
+            const int64_t r1 = safe - r0 < 256 ? safe : r0 + 256;
+            __m256i s = _mm256_setzero_si256();
+            for (int64_t r = r0; r < r1; r++)
+                s = _mm256_add_epi16(s, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(x + r * cols + j))));
+            lo = _mm256_add_epi32(lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
+            hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
+        }
+        int32_t part[16];
+        _mm256_storeu_si256((__m256i*)part, lo);
+        _mm256_storeu_si256((__m256i*)(part + 8), hi);
+        for (int64_t k = 0; k < tail; k++) acc[j + k] += part[k];
+        for (int64_t r = safe; r < rows; r++) em_mean_add_i8_scalar(acc + j, x + r * cols + j, tail);
+    }
 }
 /* y = clamp(MBQM(acc - zp_sum, m, shift) + out_zp) for the outputs, 8 at a time (em_gemm_avx2.h's arithmetic,
  * the same bits as em_mbqm); returns how many it wrote (a multiple of 8), the rest for the scalar loop. */

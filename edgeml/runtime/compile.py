@@ -17,11 +17,10 @@ from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph
 from edgeml.runtime import arena
 from edgeml.runtime.coverage import check_scheme
-from cython_ops.engine import bind_named
+from cython_ops.engine import bind_named, tensor_bytes
 from edgeml.runtime.kernels import kernel_address
 from edgeml.runtime.layouts import RESERVED, layout_of
 from edgeml.runtime.load_profile import ACTIVE as PROFILING, stage
-from edgeml.runtime.ops.common import element_count
 from edgeml.runtime.plan import STATUS_BYTES, Ctx, Plan, address
 from edgeml.runtime.registry import OPS, SUPPORTED_OPS
 
@@ -120,7 +119,7 @@ def arena_plan(ctx: Ctx, steps: list, external=frozenset()) -> Plan:
         life.pop(t, None)
     aliases = arena.merge_aliases([s.alias for s in steps if s.alias is not None], life, graph)
     tensor_life = dict(life)
-    sizes = {t: max(element_count(shapes[t]) * tensors[t].dtype.itemsize, 1) for t in life}
+    sizes = tensor_bytes(life, shapes, tensors)
     end = len(steps)
     checked = []                    # (step index, its checks) of the steps with a status area
     for k, step in enumerate(steps):
@@ -136,15 +135,13 @@ def arena_plan(ctx: Ctx, steps: list, external=frozenset()) -> Plan:
     if total > ctx.max_tensor_bytes:
         raise ModelFormatError(f"the plan needs an arena of {total} bytes, more than max_arena_bytes="
                                f"{ctx.max_tensor_bytes}")
-    tensor_offsets, scratch, status_offsets = {}, {}, {}
-    for key, o in offsets.items():
-        if type(key) is tuple:
-            if key[0] == "scratch":
-                scratch[key[1]] = (o, sizes[key])
-            else:
-                status_offsets[key[1]] = o
-        else:
-            tensor_offsets[key] = o
+    if len(offsets) == len(tensor_life):       # no scratch or status areas
+        tensor_offsets, scratch, status_offsets = offsets, {}, {}
+    else:
+        areas = [(key, o) for key, o in offsets.items() if type(key) is tuple]      # in placement order
+        tensor_offsets = {key: o for key, o in offsets.items() if type(key) is not tuple}
+        scratch = {key[1]: (o, sizes[key]) for key, o in areas if key[0] == "scratch"}
+        status_offsets = {key[1]: o for key, o in areas if key[0] == "status"}
     for t, root in aliases.items():
         tensor_offsets[t] = offsets[root]
         tensor_life[t] = life[root]

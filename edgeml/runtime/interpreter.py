@@ -43,10 +43,16 @@ def _load_graph(model) -> Graph:
         return _onnx_reader()(model)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
-        if not os.path.exists(path):
-            raise ModelFormatError(f"model file '{path}' does not exist")
         if path.lower().endswith(".onnx"):
+            if not os.path.exists(path):
+                raise ModelFormatError(f"model file '{path}' does not exist")
             return _onnx_reader()(path)
+        try:
+            return from_tflite(path)
+        except ModelFormatError:
+            if not os.path.exists(path):    # (asked only on failure: a path lookup costs a cold load ~10 us)
+                raise ModelFormatError(f"model file '{path}' does not exist") from None
+            raise
     elif isinstance(model, (bytes, bytearray, memoryview)) and _is_onnx_bytes(model):
         try:
             return _onnx_reader()(model)
@@ -61,8 +67,9 @@ def _load_graph(model) -> Graph:
 def weak_call(method, *args):
     """method(*args) as a callable that holds its object weakly: the interpreter keeps the fast paths that call back
     into it, and a strong reference back would make a cycle that only the cyclic GC frees (with the arena and the
-    packed weights), in the middle of some later load."""
-    ref = weakref.WeakMethod(method)
+    packed weights), in the middle of some later load.  `method` may be a weakref.WeakMethod already (one shared
+    by several calls: making one costs more than the call)."""
+    ref = method if isinstance(method, weakref.WeakMethod) else weakref.WeakMethod(method)
 
     def call():
         bound = ref()
@@ -160,7 +167,8 @@ class Interpreter:
         self._single_out = len(self._out_views) == 1
         # set_input() of an input with no value bounds in one C call (InputCopy)
         self._retire_fast_paths()
-        self._set_paths = tuple(InputCopy(v, self._lock, weak_call(self._mark_set, i)) if bounds is None else None
+        mark_set = weakref.WeakMethod(self._mark_set)
+        self._set_paths = tuple(InputCopy(v, self._lock, weak_call(mark_set, i)) if bounds is None else None
                                 for i, (v, bounds) in enumerate(self._in_slots))
         # run() in one C call (RunPath) when no kernel reports run-time input errors
         self._run_path = RunPath(plan.engine, self._run_view, tuple(self._out_views), self._lock,

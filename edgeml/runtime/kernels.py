@@ -42,7 +42,7 @@ def config_for(isa: str) -> KernelConfig:
         fully_connected_int8="fully_connected_int8" + (f"_{gemm}" if gemm else ""),
         depthwise_int8="depthwise_int8" + (f"_{gemm}" if gemm else ""),
         binary_int8_avx512=vnni,
-        lstm_u8s8=vnni,
+        lstm_u8s8=isa in ("avx512vnni", "avxvnni"),     # 512-bit or 256-bit (AVX-VNNI) vpdpbusd
         float_lstm_fused=isa in ("avx512", "avx512vnni"),
         float_simd="avx512" if isa in ("avx512", "avx512vnni") else ("avx2" if isa in ("avx2", "avxvnni") else ""),
         float_fma=isa != "scalar" and float_ops.cpu_has_fma(),

@@ -573,3 +573,11 @@ KERNEL_LAYOUTS.update({
 KERNEL_LAYOUTS.update({    # issue 18 (s6-avx2): HARD_SWISH's int16 arithmetic on AVX2 instead of the 256-entry lookup
     "hard_swish_int8_avx2": HARD_SWISH,
 })
+
+# ----- issue 18 (s7-avx2x): tables that are affine maps of the byte, computed on AVX2 instead of looked up ---------
+LUT_AFFINE = _layout("lut_affine", "em_lut.h", "EM_LUT_AFFINE", ptrs=("input", "output"),
+                     ints=("n", "mult", "add_low", "add_high", "split", "shift", "lo", "hi"))
+LAYOUTS += (LUT_AFFINE,)
+KERNEL_LAYOUTS.update({
+    "lut_affine_int8": LUT_AFFINE,     # cython_ops.activation
+})

@@ -25,11 +25,26 @@ def collect(clock=time.perf_counter):
         CLOCK.pop()
 
 
-@contextmanager
+class Idle:
+    """stage()'s context while nothing collects: entering and leaving it do nothing (a generator-based context
+    manager costs about a microsecond per use, on every load)."""
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+IDLE = Idle()
+
+
 def stage(name: str):
-    if not ACTIVE:
-        yield
-        return
+    """The context whose time counts as stage `name` while collecting."""
+    return timing(name) if ACTIVE else IDLE
+
+
+@contextmanager
+def timing(name: str):
     clock = CLOCK[-1]
     t0 = clock()
     try:

@@ -8,9 +8,6 @@ import numpy as np
 from cython_ops import load_pack
 from edgeml.errors import ModelFormatError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, Op
-from edgeml.runtime.load_profile import timed
-from edgeml.runtime.plan import Ctx
-from edgeml.runtime.requant import REQUANT_FLOAT, ColumnRequant
 
 
 def row_sums(w2: np.ndarray) -> np.ndarray:
@@ -80,48 +77,11 @@ def wrap_int32(a: np.ndarray) -> np.ndarray:
     return ((np.asarray(a, np.int64) + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
 
 
-@timed("of which: weight packing")
-def vnni_pack(ctx: Ctx, w2: np.ndarray, bias, in_zp: int, rq: ColumnRequant, taps: Optional[int] = None) -> dict:
-    """Weights [N][K] -> 16-column x 4-deep blocks for vpdpbusd; per-column arrays padded to 16.  With a weight zero
-    point (rq.w_zp) the bias also takes + taps (in_zp + 128) w_zp (em_gemm_vnni.h; taps: the real K when w2 holds
-    zero-weight padding columns), modulo 2^32 like the kernel's sums."""
-    n, k = w2.shape
-    np_, kp = -(-n // 16) * 16, -(-k // 4) * 4
-    packed = ctx.keep_new((np_ // 16, kp // 4, 16, 4), np.int8)
-    if w2.dtype == np.int8 and (bias is None or bias.dtype == np.int32) and rq.mult.dtype == np.int32 == rq.shift.dtype:
-        # one C pass: blocks, row sums, folded bias and the padded per-column arrays, written where they are kept
-        columns = [ctx.keep_new((np_,), d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
-        wrap = bool(rq.w_zp or rq.mode == REQUANT_FLOAT)        # (onnxruntime's int32 sums wrap)
-        try:
-            load_pack.vnni_conv_constants(w2, bias, in_zp + 128, (k if taps is None else taps) * (in_zp + 128) * rq.w_zp,
-                                          wrap, rq.mult, rq.shift, rq.scale64,
-                                          rq.scale32.astype(np.float32, copy=False), packed, *columns)
-        except OverflowError as exc:
-            raise ModelFormatError(str(exc)) from None
-        return {"w": packed, "bias": columns[0], "rq": columns[1:], "kp": kp}
-    if w2.dtype == np.int8:     # one C pass: blocks, padding, the n == 8 repeat and the row sums
-        sums = load_pack.pack_vnni_s8(w2, packed, True)
-    else:
-        sums = vnni_blocks(w2, packed)
-    b = np.zeros(np_, np.int64)
-    b[:n] = (0 if bias is None else bias.astype(np.int64)) - (in_zp + 128) * sums
-    if rq.w_zp or rq.mode == REQUANT_FLOAT:      # (onnxruntime's int32 sums wrap)
-        b[:n] += (k if taps is None else taps) * (in_zp + 128) * rq.w_zp
-        b = wrap_int32(b).astype(np.int64)
-    elif b.size and not -2 ** 31 < b.min() <= b.max() < 2 ** 31:      # (|b| >= 2^31, in two reductions)
-        raise ModelFormatError("bias and weights overflow the int32 accumulator")
-    rqa = rq.arrays(ctx, np_)
-    if n == 8:   # lanes 8-15 repeat columns 0-7: the kernel sums and requantizes two 8-column rows in one vector
-        b[8:] = b[:8]
-        rqa = [ctx.keep_array(np.tile(a[:8], 2)) for a in rqa]
-    return {"w": packed, "bias": ctx.keep_array(b.astype(np.int32)), "rq": rqa, "kp": kp}
-
-
 def vnni_constants(w2: np.ndarray, bias, zp_fold: int, zp_add: int, wrap: bool, mult, shift, scale64, scale32,
                    out_w, out_bias, out_mult, out_shift, out_scale64, out_scale32) -> None:
-    """The numpy form of load_pack.vnni_conv_constants: the VNNI blocks of w2 [N][K], bias - zp_fold * row sums
-    + zp_add (modulo 2^32 when wrap, else OverflowError outside (-2^31, 2^31)) and the per-column requantization
-    arrays zero-padded to the 16-column width (N == 8: columns 8-15 repeat 0-7)."""
+    """The VNNI sections of packing_gemm.pack_gemm_int8_numpy (load_prepare.pack_gemm_int8's twin): the blocks of
+    w2 [N][K], bias - zp_fold * row sums + zp_add (modulo 2^32 when wrap, else OverflowError outside (-2^31, 2^31))
+    and the per-column requantization arrays zero-padded to the 16-column width (N == 8: columns 8-15 repeat 0-7)."""
     n = w2.shape[0]
     sums = vnni_blocks(w2, out_w)
     b = np.zeros(out_bias.size, np.int64)
@@ -169,26 +129,9 @@ def avx2_chunk(kp: int, rows: int, cols: int = 0) -> int:
     return max(1, min(rows, max(4, budget // (2 * kp) // 4 * 4)))
 
 
-@timed("of which: weight packing")
-def avx2_pack(ctx: Ctx, w2: np.ndarray, bias_zp: np.ndarray, rq: ColumnRequant) -> dict:
-    """Weights [N][K] -> int16 panels of 8 columns x 4-deep groups for vpmaddwd (em_gemm_avx2.h); bias (already
-    zero-point corrected) and per-column arrays padded to 8."""
-    n, k = w2.shape
-    np_, kp = -(-n // 8) * 8, -(-k // 4) * 4
-    packed = ctx.keep_new((np_ // 8, kp // 4, 8, 4), np.int16)
-    if w2.dtype == np.int8 and bias_zp.dtype == np.int32 and rq.mult.dtype == np.int32 == rq.shift.dtype:
-        # one C pass: panels, bias and the padded per-column arrays, written where they are kept
-        columns = [ctx.keep_new((np_,), d) for d in (np.int32, np.int32, np.int32, np.float64, np.float32)]
-        load_pack.avx2_conv_constants(w2, bias_zp, rq.mult, rq.shift, rq.scale64,
-                                      rq.scale32.astype(np.float32, copy=False), packed, *columns)
-        return {"w": packed, "bias": columns[0], "rq": columns[1:], "kp": kp}
-    grouped_transpose(padded_block_source(w2, np_, kp, np.int16), 8, 4, packed)
-    return {"w": packed, "bias": ctx.keep_array(np.pad(bias_zp, (0, np_ - n))), "rq": rq.arrays(ctx, np_), "kp": kp}
-
-
 def avx2_constants(w2: np.ndarray, bias_zp, mult, shift, scale64, scale32, out_w, out_bias, out_mult, out_shift,
                    out_scale64, out_scale32) -> None:
-    """The numpy form of load_pack.avx2_conv_constants (and of avx2_gemv_constants, out_w int8): w2 [N][K] as
+    """The AVX2 sections of packing_gemm.pack_gemm_int8_numpy (out_w int16, or int8 for AVX2_S8): w2 [N][K] as
     panels [N / 8][K / 4][8][4] of out_w's type, the bias and the per-column requantization arrays zero-padded to
     the 8-column width."""
     n = w2.shape[0]

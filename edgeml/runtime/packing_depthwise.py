@@ -262,3 +262,26 @@ def pack_depthwise_rows(ctx: Ctx, kernel: RowKernel, w_taps: np.ndarray, bias, i
             g["ow"], g["iw"], g["kh"], g["kw"], g["sh"], g["sw"], g["dh"], g["dw"], threads, BAND_BYTES)
     except OverflowError as exc:
         raise ModelFormatError(str(exc)) from None
+
+
+PORTABLE_PARTS = (None, INT32, INT32, INT32, FLOAT64, FLOAT32)     # weights (int8, or int16 less w_zp), bias, columns
+
+
+def pack_depthwise_portable(ctx: Ctx, w_taps: np.ndarray, bias, rq: ColumnRequant) -> tuple:
+    """What the portable kernels (em_depthwise.h depthwise_int8 / depthwise_int8_w16) read, in one kept block:
+    (block, byte offsets of weights [taps][OC], bias, mult, shift, scale64, scale32), parts at 64-byte offsets.
+    Weights with a zero point (uint8 models) are kept as int16 w - w_zp; no bias: zeros."""
+    weights = w_taps.astype(np.int16) - rq.w_zp if rq.w_zp else w_taps
+    oc = w_taps.shape[1]
+    parts = (weights, bias, rq.mult, rq.shift, rq.scale64, rq.scale32)
+    at, total = [], 0
+    for part, dtype in zip(parts, PORTABLE_PARTS):
+        at.append(total)
+        nbytes = weights.nbytes if dtype is None else oc * dtype.itemsize
+        total += -(-nbytes // KEEP_ALIGN) * KEEP_ALIGN
+    block = ctx.keep_new((total,), np.uint8)
+    block[...] = 0          # (the gaps too: a plan's kept bytes are compared whole)
+    for part, dtype, start in zip(parts, PORTABLE_PARTS, at):
+        if part is not None:
+            np.ndarray(part.shape, weights.dtype if dtype is None else dtype, block, start)[...] = part
+    return block, tuple(at)

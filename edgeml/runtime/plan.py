@@ -14,6 +14,7 @@ from edgeml.ir import Graph, Op
 
 INT8_FLOAT32 = (np.dtype(np.int8), np.dtype(np.float32))
 STATUS_BYTES = 16                       # a step's status area (Step.check)
+ndarray = np.ndarray
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,7 @@ class Plan:
 
     def view(self, t: int) -> np.ndarray:
         """The arena region of tensor t as an array (no copy)."""
-        tensor = self.graph.tensors[t]
-        shape = self.shapes[t]
-        n = math.prod(shape) * tensor.dtype.itemsize
-        off = self.offsets[t]
-        return self.arena[off:off + n].view(tensor.dtype).reshape(shape)
+        return ndarray(self.shapes[t], self.graph.tensors[t].dtype, self.arena, self.offsets[t])
 
 
 class Ctx:
@@ -116,10 +113,12 @@ class Ctx:
 
     # --- tensors -------------------------------------------------------------------------------
     def tensor(self, op: Op, position: int, kind: str = "input"):
-        idx = (op.inputs if kind == "input" else op.outputs)
-        if position >= len(idx) or idx[position] < 0:
-            raise ModelFormatError(f"{op.describe()}: missing {kind} {position}")
-        return self.graph.tensors[idx[position]]
+        idx = op.inputs if kind == "input" else op.outputs
+        if position < len(idx):         # (prepares call this about five times per op: one index, one test)
+            i = idx[position]
+            if i >= 0:
+                return self.graph.tensors[i]
+        raise ModelFormatError(f"{op.describe()}: missing {kind} {position}")
 
     def shape(self, t) -> tuple:
         if t.index not in self.shapes:

@@ -27,7 +27,7 @@ from edgeml.numerics import quantize_multiplier
 from edgeml.runtime.ops.common import element_count, io_kind, qparams
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
-from edgeml.runtime.tables import byte_table
+from edgeml.runtime.tables import byte_table, lut_step
 
 
 _INT32_MAX = 2**31 - 1
@@ -193,10 +193,7 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
         step = hard_swish_avx2_step(op, x, y, n, table, hard_swish_int8_params(s_in, zp_in, s_out, zp_out))
         if step is not None:
             return step
-
-    def make_lut(addr):
-        return dict(input=addr(x.index), output=addr(y.index), table=address(table)), dict(n=n), {}
-    return Step(op, "lut_int8", make_lut, 0)
+    return lut_step(op, x.index, y.index, n, table)
 
 
 def hard_swish_avx2_step(op: Op, x, y, n: int, table: np.ndarray, p: dict):

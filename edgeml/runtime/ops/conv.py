@@ -6,9 +6,10 @@ from functools import partial
 
 import numpy as np
 
+from cython_ops import load_pack, load_prepare
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.ir import Op
+from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, UINT8, Op
 from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
@@ -19,6 +20,7 @@ from edgeml.runtime.ops.sparse_gemm import sparse_candidate, sparse_conv_step, s
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, fused_activation, io_kind, qparams,
                                        reject_uint8_hybrid, require_positive, spatial_padding)
 from edgeml.runtime.packing import VNNI_SLACK, avx2_chunk, fold_input_zero_point, vnni_chunk
+from edgeml.runtime.packing_depthwise import pack_depthwise_portable
 from edgeml.runtime.packing_gemm import AVX2, AVX2_S8, PLAIN, SPARSE_VNNI, VNNI, pack_gemm
 from edgeml.runtime.requant import REQUANT_FLOAT
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
@@ -28,6 +30,8 @@ THREAD_MIN_MACS = 2_000_000   # a conv is split over threads only from this size
 DEPTHWISE_AS_CONV_MIN = 4     # a one-channel depthwise with this many outputs runs as the CONV_2D it equals
 NO_FLOATS = dict(act_min=0.0, act_max=0.0)      # the int8 kernels clamp in integers
 INT8 = np.dtype(np.int8)
+INT64 = np.dtype(np.int64)
+FLOAT64 = np.dtype(np.float64)
 
 
 def conv_threads(ctx: Ctx, macs: int, rows: int) -> int:
@@ -39,6 +43,10 @@ def conv_threads(ctx: Ctx, macs: int, rows: int) -> int:
 
 def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     if ctx.tensor(op, 0).dtype == INT8:     # (int8 input: none of the int16, hybrid or uint8-hybrid forms)
+        shell = load_prepare.int8_conv_shell(ctx, op, depthwise, IM2COL_ROWS, UINT8, IR_REQUANT_FLOAT, INT8, FLOAT64,
+                                             INT64)
+        if shell is not None:
+            return prepare_conv2d_int8(ctx, op, depthwise, *shell)
         kind = io_kind(ctx, op)
     else:
         if int16x8.is_int16(ctx, op):
@@ -120,18 +128,43 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     return Step(op, "depthwise_f32" if depthwise else "conv2d_f32", make_f, scratch, macs)
 
 
+def prepare_conv2d_int8(ctx: Ctx, op: Op, depthwise: bool, x, y, wdata: np.ndarray, ints: dict, s_in: float,
+                        s_out: float, weight_scales: np.ndarray, weight_zero_points: np.ndarray,
+                        activation: int) -> Step:
+    """A well-formed int8 CONV_2D / DEPTHWISE_CONV_2D under TFLite's contract, read and checked by
+    load_prepare.int8_conv_shell (every check of prepare_conv2d's path but the output shape's and the bias's, which
+    run here in the same order): the same steps as that path."""
+    n, oh, ow, oc, kh, kw, ic = ints["n"], ints["oh"], ints["ow"], ints["oc"], ints["kh"], ints["kw"], ints["ic"]
+    ctx.set_output(op, 0, (n, oh, ow, oc))
+    macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
+    in_zp, out_zp, mode = ints["in_zp"], ints["out_zp"], ints["mode"]
+    act_min, act_max = ints["act_min"], ints["act_max"]
+    if not depthwise or (ic == 1 and oc >= DEPTHWISE_AS_CONV_MIN):
+        source = requant.ColumnSource(mode, out_zp, act_min, act_max, 0, oc, s_in, weight_scales, s_out)
+        bias = bias_vector(ctx, op, 2, oc, np.int32)
+        if depthwise:       # one input channel: the same sums as a CONV_2D with oc one-channel filters, on the GEMM
+            wconv = wdata.reshape(kh, kw, oc).transpose(2, 0, 1)[..., None]
+            return prepare_conv_int8(ctx, op, x, y, wconv, bias, in_zp, source, dict(ints, dm=1), macs)
+        return prepare_conv_int8(ctx, op, x, y, wdata, bias, in_zp, source, ints, macs)
+    mult, shift, real, real32, _, _ = load_pack.tflite_requant(s_in, weight_scales, weight_zero_points, s_out, out_zp,
+                                                               oc, ctx.rounding, activation)
+    rq = requant.ColumnRequant(mode, mult, shift, real, real32, out_zp, act_min, act_max)
+    bias = bias_vector(ctx, op, 2, oc, np.int32)
+    return prepare_depthwise_int8(ctx, op, x, y, wdata.reshape(kh * kw, oc), bias, in_zp, rq, ints, macs)
+
+
 def prepare_depthwise_int8(ctx: Ctx, op: Op, x, y, w_taps: np.ndarray, bias, in_zp: int, rq: requant.ColumnRequant,
                            ints: dict, macs: int) -> Step:
     """int8 DEPTHWISE_CONV_2D: the vector kernels (ops.depthwise) or the portable one; w_taps: [taps][OC]."""
     if CONFIG.depthwise_int8 != "depthwise_int8":
         return prepare_depthwise_rows(ctx, op, CONFIG.depthwise_int8, x, y, w_taps, bias, in_zp, rq, ints, macs)
-    wk = ctx.keep_array(w_taps.astype(np.int16) - rq.w_zp if rq.w_zp else w_taps)
-    bk = ctx.keep_array(np.zeros(w_taps.shape[1], np.int32) if bias is None else bias.astype(np.int32))
-    rqa = rq.arrays(ctx)
+    block, (w_at, bias_at, mult_at, shift_at, scale64_at, scale32_at) = pack_depthwise_portable(ctx, w_taps, bias, rq)
 
     def make(addr):
-        return (dict(input=addr(x.index), weights=address(wk), bias=address(bk), output=addr(y.index),
-                     scratch=addr("scratch"), **requant.pointers(rqa)), ints, NO_FLOATS)
+        base = address(block)
+        return (dict(input=addr(x.index), weights=base + w_at, bias=base + bias_at, output=addr(y.index),
+                     scratch=addr("scratch"), mult=base + mult_at, shift=base + shift_at,
+                     double_scales=base + scale64_at, float_scales=base + scale32_at), ints, NO_FLOATS)
     # weights with a zero point (uint8 models): the _w16 kernel reads w - w_zp
     return Step(op, "depthwise_int8_w16" if rq.w_zp else "depthwise_int8", make, w_taps.shape[1] * 4, macs)
 

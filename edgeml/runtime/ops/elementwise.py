@@ -20,7 +20,7 @@ from edgeml.runtime.ops import float_kernels, int16x8
 from edgeml.runtime.ops.common import element_count, fused_activation, io_kind, pad6, qparams, row_major_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import int8_activation_range
-from edgeml.runtime.tables import periodic_byte_table
+from edgeml.runtime.tables import lut_step, periodic_byte_table
 
 
 def broadcast_shape(op: Op, a: tuple, b: tuple) -> tuple:
@@ -174,9 +174,8 @@ def constant_operand_lut(ctx: Ctx, op: Op, a, b, y, out: tuple, kernel: str, int
     table[period * 256:] = 0
     periodic_byte_table(kernel, values, constant_first, ints, extra, table)
     if period == 1:
-        name, int_slots = "lut_int8", dict(n=n)
-    else:
-        name, int_slots = "lut_periodic_int8", dict(n=n, period=period)
+        return lut_step(op, other.index, y.index, n, table)
+    name, int_slots = "lut_periodic_int8", dict(n=n, period=period)
 
     def make(addr):
         return dict(input=addr(other.index), output=addr(y.index), table=address(table)), int_slots, {}

@@ -47,9 +47,12 @@ def prepare_dequantize_linear(ctx, op):
     return Step(op, "onnx_dequantize_linear", make, 0)
 
 
+SIGN_FLIP_TYPES = {np.dtype(np.uint8), np.dtype(np.int8)}      # (np.dtype() of a type costs more than the prepare)
+
+
 def prepare_flip_sign_bit(ctx, op):
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
-    if {x.dtype, y.dtype} != {np.dtype(np.uint8), np.dtype(np.int8)}:
+    if {x.dtype, y.dtype} != SIGN_FLIP_TYPES:
         raise UnsupportedOpError(f"{op.describe()}: sign-bit flip between {x.dtype} and {y.dtype}")
     xs = ctx.shape(x)
     ctx.set_output(op, 0, xs)

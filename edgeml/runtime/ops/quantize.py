@@ -16,7 +16,7 @@ from edgeml.runtime.ops.common import element_count, qparams
 from edgeml.runtime.ops.folding import fold
 from edgeml.runtime.ops.onnx_quantized import prepare_flip_sign_bit
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
-from edgeml.runtime.tables import byte_table
+from edgeml.runtime.tables import byte_table, lut_step
 
 
 def prepare_quantize(ctx: Ctx, op: Op) -> Step:
@@ -38,10 +38,7 @@ def prepare_quantize(ctx: Ctx, op: Op) -> Step:
         m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), ctx.rounding)
         table = ctx.keep_array(np.frombuffer(requantize_table(zp_in, zp_out, m, sh, -128, 127, ctx.rounding),
                                              np.int8))
-
-        def make_r(addr):
-            return dict(input=addr(x.index), output=addr(y.index), table=address(table)), dict(n=n), {}
-        return Step(op, "lut_int8", make_r, 0)
+        return lut_step(op, x.index, y.index, n, table)
     raise UnsupportedOpError(f"{op.describe()}: quantizing from {x.dtype} is not supported")
 
 

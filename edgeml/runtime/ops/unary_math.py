@@ -19,6 +19,7 @@ from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops.common import element_count, qparams
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
+from edgeml.runtime.tables import lut_step
 
 F32, I32, S8, U8 = (np.dtype(t) for t in (np.float32, np.int32, np.int8, np.uint8))
 
@@ -81,11 +82,7 @@ def prepare_unary_math(ctx: Ctx, op: Op, which: str) -> Step:
             return (dict(input=addr(x.index), output=addr(y.index), table=address(kept), status=addr("status")),
                     dict(n=n), {})
         return Step(op, "lut_checked", make_checked, check=check)
-    lut = ctx.keep_array(table[:256].view(np.int8))
-
-    def make_lut(addr):
-        return dict(input=addr(x.index), output=addr(y.index), table=address(lut)), dict(n=n), {}
-    return Step(op, "lut_int8", make_lut)
+    return lut_step(op, x.index, y.index, n, ctx.keep_array(table[:256].view(np.int8)))
 
 
 OPS = {

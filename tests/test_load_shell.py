@@ -1,0 +1,130 @@
+"""The int8 prepares' one-call shells (load_prepare.int8_conv_shell, int8_fully_connected_shell): taken for every
+int8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED of the MLPerf Tiny models (so the plan-hash tests in
+tests/test_load_fast_paths.py, which compare them with the Python path, compare something), and declined (None,
+the Python path then refuses with its message) for each form they do not take: a malformed option, shape or
+quantization, uint8, onnxruntime's float requantization, explicit padding, a grouped conv."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from converters.tflite import from_tflite
+from cython_ops import load_prepare
+from edgeml.errors import EdgeMLError
+from edgeml.ir import REQUANT_FLOAT, UINT8
+from edgeml.runtime.compile import compile_graph, new_context, prepare_steps
+from edgeml.runtime.ops import conv
+
+INT8, INT64, FLOAT64 = (np.dtype(t) for t in (np.int8, np.int64, np.float64))
+
+
+def shell(ctx, op):
+    if op.type == "FULLY_CONNECTED":
+        return load_prepare.int8_fully_connected_shell(ctx, op, UINT8, REQUANT_FLOAT, INT8, FLOAT64, INT64)
+    return load_prepare.int8_conv_shell(ctx, op, op.type == "DEPTHWISE_CONV_2D", conv.IM2COL_ROWS, UINT8,
+                                        REQUANT_FLOAT, INT8, FLOAT64, INT64)
+
+
+def prepared(path):
+    graph = from_tflite(path.read_bytes())
+    ctx = new_context(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs}, 0, 1, 1 << 31, 1 << 31)
+    prepare_steps(ctx)
+    return graph, ctx
+
+
+GEMM_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+@pytest.mark.parametrize("name", ["ad01_int8.tflite", "kws_ref_model.tflite", "vww_96_int8.tflite",
+                                  "pretrainedResnet_quant.tflite"])
+def test_the_shell_takes_every_int8_gemm_op_of_the_mlperf_models(name, reference_models):
+    graph, ctx = prepared(reference_models / "mlperf_tiny" / name)
+    ops = [op for op in graph.ops if op.type in GEMM_OPS]
+    assert ops
+    for op in ops:
+        assert shell(ctx, op) is not None, op.describe()
+
+
+def declined(op, ctx, edit):
+    op = copy.deepcopy(op)
+    edit(op, ctx)
+    return shell(ctx, op) is None
+
+
+def set_option(key, value):
+    def edit(op, ctx):
+        op.options[key] = value
+    return edit
+
+
+def requantized(scale=None, zero_point=None, axis=None, which=1, drop=False, output=False):
+    """An edit giving the op's input `which` (or its output) other quantization, on a copy of the tensor."""
+    def edit(op, ctx):
+        t = copy.deepcopy(ctx.graph.tensors[op.outputs[0] if output else op.inputs[which]])
+        if drop:
+            t.quant = None
+        if scale is not None:
+            t.quant.scale = np.asarray(scale, np.float64)
+        if zero_point is not None:
+            t.quant.zero_point = np.asarray(zero_point, np.int64)
+        if axis is not None:
+            t.quant.axis = axis
+        ctx.graph.tensors[t.index] = t
+    return edit
+
+
+CONV_EDITS = {
+    "unknown padding": set_option("padding", 7),
+    "explicit padding": set_option("explicit_padding", (0, 0, 0, 0)),
+    "zero stride": set_option("stride_h", 0),
+    "float stride": set_option("stride_w", 1.0),
+    "negative dilation": set_option("dilation_h_factor", -1),
+    "TANH activation": set_option("fused_activation_function", 4),
+    "uint8 arithmetic": set_option(UINT8, True),
+    "float requantization": set_option("requant", REQUANT_FLOAT),
+    "weight zero point": requantized(zero_point=[3]),
+    "per-channel input": requantized(scale=[0.1, 0.2], zero_point=[0, 0], which=0),
+    "zero input scale": requantized(scale=[0.0], which=0),
+    "wrong scale count": requantized(scale=[0.1, 0.2], zero_point=[0, 0]),
+    "per-channel along another axis": requantized(axis=1),
+    "no weight quantization": requantized(drop=True),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(CONV_EDITS))
+def test_the_conv_shell_declines_what_the_python_path_must_decide(edit, reference_models):
+    graph, ctx = prepared(reference_models / "mlperf_tiny" / "vww_96_int8.tflite")
+    for kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        op = next(op for op in graph.ops if op.type == kind)
+        saved = list(graph.tensors)
+        assert declined(op, ctx, CONV_EDITS[edit]), f"{kind}: {edit}"
+        graph.tensors[:] = saved        # (the edits replace tensors by edited copies)
+
+
+FC_EDITS = {
+    "shuffled weights": set_option("weights_format", 1),
+    "TANH activation": set_option("fused_activation_function", 4),
+    "uint8 arithmetic": set_option(UINT8, True),
+    "float requantization": set_option("requant", REQUANT_FLOAT),
+    "weight zero point": requantized(zero_point=[3]),
+    "zero output scale": requantized(scale=[0.0], output=True),
+    "no output quantization": requantized(drop=True, output=True),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(FC_EDITS))
+def test_the_fully_connected_shell_declines_what_the_python_path_must_decide(edit, reference_models):
+    graph, ctx = prepared(reference_models / "mlperf_tiny" / "kws_ref_model.tflite")
+    op = next(op for op in graph.ops if op.type == "FULLY_CONNECTED")
+    assert declined(op, ctx, FC_EDITS[edit]), edit
+
+
+def test_a_declined_op_keeps_the_python_paths_message(reference_models):
+    """A weight zero point on an int8 conv: the shell declines, the Python path refuses it naming the op."""
+    graph = from_tflite((reference_models / "mlperf_tiny" / "kws_ref_model.tflite").read_bytes())
+    op = next(op for op in graph.ops if op.type == "CONV_2D")
+    graph.tensors[op.inputs[1]].quant.zero_point = np.full_like(graph.tensors[op.inputs[1]].quant.zero_point, 1)
+    with pytest.raises(EdgeMLError, match=r"op \d+ \(CONV_2D v\d+\): int8 weights with a non-zero zero point"):
+        compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
