@@ -192,6 +192,29 @@ def depthwise_layer(rng, n, ih, iw, ic, dm, kh, kw, stride, dil, padding, act, x
     return g, x, acc, desc
 
 
+def conv_case(rng, n, hw, ic, oc, k, stride, padding, left=False):
+    """(graph, input, int32 sums, label) of a seeded int8 CONV_2D with a k x k (or (kh, kw)) window over ic channels
+    (K = kh * kw * ic), per-channel weight scales; left: output scales that make some channels' multipliers exceed 1."""
+    kh, kw = k if isinstance(k, tuple) else (k, k)
+    ih, iw = hw
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(n, ih, iw, ic)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(oc, kh, kw, ic)).astype(np.int8)
+    wscale = np.exp(rng.uniform(np.log(1e-4), np.log(1e-1), oc))
+    bias = rng.integers(-3000, 3000, oc).astype(np.int32)
+    xs = float(rng.uniform(0.01, 0.1))
+    ys = float(xs * np.median(wscale) * (0.5 if left else rng.uniform(20, 400)))
+    ts = [tensor(0, x.shape, np.int8, xs, x_zp), tensor(1, w.shape, np.int8, wscale, 0, w, 0),
+          tensor(2, (oc,), np.int32, xs * wscale, 0, bias), tensor(3, (), np.int8, ys, y_zp)]
+    opts = {"padding": padding, "stride_h": stride, "stride_w": stride, "dilation_h_factor": 1,
+            "dilation_w_factor": 1, "fused_activation_function": int(rng.choice([0, 1, 3])), "depth_multiplier": 1}
+    op = Op(0, "CONV_2D", 1, [0, 1, 2], [3], opts)
+    oh, pt = spatial_padding(op, ih, kh, stride, 1)
+    ow, pl = spatial_padding(op, iw, kw, stride, 1)
+    acc = conv_acc(x, w, bias, x_zp, (stride, stride), (1, 1), (pt, pl), (oh, ow), False)
+    return Graph(ts, [op], [0], [3]), x, acc, f"x{list(x.shape)} oc{oc} k{k} s{stride} pad{padding} left{left}"
+
+
 def layer_quantization(rng, oc):
     """Zero points and scales drawn as in real depthwise layers: x_zp, y_zp, input, output and weight scales."""
     x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
