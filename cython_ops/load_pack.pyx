@@ -14,6 +14,8 @@ cdef extern from "math.h" nogil:
     double frexp(double x, int* exp)
     double floor(double x)
     bint isfinite(double x)
+cdef extern from "em_multiplier.h" nogil:
+    bint multiplier_of "em_multiplier_of"(double real, int rounding, int32_t* mult, int32_t* shift)
 
 
 def count_nonzero_blocks_s8(const int8_t[:, :] w, Py_ssize_t cols, Py_ssize_t depth, Py_ssize_t segment=0):
@@ -149,29 +151,6 @@ def pack_vnni_s8(const int8_t[:, :] w, int8_t[:, :, :, ::1] out, bint repeat_eig
         for j in range(kgroups):
             memcpy(base + j * 64 + 32, base + j * 64, 32)
     return sums_array
-
-
-cdef bint multiplier_of(double real, int rounding, int32_t* mult, int32_t* shift):
-    """quantize_multipliers of one value; False for a negative or non-finite one."""
-    cdef int e
-    cdef double q, scaled, whole
-    if not (isfinite(real) and real >= 0):
-        return False
-    q = frexp(real, &e)
-    scaled = q * 2147483648.0
-    whole = floor(scaled)
-    if scaled - whole >= 0.5:
-        whole += 1.0
-    if whole == 2147483648.0:
-        whole = 1073741824.0
-        e += 1
-    if e < -31:
-        mult[0], shift[0] = 0, 0
-    elif rounding == 1 and e > 30:      # the single-rounding build clamps large multipliers
-        mult[0], shift[0] = 2147483647, 30
-    else:
-        mult[0], shift[0] = <int32_t>whole, e
-    return True
 
 
 def quantize_multipliers(const double[::1] real, int rounding):

@@ -15,10 +15,8 @@ import numpy as np
 from cython_ops import load_pack
 
 
-cdef extern from "math.h" nogil:
-    double frexp(double x, int* exp)
-    double floor(double x)
-    bint isfinite(double x)
+cdef extern from "em_multiplier.h" nogil:
+    bint multiplier_of "em_multiplier_of"(double real, int rounding, int32_t* mult, int32_t* shift)
 
 
 # the layouts (packing_gemm names them)
@@ -31,29 +29,6 @@ cdef enum:
     SPARSE_AVX2 = 5      # int16 [b][2][16][2]
     SPARSE_PORTABLE = 6  # int8 [b][4][16]
     ALIGN = 64
-
-
-cdef bint multiplier_of(double real, int rounding, int32_t* mult, int32_t* shift) noexcept:
-    """numerics.quantize_multipliers of one value (load_pack's arithmetic); False for a negative or non-finite one."""
-    cdef int e
-    cdef double q, scaled, whole
-    if not (isfinite(real) and real >= 0):
-        return False
-    q = frexp(real, &e)
-    scaled = q * 2147483648.0
-    whole = floor(scaled)
-    if scaled - whole >= 0.5:
-        whole += 1.0
-    if whole == 2147483648.0:
-        whole = 1073741824.0
-        e += 1
-    if e < -31:
-        mult[0], shift[0] = 0, 0
-    elif rounding == 1 and e > 30:
-        mult[0], shift[0] = 2147483647, 30
-    else:
-        mult[0], shift[0] = <int32_t>whole, e
-    return True
 
 
 cdef inline bint fits_int32(int64_t* v, bint wrap) noexcept:
