@@ -9,6 +9,8 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from cython_ops.load_buffer cimport buffer_bytes
+
 
 cdef extern from "math.h" nogil:
     double frexp(double x, int* exp)
@@ -296,19 +298,6 @@ cdef bint quantized_bound_int8(double value, float scale, int zero_point, int64_
         whole += 1.0
     out[0] = zero_point + (-<int64_t>whole if v < 0 else <int64_t>whole)
     return True
-
-
-cdef char* buffer_bytes(obj, Py_ssize_t nbytes, const char* what) except NULL:
-    """The first byte of a C-contiguous buffer of exactly nbytes (numpy keeps it where it is while the array
-    lives; reading the pointer costs a tenth of a typed memoryview)."""
-    cdef Py_buffer view
-    PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS)
-    cdef char* where = <char*>view.buf
-    cdef Py_ssize_t length = view.len
-    PyBuffer_Release(&view)
-    if length != nbytes:
-        raise ValueError(f"{what.decode()}: an array of {length} bytes where {nbytes} were expected")
-    return where if nbytes else <char*>1
 
 
 def tflite_requant(double input_scale, weight_scales, weight_zero_points, double output_scale, int out_zp,
