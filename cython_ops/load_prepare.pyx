@@ -5,7 +5,6 @@ into one allocation (sections at 64-byte offsets).  Its numpy twin is packing_ge
 int8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED prepares' reading and checks of the common TFLite case
 (int8_conv_shell, int8_fully_connected_shell; None where the Python path must decide, which is their twin).  Not
 kernels: no KERNELS table.  tests/test_load_fast_paths.py compares each with its twin plan by plan."""
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
@@ -13,6 +12,7 @@ from libc.string cimport memcpy, memset
 import numpy as np
 
 from cython_ops import load_pack
+from cython_ops.load_buffer cimport buffer_bytes
 
 
 cdef extern from "em_multiplier.h" nogil:
@@ -36,17 +36,6 @@ cdef inline bint fits_int32(int64_t* v, bint wrap) noexcept:
         v[0] = <int64_t><int32_t><uint32_t>(<uint64_t>v[0] & 0xFFFFFFFFu)
         return True
     return -2147483648 < v[0] < 2147483648
-
-
-cdef char* buffer_of(obj, Py_ssize_t nbytes, const char* what) except NULL:
-    cdef Py_buffer view
-    PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS)
-    cdef char* where = <char*>view.buf
-    cdef Py_ssize_t length = view.len
-    PyBuffer_Release(&view)
-    if length != nbytes:
-        raise ValueError(f"{what.decode()}: an array of {length} bytes where {nbytes} were expected")
-    return where if nbytes else <char*>1
 
 
 cdef inline Py_ssize_t aligned(Py_ssize_t n) noexcept:
@@ -235,12 +224,12 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
         m = len(weight_scales)
         if m != n and m != 1:
             raise ValueError("pack_gemm_int8: weight scales do not match the columns")
-        ws = <const double*>buffer_of(weight_scales, m * 8, b"pack_gemm_int8")
+        ws = <const double*>buffer_bytes(weight_scales, m * 8, b"pack_gemm_int8")
     else:
-        gmult = <const int32_t*>buffer_of(given[0], n * 4, b"pack_gemm_int8")
-        gshift = <const int32_t*>buffer_of(given[1], n * 4, b"pack_gemm_int8")
-        gs64 = <const double*>buffer_of(given[2], n * 8, b"pack_gemm_int8")
-        gs32 = <const float*>buffer_of(given[3], n * 4, b"pack_gemm_int8")
+        gmult = <const int32_t*>buffer_bytes(given[0], n * 4, b"pack_gemm_int8")
+        gshift = <const int32_t*>buffer_bytes(given[1], n * 4, b"pack_gemm_int8")
+        gs64 = <const double*>buffer_bytes(given[2], n * 8, b"pack_gemm_int8")
+        gs32 = <const float*>buffer_bytes(given[3], n * 4, b"pack_gemm_int8")
     cdef const int32_t[:] b32
     if bias is not None:
         b32 = bias
@@ -404,7 +393,7 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const
             cbias[c] = <int32_t>v
 
         block = keep_new((max(total, 1),), np.uint8)
-        base = buffer_of(block, max(total, 1), b"pack_gemm_int8")
+        base = buffer_bytes(block, max(total, 1), b"pack_gemm_int8")
         for i in range(7):          # the gaps between sections (the sections write all of their bytes)
             if starts[i] >= 0 and starts[i + 1] > ends[i]:
                 memset(base + ends[i], 0, starts[i + 1] - ends[i])
@@ -564,6 +553,33 @@ cdef per_tensor(t):
     return s, int(zero_point[0])
 
 
+cdef object int8_quantization(x, y, w, int64_t columns, int axis, int activation, float64_dtype, int64_dtype,
+                              const char* what):
+    """(input scale, input zero point, output scale, output zero point, float64 weight scales, int64 weight zero
+    points, act_min, act_max) of an int8 conv / FC shell: per-tensor input and output, weights quantized per tensor
+    or along `axis` (`columns` scales) with zero points all 0; None wherever the Python path must decide."""
+    x_params = per_tensor(x)
+    y_params = per_tensor(y)
+    if x_params is None or y_params is None or w.quant is None:
+        return None
+    ws, zps = w.quant.scale, w.quant.zero_point
+    if ws.ndim != 1 or ws.dtype != float64_dtype or zps.ndim != 1 or zps.dtype != int64_dtype:
+        return None
+    if ws.size != 1 and (ws.size != columns or w.quant.axis != axis):
+        return None
+    cdef const int64_t* zp = <const int64_t*>buffer_bytes(zps, zps.size * 8, what)
+    cdef Py_ssize_t i
+    for i in range(zps.size):
+        if zp[i] != 0:
+            return None
+    s_in, in_zp = x_params
+    s_out, out_zp = y_params
+    act_range = load_pack.activation_range_int8(activation, s_out, out_zp)
+    if act_range is None:
+        return None
+    return s_in, in_zp, s_out, out_zp, ws, zps, act_range[0], act_range[1]
+
+
 def int8_conv_shell(ctx, op, bint depthwise, int chunk, uint8_option, requant_option, int8_dtype, float64_dtype,
                     int64_dtype):
     """What ops/conv.prepare_conv2d reads and checks for an int8 CONV_2D (or DEPTHWISE_CONV_2D) under TFLite's
@@ -613,28 +629,14 @@ def int8_conv_shell(ctx, op, bint depthwise, int chunk, uint8_option, requant_op
         dm = 1
     if not (padded_extent(padding, ih, kh, sh, dh, &oh, &pt) and padded_extent(padding, iw, kw, sw, dw, &ow, &pl)):
         return None
-    x_params = per_tensor(x)
-    y_params = per_tensor(y)
-    if x_params is None or y_params is None or w.quant is None:
+    q = int8_quantization(x, y, w, oc, 3 if depthwise else 0, activation, float64_dtype, int64_dtype,
+                          b"int8_conv_shell")
+    if q is None:
         return None
-    ws, zps = w.quant.scale, w.quant.zero_point
-    if ws.ndim != 1 or ws.dtype != float64_dtype or zps.ndim != 1 or zps.dtype != int64_dtype:
-        return None
-    if ws.size != 1 and (ws.size != oc or w.quant.axis != (3 if depthwise else 0)):
-        return None
-    cdef const int64_t* zp = <const int64_t*>buffer_of(zps, zps.size * 8, b"int8_conv_shell")
-    cdef Py_ssize_t i
-    for i in range(zps.size):
-        if zp[i] != 0:
-            return None
-    s_in, in_zp = x_params
-    s_out, out_zp = y_params
-    act_range = load_pack.activation_range_int8(activation, s_out, out_zp)
-    if act_range is None:
-        return None
+    s_in, in_zp, s_out, out_zp, ws, zps, act_min, act_max = q
     direct = int(not depthwise and kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0)
     ints = dict(n=n, ih=ih, iw=iw, ic=ic, oh=oh, ow=ow, oc=oc, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, pad_top=pt,
-                pad_left=pl, in_zp=in_zp, out_zp=out_zp, act_min=act_range[0], act_max=act_range[1],
+                pad_left=pl, in_zp=in_zp, out_zp=out_zp, act_min=act_min, act_max=act_max,
                 mode=ctx.rounding, dm=dm, direct=direct, chunk=chunk)
     return x, y, wdata, ints, s_in, s_out, ws, zps, activation
 
@@ -683,23 +685,8 @@ def int8_fully_connected_shell(ctx, op, uint8_option, requant_option, int8_dtype
         out_shape = tuple(xs[:rank - 1]) + (units,)
     else:
         out_shape = (rows, units)
-    x_params = per_tensor(x)
-    y_params = per_tensor(y)
-    if x_params is None or y_params is None or w.quant is None:
+    q = int8_quantization(x, y, w, units, 0, activation, float64_dtype, int64_dtype, b"int8_fully_connected_shell")
+    if q is None:
         return None
-    ws, zps = w.quant.scale, w.quant.zero_point
-    if ws.ndim != 1 or ws.dtype != float64_dtype or zps.ndim != 1 or zps.dtype != int64_dtype:
-        return None
-    if ws.size != 1 and (ws.size != units or w.quant.axis != 0):
-        return None
-    cdef const int64_t* zp = <const int64_t*>buffer_of(zps, zps.size * 8, b"int8_fully_connected_shell")
-    cdef Py_ssize_t i
-    for i in range(zps.size):
-        if zp[i] != 0:
-            return None
-    s_in, in_zp = x_params
-    s_out, out_zp = y_params
-    act_range = load_pack.activation_range_int8(activation, s_out, out_zp)
-    if act_range is None:
-        return None
-    return x, y, wdata, rows, depth, units, out_shape, s_in, in_zp, s_out, out_zp, ws, act_range[0], act_range[1]
+    s_in, in_zp, s_out, out_zp, ws, zps, act_min, act_max = q
+    return x, y, wdata, rows, depth, units, out_shape, s_in, in_zp, s_out, out_zp, ws, act_min, act_max
