@@ -553,6 +553,19 @@ cdef per_tensor(t):
     return s, int(zero_point[0])
 
 
+cdef object int8_operands(ctx, op):
+    """(input, weights, output tensors, input index, weights index) of a conv / FC shell's op; None when the op
+    lacks them (the Python path names what is missing)."""
+    inputs, outputs = op.inputs, op.outputs
+    if len(inputs) < 2 or len(outputs) < 1:
+        return None
+    xi, wi, yi = inputs[0], inputs[1], outputs[0]
+    if xi < 0 or wi < 0 or yi < 0:
+        return None
+    tensors = ctx.graph.tensors
+    return tensors[xi], tensors[wi], tensors[yi], xi, wi
+
+
 cdef object int8_quantization(x, y, w, int64_t columns, int axis, int activation, float64_dtype, int64_dtype,
                               const char* what):
     """(input scale, input zero point, output scale, output zero point, float64 weight scales, int64 weight zero
@@ -587,14 +600,11 @@ def int8_conv_shell(ctx, op, bint depthwise, int chunk, uint8_option, requant_op
     scale, float64 weight scales, int64 weight zero points, activation code).  None wherever any check would
     refuse the op or a less common form applies (explicit padding, grouped conv, uint8, onnxruntime's float
     requantization, a depth multiplier the shapes must decide): the Python path then decides, with its messages."""
-    tensors, shapes, constants = ctx.graph.tensors, ctx.shapes, ctx.constants
-    inputs, outputs, o = op.inputs, op.outputs, op.options
-    if len(inputs) < 2 or len(outputs) < 1:
+    operands = int8_operands(ctx, op)
+    if operands is None:
         return None
-    xi, wi, yi = inputs[0], inputs[1], outputs[0]
-    if xi < 0 or wi < 0 or yi < 0:
-        return None
-    x, w, y = tensors[xi], tensors[wi], tensors[yi]
+    x, w, y, xi, wi = operands
+    shapes, constants, o = ctx.shapes, ctx.constants, op.options
     if y.dtype != int8_dtype:
         return None
     xs = shapes.get(xi)
@@ -647,14 +657,11 @@ def int8_fully_connected_shell(ctx, op, uint8_option, requant_option, int8_dtype
     scale, input zero point, output scale, output zero point, float64 weight scales, act_min, act_max).  None
     wherever any check would refuse the op or a less common form applies (uint8, onnxruntime's float
     requantization, shuffled weights): the Python path then decides, with its messages."""
-    tensors, shapes, constants = ctx.graph.tensors, ctx.shapes, ctx.constants
-    inputs, outputs, o = op.inputs, op.outputs, op.options
-    if len(inputs) < 2 or len(outputs) < 1:
+    operands = int8_operands(ctx, op)
+    if operands is None:
         return None
-    xi, wi, yi = inputs[0], inputs[1], outputs[0]
-    if xi < 0 or wi < 0 or yi < 0:
-        return None
-    x, w, y = tensors[xi], tensors[wi], tensors[yi]
+    x, w, y, xi, wi = operands
+    shapes, constants, o = ctx.shapes, ctx.constants, op.options
     if x.dtype != int8_dtype or y.dtype != int8_dtype:
         return None
     xs = shapes.get(xi)

@@ -22,6 +22,16 @@ ALIGN = 64
 
 
 @timed("of which: weight packing")
+def layout_for(kernel: str, gemv: bool) -> int:
+    """The dense packing layout an int8 conv / FC kernel reads (its name ends in the ISA path); gemv: the AVX2
+    one- or two-row form, which reads int8 panels."""
+    if kernel.endswith(("_vnni", "_avxvnni")):
+        return VNNI
+    if kernel.endswith("_avx2"):
+        return AVX2_S8 if gemv else AVX2
+    return PLAIN
+
+
 def pack_gemm(ctx: Ctx, op: Op, w2: np.ndarray, bias, source, in_zp: int, wrap: bool, layout: int, segment: int,
               sparse_layout: int = PLAIN, sparse_segment: int = 0, max_density: float = -1.0, sparse_pitch: int = 0,
               sparse_elem: int = 1) -> tuple:

@@ -21,7 +21,7 @@ from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, conv_operands, 
                                        reject_uint8_hybrid, require_positive, spatial_padding)
 from edgeml.runtime.packing import VNNI_SLACK, avx2_chunk, fold_input_zero_point, vnni_chunk
 from edgeml.runtime.packing_depthwise import pack_depthwise_portable
-from edgeml.runtime.packing_gemm import AVX2, AVX2_S8, PLAIN, SPARSE_VNNI, VNNI, pack_gemm
+from edgeml.runtime.packing_gemm import AVX2, AVX2_S8, SPARSE_VNNI, VNNI, layout_for, pack_gemm
 from edgeml.runtime.requant import REQUANT_FLOAT
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
@@ -200,12 +200,7 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
     iwp = (ow - 1) * g["sw"] + (kw - 1) * g["dw"] + 1
     segment = kw * ic if mode == 4 and (kw * ic) % 4 else 0     # window rows padded to 4 (0: none to add)
     gemv = kernel == "conv2d_int8_avx2" and direct and g["n"] * oh * ow <= 2 and not w_zp
-    if kernel in ("conv2d_int8_vnni", "conv2d_int8_avxvnni"):
-        layout = VNNI
-    elif kernel == "conv2d_int8_avx2":
-        layout = AVX2_S8 if gemv else AVX2
-    else:
-        layout = PLAIN
+    layout = layout_for(kernel, gemv)
     sparse_kernel, smode, sparse_args = sparse_candidate(ctx, ints, w_zp, "1x1" if direct else "kxk")
     layout, kp, pointers = pack_gemm(ctx, op, w2, bias, source, in_zp, source.mode == REQUANT_FLOAT, layout, segment,
                                      *sparse_args)

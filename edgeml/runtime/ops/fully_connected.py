@@ -15,7 +15,7 @@ from edgeml.runtime.ops.sparse_gemm import fully_connected_as_conv, sparse_candi
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, fully_connected_shape, fused_activation, io_kind,
                                        qparams, reject_uint8_hybrid)
 from edgeml.runtime.packing import VNNI_SLACK, vnni_chunk
-from edgeml.runtime.packing_gemm import AVX2, AVX2_S8, PLAIN, SPARSE_VNNI, VNNI, pack_gemm
+from edgeml.runtime.packing_gemm import AVX2, AVX2_S8, SPARSE_VNNI, VNNI, layout_for, pack_gemm
 from edgeml.runtime.requant import REQUANT_FLOAT
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
@@ -97,12 +97,7 @@ def fully_connected_int8_step(ctx: Ctx, op: Op, x, y, wdata: np.ndarray, bias, r
     w_zp = source.w_zp
     # one or two rows reuse no weight: reading them as int8 (half the bytes) beats the int16 panels
     gemv = kernel == "fully_connected_int8_avx2" and rows <= 2 and not w_zp
-    if kernel in ("fully_connected_int8_vnni", "fully_connected_int8_avxvnni"):
-        layout = VNNI
-    elif kernel == "fully_connected_int8_avx2":
-        layout = AVX2_S8 if gemv else AVX2
-    else:
-        layout = PLAIN
+    layout = layout_for(kernel, gemv)
     sparse_kernel, smode, sparse_args = sparse_candidate(ctx, AS_1X1_CONV, w_zp, "gemv" if rows < 4 else "1x1")
     layout, kp, pointers = pack_gemm(ctx, op, wdata, bias, source, in_zp, source.mode == REQUANT_FLOAT, layout, 0,
                                      *sparse_args)
