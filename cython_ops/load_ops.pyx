@@ -1,0 +1,158 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The prepares of the cheap ops (ADD / SUB / MUL, ...) in one call each for their common int8 case (issue 15):
+each shell reads the tensors and options, runs every check the Python prepare runs and returns what that prepare
+computes, or None wherever a check would refuse the op or a less common form applies (the Python path then
+decides, with its messages: that path is each shell's twin).  Not kernels: no KERNELS table.
+tests/test_load_fast_paths.py compares the plans both build; tests/test_load_ops.py the declined cases."""
+from libc.stdint cimport int32_t, int64_t
+
+from cython_ops import load_pack
+
+
+cdef extern from "em_multiplier.h" nogil:
+    bint multiplier_of "em_multiplier_of"(double real, int rounding, int32_t* mult, int32_t* shift)
+
+
+cdef enum:
+    RANK = 6                 # the kernels' dims (common.pad6)
+    ADD = 0
+    SUB = 1
+    MUL = 2
+
+cdef int64_t MAX_DIM = (<int64_t>1) << 40     # any shape the arena budget admits is far below
+
+
+cdef object per_tensor(t):
+    """(scale, zero point) of a tensor quantized per tensor with a positive scale (common.qparams), else None."""
+    q = t.quant
+    if q is None:
+        return None
+    scale, zero_point = q.scale, q.zero_point
+    if scale.size != 1 or zero_point.size < 1:
+        return None
+    s = float(scale[0])
+    if not s > 0:
+        return None
+    return s, int(zero_point[0])
+
+
+cdef bint read_shape(shape, int64_t* out, int* rank) except -1:
+    """A shape of up to RANK dims, each a Python int in 0..MAX_DIM; False otherwise."""
+    cdef Py_ssize_t n = len(shape), k
+    if n > RANK:
+        return False
+    for k in range(n):
+        v = shape[k]
+        if type(v) is not int or not 0 <= v <= MAX_DIM:
+            return False
+        out[k] = v
+    rank[0] = <int>n
+    return True
+
+
+def set_output_shape(ctx, op, int position, tuple shape, y):
+    """Ctx.set_output for output `position` (tensor y) where it can only succeed: the shape is the declared one,
+    the tensor neither a constant nor produced before, and within the arena budget (`shape`: non-negative Python
+    ints); else Ctx.set_output itself (its checks and messages).  Its twin is Ctx.set_output."""
+    index = y.index
+    if type(y.shape) is tuple and y.shape == shape and index not in ctx.constants and index not in ctx.shapes:
+        count = y.dtype.itemsize          # (Python ints: a hostile declared shape may pass int64)
+        for d in shape:
+            count *= d
+        if count <= ctx.max_tensor_bytes:
+            ctx.producers[index] = op
+            ctx.shapes[index] = shape
+            return
+    ctx.set_output(op, position, shape)
+
+
+def int8_binary_shell(ctx, op, int which, int8_dtype):
+    """What ops/elementwise.prepare_binary reads, checks and computes for an int8 ADD (which 0), SUB (1) or MUL (2)
+    of two non-constant inputs under TFLite's fixed-point contract (rounding 0 or 1): sets the output shape and
+    returns the kernel's integers (collapsed broadcast dims and strides, zero points, multipliers, activation
+    range, as prepare_binary orders them).  None wherever a check would refuse the op or another form applies
+    (int16 / int32 / float, a constant operand's tables, rank over 6, an unknown activation)."""
+    inputs, outputs = op.inputs, op.outputs
+    if len(inputs) < 2 or len(outputs) < 1 or ctx.rounding not in (0, 1):
+        return None
+    ai, bi, yi = inputs[0], inputs[1], outputs[0]
+    if ai < 0 or bi < 0 or yi < 0:
+        return None
+    constants, shapes = ctx.constants, ctx.shapes
+    if ai in constants or bi in constants:
+        return None
+    tensors = ctx.graph.tensors
+    a, b, y = tensors[ai], tensors[bi], tensors[yi]
+    if a.dtype != int8_dtype or b.dtype != int8_dtype or y.dtype != int8_dtype:
+        return None
+    activation = op.options.get("fused_activation_function", 0)
+    if type(activation) is not int or not 0 <= activation <= 3:
+        return None
+    sa, sb = shapes.get(ai), shapes.get(bi)
+    if sa is None or sb is None:
+        return None
+    cdef int64_t da[RANK], db[RANK], out[RANK], st1[RANK], st2[RANK], acc1, acc2
+    cdef int64_t x1, x2
+    cdef int na, nb, rank, k, pa, pb
+    if not (read_shape(sa, da, &na) and read_shape(sb, db, &nb)):
+        return None
+    rank = na if na > nb else nb
+    # out, broadcast over the trailing-aligned dims; strides of each input over the 6-D output (0 where broadcast)
+    acc1 = acc2 = 1
+    for k in range(RANK - 1, -1, -1):
+        pa = k - (RANK - na)
+        pb = k - (RANK - nb)
+        x1 = da[pa] if pa >= 0 else 1
+        x2 = db[pb] if pb >= 0 else 1
+        if x1 != x2 and x1 != 1 and x2 != 1:
+            return None
+        out[k] = 0 if (x1 == 0 or x2 == 0) else (x1 if x1 > x2 else x2)
+        st1[k] = 0 if (x1 == 1 and out[k] != 1) else acc1
+        st2[k] = 0 if (x2 == 1 and out[k] != 1) else acc2
+        acc1 *= x1
+        acc2 *= x2
+    params = (per_tensor(a), per_tensor(b), per_tensor(y))
+    if params[0] is None or params[1] is None or params[2] is None:
+        return None
+    (s1, z1), (s2, z2), (so, zo) = params
+    act_range = load_pack.activation_range_int8(activation, so, zo)
+    if act_range is None:
+        return None
+    cdef double f1 = <float>s1, f2 = <float>s2, fo = <float>so, twice_max
+    cdef int32_t m1, sh1, m2, sh2, mo, sho
+    cdef int rounding = ctx.rounding
+    if which == MUL:
+        if not multiplier_of(f1 * f2 / fo, rounding, &mo, &sho):
+            return None
+    else:
+        twice_max = 2.0 * (f1 if f1 > f2 else f2)
+        if not (multiplier_of(f1 / twice_max, rounding, &m1, &sh1) and multiplier_of(f2 / twice_max, rounding, &m2, &sh2)
+                and multiplier_of(twice_max / ((1 << 20) * fo), rounding, &mo, &sho)):
+            return None
+    # collapse_broadcast: dims of 1 dropped, a dim merged into the next where both inputs step through the pair
+    cdef int64_t md[RANK], m1s[RANK], m2s[RANK]
+    cdef int n = 0
+    for k in range(RANK):
+        if out[k] == 1:
+            continue
+        if n and m1s[n - 1] == st1[k] * out[k] and m2s[n - 1] == st2[k] * out[k]:
+            md[n - 1] *= out[k]
+            m1s[n - 1] = st1[k]
+            m2s[n - 1] = st2[k]
+            continue
+        md[n] = out[k]
+        m1s[n] = st1[k]
+        m2s[n] = st2[k]
+        n += 1
+    dims, strides1, strides2 = [1] * (RANK - n), [0] * (RANK - n), [0] * (RANK - n)
+    for k in range(n):
+        dims.append(md[k])
+        strides1.append(m1s[k])
+        strides2.append(m2s[k])
+    set_output_shape(ctx, op, 0, tuple([out[k] for k in range(RANK - rank, RANK)]), y)
+    if which == MUL:
+        return dict(dims=dims, strides1=strides1, strides2=strides2, zp1=z1, zp2=z2, out_zp=zo, mult=mo, shift=sho,
+                    act_min=act_range[0], act_max=act_range[1], mode=rounding)
+    return dict(dims=dims, strides1=strides1, strides2=strides2, zp1=z1, zp2=z2, out_zp=zo, left_shift=20, mult1=m1,
+                shift1=sh1, mult2=m2, shift2=sh2, out_mult=mo, out_shift=sho, act_min=act_range[0],
+                act_max=act_range[1], mode=rounding, sign=1 if which == ADD else -1)

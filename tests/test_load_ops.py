@@ -1,0 +1,176 @@
+"""Issue 15, load time of the cheap ops: cython_ops/load_ops.pyx's one-call shells.
+
+- int8 ADD / SUB / MUL (int8_binary_shell): the shell takes the common case (two non-constant int8 inputs, any
+  broadcast up to rank 6, both roundings, every fused activation) and its plan equals the Python path's, integer
+  for integer; every malformed or less common form is declared (None) and gives exactly the Python path's error
+  (type and message, naming the op or tensor);
+- set_output_shape: the shortcut of Ctx.set_output writes what it writes, and leaves every refusal to it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cython_ops import load_ops
+from edgeml.errors import EdgeMLError, ModelFormatError, UnsupportedOpError
+from edgeml.ir import Graph, Op, Quantization
+from edgeml.runtime.compile import compile_graph, new_context
+from edgeml.runtime.layouts import layout_of
+from edgeml.runtime.ops.elementwise import SHELL_OPS
+from path_cases import tensor
+
+INT8 = np.dtype(np.int8)
+# (input 1 shape, input 2 shape): broadcasts of every kind, odd sizes, batch > 1, ranks 1 to 6
+BROADCASTS = [((1, 5, 7, 3), (1, 5, 7, 3)), ((1, 5, 7, 3), (3,)), ((2, 5, 1, 3), (1, 1, 7, 1)), ((7,), (4, 1)),
+              ((1, 1, 1, 1), (1, 3, 3, 17)), ((2, 3, 1, 5, 1, 3), (1, 3, 4, 1, 2, 1)), ((1, 9, 1), (1, 1, 1)),
+              ((0, 4), (1, 4)), ((3, 1, 5), (3, 4, 5))]
+
+
+def binary_graph(which, sa, sb, act=0, scales=(0.05, 0.031, 0.07), zps=(3, -7, 11), out_shape=None):
+    out = out_shape or tuple(np.broadcast_shapes(sa, sb))
+    ts = [tensor(0, sa, np.int8, scales[0], zps[0]), tensor(1, sb, np.int8, scales[1], zps[1]),
+          tensor(2, out, np.int8, scales[2], zps[2])]
+    return Graph(ts, [Op(0, which, 1, [0, 1], [2], {"fused_activation_function": act})], [0, 1], [2])
+
+
+def plan_values(graph, rounding=0, **options) -> list:
+    plan = compile_graph(graph, {}, rounding, **options)
+    out = []
+    for step in plan.steps:
+        _, ints, floats, *_ = step.make(lambda t: 0)
+        layout = layout_of(step.kernel)
+        out.append((step.kernel, step.scratch_bytes, [int(v) for v in layout.ints(**ints)],
+                    [float(v) for v in layout.floats(**floats)]))
+    return out
+
+
+def python_path(monkeypatch):
+    monkeypatch.setattr(load_ops, "int8_binary_shell", lambda *args: None)
+
+
+@pytest.mark.parametrize("which", ["ADD", "SUB", "MUL"])
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_binary_shell_plans_equal_the_python_path(which, rounding, monkeypatch):
+    rng = np.random.default_rng(len(which) * 7 + rounding)
+    graphs = []
+    for sa, sb in BROADCASTS:
+        for act in (0, 1, 2, 3):
+            scales = tuple(float(v) for v in rng.uniform(0.001, 0.5, 3))
+            zps = tuple(int(v) for v in rng.integers(-128, 128, 3))
+            graphs.append(binary_graph(which, sa, sb, act, scales, zps))
+    for g in graphs:      # the shell takes each of these
+        ctx = new_context(g, {}, rounding, 1, 1 << 31, 1 << 31)
+        assert load_ops.int8_binary_shell(ctx, g.ops[0], SHELL_OPS[which], INT8) is not None
+        assert ctx.shapes[2] == g.tensors[2].shape
+    fast = [plan_values(g, rounding) for g in graphs]
+    python_path(monkeypatch)
+    assert fast == [plan_values(g, rounding) for g in graphs]
+
+
+def with_tensor(graph, index, **changes):
+    t = graph.tensors[index]
+    graph.tensors[index] = type(t)(**{**t.__dict__, **changes})
+    return graph
+
+
+def per_axis(scales):
+    return Quantization(np.asarray(scales, np.float64), np.zeros(len(scales), np.int64), 3)
+
+
+def rank7():
+    g = binary_graph("ADD", (1, 1, 2, 1, 3, 1, 2), (1, 1, 2, 1, 3, 1, 2))
+    return g
+
+
+# (what, graph, compile options, error type, message fragment): each declined by the shell
+MALFORMED = [
+    ("shapes that do not broadcast", lambda: binary_graph("ADD", (1, 4, 4, 3), (1, 4, 4, 2), out_shape=(1, 4, 4, 3)),
+     {}, ModelFormatError, "do not broadcast"),
+    ("a TANH fused activation", lambda: binary_graph("MUL", (2, 3), (2, 3), act=4), {}, UnsupportedOpError,
+     "fused activation TANH is not supported"),
+    ("an unknown fused activation", lambda: binary_graph("SUB", (2, 3), (3,), act=9), {}, UnsupportedOpError,
+     "fused activation 9 is not supported"),
+    ("an input quantized per channel", lambda: with_tensor(binary_graph("ADD", (1, 2, 2, 3), (1, 2, 2, 3)), 0,
+                                                           quant=per_axis([0.1, 0.2, 0.3])),
+     {}, ModelFormatError, "must be quantized per tensor"),
+    ("an input without quantization", lambda: with_tensor(binary_graph("MUL", (4,), (4,)), 1, quant=None), {},
+     ModelFormatError, "has no quantization parameters"),
+    ("an output scale of zero", lambda: binary_graph("ADD", (4,), (4,), scales=(0.1, 0.1, 0.0)), {},
+     ModelFormatError, "has quantization scale 0.0"),
+    ("a negative input scale", lambda: binary_graph("SUB", (4,), (4,), scales=(-0.1, 0.1, 0.2)), {},
+     ModelFormatError, "has quantization scale -0.1"),
+    ("a wrongly declared output shape", lambda: binary_graph("ADD", (1, 3), (2, 1), out_shape=(2, 2)), {},
+     ModelFormatError, "is declared [2, 2] but the op produces [2, 3]"),
+    ("a float32 output of int8 inputs", lambda: with_tensor(binary_graph("MUL", (3,), (3,)), 2,
+                                                            dtype=np.dtype(np.float32), quant=None),
+     {}, UnsupportedOpError, "output type float32 differs from input type int8"),
+    ("inputs mixing int8 and int16", lambda: with_tensor(binary_graph("ADD", (3,), (3,)), 1,
+                                                         dtype=np.dtype(np.int16)),
+     {}, UnsupportedOpError, "inputs mix int8 and int16"),
+    ("rank 7", rank7, {}, UnsupportedOpError, "rank 7 > 6"),
+    ("an output past the arena budget", lambda: binary_graph("ADD", (1, 8, 8, 1), (1, 1, 1, 8)),
+     {"max_arena_bytes": 100}, ModelFormatError, "more than the arena budget of 100"),
+    ("an output that is a graph input", lambda: Graph(binary_graph("ADD", (3,), (3,)).tensors,
+                                                      [Op(0, "ADD", 1, [0, 1], [1], {})], [0, 1], [1]),
+     {}, ModelFormatError, "which a graph input or an earlier op already provides"),
+]
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_malformed_binary_op_gives_the_python_paths_error(case, monkeypatch):
+    _, make, options, error, fragment = case
+    with pytest.raises(EdgeMLError) as fast:
+        compile_graph(make(), {}, 0, **options)
+    python_path(monkeypatch)
+    with pytest.raises(EdgeMLError) as plain:
+        compile_graph(make(), {}, 0, **options)
+    assert type(fast.value) is type(plain.value) is error
+    assert str(fast.value) == str(plain.value)
+    assert fragment in str(fast.value)
+    assert "op 0 (" in str(fast.value) or "graph input tensor" in str(fast.value)
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_shell_declines_what_the_python_path_refuses(case):
+    """The shell leaves the refusal to the Python path without changing the context (no output shape set)."""
+    _, make, options, _, _ = case
+    g = make()
+    ctx = new_context(g, {}, 0, 1, options.get("max_arena_bytes", 1 << 31), 1 << 31)
+    op = g.ops[0]
+    try:
+        result = load_ops.int8_binary_shell(ctx, op, SHELL_OPS[op.type], INT8)
+    except EdgeMLError:         # (set_output's own refusals, raised by Ctx.set_output itself)
+        return
+    assert result is None
+    assert op.outputs[0] not in ctx.shapes or op.outputs[0] in g.inputs
+
+
+def test_binary_shell_declines_the_other_forms():
+    """A constant operand (its byte tables), the onnxruntime rounding and a missing input go the Python way."""
+    g = binary_graph("MUL", (1, 2, 2, 3), (3,))
+    g.tensors[1] = with_tensor(g, 1, data=np.arange(3, dtype=np.int8)).tensors[1]
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    assert load_ops.int8_binary_shell(ctx, g.ops[0], 2, INT8) is None
+    g = binary_graph("ADD", (3,), (3,))
+    ctx = new_context(g, {}, 2, 1, 1 << 31, 1 << 31)
+    assert load_ops.int8_binary_shell(ctx, g.ops[0], 0, INT8) is None
+    g.ops[0].inputs[1] = -1
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    assert load_ops.int8_binary_shell(ctx, g.ops[0], 0, INT8) is None
+    assert 2 not in ctx.shapes
+
+
+def test_set_output_shape_is_ctx_set_output():
+    g = binary_graph("ADD", (2, 3), (2, 3))
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    op, y = g.ops[0], g.tensors[2]
+    load_ops.set_output_shape(ctx, op, 0, (2, 3), y)
+    assert ctx.shapes[2] == (2, 3) and ctx.producers[2] is op
+    load_ops.set_output_shape(ctx, op, 0, (2, 3), y)       # the same op again: allowed, as set_output allows it
+    other = Op(1, "ADD", 1, [0, 1], [2], {})
+    with pytest.raises(ModelFormatError, match="op 1 .* writes tensor 2 't2', which a graph input or an earlier op"):
+        load_ops.set_output_shape(ctx, other, 0, (2, 3), y)
+    g = binary_graph("ADD", (2, 1), (1, 3))
+    ctx = new_context(g, {}, 0, 1, 5, 1 << 31)
+    with pytest.raises(ModelFormatError, match="needs 6 bytes, more than the arena budget of 5"):
+        load_ops.set_output_shape(ctx, g.ops[0], 0, (2, 3), g.tensors[2])
+    assert 2 not in ctx.shapes
