@@ -174,3 +174,63 @@ def test_set_output_shape_is_ctx_set_output():
     with pytest.raises(ModelFormatError, match="needs 6 bytes, more than the arena budget of 5"):
         load_ops.set_output_shape(ctx, g.ops[0], 0, (2, 3), g.tensors[2])
     assert 2 not in ctx.shapes
+
+
+# ----- DETECTION_POSTPROCESS anchors (written into the kept array, checked by whole-array minimum / maximum) -------
+
+def anchors_context(data, scale=None, zp=0, max_weight_bytes=1 << 31):
+    t = tensor(0, data.shape, data.dtype, scale, zp, data)
+    g = Graph([t], [Op(0, "DETECTION_POSTPROCESS", 1, [0], [], {})], [], [])
+    return new_context(g, {}, 0, 1, 1 << 31, max_weight_bytes), g.ops[0], t
+
+
+def reference_anchors(data, scale=None, zp=0):
+    if scale is None:
+        return data.astype(np.float32)
+    return (data.astype(np.float32) - np.float32(zp)) * np.float32(scale)
+
+
+ANCHORS_RNG = np.random.default_rng(15)
+GOOD_ANCHORS = [
+    (np.float32([[-0.3, 0.5, 0.1, 0.2], [0.5, -2.0, 0.0, 1.5], [0.1, 0.1, 0.3, -0.0]]), None, 0),   # y, x < 0 allowed
+    (ANCHORS_RNG.integers(-128, 128, (37, 4)).astype(np.int8).clip(-5, None), 0.0117, -5),
+    (np.int8([[-128, 3, -7, -7], [127, -7, 0, 120]]), 0.25, -7),
+    (np.zeros((0, 4), np.float32), None, 0),
+]
+BAD_ANCHORS = [
+    (np.float32([[0.5, np.inf, 0.1, 0.2]]), None, 0, "not finite"),
+    (np.float32([[0.5, 0.5, 0.1, -np.inf]]), None, 0, "not finite"),
+    (np.float32([[0.5, 0.5, 0.1, np.nan]]), None, 0, "not finite"),
+    (np.float32([[0.5, 0.5, 0.1, 0.2], [0.5, 0.5, 0.1, -0.01]]), None, 0, "negative heights or widths"),
+    (np.int8([[0, 0, 3, 4], [9, 9, 3, 2]]), 0.1, 3, "negative heights or widths"),
+    (np.int8([[0, 0, 3, 4]]), 1e38, -128, "not finite"),
+]
+
+
+@pytest.mark.parametrize("k", range(len(GOOD_ANCHORS)))
+def test_anchors_are_dequantized_into_the_kept_array(k):
+    from edgeml.runtime.ops.detection import dequantized_anchors
+    data, scale, zp = GOOD_ANCHORS[k]
+    ctx, op, t = anchors_context(data, scale, zp)
+    values = dequantized_anchors(ctx, op, t, scale is not None, len(data))
+    assert values.dtype == np.float32 and values.shape == data.shape
+    assert values.tobytes() == reference_anchors(data, scale, zp).tobytes()
+    assert any(values is kept for kept in ctx.keep) and ctx.weight_bytes == values.nbytes
+
+
+@pytest.mark.parametrize("k", range(len(BAD_ANCHORS)))
+def test_bad_anchors_are_refused_naming_the_op_and_tensor(k):
+    from edgeml.runtime.ops.detection import dequantized_anchors
+    data, scale, zp, fragment = BAD_ANCHORS[k]
+    for budget in (1 << 31, 8):        # (the anchors' own error also where the weight budget would refuse them)
+        ctx, op, t = anchors_context(data, scale, zp, budget)
+        with pytest.raises(ModelFormatError, match=fragment) as info:
+            dequantized_anchors(ctx, op, t, scale is not None, len(data))
+        assert "op 0 (DETECTION_POSTPROCESS v1)" in str(info.value) and "tensor 0 't0'" in str(info.value)
+
+
+def test_anchors_past_the_weight_budget_are_refused_after_their_checks():
+    from edgeml.runtime.ops.detection import dequantized_anchors
+    ctx, op, t = anchors_context(np.float32([[0.5, 0.5, 0.1, 0.2]] * 4), max_weight_bytes=63)
+    with pytest.raises(ModelFormatError, match="packed weights need more than 63 bytes"):
+        dequantized_anchors(ctx, op, t, False, 4)
