@@ -156,3 +156,35 @@ def int8_binary_shell(ctx, op, int which, int8_dtype):
     return dict(dims=dims, strides1=strides1, strides2=strides2, zp1=z1, zp2=z2, out_zp=zo, left_shift=20, mult1=m1,
                 shift1=sh1, mult2=m2, shift2=sh2, out_mult=mo, out_shift=sho, act_min=act_range[0],
                 act_max=act_range[1], mode=rounding, sign=1 if which == ADD else -1)
+
+
+def int8_unary_shell(ctx, op, int8_dtype):
+    """The common head of the one-input int8 prepares whose output has the input's shape (the activations, int8
+    QUANTIZE): input and output int8, each quantized per tensor with a positive scale, the input's shape known.
+    Sets the output shape and returns (input index, output index, elements, input scale, input zero point, output
+    scale, output zero point); None wherever the Python path must decide (its checks and messages)."""
+    inputs, outputs = op.inputs, op.outputs
+    if len(inputs) < 1 or len(outputs) < 1:
+        return None
+    xi, yi = inputs[0], outputs[0]
+    if xi < 0 or yi < 0:
+        return None
+    tensors = ctx.graph.tensors
+    x, y = tensors[xi], tensors[yi]
+    if x.dtype != int8_dtype or y.dtype != int8_dtype:
+        return None
+    xs = ctx.shapes.get(xi)
+    if type(xs) is not tuple:
+        return None
+    cdef int64_t dims[RANK]
+    cdef int rank, k
+    if not read_shape(xs, dims, &rank):
+        return None
+    x_params, y_params = per_tensor(x), per_tensor(y)
+    if x_params is None or y_params is None:
+        return None
+    n = 1
+    for k in range(rank):
+        n *= dims[k]
+    set_output_shape(ctx, op, 0, xs, y)
+    return xi, yi, n, x_params[0], x_params[1], y_params[0], y_params[1]

@@ -234,3 +234,75 @@ def test_anchors_past_the_weight_budget_are_refused_after_their_checks():
     ctx, op, t = anchors_context(np.float32([[0.5, 0.5, 0.1, 0.2]] * 4), max_weight_bytes=63)
     with pytest.raises(ModelFormatError, match="packed weights need more than 63 bytes"):
         dequantized_anchors(ctx, op, t, False, 4)
+
+
+# ----- one-input int8 ops (int8_unary_shell: the activations, int8 -> int8 QUANTIZE) -----------------------------
+
+FIXED_OUTPUT = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+UNARY = ["SOFTMAX", "LOGISTIC", "TANH", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "HARD_SWISH", "QUANTIZE"]
+
+
+def unary_graph(which, shape, s_in=0.05, zp_in=3, s_out=0.04, zp_out=-9, out_shape=None, options=None):
+    s_out, zp_out = FIXED_OUTPUT.get(which, (s_out, zp_out))
+    ts = [tensor(0, shape, np.int8, s_in, zp_in), tensor(1, out_shape or shape, np.int8, s_out, zp_out)]
+    return Graph(ts, [Op(0, which, 1, [0], [1], dict(options or {}))], [0], [1])
+
+
+def python_unary_path(monkeypatch):
+    monkeypatch.setattr(load_ops, "int8_unary_shell", lambda *args: None)
+
+
+@pytest.mark.parametrize("which", UNARY)
+def test_unary_shell_plans_equal_the_python_path(which, monkeypatch):
+    rng = np.random.default_rng(UNARY.index(which))
+    graphs = []
+    for shape in [(1, 10), (2, 3, 5, 7), (17,), (1, 1, 1, 1, 1, 1), (0, 3)]:
+        s_in, s_out = (float(v) for v in rng.uniform(0.01, 0.2, 2))
+        zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
+        graphs.append(unary_graph(which, shape, s_in, zp_in, s_out, zp_out, options={"alpha": 0.3}))
+    for g in graphs:
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        assert load_ops.int8_unary_shell(ctx, g.ops[0], INT8) is not None
+    for rounding in (0, 1):
+        fast = [plan_values(g, rounding) for g in graphs]
+        with monkeypatch.context() as m:
+            python_unary_path(m)
+            assert fast == [plan_values(g, rounding) for g in graphs]
+
+
+UNARY_MALFORMED = [
+    ("a SOFTMAX output off 1/256", lambda: with_tensor(unary_graph("SOFTMAX", (1, 4)), 1,
+                                                      quant=Quantization(np.float64([0.1]), np.int64([-128]))),
+     UnsupportedOpError, "SOFTMAX int8 output must be quantized with scale 0.00390625"),
+    ("a LOGISTIC output quantized per channel", lambda: with_tensor(unary_graph("LOGISTIC", (1, 2, 2, 3)), 1,
+                                                                    quant=per_axis([0.1, 0.2, 0.3])),
+     ModelFormatError, "must be quantized per tensor"),
+    ("a QUANTIZE output scale of zero", lambda: unary_graph("QUANTIZE", (3, 4), s_out=0.0), ModelFormatError,
+     "has quantization scale 0.0"),
+    ("a wrongly declared RELU output", lambda: unary_graph("RELU", (3, 4), out_shape=(4, 3)), ModelFormatError,
+     "is declared [4, 3] but the op produces [3, 4]"),
+    ("a TANH input without quantization", lambda: with_tensor(unary_graph("TANH", (5,)), 0, quant=None),
+     ModelFormatError, "has no quantization parameters"),
+    ("a float32 HARD_SWISH output", lambda: with_tensor(unary_graph("HARD_SWISH", (5,)), 1,
+                                                        dtype=np.dtype(np.float32), quant=None),
+     UnsupportedOpError, "output type float32 differs from input type int8"),
+    ("an int16 QUANTIZE input", lambda: with_tensor(unary_graph("QUANTIZE", (5,)), 0, dtype=np.dtype(np.int16),
+                                                    quant=Quantization(np.float64([0.1]), np.int64([3]))),
+     ModelFormatError, "int16 activations are symmetric"),
+    ("a RELU6 output that is its input", lambda: Graph(unary_graph("RELU6", (3,)).tensors,
+                                                       [Op(0, "RELU6", 1, [0], [0], {})], [0], [0]),
+     ModelFormatError, "which a graph input or an earlier op already provides"),
+]
+
+
+@pytest.mark.parametrize("case", UNARY_MALFORMED, ids=[c[0] for c in UNARY_MALFORMED])
+def test_malformed_unary_op_gives_the_python_paths_error(case, monkeypatch):
+    _, make, error, fragment = case
+    with pytest.raises(EdgeMLError) as fast:
+        compile_graph(make(), {}, 0)
+    python_unary_path(monkeypatch)
+    with pytest.raises(EdgeMLError) as plain:
+        compile_graph(make(), {}, 0)
+    assert type(fast.value) is type(plain.value) is error
+    assert str(fast.value) == str(plain.value)
+    assert fragment in str(fast.value) and "op 0 (" in str(fast.value)
