@@ -188,3 +188,71 @@ def int8_unary_shell(ctx, op, int8_dtype):
         n *= dims[k]
     set_output_shape(ctx, op, 0, xs, y)
     return xi, yi, n, x_params[0], x_params[1], y_params[0], y_params[1]
+
+
+cdef bint same_quantization(a, b, int8_dtype, int16_dtype, uint8_dtype) except -1:
+    """common.require_same_quant would let the bytes be copied: int8 / int16 per tensor with equal (scale, zero
+    point), uint8 without quantization on either side, any other type; False where it must decide."""
+    dtype = a.dtype
+    if dtype == int8_dtype or dtype == int16_dtype:
+        pa, pb = per_tensor(a), per_tensor(b)
+        return pa is not None and pa == pb
+    if dtype == uint8_dtype:
+        return a.quant is None and b.quant is None
+    return True
+
+
+def reshape_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype, int32_dtype, int64_dtype):
+    """What ops/shape.prepare_reshape reads, checks and infers for a RESHAPE of a non-constant input at the file's
+    batch: the new shape from the constant shape input, the new_shape option or the declared output (one -1
+    inferred), the element counts, types and quantization equal.  Sets the output shape and returns (output shape,
+    bytes); None wherever the Python path must decide (its checks and messages)."""
+    inputs, outputs = op.inputs, op.outputs
+    if len(inputs) < 1 or len(outputs) < 1 or ctx.batch_changed:
+        return None
+    xi, yi = inputs[0], outputs[0]
+    constants = ctx.constants
+    if xi < 0 or yi < 0 or xi in constants:
+        return None
+    tensors = ctx.graph.tensors
+    x, y = tensors[xi], tensors[yi]
+    xs = ctx.shapes.get(xi)
+    if type(xs) is not tuple or x.dtype != y.dtype or not same_quantization(x, y, int8_dtype, int16_dtype, uint8_dtype):
+        return None
+    cdef int64_t dims[RANK]
+    cdef int rank, k, unknown = -1
+    if not read_shape(xs, dims, &rank):
+        return None
+    total = 1
+    for k in range(rank):
+        total *= dims[k]
+    if len(inputs) > 1 and inputs[1] >= 0 and inputs[1] in constants:
+        spec = constants[inputs[1]]
+        if spec.dtype != int32_dtype and spec.dtype != int64_dtype:
+            return None
+        new = spec.reshape(-1).tolist()
+    else:
+        option = op.options.get("new_shape")
+        new = list(option) if option is not None and len(option) else list(y.shape)
+    known = 1
+    for k in range(len(new)):
+        d = new[k]
+        if type(d) is not int:
+            return None
+        if d == -1:
+            if unknown >= 0:
+                return None
+            unknown = k
+        elif d < 0:
+            return None
+        else:
+            known *= d
+    if unknown >= 0:
+        if known == 0 or total % known:
+            return None
+        new[unknown] = total // known
+    elif known != total:
+        return None
+    out = tuple(new)
+    set_output_shape(ctx, op, 0, out, y)
+    return out, total * x.dtype.itemsize

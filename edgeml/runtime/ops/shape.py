@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from cython_ops import load_ops
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
@@ -15,6 +16,10 @@ from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qp
 from edgeml.runtime.ops.folding import fold, inputs_constant, int_values, strided_values
 from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import uint8_rescale_table
+
+
+# load_ops.reshape_shell's types: int8, int16, uint8 (their quantization must match), int32 / int64 (shape inputs)
+SHELL_TYPES = tuple(np.dtype(t) for t in (np.int8, np.int16, np.uint8, np.int32, np.int64))
 
 
 def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
@@ -27,16 +32,21 @@ def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
     if x.index in ctx.constants:
         return fold(ctx, op, 0, ctx.constants[x.index].reshape(out_shape))
     ctx.set_output(op, 0, out_shape)
-    nbytes = element_count(out_shape) * x.dtype.itemsize
+    return alias_step(op, x.index, y.index, element_count(out_shape) * x.dtype.itemsize)
 
+
+def alias_step(op: Op, xi: int, yi: int, nbytes: int) -> Step:
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index)), dict(bytes=nbytes), {}
+        return dict(input=addr(xi), output=addr(yi)), dict(bytes=nbytes), {}
     # the output shares the input's bytes in the arena (the copy then sees one address and does nothing); where the
     # planner cannot alias them (a state tensor), the bytes are copied
-    return Step(op, "copy", make, 0, 0, alias=(y.index, x.index))
+    return Step(op, "copy", make, 0, 0, alias=(yi, xi))
 
 
 def prepare_reshape(ctx: Ctx, op: Op) -> Step:
+    shell = load_ops.reshape_shell(ctx, op, *SHELL_TYPES)     # the common case's checks and inference in one call
+    if shell is not None:
+        return alias_step(op, op.inputs[0], op.outputs[0], shell[1])
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
     new = None
