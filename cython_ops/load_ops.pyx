@@ -256,3 +256,80 @@ def reshape_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype, int32_dtype, in
     out = tuple(new)
     set_output_shape(ctx, op, 0, out, y)
     return out, total * x.dtype.itemsize
+
+
+cdef int64_t MAX_EXTENT = (<int64_t>1) << 31       # common.MAX_EXTENT
+
+
+cdef bint small_positive(v, int64_t* out):
+    """A Python int in 1..MAX_EXTENT (common.require_positive's common case)."""
+    if type(v) is not int or not 0 < v <= MAX_EXTENT:
+        return False
+    out[0] = v
+    return True
+
+
+cdef inline int64_t floor_quotient(int64_t a, int64_t b) noexcept:
+    """Python's a // b for b > 0."""
+    cdef int64_t q = a // b
+    return q - 1 if (a % b != 0 and a < 0) else q
+
+
+cdef bint pool_extent(int padding, int64_t size, int64_t k, int64_t stride, int64_t* out, int64_t* lead):
+    """common.spatial_padding with dilation 1 for SAME (0) / VALID (1): (output size, leading pad)."""
+    if (k if k > stride else stride) > MAX_EXTENT:
+        return False
+    cdef int64_t o = floor_quotient(size + stride - 1, stride) if padding == 0 else floor_quotient(size + stride - k,
+                                                                                                   stride)
+    if o < 0:
+        o = 0
+    cdef int64_t total = (o - 1) * stride + k - size
+    out[0] = o
+    lead[0] = (total if total > 0 else 0) // 2
+    return True
+
+
+def int8_pool_shell(ctx, op, int8_dtype):
+    """What ops/pool.prepare_pool reads and checks for an int8 AVERAGE_POOL_2D / MAX_POOL_2D with SAME or VALID
+    padding: 4-D input, positive filter and strides, equal per-tensor input and output quantization, a fused
+    activation of the four.  Sets the output shape and returns the kernel's integers; None wherever the Python path
+    must decide (its checks and messages)."""
+    inputs, outputs = op.inputs, op.outputs
+    if len(inputs) < 1 or len(outputs) < 1:
+        return None
+    xi, yi = inputs[0], outputs[0]
+    if xi < 0 or yi < 0:
+        return None
+    tensors = ctx.graph.tensors
+    x, y = tensors[xi], tensors[yi]
+    if x.dtype != int8_dtype or y.dtype != int8_dtype:
+        return None
+    xs = ctx.shapes.get(xi)
+    if type(xs) is not tuple or len(xs) != 4:
+        return None
+    o = op.options
+    padding = o.get("padding", 0)
+    activation = o.get("fused_activation_function", 0)
+    if (type(padding) is not int or not 0 <= padding <= 1 or type(activation) is not int or not 0 <= activation <= 3
+            or o.get("explicit_padding") is not None):
+        return None
+    cdef int64_t n, ih, iw, c, kh, kw, sh, sw, oh, ow, pt, pl
+    if not (small_positive(o.get("filter_height", 0), &kh) and small_positive(o.get("filter_width", 0), &kw)
+            and small_positive(o.get("stride_h", 0), &sh) and small_positive(o.get("stride_w", 0), &sw)):
+        return None
+    if not (type(xs[0]) is int and type(xs[1]) is int and type(xs[2]) is int and type(xs[3]) is int
+            and 0 <= xs[0] <= MAX_EXTENT and 0 <= xs[1] <= MAX_EXTENT and 0 <= xs[2] <= MAX_EXTENT
+            and 0 <= xs[3] <= MAX_EXTENT):
+        return None
+    n, ih, iw, c = xs[0], xs[1], xs[2], xs[3]
+    if not (pool_extent(padding, ih, kh, sh, &oh, &pt) and pool_extent(padding, iw, kw, sw, &ow, &pl)):
+        return None
+    params = per_tensor(x)
+    if params is None or params != per_tensor(y):
+        return None
+    act_range = load_pack.activation_range_int8(activation, params[0], params[1])
+    if act_range is None:
+        return None
+    set_output_shape(ctx, op, 0, (n, oh, ow, c), y)
+    return dict(n=n, ih=ih, iw=iw, c=c, oh=oh, ow=ow, kh=kh, kw=kw, sh=sh, sw=sw, pad_top=pt, pad_left=pl,
+                act_min=act_range[0], act_max=act_range[1])

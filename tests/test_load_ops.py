@@ -384,3 +384,91 @@ def test_malformed_reshape_gives_the_python_paths_error(case, monkeypatch):
     assert type(fast.value) is type(plain.value) is error
     assert str(fast.value) == str(plain.value)
     assert fragment in str(fast.value) and "op 0 (" in str(fast.value)
+
+
+# ----- AVERAGE_POOL_2D / MAX_POOL_2D (int8_pool_shell) -----------------------------------------------------------
+
+def pool_graph(which, shape, kh, kw, sh, sw, padding=0, act=0, scale=0.05, zp=3, out_scale=None, out_shape=None,
+               uint8=False):
+    options = dict(filter_height=kh, filter_width=kw, stride_h=sh, stride_w=sw, padding=padding,
+                   fused_activation_function=act)
+    if uint8:
+        options["uint8"] = True
+    if out_shape is None:
+        g = Graph([tensor(0, shape, np.int8, scale, zp), tensor(1, (1,), np.int8, scale, zp)],
+                  [Op(0, which, 1, [0], [1], dict(options))], [0], [1])
+        out_shape = plan_output_shape(g)
+    ts = [tensor(0, shape, np.int8, scale, zp), tensor(1, out_shape, np.int8, out_scale or scale, zp)]
+    return Graph(ts, [Op(0, which, 1, [0], [1], options)], [0], [1])
+
+
+def plan_output_shape(g):
+    """The output shape the Python path infers (the declared one left empty so that any shape is accepted)."""
+    g.tensors[1] = type(g.tensors[1])(**{**g.tensors[1].__dict__, "shape": ()})
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    from edgeml.runtime.ops.pool import prepare_pool
+    prepare_pool(ctx, g.ops[0], g.ops[0].type == "MAX_POOL_2D")
+    return ctx.shapes[1]
+
+
+POOLS = [((1, 7, 9, 3), 2, 2, 2, 2, 0), ((1, 7, 9, 3), 3, 3, 2, 2, 1), ((2, 5, 5, 17), 5, 5, 1, 1, 1),
+         ((1, 10, 1, 8), 3, 1, 1, 1, 0), ((1, 4, 4, 2), 1, 1, 3, 3, 0), ((1, 3, 3, 5), 4, 4, 1, 1, 1),
+         ((1, 6, 8, 4), 2, 3, 3, 2, 0), ((1, 1, 1, 1), 7, 7, 1, 1, 0)]
+
+
+@pytest.mark.parametrize("which", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
+def test_pool_shell_plans_equal_the_python_path(which, monkeypatch):
+    rng = np.random.default_rng(len(which))
+    graphs = []
+    for shape, kh, kw, sh, sw, padding in POOLS:
+        for act in (0, 1, 2, 3):
+            graphs.append(pool_graph(which, shape, kh, kw, sh, sw, padding, act, float(rng.uniform(0.01, 0.3)),
+                                     int(rng.integers(-128, 128)), uint8=act == 2))
+    for g in graphs:
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        assert load_ops.int8_pool_shell(ctx, g.ops[0], INT8) is not None
+    fast = [plan_values(g) for g in graphs]
+    monkeypatch.setattr(load_ops, "int8_pool_shell", lambda *args: None)
+    assert fast == [plan_values(g) for g in graphs]
+
+
+POOL_MALFORMED = [
+    ("a filter height of 0", lambda: pool_graph("MAX_POOL_2D", (1, 4, 4, 2), 0, 2, 1, 1, out_shape=(1, 4, 4, 2)),
+     ModelFormatError, "filter_height must be a positive integer, got 0"),
+    ("a negative stride", lambda: pool_graph("AVERAGE_POOL_2D", (1, 4, 4, 2), 2, 2, 1, -1, out_shape=(1, 4, 4, 2)),
+     ModelFormatError, "stride_w must be a positive integer, got -1"),
+    ("a 3-D input", lambda: pool_graph("MAX_POOL_2D", (4, 4, 2), 2, 2, 1, 1, out_shape=(4, 4, 2)),
+     ModelFormatError, "expects a 4-D input, got [4, 4, 2]"),
+    ("other output quantization", lambda: pool_graph("AVERAGE_POOL_2D", (1, 4, 4, 2), 2, 2, 2, 2, out_scale=0.07),
+     UnsupportedOpError, "needs equal input and output quantization"),
+    ("a TANH activation", lambda: pool_graph("MAX_POOL_2D", (1, 4, 4, 2), 2, 2, 2, 2, act=4,
+                                             out_shape=(1, 2, 2, 2)), UnsupportedOpError, "fused activation TANH"),
+    ("an unknown padding", lambda: pool_graph("MAX_POOL_2D", (1, 4, 4, 2), 2, 2, 2, 2, padding=5,
+                                              out_shape=(1, 2, 2, 2)), ModelFormatError, "unknown padding 5"),
+    ("a wrongly declared output", lambda: pool_graph("AVERAGE_POOL_2D", (1, 4, 4, 2), 2, 2, 2, 2,
+                                                     out_shape=(1, 3, 3, 2)),
+     ModelFormatError, "is declared [1, 3, 3, 2] but the op produces [1, 2, 2, 2]"),
+    ("a filter past the extent limit", lambda: pool_graph("MAX_POOL_2D", (1, 4, 4, 2), (1 << 31) + 1, 2, 1, 1,
+                                                          out_shape=(1, 1, 3, 2)),
+     ModelFormatError, "reach past"),
+]
+
+
+@pytest.mark.parametrize("case", POOL_MALFORMED, ids=[c[0] for c in POOL_MALFORMED])
+def test_malformed_pool_gives_the_python_paths_error(case, monkeypatch):
+    _, make, error, fragment = case
+    g = make()
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    try:
+        declined = load_ops.int8_pool_shell(ctx, g.ops[0], INT8) is None
+    except EdgeMLError:      # (a refusal of Ctx.set_output's, raised by it)
+        declined = True
+    assert declined
+    with pytest.raises(EdgeMLError) as fast:
+        compile_graph(make(), {}, 0)
+    monkeypatch.setattr(load_ops, "int8_pool_shell", lambda *args: None)
+    with pytest.raises(EdgeMLError) as plain:
+        compile_graph(make(), {}, 0)
+    assert type(fast.value) is type(plain.value) is error
+    assert str(fast.value) == str(plain.value)
+    assert fragment in str(fast.value) and "op 0 (" in str(fast.value)
