@@ -333,3 +333,72 @@ def int8_pool_shell(ctx, op, int8_dtype):
     set_output_shape(ctx, op, 0, (n, oh, ow, c), y)
     return dict(n=n, ih=ih, iw=iw, c=c, oh=oh, ow=ow, kh=kh, kw=kw, sh=sh, sw=sw, pad_top=pt, pad_left=pl,
                 act_min=act_range[0], act_max=act_range[1])
+
+
+def concatenation_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype):
+    """What ops/shape.prepare_concatenation reads and checks for a CONCATENATION that copies (no uint8 input
+    rescaled) of inputs not all constant: equal types and quantization, equal ranks and dims off the axis, no fused
+    activation.  Sets the output shape and returns (output, inputs, rows outside the axis, each input's row
+    bytes); None wherever the Python path must decide (its checks and messages)."""
+    inputs, outputs = op.inputs, op.outputs
+    cdef Py_ssize_t count = len(inputs), k, d, rank
+    if count < 1 or len(outputs) < 1 or outputs[0] < 0:
+        return None
+    o = op.options
+    activation = o.get("fused_activation_function", 0)
+    if type(activation) is not int or activation != 0:
+        return None
+    tensors, shapes, constants = ctx.graph.tensors, ctx.shapes, ctx.constants
+    y = tensors[outputs[0]]
+    # (uint8 inputs, which LiteRT rescales to the output's quantization, are copied when it equals theirs: the
+    # check below asks that of every int8 input)
+    ins, in_shapes = [], []
+    variable = False
+    for k in range(count):
+        i = inputs[k]
+        if i < 0:
+            return None
+        s = shapes.get(i)
+        if type(s) is not tuple:
+            return None
+        t = tensors[i]
+        if t.dtype != y.dtype or not same_quantization(t, y, int8_dtype, int16_dtype, uint8_dtype):
+            return None
+        variable = variable or i not in constants
+        ins.append(t)
+        in_shapes.append(s)
+    if not variable:
+        return None
+    first = in_shapes[0]
+    rank = len(first)
+    axis = o.get("axis", 0)
+    if type(axis) is not int:
+        return None
+    if axis < 0:
+        axis += rank
+    if not 0 <= axis < rank:
+        return None
+    along = 0
+    for s in in_shapes:
+        if len(s) != rank:
+            return None
+        for d in range(rank):
+            if d != axis and s[d] != first[d]:
+                return None
+        along += s[axis]
+    out = first[:axis] + (along,) + first[axis + 1:]
+    for d in out:
+        if type(d) is not int or d < 0:
+            return None
+    outer = 1
+    for d in first[:axis]:
+        outer *= d
+    itemsize = y.dtype.itemsize
+    rows = []
+    for s in in_shapes:
+        inner = itemsize
+        for d in s[axis:]:
+            inner *= d
+        rows.append(inner)
+    set_output_shape(ctx, op, 0, out, y)
+    return y, ins, outer, rows

@@ -432,6 +432,9 @@ def uint8_concat_tables(op: Op, ins: list, y) -> list:
 
 
 def prepare_concatenation(ctx: Ctx, op: Op) -> list:
+    shell = load_ops.concatenation_shell(ctx, op, *SHELL_TYPES[:3])    # a copying concat's checks, one call
+    if shell is not None:
+        return concat_steps(op, *shell)
     y = ctx.tensor(op, 0, "output")
     ins = [ctx.tensor(op, k) for k in range(len(op.inputs))]
     if not ins:
