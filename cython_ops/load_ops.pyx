@@ -402,3 +402,95 @@ def concatenation_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype):
         rows.append(inner)
     set_output_shape(ctx, op, 0, out, y)
     return y, ins, outer, rows
+
+
+def int8_mean_shell(ctx, op, int8_dtype, int32_dtype, int64_dtype):
+    """What ops/reduce.prepare_mean reads, checks and computes for an int8 MEAN over constant int32 / int64 axes
+    (rank up to 6): the output shape (set), the merged walk, the count and the multiplier with 1/count folded in
+    (numerics.mean_multiplier).  Returns the kernel's integers; None wherever the Python path must decide."""
+    inputs, outputs = op.inputs, op.outputs
+    if len(inputs) < 2 or len(outputs) < 1:
+        return None
+    xi, ai, yi = inputs[0], inputs[1], outputs[0]
+    constants = ctx.constants
+    if xi < 0 or ai < 0 or yi < 0 or ai not in constants:
+        return None
+    tensors = ctx.graph.tensors
+    x, y = tensors[xi], tensors[yi]
+    if x.dtype != int8_dtype or y.dtype != int8_dtype:
+        return None
+    xs = ctx.shapes.get(xi)
+    axes_data = constants[ai]
+    if type(xs) is not tuple or (axes_data.dtype != int32_dtype and axes_data.dtype != int64_dtype):
+        return None
+    cdef int64_t dims[RANK]
+    cdef int rank, k, a
+    cdef bint reduced[RANK]
+    if not read_shape(xs, dims, &rank):
+        return None
+    for k in range(RANK):
+        reduced[k] = False
+    for v in axes_data.reshape(-1).tolist():
+        if not -rank <= v < rank:
+            return None
+        reduced[v + rank if v < 0 else v] = True
+    keep = bool(op.options.get("keep_dims", False))
+    cdef int64_t count = 1, n_out = 1, stride = 1
+    out = []
+    for k in range(rank):
+        if reduced[k]:
+            count *= dims[k]
+            if keep:
+                out.append(1)
+        else:
+            n_out *= dims[k]
+            out.append(dims[k])
+    if count * 255 >= (<int64_t>1) << 31:
+        return None
+    x_params, y_params = per_tensor(x), per_tensor(y)
+    if x_params is None or y_params is None:
+        return None
+    cdef int32_t m, sh
+    cdef int rounding = ctx.rounding
+    cdef double real = <double><float>x_params[0] / <double><float>y_params[0]
+    if not multiplier_of(real, rounding, &m, &sh):
+        return None
+    cdef int64_t up = -1, mult = 0, shift = 0, c = count
+    while c:                                           # count.bit_length() - 1
+        up += 1
+        c >>= 1
+    if up > 32:
+        up = 32
+    if up > 31 + sh:
+        up = 31 + sh
+    if up >= 0:
+        mult = ((<int64_t>m) << up) // count
+        shift = sh - up
+    # the 6-D walk (leading 1s), each output's stride per input dim (0 where reduced), then merge_walk_dims
+    cdef int64_t walk[RANK], strides[RANK], md[RANK], ms[RANK]
+    cdef int n = 0
+    for k in range(RANK):
+        walk[k] = 1
+        strides[k] = 0
+    for k in range(rank - 1, -1, -1):
+        walk[RANK - rank + k] = dims[k]
+        if not reduced[k]:
+            strides[RANK - rank + k] = stride
+            stride *= dims[k]
+    for k in range(RANK):
+        if walk[k] == 1:
+            continue
+        if n and ms[n - 1] == strides[k] * walk[k]:
+            md[n - 1] *= walk[k]
+            ms[n - 1] = strides[k]
+            continue
+        md[n] = walk[k]
+        ms[n] = strides[k]
+        n += 1
+    merged_dims, merged_strides = [1] * (RANK - n), [0] * (RANK - n)
+    for k in range(n):
+        merged_dims.append(md[k])
+        merged_strides.append(ms[k])
+    set_output_shape(ctx, op, 0, tuple(out), y)
+    return dict(dims=merged_dims, out_strides=merged_strides, outputs=n_out, reduced=count, is_float=0,
+                in_zp=x_params[1], out_zp=y_params[1], mult=mult, shift=shift, mode=rounding)

@@ -1,0 +1,183 @@
+"""Issue 15, load time of the data-movement ops: cython_ops/load_ops.pyx's RESHAPE and CONCATENATION shells take
+the common case with the Python path's plan, integer for integer, and decline every malformed or less common form,
+which then gives exactly the Python path's error (tests/test_load_ops.py has the shared helpers)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cython_ops import load_ops
+from edgeml.errors import EdgeMLError, ModelFormatError, UnsupportedOpError
+from edgeml.ir import Graph, Op
+from edgeml.runtime.compile import compile_graph, new_context
+from edgeml.runtime.ops import shape as shape_ops
+from path_cases import tensor
+from test_load_ops import plan_values, with_tensor
+
+
+# ----- RESHAPE (reshape_shell) --------------------------------------------------------------------------------
+
+def reshape_graph(shape, new, how="tensor", dtype=np.int8, spec_dtype=np.int32, out_shape=None, out_scale=0.05):
+    """RESHAPE of a graph input to `new` given as a constant shape tensor, the new_shape option or neither (the
+    declared output shape)."""
+    out = out_shape or tuple(np.empty(shape).reshape(new).shape)
+    quantized = dtype in (np.int8, np.int16)
+    ts = [tensor(0, shape, dtype, 0.05 if quantized else None, 3 if dtype == np.int8 else 0),
+          tensor(1, out, dtype, out_scale if quantized else None, 3 if dtype == np.int8 else 0)]
+    inputs, options = [0], {}
+    if how == "tensor":
+        ts.append(tensor(2, (len(new),), spec_dtype, data=np.asarray(new, spec_dtype)))
+        inputs = [0, 2]
+    elif how == "option":
+        options = {"new_shape": list(new)}
+    return Graph(ts, [Op(0, "RESHAPE", 1, inputs, [1], options)], [0], [1])
+
+
+RESHAPES = [((1, 5, 5, 3), (1, 75), "tensor"), ((1, 5, 5, 3), (-1, 15), "tensor"), ((2, 3, 4), (4, -1), "option"),
+            ((2, 3, 4), (24,), "none"), ((7,), (7, 1, 1), "tensor"), ((1, 1, 1, 1, 1, 10), (-1,), "tensor"),
+            ((0, 4), (4, 0), "tensor"), ((3, 4), (2, 6), "option")]
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.float32, np.int16, np.int32])
+def test_reshape_shell_plans_equal_the_python_path(dtype, monkeypatch):
+    graphs = [reshape_graph(s, n, how, dtype, spec) for s, n, how in RESHAPES for spec in (np.int32, np.int64)]
+    for g in graphs:
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        assert load_ops.reshape_shell(ctx, g.ops[0], *shape_ops.SHELL_TYPES) is not None
+        assert ctx.shapes[1] == g.tensors[1].shape
+    fast = [plan_values(g) for g in graphs]
+    monkeypatch.setattr(load_ops, "reshape_shell", lambda *args: None)
+    assert fast == [plan_values(g) for g in graphs]
+
+
+RESHAPE_MALFORMED = [
+    ("two -1", lambda: reshape_graph((2, 6), (-1, -1), out_shape=(2, 6)), ModelFormatError,
+     "more than one -1 in new shape [-1, -1]"),
+    ("a -1 beside a zero", lambda: reshape_graph((2, 6), (0, -1), out_shape=(2, 6)), ModelFormatError,
+     "cannot reshape [2, 6] to [0, -1]"),
+    ("a -1 that does not divide", lambda: reshape_graph((2, 6), (5, -1), out_shape=(2, 6)), ModelFormatError,
+     "cannot reshape [2, 6] to [5, -1]"),
+    ("another element count", lambda: reshape_graph((2, 6), (5, 2), out_shape=(5, 2)), ModelFormatError,
+     "cannot reshape [2, 6] to [5, 2]"),
+    ("a dimension of -2", lambda: reshape_graph((2, 6), (-2, -6), out_shape=(2, 6)), ModelFormatError,
+     "cannot reshape [2, 6] to [-2, -6]"),
+    ("a float32 shape tensor", lambda: reshape_graph((2, 6), (12,), spec_dtype=np.float32, out_shape=(12,)),
+     ModelFormatError, "the shape tensor has type float32; it must be int32"),
+    ("int8 quantization that differs", lambda: reshape_graph((2, 6), (12,), out_scale=0.07), UnsupportedOpError,
+     "must share scale and zero point"),
+    ("a wrongly declared output", lambda: reshape_graph((2, 6), (3, 4), out_shape=(4, 3)), ModelFormatError,
+     "is declared [4, 3] but the op produces [3, 4]"),
+    ("an output of another type", lambda: with_tensor(reshape_graph((2, 6), (12,)), 1, dtype=np.dtype(np.int16)),
+     ModelFormatError, "input int8 and output int16 differ"),
+]
+
+
+@pytest.mark.parametrize("case", RESHAPE_MALFORMED, ids=[c[0] for c in RESHAPE_MALFORMED])
+def test_malformed_reshape_gives_the_python_paths_error(case, monkeypatch):
+    _, make, error, fragment = case
+    g = make()
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    try:
+        declined = load_ops.reshape_shell(ctx, g.ops[0], *shape_ops.SHELL_TYPES) is None
+    except EdgeMLError:      # (a refusal of Ctx.set_output's, raised by it)
+        declined = True
+    assert declined
+    with pytest.raises(EdgeMLError) as fast:
+        compile_graph(make(), {}, 0)
+    monkeypatch.setattr(load_ops, "reshape_shell", lambda *args: None)
+    with pytest.raises(EdgeMLError) as plain:
+        compile_graph(make(), {}, 0)
+    assert type(fast.value) is type(plain.value) is error
+    assert str(fast.value) == str(plain.value)
+    assert fragment in str(fast.value) and "op 0 (" in str(fast.value)
+
+
+# ----- CONCATENATION (concatenation_shell) ------------------------------------------------------------------------
+
+def concat_graph(shapes, axis, dtype=np.int8, quants=None, out_quant=(0.05, 3), act=0, uint8=False, constant=(),
+                 out_shape=None):
+    quantized = dtype in (np.int8, np.int16)
+    ts = []
+    for k, s in enumerate(shapes):
+        q = (quants[k] if quants else out_quant) if quantized else (None, 0)
+        data = np.arange(int(np.prod(s)), dtype=dtype).reshape(s) if k in constant else None
+        ts.append(tensor(k, s, dtype, q[0], q[1] if dtype == np.int8 else 0, data))
+    if out_shape is None:
+        out_shape = tuple(np.concatenate([np.empty(s) for s in shapes], axis=axis).shape)
+    n = len(shapes)
+    ts.append(tensor(n, out_shape, dtype, out_quant[0] if quantized else None, out_quant[1] if dtype == np.int8 else 0))
+    options = dict(axis=axis, fused_activation_function=act)
+    if uint8:
+        options["uint8"] = True
+    return Graph(ts, [Op(0, "CONCATENATION", 1, list(range(n)), [n], options)],
+                 [k for k in range(n) if k not in constant], [n])
+
+
+CONCATS = [([(1, 4, 4, 3), (1, 4, 4, 5)], 3, {}), ([(2, 3), (2, 3), (2, 3)], -1, {}), ([(2, 3), (5, 3)], 0, {}),
+           ([(1, 2, 7)] * 15, 1, {}), ([(1, 5, 1), (1, 5, 2)], -1, {"uint8": True}),
+           ([(3, 2), (3, 4)], 1, {"constant": (0,)}), ([(0, 4), (2, 4)], 0, {}),
+           ([(3,), (4,)], 0, {"quants": [(0.05, 3), (0.05, 3)]})]
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.float32, np.int16])
+def test_concatenation_shell_plans_equal_the_python_path(dtype, monkeypatch):
+    graphs = [concat_graph(shapes, axis, dtype, **extra) for shapes, axis, extra in CONCATS]
+    for g in graphs:
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        assert load_ops.concatenation_shell(ctx, g.ops[0], *shape_ops.SHELL_TYPES[:3]) is not None
+    fast = [plan_values(g) for g in graphs]
+    monkeypatch.setattr(load_ops, "concatenation_shell", lambda *args: None)
+    assert fast == [plan_values(g) for g in graphs]
+
+
+def test_concatenation_shell_leaves_rescaled_uint8_and_folded_inputs_to_the_python_path(monkeypatch):
+    rescaled = concat_graph([(1, 3), (1, 3)], 1, quants=[(0.05, 3), (0.07, -1)], uint8=True)
+    folded = concat_graph([(2,), (3,)], 0, np.int32, constant=(0, 1))
+    for g in (rescaled, folded):
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        assert load_ops.concatenation_shell(ctx, g.ops[0], *shape_ops.SHELL_TYPES[:3]) is None
+    assert [s[0] for s in plan_values(rescaled)] == ["concat_lut"]
+
+
+CONCAT_MALFORMED = [
+    ("dims that differ off the axis", lambda: concat_graph([(2, 3), (3, 3)], 1, out_shape=(2, 6)), ModelFormatError,
+     "do not concatenate on axis 1"),
+    ("ranks that differ", lambda: concat_graph([(2, 3), (2, 3, 1)], 1, out_shape=(2, 6)), ModelFormatError,
+     "do not concatenate on axis 1"),
+    ("an axis past the rank", lambda: concat_graph([(2, 3), (2, 3)], 2, out_shape=(2, 6)), ModelFormatError,
+     "axis 2 outside rank 2"),
+    ("an axis below minus the rank", lambda: concat_graph([(2, 3), (2, 3)], -3, out_shape=(2, 6)), ModelFormatError,
+     "axis -3 outside rank 2"),
+    ("types that differ", lambda: with_tensor(concat_graph([(2, 3), (2, 3)], 1), 1, dtype=np.dtype(np.int16)),
+     UnsupportedOpError, "input types differ"),
+    ("quantization that differs", lambda: concat_graph([(2, 3), (2, 3)], 1, quants=[(0.05, 3), (0.06, 3)]),
+     UnsupportedOpError, "must share scale and zero point"),
+    ("a fused RELU", lambda: concat_graph([(2, 3), (2, 3)], 1, act=1), UnsupportedOpError,
+     "fused activation on CONCATENATION"),
+    ("an unknown fused activation", lambda: concat_graph([(2, 3), (2, 3)], 1, act=9), UnsupportedOpError,
+     "fused activation 9 is not supported"),
+    ("a wrongly declared output", lambda: concat_graph([(2, 3), (2, 3)], 1, out_shape=(4, 3)), ModelFormatError,
+     "is declared [4, 3] but the op produces [2, 6]"),
+    ("an input without quantization", lambda: with_tensor(concat_graph([(2, 3), (2, 3)], 1), 0, quant=None),
+     ModelFormatError, "has no quantization parameters"),
+]
+
+
+@pytest.mark.parametrize("case", CONCAT_MALFORMED, ids=[c[0] for c in CONCAT_MALFORMED])
+def test_malformed_concatenation_gives_the_python_paths_error(case, monkeypatch):
+    _, make, error, fragment = case
+    g = make()
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    try:
+        declined = load_ops.concatenation_shell(ctx, g.ops[0], *shape_ops.SHELL_TYPES[:3]) is None
+    except EdgeMLError:      # (a refusal of Ctx.set_output's, raised by it)
+        declined = True
+    assert declined
+    with pytest.raises(EdgeMLError) as fast:
+        compile_graph(make(), {}, 0)
+    monkeypatch.setattr(load_ops, "concatenation_shell", lambda *args: None)
+    with pytest.raises(EdgeMLError) as plain:
+        compile_graph(make(), {}, 0)
+    assert type(fast.value) is type(plain.value) is error
+    assert str(fast.value) == str(plain.value)
+    assert fragment in str(fast.value) and "op 0 (" in str(fast.value)
