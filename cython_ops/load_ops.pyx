@@ -53,13 +53,17 @@ cdef bint read_shape(shape, int64_t* out, int* rank) except -1:
 def set_output_shape(ctx, op, int position, tuple shape, y):
     """Ctx.set_output for output `position` (tensor y) where it can only succeed: the shape is the declared one,
     the tensor neither a constant nor produced before, and within the arena budget (`shape`: non-negative Python
-    ints); else Ctx.set_output itself (its checks and messages).  Its twin is Ctx.set_output."""
+    ints, else it goes the slow way); else Ctx.set_output itself (its checks and messages).  Its twin is
+    Ctx.set_output."""
     index = y.index
     if type(y.shape) is tuple and y.shape == shape and index not in ctx.constants and index not in ctx.shapes:
         count = y.dtype.itemsize          # (Python ints: a hostile declared shape may pass int64)
         for d in shape:
+            if type(d) is not int or d < 0:
+                count = None
+                break
             count *= d
-        if count <= ctx.max_tensor_bytes:
+        if count is not None and count <= ctx.max_tensor_bytes:
             ctx.producers[index] = op
             ctx.shapes[index] = shape
             return

@@ -468,3 +468,13 @@ def test_malformed_mean_gives_the_python_paths_error(case, monkeypatch):
     assert type(fast.value) is type(plain.value) is error
     assert str(fast.value) == str(plain.value)
     assert fragment in str(fast.value) and "op 0 (" in str(fast.value)
+
+
+def test_set_output_shape_leaves_numpy_and_negative_dims_to_ctx_set_output():
+    g = binary_graph("ADD", (2, 3), (2, 3))
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    load_ops.set_output_shape(ctx, g.ops[0], 0, (np.int64(2), np.int32(3)), g.tensors[2])
+    assert ctx.shapes[2] == (2, 3) and all(type(d) is int for d in ctx.shapes[2])
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    with pytest.raises(ModelFormatError, match="inferred a negative dimension for tensor 2"):
+        load_ops.set_output_shape(ctx, g.ops[0], 0, (2, -3), with_tensor(g, 2, shape=(2, -3)).tensors[2])

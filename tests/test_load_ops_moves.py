@@ -181,3 +181,29 @@ def test_malformed_concatenation_gives_the_python_paths_error(case, monkeypatch)
     assert type(fast.value) is type(plain.value) is error
     assert str(fast.value) == str(plain.value)
     assert fragment in str(fast.value) and "op 0 (" in str(fast.value)
+
+
+# ----- PAD (its checks on Python lists) ---------------------------------------------------------------------------
+
+def pad_graph(shape, pads, out_shape):
+    ts = [tensor(0, shape, np.int8, 0.05, 3), tensor(1, np.shape(pads), np.int32, data=np.asarray(pads, np.int32)),
+          tensor(2, out_shape, np.int8, 0.05, 3)]
+    return Graph(ts, [Op(0, "PAD", 1, [0, 1], [2], {})], [0], [2])
+
+
+@pytest.mark.parametrize("pads,message", [
+    ([[0, 0], [1, -1]], "paddings [[0, 0], [1, -1]] do not fit input rank 2"),
+    ([[0, 0], [1, 1], [0, 0]], "paddings [[0, 0], [1, 1], [0, 0]] do not fit input rank 2"),
+    ([0, 1], "paddings [0, 1] do not fit input rank 2")])
+def test_malformed_pad_is_refused_naming_the_op(pads, message):
+    with pytest.raises(ModelFormatError) as info:
+        compile_graph(pad_graph((2, 3), pads, (2, 3)), {}, 0)
+    assert str(info.value) == f"op 0 (PAD v1): {message}"
+
+
+def test_pad_output_shape_and_padding_values():
+    plan = compile_graph(pad_graph((2, 3), [[1, 0], [2, 3]], (3, 8)), {}, 0)
+    plan.view(0)[...] = np.arange(6, dtype=np.int8).reshape(2, 3)
+    plan.engine.invoke()
+    want = np.pad(np.arange(6, dtype=np.int8).reshape(2, 3), [[1, 0], [2, 3]], constant_values=3)
+    assert plan.shapes[2] == (3, 8) and np.array_equal(plan.view(2), want)

@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from cython_ops import load_ops
 from edgeml.ir import Op
 from edgeml.runtime.plan import Ctx, Step, address
 
@@ -31,7 +32,7 @@ def fold(ctx: Ctx, op: Op, position: int, value) -> Optional[Step]:
     step a graph output needs, else None."""
     y = ctx.tensor(op, position, "output")
     value = np.array(value, dtype=y.dtype, order="C")          # (np.ascontiguousarray would make a scalar 1-D)
-    ctx.set_output(op, position, value.shape)
+    load_ops.set_output_shape(ctx, op, position, value.shape, y)
     if y.index not in ctx.graph.outputs:
         ctx.constants[y.index] = value
         return None

@@ -123,7 +123,7 @@ def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_
         require_same_quant(op, x, y)
     if x.index in ctx.constants:
         return fold(ctx, op, 0, strided_values(ctx.constants[x.index], out_shape, start, in_strides))
-    ctx.set_output(op, 0, tuple(out_shape))
+    load_ops.set_output_shape(ctx, op, 0, tuple(out_shape), y)
     dims, strides = merge_gather_dims(list(out_shape), list(in_strides))
     ints = dict(itemsize=x.dtype.itemsize, dims=dims, strides=strides, start=start)
 
@@ -257,7 +257,7 @@ def split_steps(ctx: Ctx, op: Op, x, axis: int, sizes: list, drop_axis: bool) ->
         require_same_quant(op, x, y)
         shape = xs[:axis] + ([] if drop_axis else [n]) + xs[axis + 1:]
         strides = st[:axis] + ([] if drop_axis else [st[axis]]) + st[axis + 1:]
-        ctx.set_output(op, k, tuple(shape))
+        load_ops.set_output_shape(ctx, op, k, tuple(shape), y)
         dims6, strides6 = merge_gather_dims(list(shape), list(strides))     # e.g. one channel of NHWC: one run
         ints = dict(itemsize=x.dtype.itemsize, dims=dims6, strides=strides6, start=start * st[axis])
 
@@ -315,18 +315,18 @@ def same_padding(conv: Op, kernel_hw, padded_hw) -> Optional[list]:
     return lead + trail
 
 
-def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: np.ndarray, value: np.ndarray) -> bool:
+def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: list, value) -> bool:
     """An explicit PAD of H and W whose only reader is an int8 / float32 CONV_2D or DEPTHWISE_CONV_2D, padding
     with what the conv's own padding stands for (the input zero point; 0.0): the conv reads the PAD's input with
     the pads (plus its own: SAME's computed on the padded size, or ONNX's explicit ones) as its explicit padding
     (its kernels skip padding taps, which add (zp - zp) * w = 0), and no PAD step runs.  Returns whether it
     folded."""
-    if len(ctx.shape(x)) != 4 or pads[0].any() or pads[3].any() or y.index in ctx.graph.outputs:
+    if len(ctx.shape(x)) != 4 or any(pads[0]) or any(pads[3]) or y.index in ctx.graph.outputs:
         return False
     if x.dtype == np.int8:
-        if value[0] != qparams(x, op)[1]:
+        if value != qparams(x, op)[1]:
             return False
-    elif x.dtype != np.float32 or value[0] != 0.0:
+    elif x.dtype != np.float32 or value != 0.0:
         return False
     readers = [o for o in ctx.graph.ops if y.index in o.inputs]
     if len(readers) != 1 or readers[0].index <= op.index:
@@ -340,7 +340,7 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: np.ndarray, value: np.ndarr
     w = ctx.constants[conv.inputs[1]]
     if w.dtype != x.dtype or w.ndim != 4 or (conv.type == "CONV_2D" and w.shape[3] != ctx.shape(x)[3]):
         return False          # hybrid, 16x8 and grouped convs keep the PAD
-    explicit = [int(pads[1][0]), int(pads[2][0]), int(pads[1][1]), int(pads[2][1])]    # top, left, bottom, right
+    explicit = [pads[1][0], pads[2][0], pads[1][1], pads[2][1]]    # top, left, bottom, right
     if own is None and conv.options.get("padding", 0) == 0:
         own = same_padding(conv, w.shape[1:3], ctx.shape(y)[1:3])
         if own is None:
@@ -357,15 +357,16 @@ def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     pads = ctx.const(ctx.tensor(op, 1), f"{op.describe()} paddings").astype(np.int64)
-    if pads.shape != (len(xs), 2) or np.any(pads < 0):
-        raise ModelFormatError(f"{op.describe()}: paddings {pads.tolist()} do not fit input rank {len(xs)}")
+    rows = pads.tolist()         # (Python ints: the checks and sums below on lists, not on numpy scalars)
+    if pads.shape != (len(xs), 2) or any(p < 0 for row in rows for p in row):
+        raise ModelFormatError(f"{op.describe()}: paddings {rows} do not fit input rank {len(xs)}")
     if len(xs) > 6:
         raise UnsupportedOpError(f"{op.describe()}: rank > 6")
     if x.dtype != y.dtype:
         raise ModelFormatError(f"{op.describe()}: input and output types differ")
     require_same_quant(op, x, y)
-    out = [d + int(p[0]) + int(p[1]) for d, p in zip(xs, pads)]
-    ctx.set_output(op, 0, tuple(out))
+    out = [d + p[0] + p[1] for d, p in zip(xs, rows)]
+    load_ops.set_output_shape(ctx, op, 0, tuple(out), y)
     value = np.zeros(1, x.dtype)
     if x.dtype == np.int8:
         value[0] = qparams(x, op)[1]
@@ -374,11 +375,11 @@ def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
         if cv.dtype != x.dtype or cv.size != 1:
             raise ModelFormatError(f"{op.describe()}: constant value must be one {x.dtype}")
         value[0] = cv.reshape(-1)[0]
-    if fold_pad_into_conv(ctx, op, x, y, pads, value):
+    if fold_pad_into_conv(ctx, op, x, y, rows, value[0]):
         return None
     vk = ctx.keep_array(value)
     in6, out6 = pad6(xs), pad6(out)
-    lead6 = [0] * (6 - len(xs)) + [int(p[0]) for p in pads]
+    lead6 = [0] * (6 - len(xs)) + [p[0] for p in rows]
     ost = row_major_strides(out6)
     origin = sum(p * s for p, s in zip(lead6, ost))
     ints = dict(itemsize=x.dtype.itemsize, dims=in6, out_strides=ost[:5] + [0], origin=origin,
@@ -492,7 +493,7 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
         raise ModelFormatError(f"{op.describe()}: axis {axis} outside the output rank {len(shape) + 1}")
     if inputs_constant(ctx, op):
         return fold(ctx, op, 0, np.stack([ctx.constants[t.index] for t in ins], axis=a))
-    ctx.set_output(op, 0, tuple(shape[:a] + [count] + shape[a:]))
+    load_ops.set_output_shape(ctx, op, 0, tuple(shape[:a] + [count] + shape[a:]), y)
     return concat_steps(op, y, ins, element_count(shape[:a]), [element_count(shape[a:]) * y.dtype.itemsize] * count)
 
 
