@@ -498,3 +498,127 @@ def int8_mean_shell(ctx, op, int8_dtype, int32_dtype, int64_dtype):
     set_output_shape(ctx, op, 0, tuple(out), y)
     return dict(dims=merged_dims, out_strides=merged_strides, outputs=n_out, reduced=count, is_float=0,
                 in_zp=x_params[1], out_zp=y_params[1], mult=mult, shift=shift, mode=rounding)
+
+
+cdef inline int64_t floor_div(int64_t a, int64_t b) noexcept:
+    """Python's a // b for any nonzero b."""
+    cdef int64_t q = a // b
+    return q - 1 if (a % b != 0 and ((a < 0) != (b < 0))) else q
+
+
+cdef object int_list(data, int32_dtype, int64_dtype):
+    """A constant int32 / int64 vector's values as Python ints (folding.int_values), else None."""
+    if data.dtype != int32_dtype and data.dtype != int64_dtype:
+        return None
+    return data.reshape(-1).tolist()
+
+
+def strided_slice_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype, int32_dtype, int64_dtype):
+    """What ops/shape.prepare_strided_slice and gather_step read, check and compute for a STRIDED_SLICE (input
+    rank up to 6) with constant int32 / int64 begin, end and strides and no ellipsis, new-axis or offset option:
+    the output shape (set) and the gather's integers; of a constant input, (output shape, start, strides) of the
+    gather that folds it.  None wherever the Python path must decide (its checks and messages)."""
+    inputs, outputs = op.inputs, op.outputs
+    if len(inputs) < 4 or len(outputs) < 1:
+        return None
+    xi, yi = inputs[0], outputs[0]
+    constants = ctx.constants
+    if xi < 0 or yi < 0:
+        return None
+    for k in range(1, 4):
+        if inputs[k] < 0 or inputs[k] not in constants:
+            return None
+    o = op.options
+    if o.get("ellipsis_mask", 0) or o.get("new_axis_mask", 0) or o.get("offset", False):
+        return None
+    bm, em, sm = o.get("begin_mask", 0), o.get("end_mask", 0), o.get("shrink_axis_mask", 0)
+    if type(bm) is not int or type(em) is not int or type(sm) is not int:
+        return None
+    tensors = ctx.graph.tensors
+    x, y = tensors[xi], tensors[yi]
+    xs = ctx.shapes.get(xi)
+    if (type(xs) is not tuple or x.dtype != y.dtype or x.dtype.itemsize not in (1, 2, 4, 8)
+            or not same_quantization(x, y, int8_dtype, int16_dtype, uint8_dtype)):
+        return None
+    cdef int64_t dims[RANK], st[RANK], b, e, s, dim, lo, hi, size, start = 0
+    cdef int rank, n, d, sign
+    if not read_shape(xs, dims, &rank):
+        return None
+    begin = int_list(constants[inputs[1]], int32_dtype, int64_dtype)
+    end = int_list(constants[inputs[2]], int32_dtype, int64_dtype)
+    strides = int_list(constants[inputs[3]], int32_dtype, int64_dtype)
+    if begin is None or end is None or strides is None:
+        return None
+    n = len(begin)
+    if len(end) != n or len(strides) != n or n > rank:
+        return None
+    for v in begin + end + strides:
+        if not -MAX_EXTENT <= v <= MAX_EXTENT:
+            return None
+    if rank:
+        st[rank - 1] = 1
+    for d in range(rank - 2, -1, -1):
+        st[d] = st[d + 1] * dims[d + 1]
+        if st[d] > MAX_DIM:               # (every product below then stays inside int64)
+            return None
+    out_shape, out_strides = [], []
+    for d in range(rank):
+        dim = dims[d]
+        if d < n:
+            b, e, s = begin[d], end[d], strides[d]
+        else:
+            b, e, s = 0, dim, 1
+        if s == 0 or (s if s > 0 else -s) > MAX_EXTENT:
+            return None
+        if sm >> d & 1:
+            if b < 0:
+                b += dim
+            if not 0 <= b < dim:
+                return None
+            start += b * st[d]
+            continue
+        if s > 0:
+            lo, hi, sign = 0, dim, 1
+        else:
+            lo, hi, sign = -1, dim - 1, -1
+        if d < n and bm >> d & 1:
+            b = 0 if s > 0 else dim - 1
+        else:
+            if b < 0:
+                b += dim
+            b = lo if b < lo else (hi if b > hi else b)
+        if d < n and em >> d & 1:
+            e = dim if s > 0 else -1
+        else:
+            if e < 0:
+                e += dim
+            e = lo if e < lo else (hi if e > hi else e)
+        size = floor_div(e - b + (s - sign), s)
+        if size < 0:
+            size = 0
+        if size:
+            start += b * st[d]
+        out_shape.append(size)
+        out_strides.append(st[d] * s)
+    if xi in constants:       # (the Python path folds it: its strided gather of the constant)
+        return out_shape, start, out_strides
+    # merge_gather_dims: size-1 dims dropped, a dim joined to the next where the input steps through both as one
+    cdef int64_t md[RANK], ms[RANK]
+    cdef int m = 0
+    for d in range(len(out_shape)):
+        size, s = out_shape[d], out_strides[d]
+        if size == 1:
+            continue
+        if m and ms[m - 1] == s * size:
+            md[m - 1] *= size
+            ms[m - 1] = s
+            continue
+        md[m] = size
+        ms[m] = s
+        m += 1
+    gather_dims, gather_strides = [1] * (RANK - m), [0] * (RANK - m)
+    for d in range(m):
+        gather_dims.append(md[d])
+        gather_strides.append(ms[d])
+    set_output_shape(ctx, op, 0, tuple(out_shape), y)
+    return dict(itemsize=x.dtype.itemsize, dims=gather_dims, strides=gather_strides, start=start)

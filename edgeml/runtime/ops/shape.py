@@ -125,10 +125,13 @@ def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_
         return fold(ctx, op, 0, strided_values(ctx.constants[x.index], out_shape, start, in_strides))
     load_ops.set_output_shape(ctx, op, 0, tuple(out_shape), y)
     dims, strides = merge_gather_dims(list(out_shape), list(in_strides))
-    ints = dict(itemsize=x.dtype.itemsize, dims=dims, strides=strides, start=start)
+    return gather_strided_step(op, x.index, y.index, dict(itemsize=x.dtype.itemsize, dims=dims, strides=strides,
+                                                          start=start))
 
+
+def gather_strided_step(op: Op, xi: int, yi: int, ints: dict) -> Step:
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index)), ints, {}
+        return dict(input=addr(xi), output=addr(yi)), ints, {}
     return Step(op, "gather_strided", make, 0, 0)
 
 
@@ -187,6 +190,11 @@ def prepare_transpose(ctx: Ctx, op: Op) -> Step:
 
 
 def prepare_strided_slice(ctx: Ctx, op: Op) -> Step:
+    shell = load_ops.strided_slice_shell(ctx, op, *SHELL_TYPES)      # the common case's checks and gather, one call
+    if type(shell) is tuple:      # a constant input (shape arithmetic)
+        return fold(ctx, op, 0, strided_values(ctx.constants[op.inputs[0]], *shell))
+    if shell is not None:
+        return gather_strided_step(op, op.inputs[0], op.outputs[0], shell)
     xs = list(ctx.shape(ctx.tensor(op, 0)))
     rank = len(xs)
     what = op.describe()
