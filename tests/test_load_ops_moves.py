@@ -309,3 +309,36 @@ def test_strided_values_equal_the_index_array_form(shape, start, strides):
     want = np.array(data.reshape(-1)[index], dtype=np.int32)
     got = np.array(strided_values(data, shape, start, strides), dtype=np.int32)
     assert got.shape == want.shape and got.tobytes() == want.tobytes()
+
+
+# ----- PACK (scalars folded without np.stack; the output's quantization read once) --------------------------------
+
+def pack_graph(shapes, dtype=np.int32, constant=True, axis=0, quants=None, out_quant=None):
+    ts = []
+    for k, s in enumerate(shapes):
+        q = quants[k] if quants else (None, 0)
+        ts.append(tensor(k, s, dtype, q[0], q[1], np.full(s, 3 * k + 1, dtype) if constant else None))
+    n = len(shapes)
+    out = list(shapes[0])
+    out.insert(axis if axis >= 0 else len(out) + 1 + axis, n)
+    ts.append(tensor(n, tuple(out), dtype, *(out_quant or (None, 0))))
+    return Graph(ts, [Op(0, "PACK", 1, list(range(n)), [n], {"values_count": n, "axis": axis})],
+                 [] if constant else list(range(n)), [] if constant else [n])
+
+
+@pytest.mark.parametrize("shapes,axis", [([(), (), ()], 0), ([()], -1), ([(2,), (2,)], 1), ([(2, 3)] * 4, -2)])
+def test_folded_pack_equals_np_stack(shapes, axis):
+    plan = compile_graph(pack_graph(shapes, axis=axis), {}, 0)
+    want = np.stack([np.full(s, 3 * k + 1, np.int32) for k, s in enumerate(shapes)], axis=axis)
+    got = plan.constants[len(shapes)]
+    assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_pack_names_the_first_unquantized_tensor_as_before():
+    g = pack_graph([(2,), (2,)], np.int8, constant=False, quants=[(None, 0), (0.1, 0)])
+    with pytest.raises(ModelFormatError, match="tensor 0 't0' has no quantization parameters"):
+        compile_graph(g, {}, 0)
+    g = pack_graph([(2,), (2,)], np.int8, constant=False, quants=[(0.1, 0), (0.1, 0)], out_quant=(0.1, 1))
+    with pytest.raises(ModelFormatError, match=r"input tensor 0 't0' has scale / zero point \(0.1, 0\), the output "
+                                               r"\(0.1, 1\)"):
+        compile_graph(g, {}, 0)

@@ -484,14 +484,21 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
     count = op.options.get("values_count", 0)
     if count != len(ins) or not ins:
         raise ModelFormatError(f"{op.describe()}: values_count {count} but {len(ins)} inputs")
-    shape = list(ctx.shape(ins[0]))
+    first = ctx.shape(ins[0])
+    shape = list(first)
+    quantized = y.dtype in (np.int8, np.int16)
+    y_params = None        # (the output's, read once after the first input's, as before, not per input)
     for t in ins:
-        if list(ctx.shape(t)) != shape:
+        if ctx.shape(t) != first and list(ctx.shape(t)) != shape:
             raise ModelFormatError(f"{op.describe()}: inputs of shapes {[list(ctx.shape(t)) for t in ins]} "
                                    "cannot be stacked (they must all be equal)")
         if t.dtype != y.dtype:
             raise ModelFormatError(f"{op.describe()}: input {t.describe()} has type {t.dtype}, the output {y.dtype}")
-        if y.dtype in (np.int8, np.int16) and qparams(t, op) != qparams(y, op):
+        if quantized:
+            t_params = qparams(t, op)
+            y_params = y_params or qparams(y, op)
+            if t_params == y_params:
+                continue
             raise ModelFormatError(f"{op.describe()}: {y.dtype} input {t.describe()} has scale / zero point "
                                    f"{qparams(t, op)}, the output {qparams(y, op)}; PACK copies values, so "
                                    "they must be equal (LiteRT refuses the model too)")
@@ -500,7 +507,9 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
     if not 0 <= a <= len(shape):
         raise ModelFormatError(f"{op.describe()}: axis {axis} outside the output rank {len(shape) + 1}")
     if inputs_constant(ctx, op):
-        return fold(ctx, op, 0, np.stack([ctx.constants[t.index] for t in ins], axis=a))
+        values = [ctx.constants[t.index] for t in ins]
+        # (scalars, the shape arithmetic's case: np.array of 0-d arrays of one type is np.stack's result)
+        return fold(ctx, op, 0, np.array(values) if not shape else np.stack(values, axis=a))
     load_ops.set_output_shape(ctx, op, 0, tuple(shape[:a] + [count] + shape[a:]), y)
     return concat_steps(op, y, ins, element_count(shape[:a]), [element_count(shape[a:]) * y.dtype.itemsize] * count)
 
