@@ -622,3 +622,73 @@ def strided_slice_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype, int32_dty
         gather_strides.append(ms[d])
     set_output_shape(ctx, op, 0, tuple(out_shape), y)
     return dict(itemsize=x.dtype.itemsize, dims=gather_dims, strides=gather_strides, start=start)
+
+
+def split_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype, int32_dtype, int64_dtype):
+    """What ops/shape.prepare_split and split_steps read, check and compute for a SPLIT into equal pieces along a
+    constant int32 / int64 axis (rank up to 6): every output's shape (set) and its strided gather's integers, as
+    [(output index, ints)].  None wherever the Python path must decide (its checks and messages)."""
+    inputs, outputs = op.inputs, op.outputs
+    cdef Py_ssize_t count = len(outputs), k
+    if len(inputs) < 2 or count < 1:
+        return None
+    ai, xi = inputs[0], inputs[1]
+    constants = ctx.constants
+    if ai < 0 or xi < 0 or ai not in constants:
+        return None
+    axis_values = int_list(constants[ai], int32_dtype, int64_dtype)
+    tensors = ctx.graph.tensors
+    x = tensors[xi]
+    xs = ctx.shapes.get(xi)
+    if not axis_values or type(xs) is not tuple or x.dtype.itemsize not in (1, 2, 4, 8):
+        return None
+    cdef int64_t dims[RANK], st[RANK], piece
+    cdef int rank, axis, d
+    if not read_shape(xs, dims, &rank):
+        return None
+    axis = -1
+    v = axis_values[0]
+    if -rank <= v < rank:
+        axis = v + rank if v < 0 else v
+    if axis < 0 or dims[axis] % count:
+        return None
+    piece = dims[axis] // count
+    ys = []
+    for k in range(count):
+        if outputs[k] < 0:
+            return None
+        y = tensors[outputs[k]]
+        if y.dtype != x.dtype or not same_quantization(x, y, int8_dtype, int16_dtype, uint8_dtype):
+            return None
+        ys.append(y)
+    if rank:
+        st[rank - 1] = 1
+    for d in range(rank - 2, -1, -1):
+        st[d] = st[d + 1] * dims[d + 1]
+    shape = list(xs)
+    shape[axis] = piece
+    shape = tuple(shape)
+    # merge_gather_dims of (shape, strides): the same for every piece
+    cdef int64_t md[RANK], ms[RANK], size
+    cdef int m = 0
+    for d in range(rank):
+        size = piece if d == axis else dims[d]
+        if size == 1:
+            continue
+        if m and ms[m - 1] == st[d] * size:
+            md[m - 1] *= size
+            ms[m - 1] = st[d]
+            continue
+        md[m] = size
+        ms[m] = st[d]
+        m += 1
+    gather_dims, gather_strides = [1] * (RANK - m), [0] * (RANK - m)
+    for d in range(m):
+        gather_dims.append(md[d])
+        gather_strides.append(ms[d])
+    steps = []
+    for k in range(count):
+        set_output_shape(ctx, op, k, shape, ys[k])
+        steps.append((outputs[k], dict(itemsize=x.dtype.itemsize, dims=list(gather_dims),
+                                       strides=list(gather_strides), start=k * piece * st[axis])))
+    return steps

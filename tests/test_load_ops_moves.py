@@ -342,3 +342,70 @@ def test_pack_names_the_first_unquantized_tensor_as_before():
     with pytest.raises(ModelFormatError, match=r"input tensor 0 't0' has scale / zero point \(0.1, 0\), the output "
                                                r"\(0.1, 1\)"):
         compile_graph(g, {}, 0)
+
+
+# ----- SPLIT (split_shell) ------------------------------------------------------------------------------------------
+
+def split_graph(shape, axis, count, dtype=np.int8, axis_dtype=np.int32, constant=False, out_shapes=None):
+    quantized = dtype in (np.int8, np.int16)
+    q = (0.05, 3 if dtype == np.int8 else 0) if quantized else (None, 0)
+    data = np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape) if constant else None
+    ts = [tensor(0, (1,), axis_dtype, data=np.asarray([axis], axis_dtype)), tensor(1, shape, dtype, *q, data)]
+    piece = list(shape)
+    a = axis + len(shape) if axis < 0 else axis
+    if 0 <= a < len(shape):
+        piece[a] = shape[a] // count
+    for k in range(count):
+        ts.append(tensor(2 + k, tuple(out_shapes[k] if out_shapes else piece), dtype, *q))
+    return Graph(ts, [Op(0, "SPLIT", 1, [0, 1], list(range(2, 2 + count)), {"num_splits": count})],
+                 [] if constant else [1], list(range(2, 2 + count)))
+
+
+SPLITS = [((1, 4, 4, 6), 3, 3), ((1, 4, 4, 6), -1, 2), ((2, 9), 0, 2), ((2, 9), 1, 3), ((12,), 0, 4),
+          ((1, 2, 3, 4, 5, 6), 4, 5), ((3, 1, 5), 1, 1), ((0, 4), 1, 2)]
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.float32, np.int16])
+def test_split_shell_plans_equal_the_python_path(dtype, monkeypatch):
+    graphs = [split_graph(s, a, n, dtype, ad, constant) for s, a, n in SPLITS for ad in (np.int32, np.int64)
+              for constant in (False, True)]
+    for g in graphs:
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        assert load_ops.split_shell(ctx, g.ops[0], *shape_ops.SHELL_TYPES) is not None
+    fast = [plan_values(g) for g in graphs]
+    monkeypatch.setattr(load_ops, "split_shell", lambda *args: None)
+    assert fast == [plan_values(g) for g in graphs]
+
+
+SPLIT_MALFORMED = [
+    ("pieces that do not divide", lambda: split_graph((2, 9), 1, 2, out_shapes=[(2, 4), (2, 5)]), ModelFormatError,
+     "dimension 1 of [2, 9] does not split into 2"),
+    ("an axis past the rank", lambda: split_graph((2, 9), 2, 1), ModelFormatError, "axis 2 outside rank 2"),
+    ("an output of another type", lambda: with_tensor(split_graph((2, 8), 1, 2), 3, dtype=np.dtype(np.int16)),
+     UnsupportedOpError, "type int8 -> int16 not supported"),
+    ("output quantization that differs", lambda: with_tensor(split_graph((2, 8), 1, 2), 3,
+                                                             quant=tensor(0, (1,), np.int8, 0.07, 3).quant),
+     UnsupportedOpError, "must share scale and zero point"),
+    ("a second output declared wrongly", lambda: split_graph((2, 8), 1, 2, out_shapes=[(2, 4), (4, 2)]),
+     ModelFormatError, "is declared [4, 2] but the op produces [2, 4]"),
+]
+
+
+@pytest.mark.parametrize("case", SPLIT_MALFORMED, ids=[c[0] for c in SPLIT_MALFORMED])
+def test_malformed_split_gives_the_python_paths_error(case, monkeypatch):
+    _, make, error, fragment = case
+    g = make()
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    try:
+        declined = load_ops.split_shell(ctx, g.ops[0], *shape_ops.SHELL_TYPES) is None
+    except EdgeMLError:      # (a refusal of Ctx.set_output's, raised by it)
+        declined = True
+    assert declined
+    with pytest.raises(EdgeMLError) as fast:
+        compile_graph(make(), {}, 0)
+    monkeypatch.setattr(load_ops, "split_shell", lambda *args: None)
+    with pytest.raises(EdgeMLError) as plain:
+        compile_graph(make(), {}, 0)
+    assert type(fast.value) is type(plain.value) is error
+    assert str(fast.value) == str(plain.value)
+    assert fragment in str(fast.value) and "op 0 (" in str(fast.value)

@@ -277,6 +277,9 @@ def split_steps(ctx: Ctx, op: Op, x, axis: int, sizes: list, drop_axis: bool) ->
 
 
 def prepare_split(ctx: Ctx, op: Op) -> list:
+    pieces = load_ops.split_shell(ctx, op, *SHELL_TYPES)      # equal pieces: every check and gather in one call
+    if pieces is not None:
+        return [gather_strided_step(op, op.inputs[1], yi, ints) for yi, ints in pieces]
     x = ctx.tensor(op, 1)
     xs = ctx.shape(x)
     axis = resolve_axis(op, int(ctx.const(ctx.tensor(op, 0), f"{op.describe()} axis").reshape(-1)[0]), len(xs))
