@@ -478,3 +478,21 @@ def test_set_output_shape_leaves_numpy_and_negative_dims_to_ctx_set_output():
     ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
     with pytest.raises(ModelFormatError, match="inferred a negative dimension for tensor 2"):
         load_ops.set_output_shape(ctx, g.ops[0], 0, (2, -3), with_tensor(g, 2, shape=(2, -3)).tensors[2])
+
+
+# ----- RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR source tables, now computed as vectors --------------------------
+
+@pytest.mark.parametrize("in_size", [1, 2, 3, 5, 7, 16, 33, 100, 513])
+def test_resize_axes_equal_their_element_by_element_twins(in_size):
+    from edgeml.runtime.ops import resize as R
+    forms = [(R.bilinear_float_axis, R.bilinear_float_axis_loop),
+             (R.bilinear_integer_axis, R.bilinear_integer_axis_loop), (R.nearest_axis, R.nearest_axis_loop)]
+    for out_size in (1, 2, 3, 4, 8, 17, 65, 257, 513, 1025):
+        for align, half in ((False, False), (True, False), (False, True)):
+            for vector, loop in forms:
+                got, want = vector(in_size, out_size, align, half), loop(in_size, out_size, align, half)
+                got, want = (got,) if isinstance(got, np.ndarray) else got, (want,) if isinstance(want, np.ndarray) \
+                    else want
+                for a, b in zip(got, want):
+                    assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), \
+                        (vector.__name__, in_size, out_size, align, half)
