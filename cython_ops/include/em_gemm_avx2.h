@@ -262,11 +262,8 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
 /* Weights in use come from L1 / L2, but a layer's first read of them comes from L3 or memory (a model's int16
  * weights are megabytes): while one panel (or block of panels) works, its successor's lines [lo, hi) are fetched
  * into L2, a share per 4-row tile, so that the fetch is spread over the work instead of stalling the first tile. */
-#ifndef EM_AVX2_PF_HINT
-#define EM_AVX2_PF_HINT _MM_HINT_T1
-#endif
 EM_AVX2_TARGET static inline void em_avx2_prefetch_lines(const int16_t* w, int64_t lo, int64_t hi) {
-    for (int64_t j = lo; j < hi; j++) _mm_prefetch((const char*)(w + 32 * j), EM_AVX2_PF_HINT);
+    for (int64_t j = lo; j < hi; j++) _mm_prefetch((const char*)(w + 32 * j), _MM_HINT_T1);
 }
 
 /* The small-K GEMM (stems, small 1x1s) holds a block of panels' weights and output constants at once: at most
