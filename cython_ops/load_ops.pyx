@@ -72,19 +72,17 @@ def set_output_shape(ctx, op, int position, tuple shape, y):
 
 def int8_binary_shell(ctx, op, int which, int8_dtype):
     """What ops/elementwise.prepare_binary reads, checks and computes for an int8 ADD (which 0), SUB (1) or MUL (2)
-    of two non-constant inputs under TFLite's fixed-point contract (rounding 0 or 1): sets the output shape and
-    returns the kernel's integers (collapsed broadcast dims and strides, zero points, multipliers, activation
-    range, as prepare_binary orders them).  None wherever a check would refuse the op or another form applies
-    (int16 / int32 / float, a constant operand's tables, rank over 6, an unknown activation)."""
+    under TFLite's fixed-point contract (rounding 0 or 1): sets the output shape and returns the kernel's integers
+    (collapsed broadcast dims and strides, zero points, multipliers, activation range, as prepare_binary orders
+    them; a constant operand's tables are then built from them as on the Python path).  None wherever a check
+    would refuse the op or another form applies (int16 / int32 / float, rank over 6, an unknown activation)."""
     inputs, outputs = op.inputs, op.outputs
     if len(inputs) < 2 or len(outputs) < 1 or ctx.rounding not in (0, 1):
         return None
     ai, bi, yi = inputs[0], inputs[1], outputs[0]
     if ai < 0 or bi < 0 or yi < 0:
         return None
-    constants, shapes = ctx.constants, ctx.shapes
-    if ai in constants or bi in constants:
-        return None
+    shapes = ctx.shapes
     tensors = ctx.graph.tensors
     a, b, y = tensors[ai], tensors[bi], tensors[yi]
     if a.dtype != int8_dtype or b.dtype != int8_dtype or y.dtype != int8_dtype:

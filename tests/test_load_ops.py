@@ -146,12 +146,39 @@ def test_shell_declines_what_the_python_path_refuses(case):
     assert op.outputs[0] not in ctx.shapes or op.outputs[0] in g.inputs
 
 
+def constant_operand_graph(which, shape, const_shape, first=False, act=0):
+    """`which` of a graph input and a constant (the first operand when `first`)."""
+    g = binary_graph(which, const_shape if first else shape, shape if first else const_shape, act)
+    k = 0 if first else 1
+    data = (np.arange(int(np.prod(const_shape))) * 37 % 251 - 125).astype(np.int8).reshape(const_shape)
+    g = with_tensor(g, k, data=data)
+    g.inputs = [1 - k]
+    return g
+
+
+CONSTANT_OPERANDS = [((1, 4, 4, 3), (3,), False), ((1, 4, 4, 3), (3,), True), ((2, 5, 7), (1, 1, 1), False),
+                     ((1, 3, 3, 17), (1, 1, 3, 17), False), ((1, 6, 65), (65,), False), ((1, 2, 2, 2), (2, 1), True)]
+
+
+@pytest.mark.parametrize("which", ["ADD", "SUB", "MUL"])
+def test_binary_shell_with_a_constant_operand_plans_equal_the_python_path(which, monkeypatch):
+    """The shell's integers build the constant operand's byte tables (or the plain step past 64 positions) exactly
+    as the Python path's do: the kernels, their integers and every table byte."""
+    graphs = [constant_operand_graph(which, s, c, first, act) for s, c, first in CONSTANT_OPERANDS
+              for act in (0, 1)]
+    for g in graphs:
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        assert load_ops.int8_binary_shell(ctx, g.ops[0], SHELL_OPS[which], INT8) is not None
+    fast = [plan_values(g) for g in graphs]
+    kept = [[a.tobytes() for a in compile_graph(g, {}, 0).keep if isinstance(a, np.ndarray)] for g in graphs]
+    assert any(s[0][0] == "lut_periodic_int8" for s in fast) and any(s[0][0] == "lut_int8" for s in fast)
+    python_path(monkeypatch)
+    assert fast == [plan_values(g) for g in graphs]
+    assert kept == [[a.tobytes() for a in compile_graph(g, {}, 0).keep if isinstance(a, np.ndarray)] for g in graphs]
+
+
 def test_binary_shell_declines_the_other_forms():
-    """A constant operand (its byte tables), the onnxruntime rounding and a missing input go the Python way."""
-    g = binary_graph("MUL", (1, 2, 2, 3), (3,))
-    g.tensors[1] = with_tensor(g, 1, data=np.arange(3, dtype=np.int8)).tensors[1]
-    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
-    assert load_ops.int8_binary_shell(ctx, g.ops[0], 2, INT8) is None
+    """The onnxruntime rounding and a missing input go the Python way."""
     g = binary_graph("ADD", (3,), (3,))
     ctx = new_context(g, {}, 2, 1, 1 << 31, 1 << 31)
     assert load_ops.int8_binary_shell(ctx, g.ops[0], 0, INT8) is None

@@ -148,11 +148,21 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
 
 
 def int8_binary_step(ctx: Ctx, op: Op, which: str, ints: dict) -> Step:
-    """prepare_binary's int8 step of two non-constant inputs from load_ops.int8_binary_shell's integers."""
+    """prepare_binary's int8 step from load_ops.int8_binary_shell's integers (tables against a constant operand
+    where constant_operand_lut takes it)."""
     a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
     body = VECTOR_ISA.get(CONFIG.isa)
     if which == "MUL":
         name = "mul_int8" + (f"_{body}" if body and ints["shift"] >= -31 else "")     # a right shift past 31: scalar
+    else:
+        name = "add_int8" + (f"_{body}" if body else "")
+    constants = ctx.constants
+    if a in constants or b in constants:
+        tensors = ctx.graph.tensors
+        step = constant_operand_lut(ctx, op, tensors[a], tensors[b], tensors[y], ctx.shapes[y], name, ints)
+        if step is not None:
+            return step
+    if which == "MUL":
 
         def make(addr):
             return dict(input1=addr(a), input2=addr(b), output=addr(y)), ints, {}
@@ -162,7 +172,7 @@ def int8_binary_step(ctx: Ctx, op: Op, which: str, ints: dict) -> Step:
     def make_add(addr):
         return (dict(input1=addr(a), input2=addr(b), output=addr(y), tables=addr("scratch") if scratch else 0),
                 ints, {})
-    return Step(op, "add_int8" + (f"_{body}" if body else ""), make_add, scratch)
+    return Step(op, name, make_add, scratch)
 
 
 def constant_period(ctx: Ctx, const, other, out: tuple):
