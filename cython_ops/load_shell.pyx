@@ -48,7 +48,7 @@ cdef bint padded_extent(int padding, int64_t size, int64_t k, int64_t stride, in
     return True
 
 
-cdef per_tensor(t):
+cdef per_tensor(t, float64_dtype, int64_dtype):
     """(scale, zero point) of a tensor quantized per tensor with a positive scale (common.qparams), else None."""
     q = t.quant
     if q is None:
@@ -56,6 +56,13 @@ cdef per_tensor(t):
     scale, zero_point = q.scale, q.zero_point
     if scale.size != 1 or zero_point.size < 1:
         return None
+    cdef double s
+    if scale.dtype is float64_dtype and zero_point.dtype is int64_dtype and zero_point.size == 1:
+        # (the IR's types: the values read in place, no numpy scalars made)
+        s = (<const double*>buffer_bytes(scale, 8, b"per_tensor"))[0]
+        if not s > 0:
+            return None
+        return s, (<const int64_t*>buffer_bytes(zero_point, 8, b"per_tensor"))[0]
     s = float(scale[0])
     if not s > 0:
         return None
@@ -81,8 +88,8 @@ cdef object int8_quantization(x, y, w, int64_t columns, int axis, int activation
     points, act_min, act_max) of an int8 conv / FC shell: per-tensor input and output, weights quantized per tensor
     or along `axis` (`columns` scales) with zero points all 0 (uint8: one positive weight scale, any zero point);
     None wherever the Python path must decide."""
-    x_params = per_tensor(x)
-    y_params = per_tensor(y)
+    x_params = per_tensor(x, float64_dtype, int64_dtype)
+    y_params = per_tensor(y, float64_dtype, int64_dtype)
     if x_params is None or y_params is None or w.quant is None:
         return None
     ws, zps = w.quant.scale, w.quant.zero_point

@@ -166,3 +166,23 @@ def test_a_declined_op_keeps_the_python_paths_message(reference_models):
     graph.tensors[op.inputs[1]].quant.zero_point = np.full_like(graph.tensors[op.inputs[1]].quant.zero_point, 1)
     with pytest.raises(EdgeMLError, match=r"op \d+ \(CONV_2D v\d+\): int8 weights with a non-zero zero point"):
         compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
+
+
+def test_quantization_read_in_place_equals_the_numpy_read(reference_models):
+    """The IR's float64 / int64 per-tensor scale and zero point are read in place, other types through numpy
+    scalars: the same conv integers and scales (the scale rounded through float32 first, so both types hold it)."""
+    graph, ctx = prepared(reference_models / "mlperf_tiny" / "vww_96_int8.tflite")
+    op = next(op for op in graph.ops if op.type == "CONV_2D")
+    saved = list(graph.tensors)
+    x = graph.tensors[op.inputs[0]]
+    requantized(scale=x.quant.scale.astype(np.float32), which=0)(op, ctx)
+    edited = graph.tensors[op.inputs[0]]
+    in_place = shell(ctx, op)
+    for scale_type, zp_type in ((np.float32, np.int64), (np.float64, np.int32)):
+        edited.quant.scale = edited.quant.scale.astype(scale_type)
+        edited.quant.zero_point = edited.quant.zero_point.astype(zp_type)
+        through_numpy = shell(ctx, op)
+        assert through_numpy[3] == in_place[3] and through_numpy[4:6] == in_place[4:6], (scale_type, zp_type)
+        edited.quant.scale = edited.quant.scale.astype(np.float64)
+        edited.quant.zero_point = edited.quant.zero_point.astype(np.int64)
+    graph.tensors[:] = saved
