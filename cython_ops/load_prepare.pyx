@@ -267,6 +267,8 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
                         chosen_kb[nonzero] = <int32_t>kb
                         nonzero += 1
                 group_end[g] = <int32_t>nonzero
+                if <double>nonzero / <double>(groups * probe.groups) > max_density:
+                    break       # dense already (the count only grows): the blocks are read only when sparse
             sparse = (<double>nonzero / <double>(groups * probe.groups) if groups * probe.groups else 1.0) <= max_density
         return pack_chosen(keep_new, w, bias, input_scale, ws, m, output_scale, rounding, gmult, gshift, gs64, gs32,
                            in_zp, w_zp, wrap, sparse_layout if sparse else layout,
