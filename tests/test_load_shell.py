@@ -186,3 +186,23 @@ def test_quantization_read_in_place_equals_the_numpy_read(reference_models):
         edited.quant.scale = edited.quant.scale.astype(np.float64)
         edited.quant.zero_point = edited.quant.zero_point.astype(np.int64)
     graph.tensors[:] = saved
+
+
+def test_a_uint8_bias_zero_point_is_refused_as_on_the_python_path(public_models, monkeypatch):
+    """The shell takes traffic_model's uint8 convs; the one uint8 check it leaves (the bias zero point) still refuses
+    with the Python path's message."""
+    path = public_models / "tflite" / "traffic_model.tflite"
+    if not path.exists():
+        pytest.skip("traffic_model.tflite is not in the public corpus")
+    messages = []
+    for python_path in (False, True):
+        graph = from_tflite(path.read_bytes())
+        op = next(op for op in graph.ops if op.type == "CONV_2D" and len(op.inputs) > 2 and op.inputs[2] >= 0)
+        bias = graph.tensors[op.inputs[2]]
+        bias.quant.zero_point = np.full_like(bias.quant.zero_point, 3)
+        if python_path:
+            monkeypatch.setattr(load_shell, "int8_conv_shell", lambda *args: None)
+        with pytest.raises(EdgeMLError, match="a uint8 op's int32 bias needs zero point 0") as caught:
+            compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]

@@ -200,11 +200,7 @@ def uint8_column_requant(ctx: Ctx, op: Op, s_in: float, w, s_out: float, out_zp:
     if not s_w > 0:
         raise ModelFormatError(f"{op.describe()}: weights {w.describe()} have quantization scale {s_w}")
     product = float(Q.F32(s_in) * Q.F32(s_w))
-    if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        b = ctx.graph.tensors[op.inputs[2]]
-        if b.quant is not None and b.quant.zero_point.any():
-            raise ModelFormatError(f"{op.describe()}: bias {b.describe()} has zero point "
-                                   f"{int(b.quant.zero_point[0])}; a uint8 op's int32 bias needs zero point 0")
+    check_uint8_bias(ctx, op)
     real = product / float(Q.F32(s_out))
     mult, shift = Q.quantize_multiplier(real, ctx.rounding)
     amin, amax = int8_activation_range(act, s_out, out_zp)
@@ -218,6 +214,15 @@ def uint8_column_requant(ctx: Ctx, op: Op, s_in: float, w, s_out: float, out_zp:
     reals.fill(real)
     reals32.fill(real)      # (float32 of the double: what astype gives)
     return ColumnRequant(mode, mults, shifts, reals, reals32, out_zp, amin, amax, w_zp=int(w_zp))
+
+
+def check_uint8_bias(ctx: Ctx, op: Op):
+    """A uint8 op's int32 bias must have zero point 0 (uint8_column_requant's one check of the bias)."""
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        b = ctx.graph.tensors[op.inputs[2]]
+        if b.quant is not None and b.quant.zero_point.any():
+            raise ModelFormatError(f"{op.describe()}: bias {b.describe()} has zero point "
+                                   f"{int(b.quant.zero_point[0])}; a uint8 op's int32 bias needs zero point 0")
 
 
 def float_activation_range(op, act: str, scale: float, zero_point: int) -> tuple[int, int]:
