@@ -116,6 +116,8 @@ CONV_EDITS = {
     "explicit padding of three values": set_option("explicit_padding", (0, 0, 0)),
     "negative explicit padding": set_option("explicit_padding", [0, -1, 0, 0]),
     "explicit padding of floats": set_option("explicit_padding", [0.0, 1.0, 0.0, 1.0]),
+    "explicit padding past int64": set_option("explicit_padding", [0, 1 << 70, 0, 0]),
+    "explicit padding of numpy integers": set_option("explicit_padding", list(np.zeros(4, np.int64))),
     "zero stride": set_option("stride_h", 0),
     "float stride": set_option("stride_w", 1.0),
     "negative dilation": set_option("dilation_h_factor", -1),
