@@ -13,7 +13,7 @@ import pytest
 
 from converters.tflite import from_tflite
 from cython_ops import load_shell
-from edgeml.errors import EdgeMLError
+from edgeml.errors import EdgeMLError, ModelFormatError
 from edgeml.ir import REQUANT_FLOAT, UINT8
 from edgeml.runtime.compile import compile_graph, new_context, prepare_steps
 from edgeml.runtime.ops import conv
@@ -205,6 +205,27 @@ def test_a_uint8_bias_zero_point_is_refused_as_on_the_python_path(public_models,
         if python_path:
             monkeypatch.setattr(load_shell, "int8_conv_shell", lambda *args: None)
         with pytest.raises(EdgeMLError, match="a uint8 op's int32 bias needs zero point 0") as caught:
+            compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+
+
+def test_a_uint8_scale_product_past_float32_is_refused_on_both_paths(public_models, monkeypatch):
+    """Input scale times weight scale overflowing float32 (a hostile file) is a ModelFormatError naming the op, the
+    same on the shell path and the Python path (it was a ValueError from the multiplier)."""
+    path = public_models / "tflite" / "traffic_model.tflite"
+    if not path.exists():
+        pytest.skip("traffic_model.tflite is not in the public corpus")
+    messages = []
+    for python_path in (False, True):
+        graph = from_tflite(path.read_bytes())
+        op = next(op for op in graph.ops if op.type == "CONV_2D")
+        for i in op.inputs[:2]:
+            graph.tensors[i].quant.scale = np.array([3e38])
+        if python_path:
+            monkeypatch.setattr(load_shell, "int8_conv_shell", lambda *args: None)
+        with pytest.raises(ModelFormatError, match=r"op \d+ \(CONV_2D v\d+\): input scale .* overflows float32") \
+                as caught:
             compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
         messages.append(str(caught.value))
     assert messages[0] == messages[1]

@@ -145,7 +145,7 @@ def prepare_conv2d_int8(ctx: Ctx, op: Op, depthwise: bool, x, y, wdata: np.ndarr
     if uint8:       # requant.uint8_column_requant's one multiplier of (float32 s_in * s_w) / float32 s_out in double:
         #             the per-column form's arithmetic with the product as the input scale and a weight scale of 1
         requant.check_uint8_bias(ctx, op)
-        s_in = float(Q.F32(s_in) * Q.F32(weight_scales[0]))
+        s_in = requant.uint8_scale_product(op, s_in, float(weight_scales[0]))
         weight_scales, w_zp = UNIT_SCALE, int(weight_zero_points[0])
     if not depthwise or (ic == 1 and oc >= DEPTHWISE_AS_CONV_MIN):
         source = requant.ColumnSource(mode, out_zp, act_min, act_max, w_zp, oc, s_in, weight_scales, s_out)
