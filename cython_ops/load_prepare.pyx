@@ -1,17 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The int8 CONV_2D / FULLY_CONNECTED prepare's arithmetic in one call (issue 15): per-column multipliers, the
 folded bias, the block-sparse density probe, the weights packed for the chosen kernel and every kept array written
-into one allocation (sections at 64-byte offsets).  Its numpy twin is packing_gemm.pack_gemm_int8_numpy.  Also the
-int8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED prepares' reading and checks of the common TFLite case
-(int8_conv_shell, int8_fully_connected_shell; None where the Python path must decide, which is their twin).  Not
-kernels: no KERNELS table.  tests/test_load_fast_paths.py compares each with its twin plan by plan."""
+into one allocation (sections at 64-byte offsets).  Its numpy twin is packing_gemm.pack_gemm_int8_numpy (the
+prepares' reading and checks are in load_shell.pyx).  Not kernels: no KERNELS table.  tests/test_load_fast_paths.py
+compares each with its twin plan by plan."""
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from cython_ops import load_pack
 from cython_ops.load_buffer cimport buffer_bytes
 
 
@@ -269,6 +267,8 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
                         chosen_kb[nonzero] = <int32_t>kb
                         nonzero += 1
                 group_end[g] = <int32_t>nonzero
+                if <double>nonzero / <double>(groups * probe.groups) > max_density:
+                    break       # dense already (the count only grows): the blocks are read only when sparse
             sparse = (<double>nonzero / <double>(groups * probe.groups) if groups * probe.groups else 1.0) <= max_density
         return pack_chosen(keep_new, w, bias, input_scale, ws, m, output_scale, rounding, gmult, gshift, gs64, gs32,
                            in_zp, w_zp, wrap, sparse_layout if sparse else layout,
@@ -498,202 +498,3 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const
         free(cshift)
         free(c64)
         free(cbias)
-
-
-# --- the int8 CONV_2D / DEPTHWISE_CONV_2D prepare's reading and checks (ops/conv.py), in one call ---------------------
-
-cdef int64_t MAX_EXTENT = (<int64_t>1) << 31       # common.MAX_EXTENT
-
-
-cdef inline int64_t floor_quotient(int64_t a, int64_t b) noexcept:
-    cdef int64_t q = a // b
-    if (a % b != 0) and ((a < 0) != (b < 0)):
-        q -= 1
-    return q
-
-
-cdef bint small_positive(v, int64_t* out):
-    """A Python int in 1..MAX_EXTENT (what the fast path takes; anything else goes to the Python checks)."""
-    if type(v) is not int:
-        return False
-    if not (0 < v <= MAX_EXTENT):
-        return False
-    out[0] = v
-    return True
-
-
-cdef bint padded_extent(int padding, int64_t size, int64_t k, int64_t stride, int64_t dilation, int64_t* out,
-                        int64_t* lead) noexcept:
-    """common.spatial_padding for SAME (0) / VALID (1): (output size, leading pad); False past MAX_EXTENT."""
-    cdef int64_t eff = (k - 1) * dilation + 1, total
-    if eff > MAX_EXTENT or stride > MAX_EXTENT:
-        return False
-    if padding == 0:
-        out[0] = floor_quotient(size + stride - 1, stride)
-    else:
-        out[0] = floor_quotient(size + stride - eff, stride)
-    if out[0] < 0:
-        out[0] = 0
-    total = (out[0] - 1) * stride + eff - size
-    lead[0] = (total if total > 0 else 0) // 2
-    return True
-
-
-cdef per_tensor(t):
-    """(scale, zero point) of a tensor quantized per tensor with a positive scale (common.qparams), else None."""
-    q = t.quant
-    if q is None:
-        return None
-    scale, zero_point = q.scale, q.zero_point
-    if scale.size != 1 or zero_point.size < 1:
-        return None
-    s = float(scale[0])
-    if not s > 0:
-        return None
-    return s, int(zero_point[0])
-
-
-cdef object int8_operands(ctx, op):
-    """(input, weights, output tensors, input index, weights index) of a conv / FC shell's op; None when the op
-    lacks them (the Python path names what is missing)."""
-    inputs, outputs = op.inputs, op.outputs
-    if len(inputs) < 2 or len(outputs) < 1:
-        return None
-    xi, wi, yi = inputs[0], inputs[1], outputs[0]
-    if xi < 0 or wi < 0 or yi < 0:
-        return None
-    tensors = ctx.graph.tensors
-    return tensors[xi], tensors[wi], tensors[yi], xi, wi
-
-
-cdef object int8_quantization(x, y, w, int64_t columns, int axis, int activation, float64_dtype, int64_dtype,
-                              const char* what):
-    """(input scale, input zero point, output scale, output zero point, float64 weight scales, int64 weight zero
-    points, act_min, act_max) of an int8 conv / FC shell: per-tensor input and output, weights quantized per tensor
-    or along `axis` (`columns` scales) with zero points all 0; None wherever the Python path must decide."""
-    x_params = per_tensor(x)
-    y_params = per_tensor(y)
-    if x_params is None or y_params is None or w.quant is None:
-        return None
-    ws, zps = w.quant.scale, w.quant.zero_point
-    if ws.ndim != 1 or ws.dtype != float64_dtype or zps.ndim != 1 or zps.dtype != int64_dtype:
-        return None
-    if ws.size != 1 and (ws.size != columns or w.quant.axis != axis):
-        return None
-    cdef const int64_t* zp = <const int64_t*>buffer_bytes(zps, zps.size * 8, what)
-    cdef Py_ssize_t i
-    for i in range(zps.size):
-        if zp[i] != 0:
-            return None
-    s_in, in_zp = x_params
-    s_out, out_zp = y_params
-    act_range = load_pack.activation_range_int8(activation, s_out, out_zp)
-    if act_range is None:
-        return None
-    return s_in, in_zp, s_out, out_zp, ws, zps, act_range[0], act_range[1]
-
-
-def int8_conv_shell(ctx, op, bint depthwise, int chunk, uint8_option, requant_option, int8_dtype, float64_dtype,
-                    int64_dtype):
-    """What ops/conv.prepare_conv2d reads and checks for an int8 CONV_2D (or DEPTHWISE_CONV_2D) under TFLite's
-    contract, for the common well-formed case: (input, output, weights, the conv integers, input scale, output
-    scale, float64 weight scales, int64 weight zero points, activation code).  None wherever any check would
-    refuse the op or a less common form applies (explicit padding, grouped conv, uint8, onnxruntime's float
-    requantization, a depth multiplier the shapes must decide): the Python path then decides, with its messages."""
-    operands = int8_operands(ctx, op)
-    if operands is None:
-        return None
-    x, w, y, xi, wi = operands
-    shapes, constants, o = ctx.shapes, ctx.constants, op.options
-    if y.dtype != int8_dtype:
-        return None
-    xs = shapes.get(xi)
-    wdata = constants.get(wi)
-    if xs is None or wdata is None or len(xs) != 4 or wdata.ndim != 4 or wdata.dtype != int8_dtype:
-        return None
-    if o.get(uint8_option) or o.get("requant") == requant_option or o.get("explicit_padding") is not None:
-        return None
-    cdef int64_t n, ih, iw, ic, kh, kw, oc, wic, sh, sw, dh, dw, dm, oh, ow, pt, pl
-    if not (small_positive(xs[0], &n) and small_positive(xs[1], &ih) and small_positive(xs[2], &iw)
-            and small_positive(xs[3], &ic)):
-        return None
-    if not (small_positive(o.get("stride_h", 1), &sh) and small_positive(o.get("stride_w", 1), &sw)
-            and small_positive(o.get("dilation_h_factor", 1), &dh)
-            and small_positive(o.get("dilation_w_factor", 1), &dw)):
-        return None
-    padding = o.get("padding", 0)
-    activation = o.get("fused_activation_function", 0)
-    if (type(padding) is not int or padding not in (0, 1) or type(activation) is not int
-            or activation not in (0, 1, 2, 3)):
-        return None
-    wshape = wdata.shape
-    if depthwise:
-        if wshape[0] != 1 or not (small_positive(wshape[1], &kh) and small_positive(wshape[2], &kw)
-                                  and small_positive(wshape[3], &oc)) or oc % ic:
-            return None
-        dm = oc // ic          # (what the options' depth_multiplier must equal, or the shapes decide)
-    else:
-        if not (small_positive(wshape[0], &oc) and small_positive(wshape[1], &kh) and small_positive(wshape[2], &kw)
-                and small_positive(wshape[3], &wic)) or wic != ic:
-            return None
-        dm = 1
-    if not (padded_extent(padding, ih, kh, sh, dh, &oh, &pt) and padded_extent(padding, iw, kw, sw, dw, &ow, &pl)):
-        return None
-    q = int8_quantization(x, y, w, oc, 3 if depthwise else 0, activation, float64_dtype, int64_dtype,
-                          b"int8_conv_shell")
-    if q is None:
-        return None
-    s_in, in_zp, s_out, out_zp, ws, zps, act_min, act_max = q
-    direct = int(not depthwise and kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0)
-    ints = dict(n=n, ih=ih, iw=iw, ic=ic, oh=oh, ow=ow, oc=oc, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, pad_top=pt,
-                pad_left=pl, in_zp=in_zp, out_zp=out_zp, act_min=act_min, act_max=act_max,
-                mode=ctx.rounding, dm=dm, direct=direct, chunk=chunk)
-    return x, y, wdata, ints, s_in, s_out, ws, zps, activation
-
-
-def int8_fully_connected_shell(ctx, op, uint8_option, requant_option, int8_dtype, float64_dtype, int64_dtype):
-    """What ops/fully_connected.prepare_fully_connected reads and checks for an int8 FULLY_CONNECTED under TFLite's
-    contract, in the common well-formed case: (input, output, weights, rows, depth, units, output shape, input
-    scale, input zero point, output scale, output zero point, float64 weight scales, act_min, act_max).  None
-    wherever any check would refuse the op or a less common form applies (uint8, onnxruntime's float
-    requantization, shuffled weights): the Python path then decides, with its messages."""
-    operands = int8_operands(ctx, op)
-    if operands is None:
-        return None
-    x, w, y, xi, wi = operands
-    shapes, constants, o = ctx.shapes, ctx.constants, op.options
-    if x.dtype != int8_dtype or y.dtype != int8_dtype:
-        return None
-    xs = shapes.get(xi)
-    wdata = constants.get(wi)
-    if xs is None or wdata is None or wdata.ndim != 2 or wdata.dtype != int8_dtype:
-        return None
-    if o.get(uint8_option) or o.get("requant") == requant_option or o.get("weights_format", 0) != 0:
-        return None
-    activation = o.get("fused_activation_function", 0)
-    if type(activation) is not int or activation not in (0, 1, 2, 3):
-        return None
-    cdef int64_t units, depth, total = 1, d
-    if not (small_positive(wdata.shape[0], &units) and small_positive(wdata.shape[1], &depth)):
-        return None
-    for v in xs:
-        if not small_positive(v, &d):
-            return None
-        total *= d
-        if total > MAX_EXTENT:
-            return None
-    if total % depth:
-        return None
-    rows = total // depth
-    cdef Py_ssize_t rank = len(xs)
-    if o.get("keep_num_dims", False):
-        if rank == 0 or xs[rank - 1] != depth:      # (this module indexes without wraparound)
-            return None
-        out_shape = tuple(xs[:rank - 1]) + (units,)
-    else:
-        out_shape = (rows, units)
-    q = int8_quantization(x, y, w, units, 0, activation, float64_dtype, int64_dtype, b"int8_fully_connected_shell")
-    if q is None:
-        return None
-    s_in, in_zp, s_out, out_zp, ws, zps, act_min, act_max = q
-    return x, y, wdata, rows, depth, units, out_shape, s_in, in_zp, s_out, out_zp, ws, act_min, act_max

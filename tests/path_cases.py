@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from cython_ops import load_prepare
+from cython_ops import load_shell
 from edgeml import numerics as Q
 from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
 from edgeml.runtime import requant as R
@@ -239,14 +239,14 @@ def compile_capturing(graph, rounding, num_threads=1, edit=None, **plan_options)
         return source if edit is None else R.given_columns(captured[-1])      # (the edited arrays, as given)
     # (the prepares' one-call shell computes its columns without these two: its Python path, equal plan for plan
     # (tests/test_load_fast_paths.py), takes them)
-    shells = load_prepare.int8_conv_shell, load_prepare.int8_fully_connected_shell
+    shells = load_shell.int8_conv_shell, load_shell.int8_fully_connected_shell
     R.column_requant, R.column_source = capture, capture_source
-    load_prepare.int8_conv_shell = load_prepare.int8_fully_connected_shell = lambda *args: None
+    load_shell.int8_conv_shell = load_shell.int8_fully_connected_shell = lambda *args: None
     try:
         plan = compile_graph(graph, {}, rounding, num_threads, **plan_options)
     finally:
         R.column_requant, R.column_source = original, original_source
-        load_prepare.int8_conv_shell, load_prepare.int8_fully_connected_shell = shells
+        load_shell.int8_conv_shell, load_shell.int8_fully_connected_shell = shells
     return plan, captured
 
 

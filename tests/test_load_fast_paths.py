@@ -16,7 +16,7 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import load_depthwise, load_ops, load_pack, load_prepare
+from cython_ops import load_depthwise, load_ops, load_pack, load_prepare, load_shell
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant
@@ -68,8 +68,8 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "winograd_weights", lambda w, out: conv_winograd.winograd_panels(w, out))
         monkeypatch.setattr(load_depthwise, "depthwise_rows", packing_depthwise.depthwise_rows)
         monkeypatch.setattr(load_prepare, "pack_gemm_int8", packing_gemm.pack_gemm_int8_numpy)
-        monkeypatch.setattr(load_prepare, "int8_conv_shell", lambda *args: None)     # (ops/conv.py's Python path)
-        monkeypatch.setattr(load_prepare, "int8_fully_connected_shell", lambda *args: None)
+        monkeypatch.setattr(load_shell, "int8_conv_shell", lambda *args: None)     # (ops/conv.py's Python path)
+        monkeypatch.setattr(load_shell, "int8_fully_connected_shell", lambda *args: None)
         for name in LOAD_OPS_SHELLS:          # (the ops' Python prepares)
             monkeypatch.setattr(load_ops, name, lambda *args: None)
         monkeypatch.setattr(load_ops, "set_output_shape",

@@ -145,3 +145,23 @@ def test_overflowing_conv_bias_names_the_op(models, monkeypatch):
     graph = from_tflite(models.get("conv_3x3_stride2x1_valid_17ch", "int8"))
     with pytest.raises(ModelFormatError, match=r"CONV_2D.*overflow the int32 accumulator"):
         compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
+
+
+@pytest.mark.parametrize("dense_first", [True, False])
+@pytest.mark.parametrize("extra", [-1, 0, 1])
+def test_density_probe_stops_only_where_the_answer_is_dense(dense_first, extra):
+    """The C probe stops counting once the density exceeds the limit: at, just below and just above the limit, with
+    the nonzero 16x4 blocks first or last, it decides (and packs) as the numpy twin's full count does."""
+    n, k = 64, 64                                     # 4 column groups x 16 K blocks: 64 blocks
+    blocks = 48 + extra                               # nonzero blocks; the limit is 48 / 64
+    w = np.zeros((n, k), np.int8)
+    order = range(64) if dense_first else range(63, -1, -1)
+    for b in list(order)[:blocks]:
+        g, kb = divmod(b, 16)
+        w[16 * g, 4 * kb] = 1 + b
+    args = (None, 0.05, np.full(1, 1e-3), 0.1, 0, None, -7, 0, False, packing_gemm.VNNI, 0,
+            packing_gemm.SPARSE_VNNI, 0, 0.75, 0, 1)
+    fast = load_prepare.pack_gemm_int8(pool_keep_new, w, *args)
+    plain = packing_gemm.pack_gemm_int8_numpy(pool_keep_new, w, *args)
+    assert fast[1] == plain[1] == (packing_gemm.SPARSE_VNNI if extra <= 0 else packing_gemm.VNNI)
+    assert fast[2:] == plain[2:] and fast[0].tobytes() == plain[0].tobytes()

@@ -21,7 +21,6 @@ SPARSE_LAYOUTS = {"conv2d_int8_sparse_vnni": SPARSE_VNNI, "conv2d_int8_sparse_av
 ALIGN = 64
 
 
-@timed("of which: weight packing")
 def layout_for(kernel: str, gemv: bool) -> int:
     """The dense packing layout an int8 conv / FC kernel reads (its name ends in the ISA path); gemv: the AVX2
     one- or two-row form, which reads int8 panels."""
@@ -32,6 +31,7 @@ def layout_for(kernel: str, gemv: bool) -> int:
     return PLAIN
 
 
+@timed("of which: weight packing")
 def pack_gemm(ctx: Ctx, op: Op, w2: np.ndarray, bias, source, in_zp: int, wrap: bool, layout: int, segment: int,
               sparse_layout: int = PLAIN, sparse_segment: int = 0, max_density: float = -1.0, sparse_pitch: int = 0,
               sparse_elem: int = 1) -> tuple:

@@ -6,7 +6,7 @@ from functools import partial
 
 import numpy as np
 
-from cython_ops import load_pack, load_prepare
+from cython_ops import load_pack, load_shell
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, UINT8, Op
@@ -30,6 +30,8 @@ THREAD_MIN_MACS = 2_000_000   # a conv is split over threads only from this size
 DEPTHWISE_AS_CONV_MIN = 4     # a one-channel depthwise with this many outputs runs as the CONV_2D it equals
 NO_FLOATS = dict(act_min=0.0, act_max=0.0)      # the int8 kernels clamp in integers
 INT8 = np.dtype(np.int8)
+UNIT_SCALE = np.ones(1)         # a uint8 conv's weight scale once its input scale holds the float32 product
+UNIT_SCALE.flags.writeable = False
 INT64 = np.dtype(np.int64)
 FLOAT64 = np.dtype(np.float64)
 
@@ -43,7 +45,7 @@ def conv_threads(ctx: Ctx, macs: int, rows: int) -> int:
 
 def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     if ctx.tensor(op, 0).dtype == INT8:     # (int8 input: none of the int16, hybrid or uint8-hybrid forms)
-        shell = load_prepare.int8_conv_shell(ctx, op, depthwise, IM2COL_ROWS, UINT8, IR_REQUANT_FLOAT, INT8, FLOAT64,
+        shell = load_shell.int8_conv_shell(ctx, op, depthwise, IM2COL_ROWS, UINT8, IR_REQUANT_FLOAT, INT8, FLOAT64,
                                              INT64)
         if shell is not None:
             return prepare_conv2d_int8(ctx, op, depthwise, *shell)
@@ -130,25 +132,34 @@ def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
 
 def prepare_conv2d_int8(ctx: Ctx, op: Op, depthwise: bool, x, y, wdata: np.ndarray, ints: dict, s_in: float,
                         s_out: float, weight_scales: np.ndarray, weight_zero_points: np.ndarray,
-                        activation: int) -> Step:
+                        activation: int, uint8: bool) -> Step:
     """A well-formed int8 CONV_2D / DEPTHWISE_CONV_2D under TFLite's contract, read and checked by
-    load_prepare.int8_conv_shell (every check of prepare_conv2d's path but the output shape's and the bias's, which
-    run here in the same order): the same steps as that path."""
+    load_shell.int8_conv_shell (every check of prepare_conv2d's path but the output shape's, the bias's and a uint8
+    op's bias zero point, which run here in the same order): the same steps and kept bytes as that path."""
     n, oh, ow, oc, kh, kw, ic = ints["n"], ints["oh"], ints["ow"], ints["oc"], ints["kh"], ints["kw"], ints["ic"]
     ctx.set_output(op, 0, (n, oh, ow, oc))
     macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
     in_zp, out_zp, mode = ints["in_zp"], ints["out_zp"], ints["mode"]
     act_min, act_max = ints["act_min"], ints["act_max"]
+    w_zp = 0
+    if uint8:       # requant.uint8_column_requant's one multiplier of (float32 s_in * s_w) / float32 s_out in double:
+        #             the per-column form's arithmetic with the product as the input scale and a weight scale of 1
+        requant.check_uint8_bias(ctx, op)
+        s_in = requant.uint8_scale_product(op, s_in, float(weight_scales[0]))
+        weight_scales, w_zp = UNIT_SCALE, int(weight_zero_points[0])
     if not depthwise or (ic == 1 and oc >= DEPTHWISE_AS_CONV_MIN):
-        source = requant.ColumnSource(mode, out_zp, act_min, act_max, 0, oc, s_in, weight_scales, s_out)
+        source = requant.ColumnSource(mode, out_zp, act_min, act_max, w_zp, oc, s_in, weight_scales, s_out)
         bias = bias_vector(ctx, op, 2, oc, np.int32)
         if depthwise:       # one input channel: the same sums as a CONV_2D with oc one-channel filters, on the GEMM
             wconv = wdata.reshape(kh, kw, oc).transpose(2, 0, 1)[..., None]
             return prepare_conv_int8(ctx, op, x, y, wconv, bias, in_zp, source, dict(ints, dm=1), macs)
         return prepare_conv_int8(ctx, op, x, y, wdata, bias, in_zp, source, ints, macs)
-    mult, shift, real, real32, _, _ = load_pack.tflite_requant(s_in, weight_scales, weight_zero_points, s_out, out_zp,
-                                                               oc, ctx.rounding, activation)
-    rq = requant.ColumnRequant(mode, mult, shift, real, real32, out_zp, act_min, act_max)
+    if uint8:
+        mult, shift, real, real32 = load_pack.tflite_column_scales(s_in, weight_scales, s_out, oc, ctx.rounding)
+    else:
+        mult, shift, real, real32, _, _ = load_pack.tflite_requant(s_in, weight_scales, weight_zero_points, s_out,
+                                                                   out_zp, oc, ctx.rounding, activation)
+    rq = requant.ColumnRequant(mode, mult, shift, real, real32, out_zp, act_min, act_max, w_zp)
     bias = bias_vector(ctx, op, 2, oc, np.int32)
     return prepare_depthwise_int8(ctx, op, x, y, wdata.reshape(kh * kw, oc), bias, in_zp, rq, ints, macs)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cython_ops import load_prepare
+from cython_ops import load_shell
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, UINT8, Op
@@ -34,7 +34,7 @@ def fc_threads(ctx: Ctx, macs: int, rows: int, units: int) -> int:
 
 
 def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
-    shell = load_prepare.int8_fully_connected_shell(ctx, op, UINT8, IR_REQUANT_FLOAT, INT8, FLOAT64, INT64)
+    shell = load_shell.int8_fully_connected_shell(ctx, op, UINT8, IR_REQUANT_FLOAT, INT8, FLOAT64, INT64)
     if shell is not None:
         return prepare_fully_connected_int8(ctx, op, *shell)
     if int16x8.is_int16(ctx, op):
@@ -75,7 +75,7 @@ def prepare_fully_connected_int8(ctx: Ctx, op: Op, x, y, wdata: np.ndarray, rows
                                  out_shape: tuple, s_in: float, in_zp: int, s_out: float, out_zp: int,
                                  weight_scales: np.ndarray, act_min: int, act_max: int) -> Step:
     """A well-formed int8 FULLY_CONNECTED under TFLite's contract, read and checked by
-    load_prepare.int8_fully_connected_shell (every check of prepare_fully_connected's path but the output shape's
+    load_shell.int8_fully_connected_shell (every check of prepare_fully_connected's path but the output shape's
     and the bias's, which run here in the same order): the same step as that path."""
     ctx.set_output(op, 0, out_shape)
     mode = ctx.rounding
