@@ -6,7 +6,10 @@ decides, with its messages: that path is each shell's twin).  Not kernels: no KE
 tests/test_load_fast_paths.py compares the plans both build; tests/test_load_ops.py the declined cases."""
 from libc.stdint cimport int32_t, int64_t
 
+import numpy
+
 from cython_ops import load_pack
+from cython_ops.load_buffer cimport per_tensor
 
 
 cdef extern from "em_multiplier.h" nogil:
@@ -19,21 +22,8 @@ cdef enum:
     SUB = 1
     MUL = 2
 
+cdef object F64 = numpy.dtype(numpy.float64), I64 = numpy.dtype(numpy.int64)    # the IR's quantization types
 cdef int64_t MAX_DIM = (<int64_t>1) << 40     # any shape the arena budget admits is far below
-
-
-cdef object per_tensor(t):
-    """(scale, zero point) of a tensor quantized per tensor with a positive scale (common.qparams), else None."""
-    q = t.quant
-    if q is None:
-        return None
-    scale, zero_point = q.scale, q.zero_point
-    if scale.size != 1 or zero_point.size < 1:
-        return None
-    s = float(scale[0])
-    if not s > 0:
-        return None
-    return s, int(zero_point[0])
 
 
 cdef bint read_shape(shape, int64_t* out, int* rank) except -1:
@@ -113,7 +103,7 @@ def int8_binary_shell(ctx, op, int which, int8_dtype):
         st2[k] = 0 if (x2 == 1 and out[k] != 1) else acc2
         acc1 *= x1
         acc2 *= x2
-    params = (per_tensor(a), per_tensor(b), per_tensor(y))
+    params = (per_tensor(a, F64, I64), per_tensor(b, F64, I64), per_tensor(y, F64, I64))
     if params[0] is None or params[1] is None or params[2] is None:
         return None
     (s1, z1), (s2, z2), (so, zo) = params
@@ -182,7 +172,7 @@ def int8_unary_shell(ctx, op, int8_dtype):
     cdef int rank, k
     if not read_shape(xs, dims, &rank):
         return None
-    x_params, y_params = per_tensor(x), per_tensor(y)
+    x_params, y_params = per_tensor(x, F64, I64), per_tensor(y, F64, I64)
     if x_params is None or y_params is None:
         return None
     n = 1
@@ -197,7 +187,7 @@ cdef bint same_quantization(a, b, int8_dtype, int16_dtype, uint8_dtype) except -
     point), uint8 without quantization on either side, any other type; False where it must decide."""
     dtype = a.dtype
     if dtype == int8_dtype or dtype == int16_dtype:
-        pa, pb = per_tensor(a), per_tensor(b)
+        pa, pb = per_tensor(a, F64, I64), per_tensor(b, F64, I64)
         return pa is not None and pa == pb
     if dtype == uint8_dtype:
         return a.quant is None and b.quant is None
@@ -326,8 +316,8 @@ def int8_pool_shell(ctx, op, int8_dtype):
     n, ih, iw, c = xs[0], xs[1], xs[2], xs[3]
     if not (pool_extent(padding, ih, kh, sh, &oh, &pt) and pool_extent(padding, iw, kw, sw, &ow, &pl)):
         return None
-    params = per_tensor(x)
-    if params is None or params != per_tensor(y):
+    params = per_tensor(x, F64, I64)
+    if params is None or params != per_tensor(y, F64, I64):
         return None
     act_range = load_pack.activation_range_int8(activation, params[0], params[1])
     if act_range is None:
@@ -449,7 +439,7 @@ def int8_mean_shell(ctx, op, int8_dtype, int32_dtype, int64_dtype):
             out.append(dims[k])
     if count * 255 >= (<int64_t>1) << 31:
         return None
-    x_params, y_params = per_tensor(x), per_tensor(y)
+    x_params, y_params = per_tensor(x, F64, I64), per_tensor(y, F64, I64)
     if x_params is None or y_params is None:
         return None
     cdef int32_t m, sh

@@ -6,7 +6,7 @@ plan.  Not kernels: no KERNELS table."""
 from libc.stdint cimport int64_t
 
 from cython_ops import load_pack
-from cython_ops.load_buffer cimport buffer_bytes
+from cython_ops.load_buffer cimport buffer_bytes, per_tensor
 
 
 # --- the int8 CONV_2D / DEPTHWISE_CONV_2D prepare's reading and checks (ops/conv.py), in one call ---------------------
@@ -46,27 +46,6 @@ cdef bint padded_extent(int padding, int64_t size, int64_t k, int64_t stride, in
     total = (out[0] - 1) * stride + eff - size
     lead[0] = (total if total > 0 else 0) // 2
     return True
-
-
-cdef per_tensor(t, float64_dtype, int64_dtype):
-    """(scale, zero point) of a tensor quantized per tensor with a positive scale (common.qparams), else None."""
-    q = t.quant
-    if q is None:
-        return None
-    scale, zero_point = q.scale, q.zero_point
-    if scale.size != 1 or zero_point.size < 1:
-        return None
-    cdef double s
-    if scale.dtype is float64_dtype and zero_point.dtype is int64_dtype and zero_point.size == 1:
-        # (the IR's types: the values read in place, no numpy scalars made)
-        s = (<const double*>buffer_bytes(scale, 8, b"per_tensor"))[0]
-        if not s > 0:
-            return None
-        return s, (<const int64_t*>buffer_bytes(zero_point, 8, b"per_tensor"))[0]
-    s = float(scale[0])
-    if not s > 0:
-        return None
-    return s, int(zero_point[0])
 
 
 cdef object int8_operands(ctx, op):
