@@ -67,7 +67,11 @@ def dequantized_anchors(ctx: Ctx, op: Op, anchors, boxes_quantized: bool, n_boxe
     values = ctx.keep_new((n_boxes, 4), F32) if fits else np.empty((n_boxes, 4), F32)
     if boxes_quantized:
         np.subtract(data, np.float32(zp), out=values, dtype=F32)
-        np.multiply(values, np.float32(scale), out=values)
+        if scale < 1e35:            # |q - zp| <= 255: no product overflows float32
+            np.multiply(values, np.float32(scale), out=values)
+        else:                       # (an infinity is refused below, without numpy's overflow warning)
+            with np.errstate(over="ignore"):
+                np.multiply(values, np.float32(scale), out=values)
     else:
         values[...] = data
     # whole-array minimum and maximum (NaN carries into both, an infinity shows in one): one fast pass each, and
