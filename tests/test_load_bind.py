@@ -1,6 +1,7 @@
 """The per-op load path's shortcuts (issue 15): load_shell.set_plain_output, Ctx.set_output's common case in one
 call, records exactly what Ctx.set_output records and declines (False, nothing recorded) whatever the Python checks
-must decide, which then refuse with their messages; compile.engine_at's addr(t) (a dict's own look-up with the
+must decide, which then refuse with their messages; coverage.check_scheme's accepted-types shortcut decides as
+scheme_of does for every op type and type; compile.engine_at's addr(t) (a dict's own look-up with the
 step's scratch / status areas) gives every step the addresses step_addr gives (tests/test_load_core.py compares the
 bindings byte for byte)."""
 from __future__ import annotations
@@ -10,7 +11,9 @@ import pytest
 
 from converters.tflite import from_tflite
 from cython_ops import load_shell
-from edgeml.errors import ModelFormatError
+from edgeml.errors import ModelFormatError, UnsupportedOpError
+from edgeml.ir import UINT8, Graph, Op, Tensor
+from edgeml.runtime import coverage
 from edgeml.runtime.compile import build_plan, engine_at, new_context, prepare_steps, step_addr
 
 
@@ -116,3 +119,35 @@ def test_each_step_gets_step_addrs_addresses(kws):
         finally:
             step.make = original
         assert seen == expected, step.kernel
+
+
+def slow_check(graph, op):
+    """coverage.check_scheme's answer from scheme_of alone (its form before the accepted-types shortcut)."""
+    runs_on = coverage.RUNS_ON.get(op.type)
+    if runs_on is None or runs_on == coverage.ANY:
+        return True
+    scheme = coverage.scheme_of(graph, op)
+    return scheme is None or scheme in runs_on
+
+
+@pytest.mark.parametrize("op_type", sorted(coverage.RUNS_ON))
+def test_the_accepted_types_shortcut_decides_as_scheme_of(op_type):
+    """Every op type x every plain type x uint8 option x int8 / float weights: check_scheme passes exactly where
+    scheme_of's scheme is in the row (and refuses naming both otherwise)."""
+    position = coverage.DATA_INPUT.get(op_type, 0)
+    weights = coverage.HYBRID_WEIGHTS.get(op_type)
+    for name in coverage.SCHEMES:
+        if name == coverage.HYBRID:
+            continue
+        for uint8 in (False, True):
+            for weight_type in (np.int8, np.float32):
+                count = max(position, weights or 0) + 1
+                tensors = [Tensor(i, f"t{i}", (1, 4), np.dtype(weight_type if i == weights else name))
+                           for i in range(count)] + [Tensor(count, "out", (1, 4), np.dtype(np.float32))]
+                op = Op(0, op_type, 1, list(range(count)), [count], {UINT8: True} if uint8 else {})
+                graph = Graph(tensors, [op], [0], [count], source="tflite")
+                if slow_check(graph, op):
+                    coverage.check_scheme(graph, op)
+                else:
+                    with pytest.raises(UnsupportedOpError, match=f"{op_type} runs on"):
+                        coverage.check_scheme(graph, op)
