@@ -25,6 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "models"
 
 
+def ms_text(v: float) -> str:
+    """A load time in ms: two decimals below 10 (small models load in under a millisecond)."""
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
 def worker(mode: str, root: str):
     """Loads the model paths read from stdin; prints wall and CPU ms per load."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -111,9 +116,9 @@ def main(argv=None):
             continue
         w, c = ({k: statistics.median(v) for k, v in d.items()} for d in (wall, cpu))
         label = "onnxruntime" if peer == "ort" else "LiteRT"
-        print(f"| {path.name} ({label}) | " + " | ".join(f"{w[k]:.1f}" for k in edgemls)
-              + f" | {w[peer]:.1f} | {w['after'] / w[peer]:.1f}x | " + " | ".join(f"{c[k]:.1f}" for k in edgemls)
-              + f" | {c[peer]:.1f} | {c['after'] / c[peer]:.1f}x |", flush=True)
+        print(f"| {path.name} ({label}) | " + " | ".join(ms_text(w[k]) for k in edgemls)
+              + f" | {ms_text(w[peer])} | {w['after'] / w[peer]:.2f}x | " + " | ".join(ms_text(c[k]) for k in edgemls)
+              + f" | {ms_text(c[peer])} | {c['after'] / c[peer]:.2f}x |", flush=True)
     for p in workers.values():
         p.stdin.close()
         p.wait()

@@ -28,7 +28,7 @@ import model_cache
 from test_datamove_paths2 import CHECK as DATAMOVE_CHECK
 from test_kernel_paths import PATHS, forced_path, run_on_path
 from test_lstm import ISA_CHECK as LSTM_INT8_CHECK
-from test_lstm_hybrid import inputs, reference
+from test_lstm_hybrid import SEQUENCE_RUN, inputs, reference
 
 AFFINE_CHECK = r'''
 import sys
@@ -160,13 +160,7 @@ for scale, beta in ((0.1, 1.0), (0.5, 3.0), (2e-6, 1.0), (1 / 256, 1.0)):
             if depth > 1000:            # near the maximum: final shifts of 32 or more, a wrapped sum
                 x[0] = 127
                 x[-1, : depth // 2] = 126
-            shape = (1,) + x.shape
-            ts = [tensor(0, shape, np.int8, scale, -7), tensor(1, shape, np.int8, 1 / 256, -128)]
-            got = run(Graph(ts, [Op(0, "SOFTMAX", 1, [0], [1], dict(beta=beta))], [0], [1]), x[None], rounding)[0]
-            want = softmax_expect(x, scale, beta, rounding)
-            if not np.array_equal(got, want):
-                failures.append(f"SOFTMAX {x.shape} scale {scale} beta {beta} rounding {rounding}: "
-                                f"{int((got != want).sum())} of {want.size} differ")
+            check_softmax(x, scale, beta, rounding)
 report(kernels, failures)
 '''
 
@@ -196,25 +190,6 @@ def test_mean_short_columns_exact_on_every_path(forced):
     assert run_on_path(forced, MEAN_CHECK) == ["kernels", "mean"]
 
 
-HYBRID_RUN = """
-import sys, numpy as np
-import edgeml
-from cython_ops.conv import isa
-print(isa())
-data = dict(np.load(sys.argv[1]))
-out = {}
-for key in sorted(k for k in data if k.startswith("x_")):
-    name = key[2:]
-    ours = edgeml.Interpreter(sys.argv[2] + "/" + name)
-    for k in range(data[key].shape[0]):
-        ours.set_input(data[key][k])
-        ours.invoke()
-        out[f"{name}_{k}"] = ours.get_output()
-np.savez(sys.argv[3], **out)
-print("ok")
-"""
-
-
 @pytest.fixture(scope="module")
 def hybrid_models(request, tmp_path_factory) -> model_cache.ConvertedModels:
     return model_cache.converted_models(request, tmp_path_factory, "lstm_hybrid_models", M)
@@ -226,7 +201,7 @@ def int8_lstm_models(request, tmp_path_factory) -> model_cache.ConvertedModels:
 
 
 def run_hybrid(forced: str, folder, out_name: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", HYBRID_RUN, str(folder / "x.npz"), str(folder),
+    done = subprocess.run([sys.executable, "-c", SEQUENCE_RUN, str(folder / "x.npz"), str(folder),
                            str(folder / out_name)], env=dict(os.environ, EDGEML_ISA=forced), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.split() == [forced, "ok"], done.stderr[-3000:]

@@ -81,6 +81,17 @@ def softmax_expect(x, input_scale, beta, rounding):
     return np.where(diff >= diff_min, np.clip(y - 128, -128, 127), -128).astype(np.int8)
 
 
+def check_softmax(x, scale, beta, rounding):
+    """One SOFTMAX op over the rows of x (int8, input scale `scale`, output 1/256 - 128) against softmax_expect."""
+    shape = (1,) + x.shape
+    ts = [tensor(0, shape, np.int8, scale, -7), tensor(1, shape, np.int8, 1 / 256, -128)]
+    got = run(Graph(ts, [Op(0, "SOFTMAX", 1, [0], [1], dict(beta=beta))], [0], [1]), x[None], rounding)[0]
+    want = softmax_expect(x, scale, beta, rounding)
+    if not np.array_equal(got, want):
+        failures.append(f"SOFTMAX {x.shape} scale {scale} beta {beta} rounding {rounding}: "
+                        f"{int((got != want).sum())} of {want.size} differ")
+
+
 SCALES = ((1 / 256, 1.0), (0.1, 1.0), (0.5, 3.0), (0.02, 0.4), (2e-6, 1.0), (1.0, 1.0), (0.0625, 10.0))
 pairs = np.stack(np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)), -1).reshape(-1, 2).astype(np.int8)
 for scale, beta in SCALES:
@@ -101,13 +112,7 @@ for scale, beta in SCALES:
                 x[2, ::2] = 127
                 x[3, 1::3] = -128
                 x[4] = 126 - rng.integers(0, 3, depth)        # near-ties with the maximum
-            shape = (1,) + x.shape
-            ts = [tensor(0, shape, np.int8, scale, -7), tensor(1, shape, np.int8, 1 / 256, -128)]
-            got = run(Graph(ts, [Op(0, "SOFTMAX", 1, [0], [1], dict(beta=beta))], [0], [1]), x[None], rounding)[0]
-            want = softmax_expect(x, scale, beta, rounding)
-            if not np.array_equal(got, want):
-                failures.append(f"SOFTMAX {x.shape} scale {scale} beta {beta} rounding {rounding}: "
-                                f"{int((got != want).sum())} of {want.size} differ")
+            check_softmax(x, scale, beta, rounding)
 
 for n in list(range(1, 70)) + [127, 128, 129, 191, 4096 + 13, 100003]:
     x = rng.integers(0, 256, n).astype(np.uint8)

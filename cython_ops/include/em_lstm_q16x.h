@@ -3,7 +3,9 @@
  * em_q16y_*) and 16 lanes on AVX2 (em_q16a_*), with EMQ_V / EMQ_M the vector and lane-mask types, EMQ(_op) the
  * intrinsic _mm512_op or _mm256_op, EMQ_ZERO, EMQ_AND, EMQ_FN(name) the function's name, EMQ_TARGET, and the
  * masked forms EMQ_TESTBIT (a lane has the one bit set), EMQ_GT, EMQ_EQ, EMQ_MULHRS_IF, EMQ_MOV_IF, EMQ_SUB_IF
- * (AVX-512 mask registers, or AVX2 lane masks and blends).  No include guard, on purpose. */
+ * (AVX-512 mask registers, or AVX2 lane masks and blends).  No include guard, on purpose; the per-instance
+ * parameters (EMQ_V, EMQ_M, EMQ, EMQ_ZERO, EMQ_AND, EMQ_FN) are undefined at its end, the ISA-wide ones by
+ * the includer. */
 /* RoundingDivideByPOT (rounds half away from zero), e >= 1: (x + 2^(e-1) - [x < 0]) >> e, valid while
  * x + 2^(e-1) does not wrap, as for every value it is given here (|x| < 2^13) */
 EMQ_TARGET static inline EMQ_V EMQ_FN(rdbp)(EMQ_V x, int e) {
@@ -67,4 +69,9 @@ EMQ_TARGET static inline EMQ_V EMQ_FN(tanh)(EMQ_V a, int ibits) {
     t = EMQ_SUB_IF(EMQ_GT(zero, a), zero, t, t);
     return EMQ_MOV_IF(EMQ_EQ(a, zero), t, zero);
 }
-
+#undef EMQ_V
+#undef EMQ_M
+#undef EMQ
+#undef EMQ_ZERO
+#undef EMQ_AND
+#undef EMQ_FN

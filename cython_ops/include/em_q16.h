@@ -159,12 +159,6 @@ static inline int16_t em_lstm_lut(const int16_t* H, int32_t limit, int odd, int1
 #define EMQ_AND _mm512_and_si512
 #define EMQ_FN(name) em_q16x_##name
 #include "em_lstm_q16x.h"
-#undef EMQ_V
-#undef EMQ_M
-#undef EMQ
-#undef EMQ_ZERO
-#undef EMQ_AND
-#undef EMQ_FN
 #define EMQ_V __m256i
 #define EMQ_M __mmask16
 #define EMQ(op) _mm256##op
@@ -172,8 +166,6 @@ static inline int16_t em_lstm_lut(const int16_t* H, int32_t limit, int odd, int1
 #define EMQ_AND _mm256_and_si256
 #define EMQ_FN(name) em_q16y_##name
 #include "em_lstm_q16x.h"
-#undef EMQ_M
-#undef EMQ_FN
 #undef EMQ_TARGET
 #undef EMQ_TESTBIT
 #undef EMQ_GT
@@ -190,15 +182,13 @@ static inline int16_t em_lstm_lut(const int16_t* H, int32_t limit, int odd, int1
 #define EMQ_MULHRS_IF(m, v, c) _mm256_blendv_epi8(v, _mm256_mulhrs_epi16(v, c), m)
 #define EMQ_MOV_IF(m, v, w) _mm256_blendv_epi8(v, w, m)
 #define EMQ_SUB_IF(m, a, b, src) _mm256_blendv_epi8(src, _mm256_sub_epi16(a, b), m)
+#define EMQ_V __m256i
 #define EMQ_M __m256i
+#define EMQ(op) _mm256##op
+#define EMQ_ZERO _mm256_setzero_si256()
+#define EMQ_AND _mm256_and_si256
 #define EMQ_FN(name) em_q16a_##name
 #include "em_lstm_q16x.h"
-#undef EMQ_V
-#undef EMQ_M
-#undef EMQ
-#undef EMQ_ZERO
-#undef EMQ_AND
-#undef EMQ_FN
 #undef EMQ_TARGET
 #undef EMQ_TESTBIT
 #undef EMQ_GT
