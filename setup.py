@@ -23,6 +23,7 @@ FAMILIES += ["load_pack"]      # load-time helpers of the weight packers (issue 
 FAMILIES += ["tflite_read"]    # the .tflite flatbuffer walker of converters/tflite.py (issue 15; no kernels)
 FAMILIES += ["load_depthwise"]  # the int8 vector depthwise prepare's constants in one call (issue 15; no kernels)
 FAMILIES += ["load_prepare"]   # the int8 CONV_2D / FULLY_CONNECTED prepare in one call (issue 15; no kernels)
+FAMILIES += ["load_ops"]       # the cheap ops' prepares (ADD / SUB / MUL, ...) in one call (issue 15; no kernels)
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 LINK_ARGS = []

@@ -16,7 +16,7 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import load_depthwise, load_pack, load_prepare
+from cython_ops import load_depthwise, load_ops, load_pack, load_prepare
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant
@@ -27,9 +27,15 @@ from edgeml.ir import Graph
 from edgeml.runtime.plan import KEEP_ALIGN, Ctx
 
 CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nobias", "dense_3d_input",
-             "conv_5x5_17ch_to_32_large_accumulators", "conv_1ch_input_7x7_stride3", "small_cnn"]
+             "conv_5x5_17ch_to_32_large_accumulators", "conv_1ch_input_7x7_stride3", "small_cnn",
+             "add_sub_mul_same_shape", "add_sub_mul_channel_broadcast", "add_sub_mul_row_broadcast", "add_relu_fused",
+             "add_mul_relu_n1_to_1", "add_inputs_of_very_different_scales"]
+# cython_ops/load_ops.pyx: each returns None for its Python path
+LOAD_OPS_SHELLS = ["int8_binary_shell", "int8_unary_shell", "reshape_shell", "int8_pool_shell", "int8_mean_shell",
+                   "concatenation_shell", "strided_slice_shell", "split_shell"]
 PUBLIC = ["traffic_model.tflite", "ssd_mobilenet_v1_025_224_int8.tflite", "mobilenet_v2_0.35_224_int8.tflite",
-          "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite"]
+          "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite", "squeezenet_v1.0_128_int8.tflite",
+          "miniresnet_2stacks_64x50_int8.tflite", "gmp_wl_48_int8.tflite", "deeplabv3_mnv2_pascal_quant.tflite"]
 
 
 def plain_count_nonzero_blocks(w, cols, depth, segment=0):
@@ -64,6 +70,10 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_prepare, "pack_gemm_int8", packing_gemm.pack_gemm_int8_numpy)
         monkeypatch.setattr(load_prepare, "int8_conv_shell", lambda *args: None)     # (ops/conv.py's Python path)
         monkeypatch.setattr(load_prepare, "int8_fully_connected_shell", lambda *args: None)
+        for name in LOAD_OPS_SHELLS:          # (the ops' Python prepares)
+            monkeypatch.setattr(load_ops, name, lambda *args: None)
+        monkeypatch.setattr(load_ops, "set_output_shape",
+                            lambda ctx, op, position, shape, y: ctx.set_output(op, position, shape))
     return apply
 
 

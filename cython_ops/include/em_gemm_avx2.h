@@ -259,6 +259,13 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_tile(
     em_avx2_store_rows(acc, MR, g, n, pc, c, g->N - n);
 }
 
+/* Weights in use come from L1 / L2, but a layer's first read of them comes from L3 or memory (a model's int16
+ * weights are megabytes): while one panel (or block of panels) works, its successor's lines [lo, hi) are fetched
+ * into L2, a share per 4-row tile, so that the fetch is spread over the work instead of stalling the first tile. */
+EM_AVX2_TARGET static inline void em_avx2_prefetch_lines(const int16_t* w, int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; j++) _mm_prefetch((const char*)(w + 32 * j), _MM_HINT_T1);
+}
+
 /* The small-K GEMM (stems, small 1x1s) holds a block of panels' weights and output constants at once: at most
  * EM_AVX2_SMALL_PANELS panels and EM_AVX2_SMALL_WORK panel groups (64 bytes each) in all (16 KiB, L1). */
 #define EM_AVX2_SMALL_PANELS 8
@@ -306,9 +313,14 @@ EM_AVX2_TARGET static void em_gemm_s16_avx2_small(const em_gemm_rows* A, int64_t
         for (int64_t j = 0; j < A->seg_groups; j++) off[k++] = sg * A->seg_stride + 8 * j;
     em_avx2_panel pcs[EM_AVX2_SMALL_PANELS];
     for (int64_t p = p0; p < p1; p++) pcs[p - p0] = em_avx2_panel_consts(g, 8 * p);
+    /* the next block's panels (as many, fewer at the end): their 64-byte lines, a share per 4-row group */
+    const int64_t panels = (g->N + 7) / 8, next_end = p1 + (p1 - p0) < panels ? p1 + (p1 - p0) : panels;
+    const int64_t lines = (next_end - p1) * (g->Kp / 4), share = M >= 4 ? (lines + M / 4 - 1) / (M / 4) : 0;
     int64_t m = 0;
     for (; m + 4 <= M; m += 4) {
         const uint8_t* a[4];
+        const int64_t lo = m / 4 * share;
+        em_avx2_prefetch_lines(g->w + p1 * panel, lo, lo + share < lines ? lo + share : lines);
         em_gemm_row_starts(A, m, 4, 4, a);
         for (int64_t p = p0; p < p1; p++) {
             int8_t* c[4];
@@ -337,10 +349,16 @@ EM_AVX2_TARGET static void em_gemm_s16_avx2_rows(const em_gemm_rows* A, int64_t 
             em_gemm_s16_avx2_small(A, M, g, C, ldc, p, p + block < panels ? p + block : panels);
         return;
     }
+    const int64_t lines = g->Kp / 4, share = M >= 4 ? (lines + M / 4 - 1) / (M / 4) : 0;
     for (int64_t n = 0; n < g->N; n += 8) {
         const em_avx2_panel pc = em_avx2_panel_consts(g, n);
+        const int16_t* next = g->w + (n / 8 + 1) * lines * 32;     /* the next panel (em_avx2_prefetch_lines) */
         int64_t m = 0;
-        for (; m + 4 <= M; m += 4) em_avx2_tile(A, m, g, n, C, ldc, &pc, 4);
+        for (; m + 4 <= M; m += 4) {
+            const int64_t lo = m / 4 * share;
+            if (n + 8 < g->N) em_avx2_prefetch_lines(next, lo, lo + share < lines ? lo + share : lines);
+            em_avx2_tile(A, m, g, n, C, ldc, &pc, 4);
+        }
         for (; m < M; m++) em_avx2_tile(A, m, g, n, C, ldc, &pc, 1);
     }
 }

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from cython_ops import load_ops
 from cython_ops.activation import activation_table, softmax_table
 from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
@@ -31,6 +32,7 @@ from edgeml.runtime.tables import byte_table, lut_step
 
 
 _INT32_MAX = 2**31 - 1
+INT8 = np.dtype(np.int8)
 
 
 def _f32(x: float) -> float:
@@ -142,6 +144,12 @@ def hard_swish_int8_params(input_scale: float, input_zero_point: int,
 
 
 def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
+    head = load_ops.int8_unary_shell(ctx, op, INT8)     # the common int8 case's reading and checks in one call
+    if head is not None:
+        xi, yi, n, s_in, zp_in, s_out, zp_out = head
+        tensors = ctx.graph.tensors
+        return int8_unary_step(ctx, op, which, tensors[xi], tensors[yi], ctx.shapes[xi], n, s_in, zp_in, s_out,
+                               zp_out)
     if int16_activations.is_int16(ctx, op):
         return int16_activations.prepare_unary(ctx, op, which)
     kind = io_kind(ctx, op)
@@ -173,6 +181,12 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
 
     s_in, zp_in = qparams(x, op)
     s_out, zp_out = qparams(y, op)
+    return int8_unary_step(ctx, op, which, x, y, xs, n, s_in, zp_in, s_out, zp_out)
+
+
+def int8_unary_step(ctx: Ctx, op: Op, which: str, x, y, xs: tuple, n: int, s_in: float, zp_in: int, s_out: float,
+                    zp_out: int) -> Step:
+    """An int8 activation's step once its output shape is set and its quantization read."""
     if which == "SOFTMAX":
         try:
             check_fixed_output("SOFTMAX", s_out, zp_out, bool(op.options.get(UINT8)))

@@ -48,28 +48,37 @@ def checked_options(op: Op) -> dict:
 
 
 def dequantized_anchors(ctx: Ctx, op: Op, anchors, boxes_quantized: bool, n_boxes: int) -> np.ndarray:
-    """[N, 4] float32 (y, x, h, w); a quantized one dequantized as LiteRT's Dequantizer: ((float)q - zp) * scale."""
+    """[N, 4] float32 (y, x, h, w), kept with the plan; a quantized one dequantized as LiteRT's Dequantizer:
+    ((float)q - zp) * scale."""
     what = op.describe()
     data = ctx.const(anchors, f"{what} anchors")
     if tuple(data.shape) != (n_boxes, 4):
         raise ModelFormatError(f"{what}: anchors {anchors.describe()} have shape {list(data.shape)}, expected "
                                f"[{n_boxes}, 4] (one y, x, h, w per box)")
+    if boxes_quantized and anchors.dtype != I8:
+        raise UnsupportedOpError(f"{what}: quantized box encodings need quantized anchors, not {anchors.dtype} "
+                                 "(LiteRT would read their bytes as uint8)")
+    if not boxes_quantized and anchors.dtype != F32:
+        raise UnsupportedOpError(f"{what}: float box encodings need float32 anchors, not {anchors.dtype}")
+    scale, zp = qparams(anchors, op) if boxes_quantized else (None, None)
+    # written straight into the kept array when the weight budget takes it (else keep_array refuses it after the
+    # checks, as before)
+    fits = ctx.weight_bytes + n_boxes * 16 <= ctx.max_weight_bytes
+    values = ctx.keep_new((n_boxes, 4), F32) if fits else np.empty((n_boxes, 4), F32)
     if boxes_quantized:
-        if anchors.dtype != I8:
-            raise UnsupportedOpError(f"{what}: quantized box encodings need quantized anchors, not {anchors.dtype} "
-                                     "(LiteRT would read their bytes as uint8)")
-        scale, zp = qparams(anchors, op)
-        values = (data.astype(np.float32) - np.float32(zp)) * np.float32(scale)
+        np.subtract(data, np.float32(zp), out=values, dtype=F32)
+        np.multiply(values, np.float32(scale), out=values)
     else:
-        if anchors.dtype != F32:
-            raise UnsupportedOpError(f"{what}: float box encodings need float32 anchors, not {anchors.dtype}")
-        values = data.astype(np.float32)
-    if not np.all(np.isfinite(values)):
+        values[...] = data
+    # whole-array minimum and maximum (NaN carries into both, an infinity shows in one): one fast pass each, and
+    # the strided test of the heights and widths only when some value is negative
+    low, high = (float(values.min()), float(values.max())) if n_boxes else (0.0, 0.0)
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ModelFormatError(f"{what}: anchors {anchors.describe()} hold values that are not finite")
-    if np.any(values[:, 2:] < 0):
+    if low < 0 and np.any(values[:, 2:] < 0):
         raise ModelFormatError(f"{what}: anchors {anchors.describe()} have negative heights or widths (LiteRT "
                                "refuses the boxes they decode to)")
-    return values
+    return values if fits else ctx.keep_array(values)
 
 
 def operand_kind(op: Op, t, what: str) -> tuple[int, int, float]:
@@ -122,7 +131,7 @@ def prepare_detection(ctx: Ctx, op: Op) -> Step:
         raise ModelFormatError(f"{what}: boxes x classes overflows int32")
     box_q, box_zp, box_scale = operand_kind(op, boxes, "box encodings")
     score_q, score_zp, score_scale = operand_kind(op, scores, "class scores")
-    anchor_values = ctx.keep_array(dequantized_anchors(ctx, op, anchors, bool(box_q), n))
+    anchor_values = dequantized_anchors(ctx, op, anchors, bool(box_q), n)
 
     slots = o["max_detections"] * o["max_classes_per_detection"]
     for k, shape in enumerate(((1, slots, 4), (1, slots), (1, slots), (1,))):

@@ -12,6 +12,7 @@ from functools import partial
 
 import numpy as np
 
+from cython_ops import load_ops
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
@@ -75,7 +76,13 @@ def all_int32(ctx: Ctx, op: Op) -> bool:
     return INT32 in types
 
 
+SHELL_OPS = {"ADD": 0, "SUB": 1, "MUL": 2}        # load_ops.int8_binary_shell's `which`
+
+
 def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
+    ints = load_ops.int8_binary_shell(ctx, op, SHELL_OPS[which], INT8)
+    if ints is not None:          # the common int8 case, every check and integer in one call
+        return int8_binary_step(ctx, op, which, ints)
     kind = "int16" if int16x8.is_int16(ctx, op) else "int32" if all_int32(ctx, op) else io_kind(ctx, op, 2)
     a, b, y = ctx.tensor(op, 0), ctx.tensor(op, 1), ctx.tensor(op, 0, "output")
     for t in (a, b):
@@ -85,6 +92,8 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
     out = broadcast_shape(op, sa, sb)
     ctx.set_output(op, 0, out)
     act = fused_activation(op)
+    if len(out) > 6:        # (pad6's own message would not name the op)
+        raise UnsupportedOpError(f"{op.describe()}: rank {len(out)} > 6 is not supported")
     dims = dict(dims=pad6(out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out))
     if kind == "int16":
         return int16x8.prepare_binary(ctx, op, which, dims)
@@ -136,6 +145,34 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             ptrs["tables"] = addr("scratch") if scratch else 0
         return ptrs, ints, floats
     return Step(op, name, make, scratch)
+
+
+def int8_binary_step(ctx: Ctx, op: Op, which: str, ints: dict) -> Step:
+    """prepare_binary's int8 step from load_ops.int8_binary_shell's integers (tables against a constant operand
+    where constant_operand_lut takes it)."""
+    a, b, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    body = VECTOR_ISA.get(CONFIG.isa)
+    if which == "MUL":
+        name = "mul_int8" + (f"_{body}" if body and ints["shift"] >= -31 else "")     # a right shift past 31: scalar
+    else:
+        name = "add_int8" + (f"_{body}" if body else "")
+    constants = ctx.constants
+    if a in constants or b in constants:
+        tensors = ctx.graph.tensors
+        step = constant_operand_lut(ctx, op, tensors[a], tensors[b], tensors[y], ctx.shapes[y], name, ints)
+        if step is not None:
+            return step
+    if which == "MUL":
+
+        def make(addr):
+            return dict(input1=addr(a), input2=addr(b), output=addr(y)), ints, {}
+        return Step(op, name, make, 0)
+    scratch = ADD_TABLE_BYTES if body == "avx512" else 0
+
+    def make_add(addr):
+        return (dict(input1=addr(a), input2=addr(b), output=addr(y), tables=addr("scratch") if scratch else 0),
+                ints, {})
+    return Step(op, name, make_add, scratch)
 
 
 def constant_period(ctx: Ctx, const, other, out: tuple):

@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from cython_ops import load_ops
 from edgeml.ir import Op
 from edgeml.runtime.plan import Ctx, Step, address
 
@@ -31,7 +32,7 @@ def fold(ctx: Ctx, op: Op, position: int, value) -> Optional[Step]:
     step a graph output needs, else None."""
     y = ctx.tensor(op, position, "output")
     value = np.array(value, dtype=y.dtype, order="C")          # (np.ascontiguousarray would make a scalar 1-D)
-    ctx.set_output(op, position, value.shape)
+    load_ops.set_output_shape(ctx, op, position, value.shape, y)
     if y.index not in ctx.graph.outputs:
         ctx.constants[y.index] = value
         return None
@@ -45,6 +46,9 @@ def fold(ctx: Ctx, op: Op, position: int, value) -> Optional[Step]:
 
 def strided_values(data: np.ndarray, out_shape, start: int, strides) -> np.ndarray:
     """out[i0, i1, ...] = data.flat[start + sum(i_k * strides[k])]: a strided gather of a constant."""
+    if len(out_shape) <= 1:      # (shape arithmetic's scalars and vectors: one indexing, no index arrays)
+        flat = data.reshape(-1)
+        return flat[start] if not len(out_shape) else flat[[start + k * strides[0] for k in range(out_shape[0])]]
     index = np.full(tuple(out_shape), start, dtype=np.int64)
     for k, (n, s) in enumerate(zip(out_shape, strides)):
         shape = [1] * len(out_shape)

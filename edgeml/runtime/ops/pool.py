@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
+
+from cython_ops import load_ops
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import UINT8, Op
@@ -11,7 +14,14 @@ from edgeml.runtime.ops.common import fused_activation, io_kind, qparams, requir
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 
+INT8 = np.dtype(np.int8)
+
+
 def prepare_pool(ctx: Ctx, op: Op, is_max: bool) -> Step:
+    ints = load_ops.int8_pool_shell(ctx, op, INT8)      # the common int8 case's reading and checks in one call
+    if ints is not None:
+        return pool_step(op, is_max, "int8", op.inputs[0], op.outputs[0], ints, dict(act_min=0.0, act_max=0.0),
+                         ints["c"])
     kind = io_kind(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
@@ -39,12 +49,16 @@ def prepare_pool(ctx: Ctx, op: Op, is_max: bool) -> Step:
         ints = dict(ints, act_min=0, act_max=0)
         lo, hi = Q.activation_range_f32(act)
         floats = dict(act_min=lo, act_max=hi)
+    return pool_step(op, is_max, kind, x.index, y.index, ints, floats, c)
+
+
+def pool_step(op: Op, is_max: bool, kind: str, xi: int, yi: int, ints: dict, floats: dict, c: int) -> Step:
     name = ("max_pool_" if is_max else "avg_pool_") + kind
     if name == "avg_pool_int8" and op.options.get(UINT8):
         name = "avg_pool_uint8"
 
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints, floats
+        return dict(input=addr(xi), output=addr(yi), scratch=addr("scratch")), ints, floats
     return Step(op, name, make, 0 if is_max else c * 4)
 
 

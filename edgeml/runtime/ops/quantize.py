@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from cython_ops import load_ops
 from cython_ops.elementwise import requantize_table
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
@@ -18,8 +19,14 @@ from edgeml.runtime.ops.onnx_quantized import prepare_flip_sign_bit
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.runtime.tables import byte_table, lut_step
 
+INT8 = np.dtype(np.int8)
+
 
 def prepare_quantize(ctx: Ctx, op: Op) -> Step:
+    head = load_ops.int8_unary_shell(ctx, op, INT8)     # int8 -> int8, read and checked in one call
+    if head is not None:
+        xi, yi, n, s_in, zp_in, s_out, zp_out = head
+        return requantize_step(ctx, op, xi, yi, n, s_in, zp_in, s_out, zp_out)
     if int16x8.INT16 in (ctx.tensor(op, 0).dtype, ctx.tensor(op, 0, "output").dtype):
         return int16x8.prepare_quantize(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
@@ -35,11 +42,16 @@ def prepare_quantize(ctx: Ctx, op: Op) -> Step:
         return Step(op, "quantize_f32_int8", make, 0)
     if x.dtype == np.int8:     # int8 or uint8 (held as int8) in: a table of em_requantize_int8's 256 results
         s_in, zp_in = qparams(x, op)
-        m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), ctx.rounding)
-        table = ctx.keep_array(np.frombuffer(requantize_table(zp_in, zp_out, m, sh, -128, 127, ctx.rounding),
-                                             np.int8))
-        return lut_step(op, x.index, y.index, n, table)
+        return requantize_step(ctx, op, x.index, y.index, n, s_in, zp_in, s_out, zp_out)
     raise UnsupportedOpError(f"{op.describe()}: quantizing from {x.dtype} is not supported")
+
+
+def requantize_step(ctx: Ctx, op: Op, xi: int, yi: int, n: int, s_in: float, zp_in: int, s_out: float,
+                    zp_out: int) -> Step:
+    """int8 -> int8 QUANTIZE: a table of em_requantize_int8's 256 results."""
+    m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), ctx.rounding)
+    table = ctx.keep_array(np.frombuffer(requantize_table(zp_in, zp_out, m, sh, -128, 127, ctx.rounding), np.int8))
+    return lut_step(op, xi, yi, n, table)
 
 
 def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:

@@ -6,6 +6,7 @@ from functools import partial
 
 import numpy as np
 
+from cython_ops import load_ops
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
@@ -34,6 +35,9 @@ def merge_walk_dims(dims: list, out_strides: list) -> tuple[list, list]:
 
 
 def prepare_mean(ctx: Ctx, op: Op) -> Step:
+    ints = load_ops.int8_mean_shell(ctx, op, I8, I32, I64)     # the common int8 case in one call
+    if ints is not None:
+        return mean_step(op, op.inputs[0], op.outputs[0], ints)
     kind = "int16" if int16x8.is_int16(ctx, op) else io_kind(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
@@ -78,10 +82,13 @@ def prepare_mean(ctx: Ctx, op: Op) -> Step:
     in6, ost6 = merge_walk_dims(in6, ost6)
     ints = dict(dims=in6, out_strides=ost6, outputs=n_out, reduced=count, is_float=is_float, in_zp=zp_in,
                 out_zp=zp_out, mult=m, shift=sh, mode=ctx.rounding)
+    return mean_step(op, x.index, y.index, ints)
 
+
+def mean_step(op: Op, xi: int, yi: int, ints: dict) -> Step:
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints, {}
-    return Step(op, "mean", make, max(n_out, 1) * 4)
+        return dict(input=addr(xi), output=addr(yi), scratch=addr("scratch")), ints, {}
+    return Step(op, "mean", make, max(ints["outputs"], 1) * 4)
 
 
 OPS = {"MEAN": OpSpec(prepare_mean, max_version=3, output_types=int16x8.WITH_INT16)}

@@ -49,7 +49,20 @@ def float_scale(in_size: int, out_size: int, align: bool) -> np.float32:
 
 def bilinear_float_axis(in_size: int, out_size: int, align: bool, half: bool):
     """LiteRT's float ComputeInterpolationValues for each output coordinate: (pairs of source indices, the
-    fraction input - lower as float32)."""
+    fraction input - lower as float32), in float32 vector arithmetic (each operation rounds as the scalar one;
+    bilinear_float_axis_loop is its element-by-element twin)."""
+    scale = float_scale(in_size, out_size, align)
+    v = np.arange(out_size, dtype=np.float32)
+    pos = (v + F(0.5)) * scale - F(0.5) if half else v * scale
+    lower = np.maximum(np.floor(pos), F(0)).astype(np.int32)
+    pairs = np.empty((out_size, 2), np.int32)
+    pairs[:, 0] = lower
+    pairs[:, 1] = np.minimum(np.ceil(pos).astype(np.int64), in_size - 1)
+    return pairs, (pos - lower.astype(np.float32)).astype(np.float32)
+
+
+def bilinear_float_axis_loop(in_size: int, out_size: int, align: bool, half: bool):
+    """bilinear_float_axis one coordinate at a time, in float32 scalars."""
     scale = float_scale(in_size, out_size, align)
     pairs = np.zeros((out_size, 2), np.int32)
     frac = np.zeros(out_size, np.float32)
@@ -67,12 +80,34 @@ def c_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
-def bilinear_integer_axis(in_size: int, out_size: int, align: bool, half: bool):
-    """LiteRT's ComputeInterpolationValuesInteger: (pairs of source indices, input - 1024 * lower)."""
+def integer_scale(in_size: int, out_size: int, align: bool) -> int:
     if align and out_size > 1:
-        scale = ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
-    else:
-        scale = ((1 << 10) * in_size + out_size // 2) // out_size
+        return ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    return ((1 << 10) * in_size + out_size // 2) // out_size
+
+
+def truncated_quotient(a: np.ndarray, b: int) -> np.ndarray:
+    """C's a / b on int64 (toward zero) for b > 0."""
+    return np.where(a >= 0, a // b, -((-a) // b))
+
+
+def bilinear_integer_axis(in_size: int, out_size: int, align: bool, half: bool):
+    """LiteRT's ComputeInterpolationValuesInteger: (pairs of source indices, input - 1024 * lower), in int64 vector
+    arithmetic (bilinear_integer_axis_loop is its element-by-element twin)."""
+    scale = integer_scale(in_size, out_size, align)
+    pos = np.arange(out_size, dtype=np.int64) * scale
+    if half:
+        pos += scale // 2 - (1 << 9)
+    lower = np.maximum(truncated_quotient(pos, 1 << 10), 0)
+    pairs = np.empty((out_size, 2), np.int32)
+    pairs[:, 0] = lower
+    pairs[:, 1] = np.minimum(truncated_quotient(pos + (1 << 10) - 1, 1 << 10), in_size - 1)
+    return pairs, (pos - (1 << 10) * lower).astype(np.int32)
+
+
+def bilinear_integer_axis_loop(in_size: int, out_size: int, align: bool, half: bool):
+    """bilinear_integer_axis one coordinate at a time, in Python integers."""
+    scale = integer_scale(in_size, out_size, align)
     pairs = np.zeros((out_size, 2), np.int32)
     frac = np.zeros(out_size, np.int32)
     for v in range(out_size):
@@ -106,7 +141,16 @@ def prepare_resize_bilinear(ctx: Ctx, op: Op) -> Step:
 
 def nearest_axis(in_size: int, out_size: int, align: bool, half: bool) -> np.ndarray:
     """LiteRT's GetNearestNeighbor for each output coordinate (float32 arithmetic; align_corners rounds half
-    away from zero, otherwise floor)."""
+    away from zero, otherwise floor), as vectors (nearest_axis_loop is its element-by-element twin)."""
+    scale = float_scale(in_size, out_size, align)
+    pos = ((np.arange(out_size, dtype=np.float32) + (F(0.5) if half else F(0.0))) * scale).astype(np.float64)
+    index = np.floor(np.abs(pos) + 0.5) * np.where(pos >= 0, 1.0, -1.0) if align else np.floor(pos)
+    index = np.minimum(index.astype(np.int64), in_size - 1)
+    return (np.maximum(index, 0) if half else index).astype(np.int32)
+
+
+def nearest_axis_loop(in_size: int, out_size: int, align: bool, half: bool) -> np.ndarray:
+    """nearest_axis one coordinate at a time."""
     scale = float_scale(in_size, out_size, align)
     offset = F(0.5) if half else F(0.0)
     out = np.zeros(out_size, np.int32)

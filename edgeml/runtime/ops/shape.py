@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from cython_ops import load_ops
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
@@ -15,6 +16,10 @@ from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qp
 from edgeml.runtime.ops.folding import fold, inputs_constant, int_values, strided_values
 from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import uint8_rescale_table
+
+
+# load_ops.reshape_shell's types: int8, int16, uint8 (their quantization must match), int32 / int64 (shape inputs)
+SHELL_TYPES = tuple(np.dtype(t) for t in (np.int8, np.int16, np.uint8, np.int32, np.int64))
 
 
 def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
@@ -27,16 +32,21 @@ def copy_step(ctx: Ctx, op: Op, out_shape) -> Step:
     if x.index in ctx.constants:
         return fold(ctx, op, 0, ctx.constants[x.index].reshape(out_shape))
     ctx.set_output(op, 0, out_shape)
-    nbytes = element_count(out_shape) * x.dtype.itemsize
+    return alias_step(op, x.index, y.index, element_count(out_shape) * x.dtype.itemsize)
 
+
+def alias_step(op: Op, xi: int, yi: int, nbytes: int) -> Step:
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index)), dict(bytes=nbytes), {}
+        return dict(input=addr(xi), output=addr(yi)), dict(bytes=nbytes), {}
     # the output shares the input's bytes in the arena (the copy then sees one address and does nothing); where the
     # planner cannot alias them (a state tensor), the bytes are copied
-    return Step(op, "copy", make, 0, 0, alias=(y.index, x.index))
+    return Step(op, "copy", make, 0, 0, alias=(yi, xi))
 
 
 def prepare_reshape(ctx: Ctx, op: Op) -> Step:
+    shell = load_ops.reshape_shell(ctx, op, *SHELL_TYPES)     # the common case's checks and inference in one call
+    if shell is not None:
+        return alias_step(op, op.inputs[0], op.outputs[0], shell[1])
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = ctx.shape(x)
     new = None
@@ -113,12 +123,15 @@ def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_
         require_same_quant(op, x, y)
     if x.index in ctx.constants:
         return fold(ctx, op, 0, strided_values(ctx.constants[x.index], out_shape, start, in_strides))
-    ctx.set_output(op, 0, tuple(out_shape))
+    load_ops.set_output_shape(ctx, op, 0, tuple(out_shape), y)
     dims, strides = merge_gather_dims(list(out_shape), list(in_strides))
-    ints = dict(itemsize=x.dtype.itemsize, dims=dims, strides=strides, start=start)
+    return gather_strided_step(op, x.index, y.index, dict(itemsize=x.dtype.itemsize, dims=dims, strides=strides,
+                                                          start=start))
 
+
+def gather_strided_step(op: Op, xi: int, yi: int, ints: dict) -> Step:
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index)), ints, {}
+        return dict(input=addr(xi), output=addr(yi)), ints, {}
     return Step(op, "gather_strided", make, 0, 0)
 
 
@@ -177,6 +190,11 @@ def prepare_transpose(ctx: Ctx, op: Op) -> Step:
 
 
 def prepare_strided_slice(ctx: Ctx, op: Op) -> Step:
+    shell = load_ops.strided_slice_shell(ctx, op, *SHELL_TYPES)      # the common case's checks and gather, one call
+    if type(shell) is tuple:      # a constant input (shape arithmetic)
+        return fold(ctx, op, 0, strided_values(ctx.constants[op.inputs[0]], *shell))
+    if shell is not None:
+        return gather_strided_step(op, op.inputs[0], op.outputs[0], shell)
     xs = list(ctx.shape(ctx.tensor(op, 0)))
     rank = len(xs)
     what = op.describe()
@@ -247,7 +265,7 @@ def split_steps(ctx: Ctx, op: Op, x, axis: int, sizes: list, drop_axis: bool) ->
         require_same_quant(op, x, y)
         shape = xs[:axis] + ([] if drop_axis else [n]) + xs[axis + 1:]
         strides = st[:axis] + ([] if drop_axis else [st[axis]]) + st[axis + 1:]
-        ctx.set_output(op, k, tuple(shape))
+        load_ops.set_output_shape(ctx, op, k, tuple(shape), y)
         dims6, strides6 = merge_gather_dims(list(shape), list(strides))     # e.g. one channel of NHWC: one run
         ints = dict(itemsize=x.dtype.itemsize, dims=dims6, strides=strides6, start=start * st[axis])
 
@@ -259,6 +277,9 @@ def split_steps(ctx: Ctx, op: Op, x, axis: int, sizes: list, drop_axis: bool) ->
 
 
 def prepare_split(ctx: Ctx, op: Op) -> list:
+    pieces = load_ops.split_shell(ctx, op, *SHELL_TYPES)      # equal pieces: every check and gather in one call
+    if pieces is not None:
+        return [gather_strided_step(op, op.inputs[1], yi, ints) for yi, ints in pieces]
     x = ctx.tensor(op, 1)
     xs = ctx.shape(x)
     axis = resolve_axis(op, int(ctx.const(ctx.tensor(op, 0), f"{op.describe()} axis").reshape(-1)[0]), len(xs))
@@ -305,18 +326,18 @@ def same_padding(conv: Op, kernel_hw, padded_hw) -> Optional[list]:
     return lead + trail
 
 
-def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: np.ndarray, value: np.ndarray) -> bool:
+def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: list, value) -> bool:
     """An explicit PAD of H and W whose only reader is an int8 / float32 CONV_2D or DEPTHWISE_CONV_2D, padding
     with what the conv's own padding stands for (the input zero point; 0.0): the conv reads the PAD's input with
     the pads (plus its own: SAME's computed on the padded size, or ONNX's explicit ones) as its explicit padding
     (its kernels skip padding taps, which add (zp - zp) * w = 0), and no PAD step runs.  Returns whether it
     folded."""
-    if len(ctx.shape(x)) != 4 or pads[0].any() or pads[3].any() or y.index in ctx.graph.outputs:
+    if len(ctx.shape(x)) != 4 or any(pads[0]) or any(pads[3]) or y.index in ctx.graph.outputs:
         return False
     if x.dtype == np.int8:
-        if value[0] != qparams(x, op)[1]:
+        if value != qparams(x, op)[1]:
             return False
-    elif x.dtype != np.float32 or value[0] != 0.0:
+    elif x.dtype != np.float32 or value != 0.0:
         return False
     readers = [o for o in ctx.graph.ops if y.index in o.inputs]
     if len(readers) != 1 or readers[0].index <= op.index:
@@ -330,7 +351,7 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: np.ndarray, value: np.ndarr
     w = ctx.constants[conv.inputs[1]]
     if w.dtype != x.dtype or w.ndim != 4 or (conv.type == "CONV_2D" and w.shape[3] != ctx.shape(x)[3]):
         return False          # hybrid, 16x8 and grouped convs keep the PAD
-    explicit = [int(pads[1][0]), int(pads[2][0]), int(pads[1][1]), int(pads[2][1])]    # top, left, bottom, right
+    explicit = [pads[1][0], pads[2][0], pads[1][1], pads[2][1]]    # top, left, bottom, right
     if own is None and conv.options.get("padding", 0) == 0:
         own = same_padding(conv, w.shape[1:3], ctx.shape(y)[1:3])
         if own is None:
@@ -347,15 +368,16 @@ def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     pads = ctx.const(ctx.tensor(op, 1), f"{op.describe()} paddings").astype(np.int64)
-    if pads.shape != (len(xs), 2) or np.any(pads < 0):
-        raise ModelFormatError(f"{op.describe()}: paddings {pads.tolist()} do not fit input rank {len(xs)}")
+    rows = pads.tolist()         # (Python ints: the checks and sums below on lists, not on numpy scalars)
+    if pads.shape != (len(xs), 2) or any(p < 0 for row in rows for p in row):
+        raise ModelFormatError(f"{op.describe()}: paddings {rows} do not fit input rank {len(xs)}")
     if len(xs) > 6:
         raise UnsupportedOpError(f"{op.describe()}: rank > 6")
     if x.dtype != y.dtype:
         raise ModelFormatError(f"{op.describe()}: input and output types differ")
     require_same_quant(op, x, y)
-    out = [d + int(p[0]) + int(p[1]) for d, p in zip(xs, pads)]
-    ctx.set_output(op, 0, tuple(out))
+    out = [d + p[0] + p[1] for d, p in zip(xs, rows)]
+    load_ops.set_output_shape(ctx, op, 0, tuple(out), y)
     value = np.zeros(1, x.dtype)
     if x.dtype == np.int8:
         value[0] = qparams(x, op)[1]
@@ -364,11 +386,11 @@ def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
         if cv.dtype != x.dtype or cv.size != 1:
             raise ModelFormatError(f"{op.describe()}: constant value must be one {x.dtype}")
         value[0] = cv.reshape(-1)[0]
-    if fold_pad_into_conv(ctx, op, x, y, pads, value):
+    if fold_pad_into_conv(ctx, op, x, y, rows, value[0]):
         return None
     vk = ctx.keep_array(value)
     in6, out6 = pad6(xs), pad6(out)
-    lead6 = [0] * (6 - len(xs)) + [int(p[0]) for p in pads]
+    lead6 = [0] * (6 - len(xs)) + [p[0] for p in rows]
     ost = row_major_strides(out6)
     origin = sum(p * s for p, s in zip(lead6, ost))
     ints = dict(itemsize=x.dtype.itemsize, dims=in6, out_strides=ost[:5] + [0], origin=origin,
@@ -422,6 +444,9 @@ def uint8_concat_tables(op: Op, ins: list, y) -> list:
 
 
 def prepare_concatenation(ctx: Ctx, op: Op) -> list:
+    shell = load_ops.concatenation_shell(ctx, op, *SHELL_TYPES[:3])    # a copying concat's checks, one call
+    if shell is not None:
+        return concat_steps(op, *shell)
     y = ctx.tensor(op, 0, "output")
     ins = [ctx.tensor(op, k) for k in range(len(op.inputs))]
     if not ins:
@@ -462,14 +487,21 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
     count = op.options.get("values_count", 0)
     if count != len(ins) or not ins:
         raise ModelFormatError(f"{op.describe()}: values_count {count} but {len(ins)} inputs")
-    shape = list(ctx.shape(ins[0]))
+    first = ctx.shape(ins[0])
+    shape = list(first)
+    quantized = y.dtype in (np.int8, np.int16)
+    y_params = None        # (the output's, read once after the first input's, as before, not per input)
     for t in ins:
-        if list(ctx.shape(t)) != shape:
+        if ctx.shape(t) != first and list(ctx.shape(t)) != shape:
             raise ModelFormatError(f"{op.describe()}: inputs of shapes {[list(ctx.shape(t)) for t in ins]} "
                                    "cannot be stacked (they must all be equal)")
         if t.dtype != y.dtype:
             raise ModelFormatError(f"{op.describe()}: input {t.describe()} has type {t.dtype}, the output {y.dtype}")
-        if y.dtype in (np.int8, np.int16) and qparams(t, op) != qparams(y, op):
+        if quantized:
+            t_params = qparams(t, op)
+            y_params = y_params or qparams(y, op)
+            if t_params == y_params:
+                continue
             raise ModelFormatError(f"{op.describe()}: {y.dtype} input {t.describe()} has scale / zero point "
                                    f"{qparams(t, op)}, the output {qparams(y, op)}; PACK copies values, so "
                                    "they must be equal (LiteRT refuses the model too)")
@@ -478,8 +510,10 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
     if not 0 <= a <= len(shape):
         raise ModelFormatError(f"{op.describe()}: axis {axis} outside the output rank {len(shape) + 1}")
     if inputs_constant(ctx, op):
-        return fold(ctx, op, 0, np.stack([ctx.constants[t.index] for t in ins], axis=a))
-    ctx.set_output(op, 0, tuple(shape[:a] + [count] + shape[a:]))
+        values = [ctx.constants[t.index] for t in ins]
+        # (scalars, the shape arithmetic's case: np.array of 0-d arrays of one type is np.stack's result)
+        return fold(ctx, op, 0, np.array(values) if not shape else np.stack(values, axis=a))
+    load_ops.set_output_shape(ctx, op, 0, tuple(shape[:a] + [count] + shape[a:]), y)
     return concat_steps(op, y, ins, element_count(shape[:a]), [element_count(shape[a:]) * y.dtype.itemsize] * count)
 
 
