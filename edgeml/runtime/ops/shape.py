@@ -11,8 +11,9 @@ from cython_ops import load_ops
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
-from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qparams, require_same_quant,
+from edgeml.runtime.ops.common import (element_count, fused_activation, qparams, require_same_quant,
                                        resolve_axis, row_major_strides, spatial_padding)
+from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.ops.folding import fold, inputs_constant, int_values, strided_values
 from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import uint8_rescale_table
@@ -97,10 +98,10 @@ def prepare_expand_dims(ctx: Ctx, op: Op) -> Step:
     return copy_step(ctx, op, tuple(xs[:axis] + [1] + xs[axis:]))
 
 
-def merge_gather_dims(dims: list, strides: list) -> tuple[list, list]:
+def merge_gather_dims(op: Op, dims: list, strides: list) -> tuple[list, list]:
     """The same gather over fewer dims (6-D, leading 1s): size-1 dims dropped, and a dim joined to the next where
     the input steps through the pair as through one dim, so the kernel's innermost runs are as long as possible
-    (a contiguous one is one memcpy)."""
+    (a contiguous one is one memcpy).  More than 6 dims left: UnsupportedOpError naming `op`."""
     merged = []
     for d, s in zip(dims, strides):
         if d == 1:
@@ -110,7 +111,7 @@ def merge_gather_dims(dims: list, strides: list) -> tuple[list, list]:
         else:
             merged.append((d, s))
     if len(merged) > 6:
-        raise UnsupportedOpError("rank > 6 is not supported")
+        raise UnsupportedOpError(f"{op.describe()}: rank {len(merged)} > 6 is not supported (after merging dims)")
     merged = [(1, 0)] * (6 - len(merged)) + merged
     return [m[0] for m in merged], [m[1] for m in merged]
 
@@ -124,7 +125,7 @@ def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_
     if x.index in ctx.constants:
         return fold(ctx, op, 0, strided_values(ctx.constants[x.index], out_shape, start, in_strides))
     load_ops.set_output_shape(ctx, op, 0, tuple(out_shape), y)
-    dims, strides = merge_gather_dims(list(out_shape), list(in_strides))
+    dims, strides = merge_gather_dims(op, list(out_shape), list(in_strides))
     return gather_strided_step(op, x.index, y.index, dict(itemsize=x.dtype.itemsize, dims=dims, strides=strides,
                                                           start=start))
 
@@ -266,7 +267,7 @@ def split_steps(ctx: Ctx, op: Op, x, axis: int, sizes: list, drop_axis: bool) ->
         shape = xs[:axis] + ([] if drop_axis else [n]) + xs[axis + 1:]
         strides = st[:axis] + ([] if drop_axis else [st[axis]]) + st[axis + 1:]
         load_ops.set_output_shape(ctx, op, k, tuple(shape), y)
-        dims6, strides6 = merge_gather_dims(list(shape), list(strides))     # e.g. one channel of NHWC: one run
+        dims6, strides6 = merge_gather_dims(op, list(shape), list(strides))     # e.g. one channel of NHWC: one run
         ints = dict(itemsize=x.dtype.itemsize, dims=dims6, strides=strides6, start=start * st[axis])
 
         def make(addr, ints=ints, y=y):
@@ -389,7 +390,7 @@ def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
     if fold_pad_into_conv(ctx, op, x, y, rows, value[0]):
         return None
     vk = ctx.keep_array(value)
-    in6, out6 = pad6(xs), pad6(out)
+    in6, out6 = pad6_of(op, xs), pad6_of(op, out)
     lead6 = [0] * (6 - len(xs)) + [p[0] for p in rows]
     ost = row_major_strides(out6)
     origin = sum(p * s for p, s in zip(lead6, ost))
