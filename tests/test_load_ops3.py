@@ -1,0 +1,137 @@
+"""Issue 15, load time: the 256-entry tables built in one C call (cython_ops/load_tables.pyx) hold the bytes their
+one-step Engine twins (edgeml/runtime/tables.py) hold, for every kernel the prepares build tables with, random
+parameters, both roundings and a constant on either side; the C forms refuse an output too small.  A rank over 6
+is refused naming the op, also by the 6-dim helpers (pad6_of, merge_gather_dims)."""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pytest
+
+from cython_ops import load_tables
+from edgeml import numerics as Q
+from edgeml.errors import UnsupportedOpError
+from edgeml.ir import Graph, Op
+from edgeml.runtime import tables
+from edgeml.runtime.compile import compile_graph
+from edgeml.runtime.kernels import kernel_address
+from edgeml.runtime.layouts import layout_of
+from edgeml.runtime.ops.activations import hard_swish_int8_params
+from edgeml.runtime.ops.element_types import pad6_of
+from edgeml.runtime.ops.elementwise import ADD_TABLE_BYTES
+from edgeml.runtime.ops.shape import merge_gather_dims
+from edgeml.runtime.plan import address
+from path_cases import tensor
+from test_load_ops2 import binary_ints
+
+
+def unary_cases(rng, rounding: int):
+    """(kernel, ints, floats, output type) of each table the activations and DEQUANTIZE build."""
+    z1, z2 = (int(v) for v in rng.integers(-128, 128, 2))
+    m, sh = Q.quantize_multiplier(float(rng.uniform(0.01, 4.0)), rounding)
+    ma, sa = Q.quantize_multiplier(float(rng.uniform(0.001, 0.5)), rounding)
+    lo, hi = sorted(int(v) for v in rng.integers(-128, 128, 2))
+    p = hard_swish_int8_params(float(rng.uniform(0.01, 0.1)), z1, float(rng.uniform(0.02, 0.1)), z2)
+    swish = dict(in_zp=p["input_zero_point"], out_zp=p["output_zero_point"],
+                 reluish_mult=p["reluish_multiplier_fixedpoint_int16"],
+                 reluish_exponent=p["reluish_multiplier_exponent"], out_mult=p["output_multiplier_fixedpoint_int16"],
+                 out_exponent=p["output_multiplier_exponent"])
+    return [("requantize_int8", dict(in_zp=z1, out_zp=z2, mult=m, shift=sh, act_min=lo, act_max=hi, mode=rounding),
+             None, np.int8),
+            ("leaky_relu_int8", dict(in_zp=z1, out_zp=z2, mult_identity=m, shift_identity=sh, mult_alpha=ma,
+                                     shift_alpha=sa, mode=rounding), None, np.int8),
+            ("hard_swish_int8", swish, None, np.int8),
+            ("hard_swish_int8_avx2", swish, None, np.int8),
+            ("dequantize_int8_f32", dict(zp=z1), dict(scale=float(rng.uniform(1e-4, 2.0))), np.float32)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_byte_tables_equal_the_engine_form(seed, rounding, monkeypatch):
+    rng = np.random.default_rng(seed)
+    for kernel, ints, floats, dtype in unary_cases(rng, rounding):
+        fast = tables.byte_table(kernel, ints, floats, dtype)
+        with monkeypatch.context() as m:
+            m.setattr(load_tables, "byte_table", tables.engine_byte_table)
+            plain = tables.byte_table(kernel, ints, floats, dtype)
+        assert fast.dtype == plain.dtype == np.dtype(dtype) and fast.shape == (256,), kernel
+        assert fast.tobytes() == plain.tobytes(), kernel
+
+
+@pytest.mark.parametrize("which", ["ADD", "SUB", "MUL"])
+@pytest.mark.parametrize("period", [1, 3, 17])
+@pytest.mark.parametrize("constant_first", [False, True])
+def test_periodic_tables_equal_the_engine_form(which, period, constant_first, monkeypatch):
+    rng = np.random.default_rng(period * 7 + constant_first)
+    constant = rng.integers(-128, 128, period).astype(np.int8)
+    kernel = "mul_int8" if which == "MUL" else "add_int8"
+    for rounding in (0, 1):
+        ints = binary_ints(rng, which, rounding)
+        scratch = np.empty(ADD_TABLE_BYTES, np.uint8)
+        extra = {"tables": address(scratch)} if which != "MUL" else {}
+        fast = np.full(period * 256 + 32, 7, np.int8)        # (bigger than the table: the rest untouched)
+        tables.periodic_byte_table(kernel, constant, constant_first, ints, extra, fast)
+        with monkeypatch.context() as m:
+            m.setattr(load_tables, "periodic_byte_table", tables.engine_periodic_byte_table)
+            plain = np.full(period * 256 + 32, 7, np.int8)
+            tables.periodic_byte_table(kernel, constant, constant_first, ints, extra, plain)
+        assert fast.tobytes() == plain.tobytes()
+        assert (fast[period * 256:] == 7).all()
+
+
+def test_c_tables_refuse_a_short_output():
+    fn = kernel_address("requantize_int8")
+    ints = layout_of("requantize_int8").ints(in_zp=0, out_zp=0, mult=1 << 30, shift=0, act_min=-128,
+                                                     act_max=127, mode=0, n=256)
+    with pytest.raises(ValueError, match="255 bytes where 256"):
+        load_tables.byte_table(fn, 0, 1, ints, (), np.empty(255, np.int8))
+    with pytest.raises(ValueError, match="pointer slot"):
+        load_tables.byte_table(fn, 0, 99, ints, (), np.empty(256, np.int8))
+    with pytest.raises(ValueError, match="where 768 are written"):
+        load_tables.periodic_byte_table(fn, [0, 0, 0], ints, np.empty(700, np.int8), 3, 1)
+
+
+def rank7_graph(op_type, inputs, out_shape, options=None, dtype=np.float32):
+    """One op over a rank-7 input (tensor 0; the other inputs constants) with its output last."""
+    ts = [tensor(0, inputs[0], dtype, 0.05 if dtype == np.int8 else None)]
+    for k, data in enumerate(inputs[1:], 1):
+        data = np.asarray(data)
+        ts.append(tensor(k, data.shape, data.dtype, data=data))
+    n = len(ts)
+    ts.append(tensor(n, out_shape, dtype, 0.05 if dtype == np.int8 else None))
+    return Graph(ts, [Op(0, op_type, 1, list(range(n)), [n], options or {})], [0], [n])
+
+
+SHAPE7 = (2, 3, 2, 3, 2, 3, 2)
+# (what, graph): each reaches the 6-dim helpers (common.pad6's form pad6_of, shape.merge_gather_dims) at rank 7
+def float_binary7(op_type):
+    return Graph([tensor(k, SHAPE7, np.float32) for k in range(3)], [Op(0, op_type, 1, [0, 1], [2], {})], [0, 1], [2])
+
+
+RANK7 = [(f"float {t}", partial(float_binary7, t)) for t in ("ADD", "FLOOR_DIV", "SQUARED_DIFFERENCE", "MAXIMUM")] + [
+    ("int8 PAD", lambda: rank7_graph("PAD", [SHAPE7, np.zeros((7, 2), np.int32)], SHAPE7, dtype=np.int8)),
+    ("STRIDED_SLICE every other element", lambda: rank7_graph(
+        "STRIDED_SLICE", [SHAPE7, np.zeros(7, np.int32), np.asarray(SHAPE7, np.int32), np.full(7, 2, np.int32)],
+        tuple((d + 1) // 2 for d in SHAPE7))),
+]
+
+
+@pytest.mark.parametrize("case", RANK7, ids=[c[0] for c in RANK7])
+def test_rank_over_6_is_refused_naming_the_op(case):
+    what, make = case
+    graph = make()
+    with pytest.raises(UnsupportedOpError) as error:
+        compile_graph(graph, {}, 0)
+    assert str(error.value).startswith(graph.ops[0].describe()) and "rank" in str(error.value), what
+
+
+def test_the_6_dim_helpers_name_the_op():
+    op = Op(3, "TRANSPOSE", 1, [0], [1], {})
+    with pytest.raises(UnsupportedOpError, match=r"^op 3 \(TRANSPOSE v1\): rank 7 > 6 is not supported$"):
+        pad6_of(op, SHAPE7)
+    assert pad6_of(op, (4, 5)) == [1, 1, 1, 1, 4, 5]
+    dims, strides = [3] * 7, [3 ** (2 * k) for k in range(7, 0, -1)]      # no two dims merge
+    with pytest.raises(UnsupportedOpError, match=r"^op 3 \(TRANSPOSE v1\): rank 7 > 6 is not supported"):
+        merge_gather_dims(op, dims, strides)
+    assert merge_gather_dims(op, [2, 1, 3], [3, 9, 1]) == ([1, 1, 1, 1, 1, 6], [0, 0, 0, 0, 0, 1])
