@@ -1,9 +1,9 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The load-time 256-entry tables (edgeml/runtime/tables.py) in one call each (issue 15): the op's own scalar
 kernel run once, straight from its parameters, on every input byte or on every (constant value, byte) pair, with
 no Engine built for the single step.  The same kernel and parameters as tables.py's Engine forms (their twins,
 which tests/test_load_fast_paths.py swaps in), so the same bytes.  Not kernels: no KERNELS table."""
-from libc.stdint cimport int64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libc.string cimport memset
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 
@@ -68,3 +68,89 @@ def periodic_byte_table(uintptr_t fn, ptrs, ints, out, Py_ssize_t period, Py_ssi
         p.ptr[j] = <void*><uintptr_t>ptrs[j]
     (<em_kernel>fn)(&p)
     return out
+
+
+cdef extern from "em_multiplier.h" nogil:
+    bint multiplier_of "em_multiplier_of"(double real, int rounding, int32_t* mult, int32_t* shift)
+
+cdef extern from *:
+    """
+    /* only em_requantize_int8 and its slots are used here: the header's other kernels unused, not warned of */
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wunused-function"
+    #include "em_elementwise.h"
+    #pragma GCC diagnostic pop
+    """
+
+cdef extern from "em_elementwise.h" nogil:
+    cdef enum:
+        EM_REQUANTIZE_P_INPUT
+        EM_REQUANTIZE_P_OUTPUT
+        EM_REQUANTIZE_I_N
+        EM_REQUANTIZE_I_IN_ZP
+        EM_REQUANTIZE_I_OUT_ZP
+        EM_REQUANTIZE_I_MULT
+        EM_REQUANTIZE_I_SHIFT
+        EM_REQUANTIZE_I_ACT_MIN
+        EM_REQUANTIZE_I_ACT_MAX
+        EM_REQUANTIZE_I_MODE
+    void em_requantize_int8(const em_params*)
+
+cdef extern from "<math.h>" nogil:
+    double round(double x)          # std::round: ties away from zero (numerics.round_half_away)
+    bint isfinite(double x)
+
+cdef int64_t ZP_LIMIT = (<int64_t>1) << 31      # zero points beyond: the Python path decides
+
+
+cdef bint clamp_bound(float bound, double out_scale, int64_t zp, int64_t* out):
+    """zp + round(float32(bound) / float32(out_scale)) (ops/activations.py's act_min / act_max before clamping to
+    int8); False where the quotient is not a finite float32 of moderate size."""
+    cdef float q = bound / <float>out_scale
+    if not isfinite(q) or not -1e15 < q < 1e15:
+        return False
+    out[0] = zp + <int64_t>round(<double>q)
+    return True
+
+
+def relu_table(ctx, int which, double s_in, zp_in, double s_out, zp_out, int8_dtype):
+    """The int8 RELU (which 0), RELU6 (1) or RELU_N1_TO_1 (2) table of ops/activations.int8_activation_table (its
+    twin): em_requantize_int8 on the 256 bytes with the multiplier of float32(s_in) / float32(s_out) and the
+    activation range in float32, written into a fresh ctx.keep_new array.  None (nothing kept) wherever the Python
+    path must decide: a rounding other than 0 / 1, zero points beyond int32, a quotient not finite."""
+    cdef int rounding = ctx.rounding
+    if rounding != 0 and rounding != 1 or not 0 <= which <= 2:
+        return None
+    if type(zp_in) is not int or type(zp_out) is not int or not (-ZP_LIMIT < zp_in < ZP_LIMIT
+                                                                  and -ZP_LIMIT < zp_out < ZP_LIMIT):
+        return None
+    cdef float ratio = <float>s_in / <float>s_out
+    cdef int32_t m, sh
+    if not multiplier_of(<double>ratio, rounding, &m, &sh):
+        return None
+    cdef int64_t zo = zp_out, lo, hi
+    if not clamp_bound(-1.0 if which == 2 else 0.0, s_out, zo, &lo):
+        return None
+    if which == 0:
+        hi = 127
+    elif not clamp_bound(6.0 if which == 1 else 1.0, s_out, zo, &hi):
+        return None
+    table = ctx.keep_new((256,), int8_dtype)
+    cdef em_params p
+    memset(&p, 0, sizeof(em_params))
+    cdef unsigned char x[256]
+    cdef int b
+    for b in range(256):
+        x[b] = BYTES[b]
+    p.ptr[EM_REQUANTIZE_P_INPUT] = x
+    p.ptr[EM_REQUANTIZE_P_OUTPUT] = buffer_bytes(table, 256, b"relu_table")
+    p.i[EM_REQUANTIZE_I_N] = 256
+    p.i[EM_REQUANTIZE_I_IN_ZP] = <int64_t>zp_in
+    p.i[EM_REQUANTIZE_I_OUT_ZP] = zo
+    p.i[EM_REQUANTIZE_I_MULT] = m
+    p.i[EM_REQUANTIZE_I_SHIFT] = sh
+    p.i[EM_REQUANTIZE_I_ACT_MIN] = lo if lo > -128 else -128
+    p.i[EM_REQUANTIZE_I_ACT_MAX] = hi if hi < 127 else 127
+    p.i[EM_REQUANTIZE_I_MODE] = rounding
+    em_requantize_int8(&p)
+    return table

@@ -76,6 +76,7 @@ def reference_forms(monkeypatch):
                             lambda ctx, op, position, shape, y: ctx.set_output(op, position, shape))
         monkeypatch.setattr(load_tables, "byte_table", tables.engine_byte_table)      # (one-step Engines)
         monkeypatch.setattr(load_tables, "periodic_byte_table", tables.engine_periodic_byte_table)
+        monkeypatch.setattr(load_tables, "relu_table", lambda *args: None)     # (activations.int8_activation_table)
     return apply
 
 

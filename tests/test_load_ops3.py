@@ -4,6 +4,7 @@ parameters, both roundings and a constant on either side; the C forms refuse an 
 is refused naming the op, also by the 6-dim helpers (pad6_of, merge_gather_dims)."""
 from __future__ import annotations
 
+import ctypes
 from functools import partial
 
 import numpy as np
@@ -11,18 +12,20 @@ import pytest
 
 from cython_ops import load_tables
 from edgeml import numerics as Q
-from edgeml.errors import UnsupportedOpError
+from edgeml.errors import EdgeMLError, UnsupportedOpError
 from edgeml.ir import Graph, Op
 from edgeml.runtime import tables
-from edgeml.runtime.compile import compile_graph
+from edgeml.runtime.compile import compile_graph, new_context
 from edgeml.runtime.kernels import kernel_address
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.ops.activations import hard_swish_int8_params
+from edgeml.runtime.ops.activations import RELU_KINDS
 from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.ops.elementwise import ADD_TABLE_BYTES
 from edgeml.runtime.ops.shape import merge_gather_dims
 from edgeml.runtime.plan import address
 from path_cases import tensor
+from test_load_ops import plan_values
 from test_load_ops2 import binary_ints
 
 
@@ -135,3 +138,71 @@ def test_the_6_dim_helpers_name_the_op():
     with pytest.raises(UnsupportedOpError, match=r"^op 3 \(TRANSPOSE v1\): rank 7 > 6 is not supported"):
         merge_gather_dims(op, dims, strides)
     assert merge_gather_dims(op, [2, 1, 3], [3, 9, 1]) == ([1, 1, 1, 1, 1, 6], [0, 0, 0, 0, 0, 1])
+
+
+def relu_graph(which, s_in, zp_in, s_out, zp_out, shape=(1, 5, 3, 7)):
+    return Graph([tensor(0, shape, np.int8, s_in, zp_in), tensor(1, shape, np.int8, s_out, zp_out)],
+                 [Op(0, which, 1, [0], [1], {})], [0], [1])
+
+
+def python_relu_tables(monkeypatch):
+    monkeypatch.setattr(load_tables, "relu_table", lambda *args: None)
+
+
+@pytest.mark.parametrize("which", ["RELU", "RELU6", "RELU_N1_TO_1"])
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_relu_tables_in_c_equal_the_python_path(which, rounding, monkeypatch):
+    rng = np.random.default_rng(len(which) + 10 * rounding)
+    cases = [(float(rng.uniform(1e-4, 0.5)), int(rng.integers(-128, 128)), float(rng.uniform(1e-4, 0.5)),
+              int(rng.integers(-128, 128))) for _ in range(40)]
+    cases += [(0.05, 0, 0.05, 0), (0.02, -128, 6 / 255, -128), (1.0, 5, 1e-3, 127), (1e-3, 0, 1.0, -128),
+              (2 / 255, 0, 1 / 128, 0), (0.1, 3, 0.1 / 3, -3)]     # ties, clamped ranges, ratios far from 1
+    graphs = [relu_graph(which, *c) for c in cases]
+    for g, (s_in, zp_in, s_out, zp_out) in zip(graphs, cases):          # the C form takes each of these
+        ctx = new_context(g, {}, rounding, 1, 1 << 31, 1 << 31)
+        assert load_tables.relu_table(ctx, RELU_KINDS[which], s_in, zp_in, s_out, zp_out, np.dtype(np.int8)) is not None
+    fast = [plan_values(g, rounding) + [table_bytes(g, rounding)] for g in graphs]
+    python_relu_tables(monkeypatch)
+    assert fast == [plan_values(g, rounding) + [table_bytes(g, rounding)] for g in graphs]
+
+
+def table_bytes(graph, rounding):
+    plan = compile_graph(graph, {}, rounding)
+    ptrs = plan.steps[0].make(lambda t: 0)[0]
+    return np.ctypeslib.as_array((ctypes.c_int8 * 256).from_address(ptrs["table"])).tobytes() \
+        if plan.steps[0].kernel == "lut_int8" else None
+
+
+# (what, input scale, output scale, output zero point, rounding, message fragment): declined by the C form, then
+# refused by the Python path naming the op
+EXTREME = [("a ratio past float32", 0.05, 1e-45, 0, 0, "input scale / output scale (0.05 / 1e-45) is not finite"),
+           ("a RELU6 bound past float32", 0.05, 1e-39, 0, 0, "activation maximum (6.0 / 1e-39) is not finite"),
+           ("an output zero point past int32", 0.05, 0.05, 1 << 40, 0, None),
+           ("an unknown rounding", 0.05, 0.05, 0, 7, None)]
+
+
+@pytest.mark.parametrize("case", EXTREME, ids=[c[0] for c in EXTREME])
+def test_extreme_relu_quantization_is_declined_then_refused(case, monkeypatch):
+    _, s_in, s_out, zp_out, rounding, fragment = case
+    g = relu_graph("RELU6", s_in, 3, s_out, zp_out)
+    ctx = new_context(g, {}, rounding, 1, 1 << 31, 1 << 31)
+    assert load_tables.relu_table(ctx, 1, s_in, 3, s_out, zp_out, np.dtype(np.int8)) is None
+    assert ctx.weight_bytes == 0             # (nothing kept by a declined call)
+    if fragment is None:
+        return
+    with pytest.raises(EdgeMLError) as fast:
+        compile_graph(g, {}, rounding)
+    python_relu_tables(monkeypatch)
+    with pytest.raises(EdgeMLError) as plain:
+        compile_graph(g, {}, rounding)
+    assert type(fast.value) is type(plain.value) is UnsupportedOpError
+    assert str(fast.value) == str(plain.value) and str(fast.value).startswith("op 0 (RELU6 v1): ")
+    assert fragment in str(fast.value)
+
+
+@pytest.mark.parametrize("which", ["RELU", "LEAKY_RELU"])
+def test_scale_ratios_past_float32_are_refused_without_a_warning(which, monkeypatch):
+    python_relu_tables(monkeypatch)
+    g = relu_graph(which, 1e30, 3, 1e-30, 0)
+    with np.errstate(all="raise"), pytest.raises(UnsupportedOpError, match=r"^op 0 \(\w+ v1\): input scale"):
+        compile_graph(g, {}, 0)
