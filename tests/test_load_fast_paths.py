@@ -16,7 +16,7 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import load_depthwise, load_ops, load_pack, load_prepare, load_shell, load_tables
+from cython_ops import load_depthwise, load_ops, load_pack, load_pad, load_prepare, load_shell, load_tables
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant, tables
@@ -77,6 +77,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_tables, "byte_table", tables.engine_byte_table)      # (one-step Engines)
         monkeypatch.setattr(load_tables, "periodic_byte_table", tables.engine_periodic_byte_table)
         monkeypatch.setattr(load_tables, "relu_table", lambda *args: None)     # (activations.int8_activation_table)
+        monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)         # (shape.prepare_pad)
     return apply
 
 

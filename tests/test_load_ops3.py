@@ -10,9 +10,9 @@ from functools import partial
 import numpy as np
 import pytest
 
-from cython_ops import load_tables
+from cython_ops import load_pad, load_tables
 from edgeml import numerics as Q
-from edgeml.errors import EdgeMLError, UnsupportedOpError
+from edgeml.errors import EdgeMLError, ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph, Op
 from edgeml.runtime import tables
 from edgeml.runtime.compile import compile_graph, new_context
@@ -22,7 +22,7 @@ from edgeml.runtime.ops.activations import hard_swish_int8_params
 from edgeml.runtime.ops.activations import RELU_KINDS
 from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.ops.elementwise import ADD_TABLE_BYTES
-from edgeml.runtime.ops.shape import merge_gather_dims
+from edgeml.runtime.ops.shape import SHELL_TYPES, merge_gather_dims
 from edgeml.runtime.plan import address
 from path_cases import tensor
 from test_load_ops import plan_values
@@ -206,3 +206,85 @@ def test_scale_ratios_past_float32_are_refused_without_a_warning(which, monkeypa
     g = relu_graph(which, 1e30, 3, 1e-30, 0)
     with np.errstate(all="raise"), pytest.raises(UnsupportedOpError, match=r"^op 0 \(\w+ v1\): input scale"):
         compile_graph(g, {}, 0)
+
+
+def pad_graph(shape, pads, dtype=np.int8, scale=0.05, zp=-3, out_scale=None, out_zp=None, out_shape=None,
+              op_type="PAD", pads_dtype=np.int32, constant_pads=True, out_dtype=None):
+    pads = np.asarray(pads, pads_dtype)
+    quantized = dtype in (np.int8, np.int16)
+    x = tensor(0, shape, dtype, scale if quantized else None, zp if quantized else 0)
+    if out_shape is None:
+        out_shape = tuple(int(d) + int(p.sum()) for d, p in zip(shape, pads.reshape(len(shape), 2))) \
+            if pads.shape == (len(shape), 2) else tuple(shape)
+    out_dtype = out_dtype or dtype
+    y = tensor(2, out_shape, out_dtype, (out_scale or scale) if quantized else None,
+               (zp if out_zp is None else out_zp) if quantized else 0)
+    p = tensor(1, pads.shape, pads.dtype, data=pads if constant_pads else None)
+    return Graph([x, p, y], [Op(0, op_type, 1, [0, 1], [2], {})], [0] + ([] if constant_pads else [1]), [2])
+
+
+PADS = [((1, 5, 7, 3), [[0, 0], [1, 2], [3, 0], [0, 0]], np.int8), ((2, 3, 17), [[1, 0], [0, 0], [2, 5]], np.int8),
+        ((7,), [[3, 4]], np.int8), ((1, 1, 2, 1, 3, 2), [[0, 1]] * 6, np.int8), ((3, 4), [[0, 0], [0, 0]], np.int8),
+        ((1, 4, 4, 5), [[0, 0], [1, 1], [1, 1], [0, 0]], np.float32), ((2, 3, 3), [[0, 0], [2, 2], [1, 0]], np.int16),
+        ((5, 6), [[1, 1], [1, 1]], np.float32), ((1, 3, 3, 2), [[0, 0], [0, 1], [0, 1], [0, 0]], np.int16),
+        ((0, 4), [[1, 1], [0, 2]], np.int8), ((2, 2), [[0, 0], [1, 1]], np.float32)]
+
+
+@pytest.mark.parametrize("pads_dtype", [np.int32, np.int64])
+def test_pad_shell_plans_equal_the_python_path(pads_dtype, monkeypatch):
+    graphs = [pad_graph(s, p, d, pads_dtype=pads_dtype) for s, p, d in PADS]
+    for g in graphs:      # the shell takes each of these
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        assert load_pad.pad_shell(ctx, g.ops[0], *SHELL_TYPES) is not None
+        assert ctx.shapes[2] == g.tensors[2].shape
+    fast = [plan_values(g) + [kept_value(g)] for g in graphs]
+    monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)
+    assert fast == [plan_values(g) + [kept_value(g)] for g in graphs]
+
+
+def kept_value(graph):
+    """The pad value's bytes (the step's value pointer)."""
+    plan = compile_graph(graph, {}, 0)
+    ptrs = plan.steps[0].make(lambda t: 0)[0]
+    size = graph.tensors[0].dtype.itemsize
+    return bytes((ctypes.c_uint8 * size).from_address(ptrs["value"]))
+
+
+# (what, graph, error type, message fragment): each declined by the shell, then refused by the Python path
+MALFORMED_PADS = [
+    ("a negative pad", lambda: pad_graph((1, 4, 4, 3), [[0, 0], [-1, 1], [1, 1], [0, 0]], out_shape=(1, 4, 6, 3)),
+     ModelFormatError, "do not fit input rank 4"),
+    ("paddings of the wrong shape", lambda: pad_graph((1, 4, 4, 3), [[1, 1], [1, 1]]), ModelFormatError,
+     "do not fit input rank 4"),
+    ("paddings not constant", lambda: pad_graph((1, 4, 4, 3), [[0, 0]] * 4, constant_pads=False),
+     UnsupportedOpError, "must be a constant in the model file"),
+    ("different output quantization", lambda: pad_graph((2, 3), [[0, 1], [1, 0]], out_zp=4), UnsupportedOpError,
+     "must share scale and zero point"),
+    ("different types", lambda: pad_graph((2, 3), [[0, 1], [1, 0]], np.int16, out_dtype=np.int8),
+     ModelFormatError, "input and output types differ"),
+    ("rank 7", lambda: pad_graph((1, 1, 2, 1, 3, 1, 2), [[0, 0]] * 7), UnsupportedOpError, "rank"),
+    ("an int8 zero point outside int8", lambda: pad_graph((2, 3), [[0, 1], [1, 0]], zp=300), ModelFormatError,
+     "has zero point 300, outside int8"),
+    ("a wrongly declared output shape", lambda: pad_graph((2, 3), [[0, 1], [1, 0]], out_shape=(3, 3)),
+     ModelFormatError, "is declared [3, 3] but the op produces [3, 4]"),
+]
+
+
+@pytest.mark.parametrize("case", MALFORMED_PADS, ids=[c[0] for c in MALFORMED_PADS])
+def test_malformed_pad_gives_the_python_paths_error(case, monkeypatch):
+    _, make, error, fragment = case
+    with pytest.raises(EdgeMLError) as fast:
+        compile_graph(make(), {}, 0)
+    monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)
+    with pytest.raises(EdgeMLError) as plain:
+        compile_graph(make(), {}, 0)
+    assert type(fast.value) is type(plain.value) is error
+    assert str(fast.value) == str(plain.value) and str(fast.value).startswith("op 0 (PAD v1)")
+    assert fragment in str(fast.value)
+
+
+def test_padv2_keeps_the_python_path():
+    g = pad_graph((2, 3), [[0, 1], [1, 0]], op_type="PADV2")
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    assert load_pad.pad_shell(ctx, g.ops[0], *SHELL_TYPES) is None
+    assert [v[0] for v in plan_values(g)] == ["pad"]

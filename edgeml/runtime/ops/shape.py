@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from cython_ops import load_ops
+from cython_ops import load_ops, load_pad
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
@@ -366,6 +366,15 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: list, value) -> bool:
 
 
 def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
+    head = load_pad.pad_shell(ctx, op, *SHELL_TYPES)     # the common PAD: its checks and geometry in one call
+    if head is not None:
+        rows, pad_value, ints = head
+        x, y = ctx.graph.tensors[op.inputs[0]], ctx.graph.tensors[op.outputs[0]]
+        value = np.zeros(1, x.dtype)
+        value[0] = pad_value
+        if fold_pad_into_conv(ctx, op, x, y, rows, value[0]):
+            return None
+        return pad_step(ctx, op, x, y, value, ints)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     pads = ctx.const(ctx.tensor(op, 1), f"{op.describe()} paddings").astype(np.int64)
@@ -381,7 +390,10 @@ def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
     load_ops.set_output_shape(ctx, op, 0, tuple(out), y)
     value = np.zeros(1, x.dtype)
     if x.dtype == np.int8:
-        value[0] = qparams(x, op)[1]
+        zero_point = qparams(x, op)[1]
+        if not -128 <= zero_point <= 127:
+            raise ModelFormatError(f"{op.describe()}: int8 {x.describe()} has zero point {zero_point}, outside int8")
+        value[0] = zero_point
     if op.type == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
         cv = ctx.const(ctx.tensor(op, 2), f"{op.describe()} constant value")
         if cv.dtype != x.dtype or cv.size != 1:
@@ -389,13 +401,17 @@ def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
         value[0] = cv.reshape(-1)[0]
     if fold_pad_into_conv(ctx, op, x, y, rows, value[0]):
         return None
-    vk = ctx.keep_array(value)
     in6, out6 = pad6_of(op, xs), pad6_of(op, out)
     lead6 = [0] * (6 - len(xs)) + [p[0] for p in rows]
     ost = row_major_strides(out6)
     origin = sum(p * s for p, s in zip(lead6, ost))
-    ints = dict(itemsize=x.dtype.itemsize, dims=in6, out_strides=ost[:5] + [0], origin=origin,
-                out_count=element_count(out))
+    return pad_step(ctx, op, x, y, value, dict(itemsize=x.dtype.itemsize, dims=in6, out_strides=ost[:5] + [0],
+                                                origin=origin, out_count=element_count(out)))
+
+
+def pad_step(ctx: Ctx, op: Op, x, y, value: np.ndarray, ints: dict) -> Step:
+    """The pad kernel's step: the pad value (one element of x's type) kept, `ints` its geometry."""
+    vk = ctx.keep_array(value)
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index), value=address(vk)), ints, {}
