@@ -8,7 +8,11 @@ from libc.string cimport memset
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 
 from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
-from cython_ops.load_buffer cimport buffer_bytes
+from cython_ops.load_buffer cimport buffer_bytes, per_tensor
+
+import numpy
+
+from cython_ops import load_ops
 
 cdef unsigned char BYTES[256]
 cdef int k
@@ -75,7 +79,7 @@ cdef extern from "em_multiplier.h" nogil:
 
 cdef extern from *:
     """
-    /* only em_requantize_int8 and its slots are used here: the header's other kernels unused, not warned of */
+    /* only em_requantize_int8, em_dequantize_int8_f32 and their slots are used here: the header's other kernels unused, not warned of */
     #pragma GCC diagnostic push
     #pragma GCC diagnostic ignored "-Wunused-function"
     #include "em_elementwise.h"
@@ -94,7 +98,13 @@ cdef extern from "em_elementwise.h" nogil:
         EM_REQUANTIZE_I_ACT_MIN
         EM_REQUANTIZE_I_ACT_MAX
         EM_REQUANTIZE_I_MODE
+        EM_DEQUANTIZE_P_INPUT
+        EM_DEQUANTIZE_P_OUTPUT
+        EM_DEQUANTIZE_I_N
+        EM_DEQUANTIZE_I_ZP
+        EM_DEQUANTIZE_F_SCALE
     void em_requantize_int8(const em_params*)
+    void em_dequantize_int8_f32(const em_params*)
 
 cdef extern from "<math.h>" nogil:
     double round(double x)          # std::round: ties away from zero (numerics.round_half_away)
@@ -154,3 +164,55 @@ def relu_table(ctx, int which, double s_in, zp_in, double s_out, zp_out, int8_dt
     p.i[EM_REQUANTIZE_I_MODE] = rounding
     em_requantize_int8(&p)
     return table
+
+
+cdef object F64 = numpy.dtype(numpy.float64), I64 = numpy.dtype(numpy.int64)    # the IR's quantization types
+cdef int64_t MAX_DIM = (<int64_t>1) << 40     # any shape the arena budget admits is far below
+
+
+def int8_dequantize_shell(ctx, op, int8_dtype, float32_dtype):
+    """What ops/quantize.prepare_dequantize reads, checks and builds for a non-constant int8 -> float32 DEQUANTIZE
+    quantized per tensor (its twin): sets the output shape and returns (input index, output index, elements, the
+    table of em_dequantize_int8_f32 on the 256 bytes in a fresh ctx.keep_new array).  None (nothing kept)
+    wherever the Python path must decide (its checks and messages)."""
+    inputs, outputs = op.inputs, op.outputs
+    if len(inputs) < 1 or len(outputs) < 1:
+        return None
+    xi, yi = inputs[0], outputs[0]
+    if xi < 0 or yi < 0 or xi in ctx.constants:
+        return None
+    tensors = ctx.graph.tensors
+    x, y = tensors[xi], tensors[yi]
+    if x.dtype != int8_dtype or y.dtype != float32_dtype:
+        return None
+    xs = ctx.shapes.get(xi)
+    if type(xs) is not tuple:
+        return None
+    cdef int64_t n = 1
+    for d in xs:
+        if type(d) is not int or not 0 <= d <= MAX_DIM:
+            return None
+        n *= d
+        if n > MAX_DIM:
+            return None
+    params = per_tensor(x, F64, I64)
+    if params is None:
+        return None
+    scale, zp = params
+    if type(zp) is not int or not -ZP_LIMIT < zp < ZP_LIMIT:
+        return None
+    load_ops.set_output_shape(ctx, op, 0, xs, y)
+    table = ctx.keep_new((256,), float32_dtype)
+    cdef em_params p
+    memset(&p, 0, sizeof(em_params))
+    cdef unsigned char x_bytes[256]
+    cdef int b
+    for b in range(256):
+        x_bytes[b] = BYTES[b]
+    p.ptr[EM_DEQUANTIZE_P_INPUT] = x_bytes
+    p.ptr[EM_DEQUANTIZE_P_OUTPUT] = buffer_bytes(table, 1024, b"int8_dequantize_shell")
+    p.i[EM_DEQUANTIZE_I_N] = 256
+    p.i[EM_DEQUANTIZE_I_ZP] = <int64_t>zp
+    p.f[EM_DEQUANTIZE_F_SCALE] = <float><double>scale
+    em_dequantize_int8_f32(&p)
+    return xi, yi, n, table

@@ -13,7 +13,7 @@ import pytest
 from cython_ops import load_pad, load_tables
 from edgeml import numerics as Q
 from edgeml.errors import EdgeMLError, ModelFormatError, UnsupportedOpError
-from edgeml.ir import Graph, Op
+from edgeml.ir import Graph, Op, Quantization
 from edgeml.runtime import tables
 from edgeml.runtime.compile import compile_graph, new_context
 from edgeml.runtime.kernels import kernel_address
@@ -288,3 +288,72 @@ def test_padv2_keeps_the_python_path():
     ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
     assert load_pad.pad_shell(ctx, g.ops[0], *SHELL_TYPES) is None
     assert [v[0] for v in plan_values(g)] == ["pad"]
+
+
+def dequantize_graph(shape, scale, zp, x_dtype=np.int8, y_dtype=np.float32, quant=None, constant=None):
+    x = tensor(0, shape, x_dtype, scale, zp, data=constant)
+    if quant is not None:
+        x = type(x)(**{**x.__dict__, "quant": quant})
+    return Graph([x, tensor(1, shape, y_dtype)], [Op(0, "DEQUANTIZE", 1, [0], [1], {})],
+                 [] if constant is not None else [0], [1])
+
+
+def python_dequantize(monkeypatch):
+    monkeypatch.setattr(load_tables, "int8_dequantize_shell", lambda *args: None)
+
+
+def test_dequantize_shell_plans_equal_the_python_path(monkeypatch):
+    rng = np.random.default_rng(5)
+    cases = [((1, 5, 7, 3), 0.05, -3), ((17,), 1e-4, 127), ((2, 3, 1, 5, 1, 3), 3.7, -128), ((0, 4), 0.5, 0),
+             ((), 0.25, 1), ((1, 1, 1, 1, 1, 1, 2), 1 / 255, 0)]       # (rank 7: DEQUANTIZE has no rank limit)
+    cases += [((3, 4), float(rng.uniform(1e-5, 4)), int(rng.integers(-128, 128))) for _ in range(20)]
+    graphs = [dequantize_graph(*c) for c in cases]
+    for g in graphs:      # the shell takes each of these
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        assert load_tables.int8_dequantize_shell(ctx, g.ops[0], np.dtype(np.int8), np.dtype(np.float32)) is not None
+        assert ctx.shapes[1] == g.tensors[1].shape
+    fast = [plan_values(g) + [dequantize_table(g)] for g in graphs]
+    python_dequantize(monkeypatch)
+    assert fast == [plan_values(g) + [dequantize_table(g)] for g in graphs]
+
+
+def dequantize_table(graph):
+    plan = compile_graph(graph, {}, 0)
+    ptrs = plan.steps[0].make(lambda t: 0)[0]
+    return bytes((ctypes.c_uint8 * 1024).from_address(ptrs["table"]))
+
+
+# (what, graph, error type or None (planned), message fragment): declined by the shell, the Python path decides
+DEQUANTIZE_DECLINED = [
+    ("a constant input (folded)", lambda: dequantize_graph((2, 3), 0.1, 2, constant=np.arange(6, dtype=np.int8)
+                                                           .reshape(2, 3)), None, None),
+    ("an int16 input", lambda: dequantize_graph((2, 3), 0.1, 0, x_dtype=np.int16), None, None),
+    ("a per-channel input", lambda: dequantize_graph((2, 3), [0.1, 0.2, 0.3], 0, quant=Quantization(
+        np.array([0.1, 0.2, 0.3]), np.zeros(3, np.int64), 1)), ModelFormatError, "must be quantized per tensor"),
+    ("an input without quantization", lambda: dequantize_graph((2, 3), None, 0), ModelFormatError,
+     "has no quantization parameters"),
+    ("a zero scale", lambda: dequantize_graph((2, 3), 0.0, 0), ModelFormatError, "has quantization scale 0.0"),
+    ("an int8 output", lambda: dequantize_graph((2, 3), 0.1, 0, y_dtype=np.int8), UnsupportedOpError,
+     "dequantizing to int8 is not supported"),
+]
+
+
+@pytest.mark.parametrize("case", DEQUANTIZE_DECLINED, ids=[c[0] for c in DEQUANTIZE_DECLINED])
+def test_dequantize_declines_keep_the_python_paths_result(case, monkeypatch):
+    _, make, error, fragment = case
+    g = make()
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    assert load_tables.int8_dequantize_shell(ctx, g.ops[0], np.dtype(np.int8), np.dtype(np.float32)) is None
+    assert ctx.weight_bytes == 0 and 1 not in ctx.shapes       # (nothing kept, no shape set)
+    if error is None:
+        fast = plan_values(g)
+        python_dequantize(monkeypatch)
+        assert fast == plan_values(g)
+        return
+    with pytest.raises(EdgeMLError) as fast_error:
+        compile_graph(make(), {}, 0)
+    python_dequantize(monkeypatch)
+    with pytest.raises(EdgeMLError) as plain:
+        compile_graph(make(), {}, 0)
+    assert type(fast_error.value) is type(plain.value) is error and str(fast_error.value) == str(plain.value)
+    assert fragment in str(fast_error.value) and str(fast_error.value).startswith("op 0 (DEQUANTIZE v")
