@@ -1,8 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The load-time 256-entry tables (edgeml/runtime/tables.py) in one call each (issue 15): the op's own scalar
-kernel run once, straight from its parameters, on every input byte or on every (constant value, byte) pair, with
-no Engine built for the single step.  The same kernel and parameters as tables.py's Engine forms (their twins,
-which tests/test_load_fast_paths.py swaps in), so the same bytes.  Not kernels: no KERNELS table."""
+"""The load-time 256-entry tables in one call each (issue 15): the op's own scalar kernel run once, straight from
+its parameters, on every input byte or on every (constant value, byte) pair, with no Engine built for the single
+step: tables.py's byte tables (their twins there: one-step Engines), and the RELU family's and int8 DEQUANTIZE's
+tables with their integers or checks computed here too (twins: ops/activations.py, ops/quantize.py).  The same
+kernels on the same parameters, so the same bytes (tests/test_load_ops3.py, test_load_fast_paths.py swaps the
+twins in).  Not kernels: no KERNELS table."""
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libc.string cimport memset
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
