@@ -25,6 +25,8 @@ FAMILIES += ["load_depthwise"]  # the int8 vector depthwise prepare's constants 
 FAMILIES += ["load_prepare"]   # the int8 CONV_2D / FULLY_CONNECTED prepare in one call (issue 15; no kernels)
 FAMILIES += ["load_ops"]       # the cheap ops' prepares (ADD / SUB / MUL, ...) in one call (issue 15; no kernels)
 FAMILIES += ["load_shell"]     # the int8 conv / FC prepares' reading and checks in one call (issue 15; no kernels)
+FAMILIES += ["load_tables"]    # the load-time 256-entry tables in one call (issue 15; no kernels)
+FAMILIES += ["load_pad"]       # PAD's prepare in one call (issue 15; no kernels)
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 LINK_ARGS = []

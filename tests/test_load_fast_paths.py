@@ -16,10 +16,10 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import load_depthwise, load_ops, load_pack, load_prepare, load_shell
+from cython_ops import load_depthwise, load_ops, load_pack, load_pad, load_prepare, load_shell, load_tables
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
-from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant
+from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant, tables
 from edgeml.runtime.ops import conv_winograd
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
@@ -75,6 +75,11 @@ def reference_forms(monkeypatch):
             monkeypatch.setattr(load_ops, name, lambda *args: None)
         monkeypatch.setattr(load_ops, "set_output_shape",
                             lambda ctx, op, position, shape, y: ctx.set_output(op, position, shape))
+        monkeypatch.setattr(load_tables, "byte_table", tables.engine_byte_table)      # (one-step Engines)
+        monkeypatch.setattr(load_tables, "periodic_byte_table", tables.engine_periodic_byte_table)
+        monkeypatch.setattr(load_tables, "relu_table", lambda *args: None)     # (activations.int8_activation_table)
+        monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)         # (shape.prepare_pad)
+        monkeypatch.setattr(load_tables, "int8_dequantize_shell", lambda *args: None)   # (prepare_dequantize)
     return apply
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cython_ops import load_tables
 from edgeml.runtime.kernels import CONFIG, Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.load_profile import timed
@@ -16,15 +17,21 @@ ALL_BYTES = np.arange(256, dtype=np.uint8)       # table index = the input's byt
 @timed("of which: 256-entry tables")
 def byte_table(kernel: str, ints: dict, floats: dict = None, out_dtype=np.int8) -> np.ndarray:
     """The outputs of element-wise `kernel` (slots input, output and n) for the 256 input bytes 0..255, i.e. the
-    int8 values 0..127, -128..-1 in that order; `ints` / `floats`: its other slots."""
-    x = ALL_BYTES.copy()
-    y = np.zeros(256, out_dtype)
+    int8 values 0..127, -128..-1 in that order; `ints` / `floats`: its other slots.  One C call
+    (load_tables.byte_table); its twin is engine_byte_table."""
     layout = layout_of(kernel)
-    record = (kernel_address(kernel), layout.ptrs(input=address(x), output=address(y)),
-              [int(v) for v in layout.ints(**dict(ints, n=256))],
-              [float(v) for v in layout.floats(**(floats or {}))])
-    Engine([record], keepalive=[x, y]).invoke()
-    return y
+    return load_tables.byte_table(kernel_address(kernel), layout.index("ptrs", "input"),
+                                  layout.index("ptrs", "output"), layout.ints(**ints, n=256),
+                                  layout.floats(**floats) if floats else (), np.empty(256, out_dtype))
+
+
+def engine_byte_table(fn: int, input_slot: int, output_slot: int, ints: list, floats, out: np.ndarray):
+    """load_tables.byte_table's twin: the kernel run as a one-step Engine over a copy of the 256 bytes."""
+    x = ALL_BYTES.copy()
+    ptrs = [0] * (max(input_slot, output_slot) + 1)
+    ptrs[input_slot], ptrs[output_slot] = address(x), address(out)
+    Engine([(fn, ptrs, [int(v) for v in ints], [float(v) for v in floats])], keepalive=[x, out]).invoke()
+    return out
 
 
 @timed("of which: 256-entry tables")
@@ -33,7 +40,8 @@ def periodic_byte_table(kernel: str, constant: np.ndarray, constant_first: bool,
     """Row p (of len(constant) rows): the outputs of binary int8 `kernel` (slots input1, input2, output, dims,
     strides1, strides2, `ints` and `other_ptrs`) for the 256 input bytes against constant[p], the constant as
     the first input when `constant_first`; flattened, row-major, written into the first period * 256 bytes of
-    `out` (contiguous int8) when given."""
+    `out` (contiguous int8) when given.  The kernel runs in one C call (load_tables.periodic_byte_table; its
+    twin is engine_periodic_byte_table)."""
     period = len(constant)
     c = np.ascontiguousarray(constant, dtype=np.int8)
     x = ALL_BYTES.view(np.int8).copy()
@@ -45,9 +53,14 @@ def periodic_byte_table(kernel: str, constant: np.ndarray, constant_first: bool,
     slots = dict(ints, dims=[1, 1, 1, 1, period, 256], strides1=s1, strides2=s2)
     ptrs = dict(input1=address(first), input2=address(second), output=address(y))
     ptrs.update(other_ptrs or {})
-    record = (kernel_address(kernel), layout.ptrs(**ptrs), [int(v) for v in layout.ints(**slots)], [])
-    Engine([record], keepalive=[first, second, y]).invoke()
+    load_tables.periodic_byte_table(kernel_address(kernel), layout.ptrs(**ptrs), layout.ints(**slots), y, period, 1)
     return y
+
+
+def engine_periodic_byte_table(fn: int, ptrs: list, ints: list, out: np.ndarray, period: int, itemsize: int):
+    """load_tables.periodic_byte_table's twin: the kernel run as a one-step Engine."""
+    Engine([(fn, ptrs, [int(v) for v in ints], [])]).invoke()
+    return out
 
 
 SIGNED = np.arange(-128, 128, dtype=np.int64)       # int8 values in order; their table index is value & 255

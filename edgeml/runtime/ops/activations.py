@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from cython_ops import load_ops
+from cython_ops import load_ops, load_tables
 from cython_ops.activation import activation_table, softmax_table
 from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
@@ -202,7 +202,11 @@ def int8_unary_step(ctx: Ctx, op: Op, which: str, x, y, xs: tuple, n: int, s_in:
         def make(addr):
             return dict(input=addr(x.index), output=addr(y.index), table=address(table)), ints, {}
         return Step(op, "softmax_lut_int8", make, 0)
-    table = ctx.keep_array(int8_activation_table(op, which, s_in, zp_in, s_out, zp_out, ctx.rounding))
+    # the RELU family's table in one C call where it can (its twin: int8_activation_table)
+    table = load_tables.relu_table(ctx, RELU_KINDS[which], s_in, zp_in, s_out, zp_out, INT8) \
+        if which in RELU_KINDS else None
+    if table is None:
+        table = ctx.keep_array(int8_activation_table(op, which, s_in, zp_in, s_out, zp_out, ctx.rounding))
     if which == "HARD_SWISH" and CONFIG.isa in ("avx2", "avxvnni"):
         step = hard_swish_avx2_step(op, x, y, n, table, hard_swish_int8_params(s_in, zp_in, s_out, zp_out))
         if step is not None:
@@ -225,26 +229,42 @@ def hard_swish_avx2_step(op: Op, x, y, n: int, table: np.ndarray, p: dict):
     return Step(op, "hard_swish_int8_avx2", make, 0)
 
 
+RELU_KINDS = {"RELU": 0, "RELU6": 1, "RELU_N1_TO_1": 2}       # load_tables.relu_table's `which`
+
+
+def float32_quotient(a: float, b: float, what: str, product: bool = False) -> float:
+    """float32(a) / float32(b) in float32 (a float32 product already when `product`), as a Python float; a
+    ValueError naming `what` where it is not finite (a scale ratio past float32), without numpy's warning."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        q = (np.float32(a) if product else Q.F32(a)) / Q.F32(b)
+    if not np.isfinite(q):
+        raise ValueError(f"{what} ({a!r} / {b!r}) is not finite in float32")
+    return float(q)
+
+
 def int8_activation_table(op: Op, which: str, s_in: float, zp_in: int, s_out: float, zp_out: int,
                           rounding: int) -> np.ndarray:
     """The 256-entry table (indexed by the input byte) of an int8 activation, each entry computed by the
     arithmetic LiteRT's reference kernel applies to that input: LUTPopulate for LOGISTIC / TANH, the scalar
     kernels of the RELU family, LEAKY_RELU and HARD_SWISH run on every byte (tables.byte_table)."""
-    if which in ("RELU", "RELU6", "RELU_N1_TO_1"):
-        # ReluPrepare divides in float; QuantizedReluX rounds act_min/scale with roundf in float
-        m, sh = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), rounding)
-        lo_f, hi_f = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}[which]
-        amin = max(-128, zp_out + int(Q.round_half_away(float(Q.F32(lo_f) / Q.F32(s_out)))))
-        amax = 127 if hi_f is None else min(127, zp_out + int(Q.round_half_away(float(Q.F32(hi_f) / Q.F32(s_out)))))
-        return byte_table("requantize_int8", dict(in_zp=zp_in, out_zp=zp_out, mult=m, shift=sh, act_min=amin,
-                                                  act_max=amax, mode=rounding))
-    if which == "LEAKY_RELU":
-        alpha = Q.F32(op.options.get("alpha", 0.2))
-        ma, sa = Q.quantize_multiplier(float(Q.F32(s_in) * alpha / Q.F32(s_out)), rounding)
-        mi, si = Q.quantize_multiplier(float(Q.F32(s_in) / Q.F32(s_out)), rounding)
-        return byte_table("leaky_relu_int8", dict(in_zp=zp_in, out_zp=zp_out, mult_identity=mi, shift_identity=si,
-                                                  mult_alpha=ma, shift_alpha=sa, mode=rounding))
     try:
+        if which in RELU_KINDS:
+            # ReluPrepare divides in float; QuantizedReluX rounds act_min/scale with roundf in float
+            m, sh = Q.quantize_multiplier(float32_quotient(s_in, s_out, "input scale / output scale"), rounding)
+            lo_f, hi_f = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}[which]
+            amin = max(-128, zp_out + int(Q.round_half_away(float32_quotient(lo_f, s_out, "activation minimum"))))
+            amax = 127 if hi_f is None else \
+                min(127, zp_out + int(Q.round_half_away(float32_quotient(hi_f, s_out, "activation maximum"))))
+            return byte_table("requantize_int8", dict(in_zp=zp_in, out_zp=zp_out, mult=m, shift=sh, act_min=amin,
+                                                      act_max=amax, mode=rounding))
+        if which == "LEAKY_RELU":
+            alpha = float(Q.F32(op.options.get("alpha", 0.2)))
+            ma, sa = Q.quantize_multiplier(float32_quotient(float(Q.F32(s_in)) * alpha, s_out,
+                                                            "input scale * alpha / output scale", product=True),
+                                           rounding)
+            mi, si = Q.quantize_multiplier(float32_quotient(s_in, s_out, "input scale / output scale"), rounding)
+            return byte_table("leaky_relu_int8", dict(in_zp=zp_in, out_zp=zp_out, mult_identity=mi,
+                                                      shift_identity=si, mult_alpha=ma, shift_alpha=sa, mode=rounding))
         if which in ("LOGISTIC", "TANH"):
             check_fixed_output(which, s_out, zp_out, bool(op.options.get(UINT8)))
             return activation_table(which, s_in, zp_in, s_out, zp_out)

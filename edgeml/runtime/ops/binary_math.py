@@ -16,7 +16,8 @@ from cython_ops.math_ops import BINARY_KINDS
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.ops.common import fused_activation, pad6, qparams
+from edgeml.runtime.ops.common import fused_activation, qparams
+from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.ops.elementwise import broadcast_shape, broadcast_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
@@ -103,7 +104,7 @@ def prepare_binary_math(ctx: Ctx, op: Op, which: str) -> Step:
     if which == "PRELU" and tuple(out) != tuple(sa):
         raise ModelFormatError(f"{op.describe()}: alpha {list(sb)} does not broadcast to the input {list(sa)}")
     ctx.set_output(op, 0, out)
-    ints = dict(dims=pad6(out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out),
+    ints = dict(dims=pad6_of(op, out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out),
                 kind=BINARY_KINDS[which])
     refused = REFUSED.get((which, a.dtype)) or "an input LiteRT refuses"
 

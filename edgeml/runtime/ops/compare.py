@@ -14,8 +14,8 @@ import numpy as np
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.ops.common import pad6, qparams
-from edgeml.runtime.ops.element_types import (BOOL, F32, I8, I16, I32, I64, U8, dtype_code,
+from edgeml.runtime.ops.common import qparams
+from edgeml.runtime.ops.element_types import (BOOL, F32, I8, I16, I32, I64, U8, dtype_code, pad6_of,
                                               require_equal_quantization, require_same_type)
 from edgeml.runtime.ops.elementwise import broadcast_shape, broadcast_strides
 from edgeml.runtime.ops.folding import fold, inputs_constant
@@ -35,7 +35,7 @@ def binary_operands(ctx: Ctx, op: Op):
     out = broadcast_shape(op, ctx.shape(a), ctx.shape(b))
     if len(out) > 6:
         raise UnsupportedOpError(f"{op.describe()}: rank {len(out)} > 6")
-    ints = dict(dims=pad6(out), strides1=broadcast_strides(ctx.shape(a), out),
+    ints = dict(dims=pad6_of(op, out), strides1=broadcast_strides(ctx.shape(a), out),
                 strides2=broadcast_strides(ctx.shape(b), out))
     return a, b, y, out, ints
 

@@ -15,6 +15,14 @@ QUANTIZED_TYPES = (I8, U8, I16)          # types whose values carry a scale and 
 INDEX_TYPES = (I16, I32, I64)            # LiteRT's GATHER / GATHER_ND index types
 
 
+def pad6_of(op: Op, shape) -> list:
+    """common.pad6 (a shape as the kernels' 6 dims, leading 1s) whose refusal of a rank over 6 names the op."""
+    shape = list(shape)
+    if len(shape) > 6:
+        raise UnsupportedOpError(f"{op.describe()}: rank {len(shape)} > 6 is not supported")
+    return [1] * (6 - len(shape)) + shape
+
+
 def dtype_code(op: Op, tensor, allowed) -> int:
     """The kernel's code for `tensor`'s type, which must be one of `allowed`."""
     if tensor.dtype not in allowed:

@@ -19,6 +19,7 @@ from edgeml.ir import Op
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import float_kernels, int16x8
 from edgeml.runtime.ops.common import element_count, fused_activation, io_kind, pad6, qparams, row_major_strides
+from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import int8_activation_range
 from edgeml.runtime.tables import lut_step, periodic_byte_table
@@ -94,7 +95,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
     act = fused_activation(op)
     if len(out) > 6:        # (pad6's own message would not name the op)
         raise UnsupportedOpError(f"{op.describe()}: rank {len(out)} > 6 is not supported")
-    dims = dict(dims=pad6(out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out))
+    dims = dict(dims=pad6_of(op, out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out))
     if kind == "int16":
         return int16x8.prepare_binary(ctx, op, which, dims)
     dims = collapse_broadcast(**dims)

@@ -12,9 +12,10 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.ops.common import element_count, pad6, resolve_axis, row_major_strides
+from edgeml.runtime.ops.common import element_count, resolve_axis, row_major_strides
 from edgeml.runtime.ops.element_types import (BOOL, DTYPE_CODES, F32, I8, I16, I32, I64, INDEX_TYPES, U8, U16,
-                                              dtype_code, require_equal_quantization, require_same_type)
+                                              dtype_code, pad6_of, require_equal_quantization,
+                                              require_same_type)
 from edgeml.runtime.ops.elementwise import broadcast_shape, broadcast_strides
 from edgeml.runtime.ops.folding import fold, inputs_constant, int_values
 from edgeml.runtime.ops.shape import MOVED_TYPES, gather_step
@@ -186,7 +187,8 @@ def prepare_tile(ctx: Ctx, op: Op):
     if len(xs) > 6:
         raise UnsupportedOpError(f"{op.describe()}: rank {len(xs)} > 6")
     ctx.set_output(op, 0, tuple(out))
-    ints = dict(itemsize=x.dtype.itemsize, out_dims=pad6(out), in_dims=pad6(xs), in_strides=row_major_strides(pad6(xs)))
+    in6 = pad6_of(op, xs)
+    ints = dict(itemsize=x.dtype.itemsize, out_dims=pad6_of(op, out), in_dims=in6, in_strides=row_major_strides(in6))
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index)), ints, {}
@@ -278,7 +280,7 @@ def prepare_select(ctx: Ctx, op: Op, broadcast: bool):
         pick = ctx.constants[cond.index].reshape(cond_view)
         return fold(ctx, op, 0, np.where(pick, ctx.constants[a.index], ctx.constants[b.index]))
     ctx.set_output(op, 0, tuple(out))
-    ints = dict(itemsize=a.dtype.itemsize, dims=pad6(out), cond_strides=broadcast_strides(cond_view, out),
+    ints = dict(itemsize=a.dtype.itemsize, dims=pad6_of(op, out), cond_strides=broadcast_strides(cond_view, out),
                 x_strides=broadcast_strides(xs, out), y_strides=broadcast_strides(ys, out))
 
     def make(addr):

@@ -6,7 +6,7 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.ops.common import pad6
+from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.ops.elementwise import broadcast_shape, broadcast_strides
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
@@ -22,7 +22,7 @@ def bool_binary_step(ctx: Ctx, op: Op, kernel: str, a, b) -> Step:
     if len(out) > 6:
         raise UnsupportedOpError(f"{op.describe()}: rank {len(out)} > 6")
     ctx.set_output(op, 0, out)
-    ints = dict(dims=pad6(out), strides1=broadcast_strides(ctx.shape(a), out),
+    ints = dict(dims=pad6_of(op, out), strides1=broadcast_strides(ctx.shape(a), out),
                 strides2=broadcast_strides(ctx.shape(b), out))
 
     def make(addr):

@@ -10,8 +10,8 @@ import numpy as np
 from cython_ops.onnx_float_ops import BINARY_KINDS, UNARY_KINDS
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.ops.common import element_count, pad6
-from edgeml.runtime.ops.element_types import (BOOL, F32, I8, I16, I32, I64, U8, U16, dtype_code,
+from edgeml.runtime.ops.common import element_count
+from edgeml.runtime.ops.element_types import (BOOL, F32, I8, I16, I32, I64, U8, U16, dtype_code, pad6_of,
                                               require_same_type)
 from edgeml.runtime.ops import float_kernels
 from edgeml.runtime.ops.elementwise import broadcast_shape, broadcast_strides, collapse_broadcast
@@ -91,7 +91,7 @@ def prepare_onnx_binary(ctx: Ctx, op: Op) -> Step:
             shapes = SCALAR2
         elif element_count(sa) == 1 and tuple(sb) == tuple(out):
             shapes = SCALAR1
-    ints = dict(dims=pad6(out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out),
+    ints = dict(dims=pad6_of(op, out), strides1=broadcast_strides(sa, out), strides2=broadcast_strides(sb, out),
                 kind=BINARY_KINDS[name], dtype=code, shapes=shapes)
     checked = name in DIVIDING and a.dtype != F32
 
@@ -109,7 +109,7 @@ def prepare_onnx_binary(ctx: Ctx, op: Op) -> Step:
 def float_binary_step(op: Op, a, b, y, name: str, sa: tuple, sb: tuple, out: tuple) -> Step:
     """float32 Add / Sub / Mul (e.g. a BatchNormalization after a Gemm) on the vector kernels of TFLite's ADD / SUB
     / MUL (em_float_elementwise.h), the same IEEE operation, with no clamp: +-inf and NaN pass through."""
-    ints = collapse_broadcast(pad6(out), broadcast_strides(sa, out), broadcast_strides(sb, out))
+    ints = collapse_broadcast(pad6_of(op, out), broadcast_strides(sa, out), broadcast_strides(sb, out))
     floats = dict(act_min=-np.inf, act_max=np.inf)
 
     def make(addr):

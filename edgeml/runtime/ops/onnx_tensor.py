@@ -10,8 +10,8 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.ops.common import element_count, pad6, resolve_axis, row_major_strides
-from edgeml.runtime.ops.element_types import F32, I32, I64, dtype_code, require_same_type
+from edgeml.runtime.ops.common import element_count, resolve_axis, row_major_strides
+from edgeml.runtime.ops.element_types import F32, I32, I64, dtype_code, pad6_of, require_same_type
 from edgeml.runtime.ops.index import VALUE_TYPES
 from edgeml.runtime.ops.reduce import reduction_geometry
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
@@ -40,7 +40,7 @@ def prepare_axis_gather(ctx: Ctx, op: Op) -> Step:
     parts = [np.zeros(1, np.int64)] * (6 - len(xs)) + [t * s for t, s in zip(tables, strides)]
     starts = np.cumsum([0] + [len(t) for t in parts[:-1]]).tolist()
     flat = ctx.keep_array(np.concatenate(parts))
-    ints = dict(itemsize=x.dtype.itemsize, dims=pad6(out), starts=starts)
+    ints = dict(itemsize=x.dtype.itemsize, dims=pad6_of(op, out), starts=starts)
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index), tables=address(flat)), ints, {}

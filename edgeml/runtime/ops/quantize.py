@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from cython_ops import load_ops
+from cython_ops import load_ops, load_tables
 from cython_ops.elementwise import requantize_table
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
@@ -19,7 +19,7 @@ from edgeml.runtime.ops.onnx_quantized import prepare_flip_sign_bit
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.runtime.tables import byte_table, lut_step
 
-INT8 = np.dtype(np.int8)
+INT8, FLOAT32 = np.dtype(np.int8), np.dtype(np.float32)
 
 
 def prepare_quantize(ctx: Ctx, op: Op) -> Step:
@@ -55,6 +55,10 @@ def requantize_step(ctx: Ctx, op: Op, xi: int, yi: int, n: int, s_in: float, zp_
 
 
 def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
+    head = load_tables.int8_dequantize_shell(ctx, op, INT8, FLOAT32)     # int8 -> float32: checks and table, one call
+    if head is not None:
+        xi, yi, n, table = head
+        return dequantize_step(op, xi, yi, n, table)
     if int16x8.is_int16(ctx, op) and op.inputs[0] not in ctx.constants:
         return int16x8.prepare_dequantize(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
@@ -82,10 +86,14 @@ def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
     n = element_count(xs)
 
     # em_dequantize_int8_f32 on every byte: one vector table lookup per element (em_lut.h)
-    table = ctx.keep_array(byte_table("dequantize_int8_f32", dict(zp=zp), dict(scale=s), np.float32))
+    return dequantize_step(op, x.index, y.index, n, ctx.keep_array(byte_table("dequantize_int8_f32", dict(zp=zp),
+                                                                              dict(scale=s), np.float32)))
 
+
+def dequantize_step(op: Op, xi: int, yi: int, n: int, table: np.ndarray) -> Step:
+    """int8 -> float32 DEQUANTIZE: the kept table of em_dequantize_int8_f32's 256 results, looked up."""
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index), table=address(table)), dict(n=n), {}
+        return dict(input=addr(xi), output=addr(yi), table=address(table)), dict(n=n), {}
     return Step(op, "lut_int8_f32", make, 0)
 
 

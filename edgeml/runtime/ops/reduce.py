@@ -11,8 +11,8 @@ from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops import int16x8
-from edgeml.runtime.ops.common import element_count, io_kind, pad6, qparams, resolve_axis, row_major_strides
-from edgeml.runtime.ops.element_types import (BOOL, DTYPE_CODES, F32, I8, I16, I32, I64, U8, dtype_code,
+from edgeml.runtime.ops.common import element_count, io_kind, qparams, resolve_axis, row_major_strides
+from edgeml.runtime.ops.element_types import (BOOL, DTYPE_CODES, F32, I8, I16, I32, I64, U8, dtype_code, pad6_of,
                                               require_equal_quantization, require_same_type)
 from edgeml.runtime.ops.folding import fold
 from edgeml.runtime.plan import Ctx, OpSpec, Step
@@ -66,7 +66,7 @@ def prepare_mean(ctx: Ctx, op: Op) -> Step:
         else:
             ost.append(kst[k])
             k += 1
-    in6 = pad6(xs)
+    in6 = pad6_of(op, xs)
     ost6 = [0] * (6 - rank) + ost
     if kind == "f32":
         is_float, zp_in, zp_out, m, sh = 1, 0, 0, 0, 0
@@ -121,7 +121,7 @@ def reduction_geometry(ctx: Ctx, op: Op):
         out = [xs[d] for d in kept]
     strides = dict(zip(kept, row_major_strides([xs[d] for d in kept])))
     ctx.set_output(op, 0, tuple(out))
-    return xs, axes, out, pad6(xs), [0] * (6 - len(xs)) + [strides.get(d, 0) for d in range(len(xs))]
+    return xs, axes, out, pad6_of(op, xs), [0] * (6 - len(xs)) + [strides.get(d, 0) for d in range(len(xs))]
 
 
 def prepare_reduce(ctx: Ctx, op: Op, name: str) -> Step:

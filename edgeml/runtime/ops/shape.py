@@ -7,12 +7,13 @@ from typing import Optional
 
 import numpy as np
 
-from cython_ops import load_ops
+from cython_ops import load_ops, load_pad
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
-from edgeml.runtime.ops.common import (element_count, fused_activation, pad6, qparams, require_same_quant,
+from edgeml.runtime.ops.common import (element_count, fused_activation, qparams, require_same_quant,
                                        resolve_axis, row_major_strides, spatial_padding)
+from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.ops.folding import fold, inputs_constant, int_values, strided_values
 from edgeml.runtime.plan import INT8_FLOAT32, Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import uint8_rescale_table
@@ -97,10 +98,10 @@ def prepare_expand_dims(ctx: Ctx, op: Op) -> Step:
     return copy_step(ctx, op, tuple(xs[:axis] + [1] + xs[axis:]))
 
 
-def merge_gather_dims(dims: list, strides: list) -> tuple[list, list]:
+def merge_gather_dims(op: Op, dims: list, strides: list) -> tuple[list, list]:
     """The same gather over fewer dims (6-D, leading 1s): size-1 dims dropped, and a dim joined to the next where
     the input steps through the pair as through one dim, so the kernel's innermost runs are as long as possible
-    (a contiguous one is one memcpy)."""
+    (a contiguous one is one memcpy).  More than 6 dims left: UnsupportedOpError naming `op`."""
     merged = []
     for d, s in zip(dims, strides):
         if d == 1:
@@ -110,7 +111,7 @@ def merge_gather_dims(dims: list, strides: list) -> tuple[list, list]:
         else:
             merged.append((d, s))
     if len(merged) > 6:
-        raise UnsupportedOpError("rank > 6 is not supported")
+        raise UnsupportedOpError(f"{op.describe()}: rank {len(merged)} > 6 is not supported (after merging dims)")
     merged = [(1, 0)] * (6 - len(merged)) + merged
     return [m[0] for m in merged], [m[1] for m in merged]
 
@@ -124,7 +125,7 @@ def gather_step(ctx: Ctx, op: Op, out_shape, start: int, in_strides: list, same_
     if x.index in ctx.constants:
         return fold(ctx, op, 0, strided_values(ctx.constants[x.index], out_shape, start, in_strides))
     load_ops.set_output_shape(ctx, op, 0, tuple(out_shape), y)
-    dims, strides = merge_gather_dims(list(out_shape), list(in_strides))
+    dims, strides = merge_gather_dims(op, list(out_shape), list(in_strides))
     return gather_strided_step(op, x.index, y.index, dict(itemsize=x.dtype.itemsize, dims=dims, strides=strides,
                                                           start=start))
 
@@ -266,7 +267,7 @@ def split_steps(ctx: Ctx, op: Op, x, axis: int, sizes: list, drop_axis: bool) ->
         shape = xs[:axis] + ([] if drop_axis else [n]) + xs[axis + 1:]
         strides = st[:axis] + ([] if drop_axis else [st[axis]]) + st[axis + 1:]
         load_ops.set_output_shape(ctx, op, k, tuple(shape), y)
-        dims6, strides6 = merge_gather_dims(list(shape), list(strides))     # e.g. one channel of NHWC: one run
+        dims6, strides6 = merge_gather_dims(op, list(shape), list(strides))     # e.g. one channel of NHWC: one run
         ints = dict(itemsize=x.dtype.itemsize, dims=dims6, strides=strides6, start=start * st[axis])
 
         def make(addr, ints=ints, y=y):
@@ -365,6 +366,15 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: list, value) -> bool:
 
 
 def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
+    head = load_pad.pad_shell(ctx, op, *SHELL_TYPES)     # the common PAD: its checks and geometry in one call
+    if head is not None:
+        rows, pad_value, ints = head
+        x, y = ctx.graph.tensors[op.inputs[0]], ctx.graph.tensors[op.outputs[0]]
+        value = np.zeros(1, x.dtype)
+        value[0] = pad_value
+        if fold_pad_into_conv(ctx, op, x, y, rows, value[0]):
+            return None
+        return pad_step(ctx, op, x, y, value, ints)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     pads = ctx.const(ctx.tensor(op, 1), f"{op.describe()} paddings").astype(np.int64)
@@ -380,7 +390,10 @@ def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
     load_ops.set_output_shape(ctx, op, 0, tuple(out), y)
     value = np.zeros(1, x.dtype)
     if x.dtype == np.int8:
-        value[0] = qparams(x, op)[1]
+        zero_point = qparams(x, op)[1]
+        if not -128 <= zero_point <= 127:
+            raise ModelFormatError(f"{op.describe()}: int8 {x.describe()} has zero point {zero_point}, outside int8")
+        value[0] = zero_point
     if op.type == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
         cv = ctx.const(ctx.tensor(op, 2), f"{op.describe()} constant value")
         if cv.dtype != x.dtype or cv.size != 1:
@@ -388,13 +401,17 @@ def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
         value[0] = cv.reshape(-1)[0]
     if fold_pad_into_conv(ctx, op, x, y, rows, value[0]):
         return None
-    vk = ctx.keep_array(value)
-    in6, out6 = pad6(xs), pad6(out)
+    in6, out6 = pad6_of(op, xs), pad6_of(op, out)
     lead6 = [0] * (6 - len(xs)) + [p[0] for p in rows]
     ost = row_major_strides(out6)
     origin = sum(p * s for p, s in zip(lead6, ost))
-    ints = dict(itemsize=x.dtype.itemsize, dims=in6, out_strides=ost[:5] + [0], origin=origin,
-                out_count=element_count(out))
+    return pad_step(ctx, op, x, y, value, dict(itemsize=x.dtype.itemsize, dims=in6, out_strides=ost[:5] + [0],
+                                                origin=origin, out_count=element_count(out)))
+
+
+def pad_step(ctx: Ctx, op: Op, x, y, value: np.ndarray, ints: dict) -> Step:
+    """The pad kernel's step: the pad value (one element of x's type) kept, `ints` its geometry."""
+    vk = ctx.keep_array(value)
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index), value=address(vk)), ints, {}

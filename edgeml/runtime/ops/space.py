@@ -9,7 +9,8 @@ import numpy as np
 
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
-from edgeml.runtime.ops.common import pad6, qparams, require_same_quant, row_major_strides
+from edgeml.runtime.ops.common import qparams, require_same_quant, row_major_strides
+from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 TYPES = tuple(np.dtype(t) for t in (np.float32, np.int8, np.uint8, np.int32, np.int64))
@@ -115,7 +116,7 @@ def prepare_mirror_pad(ctx: Ctx, op: Op) -> Step:
                                np.int64))
     starts = np.cumsum([0] + [len(t) for t in tables[:-1]]).tolist()
     flat = ctx.keep_array(np.concatenate(tables) if tables else np.zeros(1, np.int64))
-    ints = dict(itemsize=x.dtype.itemsize, dims=pad6(out), starts=starts)
+    ints = dict(itemsize=x.dtype.itemsize, dims=pad6_of(op, out), starts=starts)
 
     def make(addr):
         return dict(input=addr(x.index), output=addr(y.index), tables=address(flat)), ints, {}

@@ -11,7 +11,8 @@ import numpy as np
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph, Op
 from edgeml.runtime.layouts import SLICE_CONCAT_MAX_PIECES
-from edgeml.runtime.ops.common import pad6, require_same_quant
+from edgeml.runtime.ops.common import require_same_quant
+from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.plan import Ctx, OpSpec, Step
 
 INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
@@ -98,8 +99,8 @@ def prepare_concatenation_of_slices(ctx: Ctx, op: Op) -> Step:
     unused = SLICE_CONCAT_MAX_PIECES - len(pieces)
     lead = 6 - rank
     ints = dict(pieces=len(pieces), rank=rank, axis=axis + lead, itemsize=y.dtype.itemsize,
-                index_bytes=index_types.pop().itemsize if index_types else 4, out_dims=pad6(out),
-                source_dims=[d for sh in shapes for d in pad6(sh)] + [0] * (6 * unused))
+                index_bytes=index_types.pop().itemsize if index_types else 4, out_dims=pad6_of(op, out),
+                source_dims=[d for sh in shapes for d in pad6_of(op, sh)] + [0] * (6 * unused))
 
     def make(addr):
         def vector(v):
