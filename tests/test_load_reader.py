@@ -3,7 +3,6 @@ has its uint8 constants flipped to int8 there (no copy), which must equal the co
 hands in (the one tests/test_uint8.py checks against LiteRT), and must never touch bytes another tensor reads."""
 from __future__ import annotations
 
-import mmap
 
 import numpy as np
 import pytest
@@ -111,9 +110,7 @@ def test_without_a_file_array_every_constant_is_copied():
 
 
 @pytest.mark.parametrize("readv", [True, False])     # False: the file object's readinto (no os.readv)
-@pytest.mark.parametrize("populated_from", [1 << 20, 0])      # 0: every file read into populated anonymous memory
-def test_read_model_buffer_reads_the_whole_file(tmp_path, monkeypatch, populated_from, readv):
-    monkeypatch.setattr(source, "POPULATED_FROM", populated_from)
+def test_read_model_buffer_reads_the_whole_file(tmp_path, monkeypatch, readv):
     if not readv:
         monkeypatch.setattr(source, "READV", None)
     for size in (0, 1, 4095, 70001):
@@ -125,13 +122,7 @@ def test_read_model_buffer_reads_the_whole_file(tmp_path, monkeypatch, populated
     assert read_model_buffer(data) == (data, None)
 
 
-def test_populated_buffer_holds_a_model_that_runs_as_its_bytes_do(monkeypatch):
-    monkeypatch.setattr(source, "POPULATED_FROM", 0)
-    view, array = read_model_buffer(KWS)
-    owner = array
-    while isinstance(owner, (np.ndarray, memoryview)):
-        owner = owner.base if isinstance(owner, np.ndarray) else owner.obj
-    assert isinstance(owner, mmap.mmap) or source.POPULATE == 0
+def test_a_model_read_from_its_file_runs_as_its_bytes_do():
     ours, theirs = edgeml.Interpreter(KWS), edgeml.Interpreter(open(KWS, "rb").read())
     x = np.random.default_rng(3).integers(-128, 128, tuple(ours.get_input_details()[0]["shape"]), dtype=np.int8)
     for it in (ours, theirs):
