@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cython_ops.tflite_read import hold_as_int8
+from cython_ops.tflite_hold import hold_as_int8
 from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
 
 FLIP_SIGN_BIT = "FLIP_SIGN_BIT"      # uint8 <-> int8 at the graph's boundary: q ^ 0x80

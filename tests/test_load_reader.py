@@ -13,7 +13,7 @@ import edgeml
 from converters import from_tflite
 from converters import source
 from converters.source import read_model_buffer
-from cython_ops.tflite_read import hold_as_int8
+from cython_ops.tflite_hold import hold_as_int8
 from edgeml.ir import Quantization, Tensor
 
 KWS = "tests/models/mlperf_tiny/kws_ref_model.tflite"
