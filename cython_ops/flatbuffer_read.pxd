@@ -1,6 +1,8 @@
 # The flatbuffer primitives of the .tflite walker (tflite_read.pyx): little-endian loads, tables and their vtables,
 # scalar / offset / vector fields, each position checked against the file before it is read.  A failed check returns
 # -1 (or sets *bad) with File.reason saying why; the walker turns that into an error naming the table.
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdio cimport snprintf
 
@@ -159,3 +161,25 @@ cdef inline uint64_t read_u64_field(File* f, Tab* t, int k, bint* bad) noexcept 
     if r < 0:
         bad[0] = True
     return u64(f.p + at) if r > 0 else 0
+
+
+cdef inline list index_list(File* f, Py_ssize_t start, Py_ssize_t count, Py_ssize_t n_tensors, bint allow_optional,
+                     int64_t* bad_index):
+    """The vector's int32 tensor indices as a list, or None with *bad_index the first outside [0, n_tensors)
+    (-1 allowed for an omitted optional input when allow_optional)."""
+    cdef list out = PyList_New(count)
+    cdef Py_ssize_t j, m
+    cdef int32_t idx
+    cdef object v
+    for j in range(count):
+        idx = <int32_t>u32(f.p + start + 4 * j)
+        if not (0 <= idx < n_tensors or allow_optional and idx == -1):
+            bad_index[0] = idx
+            for m in range(j, count):       # (a list must hold no NULL when it is freed)
+                Py_INCREF(None)
+                PyList_SET_ITEM(out, m, None)
+            return None
+        v = idx
+        Py_INCREF(v)
+        PyList_SET_ITEM(out, j, v)
+    return out

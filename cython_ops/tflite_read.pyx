@@ -13,8 +13,8 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
-from cython_ops.flatbuffer_read cimport (File, Tab, field_at, open_table, read_i8, read_i32, read_u8, read_u32,
-                                         read_u64_field, scalar_at, string_span, target_of, u16, u32, u64,
+from cython_ops.flatbuffer_read cimport (File, Tab, field_at, index_list, open_table, read_i8, read_i32, read_u8,
+                                         read_u32, read_u64_field, scalar_at, string_span, target_of, u16, u32, u64,
                                          vector_fits)
 
 import sys
@@ -23,6 +23,7 @@ import numpy as np
 
 LITTLE_ENDIAN = sys.byteorder == "little"     # else the views of the file get little-endian dtypes
 NDARRAY, EMPTY, ZEROS, FLOAT64, INT64 = np.ndarray, np.empty, np.zeros, np.dtype(np.float64), np.dtype(np.int64)
+INT32 = np.dtype(np.int32)
 
 
 cdef extern from "math.h" nogil:
@@ -107,28 +108,6 @@ cdef object decoded_string(File* f, Tab* t, int k, bint* bad):
     if not string_span(f, t, k, bad, &start, &count):
         return None
     return PyUnicode_DecodeUTF8(<const char*>(f.p + start), count, "replace")
-
-
-cdef list index_list(File* f, Py_ssize_t start, Py_ssize_t count, Py_ssize_t n_tensors, bint allow_optional,
-                     int64_t* bad_index):
-    """The vector's int32 tensor indices as a list, or None with *bad_index the first outside [0, n_tensors)
-    (-1 allowed for an omitted optional input when allow_optional)."""
-    cdef list out = PyList_New(count)
-    cdef Py_ssize_t j, m
-    cdef int32_t idx
-    cdef object v
-    for j in range(count):
-        idx = <int32_t>u32(f.p + start + 4 * j)
-        if not (0 <= idx < n_tensors or allow_optional and idx == -1):
-            bad_index[0] = idx
-            for m in range(j, count):       # (a list must hold no NULL when it is freed)
-                Py_INCREF(None)
-                PyList_SET_ITEM(out, m, None)
-            return None
-        v = idx
-        Py_INCREF(v)
-        PyList_SET_ITEM(out, j, v)
-    return out
 
 
 cdef object index_error(str what, int64_t idx, Py_ssize_t n_tensors):
@@ -549,6 +528,9 @@ cdef class ModelFile:
         cdef double f64
         cdef object value
         for key, index, fmt, default, as_bool in spec:
+            if fmt < 0:         # a vector of numbers: a copy, as the generated *AsNumpy accessor's np.array()
+                out[key] = self.vector_option(t, <int>index, default, i, op_name)
+                continue
             size = 1 if fmt in (63, 98, 66) else 2 if fmt in (104, 72) else 4 if fmt in (105, 73, 102) else 8
             r = scalar_at(f, t, <int>index, size, &at)
             if r < 0:
@@ -585,6 +567,17 @@ cdef class ModelFile:
                     value = f64
             out[key] = bool(value) if as_bool else value
         return out
+
+    cdef object vector_option(self, Tab* t, int index, dtype, Py_ssize_t i, op_name):
+        """Vector field `index` of an options table: a writable copy of dtype (little-endian), an empty int32
+        array when absent (what the reader made of the generated accessor's 0)."""
+        cdef Py_ssize_t start, count
+        if not field_at(&self.f, t, index):
+            return ZEROS(0, INT32)
+        cdef int r = vector_fits(&self.f, t, index, dtype.itemsize, &start, &count)
+        if r < 0:
+            raise vector_error(r, f"op {i} ({op_name}) options", &self.f, start, count, dtype.itemsize)
+        return NDARRAY((count,), dtype, self.buf, start).copy()
 
 
 cdef object decoded_bytes(File* f, Tab* t, int k, bint* bad):
