@@ -73,11 +73,30 @@ cdef set flippable_in_place(file_array, all_tensors):
     return alone
 
 
-def hold_as_int8(list tensors, indices, quant_type, file_array=None, all_tensors=()):
+cdef bint shift_in_place(zp) except -1:
+    """zp -= 128 where it is, when it is a writable C-contiguous int64 array; False (untouched) otherwise."""
+    cdef Py_buffer b
+    cdef Py_ssize_t j
+    if type(zp) is not NDARRAY or zp.dtype is not INT64:
+        return False
+    try:
+        PyObject_GetBuffer(zp, &b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS)
+    except (BufferError, ValueError):       # (numpy: ValueError for a read-only array)
+        return False
+    cdef int64_t* z = <int64_t*>b.buf
+    for j in range(b.len // 8):
+        z[j] -= 128
+    PyBuffer_Release(&b)
+    return True
+
+
+def hold_as_int8(list tensors, indices, quant_type, file_array=None, all_tensors=(), bint own_quantizations=False):
     """Each tensor of `indices` (uint8 in the file) as int8 in place: the same bytes with the sign bit flipped
     (q - 128), zero points - 128, a new quant_type(scale, zero_point, axis).  A constant whose bytes lie in
     file_array (the reader's own writable copy of the file) and belong to no other of `all_tensors` (every tensor
-    read from the file) is flipped there, its read-only view kept; any other constant is copied."""
+    read from the file) is flipped there, its read-only view kept; any other constant is copied.
+    own_quantizations: each held tensor's quantization is its own (the reader's: no other tensor holds the object
+    or its arrays), so a writable int64 zero point vector is shifted where it is, the object kept."""
     cdef Py_ssize_t j, n
     cdef Py_buffer src, dst
     cdef const uint8_t* s
@@ -89,17 +108,21 @@ def hold_as_int8(list tensors, indices, quant_type, file_array=None, all_tensors
     alone = set()
     if file_array is not None and any(t.data is not None for t in held):
         alone = flippable_in_place(file_array, all_tensors)
+    moved = []          # the quantizations whose zero points are still to be moved into a new array
     for t in held:
-        if t.quant is not None:
-            total += len(t.quant.zero_point)
+        q = t.quant
+        if q is None:
+            continue
+        if own_quantizations and shift_in_place(q.zero_point):
+            continue
+        moved.append(t)
+        total += len(q.zero_point)
     shifted = EMPTY(total, INT64)      # every new zero point, in one array (each quantization views its part)
     PyObject_GetBuffer(shifted, &dst, PyBUF_WRITABLE)
     w = <int64_t*>dst.buf
     try:
-        for t in held:
+        for t in moved:
             q = t.quant
-            if q is None:
-                continue
             zp = q.zero_point
             if type(zp) is not NDARRAY or zp.dtype is not INT64:
                 zp = np.ascontiguousarray(zp, dtype=INT64)

@@ -263,3 +263,25 @@ def test_dropped_interpreter_is_freed_without_the_cyclic_gc(given, uint8_kws):
     finally:
         if enabled:
             gc.enable()
+
+
+def test_own_quantizations_are_shifted_where_they_are():
+    data = np.arange(16, dtype=np.uint8)
+    mine, frozen = tensor(0, data, zero_point=(3, 200)), tensor(1, data.copy(), zero_point=(128,))
+    frozen.quant.zero_point.flags.writeable = False     # not writable: moved into a new array, as before
+    q_mine, zp_mine, q_frozen = mine.quant, mine.quant.zero_point, frozen.quant
+    hold_as_int8([mine, frozen], {0, 1}, Quantization, own_quantizations=True)
+    assert mine.quant is q_mine and mine.quant.zero_point is zp_mine and list(zp_mine) == [-125, 72]
+    assert frozen.quant is not q_frozen and list(frozen.quant.zero_point) == [0] and list(q_frozen.zero_point) == [128]
+    assert mine.dtype == frozen.dtype == np.int8
+
+
+def test_uint8_boundary_twins_keep_the_files_zero_points(uint8_kws):
+    data, _ = uint8_kws
+    graph = from_tflite(data)
+    for outer in graph.inputs + graph.outputs:
+        twin = graph.tensors[outer]
+        inner = next(t for t in graph.tensors if t.name == twin.name + "/int8")
+        assert twin.dtype == np.uint8 and inner.dtype == np.int8
+        assert twin.quant is not inner.quant and not np.shares_memory(twin.quant.zero_point, inner.quant.zero_point)
+        assert list(twin.quant.zero_point - 128) == list(inner.quant.zero_point)
