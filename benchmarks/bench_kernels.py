@@ -68,6 +68,16 @@ LAYERS = {
     "mnv3_dw5_28x28x72_s2": ("dw", (56, 56, 72), 72, (5, 5), (2, 2), (1, 1), 0),
     "mnv3_dw5_14x14x120": ("dw", (14, 14, 120), 120, (5, 5), (1, 1), (1, 1), 0),
     "dw_odd_28x28x37": ("dw", (28, 28, 37), 37, (3, 3), (1, 1), (1, 1), 0),
+    # MobileNetV1-224 (the embedding extractor's depthwise layers)
+    "mnv1_dw_112x112x32": ("dw", (112, 112, 32), 32, (3, 3), (1, 1), (1, 1), 0),
+    "mnv1_dw_112x112x64_s2": ("dw", (112, 112, 64), 64, (3, 3), (2, 2), (1, 1), 0),
+    "mnv1_dw_56x56x128": ("dw", (56, 56, 128), 128, (3, 3), (1, 1), (1, 1), 0),
+    "mnv1_dw_56x56x128_s2": ("dw", (56, 56, 128), 128, (3, 3), (2, 2), (1, 1), 0),
+    "mnv1_dw_28x28x256": ("dw", (28, 28, 256), 256, (3, 3), (1, 1), (1, 1), 0),
+    "mnv1_dw_28x28x256_s2": ("dw", (28, 28, 256), 256, (3, 3), (2, 2), (1, 1), 0),
+    "mnv1_dw_14x14x512": ("dw", (14, 14, 512), 512, (3, 3), (1, 1), (1, 1), 0),
+    "mnv1_dw_14x14x512_s2": ("dw", (14, 14, 512), 512, (3, 3), (2, 2), (1, 1), 0),
+    "mnv1_dw_7x7x1024": ("dw", (7, 7, 1024), 1024, (3, 3), (1, 1), (1, 1), 0),
     # stems (1-3 input channels) and shortcut 1x1s
     "stem_224x224x3_s2_32": ("conv", (224, 224, 3), 32, (3, 3), (2, 2), (1, 1), 0),
     "stem_96x96x3_s2_8": ("conv", (96, 96, 3), 8, (3, 3), (2, 2), (1, 1), 0),
@@ -159,6 +169,13 @@ def forcible_paths() -> list:
     return out
 
 
+def cpu_timed(invoke) -> int:
+    """The calling thread's CPU time of one invoke (ns): on a shared machine, time spent descheduled is left out."""
+    t0 = time.thread_time_ns()
+    invoke()
+    return time.thread_time_ns() - t0
+
+
 def alternate(runners: dict, runs: int, warmup: int = 5) -> dict:
     """runner name -> callable returning nanoseconds; round robin, direction reversed every round; medians (us)."""
     for _ in range(warmup):
@@ -201,8 +218,8 @@ def run_layers(args):
             outs[key] = plan.view(plan.graph.outputs[0]).copy()
         first = next(iter(outs.values()))
         exact = all(np.array_equal(o, first) for o in outs.values())
-        med = alternate({k: (lambda p=p: int(p.engine.invoke_profiled()[0])) for k, p in plans.items()},
-                        runs=args.runs)
+        med = alternate({k: (lambda p=p: cpu_timed(p.engine.invoke) if args.cpu_time
+                             else int(p.engine.invoke_profiled()[0])) for k, p in plans.items()}, runs=args.runs)
         macs = plans[next(iter(plans))].steps[0].macs
         kernels = {k: p.steps[0].kernel for k, p in plans.items()}
         rows.append({"layer": name, "macs": macs, "us": {f"{i}/t{t}": v for (i, t), v in med.items()},
@@ -382,6 +399,8 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--scalar", action="store_true", help="layers: add the portable path (subprocess)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="layers: time each invoke by the thread's CPU time (a shared machine)")
     ap.add_argument("--layers", action="store_true", help="models: add each model's slow CONV / DW / FC steps")
     ap.add_argument("--models", nargs="*", help="model files or folders (default: MLPerf Tiny + public tflite)")
     ap.add_argument("--json", default=None)

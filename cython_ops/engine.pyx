@@ -7,6 +7,7 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIG
 from cpython.dict cimport PyDict_GetItem, PyDict_Size
 from cpython.float cimport PyFloat_AsDouble, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong, PyLong_CheckExact
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from cpython.object cimport PyObject
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -15,6 +16,11 @@ from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS
 import numpy as np
 
 ndarray = np.ndarray
+
+
+cdef extern from "Python.h":
+    # PyLong_AsUnsignedLongLong without Cython's raise on error: the caller tests PyErr_Occurred itself
+    unsigned long long unsigned_or_error "PyLong_AsUnsignedLongLong"(object v)
 
 
 cdef inline int64_t now_ns() noexcept nogil:
@@ -64,6 +70,7 @@ cdef class Engine:
         cdef object values, v, seq
         cdef int overflow
         cdef long long iv
+        cdef unsigned long long uv
         cdef tuple slots
         if fn == 0:
             raise ValueError(f"step {k}: null kernel")
@@ -76,7 +83,9 @@ cdef class Engine:
                 return 0
             pos = 0
             limit = EM_MAX_PTRS if kind == 0 else EM_MAX_INTS if kind == 1 else EM_MAX_FLOATS
-            for name, length in slots:
+            for slot in slots:
+                name = (<tuple>slot)[0]
+                length = (<tuple>slot)[1]
                 if pos + length > limit:
                     return 0
                 if name is None:            # reserved: not read by the kernel
@@ -111,9 +120,15 @@ cdef class Engine:
                             return -1
                         p.i[pos + j] = iv
                     elif kind == 0:
-                        if not PyLong_CheckExact(v) or v < 0:
+                        if not PyLong_CheckExact(v):
                             return 0
-                        p.ptr[pos + j] = <void*><uintptr_t>PyLong_AsUnsignedLongLong(v)
+                        uv = unsigned_or_error(v)
+                        if uv == <unsigned long long>-1 and PyErr_Occurred() != NULL:
+                            PyErr_Clear()           # (negative: the layout refuses it; past 64 bits: raised again)
+                            if v < 0:
+                                return 0
+                            PyLong_AsUnsignedLongLong(v)
+                        p.ptr[pos + j] = <void*><uintptr_t>uv
                     else:
                         if PyFloat_CheckExact(v):
                             p.f[pos + j] = PyFloat_AsDouble(v)

@@ -191,6 +191,23 @@ cdef inline uint32_t word_at(const Words* m, Py_ssize_t r, Py_ssize_t g) noexcep
     return out
 
 
+cdef enum:
+    FEW_ZERO_WORDS = 16     # the probe completes a group's zero words one by one when at most 1 in this many is zero
+
+
+cdef void or_rows(const Words* m, bint contiguous, Py_ssize_t k, Py_ssize_t first, Py_ssize_t last,
+                  uint32_t* seen) noexcept:
+    """seen[kb] |= word kb of each logical row first..last-1 (contiguous: the logical row is the row)."""
+    cdef Py_ssize_t r, kb, whole
+    for r in range(first, last):
+        whole = 0
+        if contiguous:
+            whole = k // 4
+            em_gemm_or_words(<const int8_t*>(m.base + r * m.row_stride), whole, seen)
+        for kb in range(whole, m.groups):
+            seen[kb] |= word_at(m, r, kb)
+
+
 cdef void widen_word(uint32_t word, int valid, int64_t sub, int16_t* out) noexcept nogil:
     """A word's 4 int8 values as int16 w - sub (padding values 0)."""
     cdef int j
@@ -238,7 +255,7 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
 
     # the block-sparse probe: nonzero 16x4 blocks of the logical matrix, their K-block indices kept
     cdef Words probe
-    cdef Py_ssize_t groups = (n + 15) // 16, nonzero = 0
+    cdef Py_ssize_t groups = (n + 15) // 16, nonzero = 0, last, zero
     cdef int32_t* chosen_kb = NULL
     cdef int32_t* group_end = NULL
     cdef uint32_t* seen = NULL
@@ -255,13 +272,21 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
                 raise MemoryError()
             for g in range(groups):
                 memset(seen, 0, probe.groups * sizeof(uint32_t))
-                for r in range(16 * g, min(n, 16 * g + 16)):
-                    whole = 0
-                    if w.strides[1] == 1 and sparse_segment % 4 == 0:      # (the logical row is the row)
-                        whole = k // 4
-                        em_gemm_or_words(<const int8_t*>(probe.base + r * probe.row_stride), whole, seen)
-                    for kb in range(whole, probe.groups):
-                        seen[kb] |= word_at(&probe, r, kb)
+                # the group's first row, then: a block it leaves zero gets the rest of its rows (few such blocks:
+                # dense weights, the usual case, are then read a sixteenth), or every other row in full
+                last = min(n, 16 * g + 16)
+                or_rows(&probe, w.strides[1] == 1 and sparse_segment % 4 == 0, k, 16 * g, 16 * g + 1, seen)
+                zero = 0
+                for kb in range(probe.groups):
+                    zero += seen[kb] == 0
+                if zero * FEW_ZERO_WORDS <= probe.groups:
+                    for kb in range(probe.groups):
+                        r = 16 * g + 1
+                        while seen[kb] == 0 and r < last:
+                            seen[kb] = word_at(&probe, r, kb)
+                            r += 1
+                else:
+                    or_rows(&probe, w.strides[1] == 1 and sparse_segment % 4 == 0, k, 16 * g + 1, last, seen)
                 for kb in range(probe.groups):
                     if seen[kb]:
                         chosen_kb[nonzero] = <int32_t>kb

@@ -225,3 +225,47 @@ def int8_fully_connected_shell(ctx, op, uint8_option, requant_option, int8_dtype
         return None
     s_in, in_zp, s_out, out_zp, ws, zps, act_min, act_max = q
     return x, y, wdata, rows, depth, units, out_shape, s_in, in_zp, s_out, out_zp, ws, act_min, act_max
+
+
+# --- Ctx.set_output's common case in one call (edgeml/runtime/plan.py) -----------------------------------------------
+
+cdef int64_t SHAPE_PRODUCT_LIMIT = (<int64_t>1) << 62
+
+
+def set_plain_output(ctx, op, Py_ssize_t position, shape):
+    """Ctx.set_output for a shape that is a tuple of non-negative Python ints equal to the output's declared shape,
+    on a tensor no graph input, constant or other op provides, within the arena budget: records it and returns
+    True.  False (nothing recorded) for anything else: Ctx.set_output's checks then decide, with their messages."""
+    if type(shape) is not tuple:
+        return False
+    outputs = op.outputs
+    if position < 0 or position >= len(outputs):
+        return False
+    index = outputs[position]
+    if type(index) is not int or index < 0:
+        return False
+    t = ctx.graph.tensors[index]
+    declared = t.shape
+    if type(declared) is not tuple or len(declared) != len(shape):
+        return False
+    cdef int64_t product = 1, d
+    cdef Py_ssize_t i
+    for i in range(len(shape)):
+        v = shape[i]
+        if type(v) is not int or not (0 <= v <= MAX_EXTENT) or declared[i] != v:
+            return False
+        d = v
+        if d and product > SHAPE_PRODUCT_LIMIT // d:
+            return False
+        product *= d
+    if index in ctx.constants:
+        return False
+    shapes = ctx.shapes
+    producers = ctx.producers
+    if index in shapes and producers.get(index) is not op:
+        return False
+    if product * t.dtype.itemsize > ctx.max_tensor_bytes:
+        return False
+    producers[index] = op
+    shapes[index] = shape
+    return True

@@ -70,6 +70,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_prepare, "pack_gemm_int8", packing_gemm.pack_gemm_int8_numpy)
         monkeypatch.setattr(load_shell, "int8_conv_shell", lambda *args: None)     # (ops/conv.py's Python path)
         monkeypatch.setattr(load_shell, "int8_fully_connected_shell", lambda *args: None)
+        monkeypatch.setattr(load_shell, "set_plain_output", lambda *args: False)     # (Ctx.set_output's checks)
         for name in LOAD_OPS_SHELLS:          # (the ops' Python prepares)
             monkeypatch.setattr(load_ops, name, lambda *args: None)
         monkeypatch.setattr(load_ops, "set_output_shape",

@@ -165,3 +165,40 @@ def test_density_probe_stops_only_where_the_answer_is_dense(dense_first, extra):
     plain = packing_gemm.pack_gemm_int8_numpy(pool_keep_new, w, *args)
     assert fast[1] == plain[1] == (packing_gemm.SPARSE_VNNI if extra <= 0 else packing_gemm.VNNI)
     assert fast[2:] == plain[2:] and fast[0].tobytes() == plain[0].tobytes()
+
+
+@pytest.mark.parametrize("strided", [False, True])
+@pytest.mark.parametrize("n,k,segment", [(64, 192, 0), (37, 260, 0), (40, 300, 15), (19, 216, 9), (16, 4, 0),
+                                         (20, 40, 0)])
+@pytest.mark.parametrize("max_density", [2.0, 0.97])
+def test_density_probe_reads_a_groups_first_row_then_its_zero_words(n, k, segment, max_density, strided):
+    """The probe reads each 16-row group's first row, then only the words it left zero (when few are): blocks whose
+    first row is zero but a later row (the last, or the last of a partial group) is not, and blocks zero throughout,
+    are chosen as the numpy twin's full count chooses them (max_density 2: every nonzero block packed sparse)."""
+    rng = np.random.default_rng(n * k)
+    w = rng.integers(1, 128, (n, k)).astype(np.int8)             # no zero word: every block nonzero ...
+    logical = (k // segment * ((segment + 3) // 4)) if segment else (k + 3) // 4
+    for g in range(-(-n // 16)):
+        first, last = 16 * g, min(n, 16 * g + 16) - 1
+        for i, word in enumerate(rng.choice(logical, size=min(3, logical), replace=False)):     # ... but up to 3
+            cols = window_columns(word, k, segment)
+            w[first:last + 1, cols] = 0                             # zero throughout, or nonzero in one later row
+            if i:
+                w[last if i == 1 else (first + last + 1) // 2, cols[-1]] = 5
+    if strided:
+        w = np.ascontiguousarray(w.T).T
+    args = (None, 0.05, np.full(1, 1e-3), 0.1, 0, None, -7, 0, False, packing_gemm.VNNI, segment,
+            packing_gemm.SPARSE_VNNI, segment, max_density, 3 * 11, 1)
+    fast = load_prepare.pack_gemm_int8(pool_keep_new, w, *args)
+    plain = packing_gemm.pack_gemm_int8_numpy(pool_keep_new, w, *args)
+    assert fast[1:] == plain[1:]
+    assert fast[0].tobytes() == plain[0].tobytes()
+
+
+def window_columns(word: int, k: int, segment: int) -> list:
+    """The K columns of logical word `word` (runs of `segment` values padded to 4 when segment)."""
+    if not segment:
+        return list(range(4 * word, min(k, 4 * word + 4)))
+    per = -(-segment // 4)
+    run, q = divmod(word, per)
+    return [run * segment + c for c in range(4 * q, min(segment, 4 * q + 4))]

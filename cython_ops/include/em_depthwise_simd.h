@@ -50,7 +50,9 @@
  * rounding: floor(V + 1/2)).  The kernels compute w = a f + (zp +- d) in float (f = M 2^(shift-31), both rounded to
  * float) and take the nearest integer of w: below |w| = 300 the float error is under 1e-4 (outputs beyond clamp the
  * same either way), so wherever w is more than EM_DW_NEAR_TIE from a half-integer the result is exact; a vector
- * holding a lane within it takes the exact integer arithmetic instead. */
+ * holding a lane within it takes the exact integer arithmetic instead (the 256-bit kernels redo that step's sums out
+ * of line, so that the common path holds no accumulator past its estimate).  The bound assumes the MXCSR rounds to
+ * nearest: in another mode the kernels take the exact arithmetic. */
 #define EM_DW_NEAR_TIE 0x1p-13f
 enum { EM_DW_ROWS_P_RQ_TABLE = EM_CONV_P_COUNT, EM_DW_ROWS_P_TAP_OFFSETS, EM_DW_ROWS_P_RQ_ESTIMATE,
        EM_DW_ROWS_P_COUNT };
@@ -571,6 +573,7 @@ static inline em_vnni_gemm em_dw_vnni_gemm(const em_params* p) {
 static void em_depthwise_int8_vnni(const em_params* p) {
     em_dw_rows c;
     em_dw_rows_consts(p, &c);
+    if (_MM_GET_ROUNDING_MODE() != _MM_ROUND_NEAREST) c.est = NULL;      /* the estimate's bound assumes it */
     const em_vnni_gemm g = em_dw_vnni_gemm(p);
     em_dw_run(p, em_dw_row_vnni, &c, &g, 0, 1);
 }
@@ -587,36 +590,50 @@ EM_AVX2_TARGET static inline __m256i em_dw_requant8(__m256i acc, const em_dw_row
 }
 
 /* The float estimate of 8 lanes (f, zp + d, zp - d: 8 floats each; as em_dw_estimate16, without FMA: one more
- * rounding, inside the bound), not clamped; near: all-ones in the lanes within EM_DW_NEAR_TIE of a half-integer. */
+ * rounding, inside the bound), not clamped, rounded by the MXCSR (the kernels take the estimate only when it rounds
+ * to nearest); dist: |w - round(w)|, whose float bits order as int32 (all >= 0). */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) __m256i em_dw_estimate8(__m256i acc, const float* e,
-                                                                                    __m256* near) {
+                                                                                    __m256i* dist) {
     const __m256 c = _mm256_blendv_ps(_mm256_loadu_ps(e + 8), _mm256_loadu_ps(e + 16), _mm256_castsi256_ps(acc));
     const __m256 w = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(e)), c);
-    const __m256 r = _mm256_round_ps(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(w, r));
-    *near = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f - EM_DW_NEAR_TIE), _CMP_GT_OQ);
-    return _mm256_cvttps_epi32(r);
+    const __m256i r = _mm256_cvtps_epi32(w);
+    *dist = _mm256_castps_si256(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(w, _mm256_cvtepi32_ps(r))));
+    return r;
 }
 
-/* The four requantized accumulators of lanes [lane, lane + 32) of a 256-bit step: the float estimate (then the
- * exact arithmetic for an accumulator with a lane near a tie), or the exact arithmetic; clamped once packed. */
-EM_AVX2_TARGET static inline __attribute__((always_inline)) __m256i em_dw_requant32(const __m256i* acc,
-        const em_dw_rows* c, const em_avx2_gemm* g, int64_t lane) {
-    __m256i v[4];
-    if (c->est) {
-        const float* e = c->est + lane * 3;
-        __m256 near[4];
-        for (int k = 0; k < 4; k++) v[k] = em_dw_estimate8(acc[k], e + 24 * k, &near[k]);
-        const __m256 any = _mm256_or_ps(_mm256_or_ps(near[0], near[1]), _mm256_or_ps(near[2], near[3]));
-        if (__builtin_expect(_mm256_movemask_ps(any) != 0, 0))
-            for (int k = 0; k < 4; k++)
-                if (_mm256_movemask_ps(near[k])) v[k] = em_dw_requant8(acc[k], c, g, lane + 8 * k);
-        const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
-        return _mm256_min_epi8(_mm256_max_epi8(bytes, _mm256_set1_epi8((char)g->act_min)),
-                               _mm256_set1_epi8((char)g->act_max));
-    }
-    for (int k = 0; k < 4; k++) v[k] = em_dw_requant8(acc[k], c, g, lane + 8 * k);
-    return _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+/* The output clamp of the float estimate's packed bytes, broadcast once per row. */
+typedef struct { __m256i act_min, act_max; } em_dw_clamp8;
+
+EM_AVX2_TARGET static inline em_dw_clamp8 em_dw_clamp8_of(const em_avx2_gemm* g) {
+    const em_dw_clamp8 k = {_mm256_set1_epi8((char)g->act_min), _mm256_set1_epi8((char)g->act_max)};
+    return k;
+}
+
+/* The four accumulators of a 256-bit step: lanes [lane, lane + 8), [lane + 8, lane + 16) ... of the pattern. */
+typedef struct { __m256i a0, a1, a2, a3; } em_dw_acc32;
+
+/* The float estimate of a step's four accumulators packed to bytes (a0 a1 a2 a3 per 128-bit half), clamped;
+ * *near: nonzero when a lane lies within EM_DW_NEAR_TIE of a half-integer (one compare of the largest distance;
+ * the caller then redoes the step by the exact arithmetic). */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) __m256i em_dw_estimate32(
+        em_dw_acc32 a, const float* e, em_dw_clamp8 clamp, int* near) {
+    __m256i d0, d1, d2, d3;
+    const __m256i v0 = em_dw_estimate8(a.a0, e, &d0), v1 = em_dw_estimate8(a.a1, e + 24, &d1);
+    const __m256i p01 = _mm256_packs_epi32(v0, v1), m01 = _mm256_max_epi32(d0, d1);
+    const __m256i v2 = em_dw_estimate8(a.a2, e + 48, &d2), v3 = em_dw_estimate8(a.a3, e + 72, &d3);
+    const __m256i p23 = _mm256_packs_epi32(v2, v3), m23 = _mm256_max_epi32(d2, d3);
+    const __m256i tie = _mm256_castps_si256(_mm256_set1_ps(0.5f - EM_DW_NEAR_TIE));
+    *near = _mm256_movemask_epi8(_mm256_cmpgt_epi32(_mm256_max_epi32(m01, m23), tie));
+    return _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(p01, p23), clamp.act_min), clamp.act_max);
+}
+
+/* A step's accumulators requantized by the exact arithmetic, packed to bytes as em_dw_estimate32 packs them. */
+EM_AVX2_TARGET static inline __m256i em_dw_exact32(em_dw_acc32 a, const em_dw_rows* c, const em_avx2_gemm* g,
+                                                   int64_t lane) {
+    const __m256i p01 = _mm256_packs_epi32(em_dw_requant8(a.a0, c, g, lane), em_dw_requant8(a.a1, c, g, lane + 8));
+    const __m256i p23 = _mm256_packs_epi32(em_dw_requant8(a.a2, c, g, lane + 16),
+                                           em_dw_requant8(a.a3, c, g, lane + 24));
+    return _mm256_packs_epi16(p01, p23);
 }
 
 /* Store the first n (<= 32) bytes of v. */
@@ -630,63 +647,90 @@ EM_AVX2_TARGET static inline void em_dw_store32(int8_t* out, __m256i v, int64_t 
 /* AVX-VNNI: the AVX-512 step on 256-bit registers (VEX-encoded vpdpbusd; EM_AVXVNNI_TARGET: em_gemm_avxvnni.h). */
 #if EM_HAVE_AVXVNNI
 
+/* The four accumulators of one 32-value step at src (em_dw_acc32) from the bias. */
+EM_AVXVNNI_TARGET static inline __attribute__((always_inline)) em_dw_acc32 em_dw_avxvnni_step(
+        const uint8_t* src, const int64_t* off, const int8_t* w, const int32_t* bias, const em_dw_rows* c) {
+    __m256i acc[4], sums[4];
+    for (int k = 0; k < 4; k++) {
+        acc[k] = _mm256_loadu_si256((const __m256i*)(bias + 8 * k));
+        sums[k] = _mm256_setzero_si256();
+    }
+    const int64_t full = c->single_last ? c->groups - 1 : c->groups;
+    for (int64_t tg = 0; tg < full; tg++, off += 4, w += 128) {
+        const __m256i t0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
+        const __m256i t1 = _mm256_loadu_si256((const __m256i*)(src + off[1]));
+        const __m256i t2 = _mm256_loadu_si256((const __m256i*)(src + off[2]));
+        const __m256i t3 = _mm256_loadu_si256((const __m256i*)(src + off[3]));
+        const __m256i lo01 = _mm256_unpacklo_epi8(t0, t1), hi01 = _mm256_unpackhi_epi8(t0, t1);
+        const __m256i lo23 = _mm256_unpacklo_epi8(t2, t3), hi23 = _mm256_unpackhi_epi8(t2, t3);
+        const __m256i v0 = _mm256_unpacklo_epi16(lo01, lo23), v1 = _mm256_unpackhi_epi16(lo01, lo23);
+        const __m256i v2 = _mm256_unpacklo_epi16(hi01, hi23), v3 = _mm256_unpackhi_epi16(hi01, hi23);
+        acc[0] = _mm256_dpbusd_avx_epi32(acc[0], v0, _mm256_loadu_si256((const __m256i*)w));
+        acc[1] = _mm256_dpbusd_avx_epi32(acc[1], v1, _mm256_loadu_si256((const __m256i*)(w + 32)));
+        acc[2] = _mm256_dpbusd_avx_epi32(acc[2], v2, _mm256_loadu_si256((const __m256i*)(w + 64)));
+        acc[3] = _mm256_dpbusd_avx_epi32(acc[3], v3, _mm256_loadu_si256((const __m256i*)(w + 96)));
+        if (c->w_zp) {
+            const int64_t real = c->taps - 4 * tg;
+            const __m256i ones = real >= 4 ? _mm256_set1_epi8(1)
+                                           : _mm256_set1_epi32((int32_t)((1u << (8 * real)) - 1) & 0x01010101);
+            sums[0] = _mm256_dpbusd_avx_epi32(sums[0], v0, ones);
+            sums[1] = _mm256_dpbusd_avx_epi32(sums[1], v1, ones);
+            sums[2] = _mm256_dpbusd_avx_epi32(sums[2], v2, ones);
+            sums[3] = _mm256_dpbusd_avx_epi32(sums[3], v3, ones);
+        }
+    }
+    if (full < c->groups) {     /* a last group of one tap: its bytes zero-extended, not interleaved */
+        const __m256i t0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_dpbusd_avx_epi32(acc[k], _mm256_shuffle_epi8(t0, _mm256_broadcastsi128_si256(
+                                                 _mm_setr_epi8(EM_DW_SINGLE_SELECT(k)))),
+                                             _mm256_loadu_si256((const __m256i*)(w + 32 * k)));
+    }
+    if (c->w_zp) {
+        const __m256i neg_zp = _mm256_set1_epi32(-c->w_zp);
+        for (int k = 0; k < 4; k++) acc[k] = _mm256_add_epi32(acc[k], _mm256_mullo_epi32(sums[k], neg_zp));
+    }
+    const em_dw_acc32 a = {acc[0], acc[1], acc[2], acc[3]};
+    return a;
+}
+
+/* em_dw_avx2_step_exact for the AVX-VNNI step. */
+EM_AVXVNNI_TARGET static __attribute__((noinline)) __m256i em_dw_avxvnni_step_exact(
+        const uint8_t* src, const int64_t* off, const int8_t* w, const int32_t* bias, const em_dw_rows* c,
+        const em_avx2_gemm* g, int64_t lane) {
+    return em_dw_exact32(em_dw_avxvnni_step(src, off, w, bias, c), c, g, lane);
+}
+
 EM_AVXVNNI_TARGET static void em_dw_row_avxvnni(const uint8_t* row, int8_t* out, int64_t n, const em_dw_rows* c,
                                                 const void* gp) {
     const em_avx2_gemm* g = (const em_avx2_gemm*)gp;
+    /* the constants in locals: the int8 stores through out could alias *c and *g for the compiler */
+    const int64_t patterns = c->patterns, groups = c->groups;
+    const float* const est = c->est;
+    const em_dw_clamp8 clamp = em_dw_clamp8_of(g);
     /* pattern by pattern, so that each pattern's weights and constants serve all its vectors in a row */
-    for (int64_t pat = 0; pat < c->patterns && pat * 32 < n; pat++)
-    for (int64_t q = pat * 32; q < n; q += c->patterns * 32) {
+    for (int64_t pat = 0; pat < patterns && pat * 32 < n; pat++)
+    for (int64_t q = pat * 32; q < n; q += patterns * 32) {
         const uint8_t* src = row + q;
-        const int8_t* w = c->w + pat * c->groups * 128;
+        const int8_t* w = c->w + pat * groups * 128;
         const int32_t* bias = c->bias + pat * 32;
-        __m256i acc[4], sums[4];
-        for (int k = 0; k < 4; k++) {
-            acc[k] = _mm256_loadu_si256((const __m256i*)(bias + 8 * k));
-            sums[k] = _mm256_setzero_si256();
+        const em_dw_acc32 a = em_dw_avxvnni_step(src, c->off, w, bias, c);
+        __m256i bytes;
+        if (est) {
+            int near;
+            bytes = em_dw_estimate32(a, est + pat * 96, clamp, &near);
+            if (__builtin_expect(near != 0, 0)) bytes = em_dw_avxvnni_step_exact(src, c->off, w, bias, c, g, pat * 32);
+        } else {
+            bytes = em_dw_exact32(a, c, g, pat * 32);
         }
-        const int64_t* off = c->off;
-        const int64_t full = c->single_last ? c->groups - 1 : c->groups;
-        for (int64_t tg = 0; tg < full; tg++, off += 4, w += 128) {
-            const __m256i t0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
-            const __m256i t1 = _mm256_loadu_si256((const __m256i*)(src + off[1]));
-            const __m256i t2 = _mm256_loadu_si256((const __m256i*)(src + off[2]));
-            const __m256i t3 = _mm256_loadu_si256((const __m256i*)(src + off[3]));
-            const __m256i lo01 = _mm256_unpacklo_epi8(t0, t1), hi01 = _mm256_unpackhi_epi8(t0, t1);
-            const __m256i lo23 = _mm256_unpacklo_epi8(t2, t3), hi23 = _mm256_unpackhi_epi8(t2, t3);
-            const __m256i v0 = _mm256_unpacklo_epi16(lo01, lo23), v1 = _mm256_unpackhi_epi16(lo01, lo23);
-            const __m256i v2 = _mm256_unpacklo_epi16(hi01, hi23), v3 = _mm256_unpackhi_epi16(hi01, hi23);
-            acc[0] = _mm256_dpbusd_avx_epi32(acc[0], v0, _mm256_loadu_si256((const __m256i*)w));
-            acc[1] = _mm256_dpbusd_avx_epi32(acc[1], v1, _mm256_loadu_si256((const __m256i*)(w + 32)));
-            acc[2] = _mm256_dpbusd_avx_epi32(acc[2], v2, _mm256_loadu_si256((const __m256i*)(w + 64)));
-            acc[3] = _mm256_dpbusd_avx_epi32(acc[3], v3, _mm256_loadu_si256((const __m256i*)(w + 96)));
-            if (c->w_zp) {
-                const int64_t real = c->taps - 4 * tg;
-                const __m256i ones = real >= 4 ? _mm256_set1_epi8(1)
-                                               : _mm256_set1_epi32((int32_t)((1u << (8 * real)) - 1) & 0x01010101);
-                sums[0] = _mm256_dpbusd_avx_epi32(sums[0], v0, ones);
-                sums[1] = _mm256_dpbusd_avx_epi32(sums[1], v1, ones);
-                sums[2] = _mm256_dpbusd_avx_epi32(sums[2], v2, ones);
-                sums[3] = _mm256_dpbusd_avx_epi32(sums[3], v3, ones);
-            }
-        }
-        if (full < c->groups) {     /* a last group of one tap: its bytes zero-extended, not interleaved */
-            const __m256i t0 = _mm256_loadu_si256((const __m256i*)(src + off[0]));
-            for (int k = 0; k < 4; k++)
-                acc[k] = _mm256_dpbusd_avx_epi32(acc[k], _mm256_shuffle_epi8(t0, _mm256_broadcastsi128_si256(
-                                                     _mm_setr_epi8(EM_DW_SINGLE_SELECT(k)))),
-                                                 _mm256_loadu_si256((const __m256i*)(w + 32 * k)));
-        }
-        if (c->w_zp) {
-            const __m256i neg_zp = _mm256_set1_epi32(-c->w_zp);
-            for (int k = 0; k < 4; k++) acc[k] = _mm256_add_epi32(acc[k], _mm256_mullo_epi32(sums[k], neg_zp));
-        }
-        em_dw_store32(out + q, em_dw_requant32(acc, c, g, pat * 32), n - q);
+        em_dw_store32(out + q, bytes, n - q);
     }
 }
 
 static void em_depthwise_int8_avxvnni(const em_params* p) {
     em_dw_rows c;
     em_dw_rows_consts(p, &c);
+    if (_MM_GET_ROUNDING_MODE() != _MM_ROUND_NEAREST) c.est = NULL;      /* em_dw_estimate8 rounds by the MXCSR */
     const em_avx2_gemm g = em_dw_avx2_gemm(p);
     em_dw_run(p, em_dw_row_avxvnni, &c, &g, 0, 0);
 }
@@ -711,35 +755,67 @@ static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }   /* neve
         A3 = _mm256_add_epi32(A3, _mm256_madd_epi16(_mm256_unpackhi_epi16(c_, d_), W3));                       \
     }
 
-/* Requantize and store a 32-value step (n - q values left from q on). */
+/* The four accumulators of one 32-value step at src from the bias. */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) em_dw_acc32 em_dw_avx2_step(
+        const uint8_t* src, const int64_t* off, const int16_t* w, int64_t groups, const int32_t* bias) {
+    __m256i x0 = _mm256_loadu_si256((const __m256i*)bias), x1 = _mm256_loadu_si256((const __m256i*)(bias + 8));
+    __m256i x2 = _mm256_loadu_si256((const __m256i*)(bias + 16)), x3 = _mm256_loadu_si256((const __m256i*)(bias + 24));
+    for (int64_t tg = 0; tg < groups; tg++, off += 2, w += 64)
+        EM_DW_AVX2_GROUP(src, off, _mm256_loadu_si256((const __m256i*)w),
+                         _mm256_loadu_si256((const __m256i*)(w + 16)), _mm256_loadu_si256((const __m256i*)(w + 32)),
+                         _mm256_loadu_si256((const __m256i*)(w + 48)), x0, x1, x2, x3)
+    const em_dw_acc32 a = {x0, x1, x2, x3};
+    return a;
+}
+
+/* A step with a lane near a tie of the float estimate: its sums again, requantized by the exact arithmetic (rare:
+ * out of line, so that the common path holds no accumulator past its estimate). */
+EM_AVX2_TARGET static __attribute__((noinline)) __m256i em_dw_avx2_step_exact(
+        const uint8_t* src, const int64_t* off, const int16_t* w, int64_t groups, const int32_t* bias,
+        const em_dw_rows* c, const em_avx2_gemm* g, int64_t lane) {
+    return em_dw_exact32(em_dw_avx2_step(src, off, w, groups, bias), c, g, lane);
+}
+
+/* Requantize and store the step at src (n - q = left values from q on). */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_dw_avx2_finish(
-        __m256i a0, __m256i a1, __m256i a2, __m256i a3, const em_dw_rows* c, const em_avx2_gemm* g, int64_t pat,
+        em_dw_acc32 a, const float* est, const em_dw_rows* c, const em_avx2_gemm* g, em_dw_clamp8 clamp,
+        const uint8_t* src, const int64_t* off, const int16_t* w, int64_t groups, const int32_t* bias, int64_t pat,
         int8_t* out, int64_t left) {
-    const __m256i acc[4] = {a0, a1, a2, a3};
+    __m256i bytes;
+    if (est) {
+        int near;
+        bytes = em_dw_estimate32(a, est + pat * 96, clamp, &near);
+        if (__builtin_expect(near != 0, 0)) bytes = em_dw_avx2_step_exact(src, off, w, groups, bias, c, g, pat * 32);
+    } else {
+        bytes = em_dw_exact32(a, c, g, pat * 32);
+    }
     /* int16 halves [0-7 | 8-15] and [16-23 | 24-31]; the byte pack interleaves them by lane: qwords 0 2 1 3 */
-    em_dw_store32(out, _mm256_permute4x64_epi64(em_dw_requant32(acc, c, g, pat * 32), 0xD8), left);
+    em_dw_store32(out, _mm256_permute4x64_epi64(bytes, 0xD8), left);
 }
 
 EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* row, int8_t* out, int64_t n, const em_dw_rows* c,
                                           const void* gp) {
     const em_avx2_gemm* g = (const em_avx2_gemm*)gp;
-    const int64_t period = c->patterns * 32;      /* values from one vector of a pattern to its next */
+    /* the constants in locals: the int8 stores through out could alias *c and *g for the compiler */
+    const int64_t patterns = c->patterns, groups = c->groups, period = patterns * 32;
+    const int64_t* const offsets = c->off;
+    const float* const est = c->est;
+    const em_dw_clamp8 clamp = em_dw_clamp8_of(g);
     /* pattern by pattern, so that each pattern's weights and constants serve all its vectors in a row */
-    for (int64_t pat = 0; pat < c->patterns && pat * 32 < n; pat++) {
-        const int16_t* wp = (const int16_t*)c->w + pat * c->groups * 64;
+    for (int64_t pat = 0; pat < patterns && pat * 32 < n; pat++) {
+        const int16_t* wp = (const int16_t*)c->w + pat * groups * 64;
         const int32_t* bias = c->bias + pat * 32;
-        const __m256i b0 = _mm256_loadu_si256((const __m256i*)bias);
-        const __m256i b1 = _mm256_loadu_si256((const __m256i*)(bias + 8));
-        const __m256i b2 = _mm256_loadu_si256((const __m256i*)(bias + 16));
-        const __m256i b3 = _mm256_loadu_si256((const __m256i*)(bias + 24));
         int64_t q = pat * 32;
         for (; q + period < n; q += 2 * period) {      /* two vectors of the pattern: each weight load serves both */
             const uint8_t* s0 = row + q * 2;
             const uint8_t* s1 = row + (q + period) * 2;
-            __m256i x0 = b0, x1 = b1, x2 = b2, x3 = b3, y0 = b0, y1 = b1, y2 = b2, y3 = b3;
+            __m256i x0 = _mm256_loadu_si256((const __m256i*)bias), x1 = _mm256_loadu_si256((const __m256i*)(bias + 8));
+            __m256i x2 = _mm256_loadu_si256((const __m256i*)(bias + 16));
+            __m256i x3 = _mm256_loadu_si256((const __m256i*)(bias + 24));
+            __m256i y0 = x0, y1 = x1, y2 = x2, y3 = x3;
             const int16_t* w = wp;
-            const int64_t* off = c->off;
-            for (int64_t tg = 0; tg < c->groups; tg++, off += 2, w += 64) {
+            const int64_t* off = offsets;
+            for (int64_t tg = 0; tg < groups; tg++, off += 2, w += 64) {
                 const __m256i w0 = _mm256_loadu_si256((const __m256i*)w);
                 const __m256i w1 = _mm256_loadu_si256((const __m256i*)(w + 16));
                 const __m256i w2 = _mm256_loadu_si256((const __m256i*)(w + 32));
@@ -747,20 +823,15 @@ EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* row, int8_t* out, int64
                 EM_DW_AVX2_GROUP(s0, off, w0, w1, w2, w3, x0, x1, x2, x3)
                 EM_DW_AVX2_GROUP(s1, off, w0, w1, w2, w3, y0, y1, y2, y3)
             }
-            em_dw_avx2_finish(x0, x1, x2, x3, c, g, pat, out + q, n - q);
-            em_dw_avx2_finish(y0, y1, y2, y3, c, g, pat, out + q + period, n - q - period);
+            const em_dw_acc32 ax = {x0, x1, x2, x3}, ay = {y0, y1, y2, y3};
+            em_dw_avx2_finish(ax, est, c, g, clamp, s0, offsets, wp, groups, bias, pat, out + q, n - q);
+            em_dw_avx2_finish(ay, est, c, g, clamp, s1, offsets, wp, groups, bias, pat, out + q + period,
+                              n - q - period);
         }
         if (q < n) {
             const uint8_t* s0 = row + q * 2;
-            __m256i x0 = b0, x1 = b1, x2 = b2, x3 = b3;
-            const int16_t* w = wp;
-            const int64_t* off = c->off;
-            for (int64_t tg = 0; tg < c->groups; tg++, off += 2, w += 64)
-                EM_DW_AVX2_GROUP(s0, off, _mm256_loadu_si256((const __m256i*)w),
-                                 _mm256_loadu_si256((const __m256i*)(w + 16)),
-                                 _mm256_loadu_si256((const __m256i*)(w + 32)),
-                                 _mm256_loadu_si256((const __m256i*)(w + 48)), x0, x1, x2, x3)
-            em_dw_avx2_finish(x0, x1, x2, x3, c, g, pat, out + q, n - q);
+            em_dw_avx2_finish(em_dw_avx2_step(s0, offsets, wp, groups, bias), est, c, g, clamp, s0, offsets, wp,
+                              groups, bias, pat, out + q, n - q);
         }
     }
 }
@@ -768,6 +839,7 @@ EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* row, int8_t* out, int64
 static void em_depthwise_int8_avx2(const em_params* p) {
     em_dw_rows c;
     em_dw_rows_consts(p, &c);
+    if (_MM_GET_ROUNDING_MODE() != _MM_ROUND_NEAREST) c.est = NULL;      /* em_dw_estimate8 rounds by the MXCSR */
     const em_avx2_gemm g = em_dw_avx2_gemm(p);
     em_dw_run(p, em_dw_row_avx2, &c, &g, 1, 0);
 }

@@ -222,7 +222,7 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
     that must live as long as this binding (a WHILE's subgraph engines)."""
     scratch, status = plan.scratch, plan.status_offsets
     external = external or {}
-    known = {t: base + o for t, o in plan.offsets.items()}       # tensor -> address, constants added when met
+    known = Addresses({t: base + o for t, o in plan.offsets.items()})      # constants added when met
     known.update(external)
 
     def tensor_address(t):
@@ -235,20 +235,15 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
             return a
         return base + plan.offsets[t]
 
-    def addr_for(k):
-        def addr(t):
-            a = known.get(t)
-            if a is not None:
-                return a
-            if t == "scratch":
-                return base + scratch[k][0] if k in scratch else 0
-            if t == "status":
-                return base + status[k] if k in status else 0
-            return tensor_address(t)
-        return addr
-
+    known.resolve = tensor_address
+    addr = known.__getitem__        # each make()'s addr(t): the dict's own look-up, step k's areas set before it
     steps = plan.steps
-    made = [step.make(addr_for(k)) for k, step in enumerate(steps)]
+    made = []
+    for k, step in enumerate(steps):
+        known["scratch"] = base + scratch[k][0] if k in scratch else 0
+        known["status"] = base + status[k] if k in status else 0
+        made.append(step.make(addr))
+    known.resolve = None            # (no cycle: tensor_address, returned, holds `known`)
     specs = [kernel_spec(step.kernel) for step in steps]
 
     def order_by_layout(k):         # a step whose values are not all plain: the layout orders and checks them
@@ -264,6 +259,16 @@ def engine_at(plan: Plan, base: int, external: Optional[dict] = None, keep=None)
                                "bits (the model's shapes or paddings are out of range)")
     alive.extend(extras)
     return engine, tensor_address
+
+
+class Addresses(dict):
+    """engine_at's tensor index -> address, with "scratch" / "status" the current step's areas: a make() calls
+    addr(t) about three times, and a dict's own look-up costs a tenth of a Python closure's; a miss (a constant met
+    first) goes to resolve(t), which adds it."""
+    __slots__ = ("resolve",)
+
+    def __missing__(self, t):
+        return self.resolve(t)
 
 
 @lru_cache(maxsize=None)

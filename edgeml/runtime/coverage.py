@@ -142,6 +142,15 @@ DTYPE_NAMES = {}      # dtype -> its name (numpy builds dtype.name in Python on 
 
 def check_scheme(graph, op) -> None:
     """Refuse an op whose scheme its table row does not name, before its prepare reads anything."""
+    accepted = ACCEPTED.get(op.type)
+    if accepted is None:
+        accepted = ACCEPTED[op.type] = accepted_types(op.type)
+    if accepted is True:
+        return
+    position = DATA_INPUT.get(op.type, 0)
+    inputs = op.inputs
+    if position < len(inputs) and inputs[position] >= 0 and graph.tensors[inputs[position]].dtype in accepted:
+        return
     runs_on = RUNS_ON.get(op.type)
     if runs_on is None or runs_on == ANY:
         return
@@ -150,6 +159,21 @@ def check_scheme(graph, op) -> None:
         position = DATA_INPUT.get(op.type, 0)
         raise UnsupportedOpError(f"{op.describe()}: input {graph.tensors[op.inputs[position]].describe()} has type "
                                  f"{scheme}; {op.type} runs on {', '.join(runs_on)}")
+
+
+def accepted_types(op_type: str):
+    """The data input types an op of `op_type` runs on whatever its options and weights (check_scheme's answer
+    without scheme_of: a uint8 option or int8 weights could only lead to a scheme the row also names); True when
+    the row takes every type (or the op has none)."""
+    runs_on = RUNS_ON.get(op_type)
+    if runs_on is None or runs_on == ANY:
+        return True
+    plain = {np.dtype(name) for name in SCHEMES if name != HYBRID}
+    return frozenset(d for d in plain if d.name in runs_on and (d.name != I8 or U8 in runs_on)
+                     and (d.name != F32 or op_type not in HYBRID_WEIGHTS or HYBRID in runs_on))
+
+
+ACCEPTED = {}       # op type -> accepted_types(op type), filled as types are met
 
 
 def builtin_names() -> list:
