@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cython_ops.tflite_read import hold_as_int8
+from cython_ops.tflite_hold import hold_as_int8
 from edgeml.ir import UINT8, Graph, Op, Quantization, Tensor
 
 FLIP_SIGN_BIT = "FLIP_SIGN_BIT"      # uint8 <-> int8 at the graph's boundary: q ^ 0x80
@@ -34,8 +34,9 @@ UINT8_OPS |= {"RESIZE_BILINEAR"}     # its uint8 kernel reads and writes int8-he
 
 def _boundary_twin(graph: Graph, t: Tensor) -> int:
     """A uint8 tensor with t's name and quantization, for the user side of a graph input or output."""
+    q = t.quant     # (a copy: hold_as_int8 shifts t's own zero points where they are)
     twin = Tensor(index=len(graph.tensors), name=t.name, shape=t.shape, dtype=UINT8_DTYPE,
-                  quant=t.quant)
+                  quant=None if q is None else Quantization(q.scale, q.zero_point.copy(), q.axis))
     graph.tensors.append(twin)
     return twin.index
 
@@ -98,6 +99,6 @@ def hold_uint8_as_int8(graph: Graph, file_array=None) -> Graph:
         graph.tensors[i].name = f"{graph.tensors[i].name}/int8"
     graphs = {id(g): g for g in (graph, *graph.subgraphs.values())}     # (the file's other subgraphs read it too)
     every = graph.tensors if len(graphs) == 1 else [t for g in graphs.values() for t in g.tensors]
-    hold_as_int8(graph.tensors, uint8, Quantization, file_array, every)
+    hold_as_int8(graph.tensors, uint8, Quantization, file_array, every, own_quantizations=True)
     graph.ops = first + graph.ops + last
     return graph

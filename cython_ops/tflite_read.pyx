@@ -4,16 +4,18 @@ operator, checks each position against the file before reading it, and builds th
 that would leave the file raises FormatError naming the table, tensor or op (the reader turns it into
 ModelFormatError).  Not kernels: no KERNELS table.  Offsets follow the TFLite schema (vtable slot 4 + 2k = field k).
 """
-from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_RECORDS_RO, PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release,
-                             PyObject_GetBuffer)
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdio cimport snprintf
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
+
+from cython_ops.flatbuffer_read cimport (File, Tab, field_at, index_list, open_table, read_i8, read_i32, read_u8,
+                                         read_u32, read_u64_field, scalar_at, string_span, target_of, u16, u32, u64,
+                                         vector_fits)
 
 import sys
 
@@ -21,6 +23,7 @@ import numpy as np
 
 LITTLE_ENDIAN = sys.byteorder == "little"     # else the views of the file get little-endian dtypes
 NDARRAY, EMPTY, ZEROS, FLOAT64, INT64 = np.ndarray, np.empty, np.zeros, np.dtype(np.float64), np.dtype(np.int64)
+INT32 = np.dtype(np.int32)
 
 
 cdef extern from "math.h" nogil:
@@ -71,30 +74,6 @@ cdef enum:
 
 
 cdef int64_t MAX_TENSOR_BYTES = 2147483648
-cdef char REASON[160]       # why the last low-level read failed (formatted into the error by its caller)
-
-
-cdef inline uint32_t u32(const uint8_t* p) nogil:
-    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
-
-
-cdef inline uint16_t u16(const uint8_t* p) nogil:
-    return <uint16_t>(p[0] | (p[1] << 8))
-
-
-cdef inline uint64_t u64(const uint8_t* p) nogil:
-    return <uint64_t>u32(p) | (<uint64_t>u32(p + 4) << 32)
-
-
-cdef struct Tab:
-    Py_ssize_t pos          # the table
-    Py_ssize_t vt           # its vtable
-    Py_ssize_t nfields      # field slots present in the vtable
-
-
-cdef struct File:
-    const uint8_t* p
-    Py_ssize_t n
 
 
 cdef struct QuantAt:        # a tensor's checked quantization vectors in the file (n == 0: none)
@@ -104,120 +83,13 @@ cdef struct QuantAt:        # a tensor's checked quantization vectors in the fil
     Py_ssize_t axis
 
 
-cdef int open_table(File* f, Py_ssize_t pos, Tab* t) noexcept nogil:
-    """0, or -1 with REASON set when the table or its vtable lies outside the file."""
-    cdef Py_ssize_t vt, size, nf
-    if pos < 0 or pos > f.n - 4:
-        snprintf(REASON, 160, "table at offset %zd lies outside the %zd-byte file", pos, f.n)
-        return -1
-    vt = pos - <int32_t>u32(f.p + pos)
-    if vt < 0 or vt > f.n - 4:
-        snprintf(REASON, 160, "vtable at offset %zd lies outside the %zd-byte file", vt, f.n)
-        return -1
-    size = u16(f.p + vt)
-    nf = (size - 3) // 2 if size > 3 else 0
-    if vt + 4 + 2 * nf > f.n:
-        snprintf(REASON, 160, "vtable at offset %zd of %zd bytes runs past the %zd-byte file", vt, size, f.n)
-        return -1
-    t.pos, t.vt, t.nfields = pos, vt, nf
-    return 0
-
-
-cdef inline Py_ssize_t field_at(File* f, Tab* t, int k) noexcept nogil:
-    """The field's position in the file, 0 when absent."""
-    if k >= t.nfields:
-        return 0
-    cdef Py_ssize_t rel = u16(f.p + t.vt + 4 + 2 * k)
-    return t.pos + rel if rel else 0
-
-
-cdef inline int scalar_at(File* f, Tab* t, int k, Py_ssize_t size, Py_ssize_t* at) noexcept nogil:
-    """1 with *at the field's position, 0 when absent, -1 when it runs past the file."""
-    at[0] = field_at(f, t, k)
-    if not at[0]:
-        return 0
-    if at[0] + size > f.n:
-        snprintf(REASON, 160, "field at offset %zd runs past the end of the %zd-byte file", at[0], f.n)
-        return -1
-    return 1
-
-
-cdef inline int64_t read_u8(File* f, Tab* t, int k, int64_t default, bint* bad) noexcept nogil:
-    cdef Py_ssize_t at
-    cdef int r = scalar_at(f, t, k, 1, &at)
-    if r < 0:
-        bad[0] = True
-    return f.p[at] if r > 0 else default
-
-
-cdef inline int64_t read_i8(File* f, Tab* t, int k, int64_t default, bint* bad) noexcept nogil:
-    cdef Py_ssize_t at
-    cdef int r = scalar_at(f, t, k, 1, &at)
-    if r < 0:
-        bad[0] = True
-    return <int8_t>f.p[at] if r > 0 else default
-
-
-cdef inline int64_t read_u32(File* f, Tab* t, int k, int64_t default, bint* bad) noexcept nogil:
-    cdef Py_ssize_t at
-    cdef int r = scalar_at(f, t, k, 4, &at)
-    if r < 0:
-        bad[0] = True
-    return u32(f.p + at) if r > 0 else default
-
-
-cdef inline int64_t read_i32(File* f, Tab* t, int k, int64_t default, bint* bad) noexcept nogil:
-    cdef Py_ssize_t at
-    cdef int r = scalar_at(f, t, k, 4, &at)
-    if r < 0:
-        bad[0] = True
-    return <int32_t>u32(f.p + at) if r > 0 else default
-
-
-cdef int target_of(File* f, Tab* t, int k, Py_ssize_t* out) noexcept nogil:
-    """1 with *out where the field's uoffset points (not yet checked), 0 when absent, -1 past the file."""
-    cdef Py_ssize_t at
-    cdef int r = scalar_at(f, t, k, 4, &at)
-    if r <= 0:
-        return r
-    out[0] = at + <Py_ssize_t>u32(f.p + at)
-    return 1
-
-
-cdef int vector_of(File* f, Tab* t, int k, Py_ssize_t* start, Py_ssize_t* count) noexcept nogil:
-    """1 with the first element's position and the element count (unchecked against the file), 0 when absent
-    (count 0), -1 when the length word lies outside the file."""
-    cdef Py_ssize_t at
-    start[0] = 0
-    count[0] = 0
-    cdef int r = target_of(f, t, k, &at)
-    if r <= 0:
-        return r
-    if at + 4 > f.n:
-        snprintf(REASON, 160, "vector length at offset %zd lies outside the %zd-byte file", at, f.n)
-        return -1
-    start[0] = at + 4
-    count[0] = u32(f.p + at)
-    return 1
-
-
-cdef object malformed(str what):
-    return FormatError(f"{what}: malformed flatbuffer data ({(<bytes>REASON).decode('ascii', 'replace')})")
-
-
-cdef int vector_fits(File* f, Tab* t, int k, Py_ssize_t itemsize, Py_ssize_t* start, Py_ssize_t* count) noexcept nogil:
-    """0 with a vector field lying entirely inside the file (count 0 when absent); -1 when its length word lies
-    outside (REASON set), -2 when its elements run past the end (vector_error makes the error)."""
-    if vector_of(f, t, k, start, count) < 0:
-        return -1
-    if count[0] and start[0] + count[0] * itemsize > f.n:
-        return -2
-    return 0
+cdef object malformed(File* f, str what):
+    return FormatError(f"{what}: malformed flatbuffer data ({(<bytes>f.reason).decode('ascii', 'replace')})")
 
 
 cdef object vector_error(int r, str what, File* f, Py_ssize_t start, Py_ssize_t count, Py_ssize_t itemsize):
     if r == -1:
-        return malformed(what)
+        return malformed(f, what)
     return FormatError(f"{what} claims {count} entries of {itemsize} bytes at offset {start}, past the end of the "
                        f"{f.n}-byte file")
 
@@ -230,51 +102,12 @@ cdef int checked_vector(File* f, Tab* t, int k, Py_ssize_t itemsize, Py_ssize_t*
     return 0
 
 
-cdef int string_span(File* f, Tab* t, int k, bint* bad, Py_ssize_t* start, Py_ssize_t* count) noexcept nogil:
-    """1 when the string field k is present and inside the file (its bytes at *start, *count), else 0; *bad when it
-    leaves the file."""
-    cdef int r = vector_of(f, t, k, start, count)
-    if r < 0:
-        bad[0] = True
-        return 0
-    if r == 0:
-        return 0
-    if start[0] + count[0] > f.n:
-        snprintf(REASON, 160, "string of %zd bytes at offset %zd runs past the %zd-byte file", count[0], start[0],
-                 f.n)
-        bad[0] = True
-        return 0
-    return 1
-
-
 cdef object decoded_string(File* f, Tab* t, int k, bint* bad):
     """The string field as str ('replace' for bad UTF-8), None when absent; *bad when it leaves the file."""
     cdef Py_ssize_t start, count
     if not string_span(f, t, k, bad, &start, &count):
         return None
     return PyUnicode_DecodeUTF8(<const char*>(f.p + start), count, "replace")
-
-
-cdef list index_list(File* f, Py_ssize_t start, Py_ssize_t count, Py_ssize_t n_tensors, bint allow_optional,
-                     int64_t* bad_index):
-    """The vector's int32 tensor indices as a list, or None with *bad_index the first outside [0, n_tensors)
-    (-1 allowed for an omitted optional input when allow_optional)."""
-    cdef list out = PyList_New(count)
-    cdef Py_ssize_t j, m
-    cdef int32_t idx
-    cdef object v
-    for j in range(count):
-        idx = <int32_t>u32(f.p + start + 4 * j)
-        if not (0 <= idx < n_tensors or allow_optional and idx == -1):
-            bad_index[0] = idx
-            for m in range(j, count):       # (a list must hold no NULL when it is freed)
-                Py_INCREF(None)
-                PyList_SET_ITEM(out, m, None)
-            return None
-        v = idx
-        Py_INCREF(v)
-        PyList_SET_ITEM(out, j, v)
-    return out
 
 
 cdef object index_error(str what, int64_t idx, Py_ssize_t n_tensors):
@@ -338,10 +171,10 @@ cdef class ModelFile:
         if root + 4 > f.n:
             raise FormatError(f"root table offset {root} is past the end of the {f.n}-byte file")
         if open_table(f, root, &model) < 0:
-            raise malformed("model table")
+            raise malformed(f, "model table")
         version = read_u32(f, &model, MODEL_VERSION, 0, &bad)
         if bad:
-            raise malformed("model table")
+            raise malformed(f, "model table")
         if version != 3:
             raise FormatError(f"schema version {version}; only version 3 is understood")
         checked_vector(f, &model, MODEL_SUBGRAPHS, 4, &self.sub_start, &self.n_subgraphs, "subgraph table")
@@ -356,14 +189,14 @@ cdef class ModelFile:
         for i in range(count):
             at = start + 4 * i
             if open_table(f, at + u32(f.p + at), &t) < 0:
-                raise malformed(f"buffer {i}")
+                raise malformed(f, f"buffer {i}")
             offset = read_u64_field(f, &t, BUFFER_OFFSET, &bad)
             if bad:
-                raise malformed(f"buffer {i}")
+                raise malformed(f, f"buffer {i}")
             if offset > 1:          # large-model layout: the data lives after the flatbuffer
                 big_size = read_u64_field(f, &t, BUFFER_SIZE, &bad)
                 if bad:
-                    raise malformed(f"buffer {i}")
+                    raise malformed(f, f"buffer {i}")
                 if offset > <uint64_t>f.n or big_size > <uint64_t>f.n - offset:
                     raise FormatError(f"buffer {i}: data at offset {offset} + {big_size} bytes runs past the end of "
                                       f"the {f.n}-byte file")
@@ -377,18 +210,18 @@ cdef class ModelFile:
         for i in range(self.n_subgraphs):
             at = self.sub_start + 4 * i
             if open_table(f, at + u32(f.p + at), &t) < 0:
-                raise malformed(f"subgraph {i}")
+                raise malformed(f, f"subgraph {i}")
             checked_vector(f, &t, SUBGRAPH_TENSORS, 4, &start, &count, f"subgraph {i} tensor table")
         self.codes = []
         for i in range(n_codes):
             at = codes_start + 4 * i
             if open_table(f, at + u32(f.p + at), &t) < 0:
-                raise malformed(f"operator code {i}")
+                raise malformed(f, f"operator code {i}")
             builtin = max(read_i32(f, &t, CODE_BUILTIN, 0, &bad), read_i8(f, &t, CODE_DEPRECATED_BUILTIN, 0, &bad))
             custom = decoded_bytes(f, &t, CODE_CUSTOM, &bad)
             version = read_i32(f, &t, CODE_VERSION, 1, &bad)
             if bad:
-                raise malformed(f"operator code {i}")
+                raise malformed(f, f"operator code {i}")
             self.codes.append((builtin, custom, version))
 
     def subgraph(self, Py_ssize_t k, list codes, tuple dtypes, dict type_names, type tensor_type, type quant_type,
@@ -407,7 +240,7 @@ cdef class ModelFile:
         cdef bint bad = False
         at = self.sub_start + 4 * k
         if open_table(f, at + u32(f.p + at), &sg) < 0:
-            raise malformed(f"subgraph {k}")
+            raise malformed(f, f"subgraph {k}")
         checked_vector(f, &sg, SUBGRAPH_TENSORS, 4, &t_start, &n_tensors, "tensor table")
         tensors = self.tensors(t_start, n_tensors, dtypes, type_names, tensor_type, quant_type, sparse_values)
         checked_vector(f, &sg, SUBGRAPH_OPERATORS, 4, &o_start, &n_ops, "operator table")
@@ -419,7 +252,7 @@ cdef class ModelFile:
             raise FormatError("subgraph declares no inputs or no outputs")
         name = decoded_string(f, &sg, SUBGRAPH_NAME, &bad)
         if bad:
-            raise malformed(f"subgraph {k} name")
+            raise malformed(f, f"subgraph {k} name")
         return tensors, ops, inputs, outputs, name or "", flow
 
     cdef list tensors(self, Py_ssize_t t_start, Py_ssize_t n_tensors, tuple dtypes, dict type_names, type tensor_type,
@@ -455,10 +288,10 @@ cdef class ModelFile:
         for i in range(n_tensors):
             at = t_start + 4 * i
             if open_table(f, at + u32(f.p + at), &t) < 0:
-                raise malformed(f"tensor {i}")
+                raise malformed(f, f"tensor {i}")
             name = decoded_string(f, &t, TENSOR_NAME, &bad)
             if bad:
-                raise malformed(f"tensor {i}")
+                raise malformed(f, f"tensor {i}")
             if not name:
                 name = f"tensor_{i}"
             r = vector_fits(f, &t, TENSOR_SHAPE, 4, &shape_start, &rank)
@@ -492,7 +325,7 @@ cdef class ModelFile:
                     dynamic = tuple([j for j in range(rank) if <int32_t>u32(f.p + sig_start + 4 * j) == -1])
             ttype = read_i8(f, &t, TENSOR_TYPE, 0, &bad)
             if bad:
-                raise malformed(f"tensor {i}")
+                raise malformed(f, f"tensor {i}")
             dtype = dtypes[ttype] if 0 <= ttype < len(dtypes) else None
             if dtype is None:
                 raise FormatError(f"tensor {i} '{name}': tensor type {type_names.get(ttype, ttype)} is not supported")
@@ -506,7 +339,7 @@ cdef class ModelFile:
             variable = read_u8(f, &t, TENSOR_IS_VARIABLE, 0, &bad) != 0
             sparse = field_at(f, &t, TENSOR_SPARSITY) != 0
             if bad:
-                raise malformed(f"tensor {i}")
+                raise malformed(f, f"tensor {i}")
             if not 0 <= b_index < max(n_buffers, 1):
                 raise FormatError(f"tensor {i} '{name}': buffer index {b_index} is outside the {n_buffers}-entry "
                                   f"buffer table")
@@ -584,7 +417,7 @@ cdef class ModelFile:
         cdef float s
         cdef int64_t z, lo, hi
         if target_of(f, tensor, TENSOR_QUANTIZATION, &at) < 0 or open_table(f, at, &q) < 0:
-            raise malformed(f"tensor {i} '{name}' quantization")
+            raise malformed(f, f"tensor {i} '{name}' quantization")
         cdef int r = vector_fits(f, &q, QUANT_SCALE, 4, &s_start, &n_scale)
         if r < 0:
             raise vector_error(r, f"tensor {i} '{name}' quantization scale", f, s_start, n_scale, 4)
@@ -595,7 +428,7 @@ cdef class ModelFile:
             return 0
         details = read_u8(f, &q, QUANT_DETAILS_TYPE, 0, &bad)
         if bad:
-            raise malformed(f"tensor {i} '{name}' quantization")
+            raise malformed(f, f"tensor {i} '{name}' quantization")
         if details != 0:
             raise FormatError(f"tensor {i} '{name}': custom quantization details are not supported")
         if n_scale == 0:
@@ -606,7 +439,7 @@ cdef class ModelFile:
         if n > 1:
             axis = read_i32(f, &q, QUANT_DIMENSION, 0, &bad)
             if bad:
-                raise malformed(f"tensor {i} '{name}' quantization")
+                raise malformed(f, f"tensor {i} '{name}' quantization")
             if not 0 <= axis < len(shape):
                 raise FormatError(f"tensor {i} '{name}': quantized_dimension {axis} is outside its rank-{len(shape)} "
                                   f"shape")
@@ -641,11 +474,11 @@ cdef class ModelFile:
         for i in range(n_ops):
             at = o_start + 4 * i
             if open_table(f, at + u32(f.p + at), &t) < 0:
-                raise malformed(f"op {i}")
+                raise malformed(f, f"op {i}")
             code_index = read_u32(f, &t, OP_OPCODE_INDEX, 0, &bad)
             kind = read_u8(f, &t, OP_OPTIONS_TYPE, 0, &bad)
             if bad:
-                raise malformed(f"op {i}")
+                raise malformed(f, f"op {i}")
             if not 0 <= code_index < n_codes:
                 raise FormatError(f"op {i}: opcode index {code_index} is outside the {n_codes}-entry code table")
             op_name, version = codes[code_index]
@@ -661,14 +494,14 @@ cdef class ModelFile:
                     spec = specs[kind] = resolve_options(kind)
                 options_at = 0
                 if target_of(f, &t, OP_OPTIONS, &options_at) < 0:
-                    raise malformed(f"op {i} ({op_name}) options")
+                    raise malformed(f, f"op {i} ({op_name}) options")
                 if spec is None:
                     options = options_of(kind, options_at, f"op {i} ({op_name})")
                 else:
                     if options_at == 0:
                         raise FormatError(f"op {i} ({op_name}): unknown builtin options type {kind}")
                     if open_table(f, options_at, &ot) < 0:
-                        raise malformed(f"op {i} ({op_name}) options")
+                        raise malformed(f, f"op {i} ({op_name}) options")
                     options = self.scalar_options(&ot, <tuple>spec, i, op_name)
                 if kind in flow_kinds:
                     flow.append(i)
@@ -695,10 +528,13 @@ cdef class ModelFile:
         cdef double f64
         cdef object value
         for key, index, fmt, default, as_bool in spec:
+            if fmt < 0:         # a vector of numbers: a copy, as the generated *AsNumpy accessor's np.array()
+                out[key] = self.vector_option(t, <int>index, default, i, op_name)
+                continue
             size = 1 if fmt in (63, 98, 66) else 2 if fmt in (104, 72) else 4 if fmt in (105, 73, 102) else 8
             r = scalar_at(f, t, <int>index, size, &at)
             if r < 0:
-                raise malformed(f"op {i} ({op_name}) options")
+                raise malformed(f, f"op {i} ({op_name}) options")
             if r == 0:
                 value = default
             else:
@@ -732,13 +568,16 @@ cdef class ModelFile:
             out[key] = bool(value) if as_bool else value
         return out
 
-
-cdef uint64_t read_u64_field(File* f, Tab* t, int k, bint* bad) noexcept nogil:
-    cdef Py_ssize_t at
-    cdef int r = scalar_at(f, t, k, 8, &at)
-    if r < 0:
-        bad[0] = True
-    return u64(f.p + at) if r > 0 else 0
+    cdef object vector_option(self, Tab* t, int index, dtype, Py_ssize_t i, op_name):
+        """Vector field `index` of an options table: a writable copy of dtype (little-endian), an empty int32
+        array when absent (what the reader made of the generated accessor's 0)."""
+        cdef Py_ssize_t start, count
+        if not field_at(&self.f, t, index):
+            return ZEROS(0, INT32)
+        cdef int r = vector_fits(&self.f, t, index, dtype.itemsize, &start, &count)
+        if r < 0:
+            raise vector_error(r, f"op {i} ({op_name}) options", &self.f, start, count, dtype.itemsize)
+        return NDARRAY((count,), dtype, self.buf, start).copy()
 
 
 cdef object decoded_bytes(File* f, Tab* t, int k, bint* bad):
@@ -752,138 +591,3 @@ cdef object decoded_bytes(File* f, Tab* t, int k, bint* bad):
 # zero point range per integer dtype character (int64 bounds for the 64-bit types: zero points are int64)
 INT_RANGES = {c: (max(int(np.iinfo(c).min), -(1 << 63)), min(int(np.iinfo(c).max), (1 << 63) - 1))
               for c in "bBhHiIlLqQ"}
-
-
-INT8 = np.dtype(np.int8)
-
-
-cdef void flip_sign_bits(uint8_t* d, const uint8_t* s, Py_ssize_t n) noexcept nogil:
-    """d[j] = s[j] ^ 0x80 (d may be s), eight bytes a step."""
-    cdef Py_ssize_t j = 0
-    cdef uint64_t w
-    while j + 8 <= n:
-        memcpy(&w, s + j, 8)
-        w ^= 0x8080808080808080ULL
-        memcpy(d + j, &w, 8)
-        j += 8
-    while j < n:
-        d[j] = s[j] ^ 0x80
-        j += 1
-
-
-cdef bint byte_extent(data, Py_ssize_t* lo, Py_ssize_t* hi) except -1:
-    """The addresses [lo, hi) an array's elements span (any strides); False for an empty one."""
-    cdef Py_buffer b
-    cdef Py_ssize_t k, step
-    PyObject_GetBuffer(data, &b, PyBUF_RECORDS_RO)
-    try:
-        if b.len == 0:
-            return False
-        lo[0] = hi[0] = <Py_ssize_t>b.buf
-        for k in range(b.ndim):
-            step = b.strides[k] * (b.shape[k] - 1)
-            if step < 0:
-                lo[0] += step
-            else:
-                hi[0] += step
-        hi[0] += b.itemsize
-        return True
-    finally:
-        PyBuffer_Release(&b)
-
-
-cdef set flippable_in_place(file_array, all_tensors):
-    """ids of the tensors whose data lies in file_array and shares no byte with another tensor's data: those may
-    be rewritten in place (a buffer two tensors read, or a uint8 twin's copy of a constant, may not)."""
-    cdef Py_buffer fb
-    cdef Py_ssize_t base, end, lo, hi, k, reach
-    PyObject_GetBuffer(file_array, &fb, PyBUF_WRITABLE)      # (refuses a read-only one)
-    base, end = <Py_ssize_t>fb.buf, <Py_ssize_t>fb.buf + fb.len
-    PyBuffer_Release(&fb)
-    spans = []
-    for t in all_tensors:
-        data = t.data
-        if data is not None and byte_extent(data, &lo, &hi) and base <= lo and hi <= end:
-            spans.append((lo, hi, id(t)))
-    spans.sort()
-    alone = set()
-    reach = base
-    for k in range(len(spans)):
-        lo, hi = spans[k][0], spans[k][1]
-        if lo >= reach and (k + 1 == len(spans) or spans[k + 1][0] >= hi):
-            alone.add(spans[k][2])
-        reach = max(reach, hi)
-    return alone
-
-
-def hold_as_int8(list tensors, indices, quant_type, file_array=None, all_tensors=()):
-    """Each tensor of `indices` (uint8 in the file) as int8 in place: the same bytes with the sign bit flipped
-    (q - 128), zero points - 128, a new quant_type(scale, zero_point, axis).  A constant whose bytes lie in
-    file_array (the reader's own writable copy of the file) and belong to no other of `all_tensors` (every tensor
-    read from the file) is flipped there, its read-only view kept; any other constant is copied."""
-    cdef Py_ssize_t j, n
-    cdef Py_buffer src, dst
-    cdef const uint8_t* s
-    cdef uint8_t* d
-    cdef const int64_t* z
-    cdef int64_t* w
-    cdef Py_ssize_t total = 0, off = 0
-    held = [tensors[i] for i in indices]
-    alone = set()
-    if file_array is not None and any(t.data is not None for t in held):
-        alone = flippable_in_place(file_array, all_tensors)
-    for t in held:
-        if t.quant is not None:
-            total += len(t.quant.zero_point)
-    shifted = EMPTY(total, INT64)      # every new zero point, in one array (each quantization views its part)
-    PyObject_GetBuffer(shifted, &dst, PyBUF_WRITABLE)
-    w = <int64_t*>dst.buf
-    try:
-        for t in held:
-            q = t.quant
-            if q is None:
-                continue
-            zp = q.zero_point
-            if type(zp) is not NDARRAY or zp.dtype is not INT64:
-                zp = np.ascontiguousarray(zp, dtype=INT64)
-            try:
-                PyObject_GetBuffer(zp, &src, PyBUF_C_CONTIGUOUS)
-            except BufferError:             # (the reader's zero points never are: they are slices of one array)
-                zp = np.ascontiguousarray(zp)
-                PyObject_GetBuffer(zp, &src, PyBUF_SIMPLE)
-            z, n = <const int64_t*>src.buf, src.len // 8
-            for j in range(n):
-                w[off + j] = z[j] - 128
-            PyBuffer_Release(&src)
-            nq = quant_type.__new__(quant_type)     # (the dataclass's fields, set without its __init__)
-            nq.scale, nq.zero_point, nq.axis = q.scale, shifted[off:off + n], q.axis
-            t.quant = nq
-            off += n
-    finally:
-        PyBuffer_Release(&dst)
-    for t in held:
-        t.dtype = INT8
-        data = t.data
-        if data is None:
-            continue
-        if id(t) in alone and data.flags.c_contiguous:
-            PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
-            d = <uint8_t*>src.buf        # (bytes of file_array, which is writable: flippable_in_place checked)
-            n = src.len
-            PyBuffer_Release(&src)
-            with nogil:
-                flip_sign_bits(d, d, n)
-            t.data = data.view(INT8)
-            continue
-        if not data.flags.c_contiguous:
-            data = data.copy()
-        out = EMPTY(data.shape, INT8)
-        PyObject_GetBuffer(data, &src, 0)
-        PyObject_GetBuffer(out, &dst, PyBUF_WRITABLE)
-        s, d = <const uint8_t*>src.buf, <uint8_t*>dst.buf
-        n = src.len
-        with nogil:
-            flip_sign_bits(d, s, n)
-        PyBuffer_Release(&dst)
-        PyBuffer_Release(&src)
-        t.data = out

@@ -242,11 +242,17 @@ def test_arena_offsets_equal_the_sorting_planner(seed):
     rng = np.random.default_rng(seed)
     sizes, life = {}, {}
     for k in range(int(rng.integers(0, 300))):
-        key = k if rng.random() < 0.8 else ("scratch", k)
+        key = k if rng.random() < 0.8 else (str(rng.choice(["scratch", "status"])), k)
         sizes[key] = int(rng.choice([1, 64, 100, 4096, int(rng.integers(1, 100000))]))
         start = int(rng.integers(0, 200))
         life[key] = (start, start + int(rng.integers(0, 30)))
     assert arena.plan_arena(sizes, life) == plan_arena_by_sorting(sizes, life)
+
+
+def test_arena_tie_order_is_the_keys_strings():
+    keys = [0, 7, 10, 123, ("scratch", 0), ("scratch", 1), ("scratch", 10), ("status", 2), ("status", 11)]
+    assert [arena.str_key(k) for k in keys] == [str(k) for k in keys]
+    assert sorted(keys, key=arena.str_key) == sorted(keys, key=str)
 
 
 def with_weight_quantization(model_bytes: bytes, edit) -> bytes:

@@ -3,7 +3,6 @@ has its uint8 constants flipped to int8 there (no copy), which must equal the co
 hands in (the one tests/test_uint8.py checks against LiteRT), and must never touch bytes another tensor reads."""
 from __future__ import annotations
 
-import mmap
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import edgeml
 from converters import from_tflite
 from converters import source
 from converters.source import read_model_buffer
-from cython_ops.tflite_read import hold_as_int8
+from cython_ops.tflite_hold import hold_as_int8
 from edgeml.ir import Quantization, Tensor
 
 KWS = "tests/models/mlperf_tiny/kws_ref_model.tflite"
@@ -111,9 +110,7 @@ def test_without_a_file_array_every_constant_is_copied():
 
 
 @pytest.mark.parametrize("readv", [True, False])     # False: the file object's readinto (no os.readv)
-@pytest.mark.parametrize("populated_from", [1 << 20, 0])      # 0: every file read into populated anonymous memory
-def test_read_model_buffer_reads_the_whole_file(tmp_path, monkeypatch, populated_from, readv):
-    monkeypatch.setattr(source, "POPULATED_FROM", populated_from)
+def test_read_model_buffer_reads_the_whole_file(tmp_path, monkeypatch, readv):
     if not readv:
         monkeypatch.setattr(source, "READV", None)
     for size in (0, 1, 4095, 70001):
@@ -125,13 +122,7 @@ def test_read_model_buffer_reads_the_whole_file(tmp_path, monkeypatch, populated
     assert read_model_buffer(data) == (data, None)
 
 
-def test_populated_buffer_holds_a_model_that_runs_as_its_bytes_do(monkeypatch):
-    monkeypatch.setattr(source, "POPULATED_FROM", 0)
-    view, array = read_model_buffer(KWS)
-    owner = array
-    while isinstance(owner, (np.ndarray, memoryview)):
-        owner = owner.base if isinstance(owner, np.ndarray) else owner.obj
-    assert isinstance(owner, mmap.mmap) or source.POPULATE == 0
+def test_a_model_read_from_its_file_runs_as_its_bytes_do():
     ours, theirs = edgeml.Interpreter(KWS), edgeml.Interpreter(open(KWS, "rb").read())
     x = np.random.default_rng(3).integers(-128, 128, tuple(ours.get_input_details()[0]["shape"]), dtype=np.int8)
     for it in (ours, theirs):
@@ -272,3 +263,25 @@ def test_dropped_interpreter_is_freed_without_the_cyclic_gc(given, uint8_kws):
     finally:
         if enabled:
             gc.enable()
+
+
+def test_own_quantizations_are_shifted_where_they_are():
+    data = np.arange(16, dtype=np.uint8)
+    mine, frozen = tensor(0, data, zero_point=(3, 200)), tensor(1, data.copy(), zero_point=(128,))
+    frozen.quant.zero_point.flags.writeable = False     # not writable: moved into a new array, as before
+    q_mine, zp_mine, q_frozen = mine.quant, mine.quant.zero_point, frozen.quant
+    hold_as_int8([mine, frozen], {0, 1}, Quantization, own_quantizations=True)
+    assert mine.quant is q_mine and mine.quant.zero_point is zp_mine and list(zp_mine) == [-125, 72]
+    assert frozen.quant is not q_frozen and list(frozen.quant.zero_point) == [0] and list(q_frozen.zero_point) == [128]
+    assert mine.dtype == frozen.dtype == np.int8
+
+
+def test_uint8_boundary_twins_keep_the_files_zero_points(uint8_kws):
+    data, _ = uint8_kws
+    graph = from_tflite(data)
+    for outer in graph.inputs + graph.outputs:
+        twin = graph.tensors[outer]
+        inner = next(t for t in graph.tensors if t.name == twin.name + "/int8")
+        assert twin.dtype == np.uint8 and inner.dtype == np.int8
+        assert twin.quant is not inner.quant and not np.shares_memory(twin.quant.zero_point, inner.quant.zero_point)
+        assert list(twin.quant.zero_point - 128) == list(inner.quant.zero_point)

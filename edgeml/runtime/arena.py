@@ -61,10 +61,16 @@ def plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
     """Greedy by size (as TFLite Micro's planner): biggest first, each at the lowest offset that does not
     overlap a placed buffer whose lifetime intersects its own (load_pack.place_buffers; place_in_order is its
     Python form)."""
-    order = sorted(sizes, key=str)          # then by size, largest first: a stable sort keeps ties by str(key)
+    order = sorted(sizes, key=str_key)      # then by size, largest first: a stable sort keeps ties by str(key)
     order.sort(key=sizes.__getitem__, reverse=True)
     offsets, total = load_pack.place_buffers(*arena_requests(order, sizes, lifetimes, ALIGN))
     return dict(zip(order, offsets.tolist())), int(total)
+
+
+def str_key(key) -> str:
+    """str(key) of a tensor index or a (kind, step) area key, without the tuple's repr (which calls repr on each
+    item: it made half of a small model's arena plan)."""
+    return str(key) if type(key) is not tuple else f"('{key[0]}', {key[1]})"
 
 
 def place_in_order(sizes, first, last) -> tuple[np.ndarray, int]:

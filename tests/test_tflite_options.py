@@ -1,0 +1,148 @@
+"""Options tables with vectors of numbers (RESHAPE's new_shape, BUCKETIZE's boundaries) read by the C walker
+(converters/tflite_options.py's vector reads) give what the `tflite` package's generated accessors give: a copy of
+the vector with its dtype, an empty int32 array when the field is absent; a vector that leaves the file is a
+ModelFormatError naming the op on both paths."""
+from __future__ import annotations
+
+import struct
+
+import flatbuffers
+import numpy as np
+import pytest
+import tflite as fb
+
+import converters.tflite as tflite_reader
+from converters.tflite import from_tflite
+from edgeml.errors import ModelFormatError
+
+RESHAPE, BUCKETIZE = fb.BuiltinOperator.RESHAPE, fb.BuiltinOperator.BUCKETIZE
+FLOAT32, INT32 = fb.TensorType.FLOAT32, fb.TensorType.INT32
+
+
+def _vector(b, values, dtype):
+    values = np.asarray(values, dtype)
+    prepend = b.PrependInt32 if values.dtype == np.int32 else b.PrependFloat32
+    b.StartVector(values.itemsize, len(values), values.itemsize)
+    for v in reversed(values.tolist()):
+        prepend(v)
+    return b.EndVector()
+
+
+def one_op_model(code: int, options_kind: int, add_options, out_type=FLOAT32) -> bytes:
+    """input [2, 3] float32 -> one op (options table written by add_options(builder), None: none) -> output."""
+    b = flatbuffers.Builder(256)
+    buffers = []
+    for _ in range(3):
+        fb.BufferStart(b)
+        buffers.append(fb.BufferEnd(b))
+    tensors = []
+    for k, (name, shape, ttype) in enumerate((("in", [2, 3], FLOAT32), ("out", [3, 2], out_type))):
+        name_off, shape_off = b.CreateString(name), _vector(b, shape, np.int32)
+        fb.TensorStart(b)
+        fb.TensorAddShape(b, shape_off)
+        fb.TensorAddType(b, ttype)
+        fb.TensorAddBuffer(b, k + 1)
+        fb.TensorAddName(b, name_off)
+        tensors.append(fb.TensorEnd(b))
+    options = add_options(b)
+    ins, outs = _vector(b, [0], np.int32), _vector(b, [1], np.int32)
+    fb.OperatorStart(b)
+    fb.OperatorAddOpcodeIndex(b, 0)
+    fb.OperatorAddInputs(b, ins)
+    fb.OperatorAddOutputs(b, outs)
+    if options is not None:
+        fb.OperatorAddBuiltinOptionsType(b, options_kind)
+        fb.OperatorAddBuiltinOptions(b, options)
+    op = fb.OperatorEnd(b)
+
+    def tables(items):
+        b.StartVector(4, len(items), 4)
+        for off in reversed(items):
+            b.PrependUOffsetTRelative(off)
+        return b.EndVector()
+    t_vec, o_vec = tables(tensors), tables([op])
+    g_in, g_out = _vector(b, [0], np.int32), _vector(b, [1], np.int32)
+    fb.SubGraphStart(b)
+    fb.SubGraphAddTensors(b, t_vec)
+    fb.SubGraphAddInputs(b, g_in)
+    fb.SubGraphAddOutputs(b, g_out)
+    fb.SubGraphAddOperators(b, o_vec)
+    subgraph = fb.SubGraphEnd(b)
+    fb.OperatorCodeStart(b)
+    fb.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
+    fb.OperatorCodeAddBuiltinCode(b, code)
+    fb.OperatorCodeAddVersion(b, 1)
+    codes = tables([fb.OperatorCodeEnd(b)])
+    subgraphs, buffer_table = tables([subgraph]), tables(buffers)
+    fb.ModelStart(b)
+    fb.ModelAddVersion(b, 3)
+    fb.ModelAddOperatorCodes(b, codes)
+    fb.ModelAddSubgraphs(b, subgraphs)
+    fb.ModelAddBuffers(b, buffer_table)
+    b.Finish(fb.ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def reshape_options(new_shape):
+    def add(b):
+        vec = None if new_shape is None else _vector(b, new_shape, np.int32)
+        fb.ReshapeOptionsStart(b)
+        if vec is not None:
+            fb.ReshapeOptionsAddNewShape(b, vec)
+        return fb.ReshapeOptionsEnd(b)
+    return add
+
+
+def bucketize_options(boundaries):
+    def add(b):
+        vec = _vector(b, boundaries, np.float32)
+        fb.BucketizeOptionsStart(b)
+        fb.BucketizeOptionsAddBoundaries(b, vec)
+        return fb.BucketizeOptionsEnd(b)
+    return add
+
+
+def options_both_ways(data: bytes, monkeypatch) -> tuple:
+    fast = from_tflite(data).ops[0].options
+    with monkeypatch.context() as m:
+        m.setattr(tflite_reader, "scalar_fields", lambda cls, fields: None)     # the generated accessors
+        generated = from_tflite(data).ops[0].options
+    return fast, generated
+
+
+MODELS = {
+    "new_shape": (RESHAPE, fb.BuiltinOptions.ReshapeOptions, reshape_options([3, -1]), FLOAT32),
+    "empty_new_shape": (RESHAPE, fb.BuiltinOptions.ReshapeOptions, reshape_options([]), FLOAT32),
+    "absent_new_shape": (RESHAPE, fb.BuiltinOptions.ReshapeOptions, reshape_options(None), FLOAT32),
+    "float_boundaries": (BUCKETIZE, fb.BuiltinOptions.BucketizeOptions, bucketize_options([-1.5, 0.0, 2.25]), INT32),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_vector_options_equal_the_generated_accessors(name, monkeypatch):
+    code, kind, add, out_type = MODELS[name]
+    fast, generated = options_both_ways(one_op_model(code, kind, add, out_type), monkeypatch)
+    assert sorted(fast) == sorted(generated) and len(fast) == 1
+    for key, value in generated.items():
+        assert type(fast[key]) is np.ndarray and fast[key].dtype == value.dtype, key
+        assert fast[key].tolist() == value.tolist() and fast[key].flags.writeable, key
+    expected = {"new_shape": [3, -1], "empty_new_shape": [], "absent_new_shape": [],
+                "float_boundaries": [-1.5, 0.0, 2.25]}[name]
+    assert next(iter(fast.values())).tolist() == expected
+
+
+def test_vector_options_are_copies_not_views_of_the_file(monkeypatch):
+    fast, _ = options_both_ways(one_op_model(*MODELS["new_shape"]), monkeypatch)
+    assert fast["new_shape"].base is None
+
+
+def test_a_vector_option_past_the_file_names_the_op_on_both_paths(monkeypatch):
+    data = bytearray(one_op_model(*MODELS["new_shape"]))
+    # the new_shape vector: length word 2 followed by 3, -1 (the only such run in the file)
+    at = bytes(data).index(struct.pack("<Iii", 2, 3, -1))
+    data[at:at + 4] = struct.pack("<I", 1 << 28)
+    with pytest.raises(ModelFormatError, match=r"op 0 \(RESHAPE\) options"):
+        from_tflite(bytes(data))
+    monkeypatch.setattr(tflite_reader, "scalar_fields", lambda cls, fields: None)
+    with pytest.raises(ModelFormatError, match=r"op 0 \(RESHAPE\) options"):
+        from_tflite(bytes(data))
