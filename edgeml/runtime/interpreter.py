@@ -1,7 +1,6 @@
 """`Interpreter`: load a model once, then set inputs / invoke / read outputs with no per-op Python."""
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import weakref
@@ -14,6 +13,7 @@ from cython_ops.engine import InputCopy, RunPath
 from edgeml import numerics as Q
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError
 from edgeml.ir import ROUND_HALF_EVEN, Graph
+from edgeml.runtime import collector
 from edgeml.runtime.load_profile import stage
 from edgeml.runtime.io_kernels import dequantize_engine, quantize_engine
 from edgeml.runtime.ops.sparse_gemm import SPARSE_MODES
@@ -130,12 +130,7 @@ class Interpreter:
         self._budgets = dict(max_arena_bytes=int(max_arena_bytes), max_weight_bytes=int(max_weight_bytes))
         self._float_exact = bool(float_exact)
         self._lock = threading.RLock()
-        # the load builds thousands of containers and no cycle: the cyclic collector's passes over them while they
-        # are being built cost ~9% of a large model's load (traffic_model ~1.5 ms); they are examined once after
-        collecting = gc.isenabled()
-        if collecting:
-            gc.disable()
-        try:
+        with collector.PAUSED:          # (no cycles made; the collector's passes would cost ~9% of a large load)
             with stage("read model"):
                 self._graph = _load_graph(model)
             self._input_shapes = {t: tuple(self._graph.tensors[t].shape) for t in self._graph.inputs}
@@ -144,9 +139,6 @@ class Interpreter:
             self._plan = None
             self._run_path = self._set_paths = None
             self._compile()
-        finally:
-            if collecting:
-                gc.enable()
 
     # ----- building --------------------------------------------------------------------------------
     def _compile(self):
