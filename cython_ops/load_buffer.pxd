@@ -1,5 +1,5 @@
-# The load modules' view of a numpy array's bytes and of a tensor's per-tensor quantization (load_pack.pyx,
-# load_prepare.pyx, load_shell.pyx, load_ops.pyx): inline, no module of its own.
+# The load modules' view of a numpy array's bytes, of a tensor's per-tensor quantization and of an op's first input
+# and output (load_pack, load_prepare, load_shell, load_ops, load_tables): inline, no module of its own.
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport int64_t
 
@@ -36,3 +36,23 @@ cdef inline object per_tensor(t, float64_dtype, int64_dtype):
     if not s > 0:
         return None
     return s, int(zero_point[0])
+
+
+cdef inline object one_in_one_out(ctx, op, x_dtype, y_dtype):
+    """(input index, output index, input tensor, output tensor, input shape) of an op's first input and output when
+    both are there with types x_dtype / y_dtype and the input's shape is known (a tuple); else None (the shells'
+    common head: the Python path then decides)."""
+    inputs, outputs = op.inputs, op.outputs
+    if len(inputs) < 1 or len(outputs) < 1:
+        return None
+    xi, yi = inputs[0], outputs[0]
+    if xi < 0 or yi < 0:
+        return None
+    tensors = ctx.graph.tensors
+    x, y = tensors[xi], tensors[yi]
+    if x.dtype != x_dtype or y.dtype != y_dtype:
+        return None
+    xs = ctx.shapes.get(xi)
+    if type(xs) is not tuple:
+        return None
+    return xi, yi, x, y, xs

@@ -9,7 +9,7 @@ from libc.stdint cimport int32_t, int64_t
 import numpy
 
 from cython_ops import load_pack
-from cython_ops.load_buffer cimport per_tensor
+from cython_ops.load_buffer cimport one_in_one_out, per_tensor
 
 
 cdef extern from "em_multiplier.h" nogil:
@@ -155,19 +155,10 @@ def int8_unary_shell(ctx, op, int8_dtype):
     QUANTIZE): input and output int8, each quantized per tensor with a positive scale, the input's shape known.
     Sets the output shape and returns (input index, output index, elements, input scale, input zero point, output
     scale, output zero point); None wherever the Python path must decide (its checks and messages)."""
-    inputs, outputs = op.inputs, op.outputs
-    if len(inputs) < 1 or len(outputs) < 1:
+    head = one_in_one_out(ctx, op, int8_dtype, int8_dtype)
+    if head is None:
         return None
-    xi, yi = inputs[0], outputs[0]
-    if xi < 0 or yi < 0:
-        return None
-    tensors = ctx.graph.tensors
-    x, y = tensors[xi], tensors[yi]
-    if x.dtype != int8_dtype or y.dtype != int8_dtype:
-        return None
-    xs = ctx.shapes.get(xi)
-    if type(xs) is not tuple:
-        return None
+    xi, yi, x, y, xs = head
     cdef int64_t dims[RANK]
     cdef int rank, k
     if not read_shape(xs, dims, &rank):
@@ -286,18 +277,11 @@ def int8_pool_shell(ctx, op, int8_dtype):
     padding: 4-D input, positive filter and strides, equal per-tensor input and output quantization, a fused
     activation of the four.  Sets the output shape and returns the kernel's integers; None wherever the Python path
     must decide (its checks and messages)."""
-    inputs, outputs = op.inputs, op.outputs
-    if len(inputs) < 1 or len(outputs) < 1:
+    head = one_in_one_out(ctx, op, int8_dtype, int8_dtype)
+    if head is None:
         return None
-    xi, yi = inputs[0], outputs[0]
-    if xi < 0 or yi < 0:
-        return None
-    tensors = ctx.graph.tensors
-    x, y = tensors[xi], tensors[yi]
-    if x.dtype != int8_dtype or y.dtype != int8_dtype:
-        return None
-    xs = ctx.shapes.get(xi)
-    if type(xs) is not tuple or len(xs) != 4:
+    xi, yi, x, y, xs = head
+    if len(xs) != 4:
         return None
     o = op.options
     padding = o.get("padding", 0)

@@ -10,7 +10,7 @@ from libc.string cimport memset
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 
 from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
-from cython_ops.load_buffer cimport buffer_bytes, per_tensor
+from cython_ops.load_buffer cimport buffer_bytes, one_in_one_out, per_tensor
 
 import numpy
 
@@ -177,19 +177,10 @@ def int8_dequantize_shell(ctx, op, int8_dtype, float32_dtype):
     quantized per tensor (its twin): sets the output shape and returns (input index, output index, elements, the
     table of em_dequantize_int8_f32 on the 256 bytes in a fresh ctx.keep_new array).  None (nothing kept)
     wherever the Python path must decide (its checks and messages)."""
-    inputs, outputs = op.inputs, op.outputs
-    if len(inputs) < 1 or len(outputs) < 1:
+    head = one_in_one_out(ctx, op, int8_dtype, float32_dtype)
+    if head is None or head[0] in ctx.constants:
         return None
-    xi, yi = inputs[0], outputs[0]
-    if xi < 0 or yi < 0 or xi in ctx.constants:
-        return None
-    tensors = ctx.graph.tensors
-    x, y = tensors[xi], tensors[yi]
-    if x.dtype != int8_dtype or y.dtype != float32_dtype:
-        return None
-    xs = ctx.shapes.get(xi)
-    if type(xs) is not tuple:
-        return None
+    xi, yi, x, y, xs = head
     cdef int64_t n = 1
     for d in xs:
         if type(d) is not int or not 0 <= d <= MAX_DIM:
