@@ -26,6 +26,30 @@ cdef object F64 = numpy.dtype(numpy.float64), I64 = numpy.dtype(numpy.int64)    
 cdef int64_t MAX_DIM = (<int64_t>1) << 40     # any shape the arena budget admits is far below
 
 
+cdef tuple merged_walk(const int64_t* sizes, const int64_t* strides, int count):
+    """merge_gather_dims / merge_walk_dims in C: dims of size 1 dropped, a dim folded into the one before it where
+    that one's stride is this one's stride times its size; (dims, strides) as lists padded to RANK with leading
+    1 / 0."""
+    cdef int64_t md[RANK]
+    cdef int64_t ms[RANK]
+    cdef int n = 0, k
+    for k in range(count):
+        if sizes[k] == 1:
+            continue
+        if n and ms[n - 1] == strides[k] * sizes[k]:
+            md[n - 1] *= sizes[k]
+            ms[n - 1] = strides[k]
+            continue
+        md[n] = sizes[k]
+        ms[n] = strides[k]
+        n += 1
+    dims, steps = [1] * (RANK - n), [0] * (RANK - n)
+    for k in range(n):
+        dims.append(md[k])
+        steps.append(ms[k])
+    return dims, steps
+
+
 cdef bint read_shape(shape, int64_t* out, int* rank) except -1:
     """A shape of up to RANK dims, each a Python int in 0..MAX_DIM; False otherwise."""
     cdef Py_ssize_t n = len(shape), k
@@ -443,8 +467,7 @@ def int8_mean_shell(ctx, op, int8_dtype, int32_dtype, int64_dtype):
         mult = ((<int64_t>m) << up) // count
         shift = sh - up
     # the 6-D walk (leading 1s), each output's stride per input dim (0 where reduced), then merge_walk_dims
-    cdef int64_t walk[RANK], strides[RANK], md[RANK], ms[RANK]
-    cdef int n = 0
+    cdef int64_t walk[RANK], strides[RANK]
     for k in range(RANK):
         walk[k] = 1
         strides[k] = 0
@@ -453,20 +476,7 @@ def int8_mean_shell(ctx, op, int8_dtype, int32_dtype, int64_dtype):
         if not reduced[k]:
             strides[RANK - rank + k] = stride
             stride *= dims[k]
-    for k in range(RANK):
-        if walk[k] == 1:
-            continue
-        if n and ms[n - 1] == strides[k] * walk[k]:
-            md[n - 1] *= walk[k]
-            ms[n - 1] = strides[k]
-            continue
-        md[n] = walk[k]
-        ms[n] = strides[k]
-        n += 1
-    merged_dims, merged_strides = [1] * (RANK - n), [0] * (RANK - n)
-    for k in range(n):
-        merged_dims.append(md[k])
-        merged_strides.append(ms[k])
+    merged_dims, merged_strides = merged_walk(walk, strides, RANK)
     set_output_shape(ctx, op, 0, tuple(out), y)
     return dict(dims=merged_dims, out_strides=merged_strides, outputs=n_out, reduced=count, is_float=0,
                 in_zp=x_params[1], out_zp=y_params[1], mult=mult, shift=shift, mode=rounding)
@@ -641,23 +651,10 @@ def split_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype, int32_dtype, int6
     shape[axis] = piece
     shape = tuple(shape)
     # merge_gather_dims of (shape, strides): the same for every piece
-    cdef int64_t md[RANK], ms[RANK], size
-    cdef int m = 0
+    cdef int64_t sizes[RANK]
     for d in range(rank):
-        size = piece if d == axis else dims[d]
-        if size == 1:
-            continue
-        if m and ms[m - 1] == st[d] * size:
-            md[m - 1] *= size
-            ms[m - 1] = st[d]
-            continue
-        md[m] = size
-        ms[m] = st[d]
-        m += 1
-    gather_dims, gather_strides = [1] * (RANK - m), [0] * (RANK - m)
-    for d in range(m):
-        gather_dims.append(md[d])
-        gather_strides.append(ms[d])
+        sizes[d] = piece if d == axis else dims[d]
+    gather_dims, gather_strides = merged_walk(sizes, st, rank)
     steps = []
     for k in range(count):
         set_output_shape(ctx, op, k, shape, ys[k])

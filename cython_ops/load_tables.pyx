@@ -16,10 +16,14 @@ import numpy
 
 from cython_ops import load_ops
 
-cdef unsigned char BYTES[256]
-cdef int k
-for k in range(256):
-    BYTES[k] = k
+cdef void bytes_input(em_params* p, unsigned char* x, Py_ssize_t slot) noexcept:
+    """p zeroed, x (256 bytes) holding 0..255 as its input at pointer slot `slot` (x, not a shared table: the
+    kernel's input pointer is not const)."""
+    memset(p, 0, sizeof(em_params))
+    cdef int b
+    for b in range(256):
+        x[b] = b
+    p.ptr[slot] = x
 
 
 cdef int fill(em_params* p, ints, floats) except -1:
@@ -42,13 +46,9 @@ def byte_table(uintptr_t fn, Py_ssize_t input_slot, Py_ssize_t output_slot, ints
     if fn == 0 or not (0 <= input_slot < EM_MAX_PTRS and 0 <= output_slot < EM_MAX_PTRS):
         raise ValueError("byte_table: no kernel or a pointer slot out of range")
     cdef em_params p
-    memset(&p, 0, sizeof(em_params))
-    fill(&p, ints, floats)
     cdef unsigned char x[256]
-    cdef int b
-    for b in range(256):
-        x[b] = BYTES[b]             # (a copy: the kernel's input pointer is not const)
-    p.ptr[input_slot] = x
+    bytes_input(&p, x, input_slot)
+    fill(&p, ints, floats)
     p.ptr[output_slot] = buffer_bytes(out, 256 * out.dtype.itemsize, b"byte_table")
     (<em_kernel>fn)(&p)
     return out
@@ -149,12 +149,8 @@ def relu_table(ctx, int which, double s_in, zp_in, double s_out, zp_out, int8_dt
         return None
     table = ctx.keep_new((256,), int8_dtype)
     cdef em_params p
-    memset(&p, 0, sizeof(em_params))
     cdef unsigned char x[256]
-    cdef int b
-    for b in range(256):
-        x[b] = BYTES[b]
-    p.ptr[EM_REQUANTIZE_P_INPUT] = x
+    bytes_input(&p, x, EM_REQUANTIZE_P_INPUT)
     p.ptr[EM_REQUANTIZE_P_OUTPUT] = buffer_bytes(table, 256, b"relu_table")
     p.i[EM_REQUANTIZE_I_N] = 256
     p.i[EM_REQUANTIZE_I_IN_ZP] = <int64_t>zp_in
@@ -197,12 +193,8 @@ def int8_dequantize_shell(ctx, op, int8_dtype, float32_dtype):
     load_ops.set_output_shape(ctx, op, 0, xs, y)
     table = ctx.keep_new((256,), float32_dtype)
     cdef em_params p
-    memset(&p, 0, sizeof(em_params))
     cdef unsigned char x_bytes[256]
-    cdef int b
-    for b in range(256):
-        x_bytes[b] = BYTES[b]
-    p.ptr[EM_DEQUANTIZE_P_INPUT] = x_bytes
+    bytes_input(&p, x_bytes, EM_DEQUANTIZE_P_INPUT)
     p.ptr[EM_DEQUANTIZE_P_OUTPUT] = buffer_bytes(table, 1024, b"int8_dequantize_shell")
     p.i[EM_DEQUANTIZE_I_N] = 256
     p.i[EM_DEQUANTIZE_I_ZP] = <int64_t>zp
