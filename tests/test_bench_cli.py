@@ -222,8 +222,10 @@ def test_mlperf_macs_params_and_profile(reference_models, tmp_path, name):
         # got faster while the profiled call's fixed overhead (times array, timers) did not (kws: 36 of 46 us)
         assert p["ops_sum_us"] >= 0.6 * p["run_us"]
     else:
-        # AD runs in ~4 µs, where the fixed ~1 µs of the profiled call (times array, timers) is 20%
-        assert p["overhead_us"] < 2.5
+        # AD runs in ~4 µs on an AVX-512 VNNI core, where the fixed ~1 µs of the profiled call (times array,
+        # timers) is 20%; its AVX2 path takes ~20 µs, and a KVM guest's clock reads cost more (3.4 µs seen on an
+        # AVX2-only EPYC guest): the overhead stays a small part of the run
+        assert p["overhead_us"] < max(2.5, 0.2 * p["run_us"])
     # and against unprofiled inferences run alternately with them: nothing missing, nothing counted twice
     assert p["ops_sum_us"] == pytest.approx(p["plain_us"], rel=0.10)
 

@@ -14,6 +14,9 @@ need=()
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# the cross compiler's own C library headers and start files: gcc-aarch64-linux-gnu only recommends them, and
+# --no-install-recommends leaves them out (Python.h then stops at <bits/libc-header-start.h>)
+test -f /usr/aarch64-linux-gnu/include/bits/libc-header-start.h || need+=(libc6-dev-arm64-cross)
 if [ ${#need[@]} -gt 0 ]; then
     echo "aarch64: apt-get install ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
