@@ -103,7 +103,7 @@ def test_onnx_qlinearconv_with_pruned_blocks_matches_onnxruntime(kernel, stride)
     kernels and requantize as onnxruntime does (float scale, ties to even)."""
     pytest.importorskip("onnxruntime")
     from onnx import helper
-    from tests.onnx_models import make_model, ort_run
+    from tests.onnx_models import assert_ort_equal, make_model, ort_run
     rng = np.random.default_rng(3)
     oc, ic, kh, kw = 40, 12, *kernel
     w = rng.integers(-127, 128, (oc, ic, kh, kw)).astype(np.int8)
@@ -122,8 +122,8 @@ def test_onnx_qlinearconv_with_pruned_blocks_matches_onnxruntime(kernel, stride)
     for _ in range(5):
         x = rng.integers(0, 256, (1, ic, 9, 8)).astype(np.uint8)
         want = ort_run(m, {"x": x})[0]
-        np.testing.assert_array_equal(on.run(x), want)
-        np.testing.assert_array_equal(off.run(x), want)
+        assert_ort_equal(on.run(x), want)
+        assert_ort_equal(off.run(x), want)
 
 
 def test_generated_c_runs_the_sparse_kernels_with_the_interpreters_bits(models, tmp_path):

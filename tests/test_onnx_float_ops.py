@@ -8,7 +8,7 @@ import pytest
 from onnx import helper
 
 import edgeml
-from tests.onnx_models import make_model
+from tests.onnx_models import OrtReference, assert_ort_equal, make_model, ort_diff
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -19,7 +19,7 @@ RUNS = 20
 def session(model: bytes):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    return OrtReference(model, so)
 
 
 def check_runs(model: bytes, make_feeds, rtol=1e-5, atol=1e-5, runs=RUNS):
@@ -34,7 +34,7 @@ def check_runs(model: bytes, make_feeds, rtol=1e-5, atol=1e-5, runs=RUNS):
         assert len(got) == len(ref)
         for g, r in zip(got, ref):
             assert g.shape == r.shape and g.dtype == r.dtype
-            np.testing.assert_allclose(g, r, rtol=rtol, atol=atol)
+            assert_ort_equal(g, r, rtol=rtol, atol=atol)
     return it
 
 
@@ -222,7 +222,7 @@ def test_qdq_conv1d_runs_in_float_within_one_lsb(zp_type):
         x = (rng.standard_normal((2, 4, 10)) * 3).astype(F)
         ref, got = sess.run(None, {"x": x})[0], it.run(x)
         assert got.dtype == ref.dtype
-        assert np.abs(got.astype(np.int32) - ref.astype(np.int32)).max() <= 1
+        assert ort_diff(got, ref).max() <= 1
 
 
 @pytest.mark.parametrize("op, xs, attrs", [

@@ -15,7 +15,7 @@ import pytest
 from onnx import helper
 
 import edgeml
-from tests.onnx_models import make_model, ort_run
+from tests.onnx_models import OrtReference, assert_ort_equal, make_model, ort_diff, ort_run
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -38,7 +38,7 @@ def test_mlperf_tiny_onnx_matches_onnxruntime_exactly(reference_models, name):
     path = reference_models / "mlperf_tiny_onnx" / f"{name}.onnx"
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    sess = OrtReference(path, so)
     inp = sess.get_inputs()[0]
     it = edgeml.Interpreter(path)
     assert it.graph.source == "onnx"
@@ -46,14 +46,14 @@ def test_mlperf_tiny_onnx_matches_onnxruntime_exactly(reference_models, name):
     shape = (1,) + tuple(inp.shape[1:])
     for k in range(25):
         x = image_like(rng, shape) if k % 2 else rng.integers(-128, 128, shape).astype(np.int8)
-        np.testing.assert_array_equal(it.run(x), sess.run(None, {inp.name: x})[0])
+        assert_ort_equal(it.run(x), sess.run(None, {inp.name: x})[0])
 
 
 def test_mlperf_batch_of_three_matches(reference_models):
     path = reference_models / "mlperf_tiny_onnx" / "kws_ref_model.onnx"
     it = edgeml.Interpreter(path)
     x = np.random.default_rng(1).integers(-128, 128, (3, 49, 10, 1)).astype(np.int8)
-    np.testing.assert_array_equal(it.run(x), ort_run(path.read_bytes(), {"input_1": x})[0])
+    assert_ort_equal(it.run(x), ort_run(path.read_bytes(), {"input_1": x})[0])
 
 
 def test_scalar_kernels_give_the_same_bits(reference_models):
@@ -161,7 +161,7 @@ def test_quantize_static_models_match_onnxruntime_exactly(tmp_path, build, per_c
     assert "FULLY_CONNECTED" in types and ("CONV_2D" in types or build is _mlp)
     for _ in range(20):
         x = _rand(rng, *shape)
-        np.testing.assert_array_equal(it.run(x), ort_run(q, {"x": x})[0])
+        assert_ort_equal(it.run(x), ort_run(q, {"x": x})[0])
 
 
 # ----- single fused groups ------------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_qlinear_add_matches_mlas_for_random_parameters(dtype):
         it = edgeml.Interpreter(m)
         assert "ONNX_QLINEAR_ADD" in [op.type for op in it.graph.ops]
         a, b = (rng.integers(lo, hi + 1, shape).astype(dtype) for _ in range(2))
-        np.testing.assert_array_equal(it.run({"a": a, "b": b}), ort_run(m, {"a": a, "b": b})[0])
+        assert_ort_equal(it.run({"a": a, "b": b}), ort_run(m, {"a": a, "b": b})[0])
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
@@ -208,7 +208,7 @@ def test_qlinear_softmax_table_arithmetic(dtype):
         assert "ONNX_QLINEAR_SOFTMAX" in [op.type for op in it.graph.ops]
         for scale in (1.0, 10.0):
             x = _rand(rng, 4, 3, 10, scale=scale)
-            np.testing.assert_array_equal(it.run(x), ort_run(m, {"x": x})[0])
+            assert_ort_equal(it.run(x), ort_run(m, {"x": x})[0])
 
 
 def test_uint8_graph_input_and_output():
@@ -225,7 +225,7 @@ def test_uint8_graph_input_and_output():
     it = edgeml.Interpreter(m)
     assert it.get_input_details()[0]["dtype"] == np.uint8 and it.get_output_details()[0]["dtype"] == np.uint8
     x = rng.integers(0, 256, (1, 3, 8, 8)).astype(np.uint8)
-    np.testing.assert_array_equal(it.run(x), ort_run(m, {"x": x})[0])
+    assert_ort_equal(it.run(x), ort_run(m, {"x": x})[0])
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
@@ -252,7 +252,7 @@ def test_qdq_groups_edgeml_runs_in_float(op, dtype):
                  helper.make_node("QuantizeLinear", ["s", "sy", "zy"], ["y"])]
         m = make_model(nodes, [("a", dtype, shape), ("b", dtype, shape)], [("y", dtype, out_shape)], inits)
         a, b = (rng.integers(lo, hi + 1, shape).astype(dtype) for _ in range(2))
-        np.testing.assert_array_equal(edgeml.Interpreter(m).run({"a": a, "b": b}), ort_run(m, {"a": a, "b": b})[0])
+        assert_ort_equal(edgeml.Interpreter(m).run({"a": a, "b": b}), ort_run(m, {"a": a, "b": b})[0])
 
 
 def test_fake_quantized_float_weights_fold_at_load():
@@ -275,7 +275,7 @@ def test_fake_quantized_float_weights_fold_at_load():
     assert "CONV_2D" in [op.type for op in it.graph.ops]
     for _ in range(5):
         x = rng.standard_normal((1, 3, 8, 8)).astype(F)
-        np.testing.assert_array_equal(it.run(x), ort_run(m, {"x": x})[0])
+        assert_ort_equal(it.run(x), ort_run(m, {"x": x})[0])
 
 
 def test_run_quantizes_float_input_with_onnx_rounding(reference_models):
@@ -313,6 +313,6 @@ def test_int8_activation_depthwise_conv_within_one_lsb():
     diffs = []
     for _ in range(20):
         x = rng.integers(-128, 128, (1, c, 12, 12)).astype(np.int8)
-        diffs.append(np.abs(it.run(x).astype(int) - ort_run(m, {"x": x})[0].astype(int)))
+        diffs.append(ort_diff(it.run(x), ort_run(m, {"x": x})[0]))
     d = np.concatenate([v.reshape(-1) for v in diffs])
     assert d.max() <= 1 and np.count_nonzero(d) <= 0.001 * d.size

@@ -6,7 +6,7 @@ import pytest
 from onnx import helper
 
 import edgeml
-from tests.onnx_models import make_model, ort_run
+from tests.onnx_models import assert_ort_equal, make_model, ort_run
 
 pytest.importorskip("onnxruntime")
 
@@ -39,7 +39,7 @@ def test_qlinearconv(w_dtype, per_channel, group):
     it = edgeml.Interpreter(m)
     for _ in range(5):
         x = rng.integers(0, 256, (1, ic, 9, 8)).astype(np.uint8)
-        np.testing.assert_array_equal(it.run(x), ort_run(m, {"x": x})[0])
+        assert_ort_equal(it.run(x), ort_run(m, {"x": x})[0])
 
 
 def test_qdq_conv_with_uint8_weights_and_zero_points():
@@ -58,7 +58,7 @@ def test_qdq_conv_with_uint8_weights_and_zero_points():
     assert "ONNX_CONV_INTEGER" in [op.type for op in it.graph.ops]
     for _ in range(5):
         x = rng.integers(0, 256, (1, 3, 7, 7)).astype(np.uint8)
-        np.testing.assert_array_equal(it.run(x), ort_run(m, {"x": x})[0])
+        assert_ort_equal(it.run(x), ort_run(m, {"x": x})[0])
 
 
 @pytest.mark.parametrize("dtype, b_zero", [(np.uint8, 0), (np.uint8, 77), (np.int8, 0), (np.int8, -5)])
@@ -75,7 +75,7 @@ def test_qlinearmatmul(dtype, b_zero):
     it = edgeml.Interpreter(m)
     for _ in range(5):
         a = rng.integers(lo, hi + 1, (3, 16)).astype(dtype)
-        np.testing.assert_array_equal(it.run(a), ort_run(m, {"a": a})[0])
+        assert_ort_equal(it.run(a), ort_run(m, {"a": a})[0])
 
 
 def test_convinteger_and_matmulinteger_int32_outputs():
@@ -87,13 +87,13 @@ def test_convinteger_and_matmulinteger_int32_outputs():
     x = rng.integers(0, 256, (1, 2, 6, 6)).astype(np.uint8)
     got = edgeml.Interpreter(m).run(x)
     assert got.dtype == np.int32
-    np.testing.assert_array_equal(got, ort_run(m, {"x": x})[0])
+    assert_ort_equal(got, ort_run(m, {"x": x})[0])
     mm = helper.make_node("MatMulInteger", ["a", "b", "az", "bz"], ["y"])
     m2 = make_model([mm], [("a", np.int8, (4, 7))], [("y", np.int32, (4, 3))],
                     {"b": rng.integers(-128, 128, (7, 3)).astype(np.int8), "az": np.array(np.int8(-3)),
                      "bz": np.array(np.int8(4))})
     a = rng.integers(-128, 128, (4, 7)).astype(np.int8)
-    np.testing.assert_array_equal(edgeml.Interpreter(m2).run(a), ort_run(m2, {"a": a})[0])
+    assert_ort_equal(edgeml.Interpreter(m2).run(a), ort_run(m2, {"a": a})[0])
 
 
 def test_dynamic_quantize_linear_feeds_matmulinteger():
@@ -107,7 +107,7 @@ def test_dynamic_quantize_linear_feeds_matmulinteger():
     for _ in range(5):
         x = (rng.standard_normal((2, 8)) * 3).astype(F)
         for g, r in zip(it.run(x), ort_run(m, {"x": x})):
-            np.testing.assert_array_equal(g, r)
+            assert_ort_equal(g, r)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
@@ -130,7 +130,7 @@ def test_com_microsoft_qlinear_ops(dtype):
     it = edgeml.Interpreter(m)
     for _ in range(5):
         a, b = (rng.integers(lo, hi + 1, (2, 3, 10)).astype(dtype) for _ in range(2))
-        np.testing.assert_array_equal(it.run({"a": a, "b": b}), ort_run(m, {"a": a, "b": b})[0])
+        assert_ort_equal(it.run({"a": a, "b": b}), ort_run(m, {"a": a, "b": b})[0])
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
@@ -158,5 +158,5 @@ def test_com_microsoft_float_path_ops(op, dtype):
         m = make_model([node], inputs, [("y", dtype, None)], {k: v for k, v in inits.items() if k in ins},
                        extra_opsets=MS)
         feeds = {n: rng.integers(lo, hi + 1, shape).astype(dtype) for n, _, _ in inputs}
-        np.testing.assert_array_equal(edgeml.Interpreter(m).run(feeds if len(feeds) > 1 else feeds["a"]),
-                                      ort_run(m, feeds)[0])
+        assert_ort_equal(edgeml.Interpreter(m).run(feeds if len(feeds) > 1 else feeds["a"]),
+                         ort_run(m, feeds)[0])

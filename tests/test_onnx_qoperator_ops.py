@@ -7,7 +7,7 @@ import pytest
 from onnx import helper
 
 import edgeml
-from tests.onnx_models import make_model, ort_run
+from tests.onnx_models import assert_ort_equal, make_model, ort_diff, ort_run
 
 pytest.importorskip("onnxruntime")
 
@@ -38,13 +38,13 @@ def assert_matches(model: bytes, feeds_fn, rng, runs: int = RUNS, op_type: str =
         got = got if isinstance(got, list) else [got]
         for g, r in zip(got, ort_run(model, feeds)):
             if r.dtype.kind == "f":
-                np.testing.assert_allclose(g, r, rtol=1e-5, atol=float_atol)
+                assert_ort_equal(g, r, rtol=1e-5, atol=float_atol)
             else:
                 assert g.dtype == r.dtype
                 if lsb:
-                    assert np.abs(g.astype(np.int32) - r.astype(np.int32)).max() <= lsb
+                    assert ort_diff(g, r).max() <= lsb
                 else:
-                    np.testing.assert_array_equal(g, r)
+                    assert_ort_equal(g, r)
 
 
 # ----- QGemm ---------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import edgeml
+from tests.onnx_models import OrtReference, assert_ort_equal
 from tests.onnx_quant_models import FULL_GRID, GENERATED, QuantizedModels, QuantSpec, input_shapes
 
 ort = pytest.importorskip("onnxruntime")
@@ -53,7 +54,7 @@ def assert_matches_onnxruntime(model: bytes, spec: QuantSpec, runs: int = RUNS):
         assert any(o.startswith("QLinear") or o == "QGemm" for o in ops)
     shapes = input_shapes(m)
     it = edgeml.Interpreter(model)
-    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    sess = OrtReference(model)
     rng = np.random.default_rng(7)
     for _ in range(runs):
         feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
@@ -63,7 +64,7 @@ def assert_matches_onnxruntime(model: bytes, spec: QuantSpec, runs: int = RUNS):
         assert len(got) == len(ref)
         for g, r in zip(got, ref):
             assert g.dtype == r.dtype and g.shape == r.shape
-            np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5)
+            assert_ort_equal(g, r, rtol=1e-5, atol=1e-5)
 
 
 # ----- generated models (no files needed) --------------------------------------------------------------------------
