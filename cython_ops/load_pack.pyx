@@ -5,7 +5,7 @@ and temporaries, and an array's data address without numpy's interface dict.  No
 function has a numpy twin, and tests/test_load_fast_paths.py compares the two."""
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdio cimport snprintf
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdlib cimport free, malloc, qsort
 from libc.string cimport memcpy, memset, strcmp
 
@@ -233,6 +233,7 @@ cdef struct Buffer:
     int64_t size            # as given (the order's first key)
     int kind                # str(key)'s order among ties: ("scratch", k) < ("status", k) < tensor index
     char text[24]           # the decimal digits of the index (k or the tensor index)
+    int64_t index           # k or the tensor index
     Py_ssize_t slot         # position in the keys list
 
 
@@ -250,16 +251,35 @@ cdef int buffer_order(const void* a, const void* b) noexcept nogil:
 
 
 cdef bint small_index(v, int64_t* out):
-    if type(v) is not int or not (0 <= v < BUFFER_LIMIT):
+    """A Python int in 0..BUFFER_LIMIT - 1."""
+    cdef int overflow = 0
+    if type(v) is not int:
         return False
-    out[0] = v
-    return True
+    out[0] = PyLong_AsLongLongAndOverflow(v, &overflow)
+    return overflow == 0 and 0 <= out[0] < BUFFER_LIMIT
 
 
-def plan_buffers(dict sizes, dict lifetimes, int64_t align):
+cdef void decimal_text(int64_t v, char* text) noexcept:
+    """The digits of v >= 0, NUL-terminated (text: 24 bytes)."""
+    cdef char digits[24]
+    cdef int n = 0, i
+    while True:
+        digits[n] = <char>(48 + v % 10)
+        n += 1
+        v //= 10
+        if v == 0:
+            break
+    for i in range(n):
+        text[i] = digits[n - 1 - i]
+    text[n] = 0
+
+
+def plan_buffers(dict sizes, dict lifetimes, int64_t align, bint split=False):
     """arena.plan_arena (ordered largest first, ties by str(key), each placed as place_buffers does) for keys that
     are tensor indices or ("scratch" | "status", step) pairs with sizes and lifetimes in 0..2**56: (offsets dict in
-    placement order, total bytes); None for anything else (arena.plan_arena_in_python then plans)."""
+    placement order, total bytes); None for anything else (arena.plan_arena_in_python then plans).  split:
+    arena.plan_arena_split's (tensor offsets, {step: (scratch offset, bytes)}, {step: status offset}, total), each
+    dict in placement order."""
     cdef Py_ssize_t n = len(sizes), i
     cdef Buffer* buffers = <Buffer*>malloc(max(n, 1) * sizeof(Buffer))
     cdef int64_t* ints = <int64_t*>malloc(max(n, 1) * 5 * sizeof(int64_t))
@@ -295,7 +315,8 @@ def plan_buffers(dict sizes, dict lifetimes, int64_t align):
                 return None
             if not (small_index((<tuple>span)[0], &f) and small_index((<tuple>span)[1], &l)):
                 return None
-            snprintf(buffers[i].text, 24, "%lld", <long long>index)
+            decimal_text(index, buffers[i].text)
+            buffers[i].index = index
             buffers[i].size = size
             buffers[i].slot = i
         qsort(buffers, n, sizeof(Buffer), buffer_order)
@@ -305,7 +326,17 @@ def plan_buffers(dict sizes, dict lifetimes, int64_t align):
             span = lifetimes[key]
             first[i], last[i] = (<tuple>span)[0], (<tuple>span)[1]
         total = place_in_c(n, aligned, first, last, offsets, order) if n else 0
-        return {keys[buffers[i].slot]: offsets[i] for i in range(n)}, total
+        if not split:
+            return {keys[buffers[i].slot]: offsets[i] for i in range(n)}, total
+        tensor_offsets, scratch, status = {}, {}, {}
+        for i in range(n):
+            if buffers[i].kind == 2:
+                tensor_offsets[keys[buffers[i].slot]] = offsets[i]
+            elif buffers[i].kind == 0:
+                scratch[buffers[i].index] = (offsets[i], buffers[i].size)
+            else:
+                status[buffers[i].index] = offsets[i]
+        return tensor_offsets, scratch, status, total
     finally:
         free(buffers)
         free(ints)

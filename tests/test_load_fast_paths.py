@@ -251,7 +251,7 @@ def test_arena_offsets_equal_the_sorting_planner(seed):
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_plan_buffers_equals_its_python_twin(seed):
+def test_plan_buffers_equals_its_python_twin(seed, monkeypatch):
     """load_pack.plan_buffers: the same offsets, in the same (placement) order, as plan_arena_in_python, ties of
     size decided by str(key) (indices 1, 10, 100 and 2 sort as strings; scratch before status before tensors)."""
     rng = np.random.default_rng(seed)
@@ -264,6 +264,11 @@ def test_plan_buffers_equals_its_python_twin(seed):
     fast = load_pack.plan_buffers(sizes, life, arena.ALIGN)
     twin = arena.plan_arena_in_python(sizes, life)
     assert fast == twin and list(fast[0]) == list(twin[0])
+    split = load_pack.plan_buffers(sizes, life, arena.ALIGN, True)      # arena.plan_arena_split's C form
+    monkeypatch.setattr(load_pack, "plan_buffers", lambda *args: None)
+    split_twin = arena.plan_arena_split(sizes, life)
+    assert split == split_twin and [list(d) for d in split[:3]] == [list(d) for d in split_twin[:3]]
+    assert split[3] == twin[1] and len(split[0]) + len(split[1]) + len(split[2]) == len(sizes)
 
 
 def test_plan_buffers_leaves_other_keys_to_python():

@@ -65,6 +65,24 @@ def plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
     return planned if planned is not None else plan_arena_in_python(sizes, lifetimes)
 
 
+def plan_arena_split(sizes: dict, lifetimes: dict) -> tuple:
+    """plan_arena of tensors (indices) and step areas (("scratch" | "status", step)), split: (tensor index ->
+    offset, step -> (scratch offset, bytes), step -> status offset, total), each in placement order."""
+    planned = load_pack.plan_buffers(sizes, lifetimes, ALIGN, True)
+    if planned is not None:
+        return planned
+    offsets, total = plan_arena_in_python(sizes, lifetimes)
+    tensors, scratch, status = {}, {}, {}
+    for key, o in offsets.items():
+        if type(key) is not tuple:
+            tensors[key] = o
+        elif key[0] == "scratch":
+            scratch[key[1]] = (o, sizes[key])
+        else:
+            status[key[1]] = o
+    return tensors, scratch, status, total
+
+
 def plan_arena_in_python(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
     """plan_arena's order sorted in Python, placed by load_pack.place_buffers (place_in_order is its Python form)."""
     order = sorted(sizes, key=str_key)      # then by size, largest first: a stable sort keeps ties by str(key)
