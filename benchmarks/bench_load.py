@@ -3,9 +3,9 @@
 allocate_tensors() for .tflite and onnxruntime's InferenceSession() (default options, one thread) for .onnx.
 
 Each runtime loads in a worker process of its own (two edgeml trees cannot share one process); the driver asks
-the workers for one load each in turn, the edgeml trees swapping places round by round, drops the first round (file cache,
-imports) and prints medians of the wall time and of the worker's CPU time (process_time: steadier than wall time
-on a shared machine).
+the workers for one load each in turn, the edgeml trees swapping places round by round, drops the first round
+(file cache, imports) and prints medians of the wall time and of the worker's CPU time (process_time: steadier
+than wall time on a shared machine), and with --baseline the median over rounds of after / before.
 
     python benchmarks/bench_load.py                                 # every model, edgeml vs the peers
     python benchmarks/bench_load.py --baseline /tmp/edgeml-before   # + the older tree (built in place)
@@ -129,8 +129,8 @@ def main(argv=None):
         label = "onnxruntime" if peer == "ort" else "LiteRT"
         print(f"| {path.name} ({label}) | " + " | ".join(ms_text(w[k]) for k in edgemls)
               + f" | {ms_text(w[peer])} | {w['after'] / w[peer]:.2f}x | " + " | ".join(ms_text(c[k]) for k in edgemls)
-              + f" | {ms_text(c[peer])} | {c['after'] / c[peer]:.2f}x |" + (f" {paired_ratio(cpu):.3f} |" if args.baseline
-                                                                          else ""), flush=True)
+              + f" | {ms_text(c[peer])} | {c['after'] / c[peer]:.2f}x |"
+              + (f" {paired_ratio(cpu):.3f} |" if args.baseline else ""), flush=True)
     for p in workers.values():
         p.stdin.close()
         p.wait()
