@@ -3,9 +3,9 @@
 allocate_tensors() for .tflite and onnxruntime's InferenceSession() (default options, one thread) for .onnx.
 
 Each runtime loads in a worker process of its own (two edgeml trees cannot share one process); the driver asks
-the workers for one load each in turn, alternating the order round by round, drops the first round (file cache,
-imports) and prints medians of the wall time and of the worker's CPU time (process_time: steadier than wall time
-on a shared machine).
+the workers for one load each in turn, the edgeml trees swapping places round by round, drops the first round
+(file cache, imports) and prints medians of the wall time and of the worker's CPU time (process_time: steadier
+than wall time on a shared machine), and with --baseline the median over rounds of after / before.
 
     python benchmarks/bench_load.py                                 # every model, edgeml vs the peers
     python benchmarks/bench_load.py --baseline /tmp/edgeml-before   # + the older tree (built in place)
@@ -79,6 +79,12 @@ def models(only) -> list:
     return [p for p in found if not only or any(o in p.name for o in only)]
 
 
+def paired_ratio(cpu: dict) -> float:
+    """The median over rounds of after / before (CPU): the two loads of a round ran back to back, so a change in
+    the machine's load between rounds, which moves both medians, leaves it alone."""
+    return statistics.median(a / b for a, b in zip(cpu["after"], cpu["before"]) if b > 0)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--baseline", help="an older edgeml tree (extensions built in place) to time as 'before'")
@@ -93,14 +99,19 @@ def main(argv=None):
         workers["before"] = start("edgeml", Path(args.baseline))
     edgemls = ["before", "after"] if args.baseline else ["after"]
     head = " | ".join(f"edgeml {k} ms" for k in edgemls)
-    print(f"| model | {head} | peer ms | edgeml / peer | CPU ms: {' | '.join(edgemls)} | peer | edgeml / peer |")
-    print("|---|" + "---|" * (2 * len(edgemls) + 4))
+    paired = " | CPU after / before, paired |" if args.baseline else " |"
+    print(f"| model | {head} | peer ms | edgeml / peer | CPU ms: {' | '.join(edgemls)} | peer | edgeml / peer{paired}")
+    print("|---|" + "---|" * (2 * len(edgemls) + 4 + bool(args.baseline)))
     for path in models(args.only):
         peer = "ort" if path.suffix == ".onnx" else "litert"
         names = edgemls + [peer]
         wall, cpu, error = {k: [] for k in names}, {k: [] for k in names}, None
         for rnd in range(args.loads + 1):
-            for k in (names if rnd % 2 == 0 else names[::-1]):
+            # the edgeml trees swap places round by round, the peer last: each tree follows the other tree or the
+            # peer equally often (with [b, a, p] / [p, a, b], 'after' never followed itself while 'before' did every
+            # other round, and an A/A run of one tree against its copy read 3-6% slower as 'after')
+            turn = rnd % len(edgemls)
+            for k in edgemls[turn:] + edgemls[:turn] + [peer]:
                 w = workers[k]
                 w.stdin.write(f"{path}\n")
                 w.stdin.flush()
@@ -118,7 +129,8 @@ def main(argv=None):
         label = "onnxruntime" if peer == "ort" else "LiteRT"
         print(f"| {path.name} ({label}) | " + " | ".join(ms_text(w[k]) for k in edgemls)
               + f" | {ms_text(w[peer])} | {w['after'] / w[peer]:.2f}x | " + " | ".join(ms_text(c[k]) for k in edgemls)
-              + f" | {ms_text(c[peer])} | {c['after'] / c[peer]:.2f}x |", flush=True)
+              + f" | {ms_text(c[peer])} | {c['after'] / c[peer]:.2f}x |"
+              + (f" {paired_ratio(cpu):.3f} |" if args.baseline else ""), flush=True)
     for p in workers.values():
         p.stdin.close()
         p.wait()

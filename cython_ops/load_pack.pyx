@@ -5,7 +5,9 @@ and temporaries, and an array's data address without numpy's interface dict.  No
 function has a numpy twin, and tests/test_load_fast_paths.py compares the two."""
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memset
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from libc.stdlib cimport free, malloc, qsort
+from libc.string cimport memcpy, memset, strcmp
 
 import numpy as np
 
@@ -180,17 +182,10 @@ def data_address(obj):
 
 
 
-def place_buffers(const int64_t[::1] sizes, const int64_t[::1] first, const int64_t[::1] last):
-    """arena.plan_arena's placement in one pass: buffers in the given order (sizes already rounded to the
-    alignment), each at the lowest offset that overlaps no placed buffer whose lifetime [first, last] intersects
-    its own; the placed buffers are read in offset order.  Returns (int64 offsets, total bytes)."""
-    cdef Py_ssize_t n = sizes.shape[0], i, j, at, count = 0
-    if first.shape[0] != n or last.shape[0] != n:
-        raise ValueError("place_buffers: sizes and lifetimes differ in length")
-    offsets_array = np.empty(n, np.int64)
-    order_array = np.empty(max(n, 1), np.int64)      # placed buffers by offset
-    cdef int64_t[::1] offsets = offsets_array
-    cdef int64_t[::1] order = order_array
+cdef int64_t place_in_c(Py_ssize_t n, const int64_t* sizes, const int64_t* first, const int64_t* last,
+                        int64_t* offsets, int64_t* order) noexcept:
+    """place_buffers' placement over C arrays (order: n scratch slots); returns the total bytes."""
+    cdef Py_ssize_t i, j, at, count = 0
     cdef int64_t offset, size, f, l, o, total = 0
     for i in range(n):
         size, f, l = sizes[i], first[i], last[i]
@@ -213,7 +208,138 @@ def place_buffers(const int64_t[::1] sizes, const int64_t[::1] first, const int6
         count += 1
         if offset + size > total:
             total = offset + size
-    return offsets_array, total
+    return total
+
+
+def place_buffers(const int64_t[::1] sizes, const int64_t[::1] first, const int64_t[::1] last):
+    """arena.plan_arena's placement in one pass: buffers in the given order (sizes already rounded to the
+    alignment), each at the lowest offset that overlaps no placed buffer whose lifetime [first, last] intersects
+    its own; the placed buffers are read in offset order.  Returns (int64 offsets, total bytes)."""
+    cdef Py_ssize_t n = sizes.shape[0]
+    if first.shape[0] != n or last.shape[0] != n:
+        raise ValueError("place_buffers: sizes and lifetimes differ in length")
+    offsets_array = np.empty(n, np.int64)
+    order_array = np.empty(max(n, 1), np.int64)      # placed buffers by offset
+    cdef int64_t[::1] offsets = offsets_array
+    cdef int64_t[::1] order = order_array
+    if n == 0:
+        return offsets_array, 0
+    return offsets_array, place_in_c(n, &sizes[0], &first[0], &last[0], &offsets[0], &order[0])
+
+
+# --- arena.plan_arena in one call: the buffers' order (size, then str(key)) and their placement --------------------
+
+cdef struct Buffer:
+    int64_t size            # as given (the order's first key)
+    int kind                # str(key)'s order among ties: ("scratch", k) < ("status", k) < tensor index
+    char text[24]           # the decimal digits of the index (k or the tensor index)
+    int64_t index           # k or the tensor index
+    Py_ssize_t slot         # position in the keys list
+
+
+cdef int64_t BUFFER_LIMIT = (<int64_t>1) << 56     # sizes, steps, indices: beyond it Python plans
+
+
+cdef int buffer_order(const void* a, const void* b) noexcept nogil:
+    cdef const Buffer* x = <const Buffer*>a
+    cdef const Buffer* y = <const Buffer*>b
+    if x.size != y.size:
+        return -1 if x.size > y.size else 1
+    if x.kind != y.kind:
+        return -1 if x.kind < y.kind else 1
+    return strcmp(x.text, y.text)
+
+
+cdef bint small_index(v, int64_t* out):
+    """A Python int in 0..BUFFER_LIMIT - 1."""
+    cdef int overflow = 0
+    if type(v) is not int:
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(v, &overflow)
+    return overflow == 0 and 0 <= out[0] < BUFFER_LIMIT
+
+
+cdef void decimal_text(int64_t v, char* text) noexcept:
+    """The digits of v >= 0, NUL-terminated (text: 24 bytes)."""
+    cdef char digits[24]
+    cdef int n = 0, i
+    while True:
+        digits[n] = <char>(48 + v % 10)
+        n += 1
+        v //= 10
+        if v == 0:
+            break
+    for i in range(n):
+        text[i] = digits[n - 1 - i]
+    text[n] = 0
+
+
+def plan_buffers(dict sizes, dict lifetimes, int64_t align, bint split=False):
+    """arena.plan_arena (ordered largest first, ties by str(key), each placed as place_buffers does) for keys that
+    are tensor indices or ("scratch" | "status", step) pairs with sizes and lifetimes in 0..2**56: (offsets dict in
+    placement order, total bytes); None for anything else (arena.plan_arena_in_python then plans).  split:
+    arena.plan_arena_split's (tensor offsets, {step: (scratch offset, bytes)}, {step: status offset}, total), each
+    dict in placement order."""
+    cdef Py_ssize_t n = len(sizes), i
+    cdef Buffer* buffers = <Buffer*>malloc(max(n, 1) * sizeof(Buffer))
+    cdef int64_t* ints = <int64_t*>malloc(max(n, 1) * 5 * sizeof(int64_t))
+    cdef int64_t index, size, f, l
+    if buffers == NULL or ints == NULL:
+        free(buffers)
+        free(ints)
+        raise MemoryError()
+    cdef int64_t* aligned = ints
+    cdef int64_t* first = ints + n
+    cdef int64_t* last = ints + 2 * n
+    cdef int64_t* offsets = ints + 3 * n
+    cdef int64_t* order = ints + 4 * n
+    keys = list(sizes)
+    try:
+        if align <= 0 or align > 4096:
+            return None
+        for i in range(n):
+            key = keys[i]
+            if type(key) is int:
+                buffers[i].kind = 2
+                item = key
+            elif type(key) is tuple and len(<tuple>key) == 2 and ((<tuple>key)[0] == "scratch"
+                                                                  or (<tuple>key)[0] == "status"):
+                buffers[i].kind = 0 if (<tuple>key)[0] == "scratch" else 1
+                item = (<tuple>key)[1]
+            else:
+                return None
+            if not small_index(item, &index) or not small_index(sizes[key], &size):
+                return None
+            span = lifetimes[key]
+            if type(span) is not tuple or len(<tuple>span) != 2:
+                return None
+            if not (small_index((<tuple>span)[0], &f) and small_index((<tuple>span)[1], &l)):
+                return None
+            decimal_text(index, buffers[i].text)
+            buffers[i].index = index
+            buffers[i].size = size
+            buffers[i].slot = i
+        qsort(buffers, n, sizeof(Buffer), buffer_order)
+        for i in range(n):
+            key = keys[buffers[i].slot]
+            aligned[i] = (buffers[i].size + align - 1) // align * align
+            span = lifetimes[key]
+            first[i], last[i] = (<tuple>span)[0], (<tuple>span)[1]
+        total = place_in_c(n, aligned, first, last, offsets, order) if n else 0
+        if not split:
+            return {keys[buffers[i].slot]: offsets[i] for i in range(n)}, total
+        tensor_offsets, scratch, status = {}, {}, {}
+        for i in range(n):
+            if buffers[i].kind == 2:
+                tensor_offsets[keys[buffers[i].slot]] = offsets[i]
+            elif buffers[i].kind == 0:
+                scratch[buffers[i].index] = (offsets[i], buffers[i].size)
+            else:
+                status[buffers[i].index] = offsets[i]
+        return tensor_offsets, scratch, status, total
+    finally:
+        free(buffers)
+        free(ints)
 
 
 def nonzero_blocks(const int8_t[:, :, :, ::1] blocks):

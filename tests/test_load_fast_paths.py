@@ -62,6 +62,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "quantize_multipliers", Q.quantize_multipliers)
         monkeypatch.setattr(load_pack, "nonzero_blocks", plain_nonzero_blocks)
         monkeypatch.setattr(load_pack, "place_buffers", arena.place_in_order)
+        monkeypatch.setattr(load_pack, "plan_buffers", lambda *args: None)       # (arena.plan_arena_in_python)
         monkeypatch.setattr(load_pack, "tflite_column_scales", requant.tflite_column_scales)
         monkeypatch.setattr(load_pack, "tflite_requant", requant.tflite_requant)
         monkeypatch.setattr(load_pack, "fold_bias_s8", packing.fold_bias)
@@ -247,6 +248,39 @@ def test_arena_offsets_equal_the_sorting_planner(seed):
         start = int(rng.integers(0, 200))
         life[key] = (start, start + int(rng.integers(0, 30)))
     assert arena.plan_arena(sizes, life) == plan_arena_by_sorting(sizes, life)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_plan_buffers_equals_its_python_twin(seed, monkeypatch):
+    """load_pack.plan_buffers: the same offsets, in the same (placement) order, as plan_arena_in_python, ties of
+    size decided by str(key) (indices 1, 10, 100 and 2 sort as strings; scratch before status before tensors)."""
+    rng = np.random.default_rng(seed)
+    sizes, life = {}, {}
+    for k in rng.permutation(int(rng.integers(0, 300))).tolist():
+        key = k if rng.random() < 0.7 else (str(rng.choice(["scratch", "status"])), k)
+        sizes[key] = int(rng.choice([1, 64, 65, 100, 4096, int(rng.integers(1, 100000))]))
+        start = int(rng.integers(0, 200))
+        life[key] = (start, start + int(rng.integers(0, 30)))
+    fast = load_pack.plan_buffers(sizes, life, arena.ALIGN)
+    twin = arena.plan_arena_in_python(sizes, life)
+    assert fast == twin and list(fast[0]) == list(twin[0])
+    split = load_pack.plan_buffers(sizes, life, arena.ALIGN, True)      # arena.plan_arena_split's C form
+    monkeypatch.setattr(load_pack, "plan_buffers", lambda *args: None)
+    split_twin = arena.plan_arena_split(sizes, life)
+    assert split == split_twin and [list(d) for d in split[:3]] == [list(d) for d in split_twin[:3]]
+    assert split[3] == twin[1] and len(split[0]) + len(split[1]) + len(split[2]) == len(sizes)
+
+
+def test_plan_buffers_leaves_other_keys_to_python():
+    life = {0: (0, 1), 1: (0, 1)}
+    assert load_pack.plan_buffers({0: 64, 1: 64}, life, arena.ALIGN) == ({0: 0, 1: 64}, 128)
+    for sizes, spans in (({0: 64, np.int64(1): 64}, {0: (0, 1), np.int64(1): (0, 1)}),       # a numpy index
+                         ({0: 64, ("other", 1): 8}, {0: (0, 1), ("other", 1): (0, 1)}),      # an unknown area
+                         ({0: 1 << 60}, {0: (0, 1)}),                                        # a huge size
+                         ({0: 64, 1: -1}, life), ({0: 64}, {0: [0, 1]})):
+        assert load_pack.plan_buffers(sizes, spans, arena.ALIGN) is None
+    assert arena.plan_arena({0: 64, ("other", 1): 8}, {0: (0, 1), ("other", 1): (0, 1)}) == \
+        ({0: 0, ("other", 1): 64}, 128)
 
 
 def test_arena_tie_order_is_the_keys_strings():

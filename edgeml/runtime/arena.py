@@ -58,9 +58,33 @@ def merge_aliases(aliases: list, life: dict, graph) -> dict:
 
 
 def plan_arena(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
-    """Greedy by size (as TFLite Micro's planner): biggest first, each at the lowest offset that does not
-    overlap a placed buffer whose lifetime intersects its own (load_pack.place_buffers; place_in_order is its
-    Python form)."""
+    """Greedy by size (as TFLite Micro's planner): biggest first (ties by str(key)), each at the lowest offset that
+    does not overlap a placed buffer whose lifetime intersects its own.  Offsets in placement order, and the total.
+    In one C call (load_pack.plan_buffers) for tensor indices and step areas; plan_arena_in_python is its twin."""
+    planned = load_pack.plan_buffers(sizes, lifetimes, ALIGN)
+    return planned if planned is not None else plan_arena_in_python(sizes, lifetimes)
+
+
+def plan_arena_split(sizes: dict, lifetimes: dict) -> tuple:
+    """plan_arena of tensors (indices) and step areas (("scratch" | "status", step)), split: (tensor index ->
+    offset, step -> (scratch offset, bytes), step -> status offset, total), each in placement order."""
+    planned = load_pack.plan_buffers(sizes, lifetimes, ALIGN, True)
+    if planned is not None:
+        return planned
+    offsets, total = plan_arena_in_python(sizes, lifetimes)
+    tensors, scratch, status = {}, {}, {}
+    for key, o in offsets.items():
+        if type(key) is not tuple:
+            tensors[key] = o
+        elif key[0] == "scratch":
+            scratch[key[1]] = (o, sizes[key])
+        else:
+            status[key[1]] = o
+    return tensors, scratch, status, total
+
+
+def plan_arena_in_python(sizes: dict, lifetimes: dict) -> tuple[dict, int]:
+    """plan_arena's order sorted in Python, placed by load_pack.place_buffers (place_in_order is its Python form)."""
     order = sorted(sizes, key=str_key)      # then by size, largest first: a stable sort keeps ties by str(key)
     order.sort(key=sizes.__getitem__, reverse=True)
     offsets, total = load_pack.place_buffers(*arena_requests(order, sizes, lifetimes, ALIGN))

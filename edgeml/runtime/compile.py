@@ -131,19 +131,12 @@ def arena_plan(ctx: Ctx, steps: list, external=frozenset()) -> Plan:
             sizes[("status", k)] = STATUS_BYTES * len(checks)
             life[("status", k)] = (k, end)
             checked.append((k, checks, step.check is not None))
-    offsets, total = arena.plan_arena(sizes, life)
+    tensor_offsets, scratch, status_offsets, total = arena.plan_arena_split(sizes, life)
     if total > ctx.max_tensor_bytes:
         raise ModelFormatError(f"the plan needs an arena of {total} bytes, more than max_arena_bytes="
                                f"{ctx.max_tensor_bytes}")
-    if len(offsets) == len(tensor_life):       # no scratch or status areas
-        tensor_offsets, scratch, status_offsets = offsets, {}, {}
-    else:
-        areas = [(key, o) for key, o in offsets.items() if type(key) is tuple]      # in placement order
-        tensor_offsets = {key: o for key, o in offsets.items() if type(key) is not tuple}
-        scratch = {key[1]: (o, sizes[key]) for key, o in areas if key[0] == "scratch"}
-        status_offsets = {key[1]: o for key, o in areas if key[0] == "status"}
     for t, root in aliases.items():
-        tensor_offsets[t] = offsets[root]
+        tensor_offsets[t] = tensor_offsets[root]
         tensor_life[t] = life[root]
     return Plan(graph=graph, shapes=shapes, steps=steps, offsets=tensor_offsets, arena_bytes=total, arena=None,
                 constants=ctx.constants, keep=ctx.keep, lifetimes=tensor_life, scratch=scratch,
