@@ -202,3 +202,20 @@ def window_columns(word: int, k: int, segment: int) -> list:
     per = -(-segment // 4)
     run, q = divmod(word, per)
     return [run * segment + c for c in range(4 * q, min(segment, 4 * q + 4))]
+
+
+@pytest.mark.parametrize("host, kernel, built_with", [
+    ("avx2", "add_int8_avx512", "add_int8"), ("scalar", "mul_int8_avx2", "mul_int8"),
+    ("avx512vnni", "add_int8_avx512", "add_int8_avx512"), ("avx2", "add_int8_avx2", "add_int8_avx2"),
+    ("neon", "hard_swish_int8_avx2", None), ("avx2", "add_int8", "add_int8")])
+def test_tables_are_built_with_a_body_this_cpu_runs(monkeypatch, host, kernel, built_with):
+    """A plan forced to another path (the tests above, on any host) builds its 256-entry tables with the portable
+    twin of a vector body this CPU lacks (an AVX2-only EPYC died on add_int8_avx512's illegal instruction)."""
+    from edgeml.runtime import tables
+    from edgeml.runtime.layouts import layout_of
+    monkeypatch.setattr(tables, "ISA", host)
+    got = tables.runnable(kernel)
+    if built_with is None:      # a portable twin with another layout, or none: the kernel itself
+        base = kernel.rsplit("_", 1)[0]
+        built_with = base if base in tables.KERNELS and layout_of(base) is layout_of(kernel) else kernel
+    assert got == built_with

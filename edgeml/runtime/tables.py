@@ -6,12 +6,28 @@ from __future__ import annotations
 import numpy as np
 
 from cython_ops import load_tables
-from edgeml.runtime.kernels import CONFIG, Engine, kernel_address
+from edgeml.runtime.kernels import CONFIG, ISA, KERNELS, Engine, kernel_address
 from edgeml.runtime.layouts import layout_of
 from edgeml.runtime.load_profile import timed
 from edgeml.runtime.plan import Step, address
 
 ALL_BYTES = np.arange(256, dtype=np.uint8)       # table index = the input's byte
+
+# a kernel body's name suffix -> the paths (kernels.ISA) whose CPUs can run it
+BODY_PATHS = {"_avx512": ("avx512", "avx512vnni"), "_vnni": ("avx512vnni",), "_avxvnni": ("avxvnni", "avx512vnni"),
+              "_avx2": ("avx2", "avxvnni", "avx512", "avx512vnni")}
+
+
+def runnable(kernel: str) -> str:
+    """`kernel`, or its portable twin (the same layout and, by the kernel-path tests, the same bits) when this CPU
+    cannot run its vector body: a plan made for another path (tests force kernels.CONFIG to every path on any
+    host) still builds its tables here instead of dying on an illegal instruction."""
+    for suffix, paths in BODY_PATHS.items():
+        if kernel.endswith(suffix) and ISA not in paths:
+            base = kernel[:-len(suffix)]
+            if base in KERNELS and layout_of(base) is layout_of(kernel):
+                return base
+    return kernel
 
 
 @timed("of which: 256-entry tables")
@@ -20,7 +36,7 @@ def byte_table(kernel: str, ints: dict, floats: dict = None, out_dtype=np.int8) 
     int8 values 0..127, -128..-1 in that order; `ints` / `floats`: its other slots.  One C call
     (load_tables.byte_table); its twin is engine_byte_table."""
     layout = layout_of(kernel)
-    return load_tables.byte_table(kernel_address(kernel), layout.index("ptrs", "input"),
+    return load_tables.byte_table(kernel_address(runnable(kernel)), layout.index("ptrs", "input"),
                                   layout.index("ptrs", "output"), layout.ints(**ints, n=256),
                                   layout.floats(**floats) if floats else (), np.empty(256, out_dtype))
 
@@ -53,7 +69,8 @@ def periodic_byte_table(kernel: str, constant: np.ndarray, constant_first: bool,
     slots = dict(ints, dims=[1, 1, 1, 1, period, 256], strides1=s1, strides2=s2)
     ptrs = dict(input1=address(first), input2=address(second), output=address(y))
     ptrs.update(other_ptrs or {})
-    load_tables.periodic_byte_table(kernel_address(kernel), layout.ptrs(**ptrs), layout.ints(**slots), y, period, 1)
+    load_tables.periodic_byte_table(kernel_address(runnable(kernel)), layout.ptrs(**ptrs), layout.ints(**slots), y,
+                                    period, 1)
     return y
 
 
