@@ -41,8 +41,70 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_gemv_rows(
     }
 }
 
+/* Requantize 8 int32 sums of columns col .. col + 7 (in column order, bias not added) in g's mode; inlined into
+ * the tile (em_avx2_rescale8 is a call, around which every accumulator of the tile's other panels would be saved
+ * to the stack: all ymm registers are the caller's to save). */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) __m256i em_gemv_requant8(__m256i acc,
+                                                                                   const em_avx2_gemm* g,
+                                                                                   int64_t col) {
+    acc = _mm256_add_epi32(acc, _mm256_loadu_si256((const __m256i*)(g->bias + col)));
+    const __m256i m = _mm256_loadu_si256((const __m256i*)(g->mult + col));
+    const __m256i shift = _mm256_loadu_si256((const __m256i*)(g->shift + col));
+    if (g->mode == EM_ROUND_DOUBLE) {
+        const em_mbqm8_lanes q = em_mbqm8_consts(m, shift);
+        return em_mbqm_lanes_x8(acc, &q, 1);
+    }
+    if (g->mode == EM_ROUND_SINGLE) return em_mbqm_single_x8(acc, m, shift);
+    if (g->mode == EM_REQUANT_DOUBLE_SCALE) {
+        const __m128i lo = em_round_scale_x4(_mm256_castsi256_si128(acc), _mm256_loadu_pd(g->scale + col));
+        const __m128i hi = em_round_scale_x4(_mm256_extracti128_si256(acc, 1), _mm256_loadu_pd(g->scale + col + 4));
+        return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    }
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(g->fscale + col));
+    f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(-1e9f)), _mm256_set1_ps(1e9f));
+    return _mm256_cvtps_epi32(f);   /* MXCSR default: round to nearest even */
+}
+
+/* The V (1, 2 or 4) requantized vectors v[0 .. V-1] (8 columns each, before the output zero point) as V x 8 bytes
+ * in that order: the first `width` bytes are row 0's, the next `width` row 1's (c1, or NULL for one row); of each
+ * row the first min(width, cols) bytes are stored.  Saturating packs (+ zero point in int16) keep this exact: a
+ * sum beyond int16 saturates to a value that clamps to the same int8. */
+EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_gemv_narrow_store(
+        __m256i v[4], int V, const em_avx2_gemm* g, int8_t* c0, int8_t* c1, int width, int64_t cols) {
+    for (int j = V; j < 4; j++) v[j] = v[0];
+    const __m256i zp = _mm256_set1_epi16((int16_t)g->out_zp);
+    const __m256i p01 = _mm256_adds_epi16(_mm256_packs_epi32(v[0], v[1]), zp);
+    const __m256i p23 = _mm256_adds_epi16(_mm256_packs_epi32(v[2], v[3]), zp);
+    __m256i p8 = _mm256_packs_epi16(p01, p23);     /* dwords: v0 v1 v2 v3 first halves | second halves */
+    p8 = _mm256_min_epi8(_mm256_max_epi8(p8, _mm256_set1_epi8((char)g->act_min)), _mm256_set1_epi8((char)g->act_max));
+    p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    if (cols >= width) {
+        if (width == 32) _mm256_storeu_si256((__m256i*)c0, p8);
+        else if (width == 16) _mm_storeu_si128((__m128i*)c0, _mm256_castsi256_si128(p8));
+        else _mm_storel_epi64((__m128i*)c0, _mm256_castsi256_si128(p8));
+        if (c1 && width == 16) _mm_storeu_si128((__m128i*)c1, _mm256_extracti128_si256(p8, 1));
+        else if (c1) _mm_storel_epi64((__m128i*)c1, _mm_unpackhi_epi64(_mm256_castsi256_si128(p8),
+                                                                       _mm256_castsi256_si128(p8)));
+        return;
+    }
+    int8_t tmp[32];
+    _mm256_storeu_si256((__m256i*)tmp, p8);
+    memcpy(c0, tmp, (size_t)cols);
+    if (c1) memcpy(c1, tmp + width, (size_t)cols);
+}
+
+/* Requantize and store a tile's sums (em_gemv_tile: rows x np panels from column n; c1 NULL for one row).  Not
+ * inlined: the four modes' code in the tile's epilogue made GCC spill the accumulators inside the loop. */
+EM_AVX2_TARGET static __attribute__((noinline)) void em_gemv_store(__m256i sums[4], int rows, int np,
+                                                                   const em_avx2_gemm* g, int64_t n, int8_t* c0,
+                                                                   int8_t* c1) {
+    __m256i v[4];
+    for (int j = 0; j < rows * np; j++) v[j] = em_gemv_requant8(sums[j], g, n + 8 * (j % np));
+    em_gemv_narrow_store(v, rows * np, g, c0, c1, 8 * np, g->N - n);
+}
+
 /* MR rows (1 or 2; a[1] == a[0] when rows == 1) x NP panels of 8 columns from column n: sums, requantization
- * (em_avx2_store8 / em_avx2_store8x2) and the first N - n columns stored at c (row r at c + r ldc). */
+ * (em_gemv_requant8) and the first N - n columns stored at c (row r at c + r ldc). */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_gemv_tile(
         const int16_t* const a[2], int64_t rows, const em_avx2_gemm* g, const int8_t* w, int64_t n, int8_t* c,
         int64_t ldc, const int MR, const int NP) {
@@ -64,16 +126,11 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_gemv_tile(
         em_gemv_rows(av, a, k, MR);
         em_gemv_group(acc, av, w, panel, MR, NP);
     }
-    for (int p = 0; p < NP; p++) {
-        const int64_t col = n + 8 * p, cols = g->N - col;
-        const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + col)),
-                                                 _mm256_loadu_si256((const __m256i*)(g->shift + col)));
-        __m256i s[2];
-        for (int r = 0; r < MR; r++)
-            s[r] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][2 * p], acc[r][2 * p + 1]), 0xD8);
-        if (MR == 2 && rows == 2) em_avx2_store8x2(s[0], s[1], g, col, c + 8 * p, c + 8 * p + ldc, cols, &q);
-        else em_avx2_store8(s[0], g, col, c + 8 * p, cols, &q);
-    }
+    __m256i sums[4];     /* each row's panels in column order: row 0's NP, then row 1's */
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < NP; p++)
+            sums[r * NP + p] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][2 * p], acc[r][2 * p + 1]), 0xD8);
+    em_gemv_store(sums, MR, NP, g, n, c, rows == 2 ? c + ldc : NULL);
 }
 
 /* C[M][N] (row stride ldc) = requant(A[M][Kp] (int16, row stride lda) . W8), W8 the int8 form of em_gemm_avx2.h's
