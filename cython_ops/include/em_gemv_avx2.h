@@ -1,13 +1,13 @@
 /* FULLY_CONNECTED at batch 1 or 2 on AVX2 CPUs without VNNI (em_fully_connected_int8_avx2_gemv): one or two
  * int16 rows times em_gemm_avx2.h's panels of 8 columns x 4 k stored as int8, exact.
  *
- * A weight is read once per row pair, so the loop is bound by fetching and sign-extending the weights, not by
- * vpmaddwd: per 16 multiply-adds one vpmovsxbw (half a panel's group: 4 columns x 4 k), one vpmaddwd against
- * the row's 4 k broadcast, one vpaddd, nothing else.  Each accumulator lane holds one
- * column's sum over half of a group, a final hadd joins the halves (as em_avx2_tile).  The loop is written so
- * that every accumulator stays in a register (at most 8 + the broadcast rows + one weight vector of the 16
- * ymm registers) and takes two groups (64 bytes of a panel, one cache line) per trip, so the prefetch of each
- * panel's line 1 KiB ahead needs no test. */
+ * A weight is read once per row pair, so the loop is bound by fetching and sign-extending the weights: per 16
+ * multiply-adds one vpmovsxbw (half a panel's group: 4 columns x 4 k), one vpmaddwd against the row's 4 k
+ * broadcast and one vpaddd, nothing else.  Each accumulator lane holds one column's sum over half of a group; a
+ * final hadd joins the halves (as em_avx2_tile).  Every accumulator stays in a register (at most 8, plus the
+ * broadcast rows and one weight vector, of the 16 ymm registers); a trip takes two groups (64 bytes, one cache
+ * line, of each panel) and prefetches as many lines of the next tile's panels, which are contiguous; the tile's
+ * sums are requantized and stored together, out of line (em_gemv_store). */
 #ifndef EM_GEMV_AVX2_H
 #define EM_GEMV_AVX2_H
 #include <stdint.h>
