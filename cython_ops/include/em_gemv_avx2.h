@@ -99,7 +99,8 @@ EM_AVX2_TARGET static __attribute__((noinline)) void em_gemv_store(__m256i sums[
                                                                    const em_avx2_gemm* g, int64_t n, int8_t* c0,
                                                                    int8_t* c1) {
     __m256i v[4];
-    for (int j = 0; j < rows * np; j++) v[j] = em_gemv_requant8(sums[j], g, n + 8 * (j % np));
+    for (int r = 0; r < rows; r++)
+        for (int p = 0; p < np; p++) v[r * np + p] = em_gemv_requant8(sums[r * np + p], g, n + 8 * p);
     em_gemv_narrow_store(v, rows * np, g, c0, c1, 8 * np, g->N - n);
 }
 
