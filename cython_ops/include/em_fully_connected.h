@@ -6,6 +6,7 @@
 #include "em_gemm.h"
 #include "em_gemm_vnni.h"
 #include "em_gemm_avx2.h"
+#include "em_gemv_avx2.h"
 #include "em_gemm_avxvnni.h"
 #include "em_threads.h"
 
@@ -109,7 +110,7 @@ static void em_fully_connected_int8_avxvnni(const em_params* p) { (void)p; }   /
 
 /* AVX2 variant (CPUs without VNNI): int16 rows and panels of 8 columns; with int8_weights (the one- or two-row
  * em_fully_connected_int8_avx2_gemv) the same panels stored as int8 (weights without a zero point), read by
- * em_gemm_s16_s8w_avx2. */
+ * em_gemv_s8w_avx2 (em_gemv_avx2.h). */
 EM_AVX2_TARGET static inline void em_fc_avx2_slice(const em_params* p, int64_t slice, int64_t nslices,
                                                    int int8_weights) {
     const int64_t* d = p->i;
@@ -131,7 +132,7 @@ EM_AVX2_TARGET static inline void em_fc_avx2_slice(const em_params* p, int64_t s
     for (int64_t first = m0; first < m1; first += chunk) {
         const int64_t rows = m1 - first < chunk ? m1 - first : chunk;
         em_pack_rows_s16(in + first * K, K, rows, K, Kp, rows16);
-        if (int8_weights) em_gemm_s16_s8w_avx2(rows16, Kp, rows, &g, w8, out + first * N, N);
+        if (int8_weights) em_gemv_s8w_avx2(rows16, Kp, rows, &g, w8, out + first * N, N);
         else em_gemm_s16_avx2(rows16, Kp, rows, &g, out + first * N, N);
     }
 }

@@ -370,67 +370,6 @@ EM_AVX2_TARGET static void em_gemm_s16_avx2(const int16_t* A, int64_t lda, int64
     em_gemm_s16_avx2_rows(&rows, M, g, C, ldc);
 }
 
-/* One or two rows (FULLY_CONNECTED at batch 1 or 2): the weights are read once per row pair, so the GEMM is bound
- * by fetching them, not by vpmaddwd; it reads em_gemm_s16_avx2's panels stored as int8 (half the bytes) and
- * sign-extends them in the loop.  MR rows (1 or 2, rows <= MR) x NP panels of 8 columns. */
-EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_avx2_s8w_tile(
-        const int16_t* A, int64_t lda, int64_t m, int64_t rows, const em_avx2_gemm* g, const int8_t* w8, int64_t n,
-        int8_t* C, int64_t ldc, const int MR, const int NP) {
-    const int64_t panel = (g->Kp / 4) * 32;
-    const int8_t* w = w8 + (n / 8) * panel;
-    const int16_t* a0 = A + m * lda;
-    const int16_t* a1 = A + (m + (rows > 1 ? 1 : 0)) * lda;
-    __m256i acc[2][8];
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < 2 * NP; j++) acc[r][j] = _mm256_setzero_si256();
-    for (int64_t k = 0; k < g->Kp / 4; k++, w += 32) {
-        __m256i b[8];
-        if (k % 2 == 0)     /* the panels stream from L3 / memory: a line per panel, 1 KiB ahead */
-            for (int p = 0; p < NP; p++) _mm_prefetch((const char*)(w + p * panel + 1024), _MM_HINT_T0);
-        for (int p = 0; p < NP; p++) {
-            b[2 * p] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + p * panel)));
-            b[2 * p + 1] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + p * panel + 16)));
-        }
-        for (int r = 0; r < MR; r++) {
-            int64_t four;
-            memcpy(&four, (r ? a1 : a0) + 4 * k, 8);
-            const __m256i av = _mm256_set1_epi64x(four);
-            for (int j = 0; j < 2 * NP; j++) acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(av, b[j]));
-        }
-    }
-    for (int p = 0; p < NP; p++) {
-        const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n + 8 * p)),
-                                                 _mm256_loadu_si256((const __m256i*)(g->shift + n + 8 * p)));
-        __m256i s[2];
-        for (int r = 0; r < MR; r++)
-            s[r] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][2 * p], acc[r][2 * p + 1]), 0xD8);
-        int8_t* c = C + m * ldc + n + 8 * p;
-        if (MR == 2 && rows == 2) em_avx2_store8x2(s[0], s[1], g, n + 8 * p, c, c + ldc, g->N - n - 8 * p, &q);
-        else em_avx2_store8(s[0], g, n + 8 * p, c, g->N - n - 8 * p, &q);
-    }
-}
-
-/* C[M][N] (row stride ldc) = requant(A[M][Kp] (int16, row stride lda) . W8), W8 the int8 form of g->w's panels
- * (g->w unused); two rows at a time, 16 columns (8 for the last panel when N / 8 is odd); a single row 32 columns
- * at a time (four weight streams in flight). */
-EM_AVX2_TARGET static void em_gemm_s16_s8w_avx2(const int16_t* A, int64_t lda, int64_t M, const em_avx2_gemm* g,
-                                               const int8_t* w8, int8_t* C, int64_t ldc) {
-    for (int64_t m = 0; m < M; m += 2) {
-        const int64_t rows = M - m < 2 ? M - m : 2;
-        int64_t n = 0;
-        if (rows == 1)
-            for (; n + 24 < g->N; n += 32) em_avx2_s8w_tile(A, lda, m, 1, g, w8, n, C, ldc, 1, 4);
-        for (; n + 8 < g->N; n += 16) {
-            if (rows == 2) em_avx2_s8w_tile(A, lda, m, 2, g, w8, n, C, ldc, 2, 2);
-            else em_avx2_s8w_tile(A, lda, m, 1, g, w8, n, C, ldc, 1, 2);
-        }
-        if (n < g->N) {
-            if (rows == 2) em_avx2_s8w_tile(A, lda, m, 2, g, w8, n, C, ldc, 2, 1);
-            else em_avx2_s8w_tile(A, lda, m, 1, g, w8, n, C, ldc, 1, 1);
-        }
-    }
-}
-
 /* Rows of int8 (row stride lda, K used) -> int16 rows of Kp, zero-filled tail. */
 EM_AVX2_TARGET static void em_pack_rows_s16(const int8_t* X, int64_t lda, int64_t M, int64_t K, int64_t Kp,
                                            int16_t* out) {
