@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The int8 SOFTMAX, LOGISTIC and TANH prepares in one call each (issue 15): what ops/activations.prepare_unary
-reads, checks and computes for them (its twin), the table written by the reference arithmetic straight into a
-kept array.  Each shell returns None wherever a check would refuse the op or another form applies (int16, float,
+"""The int8 SOFTMAX, LOGISTIC, TANH and int8 -> int8 QUANTIZE prepares in one call each (issue 15): what
+ops/activations.prepare_unary and ops/quantize.prepare_quantize read, check and compute for them (their twins), the
+table written by the reference arithmetic straight into a kept array.  Each shell returns None wherever a check would refuse the op or another form applies (int16, float,
 an output quantization the op does not take): the Python path then decides, with its messages.  Not kernels:
 no KERNELS table.  tests/test_load_activations.py compares both paths; test_load_fast_paths.py swaps the twins."""
 from libc.stdint cimport int8_t, int32_t, int64_t
@@ -26,6 +26,9 @@ cdef extern from "em_activations.h" nogil:
     int EM_SOFTMAX_TABLE_INT32
     void em_logistic_int8_lut_init(float, int32_t, float, int32_t, int8_t*)
     void em_tanh_int8_lut_init(float, int32_t, float, int32_t, int8_t*)
+
+cdef extern from "em_requant.h" nogil:
+    int32_t em_mbqm(int32_t x, int32_t m, int shift, int mode)
 
 cdef extern from "em_multiplier.h" nogil:
     bint multiplier_of "em_multiplier_of"(double real, int rounding, int32_t* mult, int32_t* shift)
@@ -136,4 +139,34 @@ def int8_lut_activation_shell(ctx, op, int which, int8_dtype):
         em_logistic_int8_lut_init(<float>s_in, <int32_t>zp_in, <float>s_out, <int32_t>zp_out, out)
     else:
         em_tanh_int8_lut_init(<float>s_in, <int32_t>zp_in, <float>s_out, <int32_t>zp_out, out)
+    return xi, yi, n, table
+
+
+cdef int64_t REQUANTIZE_ZP_LIMIT = 1 << 16     # zero points beyond: the Python path (its C int arithmetic)
+
+
+def int8_requantize_shell(ctx, op, int8_dtype):
+    """An int8 -> int8 QUANTIZE (uint8 <-> int8 and rescales, held as int8): sets the output shape and returns
+    (input index, output index, elements, the table of elementwise.requantize_table's arithmetic, em_mbqm with the
+    multiplier of double(float32(input scale)) / double(float32(output scale)) clamped to int8, in a fresh
+    ctx.keep_new array).  None wherever the Python path decides (its checks and messages)."""
+    head = int8_head(ctx, op, int8_dtype)
+    if head is None:
+        return None
+    xi, yi, y, xs, n, s_in, zp_in, s_out, zp_out = head
+    cdef int rounding = ctx.rounding
+    if rounding != 0 and rounding != 1 or not (-REQUANTIZE_ZP_LIMIT < zp_in < REQUANTIZE_ZP_LIMIT
+                                               and -REQUANTIZE_ZP_LIMIT < zp_out < REQUANTIZE_ZP_LIMIT):
+        return None
+    cdef double real = <double><float>s_in / <double><float>s_out
+    cdef int32_t mult, shift
+    if not multiplier_of(real, rounding, &mult, &shift):
+        return None
+    load_ops.set_output_shape(ctx, op, 0, xs, y)
+    table = ctx.keep_new((256,), int8_dtype)
+    cdef int8_t* out = <int8_t*>buffer_bytes(table, 256, b"int8_requantize_shell")
+    cdef int32_t x, v, zi = <int32_t>zp_in, zo = <int32_t>zp_out
+    for x in range(-128, 128):
+        v = zo + em_mbqm(x - zi, mult, shift, rounding)
+        out[x & 0xFF] = <int8_t>(-128 if v < -128 else (127 if v > 127 else v))
     return xi, yi, n, table

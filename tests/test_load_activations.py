@@ -1,5 +1,6 @@
-"""Issue 15, load time: the int8 SOFTMAX, LOGISTIC and TANH prepares in one C call (cython_ops/load_activations.pyx)
-build the plan their Python twin (ops/activations.prepare_unary) builds: the same kernel, integers and kept table
+"""Issue 15, load time: the int8 SOFTMAX, LOGISTIC, TANH and int8 -> int8 QUANTIZE prepares in one C call
+(cython_ops/load_activations.pyx) build the plan their Python twins (ops/activations.prepare_unary,
+ops/quantize.prepare_quantize) build: the same kernel, integers and kept table
 bytes over awkward shapes (ranks 0-6, size-1 and empty dims, depth 1 and 2), random quantization, betas and both
 roundings; every form they decline keeps the Python path's plan or its exact error."""
 from __future__ import annotations
@@ -16,13 +17,13 @@ from path_cases import tensor
 from test_load_ops import plan_values
 
 INT8 = np.dtype(np.int8)
-FIXED = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+FIXED = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0), "QUANTIZE": (None, None)}
 SHAPES = [(1, 10), (3,), (2, 3, 4, 5), (), (1, 1, 1, 1, 1, 7), (0, 4), (2, 1, 5), (5, 1), (4, 2), (1, 3, 3, 17)]
 
 
 def unary_graph(which, shape, s_in, zp_in, s_out=None, zp_out=None, dtype=np.int8, out_shape=None, quant=None,
                 **options):
-    fixed = FIXED[which]
+    fixed = FIXED[which] if which != "QUANTIZE" else (0.07, -3)
     x = tensor(0, shape, dtype, s_in, zp_in)
     if quant is not None:
         x = type(x)(**{**x.__dict__, "quant": quant})
@@ -38,6 +39,8 @@ def kept(graph, rounding=0):
 
 
 def shell(which, ctx, op):
+    if which == "QUANTIZE":
+        return load_activations.int8_requantize_shell(ctx, op, INT8)
     if which == "SOFTMAX":
         return load_activations.int8_softmax_shell(ctx, op, INT8)
     return load_activations.int8_lut_activation_shell(ctx, op, SHELL_TABLES[which], INT8)
@@ -46,6 +49,7 @@ def shell(which, ctx, op):
 def python_path(monkeypatch):
     monkeypatch.setattr(load_activations, "int8_softmax_shell", lambda *args: None)
     monkeypatch.setattr(load_activations, "int8_lut_activation_shell", lambda *args: None)
+    monkeypatch.setattr(load_activations, "int8_requantize_shell", lambda *args: None)
 
 
 def random_graphs(which, rng):
@@ -57,14 +61,18 @@ def random_graphs(which, rng):
         if which == "SOFTMAX":
             options["beta"] = [1.0, 0.5, 2.0, 1, 0.37][len(graphs) % 5]
         graphs.append(unary_graph(which, shape, s_in, zp_in, **options))
-    if which != "LOGISTIC":       # (LOGISTIC's output scale is exact: TANH and SOFTMAX allow 0.001 of it)
+    if which == "QUANTIZE":       # (any output quantization: rescales up and down, uint8 <-> int8's 128 shift)
+        for s_in, zp_in, s_out, zp_out in ((0.0078, -1, 0.0039, -128), (0.5, 127, 1e-3, -128), (1e-4, 0, 3.0, 5),
+                                           (0.1, -128, 0.1, 0), (0.02, 7, 0.02, 7)):
+            graphs.append(unary_graph(which, (1, 9, 9, 3), s_in, zp_in, s_out, zp_out))
+    elif which != "LOGISTIC":       # (LOGISTIC's output scale is exact: TANH and SOFTMAX allow 0.001 of it)
         scale, zp = FIXED[which]
         graphs.append(unary_graph(which, (2, 6), 0.1, 3, s_out=scale * (1 + 0.0009), zp_out=zp))
     graphs.append(unary_graph(which, (3, 7), 0.05, -5, uint8=True))     # (uint8 held as int8: same arithmetic)
     return graphs
 
 
-@pytest.mark.parametrize("which", ["SOFTMAX", "LOGISTIC", "TANH"])
+@pytest.mark.parametrize("which", ["SOFTMAX", "LOGISTIC", "TANH", "QUANTIZE"])
 @pytest.mark.parametrize("rounding", [0, 1])
 def test_activation_shells_plans_equal_the_python_path(which, rounding, monkeypatch):
     graphs = random_graphs(which, np.random.default_rng(len(which) * 3 + rounding))
@@ -109,6 +117,11 @@ DECLINED = [
     ("int16 LOGISTIC", lambda: unary_graph("LOGISTIC", (2, 3), 0.1, 0, 1 / 32768, 0, dtype=np.int16), None, None),
     ("float SOFTMAX", lambda: unary_graph("SOFTMAX", (2, 3), None, 0, None, None, dtype=np.float32), None, None),
     ("float TANH", lambda: unary_graph("TANH", (2, 3), None, 0, None, None, dtype=np.float32), None, None),
+    ("QUANTIZE with a zero point past 2^16", lambda: unary_graph("QUANTIZE", (2, 3), 0.1, 70000), None, None),
+    ("QUANTIZE per-channel input", lambda: unary_graph("QUANTIZE", (2, 3), 0.1, 0, quant=Quantization(
+        np.array([0.1, 0.2, 0.3]), np.zeros(3, np.int64), 1)), ModelFormatError, "must be quantized per tensor"),
+    ("QUANTIZE with a wrongly declared output", lambda: unary_graph("QUANTIZE", (2, 3), 0.1, 0, out_shape=(6,)),
+     ModelFormatError, "is declared [6] but the op produces [2, 3]"),
 ]
 
 
@@ -141,3 +154,23 @@ def test_declined_forms_keep_the_python_paths_result(case, monkeypatch):
         compile_graph(build(), {}, 0)
     assert type(fast_error.value) is type(plain.value) is error and str(fast_error.value) == str(plain.value)
     assert fragment in str(fast_error.value) and str(fast_error.value).startswith(f"op 0 ({which} v")
+
+
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_requantize_tables_equal_the_python_arithmetic_over_many_scales(rounding):
+    """The multiplier from double(float32(s_in)) / double(float32(s_out)) (a float32 quotient changes some of
+    these tables), then em_mbqm per byte: the bytes elementwise.requantize_table gives."""
+    from cython_ops.elementwise import requantize_table
+    from edgeml import numerics as Q
+    rng = np.random.default_rng(256 + rounding)
+    # (two of 20000 random pairs whose tables a float32 quotient changes, then random ones)
+    cases = [(0.23028958449495016, 58, 0.11463303084725798, 46), (1.6813180701644845, -62, 2.984811835436726, 3)]
+    for _ in range(300):
+        s_in, s_out = (float(10.0 ** v) for v in rng.uniform(-4, 0.5, 2))
+        cases.append((s_in, int(rng.integers(-128, 128)), s_out, int(rng.integers(-128, 128))))
+    for s_in, zp_in, s_out, zp_out in cases:
+        g = unary_graph("QUANTIZE", (4,), s_in, zp_in, s_out, zp_out)
+        ctx = new_context(g, {}, rounding, 1, 1 << 31, 1 << 31)
+        table = load_activations.int8_requantize_shell(ctx, g.ops[0], INT8)[3]
+        m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), rounding)
+        assert table.tobytes() == requantize_table(zp_in, zp_out, m, sh, -128, 127, rounding), (s_in, s_out)
