@@ -28,6 +28,10 @@ FAMILIES += ["load_ops"]       # the cheap ops' prepares (ADD / SUB / MUL, ...) 
 FAMILIES += ["load_shell"]     # the int8 conv / FC prepares' reading and checks in one call (issue 15; no kernels)
 FAMILIES += ["load_tables"]    # the load-time 256-entry tables in one call (issue 15; no kernels)
 FAMILIES += ["load_pad"]       # PAD's prepare in one call (issue 15; no kernels)
+FAMILIES += ["load_activations"]  # the int8 SOFTMAX / LOGISTIC / TANH prepares in one call (issue 15; no kernels)
+FAMILIES += ["load_resize"]    # RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR prepares in one call (issue 15; no kernels)
+FAMILIES += ["load_detection"]  # DETECTION_POSTPROCESS anchors in one pass (issue 15; no kernels)
+FAMILIES += ["load_index"]     # TILE's prepare in one call (issue 15; no kernels)
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 LINK_ARGS = []

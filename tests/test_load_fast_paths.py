@@ -16,11 +16,12 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import load_depthwise, load_ops, load_pack, load_pad, load_prepare, load_shell, load_tables
+from cython_ops import (load_activations, load_depthwise, load_detection, load_index, load_ops, load_pack, load_pad,
+                        load_prepare, load_resize, load_shell, load_tables)
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant, tables
-from edgeml.runtime.ops import conv_winograd
+from edgeml.runtime.ops import conv_winograd, detection
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
 from edgeml.ir import Graph
@@ -33,6 +34,7 @@ CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nob
 # cython_ops/load_ops.pyx: each returns None for its Python path
 LOAD_OPS_SHELLS = ["int8_binary_shell", "int8_unary_shell", "reshape_shell", "int8_pool_shell", "int8_mean_shell",
                    "concatenation_shell", "strided_slice_shell", "split_shell"]
+LOAD_ACTIVATIONS_SHELLS = ["int8_softmax_shell", "int8_lut_activation_shell", "int8_requantize_shell"]     # cython_ops/load_activations.pyx
 PUBLIC = ["traffic_model.tflite", "ssd_mobilenet_v1_025_224_int8.tflite", "mobilenet_v2_0.35_224_int8.tflite",
           "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite", "squeezenet_v1.0_128_int8.tflite",
           "miniresnet_2stacks_64x50_int8.tflite", "gmp_wl_48_int8.tflite", "deeplabv3_mnv2_pascal_quant.tflite"]
@@ -81,6 +83,11 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_tables, "relu_table", lambda *args: None)     # (activations.int8_activation_table)
         monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)         # (shape.prepare_pad)
         monkeypatch.setattr(load_tables, "int8_dequantize_shell", lambda *args: None)   # (prepare_dequantize)
+        for name in LOAD_ACTIVATIONS_SHELLS:     # (activations.prepare_unary)
+            monkeypatch.setattr(load_activations, name, lambda *args: None)
+        monkeypatch.setattr(load_resize, "resize_shell", lambda *args: None)     # (resize.prepare_resize_*)
+        monkeypatch.setattr(load_detection, "anchor_values", detection.anchor_values_numpy)
+        monkeypatch.setattr(load_index, "tile_shell", lambda *args: None)       # (index.prepare_tile)
     return apply
 
 

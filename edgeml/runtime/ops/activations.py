@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from cython_ops import load_ops, load_tables
+from cython_ops import load_activations, load_ops, load_tables
 from cython_ops.activation import activation_table, softmax_table
 from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
@@ -144,6 +144,13 @@ def hard_swish_int8_params(input_scale: float, input_zero_point: int,
 
 
 def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
+    if which in SHELL_TABLES:        # the int8 form's checks and table in one call (load_activations)
+        made = load_activations.int8_softmax_shell(ctx, op, INT8) if which == "SOFTMAX" else \
+            load_activations.int8_lut_activation_shell(ctx, op, SHELL_TABLES[which], INT8)
+        if made is not None:
+            if which == "SOFTMAX":
+                return softmax_step(op, *made)
+            return lut_step(op, *made)
     head = load_ops.int8_unary_shell(ctx, op, INT8)     # the common int8 case's reading and checks in one call
     if head is not None:
         xi, yi, n, s_in, zp_in, s_out, zp_out = head
@@ -197,11 +204,7 @@ def int8_unary_step(ctx: Ctx, op: Op, which: str, x, y, xs: tuple, n: int, s_in:
         # the fixed-point exp of each max - x, looked up (softmax_int8 computes it per element: same bits)
         table = ctx.keep_array(softmax_table(p["input_multiplier"], p["input_left_shift"], p["diff_min"],
                                              ctx.rounding))
-        ints = dict(rows=n // max(depth, 1), depth=depth)
-
-        def make(addr):
-            return dict(input=addr(x.index), output=addr(y.index), table=address(table)), ints, {}
-        return Step(op, "softmax_lut_int8", make, 0)
+        return softmax_step(op, x.index, y.index, n // max(depth, 1), depth, table)
     # the RELU family's table in one C call where it can (its twin: int8_activation_table)
     table = load_tables.relu_table(ctx, RELU_KINDS[which], s_in, zp_in, s_out, zp_out, INT8) \
         if which in RELU_KINDS else None
@@ -212,6 +215,15 @@ def int8_unary_step(ctx: Ctx, op: Op, which: str, x, y, xs: tuple, n: int, s_in:
         if step is not None:
             return step
     return lut_step(op, x.index, y.index, n, table)
+
+
+def softmax_step(op: Op, xi: int, yi: int, rows: int, depth: int, table: np.ndarray) -> Step:
+    """int8 SOFTMAX's step: softmax_lut_int8 over the kept em_softmax_int8_table."""
+    ints = dict(rows=rows, depth=depth)
+
+    def make(addr):
+        return dict(input=addr(xi), output=addr(yi), table=address(table)), ints, {}
+    return Step(op, "softmax_lut_int8", make, 0)
 
 
 def hard_swish_avx2_step(op: Op, x, y, n: int, table: np.ndarray, p: dict):
@@ -230,6 +242,7 @@ def hard_swish_avx2_step(op: Op, x, y, n: int, table: np.ndarray, p: dict):
 
 
 RELU_KINDS = {"RELU": 0, "RELU6": 1, "RELU_N1_TO_1": 2}       # load_tables.relu_table's `which`
+SHELL_TABLES = {"SOFTMAX": -1, "LOGISTIC": 0, "TANH": 1}       # load_activations' shells (LOGISTIC / TANH: `which`)
 
 
 def float32_quotient(a: float, b: float, what: str, product: bool = False) -> float:

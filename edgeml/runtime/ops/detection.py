@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cython_ops import load_detection
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops.common import qparams
@@ -65,7 +66,22 @@ def dequantized_anchors(ctx: Ctx, op: Op, anchors, boxes_quantized: bool, n_boxe
     # checks, as before)
     fits = ctx.weight_bytes + n_boxes * 16 <= ctx.max_weight_bytes
     values = ctx.keep_new((n_boxes, 4), F32) if fits else np.empty((n_boxes, 4), F32)
-    if boxes_quantized:
+    if data.dtype == (I8 if boxes_quantized else F32) and data.flags.c_contiguous and (
+            not boxes_quantized or -(1 << 31) < zp < 1 << 31):       # (one C pass: load_detection.anchor_values)
+        status = load_detection.anchor_values(data, values, boxes_quantized, zp or 0, scale or 0.0)
+    else:
+        status = anchor_values_numpy(data, values, boxes_quantized, zp, scale)
+    if status == load_detection.ANCHORS_NOT_FINITE:
+        raise ModelFormatError(f"{what}: anchors {anchors.describe()} hold values that are not finite")
+    if status == load_detection.ANCHORS_NEGATIVE_SIZE:
+        raise ModelFormatError(f"{what}: anchors {anchors.describe()} have negative heights or widths (LiteRT "
+                               "refuses the boxes they decode to)")
+    return values if fits else ctx.keep_array(values)
+
+
+def anchor_values_numpy(data: np.ndarray, values: np.ndarray, quantized: bool, zp, scale) -> int:
+    """load_detection.anchor_values's twin in numpy: `data` dequantized (or copied) into `values`, then checked."""
+    if quantized:
         np.subtract(data, np.float32(zp), out=values, dtype=F32)
         if scale < 1e35:            # |q - zp| <= 255: no product overflows float32
             np.multiply(values, np.float32(scale), out=values)
@@ -76,13 +92,12 @@ def dequantized_anchors(ctx: Ctx, op: Op, anchors, boxes_quantized: bool, n_boxe
         values[...] = data
     # whole-array minimum and maximum (NaN carries into both, an infinity shows in one): one fast pass each, and
     # the strided test of the heights and widths only when some value is negative
-    low, high = (float(values.min()), float(values.max())) if n_boxes else (0.0, 0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
     if not (np.isfinite(low) and np.isfinite(high)):
-        raise ModelFormatError(f"{what}: anchors {anchors.describe()} hold values that are not finite")
+        return load_detection.ANCHORS_NOT_FINITE
     if low < 0 and np.any(values[:, 2:] < 0):
-        raise ModelFormatError(f"{what}: anchors {anchors.describe()} have negative heights or widths (LiteRT "
-                               "refuses the boxes they decode to)")
-    return values if fits else ctx.keep_array(values)
+        return load_detection.ANCHORS_NEGATIVE_SIZE
+    return load_detection.ANCHORS_OK
 
 
 def operand_kind(op: Op, t, what: str) -> tuple[int, int, float]:

@@ -10,6 +10,7 @@ from functools import partial
 
 import numpy as np
 
+from cython_ops import load_index
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops.common import element_count, resolve_axis, row_major_strides
@@ -173,6 +174,9 @@ def prepare_broadcast_to(ctx: Ctx, op: Op):
 
 
 def prepare_tile(ctx: Ctx, op: Op):
+    made = load_index.tile_shell(ctx, op, VALUE_TYPES)      # the common form's checks and integers in one call
+    if made is not None:
+        return tile_step(op, *made)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     multiples = int_vector(ctx, op, 1, "multiples")
@@ -189,9 +193,12 @@ def prepare_tile(ctx: Ctx, op: Op):
     ctx.set_output(op, 0, tuple(out))
     in6 = pad6_of(op, xs)
     ints = dict(itemsize=x.dtype.itemsize, out_dims=pad6_of(op, out), in_dims=in6, in_strides=row_major_strides(in6))
+    return tile_step(op, x.index, y.index, ints)
 
+
+def tile_step(op: Op, xi: int, yi: int, ints: dict) -> Step:
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index)), ints, {}
+        return dict(input=addr(xi), output=addr(yi)), ints, {}
     return Step(op, "tile", make, 0, 0)
 
 

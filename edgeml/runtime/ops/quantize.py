@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from cython_ops import load_ops, load_tables
+from cython_ops import load_activations, load_ops, load_tables
 from cython_ops.elementwise import requantize_table
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
@@ -23,6 +23,9 @@ INT8, FLOAT32 = np.dtype(np.int8), np.dtype(np.float32)
 
 
 def prepare_quantize(ctx: Ctx, op: Op) -> Step:
+    made = load_activations.int8_requantize_shell(ctx, op, INT8)    # int8 -> int8: checks and table in one call
+    if made is not None:
+        return lut_step(op, *made)
     head = load_ops.int8_unary_shell(ctx, op, INT8)     # int8 -> int8, read and checked in one call
     if head is not None:
         xi, yi, n, s_in, zp_in, s_out, zp_out = head

@@ -8,10 +8,11 @@ import math
 
 import numpy as np
 
+from cython_ops import load_resize
 from edgeml.errors import ModelFormatError
 from edgeml.ir import UINT8, Op
-from edgeml.runtime.ops.element_types import (F32, I8, I16, U8, U16, dtype_code, require_equal_quantization,
-                                              require_same_type)
+from edgeml.runtime.ops.element_types import (DTYPE_CODES, F32, I8, I16, U8, U16, dtype_code,
+                                              require_equal_quantization, require_same_type)
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 F = np.float32
@@ -118,7 +119,29 @@ def bilinear_integer_axis_loop(in_size: int, out_size: int, align: bool, half: b
     return pairs, frac
 
 
+def resize_step(op: Op, xi: int, yi: int, kernel: str, ints: dict, tables: list) -> Step:
+    """The step of either resize: its kernel over the kept tables (rows, columns[, row weights, column weights])."""
+    names = ("y_index", "x_index", "y_weight", "x_weight")
+
+    def make(addr):
+        ptrs = dict(input=addr(xi), output=addr(yi))
+        for name, table in zip(names, tables):
+            ptrs[name] = address(table)
+        return ptrs, ints, {}
+    return Step(op, kernel, make, 0, 0)
+
+
+def shell_step(ctx: Ctx, op: Op, bilinear: bool):
+    """The resize's step built by load_resize.resize_shell (checks and tables in one call), or None: its Python
+    twin below then decides."""
+    made = load_resize.resize_shell(ctx, op, bilinear, DTYPE_CODES, bool(op.options.get(UINT8)))
+    return None if made is None else resize_step(op, *made)
+
+
 def prepare_resize_bilinear(ctx: Ctx, op: Op) -> Step:
+    step = shell_step(ctx, op, True)
+    if step is not None:
+        return step
     x, y, xs, out_h, out_w, align, half = resize_operands(ctx, op)
     code = dtype_code(op, x, (F32, U8, I8, I16, U16))
     held_uint8 = x.dtype == I8 and bool(op.options.get(UINT8))    # the u8 kernel flips the sign bits itself
@@ -132,11 +155,7 @@ def prepare_resize_bilinear(ctx: Ctx, op: Op) -> Step:
     tables = [ctx.keep_array(a) for a in (ys, xs_, wy, wx)]
     ints = dict(batch=xs[0], in_h=xs[1], in_w=xs[2], depth=xs[3], out_h=out_h, out_w=out_w, dtype=code,
                 mode=ctx.rounding)
-
-    def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index), y_index=address(tables[0]),
-                    x_index=address(tables[1]), y_weight=address(tables[2]), x_weight=address(tables[3])), ints, {}
-    return Step(op, kernel, make, 0, 0)
+    return resize_step(op, x.index, y.index, kernel, ints, tables)
 
 
 def nearest_axis(in_size: int, out_size: int, align: bool, half: bool) -> np.ndarray:
@@ -163,14 +182,14 @@ def nearest_axis_loop(in_size: int, out_size: int, align: bool, half: bool) -> n
 
 
 def prepare_resize_nearest(ctx: Ctx, op: Op) -> Step:
+    step = shell_step(ctx, op, False)
+    if step is not None:
+        return step
     x, y, xs, out_h, out_w, align, half = resize_operands(ctx, op)
     dtype_code(op, x, (F32, U8, I8, I16))
     rows, cols = (ctx.keep_array(nearest_axis(n, m, align, half)) for n, m in ((xs[1], out_h), (xs[2], out_w)))
     ints = dict(batch=xs[0], in_h=xs[1], in_w=xs[2], pixel_bytes=xs[3] * x.dtype.itemsize, out_h=out_h, out_w=out_w)
-
-    def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index), y_index=address(rows), x_index=address(cols)), ints, {}
-    return Step(op, "resize_nearest", make, 0, 0)
+    return resize_step(op, x.index, y.index, "resize_nearest", ints, [rows, cols])
 
 
 OPS = {

@@ -1,0 +1,176 @@
+"""Issue 15, load time: the int8 SOFTMAX, LOGISTIC, TANH and int8 -> int8 QUANTIZE prepares in one C call
+(cython_ops/load_activations.pyx) build the plan their Python twins (ops/activations.prepare_unary,
+ops/quantize.prepare_quantize) build: the same kernel, integers and kept table
+bytes over awkward shapes (ranks 0-6, size-1 and empty dims, depth 1 and 2), random quantization, betas and both
+roundings; every form they decline keeps the Python path's plan or its exact error."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cython_ops import load_activations
+from edgeml.errors import EdgeMLError, ModelFormatError, UnsupportedOpError
+from edgeml.ir import Graph, Op, Quantization
+from edgeml.runtime.compile import compile_graph, new_context
+from edgeml.runtime.ops.activations import SHELL_TABLES
+from path_cases import tensor
+from test_load_ops import plan_values
+
+INT8 = np.dtype(np.int8)
+FIXED = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0), "QUANTIZE": (None, None)}
+SHAPES = [(1, 10), (3,), (2, 3, 4, 5), (), (1, 1, 1, 1, 1, 7), (0, 4), (2, 1, 5), (5, 1), (4, 2), (1, 3, 3, 17)]
+
+
+def unary_graph(which, shape, s_in, zp_in, s_out=None, zp_out=None, dtype=np.int8, out_shape=None, quant=None,
+                **options):
+    fixed = FIXED[which] if which != "QUANTIZE" else (0.07, -3)
+    x = tensor(0, shape, dtype, s_in, zp_in)
+    if quant is not None:
+        x = type(x)(**{**x.__dict__, "quant": quant})
+    y = tensor(1, shape if out_shape is None else out_shape, dtype, fixed[0] if s_out is None else s_out,
+               fixed[1] if zp_out is None else zp_out)
+    return Graph([x, y], [Op(0, which, 1, [0], [1], options)], [0], [1])
+
+
+def kept(graph, rounding=0):
+    """Every array the plan keeps: (type, shape, bytes)."""
+    plan = compile_graph(graph, {}, rounding)
+    return [(a.dtype.str, a.shape, a.tobytes()) for a in plan.keep if isinstance(a, np.ndarray)]
+
+
+def shell(which, ctx, op):
+    if which == "QUANTIZE":
+        return load_activations.int8_requantize_shell(ctx, op, INT8)
+    if which == "SOFTMAX":
+        return load_activations.int8_softmax_shell(ctx, op, INT8)
+    return load_activations.int8_lut_activation_shell(ctx, op, SHELL_TABLES[which], INT8)
+
+
+def python_path(monkeypatch):
+    monkeypatch.setattr(load_activations, "int8_softmax_shell", lambda *args: None)
+    monkeypatch.setattr(load_activations, "int8_lut_activation_shell", lambda *args: None)
+    monkeypatch.setattr(load_activations, "int8_requantize_shell", lambda *args: None)
+
+
+def random_graphs(which, rng):
+    graphs = []
+    for shape in SHAPES:
+        s_in = float(rng.uniform(0.002, 0.5))
+        zp_in = int(rng.integers(-128, 128))
+        options = {}
+        if which == "SOFTMAX":
+            options["beta"] = [1.0, 0.5, 2.0, 1, 0.37][len(graphs) % 5]
+        graphs.append(unary_graph(which, shape, s_in, zp_in, **options))
+    if which == "QUANTIZE":       # (any output quantization: rescales up and down, uint8 <-> int8's 128 shift)
+        for s_in, zp_in, s_out, zp_out in ((0.0078, -1, 0.0039, -128), (0.5, 127, 1e-3, -128), (1e-4, 0, 3.0, 5),
+                                           (0.1, -128, 0.1, 0), (0.02, 7, 0.02, 7)):
+            graphs.append(unary_graph(which, (1, 9, 9, 3), s_in, zp_in, s_out, zp_out))
+    elif which != "LOGISTIC":       # (LOGISTIC's output scale is exact: TANH and SOFTMAX allow 0.001 of it)
+        scale, zp = FIXED[which]
+        graphs.append(unary_graph(which, (2, 6), 0.1, 3, s_out=scale * (1 + 0.0009), zp_out=zp))
+    graphs.append(unary_graph(which, (3, 7), 0.05, -5, uint8=True))     # (uint8 held as int8: same arithmetic)
+    return graphs
+
+
+@pytest.mark.parametrize("which", ["SOFTMAX", "LOGISTIC", "TANH", "QUANTIZE"])
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_activation_shells_plans_equal_the_python_path(which, rounding, monkeypatch):
+    graphs = random_graphs(which, np.random.default_rng(len(which) * 3 + rounding))
+    for g in graphs:      # the shell takes each of these
+        ctx = new_context(g, {}, rounding, 1, 1 << 31, 1 << 31)
+        assert shell(which, ctx, g.ops[0]) is not None
+        assert ctx.shapes[1] == g.tensors[1].shape
+    fast = [(plan_values(g, rounding), kept(g, rounding)) for g in graphs]
+    python_path(monkeypatch)
+    plain = [(plan_values(g, rounding), kept(g, rounding)) for g in graphs]
+    assert [f[0] for f in fast] == [p[0] for p in plain]
+    assert fast == plain
+
+
+# (what, graph, error type or None (planned by the Python path), message fragment): each declined by the shells
+DECLINED = [
+    ("SOFTMAX with the wrong output zero point", lambda: unary_graph("SOFTMAX", (1, 4), 0.1, 0, zp_out=0),
+     UnsupportedOpError, "SOFTMAX int8 output must be quantized with scale 0.00390625 and zero point -128"),
+    ("uint8 SOFTMAX with the wrong output scale", lambda: unary_graph("SOFTMAX", (1, 4), 0.1, 0, s_out=1 / 255,
+                                                                      uint8=True),
+     UnsupportedOpError, "SOFTMAX uint8 output must be quantized with scale 0.00390625 and zero point 0"),
+    ("SOFTMAX with beta * scale * 2^26 below 1", lambda: unary_graph("SOFTMAX", (1, 4), 1e-9, 0, beta=1e-2),
+     UnsupportedOpError, "must exceed 1"),
+    ("LOGISTIC with an output scale off 1/256", lambda: unary_graph("LOGISTIC", (1, 4), 0.1, 0, s_out=1 / 256 * 1.0001),
+     UnsupportedOpError, "LOGISTIC int8 output must be quantized"),
+    ("TANH with the wrong output zero point", lambda: unary_graph("TANH", (1, 4), 0.1, 0, zp_out=-128),
+     UnsupportedOpError, "TANH int8 output must be quantized with scale 0.0078125 and zero point 0"),
+    ("SOFTMAX per-channel input", lambda: unary_graph("SOFTMAX", (2, 3), 0.1, 0, quant=Quantization(
+        np.array([0.1, 0.2, 0.3]), np.zeros(3, np.int64), 1)), ModelFormatError, "must be quantized per tensor"),
+    ("LOGISTIC without input quantization", lambda: unary_graph("LOGISTIC", (2, 3), None, 0), ModelFormatError,
+     "has no quantization parameters"),
+    ("TANH with a zero input scale", lambda: unary_graph("TANH", (2, 3), 0.0, 0), ModelFormatError,
+     "has quantization scale 0.0"),
+    ("SOFTMAX with a wrongly declared output", lambda: unary_graph("SOFTMAX", (2, 3), 0.1, 0, out_shape=(3, 3)),
+     ModelFormatError, "is declared [3, 3] but the op produces [2, 3]"),
+    ("LOGISTIC with a wrongly declared output", lambda: unary_graph("LOGISTIC", (2, 3), 0.1, 0, out_shape=(2, 2)),
+     ModelFormatError, "is declared [2, 2] but the op produces [2, 3]"),
+    ("SOFTMAX with a string beta", lambda: unary_graph("SOFTMAX", (2, 3), 0.1, 0, beta="1"), None, None),
+    ("SOFTMAX of rank 7", lambda: unary_graph("SOFTMAX", (1, 1, 2, 1, 1, 1, 3), 0.1, 0), None, None),
+    ("SOFTMAX with an integer beta past 2^24", lambda: unary_graph("SOFTMAX", (2, 3), 0.1, 0, beta=(1 << 24) + 1),
+     None, None),
+    ("int16 LOGISTIC", lambda: unary_graph("LOGISTIC", (2, 3), 0.1, 0, 1 / 32768, 0, dtype=np.int16), None, None),
+    ("float SOFTMAX", lambda: unary_graph("SOFTMAX", (2, 3), None, 0, None, None, dtype=np.float32), None, None),
+    ("float TANH", lambda: unary_graph("TANH", (2, 3), None, 0, None, None, dtype=np.float32), None, None),
+    ("QUANTIZE with a zero point past 2^16", lambda: unary_graph("QUANTIZE", (2, 3), 0.1, 70000), None, None),
+    ("QUANTIZE per-channel input", lambda: unary_graph("QUANTIZE", (2, 3), 0.1, 0, quant=Quantization(
+        np.array([0.1, 0.2, 0.3]), np.zeros(3, np.int64), 1)), ModelFormatError, "must be quantized per tensor"),
+    ("QUANTIZE with a wrongly declared output", lambda: unary_graph("QUANTIZE", (2, 3), 0.1, 0, out_shape=(6,)),
+     ModelFormatError, "is declared [6] but the op produces [2, 3]"),
+]
+
+
+def strip_quant_for_float(g):
+    for t in g.tensors:
+        if t.dtype == np.float32:
+            t.quant = None
+    return g
+
+
+@pytest.mark.parametrize("case", DECLINED, ids=[c[0] for c in DECLINED])
+def test_declined_forms_keep_the_python_paths_result(case, monkeypatch):
+    what, make, error, fragment = case
+    build = lambda: strip_quant_for_float(make())     # noqa: E731
+    g = build()
+    which = g.ops[0].type
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    if error is None or "declared" not in fragment:
+        assert shell(which, ctx, g.ops[0]) is None
+        assert ctx.weight_bytes == 0 and 1 not in ctx.shapes       # (nothing kept, no shape set)
+    if error is None:
+        fast = (plan_values(g), kept(g))
+        python_path(monkeypatch)
+        assert fast == (plan_values(build()), kept(build()))
+        return
+    with pytest.raises(EdgeMLError) as fast_error:
+        compile_graph(build(), {}, 0)
+    python_path(monkeypatch)
+    with pytest.raises(EdgeMLError) as plain:
+        compile_graph(build(), {}, 0)
+    assert type(fast_error.value) is type(plain.value) is error and str(fast_error.value) == str(plain.value)
+    assert fragment in str(fast_error.value) and str(fast_error.value).startswith(f"op 0 ({which} v")
+
+
+@pytest.mark.parametrize("rounding", [0, 1])
+def test_requantize_tables_equal_the_python_arithmetic_over_many_scales(rounding):
+    """The multiplier from double(float32(s_in)) / double(float32(s_out)) (a float32 quotient changes some of
+    these tables), then em_mbqm per byte: the bytes elementwise.requantize_table gives."""
+    from cython_ops.elementwise import requantize_table
+    from edgeml import numerics as Q
+    rng = np.random.default_rng(256 + rounding)
+    # (two of 20000 random pairs whose tables a float32 quotient changes, then random ones)
+    cases = [(0.23028958449495016, 58, 0.11463303084725798, 46), (1.6813180701644845, -62, 2.984811835436726, 3)]
+    for _ in range(300):
+        s_in, s_out = (float(10.0 ** v) for v in rng.uniform(-4, 0.5, 2))
+        cases.append((s_in, int(rng.integers(-128, 128)), s_out, int(rng.integers(-128, 128))))
+    for s_in, zp_in, s_out, zp_out in cases:
+        g = unary_graph("QUANTIZE", (4,), s_in, zp_in, s_out, zp_out)
+        ctx = new_context(g, {}, rounding, 1, 1 << 31, 1 << 31)
+        table = load_activations.int8_requantize_shell(ctx, g.ops[0], INT8)[3]
+        m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), rounding)
+        assert table.tobytes() == requantize_table(zp_in, zp_out, m, sh, -128, 127, rounding), (s_in, s_out)
