@@ -589,16 +589,32 @@ EM_AVX2_TARGET static inline __m256i em_dw_requant8(__m256i acc, const em_dw_row
     return em_avx2_finish8(em_avx2_rescale8(acc, g, lane), g);
 }
 
-/* The float estimate of 8 lanes (f, zp + d, zp - d: 8 floats each; as em_dw_estimate16, without FMA: one more
- * rounding, inside the bound), not clamped, rounded by the MXCSR (the kernels take the estimate only when it rounds
- * to nearest); dist: |w - round(w)|, whose float bits order as int32 (all >= 0). */
+/* The float estimate of 8 lanes (f, zp + d, zp - d: 8 floats each), not clamped, rounded by the MXCSR (the kernels
+ * take the estimate only when it rounds to nearest); dist: |w - round(w)|, whose float bits order as int32 (all
+ * >= 0).  em_dw_estimate8 multiplies then adds (one more rounding than em_dw_estimate16's FMA, inside the bound);
+ * em_dw_estimate8_fma, for CPUs with FMA3, fuses them as em_dw_estimate16 does (one instruction less). */
+#define EM_DW_ESTIMATE8_BODY(W)                                                                                \
+    const __m256 c = _mm256_blendv_ps(_mm256_loadu_ps(e + 8), _mm256_loadu_ps(e + 16), _mm256_castsi256_ps(acc)); \
+    const __m256 w = W;                                                                                         \
+    const __m256i r = _mm256_cvtps_epi32(w);                                                                    \
+    *dist = _mm256_castps_si256(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(w, _mm256_cvtepi32_ps(r)))); \
+    return r;
+
 EM_AVX2_TARGET static inline __attribute__((always_inline)) __m256i em_dw_estimate8(__m256i acc, const float* e,
                                                                                     __m256i* dist) {
-    const __m256 c = _mm256_blendv_ps(_mm256_loadu_ps(e + 8), _mm256_loadu_ps(e + 16), _mm256_castsi256_ps(acc));
-    const __m256 w = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(e)), c);
-    const __m256i r = _mm256_cvtps_epi32(w);
-    *dist = _mm256_castps_si256(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(w, _mm256_cvtepi32_ps(r))));
-    return r;
+    EM_DW_ESTIMATE8_BODY(_mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(e)), c))
+}
+
+#define EM_AVX2_FMA_TARGET __attribute__((target("avx2,fma")))
+EM_AVX2_FMA_TARGET static inline __attribute__((always_inline)) __m256i em_dw_estimate8_fma(
+        __m256i acc, const float* e, __m256i* dist) {
+    EM_DW_ESTIMATE8_BODY(_mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(e), c))
+}
+
+/* 1 when the CPU has FMA3 (the AVX2 depthwise kernel's em_dw_row_avx2_fma). */
+static inline int em_dw_cpu_has_fma(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("fma") ? 1 : 0;
 }
 
 /* The output clamp of the float estimate's packed bytes, broadcast once per row. */
@@ -615,16 +631,24 @@ typedef struct { __m256i a0, a1, a2, a3; } em_dw_acc32;
 /* The float estimate of a step's four accumulators packed to bytes (a0 a1 a2 a3 per 128-bit half), clamped;
  * *near: nonzero when a lane lies within EM_DW_NEAR_TIE of a half-integer (one compare of the largest distance;
  * the caller then redoes the step by the exact arithmetic). */
+#define EM_DW_ESTIMATE32_BODY(EST8)                                                                           \
+    __m256i d0, d1, d2, d3;                                                                                     \
+    const __m256i v0 = EST8(a.a0, e, &d0), v1 = EST8(a.a1, e + 24, &d1);                                        \
+    const __m256i p01 = _mm256_packs_epi32(v0, v1), m01 = _mm256_max_epi32(d0, d1);                             \
+    const __m256i v2 = EST8(a.a2, e + 48, &d2), v3 = EST8(a.a3, e + 72, &d3);                                   \
+    const __m256i p23 = _mm256_packs_epi32(v2, v3), m23 = _mm256_max_epi32(d2, d3);                             \
+    const __m256i tie = _mm256_castps_si256(_mm256_set1_ps(0.5f - EM_DW_NEAR_TIE));                             \
+    *near = _mm256_movemask_epi8(_mm256_cmpgt_epi32(_mm256_max_epi32(m01, m23), tie));                          \
+    return _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(p01, p23), clamp.act_min), clamp.act_max);
+
 EM_AVX2_TARGET static inline __attribute__((always_inline)) __m256i em_dw_estimate32(
         em_dw_acc32 a, const float* e, em_dw_clamp8 clamp, int* near) {
-    __m256i d0, d1, d2, d3;
-    const __m256i v0 = em_dw_estimate8(a.a0, e, &d0), v1 = em_dw_estimate8(a.a1, e + 24, &d1);
-    const __m256i p01 = _mm256_packs_epi32(v0, v1), m01 = _mm256_max_epi32(d0, d1);
-    const __m256i v2 = em_dw_estimate8(a.a2, e + 48, &d2), v3 = em_dw_estimate8(a.a3, e + 72, &d3);
-    const __m256i p23 = _mm256_packs_epi32(v2, v3), m23 = _mm256_max_epi32(d2, d3);
-    const __m256i tie = _mm256_castps_si256(_mm256_set1_ps(0.5f - EM_DW_NEAR_TIE));
-    *near = _mm256_movemask_epi8(_mm256_cmpgt_epi32(_mm256_max_epi32(m01, m23), tie));
-    return _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(p01, p23), clamp.act_min), clamp.act_max);
+    EM_DW_ESTIMATE32_BODY(em_dw_estimate8)
+}
+
+EM_AVX2_FMA_TARGET static inline __attribute__((always_inline)) __m256i em_dw_estimate32_fma(
+        em_dw_acc32 a, const float* e, em_dw_clamp8 clamp, int* near) {
+    EM_DW_ESTIMATE32_BODY(em_dw_estimate8_fma)
 }
 
 /* A step's accumulators requantized by the exact arithmetic, packed to bytes as em_dw_estimate32 packs them. */
@@ -776,64 +800,85 @@ EM_AVX2_TARGET static __attribute__((noinline)) __m256i em_dw_avx2_step_exact(
     return em_dw_exact32(em_dw_avx2_step(src, off, w, groups, bias), c, g, lane);
 }
 
-/* Requantize and store the step at src (n - q = left values from q on). */
+/* Requantize and store the step at src (n - q = left values from q on), by the float estimate EST32. */
+#define EM_DW_AVX2_FINISH_BODY(EST32)                                                                                \
+    __m256i bytes;                                                                                                   \
+    if (est) {                                                                                                       \
+        int near;                                                                                                    \
+        bytes = EST32(a, est + pat * 96, clamp, &near);                                                              \
+        if (__builtin_expect(near != 0, 0)) bytes = em_dw_avx2_step_exact(src, off, w, groups, bias, c, g, pat * 32); \
+    } else {                                                                                                         \
+        bytes = em_dw_exact32(a, c, g, pat * 32);                                                                    \
+    }                                                                                                                \
+    /* int16 halves [0-7 | 8-15] and [16-23 | 24-31]; the byte pack interleaves them by lane: qwords 0 2 1 3 */      \
+    em_dw_store32(out, _mm256_permute4x64_epi64(bytes, 0xD8), left);
+
 EM_AVX2_TARGET static inline __attribute__((always_inline)) void em_dw_avx2_finish(
         em_dw_acc32 a, const float* est, const em_dw_rows* c, const em_avx2_gemm* g, em_dw_clamp8 clamp,
         const uint8_t* src, const int64_t* off, const int16_t* w, int64_t groups, const int32_t* bias, int64_t pat,
         int8_t* out, int64_t left) {
-    __m256i bytes;
-    if (est) {
-        int near;
-        bytes = em_dw_estimate32(a, est + pat * 96, clamp, &near);
-        if (__builtin_expect(near != 0, 0)) bytes = em_dw_avx2_step_exact(src, off, w, groups, bias, c, g, pat * 32);
-    } else {
-        bytes = em_dw_exact32(a, c, g, pat * 32);
-    }
-    /* int16 halves [0-7 | 8-15] and [16-23 | 24-31]; the byte pack interleaves them by lane: qwords 0 2 1 3 */
-    em_dw_store32(out, _mm256_permute4x64_epi64(bytes, 0xD8), left);
+    EM_DW_AVX2_FINISH_BODY(em_dw_estimate32)
 }
+
+EM_AVX2_FMA_TARGET static inline __attribute__((always_inline)) void em_dw_avx2_finish_fma(
+        em_dw_acc32 a, const float* est, const em_dw_rows* c, const em_avx2_gemm* g, em_dw_clamp8 clamp,
+        const uint8_t* src, const int64_t* off, const int16_t* w, int64_t groups, const int32_t* bias, int64_t pat,
+        int8_t* out, int64_t left) {
+    EM_DW_AVX2_FINISH_BODY(em_dw_estimate32_fma)
+}
+
+/* One output row (n values), each step finished by FINISH. */
+#define EM_DW_ROW_AVX2_BODY(FINISH)                                                                                  \
+    const em_avx2_gemm* g = (const em_avx2_gemm*)gp;                                                                 \
+    /* the constants in locals: the int8 stores through out could alias *c and *g for the compiler */                \
+    const int64_t patterns = c->patterns, groups = c->groups, period = patterns * 32;                                \
+    const int64_t* const offsets = c->off;                                                                           \
+    const float* const est = c->est;                                                                                 \
+    const em_dw_clamp8 clamp = em_dw_clamp8_of(g);                                                                   \
+    /* pattern by pattern, so that each pattern's weights and constants serve all its vectors in a row */            \
+    for (int64_t pat = 0; pat < patterns && pat * 32 < n; pat++) {                                                   \
+        const int16_t* wp = (const int16_t*)c->w + pat * groups * 64;                                                \
+        const int32_t* bias = c->bias + pat * 32;                                                                    \
+        int64_t q = pat * 32;                                                                                        \
+        for (; q + period < n; q += 2 * period) {      /* two vectors of the pattern: each weight load serves both */ \
+            const uint8_t* s0 = row + q * 2;                                                                         \
+            const uint8_t* s1 = row + (q + period) * 2;                                                              \
+            __m256i x0 = _mm256_loadu_si256((const __m256i*)bias);                                                   \
+            __m256i x1 = _mm256_loadu_si256((const __m256i*)(bias + 8));                                             \
+            __m256i x2 = _mm256_loadu_si256((const __m256i*)(bias + 16));                                            \
+            __m256i x3 = _mm256_loadu_si256((const __m256i*)(bias + 24));                                            \
+            __m256i y0 = x0, y1 = x1, y2 = x2, y3 = x3;                                                              \
+            const int16_t* w = wp;                                                                                   \
+            const int64_t* off = offsets;                                                                            \
+            for (int64_t tg = 0; tg < groups; tg++, off += 2, w += 64) {                                             \
+                const __m256i w0 = _mm256_loadu_si256((const __m256i*)w);                                            \
+                const __m256i w1 = _mm256_loadu_si256((const __m256i*)(w + 16));                                     \
+                const __m256i w2 = _mm256_loadu_si256((const __m256i*)(w + 32));                                     \
+                const __m256i w3 = _mm256_loadu_si256((const __m256i*)(w + 48));                                     \
+                EM_DW_AVX2_GROUP(s0, off, w0, w1, w2, w3, x0, x1, x2, x3)                                            \
+                EM_DW_AVX2_GROUP(s1, off, w0, w1, w2, w3, y0, y1, y2, y3)                                            \
+            }                                                                                                        \
+            const em_dw_acc32 ax = {x0, x1, x2, x3}, ay = {y0, y1, y2, y3};                                          \
+            FINISH(ax, est, c, g, clamp, s0, offsets, wp, groups, bias, pat, out + q, n - q);                        \
+            FINISH(ay, est, c, g, clamp, s1, offsets, wp, groups, bias, pat, out + q + period,                       \
+                              n - q - period);                                                                       \
+        }                                                                                                            \
+        if (q < n) {                                                                                                 \
+            const uint8_t* s0 = row + q * 2;                                                                         \
+            FINISH(em_dw_avx2_step(s0, offsets, wp, groups, bias), est, c, g, clamp, s0, offsets, wp,                \
+                              groups, bias, pat, out + q, n - q);                                                    \
+        }                                                                                                            \
+    }
 
 EM_AVX2_TARGET static void em_dw_row_avx2(const uint8_t* row, int8_t* out, int64_t n, const em_dw_rows* c,
                                           const void* gp) {
-    const em_avx2_gemm* g = (const em_avx2_gemm*)gp;
-    /* the constants in locals: the int8 stores through out could alias *c and *g for the compiler */
-    const int64_t patterns = c->patterns, groups = c->groups, period = patterns * 32;
-    const int64_t* const offsets = c->off;
-    const float* const est = c->est;
-    const em_dw_clamp8 clamp = em_dw_clamp8_of(g);
-    /* pattern by pattern, so that each pattern's weights and constants serve all its vectors in a row */
-    for (int64_t pat = 0; pat < patterns && pat * 32 < n; pat++) {
-        const int16_t* wp = (const int16_t*)c->w + pat * groups * 64;
-        const int32_t* bias = c->bias + pat * 32;
-        int64_t q = pat * 32;
-        for (; q + period < n; q += 2 * period) {      /* two vectors of the pattern: each weight load serves both */
-            const uint8_t* s0 = row + q * 2;
-            const uint8_t* s1 = row + (q + period) * 2;
-            __m256i x0 = _mm256_loadu_si256((const __m256i*)bias), x1 = _mm256_loadu_si256((const __m256i*)(bias + 8));
-            __m256i x2 = _mm256_loadu_si256((const __m256i*)(bias + 16));
-            __m256i x3 = _mm256_loadu_si256((const __m256i*)(bias + 24));
-            __m256i y0 = x0, y1 = x1, y2 = x2, y3 = x3;
-            const int16_t* w = wp;
-            const int64_t* off = offsets;
-            for (int64_t tg = 0; tg < groups; tg++, off += 2, w += 64) {
-                const __m256i w0 = _mm256_loadu_si256((const __m256i*)w);
-                const __m256i w1 = _mm256_loadu_si256((const __m256i*)(w + 16));
-                const __m256i w2 = _mm256_loadu_si256((const __m256i*)(w + 32));
-                const __m256i w3 = _mm256_loadu_si256((const __m256i*)(w + 48));
-                EM_DW_AVX2_GROUP(s0, off, w0, w1, w2, w3, x0, x1, x2, x3)
-                EM_DW_AVX2_GROUP(s1, off, w0, w1, w2, w3, y0, y1, y2, y3)
-            }
-            const em_dw_acc32 ax = {x0, x1, x2, x3}, ay = {y0, y1, y2, y3};
-            em_dw_avx2_finish(ax, est, c, g, clamp, s0, offsets, wp, groups, bias, pat, out + q, n - q);
-            em_dw_avx2_finish(ay, est, c, g, clamp, s1, offsets, wp, groups, bias, pat, out + q + period,
-                              n - q - period);
-        }
-        if (q < n) {
-            const uint8_t* s0 = row + q * 2;
-            em_dw_avx2_finish(em_dw_avx2_step(s0, offsets, wp, groups, bias), est, c, g, clamp, s0, offsets, wp,
-                              groups, bias, pat, out + q, n - q);
-        }
-    }
+    EM_DW_ROW_AVX2_BODY(em_dw_avx2_finish)
+}
+
+/* em_dw_row_avx2 with em_dw_estimate8_fma (the CPU has FMA3). */
+EM_AVX2_FMA_TARGET static void em_dw_row_avx2_fma(const uint8_t* row, int8_t* out, int64_t n, const em_dw_rows* c,
+                                          const void* gp) {
+    EM_DW_ROW_AVX2_BODY(em_dw_avx2_finish_fma)
 }
 
 static void em_depthwise_int8_avx2(const em_params* p) {
@@ -841,7 +886,7 @@ static void em_depthwise_int8_avx2(const em_params* p) {
     em_dw_rows_consts(p, &c);
     if (_MM_GET_ROUNDING_MODE() != _MM_ROUND_NEAREST) c.est = NULL;      /* em_dw_estimate8 rounds by the MXCSR */
     const em_avx2_gemm g = em_dw_avx2_gemm(p);
-    em_dw_run(p, em_dw_row_avx2, &c, &g, 1, 0);
+    em_dw_run(p, em_dw_cpu_has_fma() ? em_dw_row_avx2_fma : em_dw_row_avx2, &c, &g, 1, 0);
 }
 #else
 /* never selected: the loader picks these kernels only when the CPU reports the ISA */
