@@ -9,7 +9,7 @@ from libc.stdint cimport int8_t, int32_t, int64_t
 import numpy
 
 from cython_ops import load_ops
-from cython_ops.load_buffer cimport buffer_bytes, one_in_one_out, per_tensor
+from cython_ops.load_buffer cimport buffer_bytes, element_count, one_in_one_out, per_tensor
 
 
 cdef extern from *:
@@ -60,13 +60,9 @@ cdef object int8_head(ctx, op, int8_dtype):
     xi, yi, x, y, xs = head
     if len(xs) > RANK:
         return None
-    cdef int64_t n = 1
-    for d in xs:
-        if type(d) is not int or not 0 <= d <= MAX_DIM:
-            return None
-        n *= d
-        if n > MAX_DIM:
-            return None
+    cdef int64_t n = element_count(xs, MAX_DIM)
+    if n < 0:
+        return None
     x_params, y_params = per_tensor(x, F64, I64), per_tensor(y, F64, I64)
     if x_params is None or y_params is None:
         return None

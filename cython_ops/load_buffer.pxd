@@ -56,3 +56,16 @@ cdef inline object one_in_one_out(ctx, op, x_dtype, y_dtype):
     if type(xs) is not tuple:
         return None
     return xi, yi, x, y, xs
+
+
+cdef inline int64_t element_count(shape, int64_t limit):
+    """The element count of `shape` (a tuple of Python ints, each 0..limit, the product at most limit too), or -1
+    for anything else (the Python path then decides)."""
+    cdef int64_t n = 1
+    for d in shape:
+        if type(d) is not int or not 0 <= d <= limit:
+            return -1
+        n *= d
+        if n > limit:
+            return -1
+    return n

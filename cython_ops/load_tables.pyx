@@ -10,7 +10,7 @@ from libc.string cimport memset
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 
 from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
-from cython_ops.load_buffer cimport buffer_bytes, one_in_one_out, per_tensor
+from cython_ops.load_buffer cimport buffer_bytes, element_count, one_in_one_out, per_tensor
 
 import numpy
 
@@ -177,13 +177,9 @@ def int8_dequantize_shell(ctx, op, int8_dtype, float32_dtype):
     if head is None or head[0] in ctx.constants:
         return None
     xi, yi, x, y, xs = head
-    cdef int64_t n = 1
-    for d in xs:
-        if type(d) is not int or not 0 <= d <= MAX_DIM:
-            return None
-        n *= d
-        if n > MAX_DIM:
-            return None
+    cdef int64_t n = element_count(xs, MAX_DIM)
+    if n < 0:
+        return None
     params = per_tensor(x, F64, I64)
     if params is None:
         return None
