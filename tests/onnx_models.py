@@ -36,24 +36,10 @@ def ort_run(model: bytes, feeds: dict) -> list:
 # every quantized op's result, is unchanged), and the feeds and outputs are shifted to match.  edgeml never
 # saturates: it computes the operators' integer sums exactly on every CPU, as onnxruntime does with VNNI or on arm64.
 
-def _cpu_flags() -> set:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def ort_int8_saturates() -> bool:
     """True where onnxruntime's uint8 x int8 GEMM kernels saturate pairs of products (x86-64 without VNNI)."""
-    import platform
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    flags = _cpu_flags()
-    return not ({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
+    from edgeml.cpu import onnxruntime_int8_saturates
+    return onnxruntime_int8_saturates()
 
 
 # ops whose zero point inputs may be left out (default 0): (input index of a quantized int8 operand, index of its

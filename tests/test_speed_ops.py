@@ -11,6 +11,7 @@ import edgeml
 import model_cache
 import speed_models as M
 from edgeml.errors import InputError
+from edgeml.runtime import kernels
 from test_tflite_ops import (N_INPUTS, assert_contains_intended_ops, check_against_reference, check_int8_model,
                              float_inputs, input_shapes)
 
@@ -55,7 +56,9 @@ def test_table_ops_run_as_one_lookup(models):
     it = edgeml.Interpreter(models.get("leaky_relu_and_relu6_large", "int8"))
     assert {s.kernel for s in it.plan.steps} == {"lut_int8"}
     it = edgeml.Interpreter(models.get("squeeze_excite_mul_hard_swish", "int8"))
-    assert [s.kernel for s in it.plan.steps if s.op.type == "HARD_SWISH"] == ["lut_int8"]
+    # AVX2 / AVX-VNNI: HARD_SWISH's arithmetic vectorized, checked against the table at load (ops/activations.py)
+    want = "hard_swish_int8_avx2" if kernels.CONFIG.isa in ("avx2", "avxvnni") else "lut_int8"
+    assert [s.kernel for s in it.plan.steps if s.op.type == "HARD_SWISH"] == [want]
 
 
 def test_run_fast_paths_equal_the_checked_path(models):

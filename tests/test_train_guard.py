@@ -133,3 +133,24 @@ def test_feature_columns_of_mixed_scales_are_named_as_the_int8_cause():
     assert "1 of 3 feature columns" in cause and "standardize" in cause, cause
     assert G.input_resolution(IO(), [wide[:, :2]]) is None
     assert G.input_resolution(IO(), [np.zeros((100, 3))]) is None       # constant columns: nothing to lose
+
+
+@pytest.mark.parametrize("saturates, edgeml_flagged, becomes_note", [
+    (True, False, True), (True, True, False), (False, False, False)])
+def test_onnxruntime_int8_loss_is_a_note_where_its_kernels_saturate(monkeypatch, saturates, edgeml_flagged,
+                                                                    becomes_note):
+    """On x86-64 without VNNI onnxruntime's uint8 x int8 GEMMs saturate: its int8 loss alone is a note when edgeml's
+    exact int8 run of the same model is within the bound; anywhere else, or with edgeml flagged too, a failure."""
+    import edgeml.cpu
+    monkeypatch.setattr(edgeml.cpu, "onnxruntime_int8_saturates", lambda: saturates)
+    found = [G.failure("int8", "onnxruntime_int8 raises the MSE", "cause", output="y", runtime="onnxruntime_int8")]
+    if edgeml_flagged:
+        found.append(G.failure("int8", "edgeml_int8 raises the MSE", "cause", output="y", runtime="edgeml_int8"))
+    metrics = {"y": {"mse": {"keras_float": 1.0, "edgeml_int8": 1.5 if edgeml_flagged else 1.0,
+                             "onnxruntime_int8": 2.0}}}
+    failures, notes = G.onnxruntime_cpu_findings(found, metrics)
+    runtimes = [f["runtime"] for f in failures]
+    assert ("onnxruntime_int8" not in runtimes) == becomes_note
+    assert len(notes) == (1 if becomes_note else 0)
+    if becomes_note:
+        assert "saturate pairs of products" in notes[0] and "onnxruntime_int8 raises the MSE" in notes[0]

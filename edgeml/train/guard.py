@@ -90,6 +90,32 @@ def check_quality(heads: list, metrics: dict, ds, context: dict) -> list:
     return found
 
 
+def onnxruntime_cpu_findings(found: list, metrics: dict) -> tuple:
+    """(failures, notes): an int8 finding against onnxruntime_int8 becomes a note on CPUs where onnxruntime's int8
+    GEMMs saturate pairs of products (edgeml.cpu.onnxruntime_int8_saturates: x86-64 without VNNI) while edgeml's
+    exact run of the int8 model (edgeml_int8, the .tflite that model_int8.onnx is converted from) stays within the
+    bound on that output: the loss is that CPU's onnxruntime kernels, not the model (seen on an AVX2-only EPYC: an
+    MLP regressor's MSE 140 -> 238 in onnxruntime only).  On such a CPU a faulty .onnx conversion is therefore
+    reported as a note, not a failure: onnxruntime cannot tell the two apart there."""
+    from edgeml.cpu import onnxruntime_int8_saturates
+    if not onnxruntime_int8_saturates():
+        return found, []
+    flagged = {(f.get("output"), f.get("runtime")) for f in found if f["check"] == "int8"}
+    failures, notes = [], []
+    for f in found:
+        output = f.get("output")
+        values = metrics.get(output, {})
+        measured = any("edgeml_int8" in values.get(key, {}) for key in ("accuracy", "mse"))
+        if f["check"] == "int8" and f.get("runtime") == "onnxruntime_int8" and measured \
+                and (output, "edgeml_int8") not in flagged:
+            notes.append(f"{f['message']}; not a failure: onnxruntime's uint8 x int8 kernels saturate pairs of "
+                         "products on this CPU (x86-64 without VNNI), and edgeml's exact run of the same int8 "
+                         "model stays within the bound")
+        else:
+            failures.append(f)
+    return failures, notes
+
+
 def _float_runtime(runtime: str) -> bool:
     """A runtime running a float file (edgeml_float, litert_float, ...), which should match Keras."""
     return runtime.endswith("float") and not runtime.startswith("keras")

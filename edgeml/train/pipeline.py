@@ -295,7 +295,8 @@ def _run(cfg: TrainConfig, work: str, backup=None, dist=None) -> TrainResult:
                    "recurrent": _recurrent(model), "qat": plan.qat, "zoo": name is not None,
                    "input_quantization": G.input_resolution(FileIO(files["model_int8.tflite"],
                                                                    list(model.input_names)), ds.inputs("test"))}
-        failures = G.check_quality(heads, metrics, ds, context)
+        failures, cpu_notes = G.onnxruntime_cpu_findings(G.check_quality(heads, metrics, ds, context), metrics)
+        notes.extend(cpu_notes)
         failures += G.check_optimizations(plan, [w for w in weights if not _dense_by_choice(cfg, w[1])])
         failures += [G.failure("runtime", f"edgeml could not run {_file_of(runtime)}: {why}",
                                "a runtime refusal: report the op and types named here to edgeml", runtime=runtime)

@@ -317,10 +317,13 @@ def _mobilenet_v1(keras, x, shape, *, alpha, bn, **_):
             if repeats > 1 and max(_hw(x)) <= 4:
                 continue
         strides = _stride(x, 8) if stride == 2 else (1, 1)
-        x = keras.layers.DepthwiseConv2D(_kernel(x), strides=strides, padding="same", use_bias=False)(x)
+        # TensorFlow's own depthwise kernel (used where it does not take oneDNN's: AMD, Intel without AVX-512)
+        # refuses unequal strides: a stride along one axis only moves to the block's 1x1 conv (same output shape)
+        dw_strides, pw_strides = (strides, 1) if strides[0] == strides[1] else ((1, 1), strides)
+        x = keras.layers.DepthwiseConv2D(_kernel(x), strides=dw_strides, padding="same", use_bias=False)(x)
         x = keras.layers.BatchNormalization(**bn)(x)
         x = keras.layers.ReLU(max_value=6.0)(x)
-        x = _conv_bn_relu(keras, x, width(filters), bn, kernel=1, relu_max=6.0)
+        x = _conv_bn_relu(keras, x, width(filters), bn, kernel=1, strides=pw_strides, relu_max=6.0)
     return _pooled(keras, x)
 
 
