@@ -63,7 +63,7 @@ def _as_uint8_model(model):
 
     def shift_tensor(t):
         a = numpy_helper.to_array(t)
-        b = numpy_helper.from_array((a.astype(np.int16) + 128).astype(np.uint8), t.name)
+        b = numpy_helper.from_array(np.asarray(a.astype(np.int16) + 128).astype(np.uint8), t.name)
         t.CopyFrom(b)
 
     for t in g.initializer:
@@ -193,10 +193,11 @@ class OrtReference:
     def run(self, names, feeds):
         outs = [np.asarray(o).view(OrtOutput) for o in self.sess.run(None, feeds)]
         if self.twin is not None:
-            twin_feeds = {k: (np.asarray(v).astype(np.int16) + 128).astype(np.uint8) if k in self.shifted else v
+            twin_feeds = {k: np.asarray(np.asarray(v).astype(np.int16) + 128).astype(np.uint8)
+                          if k in self.shifted else v
                           for k, v in feeds.items()}
             for name, o, t in zip(self.out_names, outs, self.twin.run(None, twin_feeds)):
-                o.alt = (t.astype(np.int16) - 128).astype(np.int8) if name in self.shifted else t
+                o.alt = np.asarray(t.astype(np.int16) - 128).astype(np.int8) if name in self.shifted else t
         if names is None:
             return outs
         return [outs[self.out_names.index(n)] for n in names]

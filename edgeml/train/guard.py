@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from converters import from_tflite
+from edgeml import cpu
 
 CHANCE_MARGIN = 0.10
 R2_CHANCE = 0.10
@@ -97,8 +98,7 @@ def onnxruntime_cpu_findings(found: list, metrics: dict) -> tuple:
     bound on that output: the loss is that CPU's onnxruntime kernels, not the model (seen on an AVX2-only EPYC: an
     MLP regressor's MSE 140 -> 238 in onnxruntime only).  On such a CPU a faulty .onnx conversion is therefore
     reported as a note, not a failure: onnxruntime cannot tell the two apart there."""
-    from edgeml.cpu import onnxruntime_int8_saturates
-    if not onnxruntime_int8_saturates():
+    if not cpu.onnxruntime_int8_saturates():
         return found, []
     flagged = {(f.get("output"), f.get("runtime")) for f in found if f["check"] == "int8"}
     failures, notes = [], []
