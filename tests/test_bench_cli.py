@@ -496,3 +496,19 @@ def test_float_model_compares_with_the_reference(reference_models, tmp_path):
     c = r["compare"][0]
     # float32 agrees with LiteRT's reference within the documented rtol=1e-5/atol=1e-6 (softmax outputs <= 1)
     assert c["compared"] == "as stored" and c["max_abs_diff"] <= 1e-5
+
+
+@pytest.mark.parametrize("saturates", [True, False])
+def test_onnxruntime_difference_is_explained_on_cpus_without_vnni(reference_models, tmp_path, monkeypatch,
+                                                                   saturates):
+    """Where onnxruntime's int8 GEMMs saturate (x86-64 without VNNI) a difference from it carries a note saying
+    why; elsewhere, or when it agrees, no such note."""
+    pytest.importorskip("onnxruntime")
+    import edgeml.bench.measure as measure
+    monkeypatch.setattr(measure, "onnxruntime_int8_saturates", lambda: saturates)
+    monkeypatch.setattr(measure, "agreement", lambda *a: {"bit_exact": False, "max_abs_diff": 1.0,
+                                                          "compared": "as stored"})
+    r = bench_json(tmp_path, onnx_model(reference_models, "ad01_int8"), "--num_runs", "2", "--min_secs", "0",
+                   "--compare", "onnxruntime")
+    note = r["compare"][0].get("note", "")
+    assert ("saturate each pair of products at int16" in note) is saturates

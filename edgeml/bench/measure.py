@@ -10,6 +10,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from edgeml.cpu import onnxruntime_int8_saturates
 from edgeml.errors import InputError, ModelFormatError
 from edgeml.bench.runners import (PEERS, EdgeMLRunner, PeerAbsent, adapt_inputs, agreement, make_peer,
                                   one_line)
@@ -249,8 +250,13 @@ def run_bench(opts: BenchOptions, progress: Optional[Callable[[float, int], None
                "median_us": med, "ratio_to_edgeml": med / stats["median"] if stats["median"] > 0 else None,
                "num_runs": len(times[k]), "num_threads": peer.threads_used, "latency_us": latency_stats(times[k]),
                **agree}
-        if input_notes.get(peer.name):
-            row["note"] = input_notes[peer.name]
+        notes_here = [input_notes[peer.name]] if input_notes.get(peer.name) else []
+        if peer.name == "onnxruntime" and not agree["bit_exact"] and onnxruntime_int8_saturates():
+            notes_here.append("on this CPU (x86-64 without VNNI) onnxruntime's uint8 x int8 GEMMs saturate each pair "
+                              "of products at int16, so an int8 model's outputs can differ by its overflow; edgeml "
+                              "computes the exact sums, as onnxruntime does with VNNI and on arm64")
+        if notes_here:
+            row["note"] = "; ".join(notes_here)
         compare.append(row)
         result["runs_us"][peer.name] = [v / 1e3 for v in times[k]]
     result["compare"] = compare        # empty without --compare, so scripts can rely on the keys
