@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import importlib.metadata as md
 from pathlib import Path
 from typing import Callable
@@ -35,7 +36,7 @@ class ConvertedModels:
             if not path.exists():
                 pytest.importorskip("tensorflow")
                 pytest.importorskip("tf_keras")
-                tmp = path.with_suffix(".partial")
+                tmp = path.with_suffix(f".{os.getpid()}.partial")     # pytest-xdist workers may convert at once
                 tmp.write_bytes(self.convert(name, kind))
                 tmp.replace(path)
             self.memory[key] = path.read_bytes()

@@ -7,6 +7,7 @@ onnxruntime version (quantization is the slow part of these tests)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import importlib.metadata as md
 import tempfile
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ class QuantizedModels:
                     h.update(b"?")
             path = self.directory / f"{name}.float.{h.hexdigest()[:20]}.onnx"
             if not path.exists():
-                tmp = path.with_suffix(".partial")
+                tmp = path.with_suffix(f".{os.getpid()}.partial")
                 tmp.write_bytes(build())
                 tmp.replace(path)
             self.memory[key] = path.read_bytes()
@@ -130,7 +131,7 @@ class QuantizedModels:
         if key not in self.memory:
             path = self.directory / f"{name}.{spec.label}.{key}.onnx"
             if not path.exists():
-                tmp = path.with_suffix(".partial")
+                tmp = path.with_suffix(f".{os.getpid()}.partial")
                 tmp.write_bytes(quantize(float_model, spec, seed, scale, extra_options, skip_symbolic_shape))
                 tmp.replace(path)
             self.memory[key] = path.read_bytes()

@@ -396,7 +396,9 @@ def keras_attention_onnx(request):
     keras.backend.clear_session()
     data = proto.SerializeToString()
     if path is not None:
-        path.write_bytes(data)
+        tmp = path.with_suffix(f".{os.getpid()}.partial")      # pytest-xdist workers may build it at once
+        tmp.write_bytes(data)
+        tmp.replace(path)
     return data
 
 
