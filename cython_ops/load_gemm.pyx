@@ -30,6 +30,10 @@ cdef object int32_dtype = None
 cdef object float32_dtype = None
 cdef object float64_dtype = None
 cdef dict no_floats = None
+cdef object uint8_type = None           # numpy.uint8, as the packers name their blocks' type
+cdef object uint8_dtype = None
+cdef object np_empty = None, np_ndarray = None
+cdef int64_t keep_align = 64, keep_pool_bytes = 1 << 16, keep_pool_largest = 4096     # plan.py's kept-array pool
 cdef int64_t im2col_rows = 64, vnni_chunk_bytes = 16384, vnni_slack = 64, align = 64
 cdef int64_t avx2_big_weight_bytes = 262144, avx2_big_chunk_bytes = 131072
 cdef int64_t winograd_min_ic = 12, winograd_max_ic = 3600, depthwise_as_conv_min = 4
@@ -52,6 +56,7 @@ def use_runtime(step, candidate, sparse, fc_as_conv, column_source, column_requa
     global no_floats, im2col_rows, vnni_chunk_bytes, vnni_slack, align, avx2_big_weight_bytes, packing_depthwise
     global avx2_big_chunk_bytes, winograd_min_ic
     global winograd_max_ic, depthwise_as_conv_min, requant_float, requant_double_scale
+    global uint8_type, uint8_dtype, np_empty, np_ndarray, keep_align, keep_pool_bytes, keep_pool_largest
     Step, sparse_candidate, sparse_step, fully_connected_as_conv = step, candidate, sparse, fc_as_conv
     column_source_type, pack_gemm_timed = column_source, pack_gemm
     packing_depthwise, pack_depthwise_timed = depthwise_packing, depthwise_packing.pack_depthwise_rows
@@ -65,6 +70,53 @@ def use_runtime(step, candidate, sparse, fc_as_conv, column_source, column_requa
     winograd_min_ic, winograd_max_ic = constants["winograd_min_ic"], constants["winograd_max_ic"]
     depthwise_as_conv_min = constants["depthwise_as_conv_min"]
     requant_float, requant_double_scale = constants["requant_float"], constants["requant_double_scale"]
+    uint8_type, np_empty, np_ndarray = constants["uint8"], constants["empty"], constants["ndarray"]
+    uint8_dtype = np_empty(0, uint8_type).dtype
+    keep_align, keep_pool_bytes = constants["keep_align"], constants["keep_pool_bytes"]
+    keep_pool_largest = constants["keep_pool_largest"]
+
+
+cdef Py_ssize_t lead_to_aligned(raw):
+    """Bytes from raw's first byte to the next keep_align boundary (Python's -address % keep_align)."""
+    cdef size_t address = load_pack.data_address(raw)
+    return <Py_ssize_t>((keep_align - <int64_t>(address % <size_t>keep_align)) % keep_align)
+
+
+cdef class Keeper:
+    """Ctx.keep_new (edgeml/runtime/plan.py) for the packers' one uint8 block per op, without its Python frame: the
+    same budget, pool and alignment; any other request, and one past the weight budget (which it refuses with its
+    message), goes to ctx.keep_new itself."""
+    cdef object ctx
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def __call__(self, shape, dtype):
+        ctx = self.ctx
+        if dtype is not uint8_type or type(shape) is not tuple or len(shape) != 1 or type(shape[0]) is not int:
+            return ctx.keep_new(shape, dtype)
+        cdef Py_ssize_t nbytes = shape[0]
+        if nbytes < 0:
+            return ctx.keep_new(shape, dtype)
+        total = ctx.weight_bytes + nbytes
+        if total > ctx.max_weight_bytes:
+            return ctx.keep_new(shape, dtype)
+        ctx.weight_bytes = total
+        cdef Py_ssize_t at
+        if nbytes > keep_pool_largest:
+            raw = np_empty(nbytes + keep_align, uint8_type)
+            out = np_ndarray(shape, uint8_dtype, raw, lead_to_aligned(raw))
+        else:       # small blocks side by side in the context's shared pool (Ctx.keep_new)
+            pool = ctx.keep_pool
+            if pool is None or pool[1] + nbytes > keep_pool_bytes:
+                raw = np_empty(keep_pool_bytes + keep_align, uint8_type)
+                pool = [raw, lead_to_aligned(raw)]
+                ctx.keep_pool = pool
+            at = pool[1]
+            out = np_ndarray(shape, uint8_dtype, pool[0], at)
+            pool[1] = at + (max(nbytes, 1) + keep_align - 1) // keep_align * keep_align
+        ctx.keep.append(out)
+        return out
 
 
 cdef class BoundGemm:
@@ -115,7 +167,7 @@ cdef tuple gemm_pack(ctx, op, w2, bias, double s_in, ws, double s_out, given, in
         return pack_gemm_timed(ctx, op, w2, bias, source, in_zp, wrap, layout, segment, *sparse_args)
     try:
         block, layout, kp, offsets = load_prepare.pack_gemm_int8(
-            ctx.keep_new, w2, bias, s_in, ws, s_out, ctx.rounding, given, in_zp, w_zp, wrap, layout, segment,
+            Keeper(ctx), w2, bias, s_in, ws, s_out, ctx.rounding, given, in_zp, w_zp, wrap, layout, segment,
             *sparse_args)
     except OverflowError:
         raise overflow_error(op) from None
@@ -156,7 +208,9 @@ def int8_conv_step(ctx, op, bint depthwise, str conv_kernel, str depthwise_kerne
     ok, bias = plain_bias(ctx, op, oc)
     if not ok:
         return shell
-    ctx.set_output(op, 0, (n, oh, ow, oc))
+    shape = (n, oh, ow, oc)
+    if not load_shell.set_plain_output(ctx, op, 0, shape):
+        ctx.set_output(op, 0, shape)
     cdef int64_t macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
     if as_conv:
         return conv_gemm(ctx, op, depthwise, conv_kernel, x, y, wdata, bias, g, s_in, s_out, ws, macs,
@@ -285,7 +339,7 @@ cdef object depthwise_row_step(ctx, op, str kernel_name, x, y, wdata, bias, dict
     else:
         try:
             block, at, packed = load_depthwise.depthwise_rows(
-                ctx.keep_new, w_taps, bias, mult, shift, real, real32, ints["in_zp"], 0, ints["mode"], ints["out_zp"],
+                Keeper(ctx), w_taps, bias, mult, shift, real, real32, ints["in_zp"], 0, ints["mode"], ints["out_zp"],
                 kernel.step, kernel.group, kernel.wide, kernel.table_lanes, oh, ints["ow"], ints["iw"], ints["kh"],
                 ints["kw"], ints["sh"], ints["sw"], ints["dh"], ints["dw"], threads, packing_depthwise.BAND_BYTES)
         except OverflowError as exc:
@@ -311,7 +365,8 @@ def int8_fully_connected_step(ctx, op, str kernel, int64_t fc_thread_macs, uint8
     ok, bias = plain_bias(ctx, op, n_out)
     if not ok:
         return shell
-    ctx.set_output(op, 0, out_shape)
+    if not load_shell.set_plain_output(ctx, op, 0, out_shape):
+        ctx.set_output(op, 0, out_shape)
     cdef int mode = ctx.rounding
     if mode == 0:       # (the "double" rounding: LiteRT's reference FULLY_CONNECTED rescales in double)
         mode = requant_double_scale

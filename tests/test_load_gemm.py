@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from converters.tflite import from_tflite
-from cython_ops import load_depthwise, load_prepare, load_shell
+from cython_ops import load_depthwise, load_gemm, load_prepare, load_shell
 from edgeml.errors import EdgeMLError, ModelFormatError
+from edgeml.ir import Graph
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.kernels import CONFIG
+from edgeml.runtime.plan import KEEP_ALIGN, KEEP_POOL_LARGEST, Ctx, address as data_address
 
 KWS_OPS = {"stem CONV_2D": 0, "DEPTHWISE_CONV_2D": 1, "1x1 CONV_2D": 2, "FULLY_CONNECTED": 11}
 
@@ -96,3 +98,42 @@ def test_an_overflowing_depthwise_conv_is_a_model_error(shells, reference_models
     with pytest.raises(ModelFormatError, match=r"^depthwise bias and weights overflow the int32 accumulator "
                                                r"\(channel 3\)$"):
         compile_model(graph)
+
+
+def empty_ctx(max_weight_bytes: int = 1 << 31) -> Ctx:
+    return Ctx(Graph(tensors=[], ops=[], inputs=[], outputs=[]), 0, max_weight_bytes=max_weight_bytes)
+
+
+@pytest.mark.parametrize("nbytes", [0, 1, 63, 64, 4096, 4097, 70000])
+def test_the_packers_keeper_keeps_as_ctx_keep_new(nbytes):
+    """load_gemm.Keeper (the packers' block allocator) against Ctx.keep_new: shape, type, 64-byte alignment, the
+    pool's spacing, the weight count, and no two blocks sharing bytes."""
+    fast, plain = empty_ctx(), empty_ctx()
+    keep = load_gemm.Keeper(fast)
+    got = [keep((nbytes,), np.uint8) for _ in range(3)]
+    want = [plain.keep_new((nbytes,), np.uint8) for _ in range(3)]
+    for a, b in zip(got, want):
+        assert (a.shape, a.dtype, a.flags.writeable, a.flags.c_contiguous) == (b.shape, b.dtype, True, True)
+        assert data_address(a) % KEEP_ALIGN == 0 or nbytes == 0
+    spacing = [[data_address(a) - data_address(arrays[0]) for a in arrays] for arrays in (got, want)]
+    if nbytes <= KEEP_POOL_LARGEST:
+        assert spacing[0] == spacing[1]
+    for value, a in enumerate(got):
+        a[...] = value
+    assert all((a == value).all() for value, a in enumerate(got))
+    assert fast.weight_bytes == plain.weight_bytes == 3 * nbytes
+    assert [a.nbytes for a in fast.keep] == [a.nbytes for a in plain.keep]
+
+
+def test_the_packers_keeper_refuses_past_the_weight_budget_as_keep_new():
+    ctx = empty_ctx(max_weight_bytes=100)
+    load_gemm.Keeper(ctx)((100,), np.uint8)
+    with pytest.raises(ModelFormatError, match=r"^the packed weights need more than 100 bytes"):
+        load_gemm.Keeper(ctx)((1,), np.uint8)
+    assert ctx.weight_bytes == 101 and len(ctx.keep) == 1
+
+
+def test_the_packers_keeper_hands_other_requests_to_keep_new():
+    ctx = empty_ctx()
+    a = load_gemm.Keeper(ctx)((3, 5), np.int32)
+    assert a.shape == (3, 5) and a.dtype == np.int32 and ctx.weight_bytes == 60 and ctx.keep == [a]

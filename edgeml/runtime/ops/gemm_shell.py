@@ -17,7 +17,7 @@ from edgeml.runtime.ops import conv_winograd
 from edgeml.runtime.ops.common import IM2COL_ROWS
 from edgeml.runtime.ops.sparse_gemm import fully_connected_as_conv, sparse_candidate, sparse_step
 from edgeml.runtime.packing import AVX2_BIG_CHUNK_BYTES, AVX2_BIG_WEIGHT_BYTES, VNNI_CHUNK_BYTES, VNNI_SLACK
-from edgeml.runtime.plan import Step
+from edgeml.runtime.plan import KEEP_ALIGN, KEEP_POOL_BYTES, KEEP_POOL_LARGEST, Step
 
 # the geometry sparse_candidate reads: a FULLY_CONNECTED runs on the sparse kernel as a 1x1 conv
 AS_1X1_CONV = dict(kh=1, kw=1, sh=1, sw=1, dh=1, dw=1, pad_top=0, pad_left=0)
@@ -40,7 +40,8 @@ load_gemm.use_runtime(
          avx2_big_weight_bytes=AVX2_BIG_WEIGHT_BYTES, avx2_big_chunk_bytes=AVX2_BIG_CHUNK_BYTES,
          winograd_min_ic=conv_winograd.WINOGRAD_MIN_IC, winograd_max_ic=conv_winograd.WINOGRAD_MAX_IC,
          depthwise_as_conv_min=DEPTHWISE_AS_CONV_MIN, requant_float=requant.REQUANT_FLOAT,
-         requant_double_scale=requant.REQUANT_DOUBLE_SCALE))
+         requant_double_scale=requant.REQUANT_DOUBLE_SCALE, uint8=np.uint8, empty=np.empty, ndarray=np.ndarray,
+         keep_align=KEEP_ALIGN, keep_pool_bytes=KEEP_POOL_BYTES, keep_pool_largest=KEEP_POOL_LARGEST))
 
 int8_conv_step = load_gemm.int8_conv_step
 int8_fully_connected_step = load_gemm.int8_fully_connected_step
