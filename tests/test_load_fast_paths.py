@@ -30,11 +30,12 @@ from edgeml.runtime.plan import KEEP_ALIGN, Ctx
 CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nobias", "dense_3d_input",
              "conv_5x5_17ch_to_32_large_accumulators", "conv_1ch_input_7x7_stride3", "small_cnn",
              "add_sub_mul_same_shape", "add_sub_mul_channel_broadcast", "add_sub_mul_row_broadcast", "add_relu_fused",
-             "add_mul_relu_n1_to_1", "add_inputs_of_very_different_scales"]
+             "add_mul_relu_n1_to_1", "add_inputs_of_very_different_scales", "hard_swish", "hard_swish_wide_range"]
 # cython_ops/load_ops.pyx: each returns None for its Python path
 LOAD_OPS_SHELLS = ["int8_binary_shell", "int8_unary_shell", "reshape_shell", "int8_pool_shell", "int8_mean_shell",
                    "concatenation_shell", "strided_slice_shell", "split_shell"]
-LOAD_ACTIVATIONS_SHELLS = ["int8_softmax_shell", "int8_lut_activation_shell", "int8_requantize_shell"]     # cython_ops/load_activations.pyx
+LOAD_ACTIVATIONS_SHELLS = ["int8_softmax_shell", "int8_lut_activation_shell", "int8_requantize_shell",
+                           "int8_hard_swish_shell"]     # cython_ops/load_activations.pyx
 PUBLIC = ["traffic_model.tflite", "ssd_mobilenet_v1_025_224_int8.tflite", "mobilenet_v2_0.35_224_int8.tflite",
           "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite", "squeezenet_v1.0_128_int8.tflite",
           "miniresnet_2stacks_64x50_int8.tflite", "gmp_wl_48_int8.tflite", "deeplabv3_mnv2_pascal_quant.tflite"]
