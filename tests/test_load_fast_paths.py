@@ -16,8 +16,8 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import (load_activations, load_depthwise, load_detection, load_index, load_ops, load_pack, load_pad,
-                        load_prepare, load_resize, load_shell, load_tables)
+from cython_ops import (load_activations, load_concat, load_depthwise, load_detection, load_index, load_ops, load_pack,
+                        load_pad, load_prepare, load_resize, load_shell, load_tables)
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant, tables
@@ -89,6 +89,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_resize, "resize_shell", lambda *args: None)     # (resize.prepare_resize_*)
         monkeypatch.setattr(load_detection, "anchor_values", detection.anchor_values_numpy)
         monkeypatch.setattr(load_index, "tile_shell", lambda *args: None)       # (index.prepare_tile)
+        monkeypatch.setattr(load_concat, "uint8_concatenation_shell", lambda *args: None)   # (prepare_concatenation)
     return apply
 
 

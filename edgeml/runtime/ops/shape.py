@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from cython_ops import load_ops, load_pad
+from cython_ops import load_concat, load_ops, load_pad
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
@@ -464,6 +464,9 @@ def prepare_concatenation(ctx: Ctx, op: Op) -> list:
     shell = load_ops.concatenation_shell(ctx, op, *SHELL_TYPES[:3])    # a copying concat's checks, one call
     if shell is not None:
         return concat_steps(op, *shell)
+    rescaling = load_concat.uint8_concatenation_shell(ctx, op, SHELL_TYPES[0], UINT8)    # uint8 rescales, one call
+    if rescaling is not None:
+        return concat_steps(op, *rescaling, ctx=ctx)
     y = ctx.tensor(op, 0, "output")
     ins = [ctx.tensor(op, k) for k in range(len(op.inputs))]
     if not ins:
