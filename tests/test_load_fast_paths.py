@@ -17,7 +17,7 @@ from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
 from cython_ops import (load_activations, load_concat, load_depthwise, load_detection, load_index, load_ops, load_pack,
-                        load_pad, load_prepare, load_resize, load_shell, load_tables)
+                        load_pad, load_prepare, load_resize, load_shape, load_shell, load_tables)
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant, tables
@@ -38,7 +38,8 @@ LOAD_ACTIVATIONS_SHELLS = ["int8_softmax_shell", "int8_lut_activation_shell", "i
                            "int8_hard_swish_shell"]     # cython_ops/load_activations.pyx
 PUBLIC = ["traffic_model.tflite", "ssd_mobilenet_v1_025_224_int8.tflite", "mobilenet_v2_0.35_224_int8.tflite",
           "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite", "squeezenet_v1.0_128_int8.tflite",
-          "miniresnet_2stacks_64x50_int8.tflite", "gmp_wl_48_int8.tflite", "deeplabv3_mnv2_pascal_quant.tflite"]
+          "miniresnet_2stacks_64x50_int8.tflite", "gmp_wl_48_int8.tflite", "deeplabv3_mnv2_pascal_quant.tflite",
+          "fdmobilenet_0.25_224_int8.tflite"]
 
 
 def plain_count_nonzero_blocks(w, cols, depth, segment=0):
@@ -90,6 +91,8 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_detection, "anchor_values", detection.anchor_values_numpy)
         monkeypatch.setattr(load_index, "tile_shell", lambda *args: None)       # (index.prepare_tile)
         monkeypatch.setattr(load_concat, "uint8_concatenation_shell", lambda *args: None)   # (prepare_concatenation)
+        for name in ("shape_fold", "pack_fold", "gather_fold"):     # (prepare_shape / _pack, strided_values + fold)
+            monkeypatch.setattr(load_shape, name, lambda *args: None)
     return apply
 
 

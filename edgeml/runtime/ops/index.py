@@ -10,7 +10,7 @@ from functools import partial
 
 import numpy as np
 
-from cython_ops import load_index
+from cython_ops import load_index, load_shape
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops.common import element_count, resolve_axis, row_major_strides
@@ -226,6 +226,8 @@ def prepare_fill(ctx: Ctx, op: Op):
 
 def prepare_shape(ctx: Ctx, op: Op):
     """SHAPE: with every shape known at load, a constant."""
+    if load_shape.shape_fold(ctx, op, I32, I64):      # the common form in one call
+        return None
     y = ctx.tensor(op, 0, "output")
     if y.dtype not in (I32, I64):
         raise UnsupportedOpError(f"{op.describe()}: output type {y.dtype} (int32 or int64 expected)")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from cython_ops import load_concat, load_ops, load_pad
+from cython_ops import load_concat, load_ops, load_pad, load_shape
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
@@ -192,8 +192,11 @@ def prepare_transpose(ctx: Ctx, op: Op) -> Step:
 
 def prepare_strided_slice(ctx: Ctx, op: Op) -> Step:
     shell = load_ops.strided_slice_shell(ctx, op, *SHELL_TYPES)      # the common case's checks and gather, one call
-    if type(shell) is tuple:      # a constant input (shape arithmetic)
-        return fold(ctx, op, 0, strided_values(ctx.constants[op.inputs[0]], *shell))
+    if type(shell) is tuple:      # a constant input (shape arithmetic): folded in one call where it can be
+        data = ctx.constants[op.inputs[0]]
+        if load_shape.gather_fold(ctx, op, data, *shell):
+            return None
+        return fold(ctx, op, 0, strided_values(data, *shell))
     if shell is not None:
         return gather_strided_step(op, op.inputs[0], op.outputs[0], shell)
     xs = list(ctx.shape(ctx.tensor(op, 0)))
@@ -502,6 +505,8 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
     """PACK (tf.stack): values_count equal-shaped inputs stacked on a new output axis; a CONCATENATION of the
     inputs each viewed with a unit dimension at that axis.  The values are copied, not requantized: LiteRT's
     Prepare refuses int8 inputs whose scale or zero point differ from the output's, and so does this."""
+    if load_shape.pack_fold(ctx, op, SHELL_TYPES[3], SHELL_TYPES[4]):     # constant shape arithmetic, one call
+        return None
     y = ctx.tensor(op, 0, "output")
     ins = [ctx.tensor(op, k) for k in range(len(op.inputs))]
     count = op.options.get("values_count", 0)
