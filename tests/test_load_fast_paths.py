@@ -85,6 +85,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_tables, "relu_table", lambda *args: None)     # (activations.int8_activation_table)
         monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)         # (shape.prepare_pad)
         monkeypatch.setattr(load_tables, "int8_dequantize_shell", lambda *args: None)   # (prepare_dequantize)
+        monkeypatch.setattr(load_tables, "int8_dequantize_constant", lambda *args: None)   # (its numpy fold)
         for name in LOAD_ACTIVATIONS_SHELLS:     # (activations.prepare_unary)
             monkeypatch.setattr(load_activations, name, lambda *args: None)
         monkeypatch.setattr(load_resize, "resize_shell", lambda *args: None)     # (resize.prepare_resize_*)
