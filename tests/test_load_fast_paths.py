@@ -91,6 +91,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_resize, "resize_shell", lambda *args: None)     # (resize.prepare_resize_*)
         monkeypatch.setattr(load_detection, "anchor_values", detection.anchor_values_numpy)
         monkeypatch.setattr(load_index, "tile_shell", lambda *args: None)       # (index.prepare_tile)
+        monkeypatch.setattr(load_index, "tile_fold", lambda *args: None)        # (np.tile, then fold)
         monkeypatch.setattr(load_concat, "uint8_concatenation_shell", lambda *args: None)   # (prepare_concatenation)
         for name in ("shape_fold", "pack_fold", "gather_fold"):     # (prepare_shape / _pack, strided_values + fold)
             monkeypatch.setattr(load_shape, name, lambda *args: None)

@@ -177,6 +177,8 @@ def prepare_tile(ctx: Ctx, op: Op):
     made = load_index.tile_shell(ctx, op, VALUE_TYPES)      # the common form's checks and integers in one call
     if made is not None:
         return tile_step(op, *made)
+    if load_index.tile_fold(ctx, op, VALUE_TYPES):      # a constant input tiled at load, in one call
+        return None
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     multiples = int_vector(ctx, op, 1, "multiples")
