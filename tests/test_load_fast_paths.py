@@ -22,6 +22,7 @@ from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant, tables
 from edgeml.runtime.ops import conv_winograd, detection
+from edgeml.runtime.ops import shape as shape_ops
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
 from edgeml.ir import Graph
@@ -84,6 +85,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_tables, "periodic_byte_table", tables.engine_periodic_byte_table)
         monkeypatch.setattr(load_tables, "relu_table", lambda *args: None)     # (activations.int8_activation_table)
         monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)         # (shape.prepare_pad)
+        monkeypatch.setattr(load_pad, "sole_reader", shape_ops.sole_reader)     # (its list comprehension)
         monkeypatch.setattr(load_tables, "int8_dequantize_shell", lambda *args: None)   # (prepare_dequantize)
         monkeypatch.setattr(load_tables, "int8_dequantize_constant", lambda *args: None)   # (its numpy fold)
         for name in LOAD_ACTIVATIONS_SHELLS:     # (activations.prepare_unary)

@@ -401,3 +401,17 @@ def test_per_channel_constant_dequantize_keeps_the_python_path():
     assert load_tables.int8_dequantize_constant(ctx, g.ops[0], np.dtype(np.int8), np.dtype(np.float32)) is None
     assert_same_plan(lambda: constant_dequantize_graph((2, 3), [0.1, 0.2, 0.3], 0, False, quant=quant),
                      DEQUANTIZE_CONSTANT)
+
+
+# ----- the PAD folded into its conv finds the conv in one C pass (load_pad.sole_reader; twin: shape.sole_reader) ---
+
+def test_sole_reader_equals_its_python_twin():
+    """None, one or several readers, a tensor read twice by one op, empty and negative (absent) inputs."""
+    from edgeml.runtime.ops.shape import sole_reader
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        ops = [Op(k, "ADD", 1, [int(v) for v in rng.integers(-1, 12, rng.integers(0, 4))], [20 + k], {})
+               for k in range(int(rng.integers(0, 9)))]
+        for t in range(-1, 13):
+            fast, plain = load_pad.sole_reader(ops, t), sole_reader(ops, t)
+            assert fast is plain, (trial, t)

@@ -343,10 +343,10 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: list, value) -> bool:
             return False
     elif x.dtype != np.float32 or value != 0.0:
         return False
-    readers = [o for o in ctx.graph.ops if y.index in o.inputs]
-    if len(readers) != 1 or readers[0].index <= op.index:
+    reader = load_pad.sole_reader(ctx.graph.ops, y.index)       # (one C pass over the ops)
+    if reader is None or reader.index <= op.index:
         return False
-    conv = ctx.substitutes.get(readers[0].index, readers[0])
+    conv = ctx.substitutes.get(reader.index, reader)
     own = conv.options.get("explicit_padding")        # ONNX pads (top, left, bottom, right): zeros too, so they add
     if conv.type not in CONV_OPS or conv.inputs[0] != y.index or y.index in conv.inputs[1:] or \
             (own is None and conv.options.get("padding", 0) not in (0, 1)) or \
@@ -366,6 +366,12 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: list, value) -> bool:
                                      list(conv.outputs), dict(conv.options, explicit_padding=explicit),
                                      list(conv.intermediates))
     return True
+
+
+def sole_reader(ops: list, t: int):
+    """load_pad.sole_reader's twin: the one op reading tensor t, or None when none or several do."""
+    readers = [o for o in ops if t in o.inputs]
+    return readers[0] if len(readers) == 1 else None
 
 
 def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
