@@ -22,7 +22,7 @@ from edgeml.runtime.ops.activations import hard_swish_int8_params
 from edgeml.runtime.ops.activations import RELU_KINDS
 from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.ops.elementwise import ADD_TABLE_BYTES
-from edgeml.runtime.ops.shape import SHELL_TYPES, merge_gather_dims
+from edgeml.runtime.ops.shape import SHELL_TYPES, merge_gather_dims, sole_reader
 from edgeml.runtime.plan import address
 from load_twins import assert_same_plan
 from path_cases import tensor
@@ -407,7 +407,6 @@ def test_per_channel_constant_dequantize_keeps_the_python_path():
 
 def test_sole_reader_equals_its_python_twin():
     """None, one or several readers, a tensor read twice by one op, empty and negative (absent) inputs."""
-    from edgeml.runtime.ops.shape import sole_reader
     rng = np.random.default_rng(3)
     for trial in range(300):
         ops = [Op(k, "ADD", 1, [int(v) for v in rng.integers(-1, 12, rng.integers(0, 4))], [20 + k], {})
