@@ -16,14 +16,15 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import (load_activations, load_depthwise, load_detection, load_index, load_ops, load_pack, load_pad,
-                        load_prepare, load_resize, load_shell, load_tables)
+from cython_ops import (load_activations, load_concat, load_depthwise, load_detection, load_index, load_ops, load_pack,
+                        load_pad, load_prepare, load_resize, load_shape, load_shell, load_tables)
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant, tables
 from edgeml.runtime import kernels
 from edgeml.runtime.ops import conv, conv_winograd, detection, fully_connected, sparse_gemm
 from edgeml.runtime.ops import depthwise as depthwise_ops
+from edgeml.runtime.ops import shape as shape_ops
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
 from edgeml.ir import Graph
@@ -32,14 +33,16 @@ from edgeml.runtime.plan import KEEP_ALIGN, Ctx, address as data_address
 CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nobias", "dense_3d_input",
              "conv_5x5_17ch_to_32_large_accumulators", "conv_1ch_input_7x7_stride3", "small_cnn",
              "add_sub_mul_same_shape", "add_sub_mul_channel_broadcast", "add_sub_mul_row_broadcast", "add_relu_fused",
-             "add_mul_relu_n1_to_1", "add_inputs_of_very_different_scales"]
+             "add_mul_relu_n1_to_1", "add_inputs_of_very_different_scales", "hard_swish", "hard_swish_wide_range"]
 # cython_ops/load_ops.pyx: each returns None for its Python path
 LOAD_OPS_SHELLS = ["int8_binary_shell", "int8_unary_shell", "reshape_shell", "int8_pool_shell", "int8_mean_shell",
                    "concatenation_shell", "strided_slice_shell", "split_shell"]
-LOAD_ACTIVATIONS_SHELLS = ["int8_softmax_shell", "int8_lut_activation_shell", "int8_requantize_shell"]     # cython_ops/load_activations.pyx
+LOAD_ACTIVATIONS_SHELLS = ["int8_softmax_shell", "int8_lut_activation_shell", "int8_requantize_shell",
+                           "int8_hard_swish_shell"]     # cython_ops/load_activations.pyx
 PUBLIC = ["traffic_model.tflite", "ssd_mobilenet_v1_025_224_int8.tflite", "mobilenet_v2_0.35_224_int8.tflite",
           "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite", "squeezenet_v1.0_128_int8.tflite",
-          "miniresnet_2stacks_64x50_int8.tflite", "gmp_wl_48_int8.tflite", "deeplabv3_mnv2_pascal_quant.tflite"]
+          "miniresnet_2stacks_64x50_int8.tflite", "gmp_wl_48_int8.tflite", "deeplabv3_mnv2_pascal_quant.tflite",
+          "fdmobilenet_0.25_224_int8.tflite"]
 
 
 def plain_count_nonzero_blocks(w, cols, depth, segment=0):
@@ -84,12 +87,18 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_tables, "periodic_byte_table", tables.engine_periodic_byte_table)
         monkeypatch.setattr(load_tables, "relu_table", lambda *args: None)     # (activations.int8_activation_table)
         monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)         # (shape.prepare_pad)
+        monkeypatch.setattr(load_pad, "sole_reader", shape_ops.sole_reader)     # (its list comprehension)
         monkeypatch.setattr(load_tables, "int8_dequantize_shell", lambda *args: None)   # (prepare_dequantize)
+        monkeypatch.setattr(load_tables, "int8_dequantize_constant", lambda *args: None)   # (its numpy fold)
         for name in LOAD_ACTIVATIONS_SHELLS:     # (activations.prepare_unary)
             monkeypatch.setattr(load_activations, name, lambda *args: None)
         monkeypatch.setattr(load_resize, "resize_shell", lambda *args: None)     # (resize.prepare_resize_*)
         monkeypatch.setattr(load_detection, "anchor_values", detection.anchor_values_numpy)
         monkeypatch.setattr(load_index, "tile_shell", lambda *args: None)       # (index.prepare_tile)
+        monkeypatch.setattr(load_index, "tile_fold", lambda *args: None)        # (np.tile, then fold)
+        monkeypatch.setattr(load_concat, "uint8_concatenation_shell", lambda *args: None)   # (prepare_concatenation)
+        for name in ("shape_fold", "pack_fold", "gather_fold"):     # (prepare_shape / _pack, strided_values + fold)
+            monkeypatch.setattr(load_shape, name, lambda *args: None)
     return apply
 
 
