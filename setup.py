@@ -43,6 +43,9 @@ FAMILIES += ["load_activations"]  # the int8 SOFTMAX / LOGISTIC / TANH prepares 
 FAMILIES += ["load_resize"]    # RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR prepares in one call (issue 15; no kernels)
 FAMILIES += ["load_detection"]  # DETECTION_POSTPROCESS anchors in one pass (issue 15; no kernels)
 FAMILIES += ["load_index"]     # TILE's prepare in one call (issue 15; no kernels)
+FAMILIES += ["load_gemm"]      # the int8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED step in one call (issue 15)
+FAMILIES += ["load_concat"]    # the rescaling uint8 CONCATENATION's prepare in one call (issue 15; no kernels)
+FAMILIES += ["load_shape"]     # SHAPE / PACK / a constant's STRIDED_SLICE folded in one call (issue 15; no kernels)
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.
 COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-strict-aliasing"]
 LINK_ARGS = []

@@ -1,10 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The int8 SOFTMAX, LOGISTIC, TANH and int8 -> int8 QUANTIZE prepares in one call each (issue 15): what
+"""The int8 SOFTMAX, LOGISTIC, TANH, HARD_SWISH and int8 -> int8 QUANTIZE prepares in one call each (issue 15): what
 ops/activations.prepare_unary and ops/quantize.prepare_quantize read, check and compute for them (their twins), the
 table written by the reference arithmetic straight into a kept array.  Each shell returns None wherever a check would refuse the op or another form applies (int16, float,
 an output quantization the op does not take): the Python path then decides, with its messages.  Not kernels:
 no KERNELS table.  tests/test_load_activations.py compares both paths; test_load_fast_paths.py swaps the twins."""
 from libc.stdint cimport int8_t, int32_t, int64_t
+from libc.string cimport memcmp, memset
+
+from cython_ops.em_params cimport em_params
 
 import numpy
 
@@ -18,6 +21,7 @@ cdef extern from *:
     #pragma GCC diagnostic push
     #pragma GCC diagnostic ignored "-Wunused-function"
     #include "em_activations.h"
+    #include "em_activation_steps.h"
     #pragma GCC diagnostic pop
     """
 
@@ -26,6 +30,13 @@ cdef extern from "em_activations.h" nogil:
     int EM_SOFTMAX_TABLE_INT32
     void em_logistic_int8_lut_init(float, int32_t, float, int32_t, int8_t*)
     void em_tanh_int8_lut_init(float, int32_t, float, int32_t, int8_t*)
+
+cdef extern from "em_activation_steps.h" nogil:
+    void em_hard_swish_int8_step(const em_params*)
+    void em_hard_swish_int8_avx2_step(const em_params*)
+    int EM_HARD_SWISH_P_INPUT, EM_HARD_SWISH_P_OUTPUT, EM_HARD_SWISH_I_N, EM_HARD_SWISH_I_IN_ZP
+    int EM_HARD_SWISH_I_OUT_ZP, EM_HARD_SWISH_I_RELUISH_MULT, EM_HARD_SWISH_I_RELUISH_EXPONENT
+    int EM_HARD_SWISH_I_OUT_MULT, EM_HARD_SWISH_I_OUT_EXPONENT
 
 cdef extern from "em_requant.h" nogil:
     int32_t em_mbqm(int32_t x, int32_t m, int shift, int mode)
@@ -166,3 +177,59 @@ def int8_requantize_shell(ctx, op, int8_dtype):
         v = zo + em_mbqm(x - zi, mult, shift, rounding)
         out[x & 0xFF] = <int8_t>(-128 if v < -128 else (127 if v > 127 else v))
     return xi, yi, n, table
+
+
+cdef int32_t INT32_MAX = 2147483647
+
+
+cdef int32_t int16_multiplier(int32_t m) noexcept:
+    """tflite::DownScaleInt32ToInt16Multiplier of a non-negative multiplier (activations.py's twin)."""
+    return 32767 if m >= INT32_MAX - (1 << 15) else (m + (1 << 15)) >> 16
+
+
+def int8_hard_swish_shell(ctx, op, int8_dtype, int vector):
+    """An int8 HARD_SWISH: sets the output shape and returns (input index, output index, elements, the 256-entry
+    table of em_hard_swish_int8 in a fresh ctx.keep_new array, the vector kernel's integers or None).  The
+    parameters are hard_swish_int8_params's float32 arithmetic (HardSwishPrepare) in C; with `vector` (the AVX2
+    paths) em_hard_swish_int8_avx2's step is run on the same 256 bytes and its integers returned where it gives
+    the table's bytes (activations.hard_swish_avx2_step's test).  None wherever the Python path decides."""
+    head = int8_head(ctx, op, int8_dtype)
+    if head is None:
+        return None
+    xi, yi, y, xs, n, s_in, zp_in, s_out, zp_out = head
+    cdef float in_s = <float>s_in, out_s = <float>s_out
+    cdef float hires = (<float>1.0 / <float>128.0) * in_s
+    cdef float reluish_scale = <float>3.0 / <float>32768.0
+    cdef float output_multiplier = hires / out_s, reluish_multiplier = hires / reluish_scale
+    cdef int32_t out_m, out_e, rel_m, rel_e
+    if not (multiplier_of(<double>output_multiplier, 0, &out_m, &out_e)
+            and multiplier_of(<double>reluish_multiplier, 0, &rel_m, &rel_e)) or out_e > 0:
+        return None            # (not finite, or an output multiplier of 1 or more: the Python path's errors)
+    load_ops.set_output_shape(ctx, op, 0, xs, y)
+    table = ctx.keep_new((256,), int8_dtype)
+    cdef em_params p
+    cdef unsigned char x[256]
+    cdef int8_t vector_out[256]
+    cdef int b
+    memset(&p, 0, sizeof(em_params))
+    for b in range(256):
+        x[b] = b
+    p.ptr[EM_HARD_SWISH_P_INPUT] = x
+    p.ptr[EM_HARD_SWISH_P_OUTPUT] = buffer_bytes(table, 256, b"int8_hard_swish_shell")
+    p.i[EM_HARD_SWISH_I_N] = 256
+    p.i[EM_HARD_SWISH_I_IN_ZP] = zp_in
+    p.i[EM_HARD_SWISH_I_OUT_ZP] = zp_out
+    p.i[EM_HARD_SWISH_I_RELUISH_MULT] = int16_multiplier(rel_m)
+    p.i[EM_HARD_SWISH_I_RELUISH_EXPONENT] = rel_e
+    p.i[EM_HARD_SWISH_I_OUT_MULT] = int16_multiplier(out_m)
+    p.i[EM_HARD_SWISH_I_OUT_EXPONENT] = out_e
+    em_hard_swish_int8_step(&p)
+    if not vector:
+        return xi, yi, n, table, None
+    cdef void* scalar_out = p.ptr[EM_HARD_SWISH_P_OUTPUT]
+    p.ptr[EM_HARD_SWISH_P_OUTPUT] = vector_out
+    em_hard_swish_int8_avx2_step(&p)
+    if memcmp(vector_out, scalar_out, 256) != 0:
+        return xi, yi, n, table, None
+    return xi, yi, n, table, dict(in_zp=zp_in, out_zp=zp_out, reluish_mult=int16_multiplier(rel_m),
+                                  reluish_exponent=rel_e, out_mult=int16_multiplier(out_m), out_exponent=out_e)

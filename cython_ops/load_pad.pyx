@@ -85,3 +85,15 @@ def pad_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype, int32_dtype, int64_
     ints = dict(itemsize=dtype.itemsize, dims=[dims[d] for d in range(RANK)],
                 out_strides=[strides[d] for d in range(RANK - 1)] + [0], origin=origin, out_count=count)
     return rows, value, ints
+
+
+def sole_reader(ops, target):
+    """The one op of `ops` (a list of IR ops) whose inputs hold tensor `target`, or None when none or several do
+    (as [o for o in ops if target in o.inputs] taken when it has one element: shape.sole_reader, its twin)."""
+    found = None
+    for o in ops:
+        if target in o.inputs:       # (a list's `in`: a C loop of comparisons, no Python frame per op)
+            if found is not None:
+                return None
+            found = o
+    return found

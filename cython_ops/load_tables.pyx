@@ -197,3 +197,31 @@ def int8_dequantize_shell(ctx, op, int8_dtype, float32_dtype):
     p.f[EM_DEQUANTIZE_F_SCALE] = <float><double>scale
     em_dequantize_int8_f32(&p)
     return xi, yi, n, table
+
+
+def int8_dequantize_constant(ctx, op, int8_dtype, float32_dtype):
+    """The values ops/quantize.prepare_dequantize folds for a constant int8 -> float32 DEQUANTIZE quantized per
+    tensor (its twin's float64 arithmetic: float32(double(float32(scale)) * (double(q) - double(zero point))), in a
+    fresh array for folding.fold; None (nothing set) wherever the Python path must decide."""
+    head = one_in_one_out(ctx, op, int8_dtype, float32_dtype)
+    if head is None:
+        return None
+    xi, yi, x, y, xs = head
+    data = ctx.constants.get(xi)
+    if type(data) is not numpy.ndarray or data.dtype != int8_dtype or not data.flags.c_contiguous:
+        return None
+    q = x.quant
+    if q is None or q.scale.size != 1 or q.zero_point.size != 1:
+        return None
+    cdef double scale = <double><float><double>float(q.scale.reshape(-1)[0])
+    zero_point = int(q.zero_point.reshape(-1)[0])
+    if not (isfinite(scale) and -ZP_LIMIT < zero_point < ZP_LIMIT):
+        return None
+    cdef double zp = <double>(<int64_t>zero_point)
+    cdef Py_ssize_t n = data.size, k
+    out = numpy.empty(data.shape, float32_dtype)
+    cdef const signed char* src = <const signed char*>buffer_bytes(data, n, b"int8_dequantize_constant")
+    cdef float* dst = <float*>buffer_bytes(out, 4 * n, b"int8_dequantize_constant")
+    for k in range(n):
+        dst[k] = <float>(scale * (<double>src[k] - zp))
+    return out

@@ -9,21 +9,24 @@ import numpy as np
 import pytest
 
 from cython_ops import load_activations
-from edgeml.errors import EdgeMLError, ModelFormatError, UnsupportedOpError
+from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph, Op, Quantization
 from edgeml.runtime.compile import compile_graph, new_context
-from edgeml.runtime.ops.activations import SHELL_TABLES
+from edgeml.runtime.ops.activations import SHELL_TABLES, hard_swish_int8_params
+from edgeml.runtime.tables import byte_table
+from load_twins import assert_same_plan, forced_isa
 from path_cases import tensor
 from test_load_ops import plan_values
 
 INT8 = np.dtype(np.int8)
-FIXED = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0), "QUANTIZE": (None, None)}
+FIXED = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0), "QUANTIZE": (None, None),
+         "HARD_SWISH": (None, None)}
 SHAPES = [(1, 10), (3,), (2, 3, 4, 5), (), (1, 1, 1, 1, 1, 7), (0, 4), (2, 1, 5), (5, 1), (4, 2), (1, 3, 3, 17)]
 
 
 def unary_graph(which, shape, s_in, zp_in, s_out=None, zp_out=None, dtype=np.int8, out_shape=None, quant=None,
                 **options):
-    fixed = FIXED[which] if which != "QUANTIZE" else (0.07, -3)
+    fixed = FIXED[which] if FIXED[which][0] is not None else (0.07, -3)
     x = tensor(0, shape, dtype, s_in, zp_in)
     if quant is not None:
         x = type(x)(**{**x.__dict__, "quant": quant})
@@ -132,8 +135,12 @@ def strip_quant_for_float(g):
     return g
 
 
+ACTIVATION_SHELLS = [(load_activations, name) for name in ("int8_softmax_shell", "int8_lut_activation_shell",
+                                                            "int8_requantize_shell", "int8_hard_swish_shell")]
+
+
 @pytest.mark.parametrize("case", DECLINED, ids=[c[0] for c in DECLINED])
-def test_declined_forms_keep_the_python_paths_result(case, monkeypatch):
+def test_declined_forms_keep_the_python_paths_result(case):
     what, make, error, fragment = case
     build = lambda: strip_quant_for_float(make())     # noqa: E731
     g = build()
@@ -142,18 +149,9 @@ def test_declined_forms_keep_the_python_paths_result(case, monkeypatch):
     if error is None or "declared" not in fragment:
         assert shell(which, ctx, g.ops[0]) is None
         assert ctx.weight_bytes == 0 and 1 not in ctx.shapes       # (nothing kept, no shape set)
-    if error is None:
-        fast = (plan_values(g), kept(g))
-        python_path(monkeypatch)
-        assert fast == (plan_values(build()), kept(build()))
-        return
-    with pytest.raises(EdgeMLError) as fast_error:
-        compile_graph(build(), {}, 0)
-    python_path(monkeypatch)
-    with pytest.raises(EdgeMLError) as plain:
-        compile_graph(build(), {}, 0)
-    assert type(fast_error.value) is type(plain.value) is error and str(fast_error.value) == str(plain.value)
-    assert fragment in str(fast_error.value) and str(fast_error.value).startswith(f"op 0 ({which} v")
+    found = assert_same_plan(build, ACTIVATION_SHELLS, error=error, fragment=fragment)
+    if error is not None:
+        assert found[1].startswith(f"op 0 ({which} v")
 
 
 @pytest.mark.parametrize("rounding", [0, 1])
@@ -174,3 +172,94 @@ def test_requantize_tables_equal_the_python_arithmetic_over_many_scales(rounding
         table = load_activations.int8_requantize_shell(ctx, g.ops[0], INT8)[3]
         m, sh = Q.quantize_multiplier(np.float64(Q.F32(s_in)) / np.float64(Q.F32(s_out)), rounding)
         assert table.tobytes() == requantize_table(zp_in, zp_out, m, sh, -128, 127, rounding), (s_in, s_out)
+
+
+# ----- int8 HARD_SWISH (load_activations.int8_hard_swish_shell; twin: activations.prepare_unary's int8 path) -----
+
+HARD_SWISH_SHELL = [(load_activations, "int8_hard_swish_shell")]
+HARD_SWISH_SHAPES = [(1, 10), (3,), (), (2, 3, 4, 5), (1, 1, 1, 1, 1, 7), (0, 4), (2, 1, 5), (1, 5, 5, 33), (4, 2)]
+
+
+def hard_swish_graph(shape, s_in, zp_in, s_out, zp_out, **kw):
+    return unary_graph("HARD_SWISH", shape, s_in, zp_in, s_out, zp_out, **kw)
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avxvnni", "scalar", "avx512vnni"])
+def test_hard_swish_shell_plans_equal_the_python_path(isa):
+    """Ranks 0-6, size-1 and empty dims, random quantizations (output scales above and below the input's), uint8
+    held as int8: the same kernel (the vector one where its bytes equal the table's, on the AVX2 paths), the
+    same integers and the same kept table."""
+    rng = np.random.default_rng(17)
+    with forced_isa(isa):
+        for k, shape in enumerate(HARD_SWISH_SHAPES * 3):
+            s_in, s_out = float(rng.uniform(0.004, 0.3)), float(rng.uniform(0.01, 0.2))
+            zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
+            build = lambda: hard_swish_graph(shape, s_in, zp_in, s_out, zp_out, uint8=k % 4 == 3)   # noqa: E731
+            ctx = new_context(build(), {}, 0, 1, 1 << 31, 1 << 31)
+            made = load_activations.int8_hard_swish_shell(ctx, ctx.graph.ops[0], INT8, isa in ("avx2", "avxvnni"))
+            assert made is not None and ctx.shapes[1] == shape
+            steps = assert_same_plan(build, HARD_SWISH_SHELL, rounding=k % 2)[0]
+            assert steps[0][0] == ("hard_swish_int8_avx2" if made[4] is not None else "lut_int8")
+
+
+def test_hard_swish_tables_and_integers_equal_the_python_arithmetic_over_many_scales():
+    """The float32 parameter arithmetic (HardSwishPrepare) and the table over 2003 scale pairs spanning four
+    decades, extreme zero points included: bytes and integers equal hard_swish_int8_params + the scalar kernel."""
+    rng = np.random.default_rng(2)
+    # (three pairs whose int16 output multiplier a double quotient would change, then random ones)
+    pairs = [(0.00016830924494061125, 0.0007184819520410794), (0.08588718982300372, 0.001647623220679194),
+             (0.00457331303031993, 0.20913048015882613)]
+    pairs += [tuple(float(10.0 ** v) for v in rng.uniform(-4, 0, 2)) for _ in range(2000)]
+    checked = 0
+    for s_in, s_out in pairs:
+        zp_in, zp_out = (int(v) for v in rng.choice([-128, 127, 0, *rng.integers(-128, 128, 3)], 2))
+        g = hard_swish_graph((5,), s_in, zp_in, s_out, zp_out)
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        made = load_activations.int8_hard_swish_shell(ctx, g.ops[0], INT8, True)
+        try:
+            p = hard_swish_int8_params(s_in, zp_in, s_out, zp_out)
+        except ValueError:
+            assert made is None and ctx.weight_bytes == 0 and 1 not in ctx.shapes, (s_in, s_out)
+            continue
+        ints = dict(in_zp=p["input_zero_point"], out_zp=p["output_zero_point"],
+                    reluish_mult=p["reluish_multiplier_fixedpoint_int16"],
+                    reluish_exponent=p["reluish_multiplier_exponent"],
+                    out_mult=p["output_multiplier_fixedpoint_int16"], out_exponent=p["output_multiplier_exponent"])
+        table = byte_table("hard_swish_int8", ints)
+        assert made[3].tobytes() == table.tobytes(), (s_in, zp_in, s_out, zp_out)
+        vector = byte_table("hard_swish_int8_avx2", ints)
+        assert made[4] == (ints if np.array_equal(vector, table) else None), (s_in, zp_in, s_out, zp_out)
+        checked += 1
+    assert checked > 1000
+
+
+# (what, graph, error type or None (planned by the Python path), message fragment): each declined by the shell
+HARD_SWISH_DECLINED = [
+    ("an output multiplier of 1 or more", lambda: hard_swish_graph((1, 4), 0.5, 0, 0.001, 0), UnsupportedOpError,
+     "HARD_SWISH: input_scale / (128 * output_scale) must be < 1"),
+    ("an output scale whose multiplier is not finite", lambda: hard_swish_graph((1, 4), 1e30, 0, 1e-30, 0),
+     UnsupportedOpError, "cannot quantize multiplier inf"),
+    ("a per-channel input", lambda: hard_swish_graph((2, 3), 0.1, 0, 0.1, 0, quant=Quantization(
+        np.array([0.1, 0.2, 0.3]), np.zeros(3, np.int64), 1)), ModelFormatError, "must be quantized per tensor"),
+    ("no input quantization", lambda: hard_swish_graph((2, 3), None, 0, 0.1, 0), ModelFormatError,
+     "has no quantization parameters"),
+    ("a wrongly declared output", lambda: hard_swish_graph((2, 3), 0.1, 0, 0.1, 0, out_shape=(3, 2)),
+     ModelFormatError, "is declared [3, 2] but the op produces [2, 3]"),
+    ("an input zero point past int32", lambda: hard_swish_graph((2, 3), 0.1, 1 << 33, 0.1, 0), None, None),
+    ("rank 7", lambda: hard_swish_graph((1, 1, 2, 1, 1, 1, 3), 0.1, 0, 0.1, 0), None, None),
+    ("float", lambda: strip_quant_for_float(hard_swish_graph((2, 3), None, 0, None, 0, dtype=np.float32)), None,
+     None),
+]
+
+
+@pytest.mark.parametrize("case", HARD_SWISH_DECLINED, ids=[c[0] for c in HARD_SWISH_DECLINED])
+def test_declined_hard_swish_forms_keep_the_python_paths_result(case):
+    what, make, error, fragment = case
+    g = make()
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    if error is None or "declared" not in fragment:
+        assert load_activations.int8_hard_swish_shell(ctx, g.ops[0], INT8, True) is None
+        assert ctx.weight_bytes == 0 and 1 not in ctx.shapes       # (nothing kept, no shape set)
+    found = assert_same_plan(make, HARD_SWISH_SHELL, error=error, fragment=fragment)
+    if error is not None:
+        assert found[1].startswith("op 0 (HARD_SWISH v1): ")

@@ -16,28 +16,33 @@ import model_cache
 from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
-from cython_ops import (load_activations, load_depthwise, load_detection, load_index, load_ops, load_pack, load_pad,
-                        load_prepare, load_resize, load_shell, load_tables)
+from cython_ops import (load_activations, load_concat, load_depthwise, load_detection, load_index, load_ops, load_pack,
+                        load_pad, load_prepare, load_resize, load_shape, load_shell, load_tables)
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant, tables
-from edgeml.runtime.ops import conv_winograd, detection
+from edgeml.runtime import kernels
+from edgeml.runtime.ops import conv, conv_winograd, detection, fully_connected, sparse_gemm
+from edgeml.runtime.ops import depthwise as depthwise_ops
+from edgeml.runtime.ops import shape as shape_ops
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
 from edgeml.ir import Graph
-from edgeml.runtime.plan import KEEP_ALIGN, Ctx
+from edgeml.runtime.plan import KEEP_ALIGN, Ctx, address as data_address
 
 CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nobias", "dense_3d_input",
              "conv_5x5_17ch_to_32_large_accumulators", "conv_1ch_input_7x7_stride3", "small_cnn",
              "add_sub_mul_same_shape", "add_sub_mul_channel_broadcast", "add_sub_mul_row_broadcast", "add_relu_fused",
-             "add_mul_relu_n1_to_1", "add_inputs_of_very_different_scales"]
+             "add_mul_relu_n1_to_1", "add_inputs_of_very_different_scales", "hard_swish", "hard_swish_wide_range"]
 # cython_ops/load_ops.pyx: each returns None for its Python path
 LOAD_OPS_SHELLS = ["int8_binary_shell", "int8_unary_shell", "reshape_shell", "int8_pool_shell", "int8_mean_shell",
                    "concatenation_shell", "strided_slice_shell", "split_shell"]
-LOAD_ACTIVATIONS_SHELLS = ["int8_softmax_shell", "int8_lut_activation_shell", "int8_requantize_shell"]     # cython_ops/load_activations.pyx
+LOAD_ACTIVATIONS_SHELLS = ["int8_softmax_shell", "int8_lut_activation_shell", "int8_requantize_shell",
+                           "int8_hard_swish_shell"]     # cython_ops/load_activations.pyx
 PUBLIC = ["traffic_model.tflite", "ssd_mobilenet_v1_025_224_int8.tflite", "mobilenet_v2_0.35_224_int8.tflite",
           "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite", "squeezenet_v1.0_128_int8.tflite",
-          "miniresnet_2stacks_64x50_int8.tflite", "gmp_wl_48_int8.tflite", "deeplabv3_mnv2_pascal_quant.tflite"]
+          "miniresnet_2stacks_64x50_int8.tflite", "gmp_wl_48_int8.tflite", "deeplabv3_mnv2_pascal_quant.tflite",
+          "fdmobilenet_0.25_224_int8.tflite"]
 
 
 def plain_count_nonzero_blocks(w, cols, depth, segment=0):
@@ -82,12 +87,18 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_tables, "periodic_byte_table", tables.engine_periodic_byte_table)
         monkeypatch.setattr(load_tables, "relu_table", lambda *args: None)     # (activations.int8_activation_table)
         monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)         # (shape.prepare_pad)
+        monkeypatch.setattr(load_pad, "sole_reader", shape_ops.sole_reader)     # (its list comprehension)
         monkeypatch.setattr(load_tables, "int8_dequantize_shell", lambda *args: None)   # (prepare_dequantize)
+        monkeypatch.setattr(load_tables, "int8_dequantize_constant", lambda *args: None)   # (its numpy fold)
         for name in LOAD_ACTIVATIONS_SHELLS:     # (activations.prepare_unary)
             monkeypatch.setattr(load_activations, name, lambda *args: None)
         monkeypatch.setattr(load_resize, "resize_shell", lambda *args: None)     # (resize.prepare_resize_*)
         monkeypatch.setattr(load_detection, "anchor_values", detection.anchor_values_numpy)
         monkeypatch.setattr(load_index, "tile_shell", lambda *args: None)       # (index.prepare_tile)
+        monkeypatch.setattr(load_index, "tile_fold", lambda *args: None)        # (np.tile, then fold)
+        monkeypatch.setattr(load_concat, "uint8_concatenation_shell", lambda *args: None)   # (prepare_concatenation)
+        for name in ("shape_fold", "pack_fold", "gather_fold"):     # (prepare_shape / _pack, strided_values + fold)
+            monkeypatch.setattr(load_shape, name, lambda *args: None)
     return apply
 
 
@@ -104,20 +115,33 @@ def read(source):
     return from_onnx(str(source))
 
 
-def plan_contents(source) -> tuple:
+def plan_contents(source, num_threads: int = 1) -> tuple:
     """What a plan hands its kernels: per step the kernel, its integers and floats, and the bytes of every array
     the plan keeps (packed weights, biases, requantization and tables, in the order the prepares made them)."""
     graph = read(source)
-    plan = compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
+    plan = compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs}, num_threads=num_threads)
     steps = []
+    spans = [(data_address(a), a.nbytes, k) for k, a in enumerate(plan.keep) if isinstance(a, np.ndarray)]
     for step in plan.steps:
-        _, ints, floats, *_ = step.make(lambda t: 0)
+        ptrs, ints, floats, *_ = step.make(lambda t: 0)
         layout = layout_of(step.kernel)
-        steps.append((step.kernel, [int(v) for v in layout.ints(**ints)], [float(v) for v in layout.floats(**floats)]))
+        steps.append((step.kernel, [int(v) for v in layout.ints(**ints)], [float(v) for v in layout.floats(**floats)],
+                      step.scratch_bytes, step.macs, kept_places(ptrs, spans)))
     kept = [(a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes()) for a in plan.keep
             if isinstance(a, np.ndarray)]
     constants = {t: (a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes()) for t, a in plan.constants.items()}
     return steps, kept, constants
+
+
+def kept_places(pointers: dict, spans: list) -> dict:
+    """Each pointer slot as (the kept array it points into, the byte offset there); 0 for none; "?" elsewhere."""
+    out = {}
+    for name, p in pointers.items():
+        if not isinstance(p, int) or p == 0:
+            out[name] = p
+            continue
+        out[name] = next(((k, p - start) for start, nbytes, k in spans if start <= p <= start + nbytes), "?")
+    return out
 
 
 def assert_same_plan(source, reference_forms):
@@ -154,6 +178,37 @@ def test_public_plans_equal_the_plain_forms(name, public_models, reference_forms
 @pytest.mark.parametrize("name", CATALOGUE)
 def test_catalogue_plans_equal_the_plain_forms(name, models, reference_forms):
     assert_same_plan(models.get(name, "int8"), reference_forms)
+
+
+GEMM_CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nobias", "dense_3d_input",
+                  "conv_5x5_17ch_to_32_large_accumulators", "conv_1ch_input_7x7_stride3", "small_cnn"]
+
+
+@pytest.mark.parametrize("isa,num_threads", [("scalar", 1), ("avx2", 1), ("avxvnni", 1), ("avx512vnni", 1),
+                                             ("avx2", 3), ("avx512vnni", 4)])
+def test_gemm_steps_equal_the_python_prepares_on_every_kernel_config(isa, num_threads, reference_models,
+                                                                     public_models, models, reference_forms,
+                                                                     monkeypatch):
+    """cython_ops/load_gemm.pyx's one-call CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED steps against the Python
+    prepares for each ISA path's kernels (the plans only: packing is plain C, so the VNNI and portable forms are
+    compared on any CPU), on models with 1x1 / kxk / strided / dilated / one-channel convs, depth multipliers,
+    odd channel counts, 3-D FC input and one-row FCs; with one thread and with the big convs split over several."""
+    for module in (conv, fully_connected, sparse_gemm):
+        monkeypatch.setattr(module, "CONFIG", kernels.config_for(isa))
+    if num_threads > 1:     # every conv, depthwise conv and FC split (the small models' MACs are below the limits)
+        for module in (conv, depthwise_ops, fully_connected):
+            monkeypatch.setattr(module, "THREAD_MIN_MACS", 0)
+    sources = [reference_models / "mlperf_tiny" / n for n in ("ad01_int8.tflite", "kws_ref_model.tflite",
+                                                              "vww_96_int8.tflite")]
+    sources += [public_models / "tflite" / n for n in ("mobilenet_v1_0.25_96_int8.tflite", "gmp_wl_48_int8.tflite")
+                if (public_models / "tflite" / n).exists()]
+    sources += [models.get(n, "int8") for n in GEMM_CATALOGUE]
+    fast = [plan_contents(s, num_threads) for s in sources]
+    reference_forms()
+    for source, made in zip(sources, fast):
+        plain = plan_contents(source, num_threads)
+        assert [s[0] for s in made[0]] == [s[0] for s in plain[0]], f"{source}: different kernels"
+        assert made == plain, f"{source}: a different plan"
 
 
 @pytest.mark.parametrize("n,k", [(0, 5), (1, 1), (7, 3), (8, 27), (16, 4), (17, 5), (33, 64), (48, 1001)])

@@ -22,8 +22,9 @@ from edgeml.runtime.ops.activations import hard_swish_int8_params
 from edgeml.runtime.ops.activations import RELU_KINDS
 from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.ops.elementwise import ADD_TABLE_BYTES
-from edgeml.runtime.ops.shape import SHELL_TYPES, merge_gather_dims
+from edgeml.runtime.ops.shape import SHELL_TYPES, merge_gather_dims, sole_reader
 from edgeml.runtime.plan import address
+from load_twins import assert_same_plan
 from path_cases import tensor
 from test_load_ops import plan_values
 from test_load_ops2 import binary_ints
@@ -357,3 +358,59 @@ def test_dequantize_declines_keep_the_python_paths_result(case, monkeypatch):
         compile_graph(make(), {}, 0)
     assert type(fast_error.value) is type(plain.value) is error and str(fast_error.value) == str(plain.value)
     assert fragment in str(fast_error.value) and str(fast_error.value).startswith("op 0 (DEQUANTIZE v")
+
+
+# ----- a constant int8 DEQUANTIZE folded in one pass (load_tables.int8_dequantize_constant) ------------------------
+
+DEQUANTIZE_CONSTANT = [(load_tables, "int8_dequantize_constant")]
+
+
+def constant_dequantize_graph(shape, scale, zp, output=True, quant=None, seed=0):
+    data = np.random.default_rng(seed).integers(-128, 128, shape).astype(np.int8)
+    g = dequantize_graph(shape, scale, zp, quant=quant, constant=data)
+    if output:         # (a graph output: folded, then copied into the arena by one step)
+        return g
+    n = len(g.tensors)          # (else an internal constant: a RESHAPE of a fresh input is the graph's output)
+    tensors = g.tensors + [tensor(n, (2, 3), np.int8, 0.1, 0), tensor(n + 1, (6,), np.int8, 0.1, 0)]
+    return Graph(tensors, g.ops + [Op(1, "RESHAPE", 1, [n], [n + 1], {"new_shape": [6]})], [n], [n + 1])
+
+
+@pytest.mark.parametrize("output", [True, False])
+def test_constant_dequantize_folds_as_the_python_path(output):
+    """float32(double(float32(scale)) * (q - zero point)) over ranks 0-7, empty dims, extreme zero points and scales
+    (one past float32's range, declined to the Python path): the same folded values (or kept copy) and steps."""
+    rng = np.random.default_rng(9)
+    cases = [((1, 6825, 4), 0.0478, -3), ((17,), 1e-4, 127), ((2, 3, 1, 5, 1, 3), 3.7, -128), ((0, 4), 0.5, 0),
+             ((), 0.25, 1), ((1, 1, 1, 1, 1, 1, 2), 1 / 255, 0), ((3, 3), 1e-39, 5), ((4,), 1e39, 0),
+             ((5,), 0.1, (1 << 31) + 7)]
+    cases += [((3, 4), float(10.0 ** rng.uniform(-6, 3)), int(rng.integers(-128, 128))) for _ in range(30)]
+    for k, (shape, scale, zp) in enumerate(cases):
+        build = lambda: constant_dequantize_graph(shape, scale, zp, output, seed=k)     # noqa: E731
+        g = build()
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        values = load_tables.int8_dequantize_constant(ctx, g.ops[0], np.dtype(np.int8), np.dtype(np.float32))
+        assert (values is None) == (scale > 1e38 or zp >= 1 << 31), (shape, scale, zp)
+        steps, kept, constants = assert_same_plan(build, DEQUANTIZE_CONSTANT)
+        assert (1 in constants) != output and len(kept) == int(output)
+
+
+def test_per_channel_constant_dequantize_keeps_the_python_path():
+    quant = Quantization(np.array([0.1, 0.2, 0.3]), np.array([0, 1, -2], np.int64), 1)
+    g = constant_dequantize_graph((2, 3), [0.1, 0.2, 0.3], 0, False, quant=quant)
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    assert load_tables.int8_dequantize_constant(ctx, g.ops[0], np.dtype(np.int8), np.dtype(np.float32)) is None
+    assert_same_plan(lambda: constant_dequantize_graph((2, 3), [0.1, 0.2, 0.3], 0, False, quant=quant),
+                     DEQUANTIZE_CONSTANT)
+
+
+# ----- the PAD folded into its conv finds the conv in one C pass (load_pad.sole_reader; twin: shape.sole_reader) ---
+
+def test_sole_reader_equals_its_python_twin():
+    """None, one or several readers, a tensor read twice by one op, empty and negative (absent) inputs."""
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        ops = [Op(k, "ADD", 1, [int(v) for v in rng.integers(-1, 12, rng.integers(0, 4))], [20 + k], {})
+               for k in range(int(rng.integers(0, 9)))]
+        for t in range(-1, 13):
+            fast, plain = load_pad.sole_reader(ops, t), sole_reader(ops, t)
+            assert fast is plain, (trial, t)

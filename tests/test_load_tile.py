@@ -11,6 +11,7 @@ from edgeml.errors import EdgeMLError, ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph, Op
 from edgeml.runtime.compile import compile_graph, new_context
 from edgeml.runtime.ops.index import VALUE_TYPES
+from load_twins import assert_same_plan
 from path_cases import tensor
 from test_load_activations import kept
 from test_load_ops import plan_values
@@ -98,3 +99,62 @@ def test_declined_tiles_keep_the_python_paths_result(case, monkeypatch):
         compile_graph(make(), {}, 0)
     assert type(fast_error.value) is type(plain.value) is error and str(fast_error.value) == str(plain.value)
     assert fragment in str(fast_error.value) and str(fast_error.value).startswith("op 0 (TILE v")
+
+
+# ----- a constant input tiled at load (load_index.tile_fold; twin: np.tile, then folding.fold) ----------------------
+
+TILE_FOLD = [(load_index, "tile_fold")]
+
+
+def internal(g: Graph) -> Graph:
+    """g with its output kept inside the graph: a RESHAPE of a fresh int8 input is the graph's output instead."""
+    n = len(g.tensors)
+    tensors = g.tensors + [tensor(n, (2, 3), np.int8, 0.1, 0), tensor(n + 1, (6,), np.int8, 0.1, 0)]
+    return Graph(tensors, g.ops + [Op(1, "RESHAPE", 1, [n], [n + 1], {"new_shape": [6]})], list(g.inputs) + [n],
+                 [n + 1])
+
+
+FOLD_CASES = CASES + [((1, 32, 32, 5, 4), (1, 1, 1, 1, 1)), ((), ()), ((2, 3, 4), (1, 1, 3)), ((3, 1, 2), (1, 4, 1)),
+                      ((2, 1, 2, 1, 2, 1), (1, 2, 1, 2, 1, 2))]
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(t) for t in VALUE_TYPES])
+def test_constant_tiles_fold_as_the_python_path(dtype):
+    """np.tile's values over ranks 0-6, size-1 and zero dims and multiples, untiled trailing dims merged into one
+    copied row, every value type, int32 and int64 multiples: the same folded constant as the Python path's."""
+    for k, (shape, multiples) in enumerate(FOLD_CASES):
+        build = lambda: internal(tile_graph(shape, multiples, dtype, (np.int32, np.int64)[k % 2],   # noqa: E731
+                                            constant_input=True))
+        g = build()
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        assert load_index.tile_fold(ctx, g.ops[0], VALUE_TYPES), (shape, multiples)
+        constants = assert_same_plan(build, TILE_FOLD)[2]
+        want = np.tile(g.tensors[0].data, multiples)
+        assert constants[2] == (want.dtype.str, want.shape, want.tobytes()), (shape, multiples)
+
+
+# (what, graph, error type or None (planned by the Python path), message fragment): each declined by tile_fold
+FOLD_DECLINED = [
+    ("a graph output (a copy step)", lambda: tile_graph((2, 3), (2, 1), constant_input=True), None, None),
+    ("a non-constant input", lambda: internal(tile_graph((2, 3), (2, 1))), None, None),
+    ("a negative multiple", lambda: internal(tile_graph((2, 3), (2, -1), out_shape=(4, 3), constant_input=True)),
+     ModelFormatError, "multiples [2, -1] for input [2, 3]"),
+    ("different quantization", lambda: internal(tile_graph((2, 3), (2, 1), out_zp=7, constant_input=True)),
+     UnsupportedOpError, "so they must be equal"),
+    ("a wrongly declared output", lambda: internal(tile_graph((2, 3), (2, 1), out_shape=(4, 4), constant_input=True)),
+     ModelFormatError, "is declared [4, 4] but the op produces [4, 3]"),
+    ("different types", lambda: internal(tile_graph((2, 3), (2, 1), out_dtype=np.int16, constant_input=True)),
+     ModelFormatError, "they must match"),
+]
+
+
+@pytest.mark.parametrize("case", FOLD_DECLINED, ids=[c[0] for c in FOLD_DECLINED])
+def test_declined_constant_tiles_keep_the_python_paths_result(case):
+    what, make, error, fragment = case
+    g = make()
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    if error is None or "declared" not in fragment:
+        assert load_index.tile_fold(ctx, g.ops[0], VALUE_TYPES) is None and 2 not in ctx.shapes
+    found = assert_same_plan(make, TILE_FOLD, error=error, fragment=fragment)
+    if error is not None:
+        assert found[1].startswith("op 0 (TILE v1)")

@@ -151,6 +151,13 @@ def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
             if which == "SOFTMAX":
                 return softmax_step(op, *made)
             return lut_step(op, *made)
+    elif which == "HARD_SWISH":      # the int8 form's parameters, table and vector test in one call
+        made = load_activations.int8_hard_swish_shell(ctx, op, INT8, CONFIG.isa in HARD_SWISH_VECTOR_PATHS)
+        if made is not None:
+            xi, yi, n, table, vector_ints = made
+            if vector_ints is not None:
+                return hard_swish_vector_step(op, xi, yi, n, vector_ints)
+            return lut_step(op, xi, yi, n, table)
     head = load_ops.int8_unary_shell(ctx, op, INT8)     # the common int8 case's reading and checks in one call
     if head is not None:
         xi, yi, n, s_in, zp_in, s_out, zp_out = head
@@ -210,7 +217,7 @@ def int8_unary_step(ctx: Ctx, op: Op, which: str, x, y, xs: tuple, n: int, s_in:
         if which in RELU_KINDS else None
     if table is None:
         table = ctx.keep_array(int8_activation_table(op, which, s_in, zp_in, s_out, zp_out, ctx.rounding))
-    if which == "HARD_SWISH" and CONFIG.isa in ("avx2", "avxvnni"):
+    if which == "HARD_SWISH" and CONFIG.isa in HARD_SWISH_VECTOR_PATHS:
         step = hard_swish_avx2_step(op, x, y, n, table, hard_swish_int8_params(s_in, zp_in, s_out, zp_out))
         if step is not None:
             return step
@@ -235,10 +242,19 @@ def hard_swish_avx2_step(op: Op, x, y, n: int, table: np.ndarray, p: dict):
                 out_mult=p["output_multiplier_fixedpoint_int16"], out_exponent=p["output_multiplier_exponent"])
     if not np.array_equal(byte_table("hard_swish_int8_avx2", ints), table):
         return None
+    return hard_swish_vector_step(op, x.index, y.index, n, ints)
+
+
+def hard_swish_vector_step(op: Op, xi: int, yi: int, n: int, ints: dict) -> Step:
+    """em_hard_swish_int8_avx2 over n elements, `ints` its parameters (n aside)."""
+    ints = dict(ints, n=n)
 
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index)), dict(ints, n=n), {}
+        return dict(input=addr(xi), output=addr(yi)), ints, {}
     return Step(op, "hard_swish_int8_avx2", make, 0)
+
+
+HARD_SWISH_VECTOR_PATHS = ("avx2", "avxvnni")      # the paths whose HARD_SWISH computes instead of looking up
 
 
 RELU_KINDS = {"RELU": 0, "RELU6": 1, "RELU_N1_TO_1": 2}       # load_tables.relu_table's `which`

@@ -6,14 +6,15 @@ from functools import partial
 
 import numpy as np
 
-from cython_ops import load_pack, load_shell
+from cython_ops import load_pack
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, UINT8, Op
 from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.kernels import CONFIG
-from edgeml.runtime.ops import float_kernels, grouped_conv, hybrid, int16x8
+from edgeml.runtime.ops import depthwise as depthwise_ops, float_kernels, grouped_conv, hybrid, int16x8
+from edgeml.runtime.ops.gemm_shell import DEPTHWISE_AS_CONV_MIN, NO_FLOATS, int8_conv_step
 from edgeml.runtime.ops.conv_winograd import winograd_applies, winograd_step
 from edgeml.runtime.ops.depthwise import prepare_depthwise_rows
 from edgeml.runtime.ops.sparse_gemm import sparse_candidate, sparse_conv_step, sparse_step
@@ -27,8 +28,6 @@ from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
 THREAD_MIN_MACS = 2_000_000   # a conv is split over threads only from this size (a slice costs a wake-up)
-DEPTHWISE_AS_CONV_MIN = 4     # a one-channel depthwise with this many outputs runs as the CONV_2D it equals
-NO_FLOATS = dict(act_min=0.0, act_max=0.0)      # the int8 kernels clamp in integers
 INT8 = np.dtype(np.int8)
 UNIT_SCALE = np.ones(1)         # a uint8 conv's weight scale once its input scale holds the float32 product
 UNIT_SCALE.flags.writeable = False
@@ -45,10 +44,14 @@ def conv_threads(ctx: Ctx, macs: int, rows: int) -> int:
 
 def prepare_conv2d(ctx: Ctx, op: Op, depthwise: bool = False) -> Step:
     if ctx.tensor(op, 0).dtype == INT8:     # (int8 input: none of the int16, hybrid or uint8-hybrid forms)
-        shell = load_shell.int8_conv_shell(ctx, op, depthwise, IM2COL_ROWS, UINT8, IR_REQUANT_FLOAT, INT8, FLOAT64,
-                                             INT64)
-        if shell is not None:
-            return prepare_conv2d_int8(ctx, op, depthwise, *shell)
+        # the common TFLite form in one call (cython_ops/load_gemm.pyx): its step, or the shell's values for the
+        # forms prepared here (prepare_conv2d_int8, its twin), or None
+        made = int8_conv_step(ctx, op, depthwise, CONFIG.conv2d_int8, CONFIG.depthwise_int8, THREAD_MIN_MACS,
+                              depthwise_ops.THREAD_MIN_MACS, UINT8, IR_REQUANT_FLOAT, INT8, FLOAT64, INT64)
+        if type(made) is tuple:
+            return prepare_conv2d_int8(ctx, op, depthwise, *made)
+        if made is not None:
+            return made
         kind = io_kind(ctx, op)
     else:
         if int16x8.is_int16(ctx, op):

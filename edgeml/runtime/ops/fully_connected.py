@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cython_ops import load_shell
 from edgeml import numerics as Q
 from edgeml.errors import UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT as IR_REQUANT_FLOAT, UINT8, Op
 from edgeml.runtime import requant
 from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.ops import float_kernels, hybrid, int16x8
+from edgeml.runtime.ops.gemm_shell import AS_1X1_CONV, int8_fully_connected_step
 from edgeml.runtime.ops.sparse_gemm import fully_connected_as_conv, sparse_candidate, sparse_step
 from edgeml.runtime.ops.common import (IM2COL_ROWS, bias_vector, fully_connected_shape, fused_activation, io_kind,
                                        qparams, reject_uint8_hybrid)
@@ -20,8 +20,6 @@ from edgeml.runtime.requant import REQUANT_FLOAT
 from edgeml.runtime.arena import ALIGN
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
-# the geometry sparse_candidate reads: a FULLY_CONNECTED runs on the sparse kernel as a 1x1 conv
-AS_1X1_CONV = dict(kh=1, kw=1, sh=1, sw=1, dh=1, dw=1, pad_top=0, pad_left=0)
 INT8, INT64, FLOAT64 = (np.dtype(t) for t in (np.int8, np.int64, np.float64))
 THREAD_MIN_MACS = 500_000     # an FC is split over threads (rows, or 16-column blocks) from this size
 
@@ -34,9 +32,14 @@ def fc_threads(ctx: Ctx, macs: int, rows: int, units: int) -> int:
 
 
 def prepare_fully_connected(ctx: Ctx, op: Op) -> Step:
-    shell = load_shell.int8_fully_connected_shell(ctx, op, UINT8, IR_REQUANT_FLOAT, INT8, FLOAT64, INT64)
-    if shell is not None:
-        return prepare_fully_connected_int8(ctx, op, *shell)
+    # the common TFLite form in one call (cython_ops/load_gemm.pyx): its step, or the shell's values for a bias the
+    # Python prepare (prepare_fully_connected_int8, its twin) refuses, or None
+    made = int8_fully_connected_step(ctx, op, CONFIG.fully_connected_int8, THREAD_MIN_MACS, UINT8, IR_REQUANT_FLOAT,
+                                     INT8, FLOAT64, INT64)
+    if type(made) is tuple:
+        return prepare_fully_connected_int8(ctx, op, *made)
+    if made is not None:
+        return made
     if int16x8.is_int16(ctx, op):
         return int16x8.prepare_fully_connected(ctx, op)
     reject_uint8_hybrid(ctx, op)

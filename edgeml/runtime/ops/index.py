@@ -10,7 +10,7 @@ from functools import partial
 
 import numpy as np
 
-from cython_ops import load_index
+from cython_ops import load_index, load_shape
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
 from edgeml.runtime.ops.common import element_count, resolve_axis, row_major_strides
@@ -177,6 +177,8 @@ def prepare_tile(ctx: Ctx, op: Op):
     made = load_index.tile_shell(ctx, op, VALUE_TYPES)      # the common form's checks and integers in one call
     if made is not None:
         return tile_step(op, *made)
+    if load_index.tile_fold(ctx, op, VALUE_TYPES):      # a constant input tiled at load, in one call
+        return None
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     xs = list(ctx.shape(x))
     multiples = int_vector(ctx, op, 1, "multiples")
@@ -226,6 +228,8 @@ def prepare_fill(ctx: Ctx, op: Op):
 
 def prepare_shape(ctx: Ctx, op: Op):
     """SHAPE: with every shape known at load, a constant."""
+    if load_shape.shape_fold(ctx, op, I32, I64):      # the common form in one call
+        return None
     y = ctx.tensor(op, 0, "output")
     if y.dtype not in (I32, I64):
         raise UnsupportedOpError(f"{op.describe()}: output type {y.dtype} (int32 or int64 expected)")

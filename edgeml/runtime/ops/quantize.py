@@ -62,6 +62,9 @@ def prepare_dequantize(ctx: Ctx, op: Op) -> Optional[Step]:
     if head is not None:
         xi, yi, n, table = head
         return dequantize_step(op, xi, yi, n, table)
+    values = load_tables.int8_dequantize_constant(ctx, op, INT8, FLOAT32)     # a constant's values in one pass
+    if values is not None:
+        return fold(ctx, op, 0, values)
     if int16x8.is_int16(ctx, op) and op.inputs[0] not in ctx.constants:
         return int16x8.prepare_dequantize(ctx, op)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from cython_ops import load_ops, load_pad
+from cython_ops import load_concat, load_ops, load_pad, load_shape
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import UINT8, Op
 from edgeml.runtime.layouts import CONCAT_MAX_INPUTS
@@ -192,8 +192,11 @@ def prepare_transpose(ctx: Ctx, op: Op) -> Step:
 
 def prepare_strided_slice(ctx: Ctx, op: Op) -> Step:
     shell = load_ops.strided_slice_shell(ctx, op, *SHELL_TYPES)      # the common case's checks and gather, one call
-    if type(shell) is tuple:      # a constant input (shape arithmetic)
-        return fold(ctx, op, 0, strided_values(ctx.constants[op.inputs[0]], *shell))
+    if type(shell) is tuple:      # a constant input (shape arithmetic): folded in one call where it can be
+        data = ctx.constants[op.inputs[0]]
+        if load_shape.gather_fold(ctx, op, data, *shell):
+            return None
+        return fold(ctx, op, 0, strided_values(data, *shell))
     if shell is not None:
         return gather_strided_step(op, op.inputs[0], op.outputs[0], shell)
     xs = list(ctx.shape(ctx.tensor(op, 0)))
@@ -340,10 +343,10 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: list, value) -> bool:
             return False
     elif x.dtype != np.float32 or value != 0.0:
         return False
-    readers = [o for o in ctx.graph.ops if y.index in o.inputs]
-    if len(readers) != 1 or readers[0].index <= op.index:
+    reader = load_pad.sole_reader(ctx.graph.ops, y.index)       # (one C pass over the ops)
+    if reader is None or reader.index <= op.index:
         return False
-    conv = ctx.substitutes.get(readers[0].index, readers[0])
+    conv = ctx.substitutes.get(reader.index, reader)
     own = conv.options.get("explicit_padding")        # ONNX pads (top, left, bottom, right): zeros too, so they add
     if conv.type not in CONV_OPS or conv.inputs[0] != y.index or y.index in conv.inputs[1:] or \
             (own is None and conv.options.get("padding", 0) not in (0, 1)) or \
@@ -363,6 +366,12 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: list, value) -> bool:
                                      list(conv.outputs), dict(conv.options, explicit_padding=explicit),
                                      list(conv.intermediates))
     return True
+
+
+def sole_reader(ops: list, t: int):
+    """load_pad.sole_reader's twin: the one op reading tensor t, or None when none or several do."""
+    readers = [o for o in ops if t in o.inputs]
+    return readers[0] if len(readers) == 1 else None
 
 
 def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
@@ -464,6 +473,9 @@ def prepare_concatenation(ctx: Ctx, op: Op) -> list:
     shell = load_ops.concatenation_shell(ctx, op, *SHELL_TYPES[:3])    # a copying concat's checks, one call
     if shell is not None:
         return concat_steps(op, *shell)
+    rescaling = load_concat.uint8_concatenation_shell(ctx, op, SHELL_TYPES[0], UINT8)    # uint8 rescales, one call
+    if rescaling is not None:
+        return concat_steps(op, *rescaling, ctx=ctx)
     y = ctx.tensor(op, 0, "output")
     ins = [ctx.tensor(op, k) for k in range(len(op.inputs))]
     if not ins:
@@ -499,6 +511,8 @@ def prepare_pack(ctx: Ctx, op: Op) -> list:
     """PACK (tf.stack): values_count equal-shaped inputs stacked on a new output axis; a CONCATENATION of the
     inputs each viewed with a unit dimension at that axis.  The values are copied, not requantized: LiteRT's
     Prepare refuses int8 inputs whose scale or zero point differ from the output's, and so does this."""
+    if load_shape.pack_fold(ctx, op, SHELL_TYPES[3], SHELL_TYPES[4]):     # constant shape arithmetic, one call
+        return None
     y = ctx.tensor(op, 0, "output")
     ins = [ctx.tensor(op, k) for k in range(len(op.inputs))]
     count = op.options.get("values_count", 0)
