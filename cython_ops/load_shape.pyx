@@ -66,16 +66,19 @@ cdef int64_t product(dims, Py_ssize_t first, Py_ssize_t last):
 
 
 cdef bint plain_shape(shape) except -1:
-    """A tuple of at most RANK Python ints in 0..MAX_DIM whose product is at most MAX_ELEMENTS."""
+    """A tuple of at most RANK Python ints in 0..MAX_DIM whose nonzero ones multiply to at most MAX_ELEMENTS (so
+    no product of some of them, nor a dimension times a stride of at most MAX_DIM, overflows 64 bits, even in a
+    shape with no elements)."""
     if type(shape) is not tuple or len(shape) > RANK:
         return False
     cdef int64_t n = 1
     for d in shape:
         if type(d) is not int or not 0 <= d <= MAX_DIM:
             return False
-        n *= <int64_t>d
-        if n > MAX_ELEMENTS:
-            return False
+        if d != 0:
+            n *= <int64_t>d
+            if n > MAX_ELEMENTS:
+                return False
     return True
 
 

@@ -92,6 +92,15 @@ def test_constant_strided_slice_folds_as_the_python_path(case, dtype):
     assert 4 in constants
 
 
+@pytest.mark.parametrize("shape", [(0, 1 << 20, 1 << 20), (1 << 20, 0, 1 << 10), (0, 1 << 17)])
+def test_pack_of_empty_constants_with_large_dims_is_left_to_the_python_path(shape):
+    """No element, but nonzero dimensions whose product is past the fold's bound: the fold declines (the Python
+    path builds the empty constant) rather than multiply them (products of such dimensions could pass 64 bits)."""
+    build = lambda: with_tail(pack_graph([shape] * 2, np.int32, axis=1))     # noqa: E731
+    ctx = new_context(build(), {}, 0, 1, 1 << 31, 1 << 31)
+    assert load_shape.pack_fold(ctx, ctx.graph.ops[0], I32, I64) is None
+
+
 def test_graph_outputs_and_other_types_are_declined():
     """A folded graph output needs the copy step only the Python path makes; float PACK is not shape arithmetic."""
     g = Graph([tensor(0, (2, 3), np.float32), tensor(1, (2,), I32)], [Op(0, "SHAPE", 1, [0], [1], {})], [0], [1])
