@@ -69,3 +69,39 @@ cdef inline int64_t element_count(shape, int64_t limit):
         if n > limit:
             return -1
     return n
+
+
+cdef inline object concatenation_geometry(list in_shapes, axis, Py_ssize_t itemsize):
+    """(output shape, rows outside the axis, each input's row bytes) of a CONCATENATION of tensors shaped in_shapes
+    (tuples, at least one) along the `axis` option (negative counts from the end): equal ranks and dims off the
+    axis, the output's dims Python ints >= 0; None wherever the Python path must decide."""
+    if type(axis) is not int:
+        return None
+    first = in_shapes[0]
+    cdef Py_ssize_t rank = len(first), d
+    if axis < 0:
+        axis += rank
+    if not 0 <= axis < rank:
+        return None
+    along = 0
+    for s in in_shapes:
+        if len(s) != rank:
+            return None
+        for d in range(rank):
+            if d != axis and s[d] != first[d]:
+                return None
+        along += s[axis]
+    out = first[:axis] + (along,) + first[axis + 1:]
+    for v in out:
+        if type(v) is not int or v < 0:
+            return None
+    outer = 1
+    for v in first[:axis]:
+        outer *= v
+    rows = []
+    for s in in_shapes:
+        inner = itemsize
+        for v in s[axis:]:
+            inner *= v
+        rows.append(inner)
+    return out, outer, rows

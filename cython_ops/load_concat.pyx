@@ -10,7 +10,7 @@ from libc.stdint cimport int64_t, uint8_t
 import numpy
 
 from cython_ops import load_ops
-from cython_ops.load_buffer cimport buffer_bytes, per_tensor
+from cython_ops.load_buffer cimport buffer_bytes, concatenation_geometry, per_tensor
 
 cdef extern from "<math.h>" nogil:
     float truncf(float x)
@@ -56,7 +56,7 @@ def uint8_concatenation_shell(ctx, op, int8_dtype, uint8_option):
     axis, each input's row bytes, per input its 256-byte rescale table or None where it is copied as LiteRT
     copies it: equal zero points and float32 scales), shape.concat_steps's arguments; None otherwise."""
     inputs, outputs = op.inputs, op.outputs
-    cdef Py_ssize_t count = len(inputs), k, d, rank
+    cdef Py_ssize_t count = len(inputs), k
     if count < 1 or len(outputs) < 1 or outputs[0] < 0:
         return None
     o = op.options
@@ -93,27 +93,10 @@ def uint8_concatenation_shell(ctx, op, int8_dtype, uint8_option):
         in_params.append(p)
     if not variable:
         return None
-    first = in_shapes[0]
-    rank = len(first)
-    axis = o.get("axis", 0)
-    if type(axis) is not int:
+    geometry = concatenation_geometry(in_shapes, o.get("axis", 0), 1)      # (the held type's itemsize)
+    if geometry is None:
         return None
-    if axis < 0:
-        axis += rank
-    if not 0 <= axis < rank:
-        return None
-    along = 0
-    for s in in_shapes:
-        if len(s) != rank:
-            return None
-        for d in range(rank):
-            if d != axis and s[d] != first[d]:
-                return None
-        along += s[axis]
-    out = first[:axis] + (along,) + first[axis + 1:]
-    for d in out:
-        if type(d) is not int or d < 0:
-            return None
+    out, outer, rows = geometry
     # the tables before the output shape: a declined op leaves nothing behind
     cdef double s_out = y_params[0]
     cdef int64_t zp_out = y_params[1]
@@ -126,14 +109,5 @@ def uint8_concatenation_shell(ctx, op, int8_dtype, uint8_option):
         if not rescale_table(p[0], p[1], s_out, zp_out, <uint8_t*>buffer_bytes(table, 256, b"uint8_concatenation_shell")):
             return None
         tables.append(table)
-    outer = 1
-    for d in first[:axis]:
-        outer *= d
-    rows = []
-    for s in in_shapes:
-        inner = 1      # (the held type's itemsize)
-        for d in s[axis:]:
-            inner *= d
-        rows.append(inner)
     load_ops.set_output_shape(ctx, op, 0, out, y)
     return y, ins, outer, rows, tables

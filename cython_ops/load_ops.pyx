@@ -9,7 +9,7 @@ from libc.stdint cimport int32_t, int64_t
 import numpy
 
 from cython_ops import load_pack
-from cython_ops.load_buffer cimport one_in_one_out, per_tensor
+from cython_ops.load_buffer cimport concatenation_geometry, one_in_one_out, per_tensor
 
 
 cdef extern from "em_multiplier.h" nogil:
@@ -341,7 +341,7 @@ def concatenation_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype):
     activation.  Sets the output shape and returns (output, inputs, rows outside the axis, each input's row
     bytes); None wherever the Python path must decide (its checks and messages)."""
     inputs, outputs = op.inputs, op.outputs
-    cdef Py_ssize_t count = len(inputs), k, d, rank
+    cdef Py_ssize_t count = len(inputs), k
     if count < 1 or len(outputs) < 1 or outputs[0] < 0:
         return None
     o = op.options
@@ -369,37 +369,10 @@ def concatenation_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype):
         in_shapes.append(s)
     if not variable:
         return None
-    first = in_shapes[0]
-    rank = len(first)
-    axis = o.get("axis", 0)
-    if type(axis) is not int:
+    geometry = concatenation_geometry(in_shapes, o.get("axis", 0), y.dtype.itemsize)
+    if geometry is None:
         return None
-    if axis < 0:
-        axis += rank
-    if not 0 <= axis < rank:
-        return None
-    along = 0
-    for s in in_shapes:
-        if len(s) != rank:
-            return None
-        for d in range(rank):
-            if d != axis and s[d] != first[d]:
-                return None
-        along += s[axis]
-    out = first[:axis] + (along,) + first[axis + 1:]
-    for d in out:
-        if type(d) is not int or d < 0:
-            return None
-    outer = 1
-    for d in first[:axis]:
-        outer *= d
-    itemsize = y.dtype.itemsize
-    rows = []
-    for s in in_shapes:
-        inner = itemsize
-        for d in s[axis:]:
-            inner *= d
-        rows.append(inner)
+    out, outer, rows = geometry
     set_output_shape(ctx, op, 0, out, y)
     return y, ins, outer, rows
 
