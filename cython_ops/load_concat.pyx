@@ -106,7 +106,8 @@ def uint8_concatenation_shell(ctx, op, int8_dtype, uint8_option):
             tables.append(None)
             continue
         table = numpy.empty(256, U8)
-        if not rescale_table(p[0], p[1], s_out, zp_out, <uint8_t*>buffer_bytes(table, 256, b"uint8_concatenation_shell")):
+        if not rescale_table(p[0], p[1], s_out, zp_out,
+                             <uint8_t*>buffer_bytes(table, 256, b"uint8_concatenation_shell")):
             return None
         tables.append(table)
     load_ops.set_output_shape(ctx, op, 0, out, y)

@@ -33,7 +33,8 @@ def ssd_chain(shape, out_dtype=I32, pack_axis=0) -> Graph:
     """x -> SHAPE -> STRIDED_SLICE (the batch, shrunk to a scalar) -> PACK with two constants -> RESHAPE(x)."""
     count = int(np.prod(shape))
     ts = [tensor(0, shape, np.int8, 0.1, 0), tensor(1, (len(shape),), out_dtype),
-          tensor(2, (1,), np.int32, data=np.array([0], np.int32)), tensor(3, (1,), np.int32, data=np.array([1], np.int32)),
+          tensor(2, (1,), np.int32, data=np.array([0], np.int32)),
+          tensor(3, (1,), np.int32, data=np.array([1], np.int32)),
           tensor(4, (), out_dtype), tensor(5, (), out_dtype, data=np.array(1, out_dtype)),
           tensor(6, (), out_dtype, data=np.array(-1, out_dtype)), tensor(7, (3,), out_dtype),
           tensor(8, (shape[0], 1, count // max(shape[0], 1)), np.int8, 0.1, 0)]

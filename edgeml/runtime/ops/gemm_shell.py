@@ -34,8 +34,8 @@ def overflow_error(op: Op, message: Optional[str] = None) -> ModelFormatError:
 
 load_gemm.use_runtime(
     Step, sparse_candidate, sparse_step, fully_connected_as_conv, requant.ColumnSource, requant.ColumnRequant,
-    packing_gemm.pack_gemm, packing_depthwise, overflow_error, ACTIVE, AS_1X1_CONV, np.dtype(np.int32), np.dtype(np.float32), np.dtype(np.float64),
-    NO_FLOATS,
+    packing_gemm.pack_gemm, packing_depthwise, overflow_error, ACTIVE, AS_1X1_CONV, np.dtype(np.int32),
+    np.dtype(np.float32), np.dtype(np.float64), NO_FLOATS,
     dict(im2col_rows=IM2COL_ROWS, vnni_chunk_bytes=VNNI_CHUNK_BYTES, vnni_slack=VNNI_SLACK, align=ALIGN,
          avx2_big_weight_bytes=AVX2_BIG_WEIGHT_BYTES, avx2_big_chunk_bytes=AVX2_BIG_CHUNK_BYTES,
          winograd_min_ic=conv_winograd.WINOGRAD_MIN_IC, winograd_max_ic=conv_winograd.WINOGRAD_MAX_IC,
