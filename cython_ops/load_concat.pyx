@@ -20,13 +20,14 @@ cdef extern from "<math.h>" nogil:
 cdef object F64 = numpy.dtype(numpy.float64), I64 = numpy.dtype(numpy.int64)    # the IR's quantization types
 cdef object U8 = numpy.dtype(numpy.uint8)
 cdef int64_t ZP_LIMIT = (<int64_t>1) << 31    # zero points beyond int32: the Python path decides
-cdef float INT_LIMIT = 4e18                   # float values converted to int64 stay below this (else: declined)
+cdef float INT_LIMIT = 2147483648.0          # LiteRT converts to int32: values at or past 2^31 declined (the
+                                               # Python path refuses them: requant.INT32_REACH)
 
 
 cdef bint rescale_table(double s_in, int64_t zp_in, double s_out, int64_t zp_out, uint8_t* out) noexcept:
     """requant.uint8_rescale_table into out (256 bytes, by stored byte): round(u * scale + bias) + zp_out in
     float32, the product and the sum rounded apart, ties away from zero, clamped to [0, 255], flipped back to the
-    held int8 byte.  False (out unspecified) where a value is not finite or past int64's reach."""
+    held int8 byte.  False (out unspecified) where a value is not finite or past int32."""
     cdef float scale = <float>s_in * (<float>1.0 / <float>s_out)
     cdef float bias = <float>(-(zp_in + 128)) * scale
     cdef float u, v, t, r

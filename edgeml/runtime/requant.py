@@ -257,14 +257,22 @@ def float_activation_range(op, act: str, scale: float, zero_point: int) -> tuple
     raise UnsupportedOpError(f"{op.describe()}: activation {act}")
 
 
+INT32_REACH = np.float32(2.0 ** 31)     # uint8_rescale_table's values convert to int32 below this
+
+
 def uint8_rescale_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
     """LiteRT's ConcatenationWithScaling for one uint8 input, as a table over the 256 stored bytes (uint8 held as
     int8, zero points as held): round(q * scale + bias) + zp_out in float32 (no fused multiply-add), with
-    scale = s_in * (1 / s_out) and bias = -zp_in * scale, ties away from zero, clamped to [0, 255]."""
+    scale = s_in * (1 / s_out) and bias = -zp_in * scale, ties away from zero, clamped to [0, 255].  A ValueError
+    where a value is not finite or past int32 (a malformed pair of scales)."""
     u = (np.arange(256) ^ 0x80).astype(np.float32)             # stored byte -> its uint8 value
-    scale = Q.F32(s_in) * (Q.F32(1.0) / Q.F32(s_out))
-    bias = Q.F32(-(zp_in + 128)) * scale
-    v = u * scale + bias                                       # float32 product, then float32 sum
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = Q.F32(s_in) * (Q.F32(1.0) / Q.F32(s_out))
+        bias = Q.F32(-(zp_in + 128)) * scale
+        v = u * scale + bias                                   # float32 product, then float32 sum
+    if not (np.abs(v) < INT32_REACH).all():     # (LiteRT converts to int32: past it, or from NaN, undefined)
+        raise ValueError(f"rescaling from input scale {s_in:g} (zero point {zp_in + 128}) to output scale "
+                         f"{s_out:g} gives values past int32")
     r = np.trunc(v) + np.where(np.abs(v - np.trunc(v)) >= Q.F32(0.5), np.sign(v), Q.F32(0))
     out = np.clip(r.astype(np.int64) + zp_out + 128, 0, 255)
     return (out ^ 0x80).astype(np.uint8)

@@ -465,7 +465,10 @@ def uint8_concat_tables(op: Op, ins: list, y) -> list:
     for t in ins:
         s_in, zp_in = qparams(t, op)
         same = zp_in == zp_out and np.float32(s_in) == np.float32(s_out)
-        tables.append(None if same else uint8_rescale_table(s_in, zp_in, s_out, zp_out))
+        try:
+            tables.append(None if same else uint8_rescale_table(s_in, zp_in, s_out, zp_out))
+        except ValueError as e:
+            raise ModelFormatError(f"{op.describe()}: {e}") from None
     return tables
 
 
