@@ -144,12 +144,14 @@ def hard_swish_int8_params(input_scale: float, input_zero_point: int,
 
 
 def prepare_unary(ctx: Ctx, op: Op, which: str) -> Step:
-    if which in SHELL_TABLES:        # the int8 form's checks and table in one call (load_activations)
-        made = load_activations.int8_softmax_shell(ctx, op, INT8) if which == "SOFTMAX" else \
-            load_activations.int8_lut_activation_shell(ctx, op, SHELL_TABLES[which], INT8)
+    # the int8 forms' checks and tables in one call (load_activations)
+    if which == "SOFTMAX":
+        made = load_activations.int8_softmax_shell(ctx, op, INT8)
         if made is not None:
-            if which == "SOFTMAX":
-                return softmax_step(op, *made)
+            return softmax_step(op, *made)
+    elif which in SHELL_TABLES:
+        made = load_activations.int8_lut_activation_shell(ctx, op, SHELL_TABLES[which], INT8)
+        if made is not None:
             return lut_step(op, *made)
     elif which == "HARD_SWISH":      # the int8 form's parameters, table and vector test in one call
         made = load_activations.int8_hard_swish_shell(ctx, op, INT8, CONFIG.isa in HARD_SWISH_VECTOR_PATHS)
@@ -258,7 +260,7 @@ HARD_SWISH_VECTOR_PATHS = ("avx2", "avxvnni")      # the paths whose HARD_SWISH 
 
 
 RELU_KINDS = {"RELU": 0, "RELU6": 1, "RELU_N1_TO_1": 2}       # load_tables.relu_table's `which`
-SHELL_TABLES = {"SOFTMAX": -1, "LOGISTIC": 0, "TANH": 1}       # load_activations' shells (LOGISTIC / TANH: `which`)
+SHELL_TABLES = {"LOGISTIC": 0, "TANH": 1}       # load_activations.int8_lut_activation_shell's `which`
 
 
 def float32_quotient(a: float, b: float, what: str, product: bool = False) -> float:
