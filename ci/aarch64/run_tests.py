@@ -30,8 +30,9 @@ CPUS = {"max": "neon_i8mm", "cortex-a57": "neon"}
 KERNEL_TESTS = ["tests/test_kernel_paths.py", "tests/test_conv_kernel_paths.py", "tests/test_elementwise_paths.py",
                 "tests/test_float_kernel_paths.py", "tests/test_mlperf_conformance.py"]
 LOADER_TESTS = ["tests/test_hostile_models.py", "tests/test_reliability.py", "tests/test_runtime_api.py"]
-# qemu CPU model -> the ISA paths forced (EDGEML_ISA) for the reference models' comparison, beside the default
-FORCED = {"cortex-a57": ("scalar",), "max": ("neon_dotprod", "neon", "scalar")}
+# qemu CPU model -> the ISA paths forced (EDGEML_ISA) for the reference models' comparison, beside the default:
+# plain NEON and scalar are cortex-a57's default and forced paths, so -cpu max forces only the one between
+FORCED = {"cortex-a57": ("scalar",), "max": ("neon_dotprod",)}
 # the only skips allowed: tests that need TensorFlow or LiteRT (neither runs here: LiteRT's aarch64 wheel crashes
 # under qemu-user; conformance.py stands in for it), the public corpus (not in a clone), x86 paths, and on the
 # plain-NEON core the paths it lacks
@@ -87,10 +88,10 @@ def python_wrapper(build: Path, root: Path, cpu: str) -> Path:
     return wrapper
 
 
-def run_pytest(wrapper: Path, env: dict, src: Path, cpu: str, files: list[str], junit: Path) -> list[str]:
+def run_pytest(wrapper: Path, env: dict, src: Path, cpu: str, files: list[str], junit: Path, log) -> list[str]:
     """Runs the test files; returns the problems (failures, unexpected skips)."""
     done = subprocess.run([str(wrapper), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                           f"--junitxml={junit}", *files], cwd=src, env=env)
+                           f"--junitxml={junit}", *files], cwd=src, env=env, stdout=log, stderr=subprocess.STDOUT)
     problems = [] if done.returncode == 0 else [f"pytest exited {done.returncode} on {cpu}"]
     if not junit.exists():
         return problems + [f"{cpu}: pytest wrote no report (it crashed)"]
@@ -104,6 +105,36 @@ def run_pytest(wrapper: Path, env: dict, src: Path, cpu: str, files: list[str], 
                 problems.append(f"{cpu}: {case.get('name')} skipped: {reason}")
     if ran == 0:
         problems.append(f"{cpu}: no test ran")
+    return problems
+
+
+def run_cpu(args, src: Path, expected: Path, number: int, cpu: str) -> list[str]:
+    """One qemu CPU model: its ISA pick, the reference models on each path, the test files; returns the problems.
+    Its output goes to build/log-<cpu>.txt and is printed when it ends."""
+    t0 = time.time()
+    wrapper = python_wrapper(args.build, args.root, cpu)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
+           "PYTHONHOME": str(args.root / "usr"), "PYTHONPATH": f"{src}:{src / 'tests'}:{args.site}",
+           "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+    problems = []
+    log_path = args.build / f"log-{cpu}.txt"
+    with open(log_path, "w") as log:
+        isa = subprocess.run([str(wrapper), "-c", "from cython_ops.conv import isa; print(isa())"], cwd=src,
+                             env=env, capture_output=True, text=True)
+        if isa.returncode != 0 or isa.stdout.strip() != CPUS.get(cpu, isa.stdout.strip()):
+            problems.append(f"{cpu}: edgeml picked {isa.stdout.strip()!r}, wanted {CPUS.get(cpu)!r} {isa.stderr}")
+        for forced in ("",) + FORCED.get(cpu, ()):
+            print(f"aarch64: -cpu {cpu} {'EDGEML_ISA=' + forced if forced else 'default path'}", file=log, flush=True)
+            check = subprocess.run([str(wrapper), "ci/aarch64/conformance.py", "--check", str(expected)]
+                                   + (["--int8-only"] if forced else []), cwd=src,
+                                   env=dict(env, EDGEML_ISA=forced) if forced else env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+            if check.returncode != 0:
+                problems.append(f"{cpu} {forced}: the reference models' outputs differ from the x86 run")
+        files = KERNEL_TESTS + (LOADER_TESTS if number == 0 else [])
+        problems += run_pytest(wrapper, env, src, cpu, files, args.build / f"junit-{cpu}.xml", log)
+        print(f"aarch64: -cpu {cpu} took {time.time() - t0:.0f} s", file=log, flush=True)
+    print(log_path.read_text(errors="replace"), flush=True)
     return problems
 
 
@@ -126,27 +157,12 @@ def main() -> None:
                           cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
     if host.returncode != 0:
         sys.exit("aarch64: the host run of the reference models failed (is edgeml built on the host?)")
-    problems = []
-    for number, cpu in enumerate(args.cpus.split(",")):
-        t0 = time.time()
-        wrapper = python_wrapper(args.build, args.root, cpu)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
-               "PYTHONHOME": str(args.root / "usr"), "PYTHONPATH": f"{src}:{src / 'tests'}:{args.site}",
-               "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
-        isa = subprocess.run([str(wrapper), "-c", "from cython_ops.conv import isa; print(isa())"], cwd=src,
-                             env=env, capture_output=True, text=True)
-        if isa.returncode != 0 or isa.stdout.strip() != CPUS.get(cpu, isa.stdout.strip()):
-            problems.append(f"{cpu}: edgeml picked {isa.stdout.strip()!r}, wanted {CPUS.get(cpu)!r} {isa.stderr}")
-        for forced in ("",) + FORCED.get(cpu, ()):
-            print(f"aarch64: -cpu {cpu} {'EDGEML_ISA=' + forced if forced else 'default path'}", flush=True)
-            check = subprocess.run([str(wrapper), "ci/aarch64/conformance.py", "--check", str(expected)]
-                                   + (["--int8-only"] if forced else []), cwd=src,
-                                   env=dict(env, EDGEML_ISA=forced) if forced else env)
-            if check.returncode != 0:
-                problems.append(f"{cpu} {forced}: the reference models' outputs differ from the x86 run")
-        files = KERNEL_TESTS + (LOADER_TESTS if number == 0 else [])
-        problems += run_pytest(wrapper, env, src, cpu, files, args.build / f"junit-{cpu}.xml")
-        print(f"aarch64: -cpu {cpu} took {time.time() - t0:.0f} s", flush=True)
+    cpus = args.cpus.split(",")
+    # the CPU models run side by side (qemu-user runs one guest thread on one host CPU), each into its own log,
+    # printed whole when it ends
+    with ThreadPoolExecutor(max_workers=max(1, min(len(cpus), os.cpu_count() or 1))) as pool:
+        runs = [pool.submit(run_cpu, args, src, expected, number, cpu) for number, cpu in enumerate(cpus)]
+        problems = [problem for run in runs for problem in run.result()]
     if problems:
         sys.exit("aarch64 run FAILED:\n  " + "\n  ".join(problems))
     print("aarch64 run passed on " + ", ".join(args.cpus.split(",")))
