@@ -13,71 +13,73 @@ cdef extern from "em_multiplier.h" nogil:
     bint multiplier_of "em_multiplier_of"(double real, int rounding, int32_t* mult, int32_t* shift)
 
 
-cdef void transform_filter(const int8_t* f, Py_ssize_t ic, int16_t* u, Py_ssize_t icp) noexcept nogil:
-    """One output channel's filter f [3][3][IC] (contiguous) -> u [16][ICp] (position a * 4 + b; the padding
-    channels untouched).  G' = 2 G has rows (2, 0, 0), (1, 1, 1), (1, -1, 1), (0, 0, 2): t = G' g, then
-    U = t G'^T; |U| <= 1143 and every partial sum fits int16, so the loop over channels vectorizes in 16 bits."""
-    cdef Py_ssize_t c
-    cdef int16_t g00, g01, g02, g10, g11, g12, g20, g21, g22
-    cdef int16_t t00, t01, t02, t10, t11, t12, t20, t21, t22, t30, t31, t32
-    for c in range(ic):
-        g00 = f[c]
-        g01 = f[ic + c]
-        g02 = f[2 * ic + c]
-        g10 = f[3 * ic + c]
-        g11 = f[4 * ic + c]
-        g12 = f[5 * ic + c]
-        g20 = f[6 * ic + c]
-        g21 = f[7 * ic + c]
-        g22 = f[8 * ic + c]
-        t00, t01, t02 = 2 * g00, 2 * g01, 2 * g02                                  # t = G' g (over the kernel rows)
-        t10, t11, t12 = g00 + g10 + g20, g01 + g11 + g21, g02 + g12 + g22
-        t20, t21, t22 = g00 - g10 + g20, g01 - g11 + g21, g02 - g12 + g22
-        t30, t31, t32 = 2 * g20, 2 * g21, 2 * g22
-        u[c] = 2 * t00                                                              # U = t G'^T
-        u[icp + c] = t00 + t01 + t02
-        u[2 * icp + c] = t00 - t01 + t02
-        u[3 * icp + c] = 2 * t02
-        u[4 * icp + c] = 2 * t10
-        u[5 * icp + c] = t10 + t11 + t12
-        u[6 * icp + c] = t10 - t11 + t12
-        u[7 * icp + c] = 2 * t12
-        u[8 * icp + c] = 2 * t20
-        u[9 * icp + c] = t20 + t21 + t22
-        u[10 * icp + c] = t20 - t21 + t22
-        u[11 * icp + c] = 2 * t22
-        u[12 * icp + c] = 2 * t30
-        u[13 * icp + c] = t30 + t31 + t32
-        u[14 * icp + c] = t30 - t31 + t32
-        u[15 * icp + c] = 2 * t32
+cdef extern from *:
+    """
+    /* One output channel's filter f [3][3][IC] (contiguous) -> u [16][ICp] (position a * 4 + b; the padding
+     * channels untouched).  G' = 2 G has rows (2, 0, 0), (1, 1, 1), (1, -1, 1), (0, 0, 2): t = G' g over the
+     * kernel rows, then U = t G'^T over its columns.  |U| <= 1143 and every partial sum fits int16, so the loop
+     * over channels runs in 16-bit lanes (ivdep: the 16 rows of u, icp apart, never overlap; without it GCC gives
+     * up on the run-time checks between the 9 + 16 streams and runs it scalar, 10x slower). */
+    static void em_winograd_filter(const int8_t* f, Py_ssize_t ic, int16_t* u, Py_ssize_t icp) {
+        const int8_t* r0 = f;
+        const int8_t* r1 = f + 3 * ic;
+        const int8_t* r2 = f + 6 * ic;
+    #if defined(__GNUC__) && !defined(__clang__)
+        #pragma GCC ivdep
+    #endif
+        for (Py_ssize_t c = 0; c < ic; c++) {
+            int16_t t[4][3];
+            for (int j = 0; j < 3; j++) {
+                const int16_t g0 = r0[j * ic + c], g1 = r1[j * ic + c], g2 = r2[j * ic + c];
+                t[0][j] = (int16_t)(2 * g0);
+                t[1][j] = (int16_t)(g0 + g1 + g2);
+                t[2][j] = (int16_t)(g0 - g1 + g2);
+                t[3][j] = (int16_t)(2 * g2);
+            }
+            for (int a = 0; a < 4; a++) {
+                u[(a * 4 + 0) * icp + c] = (int16_t)(2 * t[a][0]);
+                u[(a * 4 + 1) * icp + c] = (int16_t)(t[a][0] + t[a][1] + t[a][2]);
+                u[(a * 4 + 2) * icp + c] = (int16_t)(t[a][0] - t[a][1] + t[a][2]);
+                u[(a * 4 + 3) * icp + c] = (int16_t)(2 * t[a][2]);
+            }
+        }
+    }
+    """
+    void transform_filter "em_winograd_filter"(const int8_t* f, Py_ssize_t ic, int16_t* u, Py_ssize_t icp) noexcept nogil
 
 
 cdef int transform_into(const int8_t* w, Py_ssize_t oc, Py_ssize_t ic, int16_t* out, Py_ssize_t panels,
                         Py_ssize_t groups, int64_t* sums) noexcept nogil:
     """w [OC][3][3][IC] contiguous -> out [16][panels][groups][8][4] (em_gemm_avx2.h's panels per position), zero for
     the padding rows and channels; sums[o] (when given): the sum of filter o's 9 * IC weights (U's position 5 is
-    g's whole sum per channel).  -1 when out of memory."""
-    cdef Py_ssize_t icp = groups * 4, o, p, q, c
-    cdef int16_t* u = <int16_t*>malloc(16 * icp * sizeof(int16_t))
+    g's whole sum per channel).  One panel of 8 filters at a time into u [8][16][ICp], then written in out's order.
+    -1 when out of memory."""
+    cdef Py_ssize_t icp = groups * 4, o, p, q, r, panel
+    cdef int16_t* u = <int16_t*>malloc(8 * 16 * icp * sizeof(int16_t))
     if u == NULL:
         return -1
-    memset(u, 0, 16 * icp * sizeof(int16_t))       # (the padding channels stay zero)
+    memset(u, 0, 8 * 16 * icp * sizeof(int16_t))       # (the padding channels and rows stay zero)
     cdef int16_t* dst
+    cdef int16_t* row
     cdef int64_t s
-    for o in range(panels * 8):
-        if o < oc:
-            transform_filter(w + o * 9 * ic, ic, u, icp)
-            if sums != NULL:
-                s = 0
-                for c in range(ic):
-                    s += u[5 * icp + c]
-                sums[o] = s
-        else:
-            memset(u, 0, 16 * icp * sizeof(int16_t))
+    for panel in range(panels):
+        for r in range(8):
+            o = panel * 8 + r
+            row = u + r * 16 * icp
+            if o < oc:
+                transform_filter(w + o * 9 * ic, ic, row, icp)
+                if sums != NULL:
+                    s = 0
+                    for q in range(ic):
+                        s += row[5 * icp + q]
+                    sums[o] = s
+            elif o == oc:
+                memset(row, 0, (8 - r) * 16 * icp * sizeof(int16_t))
         for p in range(16):
-            dst = out + ((p * panels + o // 8) * groups * 8 + o % 8) * 4
+            dst = out + (p * panels + panel) * groups * 32
             for q in range(groups):
-                memcpy(dst + q * 32, u + p * icp + q * 4, 4 * sizeof(int16_t))
+                for r in range(8):
+                    memcpy(dst + q * 32 + r * 4, u + (r * 16 + p) * icp + q * 4, 4 * sizeof(int16_t))
     free(u)
     return 0
 
