@@ -1,16 +1,16 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The whole int8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED prepare of the common TFLite case in one call each
 (issue 15): the shell's reading and checks (load_shell), the output shape, the bias, the packing (load_prepare /
-load_depthwise) and the step, without the Python glue between them.  Their twins are the Python prepares
-(ops/conv.py prepare_conv2d_int8 / prepare_conv_int8 / prepare_depthwise_rows, ops/fully_connected.py
-prepare_fully_connected_int8 / fully_connected_int8_step), which run wherever these hand back the shell's values
-(uint8 models, Winograd, the portable depthwise kernel, a bias the Python checks must refuse) or None (the shell
-declined); tests/test_load_fast_paths.py compares the plans of both.  The runtime's own pieces (the Step class,
-the sparse step, the error classes' messages) are handed in once by ops/conv.py (use_runtime): cython_ops imports
-nothing from edgeml.  Not kernels: no KERNELS table."""
+load_depthwise; the Winograd conv's: load_winograd) and the step, without the Python glue between them.  Their twins
+are the Python prepares (ops/conv.py prepare_conv2d_int8 / prepare_conv_int8 / prepare_conv_int8_winograd /
+prepare_depthwise_rows, ops/fully_connected.py prepare_fully_connected_int8 / fully_connected_int8_step), which run
+wherever these hand back the shell's values (uint8 models, sparse Winograd candidates, the portable depthwise kernel,
+a bias the Python checks must refuse) or None (the shell declined); tests/test_load_fast_paths.py and
+test_load_winograd.py compare the plans of both.  The runtime's own pieces (the Step class, the sparse step, the
+error classes' messages) are handed in once by ops/conv.py (use_runtime): cython_ops imports nothing from edgeml.  Not kernels: no KERNELS table."""
 from libc.stdint cimport int64_t
 
-from cython_ops import load_depthwise, load_pack, load_prepare, load_shell
+from cython_ops import load_depthwise, load_pack, load_prepare, load_shell, load_winograd
 
 # the runtime's pieces (use_runtime): set once when edgeml.runtime.ops.conv is imported
 cdef object Step = None
@@ -32,11 +32,13 @@ cdef object float64_dtype = None
 cdef dict no_floats = None
 cdef object uint8_type = None           # numpy.uint8, as the packers name their blocks' type
 cdef object uint8_dtype = None
+cdef object int16_dtype = None
 cdef object np_empty = None, np_ndarray = None
 cdef int64_t keep_align = 64, keep_pool_bytes = 1 << 16, keep_pool_largest = 4096     # plan.py's kept-array pool
 cdef int64_t im2col_rows = 64, vnni_chunk_bytes = 16384, vnni_slack = 64, align = 64
 cdef int64_t avx2_big_weight_bytes = 262144, avx2_big_chunk_bytes = 131072
 cdef int64_t winograd_min_ic = 12, winograd_max_ic = 3600, depthwise_as_conv_min = 4
+cdef int64_t block_cols = 16, block_depth = 4       # packing_sparse's blocks
 cdef int requant_float = 3, requant_double_scale = 2
 
 cdef enum:      # packing_gemm's layouts
@@ -56,7 +58,8 @@ def use_runtime(step, candidate, sparse, fc_as_conv, column_source, column_requa
     global no_floats, im2col_rows, vnni_chunk_bytes, vnni_slack, align, avx2_big_weight_bytes, packing_depthwise
     global avx2_big_chunk_bytes, winograd_min_ic
     global winograd_max_ic, depthwise_as_conv_min, requant_float, requant_double_scale
-    global uint8_type, uint8_dtype, np_empty, np_ndarray, keep_align, keep_pool_bytes, keep_pool_largest
+    global uint8_type, uint8_dtype, int16_dtype, block_cols, block_depth, np_empty, np_ndarray, keep_align
+    global keep_pool_bytes, keep_pool_largest
     Step, sparse_candidate, sparse_step, fully_connected_as_conv = step, candidate, sparse, fc_as_conv
     column_source_type, pack_gemm_timed = column_source, pack_gemm
     packing_depthwise, pack_depthwise_timed = depthwise_packing, depthwise_packing.pack_depthwise_rows
@@ -72,6 +75,8 @@ def use_runtime(step, candidate, sparse, fc_as_conv, column_source, column_requa
     requant_float, requant_double_scale = constants["requant_float"], constants["requant_double_scale"]
     uint8_type, np_empty, np_ndarray = constants["uint8"], constants["empty"], constants["ndarray"]
     uint8_dtype = np_empty(0, uint8_type).dtype
+    int16_dtype = constants["int16"]
+    block_cols, block_depth = constants["block_cols"], constants["block_depth"]
     keep_align, keep_pool_bytes = constants["keep_align"], constants["keep_pool_bytes"]
     keep_pool_largest = constants["keep_pool_largest"]
 
@@ -80,6 +85,27 @@ cdef Py_ssize_t lead_to_aligned(raw):
     """Bytes from raw's first byte to the next keep_align boundary (Python's -address % keep_align)."""
     cdef size_t address = load_pack.data_address(raw)
     return <Py_ssize_t>((keep_align - <int64_t>(address % <size_t>keep_align)) % keep_align)
+
+
+cdef object keep_fitting(ctx, tuple shape, dtype, Py_ssize_t nbytes):
+    """Ctx.keep_new(shape, dtype) (nbytes: its size) for a request the caller has checked against the weight
+    budget: the same pool and alignment, without its Python frame."""
+    ctx.weight_bytes = ctx.weight_bytes + nbytes
+    cdef Py_ssize_t at
+    if nbytes > keep_pool_largest:
+        raw = np_empty(nbytes + keep_align, uint8_type)
+        out = np_ndarray(shape, dtype, raw, lead_to_aligned(raw))
+    else:       # small blocks side by side in the context's shared pool (Ctx.keep_new)
+        pool = ctx.keep_pool
+        if pool is None or pool[1] + nbytes > keep_pool_bytes:
+            raw = np_empty(keep_pool_bytes + keep_align, uint8_type)
+            pool = [raw, lead_to_aligned(raw)]
+            ctx.keep_pool = pool
+        at = pool[1]
+        out = np_ndarray(shape, dtype, pool[0], at)
+        pool[1] = at + (max(nbytes, 1) + keep_align - 1) // keep_align * keep_align
+    ctx.keep.append(out)
+    return out
 
 
 cdef class Keeper:
@@ -98,25 +124,9 @@ cdef class Keeper:
         cdef Py_ssize_t nbytes = shape[0]
         if nbytes < 0:
             return ctx.keep_new(shape, dtype)
-        total = ctx.weight_bytes + nbytes
-        if total > ctx.max_weight_bytes:
+        if ctx.weight_bytes + nbytes > ctx.max_weight_bytes:
             return ctx.keep_new(shape, dtype)
-        ctx.weight_bytes = total
-        cdef Py_ssize_t at
-        if nbytes > keep_pool_largest:
-            raw = np_empty(nbytes + keep_align, uint8_type)
-            out = np_ndarray(shape, uint8_dtype, raw, lead_to_aligned(raw))
-        else:       # small blocks side by side in the context's shared pool (Ctx.keep_new)
-            pool = ctx.keep_pool
-            if pool is None or pool[1] + nbytes > keep_pool_bytes:
-                raw = np_empty(keep_pool_bytes + keep_align, uint8_type)
-                pool = [raw, lead_to_aligned(raw)]
-                ctx.keep_pool = pool
-            at = pool[1]
-            out = np_ndarray(shape, uint8_dtype, pool[0], at)
-            pool[1] = at + (max(nbytes, 1) + keep_align - 1) // keep_align * keep_align
-        ctx.keep.append(out)
-        return out
+        return keep_fitting(ctx, shape, uint8_dtype, nbytes)
 
 
 cdef class BoundGemm:
@@ -184,7 +194,8 @@ cdef tuple gemm_pack(ctx, op, w2, bias, double s_in, ws, double s_out, given, in
 def int8_conv_step(ctx, op, bint depthwise, str conv_kernel, str depthwise_kernel, int64_t conv_thread_macs,
                    int64_t depthwise_thread_macs, uint8_option, requant_option, int8_dtype, float64_dtype, int64_dtype):
     """ops/conv.prepare_conv2d's int8 step in one call: a Step; or the shell's values (load_shell.int8_conv_shell)
-    for the forms the Python prepare builds (uint8, Winograd, the portable depthwise kernel, a bias it refuses);
+    for the forms the Python prepare builds (uint8, sparse Winograd candidates, the portable depthwise kernel, a
+    bias it refuses);
     or None when the shell declines.  conv_kernel / depthwise_kernel: KernelConfig.conv2d_int8 / depthwise_int8;
     the MAC counts from which a conv / a depthwise conv splits over threads (ops/conv.py, ops/depthwise.py)."""
     shell = load_shell.int8_conv_shell(ctx, op, depthwise, im2col_rows, uint8_option, requant_option, int8_dtype,
@@ -202,16 +213,19 @@ def int8_conv_step(ctx, op, bint depthwise, str conv_kernel, str depthwise_kerne
         return shell
     cdef bint avx2 = conv_kernel == "conv2d_int8_avx2"
     cdef int64_t wic = 1 if depthwise else ic
-    if as_conv and avx2 and kh == 3 and kw == 3 and sh == 1 and sw == 1 and dh == 1 and dw == 1 \
-            and winograd_min_ic <= wic <= winograd_max_ic:
-        return shell        # (ops/conv_winograd.winograd_applies: packed in Python)
+    cdef bint winograd = (as_conv and avx2 and kh == 3 and kw == 3 and sh == 1 and sw == 1 and dh == 1 and dw == 1
+                          and winograd_min_ic <= wic <= winograd_max_ic)    # (conv_winograd.winograd_applies)
+    if winograd and depthwise:
+        return shell
     ok, bias = plain_bias(ctx, op, oc)
     if not ok:
         return shell
+    cdef int64_t macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
+    if winograd:
+        return winograd_conv(ctx, op, shell, x, y, wdata, bias, g, s_in, s_out, ws, macs, conv_thread_macs)
     shape = (n, oh, ow, oc)
     if not load_shell.set_plain_output(ctx, op, 0, shape):
         ctx.set_output(op, 0, shape)
-    cdef int64_t macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
     if as_conv:
         return conv_gemm(ctx, op, depthwise, conv_kernel, x, y, wdata, bias, g, s_in, s_out, ws, macs,
                          conv_thread_macs)
@@ -285,6 +299,58 @@ cdef object conv_gemm(ctx, op, bint depthwise, str kernel, x, y, wdata, bias, di
         return Step(op, kernel, BoundGemm(pointers, x.index, y.index, ints_a, {}), slice_bytes * threads, macs)
     return Step(op, "conv2d_int8", BoundGemm(pointers, x.index, y.index, ints, no_floats),
                 0 if direct else im2col_rows * K, macs)
+
+
+cdef object winograd_conv(ctx, op, shell, x, y, wdata, bias, dict ints, double s_in, double s_out, ws, int64_t macs,
+                          int64_t conv_thread_macs):
+    """ops/conv.prepare_conv_int8_winograd (ops/conv_winograd.winograd_step) for a dense 3x3 conv: the multipliers,
+    the folded bias and U written into their kept arrays by one C call (load_winograd.winograd_arrays); the shell
+    (the Python prepare decides) for sparse weights, weights that are not one contiguous block, or arrays past the
+    weight budget (whose message the Python path gives, in its order)."""
+    cdef int64_t n = ints["n"], oh = ints["oh"], ow = ints["ow"], oc = ints["oc"], ic = ints["ic"]
+    shape = (n, oh, ow, oc)
+    if not load_shell.set_plain_output(ctx, op, 0, shape):
+        ctx.set_output(op, 0, shape)
+    if not wdata.flags.c_contiguous:
+        return shell
+    cdef int64_t rows = oh * ow, threads = 1
+    if macs >= conv_thread_macs:
+        threads = max(1, min(<int64_t>ctx.num_threads, rows // 16))
+    _, _, sparse_args = sparse_candidate(ctx, ints, 0, "kxk")      # (sparse_gemm.sparse_conv_step's wants_sparse)
+    cdef double limit = sparse_args[2]
+    if limit >= 2.0:        # (ctx.sparse "on")
+        return shell
+    if limit >= 0.0:
+        nonzero, blocks = load_pack.count_nonzero_blocks_s8(wdata.reshape(oc, 9 * ic), block_cols, block_depth,
+                                                            sparse_args[1])
+        if (nonzero / blocks if blocks else 1.0) <= limit:
+            return shell
+    cdef int64_t ocp = round_up(oc, 8), icp = round_up(ic, 4)
+    cdef int64_t u_bytes = 16 * ocp * icp * 2
+    if ctx.weight_bytes + u_bytes + ocp * (4 + 4 + 4 + 8 + 4) > ctx.max_weight_bytes:
+        return shell
+    u = keep_fitting(ctx, (16, ocp // 8, icp // 4, 8, 4), int16_dtype, u_bytes)
+    bias_k = keep_fitting(ctx, (ocp,), int32_dtype, ocp * 4)
+    mult = keep_fitting(ctx, (ocp,), int32_dtype, ocp * 4)
+    shift = keep_fitting(ctx, (ocp,), int32_dtype, ocp * 4)
+    scale64 = keep_fitting(ctx, (ocp,), float64_dtype, ocp * 8)
+    scale32 = keep_fitting(ctx, (ocp,), float32_dtype, ocp * 4)
+    try:
+        load_winograd.winograd_arrays(wdata, bias, ints["in_zp"], s_in, ws, s_out, ctx.rounding, u, bias_k, mult,
+                                      shift, scale64, scale32)
+    except OverflowError:
+        raise overflow_error(op) from None
+    threads = max(1, min(threads, (oh + 1) // 2))       # slices of tile rows
+    cdef int64_t th = (oh + 1) // 2, tw = (ow + 1) // 2     # (conv_winograd.winograd_slice_bytes)
+    cdef int64_t image = round_up((2 * th + 2) * (2 * tw + 2) * round_up(ic, 16) * 2 + 64, 64)
+    cdef int64_t slice_bytes = round_up(image + round_up(16 * tw * icp * 2, 64) + 4 * 16 * 8 * 4, align)
+    ints_w = dict(ints)
+    ints_w.update(direct=0, chunk=1, kp=icp, threads=threads, slice_bytes=slice_bytes)
+    address = load_pack.data_address
+    pointers = {"weights": address(u), "bias": address(bias_k), "mult": address(mult), "shift": address(shift),
+                "double_scales": address(scale64), "float_scales": address(scale32)}
+    return Step(op, "conv2d_int8_avx2_winograd", BoundGemm(pointers, x.index, y.index, ints_w, {}),
+                slice_bytes * threads, macs)
 
 
 cdef int layout_of(str kernel, bint gemv):

@@ -479,35 +479,6 @@ def fold_bias_s8(const int8_t[:, :] w, bias, int64_t zp, bint wrap):
     return out_array
 
 
-def winograd_weights(const int8_t[:, :, :, :] w, int16_t[:, :, :, :, ::1] out):
-    """conv_winograd.winograd_pack's transform in one pass: U = G' g G'^T per output / input channel of int8 w
-    [OC][3][3][IC] (G' = 2 G, rows (2, 0, 0), (1, 1, 1), (1, -1, 1), (0, 0, 2)) into out [16][OCp / 8][ICp / 4][8][4]
-    (position a * 4 + b, then em_gemm_avx2.h's panels), zero for the padding channels."""
-    cdef Py_ssize_t oc = w.shape[0], ic = w.shape[3], o, c, a, b, i, j
-    cdef Py_ssize_t panels = out.shape[1], groups = out.shape[2]
-    if (w.shape[1] != 3 or w.shape[2] != 3 or out.shape[0] != 16 or out.shape[3] != 8 or out.shape[4] != 4
-            or panels * 8 < oc or groups * 4 < ic):
-        raise ValueError("winograd_weights: the arrays do not match")
-    cdef int64_t G[4][3]
-    G[0][:] = [2, 0, 0]
-    G[1][:] = [1, 1, 1]
-    G[2][:] = [1, -1, 1]
-    G[3][:] = [0, 0, 2]
-    cdef int64_t t[4][3]
-    cdef int64_t u
-    if out.size:
-        memset(&out[0, 0, 0, 0, 0], 0, out.size * sizeof(int16_t))
-    for o in range(oc):
-        for c in range(ic):
-            for a in range(4):          # t = G' g
-                for j in range(3):
-                    t[a][j] = G[a][0] * w[o, 0, j, c] + G[a][1] * w[o, 1, j, c] + G[a][2] * w[o, 2, j, c]
-            for a in range(4):          # U = t G'^T
-                for b in range(4):
-                    u = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2]
-                    out[a * 4 + b, o // 8, c // 4, o % 8, c % 4] = <int16_t>u
-
-
 def activation_range_int8(int activation, double scale, int zero_point):
     """numerics.activation_range_int8 for `activation` (ACTIVATION_CODES): (act_min, act_max), or None where a
     bound's quotient leaves the int64 range (the Python form decides those)."""

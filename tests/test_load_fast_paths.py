@@ -17,7 +17,7 @@ from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
 from cython_ops import (load_activations, load_concat, load_depthwise, load_detection, load_index, load_ops, load_pack,
-                        load_pad, load_prepare, load_resize, load_shape, load_shell, load_tables)
+                        load_pad, load_prepare, load_resize, load_shape, load_shell, load_tables, load_winograd)
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant, tables
@@ -73,7 +73,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_pack, "tflite_column_scales", requant.tflite_column_scales)
         monkeypatch.setattr(load_pack, "tflite_requant", requant.tflite_requant)
         monkeypatch.setattr(load_pack, "fold_bias_s8", packing.fold_bias)
-        monkeypatch.setattr(load_pack, "winograd_weights", lambda w, out: conv_winograd.winograd_panels(w, out))
+        monkeypatch.setattr(load_winograd, "winograd_weights", lambda w, out: conv_winograd.winograd_panels(w, out))
         monkeypatch.setattr(load_depthwise, "depthwise_rows", packing_depthwise.depthwise_rows)
         monkeypatch.setattr(load_prepare, "pack_gemm_int8", packing_gemm.pack_gemm_int8_numpy)
         monkeypatch.setattr(load_shell, "int8_conv_shell", lambda *args: None)     # (ops/conv.py's Python path)
@@ -191,16 +191,18 @@ def test_gemm_steps_equal_the_python_prepares_on_every_kernel_config(isa, num_th
                                                                      monkeypatch):
     """cython_ops/load_gemm.pyx's one-call CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED steps against the Python
     prepares for each ISA path's kernels (the plans only: packing is plain C, so the VNNI and portable forms are
-    compared on any CPU), on models with 1x1 / kxk / strided / dilated / one-channel convs, depth multipliers,
-    odd channel counts, 3-D FC input and one-row FCs; with one thread and with the big convs split over several."""
+    compared on any CPU), on models with 1x1 / kxk / strided / dilated / one-channel / Winograd 3x3 convs, depth
+    multipliers, odd channel counts, 3-D FC input and one-row FCs; with one thread and with the big convs split over
+    several."""
     for module in (conv, fully_connected, sparse_gemm):
         monkeypatch.setattr(module, "CONFIG", kernels.config_for(isa))
     if num_threads > 1:     # every conv, depthwise conv and FC split (the small models' MACs are below the limits)
         for module in (conv, depthwise_ops, fully_connected):
             monkeypatch.setattr(module, "THREAD_MIN_MACS", 0)
     sources = [reference_models / "mlperf_tiny" / n for n in ("ad01_int8.tflite", "kws_ref_model.tflite",
-                                                              "vww_96_int8.tflite")]
-    sources += [public_models / "tflite" / n for n in ("mobilenet_v1_0.25_96_int8.tflite", "gmp_wl_48_int8.tflite")
+                                                              "vww_96_int8.tflite", "pretrainedResnet_quant.tflite")]
+    sources += [public_models / "tflite" / n for n in ("mobilenet_v1_0.25_96_int8.tflite", "gmp_wl_48_int8.tflite",
+                                                       "resnet_v1_32_32_int8.tflite")
                 if (public_models / "tflite" / n).exists()]
     sources += [models.get(n, "int8") for n in GEMM_CATALOGUE]
     fast = [plan_contents(s, num_threads) for s in sources]
@@ -529,7 +531,7 @@ def test_winograd_weights_equal_the_numpy_form(oc, ic):
     w = np.random.default_rng(oc + ic).integers(-128, 128, (oc, 3, 3, ic)).astype(np.int8)
     w[0, :, :, 0] = -128
     fast = np.full((16, -(-oc // 8), -(-ic // 4), 8, 4), 7, np.int16)
-    load_pack.winograd_weights(w, fast)
+    load_winograd.winograd_weights(w, fast)
     np.testing.assert_array_equal(fast, conv_winograd.winograd_panels(w))
 
 

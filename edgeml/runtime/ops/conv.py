@@ -198,7 +198,7 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
     w2 = wconv.reshape(oc, K)
     kernel = CONFIG.conv2d_int8
     w_zp = source.w_zp
-    if kernel == "conv2d_int8_avx2" and winograd_applies(wconv, g, w_zp):     # (packed in Python)
+    if kernel == "conv2d_int8_avx2" and winograd_applies(wconv, g, w_zp):     # (load_gemm.winograd_conv's twin)
         return prepare_conv_int8_winograd(ctx, op, x, y, wconv, w2, bias, in_zp, source.column_requant(ctx.rounding),
                                           ints, macs)
     threads = conv_threads(ctx, macs, oh * ow)

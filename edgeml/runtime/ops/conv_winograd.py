@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cython_ops import load_pack
+from cython_ops import load_winograd
 from edgeml.ir import Op
 from edgeml.runtime import requant
 from edgeml.runtime.arena import ALIGN
@@ -30,13 +30,13 @@ def winograd_pack(ctx: Ctx, wconv: np.ndarray) -> tuple:
     ocp, icp = -(-oc // 8) * 8, -(-ic // 4) * 4
     if wconv.dtype == np.int8:      # one C pass, written where it is kept
         out = ctx.keep_new((16, ocp // 8, icp // 4, 8, 4), np.int16)
-        load_pack.winograd_weights(wconv, out)
+        load_winograd.winograd_weights(np.ascontiguousarray(wconv), out)
         return out, icp
     return ctx.keep_array(winograd_panels(wconv)), icp
 
 
 def winograd_panels(wconv: np.ndarray, out=None) -> np.ndarray:
-    """The numpy form of load_pack.winograd_weights: U [16][OCp / 8][ICp / 4][8][4] (into `out` when given)."""
+    """The numpy form of load_winograd.winograd_weights: U [16][OCp / 8][ICp / 4][8][4] (into `out` when given)."""
     oc, _, _, ic = wconv.shape
     ocp, icp = -(-oc // 8) * 8, -(-ic // 4) * 4
     u = np.einsum("ai,oijc,bj->aboc", WINOGRAD_G, wconv.astype(np.int64), WINOGRAD_G).reshape(16, oc, ic)

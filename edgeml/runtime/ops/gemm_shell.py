@@ -16,6 +16,7 @@ from edgeml.runtime.load_profile import ACTIVE
 from edgeml.runtime.ops import conv_winograd
 from edgeml.runtime.ops.common import IM2COL_ROWS
 from edgeml.runtime.ops.sparse_gemm import fully_connected_as_conv, sparse_candidate, sparse_step
+from edgeml.runtime.packing_sparse import BLOCK_COLS, BLOCK_DEPTH
 from edgeml.runtime.packing import AVX2_BIG_CHUNK_BYTES, AVX2_BIG_WEIGHT_BYTES, VNNI_CHUNK_BYTES, VNNI_SLACK
 from edgeml.runtime.plan import KEEP_ALIGN, KEEP_POOL_BYTES, KEEP_POOL_LARGEST, Step
 
@@ -41,7 +42,8 @@ load_gemm.use_runtime(
          winograd_min_ic=conv_winograd.WINOGRAD_MIN_IC, winograd_max_ic=conv_winograd.WINOGRAD_MAX_IC,
          depthwise_as_conv_min=DEPTHWISE_AS_CONV_MIN, requant_float=requant.REQUANT_FLOAT,
          requant_double_scale=requant.REQUANT_DOUBLE_SCALE, uint8=np.uint8, empty=np.empty, ndarray=np.ndarray,
-         keep_align=KEEP_ALIGN, keep_pool_bytes=KEEP_POOL_BYTES, keep_pool_largest=KEEP_POOL_LARGEST))
+         int16=np.dtype(np.int16), block_cols=BLOCK_COLS, block_depth=BLOCK_DEPTH, keep_align=KEEP_ALIGN,
+         keep_pool_bytes=KEEP_POOL_BYTES, keep_pool_largest=KEEP_POOL_LARGEST))
 
 int8_conv_step = load_gemm.int8_conv_step
 int8_fully_connected_step = load_gemm.int8_fully_connected_step

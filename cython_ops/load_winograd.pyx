@@ -1,0 +1,155 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The load side of the int8 Winograd F(2x2, 3x3) conv (issue 15; em_conv_winograd.h explains the arithmetic): the
+weights' transform U = G' g G'^T into the AVX2 GEMM's panels, and everything else the step keeps (the bias with the
+input zero point folded in, the per-column multipliers) in one call.  Not kernels: no KERNELS table.  Twins:
+ops/conv_winograd.winograd_panels (the transform), ops/conv.prepare_conv_int8_winograd (the step's arrays);
+tests/test_load_fast_paths.py compares them."""
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+
+cdef extern from "em_multiplier.h" nogil:
+    bint multiplier_of "em_multiplier_of"(double real, int rounding, int32_t* mult, int32_t* shift)
+
+
+cdef extern from *:
+    """
+    /* One output channel's filter f [3][3][IC] (contiguous) -> u [16][ICp] (position a * 4 + b; the padding
+     * channels untouched).  G' = 2 G has rows (2, 0, 0), (1, 1, 1), (1, -1, 1), (0, 0, 2): t = G' g over the
+     * kernel rows, then U = t G'^T over its columns.  |U| <= 1143 and every partial sum fits int16, so the loop
+     * over channels runs in 16-bit lanes (ivdep: the 16 rows of u, icp apart, never overlap; without it GCC gives
+     * up on the run-time checks between the 9 + 16 streams and runs it scalar, 10x slower). */
+    static void em_winograd_filter(const int8_t* f, Py_ssize_t ic, int16_t* u, Py_ssize_t icp) {
+        const int8_t* r0 = f;
+        const int8_t* r1 = f + 3 * ic;
+        const int8_t* r2 = f + 6 * ic;
+    #if defined(__GNUC__) && !defined(__clang__)
+        #pragma GCC ivdep
+    #endif
+        for (Py_ssize_t c = 0; c < ic; c++) {
+            int16_t t[4][3];
+            for (int j = 0; j < 3; j++) {
+                const int16_t g0 = r0[j * ic + c], g1 = r1[j * ic + c], g2 = r2[j * ic + c];
+                t[0][j] = (int16_t)(2 * g0);
+                t[1][j] = (int16_t)(g0 + g1 + g2);
+                t[2][j] = (int16_t)(g0 - g1 + g2);
+                t[3][j] = (int16_t)(2 * g2);
+            }
+            for (int a = 0; a < 4; a++) {
+                u[(a * 4 + 0) * icp + c] = (int16_t)(2 * t[a][0]);
+                u[(a * 4 + 1) * icp + c] = (int16_t)(t[a][0] + t[a][1] + t[a][2]);
+                u[(a * 4 + 2) * icp + c] = (int16_t)(t[a][0] - t[a][1] + t[a][2]);
+                u[(a * 4 + 3) * icp + c] = (int16_t)(2 * t[a][2]);
+            }
+        }
+    }
+    """
+    void transform_filter "em_winograd_filter"(const int8_t* f, Py_ssize_t ic, int16_t* u, Py_ssize_t icp) noexcept nogil
+
+
+cdef int transform_into(const int8_t* w, Py_ssize_t oc, Py_ssize_t ic, int16_t* out, Py_ssize_t panels,
+                        Py_ssize_t groups, int64_t* sums) noexcept nogil:
+    """w [OC][3][3][IC] contiguous -> out [16][panels][groups][8][4] (em_gemm_avx2.h's panels per position), zero for
+    the padding rows and channels; sums[o] (when given): the sum of filter o's 9 * IC weights (U's position 5 is
+    g's whole sum per channel).  One panel of 8 filters at a time into u [8][16][ICp], then written in out's order.
+    -1 when out of memory."""
+    cdef Py_ssize_t icp = groups * 4, o, p, q, r, panel
+    cdef int16_t* u = <int16_t*>malloc(8 * 16 * icp * sizeof(int16_t))
+    if u == NULL:
+        return -1
+    memset(u, 0, 8 * 16 * icp * sizeof(int16_t))       # (the padding channels and rows stay zero)
+    cdef int16_t* dst
+    cdef int16_t* row
+    cdef int64_t s
+    for panel in range(panels):
+        for r in range(8):
+            o = panel * 8 + r
+            row = u + r * 16 * icp
+            if o < oc:
+                transform_filter(w + o * 9 * ic, ic, row, icp)
+                if sums != NULL:
+                    s = 0
+                    for q in range(ic):
+                        s += row[5 * icp + q]
+                    sums[o] = s
+            elif o == oc:
+                memset(row, 0, (8 - r) * 16 * icp * sizeof(int16_t))
+        for p in range(16):
+            dst = out + (p * panels + panel) * groups * 32
+            for q in range(groups):
+                for r in range(8):
+                    memcpy(dst + q * 32 + r * 4, u + (r * 16 + p) * icp + q * 4, 4 * sizeof(int16_t))
+    free(u)
+    return 0
+
+
+def winograd_weights(const int8_t[:, :, :, ::1] w, int16_t[:, :, :, :, ::1] out):
+    """conv_winograd.winograd_pack's transform in one pass: U = G' g G'^T per output / input channel of int8 w
+    [OC][3][3][IC] into out [16][OCp / 8][ICp / 4][8][4] (position a * 4 + b, then em_gemm_avx2.h's panels), zero for
+    the padding channels."""
+    cdef Py_ssize_t oc = w.shape[0], ic = w.shape[3]
+    cdef Py_ssize_t panels = out.shape[1], groups = out.shape[2]
+    if (w.shape[1] != 3 or w.shape[2] != 3 or out.shape[0] != 16 or out.shape[3] != 8 or out.shape[4] != 4
+            or panels * 8 < oc or groups * 4 < ic or panels * 8 >= oc + 8 or groups * 4 >= ic + 4):
+        raise ValueError("winograd_weights: the arrays do not match")
+    if out.size == 0:       # (no output or no input channels: w holds no value either)
+        return
+    cdef int status
+    with nogil:
+        status = transform_into(&w[0, 0, 0, 0], oc, ic, &out[0, 0, 0, 0, 0], panels, groups, NULL)
+    if status:
+        raise MemoryError()
+
+
+cdef inline bint fits_int32(int64_t v) noexcept:
+    return -2147483648 < v < 2147483648
+
+
+def winograd_arrays(const int8_t[:, :, :, ::1] w, bias, int64_t in_zp, double input_scale,
+                    const double[:] weight_scales, double output_scale, int rounding, int16_t[:, :, :, :, ::1] u,
+                    int32_t[::1] bias_out, int32_t[::1] mult, int32_t[::1] shift, double[::1] scale64,
+                    float[::1] scale32):
+    """What ops/conv.prepare_conv_int8_winograd keeps for the step, written into the kept arrays in one call: the
+    per-column multipliers of real = float32 input_scale * weight_scale / float32 output_scale in double
+    (load_pack.tflite_column_scales; a ValueError naming a value that cannot be quantized, before anything else),
+    the bias - in_zp * sum w (packing.fold_input_zero_point without wrapping: OverflowError outside int32), then
+    U (winograd_weights); every array zero past OC."""
+    cdef Py_ssize_t oc = w.shape[0], ic = w.shape[3], ocp = bias_out.shape[0], m = weight_scales.shape[0], c
+    cdef Py_ssize_t panels = u.shape[1], groups = u.shape[2]
+    if (w.shape[1] != 3 or w.shape[2] != 3 or u.shape[0] != 16 or u.shape[3] != 8 or u.shape[4] != 4
+            or panels * 8 != ocp or ocp < oc or ocp >= oc + 8 or groups * 4 < ic or groups * 4 >= ic + 4
+            or mult.shape[0] != ocp or shift.shape[0] != ocp or scale64.shape[0] != ocp or scale32.shape[0] != ocp
+            or (m != oc and m != 1) or oc == 0 or ic == 0):
+        raise ValueError("winograd_arrays: the arrays do not match")
+    cdef const int32_t[:] b32
+    if bias is not None:
+        b32 = bias
+        if b32.shape[0] != oc:
+            raise ValueError("winograd_arrays: the bias does not match the weights")
+    cdef double s_in = <double><float>input_scale, s_out = <double><float>output_scale, real
+    for c in range(oc):
+        real = (s_in * weight_scales[c if m == oc else 0]) / s_out
+        if not multiplier_of(real, rounding, &mult[c], &shift[c]):
+            raise ValueError(f"cannot quantize multiplier {real!r}")
+        scale64[c] = real
+        scale32[c] = <float>real
+    for c in range(oc, ocp):
+        mult[c], shift[c], scale64[c], scale32[c], bias_out[c] = 0, 0, 0.0, 0.0, 0
+    cdef int64_t* sums = <int64_t*>malloc(oc * sizeof(int64_t))
+    if sums == NULL:
+        raise MemoryError()
+    cdef int status
+    with nogil:
+        status = transform_into(&w[0, 0, 0, 0], oc, ic, &u[0, 0, 0, 0, 0], panels, groups, sums)
+    cdef int64_t v
+    try:
+        if status:
+            raise MemoryError()
+        for c in range(oc):
+            v = (b32[c] if bias is not None else 0) - in_zp * sums[c]
+            if not fits_int32(v):
+                raise OverflowError("bias and weights overflow the int32 accumulator")
+            bias_out[c] = <int32_t>v
+    finally:
+        free(sums)

@@ -1,0 +1,97 @@
+"""The int8 Winograd conv's one-call prepare (cython_ops/load_gemm.pyx winograd_conv, load_winograd.winograd_arrays)
+against its Python twin (ops/conv.prepare_conv_int8_winograd) on the AVX2 path's kernel config: the same step
+(kernel, integers, scratch), the same kept arrays in the same order and the pointers into them, over awkward shapes
+(input channels not a multiple of 4 or 16, output channels not a multiple of 8, one-pixel and odd images, batch
+1..3, SAME / VALID, with and without bias, threads), sparse weights (which the Python prepare takes), and the same
+refusals (an overflowing bias, the weight budget).  The run-time sums: tests/test_winograd_paths.py."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cython_ops import load_shell, load_winograd
+from edgeml.errors import ModelFormatError
+from edgeml.runtime.ops import conv as conv_ops, conv_winograd
+from load_twins import assert_same_plan, forced_isa
+from path_cases import conv_layer
+
+
+def graph_of(seed, n, hw, ic, oc, padding, bias=True, zeros=0.0, x_zp=None, big_bias=False):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, size=(n, hw[0], hw[1], ic)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(oc, 3, 3, ic)).astype(np.int8)
+    if zeros:       # whole 16 x 4 blocks of the [OC][9 IC] matrix zero: the sparse kernel's case
+        w2 = w.reshape(oc, 9 * ic)
+        for r in range(0, oc, 16):
+            for k in range(0, 9 * ic, 4):
+                if rng.random() < zeros:
+                    w2[r:r + 16, k:k + 4] = 0
+    b = rng.integers(-5000, 5000, oc).astype(np.int32)
+    if big_bias:        # with the input zero point -128: bias + 128 * sum w past int32
+        b[oc // 2] = 2 ** 31 - 1 - 5
+        w[oc // 2] = 100
+    zp = int(rng.integers(-128, 128)) if x_zp is None else x_zp
+    g, _ = conv_layer("CONV_2D", x, w, b, zp, int(rng.integers(-128, 128)), float(rng.uniform(0.01, 0.1)),
+                      float(rng.uniform(0.05, 0.5)), rng.uniform(0.0002, 0.02, oc), padding, (1, 1), (1, 1),
+                      int(rng.choice([0, 1, 3])))
+    if not bias:
+        g.ops[0].inputs[2] = -1
+    return g
+
+
+def assert_twins(build, error=None, fragment=None, **options):
+    """On the AVX2 path's kernels, the one-call prepare's plan (or refusal) equals the Python prepare's (ops/conv.py,
+    where the shell declines): load_twins.assert_same_plan, pointers into the kept arrays included."""
+    with forced_isa("avx2"), pytest.MonkeyPatch.context() as patch:
+        # (the twin's transform in numpy: the one-call prepare's C transform is then compared with it too)
+        patch.setattr(load_winograd, "winograd_weights", lambda w, out: conv_winograd.winograd_panels(w, out))
+        return assert_same_plan(build, [(load_shell, "int8_conv_shell")], 0, error, fragment, **options)
+
+
+SHAPES = [(1, (1, 1), 12, 8, 0), (2, (2, 3), 13, 1, 1), (3, (5, 4), 16, 7, 0), (1, (7, 9), 21, 17, 0),
+          (1, (8, 8), 33, 16, 1), (2, (9, 10), 19, 70, 0), (1, (6, 5), 130, 9, 0), (1, (4, 4), 520, 8, 1),
+          (1, (3, 3), 12, 3, 0), (1, (11, 6), 63, 33, 1)]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_winograd_steps_equal_the_python_prepare(shape, bias):
+    n, hw, ic, oc, padding = shape
+    made = assert_twins(lambda: graph_of(sum(hw) + ic + oc, n, hw, ic, oc, padding, bias))
+    assert [s[0] for s in made[0]] == ["conv2d_int8_avx2_winograd"]
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_winograd_steps_split_over_threads_as_the_python_prepare(threads, monkeypatch):
+    monkeypatch.setattr(conv_ops, "THREAD_MIN_MACS", 0)
+    for n, hw, ic, oc in ((2, (37, 35), 16, 40), (1, (3, 20), 64, 64), (1, (1, 5), 12, 9)):
+        made = assert_twins(lambda: graph_of(ic, n, hw, ic, oc, 0), num_threads=threads)
+        assert made[0][0][0] == "conv2d_int8_avx2_winograd"
+
+
+@pytest.mark.parametrize("sparse", ["auto", "on", "off"])
+@pytest.mark.parametrize("zeros", [0.0, 0.1, 0.5, 0.95])
+def test_sparse_weights_take_the_python_prepares_choice(zeros, sparse):
+    made = assert_twins(lambda: graph_of(5, 1, (6, 7), 32, 40, 0, zeros=zeros), sparse=sparse)
+    dense = sparse == "off" or (sparse == "auto" and zeros < 0.2)       # (avx2 kxk: sparse at density 0.75)
+    assert (made[0][0][0] == "conv2d_int8_avx2_winograd") == dense, made[0][0][0]
+
+
+def test_an_overflowing_bias_gets_the_python_prepares_error():
+    assert_twins(lambda: graph_of(3, 1, (4, 5), 24, 11, 0, x_zp=-128, big_bias=True), ModelFormatError,
+                 "(CONV_2D v1): bias and weights overflow the int32 accumulator")
+
+
+@pytest.mark.parametrize("budget", [100, 16 * 16 * 24 * 2 + 10, 16 * 16 * 24 * 2 + 16 * 24 - 1])
+def test_the_weight_budget_refuses_as_the_python_prepare(budget):
+    assert_twins(lambda: graph_of(4, 1, (5, 5), 24, 11, 0), ModelFormatError, "(Interpreter max_weight_bytes)",
+                 max_weight_bytes=budget)
+
+
+def test_the_transform_equals_the_numpy_form_and_checks_its_arrays():
+    w = np.random.default_rng(9).integers(-128, 128, (5, 3, 3, 26)).astype(np.int8)
+    out = np.full((16, 1, 7, 8, 4), 3, np.int16)
+    load_winograd.winograd_weights(w, out)
+    np.testing.assert_array_equal(out, conv_winograd.winograd_panels(w))
+    with pytest.raises(ValueError, match="do not match"):
+        load_winograd.winograd_weights(w, np.zeros((16, 2, 7, 8, 4), np.int16))      # a panel too many
