@@ -86,6 +86,8 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_tables, "byte_table", tables.engine_byte_table)      # (one-step Engines)
         monkeypatch.setattr(load_tables, "periodic_byte_table", tables.engine_periodic_byte_table)
         monkeypatch.setattr(load_tables, "relu_table", lambda *args: None)     # (activations.int8_activation_table)
+        monkeypatch.setattr(load_tables, "constant_operand_table", lambda *args: None)   # (constant_operand_lut)
+        monkeypatch.setattr(load_tables, "affine_form", tables.affine_form)     # (its numpy search)
         monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)         # (shape.prepare_pad)
         monkeypatch.setattr(load_pad, "sole_reader", shape_ops.sole_reader)     # (its list comprehension)
         monkeypatch.setattr(load_tables, "int8_dequantize_shell", lambda *args: None)   # (prepare_dequantize)
