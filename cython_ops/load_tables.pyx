@@ -6,7 +6,7 @@ tables with their integers or checks computed here too (twins: ops/activations.p
 kernels on the same parameters, so the same bytes (tests/test_load_ops3.py, test_load_fast_paths.py swaps the
 twins in).  Not kernels: no KERNELS table."""
 from libc.stdint cimport int32_t, int64_t, uintptr_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 
 from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
@@ -351,22 +351,28 @@ def constant_operand_table(ctx, op, uintptr_t fn, bint add_layout, ints, int8_dt
         x[k] = k
     for k in range(GATHER_SLACK):
         y[period * 256 + k] = 0
-    for k in range(4):
+    for k in range(5):
         p.i[EM_BINARY_I_DIMS + k] = 1
-    p.i[EM_BINARY_I_DIMS + 4] = period
-    p.i[EM_BINARY_I_DIMS + 5] = 256
-    if constant_first:          # the constant one value per row, the bytes one per column
-        p.ptr[EM_BINARY_P_INPUT1], p.ptr[EM_BINARY_P_INPUT2] = constant, x
-        p.i[EM_BINARY_I_STRIDES1 + 4] = 1
-        p.i[EM_BINARY_I_STRIDES2 + 5] = 1
-    else:
-        p.ptr[EM_BINARY_P_INPUT1], p.ptr[EM_BINARY_P_INPUT2] = x, constant
-        p.i[EM_BINARY_I_STRIDES1 + 5] = 1
-        p.i[EM_BINARY_I_STRIDES2 + 4] = 1
-    p.ptr[EM_BINARY_P_OUTPUT] = y
+    p.i[EM_BINARY_I_DIMS + 5] = 256         # one row: the 256 bytes against one value of the constant, held
+    p.i[EM_BINARY_I_STRIDES2 + 5 if constant_first else EM_BINARY_I_STRIDES1 + 5] = 1
     if add_layout:
         p.ptr[EM_ADD_P_TABLES] = <void*>((<uintptr_t>scratch + 63) & ~(<uintptr_t>63))
-    (<em_kernel>fn)(&p)
+    cdef Py_ssize_t row_of[256]             # the row already built for each constant value (-1: none yet)
+    cdef Py_ssize_t r
+    for k in range(256):
+        row_of[k] = -1
+    for r in range(period):                 # the kernel on each distinct value; a repeated value's row copied
+        k = <unsigned char>constant[r]
+        if row_of[k] >= 0:
+            memcpy(y + r * 256, y + row_of[k] * 256, 256)
+            continue
+        row_of[k] = r
+        if constant_first:
+            p.ptr[EM_BINARY_P_INPUT1], p.ptr[EM_BINARY_P_INPUT2] = constant + r, x
+        else:
+            p.ptr[EM_BINARY_P_INPUT1], p.ptr[EM_BINARY_P_INPUT2] = x, constant + r
+        p.ptr[EM_BINARY_P_OUTPUT] = y + r * 256
+        (<em_kernel>fn)(&p)
     return (bi if constant_first else ai), period, table
 
 

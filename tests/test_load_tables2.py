@@ -3,6 +3,7 @@
 - int8 ADD / SUB / MUL against a constant (load_tables.constant_operand_table, twin
   ops/elementwise.constant_operand_lut): the same plan (kernel, integers, every table byte) or the same error, over
   random scales, zero points, activations and roundings, per-channel / per-row / scalar constants on either side,
+  constants with few distinct values (rows copied),
   odd channel counts, batches 1..3, periods 1..64 and past 64, broadcasts inside the period, zero-size outputs,
   constants not contiguous or not matching their declared shape;
 - the affine form of a requantization table (load_tables.affine_form, twin tables.affine_form): the same dict or
@@ -69,6 +70,11 @@ def test_constant_operand_tables_plan_as_the_python_path(which, rounding, monkey
             seed = int(rng.integers(1 << 30))
             assert_same_plan(lambda: binary_graph(which, shape, const_shape, first, np.random.default_rng(seed), act),
                              SHELL, rounding)
+    for shape, const_shape, first in (((1, 6, 48), (48,), False), ((2, 3, 3, 64), (1, 64), True)):
+        for seed in range(3):        # few distinct values: repeated rows copied, not recomputed
+            values = np.random.default_rng(seed).choice(np.array([-128, -3, 0, 7, 127], np.int8), const_shape)
+            assert_same_plan(lambda: binary_graph(which, shape, const_shape, first, np.random.default_rng(seed), 1,
+                                                  values), SHELL, rounding)
     took = [s for s in seen if s is not None]
     periods = {s[1] for s in took}
     assert {1, 3, 5, 17, 64} <= periods and 65 not in periods, periods
