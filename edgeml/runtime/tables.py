@@ -91,9 +91,9 @@ def engine_periodic_byte_table(fn: int, ptrs: list, ints: list, out: np.ndarray,
 
 SIGNED = np.arange(-128, 128, dtype=np.int64)       # int8 values in order; their table index is value & 255
 AFFINE_SLOPE_STEPS = 256          # multipliers tried either side of the least-squares slope
-# Elements from which an AVX2 table op looks for its affine form: the search costs ~2.5 ms at load, the arithmetic
-# saves ~0.07 ns per element per invoke over the lookup (deeplab's 279 K-element QUANTIZE: 48 -> 28 us), so from
-# 256 Ki elements it pays back within ~150 invokes; smaller ops keep the lookup and load no slower.
+# Elements from which an AVX2 table op looks for its affine form: the search cost ~2.5 ms at load in numpy (now
+# 0.05-0.15 ms in C, load_tables.affine_form), the arithmetic saves ~0.07 ns per element per invoke over the lookup
+# (deeplab's 279 K-element QUANTIZE: 48 -> 28 us); the bound was set for the numpy search and is kept as it was.
 AFFINE_MIN_ELEMENTS = 1 << 18
 
 
