@@ -97,3 +97,28 @@ def sole_reader(ops, target):
                 return None
             found = o
     return found
+
+
+cdef object ABSENT = object()
+
+
+def sole_readers(ops):
+    """{tensor: the one op of `ops` whose inputs hold it, or None when several do} for every tensor some op reads:
+    sole_reader(ops, t) for all t in one pass (its twin: shape.sole_readers), so that each PAD of a graph looks its
+    reader up instead of passing over every op."""
+    cdef dict found = {}
+    cdef Py_ssize_t k, j, n
+    cdef bint again
+    for o in ops:
+        inputs = o.inputs
+        n = len(inputs)
+        for k in range(n):
+            t = inputs[k]
+            again = False
+            for j in range(k):          # (a tensor an op reads twice: that op once)
+                if inputs[j] == t:
+                    again = True
+                    break
+            if not again:
+                found[t] = o if found.get(t, ABSENT) is ABSENT else None
+    return found

@@ -6,7 +6,7 @@ tables with their integers or checks computed here too (twins: ops/activations.p
 kernels on the same parameters, so the same bytes (tests/test_load_ops3.py, test_load_fast_paths.py swaps the
 twins in).  Not kernels: no KERNELS table."""
 from libc.stdint cimport int32_t, int64_t, uintptr_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 
 from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
@@ -225,3 +225,276 @@ def int8_dequantize_constant(ctx, op, int8_dtype, float32_dtype):
     for k in range(n):
         dst[k] = <float>(scale * (<double>src[k] - zp))
     return out
+
+
+cdef extern from "em_elementwise.h" nogil:
+    cdef enum:
+        EM_BINARY_P_INPUT1
+        EM_BINARY_P_INPUT2
+        EM_BINARY_P_OUTPUT
+        EM_BINARY_I_DIMS
+        EM_BINARY_I_STRIDES1
+        EM_BINARY_I_STRIDES2
+        EM_ADD_P_TABLES
+        EM_ADD_I_ZP1
+        EM_ADD_I_ZP2
+        EM_ADD_I_OUT_ZP
+        EM_ADD_I_LEFT_SHIFT
+        EM_ADD_I_MULT1
+        EM_ADD_I_SHIFT1
+        EM_ADD_I_MULT2
+        EM_ADD_I_SHIFT2
+        EM_ADD_I_OUT_MULT
+        EM_ADD_I_OUT_SHIFT
+        EM_ADD_I_ACT_MIN
+        EM_ADD_I_ACT_MAX
+        EM_ADD_I_MODE
+        EM_ADD_I_SIGN
+        EM_MUL_I_ZP1
+        EM_MUL_I_ZP2
+        EM_MUL_I_OUT_ZP
+        EM_MUL_I_MULT
+        EM_MUL_I_SHIFT
+        EM_MUL_I_ACT_MIN
+        EM_MUL_I_ACT_MAX
+        EM_MUL_I_MODE
+
+cdef Py_ssize_t MAX_TABLE_BYTES = 16384     # ops/elementwise.MAX_TABLE_BYTES: period x 256 bytes at most
+cdef Py_ssize_t GATHER_SLACK = 3            # ops/elementwise.GATHER_SLACK
+ADD_NAMES = ("zp1", "zp2", "out_zp", "left_shift", "mult1", "shift1", "mult2", "shift2", "out_mult", "out_shift",
+             "act_min", "act_max", "mode", "sign")
+MUL_NAMES = ("zp1", "zp2", "out_zp", "mult", "shift", "act_min", "act_max", "mode")
+
+
+cdef Py_ssize_t period_of(ctx, Py_ssize_t ci, Py_ssize_t oi, tuple out, int8_dtype) except -2:
+    """ops/elementwise.constant_period for the constant candidate ci against the other input oi (out: the output's
+    shape, Python ints): the period P; -1 where that function returns None (this pair is no table case); -3 where
+    it would return values this shell does not take (a broadcast inside the period, a constant not a C-contiguous
+    int8 array of P elements, a shape not read): the Python path then decides."""
+    constants = ctx.constants
+    if ci not in constants or oi in constants:
+        return -1
+    shapes = ctx.shapes
+    other_shape, const_shape = shapes.get(oi), shapes.get(ci)
+    if type(other_shape) is not tuple or type(const_shape) is not tuple:
+        return -3
+    if other_shape != out:
+        return -1
+    cdef Py_ssize_t rank = len(out), lead = rank - len(const_shape), first = rank, k
+    if lead < 0:
+        return -3
+    for k in range(lead, rank):
+        if const_shape[k - lead] != 1:
+            first = k
+            break
+    period = 1
+    for k in range(first, rank):
+        period *= out[k]
+    if period * 256 > MAX_TABLE_BYTES:
+        return -1
+    total = 1
+    for d in out:
+        total *= d
+    if total == 0:
+        return -1
+    for k in range(first, rank):
+        if const_shape[k - lead] != out[k]:
+            return -3           # a broadcast inside the period
+    values = constants[ci]
+    if type(values) is not numpy.ndarray or values.dtype != int8_dtype or values.size != period \
+            or not values.flags.c_contiguous:
+        return -3
+    return period
+
+
+def constant_operand_table(ctx, op, uintptr_t fn, bint add_layout, ints, int8_dtype):
+    """ops/elementwise.constant_operand_lut's table (its twin) for an int8 ADD / SUB (add_layout) or MUL whose
+    integers int8_binary_shell gave: against a constant varying only along the output's trailing axes, with period
+    P, the P x 256 outputs of binary kernel `fn` (the op's own, or the portable twin tables.runnable picks) written
+    into a fresh ctx.keep_new array with GATHER_SLACK zero bytes after.  Returns (the other input's index, P, the
+    table); None (nothing kept) where it is no table case or the Python path must decide."""
+    if fn == 0:
+        return None
+    inputs, outputs = op.inputs, op.outputs
+    if len(inputs) < 2 or len(outputs) < 1:
+        return None
+    ai, bi, yi = inputs[0], inputs[1], outputs[0]
+    out = ctx.shapes.get(yi)
+    if type(out) is not tuple or len(out) > 6:
+        return None
+    cdef Py_ssize_t period = period_of(ctx, bi, ai, out, int8_dtype)
+    cdef bint constant_first = False
+    if period == -1:
+        period = period_of(ctx, ai, bi, out, int8_dtype)
+        constant_first = True
+    if period < 0:
+        return None
+    names = ADD_NAMES if add_layout else MUL_NAMES
+    values = []
+    for name in names:
+        v = ints.get(name)
+        if type(v) is not int or not -ZP_LIMIT <= v < ZP_LIMIT:
+            return None
+        values.append(v)
+    cdef em_params p
+    memset(&p, 0, sizeof(em_params))
+    cdef Py_ssize_t k, first_slot = EM_ADD_I_ZP1 if add_layout else EM_MUL_I_ZP1
+    for k in range(len(names)):
+        p.i[first_slot + k] = <int64_t>values[k]
+    c = ctx.constants[ai if constant_first else bi]
+    cdef signed char* constant = <signed char*>buffer_bytes(c, period, b"constant_operand_table")
+    table = ctx.keep_new((period * 256 + GATHER_SLACK,), int8_dtype)
+    cdef signed char* y = <signed char*>buffer_bytes(table, period * 256 + GATHER_SLACK, b"constant_operand_table")
+    cdef unsigned char x[256]
+    cdef int64_t scratch[256 + 8]       # em_add_int8_avx512's 2 KB of tables, 64-byte aligned
+    for k in range(256):
+        x[k] = k
+    for k in range(GATHER_SLACK):
+        y[period * 256 + k] = 0
+    for k in range(5):
+        p.i[EM_BINARY_I_DIMS + k] = 1
+    p.i[EM_BINARY_I_DIMS + 5] = 256         # one row: the 256 bytes against one value of the constant, held
+    p.i[EM_BINARY_I_STRIDES2 + 5 if constant_first else EM_BINARY_I_STRIDES1 + 5] = 1
+    if add_layout:
+        p.ptr[EM_ADD_P_TABLES] = <void*>((<uintptr_t>scratch + 63) & ~(<uintptr_t>63))
+    cdef Py_ssize_t row_of[256]             # the row already built for each constant value (-1: none yet)
+    cdef Py_ssize_t r
+    for k in range(256):
+        row_of[k] = -1
+    for r in range(period):                 # the kernel on each distinct value; a repeated value's row copied
+        k = <unsigned char>constant[r]
+        if row_of[k] >= 0:
+            memcpy(y + r * 256, y + row_of[k] * 256, 256)
+            continue
+        row_of[k] = r
+        if constant_first:
+            p.ptr[EM_BINARY_P_INPUT1], p.ptr[EM_BINARY_P_INPUT2] = constant + r, x
+        else:
+            p.ptr[EM_BINARY_P_INPUT1], p.ptr[EM_BINARY_P_INPUT2] = x, constant + r
+        p.ptr[EM_BINARY_P_OUTPUT] = y + r * 256
+        (<em_kernel>fn)(&p)
+    return (bi if constant_first else ai), period, table
+
+
+cdef extern from "<math.h>" nogil:
+    double frexp(double x, int* exponent)
+    double ldexp(double x, int exponent)
+    double nearbyint(double x)          # the current rounding mode: ties to even (Python's round)
+    double fabs(double x)
+
+cdef int64_t AFFINE_BIG = (<int64_t>1) << 40
+cdef int AFFINE_SLOPE_STEPS = 256          # tables.AFFINE_SLOPE_STEPS
+
+
+cdef int affine_split(const int64_t* t, int64_t lo, int64_t hi, int shift, int64_t mult, int64_t* adds) noexcept:
+    """tables.affine_pieces for the one multiplier `mult`: the first split column j (0..256) at which additions
+    exist on x < j - 128 and on x >= j - 128, with adds[0], adds[1] the midpoints of their ranges (floor), or -1."""
+    cdef int64_t low[256]
+    cdef int64_t high[256]
+    cdef int64_t least_above[257]
+    cdef int64_t most_above[257]
+    cdef int64_t x, a, b, least_below = -AFFINE_BIG, most_below = AFFINE_BIG
+    cdef int i, j
+    for i in range(256):
+        x = i - 128
+        low[i] = (t[i] << shift if t[i] > lo else -AFFINE_BIG) - mult * x
+        high[i] = (((t[i] + 1) << shift) - 1 if t[i] < hi else AFFINE_BIG) - mult * x
+    least_above[256] = -AFFINE_BIG
+    most_above[256] = AFFINE_BIG
+    for i in range(255, -1, -1):
+        a, b = least_above[i + 1], most_above[i + 1]
+        least_above[i] = low[i] if low[i] > a else a
+        most_above[i] = high[i] if high[i] < b else b
+    for j in range(257):
+        if j > 0:
+            if low[j - 1] > least_below:
+                least_below = low[j - 1]
+            if high[j - 1] < most_below:
+                most_below = high[j - 1]
+        if least_below <= most_below and least_above[j] <= most_above[j]:
+            adds[0] = (least_below + most_below) >> 1 if j > 0 else 0
+            adds[1] = (least_above[j] + most_above[j]) >> 1 if j < 256 else adds[0]
+            return j
+    return -1
+
+
+def affine_form(table):
+    """tables.affine_form (its twin) in one call: the same dict, or None, for `table` (a C-contiguous array of
+    one-byte elements, its first 256 the table by byte), by the same integer search (the multipliers within
+    AFFINE_SLOPE_STEPS of the least-squares slope's, every fourth first, the one nearest it taken, the lower of
+    two as near) from the same slope (tables.least_squares_slope's integer moments and division)."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(table, &view, PyBUF_C_CONTIGUOUS)
+    cdef const signed char* bytes_ = <const signed char*>view.buf
+    cdef Py_ssize_t length = view.len, itemsize = view.itemsize
+    cdef int64_t t[256]
+    cdef int i
+    if length >= 256 and itemsize == 1:
+        for i in range(256):
+            t[i] = bytes_[(i - 128) & 255]          # by int8 value, ascending
+    PyBuffer_Release(&view)
+    if length < 256 or itemsize != 1:
+        raise ValueError(f"affine_form: a table of {length} bytes ({itemsize} each) where 256 single bytes are read")
+    cdef bint shift_table = True
+    for i in range(256):       # table[v] = v + c (mod 256): the lookup's one byte addition
+        if <unsigned char>(t[(i - 128) & 255] - t[128]) != <unsigned char>i:
+            shift_table = False
+            break
+    if shift_table:
+        return None
+    cdef int64_t lo = t[0], hi = t[0]
+    for i in range(256):
+        lo = t[i] if t[i] < lo else lo
+        hi = t[i] if t[i] > hi else hi
+    if lo == hi:
+        return dict(mult=0, add_low=lo, add_high=lo, split=-128, shift=0, lo=lo, hi=hi)
+    cdef int inner = 0
+    for i in range(256):
+        inner += lo < t[i] < hi
+    cdef int64_t n = 0, sx = 0, st = 0, sxx = 0, sxt = 0, x
+    for i in range(256):
+        if inner >= 2 and not lo < t[i] < hi:
+            continue
+        x = i - 128
+        n += 1
+        sx += x
+        st += t[i]
+        sxx += x * x
+        sxt += x * t[i]
+    cdef double slope = <double>(n * sxt - sx * st) / <double>(n * sxx - sx * sx)
+    if not (1e-6 < fabs(slope) < 16384.0):
+        return None
+    cdef int exponent
+    frexp(32000.0 / fabs(slope), &exponent)
+    cdef int shift = exponent - 1 if exponent - 1 < 22 else 22
+    cdef int64_t centre = <int64_t>nearbyint(ldexp(slope, shift))
+    cdef int64_t mult = 0, m
+    cdef int64_t adds[2]
+    cdef int stride, d, side, split = -1
+    for stride in (4, 1):
+        for d in range(0, AFFINE_SLOPE_STEPS + 1, stride):
+            for side in range(2 if d else 1):
+                m = centre - d if side == 0 else centre + d
+                if not -32768 < m < 32768:
+                    continue
+                split = affine_split(t, lo, hi, shift, m, adds)
+                if split >= 0:
+                    mult = m
+                    break
+            if split >= 0:
+                break
+        if split >= 0:
+            break
+    if split < 0:
+        return None
+    cdef int64_t v, q
+    for i in range(256):
+        x = i - 128
+        v = x * mult + (adds[1] if i >= split else adds[0])
+        if not -2147483648 < v < 2147483648:
+            return None
+        q = v >> shift
+        q = lo if q < lo else hi if q > hi else q
+        if q != t[i]:
+            return None
+    return dict(mult=mult, add_low=adds[0], add_high=adds[1], split=split - 128, shift=shift, lo=lo, hi=hi)

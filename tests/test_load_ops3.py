@@ -22,6 +22,7 @@ from edgeml.runtime.ops.activations import hard_swish_int8_params
 from edgeml.runtime.ops.activations import RELU_KINDS
 from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.ops.elementwise import ADD_TABLE_BYTES
+from edgeml.runtime.ops import shape as shape_ops
 from edgeml.runtime.ops.shape import SHELL_TYPES, merge_gather_dims, sole_reader
 from edgeml.runtime.plan import address
 from load_twins import assert_same_plan
@@ -403,14 +404,20 @@ def test_per_channel_constant_dequantize_keeps_the_python_path():
                      DEQUANTIZE_CONSTANT)
 
 
-# ----- the PAD folded into its conv finds the conv in one C pass (load_pad.sole_reader; twin: shape.sole_reader) ---
+# ----- the PAD folded into its conv finds the conv in one C pass (load_pad.sole_reader / sole_readers; twins in shape)
 
 def test_sole_reader_equals_its_python_twin():
-    """None, one or several readers, a tensor read twice by one op, empty and negative (absent) inputs."""
+    """None, one or several readers, a tensor read twice by one op, empty and negative (absent) inputs; the index of
+    every tensor's sole reader equals the per-tensor search."""
     rng = np.random.default_rng(3)
     for trial in range(300):
         ops = [Op(k, "ADD", 1, [int(v) for v in rng.integers(-1, 12, rng.integers(0, 4))], [20 + k], {})
                for k in range(int(rng.integers(0, 9)))]
+        readers = load_pad.sole_readers(ops)
+        assert readers == shape_ops.sole_readers(ops) and all(readers[t] is shape_ops.sole_readers(ops)[t]
+                                                               for t in readers)
         for t in range(-1, 13):
             fast, plain = load_pad.sole_reader(ops, t), sole_reader(ops, t)
-            assert fast is plain, (trial, t)
+            assert fast is plain and readers.get(t) is plain, (trial, t)
+    op = Op(0, "ADD", 1, [3, 4], [5], {})
+    assert load_pad.sole_readers([op, op]) == {3: None, 4: None}    # (one op listed twice: two readers)

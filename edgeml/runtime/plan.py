@@ -97,6 +97,7 @@ class Ctx:
         self.batch_changed = False
         self.input_ranges = {}
         self.substitutes = {}    # op index -> the Op to prepare in its place (a PAD folded into the conv after it)
+        self.sole_readers = None     # tensor -> its one reader op (None: several), built by the first PAD
         # control-flow ops (WHILE) plan their subgraphs through these, set by compile.py (which op modules cannot
         # import): plan_subgraph(graph, input shapes, external tensors) -> unbound Plan,
         # bind_subplan(plan, arena address, {tensor: address}) -> (Engine, addr); `enclosing` holds the graphs

@@ -3,6 +3,9 @@ reference arithmetic) on every input byte: the vector lookup (cython_ops/include
 bits as the arithmetic by construction."""
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import numpy as np
 
 from cython_ops import load_tables
@@ -28,6 +31,12 @@ def runnable(kernel: str) -> str:
             if base in KERNELS and layout_of(base) is layout_of(kernel):
                 return base
     return kernel
+
+
+@lru_cache(maxsize=None)
+def table_kernel(kernel: str) -> int:
+    """The address of the kernel that builds `kernel`'s tables on this CPU (runnable's choice)."""
+    return kernel_address(runnable(kernel))
 
 
 @timed("of which: 256-entry tables")
@@ -82,9 +91,9 @@ def engine_periodic_byte_table(fn: int, ptrs: list, ints: list, out: np.ndarray,
 
 SIGNED = np.arange(-128, 128, dtype=np.int64)       # int8 values in order; their table index is value & 255
 AFFINE_SLOPE_STEPS = 256          # multipliers tried either side of the least-squares slope
-# Elements from which an AVX2 table op looks for its affine form: the search costs ~2.5 ms at load, the arithmetic
-# saves ~0.07 ns per element per invoke over the lookup (deeplab's 279 K-element QUANTIZE: 48 -> 28 us), so from
-# 256 Ki elements it pays back within ~150 invokes; smaller ops keep the lookup and load no slower.
+# Elements from which an AVX2 table op looks for its affine form: the search cost ~2.5 ms at load in numpy (now
+# 0.05-0.15 ms in C, load_tables.affine_form), the arithmetic saves ~0.07 ns per element per invoke over the lookup
+# (deeplab's 279 K-element QUANTIZE: 48 -> 28 us); the bound was set for the numpy search and is kept as it was.
 AFFINE_MIN_ELEMENTS = 1 << 18
 
 
@@ -104,12 +113,11 @@ def affine_form(table: np.ndarray):
         return dict(mult=0, add_low=lo, add_high=lo, split=-128, shift=0, lo=lo, hi=hi)
     inner = (t > lo) & (t < hi)
     fit = inner if inner.sum() >= 2 else np.ones(256, bool)
-    xf, tf = SIGNED[fit].astype(np.float64), t[fit].astype(np.float64)
-    slope = float(np.cov(xf, tf, bias=True)[0, 1] / max(np.var(xf), 1e-12))
+    slope = least_squares_slope(SIGNED[fit], t[fit])
     if not 1e-6 < abs(slope) < 2 ** 14:
         return None
-    shift = min(22, int(np.floor(np.log2(32000 / abs(slope)))))
-    centre = int(round(slope * 2 ** shift))
+    shift = min(22, math.frexp(32000 / abs(slope))[1] - 1)       # floor(log2(32000 / |slope|)), exactly
+    centre = round(slope * 2 ** shift)                            # (ties to even)
     for stride in (4, 1):          # a coarse scan first: the feasible multipliers usually span several
         mults = np.arange(centre - AFFINE_SLOPE_STEPS, centre + AFFINE_SLOPE_STEPS + 1, stride, dtype=np.int64)
         found = affine_pieces(t, lo, hi, shift, mults[np.abs(mults) < 2 ** 15], centre)
@@ -123,6 +131,15 @@ def affine_form(table: np.ndarray):
     if np.abs(v).max() >= 2 ** 31 or not np.array_equal(np.clip(v >> shift, lo, hi), t):
         return None
     return dict(mult=mult, add_low=add_low, add_high=add_high, split=split, shift=shift, lo=lo, hi=hi)
+
+
+def least_squares_slope(x: np.ndarray, t: np.ndarray) -> float:
+    """The least-squares slope of t over x (int64 arrays, at least two distinct x), from exact integer moments and
+    one correctly rounded division: (n sum(xt) - sum(x) sum(t)) / (n sum(x^2) - sum(x)^2), so that
+    load_tables.affine_form (its C twin) computes the same double.  (Over int8 values every sum is far below
+    2^53.)"""
+    n, sx, st = len(x), int(x.sum()), int(t.sum())
+    return (n * int((x * t).sum()) - sx * st) / (n * int((x * x).sum()) - sx * sx)
 
 
 def affine_pieces(t: np.ndarray, lo: int, hi: int, shift: int, mults: np.ndarray, centre: int):
@@ -154,7 +171,8 @@ def lut_step(op, input_index: int, output_index: int, n: int, table: np.ndarray)
     """An int8 -> int8 table op's step: lut_int8 looking up `table` (kept by the caller), or on the AVX2 paths,
     whose lookup costs sixteen byte shuffles per 32 bytes, lut_affine_int8 computing it when the op is large
     enough to repay the search (AFFINE_MIN_ELEMENTS) and affine_form finds the table to be an affine map."""
-    form = affine_form(table) if CONFIG.isa in ("avx2", "avxvnni") and n >= AFFINE_MIN_ELEMENTS else None
+    wanted = CONFIG.isa in ("avx2", "avxvnni") and n >= AFFINE_MIN_ELEMENTS
+    form = load_tables.affine_form(table) if wanted else None      # (its twin: affine_form)
     if form is not None:
         ints = dict(form, n=n)
 

@@ -12,7 +12,7 @@ from functools import partial
 
 import numpy as np
 
-from cython_ops import load_ops
+from cython_ops import load_ops, load_tables
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
@@ -22,7 +22,7 @@ from edgeml.runtime.ops.common import element_count, fused_activation, io_kind, 
 from edgeml.runtime.ops.element_types import pad6_of
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 from edgeml.runtime.requant import int8_activation_range
-from edgeml.runtime.tables import lut_step, periodic_byte_table
+from edgeml.runtime.tables import lut_step, periodic_byte_table, table_kernel
 
 
 def broadcast_shape(op: Op, a: tuple, b: tuple) -> tuple:
@@ -159,6 +159,10 @@ def int8_binary_step(ctx: Ctx, op: Op, which: str, ints: dict) -> Step:
         name = "add_int8" + (f"_{body}" if body else "")
     constants = ctx.constants
     if a in constants or b in constants:
+        found = load_tables.constant_operand_table(ctx, op, table_kernel(name), which != "MUL", ints, INT8)
+        if found is not None:       # the table in one call (its twin: constant_operand_lut)
+            other, period, table = found
+            return periodic_lut_step(op, other, y, element_count(ctx.shapes[y]), period, table)
         tensors = ctx.graph.tensors
         step = constant_operand_lut(ctx, op, tensors[a], tensors[b], tensors[y], ctx.shapes[y], name, ints)
         if step is not None:
@@ -211,13 +215,19 @@ def constant_operand_lut(ctx: Ctx, op: Op, a, b, y, out: tuple, kernel: str, int
     table = ctx.keep_new((period * 256 + GATHER_SLACK,), INT8)
     table[period * 256:] = 0
     periodic_byte_table(kernel, values, constant_first, ints, extra, table)
+    return periodic_lut_step(op, other.index, y.index, n, period, table)
+
+
+def periodic_lut_step(op: Op, x: int, y: int, n: int, period: int, table: np.ndarray) -> Step:
+    """The step of an int8 op against a constant of period P whose P x 256 tables are `table` (kept): tables.lut_step
+    for one table, else lut_periodic_int8."""
     if period == 1:
-        return lut_step(op, other.index, y.index, n, table)
-    name, int_slots = "lut_periodic_int8", dict(n=n, period=period)
+        return lut_step(op, x, y, n, table)
+    int_slots = dict(n=n, period=period)
 
     def make(addr):
-        return dict(input=addr(other.index), output=addr(y.index), table=address(table)), int_slots, {}
-    return Step(op, name, make, 0)
+        return dict(input=addr(x), output=addr(y), table=address(table)), int_slots, {}
+    return Step(op, "lut_periodic_int8", make, 0)
 
 
 OPS = {

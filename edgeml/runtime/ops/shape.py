@@ -343,7 +343,10 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: list, value) -> bool:
             return False
     elif x.dtype != np.float32 or value != 0.0:
         return False
-    reader = load_pad.sole_reader(ctx.graph.ops, y.index)       # (one C pass over the ops)
+    readers = ctx.sole_readers
+    if readers is None:          # (one C pass over the ops for every PAD of the graph)
+        readers = ctx.sole_readers = load_pad.sole_readers(ctx.graph.ops)
+    reader = readers.get(y.index)
     if reader is None or reader.index <= op.index:
         return False
     conv = ctx.substitutes.get(reader.index, reader)
@@ -372,6 +375,11 @@ def sole_reader(ops: list, t: int):
     """load_pad.sole_reader's twin: the one op reading tensor t, or None when none or several do."""
     readers = [o for o in ops if t in o.inputs]
     return readers[0] if len(readers) == 1 else None
+
+
+def sole_readers(ops: list) -> dict:
+    """load_pad.sole_readers' twin: {t: sole_reader(ops, t)} for every tensor t some op reads."""
+    return {t: sole_reader(ops, t) for o in ops for t in o.inputs}
 
 
 def prepare_pad(ctx: Ctx, op: Op) -> Optional[Step]:
