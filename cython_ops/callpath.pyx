@@ -275,9 +275,20 @@ cdef class CallPath:
     cdef em_kernel* kernels
     cdef em_params* params
     cdef Slot* ins
-    cdef Slot* outs
+    cdef Slot* outs         # the outputs, then (float_bound) run()'s float staging outputs
     cdef tuple in_dtypes, in_names, out_dtypes, out_shapes, out_readonly, keep
-    cdef list spares        # per output two arrays it was copied into lately (or None), see copy_out
+    cdef list spares        # per entry of outs two arrays it was copied into lately (or None), see copy_out
+    # run()'s float path (FloatIO): float32 staging input -> QUANTIZE engine -> staging int8 (+ non-finite flag);
+    # after the plan, the DEQUANTIZE engine -> float32 staging outputs
+    cdef bint float_bound
+    cdef Slot stage_in, stage_q
+    cdef int* status
+    cdef em_kernel* q_kernels
+    cdef em_params* q_params
+    cdef em_kernel* dq_kernels
+    cdef em_params* dq_params
+    cdef Py_ssize_t q_steps, dq_steps
+    cdef object float32, float_keep
 
     def __cinit__(self, *args, **kwargs):
         self._lock = CallLock()
@@ -294,7 +305,7 @@ cdef class CallPath:
         self._unbind_calls()
         n_in, n_out = len(in_views), len(out_views)
         self.ins = <Slot*>calloc(max(n_in, 1), sizeof(Slot))
-        self.outs = <Slot*>calloc(max(n_out, 1), sizeof(Slot))
+        self.outs = <Slot*>calloc(2 * max(n_out, 1), sizeof(Slot))
         if self.ins == NULL or self.outs == NULL:
             raise MemoryError()
         for i in range(n_in):
@@ -310,7 +321,7 @@ cdef class CallPath:
         self.out_dtypes = tuple(v.dtype for v in out_views)
         self.out_shapes = tuple(v.shape for v in out_views)
         self.out_readonly = tuple(out_readonly)
-        self.spares = [None] * (2 * n_out)
+        self.spares = [None] * (4 * n_out)
         self.keep = (engine, tuple(in_views), tuple(out_views))
         self.checks = checks
         self.run_fast = 0 < n_in <= MAX_FAST_INPUTS and all(self.ins[i].fast for i in range(n_in))
@@ -318,13 +329,62 @@ cdef class CallPath:
 
     def _unbind_calls(self):
         """Every call takes the checked path until the next _bind_calls (call with the lock held)."""
-        self.bound = self.run_fast = False
+        self.bound = self.run_fast = self.float_bound = False
+        self.float_keep = None
         self.n_in = self.n_out = self.n_steps = 0
         free(self.ins)
         free(self.outs)
         self.ins = self.outs = NULL
         self.kernels, self.params = NULL, NULL
         self.keep = self.spares = None
+
+    def _bind_float_io(self, io):
+        """run()'s float path in C for a FloatIO of the bound plan (ready: one int8 input, int8 / float32 outputs,
+        all per tensor); call with the lock held."""
+        cdef Py_buffer buf
+        cdef Py_ssize_t i
+        if not self.bound or self.n_in != 1 or len(io.stage_out) != self.n_out:
+            return
+        fill_slot(&self.stage_in, io.stage_in, True)
+        fill_slot(&self.stage_q, io.stage_q, True)
+        if not (self.stage_in.fast and self.stage_q.nbytes == self.ins[0].nbytes):
+            return
+        PyObject_GetBuffer(io.status, &buf, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS)
+        self.status = <int*>buf.buf
+        PyBuffer_Release(&buf)
+        for i in range(self.n_out):
+            fill_slot(&self.outs[self.n_out + i], io.stage_out[i], True)
+        kernels, params = io.quantize.arrays_address
+        self.q_kernels, self.q_params, self.q_steps = <em_kernel*><size_t>kernels, <em_params*><size_t>params, \
+            io.quantize.num_steps
+        kernels, params = io.dequantize.arrays_address
+        self.dq_kernels, self.dq_params, self.dq_steps = <em_kernel*><size_t>kernels, <em_params*><size_t>params, \
+            io.dequantize.num_steps
+        self.float32 = io.stage_in.dtype
+        self.out_dtypes = self.out_dtypes[:self.n_out] + tuple(a.dtype for a in io.stage_out)
+        self.out_shapes = self.out_shapes[:self.n_out] + tuple(a.shape for a in io.stage_out)
+        self.float_keep = io
+        self.float_bound = True
+
+    cdef object ran_float(self, x):
+        """run() of a float32 array for the float path: quantized into the staging int8 array; values not finite
+        (status) leave the input alone and return None (the checked path refuses or saturates them); else the
+        plan runs and the outputs come back dequantized."""
+        cdef Py_ssize_t i
+        memcpy(self.stage_in.data, data_of(x), self.stage_in.nbytes)
+        with nogil:
+            run_steps(self.q_kernels, self.q_params, self.q_steps)
+        if self.status[0]:
+            return None
+        memcpy(self.ins[0].data, self.stage_q.data, self.ins[0].nbytes)
+        if not self._all_set:
+            self._mark_run()
+        self.invoke_bound()
+        with nogil:
+            run_steps(self.dq_kernels, self.dq_params, self.dq_steps)
+        if self.n_out == 1:
+            return self.copy_out(self.n_out)
+        return [self.copy_out(self.n_out + i) for i in range(self.n_out)]
 
     cdef object copy_out(self, Py_ssize_t i):
         """A copy of output i, in an array the caller alone holds: a new one, or for an output of at most
@@ -436,6 +496,10 @@ cdef class CallPath:
                     if self.n_in == 1 and takes(&self.ins[0], self.in_dtypes[0], x, False):
                         memmove(self.ins[0].data, data_of(x), self.ins[0].nbytes)
                         return self.ran()
+                    if self.float_bound and takes(&self.stage_in, self.float32, x, False):
+                        y = self.ran_float(x)
+                        if y is not None:
+                            return y
                 else:
                     arrays = x if (type(x) is list or type(x) is tuple) and len(x) == self.n_in else \
                         self.gather(x) if type(x) is dict else None

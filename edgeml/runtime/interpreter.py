@@ -370,6 +370,8 @@ class Interpreter(CallPath):
         io = self._float_io
         if io is None:
             io = self._float_io = FloatIO(self._graph, self._plan)
+            if io.ready:
+                self._bind_float_io(io)     # the next float run()s in C
         return io
 
     def _invoke_set(self):
