@@ -9,6 +9,7 @@ an input with value bounds, an interpreter being re-planned, a first call -- goe
 Python path (`_set_input_slow`, `_invoke_slow`, `_get_output_slow`, `_run_slow`), which names the problem or
 handles it.  The lock is held from the copy in to the copies out, so one run() is atomic when threads share the
 interpreter."""
+cimport cython
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memmove
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_STRIDES, PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS
@@ -266,6 +267,7 @@ cdef inline int small_index(index, Py_ssize_t n) except -2:
     return i if 0 <= i < n else -1
 
 
+@cython.no_gc_clear         # (its fields refer to no Interpreter: nothing to break; never half-cleared mid-call)
 cdef class CallPath:
     """The base of edgeml.Interpreter: its call methods, in C (see the module docstring)."""
     cdef readonly CallLock _lock

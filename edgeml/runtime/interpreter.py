@@ -92,8 +92,10 @@ class Interpreter(CallPath):
     to the checked path, which names the problem (or copies a non-contiguous array).  get_output returns a copy,
     or with copy=False a read-only view of the output buffer (valid until the next invoke).  run() of such arrays
     (one array, a list or a dict by input name) copies in, invokes and copies out in one C call, and for float
-    data into a per-tensor int8 model quantizes and dequantizes with the vector kernels (engines bound at load to
-    staging arrays); it always returns copies.
+    data into a per-tensor int8 model quantizes and dequantizes with the vector kernels (engines bound on first use
+    to staging arrays).  run() and get_output() return arrays the caller owns, which nothing later changes: an
+    output of up to 64 KiB may be copied into an array returned earlier that nothing refers to any more (not
+    even a view or a weak reference), to save the allocation.
     """
 
     def __init__(self, model, *, rounding: str = "double", num_threads: int = 1,
