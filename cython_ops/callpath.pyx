@@ -397,7 +397,7 @@ cdef class CallPath:
         cdef Slot* s = &self.outs[i]
         cdef Py_ssize_t j, k
         cdef PyObject* held
-        if s.nbytes <= SPARE_BYTES:
+        if s.fast and s.nbytes <= SPARE_BYTES:     # (fast: at most MAX_DIMS dimensions, which takes compares)
             for j in range(2):
                 k = 2 * i + j
                 held = PyList_GET_ITEM(self.spares, k)
@@ -413,7 +413,7 @@ cdef class CallPath:
         PyObject_GetBuffer(y, &buf, PyBUF_WRITABLE)
         memcpy(buf.buf, s.data, s.nbytes)
         PyBuffer_Release(&buf)
-        if s.nbytes <= SPARE_BYTES:        # keep it as a spare, in place of the older one (or a free place)
+        if s.fast and s.nbytes <= SPARE_BYTES:     # keep it as a spare, in place of the older one (or a free place)
             k = 2 * i + (PyList_GET_ITEM(self.spares, 2 * i) != <PyObject*>None)
             if PyList_GET_ITEM(self.spares, k) != <PyObject*>None:
                 self.spares[2 * i] = self.spares[2 * i + 1]

@@ -265,7 +265,19 @@ def test_resize_and_clone_rebind_the_call_path():
     np.testing.assert_array_equal(it.run(x1), y1)         # run() re-plans for batch 1 again
     twin = it.clone()
     np.testing.assert_array_equal(twin.run([x1]), y1)
-    np.testing.assert_array_equal(twin.run(x1.astype(np.float32)), it.run(x1.astype(np.float32)))
+    yf = it.run(x1.astype(np.float32))
+    np.testing.assert_array_equal(twin.run(x1.astype(np.float32)), yf)
+    # a re-plan refused by the arena budget keeps the plan, and its call path, as they were
+    small = edgeml.Interpreter(MODELS / "ad01_int8.tflite", max_arena_bytes=it.arena_bytes)
+    np.testing.assert_array_equal(small.run(x1.astype(np.float32)), yf)
+    small.resize_input(0, (64, 640))
+    with pytest.raises(InputError, match="cannot run with input shapes"):
+        small.invoke()
+    np.testing.assert_array_equal(small.run(x1), y1)
+    np.testing.assert_array_equal(small.run(x1.astype(np.float32)), yf)
+    small.set_input(x1)
+    small.invoke()
+    np.testing.assert_array_equal(small.get_output(), y1)
 
 
 @pytest.mark.parametrize("kind", ["fc_int8", "two_io"])

@@ -161,6 +161,8 @@ class Interpreter(CallPath):
         self._bind_calls(self._plan.engine, self._in_views, [bounds is None for _, bounds in self._in_slots],
                          [tensors[t].name for t in self._graph.inputs], self._out_views, self._out_readonly,
                          bool(self._plan.checks))
+        if self._float_io is not None and self._float_io.ready:      # (kept with its plan after a failed re-plan)
+            self._bind_float_io(self._float_io)
 
     def _mark_run(self):
         """After the C run()'s first run of every input: the inputs are set (the plan then runs)."""
