@@ -28,6 +28,9 @@ import numpy as np
 cdef object ndarray = np.ndarray
 cdef object empty = np.empty
 
+cdef extern from "sched.h":
+    int sched_yield() nogil
+
 cdef extern from "Python.h":
     unsigned long thread_ident "PyThread_get_thread_ident"()
     PyLockStatus acquire_timed "PyThread_acquire_lock_timed"(PyThread_type_lock lock, long long microseconds,
@@ -47,12 +50,16 @@ cdef enum:
 
 cdef class CallLock:
     """A reentrant lock with threading.RLock's contract (acquire / release / `with`), which the call path takes and
-    gives back in C with no system call: its owner and depth are read and written only with the GIL held, so
-    taking a free lock is a test and two stores.  A thread that finds it held sleeps (without the GIL) on a
-    wake-up lock that the last release posts while threads wait, 50 ms at a time, looking for Ctrl-C between."""
+    gives back in C with no system call: its fields are read and written only with the GIL held, so taking a free
+    lock is a test and two stores.  A thread that finds it held sleeps (without the GIL) on a wake-up lock, 50 ms
+    at a time, looking for Ctrl-C between.  A release while threads wait posts the wake-up lock and promises the
+    lock to a waiter (handoff): a thread arriving meanwhile lets the GIL go until a waiter has taken it, so that
+    threads sharing an interpreter take turns (the thread that just released it would otherwise take it again
+    before the woken one gets the GIL, again and again)."""
     cdef PyThread_type_lock wake
     cdef unsigned long owner
     cdef Py_ssize_t depth, waiters
+    cdef bint handoff
 
     def __cinit__(self):
         self.wake = PyThread_allocate_lock()
@@ -66,11 +73,14 @@ cdef class CallLock:
 
     cdef int take(self) except -1:
         cdef unsigned long me = thread_ident()
-        if self.depth == 0:
-            self.owner, self.depth = me, 1
-            return 0
-        if self.owner == me:
+        if self.depth and self.owner == me:
             self.depth += 1
+            return 0
+        while self.handoff and self.waiters and not self.depth:    # promised to a woken waiter: let it in
+            with nogil:
+                sched_yield()
+        if not self.depth:
+            self.owner, self.depth, self.handoff = me, 1, False
             return 0
         self.waiters += 1
         try:
@@ -80,7 +90,7 @@ cdef class CallLock:
                 PyErr_CheckSignals()
         finally:
             self.waiters -= 1
-        self.owner, self.depth = me, 1
+        self.owner, self.depth, self.handoff = me, 1, False
         return 0
 
     cdef void give(self) noexcept:
@@ -88,12 +98,14 @@ cdef class CallLock:
         if self.depth == 0:
             self.owner = 0
             if self.waiters:
+                self.handoff = True
                 PyThread_release_lock(self.wake)    # (a post nobody takes only makes a later wait return early)
 
     def acquire(self, blocking=True):
         """Takes the lock (again, if this thread holds it); with blocking=False returns False at once if another
         thread holds it."""
-        if not blocking and self.depth and self.owner != thread_ident():
+        if not blocking and (self.depth and self.owner != thread_ident() or
+                             not self.depth and self.handoff and self.waiters):
             return False
         self.take()
         return True
