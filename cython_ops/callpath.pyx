@@ -55,7 +55,8 @@ cdef class CallLock:
     at a time, looking for Ctrl-C between.  A release while threads wait posts the wake-up lock and promises the
     lock to a waiter (handoff): a thread arriving meanwhile lets the GIL go until a waiter has taken it, so that
     threads sharing an interpreter take turns (the thread that just released it would otherwise take it again
-    before the woken one gets the GIL, again and again)."""
+    before the woken one gets the GIL, again and again).  (The GIL it leans on is there on a free-threaded CPython
+    too: this module declares no free-threading support, so importing it turns the GIL back on.)"""
     cdef PyThread_type_lock wake
     cdef unsigned long owner
     cdef Py_ssize_t depth, waiters
