@@ -408,34 +408,13 @@ def print_load_report(results: list):
                   f"{st.get('bind engine', 0):.1f} | {st.get('interpreter setup', 0):.1f} |")
 
 
-def call_path(path: Path, rounds: int = 20000) -> dict:
-    """Median µs of edgeml's Python call forms on one model, alternating call by call: the bare invoke(), and
-    set_input + invoke + get_output, run() of an int8 array, run() of a float32 array, invoke + get_output(copy=False)."""
+def call_path(path: Path, rounds: int = 200, batch: int = 100) -> dict:
+    """Median µs per call of edgeml's Python call forms on one model: benchmarks/bench_call.py's forms (the bare
+    invoke(), set_input / get_output around it, run() of each input form), each timed as a loop of `batch` calls,
+    the forms alternating batch by batch, thread CPU time."""
     import edgeml
-    it = edgeml.Interpreter(str(path))
-    d = it.get_input_details()[0]
-    xq = np.zeros(d["shape"], d["dtype"])
-    xf = np.zeros(d["shape"], np.float32)
-    it.set_input(xq)
-    it.invoke()
-
-    def sio():
-        it.set_input(xq)
-        it.invoke()
-        it.get_output(0)
-
-    def view():
-        it.invoke()
-        it.get_output(0, copy=False)
-    forms = {"invoke": it.invoke, "set_input+invoke+get_output": sio, "run(int8)": lambda: it.run(xq),
-             "run(float32)": lambda: it.run(xf), "invoke+get_output(copy=False)": view}
-    times = {k: [] for k in forms}
-    for rnd in range(rounds):
-        for k, f in (forms.items() if rnd % 2 == 0 else reversed(forms.items())):
-            t0 = time.perf_counter_ns()
-            f()
-            times[k].append(time.perf_counter_ns() - t0)
-    return {k: statistics.median(v) / 1e3 for k, v in times.items()}
+    from bench_call import measure
+    return {k: v / 1e3 for k, v in measure(edgeml.Interpreter(str(path)), rounds, batch).items()}
 
 
 def corpus(args) -> list:

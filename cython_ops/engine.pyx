@@ -2,8 +2,6 @@
 """Runs a compiled plan: one nogil loop over (kernel, parameters) steps, nothing allocated per invoke."""
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memmove
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE
 from cpython.dict cimport PyDict_GetItem, PyDict_Size
 from cpython.float cimport PyFloat_AsDouble, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong, PyLong_CheckExact
@@ -14,8 +12,6 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
 
 import numpy as np
-
-ndarray = np.ndarray
 
 
 cdef extern from "Python.h":
@@ -179,25 +175,6 @@ cdef class Engine:
             for k in range(self.n):
                 self.kernels[k](&self.params[k])
 
-    def invoke_with_input(self, x, uintptr_t dst, Py_ssize_t nbytes):
-        """Copies `x` (any C-contiguous buffer of exactly `nbytes` bytes) to address `dst`, then invokes: run()'s
-        fast path in one call.  False, with nothing copied or run, for any other object."""
-        cdef Py_buffer buf
-        cdef Py_ssize_t k
-        try:
-            PyObject_GetBuffer(x, &buf, PyBUF_C_CONTIGUOUS)
-        except (BufferError, ValueError, TypeError):
-            return False
-        if buf.len != nbytes:
-            PyBuffer_Release(&buf)
-            return False
-        memmove(<void*>dst, buf.buf, nbytes)      # x may itself be a view of this arena
-        PyBuffer_Release(&buf)
-        with nogil:
-            for k in range(self.n):
-                self.kernels[k](&self.params[k])
-        return True
-
     def invoke_range(self, Py_ssize_t start, Py_ssize_t stop):
         """Runs steps [start, stop) only (debugging: inspect tensors between steps)."""
         cdef Py_ssize_t k
@@ -219,99 +196,6 @@ cdef class Engine:
                 self.kernels[k](&self.params[k])
                 t[k] = now_ns() - t0
         return times
-
-
-cdef bint take_array(x, tuple shape, dtype, Py_ssize_t nbytes, Py_buffer* buf) except -1:
-    """True with x's bytes held in buf when x is a C-contiguous numpy array of this dtype, shape and size."""
-    if type(x) is not ndarray:
-        return False
-    x_dtype = x.dtype
-    if (x_dtype is not dtype and x_dtype != dtype) or x.shape != shape:
-        return False
-    try:
-        PyObject_GetBuffer(x, buf, PyBUF_C_CONTIGUOUS)
-    except (BufferError, ValueError, TypeError):
-        return False
-    if buf.len != nbytes:
-        PyBuffer_Release(buf)
-        return False
-    return True
-
-
-cdef class InputCopy:
-    """Interpreter.set_input()'s fast path for one input with no value bounds: a C-contiguous numpy array of the
-    input's dtype and shape copied into the arena under the interpreter's lock.  False, having done nothing, for
-    anything else (set_input then checks it and names the problem)."""
-    cdef char* dst
-    cdef Py_ssize_t nbytes
-    cdef tuple shape
-    cdef object dtype, acquire, release, on_first, owner
-    cdef bint first, live
-
-    def __init__(self, view, lock, on_first):
-        """view: the input's arena view (a C-contiguous numpy array, kept alive here); on_first: called (under the
-        lock) after the first copy, e.g. to mark the input as set."""
-        cdef Py_buffer buf
-        PyObject_GetBuffer(view, &buf, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS)     # (numpy's .ctypes costs more)
-        self.owner, self.dst, self.nbytes = view, <char*>buf.buf, buf.len
-        PyBuffer_Release(&buf)          # (the view, kept in self.owner, keeps the bytes)
-        self.shape, self.dtype = view.shape, view.dtype
-        self.acquire, self.release, self.on_first = lock.acquire, lock.release, on_first
-        self.first, self.live = True, True
-
-    def retire(self):
-        """From now on take nothing (call with the lock held): the interpreter re-plans or drops this plan."""
-        self.live = False
-
-    cdef bint copy_in(self, x) except -1:
-        """With the lock held: x's bytes into the arena (True), or nothing for an array it does not take or once
-        retired (False)."""
-        cdef Py_buffer buf
-        if not self.live or not take_array(x, self.shape, self.dtype, self.nbytes, &buf):
-            return False
-        memmove(self.dst, buf.buf, self.nbytes)      # x may itself be a view of this arena
-        PyBuffer_Release(&buf)
-        if self.first:
-            self.on_first()
-            self.first = False
-        return True
-
-    def __call__(self, x):
-        self.acquire()
-        try:
-            return self.copy_in(x)
-        finally:
-            self.release()
-
-
-cdef class RunPath(InputCopy):
-    """Interpreter.run()'s fast path for an interpreter with one input and no run-time checks: in one call, the
-    input taken as InputCopy takes it, the plan invoked and the outputs copied out, all under the interpreter's
-    lock.  Returns None, having done nothing, for any input it does not take (another type, dtype or shape, a
-    non-contiguous array): run() then takes its general path.  on_first marks the input set and the plan run."""
-    cdef Engine engine
-    cdef tuple outs
-    cdef bint single
-
-    def __init__(self, Engine engine, view, tuple outs, lock, on_first):
-        InputCopy.__init__(self, view, lock, on_first)
-        self.engine, self.outs, self.single = engine, outs, len(outs) == 1
-
-    def __call__(self, x):
-        cdef Py_ssize_t k
-        cdef Engine engine = self.engine
-        self.acquire()
-        try:
-            if not self.copy_in(x):
-                return None
-            with nogil:
-                for k in range(engine.n):
-                    engine.kernels[k](&engine.params[k])
-            if self.single:
-                return self.outs[0].copy()
-            return [o.copy() for o in self.outs]
-        finally:
-            self.release()
 
 
 def bind_named(list made, list specs, keepalive, order_by_layout):

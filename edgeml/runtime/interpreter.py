@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import os
-import threading
-import weakref
 from typing import Sequence
 
 import numpy as np
 
 from converters.tflite import from_tflite
-from cython_ops.engine import InputCopy, RunPath
+from cython_ops.callpath import CallPath
 from edgeml import numerics as Q
 from edgeml.errors import EdgeMLError, InputError, ModelFormatError
 from edgeml.ir import ROUND_HALF_EVEN, Graph
@@ -18,7 +16,6 @@ from edgeml.runtime.load_profile import stage
 from edgeml.runtime.io_kernels import dequantize_engine, quantize_engine
 from edgeml.runtime.ops.sparse_gemm import SPARSE_MODES
 from edgeml.runtime.compile import DEFAULT_MAX_ARENA_BYTES, DEFAULT_MAX_WEIGHT_BYTES, STATUS_BYTES, bind, compile_graph
-from edgeml.runtime.plan import address as data_address
 
 
 def _is_onnx_bytes(buf) -> bool:
@@ -65,24 +62,10 @@ def _load_graph(model) -> Graph:
     return from_tflite(model)
 
 
-def weak_call(method, *args):
-    """method(*args) as a callable that holds its object weakly: the interpreter keeps the fast paths that call back
-    into it, and a strong reference back would make a cycle that only the cyclic GC frees (with the arena and the
-    packed weights), in the middle of some later load.  `method` may be a weakref.WeakMethod already (one shared
-    by several calls: making one costs more than the call)."""
-    ref = method if isinstance(method, weakref.WeakMethod) else weakref.WeakMethod(method)
-
-    def call():
-        bound = ref()
-        if bound is not None:
-            bound(*args)
-    return call
-
-
 QUANTIZED_IO = (np.dtype(np.int8), np.dtype(np.int16))   # run() quantizes float data for these inputs
 
 
-class Interpreter:
+class Interpreter(CallPath):
     """Runs a .tflite or .onnx model (path, bytes, onnx.ModelProto or Graph) with edgeml's kernels.
 
     rounding: "double" (TFLite's default MultiplyByQuantizedMultiplier) or "single"
@@ -103,11 +86,16 @@ class Interpreter:
     atomic; a sequence of set_input / invoke / get_output calls from several threads interleaves, so use run(),
     or give each thread its own `clone()` (same packed weights, its own arena) to run in parallel.
 
-    The call path builds nothing per call: set_input checks type and shape against the compiled input (the
-    dtype comparison and value bounds are prepared at load) and copies; invoke runs the plan; get_output copies,
-    or with copy=False returns a read-only view of the output buffer (valid until the next invoke).  run() on a
-    single array takes the same path, and for float data into a per-tensor int8 model quantizes and dequantizes
-    with the vector kernels (engines bound at load to staging arrays); it always returns copies.
+    The call path (set_input, invoke, get_output, run: cython_ops/callpath.pyx) builds nothing per call: what it
+    checks is prepared once per plan, and a C-contiguous numpy array of an input's dtype and shape is taken in one
+    C call (type, dtype, shape and contiguity read from the array, then copied under the lock); anything else goes
+    to the checked path, which names the problem (or copies a non-contiguous array).  get_output returns a copy,
+    or with copy=False a read-only view of the output buffer (valid until the next invoke).  run() of such arrays
+    (one array, a list or a dict by input name) copies in, invokes and copies out in one C call, and for float
+    data into a per-tensor int8 model quantizes and dequantizes with the vector kernels (engines bound on first use
+    to staging arrays).  run() and get_output() return arrays the caller owns, which nothing later changes: an
+    output of up to 64 KiB may be copied into an array returned earlier that nothing refers to any more (not
+    even a view or a weak reference), to save the allocation.
     """
 
     def __init__(self, model, *, rounding: str = "double", num_threads: int = 1,
@@ -129,7 +117,6 @@ class Interpreter:
             raise EdgeMLError(f"float_exact must be True or False, got {float_exact!r}")
         self._budgets = dict(max_arena_bytes=int(max_arena_bytes), max_weight_bytes=int(max_weight_bytes))
         self._float_exact = bool(float_exact)
-        self._lock = threading.RLock()
         with collector.PAUSED:          # (no cycles made; the collector's passes would cost ~9% of a large load)
             with stage("read model"):
                 self._graph = _load_graph(model)
@@ -137,7 +124,6 @@ class Interpreter:
             self._compiled_shapes = None
             self._resized = False
             self._plan = None
-            self._run_path = self._set_paths = None
             self._compile()
 
     # ----- building --------------------------------------------------------------------------------
@@ -162,33 +148,26 @@ class Interpreter:
         self._all_set = False
         self._invoked = False
         self._float_io = None        # run()'s float I/O engines: built on the first float run()
-        # run()'s fast paths: one input with no value bounds to check
+        # run()'s float path: one input with no value bounds to check
         self._run_view = self._in_views[0] if len(self._in_slots) == 1 and self._in_slots[0][1] is None else None
-        self._run_target = (plan.engine, data_address(self._run_view), self._run_view.nbytes) \
-            if self._run_view is not None else None
         self._single_out = len(self._out_views) == 1
-        # set_input() of an input with no value bounds in one C call (InputCopy)
-        self._retire_fast_paths()
-        mark_set = weakref.WeakMethod(self._mark_set)
-        self._set_paths = tuple(InputCopy(v, self._lock, weak_call(mark_set, i)) if bounds is None else None
-                                for i, (v, bounds) in enumerate(self._in_slots))
-        # run() in one C call (RunPath) when no kernel reports run-time input errors
-        self._run_path = RunPath(plan.engine, self._run_view, tuple(self._out_views), self._lock,
-                                 weak_call(self._mark_run)) \
-            if self._run_view is not None and not plan.checks else None
+        self._bind_plan()
         self.reset_variables()
 
-    def _retire_fast_paths(self):
-        """The one-call paths of the plan being left (under the lock): a thread that picked one up before a re-plan
-        finds it retired and takes the checked path."""
-        for fast in (self._run_path, *(self._set_paths or ())):
-            if fast is not None:
-                fast.retire()
-        self._run_path = self._set_paths = None
+    def _bind_plan(self):
+        """The C call path (CallPath) for the current plan: inputs with value bounds to check are left to the
+        checked path."""
+        tensors = self._graph.tensors
+        self._bind_calls(self._plan.engine, self._in_views, [bounds is None for _, bounds in self._in_slots],
+                         [tensors[t].name for t in self._graph.inputs], self._out_views, self._out_readonly,
+                         bool(self._plan.checks))
+        if self._float_io is not None and self._float_io.ready:      # (kept with its plan after a failed re-plan)
+            self._bind_float_io(self._float_io)
 
     def _mark_run(self):
-        """After RunPath's first run: the input is set and the plan has run."""
-        self._inputs_set[0] = self._all_set = self._invoked = True
+        """After the C run()'s first run of every input: the inputs are set (the plan then runs)."""
+        self._inputs_set = [True] * len(self._inputs_set)
+        self._all_set = True
 
     def clone(self) -> "Interpreter":
         """Another interpreter of the same model, for another thread: its own arena, inputs, outputs and state,
@@ -196,15 +175,13 @@ class Interpreter:
         without N copies of its weights.  A clone that is later resized plans (and packs) for itself."""
         with self._lock:
             self._ensure_compiled()
-            twin = object.__new__(Interpreter)
+            twin = Interpreter.__new__(Interpreter)        # (its own lock: CallPath's)
             twin._num_threads, twin._rounding, twin._budgets = self._num_threads, self._rounding, self._budgets
             twin._sparse = self._sparse
             twin._float_exact = self._float_exact
-            twin._lock = threading.RLock()
             twin._graph = self._graph
             twin._input_shapes = dict(self._input_shapes)
             twin._resized = False
-            twin._run_path = twin._set_paths = None
             twin._adopt(bind(self._plan))
             return twin
 
@@ -235,6 +212,7 @@ class Interpreter:
             self._compile()
         except EdgeMLError as exc:
             self._input_shapes = dict(self._compiled_shapes)
+            self._bind_plan()           # the plan kept: its call path again
             shapes = {self._graph.tensors[t].name: list(s) for t, s in wanted.items()}
             raise InputError(f"the model cannot run with input shapes {shapes}: {exc}") from exc
 
@@ -255,7 +233,7 @@ class Interpreter:
             self._input_shapes[t] = dims
             self._resized = self._resized or dims != self._compiled_shapes[t]
             if self._resized:
-                self._retire_fast_paths()       # _adopt makes the re-planned ones
+                self._unbind_calls()        # the checked path until _adopt binds the re-planned one
 
     # ----- introspection -------------------------------------------------------------------------
     def _details(self, t: int, index: int) -> dict:
@@ -305,23 +283,10 @@ class Interpreter:
             raise InputError(f"input index {index!r} out of range: the model has {len(self._graph.inputs)} input(s)")
         return self._graph.inputs[index]
 
-    def set_input(self, x, index: int = 0):
-        """Copies `x` (a numpy array of the input's dtype and shape) into input `index`."""
-        paths = self._set_paths
-        if paths is not None and type(index) is int and 0 <= index < len(paths):
-            fast = paths[index]
-            if fast is not None and fast(x):
-                return
+    # set_input / invoke / get_output / run are CallPath's (cython_ops/callpath.pyx), which calls the checked
+    # paths below for whatever it does not take itself
+    def _set_input_slow(self, x, index):
         with self._lock:
-            if self._resized:
-                self._ensure_compiled()
-            if type(index) is int and 0 <= index < len(self._in_slots):
-                view, bounds = self._in_slots[index]
-                if type(x) is np.ndarray and (x.dtype is view.dtype or x.dtype == view.dtype) and \
-                        x.shape == view.shape and bounds is None:
-                    view[...] = x               # the common case: nothing else to check
-                    self._mark_set(index)
-                    return
             self._set_input_checked(x, index)
 
     def _set_input_checked(self, x, index: int):
@@ -355,7 +320,7 @@ class Interpreter:
                 raise InputError(f"input {i} ('{name}') has not been set since the model was (re)planned: "
                                  "call set_input() before invoke()")
 
-    def invoke(self):
+    def _invoke_slow(self):
         with self._lock:
             if self._resized:
                 self._ensure_compiled()
@@ -380,9 +345,7 @@ class Interpreter:
             if message:
                 raise InputError(message)
 
-    def get_output(self, index: int = 0, copy: bool = True) -> np.ndarray:
-        """Output `index` of the last invoke: a copy, or with copy=False a read-only view of the interpreter's
-        own buffer (no copy), which the next invoke, run, resize or clone of this interpreter overwrites."""
+    def _get_output_slow(self, index, copy):
         with self._lock:
             if self._resized:
                 self._ensure_compiled()
@@ -396,36 +359,13 @@ class Interpreter:
                                  "was (re)planned")
             return self._out_views[index].copy() if copy else self._out_readonly[index]
 
-    def run(self, x):
-        """One call: inputs in, outputs out; atomic when threads share the interpreter.
-
-        `x` is an array (one input), a list of arrays (in input order) or a dict by input name.  A float array
-        given to an int8 (or int16) input is quantized with the input's parameters (it must be finite) and the int8
-        (int16) outputs are then returned dequantized to float32; a batch size other than the model's re-plans the
-        model for it.
-        """
-        fast = self._run_path
-        if fast is not None:
-            out = fast(x)
-            if out is not None:
-                return out
+    def _run_slow(self, x):
         with self._lock:
+            self._ensure_compiled()
             view = self._run_view
-            if view is not None and type(x) is np.ndarray and x.shape == view.shape and not self._resized:
-                # quantized in, quantized out (`is` first: numpy's dtypes are shared objects, == costs more)
-                if x.dtype is view.dtype or x.dtype == view.dtype:
-                    engine, address, nbytes = self._run_target
-                    if engine.invoke_with_input(x, address, nbytes):    # copy + invoke in one C call
-                        self._inputs_set[0] = self._all_set = self._invoked = True
-                        if self._plan.checks:
-                            self._raise_run_errors()
-                    else:                                                # e.g. a non-contiguous array
-                        view[...] = x
-                        self._inputs_set[0] = self._all_set = True
-                        self._invoke_set()
-                    return self._out_views[0].copy() if self._single_out else [v.copy() for v in self._out_views]
-                if x.dtype.kind == "f" and self._float_io_engines().ready:    # float in, float out: vector kernels
-                    return self._run_float(x)
+            if view is not None and type(x) is np.ndarray and x.shape == view.shape and x.dtype.kind == "f" and \
+                    view.dtype != x.dtype and self._float_io_engines().ready:    # float in, float out
+                return self._run_float(x)
             return self._run(x)
 
     def _float_io_engines(self) -> "FloatIO":
@@ -434,6 +374,8 @@ class Interpreter:
         io = self._float_io
         if io is None:
             io = self._float_io = FloatIO(self._graph, self._plan)
+            if io.ready:
+                self._bind_float_io(io)     # the next float run()s in C
         return io
 
     def _invoke_set(self):
