@@ -4,7 +4,9 @@ FMA3) against the portable kernel, byte for byte, and both against NumPy expecta
 formulas: channel counts 1, 3, 17, 33, 100; kernels 1x1, 2x2, 3x3, 4x4, 5x5, 10x8; stride 2; dilation 2; depth
 multipliers 2 and 8; H or W of 1 (and both); SAME padding of even kernels and strides (more padding below / right
 than above / left); batch 2 and 3; per-tensor and per-channel weight scales; input and output zero points at -128
-and 127; 32-channel rows of 1 to 9 vectors (pairs and the one left); the four requantization modes.  Each path runs
+and 127; 32-channel rows of 1 to 9 vectors (pairs and the one left); odd tap counts (a last group of one tap) and
+even ones; strides 2 and 3 over pixels of whole 16-channel vectors (the int16 phase staging's pointer-step loop); the
+four requantization modes.  Each path runs
 in a subprocess (EDGEML_ISA) and writes its outputs for the comparison."""
 import numpy as np
 import pytest
@@ -29,7 +31,11 @@ SHAPES = [  # n, ih, iw, ic, dm, kh, kw, stride, dilation, padding (0 SAME, 1 VA
     (1, 5, 1, 32, 1, 3, 3, (1, 1), (1, 1), 0), (1, 5, 2, 32, 1, 3, 3, (1, 1), (1, 1), 0),
     (1, 5, 3, 32, 1, 3, 3, (1, 1), (1, 1), 0), (1, 5, 5, 32, 1, 3, 3, (1, 1), (1, 1), 0),
     (1, 5, 6, 32, 1, 3, 3, (1, 1), (1, 1), 0), (1, 5, 7, 32, 1, 3, 3, (1, 1), (1, 1), 0),
-    (1, 5, 9, 32, 1, 3, 3, (1, 1), (1, 1), 0), (1, 25, 5, 64, 1, 3, 3, (1, 1), (1, 1), 0)]
+    (1, 5, 9, 32, 1, 3, 3, (1, 1), (1, 1), 0), (1, 25, 5, 64, 1, 3, 3, (1, 1), (1, 1), 0),
+    # int16 phase staging of pixels of whole 16-channel vectors: three phases, SAME padding left of a phase
+    # boundary, a 5x5 window, an even tap count with dilation 2
+    (1, 8, 17, 16, 1, 3, 3, (1, 3), (1, 1), 0), (2, 9, 14, 48, 1, 5, 5, (2, 2), (1, 1), 1),
+    (1, 7, 19, 32, 1, 2, 4, (2, 3), (1, 2), 0)]
 
 
 def main():

@@ -203,6 +203,16 @@ EM_AVX2_TARGET static void em_dw_stage_phases_wide(const int8_t* src, int64_t re
         jh = jh < Wph ? jh : Wph;
         jh = jh > jl ? jh : jl;
         em_dw_fill((uint8_t*)o, zero, jl * px);
+        if (IC % 16 == 0) {     /* whole vectors a pixel: one pointer step each, no overlapping tail */
+            const int8_t* from = src + (jl * SW + ph - PL) * IC;
+            int16_t* to = o + jl * IC;
+            for (int64_t j = jl; j < jh; j++, from += SW * IC, to += IC)
+                for (int64_t k = 0; k < IC; k += 16)
+                    _mm256_storeu_si256((__m256i*)(to + k), _mm256_sub_epi16(
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(from + k))), z));
+            em_dw_fill((uint8_t*)(o + jh * IC), zero, (Wph - jh) * px);
+            continue;
+        }
         for (int64_t j = jl; j < jh; j++) {
             const int64_t ix = j * SW + ph - PL;
             const int8_t* from = src + ix * IC;
@@ -779,15 +789,32 @@ static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }   /* neve
         A3 = _mm256_add_epi32(A3, _mm256_madd_epi16(_mm256_unpackhi_epi16(c_, d_), W3));                       \
     }
 
+/* EM_DW_AVX2_GROUP for a group whose second tap is padding (weights 0): the first tap's vectors paired with
+ * themselves (no second load). */
+#define EM_DW_AVX2_SINGLE(src, off, W0, W1, W2, W3, A0, A1, A2, A3)                                              \
+    {                                                                                                          \
+        const __m256i a_ = _mm256_loadu_si256((const __m256i*)((src) + (off)[0]));                            \
+        A0 = _mm256_add_epi32(A0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a_, a_), W0));                       \
+        A1 = _mm256_add_epi32(A1, _mm256_madd_epi16(_mm256_unpackhi_epi16(a_, a_), W1));                       \
+        const __m256i c_ = _mm256_loadu_si256((const __m256i*)((src) + (off)[0] + 32));                       \
+        A2 = _mm256_add_epi32(A2, _mm256_madd_epi16(_mm256_unpacklo_epi16(c_, c_), W2));                       \
+        A3 = _mm256_add_epi32(A3, _mm256_madd_epi16(_mm256_unpackhi_epi16(c_, c_), W3));                       \
+    }
+
 /* The four accumulators of one 32-value step at src from the bias. */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) em_dw_acc32 em_dw_avx2_step(
-        const uint8_t* src, const int64_t* off, const int16_t* w, int64_t groups, const int32_t* bias) {
+        const uint8_t* src, const int64_t* off, const int16_t* w, int64_t groups, int64_t taps, const int32_t* bias) {
     __m256i x0 = _mm256_loadu_si256((const __m256i*)bias), x1 = _mm256_loadu_si256((const __m256i*)(bias + 8));
     __m256i x2 = _mm256_loadu_si256((const __m256i*)(bias + 16)), x3 = _mm256_loadu_si256((const __m256i*)(bias + 24));
-    for (int64_t tg = 0; tg < groups; tg++, off += 2, w += 64)
+    const int64_t full = taps < 2 * groups ? groups - 1 : groups;
+    for (int64_t tg = 0; tg < full; tg++, off += 2, w += 64)
         EM_DW_AVX2_GROUP(src, off, _mm256_loadu_si256((const __m256i*)w),
                          _mm256_loadu_si256((const __m256i*)(w + 16)), _mm256_loadu_si256((const __m256i*)(w + 32)),
                          _mm256_loadu_si256((const __m256i*)(w + 48)), x0, x1, x2, x3)
+    if (full < groups)
+        EM_DW_AVX2_SINGLE(src, off, _mm256_loadu_si256((const __m256i*)w),
+                          _mm256_loadu_si256((const __m256i*)(w + 16)), _mm256_loadu_si256((const __m256i*)(w + 32)),
+                          _mm256_loadu_si256((const __m256i*)(w + 48)), x0, x1, x2, x3)
     const em_dw_acc32 a = {x0, x1, x2, x3};
     return a;
 }
@@ -797,7 +824,7 @@ EM_AVX2_TARGET static inline __attribute__((always_inline)) em_dw_acc32 em_dw_av
 EM_AVX2_TARGET static __attribute__((noinline)) __m256i em_dw_avx2_step_exact(
         const uint8_t* src, const int64_t* off, const int16_t* w, int64_t groups, const int32_t* bias,
         const em_dw_rows* c, const em_avx2_gemm* g, int64_t lane) {
-    return em_dw_exact32(em_dw_avx2_step(src, off, w, groups, bias), c, g, lane);
+    return em_dw_exact32(em_dw_avx2_step(src, off, w, groups, c->taps, bias), c, g, lane);
 }
 
 /* Requantize and store the step at src (n - q = left values from q on), by the float estimate EST32. */
@@ -832,6 +859,7 @@ EM_AVX2_FMA_TARGET static inline __attribute__((always_inline)) void em_dw_avx2_
     const em_avx2_gemm* g = (const em_avx2_gemm*)gp;                                                                 \
     /* the constants in locals: the int8 stores through out could alias *c and *g for the compiler */                \
     const int64_t patterns = c->patterns, groups = c->groups, period = patterns * 32;                                \
+    const int64_t full = c->taps < 2 * groups ? groups - 1 : groups;    /* groups of two real taps */                \
     const int64_t* const offsets = c->off;                                                                           \
     const float* const est = c->est;                                                                                 \
     const em_dw_clamp8 clamp = em_dw_clamp8_of(g);                                                                   \
@@ -850,13 +878,21 @@ EM_AVX2_FMA_TARGET static inline __attribute__((always_inline)) void em_dw_avx2_
             __m256i y0 = x0, y1 = x1, y2 = x2, y3 = x3;                                                              \
             const int16_t* w = wp;                                                                                   \
             const int64_t* off = offsets;                                                                            \
-            for (int64_t tg = 0; tg < groups; tg++, off += 2, w += 64) {                                             \
+            for (int64_t tg = 0; tg < full; tg++, off += 2, w += 64) {                                               \
                 const __m256i w0 = _mm256_loadu_si256((const __m256i*)w);                                            \
                 const __m256i w1 = _mm256_loadu_si256((const __m256i*)(w + 16));                                     \
                 const __m256i w2 = _mm256_loadu_si256((const __m256i*)(w + 32));                                     \
                 const __m256i w3 = _mm256_loadu_si256((const __m256i*)(w + 48));                                     \
                 EM_DW_AVX2_GROUP(s0, off, w0, w1, w2, w3, x0, x1, x2, x3)                                            \
                 EM_DW_AVX2_GROUP(s1, off, w0, w1, w2, w3, y0, y1, y2, y3)                                            \
+            }                                                                                                        \
+            if (full < groups) {      /* a last group of one tap (its pair's weights 0): the tap's vectors alone */   \
+                const __m256i w0 = _mm256_loadu_si256((const __m256i*)w);                                            \
+                const __m256i w1 = _mm256_loadu_si256((const __m256i*)(w + 16));                                     \
+                const __m256i w2 = _mm256_loadu_si256((const __m256i*)(w + 32));                                     \
+                const __m256i w3 = _mm256_loadu_si256((const __m256i*)(w + 48));                                     \
+                EM_DW_AVX2_SINGLE(s0, off, w0, w1, w2, w3, x0, x1, x2, x3)                                           \
+                EM_DW_AVX2_SINGLE(s1, off, w0, w1, w2, w3, y0, y1, y2, y3)                                           \
             }                                                                                                        \
             const em_dw_acc32 ax = {x0, x1, x2, x3}, ay = {y0, y1, y2, y3};                                          \
             FINISH(ax, est, c, g, clamp, s0, offsets, wp, groups, bias, pat, out + q, n - q);                        \
@@ -865,7 +901,7 @@ EM_AVX2_FMA_TARGET static inline __attribute__((always_inline)) void em_dw_avx2_
         }                                                                                                            \
         if (q < n) {                                                                                                 \
             const uint8_t* s0 = row + q * 2;                                                                         \
-            FINISH(em_dw_avx2_step(s0, offsets, wp, groups, bias), est, c, g, clamp, s0, offsets, wp,                \
+            FINISH(em_dw_avx2_step(s0, offsets, wp, groups, c->taps, bias), est, c, g, clamp, s0, offsets, wp,                \
                               groups, bias, pat, out + q, n - q);                                                    \
         }                                                                                                            \
     }
