@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from call_models import tiny_model
 from litert_reference import reference_model, run_reference
+from thread_hammer import hammer
 
 import edgeml
 from cython_ops import callpath
@@ -288,30 +289,14 @@ def test_threads_sharing_one_interpreter_get_their_own_answers(kind):
     rng = np.random.default_rng(9)
     xs = [random_inputs(it, rng) for _ in range(8)]
     want = [it.run(x) for x in xs]
-    wrong, errors = [], []
 
     def same(a, b):
         return all(np.array_equal(p, q) for p, q in zip(a, b)) if isinstance(a, list) else np.array_equal(a, b)
 
-    def hammer(seed):
-        r = np.random.default_rng(seed)
-        for _ in range(3000):
-            k = int(r.integers(len(xs)))
-            form = int(r.integers(3))
-            arg = xs[k] if form == 0 else dict(zip(names, xs[k])) if form == 1 else \
-                (xs[k][0] if len(xs[k]) == 1 else tuple(xs[k]))
-            try:
-                if not same(it.run(arg), want[k]):
-                    wrong.append(k)
-            except Exception as exc:  # noqa: BLE001 - any exception is a failure of the test
-                errors.append(repr(exc))
-    threads = [threading.Thread(target=hammer, args=(s,)) for s in (1, 2, 3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[:3]
-    assert not wrong, f"{len(wrong)} of 9000 run() calls returned another input's output"
+    def call(x, r):         # one of run()'s forms: the array(s), a dict by name, a tuple
+        form = int(r.integers(3))
+        return it.run(x if form == 0 else dict(zip(names, x)) if form == 1 else (x[0] if len(x) == 1 else tuple(x)))
+    hammer(call, xs, want, same, threads=3, calls=3000)
 
 
 def test_threads_sharing_one_interpreter_take_turns():

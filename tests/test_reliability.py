@@ -3,7 +3,6 @@ are not model files, hostile shapes that used to escape as KeyError / ValueError
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import edgeml
 from edgeml import EdgeMLError, InputError, ModelFormatError
 from test_hostile_models import FLOAT32, INT8, base_spec, build_model
+from thread_hammer import hammer
 
 MODELS = Path(__file__).resolve().parent / "models" / "mlperf_tiny"
 RESHAPE = 22
@@ -29,24 +29,7 @@ def test_threads_sharing_one_interpreter_get_their_own_answers(name):
     xs = [rng.uniform(-1, 1, (b, 49, 10, 1)).astype(np.float32) if dtype == np.float32
           else rng.integers(-128, 128, (b, 49, 10, 1)).astype(np.int8) for b in (1, 1, 2, 1, 3)]
     want = [it.run(x) for x in xs]
-    wrong, errors = [], []
-
-    def hammer(seed):
-        r = np.random.default_rng(seed)
-        for _ in range(150):
-            k = int(r.integers(len(xs)))
-            try:
-                if not np.array_equal(it.run(xs[k]), want[k]):
-                    wrong.append(k)
-            except Exception as exc:  # noqa: BLE001 - any exception is a failure of the test
-                errors.append(repr(exc))
-    threads = [threading.Thread(target=hammer, args=(s,)) for s in (1, 2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[:3]
-    assert not wrong, f"{len(wrong)} of 300 run() calls returned another input's output"
+    hammer(lambda x, r: it.run(x), xs, want, np.array_equal, threads=2, calls=150)
 
 
 def test_per_thread_interpreters_share_the_packed_weights():
