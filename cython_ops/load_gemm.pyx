@@ -7,7 +7,8 @@ prepare_depthwise_rows, ops/fully_connected.py prepare_fully_connected_int8 / fu
 wherever these hand back the shell's values (uint8 models, sparse Winograd candidates, the portable depthwise kernel,
 a bias the Python checks must refuse) or None (the shell declined); tests/test_load_fast_paths.py and
 test_load_winograd.py compare the plans of both.  The runtime's own pieces (the Step class, the sparse step, the
-error classes' messages) are handed in once by ops/conv.py (use_runtime): cython_ops imports nothing from edgeml.  Not kernels: no KERNELS table."""
+error classes' messages) are handed in once by ops/conv.py (use_runtime): cython_ops imports nothing from edgeml.
+Not kernels: no KERNELS table."""
 from libc.stdint cimport int64_t
 
 from cython_ops import load_depthwise, load_pack, load_prepare, load_shell, load_winograd

@@ -45,7 +45,8 @@ cdef extern from *:
         }
     }
     """
-    void transform_filter "em_winograd_filter"(const int8_t* f, Py_ssize_t ic, int16_t* u, Py_ssize_t icp) noexcept nogil
+    void transform_filter "em_winograd_filter"(const int8_t* f, Py_ssize_t ic, int16_t* u,
+                                                  Py_ssize_t icp) noexcept nogil
 
 
 cdef int transform_into(const int8_t* w, Py_ssize_t oc, Py_ssize_t ic, int16_t* out, Py_ssize_t panels,

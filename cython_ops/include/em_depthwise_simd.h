@@ -901,8 +901,8 @@ EM_AVX2_FMA_TARGET static inline __attribute__((always_inline)) void em_dw_avx2_
         }                                                                                                            \
         if (q < n) {                                                                                                 \
             const uint8_t* s0 = row + q * 2;                                                                         \
-            FINISH(em_dw_avx2_step(s0, offsets, wp, groups, c->taps, bias), est, c, g, clamp, s0, offsets, wp,                \
-                              groups, bias, pat, out + q, n - q);                                                    \
+            FINISH(em_dw_avx2_step(s0, offsets, wp, groups, c->taps, bias), est, c, g, clamp, s0, offsets, wp,       \
+                   groups, bias, pat, out + q, n - q);                                                               \
         }                                                                                                            \
     }
 
