@@ -87,25 +87,13 @@ def pad_shell(ctx, op, int8_dtype, int16_dtype, uint8_dtype, int32_dtype, int64_
     return rows, value, ints
 
 
-def sole_reader(ops, target):
-    """The one op of `ops` (a list of IR ops) whose inputs hold tensor `target`, or None when none or several do
-    (as [o for o in ops if target in o.inputs] taken when it has one element: shape.sole_reader, its twin)."""
-    found = None
-    for o in ops:
-        if target in o.inputs:       # (a list's `in`: a C loop of comparisons, no Python frame per op)
-            if found is not None:
-                return None
-            found = o
-    return found
-
-
 cdef object ABSENT = object()
 
 
 def sole_readers(ops):
     """{tensor: the one op of `ops` whose inputs hold it, or None when several do} for every tensor some op reads:
-    sole_reader(ops, t) for all t in one pass (its twin: shape.sole_readers), so that each PAD of a graph looks its
-    reader up instead of passing over every op."""
+    shape.sole_reader(ops, t) for all t in one pass (its twin: shape.sole_readers), so that each PAD of a graph
+    looks its reader up instead of passing over every op."""
     cdef dict found = {}
     cdef Py_ssize_t k, j, n
     cdef bint again

@@ -89,7 +89,6 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_tables, "constant_operand_table", lambda *args: None)   # (constant_operand_lut)
         monkeypatch.setattr(load_tables, "affine_form", tables.affine_form)     # (its numpy search)
         monkeypatch.setattr(load_pad, "pad_shell", lambda *args: None)         # (shape.prepare_pad)
-        monkeypatch.setattr(load_pad, "sole_reader", shape_ops.sole_reader)     # (its list comprehension)
         monkeypatch.setattr(load_pad, "sole_readers", shape_ops.sole_readers)     # (sole_reader per tensor)
         monkeypatch.setattr(load_tables, "int8_dequantize_shell", lambda *args: None)   # (prepare_dequantize)
         monkeypatch.setattr(load_tables, "int8_dequantize_constant", lambda *args: None)   # (its numpy fold)

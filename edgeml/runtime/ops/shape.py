@@ -372,7 +372,7 @@ def fold_pad_into_conv(ctx: Ctx, op: Op, x, y, pads: list, value) -> bool:
 
 
 def sole_reader(ops: list, t: int):
-    """load_pad.sole_reader's twin: the one op reading tensor t, or None when none or several do."""
+    """The one op reading tensor t, or None when none or several do (per tensor: sole_readers builds the index)."""
     readers = [o for o in ops if t in o.inputs]
     return readers[0] if len(readers) == 1 else None
 
