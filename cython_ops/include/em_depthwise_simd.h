@@ -801,12 +801,17 @@ static void em_depthwise_int8_avxvnni(const em_params* p) { (void)p; }   /* neve
         A3 = _mm256_add_epi32(A3, _mm256_madd_epi16(_mm256_unpackhi_epi16(c_, c_), W3));                       \
     }
 
+/* Tap groups holding two real taps: every group, or all but the last for an odd tap count (its pair is padding). */
+static inline int64_t em_dw_pair_groups(int64_t taps, int64_t groups) {
+    return taps < 2 * groups ? groups - 1 : groups;
+}
+
 /* The four accumulators of one 32-value step at src from the bias. */
 EM_AVX2_TARGET static inline __attribute__((always_inline)) em_dw_acc32 em_dw_avx2_step(
         const uint8_t* src, const int64_t* off, const int16_t* w, int64_t groups, int64_t taps, const int32_t* bias) {
     __m256i x0 = _mm256_loadu_si256((const __m256i*)bias), x1 = _mm256_loadu_si256((const __m256i*)(bias + 8));
     __m256i x2 = _mm256_loadu_si256((const __m256i*)(bias + 16)), x3 = _mm256_loadu_si256((const __m256i*)(bias + 24));
-    const int64_t full = taps < 2 * groups ? groups - 1 : groups;
+    const int64_t full = em_dw_pair_groups(taps, groups);
     for (int64_t tg = 0; tg < full; tg++, off += 2, w += 64)
         EM_DW_AVX2_GROUP(src, off, _mm256_loadu_si256((const __m256i*)w),
                          _mm256_loadu_si256((const __m256i*)(w + 16)), _mm256_loadu_si256((const __m256i*)(w + 32)),
@@ -859,7 +864,7 @@ EM_AVX2_FMA_TARGET static inline __attribute__((always_inline)) void em_dw_avx2_
     const em_avx2_gemm* g = (const em_avx2_gemm*)gp;                                                                 \
     /* the constants in locals: the int8 stores through out could alias *c and *g for the compiler */                \
     const int64_t patterns = c->patterns, groups = c->groups, period = patterns * 32;                                \
-    const int64_t full = c->taps < 2 * groups ? groups - 1 : groups;    /* groups of two real taps */                \
+    const int64_t full = em_dw_pair_groups(c->taps, groups);                                                         \
     const int64_t* const offsets = c->off;                                                                           \
     const float* const est = c->est;                                                                                 \
     const em_dw_clamp8 clamp = em_dw_clamp8_of(g);                                                                   \
