@@ -73,7 +73,7 @@ def set_output_shape(ctx, op, int position, tuple shape, y):
     if type(y.shape) is tuple and y.shape == shape and index not in ctx.constants and index not in ctx.shapes:
         count = y.dtype.itemsize          # (Python ints: a hostile declared shape may pass int64)
         for d in shape:
-            if type(d) is not int or d < 0:
+            if type(d) is not int or d <= 0:     # (an empty tensor: set_output checks its other dimensions)
                 count = None
                 break
             count *= d

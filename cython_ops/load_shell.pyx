@@ -255,7 +255,9 @@ def set_plain_output(ctx, op, Py_ssize_t position, shape):
         if type(v) is not int or not (0 <= v <= MAX_EXTENT) or declared[i] != v:
             return False
         d = v
-        if d and product > SHAPE_PRODUCT_LIMIT // d:
+        if d == 0:          # an empty tensor: Ctx.set_output checks its other dimensions
+            return False
+        if product > SHAPE_PRODUCT_LIMIT // d:
             return False
         product *= d
     if index in ctx.constants:

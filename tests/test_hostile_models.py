@@ -245,6 +245,9 @@ HOSTILE = {
                              r"tensor 1 'weights'.*negative dimension"),
     "huge_dims": (_set(["tensors", 3, "shape"], [2**31 - 1, 2**31 - 1]), ModelFormatError,
                   r"tensor 3 'output'.*larger than"),
+    # numpy cannot shape even an empty array whose other dimensions multiply past 2**63 bytes (found by fuzzing)
+    "empty_input_huge_other_dims": (_set(["tensors", 0, "shape"], [2**31 - 1, 0, 2**31 - 1, 2**31 - 1, 4]),
+                                    ModelFormatError, r"tensor 0 'input'.*holds no element.*multiply past"),
     "huge_dim_constant": (_set(["tensors", 1, "shape"], [3, 2**30]), ModelFormatError,
                           r"tensor 1 'weights'"),
     "rank_too_large": (_set(["tensors", 0, "shape"], [1] * 12 + [4]), ModelFormatError,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cython_ops import load_ops
+from cython_ops import load_ops, load_shell
 from edgeml.errors import EdgeMLError, ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph, Op, Quantization
 from edgeml.runtime.compile import compile_graph, new_context
@@ -505,6 +505,27 @@ def test_set_output_shape_leaves_numpy_and_negative_dims_to_ctx_set_output():
     ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
     with pytest.raises(ModelFormatError, match="inferred a negative dimension for tensor 2"):
         load_ops.set_output_shape(ctx, g.ops[0], 0, (2, -3), with_tensor(g, 2, shape=(2, -3)).tensors[2])
+
+
+
+def test_an_empty_output_whose_other_dims_overflow_is_refused_on_every_path():
+    """(0, 2**31-1, 2**31-1, 2**31-1): no element, but numpy cannot shape an array so (found by fuzzing); the C
+    shortcuts leave every empty output to Ctx.set_output, which refuses this one and keeps a plain empty one."""
+    huge = (2, 0, 2**31 - 1, 2**31 - 1, 2**31 - 1)
+    g = with_tensor(binary_graph("ADD", (2, 3), (2, 3)), 2, shape=huge)
+    op = g.ops[0]
+    for set_it in (lambda ctx: load_ops.set_output_shape(ctx, op, 0, huge, g.tensors[2]),
+                   lambda ctx: load_shell.set_plain_output(ctx, op, 0, huge) or ctx.set_output(op, 0, huge)):
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        with pytest.raises(ModelFormatError, match=r"op 0 .*tensor 2 .*holds no element.*multiply past"):
+            set_it(ctx)
+        assert 2 not in ctx.shapes
+    empty = (2, 0, 3)
+    g = with_tensor(binary_graph("ADD", (2, 3), (2, 3)), 2, shape=empty)
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    assert load_shell.set_plain_output(ctx, g.ops[0], 0, empty) is False
+    load_ops.set_output_shape(ctx, g.ops[0], 0, empty, g.tensors[2])
+    assert ctx.shapes[2] == empty and ctx.producers[2] is g.ops[0]
 
 
 # ----- RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR source tables, now computed as vectors --------------------------

@@ -152,13 +152,18 @@ class Ctx:
             raise ModelFormatError(f"{op.describe()} writes {t.describe()}, which a graph input or an earlier op "
                                    "already provides")
         self.producers[index] = op
-        if math.prod(shape) * t.dtype.itemsize > self.max_tensor_bytes:      # (the message only when refusing)
+        # (check_size's message only when it refuses; an empty shape's other dimensions it checks too)
+        if math.prod(shape) * t.dtype.itemsize > self.max_tensor_bytes or 0 in shape:
             self.check_size(shape, t.dtype.itemsize, f"{op.describe()}: output {t.describe()}")
         self.shapes[index] = shape
 
     def check_size(self, shape: tuple, itemsize: int, what: str):
-        """Refuses a tensor larger than the arena budget before anything is sized from it."""
+        """Refuses a tensor larger than the arena budget before anything is sized from it, and an empty one whose
+        other dimensions multiply past what any array can describe (numpy refuses to shape even a view so)."""
         nbytes = math.prod(shape) * itemsize
+        if nbytes == 0 and math.prod(d for d in shape if d) * itemsize > SHAPE_SPAN_LIMIT:
+            raise ModelFormatError(f"{what} has shape {list(shape)}: it holds no element, but its other dimensions "
+                                   f"multiply past {SHAPE_SPAN_LIMIT} bytes")
         if nbytes > self.max_tensor_bytes:
             raise ModelFormatError(f"{what} of shape {list(shape)} needs {nbytes} bytes, more than the arena "
                                    f"budget of {self.max_tensor_bytes} (Interpreter max_arena_bytes)")
@@ -196,6 +201,7 @@ class Ctx:
         return out
 
 
+SHAPE_SPAN_LIMIT = 1 << 62                       # bytes: an empty tensor's nonzero dimensions, multiplied
 KEEP_ALIGN = 64                                  # bytes: one cache line, one AVX-512 vector
 # the dtype of each scalar type prepares name (np.dtype() of a type costs more than this look-up)
 DTYPES = {t: np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
