@@ -9,7 +9,9 @@ a bias the Python checks must refuse) or None (the shell declined); tests/test_l
 test_load_winograd.py compare the plans of both.  The runtime's own pieces (the Step class, the sparse step, the
 error classes' messages) are handed in once by ops/conv.py (use_runtime): cython_ops imports nothing from edgeml.
 Not kernels: no KERNELS table."""
-from libc.stdint cimport int64_t
+from libc.stdint cimport int8_t, int64_t
+
+from cython_ops.load_buffer cimport buffer_bytes
 
 from cython_ops import load_depthwise, load_pack, load_prepare, load_shell, load_winograd
 
@@ -48,6 +50,49 @@ cdef enum:      # packing_gemm's layouts
     AVX2 = 2
     AVX2_S8 = 3
     SPARSE_VNNI = 4
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* Whether w [n][k] (contiguous int8) cut into cols x depth blocks has a density of nonzero blocks at most
+     * `limit` (load_pack.count_nonzero_blocks_s8's count: each run of `segment` K values (0: all K; K a multiple of
+     * it) zero-padded to a multiple of depth on its own; compared as sparse_gemm's wants_sparse does): a block is
+     * decided by its first nonzero row (dense weights: the group's first row), and the count stops as soon as it is
+     * past the limit (it only grows). */
+    static int em_sparse_enough(const int8_t* w, int64_t n, int64_t k, int64_t cols, int64_t depth, int64_t segment,
+                                double limit) {
+        if (segment <= 0 || k == 0) segment = k > 0 ? k : 1;
+        const int64_t per = (segment + depth - 1) / depth;
+        const int64_t groups = (n + cols - 1) / cols, kblocks = (k / segment) * per;
+        const double total = (double)(groups * kblocks);
+        int64_t count = 0;
+        if (groups * kblocks == 0) return 1.0 <= limit;
+        for (int64_t g = 0; g < groups; g++) {
+            const int64_t last = n < (g + 1) * cols ? n : (g + 1) * cols;
+            for (int64_t kb = 0; kb < kblocks; kb++) {
+                const int64_t b = kb % per, j0 = (kb / per) * segment + b * depth;
+                const int64_t width = segment - b * depth < depth ? segment - b * depth : depth;
+                int nonzero = 0;
+                for (int64_t r = g * cols; r < last && !nonzero; r++) {
+                    const int8_t* p = w + r * k + j0;
+                    if (width == 4) {
+                        uint32_t word;
+                        memcpy(&word, p, 4);
+                        nonzero = word != 0;
+                    } else
+                        for (int64_t j = 0; j < width; j++) nonzero |= p[j] != 0;
+                }
+                count += nonzero;
+            }
+            if ((double)count / total > limit) return 0;
+        }
+        return (double)count / total <= limit;
+    }
+    """
+    bint sparse_enough "em_sparse_enough"(const int8_t* w, int64_t n, int64_t k, int64_t cols, int64_t depth,
+                                          int64_t segment, double limit) noexcept nogil
 
 
 def use_runtime(step, candidate, sparse, fc_as_conv, column_source, column_requant, pack_gemm, depthwise_packing,
@@ -321,11 +366,12 @@ cdef object winograd_conv(ctx, op, shell, x, y, wdata, bias, dict ints, double s
     cdef double limit = sparse_args[2]
     if limit >= 2.0:        # (ctx.sparse "on")
         return shell
-    if limit >= 0.0:
-        nonzero, blocks = load_pack.count_nonzero_blocks_s8(wdata.reshape(oc, 9 * ic), block_cols, block_depth,
-                                                            sparse_args[1])
-        if (nonzero / blocks if blocks else 1.0) <= limit:
-            return shell
+    cdef int64_t segment = sparse_args[1]
+    if segment < 0 or segment and (9 * ic) % segment:
+        return shell
+    if limit >= 0.0 and sparse_enough(<const int8_t*>buffer_bytes(wdata, oc * 9 * ic, b"winograd_conv"), oc, 9 * ic,
+                                      block_cols, block_depth, segment, limit):
+        return shell
     cdef int64_t ocp = round_up(oc, 8), icp = round_up(ic, 4)
     cdef int64_t u_bytes = 16 * ocp * icp * 2
     if ctx.weight_bytes + u_bytes + ocp * (4 + 4 + 4 + 8 + 4) > ctx.max_weight_bytes:

@@ -6,7 +6,8 @@ ops/conv_winograd.winograd_panels (the transform), ops/conv.prepare_conv_int8_wi
 tests/test_load_fast_paths.py compares them."""
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
+from libc.string cimport memcpy, memset, strcmp
 
 
 cdef extern from "em_multiplier.h" nogil:
@@ -85,20 +86,45 @@ cdef int transform_into(const int8_t* w, Py_ssize_t oc, Py_ssize_t ic, int16_t* 
     return 0
 
 
-def winograd_weights(const int8_t[:, :, :, ::1] w, int16_t[:, :, :, :, ::1] out):
+cdef char* typed_bytes(obj, Py_ssize_t count, const char* fmt, Py_ssize_t itemsize, const char* what) except NULL:
+    """The first byte of obj's C-contiguous buffer of exactly `count` items of struct format fmt (what a typed
+    memoryview checks, at a fraction of its cost: numpy keeps the bytes where they are while the array lives);
+    ValueError ("the arrays do not match") for anything else."""
+    cdef Py_buffer view
+    if PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0:
+        return NULL
+    cdef char* where = <char*>view.buf
+    cdef bint ok = (view.itemsize == itemsize and view.len == count * itemsize and view.format != NULL
+                    and (strcmp(view.format, fmt) == 0 or (view.format[0] in b"@=<" and strcmp(view.format + 1, fmt) == 0)))
+    PyBuffer_Release(&view)
+    if not ok:
+        raise ValueError(f"{what.decode()}: the arrays do not match")
+    return where if count else <char*>1
+
+
+cdef bint shape_is(obj, tuple want):
+    shape = obj.shape
+    return type(shape) is tuple and shape == want
+
+
+def winograd_weights(w, out):
     """conv_winograd.winograd_pack's transform in one pass: U = G' g G'^T per output / input channel of int8 w
-    [OC][3][3][IC] into out [16][OCp / 8][ICp / 4][8][4] (position a * 4 + b, then em_gemm_avx2.h's panels), zero for
-    the padding channels."""
-    cdef Py_ssize_t oc = w.shape[0], ic = w.shape[3]
-    cdef Py_ssize_t panels = out.shape[1], groups = out.shape[2]
-    if (w.shape[1] != 3 or w.shape[2] != 3 or out.shape[0] != 16 or out.shape[3] != 8 or out.shape[4] != 4
-            or panels * 8 < oc or groups * 4 < ic or panels * 8 >= oc + 8 or groups * 4 >= ic + 4):
+    [OC][3][3][IC] (C-contiguous) into out [16][OCp / 8][ICp / 4][8][4] int16 (position a * 4 + b, then
+    em_gemm_avx2.h's panels), zero for the padding channels."""
+    wshape = w.shape
+    if len(wshape) != 4:
         raise ValueError("winograd_weights: the arrays do not match")
-    if out.size == 0:       # (no output or no input channels: w holds no value either)
+    cdef Py_ssize_t oc = wshape[0], ic = wshape[3]
+    cdef Py_ssize_t panels = (oc + 7) // 8, groups = (ic + 3) // 4
+    if not (wshape[1] == 3 and wshape[2] == 3 and shape_is(out, (16, panels, groups, 8, 4))):
+        raise ValueError("winograd_weights: the arrays do not match")
+    cdef const int8_t* wp = <const int8_t*>typed_bytes(w, oc * 9 * ic, b"b", 1, b"winograd_weights")
+    cdef int16_t* up = <int16_t*>typed_bytes(out, 16 * panels * groups * 32, b"h", 2, b"winograd_weights")
+    if oc == 0 or ic == 0:      # (no output or no input channels: w holds no value either)
         return
     cdef int status
     with nogil:
-        status = transform_into(&w[0, 0, 0, 0], oc, ic, &out[0, 0, 0, 0, 0], panels, groups, NULL)
+        status = transform_into(wp, oc, ic, up, panels, groups, NULL)
     if status:
         raise MemoryError()
 
@@ -107,50 +133,61 @@ cdef inline bint fits_int32(int64_t v) noexcept:
     return -2147483648 < v < 2147483648
 
 
-def winograd_arrays(const int8_t[:, :, :, ::1] w, bias, int64_t in_zp, double input_scale,
-                    const double[:] weight_scales, double output_scale, int rounding, int16_t[:, :, :, :, ::1] u,
-                    int32_t[::1] bias_out, int32_t[::1] mult, int32_t[::1] shift, double[::1] scale64,
-                    float[::1] scale32):
+def winograd_arrays(w, bias, int64_t in_zp, double input_scale, weight_scales, double output_scale, int rounding,
+                    u, bias_out, mult, shift, scale64, scale32):
     """What ops/conv.prepare_conv_int8_winograd keeps for the step, written into the kept arrays in one call: the
     per-column multipliers of real = float32 input_scale * weight_scale / float32 output_scale in double
     (load_pack.tflite_column_scales; a ValueError naming a value that cannot be quantized, before anything else),
     the bias - in_zp * sum w (packing.fold_input_zero_point without wrapping: OverflowError outside int32), then
-    U (winograd_weights); every array zero past OC."""
-    cdef Py_ssize_t oc = w.shape[0], ic = w.shape[3], ocp = bias_out.shape[0], m = weight_scales.shape[0], c
-    cdef Py_ssize_t panels = u.shape[1], groups = u.shape[2]
-    if (w.shape[1] != 3 or w.shape[2] != 3 or u.shape[0] != 16 or u.shape[3] != 8 or u.shape[4] != 4
-            or panels * 8 != ocp or ocp < oc or ocp >= oc + 8 or groups * 4 < ic or groups * 4 >= ic + 4
-            or mult.shape[0] != ocp or shift.shape[0] != ocp or scale64.shape[0] != ocp or scale32.shape[0] != ocp
-            or (m != oc and m != 1) or oc == 0 or ic == 0):
+    U (winograd_weights); every array zero past OC.  w: int8 [OC][3][3][IC], bias: OC int32 or None,
+    weight_scales: OC or 1 float64, u: int16 [16][OCp / 8][ICp / 4][8][4], the others OCp values (int32 bias_out,
+    mult, shift, float64 scale64, float32 scale32), every array C-contiguous (ValueError "the arrays do not
+    match" otherwise)."""
+    wshape = w.shape
+    if len(wshape) != 4 or len(weight_scales.shape) != 1 or len(bias_out.shape) != 1:
         raise ValueError("winograd_arrays: the arrays do not match")
-    cdef const int32_t[:] b32
+    cdef Py_ssize_t oc = wshape[0], ic = wshape[3], ocp = bias_out.shape[0], m = weight_scales.shape[0], c
+    cdef Py_ssize_t panels = ocp // 8, groups = (ic + 3) // 4
+    if (wshape[1] != 3 or wshape[2] != 3 or ocp % 8 or ocp < oc or ocp >= oc + 8 or (m != oc and m != 1)
+            or oc == 0 or ic == 0 or not shape_is(u, (16, panels, groups, 8, 4))):
+        raise ValueError("winograd_arrays: the arrays do not match")
+    what = b"winograd_arrays"
+    cdef const int8_t* wp = <const int8_t*>typed_bytes(w, oc * 9 * ic, b"b", 1, what)
+    cdef const double* ws = <const double*>typed_bytes(weight_scales, m, b"d", 8, what)
+    cdef int16_t* up = <int16_t*>typed_bytes(u, 16 * panels * groups * 32, b"h", 2, what)
+    cdef int32_t* bo = <int32_t*>typed_bytes(bias_out, ocp, b"i", 4, what)
+    cdef int32_t* mp = <int32_t*>typed_bytes(mult, ocp, b"i", 4, what)
+    cdef int32_t* sp = <int32_t*>typed_bytes(shift, ocp, b"i", 4, what)
+    cdef double* s64 = <double*>typed_bytes(scale64, ocp, b"d", 8, what)
+    cdef float* s32 = <float*>typed_bytes(scale32, ocp, b"f", 4, what)
+    cdef const int32_t* b32 = NULL
     if bias is not None:
-        b32 = bias
-        if b32.shape[0] != oc:
+        if len(bias.shape) != 1 or bias.shape[0] != oc:
             raise ValueError("winograd_arrays: the bias does not match the weights")
+        b32 = <const int32_t*>typed_bytes(bias, oc, b"i", 4, what)
     cdef double s_in = <double><float>input_scale, s_out = <double><float>output_scale, real
     for c in range(oc):
-        real = (s_in * weight_scales[c if m == oc else 0]) / s_out
-        if not multiplier_of(real, rounding, &mult[c], &shift[c]):
+        real = (s_in * ws[c if m == oc else 0]) / s_out
+        if not multiplier_of(real, rounding, &mp[c], &sp[c]):
             raise ValueError(f"cannot quantize multiplier {real!r}")
-        scale64[c] = real
-        scale32[c] = <float>real
+        s64[c] = real
+        s32[c] = <float>real
     for c in range(oc, ocp):
-        mult[c], shift[c], scale64[c], scale32[c], bias_out[c] = 0, 0, 0.0, 0.0, 0
+        mp[c], sp[c], s64[c], s32[c], bo[c] = 0, 0, 0.0, 0.0, 0
     cdef int64_t* sums = <int64_t*>malloc(oc * sizeof(int64_t))
     if sums == NULL:
         raise MemoryError()
     cdef int status
     with nogil:
-        status = transform_into(&w[0, 0, 0, 0], oc, ic, &u[0, 0, 0, 0, 0], panels, groups, sums)
+        status = transform_into(wp, oc, ic, up, panels, groups, sums)
     cdef int64_t v
     try:
         if status:
             raise MemoryError()
         for c in range(oc):
-            v = (b32[c] if bias is not None else 0) - in_zp * sums[c]
+            v = (b32[c] if b32 != NULL else 0) - in_zp * sums[c]
             if not fits_int32(v):
                 raise OverflowError("bias and weights overflow the int32 accumulator")
-            bias_out[c] = <int32_t>v
+            bo[c] = <int32_t>v
     finally:
         free(sums)

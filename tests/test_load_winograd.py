@@ -95,3 +95,47 @@ def test_the_transform_equals_the_numpy_form_and_checks_its_arrays():
     np.testing.assert_array_equal(out, conv_winograd.winograd_panels(w))
     with pytest.raises(ValueError, match="do not match"):
         load_winograd.winograd_weights(w, np.zeros((16, 2, 7, 8, 4), np.int16))      # a panel too many
+
+
+
+def graph_with_zero_blocks(seed, ic, oc, zeros, late=0.25):
+    """graph_of's one 3x3 conv with whole blocks of the sparse kernel's layout zero (16 filters x 4 values of a
+    window row of 3 * IC values, its last block short when IC is not a multiple of 4), each with probability
+    `zeros`; a fraction `late` of them keep one nonzero value in a late row of the block (so the probe reads on)."""
+    g = graph_of(seed, 1, (5, 6), ic, oc, 0)
+    w = g.tensors[g.ops[0].inputs[1]].data      # (conv_layer's constant: [OC][3][3][IC], written in place)
+    rows = w.reshape(oc, 3, 3 * ic)
+    rng = np.random.default_rng(seed)
+    for r in range(0, oc, 16):
+        for ky in range(3):
+            for k in range(0, 3 * ic, 4):
+                if rng.random() < zeros:
+                    rows[r:r + 16, ky, k:k + 4] = 0
+                    if rng.random() < late:
+                        rows[min(oc - 1, r + 9), ky, k] = 5
+    return g
+
+
+@pytest.mark.parametrize("ic", [12, 13, 14, 15, 22])
+def test_the_density_probe_takes_the_python_prepares_choice_near_the_limit(ic, monkeypatch):
+    """The one-call prepare's probe (load_gemm em_sparse_enough: the first nonzero row of each block decides it, the
+    count stops past the limit) against the Python prepare's full count, at densities around the AVX2 kxk limit
+    (0.75), with window rows of 3 * IC values each padded to a multiple of 4 (IC not a multiple of 4), a last group
+    of fewer than 16 filters, and zero blocks that one late row makes nonzero; the dense cases built by the
+    one-call prepare itself."""
+    chosen, declined = [], []
+    twin = conv_ops.prepare_conv2d_int8
+
+    def counted(*args):         # (called with the shell's values where the one-call prepare declines)
+        declined[-1] += 1
+        return twin(*args)
+    monkeypatch.setattr(conv_ops, "prepare_conv2d_int8", counted)
+    for seed, (oc, zeros, late) in enumerate([(40, 0.25, 0.25), (40, 0.3, 0.25), (40, 0.33, 0.25), (33, 0.3, 0.25),
+                                              (33, 0.36, 0.25), (17, 0.33, 0.25), (70, 0.32, 0.25), (70, 0.35, 0.25),
+                                              (40, 0.38, 0.25), (33, 0.42, 0.25), (40, 0.45, 0.6), (33, 0.5, 0.7)]):
+        declined.append(0)
+        made = assert_twins(lambda: graph_with_zero_blocks(seed * 7 + ic, ic, oc, zeros, late))
+        chosen.append(made[0][0][0])
+    assert len(set(chosen)) == 2, chosen        # (both choices made over the cases)
+    # dense weights are the one-call prepare's own (it declines the sparse ones only)
+    assert declined == [int(k != "conv2d_int8_avx2_winograd") for k in chosen], (chosen, declined)
