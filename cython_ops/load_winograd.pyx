@@ -16,6 +16,11 @@ cdef extern from "em_multiplier.h" nogil:
 
 cdef extern from *:
     """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
     /* One output channel's filter f [3][3][IC] (contiguous) -> u [16][ICp] (position a * 4 + b; the padding
      * channels untouched).  G' = 2 G has rows (2, 0, 0), (1, 1, 1), (1, -1, 1), (0, 0, 2): t = G' g over the
      * kernel rows, then U = t G'^T over its columns.  |U| <= 1143 and every partial sum fits int16, so the loop
@@ -45,16 +50,41 @@ cdef extern from *:
             }
         }
     }
+    /* One position p of a panel's u [8][16][ICp] in out's order: dst[q * 32 + r * 4 + j] = u[r][p][4 q + j] (a
+     * transposition of 8 rows x groups 8-byte pieces); SSE2 (x86-64's baseline) moves two groups of 8 rows as 8
+     * 16-byte loads, their 64-bit halves paired, 8 stores. */
+    static void em_winograd_interleave(const int16_t* u, Py_ssize_t icp, Py_ssize_t groups, int p, int16_t* dst) {
+        const int16_t* rows[8];
+        for (int r = 0; r < 8; r++) rows[r] = u + (r * 16 + p) * icp;
+        Py_ssize_t q = 0;
+    #if defined(__SSE2__)
+        for (; q + 2 <= groups; q += 2) {
+            __m128i a[8];
+            for (int r = 0; r < 8; r++) a[r] = _mm_loadu_si128((const __m128i*)(rows[r] + 4 * q));
+            __m128i* lo = (__m128i*)(dst + q * 32);
+            __m128i* hi = (__m128i*)(dst + q * 32 + 32);
+            for (int r = 0; r < 8; r += 2) {
+                _mm_storeu_si128(lo + r / 2, _mm_unpacklo_epi64(a[r], a[r + 1]));
+                _mm_storeu_si128(hi + r / 2, _mm_unpackhi_epi64(a[r], a[r + 1]));
+            }
+        }
+    #endif
+        for (; q < groups; q++)
+            for (int r = 0; r < 8; r++) memcpy(dst + q * 32 + r * 4, rows[r] + q * 4, 4 * sizeof(int16_t));
+    }
     """
     void transform_filter "em_winograd_filter"(const int8_t* f, Py_ssize_t ic, int16_t* u,
                                                   Py_ssize_t icp) noexcept nogil
+    void interleave "em_winograd_interleave"(const int16_t* u, Py_ssize_t icp, Py_ssize_t groups, int p,
+                                              int16_t* dst) noexcept nogil
 
 
 cdef int transform_into(const int8_t* w, Py_ssize_t oc, Py_ssize_t ic, int16_t* out, Py_ssize_t panels,
                         Py_ssize_t groups, int64_t* sums) noexcept nogil:
     """w [OC][3][3][IC] contiguous -> out [16][panels][groups][8][4] (em_gemm_avx2.h's panels per position), zero for
     the padding rows and channels; sums[o] (when given): the sum of filter o's 9 * IC weights (U's position 5 is
-    g's whole sum per channel).  One panel of 8 filters at a time into u [8][16][ICp], then written in out's order.
+    g's whole sum per channel).  One panel of 8 filters at a time into u [8][16][ICp], then written in out's order
+    (em_winograd_interleave).
     -1 when out of memory."""
     cdef Py_ssize_t icp = groups * 4, o, p, q, r, panel
     cdef int16_t* u = <int16_t*>malloc(8 * 16 * icp * sizeof(int16_t))
@@ -78,10 +108,7 @@ cdef int transform_into(const int8_t* w, Py_ssize_t oc, Py_ssize_t ic, int16_t* 
             elif o == oc:
                 memset(row, 0, (8 - r) * 16 * icp * sizeof(int16_t))
         for p in range(16):
-            dst = out + (p * panels + panel) * groups * 32
-            for q in range(groups):
-                for r in range(8):
-                    memcpy(dst + q * 32 + r * 4, u + (r * 16 + p) * icp + q * 4, 4 * sizeof(int16_t))
+            interleave(u, icp, groups, <int>p, out + (p * panels + panel) * groups * 32)
     free(u)
     return 0
 

@@ -139,3 +139,29 @@ def test_the_density_probe_takes_the_python_prepares_choice_near_the_limit(ic, m
     assert len(set(chosen)) == 2, chosen        # (both choices made over the cases)
     # dense weights are the one-call prepare's own (it declines the sparse ones only)
     assert declined == [int(k != "conv2d_int8_avx2_winograd") for k in chosen], (chosen, declined)
+
+
+def test_winograd_arrays_refuses_arrays_of_another_type_or_size():
+    """winograd_arrays reads its arrays' bytes without typed memoryviews: an array of another element type or
+    length, or not C-contiguous, is refused (ValueError, nothing read or written past it), as the memoryviews did."""
+    oc, ic = 11, 13
+    w = np.random.default_rng(2).integers(-127, 128, (oc, 3, 3, ic)).astype(np.int8)
+    ocp, icp = 16, 16
+
+    def arrays(**change):
+        a = dict(w=w, bias=np.arange(oc, dtype=np.int32), ws=np.full(oc, 0.01),
+                 u=np.zeros((16, ocp // 8, icp // 4, 8, 4), np.int16), b=np.zeros(ocp, np.int32),
+                 m=np.zeros(ocp, np.int32), s=np.zeros(ocp, np.int32), s64=np.zeros(ocp), s32=np.zeros(ocp, np.float32))
+        a.update(change)
+        return (a["w"], a["bias"], 3, 0.05, a["ws"], 0.1, 0, a["u"], a["b"], a["m"], a["s"], a["s64"], a["s32"])
+
+    load_winograd.winograd_arrays(*arrays())
+    for change in (dict(u=np.zeros((16, ocp // 8, icp // 4, 8, 4), np.int32)), dict(m=np.zeros(ocp, np.int64)),
+                   dict(s=np.zeros(ocp, np.uint32)), dict(s64=np.zeros(ocp, np.float32)),
+                   dict(s32=np.zeros(ocp)), dict(b=np.zeros(ocp, np.float32)), dict(ws=np.full(oc, 0.01, np.float32)),
+                   dict(bias=np.arange(oc, dtype=np.int64)), dict(w=w.astype(np.uint8)),
+                   dict(w=np.ascontiguousarray(w.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)),
+                   dict(ws=np.full(2 * oc, 0.01)[::2]), dict(m=np.zeros(ocp + 1, np.int32)),
+                   dict(u=np.zeros((16, ocp // 8, icp // 4 + 1, 8, 4), np.int16)), dict(bias=np.arange(oc + 1, dtype=np.int32))):
+        with pytest.raises(ValueError):
+            load_winograd.winograd_arrays(*arrays(**change))
