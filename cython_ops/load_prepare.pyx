@@ -245,7 +245,7 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
         gshift = <const int32_t*>buffer_bytes(given[1], n * 4, b"pack_gemm_int8")
         gs64 = <const double*>buffer_bytes(given[2], n * 8, b"pack_gemm_int8")
         gs32 = <const float*>buffer_bytes(given[3], n * 4, b"pack_gemm_int8")
-    cdef const int32_t[:] b32
+    cdef const int32_t[:] b32 = None       # (one view of the bias, handed to pack_chosen)
     if bias is not None:
         b32 = bias
         if b32.shape[0] != n:
@@ -295,7 +295,7 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
                 if <double>nonzero / <double>(groups * probe.groups) > max_density:
                     break       # dense already (the count only grows): the blocks are read only when sparse
             sparse = (<double>nonzero / <double>(groups * probe.groups) if groups * probe.groups else 1.0) <= max_density
-        return pack_chosen(keep_new, w, bias, input_scale, ws, m, output_scale, rounding, gmult, gshift, gs64, gs32,
+        return pack_chosen(keep_new, w, b32, bias is not None, input_scale, ws, m, output_scale, rounding, gmult, gshift, gs64, gs32,
                            in_zp, w_zp, wrap, sparse_layout if sparse else layout,
                            sparse_segment if sparse else segment, chosen_kb, group_end, nonzero, groups,
                            sparse_pitch, sparse_elem)
@@ -324,7 +324,8 @@ cdef int64_t row_sum(const int8_t[:, :] w, Py_ssize_t r) noexcept:
     return s
 
 
-cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const double* ws, Py_ssize_t m,
+cdef pack_chosen(keep_new, const int8_t[:, :] w, const int32_t[:] b32, bint has_bias, double input_scale,
+                 const double* ws, Py_ssize_t m,
                  double output_scale, int rounding, const int32_t* gmult, const int32_t* gshift, const double* gs64,
                  const float* gs32, int64_t in_zp, int64_t w_zp, bint wrap, int layout, Py_ssize_t segment,
                  const int32_t* chosen_kb, const int32_t* group_end, Py_ssize_t nonzero,
@@ -374,7 +375,6 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const
     cdef int32_t* cbias = <int32_t*>malloc(max(n, 1) * 4)
     cdef double s_in = <double><float>input_scale, s_out = <double><float>output_scale, real
     cdef int64_t s, v
-    cdef const int32_t[:] b32
     cdef char* base
     cdef int8_t* w8
     cdef int16_t* w16
@@ -397,8 +397,6 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const
         free(cbias)
         raise MemoryError()
     try:
-        if bias is not None:
-            b32 = bias
         for c in range(n):
             if gmult == NULL:
                 real = (s_in * ws[c if m == n else 0]) / s_out
@@ -410,9 +408,9 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, bias, double input_scale, const
         for c in range(n):      # (after every multiplier: a bad scale is refused before an overflowing bias)
             s = row_sum(w, c)
             if layout == VNNI:      # (the kernel's form: raw sums, + K zp w_zp, wrapped with a weight zero point)
-                v = (b32[c] if bias is not None else 0) - zp_fold * s + k * zp_fold * w_zp
+                v = (b32[c] if has_bias else 0) - zp_fold * s + k * zp_fold * w_zp
             else:
-                v = (b32[c] if bias is not None else 0) - zp_fold * (s - k * w_zp)
+                v = (b32[c] if has_bias else 0) - zp_fold * (s - k * w_zp)
             if not fits_int32(&v, wrap_fold):
                 raise OverflowError("bias and weights overflow the int32 accumulator")
             cbias[c] = <int32_t>v
