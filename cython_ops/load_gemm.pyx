@@ -204,6 +204,17 @@ cdef class BoundGemm:
         return ptrs, self.ints, self.floats
 
 
+cdef dict step_ints(dict ints, int64_t direct, int64_t chunk, int64_t kp, int64_t threads, int64_t slice_bytes):
+    """A copy of the conv integers with the step's own (dict(ints, direct=..., ...), without the keyword dict)."""
+    out = dict(ints)
+    out["direct"] = direct
+    out["chunk"] = chunk
+    out["kp"] = kp
+    out["threads"] = threads
+    out["slice_bytes"] = slice_bytes
+    return out
+
+
 cdef inline int64_t cdiv(int64_t a, int64_t b) noexcept:
     """Python's -(-a // b) for b > 0 (C division truncates toward zero)."""
     cdef int64_t q = a // b
@@ -221,9 +232,12 @@ cdef object plain_bias(ctx, op, int64_t n_out):
     if len(inputs) <= 2 or inputs[2] < 0:
         return True, None
     data = ctx.constants.get(inputs[2])
-    if data is None or data.dtype != int32_dtype or data.size != n_out:
+    if data is None:
         return False, None
-    return True, data.reshape(-1)
+    dtype = data.dtype
+    if dtype is not int32_dtype and dtype != int32_dtype or data.size != n_out:
+        return False, None
+    return True, (data if data.ndim == 1 else data.reshape(-1))     # (one-dimensional: no new view)
 
 
 cdef tuple gemm_pack(ctx, op, w2, bias, double s_in, ws, double s_out, given, int64_t in_zp, int64_t w_zp, bint wrap,
@@ -331,8 +345,8 @@ cdef object conv_gemm(ctx, op, bint depthwise, str kernel, x, y, wdata, bias, di
         chunk = max(1, min(max(24, vnni_chunk_bytes // kp // 24 * 24), rows))
         slice_bytes = vnni_slack + (ihp * iwp * ic if mode == 4 else chunk * kp)
         slice_bytes = round_up(slice_bytes, align)
-        ints_v = dict(ints)
-        ints_v.update(direct=mode, chunk=chunk, kp=kp, threads=threads, slice_bytes=slice_bytes, w_zp=0)
+        ints_v = step_ints(ints, mode, chunk, kp, threads, slice_bytes)
+        ints_v["w_zp"] = 0
         return Step(op, kernel, BoundGemm(pointers, x.index, y.index, ints_v, {}), slice_bytes * threads, macs)
     if layout == AVX2_S8:       # a 1x1 conv over one or two pixels (a classifier head): the FC kernel's int8 panels
         rows = n * oh * ow
@@ -351,8 +365,7 @@ cdef object conv_gemm(ctx, op, bint depthwise, str kernel, x, y, wdata, bias, di
         else:
             slice_bytes = image_bytes if mode == 4 else chunk * kp * 2
         slice_bytes = round_up(slice_bytes + 64, align)
-        ints_a = dict(ints)
-        ints_a.update(direct=mode, chunk=chunk, kp=kp, threads=threads, slice_bytes=slice_bytes)
+        ints_a = step_ints(ints, mode, chunk, kp, threads, slice_bytes)
         return Step(op, kernel, BoundGemm(pointers, x.index, y.index, ints_a, {}), slice_bytes * threads, macs)
     return Step(op, "conv2d_int8", BoundGemm(pointers, x.index, y.index, ints, no_floats),
                 0 if direct else im2col_rows * K, macs)
@@ -402,8 +415,7 @@ cdef object winograd_conv(ctx, op, shell, x, y, wdata, bias, dict ints, double s
     cdef int64_t th = (oh + 1) // 2, tw = (ow + 1) // 2     # (conv_winograd.winograd_slice_bytes)
     cdef int64_t image = round_up((2 * th + 2) * (2 * tw + 2) * round_up(ic, 16) * 2 + 64, 64)
     cdef int64_t slice_bytes = round_up(image + round_up(16 * tw * icp * 2, 64) + 4 * 16 * 8 * 4, align)
-    ints_w = dict(ints)
-    ints_w.update(direct=0, chunk=1, kp=icp, threads=threads, slice_bytes=slice_bytes)
+    ints_w = step_ints(ints, 0, 1, icp, threads, slice_bytes)
     pointers = {"weights": data_address(u), "bias": data_address(bias_k), "mult": data_address(mult),
                 "shift": data_address(shift), "double_scales": data_address(scale64),
                 "float_scales": data_address(scale32)}
