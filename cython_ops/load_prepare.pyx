@@ -295,8 +295,8 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
                 if <double>nonzero / <double>(groups * probe.groups) > max_density:
                     break       # dense already (the count only grows): the blocks are read only when sparse
             sparse = (<double>nonzero / <double>(groups * probe.groups) if groups * probe.groups else 1.0) <= max_density
-        return pack_chosen(keep_new, w, b32, bias is not None, input_scale, ws, m, output_scale, rounding, gmult, gshift, gs64, gs32,
-                           in_zp, w_zp, wrap, sparse_layout if sparse else layout,
+        return pack_chosen(keep_new, w, b32, bias is not None, input_scale, ws, m, output_scale, rounding, gmult,
+                           gshift, gs64, gs32, in_zp, w_zp, wrap, sparse_layout if sparse else layout,
                            sparse_segment if sparse else segment, chosen_kb, group_end, nonzero, groups,
                            sparse_pitch, sparse_elem)
     finally:

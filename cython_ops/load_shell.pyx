@@ -3,6 +3,7 @@
 one call each (issue 15): int8_conv_shell, int8_fully_connected_shell.  None wherever the Python path must decide
 (its messages name the op): that path is their twin, and tests/test_load_fast_paths.py compares the two plan by
 plan.  Not kernels: no KERNELS table."""
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdint cimport int64_t
 
 from cython_ops import load_pack
@@ -21,13 +22,21 @@ cdef inline int64_t floor_quotient(int64_t a, int64_t b) noexcept:
     return q
 
 
+cdef inline bint other_dtype(d, want):
+    """d != want, by identity first (numpy hands out one dtype object per built-in type)."""
+    return d is not want and d != want
+
+
 cdef bint small_positive(v, int64_t* out):
-    """A Python int in 1..MAX_EXTENT (what the fast path takes; anything else goes to the Python checks)."""
+    """A Python int in 1..MAX_EXTENT (what the fast path takes; anything else goes to the Python checks), read as
+    a C integer (no Python comparisons)."""
     if type(v) is not int:
         return False
-    if not (0 < v <= MAX_EXTENT):
+    cdef int overflow = 0
+    cdef long long c = PyLong_AsLongLongAndOverflow(v, &overflow)
+    if overflow or not (0 < c <= MAX_EXTENT):
         return False
-    out[0] = v
+    out[0] = c
     return True
 
 
@@ -72,7 +81,7 @@ cdef object int8_quantization(x, y, w, int64_t columns, int axis, int activation
     if x_params is None or y_params is None or w.quant is None:
         return None
     ws, zps = w.quant.scale, w.quant.zero_point
-    if ws.ndim != 1 or ws.dtype != float64_dtype or zps.ndim != 1 or zps.dtype != int64_dtype:
+    if ws.ndim != 1 or other_dtype(ws.dtype, float64_dtype) or zps.ndim != 1 or other_dtype(zps.dtype, int64_dtype):
         return None
     cdef const int64_t* zp
     cdef Py_ssize_t i
@@ -127,11 +136,11 @@ def int8_conv_shell(ctx, op, bint depthwise, int chunk, uint8_option, requant_op
         return None
     x, w, y, xi, wi = operands
     shapes, constants, o = ctx.shapes, ctx.constants, op.options
-    if y.dtype != int8_dtype:
+    if other_dtype(y.dtype, int8_dtype):
         return None
     xs = shapes.get(xi)
     wdata = constants.get(wi)
-    if xs is None or wdata is None or len(xs) != 4 or wdata.ndim != 4 or wdata.dtype != int8_dtype:
+    if xs is None or wdata is None or len(xs) != 4 or wdata.ndim != 4 or other_dtype(wdata.dtype, int8_dtype):
         return None
     if o.get("requant") == requant_option:
         return None

@@ -122,7 +122,8 @@ cdef char* typed_bytes(obj, Py_ssize_t count, const char* fmt, Py_ssize_t itemsi
         return NULL
     cdef char* where = <char*>view.buf
     cdef bint ok = (view.itemsize == itemsize and view.len == count * itemsize and view.format != NULL
-                    and (strcmp(view.format, fmt) == 0 or (view.format[0] in b"@=<" and strcmp(view.format + 1, fmt) == 0)))
+                    and (strcmp(view.format, fmt) == 0
+                         or (view.format[0] in b"@=<" and strcmp(view.format + 1, fmt) == 0)))
     PyBuffer_Release(&view)
     if not ok:
         raise ValueError(f"{what.decode()}: the arrays do not match")

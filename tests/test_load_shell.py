@@ -119,6 +119,10 @@ CONV_EDITS = {
     "explicit padding past int64": set_option("explicit_padding", [0, 1 << 70, 0, 0]),
     "explicit padding of numpy integers": set_option("explicit_padding", list(np.zeros(4, np.int64))),
     "zero stride": set_option("stride_h", 0),
+    "stride past int64": set_option("stride_h", 1 << 70),       # (small_positive reads ints as C integers)
+    "stride past 2**31": set_option("stride_w", (1 << 31) + 1),
+    "negative stride past int64": set_option("stride_w", -(1 << 70)),
+    "boolean stride": set_option("stride_h", True),
     "float stride": set_option("stride_w", 1.0),
     "negative dilation": set_option("dilation_h_factor", -1),
     "TANH activation": set_option("fused_activation_function", 4),
@@ -229,3 +233,18 @@ def test_a_uint8_scale_product_past_float32_is_refused_on_both_paths(public_mode
             compile_graph(graph, {t: tuple(graph.tensors[t].shape) for t in graph.inputs})
         messages.append(str(caught.value))
     assert messages[0] == messages[1]
+
+
+def test_the_conv_shell_declines_an_input_extent_past_2_31(reference_models):
+    """small_positive reads a dimension as a C integer: one past 2**31 (or past int64 either way) is declined,
+    for the Python path's checks to name."""
+    graph, ctx = prepared(reference_models / "mlperf_tiny" / "vww_96_int8.tflite")
+    for kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        op = next(op for op in graph.ops if op.type == kind)
+        xi = op.inputs[0]
+        saved = ctx.shapes[xi]
+        assert shell(ctx, op) is not None
+        for bad in ((1 << 31) + 1, 1 << 70, -(1 << 70), 0):
+            ctx.shapes[xi] = (saved[0], saved[1], bad, saved[3])
+            assert shell(ctx, op) is None, (kind, bad)
+        ctx.shapes[xi] = saved

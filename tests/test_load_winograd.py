@@ -162,6 +162,7 @@ def test_winograd_arrays_refuses_arrays_of_another_type_or_size():
                    dict(bias=np.arange(oc, dtype=np.int64)), dict(w=w.astype(np.uint8)),
                    dict(w=np.ascontiguousarray(w.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)),
                    dict(ws=np.full(2 * oc, 0.01)[::2]), dict(m=np.zeros(ocp + 1, np.int32)),
-                   dict(u=np.zeros((16, ocp // 8, icp // 4 + 1, 8, 4), np.int16)), dict(bias=np.arange(oc + 1, dtype=np.int32))):
+                   dict(u=np.zeros((16, ocp // 8, icp // 4 + 1, 8, 4), np.int16)),
+                   dict(bias=np.arange(oc + 1, dtype=np.int32))):
         with pytest.raises(ValueError):
             load_winograd.winograd_arrays(*arrays(**change))
