@@ -121,9 +121,11 @@ cdef char* typed_bytes(obj, Py_ssize_t count, const char* fmt, Py_ssize_t itemsi
     if PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0:
         return NULL
     cdef char* where = <char*>view.buf
-    cdef bint ok = (view.itemsize == itemsize and view.len == count * itemsize and view.format != NULL
-                    and (strcmp(view.format, fmt) == 0
-                         or (view.format[0] in b"@=<" and strcmp(view.format + 1, fmt) == 0)))
+    cdef const char* f = view.format
+    if f != NULL and f[0] in b"@=<":      # (native order, little-endian here)
+        f += 1
+    cdef bint ok = (view.itemsize == itemsize and view.len == count * itemsize and f != NULL
+                    and (strcmp(f, fmt) == 0 or (fmt[0] == b"i" and strcmp(f, b"l") == 0)))    # (a 4-byte long)
     PyBuffer_Release(&view)
     if not ok:
         raise ValueError(f"{what.decode()}: the arrays do not match")
