@@ -451,10 +451,16 @@ cdef class BoundDepthwise:
                  "double_scales": base + scale64_at, "float_scales": base + scale32_at}, self.ints, {})
 
 
+cdef inline bint same_dtype(d, want):
+    """d == want, by identity first (numpy hands out one dtype object per built-in type)."""
+    return d is want or d == want
+
+
 cdef bint plain_columns(bias, mult, shift, real, real32):
     """What packing_depthwise.pack_depthwise_rows hands load_depthwise.depthwise_rows as they are."""
-    return ((bias is None or bias.flags.c_contiguous) and mult.dtype == int32_dtype and shift.dtype == int32_dtype
-            and real.dtype == float64_dtype and real32.dtype == float32_dtype and mult.flags.c_contiguous
+    return ((bias is None or bias.flags.c_contiguous) and same_dtype(mult.dtype, int32_dtype)
+            and same_dtype(shift.dtype, int32_dtype) and same_dtype(real.dtype, float64_dtype)
+            and same_dtype(real32.dtype, float32_dtype) and mult.flags.c_contiguous
             and shift.flags.c_contiguous and real.flags.c_contiguous and real32.flags.c_contiguous)
 
 
