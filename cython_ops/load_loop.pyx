@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3
 """compile.prepare_steps' loop over the ops in one call (issue 15): per op the op-table look-up, the version
 check, the scheme check's common answer (coverage.ACCEPTED), the output types, the op's prepare, then the
 produced / read checks, in prepare_steps' order.  Every refusal is raised by compile.py's own functions (the
@@ -21,16 +21,15 @@ def prepare_ops(ctx, dict op_table, dict accepted_types, dict data_input, check_
     cdef dict shapes = ctx.shapes, substitutes = ctx.substitutes
     cdef Py_ssize_t position
     cdef PyObject* found
+    if shapes is None or substitutes is None:
+        raise TypeError("prepare_ops: ctx.shapes and ctx.substitutes must be dicts")
     tensors = graph.tensors
     for op in graph.ops:
         if substitutes:
             op = substitutes.pop(op.index, op)
         op_type = op.type
-        found = PyDict_GetItem(op_table, op_type)
-        if found is NULL:
-            refuse_op(op, None)
-        spec = <object>found
-        if op.version > spec.max_version:
+        spec = op_table.get(op_type)
+        if spec is None or op.version > spec.max_version:
             refuse_op(op, spec)
         found = PyDict_GetItem(accepted_types, op_type)
         if found is NULL:
