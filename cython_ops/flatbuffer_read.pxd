@@ -7,15 +7,15 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, 
 from libc.stdio cimport snprintf
 
 
-cdef inline uint32_t u32(const uint8_t* p) nogil:
+cdef inline uint32_t u32(const uint8_t* p) noexcept nogil:
     return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
 
 
-cdef inline uint16_t u16(const uint8_t* p) nogil:
+cdef inline uint16_t u16(const uint8_t* p) noexcept nogil:
     return <uint16_t>(p[0] | (p[1] << 8))
 
 
-cdef inline uint64_t u64(const uint8_t* p) nogil:
+cdef inline uint64_t u64(const uint8_t* p) noexcept nogil:
     return <uint64_t>u32(p) | (<uint64_t>u32(p + 4) << 32)
 
 

@@ -25,6 +25,7 @@ from edgeml.runtime import kernels
 from edgeml.runtime.ops import conv, conv_winograd, detection, fully_connected, sparse_gemm
 from edgeml.runtime.ops import depthwise as depthwise_ops
 from edgeml.runtime.ops import shape as shape_ops
+from edgeml.runtime import compile as compile_module
 from edgeml.runtime.compile import compile_graph
 from edgeml.runtime.layouts import layout_of
 from edgeml.ir import Graph
@@ -101,6 +102,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_concat, "uint8_concatenation_shell", lambda *args: None)   # (prepare_concatenation)
         for name in ("shape_fold", "pack_fold", "gather_fold"):     # (prepare_shape / _pack, strided_values + fold)
             monkeypatch.setattr(load_shape, name, lambda *args: None)
+        monkeypatch.setattr(compile_module, "all_steps", compile_module.prepare_steps)    # (load_loop.prepare_ops)
     return apply
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph
 from edgeml.runtime import arena
-from edgeml.runtime.coverage import check_scheme
+from edgeml.runtime.coverage import ACCEPTED, DATA_INPUT, check_scheme
+from cython_ops.load_loop import prepare_ops
 from cython_ops.engine import bind_named, tensor_bytes
 from edgeml.runtime.kernels import kernel_address
 from edgeml.runtime.layouts import RESERVED, layout_of
@@ -31,7 +32,8 @@ MAX_SUBPLANS = 256                      # subgraph plans in one model: a subgrap
 
 
 def prepare_steps(ctx: Ctx) -> list:
-    """Every op's steps, after checking the op, its version and its output types against the op table."""
+    """Every op's steps, after checking the op, its version and its output types against the op table.  The plain
+    form of load_loop.prepare_ops (build_plan runs that one; the two must make the same steps and refusals)."""
     graph = ctx.graph
     tensors, shapes, substitutes = graph.tensors, ctx.shapes, ctx.substitutes
     steps = []
@@ -39,20 +41,15 @@ def prepare_steps(ctx: Ctx) -> list:
         if substitutes:
             op = substitutes.pop(op.index, op)
         spec = OPS.get(op.type)
-        if spec is None:
-            raise UnsupportedOpError(f"{op.describe()}: op {op.type} is not supported; supported ops: "
-                                     f"{', '.join(SUPPORTED_OPS)}")
-        if op.version > spec.max_version:
-            raise UnsupportedOpError(f"{op.describe()}: version {op.version} of {op.type} is not supported "
-                                     f"(up to {spec.max_version})")
+        if spec is None or op.version > spec.max_version:
+            refuse_op(op, spec)
         check_scheme(graph, op)
         output_types = spec.output_types
         if output_types is not None:
             for t in op.outputs:
                 tensor = tensors[t]
                 if tensor.dtype not in output_types:
-                    raise UnsupportedOpError(f"{op.describe()}: output {tensor.describe()} has type {tensor.dtype} "
-                                             f"({' and '.join(d.name for d in output_types)} are supported)")
+                    refuse_output(op, tensor, output_types)
         if PROFILING:
             with stage(f"prepare {op.type}"):
                 step = spec.prepare(ctx, op)
@@ -62,20 +59,54 @@ def prepare_steps(ctx: Ctx) -> list:
             steps.extend(step)
         elif step is not None:
             steps.append(step)
-        for t in op.outputs:
-            if t not in shapes and t >= 0:
-                raise ModelFormatError(f"{op.describe()} lists output {tensors[t].describe()}, which it does "
-                                       f"not produce ({op.type} has fewer outputs)")
-        for t in op.inputs:
-            if t not in shapes and t >= 0:
-                raise ModelFormatError(f"{op.describe()} reads {tensors[t].describe()}, which is neither a "
-                                       "constant, a graph input nor produced by an earlier op")
-    for idx in graph.outputs:
+        refuse_unproduced(tensors, shapes, op)
+    check_graph_outputs(ctx)
+    return steps
+
+
+def all_steps(ctx: Ctx) -> list:
+    """prepare_steps' steps, the loop in C (load_loop.prepare_ops) unless the load is being profiled per op type."""
+    if PROFILING:
+        return prepare_steps(ctx)
+    steps = prepare_ops(ctx, OPS, ACCEPTED, DATA_INPUT, check_scheme, refuse_op, refuse_output, refuse_unproduced)
+    check_graph_outputs(ctx)
+    return steps
+
+
+def refuse_op(op, spec) -> None:
+    """Raises for an op type the op table lacks (spec None) or a version newer than its row's."""
+    if spec is None:
+        raise UnsupportedOpError(f"{op.describe()}: op {op.type} is not supported; supported ops: "
+                                 f"{', '.join(SUPPORTED_OPS)}")
+    if op.version > spec.max_version:
+        raise UnsupportedOpError(f"{op.describe()}: version {op.version} of {op.type} is not supported "
+                                 f"(up to {spec.max_version})")
+
+
+def refuse_output(op, tensor, output_types) -> None:
+    raise UnsupportedOpError(f"{op.describe()}: output {tensor.describe()} has type {tensor.dtype} "
+                             f"({' and '.join(d.name for d in output_types)} are supported)")
+
+
+def refuse_unproduced(tensors, shapes, op) -> None:
+    """Raises for an output the op's prepare did not produce or an input nothing provides (after the prepare)."""
+    for t in op.outputs:
+        if t not in shapes and t >= 0:
+            raise ModelFormatError(f"{op.describe()} lists output {tensors[t].describe()}, which it does "
+                                   f"not produce ({op.type} has fewer outputs)")
+    for t in op.inputs:
+        if t not in shapes and t >= 0:
+            raise ModelFormatError(f"{op.describe()} reads {tensors[t].describe()}, which is neither a "
+                                   "constant, a graph input nor produced by an earlier op")
+
+
+def check_graph_outputs(ctx: Ctx) -> None:
+    tensors, shapes = ctx.graph.tensors, ctx.shapes
+    for idx in ctx.graph.outputs:
         if idx not in shapes:
             raise ModelFormatError(f"graph output {tensors[idx].describe()} is never produced")
         if idx in ctx.constants:
             raise UnsupportedOpError(f"graph output {tensors[idx].describe()} is a constant")
-    return steps
 
 
 @lru_cache(maxsize=None)
@@ -105,7 +136,7 @@ def new_context(graph: Graph, input_shapes: dict, rounding: int, num_threads: in
 def build_plan(ctx: Ctx, external=frozenset()) -> Plan:
     """The unbound plan of ctx.graph: its steps, then the arena.  Tensors in `external` get no arena space: whoever
     binds the plan gives their addresses (a WHILE's loop variables live in the WHILE's outputs)."""
-    steps = prepare_steps(ctx)
+    steps = all_steps(ctx)
     with stage("arena plan"):
         return arena_plan(ctx, steps, external)
 
