@@ -132,12 +132,14 @@ def quantized_bound(value: float, scale: float, zero_point: int) -> int:
     return int(np.clip(int(round_half_even_f32(r)) + zero_point, INT8_MIN, INT8_MAX))
 
 
-def quantize_linear_array(x, scale: float, zero_point: int) -> np.ndarray:
-    """ONNX QuantizeLinear to int8 on the host, as the kernel computes it (NaN to the minimum)."""
+def quantize_linear_array(x, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
+    """ONNX QuantizeLinear to int8 (or another integer type) on the host, as the kernel computes it (NaN to the
+    minimum)."""
+    info = np.iinfo(dtype)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         r = np.asarray(x, dtype=np.float32) / F32(scale)
     r = np.where(np.isnan(r), F32(-1e9), np.clip(r, F32(-1e9), F32(1e9)))
-    return np.clip(round_half_even_f32(r).astype(np.int64) + zero_point, INT8_MIN, INT8_MAX).astype(np.int8)
+    return np.clip(round_half_even_f32(r).astype(np.int64) + zero_point, info.min, info.max).astype(dtype)
 
 
 def column_scales(s_in: float, w_scales: np.ndarray, s_out: float) -> np.ndarray:

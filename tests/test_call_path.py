@@ -116,6 +116,28 @@ def test_float_run_equals_the_checked_path():
         np.testing.assert_array_equal(it.get_output(), before)    # the input was left as it was
 
 
+def test_float_run_on_a_uint8_model_quantizes_to_the_uint8_range():
+    """A uint8 model (TF1 / Coral quantization) takes float data in run() too: quantized with its input's scale and
+    zero point over 0..255, the uint8 outputs dequantized, equal to LiteRT's reference kernels on those bytes."""
+    from edgeml import numerics as Q
+    data = tiny_model("fc_uint8")
+    it = edgeml.Interpreter(data)
+    ref = reference_model(data)
+    d, o = it.get_input_details()[0], it.get_output_details()[0]
+    assert d["dtype"] == np.uint8 and o["dtype"] == np.uint8
+    rng = np.random.default_rng(11)
+    span = d["scale"] * 300          # beyond both ends of the range: saturates to 0 and 255
+    for k in range(8):
+        x = (rng.uniform(-span, span, size=tuple(d["shape"])) + d["scale"] * (128 - d["zero_point"]))
+        for dtype in (np.float32, np.float64):
+            q = Q.quantize_array(x.astype(dtype), d["scale"], d["zero_point"], np.uint8)
+            want = Q.dequantize_array(run_reference(ref, [q])[0], o["scale"], o["zero_point"])
+            got = it.run(x.astype(dtype))
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, want)
+    assert q.min() == 0 and q.max() == 255
+
+
 @pytest.mark.parametrize("kind", TINY)
 def test_what_the_c_path_does_not_take_gets_the_checked_errors(kind):
     it = edgeml.Interpreter(tiny_model(kind))

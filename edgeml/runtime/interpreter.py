@@ -62,7 +62,8 @@ def _load_graph(model) -> Graph:
     return from_tflite(model)
 
 
-QUANTIZED_IO = (np.dtype(np.int8), np.dtype(np.int16))   # run() quantizes float data for these inputs
+# run() quantizes float data for inputs of these types (and dequantizes the outputs of these types)
+QUANTIZED_IO = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 
 
 class Interpreter(CallPath):
@@ -422,7 +423,7 @@ class Interpreter(CallPath):
                                      "infinity) have no quantized value")
                 s, zp = tensor.quant.scalar()
                 if self._graph.input_rounding == ROUND_HALF_EVEN:       # ONNX QuantizeLinear
-                    a = Q.quantize_linear_array(a, s, zp)
+                    a = Q.quantize_linear_array(a, s, zp, tensor.dtype)
                 else:
                     a = Q.quantize_array(a, s, zp, tensor.dtype)
                 float_in = True
