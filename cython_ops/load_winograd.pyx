@@ -6,7 +6,7 @@ ops/conv_winograd.winograd_panels (the transform), ops/conv.prepare_conv_int8_wi
 tests/test_load_fast_paths.py compares them."""
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t
 from libc.stdlib cimport free, malloc
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.string cimport memcpy, memset, strcmp
 
 
@@ -113,12 +113,14 @@ cdef int transform_into(const int8_t* w, Py_ssize_t oc, Py_ssize_t ic, int16_t* 
     return 0
 
 
-cdef char* typed_bytes(obj, Py_ssize_t count, const char* fmt, Py_ssize_t itemsize, const char* what) except NULL:
-    """The first byte of obj's C-contiguous buffer of exactly `count` items of struct format fmt (what a typed
-    memoryview checks, at a fraction of its cost: numpy keeps the bytes where they are while the array lives);
-    ValueError ("the arrays do not match") for anything else."""
+cdef char* typed_bytes(obj, Py_ssize_t count, const char* fmt, Py_ssize_t itemsize, const char* what,
+                       bint writable=False) except NULL:
+    """The first byte of obj's C-contiguous buffer of exactly `count` items of struct format fmt, writable where
+    asked (what a typed memoryview checks, at a fraction of its cost: numpy keeps the bytes where they are while
+    the array lives); ValueError ("the arrays do not match") for anything else, BufferError for a read-only array
+    to be written."""
     cdef Py_buffer view
-    if PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0:
+    if PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (PyBUF_WRITABLE if writable else 0)) < 0:
         return NULL
     cdef char* where = <char*>view.buf
     cdef const char* f = view.format
@@ -149,7 +151,7 @@ def winograd_weights(w, out):
     if not (wshape[1] == 3 and wshape[2] == 3 and shape_is(out, (16, panels, groups, 8, 4))):
         raise ValueError("winograd_weights: the arrays do not match")
     cdef const int8_t* wp = <const int8_t*>typed_bytes(w, oc * 9 * ic, b"b", 1, b"winograd_weights")
-    cdef int16_t* up = <int16_t*>typed_bytes(out, 16 * panels * groups * 32, b"h", 2, b"winograd_weights")
+    cdef int16_t* up = <int16_t*>typed_bytes(out, 16 * panels * groups * 32, b"h", 2, b"winograd_weights", True)
     if oc == 0 or ic == 0:      # (no output or no input channels: w holds no value either)
         return
     cdef int status
@@ -184,12 +186,12 @@ def winograd_arrays(w, bias, int64_t in_zp, double input_scale, weight_scales, d
     what = b"winograd_arrays"
     cdef const int8_t* wp = <const int8_t*>typed_bytes(w, oc * 9 * ic, b"b", 1, what)
     cdef const double* ws = <const double*>typed_bytes(weight_scales, m, b"d", 8, what)
-    cdef int16_t* up = <int16_t*>typed_bytes(u, 16 * panels * groups * 32, b"h", 2, what)
-    cdef int32_t* bo = <int32_t*>typed_bytes(bias_out, ocp, b"i", 4, what)
-    cdef int32_t* mp = <int32_t*>typed_bytes(mult, ocp, b"i", 4, what)
-    cdef int32_t* sp = <int32_t*>typed_bytes(shift, ocp, b"i", 4, what)
-    cdef double* s64 = <double*>typed_bytes(scale64, ocp, b"d", 8, what)
-    cdef float* s32 = <float*>typed_bytes(scale32, ocp, b"f", 4, what)
+    cdef int16_t* up = <int16_t*>typed_bytes(u, 16 * panels * groups * 32, b"h", 2, what, True)
+    cdef int32_t* bo = <int32_t*>typed_bytes(bias_out, ocp, b"i", 4, what, True)
+    cdef int32_t* mp = <int32_t*>typed_bytes(mult, ocp, b"i", 4, what, True)
+    cdef int32_t* sp = <int32_t*>typed_bytes(shift, ocp, b"i", 4, what, True)
+    cdef double* s64 = <double*>typed_bytes(scale64, ocp, b"d", 8, what, True)
+    cdef float* s32 = <float*>typed_bytes(scale32, ocp, b"f", 4, what, True)
     cdef const int32_t* b32 = NULL
     if bias is not None:
         if len(bias.shape) != 1 or bias.shape[0] != oc:

@@ -166,3 +166,13 @@ def test_winograd_arrays_refuses_arrays_of_another_type_or_size():
                    dict(bias=np.arange(oc + 1, dtype=np.int32))):
         with pytest.raises(ValueError):
             load_winograd.winograd_arrays(*arrays(**change))
+    for name in ("u", "b", "m", "s", "s64", "s32"):       # the arrays it writes: a read-only one is refused
+        frozen = arrays()[dict(u=7, b=8, m=9, s=10, s64=11, s32=12)[name]].copy()
+        frozen.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):
+            load_winograd.winograd_arrays(*arrays(**{name: frozen}))
+        assert not frozen.any()
+    frozen = np.zeros((16, ocp // 8, icp // 4, 8, 4), np.int16)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        load_winograd.winograd_weights(w, frozen)
