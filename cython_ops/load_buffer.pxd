@@ -1,6 +1,6 @@
 # The load modules' view of a numpy array's bytes, of a tensor's per-tensor quantization and of an op's first input
 # and output (load_pack, load_prepare, load_shell, load_ops, load_tables): inline, no module of its own.
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport int64_t
 
 
@@ -15,6 +15,21 @@ cdef inline char* buffer_bytes(obj, Py_ssize_t nbytes, const char* what) except 
     if length != nbytes:
         raise ValueError(f"{what.decode()}: an array of {length} bytes where {nbytes} were expected")
     return where if nbytes else <char*>1
+
+
+cdef inline size_t buffer_address(obj) except? 0:
+    """The start of the buffer an object exports (an array's first element; numpy's
+    __array_interface__["data"][0] without building the interface dict)."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(obj, &view, PyBUF_STRIDES)
+    cdef size_t where = <size_t>view.buf
+    PyBuffer_Release(&view)
+    return where
+
+
+cdef inline bint same_dtype(d, want):
+    """d == want, by identity first (numpy hands out one dtype object per built-in type)."""
+    return d is want or d == want
 
 
 cdef inline object per_tensor(t, float64_dtype, int64_dtype):

@@ -11,9 +11,8 @@ error classes' messages) are handed in once by ops/conv.py (use_runtime): cython
 Not kernels: no KERNELS table."""
 from libc.stdint cimport int8_t, int64_t
 
-from cpython.buffer cimport PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
 
-from cython_ops.load_buffer cimport buffer_bytes
+from cython_ops.load_buffer cimport buffer_address, buffer_bytes, same_dtype
 
 from cython_ops import load_depthwise, load_pack, load_prepare, load_shell, load_winograd
 
@@ -129,18 +128,9 @@ def use_runtime(step, candidate, sparse, fc_as_conv, column_source, column_requa
     keep_pool_largest = constants["keep_pool_largest"]
 
 
-cdef inline size_t data_address(obj) except? 0:
-    """load_pack.data_address without its Python call: the start of the buffer the array exports."""
-    cdef Py_buffer view
-    PyObject_GetBuffer(obj, &view, PyBUF_STRIDES)
-    cdef size_t where = <size_t>view.buf
-    PyBuffer_Release(&view)
-    return where
-
-
 cdef Py_ssize_t lead_to_aligned(raw):
     """Bytes from raw's first byte to the next keep_align boundary (Python's -address % keep_align)."""
-    cdef size_t address = data_address(raw)
+    cdef size_t address = buffer_address(raw)
     return <Py_ssize_t>((keep_align - <int64_t>(address % <size_t>keep_align)) % keep_align)
 
 
@@ -252,7 +242,7 @@ cdef tuple gemm_pack(ctx, op, w2, bias, double s_in, ws, double s_out, given, in
             *sparse_args)
     except OverflowError:
         raise overflow_error(op) from None
-    base = data_address(block)
+    base = buffer_address(block)
     w, b, mult, shift, scale64, scale32, start, block_k = offsets
     pointers = {"weights": base + w, "bias": base + b, "mult": base + mult, "shift": base + shift,
                 "double_scales": base + scale64, "float_scales": base + scale32}
@@ -416,9 +406,9 @@ cdef object winograd_conv(ctx, op, shell, x, y, wdata, bias, dict ints, double s
     cdef int64_t image = round_up((2 * th + 2) * (2 * tw + 2) * round_up(ic, 16) * 2 + 64, 64)
     cdef int64_t slice_bytes = round_up(image + round_up(16 * tw * icp * 2, 64) + 4 * 16 * 8 * 4, align)
     ints_w = step_ints(ints, 0, 1, icp, threads, slice_bytes)
-    pointers = {"weights": data_address(u), "bias": data_address(bias_k), "mult": data_address(mult),
-                "shift": data_address(shift), "double_scales": data_address(scale64),
-                "float_scales": data_address(scale32)}
+    pointers = {"weights": buffer_address(u), "bias": buffer_address(bias_k), "mult": buffer_address(mult),
+                "shift": buffer_address(shift), "double_scales": buffer_address(scale64),
+                "float_scales": buffer_address(scale32)}
     return Step(op, "conv2d_int8_avx2_winograd", BoundGemm(pointers, x.index, y.index, ints_w, {}),
                 slice_bytes * threads, macs)
 
@@ -443,17 +433,12 @@ cdef class BoundDepthwise:
         self.block, self.at, self.x, self.y, self.ints = block, at, x, y, ints
 
     def __call__(self, addr):
-        base = data_address(self.block)
+        base = buffer_address(self.block)
         w_at, bias_at, mult_at, shift_at, scale64_at, scale32_at, table_at, offsets_at, estimate_at = self.at
         return ({"input": addr(self.x), "weights": base + w_at, "bias": base + bias_at, "output": addr(self.y),
                  "scratch": addr("scratch"), "rq_table": base + table_at, "tap_offsets": base + offsets_at,
                  "rq_estimate": base + estimate_at, "mult": base + mult_at, "shift": base + shift_at,
                  "double_scales": base + scale64_at, "float_scales": base + scale32_at}, self.ints, {})
-
-
-cdef inline bint same_dtype(d, want):
-    """d == want, by identity first (numpy hands out one dtype object per built-in type)."""
-    return d is want or d == want
 
 
 cdef bint plain_columns(bias, mult, shift, real, real32):

@@ -3,7 +3,6 @@
 packing_sparse.py; the depthwise one's: load_depthwise.pyx) and of the multipliers (numerics.quantize_multipliers) take several passes
 and temporaries, and an array's data address without numpy's interface dict.  Not kernels: no KERNELS table; each
 function has a numpy twin, and tests/test_load_fast_paths.py compares the two."""
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_STRIDES, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdlib cimport free, malloc, qsort
@@ -11,7 +10,7 @@ from libc.string cimport memcpy, memset, strcmp
 
 import numpy as np
 
-from cython_ops.load_buffer cimport buffer_bytes
+from cython_ops.load_buffer cimport buffer_address, buffer_bytes
 
 
 cdef extern from "math.h" nogil:
@@ -173,12 +172,8 @@ def quantize_multipliers(const double[::1] real, int rounding):
 
 def data_address(obj):
     """The address of an array's first element (numpy's __array_interface__["data"][0], without building the
-    interface dict): the start of the buffer the object exports."""
-    cdef Py_buffer view
-    PyObject_GetBuffer(obj, &view, PyBUF_STRIDES)
-    cdef size_t where = <size_t>view.buf
-    PyBuffer_Release(&view)
-    return where
+    interface dict): the start of the buffer the object exports (load_buffer.buffer_address, for Python)."""
+    return buffer_address(obj)
 
 
 

@@ -7,7 +7,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdint cimport int64_t
 
 from cython_ops import load_pack
-from cython_ops.load_buffer cimport buffer_bytes, per_tensor
+from cython_ops.load_buffer cimport buffer_bytes, per_tensor, same_dtype
 
 
 # --- the int8 CONV_2D / DEPTHWISE_CONV_2D prepare's reading and checks (ops/conv.py), in one call ---------------------
@@ -20,11 +20,6 @@ cdef inline int64_t floor_quotient(int64_t a, int64_t b) noexcept:
     if (a % b != 0) and ((a < 0) != (b < 0)):
         q -= 1
     return q
-
-
-cdef inline bint other_dtype(d, want):
-    """d != want, by identity first (numpy hands out one dtype object per built-in type)."""
-    return d is not want and d != want
 
 
 cdef bint small_positive(v, int64_t* out):
@@ -81,7 +76,8 @@ cdef object int8_quantization(x, y, w, int64_t columns, int axis, int activation
     if x_params is None or y_params is None or w.quant is None:
         return None
     ws, zps = w.quant.scale, w.quant.zero_point
-    if ws.ndim != 1 or other_dtype(ws.dtype, float64_dtype) or zps.ndim != 1 or other_dtype(zps.dtype, int64_dtype):
+    if (ws.ndim != 1 or not same_dtype(ws.dtype, float64_dtype) or zps.ndim != 1
+            or not same_dtype(zps.dtype, int64_dtype)):
         return None
     cdef const int64_t* zp
     cdef Py_ssize_t i
@@ -136,11 +132,12 @@ def int8_conv_shell(ctx, op, bint depthwise, int chunk, uint8_option, requant_op
         return None
     x, w, y, xi, wi = operands
     shapes, constants, o = ctx.shapes, ctx.constants, op.options
-    if other_dtype(y.dtype, int8_dtype):
+    if not same_dtype(y.dtype, int8_dtype):
         return None
     xs = shapes.get(xi)
     wdata = constants.get(wi)
-    if xs is None or wdata is None or len(xs) != 4 or wdata.ndim != 4 or other_dtype(wdata.dtype, int8_dtype):
+    if (xs is None or wdata is None or len(xs) != 4 or wdata.ndim != 4
+            or not same_dtype(wdata.dtype, int8_dtype)):
         return None
     if o.get("requant") == requant_option:
         return None
