@@ -1,8 +1,16 @@
 # cython: language_level=3
 """CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED kernels (include/em_conv.h, em_depthwise.h, em_depthwise_simd.h,
 em_fully_connected.h, em_conv_winograd.h, hybrid: em_hybrid.h; GEMMs: em_gemm*.h)."""
-from libc.stdint cimport uintptr_t
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport int64_t, uintptr_t
 from cython_ops.em_params cimport em_params
+
+cdef extern from "em_threads.h":
+    ctypedef void (*em_slice_fn)(const void* ctx, int64_t slice, int64_t nslices) noexcept nogil
+    int em_parallel_run(int64_t nslices, em_slice_fn fn, const void* ctx) nogil
+
+# the process's one worker pool, for the other kernel modules (em_threads.h EM_SHARED_POOL_CLIENT)
+POOL = PyCapsule_New(<void*>em_parallel_run, b"edgeml.em_parallel_run", NULL)
 
 cdef extern from "em_isa.h":
     int em_isa() nogil
