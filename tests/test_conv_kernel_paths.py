@@ -41,6 +41,20 @@ def case_dw(rng, ic, dm, k, stride, dil, padding, n=1, hw=None, w_zp=0, ties=Fal
     return g, x, acc, f"dw x{list(x.shape)} dm{dm} k{kh}x{kw} s{stride} d{dil} pad{padding} w_zp{w_zp}"
 
 
+def case_conv(rng, ic, oc, k, stride, dil, padding, n, hw):
+    """CONV_2D; the stems among them run on the AVX2 path's padded-image forms, whose slices pad only the image rows
+    their output rows read."""
+    kh, kw = k
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(n, hw[0], hw[1], ic)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(oc, kh, kw, ic)).astype(np.int8)
+    wscale = rng.uniform(0.002, 0.02, oc)
+    bias = rng.integers(-5000, 5000, oc).astype(np.int32)
+    xs, ys = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.05, 0.5))
+    g, acc = conv_layer("CONV_2D", x, w, bias, x_zp, y_zp, xs, ys, wscale, padding, stride, dil, int(rng.choice([0, 3])))
+    return g, x, acc, f"conv x{list(x.shape)} oc{oc} k{kh}x{kw} s{stride} d{dil} pad{padding}"
+
+
 def case_fc_big(rng, rows, k, units, w_zp=0):
     x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
     x = rng.integers(-128, 128, size=(rows, k)).astype(np.int8)
@@ -85,7 +99,12 @@ def main():
     check_modes(cases, failures, kernels)
     big = [case_dw(rng, 32, 1, (3, 3), (1, 1), (1, 1), 0, n=2, hw=(57, 47)),
            case_dw(rng, 24, 2, (3, 3), (2, 2), (1, 1), 0, hw=(80, 61)),
-           case_fc_big(rng, 1, 2048, 300), case_fc_big(rng, 33, 512, 64)]
+           case_fc_big(rng, 1, 2048, 300), case_fc_big(rng, 33, 512, 64),
+           case_conv(rng, 3, 32, (3, 3), (2, 2), (1, 1), 0, 2, (80, 61)),     # a stem: the padded image (mode 4)
+           case_conv(rng, 3, 24, (3, 3), (2, 2), (1, 1), 1, 1, (77, 59)),
+           case_conv(rng, 3, 16, (7, 7), (2, 2), (1, 1), 0, 2, (45, 37)),     # gathered windows (mode 5)
+           case_conv(rng, 5, 20, (5, 3), (1, 2), (1, 1), 1, 1, (33, 41)),
+           case_conv(rng, 4, 24, (3, 3), (1, 1), (1, 1), 0, 1, (61, 47))]    # (or Winograd)
     check_threads(big, failures, kernels)     # past the threading thresholds
     report(kernels, failures)
 

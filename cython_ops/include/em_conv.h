@@ -188,19 +188,23 @@ EM_AVX2_TARGET static void em_conv2d_s16_slice(const void* ctx, int64_t slice, i
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
         int8_t* o = out + b * P * OC;
+        /* modes 4 and 5: the slice pads only the image rows its output rows read (skip pixels before them) */
+        int64_t pad_begin = 0, pad_end = IHp, skip = 0;
+        if (mode == 4 || mode == 5) {
+            skip = em_slice_padded_rows(d, r0, r1, &pad_begin, &pad_end);
+            em_pad_rows_s16(img, d, pad_begin, pad_end, IWp, (int16_t*)scratch);
+        }
         if (mode == 4) {
-            em_pad_image_s16(img, d, IHp, IWp, (int16_t*)scratch);
             const em_gemm_rows rows = {scratch, 0, d[EM_CONV_I_OW], 2 * d[EM_CONV_I_SH] * IWp * IC,
                                        2 * d[EM_CONV_I_SW] * IC, d[EM_CONV_I_KH], 2 * d[EM_CONV_I_DH] * IWp * IC,
-                                       Kp / d[EM_CONV_I_KH] / 4, r0};
+                                       Kp / d[EM_CONV_I_KH] / 4, r0 - skip};
             em_gemm_s16_avx2_rows(&rows, r1 - r0, &g, o + r0 * OC, OC);
             continue;
         }
-        if (mode == 5) em_pad_image_s16(img, d, IHp, IWp, (int16_t*)scratch);
         for (int64_t first = r0; first < r1; first += chunk) {
             const int64_t rows = r1 - first < chunk ? r1 - first : chunk;
             if (mode == 5) {
-                em_gather_windows_s16((const int16_t*)scratch, d, IWp, first, rows, Kp,
+                em_gather_windows_s16((const int16_t*)scratch, d, IWp, first - skip, rows, Kp,
                                       (int16_t*)(scratch + em_padded_image_s16_bytes(d)));
                 em_gemm_s16_avx2((const int16_t*)(scratch + em_padded_image_s16_bytes(d)), Kp, rows, &g,
                                  o + first * OC, OC);

@@ -194,19 +194,20 @@ EM_AVX2_TARGET static void em_gather_windows_s16(const int16_t* img, const int64
     }
 }
 
-/* The image an AVX2 conv reads as int16 (x sign-extended), padded with in_zp to the rows and columns its windows
- * touch (top-left at (-pad_top, -pad_left)): IHp x IWp x IC int16 with 64 bytes of slack after it. */
-EM_AVX2_TARGET static void em_pad_image_s16(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
-                                            int16_t* out) {
+/* Rows [r_begin, r_end) of the image an AVX2 conv reads as int16 (x sign-extended), padded with in_zp to the rows
+ * and columns its windows touch (top-left at (-pad_top, -pad_left)): (r_end - r_begin) x IWp x IC int16 from out,
+ * with 64 bytes of slack after them.  A thread's slice pads only the rows its output rows read. */
+EM_AVX2_TARGET static void em_pad_rows_s16(const int8_t* img, const int64_t* d, int64_t r_begin, int64_t r_end,
+                                           int64_t IWp, int16_t* out) {
     const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC];
     const int64_t PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
     const __m256i pad = _mm256_set1_epi16((int16_t)d[EM_CONV_I_IN_ZP]);
     const int64_t x0 = PL < IWp ? PL : IWp, x1 = IW + PL < IWp ? IW + PL : IWp;   /* columns holding pixels */
-    for (int64_t r = 0; r <= IHp; r++) {
-        int16_t* o = out + r * IWp * IC;
+    for (int64_t r = r_begin; r <= r_end; r++) {
+        int16_t* o = out + (r - r_begin) * IWp * IC;
         const int64_t iy = r - PT;
-        const int64_t n = r == IHp ? 32 : IWp * IC;          /* the slack row: 64 bytes of padding */
-        if (r == IHp || iy < 0 || iy >= IH || x1 <= x0) {
+        const int64_t n = r == r_end ? 32 : IWp * IC;        /* the slack row: 64 bytes of padding */
+        if (r == r_end || iy < 0 || iy >= IH || x1 <= x0) {
             for (int64_t k = 0; k < n; k += 16) _mm256_storeu_si256((__m256i*)(o + k), pad);
             continue;
         }
@@ -220,6 +221,22 @@ EM_AVX2_TARGET static void em_pad_image_s16(const int8_t* img, const int64_t* d,
         for (; k < total; k++) dst[k] = src[k];
         for (k = x1 * IC; k < IWp * IC; k += 16) _mm256_storeu_si256((__m256i*)(o + k), pad);
     }
+}
+
+/* The whole padded image (IHp rows): em_pad_rows_s16 over every row. */
+EM_AVX2_TARGET static inline void em_pad_image_s16(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
+                                                   int16_t* out) {
+    em_pad_rows_s16(img, d, 0, IHp, IWp, out);
+}
+
+/* The padded rows output pixels [r0, r1) read (r1 > r0): [*first_row, *end_row), and the number of output pixels
+ * before the slice's first output row (first + m then counts pixels from there). */
+static inline int64_t em_slice_padded_rows(const int64_t* d, int64_t r0, int64_t r1, int64_t* first_row,
+                                           int64_t* end_row) {
+    const int64_t OW = d[EM_CONV_I_OW], oy0 = r0 / OW, oy1 = (r1 - 1) / OW;
+    *first_row = oy0 * d[EM_CONV_I_SH];
+    *end_row = oy1 * d[EM_CONV_I_SH] + (d[EM_CONV_I_KH] - 1) * d[EM_CONV_I_DH] + 1;
+    return oy0 * OW;
 }
 #endif
 #endif
