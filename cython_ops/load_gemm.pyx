@@ -341,11 +341,12 @@ cdef object conv_gemm(ctx, op, bint depthwise, str kernel, x, y, wdata, bias, di
     if layout == AVX2_S8:       # a 1x1 conv over one or two pixels (a classifier head): the FC kernel's int8 panels
         rows = n * oh * ow
         slice_bytes = round_up(rows * kp * 2, align)
+        threads = max(1, min(<int64_t>ctx.num_threads, cdiv(oc, 16))) if macs >= conv_thread_macs else 1
         ints_g = {"rows": rows, "depth": K, "units": oc, "out_zp": ints["out_zp"], "act_min": ints["act_min"],
-                  "act_max": ints["act_max"], "mode": rq_mode, "kp": kp, "chunk": rows, "w_zp": 0, "threads": 1,
+                  "act_max": ints["act_max"], "mode": rq_mode, "kp": kp, "chunk": rows, "w_zp": 0, "threads": threads,
                   "slice_bytes": slice_bytes}
         return Step(op, "fully_connected_int8_avx2_gemv", BoundGemm(pointers, x.index, y.index, ints_g, {}),
-                    slice_bytes, macs)
+                    slice_bytes * threads, macs)
     if layout == AVX2:
         chunk = max(1, min(rows, max(4, (avx2_big_chunk_bytes if 2 * kp * oc >= avx2_big_weight_bytes
                                           else vnni_chunk_bytes) // (2 * kp) // 4 * 4)))

@@ -27,7 +27,7 @@ from edgeml.runtime.requant import REQUANT_FLOAT
 from edgeml.runtime.plan import Ctx, OpSpec, Step, address
 
 
-THREAD_MIN_MACS = 2_000_000   # a conv is split over threads only from this size (a slice costs a wake-up)
+THREAD_MIN_MACS = 500_000     # a conv is split over threads only from this size (a slice costs a wake-up, ~1-3 us)
 INT8 = np.dtype(np.int8)
 UNIT_SCALE = np.ones(1)         # a uint8 conv's weight scale once its input scale holds the float32 product
 UNIT_SCALE.flags.writeable = False
@@ -234,13 +234,14 @@ def prepare_conv_int8(ctx: Ctx, op: Op, x, y, wconv: np.ndarray, bias, in_zp: in
     if layout == AVX2_S8:       # a 1x1 conv over one or two pixels (a classifier head): the FC kernel's int8 panels
         rows = g["n"] * oh * ow
         slice_bytes = -(-(rows * kp * 2) // ALIGN) * ALIGN
+        threads = 1 if macs < THREAD_MIN_MACS else max(1, min(ctx.num_threads, -(-oc // 16)))   # (16-column blocks)
         ints_g = dict(rows=rows, depth=K, units=oc, out_zp=source.out_zp, act_min=source.act_min,
-                      act_max=source.act_max, mode=source.mode, kp=kp, chunk=rows, w_zp=0, threads=1,
+                      act_max=source.act_max, mode=source.mode, kp=kp, chunk=rows, w_zp=0, threads=threads,
                       slice_bytes=slice_bytes)
 
         def make_g(addr):
             return (dict(pointers, input=addr(x.index), output=addr(y.index), scratch=addr("scratch")), ints_g, {})
-        return Step(op, "fully_connected_int8_avx2_gemv", make_g, slice_bytes, macs)
+        return Step(op, "fully_connected_int8_avx2_gemv", make_g, slice_bytes * threads, macs)
     if layout == AVX2:
         chunk = avx2_chunk(kp, oh * ow, oc)
         image_bytes = (ihp * iwp * ic + 32) * 2     # em_pad_image_s16's padded image

@@ -10,7 +10,7 @@ from edgeml.runtime import requant
 from edgeml.runtime.packing_depthwise import ROW_KERNELS, pack_depthwise_rows
 from edgeml.runtime.plan import Ctx, Step, address
 
-THREAD_MIN_MACS = 1_000_000   # a depthwise conv is split over threads from this size (a slice costs a wake-up)
+THREAD_MIN_MACS = 250_000     # a depthwise conv is split over threads from this size (a slice costs a wake-up)
 
 
 def depthwise_threads(ctx: Ctx, macs: int, rows: int) -> int:
