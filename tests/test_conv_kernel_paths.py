@@ -104,7 +104,8 @@ def main():
            case_conv(rng, 3, 24, (3, 3), (2, 2), (1, 1), 1, 1, (77, 59)),
            case_conv(rng, 3, 16, (7, 7), (2, 2), (1, 1), 0, 2, (45, 37)),     # gathered windows (mode 5)
            case_conv(rng, 5, 20, (5, 3), (1, 2), (1, 1), 1, 1, (33, 41)),
-           case_conv(rng, 4, 24, (3, 3), (1, 1), (1, 1), 0, 1, (61, 47))]    # (or Winograd)
+           case_conv(rng, 4, 24, (3, 3), (1, 1), (1, 1), 0, 1, (61, 47)),    # (or Winograd)
+           case_conv(rng, 1280, 503, (1, 1), (1, 1), (1, 1), 0, 1, (1, 1))]   # a classifier head: the FC gemv
     check_threads(big, failures, kernels)     # past the threading thresholds
     report(kernels, failures)
 
