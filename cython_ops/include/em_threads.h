@@ -35,14 +35,16 @@ static int em_parallel_run(int64_t nslices, em_slice_fn fn, const void* ctx) {
 }
 #else
 #include <pthread.h>
+#include <time.h>
 
 /* Slices are handed out under a spin lock (a few instructions held), never under a sleeping mutex: a thread that
  * blocks on a contended mutex sleeps in the kernel, and waking it (a futex call, on a virtual CPU often an
- * interrupt to a halted core) costs tens of microseconds, as much as a small op.  Threads spin a while (EM_SPINS
- * pauses, about half a millisecond) for the next region or for the last slices before they sleep on a condition
+ * interrupt to a halted core) costs tens of microseconds, as much as a small op.  Threads spin a while (EM_SPIN_NS,
+ * half a millisecond, by the clock: a pause instruction takes from a few cycles to over a hundred, by CPU) for the
+ * next region or for the last slices before they sleep on a condition
  * variable; `sleepers` and `caller_waits` tell the other side whether a wake-up call is needed (each side stores its
  * flag, then reads the other's variable, both sequentially consistent, so one of them always sees the other). */
-#define EM_SPINS 20000
+#define EM_SPIN_NS 500000
 
 typedef struct {
     pthread_mutex_t lock;       /* guards sleeping and waking only */
@@ -67,6 +69,21 @@ static inline void em_spin_pause(void) {
 #elif defined(__aarch64__)
     __asm__ volatile("yield");
 #endif
+}
+
+static inline int64_t em_spin_clock_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Spinning: call with spin = 0, 1, 2, ..; pauses once and says whether to go on (the clock is read every 64th). */
+static inline int em_spin_on(int64_t spin, int64_t* since) {
+    em_spin_pause();
+    if (spin & 63) return 1;
+    const int64_t now = em_spin_clock_ns();
+    if (spin == 0) *since = now;
+    return now - *since < EM_SPIN_NS;
 }
 
 static inline void em_spin_lock(void) {
@@ -105,10 +122,9 @@ static void* em_pool_worker(void* arg) {
     int64_t seen = (int64_t)(intptr_t)arg;      /* the generation before the region that started this worker */
     for (;;) {
         int64_t g = __atomic_load_n(&em_pool.generation, __ATOMIC_ACQUIRE);
-        for (int spin = 0; g == seen && spin < EM_SPINS; spin++) {
-            em_spin_pause();
+        int64_t since = 0;
+        for (int64_t spin = 0; g == seen && em_spin_on(spin, &since); spin++)
             g = __atomic_load_n(&em_pool.generation, __ATOMIC_ACQUIRE);
-        }
         if (g == seen) {
             pthread_mutex_lock(&em_pool.lock);
             __atomic_add_fetch(&em_pool.sleepers, 1, __ATOMIC_SEQ_CST);
@@ -172,7 +188,8 @@ static int em_parallel_run(int64_t nslices, em_slice_fn fn, const void* ctx) {
     }
     em_pool_drain();
     /* the workers still run their slices: spin, then sleep */
-    for (int spin = 0; spin < EM_SPINS && em_pool_finished() < nslices; spin++) em_spin_pause();
+    int64_t since = 0;
+    for (int64_t spin = 0; em_pool_finished() < nslices && em_spin_on(spin, &since); spin++) {}
     if (em_pool_finished() < nslices) {
         pthread_mutex_lock(&em_pool.lock);
         __atomic_store_n(&em_pool.caller_waits, 1, __ATOMIC_SEQ_CST);
