@@ -41,9 +41,9 @@ static int em_parallel_run(int64_t nslices, em_slice_fn fn, const void* ctx) {
  * blocks on a contended mutex sleeps in the kernel, and waking it (a futex call, on a virtual CPU often an
  * interrupt to a halted core) costs tens of microseconds, as much as a small op.  Threads spin a while (EM_SPIN_NS,
  * half a millisecond, by the clock: a pause instruction takes from a few cycles to over a hundred, by CPU) for the
- * next region or for the last slices before they sleep on a condition
- * variable; `sleepers` and `caller_waits` tell the other side whether a wake-up call is needed (each side stores its
- * flag, then reads the other's variable, both sequentially consistent, so one of them always sees the other). */
+ * next region or for the last slices before they sleep on a condition variable; `sleepers` and `caller_waits` tell
+ * the other side whether a wake-up call is needed (each side stores its flag, then reads the other's variable, both
+ * sequentially consistent, so one of them always sees the other). */
 #define EM_SPIN_NS 500000
 
 typedef struct {
