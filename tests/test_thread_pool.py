@@ -111,3 +111,71 @@ for child in range(3):
     assert os.waitstatus_to_exitcode(status) == 0, f"child {child}: exit {status}"
     assert all(np.array_equal(many.run(x), w) for x, w in zip(xs, want))
 ''', timeout=240)
+
+
+POOL_STRESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "em_threads.h"
+
+/* Regions of 1..7 slices back to back, from two caller threads at once, some after a pause long enough for the
+ * workers to sleep: every slice of every region runs once, and its writes are seen by the caller on return. */
+typedef struct { int64_t* hits; int64_t region; } job;
+
+static void slice_fn(const void* ctx, int64_t s, int64_t n) {
+    const job* j = (const job*)ctx;
+    (void)n;
+    j->hits[s] += j->region + 1;
+}
+
+static void* caller(void* arg) {
+    const int64_t me = (int64_t)(intptr_t)arg;
+    int64_t hits[8];
+    for (int64_t r = 0; r < 4000; r++) {
+        const int64_t n = 1 + (r * 7 + me * 3) % 7;
+        for (int k = 0; k < 8; k++) hits[k] = 0;
+        const job j = {hits, r};
+        em_parallel_run(n, slice_fn, &j);
+        for (int64_t k = 0; k < 8; k++)
+            if (hits[k] != (k < n ? r + 1 : 0)) {
+                printf("caller %lld region %lld slice %lld: %lld\n", (long long)me, (long long)r, (long long)k,
+                       (long long)hits[k]);
+                exit(1);
+            }
+        if (r % 1000 == 999) {      /* past the spin: the workers sleep, the next region wakes them */
+            struct timespec t = {0, 3000000};
+            nanosleep(&t, NULL);
+        }
+    }
+    return NULL;
+}
+
+int main(void) {
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++) pthread_create(&t[k], NULL, caller, (void*)(intptr_t)k);
+    for (int k = 0; k < 2; k++) pthread_join(t[k], NULL);
+    printf("ok\n");
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("sanitizer", [None, "thread"])
+def test_pool_runs_every_slice_once(tmp_path, sanitizer):
+    """em_threads.h alone, compiled as C: thousands of regions from two callers, some after the workers went to
+    sleep; with ThreadSanitizer too, where the compiler has it (a data race in the hand-off is an error there)."""
+    import shutil
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src, exe = tmp_path / "pool.c", tmp_path / "pool"
+    src.write_text(POOL_STRESS)
+    flags = ["-O1", "-g", "-Wall", "-Werror"] + ([f"-fsanitize={sanitizer}"] if sanitizer else [])
+    built = subprocess.run([cc, *flags, "-I", str(ROOT / "cython_ops" / "include"), str(src), "-o", str(exe),
+                            "-pthread"], capture_output=True, text=True)
+    if built.returncode != 0 and sanitizer:
+        pytest.skip(f"{cc} cannot build with -fsanitize={sanitizer}: {built.stderr[-300:]}")
+    assert built.returncode == 0, built.stderr
+    env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1 exitcode=66")
+    done = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.stdout + done.stderr)[-4000:]

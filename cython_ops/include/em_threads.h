@@ -42,8 +42,8 @@ static int em_parallel_run(int64_t nslices, em_slice_fn fn, const void* ctx) {
  * interrupt to a halted core) costs tens of microseconds, as much as a small op.  Threads spin a while (EM_SPIN_NS,
  * half a millisecond, by the clock: a pause instruction takes from a few cycles to over a hundred, by CPU) for the
  * next region or for the last slices before they sleep on a condition variable; `sleepers` and `caller_waits` tell
- * the other side whether a wake-up call is needed (each side stores its flag, then reads the other's variable, both
- * sequentially consistent, so one of them always sees the other). */
+ * the other side whether a wake-up call is needed (each side stores its flag, then reads the other's variable, all
+ * four sequentially consistent atomics, so one of them always sees the other's store). */
 #define EM_SPIN_NS 500000
 
 typedef struct {
@@ -106,7 +106,6 @@ static void em_pool_drain(void) {
         fn(ctx, s, n);
         const int64_t finished = __atomic_add_fetch(&em_pool.finished, 1, __ATOMIC_SEQ_CST);
         if (finished == n) {
-            __atomic_thread_fence(__ATOMIC_SEQ_CST);
             if (__atomic_load_n(&em_pool.caller_waits, __ATOMIC_SEQ_CST)) {
                 pthread_mutex_lock(&em_pool.lock);
                 pthread_cond_signal(&em_pool.done);
@@ -193,7 +192,6 @@ static int em_parallel_run(int64_t nslices, em_slice_fn fn, const void* ctx) {
     if (em_pool_finished() < nslices) {
         pthread_mutex_lock(&em_pool.lock);
         __atomic_store_n(&em_pool.caller_waits, 1, __ATOMIC_SEQ_CST);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
         while (em_pool_finished() < nslices) pthread_cond_wait(&em_pool.done, &em_pool.lock);
         __atomic_store_n(&em_pool.caller_waits, 0, __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&em_pool.lock);
