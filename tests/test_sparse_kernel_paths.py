@@ -89,7 +89,8 @@ def main():
             if any("sparse" in k for k in dense_names) or not np.array_equal(got, dense):
                 failures.append(f"{desc} mode {mode}: sparse off differs or still sparse ({dense_names})")
     big = [case_sparse_conv(rng, 40, 16, (3, 3), (1, 1), (1, 1), 1, 0.3, n=2, hw=(37, 35)),
-           case_sparse_conv(rng, 64, 64, (1, 1), (1, 1), (1, 1), 0, 0.2, hw=(40, 40))]
+           case_sparse_conv(rng, 64, 64, (1, 1), (1, 1), (1, 1), 0, 0.2, hw=(40, 40)),
+           case_sparse_conv(rng, 64, 32, (1, 1), (2, 2), (1, 1), 0, 0.2, hw=(61, 57))]     # 1x1 stride 2
     check_threads(big, failures, kernels, sparse="on")     # past the threading thresholds
     report(kernels, failures)
 
