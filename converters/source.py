@@ -84,9 +84,9 @@ def read_model_buffer(model) -> tuple:
             try:
                 while total <= size:
                     n = READV(fd, [view[total:]])
-                    if not n:
-                        break
                     total += n
+                    if not n or total == size:      # (the size stat gave, one byte short of the request: the end
+                        break                       # of a regular file; no further read to see it)
             finally:
                 os.close(fd)
     except OSError as exc:

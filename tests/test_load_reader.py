@@ -3,6 +3,7 @@ has its uint8 constants flipped to int8 there (no copy), which must equal the co
 hands in (the one tests/test_uint8.py checks against LiteRT), and must never touch bytes another tensor reads."""
 from __future__ import annotations
 
+import os
 
 import numpy as np
 import pytest
@@ -120,6 +121,36 @@ def test_read_model_buffer_reads_the_whole_file(tmp_path, monkeypatch, readv):
         view, array = read_model_buffer(path)
         assert view.readonly and bytes(view) == data and array.flags.writeable and array.tobytes() == data
     assert read_model_buffer(data) == (data, None)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_read_model_buffer_reads_on_after_short_reads(tmp_path, monkeypatch, chunk):
+    """A read that returns fewer bytes than asked before the size stat gave (a pipe-like file system) is followed
+    by more reads; one that reaches that size ends the read."""
+    data = np.random.default_rng(chunk).integers(0, 256, 20001).astype(np.uint8).tobytes()
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    calls = []
+
+    def short_readv(fd, buffers):
+        calls.append(len(buffers[0]))
+        return os.readv(fd, [buffers[0][:chunk]])
+    monkeypatch.setattr(source, "READV", short_readv)
+    view, array = read_model_buffer(path)
+    assert bytes(view) == data and array.tobytes() == data
+    assert len(calls) == -(-len(data) // chunk)        # (no read after the last byte)
+
+
+@pytest.mark.parametrize("readv", [True, False])
+def test_a_file_that_grew_since_its_size_was_read_is_read_whole(tmp_path, monkeypatch, readv):
+    if not readv:
+        monkeypatch.setattr(source, "READV", None)
+    data = bytes(range(256)) * 40
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    monkeypatch.setattr(source, "_regular_file_size", lambda p: len(data) - 100)      # (stat before it grew)
+    view, array = read_model_buffer(path)
+    assert bytes(view) == data and array is None
 
 
 def test_a_model_read_from_its_file_runs_as_its_bytes_do():
