@@ -233,3 +233,21 @@ def int8_hard_swish_shell(ctx, op, int8_dtype, int vector):
         return xi, yi, n, table, None
     return xi, yi, n, table, dict(in_zp=zp_in, out_zp=zp_out, reluish_mult=int16_multiplier(rel_m),
                                   reluish_exponent=rel_e, out_mult=int16_multiplier(out_m), out_exponent=out_e)
+
+
+def flip_sign_bit_shell(ctx, op, uint8_dtype, int8_dtype):
+    """FLIP_SIGN_BIT (q ^ 0x80 between a uint8 model's boundary tensors and the int8 ones it is run on), what
+    ops/onnx_quantized.prepare_flip_sign_bit (its twin) reads and checks: a uint8 input and int8 output or the
+    reverse, the input's shape known.  Sets the output shape and returns (input index, output index, elements);
+    None wherever the Python path must decide (its checks and messages)."""
+    head = one_in_one_out(ctx, op, uint8_dtype, int8_dtype)
+    if head is None:
+        head = one_in_one_out(ctx, op, int8_dtype, uint8_dtype)
+        if head is None:
+            return None
+    xi, yi, x, y, xs = head
+    cdef int64_t n = element_count(xs, MAX_DIM)
+    if n < 0:
+        return None
+    load_ops.set_output_shape(ctx, op, 0, xs, y)
+    return xi, yi, n

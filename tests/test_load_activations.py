@@ -263,3 +263,51 @@ def test_declined_hard_swish_forms_keep_the_python_paths_result(case):
     found = assert_same_plan(make, HARD_SWISH_SHELL, error=error, fragment=fragment)
     if error is not None:
         assert found[1].startswith("op 0 (HARD_SWISH v1): ")
+
+
+# ----- FLIP_SIGN_BIT (flip_sign_bit_shell): a uint8 model's boundary, uint8 <-> int8 ------------------------------
+FLIP_SHELL = [(load_activations, "flip_sign_bit_shell")]
+UINT8 = np.dtype(np.uint8)
+
+
+def flip_graph(shape, x_dtype=np.uint8, y_dtype=np.int8, out_shape=None, inputs=(0,), op_inputs=(0,),
+               op_outputs=(1,)):
+    x, y = tensor(0, shape, x_dtype, 0.05, 3), tensor(1, shape if out_shape is None else out_shape, y_dtype, 0.05, 3)
+    return Graph([x, y], [Op(0, "FLIP_SIGN_BIT", 1, list(op_inputs), list(op_outputs))], list(inputs), [1])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtypes", [(np.uint8, np.int8), (np.int8, np.uint8)])
+def test_flip_sign_bit_shell_plans_equal_the_python_path(shape, dtypes):
+    g = flip_graph(shape, *dtypes)
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    assert load_activations.flip_sign_bit_shell(ctx, g.ops[0], UINT8, INT8) == (0, 1, int(np.prod(shape)))
+    assert ctx.shapes[1] == shape
+    found = assert_same_plan(lambda: flip_graph(shape, *dtypes), FLIP_SHELL)
+    assert [s[0] for s in found[0]] == ["onnx_flip_sign_bit"]
+
+
+FLIP_DECLINED = [
+    ("int8 to int8", lambda: flip_graph((2, 3), np.int8, np.int8), UnsupportedOpError,
+     "sign-bit flip between int8 and int8"),
+    ("uint8 to float32", lambda: flip_graph((2, 3), np.uint8, np.float32), UnsupportedOpError,
+     "sign-bit flip between uint8 and float32"),
+    ("a wrongly declared output", lambda: flip_graph((2, 3), out_shape=(3, 2)), ModelFormatError,
+     "is declared [3, 2] but the op produces [2, 3]"),
+    ("no output", lambda: flip_graph((2, 3), op_outputs=()), ModelFormatError, "missing output 0"),
+    ("an omitted input", lambda: flip_graph((2, 3), op_inputs=(-1,)), ModelFormatError, "missing input 0"),
+    ("an input nothing produces", lambda: flip_graph((2, 3), inputs=()), ModelFormatError,
+     "is read before any op produces it"),
+]
+
+
+@pytest.mark.parametrize("case", FLIP_DECLINED, ids=[c[0] for c in FLIP_DECLINED])
+def test_declined_flip_sign_bit_forms_keep_the_python_paths_error(case):
+    what, make, error, fragment = case
+    g = make()
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    if "declared" not in fragment:
+        assert load_activations.flip_sign_bit_shell(ctx, g.ops[0], UINT8, INT8) is None
+        assert 1 not in ctx.shapes
+    found = assert_same_plan(make, FLIP_SHELL, error=error, fragment=fragment)
+    assert found[1].startswith("op 0 (FLIP_SIGN_BIT v") or found[1].startswith("tensor 0 ")

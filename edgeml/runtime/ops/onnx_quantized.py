@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cython_ops import load_activations
 from cython_ops.elementwise import UNARY_F32
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
@@ -47,19 +48,25 @@ def prepare_dequantize_linear(ctx, op):
     return Step(op, "onnx_dequantize_linear", make, 0)
 
 
-SIGN_FLIP_TYPES = {np.dtype(np.uint8), np.dtype(np.int8)}      # (np.dtype() of a type costs more than the prepare)
+UINT8, INT8 = np.dtype(np.uint8), np.dtype(np.int8)
+SIGN_FLIP_TYPES = {UINT8, INT8}      # (np.dtype() of a type costs more than the prepare)
 
 
 def prepare_flip_sign_bit(ctx, op):
+    made = load_activations.flip_sign_bit_shell(ctx, op, UINT8, INT8)     # the checks in one call
+    if made is not None:
+        return flip_sign_bit_step(op, *made)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     if {x.dtype, y.dtype} != SIGN_FLIP_TYPES:
         raise UnsupportedOpError(f"{op.describe()}: sign-bit flip between {x.dtype} and {y.dtype}")
     xs = ctx.shape(x)
     ctx.set_output(op, 0, xs)
-    n = element_count(xs)
+    return flip_sign_bit_step(op, x.index, y.index, element_count(xs))
 
+
+def flip_sign_bit_step(op, xi: int, yi: int, n: int):
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index)), dict(n=n), {}
+        return dict(input=addr(xi), output=addr(yi)), dict(n=n), {}
     return Step(op, "onnx_flip_sign_bit", make, 0)
 
 
