@@ -47,6 +47,7 @@ FAMILIES += ["load_gemm"]      # the int8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CO
 FAMILIES += ["load_concat"]    # the rescaling uint8 CONCATENATION's prepare in one call (issue 15; no kernels)
 FAMILIES += ["load_winograd"]  # the int8 Winograd conv's weight transform and kept arrays in one call (issue 15)
 FAMILIES += ["load_shape"]     # SHAPE / PACK / a constant's STRIDED_SLICE folded in one call (issue 15; no kernels)
+FAMILIES += ["load_reduce"]     # REDUCE_MAX / REDUCE_MIN's prepare in one call (issue 15; no kernels)
 FAMILIES += ["load_loop"]      # compile.prepare_steps' loop over the ops in one call (issue 15; no kernels)
 FAMILIES += ["callpath"]       # Interpreter's set_input / invoke / get_output / run in C (issue 15; no kernels)
 # -ffp-contract=off: no fused multiply-add, so float kernels round like the reference kernels.

@@ -17,7 +17,8 @@ from converters import source
 from converters import tflite as tflite_reader
 from converters.tflite import from_tflite
 from cython_ops import (load_activations, load_concat, load_depthwise, load_detection, load_index, load_ops, load_pack,
-                        load_pad, load_prepare, load_resize, load_shape, load_shell, load_tables, load_winograd)
+                        load_pad, load_prepare, load_reduce, load_resize, load_shape, load_shell, load_tables,
+                        load_winograd)
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.runtime import arena, packing, packing_depthwise, packing_gemm, packing_sparse, requant, tables
@@ -100,6 +101,7 @@ def reference_forms(monkeypatch):
         monkeypatch.setattr(load_index, "tile_shell", lambda *args: None)       # (index.prepare_tile)
         monkeypatch.setattr(load_index, "tile_fold", lambda *args: None)        # (np.tile, then fold)
         monkeypatch.setattr(load_concat, "uint8_concatenation_shell", lambda *args: None)   # (prepare_concatenation)
+        monkeypatch.setattr(load_reduce, "reduce_shell", lambda *args: None)     # (reduce.prepare_reduce)
         for name in ("shape_fold", "pack_fold", "gather_fold"):     # (prepare_shape / _pack, strided_values + fold)
             monkeypatch.setattr(load_shape, name, lambda *args: None)
         monkeypatch.setattr(compile_module, "all_steps", compile_module.prepare_steps)    # (load_loop.prepare_ops)

@@ -6,7 +6,7 @@ from functools import partial
 
 import numpy as np
 
-from cython_ops import load_ops
+from cython_ops import load_ops, load_reduce
 from edgeml import numerics as Q
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Op
@@ -97,6 +97,10 @@ OPS = {"MEAN": OpSpec(prepare_mean, max_version=3, output_types=int16x8.WITH_INT
 # ----- REDUCE_MAX, REDUCE_MIN, SUM, REDUCE_PROD, ARG_MAX, ARG_MIN --------------------------------------------
 
 REDUCE_KINDS = {"REDUCE_MAX": 0, "REDUCE_MIN": 1, "SUM": 2, "REDUCE_PROD": 3}      # EM_REDUCE_KIND_*
+REDUCE_TYPES = (F32, I8, U8, I16, I32, I64)
+REDUCE_CODES = {d: DTYPE_CODES[d] for d in REDUCE_TYPES}      # (load_reduce.reduce_shell's types)
+QUANTIZED = (I8, U8, I16)         # types whose quantization REDUCE_MAX / REDUCE_MIN keep
+SHELL_KINDS = ("REDUCE_MAX", "REDUCE_MIN")
 NUMPY_REDUCE = {"REDUCE_MAX": np.max, "REDUCE_MIN": np.min, "SUM": np.sum, "REDUCE_PROD": np.prod}
 
 
@@ -130,9 +134,14 @@ def prepare_reduce(ctx: Ctx, op: Op, name: str) -> Step:
     reference SUM runs its uint8 kernel on int8 and int16 tensors (reading their bytes as uint8 values, writing
     one byte per int16 output): that is a bug, not a contract, so int8 and int16 SUM follow the same arithmetic
     on the real values, which is what TFLite Micro computes (tested against it)."""
+    if name in SHELL_KINDS:        # REDUCE_MAX / REDUCE_MIN's reading and checks in one call
+        made = load_reduce.reduce_shell(ctx, op, REDUCE_CODES, QUANTIZED, I32)
+        if made is not None:
+            xi, yi, dims, ost, n_out, code, from_first = made
+            return reduce_step(op, xi, yi, dims, ost, n_out, code, name, from_first)
     x, y = ctx.tensor(op, 0), ctx.tensor(op, 0, "output")
     require_same_type(op, x, y)
-    code = dtype_code(op, x, (F32, I8, U8, I16, I32, I64))
+    code = dtype_code(op, x, REDUCE_TYPES)
     xs, axes, out, dims, ost = reduction_geometry(ctx, op)
     n_out = element_count(out)
     quantized = x.dtype in (I8, U8, I16) and x.quant is not None
@@ -179,13 +188,20 @@ def prepare_reduce(ctx: Ctx, op: Op, name: str) -> Step:
         require_equal_quantization(op, x, y)
     if x.index in ctx.constants and x.dtype in (I32, I64):       # shape arithmetic: integer results are exact
         data = ctx.constants[x.index]
-        return fold(ctx, op, 0, NUMPY_REDUCE[name](data, axis=tuple(axes), dtype=data.dtype).reshape(out))
+        exact = {"dtype": data.dtype} if name in ("SUM", "REDUCE_PROD") else {}      # (np.max / np.min take none)
+        return fold(ctx, op, 0, NUMPY_REDUCE[name](data, axis=tuple(axes), **exact).reshape(out))
+    return reduce_step(op, x.index, y.index, dims, ost, n_out, code, name, len(axes) == len(xs))
+
+
+def reduce_step(op: Op, xi: int, yi: int, dims: list, ost: list, n_out: int, code: int, name: str,
+                from_first: bool) -> Step:
+    """The "reduce" kernel's step (REDUCE_MAX / REDUCE_MIN, and SUM / REDUCE_PROD without requantization)."""
     walk_dims, walk_strides = merge_walk_dims(dims, ost)       # longer innermost runs, the same input order
-    ints = dict(common, dims=walk_dims, out_strides=walk_strides, dtype=code, kind=REDUCE_KINDS[name],
-                from_first=int(len(axes) == len(xs)))
+    ints = dict(dims=walk_dims, out_strides=walk_strides, outputs=n_out, dtype=code, kind=REDUCE_KINDS[name],
+                from_first=int(from_first))
 
     def make(addr):
-        return dict(input=addr(x.index), output=addr(y.index)), ints, {}
+        return dict(input=addr(xi), output=addr(yi)), ints, {}
     return Step(op, "reduce", make, 0)
 
 
