@@ -251,3 +251,21 @@ def flip_sign_bit_shell(ctx, op, uint8_dtype, int8_dtype):
         return None
     load_ops.set_output_shape(ctx, op, 0, xs, y)
     return xi, yi, n
+
+
+def float_quantize_shell(ctx, op, float32_dtype, int8_dtype):
+    """A float32 -> int8 QUANTIZE, what ops/quantize.prepare_quantize (its twin) reads and checks: the input's
+    shape known, the output quantized per tensor with a positive scale.  Sets the output shape and returns (input
+    index, output index, elements, output scale, output zero point); None wherever the Python path must decide."""
+    head = one_in_one_out(ctx, op, float32_dtype, int8_dtype)
+    if head is None:
+        return None
+    xi, yi, x, y, xs = head
+    cdef int64_t n = element_count(xs, MAX_DIM)
+    if n < 0:
+        return None
+    y_params = per_tensor(y, F64, I64)
+    if y_params is None:
+        return None
+    load_ops.set_output_shape(ctx, op, 0, xs, y)
+    return xi, yi, n, y_params[0], y_params[1]

@@ -311,3 +311,57 @@ def test_declined_flip_sign_bit_forms_keep_the_python_paths_error(case):
         assert 1 not in ctx.shapes
     found = assert_same_plan(make, FLIP_SHELL, error=error, fragment=fragment)
     assert found[1].startswith("op 0 (FLIP_SIGN_BIT v") or found[1].startswith("tensor 0 ")
+
+
+# ----- float32 -> int8 QUANTIZE (float_quantize_shell) ------------------------------------------------------------
+QUANTIZE_SHELL = [(load_activations, "float_quantize_shell")]
+F32 = np.dtype(np.float32)
+
+
+def float_quantize_graph(shape, s_out, zp_out, out_dtype=np.int8, out_shape=None, quant=None):
+    x = tensor(0, shape, np.float32)
+    y = tensor(1, shape if out_shape is None else out_shape, out_dtype, s_out, zp_out)
+    if quant is not None:
+        y = type(y)(**{**y.__dict__, "quant": quant})
+    return Graph([x, y], [Op(0, "QUANTIZE", 1, [0], [1])], [0], [1])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_float_quantize_shell_plans_equal_the_python_path(shape):
+    rng = np.random.default_rng(len(shape) * 7 + sum(shape))
+    for s_out, zp_out in ((float(rng.uniform(1e-4, 2.0)), int(rng.integers(-128, 128))), (1 / 255, -128), (0.5, 0)):
+        build = lambda: float_quantize_graph(shape, s_out, zp_out)      # noqa: E731
+        g = build()
+        ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+        made = load_activations.float_quantize_shell(ctx, g.ops[0], F32, INT8)
+        assert made == (0, 1, int(np.prod(shape)), s_out, zp_out) and ctx.shapes[1] == shape
+        found = assert_same_plan(build, QUANTIZE_SHELL)
+        assert [s[0] for s in found[0]] == ["quantize_f32_int8"]
+
+
+QUANTIZE_DECLINED = [
+    ("an unquantized output", lambda: float_quantize_graph((2, 3), None, 0), ModelFormatError,
+     "has no quantization parameters"),
+    ("a zero output scale", lambda: float_quantize_graph((2, 3), 0.0, 0), ModelFormatError,
+     "has quantization scale 0.0"),
+    ("a per-channel output", lambda: float_quantize_graph((2, 3), 0.1, 0, quant=Quantization(
+        np.array([0.1, 0.2, 0.3]), np.zeros(3, np.int64), 1)), ModelFormatError, "must be quantized per tensor"),
+    ("a wrongly declared output", lambda: float_quantize_graph((2, 3), 0.1, 0, out_shape=(6,)), ModelFormatError,
+     "is declared [6] but the op produces [2, 3]"),
+    ("float32 to int16", lambda: float_quantize_graph((2, 3), 0.1, 0, np.int16), None, None),
+    ("float32 to int32", lambda: float_quantize_graph((2, 3), 0.1, 0, np.int32), UnsupportedOpError,
+     "quantizing to int32 is not supported"),
+]
+
+
+@pytest.mark.parametrize("case", QUANTIZE_DECLINED, ids=[c[0] for c in QUANTIZE_DECLINED])
+def test_declined_float_quantize_forms_keep_the_python_paths_result(case):
+    what, make, error, fragment = case
+    g = make()
+    ctx = new_context(g, {}, 0, 1, 1 << 31, 1 << 31)
+    if error is None or "declared" not in fragment:
+        assert load_activations.float_quantize_shell(ctx, g.ops[0], F32, INT8) is None
+        assert 1 not in ctx.shapes
+    found = assert_same_plan(make, QUANTIZE_SHELL, error=error, fragment=fragment)
+    if error is not None:
+        assert found[1].startswith("op 0 (QUANTIZE v"), found

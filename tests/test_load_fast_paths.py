@@ -40,7 +40,7 @@ CATALOGUE = ["conv_3x3_stride2x1_valid_17ch", "dwconv_3x2_m2_dilation2_valid_nob
 LOAD_OPS_SHELLS = ["int8_binary_shell", "int8_unary_shell", "reshape_shell", "int8_pool_shell", "int8_mean_shell",
                    "concatenation_shell", "strided_slice_shell", "split_shell"]
 LOAD_ACTIVATIONS_SHELLS = ["int8_softmax_shell", "int8_lut_activation_shell", "int8_requantize_shell",
-                           "int8_hard_swish_shell", "flip_sign_bit_shell"]     # cython_ops/load_activations.pyx
+                           "int8_hard_swish_shell", "flip_sign_bit_shell", "float_quantize_shell"]     # (load_activations.pyx)
 PUBLIC = ["traffic_model.tflite", "ssd_mobilenet_v1_025_224_int8.tflite", "mobilenet_v2_0.35_224_int8.tflite",
           "mobilenet_v1_0.25_96_int8.tflite", "split_concat.tflite", "squeezenet_v1.0_128_int8.tflite",
           "miniresnet_2stacks_64x50_int8.tflite", "gmp_wl_48_int8.tflite", "deeplabv3_mnv2_pascal_quant.tflite",

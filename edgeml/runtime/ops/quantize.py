@@ -23,6 +23,9 @@ INT8, FLOAT32 = np.dtype(np.int8), np.dtype(np.float32)
 
 
 def prepare_quantize(ctx: Ctx, op: Op) -> Step:
+    head = load_activations.float_quantize_shell(ctx, op, FLOAT32, INT8)     # float32 -> int8, checked in one call
+    if head is not None:
+        return quantize_f32_step(op, *head)
     made = load_activations.int8_requantize_shell(ctx, op, INT8)    # int8 -> int8: checks and table in one call
     if made is not None:
         return lut_step(op, *made)
@@ -40,13 +43,18 @@ def prepare_quantize(ctx: Ctx, op: Op) -> Step:
         raise UnsupportedOpError(f"{op.describe()}: quantizing to {y.dtype} is not supported (int8 only)")
     s_out, zp_out = qparams(y, op)
     if x.dtype == np.float32:
-        def make(addr):
-            return dict(input=addr(x.index), output=addr(y.index)), dict(n=n, zp=zp_out), dict(scale=s_out)
-        return Step(op, "quantize_f32_int8", make, 0)
+        return quantize_f32_step(op, x.index, y.index, n, s_out, zp_out)
     if x.dtype == np.int8:     # int8 or uint8 (held as int8) in: a table of em_requantize_int8's 256 results
         s_in, zp_in = qparams(x, op)
         return requantize_step(ctx, op, x.index, y.index, n, s_in, zp_in, s_out, zp_out)
     raise UnsupportedOpError(f"{op.describe()}: quantizing from {x.dtype} is not supported")
+
+
+def quantize_f32_step(op: Op, xi: int, yi: int, n: int, s_out: float, zp_out: int) -> Step:
+    """float32 -> int8 QUANTIZE (em_elementwise.h em_quantize_f32_int8_*)."""
+    def make(addr):
+        return dict(input=addr(xi), output=addr(yi)), dict(n=n, zp=zp_out), dict(scale=s_out)
+    return Step(op, "quantize_f32_int8", make, 0)
 
 
 def requantize_step(ctx: Ctx, op: Op, xi: int, yi: int, n: int, s_in: float, zp_in: int, s_out: float,
