@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The int8 SOFTMAX, LOGISTIC, TANH, HARD_SWISH and int8 -> int8 QUANTIZE prepares in one call each (issue 15): what
 ops/activations.prepare_unary and ops/quantize.prepare_quantize read, check and compute for them (their twins), the
-table written by the reference arithmetic straight into a kept array.  Each shell returns None wherever a check would refuse the op or another form applies (int16, float,
+table written by the reference arithmetic straight into a kept array; also the float32 -> int8 QUANTIZE and
+FLIP_SIGN_BIT prepares' reading and checks (ops/quantize, ops/onnx_quantized).  Each shell returns None wherever a check would refuse the op or another form applies (int16, float,
 an output quantization the op does not take): the Python path then decides, with its messages.  Not kernels:
 no KERNELS table.  tests/test_load_activations.py compares both paths; test_load_fast_paths.py swaps the twins."""
 from libc.stdint cimport int8_t, int32_t, int64_t
