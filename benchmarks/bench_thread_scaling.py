@@ -45,20 +45,22 @@ def runners(path: Path) -> dict:
     out = {}
     for n in (1, 2):
         it = edgeml.Interpreter(str(path), num_threads=n)
-        d = it.get_input_details()[0]
         rng = np.random.default_rng(0)
-        if np.issubdtype(d["dtype"], np.integer):
-            info = np.iinfo(d["dtype"])
-            x = rng.integers(info.min, info.max, d["shape"], endpoint=True).astype(d["dtype"])
-        else:
-            x = rng.uniform(-1, 1, d["shape"]).astype(d["dtype"])
-        out[f"edgeml {n}t"] = lambda it=it, x=x: it.run(x)
+        xs = []
+        for d in it.get_input_details():
+            if np.issubdtype(d["dtype"], np.integer):
+                info = np.iinfo(d["dtype"])
+                xs.append(rng.integers(info.min, info.max, d["shape"], endpoint=True).astype(d["dtype"]))
+            else:
+                xs.append(rng.uniform(-1, 1, d["shape"]).astype(d["dtype"]))
+        out[f"edgeml {n}t"] = lambda it=it, xs=xs: it.run(xs if len(xs) > 1 else xs[0])
         lr = LiteRT(model_path=str(path), num_threads=n)
         lr.allocate_tensors()
-        li = lr.get_input_details()[0]
+        indices = [d["index"] for d in lr.get_input_details()]     # (the same order as edgeml's)
 
-        def peer(lr=lr, index=li["index"], x=x):
-            lr.set_tensor(index, x)
+        def peer(lr=lr, indices=indices, xs=xs):
+            for index, x in zip(indices, xs):
+                lr.set_tensor(index, x)
             lr.invoke()
         out[f"litert {n}t"] = peer
     return out
