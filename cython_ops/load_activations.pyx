@@ -13,7 +13,8 @@ from cython_ops.em_params cimport em_params
 import numpy
 
 from cython_ops import load_ops
-from cython_ops.load_buffer cimport buffer_bytes, element_count, one_in_one_out, per_tensor
+from cython_ops.load_buffer cimport (buffer_bytes, counted_one_in_one_out, element_count, one_in_one_out,
+                                     per_tensor)
 
 
 cdef extern from *:
@@ -241,15 +242,12 @@ def flip_sign_bit_shell(ctx, op, uint8_dtype, int8_dtype):
     ops/onnx_quantized.prepare_flip_sign_bit (its twin) reads and checks: a uint8 input and int8 output or the
     reverse, the input's shape known.  Sets the output shape and returns (input index, output index, elements);
     None wherever the Python path must decide (its checks and messages)."""
-    head = one_in_one_out(ctx, op, uint8_dtype, int8_dtype)
+    head = counted_one_in_one_out(ctx, op, uint8_dtype, int8_dtype, MAX_DIM)
     if head is None:
-        head = one_in_one_out(ctx, op, int8_dtype, uint8_dtype)
+        head = counted_one_in_one_out(ctx, op, int8_dtype, uint8_dtype, MAX_DIM)
         if head is None:
             return None
-    xi, yi, x, y, xs = head
-    cdef int64_t n = element_count(xs, MAX_DIM)
-    if n < 0:
-        return None
+    xi, yi, x, y, xs, n = head
     load_ops.set_output_shape(ctx, op, 0, xs, y)
     return xi, yi, n
 
@@ -258,13 +256,10 @@ def float_quantize_shell(ctx, op, float32_dtype, int8_dtype):
     """A float32 -> int8 QUANTIZE, what ops/quantize.prepare_quantize (its twin) reads and checks: the input's
     shape known, the output quantized per tensor with a positive scale.  Sets the output shape and returns (input
     index, output index, elements, output scale, output zero point); None wherever the Python path must decide."""
-    head = one_in_one_out(ctx, op, float32_dtype, int8_dtype)
+    head = counted_one_in_one_out(ctx, op, float32_dtype, int8_dtype, MAX_DIM)
     if head is None:
         return None
-    xi, yi, x, y, xs = head
-    cdef int64_t n = element_count(xs, MAX_DIM)
-    if n < 0:
-        return None
+    xi, yi, x, y, xs, n = head
     y_params = per_tensor(y, F64, I64)
     if y_params is None:
         return None

@@ -86,6 +86,18 @@ cdef inline int64_t element_count(shape, int64_t limit):
     return n
 
 
+cdef inline object counted_one_in_one_out(ctx, op, x_dtype, y_dtype, int64_t limit):
+    """one_in_one_out's tuple with the input's element count after it (element_count within limit); None when
+    either gives none."""
+    head = one_in_one_out(ctx, op, x_dtype, y_dtype)
+    if head is None:
+        return None
+    cdef int64_t n = element_count(head[4], limit)
+    if n < 0:
+        return None
+    return head + (n,)
+
+
 cdef inline object concatenation_geometry(list in_shapes, axis, Py_ssize_t itemsize):
     """(output shape, rows outside the axis, each input's row bytes) of a CONCATENATION of tensors shaped in_shapes
     (tuples, at least one) along the `axis` option (negative counts from the end): equal ranks and dims off the

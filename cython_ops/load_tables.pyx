@@ -10,7 +10,7 @@ from libc.string cimport memcpy, memset
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 
 from cython_ops.em_params cimport em_params, em_kernel, EM_MAX_PTRS, EM_MAX_INTS, EM_MAX_FLOATS
-from cython_ops.load_buffer cimport buffer_bytes, element_count, one_in_one_out, per_tensor
+from cython_ops.load_buffer cimport buffer_bytes, counted_one_in_one_out, one_in_one_out, per_tensor
 
 import numpy
 
@@ -173,13 +173,10 @@ def int8_dequantize_shell(ctx, op, int8_dtype, float32_dtype):
     quantized per tensor (its twin): sets the output shape and returns (input index, output index, elements, the
     table of em_dequantize_int8_f32 on the 256 bytes in a fresh ctx.keep_new array).  None (nothing kept)
     wherever the Python path must decide (its checks and messages)."""
-    head = one_in_one_out(ctx, op, int8_dtype, float32_dtype)
+    head = counted_one_in_one_out(ctx, op, int8_dtype, float32_dtype, MAX_DIM)
     if head is None or head[0] in ctx.constants:
         return None
-    xi, yi, x, y, xs = head
-    cdef int64_t n = element_count(xs, MAX_DIM)
-    if n < 0:
-        return None
+    xi, yi, x, y, xs, n = head
     params = per_tensor(x, F64, I64)
     if params is None:
         return None
