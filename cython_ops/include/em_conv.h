@@ -119,7 +119,7 @@ EM_AVX2_TARGET static void em_conv2d_u8_slice(const void* ctx, int64_t slice, in
     const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t Kp = d[EM_CONV_VNNI_I_KP], IC = d[EM_CONV_I_IC];
     const int64_t P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK], mode = d[EM_CONV_I_DIRECT];
-    const int64_t IHp = em_conv_padded_rows(d), IWp = em_conv_padded_cols(d);
+    const int64_t IWp = em_conv_padded_cols(d);
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     const int32_t w_zp = (int32_t)d[EM_CONV_VNNI_I_W_ZP];
     uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_CONV_VNNI_I_SLICE_BYTES];
@@ -135,10 +135,12 @@ EM_AVX2_TARGET static void em_conv2d_u8_slice(const void* ctx, int64_t slice, in
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
         int8_t* o = out + b * P * OC;
-        if (mode == 4) {
-            em_pad_image_u8(img, d, IHp, IWp, scratch);
+        if (mode == 4) {        /* the slice pads only the image rows its output rows read (skip pixels before) */
+            int64_t pad_begin, pad_end;
+            const int64_t skip = em_slice_padded_rows(d, r0, r1, &pad_begin, &pad_end);
+            em_pad_rows_u8(img, d, pad_begin, pad_end, IWp, scratch);
             em_gemm_rows rows = {scratch, 0, d[EM_CONV_I_OW], d[EM_CONV_I_SH] * IWp * IC, d[EM_CONV_I_SW] * IC,
-                                 d[EM_CONV_I_KH], d[EM_CONV_I_DH] * IWp * IC, Kp / d[EM_CONV_I_KH] / 4, r0};
+                                 d[EM_CONV_I_KH], d[EM_CONV_I_DH] * IWp * IC, Kp / d[EM_CONV_I_KH] / 4, r0 - skip};
             if (w_zp) em_vnni_row_sums(&rows, r1 - r0, d[EM_CONV_I_KW] * IC, w_zp, corr);
             call->gemm(&rows, r1 - r0, &g, o + r0 * OC, OC);
             continue;

@@ -147,23 +147,30 @@ static inline int64_t em_conv_padded_cols(const int64_t* d) {
     return (d[EM_CONV_I_OW] - 1) * d[EM_CONV_I_SW] + (d[EM_CONV_I_KW] - 1) * d[EM_CONV_I_DW] + 1;
 }
 
-/* The image a conv reads as uint8 (x + 128), padded with in_zp + 128 to the rows and columns its windows touch
- * (top-left at (-pad_top, -pad_left)): IHp x IWp x IC with 64 bytes of slack after it. */
-EM_AVX2_TARGET static void em_pad_image_u8(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
-                                           uint8_t* out) {
+/* Rows [r_begin, r_end) of the image a conv reads as uint8 (x + 128), padded with in_zp + 128 to the rows and
+ * columns its windows touch (top-left at (-pad_top, -pad_left)): (r_end - r_begin) x IWp x IC bytes from out, with
+ * 64 bytes of slack after them.  A thread's slice pads only the rows its output rows read (em_slice_padded_rows). */
+EM_AVX2_TARGET static void em_pad_rows_u8(const int8_t* img, const int64_t* d, int64_t r_begin, int64_t r_end,
+                                          int64_t IWp, uint8_t* out) {
     const int64_t IH = d[EM_CONV_I_IH], IW = d[EM_CONV_I_IW], IC = d[EM_CONV_I_IC];
     const int64_t PT = d[EM_CONV_I_PAD_TOP], PL = d[EM_CONV_I_PAD_LEFT];
     const uint8_t pad = (uint8_t)(d[EM_CONV_I_IN_ZP] + 128);
     const int64_t x0 = PL < IWp ? PL : IWp, x1 = IW + PL < IWp ? IW + PL : IWp;   /* columns holding pixels */
-    for (int64_t r = 0; r < IHp; r++) {
-        uint8_t* o = out + r * IWp * IC;
+    for (int64_t r = r_begin; r < r_end; r++) {
+        uint8_t* o = out + (r - r_begin) * IWp * IC;
         const int64_t iy = r - PT;
         if (iy < 0 || iy >= IH || x1 <= x0) { em_fill_u8(o, pad, IWp * IC); continue; }
         em_fill_u8(o, pad, x0 * IC);
         em_copy_flip(o + x0 * IC, img + iy * IW * IC, (x1 - x0) * IC);
         em_fill_u8(o + x1 * IC, pad, (IWp - x1) * IC);
     }
-    em_fill_u8(out + IHp * IWp * IC, pad, 64);
+    em_fill_u8(out + (r_end - r_begin) * IWp * IC, pad, 64);
+}
+
+/* The whole padded image (IHp rows): em_pad_rows_u8 over every row. */
+EM_AVX2_TARGET static inline void em_pad_image_u8(const int8_t* img, const int64_t* d, int64_t IHp, int64_t IWp,
+                                                  uint8_t* out) {
+    em_pad_rows_u8(img, d, 0, IHp, IWp, out);
 }
 
 /* Bytes of an AVX2 slice's scratch that em_pad_image_s16's image takes (64-byte lines): the GEMM rows of

@@ -233,7 +233,7 @@ EM_VNNI_TARGET static void em_conv2d_sparse_vnni_slice(const void* ctx, int64_t 
     const int64_t K = d[EM_CONV_I_KH] * d[EM_CONV_I_KW] * d[EM_CONV_I_IC], OC = d[EM_CONV_I_OC];
     const int64_t Kp = d[EM_SPARSE_I_KP], P = d[EM_CONV_I_OH] * d[EM_CONV_I_OW], chunk = d[EM_CONV_I_CHUNK];
     const int64_t IC = d[EM_CONV_I_IC], mode = d[EM_CONV_I_DIRECT];
-    const int64_t IHp = em_conv_padded_rows(d), IWp = em_conv_padded_cols(d);
+    const int64_t IWp = em_conv_padded_cols(d);
     const int64_t r0 = P * slice / nslices, r1 = P * (slice + 1) / nslices;
     uint8_t* scratch = (uint8_t*)p->ptr[EM_CONV_P_SCRATCH] + slice * d[EM_SPARSE_I_SLICE_BYTES];
     const em_sparse_w s = {(const int32_t*)p->ptr[EM_SPARSE_P_GROUP_START], (const int32_t*)p->ptr[EM_SPARSE_P_BLOCK_K],
@@ -247,10 +247,12 @@ EM_VNNI_TARGET static void em_conv2d_sparse_vnni_slice(const void* ctx, int64_t 
     for (int64_t b = 0; b < d[EM_CONV_I_N]; b++) {
         const int8_t* img = in + b * d[EM_CONV_I_IH] * d[EM_CONV_I_IW] * IC;
         int8_t* o = out + b * P * OC;
-        if (mode == 4) {
-            em_pad_image_u8(img, d, IHp, IWp, scratch);
+        if (mode == 4) {        /* (the slice pads only the image rows its output rows read, as em_conv.h's) */
+            int64_t pad_begin, pad_end;
+            const int64_t skip = em_slice_padded_rows(d, r0, r1, &pad_begin, &pad_end);
+            em_pad_rows_u8(img, d, pad_begin, pad_end, IWp, scratch);
             const em_gemm_rows rows = {scratch, 0, d[EM_CONV_I_OW], d[EM_CONV_I_SH] * IWp * IC, d[EM_CONV_I_SW] * IC,
-                                       1, 0, 0, r0};
+                                       1, 0, 0, r0 - skip};
             em_sparse_gemm_vnni(&rows, r1 - r0, &s, &g, o + r0 * OC, OC);
             continue;
         }
