@@ -186,6 +186,17 @@ EM_VNNI_TARGET static inline void em_vnni_store16_q(__m512i acc, const em_vnni_g
     em_vnni_requant_store16(acc, g, n, c, cols, q);
 }
 
+/* The double-rounding output stage with every constant in a register (em_vnni_tile's epilogue): zp the output
+ * zero point, lo / hi the activation bounds already inside [-128, 127] (so the narrowing cannot saturate further;
+ * the same bytes as em_vnni_requant_store16).  The left shift is applied unconditionally (by 0 in most lanes). */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_double_store16(
+        __m512i acc, const em_mbqm16* q, __m512i zp, __m512i lo, __m512i hi, int8_t* c, __mmask16 cols) {
+    __m512i v = _mm512_add_epi32(em_mbqm_lanes_x16(acc, &q->l, 1), zp);
+    const __m128i bytes = _mm512_cvtsepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi));
+    if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)c, bytes);
+    else _mm_mask_storeu_epi8(c, cols, bytes);
+}
+
 /* The double-rounding constants of columns n .. n + 15 (unused in the other modes). */
 EM_VNNI_TARGET static inline em_mbqm16 em_vnni_consts(const em_vnni_gemm* g, int64_t n) {
     return em_mbqm_consts(_mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
@@ -199,7 +210,7 @@ EM_VNNI_TARGET static inline em_mbqm16 em_vnni_consts(const em_vnni_gemm* g, int
  * accumulators stay in registers. */
 EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         const em_gemm_rows* A, int64_t m, int64_t rows, const em_vnni_gemm* g, int64_t n, int8_t* C,
-        int64_t ldc, const int MR, const int NB) {
+        int64_t ldc, const int MR, const int NB, const em_mbqm16* qs) {
     const int64_t Kp = g->Kp;
     const uint8_t* a[8];
     em_gemm_row_starts(A, m, rows, MR, a);
@@ -235,10 +246,21 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
                 }
             }
         }
-        const em_mbqm16 q = em_vnni_consts(g, 0);
+        if (g->mode == EM_ROUND_DOUBLE) {
+            const __m512i zp = _mm512_set1_epi32(g->out_zp);
+            const __m512i lo = _mm512_set1_epi32(g->act_min > -128 ? g->act_min : -128);
+            const __m512i hi = _mm512_set1_epi32(g->act_max < 127 ? g->act_max : 127);
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; r += 2) {
+                if (r >= rows) break;
+                em_vnni_double_store16(acc[r][0], &qs[0], zp, lo, hi, C + (m + r) * 8,
+                                       r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF);
+            }
+            return;
+        }
         for (int r = 0; r < MR && r < rows; r += 2)
             em_vnni_requant_store16(acc[r][0], g, 0, C + (m + r) * 8, r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF,
-                                    &q);
+                                    &qs[0]);
         return;
     }
     if (MR == 1 && A->nseg == 1) {   /* GEMV: even and odd k-groups in separate chains to hide the latency */
@@ -275,24 +297,44 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
             }
         }
     }
+    if (g->mode == EM_ROUND_DOUBLE) {   /* (TFLite's default: the branches on mode and bounds taken once) */
+        const __m512i zp = _mm512_set1_epi32(g->out_zp);
+        const __m512i lo = _mm512_set1_epi32(g->act_min > -128 ? g->act_min : -128);
+        const __m512i hi = _mm512_set1_epi32(g->act_max < 127 ? g->act_max : 127);
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; j++) {
+            const int64_t c = n + 16 * j;
+            if (c >= g->N) break;
+            const __mmask16 cols = g->N - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (g->N - c)) - 1);
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; r++) {
+                if (r >= rows) break;
+                em_vnni_double_store16(acc[r][j], &qs[j], zp, lo, hi, C + (m + r) * ldc + c, cols);
+            }
+        }
+        return;
+    }
     for (int j = 0; j < NB; j++) {
         const int64_t c = n + 16 * j;
         if (c >= g->N) break;
         __mmask16 cols = g->N - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (g->N - c)) - 1);
-        const em_mbqm16 q = em_vnni_consts(g, c);
         for (int r = 0; r < MR; r++) {
             if (r >= rows) break;
-            em_vnni_requant_store16(acc[r][j], g, c, C + (m + r) * ldc + c, cols, &q);
+            em_vnni_requant_store16(acc[r][j], g, c, C + (m + r) * ldc + c, cols, &qs[j]);
         }
     }
 }
 
-/* All row tiles of one column panel of 16 NB columns; the panel's weights stay in cache across the rows. */
+/* All row tiles of one column panel of 16 NB columns; the panel's weights stay in cache across the rows, and its
+ * double-rounding constants are derived once for all of them (with a small K they cost as much as the sums). */
 #define EM_VNNI_PANEL(MR, NB)                                                                              \
     do {                                                                                                   \
+        em_mbqm16 qs[NB];                                                                                  \
+        if (g->mode == EM_ROUND_DOUBLE)                                                                    \
+            for (int j = 0; j < (NB); j++) qs[j] = em_vnni_consts(g, n + 16 * j < g->N ? n + 16 * j : n);  \
         int64_t m = 0;                                                                                     \
-        for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NB));              \
-        if (m < M) em_vnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NB));                                  \
+        for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NB), qs);          \
+        if (m < M) em_vnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NB), qs);                              \
     } while (0)
 
 /* C[M][N] (row stride ldc) = requant(A . W), A (uint8, x + 128) described by em_gemm_rows.  Column panels of
