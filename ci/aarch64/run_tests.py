@@ -159,9 +159,16 @@ def main() -> None:
         sys.exit("aarch64: the host run of the reference models failed (is edgeml built on the host?)")
     cpus = args.cpus.split(",")
     # the CPU models run side by side (qemu-user runs one guest thread on one host CPU), each into its own log,
-    # printed whole when it ends
+    # printed whole when it ends, and each in its own copy of the built tree: two pytest runs sharing one tree
+    # write each other's __pycache__ and test files while importing from it (a -cpu max run once failed a
+    # subprocess's `import edgeml.runtime` there, and passed alone)
+    trees = {}
+    for cpu in cpus:
+        trees[cpu] = args.build / f"src-{cpu}"
+        shutil.rmtree(trees[cpu], ignore_errors=True)
+        shutil.copytree(src, trees[cpu], symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     with ThreadPoolExecutor(max_workers=max(1, min(len(cpus), os.cpu_count() or 1))) as pool:
-        runs = [pool.submit(run_cpu, args, src, expected, number, cpu) for number, cpu in enumerate(cpus)]
+        runs = [pool.submit(run_cpu, args, trees[cpu], expected, number, cpu) for number, cpu in enumerate(cpus)]
         problems = [problem for run in runs for problem in run.result()]
     if problems:
         sys.exit("aarch64 run FAILED:\n  " + "\n  ".join(problems))
