@@ -11,7 +11,8 @@ cdef extern from *:
     """
 
 cdef extern from "em_threads.h":
-    ctypedef int (*em_parallel_run_fn)(int64_t nslices, void* fn, const void* ctx) noexcept nogil
+    ctypedef void (*em_slice_fn)(const void* ctx, int64_t slice, int64_t nslices) noexcept nogil
+    ctypedef int (*em_parallel_run_fn)(int64_t nslices, em_slice_fn fn, const void* ctx) noexcept nogil
     void em_use_shared_pool(em_parallel_run_fn run)
 
 cdef extern from "em_sparse.h":
