@@ -165,6 +165,8 @@ EM_AVXVNNI_TARGET static inline __attribute__((always_inline)) void em_avxvnni_t
             for (int h = 0; h < (NH); h++)                                                                 \
                 qs[h] = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n + 8 * h)),        \
                                         _mm256_loadu_si256((const __m256i*)(g->shift + n + 8 * h)));      \
+        else                                                                                               \
+            memset(qs, 0, sizeof qs);                                                                      \
         int64_t m = 0;                                                                                     \
         for (; m + (MR) <= M; m += (MR)) em_avxvnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NH), qs);       \
         if (m < M) em_avxvnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NH), qs);                           \

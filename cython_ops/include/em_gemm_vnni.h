@@ -186,6 +186,15 @@ EM_VNNI_TARGET static inline void em_vnni_store16_q(__m512i acc, const em_vnni_g
     em_vnni_requant_store16(acc, g, n, c, cols, q);
 }
 
+/* The output zero point and the activation bounds inside [-128, 127], as vectors (em_vnni_double_store16). */
+typedef struct { __m512i zp, lo, hi; } em_vnni_bounds16;
+
+EM_VNNI_TARGET static inline em_vnni_bounds16 em_vnni_bounds(const em_vnni_gemm* g) {
+    em_vnni_bounds16 b = {_mm512_set1_epi32(g->out_zp), _mm512_set1_epi32(g->act_min > -128 ? g->act_min : -128),
+                          _mm512_set1_epi32(g->act_max < 127 ? g->act_max : 127)};
+    return b;
+}
+
 /* The double-rounding output stage with every constant in a register (em_vnni_tile's epilogue): zp the output
  * zero point, lo / hi the activation bounds already inside [-128, 127] (so the narrowing cannot saturate further;
  * the same bytes as em_vnni_requant_store16).  The left shift is applied unconditionally (by 0 in most lanes). */
@@ -247,13 +256,11 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
             }
         }
         if (g->mode == EM_ROUND_DOUBLE) {
-            const __m512i zp = _mm512_set1_epi32(g->out_zp);
-            const __m512i lo = _mm512_set1_epi32(g->act_min > -128 ? g->act_min : -128);
-            const __m512i hi = _mm512_set1_epi32(g->act_max < 127 ? g->act_max : 127);
+            const em_vnni_bounds16 b = em_vnni_bounds(g);
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r += 2) {
                 if (r >= rows) break;
-                em_vnni_double_store16(acc[r][0], &qs[0], zp, lo, hi, C + (m + r) * 8,
+                em_vnni_double_store16(acc[r][0], &qs[0], b.zp, b.lo, b.hi, C + (m + r) * 8,
                                        r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF);
             }
             return;
@@ -298,9 +305,7 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         }
     }
     if (g->mode == EM_ROUND_DOUBLE) {   /* (TFLite's default: the branches on mode and bounds taken once) */
-        const __m512i zp = _mm512_set1_epi32(g->out_zp);
-        const __m512i lo = _mm512_set1_epi32(g->act_min > -128 ? g->act_min : -128);
-        const __m512i hi = _mm512_set1_epi32(g->act_max < 127 ? g->act_max : 127);
+        const em_vnni_bounds16 b = em_vnni_bounds(g);
 #pragma GCC unroll 4
         for (int j = 0; j < NB; j++) {
             const int64_t c = n + 16 * j;
@@ -309,7 +314,7 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r++) {
                 if (r >= rows) break;
-                em_vnni_double_store16(acc[r][j], &qs[j], zp, lo, hi, C + (m + r) * ldc + c, cols);
+                em_vnni_double_store16(acc[r][j], &qs[j], b.zp, b.lo, b.hi, C + (m + r) * ldc + c, cols);
             }
         }
         return;
@@ -329,9 +334,11 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
  * double-rounding constants are derived once for all of them (with a small K they cost as much as the sums). */
 #define EM_VNNI_PANEL(MR, NB)                                                                              \
     do {                                                                                                   \
-        em_mbqm16 qs[NB];                                                                                  \
+        em_mbqm16 qs[NB];                  /* (read in double rounding only; mult and shift hold Np) */  \
         if (g->mode == EM_ROUND_DOUBLE)                                                                    \
-            for (int j = 0; j < (NB); j++) qs[j] = em_vnni_consts(g, n + 16 * j < g->N ? n + 16 * j : n);  \
+            for (int j = 0; j < (NB); j++) qs[j] = em_vnni_consts(g, n + 16 * j);                         \
+        else                                                                                               \
+            memset(qs, 0, sizeof qs);                                                                      \
         int64_t m = 0;                                                                                     \
         for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NB), qs);          \
         if (m < M) em_vnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NB), qs);                              \
