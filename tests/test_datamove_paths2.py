@@ -141,7 +141,11 @@ for n, ih, iw, c, oh, ow in RESIZE_CASES:
                             f"{int((got != want).sum())} of {want.size} differ")
 REDUCE_CASES = [  # input shape, axes, keep_dims
     ((1, 40, 3, 16), (1, 2), False), ((2, 5, 7, 33), (1,), True), ((3, 17), (-1,), False), ((4, 6, 9), (0, 2), False),
-    ((2, 3, 4, 5), (0, 1, 2, 3), False), ((5, 1, 70), (2, 0), True), ((1, 2, 2, 256), (1, 2), False)]
+    ((2, 3, 4, 5), (0, 1, 2, 3), False), ((5, 1, 70), (2, 0), True), ((1, 2, 2, 256), (1, 2), False),
+    # (int8 / uint8 max and min over a kept innermost run of 16+: em_reduce_minmax8_avx2's 32 / 16 / tail columns,
+    # up to 8 rows folded at a time, reduced dims outside kept ones)
+    ((6, 2, 20), (1,), False), ((3, 20, 5, 48), (0, 2), True), ((2, 11, 3, 64), (1, 2), False),
+    ((1, 17, 1, 47), (1,), False)]
 NUMPY = {"REDUCE_MAX": np.max, "REDUCE_MIN": np.min, "SUM": np.sum, "REDUCE_PROD": np.prod}
 for shape, axes, keep in REDUCE_CASES:
     for dtype in (np.int8, np.uint8, np.int16, np.int32, np.float32):

@@ -380,6 +380,64 @@ enum { EM_REDUCE_F_COUNT = 0 };
         }                                                                                           \
     }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* REDUCE_MAX / REDUCE_MIN of int8 or uint8 with the innermost dim kept (runs of 16+ outputs: a global max pool
+ * over the spatial dims): 32 and 16 outputs at a time, the same walk and order as EM_REDUCE_RUNS (max and min are
+ * exact, so only the speed differs).  Not for the every-axis form (`from_first`), whose innermost dim is reduced. */
+#define EM_REDUCE_MINMAX8(MAX256, MAX128, CMP)                                                      \
+    for (int64_t i0 = 0; i0 < dims[0]; i0++)                                                        \
+    for (int64_t i1 = 0; i1 < dims[1]; i1++)                                                        \
+    for (int64_t i2 = 0; i2 < dims[2]; i2++)                                                        \
+    for (int64_t i3 = 0; i3 < dims[3]; i3++)                                                        \
+    for (int64_t i4 = 0; i4 < dims[4]; ) {                                                          \
+        /* up to 8 runs that fold into the same outputs (dim 4 reduced) combined in registers first */ \
+        const int64_t rows = ost[4] ? 1 : (dims[4] - i4 < 8 ? dims[4] - i4 : 8);                    \
+        T* yr = y + i0 * ost[0] + i1 * ost[1] + i2 * ost[2] + i3 * ost[3] + i4 * ost[4];            \
+        const T* xr = x + k;                                                                        \
+        int64_t j = 0;                                                                              \
+        for (; j + 32 <= run; j += 32) {                                                            \
+            __m256i v = _mm256_loadu_si256((const __m256i*)(yr + j));                               \
+            for (int64_t r = 0; r < rows; r++)                                                      \
+                v = MAX256(v, _mm256_loadu_si256((const __m256i*)(xr + r * run + j)));               \
+            _mm256_storeu_si256((__m256i*)(yr + j), v);                                             \
+        }                                                                                           \
+        for (; j + 16 <= run; j += 16) {                                                            \
+            __m128i v = _mm_loadu_si128((const __m128i*)(yr + j));                                  \
+            for (int64_t r = 0; r < rows; r++)                                                      \
+                v = MAX128(v, _mm_loadu_si128((const __m128i*)(xr + r * run + j)));                  \
+            _mm_storeu_si128((__m128i*)(yr + j), v);                                                \
+        }                                                                                           \
+        for (; j < run; j++)                                                                        \
+            for (int64_t r = 0; r < rows; r++) if (xr[r * run + j] CMP yr[j]) yr[j] = xr[r * run + j]; \
+        k += rows * run;                                                                            \
+        i4 += rows;                                                                                 \
+    }
+
+__attribute__((target("avx2"))) static void em_reduce_minmax8_avx2(const em_params* p) {
+    const int64_t* d = p->i;
+    const int64_t* dims = d + EM_REDUCE_I_DIMS;
+    const int64_t* ost = d + EM_REDUCE_I_OUT_STRIDES;
+    const int64_t run = dims[5];
+    const int is_max = d[EM_REDUCE_I_KIND] == EM_REDUCE_KIND_MAX;
+    int64_t k = 0;
+    if (d[EM_REDUCE_I_DTYPE] == EM_DT_I8) {
+        typedef int8_t T;
+        const T* x = (const T*)p->ptr[EM_REDUCE_P_INPUT];
+        T* y = (T*)p->ptr[EM_REDUCE_P_OUTPUT];
+        memset(y, is_max ? 0x80 : 0x7F, (size_t)d[EM_REDUCE_I_OUTPUTS]);
+        if (is_max) { EM_REDUCE_MINMAX8(_mm256_max_epi8, _mm_max_epi8, >) }
+        else { EM_REDUCE_MINMAX8(_mm256_min_epi8, _mm_min_epi8, <) }
+    } else {
+        typedef uint8_t T;
+        const T* x = (const T*)p->ptr[EM_REDUCE_P_INPUT];
+        T* y = (T*)p->ptr[EM_REDUCE_P_OUTPUT];
+        memset(y, is_max ? 0x00 : 0xFF, (size_t)d[EM_REDUCE_I_OUTPUTS]);
+        if (is_max) { EM_REDUCE_MINMAX8(_mm256_max_epu8, _mm_max_epu8, >) }
+        else { EM_REDUCE_MINMAX8(_mm256_min_epu8, _mm_min_epu8, <) }
+    }
+}
+#endif
+
 static void em_reduce(const em_params* p) {
     const int64_t* d = p->i;
     const int64_t* dims = d + EM_REDUCE_I_DIMS;
@@ -388,6 +446,13 @@ static void em_reduce(const em_params* p) {
     const int kind = (int)d[EM_REDUCE_I_KIND];
     const int64_t total = dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5];
     int64_t k = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if ((d[EM_REDUCE_I_DTYPE] == EM_DT_I8 || d[EM_REDUCE_I_DTYPE] == EM_DT_U8) && kind <= EM_REDUCE_KIND_MIN &&
+            !d[EM_REDUCE_I_FROM_FIRST] && ost[5] == 1 && dims[5] >= 16 && em_isa() >= EM_ISA_AVX2) {
+        em_reduce_minmax8_avx2(p);
+        return;
+    }
+#endif
     switch (d[EM_REDUCE_I_DTYPE]) {
     case EM_DT_F32: EM_REDUCE_TYPED(float, float, -FLT_MAX, FLT_MAX) break;
     case EM_DT_I8: EM_REDUCE_TYPED(int8_t, uint32_t, INT8_MIN, INT8_MAX) break;
