@@ -7,10 +7,13 @@ import numpy as np
 
 from edgeml.ir import Op
 from edgeml.runtime import requant
+from edgeml.runtime.kernels import CONFIG
 from edgeml.runtime.packing_depthwise import ROW_KERNELS, pack_depthwise_rows
 from edgeml.runtime.plan import Ctx, Step, address
 
-THREAD_MIN_MACS = 250_000     # a depthwise conv is split over threads from this size (a slice costs a wake-up)
+# a depthwise conv is split over threads from this size (a slice costs a hand-off; halved on the AVX-512 VNNI path,
+# as ops/conv.THREAD_MIN_MACS)
+THREAD_MIN_MACS = 125_000 if CONFIG.isa == "avx512vnni" else 250_000
 
 
 def depthwise_threads(ctx: Ctx, macs: int, rows: int) -> int:
