@@ -139,7 +139,9 @@ EM_AVXVNNI_TARGET static inline __attribute__((always_inline)) void em_avxvnni_t
     for (int h = 0; h < NH; h++) {
         const int64_t c = n + 8 * h;
         if (c >= g->N) break;
-        const em_mbqm8_lanes* q = &qs[h];
+        const em_mbqm8_lanes q_here = qs ? qs[h] : em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + c)),
+                                                                   _mm256_loadu_si256((const __m256i*)(g->shift + c)));
+        const em_mbqm8_lanes* q = &q_here;
         int r = 0;
         for (; r + 4 <= MR && r + 4 <= rows; r += 4) {     /* four rows narrowed together (em_avx2_narrow_rows) */
             __m256i v[4];
@@ -156,20 +158,22 @@ EM_AVXVNNI_TARGET static inline __attribute__((always_inline)) void em_avxvnni_t
     }
 }
 
-/* All row tiles of one column panel; its double-rounding constants derived once for all of them (as
- * em_gemm_vnni.h's EM_VNNI_PANEL; mult and shift are padded to whole 16-column blocks). */
+/* All row tiles of one column panel; its double-rounding constants derived once for all of them when it has
+ * several (as em_gemm_vnni.h's EM_VNNI_PANEL; mult and shift are padded to whole 16-column blocks). */
 #define EM_AVXVNNI_PANEL(MR, NH)                                                                           \
     do {                                                                                                   \
         em_mbqm8_lanes qs[NH];                                                                             \
-        if (g->mode == EM_ROUND_DOUBLE)                                                                    \
+        const int table = (MR) > 1 && M > (MR);        /* (one tile: derived in the tile, qs NULL) */     \
+        if (table && g->mode == EM_ROUND_DOUBLE)                                                           \
             for (int h = 0; h < (NH); h++)                                                                 \
                 qs[h] = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n + 8 * h)),        \
                                         _mm256_loadu_si256((const __m256i*)(g->shift + n + 8 * h)));      \
-        else                                                                                               \
+        else if (table)                                                                                    \
             memset(qs, 0, sizeof qs);                                                                      \
+        const em_mbqm8_lanes* tq = table ? qs : NULL;                                                      \
         int64_t m = 0;                                                                                     \
-        for (; m + (MR) <= M; m += (MR)) em_avxvnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NH), qs);       \
-        if (m < M) em_avxvnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NH), qs);                           \
+        for (; m + (MR) <= M; m += (MR)) em_avxvnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NH), tq);       \
+        if (m < M) em_avxvnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NH), tq);                           \
     } while (0)
 
 /* C[M][N] (row stride ldc) = requant(A . W): column panels of 32 (4-row tiles, 8 accumulators) while a panel's

@@ -255,19 +255,20 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
                 }
             }
         }
+        const em_mbqm16 q = qs ? qs[0] : em_vnni_consts(g, 0);
         if (g->mode == EM_ROUND_DOUBLE) {
             const em_vnni_bounds16 b = em_vnni_bounds(g);
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r += 2) {
                 if (r >= rows) break;
-                em_vnni_double_store16(acc[r][0], &qs[0], b.zp, b.lo, b.hi, C + (m + r) * 8,
+                em_vnni_double_store16(acc[r][0], &q, b.zp, b.lo, b.hi, C + (m + r) * 8,
                                        r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF);
             }
             return;
         }
         for (int r = 0; r < MR && r < rows; r += 2)
             em_vnni_requant_store16(acc[r][0], g, 0, C + (m + r) * 8, r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF,
-                                    &qs[0]);
+                                    &q);
         return;
     }
     if (MR == 1 && A->nseg == 1) {   /* GEMV: even and odd k-groups in separate chains to hide the latency */
@@ -311,10 +312,11 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
             const int64_t c = n + 16 * j;
             if (c >= g->N) break;
             const __mmask16 cols = g->N - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (g->N - c)) - 1);
+            const em_mbqm16 q = qs ? qs[j] : em_vnni_consts(g, c);
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r++) {
                 if (r >= rows) break;
-                em_vnni_double_store16(acc[r][j], &qs[j], b.zp, b.lo, b.hi, C + (m + r) * ldc + c, cols);
+                em_vnni_double_store16(acc[r][j], &q, b.zp, b.lo, b.hi, C + (m + r) * ldc + c, cols);
             }
         }
         return;
@@ -323,25 +325,30 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         const int64_t c = n + 16 * j;
         if (c >= g->N) break;
         __mmask16 cols = g->N - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (g->N - c)) - 1);
+        const em_mbqm16 q = qs ? qs[j] : em_vnni_consts(g, c);
         for (int r = 0; r < MR; r++) {
             if (r >= rows) break;
-            em_vnni_requant_store16(acc[r][j], g, c, C + (m + r) * ldc + c, cols, &qs[j]);
+            em_vnni_requant_store16(acc[r][j], g, c, C + (m + r) * ldc + c, cols, &q);
         }
     }
 }
 
 /* All row tiles of one column panel of 16 NB columns; the panel's weights stay in cache across the rows, and its
- * double-rounding constants are derived once for all of them (with a small K they cost as much as the sums). */
+ * double-rounding constants are derived once for all of them (with a small K they cost as much as the sums).  A
+ * panel of one tile (a GEMV's) derives them in the tile instead (qs NULL): kept in a table they cost stores and
+ * loads that a single use does not repay (a 128 -> 640 FC: 0.6 -> 1.1 us). */
 #define EM_VNNI_PANEL(MR, NB)                                                                              \
     do {                                                                                                   \
         em_mbqm16 qs[NB];                  /* (read in double rounding only; mult and shift hold Np) */  \
-        if (g->mode == EM_ROUND_DOUBLE)                                                                    \
+        const int table = (MR) > 1 && M > (MR);                                                            \
+        if (table && g->mode == EM_ROUND_DOUBLE)                                                           \
             for (int j = 0; j < (NB); j++) qs[j] = em_vnni_consts(g, n + 16 * j);                         \
-        else                                                                                               \
+        else if (table)                                                                                    \
             memset(qs, 0, sizeof qs);                                                                      \
+        const em_mbqm16* tq = table ? qs : NULL;                                                           \
         int64_t m = 0;                                                                                     \
-        for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NB), qs);          \
-        if (m < M) em_vnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NB), qs);                              \
+        for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NB), tq);          \
+        if (m < M) em_vnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NB), tq);                              \
     } while (0)
 
 /* C[M][N] (row stride ldc) = requant(A . W), A (uint8, x + 128) described by em_gemm_rows.  Column panels of
