@@ -104,7 +104,7 @@ EM_AVX2_TARGET static inline void em_avxvnni_store8(__m256i acc, const em_avx2_g
  * w + b 16 Kp + k 64 + (h % 2) 32. */
 EM_AVXVNNI_TARGET static inline __attribute__((always_inline)) void em_avxvnni_tile(
         const em_gemm_rows* A, int64_t m, int64_t rows, const em_vnni_gemm* g, int64_t n, int8_t* C,
-        int64_t ldc, const int MR, const int NH, const em_mbqm8_lanes* qs) {
+        int64_t ldc, const int MR, const int NH) {
     const int64_t Kp = g->Kp;
     const uint8_t* a[8];
     em_gemm_row_starts(A, m, rows, MR, a);
@@ -139,41 +139,29 @@ EM_AVXVNNI_TARGET static inline __attribute__((always_inline)) void em_avxvnni_t
     for (int h = 0; h < NH; h++) {
         const int64_t c = n + 8 * h;
         if (c >= g->N) break;
-        const em_mbqm8_lanes q_here = qs ? qs[h] : em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + c)),
-                                                                   _mm256_loadu_si256((const __m256i*)(g->shift + c)));
-        const em_mbqm8_lanes* q = &q_here;
+        const em_mbqm8_lanes q = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + c)),
+                                                 _mm256_loadu_si256((const __m256i*)(g->shift + c)));
         int r = 0;
         for (; r + 4 <= MR && r + 4 <= rows; r += 4) {     /* four rows narrowed together (em_avx2_narrow_rows) */
             __m256i v[4];
             int8_t* cr[4];
             for (int i = 0; i < 4; i++) {
-                v[i] = ag.mode == EM_ROUND_DOUBLE ? em_mbqm_lanes_x8(acc[r + i][h], q, 1)
+                v[i] = ag.mode == EM_ROUND_DOUBLE ? em_mbqm_lanes_x8(acc[r + i][h], &q, 1)
                                                   : em_avx2_rescale8(acc[r + i][h], &ag, c);
                 cr[i] = C + (m + r + i) * ldc + c;
             }
             em_avx2_narrow_rows(v, 4, &ag, cr, g->N - c, 0);
         }
         for (; r < MR && r < rows; r++)
-            em_avxvnni_store8(acc[r][h], &ag, c, C + (m + r) * ldc + c, g->N - c, q);
+            em_avxvnni_store8(acc[r][h], &ag, c, C + (m + r) * ldc + c, g->N - c, &q);
     }
 }
 
-/* All row tiles of one column panel; its double-rounding constants derived once for all of them when it has
- * several (as em_gemm_vnni.h's EM_VNNI_PANEL; mult and shift are padded to whole 16-column blocks). */
 #define EM_AVXVNNI_PANEL(MR, NH)                                                                           \
     do {                                                                                                   \
-        em_mbqm8_lanes qs[NH];                                                                             \
-        const int table = (MR) > 1 && M > (MR);        /* (one tile: derived in the tile, qs NULL) */     \
-        if (table && g->mode == EM_ROUND_DOUBLE)                                                           \
-            for (int h = 0; h < (NH); h++)                                                                 \
-                qs[h] = em_mbqm8_consts(_mm256_loadu_si256((const __m256i*)(g->mult + n + 8 * h)),        \
-                                        _mm256_loadu_si256((const __m256i*)(g->shift + n + 8 * h)));      \
-        else if (table)                                                                                    \
-            memset(qs, 0, sizeof qs);                                                                      \
-        const em_mbqm8_lanes* tq = table ? qs : NULL;                                                      \
         int64_t m = 0;                                                                                     \
-        for (; m + (MR) <= M; m += (MR)) em_avxvnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NH), tq);       \
-        if (m < M) em_avxvnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NH), tq);                           \
+        for (; m + (MR) <= M; m += (MR)) em_avxvnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NH));           \
+        if (m < M) em_avxvnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NH));                               \
     } while (0)
 
 /* C[M][N] (row stride ldc) = requant(A . W): column panels of 32 (4-row tiles, 8 accumulators) while a panel's

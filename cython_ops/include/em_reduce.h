@@ -384,7 +384,15 @@ enum { EM_REDUCE_F_COUNT = 0 };
 /* REDUCE_MAX / REDUCE_MIN of int8 or uint8 with the innermost dim kept (runs of 16+ outputs: a global max pool
  * over the spatial dims): 32 and 16 outputs at a time, the same walk and order as EM_REDUCE_RUNS (max and min are
  * exact, so only the speed differs).  Not for the every-axis form (`from_first`), whose innermost dim is reduced. */
-#define EM_REDUCE_MINMAX8(MAX256, MAX128, CMP)                                                      \
+/* Folds up to `rows` runs into yr[j .. j + width) with one vector type V (LOAD / STORE its unaligned forms). */
+#define EM_REDUCE_MINMAX8_BLOCK(V, LOAD, STORE, OP)                                                 \
+    {                                                                                               \
+        V v = LOAD((const V*)(yr + j));                                                             \
+        for (int64_t r = 0; r < rows; r++) v = OP(v, LOAD((const V*)(xr + r * run + j)));            \
+        STORE((V*)(yr + j), v);                                                                     \
+    }
+
+#define EM_REDUCE_MINMAX8(OP256, OP128, CMP)                                                        \
     for (int64_t i0 = 0; i0 < dims[0]; i0++)                                                        \
     for (int64_t i1 = 0; i1 < dims[1]; i1++)                                                        \
     for (int64_t i2 = 0; i2 < dims[2]; i2++)                                                        \
@@ -395,22 +403,25 @@ enum { EM_REDUCE_F_COUNT = 0 };
         T* yr = y + i0 * ost[0] + i1 * ost[1] + i2 * ost[2] + i3 * ost[3] + i4 * ost[4];            \
         const T* xr = x + k;                                                                        \
         int64_t j = 0;                                                                              \
-        for (; j + 32 <= run; j += 32) {                                                            \
-            __m256i v = _mm256_loadu_si256((const __m256i*)(yr + j));                               \
-            for (int64_t r = 0; r < rows; r++)                                                      \
-                v = MAX256(v, _mm256_loadu_si256((const __m256i*)(xr + r * run + j)));               \
-            _mm256_storeu_si256((__m256i*)(yr + j), v);                                             \
-        }                                                                                           \
-        for (; j + 16 <= run; j += 16) {                                                            \
-            __m128i v = _mm_loadu_si128((const __m128i*)(yr + j));                                  \
-            for (int64_t r = 0; r < rows; r++)                                                      \
-                v = MAX128(v, _mm_loadu_si128((const __m128i*)(xr + r * run + j)));                  \
-            _mm_storeu_si128((__m128i*)(yr + j), v);                                                \
-        }                                                                                           \
+        for (; j + 32 <= run; j += 32)                                                              \
+            EM_REDUCE_MINMAX8_BLOCK(__m256i, _mm256_loadu_si256, _mm256_storeu_si256, OP256)        \
+        for (; j + 16 <= run; j += 16)                                                              \
+            EM_REDUCE_MINMAX8_BLOCK(__m128i, _mm_loadu_si128, _mm_storeu_si128, OP128)              \
         for (; j < run; j++)                                                                        \
             for (int64_t r = 0; r < rows; r++) if (xr[r * run + j] CMP yr[j]) yr[j] = xr[r * run + j]; \
         k += rows * run;                                                                            \
         i4 += rows;                                                                                 \
+    }
+
+/* The walk for element type TYPE, the outputs starting at LO (max) or HI (min), with its max / min intrinsics. */
+#define EM_REDUCE_MINMAX8_TYPED(TYPE, LO, HI, MAX256, MAX128, MIN256, MIN128)                       \
+    {                                                                                               \
+        typedef TYPE T;                                                                             \
+        const T* x = (const T*)p->ptr[EM_REDUCE_P_INPUT];                                           \
+        T* y = (T*)p->ptr[EM_REDUCE_P_OUTPUT];                                                      \
+        memset(y, is_max ? (LO) : (HI), (size_t)d[EM_REDUCE_I_OUTPUTS]);                            \
+        if (is_max) { EM_REDUCE_MINMAX8(MAX256, MAX128, >) }                                        \
+        else { EM_REDUCE_MINMAX8(MIN256, MIN128, <) }                                               \
     }
 
 __attribute__((target("avx2"))) static void em_reduce_minmax8_avx2(const em_params* p) {
@@ -420,21 +431,10 @@ __attribute__((target("avx2"))) static void em_reduce_minmax8_avx2(const em_para
     const int64_t run = dims[5];
     const int is_max = d[EM_REDUCE_I_KIND] == EM_REDUCE_KIND_MAX;
     int64_t k = 0;
-    if (d[EM_REDUCE_I_DTYPE] == EM_DT_I8) {
-        typedef int8_t T;
-        const T* x = (const T*)p->ptr[EM_REDUCE_P_INPUT];
-        T* y = (T*)p->ptr[EM_REDUCE_P_OUTPUT];
-        memset(y, is_max ? 0x80 : 0x7F, (size_t)d[EM_REDUCE_I_OUTPUTS]);
-        if (is_max) { EM_REDUCE_MINMAX8(_mm256_max_epi8, _mm_max_epi8, >) }
-        else { EM_REDUCE_MINMAX8(_mm256_min_epi8, _mm_min_epi8, <) }
-    } else {
-        typedef uint8_t T;
-        const T* x = (const T*)p->ptr[EM_REDUCE_P_INPUT];
-        T* y = (T*)p->ptr[EM_REDUCE_P_OUTPUT];
-        memset(y, is_max ? 0x00 : 0xFF, (size_t)d[EM_REDUCE_I_OUTPUTS]);
-        if (is_max) { EM_REDUCE_MINMAX8(_mm256_max_epu8, _mm_max_epu8, >) }
-        else { EM_REDUCE_MINMAX8(_mm256_min_epu8, _mm_min_epu8, <) }
-    }
+    if (d[EM_REDUCE_I_DTYPE] == EM_DT_I8)
+        EM_REDUCE_MINMAX8_TYPED(int8_t, 0x80, 0x7F, _mm256_max_epi8, _mm_max_epi8, _mm256_min_epi8, _mm_min_epi8)
+    else
+        EM_REDUCE_MINMAX8_TYPED(uint8_t, 0x00, 0xFF, _mm256_max_epu8, _mm_max_epu8, _mm256_min_epu8, _mm_min_epu8)
 }
 #endif
 
