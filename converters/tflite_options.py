@@ -1,8 +1,15 @@
 """Builtin options tables read straight from the file: the `tflite` package's generated accessors cost several
 Python calls per field, so for an options class whose every accessor is the generated scalar form (vtable slot,
 element type, default) or the generated vector-of-numbers form (vtable slot, element type) that form is read off
-the accessor's source once, and the C walker (cython_ops/tflite_read.pyx) reads each field in one step.  Any other
-class (tables, strings) keeps the generated accessors."""
+the accessor once, and the C walker (cython_ops/tflite_read.pyx) reads each field in one step.  Any other class
+(tables, strings) keeps the generated accessors.
+
+The form is read off the accessor's code object: its bytecode must equal that of one of the templates below (the
+generator's bodies, compiled by this interpreter with this module), and its constants and names then give the slot,
+the element type and the default.  Only an accessor no template matches is read from its source text (the
+generator's source forms as regular expressions): reading source means tokenizing the `tflite` package's files,
+about 0.4 ms per accessor, paid by the first load of every options type in a process (SSD-MobileNet's first load in
+a fresh process took 13.7 ms with source reads, 6.2 ms without; benchmarks/bench_load.py --first)."""
 from __future__ import annotations
 
 import ast
@@ -10,6 +17,7 @@ import inspect
 import re
 import struct
 
+import flatbuffers
 import numpy as np
 
 # the body the flatbuffers code generator writes for a scalar field (flatbuffers 2.x / 23.x / 24.x / 25.x)
@@ -31,6 +39,79 @@ FORMATS = {"Bool": "<?", "Int8": "<b", "Uint8": "<B", "Int16": "<h", "Uint16": "
 SCALAR_FIELDS = {}      # options class -> ((key, field index, struct, default, as bool), ...) or None
 
 
+# The generator's accessor bodies (flatbuffers' Python code generator), as templates to compare code objects with.
+# The slot (4) and the element type (Int8Flags) stand for any; the constants differ between forms only in whether
+# the default shares the comparison's 0 (a default of int 0) or is a constant of its own (any other default,
+# False included), which changes the bytecode's constant indices: the scalar form has a template for each, the bool
+# form's default is always its own constant, and the vector form's is the comparison's 0.
+def _scalar_default_zero(self):
+    o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+    if o != 0:
+        return self._tab.Get(flatbuffers.number_types.Int8Flags, o + self._tab.Pos)
+    return 0
+
+
+def _scalar_default_own(self):
+    o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+    if o != 0:
+        return self._tab.Get(flatbuffers.number_types.Int8Flags, o + self._tab.Pos)
+    return 1
+
+
+def _bool_default_own(self):
+    o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+    if o != 0:
+        return bool(self._tab.Get(flatbuffers.number_types.BoolFlags, o + self._tab.Pos))
+    return False
+
+
+def _vector_numpy(self):
+    o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+    if o != 0:
+        return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Int32Flags, o)
+    return 0
+
+
+# (template code, index of its default in co_consts (None: the vector form), as bool)
+TEMPLATES = tuple((fn.__code__, default_at, as_bool) for fn, default_at, as_bool in (
+    (_scalar_default_zero, 2, False), (_scalar_default_own, 3, False), (_bool_default_own, 3, True),
+    (_vector_numpy, None, False)))
+
+
+def _flags_name(names: tuple):
+    """The index of the element type's name (the one *Flags name besides UOffsetTFlags), or -1."""
+    found = [i for i, name in enumerate(names) if name.endswith("Flags") and name != "UOffsetTFlags"]
+    return found[0] if len(found) == 1 else -1
+
+
+def code_form(method):
+    """(slot, element type, default, as bool) of an accessor whose code is one of TEMPLATES' (default VECTOR for
+    the vector form), or None.  The bytecode, the names but the element type's and the constants' layout must all
+    equal the template's: nothing else is read off the accessor."""
+    code = getattr(method, "__code__", None)
+    if code is None:
+        return None
+    for tmpl, default_at, as_bool in TEMPLATES:
+        if code.co_code != tmpl.co_code or len(code.co_names) != len(tmpl.co_names) \
+                or len(code.co_consts) != len(tmpl.co_consts) or code.co_argcount != 1:
+            continue
+        at = _flags_name(code.co_names)
+        if at < 0 or at != _flags_name(tmpl.co_names) or code.co_names[:at] != tmpl.co_names[:at] \
+                or code.co_names[at + 1:] != tmpl.co_names[at + 1:]:
+            continue
+        consts = code.co_consts
+        slot, kind = consts[1], code.co_names[at][:-len("Flags")]
+        if consts[0] is not None or type(slot) is not int or consts[2] != 0 or type(consts[2]) is not int:
+            continue
+        if default_at is None:
+            return slot, kind, VECTOR, False
+        default = consts[default_at]
+        if type(default) not in (int, float, bool) or (as_bool and type(default) is not bool):
+            continue
+        return slot, kind, default, as_bool
+    return None
+
+
 def scalar_fields(cls, fields: tuple):
     """For `fields` ((key, accessor, is vector) of cls), their direct reads, or None when any accessor is neither
     the generated scalar form nor the generated vector form (whose read has the default VECTOR)."""
@@ -38,6 +119,14 @@ def scalar_fields(cls, fields: tuple):
         return SCALAR_FIELDS[cls]
     reads = []
     for key, attr, vector in fields:
+        form = code_form(getattr(cls, attr))
+        if form is not None and (form[2] is VECTOR) == vector and form[1] in FORMATS:
+            slot, kind, default, as_bool = form
+            reads.append((key, (slot - 4) // 2, struct.Struct(FORMATS[kind]), default, as_bool))
+            continue
+        if not _may_match_source(getattr(cls, attr), vector):
+            reads = None
+            break
         if vector:
             match = VECTOR_ACCESSOR.fullmatch(_body(getattr(cls, attr)))
             if match is None or match.group(2) not in FORMATS:
@@ -58,6 +147,15 @@ def scalar_fields(cls, fields: tuple):
         reads.append((key, (int(slot) - 4) // 2, struct.Struct(FORMATS[kind]), default, as_bool is not None))
     SCALAR_FIELDS[cls] = reads = None if reads is None else tuple(reads)
     return reads
+
+
+def _may_match_source(method, vector: bool) -> bool:
+    """False when the accessor's code lacks a name its source needs to match the source form (a table, string or
+    union accessor): such a class keeps the generated accessors without its source being read."""
+    code = getattr(method, "__code__", None)
+    if code is None:
+        return True
+    return {"Offset", "GetVectorAsNumpy" if vector else "Get"} <= set(code.co_names)
 
 
 def _body(method) -> str:

@@ -4,7 +4,10 @@ the vector with its dtype, an empty int32 array when the field is absent; a vect
 ModelFormatError naming the op on both paths."""
 from __future__ import annotations
 
+import ast
+import inspect
 import struct
+import textwrap
 
 import flatbuffers
 import numpy as np
@@ -12,6 +15,7 @@ import pytest
 import tflite as fb
 
 import converters.tflite as tflite_reader
+import converters.tflite_options as tflite_options
 from converters.tflite import from_tflite
 from edgeml.errors import ModelFormatError
 
@@ -146,3 +150,94 @@ def test_a_vector_option_past_the_file_names_the_op_on_both_paths(monkeypatch):
     monkeypatch.setattr(tflite_reader, "scalar_fields", lambda cls, fields: None)
     with pytest.raises(ModelFormatError, match=r"op 0 \(RESHAPE\) options"):
         from_tflite(bytes(data))
+
+
+# ---- the accessors' forms read off their code objects (tflite_options.code_form) -------------------------------
+
+def _source_form(method, vector: bool):
+    """An accessor's form read from its source text, as tflite_options did before code_form."""
+    body = tflite_options._body(method)
+    if vector:
+        match = tflite_options.VECTOR_ACCESSOR.fullmatch(body)
+        return None if match is None else (int(match.group(1)), match.group(2), tflite_options.VECTOR, False)
+    match = tflite_options.SCALAR_ACCESSOR.fullmatch(body)
+    if match is None:
+        return None
+    slot, as_bool, kind, default = match.groups()
+    return int(slot), kind, ast.literal_eval(default), as_bool is not None
+
+
+def _options_classes():
+    return [getattr(fb, n) for n in sorted(dir(fb)) if n.endswith("Options") and inspect.isclass(getattr(fb, n))]
+
+
+def test_code_form_reads_every_generated_accessor_as_its_source_does():
+    """Every field of every options class of the installed `tflite` package: the form read off the code object is
+    the one its source gives (slot, element type, default of the same type, bool or not), and every accessor the
+    source form reads is read off its code (so no load reads source)."""
+    read = 0
+    for cls in _options_classes():
+        for _, attr, vector in tflite_reader._option_fields(cls):
+            method = getattr(cls, attr)
+            by_code, by_source = tflite_options.code_form(method), _source_form(method, vector)
+            if by_source is None:
+                assert by_code is None or (by_code[2] is tflite_options.VECTOR) != vector, (cls.__name__, attr)
+                continue
+            assert by_code == by_source and type(by_code[2]) is type(by_source[2]), (cls.__name__, attr)
+            read += 1
+    assert read > 150        # (the schema's scalar and vector fields: 217 with tflite 2.18's package)
+
+
+def test_no_source_is_read_for_the_generated_options(monkeypatch):
+    """Reading every options class's layout reads no source file (inspect.getsource tokenizes the package's files:
+    about 0.4 ms per accessor on a first load), and gives the source reading's answer."""
+    classes = _options_classes()
+    by_source = {}
+    monkeypatch.setattr(tflite_options, "SCALAR_FIELDS", {})
+    with monkeypatch.context() as m:
+        m.setattr(tflite_options, "code_form", lambda method: None)
+        m.setattr(tflite_options, "_may_match_source", lambda method, vector: True)
+        for cls in classes:
+            by_source[cls] = tflite_options.scalar_fields(cls, tflite_reader._option_fields(cls))
+    monkeypatch.setattr(tflite_options, "SCALAR_FIELDS", {})
+
+    def no_source(obj):
+        if callable(obj):
+            raise AssertionError(f"source read for {obj!r}")
+        raise TypeError("not a function")
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    for cls in classes:
+        by_code = tflite_options.scalar_fields(cls, tflite_reader._option_fields(cls))
+        assert (by_code is None) == (by_source[cls] is None), cls.__name__
+        if by_code is not None:
+            assert [(k, i, s.format, d, b) for k, i, s, d, b in by_code] == \
+                [(k, i, s.format, d, b) for k, i, s, d, b in by_source[cls]], cls.__name__
+
+
+def test_an_accessor_unlike_the_templates_is_read_from_its_source():
+    """A body that differs from the generator's (here: a docstring, a doubled value) is not read off its code: the
+    source reading decides (and here refuses it), so no unknown form is taken for a plain field."""
+    namespace = {"flatbuffers": flatbuffers}
+    exec(textwrap.dedent('''
+        def documented(self):
+            "A docstring shifts the constants."
+            o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+            if o != 0:
+                return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+            return 0
+
+        def doubled(self):
+            o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+            if o != 0:
+                return 2 * self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+            return 0
+
+        def plain(self):
+            o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+            if o != 0:
+                return self._tab.Get(flatbuffers.number_types.Float32Flags, o + self._tab.Pos)
+            return -1.5
+    '''), namespace)
+    assert tflite_options.code_form(namespace["documented"]) is None
+    assert tflite_options.code_form(namespace["doubled"]) is None
+    assert tflite_options.code_form(namespace["plain"]) == (8, "Float32", -1.5, False)
