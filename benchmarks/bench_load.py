@@ -10,6 +10,11 @@ than wall time on a shared machine), and with --baseline the median over rounds 
     python benchmarks/bench_load.py                                 # every model, edgeml vs the peers
     python benchmarks/bench_load.py --baseline /tmp/edgeml-before   # + the older tree (built in place)
     python benchmarks/bench_load.py --only kws mobilenet --loads 9
+    python benchmarks/bench_load.py --first --loads 5              # first loads, each in a fresh process
+
+The first load in a process is the one most programs pay, and it differs from the repeated loads above: it also
+pays each runtime's once-per-process work on first use (for edgeml: reading the options layouts of the op types
+met, building per-type tables) and finds no memory freed by an earlier load to reuse.
 """
 from __future__ import annotations
 
@@ -30,15 +35,16 @@ def ms_text(v: float) -> str:
     return f"{v:.2f}" if v < 10 else f"{v:.1f}"
 
 
-def worker(mode: str, root: str):
-    """Loads the model paths read from stdin; prints wall and CPU ms per load."""
+def loader(mode: str, root: str):
+    """The load function of one runtime (imported here)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     sys.path.insert(0, root)
     if mode == "edgeml":
         import edgeml
+        interpreter = edgeml.Interpreter      # (`import edgeml` defers the runtime's import to this first use)
 
         def load(p):
-            edgeml.Interpreter(p)
+            interpreter(p)
     elif mode == "litert":
         from ai_edge_litert import interpreter as lit
 
@@ -52,6 +58,12 @@ def worker(mode: str, root: str):
             so.intra_op_num_threads = so.inter_op_num_threads = 1
             so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             ort.InferenceSession(p, sess_options=so, providers=["CPUExecutionProvider"])
+    return load
+
+
+def worker(mode: str, root: str):
+    """Loads the model paths read from stdin; prints wall and CPU ms per load."""
+    load = loader(mode, root)
     print("ready", flush=True)
     for line in sys.stdin:
         try:
@@ -60,6 +72,48 @@ def worker(mode: str, root: str):
             print(f"{(time.perf_counter() - t0) * 1e3:.4f} {(time.process_time() - c0) * 1e3:.4f}", flush=True)
         except Exception as exc:      # a model a runtime cannot load: reported, not fatal
             print(f"ERR {type(exc).__name__}", flush=True)
+
+
+def first_worker(mode: str, root: str, path: str):
+    """One load of `path` in this fresh process, after the runtime's import only: prints wall and CPU ms."""
+    load = loader(mode, root)
+    t0, c0 = time.perf_counter(), time.process_time()
+    load(path)
+    print(f"{(time.perf_counter() - t0) * 1e3:.4f} {(time.process_time() - c0) * 1e3:.4f}", flush=True)
+
+
+def first_loads(args):
+    """--first: each model's first load in fresh processes (the load a user's program pays once), alternating
+    runtimes (and the --baseline tree) process by process; medians of --loads processes each."""
+    trees = {"after": ROOT}
+    if args.baseline:
+        trees = {"before": Path(args.baseline), "after": ROOT}
+    head = " | ".join(f"edgeml {k} ms" for k in trees)
+    print(f"| model | {head} | peer ms | edgeml / peer | CPU ms: {' | '.join(trees)} | peer | edgeml / peer |")
+    print("|---|" + "---|" * (2 * len(trees) + 4))
+    for path in models(args.only):
+        peer = "ort" if path.suffix == ".onnx" else "litert"
+        runs = dict(trees, **{peer: ROOT})
+        wall, cpu, error = {k: [] for k in runs}, {k: [] for k in runs}, None
+        for _ in range(args.loads):
+            for k, root in runs.items():
+                mode = peer if k == peer else "edgeml"
+                run = subprocess.run([sys.executable, __file__, "--first-worker", mode, str(root), str(path)],
+                                     capture_output=True, text=True, cwd=str(root))
+                if run.returncode:
+                    error = f"{k}: exit {run.returncode}"
+                    continue
+                a, b = run.stdout.split()[-2:]
+                wall[k].append(float(a))
+                cpu[k].append(float(b))
+        if error:
+            print(f"| {path.name} | {error} |", flush=True)
+            continue
+        w, c = ({k: statistics.median(v) for k, v in d.items()} for d in (wall, cpu))
+        label = "onnxruntime" if peer == "ort" else "LiteRT"
+        print(f"| {path.name} ({label}) | " + " | ".join(ms_text(w[k]) for k in trees)
+              + f" | {ms_text(w[peer])} | {w['after'] / w[peer]:.2f}x | " + " | ".join(ms_text(c[k]) for k in trees)
+              + f" | {ms_text(c[peer])} | {c['after'] / c[peer]:.2f}x |", flush=True)
 
 
 def start(mode: str, root: Path) -> subprocess.Popen:
@@ -90,10 +144,17 @@ def main(argv=None):
     ap.add_argument("--baseline", help="an older edgeml tree (extensions built in place) to time as 'before'")
     ap.add_argument("--loads", type=int, default=7, help="timed loads per runtime and model")
     ap.add_argument("--only", nargs="*", help="substrings of the model file names")
+    ap.add_argument("--first", action="store_true",
+                    help="time each model's first load in fresh processes instead")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--first-worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker(*args.worker)
+    if args.first_worker:
+        return first_worker(*args.first_worker)
+    if args.first:
+        return first_loads(args)
     workers = {"after": start("edgeml", ROOT), "litert": start("litert", ROOT), "ort": start("ort", ROOT)}
     if args.baseline:
         workers["before"] = start("edgeml", Path(args.baseline))
