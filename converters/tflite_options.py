@@ -78,6 +78,11 @@ TEMPLATES = tuple((fn.__code__, default_at, as_bool) for fn, default_at, as_bool
     (_vector_numpy, None, False)))
 
 
+TEMPLATES_BY_CODE = {}     # bytecode -> the TEMPLATES entries with it
+for _entry in TEMPLATES:
+    TEMPLATES_BY_CODE.setdefault(_entry[0].co_code, []).append(_entry)
+
+
 def _flags_name(names: tuple):
     """The index of the element type's name (the one *Flags name besides UOffsetTFlags), or -1."""
     found = [i for i, name in enumerate(names) if name.endswith("Flags") and name != "UOffsetTFlags"]
@@ -91,9 +96,9 @@ def code_form(method):
     code = getattr(method, "__code__", None)
     if code is None:
         return None
-    for tmpl, default_at, as_bool in TEMPLATES:
-        if code.co_code != tmpl.co_code or len(code.co_names) != len(tmpl.co_names) \
-                or len(code.co_consts) != len(tmpl.co_consts) or code.co_argcount != 1:
+    for tmpl, default_at, as_bool in TEMPLATES_BY_CODE.get(code.co_code, ()):
+        if len(code.co_names) != len(tmpl.co_names) or len(code.co_consts) != len(tmpl.co_consts) \
+                or code.co_argcount != 1:
             continue
         at = _flags_name(code.co_names)
         if at < 0 or at != _flags_name(tmpl.co_names) or code.co_names[:at] != tmpl.co_names[:at] \
