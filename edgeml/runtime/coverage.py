@@ -168,14 +168,15 @@ def accepted_types(op_type: str):
     runs_on = RUNS_ON.get(op_type)
     if runs_on is None or runs_on == ANY:
         return True
-    if not PLAIN:
-        PLAIN.extend((np.dtype(name), name) for name in SCHEMES if name != HYBRID)
+    global PLAIN
+    if PLAIN is None:       # (one tuple assigned whole: a load in another thread sees it complete or not at all)
+        PLAIN = tuple((np.dtype(name), name) for name in SCHEMES if name != HYBRID)
     return frozenset(d for d, name in PLAIN if name in runs_on and (name != I8 or U8 in runs_on)
                      and (name != F32 or op_type not in HYBRID_WEIGHTS or HYBRID in runs_on))
 
 
 ACCEPTED = {}       # op type -> accepted_types(op type), filled as types are met
-PLAIN = []          # (dtype, name) of the schemes but hybrid, made on first use (numpy reads dtype.name slowly)
+PLAIN = None        # (dtype, name) of the schemes but hybrid, made on first use (numpy reads dtype.name slowly)
 
 
 def builtin_names() -> list:
