@@ -214,7 +214,22 @@ def test_cli_refuses_a_pickled_input_in_one_line(capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "not a readable .npy array" in err
 
 
-def test_cli_without_the_onnx_package_says_so_in_one_line():
+def test_cli_without_the_onnx_extra_says_so_in_one_line():
+    """Without the protobuf runtime (which the `onnx` extra brings) a .onnx model is refused in one line."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['google.protobuf'] = None\n"
+            "from edgeml.cli import main\n"
+            f"sys.exit(main(['run', {str(MODELS.parent / 'mlperf_tiny_onnx' / 'ad01_int8.onnx')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "needs the 'onnx' package" in done.stderr
+
+
+def test_without_the_onnx_package_a_quantized_model_runs_and_a_fold_says_what_it_needs():
+    """The reader parses with the protobuf runtime alone: without the `onnx` package a QDQ model (raw-data
+    initializers) still runs; a constant fold, which uses onnx's reference evaluator, names the package."""
     import subprocess
     import sys
     code = ("import sys; sys.modules['onnx'] = None\n"
@@ -222,8 +237,29 @@ def test_cli_without_the_onnx_package_says_so_in_one_line():
             f"sys.exit(main(['run', {str(MODELS.parent / 'mlperf_tiny_onnx' / 'ad01_int8.onnx')!r}]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.count("\n") == 1 and "needs the 'onnx' package" in done.stderr
+    assert done.returncode == 0, done.stderr
+    import onnx
+    from onnx import helper
+
+    from converters.onnx import from_onnx
+    shape = helper.make_tensor("s", onnx.TensorProto.INT64, [2], [1, -4])
+    nodes = [helper.make_node("Constant", [], ["c"], value=shape),
+             helper.make_node("Neg", ["c"], ["n"]), helper.make_node("Reshape", ["x", "n"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    from_onnx(data)          # (folds Neg with the onnx package present)
+    code = ("import sys; sys.modules['onnx'] = None\n"
+            "from converters.onnx import from_onnx\n"
+            "from edgeml.errors import UnsupportedOpError\n"
+            "try:\n"
+            f"    from_onnx({data!r})\n"
+            "except UnsupportedOpError as exc:\n"
+            "    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "needs the 'onnx' package" in done.stdout and "pip install edgeml[onnx]" in done.stdout, done.stdout
 
 
 @pytest.mark.parametrize("flag", ["--batch-size", "--epochs"])

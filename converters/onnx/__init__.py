@@ -2,13 +2,16 @@
 
 reader.py is the translator core (values, NCHW / NHWC layouts, parsing, dispatch); each group of ops is a mixin in
 a module of its own (shape_ops, math_ops, conv, qdq, qoperator, recurrent); common.py and tensors.py hold what they
-share.  The modules import only edgeml.ir / numerics / errors, converters.source, each other (no cycle), the
-`onnx` package, numpy and the standard library; never onnxruntime or edgeml.runtime.
+share; proto.py makes the protobuf message classes the reader parses.  The modules import only edgeml.ir /
+numerics / errors, converters.source, each other (no cycle), the protobuf runtime, numpy and the standard library;
+never onnxruntime or edgeml.runtime.  The `onnx` package itself is imported only where its code is used: constant
+folding by its reference evaluator, and tensors stored in typed fields instead of raw bytes (numpy_helper).
 """
 try:
-    import onnx  # noqa: F401  (checked here, before any module of the package imports it)
+    import google.protobuf  # noqa: F401  (checked here, before any module of the package imports it)
 except ImportError as exc:  # pragma: no cover - optional extra
-    raise ImportError("reading .onnx models needs the 'onnx' package: pip install edgeml[onnx]") from exc
+    raise ImportError("reading .onnx models needs the 'onnx' package (and its protobuf runtime): "
+                      "pip install edgeml[onnx]") from exc
 
 from converters.onnx.reader import MAX_OPSET, MIN_OPSET, from_onnx, op_groups, supported_ops  # noqa: E402
 

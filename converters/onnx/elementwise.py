@@ -5,10 +5,9 @@ onnx_elementwise.py); float ones follow their input's layout (NCHW or channels-l
 from __future__ import annotations
 
 import numpy as np
-import onnx
 
 from converters.onnx.common import TO_NHWC, Value
-from converters.onnx.tensors import ONNX_DTYPES
+from converters.onnx.tensors import ONNX_DTYPES, type_name
 
 F32, BOOL = np.dtype(np.float32), np.dtype(np.bool_)
 
@@ -263,7 +262,7 @@ class ElementwiseOps:
         self.need(ins, 1, 1)
         to = attrs.get("to")
         if to not in ONNX_DTYPES:
-            name = onnx.TensorProto.DataType.Name(to) if to in onnx.TensorProto.DataType.values() else to
+            name = type_name(to)
             self.unsupported(f"Cast to element type {name} (float32, int8, uint8, int16, uint16, int32, int64 and "
                              "bool are supported)")
         self._cast(node, ins[0], ONNX_DTYPES[to])

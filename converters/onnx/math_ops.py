@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from onnx import helper as _helper
 
 from converters.onnx.common import ACT_CODE, FLOAT_MAX, TO_NHWC, Value
+from converters.onnx.tensors import attribute_value
 
 
 class MathOps:
@@ -93,7 +93,7 @@ class MathOps:
         """Constant (min, max) of a Clip node as float32 values, or (None, None)."""
         lo, hi = -FLOAT_MAX, FLOAT_MAX
         if self.opset < 11:
-            attrs = {a.name: _helper.get_attribute_value(a) for a in n.attribute}
+            attrs = {a.name: attribute_value(a) for a in n.attribute}
             lo, hi = float(attrs.get("min", lo)), float(attrs.get("max", hi))
         else:
             for pos in (1, 2):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from converters.onnx.common import Value
+from converters.onnx.tensors import attribute_value
 
 F32 = np.dtype(np.float32)
 
@@ -167,8 +168,7 @@ class NormalizationOps:
         if any(a not in ("epsilon", "momentum", "training_mode", "spatial", "is_test", "consumed_inputs")
                for a in attrs):
             return None
-        from onnx import helper
-        values = {a: helper.get_attribute_value(v) for a, v in attrs.items()}
+        values = {a: attribute_value(v) for a, v in attrs.items()}
         if values.get("training_mode", 0) or not values.get("spatial", 1):
             return None
         params = [self.values.get(i) for i in n.input[1:]]

@@ -23,8 +23,8 @@ import sys
 from typing import Optional
 
 import numpy as np
-import onnx
 
+from converters.onnx import proto
 from converters.onnx.common import F32, I8, TO_NCHW, TO_NHWC, U8, Node, Value
 from converters.onnx.conv import ConvOps
 from converters.onnx.elementwise import ElementwiseOps
@@ -42,7 +42,7 @@ from converters.onnx.reduce_ops import ReduceOps
 from converters.onnx.resize import ResizeOps
 from converters.onnx.shape_ops import ShapeOps
 from converters.onnx.tensor_ops import TensorOps
-from converters.onnx.tensors import ONNX_DTYPES, attribute_values, initializer_array
+from converters.onnx.tensors import ONNX_DTYPES, attribute_values, initializer_array, type_name
 from converters.source import read_model_bytes
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import REQUANT_FLOAT, ROUND_HALF_EVEN, Graph, Op, Quantization, Tensor
@@ -270,7 +270,7 @@ class _Translator(ShapeOps, MathOps, ConvOps, QDQOps, QOperatorOps, RecurrentOps
         if dtype not in (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8)) and not (lens_only or lengths_only
                                                                                              or plain):
             raise UnsupportedOpError(f"graph input '{vi.name}' has element type "
-                                     f"{onnx.TensorProto.DataType.Name(tt.elem_type) if tt.elem_type in onnx.TensorProto.DataType.values() else tt.elem_type}"
+                                     f"{type_name(tt.elem_type)}"
                                      " (float32, int8, uint8, int16, uint16, int32, int64 and bool are supported)")
         if not tt.HasField("shape"):
             raise ModelFormatError(f"graph input '{vi.name}' declares no shape")
@@ -477,27 +477,28 @@ def op_groups() -> list:
 
 def from_onnx(model) -> Graph:
     """Parse and validate an ONNX model (path, bytes or ModelProto) into a `Graph`."""
-    if isinstance(model, onnx.ModelProto):
-        proto = model
+    onnx = sys.modules.get("onnx")       # (a ModelProto of the onnx package: its fields are this reader's)
+    if isinstance(model, proto.ModelProto) or (onnx is not None and isinstance(model, onnx.ModelProto)):
+        parsed = model
     else:
         buf = read_model_bytes(model)
         if not buf:
             raise ModelFormatError("the ONNX model is empty (0 bytes)")
         try:
-            proto = onnx.load_model_from_string(buf)
+            parsed = proto.ModelProto.FromString(buf)
         except Exception as exc:
             raise ModelFormatError(f"not a valid ONNX protobuf ({type(exc).__name__}: {exc})") from exc
         # the file's bytes are in the parsed message now: freed here, their pages take the copies of the tensors'
         # raw data that the walk makes (held, a large model's copies land in fresh pages, each page a fault)
         del buf
-    if not proto.HasField("graph") or (not len(proto.graph.node) and not len(proto.graph.output)):
+    if not parsed.HasField("graph") or (not len(parsed.graph.node) and not len(parsed.graph.output)):
         raise ModelFormatError("the ONNX model has no graph")
     # the walk allocates thousands of small objects that all stay alive: the cyclic collector's passes over them
     # (and over every object the process holds) find nothing to free, so it waits until the walk is done
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Translator(proto).parse()
+        return _Translator(parsed).parse()
     except (ModelFormatError, UnsupportedOpError):
         raise
     except RecursionError as exc:

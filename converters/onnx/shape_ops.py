@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import onnx
-from onnx import helper as _helper
 
 from converters.onnx.common import TO_NHWC, Renamed, Value, same_q
-from converters.onnx.tensors import initializer_array
+from converters.onnx.tensors import initializer_array, onnx_package
 
 
 class ShapeOps:
@@ -52,6 +50,9 @@ class ShapeOps:
         """Constant inputs only: evaluate with onnx's reference implementation at load."""
         if not ins or any(v is not None and v.const is None for v in ins):
             return False
+        # (the onnx package's reference evaluator: imported only where a fold needs it)
+        onnx = onnx_package(f"{node.op_type} on constant inputs (folded at load by onnx's reference evaluator)")
+        from onnx import helper as _helper
         from onnx.reference import ReferenceEvaluator
         feeds, names = {}, []
         for k, v in enumerate(ins):
@@ -61,8 +62,10 @@ class ShapeOps:
                 feeds[nm] = v.const
         inputs = [_helper.make_tensor_value_info(n, _helper.np_dtype_to_tensor_dtype(feeds[n].dtype), None)
                   for n in names if n]
+        # (the attributes as the onnx package's own messages, whose helpers take only their own classes' values)
+        attributes = [onnx.AttributeProto.FromString(a.SerializeToString()) for a in node.attribute]
         n2 = _helper.make_node(node.op_type, names, [f"o{j}" for j in range(len(node.output))],
-                               domain=node.domain, **{a.name: _helper.get_attribute_value(a) for a in node.attribute})
+                               domain=node.domain, **{a.name: _helper.get_attribute_value(a) for a in attributes})
         outs = [_helper.make_tensor_value_info(f"o{j}", onnx.TensorProto.UNDEFINED, None)
                 for j in range(len(node.output))]
         g = _helper.make_graph([n2], "fold", inputs, outs)

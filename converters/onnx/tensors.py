@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import onnx
-from onnx import helper as _helper
-from onnx import numpy_helper as _nph
 
+from converters.onnx.proto import AttributeProto as _AP
+from converters.onnx.proto import TensorProto
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 
 ONNX_DTYPES = {
@@ -21,15 +20,44 @@ TYPED_FIELD = {1: "float_data", 2: "int32_data", 3: "int32_data", 4: "int32_data
                12: "uint64_data", 13: "uint64_data"}
 LITTLE_ENDIAN = {d: d.newbyteorder("<") for d in ONNX_DTYPES.values()}     # raw_data's byte order
 NATIVE_LITTLE = sys.byteorder == "little"
-EXTERNAL = onnx.TensorProto.EXTERNAL
+EXTERNAL = TensorProto.EXTERNAL
 MAX_TENSOR_BYTES = 1 << 31
-_AP = onnx.AttributeProto
 # attribute type -> (field, whether a repeated field), as onnx.helper.get_attribute_value reads them
 ATTR_FIELDS = {_AP.FLOAT: ("f", False), _AP.INT: ("i", False), _AP.STRING: ("s", False), _AP.TENSOR: ("t", False),
                _AP.SPARSE_TENSOR: ("sparse_tensor", False), _AP.GRAPH: ("g", False), _AP.TYPE_PROTO: ("tp", False),
                _AP.FLOATS: ("floats", True), _AP.INTS: ("ints", True), _AP.STRINGS: ("strings", True),
                _AP.TENSORS: ("tensors", True), _AP.SPARSE_TENSORS: ("sparse_tensors", True),
                _AP.GRAPHS: ("graphs", True), _AP.TYPE_PROTOS: ("type_protos", True)}
+
+
+def onnx_package(what: str):
+    """The `onnx` package, for the few reads that use its code (`what` needs it); an UnsupportedOpError naming the
+    extra to install when it is missing (the reader itself needs only the protobuf runtime)."""
+    try:
+        import onnx
+    except ImportError:
+        raise UnsupportedOpError(f"{what} needs the 'onnx' package, which is not installed "
+                                 "(pip install edgeml[onnx])") from None
+    return onnx
+
+
+def type_name(code: int):
+    """An element type code's name in the schema (TensorProto.DataType), or the code itself when it names none."""
+    return TensorProto.DataType.Name(code) if code in TensorProto.DataType.values() else code
+
+
+def attribute_value(a):
+    """One attribute's value as onnx.helper.get_attribute_value gives it (bytes for strings, lists for repeated
+    fields, None for an undefined type), with its errors: a reference attribute or an unknown type is a
+    ValueError."""
+    if a.ref_attr_name:
+        raise ValueError(f"Cannot get value of reference attribute: {a}")
+    spec = ATTR_FIELDS.get(a.type)
+    if spec is not None:
+        return list(getattr(a, spec[0])) if spec[1] else getattr(a, spec[0])
+    if a.type == _AP.UNDEFINED:
+        return None
+    raise ValueError(f"Unsupported ONNX attribute: {a}")
 
 
 def attribute_values(node) -> dict:
@@ -40,7 +68,7 @@ def attribute_values(node) -> dict:
     for a in node.attribute:
         spec = ATTR_FIELDS.get(a.type)
         if spec is None or a.ref_attr_name:
-            val = _helper.get_attribute_value(a)
+            val = attribute_value(a)
             out[a.name] = val.decode("utf-8", "replace") if isinstance(val, bytes) else val
         elif spec[1]:
             out[a.name] = getattr(a, spec[0])[:]
@@ -62,7 +90,7 @@ def initializer_array(tp, what: str) -> np.ndarray:
     dtype = ONNX_DTYPES.get(tp.data_type)
     if dtype is None:
         raise UnsupportedOpError(f"{what}: tensor type "
-                                 f"{onnx.TensorProto.DataType.Name(tp.data_type) if tp.data_type in onnx.TensorProto.DataType.values() else tp.data_type} "
+                                 f"{type_name(tp.data_type)} "
                                  "is not supported")
     dims = tp.dims[:]
     count = 1
@@ -84,7 +112,9 @@ def initializer_array(tp, what: str) -> np.ndarray:
     n = len(getattr(tp, field_name))
     if n != count:
         raise ModelFormatError(f"{what}: holds {n} values in {field_name}, shape {dims} needs {count}")
+    # typed fields (not raw bytes): onnx's own decoding, its package imported here (most models hold raw data)
+    numpy_helper = onnx_package(f"{what} (values in {field_name}, not raw data)").numpy_helper
     try:
-        return np.asarray(_nph.to_array(tp)).astype(dtype).reshape(dims)
+        return np.asarray(numpy_helper.to_array(tp)).astype(dtype).reshape(dims)
     except Exception as exc:
         raise ModelFormatError(f"{what}: cannot decode tensor data ({type(exc).__name__}: {exc})") from exc
