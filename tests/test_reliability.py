@@ -214,15 +214,21 @@ def test_cli_refuses_a_pickled_input_in_one_line(capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "not a readable .npy array" in err
 
 
-def test_cli_without_the_onnx_extra_says_so_in_one_line():
-    """Without the protobuf runtime (which the `onnx` extra brings) a .onnx model is refused in one line."""
+def _hidden_module_run(module: str, code: str):
+    """`code` run in a fresh Python in which importing `module` fails (as if it were not installed)."""
     import subprocess
     import sys
-    code = ("import sys; sys.modules['google.protobuf'] = None\n"
-            "from edgeml.cli import main\n"
-            f"sys.exit(main(['run', {str(MODELS.parent / 'mlperf_tiny_onnx' / 'ad01_int8.onnx')!r}]))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+    return subprocess.run([sys.executable, "-c", f"import sys; sys.modules[{module!r}] = None\n" + code],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+
+
+CLI_RUN_AD01_ONNX = ("from edgeml.cli import main\n"
+                     f"sys.exit(main(['run', {str(MODELS.parent / 'mlperf_tiny_onnx' / 'ad01_int8.onnx')!r}]))")
+
+
+def test_cli_without_the_onnx_extra_says_so_in_one_line():
+    """Without the protobuf runtime (which the `onnx` extra brings) a .onnx model is refused in one line."""
+    done = _hidden_module_run("google.protobuf", CLI_RUN_AD01_ONNX)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "needs the 'onnx' package" in done.stderr
 
@@ -230,13 +236,7 @@ def test_cli_without_the_onnx_extra_says_so_in_one_line():
 def test_without_the_onnx_package_a_quantized_model_runs_and_a_fold_says_what_it_needs():
     """The reader parses with the protobuf runtime alone: without the `onnx` package a QDQ model (raw-data
     initializers) still runs; a constant fold, which uses onnx's reference evaluator, names the package."""
-    import subprocess
-    import sys
-    code = ("import sys; sys.modules['onnx'] = None\n"
-            "from edgeml.cli import main\n"
-            f"sys.exit(main(['run', {str(MODELS.parent / 'mlperf_tiny_onnx' / 'ad01_int8.onnx')!r}]))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+    done = _hidden_module_run("onnx", CLI_RUN_AD01_ONNX)
     assert done.returncode == 0, done.stderr
     import onnx
     from onnx import helper
@@ -249,15 +249,12 @@ def test_without_the_onnx_package_a_quantized_model_runs_and_a_fold_says_what_it
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     from_onnx(data)          # (folds Neg with the onnx package present)
-    code = ("import sys; sys.modules['onnx'] = None\n"
-            "from converters.onnx import from_onnx\n"
-            "from edgeml.errors import UnsupportedOpError\n"
-            "try:\n"
-            f"    from_onnx({data!r})\n"
-            "except UnsupportedOpError as exc:\n"
-            "    print(exc)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+    done = _hidden_module_run("onnx", "from converters.onnx import from_onnx\n"
+                                      "from edgeml.errors import UnsupportedOpError\n"
+                                      "try:\n"
+                                      f"    from_onnx({data!r})\n"
+                                      "except UnsupportedOpError as exc:\n"
+                                      "    print(exc)\n")
     assert done.returncode == 0, done.stderr
     assert "needs the 'onnx' package" in done.stdout and "pip install edgeml[onnx]" in done.stdout, done.stdout
 
