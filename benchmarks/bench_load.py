@@ -74,6 +74,22 @@ def worker(mode: str, root: str):
             print(f"ERR {type(exc).__name__}", flush=True)
 
 
+def print_head(edgemls: list, label: str, extra: str = ""):
+    """The table's header: per edgeml tree its ms, the peer's, the ratio, the same in CPU ms, and `extra`."""
+    head = " | ".join(f"edgeml {k}{label} ms" for k in edgemls)
+    print(f"| model | {head} | peer ms | edgeml / peer | CPU ms: {' | '.join(edgemls)} | peer | edgeml / peer |{extra}")
+    print("|---|" + "---|" * (2 * len(edgemls) + 4 + bool(extra)))
+
+
+def print_row(path: Path, peer: str, edgemls: list, wall: dict, cpu: dict, extra: str = ""):
+    """One model's row: medians of the wall and CPU ms lists of each edgeml tree and of the peer."""
+    w, c = ({k: statistics.median(v) for k, v in d.items()} for d in (wall, cpu))
+    label = "onnxruntime" if peer == "ort" else "LiteRT"
+    print(f"| {path.name} ({label}) | " + " | ".join(ms_text(w[k]) for k in edgemls)
+          + f" | {ms_text(w[peer])} | {w['after'] / w[peer]:.2f}x | " + " | ".join(ms_text(c[k]) for k in edgemls)
+          + f" | {ms_text(c[peer])} | {c['after'] / c[peer]:.2f}x |" + extra, flush=True)
+
+
 def first_worker(mode: str, root: str, path: str):
     """One load of `path` in this fresh process, after the runtime's import only: prints wall and CPU ms."""
     load = loader(mode, root)
@@ -88,9 +104,7 @@ def first_loads(args):
     trees = {"after": ROOT}
     if args.baseline:
         trees = {"before": Path(args.baseline), "after": ROOT}
-    head = " | ".join(f"edgeml {k} ms" for k in trees)
-    print(f"| model | {head} | peer ms | edgeml / peer | CPU ms: {' | '.join(trees)} | peer | edgeml / peer |")
-    print("|---|" + "---|" * (2 * len(trees) + 4))
+    print_head(list(trees), " first load")
     for path in models(args.only):
         peer = "ort" if path.suffix == ".onnx" else "litert"
         runs = dict(trees, **{peer: ROOT})
@@ -109,11 +123,7 @@ def first_loads(args):
         if error:
             print(f"| {path.name} | {error} |", flush=True)
             continue
-        w, c = ({k: statistics.median(v) for k, v in d.items()} for d in (wall, cpu))
-        label = "onnxruntime" if peer == "ort" else "LiteRT"
-        print(f"| {path.name} ({label}) | " + " | ".join(ms_text(w[k]) for k in trees)
-              + f" | {ms_text(w[peer])} | {w['after'] / w[peer]:.2f}x | " + " | ".join(ms_text(c[k]) for k in trees)
-              + f" | {ms_text(c[peer])} | {c['after'] / c[peer]:.2f}x |", flush=True)
+        print_row(path, peer, list(trees), wall, cpu)
 
 
 def start(mode: str, root: Path) -> subprocess.Popen:
@@ -159,10 +169,7 @@ def main(argv=None):
     if args.baseline:
         workers["before"] = start("edgeml", Path(args.baseline))
     edgemls = ["before", "after"] if args.baseline else ["after"]
-    head = " | ".join(f"edgeml {k} ms" for k in edgemls)
-    paired = " | CPU after / before, paired |" if args.baseline else " |"
-    print(f"| model | {head} | peer ms | edgeml / peer | CPU ms: {' | '.join(edgemls)} | peer | edgeml / peer{paired}")
-    print("|---|" + "---|" * (2 * len(edgemls) + 4 + bool(args.baseline)))
+    print_head(edgemls, "", " CPU after / before, paired |" if args.baseline else "")
     for path in models(args.only):
         peer = "ort" if path.suffix == ".onnx" else "litert"
         names = edgemls + [peer]
@@ -186,12 +193,7 @@ def main(argv=None):
         if error:
             print(f"| {path.name} | {error} |")
             continue
-        w, c = ({k: statistics.median(v) for k, v in d.items()} for d in (wall, cpu))
-        label = "onnxruntime" if peer == "ort" else "LiteRT"
-        print(f"| {path.name} ({label}) | " + " | ".join(ms_text(w[k]) for k in edgemls)
-              + f" | {ms_text(w[peer])} | {w['after'] / w[peer]:.2f}x | " + " | ".join(ms_text(c[k]) for k in edgemls)
-              + f" | {ms_text(c[peer])} | {c['after'] / c[peer]:.2f}x |"
-              + (f" {paired_ratio(cpu):.3f} |" if args.baseline else ""), flush=True)
+        print_row(path, peer, edgemls, wall, cpu, f" {paired_ratio(cpu):.3f} |" if args.baseline else "")
     for p in workers.values():
         p.stdin.close()
         p.wait()

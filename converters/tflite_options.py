@@ -72,40 +72,33 @@ def _vector_numpy(self):
     return 0
 
 
-# (template code, index of its default in co_consts (None: the vector form), as bool)
-TEMPLATES = tuple((fn.__code__, default_at, as_bool) for fn, default_at, as_bool in (
-    (_scalar_default_zero, 2, False), (_scalar_default_own, 3, False), (_bool_default_own, 3, True),
-    (_vector_numpy, None, False)))
-
-
-TEMPLATES_BY_CODE = {}     # bytecode -> the TEMPLATES entries with it
-for _entry in TEMPLATES:
-    TEMPLATES_BY_CODE.setdefault(_entry[0].co_code, []).append(_entry)
-
-
-def _flags_name(names: tuple):
-    """The index of the element type's name (the one *Flags name besides UOffsetTFlags), or -1."""
-    found = [i for i, name in enumerate(names) if name.endswith("Flags") and name != "UOffsetTFlags"]
-    return found[0] if len(found) == 1 else -1
+# bytecode -> the templates with it: (code, index of its element type's name in co_names, index of its default in
+# co_consts (None: the vector form), as bool)
+TEMPLATES_BY_CODE = {}
+for _fn, _default_at, _as_bool in ((_scalar_default_zero, 2, False), (_scalar_default_own, 3, False),
+                                   (_bool_default_own, 3, True), (_vector_numpy, None, False)):
+    _code = _fn.__code__
+    _at = next(i for i, name in enumerate(_code.co_names) if name.endswith("Flags") and name != "UOffsetTFlags")
+    TEMPLATES_BY_CODE.setdefault(_code.co_code, []).append((_code, _at, _default_at, _as_bool))
 
 
 def code_form(method):
-    """(slot, element type, default, as bool) of an accessor whose code is one of TEMPLATES' (default VECTOR for
-    the vector form), or None.  The bytecode, the names but the element type's and the constants' layout must all
-    equal the template's: nothing else is read off the accessor."""
+    """(slot, element type, default, as bool) of an accessor whose code is one of the templates' (default VECTOR
+    for the vector form), or None.  The bytecode, the names but the element type's and the constants' layout must
+    all equal the template's: nothing else is read off the accessor."""
     code = getattr(method, "__code__", None)
     if code is None:
         return None
-    for tmpl, default_at, as_bool in TEMPLATES_BY_CODE.get(code.co_code, ()):
-        if len(code.co_names) != len(tmpl.co_names) or len(code.co_consts) != len(tmpl.co_consts) \
-                or code.co_argcount != 1:
+    for tmpl, at, default_at, as_bool in TEMPLATES_BY_CODE.get(code.co_code, ()):
+        names = code.co_names
+        if len(names) != len(tmpl.co_names) or len(code.co_consts) != len(tmpl.co_consts) or code.co_argcount != 1:
             continue
-        at = _flags_name(code.co_names)
-        if at < 0 or at != _flags_name(tmpl.co_names) or code.co_names[:at] != tmpl.co_names[:at] \
-                or code.co_names[at + 1:] != tmpl.co_names[at + 1:]:
+        kind = names[at]
+        if not kind.endswith("Flags") or kind == "UOffsetTFlags" \
+                or names[:at] + names[at + 1:] != tmpl.co_names[:at] + tmpl.co_names[at + 1:]:
             continue
         consts = code.co_consts
-        slot, kind = consts[1], code.co_names[at][:-len("Flags")]
+        slot, kind = consts[1], kind[:-len("Flags")]
         if consts[0] is not None or type(slot) is not int or consts[2] != 0 or type(consts[2]) is not int:
             continue
         if default_at is None:
@@ -124,22 +117,23 @@ def scalar_fields(cls, fields: tuple):
         return SCALAR_FIELDS[cls]
     reads = []
     for key, attr, vector in fields:
-        form = code_form(getattr(cls, attr))
+        method = getattr(cls, attr)
+        form = code_form(method)
         if form is not None and (form[2] is VECTOR) == vector and form[1] in FORMATS:
             slot, kind, default, as_bool = form
             reads.append((key, (slot - 4) // 2, struct.Struct(FORMATS[kind]), default, as_bool))
             continue
-        if not _may_match_source(getattr(cls, attr), vector):
+        if not _may_match_source(method, vector):
             reads = None
             break
         if vector:
-            match = VECTOR_ACCESSOR.fullmatch(_body(getattr(cls, attr)))
+            match = VECTOR_ACCESSOR.fullmatch(_body(method))
             if match is None or match.group(2) not in FORMATS:
                 reads = None
                 break
             reads.append((key, (int(match.group(1)) - 4) // 2, struct.Struct(FORMATS[match.group(2)]), VECTOR, False))
             continue
-        match = SCALAR_ACCESSOR.fullmatch(_body(getattr(cls, attr)))
+        match = SCALAR_ACCESSOR.fullmatch(_body(method))
         if match is None or match.group(3) not in FORMATS:
             reads = None
             break
