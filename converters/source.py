@@ -7,6 +7,7 @@ import stat
 import numpy as np
 
 from edgeml.errors import ModelFormatError
+from edgeml.pages import large_bytes
 
 MAX_MODEL_BYTES = 1 << 31        # a .tflite flatbuffer cannot address more; a larger file is not a model
 READV = getattr(os, "readv", None)       # (POSIX; elsewhere the file object's readinto)
@@ -14,12 +15,12 @@ OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY",
 
 
 def new_bytes(n: int) -> np.ndarray:
-    """n writable bytes from the heap (not the file mapped: a file truncated while mapped would kill the process).
-    Not a fresh anonymous mapping either: after the first load the allocator hands back pages already faulted in
-    (glibc raises its mmap threshold when a mapped block is freed), where a MAP_POPULATE mapping had the kernel
-    zero every page again on each load and unmap them at teardown (traffic_model, 3.4 MB: ~750 -> ~320 us read,
-    ~270 -> ~160 us drop)."""
-    return np.empty(n, np.uint8)
+    """n writable bytes (not the file mapped: a file truncated while mapped would kill the process).  A large file
+    gets huge pages, kept for the next load once its interpreter is gone (edgeml/pages.py: one fault per 2 MiB,
+    and none on later loads, where the heap faults in every 4 KiB page again whenever glibc has trimmed it); a
+    small one a heap block."""
+    held = large_bytes(n)
+    return np.empty(n, np.uint8) if held is None else held
 
 
 def _regular_file_size(path: str) -> int:

@@ -136,9 +136,16 @@ cdef Py_ssize_t lead_to_aligned(raw):
 
 cdef object keep_fitting(ctx, tuple shape, dtype, Py_ssize_t nbytes):
     """Ctx.keep_new(shape, dtype) (nbytes: its size) for a request the caller has checked against the weight
-    budget: the same pool and alignment, without its Python frame."""
+    budget: the same huge-page region, pool and alignment, without its Python frame."""
     ctx.weight_bytes = ctx.weight_bytes + nbytes
     cdef Py_ssize_t at
+    region = ctx.pages
+    if region is not None:      # a large model's kept arrays on huge pages (edgeml/pages.py)
+        taken = region.take(nbytes, keep_align)
+        if taken is not None:
+            out = np_ndarray(shape, dtype, taken[0], taken[1])
+            ctx.keep.append(out)
+            return out
     if nbytes > keep_pool_largest:
         raw = np_empty(nbytes + keep_align, uint8_type)
         out = np_ndarray(shape, dtype, raw, lead_to_aligned(raw))

@@ -137,6 +137,8 @@ def build_plan(ctx: Ctx, external=frozenset()) -> Plan:
     """The unbound plan of ctx.graph: its steps, then the arena.  Tensors in `external` get no arena space: whoever
     binds the plan gives their addresses (a WHILE's loop variables live in the WHILE's outputs)."""
     steps = all_steps(ctx)
+    if ctx.pages is not None:      # (the packed weights are all written: the unused huge-page tail given back)
+        ctx.pages.release()
     with stage("arena plan"):
         return arena_plan(ctx, steps, external)
 

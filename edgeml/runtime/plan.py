@@ -9,6 +9,7 @@ import numpy as np
 
 from cython_ops.load_pack import data_address
 from cython_ops import load_shell
+from edgeml import pages
 from edgeml.errors import ModelFormatError, UnsupportedOpError
 from edgeml.ir import Graph, Op
 
@@ -108,10 +109,15 @@ class Ctx:
         self.enclosing = ()
         self.subplans = []
         self.plan_count = [0]
+        const_bytes = 0
         for t in graph.tensors:
             if t.data is not None:
                 self.constants[t.index] = t.data
                 self.shapes[t.index] = t.shape
+                const_bytes += t.data.nbytes
+        # the kept arrays of a large model on huge pages (edgeml/pages.py), its constants' bytes the first guess
+        # of their size; None: heap blocks
+        self.pages = pages.region_for(const_bytes)
 
     # --- tensors -------------------------------------------------------------------------------
     def tensor(self, op: Op, position: int, kind: str = "input"):
@@ -187,6 +193,12 @@ class Ctx:
         if self.weight_bytes > self.max_weight_bytes:
             raise ModelFormatError(f"the packed weights need more than {self.max_weight_bytes} bytes "
                                    "(Interpreter max_weight_bytes)")
+        if self.pages is not None:
+            taken = self.pages.take(nbytes, KEEP_ALIGN)
+            if taken is not None:
+                out = np.ndarray(shape, dtype, taken[0], taken[1])
+                self.keep.append(out)
+                return out
         if nbytes > KEEP_POOL_LARGEST:
             raw = np.empty(nbytes + KEEP_ALIGN, np.uint8)
             out = np.ndarray(shape, dtype, raw, -data_address(raw) % KEEP_ALIGN)

@@ -1,0 +1,213 @@
+"""Large load-time buffers on huge-page mappings kept for the next load (edgeml/pages.py): alignment, the bump
+allocator, hand-back and reuse, the heap fallbacks, and loads whose kept arrays lie in the mappings giving the
+same results as loads on the heap."""
+from __future__ import annotations
+
+import gc
+import mmap
+import resource
+
+import numpy as np
+import pytest
+
+import edgeml
+from edgeml import pages
+from edgeml.runtime import plan as plan_module
+
+MODELS = "tests/models/mlperf_tiny/"
+SMALL_HUGE = 1 << 16       # a stand-in huge page size, so that the repository's small models use the mappings
+
+
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+@pytest.fixture
+def cache():
+    """An empty mapping cache, emptied again afterwards."""
+    gc.collect()
+    pages.release_cached()
+    yield pages._CACHE
+    gc.collect()
+    pages.release_cached()
+
+
+@pytest.fixture
+def small_huge(monkeypatch, cache):
+    monkeypatch.setattr(pages, "huge_page_bytes", lambda: SMALL_HUGE)
+    return SMALL_HUGE
+
+
+def test_the_switch_and_the_kernel_setting_decide_the_huge_page_size(monkeypatch):
+    pages.huge_page_bytes.cache_clear()
+    try:
+        monkeypatch.setenv("EDGEML_HUGEPAGES", "0")
+        assert pages.huge_page_bytes() == 0
+        assert pages.large_bytes(64 << 20) is None and pages.region_for(64 << 20) is None
+        pages.huge_page_bytes.cache_clear()
+        monkeypatch.delenv("EDGEML_HUGEPAGES")
+        size = pages.huge_page_bytes()
+        try:
+            with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+                offered = "[never]" not in f.read()
+        except OSError:
+            offered = False
+        assert size == 0 or (offered and size > mmap.PAGESIZE and size & (size - 1) == 0)
+    finally:
+        pages.huge_page_bytes.cache_clear()
+
+
+def test_small_buffers_stay_on_the_heap(small_huge):
+    assert pages.large_bytes(small_huge // 2 - 1) is None
+    assert pages.region_for(small_huge // 2 - 1) is None
+    assert pages.large_bytes(small_huge // 2) is not None
+
+
+@pytest.mark.parametrize("n", [SMALL_HUGE // 2, SMALL_HUGE - 1, SMALL_HUGE + 100, 3 * SMALL_HUGE + SMALL_HUGE // 2])
+def test_large_bytes_start_on_a_huge_page_and_are_writable(small_huge, n):
+    a = pages.large_bytes(n)
+    assert a.dtype == np.uint8 and a.shape == (n,) and a.flags.writeable
+    assert a.ctypes.data % small_huge == 0
+    a[:] = 7
+    assert int(a.sum()) == 7 * n
+
+
+def test_a_mapping_rounds_a_mostly_full_last_huge_page_up():
+    m = pages.Mapping(2 * SMALL_HUGE + SMALL_HUGE // 2, SMALL_HUGE)
+    assert m.capacity == 3 * SMALL_HUGE
+    m = pages.Mapping(2 * SMALL_HUGE + SMALL_HUGE // 2 - 1, SMALL_HUGE)
+    assert m.capacity == 2 * SMALL_HUGE + SMALL_HUGE // 2 - 1
+    assert len(m.map) >= m.start + m.capacity and m.start % mmap.PAGESIZE == 0
+
+
+def test_a_freed_buffer_is_reused_by_the_next_without_faults(small_huge, cache):
+    n = 8 * small_huge
+    a = pages.large_bytes(n)
+    a[:] = 1
+    address = a.ctypes.data
+    del a
+    assert len(cache) == 1          # handed back when its last array went
+    b = pages.large_bytes(n - 1000)
+    assert b.ctypes.data == address and not cache
+    f0 = minor_faults()
+    b[:] = 2
+    assert minor_faults() - f0 <= 2       # its pages are in place (a fresh mapping would fault on each)
+
+
+def test_a_view_keeps_its_mapping_out_of_the_cache(small_huge, cache):
+    a = pages.large_bytes(4 * small_huge)
+    view = a[100:200].view(np.int32)
+    del a
+    assert not cache
+    view[:] = 5
+    del view
+    assert len(cache) == 1
+
+
+def test_the_cache_keeps_at_most_retain_bytes(small_huge, cache, monkeypatch):
+    monkeypatch.setattr(pages, "RETAIN_BYTES", 3 * small_huge)
+    held = [pages.large_bytes(small_huge) for _ in range(5)]
+    del held
+    assert sum(m.capacity for m in cache) <= 3 * small_huge and len(cache) == 3
+
+
+def test_the_smallest_cached_mapping_that_fits_is_taken(small_huge, cache):
+    big, small = pages.large_bytes(8 * small_huge), pages.large_bytes(2 * small_huge)
+    big_at, small_at = big.ctypes.data, small.ctypes.data
+    del big, small
+    assert pages.large_bytes(small_huge).ctypes.data == small_at
+    assert pages.large_bytes(3 * small_huge).ctypes.data == big_at
+
+
+def test_the_region_aligns_grows_and_keeps_what_it_gave(small_huge):
+    region = pages.region_for(small_huge)
+    given = []
+    for k, size in enumerate([100, 5000, 3 * small_huge, 64, 5 * small_huge, 1]):
+        array, at = region.take(size, 64)
+        assert at % 64 == 0 and array.ctypes.data % small_huge == 0 and at + size <= len(array)
+        block = np.ndarray((size,), np.uint8, array, at)
+        block[:] = k + 1
+        given.append(block)
+    region.release()
+    for k, block in enumerate(given):
+        assert (block == k + 1).all()
+
+
+def test_a_refused_mapping_falls_back_to_the_heap(small_huge, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+    monkeypatch.setattr(pages.mmap, "mmap", refuse)
+    assert pages.large_bytes(4 * small_huge) is None
+    assert pages.region_for(4 * small_huge).take(100, 64) is None
+    interpreter = edgeml.Interpreter(MODELS + "kws_ref_model.tflite")       # (kept arrays on the heap)
+    interpreter.run(np.zeros(interpreter.get_input_details()[0]["shape"], np.int8))
+
+
+def kept_in_mappings(interpreter) -> float:
+    """The share of the plan's kept bytes whose array lies in a huge-page mapping."""
+    kept = [a for a in interpreter.plan.keep if isinstance(a, np.ndarray) and a.nbytes]
+    inside = 0
+    for a in kept:
+        base = a
+        while isinstance(base, np.ndarray) and base.base is not None:
+            base = base.base
+        inside += a.nbytes if isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap) else 0
+    return inside / sum(a.nbytes for a in kept)
+
+
+@pytest.mark.parametrize("name", ["kws_ref_model.tflite", "vww_96_int8.tflite", "pretrainedResnet_quant.tflite",
+                                  "ad01_fp32.tflite", "kws_ref_model.onnx"])
+def test_loads_on_mappings_match_loads_on_the_heap(name, monkeypatch, cache):
+    path = (MODELS if name.endswith(".tflite") else "tests/models/mlperf_tiny_onnx/") + name
+    monkeypatch.setattr(pages, "huge_page_bytes", lambda: 0)         # no mappings
+    heap = edgeml.Interpreter(path)
+    assert kept_in_mappings(heap) == 0
+    detail = heap.get_input_details()[0]
+    rng = np.random.default_rng(5)
+    if np.dtype(detail["dtype"]) == np.int8:
+        x = rng.integers(-128, 128, size=detail["shape"], dtype=np.int8)
+    else:
+        x = rng.standard_normal(detail["shape"]).astype(detail["dtype"])
+    want = [o.copy() for o in heap.run(x)]
+    monkeypatch.setattr(pages, "huge_page_bytes", lambda: 1 << 12)       # every load on mappings
+    for _ in range(2):        # a fresh mapping, then the one the first load handed back
+        mapped = edgeml.Interpreter(path)
+        assert kept_in_mappings(mapped) == 1.0
+        assert mapped.shared_weight_bytes == heap.shared_weight_bytes
+        got = mapped.run(x)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+        del mapped, got
+        gc.collect()
+    assert cache
+
+
+def test_a_repeated_large_load_reuses_its_mappings(monkeypatch, cache):
+    monkeypatch.setattr(pages, "huge_page_bytes", lambda: SMALL_HUGE)
+    path = MODELS + "vww_96_int8.tflite"
+    first = edgeml.Interpreter(path)
+    addresses = {a.ctypes.data for a in first.plan.keep if isinstance(a, np.ndarray)}
+    del first
+    gc.collect()
+    assert cache
+    second = edgeml.Interpreter(path)
+    again = {a.ctypes.data for a in second.plan.keep if isinstance(a, np.ndarray)}
+    assert len(addresses & again) >= 0.9 * len(again)       # the same mapping, the same bump offsets
+
+
+def test_the_file_buffer_of_a_large_model_is_a_mapping(small_huge):
+    from converters.source import read_model_buffer
+    view, held = read_model_buffer(MODELS + "vww_96_int8.tflite")
+    base = held
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    assert isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+    with open(MODELS + "vww_96_int8.tflite", "rb") as f:
+        assert bytes(view) == f.read()
+
+
+def test_the_plan_module_takes_the_region_from_the_constants(small_huge):
+    graph = edgeml.Interpreter(MODELS + "ad01_int8.tflite").graph
+    ctx = plan_module.Ctx(graph, 0)
+    assert isinstance(ctx.pages, pages.Region)
+    assert ctx.pages.next_size >= sum(t.data.nbytes for t in graph.tensors if t.data is not None)
