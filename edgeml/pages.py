@@ -1,5 +1,5 @@
-"""Large load-time buffers (the model file's bytes, the packed weights) on transparent huge pages, kept for the
-next load when their interpreter is gone.
+"""Large buffers a load makes (the model file's bytes, the packed weights, the arena) on transparent huge pages,
+kept for the next load when their interpreter is gone.
 
 Each 4 KiB page a load writes for the first time costs one page fault: about 2.6 us on a KVM guest, 0.5-1 us on
 bare metal.  A 4 MB model read and packed touches about 2,000 pages, all of them new in a program's first load.
@@ -57,7 +57,7 @@ def huge_page_bytes() -> int:
 class Mapping:
     """An anonymous mapping advised for huge pages; its `capacity` usable bytes start at `start`, a huge-page
     boundary."""
-    __slots__ = ("map", "start", "capacity", "__weakref__")
+    __slots__ = ("map", "start", "capacity", "used", "__weakref__")
 
     def __init__(self, size: int, huge: int):
         # the kernel backs an advised range with a huge page only where a whole aligned huge page lies inside the
@@ -69,6 +69,7 @@ class Mapping:
         self.map.madvise(mmap.MADV_HUGEPAGE)
         first = np.frombuffer(self.map, np.uint8, count=1)
         self.start = -first.ctypes.data % huge
+        self.used = False           # handed out before (its bytes are no longer the kernel's zeros)
 
     def release_after(self, used: int):
         """Gives the pages wholly past the first `used` usable bytes back to the kernel (a huge page only begun
@@ -117,14 +118,21 @@ def release_cached():
         _CACHE.clear()
 
 
-def large_bytes(n: int):
-    """n writable bytes on huge pages (a uint8 array, not zeroed), or None where a heap block is the better home
-    (no huge pages here, fewer than half a huge page's bytes, or the mapping refused)."""
+def large_bytes(n: int, zeroed: bool = False):
+    """n writable bytes on huge pages (a uint8 array; zeroed if asked, else as a reused mapping left them), or None
+    where a heap block is the better home (no huge pages here, fewer than half a huge page's bytes, or the mapping
+    refused)."""
     huge = huge_page_bytes()
     if not huge or n < huge // 2:
         return None
     got = _acquire(n, huge)
-    return None if got is None else got[1][:n]
+    if got is None:
+        return None
+    mapping, array = got
+    if zeroed and mapping.used:
+        array[:n] = 0
+    mapping.used = True
+    return array[:n]
 
 
 class Region:
@@ -150,6 +158,7 @@ class Region:
                 return None
             self.release()          # (the previous mapping's tail was never written)
             (self.mapping, self.array), self.next_size, at = got, size, 0
+            self.mapping.used = True
         self.used = at + nbytes
         return self.array, at
 

@@ -211,3 +211,32 @@ def test_the_plan_module_takes_the_region_from_the_constants(small_huge):
     ctx = plan_module.Ctx(graph, 0)
     assert isinstance(ctx.pages, pages.Region)
     assert ctx.pages.next_size >= sum(t.data.nbytes for t in graph.tensors if t.data is not None)
+
+
+def test_a_large_arena_lies_on_a_mapping_and_starts_zeroed_when_reused(small_huge, cache):
+    path = MODELS + "vww_96_int8.tflite"
+    first = edgeml.Interpreter(path)
+    arena = first.plan.arena
+    assert arena.nbytes >= small_huge // 2
+    base = arena
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    assert isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+    first.run(np.full(first.get_input_details()[0]["shape"], 77, np.int8))
+    assert arena.any()
+    address = arena.ctypes.data
+    del first, arena, base
+    gc.collect()
+    second = edgeml.Interpreter(path)
+    assert second.plan.arena.ctypes.data == address       # the same mapping, zeroed again
+    assert not second.plan.arena.any()
+
+
+def test_large_bytes_zeroes_a_reused_mapping_only_when_asked(small_huge, cache):
+    a = pages.large_bytes(4 * small_huge)
+    a[:] = 9
+    del a
+    b = pages.large_bytes(4 * small_huge)
+    assert (b == 9).all()       # (np.empty's contract: the file reader overwrites it)
+    del b
+    assert not pages.large_bytes(4 * small_huge, zeroed=True).any()

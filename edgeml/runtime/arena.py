@@ -7,6 +7,7 @@ import numpy as np
 
 from cython_ops import load_pack
 from cython_ops.engine import arena_requests, step_lifetimes
+from edgeml.pages import large_bytes
 
 ALIGN = 64
 
@@ -119,7 +120,11 @@ def place_in_order(sizes, first, last) -> tuple[np.ndarray, int]:
 
 
 def allocate(total: int) -> tuple[np.ndarray, np.ndarray]:
-    """(owner, arena): `total` zeroed bytes starting on an ALIGN boundary, and the array that owns them."""
-    raw = np.zeros(total + ALIGN, dtype=np.uint8)
+    """(owner, arena): `total` zeroed bytes starting on an ALIGN boundary, and the array that owns them.  A large
+    arena lies on huge pages (edgeml/pages.py: one fault per 2 MiB in the first invoke instead of one per 4 KiB,
+    fewer TLB misses in every invoke, and a mapping an earlier interpreter handed back is reused)."""
+    raw = large_bytes(total + ALIGN, zeroed=True)
+    if raw is None:
+        raw = np.zeros(total + ALIGN, dtype=np.uint8)
     shift = (-load_pack.data_address(raw)) % ALIGN
     return raw, (raw[shift:shift + total] if total else raw[:0])
