@@ -13,8 +13,10 @@ than wall time on a shared machine), and with --baseline the median over rounds 
     python benchmarks/bench_load.py --first --loads 5              # first loads, each in a fresh process
 
 The first load in a process is the one most programs pay, and it differs from the repeated loads above: it also
-pays each runtime's once-per-process work on first use (for edgeml: reading the options layouts of the op types
-met, building per-type tables) and finds no memory freed by an earlier load to reuse.
+pays each runtime's once-per-process work on first use (for edgeml: importing the reader of the file's format,
+reading the options layouts of the op types met, building per-type tables) and finds no memory freed by an earlier
+load to reuse.  Those processes run with the modules' bytecode cached, as an installed package has it (an untimed
+first round writes it).
 """
 from __future__ import annotations
 
@@ -90,6 +92,13 @@ def print_row(path: Path, peer: str, edgemls: list, wall: dict, cpu: dict, extra
           + f" | {ms_text(c[peer])} | {c['after'] / c[peer]:.2f}x |" + extra, flush=True)
 
 
+# the worker processes of --first keep compiled bytecode (__pycache__) between runs, as an installed package does
+# (pip compiles it at install; the peers' Python wrappers have theirs): with PYTHONDONTWRITEBYTECODE set, as on the
+# development machine, every module edgeml imports during its first load was compiled from source again in each
+# process (an .onnx load's reader modules: about 60 ms of a first load of 80, against 19 ms with bytecode)
+BYTECODE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def first_worker(mode: str, root: str, path: str):
     """One load of `path` in this fresh process, after the runtime's import only: prints wall and CPU ms."""
     load = loader(mode, root)
@@ -109,13 +118,15 @@ def first_loads(args):
         peer = "ort" if path.suffix == ".onnx" else "litert"
         runs = dict(trees, **{peer: ROOT})
         wall, cpu, error = {k: [] for k in runs}, {k: [] for k in runs}, None
-        for _ in range(args.loads):
+        for rnd in range(args.loads + 1):
             for k, root in runs.items():
                 mode = peer if k == peer else "edgeml"
                 run = subprocess.run([sys.executable, __file__, "--first-worker", mode, str(root), str(path)],
-                                     capture_output=True, text=True, cwd=str(root))
+                                     capture_output=True, text=True, cwd=str(root), env=BYTECODE_ENV)
                 if run.returncode:
                     error = f"{k}: exit {run.returncode}"
+                    continue
+                if not rnd:         # round 0 warms the file cache and writes each tree's bytecode
                     continue
                 a, b = run.stdout.split()[-2:]
                 wall[k].append(float(a))
