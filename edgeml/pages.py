@@ -28,10 +28,20 @@ import numpy as np
 
 SMALL_PAGE = mmap.PAGESIZE
 MAX_HUGE_PAGE = 4 << 20
+MIN_BYTES = 1 << 20             # smaller buffers stay on the heap (half of the smallest huge page used, 2 MiB)
 RETAIN_BYTES = 64 << 20         # freed mappings kept for the next load, at most (the oldest unmapped first)
 _LOCK = threading.Lock()
 _CACHE = []                     # freed mappings, oldest first
 _LIVE = {}                      # id -> (mapping, the weak reference whose callback hands it back)
+
+
+def _read_setting(name: str) -> str:
+    """A transparent huge page setting of the kernel's (os.open / os.read: a third of open()'s cost)."""
+    fd = os.open("/sys/kernel/mm/transparent_hugepage/" + name, os.O_RDONLY)
+    try:
+        return os.read(fd, 256).decode("ascii", "replace").strip()
+    finally:
+        os.close(fd)
 
 
 @lru_cache(maxsize=1)
@@ -41,15 +51,12 @@ def huge_page_bytes() -> int:
         return 0
     if not all(hasattr(mmap, n) for n in ("MAP_PRIVATE", "MAP_ANONYMOUS", "MADV_HUGEPAGE", "MADV_DONTNEED")):
         return 0
-    base = "/sys/kernel/mm/transparent_hugepage/"
     try:
-        with open(base + "enabled") as f:
-            mode = f.read()
-        with open(base + "hpage_pmd_size") as f:
-            size = int(f.read().strip())
+        mode, size = (_read_setting(name) for name in ("enabled", "hpage_pmd_size"))
+        size = int(size)
     except (OSError, ValueError):
         return 0
-    if "[never]" in mode or not SMALL_PAGE < size <= MAX_HUGE_PAGE or size & (size - 1):
+    if "[never]" in mode or not 2 * MIN_BYTES <= size <= MAX_HUGE_PAGE or size & (size - 1):
         return 0
     return size
 
@@ -122,6 +129,8 @@ def large_bytes(n: int, zeroed: bool = False):
     """n writable bytes on huge pages (a uint8 array; zeroed if asked, else as a reused mapping left them), or None
     where a heap block is the better home (no huge pages here, fewer than half a huge page's bytes, or the mapping
     refused)."""
+    if n < MIN_BYTES:       # (before the kernel's settings are read: a small model's load never reads them)
+        return None
     huge = huge_page_bytes()
     if not huge or n < huge // 2:
         return None
@@ -171,6 +180,8 @@ class Region:
 def region_for(estimate: int):
     """A Region for a load expected to keep about `estimate` bytes, or None (heap blocks: huge pages unavailable
     or the load too small for them)."""
+    if estimate < MIN_BYTES:
+        return None
     huge = huge_page_bytes()
     if not huge or estimate < huge // 2:
         return None

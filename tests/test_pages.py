@@ -32,9 +32,15 @@ def cache():
     pages.release_cached()
 
 
+def use_huge_pages(monkeypatch, size: int):
+    """Loads take mappings with huge pages of `size` bytes from half a page on (0: none)."""
+    monkeypatch.setattr(pages, "huge_page_bytes", lambda: size)
+    monkeypatch.setattr(pages, "MIN_BYTES", size // 2)
+
+
 @pytest.fixture
 def small_huge(monkeypatch, cache):
-    monkeypatch.setattr(pages, "huge_page_bytes", lambda: SMALL_HUGE)
+    use_huge_pages(monkeypatch, SMALL_HUGE)
     return SMALL_HUGE
 
 
@@ -52,12 +58,19 @@ def test_the_switch_and_the_kernel_setting_decide_the_huge_page_size(monkeypatch
                 offered = "[never]" not in f.read()
         except OSError:
             offered = False
-        assert size == 0 or (offered and size > mmap.PAGESIZE and size & (size - 1) == 0)
+        assert size == 0 or (offered and 2 * pages.MIN_BYTES <= size <= pages.MAX_HUGE_PAGE and
+                             size & (size - 1) == 0)
     finally:
         pages.huge_page_bytes.cache_clear()
 
 
-def test_small_buffers_stay_on_the_heap(small_huge):
+def test_small_buffers_stay_on_the_heap_without_reading_the_settings(small_huge, monkeypatch):
+    def unread():
+        raise AssertionError("the kernel's settings were read for a small buffer")
+    monkeypatch.setattr(pages, "huge_page_bytes", unread)
+    assert pages.large_bytes(small_huge // 2 - 1) is None
+    assert pages.region_for(small_huge // 2 - 1) is None
+    monkeypatch.setattr(pages, "huge_page_bytes", lambda: small_huge)
     assert pages.large_bytes(small_huge // 2 - 1) is None
     assert pages.region_for(small_huge // 2 - 1) is None
     assert pages.large_bytes(small_huge // 2) is not None
@@ -159,7 +172,7 @@ def kept_in_mappings(interpreter) -> float:
                                   "ad01_fp32.tflite", "kws_ref_model.onnx"])
 def test_loads_on_mappings_match_loads_on_the_heap(name, monkeypatch, cache):
     path = (MODELS if name.endswith(".tflite") else "tests/models/mlperf_tiny_onnx/") + name
-    monkeypatch.setattr(pages, "huge_page_bytes", lambda: 0)         # no mappings
+    use_huge_pages(monkeypatch, 0)         # no mappings
     heap = edgeml.Interpreter(path)
     assert kept_in_mappings(heap) == 0
     detail = heap.get_input_details()[0]
@@ -169,7 +182,7 @@ def test_loads_on_mappings_match_loads_on_the_heap(name, monkeypatch, cache):
     else:
         x = rng.standard_normal(detail["shape"]).astype(detail["dtype"])
     want = [o.copy() for o in heap.run(x)]
-    monkeypatch.setattr(pages, "huge_page_bytes", lambda: 1 << 12)       # every load on mappings
+    use_huge_pages(monkeypatch, 1 << 12)       # every load on mappings
     for _ in range(2):        # a fresh mapping, then the one the first load handed back
         mapped = edgeml.Interpreter(path)
         assert kept_in_mappings(mapped) == 1.0
@@ -183,7 +196,7 @@ def test_loads_on_mappings_match_loads_on_the_heap(name, monkeypatch, cache):
 
 
 def test_a_repeated_large_load_reuses_its_mappings(monkeypatch, cache):
-    monkeypatch.setattr(pages, "huge_page_bytes", lambda: SMALL_HUGE)
+    use_huge_pages(monkeypatch, SMALL_HUGE)
     path = MODELS + "vww_96_int8.tflite"
     first = edgeml.Interpreter(path)
     addresses = {a.ctypes.data for a in first.plan.keep if isinstance(a, np.ndarray)}
@@ -240,3 +253,13 @@ def test_large_bytes_zeroes_a_reused_mapping_only_when_asked(small_huge, cache):
     assert (b == 9).all()       # (np.empty's contract: the file reader overwrites it)
     del b
     assert not pages.large_bytes(4 * small_huge, zeroed=True).any()
+
+
+def test_a_small_model_loads_without_reading_the_settings():
+    pages.huge_page_bytes.cache_clear()
+    try:
+        interpreter = edgeml.Interpreter(MODELS + "kws_ref_model.tflite")
+        interpreter.run(np.zeros(interpreter.get_input_details()[0]["shape"], np.int8))
+        assert pages.huge_page_bytes.cache_info().misses == 0
+    finally:
+        pages.huge_page_bytes.cache_clear()
