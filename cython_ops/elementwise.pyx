@@ -1,7 +1,19 @@
 # cython: language_level=3
 """ADD, SUB, MUL, requantizing activations, QUANTIZE, DEQUANTIZE, float activations (include/em_elementwise.h)."""
-from libc.stdint cimport uintptr_t
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from libc.stdint cimport int64_t, uintptr_t
 from cython_ops.em_params cimport em_params
+from cython_ops import conv
+
+cdef extern from *:
+    """
+    #define EM_SHARED_POOL_CLIENT 1     /* (em_threads.h) conv's pool for the split ADD / MUL, not one of its own */
+    """
+
+cdef extern from "em_threads.h":
+    ctypedef void (*em_slice_fn)(const void* ctx, int64_t slice, int64_t nslices) noexcept nogil
+    ctypedef int (*em_parallel_run_fn)(int64_t nslices, em_slice_fn fn, const void* ctx) noexcept nogil
+    void em_use_shared_pool(em_parallel_run_fn run)
 
 cdef extern from "em_elementwise.h":
     void em_add_int8(const em_params*) nogil
@@ -20,6 +32,8 @@ cdef extern from "em_elementwise.h":
     void em_dequantize_int8_f32(const em_params*) nogil
     void em_unary_f32(const em_params*) nogil
     void em_softmax_f32(const em_params*) nogil
+
+em_use_shared_pool(<em_parallel_run_fn>PyCapsule_GetPointer(conv.POOL, b"edgeml.em_parallel_run"))
 
 KERNELS = {
     "add_int8": <uintptr_t>&em_add_int8,

@@ -168,10 +168,10 @@ def int8_binary_shell(ctx, op, int which, int8_dtype):
     set_output_shape(ctx, op, 0, tuple([out[k] for k in range(RANK - rank, RANK)]), y)
     if which == MUL:
         return dict(dims=dims, strides1=strides1, strides2=strides2, zp1=z1, zp2=z2, out_zp=zo, mult=mo, shift=sho,
-                    act_min=act_range[0], act_max=act_range[1], mode=rounding)
+                    act_min=act_range[0], act_max=act_range[1], mode=rounding, threads=1)
     return dict(dims=dims, strides1=strides1, strides2=strides2, zp1=z1, zp2=z2, out_zp=zo, left_shift=20, mult1=m1,
                 shift1=sh1, mult2=m2, shift2=sh2, out_mult=mo, out_shift=sho, act_min=act_range[0],
-                act_max=act_range[1], mode=rounding, sign=1 if which == ADD else -1)
+                act_max=act_range[1], mode=rounding, sign=1 if which == ADD else -1, threads=1)
 
 
 def int8_unary_shell(ctx, op, int8_dtype):

@@ -259,8 +259,8 @@ cdef extern from "em_elementwise.h" nogil:
 cdef Py_ssize_t MAX_TABLE_BYTES = 16384     # ops/elementwise.MAX_TABLE_BYTES: period x 256 bytes at most
 cdef Py_ssize_t GATHER_SLACK = 3            # ops/elementwise.GATHER_SLACK
 ADD_NAMES = ("zp1", "zp2", "out_zp", "left_shift", "mult1", "shift1", "mult2", "shift2", "out_mult", "out_shift",
-             "act_min", "act_max", "mode", "sign")
-MUL_NAMES = ("zp1", "zp2", "out_zp", "mult", "shift", "act_min", "act_max", "mode")
+             "act_min", "act_max", "mode", "sign", "threads")
+MUL_NAMES = ("zp1", "zp2", "out_zp", "mult", "shift", "act_min", "act_max", "mode", "threads")
 
 
 cdef Py_ssize_t period_of(ctx, Py_ssize_t ci, Py_ssize_t oi, tuple out, int8_dtype) except -2:

@@ -259,9 +259,12 @@ def run(graph, x, rounding, mode, num_threads=1, **plan_options):
     return plan.view(graph.outputs[0]).copy(), captured, [s.kernel for s in plan.steps]
 
 
-def run_graph(graph, inputs, rounding, kernels):
-    """The first output of `graph` on `inputs` (one array per graph input); the kernels that ran go into `kernels`."""
-    plan = compile_graph(graph, {}, rounding)
+def run_graph(graph, inputs, rounding, kernels, num_threads=1, steps=None):
+    """The first output of `graph` on `inputs` (one array per graph input); the kernels that ran go into `kernels`
+    (and the plan's steps into the list `steps`, when given)."""
+    plan = compile_graph(graph, {}, rounding, num_threads)
+    if steps is not None:
+        steps.extend(plan.steps)
     for idx, x in zip(graph.inputs, inputs):
         plan.view(idx)[...] = x
     plan.engine.invoke()
@@ -312,13 +315,13 @@ ESTIMATE_MUL_SCALES = [(0.05, 1 / 256, 0.0454), (0.05, 1 / 256, 0.05), (0.0625, 
                        (0.25, 1 / 256, 2.0), (0.03, 0.02, 0.4), (0.07, 0.003, 0.9)]
 
 
-def run_binary(which, a, b, za, zb, zo, sa, sb, so, rounding, act, kernels):
+def run_binary(which, a, b, za, zb, zo, sa, sb, so, rounding, act, kernels, num_threads=1, steps=None):
     """The output of one int8 ADD / SUB / MUL with a fused activation (by name) on a and b."""
     out_shape = np.broadcast_shapes(a.shape, b.shape)
     ts = [tensor(0, a.shape, np.int8, sa, za), tensor(1, b.shape, np.int8, sb, zb),
           tensor(2, out_shape, np.int8, so, zo)]
     g = Graph(ts, [Op(0, which, 1, [0, 1], [2], {"fused_activation_function": ACTIVATION_CODES[act]})], [0, 1], [2])
-    return run_graph(g, (a, b), rounding, kernels)
+    return run_graph(g, (a, b), rounding, kernels, num_threads, steps)
 
 
 def check_broadcasts(rng, failures, kernels, broadcasts, scales, mul_scales):

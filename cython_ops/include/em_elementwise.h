@@ -7,6 +7,7 @@
 #include "em_params.h"
 #include "em_requant.h"
 #include "em_isa.h"
+#include "em_threads.h"
 #include "em_lut.h"
 
 /* Binary ops, layout EM_BINARY (the float kernels; ADD / MUL int8 extend it below):
@@ -19,21 +20,72 @@ enum { EM_BINARY_I_DIMS, EM_BINARY_I_DIMS_LAST = EM_BINARY_I_DIMS + 5, EM_BINARY
        EM_BINARY_I_STRIDES2_LAST = EM_BINARY_I_STRIDES2 + 5, EM_BINARY_I_COUNT };
 enum { EM_BINARY_F_ACT_MIN, EM_BINARY_F_ACT_MAX, EM_BINARY_F_COUNT };
 
-/* ADD / SUB int8, layout EM_ADD: the binary pointers, then tables (scratch of 2 KB for em_add_int8_avx512's
- * tables, or NULL); the binary integers, then zp1, zp2, out_zp, left_shift, m1, s1, m2, s2, m_out, s_out,
- * act_min, act_max, mode, sign of input 2 (+1 ADD, -1 SUB) */
+/* ADD / SUB int8, layout EM_ADD: the binary pointers, then tables (scratch of 2 KB per thread for
+ * em_add_int8_avx512's tables, or NULL); the binary integers, then zp1, zp2, out_zp, left_shift, m1, s1, m2, s2,
+ * m_out, s_out, act_min, act_max, mode, sign of input 2 (+1 ADD, -1 SUB), threads (em_binary_split) */
 enum { EM_ADD_P_TABLES = EM_BINARY_P_OUTPUT + 1, EM_ADD_P_COUNT };
 enum { EM_ADD_I_ZP1 = EM_BINARY_I_COUNT, EM_ADD_I_ZP2, EM_ADD_I_OUT_ZP, EM_ADD_I_LEFT_SHIFT, EM_ADD_I_MULT1,
        EM_ADD_I_SHIFT1, EM_ADD_I_MULT2, EM_ADD_I_SHIFT2, EM_ADD_I_OUT_MULT, EM_ADD_I_OUT_SHIFT, EM_ADD_I_ACT_MIN,
-       EM_ADD_I_ACT_MAX, EM_ADD_I_MODE, EM_ADD_I_SIGN, EM_ADD_I_COUNT };
+       EM_ADD_I_ACT_MAX, EM_ADD_I_MODE, EM_ADD_I_SIGN, EM_ADD_I_THREADS, EM_ADD_I_COUNT };
 enum { EM_ADD_F_COUNT = 0 };
+#define EM_ADD_TABLE_BYTES 2048     /* one thread's em_add_int8_avx512 tables (ops/elementwise.ADD_TABLE_BYTES) */
 
 /* MUL int8, layout EM_MUL: the binary pointers; the binary integers, then zp1, zp2, out_zp, m, s, act_min,
- * act_max, mode */
+ * act_max, mode, threads (em_binary_split) */
 enum { EM_MUL_P_COUNT = EM_BINARY_P_COUNT };
 enum { EM_MUL_I_ZP1 = EM_BINARY_I_COUNT, EM_MUL_I_ZP2, EM_MUL_I_OUT_ZP, EM_MUL_I_MULT, EM_MUL_I_SHIFT,
-       EM_MUL_I_ACT_MIN, EM_MUL_I_ACT_MAX, EM_MUL_I_MODE, EM_MUL_I_COUNT };
+       EM_MUL_I_ACT_MIN, EM_MUL_I_ACT_MAX, EM_MUL_I_MODE, EM_MUL_I_THREADS, EM_MUL_I_COUNT };
 enum { EM_MUL_F_COUNT = 0 };
+
+/* ADD / SUB / MUL int8 over threads: a `threads` integer above 1 is set at load only where neither input
+ * broadcasts (dims 1, ..., 1, n; both inputs' last stride 1).  The n elements go in contiguous ranges, whole cache
+ * lines but the last, one per thread (the same halves a split conv before it wrote, so each thread mostly reads
+ * what its own core produced); each range is one call of the same kernel with threads 1, and its em_add_int8_avx512
+ * tables in its own EM_ADD_TABLE_BYTES of the scratch.  Every element is computed by the same arithmetic as in
+ * one call: the same bytes for any thread count. */
+typedef void (*em_kernel_fn)(const em_params* p);
+typedef struct { const em_params* p; em_kernel_fn kernel; int64_t n, threads_slot, tables_slot; } em_binary_split_call;
+
+static void em_binary_split_range(const void* c, int64_t slice, int64_t nslices) {
+    const em_binary_split_call* call = (const em_binary_split_call*)c;
+    const int64_t lines = (call->n + 63) / 64;
+    const int64_t begin = lines * slice / nslices * 64;
+    int64_t end = lines * (slice + 1) / nslices * 64;
+    if (end > call->n) end = call->n;
+    if (begin >= end) return;
+    em_params q = *call->p;
+    for (int j = 0; j < 6; j++) {
+        q.i[EM_BINARY_I_DIMS + j] = 1;
+        q.i[EM_BINARY_I_STRIDES1 + j] = q.i[EM_BINARY_I_STRIDES2 + j] = 0;
+    }
+    q.i[EM_BINARY_I_DIMS + 5] = end - begin;
+    q.i[EM_BINARY_I_STRIDES1 + 5] = q.i[EM_BINARY_I_STRIDES2 + 5] = 1;
+    q.i[call->threads_slot] = 1;
+    q.ptr[EM_BINARY_P_INPUT1] = (int8_t*)call->p->ptr[EM_BINARY_P_INPUT1] + begin;
+    q.ptr[EM_BINARY_P_INPUT2] = (int8_t*)call->p->ptr[EM_BINARY_P_INPUT2] + begin;
+    q.ptr[EM_BINARY_P_OUTPUT] = (int8_t*)call->p->ptr[EM_BINARY_P_OUTPUT] + begin;
+    if (call->tables_slot >= 0 && q.ptr[call->tables_slot])
+        q.ptr[call->tables_slot] = (uint8_t*)q.ptr[call->tables_slot] + slice * EM_ADD_TABLE_BYTES;
+    call->kernel(&q);
+}
+
+/* 1 (done) when p asks for more than one thread and has the flat shape the split needs, else 0 (the caller runs
+ * the op itself: a layout built by hand with threads > 1 and a broadcast still gets the right bytes). */
+static int em_binary_split(const em_params* p, em_kernel_fn kernel, int64_t threads_slot, int64_t tables_slot) {
+    const int64_t threads = p->i[threads_slot];
+    const int64_t* dims = p->i + EM_BINARY_I_DIMS;
+    if (threads <= 1 || dims[0] != 1 || dims[1] != 1 || dims[2] != 1 || dims[3] != 1 || dims[4] != 1 ||
+        p->i[EM_BINARY_I_STRIDES1 + 5] != 1 || p->i[EM_BINARY_I_STRIDES2 + 5] != 1)
+        return 0;
+    const int64_t slices = threads < EM_MAX_THREADS ? threads : EM_MAX_THREADS;
+    const em_binary_split_call call = {p, kernel, dims[5], threads_slot, tables_slot};
+    em_parallel_run(slices, em_binary_split_range, &call);
+    return 1;
+}
+#define EM_ADD_SPLIT(KERNEL) \
+    if (p->i[EM_ADD_I_THREADS] > 1 && em_binary_split(p, KERNEL, EM_ADD_I_THREADS, EM_ADD_P_TABLES)) return
+#define EM_MUL_SPLIT(KERNEL) \
+    if (p->i[EM_MUL_I_THREADS] > 1 && em_binary_split(p, KERNEL, EM_MUL_I_THREADS, -1)) return
 
 #define EM_BINARY_LOOP(T_IN, T_OUT, BODY)                                                          \
     const int64_t* dims = p->i + EM_BINARY_I_DIMS;                                                 \
@@ -152,6 +204,7 @@ static int em_mul_int8_neon(const em_params* p) {
 
 /* ADD / SUB int8 (layout EM_ADD) */
 static void em_add_int8(const em_params* p) {
+    EM_ADD_SPLIT(em_add_int8);
 #if defined(__aarch64__)
     if (em_isa() >= EM_ISA_NEON && em_add_int8_neon(p)) return;
 #endif
@@ -567,6 +620,7 @@ EM_VNNI_TARGET static inline void em_add_estimate_run16(const em_add_consts16* c
  * loop (with VBMI). */
 #define EM_ADD_TABLE_MIN 1024
 EM_VNNI_TARGET static void em_add_int8_avx512(const em_params* p) {
+    EM_ADD_SPLIT(em_add_int8_avx512);
     const int64_t* q = p->i;
     const int64_t* dims = p->i + EM_BINARY_I_DIMS;
     const int64_t n = dims[0] * dims[1] * dims[2] * dims[3] * dims[4] * dims[5];
@@ -656,6 +710,7 @@ EM_VNNI_TARGET static inline void em_mul_estimate_run16(const em_mul_consts16* c
 
 /* MUL int8 with any broadcast, 16 lanes at a time, either rounding mode; layout EM_MUL as em_mul_int8 below */
 EM_VNNI_TARGET static void em_mul_int8_avx512(const em_params* p) {
+    EM_MUL_SPLIT(em_mul_int8_avx512);
     const int64_t* q = p->i;
     em_mul_consts16 c;
     c.zp1 = _mm512_set1_epi32((int32_t)q[EM_MUL_I_ZP1]);
@@ -837,6 +892,7 @@ EM_AVX2_TARGET static inline void em_add_estimate_run8(const em_add_estimate8* c
 
 /* ADD / SUB int8 with any broadcast on AVX2, either rounding mode; layout EM_ADD (tables not read). */
 EM_AVX2_TARGET static void em_add_int8_avx2(const em_params* p) {
+    EM_ADD_SPLIT(em_add_int8_avx2);
     const int64_t* q = p->i;
     em_add_consts8 c;
     c.in1 = em_add_input_consts8(q[EM_ADD_I_ZP1], q[EM_ADD_I_MULT1], q[EM_ADD_I_SHIFT1], q[EM_ADD_I_LEFT_SHIFT],
@@ -942,6 +998,7 @@ EM_AVX2_TARGET static inline void em_mul_estimate_run8(const em_mul_estimate8* c
 
 /* MUL int8 with any broadcast on AVX2, either rounding mode; layout EM_MUL. */
 EM_AVX2_TARGET static void em_mul_int8_avx2(const em_params* p) {
+    EM_MUL_SPLIT(em_mul_int8_avx2);
     const int64_t* q = p->i;
     em_mul_consts8 c;
     c.zp1 = _mm256_set1_epi32((int32_t)q[EM_MUL_I_ZP1]);
@@ -981,6 +1038,7 @@ static void em_mul_int8_avx2(const em_params* p) { em_mul_int8(p); }
 
 /* MUL int8 (layout EM_MUL) */
 static void em_mul_int8(const em_params* p) {
+    EM_MUL_SPLIT(em_mul_int8);
 #if defined(__aarch64__)
     if (em_isa() >= EM_ISA_NEON && em_mul_int8_neon(p)) return;
 #endif

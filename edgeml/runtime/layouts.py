@@ -185,9 +185,9 @@ BINARY = _layout("binary", "em_elementwise.h", "EM_BINARY", ptrs=("input1", "inp
                  ints=(("dims", 6), ("strides1", 6), ("strides2", 6)), floats=("act_min", "act_max"))
 ADD = _layout("add", "em_elementwise.h", "EM_ADD", base=BINARY, keep=(ALL, ALL, 0), ptrs=("tables",),
               ints=("zp1", "zp2", "out_zp", "left_shift", "mult1", "shift1", "mult2", "shift2", "out_mult",
-                    "out_shift", "act_min", "act_max", "mode", "sign"))
+                    "out_shift", "act_min", "act_max", "mode", "sign", "threads"))
 MUL = _layout("mul", "em_elementwise.h", "EM_MUL", base=BINARY, keep=(ALL, ALL, 0),
-              ints=("zp1", "zp2", "out_zp", "mult", "shift", "act_min", "act_max", "mode"))
+              ints=("zp1", "zp2", "out_zp", "mult", "shift", "act_min", "act_max", "mode", "threads"))
 _IN_OUT = ("input", "output")
 REQUANTIZE = _layout("requantize", "em_elementwise.h", "EM_REQUANTIZE", ptrs=_IN_OUT,
                      ints=("n", "in_zp", "out_zp", "mult", "shift", "act_min", "act_max", "mode"))

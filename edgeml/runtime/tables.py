@@ -75,7 +75,7 @@ def periodic_byte_table(kernel: str, constant: np.ndarray, constant_first: bool,
     first, second = (c, x) if constant_first else (x, c)
     s1, s2 = (along_rows, along_bytes) if constant_first else (along_bytes, along_rows)
     layout = layout_of(kernel)
-    slots = dict(ints, dims=[1, 1, 1, 1, period, 256], strides1=s1, strides2=s2)
+    slots = dict(ints, dims=[1, 1, 1, 1, period, 256], strides1=s1, strides2=s2, threads=1)    # (on this thread)
     ptrs = dict(input1=address(first), input2=address(second), output=address(y))
     ptrs.update(other_ptrs or {})
     load_tables.periodic_byte_table(kernel_address(runnable(kernel)), layout.ptrs(**ptrs), layout.ints(**slots), y,

@@ -59,7 +59,8 @@ def collapse_broadcast(dims: list, strides1: list, strides2: list) -> dict:
     return dict(dims=[m[0] for m in merged], strides1=[m[1] for m in merged], strides2=[m[2] for m in merged])
 
 
-ADD_TABLE_BYTES = 2048    # em_add_int8_avx512: each input stage as a 256-entry int32 table
+ADD_TABLE_BYTES = 2048    # em_add_int8_avx512: each input stage as a 256-entry int32 table (per thread)
+SPLIT_MIN_ELEMENTS = 4096   # an int8 ADD / SUB / MUL goes over threads from 2 x this many elements (em_binary_split)
 VECTOR_ISA = {"avx512vnni": "avx512", "avx512": "avx2", "avxvnni": "avx2", "avx2": "avx2"}  # int8 ADD / SUB / MUL body
 INT32 = np.dtype(np.int32)
 INT8 = np.dtype(np.int8)
@@ -118,20 +119,23 @@ def prepare_binary(ctx: Ctx, op: Op, which: str) -> Step:
             mo, sho = Q.quantize_multiplier(twice_max / ((1 << left_shift) * fo), ctx.rounding)
             ints = dict(dims, zp1=z1, zp2=z2, out_zp=zo, left_shift=left_shift, mult1=m1, shift1=sh1, mult2=m2,
                         shift2=sh2, out_mult=mo, out_shift=sho, act_min=amin, act_max=amax, mode=ctx.rounding,
-                        sign=1 if which == "ADD" else -1)
+                        sign=1 if which == "ADD" else -1, threads=1)
             name = "add_int8" + (f"_{body}" if body else "")
             if body == "avx512":
                 scratch = ADD_TABLE_BYTES
         else:
             m, sh = Q.quantize_multiplier(f1 * f2 / fo, ctx.rounding)
             ints = dict(dims, zp1=z1, zp2=z2, out_zp=zo, mult=m, shift=sh, act_min=amin, act_max=amax,
-                        mode=ctx.rounding)
+                        mode=ctx.rounding, threads=1)
             name = "mul_int8" + (f"_{body}" if body and sh >= -31 else "")     # a right shift past 31: scalar
         floats = {}
         if ctx.rounding in (0, 1):
             step = constant_operand_lut(ctx, op, a, b, y, out, name, ints)
             if step is not None:
                 return step
+        ints["threads"] = binary_threads(ctx, ints)
+        if scratch:
+            scratch *= ints["threads"]
     else:
         ints = dims
         lo, hi = Q.activation_range_f32(act)
@@ -167,17 +171,32 @@ def int8_binary_step(ctx: Ctx, op: Op, which: str, ints: dict) -> Step:
         step = constant_operand_lut(ctx, op, tensors[a], tensors[b], tensors[y], ctx.shapes[y], name, ints)
         if step is not None:
             return step
+    threads = binary_threads(ctx, ints)
+    if threads != ints["threads"]:
+        ints = dict(ints, threads=threads)
     if which == "MUL":
 
         def make(addr):
             return dict(input1=addr(a), input2=addr(b), output=addr(y)), ints, {}
         return Step(op, name, make, 0)
-    scratch = ADD_TABLE_BYTES if body == "avx512" else 0
+    scratch = ADD_TABLE_BYTES * threads if body == "avx512" else 0
 
     def make_add(addr):
         return (dict(input1=addr(a), input2=addr(b), output=addr(y), tables=addr("scratch") if scratch else 0),
                 ints, {})
     return Step(op, name, make_add, scratch)
+
+
+def binary_threads(ctx: Ctx, ints: dict) -> int:
+    """Threads for an int8 ADD / SUB / MUL (em_binary_split): the interpreter's num_threads where neither input
+    broadcasts (collapsed dims 1, ..., 1, n with unit strides) and each thread gets SPLIT_MIN_ELEMENTS or more
+    (below that the wake-up costs what the split saves); else 1."""
+    if ctx.num_threads <= 1:
+        return 1
+    dims, s1, s2 = ints["dims"], ints["strides1"], ints["strides2"]
+    if any(d != 1 for d in dims[:5]) or s1[5] != 1 or s2[5] != 1:
+        return 1
+    return max(1, min(ctx.num_threads, dims[5] // SPLIT_MIN_ELEMENTS))
 
 
 def constant_period(ctx: Ctx, const, other, out: tuple):
