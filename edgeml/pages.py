@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import threading
 import weakref
 from functools import lru_cache
 
@@ -30,7 +29,6 @@ SMALL_PAGE = mmap.PAGESIZE
 MAX_HUGE_PAGE = 4 << 20
 MIN_BYTES = 1 << 20             # smaller buffers stay on the heap (half of the smallest huge page used, 2 MiB)
 RETAIN_BYTES = 64 << 20         # freed mappings kept for the next load, at most (the oldest unmapped first)
-_LOCK = threading.Lock()
 _CACHE = []                     # freed mappings, oldest first
 _LIVE = {}                      # id -> (mapping, the weak reference whose callback hands it back)
 
@@ -88,25 +86,37 @@ class Mapping:
 
 
 def _handed_back(key: int):
-    """The weak reference's callback: the array made from a mapping, and every view of it, are gone."""
-    with _LOCK:
-        entry = _LIVE.pop(key, None)
-        if entry is None:
-            return
-        _CACHE.append(entry[0])
-        total = sum(m.capacity for m in _CACHE)
-        while _CACHE and total > RETAIN_BYTES:       # (a dropped mapping is unmapped when its last export goes)
+    """The weak reference's callback: the array made from a mapping, and every view of it, are gone.  It takes no
+    lock (it may run inside the cyclic collector, at any allocation of any thread, even one in _acquire): the cache
+    is a list whose appends, pops and removes are each atomic, the budget kept approximately under races."""
+    entry = _LIVE.pop(key, None)
+    if entry is None:
+        return
+    _CACHE.append(entry[0])
+    total = sum(m.capacity for m in list(_CACHE))
+    while total > RETAIN_BYTES:       # (a dropped mapping is unmapped when its last export goes)
+        try:
             total -= _CACHE.pop(0).capacity
+        except IndexError:
+            break
 
 
 def _acquire(size: int, huge: int):
-    """(mapping, array of its first `size` usable bytes): a cached mapping large enough (the smallest such), else
-    a new one; None if the kernel refuses the mapping."""
-    with _LOCK:
-        fits = [m for m in _CACHE if m.capacity >= size]
-        mapping = min(fits, key=lambda m: m.capacity) if fits else None
-        if mapping is not None:
-            _CACHE.remove(mapping)
+    """(mapping, array of its first `size` usable bytes): a cached mapping large enough (the smallest such, taken
+    out of the cache by one atomic remove: another thread may have taken it first), else a new one; None if the
+    kernel refuses the mapping."""
+    mapping = None
+    for _ in range(4):
+        fits = [m for m in list(_CACHE) if m.capacity >= size]
+        if not fits:
+            break
+        best = min(fits, key=lambda m: m.capacity)
+        try:
+            _CACHE.remove(best)
+        except ValueError:
+            continue
+        mapping = best
+        break
     if mapping is None:
         try:
             mapping = Mapping(size, huge)
@@ -114,15 +124,13 @@ def _acquire(size: int, huge: int):
             return None
     array = np.frombuffer(mapping.map, np.uint8, count=mapping.capacity, offset=mapping.start)
     key = id(array)
-    with _LOCK:
-        _LIVE[key] = (mapping, weakref.ref(array, lambda _, key=key: _handed_back(key)))
+    _LIVE[key] = (mapping, weakref.ref(array, lambda _, key=key: _handed_back(key)))
     return mapping, array
 
 
 def release_cached():
     """Unmaps the cached mappings (those of interpreters already gone)."""
-    with _LOCK:
-        _CACHE.clear()
+    del _CACHE[:]
 
 
 def large_bytes(n: int, zeroed: bool = False):

@@ -263,3 +263,41 @@ def test_a_small_model_loads_without_reading_the_settings():
         assert pages.huge_page_bytes.cache_info().misses == 0
     finally:
         pages.huge_page_bytes.cache_clear()
+
+
+def test_a_mapping_in_a_reference_cycle_comes_back_through_the_collector(small_huge, cache):
+    class Holder:
+        pass
+    h = Holder()
+    h.array, h.me = pages.large_bytes(4 * small_huge), h
+    address = h.array.ctypes.data
+    del h
+    gc.collect()
+    assert len(cache) == 1
+    assert pages.large_bytes(3 * small_huge).ctypes.data == address
+
+
+def test_threads_taking_and_dropping_mappings_share_the_cache(small_huge, cache, monkeypatch):
+    import threading
+    monkeypatch.setattr(pages, "RETAIN_BYTES", 8 * small_huge)
+    errors = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(300):
+                a = pages.large_bytes(int(rng.integers(small_huge // 2, 3 * small_huge)))
+                a[::4096] = seed
+                assert (a[::4096] == seed).all()        # (no other thread writes a mapping handed out here)
+                if rng.random() < 0.01:
+                    gc.collect()
+        except Exception as exc:        # noqa: BLE001 (reported below)
+            errors.append(exc)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    gc.collect()
+    assert sum(m.capacity for m in cache) <= 8 * small_huge + 3 * small_huge
