@@ -6,6 +6,7 @@ it refuses (the exact runs, ADD's per-range tables); the plan splits only same-s
 SPLIT_MIN_ELEMENTS elements and more, and never a broadcast."""
 import pytest
 
+from test_binary_broadcast_paths import EXPECTED       # (the ADD / MUL kernels each path runs)
 from test_kernel_paths import PATHS, run_on_path
 
 CHECK = r'''
@@ -63,10 +64,6 @@ def main():
 
 main()
 '''
-
-EXPECTED = {"avx512vnni": ("add_int8_avx512", "mul_int8_avx512"), "avx512": ("add_int8_avx2", "mul_int8_avx2"),
-            "avx2": ("add_int8_avx2", "mul_int8_avx2"), "avxvnni": ("add_int8_avx2", "mul_int8_avx2")}
-
 
 @pytest.mark.parametrize("forced", PATHS)
 def test_split_binary_ops_are_exact_on_every_path(forced):
