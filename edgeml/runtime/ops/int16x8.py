@@ -184,7 +184,8 @@ def prepare_binary(ctx: Ctx, op: Op, which: str, dims: dict) -> Step:
     if which == "MUL":
         # mul.cc multiplies and divides the stored float scales in float, then widens to double
         m, sh = multiplier(ctx, op, float(Q.F32(s1) * Q.F32(s2) / Q.F32(so)))
-        ints = dict(dims, zp1=0, zp2=0, out_zp=0, mult=m, shift=sh, act_min=amin, act_max=amax, mode=ctx.rounding)
+        ints = dict(dims, zp1=0, zp2=0, out_zp=0, mult=m, shift=sh, act_min=amin, act_max=amax, mode=ctx.rounding,
+                    threads=1)      # (layout MUL; the int16 kernel runs on the calling thread)
     else:
         logs = [log2_if_power_of_two(s) for s in (s1, s2, so)]
         if op.options.get("pot_scale_int16", True) and None not in logs:
@@ -205,7 +206,7 @@ def prepare_binary(ctx: Ctx, op: Op, which: str, dims: dict) -> Step:
             mo, sho = multiplier(ctx, op, twice_max / ((1 << 15) * fo))
             ints = dict(dims, zp1=0, zp2=0, out_zp=0, left_shift=15, mult1=m1, shift1=sh1, mult2=m2, shift2=sh2,
                         out_mult=mo, out_shift=sho, act_min=amin, act_max=amax, mode=ctx.rounding,
-                        sign=1 if which == "ADD" else -1)
+                        sign=1 if which == "ADD" else -1, threads=1)      # (layout ADD, as mul_int16's above)
             name = "add_int16"
 
     def make(addr):
