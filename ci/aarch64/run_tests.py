@@ -28,7 +28,8 @@ CPUS = {"max": "neon_i8mm", "cortex-a57": "neon"}
 # the kernels' tests run on every CPU model; the loader's (hostile files, API, reliability: Python and the same
 # kernels again) on the first one only, which halves the run's time
 KERNEL_TESTS = ["tests/test_kernel_paths.py", "tests/test_conv_kernel_paths.py", "tests/test_elementwise_paths.py",
-                "tests/test_float_kernel_paths.py", "tests/test_mlperf_conformance.py"]
+                "tests/test_binary_split_paths.py", "tests/test_float_kernel_paths.py",
+                "tests/test_mlperf_conformance.py"]
 LOADER_TESTS = ["tests/test_hostile_models.py", "tests/test_reliability.py", "tests/test_runtime_api.py"]
 # qemu CPU model -> the ISA paths forced (EDGEML_ISA) for the reference models' comparison, beside the default:
 # plain NEON and scalar are cortex-a57's default and forced paths, so -cpu max forces only the one between
