@@ -133,7 +133,8 @@ RANGE_CHECK = r"""
 #include <stdio.h>
 #include "em_threads.h"
 
-static void mark(const void* ctx, int64_t begin, int64_t end) {
+static void mark(const void* ctx, int64_t begin, int64_t end, int64_t slice) {
+    (void)slice;
     int* hits = (int*)ctx;
     for (int64_t k = begin; k < end; k++) hits[k] += 1;
     if (begin % 16) hits[begin] += 100;           /* a range must start on the alignment */

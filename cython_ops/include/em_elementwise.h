@@ -44,15 +44,10 @@ enum { EM_MUL_F_COUNT = 0 };
  * tables in its own EM_ADD_TABLE_BYTES of the scratch.  Every element is computed by the same arithmetic as in
  * one call: the same bytes for any thread count. */
 typedef void (*em_kernel_fn)(const em_params* p);
-typedef struct { const em_params* p; em_kernel_fn kernel; int64_t n, threads_slot, tables_slot; } em_binary_split_call;
+typedef struct { const em_params* p; em_kernel_fn kernel; int64_t threads_slot, tables_slot; } em_binary_split_call;
 
-static void em_binary_split_range(const void* c, int64_t slice, int64_t nslices) {
+static void em_binary_split_range(const void* c, int64_t begin, int64_t end, int64_t slice) {
     const em_binary_split_call* call = (const em_binary_split_call*)c;
-    const int64_t lines = (call->n + 63) / 64;
-    const int64_t begin = lines * slice / nslices * 64;
-    int64_t end = lines * (slice + 1) / nslices * 64;
-    if (end > call->n) end = call->n;
-    if (begin >= end) return;
     em_params q = *call->p;
     for (int j = 0; j < 6; j++) {
         q.i[EM_BINARY_I_DIMS + j] = 1;
@@ -70,16 +65,16 @@ static void em_binary_split_range(const void* c, int64_t slice, int64_t nslices)
 }
 
 /* 1 (done) when p asks for more than one thread and has the flat shape the split needs, else 0 (the caller runs
- * the op itself: a layout built by hand with threads > 1 and a broadcast still gets the right bytes). */
+ * the op itself: a layout built by hand with threads > 1 and a broadcast still gets the right bytes).  The ranges
+ * are em_threads.h em_parallel_range's: at most `threads` of them (slice < threads: its tables area exists). */
 static int em_binary_split(const em_params* p, em_kernel_fn kernel, int64_t threads_slot, int64_t tables_slot) {
     const int64_t threads = p->i[threads_slot];
     const int64_t* dims = p->i + EM_BINARY_I_DIMS;
     if (threads <= 1 || dims[0] != 1 || dims[1] != 1 || dims[2] != 1 || dims[3] != 1 || dims[4] != 1 ||
         p->i[EM_BINARY_I_STRIDES1 + 5] != 1 || p->i[EM_BINARY_I_STRIDES2 + 5] != 1)
         return 0;
-    const int64_t slices = threads < EM_MAX_THREADS ? threads : EM_MAX_THREADS;
-    const em_binary_split_call call = {p, kernel, dims[5], threads_slot, tables_slot};
-    em_parallel_run(slices, em_binary_split_range, &call);
+    const em_binary_split_call call = {p, kernel, threads_slot, tables_slot};
+    em_parallel_range(threads, dims[5], 64, 1, em_binary_split_range, &call);
     return 1;
 }
 #define EM_ADD_SPLIT(KERNEL) \

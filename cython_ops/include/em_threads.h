@@ -208,7 +208,7 @@ static int em_parallel_run(int64_t nslices, em_slice_fn fn, const void* ctx) {
  * `threads` contiguous ranges whose bounds are multiples of `align` elements (vector width, so that only the last
  * range has a tail), each at least `min_per_slice` elements (below that a wake-up costs more than it saves).
  * Ranges are disjoint and cover [0, total) once, so the outputs are the same bytes for any thread count. */
-typedef void (*em_range_fn)(const void* ctx, int64_t begin, int64_t end);
+typedef void (*em_range_fn)(const void* ctx, int64_t begin, int64_t end, int64_t slice);   /* slice: 0, 1, .. */
 
 typedef struct { em_range_fn fn; const void* ctx; int64_t total, align; } em_range_call;
 
@@ -217,7 +217,7 @@ static inline void em_range_slice(const void* c, int64_t slice, int64_t nslices)
     const int64_t units = (call->total + call->align - 1) / call->align;
     int64_t begin = units * slice / nslices * call->align, end = units * (slice + 1) / nslices * call->align;
     if (end > call->total) end = call->total;
-    if (begin < end) call->fn(call->ctx, begin, end);
+    if (begin < end) call->fn(call->ctx, begin, end, slice);
 }
 
 static inline int em_parallel_range(int64_t threads, int64_t total, int64_t align, int64_t min_per_slice,
@@ -227,7 +227,7 @@ static inline int em_parallel_range(int64_t threads, int64_t total, int64_t alig
     int64_t n = total / min_per_slice;
     if (n > threads) n = threads;
     if (n <= 1) {
-        if (total > 0) fn(ctx, 0, total);
+        if (total > 0) fn(ctx, 0, total, 0);
         return 0;
     }
     const em_range_call call = {fn, ctx, total, align};
