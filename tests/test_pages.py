@@ -156,16 +156,18 @@ def test_a_refused_mapping_falls_back_to_the_heap(small_huge, monkeypatch):
     interpreter.run(np.zeros(interpreter.get_input_details()[0]["shape"], np.int8))
 
 
+def on_mapping(a: np.ndarray) -> bool:
+    """Whether array `a` lies in an anonymous mapping (its chain of bases ends at a view of an mmap)."""
+    base = a
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+
+
 def kept_in_mappings(interpreter) -> float:
     """The share of the plan's kept bytes whose array lies in a huge-page mapping."""
     kept = [a for a in interpreter.plan.keep if isinstance(a, np.ndarray) and a.nbytes]
-    inside = 0
-    for a in kept:
-        base = a
-        while isinstance(base, np.ndarray) and base.base is not None:
-            base = base.base
-        inside += a.nbytes if isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap) else 0
-    return inside / sum(a.nbytes for a in kept)
+    return sum(a.nbytes for a in kept if on_mapping(a)) / sum(a.nbytes for a in kept)
 
 
 @pytest.mark.parametrize("name", ["kws_ref_model.tflite", "vww_96_int8.tflite", "pretrainedResnet_quant.tflite",
@@ -211,10 +213,7 @@ def test_a_repeated_large_load_reuses_its_mappings(monkeypatch, cache):
 def test_the_file_buffer_of_a_large_model_is_a_mapping(small_huge):
     from converters.source import read_model_buffer
     view, held = read_model_buffer(MODELS + "vww_96_int8.tflite")
-    base = held
-    while isinstance(base, np.ndarray) and base.base is not None:
-        base = base.base
-    assert isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+    assert on_mapping(held)
     with open(MODELS + "vww_96_int8.tflite", "rb") as f:
         assert bytes(view) == f.read()
 
@@ -231,14 +230,11 @@ def test_a_large_arena_lies_on_a_mapping_and_starts_zeroed_when_reused(small_hug
     first = edgeml.Interpreter(path)
     arena = first.plan.arena
     assert arena.nbytes >= small_huge // 2
-    base = arena
-    while isinstance(base, np.ndarray) and base.base is not None:
-        base = base.base
-    assert isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+    assert on_mapping(arena)
     first.run(np.full(first.get_input_details()[0]["shape"], 77, np.int8))
     assert arena.any()
     address = arena.ctypes.data
-    del first, arena, base
+    del first, arena
     gc.collect()
     second = edgeml.Interpreter(path)
     assert second.plan.arena.ctypes.data == address       # the same mapping, zeroed again
