@@ -377,7 +377,7 @@ cdef inline bint fits_int32(int64_t* v, bint wrap) noexcept:
     if wrap:
         v[0] = <int64_t><int32_t><uint32_t>(<uint64_t>v[0] & 0xFFFFFFFFu)
         return True
-    return -2147483648 < v[0] < 2147483648
+    return -(<int64_t>1 << 31) < v[0] < (<int64_t>1 << 31)      # (a literal 2^31 would be a Python int)
 
 
 def tflite_column_scales(double input_scale, const double[:] weight_scales, double output_scale, Py_ssize_t n,

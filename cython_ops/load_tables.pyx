@@ -488,7 +488,7 @@ def affine_form(table):
     for i in range(256):
         x = i - 128
         v = x * mult + (adds[1] if i >= split else adds[0])
-        if not -2147483648 < v < 2147483648:
+        if not -(<int64_t>1 << 31) < v < (<int64_t>1 << 31):
             return None
         q = v >> shift
         q = lo if q < lo else hi if q > hi else q

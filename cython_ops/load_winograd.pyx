@@ -162,7 +162,7 @@ def winograd_weights(w, out):
 
 
 cdef inline bint fits_int32(int64_t v) noexcept:
-    return -2147483648 < v < 2147483648
+    return -(<int64_t>1 << 31) < v < (<int64_t>1 << 31)      # (a literal 2^31 would be a Python int)
 
 
 def winograd_arrays(w, bias, int64_t in_zp, double input_scale, weight_scales, double output_scale, int rounding,

@@ -129,6 +129,23 @@ def test_pack_gemm_int8_refuses_an_overflowing_bias(fn, layout):
 
 
 @pytest.mark.parametrize("fn", [load_prepare.pack_gemm_int8, packing_gemm.pack_gemm_int8_numpy])
+@pytest.mark.parametrize("bias, in_zp, fits", [
+    (2 ** 31 - 1, 0, True), (2 ** 31 - 1, -1, False),      # folded: bias - in_zp * sum(w), sum(w) = 1
+    (-2 ** 31 + 1, 0, True), (-2 ** 31 + 1, 1, False), (-2 ** 31, -1, True)])
+def test_pack_gemm_int8_bias_bounds_are_exact(fn, bias, in_zp, fits):
+    """The folded bias is kept inside (-2^31, 2^31) exactly at both ends (the plain layout folds in_zp alone)."""
+    w = np.array([[1, 0, 0, 0]], np.int8)
+    args = (pool_keep_new, w, np.array([bias], np.int32), 0.05, np.full(1, 1e-3), 0.1, 0, None, in_zp, 0, False,
+            packing_gemm.PLAIN, 0, packing_gemm.SPARSE_PORTABLE, 0, -1.0, 0, 1)
+    if not fits:
+        with pytest.raises(OverflowError, match="overflow the int32 accumulator"):
+            fn(*args)
+        return
+    block, _, _, offsets = fn(*args)
+    assert int(block[offsets[1]:offsets[1] + 4].view(np.int32)[0]) == bias - in_zp
+
+
+@pytest.mark.parametrize("fn", [load_prepare.pack_gemm_int8, packing_gemm.pack_gemm_int8_numpy])
 def test_pack_gemm_int8_refuses_a_bad_scale(fn):
     with pytest.raises(ValueError, match="cannot quantize multiplier"):
         fn(pool_keep_new, np.ones((2, 4), np.int8), None, 0.05, np.array([1e-3, np.nan]), 0.1, 0, None, 0, 0, False,
