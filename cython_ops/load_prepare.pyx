@@ -307,6 +307,15 @@ def pack_gemm_int8(keep_new, const int8_t[:, :] w, bias, double input_scale, wei
         free(seen)
 
 
+cdef inline void put_column_ints(int32_t* out, const int32_t* values, Py_ssize_t n, Py_ssize_t width,
+                                 bint dup) noexcept:
+    """A column section: the n values, then zeros to width (dup: columns 8-15 repeat 0-7)."""
+    cdef Py_ssize_t c
+    memcpy(out, values, n * sizeof(int32_t))
+    for c in range(n, width):
+        out[c] = out[c - 8] if dup else 0
+
+
 cdef int64_t row_sum(const int8_t[:, :] w, Py_ssize_t r) noexcept:
     cdef Py_ssize_t k = w.shape[1], j, cs = w.strides[1]
     cdef const int8_t* p
@@ -387,6 +396,7 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, const int32_t[:] b32, bint has_
     cdef uint32_t word
     cdef const int8_t* rp[16]
     cdef Py_ssize_t whole
+    cdef bint dup
     cdef Words words
     words.col = NULL
     words.valid = NULL
@@ -423,30 +433,22 @@ cdef pack_chosen(keep_new, const int8_t[:, :] w, const int32_t[:] b32, bint has_
         if total == 0:
             base[0] = 0
 
-        # columns
-        i32 = <int32_t*>(base + o_bias)
-        for c in range(width):
-            q = c if c < n else (c - 8 if layout == VNNI and n == 8 else -1)
-            i32[c] = cbias[q] if q >= 0 else 0
-        i32 = <int32_t*>(base + o_mult)
-        for c in range(width):
-            q = c if c < n else (c - 8 if layout == VNNI and n == 8 else -1)
-            i32[c] = cmult[q] if q >= 0 else 0
-        i32 = <int32_t*>(base + o_shift)
-        for c in range(width):
-            q = c if c < n else (c - 8 if layout == VNNI and n == 8 else -1)
-            i32[c] = cshift[q] if q >= 0 else 0
+        # columns: the n values, then the padding (zeros; VNNI with n = 8 repeats columns 0-7 in lanes 8-15)
+        dup = layout == VNNI and n == 8
+        put_column_ints(<int32_t*>(base + o_bias), cbias, n, width, dup)
+        put_column_ints(<int32_t*>(base + o_mult), cmult, n, width, dup)
+        put_column_ints(<int32_t*>(base + o_shift), cshift, n, width, dup)
         f64 = <double*>(base + o_s64)
         f32 = <float*>(base + o_s32)
-        for c in range(width):
-            q = c if c < n else (c - 8 if layout == VNNI and n == 8 else -1)
-            f64[c] = c64[q] if q >= 0 else 0.0
-            if q < 0:
-                f32[c] = 0.0
-            elif gs32 != NULL:
-                f32[c] = gs32[q]
-            else:
-                f32[c] = <float>c64[q]
+        memcpy(f64, c64, n * sizeof(double))
+        if gs32 != NULL:
+            memcpy(f32, gs32, n * sizeof(float))
+        else:
+            for c in range(n):
+                f32[c] = <float>c64[c]
+        for c in range(n, width):
+            f64[c] = f64[c - 8] if dup else 0.0
+            f32[c] = f32[c - 8] if dup else 0.0
 
         # weights
         w8 = <int8_t*>(base + o_w)
