@@ -215,17 +215,17 @@ EM_VNNI_TARGET static inline em_mbqm16 em_vnni_consts(const em_vnni_gemm* g, int
 #define EM_VNNI_L1_WEIGHTS 16384   /* bytes of packed weights a column panel may take */
 
 /* One MR x (16 NB) register tile of C: rows m .. m + rows - 1 (rows <= MR; missing rows repeat the last one and
- * are not stored), columns n .. n + 16 NB - 1.  MR and NB are compile-time constants at every call site, so the
- * accumulators stay in registers. */
+ * are not stored), columns n .. n + 16 NB - 1.  MR, NB and PAIRS (N = 8 packed two rows per vector, see below) are
+ * compile-time constants at every call site, so the accumulators stay in registers. */
 EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         const em_gemm_rows* A, int64_t m, int64_t rows, const em_vnni_gemm* g, int64_t n, int8_t* C,
-        int64_t ldc, const int MR, const int NB, const em_mbqm16* qs) {
+        int64_t ldc, const int MR, const int NB, const int PAIRS, const em_mbqm16* qs) {
     const int64_t Kp = g->Kp;
     const uint8_t* a[8];
     em_gemm_row_starts(A, m, rows, MR, a);
     const int8_t* w = g->w + n * Kp;
     __m512i acc[8][4];
-    const int pairs = NB == 1 && MR % 2 == 0 && g->N == 8 && ldc == 8;
+    const int pairs = PAIRS;
     for (int j = 0; j < NB; j++) {   /* the sums start from the bias (padded columns hold 0) */
         const __m512i bias = _mm512_loadu_si512(g->bias + n + 16 * j);
         for (int r = 0; r < MR; r++) acc[r][j] = bias;
@@ -337,7 +337,7 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
  * double-rounding constants are derived once for all of them (with a small K they cost as much as the sums).  A
  * panel of one tile (a GEMV's) derives them in the tile instead (qs NULL): kept in a table they cost stores and
  * loads that a single use does not repay (a 128 -> 640 FC: 0.6 -> 1.1 us). */
-#define EM_VNNI_PANEL(MR, NB)                                                                              \
+#define EM_VNNI_PANEL(MR, NB, PAIRS)                                                                            \
     do {                                                                                                   \
         em_mbqm16 qs[NB];                  /* (read in double rounding only; mult and shift hold Np) */  \
         const int table = (MR) > 1 && M > (MR);                                                            \
@@ -347,8 +347,8 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
             memset(qs, 0, sizeof qs);                                                                      \
         const em_mbqm16* tq = table ? qs : NULL;                                                           \
         int64_t m = 0;                                                                                     \
-        for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NB), tq);          \
-        if (m < M) em_vnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NB), tq);                              \
+        for (; m + (MR) <= M; m += (MR)) em_vnni_tile(A, m, (MR), g, n, C, ldc, (MR), (NB), (PAIRS), tq); \
+        if (m < M) em_vnni_tile(A, m, M - m, g, n, C, ldc, (MR), (NB), (PAIRS), tq);                     \
     } while (0)
 
 /* C[M][N] (row stride ldc) = requant(A . W), A (uint8, x + 128) described by em_gemm_rows.  Column panels of
@@ -360,15 +360,18 @@ EM_VNNI_TARGET static void em_gemm_vnni_rows(const em_gemm_rows* A, int64_t M, c
     const int64_t Np = (g->N + 15) / 16 * 16, panel_bytes = 16 * g->Kp;
     int64_t n = 0;
     if (M < 3) {
-        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(1, 4);
+        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(1, 4, 0);
     }
     /* (K <= 32: the output stage outweighs the sums, and 6-row tiles of 32 columns ran the 1x1 convs of
      * MobileNetV2 (K 16, 24, 32) 2-6% faster than 3-row tiles of 64 on Zen 5; 8-row tiles of 16: 5-10% slower) */
     if (4 * panel_bytes <= EM_VNNI_L1_WEIGHTS && g->Kp > 32)
-        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(3, 4);
+        for (; n + 64 <= Np; n += 64) EM_VNNI_PANEL(3, 4, 0);
     if (2 * panel_bytes <= EM_VNNI_L1_WEIGHTS)
-        for (; n + 32 <= Np; n += 32) EM_VNNI_PANEL(6, 2);
-    for (; n < Np; n += 16) EM_VNNI_PANEL(8, 1);
+        for (; n + 32 <= Np; n += 32) EM_VNNI_PANEL(6, 2, 0);
+    /* (N = 8 with packed rows: two rows per vector, a tile of its own so that the other's sums stay in registers) */
+    if (g->N == 8 && ldc == 8)
+        for (; n < Np; n += 16) EM_VNNI_PANEL(8, 1, 1);
+    for (; n < Np; n += 16) EM_VNNI_PANEL(8, 1, 0);
 }
 
 /* Plain GEMM: rows lda bytes apart, Kp bytes each. */
