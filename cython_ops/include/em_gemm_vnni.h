@@ -51,6 +51,11 @@ typedef struct {
     em_mbqm16_lanes l;
     __m512i right, hpos, corr;        /* 32-bit RoundingDivideByPOT: e, 2^(e-1) or 0, -1 or 0 (e > 0) */
     int any_left;                     /* some lane shifts left (most models: none, so the shift is skipped) */
+    /* em_vnni_short_store16's constants (em_vnni_short_consts; only where fast is set): 64-bit even / odd lanes
+     * 2^31 + [e > 0] 2^(31+e) + zp 2^(32+e), and the lanes with e > 0 */
+    __m512i k2_e, k2_o;
+    __mmask16 e_pos;
+    int fast;
 } em_mbqm16;
 
 EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) {
@@ -61,6 +66,7 @@ EM_VNNI_TARGET static inline em_mbqm16 em_mbqm_consts(__m512i m, __m512i shift) 
     q.l.left = _mm512_max_epi32(shift, zero);
     q.right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
     q.any_left = _mm512_test_epi32_mask(q.l.left, q.l.left) != 0;
+    q.fast = 0;
     const __mmask16 e32 = _mm512_cmpgt_epi32_mask(q.right, zero);
     q.hpos = _mm512_maskz_sllv_epi32(e32, one, _mm512_sub_epi32(q.right, one));
     q.corr = _mm512_maskz_mov_epi32(e32, _mm512_set1_epi32(-1));
@@ -206,6 +212,62 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_double_
     else _mm_mask_storeu_epi8(c, cols, bytes);
 }
 
+/* The double-rounding output stage in fewer operations, for sums known to lie in (-2^30, 2^30), no lane shifting
+ * left, e <= 21 (em_vnni_short_consts checks all three); the same bytes as em_vnni_double_store16.  With
+ * K = 2^30 + [e > 0] 2^(30+e) and P = acc m, that stage's result is floor((floor((P + K) / 2^31) - c) / 2^e) + zp,
+ * c = [e > 0][v < 0] for v = floor((P + 2^30) / 2^31); c may be taken as [e > 0][acc < 0] instead (m >= 0: they
+ * differ only where v = 0, and there both give 0).  Adding zp 2^e inside the floor is exact, so
+ * V = floor((P + K + zp 2^(31+e)) / 2^31), the high half of 2 acc m + 2 K + zp 2^(32+e): one 64-bit add per
+ * product and no 64-bit shift (|V| < 2^30 + 2^28 + 2^20 + 1 fits 32 bits, |2 acc| < 2^31 fits the multiply).
+ * Then out = (V - c) >> e. */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_short_store16(
+        __m512i acc, const em_mbqm16* q, __m512i lo, __m512i hi, int8_t* c, __mmask16 cols) {
+    const __m512i a2 = _mm512_add_epi32(acc, acc);
+    const __m512i even = _mm512_add_epi64(_mm512_mul_epi32(a2, q->l.m), q->k2_e);
+    const __m512i odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(a2, 32), q->l.m_odd), q->k2_o);
+    /* the high dwords: the odd products' are in the odd slots already, the even products' move down a slot */
+    __m512i v = _mm512_mask_shuffle_epi32(odd, (__mmask16)0x5555, even, _MM_PERM_DDBB);
+    v = _mm512_srav_epi32(_mm512_add_epi32(v, _mm512_maskz_srai_epi32(q->e_pos, acc, 31)), q->right);
+    const __m128i bytes = _mm512_cvtsepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi));
+    if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)c, bytes);
+    else _mm_mask_storeu_epi8(c, cols, bytes);
+}
+
+/* Sets q->fast (and em_vnni_short_store16's constants) when that stage is exact for columns n .. n + 15 of any
+ * input: no weight zero point (no row corrections), no lane shifting left, e <= 21, multipliers >= 0, and every
+ * sum bias + sum_k w (x + 128) inside (-2^30, 2^30): |bias| + 255 sum_k |w| < 2^30, the packed column block read
+ * once (vpdpbusd of |w| by ones: four columns' |w| per k-group and lane). */
+EM_VNNI_TARGET static inline void em_vnni_short_consts(const em_vnni_gemm* g, int64_t n, em_mbqm16* q) {
+    q->fast = 0;
+    if (g->row_corr || g->Kp > (1 << 15)) return;       /* (Kp <= 2^15: 255 sum |w| < 2^30 fits the int32 lanes) */
+    const __m512i zero = _mm512_setzero_si512(), limit = _mm512_set1_epi32(1 << 30);
+    if (q->any_left || _mm512_cmpgt_epi32_mask(q->right, _mm512_set1_epi32(21))
+        || _mm512_cmplt_epi32_mask(q->l.m, zero)) return;
+    const int8_t* w = g->w + n * g->Kp;
+    __m512i sum = zero;
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t k = 0; k < g->Kp / 4; k++)
+        sum = _mm512_dpbusd_epi32(sum, _mm512_abs_epi8(_mm512_loadu_si512(w + 64 * k)), ones);
+    const __m512i wide = _mm512_mullo_epi32(sum, _mm512_set1_epi32(255));
+    const __m512i bias = _mm512_abs_epi32(_mm512_loadu_si512(g->bias + n));    /* (|-2^31| stays 2^31: refused) */
+    if (_mm512_cmpge_epu32_mask(wide, limit) || _mm512_cmpge_epu32_mask(bias, limit)
+        || _mm512_cmpge_epu32_mask(_mm512_add_epi32(wide, bias), limit)) return;
+    /* 2 K + zp 2^(32+e) per 64-bit lane (even: the even dwords' e; odd: the odd dwords') */
+    const __m512i e_even = _mm512_and_si512(q->right, _mm512_set1_epi64(0xFFFFFFFFLL));
+    const __m512i e_odd = _mm512_srli_epi64(q->right, 32);
+    const __m512i one = _mm512_set1_epi64(1), base = _mm512_set1_epi64(1LL << 31);
+    const __m512i zp = _mm512_set1_epi64(g->out_zp);
+    const __mmask8 ke = _mm512_cmpgt_epi64_mask(e_even, _mm512_setzero_si512());
+    const __mmask8 ko = _mm512_cmpgt_epi64_mask(e_odd, _mm512_setzero_si512());
+    const __m512i t31 = _mm512_set1_epi64(31), t32 = _mm512_set1_epi64(32);
+    q->k2_e = _mm512_add_epi64(_mm512_mask_add_epi64(base, ke, base, _mm512_sllv_epi64(one, _mm512_add_epi64(e_even, t31))),
+                               _mm512_sllv_epi64(zp, _mm512_add_epi64(e_even, t32)));
+    q->k2_o = _mm512_add_epi64(_mm512_mask_add_epi64(base, ko, base, _mm512_sllv_epi64(one, _mm512_add_epi64(e_odd, t31))),
+                               _mm512_sllv_epi64(zp, _mm512_add_epi64(e_odd, t32)));
+    q->e_pos = _mm512_cmpgt_epi32_mask(q->right, zero);
+    q->fast = 1;
+}
+
 /* The double-rounding constants of columns n .. n + 15 (unused in the other modes). */
 EM_VNNI_TARGET static inline em_mbqm16 em_vnni_consts(const em_vnni_gemm* g, int64_t n) {
     return em_mbqm_consts(_mm512_loadu_si512(g->mult + n), _mm512_loadu_si512(g->shift + n));
@@ -258,6 +320,15 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         const em_mbqm16 q = qs ? qs[0] : em_vnni_consts(g, 0);
         if (g->mode == EM_ROUND_DOUBLE) {
             const em_vnni_bounds16 b = em_vnni_bounds(g);
+            if (q.fast) {
+#pragma GCC unroll 8
+                for (int r = 0; r < MR; r += 2) {
+                    if (r >= rows) break;
+                    em_vnni_short_store16(acc[r][0], &q, b.lo, b.hi, C + (m + r) * 8,
+                                          r + 1 < rows ? (__mmask16)0xFFFF : (__mmask16)0xFF);
+                }
+                return;
+            }
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r += 2) {
                 if (r >= rows) break;
@@ -313,6 +384,14 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
             if (c >= g->N) break;
             const __mmask16 cols = g->N - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (g->N - c)) - 1);
             const em_mbqm16 q = qs ? qs[j] : em_vnni_consts(g, c);
+            if (q.fast) {
+#pragma GCC unroll 8
+                for (int r = 0; r < MR; r++) {
+                    if (r >= rows) break;
+                    em_vnni_short_store16(acc[r][j], &q, b.lo, b.hi, C + (m + r) * ldc + c, cols);
+                }
+                continue;
+            }
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r++) {
                 if (r >= rows) break;
@@ -342,7 +421,10 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_tile(
         em_mbqm16 qs[NB];                  /* (read in double rounding only; mult and shift hold Np) */  \
         const int table = (MR) > 1 && M > (MR);                                                            \
         if (table && g->mode == EM_ROUND_DOUBLE)                                                           \
-            for (int j = 0; j < (NB); j++) qs[j] = em_vnni_consts(g, n + 16 * j);                         \
+            for (int j = 0; j < (NB); j++) {                                                               \
+                qs[j] = em_vnni_consts(g, n + 16 * j);                                                     \
+                em_vnni_short_consts(g, n + 16 * j, &qs[j]);                                              \
+            }                                                                                              \
         else if (table)                                                                                    \
             memset(qs, 0, sizeof qs);                                                                      \
         const em_mbqm16* tq = table ? qs : NULL;                                                           \
