@@ -16,7 +16,7 @@ cdef extern from "em_activation_steps.h":
     void em_tanh_fixed_int8_step(const em_params*) nogil
     void em_softmax_int8_step(const em_params*) nogil
     void em_softmax_lut_int8_step(const em_params*) nogil
-    void em_softmax_int8_table(int32_t*, int32_t, int32_t, int32_t, int32_t) nogil
+    void em_softmax_int8_table(int32_t*, int32_t, int32_t, int32_t, int32_t, int32_t) nogil
     int EM_SOFTMAX_TABLE_INT32
     void em_hard_swish_int8_step(const em_params*) nogil
     void em_hard_swish_int8_avx2_step(const em_params*) nogil
@@ -50,10 +50,10 @@ def activation_table(str kind, float input_scale, int input_zero_point, float ou
     return table
 
 
-def softmax_table(int input_multiplier, int input_left_shift, int diff_min, int mode):
+def softmax_table(int input_multiplier, int input_left_shift, int diff_min, int mode, bint pairs=True):
     """SOFTMAX int8's table (em_softmax_int8_table): exp and sum addend per max - x (512 int32), then the outputs of
-    a two-value row per difference (512 bytes)."""
+    a two-value row per difference (512 bytes; zeros unless pairs: only rows of two read them)."""
     table = np.zeros(EM_SOFTMAX_TABLE_INT32, dtype=np.int32)
     cdef int32_t[::1] t = table
-    em_softmax_int8_table(&t[0], input_multiplier, input_left_shift, diff_min, mode)
+    em_softmax_int8_table(&t[0], input_multiplier, input_left_shift, diff_min, mode, pairs)
     return table

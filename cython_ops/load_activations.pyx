@@ -28,7 +28,7 @@ cdef extern from *:
     """
 
 cdef extern from "em_activations.h" nogil:
-    void em_softmax_int8_table(int32_t*, int32_t, int32_t, int32_t, int32_t)
+    void em_softmax_int8_table(int32_t*, int32_t, int32_t, int32_t, int32_t, int32_t)
     int EM_SOFTMAX_TABLE_INT32
     void em_logistic_int8_lut_init(float, int32_t, float, int32_t, int8_t*)
     void em_tanh_int8_lut_init(float, int32_t, float, int32_t, int8_t*)
@@ -121,7 +121,7 @@ def int8_softmax_shell(ctx, op, int8_dtype):
     load_ops.set_output_shape(ctx, op, 0, xs, y)
     table = ctx.keep_new((EM_SOFTMAX_TABLE_INT32,), I32)
     em_softmax_int8_table(<int32_t*>buffer_bytes(table, 4 * EM_SOFTMAX_TABLE_INT32, b"int8_softmax_shell"), mult,
-                          shift, diff_min, rounding)
+                          shift, diff_min, rounding, depth == 2)
     return xi, yi, n // (depth if depth > 1 else 1), depth, table
 
 

@@ -137,6 +137,27 @@ def test_softmax_by_table_equals_the_per_element_fixed_point(rounding):
 
 
 @pytest.mark.parametrize("rounding", [0, 1])
+def test_softmax_table_builds_the_two_value_rows_only_when_asked(rounding):
+    """The pairs section (rows of two, looked up by their difference) is built only for a SOFTMAX of depth 2; the
+    exp and sum sections are the same either way, and a plan's table has pairs exactly when its rows are pairs."""
+    from cython_ops.activation import softmax_table
+    from edgeml.ir import Graph, Op
+    from edgeml.runtime.compile import compile_graph
+    from edgeml.runtime.ops.activations import softmax_int8_params
+    from path_cases import tensor
+    p = softmax_int8_params(0.1, 1.0, rounding)
+    args = (p["input_multiplier"], p["input_left_shift"], p["diff_min"], rounding)
+    full, bare = softmax_table(*args), softmax_table(*args, False)
+    np.testing.assert_array_equal(bare[:512], full[:512])
+    assert not bare[512:].any() and full[512:].any()
+    for depth in (2, 3):
+        ts = [tensor(0, (4, depth), np.int8, 0.1, -7), tensor(1, (4, depth), np.int8, 1 / 256, -128)]
+        plan = compile_graph(Graph(ts, [Op(0, "SOFTMAX", 1, [0], [1], dict(beta=1.0))], [0], [1]), {}, rounding)
+        (table,) = [a for a in plan.keep if isinstance(a, np.ndarray) and a.dtype == np.int32 and a.size == 640]
+        assert bool(table[512:].any()) == (depth == 2)
+
+
+@pytest.mark.parametrize("rounding", [0, 1])
 def test_softmax_of_a_long_row_near_its_maximum_rounds_to_the_bottom(rounding):
     """1000 equal inputs: each probability is 1/1000, i.e. -128 at the int8 output scale 1/256.  The sum of exps
     then needs more than 8 bits over one, so the final shift is 32 or more: once an undefined C shift that gave 127

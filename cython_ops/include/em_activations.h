@@ -388,7 +388,9 @@ static inline void em_softmax_int8(const int8_t* in, int8_t* out, int64_t rows, 
  * adds nothing to the sum, and 0 * scale gives the same -128 output), table[256 + d] = its Q12.19 addend to
  * sum_of_exps.  A row of two values is a function of its one difference d: the 512 bytes after those 512 int32
  * (EM_SOFTMAX_PAIRS) hold the larger value's output for each d, then the smaller one's, computed by the table
- * kernel itself on the rows (127, 127 - d).  Built once at load by the kernel's own arithmetic. */
+ * kernel itself on the rows (127, 127 - d); only for a SOFTMAX over rows of two (with_pairs; else zeros: the
+ * other depths never read them, and the 256 rows cost half the table's build).  Built once at load by the
+ * kernel's own arithmetic. */
 #define EM_SOFTMAX_TABLE_INT32 640       /* 512 int32 + 2 x 256 int8 */
 #define EM_SOFTMAX_PAIRS 512             /* the int32 offset of the pair outputs */
 
@@ -396,7 +398,7 @@ static inline void em_softmax_int8_by_table(const int8_t* in, int8_t* out, int64
                                             const int32_t* table);
 
 static inline void em_softmax_int8_table(int32_t* table, int32_t input_multiplier, int32_t input_left_shift,
-                                         int32_t diff_min, int32_t mode) {
+                                         int32_t diff_min, int32_t mode, int32_t with_pairs) {
     int32_t d;
     int8_t pair_in[2 * 256], pair_out[2 * 256];
     int8_t* pairs = (int8_t*)(table + EM_SOFTMAX_PAIRS);
@@ -412,6 +414,10 @@ static inline void em_softmax_int8_table(int32_t* table, int32_t input_multiplie
         table[256 + d] = em_fp_rescale(e, 0, 12);
         pair_in[2 * d] = 127;
         pair_in[2 * d + 1] = (int8_t)(127 - d);
+    }
+    if (!with_pairs) {
+        memset(pairs, 0, 2 * 256);
+        return;
     }
     for (d = 0; d < 256; ++d) {
         em_softmax_int8_by_table(pair_in + 2 * d, pair_out + 2 * d, 1, 2, table);

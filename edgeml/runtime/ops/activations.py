@@ -212,7 +212,7 @@ def int8_unary_step(ctx: Ctx, op: Op, which: str, x, y, xs: tuple, n: int, s_in:
         depth = xs[-1] if xs else 1
         # the fixed-point exp of each max - x, looked up (softmax_int8 computes it per element: same bits)
         table = ctx.keep_array(softmax_table(p["input_multiplier"], p["input_left_shift"], p["diff_min"],
-                                             ctx.rounding))
+                                             ctx.rounding, depth == 2))
         return softmax_step(op, x.index, y.index, n // max(depth, 1), depth, table)
     # the RELU family's table in one C call where it can (its twin: int8_activation_table)
     table = load_tables.relu_table(ctx, RELU_KINDS[which], s_in, zp_in, s_out, zp_out, INT8) \
