@@ -4,7 +4,8 @@ shifting left and right shifts of at most 21) against TFLite's MultiplyByQuantiz
 path in subprocesses: rounding ties of negative sums at every right shift 0-24 (blocks mixing shifts the stage takes
 and shifts it leaves), sums at the edge of the bound on both sides and of both signs (the stage's 64-bit and 32-bit
 ranges), output zero points at -128 and 127 with each fused activation, multipliers above one in one lane, and every
-panel shape (N = 8 packed two rows per vector, 16, 24, 32, 80; GEMVs)."""
+panel shape (N = 8 packed two rows per vector, 16, 24, 32, 80; GEMVs); and FULLY_CONNECTED's rescaling in double
+(em_round_scale_x8 / _x4) on exact ties of both signs and past the +-1e9 clamp."""
 import pytest
 
 from test_kernel_paths import PATHS, run_on_path
@@ -72,6 +73,20 @@ def fc_case(rng, rows, k, units):
     return g, x, acc, f"fc {rows}x{k}x{units}"
 
 
+def fc_ties_case(rng, rows, k, units):
+    """FULLY_CONNECTED rescales in double (round(acc * scale), half away from zero): weight scales 2^-1 .. 2^-12
+    and unit input / output scales put many products exactly halfway, of both signs, and some beyond +-1e9 / 2^31
+    (scale 2^20 on large sums: the clamp before the conversion)."""
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(rows, k)).astype(np.int8)
+    w = rng.integers(-2, 3, size=(units, k)).astype(np.int8)
+    ws = 2.0 ** -rng.integers(1, 13, units)
+    ws[::7] = 2.0 ** 20
+    bias = rng.integers(-300, 300, units).astype(np.int32)
+    g, acc = fc_layer(x, w, bias, x_zp, y_zp, 1.0, 1.0, ws, 0)
+    return g, x, acc, f"fc ties {rows}x{k}x{units}"
+
+
 def main():
     rng = np.random.default_rng(int(sys.argv[1]))
     failures, kernels = [], set()
@@ -85,6 +100,7 @@ def main():
                 cases.append(edge_case(rng, oc, over, y_zp, act))
         cases.append(left_case(rng, oc))
     cases += [fc_case(rng, rows, 100, units) for rows in (1, 2, 9, 40) for units in (8, 16, 40, 70)]
+    cases += [fc_ties_case(rng, rows, k, units) for rows in (1, 3, 9) for k in (16, 130) for units in (8, 24, 70)]
     for g, x, acc, desc in cases:
         got, rqs, names = run(g, x, 0, 0)
         kernels.update(names)

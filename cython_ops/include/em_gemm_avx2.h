@@ -73,16 +73,17 @@ EM_AVX2_TARGET static inline __m256i em_mbqm_single_x8(__m256i x, __m256i m, __m
     return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
-/* round(acc * scale) in double, half away from zero, 4 lanes. */
+/* round(acc * scale) in double, half away from zero, 4 lanes.  The product x is the reference's; clamped to
+ * +-1e9, then rounded as trunc(x + copysign(h, x)) with h = 0.5 - 2^-54, the largest double below 1/2, which is
+ * round-half-away for |x| < 2^52: for x = n + f (n >= 0 an integer, f in [0, 1), x >= 0; negatives mirror),
+ * f >= 1/2 gives x + h >= n + 1 - 2^-54, which rounds to n + 1 or above (the doubles near n + 1 >= 1 are at least
+ * 2^-53 apart, and a tie goes to the even one, n + 1 itself for x < 1); f < 1/2 means f <= 1/2 - ulp(x), so
+ * x + h <= n + 1 - ulp(x) - 2^-54 lies below n + 1 by more than half the spacing there: trunc gives n. */
 EM_AVX2_TARGET static inline __m128i em_round_scale_x4(__m128i acc, __m256d scale) {
     __m256d x = _mm256_mul_pd(_mm256_cvtepi32_pd(acc), scale);
-    __m256d t = _mm256_round_pd(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m256d frac = _mm256_sub_pd(x, t);
-    const __m256d one = _mm256_set1_pd(1.0);
-    t = _mm256_add_pd(t, _mm256_and_pd(_mm256_cmp_pd(frac, _mm256_set1_pd(0.5), _CMP_GE_OQ), one));
-    t = _mm256_sub_pd(t, _mm256_and_pd(_mm256_cmp_pd(frac, _mm256_set1_pd(-0.5), _CMP_LE_OQ), one));
-    t = _mm256_min_pd(_mm256_max_pd(t, _mm256_set1_pd(-1e9)), _mm256_set1_pd(1e9));
-    return _mm256_cvttpd_epi32(t);
+    x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(-1e9)), _mm256_set1_pd(1e9));
+    const __m256d h = _mm256_or_pd(_mm256_and_pd(x, _mm256_set1_pd(-0.0)), _mm256_set1_pd(0.49999999999999994));
+    return _mm256_cvttpd_epi32(_mm256_add_pd(x, h));
 }
 
 /* Requantize 8 int32 sums (bias included) of columns n .. n + 7 in the modes other than double rounding. */

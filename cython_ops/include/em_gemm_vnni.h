@@ -121,17 +121,14 @@ EM_VNNI_TARGET static inline __m512i em_mbqm_double_x16(__m512i x, __m512i m, __
     return em_mbqm_apply_x16(x, &q);
 }
 
-/* round(acc * scale) in double, half away from zero, exactly: trunc, then compare the exact remainder. */
+/* round(acc * scale) in double, half away from zero, exactly, as em_round_scale_x4 (em_gemm_avx2.h) argues:
+ * the product clamped to +-1e9, plus copysign(0.5 - 2^-54, x) (one ternary-logic merge of the sign), truncated. */
 EM_VNNI_TARGET static inline __m256i em_round_scale_x8(__m256i acc, __m512d scale) {
     __m512d x = _mm512_mul_pd(_mm512_cvtepi32_pd(acc), scale);
-    __m512d t = _mm512_roundscale_pd(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m512d frac = _mm512_sub_pd(x, t);
-    __mmask8 up = _mm512_cmp_pd_mask(frac, _mm512_set1_pd(0.5), _CMP_GE_OQ);
-    __mmask8 down = _mm512_cmp_pd_mask(frac, _mm512_set1_pd(-0.5), _CMP_LE_OQ);
-    t = _mm512_mask_add_pd(t, up, t, _mm512_set1_pd(1.0));
-    t = _mm512_mask_sub_pd(t, down, t, _mm512_set1_pd(1.0));
-    t = _mm512_min_pd(_mm512_max_pd(t, _mm512_set1_pd(-1e9)), _mm512_set1_pd(1e9));
-    return _mm512_cvttpd_epi32(t);
+    x = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(-1e9)), _mm512_set1_pd(1e9));
+    const __m512i h = _mm512_ternarylogic_epi64(_mm512_castpd_si512(x), _mm512_set1_epi64(INT64_MIN),
+                                                _mm512_castpd_si512(_mm512_set1_pd(0.49999999999999994)), 0xEA);
+    return _mm512_cvttpd_epi32(_mm512_add_pd(x, _mm512_castsi512_pd(h)));     /* (x & sign) | h: +-h */
 }
 
 /* TFLITE_SINGLE_ROUNDING on 16 lanes: (x * m + 2^(30 - shift)) >> (31 - shift) in 64-bit halves, exact. */
