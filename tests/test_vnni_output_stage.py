@@ -3,7 +3,8 @@ block of a multi-tile panel when em_vnni_short_consts finds every sum of the blo
 shifting left and right shifts of at most 21) against TFLite's MultiplyByQuantizedMultiplier, under each forced ISA
 path in subprocesses: rounding ties of negative sums at every right shift 0-24 (blocks mixing shifts the stage takes
 and shifts it leaves), sums at the edge of the bound on both sides and of both signs (the stage's 64-bit and 32-bit
-ranges), output zero points at -128 and 127 with each fused activation, multipliers above one in one lane, and every
+ranges), output zero points at -128 and 127 with each fused activation, multipliers above one in one lane, dead
+channels (zero weights, tiny scales, extreme biases) beside live ones, and every
 panel shape (N = 8 packed two rows per vector, 16, 24, 32, 80; GEMVs); and FULLY_CONNECTED's rescaling in double
 (em_round_scale_x8 / _x4) on exact ties of both signs and past the +-1e9 clamp."""
 import pytest
@@ -49,6 +50,28 @@ def edge_case(rng, oc, over, y_zp, act):
     g, acc = conv_layer("CONV_2D", x.reshape(1, 5, 6, ic), w.reshape(oc, 1, 1, ic), bias, x_zp, y_zp, 1.0, 1.0, ws,
                         0, (1, 1), (1, 1), act)
     return g, x, acc, f"edge oc{oc} over{over} y_zp{y_zp} act{act}"
+
+
+def dead_case(rng, oc, act):
+    """Channels with all-zero weights beside live ones in the same column blocks, as pruned and small MobileNets
+    have them: tiny weight scales (right shifts past 21) and int32 biases near the ends of the range (sums past
+    2^30), or a large bias at an ordinary scale: each such channel's output is one value."""
+    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(1, 6, 7, 8)).astype(np.int8)
+    w = rng.integers(-127, 128, size=(oc, 3, 3, 8)).astype(np.int8)
+    ws = rng.uniform(0.002, 0.02, oc)
+    bias = rng.integers(-5000, 5000, oc).astype(np.int32)
+    dead = rng.random(oc) < 0.4
+    dead[1] = True
+    w[dead] = 0
+    ws[dead] = 10.0 ** rng.uniform(-12, -6, int(dead.sum()))
+    bias[dead] = rng.integers(-2 ** 31 + 1, 2 ** 31, int(dead.sum()))
+    bias[1] = 2 ** 31 - 1
+    bias[3] = -2 ** 31 + 1
+    ws[3] = 0.01                                          # large bias, ordinary scale: a saturated output
+    w[3] = 0
+    g, acc = conv_layer("CONV_2D", x, w, bias, x_zp, y_zp, 0.05, 0.3, ws, 0, (1, 1), (1, 1), act)
+    return g, x, acc, f"dead oc{oc} act{act}"
 
 
 def left_case(rng, oc):
@@ -99,6 +122,7 @@ def main():
             for y_zp, act in ((-128, 0), (127, 1), (3, 3)):
                 cases.append(edge_case(rng, oc, over, y_zp, act))
         cases.append(left_case(rng, oc))
+        cases += [dead_case(rng, oc, act) for act in (0, 1, 3)]
     cases += [fc_case(rng, rows, 100, units) for rows in (1, 2, 9, 40) for units in (8, 16, 40, 70)]
     cases += [fc_ties_case(rng, rows, k, units) for rows in (1, 3, 9) for k in (16, 130) for units in (8, 24, 70)]
     for g, x, acc, desc in cases:
