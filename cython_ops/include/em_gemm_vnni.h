@@ -231,15 +231,16 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_short_s
 }
 
 /* Sets q->fast (and em_vnni_short_store16's constants) when that stage is exact for columns n .. n + 15 of any
- * input: no weight zero point (no row corrections), and in every lane no left shift, e <= 21, a multiplier >= 0
- * and every sum bias + sum_k w (x + 128) inside (-2^30, 2^30): |bias| + 255 sum_k |w| < 2^30, the packed column
- * block read once (vpdpbusd of |w| by ones: four columns' |w| per k-group and lane).  A lane failing these whose
- * weights are all zero (a pruned or dead channel: tiny weight scale, large bias, e past 21) has the constant sum
- * bias, so its output is one value, computed here by the scalar reference (em_mbqm_double) and produced by the
- * stage with m = 0, e = 0 and that value in the high dword of its 64-bit constant. */
+ * input: no weight zero point (no row corrections), an int8 output zero point, and in every lane no left shift,
+ * e <= 21, a multiplier >= 0 and every sum bias + sum_k w (x + 128) inside (-2^30, 2^30): |bias| + 255 sum_k |w|
+ * < 2^30, the packed column block read once (vpdpbusd of |w| by ones: four columns' |w| per k-group and lane).
+ * A lane failing these whose weights are all zero (a pruned or dead channel: tiny weight scale, large bias, e past
+ * 21) has the constant sum bias, so its output is one value, computed here by the scalar reference
+ * (em_mbqm_double) and produced by the stage with m = 0, e = 0 and that value in the high dword of its constant. */
 EM_VNNI_TARGET static inline void em_vnni_short_consts(const em_vnni_gemm* g, int64_t n, em_mbqm16* q) {
     q->fast = 0;
-    if (g->row_corr || g->Kp > (1 << 15)) return;       /* (Kp <= 2^15: 255 sum |w| < 2^30 fits the int32 lanes) */
+    /* (Kp <= 2^15: 255 sum |w| < 2^30 fits the int32 lanes; an int8 zero point keeps zp 2^(32+e) inside 2^61) */
+    if (g->row_corr || g->Kp > (1 << 15) || g->out_zp < -128 || g->out_zp > 127) return;
     const __m512i zero = _mm512_setzero_si512(), limit = _mm512_set1_epi32(1 << 30);
     const int8_t* w = g->w + n * g->Kp;
     __m512i sum = zero;
@@ -248,7 +249,8 @@ EM_VNNI_TARGET static inline void em_vnni_short_consts(const em_vnni_gemm* g, in
         sum = _mm512_dpbusd_epi32(sum, _mm512_abs_epi8(_mm512_loadu_si512(w + 64 * k)), ones);
     const __m512i wide = _mm512_mullo_epi32(sum, _mm512_set1_epi32(255));
     const __m512i bias = _mm512_abs_epi32(_mm512_loadu_si512(g->bias + n));    /* (|-2^31| stays 2^31: refused) */
-    const __mmask16 bad = _mm512_cmpgt_epi32_mask(q->l.left, zero) | _mm512_cmpgt_epi32_mask(q->right, _mm512_set1_epi32(21))
+    const __mmask16 bad = _mm512_cmpgt_epi32_mask(q->l.left, zero)
+                          | _mm512_cmpgt_epi32_mask(q->right, _mm512_set1_epi32(21))
                           | _mm512_cmplt_epi32_mask(q->l.m, zero) | _mm512_cmpge_epu32_mask(wide, limit)
                           | _mm512_cmpge_epu32_mask(bias, limit)
                           | _mm512_cmpge_epu32_mask(_mm512_add_epi32(wide, bias), limit);
@@ -262,10 +264,10 @@ EM_VNNI_TARGET static inline void em_vnni_short_consts(const em_vnni_gemm* g, in
     const __mmask8 ke = _mm512_cmpgt_epi64_mask(e_even, _mm512_setzero_si512());
     const __mmask8 ko = _mm512_cmpgt_epi64_mask(e_odd, _mm512_setzero_si512());
     const __m512i t31 = _mm512_set1_epi64(31), t32 = _mm512_set1_epi64(32);
-    q->k2_e = _mm512_add_epi64(_mm512_mask_add_epi64(base, ke, base, _mm512_sllv_epi64(one, _mm512_add_epi64(e_even, t31))),
-                               _mm512_sllv_epi64(zp, _mm512_add_epi64(e_even, t32)));
-    q->k2_o = _mm512_add_epi64(_mm512_mask_add_epi64(base, ko, base, _mm512_sllv_epi64(one, _mm512_add_epi64(e_odd, t31))),
-                               _mm512_sllv_epi64(zp, _mm512_add_epi64(e_odd, t32)));
+    const __m512i round_e = _mm512_mask_add_epi64(base, ke, base, _mm512_sllv_epi64(one, _mm512_add_epi64(e_even, t31)));
+    const __m512i round_o = _mm512_mask_add_epi64(base, ko, base, _mm512_sllv_epi64(one, _mm512_add_epi64(e_odd, t31)));
+    q->k2_e = _mm512_add_epi64(round_e, _mm512_sllv_epi64(zp, _mm512_add_epi64(e_even, t32)));
+    q->k2_o = _mm512_add_epi64(round_o, _mm512_sllv_epi64(zp, _mm512_add_epi64(e_odd, t32)));
     if (bad) {      /* dead lanes: m = 0, e = 0, the constant output in the high dword */
         int32_t m[16], right[16];
         int64_t k2[2][8];
