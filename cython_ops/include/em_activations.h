@@ -412,12 +412,14 @@ static inline void em_softmax_int8_table(int32_t* table, int32_t input_multiplie
         }
         table[d] = e;
         table[256 + d] = em_fp_rescale(e, 0, 12);
-        pair_in[2 * d] = 127;
-        pair_in[2 * d + 1] = (int8_t)(127 - d);
     }
     if (!with_pairs) {
         memset(pairs, 0, 2 * 256);
         return;
+    }
+    for (d = 0; d < 256; ++d) {
+        pair_in[2 * d] = 127;
+        pair_in[2 * d + 1] = (int8_t)(127 - d);
     }
     for (d = 0; d < 256; ++d) {
         em_softmax_int8_by_table(pair_in + 2 * d, pair_out + 2 * d, 1, 2, table);

@@ -198,15 +198,21 @@ EM_VNNI_TARGET static inline em_vnni_bounds16 em_vnni_bounds(const em_vnni_gemm*
     return b;
 }
 
+/* The activation clamp (lo / hi already inside [-128, 127]), the saturating narrowing and the store of the first
+ * columns `cols` of 16 requantized outputs (both double-rounding stages end so). */
+EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_clamp_store16(
+        __m512i v, __m512i lo, __m512i hi, int8_t* c, __mmask16 cols) {
+    const __m128i bytes = _mm512_cvtsepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi));
+    if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)c, bytes);
+    else _mm_mask_storeu_epi8(c, cols, bytes);
+}
+
 /* The double-rounding output stage with every constant in a register (em_vnni_tile's epilogue): zp the output
  * zero point, lo / hi the activation bounds already inside [-128, 127] (so the narrowing cannot saturate further;
  * the same bytes as em_vnni_requant_store16).  The left shift is applied unconditionally (by 0 in most lanes). */
 EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_double_store16(
         __m512i acc, const em_mbqm16* q, __m512i zp, __m512i lo, __m512i hi, int8_t* c, __mmask16 cols) {
-    __m512i v = _mm512_add_epi32(em_mbqm_lanes_x16(acc, &q->l, 1), zp);
-    const __m128i bytes = _mm512_cvtsepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi));
-    if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)c, bytes);
-    else _mm_mask_storeu_epi8(c, cols, bytes);
+    em_vnni_clamp_store16(_mm512_add_epi32(em_mbqm_lanes_x16(acc, &q->l, 1), zp), lo, hi, c, cols);
 }
 
 /* The double-rounding output stage in fewer operations, for sums known to lie in (-2^30, 2^30), no lane shifting
@@ -225,9 +231,7 @@ EM_VNNI_TARGET static inline __attribute__((always_inline)) void em_vnni_short_s
     /* the high dwords: the odd products' are in the odd slots already, the even products' move down a slot */
     __m512i v = _mm512_mask_shuffle_epi32(odd, (__mmask16)0x5555, even, _MM_PERM_DDBB);
     v = _mm512_srav_epi32(_mm512_add_epi32(v, _mm512_maskz_srai_epi32(q->e_pos, acc, 31)), q->right);
-    const __m128i bytes = _mm512_cvtsepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi));
-    if (cols == 0xFFFF) _mm_storeu_si128((__m128i*)c, bytes);
-    else _mm_mask_storeu_epi8(c, cols, bytes);
+    em_vnni_clamp_store16(v, lo, hi, c, cols);
 }
 
 /* Sets q->fast (and em_vnni_short_store16's constants) when that stage is exact for columns n .. n + 15 of any
@@ -256,18 +260,13 @@ EM_VNNI_TARGET static inline void em_vnni_short_consts(const em_vnni_gemm* g, in
                           | _mm512_cmpge_epu32_mask(_mm512_add_epi32(wide, bias), limit);
     const __mmask16 dead = _mm512_cmpeq_epi32_mask(sum, zero);
     if (bad & ~dead) return;
-    /* 2 K + zp 2^(32+e) per 64-bit lane (even: the even dwords' e; odd: the odd dwords') */
-    const __m512i e_even = _mm512_and_si512(q->right, _mm512_set1_epi64(0xFFFFFFFFLL));
-    const __m512i e_odd = _mm512_srli_epi64(q->right, 32);
-    const __m512i one = _mm512_set1_epi64(1), base = _mm512_set1_epi64(1LL << 31);
-    const __m512i zp = _mm512_set1_epi64(g->out_zp);
-    const __mmask8 ke = _mm512_cmpgt_epi64_mask(e_even, _mm512_setzero_si512());
-    const __mmask8 ko = _mm512_cmpgt_epi64_mask(e_odd, _mm512_setzero_si512());
-    const __m512i t31 = _mm512_set1_epi64(31), t32 = _mm512_set1_epi64(32);
-    const __m512i round_e = _mm512_mask_add_epi64(base, ke, base, _mm512_sllv_epi64(one, _mm512_add_epi64(e_even, t31)));
-    const __m512i round_o = _mm512_mask_add_epi64(base, ko, base, _mm512_sllv_epi64(one, _mm512_add_epi64(e_odd, t31)));
-    q->k2_e = _mm512_add_epi64(round_e, _mm512_sllv_epi64(zp, _mm512_add_epi64(e_even, t32)));
-    q->k2_o = _mm512_add_epi64(round_o, _mm512_sllv_epi64(zp, _mm512_add_epi64(e_odd, t32)));
+    /* 2 K + zp 2^(32+e) per 64-bit lane: twice em_mbqm_consts' add (2^30 + [e > 0] 2^(30+e)), plus zp shifted by
+     * its sh + 1 (31 + e + 1) */
+    const __m512i zp = _mm512_set1_epi64(g->out_zp), one = _mm512_set1_epi64(1);
+    q->k2_e = _mm512_add_epi64(_mm512_add_epi64(q->l.add_e, q->l.add_e),
+                               _mm512_sllv_epi64(zp, _mm512_add_epi64(q->l.sh_e, one)));
+    q->k2_o = _mm512_add_epi64(_mm512_add_epi64(q->l.add_o, q->l.add_o),
+                               _mm512_sllv_epi64(zp, _mm512_add_epi64(q->l.sh_o, one)));
     if (bad) {      /* dead lanes: m = 0, e = 0, the constant output in the high dword */
         int32_t m[16], right[16];
         int64_t k2[2][8];
